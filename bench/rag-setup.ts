@@ -1,0 +1,135 @@
+import { createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { pino } from "pino";
+import { RetrievalService } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { effectiveEntitlements, principalEntitlements } from "../services/auth/domain/plans.js";
+import { principalKey, type TenantPrincipal } from "../services/kernel/context.js";
+import { createPgDatabase } from "../services/kernel/db/pg-database.js";
+import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
+import type { Database } from "../services/kernel/db/ports.js";
+import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
+import type { EventBus } from "../services/kernel/events/ports.js";
+import { createIngestionRuntime, type IngestionRuntime } from "../services/ingestion/ingestion-runtime.js";
+import { migrateIngestion } from "../services/ingestion/migrations.js";
+import { createPgCorpusRepository } from "../services/retrieval/adapters/postgres-corpus-repository.js";
+import { createPgSearchIndex } from "../services/retrieval/adapters/postgres-search-index.js";
+import { createEmbeddingModels } from "../services/retrieval/embeddings/embedding-models.js";
+import { RetrievalHandler } from "../services/retrieval/retrieval-handler.js";
+
+/**
+ * The ingestion and retrieval services wired in this process for the benchmarks, exactly as
+ * `nexus dev` wires them (PGlite with pgvector, hash embeddings, local bus) — or, with
+ * NEXUS_BENCH_DATABASE_URL set, on that PostgreSQL in lexical-only mode.
+ */
+export interface BenchRag {
+  db: Database;
+  bus: EventBus;
+  retrieval: RetrievalHandler;
+  ingestion: IngestionRuntime;
+  /** Chunks carry vectors (PGlite) or not (PostgreSQL without pgvector). */
+  vectors: boolean;
+  backend: string;
+  ctx: HandlerContext;
+  close(): Promise<void>;
+}
+
+/** A tenant principal of the enterprise plan. */
+export function benchPrincipal(tenantId = "bench"): TenantPrincipal {
+  return {
+    kind: "tenant",
+    keyId: "bench-key",
+    name: "bench",
+    tenantId,
+    tenantSlug: tenantId,
+    role: "owner",
+    plan: "enterprise",
+    entitlements: principalEntitlements(effectiveEntitlements("enterprise")),
+  };
+}
+
+/** Opens the backend, migrates, wires the services and starts the worker. */
+export async function openBenchRag(options: { workers?: boolean } = {}): Promise<BenchRag> {
+  const url = process.env.NEXUS_BENCH_DATABASE_URL;
+  const db = url ? await createPgDatabase({ url }) : await createPgliteDatabase();
+  const vectors = db.capabilities.vector;
+  const bus = await createLocalEventBus({ db, pollIntervalMs: 20 });
+  await bus.start();
+  await migrateIngestion(db);
+  const logger = pino({ level: "silent" });
+  const models = createEmbeddingModels();
+  const retrieval = new RetrievalHandler({
+    db,
+    corpora: createPgCorpusRepository(),
+    searchIndex: createPgSearchIndex({ vectors }),
+    models,
+    vectors,
+    clock: () => new Date(),
+    logger,
+  });
+  const ingestion = createIngestionRuntime({ db, bus, logger, clock: () => new Date(), models, vectors, workers: options.workers ?? true, concurrency: 2 });
+  await ingestion.start();
+  const values = createContextValues().set(principalKey, benchPrincipal());
+  const ctx = createHandlerContext({
+    service: RetrievalService,
+    method: RetrievalService.method.search,
+    protocolName: "connect",
+    requestMethod: "POST",
+    url: "http://bench.invalid/",
+    contextValues: values,
+  });
+  return {
+    db,
+    bus,
+    retrieval,
+    ingestion,
+    vectors,
+    backend: url ? "PostgreSQL (lexical-only)" : "PGlite + pgvector",
+    ctx,
+    async close() {
+      await ingestion.stop();
+      await bus.close();
+      await db.close();
+    },
+  };
+}
+
+/** p50/p95/mean of a series in milliseconds. */
+export function percentiles(values: readonly number[]): { p50: number; p95: number; mean: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+  return { p50: at(0.5), p95: at(0.95), mean: sorted.reduce((s, v) => s + v, 0) / Math.max(1, sorted.length) };
+}
+
+const SYLLABLES = ["ka", "lo", "mi", "ren", "tas", "vo", "dri", "sel", "pan", "qu", "ber", "ton", "ix", "ul", "mar", "fe", "gor", "shi", "an", "wel"];
+
+/**
+ * A deterministic vocabulary of 4,000 made-up words, most frequent first. Texts draw from it
+ * with a Zipf-like skew (a few words everywhere, most words rare), like real prose — so a
+ * full-text query matches a realistic share of the chunks, not all of them.
+ */
+export const VOCABULARY: readonly string[] = Array.from({ length: 4000 }, (_, i) => {
+  let n = i + 1;
+  let w = "";
+  while (n > 0) {
+    w += SYLLABLES[n % SYLLABLES.length];
+    n = Math.floor(n / SYLLABLES.length);
+  }
+  return w;
+});
+
+/** Deterministic prose over {@link VOCABULARY}, so runs are comparable. */
+export function syntheticText(seed: number, sentences: number): string {
+  let x = (seed * 2654435761 + 1) % 2147483648;
+  const next = () => {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    return x / 2147483648;
+  };
+  const out: string[] = [];
+  for (let s = 0; s < sentences; s++) {
+    const n = 8 + Math.floor(next() * 12);
+    const ws = Array.from({ length: n }, () => VOCABULARY[Math.floor(VOCABULARY.length * next() ** 2.5)]!);
+    ws[0] = ws[0]!.charAt(0).toUpperCase() + ws[0]!.slice(1);
+    out.push(`${ws.join(" ")}.`);
+    if (s % 6 === 5) out.push("\n\n");
+  }
+  return out.join(" ");
+}

@@ -1,0 +1,15 @@
+import type { CustomResourceDefinition } from "./crd-builder.js";
+import { failoverCrd } from "./failover-crd.js";
+import { quotaCrd } from "./quota-crd.js";
+import { tenantCrd } from "./tenant-crd.js";
+
+/**
+ * Every Nexus CRD, built from the TypeScript source in operator/crds/. This is the ONE
+ * source: `npm run crds:generate` writes k8s/crds/ and charts/nexus/crds/ from it, the operator
+ * applies it server-side at start-up, and tests/k8s-crds.test.ts fails when the files differ.
+ */
+export function nexusCrds(): CustomResourceDefinition[] {
+  return [tenantCrd(), quotaCrd(), failoverCrd()];
+}
+
+export type { CustomResourceDefinition } from "./crd-builder.js";

@@ -1,0 +1,98 @@
+import { Period, type QuotaWindow } from "../../gen/nexus/metering/v1/quota_pb.js";
+import type { QuotaStatus, QuotaWindowStatus } from "../crds/types.js";
+import { degradedCondition, readyCondition, reconcilingCondition, setConditions, softCapReachedCondition } from "../controller/conditions.js";
+
+/** What one reconcile of a Quota found. */
+export type QuotaOutcome =
+  | { kind: "applied"; tenantId: string; windows: QuotaWindow[] }
+  | { kind: "waitingForTenant"; reason: "TenantNotFound" | "TenantNotReady"; message: string }
+  | { kind: "failed"; reason: string; message: string };
+
+function timestamp(t: { seconds: bigint; nanos: number } | undefined): string | undefined {
+  return t ? new Date(Number(t.seconds) * 1000).toISOString().replace(/\.\d+Z$/, "Z") : undefined;
+}
+
+/** One metering window as status fields. */
+export function windowStatus(w: QuotaWindow | undefined): QuotaWindowStatus | undefined {
+  if (!w) return undefined;
+  const resetsAt = timestamp(w.resetsAt);
+  return {
+    runsUsed: Number(w.runsUsed),
+    ...(w.runsLimit !== undefined ? { runsLimit: Number(w.runsLimit) } : {}),
+    runUnitsUsed: w.runUnitsUsed,
+    ...(w.runUnitsLimit !== undefined ? { runUnitsLimit: w.runUnitsLimit } : {}),
+    softCapReached: w.softCapReached,
+    hardCapReached: w.hardCapReached,
+    ...(resetsAt ? { resetsAt } : {}),
+  };
+}
+
+/** The Quota status for an outcome: usage windows, USED/LIMIT columns, SoftCapReached and the common conditions. */
+export function quotaStatus(previous: QuotaStatus | undefined, outcome: QuotaOutcome, generation: number, now: Date): QuotaStatus {
+  const base: QuotaStatus = { ...(previous ?? {}) };
+  switch (outcome.kind) {
+    case "applied": {
+      const daily = windowStatus(outcome.windows.find((w) => w.period === Period.DAY));
+      const monthly = windowStatus(outcome.windows.find((w) => w.period === Period.MONTH));
+      const soft = [daily, monthly].some((w) => w?.softCapReached);
+      const hard = [daily, monthly].some((w) => w?.hardCapReached);
+      return {
+        ...base,
+        phase: "Ready",
+        tenantId: outcome.tenantId,
+        ...(daily ? { daily } : {}),
+        ...(monthly ? { monthly } : {}),
+        used: `${monthly?.runsUsed ?? 0} runs`,
+        limit: monthly?.runsLimit === undefined ? "unlimited" : `${monthly.runsLimit} runs`,
+        lastSyncedAt: now.toISOString().replace(/\.\d+Z$/, "Z"),
+        conditions: setConditions(
+          previous?.conditions,
+          [
+            readyCondition(true, "QuotaApplied", "limits are in force in the metering service", generation),
+            reconcilingCondition(false, "Reconciled", "spec applied", generation),
+            degradedCondition(false, "Healthy", "last reconcile succeeded", generation),
+            softCapReachedCondition(
+              soft,
+              hard ? "HardCapReached" : soft ? "SoftCapReached" : "BelowSoftCap",
+              hard ? "usage reached a hard limit" : soft ? "usage reached the soft cap of a limit" : "usage is below the soft cap",
+              generation,
+            ),
+          ],
+          now,
+        ),
+      };
+    }
+    case "waitingForTenant":
+      return {
+        ...base,
+        phase: "Pending",
+        conditions: setConditions(
+          previous?.conditions,
+          [
+            readyCondition(false, outcome.reason, outcome.message, generation),
+            reconcilingCondition(true, outcome.reason, outcome.message, generation),
+            degradedCondition(false, "Healthy", "waiting, not failing", generation),
+          ],
+          now,
+        ),
+      };
+    case "failed":
+      return {
+        ...base,
+        phase: "Degraded",
+        conditions: setConditions(
+          previous?.conditions,
+          [
+            readyCondition(false, outcome.reason, outcome.message, generation),
+            reconcilingCondition(true, "Retrying", "retrying with backoff", generation),
+            degradedCondition(true, outcome.reason, outcome.message, generation),
+          ],
+          now,
+        ),
+      };
+    default: {
+      const _exhaustive: never = outcome;
+      return _exhaustive;
+    }
+  }
+}

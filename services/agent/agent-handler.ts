@@ -1,0 +1,131 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  CancelRunResponseSchema,
+  DeleteSessionResponseSchema,
+  GetSessionResponseSchema,
+  ListSessionsResponseSchema,
+  type AgentService,
+  type CancelRunRequest,
+  type DeleteSessionRequest,
+  type GetSessionRequest,
+  type ListSessionsRequest,
+  type RunRequest,
+  type RunResponse,
+} from "../../gen/nexus/agent/v1/agent_service_pb.js";
+import { principalOf } from "../kernel/authz/tenant-scope.js";
+import { requestMetaKey, type TenantPrincipal } from "../kernel/context.js";
+import { domainError } from "../kernel/errors.js";
+import { newRequestId } from "../kernel/interceptors/request-id.js";
+import type { Bulkhead } from "./run/bulkhead.js";
+import type { RunCancellation } from "./run/run-cancellation.js";
+import { RunExecution, type RunDependencies } from "./run/run-execution.js";
+import { messageMessage, sessionMessage } from "./session-messages.js";
+import { decodeSessionToken, encodeSessionToken } from "./session-page-token.js";
+
+/** Messages GetSession returns when the request says 0. */
+export const DEFAULT_MESSAGE_LIMIT = 100;
+/** Sessions per ListSessions page when the request says 0. */
+export const DEFAULT_PAGE_SIZE = 50;
+
+/** What the handler needs besides the run dependencies. */
+export interface AgentHandlerDependencies extends RunDependencies {
+  bulkhead: Bulkhead;
+  /** CancelRun across replicas. */
+  cancellation: RunCancellation;
+  /** Told about every run that started, so shutdown can wait for it to finish storing. */
+  track?: (finished: Promise<void>) => void;
+}
+
+/**
+ * The tenant principal of an agent call. Sessions and runs are tenant content: a platform
+ * key is refused with PERMISSION_DENIED RBAC_FORBIDDEN (the permission table agrees).
+ */
+export function tenantOf(ctx: Pick<HandlerContext, "values">): TenantPrincipal {
+  const principal = principalOf(ctx);
+  if (principal.kind !== "tenant") {
+    throw domainError("RBAC_FORBIDDEN", "platform keys cannot run agents or read sessions; use a key of the tenant", { principal_kind: principal.kind });
+  }
+  return principal;
+}
+
+/**
+ * `nexus.agent.v1.AgentService`: Run (see RunExecution), CancelRun (any replica's runs, see
+ * RunCancellation), and the tenant's sessions. Every call acts for the caller's tenant only.
+ */
+export class AgentHandler implements ServiceImpl<typeof AgentService> {
+  constructor(private readonly deps: AgentHandlerDependencies) {}
+
+  async *run(request: RunRequest, ctx: HandlerContext): AsyncGenerator<RunResponse> {
+    const principal = tenantOf(ctx);
+    const requestId = ctx.values.get(requestMetaKey)?.requestId ?? newRequestId();
+    let release: () => void;
+    try {
+      release = this.deps.bulkhead.enter();
+    } catch (err) {
+      this.deps.metrics.refused.inc({ reason: "SERVICE_BUSY" });
+      throw err;
+    }
+    let started = false;
+    try {
+      const run = new RunExecution(this.deps, {
+        request,
+        principal,
+        requestId,
+        signal: ctx.signal,
+        requestHeader: ctx.requestHeader,
+        responseHeader: ctx.responseHeader,
+        timeoutMs: () => ctx.timeoutMs(),
+      });
+      await run.admit();
+      let finished!: () => void;
+      this.deps.track?.(new Promise<void>((resolve) => (finished = resolve)));
+      run.start(() => {
+        release();
+        finished();
+      });
+      started = true;
+      yield* run.events;
+    } finally {
+      if (!started) release();
+    }
+  }
+
+  async cancelRun(request: CancelRunRequest, ctx: HandlerContext) {
+    const principal = tenantOf(ctx);
+    return create(CancelRunResponseSchema, { cancelled: await this.deps.cancellation.cancel(principal, request.requestId) });
+  }
+
+  async getSession(request: GetSessionRequest, ctx: HandlerContext) {
+    const principal = tenantOf(ctx);
+    const { db, sessions } = this.deps;
+    const session = await sessions.get(db, principal.tenantId, request.sessionId);
+    if (session === undefined) throw domainError("NOT_FOUND", `session ${request.sessionId} not found`, { session_id: request.sessionId });
+    const messages = await sessions.recentMessages(db, principal.tenantId, request.sessionId, request.messageLimit || DEFAULT_MESSAGE_LIMIT);
+    return create(GetSessionResponseSchema, { session: sessionMessage(session), messages: messages.map(messageMessage) });
+  }
+
+  async listSessions(request: ListSessionsRequest, ctx: HandlerContext) {
+    const principal = tenantOf(ctx);
+    const after = decodeSessionToken(request.pageToken, request.corpusId);
+    const limit = request.pageSize || DEFAULT_PAGE_SIZE;
+    const rows = await this.deps.sessions.list(this.deps.db, principal.tenantId, {
+      ...(request.corpusId ? { corpusId: request.corpusId } : {}),
+      ...(after ? { after } : {}),
+      limit: limit + 1,
+    });
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return create(ListSessionsResponseSchema, {
+      sessions: page.map(sessionMessage),
+      nextPageToken: rows.length > limit && last ? encodeSessionToken({ updatedAt: last.updatedAt, sessionId: last.sessionId }, request.corpusId) : "",
+    });
+  }
+
+  async deleteSession(request: DeleteSessionRequest, ctx: HandlerContext) {
+    const principal = tenantOf(ctx);
+    const deleted = await this.deps.db.transaction((tx) => this.deps.sessions.delete(tx, principal.tenantId, request.sessionId));
+    if (!deleted) throw domainError("NOT_FOUND", `session ${request.sessionId} not found`, { session_id: request.sessionId });
+    return create(DeleteSessionResponseSchema, {});
+  }
+}

@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { AUDITED_EVENT_TYPES, taxonomyEntry } from "./audit-taxonomy.js";
+
+const at = new Date("2025-03-10T12:00:00Z");
+
+describe("audit taxonomy", () => {
+  it("maps the seed's event types", () => {
+    const types = AUDITED_EVENT_TYPES.map(
+      (type) => taxonomyEntry({ eventId: "e", type, payload: {}, metadata: { tenantId: "t1", actor: "k1" }, occurredAt: at })?.eventType,
+    );
+    for (const t of [
+      "auth.api_key.created",
+      "auth.api_key.rotated",
+      "auth.api_key.revoked",
+      "auth.access.failure",
+      "rbac.forbidden",
+      "documents.ingest.enqueued",
+      "documents.deleted",
+      "corpora.updated",
+      "run.invoked",
+      "quota.soft_cap_reached",
+      "quota.hard_cap_blocked",
+      "quota.overage_observed",
+    ]) {
+      expect(types).toContain(t);
+    }
+  });
+
+  it("treats access failures as anonymous and refusals as failures", () => {
+    const e = taxonomyEntry({
+      eventId: "e1",
+      type: "nexus.events.v1.AccessDenied",
+      payload: { keyId: "k9", reason: "AUTH_REVOKED_KEY", procedure: "/nexus.retrieval.v1.RetrievalService/Search" },
+      metadata: { tenantId: "t1", actor: "k9", requestId: "r1" },
+      occurredAt: at,
+    });
+    expect(e).toMatchObject({
+      tenantId: "t1",
+      eventType: "auth.access.failure",
+      actor: { keyId: "k9", kind: "anonymous" },
+      action: "nexus.retrieval.v1.RetrievalService/Search",
+      outcome: "failure",
+      requestId: "r1",
+      metadata: { reason: "AUTH_REVOKED_KEY" },
+    });
+  });
+
+  it("uses the run's own request id for run.invoked and the payload's tenant when metadata has none", () => {
+    const e = taxonomyEntry({
+      eventId: "e2",
+      type: "nexus.events.v1.RunStarted",
+      payload: { tenantId: "t2", requestId: "run-7", sessionId: "s1", plan: "PLAN_PRO" },
+      metadata: { actor: "system", requestId: "other" },
+      occurredAt: at,
+    });
+    expect(e).toMatchObject({ tenantId: "t2", requestId: "run-7", actor: { kind: "system" }, metadata: { plan: "pro" } });
+  });
+
+  it("ignores events outside the taxonomy", () => {
+    expect(taxonomyEntry({ eventId: "e", type: "nexus.events.v1.Unknown", payload: {}, metadata: {}, occurredAt: at })).toBeUndefined();
+  });
+});

@@ -1,0 +1,386 @@
+import type { ActorKind, AuditOutcome, JsonObject } from "./audit-entry.js";
+import type { JsonValue } from "./redaction.js";
+
+/**
+ * The audit taxonomy: which domain events become audit entries, under which type (the seeds'
+ * names: auth.*, rbac.forbidden, documents.*, corpora.*, run.invoked, quota.*,
+ * billing.usage_recorded), with what action, resource, outcome and details. Events not listed
+ * here are not audited. Details are taken from the event's canonical protobuf JSON and are
+ * redacted afterwards by the caller.
+ */
+
+/** What a domain event looks like to the taxonomy. */
+export interface AuditSourceEvent {
+  eventId: string;
+  /** Full protobuf name, e.g. "nexus.events.v1.ApiKeyRevoked". */
+  type: string;
+  /** Canonical protobuf JSON of the payload. */
+  payload: unknown;
+  metadata: { tenantId?: string | undefined; actor?: string | undefined; requestId?: string | undefined; correlationId?: string | undefined };
+  occurredAt: Date;
+}
+
+/** Who the taxonomy says acted, before the key is looked up. */
+export interface ActorHint {
+  /** A key id, "system" or "" (unknown/anonymous). */
+  keyId: string;
+  /** Set when the event itself decides the kind (e.g. anonymous access failures). */
+  kind?: ActorKind;
+  /** Set when the event carries the role (rbac.forbidden). */
+  role?: string;
+}
+
+/** An audit entry as the taxonomy describes it (the actor not yet resolved, details unredacted). */
+export interface TaxonomyEntry {
+  tenantId: string;
+  eventType: string;
+  actor: ActorHint;
+  action: string;
+  resource: { type: string; id: string };
+  outcome: AuditOutcome;
+  requestId: string;
+  before?: JsonObject | undefined;
+  after?: JsonObject | undefined;
+  metadata?: JsonObject | undefined;
+}
+
+type Payload = Record<string, JsonValue | undefined>;
+
+const str = (v: JsonValue | undefined): string => (typeof v === "string" ? v : v === undefined || v === null ? "" : String(v));
+const obj = (v: JsonValue | undefined): JsonObject | undefined =>
+  v !== null && typeof v === "object" && !Array.isArray(v) ? (v as JsonObject) : undefined;
+
+/** Drops undefined and empty-string values so entries carry only what the event said. */
+function details(fields: Record<string, JsonValue | undefined>): JsonObject | undefined {
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== "") out[k] = v;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** "ROLE_ADMIN" → "admin", "PLAN_PRO" → "pro"; other values unchanged. */
+function enumName(v: JsonValue | undefined, prefix: string): string {
+  const s = str(v);
+  return s.startsWith(prefix) ? s.slice(prefix.length).toLowerCase() : s.toLowerCase();
+}
+
+const AUTH = "nexus.auth.v1.AuthService";
+const INGESTION = "nexus.ingestion.v1.IngestionService";
+const RETRIEVAL = "nexus.retrieval.v1.RetrievalService";
+const METERING = "nexus.metering.v1.MeteringService";
+
+interface Context {
+  p: Payload;
+  e: AuditSourceEvent;
+  /** The event's own actor (metadata) as a hint. */
+  actor: ActorHint;
+}
+
+type Mapper = (c: Context) => Omit<TaxonomyEntry, "tenantId" | "requestId"> & { requestId?: string };
+
+const procedureAction = (p: Payload) => str(p.procedure).replace(/^\//, "");
+
+const quotaDetails = (p: Payload) =>
+  details({
+    period: enumName(p.period, "PERIOD_"),
+    period_start: p.periodStart,
+    metric: enumName(p.metric, "QUOTA_METRIC_"),
+    limit: p.limit ?? 0,
+    used: p.used ?? 0,
+    soft_cap_ratio: p.softCapRatio,
+    request_id: p.requestId,
+  });
+
+/** Event type (protobuf full name) → how it is audited. */
+const TAXONOMY: Readonly<Record<string, Mapper>> = {
+  // ---- auth
+  "nexus.events.v1.TenantCreated": ({ p, actor }) => ({
+    eventType: "tenant.created",
+    actor,
+    action: `${AUTH}/CreateTenant`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    after: details({ slug: p.slug, display_name: p.displayName, plan: enumName(p.plan, "PLAN_") }),
+  }),
+  "nexus.events.v1.TenantSuspended": ({ p, actor }) => ({
+    eventType: "tenant.suspended",
+    actor,
+    action: `${AUTH}/SuspendTenant`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    before: { status: "active" },
+    after: { status: "suspended" },
+    metadata: details({ reason: p.reason }),
+  }),
+  "nexus.events.v1.TenantResumed": ({ p, actor }) => ({
+    eventType: "tenant.resumed",
+    actor,
+    action: `${AUTH}/ResumeTenant`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    before: { status: "suspended" },
+    after: { status: "active" },
+  }),
+  "nexus.events.v1.PlanChanged": ({ p, actor }) => ({
+    eventType: "plan.changed",
+    actor,
+    action: `${AUTH}/SetPlan`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    before: { plan: enumName(p.previousPlan, "PLAN_") },
+    after: { plan: enumName(p.plan, "PLAN_") },
+  }),
+  "nexus.events.v1.EntitlementOverridesChanged": ({ p, actor }) => ({
+    eventType: "tenant.entitlements.changed",
+    actor,
+    action: `${AUTH}/SetEntitlementOverrides`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    before: obj(p.previousOverrides) ?? {},
+    after: obj(p.overrides) ?? {},
+  }),
+  "nexus.events.v1.ApiKeyIssued": ({ p, actor }) => ({
+    eventType: "auth.api_key.created",
+    actor,
+    action: `${AUTH}/${p.predecessorKeyId ? "RotateApiKey" : "CreateApiKey"}`,
+    resource: { type: "api_key", id: str(p.keyId) },
+    outcome: "success",
+    after: details({
+      name: p.name,
+      kind: enumName(p.kind, "PRINCIPAL_KIND_"),
+      role: p.role === undefined ? undefined : enumName(p.role, "ROLE_"),
+      expires_at: p.expiresAt,
+      predecessor_key_id: p.predecessorKeyId,
+    }),
+  }),
+  "nexus.events.v1.ApiKeyRotated": ({ p, actor }) => ({
+    eventType: "auth.api_key.rotated",
+    actor,
+    action: `${AUTH}/RotateApiKey`,
+    resource: { type: "api_key", id: str(p.keyId) },
+    outcome: "success",
+    metadata: details({ successor_key_id: p.successorKeyId, grace_ends_at: p.graceEndsAt }),
+  }),
+  "nexus.events.v1.ApiKeyRevoked": ({ p, actor }) => ({
+    eventType: "auth.api_key.revoked",
+    actor,
+    action: str(p.reason) === "rotated" ? `${AUTH}/RotateApiKey` : `${AUTH}/RevokeApiKey`,
+    resource: { type: "api_key", id: str(p.keyId) },
+    outcome: "success",
+    before: { status: "active" },
+    after: { status: "revoked" },
+    metadata: details({ reason: p.reason, revoked_at: p.revokedAt }),
+  }),
+  "nexus.events.v1.ApiKeyRoleChanged": ({ p, actor }) => ({
+    eventType: "auth.api_key.role_changed",
+    actor,
+    action: `${AUTH}/SetApiKeyRole`,
+    resource: { type: "api_key", id: str(p.keyId) },
+    outcome: "success",
+    before: { role: enumName(p.previousRole, "ROLE_") },
+    after: { role: enumName(p.role, "ROLE_") },
+  }),
+  "nexus.events.v1.ApiKeyReactivated": ({ p, actor }) => ({
+    eventType: "auth.api_key.reactivated",
+    actor,
+    action: `${AUTH}/ReactivateApiKey`,
+    resource: { type: "api_key", id: str(p.keyId) },
+    outcome: "success",
+    before: { status: "inactive" },
+    after: { status: "active" },
+  }),
+  "nexus.events.v1.AccessDenied": ({ p }) => ({
+    eventType: "auth.access.failure",
+    // The caller could not be authenticated: anonymous, with the key id it claimed (if any).
+    actor: { keyId: str(p.keyId), kind: "anonymous" },
+    action: procedureAction(p),
+    resource: p.keyId ? { type: "api_key", id: str(p.keyId) } : { type: "", id: "" },
+    outcome: "failure",
+    metadata: details({ reason: p.reason, procedure: p.procedure, peer_address: p.peerAddress }),
+  }),
+  "nexus.events.v1.RbacForbidden": ({ p }) => ({
+    eventType: "rbac.forbidden",
+    actor: { keyId: str(p.keyId), role: p.role === undefined ? "" : enumName(p.role, "ROLE_") },
+    action: procedureAction(p),
+    resource: { type: "", id: "" },
+    outcome: "failure",
+    metadata: details({
+      reason: p.reason,
+      procedure: p.procedure,
+      required_role: p.requiredRole === undefined ? undefined : enumName(p.requiredRole, "ROLE_"),
+      feature_key: p.featureKey,
+    }),
+  }),
+
+  // ---- ingestion
+  "nexus.events.v1.DocumentQueued": ({ p, actor }) => {
+    const reindex = str(p.reason) === "QUEUE_REASON_REINDEX";
+    return {
+      eventType: reindex ? "documents.reindex.enqueued" : "documents.ingest.enqueued",
+      actor,
+      action: reindex ? `${INGESTION}/ReindexDocument` : "ingestion.ingest",
+      resource: { type: "document", id: str(p.documentId) },
+      outcome: "success",
+      after: details({ version: p.version, filename: p.filename, media_type: p.mediaType, size_bytes: p.sizeBytes, content_sha256: p.contentSha256 }),
+      metadata: details({ corpus_id: p.corpusId, reason: enumName(p.reason, "QUEUE_REASON_") }),
+    };
+  },
+  "nexus.events.v1.DocumentIngested": ({ p, actor }) => ({
+    eventType: "documents.ingested",
+    actor,
+    action: "ingestion.worker",
+    resource: { type: "document", id: str(p.documentId) },
+    outcome: "success",
+    metadata: details({ corpus_id: p.corpusId, version: p.version, chunk_count: p.chunkCount, attempts: p.attempts, duration: p.duration }),
+  }),
+  "nexus.events.v1.DocumentFailed": ({ p, actor }) => ({
+    eventType: "documents.failed",
+    actor,
+    action: "ingestion.worker",
+    resource: { type: "document", id: str(p.documentId) },
+    outcome: "failure",
+    metadata: details({
+      corpus_id: p.corpusId,
+      version: p.version,
+      failure_reason: p.failureReason,
+      failure_message: p.failureMessage,
+      attempts: p.attempts,
+      dead_lettered: p.deadLettered,
+    }),
+  }),
+  "nexus.events.v1.DocumentDeleted": ({ p, actor }) => ({
+    eventType: "documents.deleted",
+    actor,
+    action: `${INGESTION}/DeleteDocument`,
+    resource: { type: "document", id: str(p.documentId) },
+    outcome: "success",
+    before: details({ version: p.version }),
+    metadata: details({ corpus_id: p.corpusId }),
+  }),
+
+  // ---- retrieval
+  "nexus.events.v1.CorpusCreated": ({ p, actor }) => ({
+    eventType: "corpora.created",
+    actor,
+    action: `${RETRIEVAL}/CreateCorpus`,
+    resource: { type: "corpus", id: str(p.corpusId) },
+    outcome: "success",
+    after: details({
+      display_name: p.displayName,
+      provider: p.provider,
+      embedding_model: p.embeddingModel,
+      embedding_dimensions: p.embeddingDimensions,
+    }),
+  }),
+  "nexus.events.v1.CorpusUpdated": ({ p, actor }) => ({
+    eventType: "corpora.updated",
+    actor,
+    action: `${RETRIEVAL}/UpdateCorpus`,
+    resource: { type: "corpus", id: str(p.corpusId) },
+    outcome: "success",
+    before: obj(p.before) ?? {},
+    after: obj(p.after) ?? {},
+    metadata: details({ changed_fields: p.changedFields, reindex_required: p.reindexRequired }),
+  }),
+  "nexus.events.v1.CorpusDeleted": ({ p, actor }) => ({
+    eventType: "corpora.deleted",
+    actor,
+    action: `${RETRIEVAL}/DeleteCorpus`,
+    resource: { type: "corpus", id: str(p.corpusId) },
+    outcome: "success",
+    metadata: details({ documents_deleted: p.documentsDeleted }),
+  }),
+
+  // ---- agent
+  "nexus.events.v1.RunStarted": ({ p, actor }) => ({
+    eventType: "run.invoked",
+    actor,
+    action: "nexus.agent.v1.AgentService/Run",
+    resource: { type: "session", id: str(p.sessionId) },
+    outcome: "success",
+    // The run's own request id, not the one of the process that appended the event.
+    requestId: str(p.requestId),
+    metadata: details({
+      corpus_id: p.corpusId,
+      plan: p.plan === undefined ? undefined : enumName(p.plan, "PLAN_"),
+      provider: p.provider,
+      model: p.model,
+      reservation_id: p.reservationId,
+    }),
+  }),
+
+  // ---- metering
+  "nexus.events.v1.QuotaSoftCapReached": ({ p, actor }) => ({
+    eventType: "quota.soft_cap_reached",
+    actor,
+    action: `${METERING}/CheckQuota`,
+    resource: { type: "quota", id: str(p.tenantId) },
+    outcome: "success",
+    metadata: quotaDetails(p),
+  }),
+  "nexus.events.v1.QuotaHardCapBlocked": ({ p, actor }) => ({
+    eventType: "quota.hard_cap_blocked",
+    actor,
+    action: `${METERING}/CheckQuota`,
+    resource: { type: "quota", id: str(p.tenantId) },
+    outcome: "failure",
+    requestId: str(p.requestId),
+    metadata: quotaDetails(p),
+  }),
+  "nexus.events.v1.QuotaOverage": ({ p, actor }) => ({
+    eventType: "quota.overage_observed",
+    actor,
+    action: `${METERING}/CheckQuota`,
+    resource: { type: "quota", id: str(p.tenantId) },
+    outcome: "success",
+    requestId: str(p.requestId),
+    metadata: quotaDetails(p),
+  }),
+  "nexus.events.v1.QuotaUpdated": ({ p, actor }) => ({
+    eventType: "quota.updated",
+    actor,
+    action: `${METERING}/SetQuota`,
+    resource: { type: "quota", id: str(p.tenantId) },
+    outcome: "success",
+    before: obj(p.previousQuota) ?? {},
+    after: obj(p.quota) ?? {},
+  }),
+  "nexus.events.v1.UsageRecorded": ({ p, actor }) => ({
+    eventType: "billing.usage_recorded",
+    actor,
+    action: "metering.usage",
+    resource: { type: "run", id: str(p.requestId) },
+    outcome: "success",
+    requestId: str(p.requestId),
+    metadata: details({
+      outcome: enumName(p.outcome, "RUN_OUTCOME_"),
+      plan: p.plan === undefined ? undefined : enumName(p.plan, "PLAN_"),
+      run_units: p.runUnits ?? 0,
+      cpu_seconds: p.cpuSeconds,
+      gpu_seconds: p.gpuSeconds,
+      tool_calls: p.toolCalls,
+      usage_date: p.usageDate,
+    }),
+  }),
+};
+
+/** Event types the audit trail records. */
+export const AUDITED_EVENT_TYPES: readonly string[] = Object.keys(TAXONOMY);
+
+/**
+ * The audit entry a domain event becomes, or undefined when the taxonomy does not audit it.
+ * The tenant is the event's (metadata, else payload); "" means installation-wide.
+ */
+export function taxonomyEntry(e: AuditSourceEvent): TaxonomyEntry | undefined {
+  const mapper = TAXONOMY[e.type];
+  if (!mapper) return undefined;
+  const p = (e.payload !== null && typeof e.payload === "object" ? e.payload : {}) as Payload;
+  const metaActor = e.metadata.actor ?? "";
+  const actor: ActorHint =
+    metaActor === "system" ? { keyId: "", kind: "system" } : metaActor === "anonymous" || metaActor === "" ? { keyId: "", kind: metaActor ? "anonymous" : "system" } : { keyId: metaActor };
+  const mapped = mapper({ p, e, actor });
+  return {
+    ...mapped,
+    tenantId: e.metadata.tenantId || str(p.tenantId),
+    requestId: mapped.requestId || e.metadata.requestId || "",
+  };
+}

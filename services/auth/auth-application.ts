@@ -1,0 +1,508 @@
+import { randomUUID, timingSafeEqual } from "node:crypto";
+import type { Logger } from "pino";
+import type { PlanName, Principal, TenantRole } from "../kernel/context.js";
+import { domainError, isReason } from "../kernel/errors.js";
+import type { AccessFailureReason, AccessRecorder } from "../kernel/authz/access-recorder.js";
+import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
+import { authorizationRefusal } from "../kernel/authz/refusal.js";
+import type { AuthenticatorResult, PresentationContext } from "../kernel/authz/authenticator.js";
+import { tenantScope } from "../kernel/authz/tenant-scope.js";
+import type { EventMetadata } from "../kernel/events/ports.js";
+import { apiKeyEventToNew, tenantEventToNew } from "./auth-events.js";
+import type { AuthSettings } from "./auth-settings.js";
+import {
+  decideApiKey,
+  evolveApiKey,
+  keyStatus,
+  type ApiKey,
+  type ApiKeyCommand,
+  type ApiKeyEvent,
+  type KeyStatus,
+} from "./domain/api-key.js";
+import { generateApiKey, parseApiKey, type GeneratedKey } from "./domain/api-key-secret.js";
+import { authenticateKey } from "./domain/authentication.js";
+import type { Decision } from "./domain/decision.js";
+import { mayGrantRole, mayManageKey, maySeeKey } from "./domain/key-policy.js";
+import type { EntitlementOverrides } from "./domain/plans.js";
+import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+import type { AuthStore, AuthTransaction } from "./ports.js";
+
+/** Options of {@link AuthApplication}. */
+export interface AuthApplicationOptions {
+  store: AuthStore;
+  settings: AuthSettings;
+  /** Records refused authentications (one AccessDenied event per refused call). */
+  recorder: AccessRecorder;
+  clock: () => Date;
+  logger: Logger;
+}
+
+/** A page of results and the token of the next one ("" on the last page). */
+export interface Page<T> {
+  items: T[];
+  nextPageToken: string;
+}
+
+/** A key returned with its plaintext (creation and rotation only). */
+export interface IssuedKey {
+  key: ApiKey;
+  plaintext: string;
+}
+
+/** Who performed a change, as event metadata. */
+function actorMetadata(actor: Principal | "bootstrap" | "system"): EventMetadata {
+  return { actor: typeof actor === "string" ? actor : actor.keyId };
+}
+
+function unwrap<E>(decision: Decision<E>): E[] {
+  if (decision.kind === "rejected") {
+    // Role refusals decided here are recorded (rbac.forbidden) by the interceptor, once.
+    if (decision.reason === "RBAC_FORBIDDEN") throw authorizationRefusal("RBAC_FORBIDDEN", decision.message, decision.metadata ?? {});
+    throw domainError(decision.reason, decision.message, decision.metadata ?? {});
+  }
+  return decision.events;
+}
+
+const PAGE_DEFAULT = 50;
+
+/**
+ * The auth service's use cases: load an aggregate (locked), `decide`, `evolve`, save state and
+ * events in one transaction. Authorization beyond the permission table (tenant scoping, who
+ * may grant which role, who may touch owner keys) happens here, with the principal passed in.
+ * Changes that must end cached authentications invalidate this process's caches right after
+ * commit; the events do the same for every other process.
+ */
+export class AuthApplication {
+  private readonly store: AuthStore;
+  private readonly settings: AuthSettings;
+  private readonly recorder: AccessRecorder;
+  private readonly clock: () => Date;
+  private readonly logger: Logger;
+
+  constructor(options: AuthApplicationOptions) {
+    this.store = options.store;
+    this.settings = options.settings;
+    this.recorder = options.recorder;
+    this.clock = options.clock;
+    this.logger = options.logger;
+  }
+
+  /** The settings in force (tests and handlers read the inactivity limit). */
+  get authSettings(): AuthSettings {
+    return this.settings;
+  }
+
+  /** A key's status right now. */
+  statusOf(key: ApiKey): KeyStatus {
+    return keyStatus(key, this.clock(), this.settings.inactivityMs);
+  }
+
+  // ---- tenants ----
+
+  /** Creates a tenant (platform principals). */
+  async createTenant(actor: Principal | "bootstrap", input: { slug: string; displayName: string; plan: PlanName }): Promise<Tenant> {
+    const tenantId = randomUUID();
+    return this.store.transaction((tx) =>
+      this.runTenant(tx, tenantId, actor, { type: "CreateTenant", tenantId, slug: input.slug, displayName: input.displayName, plan: input.plan, now: this.clock() }),
+    );
+  }
+
+  /** Reads a tenant by id or slug; a tenant principal sees only its own (others: NOT_FOUND). */
+  async getTenant(actor: Principal, selector: { tenantId: string } | { slug: string }): Promise<Tenant> {
+    const tenant = "tenantId" in selector
+      ? await this.store.getTenant(tenantScope(actor, selector.tenantId))
+      : await this.store.getTenantBySlug(selector.slug);
+    if (tenant === undefined || (actor.kind === "tenant" && tenant.id !== actor.tenantId)) {
+      throw domainError("NOT_FOUND", "tenant not found");
+    }
+    return tenant;
+  }
+
+  /** Lists tenants, oldest first (platform principals). */
+  async listTenants(input: { status?: Tenant["status"]; plan?: PlanName; pageSize: number; pageToken: string }): Promise<Page<Tenant>> {
+    const filters = { status: input.status ?? null, plan: input.plan ?? null };
+    const after = decodePageToken(input.pageToken, filters);
+    const pageSize = input.pageSize || PAGE_DEFAULT;
+    const rows = await this.store.listTenants({
+      ...(input.status ? { status: input.status } : {}),
+      ...(input.plan ? { plan: input.plan } : {}),
+      pageSize: pageSize + 1,
+      ...(after ? { after } : {}),
+    });
+    const items = rows.slice(0, pageSize);
+    const last = items[items.length - 1];
+    return { items, nextPageToken: rows.length > pageSize && last ? encodePageToken({ createdAt: last.createdAt, id: last.id }, filters) : "" };
+  }
+
+  /** Suspends a tenant: its keys stop working at once across the mesh. Idempotent. */
+  suspendTenant(actor: Principal, tenantId: string, reason: string): Promise<Tenant> {
+    return this.tenantCommand(actor, tenantId, { type: "SuspendTenant", reason, now: this.clock() });
+  }
+
+  /** Resumes a suspended tenant. Idempotent. */
+  resumeTenant(actor: Principal, tenantId: string): Promise<Tenant> {
+    return this.tenantCommand(actor, tenantId, { type: "ResumeTenant", now: this.clock() });
+  }
+
+  /** Changes a tenant's plan (platform principals). */
+  setPlan(actor: Principal, tenantId: string, plan: PlanName): Promise<Tenant> {
+    return this.tenantCommand(actor, tenantId, { type: "SetPlan", plan, now: this.clock() });
+  }
+
+  /** Replaces a tenant's entitlement overrides (platform principals). */
+  setEntitlementOverrides(actor: Principal, tenantId: string, overrides: EntitlementOverrides): Promise<Tenant> {
+    return this.tenantCommand(actor, tenantId, { type: "SetEntitlementOverrides", overrides, now: this.clock() });
+  }
+
+  private async tenantCommand(actor: Principal, tenantId: string, command: TenantCommand): Promise<Tenant> {
+    const id = tenantScope(actor, tenantId);
+    const tenant = await this.store.transaction((tx) => this.runTenant(tx, id, actor, command));
+    // Suspension, plan and entitlement changes alter what cached principals say.
+    invalidateInProcess({ tenantIds: [id] });
+    return tenant;
+  }
+
+  private async runTenant(tx: AuthTransaction, tenantId: string, actor: Principal | "bootstrap", command: TenantCommand): Promise<Tenant> {
+    const { state, version } = await tx.lockTenant(tenantId);
+    const events = unwrap(decideTenant(command, state));
+    const next = events.reduce<typeof state>((s, e: TenantEvent) => evolveTenant(s, e), state);
+    if (next === undefined) throw domainError("NOT_FOUND", "tenant not found");
+    await tx.saveTenant(next, version, events.map((e) => tenantEventToNew(e, actorMetadata(actor))));
+    return next;
+  }
+
+  // ---- API keys ----
+
+  /**
+   * Creates a tenant key (tenant owners and admins for their tenant, up to their own role;
+   * platform principals for any tenant) or a platform key (platform principals). Enforces
+   * the tenant's cap on active keys (FAILED_PRECONDITION KEY_LIMIT_REACHED).
+   */
+  async createApiKey(
+    actor: Principal,
+    input: { tenantId: string; name: string; role: TenantRole | undefined; expiresAt: Date | undefined; platformKey: boolean },
+  ): Promise<IssuedKey> {
+    if (input.platformKey) {
+      if (actor.kind !== "platform") throw authorizationRefusal("RBAC_FORBIDDEN", "only platform operators can create platform keys");
+      return this.issuePlatformKey(actor, input.name, input.expiresAt);
+    }
+    if (input.role === undefined) throw domainError("INVALID_ARGUMENT", "tenant keys need a role", { field: "role" });
+    const role = input.role;
+    const tenantId = tenantScope(actor, input.tenantId);
+    unwrap(mayGrantRole(actor, role));
+    const generated = generateApiKey();
+    const key = await this.store.transaction(async (tx) => {
+      const { state: tenant } = await tx.lockTenant(tenantId);
+      if (tenant === undefined) throw domainError("NOT_FOUND", "tenant not found");
+      const now = this.clock();
+      const limit = tenant.overrides.maxActiveApiKeys ?? this.settings.maxActiveKeysPerTenant;
+      const active = await tx.countActiveKeys(tenantId, now);
+      if (active >= limit) {
+        throw domainError(
+          "KEY_LIMIT_REACHED",
+          `the tenant already holds ${active} active API keys, its limit; revoke one first`,
+          { limit, active, tenant_id: tenantId },
+        );
+      }
+      return this.runApiKey(tx, generated.keyId, actor, issueCommand(generated, {
+        kind: "tenant",
+        tenantId,
+        name: input.name,
+        role,
+        expiresAt: input.expiresAt,
+        predecessorKeyId: "",
+        createdByKeyId: actor.keyId,
+        now,
+      }));
+    });
+    return { key, plaintext: generated.plaintext };
+  }
+
+  /**
+   * Issues a platform key. `actor` "bootstrap" is `nexus admin bootstrap`/`nexus dev`;
+   * `keyId`/`digest` come from NEXUS_BOOTSTRAP_KEY_* (no plaintext is then known here).
+   */
+  async issuePlatformKey(actor: Principal | "bootstrap", name: string, expiresAt: Date | undefined): Promise<IssuedKey> {
+    const generated = generateApiKey();
+    const key = await this.store.transaction((tx) =>
+      this.runApiKey(tx, generated.keyId, actor, issueCommand(generated, {
+        kind: "platform",
+        tenantId: "",
+        name,
+        role: undefined,
+        expiresAt,
+        predecessorKeyId: "",
+        createdByKeyId: typeof actor === "string" ? "" : actor.keyId,
+        now: this.clock(),
+      })),
+    );
+    return { key, plaintext: generated.plaintext };
+  }
+
+  /** Lists keys (metadata only), newest first. */
+  async listApiKeys(
+    actor: Principal,
+    input: { tenantId: string; platformKeys: boolean; statuses: KeyStatus[]; pageSize: number; pageToken: string },
+  ): Promise<Page<ApiKey>> {
+    let tenantId: string | undefined;
+    if (input.platformKeys) {
+      if (actor.kind !== "platform") throw authorizationRefusal("RBAC_FORBIDDEN", "only platform operators can list platform keys");
+    } else {
+      tenantId = tenantScope(actor, input.tenantId);
+    }
+    const statuses = [...new Set(input.statuses)].sort();
+    const filters = { tenantId: tenantId ?? null, platform: input.platformKeys, statuses };
+    const before = decodePageToken(input.pageToken, filters);
+    const pageSize = input.pageSize || PAGE_DEFAULT;
+    const rows = await this.store.listApiKeys({
+      kind: input.platformKeys ? "platform" : "tenant",
+      ...(tenantId ? { tenantId } : {}),
+      statuses,
+      now: this.clock(),
+      inactivityMs: this.settings.inactivityMs,
+      pageSize: pageSize + 1,
+      ...(before ? { before } : {}),
+    });
+    const items = rows.slice(0, pageSize);
+    const last = items[items.length - 1];
+    return { items, nextPageToken: rows.length > pageSize && last ? encodePageToken({ createdAt: last.createdAt, id: last.id }, filters) : "" };
+  }
+
+  /** Reads one key; another tenant's key (or a platform key, for tenant principals) is NOT_FOUND. */
+  async getApiKey(actor: Principal, keyId: string): Promise<ApiKey> {
+    const key = await this.store.getApiKey(keyId);
+    if (key === undefined || !maySeeKey(actor, key)) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
+    return key;
+  }
+
+  /** Revokes a key. Idempotent: the first revoked_at stays. */
+  revokeApiKey(actor: Principal, keyId: string, reason: string): Promise<ApiKey> {
+    return this.manageKey(actor, keyId, () => ({ type: "RevokeApiKey", reason, now: this.clock() }));
+  }
+
+  /** Reactivates an inactive key. */
+  reactivateApiKey(actor: Principal, keyId: string): Promise<ApiKey> {
+    return this.manageKey(actor, keyId, () => ({ type: "ReactivateApiKey", inactivityMs: this.settings.inactivityMs, now: this.clock() }));
+  }
+
+  /** Changes a tenant key's role (at most the caller's own role). */
+  async setApiKeyRole(actor: Principal, keyId: string, role: TenantRole): Promise<ApiKey> {
+    unwrap(mayGrantRole(actor, role));
+    return this.manageKey(actor, keyId, () => ({ type: "ChangeApiKeyRole", role, inactivityMs: this.settings.inactivityMs, now: this.clock() }));
+  }
+
+  /**
+   * Rotates a key: issues a successor (same tenant, name and role) and keeps the old key valid
+   * for the grace period (default NEXUS_API_KEY_ROTATION_GRACE_SECONDS; 0 revokes it at once).
+   */
+  async rotateApiKey(
+    actor: Principal,
+    keyId: string,
+    input: { graceMs: number | undefined; expiresAt: Date | undefined },
+  ): Promise<{ successor: IssuedKey; previous: ApiKey }> {
+    const generated = generateApiKey();
+    const result = await this.store.transaction(async (tx) => {
+      const { state, version } = await tx.lockApiKey(keyId);
+      if (state === undefined) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
+      unwrap(mayManageKey(actor, state));
+      const now = this.clock();
+      const command: ApiKeyCommand = {
+        type: "RotateApiKey",
+        successorKeyId: generated.keyId,
+        graceMs: input.graceMs ?? this.settings.rotationGraceMs,
+        inactivityMs: this.settings.inactivityMs,
+        now,
+      };
+      const events = unwrap(decideApiKey(command, state));
+      const previous = events.reduce<typeof state | undefined>((s, e: ApiKeyEvent) => evolveApiKey(s, e), state) as ApiKey;
+      await tx.saveApiKey(previous, version, events.map((e) => apiKeyEventToNew(e, actorMetadata(actor))));
+      const keepsExpiry = state.expiresAt !== undefined && state.expiresAt > now ? state.expiresAt : undefined;
+      const successor = await this.runApiKey(tx, generated.keyId, actor, issueCommand(generated, {
+        kind: state.kind,
+        tenantId: state.tenantId,
+        name: state.name,
+        role: state.role,
+        expiresAt: input.expiresAt ?? keepsExpiry,
+        predecessorKeyId: state.id,
+        createdByKeyId: actor.keyId,
+        now,
+      }));
+      return { successor: { key: successor, plaintext: generated.plaintext }, previous };
+    });
+    invalidateInProcess({ keyIds: [keyId] });
+    return result;
+  }
+
+  /**
+   * Marks rotated keys whose grace ended as revoked (ApiKeyRevoked, reason "rotated"). They
+   * are refused from the end of the grace either way; this records the fact and tells every
+   * cache. Safe to run on several replicas (rows are locked; a second run finds nothing).
+   */
+  async sweepEndedRotations(limit = 100): Promise<number> {
+    const now = this.clock();
+    const due = await this.store.rotationsDue(now, limit);
+    let revoked = 0;
+    for (const keyId of due) {
+      try {
+        const changed = await this.store.transaction(async (tx) => {
+          const { state, version } = await tx.lockApiKey(keyId);
+          const events = unwrap(decideApiKey({ type: "EndRotationGrace", now }, state));
+          if (events.length === 0 || state === undefined) return false;
+          const next = events.reduce<typeof state | undefined>((s, e) => evolveApiKey(s, e), state) as ApiKey;
+          await tx.saveApiKey(next, version, events.map((e) => apiKeyEventToNew(e, actorMetadata("system"))));
+          return true;
+        });
+        if (changed) {
+          revoked += 1;
+          invalidateInProcess({ keyIds: [keyId] });
+        }
+      } catch (err) {
+        this.logger.warn({ err, key_id: keyId }, "could not close an ended rotation; will retry");
+      }
+    }
+    return revoked;
+  }
+
+  private async manageKey(actor: Principal, keyId: string, command: () => ApiKeyCommand): Promise<ApiKey> {
+    const key = await this.store.transaction(async (tx) => {
+      const { state } = await tx.lockApiKey(keyId);
+      if (state === undefined) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
+      unwrap(mayManageKey(actor, state));
+      return this.runApiKey(tx, keyId, actor, command());
+    });
+    invalidateInProcess({ keyIds: [keyId] });
+    return key;
+  }
+
+  private async runApiKey(tx: AuthTransaction, keyId: string, actor: Principal | "bootstrap", command: ApiKeyCommand): Promise<ApiKey> {
+    const { state, version } = await tx.lockApiKey(keyId);
+    const events = unwrap(decideApiKey(command, state));
+    const next = events.reduce<typeof state>((s, e: ApiKeyEvent) => evolveApiKey(s, e), state);
+    if (next === undefined) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
+    await tx.saveApiKey(next, version, events.map((e) => apiKeyEventToNew(e, actorMetadata(actor))));
+    return next;
+  }
+
+  // ---- authentication ----
+
+  /**
+   * Resolves a presented key (the gate's authenticator in processes that host auth, and the
+   * Authenticate RPC for the others). Every refusal is recorded here, once, as AccessDenied
+   * with the procedure the caller wanted. Records a use at most once a minute per key.
+   */
+  async authenticate(presented: string, context: PresentationContext): Promise<AuthenticatorResult> {
+    const parsed = parseApiKey(presented);
+    const now = this.clock();
+    const { key, tenant } = parsed ? await this.store.credentials(parsed.keyId) : { key: undefined, tenant: undefined };
+    const outcome = authenticateKey({
+      presented,
+      key,
+      tenant,
+      now,
+      inactivityMs: this.settings.inactivityMs,
+      touchIntervalMs: this.settings.touchIntervalMs,
+    });
+    if (outcome.kind === "refused") {
+      await this.recorder.accessDenied({
+        reason: outcome.reason,
+        procedure: context.procedure,
+        ...(outcome.keyId ? { keyId: outcome.keyId } : {}),
+        ...(outcome.tenantId ? { tenantId: outcome.tenantId } : {}),
+        ...(context.peerAddress ? { peerAddress: context.peerAddress } : {}),
+      });
+      return { kind: "refused", reason: outcome.reason, message: REFUSAL_MESSAGES[outcome.reason] };
+    }
+    if (outcome.touch && key) {
+      await this.store.touchLastUsed(key.id, now, this.settings.touchIntervalMs).catch((err: unknown) => {
+        this.logger.warn({ err, key_id: key.id }, "could not record API key use");
+      });
+    }
+    return { kind: "authenticated", principal: outcome.principal, validUntil: outcome.validUntil };
+  }
+
+  /** The caller's own key (WhoAmI). */
+  async ownKey(actor: Principal): Promise<ApiKey> {
+    const key = await this.store.getApiKey(actor.keyId);
+    if (key === undefined) throw domainError("NOT_FOUND", "API key not found");
+    return key;
+  }
+
+  /**
+   * Makes sure the platform key configured by digest (NEXUS_BOOTSTRAP_KEY_ID and
+   * NEXUS_BOOTSTRAP_KEY_SHA256, for installs where no one can read a printed key) exists.
+   * Absent: it is issued with that digest. Present with the same digest: nothing changes (a
+   * revoked one stays revoked). Present with another digest: an error, since the
+   * configuration names a different key than the one stored.
+   */
+  async ensureConfiguredPlatformKey(keyId: string, digest: Uint8Array): Promise<"created" | "present"> {
+    try {
+      return await this.installPlatformKeyDigest(keyId, digest);
+    } catch (err) {
+      // Several auth replicas starting at once: one installs the key, the others see it.
+      if (!isReason(err, "CONCURRENCY_CONFLICT")) throw err;
+      return this.installPlatformKeyDigest(keyId, digest);
+    }
+  }
+
+  private installPlatformKeyDigest(keyId: string, digest: Uint8Array): Promise<"created" | "present"> {
+    return this.store.transaction(async (tx) => {
+      const { state } = await tx.lockApiKey(keyId);
+      if (state !== undefined) {
+        if (state.kind !== "platform" || !timingSafeEqualBytes(state.digest, digest)) {
+          throw new Error(`NEXUS_BOOTSTRAP_KEY_ID names key ${keyId}, which exists with another secret or is not a platform key`);
+        }
+        return "present";
+      }
+      await this.runApiKey(tx, keyId, "bootstrap", {
+        type: "IssueApiKey",
+        keyId,
+        digest,
+        kind: "platform",
+        tenantId: "",
+        name: "bootstrap (configured)",
+        role: undefined,
+        expiresAt: undefined,
+        predecessorKeyId: "",
+        createdByKeyId: "",
+        now: this.clock(),
+      });
+      return "created";
+    });
+  }
+
+  /** Records a one-time installation step; false when it was done before. */
+  markInstallationStep(name: string): Promise<boolean> {
+    return this.store.transaction((tx) => tx.markInstallationStep(name));
+  }
+
+  /** Whether a one-time installation step was recorded. */
+  installationStepDone(name: string): Promise<boolean> {
+    return this.store.transaction((tx) => tx.installationStepDone(name));
+  }
+
+  /** Whether a platform key that still authenticates exists. */
+  hasUsablePlatformKey(): Promise<boolean> {
+    return this.store.transaction((tx) => tx.hasUsablePlatformKey(this.clock()));
+  }
+}
+
+function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** What a refused caller is told (never whether the key id exists). */
+export const REFUSAL_MESSAGES: Readonly<Record<AccessFailureReason, string>> = {
+  AUTH_UNAUTHORIZED: "the API key is not valid",
+  AUTH_REVOKED_KEY: "the API key was revoked",
+  AUTH_EXPIRED_KEY: "the API key has expired",
+  AUTH_INACTIVE_KEY: "the API key was unused for too long and is inactive; an admin can reactivate it (ReactivateApiKey)",
+  TENANT_SUSPENDED: "the tenant is suspended",
+};
+
+function issueCommand(
+  generated: GeneratedKey,
+  fields: Omit<Extract<ApiKeyCommand, { type: "IssueApiKey" }>, "type" | "keyId" | "digest">,
+): ApiKeyCommand {
+  return { type: "IssueApiKey", keyId: generated.keyId, digest: generated.digest, ...fields };
+}

@@ -1,0 +1,33 @@
+/** Installation-wide auth settings (from NexusConfig; tests pass their own). */
+export interface AuthSettings {
+  /** Grace of a rotated key when the request names none (NEXUS_API_KEY_ROTATION_GRACE_SECONDS). */
+  rotationGraceMs: number;
+  /** Keys unused this long are refused with AUTH_INACTIVE_KEY; 0 = never (NEXUS_API_KEY_INACTIVE_DAYS). */
+  inactivityMs: number;
+  /** Active keys a tenant may hold unless its overrides say otherwise (NEXUS_MAX_ACTIVE_API_KEYS). */
+  maxActiveKeysPerTenant: number;
+  /** last_used_at is written at most this often per key. */
+  touchIntervalMs: number;
+}
+
+/** Defaults: 24 h rotation grace, 90 days inactivity, 100 active keys per tenant, touch once a minute. */
+export const DEFAULT_AUTH_SETTINGS: AuthSettings = Object.freeze({
+  rotationGraceMs: 24 * 3600 * 1000,
+  inactivityMs: 90 * 24 * 3600 * 1000,
+  maxActiveKeysPerTenant: 100,
+  touchIntervalMs: 60_000,
+});
+
+/** Settings from the configuration's auth variables. */
+export function authSettingsFromConfig(config: {
+  apiKeyRotationGraceSeconds: number;
+  apiKeyInactiveDays: number;
+  maxActiveApiKeys: number;
+}): AuthSettings {
+  return {
+    rotationGraceMs: config.apiKeyRotationGraceSeconds * 1000,
+    inactivityMs: config.apiKeyInactiveDays * 24 * 3600 * 1000,
+    maxActiveKeysPerTenant: config.maxActiveApiKeys,
+    touchIntervalMs: DEFAULT_AUTH_SETTINGS.touchIntervalMs,
+  };
+}

@@ -1,0 +1,161 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  AuthenticateResponseSchema,
+  type AuthService,
+  type CreateApiKeyRequest,
+  type ListApiKeysRequest,
+  type ListTenantsRequest,
+  type RotateApiKeyRequest,
+} from "../../gen/nexus/auth/v1/auth_service_pb.js";
+import { TenantStatus } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER } from "../kernel/authz/authenticator.js";
+import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
+import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
+import { principalOf } from "../kernel/authz/tenant-scope.js";
+import { domainError } from "../kernel/errors.js";
+import type { AuthApplication } from "./auth-application.js";
+import type { KeyStatus } from "./domain/api-key.js";
+import { apiKeyToMessage, overridesFromMessage, statusFromProto, tenantToMessage } from "./proto-mapping.js";
+
+const AUTHENTICATE_PROCEDURE = "/nexus.auth.v1.AuthService/Authenticate";
+const PROCEDURE = /^\/[A-Za-z0-9_.]{1,200}\/[A-Za-z0-9_]{1,100}$/;
+
+function requiredPlan(plan: number, field = "plan") {
+  const p = planFromProto(plan);
+  if (p === undefined) throw domainError("INVALID_ARGUMENT", "a plan is required", { field });
+  return p;
+}
+
+function requiredRole(role: number, field = "role") {
+  const r = roleFromProto(role);
+  if (r === undefined) throw domainError("INVALID_ARGUMENT", "a role is required", { field });
+  return r;
+}
+
+/**
+ * nexus.auth.v1.AuthService: translates messages to the application's use cases and back.
+ * Shape checks live in the proto (protovalidate); who may call what lives in the permission
+ * table; what remains here is tenant scoping through the principal.
+ */
+export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
+  constructor(private readonly app: AuthApplication) {}
+
+  async createTenant(req: { slug: string; displayName: string; plan: number }, ctx: HandlerContext) {
+    const tenant = await this.app.createTenant(principalOf(ctx), { slug: req.slug, displayName: req.displayName, plan: requiredPlan(req.plan) });
+    return { tenant: tenantToMessage(tenant) };
+  }
+
+  async getTenant(req: { selector: { case: "tenantId" | "slug"; value: string } | { case: undefined; value?: undefined } }, ctx: HandlerContext) {
+    const s = req.selector;
+    if (s.case === undefined) throw domainError("INVALID_ARGUMENT", "give tenant_id or slug", { field: "selector" });
+    const tenant = await this.app.getTenant(principalOf(ctx), s.case === "tenantId" ? { tenantId: s.value } : { slug: s.value });
+    return { tenant: tenantToMessage(tenant) };
+  }
+
+  async listTenants(req: ListTenantsRequest) {
+    const plan = planFromProto(req.plan);
+    const status = req.status === TenantStatus.ACTIVE ? "active" : req.status === TenantStatus.SUSPENDED ? "suspended" : undefined;
+    const page = await this.app.listTenants({ status, plan, pageSize: req.pageSize, pageToken: req.pageToken });
+    return { tenants: page.items.map(tenantToMessage), nextPageToken: page.nextPageToken };
+  }
+
+  async suspendTenant(req: { tenantId: string; reason: string }, ctx: HandlerContext) {
+    return { tenant: tenantToMessage(await this.app.suspendTenant(principalOf(ctx), req.tenantId, req.reason)) };
+  }
+
+  async resumeTenant(req: { tenantId: string }, ctx: HandlerContext) {
+    return { tenant: tenantToMessage(await this.app.resumeTenant(principalOf(ctx), req.tenantId)) };
+  }
+
+  async setPlan(req: { tenantId: string; plan: number }, ctx: HandlerContext) {
+    return { tenant: tenantToMessage(await this.app.setPlan(principalOf(ctx), req.tenantId, requiredPlan(req.plan))) };
+  }
+
+  async setEntitlementOverrides(req: { tenantId: string; overrides?: Parameters<typeof overridesFromMessage>[0] }, ctx: HandlerContext) {
+    const tenant = await this.app.setEntitlementOverrides(principalOf(ctx), req.tenantId, overridesFromMessage(req.overrides));
+    return { tenant: tenantToMessage(tenant) };
+  }
+
+  async createApiKey(req: CreateApiKeyRequest, ctx: HandlerContext) {
+    const issued = await this.app.createApiKey(principalOf(ctx), {
+      tenantId: req.tenantId,
+      name: req.name,
+      role: req.platformKey ? undefined : requiredRole(req.role),
+      expiresAt: req.expiresAt ? timestampDate(req.expiresAt) : undefined,
+      platformKey: req.platformKey,
+    });
+    return { apiKey: apiKeyToMessage(issued.key, this.app.statusOf(issued.key)), plaintextKey: issued.plaintext };
+  }
+
+  async listApiKeys(req: ListApiKeysRequest, ctx: HandlerContext) {
+    const statuses = req.statuses.map((s) => statusFromProto(s)).filter((s): s is KeyStatus => s !== undefined);
+    const page = await this.app.listApiKeys(principalOf(ctx), {
+      tenantId: req.tenantId,
+      platformKeys: req.platformKeys,
+      statuses,
+      pageSize: req.pageSize,
+      pageToken: req.pageToken,
+    });
+    return { apiKeys: page.items.map((k) => apiKeyToMessage(k, this.app.statusOf(k))), nextPageToken: page.nextPageToken };
+  }
+
+  async getApiKey(req: { keyId: string }, ctx: HandlerContext) {
+    const key = await this.app.getApiKey(principalOf(ctx), req.keyId);
+    return { apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
+  }
+
+  async revokeApiKey(req: { keyId: string; reason: string }, ctx: HandlerContext) {
+    const key = await this.app.revokeApiKey(principalOf(ctx), req.keyId, req.reason);
+    return { apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
+  }
+
+  async rotateApiKey(req: RotateApiKeyRequest, ctx: HandlerContext) {
+    const graceMs = req.gracePeriod
+      ? Number(req.gracePeriod.seconds) * 1000 + Math.floor(req.gracePeriod.nanos / 1_000_000)
+      : undefined;
+    const { successor, previous } = await this.app.rotateApiKey(principalOf(ctx), req.keyId, {
+      graceMs,
+      expiresAt: req.expiresAt ? timestampDate(req.expiresAt) : undefined,
+    });
+    return {
+      apiKey: apiKeyToMessage(successor.key, this.app.statusOf(successor.key)),
+      plaintextKey: successor.plaintext,
+      previousApiKey: apiKeyToMessage(previous, this.app.statusOf(previous)),
+    };
+  }
+
+  async reactivateApiKey(req: { keyId: string }, ctx: HandlerContext) {
+    const key = await this.app.reactivateApiKey(principalOf(ctx), req.keyId);
+    return { apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
+  }
+
+  async setApiKeyRole(req: { keyId: string; role: number }, ctx: HandlerContext) {
+    const key = await this.app.setApiKeyRole(principalOf(ctx), req.keyId, requiredRole(req.role));
+    return { apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
+  }
+
+  /**
+   * Public (no key needed to call it): the key under test is in the body. Gates of other
+   * processes pass the procedure they guard in x-nexus-auth-procedure so the refusal is
+   * recorded — here, once — against the call that was really refused.
+   */
+  async authenticate(req: { apiKey: string }, ctx: HandlerContext) {
+    const asked = ctx.requestHeader.get(AUTH_PROCEDURE_HEADER);
+    const procedure = asked && PROCEDURE.test(asked) ? asked : AUTHENTICATE_PROCEDURE;
+    const peer = ctx.requestHeader.get(AUTH_PEER_HEADER)?.slice(0, 100) || peerAddressOf(ctx.requestHeader);
+    const result = await this.app.authenticate(req.apiKey, { procedure, signal: ctx.signal, ...(peer ? { peerAddress: peer } : {}) });
+    if (result.kind === "refused") throw domainError(result.reason, result.message);
+    return create(AuthenticateResponseSchema, {
+      principal: principalToProto(result.principal),
+      ...(result.validUntil ? { validUntil: timestampFromDate(result.validUntil) } : {}),
+    });
+  }
+
+  async whoAmI(_req: unknown, ctx: HandlerContext) {
+    const principal = principalOf(ctx);
+    const key = await this.app.ownKey(principal);
+    return { principal: principalToProto(principal), apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
+  }
+}

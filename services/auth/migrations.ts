@@ -1,0 +1,77 @@
+import type { Database } from "../kernel/db/ports.js";
+import { migrate, type Migration, type MigrateResult } from "../kernel/db/migrate.js";
+import type { Logger } from "pino";
+
+/** The auth service's own schema. */
+export const AUTH_SCHEMA = "auth";
+
+/**
+ * Migrations of the `auth` schema. Forward-only: never edit a released entry, append one.
+ *
+ * - `tenants`: one row per tenant aggregate (its current state; `version` is the version of
+ *   its event stream `tenant-<id>` in platform.events).
+ * - `api_keys`: one row per key aggregate (`api_key-<id>`). Only the SHA-256 digest of a key
+ *   is stored (`secret_sha256`, 32 bytes), never the plaintext. `last_used_at` is written by
+ *   authentication at most about once a minute and is not an event.
+ * - `installation`: one-time installation facts (e.g. that `nexus dev` bootstrapped its demo
+ *   tenant), so first-start work happens once.
+ */
+export const AUTH_MIGRATIONS: readonly Migration[] = [
+  {
+    id: "0001_tenants_and_api_keys",
+    sql: `
+CREATE TABLE auth.tenants (
+  id text PRIMARY KEY,
+  slug text NOT NULL CHECK (slug ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'),
+  display_name text NOT NULL,
+  plan text NOT NULL CHECK (plan IN ('free', 'pro', 'enterprise')),
+  status text NOT NULL CHECK (status IN ('active', 'suspended')),
+  overrides jsonb NOT NULL DEFAULT '{"features": []}'::jsonb,
+  suspension_reason text NOT NULL DEFAULT '',
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  suspended_at timestamptz,
+  version integer NOT NULL CHECK (version >= 1),
+  CONSTRAINT tenants_slug_key UNIQUE (slug)
+);
+CREATE INDEX tenants_created_idx ON auth.tenants (created_at, id);
+
+CREATE TABLE auth.api_keys (
+  id text PRIMARY KEY CHECK (id ~ '^[A-Za-z0-9-]{1,64}$'),
+  kind text NOT NULL CHECK (kind IN ('platform', 'tenant')),
+  tenant_id text REFERENCES auth.tenants (id),
+  name text NOT NULL,
+  role text CHECK (role IN ('owner', 'admin', 'editor', 'viewer')),
+  secret_sha256 bytea NOT NULL CHECK (length(secret_sha256) = 32),
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz,
+  last_used_at timestamptz,
+  reactivated_at timestamptz,
+  revoked_at timestamptz,
+  revocation_reason text NOT NULL DEFAULT '',
+  successor_key_id text NOT NULL DEFAULT '',
+  predecessor_key_id text NOT NULL DEFAULT '',
+  grace_ends_at timestamptz,
+  created_by_key_id text NOT NULL DEFAULT '',
+  version integer NOT NULL CHECK (version >= 1),
+  CONSTRAINT api_keys_kind_shape CHECK (
+    (kind = 'tenant' AND tenant_id IS NOT NULL AND role IS NOT NULL) OR
+    (kind = 'platform' AND tenant_id IS NULL AND role IS NULL)
+  )
+);
+CREATE INDEX api_keys_tenant_idx ON auth.api_keys (tenant_id, created_at DESC, id DESC);
+CREATE INDEX api_keys_platform_idx ON auth.api_keys (created_at DESC, id DESC) WHERE kind = 'platform';
+CREATE INDEX api_keys_rotation_due_idx ON auth.api_keys (grace_ends_at) WHERE revoked_at IS NULL AND grace_ends_at IS NOT NULL;
+
+CREATE TABLE auth.installation (
+  name text PRIMARY KEY,
+  done_at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
+];
+
+/** Applies {@link AUTH_MIGRATIONS} (idempotent; safe with many replicas at once). */
+export function migrateAuth(db: Database, logger?: Logger): Promise<MigrateResult> {
+  return migrate(db, { schema: AUTH_SCHEMA, migrations: AUTH_MIGRATIONS, ...(logger ? { logger } : {}) });
+}

@@ -1,0 +1,103 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { ApiKeySchema, ApiKeyStatus, PrincipalKind, type ApiKey as ApiKeyMessage } from "../../gen/nexus/auth/v1/api_key_pb.js";
+import {
+  EntitlementSource,
+  EntitlementsSchema,
+  TenantSchema,
+  TenantStatus,
+  type Entitlements as EntitlementsMessage,
+  type Tenant as TenantMessage,
+  type EntitlementOverrides as EntitlementOverridesMessage,
+} from "../../gen/nexus/auth/v1/tenant_pb.js";
+import type { JsonObject } from "@bufbuild/protobuf";
+import { roleToProto } from "../kernel/authz/access-recorder.js";
+import { planToProto } from "../kernel/authz/principal-proto.js";
+import { overridesToProto } from "./auth-events.js";
+import type { ApiKey, KeyStatus } from "./domain/api-key.js";
+import { displayPrefixOf } from "./domain/api-key-secret.js";
+import { effectiveEntitlements, type EffectiveEntitlements, type EntitlementOverrides } from "./domain/plans.js";
+import type { Tenant } from "./domain/tenant.js";
+
+/** Domain ↔ API message conversions of the auth service. */
+
+const STATUS_TO_PROTO: Readonly<Record<KeyStatus, ApiKeyStatus>> = {
+  active: ApiKeyStatus.ACTIVE,
+  rotating: ApiKeyStatus.ROTATING,
+  revoked: ApiKeyStatus.REVOKED,
+  expired: ApiKeyStatus.EXPIRED,
+  inactive: ApiKeyStatus.INACTIVE,
+};
+
+/** The key status of an ApiKeyStatus filter value. */
+export function statusFromProto(s: ApiKeyStatus): KeyStatus | undefined {
+  return (Object.entries(STATUS_TO_PROTO) as [KeyStatus, ApiKeyStatus][]).find(([, v]) => v === s)?.[0];
+}
+
+/** Effective entitlements as the API message (with provenance). */
+export function entitlementsToMessage(e: EffectiveEntitlements): EntitlementsMessage {
+  return create(EntitlementsSchema, {
+    features: e.features.map((f) => ({
+      key: f.key,
+      enabled: f.enabled,
+      source: f.source === "override" ? EntitlementSource.OVERRIDE : EntitlementSource.PLAN,
+      ...(f.config ? { config: f.config as JsonObject } : {}),
+    })),
+    ...(e.monthlyRunAllowance !== undefined ? { monthlyRunAllowance: BigInt(e.monthlyRunAllowance) } : {}),
+    ...(e.maxActiveApiKeys !== undefined ? { maxActiveApiKeys: e.maxActiveApiKeys } : {}),
+  });
+}
+
+/** A tenant as the API shows it. */
+export function tenantToMessage(t: Tenant): TenantMessage {
+  return create(TenantSchema, {
+    id: t.id,
+    slug: t.slug,
+    displayName: t.displayName,
+    plan: planToProto(t.plan),
+    status: t.status === "active" ? TenantStatus.ACTIVE : TenantStatus.SUSPENDED,
+    entitlements: entitlementsToMessage(effectiveEntitlements(t.plan, t.overrides)),
+    entitlementOverrides: overridesToProto(t.overrides),
+    suspensionReason: t.suspensionReason,
+    createdAt: timestampFromDate(t.createdAt),
+    updatedAt: timestampFromDate(t.updatedAt),
+    ...(t.suspendedAt ? { suspendedAt: timestampFromDate(t.suspendedAt) } : {}),
+  });
+}
+
+/** A key's metadata as the API shows it (never the secret or its digest). */
+export function apiKeyToMessage(k: ApiKey, status: KeyStatus): ApiKeyMessage {
+  return create(ApiKeySchema, {
+    id: k.id,
+    kind: k.kind === "platform" ? PrincipalKind.PLATFORM : PrincipalKind.TENANT,
+    tenantId: k.tenantId,
+    name: k.name,
+    role: roleToProto(k.role),
+    status: STATUS_TO_PROTO[status],
+    displayPrefix: displayPrefixOf(k.id),
+    createdAt: timestampFromDate(k.createdAt),
+    ...(k.expiresAt ? { expiresAt: timestampFromDate(k.expiresAt) } : {}),
+    ...(k.lastUsedAt ? { lastUsedAt: timestampFromDate(k.lastUsedAt) } : {}),
+    ...(k.revokedAt ? { revokedAt: timestampFromDate(k.revokedAt) } : {}),
+    revocationReason: k.revocationReason,
+    successorKeyId: k.successorKeyId,
+    predecessorKeyId: k.predecessorKeyId,
+    ...(k.graceEndsAt ? { graceEndsAt: timestampFromDate(k.graceEndsAt) } : {}),
+    createdByKeyId: k.createdByKeyId,
+  });
+}
+
+/** Overrides from the API message. */
+export function overridesFromMessage(m: EntitlementOverridesMessage | undefined): EntitlementOverrides {
+  if (m === undefined) return { features: [] };
+  return {
+    features: m.features.map((f) => ({
+      featureKey: f.featureKey,
+      enabled: f.enabled,
+      ...(f.config && Object.keys(f.config).length > 0 ? { config: f.config as Record<string, unknown> } : {}),
+    })),
+    ...(m.monthlyRunAllowance !== undefined ? { monthlyRunAllowance: Number(m.monthlyRunAllowance) } : {}),
+    ...(m.unlimitedRuns ? { unlimitedRuns: true } : {}),
+    ...(m.maxActiveApiKeys !== undefined ? { maxActiveApiKeys: m.maxActiveApiKeys } : {}),
+  };
+}

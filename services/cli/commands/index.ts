@@ -1,0 +1,49 @@
+import type { Command } from "../command.js";
+import { adminCommands } from "./admin.js";
+import { devCommand } from "./dev.js";
+import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
+import { migrateCommand } from "./migrate.js";
+import { operatorCommand } from "./operator.js";
+import { keysCommands } from "./keys.js";
+import { serveCommand } from "./serve.js";
+import { tenantsCommands } from "./tenants.js";
+import { whoamiCommand } from "./whoami.js";
+import { usageCommands } from "./usage.js";
+import { quotaCommands } from "./quota.js";
+import { auditCommands } from "./audit.js";
+import { askCommand } from "./ask.js";
+import { sessionsCommands } from "./sessions.js";
+import { corporaCommands } from "./corpora.js";
+import { ingestCommand } from "./ingest.js";
+import { docsCommands } from "./docs.js";
+import { searchCommand } from "./search.js";
+
+/** Every `nexus` command, in help order. */
+export const commands: readonly Command[] = [
+  devCommand,
+  serveCommand,
+  migrateCommand,
+  dlqListCommand,
+  dlqReplayCommand,
+  operatorCommand,
+  ...tenantsCommands,
+  ...keysCommands,
+  whoamiCommand,
+  ...adminCommands,
+  ...usageCommands,
+  ...quotaCommands,
+  ...auditCommands,
+  askCommand,
+  ...sessionsCommands,
+  ...corporaCommands,
+  ingestCommand,
+  ...docsCommands,
+  searchCommand,
+];
+
+/** The commands as a Markdown table (README). */
+export function commandsMarkdown(): string {
+  const cell = (t: string) => t.replaceAll("|", "\\|");
+  const rows = commands.map((c) => `| \`${cell(c.usage.split("\n")[0] ?? "")}\` | ${cell(c.summary)} |`);
+  return ["| Command | What it does |", "|---|---|", ...rows].join("\n");
+}

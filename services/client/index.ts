@@ -1,0 +1,3 @@
+/** The Nexus TypeScript SDK. */
+export { createNexusClient, DEFAULT_NEXUS_URL } from "./create-nexus-client.js";
+export type { NexusClient, NexusClientOptions } from "./create-nexus-client.js";

@@ -1,0 +1,26 @@
+import { registerEventTopics } from "../events/topics.js";
+
+/**
+ * Topics (`<domain>.<event>`, subjects `nexus.auth.*`) of the auth domain's events, as the
+ * contracts in proto/nexus/events/v1/auth_events.proto name them. Registered with the event
+ * store on import so `eventOf` needs no explicit topic.
+ */
+export const AUTH_EVENT_TOPICS = Object.freeze({
+  "nexus.events.v1.TenantCreated": "auth.tenant_created",
+  "nexus.events.v1.TenantSuspended": "auth.tenant_suspended",
+  "nexus.events.v1.TenantResumed": "auth.tenant_resumed",
+  "nexus.events.v1.PlanChanged": "auth.plan_changed",
+  "nexus.events.v1.EntitlementOverridesChanged": "auth.entitlement_overrides_changed",
+  "nexus.events.v1.ApiKeyIssued": "auth.api_key_issued",
+  "nexus.events.v1.ApiKeyRotated": "auth.api_key_rotated",
+  "nexus.events.v1.ApiKeyRevoked": "auth.api_key_revoked",
+  "nexus.events.v1.ApiKeyRoleChanged": "auth.api_key_role_changed",
+  "nexus.events.v1.ApiKeyReactivated": "auth.api_key_reactivated",
+  "nexus.events.v1.AccessDenied": "auth.access_denied",
+  "nexus.events.v1.RbacForbidden": "auth.rbac_forbidden",
+} as const);
+
+registerEventTopics(AUTH_EVENT_TOPICS);
+
+/** Subject filter (relative to the prefix) of every auth event. */
+export const AUTH_EVENTS_FILTER = "auth.>";

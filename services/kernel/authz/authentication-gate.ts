@@ -1,0 +1,97 @@
+import type { HandlerContext } from "@connectrpc/connect";
+import { principalKey } from "../context.js";
+import { domainError } from "../errors.js";
+import type { AccessRecorder } from "./access-recorder.js";
+import type { AuthenticationCache } from "./authentication-cache.js";
+import type { Authenticator } from "./authenticator.js";
+import { authCacheLookups, authRefusals } from "./metrics.js";
+import { permissionOf, procedureOf } from "./permissions.js";
+
+/** Options of {@link createAuthenticationGate}. */
+export interface AuthenticationGateOptions {
+  authenticator: Authenticator;
+  cache: AuthenticationCache;
+  recorder: AccessRecorder;
+}
+
+/** Longest header value we look at; Nexus keys are far shorter (the API caps them at 256). */
+const MAX_KEY_LENGTH = 256;
+const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
+const KEY_SHAPE = /^nxs_[A-Za-z0-9_-]+$/;
+
+/**
+ * The presented API key of a request: `Authorization: Bearer nxs_…`. Undefined when the
+ * header is missing or cannot hold a Nexus key.
+ */
+export function presentedKeyOf(header: Headers): string | undefined {
+  const value = header.get("authorization");
+  if (value === null) return undefined;
+  const key = BEARER.exec(value)?.[1];
+  if (key === undefined || key.length > MAX_KEY_LENGTH || !KEY_SHAPE.test(key)) return undefined;
+  return key;
+}
+
+/** The caller's address as a proxy reports it (first x-forwarded-for hop, or x-real-ip). */
+export function peerAddressOf(header: Headers): string | undefined {
+  const forwarded = header.get("x-forwarded-for")?.split(",")[0]?.trim();
+  const address = forwarded || header.get("x-real-ip")?.trim();
+  return address ? address.slice(0, 100) : undefined;
+}
+
+/**
+ * The authentication gate (the kernel server's `authenticate` slot, run in connect's
+ * requestGate before the body is read): resolves `Authorization: Bearer nxs_…` to a principal
+ * and attaches it under `principalKey`, or refuses with UNAUTHENTICATED (AUTH_UNAUTHORIZED,
+ * AUTH_REVOKED_KEY, AUTH_EXPIRED_KEY, AUTH_INACTIVE_KEY) or PERMISSION_DENIED
+ * (TENANT_SUSPENDED). Procedures the permission table marks public pass without a key.
+ *
+ * Answers come from the per-process cache when fresh, else from the authenticator. Each
+ * refused call is recorded exactly once: here when no usable key was sent, by the
+ * authenticator otherwise. Neither the key nor the header ever reaches a log, event or error.
+ */
+export function createAuthenticationGate(options: AuthenticationGateOptions): (ctx: HandlerContext) => Promise<void> {
+  const { authenticator, cache, recorder } = options;
+  return async (ctx) => {
+    const procedure = procedureOf(ctx.service.typeName, ctx.method.name);
+    if (permissionOf(procedure)?.class === "public") return;
+    const peerAddress = peerAddressOf(ctx.requestHeader);
+    const presented = presentedKeyOf(ctx.requestHeader);
+    if (presented === undefined) {
+      authRefusals.inc({ reason: "AUTH_UNAUTHORIZED" });
+      await recorder.accessDenied({ reason: "AUTH_UNAUTHORIZED", procedure, ...(peerAddress ? { peerAddress } : {}) });
+      const message = ctx.requestHeader.has("authorization")
+        ? "the Authorization header does not hold a Nexus API key (expected: Bearer nxs_<key id>_<secret>)"
+        : "this call needs an API key: send Authorization: Bearer nxs_<key id>_<secret>";
+      throw domainError("AUTH_UNAUTHORIZED", message);
+    }
+    const cached = cache.get(presented);
+    if (cached !== undefined) {
+      authCacheLookups.inc({ outcome: "hit" });
+      ctx.values.set(principalKey, cached);
+      return;
+    }
+    authCacheLookups.inc({ outcome: "miss" });
+    const epoch = cache.epoch();
+    const result = await authenticator.authenticate(presented, {
+      procedure,
+      signal: ctx.signal,
+      ...(peerAddress ? { peerAddress } : {}),
+    });
+    if (result.kind === "refused") {
+      authRefusals.inc({ reason: result.reason });
+      throw domainError(result.reason, result.message);
+    }
+    const principal = deepFreeze(result.principal);
+    cache.set(presented, principal, result.validUntil, epoch);
+    ctx.values.set(principalKey, principal);
+  };
+}
+
+/** Cached principals are shared by concurrent calls: nobody may change one. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}

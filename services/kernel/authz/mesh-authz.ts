@@ -1,0 +1,66 @@
+import type { HandlerContext, Interceptor } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import type { Database } from "../db/ports.js";
+import type { EventBus } from "../events/ports.js";
+import { createEventStoreAccessRecorder, type AccessRecorder } from "./access-recorder.js";
+import { createAuthenticationGate } from "./authentication-gate.js";
+import { AuthenticationCache } from "./authentication-cache.js";
+import type { Authenticator } from "./authenticator.js";
+import { createAuthorizationInterceptor } from "./authorization-interceptor.js";
+import { startCacheInvalidation } from "./cache-invalidation.js";
+
+/** Options of {@link startMeshAuthz}. */
+export interface MeshAuthzOptions {
+  /** Resolves keys: the auth domain in its own process, AuthService.Authenticate elsewhere. */
+  authenticator: Authenticator;
+  /** The process's event bus (its per-process observe feed invalidates the cache). */
+  bus: EventBus;
+  /** Database holding platform.events (refusals are recorded there). */
+  db: Database;
+  logger: Logger;
+  /** Clock of cache expiry. Default the wall clock. */
+  clock?: () => Date;
+  /** NEXUS_AUTH_CACHE_TTL_MS. Default 30 000. */
+  cacheTtlMs?: number;
+  /** NEXUS_AUTH_CACHE_MAX_ENTRIES. Default 10 000. */
+  cacheMaxEntries?: number;
+  /** Default: events in `db`. */
+  recorder?: AccessRecorder;
+}
+
+/** The security of one process, ready to hand to `createServer`. */
+export interface MeshAuthz {
+  /** The server's `authenticate` slot. */
+  authenticate: (ctx: HandlerContext) => Promise<void>;
+  /** The server's extra interceptors (the permission table). */
+  interceptors: Interceptor[];
+  cache: AuthenticationCache;
+  recorder: AccessRecorder;
+  /** Stops the invalidation feed and detaches the cache. */
+  close(): Promise<void>;
+}
+
+/**
+ * Assembles a process's authentication and authorization: the gate (with its per-process
+ * cache, kept honest by the auth event feed) and the permission-table interceptor. Every
+ * Nexus process runs exactly this, whatever services it hosts.
+ */
+export async function startMeshAuthz(options: MeshAuthzOptions): Promise<MeshAuthz> {
+  const recorder = options.recorder ?? createEventStoreAccessRecorder({ db: options.db, logger: options.logger });
+  const cache = new AuthenticationCache({
+    ...(options.cacheTtlMs !== undefined ? { ttlMs: options.cacheTtlMs } : {}),
+    ...(options.cacheMaxEntries !== undefined ? { maxEntries: options.cacheMaxEntries } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
+  });
+  const feed = await startCacheInvalidation({ bus: options.bus, cache, logger: options.logger.child({ component: "authz" }) });
+  return {
+    authenticate: createAuthenticationGate({ authenticator: options.authenticator, cache, recorder }),
+    interceptors: [createAuthorizationInterceptor({ recorder })],
+    cache,
+    recorder,
+    async close() {
+      await feed.stop();
+      cache.close();
+    },
+  };
+}

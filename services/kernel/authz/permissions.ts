@@ -1,0 +1,128 @@
+import type { TenantRole } from "../context.js";
+
+/**
+ * THE permission table: every RPC of every Nexus service, in one place. The authentication
+ * gate and the authorization interceptor enforce it for every process; handlers only scope
+ * their queries by the principal's tenant. An RPC that is not listed here is refused
+ * (PERMISSION_DENIED reason RBAC_FORBIDDEN) for every principal, platform included — a new
+ * RPC is closed until someone decides who may call it. A test compares this table with the
+ * generated service descriptors in both directions. docs/security.md renders it for people.
+ *
+ * Permission classes:
+ * - `public`: no API key needed (only AuthService.Authenticate: the gates of other
+ *   processes call it with the key under test in the body);
+ * - `authenticated`: any valid key, platform or tenant (WhoAmI);
+ * - `read` / `write` / `admin`: tenant members with at least viewer / editor / admin;
+ *   `platform: true` also admits platform operators (who must then name the tenant);
+ * - `platform`: platform operators only — tenant creation, plans, overrides, quotas and
+ *   anything installation-wide. No tenant role, not even owner, passes.
+ *
+ * The `owner` tier is enforced inside the auth service (granting or managing owner keys, see
+ * services/auth/domain/key-policy.ts); no RPC is owner-only as a whole.
+ */
+
+/** What a permission class requires. */
+export type PermissionClass = "public" | "authenticated" | "read" | "write" | "admin" | "platform";
+
+/** One RPC's rule. */
+export interface Permission {
+  class: PermissionClass;
+  /** For read/write/admin: platform operators may call it too. Default false. */
+  platform?: boolean;
+  /** A feature the caller's tenant must have (PERMISSION_DENIED FEATURE_NOT_ENABLED otherwise). */
+  feature?: string;
+}
+
+/** The weakest tenant role each tenant class admits. */
+export const CLASS_MIN_ROLE: Readonly<Record<"read" | "write" | "admin", TenantRole>> = {
+  read: "viewer",
+  write: "editor",
+  admin: "admin",
+};
+
+const publicRpc: Permission = { class: "public" };
+const anyone: Permission = { class: "authenticated" };
+const platformOnly: Permission = { class: "platform" };
+const read: Permission = { class: "read" };
+const write: Permission = { class: "write" };
+const admin: Permission = { class: "admin" };
+const readOrPlatform: Permission = { class: "read", platform: true };
+const adminOrPlatform: Permission = { class: "admin", platform: true };
+const auditAccess: Permission = { class: "admin", platform: true, feature: "feature.audit_access" };
+
+/**
+ * Procedure (`/<package>.<Service>/<Method>`) → rule. Tenant content (documents, corpora,
+ * sessions, search, runs) is for tenant members only: platform operators run the
+ * installation, they do not read customers' data.
+ */
+export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
+  // ---- nexus.auth.v1.AuthService ----
+  "/nexus.auth.v1.AuthService/CreateTenant": platformOnly,
+  "/nexus.auth.v1.AuthService/GetTenant": readOrPlatform,
+  "/nexus.auth.v1.AuthService/ListTenants": platformOnly,
+  "/nexus.auth.v1.AuthService/SuspendTenant": platformOnly,
+  "/nexus.auth.v1.AuthService/ResumeTenant": platformOnly,
+  "/nexus.auth.v1.AuthService/SetPlan": platformOnly,
+  "/nexus.auth.v1.AuthService/SetEntitlementOverrides": platformOnly,
+  "/nexus.auth.v1.AuthService/CreateApiKey": adminOrPlatform,
+  "/nexus.auth.v1.AuthService/ListApiKeys": adminOrPlatform,
+  "/nexus.auth.v1.AuthService/GetApiKey": adminOrPlatform,
+  "/nexus.auth.v1.AuthService/RevokeApiKey": adminOrPlatform,
+  "/nexus.auth.v1.AuthService/RotateApiKey": adminOrPlatform,
+  "/nexus.auth.v1.AuthService/ReactivateApiKey": adminOrPlatform,
+  "/nexus.auth.v1.AuthService/SetApiKeyRole": adminOrPlatform,
+  "/nexus.auth.v1.AuthService/Authenticate": publicRpc,
+  "/nexus.auth.v1.AuthService/WhoAmI": anyone,
+
+  // ---- nexus.metering.v1.MeteringService ----
+  // Reservations are made on behalf of a run: the agent forwards the caller's key.
+  "/nexus.metering.v1.MeteringService/CheckQuota": readOrPlatform,
+  "/nexus.metering.v1.MeteringService/CommitQuota": readOrPlatform,
+  "/nexus.metering.v1.MeteringService/ReleaseQuota": readOrPlatform,
+  "/nexus.metering.v1.MeteringService/GetUsageSummary": adminOrPlatform,
+  "/nexus.metering.v1.MeteringService/GetUsageHistory": adminOrPlatform,
+  // Any member may read its own tenant's quota (issue 5); only platform operators set it.
+  "/nexus.metering.v1.MeteringService/GetQuota": readOrPlatform,
+  "/nexus.metering.v1.MeteringService/SetQuota": platformOnly,
+
+  // ---- nexus.ingestion.v1.IngestionService ----
+  "/nexus.ingestion.v1.IngestionService/IngestText": write,
+  "/nexus.ingestion.v1.IngestionService/UploadDocument": write,
+  "/nexus.ingestion.v1.IngestionService/GetDocument": read,
+  "/nexus.ingestion.v1.IngestionService/ListDocuments": read,
+  "/nexus.ingestion.v1.IngestionService/WatchDocument": read,
+  "/nexus.ingestion.v1.IngestionService/ReindexDocument": write,
+  "/nexus.ingestion.v1.IngestionService/DeleteDocument": write,
+  "/nexus.ingestion.v1.IngestionService/ListDeadLetters": platformOnly,
+  "/nexus.ingestion.v1.IngestionService/ReplayDeadLetter": platformOnly,
+
+  // ---- nexus.retrieval.v1.RetrievalService ----
+  "/nexus.retrieval.v1.RetrievalService/CreateCorpus": admin,
+  "/nexus.retrieval.v1.RetrievalService/GetCorpus": read,
+  "/nexus.retrieval.v1.RetrievalService/ListCorpora": read,
+  "/nexus.retrieval.v1.RetrievalService/UpdateCorpus": admin,
+  "/nexus.retrieval.v1.RetrievalService/DeleteCorpus": admin,
+  "/nexus.retrieval.v1.RetrievalService/Search": read,
+
+  // ---- nexus.agent.v1.AgentService ----
+  "/nexus.agent.v1.AgentService/Run": read,
+  "/nexus.agent.v1.AgentService/CancelRun": read,
+  "/nexus.agent.v1.AgentService/GetSession": read,
+  "/nexus.agent.v1.AgentService/ListSessions": read,
+  "/nexus.agent.v1.AgentService/DeleteSession": write,
+
+  // ---- nexus.audit.v1.AuditService ----
+  "/nexus.audit.v1.AuditService/ListAuditEvents": auditAccess,
+  "/nexus.audit.v1.AuditService/ExportAuditEvents": auditAccess,
+  "/nexus.audit.v1.AuditService/VerifyAuditChain": auditAccess,
+});
+
+/** `/<service type name>/<method name>`, the key of {@link PERMISSIONS}. */
+export function procedureOf(serviceTypeName: string, methodName: string): string {
+  return `/${serviceTypeName}/${methodName}`;
+}
+
+/** The rule of a procedure, or undefined when the table does not list it (deny). */
+export function permissionOf(procedure: string): Permission | undefined {
+  return Object.hasOwn(PERMISSIONS, procedure) ? PERMISSIONS[procedure] : undefined;
+}

@@ -1,0 +1,742 @@
+/**
+ * Nexus configuration: the ONE place that reads environment variables.
+ *
+ * One table ({@link VARIABLES}) drives parsing, defaults, validation and documentation; adding a
+ * variable is one entry there (its key becomes a field of {@link NexusConfig}). Values are
+ * validated at start-up: a bad value throws a {@link ConfigError} naming the variable, the value
+ * (unless it is secret) and what is expected. An empty value counts as unset.
+ *
+ * The README's Configuration table is generated from the same table (`npm run docs:readme`),
+ * so this comment does not repeat it.
+ */
+
+/** Thrown by {@link loadConfig} when one or more variables hold a bad value. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  /** One entry per bad variable. */
+  readonly problems: readonly ConfigProblem[];
+
+  constructor(problems: ConfigProblem[]) {
+    const lines = problems.map((p) => p.message);
+    super(
+      lines.length === 1
+        ? `invalid configuration: ${lines[0]}`
+        : `invalid configuration:\n${lines.map((l) => `  - ${l}`).join("\n")}`,
+    );
+    this.problems = Object.freeze([...problems]);
+  }
+
+  /** Names of the variables that failed validation. */
+  get variables(): string[] {
+    return this.problems.map((p) => p.variable);
+  }
+}
+
+/** One invalid variable: its name and a message naming value and expectation. */
+export interface ConfigProblem {
+  variable: string;
+  message: string;
+}
+
+/** Signals that a raw value does not fit; `expected` says what would. */
+class InvalidValue extends Error {
+  constructor(readonly expected: string) {
+    super(expected);
+  }
+}
+
+interface VariableSpec<T> {
+  /** Environment variable name. */
+  name: string;
+  /** Raw default, or undefined when "unset" is a meaningful state. */
+  default: string | undefined;
+  /** How the default reads in docs when there is no raw default. */
+  unsetMeaning?: string;
+  description: string;
+  /** Never echo the value in errors (URLs may carry passwords). */
+  secret?: boolean;
+  /** Parses a non-empty raw value; throws InvalidValue. */
+  parse(raw: string): T;
+}
+
+function variable<T>(spec: VariableSpec<T>): VariableSpec<T> {
+  return spec;
+}
+
+// ---- parsers (each says what it expects, for the error message) ----
+
+function integer(min: number, max: number): (raw: string) => number {
+  return (raw) => {
+    if (!/^-?\d+$/.test(raw)) throw new InvalidValue(`an integer from ${min} to ${max}`);
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < min || n > max) throw new InvalidValue(`an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function boolean(raw: string): boolean {
+  const v = raw.toLowerCase();
+  if (["true", "1", "yes", "on"].includes(v)) return true;
+  if (["false", "0", "no", "off"].includes(v)) return false;
+  throw new InvalidValue("true or false (also 1/0, yes/no, on/off)");
+}
+
+function oneOf<const T extends string>(values: readonly T[]): (raw: string) => T {
+  return (raw) => {
+    const v = raw.toLowerCase();
+    if ((values as readonly string[]).includes(v)) return v as T;
+    throw new InvalidValue(`one of ${values.join(", ")}`);
+  };
+}
+
+function host(raw: string): string {
+  // Hostname, IPv4 or IPv6 literal; no scheme, port or path.
+  if (/^[A-Za-z0-9.-]+$/.test(raw) || /^[0-9A-Fa-f:.]+$/.test(raw) || /^\[[0-9A-Fa-f:.]+\]$/.test(raw)) {
+    return raw.replace(/^\[(.*)\]$/, "$1");
+  }
+  throw new InvalidValue("a host name or IP address without scheme or port (e.g. 0.0.0.0)");
+}
+
+function urlWith(protocols: readonly string[], what: string): (raw: string) => string {
+  return (raw) => {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw new InvalidValue(what);
+    }
+    if (!protocols.includes(u.protocol) || !u.hostname) throw new InvalidValue(what);
+    return raw;
+  };
+}
+
+function urlList(protocols: readonly string[], what: string): (raw: string) => string[] {
+  const one = urlWith(protocols, what);
+  return (raw) => {
+    const parts = raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    if (parts.length === 0) throw new InvalidValue(what);
+    return parts.map(one);
+  };
+}
+
+function path(raw: string): string {
+  if (raw.includes("\0")) throw new InvalidValue("a file system path");
+  return raw;
+}
+
+/** JetStream stream names: no spaces, dots, wildcards or path separators. */
+function streamName(raw: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) throw new InvalidValue("a JetStream stream name (letters, digits, _ and -; at most 64)");
+  return raw;
+}
+
+function subjectToken(raw: string): string {
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(raw)) {
+    throw new InvalidValue("NATS subject tokens separated by dots, without wildcards or spaces (e.g. nexus)");
+  }
+  return raw;
+}
+
+function nonEmptyName(raw: string): string {
+  if (!/^[A-Za-z0-9._/-]{1,128}$/.test(raw)) throw new InvalidValue("a name of letters, digits, ., _, / and - (at most 128)");
+  return raw;
+}
+
+/** An API key id as it appears in `nxs_<key id>_<secret>`. */
+function bootstrapKeyId(raw: string): string {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(raw)) throw new InvalidValue("a key id of letters, digits and dashes (at most 64), as in nxs_<key id>_<secret>");
+  return raw;
+}
+
+/** A hex SHA-256 digest (64 hex characters), normalised to lower case. */
+function sha256Hex(raw: string): string {
+  const v = raw.split(/\s+/)[0]?.toLowerCase() ?? "";
+  if (!/^[0-9a-f]{64}$/.test(v)) throw new InvalidValue("a hex SHA-256 digest (64 hex characters, as printed by sha256sum)");
+  return v;
+}
+
+/** An embedding model name as servers spell them (e.g. text-embedding-3-small, nomic-embed-text:latest). */
+function modelName(raw: string): string {
+  if (!/^[A-Za-z0-9._:\/-]{1,200}$/.test(raw)) throw new InvalidValue("a model name of letters, digits, ., _, :, / and - (at most 200)");
+  return raw;
+}
+
+/** Any non-empty string without line breaks (tokens, API keys). */
+function secretText(raw: string): string {
+  if (/[\r\n]/.test(raw)) throw new InvalidValue("one line of text");
+  return raw;
+}
+
+/** A decimal number in [min, max] (`exclusiveMin`: in (min, max]). */
+function decimal(min: number, max: number, exclusiveMin = false): (raw: string) => number {
+  const what = `a number ${exclusiveMin ? "greater than" : "from"} ${min} ${exclusiveMin ? "and at most" : "to"} ${max}`;
+  return (raw) => {
+    if (!/^\d+(\.\d+)?$|^\.\d+$/.test(raw)) throw new InvalidValue(what);
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n > max || n < min || (exclusiveMin && n === min)) throw new InvalidValue(what);
+    return n;
+  };
+}
+
+/** Run-unit multipliers per plan: `free=1,pro=1.5,enterprise=2`; plans not named keep 1. */
+function tierMultipliers(raw: string): Readonly<Record<"free" | "pro" | "enterprise", number>> {
+  const what = "a comma list of plan=multiplier for free, pro and enterprise (e.g. free=1,pro=1,enterprise=1), each from 0 to 1000";
+  const out = { free: 1, pro: 1, enterprise: 1 };
+  for (const part of raw.split(",").map((x) => x.trim()).filter((x) => x.length > 0)) {
+    const m = /^(free|pro|enterprise)\s*=\s*(\d+(?:\.\d+)?)$/i.exec(part);
+    const n = Number(m?.[2]);
+    if (!m || !Number.isFinite(n) || n > 1000) throw new InvalidValue(what);
+    out[m[1]!.toLowerCase() as keyof typeof out] = n;
+  }
+  return out;
+}
+
+/** A comma list of field names (letters, digits, _ and -), lower-cased. */
+function fieldNames(raw: string): readonly string[] {
+  const names = raw.split(",").map((k) => k.trim().toLowerCase()).filter((k) => k.length > 0);
+  if (names.length === 0 || !names.every((k) => /^[a-z0-9_-]{1,64}$/.test(k))) {
+    throw new InvalidValue("a comma list of field names (letters, digits, _ and -; at most 64 each)");
+  }
+  return names;
+}
+
+/** `*` (any origin) or a list of origins such as https://app.example.com. */
+export type CorsOrigins = "*" | readonly string[];
+
+function corsOrigins(raw: string): CorsOrigins {
+  const parts = raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  if (parts.length === 1 && parts[0] === "*") return "*";
+  const what = "* or a comma list of origins like https://app.example.com (scheme, host and optional port, no path)";
+  if (parts.length === 0) throw new InvalidValue(what);
+  return parts.map((p) => {
+    let u: URL;
+    try {
+      u = new URL(p);
+    } catch {
+      throw new InvalidValue(what);
+    }
+    if ((u.protocol !== "http:" && u.protocol !== "https:") || u.origin !== p.replace(/\/$/, "")) {
+      throw new InvalidValue(what);
+    }
+    return u.origin;
+  });
+}
+
+/** The five Nexus services `nexus serve` can run. */
+export const SERVICE_NAMES = ["auth", "metering", "ingestion", "retrieval", "agent"] as const;
+/** One of {@link SERVICE_NAMES}. */
+export type ServiceName = (typeof SERVICE_NAMES)[number];
+
+function serviceList(raw: string): readonly ServiceName[] {
+  const what = `all, or a comma list of ${SERVICE_NAMES.join(", ")}`;
+  const parts = raw.split(",").map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0);
+  if (parts.length === 1 && parts[0] === "all") return [...SERVICE_NAMES];
+  if (parts.length === 0) throw new InvalidValue(what);
+  const out: ServiceName[] = [];
+  for (const p of parts) {
+    if (!(SERVICE_NAMES as readonly string[]).includes(p)) throw new InvalidValue(what);
+    if (!out.includes(p as ServiceName)) out.push(p as ServiceName);
+  }
+  return out;
+}
+
+/** pino log levels accepted by LOG_LEVEL. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * The table every variable comes from. Keys are the {@link NexusConfig} field names.
+ * `default: undefined` means "unset" is meaningful (the field is then `undefined`).
+ */
+const VARIABLES = {
+  host: variable({
+    name: "NEXUS_HOST",
+    default: "0.0.0.0",
+    description: "Interface the server binds to.",
+    parse: host,
+  }),
+  port: variable({
+    name: "NEXUS_PORT",
+    default: "8080",
+    description: "TCP port for gRPC, gRPC-Web, Connect, /metrics, /healthz and /readyz.",
+    parse: integer(0, 65535),
+  }),
+  logLevel: variable({
+    name: "LOG_LEVEL",
+    default: "info",
+    description: "pino level: fatal, error, warn, info, debug, trace, silent.",
+    parse: oneOf(LOG_LEVELS),
+  }),
+  logPretty: variable({
+    name: "NEXUS_LOG_PRETTY",
+    default: "false",
+    description: "Human-readable log lines instead of JSON (development).",
+    parse: boolean,
+  }),
+  databaseUrl: variable<string | undefined>({
+    name: "DATABASE_URL",
+    default: undefined,
+    unsetMeaning: "(unset: embedded PGlite)",
+    description: "PostgreSQL URL (postgres:// or postgresql://); secret.",
+    secret: true,
+    parse: urlWith(["postgres:", "postgresql:"], "a postgres:// or postgresql:// URL"),
+  }),
+  dataDir: variable({
+    name: "NEXUS_DATA_DIR",
+    default: ".nexus",
+    description: "Directory for the embedded PGlite database files.",
+    parse: path,
+  }),
+  natsUrl: variable<readonly string[] | undefined>({
+    name: "NATS_URL",
+    default: undefined,
+    unsetMeaning: "(unset: local in-process bus)",
+    description: "NATS server(s), comma-separated nats:// URLs; secret.",
+    secret: true,
+    parse: urlList(["nats:", "tls:", "ws:", "wss:"], "a comma list of nats:// (or tls://, ws://, wss://) URLs"),
+  }),
+  natsStream: variable({
+    name: "NEXUS_NATS_STREAM",
+    default: "NEXUS_EVENTS",
+    description: "JetStream stream holding domain events.",
+    parse: streamName,
+  }),
+  subjectPrefix: variable({
+    name: "NEXUS_SUBJECT_PREFIX",
+    default: "nexus",
+    description: "First token of event subjects (`<prefix>.<domain>.<event>`).",
+    parse: subjectToken,
+  }),
+  dlqStream: variable({
+    name: "NEXUS_DLQ_STREAM",
+    default: "NEXUS_DLQ",
+    description: "JetStream stream holding dead-lettered messages.",
+    parse: streamName,
+  }),
+  maxDeliver: variable({
+    name: "NEXUS_MAX_DELIVER",
+    default: "5",
+    description: "Deliveries of an event before it goes to the DLQ.",
+    parse: integer(1, 1000),
+  }),
+  maxRequestBytes: variable({
+    name: "NEXUS_MAX_REQUEST_BYTES",
+    default: "4194304",
+    description: "Largest accepted request message (bytes); larger → RESOURCE_EXHAUSTED.",
+    parse: integer(1024, 0xffffffff),
+  }),
+  shutdownTimeoutMs: variable({
+    name: "NEXUS_SHUTDOWN_TIMEOUT_MS",
+    default: "15000",
+    description: "How long a graceful shutdown waits for in-flight RPCs.",
+    parse: integer(0, 600_000),
+  }),
+  corsOrigins: variable({
+    name: "NEXUS_CORS_ORIGINS",
+    default: "*",
+    description: "Browser origins allowed by CORS: `*` or a comma list of origins.",
+    parse: corsOrigins,
+  }),
+  services: variable({
+    name: "NEXUS_SERVICES",
+    default: "all",
+    description: "Services `nexus serve` runs: `all` or a comma list of auth, metering, ingestion, retrieval, agent.",
+    parse: serviceList,
+  }),
+  authUrl: variable<string | undefined>({
+    name: "NEXUS_AUTH_URL",
+    default: undefined,
+    unsetMeaning: "(unset: this process, when it hosts auth)",
+    description: "Base URL of the auth service for calls from other services, e.g. http://nexus-auth:8080.",
+    parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  meteringUrl: variable<string | undefined>({
+    name: "NEXUS_METERING_URL",
+    default: undefined,
+    unsetMeaning: "(unset: this process, when it hosts metering)",
+    description: "Base URL of the metering (and audit) service for calls from other services, e.g. http://nexus-metering:8080.",
+    parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  ingestionUrl: variable<string | undefined>({
+    name: "NEXUS_INGESTION_URL",
+    default: undefined,
+    unsetMeaning: "(unset: this process, when it hosts ingestion)",
+    description: "Base URL of the ingestion service for calls from other services, e.g. http://nexus-ingestion:8080.",
+    parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  retrievalUrl: variable<string | undefined>({
+    name: "NEXUS_RETRIEVAL_URL",
+    default: undefined,
+    unsetMeaning: "(unset: this process, when it hosts retrieval)",
+    description: "Base URL of the retrieval service for calls from other services, e.g. http://nexus-retrieval:8080.",
+    parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  agentUrl: variable<string | undefined>({
+    name: "NEXUS_AGENT_URL",
+    default: undefined,
+    unsetMeaning: "(unset: this process, when it hosts agent)",
+    description: "Base URL of the agent service for calls from other services, e.g. http://nexus-agent:8080.",
+    parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  writeFreezeFile: variable({
+    name: "NEXUS_WRITE_FREEZE_FILE",
+    default: "/etc/nexus/runtime/writeFrozen",
+    description: "File whose content `true` refuses every mutating RPC with UNAVAILABLE WRITE_FROZEN (a failover's freeze; the chart mounts the operator's flag here). Missing file = not frozen.",
+    parse: path,
+  }),
+  serviceName: variable({
+    name: "NEXUS_SERVICE_NAME",
+    default: "nexus",
+    description: "Service name reported to telemetry (OTEL_SERVICE_NAME wins when set).",
+    parse: nonEmptyName,
+  }),
+  authCacheTtlMs: variable({
+    name: "NEXUS_AUTH_CACHE_TTL_MS",
+    default: "30000",
+    description:
+      "Longest time a process reuses an API key's authentication answer (revocation, suspension and role changes end it at once via events); 0 turns the cache off.",
+    parse: integer(0, 3_600_000),
+  }),
+  authCacheMaxEntries: variable({
+    name: "NEXUS_AUTH_CACHE_MAX_ENTRIES",
+    default: "10000",
+    description: "Most authentication answers cached per process (least recently used dropped first).",
+    parse: integer(1, 10_000_000),
+  }),
+  apiKeyRotationGraceSeconds: variable({
+    name: "NEXUS_API_KEY_ROTATION_GRACE_SECONDS",
+    default: "86400",
+    description: "How long a rotated API key keeps working when RotateApiKey names no grace period (0 = revoke at once).",
+    parse: integer(0, 2_592_000),
+  }),
+  apiKeyInactiveDays: variable({
+    name: "NEXUS_API_KEY_INACTIVE_DAYS",
+    default: "90",
+    description: "API keys unused this many days are refused with AUTH_INACTIVE_KEY until reactivated; 0 disables the limit.",
+    parse: integer(0, 36_500),
+  }),
+  maxActiveApiKeys: variable({
+    name: "NEXUS_MAX_ACTIVE_API_KEYS",
+    default: "100",
+    description: "Active API keys a tenant may hold (per-tenant override: max_active_api_keys); one more → KEY_LIMIT_REACHED.",
+    parse: integer(1, 100_000),
+  }),
+  bootstrapKeyId: variable<string | undefined>({
+    name: "NEXUS_BOOTSTRAP_KEY_ID",
+    default: undefined,
+    unsetMeaning: "(unset)",
+    description: "Key id of a platform key to install at start-up from its digest (Kubernetes); set with NEXUS_BOOTSTRAP_KEY_SHA256.",
+    parse: bootstrapKeyId,
+  }),
+  bootstrapKeySha256: variable<string | undefined>({
+    name: "NEXUS_BOOTSTRAP_KEY_SHA256",
+    default: undefined,
+    unsetMeaning: "(unset)",
+    description: "Hex SHA-256 of that whole plaintext key (as `sha256sum` prints it); the plaintext never reaches Nexus.",
+    parse: sha256Hex,
+  }),
+  lexicalOnly: variable({
+    name: "NEXUS_LEXICAL_ONLY",
+    default: "false",
+    description: "Search by PostgreSQL full-text rank only, without pgvector; required on a PostgreSQL that lacks the vector extension.",
+    parse: boolean,
+  }),
+  embeddingModel: variable({
+    name: "NEXUS_EMBEDDING_MODEL",
+    default: "hash-256",
+    description: "Embedding model of new corpora: hash-<dimensions> (deterministic, offline) or a model name of the server at NEXUS_EMBEDDINGS_URL.",
+    parse: modelName,
+  }),
+  embeddingDimensions: variable<number | undefined>({
+    name: "NEXUS_EMBEDDING_DIMENSIONS",
+    default: undefined,
+    unsetMeaning: "(unset: the model's own)",
+    description: "Vector size of new corpora, 8-4096 (hash-<n> models: n; other models: 1536 unless set).",
+    parse: integer(8, 4096),
+  }),
+  embeddingsUrl: variable<string | undefined>({
+    name: "NEXUS_EMBEDDINGS_URL",
+    default: undefined,
+    unsetMeaning: "(unset: hash models only)",
+    description: "Base URL of an OpenAI-compatible embeddings API including the version, e.g. https://api.openai.com/v1; secret.",
+    secret: true,
+    parse: urlWith(["http:", "https:"], "an http:// or https:// URL such as https://api.openai.com/v1"),
+  }),
+  embeddingsApiKey: variable<string | undefined>({
+    name: "NEXUS_EMBEDDINGS_API_KEY",
+    default: undefined,
+    unsetMeaning: "(unset)",
+    description: "Bearer token for NEXUS_EMBEDDINGS_URL; secret.",
+    secret: true,
+    parse: secretText,
+  }),
+  embeddingsBatchSize: variable({
+    name: "NEXUS_EMBEDDINGS_BATCH_SIZE",
+    default: "64",
+    description: "Texts per embeddings request.",
+    parse: integer(1, 2048),
+  }),
+  embeddingsTimeoutMs: variable({
+    name: "NEXUS_EMBEDDINGS_TIMEOUT_MS",
+    default: "30000",
+    description: "Timeout of one embeddings request (retried with backoff, behind a circuit breaker).",
+    parse: integer(100, 600_000),
+  }),
+  maxUploadBytes: variable({
+    name: "NEXUS_MAX_UPLOAD_BYTES",
+    default: "52428800",
+    description: "Largest document UploadDocument accepts (bytes); larger → RESOURCE_EXHAUSTED REQUEST_TOO_LARGE.",
+    parse: integer(1024, 1_073_741_824),
+  }),
+  ingestConcurrency: variable({
+    name: "NEXUS_INGEST_CONCURRENCY",
+    default: "2",
+    description: "Documents one ingestion worker process handles at once.",
+    parse: integer(1, 64),
+  }),
+  ingestAckWaitMs: variable({
+    name: "NEXUS_INGEST_ACK_WAIT_MS",
+    default: "30000",
+    description: "How long JetStream waits for a silent ingestion worker before redelivering its document to another.",
+    parse: integer(1000, 3_600_000),
+  }),
+  ingestSweepIntervalMs: variable({
+    name: "NEXUS_INGEST_SWEEP_INTERVAL_MS",
+    default: "5000",
+    description: "How often ingestion marks documents whose job reached the dead-letter queue as failed.",
+    parse: integer(100, 3_600_000),
+  }),
+  agentMaxConcurrentRuns: variable({
+    name: "NEXUS_AGENT_MAX_CONCURRENT_RUNS",
+    default: "32",
+    description: "Runs one agent replica serves at once (bulkhead); one more → UNAVAILABLE SERVICE_BUSY with RetryInfo.",
+    parse: integer(1, 100_000),
+  }),
+  agentHeartbeatMs: variable({
+    name: "NEXUS_AGENT_HEARTBEAT_MS",
+    default: "10000",
+    description: "Interval of heartbeat events on a Run stream while nothing else is sent.",
+    parse: integer(50, 3_600_000),
+  }),
+  agentHistoryTurns: variable({
+    name: "NEXUS_AGENT_HISTORY_TURNS",
+    default: "10",
+    description: "Most earlier turns (question and answer) of a session given to the model.",
+    parse: integer(0, 1000),
+  }),
+  agentHistoryChars: variable({
+    name: "NEXUS_AGENT_HISTORY_CHARS",
+    default: "8000",
+    description: "Character budget of that history; the oldest messages are dropped first.",
+    parse: integer(0, 10_000_000),
+  }),
+  agentRetrievalTimeoutMs: variable({
+    name: "NEXUS_AGENT_RETRIEVAL_TIMEOUT_MS",
+    default: "10000",
+    description: "Timeout of a run's Search call (behind a circuit breaker).",
+    parse: integer(10, 600_000),
+  }),
+  agentModelTimeoutMs: variable({
+    name: "NEXUS_AGENT_MODEL_TIMEOUT_MS",
+    default: "30000",
+    description: "Longest wait for the model's first chunk and between chunks; a stalled stream fails with UNAVAILABLE (behind a circuit breaker).",
+    parse: integer(10, 3_600_000),
+  }),
+  agentBreakerFailures: variable({
+    name: "NEXUS_AGENT_BREAKER_FAILURES",
+    default: "5",
+    description: "Consecutive failures of the model or of retrieval that open its circuit breaker.",
+    parse: integer(1, 1000),
+  }),
+  agentBreakerResetMs: variable({
+    name: "NEXUS_AGENT_BREAKER_RESET_MS",
+    default: "30000",
+    description: "How long an open circuit breaker fails fast before it lets one probe call through (half-open).",
+    parse: integer(10, 3_600_000),
+  }),
+  agentQuotaFailOpen: variable({
+    name: "NEXUS_AGENT_QUOTA_FAIL_OPEN",
+    default: "true",
+    description: "When metering cannot be reached: admit runs (true, logged and counted) or refuse them with UNAVAILABLE DEPENDENCY_UNAVAILABLE (false).",
+    parse: boolean,
+  }),
+  agentDefaultProvider: variable({
+    name: "NEXUS_AGENT_DEFAULT_PROVIDER",
+    default: "extractive",
+    description: "Model provider of runs whose request and corpus name none: extractive (offline, deterministic) or openai.",
+    parse: oneOf(["extractive", "openai"] as const),
+  }),
+  openaiBaseUrl: variable<string | undefined>({
+    name: "NEXUS_OPENAI_BASE_URL",
+    default: undefined,
+    unsetMeaning: "(unset: openai provider off)",
+    description:
+      "Base URL of an OpenAI-compatible Chat Completions API including the version, e.g. https://api.openai.com/v1 (vLLM, Ollama, llama.cpp, Gemini's compatible endpoint); secret.",
+    secret: true,
+    parse: urlWith(["http:", "https:"], "an http:// or https:// URL such as https://api.openai.com/v1"),
+  }),
+  openaiModel: variable({
+    name: "NEXUS_OPENAI_MODEL",
+    default: "gpt-4o-mini",
+    description: "Chat model of the openai provider when neither the request nor the corpus names one.",
+    parse: modelName,
+  }),
+  openaiApiKey: variable<string | undefined>({
+    name: "NEXUS_OPENAI_API_KEY",
+    default: undefined,
+    unsetMeaning: "(unset)",
+    description: "Bearer token for NEXUS_OPENAI_BASE_URL; secret.",
+    secret: true,
+    parse: secretText,
+  }),
+  runUnitTierMultipliers: variable({
+    name: "NEXUS_RUN_UNIT_TIER_MULTIPLIERS",
+    default: "free=1,pro=1,enterprise=1",
+    description: "Run units per compute second by plan: run units = max(cpu_s, gpu_s) × multiplier + tool calls × NEXUS_RUN_UNIT_TOOL_CALL_OVERHEAD.",
+    parse: tierMultipliers,
+  }),
+  runUnitToolCallOverhead: variable({
+    name: "NEXUS_RUN_UNIT_TOOL_CALL_OVERHEAD",
+    default: "0.1",
+    description: "Run units charged per tool call of a run (retrieval counts as one).",
+    parse: decimal(0, 1000),
+  }),
+  quotaSoftCapRatio: variable({
+    name: "NEXUS_QUOTA_SOFT_CAP_RATIO",
+    default: "0.8",
+    description: "Share of a quota limit at which the soft cap fires (QuotaSoftCapReached, once per period), for tenants whose quota sets none.",
+    parse: decimal(0, 1, true),
+  }),
+  quotaReservationTtlSeconds: variable({
+    name: "NEXUS_QUOTA_RESERVATION_TTL_SECONDS",
+    default: "900",
+    description: "How long a CheckQuota reservation holds capacity when neither its run's events nor CommitQuota/ReleaseQuota settle it.",
+    parse: integer(10, 86_400),
+  }),
+  billingWebhookUrl: variable<string | undefined>({
+    name: "NEXUS_BILLING_WEBHOOK_URL",
+    default: undefined,
+    unsetMeaning: "(unset: no billing webhook)",
+    description: "Receiver of quota events (soft cap, hard-cap block, overage), POSTed as signed JSON; needs NEXUS_BILLING_WEBHOOK_SECRET; secret.",
+    secret: true,
+    parse: urlWith(["http:", "https:"], "an http:// or https:// URL"),
+  }),
+  billingWebhookSecret: variable<string | undefined>({
+    name: "NEXUS_BILLING_WEBHOOK_SECRET",
+    default: undefined,
+    unsetMeaning: "(unset)",
+    description: "HMAC-SHA256 key signing billing webhook deliveries (header X-Nexus-Signature over timestamp.body); secret.",
+    secret: true,
+    parse: secretText,
+  }),
+  billingWebhookTimeoutMs: variable({
+    name: "NEXUS_BILLING_WEBHOOK_TIMEOUT_MS",
+    default: "2000",
+    description: "Timeout of one billing webhook attempt; failed attempts are retried with backoff, then dead-lettered.",
+    parse: integer(100, 60_000),
+  }),
+  auditExtraRedactKeys: variable<readonly string[] | undefined>({
+    name: "NEXUS_AUDIT_EXTRA_REDACT_KEYS",
+    default: undefined,
+    unsetMeaning: "(none)",
+    description: "More field names (comma list) the audit log stores as [REDACTED], besides api_key, authorization, token, secret, password, text and content.",
+    parse: fieldNames,
+  }),
+} as const;
+
+/**
+ * Variables Nexus documents but does not parse: the OpenTelemetry SDK reads them itself
+ * (see services/kernel/telemetry.ts).
+ */
+const PASS_THROUGH: readonly ConfigVariable[] = [
+  {
+    name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+    default: "(unset: no export)",
+    description: "OTLP collector base URL; setting it turns trace export on. Read by the OpenTelemetry SDK.",
+  },
+  {
+    name: "OTEL_TRACES_EXPORTER",
+    default: "(unset: otlp when an endpoint is set, else none)",
+    description: "otlp, console or none. Read by the OpenTelemetry SDK.",
+  },
+  {
+    name: "OTEL_SERVICE_NAME",
+    default: "(unset)",
+    description: "Overrides NEXUS_SERVICE_NAME in traces. Read by the OpenTelemetry SDK.",
+  },
+  {
+    name: "OTEL_SDK_DISABLED",
+    default: "false",
+    description: "true turns OpenTelemetry off entirely. Read by the OpenTelemetry SDK.",
+  },
+];
+
+type Variables = typeof VARIABLES;
+
+/** The validated, frozen configuration. Field names are the keys of the variable table. */
+export type NexusConfig = {
+  readonly [K in keyof Variables]: Variables[K] extends VariableSpec<infer T> ? T : never;
+};
+
+/** A documented variable: name, default as shown in docs, and meaning. */
+export interface ConfigVariable {
+  name: string;
+  default: string;
+  description: string;
+}
+
+/**
+ * Every environment variable Nexus reads or documents, in README order. The README's table
+ * must list exactly these (a test checks it).
+ */
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = Object.freeze([
+  ...Object.values(VARIABLES).map((v: VariableSpec<unknown>) =>
+    Object.freeze({ name: v.name, default: v.default ?? v.unsetMeaning ?? "(unset)", description: v.description }),
+  ),
+  ...PASS_THROUGH.map((v) => Object.freeze({ ...v })),
+]);
+
+/** The variables as a Markdown table (for the README). */
+export function configVariablesMarkdown(): string {
+  const rows = CONFIG_VARIABLES.map((v) => `| \`${v.name}\` | ${v.default} | ${v.description} |`);
+  return ["| Variable | Default | Meaning |", "|---|---|---|", ...rows].join("\n");
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * Reads and validates the configuration from `env` (default `process.env`). Empty values count
+ * as unset. Throws a {@link ConfigError} listing every bad variable.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): NexusConfig {
+  const out: Record<string, unknown> = {};
+  const problems: ConfigProblem[] = [];
+  for (const [key, spec] of Object.entries(VARIABLES) as [string, VariableSpec<unknown>][]) {
+    const given = env[spec.name]?.trim();
+    const raw = given === undefined || given === "" ? spec.default : given;
+    if (raw === undefined) {
+      out[key] = undefined;
+      continue;
+    }
+    try {
+      out[key] = spec.parse(raw);
+    } catch (err) {
+      if (!(err instanceof InvalidValue)) throw err;
+      const shown = spec.secret ? "(value hidden)" : JSON.stringify(raw);
+      const fallback = spec.default !== undefined ? `default ${spec.default}` : `unset means ${spec.unsetMeaning ?? "not set"}`;
+      problems.push({
+        variable: spec.name,
+        message: `${spec.name}=${shown} is invalid: expected ${err.expected} (${fallback})`,
+      });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze(out) as NexusConfig;
+}

@@ -1,0 +1,110 @@
+import { create } from "@bufbuild/protobuf";
+import { DurationSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+
+/** `google.rpc.ErrorInfo.domain` of every Nexus error. */
+export const ERROR_DOMAIN = "nexus.dev";
+
+/**
+ * Every machine-readable reason Nexus returns, with its gRPC code. Reasons keep the
+ * predecessors' codes (seeds) so clients can branch on them; the code is what generic gRPC
+ * tooling sees. Add a reason here before using it — `domainError` accepts only these.
+ */
+export const REASONS = {
+  // request shape
+  INVALID_ARGUMENT: Code.InvalidArgument,
+  VALIDATION_FAILED: Code.InvalidArgument,
+  REQUEST_TOO_LARGE: Code.ResourceExhausted,
+  UNSUPPORTED_MEDIA_TYPE: Code.InvalidArgument,
+  DOCUMENT_UNREADABLE: Code.InvalidArgument,
+  INVALID_CURSOR: Code.InvalidArgument,
+  // authentication and authorization
+  AUTH_UNAUTHORIZED: Code.Unauthenticated,
+  AUTH_REVOKED_KEY: Code.Unauthenticated,
+  AUTH_EXPIRED_KEY: Code.Unauthenticated,
+  AUTH_INACTIVE_KEY: Code.Unauthenticated,
+  TENANT_SUSPENDED: Code.PermissionDenied,
+  RBAC_FORBIDDEN: Code.PermissionDenied,
+  TENANT_MISMATCH: Code.PermissionDenied,
+  FEATURE_NOT_ENABLED: Code.PermissionDenied,
+  // resources and state
+  NOT_FOUND: Code.NotFound,
+  ALREADY_EXISTS: Code.AlreadyExists,
+  FAILED_PRECONDITION: Code.FailedPrecondition,
+  KEY_LIMIT_REACHED: Code.FailedPrecondition,
+  DOCUMENT_BUSY: Code.FailedPrecondition,
+  REINDEX_REQUIRED: Code.FailedPrecondition,
+  CONCURRENCY_CONFLICT: Code.Aborted,
+  IDEMPOTENCY_KEY_CONFLICT: Code.Aborted,
+  // limits and availability
+  QUOTA_EXCEEDED: Code.ResourceExhausted,
+  RATE_LIMITED: Code.ResourceExhausted,
+  SERVICE_BUSY: Code.Unavailable,
+  SERVICE_DRAINING: Code.Unavailable,
+  WRITE_FROZEN: Code.Unavailable,
+  DEPENDENCY_UNAVAILABLE: Code.Unavailable,
+  DEADLINE_EXCEEDED: Code.DeadlineExceeded,
+  CANCELLED: Code.Canceled,
+  // not ours to explain in detail (the cause is logged, never sent)
+  INTERNAL: Code.Internal,
+  UNIMPLEMENTED: Code.Unimplemented,
+} as const satisfies Record<string, Code>;
+
+/** A reason Nexus may return. */
+export type Reason = keyof typeof REASONS;
+
+/** Options of {@link domainError}. */
+export interface DomainErrorOptions {
+  /** Adds google.rpc.RetryInfo: clients should wait this long before retrying. */
+  retryAfterMs?: number;
+  /** The underlying error; logged by the server, never sent to the client. */
+  cause?: unknown;
+}
+
+/**
+ * Builds the ConnectError for a domain reason: the reason's code, a message a person can act
+ * on, and a google.rpc.ErrorInfo detail (reason, domain "nexus.dev", string metadata).
+ */
+export function domainError(
+  reason: Reason,
+  message: string,
+  metadata: Record<string, string | number | boolean> = {},
+  options: DomainErrorOptions = {},
+): ConnectError {
+  const meta: Record<string, string> = {};
+  for (const [k, v] of Object.entries(metadata)) meta[k] = String(v);
+  const details: ConstructorParameters<typeof ConnectError>[3] = [
+    { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN, metadata: meta } },
+  ];
+  if (options.retryAfterMs !== undefined) {
+    const ms = Math.max(0, Math.round(options.retryAfterMs));
+    details.push({
+      desc: RetryInfoSchema,
+      value: {
+        retryDelay: create(DurationSchema, {
+          seconds: BigInt(Math.floor(ms / 1000)),
+          nanos: (ms % 1000) * 1_000_000,
+        }),
+      },
+    });
+  }
+  return new ConnectError(message, REASONS[reason], undefined, details, options.cause);
+}
+
+/** The ErrorInfo reason carried by an error (ours or a peer's), if any. */
+export function errorReason(err: unknown): string | undefined {
+  if (!(err instanceof ConnectError)) return undefined;
+  return err.findDetails(ErrorInfoSchema)[0]?.reason;
+}
+
+/** The ErrorInfo metadata carried by an error, or an empty object. */
+export function errorMetadata(err: unknown): Record<string, string> {
+  if (!(err instanceof ConnectError)) return {};
+  return { ...(err.findDetails(ErrorInfoSchema)[0]?.metadata ?? {}) };
+}
+
+/** True when `err` is a Nexus domain error with this reason. */
+export function isReason(err: unknown, reason: Reason): boolean {
+  return errorReason(err) === reason;
+}

@@ -1,0 +1,222 @@
+import { randomUUID } from "node:crypto";
+import { advisoryKey } from "../db/advisory-key.js";
+import { PG_ERRORS, pgErrorCode, pgErrorConstraint } from "../db/pg-error.js";
+import type { Queryable, Tx } from "../db/ports.js";
+import { domainError } from "../errors.js";
+import { currentEventMetadata, metadataFromJson, metadataToJson } from "./event-metadata.js";
+import { domainOf, eventsAppended } from "./metrics.js";
+import type { EventMetadata, NewEvent, RecordedEvent } from "./ports.js";
+import { assertTopic, topicOfType } from "./topics.js";
+
+/**
+ * What the appender believes the stream's current version is:
+ * - a number: exactly that many events exist (0 = the stream is new);
+ * - "no_stream": the stream has no events yet (same as 0);
+ * - "any": append after whatever is there (no optimistic check).
+ */
+export type ExpectedVersion = number | "any" | "no_stream";
+
+/** Options of {@link appendToStream}. */
+export interface AppendOptions {
+  /** Metadata for every appended event (e.g. tenantId, actor); request ids and trace context are added. */
+  metadata?: EventMetadata;
+}
+
+/**
+ * Appends serialize on this transaction-scoped lock, so global positions are handed out in
+ * commit order: a reader that has seen position N will never later find a committed N-1.
+ * That is what lets the relay and the local bus checkpoint a single number. The price is that
+ * event-appending transactions commit one at a time — append as the last step of a transaction.
+ */
+const APPEND_LOCK = advisoryKey("nexus.events.append");
+
+const STREAM_VERSION_CONSTRAINT = "events_stream_version_key";
+const EVENT_ID_CONSTRAINT = "events_event_id_key";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+interface EventRow {
+  position: bigint;
+  event_id: string;
+  stream_id: string;
+  version: number;
+  type: string;
+  topic: string;
+  payload: unknown;
+  metadata: unknown;
+  occurred_at: Date;
+}
+
+const COLUMNS = "position, event_id, stream_id, version, type, topic, payload, metadata, occurred_at";
+
+function toRecorded(row: EventRow): RecordedEvent {
+  return {
+    position: BigInt(row.position),
+    eventId: row.event_id,
+    streamId: row.stream_id,
+    version: row.version,
+    type: row.type,
+    topic: row.topic,
+    payload: row.payload,
+    metadata: metadataFromJson(row.metadata),
+    occurredAt: row.occurred_at instanceof Date ? row.occurred_at : new Date(row.occurred_at),
+  };
+}
+
+function invalid(message: string, field: string): Error {
+  return domainError("INVALID_ARGUMENT", message, { field });
+}
+
+function conflict(streamId: string, expected: ExpectedVersion, actual: number | undefined, cause?: unknown): Error {
+  const metadata: Record<string, string> = { stream_id: streamId, expected_version: String(expected) };
+  if (actual !== undefined) metadata.actual_version = String(actual);
+  const seen = actual === undefined ? "another writer appended first" : `it is at version ${actual}`;
+  return domainError(
+    "CONCURRENCY_CONFLICT",
+    `stream ${streamId} changed concurrently: expected version ${expected}, but ${seen}; re-read and retry`,
+    metadata,
+    cause === undefined ? {} : { cause },
+  );
+}
+
+/** The stream's current version (0 when it has no events). */
+export async function streamVersion(db: Queryable, streamId: string): Promise<number> {
+  const { rows } = await db.query<{ version: number }>(
+    "SELECT coalesce(max(version), 0)::int AS version FROM platform.events WHERE stream_id = $1",
+    [streamId],
+  );
+  return rows[0]?.version ?? 0;
+}
+
+/**
+ * Appends events to a stream inside the caller's transaction — the same transaction as the
+ * state change, which makes `platform.events` the transactional outbox: the events exist if and
+ * only if the state change committed.
+ *
+ * Fails with ABORTED / CONCURRENCY_CONFLICT when the stream is not at `expectedVersion`,
+ * including when two transactions race at the same version (the loser waits for the winner's
+ * commit, then sees the new version; a stale snapshot still trips the unique (stream, version)
+ * constraint, which is translated too). After a conflict the transaction is unusable: roll it
+ * back (throwing out of `db.transaction` does) and retry the command from a fresh read.
+ *
+ * Metadata: request/correlation ids and trace context are captured from the current scope;
+ * `options.metadata` and each event's own metadata override them.
+ */
+export async function appendToStream(
+  tx: Tx,
+  streamId: string,
+  expectedVersion: ExpectedVersion,
+  events: readonly NewEvent[],
+  options: AppendOptions = {},
+): Promise<RecordedEvent[]> {
+  if (!streamId || streamId.length > 512) throw invalid("stream id must be 1 to 512 characters", "stream_id");
+  if (typeof expectedVersion === "number" && (!Number.isInteger(expectedVersion) || expectedVersion < 0)) {
+    throw invalid(`expected version must be a non-negative integer, "any" or "no_stream"`, "expected_version");
+  }
+  if (events.length === 0) return [];
+  const base = currentEventMetadata(options.metadata);
+  const prepared = events.map((e, i) => {
+    if (!e.type) throw invalid(`event ${i} has no type`, "type");
+    if (e.eventId !== undefined && !UUID.test(e.eventId)) throw invalid(`event ${i}: event id must be a UUID`, "event_id");
+    const topic = e.topic ?? topicOfType(e.type);
+    assertTopic(topic);
+    const payload = JSON.stringify(e.payload ?? null);
+    return {
+      eventId: e.eventId ?? randomUUID(),
+      type: e.type,
+      topic,
+      payload,
+      metadata: JSON.stringify(metadataToJson({ ...base, ...dropUndefined(e.metadata) })),
+    };
+  });
+
+  await tx.query("SELECT pg_advisory_xact_lock($1)", [APPEND_LOCK]);
+  const current = await streamVersion(tx, streamId);
+  const expected = expectedVersion === "no_stream" ? 0 : expectedVersion;
+  if (expected !== "any" && expected !== current) throw conflict(streamId, expectedVersion, current);
+
+  const params: unknown[] = [];
+  const values = prepared.map((e, i) => {
+    params.push(e.eventId, streamId, current + i + 1, e.type, e.topic, e.payload, e.metadata);
+    const n = i * 7;
+    return `($${n + 1}::uuid, $${n + 2}, $${n + 3}::int, $${n + 4}, $${n + 5}, $${n + 6}::jsonb, $${n + 7}::jsonb)`;
+  });
+  let rows: EventRow[];
+  try {
+    ({ rows } = await tx.query<EventRow>(
+      `INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
+       VALUES ${values.join(", ")}
+       RETURNING ${COLUMNS}`,
+      params,
+    ));
+  } catch (err) {
+    if (pgErrorCode(err) === PG_ERRORS.UNIQUE_VIOLATION) {
+      const constraint = pgErrorConstraint(err);
+      if (constraint === STREAM_VERSION_CONSTRAINT) throw conflict(streamId, expectedVersion, undefined, err);
+      if (constraint === EVENT_ID_CONSTRAINT) {
+        throw domainError("ALREADY_EXISTS", "an event with this id was already appended", { stream_id: streamId }, { cause: err });
+      }
+    }
+    throw err;
+  }
+  for (const e of prepared) eventsAppended.inc({ domain: domainOf(e.topic) });
+  return rows.map(toRecorded).sort((a, b) => a.version - b.version);
+}
+
+function dropUndefined(meta: EventMetadata | undefined): EventMetadata {
+  const out: EventMetadata = {};
+  for (const [k, v] of Object.entries(meta ?? {}) as [keyof EventMetadata, string | undefined][]) {
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** A stream's events from `fromVersion` (inclusive, default 1), oldest first. */
+export async function readStream(
+  db: Queryable,
+  streamId: string,
+  fromVersion = 1,
+  limit?: number,
+): Promise<RecordedEvent[]> {
+  const { rows } = await db.query<EventRow>(
+    `SELECT ${COLUMNS} FROM platform.events
+     WHERE stream_id = $1 AND version >= $2
+     ORDER BY version
+     ${limit === undefined ? "" : "LIMIT $3"}`,
+    limit === undefined ? [streamId, fromVersion] : [streamId, fromVersion, limit],
+  );
+  return rows.map(toRecorded);
+}
+
+/**
+ * Every stream's events in global order, strictly after `afterPosition` (0n = from the start),
+ * at most `limit` (default 500). Positions have gaps (rolled-back appends), never late arrivals,
+ * so "the last position I processed" is a complete checkpoint.
+ */
+export async function readAll(db: Queryable, afterPosition: bigint = 0n, limit = 500): Promise<RecordedEvent[]> {
+  const { rows } = await db.query<EventRow>(
+    `SELECT ${COLUMNS} FROM platform.events WHERE position > $1 ORDER BY position LIMIT $2`,
+    [afterPosition, limit],
+  );
+  return rows.map(toRecorded);
+}
+
+/** One event by id, or undefined. */
+export async function readEvent(db: Queryable, eventId: string): Promise<RecordedEvent | undefined> {
+  if (!UUID.test(eventId)) return undefined;
+  const { rows } = await db.query<EventRow>(`SELECT ${COLUMNS} FROM platform.events WHERE event_id = $1`, [eventId]);
+  return rows[0] ? toRecorded(rows[0]) : undefined;
+}
+
+/** The event at a global position, or undefined. */
+export async function readEventAt(db: Queryable, position: bigint): Promise<RecordedEvent | undefined> {
+  const { rows } = await db.query<EventRow>(`SELECT ${COLUMNS} FROM platform.events WHERE position = $1`, [position]);
+  return rows[0] ? toRecorded(rows[0]) : undefined;
+}
+
+/** The highest position in the store (0n when empty). */
+export async function lastPosition(db: Queryable): Promise<bigint> {
+  const { rows } = await db.query<{ position: bigint }>(
+    "SELECT coalesce(max(position), 0)::int8 AS position FROM platform.events",
+  );
+  return rows[0]?.position ?? 0n;
+}

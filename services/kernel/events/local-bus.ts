@@ -1,0 +1,112 @@
+import { pino, type Logger } from "pino";
+import type { Database } from "../db/ports.js";
+import { createLocalConsumer } from "./local-consumer.js";
+import { createLocalDeadLetters } from "./local-dead-letters.js";
+import { createLocalObserver } from "./local-observer.js";
+import { EVENTS_CHANNEL, migratePlatform } from "./platform-migrations.js";
+import { BusMembers } from "./bus-members.js";
+import type { ConsumerOptions, EventBus } from "./ports.js";
+import { ensureProcessedEvents } from "./processed-events.js";
+import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX } from "./topics.js";
+
+/** Options of {@link createLocalEventBus}. */
+export interface LocalEventBusOptions {
+  /** Database holding `platform.events` (PGlite in `nexus dev`, or any Postgres). */
+  db: Database;
+  /** Used for the `subject` handlers see. Default "nexus". */
+  subjectPrefix?: string;
+  /** Longest sleep between polls; NOTIFY on append wakes consumers sooner. Default 1 000 ms. */
+  pollIntervalMs?: number;
+  /** Events read per round. Default 100. */
+  batchSize?: number;
+  /** Per-consumer leadership lease among processes. Default 30 000 ms. */
+  leaseMs?: number;
+  logger?: Logger;
+}
+
+/**
+ * The embedded event bus: no NATS, consumers read `platform.events` directly with the same
+ * contract as the NATS bus (durable, idempotent, backoff, DLQ with list/replay). Used by
+ * `nexus dev` on PGlite; also works on PostgreSQL.
+ */
+export async function createLocalEventBus(options: LocalEventBusOptions): Promise<EventBus> {
+  const { db } = options;
+  const prefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+  assertSubjectPrefix(prefix);
+  const logger = options.logger ?? pino({ level: "silent" });
+  const members = new BusMembers();
+  const wakers = new Set<() => void>();
+  const wakeAll = (): void => {
+    for (const wake of wakers) wake();
+  };
+  const deadLetters = createLocalDeadLetters(db);
+  let started: Promise<void> | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
+  let closed = false;
+
+  const bus: EventBus = {
+    kind: "local",
+    subjectPrefix: prefix,
+    start() {
+      started ??= (async () => {
+        await migratePlatform(db, logger);
+        unlisten = await db.listen(EVENTS_CHANNEL, wakeAll).catch((err: unknown) => {
+          logger.warn({ err }, "LISTEN failed; local bus polls only");
+          return undefined;
+        });
+        await deadLetters.depth();
+      })();
+      return started;
+    },
+    async subscribe(consumer: ConsumerOptions) {
+      if (closed) throw new Error("event bus is closed");
+      members.assertNew(consumer.name);
+      await bus.start();
+      await ensureProcessedEvents(consumer.db ?? db, consumer.schema ?? "platform");
+      const subscription = await createLocalConsumer(
+        {
+          db,
+          subjectPrefix: prefix,
+          logger,
+          pollIntervalMs: options.pollIntervalMs ?? 1_000,
+          batchSize: options.batchSize ?? 100,
+          leaseMs: options.leaseMs ?? 30_000,
+          register(wake) {
+            wakers.add(wake);
+            return () => wakers.delete(wake);
+          },
+        },
+        consumer,
+      );
+      return members.addSubscription(subscription);
+    },
+    async observe(observeOptions) {
+      if (closed) throw new Error("event bus is closed");
+      await bus.start();
+      const observation = await createLocalObserver(
+        {
+          db,
+          subjectPrefix: prefix,
+          logger,
+          pollIntervalMs: options.pollIntervalMs ?? 1_000,
+          batchSize: options.batchSize ?? 100,
+          register(wake) {
+            wakers.add(wake);
+            return () => wakers.delete(wake);
+          },
+        },
+        observeOptions,
+      );
+      return members.addObservation(observation);
+    },
+    deadLetters,
+    status: () => members.status(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await members.stopAll();
+      await unlisten?.();
+    },
+  };
+  return bus;
+}

@@ -1,0 +1,146 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { pino, type Logger } from "pino";
+import type { Database } from "../db/ports.js";
+import { createNatsDeadLetters } from "./dead-letters.js";
+import { createNatsConsumer } from "./nats-consumer.js";
+import { createNatsObserver } from "./nats-observer.js";
+import {
+  connectNats,
+  DEFAULT_DLQ_STREAM,
+  DEFAULT_DUPLICATE_WINDOW_MS,
+  DEFAULT_EVENTS_STREAM,
+  ensureStream,
+  type ConnectNatsOptions,
+} from "./nats-streams.js";
+import { migratePlatform } from "./platform-migrations.js";
+import { BusMembers } from "./bus-members.js";
+import type { ConsumerOptions, EventBus } from "./ports.js";
+import { ensureProcessedEvents } from "./processed-events.js";
+import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from "./relay.js";
+import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX } from "./topics.js";
+
+/** Options of {@link createNatsEventBus}. */
+export interface NatsEventBusOptions {
+  /** Database holding `platform.events` (the outbox) and, by default, handlers' state. */
+  db: Database;
+  /** A connection to reuse (the caller closes it), or how to open one (the bus closes it). */
+  nats: NatsConnection | ConnectNatsOptions;
+  /** First subject token. Default "nexus". */
+  subjectPrefix?: string;
+  /** Events stream (subjects `<prefix>.>`). Default "NEXUS_EVENTS". */
+  stream?: string;
+  /** Dead-letter stream (subjects `<prefix>_dlq.>`). Default "NEXUS_DLQ". */
+  dlqStream?: string;
+  /** Publish dedupe window of both streams. Default 120 000 ms. */
+  duplicateWindowMs?: number;
+  /** Events older than this are dropped from the stream (the database keeps them). Default 0 = never. */
+  streamMaxAgeMs?: number;
+  /** Stream replicas (clustered NATS). Default 1. */
+  replicas?: number;
+  /**
+   * The outbox relay of this process, or `false` for a process that only consumes (another
+   * process relays). Default: a relay named "default".
+   */
+  relay?: false | Omit<OutboxRelayOptions, "db" | "nats" | "subjectPrefix" | "logger">;
+  /** Server idle heartbeat of consumers' pulls. Default 5 000 ms. */
+  consumerHeartbeatMs?: number;
+  logger?: Logger;
+}
+
+/** The NATS bus, plus its relay for status and tests. */
+export interface NatsEventBus extends EventBus {
+  readonly kind: "nats";
+  readonly relay: OutboxRelay | undefined;
+  readonly nats: NatsConnection;
+}
+
+const isConnection = (n: NatsConnection | ConnectNatsOptions): n is NatsConnection =>
+  typeof (n as NatsConnection).publish === "function";
+
+/**
+ * The production event bus: the outbox relay publishes `platform.events` to JetStream
+ * (`<prefix>.<domain>.<event>`), consumers are durable JetStream pull consumers, dead letters go
+ * to a DLQ stream. Connecting happens here (fails when NATS is unreachable); `start()` ensures
+ * the streams and starts the relay.
+ */
+export async function createNatsEventBus(options: NatsEventBusOptions): Promise<NatsEventBus> {
+  const { db } = options;
+  const prefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+  assertSubjectPrefix(prefix);
+  const stream = options.stream ?? DEFAULT_EVENTS_STREAM;
+  const dlqStream = options.dlqStream ?? DEFAULT_DLQ_STREAM;
+  const logger = options.logger ?? pino({ level: "silent" });
+  const ownsConnection = !isConnection(options.nats);
+  const nc = isConnection(options.nats) ? options.nats : await connectNats(options.nats);
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const deadLetters = createNatsDeadLetters({ js, jsm, stream: dlqStream, subjectPrefix: prefix });
+  const relay =
+    options.relay === false
+      ? undefined
+      : createOutboxRelay({ ...(options.relay ?? {}), db, nats: nc, subjectPrefix: prefix, logger });
+  const members = new BusMembers();
+  let started: Promise<void> | undefined;
+  let closed = false;
+
+  const bus: NatsEventBus = {
+    kind: "nats",
+    subjectPrefix: prefix,
+    relay,
+    nats: nc,
+    start() {
+      started ??= (async () => {
+        await migratePlatform(db, logger);
+        const common = {
+          duplicateWindowMs: options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS,
+          replicas: options.replicas ?? 1,
+        };
+        await ensureStream(jsm, { ...common, name: stream, subjects: [`${prefix}.>`], maxAgeMs: options.streamMaxAgeMs ?? 0 });
+        await ensureStream(jsm, { ...common, name: dlqStream, subjects: [`${prefix}_dlq.>`] });
+        await deadLetters.depth();
+        await relay?.start();
+      })();
+      started.catch(() => {
+        started = undefined;
+      });
+      return started;
+    },
+    async subscribe(consumer: ConsumerOptions) {
+      if (closed) throw new Error("event bus is closed");
+      members.assertNew(consumer.name);
+      await bus.start();
+      await ensureProcessedEvents(consumer.db ?? db, consumer.schema ?? "platform");
+      const subscription = await createNatsConsumer(
+        {
+          nats: nc,
+          js,
+          jsm,
+          stream,
+          subjectPrefix: prefix,
+          deadLetters,
+          db,
+          logger,
+          ...(options.consumerHeartbeatMs ? { heartbeatMs: options.consumerHeartbeatMs } : {}),
+        },
+        consumer,
+      );
+      return members.addSubscription(subscription);
+    },
+    async observe(observeOptions) {
+      if (closed) throw new Error("event bus is closed");
+      const observation = await createNatsObserver({ nats: nc, subjectPrefix: prefix, logger }, observeOptions);
+      return members.addObservation(observation);
+    },
+    deadLetters,
+    status: () => members.status(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await members.stopAll();
+      await relay?.stop();
+      if (ownsConnection) await nc.drain().catch(() => nc.close());
+    },
+  };
+  return bus;
+}

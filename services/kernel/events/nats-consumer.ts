@@ -1,0 +1,315 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import type { Database } from "../db/ports.js";
+import { retryDelayMs } from "./backoff.js";
+import type { NatsDeadLetters } from "./dead-letters.js";
+import {
+  consumerDeliveries,
+  consumerLastHeartbeat,
+  consumerPending,
+  consumerRedeliveries,
+} from "./metrics.js";
+import { decodeEventMessage, UndecodableMessageError } from "./nats-message.js";
+import { JS_ERRORS, jsErrorCode } from "./nats-streams.js";
+import type { ConsumerOptions, ConsumerStatus, DeliveredEvent, Subscription } from "./ports.js";
+import { deliverOnce } from "./processed-events.js";
+import { Semaphore } from "./semaphore.js";
+import { assertConsumerName, subjectOf, topicPattern } from "./topics.js";
+import { WakeSignal } from "./wake-signal.js";
+
+/** What a NATS consumer needs from its bus. */
+export interface NatsConsumerContext {
+  nats: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  /** Events stream name. */
+  stream: string;
+  subjectPrefix: string;
+  deadLetters: NatsDeadLetters;
+  /** Database for handlers that do not bring their own. */
+  db: Database;
+  logger: Logger;
+  /** Server idle heartbeat while a pull waits. Default 5 000 ms; unhealthy after 3 missed. */
+  heartbeatMs?: number;
+}
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err)) || "unknown error";
+
+/**
+ * A durable JetStream pull consumer running the Nexus consumer contract:
+ * - explicit ack after the handler's transaction commits; idempotent by event id
+ *   (`<schema>.processed_events`), so duplicates are acked without running the handler;
+ * - on failure `nak(delay)` with `min(1 s × 2^(deliveries-1), 5 min)` (never a bare nak);
+ * - on the `maxDeliver`-th failed delivery the framework parks the message in the DLQ stream
+ *   and `term()`s it. The server's max_deliver stays unlimited so a message whose last attempt
+ *   crashed the process is not silently dropped by the server: a delivery beyond `maxDeliver`
+ *   is parked without running the handler;
+ * - `working()` keeps the ack wait from expiring while a handler runs;
+ * - liveness from server idle heartbeats and message traffic; when the pull loop ends or
+ *   stalls (nats.node#590), it is restarted and the durable consumer recreated if it vanished.
+ */
+export async function createNatsConsumer(ctx: NatsConsumerContext, options: ConsumerOptions): Promise<Subscription> {
+  const { name } = options;
+  assertConsumerName(name);
+  topicPattern(options.subject);
+  const db = options.db ?? ctx.db;
+  const schema = options.schema ?? "platform";
+  const concurrency = options.concurrency ?? 1;
+  const maxDeliver = options.maxDeliver ?? 5;
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
+  const heartbeatMs = ctx.heartbeatMs ?? 5_000;
+  const filterSubject = subjectOf(ctx.subjectPrefix, options.subject);
+  const logger = ctx.logger.child({ component: "nats-consumer", consumer: name });
+  const slots = new Semaphore(concurrency);
+  const signal = new WakeSignal();
+  const inFlight = new Set<Promise<void>>();
+  // The last error per stream sequence, for a redelivery beyond maxDeliver that must be parked
+  // without running the handler again (bounded: oldest entries drop out first).
+  const lastErrors = new Map<number, string>();
+
+  let running = true;
+  let connected = !ctx.nats.isClosed();
+  let messages: ConsumerMessages | undefined;
+  let lastHeartbeatAt: Date | undefined;
+  let pending = 0;
+
+  const touch = (): void => {
+    lastHeartbeatAt = new Date();
+    consumerLastHeartbeat.set({ consumer: name }, Math.floor(lastHeartbeatAt.getTime() / 1000));
+  };
+
+  async function ensureConsumer(): Promise<void> {
+    const config: Partial<ConsumerConfig> = {
+      durable_name: name,
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: nanos(ackWaitMs),
+      max_deliver: -1,
+      filter_subject: filterSubject,
+      deliver_policy: options.deliverFrom === "new" ? DeliverPolicy.New : DeliverPolicy.All,
+      max_ack_pending: Math.max(concurrency * 4, 64),
+    };
+    try {
+      const info = await ctx.jsm.consumers.info(ctx.stream, name);
+      if (info.config.filter_subject !== filterSubject || info.config.ack_wait !== config.ack_wait || info.config.max_deliver !== -1) {
+        await ctx.jsm.consumers.update(ctx.stream, name, {
+          filter_subject: filterSubject,
+          ack_wait: config.ack_wait!,
+          max_deliver: -1,
+        });
+      }
+    } catch (err) {
+      if (jsErrorCode(err) !== JS_ERRORS.CONSUMER_NOT_FOUND) throw err;
+      try {
+        await ctx.jsm.consumers.add(ctx.stream, config);
+      } catch (addErr) {
+        // Another replica created it a moment ago: fine if it exists now.
+        await ctx.jsm.consumers.info(ctx.stream, name).catch(() => {
+          throw addErr;
+        });
+      }
+    }
+  }
+
+  async function park(m: JsMsg, deliveryCount: number, error: string): Promise<void> {
+    try {
+      await ctx.deadLetters.park({ msg: m, consumer: name, deliveryCount, error });
+      m.term(`dead-lettered after ${deliveryCount} deliveries`);
+      lastErrors.delete(m.seq);
+      consumerDeliveries.inc({ consumer: name, outcome: "dead_lettered" });
+      logger.error({ seq: m.seq, subject: m.subject, deliveryCount, error }, "message dead-lettered");
+    } catch (err) {
+      // Could not park (NATS trouble): keep the message and try again later.
+      remember(m.seq, error);
+      m.nak(retryDelayMs(deliveryCount, options.backoff));
+      logger.warn({ err, seq: m.seq }, "dead-lettering failed; message will be redelivered");
+    }
+  }
+
+  function remember(seq: number, error: string): void {
+    lastErrors.delete(seq);
+    lastErrors.set(seq, error);
+    if (lastErrors.size > 1000) lastErrors.delete(lastErrors.keys().next().value!);
+  }
+
+  async function processMessage(m: JsMsg): Promise<void> {
+    const deliveryCount = m.info.deliveryCount;
+    pending = m.info.pending;
+    consumerPending.set({ consumer: name }, pending);
+    if (deliveryCount > 1) consumerRedeliveries.inc({ consumer: name });
+    let event: DeliveredEvent;
+    try {
+      event = { ...decodeEventMessage(m, ctx.subjectPrefix), deliveryCount };
+    } catch (err) {
+      if (!(err instanceof UndecodableMessageError)) throw err;
+      await park(m, deliveryCount, err.message);
+      return;
+    }
+    if (deliveryCount > maxDeliver) {
+      await park(
+        m,
+        deliveryCount,
+        lastErrors.get(m.seq) ??
+          `delivered ${deliveryCount} times without an outcome (the handler crashed or exceeded the ack wait)`,
+      );
+      return;
+    }
+    const keepAlive = setInterval(() => m.working(), Math.max(1_000, Math.floor(ackWaitMs / 3)));
+    try {
+      const outcome = await deliverOnce({ db, schema, consumer: name, event, handler: options.handler });
+      m.ack();
+      lastErrors.delete(m.seq);
+      consumerDeliveries.inc({ consumer: name, outcome });
+    } catch (err) {
+      const error = errorText(err);
+      if (deliveryCount >= maxDeliver) {
+        await park(m, deliveryCount, error);
+      } else {
+        const delay = retryDelayMs(deliveryCount, options.backoff);
+        remember(m.seq, error);
+        m.nak(delay);
+        consumerDeliveries.inc({ consumer: name, outcome: "failed" });
+        logger.warn({ err, eventId: event.eventId, deliveryCount, retryInMs: delay }, "handler failed; will retry");
+      }
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  async function watch(current: ConsumerMessages): Promise<void> {
+    for await (const s of current.status()) {
+      switch (s.type) {
+        case "heartbeat":
+        case "discard":
+          touch();
+          break;
+        case "heartbeats_missed":
+          logger.warn({ count: s.count }, "consumer missed server heartbeats");
+          break;
+        case "consumer_not_found":
+        case "consumer_deleted":
+          logger.warn({ status: s.type }, "durable consumer vanished; recreating it");
+          await ensureConsumer().catch((err: unknown) => logger.warn({ err }, "recreating consumer failed"));
+          break;
+        case "stream_not_found":
+          logger.error({ stream: ctx.stream }, "events stream not found");
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  async function pump(): Promise<void> {
+    let failures = 0;
+    // subscribe() has just ensured the consumer; later rounds re-ensure it (it may have vanished).
+    let ensured = true;
+    while (running) {
+      try {
+        if (!ensured) await ensureConsumer();
+        ensured = false;
+        const consumer = await ctx.js.consumers.get(ctx.stream, name);
+        const current = await consumer.consume({
+          max_messages: Math.max(concurrency * 2, 4),
+          expires: Math.max(heartbeatMs * 3, 10_000),
+          idle_heartbeat: heartbeatMs,
+        });
+        messages = current;
+        touch();
+        void watch(current).catch(() => undefined);
+        failures = 0;
+        for await (const m of current) {
+          touch();
+          await slots.acquire();
+          if (!running) {
+            slots.release();
+            // Not processed: hand it back for another replica (after a short delay, never bare).
+            m.nak(retryDelayMs(1, options.backoff));
+            break;
+          }
+          const task = processMessage(m)
+            .catch((err: unknown) => logger.error({ err, seq: m.seq }, "message processing failed"))
+            .finally(() => {
+              slots.release();
+              inFlight.delete(task);
+            });
+          inFlight.add(task);
+        }
+      } catch (err) {
+        failures += 1;
+        logger.warn({ err, failures }, "consumer pull loop failed; restarting");
+      }
+      messages = undefined;
+      if (running) await signal.wait(Math.min(30_000, 500 * 2 ** Math.min(failures, 6)));
+    }
+  }
+
+  const connection = (async () => {
+    for await (const s of ctx.nats.status()) {
+      if (!running) break;
+      if (s.type === "disconnect") connected = false;
+      if (s.type === "reconnect") {
+        connected = true;
+        touch();
+      }
+    }
+  })().catch(() => undefined);
+  void connection;
+
+  // Housekeeping: lag from the server, heartbeat gauge, and a watchdog for a pull loop that
+  // stopped hearing from a connected server (restart it rather than stall silently).
+  const housekeeping = setInterval(() => {
+    if (!running) return;
+    if (connected) {
+      ctx.jsm.consumers
+        .info(ctx.stream, name)
+        .then((info) => {
+          pending = info.num_pending;
+          consumerPending.set({ consumer: name }, pending);
+        })
+        .catch(() => undefined);
+    }
+    const silentFor = lastHeartbeatAt ? Date.now() - lastHeartbeatAt.getTime() : Infinity;
+    // A busy handler can legitimately starve the pull (no pending pull → no server heartbeats).
+    if (connected && messages && slots.inUse === 0 && silentFor > heartbeatMs * 4) {
+      logger.warn({ silentForMs: silentFor }, "consumer stalled; restarting its pull loop");
+      void messages.close().catch(() => undefined);
+    }
+  }, heartbeatMs);
+  housekeeping.unref();
+
+  await ensureConsumer();
+  const pumping = pump();
+
+  return {
+    name,
+    status(): ConsumerStatus {
+      const fresh = lastHeartbeatAt !== undefined && Date.now() - lastHeartbeatAt.getTime() < heartbeatMs * 3;
+      return {
+        name,
+        // A long handler is not a stall: the loop is busy, not dead.
+        healthy: running && connected && messages !== undefined && (fresh || slots.inUse > 0),
+        lastHeartbeatAt,
+        pending,
+        inFlight: slots.inUse,
+      };
+    },
+    async stop() {
+      if (!running) return;
+      running = false;
+      clearInterval(housekeeping);
+      signal.wake();
+      await messages?.close().catch(() => undefined);
+      await pumping;
+      await Promise.allSettled([...inFlight]);
+    },
+  };
+}

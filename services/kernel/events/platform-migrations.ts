@@ -1,0 +1,117 @@
+import type { Database } from "../db/ports.js";
+import { migrate, type Migration, type MigrateResult } from "../db/migrate.js";
+import type { Logger } from "pino";
+
+/** Schema of the event store, the relay's checkpoint and the local bus. */
+export const PLATFORM_SCHEMA = "platform";
+
+/** NOTIFY channel signalled (once per inserting statement) when events are appended. */
+export const EVENTS_CHANNEL = "platform_events";
+
+/**
+ * Migrations of the `platform` schema. Forward-only: never edit a released entry, append one.
+ *
+ * - `events`: the append-only event store. `position` is the global order (positions are
+ *   handed out in commit order, see event-store.ts); (stream_id, version) is unique, which is
+ *   what optimistic concurrency rests on. UPDATE, DELETE and TRUNCATE are refused by triggers.
+ * - `outbox_checkpoint`: per relay, the last position published to NATS, plus a lease so only
+ *   one replica publishes at a time.
+ * - `local_bus_checkpoints`, `local_bus_retries`, `local_dead_letters`: the embedded bus's
+ *   per-consumer progress, scheduled retries and parked messages.
+ */
+export const PLATFORM_MIGRATIONS: readonly Migration[] = [
+  {
+    id: "0001_event_store",
+    sql: `
+CREATE TABLE platform.events (
+  position bigserial PRIMARY KEY,
+  event_id uuid NOT NULL,
+  stream_id text NOT NULL CHECK (length(stream_id) BETWEEN 1 AND 512),
+  version integer NOT NULL CHECK (version >= 1),
+  type text NOT NULL CHECK (length(type) BETWEEN 1 AND 512),
+  topic text NOT NULL CHECK (topic ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)+$'),
+  payload jsonb NOT NULL,
+  metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+  occurred_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT events_event_id_key UNIQUE (event_id),
+  CONSTRAINT events_stream_version_key UNIQUE (stream_id, version)
+);
+
+CREATE FUNCTION platform.refuse_event_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  RAISE EXCEPTION 'platform.events is append-only: % is not allowed', TG_OP
+    USING ERRCODE = 'restrict_violation',
+          HINT = 'Events are immutable facts; append a compensating event instead.';
+END
+$fn$;
+
+CREATE TRIGGER events_append_only
+  BEFORE UPDATE OR DELETE ON platform.events
+  FOR EACH STATEMENT EXECUTE FUNCTION platform.refuse_event_change();
+
+CREATE TRIGGER events_no_truncate
+  BEFORE TRUNCATE ON platform.events
+  FOR EACH STATEMENT EXECUTE FUNCTION platform.refuse_event_change();
+
+CREATE FUNCTION platform.notify_events_appended() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_notify('${EVENTS_CHANNEL}', '');
+  RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER events_notify
+  AFTER INSERT ON platform.events
+  FOR EACH STATEMENT EXECUTE FUNCTION platform.notify_events_appended();
+`,
+  },
+  {
+    id: "0002_relay_and_local_bus",
+    sql: `
+CREATE TABLE platform.outbox_checkpoint (
+  relay text PRIMARY KEY,
+  position bigint NOT NULL DEFAULT 0,
+  owner text,
+  lease_until timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE platform.local_bus_checkpoints (
+  consumer text PRIMARY KEY,
+  position bigint NOT NULL DEFAULT 0,
+  owner text,
+  lease_until timestamptz,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE platform.local_bus_retries (
+  consumer text NOT NULL,
+  position bigint NOT NULL REFERENCES platform.events (position),
+  deliveries integer NOT NULL,
+  next_attempt_at timestamptz NOT NULL,
+  last_error text,
+  replay_count integer NOT NULL DEFAULT 0,
+  PRIMARY KEY (consumer, position)
+);
+CREATE INDEX local_bus_retries_due_idx ON platform.local_bus_retries (consumer, next_attempt_at);
+
+CREATE TABLE platform.local_dead_letters (
+  seq bigserial PRIMARY KEY,
+  consumer text NOT NULL,
+  position bigint NOT NULL REFERENCES platform.events (position),
+  subject text NOT NULL,
+  delivery_count integer NOT NULL,
+  error text NOT NULL,
+  replay_count integer NOT NULL DEFAULT 0,
+  dead_lettered_at timestamptz NOT NULL DEFAULT now(),
+  replayed_at timestamptz
+);
+CREATE INDEX local_dead_letters_parked_idx ON platform.local_dead_letters (consumer, seq) WHERE replayed_at IS NULL;
+`,
+  },
+];
+
+/** Applies {@link PLATFORM_MIGRATIONS} (idempotent; safe with many replicas at once). */
+export function migratePlatform(db: Database, logger?: Logger): Promise<MigrateResult> {
+  return migrate(db, { schema: PLATFORM_SCHEMA, migrations: PLATFORM_MIGRATIONS, ...(logger ? { logger } : {}) });
+}

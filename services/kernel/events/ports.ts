@@ -1,0 +1,237 @@
+import type { Database, Tx } from "../db/ports.js";
+
+/**
+ * Context carried by every event (stored as snake_case JSON in `platform.events.metadata` and
+ * sent as `Nexus-*` / W3C trace headers on NATS). Filled from the current request scope and
+ * the active OpenTelemetry span when the caller does not say otherwise.
+ */
+export interface EventMetadata {
+  tenantId?: string;
+  correlationId?: string;
+  requestId?: string;
+  /** W3C trace context of the operation that appended the event. */
+  traceparent?: string;
+  tracestate?: string;
+  /** Who caused the event, e.g. an API key id or "system". */
+  actor?: string;
+}
+
+/** An event about to be appended. Build it with `eventOf(schema, value)` for protobuf payloads. */
+export interface NewEvent {
+  /** Full protobuf message name, e.g. "nexus.events.v1.ApiKeyRevoked". */
+  type: string;
+  /** JSON payload (the protobuf message's canonical JSON form). */
+  payload: unknown;
+  /**
+   * `<domain>.<event>` part of the NATS subject, e.g. "auth.api_key_revoked". Default: the
+   * registered topic of `type` (see topics.ts).
+   */
+  topic?: string;
+  /** Default: a random UUID. */
+  eventId?: string;
+  /** Merged over the appender's metadata. */
+  metadata?: EventMetadata;
+}
+
+/** An event as stored in `platform.events`. */
+export interface RecordedEvent {
+  /** Global position (bigserial): total order of commits. */
+  position: bigint;
+  eventId: string;
+  streamId: string;
+  /** 1-based version of the event within its stream. */
+  version: number;
+  type: string;
+  topic: string;
+  payload: unknown;
+  metadata: EventMetadata;
+  occurredAt: Date;
+}
+
+/** An event handed to a consumer's handler. */
+export interface DeliveredEvent {
+  eventId: string;
+  type: string;
+  streamId: string;
+  version: number;
+  payload: unknown;
+  metadata: EventMetadata;
+  /** Full subject, e.g. "nexus.auth.api_key_revoked". */
+  subject: string;
+  /** Subject without the prefix, e.g. "auth.api_key_revoked". */
+  topic: string;
+  occurredAt: Date;
+  /** 1 on first delivery, then 2, 3, … (counts every attempt, including the failed ones). */
+  deliveryCount: number;
+}
+
+/**
+ * Handles one event inside the consumer's database transaction. Write the handler's state
+ * with `tx`: the state change and the processed-event record commit (or roll back) together.
+ * Throwing means "failed, retry later".
+ */
+export type EventHandler = (event: DeliveredEvent, tx: Tx) => Promise<void>;
+
+/** Retry delays after a failed delivery: `min(initialMs × 2^(deliveryCount-1), maxMs)`. */
+export interface BackoffOptions {
+  /** Default 1 000 ms. */
+  initialMs?: number;
+  /** Default 300 000 ms (5 min). */
+  maxMs?: number;
+}
+
+/** A durable, idempotent consumer's definition (identical for both buses). */
+export interface ConsumerOptions {
+  /** Durable name, unique per bus: letters, digits, `_` and `-`. */
+  name: string;
+  /**
+   * Topic filter relative to the bus's subject prefix, with NATS wildcards: "auth.api_key_revoked",
+   * "auth.>", "*.document_failed", ">". One filter (NATS 2.9 has one filter_subject per consumer).
+   */
+  subject: string;
+  handler: EventHandler;
+  /**
+   * Database holding the handler's state and `<schema>.processed_events`. Default: the bus's
+   * database.
+   */
+  db?: Database;
+  /** Schema of the handler's service, where `processed_events` lives. Default "platform". */
+  schema?: string;
+  /** Handlers running at once. Default 1 (in order). The local bus always runs one at a time. */
+  concurrency?: number;
+  /** Failed deliveries before the message goes to the dead-letter queue. Default 5. */
+  maxDeliver?: number;
+  backoff?: BackoffOptions;
+  /** NATS only: ack wait; the framework sends "working" while a handler runs. Default 30 000 ms. */
+  ackWaitMs?: number;
+  /** Where a new consumer starts: the whole history (default) or only new events. */
+  deliverFrom?: "all" | "new";
+}
+
+/** Liveness and lag of one consumer (readiness probes and metrics). */
+export interface ConsumerStatus {
+  name: string;
+  /** Running, and heard from its source (NATS heartbeat / local poll) recently. */
+  healthy: boolean;
+  lastHeartbeatAt: Date | undefined;
+  /** Messages not yet delivered to the consumer (lag). */
+  pending: number;
+  /** Handlers running right now. */
+  inFlight: number;
+}
+
+/** A running consumer. */
+export interface Subscription {
+  readonly name: string;
+  status(): ConsumerStatus;
+  /** Stops pulling new messages and waits for in-flight handlers to finish. */
+  stop(): Promise<void>;
+}
+
+/** A message parked after `maxDeliver` failed deliveries. */
+export interface DeadLetter {
+  /** Sequence in the dead-letter queue; pass it to `replay`. */
+  seq: number;
+  consumer: string;
+  /** Original subject. */
+  subject: string;
+  eventId: string;
+  type: string;
+  streamId: string;
+  payload: unknown;
+  metadata: EventMetadata;
+  /** Deliveries made before it was parked. */
+  deliveryCount: number;
+  /** The last handler error message. */
+  error: string;
+  deadLetteredAt: Date;
+  /** How many times this event was replayed before (0 for a first dead-lettering). */
+  replayCount: number;
+}
+
+/** Options of `DeadLetterStore.list`. */
+export interface ListDeadLettersOptions {
+  /** Only this consumer's messages. */
+  consumer?: string;
+  /** Default 100. */
+  limit?: number;
+}
+
+/** Result of `DeadLetterStore.replay`. */
+export interface ReplayResult {
+  seq: number;
+  consumer: string;
+  subject: string;
+  eventId: string;
+  replayCount: number;
+}
+
+/** Inspect and replay dead letters (the CLI and, later, an RPC use this). */
+export interface DeadLetterStore {
+  /** Parked messages, oldest first. */
+  list(options?: ListDeadLettersOptions): Promise<DeadLetter[]>;
+  /**
+   * Sends a parked message through its consumer again (fresh delivery count) and removes it
+   * from the queue. NOT_FOUND when no such message is parked.
+   */
+  replay(seq: number): Promise<ReplayResult>;
+  /** Messages parked right now. */
+  depth(): Promise<number>;
+}
+
+/** An event seen by an observer: like a delivery, but with no retries behind it. */
+export type ObservedEvent = Omit<DeliveredEvent, "deliveryCount">;
+
+/** Options of `EventBus.observe`. */
+export interface ObserveOptions {
+  /** Topic filter relative to the prefix, with NATS wildcards ("auth.>", "auth.api_key_revoked"). */
+  subject: string;
+  /**
+   * Called for every matching event appended after `observe` resolved, in order. Errors are
+   * logged and do not stop the feed (there is no redelivery).
+   */
+  handler: (event: ObservedEvent) => void | Promise<void>;
+  /**
+   * Called when the feed goes down (false: events may be missed from now on) and when it is
+   * back (true). Caches fed by the observer should stop trusting themselves while it is down.
+   */
+  onStateChange?: (live: boolean) => void;
+}
+
+/** A running observer. */
+export interface Observation {
+  /** True while the feed is up (no event can have been missed since it last came up). */
+  readonly live: boolean;
+  /** Stops the feed. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The event bus a service sees. Two implementations with one contract: `createNatsEventBus`
+ * (outbox relay → NATS JetStream) and `createLocalEventBus` (embedded: consumers read
+ * `platform.events` directly). Events enter the bus only through `appendToStream` in the
+ * writer's transaction.
+ */
+export interface EventBus {
+  readonly kind: "nats" | "local";
+  /** First subject token, default "nexus". */
+  readonly subjectPrefix: string;
+  /** Migrates the platform schema and starts the relay/streams. Idempotent. */
+  start(): Promise<void>;
+  /** Starts a durable consumer. */
+  subscribe(options: ConsumerOptions): Promise<Subscription>;
+  /**
+   * Starts a non-durable, per-process observer: unlike durable consumers (whose replicas
+   * share the work), EVERY process that observes sees EVERY matching event appended from now
+   * on — the fan-out caches need to learn about invalidations (e.g. API key revocations).
+   * At-most-once: no acks, no retries, no DLQ; a feed outage is reported via `onStateChange`.
+   * NATS: a core subscription on the events' subjects; local bus: a poller of
+   * `platform.events` from the current position, woken by NOTIFY.
+   */
+  observe(options: ObserveOptions): Promise<Observation>;
+  readonly deadLetters: DeadLetterStore;
+  /** Every subscription's status. */
+  status(): ConsumerStatus[];
+  /** Drains every subscription, stops the relay and releases connections the bus opened. */
+  close(): Promise<void>;
+}

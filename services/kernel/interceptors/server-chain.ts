@@ -1,0 +1,37 @@
+import type { Interceptor } from "@connectrpc/connect";
+import type { Validator } from "@bufbuild/protovalidate";
+import type { Logger } from "pino";
+import { errorNormalizingInterceptor } from "./error-normalizing.js";
+import { loggingInterceptor } from "./logging.js";
+import { requestIdInterceptor } from "./request-id.js";
+import { metricsInterceptor } from "./rpc-metrics.js";
+import { tracingInterceptor } from "./tracing.js";
+import { validationInterceptor } from "./validation.js";
+
+/** Options of {@link serverInterceptors}. */
+export interface ServerInterceptorOptions {
+  logger: Logger;
+  /** Interceptors of later issues (RBAC, rate limits, idempotency, write freeze), placed
+   * after error normalisation and before validation, in the given order. */
+  extra?: readonly Interceptor[];
+  /** Shared protovalidate validator; default: a new one. */
+  validator?: Validator;
+}
+
+/**
+ * The kernel's server interceptors, outermost first: request id (so everything below sees
+ * the ids) → tracing (span around everything measured) → logging → metrics → error
+ * normalisation (so logs, metrics and spans see the code the client gets) → `extra` →
+ * validation (innermost, right before the handler).
+ */
+export function serverInterceptors(options: ServerInterceptorOptions): Interceptor[] {
+  return [
+    requestIdInterceptor(),
+    tracingInterceptor(),
+    loggingInterceptor(options.logger),
+    metricsInterceptor(),
+    errorNormalizingInterceptor(),
+    ...(options.extra ?? []),
+    validationInterceptor(options.validator ? { validator: options.validator } : {}),
+  ];
+}

@@ -1,0 +1,188 @@
+import { Writable } from "node:stream";
+import { pino, stdSerializers } from "pino";
+import type { DestinationStream, Logger } from "pino";
+
+/** Replacement text for every redacted value. */
+export const REDACTED = "[REDACTED]";
+
+/**
+ * Keys whose values never reach a log line, at any depth (matched case-insensitively, with
+ * `-` and `_` ignored, so `api_key`, `apiKey` and `X-Api-Key` are all caught).
+ */
+export const SECRET_KEYS: readonly string[] = Object.freeze([
+  "authorization",
+  "proxyauthorization",
+  "cookie",
+  "setcookie",
+  "apikey",
+  "xapikey",
+  "secret",
+  "clientsecret",
+  "password",
+  "passwd",
+  "token",
+  "accesstoken",
+  "refreshtoken",
+  "plaintext",
+  "privatekey",
+  "databaseurl",
+]);
+
+/**
+ * The pino redact paths from the brief: fast (compiled) redaction for the common shapes.
+ * The deep scrub in {@link scrub} covers everything else (any depth, key spelling, strings).
+ */
+export const REDACT_PATHS: readonly string[] = Object.freeze([
+  "authorization",
+  "*.authorization",
+  "headers.authorization",
+  "*.headers.authorization",
+  "api_key",
+  "*.api_key",
+  "apiKey",
+  "*.apiKey",
+  "secret",
+  "*.secret",
+  "password",
+  "*.password",
+  "token",
+  "*.token",
+  "plaintext",
+  "*.plaintext",
+]);
+
+const SECRET_KEY_SET = new Set(SECRET_KEYS);
+
+function isSecretKey(key: string): boolean {
+  return SECRET_KEY_SET.has(key.toLowerCase().replace(/[-_]/g, ""));
+}
+
+/**
+ * Secrets inside free text (messages, error texts, URLs): Nexus API keys
+ * (`nxs_<key id>_<secret>`), bearer/basic credentials, passwords in URLs, and
+ * `password=…`-style pairs (connection strings, driver errors).
+ */
+const SECRET_TEXT: readonly [RegExp, string][] = [
+  [/\bnxs_[A-Za-z0-9_-]{4,}/g, `nxs_${REDACTED}`],
+  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
+  [/\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):[^\s@/]+@/gi, `$1:${REDACTED}@`],
+  [/\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)(?!\[REDACTED\])[^\s&,;'"]+/gi, `$1$2${REDACTED}`],
+];
+
+/** Replaces Nexus keys, bearer tokens and URL passwords inside a string. */
+export function scrubText(text: string): string {
+  let out = text;
+  for (const [pattern, replacement] of SECRET_TEXT) out = out.replace(pattern, replacement);
+  return out;
+}
+
+/**
+ * Deep copy of `value` with secret keys redacted and secret-looking text scrubbed. Errors are
+ * serialized first (type, message, stack, cause) so their texts are scrubbed too.
+ */
+export function scrub(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+  if (typeof value === "string") return scrubText(value);
+  if (value === null || typeof value !== "object") return value;
+  if (depth > 12 || seen.has(value)) return "[...]";
+  seen.add(value);
+  if (value instanceof Error) return scrub(stdSerializers.err(value), depth + 1, seen);
+  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1, seen));
+  if (value instanceof Date || Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return value;
+  if (value instanceof Headers) {
+    return scrub(Object.fromEntries(value.entries()), depth + 1, seen);
+  }
+  if (value instanceof URL) return scrubText(value.href);
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") {
+    return scrub((value as { toJSON(): unknown }).toJSON(), depth + 1, seen);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = isSecretKey(k) ? REDACTED : scrub(v, depth + 1, seen);
+  }
+  return out;
+}
+
+/** Options of {@link createLogger}. */
+export interface LoggerOptions {
+  /** pino level; default "info". */
+  level?: string;
+  /** Human-readable lines instead of JSON (development); default false. */
+  pretty?: boolean;
+  /** Logger name (the `name` field of every line), e.g. "nexus". */
+  name: string;
+  /** Where lines go; default stdout. Tests pass a stream to capture output. */
+  destination?: DestinationStream;
+}
+
+/**
+ * Creates the process logger: pino JSON lines (or pretty lines), secrets redacted by path
+ * (pino `redact`), by key at any depth, and by pattern inside messages (Nexus keys
+ * `nxs_...`, bearer tokens, URL passwords). Child loggers inherit all of it.
+ */
+export function createLogger(options: LoggerOptions): Logger {
+  const destination = options.pretty
+    ? prettyStream(options.destination ?? process.stdout)
+    : (options.destination ?? pino.destination(1));
+  return pino(
+    {
+      name: options.name,
+      level: options.level ?? "info",
+      redact: { paths: [...REDACT_PATHS], censor: REDACTED },
+      serializers: { err: (err: Error) => scrub(err) as ReturnType<typeof stdSerializers.err> },
+      formatters: {
+        bindings: (bindings) => scrub(bindings) as Record<string, unknown>,
+        log: (obj) => scrub(obj) as Record<string, unknown>,
+      },
+      hooks: {
+        // Messages and interpolation arguments are plain strings pino never looks inside.
+        logMethod(args, method) {
+          const cleaned = args.map((a) => (typeof a === "string" ? scrubText(a) : a));
+          return method.apply(this, cleaned as Parameters<typeof method>);
+        },
+      },
+    },
+    destination,
+  );
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };
+const OMIT_IN_PRETTY = new Set(["level", "time", "msg", "pid", "hostname", "name"]);
+
+/**
+ * A small pretty printer (no pino-pretty dependency): `12:01:02.345 INFO  msg key=value`.
+ * Input lines are pino's JSON, already redacted.
+ */
+function prettyStream(out: { write(chunk: string): unknown }): DestinationStream {
+  let pending = "";
+  return new Writable({
+    write(chunk: Buffer | string, _enc, done) {
+      pending += chunk.toString();
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        out.write(prettyLine(line) + "\n");
+      }
+      done();
+    },
+  });
+}
+
+function prettyLine(line: string): string {
+  let rec: Record<string, unknown>;
+  try {
+    rec = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return line;
+  }
+  const time = typeof rec.time === "number" ? new Date(rec.time).toISOString().slice(11, 23) : "";
+  const level = (LEVEL_NAMES[rec.level as number] ?? String(rec.level)).padEnd(5);
+  const rest = Object.entries(rec)
+    .filter(([k]) => !OMIT_IN_PRETTY.has(k))
+    .map(([k, v]) => {
+      if (k === "err" && v && typeof v === "object" && "stack" in v) return `\n    ${String((v as { stack: unknown }).stack).replace(/\n/g, "\n    ")}`;
+      return `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`;
+    })
+    .join(" ");
+  return `${time} ${level} ${String(rec.msg ?? "")}${rest ? ` ${rest}` : ""}`;
+}

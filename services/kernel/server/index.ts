@@ -1,0 +1,12 @@
+/**
+ * The kernel server: `createServer` (one port, gRPC + gRPC-Web + Connect, health, reflection,
+ * CORS, /metrics, /healthz, /readyz, graceful shutdown), the `ServiceModule` contract every
+ * service implements, and `installSignalHandlers`.
+ */
+export { createServer, serverOptionsFromConfig, PUBLIC_SERVICES } from "./server.js";
+export type { BoundAddress, ListenOptions, NexusServer, ServerOptions } from "./server.js";
+export type { ReadinessCheck, ReadinessResult, ServiceModule } from "./service-module.js";
+export type { CorsOptions } from "./cors.js";
+export type { Lifecycle } from "./serving-state.js";
+export { installSignalHandlers } from "./signals.js";
+export type { SignalOptions } from "./signals.js";

@@ -1,0 +1,138 @@
+import type { ReadinessCheck, ReadinessResult } from "./service-module.js";
+
+/** Where a server is in its life: built, serving, draining (close() called), closed. */
+export type Lifecycle = "idle" | "serving" | "draining" | "closed";
+
+/** The outcome of one named readiness check. */
+export interface CheckOutcome extends ReadinessResult {
+  name: string;
+}
+
+/** A snapshot of serving state: lifecycle plus every check's outcome. */
+export interface ServingSnapshot {
+  lifecycle: Lifecycle;
+  checks: CheckOutcome[];
+  /** Serving, and every check passes: what the overall ("") health and /readyz report. */
+  ready: boolean;
+  /** Whether a known service is serving (undefined for an unknown service). */
+  serving(service: string): boolean | undefined;
+}
+
+interface RegisteredCheck {
+  name: string;
+  check: ReadinessCheck;
+  /** Services this check gates; undefined = every service (a shared dependency). */
+  services?: readonly string[];
+}
+
+/**
+ * The server's serving state, shared by health, /readyz and shutdown: lifecycle, the known
+ * services, readiness checks (global ones gate every service, module ones gate their own),
+ * and change notification for health Watch streams.
+ */
+export class ServingState {
+  #lifecycle: Lifecycle = "idle";
+  readonly #services = new Set<string>();
+  readonly #checks: RegisteredCheck[] = [];
+  readonly #listeners = new Set<() => void>();
+  #evaluation: Promise<ServingSnapshot> | undefined;
+
+  /** @param checkTimeoutMs how long one check may take before it counts as failed. */
+  constructor(readonly checkTimeoutMs = 2000) {}
+
+  get lifecycle(): Lifecycle {
+    return this.#lifecycle;
+  }
+
+  /** Moves to a new lifecycle stage and wakes every watcher. */
+  setLifecycle(next: Lifecycle): void {
+    if (this.#lifecycle === next) return;
+    this.#lifecycle = next;
+    this.#notify();
+  }
+
+  /** Adds a service name health knows about. */
+  addService(name: string): void {
+    this.#services.add(name);
+  }
+
+  /** Every service health knows about, sorted. */
+  get services(): string[] {
+    return [...this.#services].sort();
+  }
+
+  /** True for a known service or "" (the server as a whole). */
+  knows(service: string): boolean {
+    return service === "" || this.#services.has(service);
+  }
+
+  /**
+   * Registers a readiness check under a unique `name`. With `services`, it gates only those;
+   * without, it gates all of them (e.g. the database every module uses).
+   */
+  addCheck(name: string, check: ReadinessCheck, services?: readonly string[]): void {
+    if (this.#checks.some((c) => c.name === name)) throw new Error(`readiness check "${name}" is already registered`);
+    this.#checks.push(services ? { name, check, services } : { name, check });
+    this.#notify();
+  }
+
+  /** Runs every check (concurrent callers share one run) and returns the snapshot. */
+  evaluate(): Promise<ServingSnapshot> {
+    this.#evaluation ??= this.#run().finally(() => {
+      this.#evaluation = undefined;
+    });
+    return this.#evaluation;
+  }
+
+  /** Resolves at the next state change, after `timeoutMs`, or when `signal` aborts. */
+  waitForChange(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#listeners.delete(done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      this.#listeners.add(done);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  #notify(): void {
+    for (const l of [...this.#listeners]) l();
+  }
+
+  async #run(): Promise<ServingSnapshot> {
+    const lifecycle = this.#lifecycle;
+    const outcomes = await Promise.all(this.#checks.map((c) => this.#runOne(c)));
+    const failing = (c: RegisteredCheck, i: number) => !outcomes[i]!.ready;
+    const ready = lifecycle === "serving" && outcomes.every((o) => o.ready);
+    return {
+      lifecycle,
+      checks: outcomes,
+      ready,
+      serving: (service) => {
+        if (service === "") return ready;
+        if (!this.#services.has(service)) return undefined;
+        if (lifecycle !== "serving") return false;
+        return !this.#checks.some((c, i) => failing(c, i) && (!c.services || c.services.includes(service)));
+      },
+    };
+  }
+
+  async #runOne(c: RegisteredCheck): Promise<CheckOutcome> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<ReadinessResult>((resolve) => {
+      timer = setTimeout(() => resolve({ ready: false, reason: `check timed out after ${this.checkTimeoutMs} ms` }), this.checkTimeoutMs);
+    });
+    try {
+      const result = await Promise.race([c.check(), timeout]);
+      return { name: c.name, ready: result.ready === true, ...(result.reason ? { reason: result.reason } : {}) };
+    } catch (err) {
+      return { name: c.name, ready: false, reason: err instanceof Error ? err.message : String(err) };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

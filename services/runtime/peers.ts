@@ -1,0 +1,55 @@
+import type { Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import type { NexusConfig, ServiceName } from "../kernel/config.js";
+import { ConfigError } from "../kernel/config.js";
+import { clientInterceptor } from "../kernel/interceptors/index.js";
+
+/**
+ * How a service reaches the other services: real gRPC calls, to this very process when it
+ * hosts the peer (`nexus dev`), else to NEXUS_<SVC>_URL (`nexus serve`, Kubernetes). Calls carry
+ * trace context, a fresh request id and the current correlation id (kernel client interceptor).
+ */
+export interface Peers {
+  /** Base URL of a peer service. Throws a ConfigError naming NEXUS_<SVC>_URL when unknown. */
+  url(service: ServiceName): string;
+  /** A gRPC transport to a peer service (created once, reused). */
+  transport(service: ServiceName): Transport;
+}
+
+const URL_KEYS: Record<ServiceName, keyof NexusConfig> = {
+  auth: "authUrl",
+  metering: "meteringUrl",
+  ingestion: "ingestionUrl",
+  retrieval: "retrievalUrl",
+  agent: "agentUrl",
+};
+
+/**
+ * Builds the peer resolver of a process. `selfUrl()` is read lazily, at the first call, because
+ * the process's own address is known only once it listens.
+ */
+export function createPeers(config: NexusConfig, hosted: readonly ServiceName[], selfUrl: () => string | undefined): Peers {
+  const transports = new Map<string, Transport>();
+  const url = (service: ServiceName): string => {
+    const configured = config[URL_KEYS[service]] as string | undefined;
+    if (configured) return configured.replace(/\/$/, "");
+    const self = hosted.includes(service) ? selfUrl() : undefined;
+    if (self) return self;
+    const variable = `NEXUS_${service.toUpperCase()}_URL`;
+    throw new ConfigError([
+      { variable, message: `${variable} is not set and this process does not host the ${service} service: set it to the ${service} service's base URL` },
+    ]);
+  };
+  return {
+    url,
+    transport(service) {
+      const base = url(service);
+      let t = transports.get(base);
+      if (!t) {
+        t = createGrpcTransport({ baseUrl: base, interceptors: [clientInterceptor()] });
+        transports.set(base, t);
+      }
+      return t;
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import type { Logger } from "pino";
+import type { NexusConfig, ServiceName } from "../kernel/config.js";
+import { createPgDatabase } from "../kernel/db/pg-database.js";
+import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
+import type { Database } from "../kernel/db/ports.js";
+import type { EventBus } from "../kernel/events/ports.js";
+import { createWriteFreeze } from "../kernel/interceptors/write-freeze.js";
+import { createLogger } from "../kernel/logger.js";
+import { createServer, serverOptionsFromConfig, type BoundAddress, type NexusServer } from "../kernel/server/index.js";
+import { startTelemetry, type Telemetry } from "../kernel/telemetry.js";
+import { startMeshSecurity } from "../auth/mesh-security.js";
+import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
+import { createBus } from "./create-bus.js";
+import { createPeers } from "./peers.js";
+import { SERVICE_REGISTRY } from "./service-registry.js";
+
+/** Options of {@link startNexus}. */
+export interface StartNexusOptions {
+  config: NexusConfig;
+  /** Services to mount; default `config.services`. */
+  services?: readonly ServiceName[];
+  /** Process logger; default one built from the config. */
+  logger?: Logger;
+  /** Wall clock given to services. Default `() => new Date()`. */
+  clock?: () => Date;
+}
+
+/** A running Nexus process: its server, database and bus. */
+export interface RunningNexus {
+  address: BoundAddress;
+  server: NexusServer;
+  db: Database;
+  bus: EventBus;
+  logger: Logger;
+  /** The process's authentication gate, cache and permission table (services/kernel/authz). */
+  authz: MeshAuthz;
+  /** Which backends run: "pglite" or "postgres", "local" or "nats". */
+  backends: { database: Database["dialect"]; bus: EventBus["kind"] };
+  /** Graceful shutdown of everything (idempotent). */
+  close(): Promise<void>;
+}
+
+/** The address other code in this process uses to call it (loopback for wildcard binds). */
+function loopbackUrl(address: BoundAddress): string {
+  const wildcard = address.host === "0.0.0.0" || address.host === "::" || address.host === "";
+  return wildcard ? `http://127.0.0.1:${address.port}` : address.url.replace(/\/$/, "");
+}
+
+/** Opens the database the config names: PostgreSQL when DATABASE_URL is set, else PGlite in NEXUS_DATA_DIR. */
+export function openDatabase(config: NexusConfig): Promise<Database> {
+  return config.databaseUrl
+    ? createPgDatabase({ url: config.databaseUrl })
+    : createPgliteDatabase({ dataDir: config.dataDir });
+}
+
+/** Applies the platform migrations (via the bus) and every listed service's own migrations. */
+export async function migrateServices(db: Database, services: readonly ServiceName[]): Promise<void> {
+  for (const name of services) await SERVICE_REGISTRY[name].migrate(db);
+}
+
+/**
+ * Starts a Nexus process: telemetry, database, event bus, the services' modules on one
+ * server, listening on NEXUS_HOST:NEXUS_PORT. `nexus dev` mounts all services on PGlite and
+ * the local bus; `nexus serve` mounts some against PostgreSQL and NATS. Same code either way.
+ */
+export async function startNexus(options: StartNexusOptions): Promise<RunningNexus> {
+  const { config } = options;
+  const services = options.services ?? config.services;
+  const logger = options.logger ?? createLogger({ level: config.logLevel, pretty: config.logPretty, name: "nexus" });
+  const telemetry: Telemetry = startTelemetry({ serviceName: config.serviceName, logger });
+  const clock = options.clock ?? (() => new Date());
+  const cleanups: Array<[string, () => Promise<void>]> = [["telemetry", () => telemetry.shutdown()]];
+  const unwind = async () => {
+    for (const [name, fn] of cleanups.reverse()) {
+      await fn().catch((err: unknown) => logger.error({ err }, `closing ${name} failed`));
+    }
+  };
+  try {
+    const db = await openDatabase(config);
+    cleanups.push(["database", () => db.close()]);
+    const bus = await createBus({ config, db, logger });
+    await bus.start();
+    cleanups.push(["event bus", () => bus.close()]);
+    await migrateServices(db, services);
+
+    let bound: BoundAddress | undefined;
+    const peers = createPeers(config, services, () => bound && loopbackUrl(bound));
+    // Every RPC of every service passes the authentication gate and the permission table.
+    const authz = await startMeshSecurity({ config, db, bus, clock, logger, peers, hostsAuth: services.includes("auth") });
+    cleanups.push(["authz", () => authz.close()]);
+    const freeze = createWriteFreeze({ flagFile: config.writeFreezeFile });
+    cleanups.push(["write freeze", async () => freeze.close()]);
+    const modules = services.flatMap((name) =>
+      SERVICE_REGISTRY[name].build({ config, db, bus, clock, peers, logger: logger.child({ service: name }) }),
+    );
+    const server = createServer({
+      services: modules,
+      logger,
+      authenticate: authz.authenticate,
+      // After authentication and the permission table: only a caller allowed to write learns of a freeze.
+      interceptors: [...authz.interceptors, freeze.interceptor],
+      ...serverOptionsFromConfig(config),
+      readinessChecks: {
+        database: async () => {
+          await db.query("SELECT 1");
+          return { ready: true };
+        },
+        "event-bus": async () => {
+          const stalled = bus.status().filter((s) => !s.healthy);
+          return stalled.length === 0
+            ? { ready: true }
+            : { ready: false, reason: `consumers not heard from: ${stalled.map((s) => s.name).join(", ")}` };
+        },
+      },
+    });
+    // Modules drain first (server.close), then the bus, the database and telemetry.
+    for (const [name, fn] of [...cleanups].reverse()) server.onShutdown(name, fn);
+    cleanups.length = 0;
+    const address = await server.listen({ port: config.port, host: config.host });
+    bound = address;
+    return {
+      address,
+      server,
+      db,
+      bus,
+      logger,
+      authz,
+      backends: { database: db.dialect, bus: bus.kind },
+      close: () => server.close(),
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}

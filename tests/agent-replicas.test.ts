@@ -1,0 +1,186 @@
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { RunStatus, type RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
+import { createNexusClient, type NexusClient } from "../services/client/index.js";
+import { ingestCorpus, runEvents, startAgentMesh, waitUntil, type AgentMesh } from "./support/agent-mesh.js";
+import { startNexus, type NexusProcess } from "./support/nexus-process.js";
+import { startOpenAiStandin, type OpenAiStandin } from "./support/openai-standin.js";
+import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
+
+// Two agent replicas, as on Kubernetes: `nexus dev` (every service, replica A) and a second
+// process `nexus serve --service agent` (replica B) on the same PostgreSQL and NATS. B reaches
+// retrieval through a TCP proxy this test can cut, to exercise B's retrieval circuit breaker;
+// its model is a LOCAL STAND-IN for a cloud LLM (tests/support/openai-standin.ts).
+
+const KEYS = "To rotate an API key, run nexus keys rotate with the key id. The old key keeps working for the grace period.";
+const BREAKER_RESET_MS = 1000;
+
+/** A TCP proxy that can be cut: while down it accepts and drops every connection (and counts them). */
+async function startCuttableProxy(target: { host: string; port: number }) {
+  let down = false;
+  let refused = 0;
+  const open = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    if (down) {
+      refused++;
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(target);
+    open.add(client).add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get refused() {
+      return refused;
+    },
+    cut() {
+      down = true;
+      for (const s of open) s.destroy();
+      open.clear();
+    },
+    restore() {
+      down = false;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+async function collect(client: NexusClient, request: Parameters<NexusClient["agent"]["run"]>[0], onEvent?: (e: RunResponse, all: RunResponse[]) => Promise<void> | void) {
+  const out: RunResponse[] = [];
+  for await (const r of client.agent.run(request)) {
+    out.push(r);
+    await onEvent?.(r, out);
+  }
+  return out;
+}
+
+function errorOf(events: readonly RunResponse[]) {
+  const e = events.find((x) => x.event.case === "error")?.event;
+  return e?.case === "error" ? e.value : undefined;
+}
+
+function doneOf(events: readonly RunResponse[]) {
+  const e = events.at(-1)?.event;
+  return e?.case === "done" ? e.value : undefined;
+}
+
+describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and the retrieval breaker", () => {
+  let a: AgentMesh;
+  let b: NexusProcess;
+  let standin: OpenAiStandin;
+  let proxy: Awaited<ReturnType<typeof startCuttableProxy>>;
+  let viaA: NexusClient;
+  let viaB: NexusClient;
+  let tenantId: string;
+
+  beforeAll(async () => {
+    standin = await startOpenAiStandin();
+    const token = uniqueToken("agent");
+    const shared = {
+      NATS_URL: TEST_NATS_URL,
+      NEXUS_SUBJECT_PREFIX: token,
+      NEXUS_NATS_STREAM: `${token}_EVENTS`,
+      NEXUS_DLQ_STREAM: `${token}_DLQ`,
+      NEXUS_OPENAI_BASE_URL: standin.baseUrl,
+    };
+    a = await startAgentMesh(shared);
+    proxy = await startCuttableProxy({ host: "127.0.0.1", port: Number(new URL(a.url).port) });
+    b = await startNexus({
+      args: ["serve", "--service", "agent", "--port", "0", "--host", "127.0.0.1"],
+      env: {
+        ...shared,
+        DATABASE_URL: a.databaseUrl,
+        NEXUS_AUTH_URL: a.url,
+        NEXUS_METERING_URL: a.url,
+        NEXUS_RETRIEVAL_URL: proxy.url,
+        NEXUS_AGENT_BREAKER_FAILURES: "2",
+        NEXUS_AGENT_BREAKER_RESET_MS: String(BREAKER_RESET_MS),
+        NEXUS_AGENT_RETRIEVAL_TIMEOUT_MS: "3000",
+        LOG_LEVEL: "warn",
+      },
+    });
+    viaA = a.client();
+    viaB = createNexusClient({ baseUrl: b.url.replace("localhost", "127.0.0.1"), apiKey: a.ownerKey });
+    await ingestCorpus(viaA, "handbook", [{ id: "keys", text: KEYS }]);
+    const t = await a.db.query<{ id: string }>("SELECT id FROM auth.tenants WHERE slug = 'demo'");
+    tenantId = t.rows[0]!.id;
+  }, 180_000);
+  afterAll(async () => {
+    await b?.stop();
+    await a?.close();
+    await proxy?.close();
+    await standin?.close();
+  });
+
+  it("replica B answers runs, authenticating through auth on replica A", async () => {
+    const events = await collect(viaB, { corpusId: "handbook", message: "How do I rotate an API key?" });
+    expect(doneOf(events)?.status).toBe(RunStatus.COMPLETED);
+  });
+
+  it("CancelRun sent to replica A cancels a run that replica B serves", async () => {
+    standin.enqueue({ kind: "endless", text: "tick tock ", chunkDelayMs: 20 });
+    let cancelled: boolean | undefined;
+    const events = await collect(viaB, { corpusId: "handbook", message: "Tell me everything", options: { provider: "openai" } }, async (r, all) => {
+      if (r.event.case === "tokenDelta" && cancelled === undefined) {
+        const first = all[0]?.event;
+        if (first?.case !== "accepted") throw new Error("no accepted event");
+        // RunStarted is what replica A finds the run by; it is stored right after acceptance.
+        await waitUntil("RunStarted to be stored", async () => (await runEvents(a.db, tenantId, first.value.requestId)).length > 0);
+        cancelled = (await viaA.agent.cancelRun({ requestId: first.value.requestId })).cancelled;
+      }
+    });
+    expect(cancelled).toBe(true);
+    expect(errorOf(events)?.code).toBe("CANCELLED");
+    expect(doneOf(events)?.status).toBe(RunStatus.CANCELLED);
+    const upstream = standin.requests.at(-1)!;
+    await waitUntil("the stand-in model to see replica B hang up", () => upstream.clientAborted, 5000);
+    const first = events[0]?.event;
+    const recorded = first?.case === "accepted" ? await runEvents(a.db, tenantId, first.value.requestId) : [];
+    expect(recorded.map((e) => e.type)).toEqual(["nexus.events.v1.RunStarted", "nexus.events.v1.RunCancelRequested", "nexus.events.v1.RunCancelled"]);
+    expect(recorded[2]?.payload.byCancelRun).toBe(true);
+    // Once the run has ended, CancelRun anywhere answers false.
+    expect((await viaA.agent.cancelRun({ requestId: first?.case === "accepted" ? first.value.requestId : "" })).cancelled).toBe(false);
+    expect((await viaA.agent.cancelRun({ requestId: "never-was-a-run" })).cancelled).toBe(false);
+  });
+
+  it("opens replica B's retrieval breaker when retrieval is unreachable, fails fast, and recovers", async () => {
+    proxy.cut();
+    for (let i = 0; i < 2; i++) {
+      const events = await collect(viaB, { corpusId: "handbook", message: "How do I rotate an API key?" });
+      expect(errorOf(events)).toMatchObject({ code: "UNAVAILABLE", reason: "DEPENDENCY_UNAVAILABLE" });
+      expect(errorOf(events)?.metadata.dependency).toBe("retrieval");
+      expect(doneOf(events)?.status).toBe(RunStatus.FAILED);
+    }
+    const attempts = proxy.refused;
+    expect(attempts).toBeGreaterThan(0);
+    const fast = await collect(viaB, { corpusId: "handbook", message: "How do I rotate an API key?" });
+    expect(errorOf(fast)?.metadata).toMatchObject({ dependency: "retrieval", circuit: "open" });
+    expect(errorOf(fast)?.retryAfter).toBeDefined();
+    // Open: the call was not even attempted.
+    expect(proxy.refused).toBe(attempts);
+    const metrics = await (await fetch(`${b.url.replace("localhost", "127.0.0.1")}/metrics`)).text();
+    expect(metrics).toMatch(/nexus_agent_circuit_state\{dependency="retrieval"\} 2/);
+
+    proxy.restore();
+    await waitUntil(
+      "a probe to get through and close the breaker",
+      async () => doneOf(await collect(viaB, { corpusId: "handbook", message: "How do I rotate an API key?" }))?.status === RunStatus.COMPLETED,
+      BREAKER_RESET_MS * 15,
+    );
+    const after = await (await fetch(`${b.url.replace("localhost", "127.0.0.1")}/metrics`)).text();
+    expect(after).toMatch(/nexus_agent_circuit_state\{dependency="retrieval"\} 0/);
+  });
+});

@@ -1,0 +1,330 @@
+/**
+ * The event bus contract, run against every implementation: the local bus on PGlite and on
+ * PostgreSQL, and the NATS bus (outbox relay → JetStream) on PostgreSQL. Services never know
+ * which bus runs, so each one must behave the same from a handler's point of view.
+ */
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { createPgDatabase } from "../services/kernel/db/pg-database.js";
+import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
+import type { Database } from "../services/kernel/db/ports.js";
+import { appendToStream } from "../services/kernel/events/event-store.js";
+import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
+import { consumerDeliveries } from "../services/kernel/events/metrics.js";
+import { createNatsEventBus, type NatsEventBus } from "../services/kernel/events/nats-bus.js";
+import { eventHeaders } from "../services/kernel/events/nats-message.js";
+import { connectNats } from "../services/kernel/events/nats-streams.js";
+import type { DeliveredEvent, EventBus, RecordedEvent } from "../services/kernel/events/ports.js";
+import { subjectOf } from "../services/kernel/events/topics.js";
+import {
+  createTestDatabase,
+  describeWithPostgres,
+  describeWithPostgresAndNats,
+  TEST_NATS_URL,
+  uniqueToken,
+} from "./support/services.js";
+
+/** One bus implementation under test. */
+interface Harness {
+  db: Database;
+  bus: EventBus;
+  /** Makes the bus deliver an event the consumer already handled once more (a redelivery). */
+  redeliver(consumer: string, event: RecordedEvent): Promise<void>;
+  teardown(): Promise<void>;
+}
+
+interface Variant {
+  name: string;
+  describe: typeof describeWithPostgres;
+  setup(): Promise<Harness>;
+}
+
+const FAST_BACKOFF = { initialMs: 20, maxMs: 100 };
+const WAIT = { timeout: 20_000, interval: 25 };
+
+/** Local bus: a redelivery is what happens when a crash loses the checkpoint after handling. */
+async function localHarness(db: Database, teardownDb: () => Promise<void>): Promise<Harness> {
+  const bus = await createLocalEventBus({ db, subjectPrefix: uniqueToken("p"), pollIntervalMs: 50 });
+  await bus.start();
+  return {
+    db,
+    bus,
+    async redeliver(consumer, event) {
+      await db.query("UPDATE platform.local_bus_checkpoints SET position = $2 WHERE consumer = $1", [
+        consumer,
+        event.position - 1n,
+      ]);
+    },
+    async teardown() {
+      await bus.close();
+      await teardownDb();
+    },
+  };
+}
+
+const variants: Variant[] = [
+  {
+    name: "local bus on PGlite",
+    describe,
+    async setup() {
+      const db = await createPgliteDatabase();
+      return localHarness(db, () => db.close());
+    },
+  },
+  {
+    name: "local bus on PostgreSQL",
+    describe: describeWithPostgres,
+    async setup() {
+      const testDb = await createTestDatabase();
+      const db = await createPgDatabase({ url: testDb.url, poolSize: 6 });
+      return localHarness(db, async () => {
+        await db.close();
+        await testDb.drop();
+      });
+    },
+  },
+  {
+    name: "NATS bus on PostgreSQL",
+    describe: describeWithPostgresAndNats,
+    async setup() {
+      const testDb = await createTestDatabase();
+      const db = await createPgDatabase({ url: testDb.url, poolSize: 6 });
+      const token = uniqueToken("c").toUpperCase();
+      const bus: NatsEventBus = await createNatsEventBus({
+        db,
+        nats: { servers: TEST_NATS_URL, name: "events-contract" },
+        subjectPrefix: uniqueToken("p"),
+        stream: `EVENTS_${token}`,
+        dlqStream: `DLQ_${token}`,
+        relay: { pollIntervalMs: 50 },
+        consumerHeartbeatMs: 1_000,
+      });
+      await bus.start();
+      const js = jetstream(bus.nats);
+      return {
+        db,
+        bus,
+        async redeliver(_consumer, event) {
+          // The same event published again under another message id: what JetStream delivers
+          // after a redelivery, or after a relay re-publish outside the dedupe window.
+          await js.publish(subjectOf(bus.subjectPrefix, event.topic), JSON.stringify(event.payload), {
+            msgID: `${event.eventId}:again`,
+            headers: eventHeaders(event),
+          });
+        },
+        async teardown() {
+          await bus.close();
+          // The bus owned (and drained) its connection; clean up with a fresh one.
+          const nc = await connectNats({ servers: TEST_NATS_URL });
+          const jsm = await jetstreamManager(nc);
+          await jsm.streams.delete(`EVENTS_${token}`).catch(() => undefined);
+          await jsm.streams.delete(`DLQ_${token}`).catch(() => undefined);
+          await nc.close();
+          await db.close();
+          await testDb.drop();
+        },
+      };
+    },
+  },
+];
+
+async function append(db: Database, topic: string, payload: Record<string, unknown>, streamId = uniqueToken("s")) {
+  const [recorded] = await db.transaction((tx) =>
+    appendToStream(tx, streamId, "any", [{ type: "test.v1.ContractEvent", topic, payload }], {
+      metadata: { tenantId: "tenant-contract", actor: "contract-suite" },
+    }),
+  );
+  return recorded!;
+}
+
+async function deliveriesOf(consumer: string, outcome: string): Promise<number> {
+  const metric = await consumerDeliveries.get();
+  return metric.values.find((v) => v.labels.consumer === consumer && v.labels.outcome === outcome)?.value ?? 0;
+}
+
+for (const variant of variants) {
+  variant.describe(`EventBus contract: ${variant.name}`, () => {
+    let h: Harness;
+
+    beforeAll(async () => {
+      h = await variant.setup();
+      await h.db.exec("CREATE SCHEMA IF NOT EXISTS contract; CREATE TABLE contract.handled (event_id text NOT NULL, note text);");
+    });
+    afterAll(async () => {
+      await h?.teardown();
+    });
+
+    it("delivers an appended event to its handler once, with its metadata", async () => {
+      const seen: DeliveredEvent[] = [];
+      const name = uniqueToken("once");
+      const sub = await h.bus.subscribe({ name, subject: "once.>", schema: "contract", handler: async (e) => void seen.push(e) });
+      try {
+        const first = await append(h.db, "once.happened", { n: 1 });
+        await vi.waitFor(() => expect(seen).toHaveLength(1), WAIT);
+        // A later event arriving proves the first was not delivered again in between (in order).
+        const marker = await append(h.db, "once.marker", { n: 2 });
+        await vi.waitFor(() => expect(seen).toHaveLength(2), WAIT);
+        expect(seen.map((e) => e.eventId)).toEqual([first.eventId, marker.eventId]);
+        expect(seen[0]).toMatchObject({
+          eventId: first.eventId,
+          type: "test.v1.ContractEvent",
+          streamId: first.streamId,
+          version: 1,
+          payload: { n: 1 },
+          subject: `${h.bus.subjectPrefix}.once.happened`,
+          topic: "once.happened",
+          deliveryCount: 1,
+          metadata: { tenantId: "tenant-contract", actor: "contract-suite" },
+        });
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it("acknowledges a duplicate delivery without running the handler again", async () => {
+      const counts = new Map<string, number>();
+      const name = uniqueToken("dup");
+      const sub = await h.bus.subscribe({
+        name,
+        subject: "dup.>",
+        schema: "contract",
+        handler: async (e) => void counts.set(e.eventId, (counts.get(e.eventId) ?? 0) + 1),
+      });
+      try {
+        const event = await append(h.db, "dup.happened", { n: 1 });
+        await vi.waitFor(() => expect(counts.get(event.eventId)).toBe(1), WAIT);
+        await h.redeliver(name, event);
+        await vi.waitFor(async () => expect(await deliveriesOf(name, "duplicate")).toBe(1), WAIT);
+        const marker = await append(h.db, "dup.marker", { n: 2 });
+        await vi.waitFor(() => expect(counts.get(marker.eventId)).toBe(1), WAIT);
+        expect(counts.get(event.eventId)).toBe(1);
+        const { rows } = await h.db.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM contract.processed_events WHERE consumer = $1 AND event_id = $2",
+          [name, event.eventId],
+        );
+        expect(rows[0]?.n).toBe(1);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it("commits the handler's writes with the processed record, and rolls them back when it throws", async () => {
+      const name = uniqueToken("tx");
+      let attempts = 0;
+      const sub = await h.bus.subscribe({
+        name,
+        subject: "tx.>",
+        schema: "contract",
+        backoff: FAST_BACKOFF,
+        handler: async (e, tx) => {
+          attempts += 1;
+          await tx.query("INSERT INTO contract.handled (event_id, note) VALUES ($1, $2)", [e.eventId, `attempt ${attempts}`]);
+          if (attempts === 1) throw new Error("first attempt fails after writing");
+        },
+      });
+      try {
+        const event = await append(h.db, "tx.happened", {});
+        await vi.waitFor(async () => expect(await deliveriesOf(name, "handled")).toBe(1), WAIT);
+        const { rows } = await h.db.query<{ note: string }>("SELECT note FROM contract.handled WHERE event_id = $1", [event.eventId]);
+        expect(rows).toEqual([{ note: "attempt 2" }]);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it("parks a message in the DLQ after 5 failed deliveries with its error, and replay delivers it again", async () => {
+      const name = uniqueToken("dlq");
+      const deliveries: number[] = [];
+      let failing = true;
+      const handled: DeliveredEvent[] = [];
+      const sub = await h.bus.subscribe({
+        name,
+        subject: "dlq.>",
+        schema: "contract",
+        backoff: FAST_BACKOFF,
+        handler: async (e) => {
+          deliveries.push(e.deliveryCount);
+          if (failing) throw new Error(`payment provider down (attempt ${e.deliveryCount})`);
+          handled.push(e);
+        },
+      });
+      try {
+        const event = await append(h.db, "dlq.happened", { invoice: "inv-1" });
+        await vi.waitFor(async () => expect(await h.bus.deadLetters.list({ consumer: name })).toHaveLength(1), WAIT);
+        expect(deliveries).toEqual([1, 2, 3, 4, 5]);
+        const [letter] = await h.bus.deadLetters.list({ consumer: name });
+        expect(letter).toMatchObject({
+          consumer: name,
+          eventId: event.eventId,
+          type: "test.v1.ContractEvent",
+          streamId: event.streamId,
+          subject: `${h.bus.subjectPrefix}.dlq.happened`,
+          payload: { invoice: "inv-1" },
+          deliveryCount: 5,
+          error: "payment provider down (attempt 5)",
+          replayCount: 0,
+          metadata: { tenantId: "tenant-contract" },
+        });
+        expect(letter!.deadLetteredAt).toBeInstanceOf(Date);
+        expect(await h.bus.deadLetters.depth()).toBeGreaterThanOrEqual(1);
+
+        failing = false;
+        const replayed = await h.bus.deadLetters.replay(letter!.seq);
+        expect(replayed).toMatchObject({ seq: letter!.seq, consumer: name, eventId: event.eventId, replayCount: 1 });
+        await vi.waitFor(() => expect(handled).toHaveLength(1), WAIT);
+        expect(handled[0]).toMatchObject({ eventId: event.eventId, payload: { invoice: "inv-1" }, deliveryCount: 1 });
+        expect(await h.bus.deadLetters.list({ consumer: name })).toEqual([]);
+        await expect(h.bus.deadLetters.replay(letter!.seq)).rejects.toThrow(/no .*dead letter/);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it("delivers only the subjects the consumer filters on", async () => {
+      const seen: string[] = [];
+      const sub = await h.bus.subscribe({
+        name: uniqueToken("filter"),
+        subject: "filter.wanted.*",
+        schema: "contract",
+        handler: async (e) => void seen.push(e.topic),
+      });
+      try {
+        await append(h.db, "filter.other.thing", {});
+        await append(h.db, "filter.wanted.deep.thing", {});
+        await append(h.db, "filter.wanted.thing", {});
+        await vi.waitFor(() => expect(seen).toContain("filter.wanted.thing"), WAIT);
+        expect(seen).toEqual(["filter.wanted.thing"]);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it("reports liveness, and stop() waits for the handler in flight", async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let started!: () => void;
+      const handlerStarted = new Promise<void>((r) => (started = r));
+      let finished = false;
+      const sub = await h.bus.subscribe({
+        name: uniqueToken("drain"),
+        subject: "drain.>",
+        schema: "contract",
+        handler: async () => {
+          started();
+          await gate;
+          finished = true;
+        },
+      });
+      await vi.waitFor(() => expect(sub.status()).toMatchObject({ healthy: true }), WAIT);
+      expect(sub.status().lastHeartbeatAt).toBeInstanceOf(Date);
+      expect(h.bus.status().map((s) => s.name)).toContain(sub.name);
+      await append(h.db, "drain.happened", {});
+      await handlerStarted;
+      expect(sub.status().inFlight).toBe(1);
+      const finishedWhenStopped = sub.stop().then(() => finished);
+      setTimeout(release, 200);
+      expect(await finishedWhenStopped).toBe(true);
+      expect(sub.status().healthy).toBe(false);
+    });
+  });
+}

@@ -1,0 +1,118 @@
+/**
+ * Shared set-up of the metering and audit suites: real databases and buses, our real
+ * modules (built like `nexus serve` builds them), and principals placed in the handler
+ * context the way the authentication gate places them for an API key.
+ */
+import { randomUUID } from "node:crypto";
+import { createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import { pino, type Logger } from "pino";
+import { AuditService } from "../gen/nexus/audit/v1/audit_service_pb.js";
+import { MeteringService } from "../gen/nexus/metering/v1/metering_service_pb.js";
+import { effectiveEntitlements, principalEntitlements } from "../services/auth/domain/plans.js";
+import { createAudit, type Audit, type CreateAuditOptions } from "../services/audit/server.js";
+import { migrateAudit } from "../services/audit/migrations.js";
+import { loadConfig } from "../services/kernel/config.js";
+import { principalKey, type PlanName, type PlatformPrincipal, type Principal, type TenantPrincipal } from "../services/kernel/context.js";
+import type { Database } from "../services/kernel/db/ports.js";
+import type { EventBus } from "../services/kernel/events/ports.js";
+import { createMetering, type CreateMeteringOptions, type Metering } from "../services/metering/server.js";
+import { migrateMetering } from "../services/metering/migrations.js";
+import { createPeers } from "../services/runtime/peers.js";
+import type { ServiceDeps } from "../services/runtime/service-deps.js";
+
+/** A tenant member's principal with the plan's real entitlements. */
+export function tenantPrincipal(tenantId: string, plan: PlanName = "pro", role: TenantPrincipal["role"] = "admin"): TenantPrincipal {
+  return {
+    kind: "tenant",
+    keyId: `key-${tenantId}-${role}`,
+    name: `${tenantId} ${role} key`,
+    tenantId,
+    tenantSlug: tenantId,
+    role,
+    plan,
+    entitlements: principalEntitlements(effectiveEntitlements(plan)),
+  };
+}
+
+/** A platform operator's principal. */
+export function platformPrincipal(): PlatformPrincipal {
+  return { kind: "platform", keyId: "key-platform", name: "platform test key" };
+}
+
+/** A handler context carrying `principal` (none: an unauthenticated call). */
+export function contextFor(principal: Principal | undefined, service: typeof MeteringService | typeof AuditService = MeteringService): HandlerContext {
+  const values = createContextValues();
+  if (principal) values.set(principalKey, principal);
+  const method = Object.values(service.method)[0]!;
+  return createHandlerContext({
+    service,
+    method,
+    protocolName: "connect",
+    requestMethod: "POST",
+    url: "http://test.invalid/",
+    contextValues: values,
+  });
+}
+
+/** A quiet logger (NEXUS_TEST_LOG_LEVEL=debug shows the services' logs). */
+export function testLogger(): Logger {
+  return pino({ level: process.env.NEXUS_TEST_LOG_LEVEL ?? "silent" });
+}
+
+/** Polls `check` until it returns something other than undefined/false; fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A clock tests can move forward. */
+export interface TestClock {
+  now: () => Date;
+  advance(ms: number): void;
+  set(d: Date): void;
+}
+
+/** A clock starting at `start` (default: the wall clock at creation) that only moves when told. */
+export function testClock(start = new Date()): TestClock {
+  let t = start.getTime();
+  return { now: () => new Date(t), advance: (ms) => void (t += ms), set: (d) => void (t = d.getTime()) };
+}
+
+/** Service deps for a module under test (no peers: remote lookups are off). */
+export function serviceDeps(db: Database, bus: EventBus, clock: () => Date = () => new Date()): ServiceDeps {
+  const config = loadConfig({});
+  return { config, logger: testLogger(), db, bus, clock, peers: createPeers(config, [], () => undefined) };
+}
+
+/** Migrates and builds metering like `nexus serve --service metering` does; waits for its consumers. */
+export async function openMetering(db: Database, bus: EventBus, clock?: () => Date, options: CreateMeteringOptions = {}): Promise<Metering> {
+  await bus.start();
+  await migrateMetering(db);
+  const metering = createMetering(serviceDeps(db, bus, clock), { directory: null, ...options });
+  await metering.consumers.started();
+  return metering;
+}
+
+/** Migrates and builds the audit module; waits for its consumer. */
+export async function openAudit(db: Database, bus: EventBus, options: CreateAuditOptions = {}): Promise<Audit> {
+  await bus.start();
+  await migrateAudit(db);
+  const audit = createAudit(serviceDeps(db, bus), options);
+  await audit.consumers.started();
+  return audit;
+}
+
+/** A tenant id no other suite uses. */
+export function uniqueTenant(): string {
+  return `t-${randomUUID().slice(0, 12)}`;
+}
