@@ -61,6 +61,9 @@ describe("auth CLI against nexus dev", { timeout: 240_000 }, () => {
     expect(created.code, created.stderr).toBe(0);
     expect(created.stdout).toMatch(/acme\s+Acme Inc\s+free\s+active/);
     expect((await nexus(["tenants", "set-plan", "acme", "enterprise"], as(platformKey))).stdout).toMatch(/acme.*enterprise/);
+    const renamed = await nexus(["tenants", "update", "acme", "--name", "Acme Research"], as(platformKey));
+    expect(renamed.code, renamed.stderr).toBe(0);
+    expect(renamed.stdout).toMatch(/acme\s+Acme Research\s+enterprise\s+active/);
     expect((await nexus(["tenants", "suspend", "acme", "--reason", "test"], as(platformKey))).stdout).toMatch(/acme.*suspended/);
     expect((await nexus(["tenants", "resume", "acme"], as(platformKey))).stdout).toMatch(/acme.*active/);
     const list = await nexus(["tenants", "list", "--json"], as(platformKey));
@@ -68,6 +71,9 @@ describe("auth CLI against nexus dev", { timeout: 240_000 }, () => {
     const refused = await nexus(["tenants", "set-plan", "demo", "enterprise"], as(ownerKey));
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("permission_denied RBAC_FORBIDDEN");
+    const renameRefused = await nexus(["tenants", "update", "demo", "--name", "Mine now"], as(ownerKey));
+    expect(renameRefused.code).toBe(1);
+    expect(renameRefused.stderr).toContain("permission_denied RBAC_FORBIDDEN");
   });
 
   it("creates, lists, rotates and revokes keys; the plaintext is printed once", async () => {

@@ -41,6 +41,7 @@ describeWithPostgres("auth service", () => {
         () => owner.auth.suspendTenant({ tenantId: tenant.id }),
         () => owner.metering.setQuota({ tenantId: tenant.id }),
         () => owner.auth.createTenant({ slug: "sneaky", displayName: "x", plan: Plan.ENTERPRISE }),
+        () => owner.auth.updateTenant({ tenantId: tenant.id, displayName: "Renamed by its owner", updateMask: { paths: ["display_name"] } }),
       ]) {
         expect(await failure(call)).toMatchObject({ code: "PermissionDenied", reason: "RBAC_FORBIDDEN" });
       }
@@ -70,6 +71,34 @@ describeWithPostgres("auth service", () => {
       });
       const events = await h.events("PlanChanged");
       expect(events.some((e) => (e.payload as { tenantId: string }).tenantId === tenant.id)).toBe(true);
+    });
+
+    it("UpdateTenant renames a tenant once (idempotent), records the change, and refuses bad names and unknown tenants", async () => {
+      const ops = h.client(h.platformKey);
+      const { tenant, ownerKey } = await h.tenant(Plan.FREE);
+      const rename = (displayName: string, paths = ["display_name"], tenantId = tenant.id) =>
+        ops.auth.updateTenant({ tenantId, displayName, updateMask: { paths } });
+      h.clock.advance(1_000);
+      const renamed = await rename("Acme Research");
+      expect(renamed.tenant).toMatchObject({ id: tenant.id, slug: tenant.slug, displayName: "Acme Research", plan: Plan.FREE, status: TenantStatus.ACTIVE });
+      expect(renamed.tenant?.updatedAt?.seconds).toBeGreaterThan(tenant.updatedAt?.seconds ?? 0n);
+      // Every reader sees the new name: the platform and the tenant's own members.
+      expect((await ops.auth.getTenant({ selector: { case: "tenantId", value: tenant.id } })).tenant?.displayName).toBe("Acme Research");
+      expect((await h.client(ownerKey).auth.getTenant({ selector: { case: "slug", value: tenant.slug } })).tenant?.displayName).toBe("Acme Research");
+
+      // The same name again changes nothing: same updated_at, no second event.
+      h.clock.advance(1_000);
+      const again = await rename("Acme Research");
+      expect(again.tenant?.updatedAt).toEqual(renamed.tenant?.updatedAt);
+      const changes = (await h.events("TenantDisplayNameChanged")).filter((e) => e.streamId === `tenant-${tenant.id}`);
+      expect(changes.map((e) => e.payload)).toEqual([{ tenantId: tenant.id, previousDisplayName: "Test tenant", displayName: "Acme Research" }]);
+      expect(changes[0]?.topic).toBe("auth.tenant_display_name_changed");
+
+      for (const bad of [() => rename(""), () => rename("x".repeat(201)), () => rename("Acme", []), () => rename("Acme", ["slug"])]) {
+        expect(await failure(bad)).toMatchObject({ code: "InvalidArgument", reason: "VALIDATION_FAILED" });
+      }
+      expect(await failure(() => rename("Nobody", ["display_name"], "no-such-tenant"))).toMatchObject({ code: "NotFound", reason: "NOT_FOUND" });
+      expect((await ops.auth.getTenant({ selector: { case: "tenantId", value: tenant.id } })).tenant?.displayName).toBe("Acme Research");
     });
 
     it("a disabled feature is PERMISSION_DENIED FEATURE_NOT_ENABLED with the feature key, recorded once", async () => {

@@ -51,6 +51,7 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     ResumeTenant: "unary",
     SetPlan: "unary",
     SetEntitlementOverrides: "unary",
+    UpdateTenant: "unary",
     CreateApiKey: "unary",
     ListApiKeys: "unary",
     GetApiKey: "unary",
@@ -161,7 +162,7 @@ describe("contracts: the v1 surface", () => {
   it("has one past-tense payload per domain event, and the envelope", () => {
     const names = EVENT_FILES.flatMap((f) => f.messages.map((m) => m.name));
     for (const event of [
-      "TenantCreated", "TenantSuspended", "TenantResumed", "PlanChanged", "ApiKeyIssued", "ApiKeyRotated",
+      "TenantCreated", "TenantSuspended", "TenantResumed", "PlanChanged", "TenantDisplayNameChanged", "ApiKeyIssued", "ApiKeyRotated",
       "ApiKeyRevoked", "ApiKeyRoleChanged", "AccessDenied", "RbacForbidden", "CorpusCreated", "CorpusUpdated",
       "CorpusDeleted", "DocumentQueued", "DocumentIngested", "DocumentFailed", "DocumentDeleted", "RunStarted",
       "RunCompleted", "RunFailed", "UsageRecorded", "QuotaSoftCapReached", "QuotaHardCapBlocked", "QuotaOverage",

@@ -246,6 +246,30 @@ describe("Tenant (auth service)", () => {
     expect(eventReasons("kappa")).toContain("ApiKeyRoleChanged");
   }, 60_000);
 
+  it("renames the tenant in Nexus when spec.displayName changes, and puts back a rename made outside Kubernetes", async () => {
+    standin.apply(tenantObj("theta", { slug: "theta", displayName: "Theta", plan: "enterprise" }));
+    await readyAtGeneration("tenants", "theta");
+    const displayName = async () => (await platform.auth.getTenant({ selector: { case: "slug", value: "theta" } })).tenant?.displayName;
+    expect(await displayName()).toBe("Theta");
+
+    standin.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "theta", namespace: NS }, spec: { displayName: "Theta Research" } });
+    const t = await readyAtGeneration("tenants", "theta");
+    expect(t.metadata.generation).toBe(2);
+    expect(await displayName()).toBe("Theta Research");
+    expect(eventReasons("theta").filter((r) => r === "DisplayNameChanged")).toHaveLength(1);
+    // Later resyncs find the name already right and change nothing.
+    const verified = t.status.lastVerifiedAt as string;
+    await eventually("a later resync of theta", () => {
+      const o = standin.get("tenants", NS, "theta");
+      return o?.status?.lastVerifiedAt && o.status.lastVerifiedAt !== verified ? o : undefined;
+    }, 30_000);
+    expect(eventReasons("theta").filter((r) => r === "DisplayNameChanged")).toHaveLength(1);
+
+    // The spec is the source of truth: a rename made with the API is undone at the next resync.
+    await platform.auth.updateTenant({ tenantId: t.status.tenantId, displayName: "Renamed by hand", updateMask: { paths: ["display_name"] } });
+    await eventually("the spec's name back in Nexus", async () => (await displayName()) === "Theta Research", 30_000);
+  }, 60_000);
+
   it("revokes the old key and deletes its Secret when the spec moves the key to another Secret", async () => {
     const oldKey = secretKey("kappa-app") ?? "";
     standin.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "kappa", namespace: NS }, spec: { apiKeys: [{ name: "app", role: "editor", secretName: "kappa-app-v2" }] } });
@@ -465,11 +489,31 @@ describe("Quota", () => {
     }, 30_000);
     expect(q.status.monthly).toMatchObject({ runsLimit: 100, runsUsed: 0, runUnitsLimit: 500 });
     expect(q.status.daily).toMatchObject({ runsLimit: 10 });
-    expect(q.status).toMatchObject({ used: "0 runs", limit: "100 runs" });
+    expect(q.status).toMatchObject({ used: "0 runs", limit: "100 runs, 10/day" });
     expect(condition(q, "SoftCapReached")).toMatchObject({ status: "False", reason: "BelowSoftCap" });
     const applied = await platform.metering.getQuota({ tenantId: q.status.tenantId });
     expect(applied.quota?.softCapRatio).toBeCloseTo(0.5);
     expect(applied.quota?.limits?.monthlyRuns).toBe(100n);
+  }, 60_000);
+
+  it("shows a daily-only limit in LIMIT with its window, never \"unlimited\" (enterprise plan: no monthly limit)", async () => {
+    standin.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "iota", namespace: NS }, spec: { slug: "iota", displayName: "Iota", plan: "enterprise" } });
+    standin.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Quota",
+      metadata: { name: "iota-quota", namespace: NS },
+      spec: { tenantRef: { name: "iota" }, daily: { runs: 1000 }, softCapRatio: 0.8, hardCapMode: "Enforce" },
+    });
+    const q = await readyAtGeneration("quotas", "iota-quota");
+    expect(q.status.monthly?.runsLimit).toBeUndefined();
+    expect(q.status.daily).toMatchObject({ runsLimit: 1000, runsUsed: 0 });
+    // The LIMIT printer column reads status.limit.
+    const column = nexusCrds().find((c) => c.spec.names.kind === "Quota")?.spec.versions[0]?.additionalPrinterColumns?.find((c) => c.name === "Limit");
+    expect(column?.jsonPath).toBe(".status.limit");
+    expect(q.status).toMatchObject({ used: "0 runs", limit: "1000 runs/day" });
+    const inForce = await platform.metering.getQuota({ tenantId: q.status.tenantId });
+    expect(inForce.quota?.limits?.dailyRuns).toBe(1000n);
+    expect(inForce.quota?.limits?.monthlyRuns).toBeUndefined();
   }, 60_000);
 });
 

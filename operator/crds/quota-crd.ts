@@ -35,7 +35,7 @@ export function quotaCrd(): CustomResourceDefinition {
     printerColumns: [
       { name: "Tenant", type: "string", jsonPath: ".spec.tenantRef.name" },
       { name: "Used", type: "string", jsonPath: ".status.used", description: "Runs used this month." },
-      { name: "Limit", type: "string", jsonPath: ".status.limit", description: "Monthly runs limit." },
+      { name: "Limit", type: "string", jsonPath: ".status.limit", description: "Runs limits in force: per month, and per day with /day (run units when no runs limit)." },
       { name: "Soft Cap", type: "string", jsonPath: '.status.conditions[?(@.type=="SoftCapReached")].status', priority: 1 },
     ],
     spec: {
@@ -81,7 +81,11 @@ export function quotaCrd(): CustomResourceDefinition {
         phase: { type: "string", enum: ["Pending", "Ready", "Degraded", "Deleting"] },
         tenantId: { type: "string" },
         used: { type: "string", description: "Runs used this month (printer column)." },
-        limit: { type: "string", description: "Monthly runs limit, or unlimited (printer column)." },
+        limit: {
+          type: "string",
+          description:
+            'Limits in force (printer column): "100 runs" per month, "100 runs, 10/day" or "1000 runs/day" with a daily limit, run units the same way when no runs limit is set; "unlimited" only when no limit applies.',
+        },
         daily: windowStatus,
         monthly: windowStatus,
         lastSyncedAt: { type: "string", format: "date-time" },

@@ -11,7 +11,7 @@ export function tenantCrd(): CustomResourceDefinition {
   return buildCrd({
     names: TENANT,
     description:
-      "A Nexus tenant: the operator creates it in the auth service, keeps its plan, issues each listed API key into its Secret, and suspends it and revokes its keys when the object is deleted.",
+      "A Nexus tenant: the operator creates it in the auth service, keeps its display name and plan, issues each listed API key into its Secret, and suspends it and revokes its keys when the object is deleted.",
     printerColumns: [
       { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
       { name: "Plan", type: "string", jsonPath: ".spec.plan" },
@@ -30,7 +30,7 @@ export function tenantCrd(): CustomResourceDefinition {
           pattern: DNS_LABEL,
           "x-kubernetes-validations": [{ rule: "self == oldSelf", message: "slug is immutable", reason: "FieldValueForbidden" }],
         },
-        displayName: { type: "string", description: "Name shown to people.", minLength: 1, maxLength: 200 },
+        displayName: { type: "string", description: "Name shown to people. Changing it renames the tenant in Nexus (UpdateTenant).", minLength: 1, maxLength: 200 },
         plan: { type: "string", description: "The tenant's plan.", enum: [...TENANT_PLANS] },
         suspended: {
           type: "boolean",

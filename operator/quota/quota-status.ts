@@ -27,6 +27,27 @@ export function windowStatus(w: QuotaWindow | undefined): QuotaWindowStatus | un
   };
 }
 
+/**
+ * The LIMIT printer column: the limits in force, so it never says "unlimited" while one binds.
+ * Runs per month as "100 runs" (USED counts this month's runs), a daily runs limit with its
+ * window ("100 runs, 10/day", or "1000 runs/day" when only the day is limited). Run-unit
+ * limits show the same way ("500 run units", "50 run units/day") when no runs limit is set;
+ * status.daily / status.monthly always carry every limit.
+ */
+export function limitColumn(daily: QuotaWindowStatus | undefined, monthly: QuotaWindowStatus | undefined): string {
+  const describe = (month: number | undefined, day: number | undefined, unit: string): string | undefined => {
+    if (month !== undefined && day !== undefined) return `${month} ${unit}, ${day}/day`;
+    if (month !== undefined) return `${month} ${unit}`;
+    if (day !== undefined) return `${day} ${unit}/day`;
+    return undefined;
+  };
+  return (
+    describe(monthly?.runsLimit, daily?.runsLimit, "runs") ??
+    describe(monthly?.runUnitsLimit, daily?.runUnitsLimit, "run units") ??
+    "unlimited"
+  );
+}
+
 /** The Quota status for an outcome: usage windows, USED/LIMIT columns, SoftCapReached and the common conditions. */
 export function quotaStatus(previous: QuotaStatus | undefined, outcome: QuotaOutcome, generation: number, now: Date): QuotaStatus {
   const base: QuotaStatus = { ...(previous ?? {}) };
@@ -43,7 +64,7 @@ export function quotaStatus(previous: QuotaStatus | undefined, outcome: QuotaOut
         ...(daily ? { daily } : {}),
         ...(monthly ? { monthly } : {}),
         used: `${monthly?.runsUsed ?? 0} runs`,
-        limit: monthly?.runsLimit === undefined ? "unlimited" : `${monthly.runsLimit} runs`,
+        limit: limitColumn(daily, monthly),
         lastSyncedAt: now.toISOString().replace(/\.\d+Z$/, "Z"),
         conditions: setConditions(
           previous?.conditions,

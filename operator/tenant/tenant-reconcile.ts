@@ -71,9 +71,10 @@ async function monthlyUsage(nexus: NexusApi, tenantId: string): Promise<string> 
 /**
  * The Tenant reconcile (level-triggered): re-reads the object; handles deletion through the
  * finalizer; leaves the Nexus tenant alone (Degraded SlugConflict) when an older object claims
- * the same slug; otherwise ensures the tenant exists in Nexus (by slug, idempotent), its plan and
- * suspension match the spec, every listed API key exists in its Secret (rotating on request),
- * and then checks that each key authenticates. Status and Events reflect the outcome.
+ * the same slug; otherwise ensures the tenant exists in Nexus (by slug, idempotent), its display
+ * name, plan and suspension match the spec (UpdateTenant / SetPlan / Suspend only when they
+ * differ), every listed API key exists in its Secret (rotating on request), and then checks that
+ * each key authenticates. Status and Events reflect the outcome.
  */
 export function createTenantReconciler(deps: TenantReconcilerDeps): Reconciler {
   const clock = deps.clock ?? (() => new Date());
@@ -114,6 +115,10 @@ export function createTenantReconciler(deps: TenantReconcilerDeps): Reconciler {
       let keyRefused = false;
       try {
         let remote = await ensureTenant(deps.nexus, tenant);
+        if (remote.displayName !== tenant.spec.displayName) {
+          remote = (await deps.nexus.auth.updateTenant({ tenantId: remote.id, displayName: tenant.spec.displayName, updateMask: { paths: ["display_name"] } })).tenant ?? remote;
+          await deps.recorder.record(tenant, "Normal", "DisplayNameChanged", `display name set to "${tenant.spec.displayName}"`);
+        }
         const plan = planToProto(tenant.spec.plan);
         if (remote.plan !== plan) {
           remote = (await deps.nexus.auth.setPlan({ tenantId: remote.id, plan })).tenant ?? remote;

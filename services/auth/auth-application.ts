@@ -155,6 +155,15 @@ export class AuthApplication {
     return this.tenantCommand(actor, tenantId, { type: "SetEntitlementOverrides", overrides, now: this.clock() });
   }
 
+  /**
+   * Changes a tenant's display name (platform principals). Idempotent: the current name again
+   * records nothing. Principals do not carry the display name, so no cached answer changes.
+   */
+  async setDisplayName(actor: Principal, tenantId: string, displayName: string): Promise<Tenant> {
+    const id = tenantScope(actor, tenantId);
+    return this.store.transaction((tx) => this.runTenant(tx, id, actor, { type: "SetDisplayName", displayName, now: this.clock() }));
+  }
+
   private async tenantCommand(actor: Principal, tenantId: string, command: TenantCommand): Promise<Tenant> {
     const id = tenantScope(actor, tenantId);
     const tenant = await this.store.transaction((tx) => this.runTenant(tx, id, actor, command));

@@ -11,6 +11,7 @@ import {
   EntitlementOverridesChangedSchema,
   PlanChangedSchema,
   TenantCreatedSchema,
+  TenantDisplayNameChangedSchema,
   TenantResumedSchema,
   TenantSuspendedSchema,
 } from "../../gen/nexus/events/v1/auth_events_pb.js";
@@ -59,6 +60,12 @@ export function tenantEventToNew(e: TenantEvent, metadata: EventMetadata): NewEv
       return eventOf(
         EntitlementOverridesChangedSchema,
         { tenantId: e.tenantId, previousOverrides: overridesToProto(e.previous), overrides: overridesToProto(e.overrides) },
+        meta,
+      );
+    case "TenantDisplayNameChanged":
+      return eventOf(
+        TenantDisplayNameChangedSchema,
+        { tenantId: e.tenantId, previousDisplayName: e.previousDisplayName, displayName: e.displayName },
         meta,
       );
     default: {

@@ -8,6 +8,7 @@ import {
   type ListApiKeysRequest,
   type ListTenantsRequest,
   type RotateApiKeyRequest,
+  type UpdateTenantRequest,
 } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { TenantStatus } from "../../gen/nexus/auth/v1/tenant_pb.js";
 import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER } from "../kernel/authz/authenticator.js";
@@ -75,6 +76,18 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
 
   async setEntitlementOverrides(req: { tenantId: string; overrides?: Parameters<typeof overridesFromMessage>[0] }, ctx: HandlerContext) {
     const tenant = await this.app.setEntitlementOverrides(principalOf(ctx), req.tenantId, overridesFromMessage(req.overrides));
+    return { tenant: tenantToMessage(tenant) };
+  }
+
+  /** UpdateTenant: applies the fields named in update_mask (protovalidate admits only display_name). */
+  async updateTenant(req: UpdateTenantRequest, ctx: HandlerContext) {
+    const paths = new Set(req.updateMask?.paths ?? []);
+    if (paths.size === 0) throw domainError("INVALID_ARGUMENT", "update_mask must name at least one field", { field: "update_mask" });
+    const unknown = [...paths].filter((p) => p !== "display_name");
+    if (unknown.length > 0) {
+      throw domainError("INVALID_ARGUMENT", `update_mask may name only display_name, not ${unknown.join(", ")}`, { field: "update_mask" });
+    }
+    const tenant = await this.app.setDisplayName(principalOf(ctx), req.tenantId, req.displayName);
     return { tenant: tenantToMessage(tenant) };
   }
 

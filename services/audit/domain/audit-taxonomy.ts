@@ -138,6 +138,15 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     before: obj(p.previousOverrides) ?? {},
     after: obj(p.overrides) ?? {},
   }),
+  "nexus.events.v1.TenantDisplayNameChanged": ({ p, actor }) => ({
+    eventType: "tenant.display_name.changed",
+    actor,
+    action: `${AUTH}/UpdateTenant`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    before: { display_name: str(p.previousDisplayName) },
+    after: { display_name: str(p.displayName) },
+  }),
   "nexus.events.v1.ApiKeyIssued": ({ p, actor }) => ({
     eventType: "auth.api_key.created",
     actor,

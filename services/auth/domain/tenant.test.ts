@@ -47,6 +47,17 @@ describe("tenant decider", () => {
     expect(given(created).when({ type: "SetEntitlementOverrides", overrides: { features: [] }, now: T0 })).toEqual({ kind: "accepted", events: [] });
   });
 
+  it("renames only when the name differs, and refuses empty or over-long names", () => {
+    expect(given(created).when({ type: "SetDisplayName", displayName: "Acme", now: T0 })).toEqual({ kind: "accepted", events: [] });
+    const renamed: TenantEvent = { type: "TenantDisplayNameChanged", tenantId: "t1", previousDisplayName: "Acme", displayName: "Acme Research", at: T0 };
+    expect(given(created).when({ type: "SetDisplayName", displayName: "Acme Research", now: T0 })).toEqual({ kind: "accepted", events: [renamed] });
+    expect(given(created, renamed).state).toMatchObject({ displayName: "Acme Research", updatedAt: T0 });
+    expect(given(created).when({ type: "SetDisplayName", displayName: "", now: T0 })).toMatchObject({ kind: "rejected", reason: "INVALID_ARGUMENT" });
+    expect(given(created).when({ type: "SetDisplayName", displayName: "é".repeat(200), now: T0 }).kind).toBe("accepted");
+    expect(given(created).when({ type: "SetDisplayName", displayName: "x".repeat(201), now: T0 })).toMatchObject({ kind: "rejected", reason: "INVALID_ARGUMENT" });
+    expect(given().when({ type: "SetDisplayName", displayName: "x", now: T0 })).toMatchObject({ kind: "rejected", reason: "NOT_FOUND" });
+  });
+
   it("commands on a missing tenant are NOT_FOUND", () => {
     expect(given().when({ type: "SetPlan", plan: "pro", now: T0 })).toMatchObject({ kind: "rejected", reason: "NOT_FOUND" });
   });

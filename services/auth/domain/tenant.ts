@@ -52,8 +52,17 @@ export interface EntitlementOverridesChanged {
   at: Date;
 }
 
+/** A tenant's display name changed. */
+export interface TenantDisplayNameChanged {
+  type: "TenantDisplayNameChanged";
+  tenantId: string;
+  previousDisplayName: string;
+  displayName: string;
+  at: Date;
+}
+
 /** Every tenant event. */
-export type TenantEvent = TenantCreated | TenantSuspended | TenantResumed | PlanChanged | EntitlementOverridesChanged;
+export type TenantEvent = TenantCreated | TenantSuspended | TenantResumed | PlanChanged | EntitlementOverridesChanged | TenantDisplayNameChanged;
 
 // ---- State ----
 
@@ -100,6 +109,8 @@ export function evolveTenant(state: TenantState, event: TenantEvent): TenantStat
       return state && { ...state, plan: event.plan, updatedAt: event.at };
     case "EntitlementOverridesChanged":
       return state && { ...state, overrides: event.overrides, updatedAt: event.at };
+    case "TenantDisplayNameChanged":
+      return state && { ...state, displayName: event.displayName, updatedAt: event.at };
     default: {
       const _exhaustive: never = event;
       return _exhaustive;
@@ -146,12 +157,22 @@ export interface SetEntitlementOverrides {
   now: Date;
 }
 
+/** Change the display name (setting the current name changes nothing). */
+export interface SetDisplayName {
+  type: "SetDisplayName";
+  displayName: string;
+  now: Date;
+}
+
 /** Every tenant command. */
-export type TenantCommand = CreateTenant | SuspendTenant | ResumeTenant | SetPlan | SetEntitlementOverrides;
+export type TenantCommand = CreateTenant | SuspendTenant | ResumeTenant | SetPlan | SetEntitlementOverrides | SetDisplayName;
 
 // ---- decide ----
 
 const notFound = <E>(): Decision<E> => reject("NOT_FOUND", "tenant not found");
+
+/** Longest display name, in characters (the proto's max_len). */
+export const DISPLAY_NAME_MAX = 200;
 
 /** Decides which events a command produces against the current state. */
 export function decideTenant(command: TenantCommand, state: TenantState): Decision<TenantEvent> {
@@ -178,6 +199,13 @@ export function decideTenant(command: TenantCommand, state: TenantState): Decisi
       if (state === undefined) return notFound();
       if (state.plan === command.plan) return accept();
       return accept({ type: "PlanChanged", tenantId: state.id, previousPlan: state.plan, plan: command.plan, at: command.now });
+    case "SetDisplayName":
+      if (state === undefined) return notFound();
+      if (command.displayName.length === 0 || [...command.displayName].length > DISPLAY_NAME_MAX) {
+        return reject("INVALID_ARGUMENT", `display_name must be 1-${DISPLAY_NAME_MAX} characters`, { field: "display_name" });
+      }
+      if (state.displayName === command.displayName) return accept();
+      return accept({ type: "TenantDisplayNameChanged", tenantId: state.id, previousDisplayName: state.displayName, displayName: command.displayName, at: command.now });
     case "SetEntitlementOverrides": {
       if (state === undefined) return notFound();
       const unknown = command.overrides.features.map((f) => f.featureKey).filter((k) => !isFeatureKey(k));

@@ -7,6 +7,7 @@ import {
   ResumeTenantResponseSchema,
   SetPlanResponseSchema,
   SuspendTenantResponseSchema,
+  UpdateTenantResponseSchema,
 } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
 import { Plan, TenantStatus, type Tenant } from "../../../gen/nexus/auth/v1/tenant_pb.js";
 import type { NexusClient } from "../../client/create-nexus-client.js";
@@ -155,6 +156,30 @@ export const tenantsSetPlanCommand: Command = {
   },
 };
 
+/** `nexus tenants update`. */
+export const tenantsUpdateCommand: Command = {
+  path: ["tenants", "update"],
+  summary: "Change a tenant's display name (platform key)",
+  usage: "nexus tenants update <tenant id or slug> --name \"Display Name\" [--json]",
+  async run(args) {
+    const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS, name: { type: "string" } }, allowPositionals: true, strict: true });
+    if (positionals.length !== 1 || !positionals[0]) throw new UsageError("give the tenant's id or slug");
+    if (values.name === undefined) throw new UsageError("give the new display name with --name");
+    const client = clientFrom(values);
+    const res = await client.auth.updateTenant({
+      tenantId: await resolveTenantId(client, positionals[0]),
+      displayName: values.name,
+      updateMask: { paths: ["display_name"] },
+    });
+    if (values.json) {
+      printJson(UpdateTenantResponseSchema, res);
+      return 0;
+    }
+    printTenants(res.tenant ? [res.tenant] : []);
+    return 0;
+  },
+};
+
 /** Every `nexus tenants …` command. */
 export const tenantsCommands: readonly Command[] = [
   tenantsCreateCommand,
@@ -162,4 +187,5 @@ export const tenantsCommands: readonly Command[] = [
   tenantsSuspendCommand,
   tenantsResumeCommand,
   tenantsSetPlanCommand,
+  tenantsUpdateCommand,
 ];

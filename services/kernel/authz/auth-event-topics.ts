@@ -11,6 +11,7 @@ export const AUTH_EVENT_TOPICS = Object.freeze({
   "nexus.events.v1.TenantResumed": "auth.tenant_resumed",
   "nexus.events.v1.PlanChanged": "auth.plan_changed",
   "nexus.events.v1.EntitlementOverridesChanged": "auth.entitlement_overrides_changed",
+  "nexus.events.v1.TenantDisplayNameChanged": "auth.tenant_display_name_changed",
   "nexus.events.v1.ApiKeyIssued": "auth.api_key_issued",
   "nexus.events.v1.ApiKeyRotated": "auth.api_key_rotated",
   "nexus.events.v1.ApiKeyRevoked": "auth.api_key_revoked",

@@ -14,8 +14,9 @@ import type { TenantRole } from "../context.js";
  * - `authenticated`: any valid key, platform or tenant (WhoAmI);
  * - `read` / `write` / `admin`: tenant members with at least viewer / editor / admin;
  *   `platform: true` also admits platform operators (who must then name the tenant);
- * - `platform`: platform operators only — tenant creation, plans, overrides, quotas and
- *   anything installation-wide. No tenant role, not even owner, passes.
+ * - `platform`: platform operators only — tenant creation and the tenant record (display
+ *   name, plan, status), overrides, quotas and anything installation-wide. No tenant role, not
+ *   even owner, passes.
  *
  * The `owner` tier is enforced inside the auth service (granting or managing owner keys, see
  * services/auth/domain/key-policy.ts); no RPC is owner-only as a whole.
@@ -64,6 +65,9 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.auth.v1.AuthService/ResumeTenant": platformOnly,
   "/nexus.auth.v1.AuthService/SetPlan": platformOnly,
   "/nexus.auth.v1.AuthService/SetEntitlementOverrides": platformOnly,
+  // The tenant record (slug, display name, plan, status) is the platform's: Tenant objects in
+  // Kubernetes drive it, and a tenant-side rename would only be reverted by the operator.
+  "/nexus.auth.v1.AuthService/UpdateTenant": platformOnly,
   "/nexus.auth.v1.AuthService/CreateApiKey": adminOrPlatform,
   "/nexus.auth.v1.AuthService/ListApiKeys": adminOrPlatform,
   "/nexus.auth.v1.AuthService/GetApiKey": adminOrPlatform,

@@ -31,6 +31,7 @@ const KNOWN_EVENTS: Record<string, readonly string[]> = {
     "TenantResumed",
     "PlanChanged",
     "EntitlementOverridesChanged",
+    "TenantDisplayNameChanged",
     "ApiKeyIssued",
     "ApiKeyRotated",
     "ApiKeyRevoked",

@@ -5,8 +5,8 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { ApiKey, ApiKeyStatus, Principal, Role } from "./api_key_pb.js";
 import { file_nexus_auth_v1_api_key } from "./api_key_pb.js";
 import type { EntitlementOverrides, Plan, Tenant, TenantStatus } from "./tenant_pb.js";
@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/auth/v1/auth_service.proto.
  */
 export const file_nexus_auth_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBuZXh1cy9hdXRoL3YxL2F1dGhfc2VydmljZS5wcm90bxINbmV4dXMuYXV0aC52MSKlAQoTQ3JlYXRlVGVuYW50UmVxdWVzdBI9CgRzbHVnGAEgASgJQi+6SCxyKhABGD8yJF5bYS16MC05XShbYS16MC05LV17MCw2MX1bYS16MC05XSk/JBIgCgxkaXNwbGF5X25hbWUYAiABKAlCCrpIB3IFEAEYyAESLQoEcGxhbhgDIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbkIKukgHggEEEAEgACI9ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCKsAQoQR2V0VGVuYW50UmVxdWVzdBJECgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kSAASPwoEc2x1ZxgCIAEoCUIvukgscioQARg/MiReW2EtejAtOV0oW2EtejAtOS1dezAsNjF9W2EtejAtOV0pPyRIAEIRCghzZWxlY3RvchIFukgCCAEiOgoRR2V0VGVuYW50UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIEjUKBnN0YXR1cxgDIAEoDjIbLm5leHVzLmF1dGgudjEuVGVuYW50U3RhdHVzQgi6SAWCAQIQARIrCgRwbGFuGAQgASgOMhMubmV4dXMuYXV0aC52MS5QbGFuQgi6SAWCAQIQASJWChNMaXN0VGVuYW50c1Jlc3BvbnNlEiYKB3RlbmFudHMYASADKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkidAoUU3VzcGVuZFRlbmFudFJlcXVlc3QSQgoJdGVuYW50X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIYCgZyZWFzb24YAiABKAlCCLpIBXIDGPQDIj4KFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCJZChNSZXN1bWVUZW5hbnRSZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiPQoUUmVzdW1lVGVuYW50UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQigwEKDlNldFBsYW5SZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSLQoEcGxhbhgCIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbkIKukgHggEEEAEgACI4Cg9TZXRQbGFuUmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQinAEKHlNldEVudGl0bGVtZW50T3ZlcnJpZGVzUmVxdWVzdBJCCgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEjYKCW92ZXJyaWRlcxgCIAEoCzIjLm5leHVzLmF1dGgudjEuRW50aXRsZW1lbnRPdmVycmlkZXMiSAofU2V0RW50aXRsZW1lbnRPdmVycmlkZXNSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCKwAwoTQ3JlYXRlQXBpS2V5UmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIXCgRuYW1lGAIgASgJQgm6SAZyBBABGGQSKwoEcm9sZRgDIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZUIIukgFggECEAESOAoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCLpIBbIBAkABEhQKDHBsYXRmb3JtX2tleRgFIAEoCDq9AbpIuQEatgEKGWFwaV9rZXkucm9sZV9tYXRjaGVzX2tpbmQSSnRlbmFudCBrZXlzIG5lZWQgYSByb2xlOyBwbGF0Zm9ybSBrZXlzIHRha2UgbmVpdGhlciBhIHJvbGUgbm9yIGEgdGVuYW50X2lkGk10aGlzLnBsYXRmb3JtX2tleSA/ICh0aGlzLnJvbGUgPT0gMCAmJiB0aGlzLnRlbmFudF9pZCA9PSAnJykgOiB0aGlzLnJvbGUgIT0gMCJVChRDcmVhdGVBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkSFQoNcGxhaW50ZXh0X2tleRgCIAEoCSLtAQoSTGlzdEFwaUtleXNSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMYyAESHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgSQAoIc3RhdHVzZXMYBCADKA4yGy5uZXh1cy5hdXRoLnYxLkFwaUtleVN0YXR1c0IRukgOkgELEAUiB4IBBBABIAASFQoNcGxhdGZvcm1fa2V5cxgFIAEoCCJXChNMaXN0QXBpS2V5c1Jlc3BvbnNlEicKCGFwaV9rZXlzGAEgAygLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlMKEEdldEFwaUtleVJlcXVlc3QSPwoGa2V5X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCI7ChFHZXRBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkicAoTUmV2b2tlQXBpS2V5UmVxdWVzdBI/CgZrZXlfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMY9AMiPgoUUmV2b2tlQXBpS2V5UmVzcG9uc2USJgoHYXBpX2tleRgBIAEoCzIVLm5leHVzLmF1dGgudjEuQXBpS2V5ItIBChNSb3RhdGVBcGlLZXlSZXF1ZXN0Ej8KBmtleV9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSQAoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiAmp4BMgASOAoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCLpIBbIBAkABIoYBChRSb3RhdGVBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkSFQoNcGxhaW50ZXh0X2tleRgCIAEoCRIvChBwcmV2aW91c19hcGlfa2V5GAMgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkiWgoXUmVhY3RpdmF0ZUFwaUtleVJlcXVlc3QSPwoGa2V5X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCJCChhSZWFjdGl2YXRlQXBpS2V5UmVzcG9uc2USJgoHYXBpX2tleRgBIAEoCzIVLm5leHVzLmF1dGgudjEuQXBpS2V5IoYBChRTZXRBcGlLZXlSb2xlUmVxdWVzdBI/CgZrZXlfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEi0KBHJvbGUYAiABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGVCCrpIB4IBBBABIAAiPwoVU2V0QXBpS2V5Um9sZVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleSIyChNBdXRoZW50aWNhdGVSZXF1ZXN0EhsKB2FwaV9rZXkYASABKAlCCrpIB3IFEAEYgAIidAoUQXV0aGVudGljYXRlUmVzcG9uc2USKwoJcHJpbmNpcGFsGAEgASgLMhgubmV4dXMuYXV0aC52MS5QcmluY2lwYWwSLwoLdmFsaWRfdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIg8KDVdob0FtSVJlcXVlc3QiZQoOV2hvQW1JUmVzcG9uc2USKwoJcHJpbmNpcGFsGAEgASgLMhgubmV4dXMuYXV0aC52MS5QcmluY2lwYWwSJgoHYXBpX2tleRgCIAEoCzIVLm5leHVzLmF1dGgudjEuQXBpS2V5MpcLCgtBdXRoU2VydmljZRJXCgxDcmVhdGVUZW5hbnQSIi5uZXh1cy5hdXRoLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaIy5uZXh1cy5hdXRoLnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlEk4KCUdldFRlbmFudBIfLm5leHVzLmF1dGgudjEuR2V0VGVuYW50UmVxdWVzdBogLm5leHVzLmF1dGgudjEuR2V0VGVuYW50UmVzcG9uc2USVAoLTGlzdFRlbmFudHMSIS5uZXh1cy5hdXRoLnYxLkxpc3RUZW5hbnRzUmVxdWVzdBoiLm5leHVzLmF1dGgudjEuTGlzdFRlbmFudHNSZXNwb25zZRJaCg1TdXNwZW5kVGVuYW50EiMubmV4dXMuYXV0aC52MS5TdXNwZW5kVGVuYW50UmVxdWVzdBokLm5leHVzLmF1dGgudjEuU3VzcGVuZFRlbmFudFJlc3BvbnNlElcKDFJlc3VtZVRlbmFudBIiLm5leHVzLmF1dGgudjEuUmVzdW1lVGVuYW50UmVxdWVzdBojLm5leHVzLmF1dGgudjEuUmVzdW1lVGVuYW50UmVzcG9uc2USSAoHU2V0UGxhbhIdLm5leHVzLmF1dGgudjEuU2V0UGxhblJlcXVlc3QaHi5uZXh1cy5hdXRoLnYxLlNldFBsYW5SZXNwb25zZRJ4ChdTZXRFbnRpdGxlbWVudE92ZXJyaWRlcxItLm5leHVzLmF1dGgudjEuU2V0RW50aXRsZW1lbnRPdmVycmlkZXNSZXF1ZXN0Gi4ubmV4dXMuYXV0aC52MS5TZXRFbnRpdGxlbWVudE92ZXJyaWRlc1Jlc3BvbnNlElcKDENyZWF0ZUFwaUtleRIiLm5leHVzLmF1dGgudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBojLm5leHVzLmF1dGgudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USVAoLTGlzdEFwaUtleXMSIS5uZXh1cy5hdXRoLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBoiLm5leHVzLmF1dGgudjEuTGlzdEFwaUtleXNSZXNwb25zZRJOCglHZXRBcGlLZXkSHy5uZXh1cy5hdXRoLnYxLkdldEFwaUtleVJlcXVlc3QaIC5uZXh1cy5hdXRoLnYxLkdldEFwaUtleVJlc3BvbnNlElcKDFJldm9rZUFwaUtleRIiLm5leHVzLmF1dGgudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBojLm5leHVzLmF1dGgudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USVwoMUm90YXRlQXBpS2V5EiIubmV4dXMuYXV0aC52MS5Sb3RhdGVBcGlLZXlSZXF1ZXN0GiMubmV4dXMuYXV0aC52MS5Sb3RhdGVBcGlLZXlSZXNwb25zZRJjChBSZWFjdGl2YXRlQXBpS2V5EiYubmV4dXMuYXV0aC52MS5SZWFjdGl2YXRlQXBpS2V5UmVxdWVzdBonLm5leHVzLmF1dGgudjEuUmVhY3RpdmF0ZUFwaUtleVJlc3BvbnNlEloKDVNldEFwaUtleVJvbGUSIy5uZXh1cy5hdXRoLnYxLlNldEFwaUtleVJvbGVSZXF1ZXN0GiQubmV4dXMuYXV0aC52MS5TZXRBcGlLZXlSb2xlUmVzcG9uc2USVwoMQXV0aGVudGljYXRlEiIubmV4dXMuYXV0aC52MS5BdXRoZW50aWNhdGVSZXF1ZXN0GiMubmV4dXMuYXV0aC52MS5BdXRoZW50aWNhdGVSZXNwb25zZRJFCgZXaG9BbUkSHC5uZXh1cy5hdXRoLnYxLldob0FtSVJlcXVlc3QaHS5uZXh1cy5hdXRoLnYxLldob0FtSVJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp, file_nexus_auth_v1_api_key, file_nexus_auth_v1_tenant]);
+  fileDesc("CiBuZXh1cy9hdXRoL3YxL2F1dGhfc2VydmljZS5wcm90bxINbmV4dXMuYXV0aC52MSKlAQoTQ3JlYXRlVGVuYW50UmVxdWVzdBI9CgRzbHVnGAEgASgJQi+6SCxyKhABGD8yJF5bYS16MC05XShbYS16MC05LV17MCw2MX1bYS16MC05XSk/JBIgCgxkaXNwbGF5X25hbWUYAiABKAlCCrpIB3IFEAEYyAESLQoEcGxhbhgDIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbkIKukgHggEEEAEgACI9ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCKsAQoQR2V0VGVuYW50UmVxdWVzdBJECgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kSAASPwoEc2x1ZxgCIAEoCUIvukgscioQARg/MiReW2EtejAtOV0oW2EtejAtOS1dezAsNjF9W2EtejAtOV0pPyRIAEIRCghzZWxlY3RvchIFukgCCAEiOgoRR2V0VGVuYW50UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIEjUKBnN0YXR1cxgDIAEoDjIbLm5leHVzLmF1dGgudjEuVGVuYW50U3RhdHVzQgi6SAWCAQIQARIrCgRwbGFuGAQgASgOMhMubmV4dXMuYXV0aC52MS5QbGFuQgi6SAWCAQIQASJWChNMaXN0VGVuYW50c1Jlc3BvbnNlEiYKB3RlbmFudHMYASADKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkidAoUU3VzcGVuZFRlbmFudFJlcXVlc3QSQgoJdGVuYW50X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIYCgZyZWFzb24YAiABKAlCCLpIBXIDGPQDIj4KFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCJZChNSZXN1bWVUZW5hbnRSZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiPQoUUmVzdW1lVGVuYW50UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQigwEKDlNldFBsYW5SZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSLQoEcGxhbhgCIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbkIKukgHggEEEAEgACI4Cg9TZXRQbGFuUmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQinAEKHlNldEVudGl0bGVtZW50T3ZlcnJpZGVzUmVxdWVzdBJCCgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEjYKCW92ZXJyaWRlcxgCIAEoCzIjLm5leHVzLmF1dGgudjEuRW50aXRsZW1lbnRPdmVycmlkZXMiSAofU2V0RW50aXRsZW1lbnRPdmVycmlkZXNSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCLKAwoTVXBkYXRlVGVuYW50UmVxdWVzdBJCCgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh4KDGRpc3BsYXlfbmFtZRgCIAEoCUIIukgFcgMYyAESqQEKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0J4ukh1ugFeChx0ZW5hbnQudXBkYXRlX21hc2subm9uX2VtcHR5Eih1cGRhdGVfbWFzayBtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhRzaXplKHRoaXMucGF0aHMpID4gMMgBAeIBDhIMZGlzcGxheV9uYW1lOqIBukieARqbAQocdGVuYW50LmRpc3BsYXlfbmFtZS5yZXF1aXJlZBIvZGlzcGxheV9uYW1lIGNhbm5vdCBiZSBlbXB0eSB3aGVuIGl0IGlzIHVwZGF0ZWQaSiEoJ2Rpc3BsYXlfbmFtZScgaW4gdGhpcy51cGRhdGVfbWFzay5wYXRocykgfHwgc2l6ZSh0aGlzLmRpc3BsYXlfbmFtZSkgPiAwIj0KFFVwZGF0ZVRlbmFudFJlc3BvbnNlEiUKBnRlbmFudBgBIAEoCzIVLm5leHVzLmF1dGgudjEuVGVuYW50IrADChNDcmVhdGVBcGlLZXlSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhcKBG5hbWUYAiABKAlCCbpIBnIEEAEYZBIrCgRyb2xlGAMgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlQgi6SAWCAQIQARI4CgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIIukgFsgECQAESFAoMcGxhdGZvcm1fa2V5GAUgASgIOr0Buki5ARq2AQoZYXBpX2tleS5yb2xlX21hdGNoZXNfa2luZBJKdGVuYW50IGtleXMgbmVlZCBhIHJvbGU7IHBsYXRmb3JtIGtleXMgdGFrZSBuZWl0aGVyIGEgcm9sZSBub3IgYSB0ZW5hbnRfaWQaTXRoaXMucGxhdGZvcm1fa2V5ID8gKHRoaXMucm9sZSA9PSAwICYmIHRoaXMudGVuYW50X2lkID09ICcnKSA6IHRoaXMucm9sZSAhPSAwIlUKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleRIVCg1wbGFpbnRleHRfa2V5GAIgASgJIu0BChJMaXN0QXBpS2V5c1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGwoJcGFnZV9zaXplGAIgASgNQgi6SAUqAxjIARIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACBJACghzdGF0dXNlcxgEIAMoDjIbLm5leHVzLmF1dGgudjEuQXBpS2V5U3RhdHVzQhG6SA6SAQsQBSIHggEEEAEgABIVCg1wbGF0Zm9ybV9rZXlzGAUgASgIIlcKE0xpc3RBcGlLZXlzUmVzcG9uc2USJwoIYXBpX2tleXMYASADKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUwoQR2V0QXBpS2V5UmVxdWVzdBI/CgZrZXlfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIjsKEUdldEFwaUtleVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleSJwChNSZXZva2VBcGlLZXlSZXF1ZXN0Ej8KBmtleV9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGAoGcmVhc29uGAIgASgJQgi6SAVyAxj0AyI+ChRSZXZva2VBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXki0gEKE1JvdGF0ZUFwaUtleVJlcXVlc3QSPwoGa2V5X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBJACgxncmFjZV9wZXJpb2QYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CD7pIDKoBCSIFCICangEyABI4CgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIIukgFsgECQAEihgEKFFJvdGF0ZUFwaUtleVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleRIVCg1wbGFpbnRleHRfa2V5GAIgASgJEi8KEHByZXZpb3VzX2FwaV9rZXkYAyABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleSJaChdSZWFjdGl2YXRlQXBpS2V5UmVxdWVzdBI/CgZrZXlfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIkIKGFJlYWN0aXZhdGVBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkihgEKFFNldEFwaUtleVJvbGVSZXF1ZXN0Ej8KBmtleV9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSLQoEcm9sZRgCIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZUIKukgHggEEEAEgACI/ChVTZXRBcGlLZXlSb2xlUmVzcG9uc2USJgoHYXBpX2tleRgBIAEoCzIVLm5leHVzLmF1dGgudjEuQXBpS2V5IjIKE0F1dGhlbnRpY2F0ZVJlcXVlc3QSGwoHYXBpX2tleRgBIAEoCUIKukgHcgUQARiAAiJ0ChRBdXRoZW50aWNhdGVSZXNwb25zZRIrCglwcmluY2lwYWwYASABKAsyGC5uZXh1cy5hdXRoLnYxLlByaW5jaXBhbBIvCgt2YWxpZF91bnRpbBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDwoNV2hvQW1JUmVxdWVzdCJlCg5XaG9BbUlSZXNwb25zZRIrCglwcmluY2lwYWwYASABKAsyGC5uZXh1cy5hdXRoLnYxLlByaW5jaXBhbBImCgdhcGlfa2V5GAIgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXky8AsKC0F1dGhTZXJ2aWNlElcKDENyZWF0ZVRlbmFudBIiLm5leHVzLmF1dGgudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBojLm5leHVzLmF1dGgudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USTgoJR2V0VGVuYW50Eh8ubmV4dXMuYXV0aC52MS5HZXRUZW5hbnRSZXF1ZXN0GiAubmV4dXMuYXV0aC52MS5HZXRUZW5hbnRSZXNwb25zZRJUCgtMaXN0VGVuYW50cxIhLm5leHVzLmF1dGgudjEuTGlzdFRlbmFudHNSZXF1ZXN0GiIubmV4dXMuYXV0aC52MS5MaXN0VGVuYW50c1Jlc3BvbnNlEloKDVN1c3BlbmRUZW5hbnQSIy5uZXh1cy5hdXRoLnYxLlN1c3BlbmRUZW5hbnRSZXF1ZXN0GiQubmV4dXMuYXV0aC52MS5TdXNwZW5kVGVuYW50UmVzcG9uc2USVwoMUmVzdW1lVGVuYW50EiIubmV4dXMuYXV0aC52MS5SZXN1bWVUZW5hbnRSZXF1ZXN0GiMubmV4dXMuYXV0aC52MS5SZXN1bWVUZW5hbnRSZXNwb25zZRJICgdTZXRQbGFuEh0ubmV4dXMuYXV0aC52MS5TZXRQbGFuUmVxdWVzdBoeLm5leHVzLmF1dGgudjEuU2V0UGxhblJlc3BvbnNlEngKF1NldEVudGl0bGVtZW50T3ZlcnJpZGVzEi0ubmV4dXMuYXV0aC52MS5TZXRFbnRpdGxlbWVudE92ZXJyaWRlc1JlcXVlc3QaLi5uZXh1cy5hdXRoLnYxLlNldEVudGl0bGVtZW50T3ZlcnJpZGVzUmVzcG9uc2USVwoMVXBkYXRlVGVuYW50EiIubmV4dXMuYXV0aC52MS5VcGRhdGVUZW5hbnRSZXF1ZXN0GiMubmV4dXMuYXV0aC52MS5VcGRhdGVUZW5hbnRSZXNwb25zZRJXCgxDcmVhdGVBcGlLZXkSIi5uZXh1cy5hdXRoLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIy5uZXh1cy5hdXRoLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlElQKC0xpc3RBcGlLZXlzEiEubmV4dXMuYXV0aC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIi5uZXh1cy5hdXRoLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USTgoJR2V0QXBpS2V5Eh8ubmV4dXMuYXV0aC52MS5HZXRBcGlLZXlSZXF1ZXN0GiAubmV4dXMuYXV0aC52MS5HZXRBcGlLZXlSZXNwb25zZRJXCgxSZXZva2VBcGlLZXkSIi5uZXh1cy5hdXRoLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaIy5uZXh1cy5hdXRoLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlElcKDFJvdGF0ZUFwaUtleRIiLm5leHVzLmF1dGgudjEuUm90YXRlQXBpS2V5UmVxdWVzdBojLm5leHVzLmF1dGgudjEuUm90YXRlQXBpS2V5UmVzcG9uc2USYwoQUmVhY3RpdmF0ZUFwaUtleRImLm5leHVzLmF1dGgudjEuUmVhY3RpdmF0ZUFwaUtleVJlcXVlc3QaJy5uZXh1cy5hdXRoLnYxLlJlYWN0aXZhdGVBcGlLZXlSZXNwb25zZRJaCg1TZXRBcGlLZXlSb2xlEiMubmV4dXMuYXV0aC52MS5TZXRBcGlLZXlSb2xlUmVxdWVzdBokLm5leHVzLmF1dGgudjEuU2V0QXBpS2V5Um9sZVJlc3BvbnNlElcKDEF1dGhlbnRpY2F0ZRIiLm5leHVzLmF1dGgudjEuQXV0aGVudGljYXRlUmVxdWVzdBojLm5leHVzLmF1dGgudjEuQXV0aGVudGljYXRlUmVzcG9uc2USRQoGV2hvQW1JEhwubmV4dXMuYXV0aC52MS5XaG9BbUlSZXF1ZXN0Gh0ubmV4dXMuYXV0aC52MS5XaG9BbUlSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_nexus_auth_v1_api_key, file_nexus_auth_v1_tenant]);
 
 /**
  * Input of CreateTenant.
@@ -397,6 +397,63 @@ export const SetEntitlementOverridesResponseSchema: GenMessage<SetEntitlementOve
   messageDesc(file_nexus_auth_v1_auth_service, 13);
 
 /**
+ * Input of UpdateTenant.
+ *
+ * @generated from message nexus.auth.v1.UpdateTenantRequest
+ */
+export type UpdateTenantRequest = Message<"nexus.auth.v1.UpdateTenantRequest"> & {
+  /**
+   * The tenant to change.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * New name shown to people, 1-200 characters, when "display_name" is in update_mask.
+   *
+   * @generated from field: string display_name = 2;
+   */
+  displayName: string;
+
+  /**
+   * The fields to change: display_name (the only updatable field so far). Required, at least
+   * one path; any other path fails with INVALID_ARGUMENT.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 3;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message nexus.auth.v1.UpdateTenantRequest.
+ * Use `create(UpdateTenantRequestSchema)` to create a new message.
+ */
+export const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_auth_v1_auth_service, 14);
+
+/**
+ * Output of UpdateTenant.
+ *
+ * @generated from message nexus.auth.v1.UpdateTenantResponse
+ */
+export type UpdateTenantResponse = Message<"nexus.auth.v1.UpdateTenantResponse"> & {
+  /**
+   * The tenant after the change (unchanged, with the same updated_at, when nothing differed).
+   *
+   * @generated from field: nexus.auth.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message nexus.auth.v1.UpdateTenantResponse.
+ * Use `create(UpdateTenantResponseSchema)` to create a new message.
+ */
+export const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_auth_v1_auth_service, 15);
+
+/**
  * Input of CreateApiKey.
  *
  * @generated from message nexus.auth.v1.CreateApiKeyRequest
@@ -445,7 +502,7 @@ export type CreateApiKeyRequest = Message<"nexus.auth.v1.CreateApiKeyRequest"> &
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 14);
+  messageDesc(file_nexus_auth_v1_auth_service, 16);
 
 /**
  * Output of CreateApiKey.
@@ -474,7 +531,7 @@ export type CreateApiKeyResponse = Message<"nexus.auth.v1.CreateApiKeyResponse">
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 15);
+  messageDesc(file_nexus_auth_v1_auth_service, 17);
 
 /**
  * Input of ListApiKeys.
@@ -524,7 +581,7 @@ export type ListApiKeysRequest = Message<"nexus.auth.v1.ListApiKeysRequest"> & {
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 16);
+  messageDesc(file_nexus_auth_v1_auth_service, 18);
 
 /**
  * Output of ListApiKeys.
@@ -552,7 +609,7 @@ export type ListApiKeysResponse = Message<"nexus.auth.v1.ListApiKeysResponse"> &
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 17);
+  messageDesc(file_nexus_auth_v1_auth_service, 19);
 
 /**
  * Input of GetApiKey.
@@ -573,7 +630,7 @@ export type GetApiKeyRequest = Message<"nexus.auth.v1.GetApiKeyRequest"> & {
  * Use `create(GetApiKeyRequestSchema)` to create a new message.
  */
 export const GetApiKeyRequestSchema: GenMessage<GetApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 18);
+  messageDesc(file_nexus_auth_v1_auth_service, 20);
 
 /**
  * Output of GetApiKey.
@@ -594,7 +651,7 @@ export type GetApiKeyResponse = Message<"nexus.auth.v1.GetApiKeyResponse"> & {
  * Use `create(GetApiKeyResponseSchema)` to create a new message.
  */
 export const GetApiKeyResponseSchema: GenMessage<GetApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 19);
+  messageDesc(file_nexus_auth_v1_auth_service, 21);
 
 /**
  * Input of RevokeApiKey.
@@ -622,7 +679,7 @@ export type RevokeApiKeyRequest = Message<"nexus.auth.v1.RevokeApiKeyRequest"> &
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 20);
+  messageDesc(file_nexus_auth_v1_auth_service, 22);
 
 /**
  * Output of RevokeApiKey.
@@ -643,7 +700,7 @@ export type RevokeApiKeyResponse = Message<"nexus.auth.v1.RevokeApiKeyResponse">
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 21);
+  messageDesc(file_nexus_auth_v1_auth_service, 23);
 
 /**
  * Input of RotateApiKey.
@@ -681,7 +738,7 @@ export type RotateApiKeyRequest = Message<"nexus.auth.v1.RotateApiKeyRequest"> &
  * Use `create(RotateApiKeyRequestSchema)` to create a new message.
  */
 export const RotateApiKeyRequestSchema: GenMessage<RotateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 22);
+  messageDesc(file_nexus_auth_v1_auth_service, 24);
 
 /**
  * Output of RotateApiKey.
@@ -716,7 +773,7 @@ export type RotateApiKeyResponse = Message<"nexus.auth.v1.RotateApiKeyResponse">
  * Use `create(RotateApiKeyResponseSchema)` to create a new message.
  */
 export const RotateApiKeyResponseSchema: GenMessage<RotateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 23);
+  messageDesc(file_nexus_auth_v1_auth_service, 25);
 
 /**
  * Input of ReactivateApiKey.
@@ -737,7 +794,7 @@ export type ReactivateApiKeyRequest = Message<"nexus.auth.v1.ReactivateApiKeyReq
  * Use `create(ReactivateApiKeyRequestSchema)` to create a new message.
  */
 export const ReactivateApiKeyRequestSchema: GenMessage<ReactivateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 24);
+  messageDesc(file_nexus_auth_v1_auth_service, 26);
 
 /**
  * Output of ReactivateApiKey.
@@ -758,7 +815,7 @@ export type ReactivateApiKeyResponse = Message<"nexus.auth.v1.ReactivateApiKeyRe
  * Use `create(ReactivateApiKeyResponseSchema)` to create a new message.
  */
 export const ReactivateApiKeyResponseSchema: GenMessage<ReactivateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 25);
+  messageDesc(file_nexus_auth_v1_auth_service, 27);
 
 /**
  * Input of SetApiKeyRole.
@@ -786,7 +843,7 @@ export type SetApiKeyRoleRequest = Message<"nexus.auth.v1.SetApiKeyRoleRequest">
  * Use `create(SetApiKeyRoleRequestSchema)` to create a new message.
  */
 export const SetApiKeyRoleRequestSchema: GenMessage<SetApiKeyRoleRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 26);
+  messageDesc(file_nexus_auth_v1_auth_service, 28);
 
 /**
  * Output of SetApiKeyRole.
@@ -807,7 +864,7 @@ export type SetApiKeyRoleResponse = Message<"nexus.auth.v1.SetApiKeyRoleResponse
  * Use `create(SetApiKeyRoleResponseSchema)` to create a new message.
  */
 export const SetApiKeyRoleResponseSchema: GenMessage<SetApiKeyRoleResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 27);
+  messageDesc(file_nexus_auth_v1_auth_service, 29);
 
 /**
  * Input of Authenticate.
@@ -828,7 +885,7 @@ export type AuthenticateRequest = Message<"nexus.auth.v1.AuthenticateRequest"> &
  * Use `create(AuthenticateRequestSchema)` to create a new message.
  */
 export const AuthenticateRequestSchema: GenMessage<AuthenticateRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 28);
+  messageDesc(file_nexus_auth_v1_auth_service, 30);
 
 /**
  * Output of Authenticate.
@@ -858,7 +915,7 @@ export type AuthenticateResponse = Message<"nexus.auth.v1.AuthenticateResponse">
  * Use `create(AuthenticateResponseSchema)` to create a new message.
  */
 export const AuthenticateResponseSchema: GenMessage<AuthenticateResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 29);
+  messageDesc(file_nexus_auth_v1_auth_service, 31);
 
 /**
  * Input of WhoAmI. Empty: the caller is identified by its key.
@@ -873,7 +930,7 @@ export type WhoAmIRequest = Message<"nexus.auth.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 30);
+  messageDesc(file_nexus_auth_v1_auth_service, 32);
 
 /**
  * Output of WhoAmI.
@@ -901,7 +958,7 @@ export type WhoAmIResponse = Message<"nexus.auth.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 31);
+  messageDesc(file_nexus_auth_v1_auth_service, 33);
 
 /**
  * Tenants, plans, entitlements, API keys and roles: who may do what in Nexus.
@@ -987,6 +1044,20 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof SetEntitlementOverridesRequestSchema;
     output: typeof SetEntitlementOverridesResponseSchema;
+  },
+  /**
+   * Changes the fields of a tenant named in `update_mask` (so far its display name; the slug
+   * and id are immutable, and plan, status and overrides have their own RPCs). Platform
+   * principals only, like the rest of the tenant record: the Kubernetes operator drives it
+   * from the Tenant object's `spec.displayName`. Setting the current values again changes
+   * nothing and succeeds. An unknown tenant fails with NOT_FOUND.
+   *
+   * @generated from rpc nexus.auth.v1.AuthService.UpdateTenant
+   */
+  updateTenant: {
+    methodKind: "unary";
+    input: typeof UpdateTenantRequestSchema;
+    output: typeof UpdateTenantResponseSchema;
   },
   /**
    * Creates an API key and returns its plaintext once. Tenant owners and admins create keys

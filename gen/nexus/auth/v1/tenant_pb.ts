@@ -88,7 +88,7 @@ export type Tenant = Message<"nexus.auth.v1.Tenant"> & {
   createdAt?: Timestamp | undefined;
 
   /**
-   * When the tenant last changed (plan, status, overrides).
+   * When the tenant last changed (display name, plan, status, overrides).
    *
    * @generated from field: google.protobuf.Timestamp updated_at = 10;
    */

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/auth_events.proto.
  */
 export const file_nexus_events_v1_auth_events: GenFile = /*@__PURE__*/
-  fileDesc("CiFuZXh1cy9ldmVudHMvdjEvYXV0aF9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSJpCg1UZW5hbnRDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRzbHVnGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIhCgRwbGFuGAQgASgOMhMubmV4dXMuYXV0aC52MS5QbGFuImYKD1RlbmFudFN1c3BlbmRlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEjAKDHN1c3BlbmRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIgoNVGVuYW50UmVzdW1lZBIRCgl0ZW5hbnRfaWQYASABKAkibwoLUGxhbkNoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEioKDXByZXZpb3VzX3BsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW4SIQoEcGxhbhgDIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbiKpAQobRW50aXRsZW1lbnRPdmVycmlkZXNDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRI/ChJwcmV2aW91c19vdmVycmlkZXMYAiABKAsyIy5uZXh1cy5hdXRoLnYxLkVudGl0bGVtZW50T3ZlcnJpZGVzEjYKCW92ZXJyaWRlcxgDIAEoCzIjLm5leHVzLmF1dGgudjEuRW50aXRsZW1lbnRPdmVycmlkZXMi2gEKDEFwaUtleUlzc3VlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEioKBGtpbmQYAyABKA4yHC5uZXh1cy5hdXRoLnYxLlByaW5jaXBhbEtpbmQSDAoEbmFtZRgEIAEoCRIhCgRyb2xlGAUgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhoKEnByZWRlY2Vzc29yX2tleV9pZBgHIAEoCSJ/Cg1BcGlLZXlSb3RhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkSGAoQc3VjY2Vzc29yX2tleV9pZBgDIAEoCRIxCg1ncmFjZV9lbmRzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJyCg1BcGlLZXlSZXZva2VkEhEKCXRlbmFudF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkSLgoKcmV2b2tlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAQgASgJIoUBChFBcGlLZXlSb2xlQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEioKDXByZXZpb3VzX3JvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSIQoEcm9sZRgEIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSI2ChFBcGlLZXlSZWFjdGl2YXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJImoKDEFjY2Vzc0RlbmllZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCRIRCglwcm9jZWR1cmUYBCABKAkSFAoMcGVlcl9hZGRyZXNzGAUgASgJIrkBCg1SYmFjRm9yYmlkZGVuEhEKCXRlbmFudF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkSIQoEcm9sZRgDIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZRIRCglwcm9jZWR1cmUYBCABKAkSDgoGcmVhc29uGAUgASgJEioKDXJlcXVpcmVkX3JvbGUYBiABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSEwoLZmVhdHVyZV9rZXkYByABKAliBnByb3RvMw", [file_google_protobuf_timestamp, file_nexus_auth_v1_api_key, file_nexus_auth_v1_tenant]);
+  fileDesc("CiFuZXh1cy9ldmVudHMvdjEvYXV0aF9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSJpCg1UZW5hbnRDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRzbHVnGAIgASgJEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIhCgRwbGFuGAQgASgOMhMubmV4dXMuYXV0aC52MS5QbGFuImYKD1RlbmFudFN1c3BlbmRlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEjAKDHN1c3BlbmRlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIgoNVGVuYW50UmVzdW1lZBIRCgl0ZW5hbnRfaWQYASABKAkibwoLUGxhbkNoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEioKDXByZXZpb3VzX3BsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW4SIQoEcGxhbhgDIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbiKpAQobRW50aXRsZW1lbnRPdmVycmlkZXNDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRI/ChJwcmV2aW91c19vdmVycmlkZXMYAiABKAsyIy5uZXh1cy5hdXRoLnYxLkVudGl0bGVtZW50T3ZlcnJpZGVzEjYKCW92ZXJyaWRlcxgDIAEoCzIjLm5leHVzLmF1dGgudjEuRW50aXRsZW1lbnRPdmVycmlkZXMiYgoYVGVuYW50RGlzcGxheU5hbWVDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIdChVwcmV2aW91c19kaXNwbGF5X25hbWUYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJItoBCgxBcGlLZXlJc3N1ZWQSEQoJdGVuYW50X2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIqCgRraW5kGAMgASgOMhwubmV4dXMuYXV0aC52MS5QcmluY2lwYWxLaW5kEgwKBG5hbWUYBCABKAkSIQoEcm9sZRgFIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZRIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJwcmVkZWNlc3Nvcl9rZXlfaWQYByABKAkifwoNQXBpS2V5Um90YXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEhgKEHN1Y2Nlc3Nvcl9rZXlfaWQYAyABKAkSMQoNZ3JhY2VfZW5kc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAicgoNQXBpS2V5UmV2b2tlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEi4KCnJldm9rZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCSKFAQoRQXBpS2V5Um9sZUNoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIqCg1wcmV2aW91c19yb2xlGAMgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlEiEKBHJvbGUYBCABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUiNgoRQXBpS2V5UmVhY3RpdmF0ZWQSEQoJdGVuYW50X2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCSJqCgxBY2Nlc3NEZW5pZWQSEQoJdGVuYW50X2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIOCgZyZWFzb24YAyABKAkSEQoJcHJvY2VkdXJlGAQgASgJEhQKDHBlZXJfYWRkcmVzcxgFIAEoCSK5AQoNUmJhY0ZvcmJpZGRlbhIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEiEKBHJvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSEQoJcHJvY2VkdXJlGAQgASgJEg4KBnJlYXNvbhgFIAEoCRIqCg1yZXF1aXJlZF9yb2xlGAYgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlEhMKC2ZlYXR1cmVfa2V5GAcgASgJYgZwcm90bzM", [file_google_protobuf_timestamp, file_nexus_auth_v1_api_key, file_nexus_auth_v1_tenant]);
 
 /**
  * A tenant was created. Subject nexus.auth.tenant_created; audit type tenant.created.
@@ -190,6 +190,42 @@ export const EntitlementOverridesChangedSchema: GenMessage<EntitlementOverridesC
   messageDesc(file_nexus_events_v1_auth_events, 4);
 
 /**
+ * A tenant's display name changed (UpdateTenant). Subject
+ * nexus.auth.tenant_display_name_changed; audit type tenant.display_name.changed.
+ *
+ * @generated from message nexus.events.v1.TenantDisplayNameChanged
+ */
+export type TenantDisplayNameChanged = Message<"nexus.events.v1.TenantDisplayNameChanged"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The display name before.
+   *
+   * @generated from field: string previous_display_name = 2;
+   */
+  previousDisplayName: string;
+
+  /**
+   * The display name now.
+   *
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.TenantDisplayNameChanged.
+ * Use `create(TenantDisplayNameChangedSchema)` to create a new message.
+ */
+export const TenantDisplayNameChangedSchema: GenMessage<TenantDisplayNameChanged> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_auth_events, 5);
+
+/**
  * An API key was created (directly or as a rotation's successor). Subject
  * nexus.auth.api_key_issued; audit type auth.api_key.created.
  *
@@ -251,7 +287,7 @@ export type ApiKeyIssued = Message<"nexus.events.v1.ApiKeyIssued"> & {
  * Use `create(ApiKeyIssuedSchema)` to create a new message.
  */
 export const ApiKeyIssuedSchema: GenMessage<ApiKeyIssued> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_auth_events, 5);
+  messageDesc(file_nexus_events_v1_auth_events, 6);
 
 /**
  * An API key was rotated: its successor was issued and it stays valid until the grace
@@ -294,7 +330,7 @@ export type ApiKeyRotated = Message<"nexus.events.v1.ApiKeyRotated"> & {
  * Use `create(ApiKeyRotatedSchema)` to create a new message.
  */
 export const ApiKeyRotatedSchema: GenMessage<ApiKeyRotated> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_auth_events, 6);
+  messageDesc(file_nexus_events_v1_auth_events, 7);
 
 /**
  * An API key was revoked (explicitly, or at the end of a rotation grace). Subject
@@ -337,7 +373,7 @@ export type ApiKeyRevoked = Message<"nexus.events.v1.ApiKeyRevoked"> & {
  * Use `create(ApiKeyRevokedSchema)` to create a new message.
  */
 export const ApiKeyRevokedSchema: GenMessage<ApiKeyRevoked> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_auth_events, 7);
+  messageDesc(file_nexus_events_v1_auth_events, 8);
 
 /**
  * A tenant key's role changed. Subject nexus.auth.api_key_role_changed; audit type
@@ -380,7 +416,7 @@ export type ApiKeyRoleChanged = Message<"nexus.events.v1.ApiKeyRoleChanged"> & {
  * Use `create(ApiKeyRoleChangedSchema)` to create a new message.
  */
 export const ApiKeyRoleChangedSchema: GenMessage<ApiKeyRoleChanged> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_auth_events, 8);
+  messageDesc(file_nexus_events_v1_auth_events, 9);
 
 /**
  * An inactive API key was reactivated. Subject nexus.auth.api_key_reactivated; audit type
@@ -409,7 +445,7 @@ export type ApiKeyReactivated = Message<"nexus.events.v1.ApiKeyReactivated"> & {
  * Use `create(ApiKeyReactivatedSchema)` to create a new message.
  */
 export const ApiKeyReactivatedSchema: GenMessage<ApiKeyReactivated> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_auth_events, 9);
+  messageDesc(file_nexus_events_v1_auth_events, 10);
 
 /**
  * A call was refused at authentication, exactly once per refused call. Subject
@@ -460,7 +496,7 @@ export type AccessDenied = Message<"nexus.events.v1.AccessDenied"> & {
  * Use `create(AccessDeniedSchema)` to create a new message.
  */
 export const AccessDeniedSchema: GenMessage<AccessDenied> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_auth_events, 10);
+  messageDesc(file_nexus_events_v1_auth_events, 11);
 
 /**
  * An authenticated principal was refused by the permission table (role too weak, tenant
@@ -525,5 +561,5 @@ export type RbacForbidden = Message<"nexus.events.v1.RbacForbidden"> & {
  * Use `create(RbacForbiddenSchema)` to create a new message.
  */
 export const RbacForbiddenSchema: GenMessage<RbacForbidden> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_auth_events, 11);
+  messageDesc(file_nexus_events_v1_auth_events, 12);
 
