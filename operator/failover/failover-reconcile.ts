@@ -13,7 +13,7 @@ import { errorStatus, transitionStatus, waitingStatus } from "./failover-status.
 import { readRegion, regionDatabaseUrl } from "./regions.js";
 import { restartDeployments } from "./restart-deployments.js";
 import { readRuntimeFlags, RUNTIME_KEYS, writeRuntimeFlags, type RuntimeFlagsLocation } from "./runtime-flags.js";
-import { checkServicesReady } from "./service-health.js";
+import { checkServicesReady, servicesOffEndpoint } from "./service-health.js";
 import { measureTarget, promoteTarget } from "./target-database.js";
 
 /** Settings of the failover machinery (operator flags; see operator/config.ts). */
@@ -169,7 +169,7 @@ export function createFailoverReconciler(deps: FailoverReconcilerDeps): Reconcil
             problems.push(`${region.name} database: ${describeKubeError(err)}`);
           }
         }
-        problems.push(...(await checkServicesReady(s.healthUrls)));
+        problems.push(...(await checkServicesReady(s.healthUrls, region ? { expectedEndpoint: region.endpoint } : {})));
         if (problems.length === 0) {
           await writeRuntimeFlags(flags, { [RUNTIME_KEYS.writeFrozen]: "false", [RUNTIME_KEYS.updatedBy]: by(fo) });
           return move(fo, "completed", `services healthy on ${fo.spec.targetRegion}; writes unfrozen`);
@@ -200,14 +200,24 @@ export function createFailoverReconciler(deps: FailoverReconcilerDeps): Reconcil
           update[RUNTIME_KEYS.databaseRegion] = source;
           if (fo.status?.sourceEndpoint) update[RUNTIME_KEYS.databaseEndpoint] = fo.status.sourceEndpoint;
         }
-        update[RUNTIME_KEYS.writeFrozen] = "false";
-        await writeRuntimeFlags(flags, update);
+        if (update[RUNTIME_KEYS.databaseRegion]) await writeRuntimeFlags(flags, update);
         const endpoint = update[RUNTIME_KEYS.databaseEndpoint];
         if (endpoint) rolled = await restartDeployments(deps.apps, s.namespace, s.deploymentSelector, endpoint);
+        // Writes stay frozen until no service still talks to the database being left, or a pod
+        // that has not seen the flags yet would write to it. After the verification timeout the
+        // run thaws anyway (an outage is worse) and says which services did not confirm.
+        const back = endpoint ?? current.databaseEndpoint;
+        const elsewhere = back ? await servicesOffEndpoint(s.healthUrls, back) : [];
+        if (elsewhere.length > 0 && elapsedMs(fo) <= s.verificationTimeoutSeconds * 1000) {
+          return wait(fo, "WaitingForServices", `writes stay frozen until every service is back on ${back}: ${elsewhere.join("; ")}`, pollMs);
+        }
+        await writeRuntimeFlags(flags, { [RUNTIME_KEYS.writeFrozen]: "false", [RUNTIME_KEYS.updatedBy]: by(fo) });
         return move(
           fo,
           "rolled_back",
-          `${source && update[RUNTIME_KEYS.databaseRegion] ? `services pointed back at ${source}` : "database endpoint unchanged"}; writes unfrozen${rolled.length ? ` (rolled ${rolled.join(", ")})` : ""}`,
+          `${source ? `services on ${source}${back ? ` (${back})` : ""}` : "database endpoint unchanged"}; writes unfrozen${rolled.length ? ` (rolled ${rolled.join(", ")})` : ""}${
+            elsewhere.length ? `; not confirmed within ${s.verificationTimeoutSeconds} s: ${elsewhere.join("; ")}` : ""
+          }`,
         );
       }
       case "rolled_back":

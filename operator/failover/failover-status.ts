@@ -58,6 +58,8 @@ export function transitionStatus(
 /** The status while staying in a phase (waiting for the lock, the cooldown, health), with a reason. */
 export function waitingStatus(previous: FailoverStatus | undefined, phase: FailoverPhase, reason: string, message: string, generation: number, now: Date): FailoverStatus {
   const base: FailoverStatus = { ...(previous ?? {}), phase };
+  // Waiting on the failure path (a rollback waiting for the services) keeps the failure visible.
+  const failure = phase === "rollback_pending" || phase === "failed" ? base.failureReason : undefined;
   return {
     ...base,
     conditions: setConditions(
@@ -65,7 +67,9 @@ export function waitingStatus(previous: FailoverStatus | undefined, phase: Failo
       [
         readyCondition(false, reason, message, generation),
         reconcilingCondition(true, reason, message, generation),
-        degradedCondition(false, "Healthy", "no failure", generation),
+        failure
+          ? degradedCondition(true, failure, `${failure}; ${message}`, generation)
+          : degradedCondition(false, "Healthy", "no failure", generation),
       ],
       now,
     ),

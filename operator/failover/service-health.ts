@@ -1,19 +1,68 @@
+/** What a service's /readyz says (the part the verification step reads). */
+interface ReadyzBody {
+  checks?: Array<{ name?: string; info?: Record<string, string> }>;
+}
+
 /**
  * Checks that every Nexus service answers ready: GET <url>/readyz must return 200 (the
- * services' readiness includes their database and event bus). Returns the failures.
+ * services' readiness includes their database and event bus). With `expectedEndpoint`, a
+ * service whose `database` check reports another endpoint (`info.endpoint`: it has not seen
+ * the new flags yet, or could not switch) fails too, so writes are not unfrozen while a pod
+ * still talks to the old primary. A service that reports no endpoint (embedded database) is
+ * judged by its status alone. Returns the failures.
  */
-export async function checkServicesReady(urls: readonly string[], timeoutMs = 5_000): Promise<string[]> {
+export async function checkServicesReady(
+  urls: readonly string[],
+  options: { expectedEndpoint?: string; timeoutMs?: number } = {},
+): Promise<string[]> {
   const failures: string[] = [];
   await Promise.all(
     urls.map(async (url) => {
       try {
-        const res = await fetch(`${url.replace(/\/$/, "")}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
-        if (res.status !== 200) failures.push(`${url}: /readyz answered ${res.status}`);
-        await res.body?.cancel();
+        const res = await fetch(`${url.replace(/\/$/, "")}/readyz`, { signal: AbortSignal.timeout(options.timeoutMs ?? 5_000) });
+        const text = await res.text();
+        if (res.status !== 200) {
+          failures.push(`${url}: /readyz answered ${res.status}`);
+          return;
+        }
+        if (!options.expectedEndpoint) return;
+        let body: ReadyzBody = {};
+        try {
+          body = JSON.parse(text) as ReadyzBody;
+        } catch {
+          // Not JSON: no endpoint reported.
+        }
+        const endpoint = body.checks?.find((c) => c.name === "database")?.info?.endpoint;
+        if (endpoint !== undefined && endpoint !== options.expectedEndpoint) {
+          failures.push(`${url}: still on database ${endpoint}, not ${options.expectedEndpoint} yet`);
+        }
       } catch (err) {
         failures.push(`${url}: ${err instanceof Error ? err.message : String(err)}`);
       }
     }),
   );
   return failures.sort();
+}
+
+/**
+ * The services whose /readyz reports a database endpoint other than `endpoint`, whatever
+ * their status (a pod that failed to switch answers 503 and still names the old one).
+ * Unreachable services and services that report no endpoint are not listed: they write
+ * nowhere, or nowhere this check can see.
+ */
+export async function servicesOffEndpoint(urls: readonly string[], endpoint: string, timeoutMs = 5_000): Promise<string[]> {
+  const off: string[] = [];
+  await Promise.all(
+    urls.map(async (url) => {
+      try {
+        const res = await fetch(`${url.replace(/\/$/, "")}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+        const body = JSON.parse(await res.text()) as ReadyzBody;
+        const reported = body.checks?.find((c) => c.name === "database")?.info?.endpoint;
+        if (reported !== undefined && reported !== endpoint) off.push(`${url} is on ${reported}`);
+      } catch {
+        // Unreachable or not JSON: nothing reported.
+      }
+    }),
+  );
+  return off.sort();
 }

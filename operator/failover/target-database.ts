@@ -19,17 +19,21 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 }
 
 /**
- * Measures the target: whether it is in recovery and how far its replay lags. A replica with
- * nothing to replay reports the time since its last replayed commit, so an idle primary makes a
- * replica look late; the threshold should allow for the primary's write rate.
+ * Measures the target: whether it is in recovery and how far its replay lags. A replica that
+ * has replayed everything it received lags 0, however long the primary has been idle; one with
+ * WAL still to replay lags the time since its last replayed commit (how stale its data is). WAL
+ * the primary has not sent yet is not visible from the replica: a replica cut off from its
+ * primary looks caught up, so `Planned` failovers should run while replication is connected.
  */
 export function measureTarget(url: string): Promise<TargetState> {
   return withClient(url, async (c) => {
     const r = await c.query<{ in_recovery: boolean; lag: string | null }>(
       `SELECT pg_is_in_recovery() AS in_recovery,
-              CASE WHEN pg_is_in_recovery()
-                   THEN COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
-                   ELSE 0 END AS lag`,
+              CASE WHEN NOT pg_is_in_recovery() THEN 0
+                   WHEN pg_last_wal_receive_lsn() IS NOT NULL
+                        AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                   ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+              END AS lag`,
     );
     const row = r.rows[0];
     return { inRecovery: Boolean(row?.in_recovery), lagSeconds: Number(row?.lag ?? 0) };

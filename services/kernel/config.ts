@@ -282,6 +282,13 @@ const VARIABLES = {
     secret: true,
     parse: urlWith(["postgres:", "postgresql:"], "a postgres:// or postgresql:// URL"),
   }),
+  databaseEndpointFile: variable({
+    name: "NEXUS_DATABASE_ENDPOINT_FILE",
+    default: "/etc/nexus/runtime/databaseEndpoint",
+    description:
+      "File naming the primary database as host:port (a failover's `databaseEndpoint`; the chart mounts the operator's flag here). With DATABASE_URL, the process connects there instead of the URL's host and port, and switches when the file changes. Missing or empty file = DATABASE_URL as it is.",
+    parse: path,
+  }),
   dataDir: variable({
     name: "NEXUS_DATA_DIR",
     default: ".nexus",

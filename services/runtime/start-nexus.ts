@@ -2,11 +2,12 @@ import type { Logger } from "pino";
 import type { NexusConfig, ServiceName } from "../kernel/config.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
+import { createFollowingDatabase, type FollowingDatabase } from "../kernel/db/following-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import type { EventBus } from "../kernel/events/ports.js";
 import { createWriteFreeze } from "../kernel/interceptors/write-freeze.js";
 import { createLogger } from "../kernel/logger.js";
-import { createServer, serverOptionsFromConfig, type BoundAddress, type NexusServer } from "../kernel/server/index.js";
+import { createServer, serverOptionsFromConfig, type BoundAddress, type NexusServer, type ReadinessResult } from "../kernel/server/index.js";
 import { startTelemetry, type Telemetry } from "../kernel/telemetry.js";
 import { startMeshSecurity } from "../auth/mesh-security.js";
 import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
@@ -46,11 +47,31 @@ function loopbackUrl(address: BoundAddress): string {
   return wildcard ? `http://127.0.0.1:${address.port}` : address.url.replace(/\/$/, "");
 }
 
-/** Opens the database the config names: PostgreSQL when DATABASE_URL is set, else PGlite in NEXUS_DATA_DIR. */
-export function openDatabase(config: NexusConfig): Promise<Database> {
-  return config.databaseUrl
-    ? createPgDatabase({ url: config.databaseUrl })
-    : createPgliteDatabase({ dataDir: config.dataDir });
+/**
+ * Opens the database the config names: PostgreSQL when DATABASE_URL is set (at the endpoint
+ * NEXUS_DATABASE_ENDPOINT_FILE names, following it when a failover moves the primary), else
+ * PGlite in NEXUS_DATA_DIR.
+ */
+export function openDatabase(config: NexusConfig, logger?: Logger): Promise<Database | FollowingDatabase> {
+  const url = config.databaseUrl;
+  if (!url) return createPgliteDatabase({ dataDir: config.dataDir });
+  return createFollowingDatabase({
+    url,
+    endpointFile: config.databaseEndpointFile,
+    open: (at) => createPgDatabase({ url: at, ...(logger ? { logger } : {}) }),
+    ...(logger ? { logger } : {}),
+  });
+}
+
+/** The readiness check of the database: it answers, and it is the one the failover flags name. */
+export function databaseReadiness(db: Database | FollowingDatabase): () => Promise<ReadinessResult> {
+  return async () => {
+    await db.query("SELECT 1");
+    if (!("endpoint" in db)) return { ready: true };
+    const info = { endpoint: db.endpoint() };
+    const problem = db.problem();
+    return problem ? { ready: false, reason: problem, info } : { ready: true, info };
+  };
 }
 
 /** Applies the platform migrations (via the bus) and every listed service's own migrations. */
@@ -76,7 +97,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     }
   };
   try {
-    const db = await openDatabase(config);
+    const db = await openDatabase(config, logger);
     cleanups.push(["database", () => db.close()]);
     const bus = await createBus({ config, db, logger });
     await bus.start();
@@ -101,10 +122,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       interceptors: [...authz.interceptors, freeze.interceptor],
       ...serverOptionsFromConfig(config),
       readinessChecks: {
-        database: async () => {
-          await db.query("SELECT 1");
-          return { ready: true };
-        },
+        database: databaseReadiness(db),
         "event-bus": async () => {
           const stalled = bus.status().filter((s) => !s.healthy);
           return stalled.length === 0

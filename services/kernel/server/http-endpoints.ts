@@ -43,7 +43,12 @@ export function createHttpEndpoints(state: ServingState, logger: Logger): (req: 
               status: snapshot.ready ? "ready" : "not_ready",
               lifecycle: snapshot.lifecycle,
               draining: snapshot.lifecycle === "draining",
-              checks: snapshot.checks.map((c) => ({ name: c.name, ready: c.ready, ...(c.reason ? { reason: c.reason } : {}) })),
+              checks: snapshot.checks.map((c) => ({
+                name: c.name,
+                ready: c.ready,
+                ...(c.reason ? { reason: c.reason } : {}),
+                ...(c.info ? { info: c.info } : {}),
+              })),
               failing,
             });
           },

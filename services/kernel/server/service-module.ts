@@ -7,6 +7,12 @@ import type { ConnectRouter } from "@connectrpc/connect";
 export interface ReadinessResult {
   ready: boolean;
   reason?: string;
+  /**
+   * Facts about the dependency shown with the check in /readyz whether it passes or not (e.g.
+   * the database endpoint in use, which a failover's verification compares with its target).
+   * Keep it free of secrets.
+   */
+  info?: Record<string, string>;
 }
 
 /** A readiness check: resolves with the outcome; a throw or a timeout counts as not ready. */

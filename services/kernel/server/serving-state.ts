@@ -128,7 +128,12 @@ export class ServingState {
     });
     try {
       const result = await Promise.race([c.check(), timeout]);
-      return { name: c.name, ready: result.ready === true, ...(result.reason ? { reason: result.reason } : {}) };
+      return {
+        name: c.name,
+        ready: result.ready === true,
+        ...(result.reason ? { reason: result.reason } : {}),
+        ...(result.info ? { info: result.info } : {}),
+      };
     } catch (err) {
       return { name: c.name, ready: false, reason: err instanceof Error ? err.message : String(err) };
     } finally {
