@@ -489,7 +489,7 @@ describe("Quota", () => {
     }, 30_000);
     expect(q.status.monthly).toMatchObject({ runsLimit: 100, runsUsed: 0, runUnitsLimit: 500 });
     expect(q.status.daily).toMatchObject({ runsLimit: 10 });
-    expect(q.status).toMatchObject({ used: "0 runs", limit: "100 runs, 10/day" });
+    expect(q.status).toMatchObject({ used: "0 runs, 0/day", limit: "100 runs, 10/day" });
     expect(condition(q, "SoftCapReached")).toMatchObject({ status: "False", reason: "BelowSoftCap" });
     const applied = await platform.metering.getQuota({ tenantId: q.status.tenantId });
     expect(applied.quota?.softCapRatio).toBeCloseTo(0.5);
@@ -510,7 +510,7 @@ describe("Quota", () => {
     // The LIMIT printer column reads status.limit.
     const column = nexusCrds().find((c) => c.spec.names.kind === "Quota")?.spec.versions[0]?.additionalPrinterColumns?.find((c) => c.name === "Limit");
     expect(column?.jsonPath).toBe(".status.limit");
-    expect(q.status).toMatchObject({ used: "0 runs", limit: "1000 runs/day" });
+    expect(q.status).toMatchObject({ used: "0 runs/day", limit: "1000 runs/day" });
     const inForce = await platform.metering.getQuota({ tenantId: q.status.tenantId });
     expect(inForce.quota?.limits?.dailyRuns).toBe(1000n);
     expect(inForce.quota?.limits?.monthlyRuns).toBeUndefined();

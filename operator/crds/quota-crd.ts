@@ -34,7 +34,7 @@ export function quotaCrd(): CustomResourceDefinition {
       "Run and run-unit limits of one Tenant, applied through the metering service's SetQuota. Status shows this month's usage (resynced every minute) and a SoftCapReached condition.",
     printerColumns: [
       { name: "Tenant", type: "string", jsonPath: ".spec.tenantRef.name" },
-      { name: "Used", type: "string", jsonPath: ".status.used", description: "Runs used this month." },
+      { name: "Used", type: "string", jsonPath: ".status.used", description: "Usage in the shape of Limit: runs this month, and today's with /day (run units when no runs limit)." },
       { name: "Limit", type: "string", jsonPath: ".status.limit", description: "Runs limits in force: per month, and per day with /day (run units when no runs limit)." },
       { name: "Soft Cap", type: "string", jsonPath: '.status.conditions[?(@.type=="SoftCapReached")].status', priority: 1 },
     ],

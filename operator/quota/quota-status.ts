@@ -35,16 +35,39 @@ export function windowStatus(w: QuotaWindow | undefined): QuotaWindowStatus | un
  * status.daily / status.monthly always carry every limit.
  */
 export function limitColumn(daily: QuotaWindowStatus | undefined, monthly: QuotaWindowStatus | undefined): string {
+  return columns(daily, monthly).limit;
+}
+
+/**
+ * The USED printer column, in the same shape as LIMIT so the two read side by side: "40 runs"
+ * next to "100 runs", "40 runs, 3/day" next to "100 runs, 10/day", "3 runs/day" (today's runs)
+ * next to "1000 runs/day"; run units likewise. With no limit at all, this month's runs.
+ */
+export function usedColumn(daily: QuotaWindowStatus | undefined, monthly: QuotaWindowStatus | undefined): string {
+  return columns(daily, monthly).used;
+}
+
+function columns(daily: QuotaWindowStatus | undefined, monthly: QuotaWindowStatus | undefined): { used: string; limit: string } {
   const describe = (month: number | undefined, day: number | undefined, unit: string): string | undefined => {
     if (month !== undefined && day !== undefined) return `${month} ${unit}, ${day}/day`;
     if (month !== undefined) return `${month} ${unit}`;
     if (day !== undefined) return `${day} ${unit}/day`;
     return undefined;
   };
+  const shape = (month: number | undefined, day: number | undefined) => ({ month: month !== undefined, day: day !== undefined });
+  const pick = (limitMonth: number | undefined, limitDay: number | undefined, usedMonth: number, usedDay: number, unit: string) => {
+    const limit = describe(limitMonth, limitDay, unit);
+    if (limit === undefined) return undefined;
+    const has = shape(limitMonth, limitDay);
+    return { limit, used: describe(has.month ? usedMonth : undefined, has.day ? usedDay : undefined, unit)! };
+  };
+  const round = (n: number) => Math.round(n * 100) / 100;
   return (
-    describe(monthly?.runsLimit, daily?.runsLimit, "runs") ??
-    describe(monthly?.runUnitsLimit, daily?.runUnitsLimit, "run units") ??
-    "unlimited"
+    pick(monthly?.runsLimit, daily?.runsLimit, monthly?.runsUsed ?? 0, daily?.runsUsed ?? 0, "runs") ??
+    pick(monthly?.runUnitsLimit, daily?.runUnitsLimit, round(monthly?.runUnitsUsed ?? 0), round(daily?.runUnitsUsed ?? 0), "run units") ?? {
+      limit: "unlimited",
+      used: `${monthly?.runsUsed ?? 0} runs`,
+    }
   );
 }
 
@@ -63,8 +86,7 @@ export function quotaStatus(previous: QuotaStatus | undefined, outcome: QuotaOut
         tenantId: outcome.tenantId,
         ...(daily ? { daily } : {}),
         ...(monthly ? { monthly } : {}),
-        used: `${monthly?.runsUsed ?? 0} runs`,
-        limit: limitColumn(daily, monthly),
+        ...columns(daily, monthly),
         lastSyncedAt: now.toISOString().replace(/\.\d+Z$/, "Z"),
         conditions: setConditions(
           previous?.conditions,
