@@ -57,8 +57,8 @@ export function runErrorEvent(err: ConnectError): RunError {
 
 /**
  * True when a failure says the dependency is unwell (counts against its circuit breaker):
- * unavailable, timed out, failing internally, or its connection reset (CANCELLED from the
- * transport — callers check their own cancellation first). Refusals of the request itself
+ * unavailable, timed out, failing internally, or its connection reset (CANCELLED or a bare
+ * ABORTED from the transport — callers check their own cancellation first). Refusals of the request itself
  * (not found, bad argument, permission) say nothing about its health.
  */
 export function isDependencyFailure(err: unknown): boolean {
@@ -70,6 +70,8 @@ export function isDependencyFailure(err: unknown): boolean {
     err.code === Code.Internal ||
     err.code === Code.Unknown ||
     err.code === Code.DataLoss ||
-    err.code === Code.Unimplemented
+    err.code === Code.Unimplemented ||
+    // connect-node reports a reset or destroyed stream as ABORTED with no reason.
+    (err.code === Code.Aborted && errorReason(err) === undefined)
   );
 }

@@ -18,7 +18,7 @@ import {
 import { CitationSchema } from "../../../gen/nexus/agent/v1/session_pb.js";
 import type { TenantPrincipal } from "../../kernel/context.js";
 import type { Database } from "../../kernel/db/ports.js";
-import { domainError, errorMetadata, isReason } from "../../kernel/errors.js";
+import { domainError, errorMetadata, errorReason, isReason } from "../../kernel/errors.js";
 import { appendToStream } from "../../kernel/events/event-store.js";
 import type { NewEvent } from "../../kernel/events/ports.js";
 import type { CorpusModelSettings, CorpusSettingsSource, PeerCall, QuotaAdmission, QuotaGate, Retriever, SessionRepository } from "../ports.js";
@@ -783,8 +783,11 @@ function retrievalError(err: unknown, timeoutMs: number): unknown {
   if (err.code === Code.DeadlineExceeded) {
     return domainError("DEPENDENCY_UNAVAILABLE", `the retrieval service did not answer within ${timeoutMs} ms`, { dependency: "retrieval", timeout_ms: timeoutMs }, { cause: err });
   }
-  // The run was not cancelled (the caller checked), so a CANCELLED here is the connection's.
-  if (err.code === Code.Unavailable || err.code === Code.Canceled || err.code === Code.Unimplemented || err.code === Code.Internal || err.code === Code.Unknown) {
+  // The run was not cancelled (the caller checked), so a CANCELLED here is the connection's, and
+  // an ABORTED without a reason is too (connect-node's code for a reset or destroyed stream);
+  // an ABORTED the retrieval service meant carries its reason and passes through.
+  const transportAbort = err.code === Code.Aborted && errorReason(err) === undefined;
+  if (transportAbort || err.code === Code.Unavailable || err.code === Code.Canceled || err.code === Code.Unimplemented || err.code === Code.Internal || err.code === Code.Unknown) {
     if (isReason(err, "DEPENDENCY_UNAVAILABLE") && errorMetadata(err).dependency === "retrieval") return err;
     const retry = err.findDetails(RetryInfoSchema)[0]?.retryDelay;
     return domainError(
