@@ -137,7 +137,8 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
       if (r.event.case === "tokenDelta" && cancelled === undefined) {
         const first = all[0]?.event;
         if (first?.case !== "accepted") throw new Error("no accepted event");
-        // RunStarted is what replica A finds the run by; it is stored right after acceptance.
+        // RunStarted is what replica A finds the run by; it is stored once the first token is
+        // written (at the latest 100 ms after acceptance).
         await waitUntil("RunStarted to be stored", async () => (await runEvents(a.db, tenantId, first.value.requestId)).length > 0);
         cancelled = (await viaA.agent.cancelRun({ requestId: first.value.requestId })).cancelled;
       }

@@ -16,6 +16,7 @@ import {
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import { requestMetaKey, type TenantPrincipal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
+import { foregroundWork } from "../kernel/events/foreground.js";
 import { newRequestId } from "../kernel/interceptors/request-id.js";
 import type { Bulkhead } from "./run/bulkhead.js";
 import type { RunCancellation } from "./run/run-cancellation.js";
@@ -66,9 +67,13 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
       this.deps.metrics.refused.inc({ reason: "SERVICE_BUSY" });
       throw err;
     }
+    // Until its first token is written, the run is this process's foreground work: background
+    // event consumers hold their rounds (services/kernel/events/foreground.ts).
+    const endForeground = foregroundWork.begin();
+    let run: RunExecution | undefined;
     let started = false;
     try {
-      const run = new RunExecution(this.deps, {
+      run = new RunExecution(this.deps, {
         request,
         principal,
         requestId,
@@ -85,8 +90,17 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
         finished();
       });
       started = true;
-      yield* run.events;
+      for await (const response of run.events) {
+        yield response;
+        // Resumed: the transport has written the event.
+        if (response.event.case === "tokenDelta") {
+          endForeground();
+          run.firstTokenSent();
+        }
+      }
     } finally {
+      endForeground();
+      run?.firstTokenSent();
       if (!started) release();
     }
   }

@@ -156,10 +156,17 @@ export class MeteringApplication {
       | { kind: "refused"; breach: LimitBreach; quota: EffectiveQuota; counters: WindowCounters[] };
     const result = await this.store.transaction(async (uow): Promise<Outcome> => {
       await uow.lockTenant(tenantId);
-      await this.expireDue(uow, tenantId, now);
-      const quota = this.effective(await uow.customQuota(tenantId), input.plan);
-      const [day, month] = (await uow.windows(tenantId, keys)) as [WindowCounters, WindowCounters];
-      const existing = await uow.reservationByRequest(tenantId, input.requestId);
+      // One read for the common case (a run waits for this before its first token).
+      const state = await uow.admissionState(tenantId, input.requestId, keys, now);
+      let { windows, existing } = state;
+      if (state.due.length > 0) {
+        // Expiring changes windows and maybe the request's reservation: read them again.
+        await this.expireDue(uow, tenantId, now, state.due);
+        windows = await uow.windows(tenantId, keys);
+        existing = await uow.reservationByRequest(tenantId, input.requestId);
+      }
+      const quota = this.effective(state.custom, input.plan);
+      const [day, month] = windows as [WindowCounters, WindowCounters];
       if (existing) return { kind: "admitted", reservation: existing, quota, counters: [day, month] };
 
       const admission = decideAdmission({ estimatedRunUnits: input.estimatedRunUnits, now }, quota, { day, month });
@@ -201,9 +208,7 @@ export class MeteringApplication {
         settledAt: undefined,
         releaseReason: undefined,
       };
-      await uow.insertReservation(reservation);
-      const newDay = await uow.addToWindow(tenantId, "day", day.periodStart, admission.deltas.day);
-      const newMonth = await uow.addToWindow(tenantId, "month", month.periodStart, admission.deltas.month);
+      const [newDay, newMonth] = await uow.reserve(reservation, admission.deltas);
       const events = await this.softCapEvents(uow, tenantId, admission.softCaps, quota, now);
       if (admission.overage) {
         const o = admission.overage;
@@ -267,9 +272,9 @@ export class MeteringApplication {
     return next;
   }
 
-  /** Expires this tenant's reservations whose TTL ended (under the tenant's lock). */
-  private async expireDue(uow: QuotaUnitOfWork, tenantId: string, now: Date): Promise<number> {
-    const due = await uow.dueReservations(tenantId, now);
+  /** Expires this tenant's reservations whose TTL ended (under the tenant's lock); `due` when already read. */
+  private async expireDue(uow: QuotaUnitOfWork, tenantId: string, now: Date, known?: Reservation[]): Promise<number> {
+    const due = known ?? (await uow.dueReservations(tenantId, now));
     for (const r of due) await this.settle(uow, r, { type: "Expire", at: now });
     if (due.length > 0) this.logger.info({ tenant_id: tenantId, expired: due.length }, "expired unsettled quota reservations");
     return due.length;

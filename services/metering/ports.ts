@@ -50,6 +50,17 @@ export interface TenantPlanRecord {
   overrideUnlimitedRuns: boolean;
 }
 
+/** What admitting a run reads (see {@link QuotaUnitOfWork.admissionState}). */
+export interface AdmissionState {
+  /** The tenant's reservations still `reserved` whose TTL ended. */
+  due: Reservation[];
+  custom: CustomQuota | undefined;
+  /** The windows of the keys asked for, in their order (created empty when missing). */
+  windows: WindowCounters[];
+  /** The reservation already made for the request id, if any. */
+  existing: Reservation | undefined;
+}
+
 /**
  * The metering state inside one open transaction. Methods that change quota counters must be
  * called only after {@link QuotaUnitOfWork.lockTenant} for that tenant in the same transaction.
@@ -57,6 +68,23 @@ export interface TenantPlanRecord {
 export interface QuotaUnitOfWork {
   /** Serialises every quota change of one tenant until the transaction ends. */
   lockTenant(tenantId: string): Promise<void>;
+  /**
+   * Everything CheckQuota reads, in one statement (a run waits for CheckQuota before its
+   * first token): due reservations, custom quota, the windows (created empty when missing)
+   * and the reservation of `requestId`. The same as dueReservations, customQuota, windows and
+   * reservationByRequest one after the other, as long as nothing is due.
+   */
+  admissionState(
+    tenantId: string,
+    requestId: string,
+    keys: ReadonlyArray<{ period: PeriodKind; periodStart: Date }>,
+    now: Date,
+  ): Promise<AdmissionState>;
+  /**
+   * Inserts a reservation and adds the deltas to its day and month windows (which must exist,
+   * see admissionState) in one statement; returns those windows afterwards, day first.
+   */
+  reserve(r: Reservation, deltas: Readonly<Record<PeriodKind, WindowDelta>>): Promise<[WindowCounters, WindowCounters]>;
   customQuota(tenantId: string): Promise<CustomQuota | undefined>;
   saveCustomQuota(tenantId: string, quota: CustomQuota, updatedBy: string): Promise<void>;
   /** The windows (created empty when missing). */

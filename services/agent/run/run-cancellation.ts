@@ -31,11 +31,11 @@ export interface RunCancellationOptions {
  * RunCancelRequested. Every agent replica observes those events (a per-process fan-out on the
  * bus) and cancels the run if it serves it.
  *
- * Limits: a run is visible to other replicas once its RunStarted is stored (a few
- * milliseconds after acceptance); CancelRun sent to another replica in that window answers
- * false. A run that ends while the request travels simply ends (the answer said true). When a
- * replica dies mid-run its stream has no end, and CancelRun answers true with nothing left to
- * cancel.
+ * Limits: a run is visible to other replicas once its RunStarted is stored (once its first
+ * token is written, at the latest RUN_STARTED_LATEST_MS after acceptance); CancelRun sent to
+ * another replica in that window answers false. A run that ends while the request travels
+ * simply ends (the answer said true). When a replica dies mid-run its stream has no end, and
+ * CancelRun answers true with nothing left to cancel.
  */
 export class RunCancellation {
   private observation: Observation | undefined;

@@ -20,6 +20,7 @@ import type { TenantPrincipal } from "../../kernel/context.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { domainError, errorMetadata, errorReason, isReason } from "../../kernel/errors.js";
 import { appendToStream } from "../../kernel/events/event-store.js";
+import { yieldToIo } from "../../kernel/events/foreground.js";
 import type { NewEvent } from "../../kernel/events/ports.js";
 import type { CorpusModelSettings, CorpusSettingsSource, PeerCall, QuotaAdmission, QuotaGate, Retriever, SessionRepository } from "../ports.js";
 import type { GenerationChunk, HistoryMessage, ModelProvider, ModelUsage, Passage } from "../providers/ports.js";
@@ -42,6 +43,15 @@ export const AGENT_TRACER = "nexus.agent";
 
 /** A client that goes away this close to its deadline is treated as having hit it. */
 const DEADLINE_SLACK_MS = 250;
+
+/** Longest wait of the persist step for the first token to be written (a client not reading). */
+const FIRST_TOKEN_WRITE_WAIT_MS = 100;
+
+/**
+ * RunStarted is stored once the first token is written, and at the latest this long after
+ * acceptance (a slow model): other replicas find the run by it (CancelRun).
+ */
+export const RUN_STARTED_LATEST_MS = 100;
 
 /** Run settings from the configuration. */
 export interface RunSettings {
@@ -151,6 +161,9 @@ export class RunExecution {
   private readonly prefetch = new AbortController();
   private unregister: (() => void) | undefined;
   private readonly onCallAbort: () => void;
+  private markFirstTokenSent: () => void = () => {};
+  /** Resolves once the handler wrote the first token (or the stream ended). */
+  private readonly firstTokenOut = new Promise<void>((resolve) => (this.markFirstTokenSent = resolve));
 
   constructor(
     private readonly deps: RunDependencies,
@@ -243,6 +256,11 @@ export class RunExecution {
       this.deps.metrics.inFlight.dec();
       onFinished();
     });
+  }
+
+  /** The handler wrote the first token to the client, or the stream ended (idempotent). */
+  firstTokenSent(): void {
+    this.markFirstTokenSent();
   }
 
   /** Aborts the run on behalf of CancelRun. */
@@ -449,6 +467,10 @@ export class RunExecution {
           this.timeToFirstTokenMs = performance.now() - this.acceptedAt;
           span.setAttribute(GEN_AI.RESPONSE_TIME_TO_FIRST_CHUNK, (performance.now() - started) / 1000);
           this.deps.metrics.timeToFirstToken.observe({ provider: provider.name }, this.timeToFirstTokenMs / 1000);
+          // Let the first token go out before the rest is framed: a local provider has its whole
+          // answer at once. Twice, as in firstTokenWritten: the flush, then the socket's readers.
+          await yieldToIo();
+          await yieldToIo();
         }
       }
       if (end === undefined) throw domainError("DEPENDENCY_UNAVAILABLE", `the ${provider.name} provider ended without finishing the answer`, { provider: provider.name });
@@ -502,6 +524,9 @@ export class RunExecution {
    * RunFailed or RunCancelled. Then, for a completed run, sends `message_final`.
    */
   private async persist(): Promise<void> {
+    // Storing the turn is not needed for the first token: let it reach the client first (on
+    // PGlite the transaction below would hold the event loop, and with it the token's write).
+    if (this.timeToFirstTokenMs !== undefined) await this.firstTokenWritten(FIRST_TOKEN_WRITE_WAIT_MS);
     await this.recordRunStarted();
     const { db, sessions, clock } = this.deps;
     const { principal, requestId } = this.input;
@@ -555,8 +580,9 @@ export class RunExecution {
   // ---------------------------------------------------------------- driving
 
   private async drive(): Promise<void> {
-    // Recorded alongside retrieval, not before it: other replicas find the run by it (CancelRun).
-    void this.recordRunStarted();
+    // Not before the first token: storing it would compete with the run's own retrieval and
+    // first token (on PGlite for the event loop itself). Persist records it at the latest.
+    void this.firstTokenWritten(RUN_STARTED_LATEST_MS).then(() => this.recordRunStarted());
     while (this.state.step !== "done") {
       const step = this.state.step;
       let result: StepResult;
@@ -637,6 +663,17 @@ export class RunExecution {
     const call: PeerCall = { headers: this.forwardHeaders(), signal: AbortSignal.timeout(this.deps.settings.peerTimeoutMs) };
     const settle = how === "commit" ? this.deps.quota.commit(admission.reservationId, call) : this.deps.quota.release(admission.reservationId, reason, call);
     settle.catch((err: unknown) => this.log.warn({ err, reservation_id: admission.reservationId }, `could not ${how} the quota reservation (it expires by itself)`));
+  }
+
+  /** Resolves once the first token was written or the stream ended (at most `maxWaitMs`), after pending I/O. */
+  private async firstTokenWritten(maxWaitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.firstTokenOut, new Promise<void>((resolve) => (timer = setTimeout(resolve, maxWaitMs)))]);
+    clearTimeout(timer);
+    // Twice: the write is flushed on the first turn, the socket read (a client in this very
+    // process, `nexus dev` with the CLI or the bench) happens in the poll phase before the second.
+    await yieldToIo();
+    await yieldToIo();
   }
 
   /** Appends RunStarted once, in an earlier transaction than the run's outcome. */

@@ -9,6 +9,7 @@ import {
   type CheckpointLease,
 } from "./checkpoint-lease.js";
 import { lastPosition, readAll, readEventAt } from "./event-store.js";
+import { FOREGROUND_MAX_WAIT_MS, foregroundWork, yieldingDatabase } from "./foreground.js";
 import { createLocalDeadLetters, parkLocalDelivery } from "./local-dead-letters.js";
 import { consumerDeliveries, consumerLastHeartbeat, consumerPending, consumerRedeliveries } from "./metrics.js";
 import type { ConsumerOptions, ConsumerStatus, DeliveredEvent, RecordedEvent, Subscription } from "./ports.js";
@@ -48,15 +49,22 @@ const errorText = (err: unknown): string => (err instanceof Error ? err.message 
  * the ones behind it: its retry is scheduled in `platform.local_bus_retries` and the checkpoint
  * moves on, as on NATS. One replica per consumer name makes progress (a lease on its
  * checkpoint row); a delivery that crashes the process is not counted (the NATS bus counts it).
+ *
+ * Background manners: a round starts only once no foreground work is in progress (a run on
+ * its way to its first token, see foreground.ts; waiting at most FOREGROUND_MAX_WAIT_MS), and
+ * every statement first lets pending I/O run. A round costs few statements: the lease is
+ * claimed again only when a third of it has passed (the checkpoint is known meanwhile), the
+ * checkpoint is not moved twice to the same place, and one statement reads both the pending
+ * retries and when the next one is due.
  */
 export async function createLocalConsumer(ctx: LocalConsumerContext, options: ConsumerOptions): Promise<Subscription> {
   const { name } = options;
   assertConsumerName(name);
   const pattern = topicPattern(options.subject);
   const matches = new RegExp(pattern);
-  const { db } = ctx;
-  const handlerDb = options.db ?? db;
-  const sameDb = handlerDb === db;
+  const sameDb = (options.db ?? ctx.db) === ctx.db;
+  const db = yieldingDatabase(ctx.db);
+  const handlerDb = sameDb ? db : yieldingDatabase(options.db ?? ctx.db);
   const schema = options.schema ?? "platform";
   const maxDeliver = options.maxDeliver ?? 5;
   const logger = ctx.logger.child({ component: "local-consumer", consumer: name });
@@ -70,6 +78,12 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
   let pending = 0;
   let lastHeartbeatAt: Date | undefined;
   let leaseRenewedAt = 0;
+  /** The stored checkpoint while this replica holds the lease (undefined: claim to learn it). */
+  let heldPosition: bigint | undefined;
+  /** An advance found the lease taken by another replica. */
+  let leaseLost = false;
+  /** When the next scheduled retry is due, as of the end of the last round (ms from then). */
+  let nextRetryMs = Infinity;
 
   const touch = (): void => {
     lastHeartbeatAt = new Date();
@@ -93,7 +107,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
 
   async function bookkeeping(q: Queryable, position: bigint, d: DeliveryContext): Promise<void> {
     if (d.retry) await q.query("DELETE FROM platform.local_bus_retries WHERE consumer = $1 AND position = $2", [name, position]);
-    if (d.advanceTo !== undefined) await advanceCheckpoint(q, lease, d.advanceTo);
+    if (d.advanceTo !== undefined && !(await advanceCheckpoint(q, lease, d.advanceTo))) leaseLost = true;
   }
 
   async function deliver(e: RecordedEvent, deliveryCount: number, d: DeliveryContext): Promise<void> {
@@ -124,7 +138,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
             replayCount: d.retry?.replayCount ?? 0,
           });
           await tx.query("DELETE FROM platform.local_bus_retries WHERE consumer = $1 AND position = $2", [name, e.position]);
-          if (d.advanceTo !== undefined) await advanceCheckpoint(tx, lease, d.advanceTo);
+          if (d.advanceTo !== undefined && !(await advanceCheckpoint(tx, lease, d.advanceTo))) leaseLost = true;
         });
         consumerDeliveries.inc({ consumer: name, outcome: "dead_lettered" });
         logger.error({ eventId: e.eventId, deliveryCount, error }, "event dead-lettered");
@@ -139,7 +153,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
                SET deliveries = EXCLUDED.deliveries, next_attempt_at = EXCLUDED.next_attempt_at, last_error = EXCLUDED.last_error`,
             [name, e.position, deliveryCount, delay, error.slice(0, 4096), d.retry?.replayCount ?? 0],
           );
-          if (d.advanceTo !== undefined) await advanceCheckpoint(tx, lease, d.advanceTo);
+          if (d.advanceTo !== undefined && !(await advanceCheckpoint(tx, lease, d.advanceTo))) leaseLost = true;
         });
         consumerDeliveries.inc({ consumer: name, outcome: "failed" });
         logger.warn({ err, eventId: e.eventId, deliveryCount, retryInMs: delay }, "handler failed; will retry");
@@ -160,13 +174,28 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
     return held;
   }
 
+  /** The checkpoint when this replica leads (claiming the lease when it is due), else undefined. */
+  async function leadingCheckpoint(): Promise<bigint | undefined> {
+    if (leader && heldPosition !== undefined && Date.now() - leaseRenewedAt < lease.ttlMs / 3) return heldPosition;
+    const checkpoint = await claimCheckpoint(db, lease, initialPosition);
+    leader = checkpoint !== undefined;
+    heldPosition = checkpoint;
+    if (leader) leaseRenewedAt = Date.now();
+    return checkpoint;
+  }
+
+  /** Forget the lease: the next round claims it again (and learns the stored checkpoint). */
+  function dropLease(): void {
+    heldPosition = undefined;
+    leaseRenewedAt = 0;
+    leaseLost = false;
+  }
+
   /** One round; resolves to true when there is more work right away. */
   async function round(): Promise<boolean> {
-    const checkpoint = await claimCheckpoint(db, lease, initialPosition);
+    const checkpoint = await leadingCheckpoint();
     touch();
-    leader = checkpoint !== undefined;
     if (checkpoint === undefined) return false;
-    leaseRenewedAt = Date.now();
 
     const { rows: due } = await db.query<{ position: bigint; deliveries: number; replay_count: number }>(
       `SELECT position, deliveries, replay_count FROM platform.local_bus_retries
@@ -175,56 +204,68 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
       [name, ctx.batchSize],
     );
     for (const r of due) {
-      if (!running || !(await renewLease())) return false;
+      if (!running) return false;
+      if (!(await renewLease())) {
+        dropLease();
+        return false;
+      }
       const e = await readEventAt(db, r.position);
       if (e) await deliver(e, r.deliveries + 1, { retry: { replayCount: r.replay_count } });
     }
 
     const events = await readAll(db, checkpoint, ctx.batchSize);
     let seen: bigint | undefined;
+    let stored = checkpoint;
     for (const e of events) {
       if (!running || !(await renewLease())) break;
-      if (matches.test(e.topic)) await deliver(e, 1, { advanceTo: e.position });
+      if (matches.test(e.topic)) {
+        await deliver(e, 1, { advanceTo: e.position });
+        stored = e.position;
+      }
       seen = e.position;
     }
-    if (seen !== undefined) await advanceCheckpoint(db, lease, seen);
+    if (seen !== undefined && seen !== stored) {
+      if (await advanceCheckpoint(db, lease, seen)) stored = seen;
+      else leaseLost = true;
+    }
+    heldPosition = stored;
+    if (leaseLost) dropLease();
 
     // Lag. A round that read less than a batch has caught up with the log, so only the retries
     // are pending: skip scanning the event table, which on PGlite stalls the event loop once
     // per append for every consumer.
     const caughtUp = events.length < ctx.batchSize;
     const { rows } = caughtUp
-      ? await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.local_bus_retries WHERE consumer = $1", [name])
-      : await db.query<{ n: number }>(
+      ? await db.query<{ n: number; ms: number | null }>(
+          `SELECT count(*)::int AS n, (extract(epoch FROM (min(next_attempt_at) - now())) * 1000)::float8 AS ms
+           FROM platform.local_bus_retries WHERE consumer = $1`,
+          [name],
+        )
+      : await db.query<{ n: number; ms: number | null }>(
           `SELECT (SELECT count(*) FROM platform.events WHERE position > $2 AND topic ~ $3)::int
-                + (SELECT count(*) FROM platform.local_bus_retries WHERE consumer = $1)::int AS n`,
+                + (SELECT count(*) FROM platform.local_bus_retries WHERE consumer = $1)::int AS n, 0::float8 AS ms`,
           [name, seen ?? checkpoint, pattern],
         );
     pending = rows[0]?.n ?? 0;
+    const ms = rows[0]?.ms;
+    nextRetryMs = ms === null || ms === undefined ? Infinity : Math.max(0, ms);
     consumerPending.set({ consumer: name }, pending);
     return events.length === ctx.batchSize || due.length === ctx.batchSize;
-  }
-
-  async function nextRetryInMs(): Promise<number> {
-    const { rows } = await db.query<{ ms: number | null }>(
-      `SELECT (extract(epoch FROM (min(next_attempt_at) - now())) * 1000)::float8 AS ms
-       FROM platform.local_bus_retries WHERE consumer = $1`,
-      [name],
-    );
-    const ms = rows[0]?.ms;
-    return ms === null || ms === undefined ? Infinity : Math.max(0, ms);
   }
 
   async function run(): Promise<void> {
     let failures = 0;
     while (running) {
       try {
+        await foregroundWork.idle(FOREGROUND_MAX_WAIT_MS);
+        if (!running) break;
         const more = await round();
         failures = 0;
         if (more) continue;
-        const wait = leader ? Math.min(ctx.pollIntervalMs, await nextRetryInMs()) : Math.max(ctx.pollIntervalMs, lease.ttlMs / 3);
+        const wait = leader ? Math.min(ctx.pollIntervalMs, nextRetryMs) : Math.max(ctx.pollIntervalMs, lease.ttlMs / 3);
         await signal.wait(Math.max(5, wait));
       } catch (err) {
+        dropLease();
         failures += 1;
         logger.warn({ err, failures }, "local consumer round failed; retrying");
         await signal.wait(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)));

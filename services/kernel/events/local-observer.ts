@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Database } from "../db/ports.js";
 import { lastPosition, readAll } from "./event-store.js";
+import { yieldToIo } from "./foreground.js";
 import type { Observation, ObservedEvent, ObserveOptions, RecordedEvent } from "./ports.js";
 import { subjectOf, topicMatcher } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
@@ -53,6 +54,8 @@ export async function createLocalObserver(ctx: LocalObserverContext, options: Ob
   };
 
   async function round(): Promise<boolean> {
+    // Background work: let pending I/O (a caller's answer) go first.
+    await yieldToIo();
     const events = await readAll(ctx.db, position, ctx.batchSize);
     for (const e of events) {
       position = e.position;

@@ -41,6 +41,8 @@ function toWindow(r: WindowRow): WindowCounters {
 
 const WINDOW_COLUMNS =
   "period, period_start::text AS period_start, runs_used, runs_reserved, run_units_used, run_units_reserved";
+const W_WINDOW_COLUMNS =
+  "w.period, w.period_start::text AS period_start, w.runs_used, w.runs_reserved, w.run_units_used, w.run_units_reserved";
 
 interface ReservationRow {
   id: string;
@@ -51,9 +53,10 @@ interface ReservationRow {
   estimated_run_units: number;
   day_start: string;
   month_start: string;
-  created_at: Date;
-  expires_at: Date;
-  settled_at: Date | null;
+  /** Dates are ISO text when the row arrives as JSON. */
+  created_at: Date | string;
+  expires_at: Date | string;
+  settled_at: Date | string | null;
   release_reason: string | null;
 }
 
@@ -84,17 +87,20 @@ interface QuotaRow {
   monthly_run_units_limit: number | null;
   soft_cap_ratio: number | null;
   hard_cap_mode: HardCapMode;
-  updated_at: Date;
+  updated_at: Date | string;
 }
 
+const QUOTA_COLUMNS =
+  "daily_runs_limit, monthly_runs_limit, daily_run_units_limit, monthly_run_units_limit, soft_cap_ratio, hard_cap_mode, updated_at";
+
 async function readCustomQuota(q: Queryable, tenantId: string): Promise<CustomQuota | undefined> {
-  const { rows } = await q.query<QuotaRow>(
-    `SELECT daily_runs_limit, monthly_runs_limit, daily_run_units_limit, monthly_run_units_limit, soft_cap_ratio, hard_cap_mode, updated_at
-       FROM metering.quotas WHERE tenant_id = $1`,
-    [tenantId],
-  );
+  const { rows } = await q.query<QuotaRow>(`SELECT ${QUOTA_COLUMNS} FROM metering.quotas WHERE tenant_id = $1`, [tenantId]);
   const r = rows[0];
-  if (!r) return undefined;
+  return r ? toCustomQuota(r) : undefined;
+}
+
+/** Rows also arrive as JSON (admissionState): int8 as numbers, timestamps as ISO text. */
+function toCustomQuota(r: QuotaRow): CustomQuota {
   return {
     dailyRuns: optNum(r.daily_runs_limit),
     monthlyRuns: optNum(r.monthly_runs_limit),
@@ -117,6 +123,11 @@ async function readWindows(
       WHERE tenant_id = $1 AND (period, period_start) IN (SELECT * FROM unnest($2::text[], $3::date[]))`,
     [tenantId, keys.map((k) => k.period), keys.map((k) => isoDate(k.periodStart))],
   );
+  return windowsOf(keys, rows);
+}
+
+/** The windows of `keys` in their order, from rows in any order (zeros where none). */
+function windowsOf(keys: ReadonlyArray<{ period: PeriodKind; periodStart: Date }>, rows: readonly WindowRow[]): WindowCounters[] {
   return keys.map((k) => {
     const found = rows.find((r) => r.period === k.period && r.period_start === isoDate(k.periodStart));
     return found ? toWindow(found) : emptyWindow(k.period, k.periodStart);
@@ -186,10 +197,94 @@ function toTotals(r: TotalsRow | undefined): UsageTotals {
   };
 }
 
-function unitOfWork(tx: Tx): QuotaUnitOfWork {
+interface AdmissionRow {
+  due: ReservationRow[] | null;
+  custom: QuotaRow | null;
+  windows: WindowRow[] | null;
+  existing: ReservationRow | null;
+}
+
+/**
+ * `serialized`: the database runs one transaction at a time (PGlite: its one connection is
+ * held for the whole transaction), so every transaction already holds every tenant's lock.
+ */
+function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
   return {
     async lockTenant(tenantId) {
+      if (serialized) return;
       await tx.query("SELECT pg_advisory_xact_lock($1)", [advisoryKey(`nexus.metering.quota.${tenantId}`)]);
+    },
+    async admissionState(tenantId, requestId, keys, now) {
+      // The windows the INSERT creates come from its RETURNING: the other reads of the same
+      // statement see the table as it was before it.
+      const { rows } = await tx.query<AdmissionRow>(
+        `WITH k AS (SELECT * FROM unnest($3::text[], $4::date[]) AS k(period, period_start)),
+         ensured AS (
+           INSERT INTO metering.quota_windows (tenant_id, period, period_start)
+           SELECT $1, period, period_start FROM k
+           ON CONFLICT DO NOTHING
+           RETURNING ${WINDOW_COLUMNS})
+         SELECT
+           (SELECT json_agg(d) FROM (SELECT ${RESERVATION_COLUMNS} FROM metering.reservations
+              WHERE tenant_id = $1 AND state = 'reserved' AND expires_at <= $5 ORDER BY expires_at LIMIT 1000) d) AS due,
+           (SELECT row_to_json(q) FROM (SELECT ${QUOTA_COLUMNS} FROM metering.quotas WHERE tenant_id = $1) q) AS custom,
+           (SELECT json_agg(w) FROM (
+              SELECT * FROM ensured
+              UNION ALL
+              SELECT ${WINDOW_COLUMNS} FROM metering.quota_windows
+               WHERE tenant_id = $1 AND (period, period_start) IN (SELECT period, period_start FROM k)) w) AS windows,
+           (SELECT row_to_json(r) FROM (SELECT ${RESERVATION_COLUMNS} FROM metering.reservations
+              WHERE tenant_id = $1 AND request_id = $2) r) AS existing`,
+        [tenantId, requestId, keys.map((k) => k.period), keys.map((k) => isoDate(k.periodStart)), now],
+      );
+      const row = rows[0];
+      return {
+        due: (row?.due ?? []).map(toReservation),
+        custom: row?.custom ? toCustomQuota(row.custom) : undefined,
+        windows: windowsOf(keys, row?.windows ?? []),
+        existing: row?.existing ? toReservation(row.existing) : undefined,
+      };
+    },
+    async reserve(r, deltas) {
+      const d = (p: PeriodKind) => [deltas[p].runsUsed ?? 0, deltas[p].runsReserved ?? 0, deltas[p].runUnitsUsed ?? 0, deltas[p].runUnitsReserved ?? 0];
+      const { rows } = await tx.query<WindowRow>(
+        `WITH r AS (
+           INSERT INTO metering.reservations (id, tenant_id, request_id, state, decision, estimated_run_units, day_start, month_start, created_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8::date, $9, $10))
+         UPDATE metering.quota_windows AS w SET
+           runs_used = greatest(w.runs_used + d.runs_used, 0),
+           runs_reserved = greatest(w.runs_reserved + d.runs_reserved, 0),
+           run_units_used = greatest(round((w.run_units_used + d.run_units_used)::numeric, 6)::float8, 0),
+           run_units_reserved = greatest(round((w.run_units_reserved + d.run_units_reserved)::numeric, 6)::float8, 0)
+         FROM (VALUES ('day', $7::date, $11::int8, $12::int8, $13::float8, $14::float8),
+                      ('month', $8::date, $15::int8, $16::int8, $17::float8, $18::float8))
+           AS d(period, period_start, runs_used, runs_reserved, run_units_used, run_units_reserved)
+         WHERE w.tenant_id = $2 AND w.period = d.period AND w.period_start = d.period_start
+         RETURNING ${W_WINDOW_COLUMNS}`,
+        [
+          r.id,
+          r.tenantId,
+          r.requestId,
+          r.state,
+          r.decision,
+          r.estimatedRunUnits,
+          isoDate(r.dayStart),
+          isoDate(r.monthStart),
+          r.createdAt,
+          r.expiresAt,
+          ...d("day"),
+          ...d("month"),
+        ],
+      );
+      const [day, month] = windowsOf(
+        [
+          { period: "day", periodStart: r.dayStart },
+          { period: "month", periodStart: r.monthStart },
+        ],
+        rows,
+      );
+      if (rows.length !== 2 || !day || !month) throw new Error("reserve: the reservation's windows do not exist (admissionState creates them)");
+      return [day, month];
     },
     customQuota: (tenantId) => readCustomQuota(tx, tenantId),
     async saveCustomQuota(tenantId, q, updatedBy) {
@@ -332,9 +427,10 @@ function unitOfWork(tx: Tx): QuotaUnitOfWork {
 
 /** Metering's storage on PostgreSQL or PGlite (schema `metering`, events in `platform.events`). */
 export function createPostgresMeteringStore(db: Database): MeteringStore {
+  const serialized = db.dialect === "pglite";
   return {
-    transaction: (fn) => db.transaction((tx) => fn(unitOfWork(tx))),
-    within: unitOfWork,
+    transaction: (fn) => db.transaction((tx) => fn(unitOfWork(tx, serialized))),
+    within: (tx) => unitOfWork(tx, serialized),
     customQuota: (tenantId) => readCustomQuota(db, tenantId),
     readWindows: (tenantId, keys) => readWindows(db, tenantId, keys),
     tenantPlan: (tenantId) => readTenantPlan(db, tenantId),
