@@ -798,8 +798,9 @@ generated from the Protobuf contracts (\`proto/\`), so it cannot drift from what
 request message as the body in proto3 canonical JSON: lowerCamelCase field names, 64-bit integers as \
 strings, enums by name, \`google.protobuf.Timestamp\` as RFC 3339 strings, \`Duration\` as \`"1.5s"\`, \
 \`Struct\` as any JSON object, \`FieldMask\` as comma-separated lowerCamelCase paths. Absent fields take \
-their zero value; responses omit fields that hold it. Unknown fields are ignored (so a misspelt field \
-name is silently dropped, not refused): mind the spelling. The same procedures also speak gRPC and \
+their zero value; responses omit fields that hold it. Field names are also accepted as in the proto \
+(snake_case). Unknown fields are refused: a misspelt field name answers 400 \`invalid_argument\` \
+naming the key, rather than being dropped. The same procedures also speak gRPC and \
 gRPC-Web on the same port.
 
 **Authentication.** \`Authorization: Bearer nxs_<key id>_<secret>\` (an API key), on every \

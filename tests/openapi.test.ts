@@ -206,11 +206,17 @@ describe("the OpenAPI document against a running `nexus dev`", () => {
     const types = (body.details as Obj[]).map((d) => d.type);
     expect(types).toEqual(expect.arrayContaining(["google.rpc.ErrorInfo", "google.rpc.BadRequest", "buf.validate.Violations"]));
 
-    // The introduction warns that unknown fields are ignored: a misspelt name is dropped.
-    expect(String(obj(served.info).description)).toContain("Unknown fields are ignored");
+    // The introduction says unknown fields are refused: a misspelt name answers 400, naming it,
+    // in the documented error shape; the proto's own snake_case names are accepted.
+    expect(String(obj(served.info).description)).toContain("Unknown fields are refused");
     const typo = await call(path, { period: "PERIOD_DAY", tenantID: "a".repeat(500) });
-    expect(typo.status).toBe(200);
-    expect(check(responseSchemaPointer(path, "200")!, await typo.json())).toBeUndefined();
+    expect(typo.status).toBe(400);
+    const typoBody = obj(await typo.json());
+    expect(check(responseSchemaPointer(path, "400")!, typoBody)).toBeUndefined();
+    expect(typoBody).toMatchObject({ code: "invalid_argument" });
+    expect(String(typoBody.message)).toContain('key "tenantID" is unknown');
+    const snake = await call(path, { period: "PERIOD_DAY", tenant_id: "" });
+    expect(snake.status).toBe(200);
   });
 
   it("serves a streaming RPC in Connect envelopes, as its note says, not as plain JSON", async () => {

@@ -253,6 +253,18 @@ describe("kernel server: one port, every protocol", () => {
     expect(res.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it("refuses a JSON field the API does not have (a typo) with invalid_argument naming it, instead of dropping it", async () => {
+    const res = await fetch(`${addr.url}/nexus.retrieval.v1.RetrievalService/Search`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ corpusId: "handbook", query: "rotate keys", topk: 7 }),
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { code: string; message: string };
+    expect(body.code).toBe("invalid_argument");
+    expect(body.message).toMatch(/key "topk" is unknown/);
+  });
+
   it("serves gRPC-Web over HTTP/1.1 and Connect binary over HTTP/2", async () => {
     const web = createClient(RetrievalService, createGrpcWebTransport({ baseUrl: addr.url, httpVersion: "1.1" }));
     expect((await web.search({ corpusId: "c", query: "q", topK: 3 })).embeddingModel).toBe("top_k=3");

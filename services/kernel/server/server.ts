@@ -238,6 +238,9 @@ export function createServer(options: ServerOptions): NexusServer {
       ...(options.validator ? { validator: options.validator } : {}),
     }),
     readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
+    // A JSON field the API does not have is a mistake to report (INVALID_ARGUMENT naming the
+    // key), as the protobuf JSON mapping and Google's APIs do, not something to drop silently.
+    jsonOptions: { ignoreUnknownFields: false },
     shutdownSignal: shutdownController.signal,
     requestGate,
     contextValues: (req) => {
