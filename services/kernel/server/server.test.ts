@@ -2,12 +2,13 @@ import http from "node:http";
 import net from "node:net";
 import { Writable } from "node:stream";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, JsonValue, MessageShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { errorFromJson } from "@connectrpc/connect/protocol-connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
@@ -260,9 +261,28 @@ describe("kernel server: one port, every protocol", () => {
       body: JSON.stringify({ corpusId: "handbook", query: "rotate keys", topk: 7 }),
     });
     expect(res.status).toBe(400);
-    const body = (await res.json()) as { code: string; message: string };
+    const body = (await res.json()) as { code: string; message: string; details?: Array<{ type: string; debug?: { reason?: string } }> };
     expect(body.code).toBe("invalid_argument");
     expect(body.message).toMatch(/key "topk" is unknown/);
+    // Decoding fails before any interceptor runs; the answer still carries ErrorInfo like every other.
+    expect(body.details?.find((d) => d.type === "google.rpc.ErrorInfo")?.debug?.reason).toBe("INVALID_ARGUMENT");
+  });
+
+  it("answers a body that is not JSON with invalid_argument and ErrorInfo", async () => {
+    const res = await fetch(`${addr.url}/nexus.retrieval.v1.RetrievalService/Search`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '{"query": bad json',
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { code: string; message: string; details?: Array<{ type: string; debug?: { reason?: string } }> };
+    expect(body.code).toBe("invalid_argument");
+    expect(body.message).toContain("is not valid JSON");
+    expect(body.details?.find((d) => d.type === "google.rpc.ErrorInfo")?.debug?.reason).toBe("INVALID_ARGUMENT");
+    // What a Connect client makes of that answer: the reason is readable the usual way.
+    const err = errorFromJson(body as unknown as JsonValue, undefined, new ConnectError("fallback"));
+    expect(err.code).toBe(Code.InvalidArgument);
+    expect(errorReason(err)).toBe("INVALID_ARGUMENT");
   });
 
   it("serves gRPC-Web over HTTP/1.1 and Connect binary over HTTP/2", async () => {

@@ -25,6 +25,7 @@ import { recordRpc } from "../interceptors/rpc-metrics.js";
 import { serverInterceptors } from "../interceptors/server-chain.js";
 import { headerGetter } from "../interceptors/tracing.js";
 import { createCors } from "./cors.js";
+import { addDecodeErrorInfo } from "./decode-errors.js";
 import type { CorsOptions } from "./cors.js";
 import { registerHealthService } from "./health-service.js";
 import { createHttpEndpoints } from "./http-endpoints.js";
@@ -206,6 +207,7 @@ export function createServer(options: ServerOptions): NexusServer {
     }
     registerHealthService(router, state, options.healthWatchIntervalMs ? { watchIntervalMs: options.healthWatchIntervalMs } : {});
     registerReflectionServices(router, createReflectionIndex([...descs, Health, ReflectionV1, ReflectionV1alpha]));
+    addDecodeErrorInfo(router);
   };
   for (const [name, check] of Object.entries(options.readinessChecks ?? {})) state.addCheck(name, check);
 
