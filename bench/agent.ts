@@ -3,8 +3,6 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { performance } from "node:perf_hooks";
-import { randomBytes } from "node:crypto";
-import pg from "pg";
 import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
@@ -15,6 +13,7 @@ import { createNexusClient, type NexusClient } from "../services/client/index.js
 import { loadConfig, SERVICE_NAMES } from "../services/kernel/config.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { startNexus } from "../services/runtime/start-nexus.js";
+import { createBenchDatabase } from "./rag-setup.js";
 
 /**
  * Agent benchmark (issue 6): time to first token of Run with the extractive provider, against
@@ -170,7 +169,7 @@ export async function benchAgent(options: AgentBenchOptions = {}): Promise<Agent
   const dataDir = mkdtempSync(path.join(tmpdir(), "nexus-bench-agent-"));
   // `npm run bench agent` calls this without options: the variable must work there too.
   const databaseUrl = options.databaseUrl ?? (process.env.NEXUS_BENCH_DATABASE_URL || undefined);
-  const database = databaseUrl ? await createDatabase(databaseUrl) : undefined;
+  const database = databaseUrl ? await createBenchDatabase(databaseUrl) : undefined;
   const config = loadConfig({
     ...process.env,
     NEXUS_HOST: "127.0.0.1",
@@ -248,23 +247,6 @@ export async function benchAgent(options: AgentBenchOptions = {}): Promise<Agent
 }
 
 /** A fresh database on the server at `serverUrl`, dropped by `drop()`. */
-async function createDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `nexus_bench_${randomBytes(5).toString("hex")}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: serverUrl });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`CREATE DATABASE "${name}"`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
-}
-
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   await benchAgent();
 }

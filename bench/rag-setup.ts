@@ -1,4 +1,6 @@
+import { randomBytes } from "node:crypto";
 import { createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
+import pg from "pg";
 import { pino } from "pino";
 import { RetrievalService } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { effectiveEntitlements, principalEntitlements } from "../services/auth/domain/plans.js";
@@ -46,10 +48,36 @@ export function benchPrincipal(tenantId = "bench"): TenantPrincipal {
   };
 }
 
-/** Opens the backend, migrates, wires the services and starts the worker. */
+/**
+ * A fresh database on the PostgreSQL server `serverUrl` names (created empty, dropped by
+ * `drop()`), so a benchmark never writes into the database a user points it at and can run
+ * again and again.
+ */
+export async function createBenchDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `nexus_bench_${randomBytes(5).toString("hex")}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: serverUrl });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE "${name}"`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+}
+
+/**
+ * Opens the backend, migrates, wires the services and starts the worker. With
+ * NEXUS_BENCH_DATABASE_URL it runs on a fresh database on that server (dropped by close()).
+ */
 export async function openBenchRag(options: { workers?: boolean } = {}): Promise<BenchRag> {
-  const url = process.env.NEXUS_BENCH_DATABASE_URL;
-  const db = url ? await createPgDatabase({ url }) : await createPgliteDatabase();
+  const serverUrl = process.env.NEXUS_BENCH_DATABASE_URL;
+  const fresh = serverUrl ? await createBenchDatabase(serverUrl) : undefined;
+  const db = fresh ? await createPgDatabase({ url: fresh.url }) : await createPgliteDatabase();
   const vectors = db.capabilities.vector;
   const bus = await createLocalEventBus({ db, pollIntervalMs: 20 });
   await bus.start();
@@ -82,12 +110,13 @@ export async function openBenchRag(options: { workers?: boolean } = {}): Promise
     retrieval,
     ingestion,
     vectors,
-    backend: url ? "PostgreSQL (lexical-only)" : "PGlite + pgvector",
+    backend: fresh ? "PostgreSQL (lexical-only)" : "PGlite + pgvector",
     ctx,
     async close() {
       await ingestion.stop();
       await bus.close();
       await db.close();
+      await fresh?.drop();
     },
   };
 }
