@@ -246,7 +246,6 @@ export async function benchAgent(options: AgentBenchOptions = {}): Promise<Agent
   }
 }
 
-/** A fresh database on the server at `serverUrl`, dropped by `drop()`. */
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   await benchAgent();
 }

@@ -1,6 +1,19 @@
-/** What a service's /readyz says (the part the verification step reads). */
+/** What a service's /readyz says (the part the failover reads). */
 interface ReadyzBody {
   checks?: Array<{ name?: string; info?: Record<string, string> }>;
+}
+
+/** One service's /readyz: its HTTP status and the database endpoint it reports, if any. */
+async function probeReadyz(url: string, timeoutMs: number): Promise<{ status: number; endpoint: string | undefined }> {
+  const res = await fetch(`${url.replace(/\/$/, "")}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+  const text = await res.text();
+  let body: ReadyzBody = {};
+  try {
+    body = JSON.parse(text) as ReadyzBody;
+  } catch {
+    // Not JSON: no endpoint reported.
+  }
+  return { status: res.status, endpoint: body.checks?.find((c) => c.name === "database")?.info?.endpoint };
 }
 
 /**
@@ -19,21 +32,9 @@ export async function checkServicesReady(
   await Promise.all(
     urls.map(async (url) => {
       try {
-        const res = await fetch(`${url.replace(/\/$/, "")}/readyz`, { signal: AbortSignal.timeout(options.timeoutMs ?? 5_000) });
-        const text = await res.text();
-        if (res.status !== 200) {
-          failures.push(`${url}: /readyz answered ${res.status}`);
-          return;
-        }
-        if (!options.expectedEndpoint) return;
-        let body: ReadyzBody = {};
-        try {
-          body = JSON.parse(text) as ReadyzBody;
-        } catch {
-          // Not JSON: no endpoint reported.
-        }
-        const endpoint = body.checks?.find((c) => c.name === "database")?.info?.endpoint;
-        if (endpoint !== undefined && endpoint !== options.expectedEndpoint) {
+        const { status, endpoint } = await probeReadyz(url, options.timeoutMs ?? 5_000);
+        if (status !== 200) failures.push(`${url}: /readyz answered ${status}`);
+        else if (options.expectedEndpoint && endpoint !== undefined && endpoint !== options.expectedEndpoint) {
           failures.push(`${url}: still on database ${endpoint}, not ${options.expectedEndpoint} yet`);
         }
       } catch (err) {
@@ -54,14 +55,11 @@ export async function servicesOffEndpoint(urls: readonly string[], endpoint: str
   const off: string[] = [];
   await Promise.all(
     urls.map(async (url) => {
-      try {
-        const res = await fetch(`${url.replace(/\/$/, "")}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
-        const body = JSON.parse(await res.text()) as ReadyzBody;
-        const reported = body.checks?.find((c) => c.name === "database")?.info?.endpoint;
-        if (reported !== undefined && reported !== endpoint) off.push(`${url} is on ${reported}`);
-      } catch {
-        // Unreachable or not JSON: nothing reported.
-      }
+      const reported = await probeReadyz(url, timeoutMs).then(
+        (r) => r.endpoint,
+        () => undefined,
+      );
+      if (reported !== undefined && reported !== endpoint) off.push(`${url} is on ${reported}`);
     }),
   );
   return off.sort();

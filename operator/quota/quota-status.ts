@@ -54,12 +54,11 @@ function columns(daily: QuotaWindowStatus | undefined, monthly: QuotaWindowStatu
     if (day !== undefined) return `${day} ${unit}/day`;
     return undefined;
   };
-  const shape = (month: number | undefined, day: number | undefined) => ({ month: month !== undefined, day: day !== undefined });
+  // USED shows a window exactly when LIMIT does.
   const pick = (limitMonth: number | undefined, limitDay: number | undefined, usedMonth: number, usedDay: number, unit: string) => {
     const limit = describe(limitMonth, limitDay, unit);
     if (limit === undefined) return undefined;
-    const has = shape(limitMonth, limitDay);
-    return { limit, used: describe(has.month ? usedMonth : undefined, has.day ? usedDay : undefined, unit)! };
+    return { limit, used: describe(limitMonth === undefined ? undefined : usedMonth, limitDay === undefined ? undefined : usedDay, unit)! };
   };
   const round = (n: number) => Math.round(n * 100) / 100;
   return (

@@ -92,7 +92,6 @@ export interface QuotaUnitOfWork {
   addToWindow(tenantId: string, period: PeriodKind, periodStart: Date, delta: WindowDelta): Promise<WindowCounters>;
   reservation(id: string): Promise<Reservation | undefined>;
   reservationByRequest(tenantId: string, requestId: string): Promise<Reservation | undefined>;
-  insertReservation(r: Reservation): Promise<void>;
   updateReservation(id: string, state: ReservationState, settledAt: Date, releaseReason?: string): Promise<void>;
   /** This tenant's reservations still `reserved` whose TTL ended at `now`. */
   dueReservations(tenantId: string, now: Date): Promise<Reservation[]>;

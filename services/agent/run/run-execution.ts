@@ -20,7 +20,7 @@ import type { TenantPrincipal } from "../../kernel/context.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { domainError, errorMetadata, errorReason, isReason } from "../../kernel/errors.js";
 import { appendToStream } from "../../kernel/events/event-store.js";
-import { yieldToIo } from "../../kernel/events/foreground.js";
+import { letWritesOut } from "../../kernel/events/foreground.js";
 import type { NewEvent } from "../../kernel/events/ports.js";
 import type { CorpusModelSettings, CorpusSettingsSource, PeerCall, QuotaAdmission, QuotaGate, Retriever, SessionRepository } from "../ports.js";
 import type { GenerationChunk, HistoryMessage, ModelProvider, ModelUsage, Passage } from "../providers/ports.js";
@@ -468,9 +468,8 @@ export class RunExecution {
           span.setAttribute(GEN_AI.RESPONSE_TIME_TO_FIRST_CHUNK, (performance.now() - started) / 1000);
           this.deps.metrics.timeToFirstToken.observe({ provider: provider.name }, this.timeToFirstTokenMs / 1000);
           // Let the first token go out before the rest is framed: a local provider has its whole
-          // answer at once. Twice, as in firstTokenWritten: the flush, then the socket's readers.
-          await yieldToIo();
-          await yieldToIo();
+          // answer at once.
+          await letWritesOut();
         }
       }
       if (end === undefined) throw domainError("DEPENDENCY_UNAVAILABLE", `the ${provider.name} provider ended without finishing the answer`, { provider: provider.name });
@@ -670,10 +669,7 @@ export class RunExecution {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.firstTokenOut, new Promise<void>((resolve) => (timer = setTimeout(resolve, maxWaitMs)))]);
     clearTimeout(timer);
-    // Twice: the write is flushed on the first turn, the socket read (a client in this very
-    // process, `nexus dev` with the CLI or the bench) happens in the poll phase before the second.
-    await yieldToIo();
-    await yieldToIo();
+    await letWritesOut();
   }
 
   /** Appends RunStarted once, in an earlier transaction than the run's outcome. */

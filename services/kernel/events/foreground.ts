@@ -66,6 +66,16 @@ export function yieldToIo(): Promise<void> {
 }
 
 /**
+ * Lets a response just written reach its reader: the write is flushed on the first turn of
+ * the event loop, and the socket read (a client in this very process: `nexus dev` with the
+ * CLI, or the bench) happens in the poll phase before the second.
+ */
+export async function letWritesOut(): Promise<void> {
+  await yieldToIo();
+  await yieldToIo();
+}
+
+/**
  * `db` for background work: every statement and transaction first lets pending I/O run, so a
  * burst of background statements (on PGlite each one runs on the event loop) interleaves with
  * the sockets of foreground calls instead of holding them up until it is over. Statements

@@ -166,14 +166,6 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
   const deadLetters = createLocalDeadLetters(db);
   const refreshDlqDepth = (): Promise<unknown> => deadLetters.depth().catch(() => undefined);
 
-  /** Keeps the lease alive during a long round. */
-  async function renewLease(): Promise<boolean> {
-    if (Date.now() - leaseRenewedAt < lease.ttlMs / 3) return true;
-    const held = (await claimCheckpoint(db, lease, initialPosition)) !== undefined;
-    if (held) leaseRenewedAt = Date.now();
-    return held;
-  }
-
   /** The checkpoint when this replica leads (claiming the lease when it is due), else undefined. */
   async function leadingCheckpoint(): Promise<bigint | undefined> {
     if (leader && heldPosition !== undefined && Date.now() - leaseRenewedAt < lease.ttlMs / 3) return heldPosition;
@@ -183,6 +175,9 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
     if (leader) leaseRenewedAt = Date.now();
     return checkpoint;
   }
+
+  /** Keeps the lease alive during a long round. */
+  const renewLease = async (): Promise<boolean> => (await leadingCheckpoint()) !== undefined;
 
   /** Forget the lease: the next round claims it again (and learns the stored checkpoint). */
   function dropLease(): void {

@@ -39,10 +39,10 @@ function toWindow(r: WindowRow): WindowCounters {
   };
 }
 
-const WINDOW_COLUMNS =
-  "period, period_start::text AS period_start, runs_used, runs_reserved, run_units_used, run_units_reserved";
-const W_WINDOW_COLUMNS =
-  "w.period, w.period_start::text AS period_start, w.runs_used, w.runs_reserved, w.run_units_used, w.run_units_reserved";
+/** The window columns, optionally qualified by a table alias (`w.`). */
+const windowColumns = (alias = "") =>
+  `${alias}period, ${alias}period_start::text AS period_start, ${alias}runs_used, ${alias}runs_reserved, ${alias}run_units_used, ${alias}run_units_reserved`;
+const WINDOW_COLUMNS = windowColumns();
 
 interface ReservationRow {
   id: string;
@@ -62,6 +62,11 @@ interface ReservationRow {
 
 const RESERVATION_COLUMNS =
   "id::text AS id, tenant_id, request_id, state, decision, estimated_run_units, day_start::text AS day_start, month_start::text AS month_start, created_at, expires_at, settled_at, release_reason";
+
+/** A tenant's reservations still `reserved` whose TTL ended, oldest first (placeholders: tenant, now). */
+const dueReservationsSql = (tenant: string, now: string) =>
+  `SELECT ${RESERVATION_COLUMNS} FROM metering.reservations
+    WHERE tenant_id = ${tenant} AND state = 'reserved' AND expires_at <= ${now} ORDER BY expires_at LIMIT 1000`;
 
 function toReservation(r: ReservationRow): Reservation {
   return {
@@ -225,8 +230,7 @@ function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
            ON CONFLICT DO NOTHING
            RETURNING ${WINDOW_COLUMNS})
          SELECT
-           (SELECT json_agg(d) FROM (SELECT ${RESERVATION_COLUMNS} FROM metering.reservations
-              WHERE tenant_id = $1 AND state = 'reserved' AND expires_at <= $5 ORDER BY expires_at LIMIT 1000) d) AS due,
+           (SELECT json_agg(d) FROM (${dueReservationsSql("$1", "$5")}) d) AS due,
            (SELECT row_to_json(q) FROM (SELECT ${QUOTA_COLUMNS} FROM metering.quotas WHERE tenant_id = $1) q) AS custom,
            (SELECT json_agg(w) FROM (
               SELECT * FROM ensured
@@ -260,7 +264,7 @@ function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
                       ('month', $8::date, $15::int8, $16::int8, $17::float8, $18::float8))
            AS d(period, period_start, runs_used, runs_reserved, run_units_used, run_units_reserved)
          WHERE w.tenant_id = $2 AND w.period = d.period AND w.period_start = d.period_start
-         RETURNING ${W_WINDOW_COLUMNS}`,
+         RETURNING ${windowColumns("w.")}`,
         [
           r.id,
           r.tenantId,
@@ -350,13 +354,6 @@ function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
       );
       return rows[0] ? toReservation(rows[0]) : undefined;
     },
-    async insertReservation(r) {
-      await tx.query(
-        `INSERT INTO metering.reservations (id, tenant_id, request_id, state, decision, estimated_run_units, day_start, month_start, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::date, $8::date, $9, $10)`,
-        [r.id, r.tenantId, r.requestId, r.state, r.decision, r.estimatedRunUnits, isoDate(r.dayStart), isoDate(r.monthStart), r.createdAt, r.expiresAt],
-      );
-    },
     async updateReservation(id, state, settledAt, releaseReason) {
       await tx.query(
         "UPDATE metering.reservations SET state = $2, settled_at = $3, release_reason = coalesce($4, release_reason) WHERE id = $1",
@@ -364,11 +361,7 @@ function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
       );
     },
     async dueReservations(tenantId, now) {
-      const { rows } = await tx.query<ReservationRow>(
-        `SELECT ${RESERVATION_COLUMNS} FROM metering.reservations
-          WHERE tenant_id = $1 AND state = 'reserved' AND expires_at <= $2 ORDER BY expires_at LIMIT 1000`,
-        [tenantId, now],
-      );
+      const { rows } = await tx.query<ReservationRow>(dueReservationsSql("$1", "$2"), [tenantId, now]);
       return rows.map(toReservation);
     },
     async noteSoftCap(tenantId, period, periodStart, metric: QuotaMetric, at) {
