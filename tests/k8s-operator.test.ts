@@ -414,9 +414,11 @@ describe("Tenant when Nexus cannot be reached", () => {
     expect(condition(t, "Ready")).toMatchObject({ status: "False", reason: "NexusUnavailable" });
     expect(condition(t, "Reconciling")).toMatchObject({ status: "True", reason: "Retrying" });
     expect(deadStandin.get("secrets", NS, "acme-ci-key")).toBeUndefined();
-    const events = await eventually("a Warning event for acme", () => {
+    // The status write records PhaseChanged first and then one event per condition change, each
+    // its own API call: wait for the one this test is about, not merely the first Warning.
+    const events = await eventually("a NexusUnavailable Warning event for acme", () => {
       const e = deadStandin.list("events", NS).filter((ev) => ev.involvedObject.name === "acme" && ev.type === "Warning");
-      return e.length > 0 ? e : undefined;
+      return e.some((ev) => ev.reason === "NexusUnavailable") ? e : undefined;
     });
     expect(events.map((e) => e.reason)).toContain("NexusUnavailable");
     const text = await (await fetch(`http://127.0.0.1:${deadOperator.port}/metrics`)).text();
