@@ -6,7 +6,7 @@ import { performance } from "node:perf_hooks";
 import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { DEMO_CORPUS_ID, seedDemoCorpus } from "../services/agent/demo/demo-corpus.js";
+import { DEMO_CORPUS_ID, seedDemoCorpus } from "../services/cli/demo/demo-corpus.js";
 import { bootstrapDevInstallation } from "../services/auth/bootstrap.js";
 import { authSettingsOf, createAuthApplication } from "../services/auth/server.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";

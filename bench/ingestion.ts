@@ -2,11 +2,11 @@ import { pathToFileURL } from "node:url";
 import { IngestTextRequestSchema } from "../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { CreateCorpusRequestSchema } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { create } from "@bufbuild/protobuf";
-import { chunkText } from "../services/ingestion/chunking/chunker.js";
-import { createIngestionRuntime } from "../services/ingestion/ingestion-runtime.js";
-import { vectorLiteral } from "../services/retrieval/adapters/postgres-chunk-index.js";
-import { createEmbeddingModels } from "../services/retrieval/embeddings/embedding-models.js";
-import { hashEmbedding } from "../services/retrieval/embeddings/hash-embedder.js";
+import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
+import { createIngestionRuntime } from "../services/knowledge/ingestion/ingestion-runtime.js";
+import { vectorLiteral } from "../services/knowledge/retrieval/adapters/postgres-chunk-index.js";
+import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
+import { hashEmbedding } from "../services/knowledge/retrieval/embeddings/hash-embedder.js";
 import { openBenchRag, syntheticText } from "./rag-setup.js";
 import { pino } from "pino";
 

@@ -3,19 +3,19 @@ import { createContextValues, createHandlerContext, type HandlerContext } from "
 import pg from "pg";
 import { pino } from "pino";
 import { RetrievalService } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { effectiveEntitlements, principalEntitlements } from "../services/auth/domain/plans.js";
+import { effectiveEntitlements, principalEntitlements } from "../services/kernel/authz/plans.js";
 import { principalKey, type TenantPrincipal } from "../services/kernel/context.js";
 import { createPgDatabase } from "../services/kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
 import type { EventBus } from "../services/kernel/events/ports.js";
-import { createIngestionRuntime, type IngestionRuntime } from "../services/ingestion/ingestion-runtime.js";
-import { migrateIngestion } from "../services/ingestion/migrations.js";
-import { createPgCorpusRepository } from "../services/retrieval/adapters/postgres-corpus-repository.js";
-import { createPgSearchIndex } from "../services/retrieval/adapters/postgres-search-index.js";
-import { createEmbeddingModels } from "../services/retrieval/embeddings/embedding-models.js";
-import { RetrievalHandler } from "../services/retrieval/retrieval-handler.js";
+import { createIngestionRuntime, type IngestionRuntime } from "../services/knowledge/ingestion/ingestion-runtime.js";
+import { migrateIngestion } from "../services/knowledge/ingestion/migrations.js";
+import { createPgCorpusRepository } from "../services/knowledge/retrieval/adapters/postgres-corpus-repository.js";
+import { createPgSearchIndex } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
+import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
+import { RetrievalHandler } from "../services/knowledge/retrieval/retrieval-handler.js";
 
 /**
  * The ingestion and retrieval services wired in this process for the benchmarks, exactly as

@@ -1,11 +1,11 @@
 import { pathToFileURL } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import { CreateCorpusRequestSchema, SearchRequestSchema } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { chunkText } from "../services/ingestion/chunking/chunker.js";
-import { buildSearchStatement, candidateCount } from "../services/retrieval/adapters/postgres-search-index.js";
-import { createPgChunkIndex } from "../services/retrieval/adapters/postgres-chunk-index.js";
-import { hashEmbedding } from "../services/retrieval/embeddings/hash-embedder.js";
-import { ensureVectorIndex } from "../services/retrieval/migrations.js";
+import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
+import { buildSearchStatement, candidateCount } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
+import { createPgChunkIndex } from "../services/knowledge/retrieval/adapters/postgres-chunk-index.js";
+import { hashEmbedding } from "../services/knowledge/retrieval/embeddings/hash-embedder.js";
+import { ensureVectorIndex } from "../services/knowledge/retrieval/migrations.js";
 import { openBenchRag, percentiles, syntheticText } from "./rag-setup.js";
 
 /**

@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { DEMO_CORPUS_ID, seedDemoCorpus } from "../services/agent/demo/demo-corpus.js";
-import { DEMO_DOCUMENTS } from "../services/agent/demo/demo-documents.js";
+import { DEMO_CORPUS_ID, seedDemoCorpus } from "../services/cli/demo/demo-corpus.js";
+import { DEMO_DOCUMENTS } from "../services/cli/demo/demo-documents.js";
 import { startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
 import { NEXUS_BIN } from "./support/nexus-process.js";
 import { describeWithPostgres } from "./support/services.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { DocumentError } from "../services/ingestion/parsers/document-error.js";
-import { extractText, precheckContent } from "../services/ingestion/parsers/extract-text.js";
-import { MEDIA_TYPES, resolveMediaType } from "../services/ingestion/parsers/media-types.js";
+import { DocumentError } from "../services/knowledge/ingestion/parsers/document-error.js";
+import { extractText, precheckContent } from "../services/knowledge/ingestion/parsers/extract-text.js";
+import { MEDIA_TYPES, resolveMediaType } from "../services/knowledge/ingestion/parsers/media-types.js";
 import { corruptDocx, corruptPdf, makeDocx, makePdf } from "./fixtures/rag/documents.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);

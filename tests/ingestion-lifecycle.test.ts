@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { chunkText } from "../services/ingestion/chunking/chunker.js";
+import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
 import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createLocalEventBus } from "../services/kernel/events/local-bus.js";

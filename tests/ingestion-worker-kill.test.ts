@@ -7,7 +7,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { chunkText } from "../services/ingestion/chunking/chunker.js";
+import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
 import { createPgDatabase } from "../services/kernel/db/pg-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createNatsEventBus, type NatsEventBus } from "../services/kernel/events/nats-bus.js";

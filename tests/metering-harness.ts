@@ -8,7 +8,7 @@ import { createContextValues, createHandlerContext, type HandlerContext } from "
 import { pino, type Logger } from "pino";
 import { AuditService } from "../gen/nexus/audit/v1/audit_service_pb.js";
 import { MeteringService } from "../gen/nexus/metering/v1/metering_service_pb.js";
-import { effectiveEntitlements, principalEntitlements } from "../services/auth/domain/plans.js";
+import { effectiveEntitlements, principalEntitlements } from "../services/kernel/authz/plans.js";
 import { createAudit, type Audit, type CreateAuditOptions } from "../services/audit/server.js";
 import { migrateAudit } from "../services/audit/migrations.js";
 import { loadConfig } from "../services/kernel/config.js";

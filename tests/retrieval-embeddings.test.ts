@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { CircuitBreaker } from "../services/retrieval/embeddings/circuit-breaker.js";
-import { createEmbeddingModels } from "../services/retrieval/embeddings/embedding-models.js";
-import { createHashEmbedder, hashEmbedding } from "../services/retrieval/embeddings/hash-embedder.js";
-import { createOpenAiEmbedder } from "../services/retrieval/embeddings/openai-embedder.js";
-import { EmbeddingError } from "../services/retrieval/embeddings/ports.js";
+import { CircuitBreaker } from "../services/knowledge/retrieval/embeddings/circuit-breaker.js";
+import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
+import { createHashEmbedder, hashEmbedding } from "../services/knowledge/retrieval/embeddings/hash-embedder.js";
+import { createOpenAiEmbedder } from "../services/knowledge/retrieval/embeddings/openai-embedder.js";
+import { EmbeddingError } from "../services/knowledge/retrieval/embeddings/ports.js";
 import { startEmbeddingsStandIn, type EmbeddingsStandIn } from "./fixtures/rag/embeddings-stand-in.js";
 
 const cosine = (a: Float32Array, b: Float32Array) => a.reduce((s, x, i) => s + x * b[i]!, 0);

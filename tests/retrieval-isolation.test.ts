@@ -2,7 +2,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { SearchMode } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { buildSearchStatement } from "../services/retrieval/adapters/postgres-search-index.js";
+import { buildSearchStatement } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
 import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createLocalEventBus } from "../services/kernel/events/local-bus.js";

@@ -1,7 +1,7 @@
 import { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import type { BackoffOptions } from "../kernel/events/ports.js";
 import type { ServiceModule } from "../kernel/server/service-module.js";
-import { startBackgroundConsumers, type BackgroundConsumers } from "../metering/background-consumers.js";
+import { startBackgroundConsumers, type BackgroundConsumers } from "../kernel/events/background-consumers.js";
 import type { ServiceDeps } from "../runtime/service-deps.js";
 import { createPostgresAuditStore } from "./adapters/postgres.js";
 import { AuditApplication } from "./audit-application.js";

@@ -23,7 +23,7 @@ import { generateApiKey, parseApiKey, type GeneratedKey } from "./domain/api-key
 import { authenticateKey } from "./domain/authentication.js";
 import type { Decision } from "./domain/decision.js";
 import { mayGrantRole, mayManageKey, maySeeKey } from "./domain/key-policy.js";
-import type { EntitlementOverrides } from "./domain/plans.js";
+import type { EntitlementOverrides } from "../kernel/authz/plans.js";
 import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";
 import { decodePageToken, encodePageToken } from "./page-token.js";
 import type { AuthStore, AuthTransaction } from "./ports.js";

@@ -21,7 +21,7 @@ import { planToProto } from "../kernel/authz/principal-proto.js";
 import type { EventMetadata, NewEvent } from "../kernel/events/ports.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";
 import type { ApiKeyEvent } from "./domain/api-key.js";
-import type { EntitlementOverrides } from "./domain/plans.js";
+import type { EntitlementOverrides } from "../kernel/authz/plans.js";
 import type { TenantEvent } from "./domain/tenant.js";
 
 /**

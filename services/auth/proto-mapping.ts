@@ -16,7 +16,7 @@ import { planToProto } from "../kernel/authz/principal-proto.js";
 import { overridesToProto } from "./auth-events.js";
 import type { ApiKey, KeyStatus } from "./domain/api-key.js";
 import { displayPrefixOf } from "./domain/api-key-secret.js";
-import { effectiveEntitlements, type EffectiveEntitlements, type EntitlementOverrides } from "./domain/plans.js";
+import { effectiveEntitlements, type EffectiveEntitlements, type EntitlementOverrides } from "../kernel/authz/plans.js";
 import type { Tenant } from "./domain/tenant.js";
 
 /** Domain ↔ API message conversions of the auth service. */

@@ -55,7 +55,7 @@ export type TenantRole = "owner" | "admin" | "editor" | "viewer";
 /** Commercial plans. */
 export type PlanName = "free" | "pro" | "enterprise";
 
-/** What a tenant may use right now (see services/auth/domain/plans.ts for the catalog). */
+/** What a tenant may use right now (see services/kernel/authz/plans.ts for the catalog). */
 export interface PrincipalEntitlements {
   /** Feature key → enabled, for every feature the installation knows (e.g. "feature.tts"). */
   features: Readonly<Record<string, boolean>>;

@@ -8,7 +8,7 @@ import {
   QuotaUpdatedSchema,
   UsageRecordedSchema,
 } from "../../gen/nexus/events/v1/metering_events_pb.js";
-import { effectiveEntitlements } from "../auth/domain/plans.js";
+import { effectiveEntitlements } from "../kernel/authz/plans.js";
 import type { PlanName } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";

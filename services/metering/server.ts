@@ -4,7 +4,7 @@ import type { ServiceModule } from "../kernel/server/service-module.js";
 import type { ServiceDeps } from "../runtime/service-deps.js";
 import { createAuthTenantDirectory } from "./adapters/auth-directory.js";
 import { createPostgresMeteringStore } from "./adapters/postgres.js";
-import { startBackgroundConsumers, type BackgroundConsumers } from "./background-consumers.js";
+import { startBackgroundConsumers, type BackgroundConsumers } from "../kernel/events/background-consumers.js";
 import { BILLING_WEBHOOK_CONSUMER, BILLING_WEBHOOK_SUBJECT, billingWebhookHandler } from "./billing-webhook.js";
 import { MeteringApplication } from "./metering-application.js";
 import {

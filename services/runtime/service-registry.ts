@@ -4,9 +4,9 @@ import type { ServiceModule } from "../kernel/server/service-module.js";
 import { build as buildAgent, migrateAgent } from "../agent/server.js";
 import { build as buildAudit, migrateAudit } from "../audit/server.js";
 import { build as buildAuth, migrateAuth } from "../auth/server.js";
-import { build as buildIngestion, migrate as migrateIngestion } from "../ingestion/server.js";
+import { build as buildIngestion, migrate as migrateIngestion } from "../knowledge/ingestion/server.js";
 import { build as buildMetering, migrateMetering } from "../metering/server.js";
-import { build as buildRetrieval, migrate as migrateRetrieval } from "../retrieval/server.js";
+import { build as buildRetrieval, migrate as migrateRetrieval } from "../knowledge/retrieval/server.js";
 import type { ServiceDeps } from "./service-deps.js";
 
 /** How the runtime builds and migrates one deployable service. */

@@ -5,7 +5,7 @@ import { domainError } from "../../kernel/errors.js";
 import { appendToStream } from "../../kernel/events/event-store.js";
 import type { NewEvent } from "../../kernel/events/ports.js";
 import type { ApiKey, KeyKind } from "../domain/api-key.js";
-import { NO_OVERRIDES, type EntitlementOverrides } from "../domain/plans.js";
+import { NO_OVERRIDES, type EntitlementOverrides } from "../../kernel/authz/plans.js";
 import type { Tenant } from "../domain/tenant.js";
 import type { ApiKeyQuery, AuthStore, AuthTransaction, Credentials, TenantQuery } from "../ports.js";
 

@@ -1,6 +1,6 @@
 import type { PlanName } from "../../kernel/context.js";
 import { accept, reject, type Decision } from "./decision.js";
-import { isFeatureKey, NO_OVERRIDES, type EntitlementOverrides } from "./plans.js";
+import { isFeatureKey, NO_OVERRIDES, type EntitlementOverrides } from "../../kernel/authz/plans.js";
 
 /**
  * The tenant aggregate: a customer organisation, its plan, status and entitlement overrides.

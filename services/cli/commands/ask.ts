@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { RunResponseSchema, RunStatus, type RunRequestSchema } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import type { Citation } from "../../../gen/nexus/agent/v1/session_pb.js";
-import { DEMO_CORPUS_ID } from "../../agent/demo/demo-corpus.js";
+import { DEMO_CORPUS_ID } from "../demo/demo-corpus.js";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { CLIENT_OPTIONS, clientFrom } from "./client-options.js";

@@ -40,7 +40,7 @@ export const devCommand: Command = {
     const firstStart = await bootstrapDevInstallation(auth);
     if (firstStart) {
       // The demo tenant gets a small corpus about Nexus itself, so `nexus ask` answers with citations at once.
-      const { seedDemoCorpus } = await import("../../agent/demo/demo-corpus.js");
+      const { seedDemoCorpus } = await import("../demo/demo-corpus.js");
       const { createNexusClient } = await import("../../client/index.js");
       const owner = createNexusClient({ baseUrl: `http://127.0.0.1:${nexus.address.port}`, apiKey: firstStart.ownerKey.plaintext });
       await seedDemoCorpus(owner).catch((err: unknown) => nexus.logger.warn({ err }, "could not seed the demo corpus"));

@@ -1,0 +1,410 @@
+import { createHash, randomBytes } from "node:crypto";
+import { create, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { DeadLetterSchema } from "../../../gen/nexus/ingestion/v1/dead_letter_pb.js";
+import type { ChunkingOptions } from "../../../gen/nexus/ingestion/v1/document_pb.js";
+import {
+  DeleteDocumentResponseSchema,
+  GetDocumentResponseSchema,
+  IngestTextResponseSchema,
+  ListDeadLettersResponseSchema,
+  ListDocumentsResponseSchema,
+  ReindexDocumentResponseSchema,
+  ReplayDeadLetterResponseSchema,
+  UploadDocumentResponseSchema,
+  WatchDocumentResponseSchema,
+  type DeleteDocumentRequest,
+  type GetDocumentRequest,
+  type IngestionService,
+  type IngestTextRequest,
+  type ListDeadLettersRequest,
+  type ListDocumentsRequest,
+  type ReindexDocumentRequest,
+  type ReplayDeadLetterRequest,
+  type UploadDocumentRequest,
+  type WatchDocumentRequest,
+  type WatchDocumentResponse,
+} from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
+import type { TenantPrincipal } from "../../kernel/context.js";
+import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
+import type { Database, Tx } from "../../kernel/db/ports.js";
+import { domainError } from "../../kernel/errors.js";
+import { appendToStream } from "../../kernel/events/event-store.js";
+import { metadataToJson } from "../../kernel/events/event-metadata.js";
+import type { DeadLetterStore } from "../../kernel/events/ports.js";
+import { decodePageToken, decodeSeqToken, encodePageToken } from "../retrieval/page-token.js";
+import type { ChunkIndex } from "../retrieval/ports.js";
+import { platformPrincipal, tenantPrincipal } from "../retrieval/tenant-scope.js";
+import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, type ChunkingSettings } from "./chunking/chunker.js";
+import { decide, evolve, type DocumentCommand, type DocumentEvent, type DocumentState, type DocumentStatusName } from "./document.js";
+import { documentEventToNew, documentMessage, documentStreamId, statusName } from "./document-events.js";
+import type { DocumentFeed, FeedChange } from "./document-feed.js";
+import { DocumentError } from "./parsers/document-error.js";
+import { precheckContent } from "./parsers/extract-text.js";
+import { MEDIA_TYPES, resolveMediaType, type SupportedMediaType } from "./parsers/media-types.js";
+import type { ContentStore, DocumentKey, DocumentRepository } from "./ports.js";
+
+/** The ports the ingestion handler works with. */
+export interface IngestionPorts {
+  db: Database;
+  documents: DocumentRepository;
+  contents: ContentStore;
+  chunkIndex: ChunkIndex;
+  deadLetters: DeadLetterStore;
+  feed: DocumentFeed;
+  clock: () => Date;
+  logger: Logger;
+  /** Largest upload in bytes (NEXUS_MAX_UPLOAD_BYTES). */
+  maxUploadBytes: number;
+  /** How often WatchDocument re-reads the document without a notification. Default 1 000 ms. */
+  watchPollMs?: number;
+}
+
+/** What one ingest (text or upload) carries. */
+interface IngestInput {
+  corpusId: string;
+  documentId: string;
+  filename: string;
+  mediaType: SupportedMediaType;
+  bytes: Uint8Array;
+  metadata: JsonObject;
+  overwrite: boolean;
+  chunking: ChunkingOptions | undefined;
+}
+
+function newDocumentId(): string {
+  return `doc-${randomBytes(8).toString("hex")}`;
+}
+
+/** Chunking options with the defaults filled in; overlap ≥ size is refused up front. */
+export function chunkingSettings(size: number | undefined, overlap: number | undefined): ChunkingSettings {
+  const s = { size: size ?? DEFAULT_CHUNK_SIZE, overlap: overlap ?? DEFAULT_CHUNK_OVERLAP };
+  if (s.overlap >= s.size) {
+    throw domainError("INVALID_ARGUMENT", `chunk_overlap (${s.overlap}) must be less than chunk_size (${s.size})`, { field: "chunk_overlap" });
+  }
+  return s;
+}
+
+function documentErrorToDomain(err: unknown): unknown {
+  return err instanceof DocumentError ? domainError(err.reason, err.message, {}, { cause: err }) : err;
+}
+
+const isFinal = (d: DocumentState) => d.status === "succeeded" || d.status === "failed";
+
+/**
+ * `nexus.ingestion.v1.IngestionService`: documents in, lifecycle out. State changes go
+ * through the document decider and are persisted with their events in one transaction; the
+ * DocumentQueued event is the ingestion job the workers consume.
+ */
+export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
+  constructor(private readonly ports: IngestionPorts) {}
+
+  /** Appends a decision's events: the last step of every transaction (the event log's lock is global). */
+  private async append(tx: Tx, principal: TenantPrincipal, key: DocumentKey, before: DocumentState | undefined, events: DocumentEvent[]) {
+    await appendToStream(
+      tx,
+      documentStreamId(key.tenantId, key.documentId),
+      "any",
+      events.map((e) => documentEventToNew(key.tenantId, key.documentId, e, before)),
+      { metadata: { tenantId: key.tenantId, actor: principal.keyId } },
+    );
+  }
+
+  private async ingest(principal: TenantPrincipal, input: IngestInput): Promise<{ document: DocumentState; unchanged: boolean }> {
+    const { db, documents, contents, chunkIndex, clock } = this.ports;
+    const chunking = chunkingSettings(input.chunking?.chunkSize, input.chunking?.chunkOverlap);
+    const sha = createHash("sha256").update(input.bytes).digest("hex");
+    const key: DocumentKey = { tenantId: principal.tenantId, documentId: input.documentId || newDocumentId() };
+    const attempt = () =>
+      db.transaction(async (tx) => {
+        // Lock order everywhere: corpus settings → document → chunks → corpus counters → event log.
+        const corpus = await chunkIndex.lookupCorpus(tx, key.tenantId, input.corpusId);
+        if (!corpus) throw domainError("NOT_FOUND", `corpus ${input.corpusId} not found`, { corpus_id: input.corpusId });
+        const state = await documents.get(tx, key, "update");
+        const decision = decide(
+          {
+            type: "IngestDocument",
+            corpusId: input.corpusId,
+            filename: input.filename,
+            mediaType: input.mediaType,
+            sizeBytes: input.bytes.byteLength,
+            contentSha256: sha,
+            metadata: input.metadata,
+            overwrite: input.overwrite,
+            chunking,
+            at: clock(),
+          },
+          state,
+        );
+        if (decision.kind === "unchanged") return { document: state!, unchanged: true };
+        if (decision.kind === "rejected") throw domainError(decision.reason, decision.message, { document_id: key.documentId, ...decision.metadata });
+        if (decision.kind === "stale") throw new Error("unexpected stale decision for an ingest");
+        await contents.put(tx, key.tenantId, sha, input.bytes);
+        let next = state;
+        for (const e of decision.events) next = evolve(next, e, key);
+        if (state) {
+          await documents.update(tx, next!);
+          if (state.contentSha256 !== sha) await contents.release(tx, key.tenantId, state.contentSha256);
+        } else {
+          await documents.insert(tx, next!);
+          await chunkIndex.adjustDocumentCount(tx, key.tenantId, input.corpusId, 1);
+        }
+        await this.append(tx, principal, key, state, decision.events);
+        return { document: next!, unchanged: false };
+      });
+    try {
+      return await attempt();
+    } catch (err) {
+      // Two first ingests of one id raced: the loser decides again against the winner's row.
+      if (pgErrorCode(err) === PG_ERRORS.UNIQUE_VIOLATION) return attempt();
+      throw err;
+    }
+  }
+
+  private message(d: DocumentState) {
+    return documentMessage(d, this.ports.feed.progressOf(d));
+  }
+
+  async ingestText(req: IngestTextRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const mediaType = (req.mediaType || MEDIA_TYPES.text) as SupportedMediaType;
+    const bytes = Buffer.from(req.text, "utf8");
+    try {
+      precheckContent(mediaType, bytes);
+    } catch (err) {
+      throw documentErrorToDomain(err);
+    }
+    const { document, unchanged } = await this.ingest(principal, {
+      corpusId: req.corpusId,
+      documentId: req.documentId,
+      filename: req.filename,
+      mediaType,
+      bytes,
+      metadata: req.metadata ?? {},
+      overwrite: req.overwrite,
+      chunking: req.chunking,
+    });
+    return create(IngestTextResponseSchema, { document: this.message(document), unchanged });
+  }
+
+  async uploadDocument(requests: AsyncIterable<UploadDocumentRequest>, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const { maxUploadBytes } = this.ports;
+    let header: Extract<UploadDocumentRequest["part"], { case: "header" }>["value"] | undefined;
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    for await (const r of requests) {
+      if (r.part.case === "header") {
+        if (header) throw domainError("INVALID_ARGUMENT", "the upload sent a second header; send it once, first", { field: "header" });
+        header = r.part.value;
+        if (header.sizeBytes !== undefined && header.sizeBytes > BigInt(maxUploadBytes)) {
+          throw domainError("REQUEST_TOO_LARGE", `the file is larger than this installation's upload limit of ${maxUploadBytes} bytes`, {
+            limit_bytes: maxUploadBytes,
+          });
+        }
+      } else if (r.part.case === "chunk") {
+        if (!header) throw domainError("INVALID_ARGUMENT", "the upload must start with a header message", { field: "header" });
+        size += r.part.value.byteLength;
+        if (size > maxUploadBytes) {
+          throw domainError("REQUEST_TOO_LARGE", `the file is larger than this installation's upload limit of ${maxUploadBytes} bytes`, {
+            limit_bytes: maxUploadBytes,
+          });
+        }
+        parts.push(r.part.value);
+      }
+    }
+    if (!header) throw domainError("INVALID_ARGUMENT", "the upload sent no header", { field: "header" });
+    if (size === 0) throw domainError("INVALID_ARGUMENT", "the upload sent no content", { field: "chunk" });
+    const bytes = Buffer.concat(parts, size);
+    if (header.sizeBytes !== undefined && header.sizeBytes !== BigInt(size)) {
+      throw domainError("INVALID_ARGUMENT", `the header announced ${header.sizeBytes} bytes but ${size} arrived`, { field: "size_bytes" });
+    }
+    if (header.sha256 && createHash("sha256").update(bytes).digest("hex") !== header.sha256) {
+      throw domainError("INVALID_ARGUMENT", "the received bytes do not match the header's sha256", { field: "sha256" });
+    }
+    let mediaType: SupportedMediaType;
+    try {
+      mediaType = resolveMediaType(header.mediaType, header.filename, bytes);
+      precheckContent(mediaType, bytes);
+    } catch (err) {
+      throw documentErrorToDomain(err);
+    }
+    const { document, unchanged } = await this.ingest(principal, {
+      corpusId: header.corpusId,
+      documentId: header.documentId,
+      filename: header.filename,
+      mediaType,
+      bytes,
+      metadata: header.metadata ?? {},
+      overwrite: header.overwrite,
+      chunking: header.chunking,
+    });
+    return create(UploadDocumentResponseSchema, { document: this.message(document), unchanged });
+  }
+
+  private async load(principal: TenantPrincipal, documentId: string): Promise<DocumentState> {
+    const d = await this.ports.documents.get(this.ports.db, { tenantId: principal.tenantId, documentId });
+    if (!d) throw domainError("NOT_FOUND", `document ${documentId} not found`, { document_id: documentId });
+    return d;
+  }
+
+  async getDocument(req: GetDocumentRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    return create(GetDocumentResponseSchema, { document: this.message(await this.load(principal, req.documentId)) });
+  }
+
+  async listDocuments(req: ListDocumentsRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const statuses = [...new Set(req.statuses.map(statusName).filter((s): s is DocumentStatusName => s !== undefined))].sort();
+    const filters = `documents|${req.corpusId}|${statuses.join(",")}`;
+    const before = decodeSeqToken(req.pageToken, filters);
+    const limit = req.pageSize || 50;
+    const page = await this.ports.documents.list(this.ports.db, principal.tenantId, {
+      ...(req.corpusId ? { corpusId: req.corpusId } : {}),
+      ...(statuses.length > 0 ? { statuses } : {}),
+      ...(before !== undefined ? { beforeSeq: before } : {}),
+      limit: limit + 1,
+    });
+    const shown = page.slice(0, limit);
+    return create(ListDocumentsResponseSchema, {
+      documents: shown.map((p) => this.message(p.document)),
+      nextPageToken: page.length > limit ? encodePageToken(String(shown[shown.length - 1]!.seq), filters) : "",
+    });
+  }
+
+  async *watchDocument(req: WatchDocumentRequest, ctx: HandlerContext): AsyncIterable<WatchDocumentResponse> {
+    const principal = tenantPrincipal(ctx);
+    const { documents, db, feed } = this.ports;
+    const key: DocumentKey = { tenantId: principal.tenantId, documentId: req.documentId };
+    let wake: (() => void) | undefined;
+    let stored = true;
+    const unsubscribe = feed.subscribe(key, (change: FeedChange) => {
+      if (change === "stored") stored = true;
+      wake?.();
+    });
+    const abort = () => wake?.();
+    ctx.signal.addEventListener("abort", abort);
+    try {
+      let state: DocumentState | undefined;
+      let last = "";
+      while (!ctx.signal.aborted) {
+        const live = feed.progressOf(key);
+        // While this process's worker holds the document (PGlite: inside its transaction),
+        // progress comes from memory; the row is read again when it changes.
+        if (stored || !state || !live || live.version !== state.version) {
+          stored = false;
+          state = await documents.get(db, key);
+          if (!state) throw domainError("NOT_FOUND", `document ${req.documentId} not found`, { document_id: req.documentId });
+        }
+        const message = documentMessage(state, feed.progressOf(key));
+        const fingerprint = [message.status, message.version, message.progress?.chunksDone, message.progress?.chunksTotal, message.attempts, message.deadLettered].join("|");
+        if (fingerprint !== last) {
+          last = fingerprint;
+          yield create(WatchDocumentResponseSchema, { document: message });
+        }
+        if (isFinal(state) && !feed.progressOf(key)) return;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            stored = true;
+            resolve();
+          }, this.ports.watchPollMs ?? 1000);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
+    } finally {
+      unsubscribe();
+      ctx.signal.removeEventListener("abort", abort);
+    }
+  }
+
+  /** Runs a command on an existing document: lock, decide, persist (`persist`), append. */
+  private async command(
+    principal: TenantPrincipal,
+    documentId: string,
+    command: DocumentCommand,
+    persist: (tx: Tx, before: DocumentState, after: DocumentState | undefined) => Promise<void>,
+  ): Promise<DocumentState | undefined> {
+    const { db, documents, chunkIndex } = this.ports;
+    const key: DocumentKey = { tenantId: principal.tenantId, documentId };
+    return db.transaction(async (tx) => {
+      // Lock order everywhere: corpus settings → document → chunks → corpus counters → event log.
+      const peek = await documents.get(tx, key);
+      if (peek) await chunkIndex.lookupCorpus(tx, key.tenantId, peek.corpusId);
+      const state = await documents.get(tx, key, "update");
+      const decision = decide(command, state);
+      if (decision.kind === "rejected") throw domainError(decision.reason, decision.message, { document_id: documentId, ...decision.metadata });
+      if (decision.kind !== "accepted") throw new Error(`unexpected ${decision.kind} decision for ${command.type}`);
+      let next = state;
+      for (const e of decision.events) next = evolve(next, e, key);
+      await persist(tx, state!, next);
+      await this.append(tx, principal, key, state, decision.events);
+      return next;
+    });
+  }
+
+  async reindexDocument(req: ReindexDocumentRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const chunking = chunkingSettings(req.chunkSize, req.chunkOverlap);
+    const after = await this.command(principal, req.documentId, { type: "ReindexDocument", chunking, at: this.ports.clock() }, (tx, _before, next) =>
+      this.ports.documents.update(tx, next!),
+    );
+    return create(ReindexDocumentResponseSchema, { document: this.message(after!) });
+  }
+
+  async deleteDocument(req: DeleteDocumentRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const { documents, contents, chunkIndex } = this.ports;
+    await this.command(principal, req.documentId, { type: "DeleteDocument" }, async (tx, before) => {
+      await documents.delete(tx, before);
+      await chunkIndex.deleteDocumentChunks(tx, before.tenantId, before.corpusId, before.documentId);
+      await chunkIndex.adjustDocumentCount(tx, before.tenantId, before.corpusId, -1);
+      await contents.release(tx, before.tenantId, before.contentSha256);
+    });
+    return create(DeleteDocumentResponseSchema, {});
+  }
+
+  async listDeadLetters(req: ListDeadLettersRequest, ctx: HandlerContext) {
+    platformPrincipal(ctx);
+    const filters = `dlq|${req.consumer}`;
+    const after = decodePageToken(req.pageToken, filters);
+    const afterSeq = after === undefined ? 0 : Number(after);
+    if (!Number.isSafeInteger(afterSeq)) throw domainError("INVALID_CURSOR", "page_token is malformed; start again with an empty page_token");
+    const limit = req.pageSize || 100;
+    const all = await this.ports.deadLetters.list({ ...(req.consumer ? { consumer: req.consumer } : {}), limit: 10_000 });
+    const rest = all.filter((l) => l.seq > afterSeq);
+    const shown = rest.slice(0, limit);
+    return create(ListDeadLettersResponseSchema, {
+      deadLetters: shown.map((l) =>
+        create(DeadLetterSchema, {
+          sequence: BigInt(l.seq),
+          consumer: l.consumer,
+          subject: l.subject,
+          eventId: l.eventId,
+          eventType: l.type,
+          streamId: l.streamId,
+          tenantId: l.metadata.tenantId ?? "",
+          payload: (l.payload !== null && typeof l.payload === "object" && !Array.isArray(l.payload) ? l.payload : { value: l.payload }) as JsonObject,
+          metadata: metadataToJson(l.metadata),
+          deliveries: l.deliveryCount,
+          lastError: l.error,
+          deadLetteredAt: timestampFromDate(l.deadLetteredAt),
+          replayCount: l.replayCount,
+        }),
+      ),
+      nextPageToken: rest.length > limit ? encodePageToken(String(shown[shown.length - 1]!.seq), filters) : "",
+    });
+  }
+
+  async replayDeadLetter(req: ReplayDeadLetterRequest, ctx: HandlerContext) {
+    platformPrincipal(ctx);
+    if (req.sequence > BigInt(Number.MAX_SAFE_INTEGER)) throw domainError("NOT_FOUND", `no dead letter #${req.sequence}`);
+    const r = await this.ports.deadLetters.replay(Number(req.sequence));
+    return create(ReplayDeadLetterResponseSchema, { consumer: r.consumer, subject: r.subject, eventId: r.eventId, replayCount: r.replayCount });
+  }
+}

@@ -1,0 +1,168 @@
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { Database } from "../../../kernel/db/ports.js";
+import { TEXT_SEARCH_CONFIG } from "../migrations.js";
+import type { ChunkHit, SearchIndex, SearchQuery } from "../ports.js";
+import { vectorLiteral } from "./postgres-chunk-index.js";
+
+/** Reciprocal rank fusion constant: score = Σ 1 / (k + rank). 60 is the value of the RRF paper. */
+export const RRF_K = 60;
+
+/** Candidates each ranking contributes before fusion: 4 × top_k, at least 50, at most 200. */
+export function candidateCount(topK: number): number {
+  return Math.min(200, Math.max(50, topK * 4));
+}
+
+interface HitRow {
+  document_id: string;
+  version: bigint;
+  ordinal: number;
+  char_start: number;
+  char_end: number;
+  text: string;
+  filename: string;
+  metadata: JsonObject;
+  vector_score: number | null;
+  lexical_score: number | null;
+  fused_score: number;
+}
+
+/** A statement and its parameters. */
+export interface SearchStatement {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * Builds the search statement. Every ranking is a CTE that starts from
+ * `tenant_id = $1 AND corpus_id = $2` (plus the filters), so no row of another tenant or corpus
+ * can ever be ranked. The lexical ranking takes chunks containing all the query's lexemes,
+ * topped up with chunks containing some of them, each tier ordered by ts_rank_cd; the vector
+ * ranking orders by cosine distance on the partial HNSW index of the corpus's vector size;
+ * the two are fused by reciprocal rank.
+ */
+export function buildSearchStatement(q: SearchQuery): SearchStatement {
+  const params: unknown[] = [q.tenantId, q.corpusId];
+  const param = (v: unknown): string => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const candidates = param(candidateCount(q.topK));
+  let filters = "";
+  if (q.documentIds && q.documentIds.length > 0) filters += ` AND c.document_id = ANY(${param([...q.documentIds])}::text[])`;
+  if (q.metadataEquals && Object.keys(q.metadataEquals).length > 0) {
+    const m = param(JSON.stringify(q.metadataEquals));
+    // @> narrows with the GIN index; the per-key check makes it equality, not containment.
+    filters += ` AND c.metadata @> ${m}::jsonb AND NOT EXISTS (SELECT 1 FROM jsonb_each(${m}::jsonb) f WHERE c.metadata -> f.key IS DISTINCT FROM f.value)`;
+  }
+  const ctes: string[] = [];
+  const useLexical = q.ranking !== "vector";
+  const useVector = q.ranking !== "lexical";
+  if (useLexical) {
+    const text = param(q.text);
+    const all = `plainto_tsquery('${TEXT_SEARCH_CONFIG}', ${text})`;
+    const any = `replace(${all}::text, ' & ', ' | ')::tsquery`;
+    const rank = `ts_rank_cd(c.tsv, ${any})::float8`;
+    // Chunks with every query term first (selective: the GIN index finds them cheaply); only
+    // when those are too few, chunks with some of the terms (ranking every chunk that shares
+    // one common word with the query is what makes naive OR full-text search slow).
+    ctes.push(
+      `lexical_all AS (
+        SELECT c.document_id, c.ordinal, ${rank} AS score, 0 AS tier
+        FROM retrieval.chunks c
+        WHERE c.tenant_id = $1 AND c.corpus_id = $2 AND c.tsv @@ ${all}${filters}
+        ORDER BY score DESC, c.document_id, c.ordinal
+        LIMIT ${candidates})`,
+      `lexical_any AS (
+        SELECT c.document_id, c.ordinal, ${rank} AS score, 1 AS tier
+        FROM retrieval.chunks c
+        WHERE c.tenant_id = $1 AND c.corpus_id = $2 AND c.tsv @@ ${any} AND NOT (c.tsv @@ ${all})${filters}
+          AND (SELECT count(*) FROM lexical_all) < ${candidates}
+        ORDER BY score DESC, c.document_id, c.ordinal
+        LIMIT ${candidates})`,
+      `lexical_ranked AS (
+        SELECT document_id, ordinal, score, row_number() OVER (ORDER BY tier, score DESC, document_id, ordinal) AS rank
+        FROM (SELECT * FROM lexical_all UNION ALL SELECT * FROM lexical_any) l)`,
+    );
+  }
+  if (useVector) {
+    const dims = q.dimensions ?? 0;
+    if (!q.vector || !Number.isInteger(dims) || dims < 1 || q.vector.length !== dims || !q.model) {
+      throw new Error("a vector search needs the query vector, its model and its dimensions");
+    }
+    const vector = param(vectorLiteral(q.vector));
+    const model = param(q.model);
+    ctes.push(
+      `vector AS MATERIALIZED (
+        SELECT c.document_id, c.ordinal, (c.embedding::vector(${dims}) <=> ${vector}::vector(${dims}))::float8 AS distance
+        FROM retrieval.chunks c
+        WHERE c.tenant_id = $1 AND c.corpus_id = $2 AND c.dims = ${dims} AND c.embedding_model = ${model}${filters}
+        ORDER BY c.embedding::vector(${dims}) <=> ${vector}::vector(${dims})
+        LIMIT ${candidates})`,
+      // Iterative index scans may return slightly out of order: rank on the distance itself.
+      `vector_ranked AS (
+        SELECT document_id, ordinal, 1 - distance AS score, row_number() OVER (ORDER BY distance, document_id, ordinal) AS rank
+        FROM vector)`,
+    );
+  }
+  let fused: string;
+  if (useLexical && useVector) {
+    fused = `fused AS (
+      SELECT coalesce(l.document_id, v.document_id) AS document_id, coalesce(l.ordinal, v.ordinal) AS ordinal,
+        v.score AS vector_score, l.score AS lexical_score,
+        coalesce(1.0 / (${RRF_K} + l.rank), 0) + coalesce(1.0 / (${RRF_K} + v.rank), 0) AS fused_score
+      FROM lexical_ranked l FULL OUTER JOIN vector_ranked v ON v.document_id = l.document_id AND v.ordinal = l.ordinal)`;
+  } else if (useLexical) {
+    fused = `fused AS (SELECT document_id, ordinal, NULL::float8 AS vector_score, score AS lexical_score, score AS fused_score FROM lexical_ranked)`;
+  } else {
+    fused = `fused AS (SELECT document_id, ordinal, score AS vector_score, NULL::float8 AS lexical_score, score AS fused_score FROM vector_ranked)`;
+  }
+  ctes.push(fused);
+  const topK = param(q.topK);
+  const sql = `WITH ${ctes.join(",\n")}
+SELECT c.document_id, c.version, c.ordinal, c.char_start, c.char_end, c.text, c.filename, c.metadata,
+  f.vector_score::float8 AS vector_score, f.lexical_score::float8 AS lexical_score, f.fused_score::float8 AS fused_score
+FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.document_id = f.document_id AND c.ordinal = f.ordinal
+ORDER BY f.fused_score DESC, c.document_id, c.ordinal
+LIMIT ${topK}`;
+  return { sql, params };
+}
+
+/** Options of {@link createPgSearchIndex}. */
+export interface PgSearchIndexOptions {
+  /** The database has pgvector (HNSW settings are applied per search). */
+  vectors: boolean;
+}
+
+/** Hybrid search on PostgreSQL or PGlite (see {@link buildSearchStatement}). */
+export function createPgSearchIndex(options: PgSearchIndexOptions): SearchIndex {
+  return {
+    async search(db: Database, q: SearchQuery): Promise<ChunkHit[]> {
+      const statement = buildSearchStatement(q);
+      const rows = await db.transaction(async (tx) => {
+        if (options.vectors && q.ranking !== "lexical") {
+          // Tenant and corpus filters sit on top of the HNSW scan: keep scanning until enough
+          // rows pass them (pgvector ≥ 0.8), rather than returning fewer than asked for.
+          const ef = Math.max(40, candidateCount(q.topK));
+          await tx.exec(`SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${ef}`);
+        }
+        return (await tx.query<HitRow>(statement.sql, statement.params)).rows;
+      });
+      return rows.map((r) => {
+        const hit: ChunkHit = {
+          documentId: r.document_id,
+          version: BigInt(r.version),
+          ordinal: r.ordinal,
+          charStart: r.char_start,
+          charEnd: r.char_end,
+          text: r.text,
+          filename: r.filename,
+          metadata: r.metadata ?? {},
+          fusedScore: Number(r.fused_score),
+        };
+        if (r.vector_score !== null) hit.vectorScore = Number(r.vector_score);
+        if (r.lexical_score !== null) hit.lexicalScore = Number(r.lexical_score);
+        return hit;
+      });
+    },
+  };
+}

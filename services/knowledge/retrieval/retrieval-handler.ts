@@ -1,0 +1,316 @@
+import { randomBytes } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { CorpusSchema, type Corpus } from "../../../gen/nexus/retrieval/v1/corpus_pb.js";
+import {
+  CreateCorpusResponseSchema,
+  DeleteCorpusResponseSchema,
+  GetCorpusResponseSchema,
+  ListCorporaResponseSchema,
+  SearchHitSchema,
+  SearchMode,
+  SearchResponseSchema,
+  UpdateCorpusResponseSchema,
+  type CreateCorpusRequest,
+  type DeleteCorpusRequest,
+  type GetCorpusRequest,
+  type ListCorporaRequest,
+  type RetrievalService,
+  type SearchRequest,
+  type UpdateCorpusRequest,
+} from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
+import type { Database, Tx } from "../../kernel/db/ports.js";
+import { requireFeature } from "../../kernel/authz/require-feature.js";
+import { domainError } from "../../kernel/errors.js";
+import { appendToStream } from "../../kernel/events/event-store.js";
+import { decide, evolve, type CorpusCommand, type CorpusDecision, type CorpusEvent, type CorpusState, type UpdateCorpus } from "./corpus.js";
+import { corpusEventToNew, corpusStreamId } from "./corpus-events.js";
+import { EmbeddingError, type EmbeddingModels } from "./embeddings/ports.js";
+import { ensureVectorIndex } from "./migrations.js";
+import { decodeSeqToken, encodePageToken } from "./page-token.js";
+import type { CorpusRepository, SearchIndex, SearchRanking } from "./ports.js";
+import { MAX_TOP_K, normalizeProviderConfig, PATCH_PROVIDER_CONFIG_FEATURE, PROVIDER_FEATURES, type ProviderConfig } from "./provider-config.js";
+import type { TenantPrincipal } from "../../kernel/context.js";
+import { tenantPrincipal } from "./tenant-scope.js";
+
+/** The ports the retrieval handler works with. */
+export interface RetrievalPorts {
+  db: Database;
+  corpora: CorpusRepository;
+  searchIndex: SearchIndex;
+  models: EmbeddingModels;
+  /** Vector search is available (pgvector present, lexical-only mode off). */
+  vectors: boolean;
+  clock: () => Date;
+  logger: Logger;
+}
+
+/** Corpus state → API message. */
+export function corpusMessage(c: CorpusState): Corpus {
+  return create(CorpusSchema, {
+    id: c.corpusId,
+    tenantId: c.tenantId,
+    displayName: c.displayName,
+    description: c.description,
+    providerConfig: c.providerConfig,
+    embeddingModel: c.embeddingModel,
+    embeddingDimensions: c.embeddingDimensions,
+    documentCount: BigInt(c.documentCount),
+    chunkCount: BigInt(c.chunkCount),
+    reindexRequired: c.reindexRequired,
+    createdAt: timestampFromDate(c.createdAt),
+    updatedAt: timestampFromDate(c.updatedAt),
+  });
+}
+
+function newCorpusId(): string {
+  return `corpus-${randomBytes(8).toString("hex")}`;
+}
+
+function rejected(d: Extract<CorpusDecision, { kind: "rejected" }>, corpusId: string): Error {
+  return domainError(d.reason, d.message, { corpus_id: corpusId, ...(d.metadata ?? {}) });
+}
+
+const UPDATABLE = new Set(["display_name", "description", "provider_config", "embedding_model", "embedding_dimensions"]);
+
+/**
+ * `nexus.retrieval.v1.RetrievalService`: corpora (decide/evolve in corpus.ts, persisted with
+ * their events in one transaction) and hybrid search. Every call acts for the caller's tenant.
+ */
+export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
+  constructor(private readonly ports: RetrievalPorts) {}
+
+  /** Runs a command: load (locked), decide, persist the evolved state and append the events. */
+  private async execute(
+    principal: TenantPrincipal,
+    corpusId: string,
+    command: CorpusCommand,
+    persist: (tx: Tx, before: CorpusState | undefined, after: CorpusState | undefined, events: CorpusEvent[]) => Promise<void>,
+  ): Promise<{ state: CorpusState | undefined; events: CorpusEvent[] }> {
+    const { db, corpora } = this.ports;
+    try {
+      return await db.transaction(async (tx) => {
+        const state = await corpora.get(tx, principal.tenantId, corpusId, "update");
+        const decision = decide(command, state);
+        if (decision.kind === "rejected") throw rejected(decision, corpusId);
+        let next = state;
+        for (const e of decision.events) next = evolve(next, e);
+        if (decision.events.length > 0) {
+          await persist(tx, state, next, decision.events);
+          await appendToStream(
+            tx,
+            corpusStreamId(principal.tenantId, corpusId),
+            "any",
+            decision.events.map((e) => corpusEventToNew(principal.tenantId, corpusId, e)),
+            { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
+          );
+        }
+        return { state: next, events: decision.events };
+      });
+    } catch (err) {
+      if (pgErrorCode(err) === PG_ERRORS.UNIQUE_VIOLATION) {
+        throw domainError("ALREADY_EXISTS", `corpus ${corpusId} already exists`, { corpus_id: corpusId });
+      }
+      throw err;
+    }
+  }
+
+  private providerConfig(input: CreateCorpusRequest["providerConfig"], principal: TenantPrincipal): ProviderConfig {
+    const result = normalizeProviderConfig(input);
+    if (result.kind === "invalid") throw domainError("INVALID_ARGUMENT", result.message, { field: "provider_config" });
+    requireFeature(principal, PROVIDER_FEATURES[result.config.provider]);
+    return result.config;
+  }
+
+  private embeddingSettings(model: string, dimensions: number): { model: string; dimensions: number } {
+    const { models } = this.ports;
+    const name = model || models.defaultModel;
+    const dims = dimensions || models.defaultDimensions(name);
+    if (!models.available(name)) {
+      throw domainError(
+        "INVALID_ARGUMENT",
+        `embedding model "${name}" is not available: this installation has no OpenAI-compatible embeddings server (NEXUS_EMBEDDINGS_URL); hash-<dimensions> models work offline`,
+        { field: "embedding_model" },
+      );
+    }
+    return { model: models.canonicalModel(name, dims), dimensions: dims };
+  }
+
+  async createCorpus(req: CreateCorpusRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const providerConfig = this.providerConfig(req.providerConfig, principal);
+    const embedding = this.embeddingSettings(req.embeddingModel, req.embeddingDimensions);
+    const corpusId = req.corpusId || newCorpusId();
+    const { state } = await this.execute(
+      principal,
+      corpusId,
+      {
+        type: "CreateCorpus",
+        tenantId: principal.tenantId,
+        corpusId,
+        displayName: req.displayName,
+        description: req.description,
+        providerConfig,
+        embeddingModel: embedding.model,
+        embeddingDimensions: embedding.dimensions,
+        at: this.ports.clock(),
+      },
+      async (tx, _before, after) => {
+        await this.ports.corpora.insert(tx, after!);
+        if (this.ports.vectors) await ensureVectorIndex(tx, after!.embeddingDimensions);
+      },
+    );
+    return create(CreateCorpusResponseSchema, { corpus: corpusMessage(state!) });
+  }
+
+  async getCorpus(req: GetCorpusRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const corpus = await this.ports.corpora.get(this.ports.db, principal.tenantId, req.corpusId);
+    if (!corpus) throw domainError("NOT_FOUND", `corpus ${req.corpusId} not found`, { corpus_id: req.corpusId });
+    return create(GetCorpusResponseSchema, { corpus: corpusMessage(corpus) });
+  }
+
+  async listCorpora(req: ListCorporaRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const limit = req.pageSize || 50;
+    const after = decodeSeqToken(req.pageToken, "corpora");
+    const page = await this.ports.corpora.list(this.ports.db, principal.tenantId, {
+      ...(after !== undefined ? { afterSeq: after } : {}),
+      limit: limit + 1,
+    });
+    const more = page.length > limit;
+    const shown = page.slice(0, limit);
+    return create(ListCorporaResponseSchema, {
+      corpora: shown.map((p) => corpusMessage(p.corpus)),
+      nextPageToken: more ? encodePageToken(String(shown[shown.length - 1]!.seq), "corpora") : "",
+    });
+  }
+
+  async updateCorpus(req: UpdateCorpusRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const paths = new Set(req.updateMask?.paths ?? []);
+    const unknown = [...paths].find((p) => !UPDATABLE.has(p));
+    if (paths.size === 0 || unknown !== undefined) {
+      throw domainError("INVALID_ARGUMENT", `update_mask must name fields among ${[...UPDATABLE].join(", ")}`, { field: "update_mask" });
+    }
+    const changes: UpdateCorpus["changes"] = {};
+    if (paths.has("display_name")) {
+      if (!req.displayName) throw domainError("INVALID_ARGUMENT", "display_name cannot be empty", { field: "display_name" });
+      changes.displayName = req.displayName;
+    }
+    if (paths.has("description")) changes.description = req.description;
+    if (paths.has("provider_config")) {
+      requireFeature(principal, PATCH_PROVIDER_CONFIG_FEATURE);
+      changes.providerConfig = this.providerConfig(req.providerConfig, principal);
+    }
+    const { db, corpora } = this.ports;
+    if (paths.has("embedding_model") || paths.has("embedding_dimensions")) {
+      const current = await corpora.get(db, principal.tenantId, req.corpusId);
+      if (!current) throw domainError("NOT_FOUND", `corpus ${req.corpusId} not found`, { corpus_id: req.corpusId });
+      const model = paths.has("embedding_model") ? req.embeddingModel || this.ports.models.defaultModel : current.embeddingModel;
+      // A new model without new dimensions takes the model's default size.
+      const dims = paths.has("embedding_dimensions")
+        ? req.embeddingDimensions
+        : model === current.embeddingModel
+          ? current.embeddingDimensions
+          : 0;
+      const embedding = this.embeddingSettings(model, dims);
+      changes.embeddingModel = embedding.model;
+      changes.embeddingDimensions = embedding.dimensions;
+    }
+    const { state, events } = await this.execute(
+      principal,
+      req.corpusId,
+      { type: "UpdateCorpus", changes, at: this.ports.clock() },
+      async (tx, _before, after) => {
+        await corpora.update(tx, after!);
+        if (this.ports.vectors) await ensureVectorIndex(tx, after!.embeddingDimensions);
+      },
+    );
+    const updated = events.find((e) => e.type === "CorpusUpdated");
+    if (updated) this.ports.logger.info({ corpusId: req.corpusId, changed: updated.changedFields }, "corpus updated");
+    return create(UpdateCorpusResponseSchema, {
+      corpus: corpusMessage(state!),
+      reindexRequired: updated?.type === "CorpusUpdated" ? updated.reindexRequired : state!.reindexRequired,
+    });
+  }
+
+  async deleteCorpus(req: DeleteCorpusRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    await this.execute(principal, req.corpusId, { type: "DeleteCorpus", force: req.force }, async (tx) => {
+      await this.ports.corpora.delete(tx, principal.tenantId, req.corpusId);
+    });
+    return create(DeleteCorpusResponseSchema, {});
+  }
+
+  async search(req: SearchRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const { db, corpora, models, searchIndex, vectors, logger } = this.ports;
+    const corpus = await corpora.get(db, principal.tenantId, req.corpusId);
+    if (!corpus) throw domainError("NOT_FOUND", `corpus ${req.corpusId} not found`, { corpus_id: req.corpusId });
+    requireFeature(principal, PROVIDER_FEATURES[corpus.provider]);
+    if (corpus.provider !== "local_pgvector") {
+      throw domainError(
+        "FAILED_PRECONDITION",
+        `corpus ${corpus.corpusId} uses provider ${corpus.provider}, which this installation cannot reach; switch it to local_pgvector to search its documents here`,
+        { corpus_id: corpus.corpusId, provider: corpus.provider },
+      );
+    }
+    const topK = Math.min(MAX_TOP_K, req.topK ?? corpus.topKDefault);
+    const requested = req.mode === SearchMode.UNSPECIFIED ? SearchMode.HYBRID : req.mode;
+    if (requested === SearchMode.VECTOR && !vectors) {
+      throw domainError("FAILED_PRECONDITION", "vector search is off in this installation (lexical-only mode); use HYBRID or LEXICAL", {
+        mode: "VECTOR",
+      });
+    }
+    let ranking: SearchRanking = requested === SearchMode.VECTOR ? "vector" : requested === SearchMode.LEXICAL ? "lexical" : "hybrid";
+    if (!vectors) ranking = "lexical";
+    let vector: Float32Array | undefined;
+    if (ranking !== "lexical") {
+      try {
+        [vector] = await models.embedder(corpus.searchModel, corpus.searchDimensions).embed([req.query], { signal: ctx.signal });
+      } catch (err) {
+        if (!(err instanceof EmbeddingError)) throw err;
+        if (ranking === "vector") {
+          throw domainError("DEPENDENCY_UNAVAILABLE", `the embedding model is unavailable: ${err.message}`, { model: corpus.searchModel }, { cause: err });
+        }
+        // Degrade rather than fail: full-text ranking still answers, and the response says so.
+        logger.warn({ err, corpusId: corpus.corpusId }, "query embedding failed; searching lexically");
+        ranking = "lexical";
+      }
+    }
+    const hits = await searchIndex.search(db, {
+      tenantId: principal.tenantId,
+      corpusId: corpus.corpusId,
+      text: req.query,
+      topK,
+      ranking,
+      ...(vector ? { vector, model: corpus.searchModel, dimensions: corpus.searchDimensions } : {}),
+      ...(req.filter?.documentIds.length ? { documentIds: req.filter.documentIds } : {}),
+      ...(req.filter?.metadataEquals ? { metadataEquals: req.filter.metadataEquals } : {}),
+    });
+    const mode = ranking === "hybrid" ? SearchMode.HYBRID : ranking === "vector" ? SearchMode.VECTOR : SearchMode.LEXICAL;
+    return create(SearchResponseSchema, {
+      mode,
+      embeddingModel: ranking === "lexical" ? "" : corpus.searchModel,
+      hits: hits.map((h) =>
+        create(SearchHitSchema, {
+          chunkId: `${h.documentId}:${h.version}:${h.ordinal}`,
+          documentId: h.documentId,
+          chunkOrdinal: h.ordinal,
+          charStart: h.charStart,
+          charEnd: h.charEnd,
+          text: h.text,
+          ...(h.vectorScore !== undefined ? { vectorScore: h.vectorScore } : {}),
+          ...(h.lexicalScore !== undefined ? { lexicalScore: h.lexicalScore } : {}),
+          fusedScore: h.fusedScore,
+          filename: h.filename,
+          documentMetadata: h.metadata,
+        }),
+      ),
+    });
+  }
+}
