@@ -8,7 +8,8 @@ import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { DEMO_CORPUS_ID, seedDemoCorpus } from "../services/cli/demo/demo-corpus.js";
 import { bootstrapDevInstallation } from "../services/auth/bootstrap.js";
-import { authSettingsOf, createAuthApplication } from "../services/auth/server.js";
+import { authSettingsFromConfig } from "../services/auth/auth-settings.js";
+import { createAuthApplication } from "../services/auth/create-auth-application.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
 import { loadConfig, SERVICE_NAMES } from "../services/kernel/config.js";
 import type { Database } from "../services/kernel/db/ports.js";
@@ -182,7 +183,7 @@ export async function benchAgent(options: AgentBenchOptions = {}): Promise<Agent
   });
   const nexus = await startNexus({ config, services: SERVICE_NAMES });
   try {
-    const auth = createAuthApplication({ db: nexus.db, logger: nexus.logger, clock: () => new Date(), settings: authSettingsOf(config) });
+    const auth = createAuthApplication({ db: nexus.db, logger: nexus.logger, clock: () => new Date(), settings: authSettingsFromConfig(config) });
     const first = await bootstrapDevInstallation(auth);
     if (!first) throw new Error("fresh data directory already bootstrapped");
     const baseUrl = `http://127.0.0.1:${nexus.address.port}`;

@@ -11,7 +11,9 @@ import type { Database } from "../services/kernel/db/ports.js";
 import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
 import type { EventBus } from "../services/kernel/events/ports.js";
 import { createIngestionRuntime, type IngestionRuntime } from "../services/knowledge/ingestion/ingestion-runtime.js";
-import { migrateIngestion } from "../services/knowledge/ingestion/migrations.js";
+import { migrateSchemas } from "../services/kernel/service/index.js";
+import { ingestionMigrations } from "../services/knowledge/ingestion/migrations.js";
+import { retrievalMigrations } from "../services/knowledge/retrieval/migrations.js";
 import { createPgCorpusRepository } from "../services/knowledge/retrieval/adapters/postgres-corpus-repository.js";
 import { createPgSearchIndex } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
 import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
@@ -81,7 +83,7 @@ export async function openBenchRag(options: { workers?: boolean } = {}): Promise
   const vectors = db.capabilities.vector;
   const bus = await createLocalEventBus({ db, pollIntervalMs: 20 });
   await bus.start();
-  await migrateIngestion(db);
+  await migrateSchemas(db, [retrievalMigrations, ingestionMigrations]);
   const logger = pino({ level: "silent" });
   const models = createEmbeddingModels();
   const retrieval = new RetrievalHandler({

@@ -29,7 +29,7 @@ import { Period, QuotaMetric } from "../gen/nexus/metering/v1/quota_pb.js";
 import { entriesFromCsv } from "../services/audit/audit-csv.js";
 import { AUDIT_TRAIL_CONSUMER } from "../services/audit/audit-consumer.js";
 import { ChainVerifier } from "../services/audit/domain/audit-entry.js";
-import type { Audit } from "../services/audit/server.js";
+import type { Audit } from "./metering-harness.js";
 import { createPgDatabase } from "../services/kernel/db/pg-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { errorReason } from "../services/kernel/errors.js";

@@ -21,7 +21,7 @@ import { connectNats } from "../services/kernel/events/nats-streams.js";
 import { eventOf } from "../services/kernel/events/protobuf-event.js";
 import { BILLING_WEBHOOK_CONSUMER, verifyWebhookSignature, WEBHOOK_HEADERS } from "../services/metering/billing-webhook.js";
 import { DEFAULT_METERING_SETTINGS } from "../services/metering/metering-settings.js";
-import type { Metering } from "../services/metering/server.js";
+import type { Metering } from "./metering-harness.js";
 import { contextFor, openMetering, platformPrincipal, tenantPrincipal, uniqueTenant, waitFor } from "./metering-harness.js";
 import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
 

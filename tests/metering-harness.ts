@@ -9,16 +9,21 @@ import { pino, type Logger } from "pino";
 import { AuditService } from "../gen/nexus/audit/v1/audit_service_pb.js";
 import { MeteringService } from "../gen/nexus/metering/v1/metering_service_pb.js";
 import { effectiveEntitlements, principalEntitlements } from "../services/kernel/authz/plans.js";
-import { createAudit, type Audit, type CreateAuditOptions } from "../services/audit/server.js";
-import { migrateAudit } from "../services/audit/migrations.js";
+import { createAuditParts } from "../services/audit/audit-parts.js";
+import { auditService } from "../services/audit/server.js";
 import { loadConfig } from "../services/kernel/config.js";
 import { principalKey, type PlanName, type PlatformPrincipal, type Principal, type TenantPrincipal } from "../services/kernel/context.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import type { EventBus } from "../services/kernel/events/ports.js";
-import { createMetering, type CreateMeteringOptions, type Metering } from "../services/metering/server.js";
-import { migrateMetering } from "../services/metering/migrations.js";
+import type { BackoffOptions } from "../services/kernel/events/ports.js";
+import { migrateService, mountService, type MountedService, type ServiceContext } from "../services/kernel/service/index.js";
+import type { MeteringApplication } from "../services/metering/metering-application.js";
+import type { MeteringHandler } from "../services/metering/metering-handler.js";
+import { createMeteringParts, type MeteringPartsOptions } from "../services/metering/metering-parts.js";
+import { meteringService } from "../services/metering/server.js";
+import type { AuditApplication } from "../services/audit/audit-application.js";
+import type { AuditHandler } from "../services/audit/audit-handler.js";
 import { createPeers } from "../services/runtime/peers.js";
-import type { ServiceDeps } from "../services/runtime/service-deps.js";
 
 /** A tenant member's principal with the plan's real entitlements. */
 export function tenantPrincipal(tenantId: string, plan: PlanName = "pro", role: TenantPrincipal["role"] = "admin"): TenantPrincipal {
@@ -88,28 +93,68 @@ export function testClock(start = new Date()): TestClock {
   return { now: () => new Date(t), advance: (ms) => void (t += ms), set: (d) => void (t = d.getTime()) };
 }
 
-/** Service deps for a module under test (no peers: remote lookups are off). */
-export function serviceDeps(db: Database, bus: EventBus, clock: () => Date = () => new Date()): ServiceDeps {
+/** Consumer settings of a module under test. */
+export interface ConsumerTestOptions {
+  /** Retry delays of the consumers (default the bus's: 1 s doubling to 5 min). */
+  backoff?: BackoffOptions;
+  /** Failed deliveries before the DLQ. Default NEXUS_MAX_DELIVER. */
+  maxDeliver?: number;
+}
+
+/** Metering under test: its mounted module and the application and handler inside. */
+export interface Metering {
+  module: MountedService;
+  app: MeteringApplication;
+  handler: MeteringHandler;
+}
+
+/** The audit trail under test. */
+export interface Audit {
+  module: MountedService;
+  app: AuditApplication;
+  handler: AuditHandler;
+}
+
+/** The service context of a module under test (no peers: remote lookups are off). */
+export function serviceContext(db: Database, bus: EventBus, clock: () => Date = () => new Date(), consumers: ConsumerTestOptions = {}): ServiceContext {
   const config = loadConfig({});
-  return { config, logger: testLogger(), db, bus, clock, peers: createPeers(config, [], () => undefined) };
+  return {
+    config,
+    logger: testLogger(),
+    db,
+    bus,
+    clock,
+    peers: createPeers(config, [], () => undefined),
+    roles: new Set(["metering"]),
+    consumerDefaults: consumers,
+  };
 }
 
-/** Migrates and builds metering like `nexus serve --service metering` does; waits for its consumers. */
-export async function openMetering(db: Database, bus: EventBus, clock?: () => Date, options: CreateMeteringOptions = {}): Promise<Metering> {
+/** Migrates and mounts metering like `nexus serve --service metering` does; waits for its consumers. */
+export async function openMetering(
+  db: Database,
+  bus: EventBus,
+  clock?: () => Date,
+  options: MeteringPartsOptions & ConsumerTestOptions = {},
+): Promise<Metering> {
   await bus.start();
-  await migrateMetering(db);
-  const metering = createMetering(serviceDeps(db, bus, clock), { directory: null, ...options });
-  await metering.consumers.started();
-  return metering;
+  await migrateService(meteringService, db);
+  const ctx = serviceContext(db, bus, clock, options);
+  const parts = createMeteringParts(ctx, { directory: null, ...options });
+  const module = mountService(meteringService, ctx, parts);
+  await module.started();
+  return { module, app: parts.app, handler: parts.handler };
 }
 
-/** Migrates and builds the audit module; waits for its consumer. */
-export async function openAudit(db: Database, bus: EventBus, options: CreateAuditOptions = {}): Promise<Audit> {
+/** Migrates and mounts the audit trail; waits for its consumer. */
+export async function openAudit(db: Database, bus: EventBus, options: ConsumerTestOptions = {}): Promise<Audit> {
   await bus.start();
-  await migrateAudit(db);
-  const audit = createAudit(serviceDeps(db, bus), options);
-  await audit.consumers.started();
-  return audit;
+  await migrateService(auditService, db);
+  const ctx = serviceContext(db, bus, undefined, options);
+  const parts = createAuditParts(ctx);
+  const module = mountService(auditService, ctx, parts);
+  await module.started();
+  return { module, app: parts.app, handler: parts.handler };
 }
 
 /** A tenant id no other suite uses. */

@@ -11,14 +11,14 @@ import { RunCompletedSchema } from "../gen/nexus/events/v1/agent_events_pb.js";
 import { CheckQuotaRequestSchema, GetUsageSummaryRequestSchema } from "../gen/nexus/metering/v1/metering_service_pb.js";
 import { Period } from "../gen/nexus/metering/v1/quota_pb.js";
 import { entriesFromCsv } from "../services/audit/audit-csv.js";
-import type { Audit } from "../services/audit/server.js";
+import type { Audit } from "./metering-harness.js";
 import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { appendToStream } from "../services/kernel/events/event-store.js";
 import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
 import type { EventBus } from "../services/kernel/events/ports.js";
 import { eventOf } from "../services/kernel/events/protobuf-event.js";
-import type { Metering } from "../services/metering/server.js";
+import type { Metering } from "./metering-harness.js";
 import { contextFor, openAudit, openMetering, tenantPrincipal, uniqueTenant, waitFor } from "./metering-harness.js";
 import { uniqueToken } from "./support/services.js";
 

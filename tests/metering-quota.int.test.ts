@@ -19,7 +19,7 @@ import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
 import type { EventBus } from "../services/kernel/events/ports.js";
 import { eventOf } from "../services/kernel/events/protobuf-event.js";
 import { DEFAULT_METERING_SETTINGS } from "../services/metering/metering-settings.js";
-import type { Metering } from "../services/metering/server.js";
+import type { Metering } from "./metering-harness.js";
 import { contextFor, openMetering, platformPrincipal, tenantPrincipal, testClock, uniqueTenant, waitFor } from "./metering-harness.js";
 import { createTestDatabase, describeWithPostgres, uniqueToken, type TestDatabase } from "./support/services.js";
 

@@ -25,7 +25,7 @@ import { eventOf } from "../services/kernel/events/protobuf-event.js";
 import { subjectOf } from "../services/kernel/events/topics.js";
 import { RUN_USAGE_CONSUMER } from "../services/metering/metering-consumers.js";
 import { DEFAULT_METERING_SETTINGS } from "../services/metering/metering-settings.js";
-import type { Metering } from "../services/metering/server.js";
+import type { Metering } from "./metering-harness.js";
 import { contextFor, openMetering, tenantPrincipal, uniqueTenant, waitFor } from "./metering-harness.js";
 import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
 

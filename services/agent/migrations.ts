@@ -1,4 +1,5 @@
-import { migrate, type Migration } from "../kernel/db/migrate.js";
+import type { SchemaMigrations } from "../kernel/service/index.js";
+import type { Migration } from "../kernel/db/migrate.js";
 import type { Database } from "../kernel/db/ports.js";
 
 /** Schema of the agent service: sessions and their messages. */
@@ -43,7 +44,5 @@ CREATE INDEX messages_by_session ON agent.messages (tenant_id, session_id, seq);
   },
 ];
 
-/** Applies the agent schema's migrations (forward-only, advisory-locked). */
-export async function migrateAgent(db: Database): Promise<void> {
-  await migrate(db, { schema: AGENT_SCHEMA, migrations: AGENT_MIGRATIONS });
-}
+/** The agent schema and its migrations (applied whenever the service runs). */
+export const agentMigrations: SchemaMigrations = { schema: AGENT_SCHEMA, migrations: AGENT_MIGRATIONS };

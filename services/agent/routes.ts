@@ -1,8 +1,8 @@
-import type { ConnectRouter } from "@connectrpc/connect";
 import { AgentService } from "../../gen/nexus/agent/v1/agent_service_pb.js";
+import { handle, type ApiHandler } from "../kernel/service/index.js";
 import type { AgentHandler } from "./agent-handler.js";
 
-/** Registers the agent's RPCs (every method of `nexus.agent.v1.AgentService`) on a router. */
-export function registerAgentRoutes(router: ConnectRouter, handler: AgentHandler): void {
-  router.service(AgentService, handler);
+/** nexus.agent.v1.AgentService (every method) served by its handler. */
+export function agentRoutes(handler: AgentHandler): ApiHandler {
+  return handle(AgentService, handler);
 }

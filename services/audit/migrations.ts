@@ -1,5 +1,6 @@
+import type { SchemaMigrations } from "../kernel/service/index.js";
 import type { Database } from "../kernel/db/ports.js";
-import { migrate, type Migration, type MigrateResult } from "../kernel/db/migrate.js";
+import type { Migration } from "../kernel/db/migrate.js";
 
 /** The audit log's schema. */
 export const AUDIT_SCHEMA = "audit";
@@ -73,7 +74,5 @@ CREATE TABLE audit.actors (
   },
 ];
 
-/** Applies the audit schema's migrations. */
-export function migrateAudit(db: Database): Promise<MigrateResult> {
-  return migrate(db, { schema: AUDIT_SCHEMA, migrations: AUDIT_MIGRATIONS });
-}
+/** The audit schema and its migrations (applied whenever the service runs). */
+export const auditMigrations: SchemaMigrations = { schema: AUDIT_SCHEMA, migrations: AUDIT_MIGRATIONS };

@@ -5,9 +5,10 @@ import type { EventBus } from "../kernel/events/ports.js";
 import type { Authenticator } from "../kernel/authz/authenticator.js";
 import { startMeshAuthz, type MeshAuthz } from "../kernel/authz/mesh-authz.js";
 import { createRemoteAuthenticator } from "../kernel/authz/remote-authenticator.js";
-import type { Peers } from "../runtime/peers.js";
+import type { Peers } from "../kernel/service/index.js";
 import { installConfiguredPlatformKey } from "./bootstrap.js";
-import { authSettingsOf, createAuthApplication } from "./server.js";
+import { authSettingsFromConfig } from "./auth-settings.js";
+import { createAuthApplication } from "./create-auth-application.js";
 
 /** Options of {@link startMeshSecurity}. */
 export interface MeshSecurityOptions {
@@ -31,7 +32,7 @@ export async function startMeshSecurity(options: MeshSecurityOptions): Promise<M
   const { config, db, logger } = options;
   let authenticator: Authenticator;
   if (options.hostsAuth) {
-    const app = createAuthApplication({ db, logger: logger.child({ component: "authn" }), clock: options.clock, settings: authSettingsOf(config) });
+    const app = createAuthApplication({ db, logger: logger.child({ component: "authn" }), clock: options.clock, settings: authSettingsFromConfig(config) });
     const installed = await installConfiguredPlatformKey(app, config);
     if (installed === "created") logger.info({ key_id: config.bootstrapKeyId }, "installed the configured bootstrap platform key");
     authenticator = { authenticate: (key, context) => app.authenticate(key, context) };

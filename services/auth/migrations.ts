@@ -1,5 +1,6 @@
+import type { SchemaMigrations } from "../kernel/service/index.js";
 import type { Database } from "../kernel/db/ports.js";
-import { migrate, type Migration, type MigrateResult } from "../kernel/db/migrate.js";
+import type { Migration } from "../kernel/db/migrate.js";
 import type { Logger } from "pino";
 
 /** The auth service's own schema. */
@@ -71,7 +72,5 @@ CREATE TABLE auth.installation (
   },
 ];
 
-/** Applies {@link AUTH_MIGRATIONS} (idempotent; safe with many replicas at once). */
-export function migrateAuth(db: Database, logger?: Logger): Promise<MigrateResult> {
-  return migrate(db, { schema: AUTH_SCHEMA, migrations: AUTH_MIGRATIONS, ...(logger ? { logger } : {}) });
-}
+/** The auth schema and its migrations (applied whenever the service runs). */
+export const authMigrations: SchemaMigrations = { schema: AUTH_SCHEMA, migrations: AUTH_MIGRATIONS };

@@ -1,8 +1,8 @@
-import type { ConnectRouter } from "@connectrpc/connect";
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
+import { handle, type ApiHandler } from "../kernel/service/index.js";
 import type { AuthServiceHandlers } from "./handlers.js";
 
-/** Registers nexus.auth.v1.AuthService on a router. */
-export function registerAuthRoutes(router: ConnectRouter, handlers: AuthServiceHandlers): void {
-  router.service(AuthService, handlers);
+/** nexus.auth.v1.AuthService served by its handlers. */
+export function authRoutes(handlers: AuthServiceHandlers): ApiHandler {
+  return handle(AuthService, handlers);
 }

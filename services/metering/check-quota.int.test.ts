@@ -13,7 +13,8 @@ import { migratePlatform } from "../kernel/events/platform-migrations.js";
 import { createPostgresMeteringStore } from "./adapters/postgres.js";
 import { MeteringApplication, tenantPlanOf, type CheckQuotaResult } from "./metering-application.js";
 import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
-import { migrateMetering } from "./migrations.js";
+import { migrateSchemas } from "../kernel/service/index.js";
+import { meteringMigrations } from "./migrations.js";
 
 const backends: Array<[name: string, describeOn: (name: string, suite: () => void) => void, open: () => Promise<{ db: Database; close(): Promise<void> }>]> = [
   [
@@ -52,7 +53,7 @@ for (const [name, describeOn, open] of backends) {
     beforeAll(async () => {
       handle = await open();
       await migratePlatform(handle.db);
-      await migrateMetering(handle.db);
+      await migrateSchemas(handle.db, [meteringMigrations]);
       app = new MeteringApplication({
         store: createPostgresMeteringStore(handle.db),
         settings: { ...DEFAULT_METERING_SETTINGS, reservationTtlMs: 60_000 },

@@ -1,5 +1,6 @@
+import type { SchemaMigrations } from "../kernel/service/index.js";
 import type { Database } from "../kernel/db/ports.js";
-import { migrate, type Migration, type MigrateResult } from "../kernel/db/migrate.js";
+import type { Migration } from "../kernel/db/migrate.js";
 
 /** The metering service's schema. */
 export const METERING_SCHEMA = "metering";
@@ -106,7 +107,5 @@ CREATE TABLE metering.soft_cap_notices (
   },
 ];
 
-/** Applies the metering schema's migrations (advisory-locked; safe with many replicas). */
-export function migrateMetering(db: Database): Promise<MigrateResult> {
-  return migrate(db, { schema: METERING_SCHEMA, migrations: METERING_MIGRATIONS });
-}
+/** The metering schema and its migrations (applied whenever the service runs). */
+export const meteringMigrations: SchemaMigrations = { schema: METERING_SCHEMA, migrations: METERING_MIGRATIONS };

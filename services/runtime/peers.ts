@@ -3,18 +3,10 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { NexusConfig, ServiceName } from "../kernel/config.js";
 import { ConfigError } from "../kernel/config.js";
 import { clientInterceptor } from "../kernel/interceptors/index.js";
+import type { Peers } from "../kernel/service/index.js";
 
-/**
- * How a service reaches the other services: real gRPC calls, to this very process when it
- * hosts the peer (`nexus dev`), else to NEXUS_<SVC>_URL (`nexus serve`, Kubernetes). Calls carry
- * trace context, a fresh request id and the current correlation id (kernel client interceptor).
- */
-export interface Peers {
-  /** Base URL of a peer service. Throws a ConfigError naming NEXUS_<SVC>_URL when unknown. */
-  url(service: ServiceName): string;
-  /** A gRPC transport to a peer service (created once, reused). */
-  transport(service: ServiceName): Transport;
-}
+export type { Peers };
+
 
 const URL_KEYS: Record<ServiceName, keyof NexusConfig> = {
   auth: "authUrl",

@@ -1,38 +1,19 @@
+import { agentService } from "../agent/server.js";
+import { auditService } from "../audit/server.js";
+import { authService } from "../auth/server.js";
 import type { ServiceName } from "../kernel/config.js";
-import type { Database } from "../kernel/db/ports.js";
-import type { ServiceModule } from "../kernel/server/service-module.js";
-import { build as buildAgent, migrateAgent } from "../agent/server.js";
-import { build as buildAudit, migrateAudit } from "../audit/server.js";
-import { build as buildAuth, migrateAuth } from "../auth/server.js";
-import { build as buildIngestion, migrate as migrateIngestion } from "../knowledge/ingestion/server.js";
-import { build as buildMetering, migrateMetering } from "../metering/server.js";
-import { build as buildRetrieval, migrate as migrateRetrieval } from "../knowledge/retrieval/server.js";
-import type { ServiceDeps } from "./service-deps.js";
-
-/** How the runtime builds and migrates one deployable service. */
-export interface ServiceEntry {
-  /** The modules this service mounts (metering also hosts the audit API). */
-  build(deps: ServiceDeps): ServiceModule[];
-  /** Applies the service's own schema migrations (forward-only, advisory-locked). */
-  migrate(db: Database): Promise<void>;
-}
-
-const noMigrations = async (): Promise<void> => {};
+import { hostedRoles, type ServiceDefinition } from "../kernel/service/index.js";
+import { knowledgeService } from "../knowledge/server.js";
+import { meteringService } from "../metering/server.js";
 
 /**
- * Every deployable service, by the name `nexus serve --service` and NEXUS_SERVICES use.
- * The audit API is served by the metering process, which consumes the same event stream.
+ * Every service of Nexus, in mount order. A process hosts the services one of whose roles it
+ * runs (`nexus serve --service <role>`, NEXUS_SERVICES; `nexus dev`: all): auth; metering with
+ * audit (audit is deployed in the metering role); knowledge as ingestion and/or retrieval; agent.
  */
-export const SERVICE_REGISTRY: Readonly<Record<ServiceName, ServiceEntry>> = {
-  auth: { build: (d) => [buildAuth(d)], migrate: async (db) => void (await migrateAuth(db)) },
-  metering: {
-    build: (d) => [buildMetering(d), buildAudit(d)],
-    migrate: async (db) => {
-      await migrateMetering(db);
-      await migrateAudit(db);
-    },
-  },
-  ingestion: { build: (d) => [buildIngestion(d)], migrate: migrateIngestion },
-  retrieval: { build: (d) => [buildRetrieval(d)], migrate: migrateRetrieval },
-  agent: { build: (d) => [buildAgent(d)], migrate: migrateAgent },
-};
+export const SERVICES: readonly ServiceDefinition[] = [authService, meteringService, auditService, knowledgeService, agentService];
+
+/** The services a process running `roles` hosts, in mount order. */
+export function servicesFor(roles: readonly ServiceName[]): ServiceDefinition[] {
+  return SERVICES.filter((s) => hostedRoles(s, roles).length > 0);
+}

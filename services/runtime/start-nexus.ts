@@ -13,7 +13,9 @@ import { startMeshSecurity } from "../auth/mesh-security.js";
 import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
 import { createBus } from "./create-bus.js";
 import { createPeers } from "./peers.js";
-import { SERVICE_REGISTRY } from "./service-registry.js";
+import { migratePlatform } from "../kernel/events/platform-migrations.js";
+import { migrateService, mountService } from "../kernel/service/index.js";
+import { servicesFor } from "./service-registry.js";
 
 /** Options of {@link startNexus}. */
 export interface StartNexusOptions {
@@ -74,9 +76,10 @@ export function databaseReadiness(db: Database | FollowingDatabase): () => Promi
   };
 }
 
-/** Applies the platform migrations (via the bus) and every listed service's own migrations. */
-export async function migrateServices(db: Database, services: readonly ServiceName[]): Promise<void> {
-  for (const name of services) await SERVICE_REGISTRY[name].migrate(db);
+/** Applies the platform migrations and the own migrations of every service the roles host. */
+export async function migrateServices(db: Database, roles: readonly ServiceName[]): Promise<void> {
+  await migratePlatform(db);
+  for (const service of servicesFor(roles)) await migrateService(service, db);
 }
 
 /**
@@ -111,8 +114,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     cleanups.push(["authz", () => authz.close()]);
     const freeze = createWriteFreeze({ flagFile: config.writeFreezeFile });
     cleanups.push(["write freeze", async () => freeze.close()]);
-    const modules = services.flatMap((name) =>
-      SERVICE_REGISTRY[name].build({ config, db, bus, clock, peers, logger: logger.child({ service: name }) }),
+    const roles = new Set(services);
+    const modules = servicesFor(services).map((service) =>
+      mountService(service, { config, db, bus, clock, peers, roles, logger: logger.child({ service: service.name }) }),
     );
     const server = createServer({
       services: modules,

@@ -2,7 +2,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { pino, type Logger } from "pino";
 import { Role } from "../../gen/nexus/auth/v1/api_key_pb.js";
 import { Plan, type Tenant } from "../../gen/nexus/auth/v1/tenant_pb.js";
-import { createAuthApplication, authSettingsOf } from "../../services/auth/server.js";
+import { authSettingsFromConfig } from "../../services/auth/auth-settings.js";
+import { createAuthApplication } from "../../services/auth/create-auth-application.js";
 import type { AuthApplication } from "../../services/auth/auth-application.js";
 import { createNexusClient, type NexusClient } from "../../services/client/create-nexus-client.js";
 import { loadConfig, type ServiceName } from "../../services/kernel/config.js";
@@ -72,7 +73,7 @@ export async function startAuthHarness(options: AuthHarnessOptions = {}): Promis
     ...options.env,
   });
   const nexus = await startNexus({ config, services: options.services ?? ["auth", "metering", "ingestion", "retrieval", "agent"], logger, clock: clock.now });
-  const app = createAuthApplication({ db: nexus.db, logger, clock: clock.now, settings: authSettingsOf(config) });
+  const app = createAuthApplication({ db: nexus.db, logger, clock: clock.now, settings: authSettingsFromConfig(config) });
   const platform = await app.issuePlatformKey("bootstrap", "test platform", undefined);
   const url = `http://127.0.0.1:${nexus.address.port}`;
   const client = (apiKey?: string) => createNexusClient({ baseUrl: url, protocol: "grpc", ...(apiKey ? { apiKey } : {}), timeoutMs: 15_000 });

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from "../../../tests/support/services.js";
 import { createPgDatabase } from "../../kernel/db/pg-database.js";
 import type { Database } from "../../kernel/db/ports.js";
-import { migrateAgent } from "../migrations.js";
+import { migrateSchemas } from "../../kernel/service/index.js";
+import { agentMigrations } from "../migrations.js";
 import type { TurnRecord } from "../ports.js";
 import type { MessageRecord } from "../sessions/session-records.js";
 import { createPostgresSessionRepository } from "./postgres-session-repository.js";
@@ -43,8 +44,8 @@ describeWithPostgres("postgres session repository", () => {
   beforeAll(async () => {
     testDb = await createTestDatabase("nexus_agent_sessions");
     db = await createPgDatabase({ url: testDb.url });
-    await migrateAgent(db);
-    await migrateAgent(db); // idempotent
+    await migrateSchemas(db, [agentMigrations]);
+    await migrateSchemas(db, [agentMigrations]); // idempotent
   });
   afterAll(async () => {
     await db?.close();

@@ -11,10 +11,12 @@ export const adminBootstrapCommand: Command = {
   usage: "nexus admin bootstrap [--force] [--name NAME] [--data-dir .nexus] [--json]   (DATABASE_URL, else the embedded database; stop nexus dev first)",
   async run(args) {
     // Loaded on use: `nexus help` and client commands start without the whole mesh.
-    const { authSettingsOf, createAuthApplication } = await import("../../auth/server.js");
+    const { authSettingsFromConfig } = await import("../../auth/auth-settings.js");
+    const { createAuthApplication } = await import("../../auth/create-auth-application.js");
     const { bootstrapPlatformKey } = await import("../../auth/bootstrap.js");
     const { generateApiKey } = await import("../../auth/domain/api-key-secret.js");
-    const { migrateAuth } = await import("../../auth/migrations.js");
+    const { authMigrations } = await import("../../auth/migrations.js");
+    const { migrateSchemas } = await import("../../kernel/service/index.js");
     const { migratePlatform } = await import("../../kernel/events/platform-migrations.js");
     const { openDatabase } = await import("../../runtime/start-nexus.js");
     const { values } = parseArgs({
@@ -27,8 +29,8 @@ export const adminBootstrapCommand: Command = {
     const db = await openDatabase(config);
     try {
       await migratePlatform(db, logger);
-      await migrateAuth(db, logger);
-      const app = createAuthApplication({ db, logger, clock: () => new Date(), settings: authSettingsOf(config) });
+      await migrateSchemas(db, [authMigrations], logger);
+      const app = createAuthApplication({ db, logger, clock: () => new Date(), settings: authSettingsFromConfig(config) });
       const issued = await bootstrapPlatformKey(app, { force: values.force === true, ...(values.name ? { name: values.name } : {}) });
       if (values.json) {
         console.log(JSON.stringify({ keyId: issued.key.id, name: issued.key.name, plaintextKey: issued.plaintext }, null, 2));
@@ -59,10 +61,12 @@ export const adminGenerateKeyCommand: Command = {
   usage: "nexus admin generate-key [--json]",
   async run(args) {
     // Loaded on use: `nexus help` and client commands start without the whole mesh.
-    const { authSettingsOf, createAuthApplication } = await import("../../auth/server.js");
+    const { authSettingsFromConfig } = await import("../../auth/auth-settings.js");
+    const { createAuthApplication } = await import("../../auth/create-auth-application.js");
     const { bootstrapPlatformKey } = await import("../../auth/bootstrap.js");
     const { generateApiKey } = await import("../../auth/domain/api-key-secret.js");
-    const { migrateAuth } = await import("../../auth/migrations.js");
+    const { authMigrations } = await import("../../auth/migrations.js");
+    const { migrateSchemas } = await import("../../kernel/service/index.js");
     const { migratePlatform } = await import("../../kernel/events/platform-migrations.js");
     const { openDatabase } = await import("../../runtime/start-nexus.js");
     const { values } = parseArgs({ args, options: { json: { type: "boolean" } }, strict: true });

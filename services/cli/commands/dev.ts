@@ -12,7 +12,8 @@ export const devCommand: Command = {
     const { installSignalHandlers } = await import("../../kernel/server/index.js");
     const { startNexus } = await import("../../runtime/start-nexus.js");
     const { bootstrapDevInstallation } = await import("../../auth/bootstrap.js");
-    const { authSettingsOf, createAuthApplication } = await import("../../auth/server.js");
+    const { authSettingsFromConfig } = await import("../../auth/auth-settings.js");
+    const { createAuthApplication } = await import("../../auth/create-auth-application.js");
     const { devBootstrapBanner } = await import("./admin.js");
     const { values } = parseArgs({
       args,
@@ -36,7 +37,7 @@ export const devCommand: Command = {
     const nexus = await startNexus({ config, services: SERVICE_NAMES });
     installSignalHandlers(nexus.server, nexus.logger);
     // First start of this data directory: a platform key and the demo tenant's owner key, printed once.
-    const auth = createAuthApplication({ db: nexus.db, logger: nexus.logger, clock: () => new Date(), settings: authSettingsOf(config) });
+    const auth = createAuthApplication({ db: nexus.db, logger: nexus.logger, clock: () => new Date(), settings: authSettingsFromConfig(config) });
     const firstStart = await bootstrapDevInstallation(auth);
     if (firstStart) {
       // The demo tenant gets a small corpus about Nexus itself, so `nexus ask` answers with citations at once.

@@ -1,6 +1,6 @@
-import { migrate, type Migration } from "../../kernel/db/migrate.js";
+import type { SchemaMigrations } from "../../kernel/service/index.js";
+import type { Migration } from "../../kernel/db/migrate.js";
 import type { Database } from "../../kernel/db/ports.js";
-import { migrateRetrieval } from "../retrieval/migrations.js";
 
 /** Schema of the ingestion service: documents and their original content. */
 export const INGESTION_SCHEMA = "ingestion";
@@ -56,11 +56,5 @@ CREATE TABLE ingestion.contents (
   },
 ];
 
-/**
- * Applies the ingestion schema, and the retrieval schema first: ingestion workers write the
- * chunk index (through retrieval's ChunkIndex), so a process hosting only ingestion needs it.
- */
-export async function migrateIngestion(db: Database): Promise<void> {
-  await migrateRetrieval(db);
-  await migrate(db, { schema: INGESTION_SCHEMA, migrations: INGESTION_MIGRATIONS });
-}
+/** The ingestion schema and its migrations (applied whenever the service runs). */
+export const ingestionMigrations: SchemaMigrations = { schema: INGESTION_SCHEMA, migrations: INGESTION_MIGRATIONS };

@@ -1,5 +1,6 @@
+import type { SchemaMigrations } from "../../kernel/service/index.js";
 import { advisoryKey } from "../../kernel/db/advisory-key.js";
-import { migrate, type Migration } from "../../kernel/db/migrate.js";
+import type { Migration } from "../../kernel/db/migrate.js";
 import type { Database, Queryable } from "../../kernel/db/ports.js";
 
 /** Schema of the retrieval service: corpora and the chunk index. */
@@ -94,14 +95,12 @@ CREATE INDEX chunks_hnsw_${DEFAULT_DIMENSIONS} ON retrieval.chunks
  * (migrations are applied by id, so the vector one slots in); its documents then need a
  * reindex to get vectors.
  */
-export function retrievalMigrations(db: Database): readonly Migration[] {
+export function retrievalMigrationsFor(db: Database): readonly Migration[] {
   return db.capabilities.vector ? [...BASE, ...VECTOR] : BASE;
 }
 
-/** Applies the retrieval schema (idempotent, advisory-locked). Ingestion runs it too: it writes chunks. */
-export async function migrateRetrieval(db: Database): Promise<void> {
-  await migrate(db, { schema: RETRIEVAL_SCHEMA, migrations: retrievalMigrations(db) });
-}
+/** The retrieval schema and its migrations (applied whenever the service runs). */
+export const retrievalMigrations: SchemaMigrations = { schema: RETRIEVAL_SCHEMA, migrations: retrievalMigrationsFor };
 
 /** True when the chunks table has the vector column (the database had pgvector at migration time). */
 export async function hasVectorColumn(db: Queryable): Promise<boolean> {

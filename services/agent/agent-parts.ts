@@ -1,0 +1,132 @@
+import { ConfigError } from "../kernel/config.js";
+import { type ServiceContext, type ServiceParts } from "../kernel/service/index.js";
+import { createGrpcCorpusSettings } from "./adapters/grpc-corpus-settings.js";
+import { createGrpcQuotaGate } from "./adapters/grpc-quota-gate.js";
+import { createGrpcRetriever } from "./adapters/grpc-retriever.js";
+import { createPostgresSessionRepository } from "./adapters/postgres-session-repository.js";
+import { AgentHandler } from "./agent-handler.js";
+import { agentSettingsFromConfig, type AgentSettings } from "./agent-settings.js";
+import { agentRoutes } from "./routes.js";
+import { createExtractiveProvider } from "./providers/extractive/extractive-provider.js";
+import { createOpenAiProvider } from "./providers/openai/openai-provider.js";
+import type { ModelProvider } from "./providers/ports.js";
+import { ProviderRegistry } from "./providers/provider-registry.js";
+import { CircuitBreaker } from "./resilience/circuit-breaker.js";
+import { ActiveRuns } from "./run/active-runs.js";
+import { Bulkhead } from "./run/bulkhead.js";
+import { RunCancellation } from "./run/run-cancellation.js";
+import { circuitStateValue, runMetrics } from "./telemetry/run-metrics.js";
+
+/** How long shutdown waits for runs that are still storing their outcome. */
+const SHUTDOWN_DRAIN_MS = 10_000;
+
+/** The model providers an installation offers, and those it knows but did not configure. */
+function modelProviders(settings: AgentSettings): { providers: ModelProvider[]; unconfigured: Map<string, string> } {
+  const providers: ModelProvider[] = [createExtractiveProvider()];
+  const unconfigured = new Map<string, string>();
+  if (settings.openai) {
+    providers.push(
+      createOpenAiProvider({
+        baseUrl: settings.openai.baseUrl,
+        defaultModel: settings.openai.model,
+        timeoutMs: settings.modelTimeoutMs,
+        ...(settings.openai.apiKey ? { apiKey: settings.openai.apiKey } : {}),
+      }),
+    );
+  } else {
+    unconfigured.set("openai", "set NEXUS_OPENAI_BASE_URL (and NEXUS_OPENAI_API_KEY if the server needs one)");
+  }
+  return { providers, unconfigured };
+}
+
+/**
+ * Assembles the agent: sessions in the `agent` schema, retrieval and metering over gRPC, model
+ * providers from the settings, one bulkhead, one breaker for retrieval and one per remote model
+ * provider, and the registry of active runs (CancelRun reaches runs of other replicas through
+ * the bus). Shutdown waits (bounded) until the runs still going have stored their outcome.
+ */
+export function createAgentParts(ctx: ServiceContext): ServiceParts {
+  const settings = agentSettingsFromConfig(ctx.config);
+  const { logger } = ctx;
+  const options = {
+    db: ctx.db,
+    bus: ctx.bus,
+    clock: ctx.clock,
+    transports: { retrieval: () => ctx.peers.transport("retrieval"), metering: () => ctx.peers.transport("metering") },
+  };
+  const metrics = runMetrics();
+  const { providers, unconfigured } = modelProviders(settings);
+  let registry: ProviderRegistry;
+  try {
+    registry = new ProviderRegistry(providers, settings.defaultProvider, unconfigured);
+  } catch (err) {
+    throw new ConfigError([{ variable: "NEXUS_AGENT_DEFAULT_PROVIDER", message: (err as Error).message }]);
+  }
+  const breaker = (dependency: string) => {
+    const b = new CircuitBreaker({
+      dependency,
+      failureThreshold: settings.breakerFailures,
+      resetTimeoutMs: settings.breakerResetMs,
+      onStateChange: (state) => {
+        metrics.circuitState.set({ dependency }, circuitStateValue(state));
+        logger.warn({ dependency, state }, `circuit breaker ${state}`);
+      },
+    });
+    metrics.circuitState.set({ dependency }, 0);
+    return b;
+  };
+  const retrievalBreaker = breaker("retrieval");
+  const modelBreakers = new Map<string, CircuitBreaker>();
+  const activeRuns = new ActiveRuns();
+  const running = new Set<Promise<void>>();
+  const cancellation = new RunCancellation({ db: options.db, activeRuns, clock: options.clock, logger, bus: options.bus });
+  const observing = cancellation.start().catch((err: unknown) => logger.error({ err }, "could not observe run cancel requests; CancelRun stays within each replica"));
+  const handler = new AgentHandler({
+    db: options.db,
+    sessions: createPostgresSessionRepository(),
+    retriever: createGrpcRetriever(options.transports.retrieval),
+    quota: createGrpcQuotaGate(options.transports.metering),
+    corpusSettings: createGrpcCorpusSettings(options.transports.retrieval),
+    providers: registry,
+    breakers: {
+      retrieval: retrievalBreaker,
+      model(provider) {
+        let b = modelBreakers.get(provider.name);
+        if (!b) {
+          b = breaker(`model:${provider.name}`);
+          modelBreakers.set(provider.name, b);
+        }
+        return b;
+      },
+    },
+    activeRuns,
+    metrics,
+    settings,
+    clock: options.clock,
+    logger,
+    bulkhead: new Bulkhead(settings.maxConcurrentRuns),
+    cancellation,
+    track(finished) {
+      running.add(finished);
+      void finished.finally(() => running.delete(finished));
+    },
+  });
+  return {
+    handlers: [agentRoutes(handler)],
+    async shutdown() {
+      await observing;
+      await cancellation.stop();
+      if (running.size === 0) return;
+      logger.info({ runs: running.size }, "waiting for runs to store their outcome");
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...running]),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, SHUTDOWN_DRAIN_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+    },
+  };
+}
+

@@ -1,0 +1,30 @@
+import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
+import { createPostgresAuditStore } from "./adapters/postgres.js";
+import { AuditApplication } from "./audit-application.js";
+import { AUDIT_TRAIL_CONSUMER, AUDIT_TRAIL_SUBJECT, auditTrailHandler } from "./audit-consumer.js";
+import { AuditHandler } from "./audit-handler.js";
+import { auditRoutes } from "./routes.js";
+
+/** The audit trail's parts, with the application and handler inside (tests call them directly). */
+export interface AuditParts extends ServiceParts {
+  app: AuditApplication;
+  handler: AuditHandler;
+}
+
+/** Assembles the audit trail: store, application, handler and its durable consumer. */
+export function createAuditParts(ctx: ServiceContext): AuditParts {
+  const store = createPostgresAuditStore(ctx.db);
+  const app = new AuditApplication({
+    store,
+    extraRedactKeys: ctx.config.auditExtraRedactKeys ?? [],
+    clock: ctx.clock,
+    logger: ctx.logger,
+  });
+  const handler = new AuditHandler(app);
+  return {
+    app,
+    handler,
+    handlers: [auditRoutes(handler)],
+    consumers: [{ name: AUDIT_TRAIL_CONSUMER, subject: AUDIT_TRAIL_SUBJECT, handler: auditTrailHandler(app, store) }],
+  };
+}
