@@ -8,7 +8,7 @@ export const ERROR_DOMAIN = "nexus.dev";
 
 /**
  * Every machine-readable reason Nexus returns, with its gRPC code. Reasons keep the
- * predecessors' codes (seeds) so clients can branch on them; the code is what generic gRPC
+ * machine codes earlier deployments returned, so clients can branch on them; the code is what generic gRPC
  * tooling sees. Add a reason here before using it — `domainError` accepts only these.
  */
 export const REASONS = {

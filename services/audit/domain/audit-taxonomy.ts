@@ -2,8 +2,8 @@ import type { ActorKind, AuditOutcome, JsonObject } from "./audit-entry.js";
 import type { JsonValue } from "./redaction.js";
 
 /**
- * The audit taxonomy: which domain events become audit entries, under which type (the seeds'
- * names: auth.*, rbac.forbidden, documents.*, corpora.*, run.invoked, quota.*,
+ * The audit taxonomy: which domain events become audit entries, under which type (the
+ * names earlier Nexus deployments used: auth.*, rbac.forbidden, documents.*, corpora.*, run.invoked, quota.*,
  * billing.usage_recorded), with what action, resource, outcome and details. Events not listed
  * here are not audited. Details are taken from the event's canonical protobuf JSON and are
  * redacted afterwards by the caller.

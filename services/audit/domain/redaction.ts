@@ -13,7 +13,7 @@
 /** The marker stored instead of a sensitive value. */
 export const REDACTED = "[REDACTED]";
 
-/** The key names the seeds' redaction policy names (nexusrag-platform-readme.md). */
+/** The key names always redacted (the redaction policy clients of earlier deployments rely on). */
 export const SENSITIVE_KEYS: readonly string[] = ["api_key", "authorization", "token", "secret", "password", "text", "content"];
 
 /** A JSON value as stored in the audit log. */

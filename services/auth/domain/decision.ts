@@ -3,7 +3,7 @@ import type { Reason } from "../../kernel/errors.js";
 /**
  * What a decider answers: the events a command produces (none when it changes nothing, which
  * is how idempotent commands succeed twice), or a rejection the caller turns into an error.
- * Expected refusals are values, not exceptions (STYLE.md).
+ * Expected refusals are values, not exceptions: callers branch on `kind`.
  */
 export type Decision<E> =
   | { kind: "accepted"; events: E[] }

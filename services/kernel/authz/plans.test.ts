@@ -4,7 +4,7 @@ import { effectiveEntitlements, FEATURE_KEYS, PLANS, principalEntitlements } fro
 const enabled = (plan: "free" | "pro" | "enterprise") =>
   effectiveEntitlements(plan).features.filter((f) => f.enabled).map((f) => f.key);
 
-describe("plans (seeds: Plans & Entitlements, REQ-007)", () => {
+describe("plans and entitlements", () => {
   it("follows the plan matrix", () => {
     expect(enabled("free")).toEqual(["feature.retrieval.local_pgvector"]);
     expect(enabled("pro")).toEqual([

@@ -3,9 +3,9 @@ import type { PlanName, PrincipalEntitlements } from "../context.js";
 /**
  * The plan catalog: which features each plan enables and how many runs it includes.
  *
- * Feature keys and the plan matrix keep the predecessor's names (seeds,
- * nexusrag-platform-readme.md "Plans & Entitlements"); run allowances follow REQ-007
- * (free 100 runs a month, pro 5,000, enterprise unlimited).
+ * Feature keys and the plan matrix keep the names earlier deployments used, so existing
+ * clients' feature checks keep working; run allowances: free 100 runs a month, pro 5,000,
+ * enterprise unlimited (docs/security.md, "Plans and entitlements").
  */
 
 /** Every feature the installation knows, sorted by key. */

@@ -5,7 +5,7 @@ export const PROVIDERS = ["local_pgvector", "aws_bedrock_kb", "gcp_vertex"] as c
 /** One of {@link PROVIDERS}. */
 export type Provider = (typeof PROVIDERS)[number];
 
-/** The plan feature each provider needs (seeds: "Plans & Entitlements"). */
+/** The plan feature each provider needs (see the plan catalog in services/kernel/authz/plans.ts). */
 export const PROVIDER_FEATURES: Readonly<Record<Provider, string>> = {
   local_pgvector: "feature.retrieval.local_pgvector",
   aws_bedrock_kb: "feature.retrieval.aws_bedrock_kb",

@@ -112,7 +112,7 @@ export const TenantSchema: GenMessage<Tenant> = /*@__PURE__*/
 /**
  * The features and allowances a tenant may use right now.
  *
- * Feature keys keep the predecessor's names (seeds, "Plans & Entitlements"):
+ * Feature keys keep the names earlier deployments used:
  * feature.retrieval.local_pgvector, feature.retrieval.aws_bedrock_kb,
  * feature.retrieval.gcp_vertex, feature.tts, feature.ops_admin_access, feature.audit_access,
  * feature.corpora_patch_provider_config, feature.billing_webhook_test,
