@@ -13,5 +13,8 @@ export default defineConfig({
     // schema/stream names, so files may run in parallel, but keep the pool small on 2 cores.
     maxWorkers: 2,
     globalSetup: ["tests/support/global-setup.ts"],
+    // Rate limits are on by default for users; suites that exercise them turn them on. The
+    // rest call far faster than a person would, so they run without (child processes inherit).
+    env: { NEXUS_RATE_LIMIT_ENABLED: "false" },
   },
 });

@@ -180,6 +180,8 @@ export async function benchAgent(options: AgentBenchOptions = {}): Promise<Agent
     DATABASE_URL: database?.url ?? "",
     NEXUS_LEXICAL_ONLY: database ? "true" : "false",
     NATS_URL: "",
+    // The benchmark measures the platform's overhead, not the default per-key allowance.
+    NEXUS_RATE_LIMIT_ENABLED: "false",
   });
   const nexus = await startNexus({ config, services: SERVICE_NAMES });
   try {

@@ -1,5 +1,6 @@
 import { benchAgent } from "./agent.js";
 import { benchIngestion } from "./ingestion.js";
+import { benchRateLimits } from "./rate-limits.js";
 import { benchSearch } from "./search.js";
 
 /**
@@ -11,6 +12,7 @@ const BENCHES: ReadonlyArray<[name: string, run: () => Promise<unknown>]> = [
   ["ingestion", () => benchIngestion()],
   ["search", () => benchSearch()],
   ["agent", () => benchAgent()],
+  ["rate-limits", () => benchRateLimits()],
 ];
 
 const only = process.argv.slice(2);

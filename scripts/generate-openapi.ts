@@ -42,6 +42,7 @@ import { NEXUS_SERVICES } from "../services/kernel/authz/all-services.js";
 import { describePermission } from "../services/kernel/authz/permission-docs.js";
 import { permissionOf, procedureOf } from "../services/kernel/authz/permissions.js";
 import { ERROR_DOMAIN, REASONS } from "../services/kernel/errors.js";
+import { isReadOnlyMethod } from "../services/kernel/interceptors/write-freeze.js";
 import { VALIDATE_PROTO_PATH, printProtoFile, writeValidateProto } from "./write-validate-proto.js";
 
 /** Where the document is written, relative to the repository root. */
@@ -883,7 +884,17 @@ function errorResponses(): JsonObject {
     });
     out[String(status)] = {
       description: `${HTTP_STATUS_TEXT[status] ?? "Error"}: a Connect error with code ${codes.map((c) => `\`${c}\``).join(" or ")}.\n\n${lines.join("\n")}`,
-      headers: { "x-request-id": { $ref: "#/components/headers/RequestId" } },
+      headers: {
+        "x-request-id": { $ref: "#/components/headers/RequestId" },
+        ...(status === 429
+          ? {
+              "retry-after": { description: "With `RATE_LIMITED`: seconds until the refusing bucket holds a token (RetryInfo has the exact delay).", schema: { type: "string" } },
+              "x-ratelimit-scope": { description: "With `RATE_LIMITED`: the bucket that refused, `api_key` or `tenant`.", schema: { type: "string", enum: ["api_key", "tenant"] } },
+              "x-ratelimit-route-class": { description: "With `RATE_LIMITED`: the route class, `run`, `mutation`, `read` or `ops`.", schema: { type: "string" } },
+              "x-ratelimit-retry-after-ms": { description: "With `RATE_LIMITED`: the wait in milliseconds.", schema: { type: "string" } },
+            }
+          : {}),
+      },
       content: {
         "application/json": {
           schema: { $ref: `${SCHEMA_REF}connect.Error`, properties: { code: { enum: codes } } },
@@ -918,6 +929,11 @@ function envelopeSchema(builder: SchemaBuilder, desc: DescMessage, many: boolean
   return schema;
 }
 
+/** Whether an RPC takes an idempotency key: every unary RPC that changes state. */
+function idempotent(method: DescMethod): boolean {
+  return method.methodKind === "unary" && !isReadOnlyMethod(method.name);
+}
+
 function operation(builder: SchemaBuilder, examples: ExampleBuilder, comments: ProtoComments, service: DescService, method: DescMethod): JsonObject {
   const procedure = procedureOf(service.typeName, method.name);
   const permission = permissionOf(procedure);
@@ -933,7 +949,13 @@ function operation(builder: SchemaBuilder, examples: ExampleBuilder, comments: P
     tags: [service.typeName],
     summary: firstSentence(comment) ?? method.name,
     description: joinText(comment, streamNote, who),
-    parameters: ["ConnectProtocolVersion", "ConnectTimeoutMs", "RequestId", "CorrelationId"].map((p) => ({ $ref: `#/components/parameters/${p}` })),
+    parameters: [
+      "ConnectProtocolVersion",
+      "ConnectTimeoutMs",
+      "RequestId",
+      "CorrelationId",
+      ...(idempotent(method) ? ["IdempotencyKey"] : []),
+    ].map((p) => ({ $ref: `#/components/parameters/${p}` })),
   };
   if (permission?.class === "public") op.security = [];
   if (permission !== undefined) {
@@ -956,7 +978,10 @@ function operation(builder: SchemaBuilder, examples: ExampleBuilder, comments: P
     op.responses = {
       "200": {
         description: `OK: a \`${method.output.typeName}\`.`,
-        headers: { "x-request-id": { $ref: "#/components/headers/RequestId" } },
+        headers: {
+          "x-request-id": { $ref: "#/components/headers/RequestId" },
+          ...(idempotent(method) ? { "idempotency-replayed": { $ref: "#/components/headers/IdempotencyReplayed" } } : {}),
+        },
         content: { "application/json": { schema: builder.messageRef(method.output) } },
       },
       ...errors,
@@ -1055,6 +1080,13 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
           description: "Your id for this request (logged and echoed back); the server makes one up when absent.",
           schema: { type: "string", maxLength: 128 },
         },
+        IdempotencyKey: {
+          name: "idempotency-key",
+          in: "header",
+          description:
+            "1–128 printable ASCII characters naming this request, so a retry is answered once: within 24 h, the same key (per tenant, API key and method) with the same request gets the stored answer (header `idempotency-replayed: true`); with a different request, 409 `already_exists` IDEMPOTENCY_KEY_CONFLICT; while the first call still runs, the duplicate waits for it, then 409 `aborted` IDEMPOTENCY_IN_PROGRESS. Failed calls store nothing.",
+          schema: { type: "string", minLength: 1, maxLength: 128, pattern: "^[\\x20-\\x7e]+$" },
+        },
         CorrelationId: {
           name: "x-correlation-id",
           in: "header",
@@ -1064,6 +1096,10 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
       },
       headers: {
         RequestId: { description: "The request's id: the one sent in `x-request-id`, or the one the server made up.", schema: { type: "string" } },
+        IdempotencyReplayed: {
+          description: "`true` when the answer is the stored answer of an earlier call with the same `idempotency-key` (the call did not run again).",
+          schema: { type: "string", const: "true" },
+        },
       },
       securitySchemes: {
         [SECURITY_SCHEME]: {

@@ -16,7 +16,7 @@ describe("README stays true to the code", () => {
   it("links every file in docs/", () => {
     const files = readdirSync("docs", { recursive: true, withFileTypes: true })
       .filter((e) => e.isFile() && /\.(md|json)$/.test(e.name))
-      .map((e) => `${e.parentPath ?? e.path}/${e.name}`.replace(/\\/g, "/"));
+      .map((e) => `${e.parentPath}/${e.name}`.replace(/\\/g, "/"));
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) expect(readme, `README should link ${f}`).toContain(`](${f})`);
   });

@@ -7,6 +7,7 @@ import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { retryInterceptor, type RetryPolicy } from "./retry.js";
 
 /** Options of {@link createNexusClient}. */
 export interface NexusClientOptions {
@@ -27,6 +28,13 @@ export interface NexusClientOptions {
   headers?: Record<string, string>;
   /** Default timeout per call in milliseconds (none by default; streams run until done). */
   timeoutMs?: number;
+  /**
+   * Retries of unary calls the server refused before doing work (RATE_LIMITED, SERVICE_BUSY,
+   * WRITE_FROZEN…), waiting as its RetryInfo asks; reads and calls with an idempotency key are
+   * also retried after UNAVAILABLE. Off by default (a refusal reaches the caller at once);
+   * `retry: {}` retries up to 4 attempts. The `nexus` CLI turns it on.
+   */
+  retry?: RetryPolicy;
 }
 
 /** Typed clients for every Nexus service, sharing one transport. */
@@ -62,7 +70,8 @@ export function createNexusClient(options: NexusClientOptions = {}): NexusClient
     for (const [k, v] of Object.entries(staticHeaders)) if (!req.header.has(k)) req.header.set(k, v);
     return next(req);
   };
-  const interceptors = [attach, ...(options.interceptors ?? [])];
+  const retry = options.retry ? [retryInterceptor(options.retry)] : [];
+  const interceptors = [...retry, attach, ...(options.interceptors ?? [])];
   const common = { baseUrl, interceptors, defaultTimeoutMs: options.timeoutMs };
   const transport =
     options.protocol === "grpc"

@@ -10,6 +10,8 @@
  * so this comment does not repeat it.
  */
 
+import { DEFAULT_RATE_LIMITS_SPEC, parseRateLimits } from "./limits/rate-limits.js";
+
 /** Thrown by {@link loadConfig} when one or more variables hold a bad value. */
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -410,6 +412,45 @@ const VARIABLES = {
     default: "10000",
     description: "Most authentication answers cached per process (least recently used dropped first).",
     parse: integer(1, 10_000_000),
+  }),
+  rateLimitEnabled: variable({
+    name: "NEXUS_RATE_LIMIT_ENABLED",
+    default: "true",
+    description:
+      "Token-bucket rate limits per API key and per tenant by route class (run, mutation, read, ops); refusals are RESOURCE_EXHAUSTED RATE_LIMITED with RetryInfo and retry-after (HTTP 429).",
+    parse: boolean,
+  }),
+  rateLimits: variable({
+    name: "NEXUS_RATE_LIMITS",
+    default: DEFAULT_RATE_LIMITS_SPEC,
+    description:
+      "Limits as class=keyRate/keyBurst:tenantRate/tenantBurst (requests per second / burst), comma-separated; classes not named keep their defaults. Shared by replicas through PostgreSQL, in-process on PGlite.",
+    parse: (raw) => {
+      try {
+        return parseRateLimits(raw);
+      } catch (err) {
+        throw new InvalidValue(`class=keyRate/keyBurst:tenantRate/tenantBurst entries (${(err as Error).message})`);
+      }
+    },
+  }),
+  rateLimitFailMode: variable({
+    name: "NEXUS_RATE_LIMIT_FAIL_MODE",
+    default: "open",
+    description:
+      "When the shared buckets cannot be reached: open (let calls through, header x-ratelimit-status: degraded) or closed (UNAVAILABLE RATE_LIMIT_UNAVAILABLE).",
+    parse: oneOf(["open", "closed"] as const),
+  }),
+  idempotencyTtlSeconds: variable({
+    name: "NEXUS_IDEMPOTENCY_TTL_SECONDS",
+    default: "86400",
+    description: "How long the answer to a call with an idempotency-key header is kept for replays.",
+    parse: integer(60, 30 * 86_400),
+  }),
+  idempotencyWaitMs: variable({
+    name: "NEXUS_IDEMPOTENCY_WAIT_MS",
+    default: "10000",
+    description: "How long a duplicate of a call still running waits for its answer before ABORTED IDEMPOTENCY_IN_PROGRESS.",
+    parse: integer(0, 600_000),
   }),
   apiKeyRotationGraceSeconds: variable({
     name: "NEXUS_API_KEY_ROTATION_GRACE_SECONDS",

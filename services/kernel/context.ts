@@ -72,6 +72,15 @@ export const requestMetaKey = createContextKey<RequestMeta | undefined>(undefine
   description: "nexus request meta",
 });
 
+/**
+ * Connect context value: the call's own response headers and trailers (set by the server's
+ * request gate), for an interceptor that answers without calling the handler (an idempotent
+ * replay) and must keep what the protocol already put there (content type, grpc-status).
+ */
+export const responseMetadataKey = createContextKey<{ header: Headers; trailer: Headers } | undefined>(undefined, {
+  description: "nexus response metadata",
+});
+
 /** Connect context value: the authenticated principal (set by the authentication gate). */
 export const principalKey = createContextKey<Principal | undefined>(undefined, {
   description: "nexus principal",

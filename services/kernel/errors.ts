@@ -36,10 +36,14 @@ export const REASONS = {
   DOCUMENT_BUSY: Code.FailedPrecondition,
   REINDEX_REQUIRED: Code.FailedPrecondition,
   CONCURRENCY_CONFLICT: Code.Aborted,
-  IDEMPOTENCY_KEY_CONFLICT: Code.Aborted,
+  IDEMPOTENCY_KEY_CONFLICT: Code.AlreadyExists,
+  IDEMPOTENCY_IN_PROGRESS: Code.Aborted,
+  INVALID_IDEMPOTENCY_KEY: Code.InvalidArgument,
+  IDEMPOTENCY_NOT_SUPPORTED: Code.InvalidArgument,
   // limits and availability
   QUOTA_EXCEEDED: Code.ResourceExhausted,
   RATE_LIMITED: Code.ResourceExhausted,
+  RATE_LIMIT_UNAVAILABLE: Code.Unavailable,
   SERVICE_BUSY: Code.Unavailable,
   SERVICE_DRAINING: Code.Unavailable,
   WRITE_FROZEN: Code.Unavailable,
@@ -60,6 +64,8 @@ export interface DomainErrorOptions {
   retryAfterMs?: number;
   /** The underlying error; logged by the server, never sent to the client. */
   cause?: unknown;
+  /** Response headers (trailers in gRPC) sent with the error, e.g. `retry-after`. */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -89,7 +95,8 @@ export function domainError(
       },
     });
   }
-  return new ConnectError(message, REASONS[reason], undefined, details, options.cause);
+  const headers = options.headers ? new Headers(options.headers) : undefined;
+  return new ConnectError(message, REASONS[reason], headers, details, options.cause);
 }
 
 /** The ErrorInfo reason carried by an error (ours or a peer's), if any. */

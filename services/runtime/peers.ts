@@ -3,6 +3,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { NexusConfig, ServiceName } from "../kernel/config.js";
 import { ConfigError } from "../kernel/config.js";
 import { clientInterceptor } from "../kernel/interceptors/index.js";
+import { meshTokenInterceptor } from "../kernel/limits/mesh-token.js";
 import type { Peers } from "../kernel/service/index.js";
 
 export type { Peers };
@@ -20,7 +21,13 @@ const URL_KEYS: Record<ServiceName, keyof NexusConfig> = {
  * Builds the peer resolver of a process. `selfUrl()` is read lazily, at the first call, because
  * the process's own address is known only once it listens.
  */
-export function createPeers(config: NexusConfig, hosted: readonly ServiceName[], selfUrl: () => string | undefined): Peers {
+export function createPeers(
+  config: NexusConfig,
+  hosted: readonly ServiceName[],
+  selfUrl: () => string | undefined,
+  options: { meshToken?: string } = {},
+): Peers {
+  const interceptors = [clientInterceptor(), ...(options.meshToken ? [meshTokenInterceptor(options.meshToken)] : [])];
   const transports = new Map<string, Transport>();
   const url = (service: ServiceName): string => {
     const configured = config[URL_KEYS[service]] as string | undefined;
@@ -38,7 +45,7 @@ export function createPeers(config: NexusConfig, hosted: readonly ServiceName[],
       const base = url(service);
       let t = transports.get(base);
       if (!t) {
-        t = createGrpcTransport({ baseUrl: base, interceptors: [clientInterceptor()] });
+        t = createGrpcTransport({ baseUrl: base, interceptors });
         transports.set(base, t);
       }
       return t;

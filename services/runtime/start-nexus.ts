@@ -14,7 +14,12 @@ import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
 import { createBus } from "./create-bus.js";
 import { createPeers } from "./peers.js";
 import { migratePlatform } from "../kernel/events/platform-migrations.js";
-import { migrateService, mountService } from "../kernel/service/index.js";
+import { migrateSchemas, migrateService, mountService } from "../kernel/service/index.js";
+import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
+import { createIdempotency } from "../kernel/limits/idempotency.js";
+import { limitsMigrations } from "../kernel/limits/migrations.js";
+import { loadMeshToken } from "../kernel/limits/mesh-token.js";
+import { createRateLimitInterceptor } from "../kernel/limits/rate-limit-interceptor.js";
 import { servicesFor } from "./service-registry.js";
 
 /** Options of {@link startNexus}. */
@@ -79,6 +84,7 @@ export function databaseReadiness(db: Database | FollowingDatabase): () => Promi
 /** Applies the platform migrations and the own migrations of every service the roles host. */
 export async function migrateServices(db: Database, roles: readonly ServiceName[]): Promise<void> {
   await migratePlatform(db);
+  await migrateSchemas(db, [limitsMigrations]);
   for (const service of servicesFor(roles)) await migrateService(service, db);
 }
 
@@ -108,12 +114,21 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     await migrateServices(db, services);
 
     let bound: BoundAddress | undefined;
-    const peers = createPeers(config, services, () => bound && loopbackUrl(bound));
+    const meshToken = await loadMeshToken(db);
+    const peers = createPeers(config, services, () => bound && loopbackUrl(bound), { meshToken });
     // Every RPC of every service passes the authentication gate and the permission table.
     const authz = await startMeshSecurity({ config, db, bus, clock, logger, peers, hostsAuth: services.includes("auth") });
     cleanups.push(["authz", () => authz.close()]);
     const freeze = createWriteFreeze({ flagFile: config.writeFreezeFile });
     cleanups.push(["write freeze", async () => freeze.close()]);
+    // Rate limits: shared by replicas through PostgreSQL; in-process on PGlite (one process).
+    const buckets = db.dialect === "postgres" ? createPostgresBucketStore(db) : createMemoryBucketStore();
+    cleanups.push(["rate limiter", async () => buckets.close()]);
+    const rateLimit = config.rateLimitEnabled
+      ? [createRateLimitInterceptor({ store: buckets, limits: config.rateLimits, failMode: config.rateLimitFailMode, logger, meshToken })]
+      : [];
+    const idempotency = createIdempotency({ db, logger, ttlMs: config.idempotencyTtlSeconds * 1000, waitMs: config.idempotencyWaitMs });
+    cleanups.push(["idempotency", async () => idempotency.close()]);
     const roles = new Set(services);
     const modules = servicesFor(services).map((service) =>
       mountService(service, { config, db, bus, clock, peers, roles, logger: logger.child({ service: service.name }) }),
@@ -122,8 +137,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       services: modules,
       logger,
       authenticate: authz.authenticate,
-      // After authentication and the permission table: only a caller allowed to write learns of a freeze.
-      interceptors: [...authz.interceptors, freeze.interceptor],
+      // auth (gate) → permission table → write freeze (only a caller allowed to write learns of
+      // it) → rate limit (a refused call does no work and consumes no quota) → idempotency.
+      interceptors: [...authz.interceptors, freeze.interceptor, ...rateLimit, idempotency.interceptor],
       ...serverOptionsFromConfig(config),
       readinessChecks: {
         database: databaseReadiness(db),

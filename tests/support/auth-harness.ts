@@ -70,6 +70,7 @@ export async function startAuthHarness(options: AuthHarnessOptions = {}): Promis
     OTEL_SDK_DISABLED: "true",
     // Native PostgreSQL here has no pgvector; search falls back to full-text ranking.
     NEXUS_LEXICAL_ONLY: "true",
+    NEXUS_RATE_LIMIT_ENABLED: "false",
     ...options.env,
   });
   const nexus = await startNexus({ config, services: options.services ?? ["auth", "metering", "ingestion", "retrieval", "agent"], logger, clock: clock.now });

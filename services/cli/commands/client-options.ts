@@ -14,11 +14,15 @@ export const CLIENT_OPTIONS = {
   json: { type: "boolean" },
 } as const;
 
+/** How the CLI retries refusals that did no work (RATE_LIMITED, SERVICE_BUSY…). */
+export const CLI_RETRY = { maxAttempts: 5, maxDelayMs: 10_000 } as const;
+
 /** A client for NEXUS_URL (or `--url`) with NEXUS_API_KEY; refuses to run without a key. */
 export function clientFrom(values: { url?: string | undefined }): NexusClient {
   const apiKey = process.env.NEXUS_API_KEY;
   if (!apiKey) throw new UsageError("NEXUS_API_KEY is not set: export the API key to use (nexus dev prints one on its first start)");
-  return createNexusClient({ ...(values.url ? { baseUrl: values.url } : {}), apiKey });
+  // Calls refused before any work (rate limits, a busy replica) are retried as the server asks.
+  return createNexusClient({ ...(values.url ? { baseUrl: values.url } : {}), apiKey, retry: CLI_RETRY });
 }
 
 /** Prints a message as protobuf JSON. */

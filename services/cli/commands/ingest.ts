@@ -7,10 +7,11 @@ import { ConnectError } from "@connectrpc/connect";
 import { DocumentStatus, type Document } from "../../../gen/nexus/ingestion/v1/document_pb.js";
 import { UploadDocumentRequestSchema, type UploadDocumentRequest } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import type { NexusClient } from "../../client/create-nexus-client.js";
+import { withRetry } from "../../client/retry.js";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { describeError } from "../output.js";
-import { CLIENT_OPTIONS, clientFrom } from "./client-options.js";
+import { CLI_RETRY, CLIENT_OPTIONS, clientFrom } from "./client-options.js";
 import { integerOption, jsonObjectOption } from "./corpora.js";
 import { statusLabel, waitForDocument } from "./docs.js";
 
@@ -184,7 +185,9 @@ export const ingestCommand: Command = {
         row.state = "uploading";
         board.render();
         const bytes = await readFile(row.file);
-        const res = await client.ingestion.uploadDocument(
+        // A client stream cannot be replayed by the SDK: a refusal before any work (rate limit)
+        // re-sends the whole upload here.
+        const res = await withRetry(() => client.ingestion.uploadDocument(
           uploadStream(
             {
               case: "header",
@@ -203,7 +206,7 @@ export const ingestCommand: Command = {
             } as UploadDocumentRequest["part"] & { case: "header" },
             bytes,
           ),
-        );
+        ), CLI_RETRY);
         apply(row, res.document!);
         if (res.unchanged) {
           row.note = `unchanged (same content already ingested as ${row.id})${row.final && !row.ok ? `; it failed before: ${row.note} — pass --overwrite to retry` : ""}`;

@@ -16,7 +16,7 @@ import { Health } from "../../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1alpha } from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { NexusConfig } from "../config.js";
-import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope } from "../context.js";
+import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope, responseMetadataKey } from "../context.js";
 import { normalizeError } from "../interceptors/error-normalizing.js";
 import { logRpc, requestLogger } from "../interceptors/logging.js";
 import { ensureRequestMeta, requestMetaFromHeaders } from "../interceptors/request-id.js";
@@ -214,6 +214,7 @@ export function createServer(options: ServerOptions): NexusServer {
   const requestGate = async (ctx: HandlerContext) => {
     const meta = ensureRequestMeta(ctx.values, ctx.requestHeader);
     ctx.responseHeader.set(REQUEST_ID_HEADER, meta.requestId);
+    ctx.values.set(responseMetadataKey, { header: ctx.responseHeader, trailer: ctx.responseTrailer });
     if (authenticate === undefined || publicServices.has(ctx.service.typeName)) return;
     const startedAt = performance.now();
     try {
