@@ -22,7 +22,10 @@ import type { Bulkhead } from "./run/bulkhead.js";
 import type { RunCancellation } from "./run/run-cancellation.js";
 import { RunExecution, type RunDependencies } from "./run/run-execution.js";
 import { messageMessage, sessionMessage } from "./session-messages.js";
-import { decodeSessionToken, encodeSessionToken } from "./session-page-token.js";
+import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
+
+/** ListSessions page tokens: the last session's (updated_at, id), bound to the corpus_id filter. */
+const sessionPageTokens = pageTokens(keysetPosition("updatedAt", "sessionId"));
 
 /** Messages GetSession returns when the request says 0. */
 export const DEFAULT_MESSAGE_LIMIT = 100;
@@ -121,7 +124,7 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
 
   async listSessions(request: ListSessionsRequest, ctx: HandlerContext) {
     const principal = tenantOf(ctx);
-    const after = decodeSessionToken(request.pageToken, request.corpusId);
+    const after = sessionPageTokens.decode(request.pageToken, request.corpusId);
     const limit = request.pageSize || DEFAULT_PAGE_SIZE;
     const rows = await this.deps.sessions.list(this.deps.db, principal.tenantId, {
       ...(request.corpusId ? { corpusId: request.corpusId } : {}),
@@ -132,7 +135,7 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
     const last = page.at(-1);
     return create(ListSessionsResponseSchema, {
       sessions: page.map(sessionMessage),
-      nextPageToken: rows.length > limit && last ? encodeSessionToken({ updatedAt: last.updatedAt, sessionId: last.sessionId }, request.corpusId) : "",
+      nextPageToken: rows.length > limit && last ? sessionPageTokens.encode({ updatedAt: last.updatedAt, sessionId: last.sessionId }, request.corpusId) : "",
     });
   }
 
