@@ -36,7 +36,7 @@ import { metadataToJson } from "../../kernel/events/event-metadata.js";
 import type { DeadLetterStore } from "../../kernel/events/ports.js";
 import { counterPosition, pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
-import { platformPrincipal, tenantPrincipal } from "../retrieval/tenant-scope.js";
+import { platformPrincipal, tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
 import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, type ChunkingSettings } from "./chunking/chunker.js";
 import { decide, evolve, type DocumentCommand, type DocumentEvent, type DocumentState, type DocumentStatusName } from "./document.js";
 import { documentEventToNew, documentMessage, documentStreamId, statusName } from "./document-events.js";

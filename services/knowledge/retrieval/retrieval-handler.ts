@@ -34,7 +34,7 @@ import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import type { CorpusRepository, SearchIndex, SearchRanking } from "./ports.js";
 import { MAX_TOP_K, normalizeProviderConfig, PATCH_PROVIDER_CONFIG_FEATURE, PROVIDER_FEATURES, type ProviderConfig } from "./provider-config.js";
 import type { TenantPrincipal } from "../../kernel/context.js";
-import { tenantPrincipal } from "./tenant-scope.js";
+import { tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
 
 /** ListCorpora page tokens: the last corpus row's sequence. */
 const corpusPageTokens = pageTokens(sequencePosition);
