@@ -70,7 +70,9 @@ describe("page tokens", () => {
       expect(err.rawMessage).toMatch(/not a token this API issued/);
     }
     for (const p of [-1, 1.5, "3", Number.MAX_SAFE_INTEGER + 1]) expectInvalidCursor(() => audit.decode(raw({ v: 1, p, q: good.q }), "q"));
-    for (const p of [[Number.NaN, "s"], ["x", "s"], [0], [0, 1], [8.64e15 + 1, "s"]]) expectInvalidCursor(() => sessions.decode(raw({ v: 1, p, q: good.q }), "q"));
+    for (const p of [[Number.NaN, "s"], ["x", "s"], [0], [0, 1], [8.64e15 + 1, "s"]]) {
+      expectInvalidCursor(() => sessions.decode(raw({ v: 1, p, q: good.q }), "q"));
+    }
   });
 
   it("a token of one list API does not decode as another's position", () => {

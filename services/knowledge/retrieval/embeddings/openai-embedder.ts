@@ -151,7 +151,8 @@ export function createOpenAiEmbedder(options: OpenAiEmbedderOptions): Embedder {
     try {
       permit = breaker.acquire();
     } catch (err) {
-      throw new EmbeddingError(`embeddings server ${url} is failing; circuit open for another ${Math.ceil(breaker.retryInMs() / 1000)} s`, true, { cause: err });
+      const left = Math.ceil(breaker.retryInMs() / 1000);
+      throw new EmbeddingError(`embeddings server ${url} is failing; circuit open for another ${left} s`, true, { cause: err });
     }
     try {
       const vectors = await attempt(batch, signal);
