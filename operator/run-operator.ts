@@ -18,6 +18,7 @@ import { ResourceClient } from "./kube/resource-client.js";
 import { createNexusApi } from "./nexus/nexus-api.js";
 import { createQuotaReconciler } from "./quota/quota-reconcile.js";
 import { createTenantReconciler } from "./tenant/tenant-reconcile.js";
+import { backoffDelayMs } from "../services/kernel/resilience/backoff.js";
 
 /** A running operator. */
 export interface RunningOperator {
@@ -120,16 +121,16 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
   let starting: Promise<void> = Promise.resolve();
   /** Starts the controllers while this replica leads, retrying with backoff (e.g. the API server is down). */
   const startWithRetry = async () => {
-    let delay = 1000;
+    let failures = 0;
     while (!stopping && (!elector || elector.isLeader)) {
       try {
         await startControllers();
         return;
       } catch (err) {
+        const delay = backoffDelayMs(++failures, { initialMs: 1000, maxMs: 30_000 });
         logger.error({ err: describeKubeError(err), retryInMs: delay }, "starting the controllers failed");
         await stopControllers();
         await new Promise((r) => setTimeout(r, delay).unref());
-        delay = Math.min(delay * 2, 30_000);
       }
     }
   };

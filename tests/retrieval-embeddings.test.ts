@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { CircuitBreaker } from "../services/knowledge/retrieval/embeddings/circuit-breaker.js";
+import { CircuitBreaker } from "../services/kernel/resilience/index.js";
 import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
 import { createHashEmbedder, hashEmbedding } from "../services/knowledge/retrieval/embeddings/hash-embedder.js";
 import { createOpenAiEmbedder } from "../services/knowledge/retrieval/embeddings/openai-embedder.js";
@@ -106,7 +106,7 @@ describe("OpenAI-compatible embeddings against a STAND-IN server on 127.0.0.1", 
 
   it("opens the circuit after repeated failures, fails fast while open, and closes after a good trial", async () => {
     let now = 0;
-    const breaker = new CircuitBreaker({ failureThreshold: 3, cooldownMs: 10_000, now: () => now });
+    const breaker = new CircuitBreaker({ dependency: "embeddings", failureThreshold: 3, resetTimeoutMs: 10_000, now: () => now });
     const embedder = createOpenAiEmbedder({ baseUrl: standIn.baseUrl, model: "m", dimensions: 8, maxRetries: 0, breaker });
     standIn.behaviour = { failWith: 503 };
     for (let i = 0; i < 3; i++) await embeddingError(embedder.embed(["x"]));

@@ -6,6 +6,7 @@ import type { ResourceClient } from "../kube/resource-client.js";
 import { operatorMetrics } from "./metrics.js";
 import { keyOf, parseKey, type Reconciler } from "./reconcile-result.js";
 import { WorkQueue, type WorkQueueOptions } from "./work-queue.js";
+import { backoffDelayMs } from "../../services/kernel/resilience/backoff.js";
 
 /** The parts of an object a reconcile acts on; a change elsewhere (status) does not queue it. */
 function fingerprint(obj: KubernetesObject): string {
@@ -48,7 +49,7 @@ export class Controller<T extends NexusResource<unknown, CommonStatus>> {
   private workers: Promise<void>[] = [];
   private resyncTimer: NodeJS.Timeout | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
-  private restartDelayMs = 1000;
+  private watchFailures = 0;
   private stopped = false;
   private readonly seen = new Map<string, string>();
   private readonly log: Logger;
@@ -93,14 +94,14 @@ export class Controller<T extends NexusResource<unknown, CommonStatus>> {
       this.queue.add(keyOf(obj));
     });
     informer.on("connect", () => {
-      this.restartDelayMs = 1000;
+      this.watchFailures = 0;
     });
     informer.on("error", (err: unknown) => {
       if (this.stopped) return;
-      this.log.warn({ err: describeKubeError(err), retryInMs: this.restartDelayMs }, "watch failed; restarting");
-      this.restartTimer = setTimeout(() => void this.restartInformer(), this.restartDelayMs);
+      const delay = backoffDelayMs(++this.watchFailures, { initialMs: 1000, maxMs: 30_000 });
+      this.log.warn({ err: describeKubeError(err), retryInMs: delay }, "watch failed; restarting");
+      this.restartTimer = setTimeout(() => void this.restartInformer(), delay);
       this.restartTimer.unref();
-      this.restartDelayMs = Math.min(this.restartDelayMs * 2, 30_000);
     });
     for (let i = 0; i < (this.options.workers ?? 2); i += 1) this.workers.push(this.work());
     await informer.start();

@@ -1,3 +1,5 @@
+import { backoffDelayMs } from "../../services/kernel/resilience/backoff.js";
+
 /** Options of {@link WorkQueue}. */
 export interface WorkQueueOptions {
   /** First retry delay after a failure (doubles per consecutive failure). Default 1000 ms. */
@@ -75,7 +77,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const n = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, n);
-    const delay = Math.min(this.baseDelayMs * 2 ** (n - 1), this.maxDelayMs);
+    const delay = backoffDelayMs(n, { initialMs: this.baseDelayMs, maxMs: this.maxDelayMs });
     this.addAfter(key, delay);
     return delay;
   }

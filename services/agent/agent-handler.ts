@@ -13,8 +13,8 @@ import {
   type RunRequest,
   type RunResponse,
 } from "../../gen/nexus/agent/v1/agent_service_pb.js";
-import { principalOf } from "../kernel/authz/tenant-scope.js";
-import { requestMetaKey, type TenantPrincipal } from "../kernel/context.js";
+import { tenantPrincipal } from "../kernel/authz/tenant-scope.js";
+import { requestMetaKey } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import { foregroundWork } from "../kernel/events/foreground.js";
 import { newRequestId } from "../kernel/interceptors/request-id.js";
@@ -22,7 +22,12 @@ import type { Bulkhead } from "./run/bulkhead.js";
 import type { RunCancellation } from "./run/run-cancellation.js";
 import { RunExecution, type RunDependencies } from "./run/run-execution.js";
 import { messageMessage, sessionMessage } from "./session-messages.js";
-import { decodeSessionToken, encodeSessionToken } from "./session-page-token.js";
+import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
+
+/** Sessions and runs are tenant content: what a platform key is told. */
+const PLATFORM_KEY_REFUSAL = "platform keys cannot run agents or read sessions; use a key of the tenant";
+/** ListSessions page tokens: the last session's (updated_at, id), bound to the corpus_id filter. */
+const sessionPageTokens = pageTokens(keysetPosition("updatedAt", "sessionId"));
 
 /** Messages GetSession returns when the request says 0. */
 export const DEFAULT_MESSAGE_LIMIT = 100;
@@ -39,18 +44,6 @@ export interface AgentHandlerDependencies extends RunDependencies {
 }
 
 /**
- * The tenant principal of an agent call. Sessions and runs are tenant content: a platform
- * key is refused with PERMISSION_DENIED RBAC_FORBIDDEN (the permission table agrees).
- */
-export function tenantOf(ctx: Pick<HandlerContext, "values">): TenantPrincipal {
-  const principal = principalOf(ctx);
-  if (principal.kind !== "tenant") {
-    throw domainError("RBAC_FORBIDDEN", "platform keys cannot run agents or read sessions; use a key of the tenant", { principal_kind: principal.kind });
-  }
-  return principal;
-}
-
-/**
  * `nexus.agent.v1.AgentService`: Run (see RunExecution), CancelRun (any replica's runs, see
  * RunCancellation), and the tenant's sessions. Every call acts for the caller's tenant only.
  */
@@ -58,7 +51,7 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
   constructor(private readonly deps: AgentHandlerDependencies) {}
 
   async *run(request: RunRequest, ctx: HandlerContext): AsyncGenerator<RunResponse> {
-    const principal = tenantOf(ctx);
+    const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
     const requestId = ctx.values.get(requestMetaKey)?.requestId ?? newRequestId();
     let release: () => void;
     try {
@@ -106,12 +99,12 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
   }
 
   async cancelRun(request: CancelRunRequest, ctx: HandlerContext) {
-    const principal = tenantOf(ctx);
+    const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
     return create(CancelRunResponseSchema, { cancelled: await this.deps.cancellation.cancel(principal, request.requestId) });
   }
 
   async getSession(request: GetSessionRequest, ctx: HandlerContext) {
-    const principal = tenantOf(ctx);
+    const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
     const { db, sessions } = this.deps;
     const session = await sessions.get(db, principal.tenantId, request.sessionId);
     if (session === undefined) throw domainError("NOT_FOUND", `session ${request.sessionId} not found`, { session_id: request.sessionId });
@@ -120,8 +113,8 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
   }
 
   async listSessions(request: ListSessionsRequest, ctx: HandlerContext) {
-    const principal = tenantOf(ctx);
-    const after = decodeSessionToken(request.pageToken, request.corpusId);
+    const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
+    const after = sessionPageTokens.decode(request.pageToken, request.corpusId);
     const limit = request.pageSize || DEFAULT_PAGE_SIZE;
     const rows = await this.deps.sessions.list(this.deps.db, principal.tenantId, {
       ...(request.corpusId ? { corpusId: request.corpusId } : {}),
@@ -132,12 +125,12 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
     const last = page.at(-1);
     return create(ListSessionsResponseSchema, {
       sessions: page.map(sessionMessage),
-      nextPageToken: rows.length > limit && last ? encodeSessionToken({ updatedAt: last.updatedAt, sessionId: last.sessionId }, request.corpusId) : "",
+      nextPageToken: rows.length > limit && last ? sessionPageTokens.encode({ updatedAt: last.updatedAt, sessionId: last.sessionId }, request.corpusId) : "",
     });
   }
 
   async deleteSession(request: DeleteSessionRequest, ctx: HandlerContext) {
-    const principal = tenantOf(ctx);
+    const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
     const deleted = await this.deps.db.transaction((tx) => this.deps.sessions.delete(tx, principal.tenantId, request.sessionId));
     if (!deleted) throw domainError("NOT_FOUND", `session ${request.sessionId} not found`, { session_id: request.sessionId });
     return create(DeleteSessionResponseSchema, {});

@@ -11,7 +11,7 @@ import { createExtractiveProvider } from "./providers/extractive/extractive-prov
 import { createOpenAiProvider } from "./providers/openai/openai-provider.js";
 import type { ModelProvider } from "./providers/ports.js";
 import { ProviderRegistry } from "./providers/provider-registry.js";
-import { CircuitBreaker } from "./resilience/circuit-breaker.js";
+import { CircuitBreaker } from "../kernel/resilience/index.js";
 import { ActiveRuns } from "./run/active-runs.js";
 import { Bulkhead } from "./run/bulkhead.js";
 import { RunCancellation } from "./run/run-cancellation.js";

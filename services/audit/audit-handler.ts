@@ -17,8 +17,11 @@ import type { Principal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import type { AuditApplication } from "./audit-application.js";
 import { csvHeader, csvRow } from "./audit-csv.js";
-import { decodeAuditPageToken, encodeAuditPageToken } from "./page-token.js";
+import { counterPosition, pageTokens } from "../kernel/paging/index.js";
 import { entryToMessage, queryBinding, queryOf } from "./proto-mapping.js";
+
+/** ListAuditEvents page tokens: the last sequence returned, bound to the chain and filter. */
+const auditPageTokens = pageTokens(counterPosition);
 
 /** The entitlement tenants need to read their trail (pro and enterprise plans). */
 export const AUDIT_FEATURE = "feature.audit_access";
@@ -57,11 +60,11 @@ export class AuditHandler implements ServiceImpl<typeof AuditService> {
     const tenantId = auditChainOf(principalOf(ctx), req.tenantId);
     const q = queryOf(tenantId, req.filter);
     const binding = queryBinding(q);
-    const before = decodeAuditPageToken(req.pageToken, binding);
+    const before = auditPageTokens.decode(req.pageToken, binding);
     const page = await this.app.list(q, before, req.pageSize === 0 ? DEFAULT_PAGE_SIZE : req.pageSize);
     return create(ListAuditEventsResponseSchema, {
       events: page.entries.map(entryToMessage),
-      nextPageToken: page.next === undefined ? "" : encodeAuditPageToken(page.next, binding),
+      nextPageToken: page.next === undefined ? "" : auditPageTokens.encode(page.next, binding),
     });
   }
 

@@ -25,8 +25,11 @@ import type { Decision } from "./domain/decision.js";
 import { mayGrantRole, mayManageKey, maySeeKey } from "./domain/key-policy.js";
 import type { EntitlementOverrides } from "../kernel/authz/plans.js";
 import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
 import type { AuthStore, AuthTransaction } from "./ports.js";
+
+/** Page tokens of ListTenants and ListApiKeys: the last row's (created_at, id), bound to the filters. */
+const listTokens = pageTokens(keysetPosition("createdAt", "id"));
 
 /** Options of {@link AuthApplication}. */
 export interface AuthApplicationOptions {
@@ -122,7 +125,7 @@ export class AuthApplication {
   /** Lists tenants, oldest first (platform principals). */
   async listTenants(input: { status?: Tenant["status"]; plan?: PlanName; pageSize: number; pageToken: string }): Promise<Page<Tenant>> {
     const filters = { status: input.status ?? null, plan: input.plan ?? null };
-    const after = decodePageToken(input.pageToken, filters);
+    const after = listTokens.decode(input.pageToken, filters);
     const pageSize = input.pageSize || PAGE_DEFAULT;
     const rows = await this.store.listTenants({
       ...(input.status ? { status: input.status } : {}),
@@ -132,7 +135,7 @@ export class AuthApplication {
     });
     const items = rows.slice(0, pageSize);
     const last = items[items.length - 1];
-    return { items, nextPageToken: rows.length > pageSize && last ? encodePageToken({ createdAt: last.createdAt, id: last.id }, filters) : "" };
+    return { items, nextPageToken: rows.length > pageSize && last ? listTokens.encode({ createdAt: last.createdAt, id: last.id }, filters) : "" };
   }
 
   /** Suspends a tenant: its keys stop working at once across the mesh. Idempotent. */
@@ -262,7 +265,7 @@ export class AuthApplication {
     }
     const statuses = [...new Set(input.statuses)].sort();
     const filters = { tenantId: tenantId ?? null, platform: input.platformKeys, statuses };
-    const before = decodePageToken(input.pageToken, filters);
+    const before = listTokens.decode(input.pageToken, filters);
     const pageSize = input.pageSize || PAGE_DEFAULT;
     const rows = await this.store.listApiKeys({
       kind: input.platformKeys ? "platform" : "tenant",
@@ -275,7 +278,7 @@ export class AuthApplication {
     });
     const items = rows.slice(0, pageSize);
     const last = items[items.length - 1];
-    return { items, nextPageToken: rows.length > pageSize && last ? encodePageToken({ createdAt: last.createdAt, id: last.id }, filters) : "" };
+    return { items, nextPageToken: rows.length > pageSize && last ? listTokens.encode({ createdAt: last.createdAt, id: last.id }, filters) : "" };
   }
 
   /** Reads one key; another tenant's key (or a platform key, for tenant principals) is NOT_FOUND. */

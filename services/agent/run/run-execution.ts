@@ -25,7 +25,7 @@ import type { NewEvent } from "../../kernel/events/ports.js";
 import type { CorpusModelSettings, CorpusSettingsSource, PeerCall, QuotaAdmission, QuotaGate, Retriever, SessionRepository } from "../ports.js";
 import type { GenerationChunk, HistoryMessage, ModelProvider, ModelUsage, Passage } from "../providers/ports.js";
 import type { ModelSelection, ProviderRegistry } from "../providers/provider-registry.js";
-import type { CircuitBreaker } from "../resilience/circuit-breaker.js";
+import type { CircuitBreaker } from "../../kernel/resilience/index.js";
 import { boundedHistory, type HistoryBounds } from "../sessions/bounded-history.js";
 import { sessionTitle, type MessageRecord, type StoredCitation } from "../sessions/session-records.js";
 import { GEN_AI, GEN_AI_OPERATION } from "../telemetry/gen-ai-attributes.js";

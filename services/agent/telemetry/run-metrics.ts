@@ -1,5 +1,5 @@
 import { counter, gauge, histogram } from "../../kernel/metrics.js";
-import type { CircuitState } from "../resilience/circuit-breaker.js";
+import type { CircuitState } from "../../kernel/resilience/index.js";
 
 /** Buckets for time to first token and run duration (seconds): 5 ms to 2 minutes. */
 const RUN_BUCKETS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];

@@ -1,5 +1,5 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { principalKey, type Principal } from "../context.js";
+import { principalKey, type PlatformPrincipal, type Principal, type TenantPrincipal } from "../context.js";
 import { domainError } from "../errors.js";
 import { authorizationRefusal } from "./refusal.js";
 
@@ -11,6 +11,33 @@ import { authorizationRefusal } from "./refusal.js";
 export function principalOf(ctx: Pick<HandlerContext, "values">): Principal {
   const principal = ctx.values.get(principalKey);
   if (principal === undefined) throw domainError("AUTH_UNAUTHORIZED", "this call needs an API key");
+  return principal;
+}
+
+/**
+ * The tenant principal of a call on tenant content (corpora, documents, search, sessions,
+ * runs). Such requests carry no tenant id: the tenant is the authenticated key's. No
+ * principal → UNAUTHENTICATED; a platform key → PERMISSION_DENIED RBAC_FORBIDDEN (platform
+ * keys administer the installation, they do not read customers' content; the permission
+ * table agrees, this is the handler's own check). `refusal` words the message for the call.
+ */
+export function tenantPrincipal(
+  ctx: Pick<HandlerContext, "values">,
+  refusal = "platform keys cannot act on tenant data; use a key of the tenant",
+): TenantPrincipal {
+  const principal = principalOf(ctx);
+  if (principal.kind !== "tenant") throw domainError("RBAC_FORBIDDEN", refusal, { principal_kind: principal.kind });
+  return principal;
+}
+
+/**
+ * The platform principal of an installation-wide call (dead letters, quotas); a tenant key
+ * → PERMISSION_DENIED RBAC_FORBIDDEN, no principal → UNAUTHENTICATED. `refusal` words the
+ * message for the call.
+ */
+export function platformPrincipal(ctx: Pick<HandlerContext, "values">, refusal = "only platform keys may use this call"): PlatformPrincipal {
+  const principal = principalOf(ctx);
+  if (principal.kind !== "platform") throw domainError("RBAC_FORBIDDEN", refusal, { principal_kind: principal.kind });
   return principal;
 }
 

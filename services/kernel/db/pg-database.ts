@@ -1,6 +1,7 @@
 import pg from "pg";
 import type { Logger } from "pino";
 import type { Database, NotificationListener, QueryResult, Queryable, Tx } from "./ports.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** Options of {@link createPgDatabase}. */
 export interface PgDatabaseOptions {
@@ -123,7 +124,7 @@ class PgListener {
 
   private scheduleReconnect(): void {
     if (this.closed || this.retryTimer || this.channels.size === 0) return;
-    const delay = Math.min(30_000, 500 * 2 ** this.failures++);
+    const delay = backoffDelayMs(++this.failures, { initialMs: 500, maxMs: 30_000 });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.connect().then(

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { ConsumerOptions, EventBus, Subscription } from "./ports.js";
 import type { ReadinessResult } from "../server/service-module.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** A module's durable consumers, started in the background with its lifecycle hooks. */
 export interface BackgroundConsumers {
@@ -12,9 +13,8 @@ export interface BackgroundConsumers {
   stop(): Promise<void>;
 }
 
-/** First retry delay after a failed subscribe; doubles up to 30 s. */
-const RETRY_INITIAL_MS = 500;
-const RETRY_MAX_MS = 30_000;
+/** Retry delays after a failed subscribe: 500 ms, doubling up to 30 s. */
+const SUBSCRIBE_BACKOFF = { initialMs: 500, maxMs: 30_000 };
 
 /**
  * Subscribes `consumers` on `bus` without blocking the module's build (which is synchronous):
@@ -28,7 +28,7 @@ export function startBackgroundConsumers(bus: EventBus, logger: Logger, consumer
   let resolveAll: () => void = () => {};
   const all = new Promise<void>((resolve) => (resolveAll = resolve));
 
-  const subscribeOne = async (options: ConsumerOptions, delay: number): Promise<void> => {
+  const subscribeOne = async (options: ConsumerOptions, attempt: number): Promise<void> => {
     if (stopped) return;
     try {
       const sub = await bus.subscribe(options);
@@ -39,16 +39,17 @@ export function startBackgroundConsumers(bus: EventBus, logger: Logger, consumer
       subscriptions.set(options.name, sub);
       if (subscriptions.size === consumers.length) resolveAll();
     } catch (err) {
+      const delay = backoffDelayMs(attempt, SUBSCRIBE_BACKOFF);
       logger.warn({ err, consumer: options.name, retry_in_ms: delay }, "could not start consumer; retrying");
       await new Promise<void>((resolve) => {
         timer = setTimeout(resolve, delay);
         timer.unref();
       });
-      await subscribeOne(options, Math.min(delay * 2, RETRY_MAX_MS));
+      await subscribeOne(options, attempt + 1);
     }
   };
   if (consumers.length === 0) resolveAll();
-  for (const c of consumers) void subscribeOne(c, RETRY_INITIAL_MS);
+  for (const c of consumers) void subscribeOne(c, 1);
 
   return {
     async readiness() {

@@ -1,3 +1,4 @@
+import { backoffDelayMs } from "../resilience/backoff.js";
 import type { BackoffOptions } from "./ports.js";
 
 /** First retry delay after a failed delivery. */
@@ -6,14 +7,11 @@ export const DEFAULT_BACKOFF_INITIAL_MS = 1_000;
 export const DEFAULT_BACKOFF_MAX_MS = 300_000;
 
 /**
- * Delay before redelivering a message whose `deliveryCount`-th delivery failed:
- * `min(initialMs × 2^(deliveryCount-1), maxMs)` — 1 s, 2 s, 4 s … 5 min by default.
+ * Delay before redelivering a message whose `deliveryCount`-th delivery failed: the kernel's
+ * one backoff ({@link backoffDelayMs}) with the buses' defaults — 1 s, 2 s, 4 s … 5 min.
  * On NATS it is passed to `nak(delay)`: a bare `nak()` ignores the consumer's BackOff and
  * redelivers at once (nats-server#5856).
  */
 export function retryDelayMs(deliveryCount: number, options: BackoffOptions = {}): number {
-  const initial = options.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS;
-  const max = options.maxMs ?? DEFAULT_BACKOFF_MAX_MS;
-  const exponent = Math.max(0, Math.min(deliveryCount - 1, 40));
-  return Math.min(initial * 2 ** exponent, max);
+  return backoffDelayMs(deliveryCount, { initialMs: options.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS, maxMs: options.maxMs ?? DEFAULT_BACKOFF_MAX_MS });
 }

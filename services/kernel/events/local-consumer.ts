@@ -16,6 +16,7 @@ import type { ConsumerOptions, ConsumerStatus, DeliveredEvent, RecordedEvent, Su
 import { deliverOnce } from "./processed-events.js";
 import { assertConsumerName, subjectOf, topicPattern } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** What a local consumer needs from its bus. */
 export interface LocalConsumerContext {
@@ -263,7 +264,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
         dropLease();
         failures += 1;
         logger.warn({ err, failures }, "local consumer round failed; retrying");
-        await signal.wait(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)));
+        await signal.wait(backoffDelayMs(failures + 1, { initialMs: 250, maxMs: 30_000 }));
       }
     }
   }

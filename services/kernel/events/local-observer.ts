@@ -5,6 +5,7 @@ import { yieldToIo } from "./foreground.js";
 import type { Observation, ObservedEvent, ObserveOptions, RecordedEvent } from "./ports.js";
 import { subjectOf, topicMatcher } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** What a local observer needs from its bus. */
 export interface LocalObserverContext {
@@ -81,7 +82,7 @@ export async function createLocalObserver(ctx: LocalObserverContext, options: Ob
         failures += 1;
         setLive(false);
         logger.warn({ err, failures }, "observer poll failed; retrying");
-        await signal.wait(Math.min(10_000, 100 * 2 ** Math.min(failures, 7)));
+        await signal.wait(backoffDelayMs(failures + 1, { initialMs: 100, maxMs: 10_000 }));
       }
     }
   }

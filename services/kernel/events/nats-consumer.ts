@@ -25,6 +25,7 @@ import { deliverOnce } from "./processed-events.js";
 import { Semaphore } from "./semaphore.js";
 import { assertConsumerName, subjectOf, topicPattern } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** What a NATS consumer needs from its bus. */
 export interface NatsConsumerContext {
@@ -248,7 +249,7 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
         logger.warn({ err, failures }, "consumer pull loop failed; restarting");
       }
       messages = undefined;
-      if (running) await signal.wait(Math.min(30_000, 500 * 2 ** Math.min(failures, 6)));
+      if (running) await signal.wait(backoffDelayMs(failures + 1, { initialMs: 500, maxMs: 30_000 }));
     }
   }
 

@@ -16,6 +16,7 @@ import { EVENTS_CHANNEL } from "./platform-migrations.js";
 import type { RecordedEvent } from "./ports.js";
 import { DEFAULT_SUBJECT_PREFIX, subjectOf } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** Options of {@link createOutboxRelay}. */
 export interface OutboxRelayOptions {
@@ -210,7 +211,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       } catch (err) {
         state.failures += 1;
         state.lastError = (err as Error).message;
-        const delay = Math.min(retryMax, retryInitial * 2 ** Math.min(state.failures - 1, 20));
+        const delay = backoffDelayMs(state.failures, { initialMs: retryInitial, maxMs: retryMax });
         logger.warn({ err, failures: state.failures, retryInMs: delay }, "relay round failed; retrying");
         await signal.wait(delay);
       }

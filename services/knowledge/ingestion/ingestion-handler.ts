@@ -34,9 +34,9 @@ import { domainError } from "../../kernel/errors.js";
 import { appendToStream } from "../../kernel/events/event-store.js";
 import { metadataToJson } from "../../kernel/events/event-metadata.js";
 import type { DeadLetterStore } from "../../kernel/events/ports.js";
-import { decodePageToken, decodeSeqToken, encodePageToken } from "../retrieval/page-token.js";
+import { counterPosition, pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
-import { platformPrincipal, tenantPrincipal } from "../retrieval/tenant-scope.js";
+import { platformPrincipal, tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
 import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, type ChunkingSettings } from "./chunking/chunker.js";
 import { decide, evolve, type DocumentCommand, type DocumentEvent, type DocumentState, type DocumentStatusName } from "./document.js";
 import { documentEventToNew, documentMessage, documentStreamId, statusName } from "./document-events.js";
@@ -45,6 +45,11 @@ import { DocumentError } from "./parsers/document-error.js";
 import { precheckContent } from "./parsers/extract-text.js";
 import { MEDIA_TYPES, resolveMediaType, type SupportedMediaType } from "./parsers/media-types.js";
 import type { ContentStore, DocumentKey, DocumentRepository } from "./ports.js";
+
+/** ListDocuments page tokens: the last document row's sequence, bound to the filters. */
+const documentPageTokens = pageTokens(sequencePosition);
+/** ListDeadLetters page tokens: the last dead letter's sequence, bound to the consumer filter. */
+const deadLetterPageTokens = pageTokens(counterPosition);
 
 /** The ports the ingestion handler works with. */
 export interface IngestionPorts {
@@ -259,7 +264,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     const principal = tenantPrincipal(ctx);
     const statuses = [...new Set(req.statuses.map(statusName).filter((s): s is DocumentStatusName => s !== undefined))].sort();
     const filters = `documents|${req.corpusId}|${statuses.join(",")}`;
-    const before = decodeSeqToken(req.pageToken, filters);
+    const before = documentPageTokens.decode(req.pageToken, filters);
     const limit = req.pageSize || 50;
     const page = await this.ports.documents.list(this.ports.db, principal.tenantId, {
       ...(req.corpusId ? { corpusId: req.corpusId } : {}),
@@ -270,7 +275,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     const shown = page.slice(0, limit);
     return create(ListDocumentsResponseSchema, {
       documents: shown.map((p) => this.message(p.document)),
-      nextPageToken: page.length > limit ? encodePageToken(String(shown[shown.length - 1]!.seq), filters) : "",
+      nextPageToken: page.length > limit ? documentPageTokens.encode(shown[shown.length - 1]!.seq, filters) : "",
     });
   }
 
@@ -372,9 +377,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
   async listDeadLetters(req: ListDeadLettersRequest, ctx: HandlerContext) {
     platformPrincipal(ctx);
     const filters = `dlq|${req.consumer}`;
-    const after = decodePageToken(req.pageToken, filters);
-    const afterSeq = after === undefined ? 0 : Number(after);
-    if (!Number.isSafeInteger(afterSeq)) throw domainError("INVALID_CURSOR", "page_token is malformed; start again with an empty page_token");
+    const afterSeq = deadLetterPageTokens.decode(req.pageToken, filters) ?? 0;
     const limit = req.pageSize || 100;
     const all = await this.ports.deadLetters.list({ ...(req.consumer ? { consumer: req.consumer } : {}), limit: 10_000 });
     const rest = all.filter((l) => l.seq > afterSeq);
@@ -397,7 +400,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
           replayCount: l.replayCount,
         }),
       ),
-      nextPageToken: rest.length > limit ? encodePageToken(String(shown[shown.length - 1]!.seq), filters) : "",
+      nextPageToken: rest.length > limit ? deadLetterPageTokens.encode(shown[shown.length - 1]!.seq, filters) : "",
     });
   }
 

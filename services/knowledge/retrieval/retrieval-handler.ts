@@ -30,11 +30,14 @@ import { decide, evolve, type CorpusCommand, type CorpusDecision, type CorpusEve
 import { corpusEventToNew, corpusStreamId } from "./corpus-events.js";
 import { EmbeddingError, type EmbeddingModels } from "./embeddings/ports.js";
 import { ensureVectorIndex } from "./migrations.js";
-import { decodeSeqToken, encodePageToken } from "./page-token.js";
+import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import type { CorpusRepository, SearchIndex, SearchRanking } from "./ports.js";
 import { MAX_TOP_K, normalizeProviderConfig, PATCH_PROVIDER_CONFIG_FEATURE, PROVIDER_FEATURES, type ProviderConfig } from "./provider-config.js";
 import type { TenantPrincipal } from "../../kernel/context.js";
-import { tenantPrincipal } from "./tenant-scope.js";
+import { tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
+
+/** ListCorpora page tokens: the last corpus row's sequence. */
+const corpusPageTokens = pageTokens(sequencePosition);
 
 /** The ports the retrieval handler works with. */
 export interface RetrievalPorts {
@@ -176,7 +179,7 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
   async listCorpora(req: ListCorporaRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
     const limit = req.pageSize || 50;
-    const after = decodeSeqToken(req.pageToken, "corpora");
+    const after = corpusPageTokens.decode(req.pageToken, "corpora");
     const page = await this.ports.corpora.list(this.ports.db, principal.tenantId, {
       ...(after !== undefined ? { afterSeq: after } : {}),
       limit: limit + 1,
@@ -185,7 +188,7 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
     const shown = page.slice(0, limit);
     return create(ListCorporaResponseSchema, {
       corpora: shown.map((p) => corpusMessage(p.corpus)),
-      nextPageToken: more ? encodePageToken(String(shown[shown.length - 1]!.seq), "corpora") : "",
+      nextPageToken: more ? corpusPageTokens.encode(shown[shown.length - 1]!.seq, "corpora") : "",
     });
   }
 

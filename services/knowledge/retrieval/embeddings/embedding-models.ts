@@ -1,6 +1,5 @@
-import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.js";
 import { createHashEmbedder, hashModelDimensions, hashModelName, isHashModel } from "./hash-embedder.js";
-import { createOpenAiEmbedder } from "./openai-embedder.js";
+import { createOpenAiEmbedder, embeddingsBreaker, type EmbeddingsBreakerOptions } from "./openai-embedder.js";
 import { EmbeddingError, type Embedder, type EmbeddingModels } from "./ports.js";
 
 /** Where OpenAI-compatible models are served. */
@@ -16,7 +15,8 @@ export interface RemoteEmbeddingsOptions {
   maxRetries?: number;
   /** First retry delay. Default 500 ms. */
   retryBaseMs?: number;
-  breaker?: CircuitBreakerOptions;
+  /** Options of the server's circuit breaker. */
+  breaker?: EmbeddingsBreakerOptions;
 }
 
 /** Options of {@link createEmbeddingModels}. */
@@ -39,7 +39,7 @@ export function createEmbeddingModels(options: EmbeddingModelsOptions = {}): Emb
   const defaultModel = options.defaultModel ?? "hash-256";
   const remoteDefaultDims = 1536;
   const cache = new Map<string, Embedder>();
-  const breaker = options.remote ? new CircuitBreaker(options.remote.breaker) : undefined;
+  const breaker = options.remote ? embeddingsBreaker(options.remote.breaker) : undefined;
 
   const models: EmbeddingModels = {
     defaultModel,

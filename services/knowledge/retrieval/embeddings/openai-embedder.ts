@@ -1,4 +1,4 @@
-import { CircuitBreaker, type CircuitBreakerOptions } from "./circuit-breaker.js";
+import { CircuitBreaker, retryPolicy, TimeoutError, withTimeout, type BreakerPermit, type CircuitBreakerOptions } from "../../../kernel/resilience/index.js";
 import { EmbeddingError, type Embedder, type EmbedOptions } from "./ports.js";
 
 /** Options of {@link createOpenAiEmbedder}. */
@@ -21,9 +21,18 @@ export interface OpenAiEmbedderOptions {
   retryBaseMs?: number;
   /** Shared breaker of this endpoint (one per base URL); default a new one with {@link breakerOptions}. */
   breaker?: CircuitBreaker;
-  breakerOptions?: CircuitBreakerOptions;
+  /** Options of the default breaker (dependency "embeddings"). */
+  breakerOptions?: EmbeddingsBreakerOptions;
   /** fetch implementation (default the global one). */
   fetch?: typeof fetch;
+}
+
+/** Options of the embeddings server's circuit breaker (its dependency name is "embeddings"). */
+export type EmbeddingsBreakerOptions = Omit<CircuitBreakerOptions, "dependency">;
+
+/** The circuit breaker of one embeddings server. */
+export function embeddingsBreaker(options: EmbeddingsBreakerOptions = {}): CircuitBreaker {
+  return new CircuitBreaker({ dependency: "embeddings", ...options });
 }
 
 interface EmbeddingsResponse {
@@ -32,21 +41,6 @@ interface EmbeddingsResponse {
 
 const RETRYABLE_STATUS = new Set([408, 409, 425, 429, 500, 502, 503, 504]);
 const MAX_RETRY_DELAY_MS = 10_000;
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 function retryAfterMs(header: string | null): number | undefined {
   if (!header) return undefined;
@@ -81,12 +75,27 @@ export function createOpenAiEmbedder(options: OpenAiEmbedderOptions): Embedder {
   const timeoutMs = options.timeoutMs ?? 30_000;
   const maxRetries = options.maxRetries ?? 3;
   const retryBaseMs = options.retryBaseMs ?? 500;
-  const breaker = options.breaker ?? new CircuitBreaker(options.breakerOptions);
+  const breaker = options.breaker ?? embeddingsBreaker(options.breakerOptions);
   const doFetch = options.fetch ?? fetch;
+  const retries = retryPolicy({
+    maxRetries,
+    initialMs: retryBaseMs,
+    maxMs: MAX_RETRY_DELAY_MS,
+    retryWhen: (err) => err instanceof RetryableFailure,
+    retryAfterMs: (err) => (err instanceof RetryableFailure ? err.retryAfterMs : undefined),
+  });
 
   async function attempt(batch: readonly string[], signal: AbortSignal | undefined): Promise<Float32Array[]> {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    try {
+      return await withTimeout(timeoutMs, (deadline) => request(batch, deadline), signal);
+    } catch (err) {
+      if (err instanceof TimeoutError) throw new RetryableFailure(`embeddings request to ${url} timed out after ${timeoutMs} ms`, undefined, err);
+      throw err;
+    }
+  }
+
+  /** One request; `signal` aborts at the deadline or when the caller gives up. */
+  async function request(batch: readonly string[], signal: AbortSignal): Promise<Float32Array[]> {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
     let res: Response;
@@ -95,12 +104,12 @@ export function createOpenAiEmbedder(options: OpenAiEmbedderOptions): Embedder {
         method: "POST",
         headers,
         body: JSON.stringify({ model: options.model, input: batch, dimensions: options.dimensions, encoding_format: "float" }),
-        signal: combined,
+        signal,
       });
     } catch (err) {
-      if (signal?.aborted) throw err;
-      const what = timeout.aborted ? `timed out after ${timeoutMs} ms` : `failed: ${(err as Error).message}`;
-      throw new RetryableFailure(`embeddings request to ${url} ${what}`, undefined, err);
+      // An abort (deadline or caller) is turned into the right error by attempt().
+      if (signal.aborted) throw err;
+      throw new RetryableFailure(`embeddings request to ${url} failed: ${(err as Error).message}`, undefined, err);
     }
     if (!res.ok) {
       const body = (await res.text().catch(() => "")).slice(0, 300);
@@ -136,31 +145,38 @@ export function createOpenAiEmbedder(options: OpenAiEmbedderOptions): Embedder {
     return out;
   }
 
+  /** One attempt behind the breaker: an open breaker fails at once (retryable, not retried here). */
+  async function guardedAttempt(batch: readonly string[], signal: AbortSignal | undefined): Promise<Float32Array[]> {
+    let permit: BreakerPermit;
+    try {
+      permit = breaker.acquire();
+    } catch (err) {
+      const left = Math.ceil(breaker.retryInMs() / 1000);
+      throw new EmbeddingError(`embeddings server ${url} is failing; circuit open for another ${left} s`, true, { cause: err });
+    }
+    try {
+      const vectors = await attempt(batch, signal);
+      permit.succeed();
+      return vectors;
+    } catch (err) {
+      if (signal?.aborted) permit.release();
+      else if (err instanceof RetryableFailure) permit.fail();
+      // The server answered clearly (4xx, wrong shape): it is up, the request is wrong.
+      else permit.succeed();
+      throw err;
+    }
+  }
+
   async function embedBatch(batch: readonly string[], signal: AbortSignal | undefined): Promise<Float32Array[]> {
-    for (let retry = 0; ; retry++) {
-      signal?.throwIfAborted();
-      if (!breaker.tryAcquire()) {
-        throw new EmbeddingError(
-          `embeddings server ${url} is failing; circuit open for another ${Math.ceil(breaker.retryInMs() / 1000)} s`,
-          true,
-        );
-      }
-      try {
-        const vectors = await attempt(batch, signal);
-        breaker.success();
-        return vectors;
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        if (!(err instanceof RetryableFailure)) {
-          // The server answered clearly (4xx, wrong shape): it is up, the request is wrong.
-          breaker.success();
-          throw err;
-        }
-        breaker.failure();
-        if (retry >= maxRetries) throw new EmbeddingError(`${err.message} (after ${retry + 1} attempts)`, true, { cause: err });
-        const backoff = Math.min(MAX_RETRY_DELAY_MS, retryBaseMs * 2 ** retry) * (0.5 + Math.random() / 2);
-        await sleep(Math.min(MAX_RETRY_DELAY_MS, Math.max(backoff, err.retryAfterMs ?? 0)), signal);
-      }
+    let attempts = 0;
+    try {
+      return await retries.execute(() => {
+        attempts += 1;
+        return guardedAttempt(batch, signal);
+      }, signal);
+    } catch (err) {
+      if (err instanceof RetryableFailure) throw new EmbeddingError(`${err.message} (after ${attempts} attempts)`, true, { cause: err });
+      throw err;
     }
   }
 

@@ -1,10 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
-import { errorReason } from "../../kernel/errors.js";
+import { errorReason } from "../errors.js";
 import { CircuitBreaker, type CircuitState } from "./circuit-breaker.js";
 
-function breaker(threshold = 3, resetMs = 1000) {
+function breaker(threshold = 3, resetMs = 1000, countsAsFailure?: (error: unknown) => boolean) {
   let now = 0;
   const changes: CircuitState[] = [];
   const b = new CircuitBreaker({
@@ -13,6 +13,7 @@ function breaker(threshold = 3, resetMs = 1000) {
     resetTimeoutMs: resetMs,
     now: () => now,
     onStateChange: (s) => changes.push(s),
+    ...(countsAsFailure ? { countsAsFailure } : {}),
   });
   return { b, changes, advance: (ms: number) => (now += ms) };
 }
@@ -90,5 +91,44 @@ describe("circuit breaker", () => {
     p.fail();
     p.release();
     expect(b.consecutiveFailures).toBe(1);
+  });
+
+  it("counts only the failures its predicate says are the dependency's (client-caused errors do not)", () => {
+    const clientError = new ConnectError("bad", Code.InvalidArgument);
+    const { b } = breaker(2, 1000, (err) => !(err instanceof ConnectError && err.code === Code.InvalidArgument));
+    b.acquire().failed(clientError);
+    b.acquire().failed(clientError);
+    b.acquire().failed(clientError);
+    expect(b.state).toBe("closed");
+    expect(b.consecutiveFailures).toBe(0);
+    b.acquire().failed(new Error("connection reset"));
+    b.acquire().failed(new ConnectError("down", Code.Unavailable));
+    expect(b.state).toBe("open");
+  });
+
+  it("without a predicate every failure counts", () => {
+    const { b } = breaker(1);
+    b.acquire().failed(new ConnectError("bad", Code.InvalidArgument));
+    expect(b.state).toBe("open");
+  });
+
+  it("execute settles the call by its outcome and refuses calls while open", async () => {
+    const { b, advance } = breaker(2, 1000, (err) => err !== "client");
+    await expect(b.execute(async () => 42)).resolves.toBe(42);
+    await expect(b.execute(() => Promise.reject("client"))).rejects.toBe("client");
+    expect(b.consecutiveFailures).toBe(0);
+    for (let i = 0; i < 2; i++) await expect(b.execute(() => Promise.reject(new Error("down")))).rejects.toThrow("down");
+    expect(b.state).toBe("open");
+    expect(b.retryInMs()).toBe(1000);
+    advance(400);
+    expect(b.retryInMs()).toBe(600);
+    let called = false;
+    const err = await b.execute(async () => (called = true)).catch((e: unknown) => e);
+    expect(called).toBe(false);
+    expect(errorReason(err)).toBe("DEPENDENCY_UNAVAILABLE");
+    advance(600);
+    expect(b.retryInMs()).toBe(0);
+    await expect(b.execute(async () => "probe")).resolves.toBe("probe");
+    expect(b.state).toBe("closed");
   });
 });

@@ -1,16 +1,22 @@
-import { domainError } from "../../kernel/errors.js";
+import { domainError } from "../errors.js";
 
 /** Where a breaker stands: calls flow (closed), fail fast (open), or one probe is let through (half_open). */
 export type CircuitState = "closed" | "open" | "half_open";
 
 /** Options of {@link CircuitBreaker}. */
 export interface CircuitBreakerOptions {
-  /** What the breaker protects, e.g. "retrieval" or "model:openai"; shown in errors and metrics. */
+  /** What the breaker protects, e.g. "retrieval", "model:openai", "embeddings"; shown in errors and metrics. */
   dependency: string;
-  /** Consecutive failures that open the breaker (NEXUS_AGENT_BREAKER_FAILURES). Default 5. */
+  /** Consecutive failures that open the breaker. Default 5. */
   failureThreshold?: number;
-  /** How long the breaker stays open before a probe may go through (NEXUS_AGENT_BREAKER_RESET_MS). Default 30 000. */
+  /** How long the breaker stays open before a probe may go through. Default 30 000 ms. */
   resetTimeoutMs?: number;
+  /**
+   * Which failures say the dependency is unwell and count against it (see
+   * {@link BreakerPermit.failed}). A refusal of the request itself (bad argument, not found,
+   * permission) or the caller's own cancellation must not count. Default: every failure counts.
+   */
+  countsAsFailure?: (error: unknown) => boolean;
   /** Monotonic milliseconds; tests pass their own. Default `performance.now()`. */
   now?: () => number;
   /** Told about every state change (metrics, logs). */
@@ -18,33 +24,43 @@ export interface CircuitBreakerOptions {
 }
 
 /**
- * One admitted call. Exactly one of the three settles it; later calls are ignored, so a
+ * One admitted call. The first settling call counts; later ones are ignored, so a
  * `finally { permit.release() }` after `succeed()` or `fail()` is harmless.
  */
 export interface BreakerPermit {
   /** The dependency answered properly. */
   succeed(): void;
-  /** The dependency failed (unavailable, timed out, answered garbage). */
+  /** The dependency failed (unavailable, timed out, answered garbage): counts, whatever the predicate says. */
   fail(): void;
+  /** The call failed with `error`: counts when the breaker's `countsAsFailure` says so, else as {@link release}. */
+  failed(error: unknown): void;
   /** The call ended for a reason that says nothing about the dependency (the caller cancelled, bad input). */
   release(): void;
 }
 
 /**
- * A circuit breaker for one dependency of the agent (the retrieval service, a model server).
- * Closed: calls flow and consecutive failures are counted; at the threshold it opens. Open:
- * every call fails at once with UNAVAILABLE reason DEPENDENCY_UNAVAILABLE and a RetryInfo of
- * the time left. After the reset timeout it is half-open: exactly one probe call is admitted
- * (the others still fail fast); its success closes the breaker, its failure opens it again.
+ * THE circuit breaker of Nexus, one per dependency (the retrieval service, a model server, an
+ * embeddings server). Closed: calls flow and consecutive failures are counted; at the
+ * threshold it opens. Open: every call fails at once with UNAVAILABLE reason
+ * DEPENDENCY_UNAVAILABLE (metadata `dependency`, `circuit=open`) and a RetryInfo of the time
+ * left. After the reset timeout it is half-open: exactly one probe call is admitted (the
+ * others still fail fast); its success closes the breaker, its failure opens it again, and a
+ * neutral outcome leaves it half-open for the next call to probe.
  *
- * The breaker does not time calls out itself: callers bound each call (retrieval timeout,
- * model first-chunk and idle timeouts) and report a timeout as a failure. Streaming calls
- * settle their permit when the stream ends, which is why admission and outcome are separate.
+ * Admission ({@link acquire}) and outcome (the permit) are separate because a streamed call
+ * (a model's answer) settles only when its stream ends; {@link execute} joins them for plain
+ * request/response calls. The breaker does not time calls out: callers bound each call (see
+ * `withTimeout`) and report a timeout as a failure.
+ *
+ * Why not cockatiel's breaker (the retry and timeout policies are cockatiel's): its half-open
+ * state queues concurrent callers behind the probe instead of failing them fast, it counts a
+ * cancelled probe as a success, admits only through `execute(fn)`, and reads `Date.now()`.
  */
 export class CircuitBreaker {
   readonly dependency: string;
   private readonly threshold: number;
   private readonly resetMs: number;
+  private readonly countsAsFailure: (error: unknown) => boolean;
   private readonly now: () => number;
   private readonly onStateChange: ((state: CircuitState, dependency: string) => void) | undefined;
   private current: CircuitState = "closed";
@@ -56,6 +72,7 @@ export class CircuitBreaker {
     this.dependency = options.dependency;
     this.threshold = Math.max(1, options.failureThreshold ?? 5);
     this.resetMs = Math.max(0, options.resetTimeoutMs ?? 30_000);
+    this.countsAsFailure = options.countsAsFailure ?? (() => true);
     this.now = options.now ?? (() => performance.now());
     this.onStateChange = options.onStateChange;
   }
@@ -71,16 +88,18 @@ export class CircuitBreaker {
     return this.failures;
   }
 
+  /** Milliseconds until an open breaker lets a probe through (0 when it is not open). */
+  retryInMs(): number {
+    return this.state === "open" ? Math.max(0, this.resetMs - (this.now() - this.openedAt)) : 0;
+  }
+
   /**
    * Admits one call or throws UNAVAILABLE DEPENDENCY_UNAVAILABLE (metadata dependency,
    * circuit=open) with RetryInfo when the breaker is open or its probe is already out.
    */
   acquire(): BreakerPermit {
     const state = this.state;
-    if (state === "open") {
-      const left = this.resetMs - (this.now() - this.openedAt);
-      throw this.openError(left);
-    }
+    if (state === "open") throw this.openError(this.retryInMs());
     let probe = false;
     if (state === "half_open") {
       if (this.probeInFlight) throw this.openError(Math.min(this.resetMs, 1000));
@@ -100,8 +119,25 @@ export class CircuitBreaker {
     return {
       succeed: () => settle("success"),
       fail: () => settle("failure"),
+      failed: (error) => settle(this.countsAsFailure(error) ? "failure" : "neutral"),
       release: () => settle("neutral"),
     };
+  }
+
+  /**
+   * Runs one request/response call behind the breaker: admitted or refused as by
+   * {@link acquire}; a result settles it as a success, an error as {@link BreakerPermit.failed}.
+   */
+  async execute<T>(call: () => Promise<T>): Promise<T> {
+    const permit = this.acquire();
+    try {
+      const result = await call();
+      permit.succeed();
+      return result;
+    } catch (err) {
+      permit.failed(err);
+      throw err;
+    }
   }
 
   private onSuccess(): void {

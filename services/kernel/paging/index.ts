@@ -1,0 +1,1 @@
+export { counterPosition, keysetPosition, pageTokens, sequencePosition, type PagePosition, type PageTokens } from "./page-token.js";
