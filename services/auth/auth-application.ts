@@ -4,7 +4,7 @@ import type { PlanName, Principal, TenantRole } from "../kernel/context.js";
 import { domainError, isReason } from "../kernel/errors.js";
 import type { AccessFailureReason, AccessRecorder } from "../kernel/authz/access-recorder.js";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
-import { authorizationRefusal } from "../kernel/authz/refusal.js";
+import { requirePlatformPrincipal } from "../kernel/authz/principal-guards.js";
 import type { AuthenticatorResult, PresentationContext } from "../kernel/authz/authenticator.js";
 import { tenantScope } from "../kernel/authz/tenant-scope.js";
 import { executeInTransaction } from "../kernel/commands/index.js";
@@ -178,8 +178,7 @@ export class AuthApplication {
     input: { tenantId: string; name: string; role: TenantRole | undefined; expiresAt: Date | undefined; platformKey: boolean },
   ): Promise<IssuedKey> {
     if (input.platformKey) {
-      if (actor.kind !== "platform") throw authorizationRefusal("RBAC_FORBIDDEN", "only platform operators can create platform keys");
-      return this.issuePlatformKey(actor, input.name, input.expiresAt);
+      return this.issuePlatformKey(requirePlatformPrincipal(actor, "create platform keys"), input.name, input.expiresAt);
     }
     if (input.role === undefined) throw domainError("INVALID_ARGUMENT", "tenant keys need a role", { field: "role" });
     const role = input.role;
@@ -242,7 +241,7 @@ export class AuthApplication {
   ): Promise<Page<ApiKey>> {
     let tenantId: string | undefined;
     if (input.platformKeys) {
-      if (actor.kind !== "platform") throw authorizationRefusal("RBAC_FORBIDDEN", "only platform operators can list platform keys");
+      requirePlatformPrincipal(actor, "list platform keys");
     } else {
       tenantId = tenantScope(actor, input.tenantId);
     }

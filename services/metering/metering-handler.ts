@@ -19,6 +19,7 @@ import {
   type ReleaseQuotaRequest,
   type SetQuotaRequest,
 } from "../../gen/nexus/metering/v1/metering_service_pb.js";
+import { requirePlatformPrincipal } from "../kernel/authz/principal-guards.js";
 import { principalOf, tenantScope } from "../kernel/authz/tenant-scope.js";
 import type { Principal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
@@ -177,10 +178,9 @@ export class MeteringHandler implements ServiceImpl<typeof MeteringService> {
   }
 
   async setQuota(req: SetQuotaRequest, ctx: HandlerContext) {
-    const principal = principalOf(ctx);
     // The permission table admits platform operators only; checked again because a tenant
     // changing its own quota is exactly the hole the predecessor had.
-    if (principal.kind !== "platform") throw domainError("RBAC_FORBIDDEN", "only platform operators can change quotas");
+    const principal = requirePlatformPrincipal(principalOf(ctx), "change quotas");
     const plan = await this.planFor(req.tenantId, principal, ctx);
     const view = await this.ports.app.setQuota(
       req.tenantId,
