@@ -52,8 +52,9 @@ const PAGE_DEFAULT = 50;
 /**
  * The auth service's use cases. Every change is a command on the tenant or API key aggregate
  * (auth-aggregates.ts) run by the kernel command helper: load (locked), decide, evolve, save
- * the state row and append the events in one transaction. Authorization beyond the permission table (tenant scoping, who
- * may grant which role, who may touch owner keys) happens here, with the principal passed in.
+ * the state row and append the events in one transaction. Authorization beyond the permission
+ * table (tenant scoping, who may grant which role, who may touch owner keys) happens here,
+ * with the principal passed in.
  * Changes that must end cached authentications invalidate this process's caches right after
  * commit; the events do the same for every other process.
  */
