@@ -4,27 +4,18 @@ import type { PlanName, Principal, TenantRole } from "../kernel/context.js";
 import { domainError, isReason } from "../kernel/errors.js";
 import type { AccessFailureReason, AccessRecorder } from "../kernel/authz/access-recorder.js";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
-import { authorizationRefusal } from "../kernel/authz/refusal.js";
+import { requirePlatformPrincipal, tenantScope } from "../kernel/authz/tenant-scope.js";
 import type { AuthenticatorResult, PresentationContext } from "../kernel/authz/authenticator.js";
-import { tenantScope } from "../kernel/authz/tenant-scope.js";
+import { executeInTransaction } from "../kernel/commands/index.js";
 import type { EventMetadata } from "../kernel/events/ports.js";
-import { apiKeyEventToNew, tenantEventToNew } from "./auth-events.js";
+import { apiKeyAggregate, decided, managedBy, tenantAggregate, type ApiKeyAggregate, type TenantAggregate } from "./auth-aggregates.js";
 import type { AuthSettings } from "./auth-settings.js";
-import {
-  decideApiKey,
-  evolveApiKey,
-  keyStatus,
-  type ApiKey,
-  type ApiKeyCommand,
-  type ApiKeyEvent,
-  type KeyStatus,
-} from "./domain/api-key.js";
+import { keyStatus, type ApiKey, type ApiKeyCommand, type KeyStatus } from "./domain/api-key.js";
 import { generateApiKey, parseApiKey, type GeneratedKey } from "./domain/api-key-secret.js";
 import { authenticateKey } from "./domain/authentication.js";
-import type { Decision } from "./domain/decision.js";
-import { mayGrantRole, mayManageKey, maySeeKey } from "./domain/key-policy.js";
+import { mayGrantRole, maySeeKey } from "./domain/key-policy.js";
 import type { EntitlementOverrides } from "../kernel/authz/plans.js";
-import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";
+import type { Tenant, TenantCommand } from "./domain/tenant.js";
 import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
 import type { AuthStore, AuthTransaction } from "./ports.js";
 
@@ -58,21 +49,14 @@ function actorMetadata(actor: Principal | "bootstrap" | "system"): EventMetadata
   return { actor: typeof actor === "string" ? actor : actor.keyId };
 }
 
-function unwrap<E>(decision: Decision<E>): E[] {
-  if (decision.kind === "rejected") {
-    // Role refusals decided here are recorded (rbac.forbidden) by the interceptor, once.
-    if (decision.reason === "RBAC_FORBIDDEN") throw authorizationRefusal("RBAC_FORBIDDEN", decision.message, decision.metadata ?? {});
-    throw domainError(decision.reason, decision.message, decision.metadata ?? {});
-  }
-  return decision.events;
-}
-
 const PAGE_DEFAULT = 50;
 
 /**
- * The auth service's use cases: load an aggregate (locked), `decide`, `evolve`, save state and
- * events in one transaction. Authorization beyond the permission table (tenant scoping, who
- * may grant which role, who may touch owner keys) happens here, with the principal passed in.
+ * The auth service's use cases. Every change is a command on the tenant or API key aggregate
+ * (auth-aggregates.ts) run by the kernel command helper: load (locked), decide, evolve, save
+ * the state row and append the events in one transaction. Authorization beyond the permission
+ * table (tenant scoping, who may grant which role, who may touch owner keys) happens here,
+ * with the principal passed in.
  * Changes that must end cached authentications invalidate this process's caches right after
  * commit; the events do the same for every other process.
  */
@@ -82,9 +66,13 @@ export class AuthApplication {
   private readonly recorder: AccessRecorder;
   private readonly clock: () => Date;
   private readonly logger: Logger;
+  private readonly tenants: TenantAggregate;
+  private readonly apiKeys: ApiKeyAggregate;
 
   constructor(options: AuthApplicationOptions) {
     this.store = options.store;
+    this.tenants = tenantAggregate(options.store.tenants);
+    this.apiKeys = apiKeyAggregate(options.store.apiKeys);
     this.settings = options.settings;
     this.recorder = options.recorder;
     this.clock = options.clock;
@@ -176,12 +164,9 @@ export class AuthApplication {
   }
 
   private async runTenant(tx: AuthTransaction, tenantId: string, actor: Principal | "bootstrap", command: TenantCommand): Promise<Tenant> {
-    const { state, version } = await tx.lockTenant(tenantId);
-    const events = unwrap(decideTenant(command, state));
-    const next = events.reduce<typeof state>((s, e: TenantEvent) => evolveTenant(s, e), state);
-    if (next === undefined) throw domainError("NOT_FOUND", "tenant not found");
-    await tx.saveTenant(next, version, events.map((e) => tenantEventToNew(e, actorMetadata(actor))));
-    return next;
+    const { state } = await executeInTransaction(tx.tx, this.tenants, tenantId, command, { metadata: actorMetadata(actor) });
+    if (state === undefined) throw domainError("NOT_FOUND", "tenant not found");
+    return state;
   }
 
   // ---- API keys ----
@@ -196,16 +181,16 @@ export class AuthApplication {
     input: { tenantId: string; name: string; role: TenantRole | undefined; expiresAt: Date | undefined; platformKey: boolean },
   ): Promise<IssuedKey> {
     if (input.platformKey) {
-      if (actor.kind !== "platform") throw authorizationRefusal("RBAC_FORBIDDEN", "only platform operators can create platform keys");
-      return this.issuePlatformKey(actor, input.name, input.expiresAt);
+      return this.issuePlatformKey(requirePlatformPrincipal(actor, "only platform operators can create platform keys"), input.name, input.expiresAt);
     }
     if (input.role === undefined) throw domainError("INVALID_ARGUMENT", "tenant keys need a role", { field: "role" });
     const role = input.role;
     const tenantId = tenantScope(actor, input.tenantId);
-    unwrap(mayGrantRole(actor, role));
+    decided(mayGrantRole(actor, role));
     const generated = generateApiKey();
     const key = await this.store.transaction(async (tx) => {
-      const { state: tenant } = await tx.lockTenant(tenantId);
+      // The tenant row stays locked until commit: concurrent creations count one after the other.
+      const { state: tenant } = await this.store.tenants.load(tx.tx, tenantId);
       if (tenant === undefined) throw domainError("NOT_FOUND", "tenant not found");
       const now = this.clock();
       const limit = tenant.overrides.maxActiveApiKeys ?? this.settings.maxActiveKeysPerTenant;
@@ -259,7 +244,7 @@ export class AuthApplication {
   ): Promise<Page<ApiKey>> {
     let tenantId: string | undefined;
     if (input.platformKeys) {
-      if (actor.kind !== "platform") throw authorizationRefusal("RBAC_FORBIDDEN", "only platform operators can list platform keys");
+      requirePlatformPrincipal(actor, "only platform operators can list platform keys");
     } else {
       tenantId = tenantScope(actor, input.tenantId);
     }
@@ -300,7 +285,7 @@ export class AuthApplication {
 
   /** Changes a tenant key's role (at most the caller's own role). */
   async setApiKeyRole(actor: Principal, keyId: string, role: TenantRole): Promise<ApiKey> {
-    unwrap(mayGrantRole(actor, role));
+    decided(mayGrantRole(actor, role));
     return this.manageKey(actor, keyId, () => ({ type: "ChangeApiKeyRole", role, inactivityMs: this.settings.inactivityMs, now: this.clock() }));
   }
 
@@ -315,9 +300,6 @@ export class AuthApplication {
   ): Promise<{ successor: IssuedKey; previous: ApiKey }> {
     const generated = generateApiKey();
     const result = await this.store.transaction(async (tx) => {
-      const { state, version } = await tx.lockApiKey(keyId);
-      if (state === undefined) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
-      unwrap(mayManageKey(actor, state));
       const now = this.clock();
       const command: ApiKeyCommand = {
         type: "RotateApiKey",
@@ -326,17 +308,19 @@ export class AuthApplication {
         inactivityMs: this.settings.inactivityMs,
         now,
       };
-      const events = unwrap(decideApiKey(command, state));
-      const previous = events.reduce<typeof state | undefined>((s, e: ApiKeyEvent) => evolveApiKey(s, e), state) as ApiKey;
-      await tx.saveApiKey(previous, version, events.map((e) => apiKeyEventToNew(e, actorMetadata(actor))));
-      const keepsExpiry = state.expiresAt !== undefined && state.expiresAt > now ? state.expiresAt : undefined;
+      const rotated = await executeInTransaction(tx.tx, managedBy(this.apiKeys, actor, keyId), keyId, command, {
+        metadata: actorMetadata(actor),
+      });
+      // managedBy refused a missing key, so there is a state.
+      const previous = rotated.state as ApiKey;
+      const keepsExpiry = previous.expiresAt !== undefined && previous.expiresAt > now ? previous.expiresAt : undefined;
       const successor = await this.runApiKey(tx, generated.keyId, actor, issueCommand(generated, {
-        kind: state.kind,
-        tenantId: state.tenantId,
-        name: state.name,
-        role: state.role,
+        kind: previous.kind,
+        tenantId: previous.tenantId,
+        name: previous.name,
+        role: previous.role,
         expiresAt: input.expiresAt ?? keepsExpiry,
-        predecessorKeyId: state.id,
+        predecessorKeyId: previous.id,
         createdByKeyId: actor.keyId,
         now,
       }));
@@ -358,12 +342,10 @@ export class AuthApplication {
     for (const keyId of due) {
       try {
         const changed = await this.store.transaction(async (tx) => {
-          const { state, version } = await tx.lockApiKey(keyId);
-          const events = unwrap(decideApiKey({ type: "EndRotationGrace", now }, state));
-          if (events.length === 0 || state === undefined) return false;
-          const next = events.reduce<typeof state | undefined>((s, e) => evolveApiKey(s, e), state) as ApiKey;
-          await tx.saveApiKey(next, version, events.map((e) => apiKeyEventToNew(e, actorMetadata("system"))));
-          return true;
+          const { events } = await executeInTransaction(tx.tx, this.apiKeys, keyId, { type: "EndRotationGrace", now }, {
+            metadata: actorMetadata("system"),
+          });
+          return events.length > 0;
         });
         if (changed) {
           revoked += 1;
@@ -378,22 +360,20 @@ export class AuthApplication {
 
   private async manageKey(actor: Principal, keyId: string, command: () => ApiKeyCommand): Promise<ApiKey> {
     const key = await this.store.transaction(async (tx) => {
-      const { state } = await tx.lockApiKey(keyId);
-      if (state === undefined) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
-      unwrap(mayManageKey(actor, state));
-      return this.runApiKey(tx, keyId, actor, command());
+      const { state } = await executeInTransaction(tx.tx, managedBy(this.apiKeys, actor, keyId), keyId, command(), {
+        metadata: actorMetadata(actor),
+      });
+      // managedBy refused a missing key, so there is a state.
+      return state as ApiKey;
     });
     invalidateInProcess({ keyIds: [keyId] });
     return key;
   }
 
   private async runApiKey(tx: AuthTransaction, keyId: string, actor: Principal | "bootstrap", command: ApiKeyCommand): Promise<ApiKey> {
-    const { state, version } = await tx.lockApiKey(keyId);
-    const events = unwrap(decideApiKey(command, state));
-    const next = events.reduce<typeof state>((s, e: ApiKeyEvent) => evolveApiKey(s, e), state);
-    if (next === undefined) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
-    await tx.saveApiKey(next, version, events.map((e) => apiKeyEventToNew(e, actorMetadata(actor))));
-    return next;
+    const { state } = await executeInTransaction(tx.tx, this.apiKeys, keyId, command, { metadata: actorMetadata(actor) });
+    if (state === undefined) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
+    return state;
   }
 
   // ---- authentication ----
@@ -459,7 +439,7 @@ export class AuthApplication {
 
   private installPlatformKeyDigest(keyId: string, digest: Uint8Array): Promise<"created" | "present"> {
     return this.store.transaction(async (tx) => {
-      const { state } = await tx.lockApiKey(keyId);
+      const { state } = await this.store.apiKeys.load(tx.tx, keyId);
       if (state !== undefined) {
         if (state.kind !== "platform" || !timingSafeEqualBytes(state.digest, digest)) {
           throw new Error(`NEXUS_BOOTSTRAP_KEY_ID names key ${keyId}, which exists with another secret or is not a platform key`);

@@ -1,18 +1,24 @@
+import type { Versioned } from "../kernel/commands/index.js";
 import type { PlanName } from "../kernel/context.js";
-import type { NewEvent } from "../kernel/events/ports.js";
+import type { Tx } from "../kernel/db/ports.js";
 import type { ApiKey, KeyKind, KeyStatus } from "./domain/api-key.js";
 import type { Tenant } from "./domain/tenant.js";
 
 /**
  * The auth service's ports: what the application needs from storage. The adapter
- * (adapters/postgres.ts) keeps each aggregate's current state in its row and appends the
- * aggregate's events to the event store in the same transaction (the outbox).
+ * (adapters/postgres.ts) keeps each aggregate's current state in its row; the kernel command
+ * helper (auth-aggregates.ts) writes that row and appends the aggregate's events to the
+ * event store in the same transaction (the outbox).
  */
 
-/** An aggregate's state with the version of its event stream (0 = not created yet). */
-export interface Versioned<S> {
-  state: S | undefined;
-  version: number;
+/**
+ * The state rows of one aggregate: `load` reads a row with its stream version (0 = none)
+ * and locks it until the transaction ends; `save` inserts or updates it to `version`,
+ * guarded by `expectedVersion` (the version `load` read).
+ */
+export interface StateRepository<S> {
+  load(tx: Tx, id: string): Promise<Versioned<S>>;
+  save(tx: Tx, state: S, expectedVersion: number, version: number): Promise<void>;
 }
 
 /** Filters and page of ListTenants. */
@@ -44,21 +50,12 @@ export interface Credentials {
   tenant: Tenant | undefined;
 }
 
-/** Work inside one transaction: lock, count, save (state + events). */
+/** Work inside one transaction: the aggregates' commands run in `tx`; the rest are reads and facts. */
 export interface AuthTransaction {
-  /** Reads a tenant and locks its row until commit. */
-  lockTenant(tenantId: string): Promise<Versioned<Tenant>>;
-  /** Reads a key and locks its row until commit. */
-  lockApiKey(keyId: string): Promise<Versioned<ApiKey>>;
+  /** The open transaction (the tenant and key aggregates load and save in it). */
+  readonly tx: Tx;
   /** Keys of the tenant that count against its cap at `now`: not revoked, not expired, not rotating out. */
   countActiveKeys(tenantId: string, now: Date): Promise<number>;
-  /**
-   * Writes the tenant's new state and appends its events to `tenant-<id>` at
-   * `expectedVersion`. A taken slug fails with ALREADY_EXISTS.
-   */
-  saveTenant(tenant: Tenant, expectedVersion: number, events: readonly NewEvent[]): Promise<void>;
-  /** Writes the key's new state and appends its events to `api_key-<id>` at `expectedVersion`. */
-  saveApiKey(key: ApiKey, expectedVersion: number, events: readonly NewEvent[]): Promise<void>;
   /** Records a one-time installation fact; false when it was already recorded. */
   markInstallationStep(name: string): Promise<boolean>;
   /** Whether a one-time installation fact was recorded. */
@@ -71,6 +68,10 @@ export interface AuthTransaction {
 export interface AuthStore {
   /** Runs `fn` in one transaction (commit on success, rollback on throw). */
   transaction<R>(fn: (tx: AuthTransaction) => Promise<R>): Promise<R>;
+  /** Tenant rows (`auth.tenants`). Saving a taken slug fails with ALREADY_EXISTS. */
+  readonly tenants: StateRepository<Tenant>;
+  /** API key rows (`auth.api_keys`). */
+  readonly apiKeys: StateRepository<ApiKey>;
   getTenant(tenantId: string): Promise<Tenant | undefined>;
   getTenantBySlug(slug: string): Promise<Tenant | undefined>;
   listTenants(query: TenantQuery): Promise<Tenant[]>;

@@ -5,10 +5,10 @@ import {
   QuotaHardCapBlockedSchema,
   QuotaOverageSchema,
   QuotaSoftCapReachedSchema,
-  QuotaUpdatedSchema,
   UsageRecordedSchema,
 } from "../../gen/nexus/events/v1/metering_events_pb.js";
 import { effectiveEntitlements } from "../kernel/authz/plans.js";
+import { executeInTransaction, recordFacts } from "../kernel/commands/index.js";
 import type { PlanName } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";
@@ -21,6 +21,7 @@ import {
   type CustomQuota,
   type EffectiveQuota,
   type LimitBreach,
+  type QuotaSettingsReplaced,
   type SoftCapMark,
   type TenantPlan,
   type WindowCounters,
@@ -29,20 +30,13 @@ import {
 import { isoDate, periodEnd, periodStart, type PeriodKind } from "./domain/quota-period.js";
 import { decideReservation, evolveReservation, type Reservation, type ReservationCommand } from "./domain/reservation.js";
 import { runUnits, type RunResourceUse } from "./domain/run-units.js";
+import { quotaSettingsAggregate, quotaStreamId, usageStreamId, type QuotaSettingsAggregate } from "./metering-aggregates.js";
 import { meteringMetrics } from "./metering-metrics.js";
 import type { MeteringSettings } from "./metering-settings.js";
 import type { MeteringStore, QuotaUnitOfWork, RunOutcome, TenantPlanRecord, UsageTotals } from "./ports.js";
-import { metricToProto, outcomeToProto, periodToProto, planToProto, quotaInit } from "./proto-mapping.js";
+import { metricToProto, outcomeToProto, periodToProto, planToProto } from "./proto-mapping.js";
 
-/** Event stream of a tenant's quota events (soft cap, block, overage, settings). */
-export function quotaStreamId(tenantId: string): string {
-  return `quota-${tenantId}`;
-}
-
-/** Event stream of a tenant's usage records. */
-export function usageStreamId(tenantId: string): string {
-  return `usage-${tenantId}`;
-}
+export { quotaStreamId, usageStreamId } from "./metering-aggregates.js";
 
 /** The plan a tenant plan record amounts to (auth's catalog with the tenant's overrides). */
 export function tenantPlanOf(record: TenantPlanRecord): TenantPlan {
@@ -112,9 +106,11 @@ export class MeteringApplication {
   private readonly settings: MeteringSettings;
   private readonly clock: () => Date;
   private readonly logger: Logger;
+  private readonly quotaSettings: QuotaSettingsAggregate;
 
   constructor(options: MeteringApplicationOptions) {
     this.store = options.store;
+    this.quotaSettings = quotaSettingsAggregate(options.store);
     this.settings = options.settings;
     this.clock = options.clock;
     this.logger = options.logger;
@@ -175,7 +171,8 @@ export class MeteringApplication {
         // A tenant refused at a limit is past its soft caps too (e.g. SetQuota lowered the
         // limit below today's usage): warn once, like an admission would have.
         const marks = [...softCapsReached(day, quota), ...softCapsReached(month, quota)];
-        await uow.append(
+        await recordFacts(
+          uow.tx,
           quotaStreamId(tenantId),
           [
             ...(await this.softCapEvents(uow, tenantId, marks, quota, now)),
@@ -189,7 +186,7 @@ export class MeteringApplication {
               requestId: input.requestId,
             }),
           ],
-          metadata,
+          { metadata },
         );
         return { kind: "refused", breach: b, quota, counters: [day, month] };
       }
@@ -224,7 +221,7 @@ export class MeteringApplication {
           }),
         );
       }
-      if (events.length > 0) await uow.append(quotaStreamId(tenantId), events, metadata);
+      await recordFacts(uow.tx, quotaStreamId(tenantId), events, { metadata });
       return { kind: "admitted", reservation, quota, counters: [newDay, newMonth] };
     });
     // Standings (and the gauge) only once the transaction committed.
@@ -401,7 +398,8 @@ export class MeteringApplication {
       const marks = [...softCapsReached(day, quota), ...softCapsReached(month, quota)];
       events.push(...(await this.softCapEvents(uow, tenantId, marks, quota, now)));
     }
-    await uow.append(
+    await recordFacts(
+      uow.tx,
       usageStreamId(tenantId),
       [
         eventOf(UsageRecordedSchema, {
@@ -421,9 +419,9 @@ export class MeteringApplication {
           sourceEventId: run.eventId,
         }),
       ],
-      { tenantId, actor: SYSTEM_ACTOR },
+      { metadata: { tenantId, actor: SYSTEM_ACTOR } },
     );
-    if (events.length > 0) await uow.append(quotaStreamId(tenantId), events, { tenantId, actor: SYSTEM_ACTOR });
+    await recordFacts(uow.tx, quotaStreamId(tenantId), events, { metadata: { tenantId, actor: SYSTEM_ACTOR } });
     meteringMetrics.runs.inc({ org: tenantId, tier: plan, outcome: run.outcome });
     if (units > 0) meteringMetrics.runUnits.inc({ org: tenantId, tier: plan }, units);
     return "recorded";
@@ -454,17 +452,11 @@ export class MeteringApplication {
   /** SetQuota: replaces the tenant's custom settings; emits QuotaUpdated. */
   async setQuota(tenantId: string, custom: Omit<CustomQuota, "updatedAt">, plan: TenantPlan, actor: string): Promise<QuotaView> {
     const now = this.clock();
-    const stored: CustomQuota = { ...custom, updatedAt: now };
     const view = await this.store.transaction(async (uow) => {
-      await uow.lockTenant(tenantId);
-      const previous = this.effective(await uow.customQuota(tenantId), plan);
-      await uow.saveCustomQuota(tenantId, stored, actor);
-      const quota = this.effective(stored, plan);
-      await uow.append(
-        quotaStreamId(tenantId),
-        [eventOf(QuotaUpdatedSchema, { tenantId, previousQuota: quotaInit(tenantId, previous), quota: quotaInit(tenantId, quota) })],
-        { tenantId, actor },
-      );
+      const command = { type: "SetQuota", tenantId, custom, plan, defaultSoftCapRatio: this.settings.defaultSoftCapRatio, actor, now } as const;
+      const { events } = await executeInTransaction(uow.tx, this.quotaSettings, tenantId, command, { metadata: { tenantId, actor } });
+      // SetQuota always records its replacement (decideQuotaSettings).
+      const quota = (events[0] as QuotaSettingsReplaced).quota;
       return { quota, counters: await uow.windows(tenantId, this.currentKeys(now)) };
     });
     return { quota: view.quota, windows: this.standings(tenantId, view.counters, view.quota) };

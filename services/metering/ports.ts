@@ -1,7 +1,6 @@
 import type { Tx } from "../kernel/db/ports.js";
-import type { EventMetadata, NewEvent } from "../kernel/events/ports.js";
 import type { PlanName } from "../kernel/context.js";
-import type { CustomQuota, QuotaMetric, WindowCounters, WindowDelta } from "./domain/quota.js";
+import type { CustomQuota, QuotaMetric, QuotaSettings, WindowCounters, WindowDelta } from "./domain/quota.js";
 import type { PeriodKind } from "./domain/quota-period.js";
 import type { Reservation, ReservationState } from "./domain/reservation.js";
 
@@ -66,6 +65,8 @@ export interface AdmissionState {
  * called only after {@link QuotaUnitOfWork.lockTenant} for that tenant in the same transaction.
  */
 export interface QuotaUnitOfWork {
+  /** The open transaction (commands and facts are recorded in it: the outbox). */
+  readonly tx: Tx;
   /** Serialises every quota change of one tenant until the transaction ends. */
   lockTenant(tenantId: string): Promise<void>;
   /**
@@ -86,6 +87,8 @@ export interface QuotaUnitOfWork {
    */
   reserve(r: Reservation, deltas: Readonly<Record<PeriodKind, WindowDelta>>): Promise<[WindowCounters, WindowCounters]>;
   customQuota(tenantId: string): Promise<CustomQuota | undefined>;
+  /** The custom settings with who stored them (undefined: the plan's defaults apply). */
+  quotaSettings(tenantId: string): Promise<QuotaSettings | undefined>;
   saveCustomQuota(tenantId: string, quota: CustomQuota, updatedBy: string): Promise<void>;
   /** The windows (created empty when missing). */
   windows(tenantId: string, keys: ReadonlyArray<{ period: PeriodKind; periodStart: Date }>): Promise<WindowCounters[]>;
@@ -101,8 +104,6 @@ export interface QuotaUnitOfWork {
   insertUsageRecord(record: UsageRecord): Promise<boolean>;
   saveTenantPlan(record: TenantPlanRecord): Promise<void>;
   tenantPlan(tenantId: string): Promise<TenantPlanRecord | undefined>;
-  /** Appends to the event store in this transaction (the outbox). */
-  append(streamId: string, events: readonly NewEvent[], metadata: EventMetadata): Promise<void>;
 }
 
 /** Metering's storage: transactions for changes, plain reads for queries. */

@@ -1,18 +1,11 @@
 import type { PlanName, TenantRole } from "../../kernel/context.js";
 import { PG_ERRORS, pgErrorCode, pgErrorConstraint } from "../../kernel/db/pg-error.js";
-import type { Database, Queryable } from "../../kernel/db/ports.js";
+import type { Database, Tx } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
-import { appendToStream } from "../../kernel/events/event-store.js";
-import type { NewEvent } from "../../kernel/events/ports.js";
 import type { ApiKey, KeyKind } from "../domain/api-key.js";
 import { NO_OVERRIDES, type EntitlementOverrides } from "../../kernel/authz/plans.js";
 import type { Tenant } from "../domain/tenant.js";
-import type { ApiKeyQuery, AuthStore, AuthTransaction, Credentials, TenantQuery } from "../ports.js";
-
-/** Event stream of a tenant aggregate. */
-export const tenantStreamId = (tenantId: string): string => `tenant-${tenantId}`;
-/** Event stream of an API key aggregate. */
-export const apiKeyStreamId = (keyId: string): string => `api_key-${keyId}`;
+import type { ApiKeyQuery, AuthStore, AuthTransaction, Credentials, StateRepository, TenantQuery } from "../ports.js";
 
 interface TenantRow {
   id: string;
@@ -117,22 +110,92 @@ function statusSql(now: string, inactivityMs: string): string {
     ELSE 'active' END`;
 }
 
-async function appendEvents(tx: Queryable, streamId: string, expectedVersion: number, events: readonly NewEvent[]): Promise<void> {
-  if (events.length > 0) await appendToStream(tx, streamId, expectedVersion, events);
-}
+/** Tenant state rows: one per tenant, `version` = its stream's version. */
+const tenantRows: StateRepository<Tenant> = {
+  async load(tx, tenantId) {
+    const { rows } = await tx.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE id = $1 FOR UPDATE`, [tenantId]);
+    const row = rows[0];
+    return row ? { state: toTenant(row), version: row.version } : { state: undefined, version: 0 };
+  },
+  async save(tx, t, expectedVersion, version) {
+    try {
+      await tx.query(
+        `INSERT INTO auth.tenants (${TENANT_COLUMNS})
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::timestamptz, $9::timestamptz, $10::timestamptz, $11)
+         ON CONFLICT (id) DO UPDATE SET
+           display_name = EXCLUDED.display_name, plan = EXCLUDED.plan, status = EXCLUDED.status,
+           overrides = EXCLUDED.overrides, suspension_reason = EXCLUDED.suspension_reason,
+           updated_at = EXCLUDED.updated_at, suspended_at = EXCLUDED.suspended_at, version = EXCLUDED.version
+         WHERE auth.tenants.version = $12`,
+        [
+          t.id,
+          t.slug,
+          t.displayName,
+          t.plan,
+          t.status,
+          JSON.stringify(t.overrides),
+          t.suspensionReason,
+          t.createdAt,
+          t.updatedAt,
+          t.suspendedAt ?? null,
+          version,
+          expectedVersion,
+        ],
+      );
+    } catch (err) {
+      if (pgErrorCode(err) === PG_ERRORS.UNIQUE_VIOLATION && pgErrorConstraint(err) === "tenants_slug_key") {
+        throw domainError("ALREADY_EXISTS", `a tenant with slug "${t.slug}" already exists`, { slug: t.slug }, { cause: err });
+      }
+      throw err;
+    }
+  },
+};
 
-function transactionOf(tx: Queryable): AuthTransaction {
+/** API key state rows: one per key, `version` = its stream's version. */
+const apiKeyRows: StateRepository<ApiKey> = {
+  async load(tx, keyId) {
+    const { rows } = await tx.query<ApiKeyRow>(`SELECT ${KEY_COLUMNS} FROM auth.api_keys WHERE id = $1 FOR UPDATE`, [keyId]);
+    const row = rows[0];
+    return row ? { state: toApiKey(row), version: row.version } : { state: undefined, version: 0 };
+  },
+  async save(tx, k, expectedVersion, version) {
+    // last_used_at is not event-sourced (authentication touches it); the update leaves it alone.
+    await tx.query(
+      `INSERT INTO auth.api_keys (${KEY_COLUMNS})
+       VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz, $8::timestamptz, $9::timestamptz, $10::timestamptz,
+               $11::timestamptz, $12, $13, $14, $15::timestamptz, $16, $17)
+       ON CONFLICT (id) DO UPDATE SET
+         role = EXCLUDED.role, reactivated_at = EXCLUDED.reactivated_at, revoked_at = EXCLUDED.revoked_at,
+         revocation_reason = EXCLUDED.revocation_reason, successor_key_id = EXCLUDED.successor_key_id,
+         grace_ends_at = EXCLUDED.grace_ends_at, version = EXCLUDED.version
+       WHERE auth.api_keys.version = $18`,
+      [
+        k.id,
+        k.kind,
+        k.tenantId === "" ? null : k.tenantId,
+        k.name,
+        k.role ?? null,
+        Buffer.from(k.digest),
+        k.createdAt,
+        k.expiresAt ?? null,
+        k.lastUsedAt ?? null,
+        k.reactivatedAt ?? null,
+        k.revokedAt ?? null,
+        k.revocationReason,
+        k.successorKeyId,
+        k.predecessorKeyId,
+        k.graceEndsAt ?? null,
+        k.createdByKeyId,
+        version,
+        expectedVersion,
+      ],
+    );
+  },
+};
+
+function transactionOf(tx: Tx): AuthTransaction {
   return {
-    async lockTenant(tenantId) {
-      const { rows } = await tx.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE id = $1 FOR UPDATE`, [tenantId]);
-      const row = rows[0];
-      return row ? { state: toTenant(row), version: row.version } : { state: undefined, version: 0 };
-    },
-    async lockApiKey(keyId) {
-      const { rows } = await tx.query<ApiKeyRow>(`SELECT ${KEY_COLUMNS} FROM auth.api_keys WHERE id = $1 FOR UPDATE`, [keyId]);
-      const row = rows[0];
-      return row ? { state: toApiKey(row), version: row.version } : { state: undefined, version: 0 };
-    },
+    tx,
     async countActiveKeys(tenantId, now) {
       const { rows } = await tx.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM auth.api_keys
@@ -141,76 +204,6 @@ function transactionOf(tx: Queryable): AuthTransaction {
         [tenantId, now],
       );
       return rows[0]?.n ?? 0;
-    },
-    async saveTenant(t, expectedVersion, events) {
-      const version = expectedVersion + events.length;
-      if (events.length === 0) return;
-      try {
-        await tx.query(
-          `INSERT INTO auth.tenants (${TENANT_COLUMNS})
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8::timestamptz, $9::timestamptz, $10::timestamptz, $11)
-           ON CONFLICT (id) DO UPDATE SET
-             display_name = EXCLUDED.display_name, plan = EXCLUDED.plan, status = EXCLUDED.status,
-             overrides = EXCLUDED.overrides, suspension_reason = EXCLUDED.suspension_reason,
-             updated_at = EXCLUDED.updated_at, suspended_at = EXCLUDED.suspended_at, version = EXCLUDED.version
-           WHERE auth.tenants.version = $12`,
-          [
-            t.id,
-            t.slug,
-            t.displayName,
-            t.plan,
-            t.status,
-            JSON.stringify(t.overrides),
-            t.suspensionReason,
-            t.createdAt,
-            t.updatedAt,
-            t.suspendedAt ?? null,
-            version,
-            expectedVersion,
-          ],
-        );
-      } catch (err) {
-        if (pgErrorCode(err) === PG_ERRORS.UNIQUE_VIOLATION && pgErrorConstraint(err) === "tenants_slug_key") {
-          throw domainError("ALREADY_EXISTS", `a tenant with slug "${t.slug}" already exists`, { slug: t.slug }, { cause: err });
-        }
-        throw err;
-      }
-      await appendEvents(tx, tenantStreamId(t.id), expectedVersion, events);
-    },
-    async saveApiKey(k, expectedVersion, events) {
-      if (events.length === 0) return;
-      const version = expectedVersion + events.length;
-      await tx.query(
-        `INSERT INTO auth.api_keys (${KEY_COLUMNS})
-         VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz, $8::timestamptz, $9::timestamptz, $10::timestamptz,
-                 $11::timestamptz, $12, $13, $14, $15::timestamptz, $16, $17)
-         ON CONFLICT (id) DO UPDATE SET
-           role = EXCLUDED.role, reactivated_at = EXCLUDED.reactivated_at, revoked_at = EXCLUDED.revoked_at,
-           revocation_reason = EXCLUDED.revocation_reason, successor_key_id = EXCLUDED.successor_key_id,
-           grace_ends_at = EXCLUDED.grace_ends_at, version = EXCLUDED.version
-         WHERE auth.api_keys.version = $18`,
-        [
-          k.id,
-          k.kind,
-          k.tenantId === "" ? null : k.tenantId,
-          k.name,
-          k.role ?? null,
-          Buffer.from(k.digest),
-          k.createdAt,
-          k.expiresAt ?? null,
-          k.lastUsedAt ?? null,
-          k.reactivatedAt ?? null,
-          k.revokedAt ?? null,
-          k.revocationReason,
-          k.successorKeyId,
-          k.predecessorKeyId,
-          k.graceEndsAt ?? null,
-          k.createdByKeyId,
-          version,
-          expectedVersion,
-        ],
-      );
-      await appendEvents(tx, apiKeyStreamId(k.id), expectedVersion, events);
     },
     async markInstallationStep(name) {
       const { rowCount } = await tx.query("INSERT INTO auth.installation (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [name]);
@@ -237,6 +230,8 @@ function transactionOf(tx: Queryable): AuthTransaction {
 export function createPostgresAuthStore(db: Database): AuthStore {
   return {
     transaction: (fn) => db.transaction((tx) => fn(transactionOf(tx))),
+    tenants: tenantRows,
+    apiKeys: apiKeyRows,
     async getTenant(tenantId) {
       const { rows } = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE id = $1`, [tenantId]);
       return rows[0] ? toTenant(rows[0]) : undefined;

@@ -2,8 +2,8 @@ import type { Logger } from "pino";
 import { Role } from "../../../gen/nexus/auth/v1/api_key_pb.js";
 import { AccessDeniedSchema, RbacForbiddenSchema } from "../../../gen/nexus/events/v1/auth_events_pb.js";
 import type { Principal, TenantRole } from "../context.js";
+import { recordFacts } from "../commands/index.js";
 import type { Database } from "../db/ports.js";
-import { appendToStream } from "../events/event-store.js";
 import { eventOf } from "../events/protobuf-event.js";
 import "./auth-event-topics.js";
 import type { ForbiddenReason } from "./authorize.js";
@@ -68,15 +68,16 @@ export interface EventStoreAccessRecorderOptions {
 }
 
 /**
- * Appends AccessDenied (topic auth.access_denied) and RbacForbidden (auth.rbac_forbidden)
- * events to the event store; the relay publishes them like any other event.
+ * Records AccessDenied (topic auth.access_denied) and RbacForbidden (auth.rbac_forbidden)
+ * events as facts (`recordFacts`: no state decides on them, refusals from several processes
+ * interleave); the relay publishes them like any other event.
  */
 export function createEventStoreAccessRecorder(options: EventStoreAccessRecorderOptions): AccessRecorder {
   const { db, logger } = options;
   const append = async (tenantId: string | undefined, actor: string, event: ReturnType<typeof eventOf>): Promise<void> => {
     try {
       await db.transaction((tx) =>
-        appendToStream(tx, accessStreamId(tenantId), "any", [event], {
+        recordFacts(tx, accessStreamId(tenantId), [event], {
           metadata: { actor, ...(tenantId ? { tenantId } : {}) },
         }),
       );

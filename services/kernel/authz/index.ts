@@ -2,13 +2,14 @@
  * The kernel's authentication and authorization, shared by every process: THE permission
  * table, the authentication gate with its per-process cache (invalidated by auth events),
  * the authorization interceptor, and the helpers handlers use (`requireFeature`,
- * `tenantScope`, `principalOf`, `tenantPrincipal`, `platformPrincipal`).
+ * `tenantScope`, `principalOf`, `tenantPrincipal`, `platformPrincipal`, `requireTenantPrincipal`,
+ * `requirePlatformPrincipal`).
  */
 export { PERMISSIONS, CLASS_MIN_ROLE, permissionOf, procedureOf, type Permission, type PermissionClass } from "./permissions.js";
 export { authorize, type AuthorizationDecision, type AuthorizationInput, type ForbiddenReason } from "./authorize.js";
 export { requireFeature, hasFeature } from "./require-feature.js";
 export { authorizationRefusal } from "./refusal.js";
-export { tenantScope, principalOf, tenantPrincipal, platformPrincipal } from "./tenant-scope.js";
+export { tenantScope, principalOf, tenantPrincipal, platformPrincipal, requireTenantPrincipal, requirePlatformPrincipal } from "./tenant-scope.js";
 export { requestTenantId, hasTenantIdField, TENANT_ID_FIELD } from "./request-tenant.js";
 export {
   createEventStoreAccessRecorder,

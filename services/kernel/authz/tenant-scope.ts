@@ -15,30 +15,35 @@ export function principalOf(ctx: Pick<HandlerContext, "values">): Principal {
 }
 
 /**
- * The tenant principal of a call on tenant content (corpora, documents, search, sessions,
- * runs). Such requests carry no tenant id: the tenant is the authenticated key's. No
- * principal → UNAUTHENTICATED; a platform key → PERMISSION_DENIED RBAC_FORBIDDEN (platform
- * keys administer the installation, they do not read customers' content; the permission
- * table agrees, this is the handler's own check). `refusal` words the message for the call.
+ * The caller as a tenant member, the one "tenant key only" guard: platform keys administer the
+ * installation, they do not act on a tenant's own content (corpora, documents, search,
+ * sessions, runs). A platform key → PERMISSION_DENIED RBAC_FORBIDDEN with ErrorInfo
+ * `principal_kind`, recorded once as rbac.forbidden by the authorization interceptor. The
+ * permission table already refuses most such calls; handlers check again because they never
+ * trust their caller. `refusal` words the message for the call.
  */
-export function tenantPrincipal(
-  ctx: Pick<HandlerContext, "values">,
+export function requireTenantPrincipal(
+  principal: Principal,
   refusal = "platform keys cannot act on tenant data; use a key of the tenant",
 ): TenantPrincipal {
-  const principal = principalOf(ctx);
-  if (principal.kind !== "tenant") throw domainError("RBAC_FORBIDDEN", refusal, { principal_kind: principal.kind });
+  if (principal.kind !== "tenant") throw authorizationRefusal("RBAC_FORBIDDEN", refusal, { principal_kind: principal.kind });
   return principal;
 }
 
-/**
- * The platform principal of an installation-wide call (dead letters, quotas); a tenant key
- * → PERMISSION_DENIED RBAC_FORBIDDEN, no principal → UNAUTHENTICATED. `refusal` words the
- * message for the call.
- */
-export function platformPrincipal(ctx: Pick<HandlerContext, "values">, refusal = "only platform keys may use this call"): PlatformPrincipal {
-  const principal = principalOf(ctx);
-  if (principal.kind !== "platform") throw domainError("RBAC_FORBIDDEN", refusal, { principal_kind: principal.kind });
+/** The caller as a platform operator, the one "platform key only" guard; see {@link requireTenantPrincipal}. */
+export function requirePlatformPrincipal(principal: Principal, refusal = "only platform keys may use this call"): PlatformPrincipal {
+  if (principal.kind !== "platform") throw authorizationRefusal("RBAC_FORBIDDEN", refusal, { principal_kind: principal.kind });
   return principal;
+}
+
+/** {@link requireTenantPrincipal} for the principal of the call being handled (no principal → UNAUTHENTICATED). */
+export function tenantPrincipal(ctx: Pick<HandlerContext, "values">, refusal?: string): TenantPrincipal {
+  return requireTenantPrincipal(principalOf(ctx), refusal);
+}
+
+/** {@link requirePlatformPrincipal} for the principal of the call being handled (no principal → UNAUTHENTICATED). */
+export function platformPrincipal(ctx: Pick<HandlerContext, "values">, refusal?: string): PlatformPrincipal {
+  return requirePlatformPrincipal(principalOf(ctx), refusal);
 }
 
 /**

@@ -11,6 +11,10 @@ import type { SchemaMigrations, ServiceContext, ServiceDefinition, ServiceParts 
 export interface MountedService extends ServiceModule {
   /** Resolves once every consumer of the service subscribed. */
   started(): Promise<void>;
+  /** The service's own readiness, then its consumers'. */
+  readiness(): Promise<ReadinessResult>;
+  /** Stops the tasks (waiting for running ones), then the service's own work, then drains the consumers. */
+  shutdown(): Promise<void>;
 }
 
 /** The roles of `definition` that `hosted` names. */
@@ -35,7 +39,8 @@ export function migrateService(definition: ServiceDefinition, db: Database, logg
 /**
  * Builds a defined service in this process and wraps it as the kernel server's module: routes
  * for the APIs of the hosted roles, its consumers subscribed in the background (with the
- * service's database and first schema as their home), its periodic tasks scheduled, readiness
+ * service's database and first schema as their home), its periodic tasks scheduled (one run
+ * of each at a time), readiness
  * combining the consumers' with its own, and a shutdown that stops tasks, then the service's
  * own work, then drains the consumers. `parts` defaults to the definition's `build(ctx)`;
  * tests pass parts they assembled themselves to keep a handle on the application inside.
@@ -58,12 +63,21 @@ export function mountService(definition: ServiceDefinition, ctx: ServiceContext,
       ...c,
     })),
   );
-  const running = new Set<Promise<unknown>>();
+  // One run per task at a time: a tick that comes while the previous run is still going is
+  // skipped (a slow sweep must not stack up copies of itself). A run that throws, even before
+  // returning its promise, is logged and the task keeps its schedule.
+  const running = new Map<string, Promise<void>>();
   const timers = (parts.tasks ?? []).map((task) => {
     const timer = setInterval(() => {
-      const run = task.run().catch((err: unknown) => ctx.logger.warn({ err, task: task.name }, `${task.name} failed`));
-      running.add(run);
-      void run.finally(() => running.delete(run));
+      if (running.has(task.name)) return;
+      const run = Promise.resolve()
+        .then(() => task.run())
+        .then(
+          () => undefined,
+          (err: unknown) => ctx.logger.warn({ err, task: task.name }, `${task.name} failed`),
+        )
+        .finally(() => running.delete(task.name));
+      running.set(task.name, run);
     }, task.intervalMs);
     timer.unref();
     return timer;
@@ -82,9 +96,13 @@ export function mountService(definition: ServiceDefinition, ctx: ServiceContext,
     },
     async shutdown() {
       for (const t of timers) clearInterval(t);
-      await Promise.allSettled([...running]);
-      await parts.shutdown?.();
-      await consumers.stop();
+      await Promise.allSettled([...running.values()]);
+      try {
+        await parts.shutdown?.();
+      } finally {
+        // Drained even when the service's own shutdown failed: no consumer outlives the module.
+        await consumers.stop();
+      }
     },
   };
 }

@@ -1,8 +1,7 @@
 import type { PlanName } from "../../kernel/context.js";
 import { advisoryKey } from "../../kernel/db/advisory-key.js";
 import type { Database, Queryable, Tx } from "../../kernel/db/ports.js";
-import { appendToStream } from "../../kernel/events/event-store.js";
-import type { CustomQuota, HardCapMode, QuotaMetric, WindowCounters, WindowDelta } from "../domain/quota.js";
+import type { CustomQuota, HardCapMode, QuotaMetric, QuotaSettings, WindowCounters, WindowDelta } from "../domain/quota.js";
 import { emptyWindow } from "../domain/quota.js";
 import { isoDate, parseIsoDate, type PeriodKind } from "../domain/quota-period.js";
 import type { Reservation, ReservationState } from "../domain/reservation.js";
@@ -215,6 +214,7 @@ interface AdmissionRow {
  */
 function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
   return {
+    tx,
     async lockTenant(tenantId) {
       if (serialized) return;
       await tx.query("SELECT pg_advisory_xact_lock($1)", [advisoryKey(`nexus.metering.quota.${tenantId}`)]);
@@ -291,6 +291,14 @@ function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
       return [day, month];
     },
     customQuota: (tenantId) => readCustomQuota(tx, tenantId),
+    async quotaSettings(tenantId) {
+      const { rows } = await tx.query<QuotaRow & { updated_by: string }>(
+        `SELECT ${QUOTA_COLUMNS}, updated_by FROM metering.quotas WHERE tenant_id = $1`,
+        [tenantId],
+      );
+      const r = rows[0];
+      return r ? ({ custom: toCustomQuota(r), updatedBy: r.updated_by } satisfies QuotaSettings) : undefined;
+    },
     async saveCustomQuota(tenantId, q, updatedBy) {
       await tx.query(
         `INSERT INTO metering.quotas (tenant_id, daily_runs_limit, monthly_runs_limit, daily_run_units_limit, monthly_run_units_limit, soft_cap_ratio, hard_cap_mode, updated_at, updated_by)
@@ -412,9 +420,6 @@ function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
       );
     },
     tenantPlan: (tenantId) => readTenantPlan(tx, tenantId),
-    async append(streamId, events, metadata) {
-      await appendToStream(tx, streamId, "any", events, { metadata });
-    },
   };
 }
 

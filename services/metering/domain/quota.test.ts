@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { decideAdmission, effectiveQuota, emptyWindow, windowStanding, type WindowCounters } from "./quota.js";
+import {
+  decideAdmission,
+  decideQuotaSettings,
+  effectiveQuota,
+  emptyWindow,
+  evolveQuotaSettings,
+  windowStanding,
+  type WindowCounters,
+} from "./quota.js";
 
 const now = new Date("2025-03-10T12:00:00Z");
 const day = (w: Partial<WindowCounters> = {}): WindowCounters => ({ ...emptyWindow("day", new Date("2025-03-10T00:00:00Z")), ...w });
@@ -67,5 +75,27 @@ describe("windowStanding", () => {
     expect(s).toMatchObject({ runsLimit: 10, runsRemaining: 2, softCapReached: true, hardCapReached: false, usedRatio: 0.8 });
     const m = windowStanding(month({ runsUsed: 6 }), q);
     expect(m).toMatchObject({ runsLimit: undefined, runsRemaining: undefined, softCapReached: false, usedRatio: undefined });
+  });
+});
+
+describe("quota settings (SetQuota)", () => {
+  const setQuota = (custom: { dailyRuns?: number; hardCapMode: "enforce" | "observe" }, actor = "key_admin") =>
+    ({ type: "SetQuota", tenantId: "t1", custom, plan: free, defaultSoftCapRatio: 0.8, actor, now }) as const;
+
+  it("Given the plan's defaults, When a daily limit is set, Then the event carries the effective settings before and after", () => {
+    const [e, ...rest] = decideQuotaSettings(setQuota({ dailyRuns: 5, hardCapMode: "enforce" }), undefined);
+    expect(rest).toEqual([]);
+    expect(e).toMatchObject({ type: "QuotaSettingsReplaced", tenantId: "t1", updatedBy: "key_admin", custom: { dailyRuns: 5, updatedAt: now } });
+    expect(e?.previous).toMatchObject({ source: "plan", limits: { day: { runs: undefined }, month: { runs: 100 } } });
+    expect(e?.quota).toMatchObject({ source: "custom", limits: { day: { runs: 5 }, month: { runs: 100 } }, updatedAt: now });
+    expect(evolveQuotaSettings(undefined, e!)).toEqual({ custom: e!.custom, updatedBy: "key_admin" });
+  });
+
+  it("records a replacement even when the values do not change (who set it, and when, is the news)", () => {
+    const state = { custom: { dailyRuns: 5, hardCapMode: "enforce" as const, updatedAt: new Date(0) }, updatedBy: "key_old" };
+    const events = decideQuotaSettings(setQuota({ dailyRuns: 5, hardCapMode: "enforce" }, "key_new"), state);
+    expect(events).toHaveLength(1);
+    expect(events[0]?.previous.limits.day.runs).toBe(5);
+    expect(evolveQuotaSettings(state, events[0]!).updatedBy).toBe("key_new");
   });
 });

@@ -76,6 +76,60 @@ export function effectiveQuota(custom: CustomQuota | undefined, plan: TenantPlan
   };
 }
 
+// ---------------------------------------------------------------- settings: decide and evolve
+
+/** The settings part of the aggregate: SetQuota's custom values and who stored them. */
+export interface QuotaSettings {
+  custom: CustomQuota;
+  /** API key id of the caller that stored them. */
+  updatedBy: string;
+}
+
+/** SetQuota: replace a tenant's custom settings (the plan says what they replace). */
+export interface SetQuota {
+  type: "SetQuota";
+  tenantId: string;
+  custom: Omit<CustomQuota, "updatedAt">;
+  plan: TenantPlan;
+  defaultSoftCapRatio: number;
+  /** API key id of the caller. */
+  actor: string;
+  now: Date;
+}
+
+/** A tenant's settings were replaced (published as QuotaUpdated, with the effective settings before and after). */
+export interface QuotaSettingsReplaced {
+  type: "QuotaSettingsReplaced";
+  tenantId: string;
+  custom: CustomQuota;
+  updatedBy: string;
+  previous: EffectiveQuota;
+  quota: EffectiveQuota;
+}
+
+/**
+ * decide: SetQuota always records its replacement, also of equal values (QuotaUpdated tells
+ * who set the quota and when, which the audit trail keeps).
+ */
+export function decideQuotaSettings(command: SetQuota, state: QuotaSettings | undefined): QuotaSettingsReplaced[] {
+  const custom: CustomQuota = { ...command.custom, updatedAt: command.now };
+  return [
+    {
+      type: "QuotaSettingsReplaced",
+      tenantId: command.tenantId,
+      custom,
+      updatedBy: command.actor,
+      previous: effectiveQuota(state?.custom, command.plan, command.defaultSoftCapRatio),
+      quota: effectiveQuota(custom, command.plan, command.defaultSoftCapRatio),
+    },
+  ];
+}
+
+/** evolve: the settings after a replacement. */
+export function evolveQuotaSettings(_state: QuotaSettings | undefined, event: QuotaSettingsReplaced): QuotaSettings {
+  return { custom: event.custom, updatedBy: event.updatedBy };
+}
+
 // ---------------------------------------------------------------- state
 
 /** Counters of one period window. Reserved = admitted runs not yet settled (in flight). */

@@ -1,0 +1,86 @@
+import type { Aggregate } from "../kernel/commands/index.js";
+import type { Principal } from "../kernel/context.js";
+import { domainError } from "../kernel/errors.js";
+import { authorizationRefusal } from "../kernel/authz/refusal.js";
+import { apiKeyEventToNew, tenantEventToNew } from "./auth-events.js";
+import { decideApiKey, evolveApiKey, type ApiKey, type ApiKeyCommand, type ApiKeyEvent } from "./domain/api-key.js";
+import type { Decision } from "./domain/decision.js";
+import { mayManageKey } from "./domain/key-policy.js";
+import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";
+import type { StateRepository } from "./ports.js";
+
+/**
+ * Auth's two aggregates as the kernel command helper drives them (services/kernel/commands):
+ * the pure decide/evolve of domain/tenant.ts and domain/api-key.ts, the state rows of the
+ * store, and the event payloads of auth-events.ts. The helper saves the row and appends the
+ * events at the loaded version in one transaction.
+ */
+
+/** Event stream of a tenant aggregate. */
+export const tenantStreamId = (tenantId: string): string => `tenant-${tenantId}`;
+/** Event stream of an API key aggregate. */
+export const apiKeyStreamId = (keyId: string): string => `api_key-${keyId}`;
+
+/** The tenant aggregate (key: tenant id). */
+export type TenantAggregate = Aggregate<Tenant, TenantEvent, TenantCommand, string>;
+/** The API key aggregate (key: key id). */
+export type ApiKeyAggregate = Aggregate<ApiKey, ApiKeyEvent, ApiKeyCommand, string>;
+
+/**
+ * The events of an accepted decision; a rejection becomes its error. Role refusals decided
+ * here are recorded (rbac.forbidden) by the authorization interceptor, once.
+ */
+export function decided<E>(decision: Decision<E>): E[] {
+  if (decision.kind === "rejected") {
+    if (decision.reason === "RBAC_FORBIDDEN") throw authorizationRefusal("RBAC_FORBIDDEN", decision.message, decision.metadata ?? {});
+    throw domainError(decision.reason, decision.message, decision.metadata ?? {});
+  }
+  return decision.events;
+}
+
+/** An evolve result that must exist: deciders only emit events for an existing (or created) aggregate. */
+function present<S>(state: S | undefined, what: string): S {
+  if (state === undefined) throw new Error(`a ${what} event was applied to no ${what}: the decider emitted it for a missing aggregate`);
+  return state;
+}
+
+/** The tenant aggregate over `rows` (the store's tenant state rows). */
+export function tenantAggregate(rows: StateRepository<Tenant>): TenantAggregate {
+  return {
+    streamId: tenantStreamId,
+    load: (tx, tenantId) => rows.load(tx, tenantId),
+    decide: (command, state) => decided(decideTenant(command, state)),
+    evolve: (state, event) => present(evolveTenant(state, event), "tenant"),
+    save: (tx, _tenantId, tenant, expectedVersion, version) => rows.save(tx, tenant, expectedVersion, version),
+    // The actor comes with the command's metadata; each event names its tenant.
+    toEvent: (event) => tenantEventToNew(event, {}),
+  };
+}
+
+/** The API key aggregate over `rows` (the store's key state rows). */
+export function apiKeyAggregate(rows: StateRepository<ApiKey>): ApiKeyAggregate {
+  return {
+    streamId: apiKeyStreamId,
+    load: (tx, keyId) => rows.load(tx, keyId),
+    decide: (command, state) => decided(decideApiKey(command, state)),
+    evolve: (state, event) => present(evolveApiKey(state, event), "API key"),
+    save: (tx, _keyId, key, expectedVersion, version) => rows.save(tx, key, expectedVersion, version),
+    toEvent: (event) => apiKeyEventToNew(event, {}),
+  };
+}
+
+/**
+ * The API key aggregate for a command `actor` sends about an existing key: no key (or one the
+ * actor may not see) is NOT_FOUND, then the key policy (domain/key-policy.ts) decides whether
+ * the actor may manage it, then the key's own decider.
+ */
+export function managedBy(keys: ApiKeyAggregate, actor: Principal, keyId: string): ApiKeyAggregate {
+  return {
+    ...keys,
+    decide(command, state) {
+      if (state === undefined) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
+      decided(mayManageKey(actor, state));
+      return keys.decide(command, state);
+    },
+  };
+}
