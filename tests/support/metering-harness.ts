@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { pino, type Logger } from "pino";
-import { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
+import type { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { effectiveEntitlements, principalEntitlements } from "../../services/kernel/authz/plans.js";
 import { createAuditParts } from "../../services/audit/audit-parts.js";
