@@ -48,8 +48,7 @@ module.exports = {
     },
     {
       name: "operator-imports-a-service",
-      comment:
-        "The operator talks to Nexus over its API: it imports gen/, the client SDK and the kernel, never a service.",
+      comment: "The operator talks to Nexus over its API: it imports gen/, the client SDK and the kernel, never a service.",
       severity: "error",
       from: { path: "^operator/", pathNot: TEST_FILE },
       to: { path: OURS, pathNot: "^(gen/|operator/|services/client/|services/kernel/)" },
