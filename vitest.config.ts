@@ -1,8 +1,11 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * Unit tests (`*.test.ts`) sit beside the code; integration tests (`*.int.test.ts`) talk to a
- * real PostgreSQL and NATS JetStream; whole-mesh end-to-end tests live in tests/.
+ * Unit tests (`*.test.ts`) and integration tests (`*.int.test.ts`, which talk to a real
+ * PostgreSQL and NATS JetStream) sit beside the code they exercise; tests that start the mesh or
+ * its processes and call it as a client, and repository checks, live in tests/. Every shared test
+ * helper lives in tests/support/ (polling: `eventually.ts`; a suite's JetStream streams:
+ * `nats-streams.ts`).
  */
 export default defineConfig({
   test: {

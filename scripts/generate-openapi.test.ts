@@ -255,7 +255,7 @@ describe("scripts/generate-openapi", () => {
       try {
         const r = validator.validate(desc, fromJson(desc, json as JsonValue));
         return r.kind === "invalid" ? r.violations.filter((v) => v.field.length > 0).map((v) => `${v.ruleId}: ${v.message}`) : [];
-      } catch (err) {
+      } catch {
         return "unparsable";
       }
     };

@@ -762,7 +762,7 @@ class ExampleBuilder {
     let current = this.violations(desc, json);
     for (const f of desc.fields) {
       if (current !== "unparsable" && current.length === 0) break;
-      if (json[f.jsonName] !== undefined || (f.oneof && f.oneof.fields.some((o) => json[o.jsonName] !== undefined))) continue;
+      if (json[f.jsonName] !== undefined || (f.oneof?.fields.some((o) => json[o.jsonName] !== undefined))) continue;
       for (const candidate of fieldCandidates(f, depth, this)) {
         const next = this.violations(desc, { ...json, [f.jsonName]: candidate });
         if (next !== "unparsable" && (current === "unparsable" || next.length < current.length)) {
@@ -847,6 +847,7 @@ function errorSchemas(builder: SchemaBuilder): void {
     },
     allOf: detailTypes.map((d) => ({
       if: { properties: { type: { const: d.typeName } }, required: ["type"] },
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then, not a thenable.
       then: { properties: { debug: { $ref: SCHEMA_REF + d.typeName } } },
     })),
   });

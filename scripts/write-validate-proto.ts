@@ -108,7 +108,7 @@ class Printer {
     for (const e of f.enumType) this.printEnum(e, 0);
     this.printExtensions(f.extension, 0);
     for (const s of f.service) this.printService(s);
-    return this.out.join("\n").trimEnd() + "\n";
+    return `${this.out.join("\n").trimEnd()}\n`;
   }
 
   private printMessage(m: DescriptorProto, depth: number): void {
@@ -454,7 +454,7 @@ function quote(s: string): string {
     else if (code < 0x20 || code === 0x7f) out += `\\${code.toString(8).padStart(3, "0")}`;
     else out += ch;
   }
-  return out + '"';
+  return `${out}"`;
 }
 
 function editionName(edition: number | undefined): string {

@@ -4,8 +4,9 @@ import type { RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { HardCapMode, Period } from "../gen/nexus/metering/v1/quota_pb.js";
 import type { NexusClient } from "../services/client/index.js";
 import { errorMetadata, errorReason } from "../services/kernel/errors.js";
-import { ingestCorpus, startAgentMesh, waitUntil, type AgentMesh } from "./support/agent-mesh.js";
+import { ingestCorpus, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
 import { describeWithPostgres } from "./support/services.js";
+import { eventually } from "./support/eventually.js";
 
 // Run and metering together through `nexus dev`: every run reserves quota with CheckQuota
 // before it is accepted; the quota state comes back in response headers; a run over the
@@ -79,7 +80,7 @@ describeWithPostgres("agent quota checks (metering CheckQuota)", () => {
 
   it("metering turns the runs' RunCompleted events into usage", async () => {
     let totals: { runsCompleted: bigint; toolCalls: bigint; inputTokens: bigint; outputTokens: bigint; cpuSeconds: number; gpuSeconds: number } | undefined;
-    await waitUntil("metering to count the two completed runs", async () => {
+    await eventually("metering to count the two completed runs", async () => {
       totals = (await client.metering.getUsageSummary({ period: Period.DAY })).totals;
       return totals?.runsCompleted === 2n;
     });

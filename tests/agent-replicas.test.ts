@@ -3,10 +3,12 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { RunStatus, type RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
-import { ingestCorpus, runEvents, startAgentMesh, waitUntil, type AgentMesh } from "./support/agent-mesh.js";
+import { ingestCorpus, runEvents, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
 import { startOpenAiStandin, type OpenAiStandin } from "./support/openai-standin.js";
 import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
+import { eventually } from "./support/eventually.js";
+import { deleteSuiteStreams } from "./support/nats-streams.js";
 
 // Two agent replicas, as on Kubernetes: `nexus dev` (every service, replica A) and a second
 // process `nexus serve --service agent` (replica B) on the same PostgreSQL and NATS. B reaches
@@ -86,9 +88,10 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
   let viaB: NexusClient;
   let tenantId: string;
 
+  const token = uniqueToken("agent");
+
   beforeAll(async () => {
     standin = await startOpenAiStandin();
-    const token = uniqueToken("agent");
     const shared = {
       NATS_URL: TEST_NATS_URL,
       NEXUS_SUBJECT_PREFIX: token,
@@ -123,6 +126,7 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
     await a?.close();
     await proxy?.close();
     await standin?.close();
+    await deleteSuiteStreams(token, [`${token}_EVENTS`, `${token}_DLQ`]);
   });
 
   it("replica B answers runs, authenticating through auth on replica A", async () => {
@@ -139,7 +143,7 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
         if (first?.case !== "accepted") throw new Error("no accepted event");
         // RunStarted is what replica A finds the run by; it is stored once the first token is
         // written (at the latest 100 ms after acceptance).
-        await waitUntil("RunStarted to be stored", async () => (await runEvents(a.db, tenantId, first.value.requestId)).length > 0);
+        await eventually("RunStarted to be stored", async () => (await runEvents(a.db, tenantId, first.value.requestId)).length > 0);
         cancelled = (await viaA.agent.cancelRun({ requestId: first.value.requestId })).cancelled;
       }
     });
@@ -147,7 +151,7 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
     expect(errorOf(events)?.code).toBe("CANCELLED");
     expect(doneOf(events)?.status).toBe(RunStatus.CANCELLED);
     const upstream = standin.requests.at(-1)!;
-    await waitUntil("the stand-in model to see replica B hang up", () => upstream.clientAborted, 5000);
+    await eventually("the stand-in model to see replica B hang up", () => upstream.clientAborted, 5000);
     const first = events[0]?.event;
     const recorded = first?.case === "accepted" ? await runEvents(a.db, tenantId, first.value.requestId) : [];
     expect(recorded.map((e) => e.type)).toEqual(["nexus.events.v1.RunStarted", "nexus.events.v1.RunCancelRequested", "nexus.events.v1.RunCancelled"]);
@@ -176,7 +180,7 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
     expect(metrics).toMatch(/nexus_agent_circuit_state\{dependency="retrieval"\} 2/);
 
     proxy.restore();
-    await waitUntil(
+    await eventually(
       "a probe to get through and close the breaker",
       async () => doneOf(await collect(viaB, { corpusId: "handbook", message: "How do I rotate an API key?" }))?.status === RunStatus.COMPLETED,
       BREAKER_RESET_MS * 15,

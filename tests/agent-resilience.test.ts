@@ -5,10 +5,11 @@ import { RunStatus, type RunResponse } from "../gen/nexus/agent/v1/agent_service
 import { MessageRole } from "../gen/nexus/agent/v1/session_pb.js";
 import type { NexusClient } from "../services/client/index.js";
 import { errorMetadata, errorReason } from "../services/kernel/errors.js";
-import { ingestCorpus, runEvents, startAgentMesh, waitUntil, type AgentMesh } from "./support/agent-mesh.js";
+import { ingestCorpus, runEvents, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
 import { connectJsonStream } from "./support/connect-json-stream.js";
 import { startOpenAiStandin, type OpenAiStandin } from "./support/openai-standin.js";
 import { describeWithPostgres } from "./support/services.js";
+import { eventually } from "./support/eventually.js";
 
 // The `openai` provider end to end through `nexus dev`, against a LOCAL STAND-IN for a cloud
 // LLM (tests/support/openai-standin.ts) that streams, fails and stalls on demand:
@@ -156,8 +157,8 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     );
     expect(err.code).toBe(Code.Canceled);
     const upstream = standin.requests.at(-1)!;
-    await waitUntil("the stand-in model to see the agent hang up", () => upstream.clientAborted, 5000);
-    await waitUntil("the cancelled run to be recorded", async () => (await runEvents(mesh.db, tenantId, requestId)).length === 2);
+    await eventually("the stand-in model to see the agent hang up", () => upstream.clientAborted, 5000);
+    await eventually("the cancelled run to be recorded", async () => (await runEvents(mesh.db, tenantId, requestId)).length === 2);
     const events = await runEvents(mesh.db, tenantId, requestId);
     expect(events.map((e) => e.type)).toEqual(["nexus.events.v1.RunStarted", "nexus.events.v1.RunCancelled"]);
     expect(events[1]?.payload.byCancelRun ?? false).toBe(false);
@@ -185,7 +186,7 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     expect(errorOf(events).code).toBe("CANCELLED");
     expect(doneOf(events).status).toBe(RunStatus.CANCELLED);
     const upstream = standin.requests.at(-1)!;
-    await waitUntil("the stand-in model to see the agent hang up", () => upstream.clientAborted, 5000);
+    await eventually("the stand-in model to see the agent hang up", () => upstream.clientAborted, 5000);
     const { requestId } = accepted(events);
     expect((await canceller.agent.cancelRun({ requestId })).cancelled).toBe(false);
     const recorded = await runEvents(mesh.db, tenantId, requestId);
@@ -240,8 +241,8 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     );
     expect(err.code).toBe(Code.DeadlineExceeded);
     const upstream = standin.requests.at(-1)!;
-    await waitUntil("the stand-in model to see the agent hang up", () => upstream.clientAborted, 5000);
-    await waitUntil("the run to be recorded", async () => (await runEvents(mesh.db, tenantId, requestId)).length === 2);
+    await eventually("the stand-in model to see the agent hang up", () => upstream.clientAborted, 5000);
+    await eventually("the run to be recorded", async () => (await runEvents(mesh.db, tenantId, requestId)).length === 2);
     const recorded = await runEvents(mesh.db, tenantId, requestId);
     expect(recorded[1]?.type).toBe("nexus.events.v1.RunFailed");
     expect(recorded[1]?.payload).toMatchObject({ code: "DEADLINE_EXCEEDED", failedStep: "generate" });
@@ -264,7 +265,7 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     // After the reset timeout one probe goes through; its success closes the breaker.
     standin.setDefault({ kind: "answer", text: "Probe answer [1]." });
     let probe: RunResponse[] = [];
-    await waitUntil(
+    await eventually(
       "the breaker to let a probe through",
       async () => {
         probe = await run(owner, ask("How do I rotate an API key?"));
@@ -289,7 +290,7 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
         }, { signal: c.signal }).catch(() => undefined),
       );
     }
-    await waitUntil("two runs to be streaming", () => streaming.size === 2, 10_000);
+    await eventually("two runs to be streaming", () => streaming.size === 2, 10_000);
     const busy = await rpcError(() => run(owner, ask("One more please")));
     expect(busy.code).toBe(Code.Unavailable);
     expect(errorReason(busy)).toBe("SERVICE_BUSY");
@@ -298,7 +299,7 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     for (const c of controllers) c.abort();
     await Promise.all(started);
     // Slots come back once the cancelled runs have stored their outcome.
-    await waitUntil("a slot to be free again", async () => {
+    await eventually("a slot to be free again", async () => {
       try {
         return doneOf(await run(owner, { corpusId: "handbook", message: "How do I rotate an API key?" })).status === RunStatus.COMPLETED;
       } catch (err) {

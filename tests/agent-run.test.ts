@@ -174,7 +174,7 @@ describeWithPostgres("agent Run end to end (nexus dev)", () => {
     const finalJson = result.messages.at(-2)?.messageFinal as { text: string; citations: Array<{ documentId: string }> };
     expect(finalJson.text).toContain("Platform operators change them with nexus quota set.");
     expect(finalJson.citations[0]?.documentId).toBe("hb-quotas");
-    expect((result.messages.at(-1)?.done as { status: string }).status).toBe("RUN_STATUS_COMPLETED");
+    expect((result.messages.at(-1)?.done as { status: string } | undefined)?.status).toBe("RUN_STATUS_COMPLETED");
   });
 
   it("refuses before acceptance with ordinary RPC errors", async () => {

@@ -2,8 +2,9 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
-import { ingestCorpus, startAgentMesh, waitUntil, type AgentMesh } from "./support/agent-mesh.js";
+import { ingestCorpus, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
 import { describeWithPostgres } from "./support/services.js";
+import { eventually } from "./support/eventually.js";
 
 // What any OTLP backend receives from a run: `nexus dev` exports its traces (OTLP over
 // HTTP, JSON) to a small collector in this test, and the run's state machine shows up as
@@ -73,7 +74,7 @@ describeWithPostgres("agent telemetry: GenAI spans over OTLP and run histograms"
     const requestId = accepted.value.requestId;
 
     let run: OtlpSpan | undefined;
-    await waitUntil("the run's spans to reach the collector", () => {
+    await eventually("the run's spans to reach the collector", () => {
       run = spans.find((s) => s.name === "invoke_agent nexus" && attr(s, "nexus.request_id") === requestId);
       return run !== undefined && spans.filter((s) => s.traceId === run!.traceId && s.name === "agent.persist").length === 1;
     });

@@ -8,7 +8,7 @@
  */
 import { create, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { NEXUS_SERVICES } from "../services/kernel/authz/all-services.js";
 import { PERMISSIONS, procedureOf } from "../services/kernel/authz/permissions.js";

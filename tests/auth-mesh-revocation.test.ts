@@ -8,7 +8,6 @@
  * The 1 s bound is the issue's requirement, so it is asserted; the test polls until the
  * refusal shows up and measures from the moment the change was acknowledged.
  */
-import { jetstreamManager } from "@nats-io/jetstream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
@@ -17,9 +16,9 @@ import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient, type NexusClient } from "../services/client/create-nexus-client.js";
 import { errorReason } from "../services/kernel/errors.js";
-import { connectNats } from "../services/kernel/events/nats-streams.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
 import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
 
 const BOUND_MS = 1_000;
 
@@ -37,8 +36,8 @@ describeWithPostgresAndNats("revocation across the mesh (separate processes, NAT
       DATABASE_URL: db.url,
       NATS_URL: TEST_NATS_URL,
       NEXUS_SUBJECT_PREFIX: uniqueToken("mesh"),
-      NEXUS_NATS_STREAM: `EVENTS_${token}`,
-      NEXUS_DLQ_STREAM: `DLQ_${token}`,
+      NEXUS_NATS_STREAM: suiteStreams(token).stream,
+      NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
       NEXUS_LEXICAL_ONLY: "true",
       NEXUS_AUTH_CACHE_TTL_MS: "600000",
       OTEL_SDK_DISABLED: "true",
@@ -58,11 +57,7 @@ describeWithPostgresAndNats("revocation across the mesh (separate processes, NAT
   afterAll(async () => {
     await retrieval?.stop();
     await auth?.stop();
-    const nc = await connectNats({ servers: TEST_NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-    await jsm.streams.delete(`DLQ_${token}`).catch(() => undefined);
-    await nc.close();
+    await deleteSuiteStreams(token);
     await db?.drop();
   });
 

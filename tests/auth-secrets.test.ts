@@ -18,6 +18,7 @@ import { connectNats } from "../services/kernel/events/nats-streams.js";
 import { outcome } from "./support/auth-harness.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
 import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
 
 describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () => {
   let db: TestDatabase;
@@ -36,8 +37,8 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
         DATABASE_URL: db.url,
         NATS_URL: TEST_NATS_URL,
         NEXUS_SUBJECT_PREFIX: uniqueToken("sec"),
-        NEXUS_NATS_STREAM: `EVENTS_${token}`,
-        NEXUS_DLQ_STREAM: `DLQ_${token}`,
+        NEXUS_NATS_STREAM: suiteStreams(token).stream,
+        NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
         NEXUS_BOOTSTRAP_KEY_ID: platform.keyId,
         NEXUS_BOOTSTRAP_KEY_SHA256: Buffer.from(platform.digest).toString("hex"),
         OTEL_SDK_DISABLED: "true",
@@ -76,11 +77,7 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
 
   afterAll(async () => {
     await auth?.stop();
-    const nc = await connectNats({ servers: TEST_NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-    await jsm.streams.delete(`DLQ_${token}`).catch(() => undefined);
-    await nc.close();
+    await deleteSuiteStreams(token);
     await db?.drop();
   });
 

@@ -6,6 +6,7 @@ import { appendToStream, createLocalEventBus } from "../services/kernel/events/i
 import { grpcUnary } from "./support/grpc-js.js";
 import { NEXUS_BIN, startNexus, tempDir } from "./support/nexus-process.js";
 import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { deleteSuiteStreams } from "./support/nats-streams.js";
 
 /** Runs `nexus <args>` to completion and returns its exit code and output. */
 function runNexus(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -108,12 +109,7 @@ describeWithPostgresAndNats("nexus serve and migrate against PostgreSQL and NATS
     db = await createTestDatabase();
   });
   afterAll(async () => {
-    const { jetstreamManager } = await import("@nats-io/jetstream");
-    const { connect } = await import("@nats-io/transport-node");
-    const nc = await connect({ servers: TEST_NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    for (const s of [`S_${token}`, `D_${token}`]) await jsm.streams.delete(s).catch(() => undefined);
-    await nc.close();
+    await deleteSuiteStreams(token, [`S_${token}`, `D_${token}`]);
     await db?.drop();
   });
 

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { SearchMode } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { createNexusClient } from "../services/client/create-nexus-client.js";
-import { makeDocx, makePdf } from "./fixtures/rag/documents.js";
+import { makeDocx, makePdf } from "./support/rag/documents.js";
 import { NEXUS_BIN, startNexus, tempDir, type NexusProcess } from "./support/nexus-process.js";
 
 const run = promisify(execFile);

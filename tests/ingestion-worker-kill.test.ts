@@ -4,17 +4,18 @@
  * the middle of a document. The test process plays the API: it queues documents through the
  * real handler against the same database; only the worker processes consume.
  */
-import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
 import { createPgDatabase } from "../services/kernel/db/pg-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createNatsEventBus, type NatsEventBus } from "../services/kernel/events/nats-bus.js";
-import { settled, uploadMessages } from "./fixtures/rag/calls.js";
-import { clientsFor, openRag, tenantPrincipal, waitFor, type Rag, type RagClients } from "./fixtures/rag/harness.js";
+import { settled, uploadMessages } from "./support/rag/calls.js";
+import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "./support/rag/harness.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
 import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { eventually } from "./support/eventually.js";
+import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
 
 const TENANT = "tenant-kill";
 
@@ -40,8 +41,8 @@ describeWithPostgresAndNats("kill -9 of an ingestion worker in the middle of a d
   const env = (extra: Record<string, string> = {}) => ({
     DATABASE_URL: testDb.url,
     NATS_URL: TEST_NATS_URL,
-    NEXUS_NATS_STREAM: `EVENTS_${token}`,
-    NEXUS_DLQ_STREAM: `DLQ_${token}`,
+    NEXUS_NATS_STREAM: suiteStreams(token).stream,
+    NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
     NEXUS_SUBJECT_PREFIX: `p${token}`,
     NEXUS_LEXICAL_ONLY: "true",
     NEXUS_INGEST_ACK_WAIT_MS: "2000",
@@ -77,7 +78,7 @@ describeWithPostgresAndNats("kill -9 of an ingestion worker in the middle of a d
   /** Kills `worker` once it has started a NEW attempt at the document and made progress in it. */
   const killMidDocument = async (worker: NexusProcess, documentId: string, attemptsBefore = 0): Promise<number> => {
     let attempts = 0;
-    await waitFor(`${documentId} to be half-way processed by attempt ${attemptsBefore + 1}`, async () => {
+    await eventually(`${documentId} to be half-way processed by attempt ${attemptsBefore + 1}`, async () => {
       const r = await row(documentId);
       attempts = r?.attempts ?? 0;
       return r?.status === "processing" && attempts > attemptsBefore && r.progress_done > 0;
@@ -95,8 +96,7 @@ describeWithPostgresAndNats("kill -9 of an ingestion worker in the middle of a d
       db,
       nats: { servers: TEST_NATS_URL, name: "kill-test-api" },
       subjectPrefix: `p${token}`,
-      stream: `EVENTS_${token}`,
-      dlqStream: `DLQ_${token}`,
+      ...suiteStreams(token),
       relay: false,
     });
     rag = await openRag({ db, bus, vectors: false, workers: false });
@@ -108,9 +108,7 @@ describeWithPostgresAndNats("kill -9 of an ingestion worker in the middle of a d
   });
   afterAll(async () => {
     await rag?.close();
-    const jsm = bus ? await jetstreamManager(bus.nats) : undefined;
-    await jsm?.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-    await jsm?.streams.delete(`DLQ_${token}`).catch(() => undefined);
+    await deleteSuiteStreams(token);
     await bus?.close();
     await db?.close();
     await testDb?.drop();

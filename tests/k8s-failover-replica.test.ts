@@ -26,10 +26,11 @@ import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient, type NexusClient } from "../services/client/create-nexus-client.js";
 import { errorReason } from "../services/kernel/errors.js";
 import { connectNats } from "../services/kernel/events/nats-streams.js";
-import { eventually, KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
+import { KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
 import { describeWithPostgresBinaries, postgresBinDir, startPrimary, startReplica, type PgCluster } from "./support/pg-cluster.js";
 import { describeWithNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
+import { eventually } from "./support/eventually.js";
 
 type Obj = Record<string, any>;
 const SYS = "nexus-system";

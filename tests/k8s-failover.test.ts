@@ -13,9 +13,10 @@ import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadOperatorConfig } from "../operator/config.js";
 import { runOperator, type RunningOperator } from "../operator/run-operator.js";
-import { eventually, KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
+import { KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from "./support/services.js";
+import { eventually } from "./support/eventually.js";
 
 type Obj = Record<string, any>;
 const SYS = "nexus-system";

@@ -10,8 +10,9 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadOperatorConfig } from "../operator/config.js";
 import { runOperator, type RunningOperator } from "../operator/run-operator.js";
-import { eventually, KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
+import { KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
 import { startNexus } from "./support/nexus-process.js";
+import { eventually } from "./support/eventually.js";
 
 const SYS = "nexus-system";
 let standin: KubeApiServerStandin;

@@ -25,8 +25,9 @@ import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { HardCapMode, Period, QuotaSource } from "../gen/nexus/metering/v1/quota_pb.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
 import { errorReason } from "../services/kernel/errors.js";
-import { eventually, KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
+import { KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
+import { eventually } from "./support/eventually.js";
 
 const NS = "team-a";
 let standin: KubeApiServerStandin;

@@ -6,18 +6,17 @@
  */
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { Period } from "../gen/nexus/metering/v1/quota_pb.js";
 import type { NexusClient } from "../services/client/index.js";
 import { errorMetadata, errorReason } from "../services/kernel/errors.js";
-import { connectNats } from "../services/kernel/events/nats-streams.js";
 import { ingestCorpus, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
 import { NEXUS_BIN, tempDir } from "./support/nexus-process.js";
 import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
-import { waitFor } from "./metering-harness.js";
+import { eventually } from "./support/eventually.js";
+import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
 
 /** Runs `nexus <args>` to completion against the mesh. */
 function nexus(args: string[], env: Record<string, string | undefined>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -58,8 +57,8 @@ describeWithPostgresAndNats("metering, quotas and audit end to end (nexus dev on
     mesh = await startAgentMesh({
       NATS_URL: TEST_NATS_URL,
       NEXUS_SUBJECT_PREFIX: uniqueToken("p"),
-      NEXUS_NATS_STREAM: `EVENTS_${token}`,
-      NEXUS_DLQ_STREAM: `DLQ_${token}`,
+      NEXUS_NATS_STREAM: suiteStreams(token).stream,
+      NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
     });
     ({ tenantId, key: tenantKey } = await mesh.newTenant("pro", "owner"));
     tenant = mesh.client(tenantKey);
@@ -68,18 +67,14 @@ describeWithPostgresAndNats("metering, quotas and audit end to end (nexus dev on
 
   afterAll(async () => {
     await mesh?.close();
-    const nc = await connectNats({ servers: TEST_NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-    await jsm.streams.delete(`DLQ_${token}`).catch(() => undefined);
-    await nc.close();
+    await deleteSuiteStreams(token);
     files.remove();
   });
 
   it("meters an agent run once and shows it in `nexus usage`", { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const events = await run(tenant, "Who changes quotas?");
     expect(events.at(-1)?.event.case).toBe("done");
-    await waitFor("the run's usage", async () => (await tenant.metering.getUsageSummary({ period: Period.MONTH })).totals?.runsCompleted === 1n);
+    await eventually("the run's usage", async () => (await tenant.metering.getUsageSummary({ period: Period.MONTH })).totals?.runsCompleted === 1n);
     const r = await nexus(["usage", "--json"], as(tenantKey));
     const usage = JSON.parse(r.stdout) as { totals?: { runsCompleted?: string; runUnits?: number }; quota?: { runsUsed?: string } };
     expect(usage.totals?.runsCompleted).toBe("1");
@@ -118,7 +113,7 @@ describeWithPostgresAndNats("metering, quotas and audit end to end (nexus dev on
 
   it("keeps a verifiable audit trail of the tenant's actions, listed, exported and verified by the CLI", { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const expected = ["auth.api_key.created", "corpora.created", "documents.ingest.enqueued", "run.invoked", "billing.usage_recorded", "quota.updated", "quota.hard_cap_blocked"];
-    await waitFor("the audit entries", async () => {
+    await eventually("the audit entries", async () => {
       const seen = (await tenant.audit.listAuditEvents({ pageSize: 500 })).events.map((e) => e.eventType);
       return expected.every((t) => seen.includes(t));
     });

@@ -41,7 +41,7 @@ function schemaValidator(doc: Obj): (ptr: string, value: unknown) => string | un
   };
 }
 
-const escape = (p: string) => p.replaceAll("~", "~0").replaceAll("/", "~1");
+const escapePointer = (p: string) => p.replaceAll("~", "~0").replaceAll("/", "~1");
 
 describe("GET /openapi.json on a kernel server", () => {
   let server: NexusServer;
@@ -82,7 +82,7 @@ describe("GET /openapi.json on a kernel server", () => {
     expect(doc.servers).toEqual([{ url: "/", description: "This server." }]);
     // Every reference left in the cut document still resolves.
     const check = schemaValidator(doc);
-    for (const name of schemas) expect(() => check(`/components/schemas/${escape(name)}`, {}), name).not.toThrow();
+    for (const name of schemas) expect(() => check(`/components/schemas/${escapePointer(name)}`, {}), name).not.toThrow();
   });
 
   it("answers HEAD without a body and refuses other methods", async () => {
@@ -149,8 +149,8 @@ describe("the OpenAPI document against a running `nexus dev`", () => {
     const response = obj(obj(obj(obj(served.paths)[path]).post).responses)[status];
     if (response === undefined) return undefined;
     const ref = obj(response).$ref;
-    const base = typeof ref === "string" ? ref.slice(1) : `/paths/${escape(path)}/post/responses/${status}`;
-    return `${base}/content/${escape("application/json")}/schema`;
+    const base = typeof ref === "string" ? ref.slice(1) : `/paths/${escapePointer(path)}/post/responses/${status}`;
+    return `${base}/content/${escapePointer("application/json")}/schema`;
   };
 
   it("serves a valid OpenAPI 3.1 document describing every RPC `nexus dev` mounts", async () => {

@@ -42,7 +42,7 @@ export function failoverLease(options: FailoverLockOptions, failover: Failover):
 export async function acquireFailoverLock(options: FailoverLockOptions, failover: Failover, respectCooldown: boolean): Promise<LockVerdict> {
   const lease = failoverLease(options, failover);
   const current = await lease.read();
-  if (current && current.holder && current.holder !== lease.identity && !current.expired) {
+  if (current?.holder && current.holder !== lease.identity && !current.expired) {
     return { kind: "busy", holder: current.annotations[HOLDER_ANNOTATION] ?? current.holder };
   }
   if (respectCooldown && current?.holder !== lease.identity) {

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { CoreV1Api, V1Secret } from "@kubernetes/client-node";
-import { ApiKeyStatus, Role } from "../../gen/nexus/auth/v1/api_key_pb.js";
+import { type ApiKey, ApiKeyStatus, Role } from "../../gen/nexus/auth/v1/api_key_pb.js";
 import { errorReason } from "../../services/kernel/errors.js";
 import type { Tenant, TenantApiKeySpec, TenantApiKeyStatus } from "../crds/types.js";
 import { isNotFound } from "../kube/api-errors.js";
@@ -120,7 +120,7 @@ async function rotateKeySecret(
  * longer be used is left to the verification step, which reports it.
  */
 async function ensureRole(deps: TenantKeysDeps, tenant: Tenant, spec: TenantApiKeySpec, keyId: string): Promise<void> {
-  let key;
+  let key: ApiKey | undefined;
   try {
     key = (await deps.nexus.auth.getApiKey({ keyId })).apiKey;
   } catch (err) {

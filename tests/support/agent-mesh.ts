@@ -5,6 +5,7 @@ import { DocumentStatus } from "../../gen/nexus/ingestion/v1/document_pb.js";
 import { createNexusClient, type NexusClient } from "../../services/client/index.js";
 import { startNexus, type NexusProcess } from "./nexus-process.js";
 import { createTestDatabase, type TestDatabase } from "./services.js";
+import { eventually } from "./eventually.js";
 
 /**
  * `nexus dev` as a user starts it — all five services in one process, the real
@@ -48,7 +49,7 @@ export async function startAgentMesh(env: Record<string, string> = {}): Promise<
       env: { DATABASE_URL: database.url, NEXUS_LEXICAL_ONLY: "true", LOG_LEVEL: process.env.NEXUS_TEST_LOG_LEVEL ?? "warn", NEXUS_LOG_PRETTY: "false", ...env },
     });
     const started = proc;
-    await waitUntil("nexus dev to print its first-start keys", () => /owner key[^\n]*\n\s*(nxs_\S+)/.test(started.output()), 30_000);
+    await eventually("nexus dev to print its first-start keys", () => /owner key[^\n]*\n\s*(nxs_\S+)/.test(started.output()), 30_000);
     const out = proc.output();
     const platformKey = /platform operator key[^\n]*\n\s*(nxs_\S+)/.exec(out)?.[1];
     const ownerKey = /owner key[^\n]*\n\s*(nxs_\S+)/.exec(out)?.[1];
@@ -113,21 +114,13 @@ export async function ingestCorpus(client: NexusClient, corpusId: string, docume
     await client.ingestion.ingestText({ corpusId, documentId: d.id, text: d.text, filename: d.filename ?? `${d.id}.txt`, mediaType: "text/plain" });
   }
   for (const d of documents) {
-    await waitUntil(`document ${d.id} to be ingested`, async () => {
+    const settled = await eventually(`document ${d.id} to be ingested`, async () => {
       const { document } = await client.ingestion.getDocument({ documentId: d.id });
-      if (document?.status === DocumentStatus.FAILED) throw new Error(`document ${d.id} failed: ${document.failureReason}`);
-      return document?.status === DocumentStatus.SUCCEEDED;
+      const done = document?.status === DocumentStatus.SUCCEEDED || document?.status === DocumentStatus.FAILED;
+      return done && document;
     });
-  }
-}
-
-/** Polls `probe` (every 25 ms, at most `timeoutMs`) until it returns true. */
-export async function waitUntil(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
+    // Fail at once on FAILED rather than polling until the timeout.
+    if (settled.status === DocumentStatus.FAILED) throw new Error(`document ${d.id} failed: ${settled.failureReason}`);
   }
 }
 

@@ -39,7 +39,7 @@ export function connectEnvelope(json: unknown, flags = 0): Uint8Array {
 export async function connectJsonStream(
   url: string,
   request: unknown,
-  options: { headers?: Record<string, string>; onMessage?: (message: Record<string, unknown>) => "abort" | void; timeoutMs?: number } = {},
+  options: { headers?: Record<string, string>; onMessage?: (message: Record<string, unknown>) => "abort" | undefined; timeoutMs?: number } = {},
 ): Promise<ConnectJsonStreamResult> {
   const controller = new AbortController();
   const res = await fetch(url, {

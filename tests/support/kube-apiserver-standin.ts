@@ -645,24 +645,3 @@ export class KubeApiServerStandin {
   }
 }
 
-/**
- * Polls `probe` until it returns a value other than undefined/false, or fails after `timeoutMs`
- * with `what` and the last value seen (bounded polling; no fixed sleeps in tests).
- */
-export async function eventually<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}

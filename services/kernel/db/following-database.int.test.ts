@@ -8,10 +8,10 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { describeWithPostgresBinaries, startPrimary, type PgCluster } from "../../../tests/support/pg-cluster.js";
-import { eventually } from "../../../tests/support/kube-apiserver-standin.js";
 import { databaseUrlAt, endpointOfUrl, parseDatabaseEndpoint, readDatabaseEndpoint } from "./database-endpoint.js";
 import { createFollowingDatabase, type FollowingDatabase } from "./following-database.js";
 import { createPgDatabase } from "./pg-database.js";
+import { eventually } from "../../../tests/support/eventually.js";
 
 describe("database endpoints", () => {
   it("parses host:port, bracketed IPv6, and says what is wrong otherwise", () => {

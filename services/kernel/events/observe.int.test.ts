@@ -3,7 +3,6 @@
  * on the local bus (PGlite) and on the NATS bus (two buses = two processes sharing one
  * database and one NATS server, only one of them relaying).
  */
-import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "../../../tests/support/services.js";
 import { createPgDatabase } from "../db/pg-database.js";
@@ -12,8 +11,8 @@ import type { Database } from "../db/ports.js";
 import { appendToStream } from "./event-store.js";
 import { createLocalEventBus } from "./local-bus.js";
 import { createNatsEventBus, type NatsEventBus } from "./nats-bus.js";
-import { connectNats } from "./nats-streams.js";
 import type { EventBus, ObservedEvent } from "./ports.js";
+import { deleteSuiteStreams } from "../../../tests/support/nats-streams.js";
 
 const WAIT = { timeout: 10_000, interval: 20 };
 
@@ -107,11 +106,7 @@ describeWithPostgresAndNats("EventBus.observe on the NATS bus", () => {
   afterAll(async () => {
     await quiet.close();
     await relaying.close();
-    const nc = await connectNats({ servers: TEST_NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-    await jsm.streams.delete(`DLQ_${token}`).catch(() => undefined);
-    await nc.close();
+    await deleteSuiteStreams(token);
     await db.close();
     await testDb.drop();
   });

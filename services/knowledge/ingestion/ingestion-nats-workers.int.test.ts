@@ -1,14 +1,14 @@
-import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { SearchMode } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
-import { createPgDatabase } from "../services/kernel/db/pg-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { createNatsEventBus, type NatsEventBus } from "../services/kernel/events/nats-bus.js";
-import { settled } from "./fixtures/rag/calls.js";
-import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "./fixtures/rag/harness.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
+import { SearchMode } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { chunkText } from "./chunking/chunker.js";
+import { createPgDatabase } from "../../kernel/db/pg-database.js";
+import type { Database } from "../../kernel/db/ports.js";
+import { createNatsEventBus, type NatsEventBus } from "../../kernel/events/nats-bus.js";
+import { settled } from "../../../tests/support/rag/calls.js";
+import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
+import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "../../../tests/support/services.js";
+import { deleteSuiteStreams, suiteStreams } from "../../../tests/support/nats-streams.js";
 
 const text = (i: number) =>
   Array.from({ length: 20 + i * 3 }, (_, j) => `Document ${i} sentence ${j} describes warehouse ${i} and its inventory rules.`).join(" ");
@@ -30,8 +30,7 @@ describeWithPostgresAndNats("ingestion workers on PostgreSQL (lexical-only) and 
         db,
         nats: { servers: TEST_NATS_URL, name: `ingestion-test-${relay}` },
         subjectPrefix: `p${token}`,
-        stream: `EVENTS_${token}`,
-        dlqStream: `DLQ_${token}`,
+        ...suiteStreams(token),
         relay: relay ? { pollIntervalMs: 50 } : false,
         consumerHeartbeatMs: 1_000,
       });
@@ -44,9 +43,7 @@ describeWithPostgresAndNats("ingestion workers on PostgreSQL (lexical-only) and 
   });
   afterAll(async () => {
     for (const r of rags) await r.close();
-    const jsm = buses[0] ? await jetstreamManager(buses[0].nats) : undefined;
-    await jsm?.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-    await jsm?.streams.delete(`DLQ_${token}`).catch(() => undefined);
+    await deleteSuiteStreams(token);
     for (const b of buses) await b.close();
     for (const d of dbs) await d.close();
     await testDb?.drop();

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { DocumentError } from "../services/knowledge/ingestion/parsers/document-error.js";
-import { extractText, precheckContent } from "../services/knowledge/ingestion/parsers/extract-text.js";
-import { MEDIA_TYPES, resolveMediaType } from "../services/knowledge/ingestion/parsers/media-types.js";
-import { corruptDocx, corruptPdf, makeDocx, makePdf } from "./fixtures/rag/documents.js";
+import { DocumentError } from "./document-error.js";
+import { extractText, precheckContent } from "./extract-text.js";
+import { MEDIA_TYPES, resolveMediaType } from "./media-types.js";
+import { corruptDocx, corruptPdf, makeDocx, makePdf } from "../../../../tests/support/rag/documents.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 

@@ -6,24 +6,24 @@
 import { randomUUID } from "node:crypto";
 import { createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { pino, type Logger } from "pino";
-import { AuditService } from "../gen/nexus/audit/v1/audit_service_pb.js";
-import { MeteringService } from "../gen/nexus/metering/v1/metering_service_pb.js";
-import { effectiveEntitlements, principalEntitlements } from "../services/kernel/authz/plans.js";
-import { createAuditParts } from "../services/audit/audit-parts.js";
-import { auditService } from "../services/audit/server.js";
-import { loadConfig } from "../services/kernel/config.js";
-import { principalKey, type PlanName, type PlatformPrincipal, type Principal, type TenantPrincipal } from "../services/kernel/context.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import type { EventBus } from "../services/kernel/events/ports.js";
-import type { BackoffOptions } from "../services/kernel/events/ports.js";
-import { migrateService, mountService, type MountedService, type ServiceContext } from "../services/kernel/service/index.js";
-import type { MeteringApplication } from "../services/metering/metering-application.js";
-import type { MeteringHandler } from "../services/metering/metering-handler.js";
-import { createMeteringParts, type MeteringPartsOptions } from "../services/metering/metering-parts.js";
-import { meteringService } from "../services/metering/server.js";
-import type { AuditApplication } from "../services/audit/audit-application.js";
-import type { AuditHandler } from "../services/audit/audit-handler.js";
-import { createPeers } from "../services/runtime/peers.js";
+import type { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
+import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
+import { effectiveEntitlements, principalEntitlements } from "../../services/kernel/authz/plans.js";
+import { createAuditParts } from "../../services/audit/audit-parts.js";
+import { auditService } from "../../services/audit/server.js";
+import { loadConfig } from "../../services/kernel/config.js";
+import { principalKey, type PlanName, type PlatformPrincipal, type Principal, type TenantPrincipal } from "../../services/kernel/context.js";
+import type { Database } from "../../services/kernel/db/ports.js";
+import type { EventBus } from "../../services/kernel/events/ports.js";
+import type { BackoffOptions } from "../../services/kernel/events/ports.js";
+import { migrateService, mountService, type MountedService, type ServiceContext } from "../../services/kernel/service/index.js";
+import type { MeteringApplication } from "../../services/metering/metering-application.js";
+import type { MeteringHandler } from "../../services/metering/metering-handler.js";
+import { createMeteringParts, type MeteringPartsOptions } from "../../services/metering/metering-parts.js";
+import { meteringService } from "../../services/metering/server.js";
+import type { AuditApplication } from "../../services/audit/audit-application.js";
+import type { AuditHandler } from "../../services/audit/audit-handler.js";
+import { createPeers } from "../../services/runtime/peers.js";
 
 /** A tenant member's principal with the plan's real entitlements. */
 export function tenantPrincipal(tenantId: string, plan: PlanName = "pro", role: TenantPrincipal["role"] = "admin"): TenantPrincipal {
@@ -62,22 +62,6 @@ export function contextFor(principal: Principal | undefined, service: typeof Met
 /** A quiet logger (NEXUS_TEST_LOG_LEVEL=debug shows the services' logs). */
 export function testLogger(): Logger {
   return pino({ level: process.env.NEXUS_TEST_LOG_LEVEL ?? "silent" });
-}
-
-/** Polls `check` until it returns something other than undefined/false; fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** A clock tests can move forward. */

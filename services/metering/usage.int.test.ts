@@ -6,28 +6,29 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { register } from "prom-client";
-import { CheckQuotaRequestSchema, GetUsageHistoryRequestSchema, GetUsageSummaryRequestSchema } from "../gen/nexus/metering/v1/metering_service_pb.js";
+import { CheckQuotaRequestSchema, GetUsageHistoryRequestSchema, GetUsageSummaryRequestSchema } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { RunCompletedSchema, RunFailedSchema } from "../gen/nexus/events/v1/agent_events_pb.js";
-import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
-import { Period } from "../gen/nexus/metering/v1/quota_pb.js";
-import { createPgDatabase } from "../services/kernel/db/pg-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { appendToStream } from "../services/kernel/events/event-store.js";
-import { consumerDeliveries } from "../services/kernel/events/metrics.js";
-import { createNatsEventBus, type NatsEventBus } from "../services/kernel/events/nats-bus.js";
-import { eventHeaders } from "../services/kernel/events/nats-message.js";
-import { connectNats } from "../services/kernel/events/nats-streams.js";
-import type { RecordedEvent } from "../services/kernel/events/ports.js";
-import { eventOf } from "../services/kernel/events/protobuf-event.js";
-import { subjectOf } from "../services/kernel/events/topics.js";
-import { RUN_USAGE_CONSUMER } from "../services/metering/metering-consumers.js";
-import { DEFAULT_METERING_SETTINGS } from "../services/metering/metering-settings.js";
-import type { Metering } from "./metering-harness.js";
-import { contextFor, openMetering, tenantPrincipal, uniqueTenant, waitFor } from "./metering-harness.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { RunCompletedSchema, RunFailedSchema } from "../../gen/nexus/events/v1/agent_events_pb.js";
+import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { Period } from "../../gen/nexus/metering/v1/quota_pb.js";
+import { createPgDatabase } from "../kernel/db/pg-database.js";
+import type { Database } from "../kernel/db/ports.js";
+import { appendToStream } from "../kernel/events/event-store.js";
+import { consumerDeliveries } from "../kernel/events/metrics.js";
+import { createNatsEventBus, type NatsEventBus } from "../kernel/events/nats-bus.js";
+import { eventHeaders } from "../kernel/events/nats-message.js";
+import type { RecordedEvent } from "../kernel/events/ports.js";
+import { eventOf } from "../kernel/events/protobuf-event.js";
+import { subjectOf } from "../kernel/events/topics.js";
+import { RUN_USAGE_CONSUMER } from "./metering-consumers.js";
+import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
+import type { Metering } from "../../tests/support/metering-harness.js";
+import { contextFor, openMetering, tenantPrincipal, uniqueTenant } from "../../tests/support/metering-harness.js";
+import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "../../tests/support/services.js";
+import { eventually } from "../../tests/support/eventually.js";
+import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
 
 describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)", () => {
   let testDb: TestDatabase;
@@ -44,8 +45,7 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
       db,
       nats: { servers: TEST_NATS_URL, name: "metering-usage-suite" },
       subjectPrefix: uniqueToken("p"),
-      stream: `EVENTS_${token}`,
-      dlqStream: `DLQ_${token}`,
+      ...suiteStreams(token),
       relay: { pollIntervalMs: 50 },
       consumerHeartbeatMs: 1_000,
     });
@@ -55,11 +55,7 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
   afterAll(async () => {
     await metering?.module.shutdown?.();
     await bus?.close();
-    const nc = await connectNats({ servers: TEST_NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-    await jsm.streams.delete(`DLQ_${token}`).catch(() => undefined);
-    await nc.close();
+    await deleteSuiteStreams(token);
     await db?.close();
     await testDb?.drop();
   });
@@ -109,7 +105,7 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
     const ctx = contextFor(tenantPrincipal(tenantId));
     const r = await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "run-1", estimatedRunUnits: 5 }), ctx);
     const event = await appendRun(completed(tenantId, "run-1", r.reservationId), tenantId, "run-1");
-    await waitFor("the usage record", async () => (await summary(tenantId)).totals?.runsCompleted === 1n);
+    await eventually("the usage record", async () => (await summary(tenantId)).totals?.runsCompleted === 1n);
 
     // The same event published again under another message id: what a redelivery after a lost
     // ack, or a relay re-publish outside the dedupe window, looks like to the consumer.
@@ -118,7 +114,7 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
       msgID: `${event.eventId}:again`,
       headers: eventHeaders(event),
     });
-    await waitFor("the redelivery to be seen", async () => (await duplicates()) > before);
+    await eventually("the redelivery to be seen", async () => (await duplicates()) > before);
 
     const s = await summary(tenantId);
     // max(2, 0.5) × 1.5 (pro) + 4 × 0.25 = 4 run units.
@@ -134,9 +130,9 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
     const ctx = contextFor(tenantPrincipal(tenantId));
     const r = await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "run-2" }), ctx);
     await appendRun(completed(tenantId, "run-2", r.reservationId), tenantId, "run-2");
-    await waitFor("the usage record", async () => (await summary(tenantId)).totals?.runsCompleted === 1n);
+    await eventually("the usage record", async () => (await summary(tenantId)).totals?.runsCompleted === 1n);
     const replay = await appendRun(completed(tenantId, "run-2", r.reservationId), tenantId, "run-2");
-    await waitFor("the replayed event to be processed", () => processed(replay.eventId));
+    await eventually("the replayed event to be processed", () => processed(replay.eventId));
     const s = await summary(tenantId);
     expect(s.totals).toMatchObject({ runsCompleted: 1n, runUnits: 4 });
     expect(s.quota).toMatchObject({ runsUsed: 1n, runUnitsUsed: 4 });
@@ -161,7 +157,7 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
       tenantId,
       "run-3",
     );
-    await waitFor("the failed run's record", async () => (await summary(tenantId)).totals?.runsFailed === 1n);
+    await eventually("the failed run's record", async () => (await summary(tenantId)).totals?.runsFailed === 1n);
     const s = await summary(tenantId);
     expect(s.totals).toMatchObject({ runsCompleted: 0n, runsFailed: 1n, runUnits: 0, cpuSeconds: 1 });
     expect(s.quota).toMatchObject({ runsUsed: 0n, runsReserved: 0n });
@@ -170,7 +166,7 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
   it("a run admitted without metering still counts, on the day it completed", async () => {
     const tenantId = uniqueTenant();
     await appendRun(completed(tenantId, "run-4", ""), tenantId, "run-4");
-    await waitFor("the usage record", async () => (await summary(tenantId)).totals?.runsCompleted === 1n);
+    await eventually("the usage record", async () => (await summary(tenantId)).totals?.runsCompleted === 1n);
     const today = new Date().toISOString().slice(0, 10);
     const h = await metering.handler.getUsageHistory(create(GetUsageHistoryRequestSchema, { startDate: today, endDate: today }), contextFor(tenantPrincipal(tenantId)));
     expect(h.days[0]).toMatchObject({ date: today, totals: { runsCompleted: 1n, runUnits: 4 } });

@@ -8,22 +8,22 @@
 import { create } from "@bufbuild/protobuf";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { CheckQuotaRequestSchema, SetQuotaRequestSchema } from "../gen/nexus/metering/v1/metering_service_pb.js";
+import { CheckQuotaRequestSchema, SetQuotaRequestSchema } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { TenantCreatedSchema } from "../gen/nexus/events/v1/auth_events_pb.js";
-import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
-import { createPgDatabase } from "../services/kernel/db/pg-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { appendToStream } from "../services/kernel/events/event-store.js";
-import { createNatsEventBus, type NatsEventBus } from "../services/kernel/events/nats-bus.js";
-import { connectNats } from "../services/kernel/events/nats-streams.js";
-import { eventOf } from "../services/kernel/events/protobuf-event.js";
-import { BILLING_WEBHOOK_CONSUMER, verifyWebhookSignature, WEBHOOK_HEADERS } from "../services/metering/billing-webhook.js";
-import { DEFAULT_METERING_SETTINGS } from "../services/metering/metering-settings.js";
-import type { Metering } from "./metering-harness.js";
-import { contextFor, openMetering, platformPrincipal, tenantPrincipal, uniqueTenant, waitFor } from "./metering-harness.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { TenantCreatedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
+import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { createPgDatabase } from "../kernel/db/pg-database.js";
+import type { Database } from "../kernel/db/ports.js";
+import { appendToStream } from "../kernel/events/event-store.js";
+import { createNatsEventBus, type NatsEventBus } from "../kernel/events/nats-bus.js";
+import { eventOf } from "../kernel/events/protobuf-event.js";
+import { BILLING_WEBHOOK_CONSUMER, verifyWebhookSignature, WEBHOOK_HEADERS } from "./billing-webhook.js";
+import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
+import type { Metering } from "../../tests/support/metering-harness.js";
+import { contextFor, openMetering, platformPrincipal, tenantPrincipal, uniqueTenant } from "../../tests/support/metering-harness.js";
+import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "../../tests/support/services.js";
+import { eventually } from "../../tests/support/eventually.js";
+import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
 
 /** What the stand-in receiver saw. */
 interface Delivery {
@@ -70,8 +70,7 @@ describeWithPostgresAndNats("billing webhook (stand-in receiver, PostgreSQL + NA
       db,
       nats: { servers: TEST_NATS_URL, name: "billing-webhook-suite" },
       subjectPrefix: uniqueToken("p"),
-      stream: `EVENTS_${token}`,
-      dlqStream: `DLQ_${token}`,
+      ...suiteStreams(token),
       relay: { pollIntervalMs: 50 },
       consumerHeartbeatMs: 1_000,
     });
@@ -85,11 +84,7 @@ describeWithPostgresAndNats("billing webhook (stand-in receiver, PostgreSQL + NA
   afterAll(async () => {
     await metering?.module.shutdown?.();
     await bus?.close();
-    const nc = await connectNats({ servers: TEST_NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-    await jsm.streams.delete(`DLQ_${token}`).catch(() => undefined);
-    await nc.close();
+    await deleteSuiteStreams(token);
     await db?.close();
     await testDb?.drop();
     await new Promise((resolve) => receiver?.close(resolve));
@@ -103,7 +98,7 @@ describeWithPostgresAndNats("billing webhook (stand-in receiver, PostgreSQL + NA
         metadata: { tenantId, actor: "key-platform" },
       }),
     );
-    await waitFor("the plan projection", async () => (await db.query("SELECT 1 FROM metering.tenant_plans WHERE tenant_id = $1", [tenantId])).rows.length === 1);
+    await eventually("the plan projection", async () => (await db.query("SELECT 1 FROM metering.tenant_plans WHERE tenant_id = $1", [tenantId])).rows.length === 1);
     await metering.handler.setQuota(create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 2n, softCapRatio: 0.5 }), contextFor(platformPrincipal()));
     return tenantId;
   }
@@ -116,7 +111,7 @@ describeWithPostgresAndNats("billing webhook (stand-in receiver, PostgreSQL + NA
     const ctx = contextFor(tenantPrincipal(tenantId));
     // The run is admitted at once; the webhook works behind the bus.
     await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "r1" }), ctx);
-    await waitFor("the third attempt", () => of(tenantId).length >= 3);
+    await eventually("the third attempt", () => of(tenantId).length >= 3);
     const attempts = of(tenantId);
     expect(attempts).toHaveLength(3);
     const ids = new Set(attempts.map((a) => a.headers[WEBHOOK_HEADERS.delivery]));
@@ -150,7 +145,7 @@ describeWithPostgresAndNats("billing webhook (stand-in receiver, PostgreSQL + NA
     // A refusal at the hard cap is delivered too (the receiver accepts now: one attempt).
     await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "r2" }), ctx);
     await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "r3" }), ctx).catch(() => undefined);
-    await waitFor("the hard-cap delivery", () => of(tenantId).some((d) => d.headers[WEBHOOK_HEADERS.event] === "quota.hard_cap_blocked"));
+    await eventually("the hard-cap delivery", () => of(tenantId).some((d) => d.headers[WEBHOOK_HEADERS.event] === "quota.hard_cap_blocked"));
     expect(of(tenantId).filter((d) => d.headers[WEBHOOK_HEADERS.event] === "quota.hard_cap_blocked")).toHaveLength(1);
   });
 
@@ -159,7 +154,7 @@ describeWithPostgresAndNats("billing webhook (stand-in receiver, PostgreSQL + NA
     failures.set(tenantId, -1);
     const r = await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "d1" }), contextFor(tenantPrincipal(tenantId)));
     expect(r.reservationId).not.toBe("");
-    const parked = await waitFor("the dead letter", async () => {
+    const parked = await eventually("the dead letter", async () => {
       const letters = await bus.deadLetters.list({ consumer: BILLING_WEBHOOK_CONSUMER });
       return letters.find((l) => (l.metadata.tenantId ?? "") === tenantId);
     });

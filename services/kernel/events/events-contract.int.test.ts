@@ -3,26 +3,26 @@
  * PostgreSQL, and the NATS bus (outbox relay → JetStream) on PostgreSQL. Services never know
  * which bus runs, so each one must behave the same from a handler's point of view.
  */
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createPgDatabase } from "../services/kernel/db/pg-database.js";
-import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { appendToStream } from "../services/kernel/events/event-store.js";
-import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
-import { consumerDeliveries } from "../services/kernel/events/metrics.js";
-import { createNatsEventBus, type NatsEventBus } from "../services/kernel/events/nats-bus.js";
-import { eventHeaders } from "../services/kernel/events/nats-message.js";
-import { connectNats } from "../services/kernel/events/nats-streams.js";
-import type { DeliveredEvent, EventBus, RecordedEvent } from "../services/kernel/events/ports.js";
-import { subjectOf } from "../services/kernel/events/topics.js";
+import { createPgDatabase } from "../db/pg-database.js";
+import { createPgliteDatabase } from "../db/pglite-database.js";
+import type { Database } from "../db/ports.js";
+import { appendToStream } from "./event-store.js";
+import { createLocalEventBus } from "./local-bus.js";
+import { consumerDeliveries } from "./metrics.js";
+import { createNatsEventBus, type NatsEventBus } from "./nats-bus.js";
+import { eventHeaders } from "./nats-message.js";
+import type { DeliveredEvent, EventBus, RecordedEvent } from "./ports.js";
+import { subjectOf } from "./topics.js";
 import {
   createTestDatabase,
   describeWithPostgres,
   describeWithPostgresAndNats,
   TEST_NATS_URL,
   uniqueToken,
-} from "./support/services.js";
+} from "../../../tests/support/services.js";
+import { deleteSuiteStreams, suiteStreams } from "../../../tests/support/nats-streams.js";
 
 /** One bus implementation under test. */
 interface Harness {
@@ -100,8 +100,7 @@ const variants: Variant[] = [
         db,
         nats: { servers: TEST_NATS_URL, name: "events-contract" },
         subjectPrefix: uniqueToken("p"),
-        stream: `EVENTS_${token}`,
-        dlqStream: `DLQ_${token}`,
+        ...suiteStreams(token),
         relay: { pollIntervalMs: 50 },
         consumerHeartbeatMs: 1_000,
       });
@@ -121,11 +120,7 @@ const variants: Variant[] = [
         async teardown() {
           await bus.close();
           // The bus owned (and drained) its connection; clean up with a fresh one.
-          const nc = await connectNats({ servers: TEST_NATS_URL });
-          const jsm = await jetstreamManager(nc);
-          await jsm.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-          await jsm.streams.delete(`DLQ_${token}`).catch(() => undefined);
-          await nc.close();
+          await deleteSuiteStreams(token);
           await db.close();
           await testDb.drop();
         },

@@ -1,14 +1,15 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
-import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
-import type { EventBus } from "../services/kernel/events/ports.js";
-import { expectRpcError, settled, uploadMessages } from "./fixtures/rag/calls.js";
-import { corruptPdf, makeDocx, makePdf } from "./fixtures/rag/documents.js";
-import { clientsFor, openRag, platformPrincipal, tenantPrincipal, waitFor, type Rag, type RagClients } from "./fixtures/rag/harness.js";
+import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
+import { chunkText } from "./chunking/chunker.js";
+import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
+import type { Database } from "../../kernel/db/ports.js";
+import { createLocalEventBus } from "../../kernel/events/local-bus.js";
+import type { EventBus } from "../../kernel/events/ports.js";
+import { expectRpcError, settled, uploadMessages } from "../../../tests/support/rag/calls.js";
+import { corruptPdf, makeDocx, makePdf } from "../../../tests/support/rag/documents.js";
+import { clientsFor, openRag, platformPrincipal, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
+import { eventually } from "../../../tests/support/eventually.js";
 
 const paragraph = (topic: string, n: number) =>
   Array.from({ length: n }, (_, i) => `${topic} fact ${i}: the handbook explains ${topic} rule number ${i} in plain words.`).join(" ");
@@ -126,7 +127,7 @@ describe("document lifecycle (PGlite + local bus, real worker)", () => {
 
   it("lists newest first with cursor pagination and a status filter; a cursor is bound to its filters", async () => {
     for (let i = 0; i < 5; i++) await api.ingestion.ingestText({ corpusId: "handbook", documentId: `page-${i}`, text: `page ${i} text` });
-    await waitFor("all pages done", async () => {
+    await eventually("all pages done", async () => {
       const { documents } = await api.ingestion.listDocuments({ statuses: [DocumentStatus.QUEUED, DocumentStatus.PROCESSING] });
       return documents.length === 0;
     });

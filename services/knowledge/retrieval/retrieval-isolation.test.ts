@@ -1,14 +1,14 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { SearchMode } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { buildSearchStatement } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
-import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
-import type { EventBus } from "../services/kernel/events/ports.js";
-import { expectRpcError, settled } from "./fixtures/rag/calls.js";
-import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "./fixtures/rag/harness.js";
+import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
+import { SearchMode } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { buildSearchStatement } from "./adapters/postgres-search-index.js";
+import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
+import type { Database } from "../../kernel/db/ports.js";
+import { createLocalEventBus } from "../../kernel/events/local-bus.js";
+import type { EventBus } from "../../kernel/events/ports.js";
+import { expectRpcError, settled } from "../../../tests/support/rag/calls.js";
+import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
 
 describe("tenant isolation of corpora, documents and search", () => {
   let db: Database;

@@ -5,23 +5,24 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CheckQuotaRequestSchema, CommitQuotaRequestSchema, GetQuotaRequestSchema, GetUsageHistoryRequestSchema, ReleaseQuotaRequestSchema, SetQuotaRequestSchema } from "../gen/nexus/metering/v1/metering_service_pb.js";
+import { CheckQuotaRequestSchema, CommitQuotaRequestSchema, GetQuotaRequestSchema, GetUsageHistoryRequestSchema, ReleaseQuotaRequestSchema, SetQuotaRequestSchema } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
-import { TenantCreatedSchema } from "../gen/nexus/events/v1/auth_events_pb.js";
-import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
-import { HardCapMode, Period, QuotaDecision, QuotaSource } from "../gen/nexus/metering/v1/quota_pb.js";
-import { createPgDatabase } from "../services/kernel/db/pg-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { errorMetadata, errorReason } from "../services/kernel/errors.js";
-import { appendToStream } from "../services/kernel/events/event-store.js";
-import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
-import type { EventBus } from "../services/kernel/events/ports.js";
-import { eventOf } from "../services/kernel/events/protobuf-event.js";
-import { DEFAULT_METERING_SETTINGS } from "../services/metering/metering-settings.js";
-import type { Metering } from "./metering-harness.js";
-import { contextFor, openMetering, platformPrincipal, tenantPrincipal, testClock, uniqueTenant, waitFor } from "./metering-harness.js";
-import { createTestDatabase, describeWithPostgres, uniqueToken, type TestDatabase } from "./support/services.js";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { TenantCreatedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
+import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { HardCapMode, Period, QuotaDecision, QuotaSource } from "../../gen/nexus/metering/v1/quota_pb.js";
+import { createPgDatabase } from "../kernel/db/pg-database.js";
+import type { Database } from "../kernel/db/ports.js";
+import { errorMetadata, errorReason } from "../kernel/errors.js";
+import { appendToStream } from "../kernel/events/event-store.js";
+import { createLocalEventBus } from "../kernel/events/local-bus.js";
+import type { EventBus } from "../kernel/events/ports.js";
+import { eventOf } from "../kernel/events/protobuf-event.js";
+import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
+import type { Metering } from "../../tests/support/metering-harness.js";
+import { contextFor, openMetering, platformPrincipal, tenantPrincipal, testClock, uniqueTenant } from "../../tests/support/metering-harness.js";
+import { createTestDatabase, describeWithPostgres, uniqueToken, type TestDatabase } from "../../tests/support/services.js";
+import { eventually } from "../../tests/support/eventually.js";
 
 describeWithPostgres("metering quotas (PostgreSQL)", () => {
   let testDb: TestDatabase;
@@ -53,7 +54,7 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
         metadata: { tenantId, actor: "key-platform" },
       }),
     );
-    await waitFor("the plan projection", async () => {
+    await eventually("the plan projection", async () => {
       const { rows } = await db.query("SELECT 1 FROM metering.tenant_plans WHERE tenant_id = $1", [tenantId]);
       return rows.length === 1;
     });

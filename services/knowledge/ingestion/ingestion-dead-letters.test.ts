@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
-import type { EventBus } from "../services/kernel/events/ports.js";
-import { settled } from "./fixtures/rag/calls.js";
-import { startEmbeddingsStandIn, type EmbeddingsStandIn } from "./fixtures/rag/embeddings-stand-in.js";
-import { clientsFor, openRag, platformPrincipal, tenantPrincipal, waitFor, type Rag, type RagClients } from "./fixtures/rag/harness.js";
+import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
+import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
+import type { Database } from "../../kernel/db/ports.js";
+import { createLocalEventBus } from "../../kernel/events/local-bus.js";
+import type { EventBus } from "../../kernel/events/ports.js";
+import { settled } from "../../../tests/support/rag/calls.js";
+import { startEmbeddingsStandIn, type EmbeddingsStandIn } from "../../../tests/support/rag/embeddings-stand-in.js";
+import { clientsFor, openRag, platformPrincipal, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
+import { eventually } from "../../../tests/support/eventually.js";
 
 describe("repeated failures end in FAILED + dead letter, visible in GetDocument, and can be replayed", () => {
   let db: Database;
@@ -67,7 +68,7 @@ describe("repeated failures end in FAILED + dead letter, visible in GetDocument,
     const { deadLetters } = await ops.ingestion.listDeadLetters({});
     const replayed = await ops.ingestion.replayDeadLetter({ sequence: deadLetters[0]!.sequence });
     expect(replayed.consumer).toBe("ingestion-worker");
-    const done = await waitFor("the replayed document to succeed", async () => {
+    const done = await eventually("the replayed document to succeed", async () => {
       const d = (await api.ingestion.getDocument({ documentId: "unlucky" })).document!;
       return d.status === DocumentStatus.SUCCEEDED ? d : undefined;
     });

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { CircuitBreaker } from "../services/kernel/resilience/index.js";
-import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
-import { createHashEmbedder, hashEmbedding } from "../services/knowledge/retrieval/embeddings/hash-embedder.js";
-import { createOpenAiEmbedder } from "../services/knowledge/retrieval/embeddings/openai-embedder.js";
-import { EmbeddingError } from "../services/knowledge/retrieval/embeddings/ports.js";
-import { startEmbeddingsStandIn, type EmbeddingsStandIn } from "./fixtures/rag/embeddings-stand-in.js";
+import { CircuitBreaker } from "../../../kernel/resilience/index.js";
+import { createEmbeddingModels } from "./embedding-models.js";
+import { createHashEmbedder, hashEmbedding } from "./hash-embedder.js";
+import { createOpenAiEmbedder } from "./openai-embedder.js";
+import { EmbeddingError } from "./ports.js";
+import { startEmbeddingsStandIn, type EmbeddingsStandIn } from "../../../../tests/support/rag/embeddings-stand-in.js";
 
 const cosine = (a: Float32Array, b: Float32Array) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 

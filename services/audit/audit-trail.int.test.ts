@@ -6,42 +6,43 @@
  * to tenant admins with the audit entitlement and platform operators.
  */
 import { create } from "@bufbuild/protobuf";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { ActorKind, AuditOutcome } from "../gen/nexus/audit/v1/audit_event_pb.js";
+import { ActorKind, AuditOutcome } from "../../gen/nexus/audit/v1/audit_event_pb.js";
 import {
   AuditService,
   ExportAuditEventsRequestSchema,
   ListAuditEventsRequestSchema,
   VerifyAuditChainRequestSchema,
   type ListAuditEventsResponse,
-} from "../gen/nexus/audit/v1/audit_service_pb.js";
-import { Role, PrincipalKind } from "../gen/nexus/auth/v1/api_key_pb.js";
-import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
-import { AccessDeniedSchema, ApiKeyIssuedSchema, RbacForbiddenSchema, TenantSuspendedSchema } from "../gen/nexus/events/v1/auth_events_pb.js";
-import { RunStartedSchema } from "../gen/nexus/events/v1/agent_events_pb.js";
-import { DocumentQueuedSchema, QueueReason } from "../gen/nexus/events/v1/ingestion_events_pb.js";
-import { QuotaSoftCapReachedSchema } from "../gen/nexus/events/v1/metering_events_pb.js";
-import { CorpusUpdatedSchema } from "../gen/nexus/events/v1/retrieval_events_pb.js";
-import { Period, QuotaMetric } from "../gen/nexus/metering/v1/quota_pb.js";
-import { entriesFromCsv } from "../services/audit/audit-csv.js";
-import { AUDIT_TRAIL_CONSUMER } from "../services/audit/audit-consumer.js";
-import { ChainVerifier } from "../services/audit/domain/audit-entry.js";
-import type { Audit } from "./metering-harness.js";
-import { createPgDatabase } from "../services/kernel/db/pg-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { errorReason } from "../services/kernel/errors.js";
-import { appendToStream } from "../services/kernel/events/event-store.js";
-import { createNatsEventBus, type NatsEventBus } from "../services/kernel/events/nats-bus.js";
-import { eventHeaders } from "../services/kernel/events/nats-message.js";
-import { connectNats } from "../services/kernel/events/nats-streams.js";
-import type { NewEvent, RecordedEvent } from "../services/kernel/events/ports.js";
-import { eventOf } from "../services/kernel/events/protobuf-event.js";
-import { subjectOf } from "../services/kernel/events/topics.js";
-import { contextFor, openAudit, platformPrincipal, tenantPrincipal, uniqueTenant, waitFor } from "./metering-harness.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+} from "../../gen/nexus/audit/v1/audit_service_pb.js";
+import { Role, PrincipalKind } from "../../gen/nexus/auth/v1/api_key_pb.js";
+import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { AccessDeniedSchema, ApiKeyIssuedSchema, RbacForbiddenSchema, TenantSuspendedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
+import { RunStartedSchema } from "../../gen/nexus/events/v1/agent_events_pb.js";
+import { DocumentQueuedSchema, QueueReason } from "../../gen/nexus/events/v1/ingestion_events_pb.js";
+import { QuotaSoftCapReachedSchema } from "../../gen/nexus/events/v1/metering_events_pb.js";
+import { CorpusUpdatedSchema } from "../../gen/nexus/events/v1/retrieval_events_pb.js";
+import { Period, QuotaMetric } from "../../gen/nexus/metering/v1/quota_pb.js";
+import { entriesFromCsv } from "./audit-csv.js";
+import { AUDIT_TRAIL_CONSUMER } from "./audit-consumer.js";
+import { ChainVerifier } from "./domain/audit-entry.js";
+import type { Audit } from "../../tests/support/metering-harness.js";
+import { createPgDatabase } from "../kernel/db/pg-database.js";
+import type { Database } from "../kernel/db/ports.js";
+import { errorReason } from "../kernel/errors.js";
+import { appendToStream } from "../kernel/events/event-store.js";
+import { createNatsEventBus, type NatsEventBus } from "../kernel/events/nats-bus.js";
+import { eventHeaders } from "../kernel/events/nats-message.js";
+import type { NewEvent, RecordedEvent } from "../kernel/events/ports.js";
+import { eventOf } from "../kernel/events/protobuf-event.js";
+import { subjectOf } from "../kernel/events/topics.js";
+import { contextFor, openAudit, platformPrincipal, tenantPrincipal, uniqueTenant } from "../../tests/support/metering-harness.js";
+import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "../../tests/support/services.js";
+import { eventually } from "../../tests/support/eventually.js";
+import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
 
 describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
   let testDb: TestDatabase;
@@ -58,8 +59,7 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
       db,
       nats: { servers: TEST_NATS_URL, name: "audit-trail-suite" },
       subjectPrefix: uniqueToken("p"),
-      stream: `EVENTS_${token}`,
-      dlqStream: `DLQ_${token}`,
+      ...suiteStreams(token),
       relay: { pollIntervalMs: 50 },
       consumerHeartbeatMs: 1_000,
     });
@@ -69,11 +69,7 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
   afterAll(async () => {
     await audit?.module.shutdown?.();
     await bus?.close();
-    const nc = await connectNats({ servers: TEST_NATS_URL });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(`EVENTS_${token}`).catch(() => undefined);
-    await jsm.streams.delete(`DLQ_${token}`).catch(() => undefined);
-    await nc.close();
+    await deleteSuiteStreams(token);
     await db?.close();
     await testDb?.drop();
   });
@@ -113,7 +109,7 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
         )),
       );
     }
-    await waitFor("the entries", async () => (await entryCount(tenantId)) === n + 1);
+    await eventually("the entries", async () => (await entryCount(tenantId)) === n + 1);
     return { tenantId, keyId, events };
   }
 
@@ -179,7 +175,7 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
       [eventOf(QuotaSoftCapReachedSchema, { tenantId, period: Period.DAY, metric: QuotaMetric.RUNS, limit: 10, used: 8, softCapRatio: 0.8 })],
       { tenantId, actor: keyId },
     );
-    await waitFor("six entries", async () => (await entryCount(tenantId)) === 6);
+    await eventually("six entries", async () => (await entryCount(tenantId)) === 6);
 
     const events = await listAll(tenantId);
     expect(events.map((e) => e.eventType)).toEqual([
@@ -225,7 +221,7 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
     });
     // A marker after it: the consumer handles in order, so once the marker is in, the copy was seen.
     const [marker] = await append("corpus-marker", [eventOf(CorpusUpdatedSchema, { tenantId, corpusId: "m" })], { tenantId, actor: "x" });
-    await waitFor("the marker", () => processed(marker!.eventId));
+    await eventually("the marker", () => processed(marker!.eventId));
     expect(await entryCount(tenantId)).toBe(3);
   });
 
@@ -283,7 +279,7 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
   it("exports CSV that round-trips exactly and re-verifies offline", async () => {
     const { tenantId, keyId } = await tenantWithHistory(2);
     await append(`tenant-${tenantId}`, [eventOf(TenantSuspendedSchema, { tenantId, reason: 'unpaid, "final" notice\r\nsecond line' })], { tenantId, actor: "key-platform" });
-    await waitFor("four entries", async () => (await entryCount(tenantId)) === 4);
+    await eventually("four entries", async () => (await entryCount(tenantId)) === 4);
     const csv = await exportCsv(tenantId, admin(tenantId));
     expect(csv.startsWith("sequence,id,occurred_at,event_type,")).toBe(true);
     expect(csv.endsWith("\r\n")).toBe(true);
@@ -307,7 +303,7 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
       tenantId,
       actor: keyId,
     });
-    await waitFor("seven entries", async () => (await entryCount(tenantId)) === 7);
+    await eventually("seven entries", async () => (await entryCount(tenantId)) === 7);
     const corpora = await listAll(tenantId, { eventTypes: ["corpora.updated"] });
     expect(corpora).toHaveLength(5);
     expect(corpora.map((e) => e.resource?.id)).toEqual(["c4", "c3", "c2", "c1", "c0"]);
@@ -343,7 +339,7 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
     const [denied] = await append("auth-access", [eventOf(AccessDeniedSchema, { reason: "AUTH_UNAUTHORIZED", procedure: "/nexus.audit.v1.AuditService/ListAuditEvents", peerAddress: "10.0.0.9" })], {
       actor: "anonymous",
     });
-    await waitFor("the access failure", () => processed(denied!.eventId));
+    await eventually("the access failure", () => processed(denied!.eventId));
     const page = await audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, { tenantId: "", filter: { eventTypes: ["auth.access.failure"] } } as never), platform);
     const entry = page.events.find((e) => e.sourceEventId === denied!.eventId);
     expect(entry).toMatchObject({ tenantId: "", outcome: AuditOutcome.FAILURE, actor: { kind: ActorKind.ANONYMOUS }, action: "nexus.audit.v1.AuditService/ListAuditEvents" });

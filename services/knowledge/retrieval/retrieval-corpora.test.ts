@@ -1,14 +1,15 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { SearchMode } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
-import type { Database } from "../services/kernel/db/ports.js";
-import { readAll } from "../services/kernel/events/event-store.js";
-import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
-import type { EventBus } from "../services/kernel/events/ports.js";
-import { expectRpcError, settled } from "./fixtures/rag/calls.js";
-import { clientsFor, openRag, tenantPrincipal, waitFor, type Rag, type RagClients } from "./fixtures/rag/harness.js";
+import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
+import { SearchMode } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
+import type { Database } from "../../kernel/db/ports.js";
+import { readAll } from "../../kernel/events/event-store.js";
+import { createLocalEventBus } from "../../kernel/events/local-bus.js";
+import type { EventBus } from "../../kernel/events/ports.js";
+import { expectRpcError, settled } from "../../../tests/support/rag/calls.js";
+import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
+import { eventually } from "../../../tests/support/eventually.js";
 
 describe("corpora: provider config, entitlements, embedding settings and deletion", () => {
   let db: Database;
@@ -120,7 +121,7 @@ describe("corpora: provider config, entitlements, embedding settings and deletio
     await expectRpcError(free.retrieval.deleteCorpus({ corpusId: "doomed" }), Code.FailedPrecondition, "FAILED_PRECONDITION");
     await free.retrieval.deleteCorpus({ corpusId: "doomed", force: true });
     await expectRpcError(free.retrieval.getCorpus({ corpusId: "doomed" }), Code.NotFound);
-    await waitFor("the document of the deleted corpus to go", async () => {
+    await eventually("the document of the deleted corpus to go", async () => {
       try {
         await free.ingestion.getDocument({ documentId: "d1" });
         return false;

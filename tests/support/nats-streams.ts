@@ -1,0 +1,31 @@
+/**
+ * JetStream streams of one test suite. Suites that run a bus give it their own event and
+ * dead-letter streams, named from the suite's `uniqueToken()`, so suites running in parallel on the
+ * shared NATS server never see each other's events; this module names those streams and deletes
+ * them when the suite ends.
+ */
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { TEST_NATS_URL } from "./services.js";
+
+/** The event and dead-letter stream names of the suite whose token is `token`. */
+export function suiteStreams(token: string): { stream: string; dlqStream: string } {
+  return { stream: `EVENTS_${token}`, dlqStream: `DLQ_${token}` };
+}
+
+/**
+ * Deletes the suite's streams: `EVENTS_<token>` and `DLQ_<token>` (see {@link suiteStreams}), or
+ * exactly `names` when given. Streams already gone are fine, and so is a NATS server that is not
+ * there (the suite was skipped, or a fault test stopped it): teardown must not hide the failure
+ * that matters. Uses its own connection, since the suite's bus has usually drained its own.
+ */
+export async function deleteSuiteStreams(token: string, names: readonly string[] = Object.values(suiteStreams(token))): Promise<void> {
+  const nc = await connect({ servers: TEST_NATS_URL }).catch(() => undefined);
+  if (!nc) return;
+  try {
+    const jsm = await jetstreamManager(nc);
+    for (const name of names) await jsm.streams.delete(name).catch(() => undefined);
+  } finally {
+    await nc.close();
+  }
+}
