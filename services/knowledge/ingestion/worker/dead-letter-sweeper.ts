@@ -80,19 +80,7 @@ export async function sweepDeadLetters(o: DeadLetterSweepOptions): Promise<numbe
   return failed;
 }
 
-/**
- * The sweep as a periodic task. A tick that finds the previous sweep still running (on PGlite
- * it waits for the connection a long document's transaction holds) joins it instead of
- * queueing another.
- */
+/** The sweep as a periodic task (the kernel runs one sweep at a time). */
 export function deadLetterSweepTask(o: DeadLetterSweepOptions & { intervalMs: number }): PeriodicTask {
-  let current: Promise<number> | undefined;
-  return {
-    name: "dead-letter sweep",
-    intervalMs: o.intervalMs,
-    run: () =>
-      (current ??= sweepDeadLetters(o).finally(() => {
-        current = undefined;
-      })),
-  };
+  return { name: "dead-letter sweep", intervalMs: o.intervalMs, run: () => sweepDeadLetters(o) };
 }
