@@ -77,10 +77,10 @@ export function apiKeyAggregate(rows: StateRepository<ApiKey>): ApiKeyAggregate 
 export function managedBy(keys: ApiKeyAggregate, actor: Principal, keyId: string): ApiKeyAggregate {
   return {
     ...keys,
-    decide(command, state) {
+    decide(command, state, key) {
       if (state === undefined) throw domainError("NOT_FOUND", "API key not found", { key_id: keyId });
       decided(mayManageKey(actor, state));
-      return keys.decide(command, state);
+      return keys.decide(command, state, key);
     },
   };
 }

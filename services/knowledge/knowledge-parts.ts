@@ -10,9 +10,10 @@ import { vectorSearchEnabled } from "./retrieval/vector-mode.js";
 
 /**
  * Assembles the knowledge service for the roles this process hosts: the retrieval handler, and
- * with the ingestion role the ingestion handler, its change feed and the workers (every process
- * hosting ingestion joins the shared durable consumer, the corpus clean-up and the dead-letter
- * sweeper).
+ * with the ingestion role the ingestion handler, its change feed (a start/stop part) and the
+ * background parts the kernel runs — the ingestion worker and the corpus clean-up as durable
+ * consumers (every process hosting ingestion joins the shared worker consumer) and the
+ * dead-letter sweep as a periodic task.
  */
 export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
   const { config } = ctx;
@@ -45,18 +46,16 @@ export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
     maxUploadBytes: config.maxUploadBytes,
     ...(ctx.consumerDefaults?.backoff ? { backoff: ctx.consumerDefaults.backoff } : {}),
   });
-  const started = ingestion.start();
-  started.catch((err: unknown) => ctx.logger.error({ err }, "ingestion workers failed to start"));
+  // The feed never fails (without LISTEN, watchers poll); readiness waits for it all the same.
+  const feed = ingestion.startFeed();
   return {
     handlers: [ingestionRoutes(ingestion.handler), retrievalRoutes(retrieval)],
+    consumers: ingestion.consumers,
+    tasks: ingestion.tasks,
     async readiness() {
-      try {
-        await started;
-        return { ready: true };
-      } catch (err) {
-        return { ready: false, reason: `ingestion workers did not start: ${(err as Error).message}` };
-      }
+      await feed;
+      return { ready: true };
     },
-    shutdown: () => ingestion.stop(),
+    shutdown: () => ingestion.feed.stop(),
   };
 }

@@ -106,6 +106,32 @@ describe("executeCommand (PGlite)", () => {
     expect(await counterRow(db, "c8")).toEqual({ value: 0, version: 1 });
   });
 
+  it("hands decide, evolve and toEvent the aggregate's key, and save the state it replaces", async () => {
+    const seen: string[] = [];
+    const spy: typeof counter = {
+      ...counter,
+      decide: (command, state, key) => (seen.push(`decide ${key}`), counter.decide(command, state, key)),
+      evolve: (state, event, key) => (seen.push(`evolve ${key}`), counter.evolve(state, event, key)),
+      toEvent: (event, state, key) => (seen.push(`toEvent ${key}`), counter.toEvent(event, state, key)),
+      save: (tx, key, state, expectedVersion, version, before) => {
+        seen.push(`save ${key} ${before?.value ?? "none"} → ${state.value}`);
+        return counter.save(tx, key, state, expectedVersion, version, before);
+      },
+    };
+    await executeCommand(db, spy, "c9", { type: "Open", id: "c9" });
+    await executeCommand(db, spy, "c9", { type: "Add", amount: 4 });
+    expect(seen).toEqual([
+      "decide c9",
+      "evolve c9",
+      "toEvent c9",
+      "save c9 none → 0",
+      "decide c9",
+      "evolve c9",
+      "toEvent c9",
+      "save c9 0 → 4",
+    ]);
+  });
+
   it("recordFacts appends facts after whatever is there, or at an expected version", async () => {
     const fact = (n: number) => ({ type: "test.v1.Fact", topic: "facts.noted", payload: { n } });
     await db.transaction((tx) => recordFacts(tx, "facts-1", [fact(1)], { metadata: { tenantId: "t9", actor: "system" } }));

@@ -24,17 +24,23 @@ export interface Aggregate<S, E, C, K> {
   /**
    * What happens when `command` meets `state`: the events to record (empty = nothing changes).
    * Refusals throw a domain error (services/kernel/errors.ts); the transaction rolls back.
+   * `key` names the aggregate in refusals when there is no state to name it.
    */
-  decide(command: C, state: S | undefined): readonly E[];
-  /** The state after `event`. */
-  evolve(state: S | undefined, event: E): S;
+  decide(command: C, state: S | undefined, key: K): readonly E[];
+  /** The state after `event`; `key` gives a new aggregate its identity. */
+  evolve(state: S | undefined, event: E, key: K): S;
   /**
    * Writes the new state (insert or update guarded by `expectedVersion`, the version read by
-   * `load`); `version` is the stream version after the new events.
+   * `load`); `version` is the stream version after the new events. `before` is the state `load`
+   * returned: a state table whose rows carry consequences (reference counts, counters kept
+   * with the row) needs what it replaces.
    */
-  save(tx: Tx, key: K, state: S, expectedVersion: number, version: number): Promise<void>;
-  /** The stored form of a domain event (type and protobuf payload, see protobuf-event.ts). */
-  toEvent(event: E, state: S): NewEvent;
+  save(tx: Tx, key: K, state: S, expectedVersion: number, version: number, before: S | undefined): Promise<void>;
+  /**
+   * The stored form of a domain event (type and protobuf payload, see protobuf-event.ts);
+   * `state` is the state once the event applied, `key` names the aggregate when it has none.
+   */
+  toEvent(event: E, state: S, key: K): NewEvent;
 }
 
 /** Options of {@link executeCommand} and {@link executeInTransaction}. */
@@ -82,16 +88,16 @@ export async function executeInTransaction<S, E, C, K>(
       { stream_id: streamId, expected_version: String(options.expectedVersion), actual_version: String(version) },
     );
   }
-  const events = aggregate.decide(command, state);
+  const events = aggregate.decide(command, state, key);
   if (events.length === 0) return { state, version, events, recorded: [] };
   let next = state;
   const stored: NewEvent[] = [];
   for (const e of events) {
-    next = aggregate.evolve(next, e);
-    stored.push(aggregate.toEvent(e, next));
+    next = aggregate.evolve(next, e, key);
+    stored.push(aggregate.toEvent(e, next as S, key));
   }
   const after = version + events.length;
-  await aggregate.save(tx, key, next as S, version, after);
+  await aggregate.save(tx, key, next as S, version, after, state);
   const recorded = await appendToStream(tx, streamId, version, stored, options.metadata ? { metadata: options.metadata } : {});
   return { state: next, version: after, events, recorded };
 }

@@ -23,8 +23,12 @@ const QUEUE_REASONS: Record<QueueCause, QueueReason> = {
   reindex: QueueReason.REINDEX,
 };
 
-/** The published (protobuf) form of a document event; `state` is the document before it. */
-export function documentEventToNew(tenantId: string, documentId: string, event: DocumentEvent, before: DocumentState | undefined): NewEvent {
+/**
+ * The published (protobuf) form of a document event; `after` is the document once the event
+ * applied (undefined after a deletion). Outcomes change neither corpus nor queue time, so the
+ * state after them still has both.
+ */
+export function documentEventToNew(tenantId: string, documentId: string, event: DocumentEvent, after: DocumentState | undefined): NewEvent {
   switch (event.type) {
     case "DocumentQueued":
       return eventOf(DocumentQueuedSchema, {
@@ -40,10 +44,10 @@ export function documentEventToNew(tenantId: string, documentId: string, event: 
         chunking: create(ChunkingOptionsSchema, { chunkSize: event.chunking.size, chunkOverlap: event.chunking.overlap }),
       });
     case "DocumentIngested": {
-      const ms = before ? Math.max(0, event.at.getTime() - before.queuedAt.getTime()) : 0;
+      const ms = after ? Math.max(0, event.at.getTime() - after.queuedAt.getTime()) : 0;
       return eventOf(DocumentIngestedSchema, {
         tenantId,
-        corpusId: before?.corpusId ?? "",
+        corpusId: after?.corpusId ?? "",
         documentId,
         version: event.version,
         chunkCount: event.chunkCount,
@@ -54,7 +58,7 @@ export function documentEventToNew(tenantId: string, documentId: string, event: 
     case "DocumentFailed":
       return eventOf(DocumentFailedSchema, {
         tenantId,
-        corpusId: before?.corpusId ?? "",
+        corpusId: after?.corpusId ?? "",
         documentId,
         version: event.version,
         failureReason: event.reason,
@@ -63,7 +67,7 @@ export function documentEventToNew(tenantId: string, documentId: string, event: 
         deadLettered: event.deadLettered,
       });
     case "DocumentDeleted":
-      return eventOf(DocumentDeletedSchema, { tenantId, corpusId: before?.corpusId ?? "", documentId, version: event.version });
+      return eventOf(DocumentDeletedSchema, { tenantId, corpusId: event.corpusId, documentId, version: event.version });
     default: {
       const _exhaustive: never = event;
       return _exhaustive;

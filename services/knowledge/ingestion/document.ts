@@ -5,8 +5,9 @@ import type { ChunkingSettings } from "./chunking/chunker.js";
 /**
  * The document aggregate and its lifecycle: QUEUED → PROCESSING → SUCCEEDED | FAILED, and
  * back to QUEUED on overwrite or reindex (a new version). Pure domain logic: `decide(command,
- * state)` → events, `evolve(state, event)` → state. PROCESSING and chunk progress are
- * operational detail written by the worker, not events.
+ * state)` → events, `evolve(state, event)` → state; document-aggregate.ts hands both to the
+ * kernel's command helper. PROCESSING and chunk progress are operational detail written by
+ * the worker, not events.
  */
 
 // ---------------------------------------------------------------- Events
@@ -53,6 +54,8 @@ export interface DocumentFailed {
 export interface DocumentDeleted {
   type: "DocumentDeleted";
   version: bigint;
+  /** The corpus it belonged to (the published event names it; the state is gone). */
+  corpusId: string;
 }
 
 /** Every document event. */
@@ -194,6 +197,14 @@ export interface DeleteDocument {
   type: "DeleteDocument";
 }
 
+/**
+ * Remove the document because its corpus is gone (a forced DeleteCorpus), whatever its
+ * status: a worker that still holds it finds the corpus missing and stores nothing.
+ */
+export interface PurgeDocument {
+  type: "PurgeDocument";
+}
+
 /** A worker finished a version. */
 export interface CompleteIngestion {
   type: "CompleteIngestion";
@@ -215,14 +226,14 @@ export interface FailIngestion {
 }
 
 /** Every document command. */
-export type DocumentCommand = IngestDocument | ReindexDocument | DeleteDocument | CompleteIngestion | FailIngestion;
+export type DocumentCommand = IngestDocument | ReindexDocument | DeleteDocument | PurgeDocument | CompleteIngestion | FailIngestion;
 
 /** What {@link decide} concluded. */
 export type DocumentDecision =
   | { kind: "accepted"; events: DocumentEvent[] }
   /** Same id, same content, no overwrite: nothing to do, the document is returned as it is. */
   | { kind: "unchanged" }
-  /** A worker's outcome for a version that is no longer current (superseded, deleted, done). */
+  /** A worker's outcome for a version that is no longer current (superseded, deleted, done), or a purge of a document already gone. */
   | { kind: "stale" }
   | { kind: "rejected"; reason: Reason; message: string; metadata?: Record<string, string> };
 
@@ -294,8 +305,11 @@ export function decide(command: DocumentCommand, state: DocumentState | undefine
           status: state.status,
         });
       }
-      return { kind: "accepted", events: [{ type: "DocumentDeleted", version: state.version }] };
+      return { kind: "accepted", events: [{ type: "DocumentDeleted", version: state.version, corpusId: state.corpusId }] };
     }
+    case "PurgeDocument":
+      if (!state) return { kind: "stale" };
+      return { kind: "accepted", events: [{ type: "DocumentDeleted", version: state.version, corpusId: state.corpusId }] };
     case "CompleteIngestion": {
       if (!state || state.version !== command.version || state.status === "succeeded") return { kind: "stale" };
       const { type: _type, ...rest } = command;

@@ -29,17 +29,18 @@ import {
 } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import type { TenantPrincipal } from "../../kernel/context.js";
 import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
-import type { Database, Tx } from "../../kernel/db/ports.js";
+import type { Database } from "../../kernel/db/ports.js";
+import { executeInTransaction } from "../../kernel/commands/index.js";
 import { domainError } from "../../kernel/errors.js";
-import { appendToStream } from "../../kernel/events/event-store.js";
 import { metadataToJson } from "../../kernel/events/event-metadata.js";
 import type { DeadLetterStore } from "../../kernel/events/ports.js";
 import { counterPosition, pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
 import { platformPrincipal, tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
 import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, type ChunkingSettings } from "./chunking/chunker.js";
-import { decide, evolve, type DocumentCommand, type DocumentEvent, type DocumentState, type DocumentStatusName } from "./document.js";
-import { documentEventToNew, documentMessage, documentStreamId, statusName } from "./document-events.js";
+import type { DocumentCommand, DocumentState, DocumentStatusName } from "./document.js";
+import type { DocumentAggregate } from "./document-aggregate.js";
+import { documentMessage, statusName } from "./document-events.js";
 import type { DocumentFeed, FeedChange } from "./document-feed.js";
 import { DocumentError } from "./parsers/document-error.js";
 import { precheckContent } from "./parsers/extract-text.js";
@@ -54,6 +55,8 @@ const deadLetterPageTokens = pageTokens(counterPosition);
 /** The ports the ingestion handler works with. */
 export interface IngestionPorts {
   db: Database;
+  /** Every state change of a document goes through it (document-aggregate.ts). */
+  aggregate: DocumentAggregate;
   documents: DocumentRepository;
   contents: ContentStore;
   chunkIndex: ChunkIndex;
@@ -99,36 +102,31 @@ function documentErrorToDomain(err: unknown): unknown {
 const isFinal = (d: DocumentState) => d.status === "succeeded" || d.status === "failed";
 
 /**
- * `nexus.ingestion.v1.IngestionService`: documents in, lifecycle out. State changes go
- * through the document decider and are persisted with their events in one transaction; the
- * DocumentQueued event is the ingestion job the workers consume.
+ * `nexus.ingestion.v1.IngestionService`: documents in, lifecycle out. State changes are
+ * commands on the document aggregate, run by the kernel's command helper (state and events
+ * in one transaction); the DocumentQueued event is the ingestion job the workers consume.
  */
 export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
   constructor(private readonly ports: IngestionPorts) {}
 
-  /** Appends a decision's events: the last step of every transaction (the event log's lock is global). */
-  private async append(tx: Tx, principal: TenantPrincipal, key: DocumentKey, before: DocumentState | undefined, events: DocumentEvent[]) {
-    await appendToStream(
-      tx,
-      documentStreamId(key.tenantId, key.documentId),
-      "any",
-      events.map((e) => documentEventToNew(key.tenantId, key.documentId, e, before)),
-      { metadata: { tenantId: key.tenantId, actor: principal.keyId } },
-    );
-  }
-
   private async ingest(principal: TenantPrincipal, input: IngestInput): Promise<{ document: DocumentState; unchanged: boolean }> {
-    const { db, documents, contents, chunkIndex, clock } = this.ports;
+    const { db, aggregate, contents, chunkIndex, clock } = this.ports;
     const chunking = chunkingSettings(input.chunking?.chunkSize, input.chunking?.chunkOverlap);
     const sha = createHash("sha256").update(input.bytes).digest("hex");
     const key: DocumentKey = { tenantId: principal.tenantId, documentId: input.documentId || newDocumentId() };
     const attempt = () =>
       db.transaction(async (tx) => {
-        // Lock order everywhere: corpus settings → document → chunks → corpus counters → event log.
+        // Lock order everywhere: corpus settings → content → document → chunks → corpus
+        // counters → released content → event log.
         const corpus = await chunkIndex.lookupCorpus(tx, key.tenantId, input.corpusId);
         if (!corpus) throw domainError("NOT_FOUND", `corpus ${input.corpusId} not found`, { corpus_id: input.corpusId });
-        const state = await documents.get(tx, key, "update");
-        const decision = decide(
+        // Stored before the decision (the aggregate's save has no bytes): the same content
+        // again writes nothing, and a refusal rolls the bytes back with the transaction.
+        await contents.put(tx, key.tenantId, sha, input.bytes);
+        const result = await executeInTransaction(
+          tx,
+          aggregate,
+          key,
           {
             type: "IngestDocument",
             corpusId: input.corpusId,
@@ -141,23 +139,10 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
             chunking,
             at: clock(),
           },
-          state,
+          { metadata: { tenantId: key.tenantId, actor: principal.keyId } },
         );
-        if (decision.kind === "unchanged") return { document: state!, unchanged: true };
-        if (decision.kind === "rejected") throw domainError(decision.reason, decision.message, { document_id: key.documentId, ...decision.metadata });
-        if (decision.kind === "stale") throw new Error("unexpected stale decision for an ingest");
-        await contents.put(tx, key.tenantId, sha, input.bytes);
-        let next = state;
-        for (const e of decision.events) next = evolve(next, e, key);
-        if (state) {
-          await documents.update(tx, next!);
-          if (state.contentSha256 !== sha) await contents.release(tx, key.tenantId, state.contentSha256);
-        } else {
-          await documents.insert(tx, next!);
-          await chunkIndex.adjustDocumentCount(tx, key.tenantId, input.corpusId, 1);
-        }
-        await this.append(tx, principal, key, state, decision.events);
-        return { document: next!, unchanged: false };
+        // No event: the same content under the same id, which is returned as it is.
+        return { document: result.state!, unchanged: result.events.length === 0 };
       });
     try {
       return await attempt();
@@ -328,49 +313,28 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     }
   }
 
-  /** Runs a command on an existing document: lock, decide, persist (`persist`), append. */
-  private async command(
-    principal: TenantPrincipal,
-    documentId: string,
-    command: DocumentCommand,
-    persist: (tx: Tx, before: DocumentState, after: DocumentState | undefined) => Promise<void>,
-  ): Promise<DocumentState | undefined> {
-    const { db, documents, chunkIndex } = this.ports;
+  /** Runs a command on an existing document, after share-locking its corpus (the lock order above). */
+  private async command(principal: TenantPrincipal, documentId: string, command: DocumentCommand): Promise<DocumentState | undefined> {
+    const { db, aggregate, documents, chunkIndex } = this.ports;
     const key: DocumentKey = { tenantId: principal.tenantId, documentId };
     return db.transaction(async (tx) => {
-      // Lock order everywhere: corpus settings → document → chunks → corpus counters → event log.
       const peek = await documents.get(tx, key);
       if (peek) await chunkIndex.lookupCorpus(tx, key.tenantId, peek.corpusId);
-      const state = await documents.get(tx, key, "update");
-      const decision = decide(command, state);
-      if (decision.kind === "rejected") throw domainError(decision.reason, decision.message, { document_id: documentId, ...decision.metadata });
-      if (decision.kind !== "accepted") throw new Error(`unexpected ${decision.kind} decision for ${command.type}`);
-      let next = state;
-      for (const e of decision.events) next = evolve(next, e, key);
-      await persist(tx, state!, next);
-      await this.append(tx, principal, key, state, decision.events);
-      return next;
+      const result = await executeInTransaction(tx, aggregate, key, command, { metadata: { tenantId: key.tenantId, actor: principal.keyId } });
+      return result.state;
     });
   }
 
   async reindexDocument(req: ReindexDocumentRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
     const chunking = chunkingSettings(req.chunkSize, req.chunkOverlap);
-    const after = await this.command(principal, req.documentId, { type: "ReindexDocument", chunking, at: this.ports.clock() }, (tx, _before, next) =>
-      this.ports.documents.update(tx, next!),
-    );
+    const after = await this.command(principal, req.documentId, { type: "ReindexDocument", chunking, at: this.ports.clock() });
     return create(ReindexDocumentResponseSchema, { document: this.message(after!) });
   }
 
   async deleteDocument(req: DeleteDocumentRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
-    const { documents, contents, chunkIndex } = this.ports;
-    await this.command(principal, req.documentId, { type: "DeleteDocument" }, async (tx, before) => {
-      await documents.delete(tx, before);
-      await chunkIndex.deleteDocumentChunks(tx, before.tenantId, before.corpusId, before.documentId);
-      await chunkIndex.adjustDocumentCount(tx, before.tenantId, before.corpusId, -1);
-      await contents.release(tx, before.tenantId, before.contentSha256);
-    });
+    await this.command(principal, req.documentId, { type: "DeleteDocument" });
     return create(DeleteDocumentResponseSchema, {});
   }
 

@@ -1,15 +1,17 @@
 import type { Logger } from "pino";
 import type { Database } from "../../kernel/db/ports.js";
 import type { BackoffOptions, EventBus, Subscription } from "../../kernel/events/ports.js";
+import type { ConsumerSpec, PeriodicTask } from "../../kernel/service/index.js";
 import { createPgChunkIndex } from "../retrieval/adapters/postgres-chunk-index.js";
 import type { EmbeddingModels } from "../retrieval/embeddings/ports.js";
 import { createPgContentStore } from "./adapters/postgres-content-store.js";
 import { createPgDocumentRepository } from "./adapters/postgres-document-repository.js";
+import { documentAggregate } from "./document-aggregate.js";
 import { DocumentFeed } from "./document-feed.js";
 import { IngestionHandler } from "./ingestion-handler.js";
-import { startCorpusCleanup } from "./worker/corpus-cleanup.js";
-import { startDeadLetterSweeper } from "./worker/dead-letter-sweeper.js";
-import { INGESTION_CONSUMER, startIngestionWorker } from "./worker/ingestion-worker.js";
+import { corpusCleanupConsumer } from "./worker/corpus-cleanup.js";
+import { deadLetterSweepTask } from "./worker/dead-letter-sweeper.js";
+import { INGESTION_CONSUMER, ingestionWorkerConsumer } from "./worker/ingestion-worker.js";
 
 /** Options of {@link createIngestionRuntime}. */
 export interface IngestionRuntimeOptions {
@@ -40,30 +42,46 @@ export interface IngestionRuntimeOptions {
   consumerName?: string;
 }
 
-/** The ingestion service's parts, wired. */
+/** The ingestion role's parts, wired. */
 export interface IngestionRuntime {
   handler: IngestionHandler;
   feed: DocumentFeed;
-  /** Starts the change feed and (unless disabled) the workers. Idempotent. */
+  /**
+   * The durable consumers of the role: the ingestion worker and the corpus clean-up (none
+   * with `workers: false`). The kernel subscribes them when the knowledge service is mounted.
+   */
+  consumers: readonly ConsumerSpec[];
+  /** The periodic dead-letter sweep (none with `workers: false`). */
+  tasks: readonly PeriodicTask[];
+  /** Starts the change feed: the one part the kernel does not run (start/stop). Idempotent. */
+  startFeed(): Promise<void>;
+  /**
+   * Runs the whole role without the kernel (test harnesses, benchmarks): the feed, then every
+   * consumer subscribed, then the tasks. Idempotent.
+   */
   start(): Promise<void>;
-  /** Stops workers, sweeper and feed (in-flight documents finish first). */
+  /** Stops what {@link start} started (the tasks, then the consumers drain, then the feed). */
   stop(): Promise<void>;
 }
 
 /**
- * Wires the ingestion service from explicit options: the RPC handler over the Postgres
- * adapters, the in-process change feed, and the background parts (ingestion worker, corpus
- * clean-up consumer, dead-letter sweeper). `server.ts` feeds it the configuration; tests feed
- * it their own settings.
+ * Wires the ingestion role from explicit options: the RPC handler over the Postgres adapters,
+ * the document aggregate every writer shares, the in-process change feed, and the background
+ * parts as declarations (ingestion worker and corpus clean-up consumers, dead-letter sweep
+ * task). `knowledge-parts.ts` hands the declarations to the kernel; tests and benchmarks
+ * run them through {@link IngestionRuntime.start}.
  */
 export function createIngestionRuntime(o: IngestionRuntimeOptions): IngestionRuntime {
   const documents = createPgDocumentRepository();
   const contents = createPgContentStore();
   const chunkIndex = createPgChunkIndex({ vectors: o.vectors });
+  const aggregate = documentAggregate({ documents, contents, chunkIndex });
   const feed = new DocumentFeed(o.db, o.logger);
   const maxDeliver = o.maxDeliver ?? 5;
+  const consumerName = o.consumerName ?? INGESTION_CONSUMER;
   const handler = new IngestionHandler({
     db: o.db,
+    aggregate,
     documents,
     contents,
     chunkIndex,
@@ -74,54 +92,91 @@ export function createIngestionRuntime(o: IngestionRuntimeOptions): IngestionRun
     maxUploadBytes: o.maxUploadBytes ?? 50 * 1024 * 1024,
     ...(o.watchPollMs !== undefined ? { watchPollMs: o.watchPollMs } : {}),
   });
-  const subscriptions: Subscription[] = [];
-  let sweeper: { stop(): Promise<void> } | undefined;
-  let started: Promise<void> | undefined;
-  return {
-    handler,
-    feed,
-    start() {
-      started ??= (async () => {
-        await feed.start();
-        if (o.workers === false) return;
-        const consumerName = o.consumerName ?? INGESTION_CONSUMER;
-        subscriptions.push(
-          await startIngestionWorker({
-            db: o.db,
-            bus: o.bus,
-            documents,
-            contents,
-            chunkIndex,
-            models: o.models,
-            feed,
-            logger: o.logger.child({ component: "ingestion-worker" }),
-            clock: o.clock,
-            maxDeliver,
-            consumerName,
-            concurrency: o.concurrency ?? 2,
-            ackWaitMs: o.ackWaitMs ?? 30_000,
-            ...(o.backoff ? { backoff: o.backoff } : {}),
-          }),
-          await startCorpusCleanup({ bus: o.bus, db: o.db, documents, contents, logger: o.logger, maxDeliver }),
-        );
-        sweeper = startDeadLetterSweeper({
+  const workers = o.workers !== false;
+  const consumers: ConsumerSpec[] = workers
+    ? [
+        ingestionWorkerConsumer({
           db: o.db,
+          aggregate,
+          documents,
+          contents,
+          chunkIndex,
+          models: o.models,
+          feed,
+          logger: o.logger.child({ component: "ingestion-worker" }),
+          clock: o.clock,
+          maxDeliver,
+          consumerName,
+          concurrency: o.concurrency ?? 2,
+          ackWaitMs: o.ackWaitMs ?? 30_000,
+          ...(o.backoff ? { backoff: o.backoff } : {}),
+        }),
+        corpusCleanupConsumer({ db: o.db, aggregate, documents, logger: o.logger, maxDeliver }),
+      ]
+    : [];
+  const tasks: PeriodicTask[] = workers
+    ? [
+        deadLetterSweepTask({
+          db: o.db,
+          aggregate,
           documents,
           deadLetters: o.bus.deadLetters,
           clock: o.clock,
           logger: o.logger,
           consumerName,
           intervalMs: o.sweepIntervalMs ?? 5_000,
-        });
+        }),
+      ]
+    : [];
+
+  let feedStarted: Promise<void> | undefined;
+  const startFeed = () => (feedStarted ??= feed.start());
+  const subscriptions: Subscription[] = [];
+  const loops: Array<{ stop(): Promise<void> }> = [];
+  let started: Promise<void> | undefined;
+  return {
+    handler,
+    feed,
+    consumers,
+    tasks,
+    startFeed,
+    start() {
+      started ??= (async () => {
+        await startFeed();
+        for (const c of consumers) subscriptions.push(await o.bus.subscribe(c));
+        for (const t of tasks) loops.push(runEvery(t, o.logger));
       })();
       return started;
     },
     async stop() {
       await started?.catch(() => undefined);
-      await sweeper?.stop();
-      await Promise.allSettled(subscriptions.map((s) => s.stop()));
-      subscriptions.length = 0;
+      await Promise.all(loops.splice(0).map((l) => l.stop()));
+      await Promise.allSettled(subscriptions.splice(0).map((s) => s.stop()));
       await feed.stop();
+    },
+  };
+}
+
+/** Runs `task` every `intervalMs` (after the previous run ended) until stopped; failures are logged. */
+function runEvery(task: PeriodicTask, logger: Logger): { stop(): Promise<void> } {
+  let running = true;
+  let current: Promise<unknown> = Promise.resolve();
+  const tick = () => {
+    if (!running) return;
+    current = task
+      .run()
+      .catch((err: unknown) => logger.warn({ err, task: task.name }, `${task.name} failed`))
+      .finally(() => {
+        if (running) timer = setTimeout(tick, task.intervalMs);
+      });
+  };
+  let timer = setTimeout(tick, task.intervalMs);
+  timer.unref?.();
+  return {
+    async stop() {
+      running = false;
+      clearTimeout(timer);
+      await current;
     },
   };
 }

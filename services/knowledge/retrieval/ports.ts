@@ -49,7 +49,7 @@ export interface ReplaceChunksInput {
 }
 
 /**
- * The chunk index as the ingestion service writes it: always inside the caller's transaction,
+ * The chunk index as the ingestion role writes it: always inside the caller's transaction,
  * so replacing a document's chunks and flipping its status commit together. This is the only
  * code that writes `retrieval.chunks` and the corpus counters.
  */

@@ -22,14 +22,13 @@ import {
   type UpdateCorpusRequest,
 } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
-import type { Database, Tx } from "../../kernel/db/ports.js";
+import type { Database } from "../../kernel/db/ports.js";
 import { requireFeature } from "../../kernel/authz/require-feature.js";
+import { executeCommand } from "../../kernel/commands/index.js";
 import { domainError } from "../../kernel/errors.js";
-import { appendToStream } from "../../kernel/events/event-store.js";
-import { decide, evolve, type CorpusCommand, type CorpusDecision, type CorpusEvent, type CorpusState, type UpdateCorpus } from "./corpus.js";
-import { corpusEventToNew, corpusStreamId } from "./corpus-events.js";
+import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
+import { corpusAggregate, type CorpusAggregate } from "./corpus-aggregate.js";
 import { EmbeddingError, type EmbeddingModels } from "./embeddings/ports.js";
-import { ensureVectorIndex } from "./migrations.js";
 import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import type { CorpusRepository, SearchIndex, SearchRanking } from "./ports.js";
 import { MAX_TOP_K, normalizeProviderConfig, PATCH_PROVIDER_CONFIG_FEATURE, PROVIDER_FEATURES, type ProviderConfig } from "./provider-config.js";
@@ -73,45 +72,29 @@ function newCorpusId(): string {
   return `corpus-${randomBytes(8).toString("hex")}`;
 }
 
-function rejected(d: Extract<CorpusDecision, { kind: "rejected" }>, corpusId: string): Error {
-  return domainError(d.reason, d.message, { corpus_id: corpusId, ...(d.metadata ?? {}) });
-}
-
 const UPDATABLE = new Set(["display_name", "description", "provider_config", "embedding_model", "embedding_dimensions"]);
 
 /**
- * `nexus.retrieval.v1.RetrievalService`: corpora (decide/evolve in corpus.ts, persisted with
- * their events in one transaction) and hybrid search. Every call acts for the caller's tenant.
+ * `nexus.retrieval.v1.RetrievalService`: corpora (commands on the corpus aggregate, run by
+ * the kernel's command helper: state and events in one transaction) and hybrid search. Every
+ * call acts for the caller's tenant.
  */
 export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
-  constructor(private readonly ports: RetrievalPorts) {}
+  private readonly aggregate: CorpusAggregate;
 
-  /** Runs a command: load (locked), decide, persist the evolved state and append the events. */
+  constructor(private readonly ports: RetrievalPorts) {
+    this.aggregate = corpusAggregate({ corpora: ports.corpora, vectors: ports.vectors });
+  }
+
+  /** Runs a command on a corpus of the caller's tenant. */
   private async execute(
     principal: TenantPrincipal,
     corpusId: string,
     command: CorpusCommand,
-    persist: (tx: Tx, before: CorpusState | undefined, after: CorpusState | undefined, events: CorpusEvent[]) => Promise<void>,
-  ): Promise<{ state: CorpusState | undefined; events: CorpusEvent[] }> {
-    const { db, corpora } = this.ports;
+  ): Promise<{ state: CorpusState | undefined; events: readonly CorpusEvent[] }> {
     try {
-      return await db.transaction(async (tx) => {
-        const state = await corpora.get(tx, principal.tenantId, corpusId, "update");
-        const decision = decide(command, state);
-        if (decision.kind === "rejected") throw rejected(decision, corpusId);
-        let next = state;
-        for (const e of decision.events) next = evolve(next, e);
-        if (decision.events.length > 0) {
-          await persist(tx, state, next, decision.events);
-          await appendToStream(
-            tx,
-            corpusStreamId(principal.tenantId, corpusId),
-            "any",
-            decision.events.map((e) => corpusEventToNew(principal.tenantId, corpusId, e)),
-            { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
-          );
-        }
-        return { state: next, events: decision.events };
+      return await executeCommand(this.ports.db, this.aggregate, { tenantId: principal.tenantId, corpusId }, command, {
+        metadata: { tenantId: principal.tenantId, actor: principal.keyId },
       });
     } catch (err) {
       if (pgErrorCode(err) === PG_ERRORS.UNIQUE_VIOLATION) {
@@ -160,10 +143,6 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
         embeddingModel: embedding.model,
         embeddingDimensions: embedding.dimensions,
         at: this.ports.clock(),
-      },
-      async (tx, _before, after) => {
-        await this.ports.corpora.insert(tx, after!);
-        if (this.ports.vectors) await ensureVectorIndex(tx, after!.embeddingDimensions);
       },
     );
     return create(CreateCorpusResponseSchema, { corpus: corpusMessage(state!) });
@@ -224,15 +203,7 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
       changes.embeddingModel = embedding.model;
       changes.embeddingDimensions = embedding.dimensions;
     }
-    const { state, events } = await this.execute(
-      principal,
-      req.corpusId,
-      { type: "UpdateCorpus", changes, at: this.ports.clock() },
-      async (tx, _before, after) => {
-        await corpora.update(tx, after!);
-        if (this.ports.vectors) await ensureVectorIndex(tx, after!.embeddingDimensions);
-      },
-    );
+    const { state, events } = await this.execute(principal, req.corpusId, { type: "UpdateCorpus", changes, at: this.ports.clock() });
     const updated = events.find((e) => e.type === "CorpusUpdated");
     if (updated) this.ports.logger.info({ corpusId: req.corpusId, changed: updated.changedFields }, "corpus updated");
     return create(UpdateCorpusResponseSchema, {
@@ -243,9 +214,7 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
 
   async deleteCorpus(req: DeleteCorpusRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
-    await this.execute(principal, req.corpusId, { type: "DeleteCorpus", force: req.force }, async (tx) => {
-      await this.ports.corpora.delete(tx, principal.tenantId, req.corpusId);
-    });
+    await this.execute(principal, req.corpusId, { type: "DeleteCorpus", force: req.force });
     return create(DeleteCorpusResponseSchema, {});
   }
 

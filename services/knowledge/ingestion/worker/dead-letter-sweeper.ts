@@ -1,6 +1,8 @@
 import type { Logger } from "pino";
 import type { Database } from "../../../kernel/db/ports.js";
 import type { DeadLetterStore } from "../../../kernel/events/ports.js";
+import type { PeriodicTask } from "../../../kernel/service/index.js";
+import type { DocumentAggregate } from "../document-aggregate.js";
 import { ingestionQueueDepth } from "../metrics.js";
 import type { DocumentRepository } from "../ports.js";
 import { INGESTION_CONSUMER } from "./ingestion-worker.js";
@@ -9,6 +11,7 @@ import { recordOutcome } from "./record-outcome.js";
 /** Options of {@link sweepDeadLetters}. */
 export interface DeadLetterSweepOptions {
   db: Database;
+  aggregate: DocumentAggregate;
   documents: DocumentRepository;
   deadLetters: DeadLetterStore;
   clock: () => Date;
@@ -59,7 +62,7 @@ export async function sweepDeadLetters(o: DeadLetterSweepOptions): Promise<numbe
     if (!letter) continue;
     const { reason, message } = splitError(letter.error);
     const changed = await o.db.transaction((tx) =>
-      recordOutcome(tx, o.documents, doc, {
+      recordOutcome(tx, o.aggregate, { tenantId: doc.tenantId, documentId: doc.documentId }, {
         type: "FailIngestion",
         version: doc.version,
         reason,
@@ -77,25 +80,7 @@ export async function sweepDeadLetters(o: DeadLetterSweepOptions): Promise<numbe
   return failed;
 }
 
-/** Runs {@link sweepDeadLetters} every `intervalMs` until stopped. */
-export function startDeadLetterSweeper(o: DeadLetterSweepOptions & { intervalMs: number }): { stop(): Promise<void> } {
-  let running = true;
-  let current: Promise<unknown> = Promise.resolve();
-  const tick = () => {
-    if (!running) return;
-    current = sweepDeadLetters(o)
-      .catch((err: unknown) => o.logger.warn({ err }, "dead-letter sweep failed"))
-      .finally(() => {
-        if (running) timer = setTimeout(tick, o.intervalMs);
-      });
-  };
-  let timer = setTimeout(tick, o.intervalMs);
-  timer.unref?.();
-  return {
-    async stop() {
-      running = false;
-      clearTimeout(timer);
-      await current;
-    },
-  };
+/** The sweep as a periodic task (the kernel runs one sweep at a time). */
+export function deadLetterSweepTask(o: DeadLetterSweepOptions & { intervalMs: number }): PeriodicTask {
+  return { name: "dead-letter sweep", intervalMs: o.intervalMs, run: () => sweepDeadLetters(o) };
 }

@@ -2,10 +2,12 @@ import type { Logger } from "pino";
 import { DocumentQueuedSchema } from "../../../../gen/nexus/events/v1/ingestion_events_pb.js";
 import type { Database, Queryable, Tx } from "../../../kernel/db/ports.js";
 import { payloadOf } from "../../../kernel/events/protobuf-event.js";
-import type { BackoffOptions, DeliveredEvent, EventBus, EventHandler, Subscription } from "../../../kernel/events/ports.js";
+import type { BackoffOptions, DeliveredEvent, EventHandler } from "../../../kernel/events/ports.js";
+import type { ConsumerSpec } from "../../../kernel/service/index.js";
 import { EmbeddingError, type EmbeddingModels } from "../../retrieval/embeddings/ports.js";
 import type { ChunkIndex, ChunkRecord } from "../../retrieval/ports.js";
 import { chunkText, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "../chunking/chunker.js";
+import type { DocumentAggregate } from "../document-aggregate.js";
 import type { DocumentFeed } from "../document-feed.js";
 import { INGESTION_SCHEMA } from "../migrations.js";
 import { DocumentError } from "../parsers/document-error.js";
@@ -20,6 +22,8 @@ export const INGESTION_CONSUMER = "ingestion-worker";
 /** Ports and settings of the ingestion pipeline. */
 export interface IngestionPipeline {
   db: Database;
+  /** Records the outcome (the kernel's command helper, in the job's transaction). */
+  aggregate: DocumentAggregate;
   documents: DocumentRepository;
   contents: ContentStore;
   chunkIndex: ChunkIndex;
@@ -183,7 +187,7 @@ export function createIngestionHandler(p: IngestionPipeline): EventHandler {
         chunks: records,
         ...(p.chunkIndex.vectors ? {} : { onBatch: (stored: number) => progress(stored, records.length) }),
       });
-      const done = await recordOutcome(tx, p.documents, key, {
+      const done = await recordOutcome(tx, p.aggregate, key, {
         type: "CompleteIngestion",
         version,
         chunkCount: records.length,
@@ -202,7 +206,7 @@ export function createIngestionHandler(p: IngestionPipeline): EventHandler {
       const failure = classify(err);
       if (failure instanceof PermanentFailure) {
         log.warn({ reason: failure.reason, error: failure.message }, "document failed");
-        await recordOutcome(tx, p.documents, key, {
+        await recordOutcome(tx, p.aggregate, key, {
           type: "FailIngestion",
           version,
           reason: failure.reason,
@@ -219,7 +223,7 @@ export function createIngestionHandler(p: IngestionPipeline): EventHandler {
         if (lastDelivery) {
           await p.db
             .transaction((other) =>
-              recordOutcome(other, p.documents, key, {
+              recordOutcome(other, p.aggregate, key, {
                 type: "FailIngestion",
                 version,
                 reason: failure.reason,
@@ -241,9 +245,8 @@ export function createIngestionHandler(p: IngestionPipeline): EventHandler {
   };
 }
 
-/** Options of {@link startIngestionWorker}. */
+/** Options of {@link ingestionWorkerConsumer}. */
 export interface IngestionWorkerOptions extends IngestionPipeline {
-  bus: EventBus;
   /** Durable consumer name. Default {@link INGESTION_CONSUMER}. */
   consumerName?: string;
   /** Documents in flight per process (NEXUS_INGEST_CONCURRENCY). Default 2. */
@@ -253,9 +256,12 @@ export interface IngestionWorkerOptions extends IngestionPipeline {
   backoff?: BackoffOptions;
 }
 
-/** Subscribes this process as one more ingestion worker. */
-export function startIngestionWorker(options: IngestionWorkerOptions): Promise<Subscription> {
-  return options.bus.subscribe({
+/**
+ * The ingestion worker as a durable consumer: every process hosting the ingestion role
+ * subscribes it under the same name, so adding replicas adds workers sharing the jobs.
+ */
+export function ingestionWorkerConsumer(options: IngestionWorkerOptions): ConsumerSpec {
+  return {
     name: options.consumerName ?? INGESTION_CONSUMER,
     subject: "ingestion.document_queued",
     handler: createIngestionHandler(options),
@@ -265,5 +271,5 @@ export function startIngestionWorker(options: IngestionWorkerOptions): Promise<S
     maxDeliver: options.maxDeliver,
     ackWaitMs: options.ackWaitMs ?? 30_000,
     ...(options.backoff ? { backoff: options.backoff } : {}),
-  });
+  };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chunkText, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "../services/knowledge/ingestion/chunking/chunker.js";
+import { chunkText, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "./chunker.js";
 
 const codePoints = (s: string) => Array.from(s);
 
