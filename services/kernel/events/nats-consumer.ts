@@ -94,14 +94,20 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
     consumerLastHeartbeat.set({ consumer: name }, Math.floor(lastHeartbeatAt.getTime() / 1000));
   };
 
-  async function ensureConsumer(): Promise<void> {
+  /**
+   * Creates the durable consumer unless it exists. `deliverFrom: "new"` applies only when it is
+   * first created: one recreated at runtime (it vanished, or NATS lost its storage and the
+   * stream is new) starts at the beginning of the stream, which then holds only what the relay
+   * published again and what came since — events it may have missed; duplicates are skipped.
+   */
+  async function ensureConsumer(initial: boolean): Promise<void> {
     const config: Partial<ConsumerConfig> = {
       durable_name: name,
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(ackWaitMs),
       max_deliver: -1,
       filter_subject: filterSubject,
-      deliver_policy: options.deliverFrom === "new" ? DeliverPolicy.New : DeliverPolicy.All,
+      deliver_policy: initial && options.deliverFrom === "new" ? DeliverPolicy.New : DeliverPolicy.All,
       max_ack_pending: Math.max(concurrency * 4, 64),
     };
     try {
@@ -226,7 +232,7 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
       try {
         if (!ensured) {
           await ctx.ensureStreams?.();
-          await ensureConsumer();
+          await ensureConsumer(false);
         }
         ensured = false;
         const consumer = await ctx.js.consumers.get(ctx.stream, name);
@@ -240,19 +246,23 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
         void watch(current).catch(() => undefined);
         if (failures > 0) logger.info({ failures }, "consumer pulling again");
         failures = 0;
+        // Draining: every message pulled but not handled goes back at once (a bare nak is an
+        // immediate redelivery), so another replica gets it without waiting the ack wait. The
+        // iterator yields what was buffered before it ends, so none is left waiting. They are
+        // nak'ed last first: the server then simply rewinds the consumer over them (nats-server
+        // 2.9 can lose track of a message nak'ed ahead of later ones when the later ones are
+        // nak'ed too — one of them was then not redelivered before its ack wait).
+        const handBack: JsMsg[] = [];
         for await (const m of current) {
           touch();
-          // Draining: every message pulled but not handled goes back at once (a bare nak is an
-          // immediate redelivery), so another replica gets it without waiting the ack wait.
-          // The iterator yields what was buffered before it ends, so none is left waiting.
           if (!running) {
-            m.nak();
+            handBack.push(m);
             continue;
           }
           await slots.acquire();
           if (!running) {
             slots.release();
-            m.nak();
+            handBack.push(m);
             continue;
           }
           const task = processMessage(m)
@@ -263,6 +273,8 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
             });
           inFlight.add(task);
         }
+        for (const m of handBack.reverse()) m.nak();
+        if (handBack.length > 0) logger.info({ count: handBack.length }, "draining: handed back messages pulled but not handled");
       } catch (err) {
         failures += 1;
         // One line when the loop starts failing; the retries are quiet until it pulls again.
@@ -314,7 +326,7 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
   }, heartbeatMs);
   housekeeping.unref();
 
-  await ensureConsumer();
+  await ensureConsumer(true);
   const pumping = pump();
 
   return {
