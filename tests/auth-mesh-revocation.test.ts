@@ -19,7 +19,7 @@ import { createNexusClient, type NexusClient } from "../services/client/create-n
 import { errorReason } from "../services/kernel/errors.js";
 import { connectNats } from "../services/kernel/events/nats-streams.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, TEST_LEXICAL_ONLY, uniqueToken, type TestDatabase } from "./support/services.js";
 
 const BOUND_MS = 1_000;
 
@@ -39,7 +39,7 @@ describeWithPostgresAndNats("revocation across the mesh (separate processes, NAT
       NEXUS_SUBJECT_PREFIX: uniqueToken("mesh"),
       NEXUS_NATS_STREAM: `EVENTS_${token}`,
       NEXUS_DLQ_STREAM: `DLQ_${token}`,
-      NEXUS_LEXICAL_ONLY: "true",
+      NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY,
       NEXUS_AUTH_CACHE_TTL_MS: "600000",
       OTEL_SDK_DISABLED: "true",
       LOG_LEVEL: "warn",

@@ -10,7 +10,7 @@ import { errorMetadata, errorReason } from "../../services/kernel/errors.js";
 import type { RecordedEvent } from "../../services/kernel/events/ports.js";
 import { readAll } from "../../services/kernel/events/event-store.js";
 import { startNexus, type RunningNexus } from "../../services/runtime/start-nexus.js";
-import { createTestDatabase, type TestDatabase } from "./services.js";
+import { createTestDatabase, TEST_LEXICAL_ONLY, type TestDatabase } from "./services.js";
 
 /** A clock tests move by hand (starts at the wall clock). */
 export interface ManualClock {
@@ -67,8 +67,8 @@ export async function startAuthHarness(options: AuthHarnessOptions = {}): Promis
     NEXUS_DATA_DIR: "/nonexistent",
     LOG_LEVEL: "silent",
     OTEL_SDK_DISABLED: "true",
-    // Native PostgreSQL here has no pgvector; search falls back to full-text ranking.
-    NEXUS_LEXICAL_ONLY: "true",
+    // Vectors when the test PostgreSQL has pgvector (CI installs it), else full-text ranking.
+    NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY,
     ...options.env,
   });
   const nexus = await startNexus({ config, services: options.services ?? ["auth", "metering", "ingestion", "retrieval", "agent"], logger, clock: clock.now });
