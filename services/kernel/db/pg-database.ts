@@ -100,6 +100,8 @@ class PgListener {
         for (const channel of this.channels.keys()) await client.query(`LISTEN "${channel}"`);
       } catch (err) {
         client.removeAllListeners();
+        // The server may still report the dropped connection: an 'error' without a listener kills the process.
+        client.on("error", () => undefined);
         await client.end().catch(() => undefined);
         throw err;
       } finally {
@@ -171,6 +173,14 @@ export async function createPgDatabase(options: PgDatabaseOptions): Promise<Data
   });
   // Without a handler, an idle client dropped by the server would crash the process.
   pool.on("error", (err) => options.logger?.warn({ err }, "idle postgres connection failed"));
+  // pg-pool takes its own 'error' listener off a client while it is checked out and puts one on
+  // only around each pool.query; a connection the server drops in a gap (restart,
+  // pg_terminate_backend) would then be an unhandled 'error' event that kills the process. Every
+  // client keeps this listener for its whole life; pg-pool's own still discard broken clients,
+  // and the failed query or transaction reports the error to its caller.
+  pool.on("connect", (client) => {
+    client.on("error", (err) => options.logger?.debug({ err }, "postgres connection failed"));
+  });
   const listener = new PgListener(clientConfig, options.logger);
 
   let vector: boolean;
