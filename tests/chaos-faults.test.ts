@@ -116,7 +116,9 @@ describeChaos("chaos: PostgreSQL and NATS fail under a running nexus dev", () =>
   const anyFailed = (outcomes: Map<string, number>) => [...outcomes.keys()].some((k) => !k.endsWith(" OK"));
 
   beforeAll(async () => {
-    mesh = await startChaosMesh();
+    // The agent's breakers open during the database faults (retrieval fails); a short reset lets
+    // runs through again soon after it is back, instead of the default 30 s.
+    mesh = await startChaosMesh({ NEXUS_AGENT_BREAKER_RESET_MS: "2000" });
     api = mesh.client();
     await api.retrieval.createCorpus({ corpusId: CORPUS, displayName: "Chaos" });
     for (const id of ["seed-1", "seed-2"]) await ingest(id);
