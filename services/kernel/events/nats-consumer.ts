@@ -89,7 +89,9 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
   let lastHeartbeatAt: Date | undefined;
   let pending = 0;
 
+  let silenceLogged = false;
   const touch = (): void => {
+    silenceLogged = false;
     lastHeartbeatAt = new Date();
     consumerLastHeartbeat.set({ consumer: name }, Math.floor(lastHeartbeatAt.getTime() / 1000));
   };
@@ -205,7 +207,9 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
           touch();
           break;
         case "heartbeats_missed":
-          logger.warn({ count: s.count }, "consumer missed server heartbeats");
+          // Once per silence (NATS away): the client reports every few seconds until it is back.
+          if (!silenceLogged) logger.warn({ count: s.count }, "consumer missed server heartbeats");
+          silenceLogged = true;
           break;
         case "consumer_not_found":
         case "consumer_deleted":
