@@ -24,18 +24,27 @@
 #   PGHOST/PGPORT/PGUSER   server for the smoke test (127.0.0.1/5432/postgres)
 set -euo pipefail
 
+FORCE="${FORCE:-0}"
+SMOKE_TEST="${SMOKE_TEST:-1}"
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# The server the suites use already offers the extension (installed before, a packaged build,
+# or a server elsewhere): nothing to do.
+if [ "$FORCE" != 1 ] && command -v psql >/dev/null \
+  && [ "$(psql -qXAt -d postgres -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'" 2>/dev/null)" = 1 ]; then
+  echo "pgvector is already available on $PGHOST:$PGPORT; nothing to do (FORCE=1 to rebuild)."
+  exit 0
+fi
+
 PG_MAJOR="${PG_MAJOR:-$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -1)}"
 [ -n "$PG_MAJOR" ] || { echo "error: no PostgreSQL under /usr/lib/postgresql; install postgresql first" >&2; exit 1; }
 PGVECTOR_SUITE="${PGVECTOR_SUITE:-trixie}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-$( { cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } | awk '/^URIs:/{print $2} /^deb /{print $2}' | grep -v security | head -1 || true)}"
 [ -n "$DEBIAN_MIRROR" ] || { echo "no Debian mirror found in the apt sources; set DEBIAN_MIRROR" >&2; exit 1; }
 KEYRING="${KEYRING:-/usr/share/keyrings/debian-archive-keyring.gpg}"
-FORCE="${FORCE:-0}"
-SMOKE_TEST="${SMOKE_TEST:-1}"
-export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
 PG_CONFIG="/usr/lib/postgresql/$PG_MAJOR/bin/pg_config"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 _t=$EPOCHREALTIME _t0=$EPOCHREALTIME _step=""
 lap() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
 step() { [ -n "$_step" ] && echo "    ($_step: $(lap "$_t")s)"; _step="$1" _t=$EPOCHREALTIME; [ -n "$1" ] && echo "==> $1"; return 0; }
