@@ -17,7 +17,7 @@ import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient, type NexusClient } from "../services/client/create-nexus-client.js";
 import { errorReason } from "../services/kernel/errors.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, TEST_LEXICAL_ONLY, uniqueToken, type TestDatabase } from "./support/services.js";
 import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
 
 const BOUND_MS = 1_000;
@@ -38,7 +38,7 @@ describeWithPostgresAndNats("revocation across the mesh (separate processes, NAT
       NEXUS_SUBJECT_PREFIX: uniqueToken("mesh"),
       NEXUS_NATS_STREAM: suiteStreams(token).stream,
       NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
-      NEXUS_LEXICAL_ONLY: "true",
+      NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY,
       NEXUS_AUTH_CACHE_TTL_MS: "600000",
       OTEL_SDK_DISABLED: "true",
       LOG_LEVEL: "warn",

@@ -4,6 +4,7 @@ import { createPgDatabase } from "../kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
 import { createFollowingDatabase, type FollowingDatabase } from "../kernel/db/following-database.js";
 import type { Database } from "../kernel/db/ports.js";
+import type { NatsEventBus } from "../kernel/events/nats-bus.js";
 import type { EventBus } from "../kernel/events/ports.js";
 import { createWriteFreeze } from "../kernel/interceptors/write-freeze.js";
 import { createLogger } from "../kernel/logger.js";
@@ -81,6 +82,36 @@ export function databaseReadiness(db: Database | FollowingDatabase): () => Promi
   };
 }
 
+/**
+ * The event bus's entry in /readyz: always ready, with the bus's state as info. Readiness
+ * means "this process can serve requests", and a NATS outage does not stop it: RPCs keep
+ * working (events wait in the outbox) — taking every pod out of service would turn a bus
+ * outage into a full outage. The bus's state goes to metrics (`nexus_event_bus_connected`,
+ * `nexus_consumer_healthy`, `nexus_outbox_relay_failures`), alerts and this check's info
+ * (docs/operations.md, "Readiness").
+ */
+export function eventBusReadiness(bus: EventBus): () => Promise<ReadinessResult> {
+  return async () => {
+    const statuses = bus.status();
+    const unhealthy = statuses.filter((s) => !s.healthy).map((s) => s.name);
+    const info: Record<string, string> = {
+      kind: bus.kind,
+      consumers: String(statuses.length),
+      unhealthy_consumers: unhealthy.join(",") || "none",
+    };
+    if (bus.kind === "nats") {
+      const nats = bus as NatsEventBus;
+      info.connected = String(nats.connected());
+      const relay = nats.relay?.status();
+      if (relay) {
+        info.relay = relay.failures > 0 ? `failing: ${relay.lastError ?? "unknown error"}` : relay.leader ? "publishing" : "standing by";
+        info.outbox_pending = String(relay.pending);
+      }
+    }
+    return { ready: true, info };
+  };
+}
+
 /** Applies the platform migrations and the own migrations of every service the roles host. */
 export async function migrateServices(db: Database, roles: readonly ServiceName[]): Promise<void> {
   await migratePlatform(db);
@@ -143,12 +174,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       ...serverOptionsFromConfig(config),
       readinessChecks: {
         database: databaseReadiness(db),
-        "event-bus": async () => {
-          const stalled = bus.status().filter((s) => !s.healthy);
-          return stalled.length === 0
-            ? { ready: true }
-            : { ready: false, reason: `consumers not heard from: ${stalled.map((s) => s.name).join(", ")}` };
-        },
+        "event-bus": eventBusReadiness(bus),
       },
     });
     // Modules drain first (server.close), then the bus, the database and telemetry.

@@ -4,13 +4,13 @@ import { Role } from "../../gen/nexus/auth/v1/api_key_pb.js";
 import { DocumentStatus } from "../../gen/nexus/ingestion/v1/document_pb.js";
 import { createNexusClient, type NexusClient } from "../../services/client/index.js";
 import { startNexus, type NexusProcess } from "./nexus-process.js";
-import { createTestDatabase, type TestDatabase } from "./services.js";
+import { createTestDatabase, TEST_LEXICAL_ONLY, type TestDatabase } from "./services.js";
 import { eventually } from "./eventually.js";
 
 /**
  * `nexus dev` as a user starts it — all five services in one process, the real
- * authentication gate and permission table — on a fresh PostgreSQL database (lexical search,
- * since the native server has no pgvector), with the keys it prints on its first start: a
+ * authentication gate and permission table — on a fresh PostgreSQL database (hybrid search
+ * with pgvector when the server has it, as CI's does), with the keys it prints on its first start: a
  * platform key and the owner key of the "demo" tenant (plan pro). Agent end-to-end tests call
  * it over the network and read its database directly to check what was stored.
  */
@@ -46,7 +46,7 @@ export async function startAgentMesh(env: Record<string, string> = {}): Promise<
   try {
     proc = await startNexus({
       args: ["dev", "--port", "0", "--host", "127.0.0.1"],
-      env: { DATABASE_URL: database.url, NEXUS_LEXICAL_ONLY: "true", LOG_LEVEL: process.env.NEXUS_TEST_LOG_LEVEL ?? "warn", NEXUS_LOG_PRETTY: "false", ...env },
+      env: { DATABASE_URL: database.url, NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY, LOG_LEVEL: process.env.NEXUS_TEST_LOG_LEVEL ?? "warn", NEXUS_LOG_PRETTY: "false", ...env },
     });
     const started = proc;
     await eventually("nexus dev to print its first-start keys", () => /owner key[^\n]*\n\s*(nxs_\S+)/.test(started.output()), 30_000);

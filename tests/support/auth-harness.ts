@@ -11,7 +11,7 @@ import { errorMetadata, errorReason } from "../../services/kernel/errors.js";
 import type { RecordedEvent } from "../../services/kernel/events/ports.js";
 import { readAll } from "../../services/kernel/events/event-store.js";
 import { startNexus, type RunningNexus } from "../../services/runtime/start-nexus.js";
-import { createTestDatabase, type TestDatabase } from "./services.js";
+import { createTestDatabase, TEST_LEXICAL_ONLY, type TestDatabase } from "./services.js";
 
 /** A clock tests move by hand (starts at the wall clock). */
 export interface ManualClock {
@@ -68,8 +68,8 @@ export async function startAuthHarness(options: AuthHarnessOptions = {}): Promis
     NEXUS_DATA_DIR: "/nonexistent",
     LOG_LEVEL: "silent",
     OTEL_SDK_DISABLED: "true",
-    // Native PostgreSQL here has no pgvector; search falls back to full-text ranking.
-    NEXUS_LEXICAL_ONLY: "true",
+    // Vectors when the test PostgreSQL has pgvector (CI installs it), else full-text ranking.
+    NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY,
     NEXUS_RATE_LIMIT_ENABLED: "false",
     ...options.env,
   });

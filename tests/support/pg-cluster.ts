@@ -83,6 +83,10 @@ export interface PgCluster {
   query<T = Record<string, unknown>>(sql: string, database?: string): Promise<T[]>;
   /** Stops it at once and deletes its files. */
   destroy(): Promise<void>;
+  /** Stops the server (`fast`: clients get 57P01; `immediate`: like a crash) and keeps its files. */
+  stop(mode?: "fast" | "immediate"): Promise<void>;
+  /** Starts it again on the same port and files (after {@link PgCluster.stop}). */
+  start(): Promise<void>;
 }
 
 function tempDir(prefix: string): string {
@@ -94,7 +98,8 @@ function tempDir(prefix: string): string {
 
 async function startServer(home: string, dataDir: string, port: number): Promise<PgCluster> {
   const options = `-p ${port} -k ${home} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
-  await tool("pg_ctl", ["-D", dataDir, "-o", options, "-l", path.join(home, "server.log"), "-w", "-t", "60", "start"]);
+  const start = () => tool("pg_ctl", ["-D", dataDir, "-o", options, "-l", path.join(home, "server.log"), "-w", "-t", "60", "start"]);
+  await start();
   const url = (database = "postgres") => `postgres://postgres@127.0.0.1:${port}/${database}`;
   return {
     port,
@@ -108,6 +113,12 @@ async function startServer(home: string, dataDir: string, port: number): Promise
       } finally {
         await c.end();
       }
+    },
+    async stop(mode = "fast") {
+      await tool("pg_ctl", ["-D", dataDir, "-m", mode, "-w", "stop"]);
+    },
+    async start() {
+      await start();
     },
     async destroy() {
       await tool("pg_ctl", ["-D", dataDir, "-m", "immediate", "-w", "stop"]).catch(() => undefined);

@@ -51,6 +51,32 @@ export const describeWithNats = gate("NATS", natsUp, TEST_NATS_URL);
 /** `describe` for suites that need both. */
 export const describeWithPostgresAndNats = postgresUp ? describeWithNats : describeWithPostgres;
 
+/**
+ * Whether the test PostgreSQL server offers pgvector (`vector` in pg_available_extensions).
+ * CI installs it (scripts/install-pgvector.sh, run by .ci/run), so the PostgreSQL suites run
+ * with vectors — the production path; under NEXUS_REQUIRE_SERVICES=1 a server without it fails
+ * the run instead of silently testing lexical-only search.
+ */
+export const POSTGRES_HAS_VECTOR: boolean = await (async () => {
+  if (!postgresUp) return false;
+  const c = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  try {
+    await c.connect();
+    const { rows } = await c.query<{ ok: boolean }>("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') AS ok");
+    return rows[0]?.ok === true;
+  } catch {
+    return false;
+  } finally {
+    await c.end().catch(() => undefined);
+  }
+})();
+if (postgresUp && !POSTGRES_HAS_VECTOR) {
+  if (REQUIRE) throw new Error(`PostgreSQL at ${TEST_DATABASE_URL} has no pgvector and NEXUS_REQUIRE_SERVICES=1: run scripts/install-pgvector.sh`);
+  console.warn("[nexus tests] the test PostgreSQL has no pgvector: its suites run lexical-only (scripts/install-pgvector.sh installs it)");
+}
+/** NEXUS_LEXICAL_ONLY for processes the suites start on the test PostgreSQL: "false" when it has pgvector. */
+export const TEST_LEXICAL_ONLY = POSTGRES_HAS_VECTOR ? "false" : "true";
+
 /** A throw-away database: created empty, dropped (with its connections) by `drop()`. */
 export interface TestDatabase {
   url: string;

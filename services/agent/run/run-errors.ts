@@ -2,7 +2,9 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { RunErrorSchema, type RunError } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
+import { isDatabaseUnavailableError } from "../../kernel/db/pg-error.js";
 import { domainError, errorMetadata, errorReason } from "../../kernel/errors.js";
+import { databaseUnavailableError } from "../../kernel/interceptors/error-normalizing.js";
 
 const GRPC_CODE_NAMES: Readonly<Record<Code, string>> = {
   [Code.Canceled]: "CANCELLED",
@@ -30,10 +32,13 @@ export function grpcCodeName(code: Code): string {
 
 /**
  * What a failure of an accepted run looks like to the client: a ConnectError as is (its
- * code, reason, message, metadata and retry delay), anything else as INTERNAL with a generic
- * message naming the request id (the cause is logged, never sent).
+ * code, reason, message, metadata and retry delay), a database outage as UNAVAILABLE with
+ * RetryInfo (as the kernel's error normalisation answers RPCs), anything else as INTERNAL with
+ * a generic message naming the request id (the cause is logged, never sent).
  */
 export function publicError(err: unknown, requestId: string): ConnectError {
+  const cause = !(err instanceof ConnectError) ? err : err.code === Code.Internal || err.code === Code.Unknown ? err.cause : undefined;
+  if (cause !== undefined && isDatabaseUnavailableError(cause)) return databaseUnavailableError(cause, requestId);
   if (err instanceof ConnectError) {
     if (err.code === Code.Internal || err.code === Code.Unknown || err.code === Code.DataLoss) {
       return domainError("INTERNAL", `internal error (request id ${requestId})`, {}, { cause: err });

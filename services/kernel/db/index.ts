@@ -4,4 +4,4 @@ export { createPgDatabase, type PgDatabaseOptions } from "./pg-database.js";
 export { createPgliteDatabase, type PgliteDatabaseOptions } from "./pglite-database.js";
 export { migrate, migrationChecksum, MigrationError, type Migration, type MigrateOptions, type MigrateResult } from "./migrate.js";
 export { advisoryKey } from "./advisory-key.js";
-export { PG_ERRORS, pgErrorCode, pgErrorConstraint } from "./pg-error.js";
+export { isDatabaseUnavailableError, PG_ERRORS, pgErrorCode, pgErrorConstraint } from "./pg-error.js";

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from "../../../tests/support/services.js";
 import { createPgDatabase } from "./pg-database.js";
+import { isDatabaseUnavailableError } from "./pg-error.js";
 import type { Database } from "./ports.js";
 
 describeWithPostgres("pg database adapter", () => {
@@ -61,5 +62,38 @@ describeWithPostgres("pg database adapter", () => {
     });
     await expect.poll(() => received, { timeout: 5_000 }).toEqual(["committed"]);
     await unlisten();
+  });
+
+  it("survives pg_terminate_backend of an idle-in-transaction connection: the transaction fails as unavailable, the pool recovers", async () => {
+    await db.exec("CREATE TABLE kill_probe (id int PRIMARY KEY)");
+    let backend = 0;
+    let resume: () => void = () => {};
+    const paused = new Promise<void>((resolve) => (resume = resolve));
+    const tx = db.transaction(async (t) => {
+      const { rows } = await t.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+      backend = rows[0]!.pid;
+      await t.query("INSERT INTO kill_probe VALUES (1)");
+      await paused; // idle in transaction while another session kills the backend
+      await t.query("INSERT INTO kill_probe VALUES (2)");
+    });
+    await expect.poll(() => backend, { timeout: 5_000 }).toBeGreaterThan(0);
+    await expect
+      .poll(async () => (await db.query<{ state: string }>("SELECT state FROM pg_stat_activity WHERE pid = $1", [backend])).rows[0]?.state)
+      .toBe("idle in transaction");
+    await db.query("SELECT pg_terminate_backend($1)", [backend]);
+    // The dropped socket's 'error' event lands on the checked-out client before we resume: without
+    // a listener this is where the process used to die.
+    await new Promise((r) => setTimeout(r, 200));
+    resume();
+    const err = await tx.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(isDatabaseUnavailableError(err)).toBe(true);
+    // Nothing of the killed transaction was committed, and the pool serves new work.
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM kill_probe");
+    expect(rows[0]?.n).toBe(0);
+    await db.transaction(async (t) => {
+      await t.query("INSERT INTO kill_probe VALUES (3)");
+    });
+    expect((await db.query<{ n: number }>("SELECT count(*)::int AS n FROM kill_probe")).rows[0]?.n).toBe(1);
   });
 });

@@ -101,6 +101,8 @@ class PgListener {
         for (const channel of this.channels.keys()) await client.query(`LISTEN "${channel}"`);
       } catch (err) {
         client.removeAllListeners();
+        // The server may still report the dropped connection: an 'error' without a listener kills the process.
+        client.on("error", () => undefined);
         await client.end().catch(() => undefined);
         throw err;
       } finally {
@@ -172,6 +174,14 @@ export async function createPgDatabase(options: PgDatabaseOptions): Promise<Data
   });
   // Without a handler, an idle client dropped by the server would crash the process.
   pool.on("error", (err) => options.logger?.warn({ err }, "idle postgres connection failed"));
+  // pg-pool takes its own 'error' listener off a client while it is checked out and puts one on
+  // only around each pool.query; a connection the server drops in a gap (restart,
+  // pg_terminate_backend) would then be an unhandled 'error' event that kills the process. Every
+  // client keeps this listener for its whole life; pg-pool's own still discard broken clients,
+  // and the failed query or transaction reports the error to its caller.
+  pool.on("connect", (client) => {
+    client.on("error", (err) => options.logger?.debug({ err }, "postgres connection failed"));
+  });
   const listener = new PgListener(clientConfig, options.logger);
 
   let vector: boolean;
@@ -195,9 +205,20 @@ export async function createPgDatabase(options: PgDatabaseOptions): Promise<Data
     },
     async transaction(fn) {
       const client = await pool.connect();
+      // pg-pool takes its own 'error' listener off a client while it is checked out: without
+      // ours, a connection the server drops mid-transaction (restart, pg_terminate_backend of an
+      // idle-in-transaction backend) is an unhandled 'error' event that kills the process. The
+      // error is kept: the next statement fails with it, and the client is destroyed, not reused.
+      let broken: Error | undefined;
+      const onError = (err: Error): void => {
+        broken ??= err;
+        options.logger?.warn({ err }, "postgres connection failed inside a transaction");
+      };
+      client.on("error", onError);
       let open = true;
       const guard = (): void => {
         if (!open) throw new Error("transaction is closed: use the tx only inside its transaction() callback");
+        if (broken) throw broken;
       };
       const tx: Tx & Queryable = {
         query: async (sql, params) => {
@@ -212,17 +233,22 @@ export async function createPgDatabase(options: PgDatabaseOptions): Promise<Data
       try {
         await client.query("BEGIN");
         const result = await fn(tx);
+        if (broken) throw broken;
         await client.query("COMMIT");
         open = false;
+        client.removeListener("error", onError);
         client.release();
         return result;
       } catch (err) {
         open = false;
         try {
+          if (broken) throw broken;
           await client.query("ROLLBACK");
+          client.removeListener("error", onError);
           client.release();
         } catch (rollbackErr) {
           // The connection is in an unknown state: destroy it rather than return it to the pool.
+          // Our listener stays: a destroyed client may still report its socket's last error.
           client.release(rollbackErr instanceof Error ? rollbackErr : true);
         }
         throw err;

@@ -74,3 +74,17 @@ export async function releaseCheckpoint(db: Queryable, lease: CheckpointLease): 
     [lease.name, lease.owner],
   );
 }
+
+/**
+ * Moves the checkpoint back to `position` (never forward) if this owner holds the lease: the
+ * relay replays events after it when the stream they were published to was lost.
+ */
+export async function rewindCheckpoint(db: Queryable, lease: CheckpointLease, position: bigint): Promise<boolean> {
+  const t = lease.table;
+  const { rowCount } = await db.query(
+    `UPDATE platform.${t} SET position = LEAST(position, $3), updated_at = now()
+     WHERE ${KEY_COLUMN[t]} = $1 AND owner = $2`,
+    [lease.name, lease.owner, position],
+  );
+  return rowCount > 0;
+}

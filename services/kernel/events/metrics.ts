@@ -63,3 +63,18 @@ export const dlqDeadLettered = counter("nexus_dlq_dead_lettered_total", "Message
 export function domainOf(topic: string): string {
   return topic.split(".", 1)[0] ?? topic;
 }
+
+/**
+ * 1 while this process's connection to NATS is up, 0 while it is down (NATS bus only). The
+ * bus's state lives here and in the consumers' health, not in /readyz: a NATS outage does not
+ * stop a process from serving requests (docs/operations.md, "Readiness").
+ */
+export const busConnected = gauge("nexus_event_bus_connected", "1 while the connection to NATS is up, 0 while it is down.", []);
+
+/** 1 while a consumer is healthy (running and hearing from its source), 0 otherwise. */
+export const consumerHealthy = gauge("nexus_consumer_healthy", "1 while the consumer runs and hears from its source, else 0.", [
+  "consumer",
+]);
+
+/** Consecutive failed rounds of the outbox relay (0 while it publishes). */
+export const relayFailures = gauge("nexus_outbox_relay_failures", "Consecutive failed rounds of the outbox relay (0 while it publishes).", []);

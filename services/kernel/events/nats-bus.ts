@@ -12,9 +12,11 @@ import {
   DEFAULT_EVENTS_STREAM,
   ensureStream,
   type ConnectNatsOptions,
+  type EnsuredStream,
 } from "./nats-streams.js";
 import { migratePlatform } from "./platform-migrations.js";
 import { BusMembers } from "./bus-members.js";
+import { busConnected } from "./metrics.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
 import { ensureProcessedEvents } from "./processed-events.js";
 import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from "./relay.js";
@@ -53,6 +55,8 @@ export interface NatsEventBus extends EventBus {
   readonly kind: "nats";
   readonly relay: OutboxRelay | undefined;
   readonly nats: NatsConnection;
+  /** True while the connection to NATS is up (false from a disconnect until the reconnect). */
+  connected(): boolean;
 }
 
 const isConnection = (n: NatsConnection | ConnectNatsOptions): n is NatsConnection =>
@@ -76,10 +80,38 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
   const deadLetters = createNatsDeadLetters({ js, jsm, stream: dlqStream, subjectPrefix: prefix });
+  const common = {
+    duplicateWindowMs: options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS,
+    replicas: options.replicas ?? 1,
+  };
+  /**
+   * Both streams, created when missing. Run at start and again by the relay and the consumers
+   * whenever they find a stream gone, so a NATS server restarted with empty storage is
+   * repopulated at runtime. Resolves to the events stream's identity.
+   */
+  const ensureStreams = async (): Promise<EnsuredStream> => {
+    const events = await ensureStream(jsm, { ...common, name: stream, subjects: [`${prefix}.>`], maxAgeMs: options.streamMaxAgeMs ?? 0 });
+    const dlq = await ensureStream(jsm, { ...common, name: dlqStream, subjects: [`${prefix}_dlq.>`] });
+    if (events.createdNow || dlq.createdNow) {
+      logger.warn({ stream: events.createdNow ? stream : undefined, dlqStream: dlq.createdNow ? dlqStream : undefined }, "created missing NATS streams");
+    }
+    return events;
+  };
   const relay =
     options.relay === false
       ? undefined
-      : createOutboxRelay({ ...(options.relay ?? {}), db, nats: nc, subjectPrefix: prefix, logger });
+      : createOutboxRelay({ ...(options.relay ?? {}), db, nats: nc, subjectPrefix: prefix, logger, ensureStreams });
+  // The bus's connection state, for metrics and alerts (not readiness: see docs/operations.md).
+  let connected = !nc.isClosed();
+  busConnected.set(connected ? 1 : 0);
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect" || s.type === "close") connected = false;
+      else if (s.type === "reconnect") connected = true;
+      else continue;
+      busConnected.set(connected ? 1 : 0);
+    }
+  })().catch(() => undefined);
   const members = new BusMembers();
   let started: Promise<void> | undefined;
   let closed = false;
@@ -89,15 +121,11 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
     subjectPrefix: prefix,
     relay,
     nats: nc,
+    connected: () => connected && !nc.isClosed(),
     start() {
       started ??= (async () => {
         await migratePlatform(db, logger);
-        const common = {
-          duplicateWindowMs: options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS,
-          replicas: options.replicas ?? 1,
-        };
-        await ensureStream(jsm, { ...common, name: stream, subjects: [`${prefix}.>`], maxAgeMs: options.streamMaxAgeMs ?? 0 });
-        await ensureStream(jsm, { ...common, name: dlqStream, subjects: [`${prefix}_dlq.>`] });
+        await ensureStreams();
         await deadLetters.depth();
         await relay?.start();
       })();
@@ -121,6 +149,7 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
           deadLetters,
           db,
           logger,
+          ensureStreams,
           ...(options.consumerHeartbeatMs ? { heartbeatMs: options.consumerHeartbeatMs } : {}),
         },
         consumer,

@@ -14,6 +14,7 @@ import { retryDelayMs } from "./backoff.js";
 import type { NatsDeadLetters } from "./dead-letters.js";
 import {
   consumerDeliveries,
+  consumerHealthy,
   consumerLastHeartbeat,
   consumerPending,
   consumerRedeliveries,
@@ -41,6 +42,8 @@ export interface NatsConsumerContext {
   logger: Logger;
   /** Server idle heartbeat while a pull waits. Default 5 000 ms; unhealthy after 3 missed. */
   heartbeatMs?: number;
+  /** Recreates the bus's streams when missing (a NATS server restarted with empty storage). */
+  ensureStreams?: () => Promise<unknown>;
 }
 
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err)) || "unknown error";
@@ -56,7 +59,11 @@ const errorText = (err: unknown): string => (err instanceof Error ? err.message 
  *   is parked without running the handler;
  * - `working()` keeps the ack wait from expiring while a handler runs;
  * - liveness from server idle heartbeats and message traffic; when the pull loop ends or
- *   stalls (nats.node#590), it is restarted and the durable consumer recreated if it vanished.
+ *   stalls (nats.node#590), it is restarted and the durable consumer recreated if it vanished;
+ * - when the stream itself vanished (a NATS server restarted with empty storage), the stream
+ *   and the durable consumer are recreated at runtime and pulling resumes;
+ * - on stop(), messages already pulled but not yet handled are nak'ed at once (no delay), so
+ *   another replica gets them now instead of after the ack wait.
  */
 export async function createNatsConsumer(ctx: NatsConsumerContext, options: ConsumerOptions): Promise<Subscription> {
   const { name } = options;
@@ -83,19 +90,27 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
   let lastHeartbeatAt: Date | undefined;
   let pending = 0;
 
+  let silenceLogged = false;
   const touch = (): void => {
+    silenceLogged = false;
     lastHeartbeatAt = new Date();
     consumerLastHeartbeat.set({ consumer: name }, Math.floor(lastHeartbeatAt.getTime() / 1000));
   };
 
-  async function ensureConsumer(): Promise<void> {
+  /**
+   * Creates the durable consumer unless it exists. `deliverFrom: "new"` applies only when it is
+   * first created: one recreated at runtime (it vanished, or NATS lost its storage and the
+   * stream is new) starts at the beginning of the stream, which then holds only what the relay
+   * published again and what came since — events it may have missed; duplicates are skipped.
+   */
+  async function ensureConsumer(initial: boolean): Promise<void> {
     const config: Partial<ConsumerConfig> = {
       durable_name: name,
       ack_policy: AckPolicy.Explicit,
       ack_wait: nanos(ackWaitMs),
       max_deliver: -1,
       filter_subject: filterSubject,
-      deliver_policy: options.deliverFrom === "new" ? DeliverPolicy.New : DeliverPolicy.All,
+      deliver_policy: initial && options.deliverFrom === "new" ? DeliverPolicy.New : DeliverPolicy.All,
       max_ack_pending: Math.max(concurrency * 4, 64),
     };
     try {
@@ -193,15 +208,20 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
           touch();
           break;
         case "heartbeats_missed":
-          logger.warn({ count: s.count }, "consumer missed server heartbeats");
+          // Once per silence (NATS away): the client reports every few seconds until it is back.
+          if (!silenceLogged) logger.warn({ count: s.count }, "consumer missed server heartbeats");
+          silenceLogged = true;
           break;
         case "consumer_not_found":
         case "consumer_deleted":
-          logger.warn({ status: s.type }, "durable consumer vanished; recreating it");
-          await ensureConsumer().catch((err: unknown) => logger.warn({ err }, "recreating consumer failed"));
-          break;
         case "stream_not_found":
-          logger.error({ stream: ctx.stream }, "events stream not found");
+          // Restart the pull loop: it recreates the stream (if gone) and the durable consumer
+          // before pulling again, with backoff while that fails.
+          if (running && messages === current) {
+            logger.warn({ status: s.type, stream: ctx.stream }, "consumer or stream vanished; recreating them");
+            messages = undefined;
+            void current.close().catch(() => undefined);
+          }
           break;
         default:
           break;
@@ -215,7 +235,10 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
     let ensured = true;
     while (running) {
       try {
-        if (!ensured) await ensureConsumer();
+        if (!ensured) {
+          await ctx.ensureStreams?.();
+          await ensureConsumer(false);
+        }
         ensured = false;
         const consumer = await ctx.js.consumers.get(ctx.stream, name);
         const current = await consumer.consume({
@@ -226,15 +249,26 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
         messages = current;
         touch();
         void watch(current).catch(() => undefined);
+        if (failures > 0) logger.info({ failures }, "consumer pulling again");
         failures = 0;
+        // Draining: every message pulled but not handled goes back at once (a bare nak is an
+        // immediate redelivery), so another replica gets it without waiting the ack wait. The
+        // iterator yields what was buffered before it ends, so none is left waiting. They are
+        // nak'ed last first: the server then simply rewinds the consumer over them (nats-server
+        // 2.9 can lose track of a message nak'ed ahead of later ones when the later ones are
+        // nak'ed too — one of them was then not redelivered before its ack wait).
+        const handBack: JsMsg[] = [];
         for await (const m of current) {
           touch();
+          if (!running) {
+            handBack.push(m);
+            continue;
+          }
           await slots.acquire();
           if (!running) {
             slots.release();
-            // Not processed: hand it back for another replica (after a short delay, never bare).
-            m.nak(retryDelayMs(1, options.backoff));
-            break;
+            handBack.push(m);
+            continue;
           }
           const task = processMessage(m)
             .catch((err: unknown) => logger.error({ err, seq: m.seq }, "message processing failed"))
@@ -244,9 +278,13 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
             });
           inFlight.add(task);
         }
+        for (const m of handBack.reverse()) m.nak();
+        if (handBack.length > 0) logger.info({ count: handBack.length }, "draining: handed back messages pulled but not handled");
       } catch (err) {
         failures += 1;
-        logger.warn({ err, failures }, "consumer pull loop failed; restarting");
+        // One line when the loop starts failing; the retries are quiet until it pulls again.
+        if (failures === 1) logger.warn({ err }, "consumer pull loop failed; retrying with backoff");
+        else logger.debug({ err: errorText(err), failures }, "consumer pull loop failed again");
       }
       messages = undefined;
       if (running) await signal.wait(backoffDelayMs(failures + 1, { initialMs: 500, maxMs: 30_000 }));
@@ -267,8 +305,14 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
 
   // Housekeeping: lag from the server, heartbeat gauge, and a watchdog for a pull loop that
   // stopped hearing from a connected server (restart it rather than stall silently).
+  const isHealthy = (): boolean => {
+    const fresh = lastHeartbeatAt !== undefined && Date.now() - lastHeartbeatAt.getTime() < heartbeatMs * 3;
+    // A long handler is not a stall: the loop is busy, not dead.
+    return running && connected && messages !== undefined && (fresh || slots.inUse > 0);
+  };
   const housekeeping = setInterval(() => {
     if (!running) return;
+    consumerHealthy.set({ consumer: name }, isHealthy() ? 1 : 0);
     if (connected) {
       ctx.jsm.consumers
         .info(ctx.stream, name)
@@ -287,17 +331,17 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
   }, heartbeatMs);
   housekeeping.unref();
 
-  await ensureConsumer();
+  await ensureConsumer(true);
   const pumping = pump();
 
   return {
     name,
     status(): ConsumerStatus {
-      const fresh = lastHeartbeatAt !== undefined && Date.now() - lastHeartbeatAt.getTime() < heartbeatMs * 3;
+      const healthy = isHealthy();
+      consumerHealthy.set({ consumer: name }, healthy ? 1 : 0);
       return {
         name,
-        // A long handler is not a stall: the loop is busy, not dead.
-        healthy: running && connected && messages !== undefined && (fresh || slots.inUse > 0),
+        healthy,
         lastHeartbeatAt,
         pending,
         inFlight: slots.inUse,

@@ -68,13 +68,23 @@ export interface EnsureStreamOptions {
   replicas?: number;
 }
 
+/** What {@link ensureStream} found or made. */
+export interface EnsuredStream {
+  /** The stream's creation time as the server reports it: it changes when the stream is recreated. */
+  created: string;
+  /** This call created it (it did not exist). */
+  createdNow: boolean;
+}
+
 /**
  * Creates a file-backed, limits-retention stream unless it exists (replicas may race: the
  * loser reads the winner's stream). An existing stream must already cover the subjects —
  * silently rewriting a stream other parts of the system use is not this function's call.
+ * Safe to call at any time: the relay and the consumers call it again at runtime, so a NATS
+ * server restarted with empty storage gets its streams back without restarting Nexus.
  */
-export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamOptions): Promise<void> {
-  const check = async (): Promise<boolean> => {
+export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamOptions): Promise<EnsuredStream> {
+  const check = async (): Promise<EnsuredStream | undefined> => {
     try {
       const info = await jsm.streams.info(options.name);
       const missing = options.subjects.filter((s) => !info.config.subjects?.includes(s));
@@ -84,15 +94,16 @@ export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamO
             `(it has ${info.config.subjects?.join(", ") || "no subjects"}); fix the stream or configure another name`,
         );
       }
-      return true;
+      return { created: info.created, createdNow: false };
     } catch (err) {
-      if (jsErrorCode(err) === JS_ERRORS.STREAM_NOT_FOUND) return false;
+      if (jsErrorCode(err) === JS_ERRORS.STREAM_NOT_FOUND) return undefined;
       throw err;
     }
   };
-  if (await check()) return;
+  const existing = await check();
+  if (existing) return existing;
   try {
-    await jsm.streams.add({
+    const info = await jsm.streams.add({
       name: options.name,
       subjects: options.subjects,
       storage: StorageType.File,
@@ -101,7 +112,11 @@ export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamO
       max_age: nanos(options.maxAgeMs ?? 0),
       num_replicas: options.replicas ?? 1,
     });
+    return { created: info.created, createdNow: true };
   } catch (err) {
-    if (jsErrorCode(err) !== JS_ERRORS.STREAM_NAME_IN_USE || !(await check())) throw err;
+    if (jsErrorCode(err) !== JS_ERRORS.STREAM_NAME_IN_USE) throw err;
+    const raced = await check();
+    if (!raced) throw err;
+    return raced;
   }
 }

@@ -104,7 +104,12 @@ export interface ConsumerOptions {
   backoff?: BackoffOptions;
   /** NATS only: ack wait; the framework sends "working" while a handler runs. Default 30 000 ms. */
   ackWaitMs?: number;
-  /** Where a new consumer starts: the whole history (default) or only new events. */
+  /**
+   * Where a new consumer starts: the whole history (default) or only new events. Applies when
+   * the durable consumer is first created; one recreated at runtime on NATS (the server lost its
+   * storage) reads the new stream from its start — what the relay published again — and skips
+   * what it already handled.
+   */
   deliverFrom?: "all" | "new";
 }
 

@@ -5,12 +5,13 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Match, type NatsConnection } from "@nats-io/nats-core";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createTestDatabase, describeWithPostgres, reachable, uniqueToken, type TestDatabase } from "../../../tests/support/services.js";
 import { createPgDatabase } from "../db/pg-database.js";
@@ -62,6 +63,11 @@ class ThrowawayNats {
     );
   }
 
+  /** Deletes everything the server stored (call while it is down): a node that comes back empty. */
+  async wipe(): Promise<void> {
+    for (const entry of await readdir(this.storeDir)) await rm(join(this.storeDir, entry), { recursive: true, force: true });
+  }
+
   /** Kills the server (SIGKILL: no graceful shutdown, like a crash or a lost node). */
   async kill(): Promise<void> {
     const proc = this.proc;
@@ -99,6 +105,7 @@ describeWithNatsBinary()("outbox relay and consumers across a NATS outage", () =
       dlqStream: `DLQ_${token}`,
       relay: { pollIntervalMs: 50, retry: { initialMs: 50, maxMs: 500 }, publishTimeoutMs: 1_000 },
       consumerHeartbeatMs: 500,
+      ...(process.env.NEXUS_TEST_LOG_LEVEL ? { logger: pino({ level: process.env.NEXUS_TEST_LOG_LEVEL }) } : {}),
     });
     await bus.start();
     await bus.subscribe({
@@ -196,6 +203,132 @@ describeWithNatsBinary()("outbox relay and consumers across a NATS outage", () =
       expect(standby.status()).toMatchObject({ leader: false, published: 0, duplicates: 0 });
     } finally {
       await standby.stop();
+    }
+  });
+
+  it("holds its backoff while NATS is down although every new event NOTIFYs it, and logs the outage once", async () => {
+    const lines: Array<{ level: number; msg: string }> = [];
+    const logger = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    // A second relay (standing by while NATS is up) with a logger of its own to count on.
+    const watcher = createOutboxRelay({ db, nats: bus.nats, subjectPrefix: bus.subjectPrefix, pollIntervalMs: 50, leaseMs: 1_500, retry: { initialMs: 50, maxMs: 400 }, logger });
+    await watcher.start();
+    try {
+      await server.kill();
+      await vi.waitFor(() => expect(watcher.status().failures).toBeGreaterThan(0), WAIT);
+      const failuresAtStart = watcher.status().failures;
+      const startedAt = Date.now();
+      // 40 events over ~2 s, each one a NOTIFY that used to start a new round at once.
+      for (let i = 0; i < 40; i++) {
+        await appendMany(1, `notify-${i}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const elapsed = Date.now() - startedAt;
+      const rounds = watcher.status().failures - failuresAtStart;
+      // Backoff 50 → 400 ms: about elapsed / 400 + 4 rounds; 40 NOTIFYs must not add rounds.
+      expect(rounds).toBeLessThanOrEqual(Math.ceil(elapsed / 400) + 5);
+      await server.start();
+      await vi.waitFor(() => expect(watcher.status().failures).toBe(0), WAIT);
+      const warnings = lines.filter((l) => l.level >= 40).map((l) => l.msg);
+      expect(warnings).toEqual(["relay cannot publish; retrying with backoff until it can (logged again when it recovers)"]);
+      expect(lines.filter((l) => l.msg === "relay publishing again")).toHaveLength(1);
+    } finally {
+      await watcher.stop();
+    }
+    // The bus's own relay caught up with everything appended during the outage.
+    const last = await lastPosition(db);
+    await vi.waitFor(() => expect(bus.relay!.status().checkpoint).toBe(last), WAIT);
+  });
+
+  it("recreates the streams and the durable consumer when NATS comes back with empty storage, and replays what the lost stream held", async () => {
+    // Hold the consumer on one event so the stream holds events it has not handled when NATS dies.
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const seen = new Map<string, number>();
+    const sub = await bus.subscribe({
+      name: "held",
+      subject: "outage.>",
+      // deliverFrom "new": only what is published from now on, so the test owns its events.
+      deliverFrom: "new",
+      handler: async (e) => {
+        seen.set(e.eventId, (seen.get(e.eventId) ?? 0) + 1);
+        if ((e.payload as { label?: string }).label === "held") await gate;
+      },
+    });
+    try {
+      const held = await appendMany(4, "held");
+      await vi.waitFor(() => expect(seen.size).toBe(1), WAIT);
+      await vi.waitFor(() => expect(bus.relay!.status().checkpoint).toBe(held.at(-1)!.position), WAIT);
+
+      await server.kill();
+      await server.wipe();
+      const during = await appendMany(3, "lost");
+      release();
+      await server.start();
+
+      // Streams and the durable consumer are back, without restarting anything.
+      await vi.waitFor(async () => expect((await jsm.streams.info(stream)).config.name).toBe(stream), WAIT);
+      await vi.waitFor(async () => expect((await jsm.consumers.info(stream, "held")).name).toBe("held"), WAIT);
+      // Every event reached the consumer exactly once: the three it had not handled were
+      // published again into the new stream, and the one it handled was skipped as a duplicate.
+      // (The recreated consumer reads the new stream from its start, so it also gets this
+      // suite's earlier events — replayed as well, since they are recent.)
+      const all = [...held, ...during];
+      await vi.waitFor(() => expect(all.filter((e) => seen.has(e.eventId))).toHaveLength(all.length), WAIT);
+      expect(all.map((e) => seen.get(e.eventId))).toEqual(all.map(() => 1));
+      expect(bus.relay!.status().replays).toBeGreaterThanOrEqual(1);
+      const handledOnce = await db.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM platform.processed_events WHERE consumer = 'held' AND event_id::text = ANY($1::text[])",
+        [all.map((e) => e.eventId)],
+      );
+      expect(handledOnce.rows[0]?.n).toBe(all.length);
+      // The earlier durable consumer is back too and healthy, and new events flow to both.
+      const fresh = await appendMany(2, "after");
+      await vi.waitFor(() => expect(fresh.every((e) => seen.has(e.eventId) && handled.has(e.eventId))).toBe(true), WAIT);
+      await vi.waitFor(() => expect(bus.status().every((s) => s.healthy)).toBe(true), WAIT);
+    } finally {
+      release();
+      await sub.stop();
+    }
+  });
+
+  it("a draining consumer hands back the messages it pulled but did not handle at once, not after the ack wait", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const first: string[] = [];
+    const sub = await bus.subscribe({
+      name: "drainer",
+      subject: "drain.>",
+      deliverFrom: "new",
+      concurrency: 1,
+      ackWaitMs: 30_000,
+      handler: async (e) => {
+        first.push(e.eventId);
+        await gate;
+      },
+    });
+    const events: RecordedEvent[] = [];
+    for (let i = 0; i < 4; i++) {
+      events.push(
+        ...(await db.transaction((tx) =>
+          appendToStream(tx, `drain-${i}`, "no_stream", [{ type: "test.v1.Drained", topic: "drain.item", payload: { i } }]),
+        )),
+      );
+    }
+    // One is being handled; the others were pulled into the client's buffer (max_messages 4).
+    await vi.waitFor(() => expect(first).toHaveLength(1), WAIT);
+    await vi.waitFor(async () => expect((await jsm.consumers.info(stream, "drainer")).num_ack_pending).toBe(4), WAIT);
+    const stopping = sub.stop();
+    release();
+    await stopping;
+    const second: string[] = [];
+    const startedAt = Date.now();
+    const again = await bus.subscribe({ name: "drainer", subject: "drain.>", deliverFrom: "new", concurrency: 1, ackWaitMs: 30_000, handler: async (e) => void second.push(e.eventId) });
+    try {
+      await vi.waitFor(() => expect(second).toHaveLength(3), { timeout: 10_000, interval: 50 });
+      expect(Date.now() - startedAt).toBeLessThan(10_000); // the ack wait is 30 s
+      expect(new Set([...first, ...second])).toEqual(new Set(events.map((e) => e.eventId)));
+    } finally {
+      await again.stop();
     }
   });
 });

@@ -7,11 +7,13 @@ import {
   claimCheckpoint,
   leaseOwnerId,
   releaseCheckpoint,
+  rewindCheckpoint,
   type CheckpointLease,
 } from "./checkpoint-lease.js";
 import { readAll } from "./event-store.js";
-import { domainOf, eventsPublished, outboxPending } from "./metrics.js";
+import { domainOf, eventsPublished, outboxPending, relayFailures } from "./metrics.js";
 import { eventHeaders } from "./nats-message.js";
+import type { EnsuredStream } from "./nats-streams.js";
 import { EVENTS_CHANNEL } from "./platform-migrations.js";
 import type { RecordedEvent } from "./ports.js";
 import { DEFAULT_SUBJECT_PREFIX, subjectOf } from "./topics.js";
@@ -37,6 +39,19 @@ export interface OutboxRelayOptions {
   leaseMs?: number;
   /** Retry delays after a failed round: doubling from `initialMs` to `maxMs`. Default 250 ms → 15 s. */
   retry?: { initialMs?: number; maxMs?: number };
+  /**
+   * Makes sure the target streams exist and says which events stream that is (the NATS bus
+   * passes its own). Called before the first round, after a failed round and after every
+   * reconnect, so a NATS server that came back with empty storage gets its streams back.
+   */
+  ensureStreams?: () => Promise<EnsuredStream>;
+  /**
+   * When the events stream turns out to have been recreated (NATS lost its storage), events
+   * that occurred this long before are published again: they may have been in the lost stream
+   * without every consumer having them yet (consumers skip the ones they already handled).
+   * Default 3 600 000 ms (1 h).
+   */
+  replayOnStreamLossMs?: number;
   logger?: Logger;
 }
 
@@ -59,6 +74,8 @@ export interface RelayStatus {
   /** Consecutive failed rounds (0 when healthy). */
   failures: number;
   lastError: string | undefined;
+  /** Times this relay found the events stream recreated and replayed the recent outbox into it. */
+  replays: number;
 }
 
 /** The outbox relay: `platform.events` → NATS JetStream. */
@@ -83,7 +100,14 @@ export interface OutboxRelay {
  * Replicas: one relay per name publishes at a time (a lease on the checkpoint row); the others
  * stand by and take over when its lease lapses. Wakes on NOTIFY `platform_events`, else polls.
  *
- * The target stream must exist (the NATS bus ensures it before starting the relay).
+ * The target stream must exist (the NATS bus ensures it before starting the relay); with
+ * `ensureStreams` the relay re-ensures it after failures and reconnects, and when it finds the
+ * stream recreated (a NATS server restarted with empty storage) it rewinds its checkpoint by
+ * `replayOnStreamLossMs` so what the lost stream held goes out again.
+ *
+ * While NATS is down, rounds back off (doubling up to `retry.maxMs`); NOTIFYs of new events do
+ * not cut the wait short — only a reconnect or stop() does. It logs once when publishing stops
+ * working and once when it works again, not at every try.
  */
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { db, nats } = options;
@@ -97,7 +121,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const logger = (options.logger ?? pino({ level: "silent" })).child({ component: "outbox-relay", relay: name });
   const lease: CheckpointLease = { table: "outbox_checkpoint", name, owner: leaseOwnerId(), ttlMs: options.leaseMs ?? 30_000 };
   const js: JetStreamClient = jetstream(nats, { timeout: publishTimeoutMs });
+  const replayMs = options.replayOnStreamLossMs ?? 3_600_000;
+  // NOTIFYs wake `signal` (between healthy rounds); only reconnects and stop() wake `retrySignal`
+  // (between failed rounds), so a busy outbox cannot turn the backoff into a busy loop.
   const signal = new WakeSignal();
+  const retrySignal = new WakeSignal();
+  // Identity (creation time) of the events stream as last seen; a change means it was recreated.
+  let knownStream: string | undefined;
+  let checkStream = options.ensureStreams !== undefined;
 
   const state: RelayStatus = {
     name,
@@ -110,6 +141,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     duplicates: 0,
     failures: 0,
     lastError: undefined,
+    replays: 0,
   };
   let loop: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
@@ -122,7 +154,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (s.type === "disconnect") state.connected = false;
       if (s.type === "reconnect") {
         state.connected = true;
+        // The server may have come back without its storage: look at the stream again.
+        if (options.ensureStreams) checkStream = true;
         signal.wake();
+        retrySignal.wake();
       }
     }
   }
@@ -164,7 +199,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     state.leader = checkpoint !== undefined;
     if (checkpoint === undefined) return 0;
     state.checkpoint = checkpoint;
-    const events = await readAll(db, checkpoint, batchSize);
+    const from = checkStream ? await verifyStream(checkpoint) : checkpoint;
+    const events = await readAll(db, from, batchSize);
     if (events.length === 0) {
       state.pending = 0;
       outboxPending.set(0);
@@ -191,6 +227,37 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return published.length;
   }
 
+  /**
+   * Ensures the streams; when the events stream is not the one last seen, rewinds the
+   * checkpoint so the recent outbox is published into the new stream. Returns where to read from.
+   */
+  async function verifyStream(checkpoint: bigint): Promise<bigint> {
+    const ensured = await options.ensureStreams!();
+    let from = checkpoint;
+    const recreated = knownStream !== undefined && ensured.created !== knownStream;
+    if (recreated && checkpoint > 0n) {
+      const { rows } = await db.query<{ position: bigint }>(
+        `SELECT COALESCE(max(position), 0) AS position FROM platform.events
+         WHERE position <= $1 AND occurred_at < now() - $2 * interval '1 millisecond'`,
+        [checkpoint, replayMs],
+      );
+      from = rows[0]?.position ?? 0n;
+      if (from < checkpoint && (await rewindCheckpoint(db, lease, from))) {
+        state.checkpoint = from;
+        state.replays += 1;
+        logger.warn(
+          { from: String(from), to: String(checkpoint), replayWindowMs: replayMs },
+          "the events stream was recreated (NATS lost its storage); publishing the recent outbox again",
+        );
+      } else {
+        from = checkpoint;
+      }
+    }
+    knownStream = ensured.created;
+    checkStream = false;
+    return from;
+  }
+
   /** Rounds never overlap: runOnce() and the loop share one in-flight round. */
   function runRound(): Promise<number> {
     round ??= oneRound().finally(() => {
@@ -200,20 +267,32 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   }
 
   async function run(): Promise<void> {
+    let downSince = 0;
     while (state.running) {
       try {
         const n = await runRound();
-        if (state.failures > 0) logger.info({ failures: state.failures }, "relay recovered");
+        if (state.failures > 0) {
+          logger.info({ failedRounds: state.failures, downForMs: Date.now() - downSince }, "relay publishing again");
+        }
         state.failures = 0;
         state.lastError = undefined;
+        relayFailures.set(0);
         if (n === batchSize) continue;
         await signal.wait(state.leader ? pollIntervalMs : Math.max(pollIntervalMs, lease.ttlMs / 3));
       } catch (err) {
         state.failures += 1;
         state.lastError = (err as Error).message;
+        relayFailures.set(state.failures);
+        // Something may be wrong with the stream itself (deleted, or NATS lost its storage).
+        if (options.ensureStreams) checkStream = true;
         const delay = backoffDelayMs(state.failures, { initialMs: retryInitial, maxMs: retryMax });
-        logger.warn({ err, failures: state.failures, retryInMs: delay }, "relay round failed; retrying");
-        await signal.wait(delay);
+        if (state.failures === 1) {
+          downSince = Date.now();
+          logger.warn({ err, pending: state.pending }, "relay cannot publish; retrying with backoff until it can (logged again when it recovers)");
+        } else {
+          logger.debug({ err: state.lastError, failures: state.failures, retryInMs: delay }, "relay round failed again");
+        }
+        await retrySignal.wait(delay);
       }
     }
   }
@@ -234,6 +313,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (!state.running) return;
       state.running = false;
       signal.wake();
+      retrySignal.wake();
       await loop;
       await unlisten?.();
       if (state.leader) await releaseCheckpoint(db, lease).catch(() => undefined);
