@@ -17,6 +17,7 @@ import { LeaseLock } from "./kube/lease-lock.js";
 import { ResourceClient } from "./kube/resource-client.js";
 import { createNexusApi } from "./nexus/nexus-api.js";
 import { createQuotaReconciler } from "./quota/quota-reconcile.js";
+import { watchOwnedSecrets, type SecretWatch } from "./tenant/secret-watch.js";
 import { createTenantReconciler } from "./tenant/tenant-reconcile.js";
 
 /** A running operator. */
@@ -50,6 +51,7 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
   }
 
   let controllers: Controller<Tenant | Quota | Failover>[] = [];
+  let secretWatch: SecretWatch | undefined;
   let stopping = false;
 
   const startControllers = async () => {
@@ -109,11 +111,22 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
       }),
     ] as Controller<Tenant | Quota | Failover>[];
     await Promise.all(controllers.map((c) => c.start()));
+    // A key Secret deleted or edited queues its Tenant at once (the reconcile rewrites it).
+    secretWatch = await watchOwnedSecrets({
+      kubeConfig: kube.config,
+      core: kube.core,
+      logger,
+      ...(watchNamespace ? { namespace: watchNamespace } : {}),
+      enqueueTenant: (key) => tenantController.enqueue(key),
+    });
     logger.info({ watchNamespace: watchNamespace ?? "(all)" }, "controllers started");
   };
   const stopControllers = async () => {
     const running = controllers;
     controllers = [];
+    const watch = secretWatch;
+    secretWatch = undefined;
+    await watch?.stop();
     await Promise.all(running.map((c) => c.stop()));
   };
 
