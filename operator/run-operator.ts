@@ -4,6 +4,7 @@ import type { OperatorConfig } from "./config.js";
 import { FAILOVER, QUOTA, TENANT } from "./crds/group.js";
 import { nexusCrds } from "./crds/index.js";
 import type { Failover, Quota, Tenant } from "./crds/types.js";
+import { exportFailoverPhases } from "./failover/failover-metrics.js";
 import { createFailoverReconciler } from "./failover/failover-reconcile.js";
 import { readRegion } from "./failover/regions.js";
 import { readRuntimeFlags, RUNTIME_KEYS, writeRuntimeFlags } from "./failover/runtime-flags.js";
@@ -52,6 +53,7 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
 
   let controllers: Controller<Tenant | Quota | Failover>[] = [];
   let secretWatch: SecretWatch | undefined;
+  let unexportFailovers: (() => void) | undefined;
   let stopping = false;
 
   const startControllers = async () => {
@@ -92,24 +94,22 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
         tenantController.enqueueMatching((o) => o.spec.slug === slug && (o.metadata.namespace !== t.metadata?.namespace || o.metadata.name !== t.metadata?.name));
       },
     });
-    controllers = [
-      tenantController,
-      quotaController,
-      new Controller<Failover>({
-        ...common,
-        resources: failovers,
-        workers: 1,
-        reconciler: createFailoverReconciler({
-          failovers,
-          core: kube.core,
-          apps: kube.apps,
-          lock: { coordination: kube.coordination, leaseDurationSeconds: 300 },
-          settings: { namespace: config.namespace, ...config.failover },
-          recorder,
-          logger,
-        }),
+    const failoverController: Controller<Failover> = new Controller<Failover>({
+      ...common,
+      resources: failovers,
+      workers: 1,
+      reconciler: createFailoverReconciler({
+        failovers,
+        core: kube.core,
+        apps: kube.apps,
+        lock: { coordination: kube.coordination, leaseDurationSeconds: 300 },
+        settings: { namespace: config.namespace, ...config.failover },
+        recorder,
+        logger,
       }),
-    ] as Controller<Tenant | Quota | Failover>[];
+    });
+    controllers = [tenantController, quotaController, failoverController] as Controller<Tenant | Quota | Failover>[];
+    unexportFailovers = exportFailoverPhases(() => failoverController.cached());
     await Promise.all(controllers.map((c) => c.start()));
     // A key Secret deleted or edited queues its Tenant at once (the reconcile rewrites it).
     secretWatch = await watchOwnedSecrets({
@@ -124,6 +124,8 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
   const stopControllers = async () => {
     const running = controllers;
     controllers = [];
+    unexportFailovers?.();
+    unexportFailovers = undefined;
     const watch = secretWatch;
     secretWatch = undefined;
     await watch?.stop();

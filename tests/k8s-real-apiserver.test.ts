@@ -205,6 +205,14 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
       expect(stdout).toMatch(/tenant\.nexus\.dev\/acme\s+True\s+pro\s/);
       expect(stdout).toMatch(/quota\.nexus\.dev\/acme\s+acme\s+0 runs\s+100 runs\s/);
       expect(stdout).toMatch(/failover\.nexus\.dev\/drill\s+[a-z_]+\s+eu-west-1\s/);
+      // The phase the Failover is in, with when it entered it, for the NexusFailoverStuck alert.
+      // (Polled: the failover may move on between the two reads.)
+      await eventually("the failover's phase in /metrics", async () => {
+        const fo = await getObj("failovers", "drill");
+        const metrics = await (await fetch(`http://127.0.0.1:${operator?.port}/metrics`)).text();
+        const want = `nexus_operator_failover_phase_started_timestamp_seconds{namespace="${NS}",name="drill",phase="${fo.status?.phase}"} ${Date.parse(fo.status?.phaseStartedAt) / 1000}`;
+        return metrics.split("\n").includes(want) ? true : undefined;
+      }, 10_000);
     }, 30_000);
   });
 
