@@ -40,6 +40,9 @@ function gate() {
 /** `describe` for suites that need the real CRD API server. */
 export const describeWithCrdApiServer = gate();
 
+/** Whether the binaries are there (for file-level hooks of suites gated by {@link describeWithCrdApiServer}). */
+export const crdApiServerAvailable = binariesPresent;
+
 /** A free loopback TCP port (closed again before it is returned). */
 export async function freePort(): Promise<number> {
   const srv = net.createServer();
@@ -100,7 +103,20 @@ export interface CrdApiServer {
   writeKubeconfig(dir: string, namespace?: string): string;
   /** The last lines the server printed (for failure messages). */
   log(): string;
+  /**
+   * Compacts etcd past every resourceVersion handed out so far, as etcd does periodically: a
+   * watch resumed from one of them then ends with 410 Expired. Reaches clients directly only when the
+   * server runs without its watch cache (`watchCache: false`), which otherwise keeps serving
+   * recent history.
+   */
+  compact(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** Options of {@link startCrdApiServer}. */
+export interface CrdApiServerOptions {
+  /** The API server's watch cache (default on, as in clusters). Off: watches are served by etcd itself. */
+  watchCache?: boolean;
 }
 
 /** A kubeconfig (JSON is YAML) for `server`, skipping TLS verification, anonymous token. */
@@ -119,7 +135,7 @@ export function kubeconfigFor(server: string, namespace = "default", token = "un
  * Starts etcd (no fsync; a test database) and the CRD API server on free loopback ports, data
  * under `dir`, and waits for /readyz (~1 s).
  */
-export async function startCrdApiServer(dir: string): Promise<CrdApiServer> {
+export async function startCrdApiServer(dir: string, options: CrdApiServerOptions = {}): Promise<CrdApiServer> {
   mkdirSync(dir, { recursive: true });
   const [client, peer, secure] = [await freePort(), await freePort(), await freePort()];
   const etcd = spawnLogged(path.join(CRD_APISERVER_BIN, "etcd"), [
@@ -143,6 +159,7 @@ export async function startCrdApiServer(dir: string): Promise<CrdApiServer> {
     "--bind-address=127.0.0.1",
     `--secure-port=${secure}`,
     `--cert-dir=${path.join(dir, "certs")}`,
+    ...(options.watchCache === false ? ["--watch-cache=false"] : []),
   ]);
   const url = `https://127.0.0.1:${secure}`;
   try {
@@ -160,11 +177,45 @@ export async function startCrdApiServer(dir: string): Promise<CrdApiServer> {
       return p;
     },
     log: api.log,
+    async compact() {
+      // etcd's JSON gateway: the current revision from any range read, then compact to it.
+      const etcd = `http://127.0.0.1:${client}/v3/kv`;
+      const post = async (p: string, body: unknown) => {
+        const res = await fetch(`${etcd}/${p}`, { method: "POST", body: JSON.stringify(body) });
+        if (!res.ok) throw new Error(`etcd ${p}: ${res.status} ${await res.text()}`);
+        return (await res.json()) as { header?: { revision?: string } };
+      };
+      // Two writes of etcd's own first move the revision past every resourceVersion handed out
+      // so far: a watch from resourceVersion R starts at revision R+1, and etcd still serves a
+      // watch that starts exactly at the compacted revision.
+      const marker = { key: Buffer.from("/nexus-tests/compaction-marker").toString("base64"), value: Buffer.from("x").toString("base64") };
+      await post("put", marker);
+      const put = await post("put", marker);
+      await post("compaction", { revision: put.header?.revision, physical: true });
+    },
     async stop() {
       await stopChild(api.child);
       await stopChild(etcd.child);
     },
   };
+}
+
+/** One request the router passed on. */
+export interface RoutedRequest {
+  method: string;
+  /** Path and query. */
+  path: string;
+  contentType: string | undefined;
+  to: "real" | "standin";
+}
+
+/** Matches writes for {@link KubeRouter.failNextWrites}. */
+export interface WriteMatch {
+  plural: string;
+  name?: string;
+  /** Only writes to this subresource ("status") or the main resource (""); default any. */
+  subresource?: string;
+  methods?: string[];
 }
 
 /** Path prefixes the real server answers; everything else goes to the stand-in. */
@@ -179,7 +230,9 @@ const REAL_PREFIXES = ["/apis/nexus.dev/", "/apis/nexus.dev?", "/apis/apiextensi
  */
 export class KubeRouter {
   /** Every request routed, oldest first: where it went. */
-  readonly routed: { method: string; path: string; to: "real" | "standin" }[] = [];
+  readonly routed: RoutedRequest[] = [];
+  private failures: { match: WriteMatch; code: number; left: number }[] = [];
+  private readonly watches = new Set<http.ServerResponse>();
   private server!: http.Server;
   url = "";
 
@@ -204,7 +257,22 @@ export class KubeRouter {
     return p;
   }
 
+  /**
+   * Test hook: the next `count` writes matching `match` are answered with `code` (default 409
+   * Conflict, as if another writer had won the race) instead of reaching the server.
+   */
+  failNextWrites(match: WriteMatch, count = 1, code = 409): void {
+    this.failures.push({ match, code, left: count });
+  }
+
+  /** Test hook: ends every open watch, as an API server restart or a load balancer timeout does. */
+  closeWatches(): void {
+    for (const res of this.watches) res.destroy();
+    this.watches.clear();
+  }
+
   async close(): Promise<void> {
+    this.closeWatches();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -296,17 +364,50 @@ export class KubeRouter {
     return false;
   }
 
+  /** The injected failure for this write, if one matches (resource paths: …/<plural>[/<name>[/<subresource>]]). */
+  private injected(method: string, pathname: string): number | undefined {
+    if (method === "GET") return undefined;
+    const parts = pathname.split("/").filter(Boolean);
+    const i = parts.findIndex((x, k) => k >= 2 && this.failures.some((f) => f.match.plural === x));
+    if (i < 0) return undefined;
+    const [plural, name, subresource] = [parts[i], parts[i + 1], parts[i + 2] ?? ""];
+    const f = this.failures.find(
+      (x) =>
+        x.left > 0 &&
+        x.match.plural === plural &&
+        (x.match.name === undefined || x.match.name === name) &&
+        (x.match.subresource === undefined || x.match.subresource === subresource) &&
+        (x.match.methods === undefined || x.match.methods.includes(method)),
+    );
+    if (!f) return undefined;
+    f.left -= 1;
+    return f.code;
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const p = req.url ?? "/";
     const pathname = p.split("?")[0] ?? "/";
+    const method = req.method ?? "GET";
+    const code = this.injected(method, pathname);
+    if (code !== undefined) {
+      this.routed.push({ method, path: p, contentType: req.headers["content-type"], to: "real" });
+      req.resume();
+      res.writeHead(code, { "content-type": "application/json" });
+      res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", code, reason: code === 409 ? "Conflict" : "InternalError", message: `router: injected ${code} for ${pathname}` }));
+      return;
+    }
+    if (/[?&]watch=(true|1)/.test(p)) {
+      this.watches.add(res);
+      res.on("close", () => this.watches.delete(res));
+    }
     // kubectl asks for the aggregated discovery document first; plain discovery is enough.
     if ((req.headers.accept ?? "").includes("as=APIGroupDiscoveryList")) req.headers.accept = "application/json";
-    if (req.method === "GET" && (await this.discovery(pathname, res))) {
-      this.routed.push({ method: "GET", path: p, to: "standin" });
+    if (method === "GET" && (await this.discovery(pathname, res))) {
+      this.routed.push({ method, path: p, contentType: undefined, to: "standin" });
       return;
     }
     const to = REAL_PREFIXES.some((x) => p.startsWith(x)) || pathname === "/apis/nexus.dev" || pathname === "/apis/apiextensions.k8s.io" ? "real" : "standin";
-    this.routed.push({ method: req.method ?? "GET", path: p, to });
+    this.routed.push({ method, path: p, contentType: req.headers["content-type"], to });
     this.forward(to, req, res);
   }
 }
