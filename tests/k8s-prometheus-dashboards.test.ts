@@ -1,8 +1,8 @@
 /**
  * Every panel of every Grafana dashboard (charts/nexus/dashboards/*.json), evaluated by a REAL
  * Prometheus (tests/support/prometheus.ts) that scrapes a real `nexus dev` mesh on PostgreSQL
- * and NATS JetStream, and the operator (in this process, against the stand-in API server),
- * every second.
+ * and NATS JetStream, and the operator (in this process, against the real CRD API server and
+ * the stand-in for core kinds), every second.
  *
  * After a small workload — an ingest that succeeds and one that fails, agent runs, a call
  * refused for a bad key, a run refused at the tenant's hard cap, a Tenant and a Quota
@@ -26,7 +26,9 @@ import { connectNats } from "../services/kernel/events/nats-streams.js";
 import { uploadMessages } from "./fixtures/rag/calls.js";
 import { corruptPdf } from "./fixtures/rag/documents.js";
 import { ingestCorpus, startAgentMesh, waitUntil, type AgentMesh } from "./support/agent-mesh.js";
-import { eventually, KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
+import { crdApiServerAvailable, describeWithCrdApiServer } from "./support/crd-apiserver.js";
+import { eventually } from "./support/kube-apiserver-standin.js";
+import { KubeCluster } from "./support/kube-cluster.js";
 import { describeWithPrometheus, startPrometheus, type PrometheusServer } from "./support/prometheus.js";
 import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
 
@@ -95,11 +97,15 @@ function interpolate(expr: string): string {
 const dir = mkdtempSync(join(tmpdir(), "nexus-prom-"));
 const token = uniqueToken("P").toUpperCase();
 let mesh: AgentMesh | undefined;
-let standin: KubeApiServerStandin | undefined;
+let kube: KubeCluster | undefined;
 let operator: RunningOperator | undefined;
 let prometheus: PrometheusServer | undefined;
 
-describeWithPostgresAndNats("dashboards against a real Prometheus", () => {
+// PostgreSQL, NATS, the real CRD API server and Prometheus: skipped (or failed under
+// NEXUS_REQUIRE_SERVICES=1) without any of them.
+const describeHere = crdApiServerAvailable ? describeWithPostgresAndNats : describeWithCrdApiServer;
+
+describeHere("dashboards against a real Prometheus", () => {
   describeWithPrometheus("every panel of every dashboard", () => {
     beforeAll(async () => {
       mesh = await startAgentMesh({
@@ -109,8 +115,8 @@ describeWithPostgresAndNats("dashboards against a real Prometheus", () => {
         NEXUS_DLQ_STREAM: `DLQ_${token}`,
         NEXUS_AGENT_QUOTA_FAIL_OPEN: "false",
       });
-      // The operator, against the stand-in API server, acting on the same mesh.
-      standin = await KubeApiServerStandin.start();
+      // The operator, against the real CRD API server (core kinds on the stand-in), acting on the same mesh.
+      kube = await KubeCluster.start(dir);
       const config = loadOperatorConfig(
         {
           NEXUS_OPERATOR_PLATFORM_KEY: mesh.platformKey,
@@ -119,7 +125,7 @@ describeWithPostgresAndNats("dashboards against a real Prometheus", () => {
           NEXUS_OPERATOR_NAMESPACE: "nexus-system",
           NEXUS_OPERATOR_IDENTITY: "operator-prom-0",
         },
-        { kubeconfig: standin.writeKubeconfig(dir), port: 0 },
+        { kubeconfig: kube.writeKubeconfig(dir), port: 0 },
       );
       operator = await runOperator(config, pino({ level: "silent" }));
       await eventually("the operator to lead", () => operator?.isLeader());
@@ -151,11 +157,11 @@ describeWithPostgresAndNats("dashboards against a real Prometheus", () => {
         .catch(() => undefined);
       // The Tenant's first status write loses a race (409), the next one fails (500): a
       // conflict and a reconcile error for the operator dashboard, then it succeeds.
-      standin.failNextWrites({ plural: "tenants", subresource: "status" }, 1, 409);
-      standin.failNextWrites({ plural: "tenants", subresource: "status" }, 1, 500);
-      standin.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "acme", namespace: "team-a" }, spec: { slug: `acme-${token.toLowerCase()}`, displayName: "Acme", plan: "pro", suspended: false } });
-      standin.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Quota", metadata: { name: "acme", namespace: "team-a" }, spec: { tenantRef: { name: "acme" }, monthly: { runs: 100 }, softCapRatio: 0.8, hardCapMode: "Enforce" } });
-      await eventually("the Quota to be Ready", () => standin?.get("quotas", "team-a", "acme")?.status?.conditions?.some((c: Obj) => c.type === "Ready" && c.status === "True"), 30_000);
+      kube.failNextWrites({ plural: "tenants", subresource: "status" }, 1, 409);
+      kube.failNextWrites({ plural: "tenants", subresource: "status" }, 1, 500);
+      await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "acme", namespace: "team-a" }, spec: { slug: `acme-${token.toLowerCase()}`, displayName: "Acme", plan: "pro", suspended: false } });
+      await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Quota", metadata: { name: "acme", namespace: "team-a" }, spec: { tenantRef: { name: "acme" }, monthly: { runs: 100 }, softCapRatio: 0.8, hardCapMode: "Enforce" } });
+      await eventually("the Quota to be Ready", async () => (await kube?.get("quotas", "team-a", "acme"))?.status?.conditions?.some((c: Obj) => c.type === "Ready" && c.status === "True"), 30_000);
 
       // Prometheus has the workload once the run refused at the cap shows in a scrape, and the
       // metering consumer (on NATS) has counted the completed run.
@@ -177,7 +183,7 @@ describeWithPostgresAndNats("dashboards against a real Prometheus", () => {
     afterAll(async () => {
       await prometheus?.stop();
       await operator?.stop();
-      await standin?.close();
+      await kube?.close();
       await mesh?.close();
       const nc = await connectNats({ servers: TEST_NATS_URL });
       const jsm = await jetstreamManager(nc);
