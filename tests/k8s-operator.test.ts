@@ -120,7 +120,9 @@ describeWithCrdApiServer("operator start-up", () => {
       const stored = await kube.get("customresourcedefinitions", undefined, crd.metadata.name);
       // The API server defaults the conversion strategy; everything else is as the operator applied it.
       expect(stored?.spec).toEqual({ ...crd.spec, conversion: { strategy: "None" } });
-      expect(stored?.status.conditions).toContainEqual(expect.objectContaining({ type: "Established", status: "True" }));
+      await eventually(`${crd.metadata.name} Established`, async () =>
+        (await kube.get("customresourcedefinitions", undefined, crd.metadata.name))?.status?.conditions?.some((c: Obj) => c.type === "Established" && c.status === "True"),
+      );
     }
     const applies = kube.requests.filter((r) => r.method === "PATCH" && r.path.includes("/customresourcedefinitions/"));
     expect(applies).toHaveLength(3);

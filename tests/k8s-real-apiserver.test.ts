@@ -130,8 +130,11 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
 
     it("server-side applies the newer CRDs over an older release's, taking over Helm's fields, with old objects stored", async () => {
       for (const crd of nexusCrds()) {
-        const stored = (await kube("GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`)).body;
-        expect(condition(stored, "Established")?.status).toBe("True");
+        // Established follows the apply by a moment (the server starts serving the new schema).
+        const stored = await eventually(`${crd.metadata.name} Established`, async () => {
+          const o = (await kube("GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata.name}`)).body;
+          return condition(o, "Established")?.status === "True" ? o : undefined;
+        });
         const managers = (stored.metadata.managedFields as Obj[]).map((m) => m.manager);
         expect(managers).toContain("nexus-operator");
       }
