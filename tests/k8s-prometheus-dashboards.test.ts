@@ -6,7 +6,7 @@
  *
  * After a small workload — an ingest that succeeds and one that fails, agent runs, a call
  * refused for a bad key, a run refused at the tenant's hard cap, a Tenant and a Quota
- * reconciled by the operator through a conflict and a failed write — each panel expression must parse, and each panel must return
+ * reconciled by the operator through a conflict and a failed write, a Failover — each panel expression must parse, and each panel must return
  * series carrying the labels its legend uses, unless NO_DATA_AFTER_WORKLOAD says why it stays
  * empty. The template variables' label_values() queries must return values too.
  */
@@ -161,6 +161,9 @@ describeHere("dashboards against a real Prometheus", () => {
       kube.failNextWrites({ plural: "tenants", subresource: "status" }, 1, 500);
       await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "acme", namespace: "team-a" }, spec: { slug: `acme-${token.toLowerCase()}`, displayName: "Acme", plan: "pro", suspended: false } });
       await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Quota", metadata: { name: "acme", namespace: "team-a" }, spec: { tenantRef: { name: "acme" }, monthly: { runs: 100 }, softCapRatio: 0.8, hardCapMode: "Enforce" } });
+      // A Failover (to a region the catalog does not have): its phase shows on the operator dashboard.
+      await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name: "drill", namespace: "nexus-system" }, spec: { targetRegion: "mars", reason: "drill" } });
+      await eventually("the Failover to enter a phase", async () => (await kube?.get("failovers", "nexus-system", "drill"))?.status?.phaseStartedAt, 30_000);
       await eventually("the Quota to be Ready", async () => (await kube?.get("quotas", "team-a", "acme"))?.status?.conditions?.some((c: Obj) => c.type === "Ready" && c.status === "True"), 30_000);
 
       // Prometheus has the workload once the run refused at the cap shows in a scrape, and the
@@ -171,7 +174,8 @@ describeHere("dashboards against a real Prometheus", () => {
           const refusedRuns = await prometheus!.query('sum(nexus_agent_runs_refused_total{reason="QUOTA_EXCEEDED"})');
           const metered = await prometheus!.query("sum(nexus_runs_total)");
           const reconciles = await prometheus!.query('sum(nexus_operator_reconcile_total{kind="Quota"})');
-          return Number(refusedRuns[0]?.value[1] ?? 0) >= 1 && Number(metered[0]?.value[1] ?? 0) >= 1 && reconciles.length > 0;
+          const failovers = await prometheus!.query("nexus_operator_failover_phase_started_timestamp_seconds");
+          return Number(refusedRuns[0]?.value[1] ?? 0) >= 1 && Number(metered[0]?.value[1] ?? 0) >= 1 && reconciles.length > 0 && failovers.length > 0;
         },
         30_000,
         250,
