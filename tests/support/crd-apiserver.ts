@@ -388,9 +388,10 @@ export class KubeRouter {
     const p = req.url ?? "/";
     const pathname = p.split("?")[0] ?? "/";
     const method = req.method ?? "GET";
+    const to = REAL_PREFIXES.some((x) => p.startsWith(x)) || pathname === "/apis/nexus.dev" || pathname === "/apis/apiextensions.k8s.io" ? "real" : "standin";
     const code = this.injected(method, pathname);
     if (code !== undefined) {
-      this.routed.push({ method, path: p, contentType: req.headers["content-type"], to: "real" });
+      this.routed.push({ method, path: p, contentType: req.headers["content-type"], to });
       req.resume();
       res.writeHead(code, { "content-type": "application/json" });
       res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", code, reason: code === 409 ? "Conflict" : "InternalError", message: `router: injected ${code} for ${pathname}` }));
@@ -406,7 +407,6 @@ export class KubeRouter {
       this.routed.push({ method, path: p, contentType: undefined, to: "standin" });
       return;
     }
-    const to = REAL_PREFIXES.some((x) => p.startsWith(x)) || pathname === "/apis/nexus.dev" || pathname === "/apis/apiextensions.k8s.io" ? "real" : "standin";
     this.routed.push({ method, path: p, contentType: req.headers["content-type"], to });
     this.forward(to, req, res);
   }
