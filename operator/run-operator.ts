@@ -4,6 +4,7 @@ import type { OperatorConfig } from "./config.js";
 import { FAILOVER, QUOTA, TENANT } from "./crds/group.js";
 import { nexusCrds } from "./crds/index.js";
 import type { Failover, Quota, Tenant } from "./crds/types.js";
+import { exportFailoverPhases } from "./failover/failover-metrics.js";
 import { createFailoverReconciler } from "./failover/failover-reconcile.js";
 import { readRegion } from "./failover/regions.js";
 import { readRuntimeFlags, RUNTIME_KEYS, writeRuntimeFlags } from "./failover/runtime-flags.js";
@@ -17,6 +18,7 @@ import { LeaseLock } from "./kube/lease-lock.js";
 import { ResourceClient } from "./kube/resource-client.js";
 import { createNexusApi } from "./nexus/nexus-api.js";
 import { createQuotaReconciler } from "./quota/quota-reconcile.js";
+import { watchOwnedSecrets, type SecretWatch } from "./tenant/secret-watch.js";
 import { createTenantReconciler } from "./tenant/tenant-reconcile.js";
 import { backoffDelayMs } from "../services/kernel/resilience/backoff.js";
 
@@ -51,6 +53,8 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
   }
 
   let controllers: Controller<Tenant | Quota | Failover>[] = [];
+  let secretWatch: SecretWatch | undefined;
+  let unexportFailovers: (() => void) | undefined;
   let stopping = false;
 
   const startControllers = async () => {
@@ -91,30 +95,41 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
         tenantController.enqueueMatching((o) => o.spec.slug === slug && (o.metadata.namespace !== t.metadata?.namespace || o.metadata.name !== t.metadata?.name));
       },
     });
-    controllers = [
-      tenantController,
-      quotaController,
-      new Controller<Failover>({
-        ...common,
-        resources: failovers,
-        workers: 1,
-        reconciler: createFailoverReconciler({
-          failovers,
-          core: kube.core,
-          apps: kube.apps,
-          lock: { coordination: kube.coordination, leaseDurationSeconds: 300 },
-          settings: { namespace: config.namespace, ...config.failover },
-          recorder,
-          logger,
-        }),
+    const failoverController: Controller<Failover> = new Controller<Failover>({
+      ...common,
+      resources: failovers,
+      workers: 1,
+      reconciler: createFailoverReconciler({
+        failovers,
+        core: kube.core,
+        apps: kube.apps,
+        lock: { coordination: kube.coordination, leaseDurationSeconds: 300 },
+        settings: { namespace: config.namespace, ...config.failover },
+        recorder,
+        logger,
       }),
-    ] as Controller<Tenant | Quota | Failover>[];
+    });
+    controllers = [tenantController, quotaController, failoverController] as Controller<Tenant | Quota | Failover>[];
+    unexportFailovers = exportFailoverPhases(() => failoverController.cached());
     await Promise.all(controllers.map((c) => c.start()));
+    // A key Secret deleted or edited queues its Tenant at once (the reconcile rewrites it).
+    secretWatch = await watchOwnedSecrets({
+      kubeConfig: kube.config,
+      core: kube.core,
+      logger,
+      ...(watchNamespace ? { namespace: watchNamespace } : {}),
+      enqueueTenant: (key) => tenantController.enqueue(key),
+    });
     logger.info({ watchNamespace: watchNamespace ?? "(all)" }, "controllers started");
   };
   const stopControllers = async () => {
     const running = controllers;
     controllers = [];
+    unexportFailovers?.();
+    unexportFailovers = undefined;
+    const watch = secretWatch;
+    secretWatch = undefined;
+    await watch?.stop();
     await Promise.all(running.map((c) => c.stop()));
   };
 

@@ -1,8 +1,10 @@
 /**
  * Validates Kubernetes manifests offline against the Kubernetes OpenAPI schemas (the
  * kubernetes-models package for built-in kinds, @kubernetes-models/prometheus-operator for
- * ServiceMonitor) and the Nexus CRDs' own schemas (k8s/crds/*.yaml, through ajv) for
- * Tenant/Quota/Failover objects. Every object must be of a known kind: an unknown kind fails.
+ * ServiceMonitor, PrometheusRule), the Nexus CRDs' own schemas (k8s/crds/*.yaml, through ajv)
+ * for Tenant/Quota/Failover objects, and the CRD subsets in k8s/testdata/crds/ (CloudNativePG
+ * Cluster). Custom resources are checked strictly: an unknown field fails, as with
+ * `kubectl apply --validate=strict`. Every object must be of a known kind: an unknown kind fails.
  *
  *   node scripts/validate-manifests.ts rendered.yaml [more.yaml …]   (or YAML on stdin)
  *
@@ -21,19 +23,43 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 let crdValidators: Map<string, (obj: unknown) => string[]> | undefined;
 
-/** Schema validators of the Nexus kinds, keyed "apiVersion/Kind", from the generated CRD files. */
+/**
+ * The schema as `kubectl apply --validate=strict` applies it: an object that lists its
+ * properties refuses any other (the API server would otherwise prune it silently), unless it
+ * keeps unknown fields (x-kubernetes-preserve-unknown-fields).
+ */
+function strict(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(strict);
+  if (!schema || typeof schema !== "object") return schema;
+  const out: Obj = {};
+  for (const [k, v] of Object.entries(schema as Obj)) out[k] = strict(v);
+  if (out.properties && out.additionalProperties === undefined && !out["x-kubernetes-preserve-unknown-fields"]) out.additionalProperties = false;
+  return out;
+}
+
+/**
+ * Schema validators of custom resources, keyed "apiVersion/Kind": the Nexus kinds from the
+ * generated CRD files (k8s/crds/), and the subsets of other projects' CRDs our production
+ * examples use (k8s/testdata/crds/, e.g. CloudNativePG's Cluster).
+ */
 function nexusValidators(): Map<string, (obj: unknown) => string[]> {
   if (crdValidators) return crdValidators;
   // Kubernetes extensions (x-kubernetes-*) are not JSON Schema keywords: allow them, ignore them.
   const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
   crdValidators = new Map();
-  const dir = join(ROOT, "k8s", "crds");
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".yaml"))) {
-    const crd = parseYaml(readFileSync(join(dir, file), "utf8")) as Obj;
+  const files = [join(ROOT, "k8s", "crds"), join(ROOT, "k8s", "testdata", "crds")].flatMap((dir) =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith(".yaml"))
+      .map((f) => join(dir, f)),
+  );
+  for (const file of files) {
+    const crd = parseYaml(readFileSync(file, "utf8")) as Obj;
     for (const v of crd.spec.versions as Obj[]) {
-      const validate = ajv.compile(v.schema.openAPIV3Schema as object);
+      const validate = ajv.compile(strict(v.schema.openAPIV3Schema) as object);
       crdValidators.set(`${crd.spec.group}/${v.name}/${crd.spec.names.kind}`, (obj) =>
-        validate(obj) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "invalid"}`),
+        validate(obj)
+          ? []
+          : (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "invalid"}${e.params?.additionalProperty ? ` (${String(e.params.additionalProperty)})` : ""}`),
       );
     }
   }

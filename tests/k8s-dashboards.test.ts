@@ -3,10 +3,13 @@
  * runs the mesh (`nexus dev`), exercises it over the API, scrapes /metrics, adds the
  * operator's own metrics, and fails on any metric a dashboard queries that is neither exported
  * nor listed in PENDING (metrics later issues will export). PENDING shrinks as they land: a
- * pending metric that is exported fails the test until it is removed from the list.
+ * pending metric that is exported fails the test until it is removed from the list. Each
+ * dashboard also type-checks against Grafana's published model (@grafana/schema).
+ * tests/k8s-prometheus-dashboards.test.ts evaluates every panel in a real Prometheus.
  */
+import { spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { register } from "prom-client";
@@ -107,6 +110,33 @@ describe("Grafana dashboards", () => {
       }
     }
     expect(unknown, `metrics queried by ${file} that nothing exports`).toEqual([]);
+  });
+
+  it("match Grafana's published dashboard schema (@grafana/schema's Dashboard type)", () => {
+    // @grafana/schema publishes the dashboard model as TypeScript types, not JSON Schema: each
+    // dashboard is checked as an object literal that `satisfies Dashboard`, so a wrong type, a
+    // missing required field and an unknown field (excess property) are all errors. __inputs
+    // and __requires belong to the import format, not the model.
+    // Inside the repository (gitignored), so "@grafana/schema" resolves from node_modules.
+    mkdirSync(".ci-tools", { recursive: true });
+    const checkDir = mkdtempSync(join(".ci-tools", "dashboard-schema-"));
+    try {
+      const lines = ['import type { Dashboard } from "@grafana/schema/dist/esm/raw/dashboard/x/Dashboard_types.gen";'];
+      for (const file of dashboards) {
+        const { __inputs: _i, __requires: _r, ...model } = JSON.parse(readFileSync(join(DASHBOARD_DIR, file), "utf8")) as Obj;
+        lines.push(`// ${file}`, `export const d${lines.length} = ${JSON.stringify(model, null, 1)} satisfies Dashboard;`);
+      }
+      writeFileSync(join(checkDir, "dashboards.ts"), `${lines.join("\n")}\n`);
+      writeFileSync(
+        join(checkDir, "tsconfig.json"),
+        JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022", skipLibCheck: true }, files: ["dashboards.ts"] }),
+      );
+      const r = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", join(checkDir, "tsconfig.json")], { encoding: "utf8" });
+      expect(r.stdout + r.stderr).toBe("");
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(checkDir, { recursive: true, force: true });
+    }
   });
 
   it("PENDING lists only metrics that are still not exported", () => {

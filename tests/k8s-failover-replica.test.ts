@@ -1,8 +1,8 @@
 /**
  * A failover with real databases end to end: a PostgreSQL primary and its streaming replica
  * (our own servers, tests/support/pg-cluster.ts), a running `nexus serve --service auth` on
- * the primary over NATS, and the operator against a STAND-IN Kubernetes API server
- * (tests/support/kube-apiserver-standin.ts; no real API server runs here).
+ * the primary over NATS, and the operator against Kubernetes' real CRD API server for the
+ * Failovers and the stand-in for the core kinds (tests/support/kube-cluster.ts).
  *
  * Kubelet is not here either: the test plays its part by copying the runtime ConfigMap's keys
  * into the directory the service reads them from (as kubelet refreshes a mounted ConfigMap),
@@ -26,7 +26,8 @@ import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient, type NexusClient } from "../services/client/create-nexus-client.js";
 import { errorReason } from "../services/kernel/errors.js";
 import { connectNats } from "../services/kernel/events/nats-streams.js";
-import { KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
+import { crdApiServerAvailable, describeWithCrdApiServer } from "./support/crd-apiserver.js";
+import { KubeCluster } from "./support/kube-cluster.js";
 import { startNexus, type NexusProcess } from "./support/nexus-process.js";
 import { describeWithPostgresBinaries, postgresBinDir, startPrimary, startReplica, type PgCluster } from "./support/pg-cluster.js";
 import { describeWithNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
@@ -34,12 +35,12 @@ import { eventually } from "./support/eventually.js";
 
 type Obj = Record<string, any>;
 const SYS = "nexus-system";
-const describeHere = postgresBinDir() ? describeWithNats : describeWithPostgresBinaries;
+const describeHere = !crdApiServerAvailable ? describeWithCrdApiServer : postgresBinDir() ? describeWithNats : describeWithPostgresBinaries;
 
 describeHere("Failover with a real primary and streaming replica", () => {
   let primary: PgCluster;
   let replica: PgCluster;
-  let standin: KubeApiServerStandin;
+  let kube: KubeCluster;
   let nexus: NexusProcess;
   let operator: RunningOperator;
   let ops: NexusClient;
@@ -49,11 +50,11 @@ describeHere("Failover with a real primary and streaming replica", () => {
   const token = uniqueToken("fo").toUpperCase();
   const platform = generateApiKey();
 
-  const failover = (name: string, spec: Obj) => standin.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name, namespace: SYS }, spec });
-  const phaseOf = (name: string) => standin.get("failovers", SYS, name)?.status?.phase as string | undefined;
+  const failover = (name: string, spec: Obj) => kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name, namespace: SYS }, spec });
+  const phaseOf = async (name: string) => (await kube.get("failovers", SYS, name))?.status?.phase as string | undefined;
   const until = (name: string, phase: string, ms = 60_000) =>
-    eventually(`Failover ${name} to reach ${phase}`, () => (phaseOf(name) === phase ? standin.get("failovers", SYS, name) : undefined), ms);
-  const runtime = () => standin.get("configmaps", SYS, "nexus-runtime")?.data ?? {};
+    eventually(`Failover ${name} to reach ${phase}`, async () => ((await phaseOf(name)) === phase ? await kube.get("failovers", SYS, name) : undefined), ms);
+  const runtime = () => kube.standin.get("configmaps", SYS, "nexus-runtime")?.data ?? {};
   const readyz = async () => (await (await fetch(`${nexus.url}/readyz`)).json()) as Obj;
   const databaseEndpoint = async () => (await readyz()).checks.find((c: Obj) => c.name === "database")?.info?.endpoint as string | undefined;
   const tenantIn = async (db: PgCluster, slug: string) =>
@@ -92,12 +93,12 @@ describeHere("Failover with a real primary and streaming replica", () => {
     replica = await startReplica(primary);
     expect(await inRecovery(replica)).toBe(true);
 
-    standin = await KubeApiServerStandin.start();
+    kube = await KubeCluster.start(dir);
     const secret = (name: string, url: string) =>
-      standin.apply({ apiVersion: "v1", kind: "Secret", metadata: { name, namespace: SYS }, data: { DATABASE_URL: Buffer.from(url).toString("base64") } });
+      kube.standin.apply({ apiVersion: "v1", kind: "Secret", metadata: { name, namespace: SYS }, data: { DATABASE_URL: Buffer.from(url).toString("base64") } });
     secret("db-east", primary.url("nexus"));
     secret("db-west", replica.url("nexus"));
-    standin.apply({
+    await kube.apply({
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: { name: "nexus-regions", namespace: SYS },
@@ -138,12 +139,12 @@ describeHere("Failover with a real primary and streaming replica", () => {
           NEXUS_FAILOVER_VERIFICATION_TIMEOUT_SECONDS: "30",
           NEXUS_FAILOVER_HEALTH_URLS: nexus.url,
         },
-        { kubeconfig: standin.writeKubeconfig(dir), port: 0 },
+        { kubeconfig: kube.writeKubeconfig(dir), port: 0 },
       ),
       pino({ level: "silent" }),
     );
-    await eventually("the operator to lead", () => operator.isLeader());
-    await eventually("the runtime flags", () => runtime().databaseEndpoint === primary.endpoint);
+    await eventually("the operator to lead", async () => operator.isLeader());
+    await eventually("the runtime flags", async () => runtime().databaseEndpoint === primary.endpoint);
     mirrorRuntimeConfigMap();
     kubelet = setInterval(mirrorRuntimeConfigMap, 100);
   }, 120_000);
@@ -152,7 +153,7 @@ describeHere("Failover with a real primary and streaming replica", () => {
     clearInterval(kubelet);
     await operator?.stop();
     await nexus?.stop();
-    await standin?.close();
+    await kube?.close();
     const nc = await connectNats({ servers: TEST_NATS_URL }).catch(() => undefined);
     if (nc) {
       const jsm = await jetstreamManager(nc);
@@ -181,7 +182,7 @@ describeHere("Failover with a real primary and streaming replica", () => {
       (await replica.query<{ behind: boolean }>("SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() AS behind"))[0]!.behind,
     );
 
-    failover("lagging", { targetRegion: "west", reason: "drill with a stale replica", mode: "Planned", maxReplicationLagSeconds: 1 });
+    await failover("lagging", { targetRegion: "west", reason: "drill with a stale replica", mode: "Planned", maxReplicationLagSeconds: 1 });
     const fo = await until("lagging", "rolled_back");
     expect(fo.status.failureReason).toBe("REPLICATION_LAG_TOO_HIGH");
     expect(fo.status.replicationLagSeconds).toBeGreaterThan(1);
@@ -191,8 +192,8 @@ describeHere("Failover with a real primary and streaming replica", () => {
 
     await replica.query("SELECT pg_wal_replay_resume()");
     await eventually("the replica to catch up", async () => (await tenantIn(replica, slug)) === 1);
-    standin.delete("failovers", SYS, "lagging");
-    await eventually("the lagging run to be gone", () => standin.get("failovers", SYS, "lagging") === undefined);
+    await kube.delete("failovers", SYS, "lagging");
+    await eventually("the lagging run to be gone", async () => (await kube.get("failovers", SYS, "lagging")) === undefined);
   }, 90_000);
 
   it("promotes the caught-up replica and moves the running service onto it: writes made afterwards are in the new primary", async () => {
@@ -201,7 +202,7 @@ describeHere("Failover with a real primary and streaming replica", () => {
     await createTenant(before, "Before the failover");
     await eventually("the replica to replay it", async () => (await tenantIn(replica, before)) === 1);
 
-    failover("to-west", { targetRegion: "west", reason: "planned maintenance of east", mode: "Planned", maxReplicationLagSeconds: 5 });
+    await failover("to-west", { targetRegion: "west", reason: "planned maintenance of east", mode: "Planned", maxReplicationLagSeconds: 5 });
     const fo = await until("to-west", "completed");
     expect(fo.status.history.map((h: Obj) => h.phase)).toEqual(["freeze_writes", "precheck", "promoting", "verification", "completed"]);
     expect(fo.status).toMatchObject({ sourceRegion: "east", sourceEndpoint: primary.endpoint, targetEndpoint: replica.endpoint });
@@ -222,7 +223,7 @@ describeHere("Failover with a real primary and streaming replica", () => {
   }, 90_000);
 
   it("rolls back: the service returns to the old primary before writes thaw", async () => {
-    standin.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name: "to-west", namespace: SYS }, spec: { rollback: true } });
+    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name: "to-west", namespace: SYS }, spec: { rollback: true } });
     const fo = await until("to-west", "rolled_back");
     expect(fo.status.history.map((h: Obj) => h.phase).slice(-2)).toEqual(["rollback_pending", "rolled_back"]);
     expect(runtime()).toMatchObject({ writeFrozen: "false", databaseRegion: "east", databaseEndpoint: primary.endpoint });

@@ -1,4 +1,5 @@
 import { counter, gauge, histogram } from "../../services/kernel/metrics.js";
+import { ensureFailoverPhaseGauge } from "../failover/failover-metrics.js";
 
 /** Names of every metric the operator exports (the dashboard test accepts exactly these). */
 export const OPERATOR_METRIC_NAMES = [
@@ -6,6 +7,8 @@ export const OPERATOR_METRIC_NAMES = [
   "nexus_operator_reconcile_errors_total",
   "nexus_operator_reconcile_duration_seconds",
   "nexus_operator_leader",
+  // operator/failover/failover-metrics.ts (exported while a Failover exists)
+  "nexus_operator_failover_phase_started_timestamp_seconds",
 ] as const;
 
 /** Outcome label of nexus_operator_reconcile_total. */
@@ -13,6 +16,7 @@ export type ReconcileOutcome = "done" | "requeue" | "conflict" | "error";
 
 /** The operator's metrics on prom-client's default registry (created on first use). */
 export function operatorMetrics() {
+  ensureFailoverPhaseGauge();
   return {
     /** nexus_operator_reconcile_total{kind,result} */
     reconciles: counter("nexus_operator_reconcile_total", "Reconciles by kind and result (done, requeue, conflict, error).", ["kind", "result"]),

@@ -21,6 +21,16 @@ export interface TenantKeysDeps {
   recorder: EventRecorder;
 }
 
+/**
+ * The Tenant as the controlling owner of a key Secret: the garbage collector deletes the
+ * Secret with its Tenant, `kubectl describe` names the Tenant as its controller, and a second
+ * controller cannot claim it. blockOwnerDeletion needs `update` on tenants/finalizers, which
+ * the chart grants.
+ */
+export function tenantOwnerReference(tenant: Tenant): { apiVersion: string; kind: string; name: string; uid: string; controller: true; blockOwnerDeletion: true } {
+  return { apiVersion: tenant.apiVersion, kind: tenant.kind, name: tenant.metadata.name, uid: tenant.metadata.uid ?? "", controller: true, blockOwnerDeletion: true };
+}
+
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
 const unb64 = (s: string | undefined) => (s === undefined ? undefined : Buffer.from(s, "base64").toString("utf8"));
 
@@ -55,7 +65,7 @@ async function createKeySecret(deps: TenantKeysDeps, tenant: Tenant, spec: Tenan
           labels: { "app.kubernetes.io/managed-by": "nexus-operator", [SECRET_FIELDS.tenantLabel]: tenant.metadata.name },
           annotations: { [SECRET_FIELDS.keyIdAnnotation]: keyId },
           ...(tenant.metadata.uid
-            ? { ownerReferences: [{ apiVersion: tenant.apiVersion, kind: tenant.kind, name: tenant.metadata.name, uid: tenant.metadata.uid }] }
+            ? { ownerReferences: [tenantOwnerReference(tenant)] }
             : {}),
         },
         type: "Opaque",

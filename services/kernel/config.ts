@@ -323,6 +323,12 @@ const VARIABLES = {
     description: "JetStream stream holding dead-lettered messages.",
     parse: streamName,
   }),
+  natsReplicas: variable({
+    name: "NEXUS_NATS_REPLICAS",
+    default: "1",
+    description: "Replicas of the JetStream streams Nexus creates (events and DLQ): 3 on a clustered NATS. Used when a stream is created; an existing stream keeps its own.",
+    parse: integer(1, 5),
+  }),
   maxDeliver: variable({
     name: "NEXUS_MAX_DELIVER",
     default: "5",

@@ -30,6 +30,7 @@ export async function createBus(options: CreateBusOptions): Promise<EventBus> {
     nats: { servers: [...config.natsUrl], name: `nexus-${config.services.join("-")}` },
     stream: config.natsStream,
     dlqStream: config.dlqStream,
+    replicas: config.natsReplicas,
     ...(options.relay === false ? { relay: false as const } : {}),
   });
 }
