@@ -527,6 +527,7 @@ describeWithCrdApiServer("Quota", () => {
   }, 60_000);
 });
 
+describeWithCrdApiServer("Quota: limits removed, moved and duplicated; the soft cap", () => {
   it("returns a limit removed from the spec to the plan's default", async () => {
     await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Quota", metadata: { name: "epsilon-quota", namespace: NS }, spec: { daily: null } });
     const q = await readyAtGeneration("quotas", "epsilon-quota");
@@ -650,6 +651,8 @@ describeWithCrdApiServer("Quota", () => {
     expect(hard.status.monthly).toMatchObject({ runsUsed: 3, hardCapReached: true });
     expect((await platform.metering.getQuota({ tenantId })).windows.find((w) => w.period === Period.MONTH)?.runsUsed).toBe(3n);
   }, 120_000);
+
+});
 
 describeWithCrdApiServer("control loop behaviour", () => {
   it("requeues on 409 Conflict and then writes the status", async () => {
