@@ -56,10 +56,12 @@ export function runErrorEvent(err: ConnectError): RunError {
 }
 
 /**
- * True when a failure says the dependency is unwell (counts against its circuit breaker):
- * unavailable, timed out, failing internally, or its connection reset (CANCELLED or a bare
- * ABORTED from the transport — callers check their own cancellation first). Refusals of the request itself
- * (not found, bad argument, permission) say nothing about its health.
+ * True when a failure may mean the dependency could not serve the call — unavailable, timed
+ * out, failing internally, or its connection reset (CANCELLED or a bare ABORTED from the
+ * transport; callers check their own cancellation first) — so the run falls back (corpus
+ * settings), fails open (quota) or retries later (settling the quota). Refusals of the
+ * request itself (not found, bad argument, permission) are final. Circuit breakers count a
+ * narrower set: {@link countsAgainstBreaker}.
  */
 export function isDependencyFailure(err: unknown): boolean {
   if (!(err instanceof ConnectError)) return true;
