@@ -1,5 +1,17 @@
 import { retryDelayMs } from "../../kernel/events/backoff.js";
-import { DEFAULT_AFTERCARE_RETRY, type AftercareRetry } from "./run-context.js";
+
+/** Bounded retries with exponential backoff of what a run owes after it ended. */
+export interface AftercareRetry {
+  /** First delay. */
+  initialMs: number;
+  /** Longest delay. */
+  maxMs: number;
+  /** Give up (the caller logs an error) once this long has passed since the first try. */
+  budgetMs: number;
+}
+
+/** 250 ms, 500 ms, 1 s … 5 s between tries, for at most 2 minutes. */
+export const DEFAULT_AFTERCARE_RETRY: AftercareRetry = Object.freeze({ initialMs: 250, maxMs: 5_000, budgetMs: 120_000 });
 
 /** How {@link keepTrying} ended. */
 export type AftercareResult<T> = { kind: "done"; value: T } | { kind: "gave_up"; error: unknown; attempts: number };

@@ -145,7 +145,6 @@ export async function settleQuota(
       return how === "commit" ? deps.quota.commit(admission.reservationId, call) : deps.quota.release(admission.reservationId, reason, call);
     },
     {
-      ...(deps.settings.aftercareRetry ? { retry: deps.settings.aftercareRetry } : {}),
       shouldRetry: isDependencyFailure,
       onRetry: (err, attempt) => log.warn({ err, attempt, reservation_id: admission.reservationId }, `could not ${how} the quota reservation; retrying`),
     },

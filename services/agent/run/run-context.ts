@@ -27,26 +27,7 @@ export interface RunSettings {
   peerTimeoutMs: number;
   /** NEXUS_AGENT_QUOTA_FAIL_OPEN. */
   quotaFailOpen: boolean;
-  /**
-   * How long a run keeps retrying the writes it owes after its stream ended (its records,
-   * settling its quota reservation) while the database or metering is down. Default
-   * {@link DEFAULT_AFTERCARE_RETRY}.
-   */
-  aftercareRetry?: AftercareRetry;
 }
-
-/** Bounded retries with exponential backoff of what a run owes after it ended. */
-export interface AftercareRetry {
-  /** First delay. */
-  initialMs: number;
-  /** Longest delay. */
-  maxMs: number;
-  /** Give up (logging an error) once this long has passed since the first try. */
-  budgetMs: number;
-}
-
-/** 250 ms, 500 ms, 1 s … 5 s between tries, for at most 2 minutes. */
-export const DEFAULT_AFTERCARE_RETRY: AftercareRetry = Object.freeze({ initialMs: 250, maxMs: 5_000, budgetMs: 120_000 });
 
 /** The circuit breakers of a replica: one for retrieval, one per remote model provider. */
 export interface DependencyBreakers {
@@ -131,9 +112,13 @@ export interface RunContext {
  * read by the recorder for the run's events (also when the run failed half-way).
  */
 export class RunTally {
+  /** Calls of tools made for the run (the Search call). */
   toolCalls = 0;
+  /** How long Search took. */
   retrievalMs = 0;
+  /** How long the model took, first chunk to last. */
   generationMs = 0;
+  /** Acceptance to the first `token_delta`, once there was one. */
   timeToFirstTokenMs: number | undefined;
   /** The answer as streamed so far. */
   answer = "";

@@ -18,8 +18,7 @@ import { advance, INITIAL_RUN_STATE, type RunState, type RunStep, type StepResul
 import { generate, persistCompleted, retrieve } from "./run-steps.js";
 import { RunTelemetry } from "./run-telemetry.js";
 
-export { AGENT_TRACER } from "./run-telemetry.js";
-export { newId, type DependencyBreakers, type RunDependencies, type RunInput, type RunSettings } from "./run-context.js";
+export type { RunDependencies, RunInput } from "./run-context.js";
 
 /** Longest wait of the persist step for the first token to be written (a client not reading). */
 const FIRST_TOKEN_WRITE_WAIT_MS = 100;

@@ -50,7 +50,7 @@ export function isPermanentStoreError(err: unknown): boolean {
  * transaction, first.
  *
  * A write that fails while the database is down is retried with backoff (bounded, see
- * `RunSettings.aftercareRetry`) instead of dropped, so a run admitted during an outage still
+ * aftercare.ts) instead of dropped, so a run admitted during an outage still
  * leaves its RunStarted and outcome once the database is back; {@link idle} resolves when
  * nothing is left to retry.
  */
@@ -105,7 +105,6 @@ export class RunRecorder {
 
   private async persistently(what: string, record: OutcomeRecord | undefined): Promise<void> {
     const result = await keepTrying(() => this.write(record), {
-      ...(this.ctx.deps.settings.aftercareRetry ? { retry: this.ctx.deps.settings.aftercareRetry } : {}),
       shouldRetry: (err) => !isPermanentStoreError(err),
       onRetry: (err, attempt, delayMs) => this.ctx.log.warn({ err, attempt, delay_ms: delayMs }, `could not record ${what}; retrying`),
     });
@@ -146,8 +145,8 @@ export class RunRecorder {
   }
 
   private outcomeRecord(ending: RunEnding): OutcomeRecord {
-    const { input, clock } = { input: this.ctx.input, clock: this.ctx.deps.clock };
-    const at = clock();
+    const { input, deps } = this.ctx;
+    const at = deps.clock();
     const user: MessageRecord = {
       messageId: newId("msg"),
       sessionId: this.ctx.session.sessionId,
