@@ -102,7 +102,9 @@ describeWithPostgres("agent quota checks (metering CheckQuota)", () => {
     const reuser = await mesh.newTenant("pro");
     const reuserClient = mesh.client(reuser.key);
     await ingestCorpus(reuserClient, "kb", [{ id: "keys", text: DOC }]);
-    await mesh.client(mesh.platformKey).metering.setQuota({ tenantId: reuser.tenantId, dailyRunsLimit: 2n, softCapRatio: 0.8, hardCapMode: HardCapMode.ENFORCE });
+    await mesh
+      .client(mesh.platformKey)
+      .metering.setQuota({ tenantId: reuser.tenantId, dailyRunsLimit: 2n, softCapRatio: 0.8, hardCapMode: HardCapMode.ENFORCE });
     const runIds: string[] = [];
     for (let i = 0; i < 2; i++) {
       let echoed: string | null = null;
@@ -130,6 +132,9 @@ describeWithPostgres("agent quota checks (metering CheckQuota)", () => {
     }
     expect(refused?.code).toBe(Code.ResourceExhausted);
     expect(errorReason(refused)).toBe("QUOTA_EXCEEDED");
-    await waitUntil("metering to count both runs", async () => (await reuserClient.metering.getUsageSummary({ period: Period.DAY })).totals?.runsCompleted === 2n);
+    await waitUntil(
+      "metering to count both runs",
+      async () => (await reuserClient.metering.getUsageSummary({ period: Period.DAY })).totals?.runsCompleted === 2n,
+    );
   });
 });

@@ -391,7 +391,10 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     // The failed run's reservation is given back, not held until it expires.
     await waitUntil(
       "the reservation to be released",
-      async () => (await mesh.db.query("SELECT state FROM metering.reservations WHERE tenant_id = $1 AND request_id = $2", [tenantId, requestId])).rows[0]?.state === "released",
+      async () => {
+        const { rows } = await mesh.db.query("SELECT state FROM metering.reservations WHERE tenant_id = $1 AND request_id = $2", [tenantId, requestId]);
+        return rows[0]?.state === "released";
+      },
       20_000,
     );
   });

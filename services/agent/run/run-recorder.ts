@@ -67,7 +67,10 @@ export class RunRecorder {
     this.started ??= this.track(this.persistently("RunStarted", undefined));
   }
 
-  /** One attempt to store a completed run's turn (question and answer) with RunCompleted; throws its error. False: the session was deleted meanwhile, nothing of the turn stored. */
+  /**
+   * One attempt to store a completed run's turn (question and answer) with RunCompleted;
+   * throws its error. `kept` false: the session was deleted meanwhile, no message stored.
+   */
   async storeCompleted(generation: Generation): Promise<{ kept: boolean; assistantMessageId: string }> {
     const record = this.outcomeRecord({ kind: "completed", generation });
     const kept = await this.write(record);
@@ -109,7 +112,9 @@ export class RunRecorder {
       onRetry: (err, attempt, delayMs) => this.ctx.log.warn({ err, attempt, delay_ms: delayMs }, `could not record ${what}; retrying`),
     });
     if (result.kind === "gave_up") this.ctx.log.error({ err: result.error, attempts: result.attempts }, `could not record ${what}; gave up`);
-    else if (result.value === false) this.ctx.log.info({ session_id: this.ctx.session.sessionId }, "the session was deleted during the run; its turn was not stored");
+    else if (result.value === false) {
+      this.ctx.log.info({ session_id: this.ctx.session.sessionId }, "the session was deleted during the run; its turn was not stored");
+    }
   }
 
   /** One serialized write: RunStarted if not stored yet, then the outcome with its turn. */
@@ -159,7 +164,8 @@ export class RunRecorder {
     const messages = [user];
     if (ending.kind === "completed") {
       const { answer, citations } = ending.generation;
-      messages.push({ messageId: newId("msg"), sessionId: this.ctx.session.sessionId, role: "assistant", text: answer, citations, requestId: input.runId, createdAt: at });
+      const sessionId = this.ctx.session.sessionId;
+      messages.push({ messageId: newId("msg"), sessionId, role: "assistant", text: answer, citations, requestId: input.runId, createdAt: at });
     }
     return { messages, at, event: this.ctx.cpu.measure(() => this.outcomeEvent(ending, at)) };
   }

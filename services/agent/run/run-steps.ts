@@ -42,7 +42,8 @@ export async function searchPassages(parts: AdmissionParts, prefetch: AbortSigna
       },
       async (span) => {
         const topK = input.request.topK;
-        const result = await deps.retriever.search({ corpusId, query: input.request.message, ...(topK !== undefined ? { topK } : {}) }, control.peerCall(timeoutMs, prefetch));
+        const query = { corpusId, query: input.request.message, ...(topK !== undefined ? { topK } : {}) };
+        const result = await deps.retriever.search(query, control.peerCall(timeoutMs, prefetch));
         permit.succeed();
         span.setAttribute("nexus.retrieved_chunks", result.passages.length);
         return result.passages;
@@ -131,7 +132,9 @@ export async function generate(ctx: RunContext, passages: readonly Passage[]): P
             await letWritesOut();
           }
         }
-        if (end === undefined) throw domainError("DEPENDENCY_UNAVAILABLE", `the ${provider.name} provider ended without finishing the answer`, { provider: provider.name });
+        if (end === undefined) {
+          throw domainError("DEPENDENCY_UNAVAILABLE", `the ${provider.name} provider ended without finishing the answer`, { provider: provider.name });
+        }
         permit?.succeed();
         const finished = end;
         const citations = cpu.measure(() => mapCitations(finished.citations, passages));

@@ -76,7 +76,11 @@ export class RunTelemetry {
     fn: (span: Span) => Promise<T>,
     parent: Context = context.active(),
   ): Promise<T> {
-    const span = this.tracer.startSpan(name, { ...(options.kind !== undefined ? { kind: options.kind } : {}), ...(options.attributes ? { attributes: options.attributes } : {}) }, parent);
+    const span = this.tracer.startSpan(
+      name,
+      { ...(options.kind !== undefined ? { kind: options.kind } : {}), ...(options.attributes ? { attributes: options.attributes } : {}) },
+      parent,
+    );
     try {
       return await context.with(trace.setSpan(parent, span), () => fn(span));
     } catch (err) {
