@@ -99,4 +99,43 @@ describeWithPostgres("agent quota checks (metering CheckQuota)", () => {
     expect(run.events.at(-1)?.event.case).toBe("done");
     expect(run.headers.get("x-nexus-quota-decision")).toBe("allowed");
   });
+  it("a reused x-request-id neither gets past the hard cap nor escapes metering", async () => {
+    const reuser = await mesh.newTenant("pro");
+    const reuserClient = mesh.client(reuser.key);
+    await ingestCorpus(reuserClient, "kb", [{ id: "keys", text: DOC }]);
+    await mesh
+      .client(mesh.platformKey)
+      .metering.setQuota({ tenantId: reuser.tenantId, dailyRunsLimit: 2n, softCapRatio: 0.8, hardCapMode: HardCapMode.ENFORCE });
+    const runIds: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      let echoed: string | null = null;
+      const events: RunResponse[] = [];
+      for await (const r of reuserClient.agent.run(
+        { corpusId: "kb", message: "How do I rotate an API key?" },
+        { headers: { "x-request-id": "my-favourite-id" }, onHeader: (h) => (echoed = h.get("x-request-id")) },
+      )) {
+        events.push(r);
+      }
+      expect(events.at(-1)?.event.case).toBe("done");
+      // The client's id stays a correlation id; the run's id is the server's.
+      expect(echoed).toBe("my-favourite-id");
+      const first = events[0]?.event;
+      if (first?.case !== "accepted") throw new Error("expected accepted first");
+      expect(first.value.requestId).not.toBe("my-favourite-id");
+      runIds.push(first.value.requestId);
+    }
+    expect(new Set(runIds).size).toBe(2);
+    let refused: ConnectError | undefined;
+    try {
+      for await (const _ of reuserClient.agent.run({ corpusId: "kb", message: "And again?" }, { headers: { "x-request-id": "my-favourite-id" } })) void _;
+    } catch (err) {
+      refused = ConnectError.from(err);
+    }
+    expect(refused?.code).toBe(Code.ResourceExhausted);
+    expect(errorReason(refused)).toBe("QUOTA_EXCEEDED");
+    await eventually(
+      "metering to count both runs",
+      async () => (await reuserClient.metering.getUsageSummary({ period: Period.DAY })).totals?.runsCompleted === 2n,
+    );
+  });
 });

@@ -338,4 +338,65 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     expect(errorReason(err)).toBe("FEATURE_NOT_ENABLED");
     expect(errorMetadata(err).feature_key).toBe("feature.agent.openai");
   });
+  it("a tenant's bad requests never open the retrieval breaker shared with every other tenant", async () => {
+    // A NUL in the question makes retrieval fail (INTERNAL from the database's text handling):
+    // the request's fault, not retrieval's. Breakers are per replica, shared by all tenants.
+    const mallory = mesh.client((await mesh.newTenant("pro")).key);
+    await ingestCorpus(mallory, "handbook", [{ id: "keys", text: KEYS }]);
+    for (let i = 0; i < 4; i++) {
+      const outcome = await run(mallory, { corpusId: "handbook", message: `rotate\u0000key ${i}` }).then(
+        (events) => errorOf(events),
+        (err: unknown) => ConnectError.from(err),
+      );
+      expect(outcome instanceof ConnectError ? errorMetadata(outcome).circuit : outcome.metadata.circuit).toBeUndefined();
+    }
+    const metrics = await (await fetch(`${mesh.url}/metrics`)).text();
+    expect(metrics).toMatch(/nexus_agent_circuit_state\{dependency="retrieval"\} 0/);
+    // Another tenant's run goes through at once.
+    const events = await run(owner, { corpusId: "handbook", message: "How do I rotate an API key?" });
+    expect(doneOf(events).status).toBe(RunStatus.COMPLETED);
+  });
+
+  it("a run admitted while its records and its quota release cannot be written leaves them once the database is back", async () => {
+    // The database refuses the run's writes — its events (RunStarted, RunFailed) and metering's
+    // settling of the tenant's reservations — with SQLSTATE 57P03, what a PostgreSQL server
+    // answers while it cannot accept work. A trigger does it so the shared server keeps running
+    // for everyone else; the errors reach the agent and metering over their real connections.
+    await mesh.db.query(`
+      CREATE OR REPLACE FUNCTION public.nexus_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'the database system is not accepting writes (test outage)' USING ERRCODE = '57P03'; END $$`);
+    await mesh.db.query(`CREATE TRIGGER nexus_test_refuse_events BEFORE INSERT ON platform.events FOR EACH ROW
+      WHEN (NEW.stream_id LIKE 'agent-run-${tenantId}-%') EXECUTE FUNCTION public.nexus_test_refuse()`);
+    await mesh.db.query(`CREATE TRIGGER nexus_test_refuse_settle BEFORE UPDATE ON metering.reservations FOR EACH ROW
+      WHEN (OLD.tenant_id::text = '${tenantId}') EXECUTE FUNCTION public.nexus_test_refuse()`);
+    let requestId = "";
+    try {
+      standin.enqueue({ kind: "status", status: 404, body: JSON.stringify({ error: { message: "no such model" } }) });
+      const started = performance.now();
+      const events = await run(owner, ask("How do I rotate an API key?"));
+      // The client is not kept waiting for the outage: error and done come after one try.
+      expect(performance.now() - started).toBeLessThan(3000);
+      expect(kinds(events).slice(-2)).toEqual(["error", "done"]);
+      expect(errorOf(events).code).toBe("FAILED_PRECONDITION");
+      requestId = accepted(events).requestId;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await runEvents(mesh.db, tenantId, requestId)).toEqual([]);
+    } finally {
+      await mesh.db.query("DROP TRIGGER IF EXISTS nexus_test_refuse_events ON platform.events");
+      await mesh.db.query("DROP TRIGGER IF EXISTS nexus_test_refuse_settle ON metering.reservations");
+    }
+    await eventually("the run's records to be stored", async () => (await runEvents(mesh.db, tenantId, requestId)).length === 2, 20_000);
+    const recorded = await runEvents(mesh.db, tenantId, requestId);
+    expect(recorded.map((e) => e.type)).toEqual(["nexus.events.v1.RunStarted", "nexus.events.v1.RunFailed"]);
+    expect(recorded[1]?.payload).toMatchObject({ code: "FAILED_PRECONDITION", failedStep: "generate" });
+    // The failed run's reservation is given back, not held until it expires.
+    await eventually(
+      "the reservation to be released",
+      async () => {
+        const { rows } = await mesh.db.query("SELECT state FROM metering.reservations WHERE tenant_id = $1 AND request_id = $2", [tenantId, requestId]);
+        return rows[0]?.state === "released";
+      },
+      20_000,
+    );
+  });
 });

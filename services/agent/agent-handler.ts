@@ -14,7 +14,7 @@ import {
   type RunResponse,
 } from "../../gen/nexus/agent/v1/agent_service_pb.js";
 import { tenantPrincipal } from "../kernel/authz/tenant-scope.js";
-import { requestMetaKey } from "../kernel/context.js";
+import { REQUEST_ID_HEADER, requestMetaKey } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import { foregroundWork } from "../kernel/events/foreground.js";
 import { newRequestId } from "../kernel/interceptors/request-id.js";
@@ -44,6 +44,19 @@ export interface AgentHandlerDependencies extends RunDependencies {
 }
 
 /**
+ * The id of a run: the key of its quota reservation, its metering record, its event stream
+ * and CancelRun. Always chosen by the server — a client that could choose it could reuse one
+ * to get past the quota (metering's reservation and usage record are idempotent by it). The
+ * request id is used as is when the server generated it (the client sent no `x-request-id`,
+ * so `accepted.request_id` equals the response's `x-request-id`); a client's own
+ * `x-request-id` stays a correlation id only (logs, event metadata) and the run gets a fresh id.
+ */
+export function serverRunId(ctx: Pick<HandlerContext, "requestHeader">, requestId: string): string {
+  const sent = ctx.requestHeader.get(REQUEST_ID_HEADER)?.trim();
+  return sent === requestId ? newRequestId() : requestId;
+}
+
+/**
  * `nexus.agent.v1.AgentService`: Run (see RunExecution), CancelRun (any replica's runs, see
  * RunCancellation), and the tenant's sessions. Every call acts for the caller's tenant only.
  */
@@ -53,6 +66,7 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
   async *run(request: RunRequest, ctx: HandlerContext): AsyncGenerator<RunResponse> {
     const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
     const requestId = ctx.values.get(requestMetaKey)?.requestId ?? newRequestId();
+    const runId = serverRunId(ctx, requestId);
     let release: () => void;
     try {
       release = this.deps.bulkhead.enter();
@@ -69,6 +83,7 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
       run = new RunExecution(this.deps, {
         request,
         principal,
+        runId,
         requestId,
         signal: ctx.signal,
         requestHeader: ctx.requestHeader,

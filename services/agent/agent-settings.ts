@@ -1,5 +1,5 @@
 import type { NexusConfig } from "../kernel/config.js";
-import type { RunSettings } from "./run/run-execution.js";
+import type { RunSettings } from "./run/run-context.js";
 
 /** Everything the agent takes from the configuration. */
 export interface AgentSettings extends RunSettings {

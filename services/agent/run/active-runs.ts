@@ -25,13 +25,14 @@ export class ActiveRuns {
   }
 
   /**
-   * Registers a run; returns its unregister function. A second run with the same request id
-   * while the first is in progress is refused with ALREADY_EXISTS (request ids identify runs).
+   * Registers a run; returns its unregister function. Runs are keyed by their run id, which
+   * the server generates; a second registration of an id in progress (a bug) is refused with
+   * ALREADY_EXISTS rather than silently replacing the first run.
    */
   register(run: ActiveRun): () => void {
     const key = ActiveRuns.key(run.tenantId, run.requestId);
     if (this.runs.has(key)) {
-      throw domainError("ALREADY_EXISTS", `a run with request id ${run.requestId} is already in progress; send a fresh x-request-id`, {
+      throw domainError("ALREADY_EXISTS", `a run with request id ${run.requestId} is already in progress; run ids must be unique`, {
         request_id: run.requestId,
       });
     }

@@ -3,7 +3,8 @@ import type { Logger } from "pino";
 import { RunCancelRequestedSchema, RunCancelledSchema, RunCompletedSchema, RunFailedSchema } from "../../../gen/nexus/events/v1/agent_events_pb.js";
 import type { TenantPrincipal } from "../../kernel/context.js";
 import type { Database } from "../../kernel/db/ports.js";
-import { appendToStream, readStream } from "../../kernel/events/event-store.js";
+import { recordFacts } from "../../kernel/commands/index.js";
+import { readStream } from "../../kernel/events/event-store.js";
 import type { EventBus, Observation } from "../../kernel/events/ports.js";
 import { eventOf, payloadOf } from "../../kernel/events/protobuf-event.js";
 import type { ActiveRuns } from "./active-runs.js";
@@ -78,10 +79,9 @@ export class RunCancellation {
     const events = await readStream(db, streamId);
     if (events.length === 0 || events.some((e) => ENDED.has(e.type))) return false;
     await db.transaction((tx) =>
-      appendToStream(
+      recordFacts(
         tx,
         streamId,
-        "any",
         [eventOf(RunCancelRequestedSchema, { tenantId: principal.tenantId, requestId, requestedBy: principal.keyId, requestedAt: timestampFromDate(clock()) })],
         { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
       ),

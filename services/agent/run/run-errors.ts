@@ -61,10 +61,12 @@ export function runErrorEvent(err: ConnectError): RunError {
 }
 
 /**
- * True when a failure says the dependency is unwell (counts against its circuit breaker):
- * unavailable, timed out, failing internally, or its connection reset (CANCELLED or a bare
- * ABORTED from the transport — callers check their own cancellation first). Refusals of the request itself
- * (not found, bad argument, permission) say nothing about its health.
+ * True when a failure may mean the dependency could not serve the call — unavailable, timed
+ * out, failing internally, or its connection reset (CANCELLED or a bare ABORTED from the
+ * transport; callers check their own cancellation first) — so the run falls back (corpus
+ * settings), fails open (quota) or retries later (settling the quota). Refusals of the
+ * request itself (not found, bad argument, permission) are final. Circuit breakers count a
+ * narrower set: {@link countsAgainstBreaker}.
  */
 export function isDependencyFailure(err: unknown): boolean {
   if (!(err instanceof ConnectError)) return true;
@@ -79,4 +81,34 @@ export function isDependencyFailure(err: unknown): boolean {
     // connect-node reports a reset or destroyed stream as ABORTED with no reason.
     (err.code === Code.Aborted && errorReason(err) === undefined)
   );
+}
+
+/**
+ * The predicate a circuit breaker is called with: true when a failed call says the dependency
+ * itself is unwell — unreachable, timed out, its connection reset (CANCELLED or a bare ABORTED
+ * from the transport; callers check their own cancellation first), or an answer it could not
+ * make sense of (UNKNOWN, DATA_LOSS, UNIMPLEMENTED). False for everything the request itself
+ * may have caused, which says nothing about the dependency's health: INVALID_ARGUMENT,
+ * NOT_FOUND, PERMISSION_DENIED, UNAUTHENTICATED, FAILED_PRECONDITION, OUT_OF_RANGE,
+ * ALREADY_EXISTS, RESOURCE_EXHAUSTED (a tenant's quota or rate limit), a meant ABORTED, and
+ * INTERNAL: a dependency that fails on one request's input (a NUL in a query) answers
+ * INTERNAL, while one that is down answers UNAVAILABLE. Breakers are shared by every tenant
+ * of the replica, so one tenant's bad requests must never open them for the others.
+ */
+export function countsAgainstBreaker(err: unknown): boolean {
+  if (!(err instanceof ConnectError)) return true;
+  switch (err.code) {
+    case Code.Unavailable:
+    case Code.DeadlineExceeded:
+    case Code.Canceled:
+    case Code.Unknown:
+    case Code.DataLoss:
+    case Code.Unimplemented:
+      return true;
+    case Code.Aborted:
+      // connect-node reports a reset or destroyed stream as ABORTED with no reason.
+      return errorReason(err) === undefined;
+    default:
+      return false;
+  }
 }
