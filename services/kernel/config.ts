@@ -606,7 +606,8 @@ const VARIABLES = {
   agentBreakerResetMs: variable({
     name: "NEXUS_AGENT_BREAKER_RESET_MS",
     default: "30000",
-    description: "How long an open circuit breaker fails fast before it lets one probe call through (half-open).",
+    description:
+      "The longest an open circuit breaker fails fast before it lets one probe call through (half-open): the first wait is 1 s (or this, if shorter) and doubles while probes fail, so a dependency that comes back is used again promptly.",
     parse: integer(10, 3_600_000),
   }),
   agentQuotaFailOpen: variable({

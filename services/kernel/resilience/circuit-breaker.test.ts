@@ -132,3 +132,24 @@ describe("circuit breaker", () => {
     expect(b.state).toBe("closed");
   });
 });
+
+describe("circuit breaker open period", () => {
+  it("starts short and doubles while probes fail, up to resetTimeoutMs; a success starts over", () => {
+    let now = 0;
+    const b = new CircuitBreaker({ dependency: "retrieval", failureThreshold: 1, resetTimeoutMs: 8_000, minResetTimeoutMs: 1_000, now: () => now });
+    b.acquire().fail();
+    expect(b.retryInMs()).toBe(1_000);
+    const waits: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      now += b.retryInMs();
+      b.acquire().fail(); // the probe fails: open again, for longer
+      waits.push(b.retryInMs());
+    }
+    expect(waits).toEqual([2_000, 4_000, 8_000, 8_000, 8_000]);
+    now += b.retryInMs();
+    b.acquire().succeed();
+    expect(b.state).toBe("closed");
+    b.acquire().fail();
+    expect(b.retryInMs()).toBe(1_000);
+  });
+});

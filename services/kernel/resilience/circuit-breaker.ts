@@ -9,8 +9,16 @@ export interface CircuitBreakerOptions {
   dependency: string;
   /** Consecutive failures that open the breaker. Default 5. */
   failureThreshold?: number;
-  /** How long the breaker stays open before a probe may go through. Default 30 000 ms. */
+  /**
+   * The longest the breaker stays open before a probe may go through. Default 30 000 ms. The
+   * first opening waits {@link CircuitBreakerOptions.minResetTimeoutMs}; each failed probe
+   * doubles the wait up to this, and a success starts over — so a dependency that comes back
+   * is used again within about a second of a short outage, and a long outage costs one probe
+   * per `resetTimeoutMs`.
+   */
   resetTimeoutMs?: number;
+  /** The wait after the first opening. Default min(1 000 ms, resetTimeoutMs). */
+  minResetTimeoutMs?: number;
   /**
    * Which failures say the dependency is unwell and count against it (see
    * {@link BreakerPermit.failed}). A refusal of the request itself (bad argument, not found,
@@ -44,8 +52,9 @@ export interface BreakerPermit {
  * threshold it opens. Open: every call fails at once with UNAVAILABLE reason
  * DEPENDENCY_UNAVAILABLE (metadata `dependency`, `circuit=open`) and a RetryInfo of the time
  * left. After the reset timeout it is half-open: exactly one probe call is admitted (the
- * others still fail fast); its success closes the breaker, its failure opens it again, and a
- * neutral outcome leaves it half-open for the next call to probe.
+ * others still fail fast); its success closes the breaker, its failure opens it again for
+ * twice as long (up to `resetTimeoutMs`), and a neutral outcome leaves it half-open for the
+ * next call to probe.
  *
  * Admission ({@link acquire}) and outcome (the permit) are separate because a streamed call
  * (a model's answer) settles only when its stream ends; {@link execute} joins them for plain
@@ -59,7 +68,10 @@ export interface BreakerPermit {
 export class CircuitBreaker {
   readonly dependency: string;
   private readonly threshold: number;
-  private readonly resetMs: number;
+  private readonly maxResetMs: number;
+  private readonly minResetMs: number;
+  /** The current open period: grows while probes fail. */
+  private resetMs: number;
   private readonly countsAsFailure: (error: unknown) => boolean;
   private readonly now: () => number;
   private readonly onStateChange: ((state: CircuitState, dependency: string) => void) | undefined;
@@ -71,7 +83,9 @@ export class CircuitBreaker {
   constructor(options: CircuitBreakerOptions) {
     this.dependency = options.dependency;
     this.threshold = Math.max(1, options.failureThreshold ?? 5);
-    this.resetMs = Math.max(0, options.resetTimeoutMs ?? 30_000);
+    this.maxResetMs = Math.max(0, options.resetTimeoutMs ?? 30_000);
+    this.minResetMs = Math.min(this.maxResetMs, Math.max(0, options.minResetTimeoutMs ?? 1_000));
+    this.resetMs = this.minResetMs;
     this.countsAsFailure = options.countsAsFailure ?? (() => true);
     this.now = options.now ?? (() => performance.now());
     this.onStateChange = options.onStateChange;
@@ -142,11 +156,14 @@ export class CircuitBreaker {
 
   private onSuccess(): void {
     this.failures = 0;
+    this.resetMs = this.minResetMs;
     if (this.current !== "closed") this.transition("closed");
   }
 
   private onFailure(): void {
     if (this.current === "half_open") {
+      // The probe failed: the dependency is still away; wait longer before the next one.
+      this.resetMs = Math.min(this.maxResetMs, Math.max(1, this.resetMs) * 2);
       this.open();
       return;
     }
