@@ -11,7 +11,10 @@
  */
 import http2 from "node:http2";
 import { fromBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
+import { errorMetadata, errorReason } from "../services/kernel/errors.js";
 import { NEXUS_SERVICES } from "../services/kernel/authz/all-services.js";
 import { PERMISSIONS, procedureOf } from "../services/kernel/authz/permissions.js";
 import { TENANT_ID_FIELD } from "../services/kernel/authz/request-tenant.js";
@@ -206,6 +209,39 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
     // The same connection still serves.
     expect(describeOutcome(await grpc("/nexus.auth.v1.AuthService/WhoAmI", new Uint8Array()))).toBe("OK ");
   }, 60_000);
+
+  it("the cases an outside client reported: refused with INVALID_ARGUMENT naming the field, and what is stored reads back exactly", async () => {
+    const platform = mesh.client(mesh.platformKey, { protocol: "grpc" });
+    const owner = mesh.client(ownerKey, { protocol: "grpc" });
+    const refusal = async (call: () => Promise<unknown>) => {
+      try {
+        await call();
+      } catch (err) {
+        const ce = ConnectError.from(err);
+        return `${Code[ce.code]} ${errorReason(ce)} ${errorMetadata(ce).fields}`;
+      }
+      return "OK";
+    };
+    const allowance = (n: bigint) => () => platform.auth.setEntitlementOverrides({ tenantId: platformTarget, overrides: { monthlyRunAllowance: n } });
+    expect(await refusal(allowance(2n ** 53n + 1n))).toBe("InvalidArgument VALIDATION_FAILED overrides.monthly_run_allowance");
+    expect(await refusal(allowance(2n ** 64n - 1n))).toBe("InvalidArgument VALIDATION_FAILED overrides.monthly_run_allowance");
+    expect(await refusal(allowance(2n ** 53n - 1n))).toBe("OK");
+    const { tenant } = await platform.auth.getTenant({ selector: { case: "tenantId", value: platformTarget } });
+    expect(tenant?.entitlementOverrides?.monthlyRunAllowance).toBe(2n ** 53n - 1n);
+    expect(tenant?.entitlements?.monthlyRunAllowance).toBe(2n ** 53n - 1n);
+    expect(await refusal(() => platform.auth.listTenants({}))).toBe("OK");
+    expect(await refusal(() => platform.auth.updateTenant({ tenantId: platformTarget, displayName: "nul\0name" }))).toBe("InvalidArgument VALIDATION_FAILED display_name");
+    expect(await refusal(() => owner.retrieval.search({ corpusId: "kb", query: "what\0now" }))).toBe("InvalidArgument VALIDATION_FAILED query");
+    expect(await refusal(() => owner.ingestion.ingestText({ corpusId: "kb", text: "t", metadata: { title: "a\0b" } }))).toMatch(/^InvalidArgument VALIDATION_FAILED metadata/);
+    expect(await refusal(() => owner.auth.createApiKey({ name: "k", role: Role.VIEWER, expiresAt: { seconds: 253_402_300_800n, nanos: 0 } }))).toBe("InvalidArgument VALIDATION_FAILED expires_at");
+    expect(await refusal(() => owner.auth.createApiKey({ name: "k", role: Role.VIEWER, expiresAt: { seconds: 4_000_000_000n, nanos: 2_000_000_000 } }))).toBe("InvalidArgument VALIDATION_FAILED expires_at");
+    expect(
+      await refusal(async () => {
+        for await (const _ of owner.agent.run({ corpusId: "kb", message: "hello\0" })) break;
+      }),
+    ).toBe("InvalidArgument VALIDATION_FAILED message");
+    expect(await refusal(() => owner.auth.whoAmI({}))).toBe("OK");
+  });
 
   it("the server is alive and answers afterwards", async () => {
     expect(mesh.process.child.exitCode).toBeNull();
