@@ -259,6 +259,24 @@ describeWithPostgres("isolation: tenant B's key on tenant A's resources, for eve
     expect(me.principal?.tenantId).toBe(bTenant);
   });
 
+  it("B trying A's key id with a wrong secret shows in A's audit trail, naming the claimed key", async () => {
+    const guessed = `nxs_${a.ids.key_id}_${"A".repeat(43)}`;
+    await expect(mesh.client(guessed).retrieval.listCorpora({})).rejects.toThrow(/unauthenticated|API key/i);
+    const owner = mesh.client(a.key);
+    const end = Date.now() + 15_000;
+    for (;;) {
+      const page = await owner.audit.listAuditEvents({ filter: { eventTypes: ["auth.access.failure"] } });
+      const attempt = page.events.find((e) => e.actor?.keyId === a.ids.key_id);
+      if (attempt) {
+        expect(attempt.tenantId).toBe(a.tenantId);
+        expect(attempt.resource?.id).toBe(a.ids.key_id);
+        break;
+      }
+      if (Date.now() > end) throw new Error(`no auth.access.failure naming ${a.ids.key_id} in A's audit trail`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
   it("A's resources are exactly as they were, and A still reads them", async () => {
     expect(await stateOfA()).toBe(before);
     const c = mesh.client(a.key);
