@@ -193,6 +193,12 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
           }
         }
       }
+      // Timestamps JSON cannot hold (year 10000, nanos beyond 9 digits) in each Timestamp field.
+      for (const field of method.input.fields.filter((f) => f.fieldKind === "message" && f.message.typeName === "google.protobuf.Timestamp")) {
+        for (const value of ["10000-01-01T00:00:00Z", "2030-01-01T00:00:00.9999999999Z", "0000-12-31T00:00:00Z"]) {
+          expectInvalid(procedure, "connect-json", `${field.name} = ${value}`, await connectRaw(mesh.url, procedure, JSON.stringify({ [field.jsonName]: value }), auth(procedure)));
+        }
+      }
       // Not JSON at all, and JSON nested 100 000 deep.
       expectInvalid(procedure, "connect-json", "not JSON", await connectRaw(mesh.url, procedure, "{\"a\":", auth(procedure)));
       expectInvalid(procedure, "connect-json", "deep nesting", await connectRaw(mesh.url, procedure, deepJson(100_000), auth(procedure)));
