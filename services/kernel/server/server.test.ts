@@ -683,6 +683,25 @@ describe("kernel server: refused uploads do not linger", () => {
     // Had the refused stream stayed half open, close() would have had to abort it.
     expect(logs.lines.filter((l) => l.msg === "shutdown timeout: aborting in-flight RPCs")).toEqual([]);
   });
+
+  it("does the same for Connect over HTTP/2 (no trailers), and the connection keeps serving", async () => {
+    const logs = new LogCapture();
+    const server = createServer({
+      logger: createLogger({ name: "test", level: "info", destination: logs }),
+      readMaxBytes: 64 * 1024,
+      shutdownTimeoutMs: 2000,
+      services: [retrievalModule({ createCorpus: async () => ({}) })],
+    });
+    const addr = await server.listen({ port: 0, host: "127.0.0.1" });
+    const client = createClient(RetrievalService, createConnectTransport({ baseUrl: addr.url, httpVersion: "2", useBinaryFormat: true }));
+    for (let i = 0; i < 3; i++) {
+      const err = await failure(client.createCorpus({ displayName: "big", description: "x".repeat(3 * 1024 * 1024) }));
+      expect(err.code).toBe(Code.ResourceExhausted);
+    }
+    expect(await client.createCorpus({ displayName: "small" })).toBeDefined();
+    await server.close();
+    expect(logs.lines.filter((l) => l.msg === "shutdown timeout: aborting in-flight RPCs")).toEqual([]);
+  });
 });
 
 describe("kernel server: what gRPC clients see of refused and undecodable requests", () => {
