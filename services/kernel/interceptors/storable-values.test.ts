@@ -60,6 +60,16 @@ describe("values every request must be able to store and read back", () => {
     expect(fields(storableValueViolations(SearchRequestSchema, search))).toEqual(['filter.metadata_equals.fields["score"].number_value value.finite']);
   });
 
+  it("refuses Structs nested beyond 64 message levels instead of walking them", () => {
+    const nested = (depth: number) => {
+      let v: Record<string, unknown> = { leaf: "x" };
+      for (let i = 0; i < depth; i++) v = { n: v };
+      return create(IngestTextRequestSchema, { corpusId: "c1", text: "t", metadata: v as never });
+    };
+    expect(storableValueViolations(IngestTextRequestSchema, nested(10))).toEqual([]);
+    expect(storableValueViolations(IngestTextRequestSchema, nested(500)).map((v) => v.ruleId)).toEqual(["message.depth"]);
+  });
+
   it("is part of validation: INVALID_ARGUMENT VALIDATION_FAILED naming the field, with a BadRequest field violation", () => {
     const search = create(SearchRequestSchema, { corpusId: "c1", query: "what\0now" });
     let err: unknown;
