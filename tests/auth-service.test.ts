@@ -335,6 +335,27 @@ describeWithPostgres("auth service", () => {
       });
     });
 
+    it("records an attempt with a real key id and a wrong secret against that key, in its tenant's stream", async () => {
+      const { tenant, ownerKey } = await h.tenant();
+      const k = await h.client(ownerKey).auth.createApiKey({ name: "target", role: Role.VIEWER });
+      const keyId = k.apiKey!.id;
+      const guessed = `nxs_${keyId}_${"A".repeat(43)}`;
+      const before = (await h.events("AccessDenied")).length;
+      expect(await outcome(() => h.client(guessed).retrieval.listCorpora({}))).toBe("Unauthenticated AUTH_UNAUTHORIZED");
+      const recorded = (await h.events("AccessDenied")).slice(before);
+      expect(recorded).toHaveLength(1);
+      expect(recorded[0]).toMatchObject({
+        payload: { reason: "AUTH_UNAUTHORIZED", keyId, tenantId: tenant.id, procedure: "/nexus.retrieval.v1.RetrievalService/ListCorpora" },
+        metadata: { tenantId: tenant.id },
+      });
+      // A key id that names no key is still recorded with the id it claimed, installation-wide.
+      await outcome(() => h.client("nxs_000000000000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").auth.whoAmI({}));
+      const unknown = (await h.events("AccessDenied")).at(-1);
+      expect(unknown).toMatchObject({ payload: { keyId: "000000000000000000000000" } });
+      expect((unknown?.payload as { tenantId?: string } | undefined)?.tenantId ?? "").toBe("");
+      expect(unknown?.metadata.tenantId).toBeUndefined();
+    });
+
     it("records exactly one rbac.forbidden per call the permission table refuses", async () => {
       const { tenant } = await h.tenant();
       const viewer = await h.key(tenant.id, Role.VIEWER, "viewer");

@@ -132,11 +132,16 @@ describeWithPostgresAndNats("metering, quotas and audit end to end (nexus dev on
     expect(exported.code, exported.stderr).toBe(0);
     const csv = await readFile(file, "utf8");
     expect(csv.split("\r\n")[0]).toBe(
-      "sequence,id,occurred_at,event_type,outcome,actor_kind,actor_key_id,actor_name,actor_role,action,resource_type,resource_id,request_id,correlation_id,before,after,metadata,source_event_id,prev_hash,hash",
+      "sequence,id,tenant_id,occurred_at,event_type,outcome,actor_kind,actor_key_id,actor_name,actor_role,action,resource_type,resource_id,request_id,correlation_id,before,after,metadata,source_event_id,prev_hash,hash",
     );
     expect(csv).not.toMatch(/nxs_[0-9a-f]+_[A-Za-z0-9_-]{20,}/);
     const offline = await nexus(["audit", "verify", "--file", file, "--tenant", tenantId], {});
     expect(offline.code, offline.stdout + offline.stderr).toBe(0);
+    // The tenant is a column: the file verifies without being told, and not as another tenant's.
+    const untold = await nexus(["audit", "verify", "--file", file], {});
+    expect(untold.code, untold.stdout + untold.stderr).toBe(0);
+    const mislabelled = await nexus(["audit", "verify", "--file", file, "--tenant", "someone-else"], {});
+    expect(mislabelled.code).not.toBe(0);
     const forged = `${files.dir}/forged.csv`;
     await import("node:fs/promises").then((fs) => fs.writeFile(forged, csv.replace("quota.hard_cap_blocked", "quota.soft_cap_reached")));
     const broken = await nexus(["audit", "verify", "--file", forged, "--tenant", tenantId], {});

@@ -35,6 +35,41 @@ describe("audit CSV", () => {
     expect(back.map((e) => v.check(e)).filter(Boolean)).toEqual([]);
   });
 
+  it("has a tenant_id column, so a file verifies without being told its tenant and another tenant's file is refused", () => {
+    const entry = chainEntry(
+      {
+        tenantId: "t9",
+        occurredAt: new Date("2025-03-10T12:00:00Z"),
+        eventType: "auth.access.failure",
+        actor: { kind: "anonymous", keyId: "k1", name: "", role: "" },
+        action: "nexus.auth.v1.AuthService/WhoAmI",
+        resource: { type: "api_key", id: "k1" },
+        outcome: "failure",
+        requestId: "r",
+        correlationId: "c",
+        before: undefined,
+        after: undefined,
+        metadata: undefined,
+        sourceEventId: "e",
+      },
+      "id-1",
+      undefined,
+    );
+    const text = csvHeader() + csvRow(entry);
+    expect(parseCsv(text)[0]).toContain("tenant_id");
+    expect(parseCsv(text)[1]).toContain("t9");
+    expect(entriesFromCsv(text)).toEqual([entry]);
+    expect(() => entriesFromCsv(text, "t1")).toThrow(/tenant "t9"/);
+    // An export written before the column existed still verifies when told its tenant.
+    const legacy = parseCsv(text)
+      .map((row) => `${row.filter((_, i) => i !== 2).join(",")}\r\n`)
+      .join("");
+    const back = entriesFromCsv(legacy, "t9");
+    const v = new ChainVerifier();
+    expect(back.map((e) => v.check(e)).filter(Boolean)).toEqual([]);
+    expect(() => entriesFromCsv(legacy)).toThrow(/no tenant_id column/);
+  });
+
   it("refuses documents that are not audit exports", () => {
     expect(() => entriesFromCsv("a,b\r\n1,2\r\n", "t1")).toThrow(/header/);
   });

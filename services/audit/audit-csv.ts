@@ -8,10 +8,11 @@ import { canonicalJson } from "./domain/audit-entry.js";
  * chain can be recomputed from the file; open it in a spreadsheet as text.
  */
 
-/** Column order of the export (the header row). */
+/** Column order of the export (the header row). Every field the hash covers is a column. */
 export const AUDIT_CSV_COLUMNS = [
   "sequence",
   "id",
+  "tenant_id",
   "occurred_at",
   "event_type",
   "outcome",
@@ -50,6 +51,7 @@ export function csvRow(e: AuditEntry): string {
   const values: Record<(typeof AUDIT_CSV_COLUMNS)[number], string> = {
     sequence: String(e.sequence),
     id: e.id,
+    tenant_id: e.tenantId,
     occurred_at: e.occurredAt.toISOString(),
     event_type: e.eventType,
     outcome: e.outcome,
@@ -121,23 +123,33 @@ export function parseCsv(text: string): string[][] {
 
 const KINDS: readonly ActorKind[] = ["platform", "tenant", "system", "anonymous", "unknown"];
 
+/** The columns of exports written before `tenant_id` became a column (read back with an explicit tenant). */
+const LEGACY_COLUMNS = AUDIT_CSV_COLUMNS.filter((c) => c !== "tenant_id");
+
 /**
- * Reads an exported document back into entries of `tenantId`'s chain (the export is per
- * tenant, so the tenant is not a column). Throws on a wrong header or malformed values.
+ * Reads an exported document back into entries. The tenant comes from the `tenant_id` column;
+ * `tenantId`, when given, must match it (a file of another tenant is refused), and is
+ * required for exports written before the column existed. Throws on a wrong header or
+ * malformed values.
  */
-export function entriesFromCsv(text: string, tenantId: string): AuditEntry[] {
+export function entriesFromCsv(text: string, tenantId?: string): AuditEntry[] {
   const [header, ...rows] = parseCsv(text);
-  if (!header || header.join(",") !== AUDIT_CSV_COLUMNS.join(",")) throw new Error("not an audit export: unexpected header row");
+  const columns: readonly string[] | undefined =
+    header?.join(",") === AUDIT_CSV_COLUMNS.join(",") ? AUDIT_CSV_COLUMNS : header?.join(",") === LEGACY_COLUMNS.join(",") ? LEGACY_COLUMNS : undefined;
+  if (!columns) throw new Error("not an audit export: unexpected header row");
+  if (columns === LEGACY_COLUMNS && tenantId === undefined) throw new Error("this export has no tenant_id column: name the tenant it belongs to");
   const obj = (s: string): JsonObject | undefined => (s === "" ? undefined : (JSON.parse(s) as JsonObject));
   return rows.map((r, n) => {
-    if (r.length !== AUDIT_CSV_COLUMNS.length) throw new Error(`row ${n + 2}: expected ${AUDIT_CSV_COLUMNS.length} fields, got ${r.length}`);
-    const v = Object.fromEntries(AUDIT_CSV_COLUMNS.map((c, i) => [c, r[i] ?? ""])) as Record<(typeof AUDIT_CSV_COLUMNS)[number], string>;
+    if (r.length !== columns.length) throw new Error(`row ${n + 2}: expected ${columns.length} fields, got ${r.length}`);
+    const v = Object.fromEntries(columns.map((c, i) => [c, r[i] ?? ""])) as Record<(typeof AUDIT_CSV_COLUMNS)[number], string>;
     const kind = v.actor_kind as ActorKind;
     if (!KINDS.includes(kind)) throw new Error(`row ${n + 2}: unknown actor_kind ${v.actor_kind}`);
+    const rowTenant = columns === LEGACY_COLUMNS ? tenantId! : v.tenant_id;
+    if (tenantId !== undefined && rowTenant !== tenantId) throw new Error(`row ${n + 2}: entry of tenant "${rowTenant}", not "${tenantId}"`);
     return {
       id: v.id,
       sequence: Number(v.sequence),
-      tenantId,
+      tenantId: rowTenant,
       occurredAt: new Date(v.occurred_at),
       eventType: v.event_type,
       actor: { kind, keyId: v.actor_key_id, name: v.actor_name, role: v.actor_role },

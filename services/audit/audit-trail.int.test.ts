@@ -281,7 +281,7 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
     await append(`tenant-${tenantId}`, [eventOf(TenantSuspendedSchema, { tenantId, reason: 'unpaid, "final" notice\r\nsecond line' })], { tenantId, actor: "key-platform" });
     await eventually("four entries", async () => (await entryCount(tenantId)) === 4);
     const csv = await exportCsv(tenantId, admin(tenantId));
-    expect(csv.startsWith("sequence,id,occurred_at,event_type,")).toBe(true);
+    expect(csv.startsWith("sequence,id,tenant_id,occurred_at,event_type,")).toBe(true);
     expect(csv.endsWith("\r\n")).toBe(true);
     const parsed = entriesFromCsv(csv, tenantId);
     const listed = (await listAll(tenantId)).reverse();

@@ -43,7 +43,9 @@ export function entitlementsToMessage(e: EffectiveEntitlements): EntitlementsMes
       source: f.source === "override" ? EntitlementSource.OVERRIDE : EntitlementSource.PLAN,
       ...(f.config ? { config: f.config as JsonObject } : {}),
     })),
-    ...(e.monthlyRunAllowance !== undefined ? { monthlyRunAllowance: BigInt(e.monthlyRunAllowance) } : {}),
+    // Requests cannot carry more than 2^53−1 (kernel validation), but an allowance stored
+    // before that rule (2^64−1 read back as 1.8e19) must still be readable: saturate, never throw.
+    ...(e.monthlyRunAllowance !== undefined ? { monthlyRunAllowance: BigInt(Math.min(e.monthlyRunAllowance, Number.MAX_SAFE_INTEGER)) } : {}),
     ...(e.maxActiveApiKeys !== undefined ? { maxActiveApiKeys: e.maxActiveApiKeys } : {}),
   });
 }

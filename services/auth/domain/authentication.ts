@@ -1,6 +1,6 @@
 import type { Principal } from "../../kernel/context.js";
 import { inactivityAnchor, keyStatus, type ApiKey } from "./api-key.js";
-import { verifyApiKey } from "./api-key-secret.js";
+import { parseApiKey, verifyApiKey } from "./api-key-secret.js";
 import { effectiveEntitlements, principalEntitlements } from "../../kernel/authz/plans.js";
 import type { Tenant } from "./tenant.js";
 
@@ -23,7 +23,7 @@ export type AuthenticationOutcome =
   | {
       kind: "refused";
       reason: RefusalReason;
-      /** The key id, when the key was found and its secret matched (for the audit event). */
+      /** The key id: the claimed one when the secret is wrong, else the found key's (for the audit event). */
       keyId?: string;
       tenantId?: string;
     };
@@ -52,7 +52,17 @@ export interface AuthenticateKeyInput {
  */
 export function authenticateKey(input: AuthenticateKeyInput): AuthenticationOutcome {
   const { key, tenant, now } = input;
-  if (!verifyApiKey(input.presented, key?.digest) || key === undefined) return { kind: "refused", reason: "AUTH_UNAUTHORIZED" };
+  if (!verifyApiKey(input.presented, key?.digest) || key === undefined) {
+    // A wrong secret for a real key id is an attempt against that key: name the key it
+    // claimed, and its tenant when the key exists, so the tenant's own audit chain shows it.
+    const claimed = parseApiKey(input.presented)?.keyId;
+    return {
+      kind: "refused",
+      reason: "AUTH_UNAUTHORIZED",
+      ...(claimed ? { keyId: claimed } : {}),
+      ...(key?.id === claimed && key?.tenantId ? { tenantId: key.tenantId } : {}),
+    };
+  }
   const ids = { keyId: key.id, ...(key.tenantId ? { tenantId: key.tenantId } : {}) };
   const status = keyStatus(key, now, input.inactivityMs);
   if (status === "revoked") return { kind: "refused", reason: "AUTH_REVOKED_KEY", ...ids };

@@ -150,11 +150,11 @@ export const auditExportCommand: Command = {
 export const auditVerifyCommand: Command = {
   path: ["audit", "verify"],
   summary: "Verify a tenant's audit hash chain on the server, or an exported CSV file offline (--file); exit 1 when broken",
-  usage: "nexus audit verify [--tenant ID|SLUG] [--json]\n  nexus audit verify --file export.csv --tenant TENANT_ID",
+  usage: "nexus audit verify [--tenant ID|SLUG] [--json]\n  nexus audit verify --file export.csv [--tenant TENANT_ID]",
   async run(args) {
     const { values } = parseArgs({ args, options: { ...CLIENT_OPTIONS, tenant: { type: "string" }, file: { type: "string" } }, strict: true });
     if (values.file) {
-      if (values.tenant === undefined) throw new UsageError("--file needs --tenant with the tenant id the export belongs to (\"\" for installation-wide)");
+      // The tenant is a column of the export; --tenant checks it (and names it for older exports without the column).
       const entries = entriesFromCsv(await readFile(values.file, "utf8"), values.tenant);
       const v = new ChainVerifier();
       for (const e of entries) if (v.check(e)) break;

@@ -16,9 +16,9 @@ export interface AccessDeniedRecord {
   reason: AccessFailureReason;
   /** e.g. "/nexus.retrieval.v1.RetrievalService/Search". */
   procedure: string;
-  /** The presented key's id, when it was found and its secret matched. Never the secret. */
+  /** The key id the caller presented (claimed), when the key parses — even with a wrong secret. Never the secret. */
   keyId?: string;
-  /** The key's tenant, when known. */
+  /** The tenant of the claimed key, when that key exists (so the tenant's chain shows attempts against its keys). */
   tenantId?: string;
   peerAddress?: string;
 }

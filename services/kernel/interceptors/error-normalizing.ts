@@ -18,9 +18,18 @@ export function databaseUnavailableError(cause: unknown, requestId?: string): Co
   return domainError("DEPENDENCY_UNAVAILABLE", message, { dependency: "database" }, { cause, retryAfterMs: DATABASE_UNAVAILABLE_RETRY_MS });
 }
 
+/** connect-es's message prefix for a binary request body protobuf-es could not parse. */
+export const PARSE_BINARY = "parse binary:";
+
+/** The error a client gets for a request body that does not decode (reason INVALID_ARGUMENT). */
+export function decodeError(message: string): ConnectError {
+  return domainError("INVALID_ARGUMENT", message, { cause: "request_decoding" });
+}
+
 /**
  * What the client may see of an error. ConnectErrors pass through (they were built to be
- * sent) — except an INTERNAL/UNKNOWN one whose cause is a database outage, which some code
+ * sent) — except connect-es's INTERNAL "parse binary: …" for a message of a request stream
+ * that does not decode (the client's mistake, so INVALID_ARGUMENT) and an INTERNAL/UNKNOWN one whose cause is a database outage, which some code
  * wrapped without knowing better. A connection-class database failure (refused, terminated,
  * 57P01, 57P03, class 08, pool timeout) becomes UNAVAILABLE reason DEPENDENCY_UNAVAILABLE
  * (metadata `dependency: database`) with RetryInfo, so SDKs retry instead of giving up on an
@@ -31,6 +40,7 @@ export function databaseUnavailableError(cause: unknown, requestId?: string): Co
  */
 export function normalizeError(err: unknown, signal: AbortSignal, requestId?: string): ConnectError {
   if (err instanceof ConnectError) {
+    if (err.code === Code.Internal && err.rawMessage.startsWith(PARSE_BINARY)) return decodeError(err.rawMessage);
     if ((err.code === Code.Internal || err.code === Code.Unknown) && isDatabaseUnavailableError(err.cause)) {
       return databaseUnavailableError(err.cause, requestId);
     }

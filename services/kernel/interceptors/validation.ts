@@ -5,9 +5,16 @@ import type { Validator, Violation } from "@bufbuild/protovalidate";
 import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { domainError } from "../errors.js";
+import { storableValueViolations } from "./storable-values.js";
 
-/** Most violations spelled out in the error message; the details always carry all of them. */
+/** Most violations spelled out in the error message. */
 const MESSAGE_VIOLATIONS = 5;
+/**
+ * Most violations carried in the details (and in ErrorInfo `fields`): a 2000-item list of bad
+ * values would otherwise make a grpc-status-details-bin trailer larger than HTTP/2 peers accept
+ * (the client then sees a reset stream instead of INVALID_ARGUMENT). The message counts the rest.
+ */
+const DETAIL_VIOLATIONS = 25;
 
 /** The field a violation is about, e.g. "top_k" or "filters.document_ids[2]" ("" = message-level). */
 export function violationField(v: Violation): string {
@@ -18,15 +25,16 @@ export function violationField(v: Violation): string {
  * The INVALID_ARGUMENT error for violations: reason VALIDATION_FAILED, a message naming the
  * fields ("top_k: must be less than or equal to 50"), ErrorInfo metadata `fields`, a
  * google.rpc.BadRequest (field, description, reason = rule id) and the buf.validate.Violations
- * detail protovalidate clients understand.
+ * detail protovalidate clients understand (the first 25 violations; the message counts all).
  */
-export function validationError(violations: readonly Violation[]): ConnectError {
+export function validationError(all: readonly Violation[]): ConnectError {
+  const violations = all.slice(0, DETAIL_VIOLATIONS);
   const describe = (v: Violation) => {
     const field = violationField(v);
     return field ? `${field}: ${v.message}` : v.message;
   };
   const shown = violations.slice(0, MESSAGE_VIOLATIONS).map(describe);
-  const more = violations.length - shown.length;
+  const more = all.length - shown.length;
   const message =
     `invalid request: ${shown.join("; ")}` + (more > 0 ? `; and ${more} more violation${more > 1 ? "s" : ""}` : "");
   const fields = [...new Set(violations.map(violationField).filter((f) => f !== ""))];
@@ -43,11 +51,15 @@ export function validationError(violations: readonly Violation[]): ConnectError 
 }
 
 /**
- * Validates one message against its `buf.validate` rules. Invalid → {@link validationError};
- * a rule that cannot be compiled or evaluated is our bug, so it throws a plain Error (which
- * the error-normalizing interceptor turns into INTERNAL, logging the cause).
+ * Validates one message: first the rules every request obeys (no NUL in strings, exact 64-bit
+ * integers, real timestamps and durations — see {@link storableValueViolations}), then its
+ * `buf.validate` rules. Invalid → {@link validationError}; a rule that cannot be compiled or
+ * evaluated is our bug, so it throws a plain Error (which the error-normalizing interceptor
+ * turns into INTERNAL, logging the cause).
  */
 export function assertValid<Desc extends DescMessage>(validator: Validator, schema: Desc, message: MessageShape<Desc>): void {
+  const storable = storableValueViolations(schema, message);
+  if (storable.length > 0) throw validationError(storable);
   const result = validator.validate(schema, message);
   if (result.kind === "valid") return;
   if (result.kind === "invalid") throw validationError(result.violations);

@@ -9,6 +9,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { errorFromJson } from "@connectrpc/connect/protocol-connect";
+import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
@@ -22,7 +23,7 @@ import {
 import type { HealthCheckResponse } from "../../../gen/grpc/health/v1/health_pb.js";
 import * as reflection from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
-import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { GetCorpusRequestSchema, RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { currentRequestMeta, principalKey } from "../context.js";
 import { errorReason } from "../errors.js";
 import { createLogger } from "../logger.js";
@@ -681,6 +682,140 @@ describe("kernel server: refused uploads do not linger", () => {
     await server.close();
     // Had the refused stream stayed half open, close() would have had to abort it.
     expect(logs.lines.filter((l) => l.msg === "shutdown timeout: aborting in-flight RPCs")).toEqual([]);
+  });
+
+  it("does the same for Connect over HTTP/2 (no trailers), and the connection keeps serving", async () => {
+    const logs = new LogCapture();
+    const server = createServer({
+      logger: createLogger({ name: "test", level: "info", destination: logs }),
+      readMaxBytes: 64 * 1024,
+      shutdownTimeoutMs: 2000,
+      services: [retrievalModule({ createCorpus: async () => ({}) })],
+    });
+    const addr = await server.listen({ port: 0, host: "127.0.0.1" });
+    const client = createClient(RetrievalService, createConnectTransport({ baseUrl: addr.url, httpVersion: "2", useBinaryFormat: true }));
+    for (let i = 0; i < 3; i++) {
+      const err = await failure(client.createCorpus({ displayName: "big", description: "x".repeat(3 * 1024 * 1024) }));
+      expect(err.code).toBe(Code.ResourceExhausted);
+    }
+    expect(await client.createCorpus({ displayName: "small" })).toBeDefined();
+    await server.close();
+    expect(logs.lines.filter((l) => l.msg === "shutdown timeout: aborting in-flight RPCs")).toEqual([]);
+  });
+});
+
+describe("kernel server: what gRPC clients see of refused and undecodable requests", () => {
+  let server: NexusServer;
+  let addr: BoundAddress;
+  beforeAll(async () => {
+    server = createServer({
+      logger: createLogger({ name: "test", level: "silent" }),
+      readMaxBytes: 64 * 1024,
+      services: [
+        retrievalModule({
+          async search() {
+            return {};
+          },
+          async getCorpus(req) {
+            throw new ConnectError(`corpus ${req.corpusId}: not found; see https://nexus.dev/docs#corpora (100% café)`, Code.NotFound);
+          },
+        }),
+      ],
+    });
+    addr = await server.listen({ port: 0, host: "127.0.0.1" });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  const searchPath = "/nexus.retrieval.v1.RetrievalService/Search";
+  /** A grpc-js unary call sending `bytes` as the message, resolving with the status it ended with. */
+  function grpcRawUnary(client: grpc.Client, path: string, bytes: Uint8Array): Promise<grpc.ServiceError | undefined> {
+    return new Promise((resolve) => {
+      client.makeUnaryRequest(
+        path,
+        (b: Uint8Array) => Buffer.from(b),
+        (b: Buffer) => b,
+        bytes,
+        new grpc.Metadata(),
+        { deadline: Date.now() + 10_000 },
+        (err) => resolve(err ?? undefined),
+      );
+    });
+  }
+  /** The ErrorInfo reason in a grpc-js error's grpc-status-details-bin (read with Connect's own parser). */
+  const errorInfoReason = (err: grpc.ServiceError) => {
+    const bin = err.metadata.get("grpc-status-details-bin")[0];
+    if (!(bin instanceof Buffer)) return undefined;
+    const headers = new Headers({ "grpc-status": String(err.code), "grpc-status-details-bin": bin.toString("base64") });
+    const parsed = findTrailerError(headers);
+    return parsed ? errorReason(parsed) : undefined;
+  };
+
+  it("answers every oversized request on one connection with RESOURCE_EXHAUSTED, never CANCELLED, and the connection keeps working", async () => {
+    const client = new grpc.Client(`127.0.0.1:${addr.port}`, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": -1 });
+    try {
+      const big = new Uint8Array(1024 * 1024).fill(0x61);
+      for (let i = 0; i < 6; i++) {
+        const err = await grpcRawUnary(client, searchPath, big);
+        expect(err?.code, `attempt ${i}: ${err?.details}`).toBe(grpc.status.RESOURCE_EXHAUSTED);
+        expect(errorInfoReason(err!)).toBe("REQUEST_TOO_LARGE");
+      }
+      const after = await grpcRawUnary(client, "/nexus.retrieval.v1.RetrievalService/GetCorpus", toBinary(GetCorpusRequestSchema, create(GetCorpusRequestSchema, { corpusId: "c-1" })));
+      expect(after?.code).toBe(grpc.status.NOT_FOUND);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("answers an undecodable binary body with INVALID_ARGUMENT and ErrorInfo (gRPC, gRPC-Web and Connect binary)", async () => {
+    const garbage = Uint8Array.of(0x0f, 0x01, 0x02);
+    const client = new grpc.Client(`127.0.0.1:${addr.port}`, grpc.credentials.createInsecure());
+    try {
+      const err = await grpcRawUnary(client, searchPath, garbage);
+      expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err?.details).toMatch(/^parse binary:/);
+      expect(errorInfoReason(err!)).toBe("INVALID_ARGUMENT");
+    } finally {
+      client.close();
+    }
+    // The same bytes as a Connect binary body and as a gRPC-Web message.
+    const res = await fetch(`${addr.url}${searchPath}`, {
+      method: "POST",
+      headers: { "content-type": "application/proto" },
+      body: Buffer.from(garbage),
+    });
+    expect(res.status).toBe(400);
+    const e = errorFromJson((await res.json()) as JsonValue, undefined, new ConnectError("unparseable"));
+    expect(e.code).toBe(Code.InvalidArgument);
+    expect(errorReason(e)).toBe("INVALID_ARGUMENT");
+    const webErr = await fetch(`${addr.url}${searchPath}`, {
+      method: "POST",
+      headers: { "content-type": "application/grpc-web+proto" },
+      body: Buffer.concat([Buffer.from([0, 0, 0, 0, garbage.byteLength]), Buffer.from(garbage)]),
+    });
+    const text = Buffer.from(await webErr.arrayBuffer()).toString("latin1");
+    expect(text).toContain("grpc-status: 3");
+    expect(text).toContain("grpc-status-details-bin");
+  });
+
+  it("percent-encodes grpc-message as the gRPC spec says, so grpc-js shows ':' and not '%3A'", async () => {
+    const client = new grpc.Client(`127.0.0.1:${addr.port}`, grpc.credentials.createInsecure());
+    try {
+      const err = await new Promise<grpc.ServiceError>((resolve) => {
+        client.makeUnaryRequest(
+          "/nexus.retrieval.v1.RetrievalService/GetCorpus",
+          (b: Uint8Array) => Buffer.from(b),
+          (b: Buffer) => b,
+          toBinary(GetCorpusRequestSchema, create(GetCorpusRequestSchema, { corpusId: "c-1" })),
+          (e) => resolve(e!),
+        );
+      });
+      expect(err.code).toBe(grpc.status.NOT_FOUND);
+      expect(err.details).toBe("corpus c-1: not found; see https://nexus.dev/docs#corpora (100% café)");
+    } finally {
+      client.close();
+    }
   });
 });
 

@@ -128,6 +128,30 @@ export interface NexusServer {
 
 const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
 const DEFAULT_SHUTDOWN_TIMEOUT_MS = 15_000;
+/** How long a client may keep sending a request the server already answered before its stream is reset. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+/**
+ * Reads and discards what a client still sends on a stream whose answer is complete (up to
+ * twice `maxBytes` more, or {@link DRAIN_TIMEOUT_MS}), then lets it end; a client sending past
+ * that gets RST_STREAM NO_ERROR, which the gRPC spec allows after the trailers.
+ */
+function drainThenClose(request: Http2ServerRequest, maxBytes: number): void {
+  const stream = request.stream;
+  let drained = 0;
+  const reset = () => {
+    if (!stream.destroyed && !stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  };
+  const timer = setTimeout(reset, DRAIN_TIMEOUT_MS);
+  timer.unref();
+  request.on("data", (chunk: Buffer) => {
+    drained += chunk.byteLength;
+    if (drained > 2 * maxBytes) reset();
+  });
+  stream.once("close", () => clearTimeout(timer));
+  request.resume();
+}
+
 /** After the shutdown timeout, how long aborted handlers get to send their UNAVAILABLE. */
 const ABORT_GRACE_MS = 1000;
 
@@ -233,6 +257,7 @@ export function createServer(options: ServerOptions): NexusServer {
     }
   };
 
+  const readMaxBytes = options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES;
   const rpcHandler = connectNodeAdapter({
     routes,
     interceptors: serverInterceptors({
@@ -240,7 +265,7 @@ export function createServer(options: ServerOptions): NexusServer {
       ...(options.interceptors ? { extra: options.interceptors } : {}),
       ...(options.validator ? { validator: options.validator } : {}),
     }),
-    readMaxBytes: options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES,
+    readMaxBytes,
     // A JSON field the API does not have is a mistake to report (INVALID_ARGUMENT naming the
     // key), as the protobuf JSON mapping and Google's APIs do, not something to drop silently.
     jsonOptions: { ignoreUnknownFields: false },
@@ -290,14 +315,21 @@ export function createServer(options: ServerOptions): NexusServer {
       if (state.lifecycle !== "serving" && state.lifecycle !== "idle") h1.shouldKeepAlive = false;
     } else {
       // When the answer is complete but the client is still sending (a refused or oversized
-      // upload that connect stopped reading), end the stream once the trailers are out;
-      // otherwise it stays half open with a full window until shutdown. (Node does not send
-      // RST_STREAM NO_ERROR on a stream whose readable side is still open, so CANCEL it.)
-      const stream = (req as Http2ServerRequest).stream;
+      // request connect stopped reading), read and discard the rest so the client finishes its
+      // send and reads the trailers already on the wire. connect-node stops reading with the
+      // body iterator's return(), which by default destroys the request: RST_STREAM CANCEL,
+      // racing the trailers (gRPC clients then report CANCELLED), and the data the stream
+      // held is never consumed, so the connection's flow-control window shrinks until later
+      // calls on the connection hang. So its iterator leaves the stream open, and the rest is
+      // drained (bounded in bytes and time; past that, RST_STREAM NO_ERROR, as the gRPC spec
+      // allows after the trailers).
+      const request = req as Http2ServerRequest;
+      request[Symbol.asyncIterator] = () => request.iterator({ destroyOnReturn: false });
+      const stream = request.stream;
       stream.once("wantTrailers", () =>
         setImmediate(() => {
-          const clientStillSending = !stream.destroyed && !stream.readableEnded && stream.state.remoteClose === 0;
-          if (clientStillSending) stream.close(http2.constants.NGHTTP2_CANCEL);
+          const clientStillSending = !stream.destroyed && !request.readableEnded && stream.state.remoteClose === 0;
+          if (clientStillSending) drainThenClose(request, readMaxBytes);
         }),
       );
     }

@@ -351,7 +351,7 @@ export const AuditService: GenService<{
   },
   /**
    * Streams the matching entries as CSV (oldest first, one header row), in byte chunks to
-   * concatenate. Columns: sequence, id, occurred_at, event_type, outcome, actor_kind,
+   * concatenate. Columns: sequence, id, tenant_id, occurred_at, event_type, outcome, actor_kind,
    * actor_key_id, actor_name, actor_role, action, resource_type, resource_id, request_id,
    * correlation_id, before, after, metadata (JSON with sorted keys), source_event_id,
    * prev_hash, hash. Every field the hash covers is a column, so an export can be
