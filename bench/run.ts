@@ -17,6 +17,7 @@ import { benchSearchCases } from "./search.js";
  * minutes on two cores) and writes `latest-…-large.*` instead of `latest.*`; a run of named
  * benchmarks writes `latest-<names>.*`. Benchmarks on PostgreSQL use NEXUS_BENCH_DATABASE_URL or the local server,
  * on NATS NEXUS_BENCH_NATS_URL or the local server; without them they are skipped and say so.
+ * NEXUS_BENCH_BACKENDS=postgres (or pglite) runs the ingestion and search cases on one engine.
  */
 const args = process.argv.slice(2);
 const large = args.includes("--large") || process.env.NEXUS_BENCH_LARGE === "1";
@@ -26,13 +27,17 @@ const natsUrl = process.env.NEXUS_BENCH_NATS_URL || "nats://127.0.0.1:4222";
 const started = new Date();
 const machine = await machineInfo({ databaseUrl: benchServerUrl(), natsUrl });
 const postgres = machine.postgres !== undefined;
-const backends: BenchBackend[] = postgres ? ["pglite", "postgres"] : ["pglite"];
+// NEXUS_BENCH_BACKENDS=postgres (or pglite) narrows the ingestion and search cases to one engine.
+const wanted = (process.env.NEXUS_BENCH_BACKENDS ?? "pglite,postgres").split(",").map((b) => b.trim());
+const backends = (postgres ? (["pglite", "postgres"] as const) : (["pglite"] as const)).filter((b): b is BenchBackend => wanted.includes(b));
 // PGlite at 200k chunks takes a quarter of an hour here (one WASM thread builds the graph):
 // only with NEXUS_BENCH_LARGE_PGLITE=1.
 const largePglite = process.env.NEXUS_BENCH_LARGE_PGLITE === "1";
+// Search needs vectors: a PostgreSQL without pgvector is left out of it (and said so).
+const searchBackends = backends.filter((b) => b === "pglite" || machine.pgvector !== undefined);
 const searchCases = [
-  ...backends.map((backend) => ({ backend, chunks: 50_000 })),
-  ...(large ? backends.filter((b) => b === "postgres" || largePglite).map((backend) => ({ backend, chunks: 200_000 })) : []),
+  ...searchBackends.map((backend) => ({ backend, chunks: 50_000 })),
+  ...(large ? searchBackends.filter((b) => b === "postgres" || largePglite).map((backend) => ({ backend, chunks: 200_000 })) : []),
 ];
 const skippedNoPostgres = `no PostgreSQL at ${benchServerUrl()} (set NEXUS_BENCH_DATABASE_URL)`;
 
@@ -68,7 +73,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
   ["events", (log) => benchEventsOutcome(log)],
 ];
 
-const run: BenchRun = { startedAt: started.toISOString(), durationSeconds: 0, options: { large, largePglite, only }, machine, ratios: [], results: {}, logs: {}, skipped: {} };
+const run: BenchRun = { startedAt: started.toISOString(), durationSeconds: 0, options: { large, largePglite, only, backends }, machine, ratios: [], results: {}, logs: {}, skipped: {} };
 console.log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres ?? "-"} (pgvector ${machine.pgvector ?? "-"}), NATS ${machine.nats ?? "-"}, load ${machine.loadAverageAtStart}`);
 for (const [name, bench] of BENCHES) {
   if (only.length > 0 && !only.includes(name)) continue;
@@ -78,6 +83,9 @@ for (const [name, bench] of BENCHES) {
     lines.push(line);
     console.log(line);
   };
+  if (name === "search" && searchBackends.length < backends.length) {
+    run.skipped["search on PostgreSQL"] = "the server has no pgvector (install it: see docs/performance.md)";
+  }
   const outcome = await bench(log);
   if (typeof outcome === "string") {
     run.skipped[name] = outcome;

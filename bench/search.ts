@@ -80,6 +80,8 @@ export interface SearchBenchResult {
     exactPlanUsesIndex: boolean;
     hnsw: Percentiles;
     exact: Percentiles;
+    /** Recall@10 and HNSW p50 (ms) at the production ef_search and larger ones, same queries. */
+    efSweep: { efSearch: number; recallAt10: number; p50: number }[];
   };
   hybrid: ModeLatency;
   vector: ModeLatency;
@@ -238,19 +240,39 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
       });
       return { ms: performance.now() - t0, rows };
     };
+    // Ties at the 10th distance: any chunk as close as the exact 10th is a right answer.
+    const recallOf = (approx: Row[], exact: Row[]): number => {
+      if (exact.length === 0) return 1;
+      const cutoff = Math.min(...exact.map((r) => Number(r.vector_score)));
+      return Math.min(1, approx.filter((r) => Number(r.vector_score) >= cutoff - 1e-9).length / exact.length);
+    };
     const recalls: number[] = [];
     const hnswTimes: number[] = [];
     const exactTimes: number[] = [];
+    const statements: SearchStatement[] = [];
+    const exactRows: Row[][] = [];
     for (let i = 0; i < recallQueries; i++) {
       const s = vectorStatement(queryOf(10_000 + i, documents), 10);
       const approx = await timed(hnswSettings, s);
       const exact = await timed(exactSettings, s);
       hnswTimes.push(approx.ms);
       exactTimes.push(exact.ms);
-      // Ties at the 10th distance: any chunk as close as the exact 10th is a right answer.
-      const cutoff = Math.min(...exact.rows.map((r) => Number(r.vector_score)));
-      const right = approx.rows.filter((r) => Number(r.vector_score) >= cutoff - 1e-9).length;
-      recalls.push(exact.rows.length === 0 ? 1 : Math.min(1, right / exact.rows.length));
+      statements.push(s);
+      exactRows.push(exact.rows);
+      recalls.push(recallOf(approx.rows, exact.rows));
+    }
+    // What a larger ef_search would buy (the production value is the first row).
+    const efSweep: { efSearch: number; recallAt10: number; p50: number }[] = [];
+    for (const ef of [efSearch, 100, 200, 400].filter((v, i, all) => all.indexOf(v) === i)) {
+      const settings = `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${ef}`;
+      const rs: number[] = [];
+      const ts: number[] = [];
+      for (const [i, s] of statements.entries()) {
+        const approx = await timed(settings, s);
+        ts.push(approx.ms);
+        rs.push(recallOf(approx.rows, exactRows[i]!));
+      }
+      efSweep.push({ efSearch: ef, recallAt10: rs.reduce((a, b) => a + b, 0) / Math.max(1, rs.length), p50: percentiles(ts).p50 });
     }
     const recall = {
       queries: recallQueries,
@@ -261,10 +283,12 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
       exactPlanUsesIndex,
       hnsw: percentiles(hnswTimes),
       exact: percentiles(exactTimes),
+      efSweep,
     };
     log(
       `  recall@10 HNSW vs exact    ${recall.recallAt10.toFixed(3)} (min ${recall.minRecallAt10.toFixed(2)}, ${recallQueries} queries, ef_search ${efSearch}; plans: HNSW ${hnswPlanUsesIndex ? "uses" : "does NOT use"} the index, exact ${exactPlanUsesIndex ? "USES" : "does not use"} it)`,
     );
+    log(`  recall@10 by ef_search     ${efSweep.map((e) => `${e.efSearch}: ${e.recallAt10.toFixed(3)} (p50 ${e.p50.toFixed(1)} ms)`).join("   ")}`);
     log(`  vector top-10 latency      HNSW p50 ${recall.hnsw.p50.toFixed(2)} ms p95 ${recall.hnsw.p95.toFixed(2)} ms   exact p50 ${recall.exact.p50.toFixed(2)} ms p95 ${recall.exact.p95.toFixed(2)} ms`);
 
     const measureMode = async (mode: "hybrid" | "vector"): Promise<ModeLatency> => {
