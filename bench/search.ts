@@ -74,6 +74,10 @@ export interface SearchBenchResult {
     recallAt10: number;
     /** Smallest per-query recall. */
     minRecallAt10: number;
+    /** Rows the HNSW statement returned per query (10 unless the scan ran dry). */
+    meanRowsReturned: number;
+    /** Mean of (cosine distance of HNSW's 10th) / (distance of the exact 10th): 1.00 = as close. */
+    tenthDistanceRatio: number;
     efSearch: number;
     /** The plan check: the HNSW statement uses the index, the exact one does not. */
     hnswPlanUsesIndex: boolean;
@@ -246,7 +250,11 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
       const cutoff = Math.min(...exact.map((r) => Number(r.vector_score)));
       return Math.min(1, approx.filter((r) => Number(r.vector_score) >= cutoff - 1e-9).length / exact.length);
     };
+    // Misses that are near misses show here: how much farther HNSW's 10th is than the exact 10th.
+    const farthest = (rows: Row[]) => 1 - Math.min(...rows.map((r) => Number(r.vector_score)));
     const recalls: number[] = [];
+    const returned: number[] = [];
+    const tenthRatios: number[] = [];
     const hnswTimes: number[] = [];
     const exactTimes: number[] = [];
     const statements: SearchStatement[] = [];
@@ -260,6 +268,8 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
       statements.push(s);
       exactRows.push(exact.rows);
       recalls.push(recallOf(approx.rows, exact.rows));
+      returned.push(approx.rows.length);
+      if (approx.rows.length > 0 && exact.rows.length > 0) tenthRatios.push(farthest(approx.rows) / Math.max(1e-9, farthest(exact.rows)));
     }
     // What a larger ef_search would buy (the production value is the first row).
     const efSweep: { efSearch: number; recallAt10: number; p50: number }[] = [];
@@ -278,6 +288,8 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
       queries: recallQueries,
       recallAt10: recalls.reduce((a, b) => a + b, 0) / Math.max(1, recalls.length),
       minRecallAt10: Math.min(...recalls),
+      meanRowsReturned: returned.reduce((a, b) => a + b, 0) / Math.max(1, returned.length),
+      tenthDistanceRatio: tenthRatios.reduce((a, b) => a + b, 0) / Math.max(1, tenthRatios.length),
       efSearch,
       hnswPlanUsesIndex,
       exactPlanUsesIndex,
@@ -288,6 +300,7 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
     log(
       `  recall@10 HNSW vs exact    ${recall.recallAt10.toFixed(3)} (min ${recall.minRecallAt10.toFixed(2)}, ${recallQueries} queries, ef_search ${efSearch}; plans: HNSW ${hnswPlanUsesIndex ? "uses" : "does NOT use"} the index, exact ${exactPlanUsesIndex ? "USES" : "does not use"} it)`,
     );
+    log(`  HNSW rows returned         ${recall.meanRowsReturned.toFixed(1)} per query; its 10th is ${recall.tenthDistanceRatio.toFixed(3)}× as far as the exact 10th (1.000 = as close)`);
     log(`  recall@10 by ef_search     ${efSweep.map((e) => `${e.efSearch}: ${e.recallAt10.toFixed(3)} (p50 ${e.p50.toFixed(1)} ms)`).join("   ")}`);
     log(`  vector top-10 latency      HNSW p50 ${recall.hnsw.p50.toFixed(2)} ms p95 ${recall.hnsw.p95.toFixed(2)} ms   exact p50 ${recall.exact.p50.toFixed(2)} ms p95 ${recall.exact.p95.toFixed(2)} ms`);
 
