@@ -19,17 +19,26 @@ import { createPgSearchIndex } from "../services/knowledge/retrieval/adapters/po
 import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
 import { RetrievalHandler } from "../services/knowledge/retrieval/retrieval-handler.js";
 
+/** The PostgreSQL server the benchmarks use: NEXUS_BENCH_DATABASE_URL, else the local one. */
+export function benchServerUrl(): string {
+  return process.env.NEXUS_BENCH_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+}
+
+/** Which engine a benchmark runs on: embedded PGlite (`nexus dev`) or a PostgreSQL server. */
+export type BenchBackend = "pglite" | "postgres";
+
 /**
  * The ingestion and retrieval services wired in this process for the benchmarks, exactly as
- * `nexus dev` wires them (PGlite with pgvector, hash embeddings, local bus) — or, with
- * NEXUS_BENCH_DATABASE_URL set, on that PostgreSQL in lexical-only mode.
+ * `nexus dev` wires them (PGlite with pgvector, hash embeddings, local bus) — or on a fresh
+ * database of a PostgreSQL server ({@link benchServerUrl}), with vectors when the server has
+ * pgvector and lexical-only when it has not.
  */
 export interface BenchRag {
   db: Database;
   bus: EventBus;
   retrieval: RetrievalHandler;
   ingestion: IngestionRuntime;
-  /** Chunks carry vectors (PGlite) or not (PostgreSQL without pgvector). */
+  /** Chunks carry vectors (PGlite, PostgreSQL with pgvector) or not (PostgreSQL without it). */
   vectors: boolean;
   backend: string;
   ctx: HandlerContext;
@@ -73,12 +82,13 @@ export async function createBenchDatabase(serverUrl: string): Promise<{ url: str
 }
 
 /**
- * Opens the backend, migrates, wires the services and starts the worker. With
- * NEXUS_BENCH_DATABASE_URL it runs on a fresh database on that server (dropped by close()).
+ * Opens the backend, migrates, wires the services and starts the worker. `backend` defaults
+ * to "postgres" when NEXUS_BENCH_DATABASE_URL is set, else "pglite". On PostgreSQL it runs on
+ * a fresh database of that server (dropped by close()).
  */
-export async function openBenchRag(options: { workers?: boolean } = {}): Promise<BenchRag> {
-  const serverUrl = process.env.NEXUS_BENCH_DATABASE_URL;
-  const fresh = serverUrl ? await createBenchDatabase(serverUrl) : undefined;
+export async function openBenchRag(options: { workers?: boolean; backend?: BenchBackend } = {}): Promise<BenchRag> {
+  const backend = options.backend ?? (process.env.NEXUS_BENCH_DATABASE_URL ? "postgres" : "pglite");
+  const fresh = backend === "postgres" ? await createBenchDatabase(benchServerUrl()) : undefined;
   const db = fresh ? await createPgDatabase({ url: fresh.url }) : await createPgliteDatabase();
   const vectors = db.capabilities.vector;
   const bus = await createLocalEventBus({ db, pollIntervalMs: 20 });
@@ -112,7 +122,7 @@ export async function openBenchRag(options: { workers?: boolean } = {}): Promise
     retrieval,
     ingestion,
     vectors,
-    backend: fresh ? "PostgreSQL (lexical-only)" : "PGlite + pgvector",
+    backend: fresh ? `PostgreSQL${vectors ? " + pgvector" : " (lexical-only: no pgvector)"}` : "PGlite + pgvector",
     ctx,
     async close() {
       await ingestion.stop();
@@ -123,11 +133,19 @@ export async function openBenchRag(options: { workers?: boolean } = {}): Promise
   };
 }
 
-/** p50/p95/mean of a series in milliseconds. */
-export function percentiles(values: readonly number[]): { p50: number; p95: number; mean: number } {
+/** Percentiles and mean of a series, in milliseconds. */
+export interface Percentiles {
+  p50: number;
+  p95: number;
+  p99: number;
+  mean: number;
+}
+
+/** p50/p95/p99/mean of a series in milliseconds (nearest rank). */
+export function percentiles(values: readonly number[]): Percentiles {
   const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
-  return { p50: at(0.5), p95: at(0.95), mean: sorted.reduce((s, v) => s + v, 0) / Math.max(1, sorted.length) };
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? 0;
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99), mean: sorted.reduce((s, v) => s + v, 0) / Math.max(1, sorted.length) };
 }
 
 const SYLLABLES = ["ka", "lo", "mi", "ren", "tas", "vo", "dri", "sel", "pan", "qu", "ber", "ton", "ix", "ul", "mar", "fe", "gor", "shi", "an", "wel"];

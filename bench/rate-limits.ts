@@ -8,6 +8,11 @@ import { tokensAt } from "../services/kernel/limits/token-bucket.js";
 import { migrateSchemas } from "../services/kernel/service/index.js";
 import { createBenchDatabase } from "./rag-setup.js";
 
+/** takes/s of each store at each concurrency, and the ratio PostgreSQL / NATS KV. */
+export interface RateLimitsBenchResult {
+  runs: { concurrency: number; postgresPerSecond: number; natsKvPerSecond: number; ratio: number }[];
+}
+
 /**
  * Where shared rate-limit buckets live (issue 11): the PostgreSQL store Nexus uses
  * (`platform.take_tokens`, one statement, async commit) against the same token bucket on NATS
@@ -15,7 +20,7 @@ import { createBenchDatabase } from "./rag-setup.js";
  * sequential and with 8 callers contending for one bucket. Needs NEXUS_BENCH_DATABASE_URL (or
  * postgres://postgres@127.0.0.1:5432/postgres) and NATS at NEXUS_BENCH_NATS_URL (or :4222).
  */
-export async function benchRateLimits(options: { calls?: number; log?: (l: string) => void } = {}): Promise<void> {
+export async function benchRateLimits(options: { calls?: number; log?: (l: string) => void } = {}): Promise<RateLimitsBenchResult> {
   const calls = options.calls ?? 2000;
   const log = options.log ?? console.log;
   const database = await createBenchDatabase(process.env.NEXUS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres");
@@ -62,11 +67,14 @@ export async function benchRateLimits(options: { calls?: number; log?: (l: strin
       log(`${label.padEnd(28)} concurrency ${concurrency}: ${(times.length / secs).toFixed(0).padStart(6)} takes/s  p50 ${p(0.5)} ms  p99 ${p(0.99)} ms`);
       return times.length / secs;
     };
+    const runs: RateLimitsBenchResult["runs"] = [];
     for (const c of [1, 8]) {
       const pg = await measure("postgres take_tokens", pgTake, c);
       const nats = await measure("nats kv get+cas", kvTake, c);
       log(`  ratio postgres / nats kv at concurrency ${c}: ${(pg / nats).toFixed(2)}`);
+      runs.push({ concurrency: c, postgresPerSecond: pg, natsKvPerSecond: nats, ratio: pg / nats });
     }
+    return { runs };
   } finally {
     await kv.destroy().catch(() => undefined);
     await nc.close();

@@ -1,0 +1,355 @@
+import { randomUUID } from "node:crypto";
+import { pathToFileURL } from "node:url";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { recordFacts } from "../services/kernel/commands/index.js";
+import { createPgDatabase } from "../services/kernel/db/pg-database.js";
+import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
+import type { Database } from "../services/kernel/db/ports.js";
+import { connectNats, ensureStream } from "../services/kernel/events/nats-streams.js";
+import { createLocalEventBus, createNatsEventBus, createOutboxRelay, migratePlatform, readAll, type EventBus } from "../services/kernel/events/index.js";
+import { eventHeaders } from "../services/kernel/events/nats-message.js";
+import { subjectOf } from "../services/kernel/events/topics.js";
+import type { BenchOutcome, BenchRatio } from "./results.js";
+import { benchServerUrl, createBenchDatabase, percentiles, type Percentiles } from "./rag-setup.js";
+
+/**
+ * Events benchmark (issue 11), on this machine's PostgreSQL and NATS (and PGlite):
+ *
+ * 1. Event commit → projection. A writer records one fact in its own transaction (the kernel's
+ *    `recordFacts`, as services do); a durable consumer's handler writes it into a projection
+ *    table and, in the same transaction, sends a NOTIFY — which PostgreSQL delivers only on
+ *    commit, so its arrival is the moment the projection is visible. Timed from the writer's
+ *    COMMIT returning to that NOTIFY, p50/p95/p99, on: the local bus over PGlite (`nexus dev`),
+ *    the local bus over PostgreSQL, and the NATS bus (outbox relay → JetStream → pull consumer)
+ *    over PostgreSQL — every bus with its production defaults. Ratio in the same run: the NATS
+ *    bus against the local bus on the same PostgreSQL, which is what the relay → JetStream
+ *    hop costs in latency. (A bare NOTIFY is no floor to divide by: it reaches the listener
+ *    before the writer has even read its COMMIT reply.)
+ * 2. Relay rate. `events` facts are appended while no relay runs, then a relay starts and is
+ *    timed until its checkpoint passes the last one: events/s published to JetStream,
+ *    acknowledged and checkpointed. Baseline in the same run: the same messages (subjects,
+ *    bodies, headers, Nats-Msg-Id) published straight to JetStream by one client, in the
+ *    relay's batch size (200 pipelined publishes, then wait for their acks) — what the relay
+ *    would reach if reading the outbox and moving its checkpoint cost nothing. Two rounds,
+ *    alternating which goes first, each into fresh streams; the better of each side counts.
+ *
+ * Every stream, subject prefix and database is the benchmark's own and removed afterwards;
+ * the shared servers are never reconfigured.
+ */
+export interface EventsBenchOptions {
+  /** Measured commit → projection samples per bus. Default 300. */
+  samples?: number;
+  /** Unmeasured warm-up samples per bus. Default 20. */
+  warmup?: number;
+  /** Events per relay measurement. Default 10 000. */
+  relayEvents?: number;
+  natsUrl?: string;
+  databaseUrl?: string;
+  log?: (line: string) => void;
+}
+
+/** Commit → projection on one bus. */
+export interface ProjectionLatency {
+  bus: string;
+  /** Writer's COMMIT → projection committed (its NOTIFY heard). */
+  projection: Percentiles;
+  /** How long the writer's append transaction took (BEGIN … COMMIT). */
+  append: Percentiles;
+}
+
+/** What {@link benchEvents} measured. */
+export interface EventsBenchResult {
+  projections: ProjectionLatency[];
+  relay?: {
+    events: number;
+    batchSize: number;
+    /** events/s of each round. */
+    relayRuns: number[];
+    rawRuns: number[];
+    relayPerSecond: number;
+    rawPerSecond: number;
+    ratio: number;
+  };
+  skipped: string[];
+}
+
+const TOPIC = "bench.pinged";
+const TYPE = "nexus.bench.v1.Pinged";
+const CHANNEL = "nexus_bench_projection";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A listener that resolves waiters by payload (event id). */
+async function notifications(db: Database, channel: string): Promise<{ next(id: string): Promise<number>; stop(): Promise<void> }> {
+  const waiting = new Map<string, (at: number) => void>();
+  const early = new Map<string, number>();
+  const stop = await db.listen(channel, (payload) => {
+    const at = performance.now();
+    const resolve = waiting.get(payload);
+    if (resolve) {
+      waiting.delete(payload);
+      resolve(at);
+    } else early.set(payload, at);
+  });
+  return {
+    next(id) {
+      const at = early.get(id);
+      if (at !== undefined) {
+        early.delete(id);
+        return Promise.resolve(at);
+      }
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiting.delete(id);
+          reject(new Error(`no notification for ${id} within 30 s`));
+        }, 30_000);
+        waiting.set(id, (t) => {
+          clearTimeout(timer);
+          resolve(t);
+        });
+      });
+    },
+    stop,
+  };
+}
+
+/** Measures commit → projection on `bus` (already started) over `db`. */
+async function projectionLatency(label: string, db: Database, bus: EventBus, samples: number, warmup: number): Promise<ProjectionLatency> {
+  await db.exec(`CREATE SCHEMA IF NOT EXISTS bench_proj; CREATE TABLE IF NOT EXISTS bench_proj.pings (event_id uuid PRIMARY KEY, seen_at timestamptz NOT NULL DEFAULT now())`);
+  const heard = await notifications(db, CHANNEL);
+  const sub = await bus.subscribe({
+    name: `bench-projection-${randomUUID().slice(0, 8)}`,
+    subject: TOPIC,
+    schema: "bench_proj",
+    deliverFrom: "new",
+    handler: async (event, tx) => {
+      await tx.query("INSERT INTO bench_proj.pings (event_id) VALUES ($1)", [event.eventId]);
+      await tx.query("SELECT pg_notify($1, $2)", [CHANNEL, event.eventId]);
+    },
+  });
+  try {
+    const projection: number[] = [];
+    const append: number[] = [];
+    for (let i = 0; i < warmup + samples; i++) {
+      // A random pause so samples do not fall into step with any poll timer.
+      await sleep(2 + Math.random() * 8);
+      const eventId = randomUUID();
+      const t0 = performance.now();
+      await db.transaction((tx) => recordFacts(tx, `bench-ping-${i}`, [{ type: TYPE, topic: TOPIC, payload: { i }, eventId }]));
+      const committed = performance.now();
+      const seenAt = await heard.next(eventId);
+      if (i >= warmup) {
+        projection.push(seenAt - committed);
+        append.push(committed - t0);
+      }
+    }
+    return { bus: label, projection: percentiles(projection), append: percentiles(append) };
+  } finally {
+    await sub.stop();
+    await heard.stop();
+  }
+}
+
+async function withPgDatabase<T>(serverUrl: string, fn: (db: Database) => Promise<T>): Promise<T> {
+  const fresh = await createBenchDatabase(serverUrl);
+  const db = await createPgDatabase({ url: fresh.url, poolSize: 10 });
+  try {
+    return await fn(db);
+  } finally {
+    await db.close();
+    await fresh.drop();
+  }
+}
+
+/** Deletes streams the benchmark created (by name prefix). */
+async function dropStreams(nc: NatsConnection, names: readonly string[]): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  for (const name of names) await jsm.streams.delete(name).catch(() => undefined);
+}
+
+/** Relay vs raw JetStream publish; see the module comment. */
+async function relayRate(db: Database, nc: NatsConnection, events: number, log: (l: string) => void): Promise<NonNullable<EventsBenchResult["relay"]>> {
+  const batchSize = 200;
+  const token = randomUUID().replace(/-/g, "").slice(0, 10);
+  const streams: string[] = [];
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc, { timeout: 10_000 });
+  await migratePlatform(db);
+  // The outbox: `events` facts, 500 to a transaction (not timed).
+  const first = (await db.query<{ p: bigint }>("SELECT coalesce(max(position), 0) AS p FROM platform.events")).rows[0]!.p;
+  for (let i = 0; i < events; i += 500) {
+    const n = Math.min(500, events - i);
+    await db.transaction((tx) =>
+      recordFacts(
+        tx,
+        `bench-relay-${i}`,
+        Array.from({ length: n }, (_, j) => ({ type: TYPE, topic: TOPIC, payload: { i: i + j, note: "relay benchmark event" } })),
+        { metadata: { tenantId: "bench", actor: "bench" } },
+      ),
+    );
+  }
+  const recorded = await readAll(db, first, events);
+  const last = recorded[recorded.length - 1]!.position;
+  const stream = async (round: number, kind: string): Promise<string> => {
+    const prefix = `b${token}${kind}${round}`;
+    const name = `BENCH_${token.toUpperCase()}_${kind.toUpperCase()}_${round}`;
+    await ensureStream(jsm, { name, subjects: [`${prefix}.>`] });
+    streams.push(name);
+    return prefix;
+  };
+  const raw = async (round: number): Promise<number> => {
+    const prefix = await stream(round, "raw");
+    const start = performance.now();
+    for (let i = 0; i < recorded.length; i += batchSize) {
+      const batch = recorded.slice(i, i + batchSize);
+      await Promise.all(batch.map((e) => js.publish(subjectOf(prefix, e.topic), JSON.stringify(e.payload), { msgID: e.eventId, headers: eventHeaders(e) })));
+    }
+    return recorded.length / ((performance.now() - start) / 1000);
+  };
+  const relay = async (round: number): Promise<number> => {
+    const prefix = await stream(round, "relay");
+    const r = createOutboxRelay({ db, nats: nc, name: `bench-${token}-${round}`, subjectPrefix: prefix, batchSize });
+    // The relay starts at position 0: place its checkpoint just before this run's events.
+    await db.query(
+      "INSERT INTO platform.outbox_checkpoint (relay, position, updated_at) VALUES ($1, $2, now()) ON CONFLICT (relay) DO UPDATE SET position = EXCLUDED.position",
+      [`bench-${token}-${round}`, first],
+    );
+    const start = performance.now();
+    await r.start();
+    while (r.status().checkpoint < last) {
+      if (r.status().failures > 0) throw new Error(`relay failed: ${r.status().lastError}`);
+      await sleep(2);
+    }
+    const perSecond = recorded.length / ((performance.now() - start) / 1000);
+    await r.stop();
+    return perSecond;
+  };
+  try {
+    const rawRuns = [await raw(1)];
+    const relayRuns = [await relay(1)];
+    relayRuns.push(await relay(2));
+    rawRuns.push(await raw(2));
+    const rawPerSecond = Math.max(...rawRuns);
+    const relayPerSecond = Math.max(...relayRuns);
+    log(`relay: ${events} events, batch ${batchSize}, PostgreSQL outbox → NATS JetStream (file storage)`);
+    log(`  raw JetStream publish     ${rawPerSecond.toFixed(0)} events/s  (rounds ${rawRuns.map((r) => r.toFixed(0)).join(" / ")})`);
+    log(`  outbox relay              ${relayPerSecond.toFixed(0)} events/s  (rounds ${relayRuns.map((r) => r.toFixed(0)).join(" / ")}; read outbox, publish, await acks, checkpoint)`);
+    log(`  ratio relay / raw         ${((relayPerSecond / rawPerSecond) * 100).toFixed(0)}%`);
+    return { events, batchSize, relayRuns, rawRuns, relayPerSecond, rawPerSecond, ratio: relayPerSecond / rawPerSecond };
+  } finally {
+    await dropStreams(nc, streams);
+  }
+}
+
+/** Runs the events benchmark; see the module comment. */
+export async function benchEvents(options: EventsBenchOptions = {}): Promise<EventsBenchResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const samples = options.samples ?? 300;
+  const warmup = options.warmup ?? 20;
+  const serverUrl = options.databaseUrl ?? benchServerUrl();
+  const natsUrl = options.natsUrl ?? (process.env.NEXUS_BENCH_NATS_URL || "nats://127.0.0.1:4222");
+  const projections: ProjectionLatency[] = [];
+  const skipped: string[] = [];
+  const report = (p: ProjectionLatency) => {
+    const ms = (v: number) => `${v.toFixed(2)} ms`.padStart(9);
+    log(`  ${p.bus}`);
+    log(`    commit → projection     p50 ${ms(p.projection.p50)}   p95 ${ms(p.projection.p95)}   p99 ${ms(p.projection.p99)}`);
+    log(`    append transaction      p50 ${ms(p.append.p50)}   p95 ${ms(p.append.p95)}`);
+  };
+  log(`events: commit → projection, ${samples} samples per bus (production defaults)`);
+
+  // nexus dev: PGlite and the local bus.
+  {
+    const db = await createPgliteDatabase();
+    const bus = await createLocalEventBus({ db });
+    try {
+      await bus.start();
+      const p = await projectionLatency("local bus on PGlite (nexus dev)", db, bus, samples, warmup);
+      projections.push(p);
+      report(p);
+    } finally {
+      await bus.close();
+      await db.close();
+    }
+  }
+
+  let pgReachable = true;
+  try {
+    await withPgDatabase(serverUrl, async (db) => {
+      const bus = await createLocalEventBus({ db });
+      try {
+        await bus.start();
+        const p = await projectionLatency("local bus on PostgreSQL", db, bus, samples, warmup);
+        projections.push(p);
+        report(p);
+      } finally {
+        await bus.close();
+      }
+    });
+  } catch (err) {
+    if (!/ECONNREFUSED|connect/i.test(String(err))) throw err;
+    pgReachable = false;
+    skipped.push(`PostgreSQL at ${serverUrl} is not reachable`);
+  }
+
+  let relay: EventsBenchResult["relay"];
+  if (pgReachable) {
+    let nc: NatsConnection | undefined;
+    try {
+      nc = await connectNats({ servers: natsUrl, name: "nexus-bench-events" });
+    } catch {
+      skipped.push(`NATS at ${natsUrl} is not reachable`);
+    }
+    if (nc) {
+      const token = randomUUID().replace(/-/g, "").slice(0, 10);
+      try {
+        await withPgDatabase(serverUrl, async (db) => {
+          const bus = await createNatsEventBus({
+            db,
+            nats: nc!,
+            subjectPrefix: `b${token}`,
+            stream: `BENCH_${token.toUpperCase()}_EVENTS`,
+            dlqStream: `BENCH_${token.toUpperCase()}_DLQ`,
+          });
+          try {
+            await bus.start();
+            const p = await projectionLatency("NATS bus on PostgreSQL (relay → JetStream → consumer)", db, bus, samples, warmup);
+            projections.push(p);
+            report(p);
+          } finally {
+            await bus.close();
+            await dropStreams(nc!, [`BENCH_${token.toUpperCase()}_EVENTS`, `BENCH_${token.toUpperCase()}_DLQ`]);
+          }
+        });
+        log("");
+        relay = await withPgDatabase(serverUrl, (db) => relayRate(db, nc!, options.relayEvents ?? 10_000, log));
+      } finally {
+        await nc.close();
+      }
+    }
+  }
+  for (const s of skipped) log(`  skipped: ${s}`);
+  return { projections, ...(relay ? { relay } : {}), skipped };
+}
+
+/** `npm run bench events`: the benchmark with its ratios. */
+export async function benchEventsOutcome(log: (line: string) => void): Promise<BenchOutcome> {
+  const result = await benchEvents({ log });
+  const ratios: BenchRatio[] = [];
+  const local = result.projections.find((p) => p.bus.startsWith("local bus on PostgreSQL"));
+  const nats = result.projections.find((p) => p.bus.startsWith("NATS bus"));
+  if (local && nats) {
+    for (const q of ["p50", "p95", "p99"] as const) {
+      ratios.push({ bench: "events (commit → projection)", name: `NATS bus ${q} / local bus ${q}, both on PostgreSQL`, value: nats.projection[q] / local.projection[q], unit: "×" });
+    }
+  }
+  if (result.relay) {
+    ratios.push({ bench: "events (relay)", name: "outbox relay events/s / raw JetStream publish events/s", value: result.relay.ratio, unit: "%" });
+  }
+  return { result, ratios };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await benchEvents();
+}
