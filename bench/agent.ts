@@ -1,15 +1,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 import { performance } from "node:perf_hooks";
-import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
+import { pathToFileURL } from "node:url";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
+import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { DEMO_CORPUS_ID, seedDemoCorpus } from "../services/cli/demo/demo-corpus.js";
-import { bootstrapDevInstallation } from "../services/auth/bootstrap.js";
 import { authSettingsFromConfig } from "../services/auth/auth-settings.js";
+import { bootstrapDevInstallation } from "../services/auth/bootstrap.js";
 import { createAuthApplication } from "../services/auth/create-auth-application.js";
+import { DEMO_CORPUS_ID, seedDemoCorpus } from "../services/cli/demo/demo-corpus.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
 import { loadConfig, SERVICE_NAMES } from "../services/kernel/config.js";
 import type { Database } from "../services/kernel/db/ports.js";
@@ -90,13 +90,19 @@ function fillerText(i: number): string {
   const topic = topics[i % topics.length]!;
   return Array.from(
     { length: 12 },
-    (_, j) => `Section ${j + 1} of the ${topic} guide number ${i} explains how operators plan ${topic} work, review ${topic} dashboards and keep ${topic} runbooks current.`,
+    (_, j) =>
+      `Section ${j + 1} of the ${topic} guide number ${i} explains how operators plan ${topic} work, review ${topic} dashboards and keep ${topic} runbooks current.`,
   ).join(" ");
 }
 
 async function ingestFiller(client: NexusClient, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {
-    await client.ingestion.ingestText({ corpusId: DEMO_CORPUS_ID, documentId: `filler-${i}`, text: fillerText(i), filename: `filler-${i}.txt` });
+    await client.ingestion.ingestText({
+      corpusId: DEMO_CORPUS_ID,
+      documentId: `filler-${i}`,
+      text: fillerText(i),
+      filename: `filler-${i}.txt`,
+    });
   }
   for (let i = 0; i < count; i++) {
     for (;;) {
@@ -185,7 +191,12 @@ export async function benchAgent(options: AgentBenchOptions = {}): Promise<Agent
   });
   const nexus = await startNexus({ config, services: SERVICE_NAMES });
   try {
-    const auth = createAuthApplication({ db: nexus.db, logger: nexus.logger, clock: () => new Date(), settings: authSettingsFromConfig(config) });
+    const auth = createAuthApplication({
+      db: nexus.db,
+      logger: nexus.logger,
+      clock: () => new Date(),
+      settings: authSettingsFromConfig(config),
+    });
     const first = await bootstrapDevInstallation(auth);
     if (!first) throw new Error("fresh data directory already bootstrapped");
     const baseUrl = `http://127.0.0.1:${nexus.address.port}`;
@@ -194,7 +205,9 @@ export async function benchAgent(options: AgentBenchOptions = {}): Promise<Agent
     const key = await platform.auth.createApiKey({ tenantId: tenant!.id, name: "bench", role: Role.OWNER });
     const client = createNexusClient({ baseUrl, apiKey: key.plaintextKey, protocol: "grpc" });
 
-    log(`agent bench on ${database ? "PostgreSQL (lexical search)" : "PGlite (hybrid search)"}: seeding the demo corpus and ${options.fillerDocuments ?? 60} filler documents…`);
+    log(
+      `agent bench on ${database ? "PostgreSQL (lexical search)" : "PGlite (hybrid search)"}: seeding the demo corpus and ${options.fillerDocuments ?? 60} filler documents…`,
+    );
     await seedDemoCorpus(client);
     await ingestFiller(client, options.fillerDocuments ?? 60);
 
@@ -229,15 +242,24 @@ export async function benchAgent(options: AgentBenchOptions = {}): Promise<Agent
     const overhead = { p50: timeToFirstTokenP.p50 - search.p50, p95: timeToFirstTokenP.p95 - search.p95 };
     const concurrency1 = await runsPerSecond(client, Math.max(20, Math.floor(throughputRuns / 4)), 1);
     const concurrency16 = await runsPerSecond(client, throughputRuns, 16);
-    const result: AgentBenchResult = { search, timeToFirstToken: timeToFirstTokenP, overhead, runsPerSecond: { concurrency1, concurrency16 } };
+    const result: AgentBenchResult = {
+      search,
+      timeToFirstToken: timeToFirstTokenP,
+      overhead,
+      runsPerSecond: { concurrency1, concurrency16 },
+    };
 
     const ms = (v: number) => `${v.toFixed(2)} ms`;
     log("");
     log(`agent: time to first token (extractive) vs the retrieval call alone, ${samples} samples each`);
     log(`  Search alone            p50 ${ms(search.p50)}   p95 ${ms(search.p95)}`);
     log(`  Run, first token        p50 ${ms(timeToFirstTokenP.p50)}   p95 ${ms(timeToFirstTokenP.p95)}`);
-    log(`  platform overhead       p50 ${ms(overhead.p50)}   p95 ${ms(overhead.p95)}   (target p95 < 20 ms: ${overhead.p95 < 20 ? "met" : "NOT met"})`);
-    log(`  ratio TTFT / Search     p50 ${(timeToFirstTokenP.p50 / search.p50).toFixed(2)}×   p95 ${(timeToFirstTokenP.p95 / search.p95).toFixed(2)}×`);
+    log(
+      `  platform overhead       p50 ${ms(overhead.p50)}   p95 ${ms(overhead.p95)}   (target p95 < 20 ms: ${overhead.p95 < 20 ? "met" : "NOT met"})`,
+    );
+    log(
+      `  ratio TTFT / Search     p50 ${(timeToFirstTokenP.p50 / search.p50).toFixed(2)}×   p95 ${(timeToFirstTokenP.p95 / search.p95).toFixed(2)}×`,
+    );
     log(`agent: whole runs per second`);
     log(`  concurrency 1           ${concurrency1.toFixed(1)} runs/s`);
     log(`  concurrency 16          ${concurrency16.toFixed(1)} runs/s   (${(concurrency16 / concurrency1).toFixed(2)}× concurrency 1)`);

@@ -6,12 +6,19 @@ import { recordFacts } from "../services/kernel/commands/index.js";
 import { createPgDatabase } from "../services/kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
-import { connectNats, ensureStream } from "../services/kernel/events/nats-streams.js";
-import { createLocalEventBus, createNatsEventBus, createOutboxRelay, migratePlatform, readAll, type EventBus } from "../services/kernel/events/index.js";
+import {
+  createLocalEventBus,
+  createNatsEventBus,
+  createOutboxRelay,
+  type EventBus,
+  migratePlatform,
+  readAll,
+} from "../services/kernel/events/index.js";
 import { eventHeaders } from "../services/kernel/events/nats-message.js";
+import { connectNats, ensureStream } from "../services/kernel/events/nats-streams.js";
 import { subjectOf } from "../services/kernel/events/topics.js";
+import { benchServerUrl, createBenchDatabase, type Percentiles, percentiles } from "./rag-setup.js";
 import type { BenchOutcome, BenchRatio } from "./results.js";
-import { benchServerUrl, createBenchDatabase, percentiles, type Percentiles } from "./rag-setup.js";
 
 /**
  * Events benchmark (issue 11), on this machine's PostgreSQL and NATS (and PGlite):
@@ -116,7 +123,9 @@ async function notifications(db: Database, channel: string): Promise<{ next(id: 
 
 /** Measures commit → projection on `bus` (already started) over `db`. */
 async function projectionLatency(label: string, db: Database, bus: EventBus, samples: number, warmup: number): Promise<ProjectionLatency> {
-  await db.exec(`CREATE SCHEMA IF NOT EXISTS bench_proj; CREATE TABLE IF NOT EXISTS bench_proj.pings (event_id uuid PRIMARY KEY, seen_at timestamptz NOT NULL DEFAULT now())`);
+  await db.exec(
+    `CREATE SCHEMA IF NOT EXISTS bench_proj; CREATE TABLE IF NOT EXISTS bench_proj.pings (event_id uuid PRIMARY KEY, seen_at timestamptz NOT NULL DEFAULT now())`,
+  );
   const heard = await notifications(db, CHANNEL);
   const sub = await bus.subscribe({
     name: `bench-projection-${randomUUID().slice(0, 8)}`,
@@ -169,7 +178,12 @@ async function dropStreams(nc: NatsConnection, names: readonly string[]): Promis
 }
 
 /** Relay vs raw JetStream publish; see the module comment. */
-async function relayRate(db: Database, nc: NatsConnection, events: number, log: (l: string) => void): Promise<NonNullable<EventsBenchResult["relay"]>> {
+async function relayRate(
+  db: Database,
+  nc: NatsConnection,
+  events: number,
+  log: (l: string) => void,
+): Promise<NonNullable<EventsBenchResult["relay"]>> {
   const batchSize = 200;
   const token = randomUUID().replace(/-/g, "").slice(0, 10);
   const streams: string[] = [];
@@ -203,7 +217,9 @@ async function relayRate(db: Database, nc: NatsConnection, events: number, log: 
     const start = performance.now();
     for (let i = 0; i < recorded.length; i += batchSize) {
       const batch = recorded.slice(i, i + batchSize);
-      await Promise.all(batch.map((e) => js.publish(subjectOf(prefix, e.topic), JSON.stringify(e.payload), { msgID: e.eventId, headers: eventHeaders(e) })));
+      await Promise.all(
+        batch.map((e) => js.publish(subjectOf(prefix, e.topic), JSON.stringify(e.payload), { msgID: e.eventId, headers: eventHeaders(e) })),
+      );
     }
     return recorded.length / ((performance.now() - start) / 1000);
   };
@@ -234,7 +250,9 @@ async function relayRate(db: Database, nc: NatsConnection, events: number, log: 
     const relayPerSecond = Math.max(...relayRuns);
     log(`relay: ${events} events, batch ${batchSize}, PostgreSQL outbox → NATS JetStream (file storage)`);
     log(`  raw JetStream publish     ${rawPerSecond.toFixed(0)} events/s  (rounds ${rawRuns.map((r) => r.toFixed(0)).join(" / ")})`);
-    log(`  outbox relay              ${relayPerSecond.toFixed(0)} events/s  (rounds ${relayRuns.map((r) => r.toFixed(0)).join(" / ")}; read outbox, publish, await acks, checkpoint)`);
+    log(
+      `  outbox relay              ${relayPerSecond.toFixed(0)} events/s  (rounds ${relayRuns.map((r) => r.toFixed(0)).join(" / ")}; read outbox, publish, await acks, checkpoint)`,
+    );
     log(`  ratio relay / raw         ${((relayPerSecond / rawPerSecond) * 100).toFixed(0)}%`);
     return { events, batchSize, relayRuns, rawRuns, relayPerSecond, rawPerSecond, ratio: relayPerSecond / rawPerSecond };
   } finally {
@@ -341,11 +359,21 @@ export async function benchEventsOutcome(log: (line: string) => void): Promise<B
   const nats = result.projections.find((p) => p.bus.startsWith("NATS bus"));
   if (local && nats) {
     for (const q of ["p50", "p95", "p99"] as const) {
-      ratios.push({ bench: "events (commit → projection)", name: `NATS bus ${q} / local bus ${q}, both on PostgreSQL`, value: nats.projection[q] / local.projection[q], unit: "×" });
+      ratios.push({
+        bench: "events (commit → projection)",
+        name: `NATS bus ${q} / local bus ${q}, both on PostgreSQL`,
+        value: nats.projection[q] / local.projection[q],
+        unit: "×",
+      });
     }
   }
   if (result.relay) {
-    ratios.push({ bench: "events (relay)", name: "outbox relay events/s / raw JetStream publish events/s", value: result.relay.ratio, unit: "%" });
+    ratios.push({
+      bench: "events (relay)",
+      name: "outbox relay events/s / raw JetStream publish events/s",
+      value: result.relay.ratio,
+      unit: "%",
+    });
   }
   return { result, ratios };
 }

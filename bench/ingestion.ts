@@ -1,15 +1,15 @@
 import { pathToFileURL } from "node:url";
+import { create } from "@bufbuild/protobuf";
+import { pino } from "pino";
 import { IngestTextRequestSchema } from "../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { CreateCorpusRequestSchema } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { create } from "@bufbuild/protobuf";
 import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
 import { createIngestionRuntime } from "../services/knowledge/ingestion/ingestion-runtime.js";
 import { vectorLiteral } from "../services/knowledge/retrieval/adapters/postgres-chunk-index.js";
 import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
 import { hashEmbedding } from "../services/knowledge/retrieval/embeddings/hash-embedder.js";
+import { type BenchBackend, openBenchRag, syntheticText } from "./rag-setup.js";
 import type { BenchOutcome } from "./results.js";
-import { openBenchRag, syntheticText, type BenchBackend } from "./rag-setup.js";
-import { pino } from "pino";
 
 /**
  * Ingestion benchmark (issues 4 and 11): chunks per second through the whole pipeline — the
@@ -77,7 +77,13 @@ export async function benchIngestion(options: IngestionBenchOptions = {}): Promi
       const writer = async () => {
         for (let b = next++; b < batches.length; b = next++) {
           const batch = batches[b]!;
-          const cols = [batch.map((r) => r.doc), batch.map((r) => r.ordinal), batch.map((r) => r.charStart), batch.map((r) => r.charEnd), batch.map((r) => r.text)];
+          const cols = [
+            batch.map((r) => r.doc),
+            batch.map((r) => r.ordinal),
+            batch.map((r) => r.charStart),
+            batch.map((r) => r.charEnd),
+            batch.map((r) => r.text),
+          ];
           if (rag.vectors) {
             await db.query(
               `INSERT INTO ${table} (tenant_id, corpus_id, document_id, version, ordinal, char_start, char_end, text, filename, metadata, embedding_model, dims, embedding)
@@ -146,7 +152,9 @@ export async function benchIngestion(options: IngestionBenchOptions = {}): Promi
     log(
       `  bound: multi-row INSERT ${rawChunksPerSecond.toFixed(0)} chunks/s  (${BOUND_BATCH} rows a statement, ${writers} writer${writers > 1 ? "s" : ""}; before / after the pipeline: ${boundRuns.map((r) => r.toFixed(0)).join(" / ")})`,
     );
-    log(`  ingestion pipeline       ${result.pipelineChunksPerSecond.toFixed(0)} chunks/s  (extract, chunk, embed, replace + status in one transaction, via the bus; ${PIPELINE_CONCURRENCY} workers)`);
+    log(
+      `  ingestion pipeline       ${result.pipelineChunksPerSecond.toFixed(0)} chunks/s  (extract, chunk, embed, replace + status in one transaction, via the bus; ${PIPELINE_CONCURRENCY} workers)`,
+    );
     log(`  ratio pipeline / bound   ${(result.ratio * 100).toFixed(0)}%   (target ≥ 50%: ${result.ratio >= 0.5 ? "met" : "NOT met"})`);
     return result;
   } finally {

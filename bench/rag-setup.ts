@@ -10,13 +10,13 @@ import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
 import type { EventBus } from "../services/kernel/events/ports.js";
-import { createIngestionRuntime, type IngestionRuntime } from "../services/knowledge/ingestion/ingestion-runtime.js";
 import { migrateSchemas } from "../services/kernel/service/index.js";
+import { createIngestionRuntime, type IngestionRuntime } from "../services/knowledge/ingestion/ingestion-runtime.js";
 import { ingestionMigrations } from "../services/knowledge/ingestion/migrations.js";
-import { retrievalMigrations } from "../services/knowledge/retrieval/migrations.js";
 import { createPgCorpusRepository } from "../services/knowledge/retrieval/adapters/postgres-corpus-repository.js";
 import { createPgSearchIndex } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
 import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
+import { retrievalMigrations } from "../services/knowledge/retrieval/migrations.js";
 import { RetrievalHandler } from "../services/knowledge/retrieval/retrieval-handler.js";
 
 /** The PostgreSQL server the benchmarks use: NEXUS_BENCH_DATABASE_URL, else the local one. */
@@ -105,7 +105,16 @@ export async function openBenchRag(options: { workers?: boolean; backend?: Bench
     clock: () => new Date(),
     logger,
   });
-  const ingestion = createIngestionRuntime({ db, bus, logger, clock: () => new Date(), models, vectors, workers: options.workers ?? true, concurrency: 2 });
+  const ingestion = createIngestionRuntime({
+    db,
+    bus,
+    logger,
+    clock: () => new Date(),
+    models,
+    vectors,
+    workers: options.workers ?? true,
+    concurrency: 2,
+  });
   await ingestion.start();
   const values = createContextValues().set(principalKey, benchPrincipal());
   const ctx = createHandlerContext({
@@ -148,7 +157,28 @@ export function percentiles(values: readonly number[]): Percentiles {
   return { p50: at(0.5), p95: at(0.95), p99: at(0.99), mean: sorted.reduce((s, v) => s + v, 0) / Math.max(1, sorted.length) };
 }
 
-const SYLLABLES = ["ka", "lo", "mi", "ren", "tas", "vo", "dri", "sel", "pan", "qu", "ber", "ton", "ix", "ul", "mar", "fe", "gor", "shi", "an", "wel"];
+const SYLLABLES = [
+  "ka",
+  "lo",
+  "mi",
+  "ren",
+  "tas",
+  "vo",
+  "dri",
+  "sel",
+  "pan",
+  "qu",
+  "ber",
+  "ton",
+  "ix",
+  "ul",
+  "mar",
+  "fe",
+  "gor",
+  "shi",
+  "an",
+  "wel",
+];
 
 /**
  * A deterministic vocabulary of 4,000 made-up words, most frequent first. Texts draw from it

@@ -64,7 +64,9 @@ export async function benchRateLimits(options: { calls?: number; log?: (l: strin
       const secs = (performance.now() - started) / 1000;
       times.sort((a, b) => a - b);
       const p = (q: number) => times[Math.min(times.length - 1, Math.floor(times.length * q))]!.toFixed(2);
-      log(`${label.padEnd(28)} concurrency ${concurrency}: ${(times.length / secs).toFixed(0).padStart(6)} takes/s  p50 ${p(0.5)} ms  p99 ${p(0.99)} ms`);
+      log(
+        `${label.padEnd(28)} concurrency ${concurrency}: ${(times.length / secs).toFixed(0).padStart(6)} takes/s  p50 ${p(0.5)} ms  p99 ${p(0.99)} ms`,
+      );
       return times.length / secs;
     };
     const runs: RateLimitsBenchResult["runs"] = [];

@@ -134,7 +134,9 @@ export function renderMarkdown(run: BenchRun): string {
     "",
     "| benchmark | ratio | value | target |",
     "|---|---|---|---|",
-    ...run.ratios.map((r) => `| ${r.bench} | ${r.name} | ${ratioText(r)} | ${r.target ? `${r.target}: ${r.met ? "met" : "**NOT met**"}` : "—"} |`),
+    ...run.ratios.map(
+      (r) => `| ${r.bench} | ${r.name} | ${ratioText(r)} | ${r.target ? `${r.target}: ${r.met ? "met" : "**NOT met**"}` : "—"} |`,
+    ),
     "",
   ];
   for (const [name, reason] of Object.entries(run.skipped)) lines.push(`- **${name}** skipped: ${reason}`);

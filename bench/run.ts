@@ -2,9 +2,9 @@ import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
+import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
-import { benchServerUrl, type BenchBackend } from "./rag-setup.js";
-import { machineInfo, writeResults, type BenchOutcome, type BenchRun } from "./results.js";
+import { type BenchOutcome, type BenchRun, machineInfo, writeResults } from "./results.js";
 import { benchSearchCases } from "./search.js";
 
 /**
@@ -29,7 +29,9 @@ const machine = await machineInfo({ databaseUrl: benchServerUrl(), natsUrl });
 const postgres = machine.postgres !== undefined;
 // NEXUS_BENCH_BACKENDS=postgres (or pglite) narrows the ingestion and search cases to one engine.
 const wanted = (process.env.NEXUS_BENCH_BACKENDS ?? "pglite,postgres").split(",").map((b) => b.trim());
-const backends = (postgres ? (["pglite", "postgres"] as const) : (["pglite"] as const)).filter((b): b is BenchBackend => wanted.includes(b));
+const backends = (postgres ? (["pglite", "postgres"] as const) : (["pglite"] as const)).filter((b): b is BenchBackend =>
+  wanted.includes(b),
+);
 // PGlite at 200k chunks takes a quarter of an hour here (one WASM thread builds the graph):
 // only with NEXUS_BENCH_LARGE_PGLITE=1.
 const largePglite = process.env.NEXUS_BENCH_LARGE_PGLITE === "1";
@@ -54,7 +56,12 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
         result: r,
         ratios: [
           { bench, name: "Run first token p95 / Search p95", value: r.timeToFirstToken.p95 / r.search.p95, unit: "×" },
-          { bench, name: "runs/s at concurrency 16 / concurrency 1", value: r.runsPerSecond.concurrency16 / r.runsPerSecond.concurrency1, unit: "×" },
+          {
+            bench,
+            name: "runs/s at concurrency 16 / concurrency 1",
+            value: r.runsPerSecond.concurrency16 / r.runsPerSecond.concurrency1,
+            unit: "×",
+          },
         ],
       };
     },
@@ -66,15 +73,31 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
       const r = await benchRateLimits({ log });
       return {
         result: r,
-        ratios: r.runs.map((x) => ({ bench: "rate-limits", name: `PostgreSQL takes/s / NATS KV takes/s, concurrency ${x.concurrency}`, value: x.ratio, unit: "×" as const })),
+        ratios: r.runs.map((x) => ({
+          bench: "rate-limits",
+          name: `PostgreSQL takes/s / NATS KV takes/s, concurrency ${x.concurrency}`,
+          value: x.ratio,
+          unit: "×" as const,
+        })),
       };
     },
   ],
   ["events", (log) => benchEventsOutcome(log)],
 ];
 
-const run: BenchRun = { startedAt: started.toISOString(), durationSeconds: 0, options: { large, largePglite, only, backends }, machine, ratios: [], results: {}, logs: {}, skipped: {} };
-console.log(`machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres ?? "-"} (pgvector ${machine.pgvector ?? "-"}), NATS ${machine.nats ?? "-"}, load ${machine.loadAverageAtStart}`);
+const run: BenchRun = {
+  startedAt: started.toISOString(),
+  durationSeconds: 0,
+  options: { large, largePglite, only, backends },
+  machine,
+  ratios: [],
+  results: {},
+  logs: {},
+  skipped: {},
+};
+console.log(
+  `machine: ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres ?? "-"} (pgvector ${machine.pgvector ?? "-"}), NATS ${machine.nats ?? "-"}, load ${machine.loadAverageAtStart}`,
+);
 for (const [name, bench] of BENCHES) {
   if (only.length > 0 && !only.includes(name)) continue;
   console.log(`\n== ${name} ==`);

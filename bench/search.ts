@@ -3,12 +3,16 @@ import { create } from "@bufbuild/protobuf";
 import { CreateCorpusRequestSchema, SearchMode, SearchRequestSchema } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import type { Queryable } from "../services/kernel/db/ports.js";
 import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
-import { buildSearchStatement, candidateCount, type SearchStatement } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
 import { vectorLiteral } from "../services/knowledge/retrieval/adapters/postgres-chunk-index.js";
+import {
+  buildSearchStatement,
+  candidateCount,
+  type SearchStatement,
+} from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
 import { hashEmbedding } from "../services/knowledge/retrieval/embeddings/hash-embedder.js";
 import { ensureVectorIndex } from "../services/knowledge/retrieval/migrations.js";
+import { type BenchBackend, type BenchRag, openBenchRag, type Percentiles, percentiles, syntheticText } from "./rag-setup.js";
 import type { BenchOutcome, BenchRatio } from "./results.js";
-import { openBenchRag, percentiles, syntheticText, type BenchBackend, type BenchRag, type Percentiles } from "./rag-setup.js";
 
 /**
  * Search benchmark (issues 4 and 11), on PGlite + pgvector (`nexus dev`) or PostgreSQL +
@@ -99,7 +103,9 @@ export interface SearchBenchResult {
  * some document (rare and common words alike), in another order.
  */
 function queryOf(i: number, documents: number): string {
-  const sentences = syntheticText(i % documents, 1200).split(/(?<=\.)\s+/).filter((x) => x.length > 40);
+  const sentences = syntheticText(i % documents, 1200)
+    .split(/(?<=\.)\s+/)
+    .filter((x) => x.length > 40);
   const words = sentences[(i * 31) % sentences.length]!.replace(/[.\n]/g, "").toLowerCase().split(/\s+/);
   return [words[words.length - 1], words[1], words[Math.floor(words.length / 2)]].join(" ");
 }
@@ -209,7 +215,9 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
     if (!vectors) throw new Error(`${rag.backend}: the search benchmark needs pgvector`);
     await rag.retrieval.createCorpus(create(CreateCorpusRequestSchema, { corpusId: CORPUS, displayName: "Bench" }), ctx);
     const { documents, loadSeconds, secondaryIndexSeconds } = await bulkLoad(rag, total);
-    log(`search: ${total} chunks (${documents} documents) loaded in ${loadSeconds.toFixed(1)} s, full-text + metadata indexes in ${secondaryIndexSeconds.toFixed(1)} s (${rag.backend})`);
+    log(
+      `search: ${total} chunks (${documents} documents) loaded in ${loadSeconds.toFixed(1)} s, full-text + metadata indexes in ${secondaryIndexSeconds.toFixed(1)} s (${rag.backend})`,
+    );
 
     const hnswBuildSettings: Record<string, string> =
       db.dialect === "postgres" ? { maintenance_work_mem: options.maintenanceWorkMem ?? "1GB" } : {};
@@ -231,7 +239,16 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
     const hnswSettings = `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${efSearch}`;
     const exactSettings = "SET LOCAL enable_indexscan = off";
     const vectorStatement = (q: string, topK: number) =>
-      buildSearchStatement({ tenantId: TENANT, corpusId: CORPUS, text: q, topK, ranking: "vector", vector: hashEmbedding(q, DIMS), model: MODEL, dimensions: DIMS });
+      buildSearchStatement({
+        tenantId: TENANT,
+        corpusId: CORPUS,
+        text: q,
+        topK,
+        ranking: "vector",
+        vector: hashEmbedding(q, DIMS),
+        model: MODEL,
+        dimensions: DIMS,
+      });
     const probe = vectorStatement(queryOf(0, documents), 10);
     const hnswPlanUsesIndex = await planUsesHnsw(rag, hnswSettings, probe);
     const exactPlanUsesIndex = await planUsesHnsw(rag, exactSettings, probe);
@@ -300,9 +317,15 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
     log(
       `  recall@10 HNSW vs exact    ${recall.recallAt10.toFixed(3)} (min ${recall.minRecallAt10.toFixed(2)}, ${recallQueries} queries, ef_search ${efSearch}; plans: HNSW ${hnswPlanUsesIndex ? "uses" : "does NOT use"} the index, exact ${exactPlanUsesIndex ? "USES" : "does not use"} it)`,
     );
-    log(`  HNSW rows returned         ${recall.meanRowsReturned.toFixed(1)} per query; its 10th is ${recall.tenthDistanceRatio.toFixed(3)}× as far as the exact 10th (1.000 = as close)`);
-    log(`  recall@10 by ef_search     ${efSweep.map((e) => `${e.efSearch}: ${e.recallAt10.toFixed(3)} (p50 ${e.p50.toFixed(1)} ms)`).join("   ")}`);
-    log(`  vector top-10 latency      HNSW p50 ${recall.hnsw.p50.toFixed(2)} ms p95 ${recall.hnsw.p95.toFixed(2)} ms   exact p50 ${recall.exact.p50.toFixed(2)} ms p95 ${recall.exact.p95.toFixed(2)} ms`);
+    log(
+      `  HNSW rows returned         ${recall.meanRowsReturned.toFixed(1)} per query; its 10th is ${recall.tenthDistanceRatio.toFixed(3)}× as far as the exact 10th (1.000 = as close)`,
+    );
+    log(
+      `  recall@10 by ef_search     ${efSweep.map((e) => `${e.efSearch}: ${e.recallAt10.toFixed(3)} (p50 ${e.p50.toFixed(1)} ms)`).join("   ")}`,
+    );
+    log(
+      `  vector top-10 latency      HNSW p50 ${recall.hnsw.p50.toFixed(2)} ms p95 ${recall.hnsw.p95.toFixed(2)} ms   exact p50 ${recall.exact.p50.toFixed(2)} ms p95 ${recall.exact.p95.toFixed(2)} ms`,
+    );
 
     const measureMode = async (mode: "hybrid" | "vector"): Promise<ModeLatency> => {
       const raw = (q: string) =>
@@ -323,7 +346,8 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
         });
       const searchMode = mode === "hybrid" ? SearchMode.HYBRID : SearchMode.VECTOR;
       const runSearch = async (q: string) =>
-        (await rag.retrieval.search(create(SearchRequestSchema, { corpusId: CORPUS, query: q, topK: 5, mode: searchMode }), ctx)).hits.length;
+        (await rag.retrieval.search(create(SearchRequestSchema, { corpusId: CORPUS, query: q, topK: 5, mode: searchMode }), ctx)).hits
+          .length;
       const rawTimes: number[] = [];
       const searchTimes: number[] = [];
       for (let i = 0; i < warmup + samples; i++) {
@@ -353,7 +377,9 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
       log(`  ${label}: ${samples} queries, top_k 5`);
       log(`    raw SQL (same statement) p50 ${ms(m.raw.p50)}   p95 ${ms(m.raw.p95)}`);
       log(`    Search (handler)         p50 ${ms(m.search.p50)}   p95 ${ms(m.search.p95)}`);
-      log(`    ratio Search / raw       p50 ${m.ratioP50.toFixed(2)}×   p95 ${m.ratioP95.toFixed(2)}×${label.startsWith("hybrid") ? `   (target p95 ≤ 1.3×: ${m.ratioP95 <= 1.3 ? "met" : "NOT met"})` : ""}`);
+      log(
+        `    ratio Search / raw       p50 ${m.ratioP50.toFixed(2)}×   p95 ${m.ratioP95.toFixed(2)}×${label.startsWith("hybrid") ? `   (target p95 ≤ 1.3×: ${m.ratioP95 <= 1.3 ? "met" : "NOT met"})` : ""}`,
+      );
     }
     return {
       backend: rag.backend,
@@ -378,7 +404,14 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
 export function searchRatios(r: SearchBenchResult): BenchRatio[] {
   const bench = `search (${r.backend}, ${r.chunks / 1000}k chunks)`;
   return [
-    { bench, name: "hybrid Search p95 / raw SQL p95", value: r.hybrid.ratioP95, unit: "×", target: "≤ 1.3×", met: r.hybrid.ratioP95 <= 1.3 },
+    {
+      bench,
+      name: "hybrid Search p95 / raw SQL p95",
+      value: r.hybrid.ratioP95,
+      unit: "×",
+      target: "≤ 1.3×",
+      met: r.hybrid.ratioP95 <= 1.3,
+    },
     { bench, name: "vector Search p95 / raw SQL p95", value: r.vector.ratioP95, unit: "×" },
     { bench, name: "recall@10 HNSW / exact", value: r.recall.recallAt10, unit: "%" },
     { bench, name: "vector top-10 p50: exact / HNSW (speed-up)", value: r.recall.exact.p50 / r.recall.hnsw.p50, unit: "×" },

@@ -73,7 +73,8 @@ function int(env: Env, name: string, def: number, min: number, max: number): num
   const raw = get(env, name);
   if (raw === undefined) return def;
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < min || n > max) throw new OperatorConfigError(`${name}=${JSON.stringify(raw)} is invalid: expected an integer from ${min} to ${max} (default ${def})`);
+  if (!/^\d+$/.test(raw) || n < min || n > max)
+    throw new OperatorConfigError(`${name}=${JSON.stringify(raw)} is invalid: expected an integer from ${min} to ${max} (default ${def})`);
   return n;
 }
 
@@ -100,7 +101,9 @@ function url(env: Env, name: string, def: string): string {
 export function loadOperatorConfig(env: Env = process.env, overrides: { kubeconfig?: string; port?: number } = {}): OperatorConfig {
   const platformKey = get(env, "NEXUS_OPERATOR_PLATFORM_KEY");
   if (!platformKey) {
-    throw new OperatorConfigError("NEXUS_OPERATOR_PLATFORM_KEY is required: the platform API key the operator calls Nexus with (from a Secret)");
+    throw new OperatorConfigError(
+      "NEXUS_OPERATOR_PLATFORM_KEY is required: the platform API key the operator calls Nexus with (from a Secret)",
+    );
   }
   const authUrl = url(env, "NEXUS_AUTH_URL", "http://nexus-auth:8080");
   const meteringUrl = url(env, "NEXUS_METERING_URL", "http://nexus-metering:8080");
@@ -130,7 +133,8 @@ export function loadOperatorConfig(env: Env = process.env, overrides: { kubeconf
       freezeSettleSeconds: int(env, "NEXUS_FAILOVER_FREEZE_SETTLE_SECONDS", 60, 0, 3_600),
       verificationTimeoutSeconds: int(env, "NEXUS_FAILOVER_VERIFICATION_TIMEOUT_SECONDS", 300, 1, 86_400),
       healthUrls,
-      deploymentSelector: get(env, "NEXUS_FAILOVER_DEPLOYMENT_SELECTOR") ?? "app.kubernetes.io/part-of=nexus,nexus.dev/database-client=true",
+      deploymentSelector:
+        get(env, "NEXUS_FAILOVER_DEPLOYMENT_SELECTOR") ?? "app.kubernetes.io/part-of=nexus,nexus.dev/database-client=true",
     },
     logLevel: get(env, "LOG_LEVEL") ?? "info",
   };

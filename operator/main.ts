@@ -17,8 +17,12 @@ export async function operatorMain(args: string[]): Promise<number> {
     allowPositionals: false,
   });
   const port = values.port === undefined ? undefined : Number(values.port);
-  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) throw new Error("--port must be an integer from 0 to 65535");
-  const config = loadOperatorConfig(process.env, { ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}), ...(port !== undefined ? { port } : {}) });
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535))
+    throw new Error("--port must be an integer from 0 to 65535");
+  const config = loadOperatorConfig(process.env, {
+    ...(values.kubeconfig ? { kubeconfig: values.kubeconfig } : {}),
+    ...(port !== undefined ? { port } : {}),
+  });
   const logger = createLogger({ level: config.logLevel as "info", name: "nexus-operator" });
   const operator = await runOperator(config, logger);
   // Tests and humans wait for this line.

@@ -1,14 +1,15 @@
 import type { Logger } from "pino";
-import { Controller } from "./controller/controller.js";
+import { backoffDelayMs } from "../services/kernel/resilience/backoff.js";
 import type { OperatorConfig } from "./config.js";
+import { Controller } from "./controller/controller.js";
 import { FAILOVER, QUOTA, TENANT } from "./crds/group.js";
 import { nexusCrds } from "./crds/index.js";
 import type { Failover, Quota, Tenant } from "./crds/types.js";
 import { exportFailoverPhases } from "./failover/failover-metrics.js";
 import { createFailoverReconciler } from "./failover/failover-reconcile.js";
 import { readRegion } from "./failover/regions.js";
-import { readRuntimeFlags, RUNTIME_KEYS, writeRuntimeFlags } from "./failover/runtime-flags.js";
-import { startHealthServer, type HealthServer } from "./health-server.js";
+import { RUNTIME_KEYS, readRuntimeFlags, writeRuntimeFlags } from "./failover/runtime-flags.js";
+import { type HealthServer, startHealthServer } from "./health-server.js";
 import { describeKubeError } from "./kube/api-errors.js";
 import { applyCrds } from "./kube/crd-installer.js";
 import { createEventRecorder } from "./kube/event-recorder.js";
@@ -18,9 +19,8 @@ import { LeaseLock } from "./kube/lease-lock.js";
 import { ResourceClient } from "./kube/resource-client.js";
 import { createNexusApi } from "./nexus/nexus-api.js";
 import { createQuotaReconciler } from "./quota/quota-reconcile.js";
-import { watchOwnedSecrets, type SecretWatch } from "./tenant/secret-watch.js";
+import { type SecretWatch, watchOwnedSecrets } from "./tenant/secret-watch.js";
 import { createTenantReconciler } from "./tenant/tenant-reconcile.js";
-import { backoffDelayMs } from "../services/kernel/resilience/backoff.js";
 
 /** A running operator. */
 export interface RunningOperator {
@@ -76,23 +76,45 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
     const quotaController: Controller<Quota> = new Controller<Quota>({
       ...common,
       resources: quotas,
-      reconciler: createQuotaReconciler({ quotas, tenants, nexus, recorder, logger, resyncMs, quotasInScope: () => quotaController.cached() }),
+      reconciler: createQuotaReconciler({
+        quotas,
+        tenants,
+        nexus,
+        recorder,
+        logger,
+        resyncMs,
+        quotasInScope: () => quotaController.cached(),
+      }),
       // A Quota deleted or moved frees its Tenant for another Quota waiting as DuplicateQuota.
       onEvent: (q) => {
         const ref = (q as Quota).spec?.tenantRef?.name;
-        quotaController.enqueueMatching((o) => o.metadata.namespace === q.metadata?.namespace && o.spec.tenantRef.name === ref && o.metadata.name !== q.metadata?.name);
+        quotaController.enqueueMatching(
+          (o) => o.metadata.namespace === q.metadata?.namespace && o.spec.tenantRef.name === ref && o.metadata.name !== q.metadata?.name,
+        );
       },
     });
     const tenantController: Controller<Tenant> = new Controller<Tenant>({
       ...common,
       resources: tenants,
-      reconciler: createTenantReconciler({ tenants, core: kube.core, nexus, recorder, logger, resyncMs, tenantsInScope: () => tenantController.cached() }),
+      reconciler: createTenantReconciler({
+        tenants,
+        core: kube.core,
+        nexus,
+        recorder,
+        logger,
+        resyncMs,
+        tenantsInScope: () => tenantController.cached(),
+      }),
       onEvent: (t) => {
         // A Quota waits for its Tenant's id: look at it again whenever the Tenant changes.
-        quotaController.enqueueMatching((q) => q.metadata.namespace === t.metadata?.namespace && q.spec.tenantRef.name === t.metadata?.name);
+        quotaController.enqueueMatching(
+          (q) => q.metadata.namespace === t.metadata?.namespace && q.spec.tenantRef.name === t.metadata?.name,
+        );
         // A Tenant deleted frees its slug for another Tenant waiting as SlugConflict.
         const slug = (t as Tenant).spec?.slug;
-        tenantController.enqueueMatching((o) => o.spec.slug === slug && (o.metadata.namespace !== t.metadata?.namespace || o.metadata.name !== t.metadata?.name));
+        tenantController.enqueueMatching(
+          (o) => o.spec.slug === slug && (o.metadata.namespace !== t.metadata?.namespace || o.metadata.name !== t.metadata?.name),
+        );
       },
     });
     const failoverController: Controller<Failover> = new Controller<Failover>({

@@ -1,23 +1,23 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fromJson } from "@bufbuild/protobuf";
 import type { DescMessage, DescService, JsonValue } from "@bufbuild/protobuf";
+import { fromJson } from "@bufbuild/protobuf";
 import { createValidator } from "@bufbuild/protovalidate";
 import { Validator as OpenApiValidator } from "@seriousme/openapi-schema-validator";
-import { Ajv2020 } from "ajv/dist/2020.js";
 import type { ValidateFunction } from "ajv";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { NEXUS_SERVICES } from "../services/kernel/authz/all-services.js";
 import { PERMISSIONS } from "../services/kernel/authz/permissions.js";
+import type { Json, JsonObject } from "./generate-openapi.js";
 import {
-  CONNECT_ERROR_STATUS,
-  OPENAPI_DOCUMENT_PATH,
   buildOpenApiDocument,
+  CONNECT_ERROR_STATUS,
   generateOpenApi,
+  OPENAPI_DOCUMENT_PATH,
   readProtoComments,
   repositoryRoot,
 } from "./generate-openapi.js";
-import type { Json, JsonObject } from "./generate-openapi.js";
 
 const root = repositoryRoot();
 const DOC_ID = "urn:nexus:openapi";
@@ -61,7 +61,8 @@ describe("scripts/generate-openapi", () => {
   };
   const componentSchema = (typeName: string) => obj(obj(obj(doc.components).schemas)[typeName]);
   const unaryMethods = () => NEXUS_SERVICES.flatMap((s) => s.methods.filter((m) => m.methodKind === "unary").map((m) => ({ s, m })));
-  const requestExample = (path: string) => obj(obj(obj(obj(obj(obj(obj(doc.paths)[path]).post).requestBody).content)["application/json"]).example);
+  const requestExample = (path: string) =>
+    obj(obj(obj(obj(obj(obj(obj(doc.paths)[path]).post).requestBody).content)["application/json"]).example);
   const serverAccepts = (desc: DescMessage, json: unknown): boolean => {
     try {
       return validator.validate(desc, fromJson(desc, json as JsonValue)).kind === "valid";
@@ -106,7 +107,11 @@ describe("scripts/generate-openapi", () => {
   });
 
   it("describes each unary RPC as JSON in, JSON out, with the Connect errors, the bearer key and who may call it", () => {
-    const errorStatuses = new Set(Object.values(CONNECT_ERROR_STATUS).filter((s) => s !== 499).map(String));
+    const errorStatuses = new Set(
+      Object.values(CONNECT_ERROR_STATUS)
+        .filter((s) => s !== 499)
+        .map(String),
+    );
     for (const { s, m } of unaryMethods()) {
       const path = `/${s.typeName}/${m.name}`;
       const op = obj(obj(obj(doc.paths)[path]).post);
@@ -146,7 +151,12 @@ describe("scripts/generate-openapi", () => {
 
   it("maps buf.validate rules onto the request schemas", () => {
     const checkQuota = componentSchema("nexus.metering.v1.CheckQuotaRequest");
-    expect(obj(checkQuota.properties).tenantId).toMatchObject({ type: "string", minLength: 1, maxLength: 128, pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$" });
+    expect(obj(checkQuota.properties).tenantId).toMatchObject({
+      type: "string",
+      minLength: 1,
+      maxLength: 128,
+      pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+    });
     expect(obj(checkQuota.properties).estimatedRunUnits).toMatchObject({ type: "number", minimum: 0, maximum: 1000000 });
     expect(checkQuota.required).toEqual(["tenantId", "requestId"]);
 
@@ -169,7 +179,9 @@ describe("scripts/generate-openapi", () => {
     expect(String(updateCorpus.description)).toContain("Rule `corpus.display_name.required`");
 
     // repeated max_items, uint32 lte, 64-bit integers as strings.
-    const maxItems = Object.values(obj(obj(doc.components).schemas)).flatMap((s) => Object.values(obj(obj(s).properties ?? {}))).filter((p) => obj(p).type === "array" && typeof obj(p).maxItems === "number");
+    const maxItems = Object.values(obj(obj(doc.components).schemas))
+      .flatMap((s) => Object.values(obj(obj(s).properties ?? {})))
+      .filter((p) => obj(p).type === "array" && typeof obj(p).maxItems === "number");
     expect(maxItems.length).toBeGreaterThan(0);
     const dailyRuns = obj(obj(componentSchema("nexus.metering.v1.SetQuotaRequest").properties).dailyRunsLimit);
     expect(dailyRuns).toMatchObject({ type: "string", format: "uint64" });
@@ -232,12 +244,14 @@ describe("scripts/generate-openapi", () => {
         if (typeof prop.exclusiveMaximum === "number") bad.push(prop.exclusiveMaximum);
         if (typeof prop.minimum === "number" && prop.minimum > -1e15) bad.push(prop.minimum - 1);
         if (typeof prop.exclusiveMinimum === "number") bad.push(prop.exclusiveMinimum);
-        if (typeof prop.maxItems === "number" && Array.isArray(example[name])) bad.push(Array.from({ length: prop.maxItems + 1 }, () => (example[name] as unknown[])[0]));
+        if (typeof prop.maxItems === "number" && Array.isArray(example[name]))
+          bad.push(Array.from({ length: prop.maxItems + 1 }, () => (example[name] as unknown[])[0]));
         if (Array.isArray(prop.enum) && typeof prop.$ref === "string") {
           const all = (componentSchema(prop.$ref.split("/").pop()!).enum as string[]).filter((v) => !(prop.enum as string[]).includes(v));
           bad.push(...all);
         }
-        for (const value of bad) mutations.push({ what: `${name} = ${JSON.stringify(value).slice(0, 40)}`, value: { ...example, [name]: value } });
+        for (const value of bad)
+          mutations.push({ what: `${name} = ${JSON.stringify(value).slice(0, 40)}`, value: { ...example, [name]: value } });
       }
       for (const { what, value } of mutations) {
         if (check(value)) continue; // a mutation the schema still allows says nothing
@@ -280,9 +294,11 @@ describe("scripts/generate-openapi", () => {
         if (typeof prop.minimum === "number" && prop.minimum > -1e15) edge.push(prop.minimum);
         if (typeof prop.exclusiveMaximum === "number") edge.push(prop.exclusiveMaximum - (prop.type === "integer" ? 1 : 1e-6));
         if (typeof prop.exclusiveMinimum === "number") edge.push(prop.exclusiveMinimum + (prop.type === "integer" ? 1 : 1e-6));
-        if (typeof prop.maxItems === "number" && Array.isArray(example[name])) edge.push(Array.from({ length: prop.maxItems }, () => (example[name] as unknown[])[0]));
+        if (typeof prop.maxItems === "number" && Array.isArray(example[name]))
+          edge.push(Array.from({ length: prop.maxItems }, () => (example[name] as unknown[])[0]));
         if (Array.isArray(prop.enum)) edge.push(...(prop.enum as unknown[]));
-        for (const value of edge) mutations.push({ what: `${name} = ${JSON.stringify(value).slice(0, 40)}`, value: { ...example, [name]: value } });
+        for (const value of edge)
+          mutations.push({ what: `${name} = ${JSON.stringify(value).slice(0, 40)}`, value: { ...example, [name]: value } });
       }
       for (const { what, value } of mutations) {
         if (!check(value)) continue; // only what the schema calls valid is on trial here
@@ -295,9 +311,15 @@ describe("scripts/generate-openapi", () => {
 
   it("describes Connect errors, with the detail types Nexus sends linked to their JSON schemas", () => {
     const error = componentSchema("connect.Error");
-    expect(obj(obj(error.properties).code).enum).toEqual(expect.arrayContaining(["invalid_argument", "failed_precondition", "unauthenticated", "resource_exhausted"]));
+    expect(obj(obj(error.properties).code).enum).toEqual(
+      expect.arrayContaining(["invalid_argument", "failed_precondition", "unauthenticated", "resource_exhausted"]),
+    );
     const detailCheck = schemaAt(`/${pointer("components", "schemas", "connect.ErrorDetail")}`);
-    const info = { type: "google.rpc.ErrorInfo", value: "", debug: { reason: "QUOTA_EXCEEDED", domain: "nexus.dev", metadata: { period: "day" } } };
+    const info = {
+      type: "google.rpc.ErrorInfo",
+      value: "",
+      debug: { reason: "QUOTA_EXCEEDED", domain: "nexus.dev", metadata: { period: "day" } },
+    };
     expect(detailCheck(info)).toBe(true);
     expect(detailCheck({ ...info, debug: { reason: 42 } })).toBe(false);
     const responses = obj(obj(doc.components).responses);

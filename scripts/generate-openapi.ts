@@ -21,21 +21,21 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ScalarType, create, fromBinary, fromJson, getOption, hasOption, toJson } from "@bufbuild/protobuf";
 import type { DescEnum, DescField, DescMessage, DescMethod, DescOneof, DescService, JsonValue } from "@bufbuild/protobuf";
-import { DurationSchema, FeatureSet_FieldPresence, FileDescriptorSetSchema, TimestampSchema } from "@bufbuild/protobuf/wkt";
+import { create, fromBinary, fromJson, getOption, hasOption, ScalarType, toJson } from "@bufbuild/protobuf";
 import type { DescriptorProto, Duration, EnumDescriptorProto, FileDescriptorSet, Timestamp } from "@bufbuild/protobuf/wkt";
-import { createValidator } from "@bufbuild/protovalidate";
+import { DurationSchema, FeatureSet_FieldPresence, FileDescriptorSetSchema, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import type { Validator, Violation } from "@bufbuild/protovalidate";
+import { createValidator } from "@bufbuild/protovalidate";
+import type { FieldRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import {
+  file_buf_validate_validate,
   Ignore,
   ViolationsSchema,
   field as validateField,
-  file_buf_validate_validate,
   message as validateMessage,
   oneof as validateOneof,
 } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { FieldRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { Code } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { NEXUS_SERVICES } from "../services/kernel/authz/all-services.js";
@@ -43,7 +43,7 @@ import { describePermission } from "../services/kernel/authz/permission-docs.js"
 import { permissionOf, procedureOf } from "../services/kernel/authz/permissions.js";
 import { ERROR_DOMAIN, REASONS } from "../services/kernel/errors.js";
 import { isReadOnlyMethod } from "../services/kernel/interceptors/write-freeze.js";
-import { VALIDATE_PROTO_PATH, printProtoFile, writeValidateProto } from "./write-validate-proto.js";
+import { printProtoFile, VALIDATE_PROTO_PATH, writeValidateProto } from "./write-validate-proto.js";
 
 /** Where the document is written, relative to the repository root. */
 export const OPENAPI_DOCUMENT_PATH = "docs/openapi.json";
@@ -168,7 +168,8 @@ export function commentsFromDescriptorSet(set: FileDescriptorSet): Map<string, s
 export function readProtoComments(root: string): Map<string, string> {
   // Rewrite only when it differs: other buf runs (tests in parallel) may be reading it.
   const validateProto = join(root, VALIDATE_PROTO_PATH);
-  if (!existsSync(validateProto) || readFileSync(validateProto, "utf8") !== printProtoFile(file_buf_validate_validate.proto)) writeValidateProto(root);
+  if (!existsSync(validateProto) || readFileSync(validateProto, "utf8") !== printProtoFile(file_buf_validate_validate.proto))
+    writeValidateProto(root);
   const local = join(root, "node_modules", ".bin", "buf");
   const buf = existsSync(local) ? local : "buf";
   const r = spawnSync(buf, ["build", "-o", "-#format=binpb"], { cwd: root, maxBuffer: 64 * 1024 * 1024 });
@@ -183,7 +184,11 @@ export function readProtoComments(root: string): Map<string, string> {
 
 /** proto3 JSON of the well-known types: they do not look like their message definitions. */
 const WELL_KNOWN: Readonly<Record<string, JsonObject>> = {
-  "google.protobuf.Timestamp": { type: "string", format: "date-time", description: "RFC 3339 timestamp in UTC, e.g. `2025-01-31T12:00:00Z`." },
+  "google.protobuf.Timestamp": {
+    type: "string",
+    format: "date-time",
+    description: "RFC 3339 timestamp in UTC, e.g. `2025-01-31T12:00:00Z`.",
+  },
   "google.protobuf.Duration": {
     type: "string",
     pattern: "^-?[0-9]+(\\.[0-9]{1,9})?s$",
@@ -351,7 +356,10 @@ function applyValueRules(schema: JsonObject, rules: FieldRules, notes: string[],
     }
     case "bytes": {
       const r = t.value;
-      const len = r.len > 0n ? `exactly ${r.len}` : [r.minLen > 0n ? `at least ${r.minLen}` : "", r.maxLen > 0n ? `at most ${r.maxLen}` : ""].filter(Boolean).join(" and ");
+      const len =
+        r.len > 0n
+          ? `exactly ${r.len}`
+          : [r.minLen > 0n ? `at least ${r.minLen}` : "", r.maxLen > 0n ? `at most ${r.maxLen}` : ""].filter(Boolean).join(" and ");
       if (len) notes.push(`Decoded length: ${len} bytes.`);
       break;
     }
@@ -390,7 +398,8 @@ function applyValueRules(schema: JsonObject, rules: FieldRules, notes: string[],
     case "duration": {
       const r = t.value;
       const parts: string[] = [];
-      if (r.greaterThan.case) parts.push(`${r.greaterThan.case === "gt" ? "longer than" : "at least"} ${durationText(r.greaterThan.value)}`);
+      if (r.greaterThan.case)
+        parts.push(`${r.greaterThan.case === "gt" ? "longer than" : "at least"} ${durationText(r.greaterThan.value)}`);
       if (r.lessThan.case) parts.push(`${r.lessThan.case === "lt" ? "shorter than" : "at most"} ${durationText(r.lessThan.value)}`);
       if (parts.length > 0) notes.push(`Must be ${parts.join(" and ")}.`);
       break;
@@ -399,7 +408,8 @@ function applyValueRules(schema: JsonObject, rules: FieldRules, notes: string[],
       const r = t.value;
       const parts: string[] = [];
       if (r.greaterThan.case === "gtNow") parts.push("in the future");
-      else if (r.greaterThan.case) parts.push(`${r.greaterThan.case === "gt" ? "after" : "at or after"} ${timestampText(r.greaterThan.value)}`);
+      else if (r.greaterThan.case)
+        parts.push(`${r.greaterThan.case === "gt" ? "after" : "at or after"} ${timestampText(r.greaterThan.value)}`);
       if (r.lessThan.case === "ltNow") parts.push("in the past");
       else if (r.lessThan.case) parts.push(`${r.lessThan.case === "lt" ? "before" : "at or before"} ${timestampText(r.lessThan.value)}`);
       if (r.within) parts.push(`within ${durationText(r.within)} of now`);
@@ -603,7 +613,10 @@ class SchemaBuilder {
     if (is64Bit(field.scalar ?? ScalarType.STRING) && field.fieldKind === "scalar") {
       notes.push("A 64-bit integer, sent as a JSON string.");
     }
-    const description = joinText(this.comments.get(`${field.parent.typeName}.${field.name}`), notes.length > 0 ? notes.join(" ") : undefined);
+    const description = joinText(
+      this.comments.get(`${field.parent.typeName}.${field.name}`),
+      notes.length > 0 ? notes.join(" ") : undefined,
+    );
     // Siblings of $ref are applied together with it in OpenAPI 3.1 (JSON Schema 2020-12).
     if (description !== undefined) {
       const own = "$ref" in schema ? undefined : schema.description;
@@ -660,7 +673,13 @@ function numberCandidates(rules: FieldRules | undefined, asString: boolean): Jso
 }
 
 /** Candidate JSON values for one value of a field (list items and map values included). */
-function valueCandidates(field: DescField, kind: "scalar" | "enum" | "message", rules: FieldRules | undefined, depth: number, build: ExampleBuilder): Json[] {
+function valueCandidates(
+  field: DescField,
+  kind: "scalar" | "enum" | "message",
+  rules: FieldRules | undefined,
+  depth: number,
+  build: ExampleBuilder,
+): Json[] {
   if (kind === "enum") {
     const values = field.enum!.values;
     return [...values.filter((v) => v.number !== 0), ...values.filter((v) => v.number === 0)].map((v) => v.name);
@@ -749,7 +768,8 @@ class ExampleBuilder {
     const zero = zeroValueViolations(this.validator, desc);
     const onField = (vs: Violation[], f: DescField) => vs.some((v) => v.field[0]?.kind === "field" && v.field[0].name === f.name);
     const needed = desc.fields.filter((f) => zero.fields.has(f.name) || fieldRules(f)?.required === true);
-    for (const oneof of desc.oneofs) if (zero.oneofs.has(oneof.name) && oneof.fields[0]) needed.push(...this.oneofChoice(desc, oneof, depth));
+    for (const oneof of desc.oneofs)
+      if (zero.oneofs.has(oneof.name) && oneof.fields[0]) needed.push(...this.oneofChoice(desc, oneof, depth));
     for (const f of needed) {
       for (const candidate of fieldCandidates(f, depth, this)) {
         const vs = this.violations(desc, { ...json, [f.jsonName]: candidate });
@@ -762,7 +782,7 @@ class ExampleBuilder {
     let current = this.violations(desc, json);
     for (const f of desc.fields) {
       if (current !== "unparsable" && current.length === 0) break;
-      if (json[f.jsonName] !== undefined || (f.oneof?.fields.some((o) => json[o.jsonName] !== undefined))) continue;
+      if (json[f.jsonName] !== undefined || f.oneof?.fields.some((o) => json[o.jsonName] !== undefined)) continue;
       for (const candidate of fieldCandidates(f, depth, this)) {
         const next = this.violations(desc, { ...json, [f.jsonName]: candidate });
         if (next !== "unparsable" && (current === "unparsable" || next.length < current.length)) {
@@ -781,7 +801,11 @@ class ExampleBuilder {
     for (const f of oneof.fields) {
       for (const candidate of fieldCandidates(f, depth, this)) {
         const vs = this.violations(desc, { [f.jsonName]: candidate });
-        if (vs !== "unparsable" && !vs.some((v) => v.field[0]?.kind === "oneof" || (v.field[0]?.kind === "field" && v.field[0].name === f.name))) return [f];
+        if (
+          vs !== "unparsable" &&
+          !vs.some((v) => v.field[0]?.kind === "oneof" || (v.field[0]?.kind === "field" && v.field[0].name === f.name))
+        )
+          return [f];
       }
     }
     return [oneof.fields[0]!];
@@ -842,7 +866,11 @@ function errorSchemas(builder: SchemaBuilder): void {
     required: ["type", "value"],
     properties: {
       type: { type: "string", description: "Fully-qualified Protobuf type name of the detail, e.g. `google.rpc.ErrorInfo`." },
-      value: { type: "string", contentEncoding: "base64", description: "The detail in Protobuf binary, base64 (standard alphabet, no padding)." },
+      value: {
+        type: "string",
+        contentEncoding: "base64",
+        description: "The detail in Protobuf binary, base64 (standard alphabet, no padding).",
+      },
       debug: { description: "The same detail in proto3 JSON, for people and for clients without Protobuf." },
     },
     allOf: detailTypes.map((d) => ({
@@ -889,9 +917,18 @@ function errorResponses(): JsonObject {
         "x-request-id": { $ref: "#/components/headers/RequestId" },
         ...(status === 429
           ? {
-              "retry-after": { description: "With `RATE_LIMITED`: seconds until the refusing bucket holds a token (RetryInfo has the exact delay).", schema: { type: "string" } },
-              "x-ratelimit-scope": { description: "With `RATE_LIMITED`: the bucket that refused, `api_key` or `tenant`.", schema: { type: "string", enum: ["api_key", "tenant"] } },
-              "x-ratelimit-route-class": { description: "With `RATE_LIMITED`: the route class, `run`, `mutation`, `read` or `ops`.", schema: { type: "string" } },
+              "retry-after": {
+                description: "With `RATE_LIMITED`: seconds until the refusing bucket holds a token (RetryInfo has the exact delay).",
+                schema: { type: "string" },
+              },
+              "x-ratelimit-scope": {
+                description: "With `RATE_LIMITED`: the bucket that refused, `api_key` or `tenant`.",
+                schema: { type: "string", enum: ["api_key", "tenant"] },
+              },
+              "x-ratelimit-route-class": {
+                description: "With `RATE_LIMITED`: the route class, `run`, `mutation`, `read` or `ops`.",
+                schema: { type: "string" },
+              },
               "x-ratelimit-retry-after-ms": { description: "With `RATE_LIMITED`: the wait in milliseconds.", schema: { type: "string" } },
             }
           : {}),
@@ -935,7 +972,13 @@ function idempotent(method: DescMethod): boolean {
   return method.methodKind === "unary" && !isReadOnlyMethod(method.name);
 }
 
-function operation(builder: SchemaBuilder, examples: ExampleBuilder, comments: ProtoComments, service: DescService, method: DescMethod): JsonObject {
+function operation(
+  builder: SchemaBuilder,
+  examples: ExampleBuilder,
+  comments: ProtoComments,
+  service: DescService,
+  method: DescMethod,
+): JsonObject {
   const procedure = procedureOf(service.typeName, method.name);
   const permission = permissionOf(procedure);
   const comment = comments.get(`${service.typeName}.${method.name}`);
@@ -994,7 +1037,8 @@ function operation(builder: SchemaBuilder, examples: ExampleBuilder, comments: P
     const example = clientStreams ? undefined : examples.example(method.input);
     op.requestBody = {
       required: true,
-      description: `${clientStreams ? "Connect envelopes, each holding" : "One Connect envelope holding"} a \`${method.input.typeName}\`.` +
+      description:
+        `${clientStreams ? "Connect envelopes, each holding" : "One Connect envelope holding"} a \`${method.input.typeName}\`.` +
         (example !== undefined ? ` Example message (before framing): \`${JSON.stringify(example)}\`.` : ""),
       content: { "application/connect+json": { schema: envelopeSchema(builder, method.input, clientStreams, false) } },
     };
@@ -1006,14 +1050,20 @@ function operation(builder: SchemaBuilder, examples: ExampleBuilder, comments: P
         headers: { "x-request-id": { $ref: "#/components/headers/RequestId" } },
         content: { "application/connect+json": { schema: envelopeSchema(builder, method.output, serverStreams, true) } },
       },
-      "415": { description: "Unsupported Media Type: the request was not `application/connect+json` (or another protocol this procedure speaks)." },
+      "415": {
+        description: "Unsupported Media Type: the request was not `application/connect+json` (or another protocol this procedure speaks).",
+      },
     };
   }
   return op;
 }
 
 function sortKeys(o: JsonObject): JsonObject {
-  return Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+  return Object.fromEntries(
+    Object.keys(o)
+      .sort()
+      .map((k) => [k, o[k]]),
+  );
 }
 
 /**
@@ -1096,9 +1146,13 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
         },
       },
       headers: {
-        RequestId: { description: "The request's id: the one sent in `x-request-id`, or the one the server made up.", schema: { type: "string" } },
+        RequestId: {
+          description: "The request's id: the one sent in `x-request-id`, or the one the server made up.",
+          schema: { type: "string" },
+        },
         IdempotencyReplayed: {
-          description: "`true` when the answer is the stored answer of an earlier call with the same `idempotency-key` (the call did not run again).",
+          description:
+            "`true` when the answer is the stored answer of an earlier call with the same `idempotency-key` (the call did not run again).",
           schema: { type: "string", const: "true" },
         },
       },
@@ -1107,7 +1161,8 @@ export function buildOpenApiDocument(options: OpenApiOptions = {}): JsonObject {
           type: "http",
           scheme: "bearer",
           bearerFormat: "nxs_<key id>_<secret>",
-          description: "A Nexus API key (`Authorization: Bearer nxs_…`). `nexus dev` prints a platform key and a demo tenant owner key on its first start.",
+          description:
+            "A Nexus API key (`Authorization: Bearer nxs_…`). `nexus dev` prints a platform key and a demo tenant owner key on its first start.",
         },
       },
     },

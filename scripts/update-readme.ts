@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { configVariablesMarkdown } from "../services/kernel/config.js";
 import { commandsMarkdown } from "../services/cli/commands/index.js";
+import { configVariablesMarkdown } from "../services/kernel/config.js";
 
 /**
  * Rewrites the generated blocks of README.md (environment variables and CLI commands) from the

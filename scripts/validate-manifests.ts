@@ -33,7 +33,8 @@ function strict(schema: unknown): unknown {
   if (!schema || typeof schema !== "object") return schema;
   const out: Obj = {};
   for (const [k, v] of Object.entries(schema as Obj)) out[k] = strict(v);
-  if (out.properties && out.additionalProperties === undefined && !out["x-kubernetes-preserve-unknown-fields"]) out.additionalProperties = false;
+  if (out.properties && out.additionalProperties === undefined && !out["x-kubernetes-preserve-unknown-fields"])
+    out.additionalProperties = false;
   return out;
 }
 
@@ -59,7 +60,10 @@ function nexusValidators(): Map<string, (obj: unknown) => string[]> {
       crdValidators.set(`${crd.spec.group}/${v.name}/${crd.spec.names.kind}`, (obj) =>
         validate(obj)
           ? []
-          : (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message ?? "invalid"}${e.params?.additionalProperty ? ` (${String(e.params.additionalProperty)})` : ""}`),
+          : (validate.errors ?? []).map(
+              (e) =>
+                `${e.instancePath || "/"} ${e.message ?? "invalid"}${e.params?.additionalProperty ? ` (${String(e.params.additionalProperty)})` : ""}`,
+            ),
       );
     }
   }

@@ -3,18 +3,18 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
-import { clone, equals, fromBinary, toJson } from "@bufbuild/protobuf";
 import type { DescMessage, Message } from "@bufbuild/protobuf";
+import { clone, equals, fromBinary, toJson } from "@bufbuild/protobuf";
 import { reflect } from "@bufbuild/protobuf/reflect";
+import type { DescriptorProto, FieldDescriptorProto, FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import {
-  FileDescriptorProtoSchema,
-  FileDescriptorSetSchema,
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
+  FileDescriptorProtoSchema,
+  FileDescriptorSetSchema,
 } from "@bufbuild/protobuf/wkt";
-import type { DescriptorProto, FieldDescriptorProto, FileDescriptorProto } from "@bufbuild/protobuf/wkt";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { afterAll, describe, expect, it } from "vitest";
 import { printProtoFile, VALIDATE_PROTO_PATH, writeValidateProto } from "./write-validate-proto.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -82,10 +82,7 @@ function messageNames(messages: DescriptorProto[], prefix = ""): string[] {
 function fieldSignatures(messages: DescriptorProto[], prefix = ""): string[] {
   const sig = (owner: string, f: FieldDescriptorProto): string =>
     `${owner}.${f.name}=${f.number} ${FieldDescriptorProto_Label[f.label]} ${FieldDescriptorProto_Type[f.type]} ${f.typeName} ${f.jsonName}`;
-  return messages.flatMap((m) => [
-    ...m.field.map((f) => sig(prefix + m.name, f)),
-    ...fieldSignatures(m.nestedType, `${prefix}${m.name}.`),
-  ]);
+  return messages.flatMap((m) => [...m.field.map((f) => sig(prefix + m.name, f)), ...fieldSignatures(m.nestedType, `${prefix}${m.name}.`)]);
 }
 
 describe("write-validate-proto", () => {
@@ -103,9 +100,7 @@ describe("write-validate-proto", () => {
       embedded.extension.map((x) => `${x.extendee} ${x.name}=${x.number} ${x.typeName}`),
     );
     // Sanity: the rules protovalidate relies on are really there.
-    expect(fieldSignatures(compiled.messageType)).toContain(
-      "StringRules.pattern=6 OPTIONAL STRING  pattern",
-    );
+    expect(fieldSignatures(compiled.messageType)).toContain("StringRules.pattern=6 OPTIONAL STRING  pattern");
   });
 
   it("round-trips the whole descriptor except custom options", () => {

@@ -15,25 +15,10 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import { isFieldSet } from "@bufbuild/protobuf";
 import type { DescMessage, Message } from "@bufbuild/protobuf";
-import { reflect } from "@bufbuild/protobuf/reflect";
+import { isFieldSet } from "@bufbuild/protobuf";
 import type { ReflectMessage } from "@bufbuild/protobuf/reflect";
-import {
-  EnumOptionsSchema,
-  EnumValueOptionsSchema,
-  FieldDescriptorProto_Label,
-  FieldDescriptorProto_Type,
-  FieldOptionsSchema,
-  FileOptionsSchema,
-  MessageOptionsSchema,
-  MethodOptionsSchema,
-  OneofOptionsSchema,
-  ServiceOptionsSchema,
-  ExtensionRangeOptionsSchema,
-  FieldDescriptorProtoSchema,
-} from "@bufbuild/protobuf/wkt";
+import { reflect } from "@bufbuild/protobuf/reflect";
 import type {
   DescriptorProto,
   EnumDescriptorProto,
@@ -41,6 +26,21 @@ import type {
   FileDescriptorProto,
   ServiceDescriptorProto,
 } from "@bufbuild/protobuf/wkt";
+import {
+  EnumOptionsSchema,
+  EnumValueOptionsSchema,
+  ExtensionRangeOptionsSchema,
+  FieldDescriptorProto_Label,
+  FieldDescriptorProto_Type,
+  FieldDescriptorProtoSchema,
+  FieldOptionsSchema,
+  FileOptionsSchema,
+  MessageOptionsSchema,
+  MethodOptionsSchema,
+  OneofOptionsSchema,
+  ServiceOptionsSchema,
+} from "@bufbuild/protobuf/wkt";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 
 /** Where the file is written, relative to the repository root. */
 export const VALIDATE_PROTO_PATH = "proto/buf/validate/validate.proto";

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { DEMO_CORPUS_ID, seedDemoCorpus } from "../services/cli/demo/demo-corpus.js";
 import { DEMO_DOCUMENTS } from "../services/cli/demo/demo-documents.js";
-import { startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
+import { type AgentMesh, startAgentMesh } from "./support/agent-mesh.js";
 import { NEXUS_BIN } from "./support/nexus-process.js";
 import { describeWithPostgres } from "./support/services.js";
 
@@ -38,7 +38,12 @@ describeWithPostgres("demo corpus and the ask / sessions commands", () => {
 
   it("seeds the demo corpus once; seeding again changes nothing", async () => {
     const first = await seedDemoCorpus(mesh.client(key));
-    expect(first).toEqual({ corpusId: DEMO_CORPUS_ID, createdCorpus: true, queued: DEMO_DOCUMENTS.length, ingested: DEMO_DOCUMENTS.length });
+    expect(first).toEqual({
+      corpusId: DEMO_CORPUS_ID,
+      createdCorpus: true,
+      queued: DEMO_DOCUMENTS.length,
+      ingested: DEMO_DOCUMENTS.length,
+    });
     const again = await seedDemoCorpus(mesh.client(key));
     expect(again).toMatchObject({ createdCorpus: false, queued: 0, ingested: DEMO_DOCUMENTS.length });
     const { corpus } = await mesh.client(key).retrieval.getCorpus({ corpusId: DEMO_CORPUS_ID });
@@ -71,7 +76,10 @@ describeWithPostgres("demo corpus and the ask / sessions commands", () => {
   it("prints every event as a JSON line with --json, and lists and shows sessions", async () => {
     const asked = await cli(["ask", "--json", "What is the grace period of a key rotation?"], env);
     expect(asked.code, asked.stderr).toBe(0);
-    const lines = asked.stdout.trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = asked.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => l.seq)).toEqual(lines.map((_, i) => String(i + 1)));
     expect(Object.keys(lines[0]!)).toContain("accepted");
     expect(Object.keys(lines.at(-1)!)).toContain("done");

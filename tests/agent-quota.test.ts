@@ -4,9 +4,9 @@ import type { RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { HardCapMode, Period } from "../gen/nexus/metering/v1/quota_pb.js";
 import type { NexusClient } from "../services/client/index.js";
 import { errorMetadata, errorReason } from "../services/kernel/errors.js";
-import { ingestCorpus, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
-import { describeWithPostgres } from "./support/services.js";
+import { type AgentMesh, ingestCorpus, startAgentMesh } from "./support/agent-mesh.js";
 import { eventually } from "./support/eventually.js";
+import { describeWithPostgres } from "./support/services.js";
 
 // Run and metering together through `nexus dev`: every run reserves quota with CheckQuota
 // before it is accepted; the quota state comes back in response headers; a run over the
@@ -79,7 +79,9 @@ describeWithPostgres("agent quota checks (metering CheckQuota)", () => {
   });
 
   it("metering turns the runs' RunCompleted events into usage", async () => {
-    let totals: { runsCompleted: bigint; toolCalls: bigint; inputTokens: bigint; outputTokens: bigint; cpuSeconds: number; gpuSeconds: number } | undefined;
+    let totals:
+      | { runsCompleted: bigint; toolCalls: bigint; inputTokens: bigint; outputTokens: bigint; cpuSeconds: number; gpuSeconds: number }
+      | undefined;
     await eventually("metering to count the two completed runs", async () => {
       totals = (await client.metering.getUsageSummary({ period: Period.DAY })).totals;
       return totals?.runsCompleted === 2n;
@@ -127,7 +129,11 @@ describeWithPostgres("agent quota checks (metering CheckQuota)", () => {
     expect(new Set(runIds).size).toBe(2);
     let refused: ConnectError | undefined;
     try {
-      for await (const _ of reuserClient.agent.run({ corpusId: "kb", message: "And again?" }, { headers: { "x-request-id": "my-favourite-id" } })) void _;
+      for await (const _ of reuserClient.agent.run(
+        { corpusId: "kb", message: "And again?" },
+        { headers: { "x-request-id": "my-favourite-id" } },
+      ))
+        void _;
     } catch (err) {
       refused = ConnectError.from(err);
     }

@@ -1,14 +1,14 @@
-import net from "node:net";
 import type { AddressInfo } from "node:net";
+import net from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { RunStatus, type RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
+import { type RunResponse, RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
-import { ingestCorpus, runEvents, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
-import { startNexus, type NexusProcess } from "./support/nexus-process.js";
-import { startOpenAiStandin, type OpenAiStandin } from "./support/openai-standin.js";
-import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
+import { type AgentMesh, ingestCorpus, runEvents, startAgentMesh } from "./support/agent-mesh.js";
 import { eventually } from "./support/eventually.js";
 import { deleteSuiteStreams } from "./support/nats-streams.js";
+import { type NexusProcess, startNexus } from "./support/nexus-process.js";
+import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
+import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
 
 // Two agent replicas, as on Kubernetes: `nexus dev` (every service, replica A) and a second
 // process `nexus serve --service agent` (replica B) on the same PostgreSQL and NATS. B reaches
@@ -60,7 +60,11 @@ async function startCuttableProxy(target: { host: string; port: number }) {
   };
 }
 
-async function collect(client: NexusClient, request: Parameters<NexusClient["agent"]["run"]>[0], onEvent?: (e: RunResponse, all: RunResponse[]) => Promise<void> | void) {
+async function collect(
+  client: NexusClient,
+  request: Parameters<NexusClient["agent"]["run"]>[0],
+  onEvent?: (e: RunResponse, all: RunResponse[]) => Promise<void> | void,
+) {
   const out: RunResponse[] = [];
   for await (const r of client.agent.run(request)) {
     out.push(r);
@@ -137,16 +141,20 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
   it("CancelRun sent to replica A cancels a run that replica B serves", async () => {
     standin.enqueue({ kind: "endless", text: "tick tock ", chunkDelayMs: 20 });
     let cancelled: boolean | undefined;
-    const events = await collect(viaB, { corpusId: "handbook", message: "Tell me everything", options: { provider: "openai" } }, async (r, all) => {
-      if (r.event.case === "tokenDelta" && cancelled === undefined) {
-        const first = all[0]?.event;
-        if (first?.case !== "accepted") throw new Error("no accepted event");
-        // RunStarted is what replica A finds the run by; it is stored once the first token is
-        // written (at the latest 100 ms after acceptance).
-        await eventually("RunStarted to be stored", async () => (await runEvents(a.db, tenantId, first.value.requestId)).length > 0);
-        cancelled = (await viaA.agent.cancelRun({ requestId: first.value.requestId })).cancelled;
-      }
-    });
+    const events = await collect(
+      viaB,
+      { corpusId: "handbook", message: "Tell me everything", options: { provider: "openai" } },
+      async (r, all) => {
+        if (r.event.case === "tokenDelta" && cancelled === undefined) {
+          const first = all[0]?.event;
+          if (first?.case !== "accepted") throw new Error("no accepted event");
+          // RunStarted is what replica A finds the run by; it is stored once the first token is
+          // written (at the latest 100 ms after acceptance).
+          await eventually("RunStarted to be stored", async () => (await runEvents(a.db, tenantId, first.value.requestId)).length > 0);
+          cancelled = (await viaA.agent.cancelRun({ requestId: first.value.requestId })).cancelled;
+        }
+      },
+    );
     expect(cancelled).toBe(true);
     expect(errorOf(events)?.code).toBe("CANCELLED");
     expect(doneOf(events)?.status).toBe(RunStatus.CANCELLED);
@@ -154,7 +162,11 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
     await eventually("the stand-in model to see replica B hang up", () => upstream.clientAborted, 5000);
     const first = events[0]?.event;
     const recorded = first?.case === "accepted" ? await runEvents(a.db, tenantId, first.value.requestId) : [];
-    expect(recorded.map((e) => e.type)).toEqual(["nexus.events.v1.RunStarted", "nexus.events.v1.RunCancelRequested", "nexus.events.v1.RunCancelled"]);
+    expect(recorded.map((e) => e.type)).toEqual([
+      "nexus.events.v1.RunStarted",
+      "nexus.events.v1.RunCancelRequested",
+      "nexus.events.v1.RunCancelled",
+    ]);
     expect(recorded[2]?.payload.byCancelRun).toBe(true);
     // Once the run has ended, CancelRun anywhere answers false.
     expect((await viaA.agent.cancelRun({ requestId: first?.case === "accepted" ? first.value.requestId : "" })).cancelled).toBe(false);
@@ -182,7 +194,8 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
     proxy.restore();
     await eventually(
       "a probe to get through and close the breaker",
-      async () => doneOf(await collect(viaB, { corpusId: "handbook", message: "How do I rotate an API key?" }))?.status === RunStatus.COMPLETED,
+      async () =>
+        doneOf(await collect(viaB, { corpusId: "handbook", message: "How do I rotate an API key?" }))?.status === RunStatus.COMPLETED,
       BREAKER_RESET_MS * 15,
     );
     const after = await (await fetch(`${b.url.replace("localhost", "127.0.0.1")}/metrics`)).text();

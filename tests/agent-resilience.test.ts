@@ -1,15 +1,15 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
-import { RunStatus, type RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
+import { type RunResponse, RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { MessageRole } from "../gen/nexus/agent/v1/session_pb.js";
 import type { NexusClient } from "../services/client/index.js";
 import { errorMetadata, errorReason } from "../services/kernel/errors.js";
-import { ingestCorpus, runEvents, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
+import { type AgentMesh, ingestCorpus, runEvents, startAgentMesh } from "./support/agent-mesh.js";
 import { connectJsonStream } from "./support/connect-json-stream.js";
-import { startOpenAiStandin, type OpenAiStandin } from "./support/openai-standin.js";
-import { describeWithPostgres } from "./support/services.js";
 import { eventually } from "./support/eventually.js";
+import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
+import { describeWithPostgres } from "./support/services.js";
 
 // The `openai` provider end to end through `nexus dev`, against a LOCAL STAND-IN for a cloud
 // LLM (tests/support/openai-standin.ts) that streams, fails and stalls on demand:
@@ -52,7 +52,12 @@ function expectContiguous(events: readonly RunResponse[]): void {
 }
 
 /** Runs to the end, calling `onEvent` for each event (it may act on the run). */
-async function run(client: NexusClient, request: Parameters<NexusClient["agent"]["run"]>[0], onEvent?: (e: Event, all: RunResponse[]) => void | Promise<void>, options: { signal?: AbortSignal; timeoutMs?: number } = {}) {
+async function run(
+  client: NexusClient,
+  request: Parameters<NexusClient["agent"]["run"]>[0],
+  onEvent?: (e: Event, all: RunResponse[]) => void | Promise<void>,
+  options: { signal?: AbortSignal; timeoutMs?: number } = {},
+) {
   const out: RunResponse[] = [];
   for await (const r of client.agent.run(request, options)) {
     out.push(r);
@@ -100,12 +105,18 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
   });
 
   it("streams the model's answer as it comes, with usage and citations from its [n] markers", async () => {
-    standin.enqueue({ kind: "answer", text: "Run nexus keys rotate [1]. The old key keeps working for the grace period [1].", chunkDelayMs: 30, usage: { prompt_tokens: 321, completion_tokens: 17 } });
+    standin.enqueue({
+      kind: "answer",
+      text: "Run nexus keys rotate [1]. The old key keeps working for the grace period [1].",
+      chunkDelayMs: 30,
+      usage: { prompt_tokens: 321, completion_tokens: 17 },
+    });
     let finishedWhenFirstTokenArrived: boolean | undefined;
     const result = await connectJsonStream(`${mesh.url}/nexus.agent.v1.AgentService/Run`, ask("How do I rotate an API key?"), {
       headers: { authorization: `Bearer ${mesh.ownerKey}` },
       onMessage: (m) => {
-        if ("tokenDelta" in m && finishedWhenFirstTokenArrived === undefined) finishedWhenFirstTokenArrived = standin.requests.at(-1)?.finished;
+        if ("tokenDelta" in m && finishedWhenFirstTokenArrived === undefined)
+          finishedWhenFirstTokenArrived = standin.requests.at(-1)?.finished;
       },
     });
     // The first token reached the client while the model was still writing: nothing is buffered.
@@ -195,7 +206,12 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
   });
 
   it("a failing model ends the run with error → done and stores only the question", async () => {
-    standin.enqueue({ kind: "status", status: 503, headers: { "retry-after": "3" }, body: JSON.stringify({ error: { message: "overloaded" } }) });
+    standin.enqueue({
+      kind: "status",
+      status: 503,
+      headers: { "retry-after": "3" },
+      body: JSON.stringify({ error: { message: "overloaded" } }),
+    });
     const events = await run(owner, ask("How do I rotate an API key?"));
     expectContiguous(events);
     expect(kinds(events)).toEqual(["accepted", "retrieval", "error", "done"]);
@@ -211,7 +227,12 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     expect(messages.map((m) => [m.role, m.text])).toEqual([[MessageRole.USER, "How do I rotate an API key?"]]);
     const recorded = await runEvents(mesh.db, tenantId, requestId);
     expect(recorded.map((e) => e.type)).toEqual(["nexus.events.v1.RunStarted", "nexus.events.v1.RunFailed"]);
-    expect(recorded[1]?.payload).toMatchObject({ code: "UNAVAILABLE", reason: "DEPENDENCY_UNAVAILABLE", failedStep: "generate", provider: "openai" });
+    expect(recorded[1]?.payload).toMatchObject({
+      code: "UNAVAILABLE",
+      reason: "DEPENDENCY_UNAVAILABLE",
+      failedStep: "generate",
+      provider: "openai",
+    });
     // A good answer resets the breaker's failure count for the next tests.
     standin.enqueue({ kind: "answer", text: "Recovered [1]." });
     await run(owner, ask("How do I rotate an API key?"));
@@ -235,9 +256,14 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     standin.enqueue({ kind: "stall", text: "Never finishing", afterChunks: 1 });
     let requestId = "";
     const err = await rpcError(() =>
-      run(owner, ask("How do I rotate an API key?"), (e) => {
-        if (e.case === "accepted") requestId = e.value.requestId;
-      }, { timeoutMs: 700 }),
+      run(
+        owner,
+        ask("How do I rotate an API key?"),
+        (e) => {
+          if (e.case === "accepted") requestId = e.value.requestId;
+        },
+        { timeoutMs: 700 },
+      ),
     );
     expect(err.code).toBe(Code.DeadlineExceeded);
     const upstream = standin.requests.at(-1)!;
@@ -285,9 +311,14 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     const streaming = new Set<AbortController>();
     for (const c of controllers) {
       started.push(
-        run(owner, ask("Tell me everything about keys"), (e) => {
-          if (e.case === "tokenDelta") streaming.add(c);
-        }, { signal: c.signal }).catch(() => undefined),
+        run(
+          owner,
+          ask("Tell me everything about keys"),
+          (e) => {
+            if (e.case === "tokenDelta") streaming.add(c);
+          },
+          { signal: c.signal },
+        ).catch(() => undefined),
       );
     }
     await eventually("two runs to be streaming", () => streaming.size === 2, 10_000);
@@ -393,7 +424,10 @@ describeWithPostgres("agent resilience with the openai provider (stand-in model 
     await eventually(
       "the reservation to be released",
       async () => {
-        const { rows } = await mesh.db.query("SELECT state FROM metering.reservations WHERE tenant_id = $1 AND request_id = $2", [tenantId, requestId]);
+        const { rows } = await mesh.db.query("SELECT state FROM metering.reservations WHERE tenant_id = $1 AND request_id = $2", [
+          tenantId,
+          requestId,
+        ]);
         return rows[0]?.state === "released";
       },
       20_000,

@@ -1,12 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { RunRequestSchema, RunResponseSchema, RunStatus, type RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
+import { RunRequestSchema, type RunResponse, RunResponseSchema, RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { MessageRole } from "../gen/nexus/agent/v1/session_pb.js";
+import { DONT_KNOW_ANSWER } from "../services/agent/providers/extractive/extractive-composer.js";
 import type { NexusClient } from "../services/client/index.js";
 import { errorReason } from "../services/kernel/errors.js";
-import { DONT_KNOW_ANSWER } from "../services/agent/providers/extractive/extractive-composer.js";
-import { ingestCorpus, runEvents, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
+import { type AgentMesh, ingestCorpus, runEvents, startAgentMesh } from "./support/agent-mesh.js";
 import { connectJsonStream } from "./support/connect-json-stream.js";
 import { grpcServerStream } from "./support/grpc-js.js";
 import { describeWithPostgres } from "./support/services.js";
@@ -22,7 +22,8 @@ const KEYS = [
 const QUOTAS =
   "Quotas limit how many runs a tenant may start per day and per month. Platform operators change them with nexus quota set. " +
   "When a tenant reaches its hard cap, new runs are refused with QUOTA_EXCEEDED.";
-const CAFE = "Café ☕ notes 🍵 for the team.\n\nThe espresso machine needs descaling every month. Descaling takes twenty minutes and uses citric acid.";
+const CAFE =
+  "Café ☕ notes 🍵 for the team.\n\nThe espresso machine needs descaling every month. Descaling takes twenty minutes and uses citric acid.";
 
 // Document ids are unique per tenant, and the demo tenant already holds the demo corpus
 // ("quotas", "api-keys", …) that `nexus dev` seeds on its first start.
@@ -188,15 +189,23 @@ describeWithPostgres("agent Run end to end (nexus dev)", () => {
     };
     const unknownCorpus = await refusal(() => collect(owner.agent.run({ corpusId: "no-such-corpus", message: "hello there friend" })));
     expect(unknownCorpus.code).toBe(Code.NotFound);
-    const unknownSession = await refusal(() => collect(owner.agent.run({ corpusId: "handbook", sessionId: "ses_nope", message: "hello there" })));
+    const unknownSession = await refusal(() =>
+      collect(owner.agent.run({ corpusId: "handbook", sessionId: "ses_nope", message: "hello there" })),
+    );
     expect(unknownSession.code).toBe(Code.NotFound);
-    const platform = await refusal(() => collect(mesh.client(mesh.platformKey).agent.run({ corpusId: "handbook", message: "hello there" })));
+    const platform = await refusal(() =>
+      collect(mesh.client(mesh.platformKey).agent.run({ corpusId: "handbook", message: "hello there" })),
+    );
     expect(platform.code).toBe(Code.PermissionDenied);
     const invalid = await refusal(() => collect(owner.agent.run({ corpusId: "handbook", message: "" })));
     expect(invalid.code).toBe(Code.InvalidArgument);
-    const badProvider = await refusal(() => collect(owner.agent.run({ corpusId: "handbook", message: "hello", options: { provider: "nope" } })));
+    const badProvider = await refusal(() =>
+      collect(owner.agent.run({ corpusId: "handbook", message: "hello", options: { provider: "nope" } })),
+    );
     expect(badProvider.code).toBe(Code.InvalidArgument);
-    const unconfigured = await refusal(() => collect(owner.agent.run({ corpusId: "handbook", message: "hello", options: { provider: "openai" } })));
+    const unconfigured = await refusal(() =>
+      collect(owner.agent.run({ corpusId: "handbook", message: "hello", options: { provider: "openai" } })),
+    );
     expect(unconfigured.code).toBe(Code.FailedPrecondition);
     expect(errorReason(unconfigured)).toBe("FAILED_PRECONDITION");
   });
@@ -232,7 +241,9 @@ describeWithPostgres("agent Run end to end (nexus dev)", () => {
     await expect(other.agent.getSession({ sessionId })).rejects.toMatchObject({ code: Code.NotFound });
     await expect(other.agent.deleteSession({ sessionId })).rejects.toMatchObject({ code: Code.NotFound });
     expect((await other.agent.listSessions({})).sessions).toEqual([]);
-    await expect(collect(other.agent.run({ corpusId: "handbook", sessionId, message: "hi there" }))).rejects.toMatchObject({ code: Code.NotFound });
+    await expect(collect(other.agent.run({ corpusId: "handbook", sessionId, message: "hi there" }))).rejects.toMatchObject({
+      code: Code.NotFound,
+    });
 
     await owner.agent.deleteSession({ sessionId });
     await expect(owner.agent.getSession({ sessionId })).rejects.toMatchObject({ code: Code.NotFound });
@@ -251,7 +262,14 @@ describeWithPostgres("agent Run end to end (nexus dev)", () => {
       plan: string;
       requestId: string;
       provider: string;
-      usage: { cpuSeconds?: number; gpuSeconds?: number; toolCalls: number; inputTokens: string; outputTokens: string; tokenCountsEstimated: boolean };
+      usage: {
+        cpuSeconds?: number;
+        gpuSeconds?: number;
+        toolCalls: number;
+        inputTokens: string;
+        outputTokens: string;
+        tokenCountsEstimated: boolean;
+      };
       timings: { total: string; timeToFirstToken: string; retrieval: string };
       retrievedChunks: number;
       citations: number;

@@ -2,9 +2,9 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
-import { ingestCorpus, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
-import { describeWithPostgres } from "./support/services.js";
+import { type AgentMesh, ingestCorpus, startAgentMesh } from "./support/agent-mesh.js";
 import { eventually } from "./support/eventually.js";
+import { describeWithPostgres } from "./support/services.js";
 
 // What any OTLP backend receives from a run: `nexus dev` exports its traces (OTLP over
 // HTTP, JSON) to a small collector in this test, and the run's state machine shows up as
@@ -13,7 +13,13 @@ import { eventually } from "./support/eventually.js";
 
 interface OtlpAttribute {
   key: string;
-  value: { stringValue?: string; intValue?: string | number; doubleValue?: number; boolValue?: boolean; arrayValue?: { values: Array<{ stringValue?: string }> } };
+  value: {
+    stringValue?: string;
+    intValue?: string | number;
+    doubleValue?: number;
+    boolValue?: boolean;
+    arrayValue?: { values: Array<{ stringValue?: string }> };
+  };
 }
 interface OtlpSpan {
   traceId: string;

@@ -7,10 +7,13 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NEXUS_BIN, startNexus, tempDir, type NexusProcess } from "./support/nexus-process.js";
+import { NEXUS_BIN, type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
 
 /** Runs `nexus <args>` to completion. */
-function nexus(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function nexus(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [NEXUS_BIN, ...args], {
       env: { ...process.env, LOG_LEVEL: "warn", DATABASE_URL: undefined, NATS_URL: undefined, NEXUS_API_KEY: undefined, ...env },
@@ -35,7 +38,10 @@ describe("auth CLI against nexus dev", { timeout: 240_000 }, () => {
   const as = (apiKey: string) => ({ NEXUS_URL: dev.url, NEXUS_API_KEY: apiKey });
 
   beforeAll(async () => {
-    dev = await startNexus({ args: ["dev", "--port", "0", "--host", "127.0.0.1", "--data-dir", `${data.dir}/db`], env: { OTEL_SDK_DISABLED: "true" } });
+    dev = await startNexus({
+      args: ["dev", "--port", "0", "--host", "127.0.0.1", "--data-dir", `${data.dir}/db`],
+      env: { OTEL_SDK_DISABLED: "true" },
+    });
     // The banner follows the "listening on" line; wait until both keys are printed.
     for (let i = 0; i < 200 && (dev.output().match(KEY) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
     [platformKey, ownerKey] = dev.output().match(KEY) as [string, string];
@@ -106,7 +112,10 @@ describe("auth CLI against nexus dev", { timeout: 240_000 }, () => {
 
   it("never prints keys again on later starts; the old keys keep working; admin bootstrap recovers", async () => {
     await dev.stop();
-    const again = await startNexus({ args: ["dev", "--port", "0", "--host", "127.0.0.1", "--data-dir", `${data.dir}/db`], env: { OTEL_SDK_DISABLED: "true" } });
+    const again = await startNexus({
+      args: ["dev", "--port", "0", "--host", "127.0.0.1", "--data-dir", `${data.dir}/db`],
+      env: { OTEL_SDK_DISABLED: "true" },
+    });
     try {
       expect(again.output()).not.toMatch(KEY);
       expect(again.output()).toContain("nexus admin bootstrap --force");

@@ -13,10 +13,12 @@ import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { NEXUS_SERVICES } from "../services/kernel/authz/all-services.js";
 import { PERMISSIONS, procedureOf } from "../services/kernel/authz/permissions.js";
 import { TENANT_ID_FIELD } from "../services/kernel/authz/request-tenant.js";
-import { failure, outcome, startAuthHarness, type AuthHarness } from "./support/auth-harness.js";
+import { type AuthHarness, failure, outcome, startAuthHarness } from "./support/auth-harness.js";
 import { describeWithPostgres } from "./support/services.js";
 
-const rpcs = NEXUS_SERVICES.flatMap((service) => service.methods.map((method) => ({ service, method, procedure: procedureOf(service.typeName, method.name) })));
+const rpcs = NEXUS_SERVICES.flatMap((service) =>
+  service.methods.map((method) => ({ service, method, procedure: procedureOf(service.typeName, method.name) })),
+);
 
 /** A request message for `method` with `tenant_id` set (oneof included) when it has one. */
 function requestFor(method: DescMethod, tenantId?: string) {
@@ -36,9 +38,22 @@ function call(transport: Transport, service: DescService, method: DescMethod, te
   const request = requestFor(method, tenantId);
   switch (method.methodKind) {
     case "client_streaming":
-      return outcome(() => fn((async function* () { yield request; })()) as Promise<unknown>);
+      return outcome(
+        () =>
+          fn(
+            (async function* () {
+              yield request;
+            })(),
+          ) as Promise<unknown>,
+      );
     case "bidi_streaming":
-      return outcome(async () => fn((async function* () { yield request; })()));
+      return outcome(async () =>
+        fn(
+          (async function* () {
+            yield request;
+          })(),
+        ),
+      );
     case "server_streaming":
       return outcome(async () => fn(request));
     default:
@@ -99,7 +114,9 @@ describeWithPostgres("tenant isolation, for every RPC of every service", () => {
       const transport = h.client(key).transport;
       for (const { service, method, procedure } of rpcs) {
         if (PERMISSIONS[procedure]?.class === "public") continue;
-        expect(await call(transport, service, method), `${key === "garbage" ? "garbage" : "wrong secret"} → ${procedure}`).toBe("Unauthenticated AUTH_UNAUTHORIZED");
+        expect(await call(transport, service, method), `${key === "garbage" ? "garbage" : "wrong secret"} → ${procedure}`).toBe(
+          "Unauthenticated AUTH_UNAUTHORIZED",
+        );
       }
     }
   });
@@ -118,7 +135,16 @@ describeWithPostgres("tenant isolation, for every RPC of every service", () => {
   it("platform-only RPCs are PERMISSION_DENIED for every tenant role, owner included", async () => {
     const platformOnly = rpcs.filter(({ procedure }) => PERMISSIONS[procedure]?.class === "platform");
     expect(platformOnly.map((r) => r.method.name)).toEqual(
-      expect.arrayContaining(["CreateTenant", "ListTenants", "SuspendTenant", "ResumeTenant", "SetPlan", "SetEntitlementOverrides", "UpdateTenant", "SetQuota"]),
+      expect.arrayContaining([
+        "CreateTenant",
+        "ListTenants",
+        "SuspendTenant",
+        "ResumeTenant",
+        "SetPlan",
+        "SetEntitlementOverrides",
+        "UpdateTenant",
+        "SetQuota",
+      ]),
     );
     for (const role of [Role.OWNER, Role.ADMIN, Role.EDITOR, Role.VIEWER]) {
       const key = await h.key(a.tenant.id, role, `iso-${role}`);

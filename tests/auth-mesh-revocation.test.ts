@@ -16,9 +16,16 @@ import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient, type NexusClient } from "../services/client/create-nexus-client.js";
 import { errorReason } from "../services/kernel/errors.js";
-import { startNexus, type NexusProcess } from "./support/nexus-process.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, TEST_LEXICAL_ONLY, uniqueToken, type TestDatabase } from "./support/services.js";
 import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
+import { type NexusProcess, startNexus } from "./support/nexus-process.js";
+import {
+  createTestDatabase,
+  describeWithPostgresAndNats,
+  TEST_LEXICAL_ONLY,
+  TEST_NATS_URL,
+  type TestDatabase,
+  uniqueToken,
+} from "./support/services.js";
 
 const BOUND_MS = 1_000;
 
@@ -126,7 +133,11 @@ describeWithPostgresAndNats("revocation across the mesh (separate processes, NAT
     const { tenant } = await ops.auth.createTenant({ slug: uniqueToken("rev"), displayName: "Revocation", plan: Plan.PRO });
     const key = await ops.auth.createApiKey({ tenantId: tenant!.id, name: "victim", role: Role.VIEWER });
     await warm(key.plaintextKey);
-    const elapsed = await timeUntilRefused(key.plaintextKey, () => ops.auth.revokeApiKey({ keyId: key.apiKey!.id, reason: "mesh test" }), "Unauthenticated AUTH_REVOKED_KEY");
+    const elapsed = await timeUntilRefused(
+      key.plaintextKey,
+      () => ops.auth.revokeApiKey({ keyId: key.apiKey!.id, reason: "mesh test" }),
+      "Unauthenticated AUTH_REVOKED_KEY",
+    );
     expect(elapsed).toBeLessThan(BOUND_MS);
     // The auth process recorded each call refused at the retrieval process exactly once.
     await atRetrieval(key.plaintextKey);
@@ -138,7 +149,11 @@ describeWithPostgresAndNats("revocation across the mesh (separate processes, NAT
     const { tenant } = await ops.auth.createTenant({ slug: uniqueToken("sus"), displayName: "Suspension", plan: Plan.PRO });
     const key = await ops.auth.createApiKey({ tenantId: tenant!.id, name: "member", role: Role.ADMIN });
     await warm(key.plaintextKey);
-    const elapsed = await timeUntilRefused(key.plaintextKey, () => ops.auth.suspendTenant({ tenantId: tenant!.id, reason: "mesh test" }), "PermissionDenied TENANT_SUSPENDED");
+    const elapsed = await timeUntilRefused(
+      key.plaintextKey,
+      () => ops.auth.suspendTenant({ tenantId: tenant!.id, reason: "mesh test" }),
+      "PermissionDenied TENANT_SUSPENDED",
+    );
     expect(elapsed).toBeLessThan(BOUND_MS);
     await ops.auth.resumeTenant({ tenantId: tenant!.id });
     await vi.waitFor(async () => expect(await atRetrieval(key.plaintextKey)).toBe("ok"), { timeout: 10_000, interval: 20 });

@@ -6,8 +6,8 @@
  * digests are at rest.
  */
 import { createHash } from "node:crypto";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { jetstreamManager } from "@nats-io/jetstream";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
@@ -16,9 +16,9 @@ import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient } from "../services/client/create-nexus-client.js";
 import { connectNats } from "../services/kernel/events/nats-streams.js";
 import { outcome } from "./support/auth-harness.js";
-import { startNexus, type NexusProcess } from "./support/nexus-process.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
 import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
+import { type NexusProcess, startNexus } from "./support/nexus-process.js";
+import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, type TestDatabase, uniqueToken } from "./support/services.js";
 
 describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () => {
   let db: TestDatabase;
@@ -54,7 +54,9 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
     const viewer = await asOwner.auth.createApiKey({ name: "viewer", role: Role.VIEWER });
     plaintexts.push(viewer.plaintextKey);
     await createNexusClient({ baseUrl: auth.url, apiKey: viewer.plaintextKey, protocol: "grpc" }).auth.whoAmI({});
-    await outcome(() => createNexusClient({ baseUrl: auth.url, apiKey: viewer.plaintextKey }).auth.setPlan({ tenantId: tenant!.id, plan: Plan.ENTERPRISE }));
+    await outcome(() =>
+      createNexusClient({ baseUrl: auth.url, apiKey: viewer.plaintextKey }).auth.setPlan({ tenantId: tenant!.id, plan: Plan.ENTERPRISE }),
+    );
     // Refusals of every kind, with the secret in the Authorization header or the body.
     await outcome(() => createNexusClient({ baseUrl: auth.url, apiKey: `${viewer.plaintextKey.slice(0, -3)}xyz` }).auth.whoAmI({}));
     await outcome(() => createNexusClient({ baseUrl: auth.url, apiKey: `${viewer.plaintextKey} trailing` }).auth.whoAmI({}));
@@ -106,7 +108,9 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
       const { rows: tables } = await client.query<{ schema: string; name: string }>(
         "SELECT table_schema AS schema, table_name AS name FROM information_schema.tables WHERE table_schema IN ('auth', 'platform') AND table_type = 'BASE TABLE'",
       );
-      expect(tables.map((t) => `${t.schema}.${t.name}`)).toEqual(expect.arrayContaining(["auth.api_keys", "auth.tenants", "platform.events"]));
+      expect(tables.map((t) => `${t.schema}.${t.name}`)).toEqual(
+        expect.arrayContaining(["auth.api_keys", "auth.tenants", "platform.events"]),
+      );
       let dump = "";
       for (const t of tables) {
         const { rows } = await client.query<{ row: string }>(`SELECT t::text AS row FROM "${t.schema}"."${t.name}" t`);
@@ -114,7 +118,9 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
       }
       expect(dump.length).toBeGreaterThan(1000);
       expectClean(dump, "the auth and platform tables");
-      const { rows: digests } = await client.query<{ id: string; digest: string }>("SELECT id, encode(secret_sha256, 'hex') AS digest FROM auth.api_keys");
+      const { rows: digests } = await client.query<{ id: string; digest: string }>(
+        "SELECT id, encode(secret_sha256, 'hex') AS digest FROM auth.api_keys",
+      );
       for (const p of plaintexts) {
         const id = p.slice(4, p.indexOf("_", 4));
         expect(digests.find((d) => d.id === id)?.digest).toBe(createHash("sha256").update(p).digest("hex"));

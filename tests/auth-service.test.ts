@@ -7,7 +7,7 @@ import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ApiKeyStatus, PrincipalKind, Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { Plan, TenantStatus } from "../gen/nexus/auth/v1/tenant_pb.js";
-import { failure, outcome, passedAuthorization, startAuthHarness, type AuthHarness } from "./support/auth-harness.js";
+import { type AuthHarness, failure, outcome, passedAuthorization, startAuthHarness } from "./support/auth-harness.js";
 import { describeWithPostgres } from "./support/services.js";
 
 const DAY = 86_400_000;
@@ -15,7 +15,9 @@ const DAY = 86_400_000;
 describeWithPostgres("auth service", () => {
   let h: AuthHarness;
   beforeAll(async () => {
-    h = await startAuthHarness({ env: { NEXUS_API_KEY_INACTIVE_DAYS: "30", NEXUS_MAX_ACTIVE_API_KEYS: "8", NEXUS_AUTH_CACHE_TTL_MS: "600000" } });
+    h = await startAuthHarness({
+      env: { NEXUS_API_KEY_INACTIVE_DAYS: "30", NEXUS_MAX_ACTIVE_API_KEYS: "8", NEXUS_AUTH_CACHE_TTL_MS: "600000" },
+    });
   });
   afterAll(async () => {
     await h?.close();
@@ -26,10 +28,15 @@ describeWithPostgres("auth service", () => {
       const ops = h.client(h.platformKey);
       const { tenant, ownerKey } = await h.tenant(Plan.FREE);
       expect(tenant).toMatchObject({ plan: Plan.FREE, status: TenantStatus.ACTIVE });
-      expect(await failure(() => ops.auth.createTenant({ slug: tenant.slug, displayName: "Again", plan: Plan.PRO }))).toMatchObject({ code: "AlreadyExists" });
+      expect(await failure(() => ops.auth.createTenant({ slug: tenant.slug, displayName: "Again", plan: Plan.PRO }))).toMatchObject({
+        code: "AlreadyExists",
+      });
       const listed = await ops.auth.listTenants({ pageSize: 200 });
       expect(listed.tenants.map((t) => t.id)).toContain(tenant.id);
-      expect(await failure(() => h.client(ownerKey).auth.listTenants({}))).toMatchObject({ code: "PermissionDenied", reason: "RBAC_FORBIDDEN" });
+      expect(await failure(() => h.client(ownerKey).auth.listTenants({}))).toMatchObject({
+        code: "PermissionDenied",
+        reason: "RBAC_FORBIDDEN",
+      });
     });
 
     it("a tenant's own owner can never change its plan, overrides or quotas", async () => {
@@ -37,11 +44,16 @@ describeWithPostgres("auth service", () => {
       const owner = h.client(ownerKey);
       for (const call of [
         () => owner.auth.setPlan({ tenantId: tenant.id, plan: Plan.ENTERPRISE }),
-        () => owner.auth.setEntitlementOverrides({ tenantId: tenant.id, overrides: { features: [{ featureKey: "feature.tts", enabled: true }] } }),
+        () =>
+          owner.auth.setEntitlementOverrides({
+            tenantId: tenant.id,
+            overrides: { features: [{ featureKey: "feature.tts", enabled: true }] },
+          }),
         () => owner.auth.suspendTenant({ tenantId: tenant.id }),
         () => owner.metering.setQuota({ tenantId: tenant.id }),
         () => owner.auth.createTenant({ slug: "sneaky", displayName: "x", plan: Plan.ENTERPRISE }),
-        () => owner.auth.updateTenant({ tenantId: tenant.id, displayName: "Renamed by its owner", updateMask: { paths: ["display_name"] } }),
+        () =>
+          owner.auth.updateTenant({ tenantId: tenant.id, displayName: "Renamed by its owner", updateMask: { paths: ["display_name"] } }),
       ]) {
         expect(await failure(call)).toMatchObject({ code: "PermissionDenied", reason: "RBAC_FORBIDDEN" });
       }
@@ -53,20 +65,37 @@ describeWithPostgres("auth service", () => {
       const ops = h.client(h.platformKey);
       const { tenant, ownerKey } = await h.tenant(Plan.FREE);
       const owner = h.client(ownerKey);
-      const features = async () => (await owner.auth.whoAmI({})).principal?.entitlements?.features.filter((f) => f.enabled).map((f) => f.key);
+      const features = async () =>
+        (await owner.auth.whoAmI({})).principal?.entitlements?.features.filter((f) => f.enabled).map((f) => f.key);
       expect(await features()).toEqual(["feature.retrieval.local_pgvector"]);
       expect((await owner.auth.whoAmI({})).principal?.entitlements?.monthlyRunAllowance).toBe(100n);
       await ops.auth.setPlan({ tenantId: tenant.id, plan: Plan.PRO });
       expect(await features()).toContain("feature.tts");
       const updated = await ops.auth.setEntitlementOverrides({
         tenantId: tenant.id,
-        overrides: { features: [{ featureKey: "feature.tts", enabled: false }, { featureKey: "feature.identity.scim", enabled: true }], unlimitedRuns: true },
+        overrides: {
+          features: [
+            { featureKey: "feature.tts", enabled: false },
+            { featureKey: "feature.identity.scim", enabled: true },
+          ],
+          unlimitedRuns: true,
+        },
       });
-      expect(updated.tenant?.entitlements?.features.find((f) => f.key === "feature.identity.scim")).toMatchObject({ enabled: true, source: 2 });
+      expect(updated.tenant?.entitlements?.features.find((f) => f.key === "feature.identity.scim")).toMatchObject({
+        enabled: true,
+        source: 2,
+      });
       expect(await features()).toContain("feature.identity.scim");
       expect(await features()).not.toContain("feature.tts");
       expect((await owner.auth.whoAmI({})).principal?.entitlements?.monthlyRunAllowance).toBeUndefined();
-      expect(await failure(() => ops.auth.setEntitlementOverrides({ tenantId: tenant.id, overrides: { features: [{ featureKey: "feature.nope", enabled: true }] } }))).toMatchObject({
+      expect(
+        await failure(() =>
+          ops.auth.setEntitlementOverrides({
+            tenantId: tenant.id,
+            overrides: { features: [{ featureKey: "feature.nope", enabled: true }] },
+          }),
+        ),
+      ).toMatchObject({
         code: "InvalidArgument",
       });
       const events = await h.events("PlanChanged");
@@ -80,24 +109,37 @@ describeWithPostgres("auth service", () => {
         ops.auth.updateTenant({ tenantId, displayName, updateMask: { paths } });
       h.clock.advance(1_000);
       const renamed = await rename("Acme Research");
-      expect(renamed.tenant).toMatchObject({ id: tenant.id, slug: tenant.slug, displayName: "Acme Research", plan: Plan.FREE, status: TenantStatus.ACTIVE });
+      expect(renamed.tenant).toMatchObject({
+        id: tenant.id,
+        slug: tenant.slug,
+        displayName: "Acme Research",
+        plan: Plan.FREE,
+        status: TenantStatus.ACTIVE,
+      });
       expect(renamed.tenant?.updatedAt?.seconds).toBeGreaterThan(tenant.updatedAt?.seconds ?? 0n);
       // Every reader sees the new name: the platform and the tenant's own members.
       expect((await ops.auth.getTenant({ selector: { case: "tenantId", value: tenant.id } })).tenant?.displayName).toBe("Acme Research");
-      expect((await h.client(ownerKey).auth.getTenant({ selector: { case: "slug", value: tenant.slug } })).tenant?.displayName).toBe("Acme Research");
+      expect((await h.client(ownerKey).auth.getTenant({ selector: { case: "slug", value: tenant.slug } })).tenant?.displayName).toBe(
+        "Acme Research",
+      );
 
       // The same name again changes nothing: same updated_at, no second event.
       h.clock.advance(1_000);
       const again = await rename("Acme Research");
       expect(again.tenant?.updatedAt).toEqual(renamed.tenant?.updatedAt);
       const changes = (await h.events("TenantDisplayNameChanged")).filter((e) => e.streamId === `tenant-${tenant.id}`);
-      expect(changes.map((e) => e.payload)).toEqual([{ tenantId: tenant.id, previousDisplayName: "Test tenant", displayName: "Acme Research" }]);
+      expect(changes.map((e) => e.payload)).toEqual([
+        { tenantId: tenant.id, previousDisplayName: "Test tenant", displayName: "Acme Research" },
+      ]);
       expect(changes[0]?.topic).toBe("auth.tenant_display_name_changed");
 
       for (const bad of [() => rename(""), () => rename("x".repeat(201)), () => rename("Acme", []), () => rename("Acme", ["slug"])]) {
         expect(await failure(bad)).toMatchObject({ code: "InvalidArgument", reason: "VALIDATION_FAILED" });
       }
-      expect(await failure(() => rename("Nobody", ["display_name"], "no-such-tenant"))).toMatchObject({ code: "NotFound", reason: "NOT_FOUND" });
+      expect(await failure(() => rename("Nobody", ["display_name"], "no-such-tenant"))).toMatchObject({
+        code: "NotFound",
+        reason: "NOT_FOUND",
+      });
       expect((await ops.auth.getTenant({ selector: { case: "tenantId", value: tenant.id } })).tenant?.displayName).toBe("Acme Research");
     });
 
@@ -113,7 +155,10 @@ describeWithPostgres("auth service", () => {
       const recorded = (await h.events("RbacForbidden")).slice(before);
       expect(recorded).toHaveLength(1);
       expect(recorded[0]?.payload).toMatchObject({ keyId: ownerKeyId, reason: "FEATURE_NOT_ENABLED", featureKey: "feature.audit_access" });
-      await ops.auth.setEntitlementOverrides({ tenantId: tenant.id, overrides: { features: [{ featureKey: "feature.audit_access", enabled: true }] } });
+      await ops.auth.setEntitlementOverrides({
+        tenantId: tenant.id,
+        overrides: { features: [{ featureKey: "feature.audit_access", enabled: true }] },
+      });
       expect(passedAuthorization(await outcome(() => h.client(ownerKey).audit.listAuditEvents({})))).toBe(true);
     });
   });
@@ -124,16 +169,29 @@ describeWithPostgres("auth service", () => {
       const owner = h.client(ownerKey);
       const created = await owner.auth.createApiKey({ name: "ci-bot", role: Role.EDITOR });
       expect(created.plaintextKey).toMatch(new RegExp(`^nxs_${created.apiKey!.id}_[A-Za-z0-9_-]{43}$`));
-      expect(created.apiKey).toMatchObject({ tenantId: tenant.id, role: Role.EDITOR, status: ApiKeyStatus.ACTIVE, displayPrefix: `nxs_${created.apiKey!.id}_` });
+      expect(created.apiKey).toMatchObject({
+        tenantId: tenant.id,
+        role: Role.EDITOR,
+        status: ApiKeyStatus.ACTIVE,
+        displayPrefix: `nxs_${created.apiKey!.id}_`,
+      });
       const listed = await owner.auth.listApiKeys({});
-      expect(JSON.stringify(listed.apiKeys.map((k) => ({ ...k, createdAt: undefined })), (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v))).not.toContain(created.plaintextKey.split("_").pop()!);
+      expect(
+        JSON.stringify(
+          listed.apiKeys.map((k) => ({ ...k, createdAt: undefined })),
+          (_k, v: unknown) => (typeof v === "bigint" ? String(v) : v),
+        ),
+      ).not.toContain(created.plaintextKey.split("_").pop()!);
       expect(listed.apiKeys.map((k) => k.id)).toContain(created.apiKey!.id);
 
       const first = await owner.auth.revokeApiKey({ keyId: created.apiKey!.id, reason: "leaked" });
       const second = await owner.auth.revokeApiKey({ keyId: created.apiKey!.id, reason: "again" });
       expect(second.apiKey?.revokedAt).toEqual(first.apiKey?.revokedAt);
       expect(second.apiKey).toMatchObject({ status: ApiKeyStatus.REVOKED, revocationReason: "leaked" });
-      expect(await failure(() => h.client(created.plaintextKey).auth.whoAmI({}))).toMatchObject({ code: "Unauthenticated", reason: "AUTH_REVOKED_KEY" });
+      expect(await failure(() => h.client(created.plaintextKey).auth.whoAmI({}))).toMatchObject({
+        code: "Unauthenticated",
+        reason: "AUTH_REVOKED_KEY",
+      });
       const revoked = (await h.events("ApiKeyRevoked")).filter((e) => (e.payload as { keyId: string }).keyId === created.apiKey!.id);
       expect(revoked).toHaveLength(1);
       expect((await h.events("ApiKeyIssued")).some((e) => (e.payload as { keyId: string }).keyId === created.apiKey!.id)).toBe(true);
@@ -167,10 +225,13 @@ describeWithPostgres("auth service", () => {
       expect(await failure(() => oldClient.auth.whoAmI({}))).toMatchObject({ code: "Unauthenticated", reason: "AUTH_REVOKED_KEY" });
       expect((await successor.auth.whoAmI({})).principal?.keyId).toBe(rotated.apiKey!.id);
       // The sweep records the end of the grace as a revocation ("rotated").
-      await vi.waitFor(async () => {
-        const ended = (await h.events("ApiKeyRevoked")).find((e) => (e.payload as { keyId: string }).keyId === old.apiKey!.id);
-        expect(ended?.payload).toMatchObject({ reason: "rotated" });
-      }, { timeout: 20_000, interval: 200 });
+      await vi.waitFor(
+        async () => {
+          const ended = (await h.events("ApiKeyRevoked")).find((e) => (e.payload as { keyId: string }).keyId === old.apiKey!.id);
+          expect(ended?.payload).toMatchObject({ reason: "rotated" });
+        },
+        { timeout: 20_000, interval: 200 },
+      );
       expect((await owner.auth.getApiKey({ keyId: old.apiKey!.id })).apiKey?.status).toBe(ApiKeyStatus.REVOKED);
       expect((await h.events("ApiKeyRotated")).some((e) => (e.payload as { keyId: string }).keyId === old.apiKey!.id)).toBe(true);
       expect(await failure(() => owner.auth.rotateApiKey({ keyId: old.apiKey!.id }))).toMatchObject({ code: "FailedPrecondition" });
@@ -187,7 +248,10 @@ describeWithPostgres("auth service", () => {
         await h.client(busy.plaintextKey).auth.whoAmI({});
         await h.client(h.platformKey).auth.whoAmI({});
       }
-      expect(await failure(() => h.client(idle.plaintextKey).auth.whoAmI({}))).toMatchObject({ code: "Unauthenticated", reason: "AUTH_INACTIVE_KEY" });
+      expect(await failure(() => h.client(idle.plaintextKey).auth.whoAmI({}))).toMatchObject({
+        code: "Unauthenticated",
+        reason: "AUTH_INACTIVE_KEY",
+      });
       expect((await owner.auth.getApiKey({ keyId: idle.apiKey!.id })).apiKey?.status).toBe(ApiKeyStatus.INACTIVE);
       expect((await owner.auth.listApiKeys({ statuses: [ApiKeyStatus.INACTIVE] })).apiKeys.map((k) => k.id)).toEqual([idle.apiKey!.id]);
       expect((await h.client(busy.plaintextKey).auth.whoAmI({})).principal?.keyId).toBe(busy.apiKey!.id);
@@ -198,10 +262,15 @@ describeWithPostgres("auth service", () => {
 
     it("expired keys are AUTH_EXPIRED_KEY", async () => {
       const { ownerKey } = await h.tenant();
-      const k = await h.client(ownerKey).auth.createApiKey({ name: "short", role: Role.VIEWER, expiresAt: timestampFromDate(new Date(h.clock.now().getTime() + 60_000)) });
+      const k = await h
+        .client(ownerKey)
+        .auth.createApiKey({ name: "short", role: Role.VIEWER, expiresAt: timestampFromDate(new Date(h.clock.now().getTime() + 60_000)) });
       expect((await h.client(k.plaintextKey).auth.whoAmI({})).apiKey?.expiresAt).toBeDefined();
       h.clock.advance(61_000);
-      expect(await failure(() => h.client(k.plaintextKey).auth.whoAmI({}))).toMatchObject({ code: "Unauthenticated", reason: "AUTH_EXPIRED_KEY" });
+      expect(await failure(() => h.client(k.plaintextKey).auth.whoAmI({}))).toMatchObject({
+        code: "Unauthenticated",
+        reason: "AUTH_EXPIRED_KEY",
+      });
     });
 
     it("caps active keys per tenant: FAILED_PRECONDITION KEY_LIMIT_REACHED; the cap can be overridden per tenant", async () => {
@@ -229,9 +298,17 @@ describeWithPostgres("auth service", () => {
       const owner = h.client(ownerKey);
       const admin = await owner.auth.createApiKey({ name: "admin", role: Role.ADMIN });
       const asAdmin = h.client(admin.plaintextKey);
-      expect(await failure(() => asAdmin.auth.createApiKey({ name: "x", role: Role.OWNER }))).toMatchObject({ code: "PermissionDenied", reason: "RBAC_FORBIDDEN" });
-      expect(await failure(() => asAdmin.auth.revokeApiKey({ keyId: ownerKeyId }))).toMatchObject({ code: "PermissionDenied", reason: "RBAC_FORBIDDEN" });
-      expect(await failure(() => asAdmin.auth.setApiKeyRole({ keyId: admin.apiKey!.id, role: Role.OWNER }))).toMatchObject({ reason: "RBAC_FORBIDDEN" });
+      expect(await failure(() => asAdmin.auth.createApiKey({ name: "x", role: Role.OWNER }))).toMatchObject({
+        code: "PermissionDenied",
+        reason: "RBAC_FORBIDDEN",
+      });
+      expect(await failure(() => asAdmin.auth.revokeApiKey({ keyId: ownerKeyId }))).toMatchObject({
+        code: "PermissionDenied",
+        reason: "RBAC_FORBIDDEN",
+      });
+      expect(await failure(() => asAdmin.auth.setApiKeyRole({ keyId: admin.apiKey!.id, role: Role.OWNER }))).toMatchObject({
+        reason: "RBAC_FORBIDDEN",
+      });
       // Each of these refusals, decided inside the auth service, is one rbac.forbidden event.
       const refusals = (await h.events("RbacForbidden")).filter((e) => (e.payload as { keyId: string }).keyId === admin.apiKey!.id);
       expect(refusals.map((e) => (e.payload as { procedure: string }).procedure)).toEqual([
@@ -272,7 +349,12 @@ describeWithPostgres("auth service", () => {
     it("admits exactly what the table says", async () => {
       const { tenant } = await h.tenant();
       const keys: Record<string, string> = { platform: h.platformKey };
-      for (const [name, role] of [["owner", Role.OWNER], ["admin", Role.ADMIN], ["editor", Role.EDITOR], ["viewer", Role.VIEWER]] as const) {
+      for (const [name, role] of [
+        ["owner", Role.OWNER],
+        ["admin", Role.ADMIN],
+        ["editor", Role.EDITOR],
+        ["viewer", Role.VIEWER],
+      ] as const) {
         keys[name] = (await h.key(tenant.id, role, name)).plaintext;
       }
       // One RPC per class. "owner" is the owner-only tier inside auth: granting an owner key.
@@ -330,7 +412,12 @@ describeWithPostgres("auth service", () => {
       const recorded = (await h.events("AccessDenied")).slice(before);
       expect(recorded).toHaveLength(1);
       expect(recorded[0]).toMatchObject({
-        payload: { reason: "AUTH_REVOKED_KEY", keyId: k.apiKey!.id, tenantId: tenant.id, procedure: "/nexus.retrieval.v1.RetrievalService/Search" },
+        payload: {
+          reason: "AUTH_REVOKED_KEY",
+          keyId: k.apiKey!.id,
+          tenantId: tenant.id,
+          procedure: "/nexus.retrieval.v1.RetrievalService/Search",
+        },
         metadata: { tenantId: tenant.id },
       });
     });
@@ -364,8 +451,18 @@ describeWithPostgres("auth service", () => {
       await outcome(() => h.client(viewer.plaintext).metering.getUsageSummary({ tenantId: "someone-else" }));
       const recorded = (await h.events("RbacForbidden")).slice(before);
       expect(recorded.map((e) => e.payload)).toEqual([
-        expect.objectContaining({ keyId: viewer.id, reason: "RBAC_FORBIDDEN", procedure: "/nexus.auth.v1.AuthService/SetPlan", role: "ROLE_VIEWER" }),
-        expect.objectContaining({ keyId: viewer.id, reason: "RBAC_FORBIDDEN", procedure: "/nexus.metering.v1.MeteringService/GetUsageSummary", requiredRole: "ROLE_ADMIN" }),
+        expect.objectContaining({
+          keyId: viewer.id,
+          reason: "RBAC_FORBIDDEN",
+          procedure: "/nexus.auth.v1.AuthService/SetPlan",
+          role: "ROLE_VIEWER",
+        }),
+        expect.objectContaining({
+          keyId: viewer.id,
+          reason: "RBAC_FORBIDDEN",
+          procedure: "/nexus.metering.v1.MeteringService/GetUsageSummary",
+          requiredRole: "ROLE_ADMIN",
+        }),
       ]);
     });
   });
@@ -376,7 +473,14 @@ describeWithPostgres("auth service", () => {
       expect(ops.principal).toMatchObject({ kind: PrincipalKind.PLATFORM, tenantId: "", role: Role.UNSPECIFIED });
       const { tenant, ownerKey, ownerKeyId } = await h.tenant(Plan.ENTERPRISE);
       const me = await h.client(ownerKey).auth.whoAmI({});
-      expect(me.principal).toMatchObject({ kind: PrincipalKind.TENANT, keyId: ownerKeyId, tenantId: tenant.id, tenantSlug: tenant.slug, role: Role.OWNER, plan: Plan.ENTERPRISE });
+      expect(me.principal).toMatchObject({
+        kind: PrincipalKind.TENANT,
+        keyId: ownerKeyId,
+        tenantId: tenant.id,
+        tenantSlug: tenant.slug,
+        role: Role.OWNER,
+        plan: Plan.ENTERPRISE,
+      });
       expect(me.apiKey?.id).toBe(ownerKeyId);
     });
   });

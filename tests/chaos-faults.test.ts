@@ -7,15 +7,15 @@
  * chain verifies.
  */
 import { writeFileSync } from "node:fs";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { RunCancelledSchema, RunCompletedSchema, RunFailedSchema } from "../gen/nexus/events/v1/agent_events_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
 import type { NexusClient } from "../services/client/index.js";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
-import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
-import { alive, describeChaos, outcome, startChaosMesh, waitUntil, type ChaosMesh } from "./support/chaos.js";
+import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
+import { alive, type ChaosMesh, describeChaos, outcome, startChaosMesh, waitUntil } from "./support/chaos.js";
 
 const CORPUS = "chaos";
 
@@ -27,7 +27,8 @@ const TERMINAL_RUN_EVENTS = [RunCompletedSchema.typeName, RunFailedSchema.typeNa
 
 function documentText(id: string): string {
   const lines: string[] = [];
-  for (let i = 0; i < 40; i++) lines.push(`Document ${id}, paragraph ${i}: the pump ${i % 7} in hall ${id} is checked every ${(i % 5) + 1} days.`);
+  for (let i = 0; i < 40; i++)
+    lines.push(`Document ${id}, paragraph ${i}: the pump ${i % 7} in hall ${id} is checked every ${(i % 5) + 1} days.`);
   return lines.join("\n\n");
 }
 
@@ -64,14 +65,18 @@ describeChaos("chaos: PostgreSQL and NATS fail under a running nexus dev", () =>
     }
     if (error) {
       runErrors.push(`${error.code}/${error.reason} ${JSON.stringify(error.metadata)}`);
-      const code = (Object.entries(Code).find(([name]) => name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase() === error.code)?.[1] ?? Code.Unknown) as Code;
+      const code = (Object.entries(Code).find(([name]) => name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase() === error.code)?.[1] ??
+        Code.Unknown) as Code;
       throw domainErrorLike(code, error.reason);
     }
     return requestId;
   };
   const readyz = async () => {
     const res = await fetch(`${mesh.url}/readyz`);
-    return { status: res.status, body: (await res.json()) as { checks: Array<{ name: string; ready: boolean; info?: Record<string, string> }> } };
+    return {
+      status: res.status,
+      body: (await res.json()) as { checks: Array<{ name: string; ready: boolean; info?: Record<string, string> }> },
+    };
   };
 
   /** Calls of several kinds, `workers` at a time, until stopped; counts outcomes by code/reason. */
@@ -108,7 +113,12 @@ describeChaos("chaos: PostgreSQL and NATS fail under a running nexus dev", () =>
     if (wrong.length > 0 && process.env.NEXUS_CHAOS_DUMP) writeFileSync(process.env.NEXUS_CHAOS_DUMP, mesh.process.output());
     expect(wrong, JSON.stringify([...outcomes])).toEqual([]);
   };
-  const recovered = () => waitUntil("calls to succeed again", async () => (await outcome(() => api.ingestion.getDocument({ documentId: "seed-1" }))) === "OK", 30_000);
+  const recovered = () =>
+    waitUntil(
+      "calls to succeed again",
+      async () => (await outcome(() => api.ingestion.getDocument({ documentId: "seed-1" }))) === "OK",
+      30_000,
+    );
   const expectAlive = () => {
     if (!alive(mesh.process) && process.env.NEXUS_CHAOS_DUMP) writeFileSync(process.env.NEXUS_CHAOS_DUMP, mesh.process.output());
     expect(alive(mesh.process), mesh.process.output().slice(-3000)).toBe(true);
@@ -157,7 +167,9 @@ describeChaos("chaos: PostgreSQL and NATS fail under a running nexus dev", () =>
     for (let i = 0; i < 5; i++) {
       await new Promise((r) => setTimeout(r, 300));
       // Every connection of the process, busy, idle or idle in a transaction.
-      await mesh.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'");
+      await mesh.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+      );
     }
     await new Promise((r) => setTimeout(r, 300));
     const outcomes = await traffic.stop();
@@ -186,7 +198,11 @@ describeChaos("chaos: PostgreSQL and NATS fail under a running nexus dev", () =>
   const runsDuring: string[] = [];
   const duringNatsOutage = async () => {
     // Readiness means "can serve requests": the bus being down is a fact in /readyz and the metrics, not a 503.
-    await waitUntil("the bus to be seen down", async () => (await readyz()).body.checks.find((c) => c.name === "event-bus")?.info?.connected === "false", 10_000);
+    await waitUntil(
+      "the bus to be seen down",
+      async () => (await readyz()).body.checks.find((c) => c.name === "event-bus")?.info?.connected === "false",
+      10_000,
+    );
     const ready = await readyz();
     expect(ready.status).toBe(200);
     const metrics = await (await fetch(`${mesh.url}/metrics`)).text();
@@ -198,24 +214,37 @@ describeChaos("chaos: PostgreSQL and NATS fail under a running nexus dev", () =>
   };
   const afterNatsOutage = async () => {
     // The documents accepted during the outage are ingested, and the runs metered, without a restart.
-    await waitUntil("the documents queued during the outage to be ingested", async () => {
-      for (const id of ["during-nats-1", "during-nats-2", "during-nats-3"]) {
-        const { document } = await api.ingestion.getDocument({ documentId: id });
-        if (document?.status !== DocumentStatus.SUCCEEDED) return false;
-      }
-      return true;
-    }, 30_000);
-    await waitUntil("the runs of the outage to be metered", async () => {
-      const rows = await mesh.query<{ n: number }>("SELECT count(*)::int AS n FROM metering.usage_records WHERE request_id = ANY($1::text[])", [runsDuring]);
-      return rows[0]?.n === runsDuring.length;
-    }, 30_000);
+    await waitUntil(
+      "the documents queued during the outage to be ingested",
+      async () => {
+        for (const id of ["during-nats-1", "during-nats-2", "during-nats-3"]) {
+          const { document } = await api.ingestion.getDocument({ documentId: id });
+          if (document?.status !== DocumentStatus.SUCCEEDED) return false;
+        }
+        return true;
+      },
+      30_000,
+    );
+    await waitUntil(
+      "the runs of the outage to be metered",
+      async () => {
+        const rows = await mesh.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM metering.usage_records WHERE request_id = ANY($1::text[])",
+          [runsDuring],
+        );
+        return rows[0]?.n === runsDuring.length;
+      },
+      30_000,
+    );
   };
 
   it("SIGTERM during runs: the process drains and exits cleanly; runs end, and after a restart all is accounted for", async () => {
     // Documents queued just before: the ingestion worker is busy with them (or holds them pulled) when the signal comes.
     for (const id of ["before-sigterm-1", "before-sigterm-2", "before-sigterm-3"]) await ingest(id);
     let accepted = 0;
-    const runs = Array.from({ length: 4 }, (_, i) => outcome(() => run(`How often is pump ${i} checked in hall seed-1?`, () => void accepted++)));
+    const runs = Array.from({ length: 4 }, (_, i) =>
+      outcome(() => run(`How often is pump ${i} checked in hall seed-1?`, () => void accepted++)),
+    );
     await waitUntil("the runs to be accepted", () => accepted === runs.length, 10_000);
     const code = await mesh.process.stop("SIGTERM");
     expect(code).toBe(0);
@@ -229,13 +258,17 @@ describeChaos("chaos: PostgreSQL and NATS fail under a running nexus dev", () =>
   }, 60_000);
 
   it("afterwards: every document succeeded with exactly its chunks, every run metered exactly once, the audit chain verifies", async () => {
-    await waitUntil("every document to be ingested", async () => {
-      for (const id of documents.keys()) {
-        const { document } = await api.ingestion.getDocument({ documentId: id });
-        if (document?.status !== DocumentStatus.SUCCEEDED) return false;
-      }
-      return true;
-    }, 30_000);
+    await waitUntil(
+      "every document to be ingested",
+      async () => {
+        for (const id of documents.keys()) {
+          const { document } = await api.ingestion.getDocument({ documentId: id });
+          if (document?.status !== DocumentStatus.SUCCEEDED) return false;
+        }
+        return true;
+      },
+      30_000,
+    );
     for (const [id, text] of documents) {
       const expected = chunkText(text).length;
       const { document } = await api.ingestion.getDocument({ documentId: id });
@@ -248,22 +281,31 @@ describeChaos("chaos: PostgreSQL and NATS fail under a running nexus dev", () =>
     }
 
     // Every run that ended is metered once: one usage record per terminal run event, none twice.
-    await waitUntil("every run to be metered", async () => {
-      const rows = await mesh.query<{ ended: number; metered: number }>(
-        `SELECT count(*)::int AS ended, count(u.id)::int AS metered FROM platform.events e
+    await waitUntil(
+      "every run to be metered",
+      async () => {
+        const rows = await mesh.query<{ ended: number; metered: number }>(
+          `SELECT count(*)::int AS ended, count(u.id)::int AS metered FROM platform.events e
          LEFT JOIN metering.usage_records u ON u.source_event_id = e.event_id::text WHERE e.type = ANY($1::text[])`,
-        [TERMINAL_RUN_EVENTS],
-      );
-      return rows[0]!.ended > 0 && rows[0]!.ended === rows[0]!.metered;
-    }, 30_000);
-    const twice = await mesh.query("SELECT tenant_id, request_id, count(*)::int AS n FROM metering.usage_records GROUP BY 1, 2 HAVING count(*) > 1");
+          [TERMINAL_RUN_EVENTS],
+        );
+        return rows[0]!.ended > 0 && rows[0]!.ended === rows[0]!.metered;
+      },
+      30_000,
+    );
+    const twice = await mesh.query(
+      "SELECT tenant_id, request_id, count(*)::int AS n FROM metering.usage_records GROUP BY 1, 2 HAVING count(*) > 1",
+    );
     expect(twice).toEqual([]);
     const metered = await mesh.query<{ request_id: string }>("SELECT request_id FROM metering.usage_records");
     const meteredIds = new Set(metered.map((r) => r.request_id));
     expect(completedRuns.size).toBeGreaterThan(3);
     expect([...completedRuns].filter((r) => !meteredIds.has(r))).toEqual([]);
     // Runs that failed during the database outages answered UNAVAILABLE in their stream.
-    expect(runErrors.filter((e) => !e.startsWith("UNAVAILABLE/")), runErrors.join(", ")).toEqual([]);
+    expect(
+      runErrors.filter((e) => !e.startsWith("UNAVAILABLE/")),
+      runErrors.join(", "),
+    ).toEqual([]);
 
     const platform = mesh.client(mesh.platformKey);
     const { tenantId } = (await api.auth.whoAmI({})).principal ?? { tenantId: "" };

@@ -1,15 +1,18 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HealthListRequestSchema, HealthListResponseSchema, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
+import { HealthCheckResponse_ServingStatus, HealthListRequestSchema, HealthListResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import { appendToStream, createLocalEventBus } from "../services/kernel/events/index.js";
 import { grpcUnary } from "./support/grpc-js.js";
-import { NEXUS_BIN, startNexus, tempDir } from "./support/nexus-process.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
 import { deleteSuiteStreams } from "./support/nats-streams.js";
+import { NEXUS_BIN, startNexus, tempDir } from "./support/nexus-process.js";
+import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, type TestDatabase, uniqueToken } from "./support/services.js";
 
 /** Runs `nexus <args>` to completion and returns its exit code and output. */
-function runNexus(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runNexus(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [NEXUS_BIN, ...args], {
       env: { ...process.env, LOG_LEVEL: "warn", DATABASE_URL: undefined, NATS_URL: undefined, ...env },
@@ -124,7 +127,13 @@ describeWithPostgresAndNats("nexus serve and migrate against PostgreSQL and NATS
   it("serves one service on its own, healthy, over gRPC", async () => {
     const p = await startNexus({ args: ["serve", "--service", "auth", "--port", "0", "--host", "127.0.0.1"], env: env() });
     try {
-      const list = await grpcUnary(`127.0.0.1:${p.port}`, "/grpc.health.v1.Health/List", HealthListRequestSchema, HealthListResponseSchema, {});
+      const list = await grpcUnary(
+        `127.0.0.1:${p.port}`,
+        "/grpc.health.v1.Health/List",
+        HealthListRequestSchema,
+        HealthListResponseSchema,
+        {},
+      );
       expect(list.statuses["nexus.auth.v1.AuthService"]?.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
       expect(list.statuses["nexus.retrieval.v1.RetrievalService"]).toBeUndefined();
     } finally {

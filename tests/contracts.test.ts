@@ -1,15 +1,12 @@
-import { describe, expect, it } from "vitest";
-import { create } from "@bufbuild/protobuf";
-import type { DescMessage, DescService, MessageInitShape } from "@bufbuild/protobuf";
 import { existsSync } from "node:fs";
+import type { DescMessage, DescService, MessageInitShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
+import type { ValidationResult } from "@bufbuild/protovalidate";
 import { createValidator } from "@bufbuild/protovalidate";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { ValidationResult } from "@bufbuild/protovalidate";
+import { describe, expect, it } from "vitest";
 import { file_nexus_agent_v1_agent_service, RunRequestSchema } from "../gen/nexus/agent/v1/agent_service_pb.js";
-import {
-  file_nexus_audit_v1_audit_service,
-  ListAuditEventsRequestSchema,
-} from "../gen/nexus/audit/v1/audit_service_pb.js";
+import { file_nexus_audit_v1_audit_service, ListAuditEventsRequestSchema } from "../gen/nexus/audit/v1/audit_service_pb.js";
 import {
   CreateApiKeyRequestSchema,
   CreateTenantRequestSchema,
@@ -144,9 +141,7 @@ function violations(result: ValidationResult): string[] {
 
 describe("contracts: the v1 surface", () => {
   it("defines exactly the services and RPCs the issues implement, with their streaming kinds", () => {
-    const actual = Object.fromEntries(
-      services.map((s) => [s.typeName, Object.fromEntries(s.methods.map((m) => [m.name, m.methodKind]))]),
-    );
+    const actual = Object.fromEntries(services.map((s) => [s.typeName, Object.fromEntries(s.methods.map((m) => [m.name, m.methodKind]))]));
     expect(actual).toEqual(SURFACE);
   });
 
@@ -162,10 +157,31 @@ describe("contracts: the v1 surface", () => {
   it("has one past-tense payload per domain event, and the envelope", () => {
     const names = EVENT_FILES.flatMap((f) => f.messages.map((m) => m.name));
     for (const event of [
-      "TenantCreated", "TenantSuspended", "TenantResumed", "PlanChanged", "TenantDisplayNameChanged", "ApiKeyIssued", "ApiKeyRotated",
-      "ApiKeyRevoked", "ApiKeyRoleChanged", "AccessDenied", "RbacForbidden", "CorpusCreated", "CorpusUpdated",
-      "CorpusDeleted", "DocumentQueued", "DocumentIngested", "DocumentFailed", "DocumentDeleted", "RunStarted",
-      "RunCompleted", "RunFailed", "UsageRecorded", "QuotaSoftCapReached", "QuotaHardCapBlocked", "QuotaOverage",
+      "TenantCreated",
+      "TenantSuspended",
+      "TenantResumed",
+      "PlanChanged",
+      "TenantDisplayNameChanged",
+      "ApiKeyIssued",
+      "ApiKeyRotated",
+      "ApiKeyRevoked",
+      "ApiKeyRoleChanged",
+      "AccessDenied",
+      "RbacForbidden",
+      "CorpusCreated",
+      "CorpusUpdated",
+      "CorpusDeleted",
+      "DocumentQueued",
+      "DocumentIngested",
+      "DocumentFailed",
+      "DocumentDeleted",
+      "RunStarted",
+      "RunCompleted",
+      "RunFailed",
+      "UsageRecorded",
+      "QuotaSoftCapReached",
+      "QuotaHardCapBlocked",
+      "QuotaOverage",
       "EventEnvelope",
     ]) {
       expect(names, event).toContain(event);
@@ -281,13 +297,15 @@ describe("contracts: validation rules", () => {
       "overrides.features: entitlements.features.unique_keys",
       "overrides: entitlements.run_allowance.exclusive",
     ]);
-    expect(violations(validate(SetEntitlementOverridesRequestSchema, { tenantId: "t1", overrides: { features: [{ featureKey: "tts" }] } }))).toEqual([
-      "overrides.features[0].feature_key: string.pattern",
-    ]);
+    expect(
+      violations(validate(SetEntitlementOverridesRequestSchema, { tenantId: "t1", overrides: { features: [{ featureKey: "tts" }] } })),
+    ).toEqual(["overrides.features[0].feature_key: string.pattern"]);
   });
 
   it("checks quota settings: soft cap ratio in (0, 1], daily not above monthly", () => {
-    expect(violations(validate(SetQuotaRequestSchema, { tenantId: "t1", dailyRunsLimit: 10n, monthlyRunsLimit: 100n, softCapRatio: 0.8 }))).toEqual([]);
+    expect(
+      violations(validate(SetQuotaRequestSchema, { tenantId: "t1", dailyRunsLimit: 10n, monthlyRunsLimit: 100n, softCapRatio: 0.8 })),
+    ).toEqual([]);
     expect(violations(validate(SetQuotaRequestSchema, { tenantId: "t1", softCapRatio: 0 }))).toEqual([
       "soft_cap_ratio: quota.soft_cap_ratio.range",
     ]);
@@ -310,7 +328,9 @@ describe("contracts: validation rules", () => {
   });
 
   it("limits corpus updates to known fields", () => {
-    expect(violations(validate(UpdateCorpusRequestSchema, { corpusId: "c1", displayName: "Docs", updateMask: { paths: ["display_name"] } }))).toEqual([]);
+    expect(
+      violations(validate(UpdateCorpusRequestSchema, { corpusId: "c1", displayName: "Docs", updateMask: { paths: ["display_name"] } })),
+    ).toEqual([]);
     expect(violations(validate(UpdateCorpusRequestSchema, { corpusId: "c1", updateMask: { paths: ["tenant_id"] } }))).toEqual([
       "update_mask: field_mask.in",
     ]);

@@ -14,23 +14,23 @@ import { fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
-import { errorMetadata, errorReason } from "../services/kernel/errors.js";
 import { NEXUS_SERVICES } from "../services/kernel/authz/all-services.js";
 import { PERMISSIONS, procedureOf } from "../services/kernel/authz/permissions.js";
 import { TENANT_ID_FIELD } from "../services/kernel/authz/request-tenant.js";
-import { startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
+import { errorMetadata, errorReason } from "../services/kernel/errors.js";
+import { type AgentMesh, startAgentMesh } from "./support/agent-mesh.js";
 import {
   deepJson,
   encodeBinary,
   encodeJson,
   generateInit,
+  type Rng,
   randomBytes,
   seededRandom,
   withInvalidUtf8,
   wrongJsonType,
-  type Rng,
 } from "./support/fuzz-inputs.js";
-import { GRPC_CODE_NAMES, connectRaw, grpcFrame, grpcRaw, type RawOutcome } from "./support/raw-rpc.js";
+import { connectRaw, GRPC_CODE_NAMES, grpcFrame, grpcRaw, type RawOutcome } from "./support/raw-rpc.js";
 import { describeWithPostgres } from "./support/services.js";
 
 const SEED = Number(process.env.NEXUS_FUZZ_SEED ?? 20261206);
@@ -40,7 +40,9 @@ const CASES_PER_RPC = Number(process.env.NEXUS_FUZZ_CASES ?? 6);
 /** Codes that mean "the server failed", never acceptable for any input. */
 const SERVER_FAULTS = new Set([2, 13, 15]);
 
-const rpcs = NEXUS_SERVICES.flatMap((service) => service.methods.map((method) => ({ service, method, procedure: procedureOf(service.typeName, method.name) })));
+const rpcs = NEXUS_SERVICES.flatMap((service) =>
+  service.methods.map((method) => ({ service, method, procedure: procedureOf(service.typeName, method.name) })),
+);
 
 interface Failure {
   procedure: string;
@@ -62,7 +64,9 @@ function summary(failures: readonly Failure[]): string[] {
     const key = `${f.procedure} [${f.protocol}] → ${f.outcome.slice(0, 160)}`;
     groups.set(key, [...(groups.get(key) ?? []), f.input]);
   }
-  return [...groups].map(([key, inputs]) => `${key}  (${inputs.slice(0, 3).join("; ")}${inputs.length > 3 ? `; +${inputs.length - 3}` : ""})`);
+  return [...groups].map(
+    ([key, inputs]) => `${key}  (${inputs.slice(0, 3).join("; ")}${inputs.length > 3 ? `; +${inputs.length - 3}` : ""})`,
+  );
 }
 
 function isFault(o: RawOutcome): boolean {
@@ -114,7 +118,10 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
       const hasTenant = method.input.fields.some((f) => f.name === TENANT_ID_FIELD);
       // Random cases (many hostile fields), then two per field with only that field hostile:
       // its most damaging value (NUL, 2^64−1, year 10000…), then a random hostile one.
-      const targets = method.input.fields.flatMap((f) => [{ name: f.name, primary: true }, { name: f.name, primary: false }]);
+      const targets = method.input.fields.flatMap((f) => [
+        { name: f.name, primary: true },
+        { name: f.name, primary: false },
+      ]);
       for (let c = 0; c < CASES_PER_RPC + targets.length; c++) {
         const target = PERMISSIONS[procedure]?.class === "platform" ? platformTarget : tenantId;
         const targeted = c >= CASES_PER_RPC ? targets[c - CASES_PER_RPC] : undefined;
@@ -149,7 +156,8 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
       const ok = allowOk && o.code === 0;
       // INVALID_ARGUMENT with details, or refused earlier for the same reason (size).
       const refused = (o.code === 3 && o.hasDetails) || o.code === 8;
-      if (!ok && !refused) failures.push({ procedure, protocol, input, outcome: `${describeOutcome(o)}${o.hasDetails ? "" : " (no details)"}` });
+      if (!ok && !refused)
+        failures.push({ procedure, protocol, input, outcome: `${describeOutcome(o)}${o.hasDetails ? "" : " (no details)"}` });
     };
     for (const [index, { method, procedure }] of rpcs.entries()) {
       const rng: Rng = seededRandom(SEED + 1 + index * 104729);
@@ -170,7 +178,8 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
           else if (isFault(o)) failures.push({ procedure, protocol, input: `garbage ${c} (decodable)`, outcome: describeOutcome(o) });
         };
         check("grpc", await grpc(procedure, bytes));
-        if (method.methodKind === "unary") check("connect-proto", await connectRaw(mesh.url, procedure, bytes, auth(procedure), "application/proto"));
+        if (method.methodKind === "unary")
+          check("connect-proto", await connectRaw(mesh.url, procedure, bytes, auth(procedure), "application/proto"));
       }
       // A truncated frame (length prefix larger than the body).
       const truncated = grpcFrame(Uint8Array.of(0x0a, 0x05, 0x61));
@@ -179,7 +188,8 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
       // Invalid UTF-8 in each string field (protobuf-es replaces it; either way no server fault).
       for (const field of method.input.fields.filter((f) => f.fieldKind === "scalar" && f.scalar === 9).slice(0, 3)) {
         const o = await grpc(procedure, withInvalidUtf8(new Uint8Array(), field));
-        if (isFault(o)) failures.push({ procedure, protocol: "grpc", input: `invalid UTF-8 in ${field.name}`, outcome: describeOutcome(o) });
+        if (isFault(o))
+          failures.push({ procedure, protocol: "grpc", input: `invalid UTF-8 in ${field.name}`, outcome: describeOutcome(o) });
       }
       if (method.methodKind !== "unary") continue;
       // Wrong JSON types, one field at a time.
@@ -189,18 +199,31 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
         // A wrong type that protobuf JSON still accepts ("-1" for an int) may decode and then fail validation.
         if (o.code !== 3 || !o.hasDetails) {
           if (isFault(o) || o.code === 0) {
-            if (o.code !== 0) failures.push({ procedure, protocol: "connect-json", input: `wrong type for ${field.name}: ${body.slice(0, 80)}`, outcome: describeOutcome(o) });
+            if (o.code !== 0)
+              failures.push({
+                procedure,
+                protocol: "connect-json",
+                input: `wrong type for ${field.name}: ${body.slice(0, 80)}`,
+                outcome: describeOutcome(o),
+              });
           }
         }
       }
       // Timestamps JSON cannot hold (year 10000, nanos beyond 9 digits) in each Timestamp field.
-      for (const field of method.input.fields.filter((f) => f.fieldKind === "message" && f.message.typeName === "google.protobuf.Timestamp")) {
+      for (const field of method.input.fields.filter(
+        (f) => f.fieldKind === "message" && f.message.typeName === "google.protobuf.Timestamp",
+      )) {
         for (const value of ["10000-01-01T00:00:00Z", "2030-01-01T00:00:00.9999999999Z", "0000-12-31T00:00:00Z"]) {
-          expectInvalid(procedure, "connect-json", `${field.name} = ${value}`, await connectRaw(mesh.url, procedure, JSON.stringify({ [field.jsonName]: value }), auth(procedure)));
+          expectInvalid(
+            procedure,
+            "connect-json",
+            `${field.name} = ${value}`,
+            await connectRaw(mesh.url, procedure, JSON.stringify({ [field.jsonName]: value }), auth(procedure)),
+          );
         }
       }
       // Not JSON at all, and JSON nested 100 000 deep.
-      expectInvalid(procedure, "connect-json", "not JSON", await connectRaw(mesh.url, procedure, "{\"a\":", auth(procedure)));
+      expectInvalid(procedure, "connect-json", "not JSON", await connectRaw(mesh.url, procedure, '{"a":', auth(procedure)));
       expectInvalid(procedure, "connect-json", "deep nesting", await connectRaw(mesh.url, procedure, deepJson(100_000), auth(procedure)));
     }
     expect(summary(failures)).toEqual([]);
@@ -228,7 +251,8 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
       }
       return "OK";
     };
-    const allowance = (n: bigint) => () => platform.auth.setEntitlementOverrides({ tenantId: platformTarget, overrides: { monthlyRunAllowance: n } });
+    const allowance = (n: bigint) => () =>
+      platform.auth.setEntitlementOverrides({ tenantId: platformTarget, overrides: { monthlyRunAllowance: n } });
     expect(await refusal(allowance(2n ** 53n + 1n))).toBe("InvalidArgument VALIDATION_FAILED overrides.monthly_run_allowance");
     expect(await refusal(allowance(2n ** 64n - 1n))).toBe("InvalidArgument VALIDATION_FAILED overrides.monthly_run_allowance");
     expect(await refusal(allowance(2n ** 53n - 1n))).toBe("OK");
@@ -236,11 +260,23 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
     expect(tenant?.entitlementOverrides?.monthlyRunAllowance).toBe(2n ** 53n - 1n);
     expect(tenant?.entitlements?.monthlyRunAllowance).toBe(2n ** 53n - 1n);
     expect(await refusal(() => platform.auth.listTenants({}))).toBe("OK");
-    expect(await refusal(() => platform.auth.updateTenant({ tenantId: platformTarget, displayName: "nul\0name" }))).toBe("InvalidArgument VALIDATION_FAILED display_name");
-    expect(await refusal(() => owner.retrieval.search({ corpusId: "kb", query: "what\0now" }))).toBe("InvalidArgument VALIDATION_FAILED query");
-    expect(await refusal(() => owner.ingestion.ingestText({ corpusId: "kb", text: "t", metadata: { title: "a\0b" } }))).toMatch(/^InvalidArgument VALIDATION_FAILED metadata/);
-    expect(await refusal(() => owner.auth.createApiKey({ name: "k", role: Role.VIEWER, expiresAt: { seconds: 253_402_300_800n, nanos: 0 } }))).toBe("InvalidArgument VALIDATION_FAILED expires_at");
-    expect(await refusal(() => owner.auth.createApiKey({ name: "k", role: Role.VIEWER, expiresAt: { seconds: 4_000_000_000n, nanos: 2_000_000_000 } }))).toBe("InvalidArgument VALIDATION_FAILED expires_at");
+    expect(await refusal(() => platform.auth.updateTenant({ tenantId: platformTarget, displayName: "nul\0name" }))).toBe(
+      "InvalidArgument VALIDATION_FAILED display_name",
+    );
+    expect(await refusal(() => owner.retrieval.search({ corpusId: "kb", query: "what\0now" }))).toBe(
+      "InvalidArgument VALIDATION_FAILED query",
+    );
+    expect(await refusal(() => owner.ingestion.ingestText({ corpusId: "kb", text: "t", metadata: { title: "a\0b" } }))).toMatch(
+      /^InvalidArgument VALIDATION_FAILED metadata/,
+    );
+    expect(
+      await refusal(() => owner.auth.createApiKey({ name: "k", role: Role.VIEWER, expiresAt: { seconds: 253_402_300_800n, nanos: 0 } })),
+    ).toBe("InvalidArgument VALIDATION_FAILED expires_at");
+    expect(
+      await refusal(() =>
+        owner.auth.createApiKey({ name: "k", role: Role.VIEWER, expiresAt: { seconds: 4_000_000_000n, nanos: 2_000_000_000 } }),
+      ),
+    ).toBe("InvalidArgument VALIDATION_FAILED expires_at");
     expect(
       await refusal(async () => {
         for await (const _ of owner.agent.run({ corpusId: "kb", message: "hello\0" })) break;

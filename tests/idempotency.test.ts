@@ -1,9 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
-import { withIdempotencyKey, type NexusClient } from "../services/client/index.js";
+import { type NexusClient, withIdempotencyKey } from "../services/client/index.js";
 import { errorReason } from "../services/kernel/errors.js";
-import { startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
+import { type AgentMesh, startAgentMesh } from "./support/agent-mesh.js";
 import { describeWithPostgres } from "./support/services.js";
 
 // Idempotency keys through a real `nexus dev` on PostgreSQL: what a client that retries a

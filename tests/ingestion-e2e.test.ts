@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { SearchMode } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { createNexusClient } from "../services/client/create-nexus-client.js";
+import { NEXUS_BIN, type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
 import { makeDocx, makePdf } from "./support/rag/documents.js";
-import { NEXUS_BIN, startNexus, tempDir, type NexusProcess } from "./support/nexus-process.js";
 
 const run = promisify(execFile);
 
@@ -106,15 +106,23 @@ describe("nexus dev: corpora, ingest, docs and search from the CLI and the SDK",
       const sdk = createNexusClient({ baseUrl: dev.url, apiKey: ownerKey, protocol });
       const res = await sdk.retrieval.search({ corpusId: "coast", query: "storm harbour", topK: 2, mode: SearchMode.HYBRID });
       expect(res.hits[0]?.documentId).toBe("kb:nested:storm.docx");
-      const { document } = await sdk.ingestion.ingestText({ corpusId: "coast", documentId: `sdk-${protocol}`, text: "Gulls follow the fishing boats." });
+      const { document } = await sdk.ingestion.ingestText({
+        corpusId: "coast",
+        documentId: `sdk-${protocol}`,
+        text: "Gulls follow the fishing boats.",
+      });
       let last: DocumentStatus | undefined;
       for await (const u of sdk.ingestion.watchDocument({ documentId: document!.id })) last = u.document?.status;
       expect(last).toBe(DocumentStatus.SUCCEEDED);
     }
     const anonymous = createNexusClient({ baseUrl: dev.url, apiKey: "" });
-    await expect(anonymous.retrieval.listCorpora({})).rejects.toSatisfy((e: unknown) => e instanceof ConnectError && e.code === Code.Unauthenticated);
+    await expect(anonymous.retrieval.listCorpora({})).rejects.toSatisfy(
+      (e: unknown) => e instanceof ConnectError && e.code === Code.Unauthenticated,
+    );
     const platform = createNexusClient({ baseUrl: dev.url, apiKey: platformKey });
-    await expect(platform.ingestion.listDocuments({})).rejects.toSatisfy((e: unknown) => e instanceof ConnectError && e.code === Code.PermissionDenied);
+    await expect(platform.ingestion.listDocuments({})).rejects.toSatisfy(
+      (e: unknown) => e instanceof ConnectError && e.code === Code.PermissionDenied,
+    );
     const letters = await platform.ingestion.listDeadLetters({});
     expect(letters.deadLetters).toEqual([]);
   });

@@ -6,16 +6,16 @@
  */
 import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
-import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
 import { createPgDatabase } from "../services/kernel/db/pg-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createNatsEventBus, type NatsEventBus } from "../services/kernel/events/nats-bus.js";
-import { settled, uploadMessages } from "./support/rag/calls.js";
-import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "./support/rag/harness.js";
-import { startNexus, type NexusProcess } from "./support/nexus-process.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "./support/services.js";
+import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
 import { eventually } from "./support/eventually.js";
 import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
+import { type NexusProcess, startNexus } from "./support/nexus-process.js";
+import { settled, uploadMessages } from "./support/rag/calls.js";
+import { clientsFor, openRag, type Rag, type RagClients, tenantPrincipal } from "./support/rag/harness.js";
+import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, type TestDatabase, uniqueToken } from "./support/services.js";
 
 const TENANT = "tenant-kill";
 
@@ -23,7 +23,7 @@ const TENANT = "tenant-kill";
 function bigDocument(seed: string): string {
   const lines: string[] = [];
   for (let i = 0; i < 26_000; i++) {
-    lines.push(`Section ${seed}-${i}. The pump ${i % 113} in hall ${i % 17} must be checked every ${i % 9 + 1} days by the night shift.`);
+    lines.push(`Section ${seed}-${i}. The pump ${i % 113} in hall ${i % 17} must be checked every ${(i % 9) + 1} days by the night shift.`);
     if (i % 8 === 7) lines.push("");
   }
   return lines.join("\n");
@@ -78,11 +78,15 @@ describeWithPostgresAndNats("kill -9 of an ingestion worker in the middle of a d
   /** Kills `worker` once it has started a NEW attempt at the document and made progress in it. */
   const killMidDocument = async (worker: NexusProcess, documentId: string, attemptsBefore = 0): Promise<number> => {
     let attempts = 0;
-    await eventually(`${documentId} to be half-way processed by attempt ${attemptsBefore + 1}`, async () => {
-      const r = await row(documentId);
-      attempts = r?.attempts ?? 0;
-      return r?.status === "processing" && attempts > attemptsBefore && r.progress_done > 0;
-    }, 60_000);
+    await eventually(
+      `${documentId} to be half-way processed by attempt ${attemptsBefore + 1}`,
+      async () => {
+        const r = await row(documentId);
+        attempts = r?.attempts ?? 0;
+        return r?.status === "processing" && attempts > attemptsBefore && r.progress_done > 0;
+      },
+      60_000,
+    );
     worker.child.kill("SIGKILL");
     await new Promise((resolve) => worker.child.once("exit", resolve));
     return attempts;
@@ -118,7 +122,9 @@ describeWithPostgresAndNats("kill -9 of an ingestion worker in the middle of a d
     const text = bigDocument("a");
     const expected = chunkText(text).length;
     const first = await startWorker();
-    await api.ingestion.uploadDocument(uploadMessages({ corpusId: "manuals", documentId: "pumps", filename: "pumps.txt" }, Buffer.from(text), 1 << 20));
+    await api.ingestion.uploadDocument(
+      uploadMessages({ corpusId: "manuals", documentId: "pumps", filename: "pumps.txt" }, Buffer.from(text), 1 << 20),
+    );
     await killMidDocument(first, "pumps");
 
     // The killed transaction left nothing behind, and the document is not lost.
@@ -140,7 +146,9 @@ describeWithPostgresAndNats("kill -9 of an ingestion worker in the middle of a d
   it("nothing stays processing forever: a document that kills every worker ends FAILED and dead-lettered", async () => {
     const text = bigDocument("b");
     const extra = { NEXUS_MAX_DELIVER: "2" };
-    await api.ingestion.uploadDocument(uploadMessages({ corpusId: "manuals", documentId: "cursed", filename: "cursed.txt" }, Buffer.from(text), 1 << 20));
+    await api.ingestion.uploadDocument(
+      uploadMessages({ corpusId: "manuals", documentId: "cursed", filename: "cursed.txt" }, Buffer.from(text), 1 << 20),
+    );
     const firstAttempt = await killMidDocument(await startWorker(extra), "cursed");
     // The first attempt's progress is still recorded: wait for the second attempt itself.
     await killMidDocument(await startWorker(extra), "cursed", firstAttempt);

@@ -12,7 +12,7 @@
  * carries A's tenant id or a marker), lists show only B's, and afterwards every resource of A
  * is exactly as it was.
  */
-import { create, toJsonString, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import { create, type DescField, type DescMessage, type DescMethod, type DescService, toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
@@ -20,10 +20,12 @@ import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { NEXUS_SERVICES } from "../services/kernel/authz/all-services.js";
 import { procedureOf } from "../services/kernel/authz/permissions.js";
 import { errorReason } from "../services/kernel/errors.js";
-import { ingestCorpus, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
+import { type AgentMesh, ingestCorpus, startAgentMesh } from "./support/agent-mesh.js";
 import { describeWithPostgres } from "./support/services.js";
 
-const rpcs = NEXUS_SERVICES.flatMap((service) => service.methods.map((method) => ({ service, method, procedure: procedureOf(service.typeName, method.name) })));
+const rpcs = NEXUS_SERVICES.flatMap((service) =>
+  service.methods.map((method) => ({ service, method, procedure: procedureOf(service.typeName, method.name) })),
+);
 
 /** What B may get back for A's resources. */
 const REFUSED = new Set([Code.NotFound, Code.PermissionDenied]);
@@ -68,7 +70,8 @@ function requestNaming(desc: DescMessage, ids: Readonly<Record<string, string>>,
 function valueFor(field: DescField, ids: Readonly<Record<string, string>>, depth: number): unknown {
   const id = ids[field.name];
   if (field.fieldKind === "scalar" && id !== undefined) return id;
-  if (field.fieldKind === "list" && field.listKind === "scalar" && ids[field.name.replace(/s$/, "")] !== undefined) return [ids[field.name.replace(/s$/, "")]];
+  if (field.fieldKind === "list" && field.listKind === "scalar" && ids[field.name.replace(/s$/, "")] !== undefined)
+    return [ids[field.name.replace(/s$/, "")]];
   if (field.fieldKind === "message" && depth < 2 && !field.message.typeName.startsWith("google.")) {
     const inner = requestNaming(field.message, ids, depth + 1);
     return Object.keys(inner).length > 0 ? inner : undefined;
@@ -93,9 +96,23 @@ async function call(transport: Transport, service: DescService, method: DescMeth
   try {
     if (method.methodKind === "unary") show(await (fn(request) as Promise<unknown>));
     else if (method.methodKind === "client_streaming") {
-      show(await (fn((async function* () { yield request; })()) as Promise<unknown>));
+      show(
+        await (fn(
+          (async function* () {
+            yield request;
+          })(),
+        ) as Promise<unknown>),
+      );
     } else {
-      const stream = (method.methodKind === "server_streaming" ? fn(request, { timeoutMs: 5000 }) : fn((async function* () { yield request; })())) as AsyncIterable<unknown>;
+      const stream = (
+        method.methodKind === "server_streaming"
+          ? fn(request, { timeoutMs: 5000 })
+          : fn(
+              (async function* () {
+                yield request;
+              })(),
+            )
+      ) as AsyncIterable<unknown>;
       let n = 0;
       for await (const m of stream) {
         show(m);
@@ -215,7 +232,11 @@ describeWithPostgres("isolation: tenant B's key on tenant A's resources, for eve
       // content): shape is checked before anything is looked up, so it reveals nothing. The
       // RPCs that must look A's resource up are held to NOT_FOUND below.
       const allowed = o.code === "ok" || REFUSED.has(o.code) || o.code === Code.InvalidArgument;
-      if (o.code === Code.InvalidArgument && namesA && !["INVALID_CURSOR", "VALIDATION_FAILED", "INVALID_ARGUMENT"].includes(o.reason ?? "")) {
+      if (
+        o.code === Code.InvalidArgument &&
+        namesA &&
+        !["INVALID_CURSOR", "VALIDATION_FAILED", "INVALID_ARGUMENT"].includes(o.reason ?? "")
+      ) {
         wrong.push(`${procedure} → ${outcomes[procedure]}`);
       }
       if (!allowed) wrong.push(`${procedure} → ${outcomes[procedure]}`);
@@ -229,7 +250,21 @@ describeWithPostgres("isolation: tenant B's key on tenant A's resources, for eve
     // (Corpus ids are chosen by the client and scoped by tenant: B's CreateCorpus with A's id
     // made B's own corpus, so the corpus RPCs after it act on B's — checked above to show
     // nothing of A's. Document ids of A's were never created by B.)
-    for (const rpc of ["GetDocument", "WatchDocument", "ReindexDocument", "DeleteDocument", "GetSession", "DeleteSession", "GetApiKey", "RevokeApiKey", "RotateApiKey", "ReactivateApiKey", "SetApiKeyRole", "CommitQuota", "ReleaseQuota"]) {
+    for (const rpc of [
+      "GetDocument",
+      "WatchDocument",
+      "ReindexDocument",
+      "DeleteDocument",
+      "GetSession",
+      "DeleteSession",
+      "GetApiKey",
+      "RevokeApiKey",
+      "RotateApiKey",
+      "ReactivateApiKey",
+      "SetApiKeyRole",
+      "CommitQuota",
+      "ReleaseQuota",
+    ]) {
       expect(outcomeOf(rpc), rpc).toMatch(/^(NotFound|PermissionDenied)/);
     }
     // CancelRun is idempotent by contract (cancelled: false for a run it does not know), and

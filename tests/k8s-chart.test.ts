@@ -25,7 +25,12 @@ async function render(args: string[]): Promise<Obj[]> {
 }
 
 const MINIMAL = ["-f", `${CHART}/ci/minimal-values.yaml`];
-const MONITORING_APIS = ["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor", "--api-versions", "monitoring.coreos.com/v1/PrometheusRule"];
+const MONITORING_APIS = [
+  "--api-versions",
+  "monitoring.coreos.com/v1/ServiceMonitor",
+  "--api-versions",
+  "monitoring.coreos.com/v1/PrometheusRule",
+];
 const PRODUCTION = ["-f", `${CHART}/ci/production-values.yaml`, ...MONITORING_APIS];
 const of = (objs: Obj[], kind: string) => objs.filter((o) => o.kind === kind);
 
@@ -97,7 +102,9 @@ describe("helm chart", () => {
       expect(text, cm.metadata.name).not.toContain("postgres://");
       expect(text).not.toMatch(/DATABASE_URL|NATS_URL|platformKey|nxs_/);
     }
-    const secrets = of(objs, "Secret").map((s) => s.metadata.name).sort();
+    const secrets = of(objs, "Secret")
+      .map((s) => s.metadata.name)
+      .sort();
     expect(secrets).toEqual(["nx-nexus-database", "nx-nexus-nats-url", "nx-nexus-platform-key"]);
     const key = of(objs, "Secret").find((s) => s.metadata.name === "nx-nexus-platform-key")!;
     expect(key.metadata.annotations["helm.sh/resource-policy"]).toBe("keep");
@@ -120,7 +127,10 @@ describe("helm chart", () => {
     expect(dashboards).toHaveLength(5);
     for (const d of dashboards) expect(JSON.parse(Object.values(d.data as Record<string, string>)[0]!).uid).toMatch(/^nexus-/);
     const regions = of(objs, "ConfigMap").find((c) => c.metadata.name === "nx-nexus-regions")!;
-    expect(JSON.parse(regions.data["eu-west-1"])).toEqual({ endpoint: "pg.eu-west-1.internal:5432", databaseUrlSecret: "nexus-db-eu-west-1" });
+    expect(JSON.parse(regions.data["eu-west-1"])).toEqual({
+      endpoint: "pg.eu-west-1.internal:5432",
+      databaseUrlSecret: "nexus-db-eu-west-1",
+    });
   });
 
   it("takes a configurable dashboard sidecar label", async () => {

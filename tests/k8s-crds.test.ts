@@ -5,8 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse } from "yaml";
 import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { nexusCrds } from "../operator/crds/index.js";
 import { CRD_FOLDERS, renderCrdFiles } from "../scripts/generate-crds.js";
 import { validateObject, validateYaml } from "../scripts/validate-manifests.js";
@@ -36,7 +36,13 @@ describe("CRDs", () => {
 
   it("carry CEL rules (immutable slug and target, soft-cap range, daily ≤ monthly, unique secret names)", () => {
     const rules = JSON.stringify(nexusCrds().map((c) => c.spec.versions[0]!.schema));
-    for (const rule of ["self == oldSelf", "self.targetRegion == oldSelf.targetRegion", "self > 0.0 && self <= 1.0", "self.daily.runs <= self.monthly.runs", "exists_one"]) {
+    for (const rule of [
+      "self == oldSelf",
+      "self.targetRegion == oldSelf.targetRegion",
+      "self > 0.0 && self <= 1.0",
+      "self.daily.runs <= self.monthly.runs",
+      "exists_one",
+    ]) {
       expect(rules).toContain(rule);
     }
   });
@@ -72,7 +78,12 @@ describe("the offline validator refuses what the API server would refuse", () =>
   });
 
   it("a Deployment with a wrongly typed field, and an unknown kind", async () => {
-    const bad = { apiVersion: "apps/v1", kind: "Deployment", metadata: { name: "x" }, spec: { replicas: "three", selector: {}, template: {} } };
+    const bad = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "x" },
+      spec: { replicas: "three", selector: {}, template: {} },
+    };
     expect((await validateObject(bad)).length).toBeGreaterThan(0);
     expect(await validateObject({ apiVersion: "example.com/v1", kind: "Widget", metadata: { name: "w" } })).toEqual([
       "Widget w: unknown kind example.com/v1 Widget (no schema to validate it)",

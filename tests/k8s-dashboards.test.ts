@@ -14,13 +14,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { register } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { operatorMetrics, OPERATOR_METRIC_NAMES } from "../operator/controller/metrics.js";
+import { OPERATOR_METRIC_NAMES, operatorMetrics } from "../operator/controller/metrics.js";
 import { createNexusClient } from "../services/client/index.js";
-import { startNexus, type NexusProcess } from "./support/nexus-process.js";
+import { type NexusProcess, startNexus } from "./support/nexus-process.js";
 
 /** Metrics the dashboards use that a later issue will export: name → who exports it. */
-const PENDING: Record<string, string> = {
-};
+const PENDING: Record<string, string> = {};
 
 const DASHBOARD_DIR = "charts/nexus/dashboards";
 const dashboards = readdirSync(DASHBOARD_DIR).filter((f) => f.endsWith(".json"));
@@ -129,9 +128,21 @@ describe("Grafana dashboards", () => {
       writeFileSync(join(checkDir, "dashboards.ts"), `${lines.join("\n")}\n`);
       writeFileSync(
         join(checkDir, "tsconfig.json"),
-        JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module: "nodenext", moduleResolution: "nodenext", target: "es2022", skipLibCheck: true }, files: ["dashboards.ts"] }),
+        JSON.stringify({
+          compilerOptions: {
+            strict: true,
+            noEmit: true,
+            module: "nodenext",
+            moduleResolution: "nodenext",
+            target: "es2022",
+            skipLibCheck: true,
+          },
+          files: ["dashboards.ts"],
+        }),
       );
-      const r = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", join(checkDir, "tsconfig.json")], { encoding: "utf8" });
+      const r = spawnSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", join(checkDir, "tsconfig.json")], {
+        encoding: "utf8",
+      });
       expect(r.stdout + r.stderr).toBe("");
       expect(r.status).toBe(0);
     } finally {

@@ -13,7 +13,7 @@
  * connections there without a restart, and writes made afterwards are in the new primary;
  * a rollback moves it back before writes thaw.
  */
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -21,17 +21,17 @@ import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { loadOperatorConfig } from "../operator/config.js";
-import { runOperator, type RunningOperator } from "../operator/run-operator.js";
+import { type RunningOperator, runOperator } from "../operator/run-operator.js";
 import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient, type NexusClient } from "../services/client/create-nexus-client.js";
 import { errorReason } from "../services/kernel/errors.js";
 import { connectNats } from "../services/kernel/events/nats-streams.js";
 import { crdApiServerAvailable, describeWithCrdApiServer } from "./support/crd-apiserver.js";
-import { KubeCluster } from "./support/kube-cluster.js";
-import { startNexus, type NexusProcess } from "./support/nexus-process.js";
-import { describeWithPostgresBinaries, postgresBinDir, startPrimary, startReplica, type PgCluster } from "./support/pg-cluster.js";
-import { describeWithNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
 import { eventually } from "./support/eventually.js";
+import { KubeCluster } from "./support/kube-cluster.js";
+import { type NexusProcess, startNexus } from "./support/nexus-process.js";
+import { describeWithPostgresBinaries, type PgCluster, postgresBinDir, startPrimary, startReplica } from "./support/pg-cluster.js";
+import { describeWithNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
 
 type Obj = Record<string, any>;
 const SYS = "nexus-system";
@@ -50,13 +50,19 @@ describeHere("Failover with a real primary and streaming replica", () => {
   const token = uniqueToken("fo").toUpperCase();
   const platform = generateApiKey();
 
-  const failover = (name: string, spec: Obj) => kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name, namespace: SYS }, spec });
+  const failover = (name: string, spec: Obj) =>
+    kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name, namespace: SYS }, spec });
   const phaseOf = async (name: string) => (await kube.get("failovers", SYS, name))?.status?.phase as string | undefined;
   const until = (name: string, phase: string, ms = 60_000) =>
-    eventually(`Failover ${name} to reach ${phase}`, async () => ((await phaseOf(name)) === phase ? await kube.get("failovers", SYS, name) : undefined), ms);
+    eventually(
+      `Failover ${name} to reach ${phase}`,
+      async () => ((await phaseOf(name)) === phase ? await kube.get("failovers", SYS, name) : undefined),
+      ms,
+    );
   const runtime = () => kube.standin.get("configmaps", SYS, "nexus-runtime")?.data ?? {};
   const readyz = async () => (await (await fetch(`${nexus.url}/readyz`)).json()) as Obj;
-  const databaseEndpoint = async () => (await readyz()).checks.find((c: Obj) => c.name === "database")?.info?.endpoint as string | undefined;
+  const databaseEndpoint = async () =>
+    (await readyz()).checks.find((c: Obj) => c.name === "database")?.info?.endpoint as string | undefined;
   const tenantIn = async (db: PgCluster, slug: string) =>
     (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM auth.tenants WHERE slug = '${slug}'`, "nexus"))[0]!.n;
   /**
@@ -95,7 +101,12 @@ describeHere("Failover with a real primary and streaming replica", () => {
 
     kube = await KubeCluster.start(dir);
     const secret = (name: string, url: string) =>
-      kube.standin.apply({ apiVersion: "v1", kind: "Secret", metadata: { name, namespace: SYS }, data: { DATABASE_URL: Buffer.from(url).toString("base64") } });
+      kube.standin.apply({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name, namespace: SYS },
+        data: { DATABASE_URL: Buffer.from(url).toString("base64") },
+      });
     secret("db-east", primary.url("nexus"));
     secret("db-west", replica.url("nexus"));
     await kube.apply({
@@ -174,12 +185,17 @@ describeHere("Failover with a real primary and streaming replica", () => {
     // Stop replay on the replica, let its last replayed commit age, then write on the primary:
     // the replica receives the WAL but does not apply it, so its data is stale.
     await replica.query("SELECT pg_wal_replay_pause()");
-    await eventually("replay to pause", async () => (await replica.query<{ s: string }>("SELECT pg_get_wal_replay_pause_state() AS s"))[0]!.s === "paused");
+    await eventually(
+      "replay to pause",
+      async () => (await replica.query<{ s: string }>("SELECT pg_get_wal_replay_pause_state() AS s"))[0]!.s === "paused",
+    );
     await new Promise((r) => setTimeout(r, 2_000));
     const slug = uniqueToken("lag");
     await createTenant(slug, "Written while the replica is paused");
-    await eventually("the replica to receive WAL it has not replayed", async () =>
-      (await replica.query<{ behind: boolean }>("SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() AS behind"))[0]!.behind,
+    await eventually(
+      "the replica to receive WAL it has not replayed",
+      async () =>
+        (await replica.query<{ behind: boolean }>("SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn() AS behind"))[0]!.behind,
     );
 
     await failover("lagging", { targetRegion: "west", reason: "drill with a stale replica", mode: "Planned", maxReplicationLagSeconds: 1 });
@@ -202,7 +218,12 @@ describeHere("Failover with a real primary and streaming replica", () => {
     await createTenant(before, "Before the failover");
     await eventually("the replica to replay it", async () => (await tenantIn(replica, before)) === 1);
 
-    await failover("to-west", { targetRegion: "west", reason: "planned maintenance of east", mode: "Planned", maxReplicationLagSeconds: 5 });
+    await failover("to-west", {
+      targetRegion: "west",
+      reason: "planned maintenance of east",
+      mode: "Planned",
+      maxReplicationLagSeconds: 5,
+    });
     const fo = await until("to-west", "completed");
     expect(fo.status.history.map((h: Obj) => h.phase)).toEqual(["freeze_writes", "precheck", "promoting", "verification", "completed"]);
     expect(fo.status).toMatchObject({ sourceRegion: "east", sourceEndpoint: primary.endpoint, targetEndpoint: replica.endpoint });
@@ -223,7 +244,12 @@ describeHere("Failover with a real primary and streaming replica", () => {
   }, 90_000);
 
   it("rolls back: the service returns to the old primary before writes thaw", async () => {
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name: "to-west", namespace: SYS }, spec: { rollback: true } });
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Failover",
+      metadata: { name: "to-west", namespace: SYS },
+      spec: { rollback: true },
+    });
     const fo = await until("to-west", "rolled_back");
     expect(fo.status.history.map((h: Obj) => h.phase).slice(-2)).toEqual(["rollback_pending", "rolled_back"]);
     expect(runtime()).toMatchObject({ writeFrozen: "false", databaseRegion: "east", databaseEndpoint: primary.endpoint });

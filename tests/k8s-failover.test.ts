@@ -13,12 +13,12 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadOperatorConfig } from "../operator/config.js";
-import { runOperator, type RunningOperator } from "../operator/run-operator.js";
+import { type RunningOperator, runOperator } from "../operator/run-operator.js";
 import { crdApiServerAvailable, describeWithCrdApiServer } from "./support/crd-apiserver.js";
-import { KubeCluster } from "./support/kube-cluster.js";
-import { startNexus, type NexusProcess } from "./support/nexus-process.js";
-import { createTestDatabase, describeWithPostgres, type TestDatabase } from "./support/services.js";
 import { eventually } from "./support/eventually.js";
+import { KubeCluster } from "./support/kube-cluster.js";
+import { type NexusProcess, startNexus } from "./support/nexus-process.js";
+import { createTestDatabase, describeWithPostgres, type TestDatabase } from "./support/services.js";
 
 type Obj = Record<string, any>;
 const SYS = "nexus-system";
@@ -47,10 +47,15 @@ describeHere("Failover (real CRD API server, real PostgreSQL target)", () => {
     );
   });
 
-  const failover = (name: string, spec: Obj) => kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name, namespace: SYS }, spec });
+  const failover = (name: string, spec: Obj) =>
+    kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name, namespace: SYS }, spec });
   const phaseOf = async (name: string) => (await kube.get("failovers", SYS, name))?.status?.phase as string | undefined;
   const until = (name: string, phase: string, ms = 30_000) =>
-    eventually(`Failover ${name} to reach ${phase}`, async () => ((await phaseOf(name)) === phase ? await kube.get("failovers", SYS, name) : undefined), ms);
+    eventually(
+      `Failover ${name} to reach ${phase}`,
+      async () => ((await phaseOf(name)) === phase ? await kube.get("failovers", SYS, name) : undefined),
+      ms,
+    );
   const runtime = () => kube.standin.get("configmaps", SYS, "nexus-runtime")?.data ?? {};
 
   beforeAll(async () => {
@@ -60,7 +65,12 @@ describeHere("Failover (real CRD API server, real PostgreSQL target)", () => {
     nexus = await startNexus({ args: ["dev", "--port", "0", "--host", "127.0.0.1", "--data-dir", join(dir, "data")] });
     await new Promise<void>((r) => gate.listen(0, "127.0.0.1", r));
     const secret = (name: string, url: string) =>
-      kube.standin.apply({ apiVersion: "v1", kind: "Secret", metadata: { name, namespace: SYS }, data: { DATABASE_URL: Buffer.from(url).toString("base64") } });
+      kube.standin.apply({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name, namespace: SYS },
+        data: { DATABASE_URL: Buffer.from(url).toString("base64") },
+      });
     secret("db-us-east", db.url);
     secret("db-eu-west", db.url);
     secret("db-nowhere", "postgres://postgres@127.0.0.1:1/none");
@@ -77,7 +87,11 @@ describeHere("Failover (real CRD API server, real PostgreSQL target)", () => {
     await kube.apply({
       apiVersion: "apps/v1",
       kind: "Deployment",
-      metadata: { name: "nexus-auth", namespace: SYS, labels: { "app.kubernetes.io/part-of": "nexus", "nexus.dev/database-client": "true" } },
+      metadata: {
+        name: "nexus-auth",
+        namespace: SYS,
+        labels: { "app.kubernetes.io/part-of": "nexus", "nexus.dev/database-client": "true" },
+      },
       spec: { selector: { matchLabels: { app: "auth" } }, template: { metadata: { labels: { app: "auth" } }, spec: { containers: [] } } },
     });
     operator = await runOperator(
@@ -112,10 +126,20 @@ describeHere("Failover (real CRD API server, real PostgreSQL target)", () => {
 
   it("runs idle → freeze_writes → precheck → promoting → verification → completed and points the services at the target", async () => {
     expect(runtime()).toMatchObject({ writeFrozen: "false", databaseRegion: "us-east", databaseEndpoint: "pg.us-east.internal:5432" });
-    await failover("to-eu", { targetRegion: "eu-west", reason: "planned maintenance of us-east", mode: "Planned", maxReplicationLagSeconds: 10 });
+    await failover("to-eu", {
+      targetRegion: "eu-west",
+      reason: "planned maintenance of us-east",
+      mode: "Planned",
+      maxReplicationLagSeconds: 10,
+    });
     const fo = await until("to-eu", "completed");
     expect(fo.status.history.map((h: Obj) => h.phase)).toEqual(["freeze_writes", "precheck", "promoting", "verification", "completed"]);
-    expect(fo.status).toMatchObject({ sourceRegion: "us-east", sourceEndpoint: "pg.us-east.internal:5432", targetEndpoint: "pg.eu-west.internal:5432", replicationLagSeconds: 0 });
+    expect(fo.status).toMatchObject({
+      sourceRegion: "us-east",
+      sourceEndpoint: "pg.us-east.internal:5432",
+      targetEndpoint: "pg.eu-west.internal:5432",
+      replicationLagSeconds: 0,
+    });
     expect(condition(fo, "Ready")).toMatchObject({ status: "True", reason: "FailoverCompleted" });
     expect(runtime()).toMatchObject({ writeFrozen: "false", databaseRegion: "eu-west", databaseEndpoint: "pg.eu-west.internal:5432" });
     // Writes were frozen while the run was under way, and thawed only at the end.
@@ -130,12 +154,20 @@ describeHere("Failover (real CRD API server, real PostgreSQL target)", () => {
       return l && l.spec.holderIdentity === undefined ? l : undefined;
     });
     expect(lease.metadata.annotations["nexus.dev/last-finished-at"]).toBeTruthy();
-    const events = kube.standin.list("events", SYS).filter((e) => e.involvedObject.name === "to-eu").map((e) => e.reason);
+    const events = kube.standin
+      .list("events", SYS)
+      .filter((e) => e.involvedObject.name === "to-eu")
+      .map((e) => e.reason);
     expect(events).toContain("PhaseChanged");
   });
 
   it("rolls a completed failover back when spec.rollback is set", async () => {
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name: "to-eu", namespace: SYS }, spec: { rollback: true } });
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Failover",
+      metadata: { name: "to-eu", namespace: SYS },
+      spec: { rollback: true },
+    });
     const fo = await until("to-eu", "rolled_back");
     expect(fo.status.history.map((h: Obj) => h.phase).slice(-2)).toEqual(["rollback_pending", "rolled_back"]);
     expect(runtime()).toMatchObject({ writeFrozen: "false", databaseRegion: "us-east", databaseEndpoint: "pg.us-east.internal:5432" });
@@ -166,7 +198,7 @@ describeHere("Failover (real CRD API server, real PostgreSQL target)", () => {
     await until("slow", "verification");
     await failover("second", { targetRegion: "eu-west", reason: "second", mode: "Planned" });
     const waiting = await eventually("the second to wait for the lock", async () => {
-      const o = (await kube.get("failovers", SYS, "second"));
+      const o = await kube.get("failovers", SYS, "second");
       return condition(o, "Reconciling")?.reason === "WaitingForLock" ? o : undefined;
     });
     expect(waiting.status.phase).toBe("idle");
@@ -174,7 +206,11 @@ describeHere("Failover (real CRD API server, real PostgreSQL target)", () => {
     // Deleting a run half-way unfreezes writes and releases the Lease (finalizer).
     await kube.delete("failovers", SYS, "slow");
     await eventually("the first to be gone", async () => (await kube.get("failovers", SYS, "slow")) === undefined);
-    await eventually("the second to start", async () => (await phaseOf("second")) !== "idle" && (await phaseOf("second")) !== undefined, 30_000);
+    await eventually(
+      "the second to start",
+      async () => (await phaseOf("second")) !== "idle" && (await phaseOf("second")) !== undefined,
+      30_000,
+    );
     await kube.delete("failovers", SYS, "second");
     await eventually("the second to be gone", async () => (await kube.get("failovers", SYS, "second")) === undefined);
     expect(runtime().writeFrozen).toBe("false");

@@ -10,11 +10,11 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { loadOperatorConfig } from "../operator/config.js";
-import { runOperator, type RunningOperator } from "../operator/run-operator.js";
+import { type RunningOperator, runOperator } from "../operator/run-operator.js";
 import { crdApiServerAvailable, describeWithCrdApiServer } from "./support/crd-apiserver.js";
+import { eventually } from "./support/eventually.js";
 import { KubeCluster } from "./support/kube-cluster.js";
 import { startNexus } from "./support/nexus-process.js";
-import { eventually } from "./support/eventually.js";
 
 const SYS = "nexus-system";
 let kube: KubeCluster;
@@ -48,7 +48,11 @@ describeWithCrdApiServer("leader election (Lease)", () => {
     try {
       // b campaigns every 2 s; give it a few rounds to (wrongly) take over.
       const before = kube.requests.filter((r) => r.path.includes("/leases/nexus-operator-leader")).length;
-      await eventually("replica-b to try a few times", async () => kube.requests.filter((r) => r.path.includes("/leases/nexus-operator-leader")).length >= before + 4, 15_000);
+      await eventually(
+        "replica-b to try a few times",
+        async () => kube.requests.filter((r) => r.path.includes("/leases/nexus-operator-leader")).length >= before + 4,
+        15_000,
+      );
       expect(a.isLeader()).toBe(true);
       expect(b.isLeader()).toBe(false);
       // The standby is ready (it serves as a hot spare).
@@ -73,7 +77,11 @@ describeWithCrdApiServer("nexus operator (the command)", () => {
     const proc = await startNexus({ args: ["operator", "--kubeconfig", kubeconfig, "--port", "0"], env: env("cli-replica") });
     try {
       await eventually("/readyz 200", async () => (await fetch(`${proc.url}/readyz`)).status === 200, 20_000);
-      await eventually("the CLI replica to hold the Lease", async () => kube.standin.get("leases", SYS, "nexus-operator-leader")?.spec.holderIdentity === "cli-replica", 20_000);
+      await eventually(
+        "the CLI replica to hold the Lease",
+        async () => kube.standin.get("leases", SYS, "nexus-operator-leader")?.spec.holderIdentity === "cli-replica",
+        20_000,
+      );
     } finally {
       expect(await proc.stop("SIGTERM")).toBe(0);
     }
@@ -82,8 +90,12 @@ describeWithCrdApiServer("nexus operator (the command)", () => {
 
   it("refuses to start without a platform key, naming the variable", async () => {
     const { NEXUS_OPERATOR_PLATFORM_KEY: _unused, ...rest } = env("no-key");
-    await expect(startNexus({ args: ["operator", "--kubeconfig", kube.writeKubeconfig(dir), "--port", "0"], env: { ...rest, NEXUS_OPERATOR_PLATFORM_KEY: "" }, timeoutMs: 20_000 })).rejects.toThrow(
-      /exited with 1[\s\S]*NEXUS_OPERATOR_PLATFORM_KEY is required/,
-    );
+    await expect(
+      startNexus({
+        args: ["operator", "--kubeconfig", kube.writeKubeconfig(dir), "--port", "0"],
+        env: { ...rest, NEXUS_OPERATOR_PLATFORM_KEY: "" },
+        timeoutMs: 20_000,
+      }),
+    ).rejects.toThrow(/exited with 1[\s\S]*NEXUS_OPERATOR_PLATFORM_KEY is required/);
   });
 });

@@ -8,28 +8,29 @@
  * keys are used as a client would use them (WhoAmI, agent runs through the SDK), so Ready,
  * Suspended and SoftCapReached are checked against what Nexus really does.
  */
-import { Code, ConnectError } from "@connectrpc/connect";
+
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadOperatorConfig } from "../operator/config.js";
-import { nexusCrds } from "../operator/crds/index.js";
-import { runOperator, type RunningOperator } from "../operator/run-operator.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { Plan, TenantStatus } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { HardCapMode, Period, QuotaSource } from "../gen/nexus/metering/v1/quota_pb.js";
+import { loadOperatorConfig } from "../operator/config.js";
+import { nexusCrds } from "../operator/crds/index.js";
+import { type RunningOperator, runOperator } from "../operator/run-operator.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
 import { errorReason } from "../services/kernel/errors.js";
 import { crdApiServerAvailable, describeWithCrdApiServer } from "./support/crd-apiserver.js";
-import { KubeCluster } from "./support/kube-cluster.js";
-import { startNexus, type NexusProcess } from "./support/nexus-process.js";
 import { eventually } from "./support/eventually.js";
+import { KubeCluster } from "./support/kube-cluster.js";
+import { type NexusProcess, startNexus } from "./support/nexus-process.js";
 
 const NS = "team-a";
 let kube: KubeCluster;
@@ -49,17 +50,25 @@ const condition = (obj: Obj | undefined, type: string): Obj | undefined => obj?.
 
 /** Waits until the object's Ready condition is True for its current generation. */
 const readyAtGeneration = (plural: string, name: string, namespace = NS, timeoutMs = 30_000): Promise<Obj> =>
-  eventually(`${plural}/${name} Ready at its generation`, async () => {
-    const o = (await kube.get(plural, namespace, name));
-    const ready = condition(o, "Ready");
-    return ready?.status === "True" && ready.observedGeneration === o?.metadata.generation ? o : undefined;
-  }, timeoutMs);
+  eventually(
+    `${plural}/${name} Ready at its generation`,
+    async () => {
+      const o = await kube.get(plural, namespace, name);
+      const ready = condition(o, "Ready");
+      return ready?.status === "True" && ready.observedGeneration === o?.metadata.generation ? o : undefined;
+    },
+    timeoutMs,
+  );
 const refusal = (call: Promise<unknown>): Promise<ConnectError | undefined> =>
   call.then(
     () => undefined,
     (err: unknown) => ConnectError.from(err),
   );
-const eventReasons = (name: string, namespace = NS): string[] => kube.standin.list("events", namespace).filter((e) => e.involvedObject.name === name).map((e) => e.reason);
+const eventReasons = (name: string, namespace = NS): string[] =>
+  kube.standin
+    .list("events", namespace)
+    .filter((e) => e.involvedObject.name === name)
+    .map((e) => e.reason);
 
 /** The plaintext key the operator wrote into a Secret (what an application mounts). */
 const secretKey = (name: string): string | undefined => {
@@ -121,7 +130,9 @@ describeWithCrdApiServer("operator start-up", () => {
       // The API server defaults the conversion strategy; everything else is as the operator applied it.
       expect(stored?.spec).toEqual({ ...crd.spec, conversion: { strategy: "None" } });
       await eventually(`${crd.metadata.name} Established`, async () =>
-        (await kube.get("customresourcedefinitions", undefined, crd.metadata.name))?.status?.conditions?.some((c: Obj) => c.type === "Established" && c.status === "True"),
+        (await kube.get("customresourcedefinitions", undefined, crd.metadata.name))?.status?.conditions?.some(
+          (c: Obj) => c.type === "Established" && c.status === "True",
+        ),
       );
     }
     const applies = kube.requests.filter((r) => r.method === "PATCH" && r.path.includes("/customresourcedefinitions/"));
@@ -142,7 +153,9 @@ describeWithCrdApiServer("operator start-up", () => {
 
   it("serves /healthz, /readyz and /metrics", async () => {
     expect((await fetch(`http://127.0.0.1:${operator.port}/healthz`)).status).toBe(200);
-    const ready = await eventually("readyz 200", async () => ((await fetch(`http://127.0.0.1:${operator.port}/readyz`)).status === 200 ? true : undefined));
+    const ready = await eventually("readyz 200", async () =>
+      (await fetch(`http://127.0.0.1:${operator.port}/readyz`)).status === 200 ? true : undefined,
+    );
     expect(ready).toBe(true);
     const text = await metrics();
     expect(text).toContain("# TYPE nexus_operator_reconcile_total counter");
@@ -151,14 +164,30 @@ describeWithCrdApiServer("operator start-up", () => {
 });
 
 describeWithCrdApiServer("Tenant (auth service)", () => {
-  const tenantObj = (name: string, spec: Obj) => ({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name, namespace: NS }, spec });
+  const tenantObj = (name: string, spec: Obj) => ({
+    apiVersion: "nexus.dev/v1alpha1",
+    kind: "Tenant",
+    metadata: { name, namespace: NS },
+    spec,
+  });
 
   it("becomes Ready only once its key, written to its Secret, authenticates as the tenant", async () => {
-    await kube.apply(tenantObj("gamma", { slug: "gamma", displayName: "Gamma", plan: "pro", apiKeys: [{ name: "ci", role: "admin", secretName: "gamma-ci" }] }));
-    const t = await eventually("Tenant gamma Ready", async () => {
-      const o = (await kube.get("tenants", NS, "gamma"));
-      return condition(o, "Ready")?.status === "True" ? o : undefined;
-    }, 30_000);
+    await kube.apply(
+      tenantObj("gamma", {
+        slug: "gamma",
+        displayName: "Gamma",
+        plan: "pro",
+        apiKeys: [{ name: "ci", role: "admin", secretName: "gamma-ci" }],
+      }),
+    );
+    const t = await eventually(
+      "Tenant gamma Ready",
+      async () => {
+        const o = await kube.get("tenants", NS, "gamma");
+        return condition(o, "Ready")?.status === "True" ? o : undefined;
+      },
+      30_000,
+    );
     expect(t.status.phase).toBe("Ready");
     expect(t.status.observedGeneration).toBe(t.metadata.generation);
     expect(condition(t, "Degraded")?.status).toBe("False");
@@ -170,37 +199,74 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
     expect(me.principal?.tenantSlug).toBe("gamma");
     const remote = await platform.auth.getTenant({ selector: { case: "slug", value: "gamma" } });
     expect(remote.tenant?.displayName).toBe("Gamma");
-    const events = kube.standin.list("events", NS).filter((e) => e.involvedObject.name === "gamma").map((e) => e.reason);
+    const events = kube.standin
+      .list("events", NS)
+      .filter((e) => e.involvedObject.name === "gamma")
+      .map((e) => e.reason);
     expect(events).toContain("ApiKeyIssued");
   }, 60_000);
 
   it("never rewrites the Secret on resync, and rotates the key when the rotation annotation changes", async () => {
     const before = kube.standin.get("secrets", NS, "gamma-ci");
     const oldKey = secretKey("gamma-ci") ?? "";
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "gamma", namespace: NS, annotations: { "unrelated.example/x": "1" } } });
-    await eventually("a reconcile after the annotation", async () => kube.requests.some((r) => r.method === "GET" && r.path.endsWith(`/namespaces/${NS}/secrets/gamma-ci`)));
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "gamma", namespace: NS, annotations: { "unrelated.example/x": "1" } },
+    });
+    await eventually("a reconcile after the annotation", async () =>
+      kube.requests.some((r) => r.method === "GET" && r.path.endsWith(`/namespaces/${NS}/secrets/gamma-ci`)),
+    );
     expect(kube.standin.get("secrets", NS, "gamma-ci")?.metadata.resourceVersion).toBe(before?.metadata.resourceVersion);
 
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "gamma", namespace: NS, annotations: { "rotate.nexus.dev/ci": "2025-01-01" } } });
-    const newKey = await eventually("a new key in the Secret", async () => {
-      const k = secretKey("gamma-ci");
-      return k && k !== oldKey ? k : undefined;
-    }, 30_000);
-    const t = await eventually("status to record the rotation", async () => {
-      const o = (await kube.get("tenants", NS, "gamma"));
-      return o?.status?.apiKeys?.[0]?.rotation === "2025-01-01" && condition(o, "Ready")?.status === "True" ? o : undefined;
-    }, 30_000);
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "gamma", namespace: NS, annotations: { "rotate.nexus.dev/ci": "2025-01-01" } },
+    });
+    const newKey = await eventually(
+      "a new key in the Secret",
+      async () => {
+        const k = secretKey("gamma-ci");
+        return k && k !== oldKey ? k : undefined;
+      },
+      30_000,
+    );
+    const t = await eventually(
+      "status to record the rotation",
+      async () => {
+        const o = await kube.get("tenants", NS, "gamma");
+        return o?.status?.apiKeys?.[0]?.rotation === "2025-01-01" && condition(o, "Ready")?.status === "True" ? o : undefined;
+      },
+      30_000,
+    );
     expect((await whoAmI(newKey)).principal?.tenantId).toBe(t.status.tenantId);
     expect(kube.standin.get("secrets", NS, "gamma-ci")?.metadata.annotations["nexus.dev/api-key-id"]).toBe(t.status.apiKeys[0].keyId);
   }, 60_000);
 
   it("refuses to overwrite a Secret it did not write (Degraded SecretConflict)", async () => {
-    await kube.apply({ apiVersion: "v1", kind: "Secret", metadata: { name: "someone-elses", namespace: NS }, data: { token: Buffer.from("x").toString("base64") } });
-    await kube.apply(tenantObj("delta", { slug: "delta", displayName: "Delta", plan: "free", apiKeys: [{ name: "app", role: "viewer", secretName: "someone-elses" }] }));
-    const t = await eventually("Tenant delta Degraded", async () => {
-      const o = (await kube.get("tenants", NS, "delta"));
-      return condition(o, "Degraded")?.status === "True" ? o : undefined;
-    }, 30_000);
+    await kube.apply({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: { name: "someone-elses", namespace: NS },
+      data: { token: Buffer.from("x").toString("base64") },
+    });
+    await kube.apply(
+      tenantObj("delta", {
+        slug: "delta",
+        displayName: "Delta",
+        plan: "free",
+        apiKeys: [{ name: "app", role: "viewer", secretName: "someone-elses" }],
+      }),
+    );
+    const t = await eventually(
+      "Tenant delta Degraded",
+      async () => {
+        const o = await kube.get("tenants", NS, "delta");
+        return condition(o, "Degraded")?.status === "True" ? o : undefined;
+      },
+      30_000,
+    );
     expect(condition(t, "Degraded")?.reason).toBe("SecretConflict");
     expect(condition(t, "Ready")?.status).toBe("False");
     expect(kube.standin.get("secrets", NS, "someone-elses")?.data).toEqual({ token: Buffer.from("x").toString("base64") });
@@ -208,11 +274,23 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
 
   it("spec.suspended suspends the tenant in Nexus (its key is refused with TENANT_SUSPENDED) and un-suspending makes the key work again", async () => {
     // Created suspended: the tenant and its key exist, but the key must not work.
-    await kube.apply(tenantObj("eta", { slug: "eta", displayName: "Eta", plan: "free", suspended: true, apiKeys: [{ name: "app", role: "editor", secretName: "eta-app" }] }));
-    const suspended = await eventually("Tenant eta Suspended", async () => {
-      const o = (await kube.get("tenants", NS, "eta"));
-      return o?.status?.phase === "Suspended" ? o : undefined;
-    }, 30_000);
+    await kube.apply(
+      tenantObj("eta", {
+        slug: "eta",
+        displayName: "Eta",
+        plan: "free",
+        suspended: true,
+        apiKeys: [{ name: "app", role: "editor", secretName: "eta-app" }],
+      }),
+    );
+    const suspended = await eventually(
+      "Tenant eta Suspended",
+      async () => {
+        const o = await kube.get("tenants", NS, "eta");
+        return o?.status?.phase === "Suspended" ? o : undefined;
+      },
+      30_000,
+    );
     expect(condition(suspended, "Ready")).toMatchObject({ status: "False", reason: "Suspended" });
     expect(condition(suspended, "Degraded")?.status).toBe("False");
     const remote = await platform.auth.getTenant({ selector: { case: "slug", value: "eta" } });
@@ -225,11 +303,20 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
     expect(errorReason(refused)).toBe("TENANT_SUSPENDED");
     expect(eventReasons("eta")).toContain("TenantSuspended");
 
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "eta", namespace: NS }, spec: { suspended: false } });
-    const resumed = await eventually("Tenant eta Ready again", async () => {
-      const o = (await kube.get("tenants", NS, "eta"));
-      return condition(o, "Ready")?.status === "True" && o?.status?.observedGeneration === o?.metadata.generation ? o : undefined;
-    }, 30_000);
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "eta", namespace: NS },
+      spec: { suspended: false },
+    });
+    const resumed = await eventually(
+      "Tenant eta Ready again",
+      async () => {
+        const o = await kube.get("tenants", NS, "eta");
+        return condition(o, "Ready")?.status === "True" && o?.status?.observedGeneration === o?.metadata.generation ? o : undefined;
+      },
+      30_000,
+    );
     expect(resumed.status.phase).toBe("Ready");
     expect(resumed.status.apiKeys).toEqual([expect.objectContaining({ name: "app", authenticated: true })]);
     // The same key as before: resuming gives the tenant its keys back, nothing is re-issued.
@@ -240,12 +327,24 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
   }, 60_000);
 
   it("applies a role change in the spec to the key the application holds (SetApiKeyRole), and Ready checks the role", async () => {
-    await kube.apply(tenantObj("kappa", { slug: "kappa", displayName: "Kappa", plan: "pro", apiKeys: [{ name: "app", role: "viewer", secretName: "kappa-app" }] }));
+    await kube.apply(
+      tenantObj("kappa", {
+        slug: "kappa",
+        displayName: "Kappa",
+        plan: "pro",
+        apiKeys: [{ name: "app", role: "viewer", secretName: "kappa-app" }],
+      }),
+    );
     await readyAtGeneration("tenants", "kappa");
     const key = secretKey("kappa-app") ?? "";
     expect((await whoAmI(key)).principal?.role).toBe(Role.VIEWER);
 
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "kappa", namespace: NS }, spec: { apiKeys: [{ name: "app", role: "editor", secretName: "kappa-app" }] } });
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "kappa", namespace: NS },
+      spec: { apiKeys: [{ name: "app", role: "editor", secretName: "kappa-app" }] },
+    });
     const t = await readyAtGeneration("tenants", "kappa");
     expect(t.metadata.generation).toBe(2);
     // The same key, now with the new role: nothing to redeploy.
@@ -260,31 +359,53 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
     const displayName = async () => (await platform.auth.getTenant({ selector: { case: "slug", value: "theta" } })).tenant?.displayName;
     expect(await displayName()).toBe("Theta");
 
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "theta", namespace: NS }, spec: { displayName: "Theta Research" } });
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "theta", namespace: NS },
+      spec: { displayName: "Theta Research" },
+    });
     const t = await readyAtGeneration("tenants", "theta");
     expect(t.metadata.generation).toBe(2);
     expect(await displayName()).toBe("Theta Research");
     expect(eventReasons("theta").filter((r) => r === "DisplayNameChanged")).toHaveLength(1);
     // Later resyncs find the name already right and change nothing.
     const verified = t.status.lastVerifiedAt as string;
-    await eventually("a later resync of theta", async () => {
-      const o = (await kube.get("tenants", NS, "theta"));
-      return o?.status?.lastVerifiedAt && o.status.lastVerifiedAt !== verified ? o : undefined;
-    }, 30_000);
+    await eventually(
+      "a later resync of theta",
+      async () => {
+        const o = await kube.get("tenants", NS, "theta");
+        return o?.status?.lastVerifiedAt && o.status.lastVerifiedAt !== verified ? o : undefined;
+      },
+      30_000,
+    );
     expect(eventReasons("theta").filter((r) => r === "DisplayNameChanged")).toHaveLength(1);
 
     // The spec is the source of truth: a rename made with the API is undone at the next resync.
-    await platform.auth.updateTenant({ tenantId: t.status.tenantId, displayName: "Renamed by hand", updateMask: { paths: ["display_name"] } });
+    await platform.auth.updateTenant({
+      tenantId: t.status.tenantId,
+      displayName: "Renamed by hand",
+      updateMask: { paths: ["display_name"] },
+    });
     await eventually("the spec's name back in Nexus", async () => (await displayName()) === "Theta Research", 30_000);
   }, 60_000);
 
   it("revokes the old key and deletes its Secret when the spec moves the key to another Secret", async () => {
     const oldKey = secretKey("kappa-app") ?? "";
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "kappa", namespace: NS }, spec: { apiKeys: [{ name: "app", role: "editor", secretName: "kappa-app-v2" }] } });
-    const t = await eventually("status to name the new Secret", async () => {
-      const o = (await kube.get("tenants", NS, "kappa"));
-      return condition(o, "Ready")?.status === "True" && o?.status?.apiKeys?.[0]?.secretName === "kappa-app-v2" ? o : undefined;
-    }, 30_000);
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "kappa", namespace: NS },
+      spec: { apiKeys: [{ name: "app", role: "editor", secretName: "kappa-app-v2" }] },
+    });
+    const t = await eventually(
+      "status to name the new Secret",
+      async () => {
+        const o = await kube.get("tenants", NS, "kappa");
+        return condition(o, "Ready")?.status === "True" && o?.status?.apiKeys?.[0]?.secretName === "kappa-app-v2" ? o : undefined;
+      },
+      30_000,
+    );
     const newKey = secretKey("kappa-app-v2") ?? "";
     expect(newKey).not.toBe(oldKey);
     expect((await whoAmI(newKey)).principal?.tenantId).toBe(t.status.tenantId);
@@ -297,42 +418,69 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
     const lostKey = secretKey("kappa-app-v2") ?? "";
     kube.standin.delete("secrets", NS, "kappa-app-v2");
     // The operator watches the Secrets it wrote: it notices at once.
-    const newKey = await eventually("a new key in the re-created Secret", async () => {
-      const k = secretKey("kappa-app-v2");
-      return k && k !== lostKey ? k : undefined;
-    }, 30_000);
+    const newKey = await eventually(
+      "a new key in the re-created Secret",
+      async () => {
+        const k = secretKey("kappa-app-v2");
+        return k && k !== lostKey ? k : undefined;
+      },
+      30_000,
+    );
     await eventually("the lost key to be refused", async () => errorReason(await refusal(whoAmI(lostKey))) === "AUTH_REVOKED_KEY", 30_000);
     expect((await whoAmI(newKey)).principal?.tenantSlug).toBe("kappa");
     const newKeyId = kube.standin.get("secrets", NS, "kappa-app-v2")?.metadata.annotations["nexus.dev/api-key-id"];
-    await eventually("status to record the new key", async () => {
-      const o = (await kube.get("tenants", NS, "kappa"));
-      return condition(o, "Ready")?.status === "True" && o?.status?.apiKeys?.[0]?.keyId === newKeyId;
-    }, 30_000);
+    await eventually(
+      "status to record the new key",
+      async () => {
+        const o = await kube.get("tenants", NS, "kappa");
+        return condition(o, "Ready")?.status === "True" && o?.status?.apiKeys?.[0]?.keyId === newKeyId;
+      },
+      30_000,
+    );
   }, 60_000);
 
   it("reports a key revoked outside Kubernetes (Ready False, with the way out), and the rotation annotation issues a new one", async () => {
     const keyId = (await kube.get("tenants", NS, "kappa"))?.status.apiKeys[0].keyId as string;
     await platform.auth.revokeApiKey({ keyId, reason: "leaked in a CI log" });
-    const t = await eventually("Tenant kappa not Ready", async () => {
-      const o = (await kube.get("tenants", NS, "kappa"));
-      return condition(o, "Ready")?.status === "False" ? o : undefined;
-    }, 30_000);
+    const t = await eventually(
+      "Tenant kappa not Ready",
+      async () => {
+        const o = await kube.get("tenants", NS, "kappa");
+        return condition(o, "Ready")?.status === "False" ? o : undefined;
+      },
+      30_000,
+    );
     expect(condition(t, "Ready")?.reason).toBe("KeyNotAuthenticating");
     expect(condition(t, "Ready")?.message).toContain("AUTH_REVOKED_KEY");
     expect(condition(t, "Ready")?.message).toContain("rotate.nexus.dev/app");
     expect(t.status.apiKeys[0].authenticated).toBe(false);
 
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "kappa", namespace: NS, annotations: { "rotate.nexus.dev/app": "after-leak" } } });
-    const back = await eventually("Tenant kappa Ready with a new key", async () => {
-      const o = (await kube.get("tenants", NS, "kappa"));
-      return condition(o, "Ready")?.status === "True" && o?.status?.apiKeys?.[0]?.rotation === "after-leak" ? o : undefined;
-    }, 30_000);
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "kappa", namespace: NS, annotations: { "rotate.nexus.dev/app": "after-leak" } },
+    });
+    const back = await eventually(
+      "Tenant kappa Ready with a new key",
+      async () => {
+        const o = await kube.get("tenants", NS, "kappa");
+        return condition(o, "Ready")?.status === "True" && o?.status?.apiKeys?.[0]?.rotation === "after-leak" ? o : undefined;
+      },
+      30_000,
+    );
     expect(back.status.apiKeys[0].keyId).not.toBe(keyId);
     expect((await whoAmI(secretKey("kappa-app-v2") ?? "")).principal?.role).toBe(Role.EDITOR);
   }, 60_000);
 
   it("leaves the Nexus tenant alone when a second Tenant object claims the same slug (Degraded SlugConflict), and deleting that object suspends nothing", async () => {
-    await kube.apply(tenantObj("lambda", { slug: "lambda", displayName: "Lambda", plan: "pro", apiKeys: [{ name: "app", role: "admin", secretName: "lambda-app" }] }));
+    await kube.apply(
+      tenantObj("lambda", {
+        slug: "lambda",
+        displayName: "Lambda",
+        plan: "pro",
+        apiKeys: [{ name: "app", role: "admin", secretName: "lambda-app" }],
+      }),
+    );
     const first = await readyAtGeneration("tenants", "lambda");
     const key = secretKey("lambda-app") ?? "";
     // Another team, another namespace, the same slug.
@@ -340,12 +488,21 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
       apiVersion: "nexus.dev/v1alpha1",
       kind: "Tenant",
       metadata: { name: "lambda", namespace: "team-b" },
-      spec: { slug: "lambda", displayName: "Lambda (team b)", plan: "free", apiKeys: [{ name: "app", role: "owner", secretName: "lambda-app" }] },
+      spec: {
+        slug: "lambda",
+        displayName: "Lambda (team b)",
+        plan: "free",
+        apiKeys: [{ name: "app", role: "owner", secretName: "lambda-app" }],
+      },
     });
-    const second = await eventually("the second Tenant Degraded", async () => {
-      const o = (await kube.get("tenants", "team-b", "lambda"));
-      return condition(o, "Degraded")?.status === "True" ? o : undefined;
-    }, 30_000);
+    const second = await eventually(
+      "the second Tenant Degraded",
+      async () => {
+        const o = await kube.get("tenants", "team-b", "lambda");
+        return condition(o, "Degraded")?.status === "True" ? o : undefined;
+      },
+      30_000,
+    );
     expect(condition(second, "Degraded")?.reason).toBe("SlugConflict");
     expect(condition(second, "Degraded")?.message).toContain(`${NS}/lambda`);
     expect(condition(second, "Ready")?.status).toBe("False");
@@ -359,7 +516,7 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
     const after = await platform.auth.getTenant({ selector: { case: "slug", value: "lambda" } });
     expect(after.tenant?.status).toBe(TenantStatus.ACTIVE);
     expect((await whoAmI(key)).principal?.tenantId).toBe(first.status.tenantId);
-    expect(condition((await kube.get("tenants", NS, "lambda")), "Ready")?.status).toBe("True");
+    expect(condition(await kube.get("tenants", NS, "lambda"), "Ready")?.status).toBe("True");
   }, 60_000);
 
   it("deleting a Tenant suspends it and revokes its keys before the object goes", async () => {
@@ -390,7 +547,12 @@ describeWithCrdApiServer("Tenant when Nexus cannot be reached", () => {
     const cfgDir = mkdtempSync(join(dir, "dead-"));
     deadOperator = await runOperator(
       loadOperatorConfig(
-        { NEXUS_OPERATOR_PLATFORM_KEY: platformKey, NEXUS_AUTH_URL: `http://127.0.0.1:${deadPort}`, NEXUS_METERING_URL: `http://127.0.0.1:${deadPort}`, NEXUS_OPERATOR_NAMESPACE: "nexus-system" },
+        {
+          NEXUS_OPERATOR_PLATFORM_KEY: platformKey,
+          NEXUS_AUTH_URL: `http://127.0.0.1:${deadPort}`,
+          NEXUS_METERING_URL: `http://127.0.0.1:${deadPort}`,
+          NEXUS_OPERATOR_NAMESPACE: "nexus-system",
+        },
         { kubeconfig: deadKube.writeKubeconfig(cfgDir), port: 0 },
       ),
       pino({ level: "silent" }),
@@ -408,10 +570,15 @@ describeWithCrdApiServer("Tenant when Nexus cannot be reached", () => {
       apiVersion: "nexus.dev/v1alpha1",
       kind: "Tenant",
       metadata: { name: "acme", namespace: NS },
-      spec: { slug: "acme", displayName: "Acme Research", plan: "pro", apiKeys: [{ name: "ci", role: "admin", secretName: "acme-ci-key" }] },
+      spec: {
+        slug: "acme",
+        displayName: "Acme Research",
+        plan: "pro",
+        apiKeys: [{ name: "ci", role: "admin", secretName: "acme-ci-key" }],
+      },
     });
     const t = await eventually("Tenant acme to be Degraded", async () => {
-      const o = (await deadKube.get("tenants", NS, "acme"));
+      const o = await deadKube.get("tenants", NS, "acme");
       return condition(o, "Degraded")?.status === "True" ? o : undefined;
     });
     expect(t.metadata.finalizers).toContain("nexus.dev/tenant-cleanup");
@@ -431,10 +598,14 @@ describeWithCrdApiServer("Tenant when Nexus cannot be reached", () => {
     expect(events.map((e) => e.reason)).toContain("NexusUnavailable");
     const text = await (await fetch(`http://127.0.0.1:${deadOperator.port}/metrics`)).text();
     expect(metricValue(text, "nexus_operator_reconcile_errors_total", { kind: "Tenant" })).toBeGreaterThanOrEqual(1);
-    await eventually("a retried reconcile", async () => {
-      const m = await (await fetch(`http://127.0.0.1:${deadOperator.port}/metrics`)).text();
-      return metricValue(m, "nexus_operator_reconcile_errors_total", { kind: "Tenant" }) >= 2;
-    }, 15_000);
+    await eventually(
+      "a retried reconcile",
+      async () => {
+        const m = await (await fetch(`http://127.0.0.1:${deadOperator.port}/metrics`)).text();
+        return metricValue(m, "nexus_operator_reconcile_errors_total", { kind: "Tenant" }) >= 2;
+      },
+      15_000,
+    );
   });
 
   it("keeps a Quota waiting (TenantNotReady) while its Tenant has no tenant id", async () => {
@@ -445,7 +616,7 @@ describeWithCrdApiServer("Tenant when Nexus cannot be reached", () => {
       spec: { tenantRef: { name: "acme" }, monthly: { runs: 100 }, softCapRatio: 0.8, hardCapMode: "Enforce" },
     });
     const q = await eventually("Quota to report TenantNotReady", async () => {
-      const o = (await deadKube.get("quotas", NS, "acme-quota"));
+      const o = await deadKube.get("quotas", NS, "acme-quota");
       return condition(o, "Reconciling")?.reason === "TenantNotReady" ? o : undefined;
     });
     expect(q.status.phase).toBe("Pending");
@@ -455,7 +626,7 @@ describeWithCrdApiServer("Tenant when Nexus cannot be reached", () => {
   it("keeps a deleted Tenant (finalizer) until its keys could be revoked", async () => {
     await deadKube.delete("tenants", NS, "acme");
     const t = await eventually("Tenant acme to be Deleting", async () => {
-      const o = (await deadKube.get("tenants", NS, "acme"));
+      const o = await deadKube.get("tenants", NS, "acme");
       return o?.status?.phase === "Deleting" ? o : undefined;
     });
     expect(t.metadata.deletionTimestamp).toBeTruthy();
@@ -476,7 +647,7 @@ describeWithCrdApiServer("Quota", () => {
       spec: { tenantRef: { name: "ghost" }, monthly: { runs: 100 }, softCapRatio: 0.8, hardCapMode: "Enforce" },
     });
     const q = await eventually("Quota to report TenantNotFound", async () => {
-      const o = (await kube.get("quotas", NS, "ghost-quota"));
+      const o = await kube.get("quotas", NS, "ghost-quota");
       return condition(o, "Reconciling")?.reason === "TenantNotFound" ? o : undefined;
     });
     expect(q.status.phase).toBe("Pending");
@@ -486,17 +657,32 @@ describeWithCrdApiServer("Quota", () => {
   });
 
   it("applies its limits through SetQuota once the Tenant is Ready", async () => {
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "epsilon", namespace: NS }, spec: { slug: "epsilon", displayName: "Epsilon", plan: "pro" } });
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "epsilon", namespace: NS },
+      spec: { slug: "epsilon", displayName: "Epsilon", plan: "pro" },
+    });
     await kube.apply({
       apiVersion: "nexus.dev/v1alpha1",
       kind: "Quota",
       metadata: { name: "epsilon-quota", namespace: NS },
-      spec: { tenantRef: { name: "epsilon" }, daily: { runs: 10 }, monthly: { runs: 100, runUnits: 500 }, softCapRatio: 0.5, hardCapMode: "Observe" },
+      spec: {
+        tenantRef: { name: "epsilon" },
+        daily: { runs: 10 },
+        monthly: { runs: 100, runUnits: 500 },
+        softCapRatio: 0.5,
+        hardCapMode: "Observe",
+      },
     });
-    const q = await eventually("Quota Ready", async () => {
-      const o = (await kube.get("quotas", NS, "epsilon-quota"));
-      return condition(o, "Ready")?.status === "True" ? o : undefined;
-    }, 30_000);
+    const q = await eventually(
+      "Quota Ready",
+      async () => {
+        const o = await kube.get("quotas", NS, "epsilon-quota");
+        return condition(o, "Ready")?.status === "True" ? o : undefined;
+      },
+      30_000,
+    );
     expect(q.status.monthly).toMatchObject({ runsLimit: 100, runsUsed: 0, runUnitsLimit: 500 });
     expect(q.status.daily).toMatchObject({ runsLimit: 10 });
     expect(q.status).toMatchObject({ used: "0 runs, 0/day", limit: "100 runs, 10/day" });
@@ -506,8 +692,13 @@ describeWithCrdApiServer("Quota", () => {
     expect(applied.quota?.limits?.monthlyRuns).toBe(100n);
   }, 60_000);
 
-  it("shows a daily-only limit in LIMIT with its window, never \"unlimited\" (enterprise plan: no monthly limit)", async () => {
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "iota", namespace: NS }, spec: { slug: "iota", displayName: "Iota", plan: "enterprise" } });
+  it('shows a daily-only limit in LIMIT with its window, never "unlimited" (enterprise plan: no monthly limit)', async () => {
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "iota", namespace: NS },
+      spec: { slug: "iota", displayName: "Iota", plan: "enterprise" },
+    });
     await kube.apply({
       apiVersion: "nexus.dev/v1alpha1",
       kind: "Quota",
@@ -518,7 +709,9 @@ describeWithCrdApiServer("Quota", () => {
     expect(q.status.monthly?.runsLimit).toBeUndefined();
     expect(q.status.daily).toMatchObject({ runsLimit: 1000, runsUsed: 0 });
     // The LIMIT printer column reads status.limit.
-    const column = nexusCrds().find((c) => c.spec.names.kind === "Quota")?.spec.versions[0]?.additionalPrinterColumns?.find((c) => c.name === "Limit");
+    const column = nexusCrds()
+      .find((c) => c.spec.names.kind === "Quota")
+      ?.spec.versions[0]?.additionalPrinterColumns?.find((c) => c.name === "Limit");
     expect(column?.jsonPath).toBe(".status.limit");
     expect(q.status).toMatchObject({ used: "0 runs/day", limit: "1000 runs/day" });
     const inForce = await platform.metering.getQuota({ tenantId: q.status.tenantId });
@@ -529,7 +722,12 @@ describeWithCrdApiServer("Quota", () => {
 
 describeWithCrdApiServer("Quota: limits removed, moved and duplicated; the soft cap", () => {
   it("returns a limit removed from the spec to the plan's default", async () => {
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Quota", metadata: { name: "epsilon-quota", namespace: NS }, spec: { daily: null } });
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Quota",
+      metadata: { name: "epsilon-quota", namespace: NS },
+      spec: { daily: null },
+    });
     const q = await readyAtGeneration("quotas", "epsilon-quota");
     expect(q.metadata.generation).toBe(2);
     const applied = await platform.metering.getQuota({ tenantId: q.status.tenantId });
@@ -541,13 +739,27 @@ describeWithCrdApiServer("Quota: limits removed, moved and duplicated; the soft 
 
   it("returns the Tenant it no longer references to its plan's limits when tenantRef moves", async () => {
     const epsilonId = String((await kube.get("quotas", NS, "epsilon-quota"))?.status.tenantId);
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "mu", namespace: NS }, spec: { slug: "mu", displayName: "Mu", plan: "pro" } });
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Tenant",
+      metadata: { name: "mu", namespace: NS },
+      spec: { slug: "mu", displayName: "Mu", plan: "pro" },
+    });
     const mu = await readyAtGeneration("tenants", "mu");
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Quota", metadata: { name: "epsilon-quota", namespace: NS }, spec: { tenantRef: { name: "mu" } } });
-    const q = await eventually("Quota applied to mu", async () => {
-      const o = (await kube.get("quotas", NS, "epsilon-quota"));
-      return condition(o, "Ready")?.status === "True" && o?.status?.tenantId === mu.status.tenantId ? o : undefined;
-    }, 30_000);
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Quota",
+      metadata: { name: "epsilon-quota", namespace: NS },
+      spec: { tenantRef: { name: "mu" } },
+    });
+    const q = await eventually(
+      "Quota applied to mu",
+      async () => {
+        const o = await kube.get("quotas", NS, "epsilon-quota");
+        return condition(o, "Ready")?.status === "True" && o?.status?.tenantId === mu.status.tenantId ? o : undefined;
+      },
+      30_000,
+    );
     expect((await platform.metering.getQuota({ tenantId: q.status.tenantId })).quota?.limits?.monthlyRuns).toBe(100n);
     // Back to the plan's limits (metering has no "unset": SetQuota without limits, so the source stays CUSTOM).
     const left = await platform.metering.getQuota({ tenantId: epsilonId });
@@ -566,10 +778,14 @@ describeWithCrdApiServer("Quota: limits removed, moved and duplicated; the soft 
       metadata: { name: "mu-extra", namespace: NS },
       spec: { tenantRef: { name: "mu" }, monthly: { runs: 7 }, softCapRatio: 0.8, hardCapMode: "Enforce" },
     });
-    const dup = await eventually("Quota mu-extra Degraded", async () => {
-      const o = (await kube.get("quotas", NS, "mu-extra"));
-      return condition(o, "Degraded")?.status === "True" ? o : undefined;
-    }, 30_000);
+    const dup = await eventually(
+      "Quota mu-extra Degraded",
+      async () => {
+        const o = await kube.get("quotas", NS, "mu-extra");
+        return condition(o, "Degraded")?.status === "True" ? o : undefined;
+      },
+      30_000,
+    );
     expect(condition(dup, "Degraded")?.reason).toBe("DuplicateQuota");
     expect(condition(dup, "Degraded")?.message).toContain("epsilon-quota");
     expect(condition(dup, "Ready")?.status).toBe("False");
@@ -595,10 +811,14 @@ describeWithCrdApiServer("Quota: limits removed, moved and duplicated; the soft 
       metadata: { name: "zeta-quota", namespace: NS },
       spec: { tenantRef: { name: "zeta" }, monthly: { runs: 3 }, softCapRatio: 0.5, hardCapMode: "Enforce" },
     });
-    const ready = await eventually("Quota zeta-quota Ready", async () => {
-      const o = (await kube.get("quotas", NS, "zeta-quota"));
-      return condition(o, "Ready")?.status === "True" ? o : undefined;
-    }, 30_000);
+    const ready = await eventually(
+      "Quota zeta-quota Ready",
+      async () => {
+        const o = await kube.get("quotas", NS, "zeta-quota");
+        return condition(o, "Ready")?.status === "True" ? o : undefined;
+      },
+      30_000,
+    );
     expect(condition(ready, "SoftCapReached")).toMatchObject({ status: "False", reason: "BelowSoftCap" });
 
     // The tenant's own key, from the Secret the operator wrote, used as an application would.
@@ -613,11 +833,15 @@ describeWithCrdApiServer("Quota: limits removed, moved and duplicated; the soft 
       filename: "keys.txt",
       mediaType: "text/plain",
     });
-    await eventually("the document to be ingested", async () => {
-      const { document } = await app.ingestion.getDocument({ documentId: "keys" });
-      if (document?.status === DocumentStatus.FAILED) throw new Error(`ingestion failed: ${document.failureReason}`);
-      return document?.status === DocumentStatus.SUCCEEDED;
-    }, 30_000);
+    await eventually(
+      "the document to be ingested",
+      async () => {
+        const { document } = await app.ingestion.getDocument({ documentId: "keys" });
+        if (document?.status === DocumentStatus.FAILED) throw new Error(`ingestion failed: ${document.failureReason}`);
+        return document?.status === DocumentStatus.SUCCEEDED;
+      },
+      30_000,
+    );
     const run = async (message: string) => {
       const events: string[] = [];
       for await (const r of app.agent.run({ corpusId: "handbook", message })) events.push(String(r.event.case));
@@ -627,31 +851,42 @@ describeWithCrdApiServer("Quota: limits removed, moved and duplicated; the soft 
     // 2 of 3 runs: at or above the soft cap (ratio 0.5), below the hard limit.
     for (const message of ["How do I rotate a key?", "How long does the old key work?"]) expect((await run(message)).at(-1)).toBe("done");
     // A run's reservation is settled into runsUsed just after the stream ends: wait for both.
-    const soft = await eventually("SoftCapReached=True with the 2 runs counted", async () => {
-      const o = (await kube.get("quotas", NS, "zeta-quota"));
-      return condition(o, "SoftCapReached")?.status === "True" && o?.status?.monthly?.runsUsed === 2 ? o : undefined;
-    }, 30_000);
+    const soft = await eventually(
+      "SoftCapReached=True with the 2 runs counted",
+      async () => {
+        const o = await kube.get("quotas", NS, "zeta-quota");
+        return condition(o, "SoftCapReached")?.status === "True" && o?.status?.monthly?.runsUsed === 2 ? o : undefined;
+      },
+      30_000,
+    );
     expect(condition(soft, "SoftCapReached")?.reason).toBe("SoftCapReached");
     expect(soft.status.monthly).toMatchObject({ runsUsed: 2, runsLimit: 3, softCapReached: true, hardCapReached: false });
     expect(soft.status).toMatchObject({ used: "2 runs", limit: "3 runs", phase: "Ready" });
     expect(condition(soft, "Ready")?.status).toBe("True");
     expect(eventReasons("zeta-quota")).toContain("SoftCapReached");
     // The Tenant's USAGE column follows the completed runs (counted from RunCompleted events).
-    await eventually("Tenant zeta USAGE 2/3 runs", async () => (await kube.get("tenants", NS, "zeta"))?.status?.usage === "2/3 runs", 30_000);
+    await eventually(
+      "Tenant zeta USAGE 2/3 runs",
+      async () => (await kube.get("tenants", NS, "zeta"))?.status?.usage === "2/3 runs",
+      30_000,
+    );
 
     // The third run uses the last of the limit; the fourth is refused by the limit the Quota set.
     expect((await run("And the grace period?")).at(-1)).toBe("done");
     const refused = await refusal(run("One more?"));
     expect(refused?.code).toBe(Code.ResourceExhausted);
     expect(errorReason(refused)).toBe("QUOTA_EXCEEDED");
-    const hard = await eventually("SoftCapReached reason HardCapReached with the 3 runs counted", async () => {
-      const o = (await kube.get("quotas", NS, "zeta-quota"));
-      return condition(o, "SoftCapReached")?.reason === "HardCapReached" && o?.status?.monthly?.runsUsed === 3 ? o : undefined;
-    }, 30_000);
+    const hard = await eventually(
+      "SoftCapReached reason HardCapReached with the 3 runs counted",
+      async () => {
+        const o = await kube.get("quotas", NS, "zeta-quota");
+        return condition(o, "SoftCapReached")?.reason === "HardCapReached" && o?.status?.monthly?.runsUsed === 3 ? o : undefined;
+      },
+      30_000,
+    );
     expect(hard.status.monthly).toMatchObject({ runsUsed: 3, hardCapReached: true });
     expect((await platform.metering.getQuota({ tenantId })).windows.find((w) => w.period === Period.MONTH)?.runsUsed).toBe(3n);
   }, 120_000);
-
 });
 
 describeWithCrdApiServer("control loop behaviour", () => {
@@ -664,13 +899,17 @@ describeWithCrdApiServer("control loop behaviour", () => {
       metadata: { name: "conflicted", namespace: NS },
       spec: { tenantRef: { name: "nobody-conflicted" }, softCapRatio: 0.8, hardCapMode: "Enforce" },
     });
-    await eventually("the status after two conflicts", async () => (await kube.get("quotas", NS, "conflicted"))?.status?.phase === "Pending");
+    await eventually(
+      "the status after two conflicts",
+      async () => (await kube.get("quotas", NS, "conflicted"))?.status?.phase === "Pending",
+    );
     const after = metricValue(await metrics(), "nexus_operator_reconcile_total", { kind: "Quota", result: "conflict" });
     expect(after - before).toBe(2);
   });
 
   it("keeps watching after the API server drops its watches and after 410 Gone", async () => {
-    const isList = (r: { method: string; path: string }) => r.method === "GET" && /\/quotas(\?|$)/.test(r.path) && !r.path.includes("watch=");
+    const isList = (r: { method: string; path: string }) =>
+      r.method === "GET" && /\/quotas(\?|$)/.test(r.path) && !r.path.includes("watch=");
     const listsBefore = kube.requests.filter(isList).length;
     // etcd forgets the history first, then the watches break: resuming them gets 410 Expired.
     await kube.compact();
@@ -681,15 +920,24 @@ describeWithCrdApiServer("control loop behaviour", () => {
       metadata: { name: "after-relist", namespace: NS },
       spec: { tenantRef: { name: "nobody-relisted" }, softCapRatio: 0.8, hardCapMode: "Enforce" },
     });
-    await eventually("a reconcile of an object created after the watch broke", async () => (await kube.get("quotas", NS, "after-relist"))?.status?.phase === "Pending", 40_000);
+    await eventually(
+      "a reconcile of an object created after the watch broke",
+      async () => (await kube.get("quotas", NS, "after-relist"))?.status?.phase === "Pending",
+      40_000,
+    );
     // 410 Expired (a real one, from etcd) made the informer list again instead of resuming.
     expect(kube.requests.filter(isList).length).toBeGreaterThan(listsBefore);
   }, 60_000);
 
   it("reconciles a spec change (new generation) and records observedGeneration", async () => {
-    await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Quota", metadata: { name: "after-relist", namespace: NS }, spec: { monthly: { runs: 5 } } });
+    await kube.apply({
+      apiVersion: "nexus.dev/v1alpha1",
+      kind: "Quota",
+      metadata: { name: "after-relist", namespace: NS },
+      spec: { monthly: { runs: 5 } },
+    });
     const q = await eventually("observedGeneration 2", async () => {
-      const o = (await kube.get("quotas", NS, "after-relist"));
+      const o = await kube.get("quotas", NS, "after-relist");
       return o?.status?.observedGeneration === 2 ? o : undefined;
     });
     expect(q.metadata.generation).toBe(2);

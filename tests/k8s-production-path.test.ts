@@ -13,10 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Ajv } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { validateYaml } from "../scripts/validate-manifests.js";
 import { loadConfig } from "../services/kernel/config.js";
-import { describeWithCrdApiServer, startCrdApiServer, type CrdApiServer } from "./support/crd-apiserver.js";
+import { type CrdApiServer, describeWithCrdApiServer, startCrdApiServer } from "./support/crd-apiserver.js";
 
 type Obj = Record<string, any>;
 const DIR = "k8s/production";
@@ -28,13 +28,25 @@ function render(): Obj[] {
   const r = spawnSync(
     "bash",
     [
-      "scripts/helm.sh", "template", "nexus", "charts/nexus", "--namespace", "nexus", "-f", join(DIR, "nexus-values.yaml"),
-      "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor", "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
+      "scripts/helm.sh",
+      "template",
+      "nexus",
+      "charts/nexus",
+      "--namespace",
+      "nexus",
+      "-f",
+      join(DIR, "nexus-values.yaml"),
+      "--api-versions",
+      "monitoring.coreos.com/v1/ServiceMonitor",
+      "--api-versions",
+      "monitoring.coreos.com/v1/PrometheusRule",
     ],
     { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
   );
   expect(r.status, r.stderr).toBe(0);
-  return parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj).filter(Boolean);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as Obj)
+    .filter(Boolean);
 }
 
 describe("production path: CloudNativePG and clustered NATS", () => {
@@ -98,7 +110,9 @@ describe("production path: CloudNativePG and clustered NATS", () => {
     });
     expect(parsed.natsReplicas).toBe(3);
     // The primary region's failover endpoint is the cluster's read-write Service.
-    expect(nexusValues.failover.regions[nexusValues.failover.primaryRegion].endpoint).toBe(`${clusters[0]?.metadata.name}-rw.nexus.svc:5432`);
+    expect(nexusValues.failover.regions[nexusValues.failover.primaryRegion].endpoint).toBe(
+      `${clusters[0]?.metadata.name}-rw.nexus.svc:5432`,
+    );
     expect(text).toContain('"kind":"PrometheusRule"');
   });
 
@@ -131,7 +145,19 @@ describeWithCrdApiServer("production path: CloudNativePG Clusters on the real CR
     const crd = parseYaml(readFileSync("k8s/testdata/crds/postgresql.cnpg.io_clusters.yaml", "utf8")) as Obj;
     const applied = kubectl("apply", crd);
     expect(applied.status, applied.body.message).toBe(0);
-    const established = spawnSync("bash", ["scripts/kubectl.sh", "--kubeconfig", join(dir, "kubeconfig-real"), "wait", "--for=condition=Established", "crd/clusters.postgresql.cnpg.io", "--timeout=30s"], { encoding: "utf8" });
+    const established = spawnSync(
+      "bash",
+      [
+        "scripts/kubectl.sh",
+        "--kubeconfig",
+        join(dir, "kubeconfig-real"),
+        "wait",
+        "--for=condition=Established",
+        "crd/clusters.postgresql.cnpg.io",
+        "--timeout=30s",
+      ],
+      { encoding: "utf8" },
+    );
     expect(established.status, established.stderr).toBe(0);
   }, 60_000);
 
@@ -151,7 +177,11 @@ describeWithCrdApiServer("production path: CloudNativePG Clusters on the real CR
 
   it("refuses a misspelt field, as a cluster with CloudNativePG installed would", () => {
     const c = clusters[0]!;
-    const r = kubectl("create", { ...c, metadata: { ...c.metadata, name: "typo", namespace: "region-0" }, spec: { ...c.spec, instance: 3 } });
+    const r = kubectl("create", {
+      ...c,
+      metadata: { ...c.metadata, name: "typo", namespace: "region-0" },
+      spec: { ...c.spec, instance: 3 },
+    });
     expect(r.status).not.toBe(0);
     expect(r.body.message).toMatch(/unknown field "spec.instance"/);
   });

@@ -10,26 +10,27 @@
  * series carrying the labels its legend uses, unless NO_DATA_AFTER_WORKLOAD says why it stays
  * empty. The template variables' label_values() queries must return values too.
  */
-import { jetstreamManager } from "@nats-io/jetstream";
+
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
 import pino from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { HardCapMode } from "../gen/nexus/metering/v1/quota_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
+import { HardCapMode } from "../gen/nexus/metering/v1/quota_pb.js";
 import { loadOperatorConfig } from "../operator/config.js";
-import { runOperator, type RunningOperator } from "../operator/run-operator.js";
+import { type RunningOperator, runOperator } from "../operator/run-operator.js";
 import { createNexusClient } from "../services/client/index.js";
 import { errorReason } from "../services/kernel/errors.js";
 import { connectNats } from "../services/kernel/events/nats-streams.js";
-import { uploadMessages } from "./support/rag/calls.js";
-import { corruptPdf } from "./support/rag/documents.js";
-import { ingestCorpus, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
+import { type AgentMesh, ingestCorpus, startAgentMesh } from "./support/agent-mesh.js";
 import { crdApiServerAvailable, describeWithCrdApiServer } from "./support/crd-apiserver.js";
 import { eventually } from "./support/eventually.js";
 import { KubeCluster } from "./support/kube-cluster.js";
-import { describeWithPrometheus, startPrometheus, type PrometheusServer } from "./support/prometheus.js";
+import { describeWithPrometheus, type PrometheusServer, startPrometheus } from "./support/prometheus.js";
+import { uploadMessages } from "./support/rag/calls.js";
+import { corruptPdf } from "./support/rag/documents.js";
 import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
 
 type Obj = Record<string, any>;
@@ -59,7 +60,8 @@ function panels(): Panel[] {
     const d = JSON.parse(readFileSync(join(DASHBOARD_DIR, file), "utf8")) as Obj;
     const walk = (ps: Obj[] | undefined) => {
       for (const p of ps ?? []) {
-        for (const t of p.targets ?? []) if (typeof t.expr === "string") out.push({ file, title: String(p.title), expr: t.expr, legend: String(t.legendFormat ?? "") });
+        for (const t of p.targets ?? [])
+          if (typeof t.expr === "string") out.push({ file, title: String(p.title), expr: t.expr, legend: String(t.legendFormat ?? "") });
         walk(p.panels);
       }
     };
@@ -140,8 +142,13 @@ describeHere("dashboards against a real Prometheus", () => {
       const tenant = mesh.client(key);
       await ingestCorpus(tenant, "kb", [{ id: "keys", text: "To rotate an API key, run nexus keys rotate with the key id." }]);
       await tenant.ingestion.uploadDocument(uploadMessages({ corpusId: "kb", filename: "broken.pdf", documentId: "broken" }, corruptPdf()));
-      await eventually("the corrupt PDF to fail", async () => (await tenant.ingestion.getDocument({ documentId: "broken" })).document?.status === DocumentStatus.FAILED);
-      await mesh.client(mesh.platformKey).metering.setQuota({ tenantId, dailyRunsLimit: 1n, softCapRatio: 0.8, hardCapMode: HardCapMode.ENFORCE });
+      await eventually(
+        "the corrupt PDF to fail",
+        async () => (await tenant.ingestion.getDocument({ documentId: "broken" })).document?.status === DocumentStatus.FAILED,
+      );
+      await mesh
+        .client(mesh.platformKey)
+        .metering.setQuota({ tenantId, dailyRunsLimit: 1n, softCapRatio: 0.8, hardCapMode: HardCapMode.ENFORCE });
       for await (const _ of tenant.agent.run({ corpusId: "kb", message: "How do I rotate an API key?" })) void _;
       const refused = await (async () => {
         try {
@@ -159,12 +166,36 @@ describeHere("dashboards against a real Prometheus", () => {
       // conflict and a reconcile error for the operator dashboard, then it succeeds.
       kube.failNextWrites({ plural: "tenants", subresource: "status" }, 1, 409);
       kube.failNextWrites({ plural: "tenants", subresource: "status" }, 1, 500);
-      await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", metadata: { name: "acme", namespace: "team-a" }, spec: { slug: `acme-${token.toLowerCase()}`, displayName: "Acme", plan: "pro", suspended: false } });
-      await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Quota", metadata: { name: "acme", namespace: "team-a" }, spec: { tenantRef: { name: "acme" }, monthly: { runs: 100 }, softCapRatio: 0.8, hardCapMode: "Enforce" } });
+      await kube.apply({
+        apiVersion: "nexus.dev/v1alpha1",
+        kind: "Tenant",
+        metadata: { name: "acme", namespace: "team-a" },
+        spec: { slug: `acme-${token.toLowerCase()}`, displayName: "Acme", plan: "pro", suspended: false },
+      });
+      await kube.apply({
+        apiVersion: "nexus.dev/v1alpha1",
+        kind: "Quota",
+        metadata: { name: "acme", namespace: "team-a" },
+        spec: { tenantRef: { name: "acme" }, monthly: { runs: 100 }, softCapRatio: 0.8, hardCapMode: "Enforce" },
+      });
       // A Failover (to a region the catalog does not have): its phase shows on the operator dashboard.
-      await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name: "drill", namespace: "nexus-system" }, spec: { targetRegion: "mars", reason: "drill" } });
-      await eventually("the Failover to enter a phase", async () => (await kube?.get("failovers", "nexus-system", "drill"))?.status?.phaseStartedAt, 30_000);
-      await eventually("the Quota to be Ready", async () => (await kube?.get("quotas", "team-a", "acme"))?.status?.conditions?.some((c: Obj) => c.type === "Ready" && c.status === "True"), 30_000);
+      await kube.apply({
+        apiVersion: "nexus.dev/v1alpha1",
+        kind: "Failover",
+        metadata: { name: "drill", namespace: "nexus-system" },
+        spec: { targetRegion: "mars", reason: "drill" },
+      });
+      await eventually(
+        "the Failover to enter a phase",
+        async () => (await kube?.get("failovers", "nexus-system", "drill"))?.status?.phaseStartedAt,
+        30_000,
+      );
+      await eventually(
+        "the Quota to be Ready",
+        async () =>
+          (await kube?.get("quotas", "team-a", "acme"))?.status?.conditions?.some((c: Obj) => c.type === "Ready" && c.status === "True"),
+        30_000,
+      );
 
       // Prometheus has the workload once the run refused at the cap shows in a scrape, and the
       // metering consumer (on NATS) has counted the completed run.
@@ -175,7 +206,12 @@ describeHere("dashboards against a real Prometheus", () => {
           const metered = await prometheus!.query("sum(nexus_runs_total)");
           const reconciles = await prometheus!.query('sum(nexus_operator_reconcile_total{kind="Quota"})');
           const failovers = await prometheus!.query("nexus_operator_failover_phase_started_timestamp_seconds");
-          return Number(refusedRuns[0]?.value[1] ?? 0) >= 1 && Number(metered[0]?.value[1] ?? 0) >= 1 && reconciles.length > 0 && failovers.length > 0;
+          return (
+            Number(refusedRuns[0]?.value[1] ?? 0) >= 1 &&
+            Number(metered[0]?.value[1] ?? 0) >= 1 &&
+            reconciles.length > 0 &&
+            failovers.length > 0
+          );
         },
         30_000,
         250,
@@ -202,7 +238,7 @@ describeHere("dashboards against a real Prometheus", () => {
       const empty: string[] = [];
       for (const p of panels()) {
         const id = `${p.file} / ${p.title}`;
-        let result;
+        let result: Awaited<ReturnType<PrometheusServer["query"]>>;
         try {
           result = await prometheus!.query(interpolate(p.expr));
         } catch (err) {
@@ -216,11 +252,14 @@ describeHere("dashboards against a real Prometheus", () => {
         const labels = [...p.legend.matchAll(/\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}/g)].map((m) => m[1] ?? "");
         for (const s of result) {
           const missing = labels.filter((l) => !s.metric[l]);
-          if (missing.length > 0) problems.push(`${id}: a series lacks ${missing.join(", ")} for legend "${p.legend}": ${JSON.stringify(s.metric)}`);
+          if (missing.length > 0)
+            problems.push(`${id}: a series lacks ${missing.join(", ")} for legend "${p.legend}": ${JSON.stringify(s.metric)}`);
         }
       }
       expect(problems).toEqual([]);
-      expect(empty.sort(), "panels without data (list them in NO_DATA_AFTER_WORKLOAD with the reason, or extend the workload)").toEqual(Object.keys(NO_DATA_AFTER_WORKLOAD).sort());
+      expect(empty.sort(), "panels without data (list them in NO_DATA_AFTER_WORKLOAD with the reason, or extend the workload)").toEqual(
+        Object.keys(NO_DATA_AFTER_WORKLOAD).sort(),
+      );
     });
 
     it("each template variable's label_values() query finds values", async () => {

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { validateObject } from "../scripts/validate-manifests.js";
 
 type Obj = Record<string, any>;
@@ -23,7 +23,12 @@ const describeWithPromtool = promtool
     ? (() => {
         throw new Error("promtool is missing and NEXUS_REQUIRE_SERVICES=1: apt-get install prometheus (.ci/run does)");
       })()
-    : (console.warn("[nexus tests] skipping the promtool rule tests: no promtool (apt-get install prometheus)"), describe.skip);
+    : skipWithNotice();
+
+function skipWithNotice(): typeof describe.skip {
+  console.warn("[nexus tests] skipping the promtool rule tests: no promtool (apt-get install prometheus)");
+  return describe.skip;
+}
 
 const groups = (parseYaml(readFileSync(RULES, "utf8")) as Obj).groups as Obj[];
 const alerts = groups.flatMap((g) => g.rules as Obj[]).filter((r) => r.alert);
@@ -53,7 +58,9 @@ describeWithPromtool("alerting rules (promtool)", () => {
   });
 
   it("pass their promtool unit tests", () => {
-    const files = readdirSync(TESTS_DIR).filter((f) => f.endsWith(".yaml")).map((f) => join(TESTS_DIR, f));
+    const files = readdirSync(TESTS_DIR)
+      .filter((f) => f.endsWith(".yaml"))
+      .map((f) => join(TESTS_DIR, f));
     const r = spawnSync(promtool!, ["test", "rules", ...files], { encoding: "utf8" });
     expect(r.status, r.stdout + r.stderr).toBe(0);
   });
@@ -71,7 +78,14 @@ describeWithPromtool("alerting rules (promtool)", () => {
   it("each alert has a severity, a summary and a runbook section that exists", () => {
     const runbook = readFileSync("docs/runbooks.md", "utf8");
     // GitHub's anchors: the heading lower-cased, spaces to dashes, punctuation dropped.
-    const anchors = new Set([...runbook.matchAll(/^#+ (.+)$/gm)].map((m) => (m[1] ?? "").toLowerCase().replace(/[^a-z0-9 -]/g, "").replace(/ /g, "-")));
+    const anchors = new Set(
+      [...runbook.matchAll(/^#+ (.+)$/gm)].map((m) =>
+        (m[1] ?? "")
+          .toLowerCase()
+          .replace(/[^a-z0-9 -]/g, "")
+          .replace(/ /g, "-"),
+      ),
+    );
     for (const a of alerts) {
       expect(["critical", "warning", "info"], a.alert).toContain(a.labels?.severity);
       expect(a.annotations?.summary, a.alert).toBeTruthy();
@@ -96,7 +110,12 @@ describeWithPromtool("alerting rules (promtool)", () => {
 });
 
 describe("PrometheusRule in the chart", () => {
-  const helm = (args: string[]) => spawnSync("bash", ["scripts/helm.sh", "template", "nx", "charts/nexus", "-n", "nexus", "-f", "charts/nexus/ci/minimal-values.yaml", ...args], { encoding: "utf8" });
+  const helm = (args: string[]) =>
+    spawnSync(
+      "bash",
+      ["scripts/helm.sh", "template", "nx", "charts/nexus", "-n", "nexus", "-f", "charts/nexus/ci/minimal-values.yaml", ...args],
+      { encoding: "utf8" },
+    );
 
   it("is off by default", () => {
     const r = helm(["--api-versions", "monitoring.coreos.com/v1/PrometheusRule"]);
@@ -106,16 +125,22 @@ describe("PrometheusRule in the chart", () => {
 
   it("ships the rule file with the runbook base URL it is given, and passes the PrometheusRule schema", async () => {
     const r = helm([
-      "--api-versions", "monitoring.coreos.com/v1/PrometheusRule",
-      "--set", "metrics.prometheusRule.enabled=true",
-      "--set", "metrics.prometheusRule.labels.release=prometheus",
-      "--set", "metrics.prometheusRule.runbookBaseUrl=https://wiki.example.com/nexus/runbooks",
+      "--api-versions",
+      "monitoring.coreos.com/v1/PrometheusRule",
+      "--set",
+      "metrics.prometheusRule.enabled=true",
+      "--set",
+      "metrics.prometheusRule.labels.release=prometheus",
+      "--set",
+      "metrics.prometheusRule.runbookBaseUrl=https://wiki.example.com/nexus/runbooks",
     ]);
     expect(r.status, r.stderr).toBe(0);
-    const rule = parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj).find((o) => o?.kind === "PrometheusRule");
+    const rule = parseAllDocuments(r.stdout)
+      .map((d) => d.toJS() as Obj)
+      .find((o) => o?.kind === "PrometheusRule");
     expect(rule?.metadata.labels.release).toBe("prometheus");
     expect(await validateObject(rule!)).toEqual([]);
-    const shipped = (rule?.spec.groups as Obj[]).flatMap((g) => g.rules as Obj[]);
+    const shipped = (rule!.spec.groups as Obj[]).flatMap((g) => g.rules as Obj[]);
     expect(shipped.map((x) => x.alert ?? x.record)).toEqual(groups.flatMap((g) => g.rules as Obj[]).map((x) => x.alert ?? x.record));
     for (const a of shipped) expect(a.annotations.runbook_url).toMatch(/^https:\/\/wiki\.example\.com\/nexus\/runbooks#[a-z]+$/);
     expect(shipped.map((x) => x.expr)).toEqual(alerts.map((x) => x.expr));

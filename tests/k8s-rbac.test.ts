@@ -28,7 +28,15 @@ const KIND: Record<string, string> = {
 };
 
 /** Cluster-scoped kinds whose client-node methods carry no Namespaced/Cluster word. */
-const CLUSTER_SCOPED = ["CustomResourceDefinition", "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass"];
+const CLUSTER_SCOPED = [
+  "CustomResourceDefinition",
+  "Namespace",
+  "Node",
+  "PersistentVolume",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "StorageClass",
+];
 
 function sources(dir: string): string[] {
   const out: string[] = [];
@@ -51,7 +59,10 @@ function permissionsCalled(): Set<string> {
     // client-node names every call by verb, scope and kind: readNamespacedSecret,
     // listSecretForAllNamespaces, patchCustomResourceDefinition (cluster-scoped kinds carry no
     // scope word, so they are named here). Nexus RPCs (createApiKey, ...) match neither.
-    const call = new RegExp(`\\.(read|list|create|replace|patch|delete)(?:Namespaced|Cluster)(\\w+)\\(|\\.(read|list|create|replace|patch|delete)(\\w+ForAllNamespaces|${CLUSTER_SCOPED.join("|")})\\(`, "g");
+    const call = new RegExp(
+      `\\.(read|list|create|replace|patch|delete)(?:Namespaced|Cluster)(\\w+)\\(|\\.(read|list|create|replace|patch|delete)(\\w+ForAllNamespaces|${CLUSTER_SCOPED.join("|")})\\(`,
+      "g",
+    );
     for (const m of text.matchAll(call)) {
       const prefix = (m[1] ?? m[3])!;
       const kind = (m[2] ?? m[4])!;
@@ -84,7 +95,8 @@ function permissionsCalled(): Set<string> {
   if (/makeInformer/.test(readFileSync("operator/tenant/secret-watch.ts", "utf8"))) add("/secrets", "watch");
   // An ownerReference with blockOwnerDeletion needs update on the owner's finalizers subresource
   // (OwnerReferencesPermissionEnforcement admission): the key Secrets' Tenant.
-  if (/blockOwnerDeletion: true/.test(readFileSync("operator/tenant/tenant-keys.ts", "utf8"))) add("nexus.dev/tenants/finalizers", "update");
+  if (/blockOwnerDeletion: true/.test(readFileSync("operator/tenant/tenant-keys.ts", "utf8")))
+    add("nexus.dev/tenants/finalizers", "update");
   return perms;
 }
 
@@ -103,11 +115,16 @@ function renderRbac(extra: string[]): Obj[] {
 /** (group/resource, verb) the operator's ServiceAccount is granted, through its bindings. */
 function permissionsGranted(objs: Obj[]): Set<string> {
   const perms = new Set<string>();
-  const bound = objs.filter((o) => o.kind.endsWith("Binding") && o.subjects?.some((s: Obj) => s.kind === "ServiceAccount" && s.name === "nx-nexus-operator"));
+  const bound = objs.filter(
+    (o) => o.kind.endsWith("Binding") && o.subjects?.some((s: Obj) => s.kind === "ServiceAccount" && s.name === "nx-nexus-operator"),
+  );
   for (const b of bound) {
     // A RoleBinding refers to the Role of its own namespace (two Roles may share a name).
     const role = objs.find(
-      (o) => o.kind === b.roleRef.kind && o.metadata.name === b.roleRef.name && (o.kind === "ClusterRole" || o.metadata.namespace === b.metadata.namespace),
+      (o) =>
+        o.kind === b.roleRef.kind &&
+        o.metadata.name === b.roleRef.name &&
+        (o.kind === "ClusterRole" || o.metadata.namespace === b.metadata.namespace),
     );
     expect(role, `${b.kind} ${b.metadata.name} binds a missing ${b.roleRef.kind}`).toBeDefined();
     for (const rule of role?.rules ?? []) {

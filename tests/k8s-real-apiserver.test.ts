@@ -17,12 +17,12 @@ import { promisify } from "node:util";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadOperatorConfig } from "../operator/config.js";
-import { nexusCrds, type CustomResourceDefinition } from "../operator/crds/index.js";
-import { runOperator, type RunningOperator } from "../operator/run-operator.js";
-import { describeWithCrdApiServer, KubeRouter, startCrdApiServer, type CrdApiServer } from "./support/crd-apiserver.js";
+import { type CustomResourceDefinition, nexusCrds } from "../operator/crds/index.js";
+import { type RunningOperator, runOperator } from "../operator/run-operator.js";
+import { type CrdApiServer, describeWithCrdApiServer, KubeRouter, startCrdApiServer } from "./support/crd-apiserver.js";
 import { eventually } from "./support/eventually.js";
 import { KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
-import { startNexus, type NexusProcess } from "./support/nexus-process.js";
+import { type NexusProcess, startNexus } from "./support/nexus-process.js";
 
 type Obj = Record<string, any>;
 const run = promisify(execFile);
@@ -40,7 +40,12 @@ const platformKeyId = randomBytes(12).toString("hex");
 const platformKey = `nxs_${platformKeyId}_${randomBytes(32).toString("base64url")}`;
 
 /** One API call through the router (as the operator's client makes it). */
-async function kube(method: string, path: string, body?: unknown, contentType = "application/json"): Promise<{ status: number; body: Obj }> {
+async function kube(
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = "application/json",
+): Promise<{ status: number; body: Obj }> {
   const res = await fetch(`${router.url}${path}`, {
     method,
     headers: { "content-type": contentType, accept: "application/json" },
@@ -56,7 +61,8 @@ async function kube(method: string, path: string, body?: unknown, contentType = 
   return { status: res.status, body: parsed };
 }
 const nsPath = (plural: string, name?: string) => `/apis/nexus.dev/v1alpha1/namespaces/${NS}/${plural}${name ? `/${name}` : ""}`;
-const create = (plural: string, obj: Obj) => kube("POST", nsPath(plural), { apiVersion: "nexus.dev/v1alpha1", ...obj, metadata: { namespace: NS, ...obj.metadata } });
+const create = (plural: string, obj: Obj) =>
+  kube("POST", nsPath(plural), { apiVersion: "nexus.dev/v1alpha1", ...obj, metadata: { namespace: NS, ...obj.metadata } });
 const mergePatch = (plural: string, name: string, patch: Obj) => kube("PATCH", nsPath(plural, name), patch, "application/merge-patch+json");
 const getObj = async (plural: string, name: string) => (await kube("GET", nsPath(plural, name))).body;
 const condition = (o: Obj | undefined, type: string): Obj | undefined => o?.status?.conditions?.find((c: Obj) => c.type === type);
@@ -66,7 +72,10 @@ const kubectl = (...args: string[]) => run("bash", ["scripts/kubectl.sh", "--kub
 /** The Tenant CRD as an older release shipped it: one more spec field, `legacyNote`, applied by Helm. */
 function oldTenantCrd(): CustomResourceDefinition {
   const crd = structuredClone(nexusCrds()[0]!) as Obj;
-  crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.legacyNote = { type: "string", description: "Removed in a later release." };
+  crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.legacyNote = {
+    type: "string",
+    description: "Removed in a later release.",
+  };
   return crd as CustomResourceDefinition;
 }
 
@@ -80,14 +89,23 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
     // A cluster on the previous release: its CRDs applied by another field manager (Helm), and
     // objects that use the field the new release removes.
     const old = oldTenantCrd();
-    const applied = await kube("PATCH", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${old.metadata.name}?fieldManager=helm`, old, "application/apply-patch+yaml");
+    const applied = await kube(
+      "PATCH",
+      `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${old.metadata.name}?fieldManager=helm`,
+      old,
+      "application/apply-patch+yaml",
+    );
     expect(applied.status, JSON.stringify(applied.body)).toBe(201);
     await eventually("the old Tenant CRD to be established", async () => {
       const crd = (await kube("GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${old.metadata.name}`)).body;
       return condition(crd, "Established")?.status === "True";
     });
     const legacy = await eventually("the old Tenant to be stored", async () => {
-      const r = await create("tenants", { kind: "Tenant", metadata: { name: "legacy" }, spec: { slug: "legacy", displayName: "Legacy", plan: "free", legacyNote: "from the old release" } });
+      const r = await create("tenants", {
+        kind: "Tenant",
+        metadata: { name: "legacy" },
+        spec: { slug: "legacy", displayName: "Legacy", plan: "free", legacyNote: "from the old release" },
+      });
       return r.status === 201 ? r.body : undefined;
     });
     expect(legacy.spec.legacyNote).toBe("from the old release");
@@ -158,7 +176,12 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
       const r = await create("tenants", {
         kind: "Tenant",
         metadata: { name: "acme" },
-        spec: { slug: `acme-${randomBytes(3).toString("hex")}`, displayName: "Acme", plan: "pro", apiKeys: [{ name: "ci", role: "admin", secretName: "acme-ci-key" }] },
+        spec: {
+          slug: `acme-${randomBytes(3).toString("hex")}`,
+          displayName: "Acme",
+          plan: "pro",
+          apiKeys: [{ name: "ci", role: "admin", secretName: "acme-ci-key" }],
+        },
       });
       expect(r.status, JSON.stringify(r.body)).toBe(201);
       // kubectl wait as a user would, against the real server.
@@ -167,7 +190,14 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
       const tenant = await getObj("tenants", "acme");
       const secret = standin.get("secrets", NS, "acme-ci-key");
       expect(secret?.metadata.ownerReferences).toEqual([
-        { apiVersion: "nexus.dev/v1alpha1", kind: "Tenant", name: "acme", uid: tenant.metadata.uid, controller: true, blockOwnerDeletion: true },
+        {
+          apiVersion: "nexus.dev/v1alpha1",
+          kind: "Tenant",
+          name: "acme",
+          uid: tenant.metadata.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
       ]);
     }, 60_000);
 
@@ -185,16 +215,31 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
         10_000,
       );
       expect(rewritten.data.apiKey).toBeTruthy();
-      await eventually("the Tenant Ready with the new key", async () => {
-        const t = await getObj("tenants", "acme");
-        return condition(t, "Ready")?.status === "True" && t.status.apiKeys?.[0]?.keyId === rewritten.metadata.annotations["nexus.dev/api-key-id"];
-      }, 15_000);
+      await eventually(
+        "the Tenant Ready with the new key",
+        async () => {
+          const t = await getObj("tenants", "acme");
+          return (
+            condition(t, "Ready")?.status === "True" &&
+            t.status.apiKeys?.[0]?.keyId === rewritten.metadata.annotations["nexus.dev/api-key-id"]
+          );
+        },
+        15_000,
+      );
     }, 30_000);
 
     it("kubectl get tenants,quotas,failovers prints the printer columns", async () => {
-      const q = await create("quotas", { kind: "Quota", metadata: { name: "acme" }, spec: { tenantRef: { name: "acme" }, monthly: { runs: 100 } } });
+      const q = await create("quotas", {
+        kind: "Quota",
+        metadata: { name: "acme" },
+        spec: { tenantRef: { name: "acme" }, monthly: { runs: 100 } },
+      });
       expect(q.status, JSON.stringify(q.body)).toBe(201);
-      const f = await create("failovers", { kind: "Failover", metadata: { name: "drill" }, spec: { targetRegion: "eu-west-1", reason: "drill" } });
+      const f = await create("failovers", {
+        kind: "Failover",
+        metadata: { name: "drill" },
+        spec: { targetRegion: "eu-west-1", reason: "drill" },
+      });
       expect(f.status, JSON.stringify(f.body)).toBe(201);
       await eventually("the Quota to show its limit", async () => (await getObj("quotas", "acme")).status?.limit);
       const { stdout } = await kubectl("get", "tenants,quotas,failovers");
@@ -202,7 +247,10 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
       expect(headers).toHaveLength(3);
       // The columns the CRDs declare with priority 0 (the rest show with -o wide), in order.
       const columns = nexusCrds().map((crd) =>
-        ["NAME", ...(crd.spec.versions[0]?.additionalPrinterColumns ?? []).filter((c) => !c.priority).map((c) => c.name.toUpperCase())].join(" "),
+        [
+          "NAME",
+          ...(crd.spec.versions[0]?.additionalPrinterColumns ?? []).filter((c) => !c.priority).map((c) => c.name.toUpperCase()),
+        ].join(" "),
       );
       expect(headers.map((h) => h.split(/\s{2,}/).join(" "))).toEqual(columns);
       expect(columns[0]).toBe("NAME READY PLAN USAGE AGE");
@@ -211,17 +259,25 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
       expect(stdout).toMatch(/failover\.nexus\.dev\/drill\s+[a-z_]+\s+eu-west-1\s/);
       // The phase the Failover is in, with when it entered it, for the NexusFailoverStuck alert.
       // (Polled: the failover may move on between the two reads.)
-      await eventually("the failover's phase in /metrics", async () => {
-        const fo = await getObj("failovers", "drill");
-        const metrics = await (await fetch(`http://127.0.0.1:${operator?.port}/metrics`)).text();
-        const want = `nexus_operator_failover_phase_started_timestamp_seconds{namespace="${NS}",name="drill",phase="${fo.status?.phase}"} ${Date.parse(fo.status?.phaseStartedAt) / 1000}`;
-        return metrics.split("\n").includes(want) ? true : undefined;
-      }, 10_000);
+      await eventually(
+        "the failover's phase in /metrics",
+        async () => {
+          const fo = await getObj("failovers", "drill");
+          const metrics = await (await fetch(`http://127.0.0.1:${operator?.port}/metrics`)).text();
+          const want = `nexus_operator_failover_phase_started_timestamp_seconds{namespace="${NS}",name="drill",phase="${fo.status?.phase}"} ${Date.parse(fo.status?.phaseStartedAt) / 1000}`;
+          return metrics.split("\n").includes(want) ? true : undefined;
+        },
+        10_000,
+      );
     }, 30_000);
   });
 
   describe("CRD validation on the real server", () => {
-    const tenant = (name: string, spec: Obj = {}) => ({ kind: "Tenant", metadata: { name }, spec: { slug: name, displayName: name, plan: "free", ...spec } });
+    const tenant = (name: string, spec: Obj = {}) => ({
+      kind: "Tenant",
+      metadata: { name },
+      spec: { slug: name, displayName: name, plan: "free", ...spec },
+    });
     /** Every CEL rule message the CRDs carry, so a rule added without a test here fails the suite. */
     const allMessages = () => {
       const out: string[] = [];
@@ -250,16 +306,39 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
       expect((await create("tenants", tenant("cel-t"))).status).toBe(201);
       await expectRefused(mergePatch("tenants", "cel-t", { spec: { slug: "other" } }), "slug is immutable");
       await expectRefused(
-        create("tenants", tenant("cel-dup", { apiKeys: [{ name: "a", role: "viewer", secretName: "s" }, { name: "b", role: "viewer", secretName: "s" }] })),
+        create(
+          "tenants",
+          tenant("cel-dup", {
+            apiKeys: [
+              { name: "a", role: "viewer", secretName: "s" },
+              { name: "b", role: "viewer", secretName: "s" },
+            ],
+          }),
+        ),
         "each API key needs its own secretName",
       );
-      const quota = (name: string, spec: Obj) => create("quotas", { kind: "Quota", metadata: { name }, spec: { tenantRef: { name: "x" }, ...spec } });
+      const quota = (name: string, spec: Obj) =>
+        create("quotas", { kind: "Quota", metadata: { name }, spec: { tenantRef: { name: "x" }, ...spec } });
       await expectRefused(quota("cel-q1", { daily: { runs: 11 }, monthly: { runs: 10 } }), "daily.runs cannot exceed monthly.runs");
-      await expectRefused(quota("cel-q2", { daily: { runUnits: 11 }, monthly: { runUnits: 10 } }), "daily.runUnits cannot exceed monthly.runUnits");
+      await expectRefused(
+        quota("cel-q2", { daily: { runUnits: 11 }, monthly: { runUnits: 10 } }),
+        "daily.runUnits cannot exceed monthly.runUnits",
+      );
       await expectRefused(quota("cel-q3", { softCapRatio: 1.5 }), "softCapRatio must be greater than 0 and at most 1");
       await expectRefused(quota("cel-q4", { softCapRatio: 0 }), "softCapRatio must be greater than 0 and at most 1");
-      expect((await create("failovers", { kind: "Failover", metadata: { name: "cel-f" }, spec: { targetRegion: "a", reason: "r", rollback: true } })).status).toBe(201);
-      await expectRefused(mergePatch("failovers", "cel-f", { spec: { targetRegion: "b" } }), "targetRegion is immutable: create a new Failover");
+      expect(
+        (
+          await create("failovers", {
+            kind: "Failover",
+            metadata: { name: "cel-f" },
+            spec: { targetRegion: "a", reason: "r", rollback: true },
+          })
+        ).status,
+      ).toBe(201);
+      await expectRefused(
+        mergePatch("failovers", "cel-f", { spec: { targetRegion: "b" } }),
+        "targetRegion is immutable: create a new Failover",
+      );
       await expectRefused(mergePatch("failovers", "cel-f", { spec: { mode: "Emergency" } }), "mode is immutable");
       await expectRefused(mergePatch("failovers", "cel-f", { spec: { rollback: false } }), "a requested rollback cannot be withdrawn");
       // The valid cases pass: a quota within its limits, an unchanged failover.
@@ -289,7 +368,10 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
     it("refuses a status condition that breaks the condition schema", async () => {
       const t = (await create("tenants", tenant("status-t"))).body;
       const write = (cond: Obj) =>
-        kube("PUT", `${nsPath("tenants", "status-t")}/status`, { ...t, status: { conditions: [{ type: "Ready", lastTransitionTime: "2026-01-01T00:00:00Z", message: "m", ...cond }] } });
+        kube("PUT", `${nsPath("tenants", "status-t")}/status`, {
+          ...t,
+          status: { conditions: [{ type: "Ready", lastTransitionTime: "2026-01-01T00:00:00Z", message: "m", ...cond }] },
+        });
       const badStatus = await write({ status: "Maybe", reason: "Fine" });
       expect(badStatus.status).toBe(422);
       expect(badStatus.body.message).toContain('status.conditions[0].status: Unsupported value: "Maybe"');
@@ -299,7 +381,10 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
       const good = await write({ status: "True", reason: "Ready" });
       expect(good.status).toBe(200);
       // The status subresource ignores spec changes sent with it.
-      const specViaStatus = await kube("PUT", `${nsPath("tenants", "status-t")}/status`, { ...good.body, spec: { ...good.body.spec, plan: "pro" } });
+      const specViaStatus = await kube("PUT", `${nsPath("tenants", "status-t")}/status`, {
+        ...good.body,
+        spec: { ...good.body.spec, plan: "pro" },
+      });
       expect(specViaStatus.body.spec.plan).toBe("free");
     });
   });

@@ -1,14 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HealthCheckRequestSchema, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus, HealthListRequestSchema, HealthListResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
-import { ServerReflectionRequestSchema, ServerReflectionResponseSchema } from "../gen/grpc/reflection/v1/reflection_pb.js";
-import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  HealthCheckRequestSchema,
+  HealthCheckResponse_ServingStatus,
+  HealthCheckResponseSchema,
+  HealthListRequestSchema,
+  HealthListResponseSchema,
+} from "../gen/grpc/health/v1/health_pb.js";
+import { ServerReflectionRequestSchema, ServerReflectionResponseSchema } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createNexusClient } from "../services/client/index.js";
 import { errorReason } from "../services/kernel/errors.js";
 import { grpcBidi, grpcUnary } from "./support/grpc-js.js";
-import { startNexus, tempDir, type NexusProcess } from "./support/nexus-process.js";
+import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
 
 /** The services `nexus dev` mounts (metering's process also hosts the audit API). */
 const MESH_SERVICES = [
@@ -60,10 +66,16 @@ describe("nexus dev: the whole mesh in one process (PGlite + local bus)", () => 
   });
 
   it("serves reflection v1 and v1alpha, listing every service and returning their descriptors", async () => {
-    const [listed, file] = await grpcBidi(address, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", ServerReflectionRequestSchema, ServerReflectionResponseSchema, [
-      { messageRequest: { case: "listServices", value: "" } },
-      { messageRequest: { case: "fileContainingSymbol", value: "nexus.retrieval.v1.RetrievalService.Search" } },
-    ]);
+    const [listed, file] = await grpcBidi(
+      address,
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      ServerReflectionRequestSchema,
+      ServerReflectionResponseSchema,
+      [
+        { messageRequest: { case: "listServices", value: "" } },
+        { messageRequest: { case: "fileContainingSymbol", value: "nexus.retrieval.v1.RetrievalService.Search" } },
+      ],
+    );
     const names = listed?.messageResponse.case === "listServicesResponse" ? listed.messageResponse.value.service.map((s) => s.name) : [];
     expect(names).toEqual(expect.arrayContaining([...MESH_SERVICES, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]));
     expect(file?.messageResponse.case).toBe("fileDescriptorResponse");
@@ -76,9 +88,13 @@ describe("nexus dev: the whole mesh in one process (PGlite + local bus)", () => 
     // Dependencies come along, so clients need no .proto files.
     expect(protos.map((p) => p.name)).toContain("buf/validate/validate.proto");
 
-    const [alpha] = await grpcBidi(address, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", v1alpha.ServerReflectionRequestSchema, v1alpha.ServerReflectionResponseSchema, [
-      { messageRequest: { case: "listServices", value: "" } },
-    ]);
+    const [alpha] = await grpcBidi(
+      address,
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      v1alpha.ServerReflectionRequestSchema,
+      v1alpha.ServerReflectionResponseSchema,
+      [{ messageRequest: { case: "listServices", value: "" } }],
+    );
     expect(alpha?.messageResponse.case).toBe("listServicesResponse");
   });
 
@@ -117,14 +133,20 @@ describe("nexus dev: the whole mesh in one process (PGlite + local bus)", () => 
   });
 
   it("refuses the same calls without an API key, and the SDK's whoAmI names the demo tenant's owner", async () => {
-    const anonymous = await createNexusClient({ baseUrl: nexus.url }).retrieval.search({ corpusId: "c1", query: "q", topK: 5 }).catch((e: unknown) => e);
+    const anonymous = await createNexusClient({ baseUrl: nexus.url })
+      .retrieval.search({ corpusId: "c1", query: "q", topK: 5 })
+      .catch((e: unknown) => e);
     expect((anonymous as ConnectError).code).toBe(Code.Unauthenticated);
     const me = await createNexusClient({ baseUrl: nexus.url, apiKey: ownerKey }).auth.whoAmI({});
     expect(me.principal?.tenantSlug).toBe("demo");
   });
 
   it("exports RED metrics for the calls it served on /metrics", async () => {
-    await fetch(`${nexus.url}/grpc.health.v1.Health/Check`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    await fetch(`${nexus.url}/grpc.health.v1.Health/Check`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
     const text = await (await fetch(`${nexus.url}/metrics`)).text();
     expect(text).toMatch(/nexus_rpc_requests_total\{service="grpc\.health\.v1\.Health",method="Check",code="ok"\} [1-9]/);
     expect(text).toContain("nexus_rpc_duration_seconds_bucket");

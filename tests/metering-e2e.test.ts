@@ -12,11 +12,11 @@ import type { RunResponse } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { Period } from "../gen/nexus/metering/v1/quota_pb.js";
 import type { NexusClient } from "../services/client/index.js";
 import { errorMetadata, errorReason } from "../services/kernel/errors.js";
-import { ingestCorpus, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
-import { NEXUS_BIN, tempDir } from "./support/nexus-process.js";
-import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
+import { type AgentMesh, ingestCorpus, startAgentMesh } from "./support/agent-mesh.js";
 import { eventually } from "./support/eventually.js";
 import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
+import { NEXUS_BIN, tempDir } from "./support/nexus-process.js";
+import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
 
 /** Runs `nexus <args>` to completion against the mesh. */
 function nexus(args: string[], env: Record<string, string | undefined>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -74,7 +74,10 @@ describeWithPostgresAndNats("metering, quotas and audit end to end (nexus dev on
   it("meters an agent run once and shows it in `nexus usage`", { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
     const events = await run(tenant, "Who changes quotas?");
     expect(events.at(-1)?.event.case).toBe("done");
-    await eventually("the run's usage", async () => (await tenant.metering.getUsageSummary({ period: Period.MONTH })).totals?.runsCompleted === 1n);
+    await eventually(
+      "the run's usage",
+      async () => (await tenant.metering.getUsageSummary({ period: Period.MONTH })).totals?.runsCompleted === 1n,
+    );
     const r = await nexus(["usage", "--json"], as(tenantKey));
     const usage = JSON.parse(r.stdout) as { totals?: { runsCompleted?: string; runUnits?: number }; quota?: { runsUsed?: string } };
     expect(usage.totals?.runsCompleted).toBe("1");
@@ -91,7 +94,9 @@ describeWithPostgresAndNats("metering, quotas and audit end to end (nexus dev on
     expect(badRange.stderr).toContain("invalid_argument");
   });
 
-  it("a daily limit set with the platform key refuses the next run with QUOTA_EXCEEDED; tenants cannot raise it", { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
+  it("a daily limit set with the platform key refuses the next run with QUOTA_EXCEEDED; tenants cannot raise it", {
+    timeout: CLI_TEST_TIMEOUT_MS,
+  }, async () => {
     const denied = await nexus(["quota", "set", "--tenant", tenantId, "--daily-runs", "1000"], as(tenantKey));
     expect(denied.code).not.toBe(0);
     expect(denied.stderr).toContain("permission_denied");
@@ -111,8 +116,18 @@ describeWithPostgresAndNats("metering, quotas and audit end to end (nexus dev on
     expect(quota.quota).toMatchObject({ source: "QUOTA_SOURCE_CUSTOM", limits: { dailyRuns: "1" } });
   });
 
-  it("keeps a verifiable audit trail of the tenant's actions, listed, exported and verified by the CLI", { timeout: CLI_TEST_TIMEOUT_MS }, async () => {
-    const expected = ["auth.api_key.created", "corpora.created", "documents.ingest.enqueued", "run.invoked", "billing.usage_recorded", "quota.updated", "quota.hard_cap_blocked"];
+  it("keeps a verifiable audit trail of the tenant's actions, listed, exported and verified by the CLI", {
+    timeout: CLI_TEST_TIMEOUT_MS,
+  }, async () => {
+    const expected = [
+      "auth.api_key.created",
+      "corpora.created",
+      "documents.ingest.enqueued",
+      "run.invoked",
+      "billing.usage_recorded",
+      "quota.updated",
+      "quota.hard_cap_blocked",
+    ];
     await eventually("the audit entries", async () => {
       const seen = (await tenant.audit.listAuditEvents({ pageSize: 500 })).events.map((e) => e.eventType);
       return expected.every((t) => seen.includes(t));

@@ -1,18 +1,18 @@
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { readFileSync } from "node:fs";
-import { Validator as OpenApiValidator } from "@seriousme/openapi-schema-validator";
-import { Ajv2020 } from "ajv/dist/2020.js";
-import type { ValidateFunction } from "ajv";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { Validator as OpenApiValidator } from "@seriousme/openapi-schema-validator";
+import type { ValidateFunction } from "ajv";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MeteringService } from "../gen/nexus/metering/v1/metering_service_pb.js";
-import { createServer } from "../services/kernel/server/server.js";
+import { createOpenApiEndpoint, OPENAPI_PATH } from "../services/kernel/server/openapi-endpoint.js";
 import type { NexusServer } from "../services/kernel/server/server.js";
-import { OPENAPI_PATH, createOpenApiEndpoint } from "../services/kernel/server/openapi-endpoint.js";
+import { createServer } from "../services/kernel/server/server.js";
 import { connectJsonStream } from "./support/connect-json-stream.js";
-import { startNexus, tempDir, type NexusProcess } from "./support/nexus-process.js";
+import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => v as Obj;
@@ -95,7 +95,11 @@ describe("GET /openapi.json on a kernel server", () => {
   });
 
   it("says so with 404 when the build ships no document", async () => {
-    const endpoint = createOpenApiEndpoint({ services: () => [], logger: pino({ level: "silent" }), documentPath: "/nonexistent/openapi.json" });
+    const endpoint = createOpenApiEndpoint({
+      services: () => [],
+      logger: pino({ level: "silent" }),
+      documentPath: "/nonexistent/openapi.json",
+    });
     const plainServer = http.createServer((req, res) => {
       if (!endpoint(req, res)) res.writeHead(418).end();
     });
@@ -139,7 +143,11 @@ describe("the OpenAPI document against a running `nexus dev`", () => {
   const call = (path: string, body: unknown, key: string | null = ownerKey) =>
     fetch(`${nexus.url}${path}`, {
       method: "POST",
-      headers: { "content-type": "application/json", "connect-protocol-version": "1", ...(key !== null ? { authorization: `Bearer ${key}` } : {}) },
+      headers: {
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+        ...(key !== null ? { authorization: `Bearer ${key}` } : {}),
+      },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(20_000),
     });
@@ -227,7 +235,11 @@ describe("the OpenAPI document against a running `nexus dev`", () => {
     const plainJson = await call(path, { documentId: "demo" });
     expect(plainJson.status).toBe(415);
     await plainJson.body?.cancel();
-    const stream = await connectJsonStream(`${nexus.url}${path}`, { documentId: "demo" }, { headers: { authorization: `Bearer ${ownerKey}` }, timeoutMs: 20_000 });
+    const stream = await connectJsonStream(
+      `${nexus.url}${path}`,
+      { documentId: "demo" },
+      { headers: { authorization: `Bearer ${ownerKey}` }, timeoutMs: 20_000 },
+    );
     expect(stream.status).toBe(200);
     expect(stream.headers.get("content-type")).toBe("application/connect+json");
     expect(stream.end, "the stream ends with an end-of-stream envelope").toBeDefined();

@@ -4,7 +4,7 @@ import { RetryInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import type { NexusClient } from "../services/client/index.js";
 import { errorMetadata, errorReason } from "../services/kernel/errors.js";
-import { ingestCorpus, startAgentMesh, type AgentMesh } from "./support/agent-mesh.js";
+import { type AgentMesh, ingestCorpus, startAgentMesh } from "./support/agent-mesh.js";
 import { describeWithPostgres } from "./support/services.js";
 
 // Rate limits through a real `nexus dev` on PostgreSQL (buckets in platform.rate_buckets):
@@ -90,7 +90,10 @@ describeWithPostgres("rate limits (token buckets per API key and per tenant)", (
     const runner = mesh.client(await newKey(mesh, tenant.tenantId, Role.EDITOR));
     const run = async (): Promise<Headers> => {
       let headers = new Headers();
-      for await (const _ of runner.agent.run({ corpusId: "kb", message: "What do rate limits protect?" }, { onHeader: (h) => (headers = h) }));
+      for await (const _ of runner.agent.run(
+        { corpusId: "kb", message: "What do rate limits protect?" },
+        { onHeader: (h) => (headers = h) },
+      ));
       return headers;
     };
     const first = await run();

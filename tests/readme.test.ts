@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { renderReadme } from "../scripts/update-readme.js";
-import { CONFIG_VARIABLES } from "../services/kernel/config.js";
 import { commands } from "../services/cli/commands/index.js";
+import { CONFIG_VARIABLES } from "../services/kernel/config.js";
 
 describe("README stays true to the code", () => {
   const readme = readFileSync("README.md", "utf8");

@@ -17,6 +17,8 @@ describe("conditions", () => {
   it("report only the conditions whose status changed", () => {
     const before = setConditions(undefined, [readyCondition(false, "A", "a"), degradedCondition(false, "Healthy", "h")], t0);
     const after = setConditions(before, [readyCondition(false, "B", "b"), degradedCondition(true, "NexusUnavailable", "down")], t1);
-    expect(conditionTransitions(before, after)).toEqual([{ type: "Degraded", from: "False", to: "True", reason: "NexusUnavailable", message: "down" }]);
+    expect(conditionTransitions(before, after)).toEqual([
+      { type: "Degraded", from: "False", to: "True", reason: "NexusUnavailable", message: "down" },
+    ]);
   });
 });

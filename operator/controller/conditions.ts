@@ -1,7 +1,12 @@
 import type { Condition } from "../crds/types.js";
 
 /** Condition types every Nexus resource carries (plus kind-specific ones such as SoftCapReached). */
-export const CONDITION_TYPES = { ready: "Ready", reconciling: "Reconciling", degraded: "Degraded", softCapReached: "SoftCapReached" } as const;
+export const CONDITION_TYPES = {
+  ready: "Ready",
+  reconciling: "Reconciling",
+  degraded: "Degraded",
+  softCapReached: "SoftCapReached",
+} as const;
 
 /** A condition before lastTransitionTime is decided. */
 export type ConditionInput = Omit<Condition, "lastTransitionTime">;

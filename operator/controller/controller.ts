@@ -1,12 +1,19 @@
-import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
+import {
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  makeInformer,
+  type ObjectCache,
+} from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { backoffDelayMs } from "../../services/kernel/resilience/backoff.js";
 import type { CommonStatus, NexusResource } from "../crds/types.js";
 import { describeKubeError, isConflict } from "../kube/api-errors.js";
 import type { ResourceClient } from "../kube/resource-client.js";
 import { operatorMetrics } from "./metrics.js";
 import { keyOf, parseKey, type Reconciler } from "./reconcile-result.js";
 import { WorkQueue, type WorkQueueOptions } from "./work-queue.js";
-import { backoffDelayMs } from "../../services/kernel/resilience/backoff.js";
 
 /** The parts of an object a reconcile acts on; a change elsewhere (status) does not queue it. */
 function fingerprint(obj: KubernetesObject): string {

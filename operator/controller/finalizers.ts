@@ -17,7 +17,11 @@ export function hasFinalizer(obj: NexusResource<unknown, CommonStatus>, finalize
  * Adds the finalizer (conditional on the resourceVersion read: a concurrent writer makes this
  * a 409 and the reconcile is retried) and returns the updated object.
  */
-export async function addFinalizer<T extends NexusResource<unknown, CommonStatus>>(client: ResourceClient<T>, obj: T, finalizer: string): Promise<T> {
+export async function addFinalizer<T extends NexusResource<unknown, CommonStatus>>(
+  client: ResourceClient<T>,
+  obj: T,
+  finalizer: string,
+): Promise<T> {
   if (hasFinalizer(obj, finalizer)) return obj;
   return client.patch(obj.metadata.namespace, obj.metadata.name, {
     metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers: [...(obj.metadata.finalizers ?? []), finalizer] },
@@ -25,7 +29,11 @@ export async function addFinalizer<T extends NexusResource<unknown, CommonStatus
 }
 
 /** Removes the finalizer (conditionally, as {@link addFinalizer}); the API server then deletes the object. */
-export async function removeFinalizer<T extends NexusResource<unknown, CommonStatus>>(client: ResourceClient<T>, obj: T, finalizer: string): Promise<void> {
+export async function removeFinalizer<T extends NexusResource<unknown, CommonStatus>>(
+  client: ResourceClient<T>,
+  obj: T,
+  finalizer: string,
+): Promise<void> {
   if (!hasFinalizer(obj, finalizer)) return;
   await client.patch(obj.metadata.namespace, obj.metadata.name, {
     metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers: (obj.metadata.finalizers ?? []).filter((f) => f !== finalizer) },

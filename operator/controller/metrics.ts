@@ -19,7 +19,10 @@ export function operatorMetrics() {
   ensureFailoverPhaseGauge();
   return {
     /** nexus_operator_reconcile_total{kind,result} */
-    reconciles: counter("nexus_operator_reconcile_total", "Reconciles by kind and result (done, requeue, conflict, error).", ["kind", "result"]),
+    reconciles: counter("nexus_operator_reconcile_total", "Reconciles by kind and result (done, requeue, conflict, error).", [
+      "kind",
+      "result",
+    ]),
     /** nexus_operator_reconcile_errors_total{kind} */
     errors: counter("nexus_operator_reconcile_errors_total", "Reconciles that failed (and were retried with backoff), by kind.", ["kind"]),
     /** nexus_operator_reconcile_duration_seconds{kind} */

@@ -5,7 +5,13 @@ import { oldestClaimant, sameObject } from "./oldest-claimant.js";
 const tenant = (namespace: string, name: string, created: string, deleting = false): Tenant => ({
   apiVersion: "nexus.dev/v1alpha1",
   kind: "Tenant",
-  metadata: { namespace, name, uid: `${namespace}-${name}`, creationTimestamp: created, ...(deleting ? { deletionTimestamp: "2025-01-02T00:00:00Z" } : {}) },
+  metadata: {
+    namespace,
+    name,
+    uid: `${namespace}-${name}`,
+    creationTimestamp: created,
+    ...(deleting ? { deletionTimestamp: "2025-01-02T00:00:00Z" } : {}),
+  },
   spec: { slug: "acme", displayName: "Acme", plan: "pro" },
 });
 

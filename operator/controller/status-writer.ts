@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from "node:util";
 import type { CommonStatus, NexusResource } from "../crds/types.js";
 import type { EventRecorder } from "../kube/event-recorder.js";
 import type { ResourceClient } from "../kube/resource-client.js";
-import { conditionTransitions, CONDITION_TYPES } from "./conditions.js";
+import { CONDITION_TYPES, conditionTransitions } from "./conditions.js";
 
 /**
  * Writes a resource's status when it changed: stamps observedGeneration, writes through the
@@ -30,7 +30,9 @@ export async function writeStatus<T extends NexusResource<unknown, CommonStatus>
     );
   }
   for (const t of conditionTransitions(before?.conditions, status.conditions ?? [])) {
-    const bad = (t.type === CONDITION_TYPES.degraded && t.to === "True") || (t.type === CONDITION_TYPES.ready && t.to === "False" && t.from === "True");
+    const bad =
+      (t.type === CONDITION_TYPES.degraded && t.to === "True") ||
+      (t.type === CONDITION_TYPES.ready && t.to === "False" && t.from === "True");
     await recorder.record(stored, bad ? "Warning" : "Normal", t.reason, `${t.type}=${t.to}: ${t.message}`);
   }
   return stored;

@@ -118,10 +118,7 @@ export function buildCrd(options: CrdOptions): CustomResourceDefinition {
           served: true,
           storage: true,
           subresources: { status: {} },
-          additionalPrinterColumns: [
-            ...options.printerColumns,
-            { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
-          ],
+          additionalPrinterColumns: [...options.printerColumns, { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" }],
           schema: {
             openAPIV3Schema: {
               type: "object",

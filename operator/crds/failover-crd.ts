@@ -1,4 +1,4 @@
-import { buildCrd, conditionsSchema, DNS_LABEL, type CustomResourceDefinition } from "./crd-builder.js";
+import { buildCrd, type CustomResourceDefinition, conditionsSchema, DNS_LABEL } from "./crd-builder.js";
 import { FAILOVER } from "./group.js";
 
 /** Phases of the failover state machine, in the order a successful run visits them. */
@@ -35,7 +35,10 @@ export function failoverCrd(): CustomResourceDefinition {
       "x-kubernetes-validations": [
         { rule: "self.targetRegion == oldSelf.targetRegion", message: "targetRegion is immutable: create a new Failover" },
         { rule: "!has(oldSelf.mode) || (has(self.mode) && self.mode == oldSelf.mode)", message: "mode is immutable" },
-        { rule: "!has(oldSelf.rollback) || !oldSelf.rollback || (has(self.rollback) && self.rollback)", message: "a requested rollback cannot be withdrawn" },
+        {
+          rule: "!has(oldSelf.rollback) || !oldSelf.rollback || (has(self.rollback) && self.rollback)",
+          message: "a requested rollback cannot be withdrawn",
+        },
       ],
       properties: {
         targetRegion: {
@@ -88,4 +91,3 @@ export function failoverCrd(): CustomResourceDefinition {
     },
   });
 }
-

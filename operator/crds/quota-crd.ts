@@ -1,4 +1,4 @@
-import { buildCrd, conditionsSchema, DNS_LABEL, type CustomResourceDefinition, type JsonSchema } from "./crd-builder.js";
+import { buildCrd, type CustomResourceDefinition, conditionsSchema, DNS_LABEL, type JsonSchema } from "./crd-builder.js";
 import { QUOTA } from "./group.js";
 
 /** Hard-cap modes a Quota may name (Nexus `HardCapMode`). */
@@ -34,8 +34,18 @@ export function quotaCrd(): CustomResourceDefinition {
       "Run and run-unit limits of one Tenant, applied through the metering service's SetQuota. Status shows this month's usage (resynced every minute) and a SoftCapReached condition.",
     printerColumns: [
       { name: "Tenant", type: "string", jsonPath: ".spec.tenantRef.name" },
-      { name: "Used", type: "string", jsonPath: ".status.used", description: "Usage in the shape of Limit: runs this month, and today's with /day (run units when no runs limit)." },
-      { name: "Limit", type: "string", jsonPath: ".status.limit", description: "Runs limits in force: per month, and per day with /day (run units when no runs limit)." },
+      {
+        name: "Used",
+        type: "string",
+        jsonPath: ".status.used",
+        description: "Usage in the shape of Limit: runs this month, and today's with /day (run units when no runs limit).",
+      },
+      {
+        name: "Limit",
+        type: "string",
+        jsonPath: ".status.limit",
+        description: "Runs limits in force: per month, and per day with /day (run units when no runs limit).",
+      },
       { name: "Soft Cap", type: "string", jsonPath: '.status.conditions[?(@.type=="SoftCapReached")].status', priority: 1 },
     ],
     spec: {
@@ -68,7 +78,8 @@ export function quotaCrd(): CustomResourceDefinition {
         },
         hardCapMode: {
           type: "string",
-          description: "Enforce refuses runs over a limit (QUOTA_EXCEEDED); Observe lets them through and records an overage. Default Enforce.",
+          description:
+            "Enforce refuses runs over a limit (QUOTA_EXCEEDED); Observe lets them through and records an overage. Default Enforce.",
           enum: [...HARD_CAP_MODES],
           default: "Enforce",
         },

@@ -1,4 +1,4 @@
-import { buildCrd, conditionsSchema, DNS_LABEL, DNS_SUBDOMAIN, type CustomResourceDefinition } from "./crd-builder.js";
+import { buildCrd, type CustomResourceDefinition, conditionsSchema, DNS_LABEL, DNS_SUBDOMAIN } from "./crd-builder.js";
 import { TENANT } from "./group.js";
 
 /** Plans a Tenant may name (Nexus `Plan` enum, lower-case). */
@@ -30,7 +30,12 @@ export function tenantCrd(): CustomResourceDefinition {
           pattern: DNS_LABEL,
           "x-kubernetes-validations": [{ rule: "self == oldSelf", message: "slug is immutable", reason: "FieldValueForbidden" }],
         },
-        displayName: { type: "string", description: "Name shown to people. Changing it renames the tenant in Nexus (UpdateTenant).", minLength: 1, maxLength: 200 },
+        displayName: {
+          type: "string",
+          description: "Name shown to people. Changing it renames the tenant in Nexus (UpdateTenant).",
+          minLength: 1,
+          maxLength: 200,
+        },
         plan: { type: "string", description: "The tenant's plan.", enum: [...TENANT_PLANS] },
         suspended: {
           type: "boolean",
@@ -51,7 +56,13 @@ export function tenantCrd(): CustomResourceDefinition {
             type: "object",
             required: ["name", "role", "secretName"],
             properties: {
-              name: { type: "string", description: "Key label (also names its rotation annotation).", minLength: 1, maxLength: 63, pattern: DNS_LABEL },
+              name: {
+                type: "string",
+                description: "Key label (also names its rotation annotation).",
+                minLength: 1,
+                maxLength: 63,
+                pattern: DNS_LABEL,
+              },
               role: { type: "string", description: "Role of the key inside the tenant.", enum: [...KEY_ROLES] },
               secretName: {
                 type: "string",

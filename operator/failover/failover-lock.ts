@@ -39,7 +39,11 @@ export function failoverLease(options: FailoverLockOptions, failover: Failover):
  * Takes (or renews) the failover Lease for this Failover. `respectCooldown` applies when a new
  * run starts: the previous run must have finished at least cooldownSeconds ago.
  */
-export async function acquireFailoverLock(options: FailoverLockOptions, failover: Failover, respectCooldown: boolean): Promise<LockVerdict> {
+export async function acquireFailoverLock(
+  options: FailoverLockOptions,
+  failover: Failover,
+  respectCooldown: boolean,
+): Promise<LockVerdict> {
   const lease = failoverLease(options, failover);
   const current = await lease.read();
   if (current?.holder && current.holder !== lease.identity && !current.expired) {

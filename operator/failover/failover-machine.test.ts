@@ -4,7 +4,9 @@ import { canTransition, FAILOVER_TRANSITIONS, precheckDecision } from "./failove
 
 describe("failover state machine", () => {
   it("allows exactly the issue's transitions", () => {
-    const allowed = FAILOVER_PHASES.flatMap((from) => FAILOVER_PHASES.filter((to) => canTransition(from, to)).map((to) => `${from}->${to}`));
+    const allowed = FAILOVER_PHASES.flatMap((from) =>
+      FAILOVER_PHASES.filter((to) => canTransition(from, to)).map((to) => `${from}->${to}`),
+    );
     expect(allowed.sort()).toEqual(
       [
         "idle->freeze_writes",

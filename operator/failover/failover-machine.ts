@@ -21,7 +21,14 @@ export const FAILOVER_TRANSITIONS: Readonly<Record<FailoverPhase, readonly Failo
 });
 
 /** Phases in which a failover holds the one-at-a-time Lease. */
-export const ACTIVE_PHASES: readonly FailoverPhase[] = ["freeze_writes", "precheck", "promoting", "verification", "failed", "rollback_pending"];
+export const ACTIVE_PHASES: readonly FailoverPhase[] = [
+  "freeze_writes",
+  "precheck",
+  "promoting",
+  "verification",
+  "failed",
+  "rollback_pending",
+];
 
 /** Whether `from → to` is one of the machine's transitions. */
 export function canTransition(from: FailoverPhase, to: FailoverPhase): boolean {

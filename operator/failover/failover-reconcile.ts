@@ -1,18 +1,18 @@
 import type { AppsV1Api, CoreV1Api } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import type { Failover, FailoverPhase, FailoverStatus } from "../crds/types.js";
 import { addFinalizer, FAILOVER_FINALIZER, hasFinalizer, removeFinalizer } from "../controller/finalizers.js";
-import { done, requeueAfter, type ObjectKey, type ReconcileResult, type Reconciler } from "../controller/reconcile-result.js";
+import { done, type ObjectKey, type ReconcileResult, type Reconciler, requeueAfter } from "../controller/reconcile-result.js";
 import { writeStatus } from "../controller/status-writer.js";
+import type { Failover, FailoverPhase, FailoverStatus } from "../crds/types.js";
 import { describeKubeError, isConflict, isNotFound } from "../kube/api-errors.js";
 import type { EventRecorder } from "../kube/event-recorder.js";
 import type { ResourceClient } from "../kube/resource-client.js";
+import { acquireFailoverLock, type FailoverLockOptions, releaseFailoverLock } from "./failover-lock.js";
 import { ACTIVE_PHASES, FAILOVER_FAILURES, precheckDecision } from "./failover-machine.js";
-import { acquireFailoverLock, releaseFailoverLock, type FailoverLockOptions } from "./failover-lock.js";
 import { errorStatus, transitionStatus, waitingStatus } from "./failover-status.js";
 import { readRegion, regionDatabaseUrl } from "./regions.js";
 import { restartDeployments } from "./restart-deployments.js";
-import { readRuntimeFlags, RUNTIME_KEYS, writeRuntimeFlags, type RuntimeFlagsLocation } from "./runtime-flags.js";
+import { RUNTIME_KEYS, type RuntimeFlagsLocation, readRuntimeFlags, writeRuntimeFlags } from "./runtime-flags.js";
 import { checkServicesReady, servicesOffEndpoint } from "./service-health.js";
 import { measureTarget, promoteTarget } from "./target-database.js";
 
@@ -74,13 +74,23 @@ export function createFailoverReconciler(deps: FailoverReconcilerDeps): Reconcil
 
   async function move(fo: Failover, to: FailoverPhase, message: string, extra: Partial<FailoverStatus> = {}): Promise<ReconcileResult> {
     const from = fo.status?.phase ?? "idle";
-    await writeStatus(deps.failovers, deps.recorder, fo, transitionStatus(fo.status, from, to, message, fo.metadata.generation ?? 0, clock(), extra));
+    await writeStatus(
+      deps.failovers,
+      deps.recorder,
+      fo,
+      transitionStatus(fo.status, from, to, message, fo.metadata.generation ?? 0, clock(), extra),
+    );
     deps.logger.info({ failover: `${fo.metadata.namespace}/${fo.metadata.name}`, from, to }, message);
     return requeueAfter(0);
   }
 
   async function wait(fo: Failover, reason: string, message: string, ms: number): Promise<ReconcileResult> {
-    await writeStatus(deps.failovers, deps.recorder, fo, waitingStatus(fo.status, fo.status?.phase ?? "idle", reason, message, fo.metadata.generation ?? 0, clock()));
+    await writeStatus(
+      deps.failovers,
+      deps.recorder,
+      fo,
+      waitingStatus(fo.status, fo.status?.phase ?? "idle", reason, message, fo.metadata.generation ?? 0, clock()),
+    );
     return requeueAfter(ms);
   }
 
@@ -105,7 +115,12 @@ export function createFailoverReconciler(deps: FailoverReconcilerDeps): Reconcil
         const verdict = await acquireFailoverLock(lockOptions, fo, true);
         if (verdict.kind === "busy") return wait(fo, "WaitingForLock", `another failover is running (${verdict.holder})`, 10_000);
         if (verdict.kind === "cooldown") {
-          return wait(fo, "CooldownActive", `cooldown after the previous failover: ${Math.ceil(verdict.remainingMs / 1000)} s left`, Math.min(verdict.remainingMs, 60_000));
+          return wait(
+            fo,
+            "CooldownActive",
+            `cooldown after the previous failover: ${Math.ceil(verdict.remainingMs / 1000)} s left`,
+            Math.min(verdict.remainingMs, 60_000),
+          );
         }
         const current = await readRuntimeFlags(flags);
         return move(fo, "freeze_writes", `freezing writes: ${fo.spec.reason}`, {
@@ -117,22 +132,34 @@ export function createFailoverReconciler(deps: FailoverReconcilerDeps): Reconcil
         if (!(await holdLock(fo))) return fail(fo, FAILOVER_FAILURES.lockLost, "the failover Lease was taken by someone else");
         await writeRuntimeFlags(flags, { [RUNTIME_KEYS.writeFrozen]: "true", [RUNTIME_KEYS.updatedBy]: by(fo) });
         const settleMs = s.freezeSettleSeconds * 1000 - elapsedMs(fo);
-        if (settleMs > 0) return wait(fo, "WaitingForFreeze", `writes frozen; waiting ${Math.ceil(settleMs / 1000)} s for every pod to see the flag`, settleMs);
+        if (settleMs > 0)
+          return wait(
+            fo,
+            "WaitingForFreeze",
+            `writes frozen; waiting ${Math.ceil(settleMs / 1000)} s for every pod to see the flag`,
+            settleMs,
+          );
         return move(fo, "precheck", "writes frozen; checking the target");
       }
       case "precheck": {
         if (!(await holdLock(fo))) return fail(fo, FAILOVER_FAILURES.lockLost, "the failover Lease was taken by someone else");
         const region = await readRegion(deps.core, s.namespace, s.regionsConfigMap, fo.spec.targetRegion);
-        if (!region) return fail(fo, FAILOVER_FAILURES.unknownRegion, `region ${fo.spec.targetRegion} is not in ConfigMap ${s.regionsConfigMap}`);
+        if (!region)
+          return fail(fo, FAILOVER_FAILURES.unknownRegion, `region ${fo.spec.targetRegion} is not in ConfigMap ${s.regionsConfigMap}`);
         const current = await readRuntimeFlags(flags);
-        if (current.databaseRegion === region.name) return fail(fo, FAILOVER_FAILURES.targetAlreadyActive, `region ${region.name} is already the primary`);
+        if (current.databaseRegion === region.name)
+          return fail(fo, FAILOVER_FAILURES.targetAlreadyActive, `region ${region.name} is already the primary`);
         let lagSeconds: number;
         try {
           lagSeconds = (await measureTarget(await regionDatabaseUrl(deps.core, s.namespace, region))).lagSeconds;
         } catch (err) {
           return fail(fo, FAILOVER_FAILURES.targetUnreachable, `cannot reach the ${region.name} database: ${describeKubeError(err)}`);
         }
-        const decision = precheckDecision({ lagSeconds, maxLagSeconds: fo.spec.maxReplicationLagSeconds ?? 10, mode: fo.spec.mode ?? "Planned" });
+        const decision = precheckDecision({
+          lagSeconds,
+          maxLagSeconds: fo.spec.maxReplicationLagSeconds ?? 10,
+          mode: fo.spec.mode ?? "Planned",
+        });
         if (decision.kind === "refuse") return fail(fo, decision.reason, decision.message, { replicationLagSeconds: lagSeconds });
         return move(fo, "promoting", decision.note ?? `target lags ${lagSeconds.toFixed(1)} s; promoting`, {
           replicationLagSeconds: lagSeconds,
@@ -142,7 +169,8 @@ export function createFailoverReconciler(deps: FailoverReconcilerDeps): Reconcil
       case "promoting": {
         if (!(await holdLock(fo))) return fail(fo, FAILOVER_FAILURES.lockLost, "the failover Lease was taken by someone else");
         const region = await readRegion(deps.core, s.namespace, s.regionsConfigMap, fo.spec.targetRegion);
-        if (!region) return fail(fo, FAILOVER_FAILURES.unknownRegion, `region ${fo.spec.targetRegion} disappeared from ${s.regionsConfigMap}`);
+        if (!region)
+          return fail(fo, FAILOVER_FAILURES.unknownRegion, `region ${fo.spec.targetRegion} disappeared from ${s.regionsConfigMap}`);
         try {
           await promoteTarget(await regionDatabaseUrl(deps.core, s.namespace, region));
         } catch (err) {
@@ -154,7 +182,11 @@ export function createFailoverReconciler(deps: FailoverReconcilerDeps): Reconcil
           [RUNTIME_KEYS.updatedBy]: by(fo),
         });
         const rolled = await restartDeployments(deps.apps, s.namespace, s.deploymentSelector, region.endpoint);
-        return move(fo, "verification", `${region.name} promoted; services pointed at ${region.endpoint}${rolled.length ? ` (rolled ${rolled.join(", ")})` : ""}`);
+        return move(
+          fo,
+          "verification",
+          `${region.name} promoted; services pointed at ${region.endpoint}${rolled.length ? ` (rolled ${rolled.join(", ")})` : ""}`,
+        );
       }
       case "verification": {
         if (!(await holdLock(fo))) return fail(fo, FAILOVER_FAILURES.lockLost, "the failover Lease was taken by someone else");
@@ -209,7 +241,12 @@ export function createFailoverReconciler(deps: FailoverReconcilerDeps): Reconcil
         const back = endpoint ?? current.databaseEndpoint;
         const elsewhere = back ? await servicesOffEndpoint(s.healthUrls, back) : [];
         if (elsewhere.length > 0 && elapsedMs(fo) <= s.verificationTimeoutSeconds * 1000) {
-          return wait(fo, "WaitingForServices", `writes stay frozen until every service is back on ${back}: ${elsewhere.join("; ")}`, pollMs);
+          return wait(
+            fo,
+            "WaitingForServices",
+            `writes stay frozen until every service is back on ${back}: ${elsewhere.join("; ")}`,
+            pollMs,
+          );
         }
         await writeRuntimeFlags(flags, { [RUNTIME_KEYS.writeFrozen]: "false", [RUNTIME_KEYS.updatedBy]: by(fo) });
         return move(

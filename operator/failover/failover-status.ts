@@ -1,5 +1,5 @@
-import type { FailoverPhase, FailoverStatus } from "../crds/types.js";
 import { degradedCondition, readyCondition, reconcilingCondition, setConditions } from "../controller/conditions.js";
+import type { FailoverPhase, FailoverStatus } from "../crds/types.js";
 import { assertTransition } from "./failover-machine.js";
 
 const stamp = (d: Date) => d.toISOString().replace(/\.\d+Z$/, "Z");
@@ -56,7 +56,14 @@ export function transitionStatus(
 }
 
 /** The status while staying in a phase (waiting for the lock, the cooldown, health), with a reason. */
-export function waitingStatus(previous: FailoverStatus | undefined, phase: FailoverPhase, reason: string, message: string, generation: number, now: Date): FailoverStatus {
+export function waitingStatus(
+  previous: FailoverStatus | undefined,
+  phase: FailoverPhase,
+  reason: string,
+  message: string,
+  generation: number,
+  now: Date,
+): FailoverStatus {
   const base: FailoverStatus = { ...(previous ?? {}), phase };
   // Waiting on the failure path (a rollback waiting for the services) keeps the failure visible.
   const failure = phase === "rollback_pending" || phase === "failed" ? base.failureReason : undefined;
@@ -77,7 +84,14 @@ export function waitingStatus(previous: FailoverStatus | undefined, phase: Failo
 }
 
 /** The status after an unexpected error inside a step (Kubernetes or database): Degraded, phase unchanged, retried. */
-export function errorStatus(previous: FailoverStatus | undefined, phase: FailoverPhase, reason: string, message: string, generation: number, now: Date): FailoverStatus {
+export function errorStatus(
+  previous: FailoverStatus | undefined,
+  phase: FailoverPhase,
+  reason: string,
+  message: string,
+  generation: number,
+  now: Date,
+): FailoverStatus {
   const base: FailoverStatus = { ...(previous ?? {}), phase };
   return {
     ...base,

@@ -62,7 +62,11 @@ export async function writeRuntimeFlags(loc: RuntimeFlagsLocation, data: Record<
       await loc.core.createNamespacedConfigMap({
         namespace: loc.namespace,
         body: {
-          metadata: { name: loc.name, namespace: loc.namespace, labels: { "app.kubernetes.io/part-of": "nexus", "app.kubernetes.io/managed-by": "nexus-operator" } },
+          metadata: {
+            name: loc.name,
+            namespace: loc.namespace,
+            labels: { "app.kubernetes.io/part-of": "nexus", "app.kubernetes.io/managed-by": "nexus-operator" },
+          },
           data: { [RUNTIME_KEYS.writeFrozen]: "false", ...data },
         },
       });

@@ -13,7 +13,10 @@ import { FIELD_MANAGER, SERVER_SIDE_APPLY } from "./kube-clients.js";
 export async function applyCrds(api: ApiextensionsV1Api, crds: readonly CustomResourceDefinition[]): Promise<string[]> {
   const applied: string[] = [];
   for (const crd of crds) {
-    await api.patchCustomResourceDefinition({ name: crd.metadata.name, body: crd, fieldManager: FIELD_MANAGER, force: true }, SERVER_SIDE_APPLY);
+    await api.patchCustomResourceDefinition(
+      { name: crd.metadata.name, body: crd, fieldManager: FIELD_MANAGER, force: true },
+      SERVER_SIDE_APPLY,
+    );
     applied.push(crd.metadata.name);
   }
   return applied;

@@ -96,7 +96,9 @@ export class LeaderElector {
       this.leading = false;
       this.metrics.leader.set(0);
       await this.options.onStoppedLeading();
-      await this.options.lock.release().catch((err: unknown) => this.options.logger.warn({ err: describeKubeError(err) }, "releasing the leader lease failed"));
+      await this.options.lock
+        .release()
+        .catch((err: unknown) => this.options.logger.warn({ err: describeKubeError(err) }, "releasing the leader lease failed"));
     }
   }
 }

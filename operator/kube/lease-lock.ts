@@ -1,4 +1,4 @@
-import { V1MicroTime, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
+import { type CoordinationV1Api, type V1Lease, V1MicroTime } from "@kubernetes/client-node";
 import { isAlreadyExists, isConflict, isNotFound } from "./api-errors.js";
 
 /** Options of {@link LeaseLock}. */

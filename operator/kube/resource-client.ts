@@ -25,9 +25,9 @@ export class ResourceClient<T extends NexusResource<unknown, CommonStatus>> {
   /** Lists the objects (one namespace, or all), with the collection's resourceVersion. */
   async list(namespace?: string): Promise<{ items: T[]; metadata?: { resourceVersion?: string } }> {
     const common = { group: NEXUS_GROUP, version: NEXUS_VERSION, plural: this.names.plural };
-    return (namespace
-      ? await this.api.listNamespacedCustomObject({ ...common, namespace })
-      : await this.api.listClusterCustomObject(common)) as { items: T[]; metadata?: { resourceVersion?: string } };
+    return (
+      namespace ? await this.api.listNamespacedCustomObject({ ...common, namespace }) : await this.api.listClusterCustomObject(common)
+    ) as { items: T[]; metadata?: { resourceVersion?: string } };
   }
 
   /** Reads one object fresh from the API server (throws 404 when gone). */

@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import type { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { createNexusClient } from "../../services/client/index.js";

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
-import type { Quota } from "../crds/types.js";
 import { hasFinalizer, QUOTA_FINALIZER, removeFinalizer } from "../controller/finalizers.js";
 import { done, type ReconcileResult } from "../controller/reconcile-result.js";
+import type { Quota } from "../crds/types.js";
 import type { EventRecorder } from "../kube/event-recorder.js";
 import type { ResourceClient } from "../kube/resource-client.js";
 import { hasCode, type NexusApi } from "../nexus/nexus-api.js";

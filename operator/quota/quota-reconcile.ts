@@ -1,17 +1,17 @@
 import type { Logger } from "pino";
-import type { Quota, Tenant } from "../crds/types.js";
 import { findCondition } from "../controller/conditions.js";
 import { addFinalizer, QUOTA_FINALIZER } from "../controller/finalizers.js";
 import { oldestClaimant, sameObject } from "../controller/oldest-claimant.js";
-import { requeueAfter, type ObjectKey, type ReconcileResult, type Reconciler } from "../controller/reconcile-result.js";
+import { type ObjectKey, type ReconcileResult, type Reconciler, requeueAfter } from "../controller/reconcile-result.js";
 import { writeStatus } from "../controller/status-writer.js";
+import type { Quota, Tenant } from "../crds/types.js";
 import { describeKubeError, httpStatus, isConflict, isNotFound } from "../kube/api-errors.js";
 import type { EventRecorder } from "../kube/event-recorder.js";
 import type { ResourceClient } from "../kube/resource-client.js";
 import { describeNexusError, type NexusApi } from "../nexus/nexus-api.js";
 import { finalizeQuota, resetTenantQuota } from "./quota-delete.js";
 import { quotaMatches, setQuotaRequest } from "./quota-spec.js";
-import { quotaStatus, type QuotaOutcome } from "./quota-status.js";
+import { type QuotaOutcome, quotaStatus } from "./quota-status.js";
 
 /** Dependencies of {@link createQuotaReconciler}. */
 export interface QuotaReconcilerDeps {
@@ -50,7 +50,12 @@ export function otherQuotasForTenant(all: readonly Quota[], quota: Quota): Quota
  */
 function appliedThisGeneration(quota: Quota, tenantId: string, generation: number): boolean {
   const ready = findCondition(quota.status?.conditions, "Ready");
-  return quota.status?.tenantId === tenantId && ready?.status === "True" && ready.reason === "QuotaApplied" && ready.observedGeneration === generation;
+  return (
+    quota.status?.tenantId === tenantId &&
+    ready?.status === "True" &&
+    ready.reason === "QuotaApplied" &&
+    ready.observedGeneration === generation
+  );
 }
 
 /**
@@ -81,7 +86,12 @@ export function createQuotaReconciler(deps: QuotaReconcilerDeps): Reconciler {
       const owner = oldestClaimant([quota, ...siblings]);
       if (owner && !sameObject(owner, quota)) {
         const message = `Tenant ${quota.spec.tenantRef.name} already has Quota ${owner.metadata.name}; a tenant has one set of limits: edit that Quota or delete this one`;
-        await writeStatus(deps.quotas, deps.recorder, quota, quotaStatus(quota.status, { kind: "failed", reason: "DuplicateQuota", message }, generation, clock()));
+        await writeStatus(
+          deps.quotas,
+          deps.recorder,
+          quota,
+          quotaStatus(quota.status, { kind: "failed", reason: "DuplicateQuota", message }, generation, clock()),
+        );
         return requeueAfter(resyncMs);
       }
       let outcome: QuotaOutcome;
@@ -95,7 +105,11 @@ export function createQuotaReconciler(deps: QuotaReconcilerDeps): Reconciler {
         }
         const tenantId = tenant?.status?.tenantId;
         if (!tenant) {
-          outcome = { kind: "waitingForTenant", reason: "TenantNotFound", message: `Tenant ${quota.spec.tenantRef.name} does not exist in ${key.namespace}` };
+          outcome = {
+            kind: "waitingForTenant",
+            reason: "TenantNotFound",
+            message: `Tenant ${quota.spec.tenantRef.name} does not exist in ${key.namespace}`,
+          };
         } else if (!tenantId) {
           const ready = findCondition(tenant.status?.conditions, "Ready");
           outcome = {

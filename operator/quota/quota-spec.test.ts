@@ -4,7 +4,13 @@ import { HardCapMode, QuotaLimitsSchema, QuotaSchema, QuotaSource } from "../../
 import { quotaMatches, setQuotaRequest } from "./quota-spec.js";
 
 describe("Quota spec → SetQuota", () => {
-  const spec = { tenantRef: { name: "acme" }, daily: { runs: 10 }, monthly: { runs: 100, runUnits: 500 }, softCapRatio: 0.5, hardCapMode: "Observe" as const };
+  const spec = {
+    tenantRef: { name: "acme" },
+    daily: { runs: 10 },
+    monthly: { runs: 100, runUnits: 500 },
+    softCapRatio: 0.5,
+    hardCapMode: "Observe" as const,
+  };
 
   it("maps limits, ratio and mode; leaves unset limits to the plan", () => {
     expect(setQuotaRequest("t1", spec)).toEqual({
@@ -15,7 +21,11 @@ describe("Quota spec → SetQuota", () => {
       softCapRatio: 0.5,
       hardCapMode: HardCapMode.OBSERVE,
     });
-    expect(setQuotaRequest("t1", { tenantRef: { name: "a" } })).toEqual({ tenantId: "t1", softCapRatio: 0.8, hardCapMode: HardCapMode.ENFORCE });
+    expect(setQuotaRequest("t1", { tenantRef: { name: "a" } })).toEqual({
+      tenantId: "t1",
+      softCapRatio: 0.8,
+      hardCapMode: HardCapMode.ENFORCE,
+    });
   });
 
   it("matches only custom settings equal to the spec", () => {

@@ -1,7 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { SetQuotaRequestSchema } from "../../gen/nexus/metering/v1/metering_service_pb.js";
-import { HardCapMode, type Quota as NexusQuota } from "../../gen/nexus/metering/v1/quota_pb.js";
-import { QuotaSource } from "../../gen/nexus/metering/v1/quota_pb.js";
+import { HardCapMode, type Quota as NexusQuota, QuotaSource } from "../../gen/nexus/metering/v1/quota_pb.js";
 import type { QuotaSpec } from "../crds/types.js";
 
 /** Default soft-cap ratio when the spec leaves it out (the CRD defaults it too). */

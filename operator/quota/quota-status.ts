@@ -1,6 +1,12 @@
 import { Period, type QuotaWindow } from "../../gen/nexus/metering/v1/quota_pb.js";
+import {
+  degradedCondition,
+  readyCondition,
+  reconcilingCondition,
+  setConditions,
+  softCapReachedCondition,
+} from "../controller/conditions.js";
 import type { QuotaStatus, QuotaWindowStatus } from "../crds/types.js";
-import { degradedCondition, readyCondition, reconcilingCondition, setConditions, softCapReachedCondition } from "../controller/conditions.js";
 
 /** What one reconcile of a Quota found. */
 export type QuotaOutcome =

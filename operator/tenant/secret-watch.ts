@@ -1,4 +1,12 @@
-import { makeInformer, type CoreV1Api, type Informer, type KubeConfig, type KubernetesListObject, type ObjectCache, type V1Secret } from "@kubernetes/client-node";
+import {
+  type CoreV1Api,
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  makeInformer,
+  type ObjectCache,
+  type V1Secret,
+} from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { describeKubeError } from "../kube/api-errors.js";
 import { SECRET_FIELDS } from "./tenant-mapping.js";

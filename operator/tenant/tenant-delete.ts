@@ -1,8 +1,8 @@
 import { Code } from "@connectrpc/connect";
 import { ApiKeyStatus } from "../../gen/nexus/auth/v1/api_key_pb.js";
-import type { Tenant } from "../crds/types.js";
-import { removeFinalizer, hasFinalizer, TENANT_FINALIZER } from "../controller/finalizers.js";
+import { hasFinalizer, removeFinalizer, TENANT_FINALIZER } from "../controller/finalizers.js";
 import { done, type ReconcileResult } from "../controller/reconcile-result.js";
+import type { Tenant } from "../crds/types.js";
 import type { EventRecorder } from "../kube/event-recorder.js";
 import type { ResourceClient } from "../kube/resource-client.js";
 import { hasCode, type NexusApi } from "../nexus/nexus-api.js";
@@ -37,7 +37,11 @@ export async function finalizeTenant(deps: TenantDeleteDeps, tenant: Tenant, sha
   if (!hasFinalizer(tenant, TENANT_FINALIZER)) return done();
   if (shared) {
     const own = (tenant.status?.apiKeys ?? []).flatMap((k) => (k.keyId ? [k.keyId] : []));
-    for (const keyId of own) await deps.nexus.auth.revokeApiKey({ keyId, reason: `Tenant ${tenant.metadata.namespace}/${tenant.metadata.name} deleted in Kubernetes` });
+    for (const keyId of own)
+      await deps.nexus.auth.revokeApiKey({
+        keyId,
+        reason: `Tenant ${tenant.metadata.namespace}/${tenant.metadata.name} deleted in Kubernetes`,
+      });
     await deps.recorder.record(
       tenant,
       "Normal",
@@ -50,7 +54,10 @@ export async function finalizeTenant(deps: TenantDeleteDeps, tenant: Tenant, sha
   const tenantId = await findTenantId(deps.nexus, tenant);
   if (tenantId) {
     try {
-      await deps.nexus.auth.suspendTenant({ tenantId, reason: `Tenant ${tenant.metadata.namespace}/${tenant.metadata.name} deleted in Kubernetes` });
+      await deps.nexus.auth.suspendTenant({
+        tenantId,
+        reason: `Tenant ${tenant.metadata.namespace}/${tenant.metadata.name} deleted in Kubernetes`,
+      });
     } catch (err) {
       if (!hasCode(err, Code.NotFound)) throw err;
     }

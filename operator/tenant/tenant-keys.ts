@@ -27,8 +27,22 @@ export interface TenantKeysDeps {
  * controller cannot claim it. blockOwnerDeletion needs `update` on tenants/finalizers, which
  * the chart grants.
  */
-export function tenantOwnerReference(tenant: Tenant): { apiVersion: string; kind: string; name: string; uid: string; controller: true; blockOwnerDeletion: true } {
-  return { apiVersion: tenant.apiVersion, kind: tenant.kind, name: tenant.metadata.name, uid: tenant.metadata.uid ?? "", controller: true, blockOwnerDeletion: true };
+export function tenantOwnerReference(tenant: Tenant): {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller: true;
+  blockOwnerDeletion: true;
+} {
+  return {
+    apiVersion: tenant.apiVersion,
+    kind: tenant.kind,
+    name: tenant.metadata.name,
+    uid: tenant.metadata.uid ?? "",
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
@@ -52,7 +66,12 @@ function secretData(plaintext: string, keyId: string, tenantId: string): Record<
   return { [SECRET_FIELDS.apiKey]: b64(plaintext), [SECRET_FIELDS.keyId]: b64(keyId), [SECRET_FIELDS.tenantId]: b64(tenantId) };
 }
 
-async function createKeySecret(deps: TenantKeysDeps, tenant: Tenant, spec: TenantApiKeySpec, tenantId: string): Promise<TenantApiKeyStatus> {
+async function createKeySecret(
+  deps: TenantKeysDeps,
+  tenant: Tenant,
+  spec: TenantApiKeySpec,
+  tenantId: string,
+): Promise<TenantApiKeyStatus> {
   const created = await deps.nexus.auth.createApiKey({ tenantId, name: spec.name, role: roleToProto(spec.role) });
   const keyId = created.apiKey?.id ?? "";
   try {
@@ -64,9 +83,7 @@ async function createKeySecret(deps: TenantKeysDeps, tenant: Tenant, spec: Tenan
           namespace: tenant.metadata.namespace,
           labels: { "app.kubernetes.io/managed-by": "nexus-operator", [SECRET_FIELDS.tenantLabel]: tenant.metadata.name },
           annotations: { [SECRET_FIELDS.keyIdAnnotation]: keyId },
-          ...(tenant.metadata.uid
-            ? { ownerReferences: [tenantOwnerReference(tenant)] }
-            : {}),
+          ...(tenant.metadata.uid ? { ownerReferences: [tenantOwnerReference(tenant)] } : {}),
         },
         type: "Opaque",
         data: secretData(created.plaintextKey, keyId, tenantId),
@@ -82,7 +99,9 @@ async function createKeySecret(deps: TenantKeysDeps, tenant: Tenant, spec: Tenan
     name: spec.name,
     keyId,
     secretName: spec.secretName,
-    ...(tenant.metadata.annotations?.[rotationAnnotation(spec.name)] ? { rotation: tenant.metadata.annotations[rotationAnnotation(spec.name)] } : {}),
+    ...(tenant.metadata.annotations?.[rotationAnnotation(spec.name)]
+      ? { rotation: tenant.metadata.annotations[rotationAnnotation(spec.name)] }
+      : {}),
   };
 }
 
@@ -120,7 +139,12 @@ async function rotateKeySecret(
     },
     MERGE_PATCH,
   );
-  await deps.recorder.record(tenant, "Normal", "ApiKeyRotated", `API key ${spec.name} rotated: ${keyId} -> ${newId}; Secret ${spec.secretName} updated`);
+  await deps.recorder.record(
+    tenant,
+    "Normal",
+    "ApiKeyRotated",
+    `API key ${spec.name} rotated: ${keyId} -> ${newId}; Secret ${spec.secretName} updated`,
+  );
   return { name: spec.name, keyId: newId, secretName: spec.secretName, rotation };
 }
 
@@ -140,7 +164,12 @@ async function ensureRole(deps: TenantKeysDeps, tenant: Tenant, spec: TenantApiK
   const want = roleToProto(spec.role);
   if (!key || key.role === want || key.status === ApiKeyStatus.REVOKED || key.status === ApiKeyStatus.EXPIRED) return;
   await deps.nexus.auth.setApiKeyRole({ keyId, role: want });
-  await deps.recorder.record(tenant, "Normal", "ApiKeyRoleChanged", `API key ${spec.name} (${keyId}) now has role ${spec.role} (was ${roleName(key.role)})`);
+  await deps.recorder.record(
+    tenant,
+    "Normal",
+    "ApiKeyRoleChanged",
+    `API key ${spec.name} (${keyId}) now has role ${spec.role} (was ${roleName(key.role)})`,
+  );
 }
 
 function roleName(role: Role): string {
@@ -178,7 +207,9 @@ export async function ensureApiKeys(deps: TenantKeysDeps, tenant: Tenant, tenant
     }
     const keyId = secret.metadata?.annotations?.[SECRET_FIELDS.keyIdAnnotation];
     if (!keyId) {
-      throw new ForeignSecretError(`Secret ${spec.secretName} exists and was not written by the operator; choose another secretName or delete it`);
+      throw new ForeignSecretError(
+        `Secret ${spec.secretName} exists and was not written by the operator; choose another secretName or delete it`,
+      );
     }
     const prev = previous.find((k) => k.name === spec.name);
     const requested = tenant.metadata.annotations?.[rotationAnnotation(spec.name)];
@@ -197,7 +228,8 @@ export async function ensureApiKeys(deps: TenantKeysDeps, tenant: Tenant, tenant
   for (const old of previous) {
     const orphanedKey = old.keyId !== undefined && old.keyId !== "" && !keysInUse.has(old.keyId) && !rotatedFrom.has(old.keyId);
     const orphanedSecret = old.secretName !== undefined && !secretsInUse.has(old.secretName);
-    if (orphanedKey) await deps.nexus.auth.revokeApiKey({ keyId: old.keyId ?? "", reason: `no longer held by Tenant ${tenant.metadata.name}` });
+    if (orphanedKey)
+      await deps.nexus.auth.revokeApiKey({ keyId: old.keyId ?? "", reason: `no longer held by Tenant ${tenant.metadata.name}` });
     if (orphanedSecret) await deleteOwnedSecret(deps.core, tenant.metadata.namespace, old.secretName ?? "");
     if (!orphanedKey && !orphanedSecret) continue;
     const stillWanted = wanted.some((w) => w.name === old.name);

@@ -1,13 +1,13 @@
 import { Code } from "@connectrpc/connect";
 import type { CoreV1Api } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { TenantStatus as NexusTenantStatus, type Tenant as NexusTenant } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { type Tenant as NexusTenant, TenantStatus as NexusTenantStatus } from "../../gen/nexus/auth/v1/tenant_pb.js";
 import { Period } from "../../gen/nexus/metering/v1/quota_pb.js";
-import type { Tenant } from "../crds/types.js";
 import { addFinalizer, TENANT_FINALIZER } from "../controller/finalizers.js";
 import { oldestClaimant, sameObject } from "../controller/oldest-claimant.js";
-import { requeueAfter, type ObjectKey, type ReconcileResult, type Reconciler } from "../controller/reconcile-result.js";
+import { type ObjectKey, type ReconcileResult, type Reconciler, requeueAfter } from "../controller/reconcile-result.js";
 import { writeStatus } from "../controller/status-writer.js";
+import type { Tenant } from "../crds/types.js";
 import { describeKubeError, httpStatus, isConflict, isNotFound } from "../kube/api-errors.js";
 import type { EventRecorder } from "../kube/event-recorder.js";
 import type { ResourceClient } from "../kube/resource-client.js";
@@ -15,7 +15,7 @@ import { describeNexusError, hasCode, type NexusApi } from "../nexus/nexus-api.j
 import { finalizeTenant } from "./tenant-delete.js";
 import { ensureApiKeys, ForeignSecretError, verifyApiKeys } from "./tenant-keys.js";
 import { planToProto } from "./tenant-mapping.js";
-import { tenantStatus, type TenantOutcome } from "./tenant-status.js";
+import { type TenantOutcome, tenantStatus } from "./tenant-status.js";
 
 /** Dependencies of {@link createTenantReconciler}. */
 export interface TenantReconcilerDeps {
@@ -44,7 +44,11 @@ async function ensureTenant(nexus: NexusApi, tenant: Tenant): Promise<NexusTenan
     if (!hasCode(err, Code.NotFound)) throw err;
   }
   try {
-    const created = await nexus.auth.createTenant({ slug: tenant.spec.slug, displayName: tenant.spec.displayName, plan: planToProto(tenant.spec.plan) });
+    const created = await nexus.auth.createTenant({
+      slug: tenant.spec.slug,
+      displayName: tenant.spec.displayName,
+      plan: planToProto(tenant.spec.plan),
+    });
     if (!created.tenant) throw new Error("CreateTenant answered without a tenant");
     return created.tenant;
   } catch (err) {
@@ -97,7 +101,10 @@ export function createTenantReconciler(deps: TenantReconcilerDeps): Reconciler {
         } catch (err) {
           if (isConflict(err)) throw err;
           const failure = describeFailure(err);
-          await writeStatus(deps.tenants, deps.recorder, tenant, { ...tenantStatus(tenant.status, { kind: "failed", ...failure }, generation, clock()), phase: "Deleting" });
+          await writeStatus(deps.tenants, deps.recorder, tenant, {
+            ...tenantStatus(tenant.status, { kind: "failed", ...failure }, generation, clock()),
+            phase: "Deleting",
+          });
           throw err;
         }
       }
@@ -107,7 +114,12 @@ export function createTenantReconciler(deps: TenantReconcilerDeps): Reconciler {
         // Another object already drives this Nexus tenant: touching it would fight that object
         // over plan and keys, and deleting this one would suspend the other's tenant.
         const message = `slug ${tenant.spec.slug} is already claimed by Tenant ${owner.metadata.namespace}/${owner.metadata.name}; choose another slug (this object leaves the Nexus tenant alone)`;
-        await writeStatus(deps.tenants, deps.recorder, tenant, tenantStatus(tenant.status, { kind: "failed", reason: "SlugConflict", message }, generation, clock()));
+        await writeStatus(
+          deps.tenants,
+          deps.recorder,
+          tenant,
+          tenantStatus(tenant.status, { kind: "failed", reason: "SlugConflict", message }, generation, clock()),
+        );
         return requeueAfter(resyncMs);
       }
       let outcome: TenantOutcome;
@@ -116,7 +128,14 @@ export function createTenantReconciler(deps: TenantReconcilerDeps): Reconciler {
       try {
         let remote = await ensureTenant(deps.nexus, tenant);
         if (remote.displayName !== tenant.spec.displayName) {
-          remote = (await deps.nexus.auth.updateTenant({ tenantId: remote.id, displayName: tenant.spec.displayName, updateMask: { paths: ["display_name"] } })).tenant ?? remote;
+          remote =
+            (
+              await deps.nexus.auth.updateTenant({
+                tenantId: remote.id,
+                displayName: tenant.spec.displayName,
+                updateMask: { paths: ["display_name"] },
+              })
+            ).tenant ?? remote;
           await deps.recorder.record(tenant, "Normal", "DisplayNameChanged", `display name set to "${tenant.spec.displayName}"`);
         }
         const plan = planToProto(tenant.spec.plan);
@@ -126,7 +145,10 @@ export function createTenantReconciler(deps: TenantReconcilerDeps): Reconciler {
         }
         const wantSuspended = tenant.spec.suspended === true;
         if (wantSuspended && remote.status !== NexusTenantStatus.SUSPENDED) {
-          await deps.nexus.auth.suspendTenant({ tenantId: remote.id, reason: `spec.suspended of Tenant ${tenant.metadata.namespace}/${tenant.metadata.name}` });
+          await deps.nexus.auth.suspendTenant({
+            tenantId: remote.id,
+            reason: `spec.suspended of Tenant ${tenant.metadata.namespace}/${tenant.metadata.name}`,
+          });
           await deps.recorder.record(tenant, "Normal", "TenantSuspended", "tenant suspended (spec.suspended)");
         } else if (!wantSuspended && remote.status === NexusTenantStatus.SUSPENDED) {
           await deps.nexus.auth.resumeTenant({ tenantId: remote.id });
@@ -160,7 +182,9 @@ export function createTenantReconciler(deps: TenantReconcilerDeps): Reconciler {
 
 /** Live Tenant objects other than `tenant` that name the same slug. */
 function otherClaimants(deps: TenantReconcilerDeps, tenant: Tenant): Tenant[] {
-  return (deps.tenantsInScope?.() ?? []).filter((t) => t.spec?.slug === tenant.spec.slug && !t.metadata.deletionTimestamp && !sameObject(t, tenant));
+  return (deps.tenantsInScope?.() ?? []).filter(
+    (t) => t.spec?.slug === tenant.spec.slug && !t.metadata.deletionTimestamp && !sameObject(t, tenant),
+  );
 }
 
 /** The object that owns the slug among this one and the others claiming it. */

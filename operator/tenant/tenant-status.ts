@@ -1,5 +1,5 @@
-import type { Condition, TenantApiKeyStatus, TenantStatus } from "../crds/types.js";
 import { degradedCondition, readyCondition, reconcilingCondition, setConditions } from "../controller/conditions.js";
+import type { Condition, TenantApiKeyStatus, TenantStatus } from "../crds/types.js";
 
 /** What one reconcile of a Tenant found. */
 export type TenantOutcome =
@@ -21,7 +21,12 @@ export function tenantStatus(previous: TenantStatus | undefined, outcome: Tenant
       conditions = setConditions(
         previous?.conditions,
         [
-          readyCondition(true, "KeysAuthenticate", `tenant ${outcome.tenantId} is active and all ${outcome.keys.length} API key(s) authenticate`, generation),
+          readyCondition(
+            true,
+            "KeysAuthenticate",
+            `tenant ${outcome.tenantId} is active and all ${outcome.keys.length} API key(s) authenticate`,
+            generation,
+          ),
           reconcilingCondition(false, "Reconciled", "spec applied", generation),
           degradedCondition(false, "Healthy", "last reconcile succeeded", generation),
         ],

@@ -1,15 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
-  CancelRunResponseSchema,
-  DeleteSessionResponseSchema,
-  GetSessionResponseSchema,
-  ListSessionsResponseSchema,
   type AgentService,
   type CancelRunRequest,
+  CancelRunResponseSchema,
   type DeleteSessionRequest,
+  DeleteSessionResponseSchema,
   type GetSessionRequest,
+  GetSessionResponseSchema,
   type ListSessionsRequest,
+  ListSessionsResponseSchema,
   type RunRequest,
   type RunResponse,
 } from "../../gen/nexus/agent/v1/agent_service_pb.js";
@@ -18,11 +18,11 @@ import { REQUEST_ID_HEADER, requestMetaKey } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import { foregroundWork } from "../kernel/events/foreground.js";
 import { newRequestId } from "../kernel/interceptors/request-id.js";
+import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
 import type { Bulkhead } from "./run/bulkhead.js";
 import type { RunCancellation } from "./run/run-cancellation.js";
-import { RunExecution, type RunDependencies } from "./run/run-execution.js";
+import { type RunDependencies, RunExecution } from "./run/run-execution.js";
 import { messageMessage, sessionMessage } from "./session-messages.js";
-import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
 
 /** Sessions and runs are tenant content: what a platform key is told. */
 const PLATFORM_KEY_REFUSAL = "platform keys cannot run agents or read sessions; use a key of the tenant";
@@ -123,7 +123,12 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
     const { db, sessions } = this.deps;
     const session = await sessions.get(db, principal.tenantId, request.sessionId);
     if (session === undefined) throw domainError("NOT_FOUND", `session ${request.sessionId} not found`, { session_id: request.sessionId });
-    const messages = await sessions.recentMessages(db, principal.tenantId, request.sessionId, request.messageLimit || DEFAULT_MESSAGE_LIMIT);
+    const messages = await sessions.recentMessages(
+      db,
+      principal.tenantId,
+      request.sessionId,
+      request.messageLimit || DEFAULT_MESSAGE_LIMIT,
+    );
     return create(GetSessionResponseSchema, { session: sessionMessage(session), messages: messages.map(messageMessage) });
   }
 
@@ -140,7 +145,10 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
     const last = page.at(-1);
     return create(ListSessionsResponseSchema, {
       sessions: page.map(sessionMessage),
-      nextPageToken: rows.length > limit && last ? sessionPageTokens.encode({ updatedAt: last.updatedAt, sessionId: last.sessionId }, request.corpusId) : "",
+      nextPageToken:
+        rows.length > limit && last
+          ? sessionPageTokens.encode({ updatedAt: last.updatedAt, sessionId: last.sessionId }, request.corpusId)
+          : "",
     });
   }
 

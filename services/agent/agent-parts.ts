@@ -1,17 +1,17 @@
 import { ConfigError } from "../kernel/config.js";
-import { type ServiceContext, type ServiceParts } from "../kernel/service/index.js";
+import { CircuitBreaker } from "../kernel/resilience/index.js";
+import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createGrpcCorpusSettings } from "./adapters/grpc-corpus-settings.js";
 import { createGrpcQuotaGate } from "./adapters/grpc-quota-gate.js";
 import { createGrpcRetriever } from "./adapters/grpc-retriever.js";
 import { createPostgresSessionRepository } from "./adapters/postgres-session-repository.js";
 import { AgentHandler } from "./agent-handler.js";
-import { agentSettingsFromConfig, type AgentSettings } from "./agent-settings.js";
-import { agentRoutes } from "./routes.js";
+import { type AgentSettings, agentSettingsFromConfig } from "./agent-settings.js";
 import { createExtractiveProvider } from "./providers/extractive/extractive-provider.js";
 import { createOpenAiProvider } from "./providers/openai/openai-provider.js";
 import type { ModelProvider } from "./providers/ports.js";
 import { ProviderRegistry } from "./providers/provider-registry.js";
-import { CircuitBreaker } from "../kernel/resilience/index.js";
+import { agentRoutes } from "./routes.js";
 import { ActiveRuns } from "./run/active-runs.js";
 import { Bulkhead } from "./run/bulkhead.js";
 import { RunCancellation } from "./run/run-cancellation.js";
@@ -80,7 +80,9 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
   const activeRuns = new ActiveRuns();
   const running = new Set<Promise<void>>();
   const cancellation = new RunCancellation({ db: options.db, activeRuns, clock: options.clock, logger, bus: options.bus });
-  const observing = cancellation.start().catch((err: unknown) => logger.error({ err }, "could not observe run cancel requests; CancelRun stays within each replica"));
+  const observing = cancellation
+    .start()
+    .catch((err: unknown) => logger.error({ err }, "could not observe run cancel requests; CancelRun stays within each replica"));
   const handler = new AgentHandler({
     db: options.db,
     sessions: createPostgresSessionRepository(),
@@ -129,4 +131,3 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
     },
   };
 }
-

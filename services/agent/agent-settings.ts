@@ -34,7 +34,13 @@ export function agentSettingsFromConfig(config: NexusConfig): AgentSettings {
     breakerResetMs: config.agentBreakerResetMs,
     defaultProvider: config.agentDefaultProvider,
     ...(config.openaiBaseUrl
-      ? { openai: { baseUrl: config.openaiBaseUrl, model: config.openaiModel, ...(config.openaiApiKey ? { apiKey: config.openaiApiKey } : {}) } }
+      ? {
+          openai: {
+            baseUrl: config.openaiBaseUrl,
+            model: config.openaiModel,
+            ...(config.openaiApiKey ? { apiKey: config.openaiApiKey } : {}),
+          },
+        }
       : {}),
   };
 }

@@ -1,6 +1,5 @@
-import type { SchemaMigrations } from "../kernel/service/index.js";
 import type { Migration } from "../kernel/db/migrate.js";
-import type { Database } from "../kernel/db/ports.js";
+import type { SchemaMigrations } from "../kernel/service/index.js";
 
 /** Schema of the agent service: sessions and their messages. */
 export const AGENT_SCHEMA = "agent";

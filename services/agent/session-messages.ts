@@ -1,6 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { CitationSchema, MessageRole, MessageSchema, SessionSchema, type Message, type Session } from "../../gen/nexus/agent/v1/session_pb.js";
+import {
+  CitationSchema,
+  type Message,
+  MessageRole,
+  MessageSchema,
+  type Session,
+  SessionSchema,
+} from "../../gen/nexus/agent/v1/session_pb.js";
 import type { MessageRecord, SessionRecord } from "./sessions/session-records.js";
 
 /** A stored session as the API's Session. */

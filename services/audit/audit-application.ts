@@ -1,7 +1,15 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { chainEntry, ChainVerifier, type AuditActor, type AuditDraft, type AuditEntry, type BrokenLink, type JsonObject } from "./domain/audit-entry.js";
-import { taxonomyEntry, type AuditSourceEvent } from "./domain/audit-taxonomy.js";
+import {
+  type AuditActor,
+  type AuditDraft,
+  type AuditEntry,
+  type BrokenLink,
+  ChainVerifier,
+  chainEntry,
+  type JsonObject,
+} from "./domain/audit-entry.js";
+import { type AuditSourceEvent, taxonomyEntry } from "./domain/audit-taxonomy.js";
 import { redact } from "./domain/redaction.js";
 import type { AuditQuery, AuditStore, AuditUnitOfWork } from "./ports.js";
 
@@ -59,7 +67,8 @@ export class AuditApplication {
   /** Keeps the key directory current (before the entry, so the issuing key names itself). */
   private async trackActors(uow: AuditUnitOfWork, e: AuditSourceEvent): Promise<void> {
     const p = (e.payload ?? {}) as Record<string, unknown>;
-    const lower = (v: unknown, prefix: string) => (typeof v === "string" && v.startsWith(prefix) ? v.slice(prefix.length).toLowerCase() : "");
+    const lower = (v: unknown, prefix: string) =>
+      typeof v === "string" && v.startsWith(prefix) ? v.slice(prefix.length).toLowerCase() : "";
     if (e.type === "nexus.events.v1.ApiKeyIssued" && typeof p.keyId === "string") {
       await uow.saveActor({
         keyId: p.keyId,
@@ -105,7 +114,11 @@ export class AuditApplication {
   }
 
   /** One page, newest first, and the sequence to continue below (undefined: last page). */
-  async list(q: AuditQuery, beforeSequence: number | undefined, pageSize: number): Promise<{ entries: AuditEntry[]; next: number | undefined }> {
+  async list(
+    q: AuditQuery,
+    beforeSequence: number | undefined,
+    pageSize: number,
+  ): Promise<{ entries: AuditEntry[]; next: number | undefined }> {
     const rows = await this.store.listNewestFirst(q, beforeSequence, pageSize + 1);
     const entries = rows.slice(0, pageSize);
     const last = entries[entries.length - 1];
@@ -137,6 +150,12 @@ export class AuditApplication {
     }
     const broken = verifier.firstBrokenLink;
     if (broken) this.logger.warn({ tenant_id: tenantId, broken_link: broken }, "audit chain verification found a broken link");
-    return { ok: !broken, entriesChecked: verifier.checked, firstBrokenLink: broken, headHash: verifier.headHash, verifiedAt: this.clock() };
+    return {
+      ok: !broken,
+      entriesChecked: verifier.checked,
+      firstBrokenLink: broken,
+      headHash: verifier.headHash,
+      verifiedAt: this.clock(),
+    };
   }
 }

@@ -135,9 +135,14 @@ const LEGACY_COLUMNS = AUDIT_CSV_COLUMNS.filter((c) => c !== "tenant_id");
 export function entriesFromCsv(text: string, tenantId?: string): AuditEntry[] {
   const [header, ...rows] = parseCsv(text);
   const columns: readonly string[] | undefined =
-    header?.join(",") === AUDIT_CSV_COLUMNS.join(",") ? AUDIT_CSV_COLUMNS : header?.join(",") === LEGACY_COLUMNS.join(",") ? LEGACY_COLUMNS : undefined;
+    header?.join(",") === AUDIT_CSV_COLUMNS.join(",")
+      ? AUDIT_CSV_COLUMNS
+      : header?.join(",") === LEGACY_COLUMNS.join(",")
+        ? LEGACY_COLUMNS
+        : undefined;
   if (!columns) throw new Error("not an audit export: unexpected header row");
-  if (columns === LEGACY_COLUMNS && tenantId === undefined) throw new Error("this export has no tenant_id column: name the tenant it belongs to");
+  if (columns === LEGACY_COLUMNS && tenantId === undefined)
+    throw new Error("this export has no tenant_id column: name the tenant it belongs to");
   const obj = (s: string): JsonObject | undefined => (s === "" ? undefined : (JSON.parse(s) as JsonObject));
   return rows.map((r, n) => {
     if (r.length !== columns.length) throw new Error(`row ${n + 2}: expected ${columns.length} fields, got ${r.length}`);
@@ -145,7 +150,8 @@ export function entriesFromCsv(text: string, tenantId?: string): AuditEntry[] {
     const kind = v.actor_kind as ActorKind;
     if (!KINDS.includes(kind)) throw new Error(`row ${n + 2}: unknown actor_kind ${v.actor_kind}`);
     const rowTenant = columns === LEGACY_COLUMNS ? tenantId! : v.tenant_id;
-    if (tenantId !== undefined && rowTenant !== tenantId) throw new Error(`row ${n + 2}: entry of tenant "${rowTenant}", not "${tenantId}"`);
+    if (tenantId !== undefined && rowTenant !== tenantId)
+      throw new Error(`row ${n + 2}: entry of tenant "${rowTenant}", not "${tenantId}"`);
     return {
       id: v.id,
       sequence: Number(v.sequence),

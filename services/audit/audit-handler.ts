@@ -2,22 +2,22 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
-  ExportAuditEventsResponseSchema,
-  ListAuditEventsResponseSchema,
-  VerifyAuditChainResponseSchema,
   type AuditService,
   type ExportAuditEventsRequest,
   type ExportAuditEventsResponse,
+  ExportAuditEventsResponseSchema,
   type ListAuditEventsRequest,
+  ListAuditEventsResponseSchema,
   type VerifyAuditChainRequest,
+  VerifyAuditChainResponseSchema,
 } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { requireFeature } from "../kernel/authz/require-feature.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import type { Principal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
+import { counterPosition, pageTokens } from "../kernel/paging/index.js";
 import type { AuditApplication } from "./audit-application.js";
 import { csvHeader, csvRow } from "./audit-csv.js";
-import { counterPosition, pageTokens } from "../kernel/paging/index.js";
 import { entryToMessage, queryBinding, queryOf } from "./proto-mapping.js";
 
 /** ListAuditEvents page tokens: the last sequence returned, bound to the chain and filter. */

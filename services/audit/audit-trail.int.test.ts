@@ -6,8 +6,8 @@
  * to tenant admins with the audit entitlement and platform operators.
  */
 import { create } from "@bufbuild/protobuf";
-import { jetstream } from "@nats-io/jetstream";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { jetstream } from "@nats-io/jetstream";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { ActorKind, AuditOutcome } from "../../gen/nexus/audit/v1/audit_event_pb.js";
@@ -15,21 +15,33 @@ import {
   AuditService,
   ExportAuditEventsRequestSchema,
   ListAuditEventsRequestSchema,
-  VerifyAuditChainRequestSchema,
   type ListAuditEventsResponse,
+  VerifyAuditChainRequestSchema,
 } from "../../gen/nexus/audit/v1/audit_service_pb.js";
-import { Role, PrincipalKind } from "../../gen/nexus/auth/v1/api_key_pb.js";
+import { PrincipalKind, Role } from "../../gen/nexus/auth/v1/api_key_pb.js";
 import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
-import { AccessDeniedSchema, ApiKeyIssuedSchema, RbacForbiddenSchema, TenantSuspendedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
 import { RunStartedSchema } from "../../gen/nexus/events/v1/agent_events_pb.js";
+import {
+  AccessDeniedSchema,
+  ApiKeyIssuedSchema,
+  RbacForbiddenSchema,
+  TenantSuspendedSchema,
+} from "../../gen/nexus/events/v1/auth_events_pb.js";
 import { DocumentQueuedSchema, QueueReason } from "../../gen/nexus/events/v1/ingestion_events_pb.js";
 import { QuotaSoftCapReachedSchema } from "../../gen/nexus/events/v1/metering_events_pb.js";
 import { CorpusUpdatedSchema } from "../../gen/nexus/events/v1/retrieval_events_pb.js";
 import { Period, QuotaMetric } from "../../gen/nexus/metering/v1/quota_pb.js";
-import { entriesFromCsv } from "./audit-csv.js";
-import { AUDIT_TRAIL_CONSUMER } from "./audit-consumer.js";
-import { ChainVerifier } from "./domain/audit-entry.js";
+import { eventually } from "../../tests/support/eventually.js";
 import type { Audit } from "../../tests/support/metering-harness.js";
+import { contextFor, openAudit, platformPrincipal, tenantPrincipal, uniqueTenant } from "../../tests/support/metering-harness.js";
+import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
+import {
+  createTestDatabase,
+  describeWithPostgresAndNats,
+  TEST_NATS_URL,
+  type TestDatabase,
+  uniqueToken,
+} from "../../tests/support/services.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import { errorReason } from "../kernel/errors.js";
@@ -39,10 +51,9 @@ import { eventHeaders } from "../kernel/events/nats-message.js";
 import type { NewEvent, RecordedEvent } from "../kernel/events/ports.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";
 import { subjectOf } from "../kernel/events/topics.js";
-import { contextFor, openAudit, platformPrincipal, tenantPrincipal, uniqueTenant } from "../../tests/support/metering-harness.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "../../tests/support/services.js";
-import { eventually } from "../../tests/support/eventually.js";
-import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
+import { AUDIT_TRAIL_CONSUMER } from "./audit-consumer.js";
+import { entriesFromCsv } from "./audit-csv.js";
+import { ChainVerifier } from "./domain/audit-entry.js";
 
 describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
   let testDb: TestDatabase;
@@ -74,7 +85,11 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
     await testDb?.drop();
   });
 
-  async function append(streamId: string, events: NewEvent[], meta: { tenantId?: string; actor: string; requestId?: string }): Promise<RecordedEvent[]> {
+  async function append(
+    streamId: string,
+    events: NewEvent[],
+    meta: { tenantId?: string; actor: string; requestId?: string },
+  ): Promise<RecordedEvent[]> {
     return db.transaction((tx) => appendToStream(tx, streamId, "any", events, { metadata: meta }));
   }
 
@@ -84,7 +99,10 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
   }
 
   async function processed(eventId: string): Promise<boolean> {
-    const { rows } = await db.query("SELECT 1 FROM audit.processed_events WHERE consumer = $1 AND event_id = $2", [AUDIT_TRAIL_CONSUMER, eventId]);
+    const { rows } = await db.query("SELECT 1 FROM audit.processed_events WHERE consumer = $1 AND event_id = $2", [
+      AUDIT_TRAIL_CONSUMER,
+      eventId,
+    ]);
     return rows.length === 1;
   }
 
@@ -104,7 +122,15 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
       events.push(
         ...(await append(
           `corpus-c${i}`,
-          [eventOf(CorpusUpdatedSchema, { tenantId, corpusId: `c${i}`, changedFields: ["display_name"], before: { display_name: `old ${i}` }, after: { display_name: `new ${i}` } })],
+          [
+            eventOf(CorpusUpdatedSchema, {
+              tenantId,
+              corpusId: `c${i}`,
+              changedFields: ["display_name"],
+              before: { display_name: `old ${i}` },
+              after: { display_name: `new ${i}` },
+            }),
+          ],
           { tenantId, actor: keyId, requestId: `req-${i}` },
         )),
       );
@@ -117,7 +143,10 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
     const out: ListAuditEventsResponse["events"] = [];
     let pageToken = "";
     do {
-      const page = await audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, { tenantId, filter, pageSize: 2, pageToken } as never), platform);
+      const page = await audit.handler.listAuditEvents(
+        create(ListAuditEventsRequestSchema, { tenantId, filter, pageSize: 2, pageToken } as never),
+        platform,
+      );
       out.push(...page.events);
       pageToken = page.nextPageToken;
     } while (pageToken);
@@ -127,7 +156,8 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
   async function exportCsv(tenantId: string, ctx = platform): Promise<string> {
     let text = "";
     const decoder = new TextDecoder();
-    for await (const piece of audit.handler.exportAuditEvents(create(ExportAuditEventsRequestSchema, { tenantId } as never), ctx)) text += decoder.decode(piece.data);
+    for await (const piece of audit.handler.exportAuditEvents(create(ExportAuditEventsRequestSchema, { tenantId } as never), ctx))
+      text += decoder.decode(piece.data);
     return text;
   }
 
@@ -157,22 +187,57 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
     );
     await append(
       `doc-d1`,
-      [eventOf(DocumentQueuedSchema, { tenantId, corpusId: "c1", documentId: "d1", version: 1n, reason: QueueReason.REINDEX, filename: "a.txt" })],
+      [
+        eventOf(DocumentQueuedSchema, {
+          tenantId,
+          corpusId: "c1",
+          documentId: "d1",
+          version: 1n,
+          reason: QueueReason.REINDEX,
+          filename: "a.txt",
+        }),
+      ],
       { tenantId, actor: keyId },
     );
     await append(
       `auth-access-${tenantId}`,
-      [eventOf(RbacForbiddenSchema, { tenantId, keyId, role: Role.VIEWER, procedure: "/nexus.auth.v1.AuthService/SetPlan", reason: "RBAC_FORBIDDEN" })],
+      [
+        eventOf(RbacForbiddenSchema, {
+          tenantId,
+          keyId,
+          role: Role.VIEWER,
+          procedure: "/nexus.auth.v1.AuthService/SetPlan",
+          reason: "RBAC_FORBIDDEN",
+        }),
+      ],
       { tenantId, actor: keyId },
     );
     await append(
       `run-r1`,
-      [eventOf(RunStartedSchema, { tenantId, plan: Plan.PRO, requestId: "run-req-1", sessionId: "s1", corpusId: "c1", provider: "extractive" })],
+      [
+        eventOf(RunStartedSchema, {
+          tenantId,
+          plan: Plan.PRO,
+          requestId: "run-req-1",
+          sessionId: "s1",
+          corpusId: "c1",
+          provider: "extractive",
+        }),
+      ],
       { tenantId, actor: keyId },
     );
     await append(
       `quota-${tenantId}`,
-      [eventOf(QuotaSoftCapReachedSchema, { tenantId, period: Period.DAY, metric: QuotaMetric.RUNS, limit: 10, used: 8, softCapRatio: 0.8 })],
+      [
+        eventOf(QuotaSoftCapReachedSchema, {
+          tenantId,
+          period: Period.DAY,
+          metric: QuotaMetric.RUNS,
+          limit: 10,
+          used: 8,
+          softCapRatio: 0.8,
+        }),
+      ],
       { tenantId, actor: keyId },
     );
     await eventually("six entries", async () => (await entryCount(tenantId)) === 6);
@@ -196,15 +261,26 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
       requestId: "req-corpus",
       actor: { kind: ActorKind.TENANT, keyId, name: "ci deploy key", role: "admin" },
     });
-    expect(corpus.before).toEqual({ provider_config: { region: "eu", credentials: { api_key: "[REDACTED]", nested: [{ token: "[REDACTED]", keep: "yes" }] } } });
+    expect(corpus.before).toEqual({
+      provider_config: { region: "eu", credentials: { api_key: "[REDACTED]", nested: [{ token: "[REDACTED]", keep: "yes" }] } },
+    });
     expect(corpus.after).toEqual({ provider_config: { region: "us", password: "[REDACTED]", headers: { Authorization: "[REDACTED]" } } });
-    const stored = await db.query<{ raw: string }>("SELECT before::text || after::text AS raw FROM audit.entries WHERE tenant_id = $1", [tenantId]);
+    const stored = await db.query<{ raw: string }>("SELECT before::text || after::text AS raw FROM audit.entries WHERE tenant_id = $1", [
+      tenantId,
+    ]);
     expect(stored.rows.map((r) => r.raw ?? "").join("")).not.toMatch(/sk-live-abc|t0k3n|hunter2|zzzzzzzzzz/);
 
-    expect(events[2]).toMatchObject({ outcome: AuditOutcome.FAILURE, action: "nexus.auth.v1.AuthService/SetPlan", actor: { role: "viewer" } });
+    expect(events[2]).toMatchObject({
+      outcome: AuditOutcome.FAILURE,
+      action: "nexus.auth.v1.AuthService/SetPlan",
+      actor: { role: "viewer" },
+    });
     expect(events[2]!.metadata).toMatchObject({ reason: "RBAC_FORBIDDEN" });
     expect(events[1]).toMatchObject({ requestId: "run-req-1", resource: { type: "session", id: "s1" } });
-    expect(events[5]).toMatchObject({ actor: { kind: ActorKind.UNSPECIFIED, keyId: "key-platform" }, after: { name: "ci deploy key", role: "admin", kind: "tenant" } });
+    expect(events[5]).toMatchObject({
+      actor: { kind: ActorKind.UNSPECIFIED, keyId: "key-platform" },
+      after: { name: "ci deploy key", role: "admin", kind: "tenant" },
+    });
     // Chain links: each entry points at its predecessor's hash.
     for (let i = 0; i < events.length - 1; i++) expect(events[i]!.prevHash).toBe(events[i + 1]!.hash);
     expect(events[5]!.prevHash).toBe("0".repeat(64));
@@ -257,7 +333,10 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
 
   it("VerifyAuditChain finds an entry altered behind the trigger's back", async () => {
     const { tenantId } = await tenantWithHistory(4);
-    await tamper("UPDATE audit.entries SET metadata = jsonb_set(metadata, '{changed_fields}', '[\"nothing\"]') WHERE tenant_id = $1 AND sequence = 3", [tenantId]);
+    await tamper(
+      "UPDATE audit.entries SET metadata = jsonb_set(metadata, '{changed_fields}', '[\"nothing\"]') WHERE tenant_id = $1 AND sequence = 3",
+      [tenantId],
+    );
     const v = await audit.handler.verifyAuditChain(create(VerifyAuditChainRequestSchema, { tenantId } as never), platform);
     expect(v.ok).toBe(false);
     expect(v.firstBrokenLink).toMatchObject({ sequence: 3n, problem: "hash_mismatch" });
@@ -267,27 +346,42 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
   it("VerifyAuditChain finds a re-hashed entry by the broken link after it, and a deleted one by the gap", async () => {
     const rehashed = await tenantWithHistory(3);
     await tamper("UPDATE audit.entries SET hash = repeat('a', 64) WHERE tenant_id = $1 AND sequence = 2", [rehashed.tenantId]);
-    const v1 = await audit.handler.verifyAuditChain(create(VerifyAuditChainRequestSchema, { tenantId: rehashed.tenantId } as never), platform);
+    const v1 = await audit.handler.verifyAuditChain(
+      create(VerifyAuditChainRequestSchema, { tenantId: rehashed.tenantId } as never),
+      platform,
+    );
     expect(v1.firstBrokenLink).toMatchObject({ sequence: 2n, problem: "hash_mismatch" });
 
     const deleted = await tenantWithHistory(3);
     await tamper("DELETE FROM audit.entries WHERE tenant_id = $1 AND sequence = 3", [deleted.tenantId]);
-    const v2 = await audit.handler.verifyAuditChain(create(VerifyAuditChainRequestSchema, { tenantId: deleted.tenantId } as never), platform);
+    const v2 = await audit.handler.verifyAuditChain(
+      create(VerifyAuditChainRequestSchema, { tenantId: deleted.tenantId } as never),
+      platform,
+    );
     expect(v2).toMatchObject({ ok: false, firstBrokenLink: { sequence: 3n, problem: "sequence_gap" } });
   });
 
   it("exports CSV that round-trips exactly and re-verifies offline", async () => {
     const { tenantId, keyId } = await tenantWithHistory(2);
-    await append(`tenant-${tenantId}`, [eventOf(TenantSuspendedSchema, { tenantId, reason: 'unpaid, "final" notice\r\nsecond line' })], { tenantId, actor: "key-platform" });
+    await append(`tenant-${tenantId}`, [eventOf(TenantSuspendedSchema, { tenantId, reason: 'unpaid, "final" notice\r\nsecond line' })], {
+      tenantId,
+      actor: "key-platform",
+    });
     await eventually("four entries", async () => (await entryCount(tenantId)) === 4);
     const csv = await exportCsv(tenantId, admin(tenantId));
     expect(csv.startsWith("sequence,id,tenant_id,occurred_at,event_type,")).toBe(true);
     expect(csv.endsWith("\r\n")).toBe(true);
     const parsed = entriesFromCsv(csv, tenantId);
     const listed = (await listAll(tenantId)).reverse();
-    expect(parsed.map((e) => [e.sequence, e.id, e.hash, e.prevHash])).toEqual(listed.map((e) => [Number(e.sequence), e.id, e.hash, e.prevHash]));
+    expect(parsed.map((e) => [e.sequence, e.id, e.hash, e.prevHash])).toEqual(
+      listed.map((e) => [Number(e.sequence), e.id, e.hash, e.prevHash]),
+    );
     expect(parsed[3]!.metadata).toEqual({ reason: 'unpaid, "final" notice\r\nsecond line' });
-    expect(parsed[1]).toMatchObject({ eventType: "corpora.updated", actor: { keyId, name: "ci deploy key", role: "admin" }, before: { display_name: "old 0" } });
+    expect(parsed[1]).toMatchObject({
+      eventType: "corpora.updated",
+      actor: { keyId, name: "ci deploy key", role: "admin" },
+      before: { display_name: "old 0" },
+    });
     const verifier = new ChainVerifier();
     for (const e of parsed) expect(verifier.check(e)).toBeUndefined();
     expect(verifier.headHash).toBe(listed[3]!.hash);
@@ -299,10 +393,14 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
 
   it("lists with filters and cursors bound to their filter", async () => {
     const { tenantId, keyId } = await tenantWithHistory(5);
-    await append(`auth-access-${tenantId}`, [eventOf(RbacForbiddenSchema, { tenantId, keyId, role: Role.EDITOR, procedure: "/x.Y/Z", reason: "RBAC_FORBIDDEN" })], {
-      tenantId,
-      actor: keyId,
-    });
+    await append(
+      `auth-access-${tenantId}`,
+      [eventOf(RbacForbiddenSchema, { tenantId, keyId, role: Role.EDITOR, procedure: "/x.Y/Z", reason: "RBAC_FORBIDDEN" })],
+      {
+        tenantId,
+        actor: keyId,
+      },
+    );
     await eventually("seven entries", async () => (await entryCount(tenantId)) === 7);
     const corpora = await listAll(tenantId, { eventTypes: ["corpora.updated"] });
     expect(corpora).toHaveLength(5);
@@ -313,37 +411,80 @@ describeWithPostgresAndNats("audit trail (PostgreSQL + NATS)", () => {
     const future = await listAll(tenantId, { startTime: { seconds: BigInt(Math.floor(Date.now() / 1000) + 3600), nanos: 0 } });
     expect(future).toHaveLength(0);
 
-    const first = await audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, { tenantId, filter: { eventTypes: ["corpora.updated"] }, pageSize: 2, pageToken: "" } as never), platform);
+    const first = await audit.handler.listAuditEvents(
+      create(ListAuditEventsRequestSchema, { tenantId, filter: { eventTypes: ["corpora.updated"] }, pageSize: 2, pageToken: "" } as never),
+      platform,
+    );
     expect(first.nextPageToken).not.toBe("");
-    const err = await refusal(audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, { tenantId, filter: {}, pageSize: 2, pageToken: first.nextPageToken } as never), platform));
+    const err = await refusal(
+      audit.handler.listAuditEvents(
+        create(ListAuditEventsRequestSchema, { tenantId, filter: {}, pageSize: 2, pageToken: first.nextPageToken } as never),
+        platform,
+      ),
+    );
     expect(errorReason(err)).toBe("INVALID_CURSOR");
-    const junk = await refusal(audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, { tenantId, pageSize: 2, pageToken: "not-a-token" } as never), platform));
+    const junk = await refusal(
+      audit.handler.listAuditEvents(
+        create(ListAuditEventsRequestSchema, { tenantId, pageSize: 2, pageToken: "not-a-token" } as never),
+        platform,
+      ),
+    );
     expect(errorReason(junk)).toBe("INVALID_CURSOR");
   });
 
   it("is for tenant admins with the audit entitlement and platform operators only", async () => {
     const { tenantId } = await tenantWithHistory();
-    expect((await audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, {} as never), admin(tenantId))).events).toHaveLength(1);
-    expect((await audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, {} as never), admin(tenantId, "pro", "owner"))).events).toHaveLength(1);
-    const viewer = await refusal(audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, {} as never), admin(tenantId, "pro", "viewer")));
+    expect((await audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, {} as never), admin(tenantId))).events).toHaveLength(
+      1,
+    );
+    expect(
+      (await audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, {} as never), admin(tenantId, "pro", "owner"))).events,
+    ).toHaveLength(1);
+    const viewer = await refusal(
+      audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, {} as never), admin(tenantId, "pro", "viewer")),
+    );
     expect(errorReason(viewer)).toBe("RBAC_FORBIDDEN");
     const free = await refusal(audit.handler.verifyAuditChain(create(VerifyAuditChainRequestSchema, {} as never), admin(tenantId, "free")));
     expect(errorReason(free)).toBe("FEATURE_NOT_ENABLED");
-    const other = await refusal(audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, { tenantId: uniqueTenant() } as never), admin(tenantId)));
+    const other = await refusal(
+      audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, { tenantId: uniqueTenant() } as never), admin(tenantId)),
+    );
     expect(errorReason(other)).toBe("TENANT_MISMATCH");
-    const none = await refusal(audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, {} as never), contextFor(undefined, AuditService)));
+    const none = await refusal(
+      audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, {} as never), contextFor(undefined, AuditService)),
+    );
     expect(none.code).toBe(Code.Unauthenticated);
   });
 
   it("keeps installation-wide entries (anonymous access failures) in their own chain for platform operators", async () => {
-    const [denied] = await append("auth-access", [eventOf(AccessDeniedSchema, { reason: "AUTH_UNAUTHORIZED", procedure: "/nexus.audit.v1.AuditService/ListAuditEvents", peerAddress: "10.0.0.9" })], {
-      actor: "anonymous",
-    });
+    const [denied] = await append(
+      "auth-access",
+      [
+        eventOf(AccessDeniedSchema, {
+          reason: "AUTH_UNAUTHORIZED",
+          procedure: "/nexus.audit.v1.AuditService/ListAuditEvents",
+          peerAddress: "10.0.0.9",
+        }),
+      ],
+      {
+        actor: "anonymous",
+      },
+    );
     await eventually("the access failure", () => processed(denied!.eventId));
-    const page = await audit.handler.listAuditEvents(create(ListAuditEventsRequestSchema, { tenantId: "", filter: { eventTypes: ["auth.access.failure"] } } as never), platform);
+    const page = await audit.handler.listAuditEvents(
+      create(ListAuditEventsRequestSchema, { tenantId: "", filter: { eventTypes: ["auth.access.failure"] } } as never),
+      platform,
+    );
     const entry = page.events.find((e) => e.sourceEventId === denied!.eventId);
-    expect(entry).toMatchObject({ tenantId: "", outcome: AuditOutcome.FAILURE, actor: { kind: ActorKind.ANONYMOUS }, action: "nexus.audit.v1.AuditService/ListAuditEvents" });
+    expect(entry).toMatchObject({
+      tenantId: "",
+      outcome: AuditOutcome.FAILURE,
+      actor: { kind: ActorKind.ANONYMOUS },
+      action: "nexus.audit.v1.AuditService/ListAuditEvents",
+    });
     expect(entry?.metadata).toMatchObject({ reason: "AUTH_UNAUTHORIZED", peer_address: "10.0.0.9" });
-    expect((await audit.handler.verifyAuditChain(create(VerifyAuditChainRequestSchema, { tenantId: "" } as never), platform)).ok).toBe(true);
+    expect((await audit.handler.verifyAuditChain(create(VerifyAuditChainRequestSchema, { tenantId: "" } as never), platform)).ok).toBe(
+      true,
+    );
   });
 });

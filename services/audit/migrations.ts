@@ -1,6 +1,5 @@
-import type { SchemaMigrations } from "../kernel/service/index.js";
-import type { Database } from "../kernel/db/ports.js";
 import type { Migration } from "../kernel/db/migrate.js";
+import type { SchemaMigrations } from "../kernel/service/index.js";
 
 /** The audit log's schema. */
 export const AUDIT_SCHEMA = "audit";

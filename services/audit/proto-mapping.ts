@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ActorKind, AuditEventSchema, AuditOutcome, type AuditEvent } from "../../gen/nexus/audit/v1/audit_event_pb.js";
+import { ActorKind, type AuditEvent, AuditEventSchema, AuditOutcome } from "../../gen/nexus/audit/v1/audit_event_pb.js";
 import type { AuditEventFilter } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import type { AuditEntry, ActorKind as Kind } from "./domain/audit-entry.js";
 import type { AuditQuery } from "./ports.js";
@@ -52,5 +52,14 @@ export function queryOf(tenantId: string, f: AuditEventFilter | undefined): Audi
 
 /** A stable string of a query (page tokens are bound to it). */
 export function queryBinding(q: AuditQuery): string {
-  return JSON.stringify([q.tenantId, [...q.eventTypes].sort(), q.actorKeyId, q.outcome, q.from?.toISOString(), q.to?.toISOString(), q.resourceType, q.resourceId]);
+  return JSON.stringify([
+    q.tenantId,
+    [...q.eventTypes].sort(),
+    q.actorKeyId,
+    q.outcome,
+    q.from?.toISOString(),
+    q.to?.toISOString(),
+    q.resourceType,
+    q.resourceId,
+  ]);
 }

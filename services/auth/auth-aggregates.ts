@@ -1,9 +1,9 @@
+import { authorizationRefusal } from "../kernel/authz/refusal.js";
 import type { Aggregate } from "../kernel/commands/index.js";
 import type { Principal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
-import { authorizationRefusal } from "../kernel/authz/refusal.js";
 import { apiKeyEventToNew, tenantEventToNew } from "./auth-events.js";
-import { decideApiKey, evolveApiKey, type ApiKey, type ApiKeyCommand, type ApiKeyEvent } from "./domain/api-key.js";
+import { type ApiKey, type ApiKeyCommand, type ApiKeyEvent, decideApiKey, evolveApiKey } from "./domain/api-key.js";
 import type { Decision } from "./domain/decision.js";
 import { mayManageKey } from "./domain/key-policy.js";
 import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";

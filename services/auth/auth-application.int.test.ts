@@ -8,8 +8,8 @@ import { errorReason } from "../kernel/errors.js";
 import { readStream } from "../kernel/events/event-store.js";
 import { migratePlatform } from "../kernel/events/platform-migrations.js";
 import { migrateService } from "../kernel/service/index.js";
-import type { AuthApplication } from "./auth-application.js";
 import { apiKeyStreamId, tenantStreamId } from "./auth-aggregates.js";
+import type { AuthApplication } from "./auth-application.js";
 import { DEFAULT_AUTH_SETTINGS } from "./auth-settings.js";
 import { createAuthApplication } from "./create-auth-application.js";
 import { authService } from "./server.js";
@@ -56,7 +56,13 @@ describeWithPostgres("auth on the kernel command helper (PostgreSQL)", () => {
 
   it("Given one key, When it is rotated twice at once, Then one rotation wins and only one successor exists", async () => {
     const tenant = await app.createTenant(operator, { slug: "rotate-race", displayName: "Race", plan: "pro" });
-    const { key } = await app.createApiKey(operator, { tenantId: tenant.id, name: "ci", role: "admin", expiresAt: undefined, platformKey: false });
+    const { key } = await app.createApiKey(operator, {
+      tenantId: tenant.id,
+      name: "ci",
+      role: "admin",
+      expiresAt: undefined,
+      platformKey: false,
+    });
     const results = await Promise.allSettled([
       app.rotateApiKey(operator, key.id, { graceMs: 60_000, expiresAt: undefined }),
       app.rotateApiKey(operator, key.id, { graceMs: 60_000, expiresAt: undefined }),
@@ -76,16 +82,26 @@ describeWithPostgres("auth on the kernel command helper (PostgreSQL)", () => {
 
   it("Given a taken slug, When another tenant is created with it, Then ALREADY_EXISTS and no event for the new tenant", async () => {
     await app.createTenant(operator, { slug: "taken", displayName: "First", plan: "free" });
-    const before = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events WHERE type = 'nexus.events.v1.TenantCreated'")).rows[0]?.n;
+    const before = (
+      await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events WHERE type = 'nexus.events.v1.TenantCreated'")
+    ).rows[0]?.n;
     const err = await app.createTenant(operator, { slug: "taken", displayName: "Second", plan: "free" }).catch((e: unknown) => e);
     expect(errorReason(err)).toBe("ALREADY_EXISTS");
-    const after = (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events WHERE type = 'nexus.events.v1.TenantCreated'")).rows[0]?.n;
+    const after = (
+      await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events WHERE type = 'nexus.events.v1.TenantCreated'")
+    ).rows[0]?.n;
     expect(after).toBe(before);
   });
 
   it("refuses a tenant key managing an owner key through the key policy, before anything is written", async () => {
     const tenant = await app.createTenant(operator, { slug: "policy", displayName: "Policy", plan: "pro" });
-    const { key: owner } = await app.createApiKey(operator, { tenantId: tenant.id, name: "owner", role: "owner", expiresAt: undefined, platformKey: false });
+    const { key: owner } = await app.createApiKey(operator, {
+      tenantId: tenant.id,
+      name: "owner",
+      role: "owner",
+      expiresAt: undefined,
+      platformKey: false,
+    });
     const admin: Principal = {
       kind: "tenant",
       keyId: "admin_key",

@@ -1,22 +1,22 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import type { Logger } from "pino";
-import type { PlanName, Principal, TenantRole } from "../kernel/context.js";
-import { domainError, isReason } from "../kernel/errors.js";
 import type { AccessFailureReason, AccessRecorder } from "../kernel/authz/access-recorder.js";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
-import { requirePlatformPrincipal, tenantScope } from "../kernel/authz/tenant-scope.js";
 import type { AuthenticatorResult, PresentationContext } from "../kernel/authz/authenticator.js";
+import type { EntitlementOverrides } from "../kernel/authz/plans.js";
+import { requirePlatformPrincipal, tenantScope } from "../kernel/authz/tenant-scope.js";
 import { executeInTransaction } from "../kernel/commands/index.js";
+import type { PlanName, Principal, TenantRole } from "../kernel/context.js";
+import { domainError, isReason } from "../kernel/errors.js";
 import type { EventMetadata } from "../kernel/events/ports.js";
-import { apiKeyAggregate, decided, managedBy, tenantAggregate, type ApiKeyAggregate, type TenantAggregate } from "./auth-aggregates.js";
+import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
+import { type ApiKeyAggregate, apiKeyAggregate, decided, managedBy, type TenantAggregate, tenantAggregate } from "./auth-aggregates.js";
 import type { AuthSettings } from "./auth-settings.js";
-import { keyStatus, type ApiKey, type ApiKeyCommand, type KeyStatus } from "./domain/api-key.js";
-import { generateApiKey, parseApiKey, type GeneratedKey } from "./domain/api-key-secret.js";
+import { type ApiKey, type ApiKeyCommand, type KeyStatus, keyStatus } from "./domain/api-key.js";
+import { type GeneratedKey, generateApiKey, parseApiKey } from "./domain/api-key-secret.js";
 import { authenticateKey } from "./domain/authentication.js";
 import { mayGrantRole, maySeeKey } from "./domain/key-policy.js";
-import type { EntitlementOverrides } from "../kernel/authz/plans.js";
 import type { Tenant, TenantCommand } from "./domain/tenant.js";
-import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
 import type { AuthStore, AuthTransaction } from "./ports.js";
 
 /** Page tokens of ListTenants and ListApiKeys: the last row's (created_at, id), bound to the filters. */
@@ -95,15 +95,23 @@ export class AuthApplication {
   async createTenant(actor: Principal | "bootstrap", input: { slug: string; displayName: string; plan: PlanName }): Promise<Tenant> {
     const tenantId = randomUUID();
     return this.store.transaction((tx) =>
-      this.runTenant(tx, tenantId, actor, { type: "CreateTenant", tenantId, slug: input.slug, displayName: input.displayName, plan: input.plan, now: this.clock() }),
+      this.runTenant(tx, tenantId, actor, {
+        type: "CreateTenant",
+        tenantId,
+        slug: input.slug,
+        displayName: input.displayName,
+        plan: input.plan,
+        now: this.clock(),
+      }),
     );
   }
 
   /** Reads a tenant by id or slug; a tenant principal sees only its own (others: NOT_FOUND). */
   async getTenant(actor: Principal, selector: { tenantId: string } | { slug: string }): Promise<Tenant> {
-    const tenant = "tenantId" in selector
-      ? await this.store.getTenant(tenantScope(actor, selector.tenantId))
-      : await this.store.getTenantBySlug(selector.slug);
+    const tenant =
+      "tenantId" in selector
+        ? await this.store.getTenant(tenantScope(actor, selector.tenantId))
+        : await this.store.getTenantBySlug(selector.slug);
     if (tenant === undefined || (actor.kind === "tenant" && tenant.id !== actor.tenantId)) {
       throw domainError("NOT_FOUND", "tenant not found");
     }
@@ -123,7 +131,10 @@ export class AuthApplication {
     });
     const items = rows.slice(0, pageSize);
     const last = items[items.length - 1];
-    return { items, nextPageToken: rows.length > pageSize && last ? listTokens.encode({ createdAt: last.createdAt, id: last.id }, filters) : "" };
+    return {
+      items,
+      nextPageToken: rows.length > pageSize && last ? listTokens.encode({ createdAt: last.createdAt, id: last.id }, filters) : "",
+    };
   }
 
   /** Suspends a tenant: its keys stop working at once across the mesh. Idempotent. */
@@ -181,7 +192,11 @@ export class AuthApplication {
     input: { tenantId: string; name: string; role: TenantRole | undefined; expiresAt: Date | undefined; platformKey: boolean },
   ): Promise<IssuedKey> {
     if (input.platformKey) {
-      return this.issuePlatformKey(requirePlatformPrincipal(actor, "only platform operators can create platform keys"), input.name, input.expiresAt);
+      return this.issuePlatformKey(
+        requirePlatformPrincipal(actor, "only platform operators can create platform keys"),
+        input.name,
+        input.expiresAt,
+      );
     }
     if (input.role === undefined) throw domainError("INVALID_ARGUMENT", "tenant keys need a role", { field: "role" });
     const role = input.role;
@@ -196,22 +211,27 @@ export class AuthApplication {
       const limit = tenant.overrides.maxActiveApiKeys ?? this.settings.maxActiveKeysPerTenant;
       const active = await tx.countActiveKeys(tenantId, now);
       if (active >= limit) {
-        throw domainError(
-          "KEY_LIMIT_REACHED",
-          `the tenant already holds ${active} active API keys, its limit; revoke one first`,
-          { limit, active, tenant_id: tenantId },
-        );
+        throw domainError("KEY_LIMIT_REACHED", `the tenant already holds ${active} active API keys, its limit; revoke one first`, {
+          limit,
+          active,
+          tenant_id: tenantId,
+        });
       }
-      return this.runApiKey(tx, generated.keyId, actor, issueCommand(generated, {
-        kind: "tenant",
-        tenantId,
-        name: input.name,
-        role,
-        expiresAt: input.expiresAt,
-        predecessorKeyId: "",
-        createdByKeyId: actor.keyId,
-        now,
-      }));
+      return this.runApiKey(
+        tx,
+        generated.keyId,
+        actor,
+        issueCommand(generated, {
+          kind: "tenant",
+          tenantId,
+          name: input.name,
+          role,
+          expiresAt: input.expiresAt,
+          predecessorKeyId: "",
+          createdByKeyId: actor.keyId,
+          now,
+        }),
+      );
     });
     return { key, plaintext: generated.plaintext };
   }
@@ -223,16 +243,21 @@ export class AuthApplication {
   async issuePlatformKey(actor: Principal | "bootstrap", name: string, expiresAt: Date | undefined): Promise<IssuedKey> {
     const generated = generateApiKey();
     const key = await this.store.transaction((tx) =>
-      this.runApiKey(tx, generated.keyId, actor, issueCommand(generated, {
-        kind: "platform",
-        tenantId: "",
-        name,
-        role: undefined,
-        expiresAt,
-        predecessorKeyId: "",
-        createdByKeyId: typeof actor === "string" ? "" : actor.keyId,
-        now: this.clock(),
-      })),
+      this.runApiKey(
+        tx,
+        generated.keyId,
+        actor,
+        issueCommand(generated, {
+          kind: "platform",
+          tenantId: "",
+          name,
+          role: undefined,
+          expiresAt,
+          predecessorKeyId: "",
+          createdByKeyId: typeof actor === "string" ? "" : actor.keyId,
+          now: this.clock(),
+        }),
+      ),
     );
     return { key, plaintext: generated.plaintext };
   }
@@ -263,7 +288,10 @@ export class AuthApplication {
     });
     const items = rows.slice(0, pageSize);
     const last = items[items.length - 1];
-    return { items, nextPageToken: rows.length > pageSize && last ? listTokens.encode({ createdAt: last.createdAt, id: last.id }, filters) : "" };
+    return {
+      items,
+      nextPageToken: rows.length > pageSize && last ? listTokens.encode({ createdAt: last.createdAt, id: last.id }, filters) : "",
+    };
   }
 
   /** Reads one key; another tenant's key (or a platform key, for tenant principals) is NOT_FOUND. */
@@ -286,7 +314,12 @@ export class AuthApplication {
   /** Changes a tenant key's role (at most the caller's own role). */
   async setApiKeyRole(actor: Principal, keyId: string, role: TenantRole): Promise<ApiKey> {
     decided(mayGrantRole(actor, role));
-    return this.manageKey(actor, keyId, () => ({ type: "ChangeApiKeyRole", role, inactivityMs: this.settings.inactivityMs, now: this.clock() }));
+    return this.manageKey(actor, keyId, () => ({
+      type: "ChangeApiKeyRole",
+      role,
+      inactivityMs: this.settings.inactivityMs,
+      now: this.clock(),
+    }));
   }
 
   /**
@@ -314,16 +347,21 @@ export class AuthApplication {
       // managedBy refused a missing key, so there is a state.
       const previous = rotated.state as ApiKey;
       const keepsExpiry = previous.expiresAt !== undefined && previous.expiresAt > now ? previous.expiresAt : undefined;
-      const successor = await this.runApiKey(tx, generated.keyId, actor, issueCommand(generated, {
-        kind: previous.kind,
-        tenantId: previous.tenantId,
-        name: previous.name,
-        role: previous.role,
-        expiresAt: input.expiresAt ?? keepsExpiry,
-        predecessorKeyId: previous.id,
-        createdByKeyId: actor.keyId,
-        now,
-      }));
+      const successor = await this.runApiKey(
+        tx,
+        generated.keyId,
+        actor,
+        issueCommand(generated, {
+          kind: previous.kind,
+          tenantId: previous.tenantId,
+          name: previous.name,
+          role: previous.role,
+          expiresAt: input.expiresAt ?? keepsExpiry,
+          predecessorKeyId: previous.id,
+          createdByKeyId: actor.keyId,
+          now,
+        }),
+      );
       return { successor: { key: successor, plaintext: generated.plaintext }, previous };
     });
     invalidateInProcess({ keyIds: [keyId] });
@@ -342,9 +380,15 @@ export class AuthApplication {
     for (const keyId of due) {
       try {
         const changed = await this.store.transaction(async (tx) => {
-          const { events } = await executeInTransaction(tx.tx, this.apiKeys, keyId, { type: "EndRotationGrace", now }, {
-            metadata: actorMetadata("system"),
-          });
+          const { events } = await executeInTransaction(
+            tx.tx,
+            this.apiKeys,
+            keyId,
+            { type: "EndRotationGrace", now },
+            {
+              metadata: actorMetadata("system"),
+            },
+          );
           return events.length > 0;
         });
         if (changed) {

@@ -1,7 +1,7 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { PrincipalKind } from "../../gen/nexus/auth/v1/api_key_pb.js";
-import { EntitlementOverridesSchema, type EntitlementOverrides as EntitlementOverridesMessage } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { type EntitlementOverrides as EntitlementOverridesMessage, EntitlementOverridesSchema } from "../../gen/nexus/auth/v1/tenant_pb.js";
 import {
   ApiKeyIssuedSchema,
   ApiKeyReactivatedSchema,
@@ -17,11 +17,11 @@ import {
 } from "../../gen/nexus/events/v1/auth_events_pb.js";
 import { roleToProto } from "../kernel/authz/access-recorder.js";
 import "../kernel/authz/auth-event-topics.js";
+import type { EntitlementOverrides } from "../kernel/authz/plans.js";
 import { planToProto } from "../kernel/authz/principal-proto.js";
 import type { EventMetadata, NewEvent } from "../kernel/events/ports.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";
 import type { ApiKeyEvent } from "./domain/api-key.js";
-import type { EntitlementOverrides } from "../kernel/authz/plans.js";
 import type { TenantEvent } from "./domain/tenant.js";
 
 /**
@@ -49,13 +49,21 @@ export function tenantEventToNew(e: TenantEvent, metadata: EventMetadata): NewEv
   const meta = { metadata: { ...metadata, tenantId: e.tenantId } };
   switch (e.type) {
     case "TenantCreated":
-      return eventOf(TenantCreatedSchema, { tenantId: e.tenantId, slug: e.slug, displayName: e.displayName, plan: planToProto(e.plan) }, meta);
+      return eventOf(
+        TenantCreatedSchema,
+        { tenantId: e.tenantId, slug: e.slug, displayName: e.displayName, plan: planToProto(e.plan) },
+        meta,
+      );
     case "TenantSuspended":
       return eventOf(TenantSuspendedSchema, { tenantId: e.tenantId, reason: e.reason, suspendedAt: timestampFromDate(e.at) }, meta);
     case "TenantResumed":
       return eventOf(TenantResumedSchema, { tenantId: e.tenantId }, meta);
     case "PlanChanged":
-      return eventOf(PlanChangedSchema, { tenantId: e.tenantId, previousPlan: planToProto(e.previousPlan), plan: planToProto(e.plan) }, meta);
+      return eventOf(
+        PlanChangedSchema,
+        { tenantId: e.tenantId, previousPlan: planToProto(e.previousPlan), plan: planToProto(e.plan) },
+        meta,
+      );
     case "EntitlementOverridesChanged":
       return eventOf(
         EntitlementOverridesChangedSchema,
@@ -100,7 +108,11 @@ export function apiKeyEventToNew(e: ApiKeyEvent, metadata: EventMetadata): NewEv
         meta,
       );
     case "ApiKeyRevoked":
-      return eventOf(ApiKeyRevokedSchema, { tenantId: e.tenantId, keyId: e.keyId, revokedAt: timestampFromDate(e.revokedAt), reason: e.reason }, meta);
+      return eventOf(
+        ApiKeyRevokedSchema,
+        { tenantId: e.tenantId, keyId: e.keyId, revokedAt: timestampFromDate(e.revokedAt), reason: e.reason },
+        meta,
+      );
     case "ApiKeyRoleChanged":
       return eventOf(
         ApiKeyRoleChangedSchema,

@@ -31,10 +31,16 @@ export async function installConfiguredPlatformKey(
   if (id === undefined && hex === undefined) return "none";
   if (id === undefined || hex === undefined) {
     const missing = id === undefined ? "NEXUS_BOOTSTRAP_KEY_ID" : "NEXUS_BOOTSTRAP_KEY_SHA256";
-    throw new ConfigError([{ variable: missing, message: `${missing} must be set together with ${id === undefined ? "NEXUS_BOOTSTRAP_KEY_SHA256" : "NEXUS_BOOTSTRAP_KEY_ID"}` }]);
+    throw new ConfigError([
+      {
+        variable: missing,
+        message: `${missing} must be set together with ${id === undefined ? "NEXUS_BOOTSTRAP_KEY_SHA256" : "NEXUS_BOOTSTRAP_KEY_ID"}`,
+      },
+    ]);
   }
   const digest = parseDigestHex(hex);
-  if (digest === undefined) throw new ConfigError([{ variable: "NEXUS_BOOTSTRAP_KEY_SHA256", message: "NEXUS_BOOTSTRAP_KEY_SHA256 is not a hex SHA-256 digest" }]);
+  if (digest === undefined)
+    throw new ConfigError([{ variable: "NEXUS_BOOTSTRAP_KEY_SHA256", message: "NEXUS_BOOTSTRAP_KEY_SHA256 is not a hex SHA-256 digest" }]);
   return app.ensureConfiguredPlatformKey(id, digest);
 }
 

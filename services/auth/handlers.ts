@@ -11,8 +11,8 @@ import {
   type UpdateTenantRequest,
 } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { TenantStatus } from "../../gen/nexus/auth/v1/tenant_pb.js";
-import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER } from "../kernel/authz/authenticator.js";
 import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
+import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER } from "../kernel/authz/authenticator.js";
 import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import { domainError } from "../kernel/errors.js";
@@ -44,11 +44,18 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
   constructor(private readonly app: AuthApplication) {}
 
   async createTenant(req: { slug: string; displayName: string; plan: number }, ctx: HandlerContext) {
-    const tenant = await this.app.createTenant(principalOf(ctx), { slug: req.slug, displayName: req.displayName, plan: requiredPlan(req.plan) });
+    const tenant = await this.app.createTenant(principalOf(ctx), {
+      slug: req.slug,
+      displayName: req.displayName,
+      plan: requiredPlan(req.plan),
+    });
     return { tenant: tenantToMessage(tenant) };
   }
 
-  async getTenant(req: { selector: { case: "tenantId" | "slug"; value: string } | { case: undefined; value?: undefined } }, ctx: HandlerContext) {
+  async getTenant(
+    req: { selector: { case: "tenantId" | "slug"; value: string } | { case: undefined; value?: undefined } },
+    ctx: HandlerContext,
+  ) {
     const s = req.selector;
     if (s.case === undefined) throw domainError("INVALID_ARGUMENT", "give tenant_id or slug", { field: "selector" });
     const tenant = await this.app.getTenant(principalOf(ctx), s.case === "tenantId" ? { tenantId: s.value } : { slug: s.value });
@@ -125,9 +132,7 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
   }
 
   async rotateApiKey(req: RotateApiKeyRequest, ctx: HandlerContext) {
-    const graceMs = req.gracePeriod
-      ? Number(req.gracePeriod.seconds) * 1000 + Math.floor(req.gracePeriod.nanos / 1_000_000)
-      : undefined;
+    const graceMs = req.gracePeriod ? Number(req.gracePeriod.seconds) * 1000 + Math.floor(req.gracePeriod.nanos / 1_000_000) : undefined;
     const { successor, previous } = await this.app.rotateApiKey(principalOf(ctx), req.keyId, {
       graceMs,
       expiresAt: req.expiresAt ? timestampDate(req.expiresAt) : undefined,

@@ -1,13 +1,13 @@
 import type { Logger } from "pino";
+import type { Authenticator } from "../kernel/authz/authenticator.js";
+import { type MeshAuthz, startMeshAuthz } from "../kernel/authz/mesh-authz.js";
+import { createRemoteAuthenticator } from "../kernel/authz/remote-authenticator.js";
 import type { NexusConfig } from "../kernel/config.js";
 import type { Database } from "../kernel/db/ports.js";
 import type { EventBus } from "../kernel/events/ports.js";
-import type { Authenticator } from "../kernel/authz/authenticator.js";
-import { startMeshAuthz, type MeshAuthz } from "../kernel/authz/mesh-authz.js";
-import { createRemoteAuthenticator } from "../kernel/authz/remote-authenticator.js";
 import type { Peers } from "../kernel/service/index.js";
-import { installConfiguredPlatformKey } from "./bootstrap.js";
 import { authSettingsFromConfig } from "./auth-settings.js";
+import { installConfiguredPlatformKey } from "./bootstrap.js";
 import { createAuthApplication } from "./create-auth-application.js";
 
 /** Options of {@link startMeshSecurity}. */
@@ -32,7 +32,12 @@ export async function startMeshSecurity(options: MeshSecurityOptions): Promise<M
   const { config, db, logger } = options;
   let authenticator: Authenticator;
   if (options.hostsAuth) {
-    const app = createAuthApplication({ db, logger: logger.child({ component: "authn" }), clock: options.clock, settings: authSettingsFromConfig(config) });
+    const app = createAuthApplication({
+      db,
+      logger: logger.child({ component: "authn" }),
+      clock: options.clock,
+      settings: authSettingsFromConfig(config),
+    });
     const installed = await installConfiguredPlatformKey(app, config);
     if (installed === "created") logger.info({ key_id: config.bootstrapKeyId }, "installed the configured bootstrap platform key");
     authenticator = { authenticate: (key, context) => app.authenticate(key, context) };

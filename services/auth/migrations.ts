@@ -1,7 +1,5 @@
-import type { SchemaMigrations } from "../kernel/service/index.js";
-import type { Database } from "../kernel/db/ports.js";
 import type { Migration } from "../kernel/db/migrate.js";
-import type { Logger } from "pino";
+import type { SchemaMigrations } from "../kernel/service/index.js";
 
 /** The auth service's own schema. */
 export const AUTH_SCHEMA = "auth";

@@ -1,22 +1,22 @@
+import type { JsonObject } from "@bufbuild/protobuf";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ApiKeySchema, ApiKeyStatus, PrincipalKind, type ApiKey as ApiKeyMessage } from "../../gen/nexus/auth/v1/api_key_pb.js";
+import { type ApiKey as ApiKeyMessage, ApiKeySchema, ApiKeyStatus, PrincipalKind } from "../../gen/nexus/auth/v1/api_key_pb.js";
 import {
+  type EntitlementOverrides as EntitlementOverridesMessage,
   EntitlementSource,
+  type Entitlements as EntitlementsMessage,
   EntitlementsSchema,
+  type Tenant as TenantMessage,
   TenantSchema,
   TenantStatus,
-  type Entitlements as EntitlementsMessage,
-  type Tenant as TenantMessage,
-  type EntitlementOverrides as EntitlementOverridesMessage,
 } from "../../gen/nexus/auth/v1/tenant_pb.js";
-import type { JsonObject } from "@bufbuild/protobuf";
 import { roleToProto } from "../kernel/authz/access-recorder.js";
+import { type EffectiveEntitlements, type EntitlementOverrides, effectiveEntitlements } from "../kernel/authz/plans.js";
 import { planToProto } from "../kernel/authz/principal-proto.js";
 import { overridesToProto } from "./auth-events.js";
 import type { ApiKey, KeyStatus } from "./domain/api-key.js";
 import { displayPrefixOf } from "./domain/api-key-secret.js";
-import { effectiveEntitlements, type EffectiveEntitlements, type EntitlementOverrides } from "../kernel/authz/plans.js";
 import type { Tenant } from "./domain/tenant.js";
 
 /** Domain ↔ API message conversions of the auth service. */
@@ -45,7 +45,9 @@ export function entitlementsToMessage(e: EffectiveEntitlements): EntitlementsMes
     })),
     // Requests cannot carry more than 2^53−1 (kernel validation), but an allowance stored
     // before that rule (2^64−1 read back as 1.8e19) must still be readable: saturate, never throw.
-    ...(e.monthlyRunAllowance !== undefined ? { monthlyRunAllowance: BigInt(Math.min(e.monthlyRunAllowance, Number.MAX_SAFE_INTEGER)) } : {}),
+    ...(e.monthlyRunAllowance !== undefined
+      ? { monthlyRunAllowance: BigInt(Math.min(e.monthlyRunAllowance, Number.MAX_SAFE_INTEGER)) }
+      : {}),
     ...(e.maxActiveApiKeys !== undefined ? { maxActiveApiKeys: e.maxActiveApiKeys } : {}),
   });
 }

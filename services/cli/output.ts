@@ -1,4 +1,4 @@
-import { ConnectError } from "@connectrpc/connect";
+import type { ConnectError } from "@connectrpc/connect";
 import { errorMetadata, errorReason } from "../kernel/errors.js";
 
 /** "permission_denied FEATURE_NOT_ENABLED: … (feature=…)" — an error as a person reads it. */
@@ -33,7 +33,11 @@ const codeNames: Record<number, string> = {
 /** Prints rows as an aligned table with a header line. */
 export function printTable(headers: string[], rows: string[][]): void {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
   console.log(line(headers));
   for (const r of rows) console.log(line(r));
 }

@@ -7,7 +7,7 @@ import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { retryInterceptor, type RetryPolicy } from "./retry.js";
+import { type RetryPolicy, retryInterceptor } from "./retry.js";
 
 /** Options of {@link createNexusClient}. */
 export interface NexusClientOptions {

@@ -1,5 +1,6 @@
 /** The Nexus TypeScript SDK. */
-export { createNexusClient, DEFAULT_NEXUS_URL } from "./create-nexus-client.js";
+
 export type { NexusClient, NexusClientOptions } from "./create-nexus-client.js";
-export { isRetryable, retryDelayOf, retryInterceptor, withIdempotencyKey, withRetry } from "./retry.js";
+export { createNexusClient, DEFAULT_NEXUS_URL } from "./create-nexus-client.js";
 export type { RetryPolicy } from "./retry.js";
+export { isRetryable, retryDelayOf, retryInterceptor, withIdempotencyKey, withRetry } from "./retry.js";

@@ -16,7 +16,14 @@ export interface RetryPolicy {
  * limits, a full replica, a failover's write freeze, an idempotent duplicate still running, the
  * rate limiter unreachable (closed mode).
  */
-const REFUSED_BEFORE_WORK = new Set(["RATE_LIMITED", "SERVICE_BUSY", "WRITE_FROZEN", "IDEMPOTENCY_IN_PROGRESS", "RATE_LIMIT_UNAVAILABLE", "SERVICE_DRAINING"]);
+const REFUSED_BEFORE_WORK = new Set([
+  "RATE_LIMITED",
+  "SERVICE_BUSY",
+  "WRITE_FROZEN",
+  "IDEMPOTENCY_IN_PROGRESS",
+  "RATE_LIMIT_UNAVAILABLE",
+  "SERVICE_DRAINING",
+]);
 
 /** The server's ErrorInfo reason of an error, if any. */
 function reasonOf(err: ConnectError): string | undefined {

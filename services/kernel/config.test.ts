@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { CONFIG_VARIABLES, ConfigError, SERVICE_NAMES, configVariablesMarkdown, loadConfig } from "./config.js";
+import { CONFIG_VARIABLES, ConfigError, configVariablesMarkdown, loadConfig, SERVICE_NAMES } from "./config.js";
 
 function configError(env: Record<string, string>): ConfigError {
   try {

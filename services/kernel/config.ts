@@ -20,11 +20,7 @@ export class ConfigError extends Error {
 
   constructor(problems: ConfigProblem[]) {
     const lines = problems.map((p) => p.message);
-    super(
-      lines.length === 1
-        ? `invalid configuration: ${lines[0]}`
-        : `invalid configuration:\n${lines.map((l) => `  - ${l}`).join("\n")}`,
-    );
+    super(lines.length === 1 ? `invalid configuration: ${lines[0]}` : `invalid configuration:\n${lines.map((l) => `  - ${l}`).join("\n")}`);
     this.problems = Object.freeze([...problems]);
   }
 
@@ -115,7 +111,10 @@ function urlWith(protocols: readonly string[], what: string): (raw: string) => s
 function urlList(protocols: readonly string[], what: string): (raw: string) => string[] {
   const one = urlWith(protocols, what);
   return (raw) => {
-    const parts = raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+    const parts = raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
     if (parts.length === 0) throw new InvalidValue(what);
     return parts.map(one);
   };
@@ -146,7 +145,8 @@ function nonEmptyName(raw: string): string {
 
 /** An API key id as it appears in `nxs_<key id>_<secret>`. */
 function bootstrapKeyId(raw: string): string {
-  if (!/^[A-Za-z0-9-]{1,64}$/.test(raw)) throw new InvalidValue("a key id of letters, digits and dashes (at most 64), as in nxs_<key id>_<secret>");
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(raw))
+    throw new InvalidValue("a key id of letters, digits and dashes (at most 64), as in nxs_<key id>_<secret>");
   return raw;
 }
 
@@ -159,7 +159,7 @@ function sha256Hex(raw: string): string {
 
 /** An embedding model name as servers spell them (e.g. text-embedding-3-small, nomic-embed-text:latest). */
 function modelName(raw: string): string {
-  if (!/^[A-Za-z0-9._:\/-]{1,200}$/.test(raw)) throw new InvalidValue("a model name of letters, digits, ., _, :, / and - (at most 200)");
+  if (!/^[A-Za-z0-9._:/-]{1,200}$/.test(raw)) throw new InvalidValue("a model name of letters, digits, ., _, :, / and - (at most 200)");
   return raw;
 }
 
@@ -184,7 +184,10 @@ function decimal(min: number, max: number, exclusiveMin = false): (raw: string) 
 function tierMultipliers(raw: string): Readonly<Record<"free" | "pro" | "enterprise", number>> {
   const what = "a comma list of plan=multiplier for free, pro and enterprise (e.g. free=1,pro=1,enterprise=1), each from 0 to 1000";
   const out = { free: 1, pro: 1, enterprise: 1 };
-  for (const part of raw.split(",").map((x) => x.trim()).filter((x) => x.length > 0)) {
+  for (const part of raw
+    .split(",")
+    .map((x) => x.trim())
+    .filter((x) => x.length > 0)) {
     const m = /^(free|pro|enterprise)\s*=\s*(\d+(?:\.\d+)?)$/i.exec(part);
     const n = Number(m?.[2]);
     if (!m || !Number.isFinite(n) || n > 1000) throw new InvalidValue(what);
@@ -195,7 +198,10 @@ function tierMultipliers(raw: string): Readonly<Record<"free" | "pro" | "enterpr
 
 /** A comma list of field names (letters, digits, _ and -), lower-cased. */
 function fieldNames(raw: string): readonly string[] {
-  const names = raw.split(",").map((k) => k.trim().toLowerCase()).filter((k) => k.length > 0);
+  const names = raw
+    .split(",")
+    .map((k) => k.trim().toLowerCase())
+    .filter((k) => k.length > 0);
   if (names.length === 0 || !names.every((k) => /^[a-z0-9_-]{1,64}$/.test(k))) {
     throw new InvalidValue("a comma list of field names (letters, digits, _ and -; at most 64 each)");
   }
@@ -206,7 +212,10 @@ function fieldNames(raw: string): readonly string[] {
 export type CorsOrigins = "*" | readonly string[];
 
 function corsOrigins(raw: string): CorsOrigins {
-  const parts = raw.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  const parts = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (parts.length === 1 && parts[0] === "*") return "*";
   const what = "* or a comma list of origins like https://app.example.com (scheme, host and optional port, no path)";
   if (parts.length === 0) throw new InvalidValue(what);
@@ -231,7 +240,10 @@ export type ServiceName = (typeof SERVICE_NAMES)[number];
 
 function serviceList(raw: string): readonly ServiceName[] {
   const what = `all, or a comma list of ${SERVICE_NAMES.join(", ")}`;
-  const parts = raw.split(",").map((s) => s.trim().toLowerCase()).filter((s) => s.length > 0);
+  const parts = raw
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s.length > 0);
   if (parts.length === 1 && parts[0] === "all") return [...SERVICE_NAMES];
   if (parts.length === 0) throw new InvalidValue(what);
   const out: ServiceName[] = [];
@@ -326,7 +338,8 @@ const VARIABLES = {
   natsReplicas: variable({
     name: "NEXUS_NATS_REPLICAS",
     default: "1",
-    description: "Replicas of the JetStream streams Nexus creates (events and DLQ): 3 on a clustered NATS. Used when a stream is created; an existing stream keeps its own.",
+    description:
+      "Replicas of the JetStream streams Nexus creates (events and DLQ): 3 on a clustered NATS. Used when a stream is created; an existing stream keeps its own.",
     parse: integer(1, 5),
   }),
   maxDeliver: variable({
@@ -397,7 +410,8 @@ const VARIABLES = {
   writeFreezeFile: variable({
     name: "NEXUS_WRITE_FREEZE_FILE",
     default: "/etc/nexus/runtime/writeFrozen",
-    description: "File whose content `true` refuses every mutating RPC with UNAVAILABLE WRITE_FROZEN (a failover's freeze; the chart mounts the operator's flag here). Missing file = not frozen.",
+    description:
+      "File whose content `true` refuses every mutating RPC with UNAVAILABLE WRITE_FROZEN (a failover's freeze; the chart mounts the operator's flag here). Missing file = not frozen.",
     parse: path,
   }),
   serviceName: variable({
@@ -499,7 +513,8 @@ const VARIABLES = {
   embeddingModel: variable({
     name: "NEXUS_EMBEDDING_MODEL",
     default: "hash-256",
-    description: "Embedding model of new corpora: hash-<dimensions> (deterministic, offline) or a model name of the server at NEXUS_EMBEDDINGS_URL.",
+    description:
+      "Embedding model of new corpora: hash-<dimensions> (deterministic, offline) or a model name of the server at NEXUS_EMBEDDINGS_URL.",
     parse: modelName,
   }),
   embeddingDimensions: variable<number | undefined>({
@@ -594,7 +609,8 @@ const VARIABLES = {
   agentModelTimeoutMs: variable({
     name: "NEXUS_AGENT_MODEL_TIMEOUT_MS",
     default: "30000",
-    description: "Longest wait for the model's first chunk and between chunks; a stalled stream fails with UNAVAILABLE (behind a circuit breaker).",
+    description:
+      "Longest wait for the model's first chunk and between chunks; a stalled stream fails with UNAVAILABLE (behind a circuit breaker).",
     parse: integer(10, 3_600_000),
   }),
   agentBreakerFailures: variable({
@@ -613,7 +629,8 @@ const VARIABLES = {
   agentQuotaFailOpen: variable({
     name: "NEXUS_AGENT_QUOTA_FAIL_OPEN",
     default: "true",
-    description: "When metering cannot be reached: admit runs (true, logged and counted) or refuse them with UNAVAILABLE DEPENDENCY_UNAVAILABLE (false).",
+    description:
+      "When metering cannot be reached: admit runs (true, logged and counted) or refuse them with UNAVAILABLE DEPENDENCY_UNAVAILABLE (false).",
     parse: boolean,
   }),
   agentDefaultProvider: variable({
@@ -648,7 +665,8 @@ const VARIABLES = {
   runUnitTierMultipliers: variable({
     name: "NEXUS_RUN_UNIT_TIER_MULTIPLIERS",
     default: "free=1,pro=1,enterprise=1",
-    description: "Run units per compute second by plan: run units = max(cpu_s, gpu_s) × multiplier + tool calls × NEXUS_RUN_UNIT_TOOL_CALL_OVERHEAD.",
+    description:
+      "Run units per compute second by plan: run units = max(cpu_s, gpu_s) × multiplier + tool calls × NEXUS_RUN_UNIT_TOOL_CALL_OVERHEAD.",
     parse: tierMultipliers,
   }),
   runUnitToolCallOverhead: variable({
@@ -660,7 +678,8 @@ const VARIABLES = {
   quotaSoftCapRatio: variable({
     name: "NEXUS_QUOTA_SOFT_CAP_RATIO",
     default: "0.8",
-    description: "Share of a quota limit at which the soft cap fires (QuotaSoftCapReached, once per period), for tenants whose quota sets none.",
+    description:
+      "Share of a quota limit at which the soft cap fires (QuotaSoftCapReached, once per period), for tenants whose quota sets none.",
     parse: decimal(0, 1, true),
   }),
   quotaReservationTtlSeconds: variable({
@@ -673,7 +692,8 @@ const VARIABLES = {
     name: "NEXUS_BILLING_WEBHOOK_URL",
     default: undefined,
     unsetMeaning: "(unset: no billing webhook)",
-    description: "Receiver of quota events (soft cap, hard-cap block, overage), POSTed as signed JSON; needs NEXUS_BILLING_WEBHOOK_SECRET; secret.",
+    description:
+      "Receiver of quota events (soft cap, hard-cap block, overage), POSTed as signed JSON; needs NEXUS_BILLING_WEBHOOK_SECRET; secret.",
     secret: true,
     parse: urlWith(["http:", "https:"], "an http:// or https:// URL"),
   }),
@@ -695,7 +715,8 @@ const VARIABLES = {
     name: "NEXUS_AUDIT_EXTRA_REDACT_KEYS",
     default: undefined,
     unsetMeaning: "(none)",
-    description: "More field names (comma list) the audit log stores as [REDACTED], besides api_key, authorization, token, secret, password, text and content.",
+    description:
+      "More field names (comma list) the audit log stores as [REDACTED], besides api_key, authorization, token, secret, password, text and content.",
     parse: fieldNames,
   }),
 } as const;

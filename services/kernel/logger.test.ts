@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { REDACTED, createLogger, scrubText } from "./logger.js";
+import { createLogger, REDACTED, scrubText } from "./logger.js";
 
 function capture(pretty = false) {
   let out = "";

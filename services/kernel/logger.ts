@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
-import { pino, stdSerializers } from "pino";
 import type { DestinationStream, Logger } from "pino";
+import { pino, stdSerializers } from "pino";
 
 /** Replacement text for every redacted value. */
 export const REDACTED = "[REDACTED]";
@@ -120,9 +120,7 @@ export interface LoggerOptions {
  * `nxs_...`, bearer tokens, URL passwords). Child loggers inherit all of it.
  */
 export function createLogger(options: LoggerOptions): Logger {
-  const destination = options.pretty
-    ? prettyStream(options.destination ?? process.stdout)
-    : (options.destination ?? pino.destination(1));
+  const destination = options.pretty ? prettyStream(options.destination ?? process.stdout) : (options.destination ?? pino.destination(1));
   return pino(
     {
       name: options.name,
@@ -161,7 +159,7 @@ function prettyStream(out: { write(chunk: string): unknown }): DestinationStream
       while ((nl = pending.indexOf("\n")) >= 0) {
         const line = pending.slice(0, nl);
         pending = pending.slice(nl + 1);
-        out.write(prettyLine(line) + "\n");
+        out.write(`${prettyLine(line)}\n`);
       }
       done();
     },
@@ -180,7 +178,8 @@ function prettyLine(line: string): string {
   const rest = Object.entries(rec)
     .filter(([k]) => !OMIT_IN_PRETTY.has(k))
     .map(([k, v]) => {
-      if (k === "err" && v && typeof v === "object" && "stack" in v) return `\n    ${String((v as { stack: unknown }).stack).replace(/\n/g, "\n    ")}`;
+      if (k === "err" && v && typeof v === "object" && "stack" in v)
+        return `\n    ${String((v as { stack: unknown }).stack).replace(/\n/g, "\n    ")}`;
       return `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`;
     })
     .join(" ");

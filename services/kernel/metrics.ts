@@ -1,5 +1,5 @@
-import { Counter, Gauge, Histogram, register } from "prom-client";
 import type { Metric } from "prom-client";
+import { Counter, Gauge, Histogram, register } from "prom-client";
 
 /**
  * Get-or-create helpers for prom-client metrics on the DEFAULT registry (the one the server
@@ -41,10 +41,7 @@ export function histogram<L extends string = never>(
   labelNames: readonly L[] = [],
   buckets: readonly number[] = DURATION_BUCKETS_SECONDS,
 ): Histogram<L> {
-  return (
-    existing(name, Histogram<L>, labelNames) ??
-    new Histogram<L>({ name, help, labelNames, buckets: [...buckets] })
-  );
+  return existing(name, Histogram<L>, labelNames) ?? new Histogram<L>({ name, help, labelNames, buckets: [...buckets] });
 }
 
 /** A gauge on the default registry (reused when it exists). */

@@ -1,7 +1,7 @@
 import { Writable } from "node:stream";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { SpanKind, SpanStatusCode, propagation, trace } from "@opentelemetry/api";
+import { propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
@@ -9,10 +9,10 @@ import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service
 import { currentRequestMeta } from "./context.js";
 import { clientInterceptor } from "./interceptors/client.js";
 import { createLogger } from "./logger.js";
-import { createServer } from "./server/server.js";
 import type { BoundAddress, NexusServer } from "./server/server.js";
-import { startTelemetry } from "./telemetry.js";
+import { createServer } from "./server/server.js";
 import type { Telemetry } from "./telemetry.js";
+import { startTelemetry } from "./telemetry.js";
 
 async function until<T>(probe: () => T | undefined, what: string): Promise<T> {
   const end = Date.now() + 5000;
@@ -88,7 +88,10 @@ describe("telemetry: spans across a client → server → server call", () => {
 
   it("links client and server spans by W3C trace context and carries the correlation id to the next hop", async () => {
     exporter.reset();
-    const client = createClient(RetrievalService, createConnectTransport({ baseUrl: addr.url, httpVersion: "1.1", interceptors: [clientInterceptor()] }));
+    const client = createClient(
+      RetrievalService,
+      createConnectTransport({ baseUrl: addr.url, httpVersion: "1.1", interceptors: [clientInterceptor()] }),
+    );
     const res = await client.getCorpus({ corpusId: "doc-7" }, { headers: { "x-correlation-id": "corr-trace-1" } });
     const [downstreamRequestId, downstreamCorrelation] = res.corpus!.displayName.split("|");
     expect(downstreamCorrelation).toBe("corr-trace-1");

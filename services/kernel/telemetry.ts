@@ -1,5 +1,5 @@
-import { DiagLogLevel, context, diag, propagation, trace } from "@opentelemetry/api";
 import type { DiagLogger } from "@opentelemetry/api";
+import { context, DiagLogLevel, diag, propagation, trace } from "@opentelemetry/api";
 import { diagLogLevelFromString } from "@opentelemetry/core";
 import { startNodeSdk } from "@opentelemetry/sdk-node";
 import type { SpanProcessor } from "@opentelemetry/sdk-trace";
@@ -79,7 +79,10 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   const spanProcessors = options.spanProcessors ?? (explicitTraces ? undefined : []);
   const exporting =
     spanProcessors === undefined
-      ? !(env.OTEL_TRACES_EXPORTER ?? "").split(",").map((s) => s.trim()).includes("none")
+      ? !(env.OTEL_TRACES_EXPORTER ?? "")
+          .split(",")
+          .map((s) => s.trim())
+          .includes("none")
       : spanProcessors.length > 0;
   const logLevelName = set(env.OTEL_LOG_LEVEL) ? (env.OTEL_LOG_LEVEL as string) : "warn";
 

@@ -1,8 +1,8 @@
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { defineService } from "../kernel/service/index.js";
-import { createKnowledgeParts } from "./knowledge-parts.js";
 import { ingestionMigrations } from "./ingestion/migrations.js";
+import { createKnowledgeParts } from "./knowledge-parts.js";
 import { retrievalMigrations } from "./retrieval/migrations.js";
 
 /**

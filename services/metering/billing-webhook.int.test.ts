@@ -5,13 +5,25 @@
  * receiver fails, with the same delivery id on every attempt, and dead-lettered after the
  * last attempt. Runs go through CheckQuota without waiting for any of it.
  */
-import { create } from "@bufbuild/protobuf";
+
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { CheckQuotaRequestSchema, SetQuotaRequestSchema } from "../../gen/nexus/metering/v1/metering_service_pb.js";
+import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { TenantCreatedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
 import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { TenantCreatedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
+import { CheckQuotaRequestSchema, SetQuotaRequestSchema } from "../../gen/nexus/metering/v1/metering_service_pb.js";
+import { eventually } from "../../tests/support/eventually.js";
+import type { Metering } from "../../tests/support/metering-harness.js";
+import { contextFor, openMetering, platformPrincipal, tenantPrincipal, uniqueTenant } from "../../tests/support/metering-harness.js";
+import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
+import {
+  createTestDatabase,
+  describeWithPostgresAndNats,
+  TEST_NATS_URL,
+  type TestDatabase,
+  uniqueToken,
+} from "../../tests/support/services.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import { appendToStream } from "../kernel/events/event-store.js";
@@ -19,11 +31,6 @@ import { createNatsEventBus, type NatsEventBus } from "../kernel/events/nats-bus
 import { eventOf } from "../kernel/events/protobuf-event.js";
 import { BILLING_WEBHOOK_CONSUMER, verifyWebhookSignature, WEBHOOK_HEADERS } from "./billing-webhook.js";
 import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
-import type { Metering } from "../../tests/support/metering-harness.js";
-import { contextFor, openMetering, platformPrincipal, tenantPrincipal, uniqueTenant } from "../../tests/support/metering-harness.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "../../tests/support/services.js";
-import { eventually } from "../../tests/support/eventually.js";
-import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
 
 /** What the stand-in receiver saw. */
 interface Delivery {
@@ -94,12 +101,24 @@ describeWithPostgresAndNats("billing webhook (stand-in receiver, PostgreSQL + NA
   async function limitedTenant(): Promise<string> {
     const tenantId = uniqueTenant();
     await db.transaction((tx) =>
-      appendToStream(tx, `tenant-${tenantId}`, "no_stream", [eventOf(TenantCreatedSchema, { tenantId, slug: tenantId, displayName: tenantId, plan: Plan.PRO })], {
-        metadata: { tenantId, actor: "key-platform" },
-      }),
+      appendToStream(
+        tx,
+        `tenant-${tenantId}`,
+        "no_stream",
+        [eventOf(TenantCreatedSchema, { tenantId, slug: tenantId, displayName: tenantId, plan: Plan.PRO })],
+        {
+          metadata: { tenantId, actor: "key-platform" },
+        },
+      ),
     );
-    await eventually("the plan projection", async () => (await db.query("SELECT 1 FROM metering.tenant_plans WHERE tenant_id = $1", [tenantId])).rows.length === 1);
-    await metering.handler.setQuota(create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 2n, softCapRatio: 0.5 }), contextFor(platformPrincipal()));
+    await eventually(
+      "the plan projection",
+      async () => (await db.query("SELECT 1 FROM metering.tenant_plans WHERE tenant_id = $1", [tenantId])).rows.length === 1,
+    );
+    await metering.handler.setQuota(
+      create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 2n, softCapRatio: 0.5 }),
+      contextFor(platformPrincipal()),
+    );
     return tenantId;
   }
 
@@ -126,7 +145,14 @@ describeWithPostgresAndNats("billing webhook (stand-in receiver, PostgreSQL + NA
         signature: a.headers[WEBHOOK_HEADERS.signature] as string,
       });
       expect(ok).toBe(true);
-      expect(verifyWebhookSignature({ secret: "wrong", body: a.body, timestamp: a.headers[WEBHOOK_HEADERS.timestamp] as string, signature: a.headers[WEBHOOK_HEADERS.signature] as string })).toBe(false);
+      expect(
+        verifyWebhookSignature({
+          secret: "wrong",
+          body: a.body,
+          timestamp: a.headers[WEBHOOK_HEADERS.timestamp] as string,
+          signature: a.headers[WEBHOOK_HEADERS.signature] as string,
+        }),
+      ).toBe(false);
       // Replay protection: an old timestamp fails even with a correct signature.
       expect(
         verifyWebhookSignature({
@@ -140,19 +166,29 @@ describeWithPostgresAndNats("billing webhook (stand-in receiver, PostgreSQL + NA
     }
     expect(attempts.every((a) => a.body === attempts[0]!.body)).toBe(true);
     const body = JSON.parse(attempts[0]!.body) as Record<string, unknown>;
-    expect(body).toMatchObject({ id: ids.values().next().value, type: "quota.soft_cap_reached", tenant_id: tenantId, data: { tenantId, limit: 2, used: 1 } });
+    expect(body).toMatchObject({
+      id: ids.values().next().value,
+      type: "quota.soft_cap_reached",
+      tenant_id: tenantId,
+      data: { tenantId, limit: 2, used: 1 },
+    });
 
     // A refusal at the hard cap is delivered too (the receiver accepts now: one attempt).
     await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "r2" }), ctx);
     await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "r3" }), ctx).catch(() => undefined);
-    await eventually("the hard-cap delivery", () => of(tenantId).some((d) => d.headers[WEBHOOK_HEADERS.event] === "quota.hard_cap_blocked"));
+    await eventually("the hard-cap delivery", () =>
+      of(tenantId).some((d) => d.headers[WEBHOOK_HEADERS.event] === "quota.hard_cap_blocked"),
+    );
     expect(of(tenantId).filter((d) => d.headers[WEBHOOK_HEADERS.event] === "quota.hard_cap_blocked")).toHaveLength(1);
   });
 
   it("parks a delivery the receiver keeps refusing in the dead-letter queue, without blocking runs", async () => {
     const tenantId = await limitedTenant();
     failures.set(tenantId, -1);
-    const r = await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "d1" }), contextFor(tenantPrincipal(tenantId)));
+    const r = await metering.handler.checkQuota(
+      create(CheckQuotaRequestSchema, { tenantId, requestId: "d1" }),
+      contextFor(tenantPrincipal(tenantId)),
+    );
     expect(r.reservationId).not.toBe("");
     const parked = await eventually("the dead letter", async () => {
       const letters = await bus.deadLetters.list({ consumer: BILLING_WEBHOOK_CONSUMER });

@@ -14,7 +14,7 @@ describe("billing webhook signatures", () => {
   it("verifies fresh, untampered deliveries only", () => {
     const signature = `v1=${webhookSignature("s", ts, body)}`;
     expect(verifyWebhookSignature({ secret: "s", body, timestamp: ts, signature, now })).toBe(true);
-    expect(verifyWebhookSignature({ secret: "s", body: body + " ", timestamp: ts, signature, now })).toBe(false);
+    expect(verifyWebhookSignature({ secret: "s", body: `${body} `, timestamp: ts, signature, now })).toBe(false);
     expect(verifyWebhookSignature({ secret: "s", body, timestamp: String(Number(ts) + 1), signature, now })).toBe(false);
     expect(verifyWebhookSignature({ secret: "s", body, timestamp: ts, signature, now: new Date(now.getTime() + 301_000) })).toBe(false);
     expect(verifyWebhookSignature({ secret: "s", body, timestamp: ts, signature: signature.slice(0, -2), now })).toBe(false);

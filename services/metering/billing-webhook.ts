@@ -1,9 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import {
-  QuotaHardCapBlockedSchema,
-  QuotaOverageSchema,
-  QuotaSoftCapReachedSchema,
-} from "../../gen/nexus/events/v1/metering_events_pb.js";
+import { QuotaHardCapBlockedSchema, QuotaOverageSchema, QuotaSoftCapReachedSchema } from "../../gen/nexus/events/v1/metering_events_pb.js";
 import type { EventHandler } from "../kernel/events/ports.js";
 import type { BillingWebhookSettings } from "./metering-settings.js";
 

@@ -10,13 +10,15 @@ import { createPgDatabase } from "../kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import { migratePlatform } from "../kernel/events/platform-migrations.js";
-import { createPostgresMeteringStore } from "./adapters/postgres.js";
-import { MeteringApplication, tenantPlanOf, type CheckQuotaResult } from "./metering-application.js";
-import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
 import { migrateSchemas } from "../kernel/service/index.js";
+import { createPostgresMeteringStore } from "./adapters/postgres.js";
+import { type CheckQuotaResult, MeteringApplication, tenantPlanOf } from "./metering-application.js";
+import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
 import { meteringMigrations } from "./migrations.js";
 
-const backends: Array<[name: string, describeOn: (name: string, suite: () => void) => void, open: () => Promise<{ db: Database; close(): Promise<void> }>]> = [
+const backends: Array<
+  [name: string, describeOn: (name: string, suite: () => void) => void, open: () => Promise<{ db: Database; close(): Promise<void> }>]
+> = [
   [
     "PGlite",
     describe,

@@ -45,6 +45,10 @@ export function quotaSettingsAggregate(store: MeteringStore): QuotaSettingsAggre
     evolve: evolveQuotaSettings,
     save: (tx, tenantId, settings) => store.within(tx).saveCustomQuota(tenantId, settings.custom, settings.updatedBy),
     toEvent: (e) =>
-      eventOf(QuotaUpdatedSchema, { tenantId: e.tenantId, previousQuota: quotaInit(e.tenantId, e.previous), quota: quotaInit(e.tenantId, e.quota) }),
+      eventOf(QuotaUpdatedSchema, {
+        tenantId: e.tenantId,
+        previousQuota: quotaInit(e.tenantId, e.previous),
+        quota: quotaInit(e.tenantId, e.quota),
+      }),
   };
 }

@@ -11,26 +11,26 @@ import { effectiveEntitlements } from "../kernel/authz/plans.js";
 import { executeInTransaction, recordFacts } from "../kernel/commands/index.js";
 import type { PlanName } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
-import { eventOf } from "../kernel/events/protobuf-event.js";
 import type { NewEvent } from "../kernel/events/ports.js";
+import { eventOf } from "../kernel/events/protobuf-event.js";
 import {
-  decideAdmission,
-  effectiveQuota,
-  softCapsReached,
-  windowStanding,
   type CustomQuota,
+  decideAdmission,
   type EffectiveQuota,
+  effectiveQuota,
   type LimitBreach,
   type QuotaSettingsReplaced,
   type SoftCapMark,
+  softCapsReached,
   type TenantPlan,
   type WindowCounters,
   type WindowStanding,
+  windowStanding,
 } from "./domain/quota.js";
-import { isoDate, periodEnd, periodStart, type PeriodKind } from "./domain/quota-period.js";
+import { isoDate, type PeriodKind, periodEnd, periodStart } from "./domain/quota-period.js";
 import { decideReservation, evolveReservation, type Reservation, type ReservationCommand } from "./domain/reservation.js";
-import { runUnits, type RunResourceUse } from "./domain/run-units.js";
-import { quotaSettingsAggregate, quotaStreamId, usageStreamId, type QuotaSettingsAggregate } from "./metering-aggregates.js";
+import { type RunResourceUse, runUnits } from "./domain/run-units.js";
+import { type QuotaSettingsAggregate, quotaSettingsAggregate, quotaStreamId, usageStreamId } from "./metering-aggregates.js";
 import { meteringMetrics } from "./metering-metrics.js";
 import type { MeteringSettings } from "./metering-settings.js";
 import type { MeteringStore, QuotaUnitOfWork, RunOutcome, TenantPlanRecord, UsageTotals } from "./ports.js";
@@ -393,7 +393,9 @@ export class MeteringApplication {
       const day = await uow.addToWindow(tenantId, "day", dayStart, { runUnitsUsed: units });
       const month = await uow.addToWindow(tenantId, "month", monthStart, { runUnitsUsed: units });
       const planRecord = await uow.tenantPlan(tenantId);
-      const tenantPlan = planRecord ? tenantPlanOf(planRecord) : tenantPlanOf({ tenantId, plan, overrideUnlimitedRuns: false, overrideMonthlyRunAllowance: undefined });
+      const tenantPlan = planRecord
+        ? tenantPlanOf(planRecord)
+        : tenantPlanOf({ tenantId, plan, overrideUnlimitedRuns: false, overrideMonthlyRunAllowance: undefined });
       const quota = this.effective(await uow.customQuota(tenantId), tenantPlan);
       const marks = [...softCapsReached(day, quota), ...softCapsReached(month, quota)];
       events.push(...(await this.softCapEvents(uow, tenantId, marks, quota, now)));
@@ -453,7 +455,15 @@ export class MeteringApplication {
   async setQuota(tenantId: string, custom: Omit<CustomQuota, "updatedAt">, plan: TenantPlan, actor: string): Promise<QuotaView> {
     const now = this.clock();
     const view = await this.store.transaction(async (uow) => {
-      const command = { type: "SetQuota", tenantId, custom, plan, defaultSoftCapRatio: this.settings.defaultSoftCapRatio, actor, now } as const;
+      const command = {
+        type: "SetQuota",
+        tenantId,
+        custom,
+        plan,
+        defaultSoftCapRatio: this.settings.defaultSoftCapRatio,
+        actor,
+        now,
+      } as const;
       const { events } = await executeInTransaction(uow.tx, this.quotaSettings, tenantId, command, { metadata: { tenantId, actor } });
       // SetQuota always records its replacement (decideQuotaSettings).
       const quota = (events[0] as QuotaSettingsReplaced).quota;
@@ -481,7 +491,10 @@ export class MeteringApplication {
   }
 
   /** GetUsageHistory: one entry per day of [first, last] (zeros for quiet days) and the sum. */
-  async usageHistory(tenantId: string, days: readonly Date[]): Promise<{ days: Array<{ date: string; totals: UsageTotals }>; totals: UsageTotals }> {
+  async usageHistory(
+    tenantId: string,
+    days: readonly Date[],
+  ): Promise<{ days: Array<{ date: string; totals: UsageTotals }>; totals: UsageTotals }> {
     const first = days[0];
     const last = days[days.length - 1];
     if (!first || !last) throw domainError("INVALID_ARGUMENT", "the range has no days", { field: "start_date" });

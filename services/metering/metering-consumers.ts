@@ -1,15 +1,6 @@
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import {
-  RunCancelledSchema,
-  RunCompletedSchema,
-  RunFailedSchema,
-  type RunUsage,
-} from "../../gen/nexus/events/v1/agent_events_pb.js";
-import {
-  EntitlementOverridesChangedSchema,
-  PlanChangedSchema,
-  TenantCreatedSchema,
-} from "../../gen/nexus/events/v1/auth_events_pb.js";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { RunCancelledSchema, RunCompletedSchema, RunFailedSchema, type RunUsage } from "../../gen/nexus/events/v1/agent_events_pb.js";
+import { EntitlementOverridesChangedSchema, PlanChangedSchema, TenantCreatedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
 import type { EventHandler } from "../kernel/events/ports.js";
 import { payloadOf } from "../kernel/events/protobuf-event.js";
 import type { MeteringApplication, RunEnded } from "./metering-application.js";

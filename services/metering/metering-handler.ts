@@ -2,29 +2,29 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  type CheckQuotaRequest,
   CheckQuotaResponseSchema,
+  type CommitQuotaRequest,
   CommitQuotaResponseSchema,
   DailyUsageSchema,
-  GetQuotaResponseSchema,
-  GetUsageHistoryResponseSchema,
-  GetUsageSummaryResponseSchema,
-  ReleaseQuotaResponseSchema,
-  SetQuotaResponseSchema,
-  type CheckQuotaRequest,
-  type CommitQuotaRequest,
   type GetQuotaRequest,
+  GetQuotaResponseSchema,
   type GetUsageHistoryRequest,
+  GetUsageHistoryResponseSchema,
   type GetUsageSummaryRequest,
+  GetUsageSummaryResponseSchema,
   type MeteringService,
   type ReleaseQuotaRequest,
+  ReleaseQuotaResponseSchema,
   type SetQuotaRequest,
+  SetQuotaResponseSchema,
 } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { platformPrincipal, principalOf, tenantScope } from "../kernel/authz/tenant-scope.js";
 import type { Principal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import type { TenantPlan } from "./domain/quota.js";
 import { daysBetween, requireIsoDate } from "./domain/quota-period.js";
-import { tenantPlanOf, type MeteringApplication, type QuotaView } from "./metering-application.js";
+import { type MeteringApplication, type QuotaView, tenantPlanOf } from "./metering-application.js";
 import type { MeteringStore, TenantDirectory } from "./ports.js";
 import {
   decisionToProto,

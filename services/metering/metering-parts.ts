@@ -1,18 +1,18 @@
+import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createAuthTenantDirectory } from "./adapters/auth-directory.js";
 import { createPostgresMeteringStore } from "./adapters/postgres.js";
-import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { BILLING_WEBHOOK_CONSUMER, BILLING_WEBHOOK_SUBJECT, billingWebhookHandler } from "./billing-webhook.js";
 import { MeteringApplication } from "./metering-application.js";
 import {
   RUN_USAGE_CONSUMER,
   RUN_USAGE_SUBJECT,
+  runUsageHandler,
   TENANT_PLANS_CONSUMER,
   TENANT_PLANS_SUBJECT,
-  runUsageHandler,
   tenantPlansHandler,
 } from "./metering-consumers.js";
 import { MeteringHandler } from "./metering-handler.js";
-import { meteringSettingsFromConfig, type MeteringSettings } from "./metering-settings.js";
+import { type MeteringSettings, meteringSettingsFromConfig } from "./metering-settings.js";
 import type { TenantDirectory } from "./ports.js";
 import { meteringRoutes } from "./routes.js";
 

@@ -1,5 +1,5 @@
-import type { Tx } from "../kernel/db/ports.js";
 import type { PlanName } from "../kernel/context.js";
+import type { Tx } from "../kernel/db/ports.js";
 import type { CustomQuota, QuotaMetric, QuotaSettings, WindowCounters, WindowDelta } from "./domain/quota.js";
 import type { PeriodKind } from "./domain/quota-period.js";
 import type { Reservation, ReservationState } from "./domain/reservation.js";

@@ -1,19 +1,19 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { RunOutcome } from "../../gen/nexus/events/v1/metering_events_pb.js";
+import { type UsageTotals as UsageTotalsMessage, UsageTotalsSchema } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import {
   HardCapMode as HardCapModeProto,
   Period,
+  type Quota,
   QuotaDecision,
   QuotaMetric as QuotaMetricProto,
   QuotaSchema,
   QuotaSource,
-  QuotaWindowSchema,
-  type Quota,
   type QuotaWindow,
+  QuotaWindowSchema,
 } from "../../gen/nexus/metering/v1/quota_pb.js";
-import { UsageTotalsSchema, type UsageTotals as UsageTotalsMessage } from "../../gen/nexus/metering/v1/metering_service_pb.js";
-import { RunOutcome } from "../../gen/nexus/events/v1/metering_events_pb.js";
 import type { PlanName } from "../kernel/context.js";
 import type { EffectiveQuota, HardCapMode, QuotaMetric, WindowStanding } from "./domain/quota.js";
 import type { PeriodKind } from "./domain/quota-period.js";

@@ -5,12 +5,30 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CheckQuotaRequestSchema, CommitQuotaRequestSchema, GetQuotaRequestSchema, GetUsageHistoryRequestSchema, ReleaseQuotaRequestSchema, SetQuotaRequestSchema } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { TenantCreatedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
 import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { TenantCreatedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
+import {
+  CheckQuotaRequestSchema,
+  CommitQuotaRequestSchema,
+  GetQuotaRequestSchema,
+  GetUsageHistoryRequestSchema,
+  ReleaseQuotaRequestSchema,
+  SetQuotaRequestSchema,
+} from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { HardCapMode, Period, QuotaDecision, QuotaSource } from "../../gen/nexus/metering/v1/quota_pb.js";
+import { eventually } from "../../tests/support/eventually.js";
+import type { Metering } from "../../tests/support/metering-harness.js";
+import {
+  contextFor,
+  openMetering,
+  platformPrincipal,
+  tenantPrincipal,
+  testClock,
+  uniqueTenant,
+} from "../../tests/support/metering-harness.js";
+import { createTestDatabase, describeWithPostgres, type TestDatabase, uniqueToken } from "../../tests/support/services.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import { errorMetadata, errorReason } from "../kernel/errors.js";
@@ -19,10 +37,6 @@ import { createLocalEventBus } from "../kernel/events/local-bus.js";
 import type { EventBus } from "../kernel/events/ports.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";
 import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
-import type { Metering } from "../../tests/support/metering-harness.js";
-import { contextFor, openMetering, platformPrincipal, tenantPrincipal, testClock, uniqueTenant } from "../../tests/support/metering-harness.js";
-import { createTestDatabase, describeWithPostgres, uniqueToken, type TestDatabase } from "../../tests/support/services.js";
-import { eventually } from "../../tests/support/eventually.js";
 
 describeWithPostgres("metering quotas (PostgreSQL)", () => {
   let testDb: TestDatabase;
@@ -50,9 +64,15 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
   async function createTenant(plan: Plan = Plan.PRO): Promise<string> {
     const tenantId = uniqueTenant();
     await db.transaction((tx) =>
-      appendToStream(tx, `tenant-${tenantId}`, "no_stream", [eventOf(TenantCreatedSchema, { tenantId, slug: tenantId, displayName: tenantId, plan })], {
-        metadata: { tenantId, actor: "key-platform" },
-      }),
+      appendToStream(
+        tx,
+        `tenant-${tenantId}`,
+        "no_stream",
+        [eventOf(TenantCreatedSchema, { tenantId, slug: tenantId, displayName: tenantId, plan })],
+        {
+          metadata: { tenantId, actor: "key-platform" },
+        },
+      ),
     );
     await eventually("the plan projection", async () => {
       const { rows } = await db.query("SELECT 1 FROM metering.tenant_plans WHERE tenant_id = $1", [tenantId]);
@@ -70,7 +90,8 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
   }
 
   async function check(tenantId: string, requestId: string, estimatedRunUnits = 0) {
-    return metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId, estimatedRunUnits }),
+    return metering.handler.checkQuota(
+      create(CheckQuotaRequestSchema, { tenantId, requestId, estimatedRunUnits }),
       contextFor(tenantPrincipal(tenantId)),
     );
   }
@@ -86,7 +107,10 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
 
   it("20 concurrent CheckQuota calls against a daily limit of 10 admit exactly 10", async () => {
     const tenantId = await createTenant();
-    await metering.handler.setQuota(create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 10n, hardCapMode: HardCapMode.ENFORCE }), platform);
+    await metering.handler.setQuota(
+      create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 10n, hardCapMode: HardCapMode.ENFORCE }),
+      platform,
+    );
     const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => check(tenantId, `run-${i}`)));
     const admitted = results.filter((r) => r.status === "fulfilled");
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === "rejected").map((r) => r.reason as ConnectError);
@@ -100,7 +124,14 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
     const ids = new Set(admitted.map((r) => (r as PromiseFulfilledResult<{ reservationId: string }>).value.reservationId));
     expect(ids.size).toBe(10);
     const { windows } = await metering.handler.getQuota(create(GetQuotaRequestSchema, { tenantId }), contextFor(tenantPrincipal(tenantId)));
-    expect(windows[0]).toMatchObject({ period: Period.DAY, runsReserved: 10n, runsUsed: 0n, runsLimit: 10n, runsRemaining: 0n, hardCapReached: true });
+    expect(windows[0]).toMatchObject({
+      period: Period.DAY,
+      runsReserved: 10n,
+      runsUsed: 0n,
+      runsLimit: 10n,
+      runsRemaining: 0n,
+      hardCapReached: true,
+    });
     expect(await quotaEvents(tenantId, "QuotaHardCapBlocked")).toHaveLength(10);
   });
 
@@ -136,7 +167,10 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
 
   it("observe mode lets runs over the limit through and records an overage event for each", async () => {
     const tenantId = await createTenant();
-    await metering.handler.setQuota(create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 2n, hardCapMode: HardCapMode.OBSERVE }), platform);
+    await metering.handler.setQuota(
+      create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 2n, hardCapMode: HardCapMode.OBSERVE }),
+      platform,
+    );
     await check(tenantId, "o1");
     await check(tenantId, "o2");
     const third = await check(tenantId, "o3");
@@ -160,9 +194,14 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
     await metering.handler.commitQuota(create(CommitQuotaRequestSchema, { reservationId: a.reservationId }), ctx);
     const again = await metering.handler.commitQuota(create(CommitQuotaRequestSchema, { reservationId: a.reservationId }), ctx);
     expect(again.windows[1]).toMatchObject({ period: Period.MONTH, runsUsed: 1n, runsReserved: 1n });
-    const released = await metering.handler.releaseQuota(create(ReleaseQuotaRequestSchema, { reservationId: b.reservationId, reason: "run_failed" }), ctx);
+    const released = await metering.handler.releaseQuota(
+      create(ReleaseQuotaRequestSchema, { reservationId: b.reservationId, reason: "run_failed" }),
+      ctx,
+    );
     expect(released.windows[1]).toMatchObject({ runsUsed: 1n, runsReserved: 0n, runsLimit: 5000n, runsRemaining: 4999n });
-    const err = await refusal(metering.handler.releaseQuota(create(ReleaseQuotaRequestSchema, { reservationId: a.reservationId, reason: "oops" }), ctx));
+    const err = await refusal(
+      metering.handler.releaseQuota(create(ReleaseQuotaRequestSchema, { reservationId: a.reservationId, reason: "oops" }), ctx),
+    );
     expect(err.code).toBe(Code.FailedPrecondition);
     const err2 = await refusal(metering.handler.commitQuota(create(CommitQuotaRequestSchema, { reservationId: b.reservationId }), ctx));
     expect(err2.code).toBe(Code.FailedPrecondition);
@@ -172,9 +211,16 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
     const owner = await createTenant();
     const other = await createTenant();
     const r = await check(owner, "mine");
-    const err = await refusal(metering.handler.releaseQuota(create(ReleaseQuotaRequestSchema, { reservationId: r.reservationId, reason: "" }), contextFor(tenantPrincipal(other))));
+    const err = await refusal(
+      metering.handler.releaseQuota(
+        create(ReleaseQuotaRequestSchema, { reservationId: r.reservationId, reason: "" }),
+        contextFor(tenantPrincipal(other)),
+      ),
+    );
     expect(err.code).toBe(Code.NotFound);
-    const mismatch = await refusal(metering.handler.getQuota(create(GetQuotaRequestSchema, { tenantId: owner }), contextFor(tenantPrincipal(other))));
+    const mismatch = await refusal(
+      metering.handler.getQuota(create(GetQuotaRequestSchema, { tenantId: owner }), contextFor(tenantPrincipal(other))),
+    );
     expect(errorReason(mismatch)).toBe("TENANT_MISMATCH");
   });
 
@@ -188,7 +234,10 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
     const next = await check(tenantId, "after-expiry");
     expect(next.windows[0]).toMatchObject({ runsReserved: 1n, runsUsed: 0n });
     // The crashed run's completion still counts if it ever arrives (CommitQuota after expiry).
-    const committed = await metering.handler.commitQuota(create(CommitQuotaRequestSchema, { reservationId: r.reservationId }), contextFor(tenantPrincipal(tenantId)));
+    const committed = await metering.handler.commitQuota(
+      create(CommitQuotaRequestSchema, { reservationId: r.reservationId }),
+      contextFor(tenantPrincipal(tenantId)),
+    );
     expect(committed.windows[0]).toMatchObject({ runsUsed: 1n, runsReserved: 1n });
   });
 
@@ -198,26 +247,43 @@ describeWithPostgres("metering quotas (PostgreSQL)", () => {
     const before = await metering.handler.getQuota(create(GetQuotaRequestSchema, {}), ctx);
     expect(before.quota).toMatchObject({ source: QuotaSource.PLAN, softCapRatio: 0.8, limits: { monthlyRuns: 100n } });
     expect(before.quota?.limits?.dailyRuns).toBeUndefined();
-    const denied = await refusal(metering.handler.setQuota(create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 1000n }), contextFor(tenantPrincipal(tenantId, "free", "owner"))));
+    const denied = await refusal(
+      metering.handler.setQuota(
+        create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 1000n }),
+        contextFor(tenantPrincipal(tenantId, "free", "owner")),
+      ),
+    );
     expect(denied.code).toBe(Code.PermissionDenied);
-    const set = await metering.handler.setQuota(create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 3n, softCapRatio: 0.9 }), platform);
+    const set = await metering.handler.setQuota(
+      create(SetQuotaRequestSchema, { tenantId, dailyRunsLimit: 3n, softCapRatio: 0.9 }),
+      platform,
+    );
     expect(set.quota).toMatchObject({ source: QuotaSource.CUSTOM, softCapRatio: 0.9, limits: { dailyRuns: 3n, monthlyRuns: 100n } });
     const updates = await quotaEvents(tenantId, "QuotaUpdated");
     expect(updates).toHaveLength(1);
     expect(updates[0]).toMatchObject({ previousQuota: { source: "QUOTA_SOURCE_PLAN" }, quota: { source: "QUOTA_SOURCE_CUSTOM" } });
-    const unknown = await refusal(metering.handler.setQuota(create(SetQuotaRequestSchema, { tenantId: "no-such-tenant", dailyRunsLimit: 3n }), platform));
+    const unknown = await refusal(
+      metering.handler.setQuota(create(SetQuotaRequestSchema, { tenantId: "no-such-tenant", dailyRunsLimit: 3n }), platform),
+    );
     expect(unknown.code).toBe(Code.NotFound);
   });
 
   it("GetUsageHistory checks calendar dates and the 366-day limit on the server", async () => {
     const tenantId = await createTenant();
     const ctx = contextFor(tenantPrincipal(tenantId));
-    const bad = await refusal(metering.handler.getUsageHistory(create(GetUsageHistoryRequestSchema, { startDate: "2025-02-30", endDate: "2025-03-01" }), ctx));
+    const bad = await refusal(
+      metering.handler.getUsageHistory(create(GetUsageHistoryRequestSchema, { startDate: "2025-02-30", endDate: "2025-03-01" }), ctx),
+    );
     expect(bad.code).toBe(Code.InvalidArgument);
     expect(errorMetadata(bad).field).toBe("start_date");
-    const long = await refusal(metering.handler.getUsageHistory(create(GetUsageHistoryRequestSchema, { startDate: "2024-01-01", endDate: "2025-01-01" }), ctx));
+    const long = await refusal(
+      metering.handler.getUsageHistory(create(GetUsageHistoryRequestSchema, { startDate: "2024-01-01", endDate: "2025-01-01" }), ctx),
+    );
     expect(long.code).toBe(Code.InvalidArgument);
-    const ok = await metering.handler.getUsageHistory(create(GetUsageHistoryRequestSchema, { startDate: "2024-01-01", endDate: "2024-12-31" }), ctx);
+    const ok = await metering.handler.getUsageHistory(
+      create(GetUsageHistoryRequestSchema, { startDate: "2024-01-01", endDate: "2024-12-31" }),
+      ctx,
+    );
     expect(ok.days).toHaveLength(366);
     expect(ok.days[59]).toMatchObject({ date: "2024-02-29", totals: { runsCompleted: 0n } });
   });

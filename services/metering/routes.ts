@@ -1,5 +1,5 @@
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
-import { handle, type ApiHandler } from "../kernel/service/index.js";
+import { type ApiHandler, handle } from "../kernel/service/index.js";
 import type { MeteringHandler } from "./metering-handler.js";
 
 /** nexus.metering.v1.MeteringService served by its handler. */

@@ -8,11 +8,26 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { jetstream } from "@nats-io/jetstream";
 import { register } from "prom-client";
-import { CheckQuotaRequestSchema, GetUsageHistoryRequestSchema, GetUsageSummaryRequestSchema } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { RunCompletedSchema, RunFailedSchema } from "../../gen/nexus/events/v1/agent_events_pb.js";
 import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import { RunCompletedSchema, RunFailedSchema } from "../../gen/nexus/events/v1/agent_events_pb.js";
+import {
+  CheckQuotaRequestSchema,
+  GetUsageHistoryRequestSchema,
+  GetUsageSummaryRequestSchema,
+} from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { Period } from "../../gen/nexus/metering/v1/quota_pb.js";
+import { eventually } from "../../tests/support/eventually.js";
+import type { Metering } from "../../tests/support/metering-harness.js";
+import { contextFor, openMetering, tenantPrincipal, uniqueTenant } from "../../tests/support/metering-harness.js";
+import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
+import {
+  createTestDatabase,
+  describeWithPostgresAndNats,
+  TEST_NATS_URL,
+  type TestDatabase,
+  uniqueToken,
+} from "../../tests/support/services.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import { appendToStream } from "../kernel/events/event-store.js";
@@ -24,11 +39,6 @@ import { eventOf } from "../kernel/events/protobuf-event.js";
 import { subjectOf } from "../kernel/events/topics.js";
 import { RUN_USAGE_CONSUMER } from "./metering-consumers.js";
 import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
-import type { Metering } from "../../tests/support/metering-harness.js";
-import { contextFor, openMetering, tenantPrincipal, uniqueTenant } from "../../tests/support/metering-harness.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "../../tests/support/services.js";
-import { eventually } from "../../tests/support/eventually.js";
-import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
 
 describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)", () => {
   let testDb: TestDatabase;
@@ -49,7 +59,10 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
       relay: { pollIntervalMs: 50 },
       consumerHeartbeatMs: 1_000,
     });
-    metering = await openMetering(db, bus, undefined, { settings: { ...DEFAULT_METERING_SETTINGS, rates }, backoff: { initialMs: 50, maxMs: 200 } });
+    metering = await openMetering(db, bus, undefined, {
+      settings: { ...DEFAULT_METERING_SETTINGS, rates },
+      backoff: { initialMs: 50, maxMs: 200 },
+    });
   });
 
   afterAll(async () => {
@@ -81,12 +94,18 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
   }
 
   async function processed(eventId: string): Promise<boolean> {
-    const { rows } = await db.query("SELECT 1 FROM metering.processed_events WHERE consumer = $1 AND event_id = $2", [RUN_USAGE_CONSUMER, eventId]);
+    const { rows } = await db.query("SELECT 1 FROM metering.processed_events WHERE consumer = $1 AND event_id = $2", [
+      RUN_USAGE_CONSUMER,
+      eventId,
+    ]);
     return rows.length === 1;
   }
 
   async function summary(tenantId: string) {
-    return metering.handler.getUsageSummary(create(GetUsageSummaryRequestSchema, { period: Period.MONTH }), contextFor(tenantPrincipal(tenantId)));
+    return metering.handler.getUsageSummary(
+      create(GetUsageSummaryRequestSchema, { period: Period.MONTH }),
+      contextFor(tenantPrincipal(tenantId)),
+    );
   }
 
   async function duplicates(): Promise<number> {
@@ -103,7 +122,10 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
   it("records a completed run once, even when JetStream delivers its message again", async () => {
     const tenantId = uniqueTenant();
     const ctx = contextFor(tenantPrincipal(tenantId));
-    const r = await metering.handler.checkQuota(create(CheckQuotaRequestSchema, { tenantId, requestId: "run-1", estimatedRunUnits: 5 }), ctx);
+    const r = await metering.handler.checkQuota(
+      create(CheckQuotaRequestSchema, { tenantId, requestId: "run-1", estimatedRunUnits: 5 }),
+      ctx,
+    );
     const event = await appendRun(completed(tenantId, "run-1", r.reservationId), tenantId, "run-1");
     await eventually("the usage record", async () => (await summary(tenantId)).totals?.runsCompleted === 1n);
 
@@ -118,10 +140,20 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
 
     const s = await summary(tenantId);
     // max(2, 0.5) × 1.5 (pro) + 4 × 0.25 = 4 run units.
-    expect(s.totals).toMatchObject({ runsCompleted: 1n, runsFailed: 0n, runUnits: 4, cpuSeconds: 2, toolCalls: 4n, inputTokens: 100n, outputTokens: 40n });
+    expect(s.totals).toMatchObject({
+      runsCompleted: 1n,
+      runsFailed: 0n,
+      runUnits: 4,
+      cpuSeconds: 2,
+      toolCalls: 4n,
+      inputTokens: 100n,
+      outputTokens: 40n,
+    });
     expect(s.quota).toMatchObject({ runsUsed: 1n, runsReserved: 0n, runUnitsUsed: 4 });
     expect(await runUnitsCounter(tenantId)).toBe(4);
-    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events WHERE stream_id = $1", [`usage-${tenantId}`]);
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events WHERE stream_id = $1", [
+      `usage-${tenantId}`,
+    ]);
     expect(rows[0]?.n).toBe(1);
   });
 
@@ -168,7 +200,10 @@ describeWithPostgresAndNats("metering usage from run events (PostgreSQL + NATS)"
     await appendRun(completed(tenantId, "run-4", ""), tenantId, "run-4");
     await eventually("the usage record", async () => (await summary(tenantId)).totals?.runsCompleted === 1n);
     const today = new Date().toISOString().slice(0, 10);
-    const h = await metering.handler.getUsageHistory(create(GetUsageHistoryRequestSchema, { startDate: today, endDate: today }), contextFor(tenantPrincipal(tenantId)));
+    const h = await metering.handler.getUsageHistory(
+      create(GetUsageHistoryRequestSchema, { startDate: today, endDate: today }),
+      contextFor(tenantPrincipal(tenantId)),
+    );
     expect(h.days[0]).toMatchObject({ date: today, totals: { runsCompleted: 1n, runUnits: 4 } });
     expect((await summary(tenantId)).quota).toMatchObject({ runsUsed: 1n, runUnitsUsed: 4 });
   });

@@ -8,7 +8,6 @@ import type { Peers } from "../kernel/service/index.js";
 
 export type { Peers };
 
-
 const URL_KEYS: Record<ServiceName, keyof NexusConfig> = {
   auth: "authUrl",
   metering: "meteringUrl",
@@ -36,7 +35,10 @@ export function createPeers(
     if (self) return self;
     const variable = `NEXUS_${service.toUpperCase()}_URL`;
     throw new ConfigError([
-      { variable, message: `${variable} is not set and this process does not host the ${service} service: set it to the ${service} service's base URL` },
+      {
+        variable,
+        message: `${variable} is not set and this process does not host the ${service} service: set it to the ${service} service's base URL`,
+      },
     ]);
   };
   return {

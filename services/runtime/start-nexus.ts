@@ -1,26 +1,32 @@
 import type { Logger } from "pino";
-import type { NexusConfig, ServiceName } from "../kernel/config.js";
-import { createPgDatabase } from "../kernel/db/pg-database.js";
-import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
-import { createFollowingDatabase, type FollowingDatabase } from "../kernel/db/following-database.js";
-import type { Database } from "../kernel/db/ports.js";
-import type { NatsEventBus } from "../kernel/events/nats-bus.js";
-import type { EventBus } from "../kernel/events/ports.js";
-import { createWriteFreeze } from "../kernel/interceptors/write-freeze.js";
-import { createLogger } from "../kernel/logger.js";
-import { createServer, serverOptionsFromConfig, type BoundAddress, type NexusServer, type ReadinessResult } from "../kernel/server/index.js";
-import { startTelemetry, type Telemetry } from "../kernel/telemetry.js";
 import { startMeshSecurity } from "../auth/mesh-security.js";
 import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
-import { createBus } from "./create-bus.js";
-import { createPeers } from "./peers.js";
+import type { NexusConfig, ServiceName } from "../kernel/config.js";
+import { createFollowingDatabase, type FollowingDatabase } from "../kernel/db/following-database.js";
+import { createPgDatabase } from "../kernel/db/pg-database.js";
+import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
+import type { Database } from "../kernel/db/ports.js";
+import type { NatsEventBus } from "../kernel/events/nats-bus.js";
 import { migratePlatform } from "../kernel/events/platform-migrations.js";
-import { migrateSchemas, migrateService, mountService } from "../kernel/service/index.js";
+import type { EventBus } from "../kernel/events/ports.js";
+import { createWriteFreeze } from "../kernel/interceptors/write-freeze.js";
 import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
 import { createIdempotency } from "../kernel/limits/idempotency.js";
-import { limitsMigrations } from "../kernel/limits/migrations.js";
 import { loadMeshToken } from "../kernel/limits/mesh-token.js";
+import { limitsMigrations } from "../kernel/limits/migrations.js";
 import { createRateLimitInterceptor } from "../kernel/limits/rate-limit-interceptor.js";
+import { createLogger } from "../kernel/logger.js";
+import {
+  type BoundAddress,
+  createServer,
+  type NexusServer,
+  type ReadinessResult,
+  serverOptionsFromConfig,
+} from "../kernel/server/index.js";
+import { migrateSchemas, migrateService, mountService } from "../kernel/service/index.js";
+import { startTelemetry, type Telemetry } from "../kernel/telemetry.js";
+import { createBus } from "./create-bus.js";
+import { createPeers } from "./peers.js";
 import { servicesFor } from "./service-registry.js";
 
 /** Options of {@link startNexus}. */

@@ -1,11 +1,11 @@
 import pg from "pg";
-import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
 import { Role } from "../../gen/nexus/auth/v1/api_key_pb.js";
+import { Plan } from "../../gen/nexus/auth/v1/tenant_pb.js";
 import { DocumentStatus } from "../../gen/nexus/ingestion/v1/document_pb.js";
 import { createNexusClient, type NexusClient } from "../../services/client/index.js";
-import { startNexus, type NexusProcess } from "./nexus-process.js";
-import { createTestDatabase, TEST_LEXICAL_ONLY, type TestDatabase } from "./services.js";
 import { eventually } from "./eventually.js";
+import { type NexusProcess, startNexus } from "./nexus-process.js";
+import { createTestDatabase, TEST_LEXICAL_ONLY, type TestDatabase } from "./services.js";
 
 /**
  * `nexus dev` as a user starts it — all five services in one process, the real
@@ -29,7 +29,10 @@ export interface AgentMesh {
   /** An SDK client (Connect binary over HTTP/1.1 unless told otherwise). */
   client(apiKey?: string, options?: { protocol?: "connect" | "grpc"; useJson?: boolean; timeoutMs?: number }): NexusClient;
   /** Creates a tenant on a plan and returns a key with the role. */
-  newTenant(plan: "free" | "pro" | "enterprise", role?: "owner" | "admin" | "editor" | "viewer"): Promise<{ tenantId: string; key: string }>;
+  newTenant(
+    plan: "free" | "pro" | "enterprise",
+    role?: "owner" | "admin" | "editor" | "viewer",
+  ): Promise<{ tenantId: string; key: string }>;
   close(): Promise<void>;
 }
 
@@ -46,7 +49,13 @@ export async function startAgentMesh(env: Record<string, string> = {}): Promise<
   try {
     proc = await startNexus({
       args: ["dev", "--port", "0", "--host", "127.0.0.1"],
-      env: { DATABASE_URL: database.url, NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY, LOG_LEVEL: process.env.NEXUS_TEST_LOG_LEVEL ?? "warn", NEXUS_LOG_PRETTY: "false", ...env },
+      env: {
+        DATABASE_URL: database.url,
+        NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY,
+        LOG_LEVEL: process.env.NEXUS_TEST_LOG_LEVEL ?? "warn",
+        NEXUS_LOG_PRETTY: "false",
+        ...env,
+      },
     });
     const started = proc;
     await eventually("nexus dev to print its first-start keys", () => /owner key[^\n]*\n\s*(nxs_\S+)/.test(started.output()), 30_000);
@@ -111,7 +120,13 @@ export async function ingestCorpus(client: NexusClient, corpusId: string, docume
     if (!String((err as Error).message).includes("already exists")) throw err;
   }
   for (const d of documents) {
-    await client.ingestion.ingestText({ corpusId, documentId: d.id, text: d.text, filename: d.filename ?? `${d.id}.txt`, mediaType: "text/plain" });
+    await client.ingestion.ingestText({
+      corpusId,
+      documentId: d.id,
+      text: d.text,
+      filename: d.filename ?? `${d.id}.txt`,
+      mediaType: "text/plain",
+    });
   }
   for (const d of documents) {
     const settled = await eventually(`document ${d.id} to be ingested`, async () => {
@@ -125,7 +140,11 @@ export async function ingestCorpus(client: NexusClient, corpusId: string, docume
 }
 
 /** The agent's run events (RunStarted/Completed/Failed/Cancelled) of one run, oldest first. */
-export async function runEvents(db: pg.Client, tenantId: string, requestId: string): Promise<Array<{ type: string; payload: Record<string, unknown> }>> {
+export async function runEvents(
+  db: pg.Client,
+  tenantId: string,
+  requestId: string,
+): Promise<Array<{ type: string; payload: Record<string, unknown> }>> {
   const { rows } = await db.query<{ type: string; payload: Record<string, unknown> }>(
     "SELECT type, payload FROM platform.events WHERE stream_id = $1 ORDER BY version",
     [`agent-run-${tenantId}-${requestId}`],

@@ -1,16 +1,16 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 import { Role } from "../../gen/nexus/auth/v1/api_key_pb.js";
 import { Plan, type Tenant } from "../../gen/nexus/auth/v1/tenant_pb.js";
+import type { AuthApplication } from "../../services/auth/auth-application.js";
 import { authSettingsFromConfig } from "../../services/auth/auth-settings.js";
 import { createAuthApplication } from "../../services/auth/create-auth-application.js";
-import type { AuthApplication } from "../../services/auth/auth-application.js";
 import { createNexusClient, type NexusClient } from "../../services/client/create-nexus-client.js";
 import { loadConfig, type ServiceName } from "../../services/kernel/config.js";
 import { errorMetadata, errorReason } from "../../services/kernel/errors.js";
-import type { RecordedEvent } from "../../services/kernel/events/ports.js";
 import { readAll } from "../../services/kernel/events/event-store.js";
-import { startNexus, type RunningNexus } from "../../services/runtime/start-nexus.js";
+import type { RecordedEvent } from "../../services/kernel/events/ports.js";
+import { type RunningNexus, startNexus } from "../../services/runtime/start-nexus.js";
 import { createTestDatabase, TEST_LEXICAL_ONLY, type TestDatabase } from "./services.js";
 
 /** A clock tests move by hand (starts at the wall clock). */
@@ -73,11 +73,17 @@ export async function startAuthHarness(options: AuthHarnessOptions = {}): Promis
     NEXUS_RATE_LIMIT_ENABLED: "false",
     ...options.env,
   });
-  const nexus = await startNexus({ config, services: options.services ?? ["auth", "metering", "ingestion", "retrieval", "agent"], logger, clock: clock.now });
+  const nexus = await startNexus({
+    config,
+    services: options.services ?? ["auth", "metering", "ingestion", "retrieval", "agent"],
+    logger,
+    clock: clock.now,
+  });
   const app = createAuthApplication({ db: nexus.db, logger, clock: clock.now, settings: authSettingsFromConfig(config) });
   const platform = await app.issuePlatformKey("bootstrap", "test platform", undefined);
   const url = `http://127.0.0.1:${nexus.address.port}`;
-  const client = (apiKey?: string) => createNexusClient({ baseUrl: url, protocol: "grpc", ...(apiKey ? { apiKey } : {}), timeoutMs: 15_000 });
+  const client = (apiKey?: string) =>
+    createNexusClient({ baseUrl: url, protocol: "grpc", ...(apiKey ? { apiKey } : {}), timeoutMs: 15_000 });
   const ops = client(platform.plaintext);
   const key: AuthHarness["key"] = async (tenantId, role, name = "test") => {
     const res = await ops.auth.createApiKey({ tenantId, name, role });
@@ -94,7 +100,11 @@ export async function startAuthHarness(options: AuthHarnessOptions = {}): Promis
     key,
     async tenant(plan = Plan.PRO) {
       slugCounter += 1;
-      const { tenant } = await ops.auth.createTenant({ slug: `t${process.pid}-${Date.now().toString(36)}-${slugCounter}`, displayName: "Test tenant", plan });
+      const { tenant } = await ops.auth.createTenant({
+        slug: `t${process.pid}-${Date.now().toString(36)}-${slugCounter}`,
+        displayName: "Test tenant",
+        plan,
+      });
       const owner = await key(tenant!.id, Role.OWNER, "owner");
       return { tenant: tenant!, ownerKey: owner.plaintext, ownerKeyId: owner.id };
     },
@@ -132,7 +142,9 @@ export async function outcome(call: () => Promise<unknown>): Promise<string> {
 }
 
 /** The ConnectError a call fails with (fails the test when it succeeds). */
-export async function failure(call: () => Promise<unknown>): Promise<{ code: string; reason: string | undefined; metadata: Record<string, string>; message: string }> {
+export async function failure(
+  call: () => Promise<unknown>,
+): Promise<{ code: string; reason: string | undefined; metadata: Record<string, string>; message: string }> {
   try {
     await call();
   } catch (err) {

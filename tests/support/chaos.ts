@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import net from "node:net";
@@ -9,9 +9,9 @@ import pg from "pg";
 import { describe } from "vitest";
 import { createNexusClient, type NexusClient } from "../../services/client/index.js";
 import { errorReason } from "../../services/kernel/errors.js";
-import { startNexus, type NexusProcess } from "./nexus-process.js";
-import { postgresBinDir, startPrimary, type PgCluster } from "./pg-cluster.js";
 import { eventually } from "./eventually.js";
+import { type NexusProcess, startNexus } from "./nexus-process.js";
+import { type PgCluster, postgresBinDir, startPrimary } from "./pg-cluster.js";
 
 /**
  * Fault-injection helpers of the chaos suites (tests/chaos-*.test.ts): a PostgreSQL server and
@@ -23,7 +23,10 @@ export const NATS_BIN = "/usr/sbin/nats-server";
 
 /** `describe` for the chaos suites: needs initdb/pg_ctl and nats-server; skips (or fails under NEXUS_REQUIRE_SERVICES=1) without. */
 export const describeChaos = (() => {
-  const missing = [postgresBinDir() ? undefined : "PostgreSQL server binaries (initdb, pg_ctl)", existsSync(NATS_BIN) ? undefined : NATS_BIN].filter(Boolean);
+  const missing = [
+    postgresBinDir() ? undefined : "PostgreSQL server binaries (initdb, pg_ctl)",
+    existsSync(NATS_BIN) ? undefined : NATS_BIN,
+  ].filter(Boolean);
   if (missing.length === 0) return describe;
   if (process.env.NEXUS_REQUIRE_SERVICES === "1") throw new Error(`${missing.join(" and ")} not found and NEXUS_REQUIRE_SERVICES=1`);
   console.warn(`[nexus tests] skipping the chaos suites: ${missing.join(" and ")} not found`);
@@ -125,7 +128,13 @@ export async function startChaosMesh(env: Record<string, string> = {}): Promise<
   const spawnDev = () =>
     startNexus({
       args: ["dev", "--port", "0", "--host", "127.0.0.1"],
-      env: { DATABASE_URL: databaseUrl, NATS_URL: nats.url, LOG_LEVEL: process.env.NEXUS_TEST_LOG_LEVEL ?? "warn", NEXUS_LOG_PRETTY: "false", ...env },
+      env: {
+        DATABASE_URL: databaseUrl,
+        NATS_URL: nats.url,
+        LOG_LEVEL: process.env.NEXUS_TEST_LOG_LEVEL ?? "warn",
+        NEXUS_LOG_PRETTY: "false",
+        ...env,
+      },
     });
   let proc: NexusProcess;
   try {

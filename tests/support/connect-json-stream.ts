@@ -39,12 +39,21 @@ export function connectEnvelope(json: unknown, flags = 0): Uint8Array {
 export async function connectJsonStream(
   url: string,
   request: unknown,
-  options: { headers?: Record<string, string>; onMessage?: (message: Record<string, unknown>) => "abort" | undefined; timeoutMs?: number } = {},
+  options: {
+    headers?: Record<string, string>;
+    onMessage?: (message: Record<string, unknown>) => "abort" | undefined;
+    timeoutMs?: number;
+  } = {},
 ): Promise<ConnectJsonStreamResult> {
   const controller = new AbortController();
   const res = await fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/connect+json", "connect-protocol-version": "1", ...(options.timeoutMs ? { "connect-timeout-ms": String(options.timeoutMs) } : {}), ...options.headers },
+    headers: {
+      "content-type": "application/connect+json",
+      "connect-protocol-version": "1",
+      ...(options.timeoutMs ? { "connect-timeout-ms": String(options.timeoutMs) } : {}),
+      ...options.headers,
+    },
     body: connectEnvelope(request),
     signal: controller.signal,
   });

@@ -36,7 +36,9 @@ export async function migrateCounters(db: Database): Promise<void> {
 
 /** The stored row of a counter (undefined: none). */
 export async function counterRow(db: Queryable, id: string): Promise<{ value: number; version: number } | undefined> {
-  const { rows } = await db.query<{ value: number; version: number }>("SELECT value, version FROM test_commands.counters WHERE id = $1", [id]);
+  const { rows } = await db.query<{ value: number; version: number }>("SELECT value, version FROM test_commands.counters WHERE id = $1", [
+    id,
+  ]);
   return rows[0];
 }
 

@@ -13,7 +13,7 @@
  * Suites that need it use {@link describeWithCrdApiServer}: they skip with a line saying so
  * when the binaries are missing, and fail under NEXUS_REQUIRE_SERVICES=1.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
@@ -33,7 +33,9 @@ function gate() {
       `the CRD API server binaries are missing in ${CRD_APISERVER_BIN} and NEXUS_REQUIRE_SERVICES=1: run bash scripts/crd-apiserver/provide.sh`,
     );
   }
-  console.warn(`[nexus tests] skipping suites that need the real CRD API server: no binaries in ${CRD_APISERVER_BIN} (bash scripts/crd-apiserver/provide.sh)`);
+  console.warn(
+    `[nexus tests] skipping suites that need the real CRD API server: no binaries in ${CRD_APISERVER_BIN} (bash scripts/crd-apiserver/provide.sh)`,
+  );
   return describe.skip;
 }
 
@@ -52,7 +54,13 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitFor(what: string, probe: () => Promise<boolean>, child: ChildProcess, log: () => string, timeoutMs = 30_000): Promise<void> {
+async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  child: ChildProcess,
+  log: () => string,
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`${what}: process exited with ${child.exitCode}:\n${log().slice(-3000)}`);
@@ -139,14 +147,21 @@ export async function startCrdApiServer(dir: string, options: CrdApiServerOption
   mkdirSync(dir, { recursive: true });
   const [client, peer, secure] = [await freePort(), await freePort(), await freePort()];
   const etcd = spawnLogged(path.join(CRD_APISERVER_BIN, "etcd"), [
-    "--data-dir", path.join(dir, "etcd"),
-    "--listen-client-urls", `http://127.0.0.1:${client}`,
-    "--advertise-client-urls", `http://127.0.0.1:${client}`,
-    "--listen-peer-urls", `http://127.0.0.1:${peer}`,
-    "--initial-advertise-peer-urls", `http://127.0.0.1:${peer}`,
-    "--initial-cluster", `default=http://127.0.0.1:${peer}`,
+    "--data-dir",
+    path.join(dir, "etcd"),
+    "--listen-client-urls",
+    `http://127.0.0.1:${client}`,
+    "--advertise-client-urls",
+    `http://127.0.0.1:${client}`,
+    "--listen-peer-urls",
+    `http://127.0.0.1:${peer}`,
+    "--initial-advertise-peer-urls",
+    `http://127.0.0.1:${peer}`,
+    "--initial-cluster",
+    `default=http://127.0.0.1:${peer}`,
     "--unsafe-no-fsync",
-    "--log-level", "error",
+    "--log-level",
+    "error",
   ]);
   try {
     await waitFor("etcd", async () => (await get(`http://127.0.0.1:${client}/health`)).status === 200, etcd.child, etcd.log);
@@ -302,17 +317,21 @@ export class KubeRouter {
   private async fetchJson(base: string, p: string, token?: string): Promise<any> {
     const lib = base.startsWith("https:") ? https : http;
     return new Promise((resolve, reject) => {
-      const r = lib.get(`${base}${p}`, { rejectUnauthorized: false, headers: { accept: "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) } }, (res) => {
-        let body = "";
-        res.on("data", (c: Buffer) => (body += c.toString("utf8")));
-        res.on("end", () => {
-          try {
-            resolve(JSON.parse(body));
-          } catch {
-            resolve(undefined);
-          }
-        });
-      });
+      const r = lib.get(
+        `${base}${p}`,
+        { rejectUnauthorized: false, headers: { accept: "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) } },
+        (res) => {
+          let body = "";
+          res.on("data", (c: Buffer) => (body += c.toString("utf8")));
+          res.on("end", () => {
+            try {
+              resolve(JSON.parse(body));
+            } catch {
+              resolve(undefined);
+            }
+          });
+        },
+      );
       r.on("error", reject);
     });
   }
@@ -334,14 +353,24 @@ export class KubeRouter {
       kind: "APIResourceList",
       apiVersion: "v1",
       groupVersion: gv,
-      resources: (KubeRouter.STANDIN_GROUPS[gv] ?? []).map((r) => ({ name: r.plural, singularName: "", namespaced: r.namespaced, kind: r.kind, verbs })),
+      resources: (KubeRouter.STANDIN_GROUPS[gv] ?? []).map((r) => ({
+        name: r.plural,
+        singularName: "",
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs,
+      })),
     });
     const send = (body: unknown) => {
       res.writeHead(200, { "content-type": "application/json" });
       res.end(JSON.stringify(body));
     };
     if (pathname === "/api") {
-      send({ kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress: "127.0.0.1" }] });
+      send({
+        kind: "APIVersions",
+        versions: ["v1"],
+        serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress: "127.0.0.1" }],
+      });
       return true;
     }
     if (pathname === "/api/v1") {
@@ -388,13 +417,26 @@ export class KubeRouter {
     const p = req.url ?? "/";
     const pathname = p.split("?")[0] ?? "/";
     const method = req.method ?? "GET";
-    const to = REAL_PREFIXES.some((x) => p.startsWith(x)) || pathname === "/apis/nexus.dev" || pathname === "/apis/apiextensions.k8s.io" ? "real" : "standin";
+    const to =
+      REAL_PREFIXES.some((x) => p.startsWith(x)) || pathname === "/apis/nexus.dev" || pathname === "/apis/apiextensions.k8s.io"
+        ? "real"
+        : "standin";
     const code = this.injected(method, pathname);
     if (code !== undefined) {
       this.routed.push({ method, path: p, contentType: req.headers["content-type"], to });
       req.resume();
       res.writeHead(code, { "content-type": "application/json" });
-      res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", code, reason: code === 409 ? "Conflict" : "InternalError", message: `router: injected ${code} for ${pathname}` }));
+      res.end(
+        JSON.stringify({
+          kind: "Status",
+          apiVersion: "v1",
+          metadata: {},
+          status: "Failure",
+          code,
+          reason: code === 409 ? "Conflict" : "InternalError",
+          message: `router: injected ${code} for ${pathname}`,
+        }),
+      );
       return;
     }
     if (/[?&]watch=(true|1)/.test(p)) {

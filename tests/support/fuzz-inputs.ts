@@ -1,5 +1,5 @@
-import { ScalarType, create, toBinary, toJson } from "@bufbuild/protobuf";
 import type { DescField, DescMessage, JsonValue } from "@bufbuild/protobuf";
+import { create, ScalarType, toBinary, toJson } from "@bufbuild/protobuf";
 
 /**
  * Hostile request inputs generated from a message descriptor, reproducibly: every value comes
@@ -188,7 +188,8 @@ function fieldValue(field: DescField, rng: Rng, depth: number, hostile: boolean,
     case "map": {
       const out: Record<string, unknown> = {};
       for (let i = 0; i < 1 + rng.int(3); i++) {
-        const key = field.mapKey === ScalarType.STRING ? (hostile ? (primary ? "k\0" : rng.pick(HOSTILE_STRINGS.slice(0, 3))) : `k${i}`) : String(i);
+        const key =
+          field.mapKey === ScalarType.STRING ? (hostile ? (primary ? "k\0" : rng.pick(HOSTILE_STRINGS.slice(0, 3))) : `k${i}`) : String(i);
         out[key] =
           field.mapKind === "scalar"
             ? scalar(field.scalar)

@@ -1,6 +1,6 @@
-import * as grpc from "@grpc/grpc-js";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 
 /**
  * Calls a unary method with @grpc/grpc-js (the reference Node gRPC client, a different

@@ -218,7 +218,13 @@ export class KubeApiServerStandin {
       ...clone(body),
       apiVersion: type.apiVersion,
       kind: type.kind,
-      metadata: { ...meta, namespace: ns, uid: randomUUID(), creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"), resourceVersion: this.nextRv() },
+      metadata: {
+        ...meta,
+        namespace: ns,
+        uid: randomUUID(),
+        creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+        resourceVersion: this.nextRv(),
+      },
     };
     this.objects.set(key, obj);
     this.emit(type, "ADDED", obj);
@@ -310,7 +316,12 @@ export class KubeApiServerStandin {
         }
         const selector = parseSelector(url.searchParams.get("labelSelector"));
         const items = this.list(type.plural, namespace).filter((o) => matches(o, selector));
-        this.send(res, 200, { apiVersion: type.apiVersion, kind: `${type.kind}List`, metadata: { resourceVersion: String(this.rv) }, items });
+        this.send(res, 200, {
+          apiVersion: type.apiVersion,
+          kind: `${type.kind}List`,
+          metadata: { resourceVersion: String(this.rv) },
+          items,
+        });
         return;
       }
       if (method === "GET" && name) {
@@ -341,7 +352,15 @@ export class KubeApiServerStandin {
       }
     } catch (err) {
       const e = err instanceof HttpError ? err : new HttpError(500, "InternalError", err instanceof Error ? err.message : String(err));
-      this.send(res, e.code, { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: e.message, reason: e.reason, code: e.code });
+      this.send(res, e.code, {
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message: e.message,
+        reason: e.reason,
+        code: e.code,
+      });
     }
   }
 
@@ -372,4 +391,3 @@ export class KubeApiServerStandin {
     });
   }
 }
-

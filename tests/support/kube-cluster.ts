@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { KubeRouter, startCrdApiServer, type CrdApiServer, type RoutedRequest, type WriteMatch } from "./crd-apiserver.js";
+import { type CrdApiServer, KubeRouter, type RoutedRequest, startCrdApiServer, type WriteMatch } from "./crd-apiserver.js";
 import { KubeApiServerStandin } from "./kube-apiserver-standin.js";
 
 type Obj = Record<string, any>;
@@ -25,7 +25,12 @@ const REAL_KINDS: Record<string, { prefix: string; namespaced: boolean }> = {
   failovers: { prefix: "/apis/nexus.dev/v1alpha1", namespaced: true },
   customresourcedefinitions: { prefix: "/apis/apiextensions.k8s.io/v1", namespaced: false },
 };
-const PLURAL_OF: Record<string, string> = { Tenant: "tenants", Quota: "quotas", Failover: "failovers", CustomResourceDefinition: "customresourcedefinitions" };
+const PLURAL_OF: Record<string, string> = {
+  Tenant: "tenants",
+  Quota: "quotas",
+  Failover: "failovers",
+  CustomResourceDefinition: "customresourcedefinitions",
+};
 
 /** Options of {@link KubeCluster.start}. */
 export interface KubeClusterOptions {
@@ -43,7 +48,9 @@ export class KubeCluster {
 
   /** Starts etcd + the CRD API server (data under `dir`), the stand-in and the router. */
   static async start(dir: string, options: KubeClusterOptions = {}): Promise<KubeCluster> {
-    const real = await startCrdApiServer(path.join(dir, `apiserver-${randomBytes(3).toString("hex")}`), { watchCache: !options.compactable });
+    const real = await startCrdApiServer(path.join(dir, `apiserver-${randomBytes(3).toString("hex")}`), {
+      watchCache: !options.compactable,
+    });
     const standin = await KubeApiServerStandin.start();
     const router = await KubeRouter.start(real.url, standin);
     return new KubeCluster(real, standin, router);
@@ -66,8 +73,17 @@ export class KubeCluster {
     return `${this.router.url}${kind.prefix}${ns}/${plural}${name ? `/${name}` : ""}`;
   }
 
-  private async call(method: string, url: string, body?: unknown, contentType = "application/json"): Promise<{ status: number; body: Obj }> {
-    const res = await fetch(url, { method, headers: { "content-type": contentType, accept: "application/json" }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  private async call(
+    method: string,
+    url: string,
+    body?: unknown,
+    contentType = "application/json",
+  ): Promise<{ status: number; body: Obj }> {
+    const res = await fetch(url, {
+      method,
+      headers: { "content-type": contentType, accept: "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
     const text = await res.text();
     return { status: res.status, body: text ? (JSON.parse(text) as Obj) : {} };
   }

@@ -5,24 +5,29 @@
  */
 import { randomUUID } from "node:crypto";
 import { createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 import type { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
-import { effectiveEntitlements, principalEntitlements } from "../../services/kernel/authz/plans.js";
+import type { AuditApplication } from "../../services/audit/audit-application.js";
+import type { AuditHandler } from "../../services/audit/audit-handler.js";
 import { createAuditParts } from "../../services/audit/audit-parts.js";
 import { auditService } from "../../services/audit/server.js";
+import { effectiveEntitlements, principalEntitlements } from "../../services/kernel/authz/plans.js";
 import { loadConfig } from "../../services/kernel/config.js";
-import { principalKey, type PlanName, type PlatformPrincipal, type Principal, type TenantPrincipal } from "../../services/kernel/context.js";
+import {
+  type PlanName,
+  type PlatformPrincipal,
+  type Principal,
+  principalKey,
+  type TenantPrincipal,
+} from "../../services/kernel/context.js";
 import type { Database } from "../../services/kernel/db/ports.js";
-import type { EventBus } from "../../services/kernel/events/ports.js";
-import type { BackoffOptions } from "../../services/kernel/events/ports.js";
-import { migrateService, mountService, type MountedService, type ServiceContext } from "../../services/kernel/service/index.js";
+import type { BackoffOptions, EventBus } from "../../services/kernel/events/ports.js";
+import { type MountedService, migrateService, mountService, type ServiceContext } from "../../services/kernel/service/index.js";
 import type { MeteringApplication } from "../../services/metering/metering-application.js";
 import type { MeteringHandler } from "../../services/metering/metering-handler.js";
 import { createMeteringParts, type MeteringPartsOptions } from "../../services/metering/metering-parts.js";
 import { meteringService } from "../../services/metering/server.js";
-import type { AuditApplication } from "../../services/audit/audit-application.js";
-import type { AuditHandler } from "../../services/audit/audit-handler.js";
 import { createPeers } from "../../services/runtime/peers.js";
 
 /** A tenant member's principal with the plan's real entitlements. */
@@ -45,7 +50,10 @@ export function platformPrincipal(): PlatformPrincipal {
 }
 
 /** A handler context carrying `principal` (none: an unauthenticated call). */
-export function contextFor(principal: Principal | undefined, service: typeof MeteringService | typeof AuditService = MeteringService): HandlerContext {
+export function contextFor(
+  principal: Principal | undefined,
+  service: typeof MeteringService | typeof AuditService = MeteringService,
+): HandlerContext {
   const values = createContextValues();
   if (principal) values.set(principalKey, principal);
   const method = Object.values(service.method)[0]!;
@@ -100,7 +108,12 @@ export interface Audit {
 }
 
 /** The service context of a module under test (no peers: remote lookups are off). */
-export function serviceContext(db: Database, bus: EventBus, clock: () => Date = () => new Date(), consumers: ConsumerTestOptions = {}): ServiceContext {
+export function serviceContext(
+  db: Database,
+  bus: EventBus,
+  clock: () => Date = () => new Date(),
+  consumers: ConsumerTestOptions = {},
+): ServiceContext {
   const config = loadConfig({});
   return {
     config,

@@ -82,7 +82,10 @@ function chunk(model: string, content: string | undefined, finish: string | null
     object: "chat.completion.chunk",
     created: 0,
     model,
-    choices: content === undefined && finish === null ? [] : [{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish }],
+    choices:
+      content === undefined && finish === null
+        ? []
+        : [{ index: 0, delta: content === undefined ? {} : { content }, finish_reason: finish }],
     ...(usage !== undefined ? { usage } : {}),
   };
   return `data: ${JSON.stringify(payload)}\n\n`;

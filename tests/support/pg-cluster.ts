@@ -139,6 +139,20 @@ export async function startPrimary(): Promise<PgCluster> {
 export async function startReplica(primary: PgCluster): Promise<PgCluster> {
   const home = tempDir("nexus-pg-replica-");
   const dataDir = path.join(home, "data");
-  await tool("pg_basebackup", ["-h", "127.0.0.1", "-p", String(primary.port), "-U", "postgres", "-D", dataDir, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync"]);
+  await tool("pg_basebackup", [
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(primary.port),
+    "-U",
+    "postgres",
+    "-D",
+    dataDir,
+    "-R",
+    "-X",
+    "stream",
+    "--checkpoint=fast",
+    "--no-sync",
+  ]);
   return startServer(home, dataDir, await freePort());
 }

@@ -1,4 +1,4 @@
-import http2 from "node:http2";
+import type http2 from "node:http2";
 
 /**
  * RPCs sent as raw bytes, below any client library, so tests can send what no well-behaved

@@ -1,11 +1,10 @@
-import net from "node:net";
 import { randomBytes } from "node:crypto";
+import net from "node:net";
 import pg from "pg";
 import { describe } from "vitest";
 
 /** Admin connection used to create and drop per-suite databases (trust auth on 127.0.0.1). */
-export const TEST_DATABASE_URL =
-  process.env.NEXUS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+export const TEST_DATABASE_URL = process.env.NEXUS_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 /** NATS JetStream server used by integration suites. */
 export const TEST_NATS_URL = process.env.NEXUS_TEST_NATS_URL ?? "nats://127.0.0.1:4222";
 
@@ -71,7 +70,8 @@ export const POSTGRES_HAS_VECTOR: boolean = await (async () => {
   }
 })();
 if (postgresUp && !POSTGRES_HAS_VECTOR) {
-  if (REQUIRE) throw new Error(`PostgreSQL at ${TEST_DATABASE_URL} has no pgvector and NEXUS_REQUIRE_SERVICES=1: run scripts/install-pgvector.sh`);
+  if (REQUIRE)
+    throw new Error(`PostgreSQL at ${TEST_DATABASE_URL} has no pgvector and NEXUS_REQUIRE_SERVICES=1: run scripts/install-pgvector.sh`);
   console.warn("[nexus tests] the test PostgreSQL has no pgvector: its suites run lexical-only (scripts/install-pgvector.sh installs it)");
 }
 /** NEXUS_LEXICAL_ONLY for processes the suites start on the test PostgreSQL: "false" when it has pgvector. */

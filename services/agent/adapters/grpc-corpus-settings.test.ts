@@ -3,7 +3,10 @@ import { agentSection } from "./grpc-corpus-settings.js";
 
 describe("corpus model settings", () => {
   it("reads provider and model from provider_config.agent", () => {
-    expect(agentSection({ retrieval: { provider: "local_pgvector" }, agent: { provider: "openai", model: "gpt-4o-mini" } })).toEqual({ provider: "openai", model: "gpt-4o-mini" });
+    expect(agentSection({ retrieval: { provider: "local_pgvector" }, agent: { provider: "openai", model: "gpt-4o-mini" } })).toEqual({
+      provider: "openai",
+      model: "gpt-4o-mini",
+    });
     expect(agentSection({ agent: { model: "m" } })).toEqual({ model: "m" });
   });
 

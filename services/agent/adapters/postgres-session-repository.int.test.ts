@@ -17,7 +17,9 @@ function message(id: string, sessionId: string, role: "user" | "assistant", at: 
     role,
     text,
     citations:
-      role === "assistant" ? [{ documentId: "d", chunkOrdinal: 2, charStart: 10, charEnd: 20, score: 0.5, filename: "d.md", quote: "0123456789" }] : [],
+      role === "assistant"
+        ? [{ documentId: "d", chunkOrdinal: 2, charStart: 10, charEnd: 20, score: 0.5, filename: "d.md", quote: "0123456789" }]
+        : [],
     requestId: `req-${id}`,
     createdAt: at,
   };
@@ -62,7 +64,15 @@ describeWithPostgres("postgres session repository", () => {
     expect(session?.updatedAt.toISOString()).toBe("2026-03-01T10:00:01.000Z");
     const all = await repo.recentMessages(db, "t1", "s1", 10);
     expect(all.map((m) => m.messageId)).toEqual(["s1-u1", "s1-a1", "s1-u2"]);
-    expect(all[1]?.citations[0]).toEqual({ documentId: "d", chunkOrdinal: 2, charStart: 10, charEnd: 20, score: 0.5, filename: "d.md", quote: "0123456789" });
+    expect(all[1]?.citations[0]).toEqual({
+      documentId: "d",
+      chunkOrdinal: 2,
+      charStart: 10,
+      charEnd: 20,
+      score: 0.5,
+      filename: "d.md",
+      quote: "0123456789",
+    });
     expect((await repo.recentMessages(db, "t1", "s1", 2)).map((m) => m.messageId)).toEqual(["s1-a1", "s1-u2"]);
   });
 

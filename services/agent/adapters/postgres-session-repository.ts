@@ -52,10 +52,10 @@ function message(row: MessageRow): MessageRecord {
 export function createPostgresSessionRepository(): SessionRepository {
   return {
     async get(q, tenantId, sessionId) {
-      const { rows } = await q.query<SessionRow>(
-        `SELECT ${SESSION_COLUMNS} FROM agent.sessions WHERE tenant_id = $1 AND session_id = $2`,
-        [tenantId, sessionId],
-      );
+      const { rows } = await q.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM agent.sessions WHERE tenant_id = $1 AND session_id = $2`, [
+        tenantId,
+        sessionId,
+      ]);
       return rows[0] ? session(rows[0]) : undefined;
     },
 

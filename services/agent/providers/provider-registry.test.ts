@@ -6,7 +6,11 @@ import { createExtractiveProvider, EXTRACTIVE_MODEL } from "./extractive/extract
 import { createOpenAiProvider } from "./openai/openai-provider.js";
 import { ProviderRegistry, type SelectionInput } from "./provider-registry.js";
 
-function principal(plan: TenantPrincipal["plan"], features: Record<string, boolean> = {}, featureConfig: Record<string, Record<string, unknown>> = {}): TenantPrincipal {
+function principal(
+  plan: TenantPrincipal["plan"],
+  features: Record<string, boolean> = {},
+  featureConfig: Record<string, Record<string, unknown>> = {},
+): TenantPrincipal {
   return {
     kind: "tenant",
     keyId: "k",
@@ -69,10 +73,14 @@ describe("provider registry", () => {
     expect(errorReason(free)).toBe("FEATURE_NOT_ENABLED");
     expect(errorMetadata(free).feature_key).toBe("feature.agent.openai");
     // Once the catalog knows the key, it decides, whatever the plan.
-    expect(registry.select(input({ requestedProvider: "openai", principal: principal("free", { "feature.agent.openai": true }) })).provider.name).toBe("openai");
-    expect(refusal(() => registry.select(input({ requestedProvider: "openai", principal: principal("enterprise", { "feature.agent.openai": false }) }))).code).toBe(
-      Code.PermissionDenied,
-    );
+    expect(
+      registry.select(input({ requestedProvider: "openai", principal: principal("free", { "feature.agent.openai": true }) })).provider.name,
+    ).toBe("openai");
+    expect(
+      refusal(() =>
+        registry.select(input({ requestedProvider: "openai", principal: principal("enterprise", { "feature.agent.openai": false }) })),
+      ).code,
+    ).toBe(Code.PermissionDenied);
     // The local provider is open to everyone.
     expect(registry.select(input({ principal: principal("free") })).provider.name).toBe("extractive");
   });
@@ -80,6 +88,8 @@ describe("provider registry", () => {
   it("restricts models to the entitlement's list", () => {
     const p = principal("pro", { "feature.agent.openai": true }, { "feature.agent.openai": { models: ["small"] } });
     expect(registry.select(input({ requestedProvider: "openai", requestedModel: "small", principal: p })).model).toBe("small");
-    expect(errorReason(refusal(() => registry.select(input({ requestedProvider: "openai", requestedModel: "big", principal: p }))))).toBe("FEATURE_NOT_ENABLED");
+    expect(errorReason(refusal(() => registry.select(input({ requestedProvider: "openai", requestedModel: "big", principal: p }))))).toBe(
+      "FEATURE_NOT_ENABLED",
+    );
   });
 });

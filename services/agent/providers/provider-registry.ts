@@ -1,5 +1,5 @@
-import type { TenantPrincipal } from "../../kernel/context.js";
 import { requireFeature } from "../../kernel/authz/require-feature.js";
+import type { TenantPrincipal } from "../../kernel/context.js";
 import { domainError } from "../../kernel/errors.js";
 import type { CorpusModelSettings } from "../ports.js";
 import type { ModelProvider } from "./ports.js";
@@ -52,7 +52,9 @@ export class ProviderRegistry {
   ) {
     for (const p of providers) this.providers.set(p.name, p);
     if (!this.providers.has(defaultProvider)) {
-      throw new Error(`the default model provider "${defaultProvider}" is not configured (${this.unconfigured.get(defaultProvider) ?? "unknown provider"})`);
+      throw new Error(
+        `the default model provider "${defaultProvider}" is not configured (${this.unconfigured.get(defaultProvider) ?? "unknown provider"})`,
+      );
     }
   }
 
@@ -75,17 +77,29 @@ export class ProviderRegistry {
       const why = this.unconfigured.get(name);
       const where = fromRequest ? "options.provider" : "the corpus's provider_config.agent.provider";
       if (why !== undefined) {
-        throw domainError("FAILED_PRECONDITION", `${where} names provider ${name}, which this installation has not configured: ${why}`, { provider: name });
+        throw domainError("FAILED_PRECONDITION", `${where} names provider ${name}, which this installation has not configured: ${why}`, {
+          provider: name,
+        });
       }
       const known = this.names().join(", ");
-      if (fromRequest) throw domainError("INVALID_ARGUMENT", `unknown model provider "${name}"; this installation offers: ${known}`, { field: "options.provider", provider: name });
-      throw domainError("FAILED_PRECONDITION", `the corpus names unknown model provider "${name}"; this installation offers: ${known}`, { provider: name });
+      if (fromRequest)
+        throw domainError("INVALID_ARGUMENT", `unknown model provider "${name}"; this installation offers: ${known}`, {
+          field: "options.provider",
+          provider: name,
+        });
+      throw domainError("FAILED_PRECONDITION", `the corpus names unknown model provider "${name}"; this installation offers: ${known}`, {
+        provider: name,
+      });
     }
     const corpusModel = input.corpus.provider === undefined || input.corpus.provider === name ? input.corpus.model : undefined;
     const model = input.requestedModel || corpusModel || provider.defaultModel;
     const rejected = provider.rejectModel(model);
     if (rejected !== undefined) {
-      throw domainError("INVALID_ARGUMENT", `model "${model}" cannot be used: ${rejected}`, { field: "options.model", provider: name, model });
+      throw domainError("INVALID_ARGUMENT", `model "${model}" cannot be used: ${rejected}`, {
+        field: "options.model",
+        provider: name,
+        model,
+      });
     }
     if (provider.remote) this.checkEntitlement(input.principal, name, model);
     return { provider, model };
@@ -105,10 +119,14 @@ export class ProviderRegistry {
     }
     const models = principal.entitlements.featureConfig[feature]?.models;
     if (Array.isArray(models) && !models.includes(model)) {
-      throw domainError("FEATURE_NOT_ENABLED", `model ${model} is not among this tenant's allowed ${provider} models: ${models.join(", ")}`, {
-        feature_key: feature,
-        model,
-      });
+      throw domainError(
+        "FEATURE_NOT_ENABLED",
+        `model ${model} is not among this tenant's allowed ${provider} models: ${models.join(", ")}`,
+        {
+          feature_key: feature,
+          model,
+        },
+      );
     }
   }
 }

@@ -21,7 +21,10 @@ describe("keepTrying (what a run owes after its stream ended)", () => {
 
   it("gives up once the budget is spent, and at once on errors that are not worth retrying", async () => {
     const started = performance.now();
-    const spent = await keepTrying(() => Promise.reject(new Error("down")), { retry: { initialMs: 10, maxMs: 20, budgetMs: 100 }, shouldRetry: () => true });
+    const spent = await keepTrying(() => Promise.reject(new Error("down")), {
+      retry: { initialMs: 10, maxMs: 20, budgetMs: 100 },
+      shouldRetry: () => true,
+    });
     expect(spent.kind).toBe("gave_up");
     expect(performance.now() - started).toBeLessThan(400);
     let calls = 0;

@@ -24,7 +24,11 @@ export type AftercareResult<T> = { kind: "done"; value: T } | { kind: "gave_up";
  */
 export async function keepTrying<T>(
   attempt: (n: number) => Promise<T>,
-  options: { retry?: AftercareRetry; shouldRetry: (err: unknown) => boolean; onRetry?: (err: unknown, attempt: number, delayMs: number) => void },
+  options: {
+    retry?: AftercareRetry;
+    shouldRetry: (err: unknown) => boolean;
+    onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
+  },
 ): Promise<AftercareResult<T>> {
   const retry = options.retry ?? DEFAULT_AFTERCARE_RETRY;
   const deadline = performance.now() + retry.budgetMs;

@@ -27,7 +27,12 @@ describe("quota headers", () => {
   });
 
   it("turn metering's refusal into QUOTA_EXCEEDED with its figures, RetryInfo and headers", () => {
-    const upstream = domainError("QUOTA_EXCEEDED", "daily runs used up", { period: "PERIOD_DAY", limit: 10, used: 10, remaining: 0, metric: "runs" }, { retryAfterMs: 5000 });
+    const upstream = domainError(
+      "QUOTA_EXCEEDED",
+      "daily runs used up",
+      { period: "PERIOD_DAY", limit: 10, used: 10, remaining: 0, metric: "runs" },
+      { retryAfterMs: 5000 },
+    );
     const refusal = quotaRefusal(upstream);
     expect(refusal.code).toBe(Code.ResourceExhausted);
     expect(errorReason(refusal)).toBe("QUOTA_EXCEEDED");

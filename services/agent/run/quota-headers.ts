@@ -50,4 +50,3 @@ export function quotaRefusal(err: ConnectError): ConnectError {
   }
   return refusal;
 }
-

@@ -7,12 +7,12 @@ import { boundedHistory } from "../sessions/bounded-history.js";
 import { GEN_AI } from "../telemetry/gen-ai-attributes.js";
 import { keepTrying } from "./aftercare.js";
 import type { CpuMeter } from "./cpu-meter.js";
+import { quotaHeaders, quotaRefusal } from "./quota-headers.js";
 import { newId, type RetrievalOutcome, type RunDependencies, type RunInput, type RunSession, type RunTally } from "./run-context.js";
 import type { RunControl } from "./run-control.js";
 import { isDependencyFailure } from "./run-errors.js";
-import { quotaHeaders, quotaRefusal } from "./quota-headers.js";
-import type { RunTelemetry } from "./run-telemetry.js";
 import { searchPassages } from "./run-steps.js";
+import type { RunTelemetry } from "./run-telemetry.js";
 
 /** What admission works with: the run before it has a context. */
 export interface AdmissionParts {
@@ -47,7 +47,12 @@ export async function accept(parts: AdmissionParts): Promise<Accepted> {
   const [session, corpus] = await Promise.all([loadSession(parts), corpusModelSettings(parts)]);
   const options = input.request.options;
   const selection = cpu.measure(() =>
-    deps.providers.select({ requestedProvider: options?.provider ?? "", requestedModel: options?.model ?? "", corpus, principal: input.principal }),
+    deps.providers.select({
+      requestedProvider: options?.provider ?? "",
+      requestedModel: options?.model ?? "",
+      corpus,
+      principal: input.principal,
+    }),
   );
   telemetry.annotate({
     [GEN_AI.CONVERSATION_ID]: session.sessionId,
@@ -78,7 +83,11 @@ async function corpusModelSettings(parts: AdmissionParts): Promise<CorpusModelSe
   const { deps, input, control, log } = parts;
   if (deps.breakers.retrieval.state === "open") return {};
   try {
-    return await deps.corpusSettings.modelSettings(input.principal.tenantId, input.request.corpusId, control.peerCall(deps.settings.peerTimeoutMs));
+    return await deps.corpusSettings.modelSettings(
+      input.principal.tenantId,
+      input.request.corpusId,
+      control.peerCall(deps.settings.peerTimeoutMs),
+    );
   } catch (err) {
     if (control.signal.aborted || !isDependencyFailure(err)) throw err;
     log.warn({ err }, "could not read the corpus's model settings; using the installation defaults");
@@ -142,14 +151,20 @@ export async function settleQuota(
   const result = await keepTrying(
     () => {
       const call = { headers, signal: AbortSignal.timeout(deps.settings.peerTimeoutMs) };
-      return how === "commit" ? deps.quota.commit(admission.reservationId, call) : deps.quota.release(admission.reservationId, reason, call);
+      return how === "commit"
+        ? deps.quota.commit(admission.reservationId, call)
+        : deps.quota.release(admission.reservationId, reason, call);
     },
     {
       shouldRetry: isDependencyFailure,
-      onRetry: (err, attempt) => log.warn({ err, attempt, reservation_id: admission.reservationId }, `could not ${how} the quota reservation; retrying`),
+      onRetry: (err, attempt) =>
+        log.warn({ err, attempt, reservation_id: admission.reservationId }, `could not ${how} the quota reservation; retrying`),
     },
   );
   if (result.kind === "gave_up") {
-    log.warn({ err: result.error, reservation_id: admission.reservationId }, `could not ${how} the quota reservation (it expires by itself)`);
+    log.warn(
+      { err: result.error, reservation_id: admission.reservationId },
+      `could not ${how} the quota reservation (it expires by itself)`,
+    );
   }
 }

@@ -1,9 +1,14 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
-import { RunCancelRequestedSchema, RunCancelledSchema, RunCompletedSchema, RunFailedSchema } from "../../../gen/nexus/events/v1/agent_events_pb.js";
+import {
+  RunCancelledSchema,
+  RunCancelRequestedSchema,
+  RunCompletedSchema,
+  RunFailedSchema,
+} from "../../../gen/nexus/events/v1/agent_events_pb.js";
+import { recordFacts } from "../../kernel/commands/index.js";
 import type { TenantPrincipal } from "../../kernel/context.js";
 import type { Database } from "../../kernel/db/ports.js";
-import { recordFacts } from "../../kernel/commands/index.js";
 import { readStream } from "../../kernel/events/event-store.js";
 import type { EventBus, Observation } from "../../kernel/events/ports.js";
 import { eventOf, payloadOf } from "../../kernel/events/protobuf-event.js";
@@ -82,7 +87,14 @@ export class RunCancellation {
       recordFacts(
         tx,
         streamId,
-        [eventOf(RunCancelRequestedSchema, { tenantId: principal.tenantId, requestId, requestedBy: principal.keyId, requestedAt: timestampFromDate(clock()) })],
+        [
+          eventOf(RunCancelRequestedSchema, {
+            tenantId: principal.tenantId,
+            requestId,
+            requestedBy: principal.keyId,
+            requestedAt: timestampFromDate(clock()),
+          }),
+        ],
         { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
       ),
     );

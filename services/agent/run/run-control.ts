@@ -32,7 +32,9 @@ export class RunControl {
       // count a hang-up that close to the deadline as the deadline.
       const left = call.timeoutMs();
       const reason: unknown =
-        left !== undefined && left <= DEADLINE_SLACK_MS ? new ConnectError("the operation timed out", Code.DeadlineExceeded) : call.signal.reason;
+        left !== undefined && left <= DEADLINE_SLACK_MS
+          ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
+          : call.signal.reason;
       this.controller.abort(reason);
     };
     if (call.signal.aborted) this.onCallAbort();

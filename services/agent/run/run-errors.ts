@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
-import { RunErrorSchema, type RunError } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
+import { type RunError, RunErrorSchema } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import { isDatabaseUnavailableError } from "../../kernel/db/pg-error.js";
 import { domainError, errorMetadata, errorReason } from "../../kernel/errors.js";
 import { databaseUnavailableError } from "../../kernel/interceptors/error-normalizing.js";

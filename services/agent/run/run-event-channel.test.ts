@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
-import { RunDoneSchema, RunStatus, TokenDeltaSchema, type RunResponse } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
+import { RunDoneSchema, type RunResponse, RunStatus, TokenDeltaSchema } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import { RunEventChannel } from "./run-event-channel.js";
 
 async function collect(channel: RunEventChannel): Promise<RunResponse[]> {

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { HeartbeatSchema, RunResponseSchema, type RunResponse } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
+import { HeartbeatSchema, type RunResponse, RunResponseSchema } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 
 /** One event of a Run stream without its seq (`RunResponse.event` with a case). */
 export type RunEvent = Exclude<RunResponse["event"], { case: undefined }>;

@@ -6,14 +6,14 @@ import {
   RunCompletedSchema,
   RunFailedSchema,
   RunStartedSchema,
-  RunTimingsSchema,
-  RunUsageSchema,
   type RunTimings,
+  RunTimingsSchema,
   type RunUsage,
+  RunUsageSchema,
 } from "../../../gen/nexus/events/v1/agent_events_pb.js";
 import type { PlanName } from "../../kernel/context.js";
-import { eventOf } from "../../kernel/events/protobuf-event.js";
 import type { NewEvent } from "../../kernel/events/ports.js";
+import { eventOf } from "../../kernel/events/protobuf-event.js";
 
 const PLANS: Readonly<Record<PlanName, Plan>> = { free: Plan.FREE, pro: Plan.PRO, enterprise: Plan.ENTERPRISE };
 

@@ -8,12 +8,12 @@ import { errorMetadata } from "../../kernel/errors.js";
 import { letWritesOut } from "../../kernel/events/foreground.js";
 import type { Passage } from "../providers/ports.js";
 import { CpuMeter } from "./cpu-meter.js";
-import { accept, checkQuota, settleQuota, type Accepted, type AdmissionParts, type QuotaChecked } from "./run-admission.js";
-import { RunTally, type RunContext, type RunDependencies, type RunInput } from "./run-context.js";
+import { type Accepted, type AdmissionParts, accept, checkQuota, type QuotaChecked, settleQuota } from "./run-admission.js";
+import { type RunContext, type RunDependencies, type RunInput, RunTally } from "./run-context.js";
 import { RunControl } from "./run-control.js";
 import { grpcCodeName, publicError, runErrorEvent } from "./run-errors.js";
 import { RunEventChannel } from "./run-event-channel.js";
-import { RunRecorder, type Generation } from "./run-recorder.js";
+import { type Generation, RunRecorder } from "./run-recorder.js";
 import { advance, INITIAL_RUN_STATE, type RunState, type RunStep, type StepResult } from "./run-state.js";
 import { generate, persistCompleted, retrieve } from "./run-steps.js";
 import { RunTelemetry } from "./run-telemetry.js";
@@ -97,7 +97,11 @@ export class RunExecution {
   async admit(): Promise<void> {
     const { deps, input, control, telemetry } = this.parts;
     try {
-      this.unregister = deps.activeRuns.register({ tenantId: input.principal.tenantId, requestId: input.runId, cancel: () => this.cancel() });
+      this.unregister = deps.activeRuns.register({
+        tenantId: input.principal.tenantId,
+        requestId: input.runId,
+        cancel: () => this.cancel(),
+      });
       this.accepted = await telemetry.step("accepted", () => accept(this.parts));
       this.state = advance(this.state, { kind: "ok" });
       this.quota = await telemetry.step("quota_check", () => checkQuota(this.parts, this.prefetch.signal));
@@ -205,7 +209,11 @@ export class RunExecution {
         recorder.recordStarted();
         if (this.state.outcome === "running" && produced.generation) return persistCompleted(ctx, recorder, produced.generation);
         if (this.state.outcome === "cancelled") return recorder.storeEnded({ kind: "cancelled", byCancelRun: ctx.control.byCancelRun });
-        return recorder.storeEnded({ kind: "failed", failure: produced.failure ?? publicError(undefined, ctx.input.runId), failedStep: this.state.failedStep });
+        return recorder.storeEnded({
+          kind: "failed",
+          failure: produced.failure ?? publicError(undefined, ctx.input.runId),
+          failedStep: this.state.failedStep,
+        });
       default:
         throw new Error(`step ${step} cannot run after acceptance`);
     }

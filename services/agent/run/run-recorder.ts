@@ -2,11 +2,20 @@ import type { ConnectError } from "@connectrpc/connect";
 import { recordFacts } from "../../kernel/commands/index.js";
 import type { NewEvent } from "../../kernel/events/ports.js";
 import type { ModelUsage } from "../providers/ports.js";
-import { sessionTitle, type MessageRecord, type StoredCitation } from "../sessions/session-records.js";
+import { type MessageRecord, type StoredCitation, sessionTitle } from "../sessions/session-records.js";
 import { keepTrying } from "./aftercare.js";
 import { newId, type RunContext } from "./run-context.js";
 import { grpcCodeName, runErrorEvent } from "./run-errors.js";
-import { runCancelled, runCompleted, runFailed, runStarted, runStreamId, type RunIdentity, type RunTimingFigures, type RunUsageFigures } from "./run-events.js";
+import {
+  type RunIdentity,
+  type RunTimingFigures,
+  type RunUsageFigures,
+  runCancelled,
+  runCompleted,
+  runFailed,
+  runStarted,
+  runStreamId,
+} from "./run-events.js";
 import type { RunStep } from "./run-state.js";
 
 /** What a completed run produced. */
@@ -111,7 +120,8 @@ export class RunRecorder {
       shouldRetry: (err) => !isPermanentStoreError(err),
       onRetry: (err, attempt, delayMs) => this.ctx.log.warn({ err, attempt, delay_ms: delayMs }, `could not record ${what}; retrying`),
     });
-    if (result.kind === "gave_up") this.ctx.log.error({ err: result.error, attempts: result.attempts }, `could not record ${what}; gave up`);
+    if (result.kind === "gave_up")
+      this.ctx.log.error({ err: result.error, attempts: result.attempts }, `could not record ${what}; gave up`);
     else if (result.value === false) {
       this.ctx.log.info({ session_id: this.ctx.session.sessionId }, "the session was deleted during the run; its turn was not stored");
     }
@@ -138,7 +148,9 @@ export class RunRecorder {
               messages: record.messages,
             })
           : true;
-        await recordFacts(tx, runStreamId(principal.tenantId, runId), events, { metadata: { tenantId: principal.tenantId, actor: principal.keyId } });
+        await recordFacts(tx, runStreamId(principal.tenantId, runId), events, {
+          metadata: { tenantId: principal.tenantId, actor: principal.keyId },
+        });
         return stored;
       });
       this.startedStored = true;
@@ -165,7 +177,15 @@ export class RunRecorder {
     if (ending.kind === "completed") {
       const { answer, citations } = ending.generation;
       const sessionId = this.ctx.session.sessionId;
-      messages.push({ messageId: newId("msg"), sessionId, role: "assistant", text: answer, citations, requestId: input.runId, createdAt: at });
+      messages.push({
+        messageId: newId("msg"),
+        sessionId,
+        role: "assistant",
+        text: answer,
+        citations,
+        requestId: input.runId,
+        createdAt: at,
+      });
     }
     return { messages, at, event: this.ctx.cpu.measure(() => this.outcomeEvent(ending, at)) };
   }
@@ -176,7 +196,13 @@ export class RunRecorder {
     const timings = this.timingFigures();
     switch (ending.kind) {
       case "completed":
-        return runCompleted(id, usage, timings, { retrievedChunks: ending.generation.passages, citations: ending.generation.citations.length }, at);
+        return runCompleted(
+          id,
+          usage,
+          timings,
+          { retrievedChunks: ending.generation.passages, citations: ending.generation.citations.length },
+          at,
+        );
       case "cancelled":
         return runCancelled(id, usage, timings, ending.byCancelRun, at);
       case "failed":

@@ -54,9 +54,7 @@ export function advance(state: RunState, result: StepResult): RunState {
   if (step === "persist") {
     // Persisting ends every accepted run; a failed persist of an answer fails the run.
     if (state.outcome === "running") {
-      return result.kind === "ok"
-        ? { step: "done", outcome: "completed" }
-        : { step: "done", outcome: "failed", failedStep: "persist" };
+      return result.kind === "ok" ? { step: "done", outcome: "completed" } : { step: "done", outcome: "failed", failedStep: "persist" };
     }
     return { ...state, step: "done" };
   }

@@ -2,7 +2,12 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SpanKind } from "@opentelemetry/api";
 import { RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
-import { MessageFinalSchema, RetrievedChunkSchema, RunRetrievalSchema, TokenDeltaSchema } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
+import {
+  MessageFinalSchema,
+  RetrievedChunkSchema,
+  RunRetrievalSchema,
+  TokenDeltaSchema,
+} from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import { CitationSchema } from "../../../gen/nexus/agent/v1/session_pb.js";
 import { domainError, errorMetadata, errorReason, isReason } from "../../kernel/errors.js";
 import { letWritesOut } from "../../kernel/events/foreground.js";
@@ -72,7 +77,13 @@ export async function retrieve(ctx: RunContext): Promise<Passage[]> {
     case: "retrieval",
     value: create(RunRetrievalSchema, {
       hits: passages.map((p) =>
-        create(RetrievedChunkSchema, { documentId: p.documentId, chunkOrdinal: p.chunkOrdinal, charStart: p.charStart, charEnd: p.charEnd, score: p.score }),
+        create(RetrievedChunkSchema, {
+          documentId: p.documentId,
+          chunkOrdinal: p.chunkOrdinal,
+          charStart: p.charStart,
+          charEnd: p.charEnd,
+          score: p.score,
+        }),
       ),
     }),
   });
@@ -103,7 +114,11 @@ export async function generate(ctx: RunContext, passages: readonly Passage[]): P
   try {
     return await telemetry.span(
       `${GEN_AI_OPERATION.CHAT} ${model}`,
-      { kind: provider.remote ? SpanKind.CLIENT : SpanKind.INTERNAL, attributes, errorOf: (err) => (control.signal.aborted ? control.abortError() : err) },
+      {
+        kind: provider.remote ? SpanKind.CLIENT : SpanKind.INTERNAL,
+        attributes,
+        errorOf: (err) => (control.signal.aborted ? control.abortError() : err),
+      },
       async (span) => {
         if (control.signal.aborted) throw control.signal.reason;
         const stream = provider.generate({
@@ -133,7 +148,9 @@ export async function generate(ctx: RunContext, passages: readonly Passage[]): P
           }
         }
         if (end === undefined) {
-          throw domainError("DEPENDENCY_UNAVAILABLE", `the ${provider.name} provider ended without finishing the answer`, { provider: provider.name });
+          throw domainError("DEPENDENCY_UNAVAILABLE", `the ${provider.name} provider ended without finishing the answer`, {
+            provider: provider.name,
+          });
         }
         permit?.succeed();
         const finished = end;
@@ -162,7 +179,10 @@ export async function generate(ctx: RunContext, passages: readonly Passage[]): P
 }
 
 /** The provider's citations as exact spans of the ingested documents. */
-function mapCitations(citations: ReadonlyArray<{ passage: number; start: number; end: number }>, passages: readonly Passage[]): StoredCitation[] {
+function mapCitations(
+  citations: ReadonlyArray<{ passage: number; start: number; end: number }>,
+  passages: readonly Passage[],
+): StoredCitation[] {
   return citations.flatMap((c): StoredCitation[] => {
     const p = passages[c.passage];
     if (p === undefined) return [];
@@ -215,13 +235,25 @@ export async function persistCompleted(ctx: RunContext, recorder: RunRecorder, g
 function retrievalError(err: unknown, timeoutMs: number): unknown {
   if (!(err instanceof ConnectError)) return err;
   if (err.code === Code.DeadlineExceeded) {
-    return domainError("DEPENDENCY_UNAVAILABLE", `the retrieval service did not answer within ${timeoutMs} ms`, { dependency: "retrieval", timeout_ms: timeoutMs }, { cause: err });
+    return domainError(
+      "DEPENDENCY_UNAVAILABLE",
+      `the retrieval service did not answer within ${timeoutMs} ms`,
+      { dependency: "retrieval", timeout_ms: timeoutMs },
+      { cause: err },
+    );
   }
   // The run was not cancelled (the caller checked), so a CANCELLED here is the connection's, and
   // an ABORTED without a reason is too (connect-node's code for a reset or destroyed stream);
   // an ABORTED the retrieval service meant carries its reason and passes through.
   const transportAbort = err.code === Code.Aborted && errorReason(err) === undefined;
-  if (transportAbort || err.code === Code.Unavailable || err.code === Code.Canceled || err.code === Code.Unimplemented || err.code === Code.Internal || err.code === Code.Unknown) {
+  if (
+    transportAbort ||
+    err.code === Code.Unavailable ||
+    err.code === Code.Canceled ||
+    err.code === Code.Unimplemented ||
+    err.code === Code.Internal ||
+    err.code === Code.Unknown
+  ) {
     if (isReason(err, "DEPENDENCY_UNAVAILABLE") && errorMetadata(err).dependency === "retrieval") return err;
     const retry = err.findDetails(RetryInfoSchema)[0]?.retryDelay;
     return domainError(

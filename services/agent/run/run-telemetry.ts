@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { SpanKind, SpanStatusCode, context, trace, type Attributes, type Context, type Span } from "@opentelemetry/api";
+import { type Attributes, type Context, context, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { GEN_AI, GEN_AI_OPERATION } from "../telemetry/gen-ai-attributes.js";
 import { grpcCodeName } from "./run-errors.js";
 import type { RunStep } from "./run-state.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { boundedHistory } from "./bounded-history.js";
 import type { MessageRecord } from "./session-records.js";
 import { sessionTitle } from "./session-records.js";
-import { boundedHistory } from "./bounded-history.js";
 
 function messages(n: number, length = 10): MessageRecord[] {
   return Array.from({ length: n }, (_, i) => ({

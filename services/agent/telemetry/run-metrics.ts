@@ -18,13 +18,28 @@ const RUN_BUCKETS = [0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 6
  */
 export function runMetrics() {
   return {
-    timeToFirstToken: histogram("nexus_agent_time_to_first_token_seconds", "Time from run acceptance to the first token_delta.", ["provider"], RUN_BUCKETS),
-    runDuration: histogram("nexus_agent_run_duration_seconds", "Time from run acceptance to the end of the run.", ["provider", "status"], RUN_BUCKETS),
+    timeToFirstToken: histogram(
+      "nexus_agent_time_to_first_token_seconds",
+      "Time from run acceptance to the first token_delta.",
+      ["provider"],
+      RUN_BUCKETS,
+    ),
+    runDuration: histogram(
+      "nexus_agent_run_duration_seconds",
+      "Time from run acceptance to the end of the run.",
+      ["provider", "status"],
+      RUN_BUCKETS,
+    ),
     runs: counter("nexus_agent_runs_total", "Accepted runs by provider and outcome.", ["provider", "status"]),
     refused: counter("nexus_agent_runs_refused_total", "Runs refused before acceptance, by reason.", ["reason"]),
     inFlight: gauge("nexus_agent_runs_in_flight", "Runs in progress on this replica (bulkhead slots taken)."),
-    quotaUnchecked: counter("nexus_agent_quota_unchecked_total", "Runs admitted without a quota check because metering could not be reached."),
-    circuitState: gauge("nexus_agent_circuit_state", "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.", ["dependency"]),
+    quotaUnchecked: counter(
+      "nexus_agent_quota_unchecked_total",
+      "Runs admitted without a quota check because metering could not be reached.",
+    ),
+    circuitState: gauge("nexus_agent_circuit_state", "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.", [
+      "dependency",
+    ]),
   };
 }
 

@@ -1,6 +1,6 @@
 import { advisoryKey } from "../../kernel/db/advisory-key.js";
 import type { Database, Queryable, Tx } from "../../kernel/db/ports.js";
-import { canonicalJson, type ActorKind, type AuditEntry, type AuditOutcome, type JsonObject } from "../domain/audit-entry.js";
+import { type ActorKind, type AuditEntry, type AuditOutcome, canonicalJson, type JsonObject } from "../domain/audit-entry.js";
 import type { AuditQuery, AuditStore, AuditUnitOfWork, KnownActor } from "../ports.js";
 
 interface EntryRow {
@@ -169,11 +169,11 @@ export function createPostgresAuditStore(db: Database): AuditStore {
       return list(db, `SELECT ${COLUMNS} FROM audit.entries WHERE ${cond} ORDER BY sequence ASC LIMIT $${params.length}`, params);
     },
     chainPage(tenantId, after, limit) {
-      return list(
-        db,
-        `SELECT ${COLUMNS} FROM audit.entries WHERE tenant_id = $1 AND sequence > $2 ORDER BY sequence ASC LIMIT $3`,
-        [tenantId, after, limit],
-      );
+      return list(db, `SELECT ${COLUMNS} FROM audit.entries WHERE tenant_id = $1 AND sequence > $2 ORDER BY sequence ASC LIMIT $3`, [
+        tenantId,
+        after,
+        limit,
+      ]);
     },
   };
 }

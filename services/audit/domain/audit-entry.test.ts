@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { canonicalForm, canonicalJson, chainEntry, ChainVerifier, GENESIS_HASH, type AuditDraft } from "./audit-entry.js";
+import { type AuditDraft, ChainVerifier, canonicalForm, canonicalJson, chainEntry, GENESIS_HASH } from "./audit-entry.js";
 
 const draft = (n: number): AuditDraft => ({
   tenantId: "t1",
@@ -26,7 +26,11 @@ describe("audit entry hashing", () => {
   it("hashes prev_hash and the canonical form", () => {
     const e = chainEntry(draft(1), "id-1", undefined);
     expect(e).toMatchObject({ sequence: 1, prevHash: GENESIS_HASH });
-    expect(e.hash).toBe(createHash("sha256").update(`${GENESIS_HASH}\n${canonicalForm(e)}`).digest("hex"));
+    expect(e.hash).toBe(
+      createHash("sha256")
+        .update(`${GENESIS_HASH}\n${canonicalForm(e)}`)
+        .digest("hex"),
+    );
     expect(canonicalForm(e)).toContain('"occurred_at":"2025-03-10T12:00:01.000Z"');
     expect(canonicalForm(e)).toContain('"sequence":"1"');
   });

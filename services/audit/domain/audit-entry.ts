@@ -95,7 +95,9 @@ export function canonicalForm(e: Omit<AuditEntry, "hash" | "prevHash">): string 
 
 /** The hash of an entry given its predecessor's hash. */
 export function entryHash(prevHash: string, e: Omit<AuditEntry, "hash" | "prevHash">): string {
-  return createHash("sha256").update(`${prevHash}\n${canonicalForm(e)}`).digest("hex");
+  return createHash("sha256")
+    .update(`${prevHash}\n${canonicalForm(e)}`)
+    .digest("hex");
 }
 
 /** Places a draft after the chain head (`undefined`: the chain is empty). */
@@ -148,7 +150,13 @@ export class ChainVerifier {
         problem: "sequence_gap",
       };
     } else if (e.prevHash !== this.previousHash) {
-      this.broken = { sequence: e.sequence, eventId: e.id, expectedHash: this.previousHash, actualHash: e.prevHash, problem: "prev_hash_mismatch" };
+      this.broken = {
+        sequence: e.sequence,
+        eventId: e.id,
+        expectedHash: this.previousHash,
+        actualHash: e.prevHash,
+        problem: "prev_hash_mismatch",
+      };
     } else {
       const expected = entryHash(e.prevHash, e);
       if (expected !== e.hash) {

@@ -16,7 +16,12 @@ export interface AuditSourceEvent {
   type: string;
   /** Canonical protobuf JSON of the payload. */
   payload: unknown;
-  metadata: { tenantId?: string | undefined; actor?: string | undefined; requestId?: string | undefined; correlationId?: string | undefined };
+  metadata: {
+    tenantId?: string | undefined;
+    actor?: string | undefined;
+    requestId?: string | undefined;
+    correlationId?: string | undefined;
+  };
   occurredAt: Date;
 }
 
@@ -229,7 +234,13 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
       action: reindex ? `${INGESTION}/ReindexDocument` : "ingestion.ingest",
       resource: { type: "document", id: str(p.documentId) },
       outcome: "success",
-      after: details({ version: p.version, filename: p.filename, media_type: p.mediaType, size_bytes: p.sizeBytes, content_sha256: p.contentSha256 }),
+      after: details({
+        version: p.version,
+        filename: p.filename,
+        media_type: p.mediaType,
+        size_bytes: p.sizeBytes,
+        content_sha256: p.contentSha256,
+      }),
       metadata: details({ corpus_id: p.corpusId, reason: enumName(p.reason, "QUEUE_REASON_") }),
     };
   },
@@ -385,7 +396,11 @@ export function taxonomyEntry(e: AuditSourceEvent): TaxonomyEntry | undefined {
   const p = (e.payload !== null && typeof e.payload === "object" ? e.payload : {}) as Payload;
   const metaActor = e.metadata.actor ?? "";
   const actor: ActorHint =
-    metaActor === "system" ? { keyId: "", kind: "system" } : metaActor === "anonymous" || metaActor === "" ? { keyId: "", kind: metaActor ? "anonymous" : "system" } : { keyId: metaActor };
+    metaActor === "system"
+      ? { keyId: "", kind: "system" }
+      : metaActor === "anonymous" || metaActor === ""
+        ? { keyId: "", kind: metaActor ? "anonymous" : "system" }
+        : { keyId: metaActor };
   const mapped = mapper({ p, e, actor });
   return {
     ...mapped,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isSensitiveKey, redact, REDACTED } from "./redaction.js";
+import { isSensitiveKey, REDACTED, redact } from "./redaction.js";
 
 describe("audit redaction", () => {
   it("redacts the seed's keys at any depth, in objects and arrays", () => {

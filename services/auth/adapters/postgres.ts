@@ -1,9 +1,9 @@
+import { type EntitlementOverrides, NO_OVERRIDES } from "../../kernel/authz/plans.js";
 import type { PlanName, TenantRole } from "../../kernel/context.js";
 import { PG_ERRORS, pgErrorCode, pgErrorConstraint } from "../../kernel/db/pg-error.js";
 import type { Database, Tx } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import type { ApiKey, KeyKind } from "../domain/api-key.js";
-import { NO_OVERRIDES, type EntitlementOverrides } from "../../kernel/authz/plans.js";
 import type { Tenant } from "../domain/tenant.js";
 import type { ApiKeyQuery, AuthStore, AuthTransaction, Credentials, StateRepository, TenantQuery } from "../ports.js";
 
@@ -41,8 +41,7 @@ interface ApiKeyRow {
   version: number;
 }
 
-const TENANT_COLUMNS =
-  "id, slug, display_name, plan, status, overrides, suspension_reason, created_at, updated_at, suspended_at, version";
+const TENANT_COLUMNS = "id, slug, display_name, plan, status, overrides, suspension_reason, created_at, updated_at, suspended_at, version";
 const KEY_COLUMNS =
   "id, kind, tenant_id, name, role, secret_sha256, created_at, expires_at, last_used_at, reactivated_at, revoked_at, " +
   "revocation_reason, successor_key_id, predecessor_key_id, grace_ends_at, created_by_key_id, version";
@@ -264,8 +263,7 @@ export function createPostgresAuthStore(db: Database): AuthStore {
     },
     async listApiKeys(q: ApiKeyQuery) {
       const params: unknown[] = [];
-      const where: string[] =
-        q.kind === "platform" ? ["kind = 'platform'"] : [`tenant_id = $${params.push(q.tenantId ?? "")}`];
+      const where: string[] = q.kind === "platform" ? ["kind = 'platform'"] : [`tenant_id = $${params.push(q.tenantId ?? "")}`];
       if (q.statuses.length > 0) {
         const now = `$${params.push(q.now)}::timestamptz`;
         const inactivity = `$${params.push(q.inactivityMs)}::bigint`;
@@ -335,4 +333,3 @@ export function createPostgresAuthStore(db: Database): AuthStore {
     },
   };
 }
-

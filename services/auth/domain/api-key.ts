@@ -1,5 +1,5 @@
 import type { TenantRole } from "../../kernel/context.js";
-import { accept, reject, type Decision } from "./decision.js";
+import { accept, type Decision, reject } from "./decision.js";
 
 /**
  * The API key aggregate: one key's lifecycle — issued, rotated (valid until its grace ends),
@@ -266,7 +266,13 @@ export function decideApiKey(command: ApiKeyCommand, state: ApiKeyState): Decisi
         at: command.now,
       };
       if (command.graceMs > 0) return accept<ApiKeyEvent>(rotated);
-      return accept<ApiKeyEvent>(rotated, { type: "ApiKeyRevoked", keyId: state.id, tenantId: state.tenantId, revokedAt: command.now, reason: ROTATED_REASON });
+      return accept<ApiKeyEvent>(rotated, {
+        type: "ApiKeyRevoked",
+        keyId: state.id,
+        tenantId: state.tenantId,
+        revokedAt: command.now,
+        reason: ROTATED_REASON,
+      });
     }
     case "RevokeApiKey":
       if (state === undefined) return notFound();
@@ -275,7 +281,13 @@ export function decideApiKey(command: ApiKeyCommand, state: ApiKeyState): Decisi
     case "EndRotationGrace":
       if (state === undefined) return notFound();
       if (state.revokedAt !== undefined || state.graceEndsAt === undefined || state.graceEndsAt > command.now) return accept();
-      return accept({ type: "ApiKeyRevoked", keyId: state.id, tenantId: state.tenantId, revokedAt: state.graceEndsAt, reason: ROTATED_REASON });
+      return accept({
+        type: "ApiKeyRevoked",
+        keyId: state.id,
+        tenantId: state.tenantId,
+        revokedAt: state.graceEndsAt,
+        reason: ROTATED_REASON,
+      });
     case "ChangeApiKeyRole": {
       if (state === undefined) return notFound();
       if (state.kind !== "tenant" || state.role === undefined) {

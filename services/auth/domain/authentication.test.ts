@@ -60,15 +60,24 @@ describe("authenticateKey", () => {
     const otherId = other.split("_")[1]!;
     // Another key's material presented where this key was looked up: the claimed id is the other one.
     expect(run({ ...key, revokedAt: T0 }, tenant, at(1), other)).toEqual({ kind: "refused", reason: "AUTH_UNAUTHORIZED", keyId: otherId });
-    expect(authenticateKey({ presented: material.plaintext, key: undefined, tenant: undefined, now: T0, inactivityMs: 0, touchIntervalMs: 0 })).toEqual({
+    expect(
+      authenticateKey({ presented: material.plaintext, key: undefined, tenant: undefined, now: T0, inactivityMs: 0, touchIntervalMs: 0 }),
+    ).toEqual({
       kind: "refused",
       reason: "AUTH_UNAUTHORIZED",
       keyId: key.id,
     });
     // The real key id with a wrong secret: an attempt against that key, in its tenant's chain.
     const wrongSecret = `nxs_${key.id}_${"A".repeat(43)}`;
-    expect(run({ ...key, revokedAt: T0 }, tenant, at(1), wrongSecret)).toEqual({ kind: "refused", reason: "AUTH_UNAUTHORIZED", keyId: key.id, tenantId: "t1" });
-    expect(authenticateKey({ presented: "not-a-key", key: undefined, tenant: undefined, now: T0, inactivityMs: 0, touchIntervalMs: 0 })).toEqual({
+    expect(run({ ...key, revokedAt: T0 }, tenant, at(1), wrongSecret)).toEqual({
+      kind: "refused",
+      reason: "AUTH_UNAUTHORIZED",
+      keyId: key.id,
+      tenantId: "t1",
+    });
+    expect(
+      authenticateKey({ presented: "not-a-key", key: undefined, tenant: undefined, now: T0, inactivityMs: 0, touchIntervalMs: 0 }),
+    ).toEqual({
       kind: "refused",
       reason: "AUTH_UNAUTHORIZED",
     });

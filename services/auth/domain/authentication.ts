@@ -1,7 +1,7 @@
-import type { Principal } from "../../kernel/context.js";
-import { inactivityAnchor, keyStatus, type ApiKey } from "./api-key.js";
-import { parseApiKey, verifyApiKey } from "./api-key-secret.js";
 import { effectiveEntitlements, principalEntitlements } from "../../kernel/authz/plans.js";
+import type { Principal } from "../../kernel/context.js";
+import { type ApiKey, inactivityAnchor, keyStatus } from "./api-key.js";
+import { parseApiKey, verifyApiKey } from "./api-key-secret.js";
 import type { Tenant } from "./tenant.js";
 
 /** Why a presented key is refused (the ErrorInfo reasons of Authenticate). */

@@ -1,6 +1,6 @@
 import type { Principal, TenantRole } from "../../kernel/context.js";
-import { accept, reject, type Decision } from "./decision.js";
 import type { ApiKey } from "./api-key.js";
+import { accept, type Decision, reject } from "./decision.js";
 
 /**
  * Who may do what to which key, beyond the permission table's per-RPC role check:

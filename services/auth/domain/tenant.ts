@@ -1,6 +1,6 @@
+import { type EntitlementOverrides, isFeatureKey, NO_OVERRIDES } from "../../kernel/authz/plans.js";
 import type { PlanName } from "../../kernel/context.js";
-import { accept, reject, type Decision } from "./decision.js";
-import { isFeatureKey, NO_OVERRIDES, type EntitlementOverrides } from "../../kernel/authz/plans.js";
+import { accept, type Decision, reject } from "./decision.js";
 
 /**
  * The tenant aggregate: a customer organisation, its plan, status and entitlement overrides.
@@ -62,7 +62,13 @@ export interface TenantDisplayNameChanged {
 }
 
 /** Every tenant event. */
-export type TenantEvent = TenantCreated | TenantSuspended | TenantResumed | PlanChanged | EntitlementOverridesChanged | TenantDisplayNameChanged;
+export type TenantEvent =
+  | TenantCreated
+  | TenantSuspended
+  | TenantResumed
+  | PlanChanged
+  | EntitlementOverridesChanged
+  | TenantDisplayNameChanged;
 
 // ---- State ----
 
@@ -205,12 +211,21 @@ export function decideTenant(command: TenantCommand, state: TenantState): Decisi
         return reject("INVALID_ARGUMENT", `display_name must be 1-${DISPLAY_NAME_MAX} characters`, { field: "display_name" });
       }
       if (state.displayName === command.displayName) return accept();
-      return accept({ type: "TenantDisplayNameChanged", tenantId: state.id, previousDisplayName: state.displayName, displayName: command.displayName, at: command.now });
+      return accept({
+        type: "TenantDisplayNameChanged",
+        tenantId: state.id,
+        previousDisplayName: state.displayName,
+        displayName: command.displayName,
+        at: command.now,
+      });
     case "SetEntitlementOverrides": {
       if (state === undefined) return notFound();
       const unknown = command.overrides.features.map((f) => f.featureKey).filter((k) => !isFeatureKey(k));
       if (unknown.length > 0) {
-        return reject("INVALID_ARGUMENT", `unknown feature key(s): ${unknown.join(", ")}`, { field: "overrides.features", feature_key: unknown[0] ?? "" });
+        return reject("INVALID_ARGUMENT", `unknown feature key(s): ${unknown.join(", ")}`, {
+          field: "overrides.features",
+          feature_key: unknown[0] ?? "",
+        });
       }
       const keys = command.overrides.features.map((f) => f.featureKey);
       if (new Set(keys).size !== keys.length) {

@@ -8,13 +8,13 @@ import type { Command } from "../command.js";
 export const adminBootstrapCommand: Command = {
   path: ["admin", "bootstrap"],
   summary: "Create a platform key directly in the database and print it once (refused while one exists, unless --force)",
-  usage: "nexus admin bootstrap [--force] [--name NAME] [--data-dir .nexus] [--json]   (DATABASE_URL, else the embedded database; stop nexus dev first)",
+  usage:
+    "nexus admin bootstrap [--force] [--name NAME] [--data-dir .nexus] [--json]   (DATABASE_URL, else the embedded database; stop nexus dev first)",
   async run(args) {
     // Loaded on use: `nexus help` and client commands start without the whole mesh.
     const { authSettingsFromConfig } = await import("../../auth/auth-settings.js");
     const { createAuthApplication } = await import("../../auth/create-auth-application.js");
     const { bootstrapPlatformKey } = await import("../../auth/bootstrap.js");
-    const { generateApiKey } = await import("../../auth/domain/api-key-secret.js");
     const { authMigrations } = await import("../../auth/migrations.js");
     const { migrateSchemas } = await import("../../kernel/service/index.js");
     const { migratePlatform } = await import("../../kernel/events/platform-migrations.js");
@@ -61,14 +61,7 @@ export const adminGenerateKeyCommand: Command = {
   usage: "nexus admin generate-key [--json]",
   async run(args) {
     // Loaded on use: `nexus help` and client commands start without the whole mesh.
-    const { authSettingsFromConfig } = await import("../../auth/auth-settings.js");
-    const { createAuthApplication } = await import("../../auth/create-auth-application.js");
-    const { bootstrapPlatformKey } = await import("../../auth/bootstrap.js");
     const { generateApiKey } = await import("../../auth/domain/api-key-secret.js");
-    const { authMigrations } = await import("../../auth/migrations.js");
-    const { migrateSchemas } = await import("../../kernel/service/index.js");
-    const { migratePlatform } = await import("../../kernel/events/platform-migrations.js");
-    const { openDatabase } = await import("../../runtime/start-nexus.js");
     const { values } = parseArgs({ args, options: { json: { type: "boolean" } }, strict: true });
     const key = generateApiKey();
     const digest = Buffer.from(key.digest).toString("hex");

@@ -1,12 +1,12 @@
 import { parseArgs } from "node:util";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { toJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import { RunResponseSchema, RunStatus, type RunRequestSchema } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
+import { type RunRequestSchema, RunResponseSchema, RunStatus } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import type { Citation } from "../../../gen/nexus/agent/v1/session_pb.js";
-import { DEMO_CORPUS_ID } from "../demo/demo-corpus.js";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
+import { DEMO_CORPUS_ID } from "../demo/demo-corpus.js";
 import { CLIENT_OPTIONS, clientFrom } from "./client-options.js";
 
 /** How a citation reads in the terminal: `[1] keys.md, chars 120–245 (document keys, chunk 0)`. */

@@ -1,15 +1,15 @@
+import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { once } from "node:events";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ActorKind, AuditOutcome, type AuditEvent } from "../../../gen/nexus/audit/v1/audit_event_pb.js";
+import { ActorKind, type AuditEvent, AuditOutcome } from "../../../gen/nexus/audit/v1/audit_event_pb.js";
 import {
+  type AuditEventFilter,
   AuditEventFilterSchema,
   ListAuditEventsResponseSchema,
   VerifyAuditChainResponseSchema,
-  type AuditEventFilter,
 } from "../../../gen/nexus/audit/v1/audit_service_pb.js";
 import { entriesFromCsv } from "../../audit/audit-csv.js";
 import { ChainVerifier } from "../../audit/domain/audit-entry.js";
@@ -42,7 +42,14 @@ interface FilterValues {
 }
 
 function filterOf(v: FilterValues): AuditEventFilter {
-  const outcome = v.outcome === undefined ? AuditOutcome.UNSPECIFIED : v.outcome === "success" ? AuditOutcome.SUCCESS : v.outcome === "failure" ? AuditOutcome.FAILURE : undefined;
+  const outcome =
+    v.outcome === undefined
+      ? AuditOutcome.UNSPECIFIED
+      : v.outcome === "success"
+        ? AuditOutcome.SUCCESS
+        : v.outcome === "failure"
+          ? AuditOutcome.FAILURE
+          : undefined;
   if (outcome === undefined) throw new UsageError("--outcome must be success or failure");
   return create(AuditEventFilterSchema, {
     eventTypes: v.type ?? [],
@@ -122,7 +129,8 @@ export const auditListCommand: Command = {
 export const auditExportCommand: Command = {
   path: ["audit", "export"],
   summary: "Export audit log entries as CSV, oldest first (streamed; to stdout or --output)",
-  usage: "nexus audit export --csv [--output FILE] [--tenant ID|SLUG] [--type T]... [--actor KEY_ID] [--outcome success|failure] [--since ISO] [--until ISO]",
+  usage:
+    "nexus audit export --csv [--output FILE] [--tenant ID|SLUG] [--type T]... [--actor KEY_ID] [--outcome success|failure] [--since ISO] [--until ISO]",
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -139,7 +147,9 @@ export const auditExportCommand: Command = {
       rows += piece.rowCount;
     }
     if (values.output) {
-      await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) =>
+        (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())),
+      );
       console.error(`wrote ${rows} entries to ${values.output}`);
     }
     return 0;
@@ -152,7 +162,11 @@ export const auditVerifyCommand: Command = {
   summary: "Verify a tenant's audit hash chain on the server, or an exported CSV file offline (--file); exit 1 when broken",
   usage: "nexus audit verify [--tenant ID|SLUG] [--json]\n  nexus audit verify --file export.csv [--tenant TENANT_ID]",
   async run(args) {
-    const { values } = parseArgs({ args, options: { ...CLIENT_OPTIONS, tenant: { type: "string" }, file: { type: "string" } }, strict: true });
+    const { values } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, tenant: { type: "string" }, file: { type: "string" } },
+      strict: true,
+    });
     if (values.file) {
       // The tenant is a column of the export; --tenant checks it (and names it for older exports without the column).
       const entries = entriesFromCsv(await readFile(values.file, "utf8"), values.tenant);
@@ -163,7 +177,11 @@ export const auditVerifyCommand: Command = {
       if (first !== undefined && first !== 1) {
         console.error(`note: the export starts at sequence ${first}; a filtered export cannot be verified as a chain`);
       }
-      console.log(broken ? `BROKEN at sequence ${broken.sequence} (${broken.problem}): expected ${broken.expectedHash}, found ${broken.actualHash}` : `ok: ${v.checked} entries, head ${v.headHash}`);
+      console.log(
+        broken
+          ? `BROKEN at sequence ${broken.sequence} (${broken.problem}): expected ${broken.expectedHash}, found ${broken.actualHash}`
+          : `ok: ${v.checked} entries, head ${v.headHash}`,
+      );
       return broken ? 1 : 0;
     }
     const client = clientFrom(values);
@@ -173,7 +191,9 @@ export const auditVerifyCommand: Command = {
     else if (res.ok) console.log(`ok: ${res.entriesChecked} entries, head ${res.headHash}`);
     else {
       const b = res.firstBrokenLink;
-      console.log(`BROKEN at sequence ${b?.sequence} (${b?.problem}), entry ${b?.eventId}: expected ${b?.expectedHash}, found ${b?.actualHash}`);
+      console.log(
+        `BROKEN at sequence ${b?.sequence} (${b?.problem}), entry ${b?.eventId}: expected ${b?.expectedHash}, found ${b?.actualHash}`,
+      );
     }
     return res.ok ? 0 : 1;
   },

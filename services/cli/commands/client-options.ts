@@ -1,5 +1,5 @@
-import { toJsonString, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { type DescMessage, type MessageShape, toJsonString } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { createNexusClient, type NexusClient } from "../../client/create-nexus-client.js";
 import { UsageError } from "../command.js";
 

@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { toJson, type JsonObject } from "@bufbuild/protobuf";
+import { type JsonObject, toJson } from "@bufbuild/protobuf";
 import type { Corpus } from "../../../gen/nexus/retrieval/v1/corpus_pb.js";
 import { CorpusSchema } from "../../../gen/nexus/retrieval/v1/corpus_pb.js";
 import type { Command } from "../command.js";
@@ -79,7 +79,8 @@ const SETTINGS = {
 export const corporaCreateCommand: Command = {
   path: ["corpora", "create"],
   summary: "Create a corpus (provider config defaults to the local pgvector + full-text provider)",
-  usage: "nexus corpora create [ID] --name NAME [--description TEXT] [--provider-config JSON] [--embedding-model M] [--dimensions N] [--json]",
+  usage:
+    "nexus corpora create [ID] --name NAME [--description TEXT] [--provider-config JSON] [--embedding-model M] [--dimensions N] [--json]",
   async run(args) {
     const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS, ...SETTINGS }, allowPositionals: true, strict: true });
     if (positionals.length > 1) throw new UsageError("give at most one corpus id");
@@ -114,7 +115,14 @@ export const corporaListCommand: Command = {
       all.push(...page.corpora);
       pageToken = page.nextPageToken;
     } while (pageToken);
-    if (values.json) console.log(JSON.stringify(all.map((c) => toJson(CorpusSchema, c)), null, 2));
+    if (values.json)
+      console.log(
+        JSON.stringify(
+          all.map((c) => toJson(CorpusSchema, c)),
+          null,
+          2,
+        ),
+      );
     else if (all.length === 0) console.log("no corpora yet: nexus corpora create ID --name NAME");
     else printCorpora(all);
     return 0;
@@ -140,7 +148,8 @@ export const corporaGetCommand: Command = {
 export const corporaUpdateCommand: Command = {
   path: ["corpora", "update"],
   summary: "Change a corpus's name, description, provider config or embedding model (model changes need a reindex)",
-  usage: "nexus corpora update ID [--name NAME] [--description TEXT] [--provider-config JSON] [--embedding-model M] [--dimensions N] [--json]",
+  usage:
+    "nexus corpora update ID [--name NAME] [--description TEXT] [--provider-config JSON] [--embedding-model M] [--dimensions N] [--json]",
   async run(args) {
     const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS, ...SETTINGS }, allowPositionals: true, strict: true });
     if (positionals.length !== 1) throw new UsageError("give one corpus id");
@@ -150,7 +159,8 @@ export const corporaUpdateCommand: Command = {
     if (values["provider-config"] !== undefined) paths.push("provider_config");
     if (values["embedding-model"] !== undefined) paths.push("embedding_model");
     if (values.dimensions !== undefined) paths.push("embedding_dimensions");
-    if (paths.length === 0) throw new UsageError("nothing to change: give --name, --description, --provider-config, --embedding-model or --dimensions");
+    if (paths.length === 0)
+      throw new UsageError("nothing to change: give --name, --description, --provider-config, --embedding-model or --dimensions");
     const providerConfig = jsonObjectOption(values["provider-config"], "--provider-config");
     const res = await clientFrom(values).retrieval.updateCorpus({
       corpusId: positionals[0]!,
@@ -164,7 +174,8 @@ export const corporaUpdateCommand: Command = {
     if (values.json) printJson(CorpusSchema, res.corpus!);
     else {
       printCorpus(res.corpus!);
-      if (res.reindexRequired) console.log(`\nThe embedding settings changed: reindex the documents (nexus docs reindex ID) for search to use them.`);
+      if (res.reindexRequired)
+        console.log(`\nThe embedding settings changed: reindex the documents (nexus docs reindex ID) for search to use them.`);
     }
     return 0;
   },
@@ -176,7 +187,12 @@ export const corporaDeleteCommand: Command = {
   summary: "Delete a corpus (--force also deletes its documents and chunks)",
   usage: "nexus corpora delete ID [--force]",
   async run(args) {
-    const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS, force: { type: "boolean" } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, force: { type: "boolean" } },
+      allowPositionals: true,
+      strict: true,
+    });
     if (positionals.length !== 1) throw new UsageError("give one corpus id");
     await clientFrom(values).retrieval.deleteCorpus({ corpusId: positionals[0]!, force: values.force === true });
     console.log(`deleted corpus ${positionals[0]}`);

@@ -37,7 +37,12 @@ export const devCommand: Command = {
     const nexus = await startNexus({ config, services: SERVICE_NAMES });
     installSignalHandlers(nexus.server, nexus.logger);
     // First start of this data directory: a platform key and the demo tenant's owner key, printed once.
-    const auth = createAuthApplication({ db: nexus.db, logger: nexus.logger, clock: () => new Date(), settings: authSettingsFromConfig(config) });
+    const auth = createAuthApplication({
+      db: nexus.db,
+      logger: nexus.logger,
+      clock: () => new Date(),
+      settings: authSettingsFromConfig(config),
+    });
     const firstStart = await bootstrapDevInstallation(auth);
     if (firstStart) {
       // The demo tenant gets a small corpus about Nexus itself, so `nexus ask` answers with citations at once.

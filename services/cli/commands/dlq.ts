@@ -1,15 +1,15 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../../kernel/config.js";
-import { createLogger } from "../../kernel/logger.js";
 import type { EventBus } from "../../kernel/events/ports.js";
+import { createLogger } from "../../kernel/logger.js";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { printTable } from "../output.js";
 
 async function withBus<T>(fn: (bus: EventBus) => Promise<T>): Promise<T> {
-    // Loaded on use: `nexus help` and client commands start without the whole mesh.
-    const { createBus } = await import("../../runtime/create-bus.js");
-    const { openDatabase } = await import("../../runtime/start-nexus.js");
+  // Loaded on use: `nexus help` and client commands start without the whole mesh.
+  const { createBus } = await import("../../runtime/create-bus.js");
+  const { openDatabase } = await import("../../runtime/start-nexus.js");
   const config = loadConfig();
   const logger = createLogger({ level: "warn", pretty: config.logPretty, name: "nexus-dlq" });
   const db = await openDatabase(config);
@@ -39,9 +39,7 @@ export const dlqListCommand: Command = {
     });
     const limit = values.limit === undefined ? 100 : Number(values.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError("--limit must be an integer from 1 to 10000");
-    const letters = await withBus((bus) =>
-      bus.deadLetters.list({ ...(values.consumer ? { consumer: values.consumer } : {}), limit }),
-    );
+    const letters = await withBus((bus) => bus.deadLetters.list({ ...(values.consumer ? { consumer: values.consumer } : {}), limit }));
     if (values.json) {
       console.log(JSON.stringify(letters, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2));
       return 0;
@@ -74,7 +72,8 @@ export const dlqReplayCommand: Command = {
   async run(args) {
     const { positionals } = parseArgs({ args, options: {}, allowPositionals: true, strict: true });
     const seq = Number(positionals[0]);
-    if (positionals.length !== 1 || !Number.isInteger(seq) || seq < 1) throw new UsageError("give one DLQ sequence number (see `nexus dlq list`)");
+    if (positionals.length !== 1 || !Number.isInteger(seq) || seq < 1)
+      throw new UsageError("give one DLQ sequence number (see `nexus dlq list`)");
     const r = await withBus((bus) => bus.deadLetters.replay(seq));
     console.log(`replayed #${r.seq} (${r.eventId}) to ${r.consumer} on ${r.subject}; replay ${r.replayCount}`);
     return 0;

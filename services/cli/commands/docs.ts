@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { toJson } from "@bufbuild/protobuf";
-import { DocumentSchema, DocumentStatus, type Document } from "../../../gen/nexus/ingestion/v1/document_pb.js";
+import { type Document, DocumentSchema, DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
 import type { NexusClient } from "../../client/create-nexus-client.js";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
@@ -28,7 +28,9 @@ function printDocument(d: Document): void {
       `file:          ${d.filename || "-"} (${d.mediaType}, ${d.sizeBytes} bytes, sha256 ${d.contentSha256.slice(0, 12)}…)`,
       `status:        ${statusLabel(d.status)}${d.progress ? ` (${d.progress.chunksDone}/${d.progress.chunksTotal} chunks)` : ""}`,
       ...(d.status === DocumentStatus.FAILED
-        ? [`failure:       ${d.failureReason}: ${d.failureMessage}${d.deadLettered ? " (job in the dead-letter queue: nexus dlq list)" : ""}`]
+        ? [
+            `failure:       ${d.failureReason}: ${d.failureMessage}${d.deadLettered ? " (job in the dead-letter queue: nexus dlq list)" : ""}`,
+          ]
         : []),
       `version:       ${d.version}  attempts: ${d.attempts}`,
       `chunks:        ${d.chunkCount} (size ${d.chunking?.chunkSize ?? "-"}, overlap ${d.chunking?.chunkOverlap ?? "-"})`,
@@ -68,12 +70,23 @@ export const docsListCommand: Command = {
     const docs: Document[] = [];
     let pageToken = "";
     do {
-      const page = await client.ingestion.listDocuments({ corpusId: values.corpus ?? "", statuses, pageSize: Math.min(200, limit - docs.length), pageToken });
+      const page = await client.ingestion.listDocuments({
+        corpusId: values.corpus ?? "",
+        statuses,
+        pageSize: Math.min(200, limit - docs.length),
+        pageToken,
+      });
       docs.push(...page.documents);
       pageToken = page.nextPageToken;
     } while (pageToken && docs.length < limit);
     if (values.json) {
-      console.log(JSON.stringify(docs.map((d) => toJson(DocumentSchema, d)), null, 2));
+      console.log(
+        JSON.stringify(
+          docs.map((d) => toJson(DocumentSchema, d)),
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     if (docs.length === 0) {

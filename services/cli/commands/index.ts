@@ -1,22 +1,22 @@
 import type { Command } from "../command.js";
 import { adminCommands } from "./admin.js";
+import { askCommand } from "./ask.js";
+import { auditCommands } from "./audit.js";
+import { corporaCommands } from "./corpora.js";
 import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
+import { docsCommands } from "./docs.js";
+import { ingestCommand } from "./ingest.js";
+import { keysCommands } from "./keys.js";
 import { migrateCommand } from "./migrate.js";
 import { operatorCommand } from "./operator.js";
-import { keysCommands } from "./keys.js";
-import { serveCommand } from "./serve.js";
-import { tenantsCommands } from "./tenants.js";
-import { whoamiCommand } from "./whoami.js";
-import { usageCommands } from "./usage.js";
 import { quotaCommands } from "./quota.js";
-import { auditCommands } from "./audit.js";
-import { askCommand } from "./ask.js";
-import { sessionsCommands } from "./sessions.js";
-import { corporaCommands } from "./corpora.js";
-import { ingestCommand } from "./ingest.js";
-import { docsCommands } from "./docs.js";
 import { searchCommand } from "./search.js";
+import { serveCommand } from "./serve.js";
+import { sessionsCommands } from "./sessions.js";
+import { tenantsCommands } from "./tenants.js";
+import { usageCommands } from "./usage.js";
+import { whoamiCommand } from "./whoami.js";
 
 /** Every `nexus` command, in help order. */
 export const commands: readonly Command[] = [

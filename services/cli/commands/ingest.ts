@@ -4,8 +4,8 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
-import { DocumentStatus, type Document } from "../../../gen/nexus/ingestion/v1/document_pb.js";
-import { UploadDocumentRequestSchema, type UploadDocumentRequest } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
+import { type Document, DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
+import { type UploadDocumentRequest, UploadDocumentRequestSchema } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import type { NexusClient } from "../../client/create-nexus-client.js";
 import { withRetry } from "../../client/retry.js";
 import type { Command } from "../command.js";
@@ -54,7 +54,10 @@ async function collect(inputs: readonly string[]): Promise<string[]> {
   return [...new Set(files)];
 }
 
-async function* uploadStream(header: UploadDocumentRequest["part"] & { case: "header" }, bytes: Uint8Array): AsyncGenerator<UploadDocumentRequest> {
+async function* uploadStream(
+  header: UploadDocumentRequest["part"] & { case: "header" },
+  bytes: Uint8Array,
+): AsyncGenerator<UploadDocumentRequest> {
   yield create(UploadDocumentRequestSchema, { part: header });
   for (let i = 0; i < bytes.byteLength; i += UPLOAD_CHUNK) {
     yield create(UploadDocumentRequestSchema, { part: { case: "chunk", value: bytes.subarray(i, i + UPLOAD_CHUNK) } });
@@ -187,26 +190,35 @@ export const ingestCommand: Command = {
         const bytes = await readFile(row.file);
         // A client stream cannot be replayed by the SDK: a refusal before any work (rate limit)
         // re-sends the whole upload here.
-        const res = await withRetry(() => client.ingestion.uploadDocument(
-          uploadStream(
-            {
-              case: "header",
-              value: {
-                corpusId: values.corpus!,
-                documentId: row.id,
-                filename: path.basename(row.file),
-                metadata,
-                overwrite: values.overwrite === true,
-                sizeBytes: BigInt(bytes.byteLength),
-                sha256: createHash("sha256").update(bytes).digest("hex"),
-                ...(chunkSize !== undefined || chunkOverlap !== undefined
-                  ? { chunking: { ...(chunkSize !== undefined ? { chunkSize } : {}), ...(chunkOverlap !== undefined ? { chunkOverlap } : {}) } }
-                  : {}),
-              },
-            } as UploadDocumentRequest["part"] & { case: "header" },
-            bytes,
-          ),
-        ), CLI_RETRY);
+        const res = await withRetry(
+          () =>
+            client.ingestion.uploadDocument(
+              uploadStream(
+                {
+                  case: "header",
+                  value: {
+                    corpusId: values.corpus!,
+                    documentId: row.id,
+                    filename: path.basename(row.file),
+                    metadata,
+                    overwrite: values.overwrite === true,
+                    sizeBytes: BigInt(bytes.byteLength),
+                    sha256: createHash("sha256").update(bytes).digest("hex"),
+                    ...(chunkSize !== undefined || chunkOverlap !== undefined
+                      ? {
+                          chunking: {
+                            ...(chunkSize !== undefined ? { chunkSize } : {}),
+                            ...(chunkOverlap !== undefined ? { chunkOverlap } : {}),
+                          },
+                        }
+                      : {}),
+                  },
+                } as UploadDocumentRequest["part"] & { case: "header" },
+                bytes,
+              ),
+            ),
+          CLI_RETRY,
+        );
         apply(row, res.document!);
         if (res.unchanged) {
           row.note = `unchanged (same content already ingested as ${row.id})${row.final && !row.ok ? `; it failed before: ${row.note} — pass --overwrite to retry` : ""}`;
@@ -228,8 +240,11 @@ export const ingestCommand: Command = {
       board.render();
     });
     const failed = rows.filter((r) => !r.ok);
-    console.log(`${rows.length - failed.length} of ${rows.length} file(s) ${values["no-wait"] ? "queued" : "ingested"} into corpus ${values.corpus}`);
-    if (failed.some((r) => /ALREADY_EXISTS/.test(r.note))) console.log("Changed files keep their document id: pass --overwrite to replace them.");
+    console.log(
+      `${rows.length - failed.length} of ${rows.length} file(s) ${values["no-wait"] ? "queued" : "ingested"} into corpus ${values.corpus}`,
+    );
+    if (failed.some((r) => /ALREADY_EXISTS/.test(r.note)))
+      console.log("Changed files keep their document id: pass --overwrite to replace them.");
     return failed.length > 0 ? 1 : 0;
   },
 };

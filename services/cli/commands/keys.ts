@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { ApiKeyStatus, Role, type ApiKey } from "../../../gen/nexus/auth/v1/api_key_pb.js";
+import { type ApiKey, ApiKeyStatus, Role } from "../../../gen/nexus/auth/v1/api_key_pb.js";
 import {
   CreateApiKeyResponseSchema,
   ListApiKeysResponseSchema,
@@ -37,7 +37,16 @@ const statusName = (s: ApiKeyStatus): string => ApiKeyStatus[s]?.toLowerCase() ?
 function printKeys(keys: ApiKey[]): void {
   printTable(
     ["ID", "NAME", "ROLE", "STATUS", "TENANT", "CREATED", "EXPIRES", "LAST USED"],
-    keys.map((k) => [k.id, k.name, roleName(k.role), statusName(k.status), k.tenantId || "(platform)", when(k.createdAt), when(k.expiresAt), when(k.lastUsedAt)]),
+    keys.map((k) => [
+      k.id,
+      k.name,
+      roleName(k.role),
+      statusName(k.status),
+      k.tenantId || "(platform)",
+      when(k.createdAt),
+      when(k.expiresAt),
+      when(k.lastUsedAt),
+    ]),
   );
 }
 
@@ -49,7 +58,8 @@ function printSecret(plaintext: string): void {
 export const keysCreateCommand: Command = {
   path: ["keys", "create"],
   summary: "Create an API key and print it once (admins: their tenant, up to their role; platform: any tenant or --platform)",
-  usage: "nexus keys create --name NAME (--role owner|admin|editor|viewer [--tenant ID|SLUG] | --platform) [--expires-in 30d | --expires ISO] [--json]",
+  usage:
+    "nexus keys create --name NAME (--role owner|admin|editor|viewer [--tenant ID|SLUG] | --platform) [--expires-in 30d | --expires ISO] [--json]",
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -100,7 +110,11 @@ export const keysListCommand: Command = {
       options: { ...CLIENT_OPTIONS, tenant: { type: "string" }, platform: { type: "boolean" }, status: { type: "string" } },
       strict: true,
     });
-    const statuses = parseNameList(values.status, STATUSES, "--status takes active, rotating, revoked, expired or inactive (comma-separated)");
+    const statuses = parseNameList(
+      values.status,
+      STATUSES,
+      "--status takes active, rotating, revoked, expired or inactive (comma-separated)",
+    );
     const client = clientFrom(values);
     const tenantId = values.tenant ? await resolveTenantId(client, values.tenant) : "";
     const keys: ApiKey[] = [];
@@ -126,7 +140,12 @@ export const keysRevokeCommand: Command = {
   summary: "Revoke an API key everywhere within a second (idempotent)",
   usage: "nexus keys revoke <key id> [--reason TEXT] [--json]",
   async run(args) {
-    const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS, reason: { type: "string" } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, reason: { type: "string" } },
+      allowPositionals: true,
+      strict: true,
+    });
     if (positionals.length !== 1 || !positionals[0]) throw new UsageError("give the key id (see nexus keys list)");
     const res = await clientFrom(values).auth.revokeApiKey({ keyId: positionals[0], reason: values.reason ?? "" });
     if (values.json) {

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { GetQuotaResponseSchema, SetQuotaResponseSchema } from "../../../gen/nexus/metering/v1/metering_service_pb.js";
-import { HardCapMode, QuotaSource, type Quota, type QuotaWindow } from "../../../gen/nexus/metering/v1/quota_pb.js";
+import { HardCapMode, type Quota, QuotaSource, type QuotaWindow } from "../../../gen/nexus/metering/v1/quota_pb.js";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { CLIENT_OPTIONS, clientFrom, printJson, when } from "./client-options.js";
@@ -12,13 +12,17 @@ const limit = (v: bigint | number | undefined) => (v === undefined ? "no limit" 
 function printQuota(quota: Quota | undefined, windows: QuotaWindow[]): void {
   if (quota) {
     const l = quota.limits;
-    console.log(`tenant ${quota.tenantId} — ${quota.source === QuotaSource.CUSTOM ? `custom (set ${when(quota.updatedAt)})` : "plan defaults"}`);
+    console.log(
+      `tenant ${quota.tenantId} — ${quota.source === QuotaSource.CUSTOM ? `custom (set ${when(quota.updatedAt)})` : "plan defaults"}`,
+    );
     console.log(`  daily runs         ${limit(l?.dailyRuns)}`);
     console.log(`  monthly runs       ${limit(l?.monthlyRuns)}`);
     console.log(`  daily run units    ${limit(l?.dailyRunUnits)}`);
     console.log(`  monthly run units  ${limit(l?.monthlyRunUnits)}`);
     console.log(`  soft cap           ${Math.round(quota.softCapRatio * 100)}%`);
-    console.log(`  at the hard cap    ${quota.hardCapMode === HardCapMode.OBSERVE ? "observe (let runs through, record overage)" : "enforce (refuse runs)"}`);
+    console.log(
+      `  at the hard cap    ${quota.hardCapMode === HardCapMode.OBSERVE ? "observe (let runs through, record overage)" : "enforce (refuse runs)"}`,
+    );
   }
   for (const w of windows) for (const line of windowLines(w)) console.log(line);
 }

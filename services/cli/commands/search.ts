@@ -77,7 +77,9 @@ export const searchCommand: Command = {
         h.vectorScore !== undefined ? `vector ${h.vectorScore.toFixed(3)}` : undefined,
         h.lexicalScore !== undefined ? `lexical ${h.lexicalScore.toFixed(3)}` : undefined,
       ].filter(Boolean);
-      console.log(`\n${i + 1}. ${h.filename || h.documentId} [${h.documentId} #${h.chunkOrdinal}, chars ${h.charStart}-${h.charEnd}] ${scores.join(", ")}`);
+      console.log(
+        `\n${i + 1}. ${h.filename || h.documentId} [${h.documentId} #${h.chunkOrdinal}, chars ${h.charStart}-${h.charEnd}] ${scores.join(", ")}`,
+      );
       console.log(`   ${snippet(h.text)}`);
     });
     return 0;

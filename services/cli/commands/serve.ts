@@ -28,8 +28,15 @@ export const serveCommand: Command = {
       NEXUS_HOST: values.host ?? process.env.NEXUS_HOST,
     });
     const missing = [
-      config.databaseUrl ? undefined : { variable: "DATABASE_URL", message: "DATABASE_URL is required by `nexus serve` (a postgres:// URL); use `nexus dev` for the embedded database" },
-      config.natsUrl ? undefined : { variable: "NATS_URL", message: "NATS_URL is required by `nexus serve` (nats://host:4222); use `nexus dev` for the local bus" },
+      config.databaseUrl
+        ? undefined
+        : {
+            variable: "DATABASE_URL",
+            message: "DATABASE_URL is required by `nexus serve` (a postgres:// URL); use `nexus dev` for the embedded database",
+          },
+      config.natsUrl
+        ? undefined
+        : { variable: "NATS_URL", message: "NATS_URL is required by `nexus serve` (nats://host:4222); use `nexus dev` for the local bus" },
     ].filter((p) => p !== undefined);
     if (missing.length > 0) throw new ConfigError(missing);
     const nexus = await startNexus({ config });

@@ -49,7 +49,12 @@ export const sessionsGetCommand: Command = {
   summary: "Show a session with its most recent messages and their citations",
   usage: "nexus sessions get SESSION_ID [--limit N] [--url URL] [--json]",
   async run(args) {
-    const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS, limit: { type: "string" } }, strict: true, allowPositionals: true });
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, limit: { type: "string" } },
+      strict: true,
+      allowPositionals: true,
+    });
     const sessionId = positionals[0];
     if (!sessionId || positionals.length > 1) throw new UsageError("give exactly one SESSION_ID");
     const res = await clientFrom(values).agent.getSession({ sessionId, messageLimit: limitOf(values.limit, 500, "--limit") });

@@ -9,7 +9,7 @@ import {
   SuspendTenantResponseSchema,
   UpdateTenantResponseSchema,
 } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
-import { Plan, TenantStatus, type Tenant } from "../../../gen/nexus/auth/v1/tenant_pb.js";
+import { Plan, type Tenant, TenantStatus } from "../../../gen/nexus/auth/v1/tenant_pb.js";
 import type { NexusClient } from "../../client/create-nexus-client.js";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
@@ -48,7 +48,7 @@ export async function resolveTenantId(client: NexusClient, ref: string): Promise
 export const tenantsCreateCommand: Command = {
   path: ["tenants", "create"],
   summary: "Create a tenant (platform key)",
-  usage: "nexus tenants create <slug> [--name \"Display Name\"] [--plan free|pro|enterprise] [--json]",
+  usage: 'nexus tenants create <slug> [--name "Display Name"] [--plan free|pro|enterprise] [--json]',
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
@@ -74,17 +74,30 @@ export const tenantsListCommand: Command = {
   summary: "List tenants, oldest first (platform key)",
   usage: "nexus tenants list [--status active|suspended] [--plan free|pro|enterprise] [--json]",
   async run(args) {
-    const { values } = parseArgs({ args, options: { ...CLIENT_OPTIONS, status: { type: "string" }, plan: { type: "string" } }, strict: true });
-    const status = values.status === undefined ? TenantStatus.UNSPECIFIED
-      : values.status === "active" ? TenantStatus.ACTIVE
-      : values.status === "suspended" ? TenantStatus.SUSPENDED
-      : undefined;
+    const { values } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, status: { type: "string" }, plan: { type: "string" } },
+      strict: true,
+    });
+    const status =
+      values.status === undefined
+        ? TenantStatus.UNSPECIFIED
+        : values.status === "active"
+          ? TenantStatus.ACTIVE
+          : values.status === "suspended"
+            ? TenantStatus.SUSPENDED
+            : undefined;
     if (status === undefined) throw new UsageError("--status must be active or suspended");
     const client = clientFrom(values);
     const tenants: Tenant[] = [];
     let pageToken = "";
     do {
-      const res = await client.auth.listTenants({ pageSize: 200, pageToken, status, plan: values.plan ? planOf(values.plan) : Plan.UNSPECIFIED });
+      const res = await client.auth.listTenants({
+        pageSize: 200,
+        pageToken,
+        status,
+        plan: values.plan ? planOf(values.plan) : Plan.UNSPECIFIED,
+      });
       tenants.push(...res.tenants);
       pageToken = res.nextPageToken;
     } while (pageToken);
@@ -104,7 +117,12 @@ export const tenantsSuspendCommand: Command = {
   summary: "Suspend a tenant: its keys stop working at once everywhere (platform key)",
   usage: "nexus tenants suspend <tenant id or slug> [--reason TEXT] [--json]",
   async run(args) {
-    const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS, reason: { type: "string" } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, reason: { type: "string" } },
+      allowPositionals: true,
+      strict: true,
+    });
     if (positionals.length !== 1 || !positionals[0]) throw new UsageError("give the tenant's id or slug");
     const client = clientFrom(values);
     const res = await client.auth.suspendTenant({ tenantId: await resolveTenantId(client, positionals[0]), reason: values.reason ?? "" });
@@ -160,9 +178,14 @@ export const tenantsSetPlanCommand: Command = {
 export const tenantsUpdateCommand: Command = {
   path: ["tenants", "update"],
   summary: "Change a tenant's display name (platform key)",
-  usage: "nexus tenants update <tenant id or slug> --name \"Display Name\" [--json]",
+  usage: 'nexus tenants update <tenant id or slug> --name "Display Name" [--json]',
   async run(args) {
-    const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS, name: { type: "string" } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, name: { type: "string" } },
+      allowPositionals: true,
+      strict: true,
+    });
     if (positionals.length !== 1 || !positionals[0]) throw new UsageError("give the tenant's id or slug");
     if (values.name === undefined) throw new UsageError("give the new display name with --name");
     const client = clientFrom(values);

@@ -101,10 +101,10 @@ export const usageHistoryCommand: Command = {
       printJson(GetUsageHistoryResponseSchema, res);
       return 0;
     }
-    printTable(TOTAL_HEADERS.map((h, i) => (i === 0 ? "DATE" : h)), [
-      ...res.days.map((d) => totalsRow(d.date, d.totals)),
-      totalsRow("total", res.totals),
-    ]);
+    printTable(
+      TOTAL_HEADERS.map((h, i) => (i === 0 ? "DATE" : h)),
+      [...res.days.map((d) => totalsRow(d.date, d.totals)), totalsRow("total", res.totals)],
+    );
     return 0;
   },
 };

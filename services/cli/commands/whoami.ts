@@ -28,7 +28,12 @@ export const whoamiCommand: Command = {
             `  key:      ${p.keyId} (${p.name})`,
             `  role:     ${Role[p.role]?.toLowerCase() ?? "?"}`,
             `  plan:     ${Plan[p.plan]?.toLowerCase() ?? "?"}`,
-            `  features: ${(p.entitlements?.features ?? []).filter((f) => f.enabled).map((f) => f.key).join(", ") || "(none)"}`,
+            `  features: ${
+              (p.entitlements?.features ?? [])
+                .filter((f) => f.enabled)
+                .map((f) => f.key)
+                .join(", ") || "(none)"
+            }`,
             `  runs:     ${p.entitlements?.monthlyRunAllowance === undefined ? "unlimited" : `${p.entitlements.monthlyRunAllowance} per month`}`,
           ];
     if (k) lines.push(`  created:  ${when(k.createdAt)}`, `  expires:  ${when(k.expiresAt)}`);

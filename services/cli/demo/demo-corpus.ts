@@ -68,7 +68,8 @@ export async function seedDemoCorpus(client: NexusClient, options: SeedDemoCorpu
     for (const id of [...pending]) {
       const { document } = await client.ingestion.getDocument({ documentId: id });
       if (document?.status === DocumentStatus.SUCCEEDED) pending.delete(id);
-      else if (document?.status === DocumentStatus.FAILED) throw new Error(`demo document ${id} failed to ingest: ${document.failureReason}`);
+      else if (document?.status === DocumentStatus.FAILED)
+        throw new Error(`demo document ${id} failed to ingest: ${document.failureReason}`);
     }
     if (pending.size === 0) break;
     if (Date.now() > deadline) throw new Error(`demo documents not ingested in time: ${[...pending].join(", ")}`);

@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 import { Role } from "../../../gen/nexus/auth/v1/api_key_pb.js";
 import { AccessDeniedSchema, RbacForbiddenSchema } from "../../../gen/nexus/events/v1/auth_events_pb.js";
-import type { Principal, TenantRole } from "../context.js";
 import { recordFacts } from "../commands/index.js";
+import type { Principal, TenantRole } from "../context.js";
 import type { Database } from "../db/ports.js";
 import { eventOf } from "../events/protobuf-event.js";
 import "./auth-event-topics.js";

@@ -1,14 +1,14 @@
-import type { Interceptor } from "@connectrpc/connect";
 import type { DescMessage } from "@bufbuild/protobuf";
+import type { Interceptor } from "@connectrpc/connect";
 import { principalKey, type TenantRole } from "../context.js";
 import { domainError, errorMetadata, errorReason } from "../errors.js";
 import { PUBLIC_SERVICES } from "../server/server.js";
 import type { AccessRecorder } from "./access-recorder.js";
-import { authorize, type AuthorizationDecision, type ForbiddenReason } from "./authorize.js";
+import { type AuthorizationDecision, authorize, type ForbiddenReason } from "./authorize.js";
 import { authRefusals } from "./metrics.js";
 import { permissionOf, procedureOf } from "./permissions.js";
-import { requestTenantId } from "./request-tenant.js";
 import { takeUnrecordedRefusal } from "./refusal.js";
+import { requestTenantId } from "./request-tenant.js";
 
 const ROLES: ReadonlySet<string> = new Set(["owner", "admin", "editor", "viewer"]);
 
@@ -87,7 +87,7 @@ export function createAuthorizationInterceptor(options: AuthorizationInterceptor
       };
       call = { ...req, message: checked() };
     }
-    let res;
+    let res: Awaited<ReturnType<typeof next>>;
     try {
       res = await next(call);
     } catch (err) {
@@ -105,4 +105,3 @@ export function createAuthorizationInterceptor(options: AuthorizationInterceptor
     return { ...res, message: guarded() };
   };
 }
-

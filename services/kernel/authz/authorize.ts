@@ -42,26 +42,39 @@ export function authorize(input: AuthorizationInput): AuthorizationDecision {
   if (permission.class === "public") return { kind: "allowed" };
   if (principal === undefined) return deny("RBAC_FORBIDDEN", "this procedure needs an authenticated principal", undefined);
 
-  const requiredRole = permission.class === "read" || permission.class === "write" || permission.class === "admin"
-    ? CLASS_MIN_ROLE[permission.class]
-    : undefined;
+  const requiredRole =
+    permission.class === "read" || permission.class === "write" || permission.class === "admin"
+      ? CLASS_MIN_ROLE[permission.class]
+      : undefined;
 
   if (principal.kind === "platform") {
     if (permission.class === "authenticated" || permission.class === "platform" || permission.platform === true) {
       return { kind: "allowed" };
     }
-    return deny("RBAC_FORBIDDEN", "platform keys cannot call this procedure: it acts on a tenant's own content; use a key of that tenant", requiredRole);
+    return deny(
+      "RBAC_FORBIDDEN",
+      "platform keys cannot call this procedure: it acts on a tenant's own content; use a key of that tenant",
+      requiredRole,
+    );
   }
 
   if (permission.class === "platform") {
     return deny("RBAC_FORBIDDEN", "only platform operators can call this procedure", undefined);
   }
   if (requiredRole !== undefined && RANK[principal.role] < RANK[requiredRole]) {
-    return deny("RBAC_FORBIDDEN", `the ${principal.role} role cannot call this procedure; it needs ${requiredRole} or stronger`, requiredRole);
+    return deny(
+      "RBAC_FORBIDDEN",
+      `the ${principal.role} role cannot call this procedure; it needs ${requiredRole} or stronger`,
+      requiredRole,
+    );
   }
   const requested = input.requestTenantId;
   if (requested !== undefined && requested !== "" && requested !== principal.tenantId) {
-    return deny("TENANT_MISMATCH", "tenant_id names another tenant: a tenant key acts only inside its own tenant (leave tenant_id empty)", requiredRole);
+    return deny(
+      "TENANT_MISMATCH",
+      "tenant_id names another tenant: a tenant key acts only inside its own tenant (leave tenant_id empty)",
+      requiredRole,
+    );
   }
   if (permission.feature !== undefined && principal.entitlements.features[permission.feature] !== true) {
     return {

@@ -5,26 +5,45 @@
  * `tenantScope`, `principalOf`, `tenantPrincipal`, `platformPrincipal`, `requireTenantPrincipal`,
  * `requirePlatformPrincipal`).
  */
-export { PERMISSIONS, CLASS_MIN_ROLE, permissionOf, procedureOf, type Permission, type PermissionClass } from "./permissions.js";
-export { authorize, type AuthorizationDecision, type AuthorizationInput, type ForbiddenReason } from "./authorize.js";
-export { requireFeature, hasFeature } from "./require-feature.js";
-export { authorizationRefusal } from "./refusal.js";
-export { tenantScope, principalOf, tenantPrincipal, platformPrincipal, requireTenantPrincipal, requirePlatformPrincipal } from "./tenant-scope.js";
-export { requestTenantId, hasTenantIdField, TENANT_ID_FIELD } from "./request-tenant.js";
+
 export {
-  createEventStoreAccessRecorder,
-  accessStreamId,
-  type AccessRecorder,
   type AccessDeniedRecord,
   type AccessFailureReason,
+  type AccessRecorder,
+  accessStreamId,
+  createEventStoreAccessRecorder,
   type RbacForbiddenRecord,
 } from "./access-recorder.js";
-export { AuthenticationCache, invalidateInProcess, type AuthenticationCacheOptions, type InvalidationTarget } from "./authentication-cache.js";
-export { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, type Authenticator, type AuthenticatorResult, type PresentationContext } from "./authenticator.js";
-export { createRemoteAuthenticator, type RemoteAuthenticatorOptions } from "./remote-authenticator.js";
-export { createAuthenticationGate, presentedKeyOf, peerAddressOf, type AuthenticationGateOptions } from "./authentication-gate.js";
-export { createAuthorizationInterceptor, type AuthorizationInterceptorOptions } from "./authorization-interceptor.js";
-export { startCacheInvalidation, invalidationOf, type CacheInvalidationOptions } from "./cache-invalidation.js";
-export { startMeshAuthz, type MeshAuthz, type MeshAuthzOptions } from "./mesh-authz.js";
 export { AUTH_EVENT_TOPICS, AUTH_EVENTS_FILTER } from "./auth-event-topics.js";
-export { principalFromProto, principalToProto, planFromProto, planToProto, roleFromProto } from "./principal-proto.js";
+export {
+  AuthenticationCache,
+  type AuthenticationCacheOptions,
+  type InvalidationTarget,
+  invalidateInProcess,
+} from "./authentication-cache.js";
+export { type AuthenticationGateOptions, createAuthenticationGate, peerAddressOf, presentedKeyOf } from "./authentication-gate.js";
+export {
+  AUTH_PEER_HEADER,
+  AUTH_PROCEDURE_HEADER,
+  type Authenticator,
+  type AuthenticatorResult,
+  type PresentationContext,
+} from "./authenticator.js";
+export { type AuthorizationInterceptorOptions, createAuthorizationInterceptor } from "./authorization-interceptor.js";
+export { type AuthorizationDecision, type AuthorizationInput, authorize, type ForbiddenReason } from "./authorize.js";
+export { type CacheInvalidationOptions, invalidationOf, startCacheInvalidation } from "./cache-invalidation.js";
+export { type MeshAuthz, type MeshAuthzOptions, startMeshAuthz } from "./mesh-authz.js";
+export { CLASS_MIN_ROLE, PERMISSIONS, type Permission, type PermissionClass, permissionOf, procedureOf } from "./permissions.js";
+export { planFromProto, planToProto, principalFromProto, principalToProto, roleFromProto } from "./principal-proto.js";
+export { authorizationRefusal } from "./refusal.js";
+export { createRemoteAuthenticator, type RemoteAuthenticatorOptions } from "./remote-authenticator.js";
+export { hasTenantIdField, requestTenantId, TENANT_ID_FIELD } from "./request-tenant.js";
+export { hasFeature, requireFeature } from "./require-feature.js";
+export {
+  platformPrincipal,
+  principalOf,
+  requirePlatformPrincipal,
+  requireTenantPrincipal,
+  tenantPrincipal,
+  tenantScope,
+} from "./tenant-scope.js";

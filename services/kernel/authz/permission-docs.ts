@@ -1,5 +1,5 @@
 import { NEXUS_SERVICES } from "./all-services.js";
-import { PERMISSIONS, procedureOf, type Permission } from "./permissions.js";
+import { PERMISSIONS, type Permission, procedureOf } from "./permissions.js";
 
 /** Who a rule admits, in words (docs/security.md). */
 export function describePermission(p: Permission | undefined): string {

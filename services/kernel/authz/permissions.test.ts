@@ -1,11 +1,11 @@
+import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
+import { GetTenantRequestSchema, ListApiKeysRequestSchema } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
 import type { Principal, TenantRole } from "../context.js";
 import { NEXUS_SERVICES } from "./all-services.js";
 import { authorize } from "./authorize.js";
-import { PERMISSIONS, permissionOf, procedureOf, type Permission } from "./permissions.js";
+import { PERMISSIONS, type Permission, permissionOf, procedureOf } from "./permissions.js";
 import { hasTenantIdField, requestTenantId } from "./request-tenant.js";
-import { GetTenantRequestSchema, ListApiKeysRequestSchema } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
-import { create } from "@bufbuild/protobuf";
 
 const procedures = NEXUS_SERVICES.flatMap((s) => s.methods.map((m) => procedureOf(s.typeName, m.name)));
 
@@ -29,7 +29,10 @@ describe("the permission table", () => {
   it("denies an RPC it does not list, to everyone", () => {
     expect(permissionOf("/nexus.auth.v1.AuthService/DropEverything")).toBeUndefined();
     for (const p of [platform, tenant("owner")]) {
-      expect(authorize({ permission: undefined, principal: p, requestTenantId: undefined })).toMatchObject({ kind: "denied", reason: "RBAC_FORBIDDEN" });
+      expect(authorize({ permission: undefined, principal: p, requestTenantId: undefined })).toMatchObject({
+        kind: "denied",
+        reason: "RBAC_FORBIDDEN",
+      });
     }
   });
 
@@ -47,7 +50,11 @@ describe("the permission table", () => {
     ]) {
       expect(PERMISSIONS[rpc]?.class, rpc).toBe("platform");
     }
-    expect(Object.entries(PERMISSIONS).filter(([, p]) => p.class === "public").map(([k]) => k)).toEqual(["/nexus.auth.v1.AuthService/Authenticate"]);
+    expect(
+      Object.entries(PERMISSIONS)
+        .filter(([, p]) => p.class === "public")
+        .map(([k]) => k),
+    ).toEqual(["/nexus.auth.v1.AuthService/Authenticate"]);
   });
 
   it("decides each role × each permission class", () => {
@@ -78,7 +85,10 @@ describe("the permission table", () => {
   });
 
   it("refuses a tenant principal naming another tenant, and a missing feature", () => {
-    expect(authorize({ permission: { class: "read" }, principal: tenant("owner"), requestTenantId: "t2" })).toMatchObject({ kind: "denied", reason: "TENANT_MISMATCH" });
+    expect(authorize({ permission: { class: "read" }, principal: tenant("owner"), requestTenantId: "t2" })).toMatchObject({
+      kind: "denied",
+      reason: "TENANT_MISMATCH",
+    });
     expect(authorize({ permission: { class: "read" }, principal: tenant("owner"), requestTenantId: "t1" }).kind).toBe("allowed");
     expect(authorize({ permission: { class: "read" }, principal: tenant("owner"), requestTenantId: "" }).kind).toBe("allowed");
     const audit = PERMISSIONS["/nexus.audit.v1.AuditService/ListAuditEvents"];
@@ -87,13 +97,17 @@ describe("the permission table", () => {
       reason: "FEATURE_NOT_ENABLED",
       featureKey: "feature.audit_access",
     });
-    expect(authorize({ permission: audit, principal: tenant("admin", { "feature.audit_access": true }), requestTenantId: "" }).kind).toBe("allowed");
+    expect(authorize({ permission: audit, principal: tenant("admin", { "feature.audit_access": true }), requestTenantId: "" }).kind).toBe(
+      "allowed",
+    );
   });
 
   it("reads tenant_id from requests generically, oneofs included", () => {
     expect(hasTenantIdField(ListApiKeysRequestSchema)).toBe(true);
     expect(requestTenantId(ListApiKeysRequestSchema, create(ListApiKeysRequestSchema, { tenantId: "t2" }))).toBe("t2");
-    expect(requestTenantId(GetTenantRequestSchema, create(GetTenantRequestSchema, { selector: { case: "tenantId", value: "t3" } }))).toBe("t3");
+    expect(requestTenantId(GetTenantRequestSchema, create(GetTenantRequestSchema, { selector: { case: "tenantId", value: "t3" } }))).toBe(
+      "t3",
+    );
     expect(requestTenantId(GetTenantRequestSchema, create(GetTenantRequestSchema, { selector: { case: "slug", value: "x" } }))).toBe("");
   });
 });

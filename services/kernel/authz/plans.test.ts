@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { effectiveEntitlements, FEATURE_KEYS, PLANS, principalEntitlements } from "./plans.js";
 
 const enabled = (plan: "free" | "pro" | "enterprise") =>
-  effectiveEntitlements(plan).features.filter((f) => f.enabled).map((f) => f.key);
+  effectiveEntitlements(plan)
+    .features.filter((f) => f.enabled)
+    .map((f) => f.key);
 
 describe("plans and entitlements", () => {
   it("follows the plan matrix", () => {
@@ -31,11 +33,19 @@ describe("plans and entitlements", () => {
 
   it("applies overrides over the plan, with provenance and config", () => {
     const e = effectiveEntitlements("free", {
-      features: [{ featureKey: "feature.tts", enabled: true, config: { voices: ["nova"] } }, { featureKey: "feature.retrieval.local_pgvector", enabled: false }],
+      features: [
+        { featureKey: "feature.tts", enabled: true, config: { voices: ["nova"] } },
+        { featureKey: "feature.retrieval.local_pgvector", enabled: false },
+      ],
       monthlyRunAllowance: 250,
       maxActiveApiKeys: 7,
     });
-    expect(e.features.find((f) => f.key === "feature.tts")).toEqual({ key: "feature.tts", enabled: true, source: "override", config: { voices: ["nova"] } });
+    expect(e.features.find((f) => f.key === "feature.tts")).toEqual({
+      key: "feature.tts",
+      enabled: true,
+      source: "override",
+      config: { voices: ["nova"] },
+    });
     expect(e.features.find((f) => f.key === "feature.retrieval.local_pgvector")).toMatchObject({ enabled: false, source: "override" });
     expect(e.features.find((f) => f.key === "feature.ops_admin_access")).toMatchObject({ enabled: false, source: "plan" });
     expect(e.monthlyRunAllowance).toBe(250);

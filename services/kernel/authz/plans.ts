@@ -118,9 +118,7 @@ export function effectiveEntitlements(plan: PlanName, overrides: EntitlementOver
     if (override === undefined) return { key, enabled: definition.features.has(key), source: "plan" };
     return { key, enabled: override.enabled, source: "override", ...(override.config ? { config: override.config } : {}) };
   });
-  const monthlyRunAllowance = overrides.unlimitedRuns
-    ? undefined
-    : (overrides.monthlyRunAllowance ?? definition.monthlyRunAllowance);
+  const monthlyRunAllowance = overrides.unlimitedRuns ? undefined : (overrides.monthlyRunAllowance ?? definition.monthlyRunAllowance);
   return { features, monthlyRunAllowance, maxActiveApiKeys: overrides.maxActiveApiKeys };
 }
 

@@ -1,6 +1,6 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
-import { PrincipalKind, PrincipalSchema, Role, type Principal as PrincipalMessage } from "../../../gen/nexus/auth/v1/api_key_pb.js";
-import { EntitlementSource, EntitlementsSchema, Plan, type Entitlements } from "../../../gen/nexus/auth/v1/tenant_pb.js";
+import { PrincipalKind, type Principal as PrincipalMessage, PrincipalSchema, Role } from "../../../gen/nexus/auth/v1/api_key_pb.js";
+import { EntitlementSource, type Entitlements, EntitlementsSchema, Plan } from "../../../gen/nexus/auth/v1/tenant_pb.js";
 import type { PlanName, Principal, PrincipalEntitlements, TenantRole } from "../context.js";
 import { roleToProto } from "./access-recorder.js";
 

@@ -15,11 +15,7 @@ const unrecorded = new WeakSet<object>();
  * inside a handler — e.g. an admin granting the owner role. Throw it; the interceptor records
  * one rbac.forbidden event for it. Metadata `required_role` and `feature_key` go into the event.
  */
-export function authorizationRefusal(
-  reason: ForbiddenReason,
-  message: string,
-  metadata: Record<string, string> = {},
-): ConnectError {
+export function authorizationRefusal(reason: ForbiddenReason, message: string, metadata: Record<string, string> = {}): ConnectError {
   const err = domainError(reason, message, metadata);
   unrecorded.add(err);
   return err;

@@ -1,16 +1,11 @@
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { AuthService } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
 import { CORRELATION_ID_HEADER, currentRequestMeta, REQUEST_ID_HEADER } from "../context.js";
 import { domainError, errorReason } from "../errors.js";
 import type { AccessFailureReason } from "./access-recorder.js";
-import {
-  AUTH_PEER_HEADER,
-  AUTH_PROCEDURE_HEADER,
-  type Authenticator,
-  type AuthenticatorResult,
-} from "./authenticator.js";
+import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, type Authenticator, type AuthenticatorResult } from "./authenticator.js";
 import { principalFromProto } from "./principal-proto.js";
 
 const REFUSALS: ReadonlySet<string> = new Set<AccessFailureReason>([
@@ -72,7 +67,12 @@ export function createRemoteAuthenticator(options: RemoteAuthenticatorOptions): 
         }
         const ce = ConnectError.from(err);
         if (ce.code === Code.Canceled) throw ce;
-        throw domainError("DEPENDENCY_UNAVAILABLE", "the auth service could not be reached to check the API key", { dependency: "auth" }, { cause: err });
+        throw domainError(
+          "DEPENDENCY_UNAVAILABLE",
+          "the auth service could not be reached to check the API key",
+          { dependency: "auth" },
+          { cause: err },
+        );
       }
     },
   };

@@ -13,7 +13,12 @@ const tenant: Principal = {
   tenantSlug: "acme",
   role: "admin",
   plan: "free",
-  entitlements: { features: { "feature.retrieval.local_pgvector": true, "feature.tts": false }, featureConfig: {}, monthlyRunAllowance: 100, maxActiveApiKeys: undefined },
+  entitlements: {
+    features: { "feature.retrieval.local_pgvector": true, "feature.tts": false },
+    featureConfig: {},
+    monthlyRunAllowance: 100,
+    maxActiveApiKeys: undefined,
+  },
 };
 const platform: Principal = { kind: "platform", keyId: "p", name: "ops" };
 

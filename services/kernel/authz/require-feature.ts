@@ -13,7 +13,9 @@ import { authorizationRefusal } from "./refusal.js";
 export function requireFeature(principal: Principal | undefined, featureKey: string): void {
   if (principal?.kind === "platform") return;
   if (principal?.entitlements.features[featureKey] === true) return;
-  throw authorizationRefusal("FEATURE_NOT_ENABLED", `feature ${featureKey} is not enabled for this tenant's plan`, { feature_key: featureKey });
+  throw authorizationRefusal("FEATURE_NOT_ENABLED", `feature ${featureKey} is not enabled for this tenant's plan`, {
+    feature_key: featureKey,
+  });
 }
 
 /** True when the principal may use the feature (platform principals always may). */

@@ -2,8 +2,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import type { Principal } from "../context.js";
 import { errorMetadata, errorReason } from "../errors.js";
-import { requirePlatformPrincipal, requireTenantPrincipal } from "./tenant-scope.js";
 import { takeUnrecordedRefusal } from "./refusal.js";
+import { requirePlatformPrincipal, requireTenantPrincipal } from "./tenant-scope.js";
 
 const tenant: Principal = {
   kind: "tenant",
@@ -30,7 +30,9 @@ function refusal(fn: () => unknown): ConnectError {
 describe("principal guards", () => {
   it("requireTenantPrincipal lets a tenant key through and refuses a platform key with RBAC_FORBIDDEN, recorded once", () => {
     expect(requireTenantPrincipal(tenant, "run agents").tenantId).toBe("t1");
-    const err = refusal(() => requireTenantPrincipal(platform, "platform keys cannot run agents or read sessions; use a key of the tenant"));
+    const err = refusal(() =>
+      requireTenantPrincipal(platform, "platform keys cannot run agents or read sessions; use a key of the tenant"),
+    );
     expect(err.code).toBe(Code.PermissionDenied);
     expect(errorReason(err)).toBe("RBAC_FORBIDDEN");
     expect(err.rawMessage).toBe("platform keys cannot run agents or read sessions; use a key of the tenant");

@@ -1,6 +1,6 @@
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { principalKey, type Principal } from "../context.js";
+import { type Principal, principalKey } from "../context.js";
 import { errorMetadata, errorReason } from "../errors.js";
 import { platformPrincipal, principalOf, tenantPrincipal } from "./tenant-scope.js";
 

@@ -1,5 +1,5 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { principalKey, type PlatformPrincipal, type Principal, type TenantPrincipal } from "../context.js";
+import { type PlatformPrincipal, type Principal, principalKey, type TenantPrincipal } from "../context.js";
 import { domainError } from "../errors.js";
 import { authorizationRefusal } from "./refusal.js";
 
@@ -66,4 +66,3 @@ export function tenantScope(principal: Principal, requestedTenantId: string | un
   }
   return requested;
 }
-

@@ -98,4 +98,3 @@ describeWithPostgres("executeCommand on PostgreSQL", () => {
     expect(await counterRow(db, "atomic")).toEqual({ value: 0, version: 1 });
   });
 });
-

@@ -110,9 +110,18 @@ describe("executeCommand (PGlite)", () => {
     const seen: string[] = [];
     const spy: typeof counter = {
       ...counter,
-      decide: (command, state, key) => (seen.push(`decide ${key}`), counter.decide(command, state, key)),
-      evolve: (state, event, key) => (seen.push(`evolve ${key}`), counter.evolve(state, event, key)),
-      toEvent: (event, state, key) => (seen.push(`toEvent ${key}`), counter.toEvent(event, state, key)),
+      decide: (command, state, key) => {
+        seen.push(`decide ${key}`);
+        return counter.decide(command, state, key);
+      },
+      evolve: (state, event, key) => {
+        seen.push(`evolve ${key}`);
+        return counter.evolve(state, event, key);
+      },
+      toEvent: (event, state, key) => {
+        seen.push(`toEvent ${key}`);
+        return counter.toEvent(event, state, key);
+      },
       save: (tx, key, state, expectedVersion, version, before) => {
         seen.push(`save ${key} ${before?.value ?? "none"} → ${state.value}`);
         return counter.save(tx, key, state, expectedVersion, version, before);

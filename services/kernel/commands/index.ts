@@ -1,9 +1,9 @@
 export {
-  executeCommand,
-  executeInTransaction,
-  recordFacts,
   type Aggregate,
   type CommandOptions,
   type CommandResult,
+  executeCommand,
+  executeInTransaction,
+  recordFacts,
   type Versioned,
 } from "./command.js";

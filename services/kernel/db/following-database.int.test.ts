@@ -7,11 +7,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { describeWithPostgresBinaries, startPrimary, type PgCluster } from "../../../tests/support/pg-cluster.js";
+import { eventually } from "../../../tests/support/eventually.js";
+import { describeWithPostgresBinaries, type PgCluster, startPrimary } from "../../../tests/support/pg-cluster.js";
 import { databaseUrlAt, endpointOfUrl, parseDatabaseEndpoint, readDatabaseEndpoint } from "./database-endpoint.js";
 import { createFollowingDatabase, type FollowingDatabase } from "./following-database.js";
 import { createPgDatabase } from "./pg-database.js";
-import { eventually } from "../../../tests/support/eventually.js";
 
 describe("database endpoints", () => {
   it("parses host:port, bracketed IPv6, and says what is wrong otherwise", () => {
@@ -58,7 +58,13 @@ describeWithPostgresBinaries("following the endpoint file (two real PostgreSQL s
 
   const which = async (d: FollowingDatabase) => (await d.query<{ name: string }>("SELECT name FROM marker")).rows[0]?.name;
   const follow = (pollMs = 60_000) =>
-    createFollowingDatabase({ url: east.url("app"), endpointFile: file, pollMs, drainMs: 5_000, open: (url) => createPgDatabase({ url, poolSize: 3 }) });
+    createFollowingDatabase({
+      url: east.url("app"),
+      endpointFile: file,
+      pollMs,
+      drainMs: 5_000,
+      open: (url) => createPgDatabase({ url, poolSize: 3 }),
+    });
 
   beforeAll(async () => {
     [east, west] = await Promise.all([startPrimary(), startPrimary()]);
@@ -144,7 +150,9 @@ describeWithPostgresBinaries("following the endpoint file (two real PostgreSQL s
     writeFileSync(file, "127.0.0.1:1");
     await db.refresh();
     expect(db.endpoint()).toBe(east.endpoint);
-    expect(db.problem()).toMatch(new RegExp(`cannot switch the database from ${east.endpoint} to 127.0.0.1:1 as ${file} asks: .*; retrying`));
+    expect(db.problem()).toMatch(
+      new RegExp(`cannot switch the database from ${east.endpoint} to 127.0.0.1:1 as ${file} asks: .*; retrying`),
+    );
     expect(await which(db)).toBe("east");
 
     writeFileSync(file, "nonsense");

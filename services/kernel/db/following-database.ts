@@ -1,11 +1,5 @@
 import type { Logger } from "pino";
-import {
-  databaseUrlAt,
-  endpointOfUrl,
-  formatDatabaseEndpoint,
-  readDatabaseEndpoint,
-  type DatabaseEndpoint,
-} from "./database-endpoint.js";
+import { type DatabaseEndpoint, databaseUrlAt, endpointOfUrl, formatDatabaseEndpoint, readDatabaseEndpoint } from "./database-endpoint.js";
 import type { Database, NotificationListener } from "./ports.js";
 
 /** Options of {@link createFollowingDatabase}. */

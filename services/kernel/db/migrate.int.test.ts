@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from "../../../tests/support/services.js";
-import { migrate, type Migration } from "./migrate.js";
+import { type Migration, migrate } from "./migrate.js";
 import { createPgDatabase } from "./pg-database.js";
 import type { Database } from "./ports.js";
 

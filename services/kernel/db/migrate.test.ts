@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { migrate, MigrationError, type Migration } from "./migrate.js";
+import { type Migration, MigrationError, migrate } from "./migrate.js";
 import { createPgliteDatabase } from "./pglite-database.js";
 import type { Database } from "./ports.js";
 

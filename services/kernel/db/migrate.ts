@@ -85,9 +85,7 @@ export async function migrate(db: Database, options: MigrateOptions): Promise<Mi
          applied_at timestamptz NOT NULL DEFAULT now()
        );`,
     );
-    const { rows } = await tx.query<{ id: string; checksum: string }>(
-      `SELECT id, checksum FROM "${schema}".schema_migrations`,
-    );
+    const { rows } = await tx.query<{ id: string; checksum: string }>(`SELECT id, checksum FROM "${schema}".schema_migrations`);
     const applied = new Map(rows.map((r) => [r.id, r.checksum]));
     const result: MigrateResult = { applied: [], alreadyApplied: [] };
     for (const m of options.migrations) {

@@ -85,7 +85,10 @@ describeWithPostgres("pg database adapter", () => {
     // a listener this is where the process used to die.
     await new Promise((r) => setTimeout(r, 200));
     resume();
-    const err = await tx.then(() => undefined, (e: unknown) => e);
+    const err = await tx.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(Error);
     expect(isDatabaseUnavailableError(err)).toBe(true);
     // Nothing of the killed transaction was committed, and the pool serves new work.

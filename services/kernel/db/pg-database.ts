@@ -1,7 +1,7 @@
 import pg from "pg";
 import type { Logger } from "pino";
-import type { Database, NotificationListener, QueryResult, Queryable, Tx } from "./ports.js";
 import { backoffDelayMs } from "../resilience/backoff.js";
+import type { Database, NotificationListener, Queryable, QueryResult, Tx } from "./ports.js";
 
 /** Options of {@link createPgDatabase}. */
 export interface PgDatabaseOptions {

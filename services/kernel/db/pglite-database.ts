@@ -44,9 +44,7 @@ export async function createPgliteDatabase(options: PgliteDatabaseOptions = {}):
 
   const assertOutsideTx = (): void => {
     if (scope.getStore()?.open) {
-      throw new Error(
-        "PGlite has a single connection: inside db.transaction() run statements on the tx it hands you, not on db",
-      );
+      throw new Error("PGlite has a single connection: inside db.transaction() run statements on the tx it hands you, not on db");
     }
   };
 

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
-import type { ConsumerOptions, EventBus, Subscription } from "./ports.js";
-import type { ReadinessResult } from "../server/service-module.js";
 import { backoffDelayMs } from "../resilience/backoff.js";
+import type { ReadinessResult } from "../server/service-module.js";
+import type { ConsumerOptions, EventBus, Subscription } from "./ports.js";
 
 /** A module's durable consumers, started in the background with its lifecycle hooks. */
 export interface BackgroundConsumers {

@@ -13,5 +13,8 @@ export const DEFAULT_BACKOFF_MAX_MS = 300_000;
  * redelivers at once (nats-server#5856).
  */
 export function retryDelayMs(deliveryCount: number, options: BackoffOptions = {}): number {
-  return backoffDelayMs(deliveryCount, { initialMs: options.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS, maxMs: options.maxMs ?? DEFAULT_BACKOFF_MAX_MS });
+  return backoffDelayMs(deliveryCount, {
+    initialMs: options.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS,
+    maxMs: options.maxMs ?? DEFAULT_BACKOFF_MAX_MS,
+  });
 }

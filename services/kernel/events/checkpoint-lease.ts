@@ -34,11 +34,7 @@ export function leaseOwnerId(): string {
  * Claims or renews the lease; resolves to the checkpoint position when this owner holds it,
  * `undefined` when another live owner does. A missing row is created at `initialPosition`.
  */
-export async function claimCheckpoint(
-  db: Queryable,
-  lease: CheckpointLease,
-  initialPosition: bigint = 0n,
-): Promise<bigint | undefined> {
+export async function claimCheckpoint(db: Queryable, lease: CheckpointLease, initialPosition: bigint = 0n): Promise<bigint | undefined> {
   const t = lease.table;
   const key = KEY_COLUMN[t];
   const { rows } = await db.query<{ position: bigint }>(

@@ -2,7 +2,7 @@ import type { JetStreamClient, JetStreamManager, JsMsg, MsgRequest, StoredMsg } 
 import { Match } from "@nats-io/nats-core";
 import { domainError } from "../errors.js";
 import { dlqDeadLettered, dlqMessages } from "./metrics.js";
-import { copyHeaders, decodeEventMessage, DLQ_HEADERS, EVENT_HEADERS, headerValue } from "./nats-message.js";
+import { copyHeaders, DLQ_HEADERS, decodeEventMessage, EVENT_HEADERS, headerValue } from "./nats-message.js";
 import { dlqSubjectOf, JS_ERRORS, jsErrorCode } from "./nats-streams.js";
 import type { DeadLetter, DeadLetterStore, ListDeadLettersOptions, ReplayResult } from "./ports.js";
 
@@ -117,7 +117,7 @@ export function createNatsDeadLetters(options: NatsDeadLettersOptions): NatsDead
       } catch (err) {
         if (!isMissing(err)) throw err;
       }
-      if (!sm || !sm.subject.startsWith(`${prefix}_dlq.`)) {
+      if (!sm?.subject.startsWith(`${prefix}_dlq.`)) {
         throw domainError("NOT_FOUND", `no dead letter ${seq} in ${stream}`, { seq });
       }
       const letter = toDeadLetter(sm);

@@ -60,9 +60,7 @@ describeWithPostgres("event store on PostgreSQL", () => {
     await first.bodyDone;
     // Settle the loser's promise into a value at once: it may reject while we await the first
     // writer's commit, and an unobserved rejection would fail the run.
-    const second = db
-      .transaction((tx) => appendToStream(tx, "race-2", "no_stream", [note("second")]))
-      .catch((e: unknown) => e);
+    const second = db.transaction((tx) => appendToStream(tx, "race-2", "no_stream", [note("second")])).catch((e: unknown) => e);
     first.release();
     await first.done;
     const err = await second;

@@ -44,16 +44,12 @@ describe("event store (PGlite)", () => {
 
   it("rejects an append at a stale version with ABORTED / CONCURRENCY_CONFLICT and keeps nothing", async () => {
     await db.transaction((tx) => appendToStream(tx, "note-2", "no_stream", [note("a")]));
-    const err = await db
-      .transaction((tx) => appendToStream(tx, "note-2", 0, [note("late")]))
-      .catch((e: unknown) => e);
+    const err = await db.transaction((tx) => appendToStream(tx, "note-2", 0, [note("late")])).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.Aborted);
     expect(errorReason(err)).toBe("CONCURRENCY_CONFLICT");
     expect((err as ConnectError).rawMessage).toMatch(/expected version 0, but it is at version 1/);
-    await expect(db.transaction((tx) => appendToStream(tx, "note-2", "no_stream", [note("x")]))).rejects.toThrow(
-      /changed concurrently/,
-    );
+    await expect(db.transaction((tx) => appendToStream(tx, "note-2", "no_stream", [note("x")]))).rejects.toThrow(/changed concurrently/);
     expect(await streamVersion(db, "note-2")).toBe(1);
   });
 
@@ -78,9 +74,7 @@ describe("event store (PGlite)", () => {
     await expect(db.query("UPDATE platform.events SET payload = '{}' WHERE stream_id = 'note-5'")).rejects.toThrow(
       /platform.events is append-only: UPDATE is not allowed/,
     );
-    await expect(db.query("DELETE FROM platform.events WHERE stream_id = 'note-5'")).rejects.toThrow(
-      /append-only: DELETE is not allowed/,
-    );
+    await expect(db.query("DELETE FROM platform.events WHERE stream_id = 'note-5'")).rejects.toThrow(/append-only: DELETE is not allowed/);
     await expect(db.query("TRUNCATE platform.events CASCADE")).rejects.toThrow(/append-only: TRUNCATE is not allowed/);
     expect(await readStream(db, "note-5")).toHaveLength(1);
   });
@@ -95,9 +89,7 @@ describe("event store (PGlite)", () => {
 
   it("stamps request and correlation ids from the request scope; explicit metadata wins", async () => {
     const [e] = await requestScope.run({ requestId: "req-1", correlationId: "corr-1" }, () =>
-      db.transaction((tx) =>
-        appendToStream(tx, "note-6", "no_stream", [{ ...note("m"), metadata: { correlationId: "explicit" } }]),
-      ),
+      db.transaction((tx) => appendToStream(tx, "note-6", "no_stream", [{ ...note("m"), metadata: { correlationId: "explicit" } }])),
     );
     expect(e?.metadata).toEqual({ requestId: "req-1", correlationId: "explicit" });
   });

@@ -171,12 +171,7 @@ function dropUndefined(meta: EventMetadata | undefined): EventMetadata {
 }
 
 /** A stream's events from `fromVersion` (inclusive, default 1), oldest first. */
-export async function readStream(
-  db: Queryable,
-  streamId: string,
-  fromVersion = 1,
-  limit?: number,
-): Promise<RecordedEvent[]> {
+export async function readStream(db: Queryable, streamId: string, fromVersion = 1, limit?: number): Promise<RecordedEvent[]> {
   const { rows } = await db.query<EventRow>(
     `SELECT ${COLUMNS} FROM platform.events
      WHERE stream_id = $1 AND version >= $2
@@ -193,10 +188,10 @@ export async function readStream(
  * so "the last position I processed" is a complete checkpoint.
  */
 export async function readAll(db: Queryable, afterPosition: bigint = 0n, limit = 500): Promise<RecordedEvent[]> {
-  const { rows } = await db.query<EventRow>(
-    `SELECT ${COLUMNS} FROM platform.events WHERE position > $1 ORDER BY position LIMIT $2`,
-    [afterPosition, limit],
-  );
+  const { rows } = await db.query<EventRow>(`SELECT ${COLUMNS} FROM platform.events WHERE position > $1 ORDER BY position LIMIT $2`, [
+    afterPosition,
+    limit,
+  ]);
   return rows.map(toRecorded);
 }
 
@@ -215,8 +210,6 @@ export async function readEventAt(db: Queryable, position: bigint): Promise<Reco
 
 /** The highest position in the store (0n when empty). */
 export async function lastPosition(db: Queryable): Promise<bigint> {
-  const { rows } = await db.query<{ position: bigint }>(
-    "SELECT coalesce(max(position), 0)::int8 AS position FROM platform.events",
-  );
+  const { rows } = await db.query<{ position: bigint }>("SELECT coalesce(max(position), 0)::int8 AS position FROM platform.events");
   return rows[0]?.position ?? 0n;
 }

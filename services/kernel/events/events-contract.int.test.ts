@@ -5,6 +5,14 @@
  */
 import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { deleteSuiteStreams, suiteStreams } from "../../../tests/support/nats-streams.js";
+import {
+  createTestDatabase,
+  describeWithPostgres,
+  describeWithPostgresAndNats,
+  TEST_NATS_URL,
+  uniqueToken,
+} from "../../../tests/support/services.js";
 import { createPgDatabase } from "../db/pg-database.js";
 import { createPgliteDatabase } from "../db/pglite-database.js";
 import type { Database } from "../db/ports.js";
@@ -15,14 +23,6 @@ import { createNatsEventBus, type NatsEventBus } from "./nats-bus.js";
 import { eventHeaders } from "./nats-message.js";
 import type { DeliveredEvent, EventBus, RecordedEvent } from "./ports.js";
 import { subjectOf } from "./topics.js";
-import {
-  createTestDatabase,
-  describeWithPostgres,
-  describeWithPostgresAndNats,
-  TEST_NATS_URL,
-  uniqueToken,
-} from "../../../tests/support/services.js";
-import { deleteSuiteStreams, suiteStreams } from "../../../tests/support/nats-streams.js";
 
 /** One bus implementation under test. */
 interface Harness {

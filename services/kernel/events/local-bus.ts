@@ -1,10 +1,10 @@
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
+import { BusMembers } from "./bus-members.js";
 import { createLocalConsumer } from "./local-consumer.js";
 import { createLocalDeadLetters } from "./local-dead-letters.js";
 import { createLocalObserver } from "./local-observer.js";
 import { EVENTS_CHANNEL, migratePlatform } from "./platform-migrations.js";
-import { BusMembers } from "./bus-members.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
 import { ensureProcessedEvents } from "./processed-events.js";
 import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX } from "./topics.js";

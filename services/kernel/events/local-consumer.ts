@@ -1,13 +1,8 @@
 import type { Logger } from "pino";
 import type { Database, Queryable } from "../db/ports.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 import { retryDelayMs } from "./backoff.js";
-import {
-  advanceCheckpoint,
-  claimCheckpoint,
-  leaseOwnerId,
-  releaseCheckpoint,
-  type CheckpointLease,
-} from "./checkpoint-lease.js";
+import { advanceCheckpoint, type CheckpointLease, claimCheckpoint, leaseOwnerId, releaseCheckpoint } from "./checkpoint-lease.js";
 import { lastPosition, readAll, readEventAt } from "./event-store.js";
 import { FOREGROUND_MAX_WAIT_MS, foregroundWork, yieldingDatabase } from "./foreground.js";
 import { createLocalDeadLetters, parkLocalDelivery } from "./local-dead-letters.js";
@@ -16,7 +11,6 @@ import type { ConsumerOptions, ConsumerStatus, DeliveredEvent, RecordedEvent, Su
 import { deliverOnce } from "./processed-events.js";
 import { assertConsumerName, subjectOf, topicPattern } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
-import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** What a local consumer needs from its bus. */
 export interface LocalConsumerContext {

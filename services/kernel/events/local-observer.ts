@@ -1,11 +1,11 @@
 import type { Logger } from "pino";
 import type { Database } from "../db/ports.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 import { lastPosition, readAll } from "./event-store.js";
 import { yieldToIo } from "./foreground.js";
 import type { Observation, ObservedEvent, ObserveOptions, RecordedEvent } from "./ports.js";
 import { subjectOf, topicMatcher } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
-import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** What a local observer needs from its bus. */
 export interface LocalObserverContext {

@@ -18,9 +18,7 @@ function gauge<L extends string>(name: string, help: string, labelNames: readonl
 export const eventsAppended = counter("nexus_events_appended_total", "Events appended to the event store.", ["domain"]);
 
 /** Events the outbox relay published to NATS (acknowledged by JetStream), by domain. */
-export const eventsPublished = counter("nexus_events_published_total", "Events published to NATS by the outbox relay.", [
-  "domain",
-]);
+export const eventsPublished = counter("nexus_events_published_total", "Events published to NATS by the outbox relay.", ["domain"]);
 
 /** Events appended but not yet published by the relay. */
 export const outboxPending = gauge("nexus_outbox_pending", "Events in the outbox not yet published to NATS.", []);
@@ -33,16 +31,12 @@ export const consumerDeliveries = counter(
 );
 
 /** Deliveries with a delivery count above 1. */
-export const consumerRedeliveries = counter(
-  "nexus_consumer_redeliveries_total",
-  "Event redeliveries (delivery count above 1).",
-  ["consumer"],
-);
-
-/** Consumer lag: messages not yet delivered. */
-export const consumerPending = gauge("nexus_consumer_pending", "Messages not yet delivered to the consumer (lag).", [
+export const consumerRedeliveries = counter("nexus_consumer_redeliveries_total", "Event redeliveries (delivery count above 1).", [
   "consumer",
 ]);
+
+/** Consumer lag: messages not yet delivered. */
+export const consumerPending = gauge("nexus_consumer_pending", "Messages not yet delivered to the consumer (lag).", ["consumer"]);
 
 /** Unix time (seconds) the consumer last heard from its source. */
 export const consumerLastHeartbeat = gauge(
@@ -55,9 +49,7 @@ export const consumerLastHeartbeat = gauge(
 export const dlqMessages = gauge("nexus_dlq_messages", "Messages parked in the dead-letter queue.", ["stream"]);
 
 /** Messages moved to the dead-letter queue, by consumer. */
-export const dlqDeadLettered = counter("nexus_dlq_dead_lettered_total", "Messages moved to the dead-letter queue.", [
-  "consumer",
-]);
+export const dlqDeadLettered = counter("nexus_dlq_dead_lettered_total", "Messages moved to the dead-letter queue.", ["consumer"]);
 
 /** The domain label of a topic ("auth.api_key_revoked" → "auth"). */
 export function domainOf(topic: string): string {
@@ -77,4 +69,8 @@ export const consumerHealthy = gauge("nexus_consumer_healthy", "1 while the cons
 ]);
 
 /** Consecutive failed rounds of the outbox relay (0 while it publishes). */
-export const relayFailures = gauge("nexus_outbox_relay_failures", "Consecutive failed rounds of the outbox relay (0 while it publishes).", []);
+export const relayFailures = gauge(
+  "nexus_outbox_relay_failures",
+  "Consecutive failed rounds of the outbox relay (0 while it publishes).",
+  [],
+);

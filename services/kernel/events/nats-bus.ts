@@ -1,22 +1,22 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
+import { BusMembers } from "./bus-members.js";
 import { createNatsDeadLetters } from "./dead-letters.js";
+import { busConnected } from "./metrics.js";
 import { createNatsConsumer } from "./nats-consumer.js";
 import { createNatsObserver } from "./nats-observer.js";
 import {
+  type ConnectNatsOptions,
   connectNats,
   DEFAULT_DLQ_STREAM,
   DEFAULT_DUPLICATE_WINDOW_MS,
   DEFAULT_EVENTS_STREAM,
-  ensureStream,
-  type ConnectNatsOptions,
   type EnsuredStream,
+  ensureStream,
 } from "./nats-streams.js";
 import { migratePlatform } from "./platform-migrations.js";
-import { BusMembers } from "./bus-members.js";
-import { busConnected } from "./metrics.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
 import { ensureProcessedEvents } from "./processed-events.js";
 import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from "./relay.js";
@@ -59,8 +59,7 @@ export interface NatsEventBus extends EventBus {
   connected(): boolean;
 }
 
-const isConnection = (n: NatsConnection | ConnectNatsOptions): n is NatsConnection =>
-  typeof (n as NatsConnection).publish === "function";
+const isConnection = (n: NatsConnection | ConnectNatsOptions): n is NatsConnection => typeof (n as NatsConnection).publish === "function";
 
 /**
  * The production event bus: the outbox relay publishes `platform.events` to JetStream
@@ -93,7 +92,10 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
     const events = await ensureStream(jsm, { ...common, name: stream, subjects: [`${prefix}.>`], maxAgeMs: options.streamMaxAgeMs ?? 0 });
     const dlq = await ensureStream(jsm, { ...common, name: dlqStream, subjects: [`${prefix}_dlq.>`] });
     if (events.createdNow || dlq.createdNow) {
-      logger.warn({ stream: events.createdNow ? stream : undefined, dlqStream: dlq.createdNow ? dlqStream : undefined }, "created missing NATS streams");
+      logger.warn(
+        { stream: events.createdNow ? stream : undefined, dlqStream: dlq.createdNow ? dlqStream : undefined },
+        "created missing NATS streams",
+      );
     }
     return events;
   };

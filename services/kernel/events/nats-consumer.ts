@@ -1,24 +1,19 @@
 import {
   AckPolicy,
-  DeliverPolicy,
   type ConsumerConfig,
   type ConsumerMessages,
+  DeliverPolicy,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
 } from "@nats-io/jetstream";
-import { nanos, type NatsConnection } from "@nats-io/nats-core";
+import { type NatsConnection, nanos } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import type { Database } from "../db/ports.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 import { retryDelayMs } from "./backoff.js";
 import type { NatsDeadLetters } from "./dead-letters.js";
-import {
-  consumerDeliveries,
-  consumerHealthy,
-  consumerLastHeartbeat,
-  consumerPending,
-  consumerRedeliveries,
-} from "./metrics.js";
+import { consumerDeliveries, consumerHealthy, consumerLastHeartbeat, consumerPending, consumerRedeliveries } from "./metrics.js";
 import { decodeEventMessage, UndecodableMessageError } from "./nats-message.js";
 import { JS_ERRORS, jsErrorCode } from "./nats-streams.js";
 import type { ConsumerOptions, ConsumerStatus, DeliveredEvent, Subscription } from "./ports.js";
@@ -26,7 +21,6 @@ import { deliverOnce } from "./processed-events.js";
 import { Semaphore } from "./semaphore.js";
 import { assertConsumerName, subjectOf, topicPattern } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
-import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** What a NATS consumer needs from its bus. */
 export interface NatsConsumerContext {
@@ -173,8 +167,7 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
       await park(
         m,
         deliveryCount,
-        lastErrors.get(m.seq) ??
-          `delivered ${deliveryCount} times without an outcome (the handler crashed or exceeded the ack wait)`,
+        lastErrors.get(m.seq) ?? `delivered ${deliveryCount} times without an outcome (the handler crashed or exceeded the ack wait)`,
       );
       return;
     }

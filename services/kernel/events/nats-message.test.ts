@@ -1,6 +1,6 @@
 import { headers } from "@nats-io/nats-core";
 import { describe, expect, it } from "vitest";
-import { copyHeaders, decodeEventMessage, eventHeaders, EVENT_HEADERS, headerValue, UndecodableMessageError } from "./nats-message.js";
+import { copyHeaders, decodeEventMessage, EVENT_HEADERS, eventHeaders, headerValue, UndecodableMessageError } from "./nats-message.js";
 import type { RecordedEvent } from "./ports.js";
 
 const recorded: RecordedEvent = {

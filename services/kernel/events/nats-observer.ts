@@ -40,7 +40,7 @@ export async function createNatsObserver(ctx: NatsObserverContext, options: Obse
         logger.warn({ err }, "observer subscription error");
         return;
       }
-      let event;
+      let event: ReturnType<typeof decodeEventMessage>;
       try {
         event = decodeEventMessage({ subject: msg.subject, headers: msg.headers, data: msg.data }, ctx.subjectPrefix);
       } catch (decodeErr) {
@@ -49,7 +49,9 @@ export async function createNatsObserver(ctx: NatsObserverContext, options: Obse
       }
       chain = chain
         .then(() => options.handler(event))
-        .catch((handlerErr: unknown) => logger.warn({ err: handlerErr, eventId: event.eventId }, "observer handler failed; the event is skipped"));
+        .catch((handlerErr: unknown) =>
+          logger.warn({ err: handlerErr, eventId: event.eventId }, "observer handler failed; the event is skipped"),
+        );
     },
   });
   // The subscription exists on the server once the flush returns: events published after

@@ -4,6 +4,7 @@
  * database and one NATS server, only one of them relaying).
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { deleteSuiteStreams } from "../../../tests/support/nats-streams.js";
 import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "../../../tests/support/services.js";
 import { createPgDatabase } from "../db/pg-database.js";
 import { createPgliteDatabase } from "../db/pglite-database.js";
@@ -12,7 +13,6 @@ import { appendToStream } from "./event-store.js";
 import { createLocalEventBus } from "./local-bus.js";
 import { createNatsEventBus, type NatsEventBus } from "./nats-bus.js";
 import type { EventBus, ObservedEvent } from "./ports.js";
-import { deleteSuiteStreams } from "../../../tests/support/nats-streams.js";
 
 const WAIT = { timeout: 10_000, interval: 20 };
 
@@ -49,7 +49,11 @@ describe("EventBus.observe on the local bus (PGlite)", () => {
     await append(db, "metering.usage_recorded", { n: 2 });
     await append(db, "auth.tenant_suspended", { n: 3 });
     await vi.waitFor(() => expect(a.seen.map((e) => e.payload)).toEqual([{ n: 1 }, { n: 3 }]), WAIT);
-    expect(a.seen[0]).toMatchObject({ topic: "auth.api_key_revoked", subject: `${bus.subjectPrefix}.auth.api_key_revoked`, metadata: { tenantId: "t-observe" } });
+    expect(a.seen[0]).toMatchObject({
+      topic: "auth.api_key_revoked",
+      subject: `${bus.subjectPrefix}.auth.api_key_revoked`,
+      metadata: { tenantId: "t-observe" },
+    });
     await obs.stop();
   });
 

@@ -1,6 +1,6 @@
-import type { Database } from "../db/ports.js";
-import { migrate, type Migration, type MigrateResult } from "../db/migrate.js";
 import type { Logger } from "pino";
+import { type MigrateResult, type Migration, migrate } from "../db/migrate.js";
+import type { Database } from "../db/ports.js";
 
 /** Schema of the event store, the relay's checkpoint and the local bus. */
 export const PLATFORM_SCHEMA = "platform";

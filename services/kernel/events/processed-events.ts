@@ -1,5 +1,5 @@
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { migrate, type Migration } from "../db/migrate.js";
+import { type Migration, migrate } from "../db/migrate.js";
 import type { Database, Tx } from "../db/ports.js";
 import type { DeliveredEvent, EventHandler } from "./ports.js";
 

@@ -1,12 +1,12 @@
 import {
   create,
-  fromJson,
-  toJson,
   type DescMessage,
+  fromJson,
   type JsonValue,
   type MessageInitShape,
   type MessageShape,
   type Registry,
+  toJson,
 } from "@bufbuild/protobuf";
 import type { EventMetadata, NewEvent } from "./ports.js";
 import { registeredTopic, topicFromProtoFile } from "./topics.js";
@@ -31,11 +31,7 @@ export interface EventOfOptions {
  *
  *   appendToStream(tx, `api_key-${id}`, version, [eventOf(ApiKeyRevokedSchema, { keyId: id })])
  */
-export function eventOf<Desc extends DescMessage>(
-  schema: Desc,
-  value: MessageInitShape<Desc>,
-  options: EventOfOptions = {},
-): NewEvent {
+export function eventOf<Desc extends DescMessage>(schema: Desc, value: MessageInitShape<Desc>, options: EventOfOptions = {}): NewEvent {
   const message = create(schema, value);
   const event: NewEvent = {
     type: schema.typeName,

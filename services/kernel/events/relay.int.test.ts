@@ -3,25 +3,25 @@
  * (started, killed and restarted on the same port and store directory), so the shared NATS
  * other suites use is never stopped.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { Match, type NatsConnection } from "@nats-io/nats-core";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createTestDatabase, describeWithPostgres, reachable, uniqueToken, type TestDatabase } from "../../../tests/support/services.js";
+import { createTestDatabase, describeWithPostgres, reachable, type TestDatabase, uniqueToken } from "../../../tests/support/services.js";
 import { createPgDatabase } from "../db/pg-database.js";
 import type { Database } from "../db/ports.js";
 import { appendToStream, lastPosition } from "./event-store.js";
 import { createNatsEventBus, type NatsEventBus } from "./nats-bus.js";
 import { EVENT_HEADERS } from "./nats-message.js";
 import { connectNats } from "./nats-streams.js";
-import { createOutboxRelay } from "./relay.js";
 import type { RecordedEvent } from "./ports.js";
+import { createOutboxRelay } from "./relay.js";
 
 const NATS_BIN = "/usr/sbin/nats-server";
 const REQUIRE = process.env.NEXUS_REQUIRE_SERVICES === "1";
@@ -208,9 +208,20 @@ describeWithNatsBinary()("outbox relay and consumers across a NATS outage", () =
 
   it("holds its backoff while NATS is down although every new event NOTIFYs it, and logs the outage once", async () => {
     const lines: Array<{ level: number; msg: string }> = [];
-    const logger = pino({ level: "debug" }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const logger = pino(
+      { level: "debug" },
+      { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) },
+    );
     // A second relay (standing by while NATS is up) with a logger of its own to count on.
-    const watcher = createOutboxRelay({ db, nats: bus.nats, subjectPrefix: bus.subjectPrefix, pollIntervalMs: 50, leaseMs: 1_500, retry: { initialMs: 50, maxMs: 400 }, logger });
+    const watcher = createOutboxRelay({
+      db,
+      nats: bus.nats,
+      subjectPrefix: bus.subjectPrefix,
+      pollIntervalMs: 50,
+      leaseMs: 1_500,
+      retry: { initialMs: 50, maxMs: 400 },
+      logger,
+    });
     await watcher.start();
     try {
       await server.kill();
@@ -322,7 +333,14 @@ describeWithNatsBinary()("outbox relay and consumers across a NATS outage", () =
     await stopping;
     const second: string[] = [];
     const startedAt = Date.now();
-    const again = await bus.subscribe({ name: "drainer", subject: "drain.>", deliverFrom: "new", concurrency: 1, ackWaitMs: 30_000, handler: async (e) => void second.push(e.eventId) });
+    const again = await bus.subscribe({
+      name: "drainer",
+      subject: "drain.>",
+      deliverFrom: "new",
+      concurrency: 1,
+      ackWaitMs: 30_000,
+      handler: async (e) => void second.push(e.eventId),
+    });
     try {
       await vi.waitFor(() => expect(second).toHaveLength(3), { timeout: 10_000, interval: 50 });
       expect(Date.now() - startedAt).toBeLessThan(10_000); // the ack wait is 30 s

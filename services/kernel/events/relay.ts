@@ -1,14 +1,15 @@
-import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import { type JetStreamClient, jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
+import { backoffDelayMs } from "../resilience/backoff.js";
 import {
   advanceCheckpoint,
+  type CheckpointLease,
   claimCheckpoint,
   leaseOwnerId,
   releaseCheckpoint,
   rewindCheckpoint,
-  type CheckpointLease,
 } from "./checkpoint-lease.js";
 import { readAll } from "./event-store.js";
 import { domainOf, eventsPublished, outboxPending, relayFailures } from "./metrics.js";
@@ -18,7 +19,6 @@ import { EVENTS_CHANNEL } from "./platform-migrations.js";
 import type { RecordedEvent } from "./ports.js";
 import { DEFAULT_SUBJECT_PREFIX, subjectOf } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
-import { backoffDelayMs } from "../resilience/backoff.js";
 
 /** Options of {@link createOutboxRelay}. */
 export interface OutboxRelayOptions {
@@ -288,7 +288,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         const delay = backoffDelayMs(state.failures, { initialMs: retryInitial, maxMs: retryMax });
         if (state.failures === 1) {
           downSince = Date.now();
-          logger.warn({ err, pending: state.pending }, "relay cannot publish; retrying with backoff until it can (logged again when it recovers)");
+          logger.warn(
+            { err, pending: state.pending },
+            "relay cannot publish; retrying with backoff until it can (logged again when it recovers)",
+          );
         } else {
           logger.debug({ err: state.lastError, failures: state.failures, retryInMs: delay }, "relay round failed again");
         }
@@ -303,10 +306,12 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       state.running = true;
       state.connected = !nats.isClosed();
       void watchConnection().catch(() => undefined);
-      unlisten = await db.listen(EVENTS_CHANNEL, () => signal.wake()).catch((err: unknown) => {
-        logger.warn({ err }, "LISTEN failed; relay polls only");
-        return undefined;
-      });
+      unlisten = await db
+        .listen(EVENTS_CHANNEL, () => signal.wake())
+        .catch((err: unknown) => {
+          logger.warn({ err }, "LISTEN failed; relay polls only");
+          return undefined;
+        });
       loop = run();
     },
     async stop() {

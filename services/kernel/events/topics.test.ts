@@ -7,8 +7,8 @@ import { file_nexus_events_v1_retrieval_events } from "../../../gen/nexus/events
 import { eventOf } from "./protobuf-event.js";
 import {
   assertConsumerName,
-  registeredTopic,
   registerEventTopics,
+  registeredTopic,
   subjectOf,
   topicFromProtoFile,
   topicMatcher,

@@ -20,7 +20,10 @@ const TOKEN = /^[A-Za-z0-9_-]+$/;
 const EVENTS_PACKAGE = "nexus.events.v1";
 
 function snakeCase(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").replace(/([A-Z]+)([A-Z][a-z])/g, "$1_$2").toLowerCase();
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .replace(/([A-Z]+)([A-Z][a-z])/g, "$1_$2")
+    .toLowerCase();
 }
 
 /** Event payloads of proto/nexus/events/v1, by owning domain (the `<domain>_events.proto` file). */

@@ -1,6 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { context } from "@opentelemetry/api";
-import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, currentRequestMeta } from "../context.js";
+import { CORRELATION_ID_HEADER, currentRequestMeta, REQUEST_ID_HEADER } from "../context.js";
 import { newRequestId } from "./request-id.js";
 import { bindResponse, rpcName, settleRpc } from "./rpc-call.js";
 import { endClientSpan, startClientSpan } from "./tracing.js";

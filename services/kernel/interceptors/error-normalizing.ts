@@ -1,5 +1,5 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { requestMetaKey } from "../context.js";
 import { isDatabaseUnavailableError } from "../db/pg-error.js";
 import { domainError } from "../errors.js";

@@ -1,5 +1,5 @@
-import { ConnectError, createContextKey } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
+import { ConnectError, createContextKey } from "@connectrpc/connect";
 import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { requestMetaKey } from "../context.js";

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { ConnectError } from "@connectrpc/connect";
 import type { ContextValues, Interceptor } from "@connectrpc/connect";
-import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope } from "../context.js";
+import { ConnectError } from "@connectrpc/connect";
 import type { RequestMeta } from "../context.js";
+import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope } from "../context.js";
 import { bindResponse } from "./rpc-call.js";
 
 /**

@@ -1,5 +1,5 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { StreamRequest, StreamResponse, UnaryRequest, UnaryResponse } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 
 /**
@@ -85,11 +85,7 @@ export async function settleRpc(
   return { ...res, message: watchStream(res.message, signal, onSettled) };
 }
 
-async function* watchStream<T>(
-  source: AsyncIterable<T>,
-  signal: AbortSignal,
-  onSettled: (error: unknown) => void,
-): AsyncGenerator<T> {
+async function* watchStream<T>(source: AsyncIterable<T>, signal: AbortSignal, onSettled: (error: unknown) => void): AsyncGenerator<T> {
   let settled = false;
   try {
     for await (const m of source) yield m;

@@ -16,11 +16,7 @@ export interface RpcMetrics {
 /** The RPC metrics on the default registry (created on first use, then shared). */
 export function rpcMetrics(): RpcMetrics {
   return {
-    requests: counter("nexus_rpc_requests_total", "RPCs handled, by service, method and Connect code.", [
-      "service",
-      "method",
-      "code",
-    ]),
+    requests: counter("nexus_rpc_requests_total", "RPCs handled, by service, method and Connect code.", ["service", "method", "code"]),
     duration: histogram(
       "nexus_rpc_duration_seconds",
       "RPC duration in seconds (streams: until the last message), by service, method and code.",

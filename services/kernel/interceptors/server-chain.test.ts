@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
@@ -92,7 +92,9 @@ describe("kernel interceptor chain", () => {
 
   it("gives the handler the request ids even without the server's gate", async () => {
     const { client } = chain({
-      getCorpus: async () => ({ corpus: { id: currentRequestMeta()?.requestId ?? "", description: currentRequestMeta()?.correlationId ?? "" } }),
+      getCorpus: async () => ({
+        corpus: { id: currentRequestMeta()?.requestId ?? "", description: currentRequestMeta()?.correlationId ?? "" },
+      }),
     });
     let echoed: string | null = null;
     const res = await client.getCorpus(

@@ -1,5 +1,5 @@
-import type { Interceptor } from "@connectrpc/connect";
 import type { Validator } from "@bufbuild/protovalidate";
+import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { errorNormalizingInterceptor } from "./error-normalizing.js";
 import { loggingInterceptor } from "./logging.js";

@@ -3,7 +3,12 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
-import { CreateApiKeyRequestSchema, RotateApiKeyRequestSchema, SetEntitlementOverridesRequestSchema, UpdateTenantRequestSchema } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
+import {
+  CreateApiKeyRequestSchema,
+  RotateApiKeyRequestSchema,
+  SetEntitlementOverridesRequestSchema,
+  UpdateTenantRequestSchema,
+} from "../../../gen/nexus/auth/v1/auth_service_pb.js";
 import { IngestTextRequestSchema } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { SearchRequestSchema } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { errorMetadata, errorReason } from "../errors.js";
@@ -32,24 +37,39 @@ describe("values every request must be able to store and read back", () => {
         'metadata.fields["k\0"] string.no_nul',
       ].sort(),
     );
-    expect(storableValueViolations(IngestTextRequestSchema, create(IngestTextRequestSchema, { corpusId: "c1", text: "fine", metadata: { a: "b" } }))).toEqual([]);
+    expect(
+      storableValueViolations(
+        IngestTextRequestSchema,
+        create(IngestTextRequestSchema, { corpusId: "c1", text: "fine", metadata: { a: "b" } }),
+      ),
+    ).toEqual([]);
   });
 
   it("refuses 64-bit integers a JavaScript number cannot hold exactly (2^53+1, 2^64−1) and accepts 2^53−1", () => {
-    const overrides = (n: bigint) => create(SetEntitlementOverridesRequestSchema, { tenantId: TENANT, overrides: { monthlyRunAllowance: n } });
-    expect(fields(storableValueViolations(SetEntitlementOverridesRequestSchema, overrides(2n ** 53n + 1n)))).toEqual(["overrides.monthly_run_allowance int64.exact"]);
-    expect(fields(storableValueViolations(SetEntitlementOverridesRequestSchema, overrides(2n ** 64n - 1n)))).toEqual(["overrides.monthly_run_allowance int64.exact"]);
+    const overrides = (n: bigint) =>
+      create(SetEntitlementOverridesRequestSchema, { tenantId: TENANT, overrides: { monthlyRunAllowance: n } });
+    expect(fields(storableValueViolations(SetEntitlementOverridesRequestSchema, overrides(2n ** 53n + 1n)))).toEqual([
+      "overrides.monthly_run_allowance int64.exact",
+    ]);
+    expect(fields(storableValueViolations(SetEntitlementOverridesRequestSchema, overrides(2n ** 64n - 1n)))).toEqual([
+      "overrides.monthly_run_allowance int64.exact",
+    ]);
     expect(storableValueViolations(SetEntitlementOverridesRequestSchema, overrides(2n ** 53n - 1n))).toEqual([]);
   });
 
   it("refuses timestamps outside years 1–9999 or with nanos outside 0–999,999,999, and malformed durations", () => {
-    const key = (seconds: bigint, nanos: number) => create(CreateApiKeyRequestSchema, { tenantId: TENANT, name: "k", expiresAt: { seconds, nanos } });
+    const key = (seconds: bigint, nanos: number) =>
+      create(CreateApiKeyRequestSchema, { tenantId: TENANT, name: "k", expiresAt: { seconds, nanos } });
     expect(fields(storableValueViolations(CreateApiKeyRequestSchema, key(253_402_300_800n, 0)))).toEqual(["expires_at timestamp.valid"]);
-    expect(fields(storableValueViolations(CreateApiKeyRequestSchema, key(1_900_000_000n, 2_000_000_000)))).toEqual(["expires_at timestamp.valid"]);
+    expect(fields(storableValueViolations(CreateApiKeyRequestSchema, key(1_900_000_000n, 2_000_000_000)))).toEqual([
+      "expires_at timestamp.valid",
+    ]);
     expect(storableValueViolations(CreateApiKeyRequestSchema, key(253_402_300_799n, 999_999_999))).toEqual([]);
     const rotate = (seconds: bigint, nanos: number) => create(RotateApiKeyRequestSchema, { keyId: "k", gracePeriod: { seconds, nanos } });
     expect(fields(storableValueViolations(RotateApiKeyRequestSchema, rotate(60n, -1)))).toEqual(["grace_period duration.valid"]);
-    expect(fields(storableValueViolations(RotateApiKeyRequestSchema, rotate(315_576_000_001n, 0)))).toEqual(["grace_period duration.valid"]);
+    expect(fields(storableValueViolations(RotateApiKeyRequestSchema, rotate(315_576_000_001n, 0)))).toEqual([
+      "grace_period duration.valid",
+    ]);
     expect(storableValueViolations(RotateApiKeyRequestSchema, rotate(60n, 5))).toEqual([]);
   });
 
@@ -57,7 +77,9 @@ describe("values every request must be able to store and read back", () => {
     const update = create(UpdateTenantRequestSchema, { tenantId: TENANT, displayName: "x" });
     expect(storableValueViolations(UpdateTenantRequestSchema, update)).toEqual([]);
     const search = create(SearchRequestSchema, { corpusId: "c1", query: "q", filter: { metadataEquals: { score: Number.NaN } } });
-    expect(fields(storableValueViolations(SearchRequestSchema, search))).toEqual(['filter.metadata_equals.fields["score"].number_value value.finite']);
+    expect(fields(storableValueViolations(SearchRequestSchema, search))).toEqual([
+      'filter.metadata_equals.fields["score"].number_value value.finite',
+    ]);
   });
 
   it("refuses Structs nested beyond 64 message levels instead of walking them", () => {

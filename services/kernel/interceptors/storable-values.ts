@@ -1,7 +1,7 @@
-import { ScalarType } from "@bufbuild/protobuf";
 import type { DescField, DescMessage, Message } from "@bufbuild/protobuf";
-import { reflect } from "@bufbuild/protobuf/reflect";
+import { ScalarType } from "@bufbuild/protobuf";
 import type { Path, ReflectMessage } from "@bufbuild/protobuf/reflect";
+import { reflect } from "@bufbuild/protobuf/reflect";
 import { Violation } from "@bufbuild/protovalidate";
 
 /**
@@ -65,8 +65,14 @@ function walkMessage(msg: ReflectMessage, path: Path, out: Violation[], depth: n
     return;
   }
   const typeName = msg.desc.typeName;
-  if (typeName === "google.protobuf.Timestamp") return checkTimestamp(msg.message as unknown as Seconds, path, out);
-  if (typeName === "google.protobuf.Duration") return checkDuration(msg.message as unknown as Seconds, path, out);
+  if (typeName === "google.protobuf.Timestamp") {
+    checkTimestamp(msg.message as unknown as Seconds, path, out);
+    return;
+  }
+  if (typeName === "google.protobuf.Duration") {
+    checkDuration(msg.message as unknown as Seconds, path, out);
+    return;
+  }
   for (const field of msg.fields) {
     if (out.length >= MAX_VIOLATIONS) return;
     if (!msg.isSet(field)) continue;
@@ -107,7 +113,11 @@ function checkScalar(field: DescField, value: unknown, path: Path, out: Violatio
     if (value.includes("\0")) violation(out, "must not contain NUL characters (U+0000)", STORABLE_RULES.nul, path, isKey);
     return;
   }
-  if (type !== undefined && INT64_TYPES.has(type) && (typeof value === "bigint" || typeof value === "string" || typeof value === "number")) {
+  if (
+    type !== undefined &&
+    INT64_TYPES.has(type) &&
+    (typeof value === "bigint" || typeof value === "string" || typeof value === "number")
+  ) {
     const n = BigInt(value);
     if (n > EXACT || n < -EXACT) {
       violation(out, `must be between ${-EXACT} and ${EXACT} (larger integers are not stored exactly)`, STORABLE_RULES.int64, path, isKey);

@@ -1,7 +1,7 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, context, propagation, trace } from "@opentelemetry/api";
-import type { Attributes, Context, Span, TextMapGetter, TextMapSetter } from "@opentelemetry/api";
-import { ConnectError } from "@connectrpc/connect";
 import type { Interceptor } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
+import type { Attributes, Context, Span, TextMapGetter, TextMapSetter } from "@opentelemetry/api";
+import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { requestMetaKey } from "../context.js";
 import { bindResponse, codeName, codeNumber, isServerFault, rpcName, rpcProtocol, settleRpc } from "./rpc-call.js";
 

@@ -1,7 +1,7 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
-import { createValidator, violationsToProto } from "@bufbuild/protovalidate";
 import type { Validator, Violation } from "@bufbuild/protovalidate";
+import { createValidator, violationsToProto } from "@bufbuild/protovalidate";
 import type { ConnectError, Interceptor } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { domainError } from "../errors.js";
@@ -35,8 +35,7 @@ export function validationError(all: readonly Violation[]): ConnectError {
   };
   const shown = violations.slice(0, MESSAGE_VIOLATIONS).map(describe);
   const more = all.length - shown.length;
-  const message =
-    `invalid request: ${shown.join("; ")}` + (more > 0 ? `; and ${more} more violation${more > 1 ? "s" : ""}` : "");
+  const message = `invalid request: ${shown.join("; ")}${more > 0 ? `; and ${more} more violation${more > 1 ? "s" : ""}` : ""}`;
   const fields = [...new Set(violations.map(violationField).filter((f) => f !== ""))];
   const err = domainError("VALIDATION_FAILED", message, { fields: fields.join(",") });
   err.details.push({

@@ -13,18 +13,28 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("write freeze", () => {
   it("classifies reads by the API's naming", () => {
-    for (const m of ["GetTenant", "ListApiKeys", "WatchDocument", "Search", "ExportAuditEvents", "VerifyAuditChain", "WhoAmI", "Authenticate"]) expect(isReadOnlyMethod(m), m).toBe(true);
-    for (const m of ["CreateTenant", "RevokeApiKey", "CheckQuota", "SetQuota", "Run", "IngestText", "Getaway"]) expect(isReadOnlyMethod(m), m).toBe(false);
+    for (const m of [
+      "GetTenant",
+      "ListApiKeys",
+      "WatchDocument",
+      "Search",
+      "ExportAuditEvents",
+      "VerifyAuditChain",
+      "WhoAmI",
+      "Authenticate",
+    ])
+      expect(isReadOnlyMethod(m), m).toBe(true);
+    for (const m of ["CreateTenant", "RevokeApiKey", "CheckQuota", "SetQuota", "Run", "IngestText", "Getaway"])
+      expect(isReadOnlyMethod(m), m).toBe(false);
   });
 
   it("refuses mutating RPCs with UNAVAILABLE WRITE_FROZEN while the flag file says true, and lets reads through", async () => {
     writeFileSync(flag, "false");
     const freeze = createWriteFreeze({ flagFile: flag, pollMs: 10_000 });
     try {
-      const transport = createRouterTransport(
-        ({ service }) => service(AuthService, { whoAmI: () => ({}), createTenant: () => ({}) }),
-        { router: { interceptors: [freeze.interceptor] } },
-      );
+      const transport = createRouterTransport(({ service }) => service(AuthService, { whoAmI: () => ({}), createTenant: () => ({}) }), {
+        router: { interceptors: [freeze.interceptor] },
+      });
       const client = createClient(AuthService, transport);
       await freeze.refresh();
       await expect(client.createTenant({ slug: "a", displayName: "A", plan: 1 })).resolves.toBeDefined();

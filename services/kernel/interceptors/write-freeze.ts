@@ -34,7 +34,9 @@ const READ_METHODS = new Set(["WhoAmI", "Authenticate"]);
 /** Whether an RPC only reads (by the API's naming: Get/List/Watch/Search/Export/Verify…, WhoAmI, Authenticate). */
 export function isReadOnlyMethod(methodName: string): boolean {
   // A prefix counts only as a whole word: "Search" and "SearchCorpus" read, "Getaway" does not.
-  return READ_METHODS.has(methodName) || READ_PREFIXES.some((p) => methodName.startsWith(p) && /^([A-Z]|$)/.test(methodName.slice(p.length)));
+  return (
+    READ_METHODS.has(methodName) || READ_PREFIXES.some((p) => methodName.startsWith(p) && /^([A-Z]|$)/.test(methodName.slice(p.length)))
+  );
 }
 
 /** A running write freeze: its interceptor, the current state, and a way to stop polling. */

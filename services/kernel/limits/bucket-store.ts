@@ -1,5 +1,5 @@
 import type { Database } from "../db/ports.js";
-import { takeAll, type BucketLimit, type BucketState, type TakeResult } from "./token-bucket.js";
+import { type BucketLimit, type BucketState, type TakeResult, takeAll } from "./token-bucket.js";
 
 /** One bucket a call draws from: its name (scope, owner and route class) and its limit. */
 export interface BucketRequest {

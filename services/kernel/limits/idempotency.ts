@@ -149,7 +149,11 @@ export function createIdempotency(options: IdempotencyOptions): Idempotency {
           res = (await next(req)) as UnaryResponse;
         } catch (err) {
           await db
-            .query("DELETE FROM platform.idempotency_keys WHERE scope = $1 AND method = $2 AND key = $3 AND state = 'running'", [scope, method, key])
+            .query("DELETE FROM platform.idempotency_keys WHERE scope = $1 AND method = $2 AND key = $3 AND state = 'running'", [
+              scope,
+              method,
+              key,
+            ])
             .catch((e: unknown) => logger.warn({ err: e }, "could not release an idempotency key after a failed call"));
           throw err;
         }
@@ -161,7 +165,9 @@ export function createIdempotency(options: IdempotencyOptions): Idempotency {
              WHERE scope = $1 AND method = $2 AND key = $3`,
             [scope, method, key, sealed],
           )
-          .catch((err: unknown) => logger.warn({ err, method }, "could not store the answer of an idempotent call; a retry after its lease runs it again"));
+          .catch((err: unknown) =>
+            logger.warn({ err, method }, "could not store the answer of an idempotent call; a retry after its lease runs it again"),
+          );
         return res;
       }
       const { rows } = await db.query<KeyRow>(

@@ -13,7 +13,9 @@ export const MESH_TOKEN_HEADER = "x-nexus-mesh-token";
  * permission table. Keep the database private, like the API key digests.
  */
 export async function loadMeshToken(db: Database): Promise<string> {
-  await db.query("INSERT INTO platform.mesh_token (token) VALUES ($1) ON CONFLICT (id) DO NOTHING", [randomBytes(32).toString("base64url")]);
+  await db.query("INSERT INTO platform.mesh_token (token) VALUES ($1) ON CONFLICT (id) DO NOTHING", [
+    randomBytes(32).toString("base64url"),
+  ]);
   const { rows } = await db.query<{ token: string }>("SELECT token FROM platform.mesh_token");
   return rows[0]!.token;
 }

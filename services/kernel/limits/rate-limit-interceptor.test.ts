@@ -30,9 +30,18 @@ function call(interceptor: ReturnType<typeof createRateLimitInterceptor>, header
 
 describe("rate limit interceptor", () => {
   it("refuses past the bucket with RATE_LIMITED and lets calls between Nexus processes through", async () => {
-    const i = createRateLimitInterceptor({ store: createMemoryBucketStore(), limits, failMode: "open", logger: pino({ level: "silent" }), meshToken: "mesh" });
+    const i = createRateLimitInterceptor({
+      store: createMemoryBucketStore(),
+      limits,
+      failMode: "open",
+      logger: pino({ level: "silent" }),
+      meshToken: "mesh",
+    });
     await call(i);
-    const err = await call(i).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    const err = await call(i).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
     expect(err?.code).toBe(Code.ResourceExhausted);
     expect(errorReason(err)).toBe("RATE_LIMITED");
     await expect(call(i, { [MESH_TOKEN_HEADER]: "mesh" })).resolves.toBeDefined();
@@ -47,7 +56,10 @@ describe("rate limit interceptor", () => {
 
   it("fail closed: refuses with UNAVAILABLE RATE_LIMIT_UNAVAILABLE and RetryInfo", async () => {
     const i = createRateLimitInterceptor({ store: failing, limits, failMode: "closed", logger: pino({ level: "silent" }) });
-    const err = await call(i).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    const err = await call(i).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
     expect(err?.code).toBe(Code.Unavailable);
     expect(errorReason(err)).toBe("RATE_LIMIT_UNAVAILABLE");
   });

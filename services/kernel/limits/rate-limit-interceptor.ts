@@ -7,6 +7,7 @@ import type { BucketRequest, BucketStore } from "./bucket-store.js";
 import { fromMesh } from "./mesh-token.js";
 import type { RateLimits } from "./rate-limits.js";
 import { routeClassOf } from "./route-class.js";
+import type { TakeResult } from "./token-bucket.js";
 
 /** `nexus_rate_limited_total{scope,route_class}`: calls refused RATE_LIMITED. */
 export const rateLimited = counter<"scope" | "route_class">(
@@ -55,7 +56,11 @@ export function createRateLimitInterceptor(options: RateLimitOptions): Intercept
     if (next === degraded) return;
     degraded = next;
     rateLimitDegraded.set(next ? 1 : 0);
-    if (next) logger.warn({ err, fail_mode: failMode }, "rate limiter cannot reach its buckets; calls are " + (failMode === "open" ? "passed unlimited" : "refused"));
+    if (next)
+      logger.warn(
+        { err, fail_mode: failMode },
+        `rate limiter cannot reach its buckets; calls are ${failMode === "open" ? "passed unlimited" : "refused"}`,
+      );
     else logger.info("rate limiter reaches its buckets again");
   };
   return (next) => async (req) => {
@@ -65,14 +70,19 @@ export function createRateLimitInterceptor(options: RateLimitOptions): Intercept
     const classLimits = limits[routeClass];
     const buckets: BucketRequest[] = [{ name: `k:${principal.keyId}:${routeClass}`, limit: classLimits.key }];
     if (principal.kind === "tenant") buckets.push({ name: `t:${principal.tenantId}:${routeClass}`, limit: classLimits.tenant });
-    let result;
+    let result: TakeResult;
     try {
       result = await store.take(buckets);
       setDegraded(false);
     } catch (err) {
       setDegraded(true, err);
       if (failMode === "closed") {
-        throw domainError("RATE_LIMIT_UNAVAILABLE", "the rate limiter cannot reach its shared state; retry shortly", { route_class: routeClass }, { retryAfterMs: 1000, cause: err });
+        throw domainError(
+          "RATE_LIMIT_UNAVAILABLE",
+          "the rate limiter cannot reach its shared state; retry shortly",
+          { route_class: routeClass },
+          { retryAfterMs: 1000, cause: err },
+        );
       }
       const res = await next(req);
       res.header.set(RATE_LIMIT_STATUS_HEADER, "degraded");

@@ -1,5 +1,5 @@
-import type { BucketLimit } from "./token-bucket.js";
 import { ROUTE_CLASSES, type RouteClass } from "./route-class.js";
+import type { BucketLimit } from "./token-bucket.js";
 
 /** The limits of one route class: each API key's bucket and each tenant's. */
 export interface ClassLimits {
@@ -50,13 +50,17 @@ function parseBucket(raw: string, where: string): BucketLimit {
  */
 export function parseRateLimits(raw: string): RateLimits {
   const out: Record<RouteClass, ClassLimits> = { ...DEFAULT_RATE_LIMITS };
-  for (const entry of raw.split(",").map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of raw
+    .split(",")
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const [name, value] = entry.split("=");
     if (!ROUTE_CLASSES.includes(name as RouteClass) || value === undefined) {
       throw new Error(`"${entry}": expected <${ROUTE_CLASSES.join("|")}>=keyRate/keyBurst:tenantRate/tenantBurst`);
     }
     const [key, tenant] = value.split(":");
-    if (key === undefined || tenant === undefined) throw new Error(`"${entry}": give both the key's and the tenant's limit, separated by ':'`);
+    if (key === undefined || tenant === undefined)
+      throw new Error(`"${entry}": give both the key's and the tenant's limit, separated by ':'`);
     out[name as RouteClass] = { key: parseBucket(key, name!), tenant: parseBucket(tenant, name!) };
   }
   return Object.freeze(out);

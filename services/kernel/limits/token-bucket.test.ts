@@ -14,7 +14,10 @@ describe("token buckets", () => {
   });
 
   it("take from every bucket or from none, and say how long the refusing bucket needs", () => {
-    const states = [{ tokens: 3, atMs: 0 }, { tokens: 0.5, atMs: 0 }];
+    const states = [
+      { tokens: 3, atMs: 0 },
+      { tokens: 0.5, atMs: 0 },
+    ];
     const refused = takeAll(states, [limit, limit], 0);
     expect(refused.result).toEqual({ allowed: false, refusedBy: 1, retryAfterMs: 250 });
     expect(refused.next.map((s) => s.tokens)).toEqual([3, 0.5]); // nothing taken

@@ -1,1 +1,1 @@
-export { counterPosition, keysetPosition, pageTokens, sequencePosition, type PagePosition, type PageTokens } from "./page-token.js";
+export { counterPosition, keysetPosition, type PagePosition, type PageTokens, pageTokens, sequencePosition } from "./page-token.js";

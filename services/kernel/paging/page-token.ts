@@ -46,14 +46,23 @@ export function pageTokens<P>(position: PagePosition<P>): PageTokens<P> {
       } catch {
         parsed = undefined;
       }
-      const p = parsed !== null && typeof parsed === "object" && parsed.v === VERSION && typeof parsed.q === "string" ? position.read(parsed.p) : undefined;
+      const p =
+        parsed !== null && typeof parsed === "object" && parsed.v === VERSION && typeof parsed.q === "string"
+          ? position.read(parsed.p)
+          : undefined;
       if (p === undefined) {
-        throw domainError("INVALID_CURSOR", "page_token is not a token this API issued; start again with an empty page_token", { field: "page_token" });
-      }
-      if (parsed!.q !== queryHash(query)) {
-        throw domainError("INVALID_CURSOR", "page_token was issued for other filters; use the same filters or start again with an empty page_token", {
+        throw domainError("INVALID_CURSOR", "page_token is not a token this API issued; start again with an empty page_token", {
           field: "page_token",
         });
+      }
+      if (parsed!.q !== queryHash(query)) {
+        throw domainError(
+          "INVALID_CURSOR",
+          "page_token was issued for other filters; use the same filters or start again with an empty page_token",
+          {
+            field: "page_token",
+          },
+        );
       }
       return p;
     },
@@ -87,7 +96,10 @@ export const counterPosition: PagePosition<number> = {
  * breaking ties — under the caller's own field names, e.g. `keysetPosition("createdAt", "id")`.
  * The time travels as epoch milliseconds.
  */
-export function keysetPosition<T extends string, I extends string>(timeField: T, idField: I): PagePosition<Record<T, Date> & Record<I, string>> {
+export function keysetPosition<T extends string, I extends string>(
+  timeField: T,
+  idField: I,
+): PagePosition<Record<T, Date> & Record<I, string>> {
   return {
     write: (p) => [p[timeField].getTime(), p[idField]],
     read: (json) => {

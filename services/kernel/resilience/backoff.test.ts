@@ -5,7 +5,9 @@ describe("backoffDelayMs (the one exponential backoff)", () => {
   const bounds = { initialMs: 500, maxMs: 30_000 };
 
   it("doubles from the initial delay and caps at the longest", () => {
-    expect([1, 2, 3, 4, 5, 6, 7, 8].map((n) => backoffDelayMs(n, bounds))).toEqual([500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map((n) => backoffDelayMs(n, bounds))).toEqual([
+      500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000,
+    ]);
     expect(backoffDelayMs(1_000_000, bounds)).toBe(30_000);
   });
 

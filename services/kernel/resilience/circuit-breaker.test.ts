@@ -136,7 +136,13 @@ describe("circuit breaker", () => {
 describe("circuit breaker open period", () => {
   it("starts short and doubles while probes fail, up to resetTimeoutMs; a success starts over", () => {
     let now = 0;
-    const b = new CircuitBreaker({ dependency: "retrieval", failureThreshold: 1, resetTimeoutMs: 8_000, minResetTimeoutMs: 1_000, now: () => now });
+    const b = new CircuitBreaker({
+      dependency: "retrieval",
+      failureThreshold: 1,
+      resetTimeoutMs: 8_000,
+      minResetTimeoutMs: 1_000,
+      now: () => now,
+    });
     b.acquire().fail();
     expect(b.retryInMs()).toBe(1_000);
     const waits: number[] = [];

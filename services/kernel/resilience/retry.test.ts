@@ -53,7 +53,13 @@ describe("retryPolicy (cockatiel's retry with the kernel backoff)", () => {
 
   it("waits at least what the failure asks for (Retry-After), capped at maxMs", async () => {
     const op = flaky(1, () => new Transient(120));
-    const policy = retryPolicy({ maxRetries: 1, initialMs: 1, maxMs: 1_000, retryWhen, retryAfterMs: (e) => (e as Transient).retryAfterMs });
+    const policy = retryPolicy({
+      maxRetries: 1,
+      initialMs: 1,
+      maxMs: 1_000,
+      retryWhen,
+      retryAfterMs: (e) => (e as Transient).retryAfterMs,
+    });
     await policy.execute(op.run);
     expect(gaps(op.startedAt)[0]).toBeGreaterThanOrEqual(115);
     const capped = flaky(1, () => new Transient(60_000));

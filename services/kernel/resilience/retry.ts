@@ -1,4 +1,4 @@
-import { handleWhen, retry, type IBackoff, type IRetryBackoffContext } from "cockatiel";
+import { handleWhen, type IBackoff, type IRetryBackoffContext, retry } from "cockatiel";
 import { backoffDelayMs } from "./backoff.js";
 
 /** Options of {@link retryPolicy}. */
@@ -40,7 +40,10 @@ export function retryPolicy(options: RetryOptions): RetryPolicy {
     const hint = "error" in context.result ? options.retryAfterMs?.(context.result.error) : undefined;
     return Math.min(bounds.maxMs, Math.max(backoff, hint ?? 0));
   };
-  const backoff = (context: IRetryBackoffContext<unknown>): IBackoff<IRetryBackoffContext<unknown>> => ({ duration: delayFor(context), next: backoff });
+  const backoff = (context: IRetryBackoffContext<unknown>): IBackoff<IRetryBackoffContext<unknown>> => ({
+    duration: delayFor(context),
+    next: backoff,
+  });
   const policy = retry(handleWhen(options.retryWhen), { maxAttempts: options.maxRetries, backoff: { next: backoff } }).dangerouslyUnref();
   return {
     async execute(attempt, signal) {

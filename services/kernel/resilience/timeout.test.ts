@@ -3,7 +3,10 @@ import { describe, expect, it } from "vitest";
 import { TimeoutError, withTimeout } from "./timeout.js";
 
 /** Work that honours its signal, like fetch does. */
-const work = (ms: number, value = "done") => (signal: AbortSignal) => sleep(ms, value, { signal });
+const work =
+  (ms: number, value = "done") =>
+  (signal: AbortSignal) =>
+    sleep(ms, value, { signal });
 
 describe("withTimeout (cockatiel's cooperative timeout)", () => {
   it("returns what a call that finishes in time returns", async () => {

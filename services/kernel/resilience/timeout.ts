@@ -1,8 +1,11 @@
-import { timeout, TimeoutStrategy } from "cockatiel";
+import { TimeoutStrategy, timeout } from "cockatiel";
 
 /** Thrown by {@link withTimeout} when the call did not finish in time. */
 export class TimeoutError extends Error {
-  constructor(readonly timeoutMs: number, cause?: unknown) {
+  constructor(
+    readonly timeoutMs: number,
+    cause?: unknown,
+  ) {
     super(`timed out after ${timeoutMs} ms`, { cause });
     this.name = "TimeoutError";
   }

@@ -1,7 +1,7 @@
 import { cors as connectCors } from "@connectrpc/connect";
 import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER } from "../context.js";
-import { plain } from "./node-http.js";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
+import { plain } from "./node-http.js";
 
 /** Options of {@link createCors}. */
 export interface CorsOptions {
@@ -38,8 +38,12 @@ const NEXUS_EXPOSED_HEADERS = [REQUEST_ID_HEADER, CORRELATION_ID_HEADER, "retry-
 export function createCors(options: CorsOptions = {}): (req: NodeRequest, res: NodeResponse) => boolean {
   const origins = options.origins ?? "*";
   const allowMethods = [...connectCors.allowedMethods].join(", ");
-  const allowHeaders = [...new Set([...connectCors.allowedHeaders, ...NEXUS_REQUEST_HEADERS, ...(options.allowedHeaders ?? [])])].join(", ");
-  const exposeHeaders = [...new Set([...connectCors.exposedHeaders, ...NEXUS_EXPOSED_HEADERS, ...(options.exposedHeaders ?? [])])].join(", ");
+  const allowHeaders = [...new Set([...connectCors.allowedHeaders, ...NEXUS_REQUEST_HEADERS, ...(options.allowedHeaders ?? [])])].join(
+    ", ",
+  );
+  const exposeHeaders = [...new Set([...connectCors.exposedHeaders, ...NEXUS_EXPOSED_HEADERS, ...(options.exposedHeaders ?? [])])].join(
+    ", ",
+  );
   const maxAge = String(options.maxAgeSeconds ?? 7200);
 
   const allowedOrigin = (origin: string | undefined): string | undefined => {

@@ -1,11 +1,11 @@
-import { Code } from "@connectrpc/connect";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { domainError } from "../errors.js";
-import { PARSE_BINARY, decodeError } from "../interceptors/error-normalizing.js";
+import { decodeError, PARSE_BINARY } from "../interceptors/error-normalizing.js";
 
 /**
  * Gives the errors Connect raises before any interceptor runs an ErrorInfo and the right
@@ -43,7 +43,8 @@ async function rewrite(res: UniversalResponse): Promise<UniversalResponse> {
 export function encodeGrpcMessage(message: string): string {
   let out = "";
   for (const byte of Buffer.from(message, "utf8")) {
-    out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
   }
   return out;
 }
@@ -74,7 +75,8 @@ function fixGrpcStatus(h: Headers): void {
     setTrailerStatus(h, decodeError(message));
   } else if (h.get("grpc-status-details-bin") === null) {
     if (status === String(Code.InvalidArgument)) setTrailerStatus(h, decodeError(message));
-    if (status === String(Code.ResourceExhausted)) setTrailerStatus(h, domainError("REQUEST_TOO_LARGE", message, { cause: "request_size" }));
+    if (status === String(Code.ResourceExhausted))
+      setTrailerStatus(h, domainError("REQUEST_TOO_LARGE", message, { cause: "request_size" }));
   }
   const again = h.get("grpc-message");
   if (again !== null) {
@@ -156,7 +158,8 @@ async function rewriteConnectUnary(res: UniversalResponse): Promise<UniversalRes
   }
   const message = typeof parsed.message === "string" ? parsed.message : "the request does not decode";
   const undecodable = parsed.code === "internal" && message.startsWith(PARSE_BINARY);
-  if (!undecodable && (parsed.code !== "invalid_argument" || (Array.isArray(parsed.details) && parsed.details.length > 0))) return again(bytes);
+  if (!undecodable && (parsed.code !== "invalid_argument" || (Array.isArray(parsed.details) && parsed.details.length > 0)))
+    return again(bytes);
   const body = errorToJsonBytes(decodeError(message), {});
   header.set("content-length", String(body.byteLength));
   return again(body, 400);

@@ -1,13 +1,9 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import {
-  Health,
-  HealthCheckResponseSchema,
-  HealthCheckResponse_ServingStatus as Status,
-} from "../../../gen/grpc/health/v1/health_pb.js";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { HealthCheckRequest, HealthCheckResponse } from "../../../gen/grpc/health/v1/health_pb.js";
-import type { ServingState, ServingSnapshot } from "./serving-state.js";
+import { Health, HealthCheckResponseSchema, HealthCheckResponse_ServingStatus as Status } from "../../../gen/grpc/health/v1/health_pb.js";
+import type { ServingSnapshot, ServingState } from "./serving-state.js";
 
 /** Options of {@link registerHealthService}. */
 export interface HealthServiceOptions {

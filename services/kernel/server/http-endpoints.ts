@@ -1,7 +1,7 @@
-import { register } from "prom-client";
 import type { Logger } from "pino";
-import { plain } from "./node-http.js";
+import { register } from "prom-client";
 import type { NodeRequest as Req, NodeResponse as Res } from "./node-http.js";
+import { plain } from "./node-http.js";
 import type { ServingState } from "./serving-state.js";
 
 /** Paths of the plain HTTP endpoints served next to the RPCs. */
@@ -13,7 +13,7 @@ function send(req: Req, res: Res, status: number, contentType: string, body: str
 }
 
 function json(req: Req, res: Res, status: number, body: unknown): void {
-  send(req, res, status, "application/json", JSON.stringify(body) + "\n");
+  send(req, res, status, "application/json", `${JSON.stringify(body)}\n`);
 }
 
 /**

@@ -3,10 +3,11 @@
  * CORS, /metrics, /healthz, /readyz, graceful shutdown), the `ServiceModule` contract every
  * service implements, and `installSignalHandlers`.
  */
-export { createServer, serverOptionsFromConfig, PUBLIC_SERVICES } from "./server.js";
-export type { BoundAddress, ListenOptions, NexusServer, ServerOptions } from "./server.js";
-export type { ReadinessCheck, ReadinessResult, ServiceModule } from "./service-module.js";
+
 export type { CorsOptions } from "./cors.js";
+export type { BoundAddress, ListenOptions, NexusServer, ServerOptions } from "./server.js";
+export { createServer, PUBLIC_SERVICES, serverOptionsFromConfig } from "./server.js";
+export type { ReadinessCheck, ReadinessResult, ServiceModule } from "./service-module.js";
 export type { Lifecycle } from "./serving-state.js";
-export { installSignalHandlers } from "./signals.js";
 export type { SignalOptions } from "./signals.js";
+export { installSignalHandlers } from "./signals.js";

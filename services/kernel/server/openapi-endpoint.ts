@@ -2,8 +2,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Logger } from "pino";
-import { plain } from "./node-http.js";
 import type { NodeRequest as Req, NodeResponse as Res } from "./node-http.js";
+import { plain } from "./node-http.js";
 
 /** Where the OpenAPI document is served. */
 export const OPENAPI_PATH = "/openapi.json";
@@ -115,7 +115,10 @@ export function createOpenApiEndpoint(options: OpenApiEndpointOptions): (req: Re
     const path = options.documentPath ?? findOpenApiDocument();
     if (path === undefined || !existsSync(path)) {
       missing = true;
-      options.logger.warn({ path: path ?? DOCUMENT_FILE }, "openapi document not found: GET /openapi.json answers 404 (ship docs/openapi.json with the build)");
+      options.logger.warn(
+        { path: path ?? DOCUMENT_FILE },
+        "openapi document not found: GET /openapi.json answers 404 (ship docs/openapi.json with the build)",
+      );
       return undefined;
     }
     const doc = JSON.parse(readFileSync(path, "utf8")) as JsonObject;
@@ -141,7 +144,9 @@ export function createOpenApiEndpoint(options: OpenApiEndpointOptions): (req: Re
     }
     if (text === undefined) {
       plain(res).writeHead(404, { "content-type": "application/json" });
-      plain(res).end(req.method === "HEAD" ? undefined : `${JSON.stringify({ error: "this build ships no OpenAPI document (docs/openapi.json)" })}\n`);
+      plain(res).end(
+        req.method === "HEAD" ? undefined : `${JSON.stringify({ error: "this build ships no OpenAPI document (docs/openapi.json)" })}\n`,
+      );
       return true;
     }
     // Changes only with a new build: let clients revalidate rather than keep it forever.

@@ -2,9 +2,9 @@ import http2 from "node:http2";
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../logger.js";
-import { HTTP2_PREFACE, detectProtocol } from "./protocol-sniffer.js";
-import { createServer } from "./server.js";
+import { detectProtocol, HTTP2_PREFACE } from "./protocol-sniffer.js";
 import type { BoundAddress, NexusServer } from "./server.js";
+import { createServer } from "./server.js";
 
 describe("detectProtocol", () => {
   it("waits while the bytes are a prefix of the HTTP/2 preface and decides as soon as they are not", () => {
@@ -54,7 +54,7 @@ function rawExchange(port: number, parts: string[], expectResponses: number): Pr
     let received = "";
     socket.on("data", (d) => {
       received += d.toString();
-      if ((received.match(/HTTP\/1\.1 \d{3}/g) ?? []).length >= expectResponses && /\r\n\r\n[^]*$/.test(received)) {
+      if ((received.match(/HTTP\/1\.1 \d{3}/g) ?? []).length >= expectResponses && /\r\n\r\n[\s\S]*$/.test(received)) {
         // Both status lines seen; wait for the bodies to arrive, then stop.
         setTimeout(() => {
           socket.destroy();

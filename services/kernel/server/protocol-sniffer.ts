@@ -30,11 +30,7 @@ export interface SniffOptions {
  * back into the socket, and hands it on. An HTTP/2 session reads the buffered bytes itself
  * (the socket must stay paused); the HTTP/1 parser needs it flowing again.
  */
-export function sniffProtocol(
-  socket: Socket,
-  handoff: (protocol: WireProtocol, socket: Socket) => void,
-  options: SniffOptions = {},
-): void {
+export function sniffProtocol(socket: Socket, handoff: (protocol: WireProtocol, socket: Socket) => void, options: SniffOptions = {}): void {
   const chunks: Buffer[] = [];
   const cleanup = () => {
     socket.removeListener("data", onData);

@@ -3,8 +3,8 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { createLogger } from "../logger.js";
-import { createServer } from "./server.js";
 import type { BoundAddress, NexusServer } from "./server.js";
+import { createServer } from "./server.js";
 
 // A Python grpcio client (Debian's python3-grpcio and python3-grpc-tools, which CI installs)
 // calls the health service with stubs generated from the proto: no reflection, no Connect.

@@ -11,8 +11,8 @@ import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_serv
 import { createLogger } from "../logger.js";
 import { createReflectionIndex } from "./reflection-index.js";
 import { answerReflection } from "./reflection-service.js";
-import { createServer } from "./server.js";
 import type { NexusServer } from "./server.js";
+import { createServer } from "./server.js";
 
 const index = createReflectionIndex([RetrievalService, IngestionService, Health]);
 
@@ -48,7 +48,9 @@ describe("reflection index", () => {
     const file = index.fileByName("nexus/retrieval/v1/retrieval_service.proto")!;
     const first = names(index.serializeWithDependencies(file, sent));
     expect(first[0]).toBe("nexus/retrieval/v1/retrieval_service.proto");
-    expect(first).toEqual(expect.arrayContaining(["buf/validate/validate.proto", "google/protobuf/descriptor.proto", "nexus/retrieval/v1/corpus.proto"]));
+    expect(first).toEqual(
+      expect.arrayContaining(["buf/validate/validate.proto", "google/protobuf/descriptor.proto", "nexus/retrieval/v1/corpus.proto"]),
+    );
     expect(new Set(first).size).toBe(first.length);
     // Asking again on the same stream: the requested file again, its imports not.
     expect(names(index.serializeWithDependencies(file, sent))).toEqual(["nexus/retrieval/v1/retrieval_service.proto"]);
@@ -104,7 +106,9 @@ describe("grpc.reflection.v1alpha over HTTP/2 (what older grpcurl and grpcio ver
       call.on("error", reject);
       call.on("end", () => resolve(out));
       call.write(create(v1alpha.ServerReflectionRequestSchema, { host: "h", messageRequest: { case: "listServices", value: "*" } }));
-      call.write(create(v1alpha.ServerReflectionRequestSchema, { messageRequest: { case: "fileByFilename", value: "grpc/health/v1/health.proto" } }));
+      call.write(
+        create(v1alpha.ServerReflectionRequestSchema, { messageRequest: { case: "fileByFilename", value: "grpc/health/v1/health.proto" } }),
+      );
       call.end();
     });
     const [list, file] = responses;

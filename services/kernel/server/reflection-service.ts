@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import * as v1 from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { ReflectionIndex } from "./reflection-index.js";
@@ -19,11 +19,7 @@ function notFound(message: string): v1.ServerReflectionResponse["messageResponse
  * Answers one reflection request. `sent` tracks files already sent on this stream so
  * imports go out once (the requested file always does), as grpc-go's server does.
  */
-export function answerReflection(
-  index: ReflectionIndex,
-  req: v1.ServerReflectionRequest,
-  sent: Set<string>,
-): v1.ServerReflectionResponse {
+export function answerReflection(index: ReflectionIndex, req: v1.ServerReflectionRequest, sent: Set<string>): v1.ServerReflectionResponse {
   const files = (file: Parameters<ReflectionIndex["serializeWithDependencies"]>[0]) =>
     ({
       case: "fileDescriptorResponse",

@@ -1,36 +1,36 @@
 import http from "node:http";
 import net from "node:net";
 import { Writable } from "node:stream";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, JsonValue, MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { errorFromJson } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
+import type { HealthCheckResponse } from "../../../gen/grpc/health/v1/health_pb.js";
 import {
   HealthCheckRequestSchema,
   HealthCheckResponseSchema,
-  HealthCheckResponse_ServingStatus as Status,
   HealthListRequestSchema,
   HealthListResponseSchema,
+  HealthCheckResponse_ServingStatus as Status,
 } from "../../../gen/grpc/health/v1/health_pb.js";
-import type { HealthCheckResponse } from "../../../gen/grpc/health/v1/health_pb.js";
 import * as reflection from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { GetCorpusRequestSchema, RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { currentRequestMeta, principalKey } from "../context.js";
 import { errorReason } from "../errors.js";
 import { createLogger } from "../logger.js";
-import { createServer } from "./server.js";
-import { installSignalHandlers } from "./signals.js";
 import type { BoundAddress, NexusServer } from "./server.js";
+import { createServer } from "./server.js";
 import type { ServiceModule } from "./service-module.js";
+import { installSignalHandlers } from "./signals.js";
 
 // A real server on 127.0.0.1 with real Nexus service definitions (retrieval, ingestion)
 // whose methods are small test implementations: this tests the kernel, not the services.
@@ -181,17 +181,41 @@ describe("kernel server: one port, every protocol", () => {
   });
 
   it("answers grpc.health.v1 Check over HTTP/2 to a grpc-js client", async () => {
-    const overall = await grpcUnary(grpcClient, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema, create(HealthCheckRequestSchema, { service: "" }));
+    const overall = await grpcUnary(
+      grpcClient,
+      "/grpc.health.v1.Health/Check",
+      HealthCheckRequestSchema,
+      HealthCheckResponseSchema,
+      create(HealthCheckRequestSchema, { service: "" }),
+    );
     expect(overall.message.status).toBe(Status.SERVING);
-    const retrieval = await grpcUnary(grpcClient, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema, create(HealthCheckRequestSchema, { service: RetrievalService.typeName }));
+    const retrieval = await grpcUnary(
+      grpcClient,
+      "/grpc.health.v1.Health/Check",
+      HealthCheckRequestSchema,
+      HealthCheckResponseSchema,
+      create(HealthCheckRequestSchema, { service: RetrievalService.typeName }),
+    );
     expect(retrieval.message.status).toBe(Status.SERVING);
     await expect(
-      grpcUnary(grpcClient, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema, create(HealthCheckRequestSchema, { service: "nope.v1.Nope" })),
+      grpcUnary(
+        grpcClient,
+        "/grpc.health.v1.Health/Check",
+        HealthCheckRequestSchema,
+        HealthCheckResponseSchema,
+        create(HealthCheckRequestSchema, { service: "nope.v1.Nope" }),
+      ),
     ).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
   });
 
   it("lists every service's health and answers Watch for an unknown service with SERVICE_UNKNOWN", async () => {
-    const list = await grpcUnary(grpcClient, "/grpc.health.v1.Health/List", HealthListRequestSchema, HealthListResponseSchema, create(HealthListRequestSchema, {}));
+    const list = await grpcUnary(
+      grpcClient,
+      "/grpc.health.v1.Health/List",
+      HealthListRequestSchema,
+      HealthListResponseSchema,
+      create(HealthListRequestSchema, {}),
+    );
     const statuses = Object.fromEntries(Object.entries(list.message.statuses).map(([k, v]) => [k, v.status]));
     expect(statuses).toEqual({
       "": Status.SERVING,
@@ -236,7 +260,8 @@ describe("kernel server: one port, every protocol", () => {
     );
     const files = responses[1]!.messageResponse;
     expect(files.case).toBe("fileDescriptorResponse");
-    const protos = files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b)) : [];
+    const protos =
+      files.case === "fileDescriptorResponse" ? files.value.fileDescriptorProto.map((b) => fromBinary(FileDescriptorProtoSchema, b)) : [];
     expect(protos[0]!.name).toBe("nexus/retrieval/v1/retrieval_service.proto");
     // The transitive imports come along, so a client can build the descriptors without files.
     const fileNames = protos.map((p) => p.name);
@@ -301,7 +326,10 @@ describe("kernel server: one port, every protocol", () => {
       const client = createClient(IngestionService, transport);
       const seen: { id: string; filename: string }[] = [];
       let requestId: string | null = null;
-      for await (const m of client.watchDocument({ documentId: "doc1" }, { headers: { "x-request-id": "req-stream-1" }, onHeader: (h) => (requestId = h.get("x-request-id")) })) {
+      for await (const m of client.watchDocument(
+        { documentId: "doc1" },
+        { headers: { "x-request-id": "req-stream-1" }, onHeader: (h) => (requestId = h.get("x-request-id")) },
+      )) {
         seen.push({ id: m.document!.id, filename: m.document!.filename });
       }
       expect(seen.map((s) => s.id)).toEqual(["doc1:0", "doc1:1", "doc1:2"]);
@@ -408,7 +436,13 @@ describe("kernel server: one port, every protocol", () => {
       return found.length > 0 ? found : undefined;
     }, "log line");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ correlation_id: "corr-log-1", service: RetrievalService.typeName, method: "Search", code: "ok", protocol: "connect" });
+    expect(lines[0]).toMatchObject({
+      correlation_id: "corr-log-1",
+      service: RetrievalService.typeName,
+      method: "Search",
+      code: "ok",
+      protocol: "connect",
+    });
     expect(typeof lines[0]!.duration_ms).toBe("number");
   });
 
@@ -417,8 +451,12 @@ describe("kernel server: one port, every protocol", () => {
     expect(res.status).toBe(200);
     const text = await res.text();
     expect(text).toMatch(/nexus_rpc_requests_total\{service="nexus\.retrieval\.v1\.RetrievalService",method="Search",code="ok"\} \d+/);
-    expect(text).toMatch(/nexus_rpc_requests_total\{service="nexus\.retrieval\.v1\.RetrievalService",method="Search",code="invalid_argument"\} \d+/);
-    expect(text).toMatch(/nexus_rpc_duration_seconds_bucket\{le="[^"]+",service="nexus\.retrieval\.v1\.RetrievalService",method="Search",code="ok"\}/);
+    expect(text).toMatch(
+      /nexus_rpc_requests_total\{service="nexus\.retrieval\.v1\.RetrievalService",method="Search",code="invalid_argument"\} \d+/,
+    );
+    expect(text).toMatch(
+      /nexus_rpc_duration_seconds_bucket\{le="[^"]+",service="nexus\.retrieval\.v1\.RetrievalService",method="Search",code="ok"\}/,
+    );
     expect(text).toContain("nexus_rpc_in_flight");
   });
 
@@ -448,7 +486,8 @@ describe("kernel server: one port, every protocol", () => {
     expect(preflight.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
     expect(preflight.headers.get("access-control-allow-methods")).toContain("POST");
     const allowHeaders = preflight.headers.get("access-control-allow-headers")!.toLowerCase();
-    for (const h of ["content-type", "connect-protocol-version", "authorization", "x-request-id", "x-grpc-web"]) expect(allowHeaders).toContain(h);
+    for (const h of ["content-type", "connect-protocol-version", "authorization", "x-request-id", "x-grpc-web"])
+      expect(allowHeaders).toContain(h);
 
     const actual = await fetch(`${addr.url}/nexus.retrieval.v1.RetrievalService/Search`, {
       method: "POST",
@@ -537,7 +576,9 @@ describe("kernel server: authentication slot", () => {
     expect(line).toMatchObject({ code: "unauthenticated", method: "GetCorpus" });
     expect(logs.raw.join("\n")).not.toContain("sekret");
     const metrics = await (await fetch(`${addr.url}/metrics`)).text();
-    expect(metrics).toMatch(/nexus_rpc_requests_total\{service="nexus\.retrieval\.v1\.RetrievalService",method="GetCorpus",code="unauthenticated"\} [1-9]/);
+    expect(metrics).toMatch(
+      /nexus_rpc_requests_total\{service="nexus\.retrieval\.v1\.RetrievalService",method="GetCorpus",code="unauthenticated"\} [1-9]/,
+    );
   });
 
   it("refuses before reading the body: an oversized unauthenticated upload is unauthenticated, not resource_exhausted", async () => {
@@ -595,7 +636,13 @@ describe("kernel server: health follows readiness and shutdown", () => {
   afterAll(() => server.close());
 
   async function check(client: grpc.Client, service: string): Promise<Status> {
-    const res = await grpcUnary(client, "/grpc.health.v1.Health/Check", HealthCheckRequestSchema, HealthCheckResponseSchema, create(HealthCheckRequestSchema, { service }));
+    const res = await grpcUnary(
+      client,
+      "/grpc.health.v1.Health/Check",
+      HealthCheckRequestSchema,
+      HealthCheckResponseSchema,
+      create(HealthCheckRequestSchema, { service }),
+    );
     return res.message.status;
   }
 
@@ -761,7 +808,11 @@ describe("kernel server: what gRPC clients see of refused and undecodable reques
         expect(err?.code, `attempt ${i}: ${err?.details}`).toBe(grpc.status.RESOURCE_EXHAUSTED);
         expect(errorInfoReason(err!)).toBe("REQUEST_TOO_LARGE");
       }
-      const after = await grpcRawUnary(client, "/nexus.retrieval.v1.RetrievalService/GetCorpus", toBinary(GetCorpusRequestSchema, create(GetCorpusRequestSchema, { corpusId: "c-1" })));
+      const after = await grpcRawUnary(
+        client,
+        "/nexus.retrieval.v1.RetrievalService/GetCorpus",
+        toBinary(GetCorpusRequestSchema, create(GetCorpusRequestSchema, { corpusId: "c-1" })),
+      );
       expect(after?.code).toBe(grpc.status.NOT_FOUND);
     } finally {
       client.close();

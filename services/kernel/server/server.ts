@@ -1,17 +1,17 @@
-import http from "node:http";
 import type { ServerResponse } from "node:http";
-import http2 from "node:http2";
+import http from "node:http";
 import type { Http2ServerRequest, Http2Session } from "node:http2";
-import net from "node:net";
+import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
+import net from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
-import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { ConnectRouter, HandlerContext, Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { ROOT_CONTEXT, context, propagation } from "@opentelemetry/api";
-import { collectDefaultMetrics, register } from "prom-client";
+import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { Logger } from "pino";
+import { collectDefaultMetrics, register } from "prom-client";
 import { Health } from "../../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1alpha } from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -24,27 +24,23 @@ import { rpcProtocol } from "../interceptors/rpc-call.js";
 import { recordRpc } from "../interceptors/rpc-metrics.js";
 import { serverInterceptors } from "../interceptors/server-chain.js";
 import { headerGetter } from "../interceptors/tracing.js";
+import type { CorsOptions } from "./cors.js";
 import { createCors } from "./cors.js";
 import { addDecodeErrorInfo } from "./decode-errors.js";
-import type { CorsOptions } from "./cors.js";
 import { registerHealthService } from "./health-service.js";
 import { createHttpEndpoints } from "./http-endpoints.js";
-import { createOpenApiEndpoint } from "./openapi-endpoint.js";
-import { plain } from "./node-http.js";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
+import { plain } from "./node-http.js";
+import { createOpenApiEndpoint } from "./openapi-endpoint.js";
 import { sniffProtocol } from "./protocol-sniffer.js";
 import { createReflectionIndex } from "./reflection-index.js";
 import { registerReflectionServices } from "./reflection-service.js";
 import type { ReadinessCheck, ServiceModule } from "./service-module.js";
-import { ServingState } from "./serving-state.js";
 import type { Lifecycle } from "./serving-state.js";
+import { ServingState } from "./serving-state.js";
 
 /** Services any caller may use without authenticating: health and reflection. */
-export const PUBLIC_SERVICES: readonly string[] = Object.freeze([
-  Health.typeName,
-  ReflectionV1.typeName,
-  ReflectionV1alpha.typeName,
-]);
+export const PUBLIC_SERVICES: readonly string[] = Object.freeze([Health.typeName, ReflectionV1.typeName, ReflectionV1alpha.typeName]);
 
 /** Options of {@link createServer}. */
 export interface ServerOptions {

@@ -106,7 +106,7 @@ export class ServingState {
   async #run(): Promise<ServingSnapshot> {
     const lifecycle = this.#lifecycle;
     const outcomes = await Promise.all(this.#checks.map((c) => this.#runOne(c)));
-    const failing = (c: RegisteredCheck, i: number) => !outcomes[i]!.ready;
+    const failing = (_c: RegisteredCheck, i: number) => !outcomes[i]!.ready;
     const ready = lifecycle === "serving" && outcomes.every((o) => o.ready);
     return {
       lifecycle,

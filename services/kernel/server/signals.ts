@@ -13,11 +13,7 @@ export interface SignalOptions {
  * telemetry), then exits 0 (1 if closing failed). A second signal while closing exits at
  * once with 1, for the impatient operator. Returns a function that removes the handlers.
  */
-export function installSignalHandlers(
-  server: { close(): Promise<void> },
-  logger: Logger,
-  options: SignalOptions = {},
-): () => void {
+export function installSignalHandlers(server: { close(): Promise<void> }, logger: Logger, options: SignalOptions = {}): () => void {
   const signals = options.signals ?? ["SIGTERM", "SIGINT"];
   const exit = options.exit ?? ((code: number) => process.exit(code));
   let closing = false;

@@ -139,7 +139,8 @@ export function defineService(spec: ServiceSpec): ServiceDefinition {
   const known = new Set(spec.apis.map((a) => a.typeName));
   for (const [role, r] of Object.entries(roles)) {
     for (const api of r?.apis ?? []) {
-      if (!known.has(api.typeName)) throw new Error(`service ${spec.name}: role ${role} serves ${api.typeName}, which is not among its apis`);
+      if (!known.has(api.typeName))
+        throw new Error(`service ${spec.name}: role ${role} serves ${api.typeName}, which is not among its apis`);
     }
   }
   return { ...spec, roles };

@@ -1,11 +1,11 @@
 export {
-  defineService,
-  handle,
   type ApiHandler,
   type ConsumerDefaults,
   type ConsumerSpec,
-  type PeriodicTask,
+  defineService,
+  handle,
   type Peers,
+  type PeriodicTask,
   type SchemaMigrations,
   type ServiceContext,
   type ServiceDefinition,
@@ -13,4 +13,4 @@ export {
   type ServiceRole,
   type ServiceSpec,
 } from "./define-service.js";
-export { hostedRoles, migrateSchemas, migrateService, mountService, type MountedService } from "./mount-service.js";
+export { hostedRoles, type MountedService, migrateSchemas, migrateService, mountService } from "./mount-service.js";

@@ -1,10 +1,10 @@
 import type { ConnectRouter } from "@connectrpc/connect";
+import type { Logger } from "pino";
 import type { ServiceName } from "../config.js";
 import { migrate } from "../db/migrate.js";
 import type { Database } from "../db/ports.js";
 import { startBackgroundConsumers } from "../events/background-consumers.js";
 import type { ReadinessResult, ServiceModule } from "../server/service-module.js";
-import type { Logger } from "pino";
 import type { SchemaMigrations, ServiceContext, ServiceDefinition, ServiceParts } from "./define-service.js";
 
 /** A mounted service: the server's module, plus a promise tests await for its consumers. */
@@ -45,7 +45,11 @@ export function migrateService(definition: ServiceDefinition, db: Database, logg
  * own work, then drains the consumers. `parts` defaults to the definition's `build(ctx)`;
  * tests pass parts they assembled themselves to keep a handle on the application inside.
  */
-export function mountService(definition: ServiceDefinition, ctx: ServiceContext, parts: ServiceParts = definition.build(ctx)): MountedService {
+export function mountService(
+  definition: ServiceDefinition,
+  ctx: ServiceContext,
+  parts: ServiceParts = definition.build(ctx),
+): MountedService {
   const roles = hostedRoles(definition, ctx.roles);
   const apis = new Set(roles.flatMap((r) => definition.roles[r]?.apis ?? []).map((a) => a.typeName));
   const served = parts.handlers.filter((h) => apis.has(h.api.typeName));

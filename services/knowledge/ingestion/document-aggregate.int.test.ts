@@ -80,8 +80,11 @@ describeWithPostgres("document and corpus aggregates on the kernel's command hel
       ])
     ).rows[0]?.n;
   const storedContents = async () =>
-    (await db.query<{ sha256: string }>("SELECT sha256 FROM ingestion.contents WHERE tenant_id = $1 ORDER BY sha256", [TENANT])).rows.map((r) => r.sha256);
-  const streamTypes = async (streamId: string) => (await readStream(db, streamId)).map((e) => `${e.version}:${e.type.replace("nexus.events.v1.", "")}`);
+    (await db.query<{ sha256: string }>("SELECT sha256 FROM ingestion.contents WHERE tenant_id = $1 ORDER BY sha256", [TENANT])).rows.map(
+      (r) => r.sha256,
+    );
+  const streamTypes = async (streamId: string) =>
+    (await readStream(db, streamId)).map((e) => `${e.version}:${e.type.replace("nexus.events.v1.", "")}`);
   /** Stores content the way the ingestion handler does before it runs IngestDocument. */
   const ingestWithContent = (documentId: string, command: IngestDocument) =>
     db.transaction(async (tx) => {
@@ -143,13 +146,17 @@ describeWithPostgres("document and corpus aggregates on the kernel's command hel
   });
 
   it("refuses with a domain error naming the document, and records nothing", async () => {
-    const err = await executeCommand(db, docs, { tenantId: TENANT, documentId: "missing" }, { type: "DeleteDocument" }, meta).catch((e: unknown) => e);
+    const err = await executeCommand(db, docs, { tenantId: TENANT, documentId: "missing" }, { type: "DeleteDocument" }, meta).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ConnectError);
     expect((err as ConnectError).code).toBe(Code.NotFound);
     expect(errorMetadata(err)).toMatchObject({ document_id: "missing" });
 
     await ingestWithContent("busy", ingest("manuals", "sha-busy"));
-    const busy = await executeCommand(db, docs, { tenantId: TENANT, documentId: "busy" }, { type: "DeleteDocument" }, meta).catch((e: unknown) => e);
+    const busy = await executeCommand(db, docs, { tenantId: TENANT, documentId: "busy" }, { type: "DeleteDocument" }, meta).catch(
+      (e: unknown) => e,
+    );
     expect(errorReason(busy)).toBe("DOCUMENT_BUSY");
     expect(await streamTypes(documentStreamId(TENANT, "busy"))).toEqual(["1:DocumentQueued"]);
   });

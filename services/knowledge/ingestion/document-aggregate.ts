@@ -2,7 +2,7 @@ import type { Aggregate } from "../../kernel/commands/index.js";
 import { domainError } from "../../kernel/errors.js";
 import { streamVersion } from "../../kernel/events/event-store.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
-import { decide, evolve, type DocumentCommand, type DocumentEvent, type DocumentState } from "./document.js";
+import { type DocumentCommand, type DocumentEvent, type DocumentState, decide, evolve } from "./document.js";
 import { documentEventToNew, documentStreamId } from "./document-events.js";
 import type { ContentStore, DocumentKey, DocumentRepository } from "./ports.js";
 

@@ -7,9 +7,15 @@ import {
   DocumentQueuedSchema,
   QueueReason,
 } from "../../../gen/nexus/events/v1/ingestion_events_pb.js";
-import { ChunkingOptionsSchema, DocumentProgressSchema, DocumentSchema, DocumentStatus, type Document } from "../../../gen/nexus/ingestion/v1/document_pb.js";
-import { eventOf } from "../../kernel/events/protobuf-event.js";
+import {
+  ChunkingOptionsSchema,
+  type Document,
+  DocumentProgressSchema,
+  DocumentSchema,
+  DocumentStatus,
+} from "../../../gen/nexus/ingestion/v1/document_pb.js";
 import type { NewEvent } from "../../kernel/events/ports.js";
+import { eventOf } from "../../kernel/events/protobuf-event.js";
 import type { DocumentEvent, DocumentState, DocumentStatusName, QueueCause } from "./document.js";
 
 /** Stream id of a document's events. */

@@ -99,7 +99,11 @@ export function isBusy(state: DocumentState): boolean {
 }
 
 /** Applies one event. */
-export function evolve(state: DocumentState | undefined, event: DocumentEvent, key?: { tenantId: string; documentId: string }): DocumentState | undefined {
+export function evolve(
+  state: DocumentState | undefined,
+  event: DocumentEvent,
+  key?: { tenantId: string; documentId: string },
+): DocumentState | undefined {
   switch (event.type) {
     case "DocumentQueued": {
       const base = state ?? {
@@ -244,7 +248,11 @@ const reject = (reason: Reason, message: string, metadata?: Record<string, strin
   ...(metadata ? { metadata } : {}),
 });
 
-function queued(state: DocumentState | undefined, cause: QueueCause, c: Omit<DocumentQueued, "type" | "cause" | "version">): DocumentQueued {
+function queued(
+  state: DocumentState | undefined,
+  cause: QueueCause,
+  c: Omit<DocumentQueued, "type" | "cause" | "version">,
+): DocumentQueued {
   return { type: "DocumentQueued", cause, version: (state?.version ?? 0n) + 1n, ...c };
 }
 
@@ -262,11 +270,9 @@ export function decide(command: DocumentCommand, state: DocumentState | undefine
       }
       if (!overwrite) {
         if (state.contentSha256 === command.contentSha256) return { kind: "unchanged" };
-        return reject(
-          "ALREADY_EXISTS",
-          `document ${state.documentId} already exists with other content; set overwrite to replace it`,
-          { document_id: state.documentId },
-        );
+        return reject("ALREADY_EXISTS", `document ${state.documentId} already exists with other content; set overwrite to replace it`, {
+          document_id: state.documentId,
+        });
       }
       return { kind: "accepted", events: [queued(state, "overwrite", content)] };
     }
@@ -279,7 +285,9 @@ export function decide(command: DocumentCommand, state: DocumentState | undefine
         });
       }
       if (command.chunking.overlap >= command.chunking.size) {
-        return reject("INVALID_ARGUMENT", "chunk_overlap must be less than chunk_size (defaults: 150 and 1200)", { field: "chunk_overlap" });
+        return reject("INVALID_ARGUMENT", "chunk_overlap must be less than chunk_size (defaults: 150 and 1200)", {
+          field: "chunk_overlap",
+        });
       }
       return {
         kind: "accepted",

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
+import { eventually } from "../../../tests/support/eventually.js";
+import { settled } from "../../../tests/support/rag/calls.js";
+import { type EmbeddingsStandIn, startEmbeddingsStandIn } from "../../../tests/support/rag/embeddings-stand-in.js";
+import { clientsFor, openRag, platformPrincipal, type Rag, type RagClients, tenantPrincipal } from "../../../tests/support/rag/harness.js";
 import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { createLocalEventBus } from "../../kernel/events/local-bus.js";
 import type { EventBus } from "../../kernel/events/ports.js";
-import { settled } from "../../../tests/support/rag/calls.js";
-import { startEmbeddingsStandIn, type EmbeddingsStandIn } from "../../../tests/support/rag/embeddings-stand-in.js";
-import { clientsFor, openRag, platformPrincipal, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
-import { eventually } from "../../../tests/support/eventually.js";
 
 describe("repeated failures end in FAILED + dead letter, visible in GetDocument, and can be replayed", () => {
   let db: Database;
@@ -32,7 +32,12 @@ describe("repeated failures end in FAILED + dead letter, visible in GetDocument,
     });
     api = clientsFor(rag, tenantPrincipal("tenant-dlq"));
     ops = clientsFor(rag, platformPrincipal());
-    await api.retrieval.createCorpus({ corpusId: "remote", displayName: "Remote embeddings", embeddingModel: "stand-in", embeddingDimensions: 32 });
+    await api.retrieval.createCorpus({
+      corpusId: "remote",
+      displayName: "Remote embeddings",
+      embeddingModel: "stand-in",
+      embeddingDimensions: 32,
+    });
   });
   afterAll(async () => {
     await rag?.close();
@@ -43,7 +48,11 @@ describe("repeated failures end in FAILED + dead letter, visible in GetDocument,
 
   it("an embeddings server that keeps failing → retried, then FAILED with EMBEDDING_FAILED and dead_lettered", async () => {
     standIn.behaviour = { failWith: 503 };
-    await api.ingestion.ingestText({ corpusId: "remote", documentId: "unlucky", text: "A refund request that cannot be embedded right now." });
+    await api.ingestion.ingestText({
+      corpusId: "remote",
+      documentId: "unlucky",
+      text: "A refund request that cannot be embedded right now.",
+    });
     const failed = await settled(api, "unlucky");
     expect(failed.status).toBe(DocumentStatus.FAILED);
     expect(failed.failureReason).toBe("EMBEDDING_FAILED");

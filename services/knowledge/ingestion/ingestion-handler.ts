@@ -6,38 +6,38 @@ import type { Logger } from "pino";
 import { DeadLetterSchema } from "../../../gen/nexus/ingestion/v1/dead_letter_pb.js";
 import type { ChunkingOptions } from "../../../gen/nexus/ingestion/v1/document_pb.js";
 import {
-  DeleteDocumentResponseSchema,
-  GetDocumentResponseSchema,
-  IngestTextResponseSchema,
-  ListDeadLettersResponseSchema,
-  ListDocumentsResponseSchema,
-  ReindexDocumentResponseSchema,
-  ReplayDeadLetterResponseSchema,
-  UploadDocumentResponseSchema,
-  WatchDocumentResponseSchema,
   type DeleteDocumentRequest,
+  DeleteDocumentResponseSchema,
   type GetDocumentRequest,
+  GetDocumentResponseSchema,
   type IngestionService,
   type IngestTextRequest,
+  IngestTextResponseSchema,
   type ListDeadLettersRequest,
+  ListDeadLettersResponseSchema,
   type ListDocumentsRequest,
+  ListDocumentsResponseSchema,
   type ReindexDocumentRequest,
+  ReindexDocumentResponseSchema,
   type ReplayDeadLetterRequest,
+  ReplayDeadLetterResponseSchema,
   type UploadDocumentRequest,
+  UploadDocumentResponseSchema,
   type WatchDocumentRequest,
   type WatchDocumentResponse,
+  WatchDocumentResponseSchema,
 } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
+import { platformPrincipal, tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
+import { executeInTransaction } from "../../kernel/commands/index.js";
 import type { TenantPrincipal } from "../../kernel/context.js";
 import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
 import type { Database } from "../../kernel/db/ports.js";
-import { executeInTransaction } from "../../kernel/commands/index.js";
 import { domainError } from "../../kernel/errors.js";
 import { metadataToJson } from "../../kernel/events/event-metadata.js";
 import type { DeadLetterStore } from "../../kernel/events/ports.js";
 import { counterPosition, pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
-import { platformPrincipal, tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
-import { DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE, type ChunkingSettings } from "./chunking/chunker.js";
+import { type ChunkingSettings, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "./chunking/chunker.js";
 import type { DocumentCommand, DocumentState, DocumentStatusName } from "./document.js";
 import type { DocumentAggregate } from "./document-aggregate.js";
 import { documentMessage, statusName } from "./document-events.js";
@@ -90,7 +90,9 @@ function newDocumentId(): string {
 export function chunkingSettings(size: number | undefined, overlap: number | undefined): ChunkingSettings {
   const s = { size: size ?? DEFAULT_CHUNK_SIZE, overlap: overlap ?? DEFAULT_CHUNK_OVERLAP };
   if (s.overlap >= s.size) {
-    throw domainError("INVALID_ARGUMENT", `chunk_overlap (${s.overlap}) must be less than chunk_size (${s.size})`, { field: "chunk_overlap" });
+    throw domainError("INVALID_ARGUMENT", `chunk_overlap (${s.overlap}) must be less than chunk_size (${s.size})`, {
+      field: "chunk_overlap",
+    });
   }
   return s;
 }
@@ -289,7 +291,14 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
           if (!state) throw domainError("NOT_FOUND", `document ${req.documentId} not found`, { document_id: req.documentId });
         }
         const message = documentMessage(state, feed.progressOf(key));
-        const fingerprint = [message.status, message.version, message.progress?.chunksDone, message.progress?.chunksTotal, message.attempts, message.deadLettered].join("|");
+        const fingerprint = [
+          message.status,
+          message.version,
+          message.progress?.chunksDone,
+          message.progress?.chunksTotal,
+          message.attempts,
+          message.deadLettered,
+        ].join("|");
         if (fingerprint !== last) {
           last = fingerprint;
           yield create(WatchDocumentResponseSchema, { document: message });
@@ -320,7 +329,9 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     return db.transaction(async (tx) => {
       const peek = await documents.get(tx, key);
       if (peek) await chunkIndex.lookupCorpus(tx, key.tenantId, peek.corpusId);
-      const result = await executeInTransaction(tx, aggregate, key, command, { metadata: { tenantId: key.tenantId, actor: principal.keyId } });
+      const result = await executeInTransaction(tx, aggregate, key, command, {
+        metadata: { tenantId: key.tenantId, actor: principal.keyId },
+      });
       return result.state;
     });
   }
@@ -356,7 +367,9 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
           eventType: l.type,
           streamId: l.streamId,
           tenantId: l.metadata.tenantId ?? "",
-          payload: (l.payload !== null && typeof l.payload === "object" && !Array.isArray(l.payload) ? l.payload : { value: l.payload }) as JsonObject,
+          payload: (l.payload !== null && typeof l.payload === "object" && !Array.isArray(l.payload)
+            ? l.payload
+            : { value: l.payload }) as JsonObject,
           metadata: metadataToJson(l.metadata),
           deliveries: l.deliveryCount,
           lastError: l.error,
@@ -372,6 +385,11 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     platformPrincipal(ctx);
     if (req.sequence > BigInt(Number.MAX_SAFE_INTEGER)) throw domainError("NOT_FOUND", `no dead letter #${req.sequence}`);
     const r = await this.ports.deadLetters.replay(Number(req.sequence));
-    return create(ReplayDeadLetterResponseSchema, { consumer: r.consumer, subject: r.subject, eventId: r.eventId, replayCount: r.replayCount });
+    return create(ReplayDeadLetterResponseSchema, {
+      consumer: r.consumer,
+      subject: r.subject,
+      eventId: r.eventId,
+      replayCount: r.replayCount,
+    });
   }
 }

@@ -1,15 +1,15 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
-import { chunkText } from "./chunking/chunker.js";
+import { eventually } from "../../../tests/support/eventually.js";
+import { expectRpcError, settled, uploadMessages } from "../../../tests/support/rag/calls.js";
+import { corruptPdf, makeDocx, makePdf } from "../../../tests/support/rag/documents.js";
+import { clientsFor, openRag, platformPrincipal, type Rag, type RagClients, tenantPrincipal } from "../../../tests/support/rag/harness.js";
 import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { createLocalEventBus } from "../../kernel/events/local-bus.js";
 import type { EventBus } from "../../kernel/events/ports.js";
-import { expectRpcError, settled, uploadMessages } from "../../../tests/support/rag/calls.js";
-import { corruptPdf, makeDocx, makePdf } from "../../../tests/support/rag/documents.js";
-import { clientsFor, openRag, platformPrincipal, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
-import { eventually } from "../../../tests/support/eventually.js";
+import { chunkText } from "./chunking/chunker.js";
 
 const paragraph = (topic: string, n: number) =>
   Array.from({ length: n }, (_, i) => `${topic} fact ${i}: the handbook explains ${topic} rule number ${i} in plain words.`).join(" ");
@@ -44,7 +44,12 @@ describe("document lifecycle (PGlite + local bus, real worker)", () => {
 
   it("queues, processes and succeeds with exactly the chunker's chunks and exact offsets", async () => {
     const text = [paragraph("vacation", 12), paragraph("expenses", 12), paragraph("security", 12)].join("\n\n");
-    const { document, unchanged } = await api.ingestion.ingestText({ corpusId: "handbook", documentId: "doc-1", text, filename: "handbook.txt" });
+    const { document, unchanged } = await api.ingestion.ingestText({
+      corpusId: "handbook",
+      documentId: "doc-1",
+      text,
+      filename: "handbook.txt",
+    });
     expect(unchanged).toBe(false);
     expect(document?.status).toBe(DocumentStatus.QUEUED);
     expect(document?.version).toBe(1n);
@@ -53,7 +58,9 @@ describe("document lifecycle (PGlite + local bus, real worker)", () => {
     const expected = chunkText(text, { size: 1200, overlap: 150 });
     expect(done.chunkCount).toBe(expected.length);
     const rows = await chunkRows(db, tenant.tenantId, "doc-1");
-    expect(rows.map((r) => [r.ordinal, r.char_start, r.char_end, r.text])).toEqual(expected.map((c) => [c.ordinal, c.charStart, c.charEnd, c.text]));
+    expect(rows.map((r) => [r.ordinal, r.char_start, r.char_end, r.text])).toEqual(
+      expected.map((c) => [c.ordinal, c.charStart, c.charEnd, c.text]),
+    );
     expect(done.attempts).toBe(1);
     expect(done.completedAt).toBeDefined();
     const corpus = (await api.retrieval.getCorpus({ corpusId: "handbook" })).corpus!;
@@ -70,9 +77,18 @@ describe("document lifecycle (PGlite + local bus, real worker)", () => {
     expect(again.document?.version).toBe(1n);
     expect(again.document?.status).toBe(DocumentStatus.SUCCEEDED);
     expect((await chunkRows(db, tenant.tenantId, "doc-2")).length).toBe(first.chunkCount);
-    await expectRpcError(api.ingestion.ingestText({ corpusId: "handbook", documentId: "doc-2", text: "different" }), Code.AlreadyExists, "ALREADY_EXISTS");
+    await expectRpcError(
+      api.ingestion.ingestText({ corpusId: "handbook", documentId: "doc-2", text: "different" }),
+      Code.AlreadyExists,
+      "ALREADY_EXISTS",
+    );
 
-    const replaced = await api.ingestion.ingestText({ corpusId: "handbook", documentId: "doc-2", text: paragraph("parking", 5), overwrite: true });
+    const replaced = await api.ingestion.ingestText({
+      corpusId: "handbook",
+      documentId: "doc-2",
+      text: paragraph("parking", 5),
+      overwrite: true,
+    });
     expect(replaced.document?.version).toBe(2n);
     const second = await settled(api, "doc-2");
     expect(second.status).toBe(DocumentStatus.SUCCEEDED);
@@ -114,7 +130,11 @@ describe("document lifecycle (PGlite + local bus, real worker)", () => {
     await api.ingestion.ingestText({ corpusId: "handbook", documentId: "doc-watch", text: paragraph("watching", 80) });
     const seen: Array<{ status: DocumentStatus; done?: number; total?: number }> = [];
     for await (const update of api.ingestion.watchDocument({ documentId: "doc-watch" })) {
-      seen.push({ status: update.document!.status, done: update.document!.progress?.chunksDone, total: update.document!.progress?.chunksTotal });
+      seen.push({
+        status: update.document!.status,
+        done: update.document!.progress?.chunksDone,
+        total: update.document!.progress?.chunksTotal,
+      });
     }
     expect(seen.length).toBeGreaterThan(0);
     expect(seen[seen.length - 1]!.status).toBe(DocumentStatus.SUCCEEDED);
@@ -139,7 +159,11 @@ describe("document lifecycle (PGlite + local bus, real worker)", () => {
     expect(succeeded.documents.every((d) => d.status === DocumentStatus.SUCCEEDED)).toBe(true);
     const failed = await api.ingestion.listDocuments({ statuses: [DocumentStatus.FAILED] });
     expect(failed.documents).toEqual([]);
-    await expectRpcError(api.ingestion.listDocuments({ statuses: [DocumentStatus.SUCCEEDED], pageToken: first.nextPageToken }), Code.InvalidArgument, "INVALID_CURSOR");
+    await expectRpcError(
+      api.ingestion.listDocuments({ statuses: [DocumentStatus.SUCCEEDED], pageToken: first.nextPageToken }),
+      Code.InvalidArgument,
+      "INVALID_CURSOR",
+    );
     await expectRpcError(api.ingestion.listDocuments({ pageToken: "garbage!" }), Code.InvalidArgument, "INVALID_CURSOR");
   });
 
@@ -147,13 +171,20 @@ describe("document lifecycle (PGlite + local bus, real worker)", () => {
     const files: Array<[string, Uint8Array, string, string]> = [
       ["notes.txt", new TextEncoder().encode("The pelican migrates every spring."), "", "pelican"],
       ["guide.md", new TextEncoder().encode("# Guide\n\nThe *walrus* sleeps on ice."), "text/markdown", "walrus"],
-      ["page.html", new TextEncoder().encode("<html><body><h2>Zoo</h2><p>The <em>okapi</em> hides in forests.</p></body></html>"), "", "okapi"],
+      [
+        "page.html",
+        new TextEncoder().encode("<html><body><h2>Zoo</h2><p>The <em>okapi</em> hides in forests.</p></body></html>"),
+        "",
+        "okapi",
+      ],
       ["data.json", new TextEncoder().encode(JSON.stringify({ text: "The axolotl regrows its limbs." })), "application/json", "axolotl"],
       ["report.pdf", makePdf(["The narwhal has a long tusk."]), "application/pdf", "narwhal"],
       ["memo.docx", makeDocx(["The pangolin is covered in scales."]), "", "pangolin"],
     ];
     for (const [filename, bytes, mediaType, word] of files) {
-      const { document } = await api.ingestion.uploadDocument(uploadMessages({ corpusId: "handbook", filename, documentId: `up-${word}`, mediaType }, bytes, 16));
+      const { document } = await api.ingestion.uploadDocument(
+        uploadMessages({ corpusId: "handbook", filename, documentId: `up-${word}`, mediaType }, bytes, 16),
+      );
       expect(document?.status).toBe(DocumentStatus.QUEUED);
       expect(document?.sizeBytes).toBe(BigInt(bytes.byteLength));
     }
@@ -173,17 +204,27 @@ describe("document lifecycle (PGlite + local bus, real worker)", () => {
 
   it("refuses unsupported and unreadable uploads with INVALID_ARGUMENT, and fails corrupt files as FAILED with a reason", async () => {
     await expectRpcError(
-      api.ingestion.uploadDocument(uploadMessages({ corpusId: "handbook", filename: "cat.png", mediaType: "image/png" }, Uint8Array.from([137, 80, 78, 71, 1, 2]))),
+      api.ingestion.uploadDocument(
+        uploadMessages({ corpusId: "handbook", filename: "cat.png", mediaType: "image/png" }, Uint8Array.from([137, 80, 78, 71, 1, 2])),
+      ),
       Code.InvalidArgument,
       "UNSUPPORTED_MEDIA_TYPE",
     );
     await expectRpcError(
-      api.ingestion.uploadDocument(uploadMessages({ corpusId: "handbook", filename: "fake.pdf" }, new TextEncoder().encode("this is not a pdf"))),
+      api.ingestion.uploadDocument(
+        uploadMessages({ corpusId: "handbook", filename: "fake.pdf" }, new TextEncoder().encode("this is not a pdf")),
+      ),
       Code.InvalidArgument,
       "DOCUMENT_UNREADABLE",
     );
-    await expectRpcError(api.ingestion.ingestText({ corpusId: "handbook", text: '{"title": "no text"}', mediaType: "application/json" }), Code.InvalidArgument, "DOCUMENT_UNREADABLE");
-    const { document } = await api.ingestion.uploadDocument(uploadMessages({ corpusId: "handbook", filename: "broken.pdf", documentId: "broken" }, corruptPdf()));
+    await expectRpcError(
+      api.ingestion.ingestText({ corpusId: "handbook", text: '{"title": "no text"}', mediaType: "application/json" }),
+      Code.InvalidArgument,
+      "DOCUMENT_UNREADABLE",
+    );
+    const { document } = await api.ingestion.uploadDocument(
+      uploadMessages({ corpusId: "handbook", filename: "broken.pdf", documentId: "broken" }, corruptPdf()),
+    );
     expect(document?.status).toBe(DocumentStatus.QUEUED);
     const failed = await settled(api, "broken");
     expect(failed.status).toBe(DocumentStatus.FAILED);

@@ -1,14 +1,20 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
 import { SearchMode } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { chunkText } from "./chunking/chunker.js";
+import { deleteSuiteStreams, suiteStreams } from "../../../tests/support/nats-streams.js";
+import { settled } from "../../../tests/support/rag/calls.js";
+import { clientsFor, openRag, type Rag, type RagClients, tenantPrincipal } from "../../../tests/support/rag/harness.js";
+import {
+  createTestDatabase,
+  describeWithPostgresAndNats,
+  TEST_NATS_URL,
+  type TestDatabase,
+  uniqueToken,
+} from "../../../tests/support/services.js";
 import { createPgDatabase } from "../../kernel/db/pg-database.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { createNatsEventBus, type NatsEventBus } from "../../kernel/events/nats-bus.js";
-import { settled } from "../../../tests/support/rag/calls.js";
-import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken, type TestDatabase } from "../../../tests/support/services.js";
-import { deleteSuiteStreams, suiteStreams } from "../../../tests/support/nats-streams.js";
+import { chunkText } from "./chunking/chunker.js";
 
 const text = (i: number) =>
   Array.from({ length: 20 + i * 3 }, (_, j) => `Document ${i} sentence ${j} describes warehouse ${i} and its inventory rules.`).join(" ");
@@ -66,7 +72,9 @@ describeWithPostgresAndNats("ingestion workers on PostgreSQL (lexical-only) and 
       );
       expect(rows[0]).toEqual({ n: expected, distinct_ordinals: expected });
     }
-    const { rows } = await dbs[0]!.query<{ n: number }>("SELECT count(*)::int AS n FROM ingestion.processed_events WHERE consumer = 'ingestion-worker'");
+    const { rows } = await dbs[0]!.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM ingestion.processed_events WHERE consumer = 'ingestion-worker'",
+    );
     expect(rows[0]?.n).toBe(ids.length);
   });
 

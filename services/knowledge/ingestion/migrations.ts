@@ -1,6 +1,5 @@
-import type { SchemaMigrations } from "../../kernel/service/index.js";
 import type { Migration } from "../../kernel/db/migrate.js";
-import type { Database } from "../../kernel/db/ports.js";
+import type { SchemaMigrations } from "../../kernel/service/index.js";
 
 /** Schema of the ingestion service: documents and their original content. */
 export const INGESTION_SCHEMA = "ingestion";

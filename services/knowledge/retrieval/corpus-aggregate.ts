@@ -1,7 +1,7 @@
 import type { Aggregate } from "../../kernel/commands/index.js";
 import { domainError } from "../../kernel/errors.js";
 import { streamVersion } from "../../kernel/events/event-store.js";
-import { decide, evolve, type CorpusCommand, type CorpusEvent, type CorpusState } from "./corpus.js";
+import { type CorpusCommand, type CorpusEvent, type CorpusState, decide, evolve } from "./corpus.js";
 import { corpusEventToNew, corpusStreamId } from "./corpus-events.js";
 import { ensureVectorIndex } from "./migrations.js";
 import type { CorpusRepository } from "./ports.js";

@@ -1,7 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { CorpusCreatedSchema, CorpusDeletedSchema, CorpusUpdatedSchema } from "../../../gen/nexus/events/v1/retrieval_events_pb.js";
-import { eventOf } from "../../kernel/events/protobuf-event.js";
 import type { NewEvent } from "../../kernel/events/ports.js";
+import { eventOf } from "../../kernel/events/protobuf-event.js";
 import { registerEventTopics } from "../../kernel/events/topics.js";
 import type { CorpusEvent, CorpusSettings } from "./corpus.js";
 

@@ -1,7 +1,7 @@
-import type { SchemaMigrations } from "../../kernel/service/index.js";
 import { advisoryKey } from "../../kernel/db/advisory-key.js";
 import type { Migration } from "../../kernel/db/migrate.js";
 import type { Database, Queryable } from "../../kernel/db/ports.js";
+import type { SchemaMigrations } from "../../kernel/service/index.js";
 
 /** Schema of the retrieval service: corpora and the chunk index. */
 export const RETRIEVAL_SCHEMA = "retrieval";
@@ -119,8 +119,8 @@ export async function hasVectorColumn(db: Queryable): Promise<boolean> {
 export async function ensureVectorIndex(tx: Queryable, dimensions: number): Promise<void> {
   if (!Number.isInteger(dimensions) || dimensions < 1 || dimensions > MAX_HNSW_DIMENSIONS) return;
   const present = async () =>
-    (await tx.query<{ present: boolean }>(`SELECT to_regclass('retrieval.chunks_hnsw_${dimensions}') IS NOT NULL AS present`))
-      .rows[0]?.present === true;
+    (await tx.query<{ present: boolean }>(`SELECT to_regclass('retrieval.chunks_hnsw_${dimensions}') IS NOT NULL AS present`)).rows[0]
+      ?.present === true;
   if (await present()) return;
   // Concurrent creators queue here; the second one finds the first one's index.
   await tx.query("SELECT pg_advisory_xact_lock($1)", [advisoryKey(`nexus.retrieval.hnsw.${dimensions}`)]);

@@ -70,7 +70,8 @@ export function normalizeProviderConfig(input: JsonObject | undefined): Provider
     return { kind: "invalid", message: `${secret}: credentials never go into provider_config; the installation's secrets provide them` };
   }
   const extra = Object.keys(raw).filter((k) => k !== "retrieval" && k !== "agent");
-  if (extra.length > 0) return { kind: "invalid", message: `provider_config: unknown key "${extra[0]}" (expected "retrieval" and "agent")` };
+  if (extra.length > 0)
+    return { kind: "invalid", message: `provider_config: unknown key "${extra[0]}" (expected "retrieval" and "agent")` };
   const agent = normalizeAgentSection(raw.agent);
   if (typeof agent === "string") return { kind: "invalid", message: agent };
   const retrieval = raw.retrieval ?? {};

@@ -2,14 +2,14 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
 import { SearchMode } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { eventually } from "../../../tests/support/eventually.js";
+import { expectRpcError, settled } from "../../../tests/support/rag/calls.js";
+import { clientsFor, openRag, type Rag, type RagClients, tenantPrincipal } from "../../../tests/support/rag/harness.js";
 import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { readAll } from "../../kernel/events/event-store.js";
 import { createLocalEventBus } from "../../kernel/events/local-bus.js";
 import type { EventBus } from "../../kernel/events/ports.js";
-import { expectRpcError, settled } from "../../../tests/support/rag/calls.js";
-import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
-import { eventually } from "../../../tests/support/eventually.js";
 
 describe("corpora: provider config, entitlements, embedding settings and deletion", () => {
   let db: Database;
@@ -34,7 +34,12 @@ describe("corpora: provider config, entitlements, embedding settings and deletio
   });
 
   it("normalises {} to the local provider with top_k_default 5 and the default embedding model", async () => {
-    const { corpus } = await free.retrieval.createCorpus({ corpusId: "docs", displayName: "Docs", description: "All docs", providerConfig: {} });
+    const { corpus } = await free.retrieval.createCorpus({
+      corpusId: "docs",
+      displayName: "Docs",
+      description: "All docs",
+      providerConfig: {},
+    });
     expect(corpus?.providerConfig).toEqual({ retrieval: { provider: "local_pgvector", top_k_default: 5 } });
     expect(corpus?.embeddingModel).toBe("hash-256");
     expect(corpus?.embeddingDimensions).toBe(256);
@@ -48,18 +53,34 @@ describe("corpora: provider config, entitlements, embedding settings and deletio
 
   it("checks the provider against the plan and refuses bad or credential-bearing configs", async () => {
     const aws = { retrieval: { provider: "aws_bedrock_kb", knowledge_base_id: "KB123", region: "us-east-1" } };
-    const err = await expectRpcError(free.retrieval.createCorpus({ corpusId: "aws", displayName: "AWS", providerConfig: aws }), Code.PermissionDenied, "FEATURE_NOT_ENABLED");
+    const err = await expectRpcError(
+      free.retrieval.createCorpus({ corpusId: "aws", displayName: "AWS", providerConfig: aws }),
+      Code.PermissionDenied,
+      "FEATURE_NOT_ENABLED",
+    );
     expect(err.message).toContain("feature.retrieval.aws_bedrock_kb");
-    await expectRpcError(pro.retrieval.createCorpus({ corpusId: "aws", displayName: "AWS", providerConfig: aws }), Code.PermissionDenied, "FEATURE_NOT_ENABLED");
+    await expectRpcError(
+      pro.retrieval.createCorpus({ corpusId: "aws", displayName: "AWS", providerConfig: aws }),
+      Code.PermissionDenied,
+      "FEATURE_NOT_ENABLED",
+    );
     const created = await enterprise.retrieval.createCorpus({ corpusId: "aws", displayName: "AWS", providerConfig: aws });
     expect(created.corpus?.providerConfig).toEqual({ retrieval: { ...aws.retrieval, top_k_default: 5 } });
     await expectRpcError(enterprise.retrieval.search({ corpusId: "aws", query: "x" }), Code.FailedPrecondition);
     await expectRpcError(
-      enterprise.retrieval.createCorpus({ corpusId: "bad1", displayName: "x", providerConfig: { retrieval: { provider: "aws_bedrock_kb", region: "eu" } } }),
+      enterprise.retrieval.createCorpus({
+        corpusId: "bad1",
+        displayName: "x",
+        providerConfig: { retrieval: { provider: "aws_bedrock_kb", region: "eu" } },
+      }),
       Code.InvalidArgument,
     );
     await expectRpcError(
-      enterprise.retrieval.createCorpus({ corpusId: "bad2", displayName: "x", providerConfig: { retrieval: { provider: "local_pgvector", top_k_default: 99 } } }),
+      enterprise.retrieval.createCorpus({
+        corpusId: "bad2",
+        displayName: "x",
+        providerConfig: { retrieval: { provider: "local_pgvector", top_k_default: 99 } },
+      }),
       Code.InvalidArgument,
     );
     await expectRpcError(
@@ -77,21 +98,34 @@ describe("corpora: provider config, entitlements, embedding settings and deletio
   });
 
   it("changing provider_config needs feature.corpora_patch_provider_config", async () => {
-    const patch = { corpusId: "docs", providerConfig: { retrieval: { provider: "local_pgvector", top_k_default: 8 } }, updateMask: { paths: ["provider_config"] } };
+    const patch = {
+      corpusId: "docs",
+      providerConfig: { retrieval: { provider: "local_pgvector", top_k_default: 8 } },
+      updateMask: { paths: ["provider_config"] },
+    };
     await expectRpcError(free.retrieval.updateCorpus(patch), Code.PermissionDenied, "FEATURE_NOT_ENABLED");
     await pro.retrieval.createCorpus({ corpusId: "docs", displayName: "Pro docs" });
     const { corpus } = await pro.retrieval.updateCorpus(patch);
     expect(corpus?.providerConfig).toEqual({ retrieval: { provider: "local_pgvector", top_k_default: 8 } });
-    const renamed = await free.retrieval.updateCorpus({ corpusId: "docs", displayName: "Renamed", updateMask: { paths: ["display_name"] } });
+    const renamed = await free.retrieval.updateCorpus({
+      corpusId: "docs",
+      displayName: "Renamed",
+      updateMask: { paths: ["display_name"] },
+    });
     expect(renamed.corpus?.displayName).toBe("Renamed");
     await expectRpcError(free.retrieval.updateCorpus({ corpusId: "docs", updateMask: { paths: [] } }), Code.InvalidArgument);
   });
 
   it("changing the embedding model marks a non-empty corpus reindex_required until its documents are reindexed", async () => {
     await free.retrieval.createCorpus({ corpusId: "models", displayName: "Models" });
-    for (const id of ["m1", "m2"]) await free.ingestion.ingestText({ corpusId: "models", documentId: id, text: `Document ${id} about tides and moons.` });
+    for (const id of ["m1", "m2"])
+      await free.ingestion.ingestText({ corpusId: "models", documentId: id, text: `Document ${id} about tides and moons.` });
     for (const id of ["m1", "m2"]) await settled(free, id);
-    const changed = await free.retrieval.updateCorpus({ corpusId: "models", embeddingDimensions: 128, updateMask: { paths: ["embedding_dimensions"] } });
+    const changed = await free.retrieval.updateCorpus({
+      corpusId: "models",
+      embeddingDimensions: 128,
+      updateMask: { paths: ["embedding_dimensions"] },
+    });
     expect(changed.reindexRequired).toBe(true);
     expect(changed.corpus?.reindexRequired).toBe(true);
     expect(changed.corpus?.embeddingModel).toBe("hash-128");
@@ -111,7 +145,10 @@ describe("corpora: provider config, entitlements, embedding settings and deletio
     expect(search.hits.length).toBe(2);
     // An empty corpus switches at once.
     await free.retrieval.createCorpus({ corpusId: "empty", displayName: "Empty" });
-    expect((await free.retrieval.updateCorpus({ corpusId: "empty", embeddingDimensions: 64, updateMask: { paths: ["embedding_dimensions"] } })).reindexRequired).toBe(false);
+    expect(
+      (await free.retrieval.updateCorpus({ corpusId: "empty", embeddingDimensions: 64, updateMask: { paths: ["embedding_dimensions"] } }))
+        .reindexRequired,
+    ).toBe(false);
   });
 
   it("refuses to delete a corpus with documents unless forced; forced, its documents and chunks go too", async () => {

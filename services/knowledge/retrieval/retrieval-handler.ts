@@ -3,37 +3,43 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { CorpusSchema, type Corpus } from "../../../gen/nexus/retrieval/v1/corpus_pb.js";
+import { type Corpus, CorpusSchema } from "../../../gen/nexus/retrieval/v1/corpus_pb.js";
 import {
+  type CreateCorpusRequest,
   CreateCorpusResponseSchema,
+  type DeleteCorpusRequest,
   DeleteCorpusResponseSchema,
+  type GetCorpusRequest,
   GetCorpusResponseSchema,
+  type ListCorporaRequest,
   ListCorporaResponseSchema,
+  type RetrievalService,
   SearchHitSchema,
   SearchMode,
-  SearchResponseSchema,
-  UpdateCorpusResponseSchema,
-  type CreateCorpusRequest,
-  type DeleteCorpusRequest,
-  type GetCorpusRequest,
-  type ListCorporaRequest,
-  type RetrievalService,
   type SearchRequest,
+  SearchResponseSchema,
   type UpdateCorpusRequest,
+  UpdateCorpusResponseSchema,
 } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { requireFeature } from "../../kernel/authz/require-feature.js";
+import { tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
+import { executeCommand } from "../../kernel/commands/index.js";
+import type { TenantPrincipal } from "../../kernel/context.js";
 import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
 import type { Database } from "../../kernel/db/ports.js";
-import { requireFeature } from "../../kernel/authz/require-feature.js";
-import { executeCommand } from "../../kernel/commands/index.js";
 import { domainError } from "../../kernel/errors.js";
-import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
-import { corpusAggregate, type CorpusAggregate } from "./corpus-aggregate.js";
-import { EmbeddingError, type EmbeddingModels } from "./embeddings/ports.js";
 import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
+import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
+import { type CorpusAggregate, corpusAggregate } from "./corpus-aggregate.js";
+import { EmbeddingError, type EmbeddingModels } from "./embeddings/ports.js";
 import type { CorpusRepository, SearchIndex, SearchRanking } from "./ports.js";
-import { MAX_TOP_K, normalizeProviderConfig, PATCH_PROVIDER_CONFIG_FEATURE, PROVIDER_FEATURES, type ProviderConfig } from "./provider-config.js";
-import type { TenantPrincipal } from "../../kernel/context.js";
-import { tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
+import {
+  MAX_TOP_K,
+  normalizeProviderConfig,
+  PATCH_PROVIDER_CONFIG_FEATURE,
+  PROVIDER_FEATURES,
+  type ProviderConfig,
+} from "./provider-config.js";
 
 /** ListCorpora page tokens: the last corpus row's sequence. */
 const corpusPageTokens = pageTokens(sequencePosition);
@@ -130,21 +136,17 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
     const providerConfig = this.providerConfig(req.providerConfig, principal);
     const embedding = this.embeddingSettings(req.embeddingModel, req.embeddingDimensions);
     const corpusId = req.corpusId || newCorpusId();
-    const { state } = await this.execute(
-      principal,
+    const { state } = await this.execute(principal, corpusId, {
+      type: "CreateCorpus",
+      tenantId: principal.tenantId,
       corpusId,
-      {
-        type: "CreateCorpus",
-        tenantId: principal.tenantId,
-        corpusId,
-        displayName: req.displayName,
-        description: req.description,
-        providerConfig,
-        embeddingModel: embedding.model,
-        embeddingDimensions: embedding.dimensions,
-        at: this.ports.clock(),
-      },
-    );
+      displayName: req.displayName,
+      description: req.description,
+      providerConfig,
+      embeddingModel: embedding.model,
+      embeddingDimensions: embedding.dimensions,
+      at: this.ports.clock(),
+    });
     return create(CreateCorpusResponseSchema, { corpus: corpusMessage(state!) });
   }
 
@@ -247,7 +249,12 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
       } catch (err) {
         if (!(err instanceof EmbeddingError)) throw err;
         if (ranking === "vector") {
-          throw domainError("DEPENDENCY_UNAVAILABLE", `the embedding model is unavailable: ${err.message}`, { model: corpus.searchModel }, { cause: err });
+          throw domainError(
+            "DEPENDENCY_UNAVAILABLE",
+            `the embedding model is unavailable: ${err.message}`,
+            { model: corpus.searchModel },
+            { cause: err },
+          );
         }
         // Degrade rather than fail: full-text ranking still answers, and the response says so.
         logger.warn({ err, corpusId: corpus.corpusId }, "query embedding failed; searching lexically");

@@ -2,19 +2,28 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
 import { SearchMode } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { expectRpcError, settled } from "../../../tests/support/rag/calls.js";
+import { type EmbeddingsStandIn, startEmbeddingsStandIn } from "../../../tests/support/rag/embeddings-stand-in.js";
+import { clientsFor, openRag, type Rag, type RagClients, tenantPrincipal } from "../../../tests/support/rag/harness.js";
 import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { createLocalEventBus } from "../../kernel/events/local-bus.js";
 import type { EventBus } from "../../kernel/events/ports.js";
-import { expectRpcError, settled } from "../../../tests/support/rag/calls.js";
-import { startEmbeddingsStandIn, type EmbeddingsStandIn } from "../../../tests/support/rag/embeddings-stand-in.js";
-import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
 
 /** A small fixture corpus: each document is about one thing. */
 const CORPUS: Record<string, { text: string; metadata: Record<string, string | number> }> = {
-  refunds: { text: "Refunds are issued to the original payment method within 30 days of purchase.", metadata: { team: "billing", year: 2024 } },
-  errors: { text: "Error ZX-4471 means the ingestion worker lost its database connection; restart the worker.", metadata: { team: "ops", year: 2024 } },
-  shipping: { text: "Parcels leave our warehouse in Rotterdam; delivery takes three to five business days.", metadata: { team: "logistics", year: 2023 } },
+  refunds: {
+    text: "Refunds are issued to the original payment method within 30 days of purchase.",
+    metadata: { team: "billing", year: 2024 },
+  },
+  errors: {
+    text: "Error ZX-4471 means the ingestion worker lost its database connection; restart the worker.",
+    metadata: { team: "ops", year: 2024 },
+  },
+  shipping: {
+    text: "Parcels leave our warehouse in Rotterdam; delivery takes three to five business days.",
+    metadata: { team: "logistics", year: 2023 },
+  },
   security: { text: "API keys are hashed with SHA-256 and shown only once when created.", metadata: { team: "ops", year: 2023 } },
   vacation: { text: "Employees accrue twenty-five days of paid leave per year.", metadata: { team: "people", year: 2024 } },
 };
@@ -37,7 +46,12 @@ describe("hybrid search on PGlite with pgvector (HNSW) and full-text, fused by R
       modelOptions: { remote: { baseUrl: standIn.baseUrl, retryBaseMs: 10, maxRetries: 1, breaker: { failureThreshold: 1000 } } },
     });
     api = clientsFor(rag, tenantPrincipal("tenant-hybrid"));
-    await api.retrieval.createCorpus({ corpusId: "kb", displayName: "Knowledge base", embeddingModel: "stand-in-semantic", embeddingDimensions: 64 });
+    await api.retrieval.createCorpus({
+      corpusId: "kb",
+      displayName: "Knowledge base",
+      embeddingModel: "stand-in-semantic",
+      embeddingDimensions: 64,
+    });
     for (const [id, doc] of Object.entries(CORPUS)) {
       await api.ingestion.ingestText({ corpusId: "kb", documentId: id, text: doc.text, filename: `${id}.txt`, metadata: doc.metadata });
     }
@@ -74,7 +88,12 @@ describe("hybrid search on PGlite with pgvector (HNSW) and full-text, fused by R
 
   it("ranks both kinds of match on top of one hybrid query, with scores and citable spans", async () => {
     const { hits } = await api.retrieval.search({ corpusId: "kb", query: "ZX-4471 money back", topK: 5 });
-    expect(hits.slice(0, 2).map((h) => h.documentId).sort()).toEqual(["errors", "refunds"]);
+    expect(
+      hits
+        .slice(0, 2)
+        .map((h) => h.documentId)
+        .sort(),
+    ).toEqual(["errors", "refunds"]);
     for (const h of hits) {
       expect(h.fusedScore).toBeGreaterThan(0);
       expect(h.chunkOrdinal).toBe(0);
@@ -89,9 +108,17 @@ describe("hybrid search on PGlite with pgvector (HNSW) and full-text, fused by R
 
   it("honours top_k, document id filters and metadata equality filters", async () => {
     expect((await api.retrieval.search({ corpusId: "kb", query: "days", topK: 2 })).hits.length).toBe(2);
-    const byId = await api.retrieval.search({ corpusId: "kb", query: "worker database refunds", filter: { documentIds: ["refunds", "vacation"] } });
+    const byId = await api.retrieval.search({
+      corpusId: "kb",
+      query: "worker database refunds",
+      filter: { documentIds: ["refunds", "vacation"] },
+    });
     expect(new Set(byId.hits.map((h) => h.documentId))).toEqual(new Set(["refunds", "vacation"]));
-    const ops = await api.retrieval.search({ corpusId: "kb", query: "keys error worker refunds", filter: { metadataEquals: { team: "ops" } } });
+    const ops = await api.retrieval.search({
+      corpusId: "kb",
+      query: "keys error worker refunds",
+      filter: { metadataEquals: { team: "ops" } },
+    });
     expect(new Set(ops.hits.map((h) => h.documentId))).toEqual(new Set(["errors", "security"]));
     expect(ops.hits.every((h) => h.documentMetadata?.team === "ops")).toBe(true);
     const year = await api.retrieval.search({ corpusId: "kb", query: "days", filter: { metadataEquals: { team: "ops", year: 2023 } } });
@@ -105,7 +132,11 @@ describe("hybrid search on PGlite with pgvector (HNSW) and full-text, fused by R
       const degraded = await api.retrieval.search({ corpusId: "kb", query: "ZX-4471" });
       expect(degraded.mode).toBe(SearchMode.LEXICAL);
       expect(degraded.hits[0]?.documentId).toBe("errors");
-      await expectRpcError(api.retrieval.search({ corpusId: "kb", query: "ZX-4471", mode: SearchMode.VECTOR }), Code.Unavailable, "DEPENDENCY_UNAVAILABLE");
+      await expectRpcError(
+        api.retrieval.search({ corpusId: "kb", query: "ZX-4471", mode: SearchMode.VECTOR }),
+        Code.Unavailable,
+        "DEPENDENCY_UNAVAILABLE",
+      );
     } finally {
       standIn.behaviour = {};
     }

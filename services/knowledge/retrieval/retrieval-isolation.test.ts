@@ -2,13 +2,13 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
 import { SearchMode } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { buildSearchStatement } from "./adapters/postgres-search-index.js";
+import { expectRpcError, settled } from "../../../tests/support/rag/calls.js";
+import { clientsFor, openRag, type Rag, type RagClients, tenantPrincipal } from "../../../tests/support/rag/harness.js";
 import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { createLocalEventBus } from "../../kernel/events/local-bus.js";
 import type { EventBus } from "../../kernel/events/ports.js";
-import { expectRpcError, settled } from "../../../tests/support/rag/calls.js";
-import { clientsFor, openRag, tenantPrincipal, type Rag, type RagClients } from "../../../tests/support/rag/harness.js";
+import { buildSearchStatement } from "./adapters/postgres-search-index.js";
 
 describe("tenant isolation of corpora, documents and search", () => {
   let db: Database;
@@ -24,9 +24,17 @@ describe("tenant isolation of corpora, documents and search", () => {
     alice = clientsFor(rag, tenantPrincipal("alice"));
     bob = clientsFor(rag, tenantPrincipal("bob"));
     // The same corpus id and document id in both tenants, with different secrets.
-    for (const [api, secret] of [[alice, "alice owns the orange submarine"], [bob, "bob owns the purple zeppelin"]] as const) {
+    for (const [api, secret] of [
+      [alice, "alice owns the orange submarine"],
+      [bob, "bob owns the purple zeppelin"],
+    ] as const) {
       await api.retrieval.createCorpus({ corpusId: "shared-name", displayName: "Same name" });
-      await api.ingestion.ingestText({ corpusId: "shared-name", documentId: "same-doc", text: secret, metadata: { owner: secret.split(" ")[0]! } });
+      await api.ingestion.ingestText({
+        corpusId: "shared-name",
+        documentId: "same-doc",
+        text: secret,
+        metadata: { owner: secret.split(" ")[0]! },
+      });
       expect((await settled(api, "same-doc")).status).toBe(DocumentStatus.SUCCEEDED);
     }
     await alice.ingestion.ingestText({ corpusId: "shared-name", documentId: "alice-only", text: "alice keeps a purple notebook" });
@@ -40,7 +48,8 @@ describe("tenant isolation of corpora, documents and search", () => {
 
   it("search only ever returns the caller's chunks, in every mode and with every filter", async () => {
     for (const mode of [SearchMode.HYBRID, SearchMode.VECTOR, SearchMode.LEXICAL]) {
-      const hits = (await bob.retrieval.search({ corpusId: "shared-name", query: "orange submarine purple notebook", mode, topK: 50 })).hits;
+      const hits = (await bob.retrieval.search({ corpusId: "shared-name", query: "orange submarine purple notebook", mode, topK: 50 }))
+        .hits;
       expect(hits.map((h) => h.text).join(" "), SearchMode[mode]).not.toMatch(/alice/);
       expect(hits.length).toBeGreaterThan(0);
     }

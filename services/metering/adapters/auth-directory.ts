@@ -31,7 +31,12 @@ export function createAuthTenantDirectory(transport: () => Transport): TenantDir
         const ce = ConnectError.from(err);
         if (ce.code === Code.NotFound) return undefined;
         if (ce.code === Code.Unavailable || ce.code === Code.Unimplemented || ce.code === Code.DeadlineExceeded) {
-          throw domainError("DEPENDENCY_UNAVAILABLE", "the auth service could not be asked for the tenant's plan", { dependency: "auth" }, { cause: err });
+          throw domainError(
+            "DEPENDENCY_UNAVAILABLE",
+            "the auth service could not be asked for the tenant's plan",
+            { dependency: "auth" },
+            { cause: err },
+          );
         }
         throw ce;
       }

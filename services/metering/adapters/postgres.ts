@@ -3,7 +3,7 @@ import { advisoryKey } from "../../kernel/db/advisory-key.js";
 import type { Database, Queryable, Tx } from "../../kernel/db/ports.js";
 import type { CustomQuota, HardCapMode, QuotaMetric, QuotaSettings, WindowCounters, WindowDelta } from "../domain/quota.js";
 import { emptyWindow } from "../domain/quota.js";
-import { isoDate, parseIsoDate, type PeriodKind } from "../domain/quota-period.js";
+import { isoDate, type PeriodKind, parseIsoDate } from "../domain/quota-period.js";
 import type { Reservation, ReservationState } from "../domain/reservation.js";
 import type { MeteringStore, QuotaUnitOfWork, TenantPlanRecord, UsageRecord, UsageTotals } from "../ports.js";
 
@@ -250,7 +250,12 @@ function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
       };
     },
     async reserve(r, deltas) {
-      const d = (p: PeriodKind) => [deltas[p].runsUsed ?? 0, deltas[p].runsReserved ?? 0, deltas[p].runUnitsUsed ?? 0, deltas[p].runUnitsReserved ?? 0];
+      const d = (p: PeriodKind) => [
+        deltas[p].runsUsed ?? 0,
+        deltas[p].runsReserved ?? 0,
+        deltas[p].runUnitsUsed ?? 0,
+        deltas[p].runUnitsReserved ?? 0,
+      ];
       const { rows } = await tx.query<WindowRow>(
         `WITH r AS (
            INSERT INTO metering.reservations (id, tenant_id, request_id, state, decision, estimated_run_units, day_start, month_start, created_at, expires_at)
@@ -287,7 +292,8 @@ function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
         ],
         rows,
       );
-      if (rows.length !== 2 || !day || !month) throw new Error("reserve: the reservation's windows do not exist (admissionState creates them)");
+      if (rows.length !== 2 || !day || !month)
+        throw new Error("reserve: the reservation's windows do not exist (admissionState creates them)");
       return [day, month];
     },
     customQuota: (tenantId) => readCustomQuota(tx, tenantId),
@@ -342,15 +348,7 @@ function unitOfWork(tx: Tx, serialized: boolean): QuotaUnitOfWork {
            run_units_used = greatest(round((w.run_units_used + $6::float8)::numeric, 6)::float8, 0),
            run_units_reserved = greatest(round((w.run_units_reserved + $7::float8)::numeric, 6)::float8, 0)
          RETURNING ${WINDOW_COLUMNS}`,
-        [
-          tenantId,
-          period,
-          isoDate(periodStart),
-          d.runsUsed ?? 0,
-          d.runsReserved ?? 0,
-          d.runUnitsUsed ?? 0,
-          d.runUnitsReserved ?? 0,
-        ],
+        [tenantId, period, isoDate(periodStart), d.runsUsed ?? 0, d.runsReserved ?? 0, d.runUnitsUsed ?? 0, d.runUnitsReserved ?? 0],
       );
       return toWindow(rows[0] as WindowRow);
     },

@@ -17,9 +17,7 @@ export function periodStart(kind: PeriodKind, at: Date): Date {
 
 /** First instant after the period of `kind` that starts at `start`: when its counters reset. */
 export function periodEnd(kind: PeriodKind, start: Date): Date {
-  return kind === "day"
-    ? new Date(start.getTime() + DAY_MS)
-    : new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
+  return kind === "day" ? new Date(start.getTime() + DAY_MS) : new Date(Date.UTC(start.getUTCFullYear(), start.getUTCMonth() + 1, 1));
 }
 
 /** `YYYY-MM-DD` of a date's UTC day. */

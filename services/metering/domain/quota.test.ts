@@ -5,8 +5,8 @@ import {
   effectiveQuota,
   emptyWindow,
   evolveQuotaSettings,
-  windowStanding,
   type WindowCounters,
+  windowStanding,
 } from "./quota.js";
 
 const now = new Date("2025-03-10T12:00:00Z");
@@ -36,7 +36,9 @@ describe("decideAdmission", () => {
   const q = effectiveQuota({ dailyRuns: 10, monthlyRuns: 100, hardCapMode: "enforce", updatedAt: now }, free, 0.8);
 
   it("counts in-flight reservations against the limit", () => {
-    expect(decideAdmission({ estimatedRunUnits: 0, now }, q, { day: day({ runsUsed: 5, runsReserved: 4 }), month: month() }).kind).toBe("admitted");
+    expect(decideAdmission({ estimatedRunUnits: 0, now }, q, { day: day({ runsUsed: 5, runsReserved: 4 }), month: month() }).kind).toBe(
+      "admitted",
+    );
     const refused = decideAdmission({ estimatedRunUnits: 0, now }, q, { day: day({ runsUsed: 5, runsReserved: 5 }), month: month() });
     expect(refused).toMatchObject({ kind: "refused", breach: { period: "day", metric: "runs", limit: 10, used: 10, remaining: 0 } });
   });
@@ -70,7 +72,11 @@ describe("decideAdmission", () => {
 
 describe("windowStanding", () => {
   it("reports remaining capacity net of reservations and the cap flags", () => {
-    const q = effectiveQuota({ dailyRuns: 10, hardCapMode: "enforce", updatedAt: now }, { plan: "enterprise", monthlyRunAllowance: undefined }, 0.8);
+    const q = effectiveQuota(
+      { dailyRuns: 10, hardCapMode: "enforce", updatedAt: now },
+      { plan: "enterprise", monthlyRunAllowance: undefined },
+      0.8,
+    );
     const s = windowStanding(day({ runsUsed: 6, runsReserved: 2 }), q);
     expect(s).toMatchObject({ runsLimit: 10, runsRemaining: 2, softCapReached: true, hardCapReached: false, usedRatio: 0.8 });
     const m = windowStanding(month({ runsUsed: 6 }), q);
@@ -85,7 +91,12 @@ describe("quota settings (SetQuota)", () => {
   it("Given the plan's defaults, When a daily limit is set, Then the event carries the effective settings before and after", () => {
     const [e, ...rest] = decideQuotaSettings(setQuota({ dailyRuns: 5, hardCapMode: "enforce" }), undefined);
     expect(rest).toEqual([]);
-    expect(e).toMatchObject({ type: "QuotaSettingsReplaced", tenantId: "t1", updatedBy: "key_admin", custom: { dailyRuns: 5, updatedAt: now } });
+    expect(e).toMatchObject({
+      type: "QuotaSettingsReplaced",
+      tenantId: "t1",
+      updatedBy: "key_admin",
+      custom: { dailyRuns: 5, updatedAt: now },
+    });
     expect(e?.previous).toMatchObject({ source: "plan", limits: { day: { runs: undefined }, month: { runs: 100 } } });
     expect(e?.quota).toMatchObject({ source: "custom", limits: { day: { runs: 5 }, month: { runs: 100 } }, updatedAt: now });
     expect(evolveQuotaSettings(undefined, e!)).toEqual({ custom: e!.custom, updatedBy: "key_admin" });

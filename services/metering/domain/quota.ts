@@ -1,5 +1,5 @@
 import type { PlanName } from "../../kernel/context.js";
-import { periodEnd, type PeriodKind } from "./quota-period.js";
+import { type PeriodKind, periodEnd } from "./quota-period.js";
 
 /**
  * The quota aggregate of one tenant: its settings (plan defaults or SetQuota's custom values)
@@ -198,8 +198,7 @@ export function windowStanding(w: WindowCounters, quota: EffectiveQuota): Window
   if (limits.runs !== undefined) ratios.push(limits.runs === 0 ? Infinity : runsLoad / limits.runs);
   if (limits.runUnits !== undefined) ratios.push(limits.runUnits === 0 ? Infinity : unitsLoad / limits.runUnits);
   const usedRatio = ratios.length === 0 ? undefined : Math.max(...ratios);
-  const hard =
-    (limits.runs !== undefined && runsLoad >= limits.runs) || (limits.runUnits !== undefined && unitsLoad >= limits.runUnits);
+  const hard = (limits.runs !== undefined && runsLoad >= limits.runs) || (limits.runUnits !== undefined && unitsLoad >= limits.runUnits);
   return {
     period: w.period,
     periodStart: w.periodStart,

@@ -13,7 +13,15 @@ const KEYS = [
 const QUOTAS = "Quotas limit how many runs a tenant may start per day and per month. Platform operators set them with `nexus quota set`.";
 
 function passage(text: string, documentId: string, ordinal = 0, charStart = 0): Passage {
-  return { documentId, chunkOrdinal: ordinal, charStart, charEnd: charStart + [...text].length, text, score: 0.5, filename: `${documentId}.md` };
+  return {
+    documentId,
+    chunkOrdinal: ordinal,
+    charStart,
+    charEnd: charStart + [...text].length,
+    text,
+    score: 0.5,
+    filename: `${documentId}.md`,
+  };
 }
 
 function cp(text: string, start: number, end: number): string {
@@ -32,7 +40,15 @@ describe("sentence splitting", () => {
 describe("content terms", () => {
   it("splits identifiers, drops stop words and stems inflections alike", () => {
     expect(contentTerms("How do I rotate an API key?")).toEqual(["rotat", "api", "key"]);
-    expect(contentTerms("RotateApiKey rotates keys; rotation, rotating")).toEqual(["rotat", "api", "key", "rotat", "key", "rotat", "rotat"]);
+    expect(contentTerms("RotateApiKey rotates keys; rotation, rotating")).toEqual([
+      "rotat",
+      "api",
+      "key",
+      "rotat",
+      "key",
+      "rotat",
+      "rotat",
+    ]);
   });
 });
 
@@ -87,7 +103,10 @@ describe("extractive composer", () => {
     expect(answer.text).toContain("for a full refund");
     expect(answer.text).not.toContain("Shipping");
     // …but a question about something else entirely still gets "I don't know".
-    expect(composeExtractiveAnswer("How do I rotate a kubernetes secret?", [passage(refunds, "refunds"), passage(shipping, "shipping")]).grounded).toBe(false);
+    expect(
+      composeExtractiveAnswer("How do I rotate a kubernetes secret?", [passage(refunds, "refunds"), passage(shipping, "shipping")])
+        .grounded,
+    ).toBe(false);
   });
 
   it("does not quote the same sentence twice from overlapping chunks", () => {

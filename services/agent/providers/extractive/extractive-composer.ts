@@ -78,7 +78,16 @@ export function composeExtractiveAnswer(question: string, passages: readonly Pas
       if (seen.has(key) || seen.has(textKey)) continue;
       seen.add(key);
       seen.add(textKey);
-      candidates.push({ passage, start: s.start, end: s.end, text: s.text, terms: new Set(terms), words: terms.length, coverage: 0, score: 0 });
+      candidates.push({
+        passage,
+        start: s.start,
+        end: s.end,
+        text: s.text,
+        terms: new Set(terms),
+        words: terms.length,
+        coverage: 0,
+        score: 0,
+      });
     }
   });
   if (candidates.length === 0) return { text: DONT_KNOW_ANSWER, citations: [], grounded: false };

@@ -1,6 +1,6 @@
 import { domainError } from "../../../kernel/errors.js";
 import type { GenerationChunk, GenerationRequest, ModelProvider } from "../ports.js";
-import { composeExtractiveAnswer, type ComposeOptions } from "./extractive-composer.js";
+import { type ComposeOptions, composeExtractiveAnswer } from "./extractive-composer.js";
 
 /** The only model of the extractive provider. */
 export const EXTRACTIVE_MODEL = "extractive-v1";

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RetryInfoSchema } from "../../../../gen/google/rpc/error_details_pb.js";
-import { startOpenAiStandin, type OpenAiStandin } from "../../../../tests/support/openai-standin.js";
+import { type OpenAiStandin, startOpenAiStandin } from "../../../../tests/support/openai-standin.js";
 import { domainError, errorReason } from "../../../kernel/errors.js";
 import { CpuMeter } from "../../run/cpu-meter.js";
 import type { GenerationChunk, GenerationRequest, Passage } from "../ports.js";
@@ -10,8 +10,24 @@ import { createOpenAiProvider } from "./openai-provider.js";
 // The model server here is a LOCAL STAND-IN for a cloud LLM (tests/support/openai-standin.ts).
 
 const passages: Passage[] = [
-  { documentId: "keys", chunkOrdinal: 0, charStart: 0, charEnd: 30, text: "Rotate keys with nexus keys rotate.", score: 0.9, filename: "keys.md" },
-  { documentId: "quotas", chunkOrdinal: 2, charStart: 100, charEnd: 140, text: "Quotas limit runs per day.", score: 0.4, filename: "quotas.md" },
+  {
+    documentId: "keys",
+    chunkOrdinal: 0,
+    charStart: 0,
+    charEnd: 30,
+    text: "Rotate keys with nexus keys rotate.",
+    score: 0.9,
+    filename: "keys.md",
+  },
+  {
+    documentId: "quotas",
+    chunkOrdinal: 2,
+    charStart: 100,
+    charEnd: 140,
+    text: "Quotas limit runs per day.",
+    score: 0.4,
+    filename: "quotas.md",
+  },
 ];
 
 function request(signal = new AbortController().signal, model = "standin-model"): GenerationRequest {
@@ -63,7 +79,11 @@ describe("openai provider against the local stand-in server", () => {
   });
 
   it("streams the answer, reports usage and turns [n] markers into citations", async () => {
-    standin.enqueue({ kind: "answer", text: "Use nexus keys rotate [1]. See also [7] and [1].", usage: { prompt_tokens: 120, completion_tokens: 9, gpu_seconds: 0.25 } });
+    standin.enqueue({
+      kind: "answer",
+      text: "Use nexus keys rotate [1]. See also [7] and [1].",
+      usage: { prompt_tokens: 120, completion_tokens: 9, gpu_seconds: 0.25 },
+    });
     const provider = createOpenAiProvider({ baseUrl: standin.baseUrl, defaultModel: "x", apiKey: "sk-test" });
     const chunks = await collect(provider.generate(request()));
     const deltas = chunks.filter((c) => c.kind === "delta").map((c) => (c.kind === "delta" ? c.text : ""));
@@ -97,7 +117,12 @@ describe("openai provider against the local stand-in server", () => {
   });
 
   it("maps 503 with Retry-After to UNAVAILABLE DEPENDENCY_UNAVAILABLE with RetryInfo", async () => {
-    standin.enqueue({ kind: "status", status: 503, headers: { "retry-after": "7" }, body: JSON.stringify({ error: { message: "overloaded" } }) });
+    standin.enqueue({
+      kind: "status",
+      status: 503,
+      headers: { "retry-after": "7" },
+      body: JSON.stringify({ error: { message: "overloaded" } }),
+    });
     const provider = createOpenAiProvider({ baseUrl: standin.baseUrl, defaultModel: "x" });
     const err = await failure(provider.generate(request()));
     expect(err.code).toBe(Code.Unavailable);

@@ -55,7 +55,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
     telemetryName: "openai",
     remote: true,
     rejectModel(model) {
-      return /^[A-Za-z0-9._:\/@-]{1,200}$/.test(model) ? undefined : "model names are letters, digits and ._:/@- (at most 200)";
+      return /^[A-Za-z0-9._:/@-]{1,200}$/.test(model) ? undefined : "model names are letters, digits and ._:/@- (at most 200)";
     },
     async *generate(request: GenerationRequest): AsyncGenerator<GenerationChunk> {
       const controller = new AbortController();
@@ -180,7 +180,12 @@ function parseChunk(data: string, host: string): ChunkJson {
     if (parsed === null || typeof parsed !== "object") throw new Error("not an object");
     return parsed as ChunkJson;
   } catch (err) {
-    throw domainError("DEPENDENCY_UNAVAILABLE", `the model server at ${host} sent a malformed stream chunk`, { dependency: "model:openai", provider: "openai" }, { cause: err });
+    throw domainError(
+      "DEPENDENCY_UNAVAILABLE",
+      `the model server at ${host} sent a malformed stream chunk`,
+      { dependency: "model:openai", provider: "openai" },
+      { cause: err },
+    );
   }
 }
 
@@ -237,7 +242,11 @@ function httpError(status: number, body: string, retryAfter: string | null, host
     );
   }
   if (status === 401 || status === 403) {
-    return domainError("DEPENDENCY_UNAVAILABLE", `the model server at ${host} refused the installation's credentials (HTTP ${status}): ${detail}`, metadata);
+    return domainError(
+      "DEPENDENCY_UNAVAILABLE",
+      `the model server at ${host} refused the installation's credentials (HTTP ${status}): ${detail}`,
+      metadata,
+    );
   }
   return domainError("FAILED_PRECONDITION", `the model server at ${host} refused the request (HTTP ${status}): ${detail}`, metadata);
 }

@@ -14,10 +14,10 @@ export function createPgContentStore(): ContentStore {
       );
     },
     async get(q, tenantId, sha256) {
-      const { rows } = await q.query<{ bytes: Uint8Array }>(
-        "SELECT bytes FROM ingestion.contents WHERE tenant_id = $1 AND sha256 = $2",
-        [tenantId, sha256],
-      );
+      const { rows } = await q.query<{ bytes: Uint8Array }>("SELECT bytes FROM ingestion.contents WHERE tenant_id = $1 AND sha256 = $2", [
+        tenantId,
+        sha256,
+      ]);
       return rows[0]?.bytes;
     },
     async release(tx, tenantId, sha256) {

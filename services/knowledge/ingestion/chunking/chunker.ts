@@ -157,7 +157,7 @@ export function chunkText(text: string, settings: Partial<ChunkingSettings> = {}
       const c = text.charCodeAt(end - 1);
       if (c >= 0xd800 && c <= 0xdbff && end - 1 > start) end -= 1;
     }
-    let a = start;
+    const a = start;
     let b = end;
     while (b > a && isSpace(text.charCodeAt(b - 1))) b--;
     if (b > a) {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { corruptDocx, corruptPdf, makeDocx, makePdf } from "../../../../tests/support/rag/documents.js";
 import { DocumentError } from "./document-error.js";
 import { extractText, precheckContent } from "./extract-text.js";
 import { MEDIA_TYPES, resolveMediaType } from "./media-types.js";
-import { corruptDocx, corruptPdf, makeDocx, makePdf } from "../../../../tests/support/rag/documents.js";
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 

@@ -79,7 +79,10 @@ export function resolveMediaType(declared: string, filename: string, bytes: Uint
   if (byName) return byName;
   const sniffed = sniff(bytes);
   if (sniffed === "binary") {
-    throw new DocumentError("UNSUPPORTED_MEDIA_TYPE", `cannot tell what ${filename || "the upload"} is: binary content of an unsupported kind`);
+    throw new DocumentError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `cannot tell what ${filename || "the upload"} is: binary content of an unsupported kind`,
+    );
   }
   return sniffed ?? MEDIA_TYPES.text;
 }

@@ -2,8 +2,8 @@ import type { Logger } from "pino";
 import { CorpusDeletedSchema } from "../../../../gen/nexus/events/v1/retrieval_events_pb.js";
 import { executeInTransaction } from "../../../kernel/commands/index.js";
 import type { Database } from "../../../kernel/db/ports.js";
-import { payloadOf } from "../../../kernel/events/protobuf-event.js";
 import type { EventHandler } from "../../../kernel/events/ports.js";
+import { payloadOf } from "../../../kernel/events/protobuf-event.js";
 import type { ConsumerSpec } from "../../../kernel/service/index.js";
 import "../../retrieval/corpus-events.js";
 import type { DocumentAggregate } from "../document-aggregate.js";
@@ -33,9 +33,15 @@ export function createCorpusCleanupHandler(deps: CorpusCleanupDeps): EventHandle
     const docs = await deps.documents.listByCorpus(tx, deleted.tenantId, deleted.corpusId);
     let purged = 0;
     for (const d of docs) {
-      const result = await executeInTransaction(tx, deps.aggregate, { tenantId: d.tenantId, documentId: d.documentId }, { type: "PurgeDocument" }, {
-        metadata: { tenantId: d.tenantId, actor: WORKER_ACTOR },
-      });
+      const result = await executeInTransaction(
+        tx,
+        deps.aggregate,
+        { tenantId: d.tenantId, documentId: d.documentId },
+        { type: "PurgeDocument" },
+        {
+          metadata: { tenantId: d.tenantId, actor: WORKER_ACTOR },
+        },
+      );
       purged += result.events.length > 0 ? 1 : 0;
     }
     if (purged > 0) deps.logger.info({ corpusId: deleted.corpusId, documents: purged }, "removed the documents of a deleted corpus");

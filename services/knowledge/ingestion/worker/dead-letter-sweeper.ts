@@ -62,15 +62,20 @@ export async function sweepDeadLetters(o: DeadLetterSweepOptions): Promise<numbe
     if (!letter) continue;
     const { reason, message } = splitError(letter.error);
     const changed = await o.db.transaction((tx) =>
-      recordOutcome(tx, o.aggregate, { tenantId: doc.tenantId, documentId: doc.documentId }, {
-        type: "FailIngestion",
-        version: doc.version,
-        reason,
-        message,
-        attempts: letter.deliveryCount,
-        deadLettered: true,
-        at: o.clock(),
-      }),
+      recordOutcome(
+        tx,
+        o.aggregate,
+        { tenantId: doc.tenantId, documentId: doc.documentId },
+        {
+          type: "FailIngestion",
+          version: doc.version,
+          reason,
+          message,
+          attempts: letter.deliveryCount,
+          deadLettered: true,
+          at: o.clock(),
+        },
+      ),
     );
     if (changed) {
       failed += 1;

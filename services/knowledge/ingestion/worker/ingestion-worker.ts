@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
 import { DocumentQueuedSchema } from "../../../../gen/nexus/events/v1/ingestion_events_pb.js";
 import type { Database, Queryable, Tx } from "../../../kernel/db/ports.js";
-import { payloadOf } from "../../../kernel/events/protobuf-event.js";
 import type { BackoffOptions, DeliveredEvent, EventHandler } from "../../../kernel/events/ports.js";
+import { payloadOf } from "../../../kernel/events/protobuf-event.js";
 import type { ConsumerSpec } from "../../../kernel/service/index.js";
 import { EmbeddingError, type EmbeddingModels } from "../../retrieval/embeddings/ports.js";
 import type { ChunkIndex, ChunkRecord } from "../../retrieval/ports.js";
@@ -173,8 +173,14 @@ export function createIngestionHandler(p: IngestionPipeline): EventHandler {
         await tx.exec("ROLLBACK TO SAVEPOINT ingest_write");
         return;
       }
-      if (p.chunkIndex.vectors && (locked.embeddingModel !== corpus.embeddingModel || locked.embeddingDimensions !== corpus.embeddingDimensions)) {
-        throw new TransientFailure("INGESTION_FAILED", "the corpus's embedding settings changed while the document was embedded; embedding again");
+      if (
+        p.chunkIndex.vectors &&
+        (locked.embeddingModel !== corpus.embeddingModel || locked.embeddingDimensions !== corpus.embeddingDimensions)
+      ) {
+        throw new TransientFailure(
+          "INGESTION_FAILED",
+          "the corpus's embedding settings changed while the document was embedded; embedding again",
+        );
       }
       await p.chunkIndex.replaceChunks(tx, {
         tenantId: key.tenantId,

@@ -1,5 +1,5 @@
-import type { Tx } from "../../../kernel/db/ports.js";
 import { executeInTransaction } from "../../../kernel/commands/index.js";
+import type { Tx } from "../../../kernel/db/ports.js";
 import type { DocumentCommand, DocumentState } from "../document.js";
 import type { DocumentAggregate } from "../document-aggregate.js";
 import { documentsIngested } from "../metrics.js";

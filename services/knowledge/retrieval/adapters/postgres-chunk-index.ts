@@ -48,10 +48,7 @@ export function createPgChunkIndex(options: PgChunkIndexOptions): ChunkIndex {
     },
     async replaceChunks(tx: Tx, input: ReplaceChunksInput) {
       const { tenantId, corpusId, documentId } = input;
-      const removed = await tx.query(
-        "DELETE FROM retrieval.chunks WHERE tenant_id = $1 AND document_id = $2",
-        [tenantId, documentId],
-      );
+      const removed = await tx.query("DELETE FROM retrieval.chunks WHERE tenant_id = $1 AND document_id = $2", [tenantId, documentId]);
       const withVectors = options.vectors && input.embeddingModel !== undefined && input.dimensions !== undefined;
       const model = withVectors ? input.embeddingModel! : null;
       const dims = withVectors ? input.dimensions! : 0;

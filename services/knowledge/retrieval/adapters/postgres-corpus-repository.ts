@@ -57,10 +57,10 @@ export function createPgCorpusRepository(): CorpusRepository {
     async get(q: Queryable, tenantId: string, corpusId: string, lock?: "update" | "share") {
       // Only the settings row is locked: the index row is the chunk index's to update.
       const suffix = lock === "update" ? " FOR UPDATE OF c" : lock === "share" ? " FOR SHARE OF c" : "";
-      const { rows } = await q.query<CorpusRow>(
-        `SELECT ${COLUMNS} FROM ${FROM} WHERE c.tenant_id = $1 AND c.corpus_id = $2${suffix}`,
-        [tenantId, corpusId],
-      );
+      const { rows } = await q.query<CorpusRow>(`SELECT ${COLUMNS} FROM ${FROM} WHERE c.tenant_id = $1 AND c.corpus_id = $2${suffix}`, [
+        tenantId,
+        corpusId,
+      ]);
       return rows[0] ? toState(rows[0]) : undefined;
     },
     async list(q, tenantId, page) {

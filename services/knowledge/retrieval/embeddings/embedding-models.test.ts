@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type EmbeddingsStandIn, startEmbeddingsStandIn } from "../../../../tests/support/rag/embeddings-stand-in.js";
 import { CircuitBreaker } from "../../../kernel/resilience/index.js";
 import { createEmbeddingModels } from "./embedding-models.js";
 import { createHashEmbedder, hashEmbedding } from "./hash-embedder.js";
 import { createOpenAiEmbedder } from "./openai-embedder.js";
 import { EmbeddingError } from "./ports.js";
-import { startEmbeddingsStandIn, type EmbeddingsStandIn } from "../../../../tests/support/rag/embeddings-stand-in.js";
 
 const cosine = (a: Float32Array, b: Float32Array) => a.reduce((s, x, i) => s + x * b[i]!, 0);
 
@@ -74,7 +74,14 @@ describe("OpenAI-compatible embeddings against a STAND-IN server on 127.0.0.1", 
 
   it("gives up after its retries with a retryable error, and does not retry a 400", async () => {
     standIn.behaviour = { failWith: 500 };
-    const embedder = createOpenAiEmbedder({ baseUrl: standIn.baseUrl, model: "m", dimensions: 8, retryBaseMs: 5, maxRetries: 2, breakerOptions: { failureThreshold: 100 } });
+    const embedder = createOpenAiEmbedder({
+      baseUrl: standIn.baseUrl,
+      model: "m",
+      dimensions: 8,
+      retryBaseMs: 5,
+      maxRetries: 2,
+      breakerOptions: { failureThreshold: 100 },
+    });
     const err = await embeddingError(embedder.embed(["x"]));
     expect(err.retryable).toBe(true);
     expect(err.message).toMatch(/HTTP 500.*after 3 attempts/);
@@ -95,10 +102,15 @@ describe("OpenAI-compatible embeddings against a STAND-IN server on 127.0.0.1", 
   });
 
   it("refuses vectors of the wrong size instead of storing them", async () => {
-    const embedder = createOpenAiEmbedder({ baseUrl: standIn.baseUrl, model: "m", dimensions: 8, fetch: async (url, init) => {
-      const res = await fetch(url, { ...init, body: JSON.stringify({ ...JSON.parse(String(init?.body)), dimensions: 4 }) });
-      return res;
-    } });
+    const embedder = createOpenAiEmbedder({
+      baseUrl: standIn.baseUrl,
+      model: "m",
+      dimensions: 8,
+      fetch: async (url, init) => {
+        const res = await fetch(url, { ...init, body: JSON.stringify({ ...JSON.parse(String(init?.body)), dimensions: 4 }) });
+        return res;
+      },
+    });
     const err = await embeddingError(embedder.embed(["x"]));
     expect(err.retryable).toBe(false);
     expect(err.message).toMatch(/4-dimensional/);

@@ -1,6 +1,6 @@
 import { createHashEmbedder, hashModelDimensions, hashModelName, isHashModel } from "./hash-embedder.js";
-import { createOpenAiEmbedder, embeddingsBreaker, type EmbeddingsBreakerOptions } from "./openai-embedder.js";
-import { EmbeddingError, type Embedder, type EmbeddingModels } from "./ports.js";
+import { createOpenAiEmbedder, type EmbeddingsBreakerOptions, embeddingsBreaker } from "./openai-embedder.js";
+import { type Embedder, EmbeddingError, type EmbeddingModels } from "./ports.js";
 
 /** Where OpenAI-compatible models are served. */
 export interface RemoteEmbeddingsOptions {

@@ -27,7 +27,11 @@ function fnv1a(text: string, seed: number): number {
 
 /** Lower-cased words (letters and digits, any script) of a text, without stop words. */
 export function hashTokens(text: string): string[] {
-  const words = text.normalize("NFKC").toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
+  const words =
+    text
+      .normalize("NFKC")
+      .toLowerCase()
+      .match(/[\p{L}\p{N}]+/gu) ?? [];
   return words.filter((w) => !STOP_WORDS.has(w));
 }
 

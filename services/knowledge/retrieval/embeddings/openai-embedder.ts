@@ -1,5 +1,12 @@
-import { CircuitBreaker, retryPolicy, TimeoutError, withTimeout, type BreakerPermit, type CircuitBreakerOptions } from "../../../kernel/resilience/index.js";
-import { EmbeddingError, type Embedder, type EmbedOptions } from "./ports.js";
+import {
+  type BreakerPermit,
+  CircuitBreaker,
+  type CircuitBreakerOptions,
+  retryPolicy,
+  TimeoutError,
+  withTimeout,
+} from "../../../kernel/resilience/index.js";
+import { type Embedder, EmbeddingError, type EmbedOptions } from "./ports.js";
 
 /** Options of {@link createOpenAiEmbedder}. */
 export interface OpenAiEmbedderOptions {
@@ -89,7 +96,8 @@ export function createOpenAiEmbedder(options: OpenAiEmbedderOptions): Embedder {
     try {
       return await withTimeout(timeoutMs, (deadline) => request(batch, deadline), signal);
     } catch (err) {
-      if (err instanceof TimeoutError) throw new RetryableFailure(`embeddings request to ${url} timed out after ${timeoutMs} ms`, undefined, err);
+      if (err instanceof TimeoutError)
+        throw new RetryableFailure(`embeddings request to ${url} timed out after ${timeoutMs} ms`, undefined, err);
       throw err;
     }
   }
