@@ -204,7 +204,9 @@ export const RunResponseSchema: GenMessage<RunResponse> = /*@__PURE__*/
  */
 export type RunAccepted = Message<"nexus.agent.v1.RunAccepted"> & {
   /**
-   * The run's request id (also the x-request-id response header); use it with CancelRun.
+   * The run's id, always chosen by the server; use it with CancelRun. It equals the
+   * x-request-id response header when the client sent no x-request-id; a client's own
+   * x-request-id stays a correlation id (logs, event metadata) and never names a run.
    *
    * @generated from field: string request_id = 1;
    */
