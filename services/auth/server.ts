@@ -3,15 +3,19 @@ import { defineService } from "../kernel/service/index.js";
 import { authSettingsFromConfig } from "./auth-settings.js";
 import { createAuthApplication } from "./create-auth-application.js";
 import { AuthServiceHandlers } from "./handlers.js";
+import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
 import { authMigrations } from "./migrations.js";
 import { authRoutes } from "./routes.js";
 
 /** How often the auth service closes ended rotation graces (ApiKeyRevoked "rotated"). */
 const ROTATION_SWEEP_INTERVAL_MS = 5_000;
+/** How often the count of keys expiring soon is refreshed. */
+const KEY_EXPIRY_INTERVAL_MS = 60_000;
 
 /**
  * The auth service (`nexus.auth.v1.AuthService`): tenants, plans, entitlements, API keys and
- * Authenticate, plus a sweep that records the end of rotation graces. `nexus dev` and
+ * Authenticate, plus a sweep that records the end of rotation graces and a count of the keys
+ * that expire within 7 days (`nexus_api_keys_expiring_soon`). `nexus dev` and
  * `nexus serve --service auth` mount the same definition.
  */
 export const authService = defineService({
@@ -20,9 +24,15 @@ export const authService = defineService({
   migrations: [authMigrations],
   build(ctx) {
     const app = createAuthApplication({ db: ctx.db, logger: ctx.logger, clock: ctx.clock, settings: authSettingsFromConfig(ctx.config) });
+    const refreshExpiry = () => refreshKeyExpiryMetric(ctx.db, ctx.clock(), ctx.logger);
+    // A first reading at start, so the gauge exists before the first interval passes.
+    void refreshExpiry().catch((err: unknown) => ctx.logger.debug({ err }, "first key expiry count failed; the task retries"));
     return {
       handlers: [authRoutes(new AuthServiceHandlers(app))],
-      tasks: [{ name: "rotation sweep", intervalMs: ROTATION_SWEEP_INTERVAL_MS, run: () => app.sweepEndedRotations() }],
+      tasks: [
+        { name: "rotation sweep", intervalMs: ROTATION_SWEEP_INTERVAL_MS, run: () => app.sweepEndedRotations() },
+        { name: "key expiry count", intervalMs: KEY_EXPIRY_INTERVAL_MS, run: refreshExpiry },
+      ],
     };
   },
 });
