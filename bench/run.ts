@@ -1,6 +1,7 @@
 import { benchAgent } from "./agent.js";
 import { benchIngestion } from "./ingestion.js";
 import { benchRateLimits } from "./rate-limits.js";
+import { benchMemory, benchRpc } from "./rpc.js";
 import { benchSearch } from "./search.js";
 
 /**
@@ -13,6 +14,8 @@ const BENCHES: ReadonlyArray<[name: string, run: () => Promise<unknown>]> = [
   ["search", () => benchSearch()],
   ["agent", () => benchAgent()],
   ["rate-limits", () => benchRateLimits()],
+  ["rpc", () => benchRpc()],
+  ["memory", () => benchMemory()],
 ];
 
 const only = process.argv.slice(2);
