@@ -20,7 +20,7 @@ export {
   type RbacForbiddenRecord,
 } from "./access-recorder.js";
 export { AuthenticationCache, invalidateInProcess, type AuthenticationCacheOptions, type InvalidationTarget } from "./authentication-cache.js";
-export { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, type Authenticator, type AuthenticatorResult, type PresentationContext } from "./authenticator.js";
+export { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey, type Authenticator, type AuthenticatorResult, type PresentationContext } from "./authenticator.js";
 export { createRemoteAuthenticator, type RemoteAuthenticatorOptions } from "./remote-authenticator.js";
 export { createAuthenticationGate, presentedKeyOf, peerAddressOf, type AuthenticationGateOptions } from "./authentication-gate.js";
 export { createAuthorizationInterceptor, type AuthorizationInterceptorOptions } from "./authorization-interceptor.js";
