@@ -19,7 +19,7 @@ import type { NexusConfig } from "../config.js";
 import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope, responseMetadataKey } from "../context.js";
 import { normalizeError } from "../interceptors/error-normalizing.js";
 import { logRpc, requestLogger } from "../interceptors/logging.js";
-import { ensureRequestMeta, requestMetaFromHeaders } from "../interceptors/request-id.js";
+import { ensureRequestMeta, requestMetaFromValues } from "../interceptors/request-id.js";
 import { rpcProtocol } from "../interceptors/rpc-call.js";
 import { recordRpc } from "../interceptors/rpc-metrics.js";
 import { serverInterceptors } from "../interceptors/server-chain.js";
@@ -248,12 +248,10 @@ export function createServer(options: ServerOptions): NexusServer {
     requestGate,
     contextValues: (req) => {
       const values = createContextValues();
-      const header = new Headers();
-      for (const key of [REQUEST_ID_HEADER, CORRELATION_ID_HEADER]) {
-        const v = nodeHeaderValue(req.headers[key]);
-        if (v !== undefined) header.set(key, v);
-      }
-      values.set(requestMetaKey, requestMetaFromHeaders(header));
+      values.set(
+        requestMetaKey,
+        requestMetaFromValues(nodeHeaderValue(req.headers[REQUEST_ID_HEADER]), nodeHeaderValue(req.headers[CORRELATION_ID_HEADER])),
+      );
       return values;
     },
   });
