@@ -197,10 +197,13 @@ function devKeys(output: string): { platform: string; owner: string } {
   return { platform: keys[0]!, owner: keys[1]! };
 }
 
-async function startDev(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Child & { url: string }> {
+/** Node flags `nexus dev` runs with: what the `nexus` launcher and `npm start` pass (NEXUS_BENCH_DEV_NODE_ARGS overrides). */
+const DEV_NODE_ARGS = (process.env.NEXUS_BENCH_DEV_NODE_ARGS ?? "--liftoff-only").split(" ").filter(Boolean);
+
+async function startDev(dataDir: string, extraEnv: NodeJS.ProcessEnv = {}, nodeArgs: readonly string[] = DEV_NODE_ARGS): Promise<Child & { url: string }> {
   const port = await freePort();
   const child = await startChild(
-    [...(process.env.NEXUS_BENCH_DEV_NODE_ARGS?.split(" ").filter(Boolean) ?? []), CLI, "dev", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir],
+    [...nodeArgs, CLI, "dev", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir],
     { NEXUS_RATE_LIMITS: NO_REFUSAL_RATE_LIMITS, NEXUS_LOG_PRETTY: "false", ...extraEnv },
     /Nexus dev listening on/,
     path.join(dataDir, "..", `dev-${port}.log`),
@@ -275,7 +278,8 @@ export async function benchRpc(options: RpcBenchOptions = {}): Promise<RpcBenchR
 
 /** What {@link benchMemory} measured, in MiB. */
 export interface MemoryBenchResult {
-  dev: { afterFirstStart: number; afterIngest: number };
+  /** With the launcher's node flags (--liftoff-only), and without them. */
+  dev: { afterFirstStart: number; afterIngest: number; withoutFlags?: { afterFirstStart: number; afterIngest: number } };
   serve: Record<string, number>;
 }
 
@@ -292,31 +296,38 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
   const work = mkdtempSync(path.join(tmpdir(), "nexus-bench-mem-"));
   const children: Child[] = [];
   try {
-    const dev = await startDev(path.join(work, "data"), { NEXUS_RATE_LIMIT_ENABLED: "false" });
-    children.push(dev);
-    const afterFirstStart = peakRssMiB(dev.process.pid!);
-    const client = createNexusClient({ baseUrl: dev.url, apiKey: devKeys(dev.output()).owner });
-    await client.retrieval.createCorpus({ corpusId: "bench-memory", displayName: "bench memory" });
-    const ids: string[] = [];
-    for (let i = 0; i < documents; i++) {
-      const id = `bench-memory-${i}`;
-      ids.push(id);
-      await client.ingestion.ingestText({ corpusId: "bench-memory", documentId: id, text: syntheticText(i, 200), filename: `${id}.md`, mediaType: "text/markdown" });
-    }
-    const pending = new Set(ids);
-    const deadline = Date.now() + 300_000;
-    while (pending.size > 0 && Date.now() < deadline) {
-      for (const id of [...pending]) {
-        const { document } = await client.ingestion.getDocument({ documentId: id });
-        if (document?.status === DocumentStatus.SUCCEEDED || document?.status === DocumentStatus.FAILED) pending.delete(id);
+    const measureDev = async (nodeArgs: readonly string[], dir: string) => {
+      const dev = await startDev(path.join(work, dir), { NEXUS_RATE_LIMIT_ENABLED: "false" }, nodeArgs);
+      children.push(dev);
+      const afterFirstStart = peakRssMiB(dev.process.pid!);
+      const client = createNexusClient({ baseUrl: dev.url, apiKey: devKeys(dev.output()).owner });
+      await client.retrieval.createCorpus({ corpusId: "bench-memory", displayName: "bench memory" });
+      const ids: string[] = [];
+      for (let i = 0; i < documents; i++) {
+        const id = `bench-memory-${i}`;
+        ids.push(id);
+        await client.ingestion.ingestText({ corpusId: "bench-memory", documentId: id, text: syntheticText(i, 200), filename: `${id}.md`, mediaType: "text/markdown" });
       }
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    if (pending.size > 0) throw new Error(`${pending.size} documents not ingested in time`);
-    const afterIngest = peakRssMiB(dev.process.pid!);
-    log(`nexus dev peak RSS: ${afterFirstStart.toFixed(0)} MiB after first start, ${afterIngest.toFixed(0)} MiB after ingesting ${documents} more documents (target < 512)`);
-    await dev.stop();
-    children.pop();
+      const pending = new Set(ids);
+      const deadline = Date.now() + 300_000;
+      while (pending.size > 0 && Date.now() < deadline) {
+        for (const id of [...pending]) {
+          const { document } = await client.ingestion.getDocument({ documentId: id });
+          if (document?.status === DocumentStatus.SUCCEEDED || document?.status === DocumentStatus.FAILED) pending.delete(id);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      if (pending.size > 0) throw new Error(`${pending.size} documents not ingested in time`);
+      const afterIngest = peakRssMiB(dev.process.pid!);
+      await dev.stop();
+      children.pop();
+      log(
+        `nexus dev (node ${nodeArgs.join(" ") || "without flags"}) peak RSS: ${afterFirstStart.toFixed(0)} MiB after first start, ${afterIngest.toFixed(0)} MiB after ingesting ${documents} more documents (target < 512)`,
+      );
+      return { afterFirstStart, afterIngest };
+    };
+    const { afterFirstStart, afterIngest } = await measureDev(DEV_NODE_ARGS, "data");
+    const withoutFlags = DEV_NODE_ARGS.length > 0 ? await measureDev([], "data-no-flags") : undefined;
 
     const serve: Record<string, number> = {};
     const database = await createBenchDatabase(process.env.NEXUS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres");
@@ -329,21 +340,30 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
         NEXUS_DLQ_STREAM: `BENCH_MEM_DLQ_${process.pid}`,
         NEXUS_LOG_PRETTY: "false",
       };
-      // One role after another (auth first: the others' migrations may expect its schema).
+      // Every role in its own process, as the chart runs them, each told where the others are;
+      // started in order (auth first: the others authenticate through it).
+      const ports = Object.fromEntries(await Promise.all(SERVICE_NAMES.map(async (r) => [r, await freePort()] as const))) as Record<string, number>;
+      const urls = Object.fromEntries(SERVICE_NAMES.map((r) => [`NEXUS_${r.toUpperCase()}_URL`, `http://127.0.0.1:${ports[r]}`]));
+      const running: [string, Child][] = [];
       for (const role of SERVICE_NAMES) {
-        const port = await freePort();
-        const child = await startChild([CLI, "serve", "--service", role, "--port", String(port), "--host", "127.0.0.1"], env, /listening on/, path.join(work, `serve-${role}.log`));
+        const child = await startChild(
+          [CLI, "serve", "--service", role, "--port", String(ports[role]), "--host", "127.0.0.1"],
+          { ...env, ...urls, NEXUS_SERVICE_NAME: `nexus-${role}` },
+          /listening on/,
+          path.join(work, `serve-${role}.log`),
+        );
         children.push(child);
-        await new Promise((r) => setTimeout(r, 2000));
-        serve[role] = peakRssMiB(child.process.pid!);
-        await child.stop();
-        children.pop();
+        running.push([role, child]);
       }
+      await new Promise((r) => setTimeout(r, 3000));
+      for (const [role, child] of running) serve[role] = peakRssMiB(child.process.pid!);
+      for (const [, child] of running.reverse()) await child.stop();
+      children.length = 0;
     } finally {
       await database.drop();
     }
     log(`nexus serve peak RSS after start (target < 256 each): ${Object.entries(serve).map(([r, v]) => `${r} ${v.toFixed(0)} MiB`).join(", ")}`);
-    return { dev: { afterFirstStart, afterIngest }, serve };
+    return { dev: { afterFirstStart, afterIngest, ...(withoutFlags ? { withoutFlags } : {}) }, serve };
   } finally {
     for (const c of children.reverse()) await c.stop();
     rmSync(work, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { NexusConfig, ServiceName } from "../kernel/config.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
+import { initPgliteDataDir } from "./pglite-init.js";
 import { createFollowingDatabase, type FollowingDatabase } from "../kernel/db/following-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import type { EventBus } from "../kernel/events/ports.js";
@@ -59,9 +60,13 @@ function loopbackUrl(address: BoundAddress): string {
  * NEXUS_DATABASE_ENDPOINT_FILE names, following it when a failover moves the primary), else
  * PGlite in NEXUS_DATA_DIR.
  */
-export function openDatabase(config: NexusConfig, logger?: Logger): Promise<Database | FollowingDatabase> {
+export async function openDatabase(config: NexusConfig, logger?: Logger): Promise<Database | FollowingDatabase> {
   const url = config.databaseUrl;
-  if (!url) return createPgliteDatabase({ dataDir: config.dataDir });
+  if (!url) {
+    // A new directory is created in a child process: initdb's memory never reaches this one.
+    await initPgliteDataDir(config.dataDir);
+    return createPgliteDatabase({ dataDir: config.dataDir });
+  }
   return createFollowingDatabase({
     url,
     endpointFile: config.databaseEndpointFile,
