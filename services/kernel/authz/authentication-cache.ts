@@ -109,7 +109,7 @@ export class AuthenticationCache {
     // Most recently used last: Map keeps insertion order.
     this.entries.delete(id);
     this.entries.set(id, entry);
-    return entry;
+    return { principal: entry.principal, credential: entry.credential };
   }
 
   /**

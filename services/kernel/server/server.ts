@@ -220,7 +220,9 @@ export function createServer(options: ServerOptions): NexusServer {
     try {
       // The caller's trace continues into authentication (a remote Authenticate call joins it).
       const traceContext = propagation.extract(ROOT_CONTEXT, ctx.requestHeader, headerGetter);
-      await requestScope.run(meta, () => context.with(traceContext, () => authenticate(ctx)));
+      await requestScope.run(meta, () =>
+        traceContext === ROOT_CONTEXT ? authenticate(ctx) : context.with(traceContext, () => authenticate(ctx)),
+      );
     } catch (err) {
       // A refused call never reaches the interceptors: log and count it here.
       const error = normalizeError(err, ctx.signal, meta.requestId);
