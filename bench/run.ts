@@ -5,6 +5,7 @@ import { benchIngestionBackends } from "./ingestion.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
 import { type BenchOutcome, type BenchRun, machineInfo, writeResults } from "./results.js";
+import { benchMemory, benchRpc } from "./rpc.js";
 import { benchSearchCases } from "./search.js";
 
 /**
@@ -83,6 +84,22 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
     },
   ],
   ["events", (log) => benchEventsOutcome(log)],
+  [
+    "rpc",
+    async (log) => {
+      const rows = await benchRpc({ log });
+      return {
+        result: rows,
+        ratios: rows.map((r) => ({
+          bench: `rpc (${r.protocol})`,
+          name: `${r.target} RPS / bare connect-node RPS`,
+          value: r.ratio * 100,
+          unit: "%" as const,
+        })),
+      };
+    },
+  ],
+  ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
 ];
 
 const run: BenchRun = {

@@ -85,7 +85,7 @@ export class AuthApplication {
   }
 
   /** A key's status right now. */
-  statusOf(key: ApiKey): KeyStatus {
+  statusOf(key: Omit<ApiKey, "digest">): KeyStatus {
     return keyStatus(key, this.clock(), this.settings.inactivityMs);
   }
 
@@ -449,16 +449,29 @@ export class AuthApplication {
       });
       return { kind: "refused", reason: outcome.reason, message: REFUSAL_MESSAGES[outcome.reason] };
     }
+    let lastUsedAt = key?.lastUsedAt;
     if (outcome.touch && key) {
-      await this.store.touchLastUsed(key.id, now, this.settings.touchIntervalMs).catch((err: unknown) => {
-        this.logger.warn({ err, key_id: key.id }, "could not record API key use");
-      });
+      await this.store.touchLastUsed(key.id, now, this.settings.touchIntervalMs).then(
+        () => (lastUsedAt = now),
+        (err: unknown) => {
+          this.logger.warn({ err, key_id: key.id }, "could not record API key use");
+        },
+      );
     }
-    return { kind: "authenticated", principal: outcome.principal, validUntil: outcome.validUntil };
+    // The key as stored now (the digest stays here): WhoAmI answers from it while the cached
+    // answer lives — every change of the key (revocation, rotation, role) or its tenant ends
+    // both at once. Only last_used_at may be older, by at most the cache TTL; it is coarse by
+    // design (one write a minute).
+    const credential: OwnKey | undefined = key ? { ...withoutDigest(key), lastUsedAt } : undefined;
+    return { kind: "authenticated", principal: outcome.principal, validUntil: outcome.validUntil, ...(credential ? { credential } : {}) };
   }
 
-  /** The caller's own key (WhoAmI). */
-  async ownKey(actor: Principal): Promise<ApiKey> {
+  /**
+   * The caller's own key (WhoAmI): the record the authentication gate holds for this call when
+   * it has one (`credential`, from {@link AuthApplication.authenticate}), else read.
+   */
+  async ownKey(actor: Principal, credential?: object): Promise<OwnKey> {
+    if (isOwnKey(credential, actor.keyId)) return credential;
     const key = await this.store.getApiKey(actor.keyId);
     if (key === undefined) throw domainError("NOT_FOUND", "API key not found");
     return key;
@@ -541,4 +554,16 @@ function issueCommand(
   fields: Omit<Extract<ApiKeyCommand, { type: "IssueApiKey" }>, "type" | "keyId" | "digest">,
 ): ApiKeyCommand {
   return { type: "IssueApiKey", keyId: generated.keyId, digest: generated.digest, ...fields };
+}
+
+/** An API key record without its digest: what the authentication gate may cache and WhoAmI shows. */
+export type OwnKey = Omit<ApiKey, "digest">;
+
+function withoutDigest(key: ApiKey): OwnKey {
+  const { digest: _digest, ...rest } = key;
+  return rest;
+}
+
+function isOwnKey(value: object | undefined, keyId: string): value is OwnKey {
+  return value !== undefined && (value as Partial<OwnKey>).id === keyId && (value as Partial<OwnKey>).createdAt instanceof Date;
 }

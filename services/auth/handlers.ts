@@ -12,7 +12,7 @@ import {
 } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { TenantStatus } from "../../gen/nexus/auth/v1/tenant_pb.js";
 import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
-import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER } from "../kernel/authz/authenticator.js";
+import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey } from "../kernel/authz/authenticator.js";
 import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import { domainError } from "../kernel/errors.js";
@@ -173,7 +173,7 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
 
   async whoAmI(_req: unknown, ctx: HandlerContext) {
     const principal = principalOf(ctx);
-    const key = await this.app.ownKey(principal);
+    const key = await this.app.ownKey(principal, ctx.values.get(credentialKey));
     return { principal: principalToProto(principal), apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
   }
 }

@@ -70,7 +70,7 @@ export function tenantToMessage(t: Tenant): TenantMessage {
 }
 
 /** A key's metadata as the API shows it (never the secret or its digest). */
-export function apiKeyToMessage(k: ApiKey, status: KeyStatus): ApiKeyMessage {
+export function apiKeyToMessage(k: Omit<ApiKey, "digest">, status: KeyStatus): ApiKeyMessage {
   return create(ApiKeySchema, {
     id: k.id,
     kind: k.kind === "platform" ? PrincipalKind.PLATFORM : PrincipalKind.TENANT,

@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --liftoff-only
+// --liftoff-only: V8 compiles WebAssembly (PGlite in `nexus dev`) with its baseline compiler
+// only. TurboFan's compilation of PostgreSQL's hot functions was ~600 MB of `nexus dev`'s
+// peak RSS (docs/performance.md); other commands run no WebAssembly, so it changes nothing.
 import { ConnectError } from "@connectrpc/connect";
 import type { Command } from "./command.js";
 import { UsageError } from "./command.js";

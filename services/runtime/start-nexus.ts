@@ -27,6 +27,7 @@ import { migrateSchemas, migrateService, mountService } from "../kernel/service/
 import { startTelemetry, type Telemetry } from "../kernel/telemetry.js";
 import { createBus } from "./create-bus.js";
 import { createPeers } from "./peers.js";
+import { initPgliteDataDir } from "./pglite-init.js";
 import { servicesFor } from "./service-registry.js";
 
 /** Options of {@link startNexus}. */
@@ -66,9 +67,13 @@ function loopbackUrl(address: BoundAddress): string {
  * NEXUS_DATABASE_ENDPOINT_FILE names, following it when a failover moves the primary), else
  * PGlite in NEXUS_DATA_DIR.
  */
-export function openDatabase(config: NexusConfig, logger?: Logger): Promise<Database | FollowingDatabase> {
+export async function openDatabase(config: NexusConfig, logger?: Logger): Promise<Database | FollowingDatabase> {
   const url = config.databaseUrl;
-  if (!url) return createPgliteDatabase({ dataDir: config.dataDir });
+  if (!url) {
+    // A new directory is created in a child process: initdb's memory never reaches this one.
+    await initPgliteDataDir(config.dataDir);
+    return createPgliteDatabase({ dataDir: config.dataDir });
+  }
   return createFollowingDatabase({
     url,
     endpointFile: config.databaseEndpointFile,
@@ -77,10 +82,36 @@ export function openDatabase(config: NexusConfig, logger?: Logger): Promise<Data
   });
 }
 
+/**
+ * How long a successful `SELECT 1` of the readiness check is reused. Health/Check runs every
+ * readiness check, and probes, load balancers and clients may call it hundreds of times a
+ * second: without reuse each call costs a statement (on PGlite a turn of the WASM engine on
+ * the event loop, on PostgreSQL a pooled connection). A failure is never reused, so recovery
+ * shows at the next check; a new failure shows within this time.
+ */
+export const DATABASE_PING_REUSE_MS = 1000;
+
 /** The readiness check of the database: it answers, and it is the one the failover flags name. */
-export function databaseReadiness(db: Database | FollowingDatabase): () => Promise<ReadinessResult> {
+export function databaseReadiness(db: Database | FollowingDatabase, reuseMs = DATABASE_PING_REUSE_MS): () => Promise<ReadinessResult> {
+  let okUntil = 0;
+  let inFlight: Promise<void> | undefined;
+  const ping = (): Promise<void> => {
+    if (performance.now() < okUntil) return Promise.resolve();
+    // Concurrent checks share one statement.
+    inFlight ??= db.query("SELECT 1").then(
+      () => {
+        okUntil = performance.now() + reuseMs;
+        inFlight = undefined;
+      },
+      (err: unknown) => {
+        inFlight = undefined;
+        throw err;
+      },
+    );
+    return inFlight;
+  };
   return async () => {
-    await db.query("SELECT 1");
+    await ping();
     if (!("endpoint" in db)) return { ready: true };
     const info = { endpoint: db.endpoint() };
     const problem = db.problem();

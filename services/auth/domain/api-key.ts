@@ -106,7 +106,7 @@ export const ROTATED_REASON = "rotated";
 /**
  * Where the inactivity clock starts: the latest of creation, last use and reactivation.
  */
-export function inactivityAnchor(key: ApiKey): Date {
+export function inactivityAnchor(key: Omit<ApiKey, "digest">): Date {
   let anchor = key.createdAt;
   for (const d of [key.lastUsedAt, key.reactivatedAt]) if (d && d > anchor) anchor = d;
   return anchor;
@@ -116,7 +116,7 @@ export function inactivityAnchor(key: ApiKey): Date {
  * The key's status at `now`. `inactivityMs` 0 disables the inactivity limit. Precedence:
  * revoked (including an ended rotation grace) > expired > inactive > rotating > active.
  */
-export function keyStatus(key: ApiKey, now: Date, inactivityMs: number): KeyStatus {
+export function keyStatus(key: Omit<ApiKey, "digest">, now: Date, inactivityMs: number): KeyStatus {
   if (key.revokedAt !== undefined) return "revoked";
   if (key.graceEndsAt !== undefined && key.graceEndsAt <= now) return "revoked";
   if (key.expiresAt !== undefined && key.expiresAt <= now) return "expired";

@@ -34,6 +34,16 @@ describe("AuthenticationCache", () => {
     cache.close();
   });
 
+  it("keeps the key's record with its principal and drops both together (WhoAmI answers from it)", () => {
+    const cache = new AuthenticationCache();
+    const record = { id: "a", name: "ci" };
+    cache.set("nxs_a_x", principal("a"), undefined, cache.epoch(), record);
+    expect(cache.lookup("nxs_a_x")).toEqual({ principal: principal("a"), credential: record });
+    invalidateInProcess({ keyIds: ["a"] });
+    expect(cache.lookup("nxs_a_x")).toBeUndefined();
+    cache.close();
+  });
+
   it("drops by key and by tenant, in this cache and every other of the process", () => {
     const one = new AuthenticationCache();
     const two = new AuthenticationCache();

@@ -13,6 +13,7 @@ export interface AuthenticationCacheOptions {
 
 interface Entry {
   principal: Principal;
+  credential: object | undefined;
   keyId: string;
   tenantId: string | undefined;
   /** Epoch ms after which the entry is dead: min(now + ttl, valid_until). */
@@ -92,6 +93,11 @@ export class AuthenticationCache {
 
   /** The cached principal for a presented key, if fresh. */
   get(presented: string): Principal | undefined {
+    return this.lookup(presented)?.principal;
+  }
+
+  /** The cached principal and credential (see `set`) for a presented key, if fresh. */
+  lookup(presented: string): { principal: Principal; credential: object | undefined } | undefined {
     if (!this.enabled || this.ttlMs === 0) return undefined;
     const id = AuthenticationCache.keyOf(presented);
     const entry = this.entries.get(id);
@@ -103,15 +109,16 @@ export class AuthenticationCache {
     // Most recently used last: Map keeps insertion order.
     this.entries.delete(id);
     this.entries.set(id, entry);
-    return entry.principal;
+    return { principal: entry.principal, credential: entry.credential };
   }
 
   /**
    * Stores an answer obtained by a lookup that started at `startedAtEpoch`. Ignored when an
    * invalidation happened since (the answer may predate it), when caching is off, or when the
-   * answer is already past its `validUntil`.
+   * answer is already past its `validUntil`. `credential` (the authenticator's record of the
+   * key) lives and dies with the principal.
    */
-  set(presented: string, principal: Principal, validUntil: Date | undefined, startedAtEpoch: number): void {
+  set(presented: string, principal: Principal, validUntil: Date | undefined, startedAtEpoch: number, credential?: object): void {
     if (!this.enabled || this.ttlMs === 0 || startedAtEpoch !== this.invalidations) return;
     const now = this.clock().getTime();
     const deadline = Math.min(now + this.ttlMs, validUntil?.getTime() ?? Number.POSITIVE_INFINITY);
@@ -120,6 +127,7 @@ export class AuthenticationCache {
     this.entries.delete(id);
     this.entries.set(id, {
       principal,
+      credential,
       keyId: principal.keyId,
       tenantId: principal.kind === "tenant" ? principal.tenantId : undefined,
       deadline,

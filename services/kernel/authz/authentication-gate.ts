@@ -4,6 +4,7 @@ import { domainError } from "../errors.js";
 import type { AccessRecorder } from "./access-recorder.js";
 import type { AuthenticationCache } from "./authentication-cache.js";
 import type { Authenticator } from "./authenticator.js";
+import { credentialKey } from "./authenticator.js";
 import { authCacheLookups, authRefusals } from "./metrics.js";
 import { permissionOf, procedureOf } from "./permissions.js";
 
@@ -64,10 +65,11 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
         : "this call needs an API key: send Authorization: Bearer nxs_<key id>_<secret>";
       throw domainError("AUTH_UNAUTHORIZED", message);
     }
-    const cached = cache.get(presented);
+    const cached = cache.lookup(presented);
     if (cached !== undefined) {
       authCacheLookups.inc({ outcome: "hit" });
-      ctx.values.set(principalKey, cached);
+      ctx.values.set(principalKey, cached.principal);
+      if (cached.credential) ctx.values.set(credentialKey, cached.credential);
       return;
     }
     authCacheLookups.inc({ outcome: "miss" });
@@ -82,8 +84,10 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
       throw domainError(result.reason, result.message);
     }
     const principal = deepFreeze(result.principal);
-    cache.set(presented, principal, result.validUntil, epoch);
+    const credential = result.credential ? deepFreeze(result.credential) : undefined;
+    cache.set(presented, principal, result.validUntil, epoch, credential);
     ctx.values.set(principalKey, principal);
+    if (credential) ctx.values.set(credentialKey, credential);
   };
 }
 

@@ -1,3 +1,4 @@
+import { createContextKey } from "@connectrpc/connect";
 import type { Principal } from "../context.js";
 import type { AccessFailureReason } from "./access-recorder.js";
 
@@ -18,6 +19,13 @@ export type AuthenticatorResult =
       principal: Principal;
       /** When the answer expires without any event; caches never keep it longer. */
       validUntil: Date | undefined;
+      /**
+       * What the authenticator read about the presented key (the auth service's key record,
+       * without its digest), when it has it. Cached with the principal and dropped with it
+       * (revocation, rotation, role change…), and handed to handlers under
+       * {@link credentialKey}, so WhoAmI answers without reading the key again.
+       */
+      credential?: object;
     }
   | { kind: "refused"; reason: AccessFailureReason; message: string };
 
@@ -37,3 +45,10 @@ export interface Authenticator {
 export const AUTH_PROCEDURE_HEADER = "x-nexus-auth-procedure";
 /** Header carrying the original caller's address to AuthService.Authenticate. */
 export const AUTH_PEER_HEADER = "x-nexus-auth-peer";
+
+/**
+ * Connect context value: the authenticated key's record as the authenticator returned it
+ * (see AuthenticatorResult.credential); undefined when the authenticator gave none (remote
+ * authentication). Frozen: shared by every call the cached answer serves.
+ */
+export const credentialKey = createContextKey<object | undefined>(undefined, { description: "nexus authenticated credential" });

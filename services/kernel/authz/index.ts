@@ -27,6 +27,7 @@ export {
   AUTH_PROCEDURE_HEADER,
   type Authenticator,
   type AuthenticatorResult,
+  credentialKey,
   type PresentationContext,
 } from "./authenticator.js";
 export { type AuthorizationInterceptorOptions, createAuthorizationInterceptor } from "./authorization-interceptor.js";

@@ -37,58 +37,93 @@ export interface RpcLogFields {
  * Writes the one line for a finished RPC: code, duration_ms, and for failures the message and
  * ErrorInfo reason. The cause of a server fault (what the client never sees) is logged as
  * `err`. Server faults log at error, refusals and caller mistakes at info.
+ *
+ * `bindings` (the request's ids, service, method) are written into the line when given, so
+ * `log` may be the process logger itself: a child logger per call costs its bindings'
+ * serialization and redaction even when the handler never logs.
  */
-export function logRpc(log: Logger, fields: RpcLogFields): void {
+export function logRpc(log: Logger, fields: RpcLogFields, bindings?: Record<string, unknown>): void {
+  let level: "debug" | "info" | "error" = QUIET_SERVICES.has(fields.service) ? "debug" : "info";
+  let ce: ConnectError | undefined;
+  if (fields.error !== undefined) {
+    ce = ConnectError.from(fields.error);
+    if (isServerFault(ce)) level = "error";
+  }
+  // Probes' lines are debug: at the usual level nothing is built for them.
+  if (!log.isLevelEnabled(level)) return;
   const code = codeName(fields.error);
   const line: Record<string, unknown> = {
+    ...bindings,
     protocol: fields.protocol,
     code,
     duration_ms: Math.round((performance.now() - fields.startedAt) * 1000) / 1000,
   };
-  let level: "debug" | "info" | "error" = QUIET_SERVICES.has(fields.service) ? "debug" : "info";
-  if (fields.error !== undefined) {
-    const ce = ConnectError.from(fields.error);
+  if (ce !== undefined) {
     line.error = ce.rawMessage;
     const reason = errorReason(ce);
     if (reason) line.reason = reason;
-    if (isServerFault(ce)) {
-      level = "error";
-      line.err = ce.cause ?? ce;
-    }
+    if (level === "error") line.err = ce.cause ?? ce;
   }
   log[level](line, `${fields.service}/${fields.method} ${code}`);
 }
 
-/** The child logger for one request: its ids, service and method, and trace id if tracing. */
-export function requestLogger(logger: Logger, fields: Record<string, unknown>): Logger {
+/** The bindings of one request's lines: its ids, service and method, and trace id if tracing. */
+export function requestBindings(fields: Record<string, unknown>): Record<string, unknown> {
   const spanContext = trace.getActiveSpan()?.spanContext();
   const bindings: Record<string, unknown> = { ...fields };
   if (spanContext && trace.isSpanContextValid(spanContext)) bindings.trace_id = spanContext.traceId;
-  return logger.child(bindings);
+  return bindings;
+}
+
+/** The child logger for one request: its ids, service and method, and trace id if tracing. */
+export function requestLogger(logger: Logger, fields: Record<string, unknown>): Logger {
+  return logger.child(requestBindings(fields));
+}
+
+/**
+ * A logger that becomes `logger.child(bindings)` the first time it is used. Most handlers
+ * never log, and a pino child serializes and redacts its bindings when it is created.
+ */
+export function lazyChildLogger(logger: Logger, bindings: Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  const real = (): Logger => (child ??= logger.child(bindings));
+  return new Proxy({} as Logger, {
+    get(_target, prop) {
+      const target = real();
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+    set(_target, prop, value) {
+      return Reflect.set(real(), prop, value);
+    },
+    has(_target, prop) {
+      return Reflect.has(real(), prop);
+    },
+  });
 }
 
 /**
  * Server interceptor: a pino child logger per request (available to handlers under
- * {@link requestLoggerKey}) and exactly one line per RPC when it ends — for streams, when the
- * stream ends.
+ * {@link requestLoggerKey}; created on first use) and exactly one line per RPC when it ends —
+ * for streams, when the stream ends.
  */
 export function loggingInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const startedAt = performance.now();
     const { service, method } = rpcName(req);
     const meta = req.contextValues.get(requestMetaKey);
-    const log = requestLogger(logger, {
+    const bindings = requestBindings({
       request_id: meta?.requestId,
       correlation_id: meta?.correlationId,
       service,
       method,
     });
-    req.contextValues.set(requestLoggerKey, log);
+    req.contextValues.set(requestLoggerKey, lazyChildLogger(logger, bindings));
     const protocol = rpcProtocol(req.header);
     return settleRpc(
       () => next(req),
       req.signal,
-      (error) => logRpc(log, { service, method, protocol, startedAt, error }),
+      (error) => logRpc(logger, { service, method, protocol, startedAt, error }, bindings),
     );
   };
 }

@@ -27,9 +27,14 @@ export function newRequestId(): string {
  * otherwise a fresh request id, and the request id as correlation id.
  */
 export function requestMetaFromHeaders(header: Headers): RequestMeta {
-  const incoming = header.get(REQUEST_ID_HEADER)?.trim();
+  return requestMetaFromValues(header.get(REQUEST_ID_HEADER) ?? undefined, header.get(CORRELATION_ID_HEADER) ?? undefined);
+}
+
+/** {@link requestMetaFromHeaders} from the two header values themselves (no Headers object to build per call). */
+export function requestMetaFromValues(requestIdHeader: string | undefined, correlationIdHeader: string | undefined): RequestMeta {
+  const incoming = requestIdHeader?.trim();
   const requestId = isSaneId(incoming) ? incoming : newRequestId();
-  const correlation = header.get(CORRELATION_ID_HEADER)?.trim();
+  const correlation = correlationIdHeader?.trim();
   return { requestId, correlationId: isSaneId(correlation) ? correlation : requestId };
 }
 

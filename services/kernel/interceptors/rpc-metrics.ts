@@ -1,5 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import type { Counter, Gauge, Histogram } from "prom-client";
+import { register } from "prom-client";
 import { counter, gauge, histogram } from "../metrics.js";
 import { codeName, rpcName, settleRpc } from "./rpc-call.js";
 
@@ -26,15 +27,45 @@ export function rpcMetrics(): RpcMetrics {
   };
 }
 
+interface LabelledRpcMetrics {
+  requests: { inc(): void };
+  duration: { observe(value: number): void };
+}
+
+/** The labelled children of one (service, method, code), looked up once, not per call. */
+let children = new Map<string, LabelledRpcMetrics>();
+let childrenOf: RpcMetrics | undefined;
+
+function labelled(service: string, method: string, code: string): LabelledRpcMetrics {
+  // One lookup by name tells whether the registry still holds the metrics the children belong
+  // to (tests clear it); rpcMetrics() itself checks types and label names, too slow per call.
+  if (
+    childrenOf === undefined ||
+    register.getSingleMetric("nexus_rpc_requests_total") !== childrenOf.requests ||
+    register.getSingleMetric("nexus_rpc_duration_seconds") !== childrenOf.duration
+  ) {
+    children = new Map();
+    childrenOf = rpcMetrics();
+  }
+  const m = childrenOf;
+  const key = `${service}/${method}/${code}`;
+  let c = children.get(key);
+  if (c === undefined) {
+    const labels = { service, method, code };
+    c = { requests: m.requests.labels(labels), duration: m.duration.labels(labels) };
+    children.set(key, c);
+  }
+  return c;
+}
+
 /**
  * Records one finished RPC. `code` is the Connect code name ("ok", "invalid_argument", …);
  * `service` the full service name, `method` the method name.
  */
 export function recordRpc(service: string, method: string, error: unknown, seconds: number): void {
-  const m = rpcMetrics();
-  const labels = { service, method, code: codeName(error) };
-  m.requests.inc(labels);
-  m.duration.observe(labels, seconds);
+  const c = labelled(service, method, codeName(error));
+  c.requests.inc();
+  c.duration.observe(seconds);
 }
 
 /**
@@ -43,15 +74,22 @@ export function recordRpc(service: string, method: string, error: unknown, secon
  */
 export function metricsInterceptor(): Interceptor {
   const { inFlight } = rpcMetrics();
+  const inFlightOf = new Map<string, { inc(): void; dec(): void }>();
   return (next) => async (req) => {
     const { service, method } = rpcName(req);
     const startedAt = performance.now();
-    inFlight.inc({ service });
+    let gauge = inFlightOf.get(service);
+    if (gauge === undefined) {
+      gauge = inFlight.labels({ service });
+      inFlightOf.set(service, gauge);
+    }
+    const g = gauge;
+    g.inc();
     return settleRpc(
       () => next(req),
       req.signal,
       (error) => {
-        inFlight.dec({ service });
+        g.dec();
         recordRpc(service, method, error, (performance.now() - startedAt) / 1000);
       },
     );

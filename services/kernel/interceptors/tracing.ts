@@ -59,6 +59,9 @@ export function tracingInterceptor(): Interceptor {
       attributes["nexus.correlation_id"] = meta.correlationId;
     }
     const span = tracer.startSpan(`${service}/${method}`, { kind: SpanKind.SERVER, attributes }, parent);
+    // No tracer provider (nothing exported) and no caller's trace: the span records nothing
+    // and carries no context to pass on, so there is nothing to make active or to end.
+    if (!span.isRecording() && !trace.isSpanContextValid(span.spanContext())) return next(req);
     const active: Context = trace.setSpan(parent, span);
     const run = <R>(fn: () => R): R => context.with(active, fn);
     const res = await settleRpc(

@@ -19,7 +19,7 @@ import type { NexusConfig } from "../config.js";
 import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope, responseMetadataKey } from "../context.js";
 import { normalizeError } from "../interceptors/error-normalizing.js";
 import { logRpc, requestLogger } from "../interceptors/logging.js";
-import { ensureRequestMeta, requestMetaFromHeaders } from "../interceptors/request-id.js";
+import { ensureRequestMeta, requestMetaFromValues } from "../interceptors/request-id.js";
 import { rpcProtocol } from "../interceptors/rpc-call.js";
 import { recordRpc } from "../interceptors/rpc-metrics.js";
 import { serverInterceptors } from "../interceptors/server-chain.js";
@@ -240,7 +240,9 @@ export function createServer(options: ServerOptions): NexusServer {
     try {
       // The caller's trace continues into authentication (a remote Authenticate call joins it).
       const traceContext = propagation.extract(ROOT_CONTEXT, ctx.requestHeader, headerGetter);
-      await requestScope.run(meta, () => context.with(traceContext, () => authenticate(ctx)));
+      await requestScope.run(meta, () =>
+        traceContext === ROOT_CONTEXT ? authenticate(ctx) : context.with(traceContext, () => authenticate(ctx)),
+      );
     } catch (err) {
       // A refused call never reaches the interceptors: log and count it here.
       const error = normalizeError(err, ctx.signal, meta.requestId);
@@ -269,12 +271,10 @@ export function createServer(options: ServerOptions): NexusServer {
     requestGate,
     contextValues: (req) => {
       const values = createContextValues();
-      const header = new Headers();
-      for (const key of [REQUEST_ID_HEADER, CORRELATION_ID_HEADER]) {
-        const v = nodeHeaderValue(req.headers[key]);
-        if (v !== undefined) header.set(key, v);
-      }
-      values.set(requestMetaKey, requestMetaFromHeaders(header));
+      values.set(
+        requestMetaKey,
+        requestMetaFromValues(nodeHeaderValue(req.headers[REQUEST_ID_HEADER]), nodeHeaderValue(req.headers[CORRELATION_ID_HEADER])),
+      );
       return values;
     },
   });

@@ -105,7 +105,7 @@ export class ServingState {
 
   async #run(): Promise<ServingSnapshot> {
     const lifecycle = this.#lifecycle;
-    const outcomes = await Promise.all(this.#checks.map((c) => this.#runOne(c)));
+    const outcomes = await this.#runAll();
     const failing = (_c: RegisteredCheck, i: number) => !outcomes[i]!.ready;
     const ready = lifecycle === "serving" && outcomes.every((o) => o.ready);
     return {
@@ -121,13 +121,30 @@ export class ServingState {
     };
   }
 
-  async #runOne(c: RegisteredCheck): Promise<CheckOutcome> {
+  /**
+   * Every check at once, under ONE timer for the whole evaluation (Health/Check evaluates on
+   * every call: a timer per check per call was a measurable share of its cost). A check still
+   * running when the timer fires counts as timed out; the others keep their outcome.
+   */
+  async #runAll(): Promise<CheckOutcome[]> {
+    const checks = this.#checks;
+    const outcomes: (CheckOutcome | undefined)[] = new Array<CheckOutcome | undefined>(checks.length);
+    const all = Promise.all(checks.map((c, i) => this.#runOne(c).then((o) => void (outcomes[i] = o))));
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<ReadinessResult>((resolve) => {
-      timer = setTimeout(() => resolve({ ready: false, reason: `check timed out after ${this.checkTimeoutMs} ms` }), this.checkTimeoutMs);
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.checkTimeoutMs);
     });
     try {
-      const result = await Promise.race([c.check(), timeout]);
+      await Promise.race([all, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return checks.map((c, i) => outcomes[i] ?? { name: c.name, ready: false, reason: `check timed out after ${this.checkTimeoutMs} ms` });
+  }
+
+  async #runOne(c: RegisteredCheck): Promise<CheckOutcome> {
+    try {
+      const result = await c.check();
       return {
         name: c.name,
         ready: result.ready === true,
@@ -136,8 +153,6 @@ export class ServingState {
       };
     } catch (err) {
       return { name: c.name, ready: false, reason: err instanceof Error ? err.message : String(err) };
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
