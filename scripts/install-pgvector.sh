@@ -3,7 +3,7 @@
 # Debian PostgreSQL (default: the newest major under /usr/lib/postgresql), using
 # only the Debian archive. Called by .ci/run so the PostgreSQL suites run with
 # vectors (hybrid search) instead of lexical-only; also fine to run by hand.
-# Adapted from ../shared/pgvector/install-pgvector.sh (tested there on bookworm).
+# Tested on Debian bookworm (PostgreSQL 15).
 #
 # Bookworm has no postgresql-15-pgvector, and trixie/sid ship binaries only
 # for PG 17/18. So this fetches Debian's *source* package "pgvector" from a
