@@ -4,11 +4,7 @@ import { CreateCorpusRequestSchema, SearchMode, SearchRequestSchema } from "../g
 import type { Queryable } from "../services/kernel/db/ports.js";
 import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
 import { vectorLiteral } from "../services/knowledge/retrieval/adapters/postgres-chunk-index.js";
-import {
-  buildSearchStatement,
-  candidateCount,
-  type SearchStatement,
-} from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
+import { buildSearchStatement, efSearchFor, type SearchStatement } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
 import { hashEmbedding } from "../services/knowledge/retrieval/embeddings/hash-embedder.js";
 import { ensureVectorIndex } from "../services/knowledge/retrieval/migrations.js";
 import { type BenchBackend, type BenchRag, openBenchRag, type Percentiles, percentiles, syntheticText } from "./rag-setup.js";
@@ -25,7 +21,7 @@ import type { BenchOutcome, BenchRatio } from "./results.js";
  * - HNSW build: the production partial index (`chunks_hnsw_256`, cosine, m 16,
  *   ef_construction 64) built once with CREATE INDEX, timed;
  * - recall@10 of the vector ranking through HNSW (the production statement and settings:
- *   iterative scan, ef_search = max(40, candidates)) against exact search — the same statement
+ *   iterative scan, ef_search = efSearchFor(top_k), the NEXUS_SEARCH_EF_SEARCH default) against exact search — the same statement
  *   with index scans off, which the plan check confirms is a sequential scan;
  * - latency, p50/p95, of the Search handler (tenant check, corpus lookup, query embedding,
  *   SQL, response) in hybrid and vector mode, each against the raw SQL bound: the very same
@@ -235,7 +231,7 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
     log(`  HNSW build (CREATE INDEX, m 16, ef_construction 64)  ${hnswBuildSeconds.toFixed(1)} s  ${JSON.stringify(hnswBuildSettings)}`);
 
     // Recall@10: the production vector statement through HNSW vs the same statement exact.
-    const efSearch = Math.max(40, candidateCount(10));
+    const efSearch = efSearchFor(10);
     const hnswSettings = `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${efSearch}`;
     const exactSettings = "SET LOCAL enable_indexscan = off";
     const vectorStatement = (q: string, topK: number) =>
@@ -290,7 +286,7 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
     }
     // What a larger ef_search would buy (the production value is the first row).
     const efSweep: { efSearch: number; recallAt10: number; p50: number }[] = [];
-    for (const ef of [efSearch, 100, 200, 400].filter((v, i, all) => all.indexOf(v) === i)) {
+    for (const ef of [efSearch, 50, 100, 200, 400].filter((v, i, all) => all.indexOf(v) === i)) {
       const settings = `SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${ef}`;
       const rs: number[] = [];
       const ts: number[] = [];
@@ -341,7 +337,7 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
         });
       const runRaw = async (statement: SearchStatement) =>
         db.transaction(async (tx) => {
-          await tx.exec(`SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${Math.max(40, candidateCount(5))}`);
+          await tx.exec(`SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${efSearchFor(5)}`);
           return (await tx.query(statement.sql, statement.params)).rows.length;
         });
       const searchMode = mode === "hybrid" ? SearchMode.HYBRID : SearchMode.VECTOR;

@@ -510,6 +510,13 @@ const VARIABLES = {
     description: "Search by PostgreSQL full-text rank only, without pgvector; required on a PostgreSQL that lacks the vector extension.",
     parse: boolean,
   }),
+  searchEfSearch: variable({
+    name: "NEXUS_SEARCH_EF_SEARCH",
+    default: "100",
+    description:
+      "Smallest HNSW candidate list (pgvector hnsw.ef_search) of a vector or hybrid Search; it grows with top_k (4 × top_k, up to 200). Higher finds more of the exact nearest chunks (recall) at some latency: npm run bench search reports recall@10 per value.",
+    parse: integer(10, 1000),
+  }),
   embeddingModel: variable({
     name: "NEXUS_EMBEDDING_MODEL",
     default: "hash-256",

@@ -22,7 +22,7 @@ export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
   const retrieval = new RetrievalHandler({
     db: ctx.db,
     corpora: createPgCorpusRepository(),
-    searchIndex: createPgSearchIndex({ vectors }),
+    searchIndex: createPgSearchIndex({ vectors, efSearch: config.searchEfSearch }),
     models,
     vectors,
     clock: ctx.clock,

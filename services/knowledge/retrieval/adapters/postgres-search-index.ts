@@ -131,6 +131,13 @@ LIMIT ${topK}`;
 export interface PgSearchIndexOptions {
   /** The database has pgvector (HNSW settings are applied per search). */
   vectors: boolean;
+  /** Smallest hnsw.ef_search of a search (NEXUS_SEARCH_EF_SEARCH). Default 100. */
+  efSearch?: number;
+}
+
+/** The HNSW candidate list of a search: the configured floor, or more for a large top_k. */
+export function efSearchFor(topK: number, floor = 100): number {
+  return Math.max(floor, candidateCount(topK));
 }
 
 /** Hybrid search on PostgreSQL or PGlite (see {@link buildSearchStatement}). */
@@ -142,7 +149,7 @@ export function createPgSearchIndex(options: PgSearchIndexOptions): SearchIndex 
         if (options.vectors && q.ranking !== "lexical") {
           // Tenant and corpus filters sit on top of the HNSW scan: keep scanning until enough
           // rows pass them (pgvector ≥ 0.8), rather than returning fewer than asked for.
-          const ef = Math.max(40, candidateCount(q.topK));
+          const ef = efSearchFor(q.topK, options.efSearch);
           await tx.exec(`SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${ef}`);
         }
         return (await tx.query<HitRow>(statement.sql, statement.params)).rows;
