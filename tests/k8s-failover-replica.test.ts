@@ -52,11 +52,15 @@ describeHere("Failover with a real primary and streaming replica", () => {
 
   const failover = (name: string, spec: Obj) =>
     kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind: "Failover", metadata: { name, namespace: SYS }, spec });
-  const phaseOf = async (name: string) => (await kube.get("failovers", SYS, name))?.status?.phase as string | undefined;
   const until = (name: string, phase: string, ms = 60_000) =>
     eventually(
       `Failover ${name} to reach ${phase}`,
-      async () => ((await phaseOf(name)) === phase ? await kube.get("failovers", SYS, name) : undefined),
+      async () => {
+        const fo = await kube.get("failovers", SYS, name);
+        if (fo?.status?.phase === phase) return fo;
+        // Thrown, so a timeout names where the Failover stood (phase, conditions).
+        throw new Error(`phase ${fo?.status?.phase ?? "(none)"}, conditions ${JSON.stringify(fo?.status?.conditions ?? [])}`);
+      },
       ms,
     );
   const runtime = () => kube.standin.get("configmaps", SYS, "nexus-runtime")?.data ?? {};

@@ -21,7 +21,9 @@ async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Pro
 /**
  * Measures the target: whether it is in recovery and how far its replay lags. A replica that
  * has replayed everything it received lags 0, however long the primary has been idle; one with
- * WAL still to replay lags the time since its last replayed commit (how stale its data is). WAL
+ * WAL still to replay lags the time since its last replayed commit (how stale its data is), or,
+ * when it has replayed no commit since it started, the time since it started (its data is at
+ * least that old; counting it as 0 promoted a stale replica). WAL
  * the primary has not sent yet is not visible from the replica: a replica cut off from its
  * primary looks caught up, so `Planned` failovers should run while replication is connected.
  */
@@ -32,7 +34,7 @@ export function measureTarget(url: string): Promise<TargetState> {
               CASE WHEN NOT pg_is_in_recovery() THEN 0
                    WHEN pg_last_wal_receive_lsn() IS NOT NULL
                         AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
-                   ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
+                   ELSE EXTRACT(EPOCH FROM now() - COALESCE(pg_last_xact_replay_timestamp(), pg_postmaster_start_time()))
               END AS lag`,
     );
     const row = r.rows[0];
