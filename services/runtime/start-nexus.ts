@@ -7,7 +7,6 @@ import { createPgDatabase } from "../kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import type { NatsEventBus } from "../kernel/events/nats-bus.js";
-import { migratePlatform } from "../kernel/events/platform-migrations.js";
 import type { EventBus } from "../kernel/events/ports.js";
 import { createWriteFreeze } from "../kernel/interceptors/write-freeze.js";
 import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
@@ -149,9 +148,12 @@ export function eventBusReadiness(bus: EventBus): () => Promise<ReadinessResult>
   };
 }
 
-/** Applies the platform migrations and the own migrations of every service the roles host. */
+/**
+ * Applies the kernel's request-limit tables and the own migrations of every service the roles
+ * host. The platform schema (event store, outbox) is migrated by the bus's start, which every
+ * caller runs first.
+ */
 export async function migrateServices(db: Database, roles: readonly ServiceName[]): Promise<void> {
-  await migratePlatform(db);
   await migrateSchemas(db, [limitsMigrations]);
   for (const service of servicesFor(roles)) await migrateService(service, db);
 }
