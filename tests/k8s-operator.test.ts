@@ -70,6 +70,15 @@ const eventReasons = (name: string, namespace = NS): string[] =>
     .filter((e) => e.involvedObject.name === name)
     .map((e) => e.reason);
 
+/**
+ * Waits until the operator recorded an Event with `reason` for `name`: it records Events after it
+ * writes the status a test waits for, so reading them at once would race it.
+ */
+const expectEvent = async (name: string, reason: string, namespace = NS): Promise<void> => {
+  await eventually(`a ${reason} Event for ${name}`, () => eventReasons(name, namespace).includes(reason), 10_000);
+  expect(eventReasons(name, namespace)).toContain(reason);
+};
+
 /** The plaintext key the operator wrote into a Secret (what an application mounts). */
 const secretKey = (name: string): string | undefined => {
   const data = kube.standin.get("secrets", NS, name)?.data;
@@ -301,7 +310,7 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
     const refused = await refusal(whoAmI(key));
     expect(refused?.code).toBe(Code.PermissionDenied);
     expect(errorReason(refused)).toBe("TENANT_SUSPENDED");
-    expect(eventReasons("eta")).toContain("TenantSuspended");
+    await expectEvent("eta", "TenantSuspended");
 
     await kube.apply({
       apiVersion: "nexus.dev/v1alpha1",
@@ -323,7 +332,7 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
     expect(secretKey("eta-app")).toBe(key);
     expect((await whoAmI(key)).principal?.tenantId).toBe(resumed.status.tenantId);
     expect((await platform.auth.getTenant({ selector: { case: "slug", value: "eta" } })).tenant?.status).toBe(TenantStatus.ACTIVE);
-    expect(eventReasons("eta")).toContain("TenantResumed");
+    await expectEvent("eta", "TenantResumed");
   }, 60_000);
 
   it("applies a role change in the spec to the key the application holds (SetApiKeyRole), and Ready checks the role", async () => {
@@ -350,7 +359,7 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
     // The same key, now with the new role: nothing to redeploy.
     expect(secretKey("kappa-app")).toBe(key);
     expect((await whoAmI(key)).principal?.role).toBe(Role.EDITOR);
-    expect(eventReasons("kappa")).toContain("ApiKeyRoleChanged");
+    await expectEvent("kappa", "ApiKeyRoleChanged");
   }, 60_000);
 
   it("renames the tenant in Nexus when spec.displayName changes, and puts back a rename made outside Kubernetes", async () => {
@@ -411,7 +420,7 @@ describeWithCrdApiServer("Tenant (auth service)", () => {
     expect((await whoAmI(newKey)).principal?.tenantId).toBe(t.status.tenantId);
     expect(errorReason(await refusal(whoAmI(oldKey)))).toBe("AUTH_REVOKED_KEY");
     expect(kube.standin.get("secrets", NS, "kappa-app")).toBeUndefined();
-    expect(eventReasons("kappa")).toContain("ApiKeyRevoked");
+    await expectEvent("kappa", "ApiKeyRevoked");
   }, 60_000);
 
   it("issues a new key into a Secret someone deleted and revokes the lost one", async () => {
@@ -767,7 +776,7 @@ describeWithCrdApiServer("Quota: limits removed, moved and duplicated; the soft 
     expect(left.quota?.limits?.monthlyRunUnits).toBeUndefined();
     expect(left.quota?.softCapRatio).toBeCloseTo(0.8);
     expect(left.quota?.hardCapMode).toBe(HardCapMode.ENFORCE);
-    expect(eventReasons("epsilon-quota")).toContain("QuotaReset");
+    await expectEvent("epsilon-quota", "QuotaReset");
   }, 60_000);
 
   it("refuses a second Quota for the same Tenant (Degraded DuplicateQuota) without touching its limits, and deleting it keeps them", async () => {
@@ -863,7 +872,7 @@ describeWithCrdApiServer("Quota: limits removed, moved and duplicated; the soft 
     expect(soft.status.monthly).toMatchObject({ runsUsed: 2, runsLimit: 3, softCapReached: true, hardCapReached: false });
     expect(soft.status).toMatchObject({ used: "2 runs", limit: "3 runs", phase: "Ready" });
     expect(condition(soft, "Ready")?.status).toBe("True");
-    expect(eventReasons("zeta-quota")).toContain("SoftCapReached");
+    await expectEvent("zeta-quota", "SoftCapReached");
     // The Tenant's USAGE column follows the completed runs (counted from RunCompleted events).
     await eventually(
       "Tenant zeta USAGE 2/3 runs",
