@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { register } from "prom-client";
 import type { NodeRequest as Req, NodeResponse as Res } from "./node-http.js";
 import { plain } from "./node-http.js";
+import type { HttpRoute, ServiceModule } from "./service-module.js";
 import type { ServingState } from "./serving-state.js";
 
 /** Paths of the plain HTTP endpoints served next to the RPCs. */
@@ -67,6 +68,43 @@ export function createHttpEndpoints(state: ServingState, logger: Logger): (req: 
           },
         );
         break;
+    }
+    return true;
+  };
+}
+
+/**
+ * The services' own plain HTTP endpoints ({@link HttpRoute}): exact paths and prefixes, checked
+ * for clashes when the server is built. Returns `handle(req, res)`: true when a route answered.
+ */
+export function createServiceRoutes(modules: readonly ServiceModule[], logger: Logger): (req: Req, res: Res) => boolean {
+  const routes = modules.flatMap((m) => (m.httpRoutes ?? []).map((r) => ({ ...r, owner: m.name })));
+  for (const [i, a] of routes.entries()) {
+    for (const b of routes.slice(i + 1)) {
+      const clash = a.path === b.path || (a.prefix && b.path.startsWith(`${a.path}/`)) || (b.prefix && a.path.startsWith(`${b.path}/`));
+      if (clash) throw new Error(`HTTP route ${b.path} of "${b.owner}" clashes with ${a.path} of "${a.owner}"`);
+    }
+  }
+  if (routes.length === 0) return () => false;
+  return (req, res) => {
+    const path = (req.url ?? "").split("?", 1)[0] ?? "";
+    const route = routes.find((r) => path === r.path || (r.prefix === true && path.startsWith(`${r.path}/`)));
+    if (route === undefined) return false;
+    if (route.methods && !route.methods.includes(req.method ?? "")) {
+      plain(res).writeHead(405, { allow: route.methods.join(", ") });
+      plain(res).end();
+      return true;
+    }
+    const fail = (err: unknown) => {
+      logger.error({ err, path, route: route.path }, "HTTP route failed");
+      if (!plain(res).headersSent) json(req, res, 500, { error: "internal error" });
+      else plain(res).end();
+    };
+    try {
+      const out = route.handle(req, res);
+      if (out instanceof Promise) out.catch(fail);
+    } catch (err) {
+      fail(err);
     }
     return true;
   };

@@ -5,9 +5,10 @@
  */
 
 export type { CorsOptions } from "./cors.js";
+export { type NodeRequest, type NodeResponse, plain } from "./node-http.js";
 export type { BoundAddress, ListenOptions, NexusServer, ServerOptions } from "./server.js";
 export { createServer, PUBLIC_SERVICES, serverOptionsFromConfig } from "./server.js";
-export type { ReadinessCheck, ReadinessResult, ServiceModule } from "./service-module.js";
+export type { HttpRoute, ReadinessCheck, ReadinessResult, ServiceModule } from "./service-module.js";
 export type { Lifecycle } from "./serving-state.js";
 export type { SignalOptions } from "./signals.js";
 export { installSignalHandlers } from "./signals.js";

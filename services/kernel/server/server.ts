@@ -28,7 +28,7 @@ import type { CorsOptions } from "./cors.js";
 import { createCors } from "./cors.js";
 import { addDecodeErrorInfo } from "./decode-errors.js";
 import { registerHealthService } from "./health-service.js";
-import { createHttpEndpoints } from "./http-endpoints.js";
+import { createHttpEndpoints, createServiceRoutes } from "./http-endpoints.js";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
 import { plain } from "./node-http.js";
 import { createOpenApiEndpoint } from "./openapi-endpoint.js";
@@ -282,6 +282,7 @@ export function createServer(options: ServerOptions): NexusServer {
   const cors = createCors(options.cors);
   const endpoints = createHttpEndpoints(state, logger);
   const openapi = createOpenApiEndpoint({ services: () => state.services, logger });
+  const serviceRoutes = createServiceRoutes(options.services, logger);
 
   // ---- in-flight accounting (drives graceful shutdown) ----
   let inFlight = 0;
@@ -333,6 +334,7 @@ export function createServer(options: ServerOptions): NexusServer {
       if (cors(req, res)) return;
       if (endpoints(req, res)) return;
       if (openapi(req, res)) return;
+      if (serviceRoutes(req, res)) return;
       rpcHandler(req, res);
     } catch (err) {
       logger.error({ err, url: req.url }, "request handling failed");

@@ -5,7 +5,7 @@ import type { NexusConfig, ServiceName } from "../config.js";
 import type { Migration } from "../db/migrate.js";
 import type { Database } from "../db/ports.js";
 import type { BackoffOptions, ConsumerOptions, EventBus } from "../events/ports.js";
-import type { ReadinessCheck } from "../server/service-module.js";
+import type { HttpRoute, ReadinessCheck } from "../server/service-module.js";
 
 /**
  * How a service reaches the other services: real gRPC calls, to this very process when it
@@ -91,6 +91,8 @@ export interface ServiceParts {
   readiness?: ReadinessCheck;
   /** Stops the service's own background work; runs after the tasks stopped, before consumers drain. */
   shutdown?: () => Promise<void>;
+  /** Plain HTTP endpoints beside the RPCs (`POST /ingress`, `/scim/v2`, ...), served by every process hosting the service. */
+  httpRoutes?: readonly HttpRoute[];
 }
 
 /** One role of a service: a deployable unit (`nexus serve --service <role>`) and the APIs it serves. */

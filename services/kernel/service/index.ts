@@ -1,3 +1,4 @@
+export type { HttpRoute } from "../server/service-module.js";
 export {
   type ApiHandler,
   type ConsumerDefaults,

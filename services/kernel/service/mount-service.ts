@@ -92,6 +92,7 @@ export function mountService(
     register(router: ConnectRouter) {
       for (const h of served) router.service(h.api, h.impl);
     },
+    ...(parts.httpRoutes ? { httpRoutes: parts.httpRoutes } : {}),
     started: () => consumers.started(),
     async readiness(): Promise<ReadinessResult> {
       const own = parts.readiness ? await parts.readiness() : { ready: true };
