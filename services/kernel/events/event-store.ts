@@ -126,6 +126,7 @@ export async function appendToStream(
       topic,
       payload,
       metadata: JSON.stringify(metadataToJson({ ...base, ...dropUndefined(e.metadata) })),
+      occurredAt: e.occurredAt ?? null,
     };
   });
 
@@ -136,14 +137,14 @@ export async function appendToStream(
 
   const params: unknown[] = [];
   const values = prepared.map((e, i) => {
-    params.push(e.eventId, streamId, current + i + 1, e.type, e.topic, e.payload, e.metadata);
-    const n = i * 7;
-    return `($${n + 1}::uuid, $${n + 2}, $${n + 3}::int, $${n + 4}, $${n + 5}, $${n + 6}::jsonb, $${n + 7}::jsonb)`;
+    params.push(e.eventId, streamId, current + i + 1, e.type, e.topic, e.payload, e.metadata, e.occurredAt);
+    const n = i * 8;
+    return `($${n + 1}::uuid, $${n + 2}, $${n + 3}::int, $${n + 4}, $${n + 5}, $${n + 6}::jsonb, $${n + 7}::jsonb, coalesce($${n + 8}::timestamptz, now()))`;
   });
   let rows: EventRow[];
   try {
     ({ rows } = await tx.query<EventRow>(
-      `INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
+      `INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata, occurred_at)
        VALUES ${values.join(", ")}
        RETURNING ${COLUMNS}`,
       params,

@@ -18,6 +18,9 @@ export const EVENTS_CHANNEL = "platform_events";
  *   one replica publishes at a time.
  * - `local_bus_checkpoints`, `local_bus_retries`, `local_dead_letters`: the embedded bus's
  *   per-consumer progress, scheduled retries and parked messages.
+ * - `snapshots`: the latest snapshot of each event-sourced aggregate's stream (its state at
+ *   `version`, in the form `schema_version` of the aggregate), kept apart from the log: a
+ *   cache that may be deleted at any time — rehydration then replays the whole stream.
  */
 export const PLATFORM_MIGRATIONS: readonly Migration[] = [
   {
@@ -107,6 +110,20 @@ CREATE TABLE platform.local_dead_letters (
   replayed_at timestamptz
 );
 CREATE INDEX local_dead_letters_parked_idx ON platform.local_dead_letters (consumer, seq) WHERE replayed_at IS NULL;
+`,
+  },
+  {
+    id: "0003_snapshots",
+    sql: `
+CREATE TABLE platform.snapshots (
+  stream_id text PRIMARY KEY CHECK (length(stream_id) BETWEEN 1 AND 512),
+  aggregate text NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  schema_version integer NOT NULL CHECK (schema_version >= 1),
+  state jsonb NOT NULL,
+  size_bytes integer NOT NULL,
+  taken_at timestamptz NOT NULL DEFAULT now()
+);
 `,
   },
 ];

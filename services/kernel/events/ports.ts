@@ -31,6 +31,12 @@ export interface NewEvent {
   eventId?: string;
   /** Merged over the appender's metadata. */
   metadata?: EventMetadata;
+  /**
+   * When the fact happened by the deciding clock (event-sourced aggregates set it so that
+   * replaying the stream reproduces the timestamps of their state). Default: the database's
+   * `now()` at append.
+   */
+  occurredAt?: Date;
 }
 
 /** An event as stored in `platform.events`. */
