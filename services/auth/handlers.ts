@@ -16,7 +16,7 @@ import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey } from "../kerne
 import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import { domainError } from "../kernel/errors.js";
-import type { AuthApplication } from "./auth-application.js";
+import type { AuthApplication, TenantChangeOptions } from "./auth-application.js";
 import type { KeyStatus } from "./domain/api-key.js";
 import { apiKeyToMessage, overridesFromMessage, statusFromProto, tenantToMessage } from "./proto-mapping.js";
 
@@ -40,6 +40,11 @@ function requiredRole(role: number, field = "role") {
  * Shape checks live in the proto (protovalidate); who may call what lives in the permission
  * table; what remains here is tenant scoping through the principal.
  */
+/** The optimistic-concurrency option of a tenant change request (unset: none). */
+function expected(req: { expectedVersion?: bigint }): TenantChangeOptions {
+  return req.expectedVersion === undefined ? {} : { expectedVersion: Number(req.expectedVersion) };
+}
+
 export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
   constructor(private readonly app: AuthApplication) {}
 
@@ -69,20 +74,28 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     return { tenants: page.items.map(tenantToMessage), nextPageToken: page.nextPageToken };
   }
 
-  async suspendTenant(req: { tenantId: string; reason: string }, ctx: HandlerContext) {
-    return { tenant: tenantToMessage(await this.app.suspendTenant(principalOf(ctx), req.tenantId, req.reason)) };
+  async suspendTenant(req: { tenantId: string; reason: string; expectedVersion?: bigint }, ctx: HandlerContext) {
+    return { tenant: tenantToMessage(await this.app.suspendTenant(principalOf(ctx), req.tenantId, req.reason, expected(req))) };
   }
 
-  async resumeTenant(req: { tenantId: string }, ctx: HandlerContext) {
-    return { tenant: tenantToMessage(await this.app.resumeTenant(principalOf(ctx), req.tenantId)) };
+  async resumeTenant(req: { tenantId: string; expectedVersion?: bigint }, ctx: HandlerContext) {
+    return { tenant: tenantToMessage(await this.app.resumeTenant(principalOf(ctx), req.tenantId, expected(req))) };
   }
 
-  async setPlan(req: { tenantId: string; plan: number }, ctx: HandlerContext) {
-    return { tenant: tenantToMessage(await this.app.setPlan(principalOf(ctx), req.tenantId, requiredPlan(req.plan))) };
+  async setPlan(req: { tenantId: string; plan: number; expectedVersion?: bigint }, ctx: HandlerContext) {
+    return { tenant: tenantToMessage(await this.app.setPlan(principalOf(ctx), req.tenantId, requiredPlan(req.plan), expected(req))) };
   }
 
-  async setEntitlementOverrides(req: { tenantId: string; overrides?: Parameters<typeof overridesFromMessage>[0] }, ctx: HandlerContext) {
-    const tenant = await this.app.setEntitlementOverrides(principalOf(ctx), req.tenantId, overridesFromMessage(req.overrides));
+  async setEntitlementOverrides(
+    req: { tenantId: string; overrides?: Parameters<typeof overridesFromMessage>[0]; expectedVersion?: bigint },
+    ctx: HandlerContext,
+  ) {
+    const tenant = await this.app.setEntitlementOverrides(
+      principalOf(ctx),
+      req.tenantId,
+      overridesFromMessage(req.overrides),
+      expected(req),
+    );
     return { tenant: tenantToMessage(tenant) };
   }
 
@@ -94,7 +107,7 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     if (unknown.length > 0) {
       throw domainError("INVALID_ARGUMENT", `update_mask may name only display_name, not ${unknown.join(", ")}`, { field: "update_mask" });
     }
-    const tenant = await this.app.setDisplayName(principalOf(ctx), req.tenantId, req.displayName);
+    const tenant = await this.app.setDisplayName(principalOf(ctx), req.tenantId, req.displayName, expected(req));
     return { tenant: tenantToMessage(tenant) };
   }
 

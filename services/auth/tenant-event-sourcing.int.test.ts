@@ -106,11 +106,10 @@ describeWithPostgres("the tenant aggregate is event-sourced (PostgreSQL)", () =>
             expect((err as ConnectError).code).toBe(Code.InvalidArgument);
           }
         }
-        const row = await db.query<{ version: number }>("SELECT version FROM auth.tenants WHERE id = $1", [id]);
-        const table = await store.getTenant(id);
+        const { version: rowVersion, ...table } = (await store.getTenant(id))!;
         const replayed = await rehydrate(db, tenants, id, { useSnapshots: false });
         expect(replayed.state).toEqual(table);
-        expect(replayed.version).toBe(row.rows[0]?.version);
+        expect(replayed.version).toBe(rowVersion);
         const fromSnapshot = await rehydrate(db, tenants, id);
         expect(fromSnapshot.state).toEqual(table);
         for (const [version, state] of after) {
@@ -201,6 +200,6 @@ describeWithPostgres("the tenant aggregate is event-sourced (PostgreSQL)", () =>
     );
     const r = await rehydrate(db, tenants, id, { useSnapshots: false });
     expect(r.version).toBe(9);
-    expect(r.state).toEqual(await store.getTenant(id));
+    expect({ ...r.state, version: r.version }).toEqual(await store.getTenant(id));
   });
 });

@@ -5,7 +5,7 @@ import type { Database, Tx } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import type { ApiKey, KeyKind } from "../domain/api-key.js";
 import type { Tenant } from "../domain/tenant.js";
-import type { ApiKeyQuery, AuthStore, AuthTransaction, Credentials, StateRepository, TenantQuery } from "../ports.js";
+import type { ApiKeyQuery, AuthStore, AuthTransaction, Credentials, StateRepository, TenantQuery, TenantView } from "../ports.js";
 
 interface TenantRow {
   id: string;
@@ -73,6 +73,10 @@ function toTenant(r: TenantRow): Tenant {
     updatedAt: date(r.updated_at),
     suspendedAt: optionalDate(r.suspended_at),
   };
+}
+
+function toTenantView(r: TenantRow): TenantView {
+  return { ...toTenant(r), version: r.version };
 }
 
 function toApiKey(r: ApiKeyRow): ApiKey {
@@ -233,11 +237,11 @@ export function createPostgresAuthStore(db: Database): AuthStore {
     apiKeys: apiKeyRows,
     async getTenant(tenantId) {
       const { rows } = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE id = $1`, [tenantId]);
-      return rows[0] ? toTenant(rows[0]) : undefined;
+      return rows[0] ? toTenantView(rows[0]) : undefined;
     },
     async getTenantBySlug(slug) {
       const { rows } = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE slug = $1`, [slug]);
-      return rows[0] ? toTenant(rows[0]) : undefined;
+      return rows[0] ? toTenantView(rows[0]) : undefined;
     },
     async listTenants(q: TenantQuery) {
       const params: unknown[] = [];
@@ -255,7 +259,7 @@ export function createPostgresAuthStore(db: Database): AuthStore {
          ORDER BY created_at, id LIMIT $${limit}`,
         params,
       );
-      return rows.map(toTenant);
+      return rows.map(toTenantView);
     },
     async getApiKey(keyId) {
       const { rows } = await db.query<ApiKeyRow>(`SELECT ${KEY_COLUMNS} FROM auth.api_keys WHERE id = $1`, [keyId]);
