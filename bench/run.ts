@@ -4,6 +4,7 @@ import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
+import { benchRehydrationOutcome } from "./rehydration.js";
 import { type BenchOutcome, type BenchRun, machineInfo, writeResults } from "./results.js";
 import { benchMemory, benchRpc } from "./rpc.js";
 import { benchSearchCases } from "./search.js";
@@ -100,6 +101,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
     },
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
+  ["rehydration", (log) => benchRehydrationOutcome(log)],
 ];
 
 const run: BenchRun = {
