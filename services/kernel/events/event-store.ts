@@ -7,6 +7,7 @@ import { currentEventMetadata, metadataFromJson, metadataToJson } from "./event-
 import { domainOf, eventsAppended } from "./metrics.js";
 import type { EventMetadata, NewEvent, RecordedEvent } from "./ports.js";
 import { assertTopic, topicOfType } from "./topics.js";
+import { currentSchemaVersion, upcast } from "./upcasters.js";
 
 /**
  * What the appender believes the stream's current version is:
@@ -48,8 +49,9 @@ interface EventRow {
 
 const COLUMNS = "position, event_id, stream_id, version, type, topic, payload, metadata, occurred_at";
 
+/** A stored row as the event it is, upgraded to its type's current shape (upcasters.ts). */
 function toRecorded(row: EventRow): RecordedEvent {
-  return {
+  return upcast({
     position: BigInt(row.position),
     eventId: row.event_id,
     streamId: row.stream_id,
@@ -59,7 +61,7 @@ function toRecorded(row: EventRow): RecordedEvent {
     payload: row.payload,
     metadata: metadataFromJson(row.metadata),
     occurredAt: row.occurred_at instanceof Date ? row.occurred_at : new Date(row.occurred_at),
-  };
+  });
 }
 
 function invalid(message: string, field: string): Error {
@@ -125,7 +127,7 @@ export async function appendToStream(
       type: e.type,
       topic,
       payload,
-      metadata: JSON.stringify(metadataToJson({ ...base, ...dropUndefined(e.metadata) })),
+      metadata: JSON.stringify(metadataToJson({ ...base, ...schemaOf(e.type), ...dropUndefined(e.metadata) })),
       occurredAt: e.occurredAt ?? null,
     };
   });
@@ -161,6 +163,12 @@ export async function appendToStream(
   }
   for (const e of prepared) eventsAppended.inc({ domain: domainOf(e.topic) });
   return rows.map(toRecorded).sort((a, b) => a.version - b.version);
+}
+
+/** The shape version stamped on a new event of `type` (none while the type has no upcasters). */
+function schemaOf(type: string): EventMetadata {
+  const v = currentSchemaVersion(type);
+  return v > 1 ? { schemaVersion: String(v) } : {};
 }
 
 function dropUndefined(meta: EventMetadata | undefined): EventMetadata {
