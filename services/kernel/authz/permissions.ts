@@ -119,6 +119,13 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.audit.v1.AuditService/ListAuditEvents": auditAccess,
   "/nexus.audit.v1.AuditService/ExportAuditEvents": auditAccess,
   "/nexus.audit.v1.AuditService/VerifyAuditChain": auditAccess,
+
+  // ---- nexus.eventstore.v1.EventStoreService ----
+  // A tenant's change feed carries its content's events (document names, session titles):
+  // tenant admins and owners only, like the rest of tenant content.
+  "/nexus.eventstore.v1.EventStoreService/WatchEvents": admin,
+  // The catalogue is schema, not data.
+  "/nexus.eventstore.v1.EventStoreService/ListEventTypes": anyone,
 });
 
 /** `/<service type name>/<method name>`, the key of {@link PERMISSIONS}. */

@@ -222,3 +222,46 @@ export async function lastPosition(db: Queryable): Promise<bigint> {
   const { rows } = await db.query<{ position: bigint }>("SELECT coalesce(max(position), 0)::int8 AS position FROM platform.events");
   return rows[0]?.position ?? 0n;
 }
+
+/** Which events {@link readTenantEvents} returns. */
+export interface TenantEventQuery {
+  tenantId: string;
+  /** Strictly after this position. */
+  afterPosition: bigint;
+  /** At most up to this position (inclusive). */
+  upToPosition: bigint;
+  /** Only these streams (empty: all). */
+  streamIds?: readonly string[];
+  /** Only these types, as stored or upcast (empty: all). */
+  types?: readonly string[];
+  limit: number;
+}
+
+/** A page of {@link readTenantEvents}. */
+export interface TenantEventPage {
+  /** The matching events, oldest first. */
+  events: RecordedEvent[];
+  /** The position read up to: `upToPosition` when the page was not full, else the last row's. */
+  readTo: bigint;
+}
+
+/**
+ * One tenant's events (by `metadata.tenant_id`) in global order within (after, upTo], at most
+ * `limit` rows, upgraded to their current shape. With `upTo` read from {@link lastPosition}
+ * first, "nothing more up to upTo" is a complete answer (positions are handed out in commit
+ * order); continue from `readTo`.
+ */
+export async function readTenantEvents(db: Queryable, q: TenantEventQuery): Promise<TenantEventPage> {
+  const params: unknown[] = [q.afterPosition, q.upToPosition, q.tenantId];
+  const where = ["position > $1", "position <= $2", "metadata->>'tenant_id' = $3"];
+  if (q.streamIds && q.streamIds.length > 0) where.push(`stream_id = ANY($${params.push([...q.streamIds])}::text[])`);
+  const { rows } = await db.query<EventRow>(
+    `SELECT ${COLUMNS} FROM platform.events WHERE ${where.join(" AND ")} ORDER BY position LIMIT $${params.push(q.limit)}`,
+    params,
+  );
+  const all = rows.map(toRecorded);
+  const readTo = rows.length < q.limit ? q.upToPosition : (all[all.length - 1]?.position ?? q.upToPosition);
+  // Types are matched after upcasting, so a watcher of the current type also gets renamed old events.
+  const events = q.types && q.types.length > 0 ? all.filter((e) => q.types!.includes(e.type)) : all;
+  return { events, readTo };
+}

@@ -21,6 +21,7 @@ export const EVENTS_CHANNEL = "platform_events";
  * - `snapshots`: the latest snapshot of each event-sourced aggregate's stream (its state at
  *   `version`, in the form `schema_version` of the aggregate), kept apart from the log: a
  *   cache that may be deleted at any time — rehydration then replays the whole stream.
+ *   And an index of each tenant's events by position (the change feed).
  */
 export const PLATFORM_MIGRATIONS: readonly Migration[] = [
   {
@@ -113,7 +114,7 @@ CREATE INDEX local_dead_letters_parked_idx ON platform.local_dead_letters (consu
 `,
   },
   {
-    id: "0003_snapshots",
+    id: "0003_snapshots_and_tenant_index",
     sql: `
 CREATE TABLE platform.snapshots (
   stream_id text PRIMARY KEY CHECK (length(stream_id) BETWEEN 1 AND 512),
@@ -124,6 +125,9 @@ CREATE TABLE platform.snapshots (
   size_bytes integer NOT NULL,
   taken_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- A tenant's events in order: the change feed (WatchEvents) and temporal reads.
+CREATE INDEX events_tenant_position_idx ON platform.events ((metadata->>'tenant_id'), position);
 `,
   },
 ];

@@ -1,0 +1,27 @@
+import { createMemoryBucketStore } from "../kernel/limits/bucket-store.js";
+import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
+import { ChangeFeed } from "./change-feed.js";
+import { EventStoreHandler } from "./event-store-handler.js";
+import { eventStoreRoutes } from "./routes.js";
+
+/** The event store API's parts, with the feed and handler inside (tests call them directly). */
+export interface EventStoreParts extends ServiceParts {
+  feed: ChangeFeed;
+  handler: EventStoreHandler;
+}
+
+/** Assembles the event store API: the change feed (per-process throttle buckets) and the handler. */
+export function createEventStoreParts(ctx: ServiceContext): EventStoreParts {
+  const buckets = createMemoryBucketStore();
+  const feed = new ChangeFeed({ db: ctx.db, bus: ctx.bus, buckets });
+  const handler = new EventStoreHandler(feed);
+  return {
+    feed,
+    handler,
+    handlers: [eventStoreRoutes(handler)],
+    shutdown: async () => {
+      await feed.close();
+      buckets.close();
+    },
+  };
+}
