@@ -5,12 +5,14 @@ import { type TenantAggregate, tenantAggregate, tenantStreamId } from "../servic
 import { tenantEventToNew } from "../services/auth/auth-events.js";
 import type { TenantEvent } from "../services/auth/domain/tenant.js";
 import { authService } from "../services/auth/server.js";
+import { tenantsProjection } from "../services/auth/tenant-projection.js";
 import { deleteSnapshot, executeCommand, rehydrate, saveSnapshot } from "../services/kernel/commands/index.js";
 import { createPgDatabase } from "../services/kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
-import { appendToStream } from "../services/kernel/events/event-store.js";
+import { appendToStream, readAll } from "../services/kernel/events/event-store.js";
 import { migratePlatform } from "../services/kernel/events/platform-migrations.js";
+import { rebuildProjection } from "../services/kernel/projections/index.js";
 import { migrateService } from "../services/kernel/service/index.js";
 import { benchServerUrl, createBenchDatabase, type Percentiles, percentiles } from "./rag-setup.js";
 import type { BenchOutcome, BenchRatio } from "./results.js";
@@ -25,6 +27,9 @@ import type { BenchOutcome, BenchRatio } from "./results.js";
  *    command replays 10,000 events), and the baseline — the same aggregate loading its state
  *    row (`SELECT … FOR UPDATE`) as before event sourcing.
  *
+ * 3. Rebuild throughput: `auth.tenants` rebuilt (shadow table + swap) from 2,000 tenant
+ *    streams of 5 events, in events/s, against reading the same events with `readAll`.
+ *
  * The stream is written in batches with `appendToStream` (the same events commands would
  * record), then its state row is saved from a full replay. Runs on a fresh database of the
  * local PostgreSQL (NEXUS_BENCH_DATABASE_URL), else on PGlite.
@@ -36,6 +41,8 @@ export interface RehydrationBenchOptions {
   rehydrations?: number;
   /** Measured commands per way. Default 200 (30 without snapshots). */
   commands?: number;
+  /** Tenants (5 events each) in the rebuild measurement. Default 2 000. */
+  rebuildTenants?: number;
   log?: (line: string) => void;
 }
 
@@ -45,6 +52,8 @@ export interface RehydrationBenchResult {
   events: number;
   rehydrate: { fullReplay: Percentiles; fromSnapshot: Percentiles; snapshotTail: number };
   commands: { stateRow: Percentiles; withSnapshots: Percentiles; withoutSnapshots: Percentiles };
+  /** `auth.tenants` rebuilt from `tenants` streams of 5 events, against reading the same events. */
+  rebuild: { tenants: number; events: number; eventsPerSecond: number; readEventsPerSecond: number };
 }
 
 async function timed(n: number, fn: () => Promise<unknown>): Promise<Percentiles> {
@@ -135,9 +144,51 @@ export async function benchRehydration(options: RehydrationBenchOptions = {}): P
         `event-sourced + snapshots ${withSnap.p50.toFixed(2)}/${withSnap.p99.toFixed(2)} ms, ` +
         `without snapshots ${noSnap.p50.toFixed(1)}/${noSnap.p99.toFixed(1)} ms`,
     );
+    // Rebuild throughput: many small streams, as the tenants projection really is.
+    const tenantCount = options.rebuildTenants ?? 2000;
+    for (let t = 0; t < tenantCount; t += 200) {
+      await db.transaction(async (tx) => {
+        for (let j = t; j < Math.min(tenantCount, t + 200); j++) {
+          const tid = `rb-${j}`;
+          const es: TenantEvent[] = [
+            { type: "TenantCreated", tenantId: tid, slug: tid, displayName: tid, plan: "free", at: new Date(start) },
+            { type: "PlanChanged", tenantId: tid, previousPlan: "free", plan: "pro", at: new Date(start + 1000) },
+            { type: "TenantSuspended", tenantId: tid, reason: "bench", at: new Date(start + 2000) },
+            { type: "TenantResumed", tenantId: tid, at: new Date(start + 3000) },
+            {
+              type: "TenantDisplayNameChanged",
+              tenantId: tid,
+              previousDisplayName: tid,
+              displayName: `${tid}!`,
+              at: new Date(start + 4000),
+            },
+          ];
+          await appendToStream(
+            tx,
+            tenantStreamId(tid),
+            0,
+            es.map((e) => tenantEventToNew(e, { actor: "bench" })),
+          );
+        }
+      });
+    }
+    const rebuilt = await rebuildProjection(db, tenantsProjection);
+    const readStarted = performance.now();
+    let read = 0;
+    for (let after = 0n; ; ) {
+      const page = await readAll(db, after, 1000);
+      read += page.length;
+      if (page.length < 1000) break;
+      after = page[page.length - 1]!.position;
+    }
+    const readEventsPerSecond = read / ((performance.now() - readStarted) / 1000);
+    log(
+      `rebuild auth.tenants: ${rebuilt.events} events of ${rebuilt.streams} streams at ${Math.round(rebuilt.eventsPerSecond)} events/s (reading the log alone: ${Math.round(readEventsPerSecond)} events/s)`,
+    );
     return {
       backend,
       events: total,
+      rebuild: { tenants: rebuilt.streams, events: rebuilt.events, eventsPerSecond: rebuilt.eventsPerSecond, readEventsPerSecond },
       rehydrate: { fullReplay, fromSnapshot, snapshotTail: tail },
       commands: { stateRow: rowLoad, withSnapshots: withSnap, withoutSnapshots: noSnap },
     };

@@ -1,4 +1,5 @@
 import { type EntitlementOverrides, NO_OVERRIDES } from "../../kernel/authz/plans.js";
+import type { Versioned } from "../../kernel/commands/index.js";
 import type { PlanName, TenantRole } from "../../kernel/context.js";
 import { PG_ERRORS, pgErrorCode, pgErrorConstraint } from "../../kernel/db/pg-error.js";
 import type { Database, Tx } from "../../kernel/db/ports.js";
@@ -336,4 +337,41 @@ export function createPostgresAuthStore(db: Database): AuthStore {
       return rows.map((r) => r.id);
     },
   };
+}
+
+/** The columns of `auth.tenants`, for projection rebuilds (services/auth/tenant-projection.ts). */
+export const TENANT_TABLE_COLUMNS: readonly string[] = TENANT_COLUMNS.split(", ");
+
+/**
+ * Writes rebuilt tenant rows into `target` (`auth.tenants` or its rebuild shadow, a trusted
+ * identifier): upserts `rows` by id with every column, deletes the ids in `gone`.
+ */
+export async function writeTenantRows(tx: Tx, target: string, rows: readonly Versioned<Tenant>[], gone: readonly string[]): Promise<void> {
+  if (gone.length > 0) await tx.query(`DELETE FROM ${target} WHERE id = ANY($1::text[])`, [[...gone]]);
+  const present = rows.filter((r): r is { state: Tenant; version: number } => r.state !== undefined);
+  for (let i = 0; i < present.length; i += 500) {
+    const params: unknown[] = [];
+    const values = present.slice(i, i + 500).map(({ state: t, version }) => {
+      const n = params.push(
+        t.id,
+        t.slug,
+        t.displayName,
+        t.plan,
+        t.status,
+        JSON.stringify(t.overrides),
+        t.suspensionReason,
+        t.createdAt,
+        t.updatedAt,
+        t.suspendedAt ?? null,
+        version,
+      );
+      const b = n - 11;
+      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}::jsonb, $${b + 7}, $${b + 8}::timestamptz, $${b + 9}::timestamptz, $${b + 10}::timestamptz, $${b + 11})`;
+    });
+    const update = TENANT_TABLE_COLUMNS.filter((c) => c !== "id").map((c) => `${c} = EXCLUDED.${c}`);
+    await tx.query(
+      `INSERT INTO ${target} (${TENANT_COLUMNS}) VALUES ${values.join(", ")} ON CONFLICT (id) DO UPDATE SET ${update.join(", ")}`,
+      params,
+    );
+  }
 }

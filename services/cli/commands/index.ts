@@ -10,6 +10,7 @@ import { ingestCommand } from "./ingest.js";
 import { keysCommands } from "./keys.js";
 import { migrateCommand } from "./migrate.js";
 import { operatorCommand } from "./operator.js";
+import { projectionsCommands } from "./projections.js";
 import { quotaCommands } from "./quota.js";
 import { searchCommand } from "./search.js";
 import { serveCommand } from "./serve.js";
@@ -25,6 +26,7 @@ export const commands: readonly Command[] = [
   migrateCommand,
   dlqListCommand,
   dlqReplayCommand,
+  ...projectionsCommands,
   operatorCommand,
   ...tenantsCommands,
   ...keysCommands,

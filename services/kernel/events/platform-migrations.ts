@@ -21,7 +21,8 @@ export const EVENTS_CHANNEL = "platform_events";
  * - `snapshots`: the latest snapshot of each event-sourced aggregate's stream (its state at
  *   `version`, in the form `schema_version` of the aggregate), kept apart from the log: a
  *   cache that may be deleted at any time — rehydration then replays the whole stream.
- *   And an index of each tenant's events by position (the change feed).
+ *   And an index of each tenant's events by position (the change feed), and
+ *   `projection_rebuilds`: the last rebuild of each projection and its outcome.
  */
 export const PLATFORM_MIGRATIONS: readonly Migration[] = [
   {
@@ -124,6 +125,17 @@ CREATE TABLE platform.snapshots (
   state jsonb NOT NULL,
   size_bytes integer NOT NULL,
   taken_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The last rebuild of each projection (services/kernel/projections).
+CREATE TABLE platform.projection_rebuilds (
+  projection text PRIMARY KEY,
+  state text NOT NULL CHECK (state IN ('rebuilding', 'ok', 'failed')),
+  started_at timestamptz NOT NULL,
+  finished_at timestamptz,
+  events bigint NOT NULL DEFAULT 0,
+  changed bigint NOT NULL DEFAULT 0,
+  error text
 );
 
 -- A tenant's events in order: the change feed (WatchEvents) and temporal reads.
