@@ -1,17 +1,25 @@
 import { create, toJsonString } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   type EventStoreService,
   ListEventTypesResponseSchema,
+  type ReadStreamHistoryRequest,
+  ReadStreamHistoryResponseSchema,
   type WatchEventsRequest,
   type WatchEventsResponse,
   WatchEventsResponseSchema,
 } from "../../gen/nexus/eventstore/v1/event_store_service_pb.js";
 import { principalOf, requireTenantPrincipal, tenantScope } from "../kernel/authz/tenant-scope.js";
+import { domainError } from "../kernel/errors.js";
 import type { RecordedEvent } from "../kernel/events/ports.js";
+import { counterPosition, pageTokens } from "../kernel/paging/index.js";
 import type { ChangeFeed } from "./change-feed.js";
 import { eventCatalogue, eventDescriptorSet } from "./event-types.js";
+import type { StreamHistory } from "./stream-history.js";
+
+/** ReadStreamHistory continuation tokens: the last version returned, bound to the query. */
+const historyTokens = pageTokens(counterPosition);
 
 /** A stored event as the API shows it (payload as JSON text; envelope.payload unset). */
 function storedEventMessage(e: RecordedEvent) {
@@ -40,7 +48,10 @@ function storedEventMessage(e: RecordedEvent) {
 export class EventStoreHandler implements ServiceImpl<typeof EventStoreService> {
   private descriptors: Uint8Array | undefined;
 
-  constructor(private readonly feed: ChangeFeed) {}
+  constructor(
+    private readonly feed: ChangeFeed,
+    private readonly history: StreamHistory,
+  ) {}
 
   async *watchEvents(req: WatchEventsRequest, ctx: HandlerContext): AsyncGenerator<WatchEventsResponse> {
     // Tenant admins read their own tenant's feed; the permission table admits no platform key.
@@ -67,6 +78,28 @@ export class EventStoreHandler implements ServiceImpl<typeof EventStoreService> 
         }
       }
     }
+  }
+
+  async readStreamHistory(req: ReadStreamHistoryRequest, ctx: HandlerContext) {
+    const principal = requireTenantPrincipal(principalOf(ctx), "temporal queries read a tenant's history: use a key of the tenant");
+    const tenantId = tenantScope(principal, req.tenantId);
+    if (!req.startTime || !req.endTime)
+      throw domainError("INVALID_ARGUMENT", "start_time and end_time are required", { field: "start_time" });
+    const from = timestampDate(req.startTime);
+    const to = timestampDate(req.endTime);
+    if (!(to > from)) throw domainError("INVALID_ARGUMENT", "end_time must be after start_time", { field: "end_time" });
+    const binding = { tenantId, streamId: req.streamId, from: from.getTime(), to: to.getTime() };
+    const afterVersion = req.pageToken === "" ? 0 : historyTokens.decode(req.pageToken, binding);
+    if (afterVersion === undefined) {
+      throw domainError("INVALID_CURSOR", "page_token does not belong to this stream and range; start without it", { field: "page_token" });
+    }
+    const page = await this.history.read({ tenantId, keyId: principal.keyId, streamId: req.streamId, from, to, afterVersion });
+    return create(ReadStreamHistoryResponseSchema, {
+      events: page.events.map(storedEventMessage),
+      partial: page.partial,
+      nextPageToken: page.partial ? historyTokens.encode(page.lastVersion, binding) : "",
+      eventsScanned: BigInt(page.scanned),
+    });
   }
 
   async listEventTypes() {

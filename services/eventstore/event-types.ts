@@ -2,6 +2,7 @@ import { create, type DescFile, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { file_nexus_events_v1_agent_events } from "../../gen/nexus/events/v1/agent_events_pb.js";
 import { file_nexus_events_v1_auth_events } from "../../gen/nexus/events/v1/auth_events_pb.js";
+import { file_nexus_events_v1_eventstore_events } from "../../gen/nexus/events/v1/eventstore_events_pb.js";
 import { file_nexus_events_v1_ingestion_events } from "../../gen/nexus/events/v1/ingestion_events_pb.js";
 import { file_nexus_events_v1_metering_events } from "../../gen/nexus/events/v1/metering_events_pb.js";
 import { file_nexus_events_v1_retrieval_events } from "../../gen/nexus/events/v1/retrieval_events_pb.js";
@@ -15,6 +16,7 @@ export const EVENT_FILES: readonly DescFile[] = [
   file_nexus_events_v1_ingestion_events,
   file_nexus_events_v1_retrieval_events,
   file_nexus_events_v1_agent_events,
+  file_nexus_events_v1_eventstore_events,
 ];
 
 /** One entry of the event catalogue. */

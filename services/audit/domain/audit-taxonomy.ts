@@ -364,6 +364,21 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     before: obj(p.previousQuota) ?? {},
     after: obj(p.quota) ?? {},
   }),
+  // ---- event store
+  "nexus.events.v1.TemporalQueryPerformed": ({ p, actor }) => ({
+    eventType: "eventstore.temporal_query",
+    actor,
+    action: `nexus.eventstore.v1.EventStoreService/${str(p.query) || "ReadStreamHistory"}`,
+    resource: { type: "stream", id: str(p.streamId) },
+    outcome: "success",
+    metadata: details({
+      start_time: p.startTime,
+      end_time: p.endTime,
+      duration_ms: p.durationMs,
+      events_scanned: p.eventsScanned ?? "0",
+      partial: p.partial ?? false,
+    }),
+  }),
   "nexus.events.v1.UsageRecorded": ({ p, actor }) => ({
     eventType: "billing.usage_recorded",
     actor,

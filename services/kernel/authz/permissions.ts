@@ -126,6 +126,8 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.eventstore.v1.EventStoreService/WatchEvents": admin,
   // The catalogue is schema, not data.
   "/nexus.eventstore.v1.EventStoreService/ListEventTypes": anyone,
+  // Temporal queries read a tenant's history: its admins and owners (rate-limited, audited).
+  "/nexus.eventstore.v1.EventStoreService/ReadStreamHistory": admin,
 });
 
 /** `/<service type name>/<method name>`, the key of {@link PERMISSIONS}. */

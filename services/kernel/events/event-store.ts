@@ -265,3 +265,41 @@ export async function readTenantEvents(db: Queryable, q: TenantEventQuery): Prom
   const events = q.types && q.types.length > 0 ? all.filter((e) => q.types!.includes(e.type)) : all;
   return { events, readTo };
 }
+
+/** Which events {@link readStreamBetween} returns. */
+export interface StreamRangeQuery {
+  streamId: string;
+  /** Only events carrying this tenant (metadata.tenant_id). */
+  tenantId: string;
+  /** occurred_at ≥ from. */
+  from: Date;
+  /** occurred_at < to. */
+  to: Date;
+  /** Only versions above this one (continuations). */
+  afterVersion: number;
+  limit: number;
+}
+
+/**
+ * A stream's events that happened in [from, to), oldest first, after `afterVersion`, at most
+ * `limit` (temporal history reads), upgraded to their current shape. Only the events of
+ * `tenantId`: another tenant's stream reads as empty.
+ */
+export async function readStreamBetween(db: Queryable, q: StreamRangeQuery): Promise<RecordedEvent[]> {
+  const { rows } = await db.query<EventRow>(
+    `SELECT ${COLUMNS} FROM platform.events
+     WHERE stream_id = $1 AND version > $2 AND metadata->>'tenant_id' = $3 AND occurred_at >= $4 AND occurred_at < $5
+     ORDER BY version LIMIT $6`,
+    [q.streamId, q.afterVersion, q.tenantId, q.from, q.to, q.limit],
+  );
+  return rows.map(toRecorded);
+}
+
+/** True when the stream has at least one event of `tenantId`. */
+export async function tenantOwnsStream(db: Queryable, streamId: string, tenantId: string): Promise<boolean> {
+  const { rows } = await db.query("SELECT 1 FROM platform.events WHERE stream_id = $1 AND metadata->>'tenant_id' = $2 LIMIT 1", [
+    streamId,
+    tenantId,
+  ]);
+  return rows.length > 0;
+}

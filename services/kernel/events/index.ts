@@ -14,10 +14,13 @@ export {
   readEvent,
   readEventAt,
   readStream,
+  readStreamBetween,
   readTenantEvents,
+  type StreamRangeQuery,
   streamVersion,
   type TenantEventPage,
   type TenantEventQuery,
+  tenantOwnsStream,
 } from "./event-store.js";
 export { createLocalEventBus, type LocalEventBusOptions } from "./local-bus.js";
 export { createLocalDeadLetters } from "./local-dead-letters.js";

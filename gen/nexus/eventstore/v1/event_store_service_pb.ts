@@ -5,6 +5,8 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { EventEnvelope } from "../../events/v1/envelope_pb.js";
 import { file_nexus_events_v1_envelope } from "../../events/v1/envelope_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -13,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/eventstore/v1/event_store_service.proto.
  */
 export const file_nexus_eventstore_v1_event_store_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci1uZXh1cy9ldmVudHN0b3JlL3YxL2V2ZW50X3N0b3JlX3NlcnZpY2UucHJvdG8SE25leHVzLmV2ZW50c3RvcmUudjEi+wEKEldhdGNoRXZlbnRzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIlCgpzdHJlYW1faWRzGAIgAygJQhG6SA6SAQsQFCIHcgUQARiABBJJCgtldmVudF90eXBlcxgDIAMoCUI0ukgxkgEuEBQiKnIoEAEYgAQyIV5bQS1aYS16MC05X10rKFwuW0EtWmEtejAtOV9dKykrJBIbCg5hZnRlcl9wb3NpdGlvbhgEIAEoBEgAiAEBQhEKD19hZnRlcl9wb3NpdGlvbiK4AQoTV2F0Y2hFdmVudHNSZXNwb25zZRIxCgVldmVudBgBIAEoCzIgLm5leHVzLmV2ZW50c3RvcmUudjEuU3RvcmVkRXZlbnRIABIyCgljYXVnaHRfdXAYAiABKAsyHS5uZXh1cy5ldmVudHN0b3JlLnYxLlByb2dyZXNzSAASMgoJaGVhcnRiZWF0GAMgASgLMh0ubmV4dXMuZXZlbnRzdG9yZS52MS5Qcm9ncmVzc0gAQgYKBGtpbmQibQoLU3RvcmVkRXZlbnQSMAoIZW52ZWxvcGUYASABKAsyHi5uZXh1cy5ldmVudHMudjEuRXZlbnRFbnZlbG9wZRIUCgxwYXlsb2FkX2pzb24YAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0iHAoIUHJvZ3Jlc3MSEAoIcG9zaXRpb24YASABKAQiFwoVTGlzdEV2ZW50VHlwZXNSZXF1ZXN0ImoKFkxpc3RFdmVudFR5cGVzUmVzcG9uc2USMwoLZXZlbnRfdHlwZXMYASADKAsyHi5uZXh1cy5ldmVudHN0b3JlLnYxLkV2ZW50VHlwZRIbChNmaWxlX2Rlc2NyaXB0b3Jfc2V0GAIgASgMIncKCUV2ZW50VHlwZRIRCgl0eXBlX25hbWUYASABKAkSDQoFdG9waWMYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0SHAoUdXBjYXN0X2Zyb21fdmVyc2lvbnMYBCADKA0SEgoKcHJvdG9fZmlsZRgFIAEoCTLiAQoRRXZlbnRTdG9yZVNlcnZpY2USYgoLV2F0Y2hFdmVudHMSJy5uZXh1cy5ldmVudHN0b3JlLnYxLldhdGNoRXZlbnRzUmVxdWVzdBooLm5leHVzLmV2ZW50c3RvcmUudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABEmkKDkxpc3RFdmVudFR5cGVzEioubmV4dXMuZXZlbnRzdG9yZS52MS5MaXN0RXZlbnRUeXBlc1JlcXVlc3QaKy5uZXh1cy5ldmVudHN0b3JlLnYxLkxpc3RFdmVudFR5cGVzUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_nexus_events_v1_envelope]);
+  fileDesc("Ci1uZXh1cy9ldmVudHN0b3JlL3YxL2V2ZW50X3N0b3JlX3NlcnZpY2UucHJvdG8SE25leHVzLmV2ZW50c3RvcmUudjEi+wEKEldhdGNoRXZlbnRzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIlCgpzdHJlYW1faWRzGAIgAygJQhG6SA6SAQsQFCIHcgUQARiABBJJCgtldmVudF90eXBlcxgDIAMoCUI0ukgxkgEuEBQiKnIoEAEYgAQyIV5bQS1aYS16MC05X10rKFwuW0EtWmEtejAtOV9dKykrJBIbCg5hZnRlcl9wb3NpdGlvbhgEIAEoBEgAiAEBQhEKD19hZnRlcl9wb3NpdGlvbiK4AQoTV2F0Y2hFdmVudHNSZXNwb25zZRIxCgVldmVudBgBIAEoCzIgLm5leHVzLmV2ZW50c3RvcmUudjEuU3RvcmVkRXZlbnRIABIyCgljYXVnaHRfdXAYAiABKAsyHS5uZXh1cy5ldmVudHN0b3JlLnYxLlByb2dyZXNzSAASMgoJaGVhcnRiZWF0GAMgASgLMh0ubmV4dXMuZXZlbnRzdG9yZS52MS5Qcm9ncmVzc0gAQgYKBGtpbmQibQoLU3RvcmVkRXZlbnQSMAoIZW52ZWxvcGUYASABKAsyHi5uZXh1cy5ldmVudHMudjEuRXZlbnRFbnZlbG9wZRIUCgxwYXlsb2FkX2pzb24YAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0iHAoIUHJvZ3Jlc3MSEAoIcG9zaXRpb24YASABKAQiFwoVTGlzdEV2ZW50VHlwZXNSZXF1ZXN0ImoKFkxpc3RFdmVudFR5cGVzUmVzcG9uc2USMwoLZXZlbnRfdHlwZXMYASADKAsyHi5uZXh1cy5ldmVudHN0b3JlLnYxLkV2ZW50VHlwZRIbChNmaWxlX2Rlc2NyaXB0b3Jfc2V0GAIgASgMIncKCUV2ZW50VHlwZRIRCgl0eXBlX25hbWUYASABKAkSDQoFdG9waWMYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0SHAoUdXBjYXN0X2Zyb21fdmVyc2lvbnMYBCADKA0SEgoKcHJvdG9fZmlsZRgFIAEoCSKcAwoYUmVhZFN0cmVhbUhpc3RvcnlSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh0KCXN0cmVhbV9pZBgCIAEoCUIKukgHcgUQARiABBI2CgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEjQKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEhwKCnBhZ2VfdG9rZW4YBSABKAlCCLpIBXIDGIAIOo8BukiLARqIAQoSaGlzdG9yeS50aW1lX3JhbmdlEiFlbmRfdGltZSBtdXN0IGJlIGFmdGVyIHN0YXJ0X3RpbWUaTyFoYXModGhpcy5zdGFydF90aW1lKSB8fCAhaGFzKHRoaXMuZW5kX3RpbWUpIHx8IHRoaXMuZW5kX3RpbWUgPiB0aGlzLnN0YXJ0X3RpbWUijwEKGVJlYWRTdHJlYW1IaXN0b3J5UmVzcG9uc2USMAoGZXZlbnRzGAEgAygLMiAubmV4dXMuZXZlbnRzdG9yZS52MS5TdG9yZWRFdmVudBIPCgdwYXJ0aWFsGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIWCg5ldmVudHNfc2Nhbm5lZBgEIAEoBDLWAgoRRXZlbnRTdG9yZVNlcnZpY2USYgoLV2F0Y2hFdmVudHMSJy5uZXh1cy5ldmVudHN0b3JlLnYxLldhdGNoRXZlbnRzUmVxdWVzdBooLm5leHVzLmV2ZW50c3RvcmUudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABEmkKDkxpc3RFdmVudFR5cGVzEioubmV4dXMuZXZlbnRzdG9yZS52MS5MaXN0RXZlbnRUeXBlc1JlcXVlc3QaKy5uZXh1cy5ldmVudHN0b3JlLnYxLkxpc3RFdmVudFR5cGVzUmVzcG9uc2UScgoRUmVhZFN0cmVhbUhpc3RvcnkSLS5uZXh1cy5ldmVudHN0b3JlLnYxLlJlYWRTdHJlYW1IaXN0b3J5UmVxdWVzdBouLm5leHVzLmV2ZW50c3RvcmUudjEuUmVhZFN0cmVhbUhpc3RvcnlSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_nexus_events_v1_envelope]);
 
 /**
  * Input of WatchEvents.
@@ -256,6 +258,99 @@ export const EventTypeSchema: GenMessage<EventType> = /*@__PURE__*/
   messageDesc(file_nexus_eventstore_v1_event_store_service, 6);
 
 /**
+ * Input of ReadStreamHistory.
+ *
+ * @generated from message nexus.eventstore.v1.ReadStreamHistoryRequest
+ */
+export type ReadStreamHistoryRequest = Message<"nexus.eventstore.v1.ReadStreamHistoryRequest"> & {
+  /**
+   * The tenant; empty means the caller's own.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The stream, e.g. "tenant-<id>". Required; a stream of another tenant is NOT_FOUND.
+   *
+   * @generated from field: string stream_id = 2;
+   */
+  streamId: string;
+
+  /**
+   * Start of the range (inclusive). Required.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 3;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * End of the range (exclusive), after start_time and at most 90 days after it. Required.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 4;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * `next_page_token` of a partial answer, to continue it; empty for a new query. A token is
+   * bound to the stream and range it was issued for (INVALID_ARGUMENT INVALID_CURSOR otherwise).
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.ReadStreamHistoryRequest.
+ * Use `create(ReadStreamHistoryRequestSchema)` to create a new message.
+ */
+export const ReadStreamHistoryRequestSchema: GenMessage<ReadStreamHistoryRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 7);
+
+/**
+ * Output of ReadStreamHistory.
+ *
+ * @generated from message nexus.eventstore.v1.ReadStreamHistoryResponse
+ */
+export type ReadStreamHistoryResponse = Message<"nexus.eventstore.v1.ReadStreamHistoryResponse"> & {
+  /**
+   * The events, oldest first, upgraded to their current shape.
+   *
+   * @generated from field: repeated nexus.eventstore.v1.StoredEvent events = 1;
+   */
+  events: StoredEvent[];
+
+  /**
+   * True when the query was cut off (10,000 events scanned or 30 s): continue with
+   * next_page_token.
+   *
+   * @generated from field: bool partial = 2;
+   */
+  partial: boolean;
+
+  /**
+   * Token to continue a partial answer; empty when the range is complete.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
+
+  /**
+   * Events scanned by this call.
+   *
+   * @generated from field: uint64 events_scanned = 4;
+   */
+  eventsScanned: bigint;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.ReadStreamHistoryResponse.
+ * Use `create(ReadStreamHistoryResponseSchema)` to create a new message.
+ */
+export const ReadStreamHistoryResponseSchema: GenMessage<ReadStreamHistoryResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 8);
+
+/**
  * The event store, read-only: a tenant's live change feed and the catalogue of event types.
  * Events are immutable facts in one total order (their `position`); every read hands them out
  * upgraded to their type's current shape (registered upcasters).
@@ -290,6 +385,21 @@ export const EventStoreService: GenService<{
     methodKind: "unary";
     input: typeof ListEventTypesRequestSchema;
     output: typeof ListEventTypesResponseSchema;
+  },
+  /**
+   * Temporal query: the events of one of the tenant's streams that happened in [start_time,
+   * end_time), oldest first. The range may span at most 90 days (INVALID_ARGUMENT otherwise).
+   * A call scans at most 10,000 events and runs at most 30 s: past either it returns what it
+   * has with `partial` set and a `next_page_token` to continue. Tenant admins and owners only;
+   * at most 10 calls a minute per API key (RESOURCE_EXHAUSTED RATE_LIMITED); every call is
+   * recorded in the audit trail with its range and duration.
+   *
+   * @generated from rpc nexus.eventstore.v1.EventStoreService.ReadStreamHistory
+   */
+  readStreamHistory: {
+    methodKind: "unary";
+    input: typeof ReadStreamHistoryRequestSchema;
+    output: typeof ReadStreamHistoryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nexus_eventstore_v1_event_store_service, 0);
