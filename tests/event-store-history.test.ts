@@ -129,4 +129,40 @@ describeWithPostgres("temporal history reads", () => {
       await failure(() => owner.events.readStreamHistory({ ...range, endTime: ts(t0 + 2 * DAY), pageToken: first.nextPageToken })),
     ).toMatchObject({ code: "InvalidArgument", reason: "INVALID_CURSOR" });
   });
+
+  it("GetTenantAt: the tenant at version N equals the tenant after N changes, and as of an instant; before it existed is NOT_FOUND", async () => {
+    const ops = h.client(h.platformKey);
+    const before = h.clock.now().getTime();
+    h.clock.advance(1000);
+    const { tenant, ownerKey } = await h.tenant(Plan.FREE);
+    const after: Array<{ version: bigint; plan: Plan; displayName: string; at: number }> = [
+      { version: tenant.version, plan: tenant.plan, displayName: tenant.displayName, at: h.clock.now().getTime() },
+    ];
+    for (const change of [
+      () => ops.auth.setPlan({ tenantId: tenant.id, plan: Plan.PRO }),
+      () => ops.auth.updateTenant({ tenantId: tenant.id, displayName: "Renamed", updateMask: { paths: ["display_name"] } }),
+      () => ops.auth.setPlan({ tenantId: tenant.id, plan: Plan.ENTERPRISE }),
+    ]) {
+      h.clock.advance(60_000);
+      const t = (await change()).tenant!;
+      after.push({ version: t.version, plan: t.plan, displayName: t.displayName, at: h.clock.now().getTime() });
+    }
+    const owner = h.client(ownerKey);
+    for (const a of after) {
+      const byVersion = (await ops.auth.getTenantAt({ tenantId: tenant.id, point: { case: "version", value: a.version } })).tenant;
+      expect([byVersion?.version, byVersion?.plan, byVersion?.displayName]).toEqual([a.version, a.plan, a.displayName]);
+      const byTime = (await owner.auth.getTenantAt({ point: { case: "asOf", value: ts(a.at + 30_000) } })).tenant;
+      expect([byTime?.version, byTime?.plan, byTime?.displayName]).toEqual([a.version, a.plan, a.displayName]);
+    }
+    expect(await failure(() => ops.auth.getTenantAt({ tenantId: tenant.id, point: { case: "asOf", value: ts(before) } }))).toMatchObject({
+      code: "NotFound",
+    });
+    const other = await h.tenant(Plan.PRO);
+    expect(
+      await failure(() => h.client(other.ownerKey).auth.getTenantAt({ tenantId: tenant.id, point: { case: "version", value: 1n } })),
+    ).toMatchObject({ code: "PermissionDenied" });
+    const recorded = (await h.events("TemporalQueryPerformed")).filter((e) => e.metadata.tenantId === tenant.id);
+    expect(recorded.length).toBe(9);
+    expect(recorded.some((e) => (e.payload as { query: string; atVersion?: string }).atVersion === "3")).toBe(true);
+  });
 });

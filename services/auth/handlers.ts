@@ -5,6 +5,7 @@ import {
   AuthenticateResponseSchema,
   type AuthService,
   type CreateApiKeyRequest,
+  type GetTenantAtRequest,
   type ListApiKeysRequest,
   type ListTenantsRequest,
   type RotateApiKeyRequest,
@@ -19,6 +20,7 @@ import { domainError } from "../kernel/errors.js";
 import type { AuthApplication, TenantChangeOptions } from "./auth-application.js";
 import type { KeyStatus } from "./domain/api-key.js";
 import { apiKeyToMessage, overridesFromMessage, statusFromProto, tenantToMessage } from "./proto-mapping.js";
+import type { TenantHistory } from "./tenant-history.js";
 
 const AUTHENTICATE_PROCEDURE = "/nexus.auth.v1.AuthService/Authenticate";
 const PROCEDURE = /^\/[A-Za-z0-9_.]{1,200}\/[A-Za-z0-9_]{1,100}$/;
@@ -46,7 +48,10 @@ function expected(req: { expectedVersion?: bigint }): TenantChangeOptions {
 }
 
 export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
-  constructor(private readonly app: AuthApplication) {}
+  constructor(
+    private readonly app: AuthApplication,
+    private readonly history: TenantHistory,
+  ) {}
 
   async createTenant(req: { slug: string; displayName: string; plan: number }, ctx: HandlerContext) {
     const tenant = await this.app.createTenant(principalOf(ctx), {
@@ -65,6 +70,13 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     if (s.case === undefined) throw domainError("INVALID_ARGUMENT", "give tenant_id or slug", { field: "selector" });
     const tenant = await this.app.getTenant(principalOf(ctx), s.case === "tenantId" ? { tenantId: s.value } : { slug: s.value });
     return { tenant: tenantToMessage(tenant) };
+  }
+
+  async getTenantAt(req: GetTenantAtRequest, ctx: HandlerContext) {
+    const p = req.point;
+    if (p.case === undefined) throw domainError("INVALID_ARGUMENT", "give as_of or version", { field: "point" });
+    const point = p.case === "asOf" ? { asOf: timestampDate(p.value) } : { version: Number(p.value) };
+    return { tenant: tenantToMessage(await this.history.at(principalOf(ctx), req.tenantId, point)) };
   }
 
   async listTenants(req: ListTenantsRequest) {

@@ -368,12 +368,16 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
   "nexus.events.v1.TemporalQueryPerformed": ({ p, actor }) => ({
     eventType: "eventstore.temporal_query",
     actor,
-    action: `nexus.eventstore.v1.EventStoreService/${str(p.query) || "ReadStreamHistory"}`,
+    action:
+      str(p.query) === "GetTenantAt"
+        ? "nexus.auth.v1.AuthService/GetTenantAt"
+        : `nexus.eventstore.v1.EventStoreService/${str(p.query) || "ReadStreamHistory"}`,
     resource: { type: "stream", id: str(p.streamId) },
     outcome: "success",
     metadata: details({
       start_time: p.startTime,
       end_time: p.endTime,
+      at_version: p.atVersion,
       duration_ms: p.durationMs,
       events_scanned: p.eventsScanned ?? "0",
       partial: p.partial ?? false,

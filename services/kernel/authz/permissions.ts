@@ -60,6 +60,8 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // ---- nexus.auth.v1.AuthService ----
   "/nexus.auth.v1.AuthService/CreateTenant": platformOnly,
   "/nexus.auth.v1.AuthService/GetTenant": readOrPlatform,
+  // A temporal query (rate-limited, audited): admins of the tenant, and platform operators.
+  "/nexus.auth.v1.AuthService/GetTenantAt": adminOrPlatform,
   "/nexus.auth.v1.AuthService/ListTenants": platformOnly,
   "/nexus.auth.v1.AuthService/SuspendTenant": platformOnly,
   "/nexus.auth.v1.AuthService/ResumeTenant": platformOnly,

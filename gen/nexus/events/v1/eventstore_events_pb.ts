@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/eventstore_events.proto.
  */
 export const file_nexus_events_v1_eventstore_events: GenFile = /*@__PURE__*/
-  fileDesc("CiduZXh1cy9ldmVudHMvdjEvZXZlbnRzdG9yZV9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSLpAQoWVGVtcG9yYWxRdWVyeVBlcmZvcm1lZBIRCgl0ZW5hbnRfaWQYASABKAkSDQoFcXVlcnkYAiABKAkSEQoJc3RyZWFtX2lkGAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkdXJhdGlvbl9tcxgGIAEoBBIWCg5ldmVudHNfc2Nhbm5lZBgHIAEoBBIPCgdwYXJ0aWFsGAggASgIYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiduZXh1cy9ldmVudHMvdjEvZXZlbnRzdG9yZV9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSL9AQoWVGVtcG9yYWxRdWVyeVBlcmZvcm1lZBIRCgl0ZW5hbnRfaWQYASABKAkSDQoFcXVlcnkYAiABKAkSEQoJc3RyZWFtX2lkGAMgASgJEi4KCnN0YXJ0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtkdXJhdGlvbl9tcxgGIAEoBBIWCg5ldmVudHNfc2Nhbm5lZBgHIAEoBBIPCgdwYXJ0aWFsGAggASgIEhIKCmF0X3ZlcnNpb24YCSABKARiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A temporal query read a tenant's history (recorded for the audit trail with its range and
@@ -29,7 +29,7 @@ export type TemporalQueryPerformed = Message<"nexus.events.v1.TemporalQueryPerfo
   tenantId: string;
 
   /**
-   * The RPC, e.g. "ReadStreamHistory".
+   * The RPC, e.g. "ReadStreamHistory" or "GetTenantAt".
    *
    * @generated from field: string query = 2;
    */
@@ -43,14 +43,14 @@ export type TemporalQueryPerformed = Message<"nexus.events.v1.TemporalQueryPerfo
   streamId: string;
 
   /**
-   * Start of the time range (inclusive).
+   * Start of the time range (inclusive); unset for a state read.
    *
    * @generated from field: google.protobuf.Timestamp start_time = 4;
    */
   startTime?: Timestamp | undefined;
 
   /**
-   * End of the time range (exclusive).
+   * End of the time range (exclusive); for a state read by time, the instant read.
    *
    * @generated from field: google.protobuf.Timestamp end_time = 5;
    */
@@ -76,6 +76,13 @@ export type TemporalQueryPerformed = Message<"nexus.events.v1.TemporalQueryPerfo
    * @generated from field: bool partial = 8;
    */
   partial: boolean;
+
+  /**
+   * For a state read by version: the version read up to (0 otherwise).
+   *
+   * @generated from field: uint64 at_version = 9;
+   */
+  atVersion: bigint;
 };
 
 /**
