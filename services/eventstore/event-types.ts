@@ -1,23 +1,8 @@
 import { create, type DescFile, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
-import { file_nexus_events_v1_agent_events } from "../../gen/nexus/events/v1/agent_events_pb.js";
-import { file_nexus_events_v1_auth_events } from "../../gen/nexus/events/v1/auth_events_pb.js";
-import { file_nexus_events_v1_eventstore_events } from "../../gen/nexus/events/v1/eventstore_events_pb.js";
-import { file_nexus_events_v1_ingestion_events } from "../../gen/nexus/events/v1/ingestion_events_pb.js";
-import { file_nexus_events_v1_metering_events } from "../../gen/nexus/events/v1/metering_events_pb.js";
-import { file_nexus_events_v1_retrieval_events } from "../../gen/nexus/events/v1/retrieval_events_pb.js";
+import { EVENT_PAYLOAD_FILES } from "../kernel/events/event-files.js";
 import { currentSchemaVersion, registeredUpcasters } from "../kernel/events/index.js";
 import { registeredTopic, topicFromProtoFile } from "../kernel/events/topics.js";
-
-/** The files declaring Nexus's event payloads (one per domain). */
-export const EVENT_FILES: readonly DescFile[] = [
-  file_nexus_events_v1_auth_events,
-  file_nexus_events_v1_metering_events,
-  file_nexus_events_v1_ingestion_events,
-  file_nexus_events_v1_retrieval_events,
-  file_nexus_events_v1_agent_events,
-  file_nexus_events_v1_eventstore_events,
-];
 
 /** One entry of the event catalogue. */
 export interface EventTypeInfo {
@@ -36,7 +21,7 @@ export interface EventTypeInfo {
 export function eventCatalogue(): EventTypeInfo[] {
   const upcasters = registeredUpcasters();
   const out: EventTypeInfo[] = [];
-  for (const file of EVENT_FILES) {
+  for (const file of EVENT_PAYLOAD_FILES) {
     for (const message of file.messages) {
       const topic = registeredTopic(message.typeName) ?? topicFromProtoFile(message.name, file.name);
       if (topic === undefined) continue;
@@ -65,6 +50,6 @@ export function eventDescriptorSet(): Uint8Array {
     for (const d of f.dependencies) visit(d);
     ordered.push(f);
   };
-  for (const f of EVENT_FILES) visit(f);
+  for (const f of EVENT_PAYLOAD_FILES) visit(f);
   return toBinary(FileDescriptorSetSchema, create(FileDescriptorSetSchema, { file: ordered.map((f) => f.proto) }));
 }
