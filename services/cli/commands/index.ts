@@ -7,6 +7,7 @@ import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
 import { docsCommands } from "./docs.js";
 import { ingestCommand } from "./ingest.js";
+import { keyringCommands } from "./keyring.js";
 import { keysCommands } from "./keys.js";
 import { migrateCommand } from "./migrate.js";
 import { operatorCommand } from "./operator.js";
@@ -39,6 +40,7 @@ export const commands: readonly Command[] = [
   ingestCommand,
   ...docsCommands,
   searchCommand,
+  ...keyringCommands,
 ];
 
 /** The commands as a Markdown table (README). */

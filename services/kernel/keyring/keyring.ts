@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { Database } from "../db/ports.js";
+import type { Database, Queryable } from "../db/ports.js";
 import { domainError } from "../errors.js";
 import type { MasterKeys } from "./master-keys.js";
 
@@ -44,6 +44,14 @@ export interface Keyring {
   shred(tenantId: string): Promise<number>;
   /** Forgets cached data keys (after another replica rotated or shredded; the cache also expires by itself). */
   forget(): void;
+  /**
+   * The keyring for use inside a transaction `q`: its data key reads go through `q`, so a
+   * transaction never waits for a second connection (a pool full of transactions waiting for
+   * the keyring would deadlock; PGlite has only one connection). A scope's first data key is
+   * created outside the transaction on PostgreSQL (committed at once, like outside); on PGlite
+   * inside it, and then nothing that view reads is cached (the transaction may roll back).
+   */
+  using?(q: Queryable): Keyring;
 }
 
 const MAGIC = Buffer.from("NXK1");
@@ -95,11 +103,24 @@ const decryptionFailed = (scope: KeyScope, why: string, cause?: unknown) =>
 
 /** Creates the keyring over `platform.data_keys` (keyringMigrations). */
 export function createKeyring(options: KeyringOptions): Keyring {
-  const { db, masterKeys } = options;
-  const cacheMs = options.cacheMs ?? 5000;
-  const now = options.clock ?? (() => performance.now());
   const keys = new Map<string, { key: Buffer; until: number }>();
   const currents = new Map<string, { version: number; until: number }>();
+  return buildKeyring(options, options.db, false, keys, currents);
+}
+
+function buildKeyring(
+  options: KeyringOptions,
+  db: Queryable,
+  inTransaction: boolean,
+  keys: Map<string, { key: Buffer; until: number }>,
+  currents: Map<string, { version: number; until: number }>,
+): Keyring {
+  const { masterKeys } = options;
+  // Where a scope's first data key is made: never inside a caller's transaction on PostgreSQL.
+  const creator: Queryable = inTransaction && options.db.dialect !== "pglite" ? options.db : db;
+  let caching = true;
+  const cacheMs = options.cacheMs ?? 5000;
+  const now = options.clock ?? (() => performance.now());
   const scopeId = (s: KeyScope) => `${s.tenantId}\n${s.purpose}`;
 
   const requireMaster = (): MasterKeys => {
@@ -143,7 +164,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
     const row = rows[0];
     if (!row || row.wrapped === null) return undefined;
     const key = unwrap(scope, version, row.kek_version, row.wrapped);
-    keys.set(id, { key, until: now() + cacheMs });
+    if (caching) keys.set(id, { key, until: now() + cacheMs });
     return key;
   };
 
@@ -155,7 +176,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
       [scope.tenantId, scope.purpose],
     );
     const version = rows[0]?.version ?? 0;
-    if (version > 0) currents.set(scopeId(scope), { version, until: now() + cacheMs });
+    if (version > 0 && caching) currents.set(scopeId(scope), { version, until: now() + cacheMs });
     return version;
   };
 
@@ -163,7 +184,9 @@ export function createKeyring(options: KeyringOptions): Keyring {
   const createVersion = async (scope: KeyScope, version: number): Promise<void> => {
     const fresh = randomBytes(32);
     const { kekVersion, wrapped } = wrap(scope, version, fresh);
-    await db.query(
+    // Made inside an uncommitted transaction (PGlite): what this view reads may roll back.
+    if (creator !== options.db) caching = false;
+    await creator.query(
       `INSERT INTO platform.data_keys (tenant_id, purpose, version, kek_version, wrapped) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (tenant_id, purpose, version) DO NOTHING`,
       [scope.tenantId, scope.purpose, version, kekVersion, wrapped],
@@ -292,6 +315,9 @@ export function createKeyring(options: KeyringOptions): Keyring {
     forget() {
       keys.clear();
       currents.clear();
+    },
+    using(q) {
+      return q === options.db ? this : buildKeyring(options, q, true, keys, currents);
     },
   };
 }
