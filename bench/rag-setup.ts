@@ -10,6 +10,14 @@ import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
 import type { EventBus } from "../services/kernel/events/ports.js";
+import {
+  createFieldCipher,
+  createKeyring,
+  type FieldCipher,
+  keyringMigrations,
+  newMasterKeyLine,
+  parseMasterKeys,
+} from "../services/kernel/keyring/index.js";
 import { migrateSchemas } from "../services/kernel/service/index.js";
 import { createIngestionRuntime, type IngestionRuntime } from "../services/knowledge/ingestion/ingestion-runtime.js";
 import { ingestionMigrations } from "../services/knowledge/ingestion/migrations.js";
@@ -42,6 +50,8 @@ export interface BenchRag {
   vectors: boolean;
   backend: string;
   ctx: HandlerContext;
+  /** The document cipher when opened with `encrypted`. */
+  cipher?: FieldCipher;
   close(): Promise<void>;
 }
 
@@ -86,20 +96,24 @@ export async function createBenchDatabase(serverUrl: string): Promise<{ url: str
  * to "postgres" when NEXUS_BENCH_DATABASE_URL is set, else "pglite". On PostgreSQL it runs on
  * a fresh database of that server (dropped by close()).
  */
-export async function openBenchRag(options: { workers?: boolean; backend?: BenchBackend } = {}): Promise<BenchRag> {
+export async function openBenchRag(options: { workers?: boolean; backend?: BenchBackend; encrypted?: boolean } = {}): Promise<BenchRag> {
   const backend = options.backend ?? (process.env.NEXUS_BENCH_DATABASE_URL ? "postgres" : "pglite");
   const fresh = backend === "postgres" ? await createBenchDatabase(benchServerUrl()) : undefined;
   const db = fresh ? await createPgDatabase({ url: fresh.url }) : await createPgliteDatabase();
   const vectors = db.capabilities.vector;
   const bus = await createLocalEventBus({ db, pollIntervalMs: 20 });
   await bus.start();
-  await migrateSchemas(db, [retrievalMigrations, ingestionMigrations]);
+  await migrateSchemas(db, [retrievalMigrations, ingestionMigrations, keyringMigrations]);
   const logger = pino({ level: "silent" });
+  // Encryption at rest as the services have it (a fresh master key of this run).
+  const cipher = options.encrypted
+    ? createFieldCipher(createKeyring({ db, masterKeys: parseMasterKeys(newMasterKeyLine(1), "bench") }), "documents", "on")
+    : undefined;
   const models = createEmbeddingModels();
   const retrieval = new RetrievalHandler({
     db,
     corpora: createPgCorpusRepository(),
-    searchIndex: createPgSearchIndex({ vectors }),
+    searchIndex: createPgSearchIndex({ vectors, ...(cipher ? { cipher } : {}) }),
     models,
     vectors,
     clock: () => new Date(),
@@ -114,6 +128,7 @@ export async function openBenchRag(options: { workers?: boolean; backend?: Bench
     vectors,
     workers: options.workers ?? true,
     concurrency: 2,
+    ...(cipher ? { cipher } : {}),
   });
   await ingestion.start();
   const values = createContextValues().set(principalKey, benchPrincipal());
@@ -133,6 +148,7 @@ export async function openBenchRag(options: { workers?: boolean; backend?: Bench
     vectors,
     backend: fresh ? `PostgreSQL${vectors ? " + pgvector" : " (lexical-only: no pgvector)"}` : "PGlite + pgvector",
     ctx,
+    ...(cipher ? { cipher } : {}),
     async close() {
       await ingestion.stop();
       await bus.close();

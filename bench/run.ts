@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
+import { benchEncryptionOutcome } from "./encryption.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
@@ -48,6 +49,7 @@ type Log = (line: string) => void;
 const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutcome | string>]> = [
   ["ingestion", (log) => benchIngestionBackends(backends, log)],
   ["search", (log) => benchSearchCases(searchCases, log)],
+  ["encryption", (log) => benchEncryptionOutcome(postgres && backends.includes("postgres") ? "postgres" : backends[0], log)],
   [
     "agent",
     async (log) => {
