@@ -1,6 +1,4 @@
-import { randomBytes } from "node:crypto";
 import { createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
-import pg from "pg";
 import { pino } from "pino";
 import { RetrievalService } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { effectiveEntitlements, principalEntitlements } from "../services/kernel/authz/plans.js";
@@ -26,6 +24,7 @@ import { createPgSearchIndex } from "../services/knowledge/retrieval/adapters/po
 import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
 import { retrievalMigrations } from "../services/knowledge/retrieval/migrations.js";
 import { RetrievalHandler } from "../services/knowledge/retrieval/retrieval-handler.js";
+import { createScratchDatabase } from "../services/runtime/backup.js";
 
 /** The PostgreSQL server the benchmarks use: NEXUS_BENCH_DATABASE_URL, else the local one. */
 export function benchServerUrl(): string {
@@ -75,20 +74,7 @@ export function benchPrincipal(tenantId = "bench"): TenantPrincipal {
  * again and again.
  */
 export async function createBenchDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `nexus_bench_${randomBytes(5).toString("hex")}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: serverUrl });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`CREATE DATABASE "${name}"`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+  return createScratchDatabase(serverUrl, "nexus_bench");
 }
 
 /**

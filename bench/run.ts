@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
+import { benchBackupOutcome } from "./backup.js";
 import { benchEncryptionOutcome } from "./encryption.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
@@ -50,6 +51,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
   ["ingestion", (log) => benchIngestionBackends(backends, log)],
   ["search", (log) => benchSearchCases(searchCases, log)],
   ["encryption", (log) => benchEncryptionOutcome(postgres && backends.includes("postgres") ? "postgres" : backends[0], log)],
+  ["backup", (log) => (postgres ? benchBackupOutcome(log) : Promise.resolve(skippedNoPostgres))],
   [
     "agent",
     async (log) => {

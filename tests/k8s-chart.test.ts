@@ -135,6 +135,29 @@ describe("helm chart", () => {
     expect(again.stringData["master-keys"]).not.toBe(master.stringData["master-keys"]);
   });
 
+  it("schedules encrypted backups to a kept volume when backup.enabled, with the master keys mounted", async () => {
+    expect(of(await render(MINIMAL), "CronJob")).toEqual([]);
+    const objs = await render([...MINIMAL, "--set", "backup.enabled=true", "--set", "backup.keep=14"]);
+    const cron = of(objs, "CronJob")[0]!;
+    expect(cron.metadata.name).toBe("nx-nexus-backup");
+    expect(cron.spec.concurrencyPolicy).toBe("Forbid");
+    const pod = cron.spec.jobTemplate.spec.template.spec;
+    const c = pod.containers[0];
+    expect(c.args).toEqual(["backup", "--out", "/backups", "--keep", "14"]);
+    expect(c.env.find((e: Obj) => e.name === "DATABASE_URL").valueFrom.secretKeyRef.name).toBe("nx-nexus-database");
+    expect(c.env.find((e: Obj) => e.name === "NEXUS_MASTER_KEY_FILE").value).toBe("/etc/nexus/keyring/master-keys");
+    expect(pod.volumes.find((v: Obj) => v.name === "master-keys").secret.secretName).toBe("nx-nexus-master-keys");
+    expect(pod.volumes.find((v: Obj) => v.name === "backups").persistentVolumeClaim.claimName).toBe("nx-nexus-backup");
+    const pvc = of(objs, "PersistentVolumeClaim").find((p) => p.metadata.name === "nx-nexus-backup")!;
+    expect(pvc.metadata.annotations["helm.sh/resource-policy"]).toBe("keep");
+    const existing = await render([...MINIMAL, "--set", "backup.enabled=true", "--set", "backup.existingClaim=nfs-backups"]);
+    expect(of(existing, "PersistentVolumeClaim").filter((p) => p.metadata.name === "nx-nexus-backup")).toEqual([]);
+    expect(
+      of(existing, "CronJob")[0]!.spec.jobTemplate.spec.template.spec.volumes.find((v: Obj) => v.name === "backups").persistentVolumeClaim
+        .claimName,
+    ).toBe("nfs-backups");
+  });
+
   it("uses existingSecret everywhere, autoscales, and ships ServiceMonitor and dashboards (production values)", async () => {
     const objs = await render(PRODUCTION);
     expect(of(objs, "Secret")).toEqual([]);

@@ -2,6 +2,7 @@ import type { Command } from "../command.js";
 import { adminCommands } from "./admin.js";
 import { askCommand } from "./ask.js";
 import { auditCommands } from "./audit.js";
+import { backupCommands } from "./backup.js";
 import { corporaCommands } from "./corpora.js";
 import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
@@ -41,6 +42,7 @@ export const commands: readonly Command[] = [
   ...docsCommands,
   searchCommand,
   ...keyringCommands,
+  ...backupCommands,
 ];
 
 /** The commands as a Markdown table (README). */

@@ -47,9 +47,9 @@ export interface Keyring {
   /**
    * The keyring for use inside a transaction `q`: its data key reads go through `q`, so a
    * transaction never waits for a second connection (a pool full of transactions waiting for
-   * the keyring would deadlock; PGlite has only one connection). A scope's first data key is
-   * created outside the transaction on PostgreSQL (committed at once, like outside); on PGlite
-   * inside it, and then nothing that view reads is cached (the transaction may roll back).
+   * the keyring would deadlock; PGlite has only one connection). A scope's first data key made
+   * through it is made inside the transaction (committed or rolled back with what it sealed),
+   * and then nothing that view reads is cached.
    */
   using?(q: Queryable): Keyring;
 }
@@ -116,8 +116,6 @@ function buildKeyring(
   currents: Map<string, { version: number; until: number }>,
 ): Keyring {
   const { masterKeys } = options;
-  // Where a scope's first data key is made: never inside a caller's transaction on PostgreSQL.
-  const creator: Queryable = inTransaction && options.db.dialect !== "pglite" ? options.db : db;
   let caching = true;
   const cacheMs = options.cacheMs ?? 5000;
   const now = options.clock ?? (() => performance.now());
@@ -184,9 +182,12 @@ function buildKeyring(
   const createVersion = async (scope: KeyScope, version: number): Promise<void> => {
     const fresh = randomBytes(32);
     const { kekVersion, wrapped } = wrap(scope, version, fresh);
-    // Made inside an uncommitted transaction (PGlite): what this view reads may roll back.
-    if (creator !== options.db) caching = false;
-    await creator.query(
+    // Made inside the caller's transaction: committed with the values it seals, or rolled
+    // back with them; until then nothing this view reads is cached. (Made on another
+    // connection instead, a pool full of transactions waiting for that connection would
+    // deadlock.) A concurrent first seal elsewhere waits on the key's row, then uses it.
+    if (inTransaction) caching = false;
+    await db.query(
       `INSERT INTO platform.data_keys (tenant_id, purpose, version, kek_version, wrapped) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (tenant_id, purpose, version) DO NOTHING`,
       [scope.tenantId, scope.purpose, version, kekVersion, wrapped],

@@ -121,6 +121,24 @@ describeWithPostgres("keyring re-encryption after a rotation (real PostgreSQL)",
     expect((await listKeyringJobs(db, { tenantId: TENANT })).map((j) => j.jobId)).toEqual([started.jobId]);
   });
 
+  it("seals a new tenant's first values in many transactions at once, more than the pool has connections", async () => {
+    // Each transaction holds a connection; the first data key is made inside them, not on
+    // another connection (which a pool full of waiting transactions could never hand out).
+    const keyring = createKeyring({ db, masterKeys: master });
+    const cipher = createFieldCipher(keyring, "notes", "on");
+    const sealed = await Promise.all(
+      Array.from({ length: 16 }, (_, i) =>
+        db.transaction(async (tx) => {
+          await tx.query("SELECT 1");
+          return cipher.sealText("tenant-burst", `burst ${i}`, tx);
+        }),
+      ),
+    );
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.data_keys WHERE tenant_id = 'tenant-burst'");
+    expect(rows[0]!.n).toBe(1);
+    for (const [i, s] of sealed.entries()) expect(await cipher.openText("tenant-burst", s)).toBe(`burst ${i}`);
+  });
+
   it("does not retire an old version before the grace period, and a value left under it afterwards would fail clearly", async () => {
     const keyring = createKeyring({ db, masterKeys: master, cacheMs: 0 });
     const cipher = createFieldCipher(keyring, "notes", "on");
