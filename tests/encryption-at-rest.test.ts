@@ -90,6 +90,23 @@ describeWithPostgres("encryption at rest (nexus dev on PostgreSQL)", () => {
     expect(await keyring.openText({ tenantId, purpose: "documents" }, chunk)).toBe(SECRET);
   });
 
+  it("refuses to start with NEXUS_ENCRYPTION_AT_REST=on and no master key, saying what to set", async () => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATABASE_URL: mesh.databaseUrl,
+      NEXUS_ENCRYPTION_AT_REST: "on",
+      NEXUS_LEXICAL_ONLY: "true",
+      NEXUS_MASTER_KEY_FILE: "/nonexistent/master-keys",
+    };
+    delete env.NEXUS_MASTER_KEYS;
+    const refused = await run(process.execPath, [NEXUS_BIN, "dev", "--port", "0", "--host", "127.0.0.1"], { env }).then(
+      () => undefined,
+      (err: { code?: number; stderr?: string }) => err,
+    );
+    expect(refused?.code).toBe(1);
+    expect(refused?.stderr).toContain("NEXUS_ENCRYPTION_AT_REST=on needs a master key");
+  }, 60_000);
+
   it("loses nothing when the documents key is rotated in the middle of an ingestion load", async () => {
     const docs = Array.from({ length: 40 }, (_, i) => ({
       id: `load-${i}`,

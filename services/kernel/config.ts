@@ -501,7 +501,7 @@ const VARIABLES = {
     name: "NEXUS_ENCRYPTION_AT_REST",
     default: "auto",
     description:
-      "Seal document contents, chunk texts and session messages with the keyring: auto (whenever a master key is configured), on (a value that cannot be sealed fails with KEYRING_NOT_CONFIGURED) or off (written in the clear; sealed values still open). docs/security.md.",
+      "Seal document contents, chunk texts and session messages with the keyring: auto (whenever a master key is configured), on (a process without a master key refuses to start) or off (written in the clear; sealed values still open). docs/security.md.",
     parse: oneOf(["auto", "on", "off"] as const),
   }),
   apiKeyRotationGraceSeconds: variable({
