@@ -105,7 +105,18 @@ const decryptionFailed = (scope: KeyScope, why: string, cause?: unknown) =>
 export function createKeyring(options: KeyringOptions): Keyring {
   const keys = new Map<string, { key: Buffer; until: number }>();
   const currents = new Map<string, { version: number; until: number }>();
-  return buildKeyring(options, options.db, false, keys, currents);
+  // One view per transaction: a key a view made inside its transaction is uncommitted, and
+  // every later call in that transaction must know not to cache what it reads.
+  const views = new WeakMap<Queryable, Keyring>();
+  const root = buildKeyring(options, options.db, false, keys, currents, (q) => {
+    let view = views.get(q);
+    if (!view) {
+      view = buildKeyring(options, q, true, keys, currents, () => view!);
+      views.set(q, view);
+    }
+    return view;
+  });
+  return root;
 }
 
 function buildKeyring(
@@ -114,6 +125,7 @@ function buildKeyring(
   inTransaction: boolean,
   keys: Map<string, { key: Buffer; until: number }>,
   currents: Map<string, { version: number; until: number }>,
+  viewOf: (q: Queryable) => Keyring,
 ): Keyring {
   const { masterKeys } = options;
   let caching = true;
@@ -318,7 +330,7 @@ function buildKeyring(
       currents.clear();
     },
     using(q) {
-      return q === options.db ? this : buildKeyring(options, q, true, keys, currents);
+      return q === options.db ? this : viewOf(q);
     },
   };
 }

@@ -139,6 +139,23 @@ describeWithPostgres("keyring re-encryption after a rotation (real PostgreSQL)",
     for (const [i, s] of sealed.entries()) expect(await cipher.openText("tenant-burst", s)).toBe(`burst ${i}`);
   });
 
+  it("caches nothing a rolled-back transaction made: a value sealed afterwards opens on another replica", async () => {
+    const keyring = createKeyring({ db, masterKeys: master });
+    const cipher = createFieldCipher(keyring, "notes", "on");
+    const rolledBack = db.transaction(async (tx) => {
+      await cipher.sealText("tenant-rollback", "first", tx);
+      await cipher.sealText("tenant-rollback", "second", tx);
+      throw new Error("the caller's transaction fails");
+    });
+    await expect(rolledBack).rejects.toThrow(/fails/);
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.data_keys WHERE tenant_id = 'tenant-rollback'");
+    expect(rows[0]!.n).toBe(0);
+    const sealed = await cipher.sealText("tenant-rollback", "after");
+    expect(await createFieldCipher(createKeyring({ db, masterKeys: master }), "notes", "on").openText("tenant-rollback", sealed)).toBe(
+      "after",
+    );
+  });
+
   it("does not retire an old version before the grace period, and a value left under it afterwards would fail clearly", async () => {
     const keyring = createKeyring({ db, masterKeys: master, cacheMs: 0 });
     const cipher = createFieldCipher(keyring, "notes", "on");
