@@ -1,5 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
+import { benchBackupOutcome } from "./backup.js";
+import { benchEncryptionOutcome } from "./encryption.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
@@ -49,6 +51,8 @@ type Log = (line: string) => void;
 const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutcome | string>]> = [
   ["ingestion", (log) => benchIngestionBackends(backends, log)],
   ["search", (log) => benchSearchCases(searchCases, log)],
+  ["encryption", (log) => benchEncryptionOutcome(postgres && backends.includes("postgres") ? "postgres" : backends[0], log)],
+  ["backup", (log) => (postgres ? benchBackupOutcome(log) : Promise.resolve(skippedNoPostgres))],
   [
     "agent",
     async (log) => {

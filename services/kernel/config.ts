@@ -497,6 +497,13 @@ const VARIABLES = {
       "File with the keyring's master keys in the NEXUS_MASTER_KEYS format, one per line (the chart mounts a Kubernetes Secret here); read at start when NEXUS_MASTER_KEYS is unset.",
     parse: path,
   }),
+  encryptionAtRest: variable({
+    name: "NEXUS_ENCRYPTION_AT_REST",
+    default: "auto",
+    description:
+      "Seal document contents, chunk texts and session messages with the keyring: auto (whenever a master key is configured), on (a process without a master key refuses to start) or off (written in the clear; sealed values still open). docs/security.md.",
+    parse: oneOf(["auto", "on", "off"] as const),
+  }),
   apiKeyRotationGraceSeconds: variable({
     name: "NEXUS_API_KEY_ROTATION_GRACE_SECONDS",
     default: "86400",
