@@ -5,13 +5,22 @@ import type { ServiceName } from "../kernel/config.js";
 import { hostedRoles, type ServiceDefinition } from "../kernel/service/index.js";
 import { knowledgeService } from "../knowledge/server.js";
 import { meteringService } from "../metering/server.js";
+import { modulesService } from "../modules/server.js";
 
 /**
  * Every service of Nexus, in mount order. A process hosts the services one of whose roles it
  * runs (`nexus serve --service <role>`, NEXUS_SERVICES; `nexus dev`: all): auth; metering with
- * audit (audit is deployed in the metering role); knowledge as ingestion and/or retrieval; agent.
+ * audit (audit is deployed in the metering role); knowledge as ingestion and/or retrieval; agent;
+ * modules.
  */
-export const SERVICES: readonly ServiceDefinition[] = [authService, meteringService, auditService, knowledgeService, agentService];
+export const SERVICES: readonly ServiceDefinition[] = [
+  authService,
+  meteringService,
+  auditService,
+  knowledgeService,
+  agentService,
+  modulesService,
+];
 
 /** The services a process running `roles` hosts, in mount order. */
 export function servicesFor(roles: readonly ServiceName[]): ServiceDefinition[] {

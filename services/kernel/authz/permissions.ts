@@ -119,6 +119,20 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.audit.v1.AuditService/ListAuditEvents": auditAccess,
   "/nexus.audit.v1.AuditService/ExportAuditEvents": auditAccess,
   "/nexus.audit.v1.AuditService/VerifyAuditChain": auditAccess,
+
+  // ---- nexus.modules.v1.ModulesService ----
+  // Editors submit and build; admins review, activate (and roll back) and hold credentials;
+  // any member may read modules and call active tools (a Run forwards the caller's key).
+  "/nexus.modules.v1.ModulesService/SubmitModuleVersion": write,
+  "/nexus.modules.v1.ModulesService/BuildModule": write,
+  "/nexus.modules.v1.ModulesService/ReviewModuleVersion": admin,
+  "/nexus.modules.v1.ModulesService/ActivateModuleVersion": admin,
+  "/nexus.modules.v1.ModulesService/GetModule": read,
+  "/nexus.modules.v1.ModulesService/ListModules": read,
+  "/nexus.modules.v1.ModulesService/CallTool": read,
+  "/nexus.modules.v1.ModulesService/SetCredential": admin,
+  "/nexus.modules.v1.ModulesService/ListCredentials": admin,
+  "/nexus.modules.v1.ModulesService/DeleteCredential": admin,
 });
 
 /** `/<service type name>/<method name>`, the key of {@link PERMISSIONS}. */

@@ -1,0 +1,44 @@
+import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
+import { type ModuleDrafter, openAiDrafter, templateDrafter } from "./builder/module-builder.js";
+import { CredentialStore } from "./credential-store.js";
+import { ModulesApplication } from "./modules-application.js";
+import { ModulesHandler } from "./modules-handler.js";
+import { type ModulesSettings, modulesSettingsFromConfig } from "./modules-settings.js";
+import { modulesRoutes } from "./routes.js";
+
+/** Options of {@link createModulesParts} beyond the service context. */
+export interface ModulesPartsOptions {
+  /** Default: from `ctx.config`. */
+  settings?: ModulesSettings;
+}
+
+/** The modules service's parts, with the application inside (tests call it directly). */
+export interface ModulesParts extends ServiceParts {
+  app: ModulesApplication;
+  handler: ModulesHandler;
+}
+
+/**
+ * Assembles modules: the credential store over the keyring, the application (sandbox,
+ * broker, cache), the drafters of the builder (template always, openai when
+ * NEXUS_OPENAI_BASE_URL is set) and the handler.
+ */
+export function createModulesParts(ctx: ServiceContext, options: ModulesPartsOptions = {}): ModulesParts {
+  const settings = options.settings ?? modulesSettingsFromConfig(ctx.config);
+  const credentials = new CredentialStore(ctx.db, ctx.keyring, ctx.clock);
+  const app = new ModulesApplication({ db: ctx.db, credentials, settings, clock: ctx.clock, logger: ctx.logger });
+  const drafters = new Map<string, ModuleDrafter>([["template", templateDrafter]]);
+  if (ctx.config.openaiBaseUrl) {
+    drafters.set(
+      "openai",
+      openAiDrafter({
+        baseUrl: ctx.config.openaiBaseUrl,
+        ...(ctx.config.openaiApiKey ? { apiKey: ctx.config.openaiApiKey } : {}),
+        model: ctx.config.openaiModel,
+        timeoutMs: ctx.config.agentModelTimeoutMs,
+      }),
+    );
+  }
+  const handler = new ModulesHandler({ app, credentials, drafters });
+  return { app, handler, handlers: [modulesRoutes(handler)] };
+}
