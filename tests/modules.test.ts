@@ -1,18 +1,22 @@
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { type RunResponse, RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { ModuleKind, ModuleVersionStatus } from "../gen/nexus/modules/v1/module_pb.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
 import { newMasterKeyLine } from "../services/kernel/keyring/index.js";
-import { type AgentMesh, startAgentMesh } from "./support/agent-mesh.js";
+import { type AgentMesh, ingestCorpus, runEvents, startAgentMesh } from "./support/agent-mesh.js";
 import { failure } from "./support/auth-harness.js";
 import { eventually } from "./support/eventually.js";
 import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
 import { type NexusProcess, startNexus } from "./support/nexus-process.js";
+import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
 import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
 
 // The modules service end to end: `nexus dev` (every service) plus a second process
 // `nexus serve --service modules` on the same PostgreSQL and NATS, a real HTTP API on
 // 127.0.0.1:15720 for the modules to call and another on 15721 that no module declares.
+// The `openai` provider talks to a LOCAL STAND-IN for a cloud LLM (tests/support/openai-standin.ts)
+// that speaks the Chat Completions tool-call protocol: no cloud model can run here.
 
 const API_PORT = 15720;
 const OTHER_PORT = 15721;
@@ -27,9 +31,11 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
   let other: Server;
   const apiHits: { url: string; auth: string | undefined }[] = [];
   let otherHits = 0;
+  let standin: OpenAiStandin;
   const token = uniqueToken("modules");
 
   beforeAll(async () => {
+    standin = await startOpenAiStandin();
     api = createServer((req, res) => {
       apiHits.push({ url: req.url ?? "", auth: req.headers.authorization });
       res.setHeader("content-type", "application/json");
@@ -56,6 +62,7 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
       NEXUS_MODULES_CPU_MS: "300",
       NEXUS_MODULES_TIMEOUT_MS: "2000",
       NEXUS_MODULES_MEMORY_BYTES: String(16 << 20),
+      NEXUS_OPENAI_BASE_URL: standin.baseUrl,
     };
     mesh = await startAgentMesh(shared);
     replicaB = await startNexus({
@@ -71,6 +78,7 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     await mesh?.close();
     api?.close();
     other?.close();
+    await standin?.close();
     await deleteSuiteStreams(token);
   });
 
@@ -301,5 +309,93 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     const page2 = await owner.modules.listModules({ pageSize: 2, pageToken: page1.nextPageToken });
     expect(page2.modules.map((m) => m.name)).toEqual(["greeter", "stats"]);
     expect(page2.modules.find((m) => m.name === "greeter")?.activeVersion).toBe("1.0.0");
+  });
+
+  it("calls tools from a Run: tool_call and tool_result in the stream, a failing tool is an event, not a failed run", async () => {
+    await ingestCorpus(owner, "handbook", [{ id: "stats-doc", text: "The stats module computes the average of numbers." }]);
+    const events: RunResponse[] = [];
+    for await (const e of owner.agent.run({
+      corpusId: "handbook",
+      message: "What is the average?",
+      toolCalls: [
+        { module: "stats", tool: "compute", input: { values: [1, 2, 3, 6] } },
+        { module: "evil", tool: "spin", input: {} },
+      ],
+    })) {
+      events.push(e);
+    }
+    expect(events.map((e) => Number(e.seq))).toEqual(events.map((_e, i) => i + 1));
+    const kinds = events.map((e) => e.event.case).filter((k) => k !== "heartbeat" && k !== "tokenDelta");
+    expect(kinds).toEqual(["accepted", "retrieval", "toolCall", "toolResult", "toolCall", "toolResult", "messageFinal", "done"]);
+    const results = events.flatMap((e) => (e.event.case === "toolResult" ? [e.event.value] : []));
+    const calls = events.flatMap((e) => (e.event.case === "toolCall" ? [e.event.value] : []));
+    expect(calls[0]).toMatchObject({ module: "stats", tool: "compute", chosenBy: "request", input: { values: [1, 2, 3, 6] } });
+    expect(results[0]).toMatchObject({ callId: calls[0]?.callId, moduleVersion: "1.0.0", output: { result: 3 } });
+    expect(results[1]?.output).toBeUndefined();
+    expect(results[1]?.error).toMatchObject({ code: "DEADLINE_EXCEEDED", reason: "MODULE_TIMEOUT" });
+    const done = events.at(-1)?.event;
+    expect(done?.case === "done" && done.value.status).toBe(RunStatus.COMPLETED);
+    // Metered: retrieval and both tool calls count as the run's tool calls.
+    const accepted = events[0]?.event;
+    const requestId = accepted?.case === "accepted" ? accepted.value.requestId : "";
+    const tenant = await mesh.db.query<{ id: string }>("SELECT id FROM auth.tenants WHERE slug = 'demo'");
+    const recorded = await eventually("the run's RunCompleted", async () => {
+      const rows = await runEvents(mesh.db, tenant.rows[0]!.id, requestId);
+      return rows.find((r) => r.type === "nexus.events.v1.RunCompleted");
+    });
+    expect(recorded.payload).toMatchObject({ usage: { toolCalls: 3 } });
+  });
+
+  it("lets an OpenAI-compatible model choose a tool (Chat Completions tool calling)", async () => {
+    standin.enqueue(
+      { kind: "tool_calls", calls: [{ id: "call_abc", name: "stats__compute", arguments: JSON.stringify({ values: [4, 6] }) }] },
+      { kind: "answer", text: "The average is 5 [1]." },
+    );
+    const before = standin.requests.length;
+    const events: RunResponse[] = [];
+    for await (const e of owner.agent.run({ corpusId: "handbook", message: "Average of 4 and 6?", options: { provider: "openai" }, tools: ["stats.compute"] })) {
+      events.push(e);
+    }
+    const call = events.find((e) => e.event.case === "toolCall")?.event;
+    const result = events.find((e) => e.event.case === "toolResult")?.event;
+    expect(call?.case === "toolCall" && call.value).toMatchObject({ module: "stats", tool: "compute", chosenBy: "model", input: { values: [4, 6] } });
+    expect(result?.case === "toolResult" && result.value.output).toMatchObject({ result: 5 });
+    const final = events.find((e) => e.event.case === "messageFinal")?.event;
+    expect(final?.case === "messageFinal" && final.value.text).toBe("The average is 5 [1].");
+    const [first, second] = standin.requests.slice(before);
+    expect(first?.body.tools?.map((t) => t.function.name)).toEqual(["stats__compute"]);
+    expect(first?.body.tools?.[0]?.function.parameters).toMatchObject({ type: "object", required: ["values"] });
+    const toolMessage = second?.body.messages?.find((m) => m.role === "tool");
+    expect(toolMessage?.tool_call_id).toBe("call_abc");
+    expect(JSON.parse(toolMessage?.content ?? "{}")).toMatchObject({ result: 5 });
+  });
+
+  it("builds with the OpenAI-compatible drafter, feeding failing tests back for a repair", async () => {
+    standin.enqueue(
+      { kind: "message", content: JSON.stringify({ code: "function compute(input) { return { result: 0, data: [], chart: { type: 'bar', x: 'label', y: 'value' } }; }" }) },
+      {
+        kind: "message",
+        content: JSON.stringify({
+          code: "function compute(input) { const v = input.values; const l = input.labels || []; return { result: Math.max(...v), data: v.map((value, i) => ({ label: l[i] !== undefined ? l[i] : String(i + 1), value })), chart: { type: 'bar', x: 'label', y: 'value' } }; }",
+        }),
+      },
+    );
+    const before = standin.requests.length;
+    const built = await owner.modules.buildModule({ name: "peak", version: "1.0.0", spec: "Find the largest value", provider: "openai" });
+    expect(built).toMatchObject({ draftedBy: "openai", repairs: 1 });
+    expect(built.version?.status).toBe(ModuleVersionStatus.PENDING_REVIEW);
+    const repairPrompt = standin.requests[before + 1]?.body.messages?.find((m) => m.role === "user")?.content ?? "";
+    expect(repairPrompt).toContain("These tests failed in the sandbox");
+    expect(repairPrompt).toContain("/result: expected 4, got 0");
+  });
+
+  it("writes each approval step to the audit trail", async () => {
+    const tenant = await mesh.db.query<{ id: string }>("SELECT id FROM auth.tenants WHERE slug = 'demo'");
+    const types = await eventually("the module audit entries", async () => {
+      const { rows } = await mesh.db.query<{ event_type: string }>("SELECT event_type FROM audit.entries WHERE tenant_id = $1 AND event_type LIKE 'modules.%'", [tenant.rows[0]!.id]);
+      const t = new Set(rows.map((r) => r.event_type));
+      return t.has("modules.version.activated") && t.has("modules.version.rejected") && t.has("modules.credential.set") && t;
+    });
+    expect([...types].sort()).toEqual(["modules.credential.set", "modules.version.activated", "modules.version.approved", "modules.version.rejected", "modules.version.submitted"]);
   });
 });

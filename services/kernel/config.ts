@@ -645,6 +645,12 @@ const VARIABLES = {
     description: "Timeout of a run's Search call (behind a circuit breaker).",
     parse: integer(10, 600_000),
   }),
+  agentToolTimeoutMs: variable({
+    name: "NEXUS_AGENT_TOOL_TIMEOUT_MS",
+    default: "15000",
+    description: "Timeout of one tool call a run makes (modules CallTool); a call past it is a failed tool_result, not a failed run.",
+    parse: integer(10, 600_000),
+  }),
   agentModelTimeoutMs: variable({
     name: "NEXUS_AGENT_MODEL_TIMEOUT_MS",
     default: "30000",
