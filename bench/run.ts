@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
+import { benchModules } from "./modules.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
 import { type BenchOutcome, type BenchRun, machineInfo, writeResults } from "./results.js";
@@ -100,6 +101,38 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
     },
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
+  [
+    "modules",
+    async (log) => {
+      const r = await benchModules({ log });
+      const bench = "modules (PGlite)";
+      return {
+        result: r,
+        ratios: [
+          {
+            bench,
+            name: "QuickJS warm call p50 / node:vm new-context call p50",
+            value: r.sandbox.warm.p50 / r.sandbox.nodeVm.p50,
+            unit: "×",
+          },
+          {
+            bench,
+            name: "QuickJS warm call p99 / node:vm new-context call p99",
+            value: r.sandbox.warm.p99 / r.sandbox.nodeVm.p99,
+            unit: "×",
+          },
+          { bench, name: "QuickJS cold start p50 / warm call p50", value: r.sandbox.cold.p50 / r.sandbox.warm.p50, unit: "×" },
+          {
+            bench,
+            name: "tool-call overhead in a Run (Run with one tool − Run without, p50) / CallTool RPC p50",
+            value: (r.run.withTool.p50 - r.run.withoutTool.p50) / r.run.callTool.p50,
+            unit: "×",
+          },
+          { bench, name: "Run with one tool call p99 / Run without p99", value: r.run.withTool.p99 / r.run.withoutTool.p99, unit: "×" },
+        ],
+      };
+    },
+  ],
 ];
 
 const run: BenchRun = {

@@ -1,4 +1,6 @@
+import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type RunResponse, RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { ModuleKind, ModuleVersionStatus } from "../gen/nexus/modules/v1/module_pb.js";
@@ -8,7 +10,7 @@ import { type AgentMesh, ingestCorpus, runEvents, startAgentMesh } from "./suppo
 import { failure } from "./support/auth-harness.js";
 import { eventually } from "./support/eventually.js";
 import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
-import { type NexusProcess, startNexus } from "./support/nexus-process.js";
+import { NEXUS_BIN, type NexusProcess, startNexus } from "./support/nexus-process.js";
 import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
 import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./support/services.js";
 
@@ -353,12 +355,22 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     );
     const before = standin.requests.length;
     const events: RunResponse[] = [];
-    for await (const e of owner.agent.run({ corpusId: "handbook", message: "Average of 4 and 6?", options: { provider: "openai" }, tools: ["stats.compute"] })) {
+    for await (const e of owner.agent.run({
+      corpusId: "handbook",
+      message: "Average of 4 and 6?",
+      options: { provider: "openai" },
+      tools: ["stats.compute"],
+    })) {
       events.push(e);
     }
     const call = events.find((e) => e.event.case === "toolCall")?.event;
     const result = events.find((e) => e.event.case === "toolResult")?.event;
-    expect(call?.case === "toolCall" && call.value).toMatchObject({ module: "stats", tool: "compute", chosenBy: "model", input: { values: [4, 6] } });
+    expect(call?.case === "toolCall" && call.value).toMatchObject({
+      module: "stats",
+      tool: "compute",
+      chosenBy: "model",
+      input: { values: [4, 6] },
+    });
     expect(result?.case === "toolResult" && result.value.output).toMatchObject({ result: 5 });
     const final = events.find((e) => e.event.case === "messageFinal")?.event;
     expect(final?.case === "messageFinal" && final.value.text).toBe("The average is 5 [1].");
@@ -372,7 +384,12 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
 
   it("builds with the OpenAI-compatible drafter, feeding failing tests back for a repair", async () => {
     standin.enqueue(
-      { kind: "message", content: JSON.stringify({ code: "function compute(input) { return { result: 0, data: [], chart: { type: 'bar', x: 'label', y: 'value' } }; }" }) },
+      {
+        kind: "message",
+        content: JSON.stringify({
+          code: "function compute(input) { return { result: 0, data: [], chart: { type: 'bar', x: 'label', y: 'value' } }; }",
+        }),
+      },
       {
         kind: "message",
         content: JSON.stringify({
@@ -392,10 +409,40 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
   it("writes each approval step to the audit trail", async () => {
     const tenant = await mesh.db.query<{ id: string }>("SELECT id FROM auth.tenants WHERE slug = 'demo'");
     const types = await eventually("the module audit entries", async () => {
-      const { rows } = await mesh.db.query<{ event_type: string }>("SELECT event_type FROM audit.entries WHERE tenant_id = $1 AND event_type LIKE 'modules.%'", [tenant.rows[0]!.id]);
+      const { rows } = await mesh.db.query<{ event_type: string }>(
+        "SELECT event_type FROM audit.entries WHERE tenant_id = $1 AND event_type LIKE 'modules.%'",
+        [tenant.rows[0]!.id],
+      );
       const t = new Set(rows.map((r) => r.event_type));
       return t.has("modules.version.activated") && t.has("modules.version.rejected") && t.has("modules.credential.set") && t;
     });
-    expect([...types].sort()).toEqual(["modules.credential.set", "modules.version.activated", "modules.version.approved", "modules.version.rejected", "modules.version.submitted"]);
+    expect([...types].sort()).toEqual([
+      "modules.credential.set",
+      "modules.version.activated",
+      "modules.version.approved",
+      "modules.version.rejected",
+      "modules.version.submitted",
+    ]);
+  });
+
+  it("works from the CLI: build, review, activate, call, credentials", async () => {
+    const cli = async (...args: string[]) => {
+      const env = { ...process.env, NEXUS_URL: mesh.url, NEXUS_API_KEY: mesh.ownerKey, CLI_SECRET: "cli-secret-value" };
+      return (await promisify(execFile)(process.execPath, [NEXUS_BIN, ...args], { env })).stdout;
+    };
+    expect(await cli("modules", "build", "totals", "--version", "1.0.0", "--spec", "Sum the numbers")).toContain(
+      "totals@1.0.0: pending review",
+    );
+    expect(await cli("modules", "review", "totals", "1.0.0", "--approve")).toContain("approved");
+    expect(await cli("modules", "activate", "totals", "1.0.0")).toContain("totals: active 1.0.0");
+    expect(JSON.parse(await cli("modules", "call", "totals", "compute", "--input", '{"values": [1, 2, 3]}'))).toMatchObject({
+      version: "1.0.0",
+      output: { result: 6 },
+    });
+    expect(await cli("modules", "list")).toContain("totals");
+    await cli("credentials", "set", "CLI_KEY", "--from-env", "CLI_SECRET");
+    const listed = await cli("credentials", "list");
+    expect(listed).toContain("CLI_KEY");
+    expect(listed).not.toContain("cli-secret-value");
   });
 });

@@ -150,7 +150,14 @@ export async function startOpenAiStandin(): Promise<OpenAiStandin> {
     }
     if (b.kind === "message") {
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ id: "chatcmpl-standin", object: "chat.completion", model, choices: [{ index: 0, message: { role: "assistant", content: b.content }, finish_reason: "stop" }] }));
+      res.end(
+        JSON.stringify({
+          id: "chatcmpl-standin",
+          object: "chat.completion",
+          model,
+          choices: [{ index: 0, message: { role: "assistant", content: b.content }, finish_reason: "stop" }],
+        }),
+      );
       record.finished = true;
       return;
     }

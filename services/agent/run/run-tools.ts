@@ -32,7 +32,10 @@ export async function callRunTool(ctx: RunContext, call: RunToolCall): Promise<T
   const { deps, control, telemetry, tally, events } = ctx;
   const callId = newId("call");
   const name = `${call.module}.${call.tool}`;
-  events.push({ case: "toolCall", value: create(ToolCallSchema, { callId, module: call.module, tool: call.tool, input: call.input, chosenBy: call.chosenBy }) });
+  events.push({
+    case: "toolCall",
+    value: create(ToolCallSchema, { callId, module: call.module, tool: call.tool, input: call.input, chosenBy: call.chosenBy }),
+  });
   tally.toolCalls += 1;
   const started = performance.now();
   const base = { callId, module: call.module, tool: call.tool };
@@ -51,7 +54,13 @@ export async function callRunTool(ctx: RunContext, call: RunToolCall): Promise<T
     );
     events.push({
       case: "toolResult",
-      value: create(ToolResultSchema, { ...base, moduleVersion: out.moduleVersion, output: out.output, cached: out.cached, duration: durationFromMs(Math.round(performance.now() - started)) }),
+      value: create(ToolResultSchema, {
+        ...base,
+        moduleVersion: out.moduleVersion,
+        output: out.output,
+        cached: out.cached,
+        duration: durationFromMs(Math.round(performance.now() - started)),
+      }),
     });
     return { name, result: JSON.stringify(out.output) };
   } catch (err) {
@@ -59,7 +68,10 @@ export async function callRunTool(ctx: RunContext, call: RunToolCall): Promise<T
     const error = publicError(toolError(err), ctx.input.runId);
     const event = runErrorEvent(error);
     ctx.log.info({ tool: name, reason: event.reason }, "tool call failed");
-    events.push({ case: "toolResult", value: create(ToolResultSchema, { ...base, error: event, duration: durationFromMs(Math.round(performance.now() - started)) }) });
+    events.push({
+      case: "toolResult",
+      value: create(ToolResultSchema, { ...base, error: event, duration: durationFromMs(Math.round(performance.now() - started)) }),
+    });
     return { name, result: JSON.stringify({ error: { reason: event.reason, message: event.message } }) };
   }
 }
@@ -67,13 +79,18 @@ export async function callRunTool(ctx: RunContext, call: RunToolCall): Promise<T
 /** A modules service this agent cannot locate is a set-up problem the user can act on. */
 function toolError(err: unknown): unknown {
   if (err instanceof ConfigError) {
-    return domainError("DEPENDENCY_UNAVAILABLE", "the modules service cannot be reached from this agent: set NEXUS_MODULES_URL", { dependency: "modules" });
+    return domainError("DEPENDENCY_UNAVAILABLE", "the modules service cannot be reached from this agent: set NEXUS_MODULES_URL", {
+      dependency: "modules",
+    });
   }
   return err;
 }
 
 /** The functions a model may call for `names` ("module.tool"): `<module>__<tool>`, each described by its module's active version. */
-export async function modelTools(ctx: RunContext, names: readonly string[]): Promise<{ tools: ModelTool[]; byName: Map<string, { module: string; tool: string }> }> {
+export async function modelTools(
+  ctx: RunContext,
+  names: readonly string[],
+): Promise<{ tools: ModelTool[]; byName: Map<string, { module: string; tool: string }> }> {
   const tools: ModelTool[] = [];
   const byName = new Map<string, { module: string; tool: string }>();
   const modules = new Map<string, string[]>();

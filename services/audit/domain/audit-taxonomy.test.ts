@@ -73,7 +73,10 @@ describe("audit taxonomy", () => {
       before: { version: "2.0.0" },
       after: { version: "1.0.0" },
     });
-    expect(entry("ModuleCredentialSet", { name: "API_KEY" })).toMatchObject({ eventType: "modules.credential.set", resource: { id: "API_KEY" } });
+    expect(entry("ModuleCredentialSet", { name: "API_KEY" })).toMatchObject({
+      eventType: "modules.credential.set",
+      resource: { id: "API_KEY" },
+    });
   });
 
   it("ignores events outside the taxonomy", () => {

@@ -9,6 +9,7 @@ import { docsCommands } from "./docs.js";
 import { ingestCommand } from "./ingest.js";
 import { keysCommands } from "./keys.js";
 import { migrateCommand } from "./migrate.js";
+import { modulesCommands } from "./modules.js";
 import { operatorCommand } from "./operator.js";
 import { quotaCommands } from "./quota.js";
 import { searchCommand } from "./search.js";
@@ -39,6 +40,7 @@ export const commands: readonly Command[] = [
   ingestCommand,
   ...docsCommands,
   searchCommand,
+  ...modulesCommands,
 ];
 
 /** The commands as a Markdown table (README). */

@@ -39,6 +39,8 @@ export interface SandboxCall {
    * {@link EgressRefused}. The signal aborts when the call ends or times out.
    */
   fetch(url: string, init: unknown, signal: AbortSignal): Promise<string>;
+  /** The WebAssembly module to run in; default the process's shared one (benchmarks pass a fresh one for cold starts). */
+  wasm?: QuickJSWASMModule;
 }
 
 /** Why a sandboxed call failed (the error reasons CallTool returns). */
@@ -69,7 +71,7 @@ export function quickjs(): Promise<QuickJSWASMModule> {
 
 /** Invokes the tool in a new QuickJS runtime and returns its JSON output or why it failed. */
 export async function runInSandbox(call: SandboxCall): Promise<SandboxOutcome> {
-  const module = await quickjs();
+  const module = call.wasm ?? (await quickjs());
   const started = performance.now();
   const hardDeadline = started + call.limits.timeoutMs;
   const abort = new AbortController();

@@ -117,7 +117,12 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
               ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
               ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
               ...(offerTools
-                ? { tools: tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.parameters } })) }
+                ? {
+                    tools: tools.map((t) => ({
+                      type: "function",
+                      function: { name: t.name, description: t.description, parameters: t.parameters },
+                    })),
+                  }
                 : {}),
             }),
           );
@@ -196,7 +201,11 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
           messages.push({
             role: "assistant",
             content: null,
-            tool_calls: chosen.map((c, i) => ({ id: c.id || `call_${round}_${i}`, type: "function", function: { name: c.name, arguments: c.arguments } })),
+            tool_calls: chosen.map((c, i) => ({
+              id: c.id || `call_${round}_${i}`,
+              type: "function",
+              function: { name: c.name, arguments: c.arguments },
+            })),
           });
           for (const [i, c] of chosen.entries()) {
             const result = await request.callTool(c.name, c.arguments);
@@ -243,7 +252,11 @@ function addUsage(a: ChunkJson["usage"], b: NonNullable<ChunkJson["usage"]>): Ch
   const prompt = sum(a.prompt_tokens, b.prompt_tokens);
   const completion = sum(a.completion_tokens, b.completion_tokens);
   const gpu = sum(a.gpu_seconds, b.gpu_seconds);
-  return { ...(prompt !== undefined ? { prompt_tokens: prompt } : {}), ...(completion !== undefined ? { completion_tokens: completion } : {}), ...(gpu !== undefined ? { gpu_seconds: gpu } : {}) };
+  return {
+    ...(prompt !== undefined ? { prompt_tokens: prompt } : {}),
+    ...(completion !== undefined ? { completion_tokens: completion } : {}),
+    ...(gpu !== undefined ? { gpu_seconds: gpu } : {}),
+  };
 }
 
 function usageOf(usage: ChunkJson["usage"], request: GenerationRequest, answer: string): ModelUsage {
