@@ -445,4 +445,65 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     expect(listed).toContain("CLI_KEY");
     expect(listed).not.toContain("cli-secret-value");
   });
+
+  it("publishes to the marketplace: browse and search with paging, install, rate, and an 85/15 revenue ledger", async () => {
+    const published = await owner.modules.publishModule({
+      name: "stats",
+      version: "1.0.0",
+      license: "MIT",
+      priceMicrosPerCall: 1000n,
+      summary: "Average of numbers, with a chart",
+    });
+    const listing = published.listing!;
+    expect(listing).toMatchObject({ name: "stats", version: "1.0.0", license: "MIT", creator: "demo", tools: ["compute"] });
+    expect(await failure(() => owner.modules.publishModule({ name: "stats", version: "1.0.0", license: "MIT" }))).toMatchObject({
+      code: "AlreadyExists",
+    });
+    expect(await failure(() => owner.modules.publishModule({ name: "broken", version: "1.0.0", license: "MIT" }))).toMatchObject({
+      code: "FailedPrecondition",
+    });
+    await owner.modules.publishModule({ name: "greeter", version: "2.0.0", license: "Apache-2.0", summary: "Says hello" });
+
+    const buyer = await mesh.newTenant("pro", "owner");
+    const viaBuyer = mesh.client(buyer.key);
+    const found = await viaBuyer.modules.listListings({ query: "average" });
+    expect(found.listings.map((l) => l.listingId)).toEqual([listing.listingId]);
+    const page1 = await viaBuyer.modules.listListings({ pageSize: 1 });
+    const page2 = await viaBuyer.modules.listListings({ pageSize: 1, pageToken: page1.nextPageToken });
+    expect(page1.listings).toHaveLength(1);
+    expect(page2.listings).toHaveLength(1);
+    expect(page2.listings[0]?.listingId).not.toBe(page1.listings[0]?.listingId);
+
+    expect(await failure(() => viaBuyer.modules.rateListing({ listingId: listing.listingId, stars: 5 }))).toMatchObject({
+      code: "FailedPrecondition",
+    });
+    const installed = await viaBuyer.modules.installListing({ listingId: listing.listingId });
+    expect(installed.module).toMatchObject({ name: "stats", activeVersion: "1.0.0" });
+    expect(await failure(() => viaBuyer.modules.installListing({ listingId: listing.listingId }))).toMatchObject({ code: "AlreadyExists" });
+    for (const values of [
+      [1, 3],
+      [2, 4],
+      [10, 20],
+    ]) {
+      await viaBuyer.modules.callTool({ module: "stats", tool: "compute", input: { values } });
+    }
+    const rated = await viaBuyer.modules.rateListing({ listingId: listing.listingId, stars: 4 });
+    expect(rated.listing).toMatchObject({ installCount: 1n, ratingCount: 1n, ratingAverage: 4 });
+    // The creator's own calls are not paid; the buyer's three are, split 85/15.
+    const revenue = await eventually("the ledger to record the three paid calls", async () => {
+      const r = await owner.modules.getRevenue({});
+      const line = r.listings.find((l) => l.listingId === listing.listingId);
+      return line?.calls === 3n && line;
+    });
+    expect(revenue).toMatchObject({ grossMicros: 3000n, creatorMicros: 2550n, platformMicros: 450n });
+    expect((await viaBuyer.modules.getRevenue({})).listings).toEqual([]);
+    const cli = async (...args: string[]) =>
+      (
+        await promisify(execFile)(process.execPath, [NEXUS_BIN, ...args], {
+          env: { ...process.env, NEXUS_URL: mesh.url, NEXUS_API_KEY: mesh.ownerKey },
+        })
+      ).stdout;
+    expect(await cli("marketplace", "list", "average")).toContain("stats@1.0.0");
+    expect(await cli("marketplace", "revenue")).toMatch(/stats@1\.0\.0\s+3\s+0\.003000\s+0\.002550\s+0\.000450/);
+  });
 });

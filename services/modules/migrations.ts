@@ -7,6 +7,9 @@ import type { SchemaMigrations } from "../kernel/service/index.js";
  *   its code, manifest, tests and review) and its stream version; `active_version` is kept in
  *   its own column because every CallTool on every replica reads it.
  * - `credentials`: one row per tenant, its credential set; values are keyring-sealed text.
+ * - `listings`: marketplace listings (the listing aggregate's state) with their install and
+ *   rating counters and the text search looks in; `revenue_ledger`: one row per paid call,
+ *   split 85/15, keyed by the MarketplaceCallRecorded event id.
  */
 export const modulesMigrations: SchemaMigrations = {
   schema: "modules",
@@ -28,6 +31,36 @@ CREATE TABLE modules.credentials (
   stream_version integer NOT NULL,
   entries jsonb NOT NULL
 );
+`,
+    },
+    {
+      id: "0002_marketplace",
+      sql: `
+CREATE TABLE modules.listings (
+  listing_id text PRIMARY KEY,
+  creator_tenant_id text NOT NULL,
+  name text NOT NULL,
+  version text NOT NULL,
+  stream_version integer NOT NULL,
+  install_count integer NOT NULL DEFAULT 0,
+  rating_sum integer NOT NULL DEFAULT 0,
+  rating_count integer NOT NULL DEFAULT 0,
+  search_text text NOT NULL,
+  state jsonb NOT NULL,
+  published_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (creator_tenant_id, name, version)
+);
+CREATE TABLE modules.revenue_ledger (
+  event_id text PRIMARY KEY,
+  listing_id text NOT NULL,
+  creator_tenant_id text NOT NULL,
+  consumer_tenant_id text NOT NULL,
+  gross_micros bigint NOT NULL,
+  creator_micros bigint NOT NULL,
+  platform_micros bigint NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX revenue_ledger_creator ON modules.revenue_ledger (creator_tenant_id, listing_id);
 `,
     },
   ],

@@ -42,6 +42,8 @@ export class ModulesApplication {
     private readonly deps: {
       db: Database;
       credentials: CredentialStore;
+      /** Records paid calls of installed marketplace versions. */
+      onPaidCall?: (tenantId: string, version: VersionRecord, tool: string) => Promise<void>;
       settings: ModulesSettings;
       clock: () => Date;
       logger: Logger;
@@ -190,6 +192,8 @@ export class ModulesApplication {
       });
     }
     this.cache.set(cacheKey, r.output, manifest.cacheTtlSeconds);
+    // A paid marketplace call is charged when the module ran (a cached result is not charged again).
+    if (active.source) await this.deps.onPaidCall?.(tenantId, active, tool);
     return { output: r.output, version: active.version, cached: false, durationMs: r.durationMs };
   }
 }

@@ -13,10 +13,19 @@ import {
   DeleteCredentialResponseSchema,
   type GetModuleRequest,
   GetModuleResponseSchema,
+  GetRevenueResponseSchema,
+  type InstallListingRequest,
+  InstallListingResponseSchema,
   ListCredentialsResponseSchema,
+  type ListListingsRequest,
+  ListListingsResponseSchema,
   type ListModulesRequest,
   ListModulesResponseSchema,
   type ModulesService,
+  type PublishModuleRequest,
+  PublishModuleResponseSchema,
+  type RateListingRequest,
+  RateListingResponseSchema,
   type ReviewModuleVersionRequest,
   ReviewModuleVersionResponseSchema,
   type SetCredentialRequest,
@@ -27,10 +36,12 @@ import {
 import { tenantPrincipal } from "../kernel/authz/tenant-scope.js";
 import { domainError } from "../kernel/errors.js";
 import { pageTokens } from "../kernel/paging/index.js";
+import type { CataloguePosition } from "./adapters/marketplace.js";
 import type { ModuleDrafter } from "./builder/module-builder.js";
 import type { CredentialStore } from "./credential-store.js";
+import type { Marketplace } from "./marketplace.js";
 import type { Actor, ModulesApplication } from "./modules-application.js";
-import { moduleMessage, versionMessage } from "./proto-mapping.js";
+import { listingMessage, moduleMessage, versionMessage } from "./proto-mapping.js";
 
 /** Modules are tenant content: what a platform key is told. */
 const PLATFORM_KEY_REFUSAL = "modules belong to a tenant: use a key of the tenant";
@@ -39,6 +50,16 @@ const modulePageTokens = pageTokens<string>({
   write: (name) => name,
   read: (json) => (typeof json === "string" && json.length <= 63 ? json : undefined),
 });
+/** ListListings page tokens: the last listing's (installs, id), bound to the query. */
+const listingPageTokens = pageTokens<CataloguePosition>({
+  write: (p) => [p.installs, p.listingId],
+  read: (json) =>
+    Array.isArray(json) && Number.isSafeInteger(json[0]) && typeof json[1] === "string" && json[1].length <= 64
+      ? { installs: json[0] as number, listingId: json[1] }
+      : undefined,
+});
+/** Listings per ListListings page when the request says 0. */
+export const DEFAULT_LISTING_PAGE_SIZE = 20;
 /** Modules per ListModules page when the request says 0. */
 export const DEFAULT_PAGE_SIZE = 50;
 /** Repairs a build makes when the request names none. */
@@ -50,6 +71,7 @@ export interface ModulesHandlerDependencies {
   credentials: CredentialStore;
   /** Drafters by provider name ("template" always; "openai" when configured). */
   drafters: ReadonlyMap<string, ModuleDrafter>;
+  marketplace: Marketplace;
 }
 
 function actorOf(ctx: HandlerContext): Actor {
@@ -146,5 +168,62 @@ export class ModulesHandler implements ServiceImpl<typeof ModulesService> {
     const actor = actorOf(ctx);
     await this.deps.credentials.delete(actor.tenantId, req.name, actor.keyId);
     return create(DeleteCredentialResponseSchema, {});
+  }
+
+  async publishModule(req: PublishModuleRequest, ctx: HandlerContext) {
+    const p = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
+    const row = await this.deps.marketplace.publish(
+      { tenantId: p.tenantId, keyId: p.keyId, tenantSlug: p.tenantSlug },
+      {
+        name: req.name,
+        version: req.version,
+        license: req.license,
+        priceMicrosPerCall: Number(req.priceMicrosPerCall),
+        summary: req.summary,
+      },
+    );
+    return create(PublishModuleResponseSchema, { listing: listingMessage(row) });
+  }
+
+  async listListings(req: ListListingsRequest, ctx: HandlerContext) {
+    actorOf(ctx);
+    const binding = { query: req.query };
+    const after = listingPageTokens.decode(req.pageToken, binding);
+    const size = req.pageSize || DEFAULT_LISTING_PAGE_SIZE;
+    const rows = await this.deps.marketplace.browse(req.query, after, size + 1);
+    const page = rows.slice(0, size);
+    const last = page.at(-1);
+    return create(ListListingsResponseSchema, {
+      listings: page.map(listingMessage),
+      nextPageToken:
+        rows.length > size && last
+          ? listingPageTokens.encode({ installs: last.installCount, listingId: last.state.listingId }, binding)
+          : "",
+    });
+  }
+
+  async installListing(req: InstallListingRequest, ctx: HandlerContext) {
+    const module = await this.deps.marketplace.install(actorOf(ctx), req.listingId);
+    return create(InstallListingResponseSchema, { module: moduleMessage(module, false) });
+  }
+
+  async rateListing(req: RateListingRequest, ctx: HandlerContext) {
+    const row = await this.deps.marketplace.rate(actorOf(ctx), req.listingId, req.stars);
+    return create(RateListingResponseSchema, { listing: listingMessage(row) });
+  }
+
+  async getRevenue(_req: unknown, ctx: HandlerContext) {
+    const rows = await this.deps.marketplace.revenue(actorOf(ctx).tenantId);
+    return create(GetRevenueResponseSchema, {
+      listings: rows.map((r) => ({
+        listingId: r.listingId,
+        name: r.name,
+        version: r.version,
+        calls: BigInt(r.calls),
+        grossMicros: BigInt(r.gross),
+        creatorMicros: BigInt(r.creator),
+        platformMicros: BigInt(r.platform),
+      })),
+    });
   }
 }

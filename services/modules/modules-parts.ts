@@ -1,6 +1,7 @@
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { type ModuleDrafter, openAiDrafter, templateDrafter } from "./builder/module-builder.js";
 import { CredentialStore } from "./credential-store.js";
+import { Marketplace, REVENUE_CONSUMER, REVENUE_SUBJECT, revenueLedgerHandler } from "./marketplace.js";
 import { ModulesApplication } from "./modules-application.js";
 import { ModulesHandler } from "./modules-handler.js";
 import { type ModulesSettings, modulesSettingsFromConfig } from "./modules-settings.js";
@@ -21,12 +22,21 @@ export interface ModulesParts extends ServiceParts {
 /**
  * Assembles modules: the credential store over the keyring, the application (sandbox,
  * broker, cache), the drafters of the builder (template always, openai when
- * NEXUS_OPENAI_BASE_URL is set) and the handler.
+ * NEXUS_OPENAI_BASE_URL is set), the marketplace with its revenue ledger consumer, and the
+ * handler.
  */
 export function createModulesParts(ctx: ServiceContext, options: ModulesPartsOptions = {}): ModulesParts {
   const settings = options.settings ?? modulesSettingsFromConfig(ctx.config);
   const credentials = new CredentialStore(ctx.db, ctx.keyring, ctx.clock);
-  const app = new ModulesApplication({ db: ctx.db, credentials, settings, clock: ctx.clock, logger: ctx.logger });
+  const marketplace = new Marketplace({ db: ctx.db, clock: ctx.clock });
+  const app = new ModulesApplication({
+    db: ctx.db,
+    credentials,
+    settings,
+    clock: ctx.clock,
+    logger: ctx.logger,
+    onPaidCall: (tenantId, version, tool) => marketplace.recordPaidCall(tenantId, version, tool),
+  });
   const drafters = new Map<string, ModuleDrafter>([["template", templateDrafter]]);
   if (ctx.config.openaiBaseUrl) {
     drafters.set(
@@ -39,6 +49,11 @@ export function createModulesParts(ctx: ServiceContext, options: ModulesPartsOpt
       }),
     );
   }
-  const handler = new ModulesHandler({ app, credentials, drafters });
-  return { app, handler, handlers: [modulesRoutes(handler)] };
+  const handler = new ModulesHandler({ app, credentials, drafters, marketplace });
+  return {
+    app,
+    handler,
+    handlers: [modulesRoutes(handler)],
+    consumers: [{ name: REVENUE_CONSUMER, subject: REVENUE_SUBJECT, handler: revenueLedgerHandler() }],
+  };
 }

@@ -8,6 +8,8 @@ import {
   ModuleVersionSchema,
   ModuleVersionStatus,
 } from "../../gen/nexus/modules/v1/module_pb.js";
+import { type Listing, ListingSchema } from "../../gen/nexus/modules/v1/modules_service_pb.js";
+import type { ListingRow } from "./adapters/marketplace.js";
 import type { ModuleState, VersionRecord, VersionStatus } from "./domain/module.js";
 
 const STATUS: Record<VersionStatus, ModuleVersionStatus> = {
@@ -47,5 +49,26 @@ export function moduleMessage(m: ModuleState, withCode: boolean): Module {
     activeVersion: m.activeVersion,
     versions: m.versions.map((v) => versionMessage(m.name, v, withCode)),
     ...(activatedAt ? { activatedAt } : {}),
+  });
+}
+
+/** A listing row as the catalogue shows it (no code). */
+export function listingMessage(row: ListingRow): Listing {
+  const s = row.state;
+  const manifest = fromJson(ModuleManifestSchema, s.manifest as JsonObject);
+  return create(ListingSchema, {
+    listingId: s.listingId,
+    name: s.name,
+    version: s.version,
+    description: manifest.description,
+    summary: s.summary,
+    license: s.license,
+    priceMicrosPerCall: BigInt(s.priceMicrosPerCall),
+    creator: s.creator,
+    installCount: BigInt(row.installCount),
+    ratingAverage: row.ratingCount === 0 ? 0 : Math.round((row.ratingSum / row.ratingCount) * 100) / 100,
+    ratingCount: BigInt(row.ratingCount),
+    tools: manifest.tools.map((t) => t.name),
+    publishedAt: timestampFromDate(new Date(s.publishedAt)),
   });
 }

@@ -423,6 +423,21 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     resource: { type: "credential", id: str(p.name) },
     outcome: "success",
   }),
+  "nexus.events.v1.ListingPublished": ({ p, actor }) => ({
+    eventType: "modules.listing.published",
+    actor,
+    action: `${MODULES}/PublishModule`,
+    resource: { type: "listing", id: str(p.listingId) },
+    outcome: "success",
+    metadata: details({ module: p.name, version: p.version, license: p.license, price_micros_per_call: p.priceMicrosPerCall }),
+  }),
+  "nexus.events.v1.ListingInstalled": ({ p, actor }) => ({
+    eventType: "modules.listing.installed",
+    actor,
+    action: `${MODULES}/InstallListing`,
+    resource: { type: "listing", id: str(p.listingId) },
+    outcome: "success",
+  }),
   "nexus.events.v1.ModuleCredentialDeleted": ({ p, actor }) => ({
     eventType: "modules.credential.deleted",
     actor,

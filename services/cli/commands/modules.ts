@@ -9,6 +9,7 @@ import {
   ModuleVersionSchema,
   ModuleVersionStatus,
 } from "../../../gen/nexus/modules/v1/module_pb.js";
+import { ListingSchema } from "../../../gen/nexus/modules/v1/modules_service_pb.js";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { printTable } from "../output.js";
@@ -262,6 +263,112 @@ export const credentialsListCommand: Command = {
   },
 };
 
+/** `nexus marketplace list`. */
+export const marketplaceListCommand: Command = {
+  path: ["marketplace", "list"],
+  summary: "Browse or search the module marketplace (most installed first)",
+  usage: "nexus marketplace list [QUERY] [--json]",
+  async run(args) {
+    const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS }, allowPositionals: true, strict: true });
+    const client = clientFrom(values);
+    const rows: Awaited<ReturnType<typeof client.modules.listListings>>["listings"] = [];
+    let pageToken = "";
+    do {
+      const page = await client.modules.listListings({ query: positionals.join(" "), pageSize: 100, pageToken });
+      rows.push(...page.listings);
+      pageToken = page.nextPageToken;
+    } while (pageToken);
+    if (values.json)
+      console.log(
+        JSON.stringify(
+          rows.map((l) => toJson(ListingSchema, l)),
+          null,
+          2,
+        ),
+      );
+    else
+      printTable(
+        ["LISTING", "MODULE", "CREATOR", "LICENSE", "PRICE/CALL", "INSTALLS", "RATING"],
+        rows.map((l) => [
+          l.listingId,
+          `${l.name}@${l.version}`,
+          l.creator,
+          l.license,
+          (Number(l.priceMicrosPerCall) / 1e6).toFixed(6),
+          String(l.installCount),
+          l.ratingCount ? `${l.ratingAverage} (${l.ratingCount})` : "-",
+        ]),
+      );
+    return 0;
+  },
+};
+
+/** `nexus marketplace publish`. */
+export const marketplacePublishCommand: Command = {
+  path: ["marketplace", "publish"],
+  summary: "Publish an approved module version to the marketplace (tenant admins)",
+  usage: "nexus marketplace publish NAME VERSION --license SPDX [--price-per-call AMOUNT] [--summary TEXT]",
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, license: { type: "string" }, "price-per-call": { type: "string" }, summary: { type: "string" } },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (positionals.length !== 2) throw new UsageError("give the module name and the version");
+    if (!values.license) throw new UsageError("--license is required, e.g. MIT");
+    const price = Number(values["price-per-call"] ?? "0");
+    if (!Number.isFinite(price) || price < 0 || price > 1000) throw new UsageError("--price-per-call must be an amount from 0 to 1000");
+    const { listing } = await clientFrom(values).modules.publishModule({
+      name: positionals[0]!,
+      version: positionals[1]!,
+      license: values.license,
+      priceMicrosPerCall: BigInt(Math.round(price * 1e6)),
+      summary: values.summary ?? "",
+    });
+    console.log(`published ${listing?.name}@${listing?.version} as ${listing?.listingId}`);
+    return 0;
+  },
+};
+
+/** `nexus marketplace install`. */
+export const marketplaceInstallCommand: Command = {
+  path: ["marketplace", "install"],
+  summary: "Install a marketplace listing into the tenant (approved and active at once; tenant admins)",
+  usage: "nexus marketplace install LISTING_ID",
+  async run(args) {
+    const { values, positionals } = parseArgs({ args, options: { ...CLIENT_OPTIONS }, allowPositionals: true, strict: true });
+    if (positionals.length !== 1) throw new UsageError("give one listing id");
+    const { module } = await clientFrom(values).modules.installListing({ listingId: positionals[0]! });
+    console.log(`installed ${module?.name}@${module?.activeVersion}`);
+    return 0;
+  },
+};
+
+/** `nexus marketplace revenue`. */
+export const marketplaceRevenueCommand: Command = {
+  path: ["marketplace", "revenue"],
+  summary: "The revenue of the tenant's listings: paid calls, gross, the creator's 85 % and the platform's 15 %",
+  usage: "nexus marketplace revenue",
+  async run(args) {
+    const { values } = parseArgs({ args, options: { ...CLIENT_OPTIONS }, strict: true });
+    const { listings } = await clientFrom(values).modules.getRevenue({});
+    const amount = (m: bigint) => (Number(m) / 1e6).toFixed(6);
+    printTable(
+      ["LISTING", "MODULE", "CALLS", "GROSS", "CREATOR (85%)", "PLATFORM (15%)"],
+      listings.map((l) => [
+        l.listingId,
+        `${l.name}@${l.version}`,
+        String(l.calls),
+        amount(l.grossMicros),
+        amount(l.creatorMicros),
+        amount(l.platformMicros),
+      ]),
+    );
+    return 0;
+  },
+};
+
 /** The module commands. */
 export const modulesCommands: readonly Command[] = [
   modulesListCommand,
@@ -273,4 +380,8 @@ export const modulesCommands: readonly Command[] = [
   modulesCallCommand,
   credentialsSetCommand,
   credentialsListCommand,
+  marketplaceListCommand,
+  marketplacePublishCommand,
+  marketplaceInstallCommand,
+  marketplaceRevenueCommand,
 ];

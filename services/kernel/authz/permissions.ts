@@ -133,6 +133,13 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.modules.v1.ModulesService/SetCredential": admin,
   "/nexus.modules.v1.ModulesService/ListCredentials": admin,
   "/nexus.modules.v1.ModulesService/DeleteCredential": admin,
+  // The marketplace: admins publish their tenant's approved versions, install listings and
+  // read their revenue; members browse and rate.
+  "/nexus.modules.v1.ModulesService/PublishModule": admin,
+  "/nexus.modules.v1.ModulesService/ListListings": read,
+  "/nexus.modules.v1.ModulesService/InstallListing": admin,
+  "/nexus.modules.v1.ModulesService/RateListing": write,
+  "/nexus.modules.v1.ModulesService/GetRevenue": admin,
 });
 
 /** `/<service type name>/<method name>`, the key of {@link PERMISSIONS}. */

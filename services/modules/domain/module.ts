@@ -33,6 +33,8 @@ export interface VersionRecord {
   reviewedBy: string;
   reviewedAt: string;
   feedback: string;
+  /** Set when the version was installed from the marketplace: its calls are paid to the creator. */
+  source?: { listingId: string; creatorTenantId: string; priceMicrosPerCall: number };
 }
 
 // ---- Events ----

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/modules_events.proto.
  */
 export const file_nexus_events_v1_modules_events: GenFile = /*@__PURE__*/
-  fileDesc("CiRuZXh1cy9ldmVudHMvdjEvbW9kdWxlc19ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSLGAQoWTW9kdWxlVmVyc2lvblN1Ym1pdHRlZBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhMKC2NvZGVfc2hhMjU2GAQgASgJEhQKDHRlc3RzX3Bhc3NlZBgFIAEoDRIUCgx0ZXN0c19mYWlsZWQYBiABKA0SDgoGc3RhdHVzGAcgASgJEhMKC2NyZWRlbnRpYWxzGAggAygJEhQKDGVncmVzc19ob3N0cxgJIAMoCSJtChVNb2R1bGVWZXJzaW9uUmV2aWV3ZWQSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghhcHByb3ZlZBgEIAEoCBIQCghmZWVkYmFjaxgFIAEoCSJkChZNb2R1bGVWZXJzaW9uQWN0aXZhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSGAoQcHJldmlvdXNfdmVyc2lvbhgEIAEoCSI2ChNNb2R1bGVDcmVkZW50aWFsU2V0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIjoKF01vZHVsZUNyZWRlbnRpYWxEZWxldGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJYgZwcm90bzM");
+  fileDesc("CiRuZXh1cy9ldmVudHMvdjEvbW9kdWxlc19ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSLGAQoWTW9kdWxlVmVyc2lvblN1Ym1pdHRlZBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhMKC2NvZGVfc2hhMjU2GAQgASgJEhQKDHRlc3RzX3Bhc3NlZBgFIAEoDRIUCgx0ZXN0c19mYWlsZWQYBiABKA0SDgoGc3RhdHVzGAcgASgJEhMKC2NyZWRlbnRpYWxzGAggAygJEhQKDGVncmVzc19ob3N0cxgJIAMoCSJtChVNb2R1bGVWZXJzaW9uUmV2aWV3ZWQSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghhcHByb3ZlZBgEIAEoCBIQCghmZWVkYmFjaxgFIAEoCSJkChZNb2R1bGVWZXJzaW9uQWN0aXZhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSGAoQcHJldmlvdXNfdmVyc2lvbhgEIAEoCSI2ChNNb2R1bGVDcmVkZW50aWFsU2V0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIjoKF01vZHVsZUNyZWRlbnRpYWxEZWxldGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIogBChBMaXN0aW5nUHVibGlzaGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpsaXN0aW5nX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHdmVyc2lvbhgEIAEoCRIPCgdsaWNlbnNlGAUgASgJEh0KFXByaWNlX21pY3Jvc19wZXJfY2FsbBgGIAEoBCI5ChBMaXN0aW5nSW5zdGFsbGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpsaXN0aW5nX2lkGAIgASgJIkQKDExpc3RpbmdSYXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKbGlzdGluZ19pZBgCIAEoCRINCgVzdGFycxgDIAEoDSJ/ChdNYXJrZXRwbGFjZUNhbGxSZWNvcmRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKbGlzdGluZ19pZBgCIAEoCRIZChFjcmVhdG9yX3RlbmFudF9pZBgDIAEoCRIUCgxwcmljZV9taWNyb3MYBCABKAQSDAoEdG9vbBgFIAEoCWIGcHJvdG8z");
 
 /**
  * A module version was submitted and its tests ran in the sandbox.
@@ -235,4 +235,173 @@ export type ModuleCredentialDeleted = Message<"nexus.events.v1.ModuleCredentialD
  */
 export const ModuleCredentialDeletedSchema: GenMessage<ModuleCredentialDeleted> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_modules_events, 4);
+
+/**
+ * A module version was published to the marketplace.
+ *
+ * @generated from message nexus.events.v1.ListingPublished
+ */
+export type ListingPublished = Message<"nexus.events.v1.ListingPublished"> & {
+  /**
+   * The publishing tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The listing.
+   *
+   * @generated from field: string listing_id = 2;
+   */
+  listingId: string;
+
+  /**
+   * Module name.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * Version.
+   *
+   * @generated from field: string version = 4;
+   */
+  version: string;
+
+  /**
+   * License.
+   *
+   * @generated from field: string license = 5;
+   */
+  license: string;
+
+  /**
+   * Price per call in micro-units.
+   *
+   * @generated from field: uint64 price_micros_per_call = 6;
+   */
+  priceMicrosPerCall: bigint;
+};
+
+/**
+ * Describes the message nexus.events.v1.ListingPublished.
+ * Use `create(ListingPublishedSchema)` to create a new message.
+ */
+export const ListingPublishedSchema: GenMessage<ListingPublished> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_modules_events, 5);
+
+/**
+ * A tenant installed a listing.
+ *
+ * @generated from message nexus.events.v1.ListingInstalled
+ */
+export type ListingInstalled = Message<"nexus.events.v1.ListingInstalled"> & {
+  /**
+   * The installing tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The listing.
+   *
+   * @generated from field: string listing_id = 2;
+   */
+  listingId: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.ListingInstalled.
+ * Use `create(ListingInstalledSchema)` to create a new message.
+ */
+export const ListingInstalledSchema: GenMessage<ListingInstalled> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_modules_events, 6);
+
+/**
+ * A tenant rated a listing.
+ *
+ * @generated from message nexus.events.v1.ListingRated
+ */
+export type ListingRated = Message<"nexus.events.v1.ListingRated"> & {
+  /**
+   * The rating tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The listing.
+   *
+   * @generated from field: string listing_id = 2;
+   */
+  listingId: string;
+
+  /**
+   * Stars, 1-5.
+   *
+   * @generated from field: uint32 stars = 3;
+   */
+  stars: number;
+};
+
+/**
+ * Describes the message nexus.events.v1.ListingRated.
+ * Use `create(ListingRatedSchema)` to create a new message.
+ */
+export const ListingRatedSchema: GenMessage<ListingRated> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_modules_events, 7);
+
+/**
+ * A paid tool call of an installed marketplace module succeeded. Subject
+ * nexus.modules.marketplace_call_recorded; the revenue ledger splits it 85/15.
+ *
+ * @generated from message nexus.events.v1.MarketplaceCallRecorded
+ */
+export type MarketplaceCallRecorded = Message<"nexus.events.v1.MarketplaceCallRecorded"> & {
+  /**
+   * The calling tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The listing.
+   *
+   * @generated from field: string listing_id = 2;
+   */
+  listingId: string;
+
+  /**
+   * The creator's tenant.
+   *
+   * @generated from field: string creator_tenant_id = 3;
+   */
+  creatorTenantId: string;
+
+  /**
+   * Price of the call in micro-units.
+   *
+   * @generated from field: uint64 price_micros = 4;
+   */
+  priceMicros: bigint;
+
+  /**
+   * The tool.
+   *
+   * @generated from field: string tool = 5;
+   */
+  tool: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.MarketplaceCallRecorded.
+ * Use `create(MarketplaceCallRecordedSchema)` to create a new message.
+ */
+export const MarketplaceCallRecordedSchema: GenMessage<MarketplaceCallRecorded> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_modules_events, 8);
 

@@ -15,7 +15,437 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/modules/v1/modules_service.proto.
  */
 export const file_nexus_modules_v1_modules_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZuZXh1cy9tb2R1bGVzL3YxL21vZHVsZXNfc2VydmljZS5wcm90bxIQbmV4dXMubW9kdWxlcy52MSJxChpTdWJtaXRNb2R1bGVWZXJzaW9uUmVxdWVzdBI6CghtYW5pZmVzdBgBIAEoCzIgLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlTWFuaWZlc3RCBrpIA8gBARIXCgRjb2RlGAIgASgJQgm6SAZyBBiAgBAiTwobU3VibWl0TW9kdWxlVmVyc2lvblJlc3BvbnNlEjAKB3ZlcnNpb24YASABKAsyHy5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZVZlcnNpb24iiwMKEkJ1aWxkTW9kdWxlUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kkgIFc3RhdHMSaQoHdmVyc2lvbhgCIAEoCUJYukhVclMQBRhAMkVeKDB8WzEtOV1bMC05XSopXC4oMHxbMS05XVswLTldKilcLigwfFsxLTldWzAtOV0qKSgtWzAtOUEtWmEtei4tXSspPySSAgUxLjAuMBIYCgRzcGVjGAMgASgJQgq6SAdyBRABGMA+EjMKCHRlbXBsYXRlGAQgASgJQiG6SB5yHBhAMhheKHx0cmFuc2Zvcm18aHR0cC1qc29uKSQSIQoLbWF4X3JlcGFpcnMYBSABKA1CB7pIBCoCGApIAIgBARIdCgtlZ3Jlc3NfaG9zdBgGIAEoCUIIukgFcgMY/QESLwoIcHJvdmlkZXIYByABKAlCHbpIGnIYGEAyFF4ofHRlbXBsYXRlfG9wZW5haSkkQg4KDF9tYXhfcmVwYWlycyJsChNCdWlsZE1vZHVsZVJlc3BvbnNlEjAKB3ZlcnNpb24YASABKAsyHy5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZVZlcnNpb24SDwoHcmVwYWlycxgCIAEoDRISCgpkcmFmdGVkX2J5GAMgASgJIp8BChpSZXZpZXdNb2R1bGVWZXJzaW9uUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kkgIFc3RhdHMSGgoHdmVyc2lvbhgCIAEoCUIJukgGcgQQARhAEg8KB2FwcHJvdmUYAyABKAgSGgoIZmVlZGJhY2sYBCABKAlCCLpIBXIDGKAfIk8KG1Jldmlld01vZHVsZVZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh8ubmV4dXMubW9kdWxlcy52MS5Nb2R1bGVWZXJzaW9uInQKHEFjdGl2YXRlTW9kdWxlVmVyc2lvblJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQCJjCh1BY3RpdmF0ZU1vZHVsZVZlcnNpb25SZXNwb25zZRIoCgZtb2R1bGUYASABKAsyGC5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZRIYChBwcmV2aW91c192ZXJzaW9uGAIgASgJIkwKEEdldE1vZHVsZVJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzIj0KEUdldE1vZHVsZVJlc3BvbnNlEigKBm1vZHVsZRgBIAEoCzIYLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlIk8KEkxpc3RNb2R1bGVzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIIlkKE0xpc3RNb2R1bGVzUmVzcG9uc2USKQoHbW9kdWxlcxgBIAMoCzIYLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKsAQoPQ2FsbFRvb2xSZXF1ZXN0EjoKBm1vZHVsZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEjUKBHRvb2wYAiABKAlCJ7pIJHIiEAEYQDIcXltBLVphLXpdW0EtWmEtejAtOV9dezAsNjN9JBImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QieAoQQ2FsbFRvb2xSZXNwb25zZRInCgZvdXRwdXQYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhYKDm1vZHVsZV92ZXJzaW9uGAIgASgJEg4KBmNhY2hlZBgDIAEoCBITCgtkdXJhdGlvbl9tcxgEIAEoASJ0ChRTZXRDcmVkZW50aWFsUmVxdWVzdBJBCgRuYW1lGAEgASgJQjO6SDByLhABGEAyFl5bQS1aXVtBLVowLTlfXXswLDYzfSSSAg9XRUFUSEVSX0FQSV9LRVkSGQoFdmFsdWUYAiABKAlCCrpIB3IFEAEYgEAiTQoVU2V0Q3JlZGVudGlhbFJlc3BvbnNlEjQKCmNyZWRlbnRpYWwYASABKAsyIC5uZXh1cy5tb2R1bGVzLnYxLkNyZWRlbnRpYWxJbmZvIhgKFkxpc3RDcmVkZW50aWFsc1JlcXVlc3QiUAoXTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USNQoLY3JlZGVudGlhbHMYASADKAsyIC5uZXh1cy5tb2R1bGVzLnYxLkNyZWRlbnRpYWxJbmZvIlwKF0RlbGV0ZUNyZWRlbnRpYWxSZXF1ZXN0EkEKBG5hbWUYASABKAlCM7pIMHIuEAEYQDIWXltBLVpdW0EtWjAtOV9dezAsNjN9JJICD1dFQVRIRVJfQVBJX0tFWSIaChhEZWxldGVDcmVkZW50aWFsUmVzcG9uc2UiTgoOQ3JlZGVudGlhbEluZm8SDAoEbmFtZRgBIAEoCRIuCgp1cGRhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKICAoOTW9kdWxlc1NlcnZpY2UScgoTU3VibWl0TW9kdWxlVmVyc2lvbhIsLm5leHVzLm1vZHVsZXMudjEuU3VibWl0TW9kdWxlVmVyc2lvblJlcXVlc3QaLS5uZXh1cy5tb2R1bGVzLnYxLlN1Ym1pdE1vZHVsZVZlcnNpb25SZXNwb25zZRJaCgtCdWlsZE1vZHVsZRIkLm5leHVzLm1vZHVsZXMudjEuQnVpbGRNb2R1bGVSZXF1ZXN0GiUubmV4dXMubW9kdWxlcy52MS5CdWlsZE1vZHVsZVJlc3BvbnNlEnIKE1Jldmlld01vZHVsZVZlcnNpb24SLC5uZXh1cy5tb2R1bGVzLnYxLlJldmlld01vZHVsZVZlcnNpb25SZXF1ZXN0Gi0ubmV4dXMubW9kdWxlcy52MS5SZXZpZXdNb2R1bGVWZXJzaW9uUmVzcG9uc2USeAoVQWN0aXZhdGVNb2R1bGVWZXJzaW9uEi4ubmV4dXMubW9kdWxlcy52MS5BY3RpdmF0ZU1vZHVsZVZlcnNpb25SZXF1ZXN0Gi8ubmV4dXMubW9kdWxlcy52MS5BY3RpdmF0ZU1vZHVsZVZlcnNpb25SZXNwb25zZRJUCglHZXRNb2R1bGUSIi5uZXh1cy5tb2R1bGVzLnYxLkdldE1vZHVsZVJlcXVlc3QaIy5uZXh1cy5tb2R1bGVzLnYxLkdldE1vZHVsZVJlc3BvbnNlEloKC0xpc3RNb2R1bGVzEiQubmV4dXMubW9kdWxlcy52MS5MaXN0TW9kdWxlc1JlcXVlc3QaJS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RNb2R1bGVzUmVzcG9uc2USUQoIQ2FsbFRvb2wSIS5uZXh1cy5tb2R1bGVzLnYxLkNhbGxUb29sUmVxdWVzdBoiLm5leHVzLm1vZHVsZXMudjEuQ2FsbFRvb2xSZXNwb25zZRJgCg1TZXRDcmVkZW50aWFsEiYubmV4dXMubW9kdWxlcy52MS5TZXRDcmVkZW50aWFsUmVxdWVzdBonLm5leHVzLm1vZHVsZXMudjEuU2V0Q3JlZGVudGlhbFJlc3BvbnNlEmYKD0xpc3RDcmVkZW50aWFscxIoLm5leHVzLm1vZHVsZXMudjEuTGlzdENyZWRlbnRpYWxzUmVxdWVzdBopLm5leHVzLm1vZHVsZXMudjEuTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USaQoQRGVsZXRlQ3JlZGVudGlhbBIpLm5leHVzLm1vZHVsZXMudjEuRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QaKi5uZXh1cy5tb2R1bGVzLnYxLkRlbGV0ZUNyZWRlbnRpYWxSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_modules_v1_module]);
+  fileDesc("CiZuZXh1cy9tb2R1bGVzL3YxL21vZHVsZXNfc2VydmljZS5wcm90bxIQbmV4dXMubW9kdWxlcy52MSLoAQoUUHVibGlzaE1vZHVsZVJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQBIzCgdsaWNlbnNlGAMgASgJQiK6SB9yHRABGEAyEV5bQS1aYS16MC05ListXSskkgIDTUlUEioKFXByaWNlX21pY3Jvc19wZXJfY2FsbBgEIAEoBEILukgIMgYYgJTr3AMSGQoHc3VtbWFyeRgFIAEoCUIIukgFcgMYrAIiQwoVUHVibGlzaE1vZHVsZVJlc3BvbnNlEioKB2xpc3RpbmcYASABKAsyGS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RpbmciaAoTTGlzdExpc3RpbmdzUmVxdWVzdBIXCgVxdWVyeRgBIAEoCUIIukgFcgMYyAESGgoJcGFnZV9zaXplGAIgASgNQge6SAQqAhhkEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlwKFExpc3RMaXN0aW5nc1Jlc3BvbnNlEisKCGxpc3RpbmdzGAEgAygLMhkubmV4dXMubW9kdWxlcy52MS5MaXN0aW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVJbnN0YWxsTGlzdGluZ1JlcXVlc3QSLgoKbGlzdGluZ19pZBgBIAEoCUIaukgXchUQARhAMg9eW0EtWmEtejAtOV9dKyQiQgoWSW5zdGFsbExpc3RpbmdSZXNwb25zZRIoCgZtb2R1bGUYASABKAsyGC5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZSJeChJSYXRlTGlzdGluZ1JlcXVlc3QSLgoKbGlzdGluZ19pZBgBIAEoCUIaukgXchUQARhAMg9eW0EtWmEtejAtOV9dKyQSGAoFc3RhcnMYAiABKA1CCbpIBioEGAUoASJBChNSYXRlTGlzdGluZ1Jlc3BvbnNlEioKB2xpc3RpbmcYASABKAsyGS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RpbmciEwoRR2V0UmV2ZW51ZVJlcXVlc3QiSAoSR2V0UmV2ZW51ZVJlc3BvbnNlEjIKCGxpc3RpbmdzGAEgAygLMiAubmV4dXMubW9kdWxlcy52MS5MaXN0aW5nUmV2ZW51ZSKpAgoHTGlzdGluZxISCgpsaXN0aW5nX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIPCgdzdW1tYXJ5GAUgASgJEg8KB2xpY2Vuc2UYBiABKAkSHQoVcHJpY2VfbWljcm9zX3Blcl9jYWxsGAcgASgEEg8KB2NyZWF0b3IYCCABKAkSFQoNaW5zdGFsbF9jb3VudBgJIAEoBBIWCg5yYXRpbmdfYXZlcmFnZRgKIAEoARIUCgxyYXRpbmdfY291bnQYCyABKAQSDQoFdG9vbHMYDCADKAkSMAoMcHVibGlzaGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKZAQoOTGlzdGluZ1JldmVudWUSEgoKbGlzdGluZ19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSDQoFY2FsbHMYBCABKAQSFAoMZ3Jvc3NfbWljcm9zGAUgASgEEhYKDmNyZWF0b3JfbWljcm9zGAYgASgEEhcKD3BsYXRmb3JtX21pY3JvcxgHIAEoBCJxChpTdWJtaXRNb2R1bGVWZXJzaW9uUmVxdWVzdBI6CghtYW5pZmVzdBgBIAEoCzIgLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlTWFuaWZlc3RCBrpIA8gBARIXCgRjb2RlGAIgASgJQgm6SAZyBBiAgBAiTwobU3VibWl0TW9kdWxlVmVyc2lvblJlc3BvbnNlEjAKB3ZlcnNpb24YASABKAsyHy5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZVZlcnNpb24iiwMKEkJ1aWxkTW9kdWxlUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kkgIFc3RhdHMSaQoHdmVyc2lvbhgCIAEoCUJYukhVclMQBRhAMkVeKDB8WzEtOV1bMC05XSopXC4oMHxbMS05XVswLTldKilcLigwfFsxLTldWzAtOV0qKSgtWzAtOUEtWmEtei4tXSspPySSAgUxLjAuMBIYCgRzcGVjGAMgASgJQgq6SAdyBRABGMA+EjMKCHRlbXBsYXRlGAQgASgJQiG6SB5yHBhAMhheKHx0cmFuc2Zvcm18aHR0cC1qc29uKSQSIQoLbWF4X3JlcGFpcnMYBSABKA1CB7pIBCoCGApIAIgBARIdCgtlZ3Jlc3NfaG9zdBgGIAEoCUIIukgFcgMY/QESLwoIcHJvdmlkZXIYByABKAlCHbpIGnIYGEAyFF4ofHRlbXBsYXRlfG9wZW5haSkkQg4KDF9tYXhfcmVwYWlycyJsChNCdWlsZE1vZHVsZVJlc3BvbnNlEjAKB3ZlcnNpb24YASABKAsyHy5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZVZlcnNpb24SDwoHcmVwYWlycxgCIAEoDRISCgpkcmFmdGVkX2J5GAMgASgJIp8BChpSZXZpZXdNb2R1bGVWZXJzaW9uUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kkgIFc3RhdHMSGgoHdmVyc2lvbhgCIAEoCUIJukgGcgQQARhAEg8KB2FwcHJvdmUYAyABKAgSGgoIZmVlZGJhY2sYBCABKAlCCLpIBXIDGKAfIk8KG1Jldmlld01vZHVsZVZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh8ubmV4dXMubW9kdWxlcy52MS5Nb2R1bGVWZXJzaW9uInQKHEFjdGl2YXRlTW9kdWxlVmVyc2lvblJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQCJjCh1BY3RpdmF0ZU1vZHVsZVZlcnNpb25SZXNwb25zZRIoCgZtb2R1bGUYASABKAsyGC5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZRIYChBwcmV2aW91c192ZXJzaW9uGAIgASgJIkwKEEdldE1vZHVsZVJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzIj0KEUdldE1vZHVsZVJlc3BvbnNlEigKBm1vZHVsZRgBIAEoCzIYLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlIk8KEkxpc3RNb2R1bGVzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIIlkKE0xpc3RNb2R1bGVzUmVzcG9uc2USKQoHbW9kdWxlcxgBIAMoCzIYLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKsAQoPQ2FsbFRvb2xSZXF1ZXN0EjoKBm1vZHVsZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEjUKBHRvb2wYAiABKAlCJ7pIJHIiEAEYQDIcXltBLVphLXpdW0EtWmEtejAtOV9dezAsNjN9JBImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QieAoQQ2FsbFRvb2xSZXNwb25zZRInCgZvdXRwdXQYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhYKDm1vZHVsZV92ZXJzaW9uGAIgASgJEg4KBmNhY2hlZBgDIAEoCBITCgtkdXJhdGlvbl9tcxgEIAEoASJ0ChRTZXRDcmVkZW50aWFsUmVxdWVzdBJBCgRuYW1lGAEgASgJQjO6SDByLhABGEAyFl5bQS1aXVtBLVowLTlfXXswLDYzfSSSAg9XRUFUSEVSX0FQSV9LRVkSGQoFdmFsdWUYAiABKAlCCrpIB3IFEAEYgEAiTQoVU2V0Q3JlZGVudGlhbFJlc3BvbnNlEjQKCmNyZWRlbnRpYWwYASABKAsyIC5uZXh1cy5tb2R1bGVzLnYxLkNyZWRlbnRpYWxJbmZvIhgKFkxpc3RDcmVkZW50aWFsc1JlcXVlc3QiUAoXTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USNQoLY3JlZGVudGlhbHMYASADKAsyIC5uZXh1cy5tb2R1bGVzLnYxLkNyZWRlbnRpYWxJbmZvIlwKF0RlbGV0ZUNyZWRlbnRpYWxSZXF1ZXN0EkEKBG5hbWUYASABKAlCM7pIMHIuEAEYQDIWXltBLVpdW0EtWjAtOV9dezAsNjN9JJICD1dFQVRIRVJfQVBJX0tFWSIaChhEZWxldGVDcmVkZW50aWFsUmVzcG9uc2UiTgoOQ3JlZGVudGlhbEluZm8SDAoEbmFtZRgBIAEoCRIuCgp1cGRhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLjCwoOTW9kdWxlc1NlcnZpY2UScgoTU3VibWl0TW9kdWxlVmVyc2lvbhIsLm5leHVzLm1vZHVsZXMudjEuU3VibWl0TW9kdWxlVmVyc2lvblJlcXVlc3QaLS5uZXh1cy5tb2R1bGVzLnYxLlN1Ym1pdE1vZHVsZVZlcnNpb25SZXNwb25zZRJaCgtCdWlsZE1vZHVsZRIkLm5leHVzLm1vZHVsZXMudjEuQnVpbGRNb2R1bGVSZXF1ZXN0GiUubmV4dXMubW9kdWxlcy52MS5CdWlsZE1vZHVsZVJlc3BvbnNlEnIKE1Jldmlld01vZHVsZVZlcnNpb24SLC5uZXh1cy5tb2R1bGVzLnYxLlJldmlld01vZHVsZVZlcnNpb25SZXF1ZXN0Gi0ubmV4dXMubW9kdWxlcy52MS5SZXZpZXdNb2R1bGVWZXJzaW9uUmVzcG9uc2USeAoVQWN0aXZhdGVNb2R1bGVWZXJzaW9uEi4ubmV4dXMubW9kdWxlcy52MS5BY3RpdmF0ZU1vZHVsZVZlcnNpb25SZXF1ZXN0Gi8ubmV4dXMubW9kdWxlcy52MS5BY3RpdmF0ZU1vZHVsZVZlcnNpb25SZXNwb25zZRJUCglHZXRNb2R1bGUSIi5uZXh1cy5tb2R1bGVzLnYxLkdldE1vZHVsZVJlcXVlc3QaIy5uZXh1cy5tb2R1bGVzLnYxLkdldE1vZHVsZVJlc3BvbnNlEloKC0xpc3RNb2R1bGVzEiQubmV4dXMubW9kdWxlcy52MS5MaXN0TW9kdWxlc1JlcXVlc3QaJS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RNb2R1bGVzUmVzcG9uc2USUQoIQ2FsbFRvb2wSIS5uZXh1cy5tb2R1bGVzLnYxLkNhbGxUb29sUmVxdWVzdBoiLm5leHVzLm1vZHVsZXMudjEuQ2FsbFRvb2xSZXNwb25zZRJgCg1TZXRDcmVkZW50aWFsEiYubmV4dXMubW9kdWxlcy52MS5TZXRDcmVkZW50aWFsUmVxdWVzdBonLm5leHVzLm1vZHVsZXMudjEuU2V0Q3JlZGVudGlhbFJlc3BvbnNlEmYKD0xpc3RDcmVkZW50aWFscxIoLm5leHVzLm1vZHVsZXMudjEuTGlzdENyZWRlbnRpYWxzUmVxdWVzdBopLm5leHVzLm1vZHVsZXMudjEuTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USaQoQRGVsZXRlQ3JlZGVudGlhbBIpLm5leHVzLm1vZHVsZXMudjEuRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QaKi5uZXh1cy5tb2R1bGVzLnYxLkRlbGV0ZUNyZWRlbnRpYWxSZXNwb25zZRJgCg1QdWJsaXNoTW9kdWxlEiYubmV4dXMubW9kdWxlcy52MS5QdWJsaXNoTW9kdWxlUmVxdWVzdBonLm5leHVzLm1vZHVsZXMudjEuUHVibGlzaE1vZHVsZVJlc3BvbnNlEl0KDExpc3RMaXN0aW5ncxIlLm5leHVzLm1vZHVsZXMudjEuTGlzdExpc3RpbmdzUmVxdWVzdBomLm5leHVzLm1vZHVsZXMudjEuTGlzdExpc3RpbmdzUmVzcG9uc2USYwoOSW5zdGFsbExpc3RpbmcSJy5uZXh1cy5tb2R1bGVzLnYxLkluc3RhbGxMaXN0aW5nUmVxdWVzdBooLm5leHVzLm1vZHVsZXMudjEuSW5zdGFsbExpc3RpbmdSZXNwb25zZRJaCgtSYXRlTGlzdGluZxIkLm5leHVzLm1vZHVsZXMudjEuUmF0ZUxpc3RpbmdSZXF1ZXN0GiUubmV4dXMubW9kdWxlcy52MS5SYXRlTGlzdGluZ1Jlc3BvbnNlElcKCkdldFJldmVudWUSIy5uZXh1cy5tb2R1bGVzLnYxLkdldFJldmVudWVSZXF1ZXN0GiQubmV4dXMubW9kdWxlcy52MS5HZXRSZXZlbnVlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_modules_v1_module]);
+
+/**
+ * Input of PublishModule.
+ *
+ * @generated from message nexus.modules.v1.PublishModuleRequest
+ */
+export type PublishModuleRequest = Message<"nexus.modules.v1.PublishModuleRequest"> & {
+  /**
+   * The tenant's module.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * An approved version of it.
+   *
+   * @generated from field: string version = 2;
+   */
+  version: string;
+
+  /**
+   * SPDX license id, e.g. "MIT" or "Proprietary".
+   *
+   * @generated from field: string license = 3;
+   */
+  license: string;
+
+  /**
+   * Price of one successful tool call, in micro-units of the installation's currency
+   * (1 000 000 = 1.00); 0 is free.
+   *
+   * @generated from field: uint64 price_micros_per_call = 4;
+   */
+  priceMicrosPerCall: bigint;
+
+  /**
+   * One line for the catalogue, at most 300 characters.
+   *
+   * @generated from field: string summary = 5;
+   */
+  summary: string;
+};
+
+/**
+ * Describes the message nexus.modules.v1.PublishModuleRequest.
+ * Use `create(PublishModuleRequestSchema)` to create a new message.
+ */
+export const PublishModuleRequestSchema: GenMessage<PublishModuleRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 0);
+
+/**
+ * Output of PublishModule.
+ *
+ * @generated from message nexus.modules.v1.PublishModuleResponse
+ */
+export type PublishModuleResponse = Message<"nexus.modules.v1.PublishModuleResponse"> & {
+  /**
+   * The new listing.
+   *
+   * @generated from field: nexus.modules.v1.Listing listing = 1;
+   */
+  listing?: Listing | undefined;
+};
+
+/**
+ * Describes the message nexus.modules.v1.PublishModuleResponse.
+ * Use `create(PublishModuleResponseSchema)` to create a new message.
+ */
+export const PublishModuleResponseSchema: GenMessage<PublishModuleResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 1);
+
+/**
+ * Input of ListListings.
+ *
+ * @generated from message nexus.modules.v1.ListListingsRequest
+ */
+export type ListListingsRequest = Message<"nexus.modules.v1.ListListingsRequest"> & {
+  /**
+   * Words to look for in the name, summary and description (all must match); empty lists
+   * everything.
+   *
+   * @generated from field: string query = 1;
+   */
+  query: string;
+
+  /**
+   * Page size, at most 100; 0 means 20.
+   *
+   * @generated from field: uint32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message nexus.modules.v1.ListListingsRequest.
+ * Use `create(ListListingsRequestSchema)` to create a new message.
+ */
+export const ListListingsRequestSchema: GenMessage<ListListingsRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 2);
+
+/**
+ * Output of ListListings.
+ *
+ * @generated from message nexus.modules.v1.ListListingsResponse
+ */
+export type ListListingsResponse = Message<"nexus.modules.v1.ListListingsResponse"> & {
+  /**
+   * One page of listings.
+   *
+   * @generated from field: repeated nexus.modules.v1.Listing listings = 1;
+   */
+  listings: Listing[];
+
+  /**
+   * Token of the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message nexus.modules.v1.ListListingsResponse.
+ * Use `create(ListListingsResponseSchema)` to create a new message.
+ */
+export const ListListingsResponseSchema: GenMessage<ListListingsResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 3);
+
+/**
+ * Input of InstallListing.
+ *
+ * @generated from message nexus.modules.v1.InstallListingRequest
+ */
+export type InstallListingRequest = Message<"nexus.modules.v1.InstallListingRequest"> & {
+  /**
+   * The listing.
+   *
+   * @generated from field: string listing_id = 1;
+   */
+  listingId: string;
+};
+
+/**
+ * Describes the message nexus.modules.v1.InstallListingRequest.
+ * Use `create(InstallListingRequestSchema)` to create a new message.
+ */
+export const InstallListingRequestSchema: GenMessage<InstallListingRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 4);
+
+/**
+ * Output of InstallListing.
+ *
+ * @generated from message nexus.modules.v1.InstallListingResponse
+ */
+export type InstallListingResponse = Message<"nexus.modules.v1.InstallListingResponse"> & {
+  /**
+   * The module in the caller's tenant, its installed version active.
+   *
+   * @generated from field: nexus.modules.v1.Module module = 1;
+   */
+  module?: Module | undefined;
+};
+
+/**
+ * Describes the message nexus.modules.v1.InstallListingResponse.
+ * Use `create(InstallListingResponseSchema)` to create a new message.
+ */
+export const InstallListingResponseSchema: GenMessage<InstallListingResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 5);
+
+/**
+ * Input of RateListing.
+ *
+ * @generated from message nexus.modules.v1.RateListingRequest
+ */
+export type RateListingRequest = Message<"nexus.modules.v1.RateListingRequest"> & {
+  /**
+   * The listing.
+   *
+   * @generated from field: string listing_id = 1;
+   */
+  listingId: string;
+
+  /**
+   * 1 to 5 stars.
+   *
+   * @generated from field: uint32 stars = 2;
+   */
+  stars: number;
+};
+
+/**
+ * Describes the message nexus.modules.v1.RateListingRequest.
+ * Use `create(RateListingRequestSchema)` to create a new message.
+ */
+export const RateListingRequestSchema: GenMessage<RateListingRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 6);
+
+/**
+ * Output of RateListing.
+ *
+ * @generated from message nexus.modules.v1.RateListingResponse
+ */
+export type RateListingResponse = Message<"nexus.modules.v1.RateListingResponse"> & {
+  /**
+   * The listing with its new average.
+   *
+   * @generated from field: nexus.modules.v1.Listing listing = 1;
+   */
+  listing?: Listing | undefined;
+};
+
+/**
+ * Describes the message nexus.modules.v1.RateListingResponse.
+ * Use `create(RateListingResponseSchema)` to create a new message.
+ */
+export const RateListingResponseSchema: GenMessage<RateListingResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 7);
+
+/**
+ * Input of GetRevenue.
+ *
+ * @generated from message nexus.modules.v1.GetRevenueRequest
+ */
+export type GetRevenueRequest = Message<"nexus.modules.v1.GetRevenueRequest"> & {
+};
+
+/**
+ * Describes the message nexus.modules.v1.GetRevenueRequest.
+ * Use `create(GetRevenueRequestSchema)` to create a new message.
+ */
+export const GetRevenueRequestSchema: GenMessage<GetRevenueRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 8);
+
+/**
+ * Output of GetRevenue.
+ *
+ * @generated from message nexus.modules.v1.GetRevenueResponse
+ */
+export type GetRevenueResponse = Message<"nexus.modules.v1.GetRevenueResponse"> & {
+  /**
+   * One line per listing of the caller's tenant.
+   *
+   * @generated from field: repeated nexus.modules.v1.ListingRevenue listings = 1;
+   */
+  listings: ListingRevenue[];
+};
+
+/**
+ * Describes the message nexus.modules.v1.GetRevenueResponse.
+ * Use `create(GetRevenueResponseSchema)` to create a new message.
+ */
+export const GetRevenueResponseSchema: GenMessage<GetRevenueResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 9);
+
+/**
+ * A marketplace listing.
+ *
+ * @generated from message nexus.modules.v1.Listing
+ */
+export type Listing = Message<"nexus.modules.v1.Listing"> & {
+  /**
+   * Its id.
+   *
+   * @generated from field: string listing_id = 1;
+   */
+  listingId: string;
+
+  /**
+   * The module name.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The published version.
+   *
+   * @generated from field: string version = 3;
+   */
+  version: string;
+
+  /**
+   * The module's description.
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+
+  /**
+   * One line for the catalogue.
+   *
+   * @generated from field: string summary = 5;
+   */
+  summary: string;
+
+  /**
+   * License.
+   *
+   * @generated from field: string license = 6;
+   */
+  license: string;
+
+  /**
+   * Price of one successful call in micro-units.
+   *
+   * @generated from field: uint64 price_micros_per_call = 7;
+   */
+  priceMicrosPerCall: bigint;
+
+  /**
+   * The creator (publishing tenant's slug).
+   *
+   * @generated from field: string creator = 8;
+   */
+  creator: string;
+
+  /**
+   * Tenants that installed it.
+   *
+   * @generated from field: uint64 install_count = 9;
+   */
+  installCount: bigint;
+
+  /**
+   * Average stars; 0 when unrated.
+   *
+   * @generated from field: double rating_average = 10;
+   */
+  ratingAverage: number;
+
+  /**
+   * Number of ratings.
+   *
+   * @generated from field: uint64 rating_count = 11;
+   */
+  ratingCount: bigint;
+
+  /**
+   * Its tools.
+   *
+   * @generated from field: repeated string tools = 12;
+   */
+  tools: string[];
+
+  /**
+   * When it was published.
+   *
+   * @generated from field: google.protobuf.Timestamp published_at = 13;
+   */
+  publishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message nexus.modules.v1.Listing.
+ * Use `create(ListingSchema)` to create a new message.
+ */
+export const ListingSchema: GenMessage<Listing> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 10);
+
+/**
+ * Revenue of one listing.
+ *
+ * @generated from message nexus.modules.v1.ListingRevenue
+ */
+export type ListingRevenue = Message<"nexus.modules.v1.ListingRevenue"> & {
+  /**
+   * The listing.
+   *
+   * @generated from field: string listing_id = 1;
+   */
+  listingId: string;
+
+  /**
+   * Its module name and version.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The version.
+   *
+   * @generated from field: string version = 3;
+   */
+  version: string;
+
+  /**
+   * Paid calls recorded.
+   *
+   * @generated from field: uint64 calls = 4;
+   */
+  calls: bigint;
+
+  /**
+   * What the calls cost, in micro-units.
+   *
+   * @generated from field: uint64 gross_micros = 5;
+   */
+  grossMicros: bigint;
+
+  /**
+   * The creator's 85 %.
+   *
+   * @generated from field: uint64 creator_micros = 6;
+   */
+  creatorMicros: bigint;
+
+  /**
+   * The platform's 15 %.
+   *
+   * @generated from field: uint64 platform_micros = 7;
+   */
+  platformMicros: bigint;
+};
+
+/**
+ * Describes the message nexus.modules.v1.ListingRevenue.
+ * Use `create(ListingRevenueSchema)` to create a new message.
+ */
+export const ListingRevenueSchema: GenMessage<ListingRevenue> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 11);
 
 /**
  * Input of SubmitModuleVersion.
@@ -43,7 +473,7 @@ export type SubmitModuleVersionRequest = Message<"nexus.modules.v1.SubmitModuleV
  * Use `create(SubmitModuleVersionRequestSchema)` to create a new message.
  */
 export const SubmitModuleVersionRequestSchema: GenMessage<SubmitModuleVersionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 0);
+  messageDesc(file_nexus_modules_v1_modules_service, 12);
 
 /**
  * Output of SubmitModuleVersion.
@@ -64,7 +494,7 @@ export type SubmitModuleVersionResponse = Message<"nexus.modules.v1.SubmitModule
  * Use `create(SubmitModuleVersionResponseSchema)` to create a new message.
  */
 export const SubmitModuleVersionResponseSchema: GenMessage<SubmitModuleVersionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 1);
+  messageDesc(file_nexus_modules_v1_modules_service, 13);
 
 /**
  * Input of BuildModule.
@@ -132,7 +562,7 @@ export type BuildModuleRequest = Message<"nexus.modules.v1.BuildModuleRequest"> 
  * Use `create(BuildModuleRequestSchema)` to create a new message.
  */
 export const BuildModuleRequestSchema: GenMessage<BuildModuleRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 2);
+  messageDesc(file_nexus_modules_v1_modules_service, 14);
 
 /**
  * Output of BuildModule.
@@ -167,7 +597,7 @@ export type BuildModuleResponse = Message<"nexus.modules.v1.BuildModuleResponse"
  * Use `create(BuildModuleResponseSchema)` to create a new message.
  */
 export const BuildModuleResponseSchema: GenMessage<BuildModuleResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 3);
+  messageDesc(file_nexus_modules_v1_modules_service, 15);
 
 /**
  * Input of ReviewModuleVersion.
@@ -209,7 +639,7 @@ export type ReviewModuleVersionRequest = Message<"nexus.modules.v1.ReviewModuleV
  * Use `create(ReviewModuleVersionRequestSchema)` to create a new message.
  */
 export const ReviewModuleVersionRequestSchema: GenMessage<ReviewModuleVersionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 4);
+  messageDesc(file_nexus_modules_v1_modules_service, 16);
 
 /**
  * Output of ReviewModuleVersion.
@@ -230,7 +660,7 @@ export type ReviewModuleVersionResponse = Message<"nexus.modules.v1.ReviewModule
  * Use `create(ReviewModuleVersionResponseSchema)` to create a new message.
  */
 export const ReviewModuleVersionResponseSchema: GenMessage<ReviewModuleVersionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 5);
+  messageDesc(file_nexus_modules_v1_modules_service, 17);
 
 /**
  * Input of ActivateModuleVersion.
@@ -258,7 +688,7 @@ export type ActivateModuleVersionRequest = Message<"nexus.modules.v1.ActivateMod
  * Use `create(ActivateModuleVersionRequestSchema)` to create a new message.
  */
 export const ActivateModuleVersionRequestSchema: GenMessage<ActivateModuleVersionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 6);
+  messageDesc(file_nexus_modules_v1_modules_service, 18);
 
 /**
  * Output of ActivateModuleVersion.
@@ -286,7 +716,7 @@ export type ActivateModuleVersionResponse = Message<"nexus.modules.v1.ActivateMo
  * Use `create(ActivateModuleVersionResponseSchema)` to create a new message.
  */
 export const ActivateModuleVersionResponseSchema: GenMessage<ActivateModuleVersionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 7);
+  messageDesc(file_nexus_modules_v1_modules_service, 19);
 
 /**
  * Input of GetModule.
@@ -307,7 +737,7 @@ export type GetModuleRequest = Message<"nexus.modules.v1.GetModuleRequest"> & {
  * Use `create(GetModuleRequestSchema)` to create a new message.
  */
 export const GetModuleRequestSchema: GenMessage<GetModuleRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 8);
+  messageDesc(file_nexus_modules_v1_modules_service, 20);
 
 /**
  * Output of GetModule.
@@ -328,7 +758,7 @@ export type GetModuleResponse = Message<"nexus.modules.v1.GetModuleResponse"> & 
  * Use `create(GetModuleResponseSchema)` to create a new message.
  */
 export const GetModuleResponseSchema: GenMessage<GetModuleResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 9);
+  messageDesc(file_nexus_modules_v1_modules_service, 21);
 
 /**
  * Input of ListModules.
@@ -356,7 +786,7 @@ export type ListModulesRequest = Message<"nexus.modules.v1.ListModulesRequest"> 
  * Use `create(ListModulesRequestSchema)` to create a new message.
  */
 export const ListModulesRequestSchema: GenMessage<ListModulesRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 10);
+  messageDesc(file_nexus_modules_v1_modules_service, 22);
 
 /**
  * Output of ListModules.
@@ -384,7 +814,7 @@ export type ListModulesResponse = Message<"nexus.modules.v1.ListModulesResponse"
  * Use `create(ListModulesResponseSchema)` to create a new message.
  */
 export const ListModulesResponseSchema: GenMessage<ListModulesResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 11);
+  messageDesc(file_nexus_modules_v1_modules_service, 23);
 
 /**
  * Input of CallTool.
@@ -419,7 +849,7 @@ export type CallToolRequest = Message<"nexus.modules.v1.CallToolRequest"> & {
  * Use `create(CallToolRequestSchema)` to create a new message.
  */
 export const CallToolRequestSchema: GenMessage<CallToolRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 12);
+  messageDesc(file_nexus_modules_v1_modules_service, 24);
 
 /**
  * Output of CallTool.
@@ -461,7 +891,7 @@ export type CallToolResponse = Message<"nexus.modules.v1.CallToolResponse"> & {
  * Use `create(CallToolResponseSchema)` to create a new message.
  */
 export const CallToolResponseSchema: GenMessage<CallToolResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 13);
+  messageDesc(file_nexus_modules_v1_modules_service, 25);
 
 /**
  * Input of SetCredential.
@@ -489,7 +919,7 @@ export type SetCredentialRequest = Message<"nexus.modules.v1.SetCredentialReques
  * Use `create(SetCredentialRequestSchema)` to create a new message.
  */
 export const SetCredentialRequestSchema: GenMessage<SetCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 14);
+  messageDesc(file_nexus_modules_v1_modules_service, 26);
 
 /**
  * Output of SetCredential.
@@ -510,7 +940,7 @@ export type SetCredentialResponse = Message<"nexus.modules.v1.SetCredentialRespo
  * Use `create(SetCredentialResponseSchema)` to create a new message.
  */
 export const SetCredentialResponseSchema: GenMessage<SetCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 15);
+  messageDesc(file_nexus_modules_v1_modules_service, 27);
 
 /**
  * Input of ListCredentials.
@@ -525,7 +955,7 @@ export type ListCredentialsRequest = Message<"nexus.modules.v1.ListCredentialsRe
  * Use `create(ListCredentialsRequestSchema)` to create a new message.
  */
 export const ListCredentialsRequestSchema: GenMessage<ListCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 16);
+  messageDesc(file_nexus_modules_v1_modules_service, 28);
 
 /**
  * Output of ListCredentials.
@@ -546,7 +976,7 @@ export type ListCredentialsResponse = Message<"nexus.modules.v1.ListCredentialsR
  * Use `create(ListCredentialsResponseSchema)` to create a new message.
  */
 export const ListCredentialsResponseSchema: GenMessage<ListCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 17);
+  messageDesc(file_nexus_modules_v1_modules_service, 29);
 
 /**
  * Input of DeleteCredential.
@@ -567,7 +997,7 @@ export type DeleteCredentialRequest = Message<"nexus.modules.v1.DeleteCredential
  * Use `create(DeleteCredentialRequestSchema)` to create a new message.
  */
 export const DeleteCredentialRequestSchema: GenMessage<DeleteCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 18);
+  messageDesc(file_nexus_modules_v1_modules_service, 30);
 
 /**
  * Output of DeleteCredential.
@@ -582,7 +1012,7 @@ export type DeleteCredentialResponse = Message<"nexus.modules.v1.DeleteCredentia
  * Use `create(DeleteCredentialResponseSchema)` to create a new message.
  */
 export const DeleteCredentialResponseSchema: GenMessage<DeleteCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 19);
+  messageDesc(file_nexus_modules_v1_modules_service, 31);
 
 /**
  * A stored credential, without its value.
@@ -610,7 +1040,7 @@ export type CredentialInfo = Message<"nexus.modules.v1.CredentialInfo"> & {
  * Use `create(CredentialInfoSchema)` to create a new message.
  */
 export const CredentialInfoSchema: GenMessage<CredentialInfo> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 20);
+  messageDesc(file_nexus_modules_v1_modules_service, 32);
 
 /**
  * Agent tools as modules: a tenant's registry of versioned modules, each a manifest (tools
@@ -736,6 +1166,63 @@ export const ModulesService: GenService<{
     methodKind: "unary";
     input: typeof DeleteCredentialRequestSchema;
     output: typeof DeleteCredentialResponseSchema;
+  },
+  /**
+   * Publishes an approved version of one of the tenant's modules to the marketplace, with a
+   * license and a price per call. Tenant admins only. A version not APPROVED is
+   * FAILED_PRECONDITION; publishing the same version again is ALREADY_EXISTS.
+   *
+   * @generated from rpc nexus.modules.v1.ModulesService.PublishModule
+   */
+  publishModule: {
+    methodKind: "unary";
+    input: typeof PublishModuleRequestSchema;
+    output: typeof PublishModuleResponseSchema;
+  },
+  /**
+   * Browses the marketplace: listings matching a search (name, summary, description), most
+   * installed first, with paging. Any tenant member.
+   *
+   * @generated from rpc nexus.modules.v1.ModulesService.ListListings
+   */
+  listListings: {
+    methodKind: "unary";
+    input: typeof ListListingsRequestSchema;
+    output: typeof ListListingsResponseSchema;
+  },
+  /**
+   * Installs a listing into the caller's tenant: its version becomes an approved, active
+   * version of a module of the same name (the installing admin is its reviewer). Tenant
+   * admins only. Installing twice is ALREADY_EXISTS.
+   *
+   * @generated from rpc nexus.modules.v1.ModulesService.InstallListing
+   */
+  installListing: {
+    methodKind: "unary";
+    input: typeof InstallListingRequestSchema;
+    output: typeof InstallListingResponseSchema;
+  },
+  /**
+   * Rates a listing 1-5 stars; one rating per tenant (a new one replaces it). Only tenants
+   * that installed it may rate it (FAILED_PRECONDITION otherwise).
+   *
+   * @generated from rpc nexus.modules.v1.ModulesService.RateListing
+   */
+  rateListing: {
+    methodKind: "unary";
+    input: typeof RateListingRequestSchema;
+    output: typeof RateListingResponseSchema;
+  },
+  /**
+   * The revenue of the caller's tenant's listings: calls, gross, the creator's 85 % and the
+   * platform's 15 %, per listing. Tenant admins only.
+   *
+   * @generated from rpc nexus.modules.v1.ModulesService.GetRevenue
+   */
+  getRevenue: {
+    methodKind: "unary";
+    input: typeof GetRevenueRequestSchema;
+    output: typeof GetRevenueResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nexus_modules_v1_modules_service, 0);
