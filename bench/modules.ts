@@ -13,14 +13,15 @@ import { DEMO_CORPUS_ID, seedDemoCorpus } from "../services/cli/demo/demo-corpus
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
 import { loadConfig, SERVICE_NAMES } from "../services/kernel/config.js";
 import { runInSandbox, type SandboxCall } from "../services/modules/sandbox/quickjs-sandbox.js";
+import { SandboxPool } from "../services/modules/sandbox/sandbox-pool.js";
 import { startNexus } from "../services/runtime/start-nexus.js";
 import { type Percentiles, percentiles } from "./rag-setup.js";
 
 /**
  * Modules benchmark (issue 19). Sandbox: a tool call in QuickJS (WebAssembly) — cold (a fresh
- * WebAssembly module loaded, then one call) and warm (the process's module, a fresh runtime
- * and context per call, as CallTool runs) — against the same function run in a fresh
- * `node:vm` context, measured in the same run. Run: the whole mesh in this process (PGlite,
+ * WebAssembly module loaded, then one call), warm (the process's module, a fresh runtime and
+ * context per call) and warm on the worker pool (as CallTool runs it) — against the same
+ * function run in a fresh `node:vm` context, measured in the same run. Run: the whole mesh in this process (PGlite,
  * `nexus dev`'s services), a module built from the template, approved and activated; a Run
  * with one explicit tool call against the same Run without one, and the bare CallTool RPC:
  * the difference of the Runs is the tool-call overhead inside a Run.
@@ -38,7 +39,7 @@ const refuse = async () => {
 
 /** What the modules benchmark measured. */
 export interface ModulesBenchResult {
-  sandbox: { cold: Percentiles; warm: Percentiles; nodeVm: Percentiles };
+  sandbox: { cold: Percentiles; warm: Percentiles; pooled: Percentiles; nodeVm: Percentiles };
   run: { withoutTool: Percentiles; withTool: Percentiles; callTool: Percentiles };
 }
 
@@ -76,9 +77,20 @@ export async function benchModules(options: { samples?: number; log?: (line: str
     warm.push(await time(() => runInSandbox(call)));
     nodeVm.push(await time(async () => JSON.parse(script.runInNewContext({ input: JSON.stringify(INPUT) }, { timeout: 1000 }) as string)));
   }
-  const sandbox = { cold: percentiles(cold), warm: percentiles(warm), nodeVm: percentiles(nodeVm) };
+  // As a modules replica runs it: on a worker thread of the pool (message passing included).
+  const pool = SandboxPool.beside(1);
+  if (!pool) throw new Error("run the benchmark from the build (npm run bench): the sandbox worker is missing");
+  const pooled: number[] = [];
+  try {
+    for (let i = 0; i < 20; i++) await pool.run(call);
+    for (let i = 0; i < samples * 5; i++) pooled.push(await time(() => pool.run(call)));
+  } finally {
+    await pool.close();
+  }
+  const sandbox = { cold: percentiles(cold), warm: percentiles(warm), pooled: percentiles(pooled), nodeVm: percentiles(nodeVm) };
   log(`sandbox cold start p50 ${sandbox.cold.p50.toFixed(2)} ms p99 ${sandbox.cold.p99.toFixed(2)} ms`);
   log(`sandbox warm call p50 ${sandbox.warm.p50.toFixed(3)} ms p99 ${sandbox.warm.p99.toFixed(3)} ms`);
+  log(`sandbox warm call on the worker pool p50 ${sandbox.pooled.p50.toFixed(3)} ms p99 ${sandbox.pooled.p99.toFixed(3)} ms`);
   log(`node:vm new context p50 ${sandbox.nodeVm.p50.toFixed(3)} ms p99 ${sandbox.nodeVm.p99.toFixed(3)} ms (baseline)`);
 
   const dataDir = mkdtempSync(path.join(tmpdir(), "nexus-bench-modules-"));

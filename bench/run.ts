@@ -124,6 +124,18 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
           { bench, name: "QuickJS cold start p50 / warm call p50", value: r.sandbox.cold.p50 / r.sandbox.warm.p50, unit: "×" },
           {
             bench,
+            name: "QuickJS warm call on the worker pool p50 / node:vm new-context call p50",
+            value: r.sandbox.pooled.p50 / r.sandbox.nodeVm.p50,
+            unit: "×",
+          },
+          {
+            bench,
+            name: "QuickJS warm call on the worker pool p99 / node:vm new-context call p99",
+            value: r.sandbox.pooled.p99 / r.sandbox.nodeVm.p99,
+            unit: "×",
+          },
+          {
+            bench,
             name: "tool-call overhead in a Run (Run with one tool − Run without, p50) / CallTool RPC p50",
             value: (r.run.withTool.p50 - r.run.withoutTool.p50) / r.run.callTool.p50,
             unit: "×",

@@ -696,6 +696,13 @@ const VARIABLES = {
     description: "Egress requests one module call may make through the broker, and the most a manifest may ask for.",
     parse: integer(0, 1000),
   }),
+  modulesSandboxWorkers: variable({
+    name: "NEXUS_MODULES_SANDBOX_WORKERS",
+    default: "2",
+    description:
+      "Worker threads a modules replica runs sandboxed code on (one call each at a time, the rest queue); a call stuck past its timeout has its worker terminated.",
+    parse: integer(1, 64),
+  }),
   modulesCacheEntries: variable({
     name: "NEXUS_MODULES_CACHE_ENTRIES",
     default: "1000",

@@ -1,7 +1,7 @@
 import type { ModuleManifest } from "../../gen/nexus/modules/v1/module_pb.js";
 import type { TestResult } from "./domain/module.js";
 import type { ModulesSettings } from "./modules-settings.js";
-import { invokeTool } from "./tool-runner.js";
+import { invokeTool, type SandboxRunner } from "./tool-runner.js";
 
 /**
  * Runs a version's tests in the sandbox, one after the other, exactly as CallTool would run
@@ -14,6 +14,7 @@ export async function runModuleTests(
   code: string,
   credentials: ReadonlyMap<string, string>,
   settings: ModulesSettings,
+  sandbox?: SandboxRunner,
 ): Promise<TestResult[]> {
   if (manifest.tests.length === 0) {
     return [{ name: "(no tests)", passed: false, message: "the manifest has no tests: add at least one", durationMs: 0 }];
@@ -30,7 +31,7 @@ export async function runModuleTests(
       });
       continue;
     }
-    const r = await invokeTool({ manifest, code, tool: t.tool, input: t.input ?? {}, credentials }, settings);
+    const r = await invokeTool({ manifest, code, tool: t.tool, input: t.input ?? {}, credentials }, settings, sandbox);
     const durationMs = Math.round(r.durationMs * 1000) / 1000;
     if (t.expectError) {
       results.push(

@@ -14,7 +14,7 @@ import { checkManifest } from "./manifest-check.js";
 import { runModuleTests } from "./module-tests.js";
 import type { ModulesSettings } from "./modules-settings.js";
 import { ToolResultCache } from "./tool-result-cache.js";
-import { invokeTool } from "./tool-runner.js";
+import { invokeTool, type SandboxRunner } from "./tool-runner.js";
 
 /** Who acts: the tenant and the API key. */
 export interface Actor {
@@ -42,6 +42,8 @@ export class ModulesApplication {
     private readonly deps: {
       db: Database;
       credentials: CredentialStore;
+      /** Where code runs; default this thread (the parts pass the worker pool). */
+      sandbox?: SandboxRunner;
       /** Records paid calls of installed marketplace versions. */
       onPaidCall?: (tenantId: string, version: VersionRecord, tool: string) => Promise<void>;
       settings: ModulesSettings;
@@ -57,7 +59,7 @@ export class ModulesApplication {
     checkManifest(manifest, code, this.deps.settings);
     await this.refuseExisting(actor.tenantId, manifest.name, manifest.version);
     const credentials = await this.deps.credentials.resolve(actor.tenantId, manifest.credentials, false);
-    const testResults = await runModuleTests(manifest, code, credentials, this.deps.settings);
+    const testResults = await runModuleTests(manifest, code, credentials, this.deps.settings, this.deps.sandbox);
     return this.record(actor, manifest, code, testResults);
   }
 
@@ -75,7 +77,7 @@ export class ModulesApplication {
     await this.refuseExisting(actor.tenantId, spec.name, spec.version);
     const outcome = await buildModule(spec, drafter, maxRepairs, async (draft) => {
       checkManifest(draft.manifest, draft.code, this.deps.settings);
-      return runModuleTests(draft.manifest, draft.code, new Map(), this.deps.settings);
+      return runModuleTests(draft.manifest, draft.code, new Map(), this.deps.settings, this.deps.sandbox);
     });
     const record = await this.record(actor, outcome.draft.manifest, outcome.draft.code, outcome.results);
     return { record, repairs: outcome.repairs };
@@ -183,7 +185,7 @@ export class ModulesApplication {
     const hit = manifest.cacheTtlSeconds > 0 ? this.cache.get(cacheKey) : undefined;
     if (hit) return { output: hit, version: active.version, cached: true, durationMs: 0 };
     const credentials = await this.deps.credentials.resolve(tenantId, manifest.credentials, true);
-    const r = await invokeTool({ manifest, code: active.code, tool, input, credentials }, this.deps.settings);
+    const r = await invokeTool({ manifest, code: active.code, tool, input, credentials }, this.deps.settings, this.deps.sandbox);
     if (r.kind === "failed") {
       throw domainError(r.reason, `${moduleName}.${tool}@${active.version}: ${r.message}`, {
         module: moduleName,

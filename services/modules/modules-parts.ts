@@ -6,6 +6,8 @@ import { ModulesApplication } from "./modules-application.js";
 import { ModulesHandler } from "./modules-handler.js";
 import { type ModulesSettings, modulesSettingsFromConfig } from "./modules-settings.js";
 import { modulesRoutes } from "./routes.js";
+import type { SandboxCall } from "./sandbox/quickjs-sandbox.js";
+import { SandboxPool } from "./sandbox/sandbox-pool.js";
 
 /** Options of {@link createModulesParts} beyond the service context. */
 export interface ModulesPartsOptions {
@@ -29,6 +31,10 @@ export function createModulesParts(ctx: ServiceContext, options: ModulesPartsOpt
   const settings = options.settings ?? modulesSettingsFromConfig(ctx.config);
   const credentials = new CredentialStore(ctx.db, ctx.keyring, ctx.clock);
   const marketplace = new Marketplace({ db: ctx.db, clock: ctx.clock });
+  // Code runs on worker threads when the compiled worker is there (always in a build); from
+  // TypeScript sources (unit tests) it runs in this thread.
+  const pool = SandboxPool.beside(settings.sandboxWorkers);
+  if (!pool) ctx.logger.warn("sandbox worker not found beside the modules service: code modules run on the main thread");
   const app = new ModulesApplication({
     db: ctx.db,
     credentials,
@@ -36,6 +42,7 @@ export function createModulesParts(ctx: ServiceContext, options: ModulesPartsOpt
     clock: ctx.clock,
     logger: ctx.logger,
     onPaidCall: (tenantId, version, tool) => marketplace.recordPaidCall(tenantId, version, tool),
+    ...(pool ? { sandbox: (call: SandboxCall) => pool.run(call) } : {}),
   });
   const drafters = new Map<string, ModuleDrafter>([["template", templateDrafter]]);
   if (ctx.config.openaiBaseUrl) {
@@ -55,5 +62,8 @@ export function createModulesParts(ctx: ServiceContext, options: ModulesPartsOpt
     handler,
     handlers: [modulesRoutes(handler)],
     consumers: [{ name: REVENUE_CONSUMER, subject: REVENUE_SUBJECT, handler: revenueLedgerHandler() }],
+    shutdown: async () => {
+      await pool?.close();
+    },
   };
 }

@@ -12,6 +12,8 @@ export interface ModulesSettings {
   maxRequests: number;
   /** NEXUS_MODULES_CACHE_ENTRIES. Default 1 000. */
   cacheEntries: number;
+  /** NEXUS_MODULES_SANDBOX_WORKERS. Default 2. */
+  sandboxWorkers: number;
   /** Largest response body the egress broker reads. 1 MiB. */
   maxResponseBytes: number;
   /** Tests of one version run at most this long together. 60 s. */
@@ -26,6 +28,7 @@ export function modulesSettingsFromConfig(config: NexusConfig): ModulesSettings 
     memoryBytes: config.modulesMemoryBytes,
     maxRequests: config.modulesMaxRequests,
     cacheEntries: config.modulesCacheEntries,
+    sandboxWorkers: config.modulesSandboxWorkers,
     maxResponseBytes: 1 << 20,
     testBudgetMs: 60_000,
   };

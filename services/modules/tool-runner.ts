@@ -2,8 +2,17 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { type HttpOperation, ModuleKind, type ModuleManifest } from "../../gen/nexus/modules/v1/module_pb.js";
 import type { ModulesSettings } from "./modules-settings.js";
 import { createEgressBroker, redactSecrets } from "./sandbox/egress-broker.js";
-import { EgressRefused, runInSandbox, type SandboxFailureReason } from "./sandbox/quickjs-sandbox.js";
+import {
+  EgressRefused,
+  runInSandbox,
+  type SandboxCall,
+  type SandboxFailureReason,
+  type SandboxOutcome,
+} from "./sandbox/quickjs-sandbox.js";
 import { hasProtoKey, schemaViolations } from "./tool-schemas.js";
+
+/** Runs a sandboxed call: in this thread ({@link runInSandbox}) or on a worker pool (sandbox-pool.ts). */
+export type SandboxRunner = (call: SandboxCall) => Promise<SandboxOutcome>;
 
 /** Why a tool call failed, as CallTool's error reason. */
 export type ToolFailureReason = SandboxFailureReason | "TOOL_INPUT_INVALID" | "TOOL_OUTPUT_INVALID";
@@ -29,7 +38,11 @@ export interface ToolInvocation {
  * limited to the manifest's hosts, the output checked against the output schema. Credential
  * values never come back: any occurrence in an output or error message is `[REDACTED]`.
  */
-export async function invokeTool(call: ToolInvocation, settings: ModulesSettings): Promise<ToolOutcome> {
+export async function invokeTool(
+  call: ToolInvocation,
+  settings: ModulesSettings,
+  sandbox: SandboxRunner = runInSandbox,
+): Promise<ToolOutcome> {
   const started = performance.now();
   const elapsed = () => performance.now() - started;
   const secrets = [...call.credentials.values()];
@@ -66,7 +79,7 @@ export async function invokeTool(call: ToolInvocation, settings: ModulesSettings
     if (r.kind === "failed") return fail(r.reason, r.message);
     output = r.output;
   } else {
-    const r = await runInSandbox({ code: call.code, tool: call.tool, input: call.input, limits, fetch: broker });
+    const r = await sandbox({ code: call.code, tool: call.tool, input: call.input, limits, fetch: broker });
     if (r.kind === "failed") return fail(r.reason, r.message);
     output = r.output;
   }
