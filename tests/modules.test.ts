@@ -467,10 +467,32 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     expect(await failure(() => owner.modules.publishModule({ name: "broken", version: "1.0.0", license: "MIT" }))).toMatchObject({
       code: "FailedPrecondition",
     });
-    await owner.modules.publishModule({ name: "greeter", version: "2.0.0", license: "Apache-2.0", summary: "Says hello" });
+    const greeter = (await owner.modules.publishModule({ name: "greeter", version: "2.0.0", license: "Apache-2.0", summary: "Says hello" }))
+      .listing!;
+    expect(listing.status).toBe("PENDING_REVIEW");
 
+    // Nobody sees or installs a listing before a platform operator approves it.
     const buyer = await mesh.newTenant("pro", "owner");
     const viaBuyer = mesh.client(buyer.key);
+    expect((await viaBuyer.modules.listListings({ query: "average" })).listings).toEqual([]);
+    expect(await failure(() => viaBuyer.modules.installListing({ listingId: listing.listingId }))).toMatchObject({ code: "NotFound" });
+    expect(await failure(() => owner.modules.reviewListing({ listingId: listing.listingId, approve: true }))).toMatchObject({
+      code: "PermissionDenied",
+    });
+    const operator = mesh.client(mesh.platformKey);
+    expect(await failure(() => operator.modules.reviewListing({ listingId: greeter.listingId, approve: false }))).toMatchObject({
+      code: "InvalidArgument",
+    });
+    for (const id of [listing.listingId, greeter.listingId]) {
+      const reviewed = await operator.modules.reviewListing({ listingId: id, approve: true, feedback: "fine" });
+      expect(reviewed.listing).toMatchObject({ status: "APPROVED", reviewFeedback: "fine" });
+    }
+    expect(
+      await failure(() => operator.modules.reviewListing({ listingId: listing.listingId, approve: false, feedback: "no" })),
+    ).toMatchObject({
+      code: "FailedPrecondition",
+    });
+
     const found = await viaBuyer.modules.listListings({ query: "average" });
     expect(found.listings.map((l) => l.listingId)).toEqual([listing.listingId]);
     const page1 = await viaBuyer.modules.listListings({ pageSize: 1 });

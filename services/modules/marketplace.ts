@@ -26,7 +26,7 @@ export const REVENUE_SUBJECT = "modules.marketplace_call_recorded";
 
 /**
  * The marketplace (REQ-025..027): a tenant admin publishes an approved version with a license
- * and a price per call; every tenant browses and searches the catalogue (most installed
+ * and a price per call; a platform operator approves or rejects the listing; every tenant browses and searches the catalogue (most installed
  * first, paged); an admin installs a listing (an approved, active version in the installing
  * tenant, reviewed by that admin) and the tenant may rate it; each successful paid call of an
  * installed version records a MarketplaceCallRecorded event, which the revenue ledger splits
@@ -84,7 +84,19 @@ export class Marketplace {
     return (await readListing(this.deps.db, listingId))!;
   }
 
-  /** One page of the catalogue. */
+  /** A platform operator's verdict on a listing. */
+  async review(reviewerKeyId: string, listingId: string, approve: boolean, feedback: string): Promise<ListingRow> {
+    await executeCommand(
+      this.deps.db,
+      listingAggregate,
+      listingId,
+      { type: "ReviewListing", approve, feedback, reviewer: reviewerKeyId },
+      { metadata: { actor: reviewerKeyId } },
+    );
+    return (await readListing(this.deps.db, listingId))!;
+  }
+
+  /** One page of the catalogue (approved listings only). */
   browse(query: string, after: CataloguePosition | undefined, limit: number): Promise<ListingRow[]> {
     const words = query
       .toLowerCase()

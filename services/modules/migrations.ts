@@ -7,8 +7,8 @@ import type { SchemaMigrations } from "../kernel/service/index.js";
  *   its code, manifest, tests and review) and its stream version; `active_version` is kept in
  *   its own column because every CallTool on every replica reads it.
  * - `credentials`: one row per tenant, its credential set; values are keyring-sealed text.
- * - `listings`: marketplace listings (the listing aggregate's state) with their install and
- *   rating counters and the text search looks in; `revenue_ledger`: one row per paid call,
+ * - `listings`: marketplace listings (the listing aggregate's state) with their review status,
+ *   install and rating counters and the text search looks in; `revenue_ledger`: one row per paid call,
  *   split 85/15, keyed by the MarketplaceCallRecorded event id.
  */
 export const modulesMigrations: SchemaMigrations = {
@@ -45,6 +45,7 @@ CREATE TABLE modules.listings (
   install_count integer NOT NULL DEFAULT 0,
   rating_sum integer NOT NULL DEFAULT 0,
   rating_count integer NOT NULL DEFAULT 0,
+  status text NOT NULL DEFAULT 'PENDING_REVIEW',
   search_text text NOT NULL,
   state jsonb NOT NULL,
   published_at timestamptz NOT NULL DEFAULT now(),

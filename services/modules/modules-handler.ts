@@ -26,6 +26,8 @@ import {
   PublishModuleResponseSchema,
   type RateListingRequest,
   RateListingResponseSchema,
+  type ReviewListingRequest,
+  ReviewListingResponseSchema,
   type ReviewModuleVersionRequest,
   ReviewModuleVersionResponseSchema,
   type SetCredentialRequest,
@@ -33,7 +35,7 @@ import {
   type SubmitModuleVersionRequest,
   SubmitModuleVersionResponseSchema,
 } from "../../gen/nexus/modules/v1/modules_service_pb.js";
-import { tenantPrincipal } from "../kernel/authz/tenant-scope.js";
+import { platformPrincipal, tenantPrincipal } from "../kernel/authz/tenant-scope.js";
 import { domainError } from "../kernel/errors.js";
 import { pageTokens } from "../kernel/paging/index.js";
 import type { CataloguePosition } from "./adapters/marketplace.js";
@@ -183,6 +185,12 @@ export class ModulesHandler implements ServiceImpl<typeof ModulesService> {
       },
     );
     return create(PublishModuleResponseSchema, { listing: listingMessage(row) });
+  }
+
+  async reviewListing(req: ReviewListingRequest, ctx: HandlerContext) {
+    const operator = platformPrincipal(ctx, "only platform operators review marketplace listings");
+    const row = await this.deps.marketplace.review(operator.keyId, req.listingId, req.approve, req.feedback);
+    return create(ReviewListingResponseSchema, { listing: listingMessage(row) });
   }
 
   async listListings(req: ListListingsRequest, ctx: HandlerContext) {

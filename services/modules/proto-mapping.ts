@@ -70,5 +70,7 @@ export function listingMessage(row: ListingRow): Listing {
     ratingCount: BigInt(row.ratingCount),
     tools: manifest.tools.map((t) => t.name),
     publishedAt: timestampFromDate(new Date(s.publishedAt)),
+    status: s.status,
+    reviewFeedback: s.reviewFeedback,
   });
 }

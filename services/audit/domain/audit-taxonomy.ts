@@ -431,6 +431,14 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     outcome: "success",
     metadata: details({ module: p.name, version: p.version, license: p.license, price_micros_per_call: p.priceMicrosPerCall }),
   }),
+  "nexus.events.v1.ListingReviewed": ({ p, actor }) => ({
+    eventType: p.approved === true ? "modules.listing.approved" : "modules.listing.rejected",
+    actor,
+    action: `${MODULES}/ReviewListing`,
+    resource: { type: "listing", id: str(p.listingId) },
+    outcome: "success",
+    metadata: details({ feedback: p.feedback }),
+  }),
   "nexus.events.v1.ListingInstalled": ({ p, actor }) => ({
     eventType: "modules.listing.installed",
     actor,

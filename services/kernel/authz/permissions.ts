@@ -136,6 +136,8 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // The marketplace: admins publish their tenant's approved versions, install listings and
   // read their revenue; members browse and rate.
   "/nexus.modules.v1.ModulesService/PublishModule": admin,
+  // Published modules are reviewed by platform operators before any tenant sees them.
+  "/nexus.modules.v1.ModulesService/ReviewListing": platformOnly,
   "/nexus.modules.v1.ModulesService/ListListings": read,
   "/nexus.modules.v1.ModulesService/InstallListing": admin,
   "/nexus.modules.v1.ModulesService/RateListing": write,

@@ -1,4 +1,9 @@
-import { ListingInstalledSchema, ListingPublishedSchema, ListingRatedSchema } from "../../../gen/nexus/events/v1/modules_events_pb.js";
+import {
+  ListingInstalledSchema,
+  ListingPublishedSchema,
+  ListingRatedSchema,
+  ListingReviewedSchema,
+} from "../../../gen/nexus/events/v1/modules_events_pb.js";
 import type { Aggregate } from "../../kernel/commands/index.js";
 import type { Queryable } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
@@ -34,9 +39,9 @@ export const listingAggregate: Aggregate<ListingState, ListingEvent, ListingComm
             [...params, s.creatorTenantId, s.name, s.version, search],
           )
         : await tx.query(
-            `UPDATE modules.listings SET stream_version = $2, install_count = $3, rating_sum = $4, rating_count = $5, state = $6
+            `UPDATE modules.listings SET stream_version = $2, install_count = $3, rating_sum = $4, rating_count = $5, state = $6, status = $8
              WHERE listing_id = $1 AND stream_version = $7`,
-            [...params, expectedVersion],
+            [...params, expectedVersion, s.status],
           );
     if (r.rowCount !== 1) {
       throw domainError(
@@ -58,6 +63,13 @@ export const listingAggregate: Aggregate<ListingState, ListingEvent, ListingComm
           version: state.version,
           license: state.license,
           priceMicrosPerCall: BigInt(state.priceMicrosPerCall),
+        });
+      case "ListingReviewed":
+        return eventOf(ListingReviewedSchema, {
+          tenantId: state.creatorTenantId,
+          listingId,
+          approved: event.approved,
+          feedback: event.feedback,
         });
       case "ListingInstalled":
         return eventOf(ListingInstalledSchema, { tenantId: event.tenantId, listingId });
@@ -112,7 +124,7 @@ export async function searchListings(
   limit: number,
 ): Promise<ListingRow[]> {
   const params: unknown[] = [];
-  const where: string[] = [];
+  const where: string[] = ["status = 'APPROVED'"];
   for (const w of words) {
     params.push(`%${w.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
     where.push(`search_text LIKE $${params.length}`);
@@ -124,7 +136,7 @@ export async function searchListings(
   params.push(limit);
   const r = await db.query<{ state: ListingState; install_count: number; rating_sum: number; rating_count: number }>(
     `SELECT state, install_count, rating_sum, rating_count FROM modules.listings
-     ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY install_count DESC, listing_id LIMIT $${params.length}`,
+     WHERE ${where.join(" AND ")} ORDER BY install_count DESC, listing_id LIMIT $${params.length}`,
     params,
   );
   return r.rows.map((row) => ({

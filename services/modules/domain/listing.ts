@@ -21,6 +21,10 @@ export interface ListingState {
   priceMicrosPerCall: number;
   summary: string;
   publishedAt: string;
+  /** A platform operator's review: only approved listings are browsable and installable. */
+  status: "PENDING_REVIEW" | "APPROVED" | "REJECTED";
+  reviewFeedback: string;
+  reviewedBy: string;
   /** Tenants that installed it. */
   installedBy: string[];
   /** Stars by rating tenant. */
@@ -32,7 +36,15 @@ export interface ListingState {
 /** A version was published. */
 export interface ListingPublished {
   type: "ListingPublished";
-  listing: Omit<ListingState, "installedBy" | "ratings">;
+  listing: Omit<ListingState, "installedBy" | "ratings" | "status" | "reviewFeedback" | "reviewedBy">;
+}
+
+/** A platform operator reviewed the listing. */
+export interface ListingReviewed {
+  type: "ListingReviewed";
+  approved: boolean;
+  feedback: string;
+  reviewer: string;
 }
 
 /** A tenant installed the listing. */
@@ -49,13 +61,16 @@ export interface ListingRated {
 }
 
 /** Every event of a listing. */
-export type ListingEvent = ListingPublished | ListingInstalled | ListingRated;
+export type ListingEvent = ListingPublished | ListingReviewed | ListingInstalled | ListingRated;
 
 /** The state after `event`. */
 export function evolveListing(state: ListingState | undefined, event: ListingEvent): ListingState {
   switch (event.type) {
     case "ListingPublished":
-      return { ...event.listing, installedBy: [], ratings: {} };
+      return { ...event.listing, status: "PENDING_REVIEW", reviewFeedback: "", reviewedBy: "", installedBy: [], ratings: {} };
+    case "ListingReviewed":
+      if (!state) throw new Error("ListingReviewed applied to no listing");
+      return { ...state, status: event.approved ? "APPROVED" : "REJECTED", reviewFeedback: event.feedback, reviewedBy: event.reviewer };
     case "ListingInstalled":
       if (!state) throw new Error("ListingInstalled applied to no listing");
       return { ...state, installedBy: [...state.installedBy, event.tenantId] };
@@ -74,7 +89,15 @@ export function evolveListing(state: ListingState | undefined, event: ListingEve
 /** Publish a version (the handler checked it is approved). */
 export interface PublishListing {
   type: "PublishListing";
-  listing: Omit<ListingState, "installedBy" | "ratings">;
+  listing: ListingPublished["listing"];
+}
+
+/** A platform operator's verdict. */
+export interface ReviewListing {
+  type: "ReviewListing";
+  approve: boolean;
+  feedback: string;
+  reviewer: string;
 }
 
 /** Record a tenant's installation. */
@@ -91,7 +114,7 @@ export interface RateListing {
 }
 
 /** Every command of a listing. */
-export type ListingCommand = PublishListing | InstallListing | RateListing;
+export type ListingCommand = PublishListing | ReviewListing | InstallListing | RateListing;
 
 /** The events a command records, or a refusal. */
 export function decideListing(command: ListingCommand, state: ListingState | undefined, listingId: string): ListingEvent[] {
@@ -102,8 +125,21 @@ export function decideListing(command: ListingCommand, state: ListingState | und
           listing_id: listingId,
         });
       return [{ type: "ListingPublished", listing: command.listing }];
-    case "InstallListing":
+    case "ReviewListing":
       if (!state) throw domainError("NOT_FOUND", `no listing ${listingId}`, { listing_id: listingId });
+      if (state.status !== "PENDING_REVIEW") {
+        throw domainError("FAILED_PRECONDITION", `listing ${listingId} was already reviewed (${state.status})`, {
+          listing_id: listingId,
+          status: state.status,
+        });
+      }
+      if (!command.approve && command.feedback.trim() === "") {
+        throw domainError("INVALID_ARGUMENT", "a rejection needs feedback telling the creator what to change", { field: "feedback" });
+      }
+      return [{ type: "ListingReviewed", approved: command.approve, feedback: command.feedback, reviewer: command.reviewer }];
+    case "InstallListing":
+      // A listing not approved by a platform operator is not in the catalogue.
+      if (state?.status !== "APPROVED") throw domainError("NOT_FOUND", `no listing ${listingId}`, { listing_id: listingId });
       if (state.installedBy.includes(command.tenantId)) {
         throw domainError("ALREADY_EXISTS", `listing ${listingId} is already installed in this tenant`, { listing_id: listingId });
       }

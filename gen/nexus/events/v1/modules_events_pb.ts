@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/modules_events.proto.
  */
 export const file_nexus_events_v1_modules_events: GenFile = /*@__PURE__*/
-  fileDesc("CiRuZXh1cy9ldmVudHMvdjEvbW9kdWxlc19ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSLGAQoWTW9kdWxlVmVyc2lvblN1Ym1pdHRlZBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhMKC2NvZGVfc2hhMjU2GAQgASgJEhQKDHRlc3RzX3Bhc3NlZBgFIAEoDRIUCgx0ZXN0c19mYWlsZWQYBiABKA0SDgoGc3RhdHVzGAcgASgJEhMKC2NyZWRlbnRpYWxzGAggAygJEhQKDGVncmVzc19ob3N0cxgJIAMoCSJtChVNb2R1bGVWZXJzaW9uUmV2aWV3ZWQSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghhcHByb3ZlZBgEIAEoCBIQCghmZWVkYmFjaxgFIAEoCSJkChZNb2R1bGVWZXJzaW9uQWN0aXZhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSGAoQcHJldmlvdXNfdmVyc2lvbhgEIAEoCSI2ChNNb2R1bGVDcmVkZW50aWFsU2V0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIjoKF01vZHVsZUNyZWRlbnRpYWxEZWxldGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIogBChBMaXN0aW5nUHVibGlzaGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpsaXN0aW5nX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHdmVyc2lvbhgEIAEoCRIPCgdsaWNlbnNlGAUgASgJEh0KFXByaWNlX21pY3Jvc19wZXJfY2FsbBgGIAEoBCI5ChBMaXN0aW5nSW5zdGFsbGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpsaXN0aW5nX2lkGAIgASgJIkQKDExpc3RpbmdSYXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKbGlzdGluZ19pZBgCIAEoCRINCgVzdGFycxgDIAEoDSJ/ChdNYXJrZXRwbGFjZUNhbGxSZWNvcmRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKbGlzdGluZ19pZBgCIAEoCRIZChFjcmVhdG9yX3RlbmFudF9pZBgDIAEoCRIUCgxwcmljZV9taWNyb3MYBCABKAQSDAoEdG9vbBgFIAEoCWIGcHJvdG8z");
+  fileDesc("CiRuZXh1cy9ldmVudHMvdjEvbW9kdWxlc19ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSLGAQoWTW9kdWxlVmVyc2lvblN1Ym1pdHRlZBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgJEhMKC2NvZGVfc2hhMjU2GAQgASgJEhQKDHRlc3RzX3Bhc3NlZBgFIAEoDRIUCgx0ZXN0c19mYWlsZWQYBiABKA0SDgoGc3RhdHVzGAcgASgJEhMKC2NyZWRlbnRpYWxzGAggAygJEhQKDGVncmVzc19ob3N0cxgJIAMoCSJtChVNb2R1bGVWZXJzaW9uUmV2aWV3ZWQSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRIQCghhcHByb3ZlZBgEIAEoCBIQCghmZWVkYmFjaxgFIAEoCSJkChZNb2R1bGVWZXJzaW9uQWN0aXZhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSGAoQcHJldmlvdXNfdmVyc2lvbhgEIAEoCSI2ChNNb2R1bGVDcmVkZW50aWFsU2V0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIjoKF01vZHVsZUNyZWRlbnRpYWxEZWxldGVkEhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIogBChBMaXN0aW5nUHVibGlzaGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpsaXN0aW5nX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSDwoHdmVyc2lvbhgEIAEoCRIPCgdsaWNlbnNlGAUgASgJEh0KFXByaWNlX21pY3Jvc19wZXJfY2FsbBgGIAEoBCJcCg9MaXN0aW5nUmV2aWV3ZWQSEQoJdGVuYW50X2lkGAEgASgJEhIKCmxpc3RpbmdfaWQYAiABKAkSEAoIYXBwcm92ZWQYAyABKAgSEAoIZmVlZGJhY2sYBCABKAkiOQoQTGlzdGluZ0luc3RhbGxlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKbGlzdGluZ19pZBgCIAEoCSJECgxMaXN0aW5nUmF0ZWQSEQoJdGVuYW50X2lkGAEgASgJEhIKCmxpc3RpbmdfaWQYAiABKAkSDQoFc3RhcnMYAyABKA0ifwoXTWFya2V0cGxhY2VDYWxsUmVjb3JkZWQSEQoJdGVuYW50X2lkGAEgASgJEhIKCmxpc3RpbmdfaWQYAiABKAkSGQoRY3JlYXRvcl90ZW5hbnRfaWQYAyABKAkSFAoMcHJpY2VfbWljcm9zGAQgASgEEgwKBHRvb2wYBSABKAliBnByb3RvMw");
 
 /**
  * A module version was submitted and its tests ran in the sandbox.
@@ -293,6 +293,48 @@ export const ListingPublishedSchema: GenMessage<ListingPublished> = /*@__PURE__*
   messageDesc(file_nexus_events_v1_modules_events, 5);
 
 /**
+ * A platform operator approved or rejected a listing.
+ *
+ * @generated from message nexus.events.v1.ListingReviewed
+ */
+export type ListingReviewed = Message<"nexus.events.v1.ListingReviewed"> & {
+  /**
+   * The creator's tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The listing.
+   *
+   * @generated from field: string listing_id = 2;
+   */
+  listingId: string;
+
+  /**
+   * True when approved.
+   *
+   * @generated from field: bool approved = 3;
+   */
+  approved: boolean;
+
+  /**
+   * The feedback.
+   *
+   * @generated from field: string feedback = 4;
+   */
+  feedback: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.ListingReviewed.
+ * Use `create(ListingReviewedSchema)` to create a new message.
+ */
+export const ListingReviewedSchema: GenMessage<ListingReviewed> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_modules_events, 6);
+
+/**
  * A tenant installed a listing.
  *
  * @generated from message nexus.events.v1.ListingInstalled
@@ -318,7 +360,7 @@ export type ListingInstalled = Message<"nexus.events.v1.ListingInstalled"> & {
  * Use `create(ListingInstalledSchema)` to create a new message.
  */
 export const ListingInstalledSchema: GenMessage<ListingInstalled> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_modules_events, 6);
+  messageDesc(file_nexus_events_v1_modules_events, 7);
 
 /**
  * A tenant rated a listing.
@@ -353,7 +395,7 @@ export type ListingRated = Message<"nexus.events.v1.ListingRated"> & {
  * Use `create(ListingRatedSchema)` to create a new message.
  */
 export const ListingRatedSchema: GenMessage<ListingRated> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_modules_events, 7);
+  messageDesc(file_nexus_events_v1_modules_events, 8);
 
 /**
  * A paid tool call of an installed marketplace module succeeded. Subject
@@ -403,5 +445,5 @@ export type MarketplaceCallRecorded = Message<"nexus.events.v1.MarketplaceCallRe
  * Use `create(MarketplaceCallRecordedSchema)` to create a new message.
  */
 export const MarketplaceCallRecordedSchema: GenMessage<MarketplaceCallRecorded> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_modules_events, 8);
+  messageDesc(file_nexus_events_v1_modules_events, 9);
 

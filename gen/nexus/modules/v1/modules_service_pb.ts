@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/modules/v1/modules_service.proto.
  */
 export const file_nexus_modules_v1_modules_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZuZXh1cy9tb2R1bGVzL3YxL21vZHVsZXNfc2VydmljZS5wcm90bxIQbmV4dXMubW9kdWxlcy52MSLoAQoUUHVibGlzaE1vZHVsZVJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQBIzCgdsaWNlbnNlGAMgASgJQiK6SB9yHRABGEAyEV5bQS1aYS16MC05ListXSskkgIDTUlUEioKFXByaWNlX21pY3Jvc19wZXJfY2FsbBgEIAEoBEILukgIMgYYgJTr3AMSGQoHc3VtbWFyeRgFIAEoCUIIukgFcgMYrAIiQwoVUHVibGlzaE1vZHVsZVJlc3BvbnNlEioKB2xpc3RpbmcYASABKAsyGS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RpbmciaAoTTGlzdExpc3RpbmdzUmVxdWVzdBIXCgVxdWVyeRgBIAEoCUIIukgFcgMYyAESGgoJcGFnZV9zaXplGAIgASgNQge6SAQqAhhkEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlwKFExpc3RMaXN0aW5nc1Jlc3BvbnNlEisKCGxpc3RpbmdzGAEgAygLMhkubmV4dXMubW9kdWxlcy52MS5MaXN0aW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVJbnN0YWxsTGlzdGluZ1JlcXVlc3QSLgoKbGlzdGluZ19pZBgBIAEoCUIaukgXchUQARhAMg9eW0EtWmEtejAtOV9dKyQiQgoWSW5zdGFsbExpc3RpbmdSZXNwb25zZRIoCgZtb2R1bGUYASABKAsyGC5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZSJeChJSYXRlTGlzdGluZ1JlcXVlc3QSLgoKbGlzdGluZ19pZBgBIAEoCUIaukgXchUQARhAMg9eW0EtWmEtejAtOV9dKyQSGAoFc3RhcnMYAiABKA1CCbpIBioEGAUoASJBChNSYXRlTGlzdGluZ1Jlc3BvbnNlEioKB2xpc3RpbmcYASABKAsyGS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RpbmciEwoRR2V0UmV2ZW51ZVJlcXVlc3QiSAoSR2V0UmV2ZW51ZVJlc3BvbnNlEjIKCGxpc3RpbmdzGAEgAygLMiAubmV4dXMubW9kdWxlcy52MS5MaXN0aW5nUmV2ZW51ZSKpAgoHTGlzdGluZxISCgpsaXN0aW5nX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIPCgdzdW1tYXJ5GAUgASgJEg8KB2xpY2Vuc2UYBiABKAkSHQoVcHJpY2VfbWljcm9zX3Blcl9jYWxsGAcgASgEEg8KB2NyZWF0b3IYCCABKAkSFQoNaW5zdGFsbF9jb3VudBgJIAEoBBIWCg5yYXRpbmdfYXZlcmFnZRgKIAEoARIUCgxyYXRpbmdfY291bnQYCyABKAQSDQoFdG9vbHMYDCADKAkSMAoMcHVibGlzaGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKZAQoOTGlzdGluZ1JldmVudWUSEgoKbGlzdGluZ19pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSDQoFY2FsbHMYBCABKAQSFAoMZ3Jvc3NfbWljcm9zGAUgASgEEhYKDmNyZWF0b3JfbWljcm9zGAYgASgEEhcKD3BsYXRmb3JtX21pY3JvcxgHIAEoBCJxChpTdWJtaXRNb2R1bGVWZXJzaW9uUmVxdWVzdBI6CghtYW5pZmVzdBgBIAEoCzIgLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlTWFuaWZlc3RCBrpIA8gBARIXCgRjb2RlGAIgASgJQgm6SAZyBBiAgBAiTwobU3VibWl0TW9kdWxlVmVyc2lvblJlc3BvbnNlEjAKB3ZlcnNpb24YASABKAsyHy5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZVZlcnNpb24iiwMKEkJ1aWxkTW9kdWxlUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kkgIFc3RhdHMSaQoHdmVyc2lvbhgCIAEoCUJYukhVclMQBRhAMkVeKDB8WzEtOV1bMC05XSopXC4oMHxbMS05XVswLTldKilcLigwfFsxLTldWzAtOV0qKSgtWzAtOUEtWmEtei4tXSspPySSAgUxLjAuMBIYCgRzcGVjGAMgASgJQgq6SAdyBRABGMA+EjMKCHRlbXBsYXRlGAQgASgJQiG6SB5yHBhAMhheKHx0cmFuc2Zvcm18aHR0cC1qc29uKSQSIQoLbWF4X3JlcGFpcnMYBSABKA1CB7pIBCoCGApIAIgBARIdCgtlZ3Jlc3NfaG9zdBgGIAEoCUIIukgFcgMY/QESLwoIcHJvdmlkZXIYByABKAlCHbpIGnIYGEAyFF4ofHRlbXBsYXRlfG9wZW5haSkkQg4KDF9tYXhfcmVwYWlycyJsChNCdWlsZE1vZHVsZVJlc3BvbnNlEjAKB3ZlcnNpb24YASABKAsyHy5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZVZlcnNpb24SDwoHcmVwYWlycxgCIAEoDRISCgpkcmFmdGVkX2J5GAMgASgJIp8BChpSZXZpZXdNb2R1bGVWZXJzaW9uUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kkgIFc3RhdHMSGgoHdmVyc2lvbhgCIAEoCUIJukgGcgQQARhAEg8KB2FwcHJvdmUYAyABKAgSGgoIZmVlZGJhY2sYBCABKAlCCLpIBXIDGKAfIk8KG1Jldmlld01vZHVsZVZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh8ubmV4dXMubW9kdWxlcy52MS5Nb2R1bGVWZXJzaW9uInQKHEFjdGl2YXRlTW9kdWxlVmVyc2lvblJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQCJjCh1BY3RpdmF0ZU1vZHVsZVZlcnNpb25SZXNwb25zZRIoCgZtb2R1bGUYASABKAsyGC5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZRIYChBwcmV2aW91c192ZXJzaW9uGAIgASgJIkwKEEdldE1vZHVsZVJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzIj0KEUdldE1vZHVsZVJlc3BvbnNlEigKBm1vZHVsZRgBIAEoCzIYLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlIk8KEkxpc3RNb2R1bGVzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIIlkKE0xpc3RNb2R1bGVzUmVzcG9uc2USKQoHbW9kdWxlcxgBIAMoCzIYLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKsAQoPQ2FsbFRvb2xSZXF1ZXN0EjoKBm1vZHVsZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEjUKBHRvb2wYAiABKAlCJ7pIJHIiEAEYQDIcXltBLVphLXpdW0EtWmEtejAtOV9dezAsNjN9JBImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QieAoQQ2FsbFRvb2xSZXNwb25zZRInCgZvdXRwdXQYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhYKDm1vZHVsZV92ZXJzaW9uGAIgASgJEg4KBmNhY2hlZBgDIAEoCBITCgtkdXJhdGlvbl9tcxgEIAEoASJ0ChRTZXRDcmVkZW50aWFsUmVxdWVzdBJBCgRuYW1lGAEgASgJQjO6SDByLhABGEAyFl5bQS1aXVtBLVowLTlfXXswLDYzfSSSAg9XRUFUSEVSX0FQSV9LRVkSGQoFdmFsdWUYAiABKAlCCrpIB3IFEAEYgEAiTQoVU2V0Q3JlZGVudGlhbFJlc3BvbnNlEjQKCmNyZWRlbnRpYWwYASABKAsyIC5uZXh1cy5tb2R1bGVzLnYxLkNyZWRlbnRpYWxJbmZvIhgKFkxpc3RDcmVkZW50aWFsc1JlcXVlc3QiUAoXTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USNQoLY3JlZGVudGlhbHMYASADKAsyIC5uZXh1cy5tb2R1bGVzLnYxLkNyZWRlbnRpYWxJbmZvIlwKF0RlbGV0ZUNyZWRlbnRpYWxSZXF1ZXN0EkEKBG5hbWUYASABKAlCM7pIMHIuEAEYQDIWXltBLVpdW0EtWjAtOV9dezAsNjN9JJICD1dFQVRIRVJfQVBJX0tFWSIaChhEZWxldGVDcmVkZW50aWFsUmVzcG9uc2UiTgoOQ3JlZGVudGlhbEluZm8SDAoEbmFtZRgBIAEoCRIuCgp1cGRhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDLjCwoOTW9kdWxlc1NlcnZpY2UScgoTU3VibWl0TW9kdWxlVmVyc2lvbhIsLm5leHVzLm1vZHVsZXMudjEuU3VibWl0TW9kdWxlVmVyc2lvblJlcXVlc3QaLS5uZXh1cy5tb2R1bGVzLnYxLlN1Ym1pdE1vZHVsZVZlcnNpb25SZXNwb25zZRJaCgtCdWlsZE1vZHVsZRIkLm5leHVzLm1vZHVsZXMudjEuQnVpbGRNb2R1bGVSZXF1ZXN0GiUubmV4dXMubW9kdWxlcy52MS5CdWlsZE1vZHVsZVJlc3BvbnNlEnIKE1Jldmlld01vZHVsZVZlcnNpb24SLC5uZXh1cy5tb2R1bGVzLnYxLlJldmlld01vZHVsZVZlcnNpb25SZXF1ZXN0Gi0ubmV4dXMubW9kdWxlcy52MS5SZXZpZXdNb2R1bGVWZXJzaW9uUmVzcG9uc2USeAoVQWN0aXZhdGVNb2R1bGVWZXJzaW9uEi4ubmV4dXMubW9kdWxlcy52MS5BY3RpdmF0ZU1vZHVsZVZlcnNpb25SZXF1ZXN0Gi8ubmV4dXMubW9kdWxlcy52MS5BY3RpdmF0ZU1vZHVsZVZlcnNpb25SZXNwb25zZRJUCglHZXRNb2R1bGUSIi5uZXh1cy5tb2R1bGVzLnYxLkdldE1vZHVsZVJlcXVlc3QaIy5uZXh1cy5tb2R1bGVzLnYxLkdldE1vZHVsZVJlc3BvbnNlEloKC0xpc3RNb2R1bGVzEiQubmV4dXMubW9kdWxlcy52MS5MaXN0TW9kdWxlc1JlcXVlc3QaJS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RNb2R1bGVzUmVzcG9uc2USUQoIQ2FsbFRvb2wSIS5uZXh1cy5tb2R1bGVzLnYxLkNhbGxUb29sUmVxdWVzdBoiLm5leHVzLm1vZHVsZXMudjEuQ2FsbFRvb2xSZXNwb25zZRJgCg1TZXRDcmVkZW50aWFsEiYubmV4dXMubW9kdWxlcy52MS5TZXRDcmVkZW50aWFsUmVxdWVzdBonLm5leHVzLm1vZHVsZXMudjEuU2V0Q3JlZGVudGlhbFJlc3BvbnNlEmYKD0xpc3RDcmVkZW50aWFscxIoLm5leHVzLm1vZHVsZXMudjEuTGlzdENyZWRlbnRpYWxzUmVxdWVzdBopLm5leHVzLm1vZHVsZXMudjEuTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USaQoQRGVsZXRlQ3JlZGVudGlhbBIpLm5leHVzLm1vZHVsZXMudjEuRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QaKi5uZXh1cy5tb2R1bGVzLnYxLkRlbGV0ZUNyZWRlbnRpYWxSZXNwb25zZRJgCg1QdWJsaXNoTW9kdWxlEiYubmV4dXMubW9kdWxlcy52MS5QdWJsaXNoTW9kdWxlUmVxdWVzdBonLm5leHVzLm1vZHVsZXMudjEuUHVibGlzaE1vZHVsZVJlc3BvbnNlEl0KDExpc3RMaXN0aW5ncxIlLm5leHVzLm1vZHVsZXMudjEuTGlzdExpc3RpbmdzUmVxdWVzdBomLm5leHVzLm1vZHVsZXMudjEuTGlzdExpc3RpbmdzUmVzcG9uc2USYwoOSW5zdGFsbExpc3RpbmcSJy5uZXh1cy5tb2R1bGVzLnYxLkluc3RhbGxMaXN0aW5nUmVxdWVzdBooLm5leHVzLm1vZHVsZXMudjEuSW5zdGFsbExpc3RpbmdSZXNwb25zZRJaCgtSYXRlTGlzdGluZxIkLm5leHVzLm1vZHVsZXMudjEuUmF0ZUxpc3RpbmdSZXF1ZXN0GiUubmV4dXMubW9kdWxlcy52MS5SYXRlTGlzdGluZ1Jlc3BvbnNlElcKCkdldFJldmVudWUSIy5uZXh1cy5tb2R1bGVzLnYxLkdldFJldmVudWVSZXF1ZXN0GiQubmV4dXMubW9kdWxlcy52MS5HZXRSZXZlbnVlUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_modules_v1_module]);
+  fileDesc("CiZuZXh1cy9tb2R1bGVzL3YxL21vZHVsZXNfc2VydmljZS5wcm90bxIQbmV4dXMubW9kdWxlcy52MSLoAQoUUHVibGlzaE1vZHVsZVJlcXVlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEhoKB3ZlcnNpb24YAiABKAlCCbpIBnIEEAEYQBIzCgdsaWNlbnNlGAMgASgJQiK6SB9yHRABGEAyEV5bQS1aYS16MC05ListXSskkgIDTUlUEioKFXByaWNlX21pY3Jvc19wZXJfY2FsbBgEIAEoBEILukgIMgYYgJTr3AMSGQoHc3VtbWFyeRgFIAEoCUIIukgFcgMYrAIiQwoVUHVibGlzaE1vZHVsZVJlc3BvbnNlEioKB2xpc3RpbmcYASABKAsyGS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RpbmcicwoUUmV2aWV3TGlzdGluZ1JlcXVlc3QSLgoKbGlzdGluZ19pZBgBIAEoCUIaukgXchUQARhAMg9eW0EtWmEtejAtOV9dKyQSDwoHYXBwcm92ZRgCIAEoCBIaCghmZWVkYmFjaxgDIAEoCUIIukgFcgMYoB8iQwoVUmV2aWV3TGlzdGluZ1Jlc3BvbnNlEioKB2xpc3RpbmcYASABKAsyGS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RpbmciaAoTTGlzdExpc3RpbmdzUmVxdWVzdBIXCgVxdWVyeRgBIAEoCUIIukgFcgMYyAESGgoJcGFnZV9zaXplGAIgASgNQge6SAQqAhhkEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIlwKFExpc3RMaXN0aW5nc1Jlc3BvbnNlEisKCGxpc3RpbmdzGAEgAygLMhkubmV4dXMubW9kdWxlcy52MS5MaXN0aW5nEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVJbnN0YWxsTGlzdGluZ1JlcXVlc3QSLgoKbGlzdGluZ19pZBgBIAEoCUIaukgXchUQARhAMg9eW0EtWmEtejAtOV9dKyQiQgoWSW5zdGFsbExpc3RpbmdSZXNwb25zZRIoCgZtb2R1bGUYASABKAsyGC5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZSJeChJSYXRlTGlzdGluZ1JlcXVlc3QSLgoKbGlzdGluZ19pZBgBIAEoCUIaukgXchUQARhAMg9eW0EtWmEtejAtOV9dKyQSGAoFc3RhcnMYAiABKA1CCbpIBioEGAUoASJBChNSYXRlTGlzdGluZ1Jlc3BvbnNlEioKB2xpc3RpbmcYASABKAsyGS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RpbmciEwoRR2V0UmV2ZW51ZVJlcXVlc3QiSAoSR2V0UmV2ZW51ZVJlc3BvbnNlEjIKCGxpc3RpbmdzGAEgAygLMiAubmV4dXMubW9kdWxlcy52MS5MaXN0aW5nUmV2ZW51ZSLSAgoHTGlzdGluZxISCgpsaXN0aW5nX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIPCgdzdW1tYXJ5GAUgASgJEg8KB2xpY2Vuc2UYBiABKAkSHQoVcHJpY2VfbWljcm9zX3Blcl9jYWxsGAcgASgEEg8KB2NyZWF0b3IYCCABKAkSFQoNaW5zdGFsbF9jb3VudBgJIAEoBBIWCg5yYXRpbmdfYXZlcmFnZRgKIAEoARIUCgxyYXRpbmdfY291bnQYCyABKAQSDQoFdG9vbHMYDCADKAkSMAoMcHVibGlzaGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzdGF0dXMYDiABKAkSFwoPcmV2aWV3X2ZlZWRiYWNrGA8gASgJIpkBCg5MaXN0aW5nUmV2ZW51ZRISCgpsaXN0aW5nX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoCRINCgVjYWxscxgEIAEoBBIUCgxncm9zc19taWNyb3MYBSABKAQSFgoOY3JlYXRvcl9taWNyb3MYBiABKAQSFwoPcGxhdGZvcm1fbWljcm9zGAcgASgEInEKGlN1Ym1pdE1vZHVsZVZlcnNpb25SZXF1ZXN0EjoKCG1hbmlmZXN0GAEgASgLMiAubmV4dXMubW9kdWxlcy52MS5Nb2R1bGVNYW5pZmVzdEIGukgDyAEBEhcKBGNvZGUYAiABKAlCCbpIBnIEGICAECJPChtTdWJtaXRNb2R1bGVWZXJzaW9uUmVzcG9uc2USMAoHdmVyc2lvbhgBIAEoCzIfLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlVmVyc2lvbiKLAwoSQnVpbGRNb2R1bGVSZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIXXlthLXpdW2EtejAtOV8tXXswLDYyfSSSAgVzdGF0cxJpCgd2ZXJzaW9uGAIgASgJQli6SFVyUxAFGEAyRV4oMHxbMS05XVswLTldKilcLigwfFsxLTldWzAtOV0qKVwuKDB8WzEtOV1bMC05XSopKC1bMC05QS1aYS16Li1dKyk/JJICBTEuMC4wEhgKBHNwZWMYAyABKAlCCrpIB3IFEAEYwD4SMwoIdGVtcGxhdGUYBCABKAlCIbpIHnIcGEAyGF4ofHRyYW5zZm9ybXxodHRwLWpzb24pJBIhCgttYXhfcmVwYWlycxgFIAEoDUIHukgEKgIYCkgAiAEBEh0KC2VncmVzc19ob3N0GAYgASgJQgi6SAVyAxj9ARIvCghwcm92aWRlchgHIAEoCUIdukgachgYQDIUXih8dGVtcGxhdGV8b3BlbmFpKSRCDgoMX21heF9yZXBhaXJzImwKE0J1aWxkTW9kdWxlUmVzcG9uc2USMAoHdmVyc2lvbhgBIAEoCzIfLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlVmVyc2lvbhIPCgdyZXBhaXJzGAIgASgNEhIKCmRyYWZ0ZWRfYnkYAyABKAkinwEKGlJldmlld01vZHVsZVZlcnNpb25SZXF1ZXN0EjgKBG5hbWUYASABKAlCKrpIJ3IlEAEYPzIXXlthLXpdW2EtejAtOV8tXXswLDYyfSSSAgVzdGF0cxIaCgd2ZXJzaW9uGAIgASgJQgm6SAZyBBABGEASDwoHYXBwcm92ZRgDIAEoCBIaCghmZWVkYmFjaxgEIAEoCUIIukgFcgMYoB8iTwobUmV2aWV3TW9kdWxlVmVyc2lvblJlc3BvbnNlEjAKB3ZlcnNpb24YASABKAsyHy5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZVZlcnNpb24idAocQWN0aXZhdGVNb2R1bGVWZXJzaW9uUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kkgIFc3RhdHMSGgoHdmVyc2lvbhgCIAEoCUIJukgGcgQQARhAImMKHUFjdGl2YXRlTW9kdWxlVmVyc2lvblJlc3BvbnNlEigKBm1vZHVsZRgBIAEoCzIYLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlEhgKEHByZXZpb3VzX3ZlcnNpb24YAiABKAkiTAoQR2V0TW9kdWxlUmVxdWVzdBI4CgRuYW1lGAEgASgJQiq6SCdyJRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kkgIFc3RhdHMiPQoRR2V0TW9kdWxlUmVzcG9uc2USKAoGbW9kdWxlGAEgASgLMhgubmV4dXMubW9kdWxlcy52MS5Nb2R1bGUiTwoSTGlzdE1vZHVsZXNSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMYyAESHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgiWQoTTGlzdE1vZHVsZXNSZXNwb25zZRIpCgdtb2R1bGVzGAEgAygLMhgubmV4dXMubW9kdWxlcy52MS5Nb2R1bGUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqwBCg9DYWxsVG9vbFJlcXVlc3QSOgoGbW9kdWxlGAEgASgJQiq6SCdyJRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kkgIFc3RhdHMSNQoEdG9vbBgCIAEoCUInukgkciIQARhAMhxeW0EtWmEtel1bQS1aYS16MC05X117MCw2M30kEiYKBWlucHV0GAMgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJ4ChBDYWxsVG9vbFJlc3BvbnNlEicKBm91dHB1dBgBIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSFgoObW9kdWxlX3ZlcnNpb24YAiABKAkSDgoGY2FjaGVkGAMgASgIEhMKC2R1cmF0aW9uX21zGAQgASgBInQKFFNldENyZWRlbnRpYWxSZXF1ZXN0EkEKBG5hbWUYASABKAlCM7pIMHIuEAEYQDIWXltBLVpdW0EtWjAtOV9dezAsNjN9JJICD1dFQVRIRVJfQVBJX0tFWRIZCgV2YWx1ZRgCIAEoCUIKukgHcgUQARiAQCJNChVTZXRDcmVkZW50aWFsUmVzcG9uc2USNAoKY3JlZGVudGlhbBgBIAEoCzIgLm5leHVzLm1vZHVsZXMudjEuQ3JlZGVudGlhbEluZm8iGAoWTGlzdENyZWRlbnRpYWxzUmVxdWVzdCJQChdMaXN0Q3JlZGVudGlhbHNSZXNwb25zZRI1CgtjcmVkZW50aWFscxgBIAMoCzIgLm5leHVzLm1vZHVsZXMudjEuQ3JlZGVudGlhbEluZm8iXAoXRGVsZXRlQ3JlZGVudGlhbFJlcXVlc3QSQQoEbmFtZRgBIAEoCUIzukgwci4QARhAMhZeW0EtWl1bQS1aMC05X117MCw2M30kkgIPV0VBVEhFUl9BUElfS0VZIhoKGERlbGV0ZUNyZWRlbnRpYWxSZXNwb25zZSJOCg5DcmVkZW50aWFsSW5mbxIMCgRuYW1lGAEgASgJEi4KCnVwZGF0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wMsUMCg5Nb2R1bGVzU2VydmljZRJyChNTdWJtaXRNb2R1bGVWZXJzaW9uEiwubmV4dXMubW9kdWxlcy52MS5TdWJtaXRNb2R1bGVWZXJzaW9uUmVxdWVzdBotLm5leHVzLm1vZHVsZXMudjEuU3VibWl0TW9kdWxlVmVyc2lvblJlc3BvbnNlEloKC0J1aWxkTW9kdWxlEiQubmV4dXMubW9kdWxlcy52MS5CdWlsZE1vZHVsZVJlcXVlc3QaJS5uZXh1cy5tb2R1bGVzLnYxLkJ1aWxkTW9kdWxlUmVzcG9uc2UScgoTUmV2aWV3TW9kdWxlVmVyc2lvbhIsLm5leHVzLm1vZHVsZXMudjEuUmV2aWV3TW9kdWxlVmVyc2lvblJlcXVlc3QaLS5uZXh1cy5tb2R1bGVzLnYxLlJldmlld01vZHVsZVZlcnNpb25SZXNwb25zZRJ4ChVBY3RpdmF0ZU1vZHVsZVZlcnNpb24SLi5uZXh1cy5tb2R1bGVzLnYxLkFjdGl2YXRlTW9kdWxlVmVyc2lvblJlcXVlc3QaLy5uZXh1cy5tb2R1bGVzLnYxLkFjdGl2YXRlTW9kdWxlVmVyc2lvblJlc3BvbnNlElQKCUdldE1vZHVsZRIiLm5leHVzLm1vZHVsZXMudjEuR2V0TW9kdWxlUmVxdWVzdBojLm5leHVzLm1vZHVsZXMudjEuR2V0TW9kdWxlUmVzcG9uc2USWgoLTGlzdE1vZHVsZXMSJC5uZXh1cy5tb2R1bGVzLnYxLkxpc3RNb2R1bGVzUmVxdWVzdBolLm5leHVzLm1vZHVsZXMudjEuTGlzdE1vZHVsZXNSZXNwb25zZRJRCghDYWxsVG9vbBIhLm5leHVzLm1vZHVsZXMudjEuQ2FsbFRvb2xSZXF1ZXN0GiIubmV4dXMubW9kdWxlcy52MS5DYWxsVG9vbFJlc3BvbnNlEmAKDVNldENyZWRlbnRpYWwSJi5uZXh1cy5tb2R1bGVzLnYxLlNldENyZWRlbnRpYWxSZXF1ZXN0GicubmV4dXMubW9kdWxlcy52MS5TZXRDcmVkZW50aWFsUmVzcG9uc2USZgoPTGlzdENyZWRlbnRpYWxzEigubmV4dXMubW9kdWxlcy52MS5MaXN0Q3JlZGVudGlhbHNSZXF1ZXN0GikubmV4dXMubW9kdWxlcy52MS5MaXN0Q3JlZGVudGlhbHNSZXNwb25zZRJpChBEZWxldGVDcmVkZW50aWFsEikubmV4dXMubW9kdWxlcy52MS5EZWxldGVDcmVkZW50aWFsUmVxdWVzdBoqLm5leHVzLm1vZHVsZXMudjEuRGVsZXRlQ3JlZGVudGlhbFJlc3BvbnNlEmAKDVB1Ymxpc2hNb2R1bGUSJi5uZXh1cy5tb2R1bGVzLnYxLlB1Ymxpc2hNb2R1bGVSZXF1ZXN0GicubmV4dXMubW9kdWxlcy52MS5QdWJsaXNoTW9kdWxlUmVzcG9uc2USYAoNUmV2aWV3TGlzdGluZxImLm5leHVzLm1vZHVsZXMudjEuUmV2aWV3TGlzdGluZ1JlcXVlc3QaJy5uZXh1cy5tb2R1bGVzLnYxLlJldmlld0xpc3RpbmdSZXNwb25zZRJdCgxMaXN0TGlzdGluZ3MSJS5uZXh1cy5tb2R1bGVzLnYxLkxpc3RMaXN0aW5nc1JlcXVlc3QaJi5uZXh1cy5tb2R1bGVzLnYxLkxpc3RMaXN0aW5nc1Jlc3BvbnNlEmMKDkluc3RhbGxMaXN0aW5nEicubmV4dXMubW9kdWxlcy52MS5JbnN0YWxsTGlzdGluZ1JlcXVlc3QaKC5uZXh1cy5tb2R1bGVzLnYxLkluc3RhbGxMaXN0aW5nUmVzcG9uc2USWgoLUmF0ZUxpc3RpbmcSJC5uZXh1cy5tb2R1bGVzLnYxLlJhdGVMaXN0aW5nUmVxdWVzdBolLm5leHVzLm1vZHVsZXMudjEuUmF0ZUxpc3RpbmdSZXNwb25zZRJXCgpHZXRSZXZlbnVlEiMubmV4dXMubW9kdWxlcy52MS5HZXRSZXZlbnVlUmVxdWVzdBokLm5leHVzLm1vZHVsZXMudjEuR2V0UmV2ZW51ZVJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_modules_v1_module]);
 
 /**
  * Input of PublishModule.
@@ -89,6 +89,62 @@ export const PublishModuleResponseSchema: GenMessage<PublishModuleResponse> = /*
   messageDesc(file_nexus_modules_v1_modules_service, 1);
 
 /**
+ * Input of ReviewListing.
+ *
+ * @generated from message nexus.modules.v1.ReviewListingRequest
+ */
+export type ReviewListingRequest = Message<"nexus.modules.v1.ReviewListingRequest"> & {
+  /**
+   * The listing.
+   *
+   * @generated from field: string listing_id = 1;
+   */
+  listingId: string;
+
+  /**
+   * True approves, false rejects.
+   *
+   * @generated from field: bool approve = 2;
+   */
+  approve: boolean;
+
+  /**
+   * Feedback for the creator (required when rejecting), at most 4000 characters.
+   *
+   * @generated from field: string feedback = 3;
+   */
+  feedback: string;
+};
+
+/**
+ * Describes the message nexus.modules.v1.ReviewListingRequest.
+ * Use `create(ReviewListingRequestSchema)` to create a new message.
+ */
+export const ReviewListingRequestSchema: GenMessage<ReviewListingRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 2);
+
+/**
+ * Output of ReviewListing.
+ *
+ * @generated from message nexus.modules.v1.ReviewListingResponse
+ */
+export type ReviewListingResponse = Message<"nexus.modules.v1.ReviewListingResponse"> & {
+  /**
+   * The reviewed listing.
+   *
+   * @generated from field: nexus.modules.v1.Listing listing = 1;
+   */
+  listing?: Listing | undefined;
+};
+
+/**
+ * Describes the message nexus.modules.v1.ReviewListingResponse.
+ * Use `create(ReviewListingResponseSchema)` to create a new message.
+ */
+export const ReviewListingResponseSchema: GenMessage<ReviewListingResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_modules_service, 3);
+
+/**
  * Input of ListListings.
  *
  * @generated from message nexus.modules.v1.ListListingsRequest
@@ -122,7 +178,7 @@ export type ListListingsRequest = Message<"nexus.modules.v1.ListListingsRequest"
  * Use `create(ListListingsRequestSchema)` to create a new message.
  */
 export const ListListingsRequestSchema: GenMessage<ListListingsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 2);
+  messageDesc(file_nexus_modules_v1_modules_service, 4);
 
 /**
  * Output of ListListings.
@@ -150,7 +206,7 @@ export type ListListingsResponse = Message<"nexus.modules.v1.ListListingsRespons
  * Use `create(ListListingsResponseSchema)` to create a new message.
  */
 export const ListListingsResponseSchema: GenMessage<ListListingsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 3);
+  messageDesc(file_nexus_modules_v1_modules_service, 5);
 
 /**
  * Input of InstallListing.
@@ -171,7 +227,7 @@ export type InstallListingRequest = Message<"nexus.modules.v1.InstallListingRequ
  * Use `create(InstallListingRequestSchema)` to create a new message.
  */
 export const InstallListingRequestSchema: GenMessage<InstallListingRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 4);
+  messageDesc(file_nexus_modules_v1_modules_service, 6);
 
 /**
  * Output of InstallListing.
@@ -192,7 +248,7 @@ export type InstallListingResponse = Message<"nexus.modules.v1.InstallListingRes
  * Use `create(InstallListingResponseSchema)` to create a new message.
  */
 export const InstallListingResponseSchema: GenMessage<InstallListingResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 5);
+  messageDesc(file_nexus_modules_v1_modules_service, 7);
 
 /**
  * Input of RateListing.
@@ -220,7 +276,7 @@ export type RateListingRequest = Message<"nexus.modules.v1.RateListingRequest"> 
  * Use `create(RateListingRequestSchema)` to create a new message.
  */
 export const RateListingRequestSchema: GenMessage<RateListingRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 6);
+  messageDesc(file_nexus_modules_v1_modules_service, 8);
 
 /**
  * Output of RateListing.
@@ -241,7 +297,7 @@ export type RateListingResponse = Message<"nexus.modules.v1.RateListingResponse"
  * Use `create(RateListingResponseSchema)` to create a new message.
  */
 export const RateListingResponseSchema: GenMessage<RateListingResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 7);
+  messageDesc(file_nexus_modules_v1_modules_service, 9);
 
 /**
  * Input of GetRevenue.
@@ -256,7 +312,7 @@ export type GetRevenueRequest = Message<"nexus.modules.v1.GetRevenueRequest"> & 
  * Use `create(GetRevenueRequestSchema)` to create a new message.
  */
 export const GetRevenueRequestSchema: GenMessage<GetRevenueRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 8);
+  messageDesc(file_nexus_modules_v1_modules_service, 10);
 
 /**
  * Output of GetRevenue.
@@ -277,7 +333,7 @@ export type GetRevenueResponse = Message<"nexus.modules.v1.GetRevenueResponse"> 
  * Use `create(GetRevenueResponseSchema)` to create a new message.
  */
 export const GetRevenueResponseSchema: GenMessage<GetRevenueResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 9);
+  messageDesc(file_nexus_modules_v1_modules_service, 11);
 
 /**
  * A marketplace listing.
@@ -375,6 +431,20 @@ export type Listing = Message<"nexus.modules.v1.Listing"> & {
    * @generated from field: google.protobuf.Timestamp published_at = 13;
    */
   publishedAt?: Timestamp | undefined;
+
+  /**
+   * "PENDING_REVIEW", "APPROVED" or "REJECTED" (by a platform operator).
+   *
+   * @generated from field: string status = 14;
+   */
+  status: string;
+
+  /**
+   * The platform operator's feedback.
+   *
+   * @generated from field: string review_feedback = 15;
+   */
+  reviewFeedback: string;
 };
 
 /**
@@ -382,7 +452,7 @@ export type Listing = Message<"nexus.modules.v1.Listing"> & {
  * Use `create(ListingSchema)` to create a new message.
  */
 export const ListingSchema: GenMessage<Listing> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 10);
+  messageDesc(file_nexus_modules_v1_modules_service, 12);
 
 /**
  * Revenue of one listing.
@@ -445,7 +515,7 @@ export type ListingRevenue = Message<"nexus.modules.v1.ListingRevenue"> & {
  * Use `create(ListingRevenueSchema)` to create a new message.
  */
 export const ListingRevenueSchema: GenMessage<ListingRevenue> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 11);
+  messageDesc(file_nexus_modules_v1_modules_service, 13);
 
 /**
  * Input of SubmitModuleVersion.
@@ -473,7 +543,7 @@ export type SubmitModuleVersionRequest = Message<"nexus.modules.v1.SubmitModuleV
  * Use `create(SubmitModuleVersionRequestSchema)` to create a new message.
  */
 export const SubmitModuleVersionRequestSchema: GenMessage<SubmitModuleVersionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 12);
+  messageDesc(file_nexus_modules_v1_modules_service, 14);
 
 /**
  * Output of SubmitModuleVersion.
@@ -494,7 +564,7 @@ export type SubmitModuleVersionResponse = Message<"nexus.modules.v1.SubmitModule
  * Use `create(SubmitModuleVersionResponseSchema)` to create a new message.
  */
 export const SubmitModuleVersionResponseSchema: GenMessage<SubmitModuleVersionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 13);
+  messageDesc(file_nexus_modules_v1_modules_service, 15);
 
 /**
  * Input of BuildModule.
@@ -562,7 +632,7 @@ export type BuildModuleRequest = Message<"nexus.modules.v1.BuildModuleRequest"> 
  * Use `create(BuildModuleRequestSchema)` to create a new message.
  */
 export const BuildModuleRequestSchema: GenMessage<BuildModuleRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 14);
+  messageDesc(file_nexus_modules_v1_modules_service, 16);
 
 /**
  * Output of BuildModule.
@@ -597,7 +667,7 @@ export type BuildModuleResponse = Message<"nexus.modules.v1.BuildModuleResponse"
  * Use `create(BuildModuleResponseSchema)` to create a new message.
  */
 export const BuildModuleResponseSchema: GenMessage<BuildModuleResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 15);
+  messageDesc(file_nexus_modules_v1_modules_service, 17);
 
 /**
  * Input of ReviewModuleVersion.
@@ -639,7 +709,7 @@ export type ReviewModuleVersionRequest = Message<"nexus.modules.v1.ReviewModuleV
  * Use `create(ReviewModuleVersionRequestSchema)` to create a new message.
  */
 export const ReviewModuleVersionRequestSchema: GenMessage<ReviewModuleVersionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 16);
+  messageDesc(file_nexus_modules_v1_modules_service, 18);
 
 /**
  * Output of ReviewModuleVersion.
@@ -660,7 +730,7 @@ export type ReviewModuleVersionResponse = Message<"nexus.modules.v1.ReviewModule
  * Use `create(ReviewModuleVersionResponseSchema)` to create a new message.
  */
 export const ReviewModuleVersionResponseSchema: GenMessage<ReviewModuleVersionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 17);
+  messageDesc(file_nexus_modules_v1_modules_service, 19);
 
 /**
  * Input of ActivateModuleVersion.
@@ -688,7 +758,7 @@ export type ActivateModuleVersionRequest = Message<"nexus.modules.v1.ActivateMod
  * Use `create(ActivateModuleVersionRequestSchema)` to create a new message.
  */
 export const ActivateModuleVersionRequestSchema: GenMessage<ActivateModuleVersionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 18);
+  messageDesc(file_nexus_modules_v1_modules_service, 20);
 
 /**
  * Output of ActivateModuleVersion.
@@ -716,7 +786,7 @@ export type ActivateModuleVersionResponse = Message<"nexus.modules.v1.ActivateMo
  * Use `create(ActivateModuleVersionResponseSchema)` to create a new message.
  */
 export const ActivateModuleVersionResponseSchema: GenMessage<ActivateModuleVersionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 19);
+  messageDesc(file_nexus_modules_v1_modules_service, 21);
 
 /**
  * Input of GetModule.
@@ -737,7 +807,7 @@ export type GetModuleRequest = Message<"nexus.modules.v1.GetModuleRequest"> & {
  * Use `create(GetModuleRequestSchema)` to create a new message.
  */
 export const GetModuleRequestSchema: GenMessage<GetModuleRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 20);
+  messageDesc(file_nexus_modules_v1_modules_service, 22);
 
 /**
  * Output of GetModule.
@@ -758,7 +828,7 @@ export type GetModuleResponse = Message<"nexus.modules.v1.GetModuleResponse"> & 
  * Use `create(GetModuleResponseSchema)` to create a new message.
  */
 export const GetModuleResponseSchema: GenMessage<GetModuleResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 21);
+  messageDesc(file_nexus_modules_v1_modules_service, 23);
 
 /**
  * Input of ListModules.
@@ -786,7 +856,7 @@ export type ListModulesRequest = Message<"nexus.modules.v1.ListModulesRequest"> 
  * Use `create(ListModulesRequestSchema)` to create a new message.
  */
 export const ListModulesRequestSchema: GenMessage<ListModulesRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 22);
+  messageDesc(file_nexus_modules_v1_modules_service, 24);
 
 /**
  * Output of ListModules.
@@ -814,7 +884,7 @@ export type ListModulesResponse = Message<"nexus.modules.v1.ListModulesResponse"
  * Use `create(ListModulesResponseSchema)` to create a new message.
  */
 export const ListModulesResponseSchema: GenMessage<ListModulesResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 23);
+  messageDesc(file_nexus_modules_v1_modules_service, 25);
 
 /**
  * Input of CallTool.
@@ -849,7 +919,7 @@ export type CallToolRequest = Message<"nexus.modules.v1.CallToolRequest"> & {
  * Use `create(CallToolRequestSchema)` to create a new message.
  */
 export const CallToolRequestSchema: GenMessage<CallToolRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 24);
+  messageDesc(file_nexus_modules_v1_modules_service, 26);
 
 /**
  * Output of CallTool.
@@ -891,7 +961,7 @@ export type CallToolResponse = Message<"nexus.modules.v1.CallToolResponse"> & {
  * Use `create(CallToolResponseSchema)` to create a new message.
  */
 export const CallToolResponseSchema: GenMessage<CallToolResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 25);
+  messageDesc(file_nexus_modules_v1_modules_service, 27);
 
 /**
  * Input of SetCredential.
@@ -919,7 +989,7 @@ export type SetCredentialRequest = Message<"nexus.modules.v1.SetCredentialReques
  * Use `create(SetCredentialRequestSchema)` to create a new message.
  */
 export const SetCredentialRequestSchema: GenMessage<SetCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 26);
+  messageDesc(file_nexus_modules_v1_modules_service, 28);
 
 /**
  * Output of SetCredential.
@@ -940,7 +1010,7 @@ export type SetCredentialResponse = Message<"nexus.modules.v1.SetCredentialRespo
  * Use `create(SetCredentialResponseSchema)` to create a new message.
  */
 export const SetCredentialResponseSchema: GenMessage<SetCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 27);
+  messageDesc(file_nexus_modules_v1_modules_service, 29);
 
 /**
  * Input of ListCredentials.
@@ -955,7 +1025,7 @@ export type ListCredentialsRequest = Message<"nexus.modules.v1.ListCredentialsRe
  * Use `create(ListCredentialsRequestSchema)` to create a new message.
  */
 export const ListCredentialsRequestSchema: GenMessage<ListCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 28);
+  messageDesc(file_nexus_modules_v1_modules_service, 30);
 
 /**
  * Output of ListCredentials.
@@ -976,7 +1046,7 @@ export type ListCredentialsResponse = Message<"nexus.modules.v1.ListCredentialsR
  * Use `create(ListCredentialsResponseSchema)` to create a new message.
  */
 export const ListCredentialsResponseSchema: GenMessage<ListCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 29);
+  messageDesc(file_nexus_modules_v1_modules_service, 31);
 
 /**
  * Input of DeleteCredential.
@@ -997,7 +1067,7 @@ export type DeleteCredentialRequest = Message<"nexus.modules.v1.DeleteCredential
  * Use `create(DeleteCredentialRequestSchema)` to create a new message.
  */
 export const DeleteCredentialRequestSchema: GenMessage<DeleteCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 30);
+  messageDesc(file_nexus_modules_v1_modules_service, 32);
 
 /**
  * Output of DeleteCredential.
@@ -1012,7 +1082,7 @@ export type DeleteCredentialResponse = Message<"nexus.modules.v1.DeleteCredentia
  * Use `create(DeleteCredentialResponseSchema)` to create a new message.
  */
 export const DeleteCredentialResponseSchema: GenMessage<DeleteCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 31);
+  messageDesc(file_nexus_modules_v1_modules_service, 33);
 
 /**
  * A stored credential, without its value.
@@ -1040,7 +1110,7 @@ export type CredentialInfo = Message<"nexus.modules.v1.CredentialInfo"> & {
  * Use `create(CredentialInfoSchema)` to create a new message.
  */
 export const CredentialInfoSchema: GenMessage<CredentialInfo> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_modules_service, 32);
+  messageDesc(file_nexus_modules_v1_modules_service, 34);
 
 /**
  * Agent tools as modules: a tenant's registry of versioned modules, each a manifest (tools
@@ -1169,7 +1239,8 @@ export const ModulesService: GenService<{
   },
   /**
    * Publishes an approved version of one of the tenant's modules to the marketplace, with a
-   * license and a price per call. Tenant admins only. A version not APPROVED is
+   * license and a price per call; the listing waits for a platform operator's review
+   * (ReviewListing). Tenant admins only. A version not APPROVED is
    * FAILED_PRECONDITION; publishing the same version again is ALREADY_EXISTS.
    *
    * @generated from rpc nexus.modules.v1.ModulesService.PublishModule
@@ -1180,8 +1251,19 @@ export const ModulesService: GenService<{
     output: typeof PublishModuleResponseSchema;
   },
   /**
-   * Browses the marketplace: listings matching a search (name, summary, description), most
-   * installed first, with paging. Any tenant member.
+   * Approves or rejects a published listing, with feedback. Platform operators only: a
+   * listing is browsable and installable only once approved.
+   *
+   * @generated from rpc nexus.modules.v1.ModulesService.ReviewListing
+   */
+  reviewListing: {
+    methodKind: "unary";
+    input: typeof ReviewListingRequestSchema;
+    output: typeof ReviewListingResponseSchema;
+  },
+  /**
+   * Browses the marketplace: approved listings matching a search (name, summary,
+   * description), most installed first, with paging. Any tenant member.
    *
    * @generated from rpc nexus.modules.v1.ModulesService.ListListings
    */
