@@ -4,6 +4,7 @@ import { benchBackupOutcome } from "./backup.js";
 import { benchEncryptionOutcome } from "./encryption.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
+import { benchModules } from "./modules.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
 import { benchRehydrationOutcome } from "./rehydration.js";
@@ -106,6 +107,50 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
   ["rehydration", (log) => benchRehydrationOutcome(log)],
+  [
+    "modules",
+    async (log) => {
+      const r = await benchModules({ log });
+      const bench = "modules (PGlite)";
+      return {
+        result: r,
+        ratios: [
+          {
+            bench,
+            name: "QuickJS warm call p50 / node:vm new-context call p50",
+            value: r.sandbox.warm.p50 / r.sandbox.nodeVm.p50,
+            unit: "×",
+          },
+          {
+            bench,
+            name: "QuickJS warm call p99 / node:vm new-context call p99",
+            value: r.sandbox.warm.p99 / r.sandbox.nodeVm.p99,
+            unit: "×",
+          },
+          { bench, name: "QuickJS cold start p50 / warm call p50", value: r.sandbox.cold.p50 / r.sandbox.warm.p50, unit: "×" },
+          {
+            bench,
+            name: "QuickJS warm call on the worker pool p50 / node:vm new-context call p50",
+            value: r.sandbox.pooled.p50 / r.sandbox.nodeVm.p50,
+            unit: "×",
+          },
+          {
+            bench,
+            name: "QuickJS warm call on the worker pool p99 / node:vm new-context call p99",
+            value: r.sandbox.pooled.p99 / r.sandbox.nodeVm.p99,
+            unit: "×",
+          },
+          {
+            bench,
+            name: "tool-call overhead in a Run (Run with one tool − Run without, p50) / CallTool RPC p50",
+            value: (r.run.withTool.p50 - r.run.withoutTool.p50) / r.run.callTool.p50,
+            unit: "×",
+          },
+          { bench, name: "Run with one tool call p99 / Run without p99", value: r.run.withTool.p99 / r.run.withoutTool.p99, unit: "×" },
+        ],
+      };
+    },
+  ],
 ];
 
 const run: BenchRun = {

@@ -10,7 +10,7 @@ import { parseMasterKeys } from "../services/kernel/keyring/index.js";
 
 type Obj = Record<string, any>;
 const CHART = "charts/nexus";
-const SERVICES = ["auth", "metering", "ingestion", "retrieval", "agent"];
+const SERVICES = ["auth", "metering", "ingestion", "retrieval", "agent", "modules"];
 
 function helm(args: string[]): { ok: boolean; stdout: string; stderr: string } {
   const r = spawnSync("bash", ["scripts/helm.sh", ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
@@ -89,7 +89,7 @@ describe("helm chart", () => {
     }
     const op = deployments.find((x) => x.metadata.name === "nx-nexus-operator")!;
     expect(op.spec.template.spec.containers[0].args[0]).toBe("operator");
-    expect(of(objs, "PodDisruptionBudget")).toHaveLength(5);
+    expect(of(objs, "PodDisruptionBudget")).toHaveLength(SERVICES.length);
     expect(of(objs, "StatefulSet").map((s) => s.metadata.name)).toEqual(["nx-nexus-nats"]);
     expect(of(objs, "NetworkPolicy")).toHaveLength(1);
     const test = of(objs, "Pod").find((p) => p.metadata.annotations?.["helm.sh/hook"] === "test");
@@ -171,7 +171,7 @@ describe("helm chart", () => {
       items: [{ key: "keys", path: "master-keys" }],
     });
     expect(auth.spec.replicas).toBeUndefined();
-    expect(of(objs, "HorizontalPodAutoscaler")).toHaveLength(5);
+    expect(of(objs, "HorizontalPodAutoscaler")).toHaveLength(SERVICES.length);
     expect(of(objs, "StatefulSet")).toEqual([]);
     expect(of(objs, "ServiceMonitor")).toHaveLength(1);
     const dashboards = of(objs, "ConfigMap").filter((c) => c.metadata.labels?.grafana_dashboard === "1");

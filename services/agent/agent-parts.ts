@@ -5,6 +5,7 @@ import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createGrpcCorpusSettings } from "./adapters/grpc-corpus-settings.js";
 import { createGrpcQuotaGate } from "./adapters/grpc-quota-gate.js";
 import { createGrpcRetriever } from "./adapters/grpc-retriever.js";
+import { createGrpcTools } from "./adapters/grpc-tools.js";
 import { createPostgresSessionRepository } from "./adapters/postgres-session-repository.js";
 import { AgentHandler } from "./agent-handler.js";
 import { type AgentSettings, agentSettingsFromConfig } from "./agent-settings.js";
@@ -72,7 +73,11 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
     db: ctx.db,
     bus: ctx.bus,
     clock: ctx.clock,
-    transports: { retrieval: () => ctx.peers.transport("retrieval"), metering: () => ctx.peers.transport("metering") },
+    transports: {
+      retrieval: () => ctx.peers.transport("retrieval"),
+      metering: () => ctx.peers.transport("metering"),
+      modules: () => ctx.peers.transport("modules"),
+    },
   };
   const metrics = runMetrics();
   const { providers, unconfigured } = modelProviders(settings);
@@ -107,6 +112,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
     db: options.db,
     sessions: createPostgresSessionRepository(sessionsCipher),
     retriever: createGrpcRetriever(options.transports.retrieval),
+    tools: createGrpcTools(options.transports.modules),
     quota: createGrpcQuotaGate(options.transports.metering),
     corpusSettings: createGrpcCorpusSettings(options.transports.retrieval),
     providers: registry,

@@ -7,6 +7,7 @@ import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { EventStoreService } from "../../gen/nexus/eventstore/v1/event_store_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
+import { ModulesService } from "../../gen/nexus/modules/v1/modules_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { type RetryPolicy, retryInterceptor } from "./retry.js";
 
@@ -48,6 +49,7 @@ export interface NexusClient {
   audit: Client<typeof AuditService>;
   /** The event store: live change feed (WatchEvents) and event catalogue. */
   events: Client<typeof EventStoreService>;
+  modules: Client<typeof ModulesService>;
   /** The underlying transport, for calling health or other services. */
   transport: Transport;
 }
@@ -88,6 +90,7 @@ export function createNexusClient(options: NexusClientOptions = {}): NexusClient
     agent: createClient(AgentService, transport),
     audit: createClient(AuditService, transport),
     events: createClient(EventStoreService, transport),
+    modules: createClient(ModulesService, transport),
     transport,
   };
 }

@@ -11,6 +11,7 @@ import { ingestCommand } from "./ingest.js";
 import { keyringCommands } from "./keyring.js";
 import { keysCommands } from "./keys.js";
 import { migrateCommand } from "./migrate.js";
+import { modulesCommands } from "./modules.js";
 import { operatorCommand } from "./operator.js";
 import { projectionsCommands } from "./projections.js";
 import { quotaCommands } from "./quota.js";
@@ -45,6 +46,7 @@ export const commands: readonly Command[] = [
   searchCommand,
   ...keyringCommands,
   ...backupCommands,
+  ...modulesCommands,
 ];
 
 /** The commands as a Markdown table (README). */
