@@ -235,7 +235,7 @@ function corsOrigins(raw: string): CorsOrigins {
 }
 
 /** The five Nexus services `nexus serve` can run. */
-export const SERVICE_NAMES = ["auth", "metering", "ingestion", "retrieval", "agent"] as const;
+export const SERVICE_NAMES = ["auth", "metering", "ingestion", "retrieval", "agent", "integration"] as const;
 /** One of {@link SERVICE_NAMES}. */
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
@@ -407,6 +407,37 @@ const VARIABLES = {
     unsetMeaning: "(unset: this process, when it hosts agent)",
     description: "Base URL of the agent service for calls from other services, e.g. http://nexus-agent:8080.",
     parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  integrationUrl: variable<string | undefined>({
+    name: "NEXUS_INTEGRATION_URL",
+    default: undefined,
+    unsetMeaning: "(unset: this process, when it hosts integration)",
+    description: "Base URL of the integration service for calls from other services, e.g. http://nexus-integration:8080.",
+    parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  integrationMaxRetries: variable({
+    name: "NEXUS_INTEGRATION_MAX_RETRIES",
+    default: "10",
+    description: "Retries of a failing integration delivery (exponential backoff with jitter) before it goes to the dead-letter queue.",
+    parse: integer(0, 100),
+  }),
+  integrationRetryInitialMs: variable({
+    name: "NEXUS_INTEGRATION_RETRY_INITIAL_MS",
+    default: "1000",
+    description: "First retry delay of a failing integration delivery (doubling up to NEXUS_INTEGRATION_RETRY_MAX_MS).",
+    parse: integer(10, 3_600_000),
+  }),
+  integrationRetryMaxMs: variable({
+    name: "NEXUS_INTEGRATION_RETRY_MAX_MS",
+    default: "300000",
+    description: "Longest retry delay of a failing integration delivery.",
+    parse: integer(10, 86_400_000),
+  }),
+  integrationConcurrency: variable({
+    name: "NEXUS_INTEGRATION_CONCURRENCY",
+    default: "8",
+    description: "Integration deliveries (and messages per workflow) handled at once per process.",
+    parse: integer(1, 256),
   }),
   writeFreezeFile: variable({
     name: "NEXUS_WRITE_FREEZE_FILE",

@@ -1,4 +1,5 @@
 import { agentService } from "../agent/server.js";
+import { integrationService } from "../integration/server.js";
 import { auditService } from "../audit/server.js";
 import { authService } from "../auth/server.js";
 import type { ServiceName } from "../kernel/config.js";
@@ -11,7 +12,7 @@ import { meteringService } from "../metering/server.js";
  * runs (`nexus serve --service <role>`, NEXUS_SERVICES; `nexus dev`: all): auth; metering with
  * audit (audit is deployed in the metering role); knowledge as ingestion and/or retrieval; agent.
  */
-export const SERVICES: readonly ServiceDefinition[] = [authService, meteringService, auditService, knowledgeService, agentService];
+export const SERVICES: readonly ServiceDefinition[] = [authService, meteringService, auditService, knowledgeService, agentService, integrationService];
 
 /** The services a process running `roles` hosts, in mount order. */
 export function servicesFor(roles: readonly ServiceName[]): ServiceDefinition[] {

@@ -1,0 +1,35 @@
+import type { Logger } from "pino";
+import type { FieldMapping, MqttMessage, MqttSource, MqttSourceConfig, SqlConnection, SqlDestination } from "./connectors/ports.js";
+
+/**
+ * The connector library (services/integration/connectors/, built beside this service) reached
+ * through its entry points, loaded on first use: the SQL destinations, the field mapping module
+ * and the MQTT source client.
+ */
+export interface Connectors {
+  createSqlDestination(conn: SqlConnection, options?: { logger?: Logger }): SqlDestination;
+  applyMappings(mappings: FieldMapping[], input: Record<string, unknown>, opts?: { partial?: boolean }): Record<string, unknown>;
+  validateMappings(mappings: FieldMapping[]): string[];
+  startMqttSource(config: MqttSourceConfig, onMessage: (m: MqttMessage) => Promise<void>, options: { logger: Logger }): MqttSource;
+}
+
+// Module paths as values: the library lands in its own branch, this service only needs its entry points.
+const SQL_MODULE = "./connectors/sql/index.js";
+const MAPPING_MODULE = "./connectors/mapping.js";
+const MQTT_MODULE = "./connectors/mqtt/index.js";
+
+let loaded: Promise<Connectors> | undefined;
+
+/** The connector library (loaded once). */
+export function connectors(): Promise<Connectors> {
+  loaded ??= (async () => {
+    const [sql, mapping, mqtt] = await Promise.all([import(SQL_MODULE), import(MAPPING_MODULE), import(MQTT_MODULE)]);
+    return {
+      createSqlDestination: sql.createSqlDestination,
+      applyMappings: mapping.applyMappings,
+      validateMappings: mapping.validateMappings,
+      startMqttSource: mqtt.startMqttSource,
+    } as Connectors;
+  })();
+  return loaded;
+}
