@@ -1,9 +1,9 @@
-import type { Logger } from "pino";
-import type { HttpRoute } from "../kernel/server/service-module.js";
-import { type NodeRequest, type NodeResponse, plain } from "../kernel/server/node-http.js";
-import { errorReason } from "../kernel/errors.js";
-import type { Database } from "../kernel/db/ports.js";
 import { ConnectError } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import type { Database } from "../kernel/db/ports.js";
+import { errorReason } from "../kernel/errors.js";
+import { type NodeRequest, type NodeResponse, plain } from "../kernel/server/node-http.js";
+import type { HttpRoute } from "../kernel/server/service-module.js";
 import { store } from "./adapters/postgres.js";
 import { appKeyDigest } from "./domain/app-key.js";
 import type { IntegrationApplication } from "./integration-application.js";
@@ -57,7 +57,11 @@ export function ingressRoutes(o: { db: Database; app: IntegrationApplication; lo
     } catch (err) {
       const status = (err as { status?: number }).status;
       if (status) {
-        send(res, status, { code: status === 401 ? "unauthenticated" : "invalid_argument", reason: (err as { reason?: string }).reason ?? "INVALID_ARGUMENT", message: (err as Error).message });
+        send(res, status, {
+          code: status === 401 ? "unauthenticated" : "invalid_argument",
+          reason: (err as { reason?: string }).reason ?? "INVALID_ARGUMENT",
+          message: (err as Error).message,
+        });
         return;
       }
       if (err instanceof ConnectError) {
@@ -91,7 +95,8 @@ export function ingressRoutes(o: { db: Database; app: IntegrationApplication; lo
           if (!wf || wf.sourceAppId !== app.id)
             throw Object.assign(new Error(`no workflow ${id} reads from this app`), { status: 404, reason: "NOT_FOUND" });
           const body = await readJson(req, o.maxBytes);
-          if (typeof body !== "object" || body === null || Array.isArray(body)) throw Object.assign(new Error("the body must be a JSON object"), { status: 400 });
+          if (typeof body !== "object" || body === null || Array.isArray(body))
+            throw Object.assign(new Error("the body must be a JSON object"), { status: 400 });
           return o.app.execute(app.tenantId, id, body as Record<string, unknown>, header(req, "x-message-id"), `app:${app.id}`);
         }),
     },

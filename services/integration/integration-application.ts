@@ -113,7 +113,9 @@ export class IntegrationApplication {
     const id = newId();
     const key = generateAppKey(id);
     const secret = input.encryptionRequired ? newMasterSecret() : "";
-    const masterSecrets: Record<string, string> = secret ? { "1": await this.o.keyring.sealText({ tenantId: a.tenantId, purpose: PURPOSE.appSecret }, secret) } : {};
+    const masterSecrets: Record<string, string> = secret
+      ? { "1": await this.o.keyring.sealText({ tenantId: a.tenantId, purpose: PURPOSE.appSecret }, secret) }
+      : {};
     const row: AppRow = {
       id,
       tenantId: a.tenantId,
@@ -157,7 +159,12 @@ export class IntegrationApplication {
     return store.apps(this.o.db, tenantId);
   }
 
-  private async changeApp<R>(a: Actor, appId: string, change: string, fn: (row: AppRow) => Promise<{ row: AppRow; digest?: Buffer; result: R }>): Promise<R> {
+  private async changeApp<R>(
+    a: Actor,
+    appId: string,
+    change: string,
+    fn: (row: AppRow) => Promise<{ row: AppRow; digest?: Buffer; result: R }>,
+  ): Promise<R> {
     try {
       return await this.o.db.transaction(async (tx) => {
         const row = await store.app(tx, a.tenantId, appId, true);
@@ -196,7 +203,13 @@ export class IntegrationApplication {
       const masterSecrets: Record<string, string> = {};
       for (const [v, s] of Object.entries(row.masterSecrets)) if (Number(v) >= retireBefore) masterSecrets[v] = s;
       masterSecrets[String(version)] = sealed;
-      const next = { ...row, keyVersion: version, retiredBefore: Math.max(row.retiredBefore, retireBefore), masterSecrets, encryptionRequired: true };
+      const next = {
+        ...row,
+        keyVersion: version,
+        retiredBefore: Math.max(row.retiredBefore, retireBefore),
+        masterSecrets,
+        encryptionRequired: true,
+      };
       return { row: next, result: { version, secret } };
     });
   }
@@ -223,7 +236,11 @@ export class IntegrationApplication {
       try {
         const kv = envelopeVersion(payload);
         const sealed = kv >= app.retiredBefore ? app.masterSecrets[String(kv)] : undefined;
-        if (!sealed) throw new EnvelopeError("payload.kv", `master secret version ${kv} of this app is unknown or retired (current: ${app.keyVersion})`);
+        if (!sealed)
+          throw new EnvelopeError(
+            "payload.kv",
+            `master secret version ${kv} of this app is unknown or retired (current: ${app.keyVersion})`,
+          );
         const secret = await this.o.keyring.openText({ tenantId: app.tenantId, purpose: PURPOSE.appSecret }, sealed);
         data = openPayload(app.id, secret, payload);
       } catch (err) {
@@ -239,15 +256,30 @@ export class IntegrationApplication {
       const first = problems[0] as { field: string; message: string };
       throw domainError(
         "INVALID_ARGUMENT",
-        `payload.${first.field} ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more: ${problems.slice(1).map((p) => p.field).join(", ")})` : ""}`,
+        `payload.${first.field} ${first.message}${
+          problems.length > 1
+            ? ` (and ${problems.length - 1} more: ${problems
+                .slice(1)
+                .map((p) => p.field)
+                .join(", ")})`
+            : ""
+        }`,
         { field: `payload.${first.field}` },
       );
     }
-    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, (tx) => store.workflowsFed(tx, app.tenantId, { appId: app.id }));
+    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, (tx) =>
+      store.workflowsFed(tx, app.tenantId, { appId: app.id }),
+    );
   }
 
   /** Queues one message for one workflow (ExecuteWorkflow, `POST /execute/<id>`). */
-  async execute(tenantId: string, workflowId: string, payload: Record<string, unknown>, clientMessageId: string, actor: string): Promise<Accepted> {
+  async execute(
+    tenantId: string,
+    workflowId: string,
+    payload: Record<string, unknown>,
+    clientMessageId: string,
+    actor: string,
+  ): Promise<Accepted> {
     return this.accept(tenantId, `execute:${workflowId}`, payload, clientMessageId, actor, async (tx) => {
       const wf = await store.workflow(tx, tenantId, workflowId);
       if (!wf) throw notFound("workflow", workflowId);
@@ -257,7 +289,10 @@ export class IntegrationApplication {
 
   /** Queues an MQTT message for the workflows its source feeds. */
   async acceptMqtt(source: MqttRow, payload: unknown, topic: string): Promise<Accepted> {
-    const data = typeof payload === "object" && payload !== null && !Array.isArray(payload) ? (payload as Record<string, unknown>) : { value: payload };
+    const data =
+      typeof payload === "object" && payload !== null && !Array.isArray(payload)
+        ? (payload as Record<string, unknown>)
+        : { value: payload };
     return this.accept(source.tenantId, `mqtt:${source.id}`, { ...data, _topic: topic }, randomUUID(), `mqtt:${source.id}`, (tx) =>
       store.workflowsFed(tx, source.tenantId, { mqttId: source.id }),
     );
@@ -274,12 +309,26 @@ export class IntegrationApplication {
     const dedupeKey = clientMessageId ? `cid:${clientMessageId}` : `sha1:${createHash("sha1").update(canonicalJson(data)).digest("hex")}`;
     return this.o.db.transaction(async (tx) => {
       const wfs = await workflows(tx);
-      const claim = await store.claimMessage(tx, { tenantId, source, dedupeKey, messageId: randomUUID(), now: this.o.clock(), windowMs: DEDUPE_WINDOW_MS });
+      const claim = await store.claimMessage(tx, {
+        tenantId,
+        source,
+        dedupeKey,
+        messageId: randomUUID(),
+        now: this.o.clock(),
+        windowMs: DEDUPE_WINDOW_MS,
+      });
       if (claim.duplicate) return { messageId: claim.messageId, duplicate: true, workflows: 0 };
       const events: NewEvent[] = wfs.map((wf) =>
         eventOf(
           WorkflowMessageAcceptedSchema,
-          { tenantId, messageId: claim.messageId, workflowId: wf.id, workflowVersion: wf.currentVersion, source, payload: data as JsonObject },
+          {
+            tenantId,
+            messageId: claim.messageId,
+            workflowId: wf.id,
+            workflowVersion: wf.currentVersion,
+            source,
+            payload: data as JsonObject,
+          },
           { topic: workflowTopic(wf.id) },
         ),
       );
@@ -294,7 +343,15 @@ export class IntegrationApplication {
     const kind = kindOf(config);
     const { config: clear, secret } = splitSecret(config);
     const sealed = secret ? await this.o.keyring.sealText({ tenantId: a.tenantId, purpose: PURPOSE.destination }, secret) : null;
-    const row: DestinationRow = { id: newId(), tenantId: a.tenantId, name, kind, config: clear, sealedSecret: sealed, createdAt: this.o.clock() };
+    const row: DestinationRow = {
+      id: newId(),
+      tenantId: a.tenantId,
+      name,
+      kind,
+      config: clear,
+      sealedSecret: sealed,
+      createdAt: this.o.clock(),
+    };
     try {
       await this.o.db.transaction(async (tx) => {
         await store.insertDestination(tx, row);
@@ -326,7 +383,9 @@ export class IntegrationApplication {
     await this.o.db.transaction(async (tx) => {
       const users = await store.workflowsUsing(tx, a.tenantId, id);
       if (users.length > 0)
-        throw domainError("FAILED_PRECONDITION", `destination ${id} is used by workflow(s) ${users.join(", ")}: change them first`, { destination_id: id });
+        throw domainError("FAILED_PRECONDITION", `destination ${id} is used by workflow(s) ${users.join(", ")}: change them first`, {
+          destination_id: id,
+        });
       const row = await store.deleteDestination(tx, a.tenantId, id);
       if (!row) throw notFound("destination", id);
       await recordFacts(
@@ -341,7 +400,9 @@ export class IntegrationApplication {
 
   /** A destination with its secret opened (for delivering and testing). */
   async openDestination(row: DestinationRow): Promise<DestinationRecord> {
-    const secret = row.sealedSecret ? await this.o.keyring.openText({ tenantId: row.tenantId, purpose: PURPOSE.destination }, row.sealedSecret) : "";
+    const secret = row.sealedSecret
+      ? await this.o.keyring.openText({ tenantId: row.tenantId, purpose: PURPOSE.destination }, row.sealedSecret)
+      : "";
     return { id: row.id, tenantId: row.tenantId, name: row.name, kind: row.kind, config: row.config, secret };
   }
 
@@ -360,7 +421,14 @@ export class IntegrationApplication {
       const first = problems[0] as { field: string; message: string };
       throw domainError(
         "INVALID_ARGUMENT",
-        `${first.field}: ${first.message}${problems.length > 1 ? ` (and ${problems.length - 1} more problem(s): ${problems.slice(1).map((p) => p.field).join(", ")})` : ""}`,
+        `${first.field}: ${first.message}${
+          problems.length > 1
+            ? ` (and ${problems.length - 1} more problem(s): ${problems
+                .slice(1)
+                .map((p) => p.field)
+                .join(", ")})`
+            : ""
+        }`,
         { field: first.field },
       );
     }
@@ -386,7 +454,14 @@ export class IntegrationApplication {
 
   async createWorkflow(a: Actor, name: string, def: WorkflowDefinition): Promise<WorkflowRow> {
     await this.checked(a.tenantId, def);
-    const row: WorkflowRow = { id: newId(), tenantId: a.tenantId, name, currentVersion: 1, ...this.rowFields(def), createdAt: this.o.clock() };
+    const row: WorkflowRow = {
+      id: newId(),
+      tenantId: a.tenantId,
+      name,
+      currentVersion: 1,
+      ...this.rowFields(def),
+      createdAt: this.o.clock(),
+    };
     try {
       await this.o.db.transaction(async (tx) => {
         await store.insertWorkflow(tx, row);
@@ -421,19 +496,32 @@ export class IntegrationApplication {
 
   async versions(tenantId: string, id: string) {
     const row = await this.getWorkflow(tenantId, id);
-    return (await store.versions(this.o.db, row.id)).map((v) => ({ ...v, definition: fromJson(WorkflowDefinitionSchema, v.definition, { ignoreUnknownFields: true }) }));
+    return (await store.versions(this.o.db, row.id)).map((v) => ({
+      ...v,
+      definition: fromJson(WorkflowDefinitionSchema, v.definition, { ignoreUnknownFields: true }),
+    }));
   }
 
-  private async newVersion(a: Actor, id: string, change: string, def: () => Promise<WorkflowDefinition>, expected = 0): Promise<WorkflowRow> {
+  private async newVersion(
+    a: Actor,
+    id: string,
+    change: string,
+    def: () => Promise<WorkflowDefinition>,
+    expected = 0,
+  ): Promise<WorkflowRow> {
     const d = await def();
     await this.checked(a.tenantId, d);
     return this.o.db.transaction(async (tx) => {
       const row = await store.workflow(tx, a.tenantId, id, true);
       if (!row) throw notFound("workflow", id);
       if (expected && row.currentVersion !== expected)
-        throw domainError("CONCURRENCY_CONFLICT", `workflow ${id} is at version ${row.currentVersion}, not ${expected}: reload and edit again`, {
-          current_version: row.currentVersion,
-        });
+        throw domainError(
+          "CONCURRENCY_CONFLICT",
+          `workflow ${id} is at version ${row.currentVersion}, not ${expected}: reload and edit again`,
+          {
+            current_version: row.currentVersion,
+          },
+        );
       const next: WorkflowRow = { ...row, ...this.rowFields(d), currentVersion: row.currentVersion + 1 };
       await store.insertVersion(tx, id, next.currentVersion, toJson(WorkflowDefinitionSchema, d), a.actor);
       await store.updateWorkflow(tx, next);
@@ -463,7 +551,10 @@ export class IntegrationApplication {
 
   // ---- MQTT sources ----
 
-  async createMqtt(a: Actor, input: Omit<MqttRow, "id" | "tenantId" | "sealedPassword" | "createdAt"> & { password: string }): Promise<MqttRow> {
+  async createMqtt(
+    a: Actor,
+    input: Omit<MqttRow, "id" | "tenantId" | "sealedPassword" | "createdAt"> & { password: string },
+  ): Promise<MqttRow> {
     const { password, ...rest } = input;
     const sealed = password ? await this.o.keyring.sealText({ tenantId: a.tenantId, purpose: PURPOSE.mqtt }, password) : null;
     const row: MqttRow = { ...rest, id: newId(), tenantId: a.tenantId, sealedPassword: sealed, createdAt: this.o.clock() };
@@ -511,7 +602,9 @@ export class IntegrationApplication {
 
   /** The MQTT password opened. */
   mqttPassword(row: MqttRow): Promise<string> {
-    return row.sealedPassword ? this.o.keyring.openText({ tenantId: row.tenantId, purpose: PURPOSE.mqtt }, row.sealedPassword) : Promise.resolve("");
+    return row.sealedPassword
+      ? this.o.keyring.openText({ tenantId: row.tenantId, purpose: PURPOSE.mqtt }, row.sealedPassword)
+      : Promise.resolve("");
   }
 
   // ---- the runner ----
@@ -568,7 +661,8 @@ export class IntegrationApplication {
           ...(m.payload !== undefined ? { payload: m.payload } : {}),
         }),
       );
-      for (const [i, t] of def.targets.entries()) await this.record(tx, { ...base, target: `t${i}`, destinationId: t.destinationId }, "pending", 0, 0);
+      for (const [i, t] of def.targets.entries())
+        await this.record(tx, { ...base, target: `t${i}`, destinationId: t.destinationId }, "pending", 0, 0);
       await recordFacts(tx, `integration_message-${m.messageId}`, events, { metadata: event.metadata });
       return;
     }
@@ -578,9 +672,18 @@ export class IntegrationApplication {
   /** One fan-out delivery. Retryable failures throw (the bus retries with backoff, then dead-letters). */
   async handleDelivery(event: DeliveredEvent, tx: Tx): Promise<void> {
     const d = payloadOf(DeliveryRequestedSchema, event);
-    const key = { tenantId: d.tenantId, messageId: d.messageId, workflowId: d.workflowId, version: d.workflowVersion, target: `t${d.targetIndex}`, destinationId: d.destinationId };
+    const key = {
+      tenantId: d.tenantId,
+      messageId: d.messageId,
+      workflowId: d.workflowId,
+      version: d.workflowVersion,
+      target: `t${d.targetIndex}`,
+      destinationId: d.destinationId,
+    };
     const found = await store.version(tx, d.workflowId, d.workflowVersion);
-    const target = found ? fromJson(WorkflowDefinitionSchema, found.definition, { ignoreUnknownFields: true }).targets[d.targetIndex] : undefined;
+    const target = found
+      ? fromJson(WorkflowDefinitionSchema, found.definition, { ignoreUnknownFields: true }).targets[d.targetIndex]
+      : undefined;
     if (!target) return; // workflow deleted
     const destRow = await store.destination(tx, d.tenantId, d.destinationId);
     if (!destRow) {
@@ -588,14 +691,15 @@ export class IntegrationApplication {
       return;
     }
     const input = d.payload ?? null;
-    if (target.condition && !(await evaluate(target.condition, input).catch(() => false))) {
+    const bindings = { messageId: d.messageId, workflowId: d.workflowId };
+    if (target.condition && !(await evaluate(target.condition, input, bindings).catch(() => false))) {
       await this.record(tx, key, "skipped", event.deliveryCount, 0, "condition false");
       return;
     }
     const started = performance.now();
     try {
       const dest = await this.openDestination(destRow);
-      const r = await this.o.drivers.deliver(dest, target, input, { idempotencyKey: `${d.messageId}-${d.targetIndex}` });
+      const r = await this.o.drivers.deliver(dest, target, input, { idempotencyKey: `${d.messageId}-${d.targetIndex}`, bindings });
       await this.record(tx, key, "succeeded", event.deliveryCount, Math.round(performance.now() - started), "", r.detail);
     } catch (err) {
       const latency = Math.round(performance.now() - started);
@@ -622,10 +726,16 @@ export class IntegrationApplication {
     const steps = def.steps;
     const index = new Map(steps.map((s, i) => [s.name, i]));
     let data: unknown = input;
+    const bindings = { messageId: base.messageId, workflowId: base.workflowId };
     let i = 0;
     for (let guard = 0; i >= 0 && i < steps.length && guard < 1_000; guard++) {
       const step = steps[i] as (typeof steps)[number];
-      const key = { ...base, target: `s:${step.name}`, step: step.name, ...(step.target ? { destinationId: step.target.destinationId } : {}) };
+      const key = {
+        ...base,
+        target: `s:${step.name}`,
+        step: step.name,
+        ...(step.target ? { destinationId: step.target.destinationId } : {}),
+      };
       const tries = step.onError === OnError.RETRY ? (step.maxRetries || 3) + 1 : 1;
       let next = step.nextStep === "end" ? -1 : step.nextStep ? (index.get(step.nextStep) ?? -1) : i + 1;
       let attempt = 0;
@@ -640,18 +750,28 @@ export class IntegrationApplication {
               const target = step.target;
               const row = target ? await store.destination(tx, base.tenantId, target.destinationId) : undefined;
               if (!target || !row) throw new ConnectorError("INVALID_DESTINATION_CONFIG", "the step's destination no longer exists");
-              const r = await this.o.drivers.deliver(await this.openDestination(row), target, data, { idempotencyKey: `${base.messageId}-${step.name}` });
-              if (data && typeof data === "object" && !Array.isArray(data) && r.output !== undefined) data = { ...(data as object), [step.name]: r.output };
+              const r = await this.o.drivers.deliver(await this.openDestination(row), target, data, {
+                idempotencyKey: `${base.messageId}-${step.name}`,
+                bindings,
+              });
+              if (data && typeof data === "object" && !Array.isArray(data) && r.output !== undefined)
+                data = { ...(data as object), [step.name]: r.output };
               outcome = { ok: true, detail: r.detail };
               break;
             }
             case StepType.TRANSFORM:
-              data = await evaluate(step.expression, data);
+              data = await evaluate(step.expression, data, bindings);
               outcome = { ok: true, detail: {} };
               break;
             case StepType.CONDITION: {
-              const value = Boolean(await evaluate(step.expression, data));
-              next = value ? (step.thenStep ? (index.get(step.thenStep) ?? -1) : i + 1) : step.elseStep && step.elseStep !== "end" ? (index.get(step.elseStep) ?? -1) : -1;
+              const value = Boolean(await evaluate(step.expression, data, bindings));
+              next = value
+                ? step.thenStep
+                  ? (index.get(step.thenStep) ?? -1)
+                  : i + 1
+                : step.elseStep && step.elseStep !== "end"
+                  ? (index.get(step.elseStep) ?? -1)
+                  : -1;
               outcome = { ok: true, detail: { result: value } };
               break;
             }
@@ -671,7 +791,8 @@ export class IntegrationApplication {
           const ce = err instanceof ConnectorError ? err : undefined;
           if (!ce && !(err instanceof Error && err.name === "TimeoutError")) throw err; // not the step's fault: the bus retries the message
           outcome = { ok: false, error: `${ce?.reason ?? "TIMEOUT"}: ${(err as Error).message}` };
-          if (attempt < tries) await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, { initialMs: 200, maxMs: 5_000, jitter: true })));
+          if (attempt < tries)
+            await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, { initialMs: 200, maxMs: 5_000, jitter: true })));
         }
       }
       const latency = Math.round(performance.now() - started);

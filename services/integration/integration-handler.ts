@@ -1,4 +1,5 @@
 import type { JsonObject } from "@bufbuild/protobuf";
+import { fromJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { IntegrationService } from "../../gen/nexus/integration/v1/integration_service_pb.js";
@@ -10,7 +11,6 @@ import {
   type PayloadFormat,
   type WorkflowDefinition,
 } from "../../gen/nexus/integration/v1/resources_pb.js";
-import { fromJson } from "@bufbuild/protobuf";
 import { principalOf, tenantScope } from "../kernel/authz/tenant-scope.js";
 import type { Database } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
@@ -63,7 +63,11 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
 
   async createSenderApp(req: { tenantId: string; name: string; fields: FieldSpec[]; encryptionRequired: boolean }, ctx: HandlerContext) {
     const a = actorOf(ctx, req.tenantId);
-    const r = await this.d.app.createApp(a, { name: req.name, fields: fieldsFromProto(req.fields), encryptionRequired: req.encryptionRequired });
+    const r = await this.d.app.createApp(a, {
+      name: req.name,
+      fields: fieldsFromProto(req.fields),
+      encryptionRequired: req.encryptionRequired,
+    });
     return { app: appToProto(r.app), appKey: r.appKey, masterSecret: r.masterSecret };
   }
   async getSenderApp(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
@@ -121,12 +125,20 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     }
     if (!req.config?.kind.case) throw domainError("INVALID_ARGUMENT", "set destination_id or config", { field: "config" });
     const c = req.config;
-    const secret = c.kind.case === "rest" ? c.kind.value.secret : c.kind.case === "sql" ? c.kind.value.password : c.kind.case === "corpus" ? c.kind.value.apiKey : "";
+    const secret =
+      c.kind.case === "rest"
+        ? c.kind.value.secret
+        : c.kind.case === "sql"
+          ? c.kind.value.password
+          : c.kind.case === "corpus"
+            ? c.kind.value.apiKey
+            : "";
     return this.d.drivers.test(kindOf(c), c, secret);
   }
   private async sqlDestination(tenantId: string, id: string) {
     const row = await this.d.app.getDestination(tenantId, id);
-    if (row.kind !== "sql") throw domainError("FAILED_PRECONDITION", `destination ${id} is a ${row.kind} destination, not a database`, { destination_id: id });
+    if (row.kind !== "sql")
+      throw domainError("FAILED_PRECONDITION", `destination ${id} is a ${row.kind} destination, not a database`, { destination_id: id });
     return this.d.app.openDestination(row);
   }
   private async browse<T>(fn: () => Promise<T>): Promise<T> {
@@ -169,7 +181,10 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     }
     return { workflows: out };
   }
-  async updateWorkflow(req: { tenantId: string; workflowId: string; definition?: WorkflowDefinition | undefined; expectedVersion: number }, ctx: HandlerContext) {
+  async updateWorkflow(
+    req: { tenantId: string; workflowId: string; definition?: WorkflowDefinition | undefined; expectedVersion: number },
+    ctx: HandlerContext,
+  ) {
     const def = req.definition;
     if (!def) throw domainError("INVALID_ARGUMENT", "definition is required", { field: "definition" });
     const row = await this.d.app.updateWorkflow(actorOf(ctx, req.tenantId), req.workflowId, def, req.expectedVersion);
@@ -182,7 +197,14 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
   }
   async listWorkflowVersions(req: { tenantId: string; workflowId: string }, ctx: HandlerContext) {
     const versions = await this.d.app.versions(actorOf(ctx, req.tenantId).tenantId, req.workflowId);
-    return { versions: versions.map((v) => ({ version: v.version, definition: v.definition, createTime: timestampFromDate(v.createdAt), createdBy: v.createdBy })) };
+    return {
+      versions: versions.map((v) => ({
+        version: v.version,
+        definition: v.definition,
+        createTime: timestampFromDate(v.createdAt),
+        createdBy: v.createdBy,
+      })),
+    };
   }
   async deleteWorkflow(req: { tenantId: string; workflowId: string }, ctx: HandlerContext) {
     await this.d.app.deleteWorkflow(actorOf(ctx, req.tenantId), req.workflowId);
@@ -190,7 +212,16 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
   }
 
   async createMqttSource(
-    req: { tenantId: string; name: string; url: string; username: string; password: string; topics: string[]; qos: number; format: PayloadFormat },
+    req: {
+      tenantId: string;
+      name: string;
+      url: string;
+      username: string;
+      password: string;
+      topics: string[];
+      qos: number;
+      format: PayloadFormat;
+    },
     ctx: HandlerContext,
   ) {
     const row = await this.d.app.createMqtt(actorOf(ctx, req.tenantId), {
@@ -209,7 +240,9 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     return { source: mqttToProto(row, this.d.mqtt.status(row.id)) };
   }
   async listMqttSources(req: { tenantId: string }, ctx: HandlerContext) {
-    return { sources: (await this.d.app.listMqtt(actorOf(ctx, req.tenantId).tenantId)).map((m) => mqttToProto(m, this.d.mqtt.status(m.id))) };
+    return {
+      sources: (await this.d.app.listMqtt(actorOf(ctx, req.tenantId).tenantId)).map((m) => mqttToProto(m, this.d.mqtt.status(m.id))),
+    };
   }
   async deleteMqttSource(req: { tenantId: string; sourceId: string }, ctx: HandlerContext) {
     await this.d.app.deleteMqtt(actorOf(ctx, req.tenantId), req.sourceId);
@@ -217,7 +250,15 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
   }
 
   async listExecutions(
-    req: { tenantId: string; workflowId: string; messageId: string; destinationId: string; status: ExecutionStatus; pageSize: number; pageToken: string },
+    req: {
+      tenantId: string;
+      workflowId: string;
+      messageId: string;
+      destinationId: string;
+      status: ExecutionStatus;
+      pageSize: number;
+      pageToken: string;
+    },
     ctx: HandlerContext,
   ) {
     const tenantId = actorOf(ctx, req.tenantId).tenantId;
@@ -255,10 +296,14 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
       if (rows.length === 0)
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, interval);
-          ctx.signal.addEventListener("abort", () => {
-            clearTimeout(t);
-            resolve();
-          }, { once: true });
+          ctx.signal.addEventListener(
+            "abort",
+            () => {
+              clearTimeout(t);
+              resolve();
+            },
+            { once: true },
+          );
         });
     }
   }

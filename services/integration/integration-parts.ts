@@ -16,6 +16,7 @@ export interface IntegrationParts extends ServiceParts {
   app: IntegrationApplication;
   drivers: DestinationDrivers;
   mqtt: MqttRunner;
+  handler: IntegrationHandler;
   /** Subscribes the consumers of new workflows and starts new MQTT sources now (also runs every 2 s). */
   reconcile(): Promise<void>;
 }
@@ -119,6 +120,7 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     app,
     drivers,
     mqtt,
+    handler,
     reconcile,
     handlers: [integrationRoutes(handler)],
     httpRoutes: ingressRoutes({ db: ctx.db, app, logger: ctx.logger, maxBytes: config.maxRequestBytes }),

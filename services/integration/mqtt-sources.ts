@@ -23,7 +23,13 @@ export interface MqttRunner {
  * only after it was queued durably (`acceptMqtt` committed); a failure leaves it unacknowledged
  * for redelivery.
  */
-export function createMqttRunner(o: { db: Database; app: IntegrationApplication; connectors: () => Promise<Connectors>; logger: Logger; processId: string }): MqttRunner {
+export function createMqttRunner(o: {
+  db: Database;
+  app: IntegrationApplication;
+  connectors: () => Promise<Connectors>;
+  logger: Logger;
+  processId: string;
+}): MqttRunner {
   const running = new Map<string, { row: MqttRow; source: MqttSource }>();
   let closed = false;
   return {

@@ -30,10 +30,14 @@ const TYPES: Record<FieldType, AppField["type"]> = {
   [FieldType.TIMESTAMP]: "timestamp",
   [FieldType.JSON]: "json",
 };
-const TYPE_OF = Object.fromEntries(Object.entries(TYPES).map(([k, v]) => [v, Number(k) as FieldType])) as Record<AppField["type"], FieldType>;
+const TYPE_OF = Object.fromEntries(Object.entries(TYPES).map(([k, v]) => [v, Number(k) as FieldType])) as Record<
+  AppField["type"],
+  FieldType
+>;
 
 /** Field specs as stored. */
-export const fieldsFromProto = (fields: readonly FieldSpec[]): AppField[] => fields.map((f) => ({ name: f.name, type: TYPES[f.type], required: f.required }));
+export const fieldsFromProto = (fields: readonly FieldSpec[]): AppField[] =>
+  fields.map((f) => ({ name: f.name, type: TYPES[f.type], required: f.required }));
 
 /** A sender app (never its key or secrets). */
 export function appToProto(a: AppRow): SenderApp {
@@ -77,7 +81,8 @@ export function workflowToProto(w: WorkflowRow, version: number, definition: Wor
 
 const FORMATS: Record<MqttRow["format"], PayloadFormat> = { json: PayloadFormat.JSON, csv: PayloadFormat.CSV, raw: PayloadFormat.RAW };
 /** Stored format of a proto payload format. */
-export const formatFromProto = (f: PayloadFormat): MqttRow["format"] => (f === PayloadFormat.CSV ? "csv" : f === PayloadFormat.RAW ? "raw" : "json");
+export const formatFromProto = (f: PayloadFormat): MqttRow["format"] =>
+  f === PayloadFormat.CSV ? "csv" : f === PayloadFormat.RAW ? "raw" : "json";
 
 /** An MQTT source with this process's status. */
 export function mqttToProto(m: MqttRow, status?: { connected: boolean; received: number; lastError?: string }): MqttSource {
@@ -105,7 +110,8 @@ const STATUSES: Record<string, ExecutionStatus> = {
   failed: ExecutionStatus.FAILED,
 };
 /** Stored status of a proto status ("" for any). */
-export const statusFromProto = (s: ExecutionStatus): string => Object.entries(STATUSES).find(([, v]) => v === s && s !== ExecutionStatus.UNSPECIFIED)?.[0] ?? "";
+export const statusFromProto = (s: ExecutionStatus): string =>
+  Object.entries(STATUSES).find(([, v]) => v === s && s !== ExecutionStatus.UNSPECIFIED)?.[0] ?? "";
 
 /** An execution log entry. */
 export function executionToProto(e: ExecutionRow): Execution {

@@ -1,7 +1,7 @@
 import { agentService } from "../agent/server.js";
-import { integrationService } from "../integration/server.js";
 import { auditService } from "../audit/server.js";
 import { authService } from "../auth/server.js";
+import { integrationService } from "../integration/server.js";
 import type { ServiceName } from "../kernel/config.js";
 import { hostedRoles, type ServiceDefinition } from "../kernel/service/index.js";
 import { knowledgeService } from "../knowledge/server.js";
@@ -12,7 +12,14 @@ import { meteringService } from "../metering/server.js";
  * runs (`nexus serve --service <role>`, NEXUS_SERVICES; `nexus dev`: all): auth; metering with
  * audit (audit is deployed in the metering role); knowledge as ingestion and/or retrieval; agent.
  */
-export const SERVICES: readonly ServiceDefinition[] = [authService, meteringService, auditService, knowledgeService, agentService, integrationService];
+export const SERVICES: readonly ServiceDefinition[] = [
+  authService,
+  meteringService,
+  auditService,
+  knowledgeService,
+  agentService,
+  integrationService,
+];
 
 /** The services a process running `roles` hosts, in mount order. */
 export function servicesFor(roles: readonly ServiceName[]): ServiceDefinition[] {

@@ -4,7 +4,13 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import jsonata from "jsonata";
 import type { Logger } from "pino";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
-import { type DestinationConfig, DestinationConfigSchema, RestAuth, SqlEngine, type Target } from "../../../gen/nexus/integration/v1/resources_pb.js";
+import {
+  type DestinationConfig,
+  DestinationConfigSchema,
+  RestAuth,
+  SqlEngine,
+  type Target,
+} from "../../../gen/nexus/integration/v1/resources_pb.js";
 import type { Connectors } from "../connector-bridge.js";
 import { ConnectorError, type SqlConnection, type SqlDestination } from "../connectors/ports.js";
 import { sqlWriteOf } from "../domain/definition.js";
@@ -66,11 +72,14 @@ export interface TestResult {
 
 const DEFAULT_RETRY_STATUS = (status: number) => status === 408 || status === 425 || status === 429 || status >= 500;
 
+/** Variables every expression sees: `$messageId` (the message's id), `$workflowId`. */
+export type ExpressionBindings = { messageId?: string; workflowId?: string };
+
 /** Evaluates an optional JSONata expression against the input (empty: the input itself). */
-export async function evaluate(expression: string, input: unknown): Promise<unknown> {
+export async function evaluate(expression: string, input: unknown, bindings: ExpressionBindings = {}): Promise<unknown> {
   if (expression === "") return input;
   try {
-    return await jsonata(expression).evaluate(input);
+    return await jsonata(expression).evaluate(input, bindings);
   } catch (err) {
     throw new ConnectorError("MAPPING_FAILED", `expression failed: ${(err as Error).message}`);
   }
@@ -88,7 +97,12 @@ export interface DestinationDriversOptions {
 
 /** Delivers to every kind of destination; keeps one SQL pool per destination and one NATS connection. */
 export interface DestinationDrivers {
-  deliver(dest: DestinationRecord, target: Target, input: unknown, opts: { idempotencyKey: string; signal?: AbortSignal }): Promise<DeliveryResult>;
+  deliver(
+    dest: DestinationRecord,
+    target: Target,
+    input: unknown,
+    opts: { idempotencyKey: string; signal?: AbortSignal; bindings?: ExpressionBindings },
+  ): Promise<DeliveryResult>;
   test(kind: DestinationKindName, config: DestinationConfig, secret: string): Promise<TestResult>;
   listTables(dest: DestinationRecord): Promise<{ schema: string; name: string }[]>;
   listColumns(dest: DestinationRecord, table: string): Promise<{ name: string; type: string; nullable: boolean; primaryKey: boolean }[]>;
@@ -152,15 +166,25 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
   }
 
   function natsConnection(): Promise<NatsConnection> {
-    if (!options.natsServers) throw new ConnectorError("DESTINATION_UNAVAILABLE", "this process has no NATS server (NATS_URL) for NATS destinations");
-    nats ??= connect({ servers: [...options.natsServers], name: "nexus-integration-destinations", maxReconnectAttempts: -1 }).catch((err) => {
-      nats = undefined;
-      throw err;
-    });
+    if (!options.natsServers)
+      throw new ConnectorError("DESTINATION_UNAVAILABLE", "this process has no NATS server (NATS_URL) for NATS destinations");
+    nats ??= connect({ servers: [...options.natsServers], name: "nexus-integration-destinations", maxReconnectAttempts: -1 }).catch(
+      (err) => {
+        nats = undefined;
+        throw err;
+      },
+    );
     return nats;
   }
 
-  async function rest(config: DestinationConfig, secret: string, target: Target, body: unknown, idempotencyKey: string, signal?: AbortSignal): Promise<DeliveryResult> {
+  async function rest(
+    config: DestinationConfig,
+    secret: string,
+    target: Target,
+    body: unknown,
+    idempotencyKey: string,
+    signal?: AbortSignal,
+  ): Promise<DeliveryResult> {
     if (config.kind.case !== "rest") throw new ConnectorError("INVALID_DESTINATION_CONFIG", "not a REST destination");
     const c = config.kind.value;
     const method = c.method || "POST";
@@ -180,16 +204,21 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
       });
     } catch (err) {
       const e = err as Error;
-      const why = e.name === "TimeoutError" ? `no answer within ${c.timeoutMs || 10_000} ms` : (e.cause as Error | undefined)?.message || e.message;
+      const why =
+        e.name === "TimeoutError" ? `no answer within ${c.timeoutMs || 10_000} ms` : (e.cause as Error | undefined)?.message || e.message;
       throw new ConnectorError("DESTINATION_UNAVAILABLE", `${method} ${new URL(c.url).host} failed: ${why}`, { cause: err });
     }
     const text = await res.text().catch(() => "");
     const latency = Math.round(performance.now() - started);
     if (!res.ok) {
       const retry = c.retryStatusCodes.length > 0 ? c.retryStatusCodes.includes(res.status) : DEFAULT_RETRY_STATUS(res.status);
-      throw new ConnectorError(retry ? "DESTINATION_UNAVAILABLE" : "DESTINATION_REJECTED", `${method} answered HTTP ${res.status}: ${text.slice(0, 200)}`, {
-        retryable: retry,
-      });
+      throw new ConnectorError(
+        retry ? "DESTINATION_UNAVAILABLE" : "DESTINATION_REJECTED",
+        `${method} answered HTTP ${res.status}: ${text.slice(0, 200)}`,
+        {
+          retryable: retry,
+        },
+      );
     }
     let output: unknown = text;
     try {
@@ -201,9 +230,9 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
   }
 
   return {
-    async deliver(dest, target, input, { idempotencyKey, signal }) {
+    async deliver(dest, target, input, { idempotencyKey, signal, bindings }) {
       const config = fromJson(DestinationConfigSchema, dest.config);
-      const body = await evaluate(target.transform, input);
+      const body = await evaluate(target.transform, input, bindings);
       switch (dest.kind) {
         case "rest":
           return rest(config, dest.secret, target, body, idempotencyKey, signal);
@@ -230,7 +259,7 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
         }
         case "corpus": {
           if (config.kind.case !== "corpus") throw new ConnectorError("INVALID_DESTINATION_CONFIG", "not a corpus destination");
-          const title = target.title ? String(await evaluate(target.title, input)) : "";
+          const title = target.title ? String(await evaluate(target.title, input, bindings)) : "";
           const text = typeof body === "string" ? body : JSON.stringify(body, null, 2);
           const client = createClient(IngestionService, options.ingestion());
           try {
@@ -244,13 +273,24 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
               },
               { headers: { authorization: `Bearer ${dest.secret}` }, timeoutMs: 30_000, ...(signal ? { signal } : {}) },
             );
-            return { detail: { documentId: idempotencyKey } };
+            return { detail: { documentId: r.document?.id ?? idempotencyKey } };
           } catch (err) {
             const ce = ConnectError.from(err);
-            const retry = [Code.Unavailable, Code.DeadlineExceeded, Code.ResourceExhausted, Code.Aborted, Code.Unknown, Code.Internal].includes(ce.code);
-            throw new ConnectorError(retry ? "DESTINATION_UNAVAILABLE" : "DESTINATION_REJECTED", `corpus ingestion refused: ${ce.rawMessage}`, {
-              retryable: retry,
-            });
+            const retry = [
+              Code.Unavailable,
+              Code.DeadlineExceeded,
+              Code.ResourceExhausted,
+              Code.Aborted,
+              Code.Unknown,
+              Code.Internal,
+            ].includes(ce.code);
+            throw new ConnectorError(
+              retry ? "DESTINATION_UNAVAILABLE" : "DESTINATION_REJECTED",
+              `corpus ingestion refused: ${ce.rawMessage}`,
+              {
+                retryable: retry,
+              },
+            );
           }
         }
         default: {
@@ -282,7 +322,12 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
               headers: restHeaders(config, secret),
               signal: AbortSignal.timeout(config.kind.value.timeoutMs || 10_000),
             });
-            return { ok: res.status < 500, latencyMs: took(), serverVersion: `HTTP ${res.status}`, error: res.status < 500 ? "" : `HTTP ${res.status}` };
+            return {
+              ok: res.status < 500,
+              latencyMs: took(),
+              serverVersion: `HTTP ${res.status}`,
+              error: res.status < 500 ? "" : `HTTP ${res.status}`,
+            };
           }
           case "nats": {
             const nc = await natsConnection();

@@ -150,11 +150,25 @@ export const store = {
     await q.query(
       `INSERT INTO integration.sender_apps (id, tenant_id, name, fields, encryption_required, key_digest, key_prefix, key_version, retired_before, master_secrets)
        VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb)`,
-      [a.id, a.tenantId, a.name, JSON.stringify(a.fields), a.encryptionRequired, digest, a.keyPrefix, a.keyVersion, a.retiredBefore, JSON.stringify(a.masterSecrets)],
+      [
+        a.id,
+        a.tenantId,
+        a.name,
+        JSON.stringify(a.fields),
+        a.encryptionRequired,
+        digest,
+        a.keyPrefix,
+        a.keyVersion,
+        a.retiredBefore,
+        JSON.stringify(a.masterSecrets),
+      ],
     );
   },
   async app(q: Queryable, tenantId: string, id: string, lock = false): Promise<AppRow | undefined> {
-    const r = await q.query(`SELECT * FROM integration.sender_apps WHERE tenant_id = $1 AND id = $2${lock ? " FOR UPDATE" : ""}`, [tenantId, id]);
+    const r = await q.query(`SELECT * FROM integration.sender_apps WHERE tenant_id = $1 AND id = $2${lock ? " FOR UPDATE" : ""}`, [
+      tenantId,
+      id,
+    ]);
     return r.rows[0] ? app(r.rows[0]) : undefined;
   },
   async appByDigest(q: Queryable, digest: Buffer): Promise<AppRow | undefined> {
@@ -218,15 +232,16 @@ export const store = {
     );
   },
   async insertVersion(q: Queryable, workflowId: string, version: number, definition: JsonValue, createdBy: string): Promise<void> {
-    await q.query("INSERT INTO integration.workflow_versions (workflow_id, version, definition, created_by) VALUES ($1, $2, $3::jsonb, $4)", [
-      workflowId,
-      version,
-      JSON.stringify(definition),
-      createdBy,
-    ]);
+    await q.query(
+      "INSERT INTO integration.workflow_versions (workflow_id, version, definition, created_by) VALUES ($1, $2, $3::jsonb, $4)",
+      [workflowId, version, JSON.stringify(definition), createdBy],
+    );
   },
   async workflow(q: Queryable, tenantId: string, id: string, lock = false): Promise<WorkflowRow | undefined> {
-    const r = await q.query(`SELECT * FROM integration.workflows WHERE tenant_id = $1 AND id = $2${lock ? " FOR UPDATE" : ""}`, [tenantId, id]);
+    const r = await q.query(`SELECT * FROM integration.workflows WHERE tenant_id = $1 AND id = $2${lock ? " FOR UPDATE" : ""}`, [
+      tenantId,
+      id,
+    ]);
     return r.rows[0] ? workflow(r.rows[0]) : undefined;
   },
   async workflowById(q: Queryable, id: string): Promise<WorkflowRow | undefined> {
@@ -245,15 +260,24 @@ export const store = {
       : await q.query("SELECT * FROM integration.workflows WHERE tenant_id = $1 AND source_mqtt_id = $2", [tenantId, by.mqttId]);
     return r.rows.map(workflow);
   },
-  async version(q: Queryable, workflowId: string, version: number): Promise<{ definition: JsonValue; createdAt: Date; createdBy: string } | undefined> {
-    const r = await q.query("SELECT definition, created_at, created_by FROM integration.workflow_versions WHERE workflow_id = $1 AND version = $2", [
-      workflowId,
-      version,
-    ]);
+  async version(
+    q: Queryable,
+    workflowId: string,
+    version: number,
+  ): Promise<{ definition: JsonValue; createdAt: Date; createdBy: string } | undefined> {
+    const r = await q.query(
+      "SELECT definition, created_at, created_by FROM integration.workflow_versions WHERE workflow_id = $1 AND version = $2",
+      [workflowId, version],
+    );
     const row = r.rows[0];
-    return row ? { definition: row.definition as JsonValue, createdAt: row.created_at as Date, createdBy: row.created_by as string } : undefined;
+    return row
+      ? { definition: row.definition as JsonValue, createdAt: row.created_at as Date, createdBy: row.created_by as string }
+      : undefined;
   },
-  async versions(q: Queryable, workflowId: string): Promise<{ version: number; definition: JsonValue; createdAt: Date; createdBy: string }[]> {
+  async versions(
+    q: Queryable,
+    workflowId: string,
+  ): Promise<{ version: number; definition: JsonValue; createdAt: Date; createdBy: string }[]> {
     const r = await q.query("SELECT * FROM integration.workflow_versions WHERE workflow_id = $1 ORDER BY version DESC", [workflowId]);
     return r.rows.map((row) => ({
       version: row.version as number,
@@ -293,7 +317,10 @@ export const store = {
    * Claims a dedupe key for 24 h: the new message id when the key is free (or its claim
    * expired), else the id of the message that holds it.
    */
-  async claimMessage(q: Queryable, m: { tenantId: string; source: string; dedupeKey: string; messageId: string; now: Date; windowMs: number }): Promise<{ messageId: string; duplicate: boolean }> {
+  async claimMessage(
+    q: Queryable,
+    m: { tenantId: string; source: string; dedupeKey: string; messageId: string; now: Date; windowMs: number },
+  ): Promise<{ messageId: string; duplicate: boolean }> {
     const cutoff = new Date(m.now.getTime() - m.windowMs);
     const r = await q.query<{ message_id: string }>(
       `INSERT INTO integration.messages (tenant_id, source, dedupe_key, message_id, accepted_at) VALUES ($1, $2, $3, $4, $5)
@@ -303,19 +330,15 @@ export const store = {
       [m.tenantId, m.source, m.dedupeKey, m.messageId, m.now, cutoff],
     );
     if (r.rows[0]) return { messageId: m.messageId, duplicate: false };
-    const existing = await q.query<{ message_id: string }>("SELECT message_id FROM integration.messages WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3", [
-      m.tenantId,
-      m.source,
-      m.dedupeKey,
-    ]);
+    const existing = await q.query<{ message_id: string }>(
+      "SELECT message_id FROM integration.messages WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3",
+      [m.tenantId, m.source, m.dedupeKey],
+    );
     return { messageId: existing.rows[0]?.message_id ?? m.messageId, duplicate: true };
   },
 
   /** Writes (or advances) an execution entry. */
-  async recordExecution(
-    q: Queryable,
-    e: Omit<ExecutionRow, "updatedAt" | "tick" | "id"> & { id: string; at: Date },
-  ): Promise<void> {
+  async recordExecution(q: Queryable, e: Omit<ExecutionRow, "updatedAt" | "tick" | "id"> & { id: string; at: Date }): Promise<void> {
     await q.query(
       `INSERT INTO integration.executions (id, tenant_id, message_id, workflow_id, workflow_version, target, destination_id, step, status, attempts, latency_ms, error, detail, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14)
@@ -342,7 +365,15 @@ export const store = {
   },
   async executions(
     q: Queryable,
-    f: { tenantId: string; workflowId?: string; messageId?: string; destinationId?: string; status?: string; limit: number; before?: { at: Date; id: string } },
+    f: {
+      tenantId: string;
+      workflowId?: string;
+      messageId?: string;
+      destinationId?: string;
+      status?: string;
+      limit: number;
+      before?: { at: Date; id: string };
+    },
   ): Promise<ExecutionRow[]> {
     const where = ["tenant_id = $1"];
     const params: unknown[] = [f.tenantId];
@@ -359,12 +390,18 @@ export const store = {
       where.push(`(updated_at, id) < ($${params.length - 1}, $${params.length}::uuid)`);
     }
     params.push(f.limit);
-    const r = await q.query(`SELECT * FROM integration.executions WHERE ${where.join(" AND ")} ORDER BY updated_at DESC, id DESC LIMIT $${params.length}`, params);
+    const r = await q.query(
+      `SELECT * FROM integration.executions WHERE ${where.join(" AND ")} ORDER BY updated_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
     return r.rows.map(execution);
   },
   async executionsAfter(q: Queryable, tenantId: string, tick: bigint, workflowId?: string): Promise<ExecutionRow[]> {
     const r = workflowId
-      ? await q.query("SELECT * FROM integration.executions WHERE tenant_id = $1 AND tick > $2 AND workflow_id = $3 ORDER BY tick LIMIT 500", [tenantId, tick, workflowId])
+      ? await q.query(
+          "SELECT * FROM integration.executions WHERE tenant_id = $1 AND tick > $2 AND workflow_id = $3 ORDER BY tick LIMIT 500",
+          [tenantId, tick, workflowId],
+        )
       : await q.query("SELECT * FROM integration.executions WHERE tenant_id = $1 AND tick > $2 ORDER BY tick LIMIT 500", [tenantId, tick]);
     return r.rows.map(execution);
   },

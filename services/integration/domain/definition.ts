@@ -106,7 +106,8 @@ function checkTarget(
     problems.push({ field: `${path}.destination_id`, message: `no destination ${target.destinationId} in this tenant` });
     return;
   }
-  if (want && dest.kind !== want) problems.push({ field: `${path}.destination_id`, message: `must be a ${want} destination (it is ${dest.kind})` });
+  if (want && dest.kind !== want)
+    problems.push({ field: `${path}.destination_id`, message: `must be a ${want} destination (it is ${dest.kind})` });
   checkExpression(problems, `${path}.transform`, target.transform, false);
   checkExpression(problems, `${path}.condition`, target.condition, false);
   checkExpression(problems, `${path}.title`, target.title, false);
@@ -116,7 +117,8 @@ function checkTarget(
       problems.push({ field: `${path}.sql.table`, message: "a database target names its table" });
       return;
     }
-    if (w.mappings.length === 0 && w.operation !== SqlOperation.SELECT) problems.push({ field: `${path}.sql.mappings`, message: "at least one mapping is required" });
+    if (w.mappings.length === 0 && w.operation !== SqlOperation.SELECT)
+      problems.push({ field: `${path}.sql.mappings`, message: "at least one mapping is required" });
     const write = sqlWriteOf(w);
     if (["upsert", "update", "delete", "select"].includes(write.operation) && (write.keyColumns?.length ?? 0) === 0)
       problems.push({ field: `${path}.sql.key_columns`, message: `${write.operation} needs key columns` });

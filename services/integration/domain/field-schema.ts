@@ -26,7 +26,9 @@ function typeProblem(type: AppField["type"], value: unknown): string | undefined
       return typeof value === "boolean" ? undefined : "must be true or false";
     case "timestamp":
       if (typeof value === "number" && Number.isFinite(value)) return undefined;
-      return typeof value === "string" && !Number.isNaN(Date.parse(value)) ? undefined : "must be an RFC 3339 date-time or epoch milliseconds";
+      return typeof value === "string" && !Number.isNaN(Date.parse(value))
+        ? undefined
+        : "must be an RFC 3339 date-time or epoch milliseconds";
     default: {
       const _exhaustive: never = type;
       return _exhaustive;

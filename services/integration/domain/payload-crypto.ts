@@ -51,7 +51,13 @@ export function sealPayload(appId: string, secret: string, version: number, valu
   const cipher = createCipheriv(ENVELOPE_ALGORITHM, keyOf(secret), iv);
   cipher.setAAD(Buffer.from(appId, "utf8"));
   const ct = Buffer.concat([cipher.update(JSON.stringify(value), "utf8"), cipher.final()]);
-  return { enc: ENVELOPE_ALGORITHM, kv: version, iv: iv.toString("base64"), ct: ct.toString("base64"), tag: cipher.getAuthTag().toString("base64") };
+  return {
+    enc: ENVELOPE_ALGORITHM,
+    kv: version,
+    iv: iv.toString("base64"),
+    ct: ct.toString("base64"),
+    tag: cipher.getAuthTag().toString("base64"),
+  };
 }
 
 /** Whether a payload has the shape of an envelope. */
@@ -67,7 +73,8 @@ export function envelopeVersion(payload: unknown): number {
   if (!isEnvelope(payload)) throw new EnvelopeError("payload", "this app requires an encrypted payload (see docs/integration.md)");
   if (payload.enc !== ENVELOPE_ALGORITHM) throw new EnvelopeError("payload.enc", `must be "${ENVELOPE_ALGORITHM}"`);
   const kv = payload.kv;
-  if (typeof kv !== "number" || !Number.isInteger(kv) || kv < 1) throw new EnvelopeError("payload.kv", "must be the master secret version (an integer ≥ 1)");
+  if (typeof kv !== "number" || !Number.isInteger(kv) || kv < 1)
+    throw new EnvelopeError("payload.kv", "must be the master secret version (an integer ≥ 1)");
   for (const f of ["iv", "ct", "tag"]) {
     if (typeof payload[f] !== "string") throw new EnvelopeError(`payload.${f}`, "must be a base64 string");
   }
@@ -89,7 +96,10 @@ export function openPayload(appId: string, secret: string, payload: unknown): Re
     decipher.setAuthTag(tag);
     text = Buffer.concat([decipher.update(Buffer.from(env.ct, "base64")), decipher.final()]).toString("utf8");
   } catch {
-    throw new EnvelopeError("payload", `the payload does not decrypt with master secret version ${env.kv} of this app (wrong key or altered data)`);
+    throw new EnvelopeError(
+      "payload",
+      `the payload does not decrypt with master secret version ${env.kv} of this app (wrong key or altered data)`,
+    );
   }
   let value: unknown;
   try {
@@ -97,6 +107,7 @@ export function openPayload(appId: string, secret: string, payload: unknown): Re
   } catch {
     throw new EnvelopeError("payload", "the decrypted payload is not JSON");
   }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new EnvelopeError("payload", "the decrypted payload must be a JSON object");
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new EnvelopeError("payload", "the decrypted payload must be a JSON object");
   return value as Record<string, unknown>;
 }
