@@ -106,8 +106,9 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
     return session;
   };
 
-  async function grpc(procedure: string, payload: Uint8Array, framed = true): Promise<RawOutcome> {
-    return grpcRaw(live(), procedure, payload, auth(procedure), { frame: framed });
+  async function grpc(procedure: string, payload: Uint8Array, framed = true, stream = false): Promise<RawOutcome> {
+    // A live tail (a server stream that only ends when cancelled) runs until its deadline: keep it short.
+    return grpcRaw(live(), procedure, payload, { ...auth(procedure), ...(stream ? { "grpc-timeout": "300m" } : {}) }, { frame: framed });
   }
 
   it("generated messages: a client error (or success), never INTERNAL, over gRPC and Connect JSON", async () => {
@@ -133,7 +134,7 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
         const input = `seed ${SEED} case ${c}${targeted ? ` (${targeted.name}${targeted.primary ? ", primary" : ""})` : ""}`;
         const binary = encodeBinary(method.input, init);
         if (binary) {
-          const o = await grpc(procedure, binary);
+          const o = await grpc(procedure, binary, true, method.methodKind === "server_streaming");
           calls++;
           if (isFault(o)) failures.push({ procedure, protocol: "grpc", input, outcome: describeOutcome(o) });
         }

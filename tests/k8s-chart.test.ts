@@ -9,7 +9,7 @@ import { validateYaml } from "../scripts/validate-manifests.js";
 
 type Obj = Record<string, any>;
 const CHART = "charts/nexus";
-const SERVICES = ["auth", "metering", "ingestion", "retrieval", "agent"];
+const SERVICES = ["auth", "metering", "ingestion", "retrieval", "agent", "integration"];
 
 function helm(args: string[]): { ok: boolean; stdout: string; stderr: string } {
   const r = spawnSync("bash", ["scripts/helm.sh", ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });

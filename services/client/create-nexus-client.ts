@@ -5,6 +5,7 @@ import { AgentService } from "../../gen/nexus/agent/v1/agent_service_pb.js";
 import { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
+import { IntegrationService } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { type RetryPolicy, retryInterceptor } from "./retry.js";
@@ -45,6 +46,7 @@ export interface NexusClient {
   retrieval: Client<typeof RetrievalService>;
   agent: Client<typeof AgentService>;
   audit: Client<typeof AuditService>;
+  integration: Client<typeof IntegrationService>;
   /** The underlying transport, for calling health or other services. */
   transport: Transport;
 }
@@ -84,6 +86,7 @@ export function createNexusClient(options: NexusClientOptions = {}): NexusClient
     retrieval: createClient(RetrievalService, transport),
     agent: createClient(AgentService, transport),
     audit: createClient(AuditService, transport),
+    integration: createClient(IntegrationService, transport),
     transport,
   };
 }

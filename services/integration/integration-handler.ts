@@ -121,7 +121,12 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     if (req.destinationId) {
       const row = await this.d.app.getDestination(tenantId, req.destinationId);
       const dest = await this.d.app.openDestination(row);
-      return this.d.drivers.test(dest.kind, fromJson(DestinationConfigSchema, dest.config, { ignoreUnknownFields: true }), dest.secret);
+      return this.d.drivers.test(
+        dest.kind,
+        fromJson(DestinationConfigSchema, dest.config, { ignoreUnknownFields: true }),
+        dest.secret,
+        ctx.signal,
+      );
     }
     if (!req.config?.kind.case) throw domainError("INVALID_ARGUMENT", "set destination_id or config", { field: "config" });
     const c = req.config;
@@ -133,7 +138,7 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
           : c.kind.case === "corpus"
             ? c.kind.value.apiKey
             : "";
-    return this.d.drivers.test(kindOf(c), c, secret);
+    return this.d.drivers.test(kindOf(c), c, secret, ctx.signal);
   }
   private async sqlDestination(tenantId: string, id: string) {
     const row = await this.d.app.getDestination(tenantId, id);
@@ -224,7 +229,10 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     },
     ctx: HandlerContext,
   ) {
-    const row = await this.d.app.createMqtt(actorOf(ctx, req.tenantId), {
+    const a = actorOf(ctx, req.tenantId);
+    if (!/^(mqtt|mqtts|ws|wss):\/\/[^/\s]+/.test(req.url))
+      throw domainError("INVALID_ARGUMENT", "url: must be an mqtt://, mqtts://, ws:// or wss:// broker URL", { field: "url" });
+    const row = await this.d.app.createMqtt(a, {
       name: req.name,
       url: req.url,
       username: req.username,
@@ -290,7 +298,7 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     while (!ctx.signal.aborted) {
       const rows = await store.executionsAfter(this.d.db, tenantId, tick, req.workflowId || undefined);
       for (const r of rows) {
-        tick = r.tick > tick ? r.tick : tick;
+        tick = r.tick; // rows come in tick order
         yield { execution: executionToProto(r) };
       }
       if (rows.length === 0)

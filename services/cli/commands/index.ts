@@ -7,6 +7,7 @@ import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
 import { docsCommands } from "./docs.js";
 import { ingestCommand } from "./ingest.js";
+import { integrationCommands } from "./integration.js";
 import { keysCommands } from "./keys.js";
 import { migrateCommand } from "./migrate.js";
 import { operatorCommand } from "./operator.js";
@@ -37,6 +38,7 @@ export const commands: readonly Command[] = [
   ...sessionsCommands,
   ...corporaCommands,
   ingestCommand,
+  ...integrationCommands,
   ...docsCommands,
   searchCommand,
 ];

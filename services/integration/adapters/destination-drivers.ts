@@ -70,6 +70,9 @@ export interface TestResult {
   error: string;
 }
 
+/** The longest a connection test takes. */
+const TEST_LIMIT_MS = 8_000;
+
 const DEFAULT_RETRY_STATUS = (status: number) => status === 408 || status === 425 || status === 429 || status >= 500;
 
 /** Variables every expression sees: `$messageId` (the message's id), `$workflowId`. */
@@ -103,7 +106,8 @@ export interface DestinationDrivers {
     input: unknown,
     opts: { idempotencyKey: string; signal?: AbortSignal; bindings?: ExpressionBindings },
   ): Promise<DeliveryResult>;
-  test(kind: DestinationKindName, config: DestinationConfig, secret: string): Promise<TestResult>;
+  /** Tries a connection; answers within 8 s (or when `signal` aborts) with the outcome, never throws. */
+  test(kind: DestinationKindName, config: DestinationConfig, secret: string, signal?: AbortSignal): Promise<TestResult>;
   listTables(dest: DestinationRecord): Promise<{ schema: string; name: string }[]>;
   listColumns(dest: DestinationRecord, table: string): Promise<{ name: string; type: string; nullable: boolean; primaryKey: boolean }[]>;
   /** Drops a destination's pool (deleted or changed). */
@@ -300,16 +304,30 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
       }
     },
 
-    async test(kind, config, secret) {
+    async test(kind, config, secret, signal) {
       const started = performance.now();
       const took = () => Math.round(performance.now() - started);
+      // A test answers within TEST_LIMIT_MS whatever the configuration's own timeouts say.
+      const limit = AbortSignal.any([AbortSignal.timeout(TEST_LIMIT_MS), ...(signal ? [signal] : [])]);
+      const bounded = <T>(p: Promise<T>): Promise<T> =>
+        Promise.race([
+          p,
+          new Promise<never>((_, reject) => {
+            const fail = () => reject(new Error(`no answer within ${TEST_LIMIT_MS} ms`));
+            if (limit.aborted) fail();
+            else limit.addEventListener("abort", fail, { once: true });
+          }),
+        ]);
       try {
         switch (kind) {
           case "sql": {
             const c = await options.connectors();
-            const d = c.createSqlDestination({ ...sqlConnection(config, secret), poolMax: 1 }, { logger: options.logger });
+            const d = c.createSqlDestination(
+              { ...sqlConnection(config, secret), poolMax: 1, connectTimeoutMs: TEST_LIMIT_MS },
+              { logger: options.logger },
+            );
             try {
-              const r = await d.test();
+              const r = await bounded(d.test());
               return { ok: true, latencyMs: r.latencyMs, serverVersion: r.serverVersion, error: "" };
             } finally {
               await d.close();
@@ -320,7 +338,7 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
             const res = await fetch(config.kind.value.url, {
               method: "HEAD",
               headers: restHeaders(config, secret),
-              signal: AbortSignal.timeout(config.kind.value.timeoutMs || 10_000),
+              signal: AbortSignal.any([limit, AbortSignal.timeout(config.kind.value.timeoutMs || TEST_LIMIT_MS)]),
             });
             return {
               ok: res.status < 500,
@@ -330,8 +348,8 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
             };
           }
           case "nats": {
-            const nc = await natsConnection();
-            const rtt = await nc.rtt();
+            const nc = await bounded(natsConnection());
+            const rtt = await bounded(nc.rtt());
             return { ok: true, latencyMs: Math.round(rtt), serverVersion: nc.info?.version ?? "", error: "" };
           }
           case "corpus": {
