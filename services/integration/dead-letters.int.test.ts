@@ -13,14 +13,27 @@ import {
   ListDeadLettersRequestSchema,
   ListExecutionsRequestSchema,
   ReplayDeadLetterRequestSchema,
-  type TailExecutionsResponse,
   TailExecutionsRequestSchema,
+  type TailExecutionsResponse,
 } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import { ExecutionStatus, WorkflowKind } from "../../gen/nexus/integration/v1/resources_pb.js";
 import { eventually } from "../../tests/support/eventually.js";
-import { type Integration, integrationContext, integrationPrincipal, openIntegration, type Receiver, startReceiver } from "../../tests/support/integration-harness.js";
+import {
+  type Integration,
+  integrationContext,
+  integrationPrincipal,
+  openIntegration,
+  type Receiver,
+  startReceiver,
+} from "../../tests/support/integration-harness.js";
 import { deleteSuiteStreams, suiteStreams } from "../../tests/support/nats-streams.js";
-import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, type TestDatabase, uniqueToken } from "../../tests/support/services.js";
+import {
+  createTestDatabase,
+  describeWithPostgresAndNats,
+  TEST_NATS_URL,
+  type TestDatabase,
+  uniqueToken,
+} from "../../tests/support/services.js";
 import { principalKey } from "../kernel/context.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import type { Database } from "../kernel/db/ports.js";
@@ -65,7 +78,10 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
 
   it("parks a delivery after its retries, shows it to its tenant only, replays it once the destination is back; the tail streams every change", async () => {
     const { destination } = await h().createDestination(
-      create(CreateDestinationRequestSchema, { name: "flaky", config: { kind: { case: "rest", value: { url: r.url, timeoutMs: 1_000 } } } }),
+      create(CreateDestinationRequestSchema, {
+        name: "flaky",
+        config: { kind: { case: "rest", value: { url: r.url, timeoutMs: 1_000 } } },
+      }),
       ctx,
     );
     const { workflow } = await h().createWorkflow(
@@ -90,11 +106,15 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
     });
     const tailed: TailExecutionsResponse[] = [];
     const tail = (async () => {
-      for await (const item of h().tailExecutions(create(TailExecutionsRequestSchema, { workflowId: workflow!.workflowId }), tailCtx)) tailed.push(item as TailExecutionsResponse);
+      for await (const item of h().tailExecutions(create(TailExecutionsRequestSchema, { workflowId: workflow!.workflowId }), tailCtx))
+        tailed.push(item as TailExecutionsResponse);
     })();
 
     r.status = 503;
-    const { messageId } = await h().executeWorkflow(create(ExecuteWorkflowRequestSchema, { workflowId: workflow!.workflowId, payload: { n: 1 } }), ctx);
+    const { messageId } = await h().executeWorkflow(
+      create(ExecuteWorkflowRequestSchema, { workflowId: workflow!.workflowId, payload: { n: 1 } }),
+      ctx,
+    );
     const parked = await eventually("dead-lettered", async () => {
       const { deadLetters } = await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), ctx);
       return deadLetters.find((d) => d.messageId === messageId);
@@ -105,7 +125,9 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
     expect(log.executions[0]).toMatchObject({ status: ExecutionStatus.DEAD_LETTERED, attempts: 3 });
     // Another tenant sees nothing and cannot replay it.
     expect((await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), otherCtx)).deadLetters).toEqual([]);
-    await expect(h().replayDeadLetter(create(ReplayDeadLetterRequestSchema, { sequence: parked.sequence }), otherCtx)).rejects.toThrow(/no dead letter/);
+    await expect(h().replayDeadLetter(create(ReplayDeadLetterRequestSchema, { sequence: parked.sequence }), otherCtx)).rejects.toThrow(
+      /no dead letter/,
+    );
 
     r.status = 200;
     const replayed = await h().replayDeadLetter(create(ReplayDeadLetterRequestSchema, { sequence: parked.sequence }), ctx);
@@ -115,11 +137,15 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
       const after = await h().listExecutions(create(ListExecutionsRequestSchema, { messageId }), ctx);
       return after.executions[0]?.status === ExecutionStatus.SUCCEEDED;
     });
-    expect((await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), ctx)).deadLetters.find((d) => d.messageId === messageId)).toBeUndefined();
+    expect(
+      (await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), ctx)).deadLetters.find((d) => d.messageId === messageId),
+    ).toBeUndefined();
 
     await eventually("tail saw pending, retrying, dead-lettered and succeeded", () => {
       const statuses = new Set(tailed.filter((t) => t.execution?.messageId === messageId).map((t) => t.execution?.status));
-      return [ExecutionStatus.PENDING, ExecutionStatus.RETRYING, ExecutionStatus.DEAD_LETTERED, ExecutionStatus.SUCCEEDED].every((s) => statuses.has(s));
+      return [ExecutionStatus.PENDING, ExecutionStatus.RETRYING, ExecutionStatus.DEAD_LETTERED, ExecutionStatus.SUCCEEDED].every((s) =>
+        statuses.has(s),
+      );
     });
     abort.abort();
     await tail;

@@ -433,6 +433,13 @@ const VARIABLES = {
     description: "Longest retry delay of a failing integration delivery.",
     parse: integer(10, 86_400_000),
   }),
+  integrationAckWaitMs: variable({
+    name: "NEXUS_INTEGRATION_ACK_WAIT_MS",
+    default: "30000",
+    description:
+      "How long an integration delivery may go unacknowledged (its process silent, e.g. killed) before another replica takes it over; running deliveries keep extending it.",
+    parse: integer(1_000, 3_600_000),
+  }),
   integrationConcurrency: variable({
     name: "NEXUS_INTEGRATION_CONCURRENCY",
     default: "8",
