@@ -52,7 +52,12 @@ export function createPostgresEngine(conn: SqlConnection, logger: Pick<Logger, "
       const c = client;
       c.on("error", onClientError);
       const result = await raceAbort(
-        c.query(text, values),
+        // Dates go as ISO-8601 UTC text: exact for timestamptz, UTC wall time for timestamp —
+        // the same as the MySQL engine (timezone "Z"), whatever this process's time zone is.
+        c.query(
+          text,
+          values.map((v) => (v instanceof Date ? v.toISOString() : v)),
+        ),
         signal,
         () => {
           broken = true;

@@ -69,6 +69,8 @@ interface Fixture {
   admin(sql: string, values?: unknown[]): Promise<Record<string, unknown>[]>;
   /** Column types of this engine for the shared test table. */
   ddl: { json: string; bool: string; ts: string; text: string };
+  /** A login allowed one connection at a time (PostgreSQL CONNECTION LIMIT, MariaDB MAX_USER_CONNECTIONS). */
+  oneConnectionUser(): Promise<{ user: string; password?: string; drop(): Promise<void> }>;
   drop(): Promise<void>;
 }
 
@@ -87,6 +89,17 @@ async function postgresFixture(): Promise<Fixture> {
     },
     admin: async (sql, values) => (await admin.query(sql, values)).rows,
     ddl: { json: "jsonb", bool: "boolean", ts: "timestamptz", text: "varchar(64)" },
+    async oneConnectionUser() {
+      const user = `nx_lim_${randomBytes(5).toString("hex")}`;
+      await admin.query(`CREATE ROLE ${user} LOGIN CONNECTION LIMIT 1`);
+      return {
+        user,
+        drop: async () => {
+          await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [user]);
+          await admin.query(`DROP ROLE IF EXISTS ${user}`);
+        },
+      };
+    },
     async drop() {
       await admin.end();
       await db.drop();
@@ -120,6 +133,17 @@ async function mysqlFixture(): Promise<Fixture> {
       return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
     },
     ddl: { json: "json", bool: "boolean", ts: "datetime(3)", text: "varchar(64)" },
+    async oneConnectionUser() {
+      const limited = `nx_lim_${randomBytes(5).toString("hex")}`;
+      const limitedPassword = `pw-${randomBytes(9).toString("hex")}`;
+      await root.query(`CREATE USER '${limited}'@'%' IDENTIFIED BY '${limitedPassword}' WITH MAX_USER_CONNECTIONS 1`);
+      await root.query(`GRANT ALL ON \`${database}\`.* TO '${limited}'@'%'`);
+      return {
+        user: limited,
+        password: limitedPassword,
+        drop: async () => void (await root.query(`DROP USER IF EXISTS '${limited}'@'%'`)),
+      };
+    },
     async drop() {
       await root.query(`DROP DATABASE IF EXISTS \`${database}\``);
       await root.query(`DROP USER IF EXISTS '${user}'@'%'`);
@@ -297,6 +321,25 @@ for (const { engine, up, fixture, relayPort } of engines) {
         expect(err.message).not.toContain("wrong-password-xyz");
       } finally {
         await wrong.close();
+      }
+    });
+
+    it("a server out of connections for this user is retryable DESTINATION_UNAVAILABLE", async () => {
+      const limited = await f.oneConnectionUser();
+      const conn = { ...f.conn, user: limited.user, password: limited.password };
+      const first = createSqlDestination(conn, { logger });
+      const second = createSqlDestination(conn, { logger });
+      try {
+        await first.test(); // holds the one connection (idle in its pool)
+        const err = await caught(second.test());
+        expect(err).toMatchObject({ reason: "DESTINATION_UNAVAILABLE", retryable: true });
+        expect(err.message).toMatch(engine === "postgres" ? /too many connections.*53300/ : /max_user_connections.*ER_USER_LIMIT_REACHED/);
+        await first.close();
+        await eventually("the second gets the connection once the first let go", async () => Boolean(await second.test()), 10_000);
+      } finally {
+        await first.close();
+        await second.close();
+        await limited.drop();
       }
     });
 
