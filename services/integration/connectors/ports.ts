@@ -90,7 +90,11 @@ export type MqttMessage = {
 
 /** A running MQTT subscription. */
 export type MqttSource = {
-  close(): Promise<void>;
+  /**
+   * Stops the source. The broker keeps its session (and queues for it) unless `forgetSession`:
+   * use that when the source is deleted for good.
+   */
+  close(opts?: { forgetSession?: boolean }): Promise<void>;
   /** `received` counts messages onMessage accepted; `malformed` those whose payload did not parse (handed over as MalformedPayload). */
   status(): { connected: boolean; subscribed: string[]; lastError?: string; received: number; malformed?: number };
 };

@@ -228,8 +228,38 @@ export function startMqttSource(
     log.debug({ source: where, err: lastError }, "MQTT client error");
   });
 
+  /**
+   * Ends the broker's session of this clientId: one connection with clean start and no session
+   * expiry, so the broker drops the subscriptions and everything it queued for the source.
+   */
+  async function forgetSession(): Promise<void> {
+    const once = mqtt.connect(config.url, {
+      clientId: config.clientId,
+      username: config.username,
+      password: config.password,
+      clean: true,
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 0 },
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        once.once("connect", () => resolve());
+        once.once("error", reject);
+        once.once("close", () => reject(new Error("connection closed")));
+      });
+    } catch (err) {
+      throw new ConnectorError("DESTINATION_UNAVAILABLE", redact(`${where}: could not end the session: ${(err as Error).message}`), {
+        cause: err,
+      });
+    } finally {
+      await once.endAsync(true);
+    }
+  }
+
   return {
-    async close() {
+    async close(opts = {}) {
       if (closing) return;
       closing = true;
       // Let the message in hand finish (and be acknowledged) before disconnecting.
@@ -238,6 +268,7 @@ export function startMqttSource(
       // DISCONNECT keeps the persistent session: the broker queues what arrives meanwhile.
       await client.endAsync(!connected);
       connected = false;
+      if (opts.forgetSession) await forgetSession();
     },
     status() {
       return { connected, subscribed: connected ? [...subscribed] : [], lastError, received, malformed };

@@ -242,6 +242,8 @@ class OwnMosquitto {
   constructor(
     readonly port: number,
     readonly dir: string,
+    /** Without persistence a restart forgets every session (and subscription). */
+    readonly persistence = true,
   ) {}
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`;
@@ -254,7 +256,7 @@ class OwnMosquitto {
       [
         `listener ${this.port} 127.0.0.1`,
         "allow_anonymous true",
-        "persistence true",
+        `persistence ${this.persistence}`,
         `persistence_location ${this.dir}/`,
         "user root",
         "max_queued_messages 10000",
@@ -349,4 +351,62 @@ describe.skipIf(!binaryThere)("MQTT source across a broker restart and its own d
     await source.close();
     await pub.endAsync(true);
   }, 120_000);
+});
+
+describe.skipIf(!binaryThere)("MQTT source after a broker restart that lost every session (own mosquitto, no persistence)", () => {
+  let broker: OwnMosquitto;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "nexus-mosquitto-"));
+    broker = new OwnMosquitto(OWN_PORT + 1, dir, false);
+    await broker.start();
+  });
+  afterAll(async () => {
+    await broker?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("subscribes again by itself and receives what is published after the restart", async () => {
+    const topic = `nx/${token()}/t`;
+    const { messages, onMessage } = collector();
+    const source = startMqttSource({ url: broker.url, clientId: `nx-src-${token()}`, topics: [topic], qos: 1, format: "json" }, onMessage, {
+      logger,
+    });
+    try {
+      await subscribed(source, 1);
+      await broker.stop();
+      await eventually("the source noticed", () => !source.status().connected, 10_000);
+      await broker.start();
+      await subscribed(source, 1);
+      const pub = await publisher(broker.url);
+      await pub.publishAsync(topic, '{"after":"restart"}', { qos: 1 });
+      await eventually("the message after the restart", () => messages.length === 1, 10_000);
+      expect(messages[0]?.payload).toEqual({ after: "restart" });
+      await pub.endAsync();
+    } finally {
+      await source.close();
+    }
+  });
+});
+
+describe.skipIf(!sharedUp)("MQTT source deleted for good", () => {
+  it("close({ forgetSession: true }) ends the broker's session: nothing is queued for it any more", async () => {
+    const topic = `nx/${token()}/gone`;
+    const config: MqttSourceConfig = { url: SHARED_URL, clientId: `nx-src-${token()}`, topics: [topic], qos: 1, format: "json" };
+    const first = collector();
+    const source = startMqttSource(config, first.onMessage, { logger });
+    await subscribed(source, 1);
+    await source.close({ forgetSession: true });
+    const pub = await publisher(SHARED_URL);
+    await pub.publishAsync(topic, '{"n":1}', { qos: 1 });
+    // A new source under the same clientId starts a fresh session: the message was never queued.
+    const second = collector();
+    const again = startMqttSource(config, second.onMessage, { logger });
+    await subscribed(again, 1);
+    await pub.publishAsync(topic, '{"n":2}', { qos: 1 });
+    await eventually("the message published after the new start", () => second.messages.length >= 1, 10_000);
+    expect(second.messages.map((m) => (m.payload as { n: number }).n)).toEqual([2]);
+    await again.close({ forgetSession: true });
+    await pub.endAsync();
+  });
 });
