@@ -7,6 +7,7 @@ import { benchRateLimits } from "./rate-limits.js";
 import { type BenchOutcome, type BenchRun, machineInfo, writeResults } from "./results.js";
 import { benchMemory, benchRpc } from "./rpc.js";
 import { benchSearchCases } from "./search.js";
+import { benchSqlDestination } from "./sql-destination.js";
 
 /**
  * `npm run bench [--large] [name …]`: every benchmark (or the named ones), one after the
@@ -100,6 +101,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
     },
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
+  ["sql-destination", (log) => (postgres ? benchSqlDestination({ log }) : Promise.resolve(skippedNoPostgres))],
 ];
 
 const run: BenchRun = {

@@ -90,7 +90,7 @@ function convert(value: unknown, type: FieldType | undefined): unknown {
       return undefined;
     case "integer": {
       if (typeof value === "number") return Number.isSafeInteger(value) ? value : undefined;
-      if (typeof value === "bigint") return value;
+      if (typeof value === "bigint") return value.toString();
       if (typeof value === "string" && INTEGER_TEXT.test(value.trim())) {
         const n = Number(value.trim());
         // Beyond 2^53 the text goes to the server as is (exact for bigint columns).

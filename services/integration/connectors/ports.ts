@@ -90,8 +90,13 @@ export type MqttMessage = {
 
 /** A running MQTT subscription. */
 export type MqttSource = {
-  close(): Promise<void>;
-  status(): { connected: boolean; subscribed: string[]; lastError?: string; received: number };
+  /**
+   * Stops the source. The broker keeps its session (and queues for it) unless `forgetSession`:
+   * use that when the source is deleted for good.
+   */
+  close(opts?: { forgetSession?: boolean }): Promise<void>;
+  /** `received` counts messages onMessage accepted; `malformed` those whose payload did not parse (handed over as MalformedPayload). */
+  status(): { connected: boolean; subscribed: string[]; lastError?: string; received: number; malformed?: number };
 };
 
 /** Machine-readable reasons of a {@link ConnectorError}. */
@@ -102,8 +107,10 @@ export type ConnectorErrorReason =
   | "DESTINATION_REJECTED"
   /** The input does not fit the mappings (missing field, value that does not convert). */
   | "MAPPING_FAILED"
-  /** The destination or source configuration itself is wrong (bad identifier, missing keys, …). */
-  | "INVALID_DESTINATION_CONFIG";
+  /** The destination configuration itself is wrong (bad identifier, missing keys, bad credentials, …). */
+  | "INVALID_DESTINATION_CONFIG"
+  /** The MQTT source configuration is wrong (URL, topic filter, QoS, format). */
+  | "INVALID_SOURCE_CONFIG";
 
 /** Reasons that are worth retrying. */
 const RETRYABLE: ReadonlySet<string> = new Set(["DESTINATION_UNAVAILABLE"]);

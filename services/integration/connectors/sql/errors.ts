@@ -28,6 +28,8 @@ const MYSQL_RETRYABLE_CODES = new Set([
   "PROTOCOL_SEQUENCE_TIMEOUT",
   "ER_CON_COUNT_ERROR",
   "ER_TOO_MANY_USER_CONNECTIONS",
+  // a per-user resource limit (max_user_connections, max_questions per hour): passes with time
+  "ER_USER_LIMIT_REACHED",
   "ER_LOCK_DEADLOCK",
   "ER_LOCK_WAIT_TIMEOUT",
   "ER_SERVER_SHUTDOWN",

@@ -36,6 +36,12 @@ export function createPostgresEngine(conn: SqlConnection, logger: Pick<Logger, "
   async function query(text: string, values: unknown[], what: string, signal?: AbortSignal): Promise<EngineResult> {
     let client: pg.PoolClient | undefined;
     let broken = false;
+    // pg-pool listens for errors only on idle clients; a checked-out client whose socket breaks
+    // may emit 'error' after its query already failed, which must not become an uncaught exception.
+    const onClientError = (err: Error) => {
+      broken = true;
+      logger.warn({ server: describeServer(conn), err: err.message }, "database connection broke during a statement");
+    };
     try {
       client = await raceAbort(
         pool.connect(),
@@ -44,8 +50,14 @@ export function createPostgresEngine(conn: SqlConnection, logger: Pick<Logger, "
         () => cancelledError(conn, what),
       );
       const c = client;
+      c.on("error", onClientError);
       const result = await raceAbort(
-        c.query(text, values),
+        // Dates go as ISO-8601 UTC text: exact for timestamptz, UTC wall time for timestamp —
+        // the same as the MySQL engine (timezone "Z"), whatever this process's time zone is.
+        c.query(
+          text,
+          values.map((v) => (v instanceof Date ? v.toISOString() : v)),
+        ),
         signal,
         () => {
           broken = true;
@@ -58,6 +70,7 @@ export function createPostgresEngine(conn: SqlConnection, logger: Pick<Logger, "
       throw classifyPgError(err, conn, what);
     } finally {
       // A cancelled or broken connection is destroyed rather than reused (pg ends it on release(err)).
+      client?.off("error", onClientError);
       client?.release(broken ? new Error("connection dropped after a cancelled or failed statement") : undefined);
     }
   }
