@@ -12,6 +12,7 @@ import {
 import {
   type DestinationConfig,
   OnError,
+  SqlEngine,
   StepType,
   type WorkflowDefinition,
   WorkflowDefinitionSchema,
@@ -287,13 +288,13 @@ export class IntegrationApplication {
     });
   }
 
-  /** Queues an MQTT message for the workflows its source feeds. */
-  async acceptMqtt(source: MqttRow, payload: unknown, topic: string): Promise<Accepted> {
+  /** Queues an MQTT message for the workflows its source feeds; `messageKey` dedupes redeliveries. */
+  async acceptMqtt(source: MqttRow, payload: unknown, topic: string, messageKey: string): Promise<Accepted> {
     const data =
       typeof payload === "object" && payload !== null && !Array.isArray(payload)
         ? (payload as Record<string, unknown>)
         : { value: payload };
-    return this.accept(source.tenantId, `mqtt:${source.id}`, { ...data, _topic: topic }, randomUUID(), `mqtt:${source.id}`, (tx) =>
+    return this.accept(source.tenantId, `mqtt:${source.id}`, { ...data, _topic: topic }, messageKey, `mqtt:${source.id}`, (tx) =>
       store.workflowsFed(tx, source.tenantId, { mqttId: source.id }),
     );
   }
@@ -342,6 +343,18 @@ export class IntegrationApplication {
   async createDestination(a: Actor, name: string, config: DestinationConfig): Promise<DestinationRow> {
     const kind = kindOf(config);
     const { config: clear, secret } = splitSecret(config);
+    if (config.kind.case === "sql") {
+      const c = config.kind.value;
+      const problems = (await this.o.connectors()).validateSqlConnection({
+        engine: c.engine === SqlEngine.MYSQL ? "mysql" : "postgres",
+        host: c.host,
+        port: c.port,
+        database: c.database,
+        user: c.user,
+        ...(c.poolMax ? { poolMax: c.poolMax } : {}),
+      });
+      if (problems.length > 0) throw invalid("config.sql", problems.join("; "));
+    }
     const sealed = secret ? await this.o.keyring.sealText({ tenantId: a.tenantId, purpose: PURPOSE.destination }, secret) : null;
     const row: DestinationRow = {
       id: newId(),
@@ -556,6 +569,16 @@ export class IntegrationApplication {
     input: Omit<MqttRow, "id" | "tenantId" | "sealedPassword" | "createdAt"> & { password: string },
   ): Promise<MqttRow> {
     const { password, ...rest } = input;
+    const problems = (await this.o.connectors()).validateMqttSourceConfig({
+      url: input.url,
+      ...(input.username ? { username: input.username } : {}),
+      ...(password ? { password } : {}),
+      clientId: "nexus-check",
+      topics: input.topics,
+      qos: input.qos,
+      format: input.format,
+    });
+    if (problems.length > 0) throw invalid("source", problems.join("; "));
     const sealed = password ? await this.o.keyring.sealText({ tenantId: a.tenantId, purpose: PURPOSE.mqtt }, password) : null;
     const row: MqttRow = { ...rest, id: newId(), tenantId: a.tenantId, sealedPassword: sealed, createdAt: this.o.clock() };
     try {

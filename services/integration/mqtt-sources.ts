@@ -40,7 +40,8 @@ export function createMqttRunner(o: {
       for (const [id, r] of running) {
         if (!wanted.has(id)) {
           running.delete(id);
-          await r.source.close().catch((err) => o.logger.warn({ err, source: id }, "MQTT source close failed"));
+          // Deleted for good: the broker may drop its session and whatever it queued for it.
+          await r.source.close({ forgetSession: true }).catch((err) => o.logger.warn({ err, source: id }, "MQTT source close failed"));
         }
       }
       const missing = rows.filter((r) => !running.has(r.id));
@@ -48,21 +49,29 @@ export function createMqttRunner(o: {
       const c = await o.connectors();
       for (const row of missing) {
         const password = await o.app.mqttPassword(row);
-        const source = c.startMqttSource(
-          {
-            url: row.url,
-            ...(row.username ? { username: row.username } : {}),
-            ...(password ? { password } : {}),
-            clientId: `nexus-${row.id}-${o.processId}`.slice(0, 64),
-            topics: row.topics.map((t) => `$share/${MQTT_SHARE_GROUP}/${t}`),
-            qos: row.qos,
-            format: row.format,
-          },
-          async (m) => {
-            await o.app.acceptMqtt(row, m.payload, m.topic);
-          },
-          { logger: o.logger.child({ mqttSource: row.id }) },
-        );
+        let source: MqttSource;
+        try {
+          source = c.startMqttSource(
+            {
+              url: row.url,
+              ...(row.username ? { username: row.username } : {}),
+              ...(password ? { password } : {}),
+              clientId: `nexus-${row.id}-${o.processId}`.slice(0, 64),
+              topics: row.topics.map((t) => `$share/${MQTT_SHARE_GROUP}/${t}`),
+              qos: row.qos,
+              format: row.format,
+            },
+            // Acknowledged once queued; a redelivered message (lost PUBACK) is deduplicated by topic + payload hash.
+            async (m) => {
+              await o.app.acceptMqtt(row, m.payload, m.topic, c.mqttMessageId(m));
+            },
+            { logger: o.logger.child({ mqttSource: row.id }) },
+          );
+        } catch (err) {
+          // A configuration that can never work: reported in the source's status, not retried.
+          const lastError = (err as Error).message;
+          source = { close: async () => {}, status: () => ({ connected: false, subscribed: [], received: 0, lastError }) };
+        }
         running.set(row.id, { row, source });
       }
     },
@@ -72,7 +81,9 @@ export function createMqttRunner(o: {
     },
     async close() {
       closed = true;
-      await Promise.allSettled([...running.values()].map((r) => r.source.close()));
+      // This process's sessions end with it (their client ids are per process), so the broker
+      // gives the shared subscriptions' messages to the replicas still running.
+      await Promise.allSettled([...running.values()].map((r) => r.source.close({ forgetSession: true })));
       running.clear();
     },
   };
