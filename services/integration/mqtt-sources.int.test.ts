@@ -5,7 +5,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import mqtt from "mqtt";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   CreateDestinationRequestSchema,
   CreateMqttSourceRequestSchema,
@@ -38,7 +38,7 @@ import { createNatsEventBus, type NatsEventBus } from "../kernel/events/nats-bus
 const BROKER = process.env.NEXUS_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883";
 const brokerUp = await reachable(BROKER, 1883);
 
-describeWithPostgresAndNats.skipIf(!brokerUp)("integration MQTT sources (Mosquitto + PostgreSQL + NATS)", () => {
+(brokerUp ? describeWithPostgresAndNats : describe.skip)("integration MQTT sources (Mosquitto + PostgreSQL + NATS)", () => {
   let testDb: TestDatabase;
   let db: Database;
   let bus: NatsEventBus;
