@@ -9,9 +9,10 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { toJsonString } from "@bufbuild/protobuf";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { FieldType, SqlEngine, SqlOperation, WorkflowKind } from "../gen/nexus/integration/v1/resources_pb.js";
+import { DestinationSchema, FieldType, SqlEngine, SqlOperation, WorkflowKind } from "../gen/nexus/integration/v1/resources_pb.js";
 import { type AgentMesh, startAgentMesh } from "./support/agent-mesh.js";
 import { eventually } from "./support/eventually.js";
 import { deleteSuiteStreams } from "./support/nats-streams.js";
@@ -148,8 +149,53 @@ describeWithPostgresAndNats("integration: kill -9 of a worker mid-batch", () => 
     expect(new Set(rows.map((r) => r.message_id))).toEqual(ids);
     // Each REST delivery names its message and target; none is missing.
     expect(new Set(keys)).toEqual(new Set([...ids].map((id) => `${id}-0`)));
-    // The execution log agrees: one succeeded entry per message and target.
+    // The execution log agrees: one succeeded entry per message and target (each is committed
+    // just after its destination answered).
+    await eventually("execution log complete", async () => {
+      const { executions } = await client.listExecutions({ pageSize: 500 });
+      return executions.filter((e) => e.status === 2).length === MESSAGES * 2;
+    });
     const { executions } = await client.listExecutions({ pageSize: 500 });
-    expect(executions.filter((e) => e.status === 2)).toHaveLength(MESSAGES * 2);
+    expect(executions).toHaveLength(MESSAGES * 2);
+    expect(
+      executions.filter((e) => e.status !== 2).map((e) => `${e.messageId} ${e.destinationId} ${e.status} ${e.attempts} ${e.error}`),
+    ).toEqual([]);
   }, 180_000);
+
+  it("a corpus destination feeds messages into retrieval as documents, once each", async () => {
+    const owner = mesh.client();
+    await owner.retrieval.createCorpus({ corpusId: "field-notes", displayName: "Field notes" });
+    const { destination } = await owner.integration.createDestination({
+      name: "notes-corpus",
+      config: { kind: { case: "corpus", value: { corpusId: "field-notes", apiKey: mesh.ownerKey } } },
+    });
+    expect(toJsonString(DestinationSchema, destination!)).not.toContain(mesh.ownerKey);
+    const { workflow } = await owner.integration.createWorkflow({
+      name: "notes",
+      definition: {
+        kind: WorkflowKind.FAN_OUT,
+        targets: [{ destinationId: destination!.destinationId, transform: "note", title: '"Note from " & author' }],
+      },
+    });
+    const { messageId } = await owner.integration.executeWorkflow({
+      workflowId: workflow!.workflowId,
+      payload: { author: "Ada", note: "The north valve leaks when the pressure passes four bar." },
+    });
+    const documentId = `${messageId}-0`;
+    const doc = await eventually(
+      "the document exists",
+      async () => (await owner.ingestion.getDocument({ documentId }).catch(() => undefined))?.document,
+      60_000,
+    );
+    expect(doc.corpusId).toBe("field-notes");
+    expect(doc.filename).toBe("Note from Ada");
+    await eventually(
+      "searchable",
+      async () => {
+        const r = await owner.retrieval.search({ corpusId: "field-notes", query: "north valve pressure" });
+        return r.hits.some((x) => x.documentId === documentId);
+      },
+      60_000,
+    );
+  }, 120_000);
 });

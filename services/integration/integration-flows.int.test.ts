@@ -6,6 +6,7 @@
  */
 import { create, toJson } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
+import { connect } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
@@ -15,12 +16,16 @@ import {
   CreateWorkflowRequestSchema,
   ExecuteWorkflowRequestSchema,
   IngestRequestSchema,
+  ListDestinationColumnsRequestSchema,
+  ListDestinationsRequestSchema,
+  ListDestinationTablesRequestSchema,
   ListExecutionsRequestSchema,
   ListWorkflowsRequestSchema,
   ListWorkflowVersionsRequestSchema,
   RollbackWorkflowRequestSchema,
   RotateAppKeyRequestSchema,
   RotateMasterSecretRequestSchema,
+  TestDestinationRequestSchema,
   UpdateWorkflowRequestSchema,
 } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import {
@@ -105,7 +110,7 @@ describeWithPostgresAndNats("integration flows (PostgreSQL + NATS + MariaDB + HT
       consumerHeartbeatMs: 1_000,
     });
     // Enough retries (100 ms doubling to 400 ms) to outlast receiver B's outage.
-    integ = await openIntegration(db, bus, { NEXUS_INTEGRATION_MAX_RETRIES: "60" });
+    integ = await openIntegration(db, bus, { NEXUS_INTEGRATION_MAX_RETRIES: "60", NATS_URL: TEST_NATS_URL });
     a = await startReceiver(15401);
     b = await startReceiver(15402);
     c = await startReceiver(15403);
@@ -257,6 +262,73 @@ describeWithPostgresAndNats("integration flows (PostgreSQL + NATS + MariaDB + HT
       expect(JSON.stringify(toJson(DestinationSchema, got.destination!))).not.toContain("s3cret");
       expect(got.destination?.hasSecret).toBe(true);
     }, 90_000);
+  });
+
+  describe("NATS subject destination", () => {
+    it("publishes each message's transform to the subject", async () => {
+      const nc = await connect({ servers: TEST_NATS_URL });
+      const subject = `integration.test.${token.toLowerCase()}`;
+      const seen: unknown[] = [];
+      const sub = nc.subscribe(subject);
+      void (async () => {
+        for await (const m of sub) seen.push(m.json());
+      })();
+      const { destination } = await h().createDestination(
+        create(CreateDestinationRequestSchema, { name: "nats-out", config: { kind: { case: "nats", value: { subject } } } }),
+        ctx,
+      );
+      const tested = await h().testDestination(create(TestDestinationRequestSchema, { destinationId: destination!.destinationId }), ctx);
+      expect(tested.ok).toBe(true);
+      const { workflow } = await h().createWorkflow(
+        create(CreateWorkflowRequestSchema, {
+          name: "to-nats",
+          definition: {
+            kind: WorkflowKind.FAN_OUT,
+            targets: [{ destinationId: destination!.destinationId, transform: '{"id": $messageId, "v": v}' }],
+          },
+        }),
+        ctx,
+      );
+      const { messageId } = await h().executeWorkflow(
+        create(ExecuteWorkflowRequestSchema, { workflowId: workflow!.workflowId, payload: { v: 42 } }),
+        ctx,
+      );
+      await eventually("published", () => seen.length === 1, 20_000);
+      expect(seen).toEqual([{ id: messageId, v: 42 }]);
+      sub.unsubscribe();
+      await nc.close();
+    }, 60_000);
+
+    it("tests connections before saving and browses a database's tables and columns", async () => {
+      const down = await h().testDestination(
+        create(TestDestinationRequestSchema, {
+          config: { kind: { case: "sql", value: { engine: SqlEngine.MYSQL, ...MARIADB, port: 15499, database: mariaDb } } },
+        }),
+        ctx,
+      );
+      expect(down).toMatchObject({ ok: false });
+      expect(down.error).not.toBe("");
+      const up = await h().testDestination(
+        create(TestDestinationRequestSchema, {
+          config: { kind: { case: "sql", value: { engine: SqlEngine.MYSQL, ...MARIADB, database: mariaDb } } },
+        }),
+        ctx,
+      );
+      expect(up.ok).toBe(true);
+      expect(up.serverVersion).toMatch(/MariaDB/i);
+      const { destinations } = await h().listDestinations(create(ListDestinationsRequestSchema, {}), ctx);
+      const maria = destinations.find((d) => d.name === "mariadb")!;
+      const { tables } = await h().listDestinationTables(
+        create(ListDestinationTablesRequestSchema, { destinationId: maria.destinationId }),
+        ctx,
+      );
+      expect(tables.map((t) => t.name)).toContain("readings");
+      const { columns } = await h().listDestinationColumns(
+        create(ListDestinationColumnsRequestSchema, { destinationId: maria.destinationId, table: "readings" }),
+        ctx,
+      );
+      expect(columns.find((c) => c.name === "message_id")).toMatchObject({ primaryKey: true, nullable: false });
+    });
   });
 
   describe("sequential", () => {
