@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
+import { benchIntegration } from "./integration.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
 import { type BenchOutcome, type BenchRun, machineInfo, writeResults } from "./results.js";
@@ -102,6 +103,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
   ["sql-destination", (log) => (postgres ? benchSqlDestination({ log }) : Promise.resolve(skippedNoPostgres))],
+  ["integration", (log) => (postgres ? benchIntegration({ log }) : Promise.resolve(skippedNoPostgres))],
 ];
 
 const run: BenchRun = {

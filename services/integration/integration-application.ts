@@ -32,6 +32,7 @@ import { generateAppKey, newId } from "./domain/app-key.js";
 import { checkDefinition, DEFAULT_RETENTION_HOURS, type DestinationKind } from "./domain/definition.js";
 import { type AppField, validatePayload } from "./domain/field-schema.js";
 import { EnvelopeError, envelopeVersion, newMasterSecret, openPayload } from "./domain/payload-crypto.js";
+import { GroupCommit } from "./group-commit.js";
 
 /** The dedupe window of accepted messages (REL-05): 24 h. */
 export const DEDUPE_WINDOW_MS = 24 * 3_600_000;
@@ -102,7 +103,12 @@ export interface Accepted {
  * dedupe, queue durably) and the workflow runner (fan-out expansion, deliveries, sequential runs).
  */
 export class IntegrationApplication {
-  constructor(private readonly o: IntegrationApplicationOptions) {}
+  /** Accepted messages commit together (see {@link GroupCommit}). */
+  private readonly accepts: GroupCommit<Accepted>;
+
+  constructor(private readonly o: IntegrationApplicationOptions) {
+    this.accepts = new GroupCommit<Accepted>(o.db);
+  }
 
   private meta(a: Actor) {
     return { metadata: { tenantId: a.tenantId, actor: a.actor } };
@@ -308,7 +314,7 @@ export class IntegrationApplication {
     workflows: (tx: Tx) => Promise<WorkflowRow[]>,
   ): Promise<Accepted> {
     const dedupeKey = clientMessageId ? `cid:${clientMessageId}` : `sha1:${createHash("sha1").update(canonicalJson(data)).digest("hex")}`;
-    return this.o.db.transaction(async (tx) => {
+    return this.accepts.submit(async (tx) => {
       const wfs = await workflows(tx);
       const claim = await store.claimMessage(tx, {
         tenantId,
