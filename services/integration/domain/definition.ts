@@ -106,8 +106,10 @@ function checkTarget(
     problems.push({ field: `${path}.destination_id`, message: `no destination ${target.destinationId} in this tenant` });
     return;
   }
-  if (want && dest.kind !== want)
+  if (want && dest.kind !== want) {
     problems.push({ field: `${path}.destination_id`, message: `must be a ${want} destination (it is ${dest.kind})` });
+    return;
+  }
   checkExpression(problems, `${path}.transform`, target.transform, false);
   checkExpression(problems, `${path}.condition`, target.condition, false);
   checkExpression(problems, `${path}.title`, target.title, false);
