@@ -1,13 +1,15 @@
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { FieldType, SqlEngine, SqlOperation, WorkflowKind } from "../gen/nexus/integration/v1/resources_pb.js";
 import { createNexusClient } from "../services/client/create-nexus-client.js";
-import { type NexusProcess, startNexus } from "../tests/support/nexus-process.js";
 import { benchServerUrl, createBenchDatabase, type Percentiles, percentiles } from "./rag-setup.js";
 import type { BenchOutcome } from "./results.js";
+import { type Child, CLI, freePort, startChild } from "./rpc.js";
 
 /**
  * Integration benchmark (issue 13), on this machine's PostgreSQL and NATS: `nexus dev` (every
@@ -80,26 +82,35 @@ export async function benchIntegration(
     NEXUS_LEXICAL_ONLY: "true",
     LOG_LEVEL: "error",
   };
-  let dev: NexusProcess | undefined;
-  let worker: NexusProcess | undefined;
+  let dev: Child | undefined;
+  let worker: Child | undefined;
+  const work = mkdtempSync(path.join(tmpdir(), "nexus-bench-integration-"));
+  const devPort = await freePort();
+  const workerPort = await freePort();
+  const devUrl = `http://127.0.0.1:${devPort}`;
+  const workerUrl = `http://127.0.0.1:${workerPort}`;
   const sink = new pg.Client({ connectionString: database.url });
   const jsm = await jetstreamManager(nc);
   try {
-    dev = await startNexus({ args: ["dev", "--port", "0", "--host", "127.0.0.1"], env: shared, timeoutMs: 120_000 });
-    const started = dev;
-    for (let i = 0; i < 300 && !/owner key[^\n]*\n\s*(nxs_\S+)/.test(started.output()); i++) await new Promise((r) => setTimeout(r, 100));
+    dev = await startChild(
+      [CLI, "dev", "--port", String(devPort), "--host", "127.0.0.1"],
+      shared,
+      /owner key[^\n]*\n\s*nxs_\S+/,
+      path.join(work, "dev.log"),
+    );
     const ownerKey = /owner key[^\n]*\n\s*(nxs_\S+)/.exec(dev.output())?.[1];
     if (!ownerKey) throw new Error(`nexus dev printed no owner key:\n${dev.output()}`);
-    worker = await startNexus({
-      args: ["serve", "--service", "integration", "--port", "0", "--host", "127.0.0.1"],
-      env: { ...shared, NEXUS_AUTH_URL: dev.url, NEXUS_INGESTION_URL: dev.url },
-      timeoutMs: 120_000,
-    });
+    worker = await startChild(
+      [CLI, "serve", "--service", "integration", "--port", String(workerPort), "--host", "127.0.0.1"],
+      { ...shared, NEXUS_AUTH_URL: devUrl, NEXUS_INGESTION_URL: devUrl },
+      /listening on/,
+      path.join(work, "worker.log"),
+    );
     await sink.connect();
     await sink.query(
       "CREATE TABLE bench_rows (message_id text PRIMARY KEY, sent_ms double precision NOT NULL, written_at timestamptz NOT NULL DEFAULT clock_timestamp())",
     );
-    const client = createNexusClient({ baseUrl: dev.url, apiKey: ownerKey }).integration;
+    const client = createNexusClient({ baseUrl: devUrl, apiKey: ownerKey }).integration;
     const url = new URL(database.url);
     const { destination } = await client.createDestination({
       name: "bench-sink",
@@ -155,7 +166,7 @@ export async function benchIntegration(
       `raw JetStream publish: ${raw.perSecond.toFixed(0)}/s, p50 ${percentiles(raw.latencies).p50.toFixed(2)} ms, p99 ${percentiles(raw.latencies).p99.toFixed(2)} ms`,
     );
 
-    const ingressUrl = `${worker.url.replace("localhost", "127.0.0.1")}/ingress`;
+    const ingressUrl = `${workerUrl}/ingress`;
     const ingress = await run(messages, concurrency, async (i) => {
       const res = await fetch(ingressUrl, {
         method: "POST",
@@ -179,7 +190,7 @@ export async function benchIntegration(
     const rows = await sink.query<{ ms: number }>("SELECT extract(epoch FROM written_at) * 1000 - sent_ms AS ms FROM bench_rows");
     const toRow = percentiles(rows.rows.map((r) => Number(r.ms)));
     log(`ingress → destination row: p50 ${toRow.p50.toFixed(1)} ms, p99 ${toRow.p99.toFixed(1)} ms`);
-    const rss = rssOf(worker.child.pid as number);
+    const rss = rssOf(worker.process.pid as number);
     log(`integration process RSS: ${rss.rssMiB} MiB (peak ${rss.peakRssMiB} MiB)`);
     const result: IntegrationBenchResult = {
       messages,
@@ -216,5 +227,6 @@ export async function benchIntegration(
     for (const s of [`${token}_RAW`, `${token}_EVENTS`, `${token}_DLQ`]) await jsm.streams.delete(s).catch(() => undefined);
     await nc.close();
     await database.drop();
+    rmSync(work, { recursive: true, force: true });
   }
 }
