@@ -88,7 +88,7 @@ describe("helm chart", () => {
     }
     const op = deployments.find((x) => x.metadata.name === "nx-nexus-operator")!;
     expect(op.spec.template.spec.containers[0].args[0]).toBe("operator");
-    expect(of(objs, "PodDisruptionBudget")).toHaveLength(5);
+    expect(of(objs, "PodDisruptionBudget")).toHaveLength(SERVICES.length);
     expect(of(objs, "StatefulSet").map((s) => s.metadata.name)).toEqual(["nx-nexus-nats"]);
     expect(of(objs, "NetworkPolicy")).toHaveLength(1);
     const test = of(objs, "Pod").find((p) => p.metadata.annotations?.["helm.sh/hook"] === "test");
@@ -120,7 +120,7 @@ describe("helm chart", () => {
     expect(env.find((e) => e.name === "NATS_URL")!.valueFrom.secretKeyRef).toEqual({ name: "nexus-nats", key: "NATS_URL" });
     expect(env.find((e) => e.name === "NEXUS_BOOTSTRAP_KEY_SHA256")!.valueFrom.secretKeyRef.name).toBe("nexus-platform-key");
     expect(auth.spec.replicas).toBeUndefined();
-    expect(of(objs, "HorizontalPodAutoscaler")).toHaveLength(5);
+    expect(of(objs, "HorizontalPodAutoscaler")).toHaveLength(SERVICES.length);
     expect(of(objs, "StatefulSet")).toEqual([]);
     expect(of(objs, "ServiceMonitor")).toHaveLength(1);
     const dashboards = of(objs, "ConfigMap").filter((c) => c.metadata.labels?.grafana_dashboard === "1");
