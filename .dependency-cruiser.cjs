@@ -2,7 +2,7 @@
  * The import rule (docs/architecture.md, "The import rule"), enforced by `npm run lint:deps` in CI.
  *
  * - A service folder (`services/<x>/` other than kernel, runtime, cli and client: auth, metering,
- *   audit, knowledge, agent and every service still to come) imports only `gen/`,
+ *   audit, knowledge, agent, integration and every service still to come) imports only `gen/`,
  *   `services/kernel/` and its own folder. Another service is reached over its API, never its code.
  * - `services/kernel/` imports no service, no runtime, no CLI: it is what services share.
  * - `services/client/` (the SDK) imports only `gen/`.

@@ -54,7 +54,7 @@ export interface RpcBenchRow {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const CLI = path.join(here, "../services/cli/main.js");
+export const CLI = path.join(here, "../services/cli/main.js");
 const H2_LOAD = path.join(here, "h2-load.js");
 const BARE = path.join(here, "bare-connect-server.js");
 const AUTOCANNON = path.join(path.dirname(createRequire(import.meta.url).resolve("autocannon/package.json")), "autocannon.js");
@@ -62,7 +62,7 @@ const AUTOCANNON = path.join(path.dirname(createRequire(import.meta.url).resolve
 /** Limits high enough that the bench never sees RATE_LIMITED, while every call still takes tokens. */
 const NO_REFUSAL_RATE_LIMITS = ["run", "mutation", "read", "ops"].map((c) => `${c}=1000000/1000000:1000000/1000000`).join(",");
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once("error", reject);
@@ -74,13 +74,19 @@ async function freePort(): Promise<number> {
 }
 
 /** A child process whose stdout+stderr go to a file (a pipe would bill its reader to the bench). */
-interface Child {
+export interface Child {
   process: ChildProcess;
   output(): string;
   stop(): Promise<void>;
 }
 
-async function startChild(args: string[], env: NodeJS.ProcessEnv, ready: RegExp, logFile: string, timeoutMs = 180_000): Promise<Child> {
+export async function startChild(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: RegExp,
+  logFile: string,
+  timeoutMs = 180_000,
+): Promise<Child> {
   const fd = openSync(logFile, "w");
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", fd, fd] });
   const output = () => readFileSync(logFile, "utf8");

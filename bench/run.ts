@@ -4,6 +4,7 @@ import { benchBackupOutcome } from "./backup.js";
 import { benchEncryptionOutcome } from "./encryption.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
+import { benchIntegration } from "./integration.js";
 import { benchModules } from "./modules.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
@@ -11,6 +12,7 @@ import { benchRehydrationOutcome } from "./rehydration.js";
 import { type BenchOutcome, type BenchRun, machineInfo, writeResults } from "./results.js";
 import { benchMemory, benchRpc } from "./rpc.js";
 import { benchSearchCases } from "./search.js";
+import { benchSqlDestination } from "./sql-destination.js";
 
 /**
  * `npm run bench [--large] [name …]`: every benchmark (or the named ones), one after the
@@ -151,6 +153,8 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
       };
     },
   ],
+  ["sql-destination", (log) => (postgres ? benchSqlDestination({ log }) : Promise.resolve(skippedNoPostgres))],
+  ["integration", (log) => (postgres ? benchIntegration({ log }) : Promise.resolve(skippedNoPostgres))],
 ];
 
 const run: BenchRun = {

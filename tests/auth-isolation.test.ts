@@ -79,8 +79,11 @@ describeWithPostgres("tenant isolation, for every RPC of every service", () => {
       "nexus.agent.v1.AgentService",
       "nexus.audit.v1.AuditService",
       "nexus.auth.v1.AuthService",
+      "nexus.eventstore.v1.EventStoreService",
       "nexus.ingestion.v1.IngestionService",
+      "nexus.integration.v1.IntegrationService",
       "nexus.metering.v1.MeteringService",
+      "nexus.modules.v1.ModulesService",
       "nexus.retrieval.v1.RetrievalService",
     ]);
     expect(rpcs.length).toBeGreaterThanOrEqual(40);

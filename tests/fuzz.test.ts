@@ -112,9 +112,10 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
     return session;
   };
 
-  async function grpc(procedure: string, payload: Uint8Array, framed = true): Promise<RawOutcome> {
-    const deadline: Record<string, string> = LIVE_FEEDS.has(procedure) ? { "grpc-timeout": "1S" } : {};
-    return grpcRaw(live(), procedure, payload, { ...auth(procedure), ...deadline }, { frame: framed });
+  async function grpc(procedure: string, payload: Uint8Array, framed = true, stream = false): Promise<RawOutcome> {
+    // A live feed or tail (a server stream that only ends when cancelled) runs until its deadline: keep it short.
+    const timeout = LIVE_FEEDS.has(procedure) ? "1S" : stream ? "300m" : undefined;
+    return grpcRaw(live(), procedure, payload, { ...auth(procedure), ...(timeout ? { "grpc-timeout": timeout } : {}) }, { frame: framed });
   }
 
   it("generated messages: a client error (or success), never INTERNAL, over gRPC and Connect JSON", async () => {
@@ -140,7 +141,7 @@ describeWithPostgres("fuzz: every RPC with hostile inputs from its descriptor", 
         const input = `seed ${SEED} case ${c}${targeted ? ` (${targeted.name}${targeted.primary ? ", primary" : ""})` : ""}`;
         const binary = encodeBinary(method.input, init);
         if (binary) {
-          const o = await grpc(procedure, binary);
+          const o = await grpc(procedure, binary, true, method.methodKind === "server_streaming");
           calls++;
           if (isFault(o)) failures.push({ procedure, protocol: "grpc", input, outcome: describeOutcome(o) });
         }

@@ -10,7 +10,7 @@ import { parseMasterKeys } from "../services/kernel/keyring/index.js";
 
 type Obj = Record<string, any>;
 const CHART = "charts/nexus";
-const SERVICES = ["auth", "metering", "ingestion", "retrieval", "agent", "modules"];
+const SERVICES = ["auth", "metering", "ingestion", "retrieval", "agent", "modules", "integration"];
 
 function helm(args: string[]): { ok: boolean; stdout: string; stderr: string } {
   const r = spawnSync("bash", ["scripts/helm.sh", ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });

@@ -6,6 +6,7 @@ import { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { EventStoreService } from "../../gen/nexus/eventstore/v1/event_store_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
+import { IntegrationService } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { ModulesService } from "../../gen/nexus/modules/v1/modules_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
@@ -50,6 +51,7 @@ export interface NexusClient {
   /** The event store: live change feed (WatchEvents) and event catalogue. */
   events: Client<typeof EventStoreService>;
   modules: Client<typeof ModulesService>;
+  integration: Client<typeof IntegrationService>;
   /** The underlying transport, for calling health or other services. */
   transport: Transport;
 }
@@ -91,6 +93,7 @@ export function createNexusClient(options: NexusClientOptions = {}): NexusClient
     audit: createClient(AuditService, transport),
     events: createClient(EventStoreService, transport),
     modules: createClient(ModulesService, transport),
+    integration: createClient(IntegrationService, transport),
     transport,
   };
 }

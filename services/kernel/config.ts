@@ -235,7 +235,7 @@ function corsOrigins(raw: string): CorsOrigins {
 }
 
 /** The Nexus services `nexus serve` can run. */
-export const SERVICE_NAMES = ["auth", "metering", "ingestion", "retrieval", "agent", "modules"] as const;
+export const SERVICE_NAMES = ["auth", "metering", "ingestion", "retrieval", "agent", "modules", "integration"] as const;
 /** One of {@link SERVICE_NAMES}. */
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
@@ -414,6 +414,44 @@ const VARIABLES = {
     unsetMeaning: "(unset: this process, when it hosts modules)",
     description: "Base URL of the modules service for calls from other services, e.g. http://nexus-modules:8080.",
     parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  integrationUrl: variable<string | undefined>({
+    name: "NEXUS_INTEGRATION_URL",
+    default: undefined,
+    unsetMeaning: "(unset: this process, when it hosts integration)",
+    description: "Base URL of the integration service for calls from other services, e.g. http://nexus-integration:8080.",
+    parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  integrationMaxRetries: variable({
+    name: "NEXUS_INTEGRATION_MAX_RETRIES",
+    default: "10",
+    description: "Retries of a failing integration delivery (exponential backoff with jitter) before it goes to the dead-letter queue.",
+    parse: integer(0, 100),
+  }),
+  integrationRetryInitialMs: variable({
+    name: "NEXUS_INTEGRATION_RETRY_INITIAL_MS",
+    default: "1000",
+    description: "First retry delay of a failing integration delivery (doubling up to NEXUS_INTEGRATION_RETRY_MAX_MS).",
+    parse: integer(10, 3_600_000),
+  }),
+  integrationRetryMaxMs: variable({
+    name: "NEXUS_INTEGRATION_RETRY_MAX_MS",
+    default: "300000",
+    description: "Longest retry delay of a failing integration delivery.",
+    parse: integer(10, 86_400_000),
+  }),
+  integrationAckWaitMs: variable({
+    name: "NEXUS_INTEGRATION_ACK_WAIT_MS",
+    default: "30000",
+    description:
+      "How long an integration delivery may go unacknowledged (its process silent, e.g. killed) before another replica takes it over; running deliveries keep extending it.",
+    parse: integer(1_000, 3_600_000),
+  }),
+  integrationConcurrency: variable({
+    name: "NEXUS_INTEGRATION_CONCURRENCY",
+    default: "8",
+    description: "Integration deliveries (and messages per workflow) handled at once per process.",
+    parse: integer(1, 256),
   }),
   writeFreezeFile: variable({
     name: "NEXUS_WRITE_FREEZE_FILE",

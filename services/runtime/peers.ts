@@ -15,6 +15,7 @@ const URL_KEYS: Record<ServiceName, keyof NexusConfig> = {
   retrieval: "retrievalUrl",
   agent: "agentUrl",
   modules: "modulesUrl",
+  integration: "integrationUrl",
 };
 
 /**

@@ -2,6 +2,7 @@ import { agentService } from "../agent/server.js";
 import { auditService } from "../audit/server.js";
 import { authService } from "../auth/server.js";
 import { eventStoreService } from "../eventstore/server.js";
+import { integrationService } from "../integration/server.js";
 import type { ServiceName } from "../kernel/config.js";
 import { hostedRoles, type ServiceDefinition } from "../kernel/service/index.js";
 import { knowledgeService } from "../knowledge/server.js";
@@ -22,6 +23,7 @@ export const SERVICES: readonly ServiceDefinition[] = [
   knowledgeService,
   agentService,
   modulesService,
+  integrationService,
 ];
 
 /** The services a process running `roles` hosts, in mount order. */

@@ -75,7 +75,7 @@ export async function startAuthHarness(options: AuthHarnessOptions = {}): Promis
   });
   const nexus = await startNexus({
     config,
-    services: options.services ?? ["auth", "metering", "ingestion", "retrieval", "agent"],
+    services: options.services ?? ["auth", "metering", "ingestion", "retrieval", "agent", "modules", "integration"],
     logger,
     clock: clock.now,
   });

@@ -176,7 +176,9 @@ function fieldValue(field: DescField, rng: Rng, depth: number, hostile: boolean,
     case "message":
       return messageValue(field.message, rng, depth, hostile, primary);
     case "list": {
-      const n = primary ? 1 : hostile && rng.chance(0.2) ? 2000 : rng.int(3);
+      // 2000 items at the top level; nested lists (a list of messages holding lists) stay at 20, or
+      // their product grows past a gigabyte (integration's workflow definitions nest three lists).
+      const n = primary ? 1 : hostile && rng.chance(0.2) ? (depth === 0 ? 2000 : 20) : rng.int(3);
       const items: unknown[] = [];
       for (let i = 0; i < n; i++) {
         if (field.listKind === "scalar") items.push(scalar(field.scalar));

@@ -26,6 +26,33 @@ describe("audit taxonomy", () => {
     }
   });
 
+  it("audits integration management changes without secrets", () => {
+    const e = taxonomyEntry({
+      eventId: "e2",
+      type: "nexus.events.v1.SenderAppChanged",
+      payload: { tenantId: "t1", appId: "a1", change: "key_rotated", name: "sensors", keyVersion: 2 },
+      metadata: { tenantId: "t1", actor: "k1" },
+      occurredAt: at,
+    });
+    expect(e).toMatchObject({
+      eventType: "integration.sender_app.key_rotated",
+      action: "nexus.integration.v1.IntegrationService/RotateAppKey",
+      resource: { type: "sender_app", id: "a1" },
+      after: { name: "sensors", key_version: 2 },
+    });
+    const w = taxonomyEntry({
+      eventId: "e3",
+      type: "nexus.events.v1.WorkflowChanged",
+      payload: { tenantId: "t1", workflowId: "w1", change: "rolled_back", name: "flow", version: 3 },
+      metadata: { tenantId: "t1", actor: "k1" },
+      occurredAt: at,
+    });
+    expect(w).toMatchObject({
+      eventType: "integration.workflow.rolled_back",
+      action: "nexus.integration.v1.IntegrationService/RollbackWorkflow",
+    });
+  });
+
   it("treats access failures as anonymous and refusals as failures", () => {
     const e = taxonomyEntry({
       eventId: "e1",

@@ -73,6 +73,21 @@ const INGESTION = "nexus.ingestion.v1.IngestionService";
 const RETRIEVAL = "nexus.retrieval.v1.RetrievalService";
 const METERING = "nexus.metering.v1.MeteringService";
 const MODULES = "nexus.modules.v1.ModulesService";
+const INTEGRATION = "nexus.integration.v1.IntegrationService";
+
+/** created → Create, key_rotated → RotateAppKey… : the RPC a management change came from. */
+const INTEGRATION_VERBS: Record<string, string> = {
+  created: "Create",
+  updated: "Update",
+  deleted: "Delete",
+  rolled_back: "Rollback",
+  key_rotated: "RotateAppKey",
+  secret_rotated: "RotateMasterSecret",
+};
+const integrationAction = (change: string, noun: string) => {
+  const verb = INTEGRATION_VERBS[change] ?? change;
+  return `${INTEGRATION}/${verb.startsWith("Rotate") ? verb : `${verb}${noun}`}`;
+};
 
 interface Context {
   p: Payload;
@@ -309,6 +324,40 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     resource: { type: "corpus", id: str(p.corpusId) },
     outcome: "success",
     metadata: details({ documents_deleted: p.documentsDeleted }),
+  }),
+
+  // ---- integration (management changes; secrets are never in these events)
+  "nexus.events.v1.SenderAppChanged": ({ p, actor }) => ({
+    eventType: `integration.sender_app.${str(p.change)}`,
+    actor,
+    action: integrationAction(str(p.change), "SenderApp"),
+    resource: { type: "sender_app", id: str(p.appId) },
+    outcome: "success",
+    after: details({ name: p.name, key_version: p.keyVersion }),
+  }),
+  "nexus.events.v1.DestinationChanged": ({ p, actor }) => ({
+    eventType: `integration.destination.${str(p.change)}`,
+    actor,
+    action: integrationAction(str(p.change), "Destination"),
+    resource: { type: "destination", id: str(p.destinationId) },
+    outcome: "success",
+    after: details({ name: p.name, kind: p.kind }),
+  }),
+  "nexus.events.v1.WorkflowChanged": ({ p, actor }) => ({
+    eventType: `integration.workflow.${str(p.change)}`,
+    actor,
+    action: integrationAction(str(p.change), "Workflow"),
+    resource: { type: "workflow", id: str(p.workflowId) },
+    outcome: "success",
+    after: details({ name: p.name, version: p.version }),
+  }),
+  "nexus.events.v1.MqttSourceChanged": ({ p, actor }) => ({
+    eventType: `integration.mqtt_source.${str(p.change)}`,
+    actor,
+    action: integrationAction(str(p.change), "MqttSource"),
+    resource: { type: "mqtt_source", id: str(p.sourceId) },
+    outcome: "success",
+    after: details({ name: p.name }),
   }),
 
   // ---- agent

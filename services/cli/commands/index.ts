@@ -8,6 +8,7 @@ import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
 import { docsCommands } from "./docs.js";
 import { ingestCommand } from "./ingest.js";
+import { integrationCommands } from "./integration.js";
 import { keyringCommands } from "./keyring.js";
 import { keysCommands } from "./keys.js";
 import { migrateCommand } from "./migrate.js";
@@ -42,6 +43,7 @@ export const commands: readonly Command[] = [
   ...sessionsCommands,
   ...corporaCommands,
   ingestCommand,
+  ...integrationCommands,
   ...docsCommands,
   searchCommand,
   ...keyringCommands,

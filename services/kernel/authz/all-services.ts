@@ -4,6 +4,7 @@ import { AuditService } from "../../../gen/nexus/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
 import { EventStoreService } from "../../../gen/nexus/eventstore/v1/event_store_service_pb.js";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
+import { IntegrationService } from "../../../gen/nexus/integration/v1/integration_service_pb.js";
 import { MeteringService } from "../../../gen/nexus/metering/v1/metering_service_pb.js";
 import { ModulesService } from "../../../gen/nexus/modules/v1/modules_service_pb.js";
 import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
@@ -21,4 +22,5 @@ export const NEXUS_SERVICES: readonly DescService[] = Object.freeze([
   AuditService,
   EventStoreService,
   ModulesService,
+  IntegrationService,
 ]);

@@ -16,5 +16,6 @@ export function retryDelayMs(deliveryCount: number, options: BackoffOptions = {}
   return backoffDelayMs(deliveryCount, {
     initialMs: options.initialMs ?? DEFAULT_BACKOFF_INITIAL_MS,
     maxMs: options.maxMs ?? DEFAULT_BACKOFF_MAX_MS,
+    ...(options.jitter ? { jitter: true } : {}),
   });
 }

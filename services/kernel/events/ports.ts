@@ -89,6 +89,8 @@ export interface BackoffOptions {
   initialMs?: number;
   /** Default 300 000 ms (5 min). */
   maxMs?: number;
+  /** Spread each delay over [½, 1) of its value (many failing messages do not retry together). Default false. */
+  jitter?: boolean;
 }
 
 /** A durable, idempotent consumer's definition (identical for both buses). */

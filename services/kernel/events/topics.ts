@@ -47,6 +47,8 @@ const KNOWN_EVENTS: Record<string, readonly string[]> = {
   ingestion: ["DocumentQueued", "DocumentIngested", "DocumentFailed", "DocumentDeleted"],
   retrieval: ["CorpusCreated", "CorpusUpdated", "CorpusDeleted"],
   agent: ["RunStarted", "RunCompleted", "RunFailed", "RunCancelled"],
+  // WorkflowMessageAccepted has no fixed topic: each goes to its workflow's `integration.wf.<id>`.
+  integration: ["SenderAppChanged", "DestinationChanged", "WorkflowChanged", "MqttSourceChanged", "DeliveryRequested"],
 };
 
 const registry = new Map<string, string>();

@@ -1,0 +1,232 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import pg from "pg";
+import { FieldType, SqlEngine, SqlOperation, WorkflowKind } from "../gen/nexus/integration/v1/resources_pb.js";
+import { createNexusClient } from "../services/client/create-nexus-client.js";
+import { benchServerUrl, createBenchDatabase, type Percentiles, percentiles } from "./rag-setup.js";
+import type { BenchOutcome } from "./results.js";
+import { type Child, CLI, freePort, startChild } from "./rpc.js";
+
+/**
+ * Integration benchmark (issue 13), on this machine's PostgreSQL and NATS: `nexus dev` (every
+ * service) plus a second process `nexus serve --service integration` on the same database and
+ * bus, as a deployment would run it.
+ *
+ * - Ingress: `POST /ingress` to the integration process, `concurrency` requests in flight —
+ *   requests/s and p50/p99 — beside a raw JetStream publish (`js.publish`, same concurrency, same
+ *   payloads) measured in the same run: what accepting a message costs over putting bytes on
+ *   the stream (our accept = validate + dedupe claim + outbox row in one PostgreSQL transaction;
+ *   the relay then publishes it).
+ * - Ingress → destination row: each message fans out to a PostgreSQL table (UPSERT on the
+ *   message id); p50/p99 of the row's commit time minus the request's start.
+ * - RSS of the integration process after the run (current and peak).
+ */
+export interface IntegrationBenchResult {
+  messages: number;
+  concurrency: number;
+  rawPublish: { perSecond: number; latencyMs: Percentiles };
+  ingress: { perSecond: number; latencyMs: Percentiles };
+  ingressToRowMs: Percentiles;
+  integrationProcess: { rssMiB: number; peakRssMiB: number };
+}
+
+async function run(
+  count: number,
+  concurrency: number,
+  task: (i: number) => Promise<void>,
+): Promise<{ perSecond: number; latencies: number[] }> {
+  const latencies: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const t = performance.now();
+        await task(i);
+        latencies.push(performance.now() - t);
+      }
+    }),
+  );
+  return { perSecond: count / ((performance.now() - started) / 1000), latencies };
+}
+
+function rssOf(pid: number): { rssMiB: number; peakRssMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rssMiB: Math.round(kib("VmRSS") / 102.4) / 10, peakRssMiB: Math.round(kib("VmHWM") / 102.4) / 10 };
+}
+
+/** Runs the benchmark; a string when it cannot (no NATS). */
+export async function benchIntegration(
+  options: { messages?: number; concurrency?: number; log?: (line: string) => void } = {},
+): Promise<BenchOutcome | string> {
+  const log = options.log ?? console.log;
+  const messages = options.messages ?? 2_000;
+  const concurrency = options.concurrency ?? 16;
+  const natsUrl = process.env.NEXUS_BENCH_NATS_URL || "nats://127.0.0.1:4222";
+  const nc = await connect({ servers: natsUrl }).catch(() => undefined);
+  if (!nc) return `no NATS at ${natsUrl}`;
+  const token = `bi${randomBytes(4).toString("hex")}`;
+  const database = await createBenchDatabase(benchServerUrl());
+  const shared = {
+    DATABASE_URL: database.url,
+    NATS_URL: natsUrl,
+    NEXUS_SUBJECT_PREFIX: token,
+    NEXUS_NATS_STREAM: `${token}_EVENTS`,
+    NEXUS_DLQ_STREAM: `${token}_DLQ`,
+    NEXUS_MASTER_KEYS: `1:${randomBytes(32).toString("base64")}`,
+    NEXUS_LEXICAL_ONLY: "true",
+    LOG_LEVEL: "error",
+  };
+  let dev: Child | undefined;
+  let worker: Child | undefined;
+  const work = mkdtempSync(path.join(tmpdir(), "nexus-bench-integration-"));
+  const devPort = await freePort();
+  const workerPort = await freePort();
+  const devUrl = `http://127.0.0.1:${devPort}`;
+  const workerUrl = `http://127.0.0.1:${workerPort}`;
+  const sink = new pg.Client({ connectionString: database.url });
+  const jsm = await jetstreamManager(nc);
+  try {
+    dev = await startChild(
+      [CLI, "dev", "--port", String(devPort), "--host", "127.0.0.1"],
+      shared,
+      /owner key[^\n]*\n\s*nxs_\S+/,
+      path.join(work, "dev.log"),
+    );
+    const ownerKey = /owner key[^\n]*\n\s*(nxs_\S+)/.exec(dev.output())?.[1];
+    if (!ownerKey) throw new Error(`nexus dev printed no owner key:\n${dev.output()}`);
+    worker = await startChild(
+      [CLI, "serve", "--service", "integration", "--port", String(workerPort), "--host", "127.0.0.1"],
+      { ...shared, NEXUS_AUTH_URL: devUrl, NEXUS_INGESTION_URL: devUrl },
+      /listening on/,
+      path.join(work, "worker.log"),
+    );
+    await sink.connect();
+    await sink.query(
+      "CREATE TABLE bench_rows (message_id text PRIMARY KEY, sent_ms double precision NOT NULL, written_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    );
+    const client = createNexusClient({ baseUrl: devUrl, apiKey: ownerKey }).integration;
+    const url = new URL(database.url);
+    const { destination } = await client.createDestination({
+      name: "bench-sink",
+      config: {
+        kind: {
+          case: "sql",
+          value: {
+            engine: SqlEngine.POSTGRES,
+            host: url.hostname,
+            port: Number(url.port || 5432),
+            database: url.pathname.slice(1),
+            user: url.username || "postgres",
+            poolMax: 8,
+          },
+        },
+      },
+    });
+    const { app, appKey } = await client.createSenderApp({
+      name: "bench",
+      fields: [{ name: "sent_ms", type: FieldType.NUMBER, required: true }],
+    });
+    await client.createWorkflow({
+      name: "bench",
+      definition: {
+        kind: WorkflowKind.FAN_OUT,
+        source: { appId: app!.appId },
+        targets: [
+          {
+            destinationId: destination!.destinationId,
+            transform: '{"message_id": $messageId, "sent_ms": sent_ms}',
+            sql: {
+              operation: SqlOperation.UPSERT,
+              table: "bench_rows",
+              keyColumns: ["message_id"],
+              mappings: [
+                { source: "message_id", column: "message_id", type: FieldType.STRING },
+                { source: "sent_ms", column: "sent_ms", type: FieldType.NUMBER },
+              ],
+            },
+          },
+        ],
+      },
+    });
+    await new Promise((r) => setTimeout(r, 3_000)); // both processes subscribe the workflow
+
+    // Baseline: raw JetStream publish of the same payloads, same concurrency.
+    await jsm.streams.add({ name: `${token}_RAW`, subjects: [`${token}_raw.bench`] });
+    const js = jetstream(nc);
+    const raw = await run(messages, concurrency, async (i) => {
+      await js.publish(`${token}_raw.bench`, JSON.stringify({ n: i, sent_ms: Date.now(), pad: "x".repeat(64) }));
+    });
+    log(
+      `raw JetStream publish: ${raw.perSecond.toFixed(0)}/s, p50 ${percentiles(raw.latencies).p50.toFixed(2)} ms, p99 ${percentiles(raw.latencies).p99.toFixed(2)} ms`,
+    );
+
+    const ingressUrl = `${workerUrl}/ingress`;
+    const ingress = await run(messages, concurrency, async (i) => {
+      const res = await fetch(ingressUrl, {
+        method: "POST",
+        headers: { "x-api-key": appKey, "content-type": "application/json" },
+        body: JSON.stringify({ n: i, sent_ms: Date.now(), pad: "x".repeat(64) }),
+      });
+      if (res.status !== 202) throw new Error(`ingress answered ${res.status}: ${await res.text()}`);
+      await res.arrayBuffer();
+    });
+    log(
+      `POST /ingress: ${ingress.perSecond.toFixed(0)}/s, p50 ${percentiles(ingress.latencies).p50.toFixed(2)} ms, p99 ${percentiles(ingress.latencies).p99.toFixed(2)} ms`,
+    );
+
+    const deadline = Date.now() + 300_000;
+    for (;;) {
+      const n = (await sink.query<{ n: number }>("SELECT count(*)::int AS n FROM bench_rows")).rows[0]?.n ?? 0;
+      if (n >= messages) break;
+      if (Date.now() > deadline) throw new Error(`only ${n} of ${messages} rows arrived`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const rows = await sink.query<{ ms: number }>("SELECT extract(epoch FROM written_at) * 1000 - sent_ms AS ms FROM bench_rows");
+    const toRow = percentiles(rows.rows.map((r) => Number(r.ms)));
+    log(`ingress → destination row: p50 ${toRow.p50.toFixed(1)} ms, p99 ${toRow.p99.toFixed(1)} ms`);
+    const rss = rssOf(worker.process.pid as number);
+    log(`integration process RSS: ${rss.rssMiB} MiB (peak ${rss.peakRssMiB} MiB)`);
+    const result: IntegrationBenchResult = {
+      messages,
+      concurrency,
+      rawPublish: { perSecond: raw.perSecond, latencyMs: percentiles(raw.latencies) },
+      ingress: { perSecond: ingress.perSecond, latencyMs: percentiles(ingress.latencies) },
+      ingressToRowMs: toRow,
+      integrationProcess: rss,
+    };
+    const bench = "integration (PostgreSQL + NATS)";
+    return {
+      result,
+      ratios: [
+        { bench, name: "POST /ingress RPS / raw JetStream publish RPS", value: ingress.perSecond / raw.perSecond, unit: "%" },
+        {
+          bench,
+          name: "POST /ingress p50 / raw JetStream publish p50",
+          value: result.ingress.latencyMs.p50 / result.rawPublish.latencyMs.p50,
+          unit: "×",
+        },
+        {
+          bench,
+          name: "POST /ingress p99 / raw JetStream publish p99",
+          value: result.ingress.latencyMs.p99 / result.rawPublish.latencyMs.p99,
+          unit: "×",
+        },
+        { bench, name: "ingress → row p99 / ingress p99", value: toRow.p99 / result.ingress.latencyMs.p99, unit: "×" },
+      ],
+    };
+  } finally {
+    await worker?.stop();
+    await dev?.stop();
+    await sink.end().catch(() => undefined);
+    for (const s of [`${token}_RAW`, `${token}_EVENTS`, `${token}_DLQ`]) await jsm.streams.delete(s).catch(() => undefined);
+    await nc.close();
+    await database.drop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
