@@ -300,6 +300,9 @@ export async function benchRpc(options: RpcBenchOptions = {}): Promise<RpcBenchR
   }
 }
 
+/** charts/nexus values.yaml `serviceDefaults.maxOldSpaceSizeMi`: the heap limit `nexus serve` runs with in the memory benchmark. */
+const SERVE_MAX_OLD_SPACE_MI = 160;
+
 /** What {@link benchMemory} measured, in MiB. */
 export interface MemoryBenchResult {
   /** With the launcher's node flags (--liftoff-only), and without them. */
@@ -311,7 +314,8 @@ export interface MemoryBenchResult {
  * `npm run bench memory`: peak RSS (VmHWM) of `nexus dev` after its first start (migrations,
  * bootstrap, the demo corpus ingested) and after a further ingest of `documents` documents;
  * and of `nexus serve --service X` for each role alone against PostgreSQL
- * (NEXUS_BENCH_DATABASE_URL, a fresh database) and NATS (NEXUS_BENCH_NATS_URL), after start.
+ * (NEXUS_BENCH_DATABASE_URL, a fresh database) and NATS (NEXUS_BENCH_NATS_URL), with the chart's heap
+ * limit, after start and two seconds of Health/Check load.
  * Targets: dev < 512 MiB, each service < 256 MiB.
  */
 export async function benchMemory(options: { documents?: number; log?: (line: string) => void } = {}): Promise<MemoryBenchResult> {
@@ -369,6 +373,8 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
         NEXUS_SUBJECT_PREFIX: `benchmem${process.pid}`,
         NEXUS_DLQ_STREAM: `BENCH_MEM_DLQ_${process.pid}`,
         NEXUS_LOG_PRETTY: "false",
+        // The heap limit the chart gives every service container (serviceDefaults.maxOldSpaceSizeMi).
+        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-old-space-size=${SERVE_MAX_OLD_SPACE_MI}`.trim(),
       };
       // Every role in its own process, as the chart runs them, each told where the others are;
       // started in order (auth first: the others authenticate through it).
@@ -389,6 +395,8 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
         running.push([role, child]);
       }
       await new Promise((r) => setTimeout(r, 3000));
+      // Some traffic on each (the kernel's whole unary path, 32 calls in flight), then the peak.
+      for (const role of SERVICE_NAMES) await loadHttp1(`http://127.0.0.1:${ports[role]}`, { path: "/grpc.health.v1.Health/Check" }, 32, 2);
       for (const [role, child] of running) serve[role] = peakRssMiB(child.process.pid!);
       for (const [, child] of running.reverse()) await child.stop();
       children.length = 0;
@@ -396,7 +404,7 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
       await database.drop();
     }
     log(
-      `nexus serve peak RSS after start (target < 256 each): ${Object.entries(serve)
+      `nexus serve peak RSS after start and 2 s of Health/Check at 32 in flight (target < 256 each): ${Object.entries(serve)
         .map(([r, v]) => `${r} ${v.toFixed(0)} MiB`)
         .join(", ")}`,
     );
