@@ -5,6 +5,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import pg from "pg";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { createNexusClient } from "../services/client/index.js";
 import { SERVICE_NAMES } from "../services/kernel/config.js";
@@ -300,6 +301,18 @@ export async function benchRpc(options: RpcBenchOptions = {}): Promise<RpcBenchR
   }
 }
 
+/** Whether the PostgreSQL server of `url` can install pgvector. */
+async function hasPgvector(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'");
+    return rows.length > 0;
+  } finally {
+    await client.end();
+  }
+}
+
 /** charts/nexus values.yaml `serviceDefaults.maxOldSpaceSizeMi`: the heap limit `nexus serve` runs with in the memory benchmark. */
 const SERVE_MAX_OLD_SPACE_MI = 160;
 
@@ -366,7 +379,12 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
     const serve: Record<string, number> = {};
     const database = await createBenchDatabase(process.env.NEXUS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres");
     try {
+      // Without pgvector on the server the services refuse to start unless told to search
+      // lexically (what the chart's users would set): measure that way, and say so.
+      const vectors = await hasPgvector(database.url);
+      if (!vectors) log("  (the PostgreSQL server has no pgvector: nexus serve runs with NEXUS_LEXICAL_ONLY=true)");
       const env = {
+        ...(vectors ? {} : { NEXUS_LEXICAL_ONLY: "true" }),
         DATABASE_URL: database.url,
         NATS_URL: process.env.NEXUS_BENCH_NATS_URL ?? "nats://127.0.0.1:4222",
         NEXUS_NATS_STREAM: `BENCH_MEM_${process.pid}`,
