@@ -1,9 +1,12 @@
 import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
+import { benchBackupOutcome } from "./backup.js";
+import { benchEncryptionOutcome } from "./encryption.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
+import { benchRehydrationOutcome } from "./rehydration.js";
 import { type BenchOutcome, type BenchRun, machineInfo, writeResults } from "./results.js";
 import { benchMemory, benchRpc } from "./rpc.js";
 import { benchSearchCases } from "./search.js";
@@ -48,6 +51,8 @@ type Log = (line: string) => void;
 const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutcome | string>]> = [
   ["ingestion", (log) => benchIngestionBackends(backends, log)],
   ["search", (log) => benchSearchCases(searchCases, log)],
+  ["encryption", (log) => benchEncryptionOutcome(postgres && backends.includes("postgres") ? "postgres" : backends[0], log)],
+  ["backup", (log) => (postgres ? benchBackupOutcome(log) : Promise.resolve(skippedNoPostgres))],
   [
     "agent",
     async (log) => {
@@ -100,6 +105,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
     },
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
+  ["rehydration", (log) => benchRehydrationOutcome(log)],
 ];
 
 const run: BenchRun = {

@@ -1,4 +1,5 @@
 import { ConfigError } from "../kernel/config.js";
+import { createFieldCipher, reencryptTask, type SealedField } from "../kernel/keyring/index.js";
 import { CircuitBreaker } from "../kernel/resilience/index.js";
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createGrpcCorpusSettings } from "./adapters/grpc-corpus-settings.js";
@@ -45,9 +46,28 @@ function modelProviders(settings: AgentSettings): { providers: ModelProvider[]; 
  * provider, and the registry of active runs (CancelRun reaches runs of other replicas through
  * the bus). Shutdown waits (bounded) until the runs still going have stored their outcome.
  */
+/** The keyring purpose of session titles and messages. */
+export const SESSIONS_PURPOSE = "sessions";
+
+/** What the agent service seals, for the re-encryption job after a key rotation. */
+export const AGENT_SEALED_FIELDS: readonly SealedField[] = [
+  { name: "agent.sessions.title", purpose: SESSIONS_PURPOSE, table: "agent.sessions", key: ["session_id"], column: "title", kind: "text" },
+  { name: "agent.messages.text", purpose: SESSIONS_PURPOSE, table: "agent.messages", key: ["message_id"], column: "text", kind: "text" },
+  {
+    name: "agent.messages.citations",
+    purpose: SESSIONS_PURPOSE,
+    table: "agent.messages",
+    key: ["message_id"],
+    column: "citations",
+    kind: "json",
+  },
+];
+
 export function createAgentParts(ctx: ServiceContext): ServiceParts {
   const settings = agentSettingsFromConfig(ctx.config);
   const { logger } = ctx;
+  // Session titles, messages and their citations are sealed at rest (docs/security.md).
+  const sessionsCipher = createFieldCipher(ctx.keyring, SESSIONS_PURPOSE, ctx.config.encryptionAtRest);
   const options = {
     db: ctx.db,
     bus: ctx.bus,
@@ -85,7 +105,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
     .catch((err: unknown) => logger.error({ err }, "could not observe run cancel requests; CancelRun stays within each replica"));
   const handler = new AgentHandler({
     db: options.db,
-    sessions: createPostgresSessionRepository(),
+    sessions: createPostgresSessionRepository(sessionsCipher),
     retriever: createGrpcRetriever(options.transports.retrieval),
     quota: createGrpcQuotaGate(options.transports.metering),
     corpusSettings: createGrpcCorpusSettings(options.transports.retrieval),
@@ -115,6 +135,8 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
   });
   return {
     handlers: [agentRoutes(handler)],
+    // After a rotation of a tenant's "sessions" key, agent processes re-encrypt its values.
+    tasks: [reencryptTask({ db: ctx.db, keyring: ctx.keyring, fields: AGENT_SEALED_FIELDS, mode: ctx.config.encryptionAtRest, logger })],
     async shutdown() {
       await observing;
       await cancellation.stop();

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { startMeshSecurity } from "../auth/mesh-security.js";
 import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
-import type { NexusConfig, ServiceName } from "../kernel/config.js";
+import { ConfigError, type NexusConfig, type ServiceName } from "../kernel/config.js";
 import { createFollowingDatabase, type FollowingDatabase } from "../kernel/db/following-database.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
@@ -9,6 +9,7 @@ import type { Database } from "../kernel/db/ports.js";
 import type { NatsEventBus } from "../kernel/events/nats-bus.js";
 import type { EventBus } from "../kernel/events/ports.js";
 import { createWriteFreeze } from "../kernel/interceptors/write-freeze.js";
+import { createKeyring, keyringMigrations, resolveMasterKeys } from "../kernel/keyring/index.js";
 import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
 import { createIdempotency } from "../kernel/limits/idempotency.js";
 import { loadMeshToken } from "../kernel/limits/mesh-token.js";
@@ -154,7 +155,7 @@ export function eventBusReadiness(bus: EventBus): () => Promise<ReadinessResult>
  * caller runs first.
  */
 export async function migrateServices(db: Database, roles: readonly ServiceName[]): Promise<void> {
-  await migrateSchemas(db, [limitsMigrations]);
+  await migrateSchemas(db, [limitsMigrations, keyringMigrations]);
   for (const service of servicesFor(roles)) await migrateService(service, db);
 }
 
@@ -199,9 +200,27 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       : [];
     const idempotency = createIdempotency({ db, logger, ttlMs: config.idempotencyTtlSeconds * 1000, waitMs: config.idempotencyWaitMs });
     cleanups.push(["idempotency", async () => idempotency.close()]);
+    const masterKeys = await resolveMasterKeys({
+      fromEnv: config.masterKeys,
+      file: config.masterKeyFile,
+      embedded: db.dialect === "pglite",
+      dataDir: config.dataDir,
+    });
+    if (!masterKeys && config.encryptionAtRest === "on")
+      throw new ConfigError([
+        {
+          variable: "NEXUS_ENCRYPTION_AT_REST",
+          message:
+            "NEXUS_ENCRYPTION_AT_REST=on needs a master key: set NEXUS_MASTER_KEYS or mount NEXUS_MASTER_KEY_FILE (docs/security.md), or use auto",
+        },
+      ]);
+    if (masterKeys) logger.info({ source: masterKeys.source, version: masterKeys.current }, "keyring master key loaded");
+    else
+      logger.warn("no master key (NEXUS_MASTER_KEYS, NEXUS_MASTER_KEY_FILE): encrypting data at rest refuses with KEYRING_NOT_CONFIGURED");
+    const keyring = createKeyring({ db, masterKeys, logger });
     const roles = new Set(services);
     const modules = servicesFor(services).map((service) =>
-      mountService(service, { config, db, bus, clock, peers, roles, logger: logger.child({ service: service.name }) }),
+      mountService(service, { config, db, bus, clock, peers, roles, keyring, logger: logger.child({ service: service.name }) }),
     );
     const server = createServer({
       services: modules,

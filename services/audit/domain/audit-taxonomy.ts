@@ -364,6 +364,25 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     before: obj(p.previousQuota) ?? {},
     after: obj(p.quota) ?? {},
   }),
+  // ---- event store
+  "nexus.events.v1.TemporalQueryPerformed": ({ p, actor }) => ({
+    eventType: "eventstore.temporal_query",
+    actor,
+    action:
+      str(p.query) === "GetTenantAt"
+        ? "nexus.auth.v1.AuthService/GetTenantAt"
+        : `nexus.eventstore.v1.EventStoreService/${str(p.query) || "ReadStreamHistory"}`,
+    resource: { type: "stream", id: str(p.streamId) },
+    outcome: "success",
+    metadata: details({
+      start_time: p.startTime,
+      end_time: p.endTime,
+      at_version: p.atVersion,
+      duration_ms: p.durationMs,
+      events_scanned: p.eventsScanned ?? "0",
+      partial: p.partial ?? false,
+    }),
+  }),
   "nexus.events.v1.UsageRecorded": ({ p, actor }) => ({
     eventType: "billing.usage_recorded",
     actor,

@@ -60,6 +60,8 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // ---- nexus.auth.v1.AuthService ----
   "/nexus.auth.v1.AuthService/CreateTenant": platformOnly,
   "/nexus.auth.v1.AuthService/GetTenant": readOrPlatform,
+  // A temporal query (rate-limited, audited): admins of the tenant, and platform operators.
+  "/nexus.auth.v1.AuthService/GetTenantAt": adminOrPlatform,
   "/nexus.auth.v1.AuthService/ListTenants": platformOnly,
   "/nexus.auth.v1.AuthService/SuspendTenant": platformOnly,
   "/nexus.auth.v1.AuthService/ResumeTenant": platformOnly,
@@ -119,6 +121,15 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.audit.v1.AuditService/ListAuditEvents": auditAccess,
   "/nexus.audit.v1.AuditService/ExportAuditEvents": auditAccess,
   "/nexus.audit.v1.AuditService/VerifyAuditChain": auditAccess,
+
+  // ---- nexus.eventstore.v1.EventStoreService ----
+  // A tenant's change feed carries its content's events (document names, session titles):
+  // tenant admins and owners only, like the rest of tenant content.
+  "/nexus.eventstore.v1.EventStoreService/WatchEvents": admin,
+  // The catalogue is schema, not data.
+  "/nexus.eventstore.v1.EventStoreService/ListEventTypes": anyone,
+  // Temporal queries read a tenant's history: its admins and owners (rate-limited, audited).
+  "/nexus.eventstore.v1.EventStoreService/ReadStreamHistory": admin,
 });
 
 /** `/<service type name>/<method name>`, the key of {@link PERMISSIONS}. */
