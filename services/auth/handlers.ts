@@ -16,6 +16,7 @@ import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
 import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey } from "../kernel/authz/authenticator.js";
 import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
+import type { Principal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import type { AuthApplication, TenantChangeOptions } from "./auth-application.js";
 import type { KeyStatus } from "./domain/api-key.js";
@@ -42,6 +43,22 @@ function requiredRole(role: number, field = "role") {
  * Shape checks live in the proto (protovalidate); who may call what lives in the permission
  * table; what remains here is tenant scoping through the principal.
  */
+
+/**
+ * The proto of a principal, built once per principal object: the gate's principals are frozen
+ * and shared by every call of a key until its cache entry goes, so WhoAmI reuses the message.
+ */
+const principalMessages = new WeakMap<Principal, ReturnType<typeof principalToProto>>();
+function principalMessageOf(principal: Principal): ReturnType<typeof principalToProto> {
+  if (!Object.isFrozen(principal)) return principalToProto(principal);
+  let message = principalMessages.get(principal);
+  if (message === undefined) {
+    message = principalToProto(principal);
+    principalMessages.set(principal, message);
+  }
+  return message;
+}
+
 /** The optimistic-concurrency option of a tenant change request (unset: none). */
 function expected(req: { expectedVersion?: bigint }): TenantChangeOptions {
   return req.expectedVersion === undefined ? {} : { expectedVersion: Number(req.expectedVersion) };
@@ -199,6 +216,6 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
   async whoAmI(_req: unknown, ctx: HandlerContext) {
     const principal = principalOf(ctx);
     const key = await this.app.ownKey(principal, ctx.values.get(credentialKey));
-    return { principal: principalToProto(principal), apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
+    return { principal: principalMessageOf(principal), apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
   }
 }

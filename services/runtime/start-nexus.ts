@@ -226,6 +226,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       services: modules,
       logger,
       authenticate: authz.authenticate,
+      authenticateFromCache: authz.authenticateFromCache,
       // auth (gate) → permission table → write freeze (only a caller allowed to write learns of
       // it) → rate limit (a refused call does no work and consumes no quota) → idempotency.
       interceptors: [...authz.interceptors, freeze.interceptor, ...rateLimit, idempotency.interceptor],

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { Principal } from "../context.js";
 
 /** Options of {@link AuthenticationCache}. */
@@ -69,7 +69,7 @@ export class AuthenticationCache {
 
   /** The cache key of a presented key (its SHA-256; the key itself is never stored). */
   static keyOf(presented: string): string {
-    return createHash("sha256").update(presented, "utf8").digest("base64url");
+    return hash("sha256", presented, "base64url");
   }
 
   /** Number of answers held. */

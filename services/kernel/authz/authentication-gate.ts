@@ -52,7 +52,9 @@ export function peerAddressOf(header: Headers): string | undefined {
  */
 export function createAuthenticationGate(options: AuthenticationGateOptions): (ctx: HandlerContext) => Promise<void> {
   const { authenticator, cache, recorder } = options;
+  const fromCache = createCachedAuthentication(cache);
   return async (ctx) => {
+    if (fromCache(ctx)) return;
     const procedure = procedureOf(ctx.service.typeName, ctx.method.name);
     if (permissionOf(procedure)?.class === "public") return;
     const peerAddress = peerAddressOf(ctx.requestHeader);
@@ -64,13 +66,6 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
         ? "the Authorization header does not hold a Nexus API key (expected: Bearer nxs_<key id>_<secret>)"
         : "this call needs an API key: send Authorization: Bearer nxs_<key id>_<secret>";
       throw domainError("AUTH_UNAUTHORIZED", message);
-    }
-    const cached = cache.lookup(presented);
-    if (cached !== undefined) {
-      authCacheLookups.inc({ outcome: "hit" });
-      ctx.values.set(principalKey, cached.principal);
-      if (cached.credential) ctx.values.set(credentialKey, cached.credential);
-      return;
     }
     authCacheLookups.inc({ outcome: "miss" });
     const epoch = cache.epoch();
@@ -88,6 +83,28 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
     cache.set(presented, principal, result.validUntil, epoch, credential);
     ctx.values.set(principalKey, principal);
     if (credential) ctx.values.set(credentialKey, credential);
+  };
+}
+
+/**
+ * The part of the gate that needs no I/O, run synchronously: true when the call is accepted
+ * right away — a procedure the permission table marks public, or a key whose answer is in the
+ * cache (the principal and credential are attached, as the gate does). False: the gate must
+ * run (no key, a refused key, or a cache miss). The server runs this first, so an accepted
+ * call from the cache costs no async frame, trace-context extraction or request scope.
+ */
+export function createCachedAuthentication(cache: AuthenticationCache): (ctx: HandlerContext) => boolean {
+  const hit = authCacheLookups.labels({ outcome: "hit" });
+  return (ctx) => {
+    if (permissionOf(procedureOf(ctx.service.typeName, ctx.method.name))?.class === "public") return true;
+    const presented = presentedKeyOf(ctx.requestHeader);
+    if (presented === undefined) return false;
+    const cached = cache.lookup(presented);
+    if (cached === undefined) return false;
+    hit.inc();
+    ctx.values.set(principalKey, cached.principal);
+    if (cached.credential) ctx.values.set(credentialKey, cached.credential);
+    return true;
   };
 }
 

@@ -4,7 +4,7 @@ import type { Database } from "../db/ports.js";
 import type { EventBus } from "../events/ports.js";
 import { type AccessRecorder, createEventStoreAccessRecorder } from "./access-recorder.js";
 import { AuthenticationCache } from "./authentication-cache.js";
-import { createAuthenticationGate } from "./authentication-gate.js";
+import { createAuthenticationGate, createCachedAuthentication } from "./authentication-gate.js";
 import type { Authenticator } from "./authenticator.js";
 import { createAuthorizationInterceptor } from "./authorization-interceptor.js";
 import { startCacheInvalidation } from "./cache-invalidation.js";
@@ -32,6 +32,8 @@ export interface MeshAuthzOptions {
 export interface MeshAuthz {
   /** The server's `authenticate` slot. */
   authenticate: (ctx: HandlerContext) => Promise<void>;
+  /** The server's `authenticateFromCache` slot: the gate's synchronous part (public procedures, cache hits). */
+  authenticateFromCache: (ctx: HandlerContext) => boolean;
   /** The server's extra interceptors (the permission table). */
   interceptors: Interceptor[];
   cache: AuthenticationCache;
@@ -55,6 +57,7 @@ export async function startMeshAuthz(options: MeshAuthzOptions): Promise<MeshAut
   const feed = await startCacheInvalidation({ bus: options.bus, cache, logger: options.logger.child({ component: "authz" }) });
   return {
     authenticate: createAuthenticationGate({ authenticator: options.authenticator, cache, recorder }),
+    authenticateFromCache: createCachedAuthentication(cache),
     interceptors: [createAuthorizationInterceptor({ recorder })],
     cache,
     recorder,

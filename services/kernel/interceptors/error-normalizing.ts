@@ -54,7 +54,8 @@ export function normalizeError(err: unknown, signal: AbortSignal, requestId?: st
   return domainError("INTERNAL", message, {}, { cause: err });
 }
 
-async function* normalizeStream<T>(source: AsyncIterable<T>, fix: (err: unknown) => ConnectError): AsyncGenerator<T> {
+/** `source` with every error it throws replaced by `fix(error)`. */
+export async function* normalizeStream<T>(source: AsyncIterable<T>, fix: (err: unknown) => ConnectError): AsyncGenerator<T> {
   try {
     yield* source;
   } catch (err) {

@@ -7,6 +7,7 @@
 export { clientInterceptor } from "./client.js";
 export { errorNormalizingInterceptor, normalizeError } from "./error-normalizing.js";
 export { loggingInterceptor, logRpc, QUIET_SERVICES, requestLogger, requestLoggerKey } from "./logging.js";
+export { observabilityInterceptor } from "./observability.js";
 export { ensureRequestMeta, isSaneId, newRequestId, requestIdInterceptor, requestMetaFromHeaders } from "./request-id.js";
 export type { RpcMetrics } from "./rpc-metrics.js";
 export { metricsInterceptor, recordRpc, rpcMetrics } from "./rpc-metrics.js";

@@ -85,7 +85,12 @@ export async function settleRpc(
   return { ...res, message: watchStream(res.message, signal, onSettled) };
 }
 
-async function* watchStream<T>(source: AsyncIterable<T>, signal: AbortSignal, onSettled: (error: unknown) => void): AsyncGenerator<T> {
+/** `source`, reporting through `onSettled` once how the stream ended (see {@link settleRpc}). */
+export async function* watchStream<T>(
+  source: AsyncIterable<T>,
+  signal: AbortSignal,
+  onSettled: (error: unknown) => void,
+): AsyncGenerator<T> {
   let settled = false;
   try {
     for await (const m of source) yield m;

@@ -68,22 +68,30 @@ export function recordRpc(service: string, method: string, error: unknown, secon
   c.duration.observe(seconds);
 }
 
+/** The `nexus_rpc_in_flight` gauge of a service, its labelled child looked up once per service. */
+export function inFlightGauges(): (service: string) => { inc(): void; dec(): void } {
+  const { inFlight } = rpcMetrics();
+  const children = new Map<string, { inc(): void; dec(): void }>();
+  return (service) => {
+    let gauge = children.get(service);
+    if (gauge === undefined) {
+      gauge = inFlight.labels({ service });
+      children.set(service, gauge);
+    }
+    return gauge;
+  };
+}
+
 /**
  * Server interceptor: counts every RPC and its duration by service, method and code, and
  * tracks RPCs in flight per service (streams count until their last message).
  */
 export function metricsInterceptor(): Interceptor {
-  const { inFlight } = rpcMetrics();
-  const inFlightOf = new Map<string, { inc(): void; dec(): void }>();
+  const inFlightOf = inFlightGauges();
   return (next) => async (req) => {
     const { service, method } = rpcName(req);
     const startedAt = performance.now();
-    let gauge = inFlightOf.get(service);
-    if (gauge === undefined) {
-      gauge = inFlight.labels({ service });
-      inFlightOf.set(service, gauge);
-    }
-    const g = gauge;
+    const g = inFlightOf(service);
     g.inc();
     return settleRpc(
       () => next(req),

@@ -1,11 +1,7 @@
 import type { Validator } from "@bufbuild/protovalidate";
 import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { errorNormalizingInterceptor } from "./error-normalizing.js";
-import { loggingInterceptor } from "./logging.js";
-import { requestIdInterceptor } from "./request-id.js";
-import { metricsInterceptor } from "./rpc-metrics.js";
-import { tracingInterceptor } from "./tracing.js";
+import { observabilityInterceptor } from "./observability.js";
 import { validationInterceptor } from "./validation.js";
 
 /** Options of {@link serverInterceptors}. */
@@ -22,15 +18,12 @@ export interface ServerInterceptorOptions {
  * The kernel's server interceptors, outermost first: request id (so everything below sees
  * the ids) → tracing (span around everything measured) → logging → metrics → error
  * normalisation (so logs, metrics and spans see the code the client gets) → `extra` →
- * validation (innermost, right before the handler).
+ * validation (innermost, right before the handler). The first five are one interceptor,
+ * {@link observabilityInterceptor}: one async layer per call instead of five.
  */
 export function serverInterceptors(options: ServerInterceptorOptions): Interceptor[] {
   return [
-    requestIdInterceptor(),
-    tracingInterceptor(),
-    loggingInterceptor(options.logger),
-    metricsInterceptor(),
-    errorNormalizingInterceptor(),
+    observabilityInterceptor(options.logger),
     ...(options.extra ?? []),
     validationInterceptor(options.validator ? { validator: options.validator } : {}),
   ];

@@ -19,7 +19,8 @@ export const headerSetter: TextMapSetter<Headers> = {
   set: (carrier, key, value) => carrier.set(key, value),
 };
 
-function endSpan(span: Span, error: unknown, errorIsFailure: (e: unknown) => boolean): void {
+/** Ends an RPC span: its gRPC status code, and for failures (by `errorIsFailure`) ERROR status and the exception. */
+export function endSpan(span: Span, error: unknown, errorIsFailure: (e: unknown) => boolean): void {
   span.setAttribute("rpc.grpc.status_code", codeNumber(error));
   if (error !== undefined) {
     span.setAttribute("rpc.connect_rpc.error_code", codeName(error));

@@ -87,11 +87,16 @@ export interface ValidationOptions {
  */
 export function validationInterceptor(options: ValidationOptions = {}): Interceptor {
   const validator = options.validator ?? createValidator();
-  return (next) => async (req) => {
+  // Not an async function: a valid unary request goes straight on, without a frame of its own.
+  return (next) => (req) => {
     const schema = req.method.input;
     const check = (m: MessageShape<typeof schema>) => assertValid(validator, schema, m);
     if (!req.stream) {
-      check(req.message);
+      try {
+        check(req.message);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return next(req);
     }
     return next({ ...req, message: validateEach(req.message, check) });

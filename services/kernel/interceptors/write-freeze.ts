@@ -67,13 +67,16 @@ export function createWriteFreeze(options: WriteFreezeOptions = {}): WriteFreeze
   void refresh();
   const timer = setInterval(() => void refresh(), options.pollMs ?? 1_000);
   timer.unref();
-  const interceptor: Interceptor = (next) => async (req) => {
+  // Not an async function: while not frozen a call goes straight on, without a frame of its own.
+  const interceptor: Interceptor = (next) => (req) => {
     if (frozen && req.service.typeName.startsWith("nexus.") && !isReadOnlyMethod(req.method.name)) {
-      throw domainError(
-        "WRITE_FROZEN",
-        "writes are frozen during a regional failover; retry shortly",
-        { service: req.service.typeName, method: req.method.name },
-        { retryAfterMs },
+      return Promise.reject(
+        domainError(
+          "WRITE_FROZEN",
+          "writes are frozen during a regional failover; retry shortly",
+          { service: req.service.typeName, method: req.method.name },
+          { retryAfterMs },
+        ),
       );
     }
     return next(req);

@@ -108,9 +108,18 @@ export function createIdempotency(options: IdempotencyOptions): Idempotency {
       : undefined;
   timer?.unref();
 
-  const interceptor: Interceptor = (next) => async (req) => {
+  // Not an async function: a call without a key (or a read) goes straight on, without a frame of its own.
+  const interceptor: Interceptor = (next) => (req) => {
     const key = req.header.get(IDEMPOTENCY_KEY_HEADER);
     if (key === null || !req.service.typeName.startsWith("nexus.") || isReadOnlyMethod(req.method.name)) return next(req);
+    return keyed(next, req, key);
+  };
+
+  async function keyed(
+    next: Parameters<Interceptor>[0],
+    req: Parameters<ReturnType<Interceptor>>[0],
+    key: string,
+  ): ReturnType<ReturnType<Interceptor>> {
     if (!VALID_KEY.test(key) || key.trim() === "") {
       throw domainError("INVALID_IDEMPOTENCY_KEY", "the idempotency-key header must be 1 to 128 printable ASCII characters", {
         header: IDEMPOTENCY_KEY_HEADER,
@@ -212,7 +221,7 @@ export function createIdempotency(options: IdempotencyOptions): Idempotency {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-  };
+  }
 
   return {
     interceptor,

@@ -1,6 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { principalKey } from "../context.js";
+import { type Principal, principalKey } from "../context.js";
 import { domainError } from "../errors.js";
 import { counter, gauge } from "../metrics.js";
 import type { BucketRequest, BucketStore } from "./bucket-store.js";
@@ -63,9 +63,18 @@ export function createRateLimitInterceptor(options: RateLimitOptions): Intercept
       );
     else logger.info("rate limiter reaches its buckets again");
   };
-  return (next) => async (req) => {
+  // Not an async function: a call that is not limited here goes straight on, without a frame of its own.
+  return (next) => (req) => {
     const principal = req.contextValues.get(principalKey);
     if (principal === undefined || !req.service.typeName.startsWith("nexus.") || fromMesh(req.header, options.meshToken)) return next(req);
+    return limited(next, req, principal);
+  };
+
+  async function limited(
+    next: Parameters<Interceptor>[0],
+    req: Parameters<ReturnType<Interceptor>>[0],
+    principal: Principal,
+  ): ReturnType<ReturnType<Interceptor>> {
     const routeClass = routeClassOf(req.service.typeName, req.method.name);
     const classLimits = limits[routeClass];
     const buckets: BucketRequest[] = [{ name: `k:${principal.keyId}:${routeClass}`, limit: classLimits.key }];
@@ -109,5 +118,5 @@ export function createRateLimitInterceptor(options: RateLimitOptions): Intercept
       );
     }
     return next(req);
-  };
+  }
 }

@@ -26,13 +26,21 @@ import { decodeError, PARSE_BINARY } from "../interceptors/error-normalizing.js"
 export function addDecodeErrorInfo(router: ConnectRouter): void {
   for (let i = 0; i < router.handlers.length; i++) {
     const handler = router.handlers[i]!;
-    router.handlers[i] = Object.assign(async (req: Parameters<UniversalHandler>[0]) => rewrite(await handler(req)), handler);
+    // A promise continuation, not an async wrapper: one frame less on every call.
+    const wrapped = (req: Parameters<UniversalHandler>[0]): ReturnType<UniversalHandler> => {
+      try {
+        return handler(req).then(rewrite);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+    router.handlers[i] = Object.assign(wrapped, handler);
   }
 }
 
 type UniversalResponse = Awaited<ReturnType<UniversalHandler>>;
 
-async function rewrite(res: UniversalResponse): Promise<UniversalResponse> {
+function rewrite(res: UniversalResponse): UniversalResponse | Promise<UniversalResponse> {
   const contentType = res.header?.get("content-type") ?? "";
   if (contentType.startsWith("application/grpc-web")) return rewriteGrpcWeb(res);
   if (contentType.startsWith("application/grpc")) return rewriteGrpc(res);
@@ -92,18 +100,48 @@ function rewriteGrpc(res: UniversalResponse): UniversalResponse {
     if (trailer) fixGrpcStatus(trailer);
     return res;
   }
-  const body = res.body;
+  // The trailer is filled in while the body is produced; the adapter writes it after the
+  // last chunk, so fixing it when the body ends is in time.
+  return { ...res, body: onEnd(res.body, () => fixGrpcStatus(trailer)) };
+}
+
+/**
+ * `source`, calling `end` once when it is exhausted, fails or is closed early — what an async
+ * generator with `try { yield* source } finally { end() }` does, as a plain iterator: a
+ * generator per call was a measurable share of a gRPC unary call.
+ */
+function onEnd<T>(source: AsyncIterable<T>, end: () => void): AsyncIterable<T> {
   return {
-    ...res,
-    // The trailer is filled in while the body is produced; the adapter writes it after the
-    // last chunk, so fixing it when the body ends is in time.
-    body: (async function* () {
-      try {
-        yield* body;
-      } finally {
-        fixGrpcStatus(trailer);
-      }
-    })(),
+    [Symbol.asyncIterator](): AsyncIterator<T> {
+      const it = source[Symbol.asyncIterator]();
+      let ended = false;
+      const finish = () => {
+        if (ended) return;
+        ended = true;
+        end();
+      };
+      return {
+        next: () =>
+          it.next().then(
+            (r) => {
+              if (r.done === true) finish();
+              return r;
+            },
+            (err: unknown) => {
+              finish();
+              throw err;
+            },
+          ),
+        return: (value?: unknown) => {
+          const closed = it.return ? it.return(value) : Promise.resolve({ done: true as const, value: value as T });
+          return closed.finally(finish);
+        },
+        throw: (error?: unknown) => {
+          const thrown = it.throw ? it.throw(error) : Promise.reject(error);
+          return thrown.finally(finish);
+        },
+      };
+    },
   };
 }
 

@@ -16,6 +16,7 @@ import { Health } from "../../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1alpha } from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { NexusConfig } from "../config.js";
+import type { RequestMeta } from "../context.js";
 import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope, responseMetadataKey } from "../context.js";
 import { EVENT_FILES } from "../events/event-files.js";
 import { normalizeError } from "../interceptors/error-normalizing.js";
@@ -56,6 +57,12 @@ export interface ServerOptions {
    * `ctx.values` to accept. Runs inside the request's `requestScope`. Default: accept all.
    */
   authenticate?: (ctx: HandlerContext) => Promise<void>;
+  /**
+   * The synchronous part of `authenticate`, tried first: returns true when it accepted the call
+   * without any I/O (e.g. from a cache; it sets `principalKey` as `authenticate` would), false
+   * when `authenticate` must run. Optional; it must never refuse.
+   */
+  authenticateFromCache?: (ctx: HandlerContext) => boolean;
   /** More service names that need no authentication (besides health and reflection). */
   publicServices?: readonly string[];
   /**
@@ -196,6 +203,7 @@ export function createServer(options: ServerOptions): NexusServer {
   const shutdownController = new AbortController();
   const publicServices = new Set([...PUBLIC_SERVICES, ...(options.publicServices ?? [])]);
   const authenticate = options.authenticate;
+  const authenticateFromCache = options.authenticateFromCache;
   const hooks: { name: string; hook: () => Promise<void> | void }[] = [];
 
   if (options.collectDefaultMetrics ?? true) {
@@ -233,11 +241,16 @@ export function createServer(options: ServerOptions): NexusServer {
   };
   for (const [name, check] of Object.entries(options.readinessChecks ?? {})) state.addCheck(name, check);
 
-  const requestGate = async (ctx: HandlerContext) => {
+  // Not an async function: a public call or one the cache accepts passes without an async frame.
+  const requestGate = (ctx: HandlerContext): undefined | Promise<void> => {
     const meta = ensureRequestMeta(ctx.values, ctx.requestHeader);
     ctx.responseHeader.set(REQUEST_ID_HEADER, meta.requestId);
     ctx.values.set(responseMetadataKey, { header: ctx.responseHeader, trailer: ctx.responseTrailer });
     if (authenticate === undefined || publicServices.has(ctx.service.typeName)) return;
+    if (authenticateFromCache?.(ctx)) return;
+    return gate(ctx, meta, authenticate);
+  };
+  const gate = async (ctx: HandlerContext, meta: RequestMeta, authenticate: (ctx: HandlerContext) => Promise<void>) => {
     const startedAt = performance.now();
     try {
       // The caller's trace continues into authentication (a remote Authenticate call joins it).
@@ -302,17 +315,19 @@ export function createServer(options: ServerOptions): NexusServer {
 
   const requestHandler: NexusServer["requestHandler"] = (req, res) => {
     inFlight++;
-    res.once("close", settleOne);
     const h1 = req.httpVersionMajor === 1 ? (res as ServerResponse) : undefined;
     if (h1) {
       http1InFlight.add(h1);
+      // One listener per request (each listener is an allocation and a dispatch).
       h1.once("close", () => {
+        settleOne();
         http1InFlight.delete(h1);
         if (state.lifecycle === "draining") http1Server.closeIdleConnections();
       });
       // Draining: answer, then close the connection instead of keeping it alive.
       if (state.lifecycle !== "serving" && state.lifecycle !== "idle") h1.shouldKeepAlive = false;
     } else {
+      res.once("close", settleOne);
       // When the answer is complete but the client is still sending (a refused or oversized
       // request connect stopped reading), read and discard the rest so the client finishes its
       // send and reads the trailers already on the wire. connect-node stops reading with the
