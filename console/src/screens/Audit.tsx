@@ -1,0 +1,141 @@
+import { useQuery } from "@connectrpc/connect-query";
+import { useState } from "react";
+import { AuditOutcome } from "../../../gen/nexus/audit/v1/audit_event_pb.js";
+import { AuditService } from "../../../gen/nexus/audit/v1/audit_service_pb.js";
+import type { Principal } from "../../../services/kernel/context.js";
+import { audit } from "../api.js";
+import { Empty, ErrorBox, Loading, Section, when } from "../ui.js";
+
+const PAGE = 25;
+
+export default function Audit({ principal: _principal }: { principal: Principal }) {
+  const [type, setType] = useState("");
+  const [outcome, setOutcome] = useState<AuditOutcome>(AuditOutcome.UNSPECIFIED);
+  const [pages, setPages] = useState<string[]>([""]);
+  const filter = { eventTypes: type ? [type] : [], outcome };
+  const page = useQuery(AuditService.method.listAuditEvents, { filter, pageSize: PAGE, pageToken: pages[pages.length - 1] ?? "" });
+  const [verify, setVerify] = useState<{ ok: boolean; text: string }>();
+  const [error, setError] = useState<unknown>();
+  const [exporting, setExporting] = useState(false);
+  const reset = () => setPages([""]);
+
+  const exportCsv = async () => {
+    setExporting(true);
+    setError(undefined);
+    try {
+      const parts: BlobPart[] = [];
+      for await (const chunk of audit.exportAuditEvents({ filter })) parts.push(chunk.data.slice());
+      const url = URL.createObjectURL(new Blob(parts, { type: "text/csv" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = "audit-log.csv";
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setExporting(false);
+    }
+  };
+
+  return (
+    <div>
+      <Section title="Filters">
+        <form className="row" onSubmit={(e) => e.preventDefault()}>
+          <label htmlFor="audit-type">Event type</label>
+          <input
+            id="audit-type"
+            value={type}
+            placeholder="e.g. auth.api_key.revoked"
+            onChange={(e) => {
+              setType(e.target.value.trim());
+              reset();
+            }}
+          />
+          <label htmlFor="audit-outcome">Outcome</label>
+          <select
+            id="audit-outcome"
+            value={outcome}
+            onChange={(e) => {
+              setOutcome(Number(e.target.value) as AuditOutcome);
+              reset();
+            }}
+          >
+            <option value={AuditOutcome.UNSPECIFIED}>any</option>
+            <option value={AuditOutcome.SUCCESS}>success</option>
+            <option value={AuditOutcome.FAILURE}>failure</option>
+          </select>
+          <button type="button" onClick={() => void exportCsv()} disabled={exporting}>
+            {exporting ? "Exporting…" : "Export CSV"}
+          </button>
+          <button
+            type="button"
+            onClick={async () => {
+              setError(undefined);
+              try {
+                const r = await audit.verifyAuditChain({});
+                setVerify({
+                  ok: r.ok,
+                  text: r.ok
+                    ? `Chain intact: ${r.entriesChecked} entries checked, head ${r.headHash.slice(0, 12)}…`
+                    : `Chain broken at sequence ${r.firstBrokenLink?.sequence}: ${r.firstBrokenLink?.problem}`,
+                });
+              } catch (err) {
+                setError(err);
+              }
+            }}
+          >
+            Verify chain
+          </button>
+        </form>
+        {verify ? (
+          <p className={verify.ok ? "ok" : "warn"} role="status" data-testid="verify-result">
+            {verify.text}
+          </p>
+        ) : null}
+        {error ? <ErrorBox error={error} /> : null}
+      </Section>
+      <Section title="Entries">
+        {page.isPending ? <Loading what="audit entries" /> : null}
+        {page.error ? <ErrorBox error={page.error} onRetry={() => void page.refetch()} /> : null}
+        {page.data && page.data.events.length === 0 ? <Empty>No entries match.</Empty> : null}
+        {page.data && page.data.events.length > 0 ? (
+          <table data-testid="audit-table">
+            <thead>
+              <tr>
+                <th scope="col">#</th>
+                <th scope="col">When</th>
+                <th scope="col">Event</th>
+                <th scope="col">Actor</th>
+                <th scope="col">Resource</th>
+                <th scope="col">Outcome</th>
+              </tr>
+            </thead>
+            <tbody>
+              {page.data.events.map((e) => (
+                <tr key={e.id}>
+                  <td>{String(e.sequence)}</td>
+                  <td>{when(e.occurredAt)}</td>
+                  <td>{e.eventType}</td>
+                  <td>{e.actor?.name || e.actor?.keyId || "system"}</td>
+                  <td>
+                    {e.resource?.type} {e.resource?.id}
+                  </td>
+                  <td>{e.outcome === AuditOutcome.FAILURE ? "failure" : "success"}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ) : null}
+        <div className="row">
+          <button type="button" disabled={pages.length <= 1} onClick={() => setPages((p) => p.slice(0, -1))}>
+            Newer
+          </button>
+          <button type="button" disabled={!page.data?.nextPageToken} onClick={() => setPages((p) => [...p, page.data!.nextPageToken])}>
+            Older
+          </button>
+        </div>
+      </Section>
+    </div>
+  );
+}
