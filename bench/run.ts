@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
+import { benchConsole, CONSOLE_BUDGETS } from "./console.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
@@ -100,6 +101,36 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
     },
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
+  [
+    "console",
+    async (log) => {
+      const r = await benchConsole(log);
+      if (typeof r === "string") return r;
+      const bench = "console (chromium, nexus dev)";
+      return {
+        result: r,
+        ratios: [
+          {
+            bench,
+            name: "initial JS gzipped / 300 KiB budget",
+            value: (100 * r.initialJsGzipKiB) / CONSOLE_BUDGETS.initialJsGzipKiB,
+            unit: "%",
+            target: "≤ 100%",
+            met: r.initialJsGzipKiB <= CONSOLE_BUDGETS.initialJsGzipKiB,
+          },
+          {
+            bench,
+            name: "first screen interactive / 1 s budget",
+            value: (100 * r.firstScreenMs.median) / CONSOLE_BUDGETS.firstScreenMs,
+            unit: "%",
+            target: "≤ 100%",
+            met: r.firstScreenMs.median <= CONSOLE_BUDGETS.firstScreenMs,
+          },
+          { bench, name: "first screen / plain page load", value: r.firstScreenMs.median / r.plainPageMs.median, unit: "×" },
+        ],
+      };
+    },
+  ],
 ];
 
 const run: BenchRun = {
