@@ -1,5 +1,5 @@
 import type { ReactNode } from "react";
-import { describe } from "./api.js";
+import { describe, isSignedOut } from "./api.js";
 
 /** A failure as the person needs it: what happened, the server's explanation, what to do. */
 export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
@@ -8,7 +8,12 @@ export function ErrorBox({ error, onRetry }: { error: unknown; onRetry?: () => v
     <div className="error" role="alert">
       <strong>{d.title}.</strong> <span>{d.detail}</span>
       <p className="action">{d.action}</p>
-      {onRetry ? (
+      {isSignedOut(error) ? (
+        <button type="button" onClick={() => window.location.reload()}>
+          Sign in again
+        </button>
+      ) : null}
+      {onRetry && !isSignedOut(error) ? (
         <button type="button" onClick={onRetry}>
           Try again
         </button>
