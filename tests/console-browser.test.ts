@@ -32,6 +32,8 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
   let context: BrowserContext;
   let page: Page;
   let ownerKey: string;
+  let platformKey: string;
+  let viewerKey: string;
 
   const axe = async (screen: string) => {
     const result = await new AxeBuilder({ page }).analyze();
@@ -61,11 +63,13 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       () => /owner key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/.exec(nexus.output())?.[1],
       WAIT,
     );
+    platformKey = /platform operator key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/.exec(nexus.output())?.[1] ?? "";
     browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
     context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     context.setDefaultTimeout(WAIT);
     page = await context.newPage();
-    page.on("dialog", (d) => void d.accept());
+    // Confirmations are accepted; the suspension prompt gets its reason.
+    page.on("dialog", (d) => void d.accept(d.type() === "prompt" ? "unpaid invoice" : undefined));
   }, 240_000);
 
   afterAll(async () => {
@@ -142,7 +146,7 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
     async () => {
       await open("Corpora & documents");
       await page.getByLabel("New corpus id").fill("console-e2e");
-      await page.getByLabel("Name").fill("Console e2e");
+      await page.getByLabel("Name", { exact: true }).fill("Console e2e");
       await page.getByRole("button", { name: "Create corpus" }).click();
       await page.getByRole("button", { name: "Console e2e" }).waitFor();
       await expect
@@ -243,6 +247,14 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       await page.getByRole("button", { name: "Done" }).click();
       await expect.poll(() => page.getByTestId("new-secret").count()).toBe(0);
 
+      // A viewer key for the role test below.
+      await page.getByLabel("Name").fill("console-viewer");
+      await page.getByLabel("Role").selectOption({ label: "viewer" });
+      await page.getByRole("button", { name: "Create key" }).click();
+      await expect.poll(async () => (await page.getByTestId("new-secret").textContent()) ?? "", { timeout: WAIT }).not.toBe(secret);
+      viewerKey = (await page.getByTestId("new-secret").textContent()) ?? "";
+      await page.getByRole("button", { name: "Done" }).click();
+
       await row.getByRole("button", { name: "Revoke console-temp" }).click();
       await expect.poll(() => row.getByTestId("key-status").textContent(), { timeout: WAIT }).toBe("revoked");
       const res = await fetch(`${nexus.url}/auth/session`, {
@@ -318,6 +330,62 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       });
       expect(res.status).toBe(403); // no CSRF token: refused before the session is even looked up
       expect(before.startsWith("nxcs_")).toBe(true);
+    },
+    STEP,
+  );
+
+  it(
+    "a viewer sees and can do only what a viewer may: no keys, usage or audit, no upload or corpus changes",
+    async () => {
+      await page.getByLabel("API key").fill(viewerKey);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByTestId("who").waitFor();
+      expect(await page.getByTestId("who").textContent()).toContain("demo · viewer");
+      const nav = page.getByRole("navigation", { name: "Screens" });
+      expect(await nav.getByRole("link").allTextContents()).toEqual(["Overview", "Ask", "Corpora & documents"]);
+      await open("Corpora & documents");
+      await page.getByRole("heading", { name: "Documents" }).waitFor();
+      expect(await page.getByRole("button", { name: "Create corpus" }).count()).toBe(0);
+      expect(await page.getByRole("heading", { name: "Upload" }).count()).toBe(0);
+      expect(await page.getByRole("button", { name: /^Delete/ }).count()).toBe(0);
+      // A screen the role may not use, opened by its address, falls back to the overview.
+      await page.goto(`${nexus.url}/console/keys`);
+      await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByLabel("API key").waitFor();
+    },
+    STEP,
+  );
+
+  it(
+    "a platform operator manages tenants and plans, and sees dead letters instead of tenant content",
+    async () => {
+      expect(platformKey).toMatch(/^nxs_/);
+      await page.getByLabel("API key").fill(platformKey);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByTestId("who").waitFor();
+      const nav = page.getByRole("navigation", { name: "Screens" });
+      const links = await nav.getByRole("link").allTextContents();
+      expect(links).toContain("Tenants & plans");
+      expect(links).toContain("Dead letters");
+      expect(links).not.toContain("Ask");
+      await open("Tenants & plans");
+      await page.getByLabel("Slug").fill("console-made");
+      await page.getByLabel("Display name").fill("Made in the console");
+      await page.getByLabel("Plan", { exact: true }).selectOption({ label: "pro" });
+      await page.getByRole("button", { name: "Create tenant" }).click();
+      const row = page.getByTestId("tenant-console-made");
+      await row.waitFor();
+      await row.getByRole("button", { name: "Suspend console-made" }).click();
+      await expect.poll(() => row.getByTestId("tenant-status").textContent(), { timeout: WAIT }).toBe("suspended: unpaid invoice");
+      await row.getByRole("button", { name: "Resume console-made" }).click();
+      await expect.poll(() => row.getByTestId("tenant-status").textContent(), { timeout: WAIT }).toBe("active");
+      await axe("tenants");
+      await shot("tenants");
+      await open("Dead letters");
+      await page.getByRole("heading", { name: "Dead-lettered events" }).waitFor();
+      await expect.poll(() => page.getByText(/No dead letters|Replay/).count(), { timeout: WAIT }).toBeGreaterThanOrEqual(1);
+      await axe("dead letters");
     },
     STEP,
   );

@@ -14,12 +14,14 @@ const Keys = lazy(() => import("./screens/Keys.js"));
 const Usage = lazy(() => import("./screens/Usage.js"));
 const Audit = lazy(() => import("./screens/Audit.js"));
 const DeadLetters = lazy(() => import("./screens/DeadLetters.js"));
+const Tenants = lazy(() => import("./screens/Tenants.js"));
 
 /** Screens, the procedure that decides whether the principal sees each, in menu order. */
 const SCREENS = [
   { id: "overview", label: "Overview", needs: "/nexus.auth.v1.AuthService/WhoAmI" },
   { id: "ask", label: "Ask", needs: "/nexus.agent.v1.AgentService/Run" },
   { id: "corpora", label: "Corpora & documents", needs: "/nexus.retrieval.v1.RetrievalService/ListCorpora" },
+  { id: "tenants", label: "Tenants & plans", needs: "/nexus.auth.v1.AuthService/ListTenants" },
   { id: "keys", label: "Keys", needs: "/nexus.auth.v1.AuthService/ListApiKeys" },
   { id: "usage", label: "Usage & quotas", needs: "/nexus.metering.v1.MeteringService/GetUsageHistory" },
   { id: "audit", label: "Audit log", needs: "/nexus.audit.v1.AuditService/ListAuditEvents" },
@@ -112,6 +114,7 @@ export function App() {
           {current === "usage" ? <Usage principal={principal} /> : null}
           {current === "audit" ? <Audit principal={principal} /> : null}
           {current === "dead-letters" ? <DeadLetters /> : null}
+          {current === "tenants" ? <Tenants /> : null}
         </Suspense>
       </main>
     </div>

@@ -11,14 +11,16 @@ import "./styles.css";
  * A session that ends while the console is open (expiry, sign-out elsewhere, key revoked): the
  * first refused call re-asks WhoAmI, whose refusal brings back the sign-in screen.
  */
-const onError = (err: unknown) => {
-  if (isSignedOut(err))
-    void queryClient.invalidateQueries({ queryKey: createConnectQueryKey({ schema: AuthService.method.whoAmI, cardinality: "finite" }) });
+const whoAmIKey = createConnectQueryKey({ schema: AuthService.method.whoAmI, cardinality: "finite" });
+const onError = (err: unknown, queryKey?: readonly unknown[]) => {
+  // WhoAmI's own refusal is what shows the sign-in screen: re-asking it would loop.
+  const isWhoAmI = (queryKey?.[1] as { methodName?: string } | undefined)?.methodName === AuthService.method.whoAmI.name;
+  if (isSignedOut(err) && !isWhoAmI) void queryClient.invalidateQueries({ queryKey: whoAmIKey });
 };
 
 const queryClient: QueryClient = new QueryClient({
-  queryCache: new QueryCache({ onError }),
-  mutationCache: new MutationCache({ onError }),
+  queryCache: new QueryCache({ onError: (err, query) => onError(err, query.queryKey) }),
+  mutationCache: new MutationCache({ onError: (err) => onError(err) }),
   defaultOptions: { queries: { retry: (count, err) => !isSignedOut(err) && count < 1, refetchOnWindowFocus: false, staleTime: 5_000 } },
 });
 

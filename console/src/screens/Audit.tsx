@@ -11,8 +11,21 @@ const PAGE = 25;
 export default function Audit({ principal: _principal }: { principal: Principal }) {
   const [type, setType] = useState("");
   const [outcome, setOutcome] = useState<AuditOutcome>(AuditOutcome.UNSPECIFIED);
+  const [actor, setActor] = useState("");
+  const [since, setSince] = useState("");
+  const [until, setUntil] = useState("");
   const [pages, setPages] = useState<string[]>([""]);
-  const filter = { eventTypes: type ? [type] : [], outcome };
+  const stamp = (d: string, endOfDay: boolean) => {
+    const ms = Date.parse(`${d}T${endOfDay ? "23:59:59.999" : "00:00:00"}`);
+    return { seconds: BigInt(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
+  };
+  const filter = {
+    eventTypes: type ? [type] : [],
+    outcome,
+    actorKeyId: actor,
+    ...(since ? { startTime: stamp(since, false) } : {}),
+    ...(until ? { endTime: stamp(until, true) } : {}),
+  };
   const page = useQuery(AuditService.method.listAuditEvents, { filter, pageSize: PAGE, pageToken: pages[pages.length - 1] ?? "" });
   const [verify, setVerify] = useState<{ ok: boolean; text: string }>();
   const [error, setError] = useState<unknown>();
@@ -65,6 +78,35 @@ export default function Audit({ principal: _principal }: { principal: Principal 
             <option value={AuditOutcome.SUCCESS}>success</option>
             <option value={AuditOutcome.FAILURE}>failure</option>
           </select>
+          <label htmlFor="audit-actor">Actor key id</label>
+          <input
+            id="audit-actor"
+            value={actor}
+            onChange={(e) => {
+              setActor(e.target.value.trim());
+              reset();
+            }}
+          />
+          <label htmlFor="audit-since">From</label>
+          <input
+            id="audit-since"
+            type="date"
+            value={since}
+            onChange={(e) => {
+              setSince(e.target.value);
+              reset();
+            }}
+          />
+          <label htmlFor="audit-until">To</label>
+          <input
+            id="audit-until"
+            type="date"
+            value={until}
+            onChange={(e) => {
+              setUntil(e.target.value);
+              reset();
+            }}
+          />
           <button type="button" onClick={() => void exportCsv()} disabled={exporting}>
             {exporting ? "Exporting…" : "Export CSV"}
           </button>

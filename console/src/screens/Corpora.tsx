@@ -205,6 +205,10 @@ export default function Corpora({ principal }: { principal: Principal }) {
   const [newName, setNewName] = useState("");
   const [error, setError] = useState<unknown>();
   const mayCreate = can(principal, "/nexus.retrieval.v1.RetrievalService/CreateCorpus");
+  const mayEdit = can(principal, "/nexus.retrieval.v1.RetrievalService/UpdateCorpus");
+  const current = corpora.data?.corpora.find((c) => c.id === corpusId);
+  const [editName, setEditName] = useState<string>();
+  const [editDescription, setEditDescription] = useState<string>();
   const mayWrite = can(principal, "/nexus.ingestion.v1.IngestionService/IngestText");
   const refresh = () => void queryClient.invalidateQueries();
   const act = async (f: () => Promise<unknown>) => {
@@ -258,6 +262,50 @@ export default function Corpora({ principal }: { principal: Principal }) {
         ) : null}
         {error ? <ErrorBox error={error} /> : null}
       </Section>
+      {corpusId && current && mayEdit ? (
+        <Section title={`Corpus ${current.id}`}>
+          <form
+            className="row"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void act(async () => {
+                await retrieval.updateCorpus({
+                  corpusId,
+                  displayName: editName ?? current.displayName,
+                  description: editDescription ?? current.description,
+                  updateMask: { paths: ["display_name", "description"] },
+                });
+                setEditName(undefined);
+                setEditDescription(undefined);
+              });
+            }}
+          >
+            <label htmlFor="edit-name">Corpus name</label>
+            <input id="edit-name" value={editName ?? current.displayName} onChange={(e) => setEditName(e.target.value)} />
+            <label htmlFor="edit-description">Corpus description</label>
+            <input
+              id="edit-description"
+              value={editDescription ?? current.description}
+              onChange={(e) => setEditDescription(e.target.value)}
+            />
+            <button type="submit">Save</button>
+            <button
+              type="button"
+              className="danger"
+              onClick={() => {
+                if (window.confirm(`Delete corpus ${current.id} with all its documents?`)) {
+                  void act(async () => {
+                    await retrieval.deleteCorpus({ corpusId, force: true });
+                    setSelected("");
+                  });
+                }
+              }}
+            >
+              Delete corpus
+            </button>
+          </form>
+        </Section>
+      ) : null}
       {corpusId ? (
         <>
           {mayWrite ? (

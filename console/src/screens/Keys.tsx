@@ -55,6 +55,7 @@ export default function Keys({ principal }: { principal: Principal }) {
   const [name, setName] = useState("");
   const [role, setRole] = useState<Role>(Role.VIEWER);
   const [secret, setSecret] = useState("");
+  const [grace, setGrace] = useState("86400");
   const [error, setError] = useState<unknown>();
   const act = async (f: () => Promise<unknown>) => {
     setError(undefined);
@@ -97,7 +98,20 @@ export default function Keys({ principal }: { principal: Principal }) {
         {secret ? <Secret secret={secret} onDone={() => setSecret("")} /> : null}
         {error ? <ErrorBox error={error} /> : null}
       </Section>
-      <Section title="Keys">
+      <Section
+        title="Keys"
+        actions={
+          <span className="row">
+            <label htmlFor="grace">Rotation grace</label>
+            <select id="grace" value={grace} onChange={(e) => setGrace(e.target.value)}>
+              <option value="0">none (old key stops at once)</option>
+              <option value="3600">1 hour</option>
+              <option value="86400">24 hours</option>
+              <option value="604800">7 days</option>
+            </select>
+          </span>
+        }
+      >
         {keys.isPending ? <Loading what="keys" /> : null}
         {keys.error ? <ErrorBox error={keys.error} onRetry={() => void keys.refetch()} /> : null}
         {keys.data && keys.data.apiKeys.length === 0 ? <Empty>No keys.</Empty> : null}
@@ -136,7 +150,7 @@ export default function Keys({ principal }: { principal: Principal }) {
                             type="button"
                             onClick={() =>
                               void act(async () => {
-                                const res = await auth.rotateApiKey({ keyId: k.id });
+                                const res = await auth.rotateApiKey({ keyId: k.id, gracePeriod: { seconds: BigInt(grace), nanos: 0 } });
                                 setSecret(res.plaintextKey);
                               })
                             }
