@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromiumPath } from "../scripts/chromium-path.js";
 import { eventually } from "./support/eventually.js";
 import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
+import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
 
 /**
  * The web console in a real browser (Debian's chromium through playwright-core) against a real
@@ -27,6 +28,8 @@ const STEP = 180_000;
 
 describe.skipIf(executablePath === undefined && !required)("web console in a real browser", () => {
   let nexus: NexusProcess;
+  /** A LOCAL STAND-IN for a cloud LLM (tests/support/openai-standin.ts): streams slowly on demand. */
+  let standin: OpenAiStandin;
   let data: { dir: string; remove: () => void };
   let browser: Browser;
   let context: BrowserContext;
@@ -46,6 +49,21 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
   const shot = async (name: string) => {
     if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
   };
+  /** Records, in the page, every text the last answer shows while it arrives (`globalThis.seen`). */
+  const recordAnswer = () =>
+    page.evaluate(() => {
+      // Runs in the page (DOM globals; the test's own types are Node's).
+      const g = globalThis as any;
+      const seen: string[] = [];
+      g.seen = seen;
+      g.answerObserver?.disconnect();
+      g.answerObserver = new g.MutationObserver(() => {
+        const t = g.document.querySelectorAll('[data-testid="turn-assistant"] p');
+        const last = t[t.length - 1]?.textContent ?? "";
+        if (seen[seen.length - 1] !== last) seen.push(last);
+      });
+      g.answerObserver.observe(g.document.body, { subtree: true, childList: true, characterData: true });
+    });
   const open = async (label: string) => {
     await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: label }).click();
     await page.getByRole("heading", { level: 1, name: label }).waitFor({ timeout: WAIT });
@@ -57,7 +75,12 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
     if (built.status !== 0) throw new Error(`building the console failed:\n${built.stdout}${built.stderr}`);
     if (SHOTS) mkdirSync(SHOTS, { recursive: true });
     data = tempDir("nexus-console-");
-    nexus = await startNexus({ args: ["dev", "--port", "0", "--host", "127.0.0.1", "--data-dir", data.dir], timeoutMs: 120_000 });
+    standin = await startOpenAiStandin();
+    nexus = await startNexus({
+      args: ["dev", "--port", "0", "--host", "127.0.0.1", "--data-dir", data.dir],
+      env: { NEXUS_OPENAI_BASE_URL: standin.baseUrl, NEXUS_OPENAI_API_KEY: "standin" },
+      timeoutMs: 120_000,
+    });
     ownerKey = await eventually(
       "nexus dev printed the demo owner key",
       () => /owner key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/.exec(nexus.output())?.[1],
@@ -75,6 +98,7 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
   afterAll(async () => {
     await browser?.close();
     await nexus?.stop();
+    await standin?.close();
     data?.remove();
   }, STEP);
 
@@ -186,17 +210,7 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       await open("Ask");
       await page.getByLabel("Corpus", { exact: true }).selectOption("console-e2e");
       // Record what the person sees while the answer arrives.
-      await page.evaluate(() => {
-        // Runs in the page (DOM globals; the test's own types are Node's).
-        const g = globalThis as any;
-        const seen: string[] = [];
-        g.seen = seen;
-        new g.MutationObserver(() => {
-          const t = g.document.querySelectorAll('[data-testid="turn-assistant"] p');
-          const last = t[t.length - 1]?.textContent ?? "";
-          if (seen[seen.length - 1] !== last) seen.push(last);
-        }).observe(g.document.body, { subtree: true, childList: true, characterData: true });
-      });
+      await recordAnswer();
       await page.getByLabel("Question").fill("How long do customers have for a refund?");
       await page.getByRole("button", { name: "Ask", exact: true }).click();
       const sources = page.getByRole("list", { name: "Sources" });
@@ -227,6 +241,41 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
         .first()
         .click();
       await expect.poll(() => page.getByTestId("turn-assistant").count(), { timeout: WAIT }).toBeGreaterThanOrEqual(1);
+    },
+    STEP,
+  );
+
+  it(
+    "shows a slowly streamed answer token by token, and cancels a run that does not end",
+    async () => {
+      await page.getByLabel("Model provider").selectOption("openai");
+      await page.getByRole("button", { name: "New session" }).click();
+      const words = "Refunds are possible within thirty days of purchase".split(" ");
+      standin.enqueue({ kind: "answer", text: words.join(" "), chunkDelayMs: 150 });
+      await recordAnswer();
+      await page.getByLabel("Question").fill("What is the refund window?");
+      await page.getByRole("button", { name: "Ask", exact: true }).click();
+      await expect
+        .poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT })
+        .toContain("thirty days of purchase");
+      await page.getByRole("button", { name: "Ask", exact: true }).waitFor();
+      const seen = await page.evaluate(() => (globalThis as any).seen as string[]);
+      // The person saw the answer grow: several partial texts, each extending the one before.
+      const partial = seen.filter((t) => t !== "" && t !== "…" && !t.includes("thirty days of purchase"));
+      expect(partial.length).toBeGreaterThanOrEqual(3);
+      for (let i = 1; i < partial.length; i++) expect(partial[i]!.startsWith(partial[i - 1]!.trimEnd())).toBe(true);
+
+      standin.enqueue({ kind: "endless", text: "tick tock ", chunkDelayMs: 50 });
+      await page.getByLabel("Question").fill("Keep talking");
+      await page.getByRole("button", { name: "Ask", exact: true }).click();
+      await expect.poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT }).toContain("tick");
+      await page.getByRole("button", { name: "Cancel" }).click();
+      await expect
+        .poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT })
+        .toContain("[cancelled]");
+      // The model call upstream is aborted too: nothing keeps generating for a cancelled run.
+      await expect.poll(() => standin.requests.at(-1)?.clientAborted, { timeout: WAIT }).toBe(true);
+      await page.getByRole("button", { name: "Ask", exact: true }).waitFor();
     },
     STEP,
   );

@@ -44,6 +44,7 @@ export default function Ask() {
   const corpus = corpusId || corpora.data?.corpora[0]?.id || "";
   const sessions = useQuery(AgentService.method.listSessions, { corpusId: corpus, pageSize: 50 }, { enabled: corpus !== "" });
   const [sessionId, setSessionId] = useState("");
+  const [provider, setProvider] = useState("");
   const [turns, setTurns] = useState<Turn[]>([]);
   const [question, setQuestion] = useState("");
   const [running, setRunning] = useState(false);
@@ -87,7 +88,10 @@ export default function Ask() {
     let lastSeq = 0n;
     const update = (f: (t: Turn) => Turn) => setTurns((all) => [...all.slice(0, -1), f(all[all.length - 1]!)]);
     try {
-      for await (const ev of agent.run({ sessionId, corpusId: corpus, message }, { signal: controller.signal })) {
+      for await (const ev of agent.run(
+        { sessionId, corpusId: corpus, message, ...(provider ? { options: { provider } } : {}) },
+        { signal: controller.signal },
+      )) {
         if (ev.seq !== 0n && ev.seq <= lastSeq) continue;
         lastSeq = ev.seq;
         switch (ev.event.case) {
@@ -144,6 +148,12 @@ export default function Ask() {
           ))}
         </select>
         {corpora.data && corpora.data.corpora.length === 0 ? <Empty>No corpus yet: create one under Corpora.</Empty> : null}
+        <label htmlFor="provider">Model provider</label>
+        <select id="provider" value={provider} onChange={(e) => setProvider(e.target.value)}>
+          <option value="">corpus default</option>
+          <option value="extractive">extractive (offline)</option>
+          <option value="openai">openai</option>
+        </select>
         <h2>Sessions</h2>
         <button
           type="button"
