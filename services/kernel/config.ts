@@ -10,6 +10,7 @@
  * so this comment does not repeat it.
  */
 
+import { MasterKeyFormatError, type MasterKeys, parseMasterKeys } from "./keyring/master-keys.js";
 import { DEFAULT_RATE_LIMITS_SPEC, parseRateLimits } from "./limits/rate-limits.js";
 
 /** Thrown by {@link loadConfig} when one or more variables hold a bad value. */
@@ -471,6 +472,30 @@ const VARIABLES = {
     default: "10000",
     description: "How long a duplicate of a call still running waits for its answer before ABORTED IDEMPOTENCY_IN_PROGRESS.",
     parse: integer(0, 600_000),
+  }),
+  masterKeys: variable<MasterKeys | undefined>({
+    name: "NEXUS_MASTER_KEYS",
+    default: undefined,
+    unsetMeaning: "(unset: NEXUS_MASTER_KEY_FILE; nexus dev creates <NEXUS_DATA_DIR>/master-keys)",
+    description:
+      "Master keys (key-encryption keys) of the keyring that encrypts data at rest: comma-separated <version>:<base64 of 32 random bytes>, the highest version wraps new data keys (docs/security.md); secret.",
+    secret: true,
+    parse: (raw) => {
+      try {
+        return parseMasterKeys(raw, "NEXUS_MASTER_KEYS");
+      } catch (err) {
+        if (err instanceof MasterKeyFormatError)
+          throw new InvalidValue("<version>:<base64 of 32 bytes>[,<version>:<base64>…], e.g. 1:$(openssl rand -base64 32)");
+        throw err;
+      }
+    },
+  }),
+  masterKeyFile: variable({
+    name: "NEXUS_MASTER_KEY_FILE",
+    default: "/etc/nexus/keyring/master-keys",
+    description:
+      "File with the keyring's master keys in the NEXUS_MASTER_KEYS format, one per line (the chart mounts a Kubernetes Secret here); read at start when NEXUS_MASTER_KEYS is unset.",
+    parse: path,
   }),
   apiKeyRotationGraceSeconds: variable({
     name: "NEXUS_API_KEY_ROTATION_GRACE_SECONDS",

@@ -41,6 +41,10 @@ export const REASONS = {
   IDEMPOTENCY_IN_PROGRESS: Code.Aborted,
   INVALID_IDEMPOTENCY_KEY: Code.InvalidArgument,
   IDEMPOTENCY_NOT_SUPPORTED: Code.InvalidArgument,
+  // encryption at rest (services/kernel/keyring): stored data that does not decrypt is damaged
+  // or was crypto-shredded (DATA_LOSS, never garbage); no master key is a set-up mistake.
+  DECRYPTION_FAILED: Code.DataLoss,
+  KEYRING_NOT_CONFIGURED: Code.FailedPrecondition,
   // limits and availability
   QUOTA_EXCEEDED: Code.ResourceExhausted,
   RATE_LIMITED: Code.ResourceExhausted,

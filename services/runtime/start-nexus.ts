@@ -9,6 +9,7 @@ import type { Database } from "../kernel/db/ports.js";
 import type { NatsEventBus } from "../kernel/events/nats-bus.js";
 import type { EventBus } from "../kernel/events/ports.js";
 import { createWriteFreeze } from "../kernel/interceptors/write-freeze.js";
+import { createKeyring, keyringMigrations, resolveMasterKeys } from "../kernel/keyring/index.js";
 import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
 import { createIdempotency } from "../kernel/limits/idempotency.js";
 import { loadMeshToken } from "../kernel/limits/mesh-token.js";
@@ -158,7 +159,7 @@ export function eventBusReadiness(bus: EventBus): () => Promise<ReadinessResult>
  * caller runs first.
  */
 export async function migrateServices(db: Database, roles: readonly ServiceName[]): Promise<void> {
-  await migrateSchemas(db, [limitsMigrations]);
+  await migrateSchemas(db, [limitsMigrations, keyringMigrations]);
   for (const service of servicesFor(roles)) await migrateService(service, db);
 }
 
@@ -203,9 +204,19 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       : [];
     const idempotency = createIdempotency({ db, logger, ttlMs: config.idempotencyTtlSeconds * 1000, waitMs: config.idempotencyWaitMs });
     cleanups.push(["idempotency", async () => idempotency.close()]);
+    const masterKeys = await resolveMasterKeys({
+      fromEnv: config.masterKeys,
+      file: config.masterKeyFile,
+      embedded: db.dialect === "pglite",
+      dataDir: config.dataDir,
+    });
+    if (masterKeys) logger.info({ source: masterKeys.source, version: masterKeys.current }, "keyring master key loaded");
+    else
+      logger.warn("no master key (NEXUS_MASTER_KEYS, NEXUS_MASTER_KEY_FILE): encrypting data at rest refuses with KEYRING_NOT_CONFIGURED");
+    const keyring = createKeyring({ db, masterKeys, logger });
     const roles = new Set(services);
     const modules = servicesFor(services).map((service) =>
-      mountService(service, { config, db, bus, clock, peers, roles, logger: logger.child({ service: service.name }) }),
+      mountService(service, { config, db, bus, clock, peers, roles, keyring, logger: logger.child({ service: service.name }) }),
     );
     // Every process serves the web console (docs/console.md) when it is built.
     const consoleFiles = consoleRoute(consoleDirectory(config.consoleDir));

@@ -23,6 +23,7 @@ import {
 } from "../../services/kernel/context.js";
 import type { Database } from "../../services/kernel/db/ports.js";
 import type { BackoffOptions, EventBus } from "../../services/kernel/events/ports.js";
+import { createKeyring, newMasterKeyLine, parseMasterKeys } from "../../services/kernel/keyring/index.js";
 import { type MountedService, migrateService, mountService, type ServiceContext } from "../../services/kernel/service/index.js";
 import type { MeteringApplication } from "../../services/metering/metering-application.js";
 import type { MeteringHandler } from "../../services/metering/metering-handler.js";
@@ -121,6 +122,8 @@ export function serviceContext(
     db,
     bus,
     clock,
+    // A fresh test master key (tables migrated by whoever seals first: keyringMigrations).
+    keyring: createKeyring({ db, masterKeys: parseMasterKeys(newMasterKeyLine(1), "test key") }),
     peers: createPeers(config, [], () => undefined),
     roles: new Set(["metering"]),
     consumerDefaults: consumers,

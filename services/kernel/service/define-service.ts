@@ -5,6 +5,7 @@ import type { NexusConfig, ServiceName } from "../config.js";
 import type { Migration } from "../db/migrate.js";
 import type { Database } from "../db/ports.js";
 import type { BackoffOptions, ConsumerOptions, EventBus } from "../events/ports.js";
+import type { Keyring } from "../keyring/keyring.js";
 import type { HttpRoute, ReadinessCheck } from "../server/service-module.js";
 
 /**
@@ -47,6 +48,8 @@ export interface ServiceContext {
   roles: ReadonlySet<ServiceName>;
   /** Consumer settings every consumer of the service gets unless it sets its own. */
   consumerDefaults?: ConsumerDefaults;
+  /** Envelope encryption of data at rest (secrets, contents): seal before storing, open after reading. */
+  keyring: Keyring;
 }
 
 /** One API of a service with its implementation; build it with {@link handle}. */

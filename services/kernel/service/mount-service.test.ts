@@ -9,6 +9,7 @@ import { createPgliteDatabase } from "../db/pglite-database.js";
 import type { Database } from "../db/ports.js";
 import { createLocalEventBus } from "../events/local-bus.js";
 import type { DeliveredEvent, EventBus } from "../events/ports.js";
+import { createKeyring, newMasterKeyLine, parseMasterKeys } from "../keyring/index.js";
 import { defineService, handle, type ServiceContext, type ServiceParts } from "./define-service.js";
 import { mountService } from "./mount-service.js";
 
@@ -51,6 +52,7 @@ describe("mountService", () => {
       db,
       bus,
       clock: () => new Date(),
+      keyring: createKeyring({ db, masterKeys: parseMasterKeys(newMasterKeyLine(1), "test key") }),
       // These tests call no peer.
       peers: {
         url: () => {

@@ -1,0 +1,14 @@
+/**
+ * The kernel keyring: envelope encryption (AES-256-GCM data keys per tenant and purpose, wrapped
+ * by versioned master keys) that every service reaches as `ctx.keyring`. docs/security.md.
+ */
+export { createKeyring, type Keyring, type KeyringOptions, type KeyScope } from "./keyring.js";
+export {
+  loadOrCreateLocalMasterKeys,
+  MasterKeyFormatError,
+  type MasterKeys,
+  newMasterKeyLine,
+  parseMasterKeys,
+  resolveMasterKeys,
+} from "./master-keys.js";
+export { keyringMigrations } from "./migrations.js";

@@ -1,0 +1,30 @@
+import type { SchemaMigrations } from "../service/define-service.js";
+
+/**
+ * The keyring's table in the platform schema: one data key per tenant, purpose and version,
+ * stored only wrapped (AES-256-GCM under a master key version). `destroyed_at` set and
+ * `wrapped` NULL = crypto-shredded: what it encrypted is unreadable for good, backups included.
+ */
+export const keyringMigrations: SchemaMigrations = {
+  schema: "platform",
+  migrations: [
+    {
+      id: "keyring_0001_data_keys",
+      sql: `
+CREATE TABLE platform.data_keys (
+  tenant_id text NOT NULL,
+  purpose text NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  kek_version integer NOT NULL,
+  wrapped bytea,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  retired_at timestamptz,
+  destroyed_at timestamptz,
+  PRIMARY KEY (tenant_id, purpose, version),
+  CHECK ((wrapped IS NULL) = (destroyed_at IS NOT NULL))
+);
+CREATE INDEX data_keys_kek_idx ON platform.data_keys (kek_version) WHERE wrapped IS NOT NULL;
+`,
+    },
+  ],
+};
