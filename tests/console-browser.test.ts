@@ -114,6 +114,31 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
   );
 
   it(
+    "the sign-in endpoint takes only same-origin JSON and marks cookies Secure behind TLS",
+    async () => {
+      const post = (body: string, headers: Record<string, string>) => fetch(`${nexus.url}/auth/session`, { method: "POST", headers, body });
+      const json = { "content-type": "application/json" };
+      const form = await post(`apiKey=${ownerKey}`, { "content-type": "application/x-www-form-urlencoded" });
+      expect(form.status).toBe(415);
+      const crossSite = await post(JSON.stringify({ apiKey: ownerKey }), { ...json, origin: "https://evil.example" });
+      expect(crossSite.status).toBe(403);
+      expect(((await crossSite.json()) as { reason: string }).reason).toBe("CSRF_TOKEN_INVALID");
+      expect((await post("x".repeat(10_000), json)).status).toBe(413);
+      const empty = await post("{}", json);
+      expect(empty.status).toBe(400);
+      expect(((await empty.json()) as { message: string }).message).toContain("enter an API key");
+      const tls = await post(JSON.stringify({ apiKey: ownerKey }), { ...json, "x-forwarded-proto": "https" });
+      expect(tls.status).toBe(200);
+      const cookies = tls.headers.getSetCookie();
+      expect(cookies).toHaveLength(2);
+      for (const c of cookies) expect(c).toMatch(/; SameSite=Strict.*; Secure$/);
+      expect(cookies.find((c) => c.startsWith("nexus_session="))).toContain("HttpOnly");
+      expect(cookies.find((c) => c.startsWith("nexus_csrf="))).not.toContain("HttpOnly");
+    },
+    STEP,
+  );
+
+  it(
     "refuses a wrong key with the reason, then signs in with the owner key into an httpOnly session",
     async () => {
       await page.goto(`${nexus.url}/console/`);
