@@ -606,10 +606,10 @@ function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** What a refused caller is told (never whether the key id exists). */
 /** Why a console session cookie no longer works. */
 export const SESSION_ENDED_MESSAGE = "your console session has ended (signed out or expired); sign in again";
 
+/** What a refused caller is told (never whether the key id exists). */
 export const REFUSAL_MESSAGES: Readonly<Record<AccessFailureReason, string>> = {
   AUTH_UNAUTHORIZED: "the API key is not valid",
   AUTH_REVOKED_KEY: "the API key was revoked",
