@@ -184,6 +184,11 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       await page.getByRole("heading", { name: "Service health" }).waitFor();
       await expect.poll(() => page.getByText("nexus.agent.v1.AgentService: serving").count(), { timeout: WAIT }).toBe(1);
       await page.getByRole("heading", { name: "This month" }).waitFor();
+      // Recent failures come from the audit log (none, or the recorded refusals): loaded, not an error.
+      const failures = page.getByRole("region", { name: "Recent failures" });
+      await expect
+        .poll(() => failures.getByText(/No failures recorded|auth\.access\.failure|rbac\.forbidden/).count(), { timeout: WAIT })
+        .toBeGreaterThanOrEqual(1);
       await axe("overview");
       await shot("overview");
     },

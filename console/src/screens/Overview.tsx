@@ -1,5 +1,7 @@
 import { useQuery } from "@connectrpc/connect-query";
 import { Health, HealthCheckResponse_ServingStatus } from "../../../gen/grpc/health/v1/health_pb.js";
+import { AuditOutcome } from "../../../gen/nexus/audit/v1/audit_event_pb.js";
+import { AuditService } from "../../../gen/nexus/audit/v1/audit_service_pb.js";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { MeteringService } from "../../../gen/nexus/metering/v1/metering_service_pb.js";
 import { Period } from "../../../gen/nexus/metering/v1/quota_pb.js";
@@ -31,6 +33,12 @@ export function Overview({ principal }: { principal: Principal }) {
   const usage = useQuery(MeteringService.method.getUsageSummary, { period: Period.MONTH }, { enabled: canUsage });
   const canDlq = can(principal, "/nexus.ingestion.v1.IngestionService/ListDeadLetters");
   const dlq = useQuery(IngestionService.method.listDeadLetters, { pageSize: 100 }, { enabled: canDlq });
+  const canAudit = can(principal, "/nexus.audit.v1.AuditService/ListAuditEvents");
+  const failures = useQuery(
+    AuditService.method.listAuditEvents,
+    { filter: { outcome: AuditOutcome.FAILURE }, pageSize: 5 },
+    { enabled: canAudit },
+  );
   const statuses = Object.entries(health.data?.statuses ?? {}).filter(([name]) => name.startsWith("nexus."));
   return (
     <div className="grid">
@@ -88,6 +96,20 @@ export function Overview({ principal }: { principal: Principal }) {
               </p>
             )
           ) : null}
+        </Section>
+      ) : null}
+      {canAudit ? (
+        <Section title="Recent failures">
+          {failures.isPending ? <Loading what="recent failures" /> : null}
+          {failures.error ? <ErrorBox error={failures.error} onRetry={() => void failures.refetch()} /> : null}
+          {failures.data && failures.data.events.length === 0 ? <Empty>No failures recorded.</Empty> : null}
+          <ul className="plain">
+            {failures.data?.events.map((e) => (
+              <li key={e.id}>
+                {when(e.occurredAt)} · <strong>{e.eventType}</strong> {e.resource?.type} {e.resource?.id}
+              </li>
+            ))}
+          </ul>
         </Section>
       ) : null}
       {principal.kind === "tenant" ? (
