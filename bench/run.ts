@@ -113,7 +113,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
           {
             bench,
             name: "initial JS gzipped / 300 KiB budget",
-            value: (100 * r.initialJsGzipKiB) / CONSOLE_BUDGETS.initialJsGzipKiB,
+            value: r.initialJsGzipKiB / CONSOLE_BUDGETS.initialJsGzipKiB,
             unit: "%",
             target: "≤ 100%",
             met: r.initialJsGzipKiB <= CONSOLE_BUDGETS.initialJsGzipKiB,
@@ -121,7 +121,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
           {
             bench,
             name: "first screen interactive / 1 s budget",
-            value: (100 * r.firstScreenMs.median) / CONSOLE_BUDGETS.firstScreenMs,
+            value: r.firstScreenMs.median / CONSOLE_BUDGETS.firstScreenMs,
             unit: "%",
             target: "≤ 100%",
             met: r.firstScreenMs.median <= CONSOLE_BUDGETS.firstScreenMs,

@@ -1,7 +1,8 @@
-import { createConnectQueryKey, TransportProvider } from "@connectrpc/connect-query";
+import { createConnectQueryKey, createQueryOptions, TransportProvider } from "@connectrpc/connect-query";
 import { MutationCache, QueryCache, QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { App } from "./App.js";
 import { isSignedOut, transport } from "./api.js";
@@ -23,6 +24,10 @@ const queryClient: QueryClient = new QueryClient({
   mutationCache: new MutationCache({ onError: (err) => onError(err) }),
   defaultOptions: { queries: { retry: (count, err) => !isSignedOut(err) && count < 1, refetchOnWindowFocus: false, staleTime: 5_000 } },
 });
+
+// The first screen's two independent reads start at once, before React renders (one round trip, not two).
+void queryClient.prefetchQuery(createQueryOptions(AuthService.method.whoAmI, {}, { transport }));
+void queryClient.prefetchQuery(createQueryOptions(Health.method.list, {}, { transport }));
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
