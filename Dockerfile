@@ -24,6 +24,8 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/console/dist ./console/dist
 # GET /openapi.json serves the committed OpenAPI description.
 COPY docs/openapi.json ./docs/openapi.json
+# pg_dump / pg_restore for `nexus backup` and `nexus restore` (docs/governance.md#backups).
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client && rm -rf /var/lib/apt/lists/*
 # Non-root, read-only friendly: nothing is written under /app at run time.
 USER node
 EXPOSE 8080

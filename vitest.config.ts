@@ -18,6 +18,12 @@ export default defineConfig({
     globalSetup: ["tests/support/global-setup.ts"],
     // Rate limits are on by default for users; suites that exercise them turn them on. The
     // rest call far faster than a person would, so they run without (child processes inherit).
-    env: { NEXUS_RATE_LIMIT_ENABLED: "false" },
+    env: {
+      NEXUS_RATE_LIMIT_ENABLED: "false",
+      // A master key for tests only (never used anywhere else): meshes on PostgreSQL in tests
+      // have a keyring, so document contents, chunk texts and messages are sealed as in
+      // production. Suites that test the keyring without one pass their own settings.
+      NEXUS_MASTER_KEYS: "1:3oDnrfr7HEPFBj+3fO7fzwXTHNFKfdq6W7RsMij69oU=",
+    },
   },
 });

@@ -1,6 +1,4 @@
-import { randomBytes } from "node:crypto";
 import { createContextValues, createHandlerContext, type HandlerContext } from "@connectrpc/connect";
-import pg from "pg";
 import { pino } from "pino";
 import { RetrievalService } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { effectiveEntitlements, principalEntitlements } from "../services/kernel/authz/plans.js";
@@ -10,6 +8,14 @@ import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
 import type { EventBus } from "../services/kernel/events/ports.js";
+import {
+  createFieldCipher,
+  createKeyring,
+  type FieldCipher,
+  keyringMigrations,
+  newMasterKeyLine,
+  parseMasterKeys,
+} from "../services/kernel/keyring/index.js";
 import { migrateSchemas } from "../services/kernel/service/index.js";
 import { createIngestionRuntime, type IngestionRuntime } from "../services/knowledge/ingestion/ingestion-runtime.js";
 import { ingestionMigrations } from "../services/knowledge/ingestion/migrations.js";
@@ -18,6 +24,7 @@ import { createPgSearchIndex } from "../services/knowledge/retrieval/adapters/po
 import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
 import { retrievalMigrations } from "../services/knowledge/retrieval/migrations.js";
 import { RetrievalHandler } from "../services/knowledge/retrieval/retrieval-handler.js";
+import { createScratchDatabase } from "../services/runtime/backup.js";
 
 /** The PostgreSQL server the benchmarks use: NEXUS_BENCH_DATABASE_URL, else the local one. */
 export function benchServerUrl(): string {
@@ -42,6 +49,8 @@ export interface BenchRag {
   vectors: boolean;
   backend: string;
   ctx: HandlerContext;
+  /** The document cipher when opened with `encrypted`. */
+  cipher?: FieldCipher;
   close(): Promise<void>;
 }
 
@@ -65,20 +74,7 @@ export function benchPrincipal(tenantId = "bench"): TenantPrincipal {
  * again and again.
  */
 export async function createBenchDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `nexus_bench_${randomBytes(5).toString("hex")}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: serverUrl });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`CREATE DATABASE "${name}"`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+  return createScratchDatabase(serverUrl, "nexus_bench");
 }
 
 /**
@@ -86,20 +82,24 @@ export async function createBenchDatabase(serverUrl: string): Promise<{ url: str
  * to "postgres" when NEXUS_BENCH_DATABASE_URL is set, else "pglite". On PostgreSQL it runs on
  * a fresh database of that server (dropped by close()).
  */
-export async function openBenchRag(options: { workers?: boolean; backend?: BenchBackend } = {}): Promise<BenchRag> {
+export async function openBenchRag(options: { workers?: boolean; backend?: BenchBackend; encrypted?: boolean } = {}): Promise<BenchRag> {
   const backend = options.backend ?? (process.env.NEXUS_BENCH_DATABASE_URL ? "postgres" : "pglite");
   const fresh = backend === "postgres" ? await createBenchDatabase(benchServerUrl()) : undefined;
   const db = fresh ? await createPgDatabase({ url: fresh.url }) : await createPgliteDatabase();
   const vectors = db.capabilities.vector;
   const bus = await createLocalEventBus({ db, pollIntervalMs: 20 });
   await bus.start();
-  await migrateSchemas(db, [retrievalMigrations, ingestionMigrations]);
+  await migrateSchemas(db, [retrievalMigrations, ingestionMigrations, keyringMigrations]);
   const logger = pino({ level: "silent" });
+  // Encryption at rest as the services have it (a fresh master key of this run).
+  const cipher = options.encrypted
+    ? createFieldCipher(createKeyring({ db, masterKeys: parseMasterKeys(newMasterKeyLine(1), "bench") }), "documents", "on")
+    : undefined;
   const models = createEmbeddingModels();
   const retrieval = new RetrievalHandler({
     db,
     corpora: createPgCorpusRepository(),
-    searchIndex: createPgSearchIndex({ vectors }),
+    searchIndex: createPgSearchIndex({ vectors, ...(cipher ? { cipher } : {}) }),
     models,
     vectors,
     clock: () => new Date(),
@@ -114,6 +114,7 @@ export async function openBenchRag(options: { workers?: boolean; backend?: Bench
     vectors,
     workers: options.workers ?? true,
     concurrency: 2,
+    ...(cipher ? { cipher } : {}),
   });
   await ingestion.start();
   const values = createContextValues().set(principalKey, benchPrincipal());
@@ -133,6 +134,7 @@ export async function openBenchRag(options: { workers?: boolean; backend?: Bench
     vectors,
     backend: fresh ? `PostgreSQL${vectors ? " + pgvector" : " (lexical-only: no pgvector)"}` : "PGlite + pgvector",
     ctx,
+    ...(cipher ? { cipher } : {}),
     async close() {
       await ingestion.stop();
       await bus.close();

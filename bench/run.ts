@@ -1,10 +1,14 @@
 import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
+import { benchBackupOutcome } from "./backup.js";
 import { benchConsole, CONSOLE_BUDGETS } from "./console.js";
+import { benchEncryptionOutcome } from "./encryption.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
+import { benchModules } from "./modules.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
+import { benchRehydrationOutcome } from "./rehydration.js";
 import { type BenchOutcome, type BenchRun, machineInfo, writeResults } from "./results.js";
 import { benchMemory, benchRpc } from "./rpc.js";
 import { benchSearchCases } from "./search.js";
@@ -49,6 +53,8 @@ type Log = (line: string) => void;
 const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutcome | string>]> = [
   ["ingestion", (log) => benchIngestionBackends(backends, log)],
   ["search", (log) => benchSearchCases(searchCases, log)],
+  ["encryption", (log) => benchEncryptionOutcome(postgres && backends.includes("postgres") ? "postgres" : backends[0], log)],
+  ["backup", (log) => (postgres ? benchBackupOutcome(log) : Promise.resolve(skippedNoPostgres))],
   [
     "agent",
     async (log) => {
@@ -101,6 +107,51 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
     },
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
+  ["rehydration", (log) => benchRehydrationOutcome(log)],
+  [
+    "modules",
+    async (log) => {
+      const r = await benchModules({ log });
+      const bench = "modules (PGlite)";
+      return {
+        result: r,
+        ratios: [
+          {
+            bench,
+            name: "QuickJS warm call p50 / node:vm new-context call p50",
+            value: r.sandbox.warm.p50 / r.sandbox.nodeVm.p50,
+            unit: "×",
+          },
+          {
+            bench,
+            name: "QuickJS warm call p99 / node:vm new-context call p99",
+            value: r.sandbox.warm.p99 / r.sandbox.nodeVm.p99,
+            unit: "×",
+          },
+          { bench, name: "QuickJS cold start p50 / warm call p50", value: r.sandbox.cold.p50 / r.sandbox.warm.p50, unit: "×" },
+          {
+            bench,
+            name: "QuickJS warm call on the worker pool p50 / node:vm new-context call p50",
+            value: r.sandbox.pooled.p50 / r.sandbox.nodeVm.p50,
+            unit: "×",
+          },
+          {
+            bench,
+            name: "QuickJS warm call on the worker pool p99 / node:vm new-context call p99",
+            value: r.sandbox.pooled.p99 / r.sandbox.nodeVm.p99,
+            unit: "×",
+          },
+          {
+            bench,
+            name: "tool-call overhead in a Run (Run with one tool − Run without, p50) / CallTool RPC p50",
+            value: (r.run.withTool.p50 - r.run.withoutTool.p50) / r.run.callTool.p50,
+            unit: "×",
+          },
+          { bench, name: "Run with one tool call p99 / Run without p99", value: r.run.withTool.p99 / r.run.withoutTool.p99, unit: "×" },
+        ],
+      };
+    },
+  ],
   [
     "console",
     async (log) => {

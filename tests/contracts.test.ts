@@ -18,9 +18,11 @@ import type { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { file_nexus_events_v1_agent_events } from "../gen/nexus/events/v1/agent_events_pb.js";
 import { file_nexus_events_v1_auth_events } from "../gen/nexus/events/v1/auth_events_pb.js";
 import { EventEnvelopeSchema, file_nexus_events_v1_envelope } from "../gen/nexus/events/v1/envelope_pb.js";
+import { file_nexus_events_v1_eventstore_events } from "../gen/nexus/events/v1/eventstore_events_pb.js";
 import { file_nexus_events_v1_ingestion_events } from "../gen/nexus/events/v1/ingestion_events_pb.js";
 import { file_nexus_events_v1_metering_events } from "../gen/nexus/events/v1/metering_events_pb.js";
 import { file_nexus_events_v1_retrieval_events } from "../gen/nexus/events/v1/retrieval_events_pb.js";
+import { file_nexus_eventstore_v1_event_store_service } from "../gen/nexus/eventstore/v1/event_store_service_pb.js";
 import {
   file_nexus_ingestion_v1_ingestion_service,
   IngestTextRequestSchema,
@@ -43,6 +45,7 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
   "nexus.auth.v1.AuthService": {
     CreateTenant: "unary",
     GetTenant: "unary",
+    GetTenantAt: "unary",
     ListTenants: "unary",
     SuspendTenant: "unary",
     ResumeTenant: "unary",
@@ -99,6 +102,11 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     ExportAuditEvents: "server_streaming",
     VerifyAuditChain: "unary",
   },
+  "nexus.eventstore.v1.EventStoreService": {
+    WatchEvents: "server_streaming",
+    ListEventTypes: "unary",
+    ReadStreamHistory: "unary",
+  },
 };
 
 const SERVICE_FILES = [
@@ -108,6 +116,7 @@ const SERVICE_FILES = [
   file_nexus_retrieval_v1_retrieval_service,
   file_nexus_agent_v1_agent_service,
   file_nexus_audit_v1_audit_service,
+  file_nexus_eventstore_v1_event_store_service,
 ];
 
 const EVENT_FILES = [
@@ -117,6 +126,7 @@ const EVENT_FILES = [
   file_nexus_events_v1_ingestion_events,
   file_nexus_events_v1_agent_events,
   file_nexus_events_v1_metering_events,
+  file_nexus_events_v1_eventstore_events,
 ];
 
 const services: DescService[] = SERVICE_FILES.flatMap((f) => f.services);

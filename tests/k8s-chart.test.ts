@@ -6,10 +6,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
 import { validateYaml } from "../scripts/validate-manifests.js";
+import { parseMasterKeys } from "../services/kernel/keyring/index.js";
 
 type Obj = Record<string, any>;
 const CHART = "charts/nexus";
-const SERVICES = ["auth", "metering", "ingestion", "retrieval", "agent"];
+const SERVICES = ["auth", "metering", "ingestion", "retrieval", "agent", "modules"];
 
 function helm(args: string[]): { ok: boolean; stdout: string; stderr: string } {
   const r = spawnSync("bash", ["scripts/helm.sh", ...args], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
@@ -88,7 +89,7 @@ describe("helm chart", () => {
     }
     const op = deployments.find((x) => x.metadata.name === "nx-nexus-operator")!;
     expect(op.spec.template.spec.containers[0].args[0]).toBe("operator");
-    expect(of(objs, "PodDisruptionBudget")).toHaveLength(5);
+    expect(of(objs, "PodDisruptionBudget")).toHaveLength(SERVICES.length);
     expect(of(objs, "StatefulSet").map((s) => s.metadata.name)).toEqual(["nx-nexus-nats"]);
     expect(of(objs, "NetworkPolicy")).toHaveLength(1);
     const test = of(objs, "Pod").find((p) => p.metadata.annotations?.["helm.sh/hook"] === "test");
@@ -105,10 +106,56 @@ describe("helm chart", () => {
     const secrets = of(objs, "Secret")
       .map((s) => s.metadata.name)
       .sort();
-    expect(secrets).toEqual(["nx-nexus-database", "nx-nexus-nats-url", "nx-nexus-platform-key"]);
+    expect(secrets).toEqual(["nx-nexus-database", "nx-nexus-master-keys", "nx-nexus-nats-url", "nx-nexus-platform-key"]);
     const key = of(objs, "Secret").find((s) => s.metadata.name === "nx-nexus-platform-key")!;
     expect(key.metadata.annotations["helm.sh/resource-policy"]).toBe("keep");
     expect(key.stringData.platformKey).toMatch(new RegExp(`^nxs_${key.stringData.keyId}_[A-Za-z0-9]{43}$`));
+    // The keyring's master key: generated once (kept across upgrades), a valid key line, and
+    // mounted read-only by every service at NEXUS_MASTER_KEY_FILE.
+    const master = of(objs, "Secret").find((s) => s.metadata.name === "nx-nexus-master-keys")!;
+    expect(master.metadata.annotations["helm.sh/resource-policy"]).toBe("keep");
+    expect(parseMasterKeys(master.stringData["master-keys"], "chart").current).toBe(1);
+    for (const d of of(objs, "Deployment").filter((d) => d.metadata.labels["nexus.dev/database-client"] === "true")) {
+      const pod = d.spec.template.spec;
+      const c = pod.containers[0];
+      expect(c.env.find((e: Obj) => e.name === "NEXUS_MASTER_KEY_FILE").value).toBe("/etc/nexus/keyring/master-keys");
+      expect(c.volumeMounts.find((m: Obj) => m.name === "master-keys")).toEqual({
+        name: "master-keys",
+        mountPath: "/etc/nexus/keyring",
+        readOnly: true,
+      });
+      expect(pod.volumes.find((v: Obj) => v.name === "master-keys").secret).toMatchObject({
+        secretName: "nx-nexus-master-keys",
+        items: [{ key: "master-keys", path: "master-keys" }],
+      });
+    }
+    // Two renders generate two different keys: nothing about the key is in the chart itself
+    // (an upgrade keeps the installed one through lookup, which `helm template` cannot show).
+    const again = of(await render(MINIMAL), "Secret").find((s) => s.metadata.name === "nx-nexus-master-keys")!;
+    expect(again.stringData["master-keys"]).not.toBe(master.stringData["master-keys"]);
+  });
+
+  it("schedules encrypted backups to a kept volume when backup.enabled, with the master keys mounted", async () => {
+    expect(of(await render(MINIMAL), "CronJob")).toEqual([]);
+    const objs = await render([...MINIMAL, "--set", "backup.enabled=true", "--set", "backup.keep=14"]);
+    const cron = of(objs, "CronJob")[0]!;
+    expect(cron.metadata.name).toBe("nx-nexus-backup");
+    expect(cron.spec.concurrencyPolicy).toBe("Forbid");
+    const pod = cron.spec.jobTemplate.spec.template.spec;
+    const c = pod.containers[0];
+    expect(c.args).toEqual(["backup", "--out", "/backups", "--keep", "14"]);
+    expect(c.env.find((e: Obj) => e.name === "DATABASE_URL").valueFrom.secretKeyRef.name).toBe("nx-nexus-database");
+    expect(c.env.find((e: Obj) => e.name === "NEXUS_MASTER_KEY_FILE").value).toBe("/etc/nexus/keyring/master-keys");
+    expect(pod.volumes.find((v: Obj) => v.name === "master-keys").secret.secretName).toBe("nx-nexus-master-keys");
+    expect(pod.volumes.find((v: Obj) => v.name === "backups").persistentVolumeClaim.claimName).toBe("nx-nexus-backup");
+    const pvc = of(objs, "PersistentVolumeClaim").find((p) => p.metadata.name === "nx-nexus-backup")!;
+    expect(pvc.metadata.annotations["helm.sh/resource-policy"]).toBe("keep");
+    const existing = await render([...MINIMAL, "--set", "backup.enabled=true", "--set", "backup.existingClaim=nfs-backups"]);
+    expect(of(existing, "PersistentVolumeClaim").filter((p) => p.metadata.name === "nx-nexus-backup")).toEqual([]);
+    expect(
+      of(existing, "CronJob")[0]!.spec.jobTemplate.spec.template.spec.volumes.find((v: Obj) => v.name === "backups").persistentVolumeClaim
+        .claimName,
+    ).toBe("nfs-backups");
   });
 
   it("uses existingSecret everywhere, autoscales, and ships ServiceMonitor and dashboards (production values)", async () => {
@@ -119,8 +166,12 @@ describe("helm chart", () => {
     expect(env.find((e) => e.name === "DATABASE_URL")!.valueFrom.secretKeyRef).toEqual({ name: "nexus-database", key: "DATABASE_URL" });
     expect(env.find((e) => e.name === "NATS_URL")!.valueFrom.secretKeyRef).toEqual({ name: "nexus-nats", key: "NATS_URL" });
     expect(env.find((e) => e.name === "NEXUS_BOOTSTRAP_KEY_SHA256")!.valueFrom.secretKeyRef.name).toBe("nexus-platform-key");
+    expect(auth.spec.template.spec.volumes.find((v: Obj) => v.name === "master-keys").secret).toMatchObject({
+      secretName: "nexus-master-keys",
+      items: [{ key: "keys", path: "master-keys" }],
+    });
     expect(auth.spec.replicas).toBeUndefined();
-    expect(of(objs, "HorizontalPodAutoscaler")).toHaveLength(5);
+    expect(of(objs, "HorizontalPodAutoscaler")).toHaveLength(SERVICES.length);
     expect(of(objs, "StatefulSet")).toEqual([]);
     expect(of(objs, "ServiceMonitor")).toHaveLength(1);
     const dashboards = of(objs, "ConfigMap").filter((c) => c.metadata.labels?.grafana_dashboard === "1");

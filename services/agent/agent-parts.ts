@@ -1,9 +1,11 @@
 import { ConfigError } from "../kernel/config.js";
+import { createFieldCipher, reencryptTask, type SealedField } from "../kernel/keyring/index.js";
 import { CircuitBreaker } from "../kernel/resilience/index.js";
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createGrpcCorpusSettings } from "./adapters/grpc-corpus-settings.js";
 import { createGrpcQuotaGate } from "./adapters/grpc-quota-gate.js";
 import { createGrpcRetriever } from "./adapters/grpc-retriever.js";
+import { createGrpcTools } from "./adapters/grpc-tools.js";
 import { createPostgresSessionRepository } from "./adapters/postgres-session-repository.js";
 import { AgentHandler } from "./agent-handler.js";
 import { type AgentSettings, agentSettingsFromConfig } from "./agent-settings.js";
@@ -45,14 +47,37 @@ function modelProviders(settings: AgentSettings): { providers: ModelProvider[]; 
  * provider, and the registry of active runs (CancelRun reaches runs of other replicas through
  * the bus). Shutdown waits (bounded) until the runs still going have stored their outcome.
  */
+/** The keyring purpose of session titles and messages. */
+export const SESSIONS_PURPOSE = "sessions";
+
+/** What the agent service seals, for the re-encryption job after a key rotation. */
+export const AGENT_SEALED_FIELDS: readonly SealedField[] = [
+  { name: "agent.sessions.title", purpose: SESSIONS_PURPOSE, table: "agent.sessions", key: ["session_id"], column: "title", kind: "text" },
+  { name: "agent.messages.text", purpose: SESSIONS_PURPOSE, table: "agent.messages", key: ["message_id"], column: "text", kind: "text" },
+  {
+    name: "agent.messages.citations",
+    purpose: SESSIONS_PURPOSE,
+    table: "agent.messages",
+    key: ["message_id"],
+    column: "citations",
+    kind: "json",
+  },
+];
+
 export function createAgentParts(ctx: ServiceContext): ServiceParts {
   const settings = agentSettingsFromConfig(ctx.config);
   const { logger } = ctx;
+  // Session titles, messages and their citations are sealed at rest (docs/security.md).
+  const sessionsCipher = createFieldCipher(ctx.keyring, SESSIONS_PURPOSE, ctx.config.encryptionAtRest);
   const options = {
     db: ctx.db,
     bus: ctx.bus,
     clock: ctx.clock,
-    transports: { retrieval: () => ctx.peers.transport("retrieval"), metering: () => ctx.peers.transport("metering") },
+    transports: {
+      retrieval: () => ctx.peers.transport("retrieval"),
+      metering: () => ctx.peers.transport("metering"),
+      modules: () => ctx.peers.transport("modules"),
+    },
   };
   const metrics = runMetrics();
   const { providers, unconfigured } = modelProviders(settings);
@@ -85,8 +110,9 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
     .catch((err: unknown) => logger.error({ err }, "could not observe run cancel requests; CancelRun stays within each replica"));
   const handler = new AgentHandler({
     db: options.db,
-    sessions: createPostgresSessionRepository(),
+    sessions: createPostgresSessionRepository(sessionsCipher),
     retriever: createGrpcRetriever(options.transports.retrieval),
+    tools: createGrpcTools(options.transports.modules),
     quota: createGrpcQuotaGate(options.transports.metering),
     corpusSettings: createGrpcCorpusSettings(options.transports.retrieval),
     providers: registry,
@@ -115,6 +141,8 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
   });
   return {
     handlers: [agentRoutes(handler)],
+    // After a rotation of a tenant's "sessions" key, agent processes re-encrypt its values.
+    tasks: [reencryptTask({ db: ctx.db, keyring: ctx.keyring, fields: AGENT_SEALED_FIELDS, mode: ctx.config.encryptionAtRest, logger })],
     async shutdown() {
       await observing;
       await cancellation.stop();

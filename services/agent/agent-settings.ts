@@ -26,6 +26,7 @@ export function agentSettingsFromConfig(config: NexusConfig): AgentSettings {
     heartbeatMs: config.agentHeartbeatMs,
     history: { turns: config.agentHistoryTurns, chars: config.agentHistoryChars },
     retrievalTimeoutMs: config.agentRetrievalTimeoutMs,
+    toolTimeoutMs: config.agentToolTimeoutMs,
     peerTimeoutMs: PEER_CALL_TIMEOUT_MS,
     quotaFailOpen: config.agentQuotaFailOpen,
     maxConcurrentRuns: config.agentMaxConcurrentRuns,

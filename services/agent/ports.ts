@@ -1,3 +1,4 @@
+import type { JsonObject } from "@bufbuild/protobuf";
 import type { Queryable, Tx } from "../kernel/db/ports.js";
 import type { Passage } from "./providers/ports.js";
 import type { MessageRecord, SessionRecord } from "./sessions/session-records.js";
@@ -55,6 +56,32 @@ export interface RetrievalResult {
 /** The retrieval service's Search, as the agent uses it. */
 export interface Retriever {
   search(input: { corpusId: string; query: string; topK?: number }, call: PeerCall): Promise<RetrievalResult>;
+}
+
+/** A tool of a module's active version, as the model is told about it. */
+export interface ToolDescription {
+  tool: string;
+  description: string;
+  /** JSON Schema of the input (an object); absent: any object. */
+  inputSchema?: JsonObject;
+}
+
+/** What a tool call returned. */
+export interface ToolCallOutput {
+  output: JsonObject;
+  moduleVersion: string;
+  cached: boolean;
+}
+
+/**
+ * The modules service's tools, on behalf of the caller (the caller's key travels with each
+ * call, so the caller's tenant and permissions apply). Failures are the modules service's
+ * errors (MODULE_TIMEOUT, MODULE_EGRESS_DENIED, ...).
+ */
+export interface ToolGateway {
+  call(input: { module: string; tool: string; input: JsonObject }, call: PeerCall): Promise<ToolCallOutput>;
+  /** The tools of a module's active version (MODULE_NOT_ACTIVE when it has none). */
+  describe(module: string, call: PeerCall): Promise<ToolDescription[]>;
 }
 
 /** The model settings a corpus asks for (empty when it names none). */

@@ -5,12 +5,13 @@ import { agentMigrations } from "./migrations.js";
 
 /**
  * The agent service (`nexus.agent.v1.AgentService`): the streaming, grounded Run, sessions and
- * CancelRun. It calls retrieval (Search, corpus settings) and metering (quota) over gRPC.
+ * CancelRun. It calls retrieval (Search, corpus settings), metering (quota) and modules (tool
+ * calls) over gRPC.
  */
 export const agentService = defineService({
   name: "agent",
   apis: [AgentService],
   migrations: [agentMigrations],
-  peers: ["retrieval", "metering"],
+  peers: ["retrieval", "metering", "modules"],
   build: (ctx) => createAgentParts(ctx),
 });

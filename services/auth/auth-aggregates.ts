@@ -8,6 +8,7 @@ import type { Decision } from "./domain/decision.js";
 import { mayManageKey } from "./domain/key-policy.js";
 import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";
 import type { StateRepository } from "./ports.js";
+import { tenantEventSourcing } from "./tenant-event-sourcing.js";
 
 /**
  * Auth's two aggregates as the kernel command helper drives them (services/kernel/commands):
@@ -44,10 +45,14 @@ function present<S>(state: S | undefined, what: string): S {
   return state;
 }
 
-/** The tenant aggregate over `rows` (the store's tenant state rows). */
+/**
+ * The tenant aggregate over `rows` (the store's tenant state rows). Event-sourced: commands
+ * rebuild the tenant from `tenant-<id>` (snapshot + replay) and `rows` is its projection.
+ */
 export function tenantAggregate(rows: StateRepository<Tenant>): TenantAggregate {
   return {
     streamId: tenantStreamId,
+    eventSourcing: tenantEventSourcing,
     load: (tx, tenantId) => rows.load(tx, tenantId),
     decide: (command, state) => decided(decideTenant(command, state)),
     evolve: (state, event) => present(evolveTenant(state, event), "tenant"),

@@ -18,7 +18,7 @@ import { type GeneratedKey, generateApiKey, parseApiKey } from "./domain/api-key
 import { authenticateKey } from "./domain/authentication.js";
 import { mayGrantRole, maySeeKey } from "./domain/key-policy.js";
 import type { Tenant, TenantCommand } from "./domain/tenant.js";
-import type { AuthStore, AuthTransaction, ConsoleSession } from "./ports.js";
+import type { AuthStore, AuthTransaction, ConsoleSession, TenantView } from "./ports.js";
 
 /** Page tokens of ListTenants and ListApiKeys: the last row's (created_at, id), bound to the filters. */
 const listTokens = pageTokens(keysetPosition("createdAt", "id"));
@@ -43,6 +43,12 @@ export interface Page<T> {
 export interface IssuedKey {
   key: ApiKey;
   plaintext: string;
+}
+
+/** Options of a tenant change. */
+export interface TenantChangeOptions {
+  /** The version the caller last read (Tenant.version): another version fails with ABORTED / CONCURRENCY_CONFLICT. */
+  expectedVersion?: number;
 }
 
 /** Who performed a change, as event metadata. */
@@ -93,7 +99,7 @@ export class AuthApplication {
   // ---- tenants ----
 
   /** Creates a tenant (platform principals). */
-  async createTenant(actor: Principal | "bootstrap", input: { slug: string; displayName: string; plan: PlanName }): Promise<Tenant> {
+  async createTenant(actor: Principal | "bootstrap", input: { slug: string; displayName: string; plan: PlanName }): Promise<TenantView> {
     const tenantId = randomUUID();
     return this.store.transaction((tx) =>
       this.runTenant(tx, tenantId, actor, {
@@ -108,7 +114,7 @@ export class AuthApplication {
   }
 
   /** Reads a tenant by id or slug; a tenant principal sees only its own (others: NOT_FOUND). */
-  async getTenant(actor: Principal, selector: { tenantId: string } | { slug: string }): Promise<Tenant> {
+  async getTenant(actor: Principal, selector: { tenantId: string } | { slug: string }): Promise<TenantView> {
     const tenant =
       "tenantId" in selector
         ? await this.store.getTenant(tenantScope(actor, selector.tenantId))
@@ -120,7 +126,7 @@ export class AuthApplication {
   }
 
   /** Lists tenants, oldest first (platform principals). */
-  async listTenants(input: { status?: Tenant["status"]; plan?: PlanName; pageSize: number; pageToken: string }): Promise<Page<Tenant>> {
+  async listTenants(input: { status?: Tenant["status"]; plan?: PlanName; pageSize: number; pageToken: string }): Promise<Page<TenantView>> {
     const filters = { status: input.status ?? null, plan: input.plan ?? null };
     const after = listTokens.decode(input.pageToken, filters);
     const pageSize = input.pageSize || PAGE_DEFAULT;
@@ -139,46 +145,67 @@ export class AuthApplication {
   }
 
   /** Suspends a tenant: its keys stop working at once across the mesh. Idempotent. */
-  suspendTenant(actor: Principal, tenantId: string, reason: string): Promise<Tenant> {
-    return this.tenantCommand(actor, tenantId, { type: "SuspendTenant", reason, now: this.clock() });
+  suspendTenant(actor: Principal, tenantId: string, reason: string, options: TenantChangeOptions = {}): Promise<TenantView> {
+    return this.tenantCommand(actor, tenantId, { type: "SuspendTenant", reason, now: this.clock() }, options);
   }
 
   /** Resumes a suspended tenant. Idempotent. */
-  resumeTenant(actor: Principal, tenantId: string): Promise<Tenant> {
-    return this.tenantCommand(actor, tenantId, { type: "ResumeTenant", now: this.clock() });
+  resumeTenant(actor: Principal, tenantId: string, options: TenantChangeOptions = {}): Promise<TenantView> {
+    return this.tenantCommand(actor, tenantId, { type: "ResumeTenant", now: this.clock() }, options);
   }
 
   /** Changes a tenant's plan (platform principals). */
-  setPlan(actor: Principal, tenantId: string, plan: PlanName): Promise<Tenant> {
-    return this.tenantCommand(actor, tenantId, { type: "SetPlan", plan, now: this.clock() });
+  setPlan(actor: Principal, tenantId: string, plan: PlanName, options: TenantChangeOptions = {}): Promise<TenantView> {
+    return this.tenantCommand(actor, tenantId, { type: "SetPlan", plan, now: this.clock() }, options);
   }
 
   /** Replaces a tenant's entitlement overrides (platform principals). */
-  setEntitlementOverrides(actor: Principal, tenantId: string, overrides: EntitlementOverrides): Promise<Tenant> {
-    return this.tenantCommand(actor, tenantId, { type: "SetEntitlementOverrides", overrides, now: this.clock() });
+  setEntitlementOverrides(
+    actor: Principal,
+    tenantId: string,
+    overrides: EntitlementOverrides,
+    options: TenantChangeOptions = {},
+  ): Promise<TenantView> {
+    return this.tenantCommand(actor, tenantId, { type: "SetEntitlementOverrides", overrides, now: this.clock() }, options);
   }
 
   /**
    * Changes a tenant's display name (platform principals). Idempotent: the current name again
    * records nothing. Principals do not carry the display name, so no cached answer changes.
    */
-  async setDisplayName(actor: Principal, tenantId: string, displayName: string): Promise<Tenant> {
+  async setDisplayName(actor: Principal, tenantId: string, displayName: string, options: TenantChangeOptions = {}): Promise<TenantView> {
     const id = tenantScope(actor, tenantId);
-    return this.store.transaction((tx) => this.runTenant(tx, id, actor, { type: "SetDisplayName", displayName, now: this.clock() }));
+    return this.store.transaction((tx) =>
+      this.runTenant(tx, id, actor, { type: "SetDisplayName", displayName, now: this.clock() }, options),
+    );
   }
 
-  private async tenantCommand(actor: Principal, tenantId: string, command: TenantCommand): Promise<Tenant> {
+  private async tenantCommand(
+    actor: Principal,
+    tenantId: string,
+    command: TenantCommand,
+    options: TenantChangeOptions = {},
+  ): Promise<TenantView> {
     const id = tenantScope(actor, tenantId);
-    const tenant = await this.store.transaction((tx) => this.runTenant(tx, id, actor, command));
+    const tenant = await this.store.transaction((tx) => this.runTenant(tx, id, actor, command, options));
     // Suspension, plan and entitlement changes alter what cached principals say.
     invalidateInProcess({ tenantIds: [id] });
     return tenant;
   }
 
-  private async runTenant(tx: AuthTransaction, tenantId: string, actor: Principal | "bootstrap", command: TenantCommand): Promise<Tenant> {
-    const { state } = await executeInTransaction(tx.tx, this.tenants, tenantId, command, { metadata: actorMetadata(actor) });
+  private async runTenant(
+    tx: AuthTransaction,
+    tenantId: string,
+    actor: Principal | "bootstrap",
+    command: TenantCommand,
+    options: TenantChangeOptions = {},
+  ): Promise<TenantView> {
+    const { state, version } = await executeInTransaction(tx.tx, this.tenants, tenantId, command, {
+      metadata: actorMetadata(actor),
+      ...(options.expectedVersion === undefined ? {} : { expectedVersion: options.expectedVersion }),
+    });
     if (state === undefined) throw domainError("NOT_FOUND", "tenant not found");
-    return state;
+    return { ...state, version };
   }
 
   // ---- API keys ----

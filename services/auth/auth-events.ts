@@ -44,8 +44,15 @@ export function overridesToProto(o: EntitlementOverrides): EntitlementOverridesM
   });
 }
 
-/** The event store form of a tenant event; `metadata` names the actor. */
+/**
+ * The event store form of a tenant event; `metadata` names the actor. The event's time is its
+ * `occurredAt`, so replaying the stream (tenant-event-sourcing.ts) rebuilds the same timestamps.
+ */
 export function tenantEventToNew(e: TenantEvent, metadata: EventMetadata): NewEvent {
+  return { ...tenantEventPayload(e, metadata), occurredAt: e.at };
+}
+
+function tenantEventPayload(e: TenantEvent, metadata: EventMetadata): NewEvent {
   const meta = { metadata: { ...metadata, tenantId: e.tenantId } };
   switch (e.type) {
     case "TenantCreated":

@@ -5,6 +5,7 @@ import {
   AuthenticateResponseSchema,
   type AuthService,
   type CreateApiKeyRequest,
+  type GetTenantAtRequest,
   type ListApiKeysRequest,
   type ListTenantsRequest,
   type RotateApiKeyRequest,
@@ -16,9 +17,10 @@ import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey } from "../kerne
 import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import { domainError } from "../kernel/errors.js";
-import type { AuthApplication } from "./auth-application.js";
+import type { AuthApplication, TenantChangeOptions } from "./auth-application.js";
 import type { KeyStatus } from "./domain/api-key.js";
 import { apiKeyToMessage, overridesFromMessage, statusFromProto, tenantToMessage } from "./proto-mapping.js";
+import type { TenantHistory } from "./tenant-history.js";
 
 const AUTHENTICATE_PROCEDURE = "/nexus.auth.v1.AuthService/Authenticate";
 const PROCEDURE = /^\/[A-Za-z0-9_.]{1,200}\/[A-Za-z0-9_]{1,100}$/;
@@ -40,8 +42,16 @@ function requiredRole(role: number, field = "role") {
  * Shape checks live in the proto (protovalidate); who may call what lives in the permission
  * table; what remains here is tenant scoping through the principal.
  */
+/** The optimistic-concurrency option of a tenant change request (unset: none). */
+function expected(req: { expectedVersion?: bigint }): TenantChangeOptions {
+  return req.expectedVersion === undefined ? {} : { expectedVersion: Number(req.expectedVersion) };
+}
+
 export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
-  constructor(private readonly app: AuthApplication) {}
+  constructor(
+    private readonly app: AuthApplication,
+    private readonly history: TenantHistory,
+  ) {}
 
   async createTenant(req: { slug: string; displayName: string; plan: number }, ctx: HandlerContext) {
     const tenant = await this.app.createTenant(principalOf(ctx), {
@@ -62,6 +72,13 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     return { tenant: tenantToMessage(tenant) };
   }
 
+  async getTenantAt(req: GetTenantAtRequest, ctx: HandlerContext) {
+    const p = req.point;
+    if (p.case === undefined) throw domainError("INVALID_ARGUMENT", "give as_of or version", { field: "point" });
+    const point = p.case === "asOf" ? { asOf: timestampDate(p.value) } : { version: Number(p.value) };
+    return { tenant: tenantToMessage(await this.history.at(principalOf(ctx), req.tenantId, point)) };
+  }
+
   async listTenants(req: ListTenantsRequest) {
     const plan = planFromProto(req.plan);
     const status = req.status === TenantStatus.ACTIVE ? "active" : req.status === TenantStatus.SUSPENDED ? "suspended" : undefined;
@@ -69,20 +86,28 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     return { tenants: page.items.map(tenantToMessage), nextPageToken: page.nextPageToken };
   }
 
-  async suspendTenant(req: { tenantId: string; reason: string }, ctx: HandlerContext) {
-    return { tenant: tenantToMessage(await this.app.suspendTenant(principalOf(ctx), req.tenantId, req.reason)) };
+  async suspendTenant(req: { tenantId: string; reason: string; expectedVersion?: bigint }, ctx: HandlerContext) {
+    return { tenant: tenantToMessage(await this.app.suspendTenant(principalOf(ctx), req.tenantId, req.reason, expected(req))) };
   }
 
-  async resumeTenant(req: { tenantId: string }, ctx: HandlerContext) {
-    return { tenant: tenantToMessage(await this.app.resumeTenant(principalOf(ctx), req.tenantId)) };
+  async resumeTenant(req: { tenantId: string; expectedVersion?: bigint }, ctx: HandlerContext) {
+    return { tenant: tenantToMessage(await this.app.resumeTenant(principalOf(ctx), req.tenantId, expected(req))) };
   }
 
-  async setPlan(req: { tenantId: string; plan: number }, ctx: HandlerContext) {
-    return { tenant: tenantToMessage(await this.app.setPlan(principalOf(ctx), req.tenantId, requiredPlan(req.plan))) };
+  async setPlan(req: { tenantId: string; plan: number; expectedVersion?: bigint }, ctx: HandlerContext) {
+    return { tenant: tenantToMessage(await this.app.setPlan(principalOf(ctx), req.tenantId, requiredPlan(req.plan), expected(req))) };
   }
 
-  async setEntitlementOverrides(req: { tenantId: string; overrides?: Parameters<typeof overridesFromMessage>[0] }, ctx: HandlerContext) {
-    const tenant = await this.app.setEntitlementOverrides(principalOf(ctx), req.tenantId, overridesFromMessage(req.overrides));
+  async setEntitlementOverrides(
+    req: { tenantId: string; overrides?: Parameters<typeof overridesFromMessage>[0]; expectedVersion?: bigint },
+    ctx: HandlerContext,
+  ) {
+    const tenant = await this.app.setEntitlementOverrides(
+      principalOf(ctx),
+      req.tenantId,
+      overridesFromMessage(req.overrides),
+      expected(req),
+    );
     return { tenant: tenantToMessage(tenant) };
   }
 
@@ -94,7 +119,7 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     if (unknown.length > 0) {
       throw domainError("INVALID_ARGUMENT", `update_mask may name only display_name, not ${unknown.join(", ")}`, { field: "update_mask" });
     }
-    const tenant = await this.app.setDisplayName(principalOf(ctx), req.tenantId, req.displayName);
+    const tenant = await this.app.setDisplayName(principalOf(ctx), req.tenantId, req.displayName, expected(req));
     return { tenant: tenantToMessage(tenant) };
   }
 

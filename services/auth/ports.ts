@@ -21,6 +21,9 @@ export interface StateRepository<S> {
   save(tx: Tx, state: S, expectedVersion: number, version: number): Promise<void>;
 }
 
+/** A tenant as read from its state table, with its stream's version (for optimistic concurrency). */
+export type TenantView = Tenant & { version: number };
+
 /** Filters and page of ListTenants. */
 export interface TenantQuery {
   status?: Tenant["status"];
@@ -81,9 +84,9 @@ export interface AuthStore {
   readonly tenants: StateRepository<Tenant>;
   /** API key rows (`auth.api_keys`). */
   readonly apiKeys: StateRepository<ApiKey>;
-  getTenant(tenantId: string): Promise<Tenant | undefined>;
-  getTenantBySlug(slug: string): Promise<Tenant | undefined>;
-  listTenants(query: TenantQuery): Promise<Tenant[]>;
+  getTenant(tenantId: string): Promise<TenantView | undefined>;
+  getTenantBySlug(slug: string): Promise<TenantView | undefined>;
+  listTenants(query: TenantQuery): Promise<TenantView[]>;
   getApiKey(keyId: string): Promise<ApiKey | undefined>;
   listApiKeys(query: ApiKeyQuery): Promise<ApiKey[]>;
   /** One read: the key with its tenant. */

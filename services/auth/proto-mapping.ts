@@ -53,7 +53,7 @@ export function entitlementsToMessage(e: EffectiveEntitlements): EntitlementsMes
 }
 
 /** A tenant as the API shows it. */
-export function tenantToMessage(t: Tenant): TenantMessage {
+export function tenantToMessage(t: Tenant & { version?: number }): TenantMessage {
   return create(TenantSchema, {
     id: t.id,
     slug: t.slug,
@@ -66,6 +66,7 @@ export function tenantToMessage(t: Tenant): TenantMessage {
     createdAt: timestampFromDate(t.createdAt),
     updatedAt: timestampFromDate(t.updatedAt),
     ...(t.suspendedAt ? { suspendedAt: timestampFromDate(t.suspendedAt) } : {}),
+    version: BigInt(t.version ?? 0),
   });
 }
 

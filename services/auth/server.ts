@@ -1,5 +1,8 @@
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
+import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
 import { defineService } from "../kernel/service/index.js";
+import { createPostgresAuthStore } from "./adapters/postgres.js";
+import { tenantAggregate } from "./auth-aggregates.js";
 import { authSettingsFromConfig } from "./auth-settings.js";
 import { consoleSessionRoutes } from "./console-session-routes.js";
 import { createAuthApplication } from "./create-auth-application.js";
@@ -7,6 +10,7 @@ import { AuthServiceHandlers } from "./handlers.js";
 import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
 import { authMigrations } from "./migrations.js";
 import { authRoutes } from "./routes.js";
+import { TenantHistory } from "./tenant-history.js";
 
 /** How often the auth service closes ended rotation graces (ApiKeyRevoked "rotated"). */
 const ROTATION_SWEEP_INTERVAL_MS = 5_000;
@@ -31,10 +35,19 @@ export const authService = defineService({
     const refreshExpiry = () => refreshKeyExpiryMetric(ctx.db, ctx.clock(), ctx.logger);
     // A first reading at start, so the gauge exists before the first interval passes.
     void refreshExpiry().catch((err: unknown) => ctx.logger.debug({ err }, "first key expiry count failed; the task retries"));
+    // Temporal-query limits are shared by replicas on PostgreSQL (platform.rate_buckets).
+    const buckets = ctx.db.dialect === "postgres" ? createPostgresBucketStore(ctx.db) : createMemoryBucketStore();
+    const history = new TenantHistory({
+      db: ctx.db,
+      tenants: tenantAggregate(createPostgresAuthStore(ctx.db).tenants),
+      buckets,
+      logger: ctx.logger,
+    });
     return {
-      handlers: [authRoutes(new AuthServiceHandlers(app))],
+      handlers: [authRoutes(new AuthServiceHandlers(app, history))],
       // The web console's sign-in and sign-out (docs/console.md).
       httpRoutes: consoleSessionRoutes({ app, ttlMs: ctx.config.consoleSessionTtlSeconds * 1000, logger: ctx.logger }),
+      shutdown: async () => buckets.close(),
       tasks: [
         { name: "console session sweep", intervalMs: CONSOLE_SESSION_SWEEP_INTERVAL_MS, run: () => app.sweepEndedConsoleSessions() },
         { name: "rotation sweep", intervalMs: ROTATION_SWEEP_INTERVAL_MS, run: () => app.sweepEndedRotations() },

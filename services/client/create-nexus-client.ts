@@ -4,8 +4,10 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { AgentService } from "../../gen/nexus/agent/v1/agent_service_pb.js";
 import { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
+import { EventStoreService } from "../../gen/nexus/eventstore/v1/event_store_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
+import { ModulesService } from "../../gen/nexus/modules/v1/modules_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { type RetryPolicy, retryInterceptor } from "./retry.js";
 
@@ -45,6 +47,9 @@ export interface NexusClient {
   retrieval: Client<typeof RetrievalService>;
   agent: Client<typeof AgentService>;
   audit: Client<typeof AuditService>;
+  /** The event store: live change feed (WatchEvents) and event catalogue. */
+  events: Client<typeof EventStoreService>;
+  modules: Client<typeof ModulesService>;
   /** The underlying transport, for calling health or other services. */
   transport: Transport;
 }
@@ -84,6 +89,8 @@ export function createNexusClient(options: NexusClientOptions = {}): NexusClient
     retrieval: createClient(RetrievalService, transport),
     agent: createClient(AgentService, transport),
     audit: createClient(AuditService, transport),
+    events: createClient(EventStoreService, transport),
+    modules: createClient(ModulesService, transport),
     transport,
   };
 }

@@ -58,6 +58,7 @@ describe("loadConfig", () => {
       ingestionUrl: undefined,
       retrievalUrl: undefined,
       agentUrl: undefined,
+      modulesUrl: undefined,
     });
   });
 

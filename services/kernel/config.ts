@@ -234,8 +234,8 @@ function corsOrigins(raw: string): CorsOrigins {
   });
 }
 
-/** The five Nexus services `nexus serve` can run. */
-export const SERVICE_NAMES = ["auth", "metering", "ingestion", "retrieval", "agent"] as const;
+/** The Nexus services `nexus serve` can run. */
+export const SERVICE_NAMES = ["auth", "metering", "ingestion", "retrieval", "agent", "modules"] as const;
 /** One of {@link SERVICE_NAMES}. */
 export type ServiceName = (typeof SERVICE_NAMES)[number];
 
@@ -370,7 +370,7 @@ const VARIABLES = {
   services: variable({
     name: "NEXUS_SERVICES",
     default: "all",
-    description: "Services `nexus serve` runs: `all` or a comma list of auth, metering, ingestion, retrieval, agent.",
+    description: "Services `nexus serve` runs: `all` or a comma list of auth, metering, ingestion, retrieval, agent, modules.",
     parse: serviceList,
   }),
   authUrl: variable<string | undefined>({
@@ -406,6 +406,13 @@ const VARIABLES = {
     default: undefined,
     unsetMeaning: "(unset: this process, when it hosts agent)",
     description: "Base URL of the agent service for calls from other services, e.g. http://nexus-agent:8080.",
+    parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
+  }),
+  modulesUrl: variable<string | undefined>({
+    name: "NEXUS_MODULES_URL",
+    default: undefined,
+    unsetMeaning: "(unset: this process, when it hosts modules)",
+    description: "Base URL of the modules service for calls from other services, e.g. http://nexus-modules:8080.",
     parse: urlWith(["http:", "https:"], "an http:// or https:// base URL"),
   }),
   writeFreezeFile: variable({
@@ -496,6 +503,13 @@ const VARIABLES = {
     description:
       "File with the keyring's master keys in the NEXUS_MASTER_KEYS format, one per line (the chart mounts a Kubernetes Secret here); read at start when NEXUS_MASTER_KEYS is unset.",
     parse: path,
+  }),
+  encryptionAtRest: variable({
+    name: "NEXUS_ENCRYPTION_AT_REST",
+    default: "auto",
+    description:
+      "Seal document contents, chunk texts and session messages with the keyring: auto (whenever a master key is configured), on (a process without a master key refuses to start) or off (written in the clear; sealed values still open). docs/security.md.",
+    parse: oneOf(["auto", "on", "off"] as const),
   }),
   apiKeyRotationGraceSeconds: variable({
     name: "NEXUS_API_KEY_ROTATION_GRACE_SECONDS",
@@ -651,6 +665,12 @@ const VARIABLES = {
     description: "Timeout of a run's Search call (behind a circuit breaker).",
     parse: integer(10, 600_000),
   }),
+  agentToolTimeoutMs: variable({
+    name: "NEXUS_AGENT_TOOL_TIMEOUT_MS",
+    default: "15000",
+    description: "Timeout of one tool call a run makes (modules CallTool); a call past it is a failed tool_result, not a failed run.",
+    parse: integer(10, 600_000),
+  }),
   agentModelTimeoutMs: variable({
     name: "NEXUS_AGENT_MODEL_TIMEOUT_MS",
     default: "30000",
@@ -670,6 +690,45 @@ const VARIABLES = {
     description:
       "The longest an open circuit breaker fails fast before it lets one probe call through (half-open): the first wait is 1 s (or this, if shorter) and doubles while probes fail, so a dependency that comes back is used again promptly.",
     parse: integer(10, 3_600_000),
+  }),
+  modulesTimeoutMs: variable({
+    name: "NEXUS_MODULES_TIMEOUT_MS",
+    default: "5000",
+    description: "Hard wall-clock timeout of one module tool call (network waits included), and the most a manifest may ask for.",
+    parse: integer(10, 600_000),
+  }),
+  modulesCpuMs: variable({
+    name: "NEXUS_MODULES_CPU_MS",
+    default: "1000",
+    description:
+      "CPU time a code module may spend interpreting JavaScript per call (QuickJS interrupt handler), and the most a manifest may ask for.",
+    parse: integer(1, 600_000),
+  }),
+  modulesMemoryBytes: variable({
+    name: "NEXUS_MODULES_MEMORY_BYTES",
+    default: "33554432",
+    description: "Memory of a code module's QuickJS runtime per call (32 MiB), and the most a manifest may ask for.",
+    parse: integer(1_048_576, 1_073_741_824),
+  }),
+  modulesMaxRequests: variable({
+    name: "NEXUS_MODULES_MAX_REQUESTS",
+    default: "20",
+    description: "Egress requests one module call may make through the broker, and the most a manifest may ask for.",
+    parse: integer(0, 1000),
+  }),
+  modulesSandboxWorkers: variable({
+    name: "NEXUS_MODULES_SANDBOX_WORKERS",
+    default: "2",
+    description:
+      "Worker threads a modules replica runs sandboxed code on (one call each at a time, the rest queue); a call stuck past its timeout has its worker terminated.",
+    parse: integer(1, 64),
+  }),
+  modulesCacheEntries: variable({
+    name: "NEXUS_MODULES_CACHE_ENTRIES",
+    default: "1000",
+    description:
+      "Tool results a modules replica keeps in its in-memory cache (modules opt in with cache_ttl_seconds); 0 turns caching off.",
+    parse: integer(0, 1_000_000),
   }),
   agentQuotaFailOpen: variable({
     name: "NEXUS_AGENT_QUOTA_FAIL_OPEN",

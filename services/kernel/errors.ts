@@ -55,6 +55,16 @@ export const REASONS = {
   DEPENDENCY_UNAVAILABLE: Code.Unavailable,
   DEADLINE_EXCEEDED: Code.DeadlineExceeded,
   CANCELLED: Code.Canceled,
+  // agent tools (services/modules): a module's call stopped at its limits or refused
+  MANIFEST_INVALID: Code.InvalidArgument,
+  TOOL_INPUT_INVALID: Code.InvalidArgument,
+  TOOL_OUTPUT_INVALID: Code.FailedPrecondition,
+  MODULE_NOT_ACTIVE: Code.FailedPrecondition,
+  MODULE_ERROR: Code.FailedPrecondition,
+  MODULE_TIMEOUT: Code.DeadlineExceeded,
+  MODULE_MEMORY_LIMIT: Code.ResourceExhausted,
+  MODULE_EGRESS_DENIED: Code.PermissionDenied,
+  CREDENTIAL_MISSING: Code.FailedPrecondition,
   // not ours to explain in detail (the cause is logged, never sent)
   INTERNAL: Code.Internal,
   UNIMPLEMENTED: Code.Unimplemented,

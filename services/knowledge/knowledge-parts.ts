@@ -1,3 +1,4 @@
+import { createFieldCipher, reencryptTask, type SealedField } from "../kernel/keyring/index.js";
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createIngestionRuntime } from "./ingestion/ingestion-runtime.js";
 import { ingestionRoutes } from "./ingestion/routes.js";
@@ -7,6 +8,29 @@ import { embeddingModelsFromConfig } from "./retrieval/embeddings/from-config.js
 import { RetrievalHandler } from "./retrieval/retrieval-handler.js";
 import { retrievalRoutes } from "./retrieval/routes.js";
 import { vectorSearchEnabled } from "./retrieval/vector-mode.js";
+
+/** The keyring purpose of document contents and chunk texts. */
+export const DOCUMENTS_PURPOSE = "documents";
+
+/** What the knowledge service seals, for the re-encryption job after a key rotation. */
+export const KNOWLEDGE_SEALED_FIELDS: readonly SealedField[] = [
+  {
+    name: "ingestion.contents.bytes",
+    purpose: DOCUMENTS_PURPOSE,
+    table: "ingestion.contents",
+    key: ["sha256"],
+    column: "bytes",
+    kind: "bytes",
+  },
+  {
+    name: "retrieval.chunks.text",
+    purpose: DOCUMENTS_PURPOSE,
+    table: "retrieval.chunks",
+    key: ["document_id", "ordinal"],
+    column: "text",
+    kind: "text",
+  },
+];
 
 /**
  * Assembles the knowledge service for the roles this process hosts: the retrieval handler, and
@@ -19,10 +43,13 @@ export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
   const { config } = ctx;
   const vectors = vectorSearchEnabled(config, ctx.db);
   const models = embeddingModelsFromConfig(config);
+  // Document contents and chunk texts are sealed at rest (docs/security.md); the full-text
+  // vectors and embeddings stay searchable.
+  const cipher = createFieldCipher(ctx.keyring, DOCUMENTS_PURPOSE, config.encryptionAtRest);
   const retrieval = new RetrievalHandler({
     db: ctx.db,
     corpora: createPgCorpusRepository(),
-    searchIndex: createPgSearchIndex({ vectors, efSearch: config.searchEfSearch }),
+    searchIndex: createPgSearchIndex({ vectors, efSearch: config.searchEfSearch, cipher }),
     models,
     vectors,
     clock: ctx.clock,
@@ -44,6 +71,7 @@ export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
     ackWaitMs: config.ingestAckWaitMs,
     sweepIntervalMs: config.ingestSweepIntervalMs,
     maxUploadBytes: config.maxUploadBytes,
+    cipher,
     ...(ctx.consumerDefaults?.backoff ? { backoff: ctx.consumerDefaults.backoff } : {}),
   });
   // The feed never fails (without LISTEN, watchers poll); readiness waits for it all the same.
@@ -51,7 +79,17 @@ export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
   return {
     handlers: [ingestionRoutes(ingestion.handler), retrievalRoutes(retrieval)],
     consumers: ingestion.consumers,
-    tasks: ingestion.tasks,
+    // After a rotation of a tenant's "documents" key, ingestion processes re-encrypt its values.
+    tasks: [
+      ...ingestion.tasks,
+      reencryptTask({
+        db: ctx.db,
+        keyring: ctx.keyring,
+        fields: KNOWLEDGE_SEALED_FIELDS,
+        mode: config.encryptionAtRest,
+        logger: ctx.logger,
+      }),
+    ],
     async readiness() {
       await feed;
       return { ready: true };

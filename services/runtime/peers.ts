@@ -14,6 +14,7 @@ const URL_KEYS: Record<ServiceName, keyof NexusConfig> = {
   ingestion: "ingestionUrl",
   retrieval: "retrievalUrl",
   agent: "agentUrl",
+  modules: "modulesUrl",
 };
 
 /**

@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { startMeshSecurity } from "../auth/mesh-security.js";
 import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
-import type { NexusConfig, ServiceName } from "../kernel/config.js";
+import { ConfigError, type NexusConfig, type ServiceName } from "../kernel/config.js";
 import { createFollowingDatabase, type FollowingDatabase } from "../kernel/db/following-database.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
@@ -210,6 +210,14 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       embedded: db.dialect === "pglite",
       dataDir: config.dataDir,
     });
+    if (!masterKeys && config.encryptionAtRest === "on")
+      throw new ConfigError([
+        {
+          variable: "NEXUS_ENCRYPTION_AT_REST",
+          message:
+            "NEXUS_ENCRYPTION_AT_REST=on needs a master key: set NEXUS_MASTER_KEYS or mount NEXUS_MASTER_KEY_FILE (docs/security.md), or use auto",
+        },
+      ]);
     if (masterKeys) logger.info({ source: masterKeys.source, version: masterKeys.current }, "keyring master key loaded");
     else
       logger.warn("no master key (NEXUS_MASTER_KEYS, NEXUS_MASTER_KEY_FILE): encrypting data at rest refuses with KEYRING_NOT_CONFIGURED");

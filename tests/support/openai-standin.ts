@@ -39,13 +39,27 @@ export type StandinBehaviour =
       kind: "endless";
       text: string;
       chunkDelayMs: number;
+    }
+  | {
+      /**
+       * Chat Completions tool calling: streams the calls as `delta.tool_calls` pieces (id and
+       * name first, then the arguments in two halves) and ends with finish_reason "tool_calls".
+       */
+      kind: "tool_calls";
+      calls: Array<{ id: string; name: string; arguments: string }>;
+    }
+  | {
+      /** A non-streamed answer (`stream: false` requests): one choice whose message content is `content`. */
+      kind: "message";
+      content: string;
     };
 
 /** One request the stand-in received. */
 export interface StandinRequest {
   body: {
     model?: string;
-    messages?: Array<{ role: string; content: string }>;
+    messages?: Array<{ role: string; content: string | null; tool_call_id?: string; tool_calls?: unknown[] }>;
+    tools?: Array<{ type: string; function: { name: string; description?: string; parameters?: unknown } }>;
     stream?: boolean;
     temperature?: number;
     max_tokens?: number;
@@ -134,6 +148,19 @@ export async function startOpenAiStandin(): Promise<OpenAiStandin> {
       record.finished = true;
       return;
     }
+    if (b.kind === "message") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          id: "chatcmpl-standin",
+          object: "chat.completion",
+          model,
+          choices: [{ index: 0, message: { role: "assistant", content: b.content }, finish_reason: "stop" }],
+        }),
+      );
+      record.finished = true;
+      return;
+    }
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     const write = (s: string) => {
       if (res.destroyed) return false;
@@ -150,6 +177,22 @@ export async function startOpenAiStandin(): Promise<OpenAiStandin> {
       write(chunk(model, undefined, b.finishReason ?? "stop"));
       const usage = b.usage === undefined ? { prompt_tokens: 42, completion_tokens: parts.length } : b.usage;
       if (usage !== null) write(chunk(model, undefined, null, usage));
+      write("data: [DONE]\n\n");
+      record.finished = true;
+      res.end();
+      return;
+    }
+    if (b.kind === "tool_calls") {
+      const piece = (delta: unknown, finish: string | null) =>
+        `data: ${JSON.stringify({ id: "chatcmpl-standin", object: "chat.completion.chunk", created: 0, model, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+      for (const [index, c] of b.calls.entries()) {
+        const half = Math.floor(c.arguments.length / 2);
+        write(piece({ tool_calls: [{ index, id: c.id, type: "function", function: { name: c.name, arguments: "" } }] }, null));
+        write(piece({ tool_calls: [{ index, function: { arguments: c.arguments.slice(0, half) } }] }, null));
+        write(piece({ tool_calls: [{ index, function: { arguments: c.arguments.slice(half) } }] }, null));
+      }
+      write(piece({}, "tool_calls"));
+      write(chunk(model, undefined, null, { prompt_tokens: 30, completion_tokens: 5 }));
       write("data: [DONE]\n\n");
       record.finished = true;
       res.end();

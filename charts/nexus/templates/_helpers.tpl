@@ -80,6 +80,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.platformKey.existingSecret }}{{ .Values.platformKey.existingSecret }}{{ else }}{{ include "nexus.componentName" (list . "platform-key") }}{{ end }}
 {{- end }}
 
+{{/* Secret with the keyring's master keys (key `master-keys`), mounted at /etc/nexus/keyring. */}}
+{{- define "nexus.masterKeysSecret" -}}
+{{- if .Values.keyring.existingSecret }}{{ .Values.keyring.existingSecret }}{{ else }}{{ include "nexus.componentName" (list . "master-keys") }}{{ end }}
+{{- end }}
+
 {{/* In-cluster URL of one service. */}}
 {{- define "nexus.serviceUrl" -}}
 {{- $root := index . 0 }}

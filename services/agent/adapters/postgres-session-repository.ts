@@ -1,4 +1,5 @@
 import type { Queryable, Tx } from "../../kernel/db/ports.js";
+import type { FieldCipher } from "../../kernel/keyring/index.js";
 import type { SessionCursor, SessionRepository, TurnRecord } from "../ports.js";
 import type { MessageRecord, SessionRecord, StoredCitation } from "../sessions/session-records.js";
 
@@ -24,6 +25,20 @@ interface MessageRow {
 
 const SESSION_COLUMNS = "tenant_id, session_id, corpus_id, title, message_count, created_at, updated_at";
 
+/** Opens a session row's sealed title (no cipher: as stored). */
+async function openSession(row: SessionRow, cipher: FieldCipher | undefined, q: Queryable): Promise<SessionRow> {
+  return cipher ? { ...row, title: await cipher.openText(row.tenant_id, row.title, q) } : row;
+}
+
+/** Opens a message row's sealed text and citations (citations sealed: a JSON string `nxk1.…`). */
+async function openMessage(row: MessageRow, tenantId: string, cipher: FieldCipher | undefined, q: Queryable): Promise<MessageRow> {
+  if (!cipher) return row;
+  const text = await cipher.openText(tenantId, row.text, q);
+  const raw = row.citations as unknown;
+  const citations = typeof raw === "string" ? (JSON.parse(await cipher.openText(tenantId, raw, q)) as StoredCitation[]) : row.citations;
+  return { ...row, text, citations };
+}
+
 function session(row: SessionRow): SessionRecord {
   return {
     tenantId: row.tenant_id,
@@ -48,15 +63,19 @@ function message(row: MessageRow): MessageRecord {
   };
 }
 
-/** Sessions and messages in PostgreSQL (schema `agent`), every statement scoped by tenant. */
-export function createPostgresSessionRepository(): SessionRepository {
+/**
+ * Sessions and messages in PostgreSQL (schema `agent`), every statement scoped by tenant. With
+ * a cipher ("sessions" purpose) message texts, their citations (they quote documents) and
+ * session titles (the first question) are sealed at rest; ids, roles, counts and times are not.
+ */
+export function createPostgresSessionRepository(cipher?: FieldCipher): SessionRepository {
   return {
     async get(q, tenantId, sessionId) {
       const { rows } = await q.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM agent.sessions WHERE tenant_id = $1 AND session_id = $2`, [
         tenantId,
         sessionId,
       ]);
-      return rows[0] ? session(rows[0]) : undefined;
+      return rows[0] ? session(await openSession(rows[0], cipher, q)) : undefined;
     },
 
     async recentMessages(q, tenantId, sessionId, limit) {
@@ -68,7 +87,9 @@ export function createPostgresSessionRepository(): SessionRepository {
          ) recent ORDER BY seq`,
         [tenantId, sessionId, limit],
       );
-      return rows.map(message);
+      const opened: MessageRow[] = [];
+      for (const r of rows) opened.push(await openMessage(r, tenantId, cipher, q));
+      return opened.map(message);
     },
 
     async list(q: Queryable, tenantId: string, page: { corpusId?: string; after?: SessionCursor; limit: number }) {
@@ -88,7 +109,9 @@ export function createPostgresSessionRepository(): SessionRepository {
          ORDER BY updated_at DESC, session_id DESC LIMIT $${params.length}`,
         params,
       );
-      return rows.map(session);
+      const opened: SessionRow[] = [];
+      for (const r of rows) opened.push(await openSession(r, cipher, q));
+      return opened.map(session);
     },
 
     async delete(tx: Tx, tenantId: string, sessionId: string) {
@@ -98,11 +121,12 @@ export function createPostgresSessionRepository(): SessionRepository {
 
     async recordTurn(tx: Tx, turn: TurnRecord) {
       const n = turn.messages.length;
+      const seal = (text: string) => (cipher ? cipher.sealText(turn.tenantId, text, tx) : Promise.resolve(text));
       if (turn.newSession) {
         await tx.query(
           `INSERT INTO agent.sessions (tenant_id, session_id, corpus_id, title, message_count, created_at, updated_at)
            VALUES ($1, $2, $3, $4, $5, $6, $6)`,
-          [turn.tenantId, turn.sessionId, turn.corpusId, turn.title, n, turn.at],
+          [turn.tenantId, turn.sessionId, turn.corpusId, await seal(turn.title), n, turn.at],
         );
       } else {
         const { rowCount } = await tx.query(
@@ -116,7 +140,17 @@ export function createPostgresSessionRepository(): SessionRepository {
         await tx.query(
           `INSERT INTO agent.messages (tenant_id, session_id, message_id, role, text, citations, request_id, created_at)
            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)`,
-          [turn.tenantId, turn.sessionId, m.messageId, m.role, m.text, JSON.stringify(m.citations), m.requestId, m.createdAt],
+          [
+            turn.tenantId,
+            turn.sessionId,
+            m.messageId,
+            m.role,
+            await seal(m.text),
+            // Sealed citations are stored as one JSON string.
+            cipher?.sealing ? JSON.stringify(await seal(JSON.stringify(m.citations))) : JSON.stringify(m.citations),
+            m.requestId,
+            m.createdAt,
+          ],
         );
       }
       return true;

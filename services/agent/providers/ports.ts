@@ -34,6 +34,32 @@ export interface GenerationRequest {
   signal: AbortSignal;
   /** Where the provider reports the CPU time of its own synchronous work. */
   cpu: CpuMeter;
+  /** Results of the tool calls the request named, made before generation (empty: none). */
+  toolResults?: readonly ToolResultForModel[];
+  /** Tools the model may choose (providers with tool calling); empty or absent: none. */
+  tools?: readonly ModelTool[];
+  /**
+   * Makes a call the model chose and returns what the model is told (the output's JSON, or
+   * `{"error": ...}`): a tool failure is the model's to handle, never the run's. Set with `tools`.
+   */
+  callTool?: (name: string, argumentsJson: string) => Promise<string>;
+}
+
+/** A tool the model may call, as Chat Completions describes a function. */
+export interface ModelTool {
+  /** `<module>__<tool>` (function names allow [A-Za-z0-9_-]). */
+  name: string;
+  description: string;
+  /** JSON Schema of the arguments (an object). */
+  parameters: Record<string, unknown>;
+}
+
+/** A tool call made for the run and its result, as the model is given it. */
+export interface ToolResultForModel {
+  /** "module.tool". */
+  name: string;
+  /** The output's JSON, or `{"error": ...}`. */
+  result: string;
 }
 
 /**

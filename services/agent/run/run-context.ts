@@ -4,7 +4,7 @@ import type { RunRequest } from "../../../gen/nexus/agent/v1/agent_service_pb.js
 import type { TenantPrincipal } from "../../kernel/context.js";
 import type { Database } from "../../kernel/db/ports.js";
 import type { CircuitBreaker } from "../../kernel/resilience/index.js";
-import type { CorpusSettingsSource, QuotaAdmission, QuotaGate, Retriever, SessionRepository } from "../ports.js";
+import type { CorpusSettingsSource, QuotaAdmission, QuotaGate, Retriever, SessionRepository, ToolGateway } from "../ports.js";
 import type { HistoryMessage, ModelProvider, Passage } from "../providers/ports.js";
 import type { ModelSelection, ProviderRegistry } from "../providers/provider-registry.js";
 import type { HistoryBounds } from "../sessions/bounded-history.js";
@@ -23,6 +23,8 @@ export interface RunSettings {
   history: HistoryBounds;
   /** NEXUS_AGENT_RETRIEVAL_TIMEOUT_MS. */
   retrievalTimeoutMs: number;
+  /** NEXUS_AGENT_TOOL_TIMEOUT_MS (default 15 000). */
+  toolTimeoutMs?: number;
   /** Timeout of the small calls around a run (quota, corpus settings, settling the quota). */
   peerTimeoutMs: number;
   /** NEXUS_AGENT_QUOTA_FAIL_OPEN. */
@@ -40,6 +42,8 @@ export interface RunDependencies {
   db: Database;
   sessions: SessionRepository;
   retriever: Retriever;
+  /** Tool calls (the modules service); absent: every tool call fails as its tool_result. */
+  tools?: ToolGateway;
   quota: QuotaGate;
   corpusSettings: CorpusSettingsSource;
   providers: ProviderRegistry;
@@ -112,7 +116,7 @@ export interface RunContext {
  * read by the recorder for the run's events (also when the run failed half-way).
  */
 export class RunTally {
-  /** Calls of tools made for the run (the Search call). */
+  /** Calls of tools made for the run (the Search call and every module tool call). */
   toolCalls = 0;
   /** How long Search took. */
   retrievalMs = 0;

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SpanKind } from "@opentelemetry/api";
 import { RetryInfoSchema } from "../../../gen/google/rpc/error_details_pb.js";
@@ -11,13 +11,14 @@ import {
 import { CitationSchema } from "../../../gen/nexus/agent/v1/session_pb.js";
 import { domainError, errorMetadata, errorReason, isReason } from "../../kernel/errors.js";
 import { letWritesOut } from "../../kernel/events/foreground.js";
-import type { GenerationChunk, Passage } from "../providers/ports.js";
+import type { GenerationChunk, Passage, ToolResultForModel } from "../providers/ports.js";
 import type { StoredCitation } from "../sessions/session-records.js";
 import { GEN_AI, GEN_AI_OPERATION } from "../telemetry/gen-ai-attributes.js";
 import type { AdmissionParts } from "./run-admission.js";
 import type { RunContext } from "./run-context.js";
 import { countsAgainstBreaker, publicError } from "./run-errors.js";
 import type { Generation, RunRecorder } from "./run-recorder.js";
+import { callRunTool, modelTools } from "./run-tools.js";
 
 // The steps of an accepted run, as functions over its (immutable) context: each returns what
 // it produced and records what it measured in the run's tally. drive() in run-execution.ts
@@ -109,6 +110,25 @@ export async function generate(ctx: RunContext, passages: readonly Passage[]): P
   };
   if (options?.temperature !== undefined) attributes[GEN_AI.REQUEST_TEMPERATURE] = options.temperature;
   if (options?.maxTokens !== undefined) attributes[GEN_AI.REQUEST_MAX_TOKENS] = options.maxTokens;
+  // The request's own tool calls come first (before the model's permit is taken); their
+  // results go to the model with the passages.
+  const toolResults: ToolResultForModel[] = [];
+  for (const c of input.request.toolCalls) {
+    toolResults.push(await callRunTool(ctx, { module: c.module, tool: c.tool, input: c.input ?? {}, chosenBy: "request" }));
+  }
+  const offered = input.request.tools.length > 0 ? await modelTools(ctx, input.request.tools) : undefined;
+  const callTool = async (name: string, argumentsJson: string): Promise<string> => {
+    const target = offered?.byName.get(name);
+    if (!target) return JSON.stringify({ error: { reason: "NOT_FOUND", message: `no tool named ${name} was offered` } });
+    let args: unknown;
+    try {
+      args = JSON.parse(argumentsJson || "{}");
+    } catch {
+      return JSON.stringify({ error: { reason: "TOOL_INPUT_INVALID", message: "the arguments are not JSON" } });
+    }
+    const input = args !== null && typeof args === "object" && !Array.isArray(args) ? (args as JsonObject) : {};
+    return (await callRunTool(ctx, { ...target, input, chosenBy: "model" })).result;
+  };
   const permit = provider.remote ? deps.breakers.model(provider).acquire() : undefined;
   const started = performance.now();
   try {
@@ -130,6 +150,8 @@ export async function generate(ctx: RunContext, passages: readonly Passage[]): P
           ...(options?.maxTokens !== undefined ? { maxTokens: options.maxTokens } : {}),
           signal: control.signal,
           cpu,
+          toolResults,
+          ...(offered && offered.tools.length > 0 ? { tools: offered.tools, callTool } : {}),
         });
         let end: Extract<GenerationChunk, { kind: "end" }> | undefined;
         for await (const chunk of stream) {

@@ -21,6 +21,8 @@ export const GEN_AI = Object.freeze({
   CONVERSATION_ID: "gen_ai.conversation.id",
   DATA_SOURCE_ID: "gen_ai.data_source.id",
   AGENT_NAME: "gen_ai.agent.name",
+  TOOL_NAME: "gen_ai.tool.name",
+  TOOL_CALL_ID: "gen_ai.tool.call.id",
   ERROR_TYPE: "error.type",
 });
 
@@ -29,4 +31,5 @@ export const GEN_AI_OPERATION = Object.freeze({
   INVOKE_AGENT: "invoke_agent",
   RETRIEVAL: "retrieval",
   CHAT: "chat",
+  EXECUTE_TOOL: "execute_tool",
 });

@@ -56,6 +56,29 @@ describe("audit taxonomy", () => {
     expect(e).toMatchObject({ tenantId: "t2", requestId: "run-7", actor: { kind: "system" }, metadata: { plan: "pro" } });
   });
 
+  it("audits each step of a module version's approval and a rollback", () => {
+    const entry = (type: string, payload: Record<string, unknown>) =>
+      taxonomyEntry({ eventId: "e", type: `nexus.events.v1.${type}`, payload, metadata: { tenantId: "t3", actor: "k3" }, occurredAt: at });
+    expect(entry("ModuleVersionSubmitted", { name: "stats", version: "1.0.0", status: "TESTS_FAILED", testsFailed: 2 })).toMatchObject({
+      eventType: "modules.version.submitted",
+      outcome: "failure",
+      resource: { type: "module", id: "stats@1.0.0" },
+      metadata: { tests_failed: 2 },
+    });
+    expect(entry("ModuleVersionReviewed", { name: "stats", version: "1.0.0", approved: true })?.eventType).toBe("modules.version.approved");
+    expect(entry("ModuleVersionReviewed", { name: "stats", version: "1.0.0", feedback: "no" })?.eventType).toBe("modules.version.rejected");
+    expect(entry("ModuleVersionActivated", { name: "stats", version: "1.0.0", previousVersion: "2.0.0" })).toMatchObject({
+      eventType: "modules.version.activated",
+      actor: { keyId: "k3" },
+      before: { version: "2.0.0" },
+      after: { version: "1.0.0" },
+    });
+    expect(entry("ModuleCredentialSet", { name: "API_KEY" })).toMatchObject({
+      eventType: "modules.credential.set",
+      resource: { id: "API_KEY" },
+    });
+  });
+
   it("ignores events outside the taxonomy", () => {
     expect(taxonomyEntry({ eventId: "e", type: "nexus.events.v1.Unknown", payload: {}, metadata: {}, occurredAt: at })).toBeUndefined();
   });

@@ -72,6 +72,7 @@ const AUTH = "nexus.auth.v1.AuthService";
 const INGESTION = "nexus.ingestion.v1.IngestionService";
 const RETRIEVAL = "nexus.retrieval.v1.RetrievalService";
 const METERING = "nexus.metering.v1.MeteringService";
+const MODULES = "nexus.modules.v1.ModulesService";
 
 interface Context {
   p: Payload;
@@ -364,6 +365,25 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     before: obj(p.previousQuota) ?? {},
     after: obj(p.quota) ?? {},
   }),
+  // ---- event store
+  "nexus.events.v1.TemporalQueryPerformed": ({ p, actor }) => ({
+    eventType: "eventstore.temporal_query",
+    actor,
+    action:
+      str(p.query) === "GetTenantAt"
+        ? "nexus.auth.v1.AuthService/GetTenantAt"
+        : `nexus.eventstore.v1.EventStoreService/${str(p.query) || "ReadStreamHistory"}`,
+    resource: { type: "stream", id: str(p.streamId) },
+    outcome: "success",
+    metadata: details({
+      start_time: p.startTime,
+      end_time: p.endTime,
+      at_version: p.atVersion,
+      duration_ms: p.durationMs,
+      events_scanned: p.eventsScanned ?? "0",
+      partial: p.partial ?? false,
+    }),
+  }),
   "nexus.events.v1.UsageRecorded": ({ p, actor }) => ({
     eventType: "billing.usage_recorded",
     actor,
@@ -380,6 +400,77 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
       tool_calls: p.toolCalls,
       usage_date: p.usageDate,
     }),
+  }),
+
+  // ---- modules: every step of a version's approval, activations (rollbacks), credentials (names only)
+  "nexus.events.v1.ModuleVersionSubmitted": ({ p, actor }) => ({
+    eventType: "modules.version.submitted",
+    actor,
+    action: `${MODULES}/SubmitModuleVersion`,
+    resource: { type: "module", id: `${str(p.name)}@${str(p.version)}` },
+    outcome: str(p.status) === "TESTS_FAILED" ? "failure" : "success",
+    metadata: details({
+      status: p.status,
+      code_sha256: p.codeSha256,
+      tests_passed: p.testsPassed ?? 0,
+      tests_failed: p.testsFailed ?? 0,
+      credentials: p.credentials,
+      egress_hosts: p.egressHosts,
+    }),
+  }),
+  "nexus.events.v1.ModuleVersionReviewed": ({ p, actor }) => ({
+    eventType: p.approved === true ? "modules.version.approved" : "modules.version.rejected",
+    actor,
+    action: `${MODULES}/ReviewModuleVersion`,
+    resource: { type: "module", id: `${str(p.name)}@${str(p.version)}` },
+    outcome: "success",
+    metadata: details({ feedback: p.feedback }),
+  }),
+  "nexus.events.v1.ModuleVersionActivated": ({ p, actor }) => ({
+    eventType: "modules.version.activated",
+    actor,
+    action: `${MODULES}/ActivateModuleVersion`,
+    resource: { type: "module", id: str(p.name) },
+    outcome: "success",
+    before: details({ version: p.previousVersion }) ?? {},
+    after: details({ version: p.version }) ?? {},
+  }),
+  "nexus.events.v1.ModuleCredentialSet": ({ p, actor }) => ({
+    eventType: "modules.credential.set",
+    actor,
+    action: `${MODULES}/SetCredential`,
+    resource: { type: "credential", id: str(p.name) },
+    outcome: "success",
+  }),
+  "nexus.events.v1.ListingPublished": ({ p, actor }) => ({
+    eventType: "modules.listing.published",
+    actor,
+    action: `${MODULES}/PublishModule`,
+    resource: { type: "listing", id: str(p.listingId) },
+    outcome: "success",
+    metadata: details({ module: p.name, version: p.version, license: p.license, price_micros_per_call: p.priceMicrosPerCall }),
+  }),
+  "nexus.events.v1.ListingReviewed": ({ p, actor }) => ({
+    eventType: p.approved === true ? "modules.listing.approved" : "modules.listing.rejected",
+    actor,
+    action: `${MODULES}/ReviewListing`,
+    resource: { type: "listing", id: str(p.listingId) },
+    outcome: "success",
+    metadata: details({ feedback: p.feedback }),
+  }),
+  "nexus.events.v1.ListingInstalled": ({ p, actor }) => ({
+    eventType: "modules.listing.installed",
+    actor,
+    action: `${MODULES}/InstallListing`,
+    resource: { type: "listing", id: str(p.listingId) },
+    outcome: "success",
+  }),
+  "nexus.events.v1.ModuleCredentialDeleted": ({ p, actor }) => ({
+    eventType: "modules.credential.deleted",
+    actor,
+    action: `${MODULES}/DeleteCredential`,
+    resource: { type: "credential", id: str(p.name) },
+    outcome: "success",
   }),
 };
 

@@ -1,11 +1,21 @@
 import { type EntitlementOverrides, NO_OVERRIDES } from "../../kernel/authz/plans.js";
+import type { Versioned } from "../../kernel/commands/index.js";
 import type { PlanName, TenantRole } from "../../kernel/context.js";
 import { PG_ERRORS, pgErrorCode, pgErrorConstraint } from "../../kernel/db/pg-error.js";
 import type { Database, Tx } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import type { ApiKey, KeyKind } from "../domain/api-key.js";
 import type { Tenant } from "../domain/tenant.js";
-import type { ApiKeyQuery, AuthStore, AuthTransaction, ConsoleSession, Credentials, StateRepository, TenantQuery } from "../ports.js";
+import type {
+  ApiKeyQuery,
+  AuthStore,
+  AuthTransaction,
+  ConsoleSession,
+  Credentials,
+  StateRepository,
+  TenantQuery,
+  TenantView,
+} from "../ports.js";
 
 interface TenantRow {
   id: string;
@@ -84,6 +94,10 @@ function toTenant(r: TenantRow): Tenant {
     updatedAt: date(r.updated_at),
     suspendedAt: optionalDate(r.suspended_at),
   };
+}
+
+function toTenantView(r: TenantRow): TenantView {
+  return { ...toTenant(r), version: r.version };
 }
 
 function toApiKey(r: ApiKeyRow): ApiKey {
@@ -244,11 +258,11 @@ export function createPostgresAuthStore(db: Database): AuthStore {
     apiKeys: apiKeyRows,
     async getTenant(tenantId) {
       const { rows } = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE id = $1`, [tenantId]);
-      return rows[0] ? toTenant(rows[0]) : undefined;
+      return rows[0] ? toTenantView(rows[0]) : undefined;
     },
     async getTenantBySlug(slug) {
       const { rows } = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE slug = $1`, [slug]);
-      return rows[0] ? toTenant(rows[0]) : undefined;
+      return rows[0] ? toTenantView(rows[0]) : undefined;
     },
     async listTenants(q: TenantQuery) {
       const params: unknown[] = [];
@@ -266,7 +280,7 @@ export function createPostgresAuthStore(db: Database): AuthStore {
          ORDER BY created_at, id LIMIT $${limit}`,
         params,
       );
-      return rows.map(toTenant);
+      return rows.map(toTenantView);
     },
     async getApiKey(keyId) {
       const { rows } = await db.query<ApiKeyRow>(`SELECT ${KEY_COLUMNS} FROM auth.api_keys WHERE id = $1`, [keyId]);
@@ -373,4 +387,41 @@ export function createPostgresAuthStore(db: Database): AuthStore {
       return rows.map((r) => r.id);
     },
   };
+}
+
+/** The columns of `auth.tenants`, for projection rebuilds (services/auth/tenant-projection.ts). */
+export const TENANT_TABLE_COLUMNS: readonly string[] = TENANT_COLUMNS.split(", ");
+
+/**
+ * Writes rebuilt tenant rows into `target` (`auth.tenants` or its rebuild shadow, a trusted
+ * identifier): upserts `rows` by id with every column, deletes the ids in `gone`.
+ */
+export async function writeTenantRows(tx: Tx, target: string, rows: readonly Versioned<Tenant>[], gone: readonly string[]): Promise<void> {
+  if (gone.length > 0) await tx.query(`DELETE FROM ${target} WHERE id = ANY($1::text[])`, [[...gone]]);
+  const present = rows.filter((r): r is { state: Tenant; version: number } => r.state !== undefined);
+  for (let i = 0; i < present.length; i += 500) {
+    const params: unknown[] = [];
+    const values = present.slice(i, i + 500).map(({ state: t, version }) => {
+      const n = params.push(
+        t.id,
+        t.slug,
+        t.displayName,
+        t.plan,
+        t.status,
+        JSON.stringify(t.overrides),
+        t.suspensionReason,
+        t.createdAt,
+        t.updatedAt,
+        t.suspendedAt ?? null,
+        version,
+      );
+      const b = n - 11;
+      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}::jsonb, $${b + 7}, $${b + 8}::timestamptz, $${b + 9}::timestamptz, $${b + 10}::timestamptz, $${b + 11})`;
+    });
+    const update = TENANT_TABLE_COLUMNS.filter((c) => c !== "id").map((c) => `${c} = EXCLUDED.${c}`);
+    await tx.query(
+      `INSERT INTO ${target} (${TENANT_COLUMNS}) VALUES ${values.join(", ")} ON CONFLICT (id) DO UPDATE SET ${update.join(", ")}`,
+      params,
+    );
+  }
 }

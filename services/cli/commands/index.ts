@@ -2,14 +2,18 @@ import type { Command } from "../command.js";
 import { adminCommands } from "./admin.js";
 import { askCommand } from "./ask.js";
 import { auditCommands } from "./audit.js";
+import { backupCommands } from "./backup.js";
 import { corporaCommands } from "./corpora.js";
 import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
 import { docsCommands } from "./docs.js";
 import { ingestCommand } from "./ingest.js";
+import { keyringCommands } from "./keyring.js";
 import { keysCommands } from "./keys.js";
 import { migrateCommand } from "./migrate.js";
+import { modulesCommands } from "./modules.js";
 import { operatorCommand } from "./operator.js";
+import { projectionsCommands } from "./projections.js";
 import { quotaCommands } from "./quota.js";
 import { searchCommand } from "./search.js";
 import { serveCommand } from "./serve.js";
@@ -25,6 +29,7 @@ export const commands: readonly Command[] = [
   migrateCommand,
   dlqListCommand,
   dlqReplayCommand,
+  ...projectionsCommands,
   operatorCommand,
   ...tenantsCommands,
   ...keysCommands,
@@ -39,6 +44,9 @@ export const commands: readonly Command[] = [
   ingestCommand,
   ...docsCommands,
   searchCommand,
+  ...keyringCommands,
+  ...backupCommands,
+  ...modulesCommands,
 ];
 
 /** The commands as a Markdown table (README). */

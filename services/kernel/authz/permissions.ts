@@ -60,6 +60,8 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // ---- nexus.auth.v1.AuthService ----
   "/nexus.auth.v1.AuthService/CreateTenant": platformOnly,
   "/nexus.auth.v1.AuthService/GetTenant": readOrPlatform,
+  // A temporal query (rate-limited, audited): admins of the tenant, and platform operators.
+  "/nexus.auth.v1.AuthService/GetTenantAt": adminOrPlatform,
   "/nexus.auth.v1.AuthService/ListTenants": platformOnly,
   "/nexus.auth.v1.AuthService/SuspendTenant": platformOnly,
   "/nexus.auth.v1.AuthService/ResumeTenant": platformOnly,
@@ -119,6 +121,37 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.audit.v1.AuditService/ListAuditEvents": auditAccess,
   "/nexus.audit.v1.AuditService/ExportAuditEvents": auditAccess,
   "/nexus.audit.v1.AuditService/VerifyAuditChain": auditAccess,
+
+  // ---- nexus.eventstore.v1.EventStoreService ----
+  // A tenant's change feed carries its content's events (document names, session titles):
+  // tenant admins and owners only, like the rest of tenant content.
+  "/nexus.eventstore.v1.EventStoreService/WatchEvents": admin,
+  // The catalogue is schema, not data.
+  "/nexus.eventstore.v1.EventStoreService/ListEventTypes": anyone,
+  // Temporal queries read a tenant's history: its admins and owners (rate-limited, audited).
+  "/nexus.eventstore.v1.EventStoreService/ReadStreamHistory": admin,
+  // ---- nexus.modules.v1.ModulesService ----
+  // Editors submit and build; admins review, activate (and roll back) and hold credentials;
+  // any member may read modules and call active tools (a Run forwards the caller's key).
+  "/nexus.modules.v1.ModulesService/SubmitModuleVersion": write,
+  "/nexus.modules.v1.ModulesService/BuildModule": write,
+  "/nexus.modules.v1.ModulesService/ReviewModuleVersion": admin,
+  "/nexus.modules.v1.ModulesService/ActivateModuleVersion": admin,
+  "/nexus.modules.v1.ModulesService/GetModule": read,
+  "/nexus.modules.v1.ModulesService/ListModules": read,
+  "/nexus.modules.v1.ModulesService/CallTool": read,
+  "/nexus.modules.v1.ModulesService/SetCredential": admin,
+  "/nexus.modules.v1.ModulesService/ListCredentials": admin,
+  "/nexus.modules.v1.ModulesService/DeleteCredential": admin,
+  // The marketplace: admins publish their tenant's approved versions, install listings and
+  // read their revenue; members browse and rate.
+  "/nexus.modules.v1.ModulesService/PublishModule": admin,
+  // Published modules are reviewed by platform operators before any tenant sees them.
+  "/nexus.modules.v1.ModulesService/ReviewListing": platformOnly,
+  "/nexus.modules.v1.ModulesService/ListListings": read,
+  "/nexus.modules.v1.ModulesService/InstallListing": admin,
+  "/nexus.modules.v1.ModulesService/RateListing": write,
+  "/nexus.modules.v1.ModulesService/GetRevenue": admin,
 });
 
 /** `/<service type name>/<method name>`, the key of {@link PERMISSIONS}. */

@@ -2,6 +2,7 @@ import type { Database, Tx } from "../db/ports.js";
 import { domainError } from "../errors.js";
 import { appendToStream, type ExpectedVersion } from "../events/event-store.js";
 import type { EventMetadata, NewEvent, RecordedEvent } from "../events/ports.js";
+import { type EventSourcing, lockStream, type Rehydrated, rehydrate, snapshotIfDue } from "./rehydrate.js";
 
 /** An aggregate's state with its stream's version (0 = the stream has no events yet). */
 export interface Versioned<S> {
@@ -19,7 +20,10 @@ export interface Versioned<S> {
 export interface Aggregate<S, E, C, K> {
   /** The aggregate's stream, e.g. `tenant-<id>`. */
   streamId(key: K): string;
-  /** Reads the state and version, locking the row until the transaction ends. */
+  /**
+   * Reads the state and version, locking the row until the transaction ends. Not called for an
+   * aggregate with {@link Aggregate.eventSourcing}: its state comes from its stream.
+   */
   load(tx: Tx, key: K): Promise<Versioned<S>>;
   /**
    * What happens when `command` meets `state`: the events to record (empty = nothing changes).
@@ -41,6 +45,13 @@ export interface Aggregate<S, E, C, K> {
    * `state` is the state once the event applied, `key` names the aggregate when it has none.
    */
   toEvent(event: E, state: S, key: K): NewEvent;
+  /**
+   * Opt-in event sourcing (R2): when set, commands rebuild the state from the stream (latest
+   * snapshot + the events after it, see rehydrate.ts) under a per-stream lock instead of
+   * calling `load`, `save` keeps the state table as a projection, and snapshots are taken by
+   * the policy's thresholds. `toEvent` must then set `occurredAt` when `evolve` keeps times.
+   */
+  eventSourcing?: EventSourcing<S, E, K>;
 }
 
 /** Options of {@link executeCommand} and {@link executeInTransaction}. */
@@ -79,8 +90,13 @@ export async function executeInTransaction<S, E, C, K>(
   command: C,
   options: CommandOptions = {},
 ): Promise<CommandResult<S, E>> {
-  const { state, version } = await aggregate.load(tx, key);
   const streamId = aggregate.streamId(key);
+  let rehydrated: Rehydrated<S> | undefined;
+  if (aggregate.eventSourcing) {
+    await lockStream(tx, streamId);
+    rehydrated = await rehydrate(tx, aggregate, key);
+  }
+  const { state, version } = rehydrated ?? (await aggregate.load(tx, key));
   if (options.expectedVersion !== undefined && options.expectedVersion !== version) {
     throw domainError(
       "CONCURRENCY_CONFLICT",
@@ -99,6 +115,7 @@ export async function executeInTransaction<S, E, C, K>(
   const after = version + events.length;
   await aggregate.save(tx, key, next as S, version, after, state);
   const recorded = await appendToStream(tx, streamId, version, stored, options.metadata ? { metadata: options.metadata } : {});
+  if (rehydrated) await snapshotIfDue(tx, aggregate, key, rehydrated, { state: next as S, version: after, appended: recorded });
   return { state: next, version: after, events, recorded };
 }
 

@@ -34,6 +34,7 @@ const COLUMNS = {
   traceparent: "traceparent",
   tracestate: "tracestate",
   actor: "actor",
+  schemaVersion: "schema_version",
 } as const satisfies Record<keyof EventMetadata, string>;
 
 /** The stored (snake_case JSON) form of metadata. */

@@ -7,6 +7,7 @@ import { currentEventMetadata, metadataFromJson, metadataToJson } from "./event-
 import { domainOf, eventsAppended } from "./metrics.js";
 import type { EventMetadata, NewEvent, RecordedEvent } from "./ports.js";
 import { assertTopic, topicOfType } from "./topics.js";
+import { currentSchemaVersion, upcast } from "./upcasters.js";
 
 /**
  * What the appender believes the stream's current version is:
@@ -48,8 +49,9 @@ interface EventRow {
 
 const COLUMNS = "position, event_id, stream_id, version, type, topic, payload, metadata, occurred_at";
 
+/** A stored row as the event it is, upgraded to its type's current shape (upcasters.ts). */
 function toRecorded(row: EventRow): RecordedEvent {
-  return {
+  return upcast({
     position: BigInt(row.position),
     eventId: row.event_id,
     streamId: row.stream_id,
@@ -59,7 +61,7 @@ function toRecorded(row: EventRow): RecordedEvent {
     payload: row.payload,
     metadata: metadataFromJson(row.metadata),
     occurredAt: row.occurred_at instanceof Date ? row.occurred_at : new Date(row.occurred_at),
-  };
+  });
 }
 
 function invalid(message: string, field: string): Error {
@@ -125,7 +127,8 @@ export async function appendToStream(
       type: e.type,
       topic,
       payload,
-      metadata: JSON.stringify(metadataToJson({ ...base, ...dropUndefined(e.metadata) })),
+      metadata: JSON.stringify(metadataToJson({ ...base, ...schemaOf(e.type), ...dropUndefined(e.metadata) })),
+      occurredAt: e.occurredAt ?? null,
     };
   });
 
@@ -136,14 +139,14 @@ export async function appendToStream(
 
   const params: unknown[] = [];
   const values = prepared.map((e, i) => {
-    params.push(e.eventId, streamId, current + i + 1, e.type, e.topic, e.payload, e.metadata);
-    const n = i * 7;
-    return `($${n + 1}::uuid, $${n + 2}, $${n + 3}::int, $${n + 4}, $${n + 5}, $${n + 6}::jsonb, $${n + 7}::jsonb)`;
+    params.push(e.eventId, streamId, current + i + 1, e.type, e.topic, e.payload, e.metadata, e.occurredAt);
+    const n = i * 8;
+    return `($${n + 1}::uuid, $${n + 2}, $${n + 3}::int, $${n + 4}, $${n + 5}, $${n + 6}::jsonb, $${n + 7}::jsonb, coalesce($${n + 8}::timestamptz, now()))`;
   });
   let rows: EventRow[];
   try {
     ({ rows } = await tx.query<EventRow>(
-      `INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
+      `INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata, occurred_at)
        VALUES ${values.join(", ")}
        RETURNING ${COLUMNS}`,
       params,
@@ -160,6 +163,12 @@ export async function appendToStream(
   }
   for (const e of prepared) eventsAppended.inc({ domain: domainOf(e.topic) });
   return rows.map(toRecorded).sort((a, b) => a.version - b.version);
+}
+
+/** The shape version stamped on a new event of `type` (none while the type has no upcasters). */
+function schemaOf(type: string): EventMetadata {
+  const v = currentSchemaVersion(type);
+  return v > 1 ? { schemaVersion: String(v) } : {};
 }
 
 function dropUndefined(meta: EventMetadata | undefined): EventMetadata {
@@ -212,4 +221,85 @@ export async function readEventAt(db: Queryable, position: bigint): Promise<Reco
 export async function lastPosition(db: Queryable): Promise<bigint> {
   const { rows } = await db.query<{ position: bigint }>("SELECT coalesce(max(position), 0)::int8 AS position FROM platform.events");
   return rows[0]?.position ?? 0n;
+}
+
+/** Which events {@link readTenantEvents} returns. */
+export interface TenantEventQuery {
+  tenantId: string;
+  /** Strictly after this position. */
+  afterPosition: bigint;
+  /** At most up to this position (inclusive). */
+  upToPosition: bigint;
+  /** Only these streams (empty: all). */
+  streamIds?: readonly string[];
+  /** Only these types, as stored or upcast (empty: all). */
+  types?: readonly string[];
+  limit: number;
+}
+
+/** A page of {@link readTenantEvents}. */
+export interface TenantEventPage {
+  /** The matching events, oldest first. */
+  events: RecordedEvent[];
+  /** The position read up to: `upToPosition` when the page was not full, else the last row's. */
+  readTo: bigint;
+}
+
+/**
+ * One tenant's events (by `metadata.tenant_id`) in global order within (after, upTo], at most
+ * `limit` rows, upgraded to their current shape. With `upTo` read from {@link lastPosition}
+ * first, "nothing more up to upTo" is a complete answer (positions are handed out in commit
+ * order); continue from `readTo`.
+ */
+export async function readTenantEvents(db: Queryable, q: TenantEventQuery): Promise<TenantEventPage> {
+  const params: unknown[] = [q.afterPosition, q.upToPosition, q.tenantId];
+  const where = ["position > $1", "position <= $2", "metadata->>'tenant_id' = $3"];
+  if (q.streamIds && q.streamIds.length > 0) where.push(`stream_id = ANY($${params.push([...q.streamIds])}::text[])`);
+  const { rows } = await db.query<EventRow>(
+    `SELECT ${COLUMNS} FROM platform.events WHERE ${where.join(" AND ")} ORDER BY position LIMIT $${params.push(q.limit)}`,
+    params,
+  );
+  const all = rows.map(toRecorded);
+  const readTo = rows.length < q.limit ? q.upToPosition : (all[all.length - 1]?.position ?? q.upToPosition);
+  // Types are matched after upcasting, so a watcher of the current type also gets renamed old events.
+  const events = q.types && q.types.length > 0 ? all.filter((e) => q.types!.includes(e.type)) : all;
+  return { events, readTo };
+}
+
+/** Which events {@link readStreamBetween} returns. */
+export interface StreamRangeQuery {
+  streamId: string;
+  /** Only events carrying this tenant (metadata.tenant_id). */
+  tenantId: string;
+  /** occurred_at ≥ from. */
+  from: Date;
+  /** occurred_at < to. */
+  to: Date;
+  /** Only versions above this one (continuations). */
+  afterVersion: number;
+  limit: number;
+}
+
+/**
+ * A stream's events that happened in [from, to), oldest first, after `afterVersion`, at most
+ * `limit` (temporal history reads), upgraded to their current shape. Only the events of
+ * `tenantId`: another tenant's stream reads as empty.
+ */
+export async function readStreamBetween(db: Queryable, q: StreamRangeQuery): Promise<RecordedEvent[]> {
+  const { rows } = await db.query<EventRow>(
+    `SELECT ${COLUMNS} FROM platform.events
+     WHERE stream_id = $1 AND version > $2 AND metadata->>'tenant_id' = $3 AND occurred_at >= $4 AND occurred_at < $5
+     ORDER BY version LIMIT $6`,
+    [q.streamId, q.afterVersion, q.tenantId, q.from, q.to, q.limit],
+  );
+  return rows.map(toRecorded);
+}
+
+/** True when the stream has at least one event of `tenantId`. */
+export async function tenantOwnsStream(db: Queryable, streamId: string, tenantId: string): Promise<boolean> {
+  const { rows } = await db.query("SELECT 1 FROM platform.events WHERE stream_id = $1 AND metadata->>'tenant_id' = $2 LIMIT 1", [
+    streamId,
+    tenantId,
+  ]);
+  return rows.length > 0;
 }

@@ -14,7 +14,13 @@ export {
   readEvent,
   readEventAt,
   readStream,
+  readStreamBetween,
+  readTenantEvents,
+  type StreamRangeQuery,
   streamVersion,
+  type TenantEventPage,
+  type TenantEventQuery,
+  tenantOwnsStream,
 } from "./event-store.js";
 export { createLocalEventBus, type LocalEventBusOptions } from "./local-bus.js";
 export { createLocalDeadLetters } from "./local-dead-letters.js";
@@ -43,3 +49,4 @@ export { processedEventsMigration } from "./processed-events.js";
 export { type EventOfOptions, eventOf, payloadOf } from "./protobuf-event.js";
 export { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions, type RelayStatus } from "./relay.js";
 export { DEFAULT_SUBJECT_PREFIX, registerEventTopics, subjectOf, topicOfType } from "./topics.js";
+export { clearUpcasters, currentSchemaVersion, registeredUpcasters, registerUpcaster, type Upcaster, upcast } from "./upcasters.js";

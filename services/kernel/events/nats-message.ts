@@ -22,6 +22,8 @@ export const EVENT_HEADERS = {
   ACTOR: "Nexus-Actor",
   TRACEPARENT: "traceparent",
   TRACESTATE: "tracestate",
+  /** The payload shape version (upcasters.ts); absent = 1. */
+  SCHEMA_VERSION: "Nexus-Schema-Version",
   CONTENT_TYPE: "Content-Type",
   /** How many times this message was replayed from the DLQ. */
   REPLAY_COUNT: "Nexus-Replay-Count",
@@ -47,6 +49,7 @@ const METADATA_HEADERS = {
   actor: EVENT_HEADERS.ACTOR,
   traceparent: EVENT_HEADERS.TRACEPARENT,
   tracestate: EVENT_HEADERS.TRACESTATE,
+  schemaVersion: EVENT_HEADERS.SCHEMA_VERSION,
 } as const satisfies Record<keyof EventMetadata, string>;
 
 /** Header values cannot hold line breaks; long values (error messages) are cut. */

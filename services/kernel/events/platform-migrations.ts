@@ -18,6 +18,11 @@ export const EVENTS_CHANNEL = "platform_events";
  *   one replica publishes at a time.
  * - `local_bus_checkpoints`, `local_bus_retries`, `local_dead_letters`: the embedded bus's
  *   per-consumer progress, scheduled retries and parked messages.
+ * - `snapshots`: the latest snapshot of each event-sourced aggregate's stream (its state at
+ *   `version`, in the form `schema_version` of the aggregate), kept apart from the log: a
+ *   cache that may be deleted at any time — rehydration then replays the whole stream.
+ *   And an index of each tenant's events by position (the change feed), and
+ *   `projection_rebuilds`: the last rebuild of each projection and its outcome.
  */
 export const PLATFORM_MIGRATIONS: readonly Migration[] = [
   {
@@ -107,6 +112,34 @@ CREATE TABLE platform.local_dead_letters (
   replayed_at timestamptz
 );
 CREATE INDEX local_dead_letters_parked_idx ON platform.local_dead_letters (consumer, seq) WHERE replayed_at IS NULL;
+`,
+  },
+  {
+    id: "0003_snapshots_and_tenant_index",
+    sql: `
+CREATE TABLE platform.snapshots (
+  stream_id text PRIMARY KEY CHECK (length(stream_id) BETWEEN 1 AND 512),
+  aggregate text NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  schema_version integer NOT NULL CHECK (schema_version >= 1),
+  state jsonb NOT NULL,
+  size_bytes integer NOT NULL,
+  taken_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The last rebuild of each projection (services/kernel/projections).
+CREATE TABLE platform.projection_rebuilds (
+  projection text PRIMARY KEY,
+  state text NOT NULL CHECK (state IN ('rebuilding', 'ok', 'failed')),
+  started_at timestamptz NOT NULL,
+  finished_at timestamptz,
+  events bigint NOT NULL DEFAULT 0,
+  changed bigint NOT NULL DEFAULT 0,
+  error text
+);
+
+-- A tenant's events in order: the change feed (WatchEvents) and temporal reads.
+CREATE INDEX events_tenant_position_idx ON platform.events ((metadata->>'tenant_id'), position);
 `,
   },
 ];

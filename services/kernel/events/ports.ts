@@ -14,6 +14,11 @@ export interface EventMetadata {
   tracestate?: string;
   /** Who caused the event, e.g. an API key id or "system". */
   actor?: string;
+  /**
+   * The version of the payload's shape, as a decimal string; absent = "1". Stamped at append
+   * for types with registered upcasters (upcasters.ts); on read, older shapes are upgraded.
+   */
+  schemaVersion?: string;
 }
 
 /** An event about to be appended. Build it with `eventOf(schema, value)` for protobuf payloads. */
@@ -31,6 +36,12 @@ export interface NewEvent {
   eventId?: string;
   /** Merged over the appender's metadata. */
   metadata?: EventMetadata;
+  /**
+   * When the fact happened by the deciding clock (event-sourced aggregates set it so that
+   * replaying the stream reproduces the timestamps of their state). Default: the database's
+   * `now()` at append.
+   */
+  occurredAt?: Date;
 }
 
 /** An event as stored in `platform.events`. */

@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { Logger } from "pino";
-import type { Database } from "../db/ports.js";
+import type { Database, Queryable } from "../db/ports.js";
 import { domainError } from "../errors.js";
 import type { MasterKeys } from "./master-keys.js";
 
@@ -44,6 +44,14 @@ export interface Keyring {
   shred(tenantId: string): Promise<number>;
   /** Forgets cached data keys (after another replica rotated or shredded; the cache also expires by itself). */
   forget(): void;
+  /**
+   * The keyring for use inside a transaction `q`: its data key reads go through `q`, so a
+   * transaction never waits for a second connection (a pool full of transactions waiting for
+   * the keyring would deadlock; PGlite has only one connection). A scope's first data key made
+   * through it is made inside the transaction (committed or rolled back with what it sealed),
+   * and then nothing that view reads is cached.
+   */
+  using?(q: Queryable): Keyring;
 }
 
 const MAGIC = Buffer.from("NXK1");
@@ -95,11 +103,34 @@ const decryptionFailed = (scope: KeyScope, why: string, cause?: unknown) =>
 
 /** Creates the keyring over `platform.data_keys` (keyringMigrations). */
 export function createKeyring(options: KeyringOptions): Keyring {
-  const { db, masterKeys } = options;
-  const cacheMs = options.cacheMs ?? 5000;
-  const now = options.clock ?? (() => performance.now());
   const keys = new Map<string, { key: Buffer; until: number }>();
   const currents = new Map<string, { version: number; until: number }>();
+  // One view per transaction: a key a view made inside its transaction is uncommitted, and
+  // every later call in that transaction must know not to cache what it reads.
+  const views = new WeakMap<Queryable, Keyring>();
+  const root = buildKeyring(options, options.db, false, keys, currents, (q) => {
+    let view = views.get(q);
+    if (!view) {
+      view = buildKeyring(options, q, true, keys, currents, () => view!);
+      views.set(q, view);
+    }
+    return view;
+  });
+  return root;
+}
+
+function buildKeyring(
+  options: KeyringOptions,
+  db: Queryable,
+  inTransaction: boolean,
+  keys: Map<string, { key: Buffer; until: number }>,
+  currents: Map<string, { version: number; until: number }>,
+  viewOf: (q: Queryable) => Keyring,
+): Keyring {
+  const { masterKeys } = options;
+  let caching = true;
+  const cacheMs = options.cacheMs ?? 5000;
+  const now = options.clock ?? (() => performance.now());
   const scopeId = (s: KeyScope) => `${s.tenantId}\n${s.purpose}`;
 
   const requireMaster = (): MasterKeys => {
@@ -143,7 +174,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
     const row = rows[0];
     if (!row || row.wrapped === null) return undefined;
     const key = unwrap(scope, version, row.kek_version, row.wrapped);
-    keys.set(id, { key, until: now() + cacheMs });
+    if (caching) keys.set(id, { key, until: now() + cacheMs });
     return key;
   };
 
@@ -155,7 +186,7 @@ export function createKeyring(options: KeyringOptions): Keyring {
       [scope.tenantId, scope.purpose],
     );
     const version = rows[0]?.version ?? 0;
-    if (version > 0) currents.set(scopeId(scope), { version, until: now() + cacheMs });
+    if (version > 0 && caching) currents.set(scopeId(scope), { version, until: now() + cacheMs });
     return version;
   };
 
@@ -163,6 +194,11 @@ export function createKeyring(options: KeyringOptions): Keyring {
   const createVersion = async (scope: KeyScope, version: number): Promise<void> => {
     const fresh = randomBytes(32);
     const { kekVersion, wrapped } = wrap(scope, version, fresh);
+    // Made inside the caller's transaction: committed with the values it seals, or rolled
+    // back with them; until then nothing this view reads is cached. (Made on another
+    // connection instead, a pool full of transactions waiting for that connection would
+    // deadlock.) A concurrent first seal elsewhere waits on the key's row, then uses it.
+    if (inTransaction) caching = false;
     await db.query(
       `INSERT INTO platform.data_keys (tenant_id, purpose, version, kek_version, wrapped) VALUES ($1, $2, $3, $4, $5)
        ON CONFLICT (tenant_id, purpose, version) DO NOTHING`,
@@ -292,6 +328,9 @@ export function createKeyring(options: KeyringOptions): Keyring {
     forget() {
       keys.clear();
       currents.clear();
+    },
+    using(q) {
+      return q === options.db ? this : viewOf(q);
     },
   };
 }

@@ -8,6 +8,7 @@ import * as v1 from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { EVENT_FILES } from "../events/event-files.js";
 import { createLogger } from "../logger.js";
 import { createReflectionIndex } from "./reflection-index.js";
 import { answerReflection } from "./reflection-service.js";
@@ -34,6 +35,14 @@ describe("reflection index", () => {
     expect(file("google.protobuf.Timestamp")).toBe("google/protobuf/timestamp.proto");
     expect(file("buf.validate.FieldRules")).toBe("buf/validate/validate.proto");
     expect(file("nexus.retrieval.v1.NoSuchThing")).toBeUndefined();
+  });
+
+  it("serves extra files no service imports (the event payloads), with their imports", () => {
+    const withEvents = createReflectionIndex([Health], EVENT_FILES);
+    expect(withEvents.fileBySymbol("nexus.events.v1.TenantSuspended")?.proto.name).toBe("nexus/events/v1/auth_events.proto");
+    expect(withEvents.fileBySymbol("nexus.events.v1.TemporalQueryPerformed")?.proto.name).toBe("nexus/events/v1/eventstore_events.proto");
+    expect(withEvents.fileByName("nexus/auth/v1/tenant.proto")).toBeDefined(); // imported by auth_events.proto
+    expect(index.fileBySymbol("nexus.events.v1.TenantSuspended")).toBeUndefined();
   });
 
   it("knows extensions: buf.validate's options on google.protobuf.FieldOptions", () => {

@@ -30,8 +30,11 @@ export function protoFileName(file: DescFile): string {
   return file.proto.name;
 }
 
-/** Builds the index over the files of `services` and everything they import. */
-export function createReflectionIndex(services: readonly DescService[]): ReflectionIndex {
+/**
+ * Builds the index over the files of `services`, the `extraFiles` (files no service imports,
+ * e.g. the event payloads) and everything they import.
+ */
+export function createReflectionIndex(services: readonly DescService[], extraFiles: readonly DescFile[] = []): ReflectionIndex {
   const files = new Map<string, DescFile>();
   const symbols = new Map<string, DescFile>();
   const extensions = new Map<string, Map<number, DescFile>>();
@@ -73,6 +76,7 @@ export function createReflectionIndex(services: readonly DescService[]): Reflect
     for (const dep of file.dependencies) addFile(dep);
   };
   for (const s of services) addFile(s.file);
+  for (const f of extraFiles) addFile(f);
 
   const bytesOf = (file: DescFile): Uint8Array => {
     const name = protoFileName(file);

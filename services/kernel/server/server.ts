@@ -17,6 +17,7 @@ import { ServerReflection as ReflectionV1 } from "../../../gen/grpc/reflection/v
 import { ServerReflection as ReflectionV1alpha } from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { NexusConfig } from "../config.js";
 import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope, responseMetadataKey } from "../context.js";
+import { EVENT_FILES } from "../events/event-files.js";
 import { normalizeError } from "../interceptors/error-normalizing.js";
 import { logRpc, requestLogger } from "../interceptors/logging.js";
 import { ensureRequestMeta, requestMetaFromValues } from "../interceptors/request-id.js";
@@ -228,7 +229,8 @@ export function createServer(options: ServerOptions): NexusServer {
       if (m.readiness) state.addCheck(m.name, m.readiness, healthNames);
     }
     registerHealthService(router, state, options.healthWatchIntervalMs ? { watchIntervalMs: options.healthWatchIntervalMs } : {});
-    registerReflectionServices(router, createReflectionIndex([...descs, Health, ReflectionV1, ReflectionV1alpha]));
+    // The event payload files too: no API imports them, and consumers decode events with them.
+    registerReflectionServices(router, createReflectionIndex([...descs, Health, ReflectionV1, ReflectionV1alpha], EVENT_FILES));
     addDecodeErrorInfo(router);
   };
   for (const [name, check] of Object.entries(options.readinessChecks ?? {})) state.addCheck(name, check);

@@ -4,7 +4,15 @@ import { DocumentStatus } from "../../../gen/nexus/ingestion/v1/document_pb.js";
 import { eventually } from "../../../tests/support/eventually.js";
 import { expectRpcError, settled, uploadMessages } from "../../../tests/support/rag/calls.js";
 import { corruptPdf, makeDocx, makePdf } from "../../../tests/support/rag/documents.js";
-import { clientsFor, openRag, platformPrincipal, type Rag, type RagClients, tenantPrincipal } from "../../../tests/support/rag/harness.js";
+import {
+  clientsFor,
+  documentsCipher,
+  openRag,
+  platformPrincipal,
+  type Rag,
+  type RagClients,
+  tenantPrincipal,
+} from "../../../tests/support/rag/harness.js";
 import { createPgliteDatabase } from "../../kernel/db/pglite-database.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { createLocalEventBus } from "../../kernel/events/local-bus.js";
@@ -19,7 +27,12 @@ async function chunkRows(db: Database, tenantId: string, documentId: string) {
     "SELECT version, ordinal, char_start, char_end, text FROM retrieval.chunks WHERE tenant_id = $1 AND document_id = $2 ORDER BY ordinal",
     [tenantId, documentId],
   );
-  return rows;
+  // The texts are sealed at rest (docs/governance.md); open them as the search does.
+  const texts = await documentsCipher(db).openTexts(
+    tenantId,
+    rows.map((r) => r.text),
+  );
+  return rows.map((r, i) => ({ ...r, text: texts[i]! }));
 }
 
 describe("document lifecycle (PGlite + local bus, real worker)", () => {

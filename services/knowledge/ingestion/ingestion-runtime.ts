@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Database } from "../../kernel/db/ports.js";
 import type { BackoffOptions, EventBus, Subscription } from "../../kernel/events/ports.js";
+import type { FieldCipher } from "../../kernel/keyring/index.js";
 import type { ConsumerSpec, PeriodicTask } from "../../kernel/service/index.js";
 import { createPgChunkIndex } from "../retrieval/adapters/postgres-chunk-index.js";
 import type { EmbeddingModels } from "../retrieval/embeddings/ports.js";
@@ -40,6 +41,8 @@ export interface IngestionRuntimeOptions {
   watchPollMs?: number;
   /** Worker consumer name. Default "ingestion-worker". */
   consumerName?: string;
+  /** Seals document contents and chunk texts at rest ("documents" purpose); absent: in the clear. */
+  cipher?: FieldCipher;
 }
 
 /** The ingestion role's parts, wired. */
@@ -73,8 +76,8 @@ export interface IngestionRuntime {
  */
 export function createIngestionRuntime(o: IngestionRuntimeOptions): IngestionRuntime {
   const documents = createPgDocumentRepository();
-  const contents = createPgContentStore();
-  const chunkIndex = createPgChunkIndex({ vectors: o.vectors });
+  const contents = createPgContentStore(o.cipher);
+  const chunkIndex = createPgChunkIndex({ vectors: o.vectors, ...(o.cipher ? { cipher: o.cipher } : {}) });
   const aggregate = documentAggregate({ documents, contents, chunkIndex });
   const feed = new DocumentFeed(o.db, o.logger);
   const maxDeliver = o.maxDeliver ?? 5;

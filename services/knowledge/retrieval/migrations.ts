@@ -18,7 +18,8 @@ export const MAX_HNSW_DIMENSIONS = 2000;
 /**
  * Tables every installation has. Chunks carry a copy of their document's file name and
  * metadata, so search filters and citations need no other service's tables; `tsv` is the
- * full-text vector (GIN-indexed), generated from the text.
+ * full-text vector (GIN-indexed), written from the plaintext (the `text` column holds it sealed
+ * when encryption at rest is on).
  */
 const BASE: readonly Migration[] = [
   {
@@ -73,6 +74,12 @@ CREATE INDEX chunks_tenant_corpus ON retrieval.chunks (tenant_id, corpus_id, emb
 CREATE INDEX chunks_tsv ON retrieval.chunks USING gin (tsv);
 CREATE INDEX chunks_metadata ON retrieval.chunks USING gin (metadata jsonb_path_ops);
 `,
+  },
+  {
+    // Chunk texts are sealed with the keyring (docs/security.md): the full-text vector is
+    // written from the plaintext by the chunk index instead of generated from the column.
+    id: "0003_tsv_written",
+    sql: "ALTER TABLE retrieval.chunks ALTER COLUMN tsv DROP EXPRESSION;",
   },
 ];
 

@@ -6,16 +6,16 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Citation, Message as Message$1, Session } from "./session_pb.js";
 import { file_nexus_agent_v1_session } from "./session_pb.js";
-import type { Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file nexus/agent/v1/agent_service.proto.
  */
 export const file_nexus_agent_v1_agent_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJuZXh1cy9hZ2VudC92MS9hZ2VudF9zZXJ2aWNlLnByb3RvEg5uZXh1cy5hZ2VudC52MSKJAgoKUnVuUmVxdWVzdBJECgpzZXNzaW9uX2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSQgoJY29ycHVzX2lkGAIgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIbCgdtZXNzYWdlGAMgASgJQgq6SAdyBRABGIB9Eh0KBXRvcF9rGAQgASgNQgm6SAYqBBgyKAFIAIgBARIrCgdvcHRpb25zGAUgASgLMhoubmV4dXMuYWdlbnQudjEuUnVuT3B0aW9uc0IICgZfdG9wX2si0gEKClJ1bk9wdGlvbnMSMwoIcHJvdmlkZXIYASABKAlCIbpIHtgBAXIZGEAyFV5bYS16MC05XVthLXowLTlfLV0qJBIXCgVtb2RlbBgCIAEoCUIIukgFcgMYyAESMQoLdGVtcGVyYXR1cmUYAyABKAFCF7pIFBISGQAAAAAAAABAKQAAAAAAAAAASACIAQESJAoKbWF4X3Rva2VucxgEIAEoDUILukgIKgYYgIACKAFIAYgBAUIOCgxfdGVtcGVyYXR1cmVCDQoLX21heF90b2tlbnMi9QIKC1J1blJlc3BvbnNlEgsKA3NlcRgBIAEoBBIvCghhY2NlcHRlZBgCIAEoCzIbLm5leHVzLmFnZW50LnYxLlJ1bkFjY2VwdGVkSAASMQoJcmV0cmlldmFsGAMgASgLMhwubmV4dXMuYWdlbnQudjEuUnVuUmV0cmlldmFsSAASMQoLdG9rZW5fZGVsdGEYBCABKAsyGi5uZXh1cy5hZ2VudC52MS5Ub2tlbkRlbHRhSAASNQoNbWVzc2FnZV9maW5hbBgFIAEoCzIcLm5leHVzLmFnZW50LnYxLk1lc3NhZ2VGaW5hbEgAEi4KCWhlYXJ0YmVhdBgGIAEoCzIZLm5leHVzLmFnZW50LnYxLkhlYXJ0YmVhdEgAEikKBWVycm9yGAcgASgLMhgubmV4dXMuYWdlbnQudjEuUnVuRXJyb3JIABInCgRkb25lGAggASgLMhcubmV4dXMuYWdlbnQudjEuUnVuRG9uZUgAQgcKBWV2ZW50ImkKC1J1bkFjY2VwdGVkEhIKCnJlcXVlc3RfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIRCgljb3JwdXNfaWQYAyABKAkSEAoIcHJvdmlkZXIYBCABKAkSDQoFbW9kZWwYBSABKAkiPAoMUnVuUmV0cmlldmFsEiwKBGhpdHMYASADKAsyHi5uZXh1cy5hZ2VudC52MS5SZXRyaWV2ZWRDaHVuayJxCg5SZXRyaWV2ZWRDaHVuaxITCgtkb2N1bWVudF9pZBgBIAEoCRIVCg1jaHVua19vcmRpbmFsGAIgASgNEhIKCmNoYXJfc3RhcnQYAyABKA0SEAoIY2hhcl9lbmQYBCABKA0SDQoFc2NvcmUYBSABKAEiGgoKVG9rZW5EZWx0YRIMCgR0ZXh0GAEgASgJIqEBCgxNZXNzYWdlRmluYWwSEgoKbWVzc2FnZV9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEisKCWNpdGF0aW9ucxgDIAMoCzIYLm5leHVzLmFnZW50LnYxLkNpdGF0aW9uEhQKDGlucHV0X3Rva2VucxgEIAEoBBIVCg1vdXRwdXRfdG9rZW5zGAUgASgEEhUKDWZpbmlzaF9yZWFzb24YBiABKAkiOAoJSGVhcnRiZWF0EisKB3NlbnRfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItQBCghSdW5FcnJvchIMCgRjb2RlGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJEjgKCG1ldGFkYXRhGAQgAygLMiYubmV4dXMuYWdlbnQudjEuUnVuRXJyb3IuTWV0YWRhdGFFbnRyeRIuCgtyZXRyeV9hZnRlchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiYQoHUnVuRG9uZRIpCgZzdGF0dXMYASABKA4yGS5uZXh1cy5hZ2VudC52MS5SdW5TdGF0dXMSKwoIZHVyYXRpb24YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iMgoQQ2FuY2VsUnVuUmVxdWVzdBIeCgpyZXF1ZXN0X2lkGAEgASgJQgq6SAdyBRABGIABIiYKEUNhbmNlbFJ1blJlc3BvbnNlEhEKCWNhbmNlbGxlZBgBIAEoCCJ5ChFHZXRTZXNzaW9uUmVxdWVzdBJDCgpzZXNzaW9uX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIfCg1tZXNzYWdlX2xpbWl0GAIgASgNQgi6SAUqAxj0AyJpChJHZXRTZXNzaW9uUmVzcG9uc2USKAoHc2Vzc2lvbhgBIAEoCzIXLm5leHVzLmFnZW50LnYxLlNlc3Npb24SKQoIbWVzc2FnZXMYAiADKAsyFy5uZXh1cy5hZ2VudC52MS5NZXNzYWdlIpUBChNMaXN0U2Vzc2lvbnNSZXF1ZXN0EkMKCWNvcnB1c19pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMYyAESHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgiWgoUTGlzdFNlc3Npb25zUmVzcG9uc2USKQoIc2Vzc2lvbnMYASADKAsyFy5uZXh1cy5hZ2VudC52MS5TZXNzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJbChREZWxldGVTZXNzaW9uUmVxdWVzdBJDCgpzZXNzaW9uX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCIXChVEZWxldGVTZXNzaW9uUmVzcG9uc2UqcgoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIYChRSVU5fU1RBVFVTX0NPTVBMRVRFRBABEhUKEVJVTl9TVEFUVVNfRkFJTEVEEAISGAoUUlVOX1NUQVRVU19DQU5DRUxMRUQQAzKwAwoMQWdlbnRTZXJ2aWNlEkAKA1J1bhIaLm5leHVzLmFnZW50LnYxLlJ1blJlcXVlc3QaGy5uZXh1cy5hZ2VudC52MS5SdW5SZXNwb25zZTABElAKCUNhbmNlbFJ1bhIgLm5leHVzLmFnZW50LnYxLkNhbmNlbFJ1blJlcXVlc3QaIS5uZXh1cy5hZ2VudC52MS5DYW5jZWxSdW5SZXNwb25zZRJTCgpHZXRTZXNzaW9uEiEubmV4dXMuYWdlbnQudjEuR2V0U2Vzc2lvblJlcXVlc3QaIi5uZXh1cy5hZ2VudC52MS5HZXRTZXNzaW9uUmVzcG9uc2USWQoMTGlzdFNlc3Npb25zEiMubmV4dXMuYWdlbnQudjEuTGlzdFNlc3Npb25zUmVxdWVzdBokLm5leHVzLmFnZW50LnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlElwKDURlbGV0ZVNlc3Npb24SJC5uZXh1cy5hZ2VudC52MS5EZWxldGVTZXNzaW9uUmVxdWVzdBolLm5leHVzLmFnZW50LnYxLkRlbGV0ZVNlc3Npb25SZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_timestamp, file_nexus_agent_v1_session]);
+  fileDesc("CiJuZXh1cy9hZ2VudC92MS9hZ2VudF9zZXJ2aWNlLnByb3RvEg5uZXh1cy5hZ2VudC52MSKZAwoKUnVuUmVxdWVzdBJECgpzZXNzaW9uX2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSQgoJY29ycHVzX2lkGAIgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIbCgdtZXNzYWdlGAMgASgJQgq6SAdyBRABGIB9Eh0KBXRvcF9rGAQgASgNQgm6SAYqBBgyKAFIAIgBARIrCgdvcHRpb25zGAUgASgLMhoubmV4dXMuYWdlbnQudjEuUnVuT3B0aW9ucxI8Cgp0b29sX2NhbGxzGAYgAygLMh4ubmV4dXMuYWdlbnQudjEuVG9vbEludm9jYXRpb25CCLpIBZIBAhAIElAKBXRvb2xzGAcgAygJQkG6SD6SATsQECI3cjUyM15bYS16XVthLXowLTlfLV17MCw2Mn1cLltBLVphLXpdW0EtWmEtejAtOV9dezAsNjN9JEIICgZfdG9wX2siowEKDlRvb2xJbnZvY2F0aW9uEjIKBm1vZHVsZRgBIAEoCUIiukgfch0QARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JBI1CgR0b29sGAIgASgJQie6SCRyIhABGEAyHF5bQS1aYS16XVtBLVphLXowLTlfXXswLDYzfSQSJgoFaW5wdXQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0ItIBCgpSdW5PcHRpb25zEjMKCHByb3ZpZGVyGAEgASgJQiG6SB7YAQFyGRhAMhVeW2EtejAtOV1bYS16MC05Xy1dKiQSFwoFbW9kZWwYAiABKAlCCLpIBXIDGMgBEjEKC3RlbXBlcmF0dXJlGAMgASgBQhe6SBQSEhkAAAAAAAAAQCkAAAAAAAAAAEgAiAEBEiQKCm1heF90b2tlbnMYBCABKA1CC7pICCoGGICAAigBSAGIAQFCDgoMX3RlbXBlcmF0dXJlQg0KC19tYXhfdG9rZW5zItcDCgtSdW5SZXNwb25zZRILCgNzZXEYASABKAQSLwoIYWNjZXB0ZWQYAiABKAsyGy5uZXh1cy5hZ2VudC52MS5SdW5BY2NlcHRlZEgAEjEKCXJldHJpZXZhbBgDIAEoCzIcLm5leHVzLmFnZW50LnYxLlJ1blJldHJpZXZhbEgAEjEKC3Rva2VuX2RlbHRhGAQgASgLMhoubmV4dXMuYWdlbnQudjEuVG9rZW5EZWx0YUgAEjUKDW1lc3NhZ2VfZmluYWwYBSABKAsyHC5uZXh1cy5hZ2VudC52MS5NZXNzYWdlRmluYWxIABIuCgloZWFydGJlYXQYBiABKAsyGS5uZXh1cy5hZ2VudC52MS5IZWFydGJlYXRIABIpCgVlcnJvchgHIAEoCzIYLm5leHVzLmFnZW50LnYxLlJ1bkVycm9ySAASJwoEZG9uZRgIIAEoCzIXLm5leHVzLmFnZW50LnYxLlJ1bkRvbmVIABItCgl0b29sX2NhbGwYCSABKAsyGC5uZXh1cy5hZ2VudC52MS5Ub29sQ2FsbEgAEjEKC3Rvb2xfcmVzdWx0GAogASgLMhoubmV4dXMuYWdlbnQudjEuVG9vbFJlc3VsdEgAQgcKBWV2ZW50InQKCFRvb2xDYWxsEg8KB2NhbGxfaWQYASABKAkSDgoGbW9kdWxlGAIgASgJEgwKBHRvb2wYAyABKAkSJgoFaW5wdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhEKCWNob3Nlbl9ieRgFIAEoCSLiAQoKVG9vbFJlc3VsdBIPCgdjYWxsX2lkGAEgASgJEg4KBm1vZHVsZRgCIAEoCRIMCgR0b29sGAMgASgJEhYKDm1vZHVsZV92ZXJzaW9uGAQgASgJEicKBm91dHB1dBgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoFZXJyb3IYBiABKAsyGC5uZXh1cy5hZ2VudC52MS5SdW5FcnJvchIrCghkdXJhdGlvbhgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIOCgZjYWNoZWQYCCABKAgiaQoLUnVuQWNjZXB0ZWQSEgoKcmVxdWVzdF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEhEKCWNvcnB1c19pZBgDIAEoCRIQCghwcm92aWRlchgEIAEoCRINCgVtb2RlbBgFIAEoCSI8CgxSdW5SZXRyaWV2YWwSLAoEaGl0cxgBIAMoCzIeLm5leHVzLmFnZW50LnYxLlJldHJpZXZlZENodW5rInEKDlJldHJpZXZlZENodW5rEhMKC2RvY3VtZW50X2lkGAEgASgJEhUKDWNodW5rX29yZGluYWwYAiABKA0SEgoKY2hhcl9zdGFydBgDIAEoDRIQCghjaGFyX2VuZBgEIAEoDRINCgVzY29yZRgFIAEoASIaCgpUb2tlbkRlbHRhEgwKBHRleHQYASABKAkioQEKDE1lc3NhZ2VGaW5hbBISCgptZXNzYWdlX2lkGAEgASgJEgwKBHRleHQYAiABKAkSKwoJY2l0YXRpb25zGAMgAygLMhgubmV4dXMuYWdlbnQudjEuQ2l0YXRpb24SFAoMaW5wdXRfdG9rZW5zGAQgASgEEhUKDW91dHB1dF90b2tlbnMYBSABKAQSFQoNZmluaXNoX3JlYXNvbhgGIAEoCSI4CglIZWFydGJlYXQSKwoHc2VudF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi1AEKCFJ1bkVycm9yEgwKBGNvZGUYASABKAkSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSOAoIbWV0YWRhdGEYBCADKAsyJi5uZXh1cy5hZ2VudC52MS5SdW5FcnJvci5NZXRhZGF0YUVudHJ5Ei4KC3JldHJ5X2FmdGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJhCgdSdW5Eb25lEikKBnN0YXR1cxgBIAEoDjIZLm5leHVzLmFnZW50LnYxLlJ1blN0YXR1cxIrCghkdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIyChBDYW5jZWxSdW5SZXF1ZXN0Eh4KCnJlcXVlc3RfaWQYASABKAlCCrpIB3IFEAEYgAEiJgoRQ2FuY2VsUnVuUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIInkKEUdldFNlc3Npb25SZXF1ZXN0EkMKCnNlc3Npb25faWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh8KDW1lc3NhZ2VfbGltaXQYAiABKA1CCLpIBSoDGPQDImkKEkdldFNlc3Npb25SZXNwb25zZRIoCgdzZXNzaW9uGAEgASgLMhcubmV4dXMuYWdlbnQudjEuU2Vzc2lvbhIpCghtZXNzYWdlcxgCIAMoCzIXLm5leHVzLmFnZW50LnYxLk1lc3NhZ2UilQEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSQwoJY29ycHVzX2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGwoJcGFnZV9zaXplGAIgASgNQgi6SAUqAxjIARIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJaChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIpCghzZXNzaW9ucxgBIAMoCzIXLm5leHVzLmFnZW50LnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlsKFERlbGV0ZVNlc3Npb25SZXF1ZXN0EkMKCnNlc3Npb25faWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIhcKFURlbGV0ZVNlc3Npb25SZXNwb25zZSpyCglSdW5TdGF0dXMSGgoWUlVOX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFJVTl9TVEFUVVNfQ09NUExFVEVEEAESFQoRUlVOX1NUQVRVU19GQUlMRUQQAhIYChRSVU5fU1RBVFVTX0NBTkNFTExFRBADMrADCgxBZ2VudFNlcnZpY2USQAoDUnVuEhoubmV4dXMuYWdlbnQudjEuUnVuUmVxdWVzdBobLm5leHVzLmFnZW50LnYxLlJ1blJlc3BvbnNlMAESUAoJQ2FuY2VsUnVuEiAubmV4dXMuYWdlbnQudjEuQ2FuY2VsUnVuUmVxdWVzdBohLm5leHVzLmFnZW50LnYxLkNhbmNlbFJ1blJlc3BvbnNlElMKCkdldFNlc3Npb24SIS5uZXh1cy5hZ2VudC52MS5HZXRTZXNzaW9uUmVxdWVzdBoiLm5leHVzLmFnZW50LnYxLkdldFNlc3Npb25SZXNwb25zZRJZCgxMaXN0U2Vzc2lvbnMSIy5uZXh1cy5hZ2VudC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiQubmV4dXMuYWdlbnQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USXAoNRGVsZXRlU2Vzc2lvbhIkLm5leHVzLmFnZW50LnYxLkRlbGV0ZVNlc3Npb25SZXF1ZXN0GiUubmV4dXMuYWdlbnQudjEuRGVsZXRlU2Vzc2lvblJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_agent_v1_session]);
 
 /**
  * Input of Run.
@@ -59,6 +59,23 @@ export type RunRequest = Message<"nexus.agent.v1.RunRequest"> & {
    * @generated from field: nexus.agent.v1.RunOptions options = 5;
    */
   options?: RunOptions | undefined;
+
+  /**
+   * Tool calls to make before the model answers, in order (at most 8): how a run calls tools
+   * with the offline provider, which does not choose tools itself. Each call streams
+   * `tool_call` then `tool_result`; its output is given to the model with the passages.
+   *
+   * @generated from field: repeated nexus.agent.v1.ToolInvocation tool_calls = 6;
+   */
+  toolCalls: ToolInvocation[];
+
+  /**
+   * Tools the model may choose from, as "module.tool" of the tenant's active modules (at most
+   * 16), for providers with tool calling (openai). The model's calls stream like explicit ones.
+   *
+   * @generated from field: repeated string tools = 7;
+   */
+  tools: string[];
 };
 
 /**
@@ -67,6 +84,41 @@ export type RunRequest = Message<"nexus.agent.v1.RunRequest"> & {
  */
 export const RunRequestSchema: GenMessage<RunRequest> = /*@__PURE__*/
   messageDesc(file_nexus_agent_v1_agent_service, 0);
+
+/**
+ * One tool call a run makes (modules service, CallTool).
+ *
+ * @generated from message nexus.agent.v1.ToolInvocation
+ */
+export type ToolInvocation = Message<"nexus.agent.v1.ToolInvocation"> & {
+  /**
+   * The module, e.g. "weather".
+   *
+   * @generated from field: string module = 1;
+   */
+  module: string;
+
+  /**
+   * The tool within the module, e.g. "current".
+   *
+   * @generated from field: string tool = 2;
+   */
+  tool: string;
+
+  /**
+   * The tool's input.
+   *
+   * @generated from field: google.protobuf.Struct input = 3;
+   */
+  input?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message nexus.agent.v1.ToolInvocation.
+ * Use `create(ToolInvocationSchema)` to create a new message.
+ */
+export const ToolInvocationSchema: GenMessage<ToolInvocation> = /*@__PURE__*/
+  messageDesc(file_nexus_agent_v1_agent_service, 1);
 
 /**
  * Model settings of a run, within the tenant's plan entitlements.
@@ -110,7 +162,7 @@ export type RunOptions = Message<"nexus.agent.v1.RunOptions"> & {
  * Use `create(RunOptionsSchema)` to create a new message.
  */
 export const RunOptionsSchema: GenMessage<RunOptions> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 1);
+  messageDesc(file_nexus_agent_v1_agent_service, 2);
 
 /**
  * One event of a Run stream.
@@ -187,6 +239,22 @@ export type RunResponse = Message<"nexus.agent.v1.RunResponse"> & {
      */
     value: RunDone;
     case: "done";
+  } | {
+    /**
+     * A tool call is about to be made (explicit or chosen by the model).
+     *
+     * @generated from field: nexus.agent.v1.ToolCall tool_call = 9;
+     */
+    value: ToolCall;
+    case: "toolCall";
+  } | {
+    /**
+     * A tool call's result or failure; a failure does not fail the run.
+     *
+     * @generated from field: nexus.agent.v1.ToolResult tool_result = 10;
+     */
+    value: ToolResult;
+    case: "toolResult";
   } | { case: undefined; value?: undefined };
 };
 
@@ -195,7 +263,126 @@ export type RunResponse = Message<"nexus.agent.v1.RunResponse"> & {
  * Use `create(RunResponseSchema)` to create a new message.
  */
 export const RunResponseSchema: GenMessage<RunResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 2);
+  messageDesc(file_nexus_agent_v1_agent_service, 3);
+
+/**
+ * A tool call of a run.
+ *
+ * @generated from message nexus.agent.v1.ToolCall
+ */
+export type ToolCall = Message<"nexus.agent.v1.ToolCall"> & {
+  /**
+   * Identifies the call; its `tool_result` carries the same id.
+   *
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+
+  /**
+   * The module.
+   *
+   * @generated from field: string module = 2;
+   */
+  module: string;
+
+  /**
+   * The tool.
+   *
+   * @generated from field: string tool = 3;
+   */
+  tool: string;
+
+  /**
+   * The input given to the tool.
+   *
+   * @generated from field: google.protobuf.Struct input = 4;
+   */
+  input?: JsonObject | undefined;
+
+  /**
+   * "request" (RunRequest.tool_calls) or "model" (chosen by the model).
+   *
+   * @generated from field: string chosen_by = 5;
+   */
+  chosenBy: string;
+};
+
+/**
+ * Describes the message nexus.agent.v1.ToolCall.
+ * Use `create(ToolCallSchema)` to create a new message.
+ */
+export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
+  messageDesc(file_nexus_agent_v1_agent_service, 4);
+
+/**
+ * What a tool call came to.
+ *
+ * @generated from message nexus.agent.v1.ToolResult
+ */
+export type ToolResult = Message<"nexus.agent.v1.ToolResult"> & {
+  /**
+   * The call's id (from `tool_call`).
+   *
+   * @generated from field: string call_id = 1;
+   */
+  callId: string;
+
+  /**
+   * The module.
+   *
+   * @generated from field: string module = 2;
+   */
+  module: string;
+
+  /**
+   * The tool.
+   *
+   * @generated from field: string tool = 3;
+   */
+  tool: string;
+
+  /**
+   * The module version that ran; empty when the call failed before one ran.
+   *
+   * @generated from field: string module_version = 4;
+   */
+  moduleVersion: string;
+
+  /**
+   * The tool's output; unset when the call failed.
+   *
+   * @generated from field: google.protobuf.Struct output = 5;
+   */
+  output?: JsonObject | undefined;
+
+  /**
+   * Why the call failed (e.g. reason MODULE_TIMEOUT); unset when it succeeded.
+   *
+   * @generated from field: nexus.agent.v1.RunError error = 6;
+   */
+  error?: RunError | undefined;
+
+  /**
+   * Wall time of the call.
+   *
+   * @generated from field: google.protobuf.Duration duration = 7;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * True when the output came from the module's result cache.
+   *
+   * @generated from field: bool cached = 8;
+   */
+  cached: boolean;
+};
+
+/**
+ * Describes the message nexus.agent.v1.ToolResult.
+ * Use `create(ToolResultSchema)` to create a new message.
+ */
+export const ToolResultSchema: GenMessage<ToolResult> = /*@__PURE__*/
+  messageDesc(file_nexus_agent_v1_agent_service, 5);
 
 /**
  * The run was admitted.
@@ -246,7 +433,7 @@ export type RunAccepted = Message<"nexus.agent.v1.RunAccepted"> & {
  * Use `create(RunAcceptedSchema)` to create a new message.
  */
 export const RunAcceptedSchema: GenMessage<RunAccepted> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 3);
+  messageDesc(file_nexus_agent_v1_agent_service, 6);
 
 /**
  * What retrieval found for the question.
@@ -267,7 +454,7 @@ export type RunRetrieval = Message<"nexus.agent.v1.RunRetrieval"> & {
  * Use `create(RunRetrievalSchema)` to create a new message.
  */
 export const RunRetrievalSchema: GenMessage<RunRetrieval> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 4);
+  messageDesc(file_nexus_agent_v1_agent_service, 7);
 
 /**
  * A retrieved passage (ids and scores; the text stays on the server).
@@ -316,7 +503,7 @@ export type RetrievedChunk = Message<"nexus.agent.v1.RetrievedChunk"> & {
  * Use `create(RetrievedChunkSchema)` to create a new message.
  */
 export const RetrievedChunkSchema: GenMessage<RetrievedChunk> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 5);
+  messageDesc(file_nexus_agent_v1_agent_service, 8);
 
 /**
  * A piece of answer text.
@@ -337,7 +524,7 @@ export type TokenDelta = Message<"nexus.agent.v1.TokenDelta"> & {
  * Use `create(TokenDeltaSchema)` to create a new message.
  */
 export const TokenDeltaSchema: GenMessage<TokenDelta> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 6);
+  messageDesc(file_nexus_agent_v1_agent_service, 9);
 
 /**
  * The complete answer.
@@ -393,7 +580,7 @@ export type MessageFinal = Message<"nexus.agent.v1.MessageFinal"> & {
  * Use `create(MessageFinalSchema)` to create a new message.
  */
 export const MessageFinalSchema: GenMessage<MessageFinal> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 7);
+  messageDesc(file_nexus_agent_v1_agent_service, 10);
 
 /**
  * Keep-alive.
@@ -414,7 +601,7 @@ export type Heartbeat = Message<"nexus.agent.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 8);
+  messageDesc(file_nexus_agent_v1_agent_service, 11);
 
 /**
  * Why an accepted run failed; the same fields as an RPC error would carry.
@@ -464,7 +651,7 @@ export type RunError = Message<"nexus.agent.v1.RunError"> & {
  * Use `create(RunErrorSchema)` to create a new message.
  */
 export const RunErrorSchema: GenMessage<RunError> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 9);
+  messageDesc(file_nexus_agent_v1_agent_service, 12);
 
 /**
  * The stream's last event.
@@ -492,7 +679,7 @@ export type RunDone = Message<"nexus.agent.v1.RunDone"> & {
  * Use `create(RunDoneSchema)` to create a new message.
  */
 export const RunDoneSchema: GenMessage<RunDone> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 10);
+  messageDesc(file_nexus_agent_v1_agent_service, 13);
 
 /**
  * Input of CancelRun.
@@ -513,7 +700,7 @@ export type CancelRunRequest = Message<"nexus.agent.v1.CancelRunRequest"> & {
  * Use `create(CancelRunRequestSchema)` to create a new message.
  */
 export const CancelRunRequestSchema: GenMessage<CancelRunRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 11);
+  messageDesc(file_nexus_agent_v1_agent_service, 14);
 
 /**
  * Output of CancelRun.
@@ -535,7 +722,7 @@ export type CancelRunResponse = Message<"nexus.agent.v1.CancelRunResponse"> & {
  * Use `create(CancelRunResponseSchema)` to create a new message.
  */
 export const CancelRunResponseSchema: GenMessage<CancelRunResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 12);
+  messageDesc(file_nexus_agent_v1_agent_service, 15);
 
 /**
  * Input of GetSession.
@@ -563,7 +750,7 @@ export type GetSessionRequest = Message<"nexus.agent.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 13);
+  messageDesc(file_nexus_agent_v1_agent_service, 16);
 
 /**
  * Output of GetSession.
@@ -591,7 +778,7 @@ export type GetSessionResponse = Message<"nexus.agent.v1.GetSessionResponse"> & 
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 14);
+  messageDesc(file_nexus_agent_v1_agent_service, 17);
 
 /**
  * Input of ListSessions.
@@ -626,7 +813,7 @@ export type ListSessionsRequest = Message<"nexus.agent.v1.ListSessionsRequest"> 
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 15);
+  messageDesc(file_nexus_agent_v1_agent_service, 18);
 
 /**
  * Output of ListSessions.
@@ -654,7 +841,7 @@ export type ListSessionsResponse = Message<"nexus.agent.v1.ListSessionsResponse"
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 16);
+  messageDesc(file_nexus_agent_v1_agent_service, 19);
 
 /**
  * Input of DeleteSession.
@@ -675,7 +862,7 @@ export type DeleteSessionRequest = Message<"nexus.agent.v1.DeleteSessionRequest"
  * Use `create(DeleteSessionRequestSchema)` to create a new message.
  */
 export const DeleteSessionRequestSchema: GenMessage<DeleteSessionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 17);
+  messageDesc(file_nexus_agent_v1_agent_service, 20);
 
 /**
  * Output of DeleteSession. Empty: success means the session and its messages are gone.
@@ -690,7 +877,7 @@ export type DeleteSessionResponse = Message<"nexus.agent.v1.DeleteSessionRespons
  * Use `create(DeleteSessionResponseSchema)` to create a new message.
  */
 export const DeleteSessionResponseSchema: GenMessage<DeleteSessionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 18);
+  messageDesc(file_nexus_agent_v1_agent_service, 21);
 
 /**
  * How an accepted run ended.
@@ -743,7 +930,7 @@ export const AgentService: GenService<{
    * Answers a message from a corpus, streaming the run as it happens. Every response is
    * one event with a `seq` that rises by 1 from 1:
    *
-   *   accepted -> retrieval -> token_delta* -> message_final -> done
+   *   accepted -> retrieval -> (tool_call -> tool_result)* -> token_delta* -> message_final -> done
    *
    * with heartbeats in between (every 10 s by default; they share the seq counter). A
    * failure after acceptance ends the stream with `error` and then `done` (status FAILED);

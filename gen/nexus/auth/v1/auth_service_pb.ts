@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/auth/v1/auth_service.proto.
  */
 export const file_nexus_auth_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBuZXh1cy9hdXRoL3YxL2F1dGhfc2VydmljZS5wcm90bxINbmV4dXMuYXV0aC52MSKlAQoTQ3JlYXRlVGVuYW50UmVxdWVzdBI9CgRzbHVnGAEgASgJQi+6SCxyKhABGD8yJF5bYS16MC05XShbYS16MC05LV17MCw2MX1bYS16MC05XSk/JBIgCgxkaXNwbGF5X25hbWUYAiABKAlCCrpIB3IFEAEYyAESLQoEcGxhbhgDIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbkIKukgHggEEEAEgACI9ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCKsAQoQR2V0VGVuYW50UmVxdWVzdBJECgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kSAASPwoEc2x1ZxgCIAEoCUIvukgscioQARg/MiReW2EtejAtOV0oW2EtejAtOS1dezAsNjF9W2EtejAtOV0pPyRIAEIRCghzZWxlY3RvchIFukgCCAEiOgoRR2V0VGVuYW50UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIEjUKBnN0YXR1cxgDIAEoDjIbLm5leHVzLmF1dGgudjEuVGVuYW50U3RhdHVzQgi6SAWCAQIQARIrCgRwbGFuGAQgASgOMhMubmV4dXMuYXV0aC52MS5QbGFuQgi6SAWCAQIQASJWChNMaXN0VGVuYW50c1Jlc3BvbnNlEiYKB3RlbmFudHMYASADKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkidAoUU3VzcGVuZFRlbmFudFJlcXVlc3QSQgoJdGVuYW50X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIYCgZyZWFzb24YAiABKAlCCLpIBXIDGPQDIj4KFVN1c3BlbmRUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCJZChNSZXN1bWVUZW5hbnRSZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiPQoUUmVzdW1lVGVuYW50UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQigwEKDlNldFBsYW5SZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSLQoEcGxhbhgCIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbkIKukgHggEEEAEgACI4Cg9TZXRQbGFuUmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQinAEKHlNldEVudGl0bGVtZW50T3ZlcnJpZGVzUmVxdWVzdBJCCgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEjYKCW92ZXJyaWRlcxgCIAEoCzIjLm5leHVzLmF1dGgudjEuRW50aXRsZW1lbnRPdmVycmlkZXMiSAofU2V0RW50aXRsZW1lbnRPdmVycmlkZXNSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCLKAwoTVXBkYXRlVGVuYW50UmVxdWVzdBJCCgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh4KDGRpc3BsYXlfbmFtZRgCIAEoCUIIukgFcgMYyAESqQEKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0J4ukh1ugFeChx0ZW5hbnQudXBkYXRlX21hc2subm9uX2VtcHR5Eih1cGRhdGVfbWFzayBtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhRzaXplKHRoaXMucGF0aHMpID4gMMgBAeIBDhIMZGlzcGxheV9uYW1lOqIBukieARqbAQocdGVuYW50LmRpc3BsYXlfbmFtZS5yZXF1aXJlZBIvZGlzcGxheV9uYW1lIGNhbm5vdCBiZSBlbXB0eSB3aGVuIGl0IGlzIHVwZGF0ZWQaSiEoJ2Rpc3BsYXlfbmFtZScgaW4gdGhpcy51cGRhdGVfbWFzay5wYXRocykgfHwgc2l6ZSh0aGlzLmRpc3BsYXlfbmFtZSkgPiAwIj0KFFVwZGF0ZVRlbmFudFJlc3BvbnNlEiUKBnRlbmFudBgBIAEoCzIVLm5leHVzLmF1dGgudjEuVGVuYW50IrADChNDcmVhdGVBcGlLZXlSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhcKBG5hbWUYAiABKAlCCbpIBnIEEAEYZBIrCgRyb2xlGAMgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlQgi6SAWCAQIQARI4CgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIIukgFsgECQAESFAoMcGxhdGZvcm1fa2V5GAUgASgIOr0Buki5ARq2AQoZYXBpX2tleS5yb2xlX21hdGNoZXNfa2luZBJKdGVuYW50IGtleXMgbmVlZCBhIHJvbGU7IHBsYXRmb3JtIGtleXMgdGFrZSBuZWl0aGVyIGEgcm9sZSBub3IgYSB0ZW5hbnRfaWQaTXRoaXMucGxhdGZvcm1fa2V5ID8gKHRoaXMucm9sZSA9PSAwICYmIHRoaXMudGVuYW50X2lkID09ICcnKSA6IHRoaXMucm9sZSAhPSAwIlUKFENyZWF0ZUFwaUtleVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleRIVCg1wbGFpbnRleHRfa2V5GAIgASgJIu0BChJMaXN0QXBpS2V5c1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGwoJcGFnZV9zaXplGAIgASgNQgi6SAUqAxjIARIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACBJACghzdGF0dXNlcxgEIAMoDjIbLm5leHVzLmF1dGgudjEuQXBpS2V5U3RhdHVzQhG6SA6SAQsQBSIHggEEEAEgABIVCg1wbGF0Zm9ybV9rZXlzGAUgASgIIlcKE0xpc3RBcGlLZXlzUmVzcG9uc2USJwoIYXBpX2tleXMYASADKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUwoQR2V0QXBpS2V5UmVxdWVzdBI/CgZrZXlfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIjsKEUdldEFwaUtleVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleSJwChNSZXZva2VBcGlLZXlSZXF1ZXN0Ej8KBmtleV9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGAoGcmVhc29uGAIgASgJQgi6SAVyAxj0AyI+ChRSZXZva2VBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXki0gEKE1JvdGF0ZUFwaUtleVJlcXVlc3QSPwoGa2V5X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBJACgxncmFjZV9wZXJpb2QYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CD7pIDKoBCSIFCICangEyABI4CgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIIukgFsgECQAEihgEKFFJvdGF0ZUFwaUtleVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleRIVCg1wbGFpbnRleHRfa2V5GAIgASgJEi8KEHByZXZpb3VzX2FwaV9rZXkYAyABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleSJaChdSZWFjdGl2YXRlQXBpS2V5UmVxdWVzdBI/CgZrZXlfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIkIKGFJlYWN0aXZhdGVBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkihgEKFFNldEFwaUtleVJvbGVSZXF1ZXN0Ej8KBmtleV9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSLQoEcm9sZRgCIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZUIKukgHggEEEAEgACI/ChVTZXRBcGlLZXlSb2xlUmVzcG9uc2USJgoHYXBpX2tleRgBIAEoCzIVLm5leHVzLmF1dGgudjEuQXBpS2V5IjIKE0F1dGhlbnRpY2F0ZVJlcXVlc3QSGwoHYXBpX2tleRgBIAEoCUIKukgHcgUQARiAAiJ0ChRBdXRoZW50aWNhdGVSZXNwb25zZRIrCglwcmluY2lwYWwYASABKAsyGC5uZXh1cy5hdXRoLnYxLlByaW5jaXBhbBIvCgt2YWxpZF91bnRpbBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiDwoNV2hvQW1JUmVxdWVzdCJlCg5XaG9BbUlSZXNwb25zZRIrCglwcmluY2lwYWwYASABKAsyGC5uZXh1cy5hdXRoLnYxLlByaW5jaXBhbBImCgdhcGlfa2V5GAIgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXky8AsKC0F1dGhTZXJ2aWNlElcKDENyZWF0ZVRlbmFudBIiLm5leHVzLmF1dGgudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBojLm5leHVzLmF1dGgudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USTgoJR2V0VGVuYW50Eh8ubmV4dXMuYXV0aC52MS5HZXRUZW5hbnRSZXF1ZXN0GiAubmV4dXMuYXV0aC52MS5HZXRUZW5hbnRSZXNwb25zZRJUCgtMaXN0VGVuYW50cxIhLm5leHVzLmF1dGgudjEuTGlzdFRlbmFudHNSZXF1ZXN0GiIubmV4dXMuYXV0aC52MS5MaXN0VGVuYW50c1Jlc3BvbnNlEloKDVN1c3BlbmRUZW5hbnQSIy5uZXh1cy5hdXRoLnYxLlN1c3BlbmRUZW5hbnRSZXF1ZXN0GiQubmV4dXMuYXV0aC52MS5TdXNwZW5kVGVuYW50UmVzcG9uc2USVwoMUmVzdW1lVGVuYW50EiIubmV4dXMuYXV0aC52MS5SZXN1bWVUZW5hbnRSZXF1ZXN0GiMubmV4dXMuYXV0aC52MS5SZXN1bWVUZW5hbnRSZXNwb25zZRJICgdTZXRQbGFuEh0ubmV4dXMuYXV0aC52MS5TZXRQbGFuUmVxdWVzdBoeLm5leHVzLmF1dGgudjEuU2V0UGxhblJlc3BvbnNlEngKF1NldEVudGl0bGVtZW50T3ZlcnJpZGVzEi0ubmV4dXMuYXV0aC52MS5TZXRFbnRpdGxlbWVudE92ZXJyaWRlc1JlcXVlc3QaLi5uZXh1cy5hdXRoLnYxLlNldEVudGl0bGVtZW50T3ZlcnJpZGVzUmVzcG9uc2USVwoMVXBkYXRlVGVuYW50EiIubmV4dXMuYXV0aC52MS5VcGRhdGVUZW5hbnRSZXF1ZXN0GiMubmV4dXMuYXV0aC52MS5VcGRhdGVUZW5hbnRSZXNwb25zZRJXCgxDcmVhdGVBcGlLZXkSIi5uZXh1cy5hdXRoLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIy5uZXh1cy5hdXRoLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlElQKC0xpc3RBcGlLZXlzEiEubmV4dXMuYXV0aC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIi5uZXh1cy5hdXRoLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USTgoJR2V0QXBpS2V5Eh8ubmV4dXMuYXV0aC52MS5HZXRBcGlLZXlSZXF1ZXN0GiAubmV4dXMuYXV0aC52MS5HZXRBcGlLZXlSZXNwb25zZRJXCgxSZXZva2VBcGlLZXkSIi5uZXh1cy5hdXRoLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaIy5uZXh1cy5hdXRoLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlElcKDFJvdGF0ZUFwaUtleRIiLm5leHVzLmF1dGgudjEuUm90YXRlQXBpS2V5UmVxdWVzdBojLm5leHVzLmF1dGgudjEuUm90YXRlQXBpS2V5UmVzcG9uc2USYwoQUmVhY3RpdmF0ZUFwaUtleRImLm5leHVzLmF1dGgudjEuUmVhY3RpdmF0ZUFwaUtleVJlcXVlc3QaJy5uZXh1cy5hdXRoLnYxLlJlYWN0aXZhdGVBcGlLZXlSZXNwb25zZRJaCg1TZXRBcGlLZXlSb2xlEiMubmV4dXMuYXV0aC52MS5TZXRBcGlLZXlSb2xlUmVxdWVzdBokLm5leHVzLmF1dGgudjEuU2V0QXBpS2V5Um9sZVJlc3BvbnNlElcKDEF1dGhlbnRpY2F0ZRIiLm5leHVzLmF1dGgudjEuQXV0aGVudGljYXRlUmVxdWVzdBojLm5leHVzLmF1dGgudjEuQXV0aGVudGljYXRlUmVzcG9uc2USRQoGV2hvQW1JEhwubmV4dXMuYXV0aC52MS5XaG9BbUlSZXF1ZXN0Gh0ubmV4dXMuYXV0aC52MS5XaG9BbUlSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_nexus_auth_v1_api_key, file_nexus_auth_v1_tenant]);
+  fileDesc("CiBuZXh1cy9hdXRoL3YxL2F1dGhfc2VydmljZS5wcm90bxINbmV4dXMuYXV0aC52MSKlAQoTQ3JlYXRlVGVuYW50UmVxdWVzdBI9CgRzbHVnGAEgASgJQi+6SCxyKhABGD8yJF5bYS16MC05XShbYS16MC05LV17MCw2MX1bYS16MC05XSk/JBIgCgxkaXNwbGF5X25hbWUYAiABKAlCCrpIB3IFEAEYyAESLQoEcGxhbhgDIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbkIKukgHggEEEAEgACI9ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCKsAQoQR2V0VGVuYW50UmVxdWVzdBJECgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kSAASPwoEc2x1ZxgCIAEoCUIvukgscioQARg/MiReW2EtejAtOV0oW2EtejAtOS1dezAsNjF9W2EtejAtOV0pPyRIAEIRCghzZWxlY3RvchIFukgCCAEiOgoRR2V0VGVuYW50UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQisgEKEkdldFRlbmFudEF0UmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIrCgVhc19vZhgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIABIaCgd2ZXJzaW9uGAMgASgEQge6SAQyAigBSABCDgoFcG9pbnQSBbpIAggBIjwKE0dldFRlbmFudEF0UmVzcG9uc2USJQoGdGVuYW50GAEgASgLMhUubmV4dXMuYXV0aC52MS5UZW5hbnQiswEKEkxpc3RUZW5hbnRzUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIEjUKBnN0YXR1cxgDIAEoDjIbLm5leHVzLmF1dGgudjEuVGVuYW50U3RhdHVzQgi6SAWCAQIQARIrCgRwbGFuGAQgASgOMhMubmV4dXMuYXV0aC52MS5QbGFuQgi6SAWCAQIQASJWChNMaXN0VGVuYW50c1Jlc3BvbnNlEiYKB3RlbmFudHMYASADKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiqAEKFFN1c3BlbmRUZW5hbnRSZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGAoGcmVhc29uGAIgASgJQgi6SAVyAxj0AxIdChBleHBlY3RlZF92ZXJzaW9uGAMgASgESACIAQFCEwoRX2V4cGVjdGVkX3ZlcnNpb24iPgoVU3VzcGVuZFRlbmFudFJlc3BvbnNlEiUKBnRlbmFudBgBIAEoCzIVLm5leHVzLmF1dGgudjEuVGVuYW50Io0BChNSZXN1bWVUZW5hbnRSZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHQoQZXhwZWN0ZWRfdmVyc2lvbhgCIAEoBEgAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIj0KFFJlc3VtZVRlbmFudFJlc3BvbnNlEiUKBnRlbmFudBgBIAEoCzIVLm5leHVzLmF1dGgudjEuVGVuYW50IrcBCg5TZXRQbGFuUmVxdWVzdBJCCgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEi0KBHBsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW5CCrpIB4IBBBABIAASHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoBEgAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIjgKD1NldFBsYW5SZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCLQAQoeU2V0RW50aXRsZW1lbnRPdmVycmlkZXNSZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSNgoJb3ZlcnJpZGVzGAIgASgLMiMubmV4dXMuYXV0aC52MS5FbnRpdGxlbWVudE92ZXJyaWRlcxIdChBleHBlY3RlZF92ZXJzaW9uGAMgASgESACIAQFCEwoRX2V4cGVjdGVkX3ZlcnNpb24iSAofU2V0RW50aXRsZW1lbnRPdmVycmlkZXNSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCL+AwoTVXBkYXRlVGVuYW50UmVxdWVzdBJCCgl0ZW5hbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh4KDGRpc3BsYXlfbmFtZRgCIAEoCUIIukgFcgMYyAESqQEKC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFza0J4ukh1ugFeChx0ZW5hbnQudXBkYXRlX21hc2subm9uX2VtcHR5Eih1cGRhdGVfbWFzayBtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhRzaXplKHRoaXMucGF0aHMpID4gMMgBAeIBDhIMZGlzcGxheV9uYW1lEh0KEGV4cGVjdGVkX3ZlcnNpb24YBCABKARIAIgBATqiAbpIngEamwEKHHRlbmFudC5kaXNwbGF5X25hbWUucmVxdWlyZWQSL2Rpc3BsYXlfbmFtZSBjYW5ub3QgYmUgZW1wdHkgd2hlbiBpdCBpcyB1cGRhdGVkGkohKCdkaXNwbGF5X25hbWUnIGluIHRoaXMudXBkYXRlX21hc2sucGF0aHMpIHx8IHNpemUodGhpcy5kaXNwbGF5X25hbWUpID4gMEITChFfZXhwZWN0ZWRfdmVyc2lvbiI9ChRVcGRhdGVUZW5hbnRSZXNwb25zZRIlCgZ0ZW5hbnQYASABKAsyFS5uZXh1cy5hdXRoLnYxLlRlbmFudCKwAwoTQ3JlYXRlQXBpS2V5UmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIXCgRuYW1lGAIgASgJQgm6SAZyBBABGGQSKwoEcm9sZRgDIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZUIIukgFggECEAESOAoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCLpIBbIBAkABEhQKDHBsYXRmb3JtX2tleRgFIAEoCDq9AbpIuQEatgEKGWFwaV9rZXkucm9sZV9tYXRjaGVzX2tpbmQSSnRlbmFudCBrZXlzIG5lZWQgYSByb2xlOyBwbGF0Zm9ybSBrZXlzIHRha2UgbmVpdGhlciBhIHJvbGUgbm9yIGEgdGVuYW50X2lkGk10aGlzLnBsYXRmb3JtX2tleSA/ICh0aGlzLnJvbGUgPT0gMCAmJiB0aGlzLnRlbmFudF9pZCA9PSAnJykgOiB0aGlzLnJvbGUgIT0gMCJVChRDcmVhdGVBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkSFQoNcGxhaW50ZXh0X2tleRgCIAEoCSLtAQoSTGlzdEFwaUtleXNSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhsKCXBhZ2Vfc2l6ZRgCIAEoDUIIukgFKgMYyAESHAoKcGFnZV90b2tlbhgDIAEoCUIIukgFcgMYgAgSQAoIc3RhdHVzZXMYBCADKA4yGy5uZXh1cy5hdXRoLnYxLkFwaUtleVN0YXR1c0IRukgOkgELEAUiB4IBBBABIAASFQoNcGxhdGZvcm1fa2V5cxgFIAEoCCJXChNMaXN0QXBpS2V5c1Jlc3BvbnNlEicKCGFwaV9rZXlzGAEgAygLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlMKEEdldEFwaUtleVJlcXVlc3QSPwoGa2V5X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCI7ChFHZXRBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkicAoTUmV2b2tlQXBpS2V5UmVxdWVzdBI/CgZrZXlfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhgKBnJlYXNvbhgCIAEoCUIIukgFcgMY9AMiPgoUUmV2b2tlQXBpS2V5UmVzcG9uc2USJgoHYXBpX2tleRgBIAEoCzIVLm5leHVzLmF1dGgudjEuQXBpS2V5ItIBChNSb3RhdGVBcGlLZXlSZXF1ZXN0Ej8KBmtleV9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSQAoMZ3JhY2VfcGVyaW9kGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQg+6SAyqAQkiBQiAmp4BMgASOAoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCLpIBbIBAkABIoYBChRSb3RhdGVBcGlLZXlSZXNwb25zZRImCgdhcGlfa2V5GAEgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkSFQoNcGxhaW50ZXh0X2tleRgCIAEoCRIvChBwcmV2aW91c19hcGlfa2V5GAMgASgLMhUubmV4dXMuYXV0aC52MS5BcGlLZXkiWgoXUmVhY3RpdmF0ZUFwaUtleVJlcXVlc3QSPwoGa2V5X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCJCChhSZWFjdGl2YXRlQXBpS2V5UmVzcG9uc2USJgoHYXBpX2tleRgBIAEoCzIVLm5leHVzLmF1dGgudjEuQXBpS2V5IoYBChRTZXRBcGlLZXlSb2xlUmVxdWVzdBI/CgZrZXlfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEi0KBHJvbGUYAiABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGVCCrpIB4IBBBABIAAiPwoVU2V0QXBpS2V5Um9sZVJlc3BvbnNlEiYKB2FwaV9rZXkYASABKAsyFS5uZXh1cy5hdXRoLnYxLkFwaUtleSIyChNBdXRoZW50aWNhdGVSZXF1ZXN0EhsKB2FwaV9rZXkYASABKAlCCrpIB3IFEAEYgAIidAoUQXV0aGVudGljYXRlUmVzcG9uc2USKwoJcHJpbmNpcGFsGAEgASgLMhgubmV4dXMuYXV0aC52MS5QcmluY2lwYWwSLwoLdmFsaWRfdW50aWwYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIg8KDVdob0FtSVJlcXVlc3QiZQoOV2hvQW1JUmVzcG9uc2USKwoJcHJpbmNpcGFsGAEgASgLMhgubmV4dXMuYXV0aC52MS5QcmluY2lwYWwSJgoHYXBpX2tleRgCIAEoCzIVLm5leHVzLmF1dGgudjEuQXBpS2V5MsYMCgtBdXRoU2VydmljZRJXCgxDcmVhdGVUZW5hbnQSIi5uZXh1cy5hdXRoLnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaIy5uZXh1cy5hdXRoLnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlEk4KCUdldFRlbmFudBIfLm5leHVzLmF1dGgudjEuR2V0VGVuYW50UmVxdWVzdBogLm5leHVzLmF1dGgudjEuR2V0VGVuYW50UmVzcG9uc2USVAoLR2V0VGVuYW50QXQSIS5uZXh1cy5hdXRoLnYxLkdldFRlbmFudEF0UmVxdWVzdBoiLm5leHVzLmF1dGgudjEuR2V0VGVuYW50QXRSZXNwb25zZRJUCgtMaXN0VGVuYW50cxIhLm5leHVzLmF1dGgudjEuTGlzdFRlbmFudHNSZXF1ZXN0GiIubmV4dXMuYXV0aC52MS5MaXN0VGVuYW50c1Jlc3BvbnNlEloKDVN1c3BlbmRUZW5hbnQSIy5uZXh1cy5hdXRoLnYxLlN1c3BlbmRUZW5hbnRSZXF1ZXN0GiQubmV4dXMuYXV0aC52MS5TdXNwZW5kVGVuYW50UmVzcG9uc2USVwoMUmVzdW1lVGVuYW50EiIubmV4dXMuYXV0aC52MS5SZXN1bWVUZW5hbnRSZXF1ZXN0GiMubmV4dXMuYXV0aC52MS5SZXN1bWVUZW5hbnRSZXNwb25zZRJICgdTZXRQbGFuEh0ubmV4dXMuYXV0aC52MS5TZXRQbGFuUmVxdWVzdBoeLm5leHVzLmF1dGgudjEuU2V0UGxhblJlc3BvbnNlEngKF1NldEVudGl0bGVtZW50T3ZlcnJpZGVzEi0ubmV4dXMuYXV0aC52MS5TZXRFbnRpdGxlbWVudE92ZXJyaWRlc1JlcXVlc3QaLi5uZXh1cy5hdXRoLnYxLlNldEVudGl0bGVtZW50T3ZlcnJpZGVzUmVzcG9uc2USVwoMVXBkYXRlVGVuYW50EiIubmV4dXMuYXV0aC52MS5VcGRhdGVUZW5hbnRSZXF1ZXN0GiMubmV4dXMuYXV0aC52MS5VcGRhdGVUZW5hbnRSZXNwb25zZRJXCgxDcmVhdGVBcGlLZXkSIi5uZXh1cy5hdXRoLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaIy5uZXh1cy5hdXRoLnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlElQKC0xpc3RBcGlLZXlzEiEubmV4dXMuYXV0aC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaIi5uZXh1cy5hdXRoLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USTgoJR2V0QXBpS2V5Eh8ubmV4dXMuYXV0aC52MS5HZXRBcGlLZXlSZXF1ZXN0GiAubmV4dXMuYXV0aC52MS5HZXRBcGlLZXlSZXNwb25zZRJXCgxSZXZva2VBcGlLZXkSIi5uZXh1cy5hdXRoLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaIy5uZXh1cy5hdXRoLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlElcKDFJvdGF0ZUFwaUtleRIiLm5leHVzLmF1dGgudjEuUm90YXRlQXBpS2V5UmVxdWVzdBojLm5leHVzLmF1dGgudjEuUm90YXRlQXBpS2V5UmVzcG9uc2USYwoQUmVhY3RpdmF0ZUFwaUtleRImLm5leHVzLmF1dGgudjEuUmVhY3RpdmF0ZUFwaUtleVJlcXVlc3QaJy5uZXh1cy5hdXRoLnYxLlJlYWN0aXZhdGVBcGlLZXlSZXNwb25zZRJaCg1TZXRBcGlLZXlSb2xlEiMubmV4dXMuYXV0aC52MS5TZXRBcGlLZXlSb2xlUmVxdWVzdBokLm5leHVzLmF1dGgudjEuU2V0QXBpS2V5Um9sZVJlc3BvbnNlElcKDEF1dGhlbnRpY2F0ZRIiLm5leHVzLmF1dGgudjEuQXV0aGVudGljYXRlUmVxdWVzdBojLm5leHVzLmF1dGgudjEuQXV0aGVudGljYXRlUmVzcG9uc2USRQoGV2hvQW1JEhwubmV4dXMuYXV0aC52MS5XaG9BbUlSZXF1ZXN0Gh0ubmV4dXMuYXV0aC52MS5XaG9BbUlSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_nexus_auth_v1_api_key, file_nexus_auth_v1_tenant]);
 
 /**
  * Input of CreateTenant.
@@ -135,6 +135,71 @@ export const GetTenantResponseSchema: GenMessage<GetTenantResponse> = /*@__PURE_
   messageDesc(file_nexus_auth_v1_auth_service, 3);
 
 /**
+ * Input of GetTenantAt.
+ *
+ * @generated from message nexus.auth.v1.GetTenantAtRequest
+ */
+export type GetTenantAtRequest = Message<"nexus.auth.v1.GetTenantAtRequest"> & {
+  /**
+   * The tenant; empty means the caller's own (platform principals must set it).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Which point of the tenant's history. Required.
+   *
+   * @generated from oneof nexus.auth.v1.GetTenantAtRequest.point
+   */
+  point: {
+    /**
+     * The state as of this instant (every event that happened at or before it).
+     *
+     * @generated from field: google.protobuf.Timestamp as_of = 2;
+     */
+    value: Timestamp;
+    case: "asOf";
+  } | {
+    /**
+     * The state after this many of its events (Tenant.version), at least 1.
+     *
+     * @generated from field: uint64 version = 3;
+     */
+    value: bigint;
+    case: "version";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message nexus.auth.v1.GetTenantAtRequest.
+ * Use `create(GetTenantAtRequestSchema)` to create a new message.
+ */
+export const GetTenantAtRequestSchema: GenMessage<GetTenantAtRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_auth_v1_auth_service, 4);
+
+/**
+ * Output of GetTenantAt.
+ *
+ * @generated from message nexus.auth.v1.GetTenantAtResponse
+ */
+export type GetTenantAtResponse = Message<"nexus.auth.v1.GetTenantAtResponse"> & {
+  /**
+   * The tenant as it was; `version` is the number of its events applied.
+   *
+   * @generated from field: nexus.auth.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message nexus.auth.v1.GetTenantAtResponse.
+ * Use `create(GetTenantAtResponseSchema)` to create a new message.
+ */
+export const GetTenantAtResponseSchema: GenMessage<GetTenantAtResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_auth_v1_auth_service, 5);
+
+/**
  * Input of ListTenants.
  *
  * @generated from message nexus.auth.v1.ListTenantsRequest
@@ -176,7 +241,7 @@ export type ListTenantsRequest = Message<"nexus.auth.v1.ListTenantsRequest"> & {
  * Use `create(ListTenantsRequestSchema)` to create a new message.
  */
 export const ListTenantsRequestSchema: GenMessage<ListTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 4);
+  messageDesc(file_nexus_auth_v1_auth_service, 6);
 
 /**
  * Output of ListTenants.
@@ -204,7 +269,7 @@ export type ListTenantsResponse = Message<"nexus.auth.v1.ListTenantsResponse"> &
  * Use `create(ListTenantsResponseSchema)` to create a new message.
  */
 export const ListTenantsResponseSchema: GenMessage<ListTenantsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 5);
+  messageDesc(file_nexus_auth_v1_auth_service, 7);
 
 /**
  * Input of SuspendTenant.
@@ -225,6 +290,15 @@ export type SuspendTenantRequest = Message<"nexus.auth.v1.SuspendTenantRequest">
    * @generated from field: string reason = 2;
    */
   reason: string;
+
+  /**
+   * Optimistic concurrency: the tenant's version as last read (Tenant.version). When set and
+   * the tenant is at another version, the call fails with ABORTED / CONCURRENCY_CONFLICT and
+   * changes nothing; re-read the tenant and retry. Unset: apply to the current version.
+   *
+   * @generated from field: optional uint64 expected_version = 3;
+   */
+  expectedVersion?: bigint | undefined;
 };
 
 /**
@@ -232,7 +306,7 @@ export type SuspendTenantRequest = Message<"nexus.auth.v1.SuspendTenantRequest">
  * Use `create(SuspendTenantRequestSchema)` to create a new message.
  */
 export const SuspendTenantRequestSchema: GenMessage<SuspendTenantRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 6);
+  messageDesc(file_nexus_auth_v1_auth_service, 8);
 
 /**
  * Output of SuspendTenant.
@@ -253,7 +327,7 @@ export type SuspendTenantResponse = Message<"nexus.auth.v1.SuspendTenantResponse
  * Use `create(SuspendTenantResponseSchema)` to create a new message.
  */
 export const SuspendTenantResponseSchema: GenMessage<SuspendTenantResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 7);
+  messageDesc(file_nexus_auth_v1_auth_service, 9);
 
 /**
  * Input of ResumeTenant.
@@ -267,6 +341,15 @@ export type ResumeTenantRequest = Message<"nexus.auth.v1.ResumeTenantRequest"> &
    * @generated from field: string tenant_id = 1;
    */
   tenantId: string;
+
+  /**
+   * Optimistic concurrency: the tenant's version as last read (Tenant.version). When set and
+   * the tenant is at another version, the call fails with ABORTED / CONCURRENCY_CONFLICT and
+   * changes nothing; re-read the tenant and retry. Unset: apply to the current version.
+   *
+   * @generated from field: optional uint64 expected_version = 2;
+   */
+  expectedVersion?: bigint | undefined;
 };
 
 /**
@@ -274,7 +357,7 @@ export type ResumeTenantRequest = Message<"nexus.auth.v1.ResumeTenantRequest"> &
  * Use `create(ResumeTenantRequestSchema)` to create a new message.
  */
 export const ResumeTenantRequestSchema: GenMessage<ResumeTenantRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 8);
+  messageDesc(file_nexus_auth_v1_auth_service, 10);
 
 /**
  * Output of ResumeTenant.
@@ -295,7 +378,7 @@ export type ResumeTenantResponse = Message<"nexus.auth.v1.ResumeTenantResponse">
  * Use `create(ResumeTenantResponseSchema)` to create a new message.
  */
 export const ResumeTenantResponseSchema: GenMessage<ResumeTenantResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 9);
+  messageDesc(file_nexus_auth_v1_auth_service, 11);
 
 /**
  * Input of SetPlan.
@@ -316,6 +399,15 @@ export type SetPlanRequest = Message<"nexus.auth.v1.SetPlanRequest"> & {
    * @generated from field: nexus.auth.v1.Plan plan = 2;
    */
   plan: Plan;
+
+  /**
+   * Optimistic concurrency: the tenant's version as last read (Tenant.version). When set and
+   * the tenant is at another version, the call fails with ABORTED / CONCURRENCY_CONFLICT and
+   * changes nothing; re-read the tenant and retry. Unset: apply to the current version.
+   *
+   * @generated from field: optional uint64 expected_version = 3;
+   */
+  expectedVersion?: bigint | undefined;
 };
 
 /**
@@ -323,7 +415,7 @@ export type SetPlanRequest = Message<"nexus.auth.v1.SetPlanRequest"> & {
  * Use `create(SetPlanRequestSchema)` to create a new message.
  */
 export const SetPlanRequestSchema: GenMessage<SetPlanRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 10);
+  messageDesc(file_nexus_auth_v1_auth_service, 12);
 
 /**
  * Output of SetPlan.
@@ -344,7 +436,7 @@ export type SetPlanResponse = Message<"nexus.auth.v1.SetPlanResponse"> & {
  * Use `create(SetPlanResponseSchema)` to create a new message.
  */
 export const SetPlanResponseSchema: GenMessage<SetPlanResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 11);
+  messageDesc(file_nexus_auth_v1_auth_service, 13);
 
 /**
  * Input of SetEntitlementOverrides.
@@ -366,6 +458,15 @@ export type SetEntitlementOverridesRequest = Message<"nexus.auth.v1.SetEntitleme
    * @generated from field: nexus.auth.v1.EntitlementOverrides overrides = 2;
    */
   overrides?: EntitlementOverrides | undefined;
+
+  /**
+   * Optimistic concurrency: the tenant's version as last read (Tenant.version). When set and
+   * the tenant is at another version, the call fails with ABORTED / CONCURRENCY_CONFLICT and
+   * changes nothing; re-read the tenant and retry. Unset: apply to the current version.
+   *
+   * @generated from field: optional uint64 expected_version = 3;
+   */
+  expectedVersion?: bigint | undefined;
 };
 
 /**
@@ -373,7 +474,7 @@ export type SetEntitlementOverridesRequest = Message<"nexus.auth.v1.SetEntitleme
  * Use `create(SetEntitlementOverridesRequestSchema)` to create a new message.
  */
 export const SetEntitlementOverridesRequestSchema: GenMessage<SetEntitlementOverridesRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 12);
+  messageDesc(file_nexus_auth_v1_auth_service, 14);
 
 /**
  * Output of SetEntitlementOverrides.
@@ -394,7 +495,7 @@ export type SetEntitlementOverridesResponse = Message<"nexus.auth.v1.SetEntitlem
  * Use `create(SetEntitlementOverridesResponseSchema)` to create a new message.
  */
 export const SetEntitlementOverridesResponseSchema: GenMessage<SetEntitlementOverridesResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 13);
+  messageDesc(file_nexus_auth_v1_auth_service, 15);
 
 /**
  * Input of UpdateTenant.
@@ -423,6 +524,15 @@ export type UpdateTenantRequest = Message<"nexus.auth.v1.UpdateTenantRequest"> &
    * @generated from field: google.protobuf.FieldMask update_mask = 3;
    */
   updateMask?: FieldMask | undefined;
+
+  /**
+   * Optimistic concurrency: the tenant's version as last read (Tenant.version). When set and
+   * the tenant is at another version, the call fails with ABORTED / CONCURRENCY_CONFLICT and
+   * changes nothing; re-read the tenant and retry. Unset: apply to the current version.
+   *
+   * @generated from field: optional uint64 expected_version = 4;
+   */
+  expectedVersion?: bigint | undefined;
 };
 
 /**
@@ -430,7 +540,7 @@ export type UpdateTenantRequest = Message<"nexus.auth.v1.UpdateTenantRequest"> &
  * Use `create(UpdateTenantRequestSchema)` to create a new message.
  */
 export const UpdateTenantRequestSchema: GenMessage<UpdateTenantRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 14);
+  messageDesc(file_nexus_auth_v1_auth_service, 16);
 
 /**
  * Output of UpdateTenant.
@@ -451,7 +561,7 @@ export type UpdateTenantResponse = Message<"nexus.auth.v1.UpdateTenantResponse">
  * Use `create(UpdateTenantResponseSchema)` to create a new message.
  */
 export const UpdateTenantResponseSchema: GenMessage<UpdateTenantResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 15);
+  messageDesc(file_nexus_auth_v1_auth_service, 17);
 
 /**
  * Input of CreateApiKey.
@@ -502,7 +612,7 @@ export type CreateApiKeyRequest = Message<"nexus.auth.v1.CreateApiKeyRequest"> &
  * Use `create(CreateApiKeyRequestSchema)` to create a new message.
  */
 export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 16);
+  messageDesc(file_nexus_auth_v1_auth_service, 18);
 
 /**
  * Output of CreateApiKey.
@@ -531,7 +641,7 @@ export type CreateApiKeyResponse = Message<"nexus.auth.v1.CreateApiKeyResponse">
  * Use `create(CreateApiKeyResponseSchema)` to create a new message.
  */
 export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 17);
+  messageDesc(file_nexus_auth_v1_auth_service, 19);
 
 /**
  * Input of ListApiKeys.
@@ -581,7 +691,7 @@ export type ListApiKeysRequest = Message<"nexus.auth.v1.ListApiKeysRequest"> & {
  * Use `create(ListApiKeysRequestSchema)` to create a new message.
  */
 export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 18);
+  messageDesc(file_nexus_auth_v1_auth_service, 20);
 
 /**
  * Output of ListApiKeys.
@@ -609,7 +719,7 @@ export type ListApiKeysResponse = Message<"nexus.auth.v1.ListApiKeysResponse"> &
  * Use `create(ListApiKeysResponseSchema)` to create a new message.
  */
 export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 19);
+  messageDesc(file_nexus_auth_v1_auth_service, 21);
 
 /**
  * Input of GetApiKey.
@@ -630,7 +740,7 @@ export type GetApiKeyRequest = Message<"nexus.auth.v1.GetApiKeyRequest"> & {
  * Use `create(GetApiKeyRequestSchema)` to create a new message.
  */
 export const GetApiKeyRequestSchema: GenMessage<GetApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 20);
+  messageDesc(file_nexus_auth_v1_auth_service, 22);
 
 /**
  * Output of GetApiKey.
@@ -651,7 +761,7 @@ export type GetApiKeyResponse = Message<"nexus.auth.v1.GetApiKeyResponse"> & {
  * Use `create(GetApiKeyResponseSchema)` to create a new message.
  */
 export const GetApiKeyResponseSchema: GenMessage<GetApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 21);
+  messageDesc(file_nexus_auth_v1_auth_service, 23);
 
 /**
  * Input of RevokeApiKey.
@@ -679,7 +789,7 @@ export type RevokeApiKeyRequest = Message<"nexus.auth.v1.RevokeApiKeyRequest"> &
  * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
  */
 export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 22);
+  messageDesc(file_nexus_auth_v1_auth_service, 24);
 
 /**
  * Output of RevokeApiKey.
@@ -700,7 +810,7 @@ export type RevokeApiKeyResponse = Message<"nexus.auth.v1.RevokeApiKeyResponse">
  * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
  */
 export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 23);
+  messageDesc(file_nexus_auth_v1_auth_service, 25);
 
 /**
  * Input of RotateApiKey.
@@ -738,7 +848,7 @@ export type RotateApiKeyRequest = Message<"nexus.auth.v1.RotateApiKeyRequest"> &
  * Use `create(RotateApiKeyRequestSchema)` to create a new message.
  */
 export const RotateApiKeyRequestSchema: GenMessage<RotateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 24);
+  messageDesc(file_nexus_auth_v1_auth_service, 26);
 
 /**
  * Output of RotateApiKey.
@@ -773,7 +883,7 @@ export type RotateApiKeyResponse = Message<"nexus.auth.v1.RotateApiKeyResponse">
  * Use `create(RotateApiKeyResponseSchema)` to create a new message.
  */
 export const RotateApiKeyResponseSchema: GenMessage<RotateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 25);
+  messageDesc(file_nexus_auth_v1_auth_service, 27);
 
 /**
  * Input of ReactivateApiKey.
@@ -794,7 +904,7 @@ export type ReactivateApiKeyRequest = Message<"nexus.auth.v1.ReactivateApiKeyReq
  * Use `create(ReactivateApiKeyRequestSchema)` to create a new message.
  */
 export const ReactivateApiKeyRequestSchema: GenMessage<ReactivateApiKeyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 26);
+  messageDesc(file_nexus_auth_v1_auth_service, 28);
 
 /**
  * Output of ReactivateApiKey.
@@ -815,7 +925,7 @@ export type ReactivateApiKeyResponse = Message<"nexus.auth.v1.ReactivateApiKeyRe
  * Use `create(ReactivateApiKeyResponseSchema)` to create a new message.
  */
 export const ReactivateApiKeyResponseSchema: GenMessage<ReactivateApiKeyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 27);
+  messageDesc(file_nexus_auth_v1_auth_service, 29);
 
 /**
  * Input of SetApiKeyRole.
@@ -843,7 +953,7 @@ export type SetApiKeyRoleRequest = Message<"nexus.auth.v1.SetApiKeyRoleRequest">
  * Use `create(SetApiKeyRoleRequestSchema)` to create a new message.
  */
 export const SetApiKeyRoleRequestSchema: GenMessage<SetApiKeyRoleRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 28);
+  messageDesc(file_nexus_auth_v1_auth_service, 30);
 
 /**
  * Output of SetApiKeyRole.
@@ -864,7 +974,7 @@ export type SetApiKeyRoleResponse = Message<"nexus.auth.v1.SetApiKeyRoleResponse
  * Use `create(SetApiKeyRoleResponseSchema)` to create a new message.
  */
 export const SetApiKeyRoleResponseSchema: GenMessage<SetApiKeyRoleResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 29);
+  messageDesc(file_nexus_auth_v1_auth_service, 31);
 
 /**
  * Input of Authenticate.
@@ -885,7 +995,7 @@ export type AuthenticateRequest = Message<"nexus.auth.v1.AuthenticateRequest"> &
  * Use `create(AuthenticateRequestSchema)` to create a new message.
  */
 export const AuthenticateRequestSchema: GenMessage<AuthenticateRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 30);
+  messageDesc(file_nexus_auth_v1_auth_service, 32);
 
 /**
  * Output of Authenticate.
@@ -915,7 +1025,7 @@ export type AuthenticateResponse = Message<"nexus.auth.v1.AuthenticateResponse">
  * Use `create(AuthenticateResponseSchema)` to create a new message.
  */
 export const AuthenticateResponseSchema: GenMessage<AuthenticateResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 31);
+  messageDesc(file_nexus_auth_v1_auth_service, 33);
 
 /**
  * Input of WhoAmI. Empty: the caller is identified by its key.
@@ -930,7 +1040,7 @@ export type WhoAmIRequest = Message<"nexus.auth.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 32);
+  messageDesc(file_nexus_auth_v1_auth_service, 34);
 
 /**
  * Output of WhoAmI.
@@ -958,7 +1068,7 @@ export type WhoAmIResponse = Message<"nexus.auth.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_auth_v1_auth_service, 33);
+  messageDesc(file_nexus_auth_v1_auth_service, 35);
 
 /**
  * Tenants, plans, entitlements, API keys and roles: who may do what in Nexus.
@@ -991,6 +1101,19 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof GetTenantRequestSchema;
     output: typeof GetTenantResponseSchema;
+  },
+  /**
+   * Temporal query: the tenant as it was at an instant or after a number of its events,
+   * rebuilt from its event stream. Tenant admins and owners (their own tenant) and platform
+   * principals; at most 10 calls a minute per API key (RESOURCE_EXHAUSTED RATE_LIMITED);
+   * every call is recorded in the audit trail. A tenant that did not exist yet is NOT_FOUND.
+   *
+   * @generated from rpc nexus.auth.v1.AuthService.GetTenantAt
+   */
+  getTenantAt: {
+    methodKind: "unary";
+    input: typeof GetTenantAtRequestSchema;
+    output: typeof GetTenantAtResponseSchema;
   },
   /**
    * Lists tenants, oldest first. Platform principals only.

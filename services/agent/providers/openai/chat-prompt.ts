@@ -1,4 +1,4 @@
-import type { CitationDraft, HistoryMessage, Passage } from "../ports.js";
+import type { CitationDraft, HistoryMessage, Passage, ToolResultForModel } from "../ports.js";
 
 /** One Chat Completions message. */
 export interface ChatMessage {
@@ -15,15 +15,22 @@ export const SYSTEM_INSTRUCTIONS = [
 
 /**
  * The messages of a run: the instructions with the passages numbered [1], [2], … (file name
- * and text), then the session's bounded history, then the question.
+ * and text) and the results of the tools the request called, then the session's bounded history, then
+ * the question.
  */
-export function chatMessages(question: string, history: readonly HistoryMessage[], passages: readonly Passage[]): ChatMessage[] {
+export function chatMessages(
+  question: string,
+  history: readonly HistoryMessage[],
+  passages: readonly Passage[],
+  toolResults: readonly ToolResultForModel[] = [],
+): ChatMessage[] {
   const sources =
     passages.length === 0
       ? "(no passages were retrieved)"
       : passages.map((p, i) => `[${i + 1}] (${p.filename || p.documentId})\n${p.text}`).join("\n\n");
+  const tools = toolResults.length === 0 ? "" : `\n\nTool results:\n\n${toolResults.map((t) => `${t.name}: ${t.result}`).join("\n")}`;
   return [
-    { role: "system", content: `${SYSTEM_INSTRUCTIONS}\n\nPassages:\n\n${sources}` },
+    { role: "system", content: `${SYSTEM_INSTRUCTIONS}\n\nPassages:\n\n${sources}${tools}` },
     ...history.map((m): ChatMessage => ({ role: m.role, content: m.text })),
     { role: "user", content: question },
   ];

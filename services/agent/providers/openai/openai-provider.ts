@@ -23,10 +23,19 @@ export interface OpenAiProviderOptions {
 
 interface ChunkJson {
   model?: string;
-  choices?: Array<{ delta?: { content?: string | null }; finish_reason?: string | null }>;
+  choices?: Array<{
+    delta?: {
+      content?: string | null;
+      tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string; arguments?: string } }>;
+    };
+    finish_reason?: string | null;
+  }>;
   usage?: { prompt_tokens?: number; completion_tokens?: number; gpu_seconds?: number } | null;
   error?: { message?: string; type?: string; code?: string | number };
 }
+
+/** Rounds of tool calls a model may make in one run before it must answer. */
+export const MAX_TOOL_ROUNDS = 4;
 
 /** Most bytes of an error body kept for the message. */
 const ERROR_BODY_LIMIT = 2000;
@@ -42,6 +51,11 @@ const ERROR_BODY_LIMIT = 2000;
  * DEPENDENCY_UNAVAILABLE (with RetryInfo from Retry-After); other 4xx (unknown model,
  * context too long) → FAILED_PRECONDITION. Aborting the request's signal aborts the HTTP
  * request at once, so the server sees the client go away.
+ *
+ * Tool calling: with `tools` and `callTool`, the functions are offered to the model; when it
+ * answers with `tool_calls` (streamed in pieces), each is made through `callTool`, the
+ * assistant message and the `tool` results are appended, and the model is asked again — at
+ * most {@link MAX_TOOL_ROUNDS} rounds, after which it is asked without tools.
  */
 export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvider {
   const endpoint = `${options.baseUrl.replace(/\/+$/, "")}/chat/completions`;
@@ -84,77 +98,119 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): ModelProvi
       };
 
       try {
-        const body = request.cpu.measure(() =>
-          JSON.stringify({
-            model: request.model,
-            messages: chatMessages(request.question, request.history, request.passages),
-            stream: true,
-            stream_options: { include_usage: true },
-            ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
-            ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
-          }),
-        );
-        arm();
-        let res: Response;
-        try {
-          res = await doFetch(endpoint, {
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              accept: "text/event-stream",
-              ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
-            },
-            body,
-            signal: controller.signal,
-          });
-        } catch (err) {
-          throw fail(err);
-        }
-        if (!res.ok) {
-          const text = await res.text().catch(() => "");
-          throw httpError(res.status, text.slice(0, ERROR_BODY_LIMIT), res.headers.get("retry-after"), host, request.model);
-        }
-        if (res.body === null) throw fail(new Error("the response has no body"));
-
+        // Chat messages, grown by the tool rounds: the model's tool calls and their results.
+        const messages: unknown[] = chatMessages(request.question, request.history, request.passages, request.toolResults ?? []);
+        const tools = request.callTool ? (request.tools ?? []) : [];
         let text = "";
         let finishReason = "";
         let responseModel: string | undefined;
         let usage: ChunkJson["usage"];
-        let sawDone = false;
-        try {
+        for (let round = 0; ; round++) {
+          // After MAX_TOOL_ROUNDS rounds of calls the model must answer with what it has.
+          const offerTools = tools.length > 0 && round < MAX_TOOL_ROUNDS;
+          const body = request.cpu.measure(() =>
+            JSON.stringify({
+              model: request.model,
+              messages,
+              stream: true,
+              stream_options: { include_usage: true },
+              ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
+              ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
+              ...(offerTools
+                ? {
+                    tools: tools.map((t) => ({
+                      type: "function",
+                      function: { name: t.name, description: t.description, parameters: t.parameters },
+                    })),
+                  }
+                : {}),
+            }),
+          );
           arm();
-          for await (const data of serverSentEvents(res.body)) {
-            arm();
-            if (data === "[DONE]") {
-              sawDone = true;
-              break;
-            }
-            const chunk = request.cpu.measure(() => parseChunk(data, host));
-            if (chunk.error) {
-              throw domainError(
-                "DEPENDENCY_UNAVAILABLE",
-                `the model server at ${host} failed mid-answer: ${chunk.error.message ?? "unknown error"}`,
-                { dependency: "model:openai", provider: "openai" },
-              );
-            }
-            if (chunk.model) responseModel = chunk.model;
-            if (chunk.usage) usage = chunk.usage;
-            const choice = chunk.choices?.[0];
-            if (choice?.finish_reason) finishReason = choice.finish_reason;
-            const delta = choice?.delta?.content;
-            if (typeof delta === "string" && delta !== "") {
-              text += delta;
-              yield { kind: "delta", text: delta };
-            }
+          let res: Response;
+          try {
+            res = await doFetch(endpoint, {
+              method: "POST",
+              headers: {
+                "content-type": "application/json",
+                accept: "text/event-stream",
+                ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
+              },
+              body,
+              signal: controller.signal,
+            });
+          } catch (err) {
+            throw fail(err);
           }
-        } catch (err) {
-          throw fail(err);
-        }
-        if (!sawDone && finishReason === "") {
-          throw domainError("DEPENDENCY_UNAVAILABLE", `the model server at ${host} ended its stream before finishing the answer`, {
-            dependency: "model:openai",
-            provider: "openai",
+          if (!res.ok) {
+            const errorText = await res.text().catch(() => "");
+            throw httpError(res.status, errorText.slice(0, ERROR_BODY_LIMIT), res.headers.get("retry-after"), host, request.model);
+          }
+          if (res.body === null) throw fail(new Error("the response has no body"));
+
+          let roundFinish = "";
+          let sawDone = false;
+          const calls: { id: string; name: string; arguments: string }[] = [];
+          try {
+            arm();
+            for await (const data of serverSentEvents(res.body)) {
+              arm();
+              if (data === "[DONE]") {
+                sawDone = true;
+                break;
+              }
+              const chunk = request.cpu.measure(() => parseChunk(data, host));
+              if (chunk.error) {
+                throw domainError(
+                  "DEPENDENCY_UNAVAILABLE",
+                  `the model server at ${host} failed mid-answer: ${chunk.error.message ?? "unknown error"}`,
+                  { dependency: "model:openai", provider: "openai" },
+                );
+              }
+              if (chunk.model) responseModel = chunk.model;
+              if (chunk.usage) usage = addUsage(usage, chunk.usage);
+              const choice = chunk.choices?.[0];
+              if (choice?.finish_reason) roundFinish = choice.finish_reason;
+              // Tool calls stream in pieces keyed by index: the id and name first, then the arguments.
+              for (const t of choice?.delta?.tool_calls ?? []) {
+                const i = typeof t.index === "number" ? t.index : calls.length;
+                calls[i] ??= { id: "", name: "", arguments: "" };
+                const c = calls[i];
+                if (t.id) c.id = t.id;
+                if (t.function?.name) c.name += t.function.name;
+                if (t.function?.arguments) c.arguments += t.function.arguments;
+              }
+              const delta = choice?.delta?.content;
+              if (typeof delta === "string" && delta !== "") {
+                text += delta;
+                yield { kind: "delta", text: delta };
+              }
+            }
+          } catch (err) {
+            throw fail(err);
+          }
+          if (!sawDone && roundFinish === "") {
+            throw domainError("DEPENDENCY_UNAVAILABLE", `the model server at ${host} ended its stream before finishing the answer`, {
+              dependency: "model:openai",
+              provider: "openai",
+            });
+          }
+          finishReason = roundFinish;
+          const chosen = calls.filter((c) => c !== undefined && c.name !== "");
+          if (!offerTools || chosen.length === 0 || !request.callTool) break;
+          messages.push({
+            role: "assistant",
+            content: null,
+            tool_calls: chosen.map((c, i) => ({
+              id: c.id || `call_${round}_${i}`,
+              type: "function",
+              function: { name: c.name, arguments: c.arguments },
+            })),
           });
+          for (const [i, c] of chosen.entries()) {
+            const result = await request.callTool(c.name, c.arguments);
+            messages.push({ role: "tool", tool_call_id: c.id || `call_${round}_${i}`, content: result });
+          }
         }
         const citations = request.cpu.measure(() => citationsFromMarkers(text, request.passages));
         yield {
@@ -187,6 +243,20 @@ function parseChunk(data: string, host: string): ChunkJson {
       { cause: err },
     );
   }
+}
+
+/** Usage over several requests (tool rounds): token counts add up. */
+function addUsage(a: ChunkJson["usage"], b: NonNullable<ChunkJson["usage"]>): ChunkJson["usage"] {
+  if (!a) return b;
+  const sum = (x: number | undefined, y: number | undefined) => (x === undefined && y === undefined ? undefined : (x ?? 0) + (y ?? 0));
+  const prompt = sum(a.prompt_tokens, b.prompt_tokens);
+  const completion = sum(a.completion_tokens, b.completion_tokens);
+  const gpu = sum(a.gpu_seconds, b.gpu_seconds);
+  return {
+    ...(prompt !== undefined ? { prompt_tokens: prompt } : {}),
+    ...(completion !== undefined ? { completion_tokens: completion } : {}),
+    ...(gpu !== undefined ? { gpu_seconds: gpu } : {}),
+  };
 }
 
 function usageOf(usage: ChunkJson["usage"], request: GenerationRequest, answer: string): ModelUsage {

@@ -1,13 +1,16 @@
+import type { FieldCipher } from "../../../kernel/keyring/index.js";
 import type { ContentStore } from "../ports.js";
 
 /**
  * Original document bytes in `ingestion.contents` (bytea), once per tenant and SHA-256.
  * Bounded by NEXUS_MAX_UPLOAD_BYTES per document; content no document refers to is deleted
- * with the document that last referred to it.
+ * with the document that last referred to it. With a cipher the bytes are sealed ("documents"
+ * purpose); the SHA-256 of the plaintext stays in the clear as the deduplication key.
  */
-export function createPgContentStore(): ContentStore {
+export function createPgContentStore(cipher?: FieldCipher): ContentStore {
   return {
-    async put(tx, tenantId, sha256, bytes) {
+    async put(tx, tenantId, sha256, plaintext) {
+      const bytes = cipher ? await cipher.sealBytes(tenantId, plaintext, tx) : plaintext;
       await tx.query(
         `INSERT INTO ingestion.contents (tenant_id, sha256, bytes) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, sha256) DO NOTHING`,
         [tenantId, sha256, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)],
@@ -18,7 +21,8 @@ export function createPgContentStore(): ContentStore {
         tenantId,
         sha256,
       ]);
-      return rows[0]?.bytes;
+      const stored = rows[0]?.bytes;
+      return stored && cipher ? cipher.openBytes(tenantId, stored, q) : stored;
     },
     async release(tx, tenantId, sha256) {
       await tx.query(

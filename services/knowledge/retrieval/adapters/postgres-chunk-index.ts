@@ -1,4 +1,6 @@
 import type { Queryable, Tx } from "../../../kernel/db/ports.js";
+import type { FieldCipher } from "../../../kernel/keyring/index.js";
+import { TEXT_SEARCH_CONFIG } from "../migrations.js";
 import type { ChunkIndex, CorpusEmbedding, ReplaceChunksInput } from "../ports.js";
 
 /** Options of {@link createPgChunkIndex}. */
@@ -7,6 +9,8 @@ export interface PgChunkIndexOptions {
   vectors: boolean;
   /** Rows per INSERT statement. Default 500. */
   batchSize?: number;
+  /** Seals chunk texts ("documents" purpose); absent: stored in the clear. */
+  cipher?: FieldCipher;
 }
 
 /** pgvector's text form of a vector, with 7 significant digits (float4 precision). */
@@ -58,7 +62,9 @@ export function createPgChunkIndex(options: PgChunkIndexOptions): ChunkIndex {
         const ordinals = batch.map((c) => c.ordinal);
         const starts = batch.map((c) => c.charStart);
         const ends = batch.map((c) => c.charEnd);
-        const texts = batch.map((c) => c.text);
+        const plain = batch.map((c) => c.text);
+        // The full-text vector comes from the plaintext; the column keeps the sealed text.
+        const texts = options.cipher ? await options.cipher.sealTexts(tenantId, plain, tx) : plain;
         if (withVectors) {
           const vectors = batch.map((c) => {
             if (!c.embedding || c.embedding.length !== dims) throw new Error(`chunk ${c.ordinal} has no ${dims}-dimensional embedding`);
@@ -66,18 +72,33 @@ export function createPgChunkIndex(options: PgChunkIndexOptions): ChunkIndex {
           });
           await tx.query(
             `INSERT INTO retrieval.chunks (tenant_id, corpus_id, document_id, version, ordinal, char_start, char_end, text,
-               filename, metadata, embedding_model, dims, embedding)
-             SELECT $1, $2, $3, $4, u.o, u.s, u.e, u.t, $5, $6::jsonb, $7, $8, u.v::vector
-             FROM unnest($9::int[], $10::int[], $11::int[], $12::text[], $13::text[]) AS u(o, s, e, t, v)`,
-            [tenantId, corpusId, documentId, input.version, input.filename, metadata, model, dims, ordinals, starts, ends, texts, vectors],
+               filename, metadata, embedding_model, dims, embedding, tsv)
+             SELECT $1, $2, $3, $4, u.o, u.s, u.e, u.t, $5, $6::jsonb, $7, $8, u.v::vector, to_tsvector('${TEXT_SEARCH_CONFIG}', u.p)
+             FROM unnest($9::int[], $10::int[], $11::int[], $12::text[], $13::text[], $14::text[]) AS u(o, s, e, t, v, p)`,
+            [
+              tenantId,
+              corpusId,
+              documentId,
+              input.version,
+              input.filename,
+              metadata,
+              model,
+              dims,
+              ordinals,
+              starts,
+              ends,
+              texts,
+              vectors,
+              plain,
+            ],
           );
         } else {
           await tx.query(
             `INSERT INTO retrieval.chunks (tenant_id, corpus_id, document_id, version, ordinal, char_start, char_end, text,
-               filename, metadata, embedding_model, dims)
-             SELECT $1, $2, $3, $4, u.o, u.s, u.e, u.t, $5, $6::jsonb, NULL, 0
-             FROM unnest($7::int[], $8::int[], $9::int[], $10::text[]) AS u(o, s, e, t)`,
-            [tenantId, corpusId, documentId, input.version, input.filename, metadata, ordinals, starts, ends, texts],
+               filename, metadata, embedding_model, dims, tsv)
+             SELECT $1, $2, $3, $4, u.o, u.s, u.e, u.t, $5, $6::jsonb, NULL, 0, to_tsvector('${TEXT_SEARCH_CONFIG}', u.p)
+             FROM unnest($7::int[], $8::int[], $9::int[], $10::text[], $11::text[]) AS u(o, s, e, t, p)`,
+            [tenantId, corpusId, documentId, input.version, input.filename, metadata, ordinals, starts, ends, texts, plain],
           );
         }
         await input.onBatch?.(start + batch.length);

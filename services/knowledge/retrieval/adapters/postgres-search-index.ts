@@ -1,5 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Database } from "../../../kernel/db/ports.js";
+import type { FieldCipher } from "../../../kernel/keyring/index.js";
 import { TEXT_SEARCH_CONFIG } from "../migrations.js";
 import type { ChunkHit, SearchIndex, SearchQuery } from "../ports.js";
 import { vectorLiteral } from "./postgres-chunk-index.js";
@@ -133,6 +134,8 @@ export interface PgSearchIndexOptions {
   vectors: boolean;
   /** Smallest hnsw.ef_search of a search (NEXUS_SEARCH_EF_SEARCH). Default 100. */
   efSearch?: number;
+  /** Opens sealed chunk texts of the hits ("documents" purpose). */
+  cipher?: FieldCipher;
 }
 
 /** The HNSW candidate list of a search: the configured floor, or more for a large top_k. */
@@ -154,6 +157,14 @@ export function createPgSearchIndex(options: PgSearchIndexOptions): SearchIndex 
         }
         return (await tx.query<HitRow>(statement.sql, statement.params)).rows;
       });
+      // Only the hits are opened, after the ranking (which needs no plaintext: tsv and vectors).
+      if (options.cipher && rows.length > 0) {
+        const texts = await options.cipher.openTexts(
+          q.tenantId,
+          rows.map((r) => r.text),
+        );
+        texts.forEach((t, i) => (rows[i]!.text = t));
+      }
       return rows.map((r) => {
         const hit: ChunkHit = {
           documentId: r.document_id,

@@ -1,0 +1,2 @@
+export type { Projection } from "./projection.js";
+export { type ProjectionStatus, projectionStatus, type RebuildResult, rebuildProjection } from "./rebuild.js";

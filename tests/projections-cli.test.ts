@@ -1,0 +1,77 @@
+/**
+ * `nexus projections list|status|rebuild` against a real PostgreSQL, as an operator runs them.
+ */
+import { spawn } from "node:child_process";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { createPostgresAuthStore } from "../services/auth/adapters/postgres.js";
+import { tenantAggregate } from "../services/auth/auth-aggregates.js";
+import { authService } from "../services/auth/server.js";
+import { executeCommand } from "../services/kernel/commands/index.js";
+import { createPgDatabase } from "../services/kernel/db/pg-database.js";
+import type { Database } from "../services/kernel/db/ports.js";
+import { migratePlatform } from "../services/kernel/events/platform-migrations.js";
+import { migrateService } from "../services/kernel/service/index.js";
+import { NEXUS_BIN } from "./support/nexus-process.js";
+import { createTestDatabase, describeWithPostgres, type TestDatabase } from "./support/services.js";
+
+function nexus(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [NEXUS_BIN, ...args], {
+      env: { ...process.env, LOG_LEVEL: "warn", NATS_URL: undefined, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describeWithPostgres("nexus projections", () => {
+  let testDb: TestDatabase;
+  let db: Database;
+  beforeAll(async () => {
+    testDb = await createTestDatabase();
+    db = await createPgDatabase({ url: testDb.url, poolSize: 2 });
+    await migratePlatform(db);
+    await migrateService(authService, db);
+    const tenants = tenantAggregate(createPostgresAuthStore(db).tenants);
+    for (const id of ["cli-a", "cli-b"]) {
+      await executeCommand(db, tenants, id, {
+        type: "CreateTenant",
+        tenantId: id,
+        slug: id,
+        displayName: id,
+        plan: "free",
+        now: new Date(),
+      });
+    }
+  });
+  afterAll(async () => {
+    await db?.close();
+    await testDb?.drop();
+  });
+
+  it("lists, rebuilds (repairing a tampered row) and reports status; unknown names are usage errors", async () => {
+    const env = { DATABASE_URL: testDb.url };
+    const list = await nexus(["projections", "list"], env);
+    expect(list.code).toBe(0);
+    expect(list.stdout).toContain("auth.tenants");
+
+    await db.query("UPDATE auth.tenants SET plan = 'enterprise' WHERE id = 'cli-b'");
+    const rebuild = await nexus(["projections", "rebuild", "auth.tenants", "--json"], env);
+    expect(rebuild.code, rebuild.stderr).toBe(0);
+    expect(JSON.parse(rebuild.stdout)).toMatchObject({ projection: "auth.tenants", streams: 2, events: 2, updated: 1, deleted: 0 });
+    const { rows } = await db.query<{ plan: string }>("SELECT plan FROM auth.tenants WHERE id = 'cli-b'");
+    expect(rows[0]?.plan).toBe("free");
+
+    const status = await nexus(["projections", "status", "auth.tenants", "--json"], env);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ state: "ok", rows: 2, behind: 0, lagSeconds: 0 });
+
+    const unknown = await nexus(["projections", "rebuild", "nope"], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("auth.tenants");
+  });
+});
