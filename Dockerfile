@@ -11,7 +11,9 @@ COPY services ./services
 COPY operator ./operator
 COPY scripts ./scripts
 COPY bench ./bench
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev
+COPY console ./console
+# The web console (docs/console.md) is built to console/dist and served at /console.
+RUN npx tsc -p tsconfig.json && node scripts/build-console.ts --force && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production
@@ -19,6 +21,7 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/console/dist ./console/dist
 # GET /openapi.json serves the committed OpenAPI description.
 COPY docs/openapi.json ./docs/openapi.json
 # pg_dump / pg_restore for `nexus backup` and `nexus restore` (docs/governance.md#backups).

@@ -203,7 +203,7 @@ export function peakRssMiB(pid: number): number {
 }
 
 /** The two keys `nexus dev` prints on first start. */
-function devKeys(output: string): { platform: string; owner: string } {
+export function devKeys(output: string): { platform: string; owner: string } {
   const keys = [...output.matchAll(/^\s+(nxs_[A-Za-z0-9_-]+)\s*$/gm)].map((m) => m[1]!);
   if (keys.length < 2) throw new Error(`nexus dev printed no keys:\n${output.slice(-2000)}`);
   return { platform: keys[0]!, owner: keys[1]! };
@@ -212,7 +212,7 @@ function devKeys(output: string): { platform: string; owner: string } {
 /** Node flags `nexus dev` runs with: what the `nexus` launcher and `npm start` pass (NEXUS_BENCH_DEV_NODE_ARGS overrides). */
 const DEV_NODE_ARGS = (process.env.NEXUS_BENCH_DEV_NODE_ARGS ?? "--liftoff-only").split(" ").filter(Boolean);
 
-async function startDev(
+export async function startDev(
   dataDir: string,
   extraEnv: NodeJS.ProcessEnv = {},
   nodeArgs: readonly string[] = DEV_NODE_ARGS,

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
 import { benchBackupOutcome } from "./backup.js";
+import { benchConsole, CONSOLE_BUDGETS } from "./console.js";
 import { benchEncryptionOutcome } from "./encryption.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
@@ -155,6 +156,36 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
   ],
   ["sql-destination", (log) => (postgres ? benchSqlDestination({ log }) : Promise.resolve(skippedNoPostgres))],
   ["integration", (log) => (postgres ? benchIntegration({ log }) : Promise.resolve(skippedNoPostgres))],
+  [
+    "console",
+    async (log) => {
+      const r = await benchConsole(log);
+      if (typeof r === "string") return r;
+      const bench = "console (chromium, nexus dev)";
+      return {
+        result: r,
+        ratios: [
+          {
+            bench,
+            name: "initial JS gzipped / 300 KiB budget",
+            value: r.initialJsGzipKiB / CONSOLE_BUDGETS.initialJsGzipKiB,
+            unit: "%",
+            target: "≤ 100%",
+            met: r.initialJsGzipKiB <= CONSOLE_BUDGETS.initialJsGzipKiB,
+          },
+          {
+            bench,
+            name: "first screen interactive / 1 s budget",
+            value: r.firstScreenMs.median / CONSOLE_BUDGETS.firstScreenMs,
+            unit: "%",
+            target: "≤ 100%",
+            met: r.firstScreenMs.median <= CONSOLE_BUDGETS.firstScreenMs,
+          },
+          { bench, name: "first screen / plain page load", value: r.firstScreenMs.median / r.plainPageMs.median, unit: "×" },
+        ],
+      };
+    },
+  ],
 ];
 
 const run: BenchRun = {

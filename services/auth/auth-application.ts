@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import type { AccessFailureReason, AccessRecorder } from "../kernel/authz/access-recorder.js";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
 import type { AuthenticatorResult, PresentationContext } from "../kernel/authz/authenticator.js";
+import { isSessionToken, newSessionToken, sessionIdOf } from "../kernel/authz/console-session.js";
 import type { EntitlementOverrides } from "../kernel/authz/plans.js";
 import { requirePlatformPrincipal, tenantScope } from "../kernel/authz/tenant-scope.js";
 import { executeInTransaction } from "../kernel/commands/index.js";
@@ -17,7 +18,7 @@ import { type GeneratedKey, generateApiKey, parseApiKey } from "./domain/api-key
 import { authenticateKey } from "./domain/authentication.js";
 import { mayGrantRole, maySeeKey } from "./domain/key-policy.js";
 import type { Tenant, TenantCommand } from "./domain/tenant.js";
-import type { AuthStore, AuthTransaction, TenantView } from "./ports.js";
+import type { AuthStore, AuthTransaction, ConsoleSession, TenantView } from "./ports.js";
 
 /** Page tokens of ListTenants and ListApiKeys: the last row's (created_at, id), bound to the filters. */
 const listTokens = pageTokens(keysetPosition("createdAt", "id"));
@@ -455,17 +456,37 @@ export class AuthApplication {
    * with the procedure the caller wanted. Records a use at most once a minute per key.
    */
   async authenticate(presented: string, context: PresentationContext): Promise<AuthenticatorResult> {
-    const parsed = parseApiKey(presented);
     const now = this.clock();
-    const { key, tenant } = parsed ? await this.store.credentials(parsed.keyId) : { key: undefined, tenant: undefined };
+    let session: ConsoleSession | undefined;
+    let keyId = parseApiKey(presented)?.keyId;
+    if (isSessionToken(presented)) {
+      // A console session stands for the key it was opened with: every check of that key
+      // (revoked, expired, inactive, tenant suspended) still applies, and the answer ends with the session.
+      session = await this.store.consoleSession(sessionIdOf(presented), now);
+      if (session === undefined) {
+        await this.recorder.accessDenied({
+          reason: "AUTH_UNAUTHORIZED",
+          procedure: context.procedure,
+          ...(context.peerAddress ? { peerAddress: context.peerAddress } : {}),
+        });
+        return { kind: "refused", reason: "AUTH_UNAUTHORIZED", message: SESSION_ENDED_MESSAGE };
+      }
+      keyId = session.keyId;
+    }
+    const { key, tenant } = keyId ? await this.store.credentials(keyId) : { key: undefined, tenant: undefined };
     const outcome = authenticateKey({
       presented,
+      provenBySession: session !== undefined,
       key,
       tenant,
       now,
       inactivityMs: this.settings.inactivityMs,
       touchIntervalMs: this.settings.touchIntervalMs,
     });
+    if (outcome.kind === "authenticated" && session !== undefined) {
+      const ends = session.expiresAt;
+      outcome.validUntil = outcome.validUntil && outcome.validUntil < ends ? outcome.validUntil : ends;
+    }
     if (outcome.kind === "refused") {
       await this.recorder.accessDenied({
         reason: outcome.reason,
@@ -491,6 +512,51 @@ export class AuthApplication {
     // design (one write a minute).
     const credential: OwnKey | undefined = key ? { ...withoutDigest(key), lastUsedAt } : undefined;
     return { kind: "authenticated", principal: outcome.principal, validUntil: outcome.validUntil, ...(credential ? { credential } : {}) };
+  }
+
+  /**
+   * Signs a browser in to the console with an API key (docs/console.md): the key is
+   * authenticated like on any call (refusals recorded), then a session is stored (hashed) that
+   * ends after `ttlMs`, on sign-out, or as soon as the key stops working. Returns the session
+   * token for the httpOnly cookie; it is never stored.
+   */
+  async signInConsole(
+    presented: string,
+    ttlMs: number,
+    context: PresentationContext,
+  ): Promise<
+    | { kind: "signed-in"; token: string; expiresAt: Date; principal: Principal }
+    | { kind: "refused"; reason: AccessFailureReason; message: string }
+  > {
+    if (isSessionToken(presented) || parseApiKey(presented) === undefined) {
+      await this.recorder.accessDenied({
+        reason: "AUTH_UNAUTHORIZED",
+        procedure: context.procedure,
+        ...(context.peerAddress ? { peerAddress: context.peerAddress } : {}),
+      });
+      return { kind: "refused", reason: "AUTH_UNAUTHORIZED", message: "that is not a Nexus API key (it starts with nxs_)" };
+    }
+    const result = await this.authenticate(presented, context);
+    if (result.kind === "refused") return result;
+    const token = newSessionToken();
+    const now = this.clock();
+    const expiresAt = new Date(now.getTime() + ttlMs);
+    await this.store.createConsoleSession({ id: sessionIdOf(token), keyId: result.principal.keyId, createdAt: now, expiresAt });
+    return { kind: "signed-in", token, expiresAt, principal: result.principal };
+  }
+
+  /** Ends a console session (sign-out): later calls with its cookie are refused. Idempotent. */
+  async signOutConsole(token: string): Promise<void> {
+    if (!isSessionToken(token)) return;
+    const ended = await this.store.deleteConsoleSession(sessionIdOf(token));
+    // This process's cached answer for the session goes now; other processes drop theirs
+    // within NEXUS_AUTH_CACHE_TTL_MS.
+    if (ended) invalidateInProcess({ keyIds: [ended.keyId] });
+  }
+
+  /** Deletes console sessions that ended (the service's periodic task). */
+  sweepEndedConsoleSessions(): Promise<number> {
+    return this.store.deleteEndedConsoleSessions(this.clock());
   }
 
   /**
@@ -566,6 +632,9 @@ export class AuthApplication {
 function timingSafeEqualBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/** Why a console session cookie no longer works. */
+export const SESSION_ENDED_MESSAGE = "your console session has ended (signed out or expired); sign in again";
 
 /** What a refused caller is told (never whether the key id exists). */
 export const REFUSAL_MESSAGES: Readonly<Record<AccessFailureReason, string>> = {

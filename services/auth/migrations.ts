@@ -12,6 +12,9 @@ export const AUTH_SCHEMA = "auth";
  * - `api_keys`: one row per key aggregate (`api_key-<id>`). Only the SHA-256 digest of a key
  *   is stored (`secret_sha256`, 32 bytes), never the plaintext. `last_used_at` is written by
  *   authentication at most about once a minute and is not an event.
+ * - `console_sessions`: signed-in browsers of the web console (docs/console.md): the SHA-256
+ *   of the session token (never the token), the key it was opened with, and its end. Sign-out
+ *   deletes the row; a session is ephemeral access state like `last_used_at`, not an aggregate.
  * - `installation`: one-time installation facts (e.g. that `nexus dev` bootstrapped its demo
  *   tenant), so first-start work happens once.
  */
@@ -66,6 +69,18 @@ CREATE TABLE auth.installation (
   name text PRIMARY KEY,
   done_at timestamptz NOT NULL DEFAULT now()
 );
+`,
+  },
+  {
+    id: "0002_console_sessions",
+    sql: `
+CREATE TABLE auth.console_sessions (
+  id text PRIMARY KEY CHECK (id ~ '^[0-9a-f]{64}$'),
+  key_id text NOT NULL REFERENCES auth.api_keys (id),
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX console_sessions_expires_idx ON auth.console_sessions (expires_at);
 `,
   },
 ];

@@ -53,6 +53,15 @@ export interface Credentials {
   tenant: Tenant | undefined;
 }
 
+/** A signed-in console browser (`auth.console_sessions`). */
+export interface ConsoleSession {
+  /** Hex SHA-256 of the session token. */
+  id: string;
+  keyId: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
 /** Work inside one transaction: the aggregates' commands run in `tx`; the rest are reads and facts. */
 export interface AuthTransaction {
   /** The open transaction (the tenant and key aggregates load and save in it). */
@@ -87,6 +96,14 @@ export interface AuthStore {
    * (so a busy key costs one write a minute, not one per call).
    */
   touchLastUsed(keyId: string, at: Date, minIntervalMs: number): Promise<void>;
+  /** Stores a console session (its hashed id). */
+  createConsoleSession(session: ConsoleSession): Promise<void>;
+  /** The console session with this hashed id, unless it ended by `now`. */
+  consoleSession(id: string, now: Date): Promise<ConsoleSession | undefined>;
+  /** Deletes a console session (sign-out); true when it existed. */
+  deleteConsoleSession(id: string): Promise<ConsoleSession | undefined>;
+  /** Deletes sessions that ended by `now`; returns how many. */
+  deleteEndedConsoleSessions(now: Date): Promise<number>;
   /** Ids of rotated keys whose grace ended by `now` and that are not yet marked revoked. */
   rotationsDue(now: Date, limit: number): Promise<string[]>;
 }

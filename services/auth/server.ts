@@ -4,6 +4,7 @@ import { defineService } from "../kernel/service/index.js";
 import { createPostgresAuthStore } from "./adapters/postgres.js";
 import { tenantAggregate } from "./auth-aggregates.js";
 import { authSettingsFromConfig } from "./auth-settings.js";
+import { consoleSessionRoutes } from "./console-session-routes.js";
 import { createAuthApplication } from "./create-auth-application.js";
 import { AuthServiceHandlers } from "./handlers.js";
 import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
@@ -13,13 +14,16 @@ import { TenantHistory } from "./tenant-history.js";
 
 /** How often the auth service closes ended rotation graces (ApiKeyRevoked "rotated"). */
 const ROTATION_SWEEP_INTERVAL_MS = 5_000;
+/** How often console sessions that ended are deleted. */
+const CONSOLE_SESSION_SWEEP_INTERVAL_MS = 600_000;
 /** How often the count of keys expiring soon is refreshed. */
 const KEY_EXPIRY_INTERVAL_MS = 60_000;
 
 /**
  * The auth service (`nexus.auth.v1.AuthService`): tenants, plans, entitlements, API keys and
  * Authenticate, plus a sweep that records the end of rotation graces and a count of the keys
- * that expire within 7 days (`nexus_api_keys_expiring_soon`). `nexus dev` and
+ * that expire within 7 days (`nexus_api_keys_expiring_soon`), and the web console's sign-in
+ * endpoint (`/auth/session`, console session cookies). `nexus dev` and
  * `nexus serve --service auth` mount the same definition.
  */
 export const authService = defineService({
@@ -41,8 +45,11 @@ export const authService = defineService({
     });
     return {
       handlers: [authRoutes(new AuthServiceHandlers(app, history))],
+      // The web console's sign-in and sign-out (docs/console.md).
+      httpRoutes: consoleSessionRoutes({ app, ttlMs: ctx.config.consoleSessionTtlSeconds * 1000, logger: ctx.logger }),
       shutdown: async () => buckets.close(),
       tasks: [
+        { name: "console session sweep", intervalMs: CONSOLE_SESSION_SWEEP_INTERVAL_MS, run: () => app.sweepEndedConsoleSessions() },
         { name: "rotation sweep", intervalMs: ROTATION_SWEEP_INTERVAL_MS, run: () => app.sweepEndedRotations() },
         { name: "key expiry count", intervalMs: KEY_EXPIRY_INTERVAL_MS, run: refreshExpiry },
       ],

@@ -567,6 +567,19 @@ const VARIABLES = {
     description: "Active API keys a tenant may hold (per-tenant override: max_active_api_keys); one more → KEY_LIMIT_REACHED.",
     parse: integer(1, 100_000),
   }),
+  consoleSessionTtlSeconds: variable({
+    name: "NEXUS_CONSOLE_SESSION_TTL_SECONDS",
+    default: "28800",
+    description: "How long a console sign-in lasts before the browser must sign in again (the session is stored hashed in auth).",
+    parse: integer(60, 2_592_000),
+  }),
+  consoleDir: variable<string | undefined>({
+    name: "NEXUS_CONSOLE_DIR",
+    default: undefined,
+    unsetMeaning: "(the built console/dist of the installation)",
+    description: "Directory of the built web console served at /console; the console is off when it holds no index.html.",
+    parse: path,
+  }),
   bootstrapKeyId: variable<string | undefined>({
     name: "NEXUS_BOOTSTRAP_KEY_ID",
     default: undefined,

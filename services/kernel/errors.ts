@@ -24,6 +24,7 @@ export const REASONS = {
   AUTH_REVOKED_KEY: Code.Unauthenticated,
   AUTH_EXPIRED_KEY: Code.Unauthenticated,
   AUTH_INACTIVE_KEY: Code.Unauthenticated,
+  CSRF_TOKEN_INVALID: Code.PermissionDenied,
   TENANT_SUSPENDED: Code.PermissionDenied,
   RBAC_FORBIDDEN: Code.PermissionDenied,
   TENANT_MISMATCH: Code.PermissionDenied,

@@ -18,6 +18,8 @@ import { createRateLimitInterceptor } from "../kernel/limits/rate-limit-intercep
 import { createLogger } from "../kernel/logger.js";
 import {
   type BoundAddress,
+  consoleDirectory,
+  consoleRoute,
   createServer,
   type NexusServer,
   type ReadinessResult,
@@ -50,6 +52,8 @@ export interface RunningNexus {
   logger: Logger;
   /** The process's authentication gate, cache and permission table (services/kernel/authz). */
   authz: MeshAuthz;
+  /** Whether this process serves the web console at /console (it is built). */
+  console: boolean;
   /** Which backends run: "pglite" or "postgres", "local" or "nats". */
   backends: { database: Database["dialect"]; bus: EventBus["kind"] };
   /** Graceful shutdown of everything (idempotent). */
@@ -222,8 +226,11 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     const modules = servicesFor(services).map((service) =>
       mountService(service, { config, db, bus, clock, peers, roles, keyring, logger: logger.child({ service: service.name }) }),
     );
+    // Every process serves the web console (docs/console.md) when it is built.
+    const consoleFiles = consoleRoute(consoleDirectory(config.consoleDir));
     const server = createServer({
       services: modules,
+      ...(consoleFiles ? { httpRoutes: [consoleFiles] } : {}),
       logger,
       authenticate: authz.authenticate,
       authenticateFromCache: authz.authenticateFromCache,
@@ -248,6 +255,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       bus,
       logger,
       authz,
+      console: consoleFiles !== undefined,
       backends: { database: db.dialect, bus: bus.kind },
       close: () => server.close(),
     };

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { CSRF_HEADER, presentedSessionOf, SESSION_COOKIE } from "../../kernel/authz/console-session.js";
 import { domainError } from "../../kernel/errors.js";
 import type { PeerCall } from "../ports.js";
 
@@ -63,11 +64,20 @@ export class RunControl {
     this.call.signal.removeEventListener("abort", this.onCallAbort);
   }
 
-  /** The caller's credentials, forwarded on calls made for this run. */
+  /** The caller's credentials (API key, or console session), forwarded on calls made for this run. */
   forwardHeaders(): Headers {
     const headers = new Headers();
     const authorization = this.call.requestHeader.get("authorization");
-    if (authorization !== null) headers.set("authorization", authorization);
+    if (authorization !== null) {
+      headers.set("authorization", authorization);
+      return headers;
+    }
+    // A web console call (docs/console.md): its session cookie and CSRF token, checked again by the peer.
+    const session = presentedSessionOf(this.call.requestHeader);
+    if (session !== undefined) {
+      headers.set("cookie", `${SESSION_COOKIE}=${session.token}`);
+      headers.set(CSRF_HEADER, this.call.requestHeader.get(CSRF_HEADER) ?? "");
+    }
     return headers;
   }
 

@@ -6,7 +6,16 @@ import type { Database, Tx } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import type { ApiKey, KeyKind } from "../domain/api-key.js";
 import type { Tenant } from "../domain/tenant.js";
-import type { ApiKeyQuery, AuthStore, AuthTransaction, Credentials, StateRepository, TenantQuery, TenantView } from "../ports.js";
+import type {
+  ApiKeyQuery,
+  AuthStore,
+  AuthTransaction,
+  ConsoleSession,
+  Credentials,
+  StateRepository,
+  TenantQuery,
+  TenantView,
+} from "../ports.js";
 
 interface TenantRow {
   id: string;
@@ -47,8 +56,19 @@ const KEY_COLUMNS =
   "id, kind, tenant_id, name, role, secret_sha256, created_at, expires_at, last_used_at, reactivated_at, revoked_at, " +
   "revocation_reason, successor_key_id, predecessor_key_id, grace_ends_at, created_by_key_id, version";
 
+interface SessionRow {
+  id: string;
+  key_id: string;
+  created_at: Date;
+  expires_at: Date;
+}
+
 const date = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
 const optionalDate = (v: Date | string | null): Date | undefined => (v === null ? undefined : date(v));
+
+function toConsoleSession(r: SessionRow): ConsoleSession {
+  return { id: r.id, keyId: r.key_id, createdAt: date(r.created_at), expiresAt: date(r.expires_at) };
+}
 
 function overridesFromJson(json: unknown): EntitlementOverrides {
   if (typeof json !== "object" || json === null) return NO_OVERRIDES;
@@ -287,6 +307,36 @@ export function createPostgresAuthStore(db: Database): AuthStore {
       );
       return rows.map(toApiKey);
     },
+    async createConsoleSession(session) {
+      await db.query("INSERT INTO auth.console_sessions (id, key_id, created_at, expires_at) VALUES ($1, $2, $3, $4)", [
+        session.id,
+        session.keyId,
+        session.createdAt,
+        session.expiresAt,
+      ]);
+    },
+
+    async consoleSession(id, now) {
+      const { rows } = await db.query<SessionRow>(
+        "SELECT id, key_id, created_at, expires_at FROM auth.console_sessions WHERE id = $1 AND expires_at > $2",
+        [id, now],
+      );
+      return rows[0] ? toConsoleSession(rows[0]) : undefined;
+    },
+
+    async deleteConsoleSession(id) {
+      const { rows } = await db.query<SessionRow>(
+        "DELETE FROM auth.console_sessions WHERE id = $1 RETURNING id, key_id, created_at, expires_at",
+        [id],
+      );
+      return rows[0] ? toConsoleSession(rows[0]) : undefined;
+    },
+
+    async deleteEndedConsoleSessions(now) {
+      const { rowCount } = await db.query("DELETE FROM auth.console_sessions WHERE expires_at <= $1", [now]);
+      return rowCount;
+    },
+
     async credentials(keyId): Promise<Credentials> {
       const { rows } = await db.query<ApiKeyRow & { [K in keyof TenantRow as `t_${K}`]: TenantRow[K] | null }>(
         `SELECT k.id, k.kind, k.tenant_id, k.name, k.role, k.secret_sha256, k.created_at, k.expires_at, k.last_used_at,

@@ -32,6 +32,11 @@ export type AuthenticationOutcome =
 export interface AuthenticateKeyInput {
   /** The presented plaintext key. */
   presented: string;
+  /**
+   * The key was proven another way (a console session opened with it, whose stored digest was
+   * matched): skip the secret check, keep every other one (revoked, expired, inactive, suspended).
+   */
+  provenBySession?: boolean;
   /** The stored key named by the presented key's id (undefined when no such key). */
   key: ApiKey | undefined;
   /** The key's tenant (tenant keys). */
@@ -52,7 +57,7 @@ export interface AuthenticateKeyInput {
  */
 export function authenticateKey(input: AuthenticateKeyInput): AuthenticationOutcome {
   const { key, tenant, now } = input;
-  if (!verifyApiKey(input.presented, key?.digest) || key === undefined) {
+  if (key === undefined || (input.provenBySession !== true && !verifyApiKey(input.presented, key.digest))) {
     // A wrong secret for a real key id is an attempt against that key: name the key it
     // claimed, and its tenant when the key exists, so the tenant's own audit chain shows it.
     const claimed = parseApiKey(input.presented)?.keyId;

@@ -60,6 +60,9 @@ export const devCommand: Command = {
         `  services:  ${nexus.server.services.filter((s) => s.startsWith("nexus.")).join(", ")}`,
         `  state:     ${db}; events: ${bus}`,
         `  ops:       ${nexus.address.url}/metrics  ${nexus.address.url}/readyz`,
+        nexus.console
+          ? `  console:   ${nexus.address.url}/console/  (sign in with an API key)`
+          : "  console:   not built (npm run build builds it into console/dist)",
         devBootstrapBanner(firstStart, nexus.backends.database === "pglite" ? config.dataDir : undefined),
       ].join("\n"),
     );

@@ -5,6 +5,7 @@ import type { AccessRecorder } from "./access-recorder.js";
 import type { AuthenticationCache } from "./authentication-cache.js";
 import type { Authenticator } from "./authenticator.js";
 import { credentialKey } from "./authenticator.js";
+import { CSRF_HEADER, presentedSessionOf } from "./console-session.js";
 import { authCacheLookups, authRefusals } from "./metrics.js";
 import { permissionOf, procedureOf } from "./permissions.js";
 
@@ -58,7 +59,20 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
     const procedure = procedureOf(ctx.service.typeName, ctx.method.name);
     if (permissionOf(procedure)?.class === "public") return;
     const peerAddress = peerAddressOf(ctx.requestHeader);
-    const presented = presentedKeyOf(ctx.requestHeader);
+    let presented = presentedKeyOf(ctx.requestHeader);
+    if (presented === undefined && !ctx.requestHeader.has("authorization")) {
+      // A console session (docs/console.md): the cookie, and the session's CSRF token in a
+      // header, which another site can neither read nor forge.
+      const session = presentedSessionOf(ctx.requestHeader);
+      if (session !== undefined && !session.csrf) {
+        authRefusals.inc({ reason: "CSRF_TOKEN_INVALID" });
+        throw domainError(
+          "CSRF_TOKEN_INVALID",
+          `a call made with the console session cookie must carry the session's CSRF token in the ${CSRF_HEADER} header; reload the console`,
+        );
+      }
+      presented = session?.token;
+    }
     if (presented === undefined) {
       authRefusals.inc({ reason: "AUTH_UNAUTHORIZED" });
       await recorder.accessDenied({ reason: "AUTH_UNAUTHORIZED", procedure, ...(peerAddress ? { peerAddress } : {}) });

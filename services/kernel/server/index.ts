@@ -4,6 +4,7 @@
  * service implements, and `installSignalHandlers`.
  */
 
+export { CONSOLE_PATH, consoleDirectory, consoleRoute } from "./console-files.js";
 export type { CorsOptions } from "./cors.js";
 export { type NodeRequest, type NodeResponse, plain } from "./node-http.js";
 export type { BoundAddress, ListenOptions, NexusServer, ServerOptions } from "./server.js";

@@ -37,7 +37,7 @@ import { createOpenApiEndpoint } from "./openapi-endpoint.js";
 import { sniffProtocol } from "./protocol-sniffer.js";
 import { createReflectionIndex } from "./reflection-index.js";
 import { registerReflectionServices } from "./reflection-service.js";
-import type { ReadinessCheck, ServiceModule } from "./service-module.js";
+import type { HttpRoute, ReadinessCheck, ServiceModule } from "./service-module.js";
 import type { Lifecycle } from "./serving-state.js";
 import { ServingState } from "./serving-state.js";
 
@@ -85,6 +85,8 @@ export interface ServerOptions {
   healthWatchIntervalMs?: number;
   /** Also export Node's process metrics (CPU, memory, event loop) on /metrics. Default true. */
   collectDefaultMetrics?: boolean;
+  /** Plain HTTP endpoints of the process itself, not of one service (the web console at /console). */
+  httpRoutes?: readonly HttpRoute[];
   /** Shared protovalidate validator. Default: a new one per server. */
   validator?: Validator;
 }
@@ -297,7 +299,8 @@ export function createServer(options: ServerOptions): NexusServer {
   const cors = createCors(options.cors);
   const endpoints = createHttpEndpoints(state, logger);
   const openapi = createOpenApiEndpoint({ services: () => state.services, logger });
-  const serviceRoutes = createServiceRoutes(options.services, logger);
+  const processRoutes: ServiceModule = { name: "process", register: () => {}, httpRoutes: options.httpRoutes ?? [] };
+  const serviceRoutes = createServiceRoutes([...options.services, processRoutes], logger);
 
   // ---- in-flight accounting (drives graceful shutdown) ----
   let inFlight = 0;

@@ -1,0 +1,244 @@
+import { useQuery } from "@connectrpc/connect-query";
+import { useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef, useState } from "react";
+import { AgentService } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
+import { type Citation, MessageRole } from "../../../gen/nexus/agent/v1/session_pb.js";
+import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { agent } from "../api.js";
+import { Empty, ErrorBox, Loading, Section, when } from "../ui.js";
+
+interface Turn {
+  id: number;
+  role: "user" | "assistant";
+  text: string;
+  citations: Citation[];
+}
+
+/** The cited passage, highlighted inside the text it was quoted from. */
+function Passage({ citation, onClose }: { citation: Citation; onClose: () => void }) {
+  const close = useRef<HTMLButtonElement>(null);
+  // Keyboard users land on the passage's Close button (and return with it).
+  useEffect(() => close.current?.focus(), []);
+  return (
+    <div className="dialog" role="dialog" aria-modal="false" aria-labelledby="passage-title">
+      <h3 id="passage-title">
+        {citation.filename || citation.documentId} · passage {citation.chunkOrdinal + 1}
+      </h3>
+      <p className="muted">
+        Characters {citation.charStart}–{citation.charEnd} · score {citation.score.toFixed(3)}
+      </p>
+      <blockquote>
+        <mark data-testid="cited-passage">{citation.quote}</mark>
+      </blockquote>
+      <button type="button" onClick={onClose} ref={close}>
+        Close
+      </button>
+    </div>
+  );
+}
+
+export default function Ask() {
+  const queryClient = useQueryClient();
+  const corpora = useQuery(RetrievalService.method.listCorpora, { pageSize: 200 });
+  const [corpusId, setCorpusId] = useState("");
+  const corpus = corpusId || corpora.data?.corpora[0]?.id || "";
+  const sessions = useQuery(AgentService.method.listSessions, { corpusId: corpus, pageSize: 50 }, { enabled: corpus !== "" });
+  const [sessionId, setSessionId] = useState("");
+  const [provider, setProvider] = useState("");
+  const [turns, setTurns] = useState<Turn[]>([]);
+  const [question, setQuestion] = useState("");
+  const [running, setRunning] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const [open, setOpen] = useState<Citation>();
+  const abort = useRef<AbortController | undefined>(undefined);
+  const requestId = useRef("");
+
+  const resume = async (id: string) => {
+    setSessionId(id);
+    setError(undefined);
+    try {
+      const res = await agent.getSession({ sessionId: id });
+      setTurns(
+        res.messages.map((m, i) => ({
+          id: i,
+          role: m.role === MessageRole.USER ? "user" : "assistant",
+          text: m.text,
+          citations: m.citations,
+        })),
+      );
+    } catch (err) {
+      setError(err);
+    }
+  };
+
+  const ask = async () => {
+    const message = question.trim();
+    if (message === "" || corpus === "") return;
+    setQuestion("");
+    setError(undefined);
+    setRunning(true);
+    setTurns((t) => [
+      ...t,
+      { id: t.length, role: "user", text: message, citations: [] },
+      { id: t.length + 1, role: "assistant", text: "", citations: [] },
+    ]);
+    const controller = new AbortController();
+    abort.current = controller;
+    // Events are applied once each, in `seq` order: a repeated or older event is ignored.
+    let lastSeq = 0n;
+    const update = (f: (t: Turn) => Turn) => setTurns((all) => [...all.slice(0, -1), f(all[all.length - 1]!)]);
+    try {
+      for await (const ev of agent.run(
+        { sessionId, corpusId: corpus, message, ...(provider ? { options: { provider } } : {}) },
+        { signal: controller.signal },
+      )) {
+        if (ev.seq !== 0n && ev.seq <= lastSeq) continue;
+        lastSeq = ev.seq;
+        switch (ev.event.case) {
+          case "accepted":
+            requestId.current = ev.event.value.requestId;
+            setSessionId(ev.event.value.sessionId);
+            break;
+          case "tokenDelta": {
+            const text = ev.event.value.text;
+            update((t) => ({ ...t, text: t.text + text }));
+            break;
+          }
+          case "messageFinal": {
+            const final = ev.event.value;
+            update((t) => ({ ...t, text: final.text, citations: final.citations }));
+            break;
+          }
+          case "error":
+            setError(new Error(`${ev.event.value.message} (${ev.event.value.reason})`));
+            break;
+          default:
+            break;
+        }
+      }
+    } catch (err) {
+      if (!controller.signal.aborted) setError(err);
+    } finally {
+      setRunning(false);
+      abort.current = undefined;
+      void queryClient.invalidateQueries();
+    }
+  };
+
+  const cancel = async () => {
+    abort.current?.abort();
+    if (requestId.current) await agent.cancelRun({ requestId: requestId.current }).catch(() => undefined);
+    setTurns((all) => {
+      const last = all[all.length - 1];
+      return last && last.role === "assistant" ? [...all.slice(0, -1), { ...last, text: `${last.text} [cancelled]` }] : all;
+    });
+  };
+
+  return (
+    <div className="ask">
+      <aside aria-label="Sessions">
+        <label htmlFor="corpus">Corpus</label>
+        {corpora.isPending ? <Loading what="corpora" /> : null}
+        {corpora.error ? <ErrorBox error={corpora.error} onRetry={() => void corpora.refetch()} /> : null}
+        <select id="corpus" value={corpus} onChange={(e) => setCorpusId(e.target.value)}>
+          {corpora.data?.corpora.map((c) => (
+            <option key={c.id} value={c.id}>
+              {c.displayName || c.id}
+            </option>
+          ))}
+        </select>
+        {corpora.data && corpora.data.corpora.length === 0 ? <Empty>No corpus yet: create one under Corpora.</Empty> : null}
+        <label htmlFor="provider">Model provider</label>
+        <select id="provider" value={provider} onChange={(e) => setProvider(e.target.value)}>
+          <option value="">corpus default</option>
+          <option value="extractive">extractive (offline)</option>
+          <option value="openai">openai</option>
+        </select>
+        <h2>Sessions</h2>
+        <button
+          type="button"
+          onClick={() => {
+            setSessionId("");
+            setTurns([]);
+          }}
+        >
+          New session
+        </button>
+        {sessions.isPending && corpus ? <Loading what="sessions" /> : null}
+        {sessions.error ? <ErrorBox error={sessions.error} /> : null}
+        {sessions.data && sessions.data.sessions.length === 0 ? <Empty>No sessions yet.</Empty> : null}
+        <ul className="plain sessions">
+          {sessions.data?.sessions.map((s) => (
+            <li key={s.id}>
+              <button
+                type="button"
+                className="link"
+                aria-current={s.id === sessionId ? "true" : undefined}
+                onClick={() => void resume(s.id)}
+              >
+                {s.title || s.id}
+              </button>
+              <span className="muted"> {when(s.updatedAt)}</span>
+            </li>
+          ))}
+        </ul>
+      </aside>
+      <Section title="Conversation">
+        <div className="turns" aria-live="polite" data-testid="conversation">
+          {turns.length === 0 ? <Empty>Ask a question about the corpus; the answer streams in with its sources.</Empty> : null}
+          {turns.map((t, i) => (
+            <div key={t.id} className={`turn ${t.role}`} data-testid={`turn-${t.role}`}>
+              <p>{t.text || (running && i === turns.length - 1 ? "…" : "")}</p>
+              {t.citations.length > 0 ? (
+                <ol className="citations" aria-label="Sources">
+                  {t.citations.map((c) => (
+                    <li key={`${c.documentId}:${c.chunkOrdinal}:${c.charStart}`}>
+                      <a
+                        href={`#passage-${c.documentId}-${c.chunkOrdinal}`}
+                        onClick={(e) => {
+                          e.preventDefault();
+                          setOpen(c);
+                        }}
+                      >
+                        {c.filename || c.documentId} §{c.chunkOrdinal + 1}
+                      </a>
+                    </li>
+                  ))}
+                </ol>
+              ) : null}
+            </div>
+          ))}
+        </div>
+        {open ? <Passage citation={open} onClose={() => setOpen(undefined)} /> : null}
+        {error ? <ErrorBox error={error} /> : null}
+        <form
+          className="row"
+          onSubmit={(e) => {
+            e.preventDefault();
+            void ask();
+          }}
+        >
+          <label htmlFor="question" className="sr-only">
+            Question
+          </label>
+          <input
+            id="question"
+            value={question}
+            onChange={(e) => setQuestion(e.target.value)}
+            placeholder="Ask a question…"
+            disabled={running}
+          />
+          {running ? (
+            <button type="button" onClick={() => void cancel()}>
+              Cancel
+            </button>
+          ) : (
+            <button type="submit" disabled={question.trim() === "" || corpus === ""}>
+              Ask
+            </button>
+          )}
+        </form>
+      </Section>
+    </div>
+  );
+}

@@ -1,0 +1,471 @@
+import { spawnSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import AxeBuilder from "@axe-core/playwright";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chromiumPath } from "../scripts/chromium-path.js";
+import { eventually } from "./support/eventually.js";
+import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
+import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
+
+/**
+ * The web console in a real browser (Debian's chromium through playwright-core) against a real
+ * `nexus dev` process: sign-in by API key into a session cookie, upload with per-file progress,
+ * search, a streamed answer with clickable citations, key creation and revocation, the audit
+ * log with chain verification, sign-out; axe-core on every screen (no serious or critical
+ * violations) and keyboard navigation. NEXUS_CONSOLE_SCREENSHOTS=1 also writes the screenshots
+ * of docs/console/.
+ */
+const executablePath = chromiumPath();
+const required = process.env.CI !== undefined || process.env.NEXUS_REQUIRE_SERVICES === "1";
+if (executablePath === undefined && !required) {
+  console.warn("[console-browser] chromium is not installed (apt-get install -y chromium): the browser tests are skipped");
+}
+const SHOTS = process.env.NEXUS_CONSOLE_SCREENSHOTS === "1" ? "docs/console" : undefined;
+const WAIT = 60_000;
+/** Each step waits for what the person would see; on a loaded 2-core machine that can take a while. */
+const STEP = 180_000;
+
+describe.skipIf(executablePath === undefined && !required)("web console in a real browser", () => {
+  let nexus: NexusProcess;
+  /** A LOCAL STAND-IN for a cloud LLM (tests/support/openai-standin.ts): streams slowly on demand. */
+  let standin: OpenAiStandin;
+  let data: { dir: string; remove: () => void };
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let ownerKey: string;
+  let platformKey: string;
+  let viewerKey: string;
+
+  const axe = async (screen: string) => {
+    const result = await new AxeBuilder({ page }).analyze();
+    const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+    expect(
+      bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`),
+      `axe on ${screen}`,
+    ).toEqual([]);
+  };
+  const shot = async (name: string) => {
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+  };
+  /** Records, in the page, every text the last answer shows while it arrives (`globalThis.seen`). */
+  const recordAnswer = () =>
+    page.evaluate(() => {
+      // Runs in the page (DOM globals; the test's own types are Node's).
+      const g = globalThis as any;
+      const seen: string[] = [];
+      g.seen = seen;
+      g.answerObserver?.disconnect();
+      g.answerObserver = new g.MutationObserver(() => {
+        const t = g.document.querySelectorAll('[data-testid="turn-assistant"] p');
+        const last = t[t.length - 1]?.textContent ?? "";
+        if (seen[seen.length - 1] !== last) seen.push(last);
+      });
+      g.answerObserver.observe(g.document.body, { subtree: true, childList: true, characterData: true });
+    });
+  const open = async (label: string) => {
+    await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: label }).click();
+    await page.getByRole("heading", { level: 1, name: label }).waitFor({ timeout: WAIT });
+  };
+
+  beforeAll(async () => {
+    if (executablePath === undefined) throw new Error("chromium is required here (CI): apt-get install -y chromium");
+    const built = spawnSync(process.execPath, ["scripts/build-console.ts"], { encoding: "utf8" });
+    if (built.status !== 0) throw new Error(`building the console failed:\n${built.stdout}${built.stderr}`);
+    if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+    data = tempDir("nexus-console-");
+    standin = await startOpenAiStandin();
+    nexus = await startNexus({
+      args: ["dev", "--port", "0", "--host", "127.0.0.1", "--data-dir", data.dir],
+      env: { NEXUS_OPENAI_BASE_URL: standin.baseUrl, NEXUS_OPENAI_API_KEY: "standin" },
+      timeoutMs: 120_000,
+    });
+    ownerKey = await eventually(
+      "nexus dev printed the demo owner key",
+      () => /owner key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/.exec(nexus.output())?.[1],
+      WAIT,
+    );
+    platformKey = /platform operator key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/.exec(nexus.output())?.[1] ?? "";
+    browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+    context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    context.setDefaultTimeout(WAIT);
+    page = await context.newPage();
+    // Confirmations are accepted; the suspension prompt gets its reason.
+    page.on("dialog", (d) => void d.accept(d.type() === "prompt" ? "unpaid invoice" : undefined));
+  }, 240_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await nexus?.stop();
+    await standin?.close();
+    data?.remove();
+  }, STEP);
+
+  it(
+    "nexus dev prints the console's URL and serves it",
+    async () => {
+      expect(nexus.output()).toContain(`${nexus.url}/console/`);
+      const res = await fetch(`${nexus.url}/console/`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-security-policy")).toContain("default-src 'self'");
+    },
+    STEP,
+  );
+
+  it(
+    "the sign-in endpoint takes only same-origin JSON and marks cookies Secure behind TLS",
+    async () => {
+      const post = (body: string, headers: Record<string, string>) => fetch(`${nexus.url}/auth/session`, { method: "POST", headers, body });
+      const json = { "content-type": "application/json" };
+      const form = await post(`apiKey=${ownerKey}`, { "content-type": "application/x-www-form-urlencoded" });
+      expect(form.status).toBe(415);
+      const crossSite = await post(JSON.stringify({ apiKey: ownerKey }), { ...json, origin: "https://evil.example" });
+      expect(crossSite.status).toBe(403);
+      expect(((await crossSite.json()) as { reason: string }).reason).toBe("CSRF_TOKEN_INVALID");
+      expect((await post("x".repeat(10_000), json)).status).toBe(413);
+      const empty = await post("{}", json);
+      expect(empty.status).toBe(400);
+      expect(((await empty.json()) as { message: string }).message).toContain("enter an API key");
+      const tls = await post(JSON.stringify({ apiKey: ownerKey }), { ...json, "x-forwarded-proto": "https" });
+      expect(tls.status).toBe(200);
+      const cookies = tls.headers.getSetCookie();
+      expect(cookies).toHaveLength(2);
+      for (const c of cookies) expect(c).toMatch(/; SameSite=Strict.*; Secure$/);
+      expect(cookies.find((c) => c.startsWith("nexus_session="))).toContain("HttpOnly");
+      expect(cookies.find((c) => c.startsWith("nexus_csrf="))).not.toContain("HttpOnly");
+    },
+    STEP,
+  );
+
+  it(
+    "refuses a wrong key with the reason, then signs in with the owner key into an httpOnly session",
+    async () => {
+      await page.goto(`${nexus.url}/console/`);
+      await page.getByLabel("API key").fill("nxs_000000000000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await expect.poll(() => page.getByRole("alert").textContent(), { timeout: WAIT }).toContain("Sign in again with a valid API key");
+      await axe("sign-in");
+      await shot("sign-in");
+
+      await page.getByLabel("API key").fill(ownerKey);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByTestId("who").waitFor();
+      expect(await page.getByTestId("who").textContent()).toContain("demo · owner");
+
+      const cookies = await context.cookies();
+      const session = cookies.find((c) => c.name === "nexus_session");
+      expect(session?.httpOnly).toBe(true);
+      expect(session?.sameSite).toBe("Strict");
+      expect(session?.value.startsWith("nxcs_")).toBe(true);
+      // Neither the key nor any token is kept in the page's storage.
+      const stored = await page.evaluate(
+        () => JSON.stringify({ ...(globalThis as any).localStorage }) + JSON.stringify({ ...(globalThis as any).sessionStorage }),
+      );
+      expect(stored).toBe("{}{}");
+      // A call with the cookie but without the CSRF header is refused.
+      const forged = await page.evaluate(async () => {
+        const r = await fetch("/nexus.auth.v1.AuthService/WhoAmI", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: "{}",
+        });
+        return { status: r.status, body: await r.text() };
+      });
+      expect(forged.status).toBe(403);
+      expect(forged.body).toContain("CSRF_TOKEN_INVALID");
+    },
+    STEP,
+  );
+
+  it(
+    "overview shows health, this month's usage and the tenant; every screen passes axe",
+    async () => {
+      await page.getByRole("heading", { name: "Service health" }).waitFor();
+      await expect.poll(() => page.getByText("nexus.agent.v1.AgentService: serving").count(), { timeout: WAIT }).toBe(1);
+      await page.getByRole("heading", { name: "This month" }).waitFor();
+      // Recent failures come from the audit log (none, or the recorded refusals): loaded, not an error.
+      const failures = page.getByRole("region", { name: "Recent failures" });
+      await expect
+        .poll(() => failures.getByText(/No failures recorded|auth\.access\.failure|rbac\.forbidden/).count(), { timeout: WAIT })
+        .toBeGreaterThanOrEqual(1);
+      await axe("overview");
+      await shot("overview");
+    },
+    STEP,
+  );
+
+  it(
+    "uploads several files by drag-and-drop input, watches each to ready, and finds them by hybrid search",
+    async () => {
+      await open("Corpora & documents");
+      await page.getByLabel("New corpus id").fill("console-e2e");
+      await page.getByLabel("Name", { exact: true }).fill("Console e2e");
+      await page.getByRole("button", { name: "Create corpus" }).click();
+      await page.getByRole("button", { name: "Console e2e" }).waitFor();
+      await expect
+        .poll(() => page.getByRole("button", { name: "Console e2e" }).getAttribute("aria-pressed"), { timeout: WAIT })
+        .toBe("true");
+      const files = [
+        {
+          name: "refunds.md",
+          mimeType: "text/markdown",
+          buffer: Buffer.from("# Refunds\n\nCustomers get a full refund within 30 days of purchase.\n"),
+        },
+        { name: "shipping.txt", mimeType: "text/plain", buffer: Buffer.from("Parcels ship from Rotterdam within two working days.") },
+        {
+          name: "support.html",
+          mimeType: "text/html",
+          buffer: Buffer.from("<h1>Support</h1><p>Support answers within four hours on weekdays.</p>"),
+        },
+      ];
+      await page.locator("#files").setInputFiles(files);
+      await expect.poll(() => page.locator('[data-testid="upload"][data-stage="done"]').count(), { timeout: WAIT }).toBe(3);
+      for (const f of files) await page.getByRole("cell", { name: f.name, exact: true }).waitFor();
+      await axe("corpora");
+
+      await page.getByLabel("Search the corpus").fill("refund within 30 days");
+      await page.getByRole("button", { name: "Search", exact: true }).click();
+      const hits = page.getByTestId("hits");
+      await hits.waitFor();
+      expect(await hits.locator("li").first().textContent()).toMatch(/refunds\.md.*score \d\.\d{4}/s);
+      await shot("corpora");
+    },
+    STEP,
+  );
+
+  it(
+    "asks a question and sees the answer stream in, with citations that open the cited passage",
+    async () => {
+      await open("Ask");
+      await page.getByLabel("Corpus", { exact: true }).selectOption("console-e2e");
+      // Record what the person sees while the answer arrives.
+      await recordAnswer();
+      await page.getByLabel("Question").fill("How long do customers have for a refund?");
+      await page.getByRole("button", { name: "Ask", exact: true }).click();
+      const sources = page.getByRole("list", { name: "Sources" });
+      await sources.waitFor().catch(async (err: Error) => {
+        throw new Error(`${err.message}\nThe page shows:\n${await page.locator("main").textContent()}`);
+      });
+      const answer = (await page.getByTestId("turn-assistant").last().locator("p").textContent()) ?? "";
+      expect(answer).toMatch(/30 days/);
+      const seen = await page.evaluate(() => (globalThis as any).seen as string[]);
+      // The answer was rendered from the stream as it came (at least one state before the final text).
+      expect(seen.length).toBeGreaterThanOrEqual(2);
+      expect(seen[seen.length - 1]).toBe(answer);
+
+      await sources.getByRole("link").first().click();
+      const passage = page.getByTestId("cited-passage");
+      await passage.waitFor();
+      expect(await passage.textContent()).toMatch(/refund/i);
+      await axe("ask");
+      await shot("ask");
+      await page.getByRole("button", { name: "Close" }).click();
+
+      // The session is listed and can be resumed.
+      await page.reload();
+      await page.getByLabel("Corpus", { exact: true }).selectOption("console-e2e");
+      await page
+        .getByRole("complementary", { name: "Sessions" })
+        .getByRole("button", { name: /refund/i })
+        .first()
+        .click();
+      await expect.poll(() => page.getByTestId("turn-assistant").count(), { timeout: WAIT }).toBeGreaterThanOrEqual(1);
+    },
+    STEP,
+  );
+
+  it(
+    "shows a slowly streamed answer token by token, and cancels a run that does not end",
+    async () => {
+      await page.getByLabel("Model provider").selectOption("openai");
+      await page.getByRole("button", { name: "New session" }).click();
+      const words = "Refunds are possible within thirty days of purchase".split(" ");
+      standin.enqueue({ kind: "answer", text: words.join(" "), chunkDelayMs: 150 });
+      await recordAnswer();
+      await page.getByLabel("Question").fill("What is the refund window?");
+      await page.getByRole("button", { name: "Ask", exact: true }).click();
+      await expect
+        .poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT })
+        .toContain("thirty days of purchase");
+      await page.getByRole("button", { name: "Ask", exact: true }).waitFor();
+      const seen = await page.evaluate(() => (globalThis as any).seen as string[]);
+      // The person saw the answer grow: several partial texts, each extending the one before.
+      const partial = seen.filter((t) => t !== "" && t !== "…" && !t.includes("thirty days of purchase"));
+      expect(partial.length).toBeGreaterThanOrEqual(3);
+      for (let i = 1; i < partial.length; i++) expect(partial[i]!.startsWith(partial[i - 1]!.trimEnd())).toBe(true);
+
+      standin.enqueue({ kind: "endless", text: "tick tock ", chunkDelayMs: 50 });
+      await page.getByLabel("Question").fill("Keep talking");
+      await page.getByRole("button", { name: "Ask", exact: true }).click();
+      await expect.poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT }).toContain("tick");
+      await page.getByRole("button", { name: "Cancel" }).click();
+      await expect
+        .poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT })
+        .toContain("[cancelled]");
+      // The model call upstream is aborted too: nothing keeps generating for a cancelled run.
+      await expect.poll(() => standin.requests.at(-1)?.clientAborted, { timeout: WAIT }).toBe(true);
+      await page.getByRole("button", { name: "Ask", exact: true }).waitFor();
+    },
+    STEP,
+  );
+
+  it(
+    "creates a key (secret shown once), revokes it, and the revoked key no longer signs in",
+    async () => {
+      await open("Keys");
+      await page.getByLabel("Name").fill("console-temp");
+      await page.getByLabel("Role").selectOption({ label: "viewer" });
+      await page.getByRole("button", { name: "Create key" }).click();
+      const secret = (await page.getByTestId("new-secret").textContent()) ?? "";
+      expect(secret).toMatch(/^nxs_[0-9a-f]{24}_/);
+      const row = page.getByTestId("key-console-temp");
+      await expect.poll(() => row.getByTestId("key-status").textContent(), { timeout: WAIT }).toBe("active");
+      await axe("keys");
+      await shot("keys");
+      await page.getByRole("button", { name: "Done" }).click();
+      await expect.poll(() => page.getByTestId("new-secret").count()).toBe(0);
+
+      // A viewer key for the role test below.
+      await page.getByLabel("Name").fill("console-viewer");
+      await page.getByLabel("Role").selectOption({ label: "viewer" });
+      await page.getByRole("button", { name: "Create key" }).click();
+      await expect.poll(async () => (await page.getByTestId("new-secret").textContent()) ?? "", { timeout: WAIT }).not.toBe(secret);
+      viewerKey = (await page.getByTestId("new-secret").textContent()) ?? "";
+      await page.getByRole("button", { name: "Done" }).click();
+
+      await row.getByRole("button", { name: "Revoke console-temp" }).click();
+      await expect.poll(() => row.getByTestId("key-status").textContent(), { timeout: WAIT }).toBe("revoked");
+      const res = await fetch(`${nexus.url}/auth/session`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ apiKey: secret }),
+      });
+      expect(res.status).toBe(401);
+      expect(((await res.json()) as { reason: string }).reason).toBe("AUTH_REVOKED_KEY");
+    },
+    STEP,
+  );
+
+  it(
+    "reads the audit log with filters and paging, and verifies the chain",
+    async () => {
+      await open("Audit log");
+      const table = page.getByTestId("audit-table");
+      await table.waitFor();
+      await expect.poll(() => table.getByText("auth.api_key.revoked").count(), { timeout: WAIT }).toBeGreaterThanOrEqual(1);
+      await page.getByLabel("Event type").fill("auth.api_key.revoked");
+      await expect.poll(() => table.locator("tbody tr").count(), { timeout: WAIT }).toBe(1);
+      await page.getByRole("button", { name: "Verify chain" }).click();
+      await expect.poll(() => page.getByTestId("verify-result").textContent(), { timeout: WAIT }).toMatch(/Chain intact: \d+ entries/);
+      await axe("audit");
+      await shot("audit");
+    },
+    STEP,
+  );
+
+  it(
+    "usage screen draws the daily chart and passes axe",
+    async () => {
+      await open("Usage & quotas");
+      await page.getByRole("heading", { name: "This month" }).waitFor();
+      await page.getByRole("img", { name: /Daily runs over \d+ days/ }).waitFor();
+      await axe("usage");
+      await shot("usage");
+    },
+    STEP,
+  );
+
+  it(
+    "is usable with the keyboard: tab to a screen link and open it with Enter",
+    async () => {
+      await page.goto(`${nexus.url}/console/`);
+      await page.getByTestId("who").waitFor();
+      let reached = false;
+      for (let i = 0; i < 15 && !reached; i++) {
+        await page.keyboard.press("Tab");
+        reached = await page.evaluate(() => (globalThis as any).document.activeElement?.textContent === "Keys");
+      }
+      expect(reached, "Tab reaches the Keys link").toBe(true);
+      await page.keyboard.press("Enter");
+      await page.getByRole("heading", { level: 1, name: "Keys" }).waitFor();
+    },
+    STEP,
+  );
+
+  it(
+    "signs out: the session ends on the server and the console asks to sign in again",
+    async () => {
+      const before = (await context.cookies()).find((c) => c.name === "nexus_session")?.value ?? "";
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByLabel("API key").waitFor();
+      // The old session token is refused even if someone kept it.
+      const csrf = (await context.cookies()).find((c) => c.name === "nexus_csrf")?.value ?? "";
+      expect(csrf).toBe("");
+      const res = await fetch(`${nexus.url}/nexus.auth.v1.AuthService/WhoAmI`, {
+        method: "POST",
+        headers: { "content-type": "application/json", cookie: `nexus_session=${before}` },
+        body: "{}",
+      });
+      expect(res.status).toBe(403); // no CSRF token: refused before the session is even looked up
+      expect(before.startsWith("nxcs_")).toBe(true);
+    },
+    STEP,
+  );
+
+  it(
+    "a viewer sees and can do only what a viewer may: no keys, usage or audit, no upload or corpus changes",
+    async () => {
+      await page.getByLabel("API key").fill(viewerKey);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByTestId("who").waitFor();
+      expect(await page.getByTestId("who").textContent()).toContain("demo · viewer");
+      const nav = page.getByRole("navigation", { name: "Screens" });
+      expect(await nav.getByRole("link").allTextContents()).toEqual(["Overview", "Ask", "Corpora & documents"]);
+      await open("Corpora & documents");
+      await page.getByRole("heading", { name: "Documents" }).waitFor();
+      expect(await page.getByRole("button", { name: "Create corpus" }).count()).toBe(0);
+      expect(await page.getByRole("heading", { name: "Upload" }).count()).toBe(0);
+      expect(await page.getByRole("button", { name: /^Delete/ }).count()).toBe(0);
+      // A screen the role may not use, opened by its address, falls back to the overview.
+      await page.goto(`${nexus.url}/console/keys`);
+      await page.getByRole("heading", { level: 1, name: "Overview" }).waitFor();
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByLabel("API key").waitFor();
+    },
+    STEP,
+  );
+
+  it(
+    "a platform operator manages tenants and plans, and sees dead letters instead of tenant content",
+    async () => {
+      expect(platformKey).toMatch(/^nxs_/);
+      await page.getByLabel("API key").fill(platformKey);
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByTestId("who").waitFor();
+      const nav = page.getByRole("navigation", { name: "Screens" });
+      const links = await nav.getByRole("link").allTextContents();
+      expect(links).toContain("Tenants & plans");
+      expect(links).toContain("Dead letters");
+      expect(links).not.toContain("Ask");
+      await open("Tenants & plans");
+      await page.getByLabel("Slug").fill("console-made");
+      await page.getByLabel("Display name").fill("Made in the console");
+      await page.getByLabel("Plan", { exact: true }).selectOption({ label: "pro" });
+      await page.getByRole("button", { name: "Create tenant" }).click();
+      const row = page.getByTestId("tenant-console-made");
+      await row.waitFor();
+      await row.getByRole("button", { name: "Suspend console-made" }).click();
+      await expect.poll(() => row.getByTestId("tenant-status").textContent(), { timeout: WAIT }).toBe("suspended: unpaid invoice");
+      await row.getByRole("button", { name: "Resume console-made" }).click();
+      await expect.poll(() => row.getByTestId("tenant-status").textContent(), { timeout: WAIT }).toBe("active");
+      await axe("tenants");
+      await shot("tenants");
+      await open("Dead letters");
+      await page.getByRole("heading", { name: "Dead-lettered events" }).waitFor();
+      await expect.poll(() => page.getByText(/No dead letters|Replay/).count(), { timeout: WAIT }).toBeGreaterThanOrEqual(1);
+      await axe("dead letters");
+    },
+    STEP,
+  );
+});
