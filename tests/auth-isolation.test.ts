@@ -79,6 +79,7 @@ describeWithPostgres("tenant isolation, for every RPC of every service", () => {
       "nexus.agent.v1.AgentService",
       "nexus.audit.v1.AuditService",
       "nexus.auth.v1.AuthService",
+      "nexus.identity.v1.IdentityService",
       "nexus.ingestion.v1.IngestionService",
       "nexus.metering.v1.MeteringService",
       "nexus.retrieval.v1.RetrievalService",

@@ -8,6 +8,10 @@ export interface AuthSettings {
   maxActiveKeysPerTenant: number;
   /** last_used_at is written at most this often per key. */
   touchIntervalMs: number;
+  /** Least time between two fetches of an issuer's signing keys (NEXUS_OIDC_JWKS_COOLDOWN_MS). */
+  jwksCooldownMs: number;
+  /** Deadline of calls to OpenID providers (NEXUS_OIDC_HTTP_TIMEOUT_MS). */
+  oidcHttpTimeoutMs: number;
 }
 
 /** Defaults: 24 h rotation grace, 90 days inactivity, 100 active keys per tenant, touch once a minute. */
@@ -16,6 +20,8 @@ export const DEFAULT_AUTH_SETTINGS: AuthSettings = Object.freeze({
   inactivityMs: 90 * 24 * 3600 * 1000,
   maxActiveKeysPerTenant: 100,
   touchIntervalMs: 60_000,
+  jwksCooldownMs: 30_000,
+  oidcHttpTimeoutMs: 5_000,
 });
 
 /** Settings from the configuration's auth variables. */
@@ -23,11 +29,15 @@ export function authSettingsFromConfig(config: {
   apiKeyRotationGraceSeconds: number;
   apiKeyInactiveDays: number;
   maxActiveApiKeys: number;
+  oidcJwksCooldownMs?: number;
+  oidcHttpTimeoutMs?: number;
 }): AuthSettings {
   return {
     rotationGraceMs: config.apiKeyRotationGraceSeconds * 1000,
     inactivityMs: config.apiKeyInactiveDays * 24 * 3600 * 1000,
     maxActiveKeysPerTenant: config.maxActiveApiKeys,
     touchIntervalMs: DEFAULT_AUTH_SETTINGS.touchIntervalMs,
+    jwksCooldownMs: config.oidcJwksCooldownMs ?? DEFAULT_AUTH_SETTINGS.jwksCooldownMs,
+    oidcHttpTimeoutMs: config.oidcHttpTimeoutMs ?? DEFAULT_AUTH_SETTINGS.oidcHttpTimeoutMs,
   };
 }

@@ -4,6 +4,7 @@ import type { Database } from "../kernel/db/ports.js";
 import { createPostgresAuthStore } from "./adapters/postgres.js";
 import { AuthApplication } from "./auth-application.js";
 import type { AuthSettings } from "./auth-settings.js";
+import { TokenAuthenticator } from "./token-authentication.js";
 
 /** Options of {@link createAuthApplication}. */
 export interface CreateAuthApplicationOptions {
@@ -19,11 +20,18 @@ export interface CreateAuthApplicationOptions {
  * bootstrap and tests all build it here.
  */
 export function createAuthApplication(options: CreateAuthApplicationOptions): AuthApplication {
+  const store = createPostgresAuthStore(options.db);
   return new AuthApplication({
-    store: createPostgresAuthStore(options.db),
+    store,
     settings: options.settings,
     recorder: createEventStoreAccessRecorder({ db: options.db, logger: options.logger }),
     clock: options.clock,
     logger: options.logger,
+    tokens: new TokenAuthenticator({
+      store,
+      clock: options.clock,
+      jwksCooldownMs: options.settings.jwksCooldownMs,
+      httpTimeoutMs: options.settings.oidcHttpTimeoutMs,
+    }),
   });
 }

@@ -14,6 +14,9 @@ export const AUTH_SCHEMA = "auth";
  *   authentication at most about once a minute and is not an event.
  * - `installation`: one-time installation facts (e.g. that `nexus dev` bootstrapped its demo
  *   tenant), so first-start work happens once.
+ * - `users` (stream `user-<id>`), `memberships` (the users' roles per tenant, written with the
+ *   user row) and `identity_providers` (stream `identity_provider-<tenant id>`, the client
+ *   secret sealed by the keyring); `api_keys.owner_user_id` names the user a key dies with.
  */
 export const AUTH_MIGRATIONS: readonly Migration[] = [
   {
@@ -66,6 +69,55 @@ CREATE TABLE auth.installation (
   name text PRIMARY KEY,
   done_at timestamptz NOT NULL DEFAULT now()
 );
+`,
+  },
+  {
+    id: "0002_users_memberships_identity_providers",
+    sql: `
+ALTER TABLE auth.api_keys ADD COLUMN owner_user_id text NOT NULL DEFAULT '';
+CREATE INDEX api_keys_owner_idx ON auth.api_keys (owner_user_id, tenant_id) WHERE owner_user_id <> '';
+
+CREATE TABLE auth.users (
+  id text PRIMARY KEY,
+  email text NOT NULL CHECK (email = lower(email)),
+  display_name text NOT NULL,
+  platform_operator boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  CONSTRAINT users_email_key UNIQUE (email)
+);
+
+CREATE TABLE auth.memberships (
+  tenant_id text NOT NULL REFERENCES auth.tenants (id),
+  user_id text NOT NULL REFERENCES auth.users (id),
+  role text NOT NULL CHECK (role IN ('owner', 'admin', 'editor', 'viewer')),
+  joined_at timestamptz NOT NULL,
+  PRIMARY KEY (tenant_id, user_id)
+);
+CREATE INDEX memberships_user_idx ON auth.memberships (user_id);
+
+CREATE TABLE auth.identity_providers (
+  tenant_id text PRIMARY KEY REFERENCES auth.tenants (id),
+  issuer text NOT NULL,
+  audience text NOT NULL,
+  client_id text NOT NULL,
+  client_secret_sealed text NOT NULL DEFAULT '',
+  scopes text[] NOT NULL,
+  allowed_redirect_hosts text[] NOT NULL,
+  clock_skew_seconds integer NOT NULL CHECK (clock_skew_seconds BETWEEN 0 AND 600),
+  user_claim text NOT NULL,
+  groups_claim text NOT NULL,
+  jit_enabled boolean NOT NULL,
+  default_role text NOT NULL CHECK (default_role IN ('owner', 'admin', 'editor', 'viewer')),
+  group_roles jsonb NOT NULL,
+  enabled boolean NOT NULL,
+  jwks_uri text NOT NULL,
+  authorization_endpoint text NOT NULL,
+  token_endpoint text NOT NULL,
+  updated_at timestamptz NOT NULL,
+  version integer NOT NULL CHECK (version >= 1)
+);
+CREATE INDEX identity_providers_issuer_idx ON auth.identity_providers (issuer) WHERE enabled;
 `,
   },
 ];

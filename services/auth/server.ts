@@ -1,11 +1,15 @@
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
+import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
 import { defineService } from "../kernel/service/index.js";
+import { createPostgresAuthStore } from "./adapters/postgres.js";
 import { authSettingsFromConfig } from "./auth-settings.js";
 import { createAuthApplication } from "./create-auth-application.js";
 import { AuthServiceHandlers } from "./handlers.js";
+import { IdentityApplication } from "./identity-application.js";
+import { IdentityServiceHandlers } from "./identity-handlers.js";
 import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
 import { authMigrations } from "./migrations.js";
-import { authRoutes } from "./routes.js";
+import { authRoutes, identityRoutes } from "./routes.js";
 
 /** How often the auth service closes ended rotation graces (ApiKeyRevoked "rotated"). */
 const ROTATION_SWEEP_INTERVAL_MS = 5_000;
@@ -14,21 +18,30 @@ const KEY_EXPIRY_INTERVAL_MS = 60_000;
 
 /**
  * The auth service (`nexus.auth.v1.AuthService`): tenants, plans, entitlements, API keys and
- * Authenticate, plus a sweep that records the end of rotation graces and a count of the keys
+ * Authenticate (API keys and the tenants' OpenID access tokens); and people
+ * (`nexus.identity.v1.IdentityService`: users, memberships, identity providers), plus a sweep that records the end of rotation graces and a count of the keys
  * that expire within 7 days (`nexus_api_keys_expiring_soon`). `nexus dev` and
  * `nexus serve --service auth` mount the same definition.
  */
 export const authService = defineService({
   name: "auth",
-  apis: [AuthService],
+  apis: [AuthService, IdentityService],
   migrations: [authMigrations],
   build(ctx) {
-    const app = createAuthApplication({ db: ctx.db, logger: ctx.logger, clock: ctx.clock, settings: authSettingsFromConfig(ctx.config) });
+    const settings = authSettingsFromConfig(ctx.config);
+    const app = createAuthApplication({ db: ctx.db, logger: ctx.logger, clock: ctx.clock, settings });
+    const identity = new IdentityApplication({
+      store: createPostgresAuthStore(ctx.db),
+      settings,
+      clock: ctx.clock,
+      logger: ctx.logger,
+      keyring: ctx.keyring,
+    });
     const refreshExpiry = () => refreshKeyExpiryMetric(ctx.db, ctx.clock(), ctx.logger);
     // A first reading at start, so the gauge exists before the first interval passes.
     void refreshExpiry().catch((err: unknown) => ctx.logger.debug({ err }, "first key expiry count failed; the task retries"));
     return {
-      handlers: [authRoutes(new AuthServiceHandlers(app))],
+      handlers: [authRoutes(new AuthServiceHandlers(app)), identityRoutes(new IdentityServiceHandlers(identity))],
       tasks: [
         { name: "rotation sweep", intervalMs: ROTATION_SWEEP_INTERVAL_MS, run: () => app.sweepEndedRotations() },
         { name: "key expiry count", intervalMs: KEY_EXPIRY_INTERVAL_MS, run: refreshExpiry },

@@ -4,6 +4,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { AgentService } from "../../gen/nexus/agent/v1/agent_service_pb.js";
 import { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
+import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
@@ -45,6 +46,8 @@ export interface NexusClient {
   retrieval: Client<typeof RetrievalService>;
   agent: Client<typeof AgentService>;
   audit: Client<typeof AuditService>;
+  /** People (users, memberships) and the tenant's OpenID Connect provider. */
+  identity: Client<typeof IdentityService>;
   /** The underlying transport, for calling health or other services. */
   transport: Transport;
 }
@@ -84,6 +87,7 @@ export function createNexusClient(options: NexusClientOptions = {}): NexusClient
     retrieval: createClient(RetrievalService, transport),
     agent: createClient(AgentService, transport),
     audit: createClient(AuditService, transport),
+    identity: createClient(IdentityService, transport),
     transport,
   };
 }

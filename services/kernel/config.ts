@@ -428,6 +428,19 @@ const VARIABLES = {
       "Longest time a process reuses an API key's authentication answer (revocation, suspension and role changes end it at once via events); 0 turns the cache off.",
     parse: integer(0, 3_600_000),
   }),
+  oidcJwksCooldownMs: variable({
+    name: "NEXUS_OIDC_JWKS_COOLDOWN_MS",
+    default: "30000",
+    description:
+      "Least time between two fetches of an OpenID issuer's signing keys (a token signed by an unknown key triggers a fetch, so key rotation is picked up without a restart).",
+    parse: integer(0, 3_600_000),
+  }),
+  oidcHttpTimeoutMs: variable({
+    name: "NEXUS_OIDC_HTTP_TIMEOUT_MS",
+    default: "5000",
+    description: "Deadline of each call to an OpenID provider (discovery, signing keys); a slow provider fails closed with UNAVAILABLE.",
+    parse: integer(100, 60_000),
+  }),
   authCacheMaxEntries: variable({
     name: "NEXUS_AUTH_CACHE_MAX_ENTRIES",
     default: "10000",

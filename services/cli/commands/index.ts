@@ -8,6 +8,7 @@ import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
 import { docsCommands } from "./docs.js";
 import { ingestCommand } from "./ingest.js";
 import { keysCommands } from "./keys.js";
+import { membersCommands } from "./members.js";
 import { migrateCommand } from "./migrate.js";
 import { operatorCommand } from "./operator.js";
 import { quotaCommands } from "./quota.js";
@@ -28,6 +29,7 @@ export const commands: readonly Command[] = [
   operatorCommand,
   ...tenantsCommands,
   ...keysCommands,
+  ...membersCommands,
   whoamiCommand,
   ...adminCommands,
   ...usageCommands,

@@ -2,6 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { AgentService } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import { AuditService } from "../../../gen/nexus/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
+import { IdentityService } from "../../../gen/nexus/identity/v1/identity_service_pb.js";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { MeteringService } from "../../../gen/nexus/metering/v1/metering_service_pb.js";
 import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
@@ -17,4 +18,5 @@ export const NEXUS_SERVICES: readonly DescService[] = Object.freeze([
   RetrievalService,
   AgentService,
   AuditService,
+  IdentityService,
 ]);

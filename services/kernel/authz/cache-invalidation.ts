@@ -3,6 +3,11 @@ import type { EventBus, Observation, ObservedEvent } from "../events/ports.js";
 import { AUTH_EVENTS_FILTER } from "./auth-event-topics.js";
 import type { AuthenticationCache, InvalidationTarget } from "./authentication-cache.js";
 
+/** The principal key id of a person authenticated by an access token (what caches index). */
+export function userIdKey(userId: string): string {
+  return `user:${userId}`;
+}
+
 /**
  * What an auth event ends in the authentication caches, or undefined when it ends nothing.
  * Key-level events end that key's answers; tenant-level events end every answer of the
@@ -18,6 +23,15 @@ export function invalidationOf(event: Pick<ObservedEvent, "type" | "payload">): 
     case "nexus.events.v1.ApiKeyRotated":
     case "nexus.events.v1.ApiKeyRoleChanged":
       return keyId ? { keyIds: [keyId] } : { all: true };
+    // People: a user's access tokens are cached under the principal key id `user:<id>`.
+    case "nexus.events.v1.MembershipRoleChanged":
+    case "nexus.events.v1.MembershipRevoked":
+    case "nexus.events.v1.PlatformOperatorChanged": {
+      const userId = (event.payload as { userId?: unknown } | undefined)?.userId;
+      return typeof userId === "string" && userId ? { keyIds: [userIdKey(userId)] } : { all: true };
+    }
+    case "nexus.events.v1.IdentityProviderConfigured":
+      return tenantId ? { tenantIds: [tenantId] } : { all: true };
     case "nexus.events.v1.TenantSuspended":
     case "nexus.events.v1.TenantResumed":
     case "nexus.events.v1.PlanChanged":
