@@ -13,9 +13,10 @@ import {
   type IdentityProviderEvent,
 } from "./domain/identity-provider.js";
 import { mayManageKey } from "./domain/key-policy.js";
+import { decideSession, evolveSession, type Session, type SessionCommand, type SessionEvent } from "./domain/session.js";
 import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";
 import { decideUser, evolveUser, type User, type UserCommand, type UserEvent } from "./domain/user.js";
-import { identityProviderEventToNew, userEventToNew } from "./identity-events.js";
+import { identityProviderEventToNew, sessionEventToNew, userEventToNew } from "./identity-events.js";
 import type { StateRepository } from "./ports.js";
 
 /**
@@ -125,5 +126,23 @@ export function identityProviderAggregate(rows: StateRepository<IdentityProvider
     evolve: (state, event) => present(evolveIdentityProvider(state, event), "identity provider"),
     save: (tx, _tenantId, provider, expectedVersion, version) => rows.save(tx, provider, expectedVersion, version),
     toEvent: (event) => identityProviderEventToNew(event),
+  };
+}
+
+/** Event stream of a sign-in session. */
+export const sessionStreamId = (sessionId: string): string => `session-${sessionId}`;
+
+/** The session aggregate (key: session id). */
+export type SessionAggregate = Aggregate<Session, SessionEvent, SessionCommand, string>;
+
+/** The session aggregate over `rows`. */
+export function sessionAggregate(rows: StateRepository<Session>): SessionAggregate {
+  return {
+    streamId: sessionStreamId,
+    load: (tx, sessionId) => rows.load(tx, sessionId),
+    decide: (command, state) => decided(decideSession(command, state)),
+    evolve: (state, event) => present(evolveSession(state, event), "session"),
+    save: (tx, _sessionId, session, expectedVersion, version) => rows.save(tx, session, expectedVersion, version),
+    toEvent: (event) => sessionEventToNew(event),
   };
 }

@@ -20,6 +20,7 @@ import { mayGrantRole, maySeeKey } from "./domain/key-policy.js";
 import type { Tenant, TenantCommand } from "./domain/tenant.js";
 import { IdentityApplication } from "./identity-application.js";
 import type { AuthStore, AuthTransaction } from "./ports.js";
+import { SESSION_PREFIX, type SignIn } from "./sign-in.js";
 import type { TokenAuthenticator, TokenOutcome } from "./token-authentication.js";
 
 /** Page tokens of ListTenants and ListApiKeys: the last row's (created_at, id), bound to the filters. */
@@ -35,6 +36,8 @@ export interface AuthApplicationOptions {
   logger: Logger;
   /** Checks bearer access tokens (JWTs) of the tenants' OpenID issuers; without one, tokens are refused. */
   tokens?: TokenAuthenticator;
+  /** Checks sign-in session tokens (`nxss_…`); without it, sessions are refused. */
+  sessions?: Pick<SignIn, "authenticate">;
 }
 
 /** A page of results and the token of the next one ("" on the last page). */
@@ -74,10 +77,12 @@ export class AuthApplication {
   private readonly tenants: TenantAggregate;
   private readonly apiKeys: ApiKeyAggregate;
   private readonly tokens: TokenAuthenticator | undefined;
+  private readonly sessions: Pick<SignIn, "authenticate"> | undefined;
 
   constructor(options: AuthApplicationOptions) {
     this.store = options.store;
     this.tokens = options.tokens;
+    this.sessions = options.sessions;
     this.tenants = tenantAggregate(options.store.tenants);
     this.apiKeys = apiKeyAggregate(options.store.apiKeys);
     this.settings = options.settings;
@@ -451,6 +456,7 @@ export class AuthApplication {
    */
   async authenticate(presented: string, context: PresentationContext): Promise<AuthenticatorResult> {
     if (isAccessToken(presented)) return this.authenticateToken(presented, context);
+    if (presented.startsWith(SESSION_PREFIX)) return this.authenticateSession(presented, context);
     const parsed = parseApiKey(presented);
     const now = this.clock();
     const { key, tenant } = parsed ? await this.store.credentials(parsed.keyId) : { key: undefined, tenant: undefined };
@@ -487,6 +493,23 @@ export class AuthApplication {
     // design (one write a minute).
     const credential: OwnKey | undefined = key ? { ...withoutDigest(key), lastUsedAt } : undefined;
     return { kind: "authenticated", principal: outcome.principal, validUntil: outcome.validUntil, ...(credential ? { credential } : {}) };
+  }
+
+  /** {@link authenticate} for a sign-in session token (`nxss_…`). */
+  private async authenticateSession(token: string, context: PresentationContext): Promise<AuthenticatorResult> {
+    const outcome = this.sessions
+      ? await this.sessions.authenticate(token)
+      : ({ kind: "refused", reason: "AUTH_UNAUTHORIZED", message: "sessions are not accepted here" } as const);
+    if (outcome.kind === "refused") {
+      await this.recorder.accessDenied({
+        reason: outcome.reason,
+        procedure: context.procedure,
+        ...(outcome.kind === "refused" && "tenantId" in outcome && outcome.tenantId ? { tenantId: outcome.tenantId } : {}),
+        ...(context.peerAddress ? { peerAddress: context.peerAddress } : {}),
+      });
+      return { kind: "refused", reason: outcome.reason, message: outcome.message };
+    }
+    return { kind: "authenticated", principal: outcome.principal, validUntil: outcome.validUntil };
   }
 
   /** {@link authenticate} for a bearer access token (a JWT of a tenant's OpenID issuer). */

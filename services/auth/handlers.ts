@@ -13,7 +13,7 @@ import {
 import { TenantStatus } from "../../gen/nexus/auth/v1/tenant_pb.js";
 import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
 import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey } from "../kernel/authz/authenticator.js";
-import { userIdKey } from "../kernel/authz/cache-invalidation.js";
+import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import { domainError } from "../kernel/errors.js";
@@ -177,8 +177,12 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
 
   async whoAmI(_req: unknown, ctx: HandlerContext) {
     const principal = principalOf(ctx);
-    // A person signed in with an access token holds no API key: the principal is the answer.
-    if (principal.kind === "tenant" && principal.userId && principal.keyId === userIdKey(principal.userId)) {
+    // A person signed in (access token or session) holds no API key: the principal is the answer.
+    if (
+      principal.kind === "tenant" &&
+      principal.userId &&
+      (principal.keyId === userIdKey(principal.userId) || principal.keyId.startsWith(sessionKey("")))
+    ) {
       return { principal: principalToProto(principal) };
     }
     const key = await this.app.ownKey(principal, ctx.values.get(credentialKey));

@@ -162,7 +162,7 @@ export class IdentityApplication {
       );
       return memberOf(state, tenantId);
     });
-    invalidateInProcess({ keyIds: [userIdKey(userId)] });
+    invalidateInProcess({ keyIds: [userIdKey(userId)], tenantIds: [tenantId] });
     return member;
   }
 
@@ -185,8 +185,39 @@ export class IdentityApplication {
       }
       return keyIds;
     });
-    invalidateInProcess({ keyIds: [...revoked, userIdKey(userId)] });
+    invalidateInProcess({ keyIds: [...revoked, userIdKey(userId)], tenantIds: [tenantId] });
     return revoked;
+  }
+
+  /** JIT provisioning at sign-in: makes `email` a member with `role` (actor "sign-in"). */
+  async provisionAtSignIn(tenantId: string, email: string, displayName: string, role: TenantRole): Promise<User> {
+    return this.options.store.transaction(async (tx) => {
+      const userId = (await tx.userIdByEmail(email)) ?? randomUUID();
+      const { state } = await executeInTransaction(
+        tx.tx,
+        this.users,
+        userId,
+        { type: "AddMember", userId, email, displayName, tenantId, role, now: this.options.clock() },
+        { metadata: { actor: "sign-in", tenantId } },
+      );
+      return state as User;
+    });
+  }
+
+  /** The group → role mapping applied at sign-in (actor "sign-in"). */
+  async applyRoleAtSignIn(tenantId: string, userId: string, role: TenantRole): Promise<User> {
+    const user = await this.options.store.transaction(async (tx) => {
+      const { state } = await executeInTransaction(
+        tx.tx,
+        this.users,
+        userId,
+        { type: "ChangeMembershipRole", tenantId, role, now: this.options.clock() },
+        { metadata: { actor: "sign-in", tenantId } },
+      );
+      return state as User;
+    });
+    invalidateInProcess({ keyIds: [userIdKey(userId)], tenantIds: [tenantId] });
+    return user;
   }
 
   /** Grants or withdraws the platform operator flag (platform principals only). */

@@ -1,9 +1,12 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   IdentityProviderConfiguredSchema,
   MembershipGrantedSchema,
   MembershipRevokedSchema,
   MembershipRoleChangedSchema,
   PlatformOperatorChangedSchema,
+  SessionEndedSchema,
+  SessionStartedSchema,
   UserCreatedSchema,
 } from "../../gen/nexus/events/v1/identity_events_pb.js";
 import { roleToProto } from "../kernel/authz/access-recorder.js";
@@ -11,6 +14,7 @@ import "../kernel/authz/auth-event-topics.js";
 import type { NewEvent } from "../kernel/events/ports.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";
 import type { IdentityProviderEvent } from "./domain/identity-provider.js";
+import type { SessionEvent } from "./domain/session.js";
 import type { UserEvent } from "./domain/user.js";
 
 /**
@@ -66,4 +70,23 @@ export function identityProviderEventToNew(e: IdentityProviderEvent): NewEvent {
     },
     { metadata: { tenantId: c.tenantId } },
   );
+}
+
+/** The event store form of a session event (never the token or its digest). */
+export function sessionEventToNew(e: SessionEvent): NewEvent {
+  const meta = { metadata: { tenantId: e.tenantId } };
+  switch (e.type) {
+    case "SessionStarted":
+      return eventOf(
+        SessionStartedSchema,
+        { tenantId: e.tenantId, sessionId: e.sessionId, userId: e.userId, expiresAt: timestampFromDate(e.expiresAt) },
+        meta,
+      );
+    case "SessionEnded":
+      return eventOf(SessionEndedSchema, { tenantId: e.tenantId, sessionId: e.sessionId, userId: e.userId, reason: e.reason }, meta);
+    default: {
+      const _exhaustive: never = e;
+      return _exhaustive;
+    }
+  }
 }

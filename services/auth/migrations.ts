@@ -17,6 +17,10 @@ export const AUTH_SCHEMA = "auth";
  * - `users` (stream `user-<id>`), `memberships` (the users' roles per tenant, written with the
  *   user row) and `identity_providers` (stream `identity_provider-<tenant id>`, the client
  *   secret sealed by the keyring); `api_keys.owner_user_id` names the user a key dies with.
+ * - `sessions` (stream `session-<id>`): sign-ins through a tenant's OpenID provider, only the
+ *   SHA-256 of the token kept. `sign_in_attempts`: the state, nonce and PKCE verifier of a sign-in
+ *   in flight — protocol scratch, not domain state: used once (deleted on the callback) or
+ *   expired, never an event.
  */
 export const AUTH_MIGRATIONS: readonly Migration[] = [
   {
@@ -118,6 +122,34 @@ CREATE TABLE auth.identity_providers (
   version integer NOT NULL CHECK (version >= 1)
 );
 CREATE INDEX identity_providers_issuer_idx ON auth.identity_providers (issuer) WHERE enabled;
+`,
+  },
+  {
+    id: "0003_sign_in_sessions",
+    sql: `
+CREATE TABLE auth.sessions (
+  id text PRIMARY KEY,
+  tenant_id text NOT NULL REFERENCES auth.tenants (id),
+  user_id text NOT NULL REFERENCES auth.users (id),
+  groups text[] NOT NULL,
+  secret_sha256 bytea NOT NULL CHECK (length(secret_sha256) = 32),
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  ended_at timestamptz,
+  version integer NOT NULL CHECK (version >= 1)
+);
+CREATE INDEX sessions_user_idx ON auth.sessions (user_id, tenant_id) WHERE ended_at IS NULL;
+
+CREATE TABLE auth.sign_in_attempts (
+  state text PRIMARY KEY,
+  tenant_id text NOT NULL REFERENCES auth.tenants (id),
+  nonce text NOT NULL,
+  code_verifier text NOT NULL,
+  callback_uri text NOT NULL,
+  return_to text NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX sign_in_attempts_expiry_idx ON auth.sign_in_attempts (expires_at);
 `,
   },
 ];

@@ -3,6 +3,7 @@ import type { PlanName } from "../kernel/context.js";
 import type { Tx } from "../kernel/db/ports.js";
 import type { ApiKey, KeyKind, KeyStatus } from "./domain/api-key.js";
 import type { IdentityProviderConfig } from "./domain/identity-provider.js";
+import type { Session } from "./domain/session.js";
 import type { Tenant } from "./domain/tenant.js";
 import type { User } from "./domain/user.js";
 
@@ -115,4 +116,24 @@ export interface AuthStore {
   getIdentityProvider(tenantId: string): Promise<IdentityProviderConfig | undefined>;
   /** Enabled providers whose issuer is exactly `issuer`, with their tenants. */
   identityProvidersByIssuer(issuer: string): Promise<{ provider: IdentityProviderConfig; tenant: Tenant }[]>;
+  /** Session rows (`auth.sessions`). */
+  readonly sessions: StateRepository<Session>;
+  getSession(sessionId: string): Promise<Session | undefined>;
+  /** Records a sign-in in flight (state, nonce, PKCE verifier) until `expiresAt`. */
+  saveSignInAttempt(attempt: SignInAttempt): Promise<void>;
+  /** Takes a sign-in attempt by state: it is deleted, so a state works once; undefined when unknown or expired at `now`. */
+  takeSignInAttempt(state: string, now: Date): Promise<SignInAttempt | undefined>;
+}
+
+/** A sign-in in flight: what the callback checks. */
+export interface SignInAttempt {
+  state: string;
+  tenantId: string;
+  nonce: string;
+  codeVerifier: string;
+  /** Our callback URL as sent to the provider (sent again with the code). */
+  callbackUri: string;
+  /** Where the browser goes after sign-in. */
+  returnTo: string;
+  expiresAt: Date;
 }

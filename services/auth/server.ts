@@ -1,15 +1,14 @@
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
 import { defineService } from "../kernel/service/index.js";
-import { createPostgresAuthStore } from "./adapters/postgres.js";
 import { authSettingsFromConfig } from "./auth-settings.js";
-import { createAuthApplication } from "./create-auth-application.js";
+import { createAuthParts } from "./create-auth-application.js";
 import { AuthServiceHandlers } from "./handlers.js";
-import { IdentityApplication } from "./identity-application.js";
 import { IdentityServiceHandlers } from "./identity-handlers.js";
 import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
 import { authMigrations } from "./migrations.js";
 import { authRoutes, identityRoutes } from "./routes.js";
+import { signInRoutes } from "./sign-in-routes.js";
 
 /** How often the auth service closes ended rotation graces (ApiKeyRevoked "rotated"). */
 const ROTATION_SWEEP_INTERVAL_MS = 5_000;
@@ -29,19 +28,13 @@ export const authService = defineService({
   migrations: [authMigrations],
   build(ctx) {
     const settings = authSettingsFromConfig(ctx.config);
-    const app = createAuthApplication({ db: ctx.db, logger: ctx.logger, clock: ctx.clock, settings });
-    const identity = new IdentityApplication({
-      store: createPostgresAuthStore(ctx.db),
-      settings,
-      clock: ctx.clock,
-      logger: ctx.logger,
-      keyring: ctx.keyring,
-    });
+    const { app, identity, signIn } = createAuthParts({ db: ctx.db, logger: ctx.logger, clock: ctx.clock, settings, keyring: ctx.keyring });
     const refreshExpiry = () => refreshKeyExpiryMetric(ctx.db, ctx.clock(), ctx.logger);
     // A first reading at start, so the gauge exists before the first interval passes.
     void refreshExpiry().catch((err: unknown) => ctx.logger.debug({ err }, "first key expiry count failed; the task retries"));
     return {
       handlers: [authRoutes(new AuthServiceHandlers(app)), identityRoutes(new IdentityServiceHandlers(identity))],
+      httpRoutes: signInRoutes(signIn, ctx.logger),
       tasks: [
         { name: "rotation sweep", intervalMs: ROTATION_SWEEP_INTERVAL_MS, run: () => app.sweepEndedRotations() },
         { name: "key expiry count", intervalMs: KEY_EXPIRY_INTERVAL_MS, run: refreshExpiry },

@@ -42,9 +42,12 @@ export interface TokenAuthenticatorOptions {
  * UNAVAILABLE (fail closed).
  */
 export class TokenAuthenticator {
-  private readonly keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+  /** The issuers' signing keys, shared with sign-in (ID tokens). */
+  readonly jwks: JwksCache;
 
-  constructor(private readonly options: TokenAuthenticatorOptions) {}
+  constructor(private readonly options: TokenAuthenticatorOptions) {
+    this.jwks = new JwksCache(options.jwksCooldownMs, options.httpTimeoutMs);
+  }
 
   async authenticate(token: string): Promise<TokenOutcome> {
     let claims: JWTPayload;
@@ -79,7 +82,7 @@ export class TokenAuthenticator {
   private async verifyFor(token: string, provider: IdentityProviderConfig, tenant: Tenant): Promise<TokenOutcome> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, this.keySet(provider.jwksUri), {
+      ({ payload } = await jwtVerify(token, this.jwks.keySet(provider.jwksUri), {
         issuer: provider.issuer,
         audience: provider.audience,
         clockTolerance: provider.clockSkewSeconds,
@@ -143,14 +146,27 @@ export class TokenAuthenticator {
       return refused("AUTH_TOKEN_INVALID", "the access token's signature does not verify against the issuer's keys", tenantId);
     throw err;
   }
+}
 
-  private keySet(jwksUri: string): ReturnType<typeof createRemoteJWKSet> {
+/**
+ * The published signing keys of each issuer (by `jwks_uri`), fetched by `jose` on first use and
+ * cached (10 min); a key id not yet seen triggers a fetch, at most once per cooldown.
+ */
+export class JwksCache {
+  private readonly keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+
+  constructor(
+    private readonly cooldownMs: number,
+    private readonly timeoutMs: number,
+  ) {}
+
+  keySet(jwksUri: string): ReturnType<typeof createRemoteJWKSet> {
     let set = this.keySets.get(jwksUri);
     if (set === undefined) {
       set = createRemoteJWKSet(new URL(jwksUri), {
-        cooldownDuration: this.options.jwksCooldownMs,
+        cooldownDuration: this.cooldownMs,
         cacheMaxAge: 10 * 60_000,
-        timeoutDuration: this.options.httpTimeoutMs,
+        timeoutDuration: this.timeoutMs,
       });
       this.keySets.set(jwksUri, set);
     }

@@ -3,9 +3,10 @@ import { PG_ERRORS, pgErrorCode, pgErrorConstraint } from "../../kernel/db/pg-er
 import type { Database, Queryable } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import type { IdentityProviderConfig } from "../domain/identity-provider.js";
+import type { Session } from "../domain/session.js";
 import type { Tenant } from "../domain/tenant.js";
 import type { Membership, User } from "../domain/user.js";
-import type { MemberQuery, StateRepository } from "../ports.js";
+import type { MemberQuery, SignInAttempt, StateRepository } from "../ports.js";
 
 /**
  * People and identity providers on PostgreSQL/PGlite (schema `auth`): the user aggregate's row
@@ -245,6 +246,106 @@ export function identityTransactionReads(tx: Queryable) {
         [userId, tenantId],
       );
       return rows.map((r) => r.id);
+    },
+  };
+}
+
+interface SessionRow {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  groups: string[];
+  secret_sha256: Uint8Array;
+  created_at: Date;
+  expires_at: Date;
+  ended_at: Date | null;
+  version: number;
+}
+
+const SESSION_COLUMNS = "id, tenant_id, user_id, groups, secret_sha256, created_at, expires_at, ended_at, version";
+
+function toSession(r: SessionRow): Session {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    userId: r.user_id,
+    groups: r.groups,
+    digest: new Uint8Array(r.secret_sha256),
+    createdAt: date(r.created_at),
+    expiresAt: date(r.expires_at),
+    endedAt: r.ended_at === null ? undefined : date(r.ended_at),
+  };
+}
+
+/** Session rows: one per sign-in, `version` = its stream's version. */
+export const sessionRows: StateRepository<Session> = {
+  async load(tx, sessionId) {
+    const { rows } = await tx.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM auth.sessions WHERE id = $1 FOR UPDATE`, [sessionId]);
+    const row = rows[0];
+    return row ? { state: toSession(row), version: row.version } : { state: undefined, version: 0 };
+  },
+  async save(tx, s, expectedVersion, version) {
+    await tx.query(
+      `INSERT INTO auth.sessions (${SESSION_COLUMNS})
+       VALUES ($1, $2, $3, $4::text[], $5, $6::timestamptz, $7::timestamptz, $8::timestamptz, $9)
+       ON CONFLICT (id) DO UPDATE SET ended_at = EXCLUDED.ended_at, version = EXCLUDED.version
+       WHERE auth.sessions.version = $10`,
+      [
+        s.id,
+        s.tenantId,
+        s.userId,
+        [...s.groups],
+        Buffer.from(s.digest),
+        s.createdAt,
+        s.expiresAt,
+        s.endedAt ?? null,
+        version,
+        expectedVersion,
+      ],
+    );
+  },
+};
+
+/** Reads and sign-in scratch of sessions. */
+export function sessionQueries(db: Database) {
+  return {
+    async getSession(sessionId: string) {
+      const { rows } = await db.query<SessionRow>(`SELECT ${SESSION_COLUMNS} FROM auth.sessions WHERE id = $1`, [sessionId]);
+      return rows[0] ? toSession(rows[0]) : undefined;
+    },
+    async saveSignInAttempt(a: SignInAttempt) {
+      // Expired attempts of anyone are swept on the way (the table stays small without a task).
+      await db.query("DELETE FROM auth.sign_in_attempts WHERE expires_at < now() - interval '1 hour'");
+      await db.query(
+        `INSERT INTO auth.sign_in_attempts (state, tenant_id, nonce, code_verifier, callback_uri, return_to, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz)`,
+        [a.state, a.tenantId, a.nonce, a.codeVerifier, a.callbackUri, a.returnTo, a.expiresAt],
+      );
+    },
+    async takeSignInAttempt(state: string, now: Date) {
+      const { rows } = await db.query<{
+        state: string;
+        tenant_id: string;
+        nonce: string;
+        code_verifier: string;
+        callback_uri: string;
+        return_to: string;
+        expires_at: Date;
+      }>(
+        "DELETE FROM auth.sign_in_attempts WHERE state = $1 RETURNING state, tenant_id, nonce, code_verifier, callback_uri, return_to, expires_at",
+        [state],
+      );
+      const r = rows[0];
+      if (!r || date(r.expires_at) <= now) return undefined;
+      return {
+        state: r.state,
+        tenantId: r.tenant_id,
+        nonce: r.nonce,
+        codeVerifier: r.code_verifier,
+        callbackUri: r.callback_uri,
+        returnTo: r.return_to,
+        expiresAt: date(r.expires_at),
+      };
     },
   };
 }

@@ -6,7 +6,14 @@ import { domainError } from "../../kernel/errors.js";
 import type { ApiKey, KeyKind } from "../domain/api-key.js";
 import type { Tenant } from "../domain/tenant.js";
 import type { ApiKeyQuery, AuthStore, AuthTransaction, Credentials, StateRepository, TenantQuery } from "../ports.js";
-import { identityProviderRows, identityQueries, identityTransactionReads, userRows } from "./postgres-identity.js";
+import {
+  identityProviderRows,
+  identityQueries,
+  identityTransactionReads,
+  sessionQueries,
+  sessionRows,
+  userRows,
+} from "./postgres-identity.js";
 
 interface TenantRow {
   id: string;
@@ -238,6 +245,8 @@ export function createPostgresAuthStore(db: Database): AuthStore {
   };
   return {
     ...identityQueries(db, getTenant),
+    ...sessionQueries(db),
+    sessions: sessionRows,
     users: userRows,
     identityProviders: identityProviderRows,
     transaction: (fn) => db.transaction((tx) => fn(transactionOf(tx))),

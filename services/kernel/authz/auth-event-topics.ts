@@ -26,6 +26,8 @@ export const AUTH_EVENT_TOPICS = Object.freeze({
   "nexus.events.v1.MembershipRevoked": "auth.membership_revoked",
   "nexus.events.v1.PlatformOperatorChanged": "auth.platform_operator_changed",
   "nexus.events.v1.IdentityProviderConfigured": "auth.identity_provider_configured",
+  "nexus.events.v1.SessionStarted": "auth.session_started",
+  "nexus.events.v1.SessionEnded": "auth.session_ended",
 } as const);
 
 registerEventTopics(AUTH_EVENT_TOPICS);

@@ -20,18 +20,19 @@ const MAX_KEY_LENGTH = 256;
 /** Longest access token we look at (AuthenticateRequest.access_token caps it too). */
 const MAX_TOKEN_LENGTH = 16_384;
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
-const KEY_SHAPE = /^nxs_[A-Za-z0-9_-]+$/;
+const KEY_SHAPE = /^nxss?_[A-Za-z0-9_-]+$/;
 /** A compact JWS: three base64url parts (the signature may not be empty: unsigned tokens never pass). */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 /** Whether a presented credential is an access token (a JWT) rather than a Nexus API key. */
 export function isAccessToken(presented: string): boolean {
-  return !presented.startsWith("nxs_") && presented.length <= MAX_TOKEN_LENGTH && JWT_SHAPE.test(presented);
+  return !presented.startsWith("nxs") && presented.length <= MAX_TOKEN_LENGTH && JWT_SHAPE.test(presented);
 }
 
 /**
- * The presented credential of a request: `Authorization: Bearer nxs_…` (an API key) or
- * `Authorization: Bearer <JWT>` (an access token of a tenant's OpenID Connect issuer).
+ * The presented credential of a request: `Authorization: Bearer nxs_…` (an API key),
+ * `Bearer nxss_…` (a sign-in session) or `Bearer <JWT>` (an access token of a tenant's OpenID
+ * Connect issuer).
  * Undefined when the header is missing or holds neither.
  */
 export function presentedKeyOf(header: Headers): string | undefined {

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Role } from "../../auth/v1/api_key_pb.js";
 import { file_nexus_auth_v1_api_key } from "../../auth/v1/api_key_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/identity_events.proto.
  */
 export const file_nexus_events_v1_identity_events: GenFile = /*@__PURE__*/
-  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvaWRlbnRpdHlfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiQwoLVXNlckNyZWF0ZWQSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiWgoRTWVtYmVyc2hpcEdyYW50ZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSIQoEcm9sZRgDIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSKKAQoVTWVtYmVyc2hpcFJvbGVDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEioKDXByZXZpb3VzX3JvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSIQoEcm9sZRgEIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSI3ChFNZW1iZXJzaGlwUmV2b2tlZBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJFChdQbGF0Zm9ybU9wZXJhdG9yQ2hhbmdlZBIPCgd1c2VyX2lkGAEgASgJEhkKEXBsYXRmb3JtX29wZXJhdG9yGAIgASgIIpABChpJZGVudGl0eVByb3ZpZGVyQ29uZmlndXJlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhAKCGF1ZGllbmNlGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdlbmFibGVkGAUgASgIEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIYgZwcm90bzM", [file_nexus_auth_v1_api_key]);
+  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvaWRlbnRpdHlfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiQwoLVXNlckNyZWF0ZWQSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiWgoRTWVtYmVyc2hpcEdyYW50ZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSIQoEcm9sZRgDIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSKKAQoVTWVtYmVyc2hpcFJvbGVDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEioKDXByZXZpb3VzX3JvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSIQoEcm9sZRgEIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSI3ChFNZW1iZXJzaGlwUmV2b2tlZBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJFChdQbGF0Zm9ybU9wZXJhdG9yQ2hhbmdlZBIPCgd1c2VyX2lkGAEgASgJEhkKEXBsYXRmb3JtX29wZXJhdG9yGAIgASgIIpABChpJZGVudGl0eVByb3ZpZGVyQ29uZmlndXJlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhAKCGF1ZGllbmNlGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdlbmFibGVkGAUgASgIEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIIngKDlNlc3Npb25TdGFydGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoMU2Vzc2lvbkVuZGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJYgZwcm90bzM", [file_google_protobuf_timestamp, file_nexus_auth_v1_api_key]);
 
 /**
  * A user was created. Subject nexus.auth.user_created.
@@ -240,4 +242,89 @@ export type IdentityProviderConfigured = Message<"nexus.events.v1.IdentityProvid
  */
 export const IdentityProviderConfiguredSchema: GenMessage<IdentityProviderConfigured> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_identity_events, 5);
+
+/**
+ * A person signed in to a tenant through its OpenID provider. Subject
+ * nexus.auth.session_started. Never carries the session token.
+ *
+ * @generated from message nexus.events.v1.SessionStarted
+ */
+export type SessionStarted = Message<"nexus.events.v1.SessionStarted"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The session's id.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * When the session expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 4;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message nexus.events.v1.SessionStarted.
+ * Use `create(SessionStartedSchema)` to create a new message.
+ */
+export const SessionStartedSchema: GenMessage<SessionStarted> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_identity_events, 6);
+
+/**
+ * A session ended (sign-out). Subject nexus.auth.session_ended.
+ *
+ * @generated from message nexus.events.v1.SessionEnded
+ */
+export type SessionEnded = Message<"nexus.events.v1.SessionEnded"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The session's id.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * Why ("signed out", ...).
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.SessionEnded.
+ * Use `create(SessionEndedSchema)` to create a new message.
+ */
+export const SessionEndedSchema: GenMessage<SessionEnded> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_identity_events, 7);
 
