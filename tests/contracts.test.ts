@@ -21,6 +21,7 @@ import { EventEnvelopeSchema, file_nexus_events_v1_envelope } from "../gen/nexus
 import { file_nexus_events_v1_ingestion_events } from "../gen/nexus/events/v1/ingestion_events_pb.js";
 import { file_nexus_events_v1_metering_events } from "../gen/nexus/events/v1/metering_events_pb.js";
 import { file_nexus_events_v1_retrieval_events } from "../gen/nexus/events/v1/retrieval_events_pb.js";
+import { file_nexus_identity_v1_identity_service } from "../gen/nexus/identity/v1/identity_service_pb.js";
 import {
   file_nexus_ingestion_v1_ingestion_service,
   IngestTextRequestSchema,
@@ -86,6 +87,18 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     UpdateCorpus: "unary",
     DeleteCorpus: "unary",
     Search: "unary",
+    SetDocumentAccess: "unary",
+    GetDocumentAccess: "unary",
+  },
+  "nexus.identity.v1.IdentityService": {
+    AddMember: "unary",
+    GetMember: "unary",
+    ListMembers: "unary",
+    SetMemberRole: "unary",
+    RemoveMember: "unary",
+    SetPlatformOperator: "unary",
+    SetIdentityProvider: "unary",
+    GetIdentityProvider: "unary",
   },
   "nexus.agent.v1.AgentService": {
     Run: "server_streaming",
@@ -108,6 +121,7 @@ const SERVICE_FILES = [
   file_nexus_retrieval_v1_retrieval_service,
   file_nexus_agent_v1_agent_service,
   file_nexus_audit_v1_audit_service,
+  file_nexus_identity_v1_identity_service,
 ];
 
 const EVENT_FILES = [

@@ -120,6 +120,9 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.retrieval.v1.RetrievalService/UpdateCorpus": admin,
   "/nexus.retrieval.v1.RetrievalService/DeleteCorpus": admin,
   "/nexus.retrieval.v1.RetrievalService/Search": read,
+  // Who may read a document: tenant admins (docs/identity.md, "Document access").
+  "/nexus.retrieval.v1.RetrievalService/SetDocumentAccess": admin,
+  "/nexus.retrieval.v1.RetrievalService/GetDocumentAccess": admin,
 
   // ---- nexus.agent.v1.AgentService ----
   "/nexus.agent.v1.AgentService/Run": read,

@@ -1,0 +1,124 @@
+import { DocumentAccessChangedSchema } from "../../../../gen/nexus/events/v1/retrieval_events_pb.js";
+import type { Aggregate } from "../../../kernel/commands/index.js";
+import type { Queryable } from "../../../kernel/db/ports.js";
+import { eventOf } from "../../../kernel/events/protobuf-event.js";
+import { registerEventTopics } from "../../../kernel/events/topics.js";
+import {
+  type DocumentAccess,
+  type DocumentAccessCommand,
+  type DocumentAccessEvent,
+  type DocumentGrant,
+  decideDocumentAccess,
+  evolveDocumentAccess,
+  type GranteeKind,
+  grantText,
+} from "../document-access.js";
+
+registerEventTopics({ [DocumentAccessChangedSchema.typeName]: "retrieval.document_access_changed" });
+
+/** A document's identity. */
+export interface DocumentKey {
+  tenantId: string;
+  documentId: string;
+}
+
+/** The document access aggregate (stream `document_access-<tenant>-<document>`). */
+export type DocumentAccessAggregate = Aggregate<DocumentAccess, DocumentAccessEvent, DocumentAccessCommand, DocumentKey>;
+
+/** Reads a document's access list (`lock` for the command helper). */
+export async function readDocumentAccess(
+  q: Queryable,
+  key: DocumentKey,
+  lock = false,
+): Promise<{ access: DocumentAccess | undefined; version: number }> {
+  const { rows } = await q.query<{ restricted: boolean; version: number }>(
+    `SELECT restricted, version FROM retrieval.document_access WHERE tenant_id = $1 AND document_id = $2${lock ? " FOR UPDATE" : ""}`,
+    [key.tenantId, key.documentId],
+  );
+  const row = rows[0];
+  if (!row) return { access: undefined, version: 0 };
+  const grants = await q.query<{ grantee_kind: GranteeKind; grantee: string; expires_at: Date | string | null }>(
+    "SELECT grantee_kind, grantee, expires_at FROM retrieval.document_grants WHERE tenant_id = $1 AND document_id = $2 ORDER BY grantee_kind, grantee",
+    [key.tenantId, key.documentId],
+  );
+  return {
+    access: {
+      ...key,
+      restricted: row.restricted,
+      grants: grants.rows.map((g) => ({
+        kind: g.grantee_kind,
+        grantee: g.grantee,
+        expiresAt: g.expires_at === null ? undefined : new Date(g.expires_at),
+      })),
+    },
+    version: row.version,
+  };
+}
+
+/** The aggregate over `retrieval.document_access` and `retrieval.document_grants`. */
+export function documentAccessAggregate(): DocumentAccessAggregate {
+  return {
+    streamId: (k) => `document_access-${k.tenantId}-${k.documentId}`,
+    async load(tx, key) {
+      const { access, version } = await readDocumentAccess(tx, key, true);
+      return { state: access, version };
+    },
+    decide: (command, state, key) => decideDocumentAccess(command, state, key),
+    evolve: (state, event) => evolveDocumentAccess(state, event),
+    async save(tx, key, state, _expected, version) {
+      await tx.query(
+        `INSERT INTO retrieval.document_access (tenant_id, document_id, restricted, version) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id, document_id) DO UPDATE SET restricted = EXCLUDED.restricted, version = EXCLUDED.version`,
+        [key.tenantId, key.documentId, state.restricted, version],
+      );
+      await tx.query("DELETE FROM retrieval.document_grants WHERE tenant_id = $1 AND document_id = $2", [key.tenantId, key.documentId]);
+      for (const g of state.grants) {
+        await tx.query(
+          "INSERT INTO retrieval.document_grants (tenant_id, document_id, grantee_kind, grantee, expires_at) VALUES ($1, $2, $3, $4, $5::timestamptz)",
+          [key.tenantId, key.documentId, g.kind, g.grantee, g.expiresAt ?? null],
+        );
+      }
+    },
+    toEvent: (event, _state, key) =>
+      eventOf(
+        DocumentAccessChangedSchema,
+        {
+          tenantId: key.tenantId,
+          documentId: key.documentId,
+          restricted: event.access.restricted,
+          grants: event.access.grants.map(grantText),
+        },
+        { metadata: { tenantId: key.tenantId } },
+      ),
+  };
+}
+
+/** Who is reading: what the search filter compares grants with. */
+export interface Reader {
+  userId: string;
+  groups: readonly string[];
+  /** The caller's role and every weaker one (role grants admit "at least"). */
+  roles: readonly string[];
+}
+
+/**
+ * The SQL condition (on chunk alias `c`, tenant in `$1`) that a chunk's document is readable by
+ * `reader`: unrestricted, or an unexpired grant admits them. `param` adds a parameter.
+ */
+export function readableSql(reader: Reader, param: (v: unknown) => string): string {
+  const user = param(reader.userId);
+  const groups = param([...reader.groups]);
+  const roles = param([...reader.roles]);
+  return `NOT EXISTS (
+      SELECT 1 FROM retrieval.document_access a
+      WHERE a.tenant_id = $1 AND a.document_id = c.document_id AND a.restricted
+        AND NOT EXISTS (
+          SELECT 1 FROM retrieval.document_grants g
+          WHERE g.tenant_id = $1 AND g.document_id = c.document_id AND (g.expires_at IS NULL OR g.expires_at > now())
+            AND (g.grantee_kind = 'tenant'
+              OR (g.grantee_kind = 'user' AND g.grantee = ${user} AND ${user} <> '')
+              OR (g.grantee_kind = 'group' AND g.grantee = ANY(${groups}::text[]))
+              OR (g.grantee_kind = 'role' AND g.grantee = ANY(${roles}::text[])))))`;
+}
+
+export type { DocumentGrant };
