@@ -120,6 +120,33 @@ describeWithPostgres("document access in Search and Run", () => {
     }
   });
 
+  it("ListDocuments, GetDocument and WatchDocument obey the same rule; each refusal is recorded with its rule", async () => {
+    const listed = async (client: NexusClient) =>
+      (await client.ingestion.listDocuments({ corpusId: "kb" })).documents.map((d) => d.id).sort();
+    expect(await listed(as.alice!)).toEqual(["eng-roadmap", "handbook"]);
+    expect(await listed(as.viewerKey!)).toEqual(["handbook"]);
+    expect((await as.bob!.ingestion.getDocument({ documentId: "bob-review" })).document?.id).toBe("bob-review");
+    expect(await failure(() => as.alice!.ingestion.getDocument({ documentId: "bob-review" }))).toMatchObject({ code: "NotFound" });
+    expect(
+      await failure(async () => {
+        for await (const _ of as.alice!.ingestion.watchDocument({ documentId: "sales-pipeline" })) break;
+      }),
+    ).toMatchObject({ code: "NotFound" });
+    const denied = (await h.events("DocumentAccessDenied")).map(
+      (e) => e.payload as { documentId: string; rule: string; procedure: string },
+    );
+    expect(denied).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          documentId: "bob-review",
+          rule: expect.stringContaining("restricted"),
+          procedure: expect.stringContaining("GetDocument"),
+        }),
+        expect.objectContaining({ documentId: "sales-pipeline", procedure: expect.stringContaining("WatchDocument") }),
+      ]),
+    );
+  });
+
   it("a revoked grant is in force for the very next query; access lists are admin-only", async () => {
     expect(await visible(as.alice!)).toContain("eng-roadmap");
     await owner.retrieval.setDocumentAccess({ documentId: "eng-roadmap", restricted: true, grants: [] });

@@ -297,6 +297,14 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     outcome: "success",
     metadata: details({ user_id: p.userId, reason: p.reason }),
   }),
+  "nexus.events.v1.DocumentAccessDenied": ({ p }) => ({
+    eventType: "documents.access.denied",
+    actor: { keyId: str(p.keyId) },
+    action: procedureAction(p),
+    resource: { type: "document", id: str(p.documentId) },
+    outcome: "failure",
+    metadata: details({ rule: p.rule, user_id: p.userId, procedure: p.procedure }),
+  }),
 
   // ---- ingestion
   "nexus.events.v1.DocumentQueued": ({ p, actor }) => {

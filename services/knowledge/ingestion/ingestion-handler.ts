@@ -36,6 +36,7 @@ import { domainError } from "../../kernel/errors.js";
 import { metadataToJson } from "../../kernel/events/event-metadata.js";
 import type { DeadLetterStore } from "../../kernel/events/ports.js";
 import { counterPosition, pageTokens, sequencePosition } from "../../kernel/paging/index.js";
+import { mayRead, readerOf, recordAccessDenied } from "../retrieval/adapters/postgres-document-access.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
 import { type ChunkingSettings, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "./chunking/chunker.js";
 import type { DocumentCommand, DocumentState, DocumentStatusName } from "./document.js";
@@ -244,7 +245,24 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
 
   async getDocument(req: GetDocumentRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
-    return create(GetDocumentResponseSchema, { document: this.message(await this.load(principal, req.documentId)) });
+    const document = await this.load(principal, req.documentId);
+    await this.requireReadable(principal, req.documentId, "GetDocument");
+    return create(GetDocumentResponseSchema, { document: this.message(document) });
+  }
+
+  /**
+   * Document access (docs/identity.md): a restricted document the caller may not read is
+   * NOT_FOUND, like another tenant's, and the refusal is recorded with its deciding rule.
+   */
+  private async requireReadable(principal: TenantPrincipal, documentId: string, method: string): Promise<void> {
+    const key = { tenantId: principal.tenantId, documentId };
+    if (await mayRead(this.ports.db, key, readerOf(principal))) return;
+    await recordAccessDenied(this.ports.db, key, {
+      keyId: principal.keyId,
+      userId: principal.userId ?? "",
+      procedure: `/nexus.ingestion.v1.IngestionService/${method}`,
+    });
+    throw domainError("NOT_FOUND", `document ${documentId} not found`, { document_id: documentId });
   }
 
   async listDocuments(req: ListDocumentsRequest, ctx: HandlerContext) {
@@ -258,6 +276,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
       ...(statuses.length > 0 ? { statuses } : {}),
       ...(before !== undefined ? { beforeSeq: before } : {}),
       limit: limit + 1,
+      reader: readerOf(principal),
     });
     const shown = page.slice(0, limit);
     return create(ListDocumentsResponseSchema, {
@@ -270,6 +289,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     const principal = tenantPrincipal(ctx);
     const { documents, db, feed } = this.ports;
     const key: DocumentKey = { tenantId: principal.tenantId, documentId: req.documentId };
+    if ((await documents.get(db, key)) !== undefined) await this.requireReadable(principal, req.documentId, "WatchDocument");
     let wake: (() => void) | undefined;
     let stored = true;
     const unsubscribe = feed.subscribe(key, (change: FeedChange) => {

@@ -34,10 +34,10 @@ import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
-import { documentAccessAggregate, type Reader, readDocumentAccess } from "./adapters/postgres-document-access.js";
+import { documentAccessAggregate, readDocumentAccess, readerOf } from "./adapters/postgres-document-access.js";
 import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
 import { type CorpusAggregate, corpusAggregate } from "./corpus-aggregate.js";
-import { type DocumentAccess, type DocumentGrant, rolesAtOrBelow } from "./document-access.js";
+import type { DocumentAccess, DocumentGrant } from "./document-access.js";
 import { EmbeddingError, type EmbeddingModels } from "./embeddings/ports.js";
 import type { CorpusRepository, SearchIndex, SearchRanking } from "./ports.js";
 import {
@@ -367,9 +367,4 @@ function accessToMessage(a: DocumentAccess) {
       ...(g.expiresAt ? { expiresAt: timestampFromDate(g.expiresAt) } : {}),
     })),
   };
-}
-
-/** The caller as a document reader. */
-function readerOf(principal: TenantPrincipal): Reader {
-  return { userId: principal.userId ?? "", groups: principal.groups ?? [], roles: rolesAtOrBelow(principal.role) };
 }

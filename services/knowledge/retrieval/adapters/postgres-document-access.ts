@@ -1,20 +1,24 @@
-import { DocumentAccessChangedSchema } from "../../../../gen/nexus/events/v1/retrieval_events_pb.js";
-import type { Aggregate } from "../../../kernel/commands/index.js";
-import type { Queryable } from "../../../kernel/db/ports.js";
+import { DocumentAccessChangedSchema, DocumentAccessDeniedSchema } from "../../../../gen/nexus/events/v1/retrieval_events_pb.js";
+import { type Aggregate, recordFacts } from "../../../kernel/commands/index.js";
+import type { TenantPrincipal } from "../../../kernel/context.js";
+import type { Database, Queryable } from "../../../kernel/db/ports.js";
 import { eventOf } from "../../../kernel/events/protobuf-event.js";
 import { registerEventTopics } from "../../../kernel/events/topics.js";
 import {
   type DocumentAccess,
   type DocumentAccessCommand,
   type DocumentAccessEvent,
-  type DocumentGrant,
   decideDocumentAccess,
   evolveDocumentAccess,
   type GranteeKind,
   grantText,
+  rolesAtOrBelow,
 } from "../document-access.js";
 
-registerEventTopics({ [DocumentAccessChangedSchema.typeName]: "retrieval.document_access_changed" });
+registerEventTopics({
+  [DocumentAccessChangedSchema.typeName]: "retrieval.document_access_changed",
+  [DocumentAccessDeniedSchema.typeName]: "retrieval.document_access_denied",
+});
 
 /** A document's identity. */
 export interface DocumentKey {
@@ -121,4 +125,46 @@ export function readableSql(reader: Reader, param: (v: unknown) => string): stri
               OR (g.grantee_kind = 'role' AND g.grantee = ANY(${roles}::text[])))))`;
 }
 
-export type { DocumentGrant };
+/** The rule recorded when a restricted document refuses a reader. */
+export const RESTRICTED_RULE = "restricted: no unexpired grant admits the caller";
+
+/** Whether `reader` may read the document (the same condition as the search filter). */
+export async function mayRead(q: Queryable, key: DocumentKey, reader: Reader): Promise<boolean> {
+  const params: unknown[] = [key.tenantId, key.documentId];
+  const param = (v: unknown): string => `$${params.push(v)}`;
+  const { rows } = await q.query<{ ok: boolean }>(
+    `SELECT ${readableSql(reader, param)} AS ok FROM (SELECT $2::text AS document_id) c`,
+    params,
+  );
+  return rows[0]?.ok === true;
+}
+
+/** Records a refusal by a document's access list, with the deciding rule (audited as documents.access.denied). */
+export async function recordAccessDenied(
+  db: Database,
+  key: DocumentKey,
+  caller: { keyId: string; userId: string; procedure: string },
+): Promise<void> {
+  await db.transaction((tx) =>
+    recordFacts(
+      tx,
+      `document_access_denied-${key.tenantId}`,
+      [
+        eventOf(DocumentAccessDeniedSchema, {
+          tenantId: key.tenantId,
+          documentId: key.documentId,
+          keyId: caller.keyId,
+          userId: caller.userId,
+          procedure: caller.procedure,
+          rule: RESTRICTED_RULE,
+        }),
+      ],
+      { metadata: { tenantId: key.tenantId, actor: caller.keyId } },
+    ),
+  );
+}
+
+/** The caller as a reader of documents. */
+export function readerOf(principal: TenantPrincipal): Reader {
+  return { userId: principal.userId ?? "", groups: principal.groups ?? [], roles: rolesAtOrBelow(principal.role) };
+}
