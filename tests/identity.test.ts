@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { AuthService } from "../gen/nexus/auth/v1/auth_service_pb.js";
 import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
+import { createRemoteAuthenticator } from "../services/kernel/authz/remote-authenticator.js";
 import { type AuthHarness, failure, startAuthHarness } from "./support/auth-harness.js";
 import { NEXUS_AUDIENCE, startOpenIdProvider, type TestOpenIdProvider } from "./support/oidc-provider.js";
 import { describeWithPostgres } from "./support/services.js";
@@ -206,6 +207,16 @@ describeWithPostgres("identity: people, memberships and bearer tokens", () => {
       // The role is the membership's: a viewer's token cannot do an editor's work.
       const bob = h.client(await idp.token("bob-cli"));
       expect((await bob.auth.whoAmI({})).principal?.role).toBe(Role.VIEWER);
+    });
+
+    it("processes that do not host auth resolve tokens through AuthService.Authenticate (access_token), with the person and groups", async () => {
+      const remote = createRemoteAuthenticator({ baseUrl: h.url });
+      const token = await idp.token("alice-cli");
+      const result = await remote.authenticate(token, { procedure: "/nexus.retrieval.v1.RetrievalService/Search" });
+      expect(result).toMatchObject({ kind: "authenticated", principal: { kind: "tenant", role: "editor", groups: ["engineering"] } });
+      expect(result.kind === "authenticated" && result.principal.kind === "tenant" && result.principal.userId).toBeTruthy();
+      const refused = await remote.authenticate(await idp.token("alice-cli", "https://other-api.example"), { procedure: "/x.Y/Z" });
+      expect(refused).toMatchObject({ kind: "refused", reason: "AUTH_TOKEN_AUDIENCE" });
     });
 
     it("refuses expired, wrong-audience, wrong-issuer, forged and unknown-user tokens with their reasons", async () => {
