@@ -89,6 +89,7 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     Search: "unary",
     SetDocumentAccess: "unary",
     GetDocumentAccess: "unary",
+    SetDocumentAccessSettings: "unary",
   },
   "nexus.identity.v1.IdentityService": {
     AddMember: "unary",

@@ -147,6 +147,21 @@ describeWithPostgres("document access in Search and Run", () => {
     );
   });
 
+  it("admins bypass only when the tenant's owner says so", async () => {
+    expect(await visible(as.ann!)).toEqual(["board-minutes", "handbook"]);
+    expect(await failure(() => as.ann!.retrieval.setDocumentAccessSettings({ adminsBypass: true }))).toMatchObject({
+      reason: "RBAC_FORBIDDEN",
+    });
+    await owner.retrieval.setDocumentAccessSettings({ adminsBypass: true });
+    try {
+      expect(await visible(as.ann!)).toEqual(DOCS.map((d) => d.id).sort());
+      expect(await visible(as.alice!)).toEqual(["eng-roadmap", "handbook"]);
+    } finally {
+      await owner.retrieval.setDocumentAccessSettings({ adminsBypass: false });
+    }
+    expect(await visible(as.ann!)).toEqual(["board-minutes", "handbook"]);
+  });
+
   it("a revoked grant is in force for the very next query; access lists are admin-only", async () => {
     expect(await visible(as.alice!)).toContain("eng-roadmap");
     await owner.retrieval.setDocumentAccess({ documentId: "eng-roadmap", restricted: true, grants: [] });

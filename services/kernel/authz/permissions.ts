@@ -123,6 +123,8 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // Who may read a document: tenant admins (docs/identity.md, "Document access").
   "/nexus.retrieval.v1.RetrievalService/SetDocumentAccess": admin,
   "/nexus.retrieval.v1.RetrievalService/GetDocumentAccess": admin,
+  // Whether admins bypass document access is the owners' call (checked in the handler).
+  "/nexus.retrieval.v1.RetrievalService/SetDocumentAccessSettings": admin,
 
   // ---- nexus.agent.v1.AgentService ----
   "/nexus.agent.v1.AgentService/Run": read,

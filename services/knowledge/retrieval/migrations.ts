@@ -115,6 +115,15 @@ CREATE TABLE retrieval.document_grants (
 );
 `,
   },
+  {
+    id: "0004_document_access_settings",
+    sql: `
+CREATE TABLE retrieval.document_access_settings (
+  tenant_id text PRIMARY KEY,
+  admins_bypass boolean NOT NULL
+);
+`,
+  },
 ];
 
 /**

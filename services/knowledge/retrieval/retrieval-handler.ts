@@ -23,9 +23,12 @@ import {
   SearchResponseSchema,
   type SetDocumentAccessRequest,
   SetDocumentAccessResponseSchema,
+  type SetDocumentAccessSettingsRequest,
+  SetDocumentAccessSettingsResponseSchema,
   type UpdateCorpusRequest,
   UpdateCorpusResponseSchema,
 } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { authorizationRefusal } from "../../kernel/authz/refusal.js";
 import { requireFeature } from "../../kernel/authz/require-feature.js";
 import { tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
 import { executeCommand } from "../../kernel/commands/index.js";
@@ -34,7 +37,7 @@ import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
-import { documentAccessAggregate, readDocumentAccess, readerOf } from "./adapters/postgres-document-access.js";
+import { documentAccessAggregate, readDocumentAccess, readerOf, saveAccessSettings } from "./adapters/postgres-document-access.js";
 import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
 import { type CorpusAggregate, corpusAggregate } from "./corpus-aggregate.js";
 import type { DocumentAccess, DocumentGrant } from "./document-access.js";
@@ -331,6 +334,17 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
     await this.requireDocument(key);
     const { access } = await readDocumentAccess(this.ports.db, key);
     return create(GetDocumentAccessResponseSchema, { access: accessToMessage(access ?? { ...key, restricted: false, grants: [] }) });
+  }
+
+  async setDocumentAccessSettings(req: SetDocumentAccessSettingsRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    if (principal.role !== "owner") {
+      throw authorizationRefusal("RBAC_FORBIDDEN", "only tenant owners decide whether admins bypass document access", {
+        required_role: "owner",
+      });
+    }
+    await saveAccessSettings(this.ports.db, principal.tenantId, req.adminsBypass);
+    return create(SetDocumentAccessSettingsResponseSchema, { adminsBypass: req.adminsBypass });
   }
 
   /** NOT_FOUND unless the tenant has the document (another tenant's is not found either). */

@@ -113,7 +113,11 @@ export function readableSql(reader: Reader, param: (v: unknown) => string): stri
   const user = param(reader.userId);
   const groups = param([...reader.groups]);
   const roles = param([...reader.roles]);
-  return `NOT EXISTS (
+  // Admins and owners pass when the tenant's setting says so (off unless set).
+  const bypass = reader.roles.includes("admin")
+    ? `EXISTS (SELECT 1 FROM retrieval.document_access_settings s WHERE s.tenant_id = $1 AND s.admins_bypass) OR `
+    : "";
+  return `(${bypass}NOT EXISTS (
       SELECT 1 FROM retrieval.document_access a
       WHERE a.tenant_id = $1 AND a.document_id = c.document_id AND a.restricted
         AND NOT EXISTS (
@@ -122,7 +126,7 @@ export function readableSql(reader: Reader, param: (v: unknown) => string): stri
             AND (g.grantee_kind = 'tenant'
               OR (g.grantee_kind = 'user' AND g.grantee = ${user} AND ${user} <> '')
               OR (g.grantee_kind = 'group' AND g.grantee = ANY(${groups}::text[]))
-              OR (g.grantee_kind = 'role' AND g.grantee = ANY(${roles}::text[])))))`;
+              OR (g.grantee_kind = 'role' AND g.grantee = ANY(${roles}::text[]))))))`;
 }
 
 /** The rule recorded when a restricted document refuses a reader. */
@@ -167,4 +171,13 @@ export async function recordAccessDenied(
 /** The caller as a reader of documents. */
 export function readerOf(principal: TenantPrincipal): Reader {
   return { userId: principal.userId ?? "", groups: principal.groups ?? [], roles: rolesAtOrBelow(principal.role) };
+}
+
+/** Sets the tenant's document access settings. */
+export async function saveAccessSettings(db: Database, tenantId: string, adminsBypass: boolean): Promise<void> {
+  await db.query(
+    `INSERT INTO retrieval.document_access_settings (tenant_id, admins_bypass) VALUES ($1, $2)
+     ON CONFLICT (tenant_id) DO UPDATE SET admins_bypass = EXCLUDED.admins_bypass`,
+    [tenantId, adminsBypass],
+  );
 }
