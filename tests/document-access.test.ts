@@ -147,6 +147,26 @@ describeWithPostgres("document access in Search and Run", () => {
     );
   });
 
+  it("the uploader keeps reading what they uploaded; changing or deleting needs the right to read", async () => {
+    await as.alice!.ingestion.ingestText({ corpusId: "kb", documentId: "alice-notes", text: "The quarterly report notes of Alice." });
+    await owner.retrieval.setDocumentAccess({
+      documentId: "alice-notes",
+      restricted: true,
+      grants: [{ kind: GranteeKind.ROLE, grantee: "owner" }],
+    });
+    const access = (await owner.retrieval.getDocumentAccess({ documentId: "alice-notes" })).access!;
+    expect(access.ownerUserId).not.toBe("");
+    expect((await as.alice!.ingestion.getDocument({ documentId: "alice-notes" })).document?.id).toBe("alice-notes");
+    expect(await failure(() => as.bob!.ingestion.getDocument({ documentId: "alice-notes" }))).toMatchObject({ code: "NotFound" });
+    // Alice (an editor) may not overwrite, reindex or delete a restricted document she cannot read.
+    expect(
+      await failure(() => as.alice!.ingestion.ingestText({ corpusId: "kb", documentId: "board-minutes", text: "x", overwrite: true })),
+    ).toMatchObject({ code: "NotFound" });
+    expect(await failure(() => as.alice!.ingestion.deleteDocument({ documentId: "board-minutes" }))).toMatchObject({ code: "NotFound" });
+    expect(await failure(() => as.alice!.ingestion.reindexDocument({ documentId: "sales-pipeline" }))).toMatchObject({ code: "NotFound" });
+    await owner.ingestion.deleteDocument({ documentId: "alice-notes" });
+  });
+
   it("admins bypass only when the tenant's owner says so", async () => {
     expect(await visible(as.ann!)).toEqual(["board-minutes", "handbook"]);
     expect(await failure(() => as.ann!.retrieval.setDocumentAccessSettings({ adminsBypass: true }))).toMatchObject({

@@ -27,6 +27,8 @@ export interface DocumentAccess {
   documentId: string;
   restricted: boolean;
   grants: readonly DocumentGrant[];
+  /** The uploader (owner grant: always reads the document); "" for machine uploads. */
+  ownerUserId: string;
 }
 
 // ---- Events ----
@@ -49,8 +51,14 @@ export interface SetDocumentAccess {
   grants: readonly DocumentGrant[];
 }
 
+/** Record the uploader as the document's owner (once: the first person to upload it). */
+export interface RecordOwner {
+  type: "RecordOwner";
+  userId: string;
+}
+
 /** Every document access command. */
-export type DocumentAccessCommand = SetDocumentAccess;
+export type DocumentAccessCommand = SetDocumentAccess | RecordOwner;
 
 /** Decides: nothing when the list is unchanged. */
 export function decideDocumentAccess(
@@ -58,7 +66,16 @@ export function decideDocumentAccess(
   state: DocumentAccess | undefined,
   key: { tenantId: string; documentId: string },
 ): DocumentAccessEvent[] {
-  const next: DocumentAccess = { ...key, restricted: command.restricted, grants: normalized(command.grants) };
+  if (command.type === "RecordOwner") {
+    if (state?.ownerUserId) return [];
+    return [{ type: "DocumentAccessChanged", access: { ...key, restricted: false, grants: [], ...state, ownerUserId: command.userId } }];
+  }
+  const next: DocumentAccess = {
+    ...key,
+    restricted: command.restricted,
+    grants: normalized(command.grants),
+    ownerUserId: state?.ownerUserId ?? "",
+  };
   if (state !== undefined && same(state, next)) return [];
   if (state === undefined && !next.restricted && next.grants.length === 0) return [];
   return [{ type: "DocumentAccessChanged", access: next }];

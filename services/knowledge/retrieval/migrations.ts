@@ -124,6 +124,10 @@ CREATE TABLE retrieval.document_access_settings (
 );
 `,
   },
+  {
+    id: "0005_document_owner",
+    sql: "ALTER TABLE retrieval.document_access ADD COLUMN owner_user_id text NOT NULL DEFAULT '';",
+  },
 ];
 
 /**

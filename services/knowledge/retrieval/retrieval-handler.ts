@@ -325,7 +325,9 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
       { type: "SetDocumentAccess", restricted: req.restricted, grants },
       { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
     );
-    return create(SetDocumentAccessResponseSchema, { access: accessToMessage(state ?? { ...key, restricted: false, grants: [] }) });
+    return create(SetDocumentAccessResponseSchema, {
+      access: accessToMessage(state ?? { ...key, restricted: false, grants: [], ownerUserId: "" }),
+    });
   }
 
   async getDocumentAccess(req: GetDocumentAccessRequest, ctx: HandlerContext) {
@@ -333,7 +335,9 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
     const key = { tenantId: principal.tenantId, documentId: req.documentId };
     await this.requireDocument(key);
     const { access } = await readDocumentAccess(this.ports.db, key);
-    return create(GetDocumentAccessResponseSchema, { access: accessToMessage(access ?? { ...key, restricted: false, grants: [] }) });
+    return create(GetDocumentAccessResponseSchema, {
+      access: accessToMessage(access ?? { ...key, restricted: false, grants: [], ownerUserId: "" }),
+    });
   }
 
   async setDocumentAccessSettings(req: SetDocumentAccessSettingsRequest, ctx: HandlerContext) {
@@ -375,6 +379,7 @@ function accessToMessage(a: DocumentAccess) {
   return {
     documentId: a.documentId,
     restricted: a.restricted,
+    ownerUserId: a.ownerUserId,
     grants: a.grants.map((g) => ({
       kind: KIND_TO_PROTO[g.kind],
       grantee: g.grantee,

@@ -1,5 +1,5 @@
 import { DocumentAccessChangedSchema, DocumentAccessDeniedSchema } from "../../../../gen/nexus/events/v1/retrieval_events_pb.js";
-import { type Aggregate, recordFacts } from "../../../kernel/commands/index.js";
+import { type Aggregate, executeCommand, recordFacts } from "../../../kernel/commands/index.js";
 import type { TenantPrincipal } from "../../../kernel/context.js";
 import type { Database, Queryable } from "../../../kernel/db/ports.js";
 import { eventOf } from "../../../kernel/events/protobuf-event.js";
@@ -35,8 +35,8 @@ export async function readDocumentAccess(
   key: DocumentKey,
   lock = false,
 ): Promise<{ access: DocumentAccess | undefined; version: number }> {
-  const { rows } = await q.query<{ restricted: boolean; version: number }>(
-    `SELECT restricted, version FROM retrieval.document_access WHERE tenant_id = $1 AND document_id = $2${lock ? " FOR UPDATE" : ""}`,
+  const { rows } = await q.query<{ restricted: boolean; version: number; owner_user_id: string }>(
+    `SELECT restricted, version, owner_user_id FROM retrieval.document_access WHERE tenant_id = $1 AND document_id = $2${lock ? " FOR UPDATE" : ""}`,
     [key.tenantId, key.documentId],
   );
   const row = rows[0];
@@ -49,6 +49,7 @@ export async function readDocumentAccess(
     access: {
       ...key,
       restricted: row.restricted,
+      ownerUserId: row.owner_user_id,
       grants: grants.rows.map((g) => ({
         kind: g.grantee_kind,
         grantee: g.grantee,
@@ -71,9 +72,10 @@ export function documentAccessAggregate(): DocumentAccessAggregate {
     evolve: (state, event) => evolveDocumentAccess(state, event),
     async save(tx, key, state, _expected, version) {
       await tx.query(
-        `INSERT INTO retrieval.document_access (tenant_id, document_id, restricted, version) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (tenant_id, document_id) DO UPDATE SET restricted = EXCLUDED.restricted, version = EXCLUDED.version`,
-        [key.tenantId, key.documentId, state.restricted, version],
+        `INSERT INTO retrieval.document_access (tenant_id, document_id, restricted, version, owner_user_id) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (tenant_id, document_id) DO UPDATE SET restricted = EXCLUDED.restricted, version = EXCLUDED.version,
+           owner_user_id = EXCLUDED.owner_user_id`,
+        [key.tenantId, key.documentId, state.restricted, version, state.ownerUserId],
       );
       await tx.query("DELETE FROM retrieval.document_grants WHERE tenant_id = $1 AND document_id = $2", [key.tenantId, key.documentId]);
       for (const g of state.grants) {
@@ -91,6 +93,7 @@ export function documentAccessAggregate(): DocumentAccessAggregate {
           documentId: key.documentId,
           restricted: event.access.restricted,
           grants: event.access.grants.map(grantText),
+          ownerUserId: event.access.ownerUserId,
         },
         { metadata: { tenantId: key.tenantId } },
       ),
@@ -120,6 +123,7 @@ export function readableSql(reader: Reader, param: (v: unknown) => string): stri
   return `(${bypass}NOT EXISTS (
       SELECT 1 FROM retrieval.document_access a
       WHERE a.tenant_id = $1 AND a.document_id = c.document_id AND a.restricted
+        AND (a.owner_user_id = '' OR a.owner_user_id <> ${user})
         AND NOT EXISTS (
           SELECT 1 FROM retrieval.document_grants g
           WHERE g.tenant_id = $1 AND g.document_id = c.document_id AND (g.expires_at IS NULL OR g.expires_at > now())
@@ -179,5 +183,16 @@ export async function saveAccessSettings(db: Database, tenantId: string, adminsB
     `INSERT INTO retrieval.document_access_settings (tenant_id, admins_bypass) VALUES ($1, $2)
      ON CONFLICT (tenant_id) DO UPDATE SET admins_bypass = EXCLUDED.admins_bypass`,
     [tenantId, adminsBypass],
+  );
+}
+
+/** Records a person as the owner of a document they uploaded (once; the first uploader stays). */
+export async function recordOwner(db: Database, key: DocumentKey, userId: string, actor: string): Promise<void> {
+  await executeCommand(
+    db,
+    documentAccessAggregate(),
+    key,
+    { type: "RecordOwner", userId },
+    { metadata: { tenantId: key.tenantId, actor } },
   );
 }
