@@ -113,24 +113,32 @@ export interface Reader {
  * `reader`: unrestricted, or an unexpired grant admits them. `param` adds a parameter.
  */
 export function readableSql(reader: Reader, param: (v: unknown) => string): string {
+  return `c.document_id NOT IN (${hiddenDocumentsSql(reader, param)})`;
+}
+
+/**
+ * The documents of tenant `$1` that `reader` may not read: restricted, not theirs, and no
+ * unexpired grant admits them (none when admins bypass and the reader is one). Searches compute
+ * it once per query (a small set: restricted documents only) rather than once per chunk.
+ */
+export function hiddenDocumentsSql(reader: Reader, param: (v: unknown) => string): string {
   const user = param(reader.userId);
   const groups = param([...reader.groups]);
   const roles = param([...reader.roles]);
   // Admins and owners pass when the tenant's setting says so (off unless set).
   const bypass = reader.roles.includes("admin")
-    ? `EXISTS (SELECT 1 FROM retrieval.document_access_settings s WHERE s.tenant_id = $1 AND s.admins_bypass) OR `
+    ? ` AND NOT EXISTS (SELECT 1 FROM retrieval.document_access_settings s WHERE s.tenant_id = $1 AND s.admins_bypass)`
     : "";
-  return `(${bypass}NOT EXISTS (
-      SELECT 1 FROM retrieval.document_access a
-      WHERE a.tenant_id = $1 AND a.document_id = c.document_id AND a.restricted
+  return `SELECT a.document_id FROM retrieval.document_access a
+      WHERE a.tenant_id = $1 AND a.restricted${bypass}
         AND (a.owner_user_id = '' OR a.owner_user_id <> ${user})
         AND NOT EXISTS (
           SELECT 1 FROM retrieval.document_grants g
-          WHERE g.tenant_id = $1 AND g.document_id = c.document_id AND (g.expires_at IS NULL OR g.expires_at > now())
+          WHERE g.tenant_id = $1 AND g.document_id = a.document_id AND (g.expires_at IS NULL OR g.expires_at > now())
             AND (g.grantee_kind = 'tenant'
               OR (g.grantee_kind = 'user' AND g.grantee = ${user} AND ${user} <> '')
               OR (g.grantee_kind = 'group' AND g.grantee = ANY(${groups}::text[]))
-              OR (g.grantee_kind = 'role' AND g.grantee = ANY(${roles}::text[]))))))`;
+              OR (g.grantee_kind = 'role' AND g.grantee = ANY(${roles}::text[]))))`;
 }
 
 /** The rule recorded when a restricted document refuses a reader. */
