@@ -18,7 +18,7 @@ import { createSender } from "../services/client/sender.js";
 import { createWebTransport } from "../services/client/web.js";
 import { eventually } from "./support/eventually.js";
 import { type Receiver, startReceiver } from "./support/integration-harness.js";
-import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
+import { devOwnerKey, type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
 
 const PYTHON = "/usr/bin/python3";
 const pythonReady = (() => {
@@ -79,9 +79,7 @@ describe("sender SDKs against nexus dev", () => {
   beforeAll(async () => {
     rx = await startReceiver(15801);
     nexus = await startNexus({ args: ["dev", "--port", "0", "--host", "127.0.0.1", "--data-dir", data.dir] });
-    const keyPattern = /owner key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/;
-    for (let i = 0; i < 200 && !keyPattern.test(nexus.output()); i++) await new Promise((r) => setTimeout(r, 50));
-    ownerKey = keyPattern.exec(nexus.output())?.[1] ?? "";
+    ownerKey = await devOwnerKey(nexus);
     client = createNexusClient({ baseUrl: nexus.url, apiKey: ownerKey });
     await appFeeding("plain", false);
     await appFeeding("sealed", true);

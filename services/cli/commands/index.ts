@@ -6,6 +6,7 @@ import { corporaCommands } from "./corpora.js";
 import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
 import { docsCommands } from "./docs.js";
+import { edgeCommand } from "./edge.js";
 import { ingestCommand } from "./ingest.js";
 import { integrationCommands } from "./integration.js";
 import { keysCommands } from "./keys.js";
@@ -27,6 +28,7 @@ export const commands: readonly Command[] = [
   dlqListCommand,
   dlqReplayCommand,
   operatorCommand,
+  edgeCommand,
   ...tenantsCommands,
   ...keysCommands,
   whoamiCommand,
