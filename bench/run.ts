@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
+import { benchEdge } from "./edge.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
 import { benchIntegration } from "./integration.js";
@@ -104,6 +105,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
   ["sql-destination", (log) => (postgres ? benchSqlDestination({ log }) : Promise.resolve(skippedNoPostgres))],
   ["integration", (log) => (postgres ? benchIntegration({ log }) : Promise.resolve(skippedNoPostgres))],
+  ["edge", (log) => benchEdge({ log })],
 ];
 
 const run: BenchRun = {
