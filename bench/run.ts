@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
 import { benchBackupOutcome } from "./backup.js";
 import { benchConsole, CONSOLE_BUDGETS } from "./console.js";
+import { benchEdge } from "./edge.js";
 import { benchEncryptionOutcome } from "./encryption.js";
 import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
@@ -186,6 +187,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
       };
     },
   ],
+  ["edge", (log) => benchEdge({ log })],
 ];
 
 const run: BenchRun = {

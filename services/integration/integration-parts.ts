@@ -4,6 +4,7 @@ import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createDestinationDrivers, type DestinationDrivers } from "./adapters/destination-drivers.js";
 import { store } from "./adapters/postgres.js";
 import { connectors } from "./connector-bridge.js";
+import { edgeRoutes } from "./edge-handler.js";
 import { ingressRoutes } from "./http-ingress.js";
 import { DEDUPE_WINDOW_MS, DELIVERY_TOPIC, IntegrationApplication, workflowConsumer, workflowTopic } from "./integration-application.js";
 import { DELIVERY_CONSUMER, IntegrationHandler } from "./integration-handler.js";
@@ -123,7 +124,7 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     mqtt,
     handler,
     reconcile,
-    handlers: [integrationRoutes(handler)],
+    handlers: [integrationRoutes(handler), edgeRoutes(ctx.db)],
     httpRoutes: ingressRoutes({ db: ctx.db, app, logger: ctx.logger, maxBytes: config.maxRequestBytes }),
     consumers: [
       {

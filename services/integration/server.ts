@@ -1,3 +1,4 @@
+import { EdgeService } from "../../gen/nexus/integration/v1/edge_service_pb.js";
 import { IntegrationService } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import { defineService } from "../kernel/service/index.js";
 import { createIntegrationParts } from "./integration-parts.js";
@@ -11,7 +12,7 @@ import { integrationMigrations } from "./migrations.js";
  */
 export const integrationService = defineService({
   name: "integration",
-  apis: [IntegrationService],
+  apis: [IntegrationService, EdgeService],
   migrations: [integrationMigrations],
   peers: ["ingestion"],
   build: (ctx) => createIntegrationParts(ctx),

@@ -54,6 +54,7 @@ export const REASONS = {
   KEYRING_NOT_CONFIGURED: Code.FailedPrecondition,
   // limits and availability
   QUOTA_EXCEEDED: Code.ResourceExhausted,
+  EDGE_QUEUE_FULL: Code.ResourceExhausted,
   RATE_LIMITED: Code.ResourceExhausted,
   RATE_LIMIT_UNAVAILABLE: Code.Unavailable,
   SERVICE_BUSY: Code.Unavailable,

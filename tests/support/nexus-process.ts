@@ -94,3 +94,10 @@ export function runNexusCli(
     child.on("exit", (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/** The demo tenant's owner key `nexus dev` prints on its first start ("" when it did not). */
+export async function devOwnerKey(p: NexusProcess): Promise<string> {
+  const keyPattern = /owner key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/;
+  for (let i = 0; i < 200 && !keyPattern.test(p.output()); i++) await new Promise((r) => setTimeout(r, 50));
+  return keyPattern.exec(p.output())?.[1] ?? "";
+}

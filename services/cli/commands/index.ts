@@ -7,6 +7,7 @@ import { corporaCommands } from "./corpora.js";
 import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
 import { docsCommands } from "./docs.js";
+import { edgeCommand } from "./edge.js";
 import { ingestCommand } from "./ingest.js";
 import { integrationCommands } from "./integration.js";
 import { keyringCommands } from "./keyring.js";
@@ -33,6 +34,7 @@ export const commands: readonly Command[] = [
   dlqReplayCommand,
   ...projectionsCommands,
   operatorCommand,
+  edgeCommand,
   ...tenantsCommands,
   ...keysCommands,
   ...membersCommands,

@@ -5,6 +5,7 @@ import { AuthService } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
 import { EventStoreService } from "../../../gen/nexus/eventstore/v1/event_store_service_pb.js";
 import { IdentityService } from "../../../gen/nexus/identity/v1/identity_service_pb.js";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
+import { EdgeService } from "../../../gen/nexus/integration/v1/edge_service_pb.js";
 import { IntegrationService } from "../../../gen/nexus/integration/v1/integration_service_pb.js";
 import { MeteringService } from "../../../gen/nexus/metering/v1/metering_service_pb.js";
 import { ModulesService } from "../../../gen/nexus/modules/v1/modules_service_pb.js";
@@ -25,4 +26,5 @@ export const NEXUS_SERVICES: readonly DescService[] = Object.freeze([
   ModulesService,
   IntegrationService,
   IdentityService,
+  EdgeService,
 ]);

@@ -162,6 +162,9 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.integration.v1.IntegrationService/TailExecutions": read,
   "/nexus.integration.v1.IntegrationService/ListDeadLetters": read,
   "/nexus.integration.v1.IntegrationService/ReplayDeadLetter": admin,
+  // ---- nexus.integration.v1.EdgeService (edge agents, docs/edge.md) ----
+  // Editors and above: the same keys that may send with Ingest may run an edge agent.
+  "/nexus.integration.v1.EdgeService/GetEdgeConfig": write,
 
   // ---- nexus.agent.v1.AgentService ----
   "/nexus.agent.v1.AgentService/Run": read,

@@ -1,0 +1,177 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { DatabaseSync } from "node:sqlite";
+
+/** One queued message. */
+export interface QueuedMessage {
+  seq: number;
+  appId: string;
+  clientMessageId: string;
+  /** The payload's JSON text, as received (an encryption envelope stays sealed). */
+  payload: string;
+  bytes: number;
+  enqueuedAt: number;
+}
+
+/** Why a message was not queued: the queue is at its size bound. */
+export class QueueFullError extends Error {
+  override name = "QueueFullError";
+}
+
+/** A synced app as stored locally. */
+export interface LocalApp {
+  appId: string;
+  keyDigest: string; // hex
+  encryptionRequired: boolean;
+}
+
+/**
+ * The edge agent's durable queue and configuration cache: one SQLite file (Node's built-in
+ * `node:sqlite`, WAL journal) in the data directory. A message is on disk before the agent
+ * answers; it is removed only after the hub accepted it, so a kill -9 at any point leaves it
+ * queued (and the hub's dedupe by client message id absorbs a resend). Bounded by `maxBytes`
+ * of payload: past it `enqueue` throws {@link QueueFullError}.
+ */
+export class EdgeQueue {
+  private readonly db: DatabaseSync;
+  private totalBytes = 0;
+  private count = 0;
+
+  constructor(
+    dataDir: string,
+    readonly maxBytes: number,
+  ) {
+    mkdirSync(dataDir, { recursive: true });
+    this.db = new DatabaseSync(path.join(dataDir, "edge-queue.db"));
+    this.db.exec(`
+      PRAGMA journal_mode = WAL;
+      PRAGMA synchronous = FULL;
+      CREATE TABLE IF NOT EXISTS messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        app_id TEXT NOT NULL,
+        client_message_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        UNIQUE (app_id, client_message_id)
+      );
+      CREATE TABLE IF NOT EXISTS rejected (
+        seq INTEGER PRIMARY KEY,
+        app_id TEXT NOT NULL,
+        client_message_id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        message TEXT NOT NULL,
+        rejected_at INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS config (
+        k TEXT PRIMARY KEY,
+        v TEXT NOT NULL
+      );
+    `);
+    const row = this.db.prepare("SELECT count(*) AS n, coalesce(sum(bytes), 0) AS b FROM messages").get() as { n: number; b: number };
+    this.count = Number(row.n);
+    this.totalBytes = Number(row.b);
+  }
+
+  /**
+   * Queues a message; answers `duplicate: true` (and queues nothing) when the same app already
+   * has this client message id queued.
+   */
+  enqueue(appId: string, clientMessageId: string, payload: string, now = Date.now()): { duplicate: boolean } {
+    const bytes = Buffer.byteLength(payload, "utf8");
+    if (this.totalBytes + bytes > this.maxBytes)
+      throw new QueueFullError(
+        `the edge queue is full (${this.count} messages, ${this.totalBytes} of ${this.maxBytes} bytes) while the hub is unreachable; retry later`,
+      );
+    const r = this.db
+      .prepare(
+        "INSERT INTO messages (app_id, client_message_id, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, client_message_id) DO NOTHING",
+      )
+      .run(appId, clientMessageId, payload, bytes, now);
+    if (Number(r.changes) === 0) return { duplicate: true };
+    this.count++;
+    this.totalBytes += bytes;
+    return { duplicate: false };
+  }
+
+  /** The oldest `limit` messages of each app with anything queued, in queue order. */
+  heads(limit: number): Map<string, QueuedMessage[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT seq, app_id, client_message_id, payload, bytes, enqueued_at FROM (
+           SELECT *, row_number() OVER (PARTITION BY app_id ORDER BY seq) AS rn FROM messages
+         ) WHERE rn <= ? ORDER BY seq`,
+      )
+      .all(limit) as Array<Record<string, unknown>>;
+    const out = new Map<string, QueuedMessage[]>();
+    for (const r of rows) {
+      const m: QueuedMessage = {
+        seq: Number(r.seq),
+        appId: String(r.app_id),
+        clientMessageId: String(r.client_message_id),
+        payload: String(r.payload),
+        bytes: Number(r.bytes),
+        enqueuedAt: Number(r.enqueued_at),
+      };
+      const list = out.get(m.appId) ?? [];
+      list.push(m);
+      out.set(m.appId, list);
+    }
+    return out;
+  }
+
+  /** Removes a message the hub accepted. */
+  remove(m: QueuedMessage): void {
+    const r = this.db.prepare("DELETE FROM messages WHERE seq = ?").run(m.seq);
+    if (Number(r.changes) > 0) {
+      this.count--;
+      this.totalBytes -= m.bytes;
+    }
+  }
+
+  /** Moves a message the hub refused for good (bad payload, unknown app) aside, kept for inspection. */
+  reject(m: QueuedMessage, code: string, reason: string, message: string): void {
+    this.db.exec("BEGIN");
+    try {
+      this.db
+        .prepare("INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(m.seq, m.appId, m.clientMessageId, m.payload, code, reason, message, Date.now());
+      this.db.prepare("DELETE FROM messages WHERE seq = ?").run(m.seq);
+      this.db.exec("COMMIT");
+    } catch (err) {
+      this.db.exec("ROLLBACK");
+      throw err;
+    }
+    this.count--;
+    this.totalBytes -= m.bytes;
+  }
+
+  /** Queue depth, bytes, the oldest message's enqueue time, messages refused by the hub. */
+  stats(): { depth: number; bytes: number; oldestEnqueuedAt: number | undefined; rejected: number } {
+    const oldest = this.db.prepare("SELECT min(enqueued_at) AS t FROM messages").get() as { t: number | null };
+    const rejected = this.db.prepare("SELECT count(*) AS n FROM rejected").get() as { n: number };
+    return {
+      depth: this.count,
+      bytes: this.totalBytes,
+      oldestEnqueuedAt: oldest.t === null ? undefined : Number(oldest.t),
+      rejected: Number(rejected.n),
+    };
+  }
+
+  /** Stores the synced configuration (so a restart without the hub still validates keys). */
+  saveConfig(apps: LocalApp[], syncedAt: number): void {
+    this.db.prepare("INSERT OR REPLACE INTO config (k, v) VALUES ('apps', ?)").run(JSON.stringify({ apps, syncedAt }));
+  }
+
+  /** The last synced configuration, if any. */
+  loadConfig(): { apps: LocalApp[]; syncedAt: number } | undefined {
+    const r = this.db.prepare("SELECT v FROM config WHERE k = 'apps'").get() as { v: string } | undefined;
+    return r ? (JSON.parse(r.v) as { apps: LocalApp[]; syncedAt: number }) : undefined;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
