@@ -1,12 +1,13 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { NEXUS_BIN } from "../../../tests/support/nexus-process.js";
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from "../../../tests/support/services.js";
 import { createPgDatabase } from "../db/pg-database.js";
 import type { Database } from "../db/ports.js";
 import { readStream } from "../events/event-store.js";
 import { migratePlatform } from "../events/platform-migrations.js";
-import { runSaga, SAGA_EVENTS, type SagaDefinition, sagaStatus, sagaStreamId, startSaga, unfinishedSagas } from "./saga.js";
+import { listSagas, runSaga, SAGA_EVENTS, type SagaDefinition, sagaStatus, sagaStreamId, startSaga, unfinishedSagas } from "./saga.js";
 import { FIXTURE_STEPS, fixtureSaga, prepareFixture } from "./saga-fixture.js";
 
 /** The compiled fixture (vitest's global setup runs tsc first). */
@@ -181,5 +182,39 @@ describeWithPostgres("saga runtime on the event store (PostgreSQL)", () => {
     expect(final.status).toBe("completed");
     const done = (await readStream(db, sagaStreamId("race-1"))).filter((e) => e.type === SAGA_EVENTS.stepCompleted);
     expect(done.map((e) => (e.payload as { step: string }).step)).toEqual([...FIXTURE_STEPS]);
+  });
+
+  it("Given finished and interrupted sagas, When an operator runs `nexus sagas list` and `nexus sagas status`, Then they see each saga's status and steps", async () => {
+    const def = fixtureSaga(db, "ship");
+    await startSaga(db, def, { sagaId: "cli-comp", input: { order: "c" }, tenantId: "t-cli" });
+    await runSaga(db, def, "cli-comp", instant);
+    const listed = await listSagas(db, 1000);
+    expect(listed.find((s) => s.sagaId === "cli-comp")).toMatchObject({ status: "compensated", tenantId: "t-cli", name: "fixture" });
+    expect(listed.find((s) => s.sagaId === "kill-run-ship")).toMatchObject({ status: "completed" });
+
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, [NEXUS_BIN, ...args], {
+          env: { ...process.env, LOG_LEVEL: "warn", NATS_URL: undefined, DATABASE_URL: testDb.url },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let out = "";
+        child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+        child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+        child.on("exit", (code) => resolve({ code, out }));
+      });
+    const list = await run(["sagas", "list", "--limit", "1000"]);
+    expect(list.code, list.out).toBe(0);
+    expect(list.out).toMatch(/cli-comp\s+fixture\s+compensated\s+t-cli/);
+    const status = await run(["sagas", "status", "cli-comp", "--json"]);
+    expect(status.code, status.out).toBe(0);
+    expect(JSON.parse(status.out)).toMatchObject({
+      status: "compensated",
+      compensated: ["ship", "charge", "reserve"],
+      completed: ["reserve", "charge"],
+    });
+    const missing = await run(["sagas", "status", "nope"]);
+    expect(missing.code).toBe(1);
+    expect(missing.out).toContain("no saga nope");
   });
 });

@@ -120,6 +120,13 @@ const TOPICS: Record<string, string> = {
   [SAGA_EVENTS.failed]: "saga.failed",
 };
 
+const COMPENSATING_TYPES: ReadonlySet<string> = new Set([
+  SAGA_EVENTS.compensationStarted,
+  SAGA_EVENTS.compensationStepStarted,
+  SAGA_EVENTS.stepCompensated,
+  SAGA_EVENTS.compensationFailed,
+]);
+
 const sagaEvents = counter("nexus_saga_events_total", "Saga state events recorded, by saga and event", ["saga", "event"]);
 
 /** The stream of a saga. */
@@ -421,6 +428,55 @@ export async function unfinishedSagas(db: Queryable): Promise<{ sagaId: string; 
     [SAGA_EVENTS.started, [SAGA_EVENTS.completed, SAGA_EVENTS.compensated, SAGA_EVENTS.failed]],
   );
   return rows.map((r) => ({ sagaId: r.stream_id.slice(SAGA_STREAM_PREFIX.length), name: r.name }));
+}
+
+/** One saga in {@link listSagas}. */
+export interface SagaSummary {
+  sagaId: string;
+  name: string;
+  status: SagaStatus;
+  tenantId?: string;
+  startedAt: Date;
+  updatedAt: Date;
+  /** Events on its stream. */
+  version: number;
+}
+
+/** The newest sagas first (at most `limit`), with their status from their last event. */
+export async function listSagas(db: Queryable, limit = 100): Promise<SagaSummary[]> {
+  const { rows } = await db.query<{
+    stream_id: string;
+    name: string;
+    tenant_id: string;
+    started_at: Date;
+    updated_at: Date;
+    version: number;
+    last_type: string;
+  }>(
+    `SELECT s.stream_id, s.payload->>'name' AS name, s.payload->>'tenantId' AS tenant_id, s.occurred_at AS started_at,
+            l.occurred_at AS updated_at, l.version, l.type AS last_type
+       FROM platform.events s
+       JOIN LATERAL (SELECT version, type, occurred_at FROM platform.events e WHERE e.stream_id = s.stream_id ORDER BY version DESC LIMIT 1) l ON true
+      WHERE s.stream_id LIKE 'saga-%' AND s.version = 1 AND s.type = $1
+      ORDER BY s.position DESC
+      LIMIT $2`,
+    [SAGA_EVENTS.started, Math.max(1, Math.min(limit, 1000))],
+  );
+  const statusOf = (type: string): SagaStatus => {
+    if (type === SAGA_EVENTS.completed) return "completed";
+    if (type === SAGA_EVENTS.compensated) return "compensated";
+    if (type === SAGA_EVENTS.failed) return "failed";
+    return COMPENSATING_TYPES.has(type) ? "compensating" : "running";
+  };
+  return rows.map((r) => ({
+    sagaId: r.stream_id.slice(SAGA_STREAM_PREFIX.length),
+    name: r.name,
+    status: statusOf(r.last_type),
+    ...(r.tenant_id ? { tenantId: r.tenant_id } : {}),
+    startedAt: r.started_at,
+    updatedAt: r.updated_at,
+    version: r.version,
+  }));
 }
 
 /**
