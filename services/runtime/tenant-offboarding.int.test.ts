@@ -1,4 +1,6 @@
+import { spawn } from "node:child_process";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { NEXUS_BIN } from "../../tests/support/nexus-process.js";
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from "../../tests/support/services.js";
 import { createPostgresAuthStore } from "../auth/adapters/postgres.js";
 import { tenantAggregate } from "../auth/auth-aggregates.js";
@@ -18,6 +20,7 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
   let db: Database;
   let keyring: Keyring;
   const instant = { sleep: async () => {} };
+  const MASTER = newMasterKeyLine(1);
   const tenants = () => tenantAggregate(createPostgresAuthStore(db).tenants);
 
   beforeAll(async () => {
@@ -26,7 +29,7 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
     await migratePlatform(db);
     await migrateService(authService, db);
     await migrateSchemas(db, [keyringMigrations]);
-    keyring = createKeyring({ db, masterKeys: parseMasterKeys(newMasterKeyLine(1), "test"), cacheMs: 0 });
+    keyring = createKeyring({ db, masterKeys: parseMasterKeys(MASTER, "test"), cacheMs: 0 });
   });
   afterAll(async () => {
     await db?.close();
@@ -104,5 +107,33 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
     expect(final.status).toBe("failed");
     expect(final.reason).toContain("knowledge unavailable");
     expect((await status("off-4"))?.status).toBe("suspended");
+  });
+
+  it("Given an operator, When they run `nexus tenants offboard`, Then the saga completes and the tenant's data is shredded; an unknown tenant is refused", async () => {
+    const sealed = await tenantWithSecret("off-cli");
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, [NEXUS_BIN, ...args], {
+          env: { ...process.env, LOG_LEVEL: "warn", NATS_URL: undefined, DATABASE_URL: testDb.url, NEXUS_MASTER_KEYS: MASTER },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let out = "";
+        child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+        child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+        child.on("exit", (code) => resolve({ code, out }));
+      });
+    const done = await run(["tenants", "offboard", "off-cli", "--reason", "closed account", "--saga-id", "cli-offboard", "--json"]);
+    expect(done.code, done.out).toBe(0);
+    expect(JSON.parse(done.out)).toMatchObject({ sagaId: "cli-offboard", status: "completed", tenantId: "off-cli" });
+    expect((await status("off-cli"))?.status).toBe("suspended");
+    await expect(keyring.openText({ tenantId: "off-cli", purpose: "documents" }, sealed)).rejects.toSatisfy(
+      (e) => errorReason(e) === "DECRYPTION_FAILED",
+    );
+    const missing = await run(["tenants", "offboard", "no-such-tenant", "--reason", "x"]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.out).toContain("no tenant no-such-tenant");
+    const noReason = await run(["tenants", "offboard", "off-cli"]);
+    expect(noReason.code).not.toBe(0);
+    expect(noReason.out).toContain("--reason");
   });
 });

@@ -1,9 +1,11 @@
 import { createPostgresAuthStore } from "../auth/adapters/postgres.js";
 import { tenantAggregate } from "../auth/auth-aggregates.js";
 import { executeCommand, rehydrate } from "../kernel/commands/index.js";
+import type { NexusConfig } from "../kernel/config.js";
 import type { Database } from "../kernel/db/ports.js";
-import type { Keyring } from "../kernel/keyring/index.js";
-import type { SagaDefinition } from "../kernel/sagas/index.js";
+import { domainError } from "../kernel/errors.js";
+import { createKeyring, type Keyring, resolveMasterKeys } from "../kernel/keyring/index.js";
+import { runSaga, type SagaDefinition, type SagaState, sagaStatus, startSaga } from "../kernel/sagas/index.js";
 
 /**
  * Tenant offboarding as a saga (issue 18, R10): each step is recorded on the saga's stream and
@@ -102,4 +104,31 @@ export function tenantOffboardingSaga(
       },
     ],
   };
+}
+
+/**
+ * Starts (or, with the id of an unfinished one, resumes) the offboarding of a tenant and drives
+ * it to its end, with the configured master keys (what `nexus tenants offboard` runs).
+ */
+export async function offboardTenant(
+  db: Database,
+  config: NexusConfig,
+  input: OffboardingInput & { sagaId?: string },
+  hooks: OffboardingHooks = {},
+): Promise<SagaState> {
+  const masterKeys = await resolveMasterKeys({
+    fromEnv: config.masterKeys,
+    file: config.masterKeyFile,
+    embedded: db.dialect === "pglite",
+    dataDir: config.dataDir,
+  });
+  const def = tenantOffboardingSaga(db, createKeyring({ db, masterKeys }), hooks);
+  const sagaId = input.sagaId ?? `offboard-${input.tenantId}-${Date.now()}`;
+  const existing = await sagaStatus(db, sagaId);
+  if (!existing) {
+    const current = await rehydrate(db, tenantAggregate(createPostgresAuthStore(db).tenants), input.tenantId);
+    if (!current.state) throw domainError("NOT_FOUND", `no tenant ${input.tenantId}`, { tenant_id: input.tenantId });
+    await startSaga(db, def, { sagaId, input: { tenantId: input.tenantId, reason: input.reason }, tenantId: input.tenantId });
+  }
+  return runSaga(db, def, sagaId);
 }

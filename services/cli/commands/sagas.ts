@@ -82,5 +82,36 @@ export const sagasStatusCommand: Command = {
   },
 };
 
-/** The `nexus sagas` commands. */
-export const sagasCommands: readonly Command[] = [sagasListCommand, sagasStatusCommand];
+/** `nexus tenants offboard <tenant-id>`: runs (or resumes) the tenant offboarding saga. */
+export const tenantsOffboardCommand: Command = {
+  path: ["tenants", "offboard"],
+  summary: "Offboard a tenant as a saga: suspend its keys, check legal holds, shred its keys (irreversible), delete its data",
+  usage: "nexus tenants offboard <tenant-id> --reason <text> [--saga-id <id> (resume)] [--json]",
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { json: { type: "boolean" }, reason: { type: "string" }, "saga-id": { type: "string" } },
+      allowPositionals: true,
+      strict: true,
+    });
+    const tenantId = positionals[0];
+    if (positionals.length !== 1 || tenantId === undefined) throw new UsageError("give one tenant id");
+    if (!values.reason) throw new UsageError("give --reason (recorded in the suspension and the saga)");
+    const { loadConfig } = await import("../../kernel/config.js");
+    const { offboardTenant } = await import("../../runtime/tenant-offboarding.js");
+    const input = { tenantId, reason: values.reason, ...(values["saga-id"] ? { sagaId: values["saga-id"] } : {}) };
+    const s = await withDatabase((db) => offboardTenant(db, loadConfig(), input));
+    if (values.json) console.log(json(s));
+    else
+      console.log(
+        `saga ${s.sagaId}: ${s.status}; steps completed: ${s.completed.join(", ") || "none"}` +
+          (s.compensated.length ? `; compensated: ${s.compensated.join(", ")}` : "") +
+          (s.reason ? `; reason: ${s.reason}` : "") +
+          "\nnote: no service deletes its rows yet (delete-data has no deleters); the tenant's sealed data no longer opens once its keys are shredded",
+      );
+    return s.status === "completed" ? 0 : 1;
+  },
+};
+
+/** The `nexus sagas` commands (and `nexus tenants offboard`, which runs a saga). */
+export const sagasCommands: readonly Command[] = [sagasListCommand, sagasStatusCommand, tenantsOffboardCommand];
