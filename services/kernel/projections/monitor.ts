@@ -39,7 +39,7 @@ export function startProjectionMonitor(
   options: { intervalMs?: number } = {},
 ): ProjectionMonitor {
   const last: Record<string, ProjectionStatus & { measuredAt: Date }> = {};
-  let running: Promise<void> | undefined;
+  let busy = false;
   const measure = async () => {
     for (const p of projections) {
       try {
@@ -54,8 +54,10 @@ export function startProjectionMonitor(
     }
   };
   const tick = () => {
-    running ??= measure().finally(() => {
-      running = undefined;
+    if (busy) return; // a slow round is not overlapped by the next one
+    busy = true;
+    void measure().finally(() => {
+      busy = false;
     });
   };
   const timer = setInterval(tick, options.intervalMs ?? 1000);
