@@ -8,6 +8,7 @@ import { benchEventsOutcome } from "./events.js";
 import { benchIngestionBackends } from "./ingestion.js";
 import { benchIntegration } from "./integration.js";
 import { benchModules } from "./modules.js";
+import { benchPartitioningOutcome } from "./partitioning.js";
 import { type BenchBackend, benchServerUrl } from "./rag-setup.js";
 import { benchRateLimits } from "./rate-limits.js";
 import { benchRehydrationOutcome } from "./rehydration.js";
@@ -111,6 +112,7 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
   ["rehydration", (log) => benchRehydrationOutcome(log)],
+  ["partitioning", (log) => (postgres ? benchPartitioningOutcome(log) : Promise.resolve(skippedNoPostgres))],
   [
     "modules",
     async (log) => {

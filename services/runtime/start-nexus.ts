@@ -16,6 +16,7 @@ import { loadMeshToken } from "../kernel/limits/mesh-token.js";
 import { limitsMigrations } from "../kernel/limits/migrations.js";
 import { createRateLimitInterceptor } from "../kernel/limits/rate-limit-interceptor.js";
 import { createLogger } from "../kernel/logger.js";
+import { startProjectionMonitor } from "../kernel/projections/index.js";
 import {
   type BoundAddress,
   consoleDirectory,
@@ -30,6 +31,7 @@ import { startTelemetry, type Telemetry } from "../kernel/telemetry.js";
 import { createBus } from "./create-bus.js";
 import { createPeers } from "./peers.js";
 import { initPgliteDataDir } from "./pglite-init.js";
+import { PROJECTIONS } from "./projections.js";
 import { servicesFor } from "./service-registry.js";
 
 /** Options of {@link startNexus}. */
@@ -228,9 +230,14 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     );
     // Every process serves the web console (docs/console.md) when it is built.
     const consoleFiles = consoleRoute(consoleDirectory(config.consoleDir));
+    // Projection health (docs/event-sourcing.md): measured every second where their service runs.
+    const monitored = PROJECTIONS.filter((p) => roles.has(p.table.split(".")[0] as ServiceName));
+    const projectionMonitor = monitored.length > 0 ? startProjectionMonitor(db, monitored) : undefined;
+    if (projectionMonitor) cleanups.push(["projection monitor", async () => projectionMonitor.close()]);
+    const httpRoutes = [...(consoleFiles ? [consoleFiles] : []), ...(projectionMonitor ? [projectionMonitor.route] : [])];
     const server = createServer({
       services: modules,
-      ...(consoleFiles ? { httpRoutes: [consoleFiles] } : {}),
+      ...(httpRoutes.length > 0 ? { httpRoutes } : {}),
       logger,
       authenticate: authz.authenticate,
       authenticateFromCache: authz.authenticateFromCache,

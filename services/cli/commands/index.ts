@@ -18,6 +18,7 @@ import { modulesCommands } from "./modules.js";
 import { operatorCommand } from "./operator.js";
 import { projectionsCommands } from "./projections.js";
 import { quotaCommands } from "./quota.js";
+import { sagasCommands } from "./sagas.js";
 import { searchCommand } from "./search.js";
 import { serveCommand } from "./serve.js";
 import { sessionsCommands } from "./sessions.js";
@@ -33,6 +34,7 @@ export const commands: readonly Command[] = [
   dlqListCommand,
   dlqReplayCommand,
   ...projectionsCommands,
+  ...sagasCommands,
   operatorCommand,
   edgeCommand,
   ...tenantsCommands,

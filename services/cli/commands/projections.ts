@@ -5,7 +5,8 @@ import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { printTable } from "../output.js";
 
-async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
+/** Runs `fn` on the configured database (DATABASE_URL, else the embedded one), migrated, then closes it. */
+export async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise<T> {
   // Loaded on use: `nexus help` and client commands start without the whole mesh.
   const { openDatabase } = await import("../../runtime/start-nexus.js");
   const { migratePlatform } = await import("../../kernel/events/platform-migrations.js");
@@ -25,7 +26,7 @@ async function named(name: string | undefined) {
   return p;
 }
 
-const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x), 2);
+export const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? x.toString() : x), 2);
 
 /** `nexus projections list`: the projections that can be rebuilt. */
 export const projectionsListCommand: Command = {

@@ -1,0 +1,117 @@
+import { parseArgs } from "node:util";
+import type { Command } from "../command.js";
+import { UsageError } from "../command.js";
+import { printTable } from "../output.js";
+import { json, withDatabase } from "./projections.js";
+
+/** `nexus sagas list`: the newest sagas with their status. */
+export const sagasListCommand: Command = {
+  path: ["sagas", "list"],
+  summary: "List sagas (multi-step processes such as tenant offboarding), newest first, with their status",
+  usage: "nexus sagas list [--limit N] [--json]",
+  async run(args) {
+    const { values } = parseArgs({ args, options: { json: { type: "boolean" }, limit: { type: "string" } }, strict: true });
+    const limit = values.limit === undefined ? 50 : Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError("--limit must be an integer from 1 to 1000");
+    const { listSagas } = await import("../../kernel/sagas/index.js");
+    const sagas = await withDatabase((db) => listSagas(db, limit));
+    if (values.json) {
+      console.log(json(sagas));
+      return 0;
+    }
+    printTable(
+      ["SAGA", "NAME", "STATUS", "TENANT", "STARTED", "UPDATED", "EVENTS"],
+      sagas.map((s) => [
+        s.sagaId,
+        s.name,
+        s.status,
+        s.tenantId ?? "",
+        s.startedAt.toISOString(),
+        s.updatedAt.toISOString(),
+        String(s.version),
+      ]),
+    );
+    return 0;
+  },
+};
+
+/** `nexus sagas status <id>`: one saga's state folded from its stream. */
+export const sagasStatusCommand: Command = {
+  path: ["sagas", "status"],
+  summary: "Show a saga's status: steps completed and compensated, attempts, the step in flight, why it compensates or failed",
+  usage: "nexus sagas status <saga-id> [--json]",
+  async run(args) {
+    const { values, positionals } = parseArgs({ args, options: { json: { type: "boolean" } }, allowPositionals: true, strict: true });
+    const id = positionals[0];
+    if (positionals.length !== 1 || id === undefined) throw new UsageError("give one saga id (see `nexus sagas list`)");
+    const { sagaStatus } = await import("../../kernel/sagas/index.js");
+    const s = await withDatabase((db) => sagaStatus(db, id));
+    if (!s) {
+      console.error(`no saga ${id} (see \`nexus sagas list\`)`);
+      return 1;
+    }
+    if (values.json) {
+      console.log(json(s));
+      return 0;
+    }
+    printTable(
+      ["FIELD", "VALUE"],
+      [
+        ["saga", s.sagaId],
+        ["name", s.name],
+        ["status", s.status],
+        ["tenant", s.tenantId ?? ""],
+        ["started", s.startedAt.toISOString()],
+        ["deadline", s.deadline.toISOString()],
+        ["completed", s.completed.join(", ")],
+        ["compensated", s.compensated.join(", ")],
+        ["in flight", s.inFlight ?? ""],
+        ["point of no return passed", s.irreversible ? "yes" : "no"],
+        [
+          "attempts",
+          Object.entries(s.attempts)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(", "),
+        ],
+        ["reason", s.reason ?? ""],
+        ["last error", s.lastError ?? ""],
+        ["events", String(s.version)],
+      ],
+    );
+    return s.status === "failed" ? 1 : 0;
+  },
+};
+
+/** `nexus tenants offboard <tenant-id>`: runs (or resumes) the tenant offboarding saga. */
+export const tenantsOffboardCommand: Command = {
+  path: ["tenants", "offboard"],
+  summary: "Offboard a tenant as a saga: suspend its keys, check legal holds, shred its keys (irreversible), delete its data",
+  usage: "nexus tenants offboard <tenant-id> --reason <text> [--saga-id <id> (resume)] [--json]",
+  async run(args) {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { json: { type: "boolean" }, reason: { type: "string" }, "saga-id": { type: "string" } },
+      allowPositionals: true,
+      strict: true,
+    });
+    const tenantId = positionals[0];
+    if (positionals.length !== 1 || tenantId === undefined) throw new UsageError("give one tenant id");
+    if (!values.reason) throw new UsageError("give --reason (recorded in the suspension and the saga)");
+    const { loadConfig } = await import("../../kernel/config.js");
+    const { offboardTenant } = await import("../../runtime/tenant-offboarding.js");
+    const input = { tenantId, reason: values.reason, ...(values["saga-id"] ? { sagaId: values["saga-id"] } : {}) };
+    const s = await withDatabase((db) => offboardTenant(db, loadConfig(), input));
+    if (values.json) console.log(json(s));
+    else
+      console.log(
+        `saga ${s.sagaId}: ${s.status}; steps completed: ${s.completed.join(", ") || "none"}` +
+          (s.compensated.length ? `; compensated: ${s.compensated.join(", ")}` : "") +
+          (s.reason ? `; reason: ${s.reason}` : "") +
+          "\nnote: no service deletes its rows yet (delete-data has no deleters); the tenant's sealed data no longer opens once its keys are shredded",
+      );
+    return s.status === "completed" ? 0 : 1;
+  },
+};
+
+/** The `nexus sagas` commands (and `nexus tenants offboard`, which runs a saga). */
+export const sagasCommands: readonly Command[] = [sagasListCommand, sagasStatusCommand, tenantsOffboardCommand];

@@ -1,0 +1,21 @@
+/** The kernel's saga runtime (R10): multi-step processes recorded on their own event stream. */
+export {
+  foldSaga,
+  listSagas,
+  type RunSagaOptions,
+  resumeSagas,
+  runSaga,
+  SAGA_EVENTS,
+  SAGA_STREAM_PREFIX,
+  type SagaDefinition,
+  type SagaState,
+  type SagaStatus,
+  type SagaStep,
+  type SagaStepContext,
+  type SagaSummary,
+  type StartSagaOptions,
+  sagaStatus,
+  sagaStreamId,
+  startSaga,
+  unfinishedSagas,
+} from "./saga.js";
