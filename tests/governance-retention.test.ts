@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { NexusClient } from "../services/client/index.js";
@@ -14,7 +16,10 @@ import {
 } from "../services/kernel/governance/index.js";
 import { type AgentMesh, ingestCorpus, startAgentMesh } from "./support/agent-mesh.js";
 import { eventually } from "./support/eventually.js";
+import { NEXUS_BIN } from "./support/nexus-process.js";
 import { describeWithPostgres } from "./support/services.js";
+
+const run = promisify(execFile);
 
 /**
  * Retention and legal holds on a real `nexus dev` mesh over PostgreSQL: the agent's retention
@@ -188,6 +193,35 @@ describeWithPostgres("retention and legal holds (nexus dev on PostgreSQL)", () =
         ),
     );
     await owner.retrieval.deleteCorpus({ corpusId: "evidence", force: true });
+  }, 60_000);
+
+  it("an operator places, lists and releases holds and sets policies with the CLI", async () => {
+    const cli = (...args: string[]) =>
+      run(process.execPath, [NEXUS_BIN, "governance", ...args], { env: { ...process.env, DATABASE_URL: mesh.databaseUrl } });
+    const sessionId = await newSession(owner);
+    const tenantId = await tenantOf(sessionId);
+    const placed = JSON.parse(
+      (await cli("hold", "place", "--tenant", tenantId, "--scope", "session", "--subject", sessionId, "--reason", "cli", "--json")).stdout,
+    ) as {
+      holdId: string;
+    };
+    expect(errorReason(await owner.agent.deleteSession({ sessionId }).catch((e: unknown) => e))).toBe("LEGAL_HOLD_ACTIVE");
+    expect((await cli("holds", "--tenant", tenantId)).stdout).toContain(placed.holdId);
+    await cli("hold", "release", "--tenant", tenantId, "--hold", placed.holdId, "--by", "counsel");
+    await owner.agent.deleteSession({ sessionId });
+
+    await cli("retention", "set", "--tenant", tenantId, "--category", "sessions", "--max-age-days", "400");
+    const policies = JSON.parse((await cli("retention", "list", "--tenant", tenantId, "--json")).stdout) as unknown[];
+    expect(policies).toEqual([{ tenantId, category: "sessions", maxAgeDays: 400, action: "delete" }]);
+    // A category nothing applies yet, and a missing subject, fail with a message that says why.
+    const audit = await cli("retention", "set", "--tenant", tenantId, "--category", "audit", "--max-age-days", "30").catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(audit).toMatchObject({ code: 1 });
+    expect((audit as { stderr: string }).stderr).toContain("not applied yet");
+    const usage = await cli("hold", "place", "--tenant", tenantId, "--scope", "document").catch((e: { code: number; stderr: string }) => e);
+    expect(usage).toMatchObject({ code: 2 });
+    expect((usage as { stderr: string }).stderr).toContain("--subject");
   }, 60_000);
 
   it("the hold check is one call: names the hold, ignores released holds and other tenants", async () => {

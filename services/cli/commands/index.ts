@@ -7,6 +7,7 @@ import { corporaCommands } from "./corpora.js";
 import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
 import { docsCommands } from "./docs.js";
+import { governanceCommands } from "./governance.js";
 import { ingestCommand } from "./ingest.js";
 import { integrationCommands } from "./integration.js";
 import { keyringCommands } from "./keyring.js";
@@ -47,6 +48,7 @@ export const commands: readonly Command[] = [
   ...docsCommands,
   searchCommand,
   ...keyringCommands,
+  ...governanceCommands,
   ...backupCommands,
   ...modulesCommands,
 ];
