@@ -7,6 +7,7 @@
 export {
   activeLegalHolds,
   assertNoLegalHold,
+  assertTenantNotHeld,
   HOLD_SCOPES,
   type HoldScope,
   type HoldSubject,

@@ -120,6 +120,26 @@ export async function activeLegalHolds(q: Queryable, tenantId: string, subjects:
 }
 
 /**
+ * The check before destroying everything of a tenant (crypto-shredding its keys, offboarding):
+ * refused (LEGAL_HOLD_ACTIVE) while ANY hold of the tenant is active, whatever its scope —
+ * destroying the tenant destroys every held document, session, user's and key's data too.
+ */
+export async function assertTenantNotHeld(q: Queryable, tenantId: string, action: string): Promise<void> {
+  await q.query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [holdLockKey(tenantId)]);
+  const { rows } = await q.query<HoldRow>(
+    "SELECT * FROM platform.legal_holds WHERE tenant_id = $1 AND released_at IS NULL ORDER BY placed_at, hold_id",
+    [tenantId],
+  );
+  const hold = rows[0];
+  if (!hold) return;
+  throw domainError(
+    "LEGAL_HOLD_ACTIVE",
+    `cannot ${action}: tenant ${tenantId} has ${rows.length} active legal hold(s) (first: ${hold.hold_id} on ${hold.scope}${hold.subject_id ? ` ${hold.subject_id}` : ""}); release them first`,
+    { hold_id: hold.hold_id, scope: hold.scope, subject_id: hold.subject_id, holds: rows.length },
+  );
+}
+
+/**
  * THE check before anything destructive (DeleteDocument, DeleteSession, key deletion,
  * retention, erasure, tenant offboarding): throws FAILED_PRECONDITION `LEGAL_HOLD_ACTIVE`
  * naming the hold when one covers the tenant or any of `subjects`. `action` names what was
