@@ -43,8 +43,11 @@ describe("retention and legal holds on PGlite", () => {
       { tenant_id: "a", n: 6 },
       { tenant_id: "b", n: 25 },
     ]);
-    // Nothing more to do: the next run reports the held row again and removes nothing.
+    // The next run keeps the held row and removes nothing: reported once, not again after that.
     expect((await runRetention(db, [TARGET], () => now))[0]).toMatchObject({ expired: 1, removed: 0, held: 1 });
+    expect(await runRetention(db, [TARGET], () => now)).toEqual([]);
+    const stored = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.retention_reports WHERE tenant_id = 'a'");
+    expect(stored.rows[0]?.n).toBe(2);
   });
 
   it("refuses a target table name that is not a plain identifier, and an unknown hold scope", async () => {

@@ -157,6 +157,16 @@ export async function runRetention(
     for (const target of targets.filter((t) => t.category === policy.category)) {
       const report = await applyPolicy(db, target, policy.tenant_id, policy.action, cutoff);
       if (report.expired === 0) continue;
+      // A run that removed nothing and found what the last report found (rows kept under the
+      // same holds) adds no report: a long hold does not write one every interval.
+      if (report.removed === 0) {
+        const { rows: last } = await db.query<{ same: boolean }>(
+          `SELECT (expired = $4 AND removed = 0 AND held = $5 AND held_by = $6::text[] AND skipped_reason = $7) AS same
+           FROM platform.retention_reports WHERE tenant_id = $1 AND category = $2 AND target = $3 ORDER BY report_id DESC LIMIT 1`,
+          [report.tenantId, report.category, report.target, report.expired, report.held, report.heldBy, report.skippedReason],
+        );
+        if (last[0]?.same) continue;
+      }
       await db.query(
         `INSERT INTO platform.retention_reports (tenant_id, category, target, action, cutoff, expired, removed, held, held_by, skipped_reason)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
