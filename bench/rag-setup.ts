@@ -8,6 +8,7 @@ import { createPgliteDatabase } from "../services/kernel/db/pglite-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
 import { createLocalEventBus } from "../services/kernel/events/local-bus.js";
 import type { EventBus } from "../services/kernel/events/ports.js";
+import { governanceMigrations } from "../services/kernel/governance/index.js";
 import {
   createFieldCipher,
   createKeyring,
@@ -89,7 +90,7 @@ export async function openBenchRag(options: { workers?: boolean; backend?: Bench
   const vectors = db.capabilities.vector;
   const bus = await createLocalEventBus({ db, pollIntervalMs: 20 });
   await bus.start();
-  await migrateSchemas(db, [retrievalMigrations, ingestionMigrations, keyringMigrations]);
+  await migrateSchemas(db, [retrievalMigrations, ingestionMigrations, keyringMigrations, governanceMigrations]);
   const logger = pino({ level: "silent" });
   // Encryption at rest as the services have it (a fresh master key of this run).
   const cipher = options.encrypted

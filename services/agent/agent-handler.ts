@@ -17,6 +17,7 @@ import { tenantPrincipal } from "../kernel/authz/tenant-scope.js";
 import { REQUEST_ID_HEADER, requestMetaKey } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import { foregroundWork } from "../kernel/events/foreground.js";
+import { assertNoLegalHold } from "../kernel/governance/index.js";
 import { newRequestId } from "../kernel/interceptors/request-id.js";
 import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
 import type { Bulkhead } from "./run/bulkhead.js";
@@ -154,7 +155,11 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
 
   async deleteSession(request: DeleteSessionRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
-    const deleted = await this.deps.db.transaction((tx) => this.deps.sessions.delete(tx, principal.tenantId, request.sessionId));
+    const deleted = await this.deps.db.transaction(async (tx) => {
+      // A legal hold on the tenant or the session supersedes the request (LEGAL_HOLD_ACTIVE).
+      await assertNoLegalHold(tx, principal.tenantId, [{ scope: "session", id: request.sessionId }], `delete session ${request.sessionId}`);
+      return this.deps.sessions.delete(tx, principal.tenantId, request.sessionId);
+    });
     if (!deleted) throw domainError("NOT_FOUND", `session ${request.sessionId} not found`, { session_id: request.sessionId });
     return create(DeleteSessionResponseSchema, {});
   }

@@ -1,4 +1,5 @@
 import { ConfigError } from "../kernel/config.js";
+import { type RetentionTarget, retentionTask } from "../kernel/governance/index.js";
 import { createFieldCipher, reencryptTask, type SealedField } from "../kernel/keyring/index.js";
 import { CircuitBreaker } from "../kernel/resilience/index.js";
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
@@ -61,6 +62,31 @@ export const AGENT_SEALED_FIELDS: readonly SealedField[] = [
     key: ["message_id"],
     column: "citations",
     kind: "json",
+  },
+];
+
+/**
+ * What the "sessions" retention policy expires: sessions by their last activity (their messages
+ * go with them, ON DELETE CASCADE). Anonymizing a session blanks its title and deletes nothing
+ * else (the messages are the content; an anonymize policy empties their texts and citations).
+ */
+export const AGENT_RETENTION_TARGETS: readonly RetentionTarget[] = [
+  {
+    category: "sessions",
+    table: "agent.sessions",
+    idColumn: "session_id",
+    timeColumn: "updated_at",
+    holdScope: "session",
+    anonymize: { title: "''" },
+  },
+  {
+    category: "sessions",
+    table: "agent.messages",
+    idColumn: "message_id",
+    timeColumn: "created_at",
+    holdScope: "session",
+    holdColumn: "session_id",
+    anonymize: { text: "''", citations: "'[]'::jsonb" },
   },
 ];
 
@@ -142,7 +168,11 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
   return {
     handlers: [agentRoutes(handler)],
     // After a rotation of a tenant's "sessions" key, agent processes re-encrypt its values.
-    tasks: [reencryptTask({ db: ctx.db, keyring: ctx.keyring, fields: AGENT_SEALED_FIELDS, mode: ctx.config.encryptionAtRest, logger })],
+    tasks: [
+      reencryptTask({ db: ctx.db, keyring: ctx.keyring, fields: AGENT_SEALED_FIELDS, mode: ctx.config.encryptionAtRest, logger }),
+      // The tenants' "sessions" retention policies (docs/governance.md#retention-and-legal-holds).
+      retentionTask({ db: ctx.db, targets: AGENT_RETENTION_TARGETS, intervalMs: ctx.config.retentionIntervalMs, logger }),
+    ],
     async shutdown() {
       await observing;
       await cancellation.stop();

@@ -1,4 +1,5 @@
 import { AgentService } from "../../gen/nexus/agent/v1/agent_service_pb.js";
+import { governanceMigrations } from "../kernel/governance/index.js";
 import { defineService } from "../kernel/service/index.js";
 import { createAgentParts } from "./agent-parts.js";
 import { agentMigrations } from "./migrations.js";
@@ -11,7 +12,9 @@ import { agentMigrations } from "./migrations.js";
 export const agentService = defineService({
   name: "agent",
   apis: [AgentService],
-  migrations: [agentMigrations],
+  // The platform's legal-hold and retention tables (kernel governance), which DeleteSession and
+  // the retention task read.
+  migrations: [agentMigrations, governanceMigrations],
   peers: ["retrieval", "metering", "modules"],
   build: (ctx) => createAgentParts(ctx),
 });

@@ -575,6 +575,13 @@ const VARIABLES = {
       "Seal document contents, chunk texts and session messages with the keyring: auto (whenever a master key is configured), on (a process without a master key refuses to start) or off (written in the clear; sealed values still open). docs/security.md.",
     parse: oneOf(["auto", "on", "off"] as const),
   }),
+  retentionIntervalMs: variable({
+    name: "NEXUS_RETENTION_INTERVAL_MS",
+    default: "3600000",
+    description:
+      "How often each service applies the tenants' retention policies to its own tables (docs/governance.md#retention-and-legal-holds).",
+    parse: integer(1_000, 86_400_000),
+  }),
   apiKeyRotationGraceSeconds: variable({
     name: "NEXUS_API_KEY_ROTATION_GRACE_SECONDS",
     default: "86400",

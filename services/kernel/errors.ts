@@ -43,6 +43,8 @@ export const REASONS = {
   KEY_LIMIT_REACHED: Code.FailedPrecondition,
   DOCUMENT_BUSY: Code.FailedPrecondition,
   REINDEX_REQUIRED: Code.FailedPrecondition,
+  // governance (services/kernel/governance): a legal hold covers what the request would destroy
+  LEGAL_HOLD_ACTIVE: Code.FailedPrecondition,
   CONCURRENCY_CONFLICT: Code.Aborted,
   IDEMPOTENCY_KEY_CONFLICT: Code.AlreadyExists,
   IDEMPOTENCY_IN_PROGRESS: Code.Aborted,

@@ -1,5 +1,6 @@
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { governanceMigrations } from "../kernel/governance/index.js";
 import { defineService } from "../kernel/service/index.js";
 import { ingestionMigrations } from "./ingestion/migrations.js";
 import { createKnowledgeParts } from "./knowledge-parts.js";
@@ -21,6 +22,6 @@ export const knowledgeService = defineService({
     ingestion: { apis: [IngestionService] },
     retrieval: { apis: [RetrievalService] },
   },
-  migrations: [retrievalMigrations, ingestionMigrations],
+  migrations: [retrievalMigrations, ingestionMigrations, governanceMigrations],
   build: (ctx) => createKnowledgeParts(ctx),
 });

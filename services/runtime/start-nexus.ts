@@ -8,6 +8,7 @@ import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import type { NatsEventBus } from "../kernel/events/nats-bus.js";
 import type { EventBus } from "../kernel/events/ports.js";
+import { governanceMigrations } from "../kernel/governance/index.js";
 import { createWriteFreeze } from "../kernel/interceptors/write-freeze.js";
 import { createKeyring, keyringMigrations, resolveMasterKeys } from "../kernel/keyring/index.js";
 import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
@@ -161,7 +162,7 @@ export function eventBusReadiness(bus: EventBus): () => Promise<ReadinessResult>
  * caller runs first.
  */
 export async function migrateServices(db: Database, roles: readonly ServiceName[]): Promise<void> {
-  await migrateSchemas(db, [limitsMigrations, keyringMigrations]);
+  await migrateSchemas(db, [limitsMigrations, keyringMigrations, governanceMigrations]);
   for (const service of servicesFor(roles)) await migrateService(service, db);
 }
 

@@ -10,6 +10,7 @@ import { createPgDatabase } from "../kernel/db/pg-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import { errorReason } from "../kernel/errors.js";
 import { migratePlatform } from "../kernel/events/platform-migrations.js";
+import { governanceMigrations, placeLegalHold } from "../kernel/governance/index.js";
 import { createKeyring, type Keyring, keyringMigrations, newMasterKeyLine, parseMasterKeys } from "../kernel/keyring/index.js";
 import { runSaga, startSaga } from "../kernel/sagas/index.js";
 import { migrateSchemas, migrateService } from "../kernel/service/index.js";
@@ -28,7 +29,7 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
     db = await createPgDatabase({ url: testDb.url, poolSize: 4 });
     await migratePlatform(db);
     await migrateService(authService, db);
-    await migrateSchemas(db, [keyringMigrations]);
+    await migrateSchemas(db, [keyringMigrations, governanceMigrations]);
     keyring = createKeyring({ db, masterKeys: parseMasterKeys(MASTER, "test"), cacheMs: 0 });
   });
   afterAll(async () => {
@@ -67,20 +68,15 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
 
   it("Given a legal hold on the tenant, When it is offboarded, Then the saga compensates: the tenant is active again and its data still opens", async () => {
     const sealed = await tenantWithSecret("off-2");
-    const def = tenantOffboardingSaga(
-      db,
-      keyring,
-      {
-        checkLegalHold: async () => {
-          throw new Error("legal hold H-7 on tenant off-2");
-        },
-      },
-      { maxAttempts: 2 },
+    // The default check: the kernel's legal holds (services/kernel/governance).
+    const hold = await db.transaction((tx) =>
+      placeLegalHold(tx, { tenantId: "off-2", scope: "document", subjectId: "doc-9", reason: "litigation" }),
     );
+    const def = tenantOffboardingSaga(db, keyring, {}, { maxAttempts: 2 });
     await startSaga(db, def, { sagaId: "offboard-off-2", input: { tenantId: "off-2", reason: "contract ended" } });
     const final = await runSaga(db, def, "offboard-off-2", instant);
     expect(final.status).toBe("compensated");
-    expect(final.reason).toContain("legal hold H-7");
+    expect(final.reason).toContain(hold.holdId);
     expect((await status("off-2"))?.status).toBe("active");
     expect(await keyring.openText({ tenantId: "off-2", purpose: "documents" }, sealed)).toBe("secret of off-2");
   });

@@ -4,6 +4,7 @@ import { executeCommand, rehydrate } from "../kernel/commands/index.js";
 import type { NexusConfig } from "../kernel/config.js";
 import type { Database } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
+import { assertTenantNotHeld } from "../kernel/governance/index.js";
 import { createKeyring, type Keyring, resolveMasterKeys } from "../kernel/keyring/index.js";
 import { runSaga, type SagaDefinition, type SagaState, sagaStatus, startSaga } from "../kernel/sagas/index.js";
 
@@ -43,7 +44,7 @@ export type TenantDataDeleter = (tenantId: string) => Promise<void>;
 export interface OffboardingHooks {
   /**
    * LEGAL HOLD CHECK — the step where a legal hold (governance) stops offboarding: throw an
-   * Error naming the hold to refuse. Default: no holds.
+   * Error naming the hold to refuse. Default: the kernel's legal holds (`assertTenantNotHeld`).
    */
   checkLegalHold?: (tenantId: string) => Promise<void>;
   /** The deleters run by `delete-data`, in order. */
@@ -86,7 +87,12 @@ export function tenantOffboardingSaga(
       {
         name: LEGAL_HOLD_STEP,
         async run({ input }) {
-          await hooks.checkLegalHold?.(input.tenantId);
+          // Default: the kernel's legal holds (services/kernel/governance): any active hold of
+          // the tenant refuses offboarding (LEGAL_HOLD_ACTIVE), and the saga undoes the suspension.
+          const check =
+            hooks.checkLegalHold ??
+            ((tenantId: string) => db.transaction((tx) => assertTenantNotHeld(tx, tenantId, "offboard the tenant")));
+          await check(input.tenantId);
         },
       },
       {

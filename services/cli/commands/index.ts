@@ -8,6 +8,7 @@ import { devCommand } from "./dev.js";
 import { dlqListCommand, dlqReplayCommand } from "./dlq.js";
 import { docsCommands } from "./docs.js";
 import { edgeCommand } from "./edge.js";
+import { governanceCommands } from "./governance.js";
 import { ingestCommand } from "./ingest.js";
 import { integrationCommands } from "./integration.js";
 import { keyringCommands } from "./keyring.js";
@@ -53,6 +54,7 @@ export const commands: readonly Command[] = [
   ...docsCommands,
   searchCommand,
   ...keyringCommands,
+  ...governanceCommands,
   ...backupCommands,
   ...modulesCommands,
 ];

@@ -8,6 +8,7 @@ import { createPgDatabase } from "../db/pg-database.js";
 import { createPgliteDatabase } from "../db/pglite-database.js";
 import type { Database } from "../db/ports.js";
 import { errorReason } from "../errors.js";
+import { governanceMigrations, placeLegalHold, releaseLegalHold } from "../governance/index.js";
 import { migrateSchemas } from "../service/index.js";
 import {
   createKeyring,
@@ -40,7 +41,7 @@ function keyringSuite(name: string, open: () => Promise<{ db: Database; close: (
     const master1 = parseMasterKeys(newMasterKeyLine(1), "test");
     beforeAll(async () => {
       ({ db, close } = await open());
-      await migrateSchemas(db, [keyringMigrations]);
+      await migrateSchemas(db, [keyringMigrations, governanceMigrations]);
     });
     afterAll(() => close());
 
@@ -90,6 +91,20 @@ function keyringSuite(name: string, open: () => Promise<{ db: Database; close: (
       expect(keyring.versionOf(after)).toBe(2);
       expect(await keyring.openText(scope, before)).toBe("old message");
       expect(await keyring.openText(scope, after)).toBe("new message");
+    });
+
+    it("refuses to crypto-shred a tenant while any legal hold of it is active (LEGAL_HOLD_ACTIVE)", async () => {
+      const keyring = createKeyring({ db, masterKeys: master1 });
+      const scope = { tenantId: "tenant-held", purpose: "documents" };
+      const sealed = await keyring.seal(scope, text("evidence"));
+      const hold = await placeLegalHold(db, { tenantId: "tenant-held", scope: "document", subjectId: "doc-1", reason: "case" });
+      const refused = await refusal(() => keyring.shred("tenant-held"));
+      expect(refused.code).toBe(Code.FailedPrecondition);
+      expect(errorReason(refused)).toBe("LEGAL_HOLD_ACTIVE");
+      expect(new TextDecoder().decode(await createKeyring({ db, masterKeys: master1 }).open(scope, sealed))).toBe("evidence");
+      await releaseLegalHold(db, "tenant-held", hold.holdId);
+      expect(await keyring.shred("tenant-held")).toBeGreaterThanOrEqual(1);
+      expect(errorReason(await refusal(() => keyring.open(scope, sealed)))).toBe("DECRYPTION_FAILED");
     });
 
     it("crypto-shreds a tenant: nothing of it opens again, nothing new is sealed, other tenants unaffected", async () => {
@@ -148,7 +163,7 @@ describeWithPostgres("keyring shared by replicas on PostgreSQL", () => {
     testDb = await createTestDatabase("nexus_keyring");
     a = await createPgDatabase({ url: testDb.url, poolSize: 8 });
     b = await createPgDatabase({ url: testDb.url, poolSize: 8 });
-    await migrateSchemas(a, [keyringMigrations]);
+    await migrateSchemas(a, [keyringMigrations, governanceMigrations]);
   });
   afterAll(async () => {
     await a?.close();

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Database, Queryable } from "../db/ports.js";
 import { domainError } from "../errors.js";
+import { assertTenantNotHeld } from "../governance/legal-holds.js";
 import type { MasterKeys } from "./master-keys.js";
 
 /** What a data key encrypts: one tenant's data of one kind ("documents", "integration.credentials", …). */
@@ -316,10 +317,16 @@ function buildKeyring(
       return changed;
     },
     async shred(tenantId) {
-      const { rowCount } = await db.query(
-        "UPDATE platform.data_keys SET wrapped = NULL, destroyed_at = now() WHERE tenant_id = $1 AND wrapped IS NOT NULL",
-        [tenantId],
-      );
+      // Shredding destroys everything of the tenant: refused while any legal hold of it is active.
+      const destroy = async (q: Queryable) => {
+        await assertTenantNotHeld(q, tenantId, `crypto-shred the keys of tenant ${tenantId}`);
+        const r = await q.query(
+          "UPDATE platform.data_keys SET wrapped = NULL, destroyed_at = now() WHERE tenant_id = $1 AND wrapped IS NOT NULL",
+          [tenantId],
+        );
+        return r.rowCount;
+      };
+      const rowCount = inTransaction ? await destroy(db) : await options.db.transaction(destroy);
       // Nothing of this tenant may stay usable from the cache.
       for (const id of [...keys.keys()]) if (id.startsWith(`${tenantId}\n`)) keys.delete(id);
       for (const id of [...currents.keys()]) if (id.startsWith(`${tenantId}\n`)) currents.delete(id);

@@ -4,6 +4,7 @@ import { createTestDatabase, describeWithPostgres, type TestDatabase } from "../
 import { createPgDatabase } from "../db/pg-database.js";
 import type { Database } from "../db/ports.js";
 import { errorReason } from "../errors.js";
+import { governanceMigrations } from "../governance/index.js";
 import { migrateSchemas } from "../service/index.js";
 import {
   createFieldCipher,
@@ -31,7 +32,7 @@ describeWithPostgres("keyring re-encryption after a rotation (real PostgreSQL)",
   beforeAll(async () => {
     testDb = await createTestDatabase("nexus_keyring_rotation");
     db = await createPgDatabase({ url: testDb.url, poolSize: 6 });
-    await migrateSchemas(db, [keyringMigrations]);
+    await migrateSchemas(db, [keyringMigrations, governanceMigrations]);
     await db.exec(`CREATE SCHEMA t;
       CREATE TABLE t.notes (tenant_id text NOT NULL, note_id text NOT NULL, body text NOT NULL, PRIMARY KEY (tenant_id, note_id));
       CREATE TABLE t.blobs (tenant_id text NOT NULL, blob_id text NOT NULL, part int NOT NULL, bytes bytea NOT NULL, PRIMARY KEY (tenant_id, blob_id, part));`);

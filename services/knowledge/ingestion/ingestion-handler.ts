@@ -35,6 +35,7 @@ import type { Database } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import { metadataToJson } from "../../kernel/events/event-metadata.js";
 import type { DeadLetterStore } from "../../kernel/events/ports.js";
+import { assertNoLegalHold } from "../../kernel/governance/index.js";
 import { counterPosition, pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import { mayRead, readerOf, recordAccessDenied, recordOwner } from "../retrieval/adapters/postgres-document-access.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
@@ -373,6 +374,13 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
   async deleteDocument(req: DeleteDocumentRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
     await this.requireReadable(principal, req.documentId, "DeleteDocument");
+    // A legal hold on the tenant or the document supersedes the request (LEGAL_HOLD_ACTIVE).
+    await assertNoLegalHold(
+      this.ports.db,
+      principal.tenantId,
+      [{ scope: "document", id: req.documentId }],
+      `delete document ${req.documentId}`,
+    );
     await this.command(principal, req.documentId, { type: "DeleteDocument" });
     return create(DeleteDocumentResponseSchema, {});
   }

@@ -36,6 +36,7 @@ import type { TenantPrincipal } from "../../kernel/context.js";
 import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
+import { assertNoLegalHold } from "../../kernel/governance/index.js";
 import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import { documentAccessAggregate, readDocumentAccess, readerOf, saveAccessSettings } from "./adapters/postgres-document-access.js";
 import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
@@ -224,8 +225,28 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
     });
   }
 
+  /**
+   * DeleteCorpus destroys the corpus's documents: refused (LEGAL_HOLD_ACTIVE) under a tenant
+   * hold or a hold on any document indexed in the corpus.
+   */
+  private async refuseUnderHold(tenantId: string, corpusId: string): Promise<void> {
+    const { rows } = await this.ports.db.query<{ document_id: string }>(
+      `SELECT DISTINCT h.subject_id AS document_id FROM platform.legal_holds h
+       WHERE h.tenant_id = $1 AND h.scope = 'document' AND h.released_at IS NULL
+         AND EXISTS (SELECT 1 FROM retrieval.chunks c WHERE c.tenant_id = $1 AND c.corpus_id = $2 AND c.document_id = h.subject_id)`,
+      [tenantId, corpusId],
+    );
+    await assertNoLegalHold(
+      this.ports.db,
+      tenantId,
+      rows.map((r) => ({ scope: "document" as const, id: r.document_id })),
+      `delete corpus ${corpusId}`,
+    );
+  }
+
   async deleteCorpus(req: DeleteCorpusRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
+    await this.refuseUnderHold(principal.tenantId, req.corpusId);
     await this.execute(principal, req.corpusId, { type: "DeleteCorpus", force: req.force });
     return create(DeleteCorpusResponseSchema, {});
   }

@@ -1,0 +1,211 @@
+import { parseArgs } from "node:util";
+import { loadConfig } from "../../kernel/config.js";
+import type { Database } from "../../kernel/db/ports.js";
+import type { Command } from "../command.js";
+import { UsageError } from "../command.js";
+import { printTable } from "../output.js";
+
+/** The database of DATABASE_URL (else the embedded one) with the governance tables migrated. */
+async function withGovernance<T>(dataDir: string | undefined, fn: (db: Database) => Promise<T>): Promise<T> {
+  // Loaded on use: `nexus help` and client commands start without the whole mesh.
+  const { governanceMigrations } = await import("../../kernel/governance/index.js");
+  const { migrateSchemas } = await import("../../kernel/service/index.js");
+  const { openDatabase } = await import("../../runtime/start-nexus.js");
+  const config = loadConfig({ ...process.env, NEXUS_DATA_DIR: dataDir ?? process.env.NEXUS_DATA_DIR });
+  const db = await openDatabase(config);
+  try {
+    await migrateSchemas(db, [governanceMigrations]);
+    return await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const common = { tenant: { type: "string" }, "data-dir": { type: "string" }, json: { type: "boolean" } } as const;
+const DB_NOTE = "(DATABASE_URL, else the embedded database of --data-dir)";
+
+function requireTenant(tenant: string | undefined): string {
+  if (!tenant) throw new UsageError("--tenant is required");
+  return tenant;
+}
+
+/** `nexus governance hold place`. */
+export const holdPlaceCommand: Command = {
+  path: ["governance", "hold", "place"],
+  summary: "Place a legal hold on a tenant, document, session, user or key: deletions and retention of it are refused (LEGAL_HOLD_ACTIVE)",
+  usage: `nexus governance hold place --tenant TENANT --scope tenant|document|session|user|key [--subject ID] [--reason TEXT] [--by NAME] [--json]   ${DB_NOTE}`,
+  async run(args) {
+    const { placeLegalHold, HOLD_SCOPES } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({
+      args,
+      options: { ...common, scope: { type: "string" }, subject: { type: "string" }, reason: { type: "string" }, by: { type: "string" } },
+      strict: true,
+    });
+    const tenantId = requireTenant(values.tenant);
+    const scope = values.scope as (typeof HOLD_SCOPES)[number] | undefined;
+    if (!scope || !HOLD_SCOPES.includes(scope)) throw new UsageError(`--scope must be one of ${HOLD_SCOPES.join(", ")}`);
+    if (scope !== "tenant" && !values.subject) throw new UsageError(`--subject (the ${scope} id) is required for a ${scope} hold`);
+    const hold = await withGovernance(values["data-dir"], (db) =>
+      placeLegalHold(db, {
+        tenantId,
+        scope,
+        ...(values.subject ? { subjectId: values.subject } : {}),
+        reason: values.reason ?? "",
+        placedBy: values.by ?? "",
+      }),
+    );
+    if (values.json) console.log(JSON.stringify(hold, null, 2));
+    else console.log(`legal hold ${hold.holdId} placed on ${scope}${hold.subjectId ? ` ${hold.subjectId}` : ""} of tenant ${tenantId}`);
+    return 0;
+  },
+};
+
+/** `nexus governance hold release`. */
+export const holdReleaseCommand: Command = {
+  path: ["governance", "hold", "release"],
+  summary: "Release a legal hold (it stays listed with --all, for the record)",
+  usage: `nexus governance hold release --tenant TENANT --hold HOLD_ID [--by NAME]   ${DB_NOTE}`,
+  async run(args) {
+    const { releaseLegalHold } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({ args, options: { ...common, hold: { type: "string" }, by: { type: "string" } }, strict: true });
+    const tenantId = requireTenant(values.tenant);
+    if (!values.hold) throw new UsageError("--hold is required");
+    await withGovernance(values["data-dir"], (db) => releaseLegalHold(db, tenantId, values.hold!, values.by ?? ""));
+    console.log(`legal hold ${values.hold} released`);
+    return 0;
+  },
+};
+
+/** `nexus governance holds`. */
+export const holdsCommand: Command = {
+  path: ["governance", "holds"],
+  summary: "List a tenant's legal holds (active ones; --all includes released)",
+  usage: `nexus governance holds --tenant TENANT [--all] [--json]   ${DB_NOTE}`,
+  async run(args) {
+    const { listLegalHolds } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({ args, options: { ...common, all: { type: "boolean" } }, strict: true });
+    const tenantId = requireTenant(values.tenant);
+    const holds = await withGovernance(values["data-dir"], (db) => listLegalHolds(db, tenantId, values.all ?? false));
+    if (values.json) console.log(JSON.stringify(holds, null, 2));
+    else if (holds.length === 0) console.log("no legal holds");
+    else
+      printTable(
+        ["HOLD", "SCOPE", "SUBJECT", "REASON", "PLACED", "BY", "RELEASED"],
+        holds.map((h) => [
+          h.holdId,
+          h.scope,
+          h.subjectId || "-",
+          h.reason,
+          h.placedAt.toISOString(),
+          h.placedBy,
+          h.releasedAt?.toISOString() ?? "-",
+        ]),
+      );
+    return 0;
+  },
+};
+
+/** `nexus governance retention set`. */
+export const retentionSetCommand: Command = {
+  path: ["governance", "retention", "set"],
+  summary: "Set a tenant's retention policy for a category (applied by the owning service's periodic task)",
+  usage: `nexus governance retention set --tenant TENANT --category sessions --max-age-days N [--action delete|anonymize]   ${DB_NOTE}`,
+  async run(args) {
+    const { setRetentionPolicy, APPLIED_RETENTION_CATEGORIES } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({
+      args,
+      options: { ...common, category: { type: "string" }, "max-age-days": { type: "string" }, action: { type: "string" } },
+      strict: true,
+    });
+    const tenantId = requireTenant(values.tenant);
+    const category = values.category as (typeof APPLIED_RETENTION_CATEGORIES)[number] | undefined;
+    if (!category) throw new UsageError(`--category is required (${APPLIED_RETENTION_CATEGORIES.join(", ")})`);
+    const days = Number(values["max-age-days"]);
+    if (!Number.isInteger(days) || days < 1) throw new UsageError("--max-age-days must be a whole number of days, at least 1");
+    const action = values.action ?? "delete";
+    if (action !== "delete" && action !== "anonymize") throw new UsageError("--action must be delete or anonymize");
+    await withGovernance(values["data-dir"], (db) => setRetentionPolicy(db, { tenantId, category, maxAgeDays: days, action }));
+    console.log(`tenant ${tenantId}: ${category} older than ${days} day(s) will be ${action === "delete" ? "deleted" : "anonymized"}`);
+    return 0;
+  },
+};
+
+/** `nexus governance retention clear`. */
+export const retentionClearCommand: Command = {
+  path: ["governance", "retention", "clear"],
+  summary: "Remove a tenant's retention policy for a category (its data is then kept)",
+  usage: `nexus governance retention clear --tenant TENANT --category sessions   ${DB_NOTE}`,
+  async run(args) {
+    const { clearRetentionPolicy } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({ args, options: { ...common, category: { type: "string" } }, strict: true });
+    const tenantId = requireTenant(values.tenant);
+    if (!values.category) throw new UsageError("--category is required");
+    const category = values.category as "sessions";
+    const removed = await withGovernance(values["data-dir"], (db) => clearRetentionPolicy(db, tenantId, category));
+    console.log(
+      removed ? `retention policy for ${category} of tenant ${tenantId} removed` : `tenant ${tenantId} had no ${category} policy`,
+    );
+    return 0;
+  },
+};
+
+/** `nexus governance retention list`. */
+export const retentionListCommand: Command = {
+  path: ["governance", "retention", "list"],
+  summary: "List retention policies",
+  usage: `nexus governance retention list [--tenant TENANT] [--json]   ${DB_NOTE}`,
+  async run(args) {
+    const { listRetentionPolicies } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({ args, options: common, strict: true });
+    const policies = await withGovernance(values["data-dir"], (db) => listRetentionPolicies(db, values.tenant));
+    if (values.json) console.log(JSON.stringify(policies, null, 2));
+    else if (policies.length === 0) console.log("no retention policies (everything is kept)");
+    else
+      printTable(
+        ["TENANT", "CATEGORY", "MAX AGE (DAYS)", "ACTION"],
+        policies.map((p) => [p.tenantId, p.category, String(p.maxAgeDays), p.action]),
+      );
+    return 0;
+  },
+};
+
+/** `nexus governance retention reports`. */
+export const retentionReportsCommand: Command = {
+  path: ["governance", "retention", "reports"],
+  summary: "What retention runs removed and kept, newest first",
+  usage: `nexus governance retention reports [--tenant TENANT] [--limit 50] [--json]   ${DB_NOTE}`,
+  async run(args) {
+    const { listRetentionReports } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({ args, options: { ...common, limit: { type: "string" } }, strict: true });
+    const limit = values.limit === undefined ? 50 : Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError("--limit must be an integer from 1 to 1000");
+    const reports = await withGovernance(values["data-dir"], (db) => listRetentionReports(db, values.tenant, limit));
+    if (values.json) console.log(JSON.stringify(reports, null, 2));
+    else if (reports.length === 0) console.log("no retention reports");
+    else
+      printTable(
+        ["RAN", "TENANT", "TABLE", "ACTION", "EXPIRED", "REMOVED", "HELD", "WHY NOT"],
+        reports.map((r) => [
+          r.ranAt.toISOString(),
+          r.tenantId,
+          r.target,
+          r.action,
+          String(r.expired),
+          String(r.removed),
+          String(r.held),
+          r.skippedReason,
+        ]),
+      );
+    return 0;
+  },
+};
+
+export const governanceCommands: readonly Command[] = [
+  holdPlaceCommand,
+  holdReleaseCommand,
+  holdsCommand,
+  retentionSetCommand,
+  retentionClearCommand,
+  retentionListCommand,
+  retentionReportsCommand,
+];

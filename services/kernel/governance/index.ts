@@ -1,0 +1,35 @@
+/**
+ * Governance in the kernel (docs/governance.md#retention-and-legal-holds): legal holds — the
+ * one check every destructive path calls (`assertNoLegalHold`) — and per-tenant retention
+ * that each service applies to its own tables (`retentionTask`).
+ */
+
+export {
+  activeLegalHolds,
+  assertNoLegalHold,
+  assertTenantNotHeld,
+  HOLD_SCOPES,
+  type HoldScope,
+  type HoldSubject,
+  holdLockKey,
+  type LegalHold,
+  listLegalHolds,
+  placeLegalHold,
+  releaseLegalHold,
+} from "./legal-holds.js";
+export { governanceMigrations } from "./migrations.js";
+export {
+  APPLIED_RETENTION_CATEGORIES,
+  clearRetentionPolicy,
+  listRetentionPolicies,
+  listRetentionReports,
+  RETENTION_CATEGORIES,
+  type RetentionAction,
+  type RetentionCategory,
+  type RetentionPolicy,
+  type RetentionReport,
+  type RetentionTarget,
+  retentionTask,
+  runRetention,
+  setRetentionPolicy,
+} from "./retention.js";

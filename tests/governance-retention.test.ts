@@ -1,0 +1,249 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { Code } from "@connectrpc/connect";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import type { NexusClient } from "../services/client/index.js";
+import { createPgDatabase } from "../services/kernel/db/pg-database.js";
+import type { Database } from "../services/kernel/db/ports.js";
+import { errorReason } from "../services/kernel/errors.js";
+import {
+  activeLegalHolds,
+  assertNoLegalHold,
+  listRetentionReports,
+  placeLegalHold,
+  releaseLegalHold,
+  setRetentionPolicy,
+} from "../services/kernel/governance/index.js";
+import { type AgentMesh, ingestCorpus, startAgentMesh } from "./support/agent-mesh.js";
+import { eventually } from "./support/eventually.js";
+import { NEXUS_BIN } from "./support/nexus-process.js";
+import { describeWithPostgres } from "./support/services.js";
+
+const run = promisify(execFile);
+
+/**
+ * Retention and legal holds on a real `nexus dev` mesh over PostgreSQL: the agent's retention
+ * task (every second here) expires exactly the sessions a tenant's policy says, never one under
+ * a hold; DeleteSession under a hold is refused; the audit chain still verifies afterwards.
+ */
+describeWithPostgres("retention and legal holds (nexus dev on PostgreSQL)", () => {
+  let mesh: AgentMesh;
+  let db: Database;
+  let owner: NexusClient;
+  let other: NexusClient;
+  let ownerTenant: string;
+  let otherTenant: string;
+
+  const newSession = async (client: NexusClient, message = "How do I rotate an API key?") => {
+    let sessionId = "";
+    for await (const e of client.agent.run({ corpusId: "handbook", message })) {
+      if (e.event.case === "accepted") sessionId = e.event.value.sessionId;
+    }
+    return sessionId;
+  };
+  const tenantOf = async (sessionId: string) =>
+    (await db.query<{ tenant_id: string }>("SELECT tenant_id FROM agent.sessions WHERE session_id = $1", [sessionId])).rows[0]?.tenant_id ??
+    "";
+  const age = (sessionId: string, days: number) =>
+    db.transaction(async (tx) => {
+      await tx.query(`UPDATE agent.sessions SET updated_at = now() - make_interval(days => $2) WHERE session_id = $1`, [sessionId, days]);
+      await tx.query(`UPDATE agent.messages SET created_at = now() - make_interval(days => $2) WHERE session_id = $1`, [sessionId, days]);
+    });
+  const messages = async (sessionId: string) =>
+    (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM agent.messages WHERE session_id = $1", [sessionId])).rows[0]?.n ?? 0;
+
+  beforeAll(async () => {
+    mesh = await startAgentMesh({ NEXUS_RETENTION_INTERVAL_MS: "1000" });
+    db = await createPgDatabase({ url: mesh.databaseUrl });
+    owner = mesh.client();
+    await ingestCorpus(owner, "handbook", [
+      { id: "hb-keys", text: "Rotate an API key with RotateApiKey; the old key keeps working for a grace period." },
+    ]);
+    const b = await mesh.newTenant("pro");
+    other = mesh.client(b.key);
+    otherTenant = b.tenantId;
+    await ingestCorpus(other, "handbook", [
+      { id: "hb-keys", text: "Rotate an API key with RotateApiKey; the old key keeps working for a grace period." },
+    ]);
+  }, 180_000);
+  afterAll(async () => {
+    await db?.close();
+    await mesh?.close();
+  });
+
+  it("refuses DeleteSession under a session or tenant hold with LEGAL_HOLD_ACTIVE, and deletes once released", async () => {
+    const sessionId = await newSession(owner);
+    ownerTenant = await tenantOf(sessionId);
+    const hold = await placeLegalHold(db, { tenantId: ownerTenant, scope: "session", subjectId: sessionId, reason: "case 42" });
+    const refused = await owner.agent.deleteSession({ sessionId }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: Code.FailedPrecondition });
+    expect(errorReason(refused)).toBe("LEGAL_HOLD_ACTIVE");
+    expect(String((refused as Error).message)).toContain(hold.holdId);
+    expect((await owner.agent.getSession({ sessionId })).session?.id).toBe(sessionId);
+
+    await releaseLegalHold(db, ownerTenant, hold.holdId, "counsel");
+    const tenantHold = await placeLegalHold(db, { tenantId: ownerTenant, scope: "tenant", reason: "litigation" });
+    await expect(owner.agent.deleteSession({ sessionId })).rejects.toMatchObject({ code: Code.FailedPrecondition });
+    await releaseLegalHold(db, ownerTenant, tenantHold.holdId);
+
+    await owner.agent.deleteSession({ sessionId });
+    await expect(owner.agent.getSession({ sessionId })).rejects.toMatchObject({ code: Code.NotFound });
+    // Releasing twice is a clear NOT_FOUND.
+    await expect(releaseLegalHold(db, ownerTenant, hold.holdId)).rejects.toMatchObject({ code: Code.NotFound });
+  }, 60_000);
+
+  it("the scheduled retention deletes exactly the expired sessions without a hold, and reports what it kept", async () => {
+    const expired = await newSession(owner);
+    const held = await newSession(owner);
+    const recent = await newSession(owner);
+    const otherExpired = await newSession(other);
+    ownerTenant = await tenantOf(expired);
+    for (const s of [expired, held, otherExpired]) await age(s, 40);
+    const heldMessages = await messages(held);
+    expect(heldMessages).toBeGreaterThan(0);
+    const hold = await placeLegalHold(db, { tenantId: ownerTenant, scope: "session", subjectId: held, reason: "case 7" });
+    // Only the owner's tenant has a policy; the other tenant's old session stays.
+    await setRetentionPolicy(db, { tenantId: ownerTenant, category: "sessions", maxAgeDays: 30, action: "delete" });
+
+    const report = await eventually("the retention task to report on agent.sessions", async () =>
+      (await listRetentionReports(db, ownerTenant)).find((r) => r.target === "agent.sessions"),
+    );
+    expect(report).toMatchObject({ category: "sessions", action: "delete", expired: 2, removed: 1, held: 1, heldBy: [hold.holdId] });
+    expect(report.skippedReason).toContain("legal hold");
+
+    await expect(owner.agent.getSession({ sessionId: expired })).rejects.toMatchObject({ code: Code.NotFound });
+    expect(await messages(expired)).toBe(0);
+    expect((await owner.agent.getSession({ sessionId: held })).messages.length).toBe(heldMessages);
+    expect(await messages(held)).toBe(heldMessages);
+    expect((await owner.agent.getSession({ sessionId: recent })).session?.id).toBe(recent);
+    expect((await other.agent.getSession({ sessionId: otherExpired })).session?.id).toBe(otherExpired);
+
+    // Once the hold is released the next run removes the session too.
+    await releaseLegalHold(db, ownerTenant, hold.holdId);
+    await eventually("the released session to expire", async () => (await tenantOf(held)) === "");
+    expect(await messages(held)).toBe(0);
+    expect(await tenantOf(recent)).toBe(ownerTenant);
+
+    // Retention never touches the audit trail: both tenants' chains still verify.
+    for (const client of [owner, other]) {
+      const verified = await client.audit.verifyAuditChain({});
+      expect(verified.ok).toBe(true);
+      expect(verified.entriesChecked).toBeGreaterThan(0n);
+    }
+  }, 90_000);
+
+  it("a tenant hold stops retention for the whole tenant and the report says why", async () => {
+    const s = await newSession(other);
+    await age(s, 40);
+    const hold = await placeLegalHold(db, { tenantId: otherTenant, scope: "tenant", reason: "regulator" });
+    await setRetentionPolicy(db, { tenantId: otherTenant, category: "sessions", maxAgeDays: 30, action: "delete" });
+    const report = await eventually("a report for the held tenant", async () =>
+      (await listRetentionReports(db, otherTenant)).find((r) => r.target === "agent.sessions"),
+    );
+    expect(report.removed).toBe(0);
+    expect(report.held).toBe(report.expired);
+    expect(report.skippedReason).toContain(hold.holdId);
+    expect(await tenantOf(s)).toBe(otherTenant);
+    await releaseLegalHold(db, otherTenant, hold.holdId);
+  }, 60_000);
+
+  it("an anonymize policy empties the expired session's title and message texts and keeps the rows", async () => {
+    const t = await mesh.newTenant("pro");
+    const client = mesh.client(t.key);
+    await ingestCorpus(client, "handbook", [
+      { id: "hb-keys", text: "Rotate an API key with RotateApiKey; the old key keeps working for a grace period." },
+    ]);
+    const s = await newSession(client);
+    await age(s, 40);
+    const before = await messages(s);
+    await setRetentionPolicy(db, { tenantId: t.tenantId, category: "sessions", maxAgeDays: 30, action: "anonymize" });
+    const report = await eventually("the anonymize report", async () =>
+      (await listRetentionReports(db, t.tenantId)).find((r) => r.target === "agent.messages"),
+    );
+    expect(report).toMatchObject({ action: "anonymize", expired: before, removed: before, held: 0 });
+    const got = await client.agent.getSession({ sessionId: s });
+    expect(got.session?.title).toBe("");
+    expect(got.messages.length).toBe(before);
+    expect(got.messages.every((m) => m.text === "" && m.citations.length === 0)).toBe(true);
+    // Later runs do not anonymize (nor report) the same rows again.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect((await listRetentionReports(db, t.tenantId)).filter((r) => r.target === "agent.messages")).toHaveLength(1);
+  }, 60_000);
+
+  it("refuses DeleteDocument and DeleteCorpus while a hold covers the document, and lets them through once released", async () => {
+    await ingestCorpus(owner, "evidence", [{ id: "ev-1", text: "The contract was signed on the first of May." }]);
+    const doc = await db.query<{ tenant_id: string }>("SELECT tenant_id FROM retrieval.chunks WHERE document_id = 'ev-1' LIMIT 1");
+    const tenantId = doc.rows[0]?.tenant_id ?? "";
+    expect(tenantId).not.toBe("");
+    const hold = await placeLegalHold(db, { tenantId, scope: "document", subjectId: "ev-1", reason: "case 9" });
+    const refusedDoc = await owner.ingestion.deleteDocument({ documentId: "ev-1" }).catch((e: unknown) => e);
+    expect(errorReason(refusedDoc)).toBe("LEGAL_HOLD_ACTIVE");
+    expect(refusedDoc).toMatchObject({ code: Code.FailedPrecondition });
+    const refusedCorpus = await owner.retrieval.deleteCorpus({ corpusId: "evidence", force: true }).catch((e: unknown) => e);
+    expect(errorReason(refusedCorpus)).toBe("LEGAL_HOLD_ACTIVE");
+    expect((await owner.ingestion.getDocument({ documentId: "ev-1" })).document?.status).toBeDefined();
+    await releaseLegalHold(db, tenantId, hold.holdId);
+    await owner.ingestion.deleteDocument({ documentId: "ev-1" });
+    await eventually(
+      "the document to be gone",
+      async () =>
+        await owner.ingestion.getDocument({ documentId: "ev-1" }).then(
+          () => false,
+          (e: unknown) => (e as { code?: Code }).code === Code.NotFound,
+        ),
+    );
+    await owner.retrieval.deleteCorpus({ corpusId: "evidence", force: true });
+  }, 60_000);
+
+  it("an operator places, lists and releases holds and sets policies with the CLI", async () => {
+    const cli = (...args: string[]) =>
+      run(process.execPath, [NEXUS_BIN, "governance", ...args], { env: { ...process.env, DATABASE_URL: mesh.databaseUrl } });
+    const sessionId = await newSession(owner);
+    const tenantId = await tenantOf(sessionId);
+    const placed = JSON.parse(
+      (await cli("hold", "place", "--tenant", tenantId, "--scope", "session", "--subject", sessionId, "--reason", "cli", "--json")).stdout,
+    ) as {
+      holdId: string;
+    };
+    expect(errorReason(await owner.agent.deleteSession({ sessionId }).catch((e: unknown) => e))).toBe("LEGAL_HOLD_ACTIVE");
+    expect((await cli("holds", "--tenant", tenantId)).stdout).toContain(placed.holdId);
+    await cli("hold", "release", "--tenant", tenantId, "--hold", placed.holdId, "--by", "counsel");
+    await owner.agent.deleteSession({ sessionId });
+
+    await cli("retention", "set", "--tenant", tenantId, "--category", "sessions", "--max-age-days", "400");
+    const policies = JSON.parse((await cli("retention", "list", "--tenant", tenantId, "--json")).stdout) as unknown[];
+    expect(policies).toEqual([{ tenantId, category: "sessions", maxAgeDays: 400, action: "delete" }]);
+    // A category nothing applies yet, and a missing subject, fail with a message that says why.
+    const audit = await cli("retention", "set", "--tenant", tenantId, "--category", "audit", "--max-age-days", "30").catch(
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(audit).toMatchObject({ code: 1 });
+    expect((audit as { stderr: string }).stderr).toContain("not applied yet");
+    const usage = await cli("hold", "place", "--tenant", tenantId, "--scope", "document").catch((e: { code: number; stderr: string }) => e);
+    expect(usage).toMatchObject({ code: 2 });
+    expect((usage as { stderr: string }).stderr).toContain("--subject");
+  }, 60_000);
+
+  it("the hold check is one call: names the hold, ignores released holds and other tenants", async () => {
+    await expect(assertNoLegalHold(db, "tenant-x", [{ scope: "document", id: "d1" }], "delete document d1")).resolves.toBeUndefined();
+    const h = await placeLegalHold(db, { tenantId: "tenant-x", scope: "document", subjectId: "d1" });
+    const err = await assertNoLegalHold(db, "tenant-x", [{ scope: "document", id: "d1" }], "delete document d1").catch((e: unknown) => e);
+    expect(errorReason(err)).toBe("LEGAL_HOLD_ACTIVE");
+    expect(String((err as Error).message)).toContain("delete document d1");
+    await expect(assertNoLegalHold(db, "tenant-y", [{ scope: "document", id: "d1" }], "x")).resolves.toBeUndefined();
+    await expect(assertNoLegalHold(db, "tenant-x", [{ scope: "session", id: "d1" }], "x")).resolves.toBeUndefined();
+    expect((await activeLegalHolds(db, "tenant-x", [{ scope: "document", id: "d1" }])).map((x) => x.holdId)).toEqual([h.holdId]);
+    await expect(placeLegalHold(db, { tenantId: "tenant-x", scope: "user" })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    await expect(
+      setRetentionPolicy(db, { tenantId: "tenant-x", category: "sessions", maxAgeDays: 0, action: "delete" }),
+    ).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
+    // Categories no service applies yet are refused, not stored and silently ignored.
+    await expect(
+      setRetentionPolicy(db, { tenantId: "tenant-x", category: "audit", maxAgeDays: 365, action: "delete" }),
+    ).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+    });
+  });
+});
