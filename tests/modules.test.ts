@@ -6,6 +6,7 @@ import { type RunResponse, RunStatus } from "../gen/nexus/agent/v1/agent_service
 import { ModuleKind, ModuleVersionStatus } from "../gen/nexus/modules/v1/module_pb.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
 import { newMasterKeyLine } from "../services/kernel/keyring/index.js";
+import { revenueLedgerHandler } from "../services/modules/marketplace.js";
 import { type AgentMesh, ingestCorpus, runEvents, startAgentMesh } from "./support/agent-mesh.js";
 import { failure } from "./support/auth-harness.js";
 import { eventually } from "./support/eventually.js";
@@ -507,13 +508,37 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     const installed = await viaBuyer.modules.installListing({ listingId: listing.listingId });
     expect(installed.module).toMatchObject({ name: "stats", activeVersion: "1.0.0" });
     expect(await failure(() => viaBuyer.modules.installListing({ listingId: listing.listingId }))).toMatchObject({ code: "AlreadyExists" });
-    for (const values of [
-      [1, 3],
-      [2, 4],
-      [10, 20],
-    ]) {
-      await viaBuyer.modules.callTool({ module: "stats", tool: "compute", input: { values } });
+    // Paid calls are made in a Run: metering's UsageRecorded carries each tool call with the
+    // listing its version came from, and the ledger is fed from that event.
+    await ingestCorpus(viaBuyer, "buyer-docs", [{ id: "b1", text: "Stats computes averages." }]);
+    const runEventsSeen: RunResponse[] = [];
+    for await (const e of viaBuyer.agent.run({
+      corpusId: "buyer-docs",
+      message: "averages please",
+      toolCalls: [
+        { module: "stats", tool: "compute", input: { values: [1, 3] } },
+        { module: "stats", tool: "compute", input: { values: [2, 4] } },
+        { module: "stats", tool: "compute", input: { values: [10, 20] } },
+      ],
+    })) {
+      runEventsSeen.push(e);
     }
+    expect(runEventsSeen.filter((e) => e.event.case === "toolResult" && e.event.value.output !== undefined)).toHaveLength(3);
+    const accepted = runEventsSeen[0]?.event;
+    const buyerRequestId = accepted?.case === "accepted" ? accepted.value.requestId : "";
+    const recorded = await eventually("metering's UsageRecorded of the buyer's run", async () => {
+      const r = await mesh.db.query<{ event_id: string; stream_id: string; version: number; payload: { toolCallUsage?: unknown[] } }>(
+        "SELECT event_id, stream_id, version, payload FROM platform.events WHERE type = 'nexus.events.v1.UsageRecorded' AND payload->>'requestId' = $1",
+        [buyerRequestId],
+      );
+      return r.rows[0];
+    });
+    const usage = recorded.payload;
+    expect(usage.toolCallUsage).toEqual(
+      Array.from({ length: 3 }, () => expect.objectContaining({ module: "stats", moduleVersion: "1.0.0", listingId: listing.listingId })),
+    );
+    // A direct CallTool is not a metered run: it adds nothing to the ledger.
+    await viaBuyer.modules.callTool({ module: "stats", tool: "compute", input: { values: [7, 9] } });
     const rated = await viaBuyer.modules.rateListing({ listingId: listing.listingId, stars: 4 });
     expect(rated.listing).toMatchObject({ installCount: 1n, ratingCount: 1n, ratingAverage: 4 });
     // The creator's own calls are not paid; the buyer's three are, split 85/15.
@@ -523,6 +548,32 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
       return line?.calls === 3n && line;
     });
     expect(revenue).toMatchObject({ grossMicros: 3000n, creatorMicros: 2550n, platformMicros: 450n });
+    // The same UsageRecorded delivered again (a redelivery) records nothing more.
+    await revenueLedgerHandler()(
+      {
+        eventId: recorded.event_id,
+        type: "nexus.events.v1.UsageRecorded",
+        streamId: recorded.stream_id,
+        version: recorded.version,
+        payload: recorded.payload,
+        metadata: {},
+        subject: "nexus.metering.usage_recorded",
+        topic: "metering.usage_recorded",
+        occurredAt: new Date(),
+        deliveryCount: 2,
+      },
+      {
+        query: async <T>(sql: string, params?: readonly unknown[]) => {
+          const r = await mesh.db.query(sql, params as unknown[]);
+          return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+        },
+        exec: async (sql: string) => {
+          await mesh.db.query(sql);
+        },
+      },
+    );
+    const again = (await owner.modules.getRevenue({})).listings.find((l) => l.listingId === listing.listingId);
+    expect(again).toMatchObject({ calls: 3n, grossMicros: 3000n });
     expect((await viaBuyer.modules.getRevenue({})).listings).toEqual([]);
     const cli = async (...args: string[]) =>
       (
