@@ -66,6 +66,8 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
       NEXUS_MODULES_TIMEOUT_MS: "2000",
       NEXUS_MODULES_MEMORY_BYTES: String(16 << 20),
       NEXUS_OPENAI_BASE_URL: standin.baseUrl,
+      // The test APIs are on loopback: only this one is allowed past the SSRF guard.
+      NEXUS_MODULES_EGRESS_ALLOW_PRIVATE: `127.0.0.1:${API_PORT}`,
     };
     mesh = await startAgentMesh(shared);
     replicaB = await startNexus({
@@ -273,6 +275,22 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     expect(probe).toMatchObject({ code: "PermissionDenied", reason: "MODULE_EGRESS_DENIED" });
     expect(probe.message).toContain(`host 127.0.0.1:${OTHER_PORT} is not among the module's egress hosts`);
     expect(otherHits).toBe(0);
+    // A declared host name that resolves to loopback, not allowed by the installation, is refused.
+    const ssrf = await owner.modules.submitModuleVersion({
+      manifest: {
+        name: "zssrf",
+        version: "1.0.0",
+        kind: ModuleKind.CODE,
+        egressHosts: [`localhost:${API_PORT}`],
+        tools: [tool("peek")],
+        tests: [{ name: "peeks", tool: "peek", input: {}, expect: { status: 200 } }],
+      },
+      code: `async function peek(i, ctx) { const r = await ctx.fetch("http://localhost:${API_PORT}/weather"); return { status: r.status }; }`,
+    });
+    expect(ssrf.version?.status).toBe(ModuleVersionStatus.TESTS_FAILED);
+    expect(ssrf.version?.testResults[0]?.message).toMatch(
+      /MODULE_EGRESS_DENIED.*resolves to .*(127\.0\.0\.1|::1).*NEXUS_MODULES_EGRESS_ALLOW_PRIVATE/,
+    );
     expect((await call("env")).output).toEqual({ process: "undefined", require: "undefined", globals: [] });
     expect(await failure(() => call("pollute"))).toMatchObject({ reason: "TOOL_OUTPUT_INVALID" });
     // The process is unharmed and still answers.
@@ -343,6 +361,15 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     expect(results[1]?.error).toMatchObject({ code: "DEADLINE_EXCEEDED", reason: "MODULE_TIMEOUT" });
     const done = events.at(-1)?.event;
     expect(done?.case === "done" && done.value.status).toBe(RunStatus.COMPLETED);
+    // The offline (extractive) provider quotes the tool results in its answer, too.
+    const final = events.find((e) => e.event.case === "messageFinal")?.event;
+    const text = final?.case === "messageFinal" ? final.value.text : "";
+    const streamed = events.map((e) => (e.event.case === "tokenDelta" ? e.event.value.text : "")).join("");
+    expect(streamed).toBe(text);
+    expect(text).toContain("The stats module computes the average of numbers.");
+    const quoted = text.slice(text.indexOf("\n\nTool results:\n"));
+    expect(quoted.split("\n")[3]).toMatch(/^- stats\.compute: \{.*"result":3[,}]/);
+    expect(quoted).toMatch(/\n- evil\.spin: \{"error":\{"reason":"MODULE_TIMEOUT"/);
     // Metered: retrieval and both tool calls count as the run's tool calls.
     const accepted = events[0]?.event;
     const requestId = accepted?.case === "accepted" ? accepted.value.requestId : "";
@@ -410,6 +437,50 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     const repairPrompt = standin.requests[before + 1]?.body.messages?.find((m) => m.role === "user")?.content ?? "";
     expect(repairPrompt).toContain("These tests failed in the sandbox");
     expect(repairPrompt).toContain("/result: expected 4, got 0");
+  });
+
+  it("repairs offline: the template drafter's first median draft fails a generated test and a known repair fixes it", async () => {
+    const spec = "The median of the numbers, as a chart";
+    const unrepaired = await owner.modules.buildModule({ name: "middle", version: "1.0.0", spec, maxRepairs: 0 });
+    expect(unrepaired).toMatchObject({ draftedBy: "template", repairs: 0 });
+    expect(unrepaired.version?.status).toBe(ModuleVersionStatus.TESTS_FAILED);
+    const failed = unrepaired.version?.testResults.find((t) => !t.passed);
+    expect(failed).toMatchObject({ name: "median of 10, 9, 2" });
+    expect(failed?.message).toContain("expected 9");
+
+    const repaired = await owner.modules.buildModule({ name: "middle", version: "1.0.1", spec });
+    expect(repaired).toMatchObject({ draftedBy: "template", repairs: 1 });
+    expect(repaired.version?.status).toBe(ModuleVersionStatus.PENDING_REVIEW);
+    expect(repaired.version?.testResults.map((t) => [t.name, t.passed])).toEqual([
+      ["median of 1, 2, 3, 4", true],
+      ["median of 10, 9, 2", true],
+      ["returns rows and a bar chart", true],
+      ["refuses values that are not numbers", true],
+    ]);
+    expect(repaired.version?.code).toContain(".sort((a, b) => a - b)");
+  });
+
+  it("lets the OpenAI-compatible drafter write tests as well as code (kept beside the template's)", async () => {
+    standin.enqueue({
+      kind: "message",
+      content: JSON.stringify({
+        code: "function compute(input) { const v = input.values; const l = input.labels || []; return { result: Math.min(...v), data: v.map((value, i) => ({ label: l[i] !== undefined ? l[i] : String(i + 1), value })), chart: { type: 'bar', x: 'label', y: 'value' } }; }",
+        tests: [
+          { name: "min of negatives", tool: "compute", input: { values: [-3, -1] }, expect: { result: -3 } },
+          { name: "names a tool that does not exist", tool: "nope", input: {} },
+        ],
+      }),
+    });
+    const built = await owner.modules.buildModule({ name: "low", version: "1.0.0", spec: "Find the smallest value", provider: "openai" });
+    expect(built).toMatchObject({ draftedBy: "openai", repairs: 0 });
+    expect(built.version?.status).toBe(ModuleVersionStatus.PENDING_REVIEW);
+    expect(built.version?.testResults.map((t) => [t.name, t.passed])).toEqual([
+      ["min of 1, 2, 3, 4", true],
+      ["returns rows and a bar chart", true],
+      ["refuses values that are not numbers", true],
+      ["min of negatives", true],
+    ]);
+    expect(built.version?.manifest?.tests.map((t) => t.name)).toContain("min of negatives");
   });
 
   it("writes each approval step to the audit trail", async () => {

@@ -71,6 +71,7 @@ export async function invokeTool(
     credentials: call.credentials,
     maxRequests: l?.maxRequests || settings.maxRequests,
     maxResponseBytes: settings.maxResponseBytes,
+    allowPrivate: settings.egressAllowPrivate,
   });
   let output: unknown;
   if (call.manifest.kind === ModuleKind.HTTP) {
