@@ -66,8 +66,9 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
       NEXUS_MODULES_TIMEOUT_MS: "2000",
       NEXUS_MODULES_MEMORY_BYTES: String(16 << 20),
       NEXUS_OPENAI_BASE_URL: standin.baseUrl,
-      // The test APIs are on loopback: only this one is allowed past the SSRF guard.
-      NEXUS_MODULES_EGRESS_ALLOW_PRIVATE: `127.0.0.1:${API_PORT}`,
+      // The test APIs and the mesh (a gRPC tool's target) are on loopback: 127.0.0.1 is allowed
+      // past the SSRF guard by the installation setting; "localhost" is not.
+      NEXUS_MODULES_EGRESS_ALLOW_PRIVATE: "127.0.0.1",
     };
     mesh = await startAgentMesh(shared);
     replicaB = await startNexus({
@@ -379,6 +380,53 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
       return rows.find((r) => r.type === "nexus.events.v1.RunCompleted");
     });
     expect(recorded.payload).toMatchObject({ usage: { toolCalls: 3 } });
+  });
+
+  it("calls a gRPC method found by server reflection, mapping JSON input and output through its descriptors", async () => {
+    // The target is the mesh itself (it serves grpc.reflection.v1): RetrievalService/GetCorpus
+    // with the caller's key as a credential injected into the call's metadata.
+    const target = new URL(mesh.url);
+    await owner.modules.setCredential({ name: "MESH_KEY", value: mesh.ownerKey });
+    const manifest = {
+      name: "mesh",
+      version: "1.0.0",
+      kind: ModuleKind.GRPC,
+      credentials: ["MESH_KEY"],
+      egressHosts: [target.host],
+      tools: [
+        {
+          name: "corpus",
+          inputSchema: { type: "object", required: ["corpusId"], properties: { corpusId: { type: "string" } } },
+          outputSchema: { type: "object", required: ["corpus"] },
+          grpc: {
+            target: target.origin,
+            method: "nexus.retrieval.v1.RetrievalService/GetCorpus",
+            metadata: { authorization: "Bearer {{credential:MESH_KEY}}" },
+          },
+        },
+      ],
+      tests: [{ name: "the handbook", tool: "corpus", input: { corpusId: "handbook" }, expect: { corpus: { id: "handbook" } } }],
+    };
+    expect(await failure(() => owner.modules.submitModuleVersion({ manifest, code: "function corpus() {}" }))).toMatchObject({
+      code: "InvalidArgument",
+      reason: "MANIFEST_INVALID",
+    });
+    const v = await owner.modules.submitModuleVersion({ manifest });
+    expect(v.version?.testResults).toEqual([expect.objectContaining({ name: "the handbook", passed: true })]);
+    await owner.modules.reviewModuleVersion({ name: "mesh", version: "1.0.0", approve: true });
+    await owner.modules.activateModuleVersion({ name: "mesh", version: "1.0.0" });
+    const out = await owner.modules.callTool({ module: "mesh", tool: "corpus", input: { corpusId: "handbook" } });
+    expect(out.output).toMatchObject({ corpus: { id: "handbook" } });
+    expect(JSON.stringify(out.output)).not.toContain(mesh.ownerKey);
+    // The gRPC error of the target is the tool's error; input the request type cannot take is refused.
+    expect(
+      await failure(() => owner.modules.callTool({ module: "mesh", tool: "corpus", input: { corpusId: "no-such-corpus" } })),
+    ).toMatchObject({
+      reason: "MODULE_ERROR",
+    });
+    expect(
+      await failure(() => owner.modules.callTool({ module: "mesh", tool: "corpus", input: { corpusId: "handbook", bogus: 1 } })),
+    ).toMatchObject({ reason: "TOOL_INPUT_INVALID" });
   });
 
   it("lets an OpenAI-compatible model choose a tool (Chat Completions tool calling)", async () => {

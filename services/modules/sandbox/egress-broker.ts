@@ -105,29 +105,43 @@ export function hostAllowed(url: URL, hosts: readonly string[]): boolean {
   return hosts.some((h) => h.toLowerCase() === host);
 }
 
+/**
+ * The broker's checks of a URL (also for gRPC tools): http or https, no user info, a declared
+ * egress host, and not a non-public address unless the installation allows it. Throws
+ * {@link EgressRefused}.
+ */
+export async function admitUrl(rawUrl: string, policy: Pick<EgressPolicy, "hosts" | "allowPrivate">): Promise<URL> {
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    throw new EgressRefused(`not a URL: ${rawUrl.slice(0, 200)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new EgressRefused(`only http and https are allowed, not ${url.protocol}`);
+  if (url.username || url.password) throw new EgressRefused("URLs with user info are refused");
+  if (!hostAllowed(url, policy.hosts)) {
+    throw new EgressRefused(`host ${url.host} is not among the module's egress hosts (${policy.hosts.join(", ") || "none"})`);
+  }
+  await refuseNonPublic(url, policy.allowPrivate ?? []);
+  return url;
+}
+
+/** Replaces `{{credential:NAME}}` placeholders with the credentials (an undeclared name is refused). */
+export function fillCredentials(text: string, credentials: ReadonlyMap<string, string>): string {
+  return text.replace(PLACEHOLDER, (_m, name: string) => {
+    const value = credentials.get(name);
+    if (value === undefined) throw new EgressRefused(`credential ${name} is not declared in the module's manifest`);
+    return value;
+  });
+}
+
 /** The broker of one call: `fetch(url, init, signal)` → the response as JSON text `{status, headers, body}`. */
 export function createEgressBroker(policy: EgressPolicy): (url: string, init: unknown, signal: AbortSignal) => Promise<string> {
   let requests = 0;
-  const fill = (text: string): string =>
-    text.replace(PLACEHOLDER, (_m, name: string) => {
-      const value = policy.credentials.get(name);
-      if (value === undefined) throw new EgressRefused(`credential ${name} is not declared in the module's manifest`);
-      return value;
-    });
+  const fill = (text: string): string => fillCredentials(text, policy.credentials);
   return async (rawUrl, rawInit, signal) => {
-    let url: URL;
-    try {
-      url = new URL(rawUrl);
-    } catch {
-      throw new EgressRefused(`not a URL: ${rawUrl.slice(0, 200)}`);
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:")
-      throw new EgressRefused(`only http and https are allowed, not ${url.protocol}`);
-    if (url.username || url.password) throw new EgressRefused("URLs with user info are refused");
-    if (!hostAllowed(url, policy.hosts)) {
-      throw new EgressRefused(`host ${url.host} is not among the module's egress hosts (${policy.hosts.join(", ") || "none"})`);
-    }
-    await refuseNonPublic(url, policy.allowPrivate ?? []);
+    const url = await admitUrl(rawUrl, policy);
     requests += 1;
     if (requests > policy.maxRequests) throw new EgressRefused(`the module made more than ${policy.maxRequests} requests in one call`);
     const init = (typeof rawInit === "object" && rawInit !== null ? rawInit : {}) as EgressRequest;
