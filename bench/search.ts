@@ -4,10 +4,19 @@ import { CreateCorpusRequestSchema, SearchMode, SearchRequestSchema } from "../g
 import type { Queryable } from "../services/kernel/db/ports.js";
 import { chunkText } from "../services/knowledge/ingestion/chunking/chunker.js";
 import { vectorLiteral } from "../services/knowledge/retrieval/adapters/postgres-chunk-index.js";
+import { readerOf } from "../services/knowledge/retrieval/adapters/postgres-document-access.js";
 import { buildSearchStatement, efSearchFor, type SearchStatement } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
 import { hashEmbedding } from "../services/knowledge/retrieval/embeddings/hash-embedder.js";
 import { ensureVectorIndex } from "../services/knowledge/retrieval/migrations.js";
-import { type BenchBackend, type BenchRag, openBenchRag, type Percentiles, percentiles, syntheticText } from "./rag-setup.js";
+import {
+  type BenchBackend,
+  type BenchRag,
+  benchPrincipal,
+  openBenchRag,
+  type Percentiles,
+  percentiles,
+  syntheticText,
+} from "./rag-setup.js";
 import type { BenchOutcome, BenchRatio } from "./results.js";
 
 /**
@@ -68,6 +77,8 @@ export interface SearchBenchResult {
   hnswBuildSeconds: number;
   /** Session settings of the build (PostgreSQL); PGlite uses its defaults. */
   hnswBuildSettings: Record<string, string>;
+  /** Document access filtering vs none (issue 16). */
+  access: AccessLatency;
   recall: {
     queries: number;
     /** Mean share of the exact top 10 (ties at the 10th distance count) that HNSW returned. */
@@ -198,6 +209,75 @@ async function planUsesHnsw(rag: BenchRag, settings: string, statement: SearchSt
   });
 }
 
+/** What the document access measurement found (hybrid statement, top_k 5). */
+export interface AccessLatency {
+  grants: number;
+  restrictedDocuments: number;
+  unfiltered: Percentiles;
+  filtered: Percentiles;
+  ratioP95: number;
+}
+
+/**
+ * Search p95 with document access filtering vs without, in the same run: 1,000 grants (users,
+ * groups and roles) over every other document (restricted), the reader in some of the groups;
+ * the same hybrid statement with and without the reader's access condition, interleaved.
+ */
+async function measureAccess(rag: BenchRag, documents: number, samples: number, warmup: number): Promise<AccessLatency> {
+  const { db } = rag;
+  const GRANTS = 1_000;
+  const restricted = Math.max(1, Math.floor(documents / 2));
+  await db.transaction(async (tx) => {
+    for (let i = 0; i < restricted; i++) {
+      await tx.query("INSERT INTO retrieval.document_access (tenant_id, document_id, restricted, version) VALUES ($1, $2, true, 1)", [
+        TENANT,
+        `doc-${i * 2}`,
+      ]);
+    }
+    for (let g = 0; g < GRANTS; g++) {
+      const kind = g % 3 === 0 ? "user" : g % 3 === 1 ? "group" : "role";
+      const grantee = kind === "user" ? `u-${g}` : kind === "group" ? `g-${g}` : (["admin", "editor", "owner"][g % 3] ?? "admin");
+      await tx.query(
+        "INSERT INTO retrieval.document_grants (tenant_id, document_id, grantee_kind, grantee) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        [TENANT, `doc-${(g % restricted) * 2}`, kind, grantee],
+      );
+    }
+  });
+  await db.exec("ANALYZE retrieval.document_access; ANALYZE retrieval.document_grants");
+  const reader = { userId: "u-9", groups: ["g-1", "g-4"], roles: ["viewer"] };
+  const statement = (q: string, filtered: boolean) =>
+    buildSearchStatement({
+      tenantId: TENANT,
+      corpusId: CORPUS,
+      text: q,
+      topK: 5,
+      ranking: "hybrid",
+      vector: hashEmbedding(q, DIMS),
+      model: MODEL,
+      dimensions: DIMS,
+      ...(filtered ? { reader } : {}),
+    });
+  const run = (s: SearchStatement) =>
+    db.transaction(async (tx) => {
+      await tx.exec(`SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = ${efSearchFor(5)}`);
+      return (await tx.query(s.sql, s.params)).rows.length;
+    });
+  const times = { filtered: [] as number[], unfiltered: [] as number[] };
+  for (let i = 0; i < warmup + samples; i++) {
+    const q = queryOf(i, documents);
+    const both = { filtered: statement(q, true), unfiltered: statement(q, false) };
+    for (const which of i % 2 === 0 ? (["filtered", "unfiltered"] as const) : (["unfiltered", "filtered"] as const)) {
+      const t0 = performance.now();
+      await run(both[which]);
+      if (i >= warmup) times[which].push(performance.now() - t0);
+    }
+  }
+  const filtered = percentiles(times.filtered);
+  const unfiltered = percentiles(times.unfiltered);
+  const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM retrieval.document_grants WHERE tenant_id = $1", [TENANT]);
+  return { grants: rows[0]?.n ?? 0, restrictedDocuments: restricted, filtered, unfiltered, ratioP95: filtered.p95 / unfiltered.p95 };
+}
+
 /** Runs the search benchmark; see the module comment. */
 export async function benchSearch(options: SearchBenchOptions = {}): Promise<SearchBenchResult> {
   const log = options.log ?? ((line: string) => console.log(line));
@@ -324,6 +404,7 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
     );
 
     const measureMode = async (mode: "hybrid" | "vector"): Promise<ModeLatency> => {
+      // The handler adds the caller's document access condition: the raw bound has it too.
       const raw = (q: string) =>
         buildSearchStatement({
           tenantId: TENANT,
@@ -334,6 +415,7 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
           vector: hashEmbedding(q, DIMS),
           model: MODEL,
           dimensions: DIMS,
+          reader: readerOf(benchPrincipal()),
         });
       const runRaw = async (statement: SearchStatement) =>
         db.transaction(async (tx) => {
@@ -365,6 +447,7 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
     };
     const hybrid = await measureMode("hybrid");
     const vector = await measureMode("vector");
+    const access = await measureAccess(rag, documents, samples, warmup);
     const ms = (v: number) => `${v.toFixed(2)} ms`.padStart(9);
     for (const [label, m] of [
       ["hybrid (HNSW + full-text, RRF)", hybrid],
@@ -377,7 +460,14 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
         `    ratio Search / raw       p50 ${m.ratioP50.toFixed(2)}×   p95 ${m.ratioP95.toFixed(2)}×${label.startsWith("hybrid") ? `   (target p95 ≤ 1.3×: ${m.ratioP95 <= 1.3 ? "met" : "NOT met"})` : ""}`,
       );
     }
+    log(`  document access (issue 16): ${access.grants} grants on ${access.restrictedDocuments} restricted documents, hybrid top_k 5`);
+    log(`    without the access filter  p50 ${ms(access.unfiltered.p50)}   p95 ${ms(access.unfiltered.p95)}`);
+    log(`    with the access filter     p50 ${ms(access.filtered.p50)}   p95 ${ms(access.filtered.p95)}`);
+    log(
+      `    ratio filtered / not       p95 ${access.ratioP95.toFixed(2)}×   (target ≤ 1.3×: ${access.ratioP95 <= 1.3 ? "met" : "NOT met"})`,
+    );
     return {
+      access,
       backend: rag.backend,
       chunks: total,
       documents,
@@ -410,6 +500,14 @@ export function searchRatios(r: SearchBenchResult): BenchRatio[] {
     },
     { bench, name: "vector Search p95 / raw SQL p95", value: r.vector.ratioP95, unit: "×" },
     { bench, name: "recall@10 HNSW / exact", value: r.recall.recallAt10, unit: "%" },
+    {
+      bench,
+      name: `hybrid p95 with document access (${r.access.grants} grants) / without`,
+      value: r.access.ratioP95,
+      unit: "×",
+      target: "≤ 1.3×",
+      met: r.access.ratioP95 <= 1.3,
+    },
     { bench, name: "vector top-10 p50: exact / HNSW (speed-up)", value: r.recall.exact.p50 / r.recall.hnsw.p50, unit: "×" },
   ];
 }

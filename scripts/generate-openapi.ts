@@ -780,6 +780,20 @@ class ExampleBuilder {
       }
     }
     let current = this.violations(desc, json);
+    // A message-level rule over fields already chosen (end_time after start_time): try their
+    // other candidates, one field at a time, while that reduces the violations.
+    for (const f of needed) {
+      if (current !== "unparsable" && current.length === 0) break;
+      if (json[f.jsonName] === undefined) continue;
+      for (const candidate of fieldCandidates(f, depth, this)) {
+        const next = this.violations(desc, { ...json, [f.jsonName]: candidate });
+        if (next !== "unparsable" && !onField(next, f) && (current === "unparsable" || next.length < current.length)) {
+          json[f.jsonName] = candidate;
+          current = next;
+          break;
+        }
+      }
+    }
     for (const f of desc.fields) {
       if (current !== "unparsable" && current.length === 0) break;
       if (json[f.jsonName] !== undefined || f.oneof?.fields.some((o) => json[o.jsonName] !== undefined)) continue;

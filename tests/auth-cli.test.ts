@@ -4,28 +4,9 @@
  * `nexus keys …` work against it with NEXUS_URL and NEXUS_API_KEY, and `nexus admin
  * bootstrap` / `generate-key` give an installation its first platform key.
  */
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { NEXUS_BIN, type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
-
-/** Runs `nexus <args>` to completion. */
-function nexus(
-  args: string[],
-  env: Record<string, string | undefined> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [NEXUS_BIN, ...args], {
-      env: { ...process.env, LOG_LEVEL: "warn", DATABASE_URL: undefined, NATS_URL: undefined, NEXUS_API_KEY: undefined, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("exit", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import { type NexusProcess, runNexusCli as nexus, startNexus, tempDir } from "./support/nexus-process.js";
 
 const KEY = /nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43}/g;
 

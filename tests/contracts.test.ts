@@ -23,6 +23,7 @@ import { file_nexus_events_v1_ingestion_events } from "../gen/nexus/events/v1/in
 import { file_nexus_events_v1_metering_events } from "../gen/nexus/events/v1/metering_events_pb.js";
 import { file_nexus_events_v1_retrieval_events } from "../gen/nexus/events/v1/retrieval_events_pb.js";
 import { file_nexus_eventstore_v1_event_store_service } from "../gen/nexus/eventstore/v1/event_store_service_pb.js";
+import { file_nexus_identity_v1_identity_service } from "../gen/nexus/identity/v1/identity_service_pb.js";
 import {
   file_nexus_ingestion_v1_ingestion_service,
   IngestTextRequestSchema,
@@ -89,6 +90,19 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     UpdateCorpus: "unary",
     DeleteCorpus: "unary",
     Search: "unary",
+    SetDocumentAccess: "unary",
+    GetDocumentAccess: "unary",
+    SetDocumentAccessSettings: "unary",
+  },
+  "nexus.identity.v1.IdentityService": {
+    AddMember: "unary",
+    GetMember: "unary",
+    ListMembers: "unary",
+    SetMemberRole: "unary",
+    RemoveMember: "unary",
+    SetPlatformOperator: "unary",
+    SetIdentityProvider: "unary",
+    GetIdentityProvider: "unary",
   },
   "nexus.agent.v1.AgentService": {
     Run: "server_streaming",
@@ -117,6 +131,7 @@ const SERVICE_FILES = [
   file_nexus_agent_v1_agent_service,
   file_nexus_audit_v1_audit_service,
   file_nexus_eventstore_v1_event_store_service,
+  file_nexus_identity_v1_identity_service,
 ];
 
 const EVENT_FILES = [

@@ -15,7 +15,7 @@ import { Ajv } from "ajv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { validateYaml } from "../scripts/validate-manifests.js";
-import { loadConfig } from "../services/kernel/config.js";
+import { loadConfig, SERVICE_NAMES } from "../services/kernel/config.js";
 import { type CrdApiServer, describeWithCrdApiServer, startCrdApiServer } from "./support/crd-apiserver.js";
 
 type Obj = Record<string, any>;
@@ -91,7 +91,8 @@ describe("production path: CloudNativePG and clustered NATS", () => {
     const appSecret = `${clusters[0]?.metadata.name}-app`;
     expect(nexusValues.database).toEqual({ existingSecret: appSecret, existingSecretKey: "uri" });
     const deployments = objs.filter((o) => o.kind === "Deployment" && o.metadata.labels["app.kubernetes.io/component"] !== "operator");
-    expect(deployments).toHaveLength(5);
+    // One Deployment per deployable role.
+    expect(deployments).toHaveLength(SERVICE_NAMES.length);
     for (const d of deployments) {
       const env = d.spec.template.spec.containers[0].env as Obj[];
       expect(env.find((e) => e.name === "DATABASE_URL")?.valueFrom.secretKeyRef, d.metadata.name).toEqual({ name: appSecret, key: "uri" });

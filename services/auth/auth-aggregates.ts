@@ -5,8 +5,18 @@ import { domainError } from "../kernel/errors.js";
 import { apiKeyEventToNew, tenantEventToNew } from "./auth-events.js";
 import { type ApiKey, type ApiKeyCommand, type ApiKeyEvent, decideApiKey, evolveApiKey } from "./domain/api-key.js";
 import type { Decision } from "./domain/decision.js";
+import {
+  decideIdentityProvider,
+  evolveIdentityProvider,
+  type IdentityProviderCommand,
+  type IdentityProviderConfig,
+  type IdentityProviderEvent,
+} from "./domain/identity-provider.js";
 import { mayManageKey } from "./domain/key-policy.js";
+import { decideSession, evolveSession, type Session, type SessionCommand, type SessionEvent } from "./domain/session.js";
 import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";
+import { decideUser, evolveUser, type User, type UserCommand, type UserEvent } from "./domain/user.js";
+import { identityProviderEventToNew, sessionEventToNew, userEventToNew } from "./identity-events.js";
 import type { StateRepository } from "./ports.js";
 import { tenantEventSourcing } from "./tenant-event-sourcing.js";
 
@@ -87,5 +97,57 @@ export function managedBy(keys: ApiKeyAggregate, actor: Principal, keyId: string
       decided(mayManageKey(actor, state));
       return keys.decide(command, state, key);
     },
+  };
+}
+
+/** Event stream of a user aggregate. */
+export const userStreamId = (userId: string): string => `user-${userId}`;
+/** Event stream of a tenant's identity provider aggregate. */
+export const identityProviderStreamId = (tenantId: string): string => `identity_provider-${tenantId}`;
+
+/** The user aggregate (key: user id). */
+export type UserAggregate = Aggregate<User, UserEvent, UserCommand, string>;
+/** The identity provider aggregate (key: tenant id). */
+export type IdentityProviderAggregate = Aggregate<IdentityProviderConfig, IdentityProviderEvent, IdentityProviderCommand, string>;
+
+/** The user aggregate over `rows` (users with their memberships). */
+export function userAggregate(rows: StateRepository<User>): UserAggregate {
+  return {
+    streamId: userStreamId,
+    load: (tx, userId) => rows.load(tx, userId),
+    decide: (command, state) => decided(decideUser(command, state)),
+    evolve: (state, event) => present(evolveUser(state, event), "user"),
+    save: (tx, _userId, user, expectedVersion, version) => rows.save(tx, user, expectedVersion, version),
+    toEvent: (event) => userEventToNew(event),
+  };
+}
+
+/** The identity provider aggregate over `rows`. */
+export function identityProviderAggregate(rows: StateRepository<IdentityProviderConfig>): IdentityProviderAggregate {
+  return {
+    streamId: identityProviderStreamId,
+    load: (tx, tenantId) => rows.load(tx, tenantId),
+    decide: (command, state) => decided(decideIdentityProvider(command, state)),
+    evolve: (state, event) => present(evolveIdentityProvider(state, event), "identity provider"),
+    save: (tx, _tenantId, provider, expectedVersion, version) => rows.save(tx, provider, expectedVersion, version),
+    toEvent: (event) => identityProviderEventToNew(event),
+  };
+}
+
+/** Event stream of a sign-in session. */
+export const sessionStreamId = (sessionId: string): string => `session-${sessionId}`;
+
+/** The session aggregate (key: session id). */
+export type SessionAggregate = Aggregate<Session, SessionEvent, SessionCommand, string>;
+
+/** The session aggregate over `rows`. */
+export function sessionAggregate(rows: StateRepository<Session>): SessionAggregate {
+  return {
+    streamId: sessionStreamId,
+    load: (tx, sessionId) => rows.load(tx, sessionId),
+    decide: (command, state) => decided(decideSession(command, state)),
+    evolve: (state, event) => present(evolveSession(state, event), "session"),
+    save: (tx, _sessionId, session, expectedVersion, version) => rows.save(tx, session, expectedVersion, version),
+    toEvent: (event) => sessionEventToNew(event),
   };
 }

@@ -2,6 +2,7 @@ import { randomUUID, timingSafeEqual } from "node:crypto";
 import type { Logger } from "pino";
 import type { AccessFailureReason, AccessRecorder } from "../kernel/authz/access-recorder.js";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
+import { isAccessToken } from "../kernel/authz/authentication-gate.js";
 import type { AuthenticatorResult, PresentationContext } from "../kernel/authz/authenticator.js";
 import { isSessionToken, newSessionToken, sessionIdOf } from "../kernel/authz/console-session.js";
 import type { EntitlementOverrides } from "../kernel/authz/plans.js";
@@ -18,7 +19,10 @@ import { type GeneratedKey, generateApiKey, parseApiKey } from "./domain/api-key
 import { authenticateKey } from "./domain/authentication.js";
 import { mayGrantRole, maySeeKey } from "./domain/key-policy.js";
 import type { Tenant, TenantCommand } from "./domain/tenant.js";
+import { IdentityApplication } from "./identity-application.js";
 import type { AuthStore, AuthTransaction, ConsoleSession, TenantView } from "./ports.js";
+import { SESSION_PREFIX, type SignIn } from "./sign-in.js";
+import type { TokenAuthenticator, TokenOutcome } from "./token-authentication.js";
 
 /** Page tokens of ListTenants and ListApiKeys: the last row's (created_at, id), bound to the filters. */
 const listTokens = pageTokens(keysetPosition("createdAt", "id"));
@@ -31,6 +35,10 @@ export interface AuthApplicationOptions {
   recorder: AccessRecorder;
   clock: () => Date;
   logger: Logger;
+  /** Checks bearer access tokens (JWTs) of the tenants' OpenID issuers; without one, tokens are refused. */
+  tokens?: TokenAuthenticator;
+  /** Checks sign-in session tokens (`nxss_…`); without it, sessions are refused. */
+  sessions?: Pick<SignIn, "authenticate">;
 }
 
 /** A page of results and the token of the next one ("" on the last page). */
@@ -75,9 +83,13 @@ export class AuthApplication {
   private readonly logger: Logger;
   private readonly tenants: TenantAggregate;
   private readonly apiKeys: ApiKeyAggregate;
+  private readonly tokens: TokenAuthenticator | undefined;
+  private readonly sessions: Pick<SignIn, "authenticate"> | undefined;
 
   constructor(options: AuthApplicationOptions) {
     this.store = options.store;
+    this.tokens = options.tokens;
+    this.sessions = options.sessions;
     this.tenants = tenantAggregate(options.store.tenants);
     this.apiKeys = apiKeyAggregate(options.store.apiKeys);
     this.settings = options.settings;
@@ -217,7 +229,15 @@ export class AuthApplication {
    */
   async createApiKey(
     actor: Principal,
-    input: { tenantId: string; name: string; role: TenantRole | undefined; expiresAt: Date | undefined; platformKey: boolean },
+    input: {
+      tenantId: string;
+      name: string;
+      role: TenantRole | undefined;
+      expiresAt: Date | undefined;
+      platformKey: boolean;
+      /** The user who owns the key (must be a member; the key dies with the membership). */
+      ownerUserId?: string;
+    },
   ): Promise<IssuedKey> {
     if (input.platformKey) {
       return this.issuePlatformKey(
@@ -235,6 +255,11 @@ export class AuthApplication {
       // The tenant row stays locked until commit: concurrent creations count one after the other.
       const { state: tenant } = await this.store.tenants.load(tx.tx, tenantId);
       if (tenant === undefined) throw domainError("NOT_FOUND", "tenant not found");
+      if (input.ownerUserId) {
+        // The owner's row stays locked until commit: a membership cannot end half-way through.
+        const { state: owner } = await this.store.users.load(tx.tx, input.ownerUserId);
+        IdentityApplication.requireOwnerMembership(owner, tenantId, role);
+      }
       const now = this.clock();
       const limit = tenant.overrides.maxActiveApiKeys ?? this.settings.maxActiveKeysPerTenant;
       const active = await tx.countActiveKeys(tenantId, now);
@@ -257,6 +282,7 @@ export class AuthApplication {
           expiresAt: input.expiresAt,
           predecessorKeyId: "",
           createdByKeyId: actor.keyId,
+          ownerUserId: input.ownerUserId ?? "",
           now,
         }),
       );
@@ -387,6 +413,7 @@ export class AuthApplication {
           expiresAt: input.expiresAt ?? keepsExpiry,
           predecessorKeyId: previous.id,
           createdByKeyId: actor.keyId,
+          ownerUserId: previous.ownerUserId,
           now,
         }),
       );
@@ -456,6 +483,8 @@ export class AuthApplication {
    * with the procedure the caller wanted. Records a use at most once a minute per key.
    */
   async authenticate(presented: string, context: PresentationContext): Promise<AuthenticatorResult> {
+    if (isAccessToken(presented)) return this.authenticateToken(presented, context);
+    if (presented.startsWith(SESSION_PREFIX)) return this.authenticateSession(presented, context);
     const now = this.clock();
     let session: ConsoleSession | undefined;
     let keyId = parseApiKey(presented)?.keyId;
@@ -512,6 +541,40 @@ export class AuthApplication {
     // design (one write a minute).
     const credential: OwnKey | undefined = key ? { ...withoutDigest(key), lastUsedAt } : undefined;
     return { kind: "authenticated", principal: outcome.principal, validUntil: outcome.validUntil, ...(credential ? { credential } : {}) };
+  }
+
+  /** {@link authenticate} for a sign-in session token (`nxss_…`). */
+  private async authenticateSession(token: string, context: PresentationContext): Promise<AuthenticatorResult> {
+    const outcome = this.sessions
+      ? await this.sessions.authenticate(token)
+      : ({ kind: "refused", reason: "AUTH_UNAUTHORIZED", message: "sessions are not accepted here" } as const);
+    if (outcome.kind === "refused") {
+      await this.recorder.accessDenied({
+        reason: outcome.reason,
+        procedure: context.procedure,
+        ...(outcome.kind === "refused" && "tenantId" in outcome && outcome.tenantId ? { tenantId: outcome.tenantId } : {}),
+        ...(context.peerAddress ? { peerAddress: context.peerAddress } : {}),
+      });
+      return { kind: "refused", reason: outcome.reason, message: outcome.message };
+    }
+    return { kind: "authenticated", principal: outcome.principal, validUntil: outcome.validUntil };
+  }
+
+  /** {@link authenticate} for a bearer access token (a JWT of a tenant's OpenID issuer). */
+  private async authenticateToken(token: string, context: PresentationContext): Promise<AuthenticatorResult> {
+    const outcome: TokenOutcome = this.tokens
+      ? await this.tokens.authenticate(token)
+      : { kind: "refused", reason: "AUTH_TOKEN_ISSUER", message: "access tokens are not accepted here" };
+    if (outcome.kind === "refused") {
+      await this.recorder.accessDenied({
+        reason: outcome.reason,
+        procedure: context.procedure,
+        ...(outcome.tenantId ? { tenantId: outcome.tenantId } : {}),
+        ...(context.peerAddress ? { peerAddress: context.peerAddress } : {}),
+      });
+      return { kind: "refused", reason: outcome.reason, message: outcome.message };
+    }
+    return { kind: "authenticated", principal: outcome.principal, validUntil: outcome.validUntil };
   }
 
   /**
@@ -643,6 +706,11 @@ export const REFUSAL_MESSAGES: Readonly<Record<AccessFailureReason, string>> = {
   AUTH_EXPIRED_KEY: "the API key has expired",
   AUTH_INACTIVE_KEY: "the API key was unused for too long and is inactive; an admin can reactivate it (ReactivateApiKey)",
   TENANT_SUSPENDED: "the tenant is suspended",
+  AUTH_TOKEN_EXPIRED: "the access token has expired",
+  AUTH_TOKEN_AUDIENCE: "the access token was not issued for Nexus (wrong audience)",
+  AUTH_TOKEN_ISSUER: "no tenant accepts access tokens of this issuer",
+  AUTH_TOKEN_INVALID: "the access token is not valid",
+  AUTH_UNKNOWN_USER: "the access token names no member of the tenant",
 };
 
 function issueCommand(

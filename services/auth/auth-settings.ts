@@ -8,6 +8,14 @@ export interface AuthSettings {
   maxActiveKeysPerTenant: number;
   /** last_used_at is written at most this often per key. */
   touchIntervalMs: number;
+  /** Least time between two fetches of an issuer's signing keys (NEXUS_OIDC_JWKS_COOLDOWN_MS). */
+  jwksCooldownMs: number;
+  /** Deadline of calls to OpenID providers (NEXUS_OIDC_HTTP_TIMEOUT_MS). */
+  oidcHttpTimeoutMs: number;
+  /** Lifetime of a sign-in session (NEXUS_SSO_SESSION_TTL_SECONDS). */
+  sessionTtlMs: number;
+  /** Longest time between the redirect to the provider and its callback (NEXUS_SSO_STATE_TTL_SECONDS). */
+  signInStateTtlMs: number;
 }
 
 /** Defaults: 24 h rotation grace, 90 days inactivity, 100 active keys per tenant, touch once a minute. */
@@ -16,6 +24,10 @@ export const DEFAULT_AUTH_SETTINGS: AuthSettings = Object.freeze({
   inactivityMs: 90 * 24 * 3600 * 1000,
   maxActiveKeysPerTenant: 100,
   touchIntervalMs: 60_000,
+  jwksCooldownMs: 30_000,
+  oidcHttpTimeoutMs: 5_000,
+  sessionTtlMs: 8 * 3600 * 1000,
+  signInStateTtlMs: 600_000,
 });
 
 /** Settings from the configuration's auth variables. */
@@ -23,11 +35,19 @@ export function authSettingsFromConfig(config: {
   apiKeyRotationGraceSeconds: number;
   apiKeyInactiveDays: number;
   maxActiveApiKeys: number;
+  oidcJwksCooldownMs?: number;
+  oidcHttpTimeoutMs?: number;
+  ssoSessionTtlSeconds?: number;
+  ssoStateTtlSeconds?: number;
 }): AuthSettings {
   return {
     rotationGraceMs: config.apiKeyRotationGraceSeconds * 1000,
     inactivityMs: config.apiKeyInactiveDays * 24 * 3600 * 1000,
     maxActiveKeysPerTenant: config.maxActiveApiKeys,
     touchIntervalMs: DEFAULT_AUTH_SETTINGS.touchIntervalMs,
+    jwksCooldownMs: config.oidcJwksCooldownMs ?? DEFAULT_AUTH_SETTINGS.jwksCooldownMs,
+    oidcHttpTimeoutMs: config.oidcHttpTimeoutMs ?? DEFAULT_AUTH_SETTINGS.oidcHttpTimeoutMs,
+    sessionTtlMs: config.ssoSessionTtlSeconds !== undefined ? config.ssoSessionTtlSeconds * 1000 : DEFAULT_AUTH_SETTINGS.sessionTtlMs,
+    signInStateTtlMs: config.ssoStateTtlSeconds !== undefined ? config.ssoStateTtlSeconds * 1000 : DEFAULT_AUTH_SETTINGS.signInStateTtlMs,
   };
 }

@@ -14,6 +14,7 @@ import {
 import { TenantStatus } from "../../gen/nexus/auth/v1/tenant_pb.js";
 import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
 import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey } from "../kernel/authz/authenticator.js";
+import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import type { Principal } from "../kernel/context.js";
@@ -147,6 +148,7 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
       role: req.platformKey ? undefined : requiredRole(req.role),
       expiresAt: req.expiresAt ? timestampDate(req.expiresAt) : undefined,
       platformKey: req.platformKey,
+      ...(req.ownerUserId ? { ownerUserId: req.ownerUserId } : {}),
     });
     return { apiKey: apiKeyToMessage(issued.key, this.app.statusOf(issued.key)), plaintextKey: issued.plaintext };
   }
@@ -201,11 +203,13 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
    * processes pass the procedure they guard in x-nexus-auth-procedure so the refusal is
    * recorded — here, once — against the call that was really refused.
    */
-  async authenticate(req: { apiKey: string }, ctx: HandlerContext) {
+  async authenticate(req: { apiKey: string; accessToken: string }, ctx: HandlerContext) {
     const asked = ctx.requestHeader.get(AUTH_PROCEDURE_HEADER);
     const procedure = asked && PROCEDURE.test(asked) ? asked : AUTHENTICATE_PROCEDURE;
     const peer = ctx.requestHeader.get(AUTH_PEER_HEADER)?.slice(0, 100) || peerAddressOf(ctx.requestHeader);
-    const result = await this.app.authenticate(req.apiKey, { procedure, signal: ctx.signal, ...(peer ? { peerAddress: peer } : {}) });
+    const presented = req.apiKey || req.accessToken;
+    if (!presented) throw domainError("AUTH_UNAUTHORIZED", "send an api_key or an access_token");
+    const result = await this.app.authenticate(presented, { procedure, signal: ctx.signal, ...(peer ? { peerAddress: peer } : {}) });
     if (result.kind === "refused") throw domainError(result.reason, result.message);
     return create(AuthenticateResponseSchema, {
       principal: principalToProto(result.principal),
@@ -215,6 +219,14 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
 
   async whoAmI(_req: unknown, ctx: HandlerContext) {
     const principal = principalOf(ctx);
+    // A person signed in (access token or session) holds no API key: the principal is the answer.
+    if (
+      principal.kind === "tenant" &&
+      principal.userId &&
+      (principal.keyId === userIdKey(principal.userId) || principal.keyId.startsWith(sessionKey("")))
+    ) {
+      return { principal: principalToProto(principal) };
+    }
     const key = await this.app.ownKey(principal, ctx.values.get(credentialKey));
     return { principal: principalMessageOf(principal), apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
   }

@@ -17,6 +17,13 @@ export const AUTH_SCHEMA = "auth";
  *   deletes the row; a session is ephemeral access state like `last_used_at`, not an aggregate.
  * - `installation`: one-time installation facts (e.g. that `nexus dev` bootstrapped its demo
  *   tenant), so first-start work happens once.
+ * - `users` (stream `user-<id>`), `memberships` (the users' roles per tenant, written with the
+ *   user row) and `identity_providers` (stream `identity_provider-<tenant id>`, the client
+ *   secret sealed by the keyring); `api_keys.owner_user_id` names the user a key dies with.
+ * - `sessions` (stream `session-<id>`): sign-ins through a tenant's OpenID provider, only the
+ *   SHA-256 of the token kept. `sign_in_attempts`: the state, nonce and PKCE verifier of a sign-in
+ *   in flight — protocol scratch, not domain state: used once (deleted on the callback) or
+ *   expired, never an event.
  */
 export const AUTH_MIGRATIONS: readonly Migration[] = [
   {
@@ -81,6 +88,83 @@ CREATE TABLE auth.console_sessions (
   expires_at timestamptz NOT NULL
 );
 CREATE INDEX console_sessions_expires_idx ON auth.console_sessions (expires_at);
+`,
+  },
+  {
+    id: "0003_users_memberships_identity_providers",
+    sql: `
+ALTER TABLE auth.api_keys ADD COLUMN owner_user_id text NOT NULL DEFAULT '';
+CREATE INDEX api_keys_owner_idx ON auth.api_keys (owner_user_id, tenant_id) WHERE owner_user_id <> '';
+
+CREATE TABLE auth.users (
+  id text PRIMARY KEY,
+  email text NOT NULL CHECK (email = lower(email)),
+  display_name text NOT NULL,
+  platform_operator boolean NOT NULL DEFAULT false,
+  created_at timestamptz NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  CONSTRAINT users_email_key UNIQUE (email)
+);
+
+CREATE TABLE auth.memberships (
+  tenant_id text NOT NULL REFERENCES auth.tenants (id),
+  user_id text NOT NULL REFERENCES auth.users (id),
+  role text NOT NULL CHECK (role IN ('owner', 'admin', 'editor', 'viewer')),
+  joined_at timestamptz NOT NULL,
+  PRIMARY KEY (tenant_id, user_id)
+);
+CREATE INDEX memberships_user_idx ON auth.memberships (user_id);
+
+CREATE TABLE auth.identity_providers (
+  tenant_id text PRIMARY KEY REFERENCES auth.tenants (id),
+  issuer text NOT NULL,
+  audience text NOT NULL,
+  client_id text NOT NULL,
+  client_secret_sealed text NOT NULL DEFAULT '',
+  scopes text[] NOT NULL,
+  allowed_redirect_hosts text[] NOT NULL,
+  clock_skew_seconds integer NOT NULL CHECK (clock_skew_seconds BETWEEN 0 AND 600),
+  user_claim text NOT NULL,
+  groups_claim text NOT NULL,
+  jit_enabled boolean NOT NULL,
+  default_role text NOT NULL CHECK (default_role IN ('owner', 'admin', 'editor', 'viewer')),
+  group_roles jsonb NOT NULL,
+  enabled boolean NOT NULL,
+  jwks_uri text NOT NULL,
+  authorization_endpoint text NOT NULL,
+  token_endpoint text NOT NULL,
+  updated_at timestamptz NOT NULL,
+  version integer NOT NULL CHECK (version >= 1)
+);
+CREATE INDEX identity_providers_issuer_idx ON auth.identity_providers (issuer) WHERE enabled;
+`,
+  },
+  {
+    id: "0004_sign_in_sessions",
+    sql: `
+CREATE TABLE auth.sessions (
+  id text PRIMARY KEY,
+  tenant_id text NOT NULL REFERENCES auth.tenants (id),
+  user_id text NOT NULL REFERENCES auth.users (id),
+  groups text[] NOT NULL,
+  secret_sha256 bytea NOT NULL CHECK (length(secret_sha256) = 32),
+  created_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL,
+  ended_at timestamptz,
+  version integer NOT NULL CHECK (version >= 1)
+);
+CREATE INDEX sessions_user_idx ON auth.sessions (user_id, tenant_id) WHERE ended_at IS NULL;
+
+CREATE TABLE auth.sign_in_attempts (
+  state text PRIMARY KEY,
+  tenant_id text NOT NULL REFERENCES auth.tenants (id),
+  nonce text NOT NULL,
+  code_verifier text NOT NULL,
+  callback_uri text NOT NULL,
+  return_to text NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX sign_in_attempts_expiry_idx ON auth.sign_in_attempts (expires_at);
 `,
   },
 ];

@@ -2,7 +2,10 @@ import type { Versioned } from "../kernel/commands/index.js";
 import type { PlanName } from "../kernel/context.js";
 import type { Tx } from "../kernel/db/ports.js";
 import type { ApiKey, KeyKind, KeyStatus } from "./domain/api-key.js";
+import type { IdentityProviderConfig } from "./domain/identity-provider.js";
+import type { Session } from "./domain/session.js";
 import type { Tenant } from "./domain/tenant.js";
+import type { User } from "./domain/user.js";
 
 /**
  * The auth service's ports: what the application needs from storage. The adapter
@@ -74,6 +77,23 @@ export interface AuthTransaction {
   installationStepDone(name: string): Promise<boolean>;
   /** Whether a platform key that still authenticates (not revoked, not expired) exists. */
   hasUsablePlatformKey(now: Date): Promise<boolean>;
+  /** The id of the user with this (lower-cased) e-mail, if any. */
+  userIdByEmail(email: string): Promise<string | undefined>;
+  /** Ids of the keys `userId` owns in `tenantId` that are not revoked yet. */
+  ownedUnrevokedKeyIds(userId: string, tenantId: string): Promise<string[]>;
+}
+
+/** A member as ListMembers pages them: the user with the membership's role. */
+export interface MemberRow {
+  user: User;
+  tenantId: string;
+}
+
+/** Filters and page of ListMembers (by e-mail, then id). */
+export interface MemberQuery {
+  tenantId: string;
+  pageSize: number;
+  after?: { email: string; id: string };
 }
 
 /** The auth service's storage. */
@@ -106,4 +126,34 @@ export interface AuthStore {
   deleteEndedConsoleSessions(now: Date): Promise<number>;
   /** Ids of rotated keys whose grace ended by `now` and that are not yet marked revoked. */
   rotationsDue(now: Date, limit: number): Promise<string[]>;
+  /** User rows (`auth.users`, memberships in `auth.memberships`). A taken e-mail fails with ALREADY_EXISTS. */
+  readonly users: StateRepository<User>;
+  /** Identity provider rows (`auth.identity_providers`), one per tenant (id = tenant id). */
+  readonly identityProviders: StateRepository<IdentityProviderConfig>;
+  getUser(userId: string): Promise<User | undefined>;
+  getUserByEmail(email: string): Promise<User | undefined>;
+  listMembers(query: MemberQuery): Promise<User[]>;
+  getIdentityProvider(tenantId: string): Promise<IdentityProviderConfig | undefined>;
+  /** Enabled providers whose issuer is exactly `issuer`, with their tenants. */
+  identityProvidersByIssuer(issuer: string): Promise<{ provider: IdentityProviderConfig; tenant: Tenant }[]>;
+  /** Session rows (`auth.sessions`). */
+  readonly sessions: StateRepository<Session>;
+  getSession(sessionId: string): Promise<Session | undefined>;
+  /** Records a sign-in in flight (state, nonce, PKCE verifier) until `expiresAt`. */
+  saveSignInAttempt(attempt: SignInAttempt): Promise<void>;
+  /** Takes a sign-in attempt by state: it is deleted, so a state works once; undefined when unknown or expired at `now`. */
+  takeSignInAttempt(state: string, now: Date): Promise<SignInAttempt | undefined>;
+}
+
+/** A sign-in in flight: what the callback checks. */
+export interface SignInAttempt {
+  state: string;
+  tenantId: string;
+  nonce: string;
+  codeVerifier: string;
+  /** Our callback URL as sent to the provider (sent again with the code). */
+  callbackUri: string;
+  /** Where the browser goes after sign-in. */
+  returnTo: string;
+  expiresAt: Date;
 }

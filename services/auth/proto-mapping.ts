@@ -89,6 +89,7 @@ export function apiKeyToMessage(k: Omit<ApiKey, "digest">, status: KeyStatus): A
     predecessorKeyId: k.predecessorKeyId,
     ...(k.graceEndsAt ? { graceEndsAt: timestampFromDate(k.graceEndsAt) } : {}),
     createdByKeyId: k.createdByKeyId,
+    ownerUserId: k.ownerUserId,
   });
 }
 

@@ -1,15 +1,18 @@
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
+import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
 import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
 import { defineService } from "../kernel/service/index.js";
 import { createPostgresAuthStore } from "./adapters/postgres.js";
 import { tenantAggregate } from "./auth-aggregates.js";
 import { authSettingsFromConfig } from "./auth-settings.js";
 import { consoleSessionRoutes } from "./console-session-routes.js";
-import { createAuthApplication } from "./create-auth-application.js";
+import { createAuthParts } from "./create-auth-application.js";
 import { AuthServiceHandlers } from "./handlers.js";
+import { IdentityServiceHandlers } from "./identity-handlers.js";
 import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
 import { authMigrations } from "./migrations.js";
-import { authRoutes } from "./routes.js";
+import { authRoutes, identityRoutes } from "./routes.js";
+import { signInRoutes } from "./sign-in-routes.js";
 import { TenantHistory } from "./tenant-history.js";
 
 /** How often the auth service closes ended rotation graces (ApiKeyRevoked "rotated"). */
@@ -21,17 +24,19 @@ const KEY_EXPIRY_INTERVAL_MS = 60_000;
 
 /**
  * The auth service (`nexus.auth.v1.AuthService`): tenants, plans, entitlements, API keys and
- * Authenticate, plus a sweep that records the end of rotation graces and a count of the keys
- * that expire within 7 days (`nexus_api_keys_expiring_soon`), and the web console's sign-in
- * endpoint (`/auth/session`, console session cookies). `nexus dev` and
+ * Authenticate (API keys and the tenants' OpenID access tokens); and people
+ * (`nexus.identity.v1.IdentityService`: users, memberships, identity providers), plus a sweep that records the end of rotation graces and a count of the keys
+ * that expire within 7 days (`nexus_api_keys_expiring_soon`), and the web console's sign-in endpoint
+ * (`/auth/session`) beside OpenID sign-in (`/auth/oidc/...`). `nexus dev` and
  * `nexus serve --service auth` mount the same definition.
  */
 export const authService = defineService({
   name: "auth",
-  apis: [AuthService],
+  apis: [AuthService, IdentityService],
   migrations: [authMigrations],
   build(ctx) {
-    const app = createAuthApplication({ db: ctx.db, logger: ctx.logger, clock: ctx.clock, settings: authSettingsFromConfig(ctx.config) });
+    const settings = authSettingsFromConfig(ctx.config);
+    const { app, identity, signIn } = createAuthParts({ db: ctx.db, logger: ctx.logger, clock: ctx.clock, settings, keyring: ctx.keyring });
     const refreshExpiry = () => refreshKeyExpiryMetric(ctx.db, ctx.clock(), ctx.logger);
     // A first reading at start, so the gauge exists before the first interval passes.
     void refreshExpiry().catch((err: unknown) => ctx.logger.debug({ err }, "first key expiry count failed; the task retries"));
@@ -44,9 +49,12 @@ export const authService = defineService({
       logger: ctx.logger,
     });
     return {
-      handlers: [authRoutes(new AuthServiceHandlers(app, history))],
-      // The web console's sign-in and sign-out (docs/console.md).
-      httpRoutes: consoleSessionRoutes({ app, ttlMs: ctx.config.consoleSessionTtlSeconds * 1000, logger: ctx.logger }),
+      handlers: [authRoutes(new AuthServiceHandlers(app, history)), identityRoutes(new IdentityServiceHandlers(identity))],
+      // The web console's sign-in and sign-out (docs/console.md), and OpenID sign-in (docs/identity.md).
+      httpRoutes: [
+        ...consoleSessionRoutes({ app, ttlMs: ctx.config.consoleSessionTtlSeconds * 1000, logger: ctx.logger }),
+        ...signInRoutes(signIn, ctx.logger),
+      ],
       shutdown: async () => buckets.close(),
       tasks: [
         { name: "console session sweep", intervalMs: CONSOLE_SESSION_SWEEP_INTERVAL_MS, run: () => app.sweepEndedConsoleSessions() },

@@ -487,6 +487,32 @@ const VARIABLES = {
       "Longest time a process reuses an API key's authentication answer (revocation, suspension and role changes end it at once via events); 0 turns the cache off.",
     parse: integer(0, 3_600_000),
   }),
+  oidcJwksCooldownMs: variable({
+    name: "NEXUS_OIDC_JWKS_COOLDOWN_MS",
+    default: "30000",
+    description:
+      "Least time between two fetches of an OpenID issuer's signing keys (a token signed by an unknown key triggers a fetch, so key rotation is picked up without a restart).",
+    parse: integer(0, 3_600_000),
+  }),
+  oidcHttpTimeoutMs: variable({
+    name: "NEXUS_OIDC_HTTP_TIMEOUT_MS",
+    default: "5000",
+    description: "Deadline of each call to an OpenID provider (discovery, signing keys); a slow provider fails closed with UNAVAILABLE.",
+    parse: integer(100, 60_000),
+  }),
+  ssoSessionTtlSeconds: variable({
+    name: "NEXUS_SSO_SESSION_TTL_SECONDS",
+    default: "28800",
+    description: "Lifetime of a sign-in session started through a tenant's OpenID provider (docs/identity.md); sign-out ends it earlier.",
+    parse: integer(60, 30 * 86_400),
+  }),
+  ssoStateTtlSeconds: variable({
+    name: "NEXUS_SSO_STATE_TTL_SECONDS",
+    default: "600",
+    description:
+      "Longest time a sign-in may take between the redirect to the identity provider and its callback (state, nonce and PKCE verifier expire).",
+    parse: integer(30, 3_600),
+  }),
   authCacheMaxEntries: variable({
     name: "NEXUS_AUTH_CACHE_MAX_ENTRIES",
     default: "10000",

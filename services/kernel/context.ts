@@ -37,7 +37,7 @@ export interface PlatformPrincipal {
 /** A member of one tenant, acting with a role inside that tenant only. */
 export interface TenantPrincipal {
   kind: "tenant";
-  /** Id of the API key that authenticated the call. */
+  /** Id of the API key that authenticated the call (`user:<user id>` for an access token). */
   keyId: string;
   /** Name of that key. */
   name: string;
@@ -47,6 +47,10 @@ export interface TenantPrincipal {
   plan: PlanName;
   /** The tenant's effective entitlements (plan defaults with per-tenant overrides applied). */
   entitlements: PrincipalEntitlements;
+  /** The person acting: the owner of the API key, or the user an access token names; absent for machine keys. */
+  userId?: string;
+  /** The person's groups as the identity provider's access token stated them (tokens only). */
+  groups?: readonly string[];
 }
 
 /** Tenant roles, strongest first. */

@@ -26,6 +26,13 @@ export const REASONS = {
   AUTH_INACTIVE_KEY: Code.Unauthenticated,
   CSRF_TOKEN_INVALID: Code.PermissionDenied,
   TENANT_SUSPENDED: Code.PermissionDenied,
+  // bearer access tokens (JWTs) of a tenant's OpenID Connect issuer (docs/identity.md)
+  AUTH_TOKEN_EXPIRED: Code.Unauthenticated,
+  AUTH_TOKEN_AUDIENCE: Code.Unauthenticated,
+  AUTH_TOKEN_ISSUER: Code.Unauthenticated,
+  AUTH_TOKEN_INVALID: Code.Unauthenticated,
+  AUTH_UNKNOWN_USER: Code.Unauthenticated,
+  IDP_DISCOVERY_FAILED: Code.FailedPrecondition,
   RBAC_FORBIDDEN: Code.PermissionDenied,
   TENANT_MISMATCH: Code.PermissionDenied,
   FEATURE_NOT_ENABLED: Code.PermissionDenied,

@@ -76,3 +76,21 @@ export function tempDir(prefix = "nexus-test-"): { dir: string; remove: () => vo
   const dir = mkdtempSync(path.join(tmpdir(), prefix));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** Runs `nexus <args>` to completion as a user would (no inherited database, bus or key). */
+export function runNexusCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [NEXUS_BIN, ...args], {
+      env: { ...process.env, LOG_LEVEL: "warn", DATABASE_URL: undefined, NATS_URL: undefined, NEXUS_API_KEY: undefined, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}

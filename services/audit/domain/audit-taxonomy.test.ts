@@ -106,6 +106,39 @@ describe("audit taxonomy", () => {
     });
   });
 
+  it("audits people and sign-ins (identity) with the member's role and never a secret", () => {
+    const added = taxonomyEntry({
+      eventId: "e3",
+      type: "nexus.events.v1.MembershipRoleChanged",
+      payload: { tenantId: "t1", userId: "u1", previousRole: "ROLE_VIEWER", role: "ROLE_ADMIN" },
+      metadata: { tenantId: "t1", actor: "k1" },
+      occurredAt: at,
+    });
+    expect(added).toMatchObject({
+      eventType: "identity.member.role_changed",
+      resource: { type: "user", id: "u1" },
+      before: { role: "viewer" },
+      after: { role: "admin" },
+    });
+    const provider = taxonomyEntry({
+      eventId: "e4",
+      type: "nexus.events.v1.IdentityProviderConfigured",
+      payload: { tenantId: "t1", issuer: "https://idp.example.com", clientId: "c", enabled: true, clientSecretSet: true },
+      metadata: { tenantId: "t1", actor: "k1" },
+      occurredAt: at,
+    });
+    expect(provider?.after).toEqual({ issuer: "https://idp.example.com", client_id: "c", enabled: true, client_secret_set: true });
+    expect(
+      taxonomyEntry({
+        eventId: "e5",
+        type: "nexus.events.v1.SessionEnded",
+        payload: { sessionId: "s1" },
+        metadata: { tenantId: "t1", actor: "user:u1" },
+        occurredAt: at,
+      })?.eventType,
+    ).toBe("auth.sso.sign_out");
+  });
+
   it("ignores events outside the taxonomy", () => {
     expect(taxonomyEntry({ eventId: "e", type: "nexus.events.v1.Unknown", payload: {}, metadata: {}, occurredAt: at })).toBeUndefined();
   });

@@ -88,6 +88,7 @@ const integrationAction = (change: string, noun: string) => {
   const verb = INTEGRATION_VERBS[change] ?? change;
   return `${INTEGRATION}/${verb.startsWith("Rotate") ? verb : `${verb}${noun}`}`;
 };
+const IDENTITY = "nexus.identity.v1.IdentityService";
 
 interface Context {
   p: Payload;
@@ -239,6 +240,86 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
       required_role: p.requiredRole === undefined ? undefined : enumName(p.requiredRole, "ROLE_"),
       feature_key: p.featureKey,
     }),
+  }),
+
+  // ---- people and sign-in (identity, served by auth)
+  "nexus.events.v1.UserCreated": ({ p, actor }) => ({
+    eventType: "identity.user.created",
+    actor,
+    action: `${IDENTITY}/AddMember`,
+    resource: { type: "user", id: str(p.userId) },
+    outcome: "success",
+    after: details({ email: p.email, display_name: p.displayName }),
+  }),
+  "nexus.events.v1.MembershipGranted": ({ p, actor }) => ({
+    eventType: "identity.member.added",
+    actor,
+    action: `${IDENTITY}/AddMember`,
+    resource: { type: "user", id: str(p.userId) },
+    outcome: "success",
+    after: details({ role: p.role === undefined ? undefined : enumName(p.role, "ROLE_") }),
+  }),
+  "nexus.events.v1.MembershipRoleChanged": ({ p, actor }) => ({
+    eventType: "identity.member.role_changed",
+    actor,
+    action: `${IDENTITY}/SetMemberRole`,
+    resource: { type: "user", id: str(p.userId) },
+    outcome: "success",
+    before: { role: enumName(p.previousRole, "ROLE_") },
+    after: { role: enumName(p.role, "ROLE_") },
+  }),
+  "nexus.events.v1.MembershipRevoked": ({ p, actor }) => ({
+    eventType: "identity.member.removed",
+    actor,
+    action: `${IDENTITY}/RemoveMember`,
+    resource: { type: "user", id: str(p.userId) },
+    outcome: "success",
+  }),
+  "nexus.events.v1.PlatformOperatorChanged": ({ p, actor }) => ({
+    eventType: "identity.platform_operator.changed",
+    actor,
+    action: `${IDENTITY}/SetPlatformOperator`,
+    resource: { type: "user", id: str(p.userId) },
+    outcome: "success",
+    after: { platform_operator: p.platformOperator === true },
+  }),
+  "nexus.events.v1.IdentityProviderConfigured": ({ p, actor }) => ({
+    eventType: "identity.provider.configured",
+    actor,
+    action: `${IDENTITY}/SetIdentityProvider`,
+    resource: { type: "identity_provider", id: str(p.tenantId) },
+    outcome: "success",
+    after: details({
+      issuer: p.issuer,
+      audience: p.audience,
+      client_id: p.clientId,
+      enabled: p.enabled === true,
+      client_secret_set: p.clientSecretSet === true,
+    }),
+  }),
+  "nexus.events.v1.SessionStarted": ({ p, actor }) => ({
+    eventType: "auth.sso.sign_in",
+    actor,
+    action: "auth.oidc.callback",
+    resource: { type: "session", id: str(p.sessionId) },
+    outcome: "success",
+    metadata: details({ user_id: p.userId, expires_at: p.expiresAt }),
+  }),
+  "nexus.events.v1.SessionEnded": ({ p, actor }) => ({
+    eventType: "auth.sso.sign_out",
+    actor,
+    action: "auth.oidc.logout",
+    resource: { type: "session", id: str(p.sessionId) },
+    outcome: "success",
+    metadata: details({ user_id: p.userId, reason: p.reason }),
+  }),
+  "nexus.events.v1.DocumentAccessDenied": ({ p }) => ({
+    eventType: "documents.access.denied",
+    actor: { keyId: str(p.keyId) },
+    action: procedureAction(p),
+    resource: { type: "document", id: str(p.documentId) },
+    outcome: "failure",
+    metadata: details({ rule: p.rule, user_id: p.userId, procedure: p.procedure }),
   }),
 
   // ---- ingestion

@@ -16,6 +16,14 @@ import type {
   TenantQuery,
   TenantView,
 } from "../ports.js";
+import {
+  identityProviderRows,
+  identityQueries,
+  identityTransactionReads,
+  sessionQueries,
+  sessionRows,
+  userRows,
+} from "./postgres-identity.js";
 
 interface TenantRow {
   id: string;
@@ -48,13 +56,14 @@ interface ApiKeyRow {
   predecessor_key_id: string;
   grace_ends_at: Date | null;
   created_by_key_id: string;
+  owner_user_id: string;
   version: number;
 }
 
 const TENANT_COLUMNS = "id, slug, display_name, plan, status, overrides, suspension_reason, created_at, updated_at, suspended_at, version";
 const KEY_COLUMNS =
   "id, kind, tenant_id, name, role, secret_sha256, created_at, expires_at, last_used_at, reactivated_at, revoked_at, " +
-  "revocation_reason, successor_key_id, predecessor_key_id, grace_ends_at, created_by_key_id, version";
+  "revocation_reason, successor_key_id, predecessor_key_id, grace_ends_at, created_by_key_id, version, owner_user_id";
 
 interface SessionRow {
   id: string;
@@ -118,6 +127,7 @@ function toApiKey(r: ApiKeyRow): ApiKey {
     predecessorKeyId: r.predecessor_key_id,
     graceEndsAt: optionalDate(r.grace_ends_at),
     createdByKeyId: r.created_by_key_id,
+    ownerUserId: r.owner_user_id ?? "",
   };
 }
 
@@ -187,7 +197,7 @@ const apiKeyRows: StateRepository<ApiKey> = {
     await tx.query(
       `INSERT INTO auth.api_keys (${KEY_COLUMNS})
        VALUES ($1, $2, $3, $4, $5, $6, $7::timestamptz, $8::timestamptz, $9::timestamptz, $10::timestamptz,
-               $11::timestamptz, $12, $13, $14, $15::timestamptz, $16, $17)
+               $11::timestamptz, $12, $13, $14, $15::timestamptz, $16, $17, $19)
        ON CONFLICT (id) DO UPDATE SET
          role = EXCLUDED.role, reactivated_at = EXCLUDED.reactivated_at, revoked_at = EXCLUDED.revoked_at,
          revocation_reason = EXCLUDED.revocation_reason, successor_key_id = EXCLUDED.successor_key_id,
@@ -212,6 +222,7 @@ const apiKeyRows: StateRepository<ApiKey> = {
         k.createdByKeyId,
         version,
         expectedVersion,
+        k.ownerUserId,
       ],
     );
   },
@@ -220,6 +231,7 @@ const apiKeyRows: StateRepository<ApiKey> = {
 function transactionOf(tx: Tx): AuthTransaction {
   return {
     tx,
+    ...identityTransactionReads(tx),
     async countActiveKeys(tenantId, now) {
       const { rows } = await tx.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM auth.api_keys
@@ -252,14 +264,20 @@ function transactionOf(tx: Tx): AuthTransaction {
 
 /** The auth store on PostgreSQL or PGlite (schema `auth`, events in `platform.events`). */
 export function createPostgresAuthStore(db: Database): AuthStore {
+  const getTenant = async (tenantId: string) => {
+    const { rows } = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE id = $1`, [tenantId]);
+    return rows[0] ? toTenantView(rows[0]) : undefined;
+  };
   return {
+    ...identityQueries(db, getTenant),
+    ...sessionQueries(db),
+    sessions: sessionRows,
+    users: userRows,
+    identityProviders: identityProviderRows,
     transaction: (fn) => db.transaction((tx) => fn(transactionOf(tx))),
     tenants: tenantRows,
     apiKeys: apiKeyRows,
-    async getTenant(tenantId) {
-      const { rows } = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE id = $1`, [tenantId]);
-      return rows[0] ? toTenantView(rows[0]) : undefined;
-    },
+    getTenant,
     async getTenantBySlug(slug) {
       const { rows } = await db.query<TenantRow>(`SELECT ${TENANT_COLUMNS} FROM auth.tenants WHERE slug = $1`, [slug]);
       return rows[0] ? toTenantView(rows[0]) : undefined;
@@ -341,7 +359,7 @@ export function createPostgresAuthStore(db: Database): AuthStore {
       const { rows } = await db.query<ApiKeyRow & { [K in keyof TenantRow as `t_${K}`]: TenantRow[K] | null }>(
         `SELECT k.id, k.kind, k.tenant_id, k.name, k.role, k.secret_sha256, k.created_at, k.expires_at, k.last_used_at,
                 k.reactivated_at, k.revoked_at, k.revocation_reason, k.successor_key_id, k.predecessor_key_id,
-                k.grace_ends_at, k.created_by_key_id, k.version,
+                k.grace_ends_at, k.created_by_key_id, k.version, k.owner_user_id,
                 t.id AS t_id, t.slug AS t_slug, t.display_name AS t_display_name, t.plan AS t_plan,
                 t.status AS t_status, t.overrides AS t_overrides, t.suspension_reason AS t_suspension_reason,
                 t.created_at AS t_created_at, t.updated_at AS t_updated_at, t.suspended_at AS t_suspended_at,

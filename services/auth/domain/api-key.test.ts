@@ -26,6 +26,7 @@ const issued: ApiKeyEvent = {
   expiresAt: undefined,
   predecessorKeyId: "",
   createdByKeyId: "admin",
+  ownerUserId: "",
   at: T0,
 };
 

@@ -28,6 +28,8 @@ export interface ApiKeyIssued {
   predecessorKeyId: string;
   /** Key id of the principal that issued it; empty for bootstrap keys. */
   createdByKeyId: string;
+  /** The user who owns the key (dies with the user's membership); empty for machine keys. */
+  ownerUserId: string;
   at: Date;
 }
 
@@ -92,6 +94,8 @@ export interface ApiKey {
   predecessorKeyId: string;
   graceEndsAt: Date | undefined;
   createdByKeyId: string;
+  /** The user who owns the key; empty for machine keys. */
+  ownerUserId: string;
 }
 
 /** The state of a key stream. */
@@ -148,6 +152,7 @@ export function evolveApiKey(state: ApiKeyState, event: ApiKeyEvent): ApiKeyStat
         predecessorKeyId: event.predecessorKeyId,
         graceEndsAt: undefined,
         createdByKeyId: event.createdByKeyId,
+        ownerUserId: event.ownerUserId,
       };
     case "ApiKeyRotated":
       return state && { ...state, successorKeyId: event.successorKeyId, graceEndsAt: event.graceEndsAt };
@@ -178,6 +183,8 @@ export interface IssueApiKey {
   expiresAt: Date | undefined;
   predecessorKeyId: string;
   createdByKeyId: string;
+  /** The owning user; empty (or absent) for machine keys. */
+  ownerUserId?: string;
   now: Date;
 }
 
@@ -247,6 +254,7 @@ export function decideApiKey(command: ApiKeyCommand, state: ApiKeyState): Decisi
         expiresAt: command.expiresAt,
         predecessorKeyId: command.predecessorKeyId,
         createdByKeyId: command.createdByKeyId,
+        ownerUserId: command.ownerUserId ?? "",
         at: command.now,
       });
     }

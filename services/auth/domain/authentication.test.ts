@@ -25,6 +25,7 @@ const key: ApiKey = {
   predecessorKeyId: "",
   graceEndsAt: undefined,
   createdByKeyId: "",
+  ownerUserId: "",
 };
 const tenant: Tenant = {
   id: "t1",

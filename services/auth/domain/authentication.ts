@@ -89,6 +89,7 @@ export function authenticateKey(input: AuthenticateKeyInput): AuthenticationOutc
       role: key.role,
       plan: tenant.plan,
       entitlements: principalEntitlements(effectiveEntitlements(tenant.plan, tenant.overrides)),
+      ...(key.ownerUserId ? { userId: key.ownerUserId } : {}),
     };
   }
 

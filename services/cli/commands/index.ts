@@ -11,6 +11,7 @@ import { ingestCommand } from "./ingest.js";
 import { integrationCommands } from "./integration.js";
 import { keyringCommands } from "./keyring.js";
 import { keysCommands } from "./keys.js";
+import { membersCommands } from "./members.js";
 import { migrateCommand } from "./migrate.js";
 import { modulesCommands } from "./modules.js";
 import { operatorCommand } from "./operator.js";
@@ -34,6 +35,7 @@ export const commands: readonly Command[] = [
   operatorCommand,
   ...tenantsCommands,
   ...keysCommands,
+  ...membersCommands,
   whoamiCommand,
   ...adminCommands,
   ...usageCommands,

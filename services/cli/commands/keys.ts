@@ -59,7 +59,7 @@ export const keysCreateCommand: Command = {
   path: ["keys", "create"],
   summary: "Create an API key and print it once (admins: their tenant, up to their role; platform: any tenant or --platform)",
   usage:
-    "nexus keys create --name NAME (--role owner|admin|editor|viewer [--tenant ID|SLUG] | --platform) [--expires-in 30d | --expires ISO] [--json]",
+    "nexus keys create --name NAME (--role owner|admin|editor|viewer [--tenant ID|SLUG] [--owner USER_ID] | --platform) [--expires-in 30d | --expires ISO] [--json]",
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -69,12 +69,14 @@ export const keysCreateCommand: Command = {
         role: { type: "string" },
         tenant: { type: "string" },
         platform: { type: "boolean" },
+        owner: { type: "string" },
         "expires-in": { type: "string" },
         expires: { type: "string" },
       },
       strict: true,
     });
     if (!values.name) throw new UsageError("--name is required");
+    if (values.platform && values.owner) throw new UsageError("--platform keys have no --owner");
     if (values.platform && (values.role || values.tenant)) throw new UsageError("--platform takes neither --role nor --tenant");
     const expiresAt = values.expires
       ? parseInstant(values.expires, "--expires")
@@ -87,6 +89,7 @@ export const keysCreateCommand: Command = {
       platformKey: values.platform === true,
       role: values.platform ? Role.UNSPECIFIED : roleOf(values.role),
       tenantId: values.tenant ? await resolveTenantId(client, values.tenant) : "",
+      ...(values.owner ? { ownerUserId: values.owner } : {}),
       ...(expiresAt ? { expiresAt: timestampFromDate(expiresAt) } : {}),
     });
     if (values.json) {

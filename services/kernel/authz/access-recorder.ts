@@ -9,7 +9,21 @@ import "./auth-event-topics.js";
 import type { ForbiddenReason } from "./authorize.js";
 
 /** Reasons a call is refused at authentication (AccessDenied.reason). */
-export type AccessFailureReason = "AUTH_UNAUTHORIZED" | "AUTH_REVOKED_KEY" | "AUTH_EXPIRED_KEY" | "AUTH_INACTIVE_KEY" | "TENANT_SUSPENDED";
+export type AccessFailureReason =
+  | "AUTH_UNAUTHORIZED"
+  | "AUTH_REVOKED_KEY"
+  | "AUTH_EXPIRED_KEY"
+  | "AUTH_INACTIVE_KEY"
+  | "TENANT_SUSPENDED"
+  | TokenFailureReason;
+
+/** Reasons a bearer access token (JWT) is refused. */
+export type TokenFailureReason =
+  | "AUTH_TOKEN_EXPIRED"
+  | "AUTH_TOKEN_AUDIENCE"
+  | "AUTH_TOKEN_ISSUER"
+  | "AUTH_TOKEN_INVALID"
+  | "AUTH_UNKNOWN_USER";
 
 /** One call refused at authentication (→ auth.access.failure in the audit trail). */
 export interface AccessDeniedRecord {

@@ -19,6 +19,15 @@ export const AUTH_EVENT_TOPICS = Object.freeze({
   "nexus.events.v1.ApiKeyReactivated": "auth.api_key_reactivated",
   "nexus.events.v1.AccessDenied": "auth.access_denied",
   "nexus.events.v1.RbacForbidden": "auth.rbac_forbidden",
+  // people and identity providers (proto/nexus/events/v1/identity_events.proto)
+  "nexus.events.v1.UserCreated": "auth.user_created",
+  "nexus.events.v1.MembershipGranted": "auth.membership_granted",
+  "nexus.events.v1.MembershipRoleChanged": "auth.membership_role_changed",
+  "nexus.events.v1.MembershipRevoked": "auth.membership_revoked",
+  "nexus.events.v1.PlatformOperatorChanged": "auth.platform_operator_changed",
+  "nexus.events.v1.IdentityProviderConfigured": "auth.identity_provider_configured",
+  "nexus.events.v1.SessionStarted": "auth.session_started",
+  "nexus.events.v1.SessionEnded": "auth.session_ended",
 } as const);
 
 registerEventTopics(AUTH_EVENT_TOPICS);

@@ -18,19 +18,31 @@ export interface AuthenticationGateOptions {
 
 /** Longest header value we look at; Nexus keys are far shorter (the API caps them at 256). */
 const MAX_KEY_LENGTH = 256;
+/** Longest access token we look at (AuthenticateRequest.access_token caps it too). */
+const MAX_TOKEN_LENGTH = 16_384;
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
-const KEY_SHAPE = /^nxs_[A-Za-z0-9_-]+$/;
+const KEY_SHAPE = /^nxss?_[A-Za-z0-9_-]+$/;
+/** A compact JWS: three base64url parts (the signature may not be empty: unsigned tokens never pass). */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/** Whether a presented credential is an access token (a JWT) rather than a Nexus API key. */
+export function isAccessToken(presented: string): boolean {
+  return !presented.startsWith("nxs") && presented.length <= MAX_TOKEN_LENGTH && JWT_SHAPE.test(presented);
+}
 
 /**
- * The presented API key of a request: `Authorization: Bearer nxs_…`. Undefined when the
- * header is missing or cannot hold a Nexus key.
+ * The presented credential of a request: `Authorization: Bearer nxs_…` (an API key),
+ * `Bearer nxss_…` (a sign-in session) or `Bearer <JWT>` (an access token of a tenant's OpenID
+ * Connect issuer).
+ * Undefined when the header is missing or holds neither.
  */
 export function presentedKeyOf(header: Headers): string | undefined {
   const value = header.get("authorization");
   if (value === null) return undefined;
   const key = BEARER.exec(value)?.[1];
-  if (key === undefined || key.length > MAX_KEY_LENGTH || !KEY_SHAPE.test(key)) return undefined;
-  return key;
+  if (key === undefined) return undefined;
+  if (key.length <= MAX_KEY_LENGTH && KEY_SHAPE.test(key)) return key;
+  return isAccessToken(key) ? key : undefined;
 }
 
 /** The caller's address as a proxy reports it (first x-forwarded-for hop, or x-real-ip). */
@@ -77,7 +89,7 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
       authRefusals.inc({ reason: "AUTH_UNAUTHORIZED" });
       await recorder.accessDenied({ reason: "AUTH_UNAUTHORIZED", procedure, ...(peerAddress ? { peerAddress } : {}) });
       const message = ctx.requestHeader.has("authorization")
-        ? "the Authorization header does not hold a Nexus API key (expected: Bearer nxs_<key id>_<secret>)"
+        ? "the Authorization header holds neither a Nexus API key nor an access token (expected: Bearer nxs_<key id>_<secret>, or Bearer <JWT>)"
         : "this call needs an API key: send Authorization: Bearer nxs_<key id>_<secret>";
       throw domainError("AUTH_UNAUTHORIZED", message);
     }

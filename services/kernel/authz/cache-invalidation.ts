@@ -3,6 +3,16 @@ import type { EventBus, Observation, ObservedEvent } from "../events/ports.js";
 import { AUTH_EVENTS_FILTER } from "./auth-event-topics.js";
 import type { AuthenticationCache, InvalidationTarget } from "./authentication-cache.js";
 
+/** The principal key id of a person authenticated by an access token (what caches index). */
+export function userIdKey(userId: string): string {
+  return `user:${userId}`;
+}
+
+/** The principal key id of a person authenticated by a sign-in session. */
+export function sessionKey(sessionId: string): string {
+  return `session:${sessionId}`;
+}
+
 /**
  * What an auth event ends in the authentication caches, or undefined when it ends nothing.
  * Key-level events end that key's answers; tenant-level events end every answer of the
@@ -18,6 +28,21 @@ export function invalidationOf(event: Pick<ObservedEvent, "type" | "payload">): 
     case "nexus.events.v1.ApiKeyRotated":
     case "nexus.events.v1.ApiKeyRoleChanged":
       return keyId ? { keyIds: [keyId] } : { all: true };
+    // People: a user's access tokens are cached under `user:<id>`, sessions under
+    // `session:<id>`; a membership change ends both (sessions through their tenant).
+    case "nexus.events.v1.MembershipRoleChanged":
+    case "nexus.events.v1.MembershipRevoked":
+    case "nexus.events.v1.PlatformOperatorChanged": {
+      const userId = (event.payload as { userId?: unknown } | undefined)?.userId;
+      if (typeof userId !== "string" || !userId) return { all: true };
+      return { keyIds: [userIdKey(userId)], ...(tenantId ? { tenantIds: [tenantId] } : {}) };
+    }
+    case "nexus.events.v1.SessionEnded": {
+      const sessionId = (event.payload as { sessionId?: unknown } | undefined)?.sessionId;
+      return typeof sessionId === "string" && sessionId ? { keyIds: [sessionKey(sessionId)] } : { all: true };
+    }
+    case "nexus.events.v1.IdentityProviderConfigured":
+      return tenantId ? { tenantIds: [tenantId] } : { all: true };
     case "nexus.events.v1.TenantSuspended":
     case "nexus.events.v1.TenantResumed":
     case "nexus.events.v1.PlanChanged":

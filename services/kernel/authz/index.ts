@@ -21,7 +21,13 @@ export {
   type InvalidationTarget,
   invalidateInProcess,
 } from "./authentication-cache.js";
-export { type AuthenticationGateOptions, createAuthenticationGate, peerAddressOf, presentedKeyOf } from "./authentication-gate.js";
+export {
+  type AuthenticationGateOptions,
+  createAuthenticationGate,
+  isAccessToken,
+  peerAddressOf,
+  presentedKeyOf,
+} from "./authentication-gate.js";
 export {
   AUTH_PEER_HEADER,
   AUTH_PROCEDURE_HEADER,
@@ -32,7 +38,7 @@ export {
 } from "./authenticator.js";
 export { type AuthorizationInterceptorOptions, createAuthorizationInterceptor } from "./authorization-interceptor.js";
 export { type AuthorizationDecision, type AuthorizationInput, authorize, type ForbiddenReason } from "./authorize.js";
-export { type CacheInvalidationOptions, invalidationOf, startCacheInvalidation } from "./cache-invalidation.js";
+export { type CacheInvalidationOptions, invalidationOf, sessionKey, startCacheInvalidation, userIdKey } from "./cache-invalidation.js";
 export { type MeshAuthz, type MeshAuthzOptions, startMeshAuthz } from "./mesh-authz.js";
 export { CLASS_MIN_ROLE, PERMISSIONS, type Permission, type PermissionClass, permissionOf, procedureOf } from "./permissions.js";
 export { planFromProto, planToProto, principalFromProto, principalToProto, roleFromProto } from "./principal-proto.js";

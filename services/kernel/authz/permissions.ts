@@ -50,6 +50,7 @@ const admin: Permission = { class: "admin" };
 const readOrPlatform: Permission = { class: "read", platform: true };
 const adminOrPlatform: Permission = { class: "admin", platform: true };
 const auditAccess: Permission = { class: "admin", platform: true, feature: "feature.audit_access" };
+const ssoAdmin: Permission = { class: "admin", platform: true, feature: "feature.identity.sso" };
 
 /**
  * Procedure (`/<package>.<Service>/<Method>`) → rule. Tenant content (documents, corpora,
@@ -80,6 +81,18 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.auth.v1.AuthService/Authenticate": publicRpc,
   "/nexus.auth.v1.AuthService/WhoAmI": anyone,
 
+  // ---- nexus.identity.v1.IdentityService (served by the auth role) ----
+  // Members are managed by tenant admins (granting at most their own role) and by operators.
+  "/nexus.identity.v1.IdentityService/AddMember": adminOrPlatform,
+  "/nexus.identity.v1.IdentityService/GetMember": adminOrPlatform,
+  "/nexus.identity.v1.IdentityService/ListMembers": adminOrPlatform,
+  "/nexus.identity.v1.IdentityService/SetMemberRole": adminOrPlatform,
+  "/nexus.identity.v1.IdentityService/RemoveMember": adminOrPlatform,
+  "/nexus.identity.v1.IdentityService/SetPlatformOperator": platformOnly,
+  // Single sign-on is sold as feature.identity.sso: the provider configuration needs it.
+  "/nexus.identity.v1.IdentityService/SetIdentityProvider": ssoAdmin,
+  "/nexus.identity.v1.IdentityService/GetIdentityProvider": ssoAdmin,
+
   // ---- nexus.metering.v1.MeteringService ----
   // Reservations are made on behalf of a run: the agent forwards the caller's key.
   "/nexus.metering.v1.MeteringService/CheckQuota": readOrPlatform,
@@ -109,6 +122,11 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.retrieval.v1.RetrievalService/UpdateCorpus": admin,
   "/nexus.retrieval.v1.RetrievalService/DeleteCorpus": admin,
   "/nexus.retrieval.v1.RetrievalService/Search": read,
+  // Who may read a document: tenant admins (docs/identity.md, "Document access").
+  "/nexus.retrieval.v1.RetrievalService/SetDocumentAccess": admin,
+  "/nexus.retrieval.v1.RetrievalService/GetDocumentAccess": admin,
+  // Whether admins bypass document access is the owners' call (checked in the handler).
+  "/nexus.retrieval.v1.RetrievalService/SetDocumentAccessSettings": admin,
 
   // ---- nexus.integration.v1.IntegrationService ----
   // Tenant admins manage sender apps, destinations (credentials) and MQTT sources; editors

@@ -71,6 +71,8 @@ export function principalToProto(p: Principal, entitlements?: Entitlements): Pri
     role: roleToProto(p.role),
     plan: planToProto(p.plan),
     entitlements: entitlements ?? entitlementsToProto(p.entitlements),
+    userId: p.userId ?? "",
+    groups: [...(p.groups ?? [])],
   });
 }
 
@@ -102,5 +104,7 @@ export function principalFromProto(m: PrincipalMessage): Principal {
       monthlyRunAllowance: m.entitlements?.monthlyRunAllowance === undefined ? undefined : Number(m.entitlements.monthlyRunAllowance),
       maxActiveApiKeys: m.entitlements?.maxActiveApiKeys,
     },
+    ...(m.userId ? { userId: m.userId } : {}),
+    ...(m.groups.length > 0 ? { groups: [...m.groups] } : {}),
   };
 }

@@ -5,6 +5,7 @@ import { AuthService } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
 import { CORRELATION_ID_HEADER, currentRequestMeta, REQUEST_ID_HEADER } from "../context.js";
 import { domainError, errorReason } from "../errors.js";
 import type { AccessFailureReason } from "./access-recorder.js";
+import { isAccessToken } from "./authentication-gate.js";
 import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, type Authenticator, type AuthenticatorResult } from "./authenticator.js";
 import { principalFromProto } from "./principal-proto.js";
 
@@ -14,6 +15,11 @@ const REFUSALS: ReadonlySet<string> = new Set<AccessFailureReason>([
   "AUTH_EXPIRED_KEY",
   "AUTH_INACTIVE_KEY",
   "TENANT_SUSPENDED",
+  "AUTH_TOKEN_EXPIRED",
+  "AUTH_TOKEN_AUDIENCE",
+  "AUTH_TOKEN_ISSUER",
+  "AUTH_TOKEN_INVALID",
+  "AUTH_UNKNOWN_USER",
 ]);
 
 /** Options of {@link createRemoteAuthenticator}. */
@@ -50,10 +56,11 @@ export function createRemoteAuthenticator(options: RemoteAuthenticatorOptions): 
         headers.set(CORRELATION_ID_HEADER, meta.correlationId);
       }
       try {
-        const res = await client.authenticate(
-          { apiKey: presentedKey },
-          { headers, timeoutMs, ...(context.signal ? { signal: context.signal } : {}) },
-        );
+        const res = await client.authenticate(isAccessToken(presentedKey) ? { accessToken: presentedKey } : { apiKey: presentedKey }, {
+          headers,
+          timeoutMs,
+          ...(context.signal ? { signal: context.signal } : {}),
+        });
         if (!res.principal) throw new Error("Authenticate answered without a principal");
         return {
           kind: "authenticated",

@@ -36,6 +36,7 @@ import { domainError } from "../../kernel/errors.js";
 import { metadataToJson } from "../../kernel/events/event-metadata.js";
 import type { DeadLetterStore } from "../../kernel/events/ports.js";
 import { counterPosition, pageTokens, sequencePosition } from "../../kernel/paging/index.js";
+import { mayRead, readerOf, recordAccessDenied, recordOwner } from "../retrieval/adapters/postgres-document-access.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
 import { type ChunkingSettings, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "./chunking/chunker.js";
 import type { DocumentCommand, DocumentState, DocumentStatusName } from "./document.js";
@@ -116,6 +117,8 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     const chunking = chunkingSettings(input.chunking?.chunkSize, input.chunking?.chunkOverlap);
     const sha = createHash("sha256").update(input.bytes).digest("hex");
     const key: DocumentKey = { tenantId: principal.tenantId, documentId: input.documentId || newDocumentId() };
+    // Overwriting a document needs the right to read it (docs/identity.md, "Document access").
+    if (input.documentId) await this.requireReadable(principal, input.documentId, "IngestText");
     const attempt = () =>
       db.transaction(async (tx) => {
         // Lock order everywhere: corpus settings → content → document → chunks → corpus
@@ -146,13 +149,17 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
         // No event: the same content under the same id, which is returned as it is.
         return { document: result.state!, unchanged: result.events.length === 0 };
       });
+    let result: { document: DocumentState; unchanged: boolean };
     try {
-      return await attempt();
+      result = await attempt();
     } catch (err) {
       // Two first ingests of one id raced: the loser decides again against the winner's row.
-      if (pgErrorCode(err) === PG_ERRORS.UNIQUE_VIOLATION) return attempt();
-      throw err;
+      if (pgErrorCode(err) !== PG_ERRORS.UNIQUE_VIOLATION) throw err;
+      result = await attempt();
     }
+    // A person who uploads a document owns it: they keep reading it whatever its grants say.
+    if (principal.userId) await recordOwner(db, key, principal.userId, principal.keyId);
+    return result;
   }
 
   private message(d: DocumentState) {
@@ -244,7 +251,24 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
 
   async getDocument(req: GetDocumentRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
-    return create(GetDocumentResponseSchema, { document: this.message(await this.load(principal, req.documentId)) });
+    const document = await this.load(principal, req.documentId);
+    await this.requireReadable(principal, req.documentId, "GetDocument");
+    return create(GetDocumentResponseSchema, { document: this.message(document) });
+  }
+
+  /**
+   * Document access (docs/identity.md): a restricted document the caller may not read is
+   * NOT_FOUND, like another tenant's, and the refusal is recorded with its deciding rule.
+   */
+  private async requireReadable(principal: TenantPrincipal, documentId: string, method: string): Promise<void> {
+    const key = { tenantId: principal.tenantId, documentId };
+    if (await mayRead(this.ports.db, key, readerOf(principal))) return;
+    await recordAccessDenied(this.ports.db, key, {
+      keyId: principal.keyId,
+      userId: principal.userId ?? "",
+      procedure: `/nexus.ingestion.v1.IngestionService/${method}`,
+    });
+    throw domainError("NOT_FOUND", `document ${documentId} not found`, { document_id: documentId });
   }
 
   async listDocuments(req: ListDocumentsRequest, ctx: HandlerContext) {
@@ -258,6 +282,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
       ...(statuses.length > 0 ? { statuses } : {}),
       ...(before !== undefined ? { beforeSeq: before } : {}),
       limit: limit + 1,
+      reader: readerOf(principal),
     });
     const shown = page.slice(0, limit);
     return create(ListDocumentsResponseSchema, {
@@ -270,6 +295,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     const principal = tenantPrincipal(ctx);
     const { documents, db, feed } = this.ports;
     const key: DocumentKey = { tenantId: principal.tenantId, documentId: req.documentId };
+    if ((await documents.get(db, key)) !== undefined) await this.requireReadable(principal, req.documentId, "WatchDocument");
     let wake: (() => void) | undefined;
     let stored = true;
     const unsubscribe = feed.subscribe(key, (change: FeedChange) => {
@@ -338,6 +364,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
 
   async reindexDocument(req: ReindexDocumentRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
+    await this.requireReadable(principal, req.documentId, "ReindexDocument");
     const chunking = chunkingSettings(req.chunkSize, req.chunkOverlap);
     const after = await this.command(principal, req.documentId, { type: "ReindexDocument", chunking, at: this.ports.clock() });
     return create(ReindexDocumentResponseSchema, { document: this.message(after!) });
@@ -345,6 +372,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
 
   async deleteDocument(req: DeleteDocumentRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
+    await this.requireReadable(principal, req.documentId, "DeleteDocument");
     await this.command(principal, req.documentId, { type: "DeleteDocument" });
     return create(DeleteDocumentResponseSchema, {});
   }

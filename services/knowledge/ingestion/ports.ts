@@ -1,4 +1,5 @@
 import type { Queryable, Tx } from "../../kernel/db/ports.js";
+import type { Reader } from "../retrieval/adapters/postgres-document-access.js";
 import type { DocumentState, DocumentStatusName } from "./document.js";
 
 /** A document's identity. */
@@ -14,6 +15,8 @@ export interface DocumentPage {
   /** Only documents older than this position (newest first). */
   beforeSeq?: bigint;
   limit: number;
+  /** Only documents this reader may read (document access, docs/identity.md). */
+  reader?: Reader;
 }
 
 /** Documents as stored (`ingestion.documents`). */

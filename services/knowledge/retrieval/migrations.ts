@@ -97,13 +97,54 @@ CREATE INDEX chunks_hnsw_${DEFAULT_DIMENSIONS} ON retrieval.chunks
 ];
 
 /**
+ * Document access (docs/identity.md): a restricted document is read only through its grants.
+ * Rows exist only for documents whose access was ever set.
+ */
+const ACCESS: readonly Migration[] = [
+  {
+    id: "0003_document_access",
+    sql: `
+CREATE TABLE retrieval.document_access (
+  tenant_id text NOT NULL,
+  document_id text NOT NULL,
+  restricted boolean NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  PRIMARY KEY (tenant_id, document_id)
+);
+CREATE TABLE retrieval.document_grants (
+  tenant_id text NOT NULL,
+  document_id text NOT NULL,
+  grantee_kind text NOT NULL CHECK (grantee_kind IN ('user', 'group', 'role', 'tenant')),
+  grantee text NOT NULL,
+  expires_at timestamptz,
+  PRIMARY KEY (tenant_id, document_id, grantee_kind, grantee),
+  FOREIGN KEY (tenant_id, document_id) REFERENCES retrieval.document_access (tenant_id, document_id) ON DELETE CASCADE
+);
+`,
+  },
+  {
+    id: "0004_document_access_settings",
+    sql: `
+CREATE TABLE retrieval.document_access_settings (
+  tenant_id text PRIMARY KEY,
+  admins_bypass boolean NOT NULL
+);
+`,
+  },
+  {
+    id: "0005_document_owner",
+    sql: "ALTER TABLE retrieval.document_access ADD COLUMN owner_user_id text NOT NULL DEFAULT '';",
+  },
+];
+
+/**
  * The retrieval schema's migrations for this database: with pgvector available, the vector
  * column and index too. A database that gains pgvector later gets them on the next start
  * (migrations are applied by id, so the vector one slots in); its documents then need a
  * reindex to get vectors.
  */
 export function retrievalMigrationsFor(db: Database): readonly Migration[] {
-  return db.capabilities.vector ? [...BASE, ...VECTOR] : BASE;
+  return db.capabilities.vector ? [...BASE, ...VECTOR, ...ACCESS] : [...BASE, ...ACCESS];
 }
 
 /** The retrieval schema and its migrations (applied whenever the service runs). */

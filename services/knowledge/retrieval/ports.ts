@@ -1,5 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Database, Queryable, Tx } from "../../kernel/db/ports.js";
+import type { Reader } from "./adapters/postgres-document-access.js";
 import type { CorpusState } from "./corpus.js";
 
 /** Corpora as stored (`retrieval.corpora`). */
@@ -92,6 +93,8 @@ export interface SearchQuery {
   dimensions?: number;
   documentIds?: readonly string[];
   metadataEquals?: JsonObject;
+  /** Who is reading: restricted documents they may not read are never ranked. */
+  reader?: Reader;
 }
 
 /** One hit. */

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { type Corpus, CorpusSchema } from "../../../gen/nexus/retrieval/v1/corpus_pb.js";
@@ -11,6 +11,9 @@ import {
   DeleteCorpusResponseSchema,
   type GetCorpusRequest,
   GetCorpusResponseSchema,
+  type GetDocumentAccessRequest,
+  GetDocumentAccessResponseSchema,
+  GranteeKind,
   type ListCorporaRequest,
   ListCorporaResponseSchema,
   type RetrievalService,
@@ -18,9 +21,14 @@ import {
   SearchMode,
   type SearchRequest,
   SearchResponseSchema,
+  type SetDocumentAccessRequest,
+  SetDocumentAccessResponseSchema,
+  type SetDocumentAccessSettingsRequest,
+  SetDocumentAccessSettingsResponseSchema,
   type UpdateCorpusRequest,
   UpdateCorpusResponseSchema,
 } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { authorizationRefusal } from "../../kernel/authz/refusal.js";
 import { requireFeature } from "../../kernel/authz/require-feature.js";
 import { tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
 import { executeCommand } from "../../kernel/commands/index.js";
@@ -29,8 +37,10 @@ import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
+import { documentAccessAggregate, readDocumentAccess, readerOf, saveAccessSettings } from "./adapters/postgres-document-access.js";
 import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
 import { type CorpusAggregate, corpusAggregate } from "./corpus-aggregate.js";
+import type { DocumentAccess, DocumentGrant } from "./document-access.js";
 import { EmbeddingError, type EmbeddingModels } from "./embeddings/ports.js";
 import type { CorpusRepository, SearchIndex, SearchRanking } from "./ports.js";
 import {
@@ -270,6 +280,7 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
       ...(vector ? { vector, model: corpus.searchModel, dimensions: corpus.searchDimensions } : {}),
       ...(req.filter?.documentIds.length ? { documentIds: req.filter.documentIds } : {}),
       ...(req.filter?.metadataEquals ? { metadataEquals: req.filter.metadataEquals } : {}),
+      reader: readerOf(principal),
     });
     const mode = ranking === "hybrid" ? SearchMode.HYBRID : ranking === "vector" ? SearchMode.VECTOR : SearchMode.LEXICAL;
     return create(SearchResponseSchema, {
@@ -292,4 +303,87 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
       ),
     });
   }
+
+  async setDocumentAccess(req: SetDocumentAccessRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const key = { tenantId: principal.tenantId, documentId: req.documentId };
+    await this.requireDocument(key);
+    const grants: DocumentGrant[] = req.grants.map((g, i) => {
+      const kind = GRANTEE_KINDS[g.kind];
+      if (kind === undefined) throw domainError("INVALID_ARGUMENT", "a grant needs a kind", { field: `grants[${i}].kind` });
+      if (kind !== "tenant" && !g.grantee)
+        throw domainError("INVALID_ARGUMENT", "a user, group or role grant needs a grantee", { field: `grants[${i}].grantee` });
+      if (kind === "role" && !ROLES.includes(g.grantee)) {
+        throw domainError("INVALID_ARGUMENT", "a role grant names owner, admin, editor or viewer", { field: `grants[${i}].grantee` });
+      }
+      return { kind, grantee: g.grantee, expiresAt: g.expiresAt ? timestampDate(g.expiresAt) : undefined };
+    });
+    const { state } = await executeCommand(
+      this.ports.db,
+      documentAccessAggregate(),
+      key,
+      { type: "SetDocumentAccess", restricted: req.restricted, grants },
+      { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
+    );
+    return create(SetDocumentAccessResponseSchema, {
+      access: accessToMessage(state ?? { ...key, restricted: false, grants: [], ownerUserId: "" }),
+    });
+  }
+
+  async getDocumentAccess(req: GetDocumentAccessRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const key = { tenantId: principal.tenantId, documentId: req.documentId };
+    await this.requireDocument(key);
+    const { access } = await readDocumentAccess(this.ports.db, key);
+    return create(GetDocumentAccessResponseSchema, {
+      access: accessToMessage(access ?? { ...key, restricted: false, grants: [], ownerUserId: "" }),
+    });
+  }
+
+  async setDocumentAccessSettings(req: SetDocumentAccessSettingsRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    if (principal.role !== "owner") {
+      throw authorizationRefusal("RBAC_FORBIDDEN", "only tenant owners decide whether admins bypass document access", {
+        required_role: "owner",
+      });
+    }
+    await saveAccessSettings(this.ports.db, principal.tenantId, req.adminsBypass);
+    return create(SetDocumentAccessSettingsResponseSchema, { adminsBypass: req.adminsBypass });
+  }
+
+  /** NOT_FOUND unless the tenant has the document (another tenant's is not found either). */
+  private async requireDocument(key: { tenantId: string; documentId: string }): Promise<void> {
+    const { rows } = await this.ports.db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM ingestion.documents WHERE tenant_id = $1 AND document_id = $2",
+      [key.tenantId, key.documentId],
+    );
+    if ((rows[0]?.n ?? 0) === 0) throw domainError("NOT_FOUND", `document ${key.documentId} not found`, { document_id: key.documentId });
+  }
+}
+
+const ROLES = ["owner", "admin", "editor", "viewer"];
+const GRANTEE_KINDS: Partial<Record<GranteeKind, DocumentGrant["kind"]>> = {
+  [GranteeKind.USER]: "user",
+  [GranteeKind.GROUP]: "group",
+  [GranteeKind.ROLE]: "role",
+  [GranteeKind.TENANT]: "tenant",
+};
+const KIND_TO_PROTO: Record<DocumentGrant["kind"], GranteeKind> = {
+  user: GranteeKind.USER,
+  group: GranteeKind.GROUP,
+  role: GranteeKind.ROLE,
+  tenant: GranteeKind.TENANT,
+};
+
+function accessToMessage(a: DocumentAccess) {
+  return {
+    documentId: a.documentId,
+    restricted: a.restricted,
+    ownerUserId: a.ownerUserId,
+    grants: a.grants.map((g) => ({
+      kind: KIND_TO_PROTO[g.kind],
+      grantee: g.grantee,
+      ...(g.expiresAt ? { expiresAt: timestampFromDate(g.expiresAt) } : {}),
+    })),
+  };
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/auth/v1/api_key.proto.
  */
 export const file_nexus_auth_v1_api_key: GenFile = /*@__PURE__*/
-  fileDesc("ChtuZXh1cy9hdXRoL3YxL2FwaV9rZXkucHJvdG8SDW5leHVzLmF1dGgudjEiqgQKBkFwaUtleRIKCgJpZBgBIAEoCRIqCgRraW5kGAIgASgOMhwubmV4dXMuYXV0aC52MS5QcmluY2lwYWxLaW5kEhEKCXRlbmFudF9pZBgDIAEoCRIMCgRuYW1lGAQgASgJEiEKBHJvbGUYBSABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSKwoGc3RhdHVzGAYgASgOMhsubmV4dXMuYXV0aC52MS5BcGlLZXlTdGF0dXMSFgoOZGlzcGxheV9wcmVmaXgYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFyZXZvY2F0aW9uX3JlYXNvbhgMIAEoCRIYChBzdWNjZXNzb3Jfa2V5X2lkGA0gASgJEhoKEnByZWRlY2Vzc29yX2tleV9pZBgOIAEoCRIxCg1ncmFjZV9lbmRzX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFjcmVhdGVkX2J5X2tleV9pZBgQIAEoCSL2AQoJUHJpbmNpcGFsEioKBGtpbmQYASABKA4yHC5uZXh1cy5hdXRoLnYxLlByaW5jaXBhbEtpbmQSDgoGa2V5X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJdGVuYW50X2lkGAQgASgJEhMKC3RlbmFudF9zbHVnGAUgASgJEiEKBHJvbGUYBiABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSIQoEcGxhbhgHIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbhIxCgxlbnRpdGxlbWVudHMYCCABKAsyGy5uZXh1cy5hdXRoLnYxLkVudGl0bGVtZW50cypeCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIOCgpST0xFX09XTkVSEAESDgoKUk9MRV9BRE1JThACEg8KC1JPTEVfRURJVE9SEAMSDwoLUk9MRV9WSUVXRVIQBCpnCg1QcmluY2lwYWxLaW5kEh4KGlBSSU5DSVBBTF9LSU5EX1VOU1BFQ0lGSUVEEAASGwoXUFJJTkNJUEFMX0tJTkRfUExBVEZPUk0QARIZChVQUklOQ0lQQUxfS0lORF9URU5BTlQQAiq7AQoMQXBpS2V5U3RhdHVzEh4KGkFQSV9LRVlfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVQVBJX0tFWV9TVEFUVVNfQUNUSVZFEAESGwoXQVBJX0tFWV9TVEFUVVNfUk9UQVRJTkcQAhIaChZBUElfS0VZX1NUQVRVU19SRVZPS0VEEAMSGgoWQVBJX0tFWV9TVEFUVVNfRVhQSVJFRBAEEhsKF0FQSV9LRVlfU1RBVFVTX0lOQUNUSVZFEAViBnByb3RvMw", [file_google_protobuf_timestamp, file_nexus_auth_v1_tenant]);
+  fileDesc("ChtuZXh1cy9hdXRoL3YxL2FwaV9rZXkucHJvdG8SDW5leHVzLmF1dGgudjEiwQQKBkFwaUtleRIKCgJpZBgBIAEoCRIqCgRraW5kGAIgASgOMhwubmV4dXMuYXV0aC52MS5QcmluY2lwYWxLaW5kEhEKCXRlbmFudF9pZBgDIAEoCRIMCgRuYW1lGAQgASgJEiEKBHJvbGUYBSABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSKwoGc3RhdHVzGAYgASgOMhsubmV4dXMuYXV0aC52MS5BcGlLZXlTdGF0dXMSFgoOZGlzcGxheV9wcmVmaXgYByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMbGFzdF91c2VkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFyZXZvY2F0aW9uX3JlYXNvbhgMIAEoCRIYChBzdWNjZXNzb3Jfa2V5X2lkGA0gASgJEhoKEnByZWRlY2Vzc29yX2tleV9pZBgOIAEoCRIxCg1ncmFjZV9lbmRzX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFjcmVhdGVkX2J5X2tleV9pZBgQIAEoCRIVCg1vd25lcl91c2VyX2lkGBEgASgJIpcCCglQcmluY2lwYWwSKgoEa2luZBgBIAEoDjIcLm5leHVzLmF1dGgudjEuUHJpbmNpcGFsS2luZBIOCgZrZXlfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIRCgl0ZW5hbnRfaWQYBCABKAkSEwoLdGVuYW50X3NsdWcYBSABKAkSIQoEcm9sZRgGIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZRIhCgRwbGFuGAcgASgOMhMubmV4dXMuYXV0aC52MS5QbGFuEjEKDGVudGl0bGVtZW50cxgIIAEoCzIbLm5leHVzLmF1dGgudjEuRW50aXRsZW1lbnRzEg8KB3VzZXJfaWQYCSABKAkSDgoGZ3JvdXBzGAogAygJKl4KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg4KClJPTEVfT1dORVIQARIOCgpST0xFX0FETUlOEAISDwoLUk9MRV9FRElUT1IQAxIPCgtST0xFX1ZJRVdFUhAEKmcKDVByaW5jaXBhbEtpbmQSHgoaUFJJTkNJUEFMX0tJTkRfVU5TUEVDSUZJRUQQABIbChdQUklOQ0lQQUxfS0lORF9QTEFURk9STRABEhkKFVBSSU5DSVBBTF9LSU5EX1RFTkFOVBACKrsBCgxBcGlLZXlTdGF0dXMSHgoaQVBJX0tFWV9TVEFUVVNfVU5TUEVDSUZJRUQQABIZChVBUElfS0VZX1NUQVRVU19BQ1RJVkUQARIbChdBUElfS0VZX1NUQVRVU19ST1RBVElORxACEhoKFkFQSV9LRVlfU1RBVFVTX1JFVk9LRUQQAxIaChZBUElfS0VZX1NUQVRVU19FWFBJUkVEEAQSGwoXQVBJX0tFWV9TVEFUVVNfSU5BQ1RJVkUQBWIGcHJvdG8z", [file_google_protobuf_timestamp, file_nexus_auth_v1_tenant]);
 
 /**
  * An API key's metadata. The secret is never part of it: it is shown once, in
@@ -136,6 +136,14 @@ export type ApiKey = Message<"nexus.auth.v1.ApiKey"> & {
    * @generated from field: string created_by_key_id = 16;
    */
   createdByKeyId: string;
+
+  /**
+   * The user who owns the key; empty for machine keys. The key dies with the user's
+   * membership in its tenant.
+   *
+   * @generated from field: string owner_user_id = 17;
+   */
+  ownerUserId: string;
 };
 
 /**
@@ -208,6 +216,21 @@ export type Principal = Message<"nexus.auth.v1.Principal"> & {
    * @generated from field: nexus.auth.v1.Entitlements entitlements = 8;
    */
   entitlements?: Entitlements | undefined;
+
+  /**
+   * The person acting: the owner of the key, or the user an access token names; empty for
+   * machine keys.
+   *
+   * @generated from field: string user_id = 9;
+   */
+  userId: string;
+
+  /**
+   * The person's groups as the identity provider's token stated them (access tokens only).
+   *
+   * @generated from field: repeated string groups = 10;
+   */
+  groups: string[];
 };
 
 /**

@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/retrieval_events.proto.
  */
 export const file_nexus_events_v1_retrieval_events: GenFile = /*@__PURE__*/
-  fileDesc("CiZuZXh1cy9ldmVudHMvdjEvcmV0cmlldmFsX2V2ZW50cy5wcm90bxIPbmV4dXMuZXZlbnRzLnYxIpQBCg1Db3JwdXNDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCgljb3JwdXNfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhAKCHByb3ZpZGVyGAQgASgJEhcKD2VtYmVkZGluZ19tb2RlbBgFIAEoCRIcChRlbWJlZGRpbmdfZGltZW5zaW9ucxgGIAEoDSK4AQoNQ29ycHVzVXBkYXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhYKDmNoYW5nZWRfZmllbGRzGAMgAygJEicKBmJlZm9yZRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhgKEHJlaW5kZXhfcmVxdWlyZWQYBiABKAgiUAoNQ29ycHVzRGVsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhkKEWRvY3VtZW50c19kZWxldGVkGAMgASgEYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("CiZuZXh1cy9ldmVudHMvdjEvcmV0cmlldmFsX2V2ZW50cy5wcm90bxIPbmV4dXMuZXZlbnRzLnYxIpQBCg1Db3JwdXNDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCgljb3JwdXNfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhAKCHByb3ZpZGVyGAQgASgJEhcKD2VtYmVkZGluZ19tb2RlbBgFIAEoCRIcChRlbWJlZGRpbmdfZGltZW5zaW9ucxgGIAEoDSK4AQoNQ29ycHVzVXBkYXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhYKDmNoYW5nZWRfZmllbGRzGAMgAygJEicKBmJlZm9yZRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhgKEHJlaW5kZXhfcmVxdWlyZWQYBiABKAgiUAoNQ29ycHVzRGVsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhkKEWRvY3VtZW50c19kZWxldGVkGAMgASgEInoKFURvY3VtZW50QWNjZXNzQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSEwoLZG9jdW1lbnRfaWQYAiABKAkSEgoKcmVzdHJpY3RlZBgDIAEoCBIOCgZncmFudHMYBCADKAkSFQoNb3duZXJfdXNlcl9pZBgFIAEoCSKAAQoURG9jdW1lbnRBY2Nlc3NEZW5pZWQSEQoJdGVuYW50X2lkGAEgASgJEhMKC2RvY3VtZW50X2lkGAIgASgJEg4KBmtleV9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhEKCXByb2NlZHVyZRgFIAEoCRIMCgRydWxlGAYgASgJYgZwcm90bzM", [file_google_protobuf_struct]);
 
 /**
  * A corpus was created. Subject nexus.retrieval.corpus_created; audit type corpora.created.
@@ -161,4 +161,113 @@ export type CorpusDeleted = Message<"nexus.events.v1.CorpusDeleted"> & {
  */
 export const CorpusDeletedSchema: GenMessage<CorpusDeleted> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_retrieval_events, 2);
+
+/**
+ * Who may read a document changed (its access list was replaced). Subject
+ * nexus.retrieval.document_access_changed.
+ *
+ * @generated from message nexus.events.v1.DocumentAccessChanged
+ */
+export type DocumentAccessChanged = Message<"nexus.events.v1.DocumentAccessChanged"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The document.
+   *
+   * @generated from field: string document_id = 2;
+   */
+  documentId: string;
+
+  /**
+   * Whether the document is restricted to its grants (false: every member of the tenant).
+   *
+   * @generated from field: bool restricted = 3;
+   */
+  restricted: boolean;
+
+  /**
+   * The grants now in force, as "<kind>:<grantee>" (e.g. "user:<id>", "group:finance",
+   * "role:editor", "tenant:").
+   *
+   * @generated from field: repeated string grants = 4;
+   */
+  grants: string[];
+
+  /**
+   * The user who uploaded the document (the owner grant: always reads it); empty when a machine
+   * key uploaded it.
+   *
+   * @generated from field: string owner_user_id = 5;
+   */
+  ownerUserId: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.DocumentAccessChanged.
+ * Use `create(DocumentAccessChangedSchema)` to create a new message.
+ */
+export const DocumentAccessChangedSchema: GenMessage<DocumentAccessChanged> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_retrieval_events, 3);
+
+/**
+ * A caller was refused a document by its access list (GetDocument, WatchDocument). Subject
+ * nexus.retrieval.document_access_denied; audit type documents.access.denied.
+ *
+ * @generated from message nexus.events.v1.DocumentAccessDenied
+ */
+export type DocumentAccessDenied = Message<"nexus.events.v1.DocumentAccessDenied"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The document.
+   *
+   * @generated from field: string document_id = 2;
+   */
+  documentId: string;
+
+  /**
+   * The caller's principal key id (API key id, `user:<id>` or `session:<id>`).
+   *
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+
+  /**
+   * The person, when the caller is one.
+   *
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * The refused procedure, e.g. "/nexus.ingestion.v1.IngestionService/GetDocument".
+   *
+   * @generated from field: string procedure = 5;
+   */
+  procedure: string;
+
+  /**
+   * The rule that decided, e.g. "restricted: no unexpired grant admits the caller".
+   *
+   * @generated from field: string rule = 6;
+   */
+  rule: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.DocumentAccessDenied.
+ * Use `create(DocumentAccessDeniedSchema)` to create a new message.
+ */
+export const DocumentAccessDeniedSchema: GenMessage<DocumentAccessDenied> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_retrieval_events, 4);
 

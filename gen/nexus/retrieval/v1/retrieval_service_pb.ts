@@ -5,8 +5,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
-import type { FieldMask } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask, file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Corpus } from "./corpus_pb.js";
 import { file_nexus_retrieval_v1_corpus } from "./corpus_pb.js";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
@@ -15,7 +15,225 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/retrieval/v1/retrieval_service.proto.
  */
 export const file_nexus_retrieval_v1_retrieval_service: GenFile = /*@__PURE__*/
-  fileDesc("CipuZXh1cy9yZXRyaWV2YWwvdjEvcmV0cmlldmFsX3NlcnZpY2UucHJvdG8SEm5leHVzLnJldHJpZXZhbC52MSKdAgoTQ3JlYXRlQ29ycHVzUmVxdWVzdBJDCgljb3JwdXNfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIgCgxkaXNwbGF5X25hbWUYAiABKAlCCrpIB3IFEAEYyAESHQoLZGVzY3JpcHRpb24YAyABKAlCCLpIBXIDGNAPEjAKD3Byb3ZpZGVyX2NvbmZpZxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoPZW1iZWRkaW5nX21vZGVsGAUgASgJQgi6SAVyAxjIARIrChRlbWJlZGRpbmdfZGltZW5zaW9ucxgGIAEoDUINukgK2AEBKgUYgCAoCCJCChRDcmVhdGVDb3JwdXNSZXNwb25zZRIqCgZjb3JwdXMYASABKAsyGi5uZXh1cy5yZXRyaWV2YWwudjEuQ29ycHVzIlYKEEdldENvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCI/ChFHZXRDb3JwdXNSZXNwb25zZRIqCgZjb3JwdXMYASABKAsyGi5uZXh1cy5yZXRyaWV2YWwudjEuQ29ycHVzIk8KEkxpc3RDb3Jwb3JhUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIIlsKE0xpc3RDb3Jwb3JhUmVzcG9uc2USKwoHY29ycG9yYRgBIAMoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIu8GChNVcGRhdGVDb3JwdXNSZXF1ZXN0EkIKCWNvcnB1c19pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHgoMZGlzcGxheV9uYW1lGAIgASgJQgi6SAVyAxjIARIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMY0A8SMAoPcHJvdmlkZXJfY29uZmlnGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIhCg9lbWJlZGRpbmdfbW9kZWwYBSABKAlCCLpIBXIDGMgBEiYKFGVtYmVkZGluZ19kaW1lbnNpb25zGAYgASgNQgi6SAUqAxiAIBLwAQoLdXBkYXRlX21hc2sYByABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQr4Buki6AboBXgocY29ycHVzLnVwZGF0ZV9tYXNrLm5vbl9lbXB0eRIodXBkYXRlX21hc2sgbXVzdCBuYW1lIGF0IGxlYXN0IG9uZSBmaWVsZBoUc2l6ZSh0aGlzLnBhdGhzKSA+IDDIAQHiAVMSDGRpc3BsYXlfbmFtZRILZGVzY3JpcHRpb24SD3Byb3ZpZGVyX2NvbmZpZxIPZW1iZWRkaW5nX21vZGVsEhRlbWJlZGRpbmdfZGltZW5zaW9uczrkArpI4AIamwEKHGNvcnB1cy5kaXNwbGF5X25hbWUucmVxdWlyZWQSL2Rpc3BsYXlfbmFtZSBjYW5ub3QgYmUgZW1wdHkgd2hlbiBpdCBpcyB1cGRhdGVkGkohKCdkaXNwbGF5X25hbWUnIGluIHRoaXMudXBkYXRlX21hc2sucGF0aHMpIHx8IHNpemUodGhpcy5kaXNwbGF5X25hbWUpID4gMBq/AQohY29ycHVzLmVtYmVkZGluZ19kaW1lbnNpb25zLnJhbmdlEkJlbWJlZGRpbmdfZGltZW5zaW9ucyBtdXN0IGJlIGJldHdlZW4gOCBhbmQgNDA5NiB3aGVuIGl0IGlzIHVwZGF0ZWQaViEoJ2VtYmVkZGluZ19kaW1lbnNpb25zJyBpbiB0aGlzLnVwZGF0ZV9tYXNrLnBhdGhzKSB8fCB0aGlzLmVtYmVkZGluZ19kaW1lbnNpb25zID49IDh1IlwKFFVwZGF0ZUNvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMSGAoQcmVpbmRleF9yZXF1aXJlZBgCIAEoCCJoChNEZWxldGVDb3JwdXNSZXF1ZXN0EkIKCWNvcnB1c19pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSDQoFZm9yY2UYAiABKAgiFgoURGVsZXRlQ29ycHVzUmVzcG9uc2UigQIKDVNlYXJjaFJlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIZCgVxdWVyeRgCIAEoCUIKukgHcgUQARigHxIdCgV0b3BfaxgDIAEoDUIJukgGKgQYMigBSACIAQESMAoGZmlsdGVyGAQgASgLMiAubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaEZpbHRlchI2CgRtb2RlGAUgASgOMh4ubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaE1vZGVCCLpIBYIBAhABQggKBl90b3BfayL7AQoMU2VhcmNoRmlsdGVyEkwKDGRvY3VtZW50X2lkcxgBIAMoCUI2ukgzkgEwEGQiLHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEpwBCg9tZXRhZGF0YV9lcXVhbHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Qmq6SGe6AWQKJnNlYXJjaC5maWx0ZXIubWV0YWRhdGFfZXF1YWxzLm1heF9rZXlzEihtZXRhZGF0YV9lcXVhbHMgbWF5IGhhdmUgYXQgbW9zdCAxNiBrZXlzGhBzaXplKHRoaXMpIDw9IDE2IrICCglTZWFyY2hIaXQSEAoIY2h1bmtfaWQYASABKAkSEwoLZG9jdW1lbnRfaWQYAiABKAkSFQoNY2h1bmtfb3JkaW5hbBgDIAEoDRISCgpjaGFyX3N0YXJ0GAQgASgNEhAKCGNoYXJfZW5kGAUgASgNEgwKBHRleHQYBiABKAkSGQoMdmVjdG9yX3Njb3JlGAcgASgBSACIAQESGgoNbGV4aWNhbF9zY29yZRgIIAEoAUgBiAEBEhMKC2Z1c2VkX3Njb3JlGAkgASgBEhAKCGZpbGVuYW1lGAogASgJEjIKEWRvY3VtZW50X21ldGFkYXRhGAsgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIPCg1fdmVjdG9yX3Njb3JlQhAKDl9sZXhpY2FsX3Njb3JlIoQBCg5TZWFyY2hSZXNwb25zZRIrCgRoaXRzGAEgAygLMh0ubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaEhpdBIsCgRtb2RlGAIgASgOMh4ubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaE1vZGUSFwoPZW1iZWRkaW5nX21vZGVsGAMgASgJKnIKClNlYXJjaE1vZGUSGwoXU0VBUkNIX01PREVfVU5TUEVDSUZJRUQQABIWChJTRUFSQ0hfTU9ERV9IWUJSSUQQARIWChJTRUFSQ0hfTU9ERV9WRUNUT1IQAhIXChNTRUFSQ0hfTU9ERV9MRVhJQ0FMEAMyxgQKEFJldHJpZXZhbFNlcnZpY2USYQoMQ3JlYXRlQ29ycHVzEicubmV4dXMucmV0cmlldmFsLnYxLkNyZWF0ZUNvcnB1c1JlcXVlc3QaKC5uZXh1cy5yZXRyaWV2YWwudjEuQ3JlYXRlQ29ycHVzUmVzcG9uc2USWAoJR2V0Q29ycHVzEiQubmV4dXMucmV0cmlldmFsLnYxLkdldENvcnB1c1JlcXVlc3QaJS5uZXh1cy5yZXRyaWV2YWwudjEuR2V0Q29ycHVzUmVzcG9uc2USXgoLTGlzdENvcnBvcmESJi5uZXh1cy5yZXRyaWV2YWwudjEuTGlzdENvcnBvcmFSZXF1ZXN0GicubmV4dXMucmV0cmlldmFsLnYxLkxpc3RDb3Jwb3JhUmVzcG9uc2USYQoMVXBkYXRlQ29ycHVzEicubmV4dXMucmV0cmlldmFsLnYxLlVwZGF0ZUNvcnB1c1JlcXVlc3QaKC5uZXh1cy5yZXRyaWV2YWwudjEuVXBkYXRlQ29ycHVzUmVzcG9uc2USYQoMRGVsZXRlQ29ycHVzEicubmV4dXMucmV0cmlldmFsLnYxLkRlbGV0ZUNvcnB1c1JlcXVlc3QaKC5uZXh1cy5yZXRyaWV2YWwudjEuRGVsZXRlQ29ycHVzUmVzcG9uc2USTwoGU2VhcmNoEiEubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaFJlcXVlc3QaIi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_nexus_retrieval_v1_corpus]);
+  fileDesc("CipuZXh1cy9yZXRyaWV2YWwvdjEvcmV0cmlldmFsX3NlcnZpY2UucHJvdG8SEm5leHVzLnJldHJpZXZhbC52MSI5CiBTZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVxdWVzdBIVCg1hZG1pbnNfYnlwYXNzGAEgASgIIjoKIVNldERvY3VtZW50QWNjZXNzU2V0dGluZ3NSZXNwb25zZRIVCg1hZG1pbnNfYnlwYXNzGAEgASgIIpUBCg1Eb2N1bWVudEdyYW50EjkKBGtpbmQYASABKA4yHy5uZXh1cy5yZXRyaWV2YWwudjEuR3JhbnRlZUtpbmRCCrpIB4IBBBABIAASGQoHZ3JhbnRlZRgCIAEoCUIIukgFcgMYyAESLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKDkRvY3VtZW50QWNjZXNzEhMKC2RvY3VtZW50X2lkGAEgASgJEhIKCnJlc3RyaWN0ZWQYAiABKAgSMQoGZ3JhbnRzGAMgAygLMiEubmV4dXMucmV0cmlldmFsLnYxLkRvY3VtZW50R3JhbnQSFQoNb3duZXJfdXNlcl9pZBgEIAEoCSKxAQoYU2V0RG9jdW1lbnRBY2Nlc3NSZXF1ZXN0EkQKC2RvY3VtZW50X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBISCgpyZXN0cmljdGVkGAIgASgIEjsKBmdyYW50cxgDIAMoCzIhLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEdyYW50Qgi6SAWSAQIQZCJPChlTZXREb2N1bWVudEFjY2Vzc1Jlc3BvbnNlEjIKBmFjY2VzcxgBIAEoCzIiLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEFjY2VzcyJgChhHZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QSRAoLZG9jdW1lbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIk8KGUdldERvY3VtZW50QWNjZXNzUmVzcG9uc2USMgoGYWNjZXNzGAEgASgLMiIubmV4dXMucmV0cmlldmFsLnYxLkRvY3VtZW50QWNjZXNzIp0CChNDcmVhdGVDb3JwdXNSZXF1ZXN0EkMKCWNvcnB1c19pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEiAKDGRpc3BsYXlfbmFtZRgCIAEoCUIKukgHcgUQARjIARIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMY0A8SMAoPcHJvdmlkZXJfY29uZmlnGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIhCg9lbWJlZGRpbmdfbW9kZWwYBSABKAlCCLpIBXIDGMgBEisKFGVtYmVkZGluZ19kaW1lbnNpb25zGAYgASgNQg26SArYAQEqBRiAICgIIkIKFENyZWF0ZUNvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMiVgoQR2V0Q29ycHVzUmVxdWVzdBJCCgljb3JwdXNfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIj8KEUdldENvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMiTwoSTGlzdENvcnBvcmFSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMYyAESHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgiWwoTTGlzdENvcnBvcmFSZXNwb25zZRIrCgdjb3Jwb3JhGAEgAygLMhoubmV4dXMucmV0cmlldmFsLnYxLkNvcnB1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wYKE1VwZGF0ZUNvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIeCgxkaXNwbGF5X25hbWUYAiABKAlCCLpIBXIDGMgBEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxjQDxIwCg9wcm92aWRlcl9jb25maWcYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKD2VtYmVkZGluZ19tb2RlbBgFIAEoCUIIukgFcgMYyAESJgoUZW1iZWRkaW5nX2RpbWVuc2lvbnMYBiABKA1CCLpIBSoDGIAgEvABCgt1cGRhdGVfbWFzaxgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCvgG6SLoBugFeChxjb3JwdXMudXBkYXRlX21hc2subm9uX2VtcHR5Eih1cGRhdGVfbWFzayBtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhRzaXplKHRoaXMucGF0aHMpID4gMMgBAeIBUxIMZGlzcGxheV9uYW1lEgtkZXNjcmlwdGlvbhIPcHJvdmlkZXJfY29uZmlnEg9lbWJlZGRpbmdfbW9kZWwSFGVtYmVkZGluZ19kaW1lbnNpb25zOuQCukjgAhqbAQocY29ycHVzLmRpc3BsYXlfbmFtZS5yZXF1aXJlZBIvZGlzcGxheV9uYW1lIGNhbm5vdCBiZSBlbXB0eSB3aGVuIGl0IGlzIHVwZGF0ZWQaSiEoJ2Rpc3BsYXlfbmFtZScgaW4gdGhpcy51cGRhdGVfbWFzay5wYXRocykgfHwgc2l6ZSh0aGlzLmRpc3BsYXlfbmFtZSkgPiAwGr8BCiFjb3JwdXMuZW1iZWRkaW5nX2RpbWVuc2lvbnMucmFuZ2USQmVtYmVkZGluZ19kaW1lbnNpb25zIG11c3QgYmUgYmV0d2VlbiA4IGFuZCA0MDk2IHdoZW4gaXQgaXMgdXBkYXRlZBpWISgnZW1iZWRkaW5nX2RpbWVuc2lvbnMnIGluIHRoaXMudXBkYXRlX21hc2sucGF0aHMpIHx8IHRoaXMuZW1iZWRkaW5nX2RpbWVuc2lvbnMgPj0gOHUiXAoUVXBkYXRlQ29ycHVzUmVzcG9uc2USKgoGY29ycHVzGAEgASgLMhoubmV4dXMucmV0cmlldmFsLnYxLkNvcnB1cxIYChByZWluZGV4X3JlcXVpcmVkGAIgASgIImgKE0RlbGV0ZUNvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBINCgVmb3JjZRgCIAEoCCIWChREZWxldGVDb3JwdXNSZXNwb25zZSKBAgoNU2VhcmNoUmVxdWVzdBJCCgljb3JwdXNfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhkKBXF1ZXJ5GAIgASgJQgq6SAdyBRABGKAfEh0KBXRvcF9rGAMgASgNQgm6SAYqBBgyKAFIAIgBARIwCgZmaWx0ZXIYBCABKAsyIC5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoRmlsdGVyEjYKBG1vZGUYBSABKA4yHi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoTW9kZUIIukgFggECEAFCCAoGX3RvcF9rIvsBCgxTZWFyY2hGaWx0ZXISTAoMZG9jdW1lbnRfaWRzGAEgAygJQja6SDOSATAQZCIscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSnAEKD21ldGFkYXRhX2VxdWFscxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCarpIZ7oBZAomc2VhcmNoLmZpbHRlci5tZXRhZGF0YV9lcXVhbHMubWF4X2tleXMSKG1ldGFkYXRhX2VxdWFscyBtYXkgaGF2ZSBhdCBtb3N0IDE2IGtleXMaEHNpemUodGhpcykgPD0gMTYisgIKCVNlYXJjaEhpdBIQCghjaHVua19pZBgBIAEoCRITCgtkb2N1bWVudF9pZBgCIAEoCRIVCg1jaHVua19vcmRpbmFsGAMgASgNEhIKCmNoYXJfc3RhcnQYBCABKA0SEAoIY2hhcl9lbmQYBSABKA0SDAoEdGV4dBgGIAEoCRIZCgx2ZWN0b3Jfc2NvcmUYByABKAFIAIgBARIaCg1sZXhpY2FsX3Njb3JlGAggASgBSAGIAQESEwoLZnVzZWRfc2NvcmUYCSABKAESEAoIZmlsZW5hbWUYCiABKAkSMgoRZG9jdW1lbnRfbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Qg8KDV92ZWN0b3Jfc2NvcmVCEAoOX2xleGljYWxfc2NvcmUihAEKDlNlYXJjaFJlc3BvbnNlEisKBGhpdHMYASADKAsyHS5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoSGl0EiwKBG1vZGUYAiABKA4yHi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoTW9kZRIXCg9lbWJlZGRpbmdfbW9kZWwYAyABKAkqigEKC0dyYW50ZWVLaW5kEhwKGEdSQU5URUVfS0lORF9VTlNQRUNJRklFRBAAEhUKEUdSQU5URUVfS0lORF9VU0VSEAESFgoSR1JBTlRFRV9LSU5EX0dST1VQEAISFQoRR1JBTlRFRV9LSU5EX1JPTEUQAxIXChNHUkFOVEVFX0tJTkRfVEVOQU5UEAQqcgoKU2VhcmNoTW9kZRIbChdTRUFSQ0hfTU9ERV9VTlNQRUNJRklFRBAAEhYKElNFQVJDSF9NT0RFX0hZQlJJRBABEhYKElNFQVJDSF9NT0RFX1ZFQ1RPUhACEhcKE1NFQVJDSF9NT0RFX0xFWElDQUwQAzK1BwoQUmV0cmlldmFsU2VydmljZRJhCgxDcmVhdGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuQ3JlYXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5DcmVhdGVDb3JwdXNSZXNwb25zZRJYCglHZXRDb3JwdXMSJC5uZXh1cy5yZXRyaWV2YWwudjEuR2V0Q29ycHVzUmVxdWVzdBolLm5leHVzLnJldHJpZXZhbC52MS5HZXRDb3JwdXNSZXNwb25zZRJeCgtMaXN0Q29ycG9yYRImLm5leHVzLnJldHJpZXZhbC52MS5MaXN0Q29ycG9yYVJlcXVlc3QaJy5uZXh1cy5yZXRyaWV2YWwudjEuTGlzdENvcnBvcmFSZXNwb25zZRJhCgxVcGRhdGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuVXBkYXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5VcGRhdGVDb3JwdXNSZXNwb25zZRJhCgxEZWxldGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuRGVsZXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5EZWxldGVDb3JwdXNSZXNwb25zZRJPCgZTZWFyY2gSIS5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoUmVxdWVzdBoiLm5leHVzLnJldHJpZXZhbC52MS5TZWFyY2hSZXNwb25zZRJwChFTZXREb2N1bWVudEFjY2VzcxIsLm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QaLS5uZXh1cy5yZXRyaWV2YWwudjEuU2V0RG9jdW1lbnRBY2Nlc3NSZXNwb25zZRJwChFHZXREb2N1bWVudEFjY2VzcxIsLm5leHVzLnJldHJpZXZhbC52MS5HZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QaLS5uZXh1cy5yZXRyaWV2YWwudjEuR2V0RG9jdW1lbnRBY2Nlc3NSZXNwb25zZRKIAQoZU2V0RG9jdW1lbnRBY2Nlc3NTZXR0aW5ncxI0Lm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVxdWVzdBo1Lm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_retrieval_v1_corpus]);
+
+/**
+ * Input of SetDocumentAccessSettings.
+ *
+ * @generated from message nexus.retrieval.v1.SetDocumentAccessSettingsRequest
+ */
+export type SetDocumentAccessSettingsRequest = Message<"nexus.retrieval.v1.SetDocumentAccessSettingsRequest"> & {
+  /**
+   * Admins and owners read restricted documents without a grant.
+   *
+   * @generated from field: bool admins_bypass = 1;
+   */
+  adminsBypass: boolean;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SetDocumentAccessSettingsRequest.
+ * Use `create(SetDocumentAccessSettingsRequestSchema)` to create a new message.
+ */
+export const SetDocumentAccessSettingsRequestSchema: GenMessage<SetDocumentAccessSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 0);
+
+/**
+ * Output of SetDocumentAccessSettings.
+ *
+ * @generated from message nexus.retrieval.v1.SetDocumentAccessSettingsResponse
+ */
+export type SetDocumentAccessSettingsResponse = Message<"nexus.retrieval.v1.SetDocumentAccessSettingsResponse"> & {
+  /**
+   * The value now in force.
+   *
+   * @generated from field: bool admins_bypass = 1;
+   */
+  adminsBypass: boolean;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SetDocumentAccessSettingsResponse.
+ * Use `create(SetDocumentAccessSettingsResponseSchema)` to create a new message.
+ */
+export const SetDocumentAccessSettingsResponseSchema: GenMessage<SetDocumentAccessSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 1);
+
+/**
+ * One grant of read access to a document.
+ *
+ * @generated from message nexus.retrieval.v1.DocumentGrant
+ */
+export type DocumentGrant = Message<"nexus.retrieval.v1.DocumentGrant"> & {
+  /**
+   * Who it admits.
+   *
+   * @generated from field: nexus.retrieval.v1.GranteeKind kind = 1;
+   */
+  kind: GranteeKind;
+
+  /**
+   * The user id, group name or role; empty for GRANTEE_KIND_TENANT.
+   *
+   * @generated from field: string grantee = 2;
+   */
+  grantee: string;
+
+  /**
+   * When the grant stops admitting anyone; unset means never.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.DocumentGrant.
+ * Use `create(DocumentGrantSchema)` to create a new message.
+ */
+export const DocumentGrantSchema: GenMessage<DocumentGrant> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 2);
+
+/**
+ * A document's access list.
+ *
+ * @generated from message nexus.retrieval.v1.DocumentAccess
+ */
+export type DocumentAccess = Message<"nexus.retrieval.v1.DocumentAccess"> & {
+  /**
+   * The document.
+   *
+   * @generated from field: string document_id = 1;
+   */
+  documentId: string;
+
+  /**
+   * Whether only the grants admit readers.
+   *
+   * @generated from field: bool restricted = 2;
+   */
+  restricted: boolean;
+
+  /**
+   * The grants.
+   *
+   * @generated from field: repeated nexus.retrieval.v1.DocumentGrant grants = 3;
+   */
+  grants: DocumentGrant[];
+
+  /**
+   * The user who uploaded the document: always reads it (the owner grant); empty for machine
+   * uploads.
+   *
+   * @generated from field: string owner_user_id = 4;
+   */
+  ownerUserId: string;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.DocumentAccess.
+ * Use `create(DocumentAccessSchema)` to create a new message.
+ */
+export const DocumentAccessSchema: GenMessage<DocumentAccess> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 3);
+
+/**
+ * Input of SetDocumentAccess.
+ *
+ * @generated from message nexus.retrieval.v1.SetDocumentAccessRequest
+ */
+export type SetDocumentAccessRequest = Message<"nexus.retrieval.v1.SetDocumentAccessRequest"> & {
+  /**
+   * The document. Required.
+   *
+   * @generated from field: string document_id = 1;
+   */
+  documentId: string;
+
+  /**
+   * Restrict the document to its grants (false: every member may read it; grants are kept).
+   *
+   * @generated from field: bool restricted = 2;
+   */
+  restricted: boolean;
+
+  /**
+   * The grants, replacing the previous ones (at most 100).
+   *
+   * @generated from field: repeated nexus.retrieval.v1.DocumentGrant grants = 3;
+   */
+  grants: DocumentGrant[];
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SetDocumentAccessRequest.
+ * Use `create(SetDocumentAccessRequestSchema)` to create a new message.
+ */
+export const SetDocumentAccessRequestSchema: GenMessage<SetDocumentAccessRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 4);
+
+/**
+ * Output of SetDocumentAccess.
+ *
+ * @generated from message nexus.retrieval.v1.SetDocumentAccessResponse
+ */
+export type SetDocumentAccessResponse = Message<"nexus.retrieval.v1.SetDocumentAccessResponse"> & {
+  /**
+   * The access list now in force.
+   *
+   * @generated from field: nexus.retrieval.v1.DocumentAccess access = 1;
+   */
+  access?: DocumentAccess | undefined;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SetDocumentAccessResponse.
+ * Use `create(SetDocumentAccessResponseSchema)` to create a new message.
+ */
+export const SetDocumentAccessResponseSchema: GenMessage<SetDocumentAccessResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 5);
+
+/**
+ * Input of GetDocumentAccess.
+ *
+ * @generated from message nexus.retrieval.v1.GetDocumentAccessRequest
+ */
+export type GetDocumentAccessRequest = Message<"nexus.retrieval.v1.GetDocumentAccessRequest"> & {
+  /**
+   * The document. Required.
+   *
+   * @generated from field: string document_id = 1;
+   */
+  documentId: string;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.GetDocumentAccessRequest.
+ * Use `create(GetDocumentAccessRequestSchema)` to create a new message.
+ */
+export const GetDocumentAccessRequestSchema: GenMessage<GetDocumentAccessRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 6);
+
+/**
+ * Output of GetDocumentAccess.
+ *
+ * @generated from message nexus.retrieval.v1.GetDocumentAccessResponse
+ */
+export type GetDocumentAccessResponse = Message<"nexus.retrieval.v1.GetDocumentAccessResponse"> & {
+  /**
+   * The access list (unrestricted with no grants when none was ever set).
+   *
+   * @generated from field: nexus.retrieval.v1.DocumentAccess access = 1;
+   */
+  access?: DocumentAccess | undefined;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.GetDocumentAccessResponse.
+ * Use `create(GetDocumentAccessResponseSchema)` to create a new message.
+ */
+export const GetDocumentAccessResponseSchema: GenMessage<GetDocumentAccessResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 7);
 
 /**
  * Input of CreateCorpus.
@@ -73,7 +291,7 @@ export type CreateCorpusRequest = Message<"nexus.retrieval.v1.CreateCorpusReques
  * Use `create(CreateCorpusRequestSchema)` to create a new message.
  */
 export const CreateCorpusRequestSchema: GenMessage<CreateCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 0);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 8);
 
 /**
  * Output of CreateCorpus.
@@ -94,7 +312,7 @@ export type CreateCorpusResponse = Message<"nexus.retrieval.v1.CreateCorpusRespo
  * Use `create(CreateCorpusResponseSchema)` to create a new message.
  */
 export const CreateCorpusResponseSchema: GenMessage<CreateCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 1);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 9);
 
 /**
  * Input of GetCorpus.
@@ -115,7 +333,7 @@ export type GetCorpusRequest = Message<"nexus.retrieval.v1.GetCorpusRequest"> & 
  * Use `create(GetCorpusRequestSchema)` to create a new message.
  */
 export const GetCorpusRequestSchema: GenMessage<GetCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 2);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 10);
 
 /**
  * Output of GetCorpus.
@@ -136,7 +354,7 @@ export type GetCorpusResponse = Message<"nexus.retrieval.v1.GetCorpusResponse"> 
  * Use `create(GetCorpusResponseSchema)` to create a new message.
  */
 export const GetCorpusResponseSchema: GenMessage<GetCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 3);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 11);
 
 /**
  * Input of ListCorpora.
@@ -164,7 +382,7 @@ export type ListCorporaRequest = Message<"nexus.retrieval.v1.ListCorporaRequest"
  * Use `create(ListCorporaRequestSchema)` to create a new message.
  */
 export const ListCorporaRequestSchema: GenMessage<ListCorporaRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 4);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 12);
 
 /**
  * Output of ListCorpora.
@@ -192,7 +410,7 @@ export type ListCorporaResponse = Message<"nexus.retrieval.v1.ListCorporaRespons
  * Use `create(ListCorporaResponseSchema)` to create a new message.
  */
 export const ListCorporaResponseSchema: GenMessage<ListCorporaResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 5);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 13);
 
 /**
  * Input of UpdateCorpus.
@@ -257,7 +475,7 @@ export type UpdateCorpusRequest = Message<"nexus.retrieval.v1.UpdateCorpusReques
  * Use `create(UpdateCorpusRequestSchema)` to create a new message.
  */
 export const UpdateCorpusRequestSchema: GenMessage<UpdateCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 6);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 14);
 
 /**
  * Output of UpdateCorpus.
@@ -286,7 +504,7 @@ export type UpdateCorpusResponse = Message<"nexus.retrieval.v1.UpdateCorpusRespo
  * Use `create(UpdateCorpusResponseSchema)` to create a new message.
  */
 export const UpdateCorpusResponseSchema: GenMessage<UpdateCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 7);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 15);
 
 /**
  * Input of DeleteCorpus.
@@ -315,7 +533,7 @@ export type DeleteCorpusRequest = Message<"nexus.retrieval.v1.DeleteCorpusReques
  * Use `create(DeleteCorpusRequestSchema)` to create a new message.
  */
 export const DeleteCorpusRequestSchema: GenMessage<DeleteCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 8);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 16);
 
 /**
  * Output of DeleteCorpus. Empty: success means the corpus is gone.
@@ -330,7 +548,7 @@ export type DeleteCorpusResponse = Message<"nexus.retrieval.v1.DeleteCorpusRespo
  * Use `create(DeleteCorpusResponseSchema)` to create a new message.
  */
 export const DeleteCorpusResponseSchema: GenMessage<DeleteCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 9);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 17);
 
 /**
  * Input of Search.
@@ -380,7 +598,7 @@ export type SearchRequest = Message<"nexus.retrieval.v1.SearchRequest"> & {
  * Use `create(SearchRequestSchema)` to create a new message.
  */
 export const SearchRequestSchema: GenMessage<SearchRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 10);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 18);
 
 /**
  * Restrictions on the chunks a search considers. All given conditions must hold.
@@ -409,7 +627,7 @@ export type SearchFilter = Message<"nexus.retrieval.v1.SearchFilter"> & {
  * Use `create(SearchFilterSchema)` to create a new message.
  */
 export const SearchFilterSchema: GenMessage<SearchFilter> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 11);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 19);
 
 /**
  * One matching chunk.
@@ -504,7 +722,7 @@ export type SearchHit = Message<"nexus.retrieval.v1.SearchHit"> & {
  * Use `create(SearchHitSchema)` to create a new message.
  */
 export const SearchHitSchema: GenMessage<SearchHit> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 12);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 20);
 
 /**
  * Output of Search.
@@ -539,7 +757,55 @@ export type SearchResponse = Message<"nexus.retrieval.v1.SearchResponse"> & {
  * Use `create(SearchResponseSchema)` to create a new message.
  */
 export const SearchResponseSchema: GenMessage<SearchResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 13);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 21);
+
+/**
+ * Who a grant admits.
+ *
+ * @generated from enum nexus.retrieval.v1.GranteeKind
+ */
+export enum GranteeKind {
+  /**
+   * Not set; never valid.
+   *
+   * @generated from enum value: GRANTEE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One user (`grantee` = user id).
+   *
+   * @generated from enum value: GRANTEE_KIND_USER = 1;
+   */
+  USER = 1,
+
+  /**
+   * Members whose identity provider groups include `grantee`.
+   *
+   * @generated from enum value: GRANTEE_KIND_GROUP = 2;
+   */
+  GROUP = 2,
+
+  /**
+   * Members with at least the role `grantee` (owner, admin, editor, viewer).
+   *
+   * @generated from enum value: GRANTEE_KIND_ROLE = 3;
+   */
+  ROLE = 3,
+
+  /**
+   * Every member of the tenant (`grantee` empty).
+   *
+   * @generated from enum value: GRANTEE_KIND_TENANT = 4;
+   */
+  TENANT = 4,
+}
+
+/**
+ * Describes the enum nexus.retrieval.v1.GranteeKind.
+ */
+export const GranteeKindSchema: GenEnum<GranteeKind> = /*@__PURE__*/
+  enumDesc(file_nexus_retrieval_v1_retrieval_service, 0);
 
 /**
  * Which rankings a search uses.
@@ -581,7 +847,7 @@ export enum SearchMode {
  * Describes the enum nexus.retrieval.v1.SearchMode.
  */
 export const SearchModeSchema: GenEnum<SearchMode> = /*@__PURE__*/
-  enumDesc(file_nexus_retrieval_v1_retrieval_service, 0);
+  enumDesc(file_nexus_retrieval_v1_retrieval_service, 1);
 
 /**
  * Corpora, their provider configuration, and hybrid search over their chunks.
@@ -656,6 +922,40 @@ export const RetrievalService: GenService<{
     methodKind: "unary";
     input: typeof SearchRequestSchema;
     output: typeof SearchResponseSchema;
+  },
+  /**
+   * Replaces who may read a document (docs/identity.md, "Document access"). A restricted
+   * document is seen — in Search, and so in Run's passages and citations — only by callers a
+   * grant admits; an unrestricted one by every member. Takes effect for the next query.
+   * Tenant admins only. An unknown document is NOT_FOUND.
+   *
+   * @generated from rpc nexus.retrieval.v1.RetrievalService.SetDocumentAccess
+   */
+  setDocumentAccess: {
+    methodKind: "unary";
+    input: typeof SetDocumentAccessRequestSchema;
+    output: typeof SetDocumentAccessResponseSchema;
+  },
+  /**
+   * Reads a document's access list. Tenant admins only.
+   *
+   * @generated from rpc nexus.retrieval.v1.RetrievalService.GetDocumentAccess
+   */
+  getDocumentAccess: {
+    methodKind: "unary";
+    input: typeof GetDocumentAccessRequestSchema;
+    output: typeof GetDocumentAccessResponseSchema;
+  },
+  /**
+   * Sets the tenant's document access settings (whether admins and owners read restricted
+   * documents without a grant; off unless set). Tenant owners only.
+   *
+   * @generated from rpc nexus.retrieval.v1.RetrievalService.SetDocumentAccessSettings
+   */
+  setDocumentAccessSettings: {
+    methodKind: "unary";
+    input: typeof SetDocumentAccessSettingsRequestSchema;
+    output: typeof SetDocumentAccessSettingsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nexus_retrieval_v1_retrieval_service, 0);

@@ -1,5 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Queryable, Tx } from "../../../kernel/db/ports.js";
+import { readableSql } from "../../retrieval/adapters/postgres-document-access.js";
 import type { DocumentState, DocumentStatusName } from "../document.js";
 import { DOCUMENTS_CHANNEL } from "../migrations.js";
 import type { DocumentKey, DocumentPage, DocumentRepository } from "../ports.js";
@@ -88,8 +89,9 @@ export function createPgDocumentRepository(): DocumentRepository {
         params.push([...page.statuses]);
         where += ` AND status = ANY($${params.length}::text[])`;
       }
+      if (page.reader) where += ` AND ${readableSql(page.reader, (v) => `$${params.push(v)}`)}`;
       const { rows } = await q.query<DocumentRow>(
-        `SELECT ${COLUMNS} FROM ingestion.documents WHERE ${where} ORDER BY seq DESC LIMIT $3`,
+        `SELECT ${COLUMNS} FROM ingestion.documents c WHERE ${where} ORDER BY seq DESC LIMIT $3`,
         params,
       );
       return rows.map((r) => ({ seq: BigInt(r.seq), document: toState(r) }));

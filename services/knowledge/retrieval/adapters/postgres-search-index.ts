@@ -4,6 +4,7 @@ import type { FieldCipher } from "../../../kernel/keyring/index.js";
 import { TEXT_SEARCH_CONFIG } from "../migrations.js";
 import type { ChunkHit, SearchIndex, SearchQuery } from "../ports.js";
 import { vectorLiteral } from "./postgres-chunk-index.js";
+import { hiddenDocumentsSql } from "./postgres-document-access.js";
 
 /** Reciprocal rank fusion constant: score = Σ 1 / (k + rank). 60 is the value of the RRF paper. */
 export const RRF_K = 60;
@@ -55,7 +56,13 @@ export function buildSearchStatement(q: SearchQuery): SearchStatement {
     // @> narrows with the GIN index; the per-key check makes it equality, not containment.
     filters += ` AND c.metadata @> ${m}::jsonb AND NOT EXISTS (SELECT 1 FROM jsonb_each(${m}::jsonb) f WHERE c.metadata -> f.key IS DISTINCT FROM f.value)`;
   }
+  // Document access inside the ranking: top-k is the best k the reader may see. The documents
+  // the reader may not read are computed once (a materialized CTE), not once per chunk.
   const ctes: string[] = [];
+  if (q.reader) {
+    ctes.push(`hidden AS MATERIALIZED (${hiddenDocumentsSql(q.reader, param)})`);
+    filters += " AND c.document_id NOT IN (SELECT document_id FROM hidden)";
+  }
   const useLexical = q.ranking !== "vector";
   const useVector = q.ranking !== "lexical";
   if (useLexical) {
