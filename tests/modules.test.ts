@@ -6,6 +6,7 @@ import { type RunResponse, RunStatus } from "../gen/nexus/agent/v1/agent_service
 import { ModuleKind, ModuleVersionStatus } from "../gen/nexus/modules/v1/module_pb.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
 import { newMasterKeyLine } from "../services/kernel/keyring/index.js";
+import { revenueLedgerHandler } from "../services/modules/marketplace.js";
 import { type AgentMesh, ingestCorpus, runEvents, startAgentMesh } from "./support/agent-mesh.js";
 import { failure } from "./support/auth-harness.js";
 import { eventually } from "./support/eventually.js";
@@ -65,6 +66,9 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
       NEXUS_MODULES_TIMEOUT_MS: "2000",
       NEXUS_MODULES_MEMORY_BYTES: String(16 << 20),
       NEXUS_OPENAI_BASE_URL: standin.baseUrl,
+      // The test APIs and the mesh (a gRPC tool's target) are on loopback: 127.0.0.1 is allowed
+      // past the SSRF guard by the installation setting; "localhost" is not.
+      NEXUS_MODULES_EGRESS_ALLOW_PRIVATE: "127.0.0.1",
     };
     mesh = await startAgentMesh(shared);
     replicaB = await startNexus({
@@ -272,6 +276,22 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     expect(probe).toMatchObject({ code: "PermissionDenied", reason: "MODULE_EGRESS_DENIED" });
     expect(probe.message).toContain(`host 127.0.0.1:${OTHER_PORT} is not among the module's egress hosts`);
     expect(otherHits).toBe(0);
+    // A declared host name that resolves to loopback, not allowed by the installation, is refused.
+    const ssrf = await owner.modules.submitModuleVersion({
+      manifest: {
+        name: "zssrf",
+        version: "1.0.0",
+        kind: ModuleKind.CODE,
+        egressHosts: [`localhost:${API_PORT}`],
+        tools: [tool("peek")],
+        tests: [{ name: "peeks", tool: "peek", input: {}, expect: { status: 200 } }],
+      },
+      code: `async function peek(i, ctx) { const r = await ctx.fetch("http://localhost:${API_PORT}/weather"); return { status: r.status }; }`,
+    });
+    expect(ssrf.version?.status).toBe(ModuleVersionStatus.TESTS_FAILED);
+    expect(ssrf.version?.testResults[0]?.message).toMatch(
+      /MODULE_EGRESS_DENIED.*resolves to .*(127\.0\.0\.1|::1).*NEXUS_MODULES_EGRESS_ALLOW_PRIVATE/,
+    );
     expect((await call("env")).output).toEqual({ process: "undefined", require: "undefined", globals: [] });
     expect(await failure(() => call("pollute"))).toMatchObject({ reason: "TOOL_OUTPUT_INVALID" });
     // The process is unharmed and still answers.
@@ -342,6 +362,15 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     expect(results[1]?.error).toMatchObject({ code: "DEADLINE_EXCEEDED", reason: "MODULE_TIMEOUT" });
     const done = events.at(-1)?.event;
     expect(done?.case === "done" && done.value.status).toBe(RunStatus.COMPLETED);
+    // The offline (extractive) provider quotes the tool results in its answer, too.
+    const final = events.find((e) => e.event.case === "messageFinal")?.event;
+    const text = final?.case === "messageFinal" ? final.value.text : "";
+    const streamed = events.map((e) => (e.event.case === "tokenDelta" ? e.event.value.text : "")).join("");
+    expect(streamed).toBe(text);
+    expect(text).toContain("The stats module computes the average of numbers.");
+    const quoted = text.slice(text.indexOf("\n\nTool results:\n"));
+    expect(quoted.split("\n")[3]).toMatch(/^- stats\.compute: \{.*"result":3[,}]/);
+    expect(quoted).toMatch(/\n- evil\.spin: \{"error":\{"reason":"MODULE_TIMEOUT"/);
     // Metered: retrieval and both tool calls count as the run's tool calls.
     const accepted = events[0]?.event;
     const requestId = accepted?.case === "accepted" ? accepted.value.requestId : "";
@@ -351,6 +380,53 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
       return rows.find((r) => r.type === "nexus.events.v1.RunCompleted");
     });
     expect(recorded.payload).toMatchObject({ usage: { toolCalls: 3 } });
+  });
+
+  it("calls a gRPC method found by server reflection, mapping JSON input and output through its descriptors", async () => {
+    // The target is the mesh itself (it serves grpc.reflection.v1): RetrievalService/GetCorpus
+    // with the caller's key as a credential injected into the call's metadata.
+    const target = new URL(mesh.url);
+    await owner.modules.setCredential({ name: "MESH_KEY", value: mesh.ownerKey });
+    const manifest = {
+      name: "mesh",
+      version: "1.0.0",
+      kind: ModuleKind.GRPC,
+      credentials: ["MESH_KEY"],
+      egressHosts: [target.host],
+      tools: [
+        {
+          name: "corpus",
+          inputSchema: { type: "object", required: ["corpusId"], properties: { corpusId: { type: "string" } } },
+          outputSchema: { type: "object", required: ["corpus"] },
+          grpc: {
+            target: target.origin,
+            method: "nexus.retrieval.v1.RetrievalService/GetCorpus",
+            metadata: { authorization: "Bearer {{credential:MESH_KEY}}" },
+          },
+        },
+      ],
+      tests: [{ name: "the handbook", tool: "corpus", input: { corpusId: "handbook" }, expect: { corpus: { id: "handbook" } } }],
+    };
+    expect(await failure(() => owner.modules.submitModuleVersion({ manifest, code: "function corpus() {}" }))).toMatchObject({
+      code: "InvalidArgument",
+      reason: "MANIFEST_INVALID",
+    });
+    const v = await owner.modules.submitModuleVersion({ manifest });
+    expect(v.version?.testResults).toEqual([expect.objectContaining({ name: "the handbook", passed: true })]);
+    await owner.modules.reviewModuleVersion({ name: "mesh", version: "1.0.0", approve: true });
+    await owner.modules.activateModuleVersion({ name: "mesh", version: "1.0.0" });
+    const out = await owner.modules.callTool({ module: "mesh", tool: "corpus", input: { corpusId: "handbook" } });
+    expect(out.output).toMatchObject({ corpus: { id: "handbook" } });
+    expect(JSON.stringify(out.output)).not.toContain(mesh.ownerKey);
+    // The gRPC error of the target is the tool's error; input the request type cannot take is refused.
+    expect(
+      await failure(() => owner.modules.callTool({ module: "mesh", tool: "corpus", input: { corpusId: "no-such-corpus" } })),
+    ).toMatchObject({
+      reason: "MODULE_ERROR",
+    });
+    expect(
+      await failure(() => owner.modules.callTool({ module: "mesh", tool: "corpus", input: { corpusId: "handbook", bogus: 1 } })),
+    ).toMatchObject({ reason: "TOOL_INPUT_INVALID" });
   });
 
   it("lets an OpenAI-compatible model choose a tool (Chat Completions tool calling)", async () => {
@@ -409,6 +485,50 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     const repairPrompt = standin.requests[before + 1]?.body.messages?.find((m) => m.role === "user")?.content ?? "";
     expect(repairPrompt).toContain("These tests failed in the sandbox");
     expect(repairPrompt).toContain("/result: expected 4, got 0");
+  });
+
+  it("repairs offline: the template drafter's first median draft fails a generated test and a known repair fixes it", async () => {
+    const spec = "The median of the numbers, as a chart";
+    const unrepaired = await owner.modules.buildModule({ name: "middle", version: "1.0.0", spec, maxRepairs: 0 });
+    expect(unrepaired).toMatchObject({ draftedBy: "template", repairs: 0 });
+    expect(unrepaired.version?.status).toBe(ModuleVersionStatus.TESTS_FAILED);
+    const failed = unrepaired.version?.testResults.find((t) => !t.passed);
+    expect(failed).toMatchObject({ name: "median of 10, 9, 2" });
+    expect(failed?.message).toContain("expected 9");
+
+    const repaired = await owner.modules.buildModule({ name: "middle", version: "1.0.1", spec });
+    expect(repaired).toMatchObject({ draftedBy: "template", repairs: 1 });
+    expect(repaired.version?.status).toBe(ModuleVersionStatus.PENDING_REVIEW);
+    expect(repaired.version?.testResults.map((t) => [t.name, t.passed])).toEqual([
+      ["median of 1, 2, 3, 4", true],
+      ["median of 10, 9, 2", true],
+      ["returns rows and a bar chart", true],
+      ["refuses values that are not numbers", true],
+    ]);
+    expect(repaired.version?.code).toContain(".sort((a, b) => a - b)");
+  });
+
+  it("lets the OpenAI-compatible drafter write tests as well as code (kept beside the template's)", async () => {
+    standin.enqueue({
+      kind: "message",
+      content: JSON.stringify({
+        code: "function compute(input) { const v = input.values; const l = input.labels || []; return { result: Math.min(...v), data: v.map((value, i) => ({ label: l[i] !== undefined ? l[i] : String(i + 1), value })), chart: { type: 'bar', x: 'label', y: 'value' } }; }",
+        tests: [
+          { name: "min of negatives", tool: "compute", input: { values: [-3, -1] }, expect: { result: -3 } },
+          { name: "names a tool that does not exist", tool: "nope", input: {} },
+        ],
+      }),
+    });
+    const built = await owner.modules.buildModule({ name: "low", version: "1.0.0", spec: "Find the smallest value", provider: "openai" });
+    expect(built).toMatchObject({ draftedBy: "openai", repairs: 0 });
+    expect(built.version?.status).toBe(ModuleVersionStatus.PENDING_REVIEW);
+    expect(built.version?.testResults.map((t) => [t.name, t.passed])).toEqual([
+      ["min of 1, 2, 3, 4", true],
+      ["returns rows and a bar chart", true],
+      ["refuses values that are not numbers", true],
+      ["min of negatives", true],
+    ]);
+    expect(built.version?.manifest?.tests.map((t) => t.name)).toContain("min of negatives");
   });
 
   it("writes each approval step to the audit trail", async () => {
@@ -507,13 +627,37 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     const installed = await viaBuyer.modules.installListing({ listingId: listing.listingId });
     expect(installed.module).toMatchObject({ name: "stats", activeVersion: "1.0.0" });
     expect(await failure(() => viaBuyer.modules.installListing({ listingId: listing.listingId }))).toMatchObject({ code: "AlreadyExists" });
-    for (const values of [
-      [1, 3],
-      [2, 4],
-      [10, 20],
-    ]) {
-      await viaBuyer.modules.callTool({ module: "stats", tool: "compute", input: { values } });
+    // Paid calls are made in a Run: metering's UsageRecorded carries each tool call with the
+    // listing its version came from, and the ledger is fed from that event.
+    await ingestCorpus(viaBuyer, "buyer-docs", [{ id: "b1", text: "Stats computes averages." }]);
+    const runEventsSeen: RunResponse[] = [];
+    for await (const e of viaBuyer.agent.run({
+      corpusId: "buyer-docs",
+      message: "averages please",
+      toolCalls: [
+        { module: "stats", tool: "compute", input: { values: [1, 3] } },
+        { module: "stats", tool: "compute", input: { values: [2, 4] } },
+        { module: "stats", tool: "compute", input: { values: [10, 20] } },
+      ],
+    })) {
+      runEventsSeen.push(e);
     }
+    expect(runEventsSeen.filter((e) => e.event.case === "toolResult" && e.event.value.output !== undefined)).toHaveLength(3);
+    const accepted = runEventsSeen[0]?.event;
+    const buyerRequestId = accepted?.case === "accepted" ? accepted.value.requestId : "";
+    const recorded = await eventually("metering's UsageRecorded of the buyer's run", async () => {
+      const r = await mesh.db.query<{ event_id: string; stream_id: string; version: number; payload: { toolCallUsage?: unknown[] } }>(
+        "SELECT event_id, stream_id, version, payload FROM platform.events WHERE type = 'nexus.events.v1.UsageRecorded' AND payload->>'requestId' = $1",
+        [buyerRequestId],
+      );
+      return r.rows[0];
+    });
+    const usage = recorded.payload;
+    expect(usage.toolCallUsage).toEqual(
+      Array.from({ length: 3 }, () => expect.objectContaining({ module: "stats", moduleVersion: "1.0.0", listingId: listing.listingId })),
+    );
+    // A direct CallTool is not a metered run: it adds nothing to the ledger.
+    await viaBuyer.modules.callTool({ module: "stats", tool: "compute", input: { values: [7, 9] } });
     const rated = await viaBuyer.modules.rateListing({ listingId: listing.listingId, stars: 4 });
     expect(rated.listing).toMatchObject({ installCount: 1n, ratingCount: 1n, ratingAverage: 4 });
     // The creator's own calls are not paid; the buyer's three are, split 85/15.
@@ -523,6 +667,32 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
       return line?.calls === 3n && line;
     });
     expect(revenue).toMatchObject({ grossMicros: 3000n, creatorMicros: 2550n, platformMicros: 450n });
+    // The same UsageRecorded delivered again (a redelivery) records nothing more.
+    await revenueLedgerHandler()(
+      {
+        eventId: recorded.event_id,
+        type: "nexus.events.v1.UsageRecorded",
+        streamId: recorded.stream_id,
+        version: recorded.version,
+        payload: recorded.payload,
+        metadata: {},
+        subject: "nexus.metering.usage_recorded",
+        topic: "metering.usage_recorded",
+        occurredAt: new Date(),
+        deliveryCount: 2,
+      },
+      {
+        query: async <T>(sql: string, params?: readonly unknown[]) => {
+          const r = await mesh.db.query(sql, params as unknown[]);
+          return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+        },
+        exec: async (sql: string) => {
+          await mesh.db.query(sql);
+        },
+      },
+    );
+    const again = (await owner.modules.getRevenue({})).listings.find((l) => l.listingId === listing.listingId);
+    expect(again).toMatchObject({ calls: 3n, grossMicros: 3000n });
     expect((await viaBuyer.modules.getRevenue({})).listings).toEqual([]);
     const cli = async (...args: string[]) =>
       (

@@ -71,6 +71,8 @@ export interface ToolCallOutput {
   output: JsonObject;
   moduleVersion: string;
   cached: boolean;
+  /** The marketplace listing the version was installed from ("" for the tenant's own module). */
+  listingId?: string;
 }
 
 /**

@@ -197,6 +197,20 @@ function tierMultipliers(raw: string): Readonly<Record<"free" | "pro" | "enterpr
   return out;
 }
 
+/** A comma list of host or host:port entries (or `*`), lower-cased. */
+function hostList(raw: string): readonly string[] {
+  const out = raw
+    .split(",")
+    .map((x) => x.trim().toLowerCase())
+    .filter((x) => x.length > 0);
+  for (const h of out) {
+    if (h !== "*" && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/.test(h)) {
+      throw new InvalidValue("a comma list of host or host:port entries (e.g. 127.0.0.1:8080,localhost), or *");
+    }
+  }
+  return out;
+}
+
 /** A comma list of field names (letters, digits, _ and -), lower-cased. */
 function fieldNames(raw: string): readonly string[] {
   const names = raw
@@ -800,6 +814,13 @@ const VARIABLES = {
     description:
       "Tool results a modules replica keeps in its in-memory cache (modules opt in with cache_ttl_seconds); 0 turns caching off.",
     parse: integer(0, 1_000_000),
+  }),
+  modulesEgressAllowPrivate: variable({
+    name: "NEXUS_MODULES_EGRESS_ALLOW_PRIVATE",
+    default: "",
+    description:
+      "Declared egress hosts (host or host:port, comma-separated; * for all) a module may reach although they resolve to a loopback, private, link-local or otherwise non-public address. Empty (default): such addresses are refused (SSRF). For tests and local development.",
+    parse: hostList,
   }),
   agentQuotaFailOpen: variable({
     name: "NEXUS_AGENT_QUOTA_FAIL_OPEN",

@@ -79,6 +79,8 @@ export interface RunEnded {
   requestId: string;
   reservationId: string;
   use: RunResourceUse & { inputTokens: bigint; outputTokens: bigint };
+  /** The run's successful module tool calls, passed on in UsageRecorded (revenue ledger). */
+  toolCallUsage?: readonly { module: string; tool: string; moduleVersion: string; listingId: string; cached: boolean }[];
   /** When the run ended (falls back to the event's time). */
   endedAt: Date;
   /** Why it failed (RunFailed), for the release reason. */
@@ -419,6 +421,7 @@ export class MeteringApplication {
           outputTokens: run.use.outputTokens,
           usageDate: isoDate(dayStart),
           sourceEventId: run.eventId,
+          toolCallUsage: (run.toolCallUsage ?? []).map((c) => ({ ...c })),
         }),
       ],
       { metadata: { tenantId, actor: SYSTEM_ACTOR } },

@@ -49,6 +49,7 @@ export function runUsageHandler(app: MeteringApplication, store: MeteringStore, 
           requestId: p.requestId,
           reservationId: p.reservationId,
           use: use(p.usage),
+          toolCallUsage: p.usage?.toolCallUsage ?? [],
           endedAt: when(p.completedAt, event.occurredAt),
         };
         break;
@@ -63,6 +64,7 @@ export function runUsageHandler(app: MeteringApplication, store: MeteringStore, 
           requestId: p.requestId,
           reservationId: p.reservationId,
           use: use(p.usage),
+          toolCallUsage: p.usage?.toolCallUsage ?? [],
           endedAt: when(p.cancelledAt, event.occurredAt),
         };
         break;
@@ -77,6 +79,7 @@ export function runUsageHandler(app: MeteringApplication, store: MeteringStore, 
           requestId: p.requestId,
           reservationId: p.reservationId,
           use: use(p.usage),
+          toolCallUsage: p.usage?.toolCallUsage ?? [],
           endedAt: when(p.failedAt, event.occurredAt),
           ...(p.reason ? { failureReason: p.reason } : {}),
         };

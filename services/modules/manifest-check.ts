@@ -18,6 +18,8 @@ export function checkManifest(manifest: ModuleManifest, code: string, caps: Modu
   if (manifest.kind === ModuleKind.CODE && code.trim() === "") bad("kind", "a code module needs its code");
   if (manifest.kind === ModuleKind.HTTP && code !== "")
     bad("kind", "an HTTP module has no code: describe each tool's http operation instead");
+  if (manifest.kind === ModuleKind.GRPC && code !== "")
+    bad("kind", "a gRPC module has no code: describe each tool's grpc operation instead");
   const names = new Set<string>();
   manifest.tools.forEach((tool, i) => {
     if (names.has(tool.name)) bad(`tools[${i}].name`, `tool ${tool.name} is declared twice`);
@@ -32,6 +34,25 @@ export function checkManifest(manifest: ModuleManifest, code: string, caps: Modu
     }
     if (tool.inputSchema?.type !== undefined && tool.inputSchema.type !== "object")
       bad(`tools[${i}].input_schema`, "must describe an object (type: object)");
+    if (manifest.kind === ModuleKind.GRPC) {
+      if (!tool.grpc) return bad(`tools[${i}].grpc`, "a gRPC module's tool needs its grpc operation");
+      let url: URL;
+      try {
+        url = new URL(tool.grpc.target);
+      } catch {
+        return bad(`tools[${i}].grpc.target`, "not a URL");
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") bad(`tools[${i}].grpc.target`, "must be http or https");
+      if (!hostAllowed(url, manifest.egressHosts)) bad(`tools[${i}].grpc.target`, `host ${url.host} is not among egress_hosts`);
+      if (!/^[A-Za-z_][A-Za-z0-9_.]*\/[A-Za-z_][A-Za-z0-9_]*$/.test(tool.grpc.method))
+        bad(`tools[${i}].grpc.method`, 'must be "package.Service/Method"');
+      for (const [h, v] of Object.entries(tool.grpc.metadata)) {
+        for (const m of v.matchAll(/\{\{credential:([A-Za-z0-9_]*)\}\}/g)) {
+          if (!manifest.credentials.includes(m[1] ?? ""))
+            bad(`tools[${i}].grpc.metadata.${h}`, `credential ${m[1]} is not declared in credentials`);
+        }
+      }
+    }
     if (manifest.kind === ModuleKind.HTTP) {
       if (!tool.http) return bad(`tools[${i}].http`, "an HTTP module's tool needs its http operation");
       let url: URL;

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { MarketplaceCallRecordedSchema } from "../../gen/nexus/events/v1/modules_events_pb.js";
-import { executeCommand, executeInTransaction, recordFacts } from "../kernel/commands/index.js";
+import { RunOutcome, UsageRecordedSchema } from "../../gen/nexus/events/v1/metering_events_pb.js";
+import { executeCommand, executeInTransaction } from "../kernel/commands/index.js";
 import type { Database } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
 import type { EventHandler } from "../kernel/events/ports.js";
-import { eventOf, payloadOf } from "../kernel/events/protobuf-event.js";
+import { payloadOf } from "../kernel/events/protobuf-event.js";
 import {
   type CataloguePosition,
   type ListingRow,
@@ -20,17 +20,17 @@ import { revenueSplit } from "./domain/listing.js";
 import type { ModuleState, VersionRecord } from "./domain/module.js";
 import type { Actor } from "./modules-application.js";
 
-/** The revenue ledger's consumer (durable name) and the subject it reads. */
-export const REVENUE_CONSUMER = "modules-revenue-ledger";
-export const REVENUE_SUBJECT = "modules.marketplace_call_recorded";
+/** The revenue ledger's consumer (durable name) and the subject it reads: metering's usage records. */
+export const REVENUE_CONSUMER = "modules-revenue-from-metering";
+export const REVENUE_SUBJECT = "metering.usage_recorded";
 
 /**
  * The marketplace (REQ-025..027): a tenant admin publishes an approved version with a license
  * and a price per call; a platform operator approves or rejects the listing; every tenant browses and searches the catalogue (most installed
  * first, paged); an admin installs a listing (an approved, active version in the installing
- * tenant, reviewed by that admin) and the tenant may rate it; each successful paid call of an
- * installed version records a MarketplaceCallRecorded event, which the revenue ledger splits
- * 85/15 between the creator and the platform, once per event.
+ * tenant, reviewed by that admin) and the tenant may rate it; each paid call of an installed
+ * version made in a Run is metered (UsageRecorded carries the listing), and the revenue ledger
+ * splits it 85/15 between the creator and the platform, once per call.
  */
 export class Marketplace {
   constructor(private readonly deps: { db: Database; clock: () => Date }) {}
@@ -166,45 +166,34 @@ export class Marketplace {
   revenue(tenantId: string) {
     return revenueOf(this.deps.db, tenantId);
   }
-
-  /** Records a successful paid call of an installed marketplace version (the ledger's source event). */
-  async recordPaidCall(tenantId: string, version: VersionRecord, tool: string): Promise<void> {
-    const source = version.source;
-    if (!source || source.priceMicrosPerCall <= 0) return;
-    await this.deps.db.transaction((tx) =>
-      recordFacts(
-        tx,
-        `module_marketplace_calls-${source.listingId}`,
-        [
-          eventOf(MarketplaceCallRecordedSchema, {
-            tenantId,
-            listingId: source.listingId,
-            creatorTenantId: source.creatorTenantId,
-            priceMicros: BigInt(source.priceMicrosPerCall),
-            tool,
-          }),
-        ],
-        { metadata: { tenantId } },
-      ),
-    );
-  }
 }
 
-/** The revenue ledger's consumer: each MarketplaceCallRecorded becomes one ledger row, split 85/15. */
+/**
+ * The revenue ledger's consumer, fed by metering: each UsageRecorded lists the run's
+ * successful module tool calls with the marketplace listing each version was installed from;
+ * every call that ran an installed, priced listing (not a cached result, not a failed run,
+ * not the creator's own tenant) becomes one ledger row at the listing's price, split 85/15.
+ * Rows are keyed by `<event id>/<call index>`, so a redelivered event changes nothing.
+ */
 export function revenueLedgerHandler(): EventHandler {
   return async (event, tx) => {
-    if (event.type !== MarketplaceCallRecordedSchema.typeName) return;
-    const p = payloadOf(MarketplaceCallRecordedSchema, event);
-    const gross = Number(p.priceMicros);
-    const split = revenueSplit(gross);
-    await recordRevenue(tx, {
-      eventId: event.eventId,
-      listingId: p.listingId,
-      creatorTenantId: p.creatorTenantId,
-      consumerTenantId: p.tenantId,
-      gross,
-      creator: split.creator,
-      platform: split.platform,
-    });
+    if (event.type !== UsageRecordedSchema.typeName) return;
+    const p = payloadOf(UsageRecordedSchema, event);
+    if (p.outcome === RunOutcome.FAILED) return;
+    for (const [index, call] of p.toolCallUsage.entries()) {
+      if (!call.listingId || call.cached) continue;
+      const listing = (await readListing(tx, call.listingId))?.state;
+      if (!listing || listing.priceMicrosPerCall <= 0 || listing.creatorTenantId === p.tenantId) continue;
+      const split = revenueSplit(listing.priceMicrosPerCall);
+      await recordRevenue(tx, {
+        eventId: `${event.eventId}/${index}`,
+        listingId: call.listingId,
+        creatorTenantId: listing.creatorTenantId,
+        consumerTenantId: p.tenantId,
+        gross: listing.priceMicrosPerCall,
+        creator: split.creator,
+        platform: split.platform,
+      });
+    }
   };
 }

@@ -9,7 +9,8 @@ import type { SchemaMigrations } from "../kernel/service/index.js";
  * - `credentials`: one row per tenant, its credential set; values are keyring-sealed text.
  * - `listings`: marketplace listings (the listing aggregate's state) with their review status,
  *   install and rating counters and the text search looks in; `revenue_ledger`: one row per paid call,
- *   split 85/15, keyed by the MarketplaceCallRecorded event id.
+ *   split 85/15, keyed by `<UsageRecorded event id>/<call index>`
+ *   (rows written before metering fed the ledger are keyed by a MarketplaceCallRecorded event id).
  */
 export const modulesMigrations: SchemaMigrations = {
   schema: "modules",

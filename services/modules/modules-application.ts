@@ -28,6 +28,8 @@ export interface ToolCallResult {
   version: string;
   cached: boolean;
   durationMs: number;
+  /** The marketplace listing the version was installed from ("" for the tenant's own module). */
+  listingId: string;
 }
 
 /**
@@ -44,8 +46,6 @@ export class ModulesApplication {
       credentials: CredentialStore;
       /** Where code runs; default this thread (the parts pass the worker pool). */
       sandbox?: SandboxRunner;
-      /** Records paid calls of installed marketplace versions. */
-      onPaidCall?: (tenantId: string, version: VersionRecord, tool: string) => Promise<void>;
       settings: ModulesSettings;
       clock: () => Date;
       logger: Logger;
@@ -183,7 +183,7 @@ export class ModulesApplication {
     const manifest = fromJson(ModuleManifestSchema, active.manifest as JsonObject);
     const cacheKey = ToolResultCache.key(tenantId, moduleName, active.version, tool, input);
     const hit = manifest.cacheTtlSeconds > 0 ? this.cache.get(cacheKey) : undefined;
-    if (hit) return { output: hit, version: active.version, cached: true, durationMs: 0 };
+    if (hit) return { output: hit, version: active.version, cached: true, durationMs: 0, listingId: active.source?.listingId ?? "" };
     const credentials = await this.deps.credentials.resolve(tenantId, manifest.credentials, true);
     const r = await invokeTool({ manifest, code: active.code, tool, input, credentials }, this.deps.settings, this.deps.sandbox);
     if (r.kind === "failed") {
@@ -194,8 +194,12 @@ export class ModulesApplication {
       });
     }
     this.cache.set(cacheKey, r.output, manifest.cacheTtlSeconds);
-    // A paid marketplace call is charged when the module ran (a cached result is not charged again).
-    if (active.source) await this.deps.onPaidCall?.(tenantId, active, tool);
-    return { output: r.output, version: active.version, cached: false, durationMs: r.durationMs };
+    return {
+      output: r.output,
+      version: active.version,
+      cached: false,
+      durationMs: r.durationMs,
+      listingId: active.source?.listingId ?? "",
+    };
   }
 }

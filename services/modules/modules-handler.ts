@@ -150,7 +150,13 @@ export class ModulesHandler implements ServiceImpl<typeof ModulesService> {
 
   async callTool(req: CallToolRequest, ctx: HandlerContext) {
     const r = await this.deps.app.callTool(actorOf(ctx).tenantId, req.module, req.tool, req.input ?? {});
-    return create(CallToolResponseSchema, { output: r.output, moduleVersion: r.version, cached: r.cached, durationMs: r.durationMs });
+    return create(CallToolResponseSchema, {
+      output: r.output,
+      moduleVersion: r.version,
+      cached: r.cached,
+      durationMs: r.durationMs,
+      listingId: r.listingId,
+    });
   }
 
   async setCredential(req: SetCredentialRequest, ctx: HandlerContext) {

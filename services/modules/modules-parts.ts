@@ -41,7 +41,6 @@ export function createModulesParts(ctx: ServiceContext, options: ModulesPartsOpt
     settings,
     clock: ctx.clock,
     logger: ctx.logger,
-    onPaidCall: (tenantId, version, tool) => marketplace.recordPaidCall(tenantId, version, tool),
     ...(pool ? { sandbox: (call: SandboxCall) => pool.run(call) } : {}),
   });
   const drafters = new Map<string, ModuleDrafter>([["template", templateDrafter]]);

@@ -12,6 +12,8 @@ export interface ModulesSettings {
   maxRequests: number;
   /** NEXUS_MODULES_CACHE_ENTRIES. Default 1 000. */
   cacheEntries: number;
+  /** NEXUS_MODULES_EGRESS_ALLOW_PRIVATE: declared hosts allowed to resolve to non-public addresses. Default none. */
+  egressAllowPrivate: readonly string[];
   /** NEXUS_MODULES_SANDBOX_WORKERS. Default 2. */
   sandboxWorkers: number;
   /** Largest response body the egress broker reads. 1 MiB. */
@@ -29,6 +31,7 @@ export function modulesSettingsFromConfig(config: NexusConfig): ModulesSettings 
     maxRequests: config.modulesMaxRequests,
     cacheEntries: config.modulesCacheEntries,
     sandboxWorkers: config.modulesSandboxWorkers,
+    egressAllowPrivate: config.modulesEgressAllowPrivate,
     maxResponseBytes: 1 << 20,
     testBudgetMs: 60_000,
   };

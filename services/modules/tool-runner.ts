@@ -1,5 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import { type HttpOperation, ModuleKind, type ModuleManifest } from "../../gen/nexus/modules/v1/module_pb.js";
+import { callGrpcOperation } from "./grpc-tool.js";
 import type { ModulesSettings } from "./modules-settings.js";
 import { createEgressBroker, redactSecrets } from "./sandbox/egress-broker.js";
 import {
@@ -71,9 +72,20 @@ export async function invokeTool(
     credentials: call.credentials,
     maxRequests: l?.maxRequests || settings.maxRequests,
     maxResponseBytes: settings.maxResponseBytes,
+    allowPrivate: settings.egressAllowPrivate,
   });
   let output: unknown;
-  if (call.manifest.kind === ModuleKind.HTTP) {
+  if (call.manifest.kind === ModuleKind.GRPC) {
+    if (!tool.grpc) return fail("MODULE_ERROR", `tool ${call.tool} has no grpc operation`);
+    const r = await callGrpcOperation(
+      tool.grpc,
+      call.input,
+      { hosts: call.manifest.egressHosts, allowPrivate: settings.egressAllowPrivate, credentials: call.credentials },
+      limits.timeoutMs,
+    );
+    if (r.kind === "failed") return fail(r.reason, r.message);
+    output = r.output;
+  } else if (call.manifest.kind === ModuleKind.HTTP) {
     if (!tool.http) return fail("MODULE_ERROR", `tool ${call.tool} has no http operation`);
     const r = await callHttpOperation(tool.http, call.input, broker, limits.timeoutMs);
     if (r.kind === "failed") return fail(r.reason, r.message);

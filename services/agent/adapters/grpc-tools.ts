@@ -19,7 +19,7 @@ export function createGrpcTools(transport: () => Transport): ToolGateway {
   return {
     async call(input, call) {
       const res = await client().callTool({ module: input.module, tool: input.tool, input: input.input }, options(call));
-      return { output: res.output ?? {}, moduleVersion: res.moduleVersion, cached: res.cached };
+      return { output: res.output ?? {}, moduleVersion: res.moduleVersion, cached: res.cached, listingId: res.listingId };
     },
     async describe(module, call) {
       const { module: m } = await client().getModule({ name: module }, options(call));

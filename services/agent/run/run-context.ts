@@ -111,6 +111,15 @@ export interface RunContext {
   readonly acceptedAt: number;
 }
 
+/** One successful module tool call, as metering records it. */
+export interface ToolCallUsageFigure {
+  module: string;
+  tool: string;
+  moduleVersion: string;
+  listingId: string;
+  cached: boolean;
+}
+
 /**
  * What a run measured so far — its usage and timings. Written by the step that measures it,
  * read by the recorder for the run's events (also when the run failed half-way).
@@ -118,6 +127,8 @@ export interface RunContext {
 export class RunTally {
   /** Calls of tools made for the run (the Search call and every module tool call). */
   toolCalls = 0;
+  /** The module tool calls that returned a result (metered with their marketplace listing). */
+  toolCallUsage: ToolCallUsageFigure[] = [];
   /** How long Search took. */
   retrievalMs = 0;
   /** How long the model took, first chunk to last. */

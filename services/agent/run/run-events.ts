@@ -14,6 +14,7 @@ import {
 import type { PlanName } from "../../kernel/context.js";
 import type { NewEvent } from "../../kernel/events/ports.js";
 import { eventOf } from "../../kernel/events/protobuf-event.js";
+import type { ToolCallUsageFigure } from "./run-context.js";
 
 const PLANS: Readonly<Record<PlanName, Plan>> = { free: Plan.FREE, pro: Plan.PRO, enterprise: Plan.ENTERPRISE };
 
@@ -40,6 +41,8 @@ export interface RunUsageFigures {
   cpuSeconds: number;
   gpuSeconds: number;
   toolCalls: number;
+  /** The successful module tool calls (with their marketplace listing). */
+  toolCallUsage?: readonly ToolCallUsageFigure[];
   inputTokens: number;
   outputTokens: number;
   estimated: boolean;
@@ -58,6 +61,7 @@ function usage(u: RunUsageFigures): RunUsage {
     cpuSeconds: u.cpuSeconds,
     gpuSeconds: u.gpuSeconds,
     toolCalls: u.toolCalls,
+    toolCallUsage: (u.toolCallUsage ?? []).map((c) => ({ ...c })),
     inputTokens: BigInt(Math.max(0, Math.round(u.inputTokens))),
     outputTokens: BigInt(Math.max(0, Math.round(u.outputTokens))),
     tokenCountsEstimated: u.estimated,

@@ -242,6 +242,7 @@ export class RunRecorder {
       cpuSeconds: cpu.seconds,
       gpuSeconds: u?.gpuSeconds ?? 0,
       toolCalls: tally.toolCalls,
+      toolCallUsage: tally.toolCallUsage,
       inputTokens: u?.inputTokens ?? 0,
       outputTokens: u?.outputTokens ?? [...tally.answer].length,
       estimated: u?.estimated ?? true,

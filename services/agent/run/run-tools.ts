@@ -52,6 +52,13 @@ export async function callRunTool(ctx: RunContext, call: RunToolCall): Promise<T
       },
       telemetry.context,
     );
+    tally.toolCallUsage.push({
+      module: call.module,
+      tool: call.tool,
+      moduleVersion: out.moduleVersion,
+      listingId: out.listingId ?? "",
+      cached: out.cached,
+    });
     events.push({
       case: "toolResult",
       value: create(ToolResultSchema, {

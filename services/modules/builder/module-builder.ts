@@ -1,11 +1,16 @@
+import { clone, fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { type ModuleManifest, ModuleManifestSchema, type ModuleTest, ModuleTestSchema } from "../../../gen/nexus/modules/v1/module_pb.js";
 import { domainError } from "../../kernel/errors.js";
 import type { TestResult } from "../domain/module.js";
 import { type BuildSpec, type ModuleDraft, templateDraft } from "./templates.js";
 
 /**
- * Who writes a module's code from a spec (REQ-013/016): `draft` from the template, `repair`
- * from the failing test results. The offline `template` drafter returns the template's code;
- * the `openai` drafter asks an OpenAI-compatible Chat Completions server.
+ * Who writes a module's code and tests from a spec (REQ-013/016): `draft` from the template
+ * (code and tests), `repair` the code from the failing test results (a repair never changes
+ * the tests, so a drafter cannot pass by weakening them). The offline `template` drafter
+ * returns the template's code and generated tests and repairs with a fixed list of known
+ * rewrites; the `openai` drafter asks an OpenAI-compatible Chat Completions server for the
+ * code and further tests.
  */
 export interface ModuleDrafter {
   readonly name: string;
@@ -13,12 +18,54 @@ export interface ModuleDrafter {
   repair(spec: BuildSpec, draft: ModuleDraft, failures: readonly TestResult[]): Promise<ModuleDraft>;
 }
 
-/** The offline drafter: the template's draft as it is (it has nothing to repair with). */
+/**
+ * The offline drafter's repairs: deterministic rewrites of mistakes templates' first drafts
+ * may contain, applied when tests failed (a draft none applies to comes back unchanged).
+ */
+export const KNOWN_REPAIRS: readonly { mistake: string; find: RegExp; replace: string }[] = [
+  {
+    mistake: "Array.prototype.sort() without a comparator orders numbers as strings",
+    find: /\.sort\(\)/g,
+    replace: ".sort((a, b) => a - b)",
+  },
+];
+
+/** The offline drafter: the template's code and generated tests; repairs from {@link KNOWN_REPAIRS}. */
 export const templateDrafter: ModuleDrafter = {
   name: "template",
   draft: async (_spec, template) => template,
-  repair: async (_spec, draft) => draft,
+  repair: async (_spec, draft, failures) => {
+    if (!failures.some((f) => !f.passed)) return draft;
+    const code = KNOWN_REPAIRS.reduce((c, r) => c.replace(r.find, r.replace), draft.code);
+    return { manifest: draft.manifest, code };
+  },
 };
+
+/** At most this many tests a model adds to the template's generated ones. */
+const MAX_MODEL_TESTS = 16;
+
+/**
+ * The tests a model drafted, as manifest tests: each must name a tool of the draft and have a
+ * name not already used; others are left out. They are added to the template's tests.
+ */
+export function modelTests(manifest: ModuleManifest, tests: unknown): ModuleTest[] {
+  if (!Array.isArray(tests)) return [];
+  const tools = new Set(manifest.tools.map((t) => t.name));
+  const names = new Set(manifest.tests.map((t) => t.name));
+  const out: ModuleTest[] = [];
+  for (const raw of tests.slice(0, MAX_MODEL_TESTS)) {
+    let t: ModuleTest;
+    try {
+      t = fromJson(ModuleTestSchema, raw as JsonValue, { ignoreUnknownFields: true });
+    } catch {
+      continue;
+    }
+    if (!t.name || t.name.length > 200 || names.has(t.name) || !tools.has(t.tool) || t.expectError.length > 64) continue;
+    names.add(t.name);
+    out.push(t);
+  }
+  return out;
+}
 
 /** Connection to an OpenAI-compatible server. */
 export interface OpenAiDrafterOptions {
@@ -33,11 +80,12 @@ Rules: define each tool as a top-level function declaration \`async function <to
 no require, import, process, timers or globals beyond ECMAScript; the only network access is
 \`await ctx.fetch(url, {method, headers, body})\` (returns {status, ok, text(), json()}) to the declared hosts;
 credentials are written \`ctx.credential("NAME")\` inside header values.
-Answer with one JSON object {"code": "<the whole module source>"} and nothing else.`;
+Answer with one JSON object {"code": "<the whole module source>", "tests": [{"name", "tool", "input", "expect" | "expect_error"}]}
+and nothing else; "tests" are further tests of the spec (the given tests stay); when repairing, answer with the code only.`;
 
 /** The OpenAI-compatible drafter (a local stand-in in tests: no cloud model runs here). */
 export function openAiDrafter(o: OpenAiDrafterOptions): ModuleDrafter {
-  const ask = async (user: string): Promise<string> => {
+  const ask = async (user: string): Promise<{ code: string; tests?: unknown }> => {
     let response: Response;
     try {
       response = await fetch(`${o.baseUrl.replace(/\/$/, "")}/chat/completions`, {
@@ -73,8 +121,8 @@ export function openAiDrafter(o: OpenAiDrafterOptions): ModuleDrafter {
     const content = body.choices?.[0]?.message?.content ?? "";
     const json = content.slice(content.indexOf("{"), content.lastIndexOf("}") + 1);
     try {
-      const code = (JSON.parse(json) as { code?: unknown }).code;
-      if (typeof code === "string" && code.trim() !== "") return code;
+      const answer = JSON.parse(json) as { code?: unknown; tests?: unknown };
+      if (typeof answer.code === "string" && answer.code.trim() !== "") return { code: answer.code, tests: answer.tests };
     } catch {
       // fall through
     }
@@ -85,15 +133,19 @@ export function openAiDrafter(o: OpenAiDrafterOptions): ModuleDrafter {
   return {
     name: "openai",
     async draft(spec, template) {
-      const code = await ask(`${describe(spec, template)}\nA starting point from the template:\n${template.code}\nWrite the module.`);
-      return { manifest: template.manifest, code };
+      const { code, tests } = await ask(
+        `${describe(spec, template)}\nA starting point from the template:\n${template.code}\nWrite the module and further tests of the spec.`,
+      );
+      const manifest = clone(ModuleManifestSchema, template.manifest);
+      manifest.tests.push(...modelTests(manifest, tests));
+      return { manifest, code };
     },
     async repair(spec, draft, failures) {
       const failed = failures
         .filter((f) => !f.passed)
         .map((f) => `- ${f.name}: ${f.message}`)
         .join("\n");
-      const code = await ask(
+      const { code } = await ask(
         `${describe(spec, draft)}\nThe current code:\n${draft.code}\nThese tests failed in the sandbox:\n${failed}\nFix the code.`,
       );
       return { manifest: draft.manifest, code };

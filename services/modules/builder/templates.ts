@@ -16,9 +16,27 @@ export interface ModuleDraft {
   code: string;
 }
 
-type Operation = { op: "sum" | "average" | "max" | "min" | "count"; expr: string; expected: number };
+type Operation = {
+  op: "sum" | "average" | "max" | "min" | "count" | "median";
+  expr: string;
+  expected: number;
+  /** A further generated test of the statistic. */
+  extra?: { name: string; values: number[]; expected: number };
+};
 
 const OPERATIONS: readonly { words: RegExp; op: Operation }[] = [
+  // The median's first draft sorts with the default comparator (as strings), which the
+  // generated "median of 10, 9, 2" test catches; the template drafter's known repairs fix it
+  // (module-builder.ts), so the offline provider exercises the repair loop too.
+  {
+    words: /\bmedian\b/i,
+    op: {
+      op: "median",
+      expr: "(() => { const s = values.slice().sort(); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; })()",
+      expected: 2.5,
+      extra: { name: "median of 10, 9, 2", values: [10, 9, 2], expected: 9 },
+    },
+  },
   { words: /\b(average|mean)\b/i, op: { op: "average", expr: "values.reduce((a, b) => a + b, 0) / values.length", expected: 2.5 } },
   { words: /\b(max|maximum|largest|highest|biggest)\b/i, op: { op: "max", expr: "Math.max(...values)", expected: 4 } },
   { words: /\b(min|minimum|smallest|lowest)\b/i, op: { op: "min", expr: "Math.min(...values)", expected: 1 } },
@@ -110,6 +128,9 @@ async function fetch_json(input, ctx) {
     ],
     tests: [
       { name: `${op.op} of 1, 2, 3, 4`, tool: "compute", input: { values: [1, 2, 3, 4] }, expect: { result: op.expected } },
+      ...(op.extra
+        ? [{ name: op.extra.name, tool: "compute", input: { values: op.extra.values }, expect: { result: op.extra.expected } }]
+        : []),
       {
         name: "returns rows and a bar chart",
         tool: "compute",

@@ -1,3 +1,5 @@
+import { lookup } from "node:dns/promises";
+import { BlockList, isIP } from "node:net";
 import { EgressRefused } from "./quickjs-sandbox.js";
 
 /**
@@ -17,6 +19,74 @@ export interface EgressPolicy {
   maxRequests: number;
   /** Largest response body read, in bytes. */
   maxResponseBytes: number;
+  /**
+   * Declared hosts ("host" or "host:port" as in `hosts`, or "*") allowed to resolve to a
+   * non-public address (NEXUS_MODULES_EGRESS_ALLOW_PRIVATE); every other host is refused when
+   * any of its addresses is loopback, private, link-local, CGNAT, multicast or unspecified.
+   */
+  allowPrivate?: readonly string[];
+}
+
+/** Addresses a module never reaches unless the installation allows the host (SSRF). */
+const NON_PUBLIC = new BlockList();
+for (const [net, prefix] of [
+  ["0.0.0.0", 8],
+  ["10.0.0.0", 8],
+  ["100.64.0.0", 10],
+  ["127.0.0.0", 8],
+  ["169.254.0.0", 16],
+  ["172.16.0.0", 12],
+  ["192.0.0.0", 24],
+  ["192.168.0.0", 16],
+  ["198.18.0.0", 15],
+  ["224.0.0.0", 3],
+] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, "ipv4");
+}
+for (const [net, prefix] of [
+  ["::", 128],
+  ["::1", 128],
+  ["fc00::", 7],
+  ["fe80::", 10],
+  ["ff00::", 8],
+  ["64:ff9b::", 96],
+] as const) {
+  NON_PUBLIC.addSubnet(net, prefix, "ipv6");
+}
+
+/** Whether an IP address is loopback, private, link-local or otherwise not on the public internet. */
+export function isNonPublicAddress(address: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
+  if (mapped) return NON_PUBLIC.check(mapped, "ipv4");
+  const family = isIP(address);
+  if (family === 0) return true;
+  return NON_PUBLIC.check(address, family === 4 ? "ipv4" : "ipv6");
+}
+
+/**
+ * Refuses a URL whose host is, or resolves to, a non-public address unless the installation
+ * allows that host. Every address the name resolves to is checked (a name with one public and
+ * one private address is refused).
+ */
+async function refuseNonPublic(url: URL, allow: readonly string[]): Promise<void> {
+  const host = url.host.toLowerCase();
+  if (allow.includes("*") || allow.includes(host) || allow.includes(url.hostname.toLowerCase())) return;
+  const name = url.hostname.replace(/^\[|\]$/g, "");
+  let addresses: string[];
+  if (isIP(name)) addresses = [name];
+  else {
+    try {
+      addresses = (await lookup(name, { all: true, verbatim: true })).map((a) => a.address);
+    } catch {
+      throw new EgressRefused(`host ${url.hostname} does not resolve`);
+    }
+  }
+  const bad = addresses.find(isNonPublicAddress);
+  if (bad !== undefined) {
+    throw new EgressRefused(
+      `host ${url.hostname} resolves to ${bad}, a loopback, private or link-local address: modules reach public hosts only (an installation allows such hosts with NEXUS_MODULES_EGRESS_ALLOW_PRIVATE)`,
+    );
+  }
 }
 
 /** A request as the guest or an HTTP tool describes it. */
@@ -35,28 +105,43 @@ export function hostAllowed(url: URL, hosts: readonly string[]): boolean {
   return hosts.some((h) => h.toLowerCase() === host);
 }
 
+/**
+ * The broker's checks of a URL (also for gRPC tools): http or https, no user info, a declared
+ * egress host, and not a non-public address unless the installation allows it. Throws
+ * {@link EgressRefused}.
+ */
+export async function admitUrl(rawUrl: string, policy: Pick<EgressPolicy, "hosts" | "allowPrivate">): Promise<URL> {
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    throw new EgressRefused(`not a URL: ${rawUrl.slice(0, 200)}`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new EgressRefused(`only http and https are allowed, not ${url.protocol}`);
+  if (url.username || url.password) throw new EgressRefused("URLs with user info are refused");
+  if (!hostAllowed(url, policy.hosts)) {
+    throw new EgressRefused(`host ${url.host} is not among the module's egress hosts (${policy.hosts.join(", ") || "none"})`);
+  }
+  await refuseNonPublic(url, policy.allowPrivate ?? []);
+  return url;
+}
+
+/** Replaces `{{credential:NAME}}` placeholders with the credentials (an undeclared name is refused). */
+export function fillCredentials(text: string, credentials: ReadonlyMap<string, string>): string {
+  return text.replace(PLACEHOLDER, (_m, name: string) => {
+    const value = credentials.get(name);
+    if (value === undefined) throw new EgressRefused(`credential ${name} is not declared in the module's manifest`);
+    return value;
+  });
+}
+
 /** The broker of one call: `fetch(url, init, signal)` → the response as JSON text `{status, headers, body}`. */
 export function createEgressBroker(policy: EgressPolicy): (url: string, init: unknown, signal: AbortSignal) => Promise<string> {
   let requests = 0;
-  const fill = (text: string): string =>
-    text.replace(PLACEHOLDER, (_m, name: string) => {
-      const value = policy.credentials.get(name);
-      if (value === undefined) throw new EgressRefused(`credential ${name} is not declared in the module's manifest`);
-      return value;
-    });
+  const fill = (text: string): string => fillCredentials(text, policy.credentials);
   return async (rawUrl, rawInit, signal) => {
-    let url: URL;
-    try {
-      url = new URL(rawUrl);
-    } catch {
-      throw new EgressRefused(`not a URL: ${rawUrl.slice(0, 200)}`);
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:")
-      throw new EgressRefused(`only http and https are allowed, not ${url.protocol}`);
-    if (url.username || url.password) throw new EgressRefused("URLs with user info are refused");
-    if (!hostAllowed(url, policy.hosts)) {
-      throw new EgressRefused(`host ${url.host} is not among the module's egress hosts (${policy.hosts.join(", ") || "none"})`);
-    }
+    const url = await admitUrl(rawUrl, policy);
     requests += 1;
     if (requests > policy.maxRequests) throw new EgressRefused(`the module made more than ${policy.maxRequests} requests in one call`);
     const init = (typeof rawInit === "object" && rawInit !== null ? rawInit : {}) as EgressRequest;

@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEgressBroker } from "./egress-broker.js";
+import { createEgressBroker, isNonPublicAddress } from "./egress-broker.js";
 import { runInSandbox, type SandboxCall } from "./quickjs-sandbox.js";
 
 // Escape tests of the code-module sandbox: a real QuickJS WebAssembly runtime, a real HTTP
@@ -47,7 +47,14 @@ function call(
   input: unknown = {},
   secrets = new Map([["API_KEY", "s3cret-value"]]),
 ): Promise<ReturnType<typeof runInSandbox> extends Promise<infer T> ? T : never> {
-  const broker = createEgressBroker({ hosts: [allowedHost], credentials: secrets, maxRequests: 5, maxResponseBytes: 1 << 16 });
+  // The test servers are on loopback: the installation setting allows exactly that host.
+  const broker = createEgressBroker({
+    hosts: [allowedHost],
+    credentials: secrets,
+    maxRequests: 5,
+    maxResponseBytes: 1 << 16,
+    allowPrivate: [allowedHost],
+  });
   const c: SandboxCall = { code, tool, input, limits, fetch: broker };
   return runInSandbox(c);
 }
@@ -140,6 +147,64 @@ describe("the QuickJS sandbox", () => {
       `async function run(i, ctx) { await ctx.fetch("http://${allowedHost}/", { headers: { x: ctx.credential("OTHER") } }); return {}; }`,
     );
     expect(undeclared).toMatchObject({ kind: "failed", reason: "MODULE_EGRESS_DENIED" });
+  });
+
+  it("refuses declared hosts that are or resolve to loopback, private or link-local addresses (SSRF)", async () => {
+    const port = allowedHost.split(":")[1];
+    const hits = seen.length;
+    const declared = [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, "169.254.169.254", "10.0.0.1", "metadata.google.internal"];
+    const broker = createEgressBroker({ hosts: declared, credentials: new Map(), maxRequests: 10, maxResponseBytes: 1 << 16 });
+    for (const host of declared) {
+      const r = await runInSandbox({
+        code: `async function run(i, ctx) { const r = await ctx.fetch("http://${host}/data"); return { status: r.status }; }`,
+        tool: "run",
+        input: {},
+        limits,
+        fetch: broker,
+      });
+      expect(r, host).toMatchObject({ kind: "failed", reason: "MODULE_EGRESS_DENIED" });
+      expect(r.kind === "failed" && r.message, host).toMatch(/resolves to .*loopback, private or link-local|does not resolve/);
+    }
+    expect(seen.length).toBe(hits);
+    // The installation setting (NEXUS_MODULES_EGRESS_ALLOW_PRIVATE) lets a named host through.
+    const allowed = createEgressBroker({
+      hosts: [`localhost:${port}`],
+      credentials: new Map(),
+      maxRequests: 1,
+      maxResponseBytes: 1 << 16,
+      allowPrivate: [`localhost:${port}`],
+    });
+    const ok = await runInSandbox({
+      code: `async function run(i, ctx) { const r = await ctx.fetch("http://localhost:${port}/data"); return { status: r.status }; }`,
+      tool: "run",
+      input: {},
+      limits,
+      fetch: allowed,
+    });
+    expect(ok).toMatchObject({ kind: "ok", output: { status: 200 } });
+  });
+
+  it.each([
+    ["127.0.0.1", true],
+    ["10.20.30.40", true],
+    ["172.16.5.4", true],
+    ["172.32.0.1", false],
+    ["192.168.1.1", true],
+    ["169.254.169.254", true],
+    ["100.64.0.1", true],
+    ["0.0.0.0", true],
+    ["::1", true],
+    ["::", true],
+    ["fe80::1", true],
+    ["fd00::1", true],
+    ["::ffff:127.0.0.1", true],
+    ["::ffff:8.8.8.8", false],
+    ["8.8.8.8", false],
+    ["1.1.1.1", false],
+    ["2606:4700:4700::1111", false],
+    ["not-an-ip", true],
+  ])("classifies %s as non-public: %s", (address, expected) => {
+    expect(isNonPublicAddress(address)).toBe(expected);
   });
 
   it("ends a call waiting on a slow host at its hard timeout", async () => {

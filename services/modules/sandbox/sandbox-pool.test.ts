@@ -28,7 +28,13 @@ const call = (code: string, limits = { timeoutMs: 1500, cpuMs: 300, memoryBytes:
   tool: "run",
   input: { n: 2 },
   limits,
-  fetch: createEgressBroker({ hosts: [HOST], credentials: new Map([["K", "secret-k"]]), maxRequests: 3, maxResponseBytes: 1 << 16 }),
+  fetch: createEgressBroker({
+    hosts: [HOST],
+    credentials: new Map([["K", "secret-k"]]),
+    maxRequests: 3,
+    maxResponseBytes: 1 << 16,
+    allowPrivate: [HOST], // the test server is on loopback
+  }),
 });
 
 describe("the sandbox worker pool", () => {

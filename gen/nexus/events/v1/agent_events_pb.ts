@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/agent_events.proto.
  */
 export const file_nexus_events_v1_agent_events: GenFile = /*@__PURE__*/
-  fileDesc("CiJuZXh1cy9ldmVudHMvdjEvYWdlbnRfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEilQEKCFJ1blVzYWdlEhMKC2NwdV9zZWNvbmRzGAEgASgBEhMKC2dwdV9zZWNvbmRzGAIgASgBEhIKCnRvb2xfY2FsbHMYAyABKA0SFAoMaW5wdXRfdG9rZW5zGAQgASgEEhUKDW91dHB1dF90b2tlbnMYBSABKAQSHgoWdG9rZW5fY291bnRzX2VzdGltYXRlZBgGIAEoCCLLAQoKUnVuVGltaW5ncxIoCgV0b3RhbBgBIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCXJldHJpZXZhbBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhItCgpnZW5lcmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIuYBCgpSdW5TdGFydGVkEhEKCXRlbmFudF9pZBgBIAEoCRIhCgRwbGFuGAIgASgOMhMubmV4dXMuYXV0aC52MS5QbGFuEhIKCnJlcXVlc3RfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIRCgljb3JwdXNfaWQYBSABKAkSEAoIcHJvdmlkZXIYBiABKAkSDQoFbW9kZWwYByABKAkSFgoOcmVzZXJ2YXRpb25faWQYCCABKAkSLgoKc3RhcnRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAinwMKDFJ1bkNvbXBsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSIQoEcGxhbhgCIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbhISCgpyZXF1ZXN0X2lkGAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkSEQoJY29ycHVzX2lkGAUgASgJEhAKCHByb3ZpZGVyGAYgASgJEg0KBW1vZGVsGAcgASgJEhYKDnJlc2VydmF0aW9uX2lkGAggASgJEigKBXVzYWdlGAkgASgLMhkubmV4dXMuZXZlbnRzLnYxLlJ1blVzYWdlEiwKB3RpbWluZ3MYCiABKAsyGy5uZXh1cy5ldmVudHMudjEuUnVuVGltaW5ncxIYChByZXRyaWV2ZWRfY2h1bmtzGAsgASgNEhEKCWNpdGF0aW9ucxgMIAEoDRIuCgpzdGFydGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxjb21wbGV0ZWRfYXQYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrADCglSdW5GYWlsZWQSEQoJdGVuYW50X2lkGAEgASgJEiEKBHBsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW4SEgoKcmVxdWVzdF9pZBgDIAEoCRISCgpzZXNzaW9uX2lkGAQgASgJEhEKCWNvcnB1c19pZBgFIAEoCRIQCghwcm92aWRlchgGIAEoCRINCgVtb2RlbBgHIAEoCRIWCg5yZXNlcnZhdGlvbl9pZBgIIAEoCRIoCgV1c2FnZRgJIAEoCzIZLm5leHVzLmV2ZW50cy52MS5SdW5Vc2FnZRIsCgd0aW1pbmdzGAogASgLMhsubmV4dXMuZXZlbnRzLnYxLlJ1blRpbWluZ3MSDAoEY29kZRgLIAEoCRIOCgZyZWFzb24YDCABKAkSDwoHbWVzc2FnZRgNIAEoCRITCgtmYWlsZWRfc3RlcBgOIAEoCRIuCgpzdGFydGVkX2F0GA8gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBItCglmYWlsZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIrgCCgxSdW5DYW5jZWxsZWQSEQoJdGVuYW50X2lkGAEgASgJEiEKBHBsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW4SEgoKcmVxdWVzdF9pZBgDIAEoCRISCgpzZXNzaW9uX2lkGAQgASgJEhEKCWNvcnB1c19pZBgFIAEoCRIWCg5yZXNlcnZhdGlvbl9pZBgGIAEoCRIoCgV1c2FnZRgHIAEoCzIZLm5leHVzLmV2ZW50cy52MS5SdW5Vc2FnZRIsCgd0aW1pbmdzGAggASgLMhsubmV4dXMuZXZlbnRzLnYxLlJ1blRpbWluZ3MSFQoNYnlfY2FuY2VsX3J1bhgJIAEoCBIwCgxjYW5jZWxsZWRfYXQYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoMBChJSdW5DYW5jZWxSZXF1ZXN0ZWQSEQoJdGVuYW50X2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSFAoMcmVxdWVzdGVkX2J5GAMgASgJEjAKDHJlcXVlc3RlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_nexus_auth_v1_tenant]);
+  fileDesc("CiJuZXh1cy9ldmVudHMvdjEvYWdlbnRfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEizgEKCFJ1blVzYWdlEhMKC2NwdV9zZWNvbmRzGAEgASgBEhMKC2dwdV9zZWNvbmRzGAIgASgBEhIKCnRvb2xfY2FsbHMYAyABKA0SFAoMaW5wdXRfdG9rZW5zGAQgASgEEhUKDW91dHB1dF90b2tlbnMYBSABKAQSHgoWdG9rZW5fY291bnRzX2VzdGltYXRlZBgGIAEoCBI3Cg90b29sX2NhbGxfdXNhZ2UYByADKAsyHi5uZXh1cy5ldmVudHMudjEuVG9vbENhbGxVc2FnZSJpCg1Ub29sQ2FsbFVzYWdlEg4KBm1vZHVsZRgBIAEoCRIMCgR0b29sGAIgASgJEhYKDm1vZHVsZV92ZXJzaW9uGAMgASgJEhIKCmxpc3RpbmdfaWQYBCABKAkSDgoGY2FjaGVkGAUgASgIIssBCgpSdW5UaW1pbmdzEigKBXRvdGFsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3RpbWVfdG9fZmlyc3RfdG9rZW4YAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJcmV0cmlldmFsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEi0KCmdlbmVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i5gEKClJ1blN0YXJ0ZWQSEQoJdGVuYW50X2lkGAEgASgJEiEKBHBsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW4SEgoKcmVxdWVzdF9pZBgDIAEoCRISCgpzZXNzaW9uX2lkGAQgASgJEhEKCWNvcnB1c19pZBgFIAEoCRIQCghwcm92aWRlchgGIAEoCRINCgVtb2RlbBgHIAEoCRIWCg5yZXNlcnZhdGlvbl9pZBgIIAEoCRIuCgpzdGFydGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKfAwoMUnVuQ29tcGxldGVkEhEKCXRlbmFudF9pZBgBIAEoCRIhCgRwbGFuGAIgASgOMhMubmV4dXMuYXV0aC52MS5QbGFuEhIKCnJlcXVlc3RfaWQYAyABKAkSEgoKc2Vzc2lvbl9pZBgEIAEoCRIRCgljb3JwdXNfaWQYBSABKAkSEAoIcHJvdmlkZXIYBiABKAkSDQoFbW9kZWwYByABKAkSFgoOcmVzZXJ2YXRpb25faWQYCCABKAkSKAoFdXNhZ2UYCSABKAsyGS5uZXh1cy5ldmVudHMudjEuUnVuVXNhZ2USLAoHdGltaW5ncxgKIAEoCzIbLm5leHVzLmV2ZW50cy52MS5SdW5UaW1pbmdzEhgKEHJldHJpZXZlZF9jaHVua3MYCyABKA0SEQoJY2l0YXRpb25zGAwgASgNEi4KCnN0YXJ0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDGNvbXBsZXRlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAisAMKCVJ1bkZhaWxlZBIRCgl0ZW5hbnRfaWQYASABKAkSIQoEcGxhbhgCIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbhISCgpyZXF1ZXN0X2lkGAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkSEQoJY29ycHVzX2lkGAUgASgJEhAKCHByb3ZpZGVyGAYgASgJEg0KBW1vZGVsGAcgASgJEhYKDnJlc2VydmF0aW9uX2lkGAggASgJEigKBXVzYWdlGAkgASgLMhkubmV4dXMuZXZlbnRzLnYxLlJ1blVzYWdlEiwKB3RpbWluZ3MYCiABKAsyGy5uZXh1cy5ldmVudHMudjEuUnVuVGltaW5ncxIMCgRjb2RlGAsgASgJEg4KBnJlYXNvbhgMIAEoCRIPCgdtZXNzYWdlGA0gASgJEhMKC2ZhaWxlZF9zdGVwGA4gASgJEi4KCnN0YXJ0ZWRfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCWZhaWxlZF9hdBgQIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuAIKDFJ1bkNhbmNlbGxlZBIRCgl0ZW5hbnRfaWQYASABKAkSIQoEcGxhbhgCIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbhISCgpyZXF1ZXN0X2lkGAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkSEQoJY29ycHVzX2lkGAUgASgJEhYKDnJlc2VydmF0aW9uX2lkGAYgASgJEigKBXVzYWdlGAcgASgLMhkubmV4dXMuZXZlbnRzLnYxLlJ1blVzYWdlEiwKB3RpbWluZ3MYCCABKAsyGy5uZXh1cy5ldmVudHMudjEuUnVuVGltaW5ncxIVCg1ieV9jYW5jZWxfcnVuGAkgASgIEjAKDGNhbmNlbGxlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKElJ1bkNhbmNlbFJlcXVlc3RlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYAyABKAkSMAoMcmVxdWVzdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_nexus_auth_v1_tenant]);
 
 /**
  * Resource use of a run, as measured by the agent.
@@ -63,6 +63,14 @@ export type RunUsage = Message<"nexus.events.v1.RunUsage"> & {
    * @generated from field: bool token_counts_estimated = 6;
    */
   tokenCountsEstimated: boolean;
+
+  /**
+   * The module tool calls that returned a result, in call order (failed calls are counted in
+   * tool_calls only).
+   *
+   * @generated from field: repeated nexus.events.v1.ToolCallUsage tool_call_usage = 7;
+   */
+  toolCallUsage: ToolCallUsage[];
 };
 
 /**
@@ -71,6 +79,55 @@ export type RunUsage = Message<"nexus.events.v1.RunUsage"> & {
  */
 export const RunUsageSchema: GenMessage<RunUsage> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_agent_events, 0);
+
+/**
+ * One successful module tool call of a run.
+ *
+ * @generated from message nexus.events.v1.ToolCallUsage
+ */
+export type ToolCallUsage = Message<"nexus.events.v1.ToolCallUsage"> & {
+  /**
+   * The module.
+   *
+   * @generated from field: string module = 1;
+   */
+  module: string;
+
+  /**
+   * The tool.
+   *
+   * @generated from field: string tool = 2;
+   */
+  tool: string;
+
+  /**
+   * The module version that ran.
+   *
+   * @generated from field: string module_version = 3;
+   */
+  moduleVersion: string;
+
+  /**
+   * The marketplace listing the version was installed from; empty for the tenant's own module.
+   *
+   * @generated from field: string listing_id = 4;
+   */
+  listingId: string;
+
+  /**
+   * True when the result came from the module's result cache (the module did not run).
+   *
+   * @generated from field: bool cached = 5;
+   */
+  cached: boolean;
+};
+
+/**
+ * Describes the message nexus.events.v1.ToolCallUsage.
+ * Use `create(ToolCallUsageSchema)` to create a new message.
+ */
+export const ToolCallUsageSchema: GenMessage<ToolCallUsage> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_agent_events, 1);
 
 /**
  * Timings of a run.
@@ -112,7 +169,7 @@ export type RunTimings = Message<"nexus.events.v1.RunTimings"> & {
  * Use `create(RunTimingsSchema)` to create a new message.
  */
 export const RunTimingsSchema: GenMessage<RunTimings> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_agent_events, 1);
+  messageDesc(file_nexus_events_v1_agent_events, 2);
 
 /**
  * A run was accepted and started. Subject nexus.agent.run_started; audit type run.invoked.
@@ -189,7 +246,7 @@ export type RunStarted = Message<"nexus.events.v1.RunStarted"> & {
  * Use `create(RunStartedSchema)` to create a new message.
  */
 export const RunStartedSchema: GenMessage<RunStarted> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_agent_events, 2);
+  messageDesc(file_nexus_events_v1_agent_events, 3);
 
 /**
  * A run produced and stored its answer. Subject nexus.agent.run_completed; metering turns
@@ -302,7 +359,7 @@ export type RunCompleted = Message<"nexus.events.v1.RunCompleted"> & {
  * Use `create(RunCompletedSchema)` to create a new message.
  */
 export const RunCompletedSchema: GenMessage<RunCompleted> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_agent_events, 3);
+  messageDesc(file_nexus_events_v1_agent_events, 4);
 
 /**
  * An accepted run failed. Subject nexus.agent.run_failed.
@@ -428,7 +485,7 @@ export type RunFailed = Message<"nexus.events.v1.RunFailed"> & {
  * Use `create(RunFailedSchema)` to create a new message.
  */
 export const RunFailedSchema: GenMessage<RunFailed> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_agent_events, 4);
+  messageDesc(file_nexus_events_v1_agent_events, 5);
 
 /**
  * An accepted run was cancelled by its client or by CancelRun. Subject
@@ -513,7 +570,7 @@ export type RunCancelled = Message<"nexus.events.v1.RunCancelled"> & {
  * Use `create(RunCancelledSchema)` to create a new message.
  */
 export const RunCancelledSchema: GenMessage<RunCancelled> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_agent_events, 5);
+  messageDesc(file_nexus_events_v1_agent_events, 6);
 
 /**
  * CancelRun was called on a replica that does not serve the run. Subject
@@ -558,5 +615,5 @@ export type RunCancelRequested = Message<"nexus.events.v1.RunCancelRequested"> &
  * Use `create(RunCancelRequestedSchema)` to create a new message.
  */
 export const RunCancelRequestedSchema: GenMessage<RunCancelRequested> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_agent_events, 6);
+  messageDesc(file_nexus_events_v1_agent_events, 7);
 

@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/modules/v1/module.proto.
  */
 export const file_nexus_modules_v1_module: GenFile = /*@__PURE__*/
-  fileDesc("Ch1uZXh1cy9tb2R1bGVzL3YxL21vZHVsZS5wcm90bxIQbmV4dXMubW9kdWxlcy52MSLUBAoOTW9kdWxlTWFuaWZlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEmkKB3ZlcnNpb24YAiABKAlCWLpIVXJTEAUYQDJFXigwfFsxLTldWzAtOV0qKVwuKDB8WzEtOV1bMC05XSopXC4oMHxbMS05XVswLTldKikoLVswLTlBLVphLXouLV0rKT8kkgIFMS4wLjASHQoLZGVzY3JpcHRpb24YAyABKAlCCLpIBXIDGNAPEjYKBGtpbmQYBCABKA4yHC5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZUtpbmRCCrpIB4IBBBABIAASNQoFdG9vbHMYBSADKAsyGi5uZXh1cy5tb2R1bGVzLnYxLlRvb2xTcGVjQgq6SAeSAQQIARAgEjkKC2NyZWRlbnRpYWxzGAYgAygJQiS6SCGSAR4QECIachgyFl5bQS1aXVtBLVowLTlfXXswLDYzfSQSRwoMZWdyZXNzX2hvc3RzGAcgAygJQjG6SC6SASsQECInciUQARj9ATIeXltBLVphLXowLTkuLV0rKDpbMC05XXsxLDV9KT8kEi4KBmxpbWl0cxgIIAEoCzIeLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlTGltaXRzEjUKBXRlc3RzGAkgAygLMhwubmV4dXMubW9kdWxlcy52MS5Nb2R1bGVUZXN0Qgi6SAWSAQIQQBIkChFjYWNoZV90dGxfc2Vjb25kcxgKIAEoDUIJukgGKgQYgKMFIu4BCghUb29sU3BlYxI1CgRuYW1lGAEgASgJQie6SCRyIhABGEAyHF5bQS1aYS16XVtBLVphLXowLTlfXXswLDYzfSQSHQoLZGVzY3JpcHRpb24YAiABKAlCCLpIBXIDGNAPEi0KDGlucHV0X3NjaGVtYRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoNb3V0cHV0X3NjaGVtYRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLQoEaHR0cBgFIAEoCzIfLm5leHVzLm1vZHVsZXMudjEuSHR0cE9wZXJhdGlvbiLqAQoNSHR0cE9wZXJhdGlvbhI0CgZtZXRob2QYASABKAlCJLpIIXIfMh1eKEdFVHxQT1NUfFBVVHxQQVRDSHxERUxFVEUpJBIXCgN1cmwYAiABKAlCCrpIB3IFEAEYgBASRwoHaGVhZGVycxgDIAMoCzIsLm5leHVzLm1vZHVsZXMudjEuSHR0cE9wZXJhdGlvbi5IZWFkZXJzRW50cnlCCLpIBZoBAhAgEhEKCWpzb25fYm9keRgEIAEoCBouCgxIZWFkZXJzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKLAQoMTW9kdWxlTGltaXRzEh0KCnRpbWVvdXRfbXMYASABKA1CCbpIBioEGMDPJBIhCgxtZW1vcnlfYnl0ZXMYAiABKARCC7pICDIGGICAgIAEEhkKBmNwdV9tcxgDIAEoDUIJukgGKgQYwM8kEh4KDG1heF9yZXF1ZXN0cxgEIAEoDUIIukgFKgMY6AcirwEKCk1vZHVsZVRlc3QSGAoEbmFtZRgBIAEoCUIKukgHcgUQARjIARIXCgR0b29sGAIgASgJQgm6SAZyBBABGEASJgoFaW5wdXQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EicKBmV4cGVjdBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSHQoMZXhwZWN0X2Vycm9yGAUgASgJQge6SARyAhhAIlYKEE1vZHVsZVRlc3RSZXN1bHQSDAoEbmFtZRgBIAEoCRIOCgZwYXNzZWQYAiABKAgSDwoHbWVzc2FnZRgDIAEoCRITCgtkdXJhdGlvbl9tcxgEIAEoASKdAwoNTW9kdWxlVmVyc2lvbhIMCgRuYW1lGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSMgoIbWFuaWZlc3QYAyABKAsyIC5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZU1hbmlmZXN0EgwKBGNvZGUYBCABKAkSNQoGc3RhdHVzGAUgASgOMiUubmV4dXMubW9kdWxlcy52MS5Nb2R1bGVWZXJzaW9uU3RhdHVzEjgKDHRlc3RfcmVzdWx0cxgGIAMoCzIiLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlVGVzdFJlc3VsdBIXCg9yZXZpZXdfZmVlZGJhY2sYByABKAkSEwoLcmV2aWV3ZWRfYnkYCCABKAkSFAoMc3VibWl0dGVkX2J5GAkgASgJEjAKDHN1Ym1pdHRlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2aWV3ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2NvZGVfc2hhMjU2GAwgASgJIpMBCgZNb2R1bGUSDAoEbmFtZRgBIAEoCRIWCg5hY3RpdmVfdmVyc2lvbhgCIAEoCRIxCgh2ZXJzaW9ucxgDIAMoCzIfLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlVmVyc2lvbhIwCgxhY3RpdmF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKlUKCk1vZHVsZUtpbmQSGwoXTU9EVUxFX0tJTkRfVU5TUEVDSUZJRUQQABIUChBNT0RVTEVfS0lORF9DT0RFEAESFAoQTU9EVUxFX0tJTkRfSFRUUBACKtYBChNNb2R1bGVWZXJzaW9uU3RhdHVzEiUKIU1PRFVMRV9WRVJTSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEiYKIk1PRFVMRV9WRVJTSU9OX1NUQVRVU19URVNUU19GQUlMRUQQARIoCiRNT0RVTEVfVkVSU0lPTl9TVEFUVVNfUEVORElOR19SRVZJRVcQAhIiCh5NT0RVTEVfVkVSU0lPTl9TVEFUVVNfQVBQUk9WRUQQAxIiCh5NT0RVTEVfVkVSU0lPTl9TVEFUVVNfUkVKRUNURUQQBGIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch1uZXh1cy9tb2R1bGVzL3YxL21vZHVsZS5wcm90bxIQbmV4dXMubW9kdWxlcy52MSLUBAoOTW9kdWxlTWFuaWZlc3QSOAoEbmFtZRgBIAEoCUIqukgnciUQARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JJICBXN0YXRzEmkKB3ZlcnNpb24YAiABKAlCWLpIVXJTEAUYQDJFXigwfFsxLTldWzAtOV0qKVwuKDB8WzEtOV1bMC05XSopXC4oMHxbMS05XVswLTldKikoLVswLTlBLVphLXouLV0rKT8kkgIFMS4wLjASHQoLZGVzY3JpcHRpb24YAyABKAlCCLpIBXIDGNAPEjYKBGtpbmQYBCABKA4yHC5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZUtpbmRCCrpIB4IBBBABIAASNQoFdG9vbHMYBSADKAsyGi5uZXh1cy5tb2R1bGVzLnYxLlRvb2xTcGVjQgq6SAeSAQQIARAgEjkKC2NyZWRlbnRpYWxzGAYgAygJQiS6SCGSAR4QECIachgyFl5bQS1aXVtBLVowLTlfXXswLDYzfSQSRwoMZWdyZXNzX2hvc3RzGAcgAygJQjG6SC6SASsQECInciUQARj9ATIeXltBLVphLXowLTkuLV0rKDpbMC05XXsxLDV9KT8kEi4KBmxpbWl0cxgIIAEoCzIeLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlTGltaXRzEjUKBXRlc3RzGAkgAygLMhwubmV4dXMubW9kdWxlcy52MS5Nb2R1bGVUZXN0Qgi6SAWSAQIQQBIkChFjYWNoZV90dGxfc2Vjb25kcxgKIAEoDUIJukgGKgQYgKMFIp0CCghUb29sU3BlYxI1CgRuYW1lGAEgASgJQie6SCRyIhABGEAyHF5bQS1aYS16XVtBLVphLXowLTlfXXswLDYzfSQSHQoLZGVzY3JpcHRpb24YAiABKAlCCLpIBXIDGNAPEi0KDGlucHV0X3NjaGVtYRgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLgoNb3V0cHV0X3NjaGVtYRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLQoEaHR0cBgFIAEoCzIfLm5leHVzLm1vZHVsZXMudjEuSHR0cE9wZXJhdGlvbhItCgRncnBjGAYgASgLMh8ubmV4dXMubW9kdWxlcy52MS5HcnBjT3BlcmF0aW9uIuoBCg1IdHRwT3BlcmF0aW9uEjQKBm1ldGhvZBgBIAEoCUIkukghch8yHV4oR0VUfFBPU1R8UFVUfFBBVENIfERFTEVURSkkEhcKA3VybBgCIAEoCUIKukgHcgUQARiAEBJHCgdoZWFkZXJzGAMgAygLMiwubmV4dXMubW9kdWxlcy52MS5IdHRwT3BlcmF0aW9uLkhlYWRlcnNFbnRyeUIIukgFmgECECASEQoJanNvbl9ib2R5GAQgASgIGi4KDEhlYWRlcnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIvMBCg1HcnBjT3BlcmF0aW9uEhoKBnRhcmdldBgBIAEoCUIKukgHcgUQARiAEBJKCgZtZXRob2QYAiABKAlCOrpIN3I1GIAEMjBeW0EtWmEtel9dW0EtWmEtejAtOV8uXSovW0EtWmEtel9dW0EtWmEtejAtOV9dKiQSSQoIbWV0YWRhdGEYAyADKAsyLS5uZXh1cy5tb2R1bGVzLnYxLkdycGNPcGVyYXRpb24uTWV0YWRhdGFFbnRyeUIIukgFmgECECAaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIosBCgxNb2R1bGVMaW1pdHMSHQoKdGltZW91dF9tcxgBIAEoDUIJukgGKgQYwM8kEiEKDG1lbW9yeV9ieXRlcxgCIAEoBEILukgIMgYYgICAgAQSGQoGY3B1X21zGAMgASgNQgm6SAYqBBjAzyQSHgoMbWF4X3JlcXVlc3RzGAQgASgNQgi6SAUqAxjoByKvAQoKTW9kdWxlVGVzdBIYCgRuYW1lGAEgASgJQgq6SAdyBRABGMgBEhcKBHRvb2wYAiABKAlCCbpIBnIEEAEYQBImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoGZXhwZWN0GAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIdCgxleHBlY3RfZXJyb3IYBSABKAlCB7pIBHICGEAiVgoQTW9kdWxlVGVzdFJlc3VsdBIMCgRuYW1lGAEgASgJEg4KBnBhc3NlZBgCIAEoCBIPCgdtZXNzYWdlGAMgASgJEhMKC2R1cmF0aW9uX21zGAQgASgBIp0DCg1Nb2R1bGVWZXJzaW9uEgwKBG5hbWUYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIyCghtYW5pZmVzdBgDIAEoCzIgLm5leHVzLm1vZHVsZXMudjEuTW9kdWxlTWFuaWZlc3QSDAoEY29kZRgEIAEoCRI1CgZzdGF0dXMYBSABKA4yJS5uZXh1cy5tb2R1bGVzLnYxLk1vZHVsZVZlcnNpb25TdGF0dXMSOAoMdGVzdF9yZXN1bHRzGAYgAygLMiIubmV4dXMubW9kdWxlcy52MS5Nb2R1bGVUZXN0UmVzdWx0EhcKD3Jldmlld19mZWVkYmFjaxgHIAEoCRITCgtyZXZpZXdlZF9ieRgIIAEoCRIUCgxzdWJtaXR0ZWRfYnkYCSABKAkSMAoMc3VibWl0dGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZpZXdlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLY29kZV9zaGEyNTYYDCABKAkikwEKBk1vZHVsZRIMCgRuYW1lGAEgASgJEhYKDmFjdGl2ZV92ZXJzaW9uGAIgASgJEjEKCHZlcnNpb25zGAMgAygLMh8ubmV4dXMubW9kdWxlcy52MS5Nb2R1bGVWZXJzaW9uEjAKDGFjdGl2YXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqawoKTW9kdWxlS2luZBIbChdNT0RVTEVfS0lORF9VTlNQRUNJRklFRBAAEhQKEE1PRFVMRV9LSU5EX0NPREUQARIUChBNT0RVTEVfS0lORF9IVFRQEAISFAoQTU9EVUxFX0tJTkRfR1JQQxADKtYBChNNb2R1bGVWZXJzaW9uU3RhdHVzEiUKIU1PRFVMRV9WRVJTSU9OX1NUQVRVU19VTlNQRUNJRklFRBAAEiYKIk1PRFVMRV9WRVJTSU9OX1NUQVRVU19URVNUU19GQUlMRUQQARIoCiRNT0RVTEVfVkVSU0lPTl9TVEFUVVNfUEVORElOR19SRVZJRVcQAhIiCh5NT0RVTEVfVkVSU0lPTl9TVEFUVVNfQVBQUk9WRUQQAxIiCh5NT0RVTEVfVkVSU0lPTl9TVEFUVVNfUkVKRUNURUQQBGIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * A module version's manifest.
@@ -141,6 +141,13 @@ export type ToolSpec = Message<"nexus.modules.v1.ToolSpec"> & {
    * @generated from field: nexus.modules.v1.HttpOperation http = 5;
    */
   http?: HttpOperation | undefined;
+
+  /**
+   * For gRPC modules: the unary method the tool calls.
+   *
+   * @generated from field: nexus.modules.v1.GrpcOperation grpc = 6;
+   */
+  grpc?: GrpcOperation | undefined;
 };
 
 /**
@@ -195,6 +202,43 @@ export const HttpOperationSchema: GenMessage<HttpOperation> = /*@__PURE__*/
   messageDesc(file_nexus_modules_v1_module, 2);
 
 /**
+ * A unary gRPC method called by a tool, its types found by server reflection.
+ *
+ * @generated from message nexus.modules.v1.GrpcOperation
+ */
+export type GrpcOperation = Message<"nexus.modules.v1.GrpcOperation"> & {
+  /**
+   * Base URL of the gRPC server, "http://host:port" (h2c) or "https://host:port". Its host
+   * must be an egress host.
+   *
+   * @generated from field: string target = 1;
+   */
+  target: string;
+
+  /**
+   * Fully qualified method, "package.Service/Method", e.g. "nexus.auth.v1.AuthService/WhoAmI".
+   *
+   * @generated from field: string method = 2;
+   */
+  method: string;
+
+  /**
+   * Request metadata; `{{credential:NAME}}` in a value is replaced by the credential at call
+   * time, outside the sandbox.
+   *
+   * @generated from field: map<string, string> metadata = 3;
+   */
+  metadata: { [key: string]: string };
+};
+
+/**
+ * Describes the message nexus.modules.v1.GrpcOperation.
+ * Use `create(GrpcOperationSchema)` to create a new message.
+ */
+export const GrpcOperationSchema: GenMessage<GrpcOperation> = /*@__PURE__*/
+  messageDesc(file_nexus_modules_v1_module, 3);
+
+/**
  * Limits of one tool call.
  *
  * @generated from message nexus.modules.v1.ModuleLimits
@@ -235,7 +279,7 @@ export type ModuleLimits = Message<"nexus.modules.v1.ModuleLimits"> & {
  * Use `create(ModuleLimitsSchema)` to create a new message.
  */
 export const ModuleLimitsSchema: GenMessage<ModuleLimits> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_module, 3);
+  messageDesc(file_nexus_modules_v1_module, 4);
 
 /**
  * A test of a module: a tool call and what its output must contain.
@@ -285,7 +329,7 @@ export type ModuleTest = Message<"nexus.modules.v1.ModuleTest"> & {
  * Use `create(ModuleTestSchema)` to create a new message.
  */
 export const ModuleTestSchema: GenMessage<ModuleTest> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_module, 4);
+  messageDesc(file_nexus_modules_v1_module, 5);
 
 /**
  * The outcome of one test.
@@ -327,7 +371,7 @@ export type ModuleTestResult = Message<"nexus.modules.v1.ModuleTestResult"> & {
  * Use `create(ModuleTestResultSchema)` to create a new message.
  */
 export const ModuleTestResultSchema: GenMessage<ModuleTestResult> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_module, 5);
+  messageDesc(file_nexus_modules_v1_module, 6);
 
 /**
  * One version of a module.
@@ -425,7 +469,7 @@ export type ModuleVersion = Message<"nexus.modules.v1.ModuleVersion"> & {
  * Use `create(ModuleVersionSchema)` to create a new message.
  */
 export const ModuleVersionSchema: GenMessage<ModuleVersion> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_module, 6);
+  messageDesc(file_nexus_modules_v1_module, 7);
 
 /**
  * A module of a tenant.
@@ -467,7 +511,7 @@ export type Module = Message<"nexus.modules.v1.Module"> & {
  * Use `create(ModuleSchema)` to create a new message.
  */
 export const ModuleSchema: GenMessage<Module> = /*@__PURE__*/
-  messageDesc(file_nexus_modules_v1_module, 7);
+  messageDesc(file_nexus_modules_v1_module, 8);
 
 /**
  * What kind of module a manifest describes.
@@ -496,6 +540,15 @@ export enum ModuleKind {
    * @generated from enum value: MODULE_KIND_HTTP = 2;
    */
   HTTP = 2,
+
+  /**
+   * A gRPC method per tool, described in the manifest, with no code: its request and response
+   * types are discovered by server reflection (grpc.reflection.v1) on the target and the tool's
+   * JSON input and output are mapped through them.
+   *
+   * @generated from enum value: MODULE_KIND_GRPC = 3;
+   */
+  GRPC = 3,
 }
 
 /**
