@@ -195,6 +195,48 @@ describeWithPostgresAndNats("modules: build, test, approve, activate, call, cont
     });
   });
 
+  it("runs a TypeScript module: types stripped at submit, tests pass, approved, called; the source kept for review", async () => {
+    const code = [
+      "interface Totals { sum: number; count: number }",
+      "function total(values: number[]): Totals {",
+      "  return { sum: values.reduce((a: number, b: number) => a + b, 0), count: values.length };",
+      "}",
+      "async function summarize(input: { values: number[] }): Promise<Totals & { mean: number }> {",
+      "  const t: Totals = total(input.values);",
+      "  return { ...t, mean: t.count === 0 ? 0 : t.sum / t.count };",
+      "}",
+    ].join("\n");
+    const manifest = {
+      name: "typed",
+      version: "1.0.0",
+      kind: ModuleKind.CODE,
+      language: "typescript",
+      tools: [{ name: "summarize", inputSchema: { type: "object" } }],
+      tests: [{ name: "sums", tool: "summarize", input: { values: [1, 2, 3] }, expect: { sum: 6, count: 3, mean: 2 } }],
+    };
+    const v = await owner.modules.submitModuleVersion({ manifest, code });
+    expect(v.version?.testResults[0]).toMatchObject({ passed: true });
+    expect(v.version?.status).toBe(ModuleVersionStatus.PENDING_REVIEW);
+    const read = await owner.modules.getModule({ name: "typed" });
+    expect(read.module?.versions[0]?.code).toBe(code);
+    await owner.modules.reviewModuleVersion({ name: "typed", version: "1.0.0", approve: true });
+    await owner.modules.activateModuleVersion({ name: "typed", version: "1.0.0" });
+    const out = await owner.modules.callTool({ module: "typed", tool: "summarize", input: { values: [2, 4, 9] } });
+    expect(out.output).toEqual({ sum: 15, count: 3, mean: 5 });
+
+    const broken = await failure(() =>
+      owner.modules.submitModuleVersion({
+        manifest: { ...manifest, version: "1.0.1" },
+        code: "function summarize(input: { values: number[] }) {\n  const n: = input.values.length;\n  return { n };\n}",
+      }),
+    );
+    expect(broken).toMatchObject({ code: "InvalidArgument", reason: "MANIFEST_INVALID" });
+    expect(broken.message).toContain("line 2");
+    // The same type annotations as JavaScript are a syntax error in the sandbox: the language matters.
+    const asJs = await owner.modules.submitModuleVersion({ manifest: { ...manifest, version: "1.0.2", language: "javascript" }, code });
+    expect(asJs.version?.status).toBe(ModuleVersionStatus.TESTS_FAILED);
+  });
+
   it("keeps credentials sealed, injects them at the broker, and never returns them", async () => {
     await owner.modules.setCredential({ name: "WEATHER_KEY", value: SECRET });
     const listed = await owner.modules.listCredentials({});

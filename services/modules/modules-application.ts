@@ -15,6 +15,7 @@ import { runModuleTests } from "./module-tests.js";
 import type { ModulesSettings } from "./modules-settings.js";
 import { ToolResultCache } from "./tool-result-cache.js";
 import { invokeTool, type SandboxRunner } from "./tool-runner.js";
+import { runnableCode } from "./typescript-source.js";
 
 /** Who acts: the tenant and the API key. */
 export interface Actor {
@@ -57,9 +58,10 @@ export class ModulesApplication {
   /** Checks the manifest, runs the version's tests in the sandbox and records the version. */
   async submit(actor: Actor, manifest: ModuleManifest, code: string): Promise<VersionRecord> {
     checkManifest(manifest, code, this.deps.settings);
+    const js = runnableCode(manifest, code);
     await this.refuseExisting(actor.tenantId, manifest.name, manifest.version);
     const credentials = await this.deps.credentials.resolve(actor.tenantId, manifest.credentials, false);
-    const testResults = await runModuleTests(manifest, code, credentials, this.deps.settings, this.deps.sandbox);
+    const testResults = await runModuleTests(manifest, js, credentials, this.deps.settings, this.deps.sandbox);
     return this.record(actor, manifest, code, testResults);
   }
 
@@ -77,7 +79,7 @@ export class ModulesApplication {
     await this.refuseExisting(actor.tenantId, spec.name, spec.version);
     const outcome = await buildModule(spec, drafter, maxRepairs, async (draft) => {
       checkManifest(draft.manifest, draft.code, this.deps.settings);
-      return runModuleTests(draft.manifest, draft.code, new Map(), this.deps.settings, this.deps.sandbox);
+      return runModuleTests(draft.manifest, runnableCode(draft.manifest, draft.code), new Map(), this.deps.settings, this.deps.sandbox);
     });
     const record = await this.record(actor, outcome.draft.manifest, outcome.draft.code, outcome.results);
     return { record, repairs: outcome.repairs };
@@ -185,7 +187,11 @@ export class ModulesApplication {
     const hit = manifest.cacheTtlSeconds > 0 ? this.cache.get(cacheKey) : undefined;
     if (hit) return { output: hit, version: active.version, cached: true, durationMs: 0, listingId: active.source?.listingId ?? "" };
     const credentials = await this.deps.credentials.resolve(tenantId, manifest.credentials, true);
-    const r = await invokeTool({ manifest, code: active.code, tool, input, credentials }, this.deps.settings, this.deps.sandbox);
+    const r = await invokeTool(
+      { manifest, code: runnableCode(manifest, active.code), tool, input, credentials },
+      this.deps.settings,
+      this.deps.sandbox,
+    );
     if (r.kind === "failed") {
       throw domainError(r.reason, `${moduleName}.${tool}@${active.version}: ${r.message}`, {
         module: moduleName,
