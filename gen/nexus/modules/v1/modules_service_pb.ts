@@ -531,7 +531,8 @@ export type SubmitModuleVersionRequest = Message<"nexus.modules.v1.SubmitModuleV
   manifest?: ModuleManifest | undefined;
 
   /**
-   * JavaScript source of a code module (at most 256 KiB); empty for an HTTP module.
+   * Source of a code module, JavaScript or TypeScript as manifest.language says (at most
+   * 256 KiB); empty for an HTTP or gRPC module.
    *
    * @generated from field: string code = 2;
    */
