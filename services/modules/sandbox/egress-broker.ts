@@ -1,5 +1,8 @@
+import { lookup as lookupCallback } from "node:dns";
 import { lookup } from "node:dns/promises";
+import type { LookupFunction } from "node:net";
 import { BlockList, isIP } from "node:net";
+import { Agent, fetch as undiciFetch } from "undici";
 import { EgressRefused } from "./quickjs-sandbox.js";
 
 /**
@@ -68,9 +71,36 @@ export function isNonPublicAddress(address: string): boolean {
  * allows that host. Every address the name resolves to is checked (a name with one public and
  * one private address is refused).
  */
+function allowsPrivate(url: URL, allow: readonly string[]): boolean {
+  return allow.includes("*") || allow.includes(url.host.toLowerCase()) || allow.includes(url.hostname.toLowerCase());
+}
+
+/**
+ * The resolver the broker's connections use: the addresses a connection is made to are the ones
+ * checked, so a name that resolved to a public address at admission and to a private one when
+ * connecting (DNS rebinding) is refused too. `allowPrivate`: the installation allows this host.
+ */
+export function guardedLookup(allowPrivate: boolean): LookupFunction {
+  return (hostname, options, callback) => {
+    lookupCallback(hostname, { ...options, all: true }, (err, addresses) => {
+      if (err) {
+        callback(err, "", 4);
+        return;
+      }
+      const list = addresses as unknown as { address: string; family: number }[];
+      const bad = allowPrivate ? undefined : list.find((a) => isNonPublicAddress(a.address));
+      if (bad !== undefined) {
+        callback(new EgressRefused(`host ${hostname} resolved to ${bad.address} when connecting, a non-public address: refused`), "", 4);
+        return;
+      }
+      if (options.all) (callback as unknown as (e: null, a: typeof list) => void)(null, list);
+      else callback(null, list[0]!.address, list[0]!.family);
+    });
+  };
+}
+
 async function refuseNonPublic(url: URL, allow: readonly string[]): Promise<void> {
-  const host = url.host.toLowerCase();
-  if (allow.includes("*") || allow.includes(host) || allow.includes(url.hostname.toLowerCase())) return;
+  if (allowsPrivate(url, allow)) return;
   const name = url.hostname.replace(/^\[|\]$/g, "");
   let addresses: string[];
   if (isIP(name)) addresses = [name];
@@ -152,15 +182,26 @@ export function createEgressBroker(policy: EgressPolicy): (url: string, init: un
       headers[String(k)] = fill(String(v));
     }
     const target = fill(url.toString());
-    const response = await fetch(target, {
-      method,
-      headers,
-      redirect: "manual",
-      signal,
-      ...(init.body !== undefined && method !== "GET" && method !== "HEAD" ? { body: String(init.body) } : {}),
-    });
-    const body = await readCapped(response, policy.maxResponseBytes);
-    return JSON.stringify({ status: response.status, headers: Object.fromEntries(response.headers), body });
+    // The connection resolves the name again: the same check runs on the addresses it connects to.
+    const dispatcher = new Agent({ connect: { lookup: guardedLookup(allowsPrivate(url, policy.allowPrivate ?? [])) } });
+    try {
+      const response = await undiciFetch(target, {
+        method,
+        headers,
+        redirect: "manual",
+        signal,
+        dispatcher,
+        ...(init.body !== undefined && method !== "GET" && method !== "HEAD" ? { body: String(init.body) } : {}),
+      });
+      const body = await readCapped(response as unknown as Response, policy.maxResponseBytes);
+      return JSON.stringify({ status: response.status, headers: Object.fromEntries(response.headers), body });
+    } catch (err) {
+      const refused = err instanceof EgressRefused ? err : (err as { cause?: unknown })?.cause;
+      if (refused instanceof EgressRefused) throw refused;
+      throw err;
+    } finally {
+      void dispatcher.close().catch(() => undefined);
+    }
   };
 }
 

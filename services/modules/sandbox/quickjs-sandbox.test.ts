@@ -1,8 +1,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEgressBroker, isNonPublicAddress } from "./egress-broker.js";
-import { runInSandbox, type SandboxCall } from "./quickjs-sandbox.js";
+import { createEgressBroker, guardedLookup, isNonPublicAddress } from "./egress-broker.js";
+import { EgressRefused, runInSandbox, type SandboxCall } from "./quickjs-sandbox.js";
 
 // Escape tests of the code-module sandbox: a real QuickJS WebAssembly runtime, a real HTTP
 // server on 127.0.0.1 for the declared host and another for an undeclared one (ports 15710-15711).
@@ -182,6 +182,21 @@ describe("the QuickJS sandbox", () => {
       fetch: allowed,
     });
     expect(ok).toMatchObject({ kind: "ok", output: { status: 200 } });
+  });
+
+  it("checks the addresses a connection is made to, not only those seen at admission (DNS rebinding)", async () => {
+    // A name that passes admission and then resolves to a private address when the connection
+    // is made is refused by the connection's own resolver; here the name is `localhost`.
+    const lookupOf = (allowPrivate: boolean) =>
+      new Promise<unknown>((resolve) =>
+        guardedLookup(allowPrivate)("localhost", { all: true }, (err, addresses) => resolve(err ?? addresses)),
+      );
+    const refused = await lookupOf(false);
+    expect(refused).toBeInstanceOf(EgressRefused);
+    expect(String((refused as Error).message)).toMatch(/resolved to .* when connecting, a non-public address/);
+    expect(await lookupOf(true)).toEqual(
+      expect.arrayContaining([expect.objectContaining({ address: expect.stringMatching(/127\.0\.0\.1|::1/) })]),
+    );
   });
 
   it.each([
