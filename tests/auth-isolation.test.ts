@@ -82,6 +82,7 @@ describeWithPostgres("tenant isolation, for every RPC of every service", () => {
       "nexus.eventstore.v1.EventStoreService",
       "nexus.identity.v1.IdentityService",
       "nexus.ingestion.v1.IngestionService",
+      "nexus.integration.v1.EdgeService",
       "nexus.integration.v1.IntegrationService",
       "nexus.metering.v1.MeteringService",
       "nexus.modules.v1.ModulesService",

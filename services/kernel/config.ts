@@ -815,11 +815,12 @@ const VARIABLES = {
       "Tool results a modules replica keeps in its in-memory cache (modules opt in with cache_ttl_seconds); 0 turns caching off.",
     parse: integer(0, 1_000_000),
   }),
-  modulesEgressAllowPrivate: variable({
+  modulesEgressAllowPrivate: variable<readonly string[] | undefined>({
     name: "NEXUS_MODULES_EGRESS_ALLOW_PRIVATE",
-    default: "",
+    default: undefined,
+    unsetMeaning: "(unset: none)",
     description:
-      "Declared egress hosts (host or host:port, comma-separated; * for all) a module may reach although they resolve to a loopback, private, link-local or otherwise non-public address. Empty (default): such addresses are refused (SSRF). For tests and local development.",
+      "Declared egress hosts (host or host:port, comma-separated; * for all) a module may reach although they resolve to a loopback, private, link-local or otherwise non-public address. Unset (default): such addresses are refused (SSRF). For tests and local development.",
     parse: hostList,
   }),
   agentQuotaFailOpen: variable({

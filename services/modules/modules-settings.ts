@@ -31,7 +31,7 @@ export function modulesSettingsFromConfig(config: NexusConfig): ModulesSettings 
     maxRequests: config.modulesMaxRequests,
     cacheEntries: config.modulesCacheEntries,
     sandboxWorkers: config.modulesSandboxWorkers,
-    egressAllowPrivate: config.modulesEgressAllowPrivate,
+    egressAllowPrivate: config.modulesEgressAllowPrivate ?? [],
     maxResponseBytes: 1 << 20,
     testBudgetMs: 60_000,
   };
