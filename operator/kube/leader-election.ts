@@ -86,7 +86,7 @@ export class LeaderElector {
     }
   }
 
-  /** Stops campaigning; a leader stops its controllers, then releases the Lease. */
+  /** Stops campaigning; a leader stops its controllers; then the Lease is released if it is ours. */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
@@ -96,9 +96,12 @@ export class LeaderElector {
       this.leading = false;
       this.metrics.leader.set(0);
       await this.options.onStoppedLeading();
-      await this.options.lock
-        .release()
-        .catch((err: unknown) => this.options.logger.warn({ err: describeKubeError(err) }, "releasing the leader lease failed"));
     }
+    // Released whether or not this replica knew it led: a stop that came while an acquisition
+    // was on the wire leaves the Lease ours without `leading` set. `release` gives it up only
+    // when it names this replica.
+    await this.options.lock
+      .release()
+      .catch((err: unknown) => this.options.logger.warn({ err: describeKubeError(err) }, "releasing the leader lease failed"));
   }
 }
