@@ -13,7 +13,7 @@ import { Code, ConnectError, createClient, type Transport } from "@connectrpc/co
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ServerReflection, type ServerReflectionRequest } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import type { GrpcOperation } from "../../gen/nexus/modules/v1/module_pb.js";
-import { admitUrl, type EgressPolicy, fillCredentials, guardedLookup } from "./sandbox/egress-broker.js";
+import { admitUrl, allowsPrivate, type EgressPolicy, fillCredentials, guardedLookup } from "./sandbox/egress-broker.js";
 import { EgressRefused, type SandboxFailureReason } from "./sandbox/quickjs-sandbox.js";
 
 type GrpcResult =
@@ -99,10 +99,8 @@ export async function callGrpcOperation(
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(op.metadata)) headers[k] = fillCredentials(v, policy.credentials);
     // The connection checks the addresses it connects to (DNS rebinding), as the HTTP broker does.
-    const allowPrivate = (policy.allowPrivate ?? []).some(
-      (h) => h === "*" || h === url.host.toLowerCase() || h === url.hostname.toLowerCase(),
-    );
-    const transport = createGrpcTransport({ baseUrl: url.origin, nodeOptions: { lookup: guardedLookup(allowPrivate) } });
+    const lookup = guardedLookup(allowsPrivate(url, policy.allowPrivate ?? []));
+    const transport = createGrpcTransport({ baseUrl: url.origin, nodeOptions: { lookup } });
     const registry = await reflect(transport, service, abort.signal);
     const desc = registry.getService(service);
     const method: DescMethod | undefined = desc?.methods.find((m) => m.name === methodName);

@@ -1,8 +1,9 @@
-import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Database, Queryable } from "../db/ports.js";
 import { domainError } from "../errors.js";
 import { assertTenantNotHeld } from "../governance/legal-holds.js";
+import { openAesGcm, sealAesGcm } from "./aes-gcm.js";
 import type { MasterKeys } from "./master-keys.js";
 
 /** What a data key encrypts: one tenant's data of one kind ("documents", "integration.credentials", …). */
@@ -75,21 +76,6 @@ function scopeAad(scope: KeyScope, version: number, aad: Uint8Array | undefined)
   return aad ? Buffer.concat([head, aad]) : head;
 }
 
-function gcmSeal(key: Buffer, plaintext: Uint8Array, aad: Buffer): { iv: Buffer; tag: Buffer; body: Buffer } {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
-  cipher.setAAD(aad);
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return { iv, tag: cipher.getAuthTag(), body };
-}
-
-function gcmOpen(key: Buffer, iv: Buffer, tag: Buffer, body: Buffer, aad: Buffer): Buffer {
-  const decipher = createDecipheriv("aes-256-gcm", key, iv);
-  decipher.setAAD(aad);
-  decipher.setAuthTag(tag);
-  return Buffer.concat([decipher.update(body), decipher.final()]);
-}
-
 function wrapAad(scope: KeyScope, version: number, kekVersion: number): Buffer {
   return Buffer.from(`nexus.keyring.wrap.v1\n${scope.tenantId}\n${scope.purpose}\n${version}\n${kekVersion}`);
 }
@@ -154,14 +140,12 @@ function buildKeyring(
         `the data key of ${scope.purpose} v${version} is wrapped by master key version ${kekVersion}, which is not configured; add it back to NEXUS_MASTER_KEYS`,
         { kek_version: kekVersion },
       );
-    const buf = Buffer.from(wrapped);
-    return gcmOpen(kek, buf.subarray(0, 12), buf.subarray(12, 28), buf.subarray(28), wrapAad(scope, version, kekVersion));
+    return openAesGcm(kek, wrapped, wrapAad(scope, version, kekVersion));
   };
   const wrap = (scope: KeyScope, version: number, dataKey: Buffer): { kekVersion: number; wrapped: Buffer } => {
     const master = requireMaster();
     const kek = master.key(master.current)!;
-    const { iv, tag, body } = gcmSeal(kek, dataKey, wrapAad(scope, version, master.current));
-    return { kekVersion: master.current, wrapped: Buffer.concat([iv, tag, body]) };
+    return { kekVersion: master.current, wrapped: sealAesGcm(kek, dataKey, wrapAad(scope, version, master.current)) };
   };
 
   const dataKey = async (scope: KeyScope, version: number): Promise<Buffer | undefined> => {
@@ -233,11 +217,10 @@ function buildKeyring(
       currents.delete(scopeId(scope));
       throw domainError("FAILED_PRECONDITION", `the ${scope.purpose} key of this tenant was destroyed; nothing new is encrypted for it`);
     }
-    const { iv, tag, body } = gcmSeal(key, plaintext, scopeAad(scope, version, aad));
     const head = Buffer.alloc(MAGIC.length + 4);
     MAGIC.copy(head);
     head.writeUInt32BE(version, MAGIC.length);
-    return Buffer.concat([head, iv, tag, body]);
+    return Buffer.concat([head, sealAesGcm(key, plaintext, scopeAad(scope, version, aad))]);
   };
 
   const versionOf = (sealed: Uint8Array | string): number => {
@@ -257,8 +240,7 @@ function buildKeyring(
     const key = await dataKey(scope, version);
     if (!key) throw decryptionFailed(scope, `data key v${version} does not exist or was destroyed`);
     try {
-      const at = MAGIC.length + 4;
-      return gcmOpen(key, buf.subarray(at, at + 12), buf.subarray(at + 12, at + 28), buf.subarray(HEADER), scopeAad(scope, version, aad));
+      return openAesGcm(key, buf.subarray(MAGIC.length + 4), scopeAad(scope, version, aad));
     } catch (err) {
       throw decryptionFailed(scope, "authentication failed", err);
     }

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
+import { createHash, hkdfSync } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { Interceptor, UnaryResponse } from "@connectrpc/connect";
 import type { Logger } from "pino";
@@ -6,6 +6,7 @@ import { principalKey, responseMetadataKey } from "../context.js";
 import type { Database } from "../db/ports.js";
 import { domainError } from "../errors.js";
 import { isReadOnlyMethod } from "../interceptors/write-freeze.js";
+import { openAesGcm, sealAesGcm } from "../keyring/aes-gcm.js";
 import { counter } from "../metrics.js";
 
 /** The request header naming an idempotency key. */
@@ -58,20 +59,6 @@ interface KeyRow {
  */
 function answerKey(credential: string, scope: string, method: string, key: string): Buffer {
   return Buffer.from(hkdfSync("sha256", credential, "nexus.idempotency.v1", `${scope}\n${method}\n${key}`, 32));
-}
-
-function seal(key: Buffer, plain: Uint8Array): Buffer {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv("aes-256-gcm", key, iv);
-  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
-  return Buffer.concat([iv, cipher.getAuthTag(), body]);
-}
-
-function open(key: Buffer, sealed: Uint8Array): Uint8Array {
-  const buf = Buffer.from(sealed);
-  const decipher = createDecipheriv("aes-256-gcm", key, buf.subarray(0, 12));
-  decipher.setAuthTag(buf.subarray(12, 28));
-  return Buffer.concat([decipher.update(buf.subarray(28)), decipher.final()]);
 }
 
 /**
@@ -167,7 +154,7 @@ export function createIdempotency(options: IdempotencyOptions): Idempotency {
           throw err;
         }
         idempotencyRequests.inc({ outcome: "executed" });
-        const sealed = seal(sealKey, toBinary(req.method.output, res.message));
+        const sealed = sealAesGcm(sealKey, toBinary(req.method.output, res.message));
         await db
           .query(
             `UPDATE platform.idempotency_keys SET state = 'done', response = $4, locked_until = now()
@@ -195,7 +182,7 @@ export function createIdempotency(options: IdempotencyOptions): Idempotency {
       }
       if (row.state === "done" && row.response) {
         idempotencyRequests.inc({ outcome: "replayed" });
-        const message = fromBinary(req.method.output, open(sealKey, row.response));
+        const message = fromBinary(req.method.output, openAesGcm(sealKey, row.response));
         // The call's own header and trailer objects (the protocol's content type, grpc-status):
         // a response with new ones would replace them.
         const own = req.contextValues.get(responseMetadataKey);

@@ -71,7 +71,8 @@ export function isNonPublicAddress(address: string): boolean {
  * allows that host. Every address the name resolves to is checked (a name with one public and
  * one private address is refused).
  */
-function allowsPrivate(url: URL, allow: readonly string[]): boolean {
+/** Whether the installation lets `url`'s host reach non-public addresses (NEXUS_MODULES_EGRESS_ALLOW_PRIVATE). */
+export function allowsPrivate(url: URL, allow: readonly string[]): boolean {
   return allow.includes("*") || allow.includes(url.host.toLowerCase()) || allow.includes(url.hostname.toLowerCase());
 }
 
