@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
-import { create, toJson } from "@bufbuild/protobuf";
+import { clone, create, toJson } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import type { CoreV1Api } from "@kubernetes/client-node";
 import {
@@ -78,7 +78,7 @@ export function destinationConfig(spec: DestinationSpec, credential: string): De
 
 /** The configuration as the service stores and returns it: without its credential. */
 function withoutCredential(config: DestinationConfig): DestinationConfig {
-  const copy = create(DestinationConfigSchema, config);
+  const copy = clone(DestinationConfigSchema, config);
   const k = copy.kind;
   if (k.case === "rest") k.value.secret = "";
   else if (k.case === "sql") k.value.password = "";
