@@ -364,6 +364,38 @@ describeHere("Workflow, Destination and SenderApp resources", () => {
       expect(wide.stdout).toContain(workflowId);
     }, 60_000);
 
+    it("a reconcile with nothing changed changes nothing in Nexus (no new version, no update)", async () => {
+      const reconciles = async (kind: string) => {
+        const text = await (await fetch(`http://127.0.0.1:${operator?.port}/metrics`)).text();
+        return text
+          .split("\n")
+          .filter((l) => l.startsWith("nexus_operator_reconcile_total{") && l.includes(`kind="${kind}"`))
+          .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+      };
+      const before = { w: await reconciles("Workflow"), d: await reconciles("Destination"), a: await reconciles("SenderApp") };
+      // An annotation queues each object again (as a resync would).
+      for (const [kind, name] of [
+        ["Workflow", "orders"],
+        ["Destination", "hook"],
+        ["SenderApp", "orders"],
+      ] as const)
+        await kube.apply({ apiVersion: "nexus.dev/v1alpha1", kind, metadata: { name, namespace: NS, annotations: { touched: "1" } } });
+      await eventually(
+        "each reconciled again",
+        async () =>
+          (await reconciles("Workflow")) > before.w &&
+          (await reconciles("Destination")) > before.d &&
+          (await reconciles("SenderApp")) > before.a,
+        20_000,
+      );
+      expect((await console_.integration.getWorkflow({ workflowId })).workflow?.currentVersion).toBe(1);
+      const applied = kube.standin
+        .list("events", NS)
+        .filter((e) => e.reason === "ObjectApplied")
+        .map((e) => e.involvedObject.kind);
+      expect(applied.sort()).toEqual(["Destination", "SenderApp", "Workflow"]);
+    }, 30_000);
+
     it("changing the resource saves a new version of the workflow", async () => {
       await kube.apply(
         resource("Workflow", "orders", { targets: [{ destinationRef: { name: "hook" }, path: "/orders", transform: '{"id": order_id}' }] }),
@@ -376,6 +408,70 @@ describeHere("Workflow, Destination and SenderApp resources", () => {
       expect((await ingress(appKey, { order_id: "o-2" })).status).toBe(202);
       await eventually("the transformed message", () => receiver.received.find((r) => (r.body as Obj)?.id === "o-2"), 30_000);
     }, 60_000);
+
+    it("a Sequential workflow writes to a database whose password comes from a Secret", async () => {
+      await mesh!.db.query("CREATE TABLE public.k8s_orders (id text PRIMARY KEY, total numeric, note text)");
+      const database = new URL(mesh!.databaseUrl);
+      putSecret("orders-db-password", { password: database.password || "unused" });
+      await kube.apply(
+        resource("Destination", "orders-db", {
+          sql: {
+            engine: "Postgres",
+            host: database.hostname,
+            port: Number(database.port || 5432),
+            database: database.pathname.slice(1),
+            user: decodeURIComponent(database.username) || "postgres",
+            passwordSecretRef: { name: "orders-db-password" },
+          },
+        }),
+      );
+      await kube.apply(
+        resource("Workflow", "orders-seq", {
+          kind: "Sequential",
+          source: { senderAppRef: { name: "orders" } },
+          steps: [
+            { name: "shape", type: "Transform", expression: '{"id": order_id, "total": total}' },
+            { name: "skip_small", type: "Condition", expression: "total >= 10", thenStep: "store" },
+            {
+              name: "store",
+              type: "DbQuery",
+              onError: "Retry",
+              maxRetries: 3,
+              target: {
+                destinationRef: { name: "orders-db" },
+                sql: {
+                  operation: "Upsert",
+                  table: "k8s_orders",
+                  keyColumns: ["id"],
+                  mappings: [
+                    { source: "id", column: "id", type: "String" },
+                    { source: "total", column: "total", type: "Number" },
+                    { source: "note", column: "note", type: "String", nullStrategy: "Null" },
+                  ],
+                },
+              },
+            },
+          ],
+        }),
+      );
+      const wf = await readyAtGeneration("workflows", "orders-seq");
+      const { workflow } = await console_.integration.getWorkflow({ workflowId: wf.status.workflowId });
+      expect(workflow?.definition?.steps.map((x) => x.name)).toEqual(["shape", "skip_small", "store"]);
+      expect((await ingress(appKey, { order_id: "big", total: 12.5 })).status).toBe(202);
+      expect((await ingress(appKey, { order_id: "small", total: 2 })).status).toBe(202);
+      const rows = await eventually(
+        "the big order in the table",
+        async () => {
+          const r = await mesh!.db.query("SELECT id, total::float AS total, note FROM public.k8s_orders ORDER BY id");
+          return r.rows.length > 0 ? r.rows : undefined;
+        },
+        30_000,
+      );
+      expect(rows).toEqual([{ id: "big", total: 12.5, note: null }]);
+      await kube.delete("workflows", NS, "orders-seq");
+      await eventually("orders-seq gone", async () => (await kube.get("workflows", NS, "orders-seq")) === undefined);
+      await kube.delete("destinations", NS, "orders-db");
+    }, 90_000);
 
     it("refuses edits of managed objects through the API, naming the resource; only the operator may set the marker", async () => {
       const definition = create(WorkflowDefinitionSchema, {

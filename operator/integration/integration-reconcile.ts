@@ -173,7 +173,7 @@ export function createIntegrationReconciler<T extends NexusResource<{ tenantRef:
       try {
         tenantId = await tenantIdOf(deps.tenants, key.namespace, obj.spec.tenantRef.name);
         const applied = await kind.apply(obj, tenantId);
-        if (applied.changed) await deps.recorder.record(obj, "Normal", "Applied", applied.message);
+        if (applied.changed) await deps.recorder.record(obj, "Normal", "ObjectApplied", applied.message);
         outcome = {
           kind: "ready",
           status: { ...applied.status, ...(applied.changed ? { lastAppliedAt: stamp(clock()) } : {}) },

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from "node:util";
-import { create, toJson } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, toJson } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import {
   FieldType,
@@ -8,7 +8,7 @@ import {
   OnError,
   SqlOperation,
   StepType,
-  type Target,
+  type TargetSchema,
   type WorkflowDefinition,
   WorkflowDefinitionSchema,
   WorkflowKind,
@@ -93,7 +93,7 @@ export async function workflowDefinition(deps: WorkflowKindDeps, w: Workflow, te
       destinationIds.set(name, await referencedId(deps.destinations, "Destination", ns, name, tenantId, (d) => d.status?.destinationId));
   }
   const appId = await referencedId(deps.senderApps, "SenderApp", ns, w.spec.source.senderAppRef.name, tenantId, (a) => a.status?.appId);
-  const target = (t: WorkflowTargetSpec): Partial<Target> => ({
+  const target = (t: WorkflowTargetSpec): MessageInitShape<typeof TargetSchema> => ({
     destinationId: destinationIds.get(t.destinationRef.name) ?? "",
     transform: t.transform ?? "",
     condition: t.condition ?? "",
@@ -102,20 +102,16 @@ export async function workflowDefinition(deps: WorkflowKindDeps, w: Workflow, te
     ...(t.sql
       ? {
           sql: {
-            $typeName: "nexus.integration.v1.SqlWrite",
             operation: SQL_OPERATION[t.sql.operation],
             table: t.sql.table,
             keyColumns: t.sql.keyColumns ?? [],
             partial: t.sql.partial ?? false,
             mappings: (t.sql.mappings ?? []).map((m) => ({
-              $typeName: "nexus.integration.v1.FieldMapping",
               source: m.source,
               column: m.column,
               type: FIELD_TYPE[m.type ?? "Json"],
               nullStrategy: NULL_STRATEGY[m.nullStrategy ?? "Skip"],
-              ...(m.default !== undefined
-                ? { default: { $typeName: "google.protobuf.Value", kind: { case: "stringValue", value: m.default } } }
-                : {}),
+              ...(m.default !== undefined ? { default: { kind: { case: "stringValue" as const, value: m.default } } } : {}),
             })),
           },
         }
@@ -138,7 +134,7 @@ export async function workflowDefinition(deps: WorkflowKindDeps, w: Workflow, te
       onError: ON_ERROR[s.onError ?? "Stop"],
       maxRetries: s.maxRetries ?? 0,
     })),
-  } as Parameters<typeof create<typeof WorkflowDefinitionSchema>>[1]);
+  });
 }
 
 async function findRemote(nexus: NexusApi, w: Workflow, tenantId: string): Promise<NexusWorkflow | undefined> {
