@@ -24,6 +24,7 @@ import { createNexusClient, type NexusClient } from "../services/client/index.js
 import { errorReason } from "../services/kernel/errors.js";
 import { type AgentMesh, startAgentMesh } from "./support/agent-mesh.js";
 import { crdApiServerAvailable, describeWithCrdApiServer } from "./support/crd-apiserver.js";
+import { celRuleMessages } from "./support/crd-rules.js";
 import { eventually } from "./support/eventually.js";
 import { type Receiver, startReceiver } from "./support/integration-harness.js";
 import { KubeCluster } from "./support/kube-cluster.js";
@@ -146,20 +147,7 @@ describeHere("Workflow, Destination and SenderApp resources", () => {
 
   describe("CRD validation on the real server", () => {
     /** Every CEL rule message of the three kinds, so a rule added without a case here fails. */
-    const allMessages = () => {
-      const out: string[] = [];
-      const walk = (v: unknown) => {
-        if (Array.isArray(v)) v.forEach(walk);
-        else if (v && typeof v === "object") {
-          for (const [k, x] of Object.entries(v)) {
-            if (k === "x-kubernetes-validations") for (const r of x as Obj[]) out.push(r.message);
-            walk(x);
-          }
-        }
-      };
-      walk(nexusCrds().filter((c) => KINDS.includes(c.spec.names.kind)));
-      return new Set(out);
-    };
+    const allMessages = () => new Set(celRuleMessages(KINDS));
     const refused = new Set<string>();
     const expectRefused = async (obj: Obj, message: string) => {
       await expect(kube.apply(obj)).rejects.toThrow(message);

@@ -20,6 +20,7 @@ import { loadOperatorConfig } from "../operator/config.js";
 import { type CustomResourceDefinition, nexusCrds } from "../operator/crds/index.js";
 import { type RunningOperator, runOperator } from "../operator/run-operator.js";
 import { type CrdApiServer, describeWithCrdApiServer, KubeRouter, startCrdApiServer } from "./support/crd-apiserver.js";
+import { celRuleMessages } from "./support/crd-rules.js";
 import { eventually } from "./support/eventually.js";
 import { KubeApiServerStandin } from "./support/kube-apiserver-standin.js";
 import { type NexusProcess, startNexus } from "./support/nexus-process.js";
@@ -284,20 +285,7 @@ describeWithCrdApiServer("the real CRD API server (apiextensions-apiserver on et
      * Every CEL rule message the Tenant, Quota and Failover CRDs carry, so a rule added without a
      * test here fails the suite (SenderApp, Destination and Workflow: tests/k8s-integration-resources.test.ts).
      */
-    const allMessages = () => {
-      const out: string[] = [];
-      const walk = (v: unknown) => {
-        if (Array.isArray(v)) v.forEach(walk);
-        else if (v && typeof v === "object") {
-          for (const [k, x] of Object.entries(v)) {
-            if (k === "x-kubernetes-validations") for (const r of x as Obj[]) out.push(r.message);
-            walk(x);
-          }
-        }
-      };
-      walk(nexusCrds().filter((c) => ["Tenant", "Quota", "Failover"].includes(c.spec.names.kind)));
-      return out.sort();
-    };
+    const allMessages = () => celRuleMessages(["Tenant", "Quota", "Failover"]);
     const refused: string[] = [];
     const expectRefused = async (r: Promise<{ status: number; body: Obj }>, message: string) => {
       const { status, body } = await r;

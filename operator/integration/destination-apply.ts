@@ -1,18 +1,11 @@
 import { isDeepStrictEqual } from "node:util";
 import { clone, create, toJson } from "@bufbuild/protobuf";
-import { Code } from "@connectrpc/connect";
 import type { CoreV1Api } from "@kubernetes/client-node";
-import {
-  type DestinationConfig,
-  DestinationConfigSchema,
-  type Destination as NexusDestination,
-  RestAuth,
-  SqlEngine,
-} from "../../gen/nexus/integration/v1/resources_pb.js";
+import { type DestinationConfig, DestinationConfigSchema, RestAuth, SqlEngine } from "../../gen/nexus/integration/v1/resources_pb.js";
 import type { Destination, DestinationSpec, DestinationStatus } from "../crds/types.js";
-import { hasCode, type NexusApi } from "../nexus/nexus-api.js";
+import type { NexusApi } from "../nexus/nexus-api.js";
 import type { Applied, IntegrationKind } from "./integration-reconcile.js";
-import { type Credential, markerOf, readCredential } from "./integration-refs.js";
+import { type Credential, findObject, markerOf, readCredential } from "./integration-refs.js";
 
 const REST_AUTH: Record<NonNullable<NonNullable<DestinationSpec["rest"]>["auth"]>, RestAuth> = {
   None: RestAuth.UNSPECIFIED,
@@ -95,21 +88,6 @@ async function credentialOf(core: CoreV1Api, d: Destination): Promise<Credential
   return undefined;
 }
 
-/** The destination this object stands for: by the id in status, else by name (adopted). */
-async function findRemote(nexus: NexusApi, d: Destination, tenantId: string): Promise<NexusDestination | undefined> {
-  const id = d.status?.destinationId;
-  if (id && d.status?.tenantId === tenantId) {
-    try {
-      const got = await nexus.integration.getDestination({ tenantId, destinationId: id });
-      if (got.destination) return got.destination;
-    } catch (err) {
-      if (!hasCode(err, Code.NotFound)) throw err;
-    }
-  }
-  const all = await nexus.integration.listDestinations({ tenantId });
-  return all.destinations.find((x) => x.name === d.metadata.name);
-}
-
 /**
  * Destination → the integration service: created with its credential read from the referenced
  * Secret, updated in place (UpdateDestination) when the spec, the Secret (its resourceVersion) or
@@ -125,7 +103,13 @@ export function destinationKind(deps: { nexus: NexusApi; core: CoreV1Api }): Int
       const type = destinationType(d.spec);
       const secretVersion = credential?.version ?? "";
       const status = (destinationId: string): Partial<DestinationStatus> => ({ destinationId, type, secretVersion });
-      const remote = await findRemote(deps.nexus, d, tenantId);
+      const remote = await findObject(
+        { id: d.status?.destinationId, tenantId: d.status?.tenantId },
+        tenantId,
+        d.metadata.name,
+        async (destinationId) => (await deps.nexus.integration.getDestination({ tenantId, destinationId })).destination,
+        async () => (await deps.nexus.integration.listDestinations({ tenantId })).destinations,
+      );
       if (!remote) {
         const created = await deps.nexus.integration.createDestination({
           tenantId,

@@ -1,6 +1,13 @@
 import { Code } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { degradedCondition, readyCondition, reconcilingCondition, setConditions } from "../controller/conditions.js";
+import {
+  degradedCondition,
+  failedConditions,
+  readyCondition,
+  reconcilingCondition,
+  setConditions,
+  waitingConditions,
+} from "../controller/conditions.js";
 import { addFinalizer, hasFinalizer, INTEGRATION_FINALIZER, removeFinalizer } from "../controller/finalizers.js";
 import { done, type ObjectKey, type ReconcileResult, type Reconciler, requeueAfter } from "../controller/reconcile-result.js";
 import { writeStatus } from "../controller/status-writer.js";
@@ -79,29 +86,13 @@ export function integrationStatus<S extends IntegrationStatus>(
       return {
         ...base,
         phase: "Pending",
-        conditions: setConditions(
-          previous?.conditions,
-          [
-            readyCondition(false, outcome.reason, outcome.message, generation),
-            reconcilingCondition(true, outcome.reason, outcome.message, generation),
-            degradedCondition(false, "Healthy", "waiting, nothing failed", generation),
-          ],
-          now,
-        ),
+        conditions: waitingConditions(previous?.conditions, outcome.reason, outcome.message, generation, now),
       };
     case "failed":
       return {
         ...base,
         phase: "Degraded",
-        conditions: setConditions(
-          previous?.conditions,
-          [
-            readyCondition(false, outcome.reason, outcome.message, generation),
-            reconcilingCondition(true, "Retrying", "retrying with backoff", generation),
-            degradedCondition(true, outcome.reason, outcome.message, generation),
-          ],
-          now,
-        ),
+        conditions: failedConditions(previous?.conditions, outcome.reason, outcome.message, generation, now),
       };
     default: {
       const _exhaustive: never = outcome;

@@ -1,8 +1,10 @@
+import { Code } from "@connectrpc/connect";
 import type { CoreV1Api, V1Secret } from "@kubernetes/client-node";
 import { findCondition } from "../controller/conditions.js";
 import type { NexusResource, SecretKeyRef, Tenant } from "../crds/types.js";
 import { isNotFound } from "../kube/api-errors.js";
 import type { ResourceClient } from "../kube/resource-client.js";
+import { hasCode } from "../nexus/nexus-api.js";
 
 /**
  * Something the object needs is not there yet (its Tenant has no id, a referenced Destination or
@@ -83,4 +85,27 @@ export async function readCredential(core: CoreV1Api, namespace: string, ref: Se
     secret.data?.[key] ?? (secret.stringData?.[key] !== undefined ? Buffer.from(secret.stringData[key]).toString("base64") : undefined);
   if (raw === undefined) throw new SpecProblemError("SecretKeyMissing", `Secret ${ref.name} has no key ${JSON.stringify(key)}`);
   return { value: Buffer.from(raw, "base64").toString("utf8"), version: `${ref.name}@${secret.metadata?.resourceVersion ?? ""}` };
+}
+
+/**
+ * The Nexus object a resource stands for: by the id its status recorded (when it belongs to the
+ * same tenant and still exists), else the tenant's object of the resource's name — created in
+ * the console, or by an earlier reconcile whose status write was lost — which is then adopted.
+ */
+export async function findObject<O extends { name: string }>(
+  recorded: { id: string | undefined; tenantId: string | undefined },
+  tenantId: string,
+  name: string,
+  get: (id: string) => Promise<O | undefined>,
+  list: () => Promise<readonly O[]>,
+): Promise<O | undefined> {
+  if (recorded.id && recorded.tenantId === tenantId) {
+    try {
+      const found = await get(recorded.id);
+      if (found) return found;
+    } catch (err) {
+      if (!hasCode(err, Code.NotFound)) throw err;
+    }
+  }
+  return (await list()).find((o) => o.name === name);
 }

@@ -1,21 +1,12 @@
 import { isDeepStrictEqual } from "node:util";
-import { Code } from "@connectrpc/connect";
 import type { CoreV1Api } from "@kubernetes/client-node";
-import { type FieldSpec, FieldType, type SenderApp as NexusSenderApp } from "../../gen/nexus/integration/v1/resources_pb.js";
+import { type FieldSpec, FieldType } from "../../gen/nexus/integration/v1/resources_pb.js";
 import type { SenderApp, SenderAppSpec, SenderAppStatus } from "../crds/types.js";
 import type { EventRecorder } from "../kube/event-recorder.js";
-import { hasCode, type NexusApi } from "../nexus/nexus-api.js";
+import type { NexusApi } from "../nexus/nexus-api.js";
+import { FIELD_TYPE } from "./enum-mapping.js";
 import type { Applied, IntegrationKind } from "./integration-reconcile.js";
-import { markerOf, readSecret, SpecProblemError } from "./integration-refs.js";
-
-const FIELD_TYPE: Record<NonNullable<NonNullable<SenderAppSpec["fields"]>[number]["type"]>, FieldType> = {
-  String: FieldType.STRING,
-  Integer: FieldType.INTEGER,
-  Number: FieldType.NUMBER,
-  Boolean: FieldType.BOOLEAN,
-  Timestamp: FieldType.TIMESTAMP,
-  Json: FieldType.JSON,
-};
+import { findObject, markerOf, readSecret, SpecProblemError } from "./integration-refs.js";
 
 /** Data keys of the key Secret the operator writes for a SenderApp. */
 export const APP_SECRET_KEYS = { appKey: "appKey", appId: "appId", masterSecret: "masterSecret" } as const;
@@ -27,19 +18,6 @@ const fieldsOf = (spec: SenderAppSpec) =>
 const comparable = (fields: readonly Pick<FieldSpec, "name" | "type" | "required">[]) =>
   fields.map((f) => ({ name: f.name, type: f.type === FieldType.UNSPECIFIED ? FieldType.JSON : f.type, required: f.required }));
 const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
-
-async function findRemote(nexus: NexusApi, app: SenderApp, tenantId: string): Promise<NexusSenderApp | undefined> {
-  const id = app.status?.appId;
-  if (id && app.status?.tenantId === tenantId) {
-    try {
-      const got = await nexus.integration.getSenderApp({ tenantId, appId: id });
-      if (got.app) return got.app;
-    } catch (err) {
-      if (!hasCode(err, Code.NotFound)) throw err;
-    }
-  }
-  return (await nexus.integration.listSenderApps({ tenantId })).apps.find((a) => a.name === app.metadata.name);
-}
 
 /**
  * SenderApp → the integration service: created (its app key, and master secret with
@@ -88,7 +66,13 @@ export function senderAppKind(deps: {
           "SecretConflict",
           `Secret ${app.spec.keySecretName} exists and was not written by the operator for this SenderApp: choose another keySecretName or delete that Secret`,
         );
-      const remote = await findRemote(deps.nexus, app, tenantId);
+      const remote = await findObject(
+        { id: app.status?.appId, tenantId: app.status?.tenantId },
+        tenantId,
+        app.metadata.name,
+        async (appId) => (await deps.nexus.integration.getSenderApp({ tenantId, appId })).app,
+        async () => (await deps.nexus.integration.listSenderApps({ tenantId })).apps,
+      );
       if (!remote) {
         const created = await deps.nexus.integration.createSenderApp({
           tenantId,

@@ -1,8 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { create, type MessageInitShape, toJson } from "@bufbuild/protobuf";
-import { Code } from "@connectrpc/connect";
 import {
-  FieldType,
   type Workflow as NexusWorkflow,
   NullStrategy,
   OnError,
@@ -17,18 +15,11 @@ import { findCondition } from "../controller/conditions.js";
 import type { Destination, SenderApp, Workflow, WorkflowStatus, WorkflowTargetSpec } from "../crds/types.js";
 import { isNotFound } from "../kube/api-errors.js";
 import type { ResourceClient } from "../kube/resource-client.js";
-import { hasCode, type NexusApi } from "../nexus/nexus-api.js";
+import type { NexusApi } from "../nexus/nexus-api.js";
+import { FIELD_TYPE } from "./enum-mapping.js";
 import type { Applied, IntegrationKind } from "./integration-reconcile.js";
-import { markerOf, WaitingError } from "./integration-refs.js";
+import { findObject, markerOf, WaitingError } from "./integration-refs.js";
 
-const FIELD_TYPE = {
-  String: FieldType.STRING,
-  Integer: FieldType.INTEGER,
-  Number: FieldType.NUMBER,
-  Boolean: FieldType.BOOLEAN,
-  Timestamp: FieldType.TIMESTAMP,
-  Json: FieldType.JSON,
-} as const;
 const SQL_OPERATION = {
   Insert: SqlOperation.INSERT,
   Upsert: SqlOperation.UPSERT,
@@ -137,19 +128,6 @@ export async function workflowDefinition(deps: WorkflowKindDeps, w: Workflow, te
   });
 }
 
-async function findRemote(nexus: NexusApi, w: Workflow, tenantId: string): Promise<NexusWorkflow | undefined> {
-  const id = w.status?.workflowId;
-  if (id && w.status?.tenantId === tenantId) {
-    try {
-      const got = await nexus.integration.getWorkflow({ tenantId, workflowId: id });
-      if (got.workflow) return got.workflow;
-    } catch (err) {
-      if (!hasCode(err, Code.NotFound)) throw err;
-    }
-  }
-  return (await nexus.integration.listWorkflows({ tenantId })).workflows.find((x) => x.name === w.metadata.name);
-}
-
 const sameDefinition = (a: WorkflowDefinition | undefined, b: WorkflowDefinition) =>
   isDeepStrictEqual(toJson(WorkflowDefinitionSchema, a ?? create(WorkflowDefinitionSchema)), toJson(WorkflowDefinitionSchema, b));
 
@@ -165,7 +143,13 @@ export function workflowKind(deps: WorkflowKindDeps): IntegrationKind<Workflow, 
     async apply(w, tenantId): Promise<Applied<WorkflowStatus>> {
       const definition = await workflowDefinition(deps, w, tenantId);
       const marker = markerOf(w);
-      const remote = await findRemote(deps.nexus, w, tenantId);
+      const remote = await findObject(
+        { id: w.status?.workflowId, tenantId: w.status?.tenantId },
+        tenantId,
+        w.metadata.name,
+        async (workflowId) => (await deps.nexus.integration.getWorkflow({ tenantId, workflowId })).workflow,
+        async () => (await deps.nexus.integration.listWorkflows({ tenantId })).workflows,
+      );
       const status = (x: NexusWorkflow | undefined): Partial<WorkflowStatus> => ({
         workflowId: x?.workflowId ?? "",
         version: x?.currentVersion ?? 0,
