@@ -495,6 +495,26 @@ describeHere("Workflow, Destination and SenderApp resources", () => {
       expect((await console_.integration.getWorkflow({ workflowId })).workflow?.currentVersion).toBe(2);
     });
 
+    it("drift made around the refusal (with the operator's own key) is put back at the next reconcile", async () => {
+      const platform = createNexusClient({ baseUrl: mesh!.url, apiKey: mesh!.platformKey });
+      const current = (await console_.integration.getWorkflow({ workflowId })).workflow!;
+      const drifted = create(WorkflowDefinitionSchema, current.definition);
+      drifted.targets[0]!.path = "/drifted";
+      await platform.integration.updateWorkflow({ tenantId, workflowId, definition: drifted, kubernetesResource: `Workflow ${NS}/orders` });
+      // A resync (here: an annotation, so the test need not wait 10 minutes) saves the spec again.
+      await kube.apply({
+        apiVersion: "nexus.dev/v1alpha1",
+        kind: "Workflow",
+        metadata: { name: "orders", namespace: NS, annotations: { resync: "1" } },
+      });
+      const back = await eventually("the spec's definition back", async () => {
+        const w = (await console_.integration.getWorkflow({ workflowId })).workflow;
+        return w && w.currentVersion > current.currentVersion + 1 ? w : undefined;
+      });
+      expect(back.definition?.targets[0]?.path).toBe("/orders");
+      expect((await kube.get("workflows", NS, "orders"))?.status.version).toBe(back.currentVersion);
+    }, 30_000);
+
     it("Kubernetes wins: a resource named like an object made in the console takes it over and puts its spec in place", async () => {
       const made = await console_.integration.createDestination({
         name: "audit-hook",
