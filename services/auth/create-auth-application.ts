@@ -6,6 +6,7 @@ import { createPostgresAuthStore } from "./adapters/postgres.js";
 import { AuthApplication } from "./auth-application.js";
 import type { AuthSettings } from "./auth-settings.js";
 import { IdentityApplication } from "./identity-application.js";
+import { ScimApplication } from "./scim-application.js";
 import { SignIn } from "./sign-in.js";
 import { TokenAuthenticator } from "./token-authentication.js";
 
@@ -24,6 +25,7 @@ export interface AuthParts {
   app: AuthApplication;
   identity: IdentityApplication;
   signIn: SignIn;
+  scim: ScimApplication;
 }
 
 /**
@@ -67,7 +69,8 @@ export function createAuthParts(options: CreateAuthApplicationOptions): AuthPart
     tokens,
     sessions: signIn,
   });
-  return { app, identity, signIn };
+  const scim = new ScimApplication({ store, db: options.db, clock: options.clock, logger: options.logger });
+  return { app, identity, signIn, scim };
 }
 
 /** {@link createAuthParts} when only the auth use cases are needed. */
