@@ -41,6 +41,7 @@ export function createAuthParts(options: CreateAuthApplicationOptions): AuthPart
     clock: options.clock,
     jwksCooldownMs: options.settings.jwksCooldownMs,
     httpTimeoutMs: options.settings.oidcHttpTimeoutMs,
+    ...(options.settings.platformIssuer ? { platform: options.settings.platformIssuer } : {}),
   });
   const identity = new IdentityApplication({
     store,
