@@ -476,7 +476,7 @@ export class ScimApplication {
     const tenantId = caller.tenant.id;
     const wanted = [...new Set(after)];
     if (wanted.length > 0) {
-      const known = new Set((await scimRows.users(tx.tx, tenantId)).map((u) => u.userId));
+      const known = new Set(await scimRows.existingUserIds(tx.tx, tenantId, wanted));
       const unknown = wanted.filter((u) => !known.has(u));
       if (unknown.length > 0)
         throw new ScimError(400, `members are not provisioned users of this tenant: ${unknown.slice(0, 5).join(", ")}`, "invalidValue");
@@ -495,11 +495,12 @@ export class ScimApplication {
   private async syncRoles(tx: AuthTransaction, caller: ScimCaller, userIds: readonly string[], effects: Effects): Promise<void> {
     const tenantId = caller.tenant.id;
     const groups = await scimRows.groupsOf(tx.tx, tenantId, userIds);
+    const provider = await this.options.store.getIdentityProvider(tenantId);
     for (const userId of userIds) {
       const loaded = await this.options.store.users.load(tx.tx, userId);
       const member = membershipIn(loaded.state, tenantId);
       if (member === undefined || member.role === "owner") continue;
-      const role = await this.roleFor(tenantId, groups.get(userId) ?? []);
+      const role = roleFrom(provider, groups.get(userId) ?? []);
       if (role === member.role || role === "owner") continue;
       await executeInTransaction(
         tx.tx,
@@ -513,10 +514,7 @@ export class ScimApplication {
   }
 
   private async roleFor(tenantId: string, groups: readonly ScimGroupName[]): Promise<TenantRole> {
-    const provider: IdentityProviderConfig | undefined = await this.options.store.getIdentityProvider(tenantId);
-    if (provider === undefined) return "viewer";
-    const names = groups.flatMap((g) => (g.externalId ? [g.displayName, g.externalId] : [g.displayName]));
-    return mappedRole(provider, names) ?? provider.defaultRole;
+    return roleFrom(await this.options.store.getIdentityProvider(tenantId), groups);
   }
 
   // ---- plumbing ----
@@ -541,6 +539,17 @@ export class ScimApplication {
     }
     return result;
   }
+}
+
+/**
+ * The role a provisioned member's groups give: the strongest role the provider's `group_roles`
+ * maps their groups' display names or external ids to, else its default role (viewer without a
+ * provider).
+ */
+function roleFrom(provider: IdentityProviderConfig | undefined, groups: readonly ScimGroupName[]): TenantRole {
+  if (provider === undefined) return "viewer";
+  const names = groups.flatMap((g) => (g.externalId ? [g.displayName, g.externalId] : [g.displayName]));
+  return mappedRole(provider, names) ?? provider.defaultRole;
 }
 
 function hasScim(tenant: TenantView): boolean {

@@ -126,7 +126,7 @@ export function scimRoutes(scim: ScimApplication, logger: Logger): HttpRoute[] {
               const found = users ? await scim.getUser(caller, id, base) : await scim.getGroup(caller, id, base, url.searchParams);
               const inm = header(req, "if-none-match");
               const version = (found.meta as { version: string }).version;
-              if (inm !== undefined && inm.split(",").some((t) => t.trim() === version)) {
+              if (inm?.split(",").some((t) => t.trim() === version)) {
                 return send(res, 304, undefined, { etag: version });
               }
               return withEtag(found);

@@ -180,6 +180,14 @@ export const scimRows = {
     );
     return rows.map(toUser);
   },
+  /** Which of `userIds` are provisioned users of the tenant. */
+  async existingUserIds(q: Queryable, tenantId: string, userIds: readonly string[]): Promise<string[]> {
+    const { rows } = await q.query<{ user_id: string }>(
+      "SELECT user_id FROM auth.scim_users WHERE tenant_id = $1 AND user_id = ANY($2::text[])",
+      [tenantId, [...userIds]],
+    );
+    return rows.map((r) => r.user_id);
+  },
   async usersPage(q: Queryable, tenantId: string, offset: number, limit: number): Promise<{ total: number; items: ScimUserRecord[] }> {
     const [{ rows: count }, { rows }] = await Promise.all([
       q.query<{ n: string | number }>("SELECT count(*) AS n FROM auth.scim_users WHERE tenant_id = $1", [tenantId]),
