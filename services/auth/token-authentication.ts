@@ -8,6 +8,7 @@ import type { PlatformIssuer } from "./auth-settings.js";
 import type { IdentityProviderConfig } from "./domain/identity-provider.js";
 import type { Tenant } from "./domain/tenant.js";
 import { membershipIn, normalizeEmail } from "./domain/user.js";
+import { discoverIssuer } from "./oidc-discovery.js";
 import type { AuthStore } from "./ports.js";
 
 /** Signature algorithms accepted on access tokens: asymmetric only (a shared secret would let any client mint tokens). */
@@ -171,28 +172,17 @@ export class TokenAuthenticator {
 
   /** The platform issuer's `jwks_uri`, from its discovery document (read once; a failure is retried on the next token). */
   private platformJwksUri(issuer: string): Promise<string> {
-    this.platformJwks ??= (async () => {
-      const url = `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`;
-      let doc: { issuer?: unknown; jwks_uri?: unknown };
-      try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(this.options.httpTimeoutMs), redirect: "error" });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        doc = (await res.json()) as typeof doc;
-      } catch (err) {
+    this.platformJwks ??= discoverIssuer(issuer, this.options.httpTimeoutMs).then(
+      (discovery) => discovery.jwksUri,
+      (err: unknown) => {
         throw domainError(
           "DEPENDENCY_UNAVAILABLE",
-          "the platform issuer's discovery document could not be read; retry shortly",
+          `the platform issuer's discovery document could not be used; retry shortly (${(err as Error).message})`,
           { dependency: "identity_provider" },
           { cause: err },
         );
-      }
-      if (doc.issuer !== issuer || typeof doc.jwks_uri !== "string") {
-        throw domainError("DEPENDENCY_UNAVAILABLE", "the platform issuer's discovery document names another issuer or no jwks_uri", {
-          dependency: "identity_provider",
-        });
-      }
-      return doc.jwks_uri;
-    })();
+      },
+    );
     const pending = this.platformJwks;
     pending.catch(() => {
       if (this.platformJwks === pending) this.platformJwks = undefined;
