@@ -47,6 +47,8 @@ export interface TestWebClient {
   clientId: string;
   clientSecret: string;
   redirectUri: string;
+  /** Further redirect URIs (a test acting as a client application itself). */
+  extraRedirectUris?: string[];
 }
 
 /**
@@ -79,8 +81,9 @@ export async function startOpenIdProvider(
               {
                 client_id: webClient.clientId,
                 client_secret: webClient.clientSecret,
-                grant_types: ["authorization_code"],
-                redirect_uris: [webClient.redirectUri],
+                // refresh_token: a client that asks for offline_access gets refresh tokens (tokens tests).
+                grant_types: ["authorization_code", "refresh_token"],
+                redirect_uris: [webClient.redirectUri, ...(webClient.extraRedirectUris ?? [])],
                 response_types: ["code" as const],
                 token_endpoint_auth_method: "client_secret_basic" as const,
               },
@@ -95,7 +98,7 @@ export async function startOpenIdProvider(
           : undefined;
       },
       claims: { openid: ["sub"], email: ["email"], profile: ["name"], groups: ["groups"] },
-      scopes: ["openid", "email", "profile", "groups"],
+      scopes: ["openid", "email", "profile", "groups", "offline_access"],
       conformIdTokenClaims: false,
       interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
       jwks: { keys },
@@ -116,8 +119,11 @@ export async function startOpenIdProvider(
           }),
         },
       },
-      extraTokenClaims: (_ctx: unknown, token: { clientId?: string }) => {
-        const person = token.clientId ? byClient.get(token.clientId) : undefined;
+      extraTokenClaims: (_ctx: unknown, token: { clientId?: string; accountId?: string }) => {
+        // A person's own token (authorization code, refresh) names them by account; a machine client by client id.
+        const person =
+          (token.accountId ? people.find((p) => p.clientId === token.accountId) : undefined) ??
+          (token.clientId ? byClient.get(token.clientId) : undefined);
         return person ? { email: person.email, groups: person.groups } : undefined;
       },
     });
@@ -130,6 +136,7 @@ export async function startOpenIdProvider(
         if (!current) throw new Error("signInAs was not called");
         const grant = new provider.Grant({ accountId: current.clientId, clientId: String(details.params.client_id) });
         grant.addOIDCScope(String(details.params.scope));
+        if (typeof details.params.resource === "string") grant.addResourceScope(details.params.resource, "api");
         const grantId = await grant.save();
         await provider.interactionFinished(
           req,

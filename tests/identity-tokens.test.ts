@@ -1,32 +1,36 @@
 /**
  * Bearer tokens of the installation's own OpenID issuer (NEXUS_PLATFORM_OIDC_ISSUER) for
- * platform operators, and signing-key rotation seen from Nexus, against a REAL OpenID provider:
+ * platform operators, signing-key rotation and refresh tokens seen from Nexus, against a REAL
+ * OpenID provider:
  * the certified `oidc-provider` package (an OpenID Certified authorization server) runs on this
  * machine, publishes its discovery document and keys and issues RFC 9068 JWT access tokens.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PrincipalKind, Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { type AuthHarness, failure, startAuthHarness } from "./support/auth-harness.js";
-import { NEXUS_AUDIENCE, startOpenIdProvider, type TestOpenIdProvider } from "./support/oidc-provider.js";
+import { browserSignIn, NEXUS_AUDIENCE, startOpenIdProvider, type TestOpenIdProvider } from "./support/oidc-provider.js";
 import { describeWithPostgres } from "./support/services.js";
 
 /** Ports from this helper's range (19500-19599). */
 const PROVIDER_PORT = 19531;
 const PLATFORM_AUDIENCE = "https://platform.nexus.test";
+/** Where the provider sends the code back to the client application this test plays (never fetched). */
+const APP_CALLBACK = "http://127.0.0.1:19532/callback";
+const WEB_SECRET = "web-secret-value";
 
 const people = [
   { clientId: "ops-cli", email: "Ops@Example.com", groups: [] as string[] },
   { clientId: "dev-cli", email: "dev@example.com", groups: [] as string[] },
 ];
 
-describeWithPostgres("identity: the platform issuer and signing-key rotation", () => {
+describeWithPostgres("identity: the platform issuer, signing-key rotation and refresh tokens", () => {
   let h: AuthHarness;
   let idp: TestOpenIdProvider;
 
   beforeAll(async () => {
-    idp = await startOpenIdProvider(PROVIDER_PORT, people);
+    idp = await startOpenIdProvider(PROVIDER_PORT, people, { clientId: "nexus-web", clientSecret: WEB_SECRET, redirectUri: APP_CALLBACK });
     h = await startAuthHarness({
       services: ["auth"],
       env: {
@@ -110,6 +114,84 @@ describeWithPostgres("identity: the platform issuer and signing-key rotation", (
       expect(idp.publishedKids()).not.toContain(oldKid);
       expect((await call(await idp.token("dev-cli", "https://rotation.nexus.test"))).principal?.tenantId).toBe(t.tenant.id);
       expect(await failure(() => call(signedByOldKey))).toMatchObject({ code: "Unauthenticated", reason: "AUTH_TOKEN_INVALID" });
+    });
+  });
+
+  describe("refresh tokens", () => {
+    /** The provider's token endpoint, as the client application calls it. */
+    async function tokenRequest(params: Record<string, string>): Promise<{ access_token: string; refresh_token?: string }> {
+      const res = await fetch(`${idp.issuer}/token`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          authorization: `Basic ${Buffer.from(`nexus-web:${WEB_SECRET}`).toString("base64")}`,
+        },
+        body: new URLSearchParams(params).toString(),
+      });
+      const body = (await res.json()) as { access_token?: string; refresh_token?: string; error?: string; error_description?: string };
+      if (!res.ok || !body.access_token) throw new Error(`token request failed: ${res.status} ${body.error} ${body.error_description}`);
+      return { access_token: body.access_token, ...(body.refresh_token ? { refresh_token: body.refresh_token } : {}) };
+    }
+
+    it("accepts an access token the client refreshed at the provider, and refuses it once the person left the tenant", async () => {
+      const audience = "https://refresh.nexus.test";
+      const t = await h.tenant(Plan.PRO);
+      const owner = h.client(t.ownerKey);
+      const { member } = await owner.identity.addMember({ email: "dev@example.com", role: Role.VIEWER });
+      await owner.identity.setIdentityProvider({ issuer: idp.issuer, audience, clientId: "nexus-web", enabled: true });
+
+      // The person signs in to a client application (code + PKCE, offline_access for a refresh token).
+      idp.signInAs("dev-cli");
+      const verifier = randomBytes(32).toString("base64url");
+      const authorize = new URL(`${idp.issuer}/auth`);
+      authorize.search = new URLSearchParams({
+        client_id: "nexus-web",
+        response_type: "code",
+        redirect_uri: APP_CALLBACK,
+        scope: "openid email offline_access",
+        prompt: "consent",
+        resource: audience,
+        state: randomBytes(16).toString("base64url"),
+        code_challenge: createHash("sha256").update(verifier).digest("base64url"),
+        code_challenge_method: "S256",
+      }).toString();
+      const redirected = await browserSignIn(authorize.toString(), APP_CALLBACK, true);
+      expect(redirected.callbackUrl, redirected.body).toContain(APP_CALLBACK);
+      const code = new URL(redirected.callbackUrl).searchParams.get("code");
+      expect(code, redirected.body).toBeTruthy();
+      const first = await tokenRequest({
+        grant_type: "authorization_code",
+        code: code!,
+        redirect_uri: APP_CALLBACK,
+        code_verifier: verifier,
+        resource: audience,
+      });
+      expect(first.refresh_token).toBeTruthy();
+      expect((await h.client(first.access_token).auth.whoAmI({})).principal).toMatchObject({
+        tenantId: t.tenant.id,
+        userId: member!.userId,
+      });
+
+      // Refreshed at the provider: a new access token, accepted on its own.
+      const refreshed = await tokenRequest({ grant_type: "refresh_token", refresh_token: first.refresh_token!, resource: audience });
+      expect(refreshed.access_token).not.toBe(first.access_token);
+      expect((await h.client(refreshed.access_token).auth.whoAmI({})).principal).toMatchObject({
+        tenantId: t.tenant.id,
+        role: Role.VIEWER,
+      });
+
+      // The person leaves the tenant: refreshing still works at the provider, Nexus refuses the result.
+      await owner.identity.removeMember({ userId: member!.userId });
+      expect(await failure(() => h.client(refreshed.access_token).auth.whoAmI({}))).toMatchObject({ reason: "AUTH_UNKNOWN_USER" });
+      const again = await tokenRequest({
+        grant_type: "refresh_token",
+        refresh_token: refreshed.refresh_token ?? first.refresh_token!,
+        resource: audience,
+      });
+      expect(await failure(() => h.client(again.access_token).auth.whoAmI({}))).toMatchObject({
+        code: "Unauthenticated",
+        reason: "AUTH_UNKNOWN_USER",
+      });
     });
   });
 });
