@@ -124,6 +124,13 @@ describeWithPostgres("identity: SCIM 2.0 provisioning (Okta and Entra ID sequenc
       // Viewers may not manage it; a plan without SCIM may not have one.
       const viewer = await h.key(t.tenant.id, Role.VIEWER);
       expect(await failure(() => h.client(viewer.plaintext).identity.rotateScimToken({}))).toMatchObject({ code: "PermissionDenied" });
+      // Admins read and revoke it, but only owners issue it: it can deprovision owners.
+      const admin = await h.key(t.tenant.id, Role.ADMIN);
+      expect(await failure(() => h.client(admin.plaintext).identity.rotateScimToken({}))).toMatchObject({
+        code: "PermissionDenied",
+        reason: "RBAC_FORBIDDEN",
+      });
+      expect((await h.client(admin.plaintext).identity.getScimToken({})).scimToken).toBeUndefined();
       const pro = await h.tenant(Plan.PRO);
       expect(await failure(() => h.client(pro.ownerKey).identity.rotateScimToken({}))).toMatchObject({ reason: "FEATURE_NOT_ENABLED" });
     });

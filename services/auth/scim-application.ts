@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
 import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { effectiveEntitlements, principalEntitlements } from "../kernel/authz/plans.js";
+import { authorizationRefusal } from "../kernel/authz/refusal.js";
 import { tenantScope } from "../kernel/authz/tenant-scope.js";
 import { type Aggregate, executeInTransaction } from "../kernel/commands/index.js";
 import type { Principal, TenantRole } from "../kernel/context.js";
@@ -133,6 +134,12 @@ export class ScimApplication {
   /** Issues the tenant's SCIM token, replacing the previous one; the token is returned once. */
   async rotateToken(actor: Principal, tenantIdIn: string): Promise<{ token: string; state: ScimTokenState }> {
     const tenant = await this.scimTenant(actor, tenantIdIn);
+    // The token can deprovision anyone, owners included: only owners (or operators) issue it.
+    if (actor.kind === "tenant" && actor.role !== "owner") {
+      throw authorizationRefusal("RBAC_FORBIDDEN", "only the tenant's owners issue its SCIM token (it can deprovision owners)", {
+        required_role: "owner",
+      });
+    }
     const tokenId = randomBytes(12).toString("hex");
     const token = `${SCIM_TOKEN_PREFIX}${tokenId}_${randomBytes(32).toString("base64url")}`;
     const { state } = await this.options.store.transaction((tx) =>

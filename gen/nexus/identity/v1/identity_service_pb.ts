@@ -1014,6 +1014,7 @@ export const IdentityService: GenService<{
   /**
    * Issues the tenant's SCIM bearer token (`nxscim_…`), replacing the previous one at once. The
    * token is returned only here; only its SHA-256 is stored. Needs `feature.identity.scim`.
+   * Tenant owners (or platform principals) only: the token can deprovision owners.
    *
    * @generated from rpc nexus.identity.v1.IdentityService.RotateScimToken
    */
