@@ -138,6 +138,13 @@ describeWithPostgres("identity: SCIM 2.0 provisioning (Okta and Entra ID sequenc
     it("answers without a token with a SCIM error; discovery documents need none", async () => {
       const none = await scim("GET", "/Users", undefined, {}, "nxscim_not-a-token");
       expect(none).toMatchObject({ status: 401, body: { schemas: [ERROR_SCHEMA], status: "401" } });
+      // A token with a wrong secret is refused and recorded against its tenant, like a refused RPC.
+      const forged = `${token.slice(0, -4)}AAAA` === token ? `${token.slice(0, -4)}BBBB` : `${token.slice(0, -4)}AAAA`;
+      expect((await scim("GET", "/Users", undefined, {}, forged)).status).toBe(401);
+      const denied = (await h.events("AccessDenied")).map((e) => e.payload as { procedure?: string; keyId?: string; tenantId?: string });
+      expect(denied).toContainEqual(
+        expect.objectContaining({ procedure: "/scim/v2", keyId: `scim:${token.split("_")[1]}`, tenantId: tenant.tenant.id }),
+      );
       const spc = await scim("GET", "/ServiceProviderConfig", undefined, {}, "");
       expect(spc.status).toBe(200);
       expect(spc.body).toMatchObject({

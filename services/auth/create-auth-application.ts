@@ -61,16 +61,17 @@ export function createAuthParts(options: CreateAuthApplicationOptions): AuthPart
       httpTimeoutMs: options.settings.oidcHttpTimeoutMs,
     },
   });
+  const recorder = createEventStoreAccessRecorder({ db: options.db, logger: options.logger });
   const app = new AuthApplication({
     store,
     settings: options.settings,
-    recorder: createEventStoreAccessRecorder({ db: options.db, logger: options.logger }),
+    recorder,
     clock: options.clock,
     logger: options.logger,
     tokens,
     sessions: signIn,
   });
-  const scim = new ScimApplication({ store, db: options.db, clock: options.clock, logger: options.logger });
+  const scim = new ScimApplication({ store, db: options.db, clock: options.clock, logger: options.logger, recorder });
   return { app, identity, signIn, scim };
 }
 

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import type { AccessFailureReason, AccessRecorder } from "../kernel/authz/access-recorder.js";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
 import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { effectiveEntitlements, principalEntitlements } from "../kernel/authz/plans.js";
@@ -55,8 +56,13 @@ const DEPROVISIONED = "deprovisioned by SCIM";
 /** Attributes the store keeps in columns or computes; never kept in `attributes`. */
 const COMPUTED = new Set(["schemas", "id", "meta", "groups", "username", "externalid", "active", "password", "members", "displayname"]);
 
+/** The procedure SCIM refusals are recorded under. */
+const SCIM_PROCEDURE = "/scim/v2";
+
 /** Options of {@link ScimApplication}. */
 export interface ScimApplicationOptions {
+  /** Records SCIM requests refused at authentication (AccessDenied). */
+  recorder?: AccessRecorder;
   store: AuthStore;
   /** Reads outside transactions (the SCIM rows). */
   db: Queryable;
@@ -187,17 +193,31 @@ export class ScimApplication {
     return tenant;
   }
 
-  /** The tenant a presented SCIM token acts for; 401/403 as SCIM errors. */
-  async authenticate(authorization: string | undefined): Promise<ScimCaller> {
+  /**
+   * The tenant a presented SCIM token acts for; 401/403 as SCIM errors. Every refusal is
+   * recorded once as AccessDenied (procedure `/scim/v2`, key id `scim:<token id>` when the token
+   * parses), like a refused RPC.
+   */
+  async authenticate(authorization: string | undefined, peerAddress?: string): Promise<ScimCaller> {
     const presented = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "")?.[1] ?? "";
     const tokenId = SCIM_TOKEN.exec(presented)?.[1];
     const state = tokenId ? await scimRows.tokenById(this.db(), tokenId) : undefined;
+    const refuse = async (status: number, reason: AccessFailureReason, message: string): Promise<never> => {
+      await this.options.recorder?.accessDenied({
+        reason,
+        procedure: SCIM_PROCEDURE,
+        ...(tokenId ? { keyId: `scim:${tokenId}` } : {}),
+        ...(state ? { tenantId: state.tenantId } : {}),
+        ...(peerAddress ? { peerAddress } : {}),
+      });
+      throw new ScimError(status, message);
+    };
     if (state === undefined || tokenId === undefined || !verifyApiKey(presented, state.digest)) {
-      throw new ScimError(401, "a valid SCIM bearer token of the tenant is required");
+      return refuse(401, "AUTH_UNAUTHORIZED", "a valid SCIM bearer token of the tenant is required");
     }
     const tenant = await this.options.store.getTenant(state.tenantId);
-    if (tenant === undefined) throw new ScimError(401, "the token's tenant no longer exists");
-    if (tenant.status === "suspended") throw new ScimError(403, "the tenant is suspended");
+    if (tenant === undefined) return refuse(401, "AUTH_UNAUTHORIZED", "the token's tenant no longer exists");
+    if (tenant.status === "suspended") return refuse(403, "TENANT_SUSPENDED", "the tenant is suspended");
     if (!hasScim(tenant)) throw new ScimError(403, `the tenant's plan does not include SCIM provisioning (${SCIM_FEATURE})`);
     return { tenant, tokenId };
   }

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
+import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
 import type { NodeRequest, NodeResponse } from "../kernel/server/node-http.js";
 import { plain } from "../kernel/server/node-http.js";
 import type { HttpRoute } from "../kernel/server/service-module.js";
@@ -17,6 +18,14 @@ const CONTENT_TYPE = "application/scim+json; charset=utf-8";
 function send(res: NodeResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   plain(res).writeHead(status, { "content-type": CONTENT_TYPE, "cache-control": "no-store", ...headers });
   plain(res).end(body === undefined ? undefined : JSON.stringify(body));
+}
+
+function headersOf(req: NodeRequest): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (!name.startsWith(":") && value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
+  }
+  return headers;
 }
 
 function header(req: NodeRequest, name: string): string | undefined {
@@ -99,7 +108,7 @@ export function scimRoutes(scim: ScimApplication, logger: Logger): HttpRoute[] {
           }
           if (collection !== "Users" && collection !== "Groups") throw new ScimError(404, `no SCIM endpoint at ${url.pathname}`);
 
-          const caller = await scim.authenticate(header(req, "authorization"));
+          const caller = await scim.authenticate(header(req, "authorization"), peerAddressOf(headersOf(req)));
           const ifMatch = header(req, "if-match");
           const users = collection === "Users";
           const withEtag = (resource: Record<string, unknown>, status = 200, extraHeaders: Record<string, string> = {}) => {
