@@ -7,12 +7,11 @@
  * this machine) and keys they own show what a directory change does to access: group changes
  * move the member's role, deactivation or deletion ends sessions and keys at once.
  */
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
-import { type AuthHarness, failure, startAuthHarness } from "./support/auth-harness.js";
-import { browserSignIn, NEXUS_AUDIENCE, startOpenIdProvider, type TestOpenIdProvider } from "./support/oidc-provider.js";
+import { type AuthHarness, failure } from "./support/auth-harness.js";
+import { browserSignIn, NEXUS_AUDIENCE, startSignInHarness, type TestOpenIdProvider, WEB_CLIENT_SECRET } from "./support/oidc-provider.js";
 import { describeWithPostgres } from "./support/services.js";
 
 /** Ports from this suite's range (19500-19599). */
@@ -69,22 +68,14 @@ describeWithPostgres("identity: SCIM 2.0 provisioning (Okta and Entra ID sequenc
   const roleOf = async (session: string) => (await h.client(session).auth.whoAmI({})).principal?.role;
 
   beforeAll(async () => {
-    h = await startAuthHarness({
-      services: ["auth"],
-      env: { NEXUS_MASTER_KEYS: `1:${randomBytes(32).toString("base64")}`, NEXUS_AUTH_CACHE_TTL_MS: "600000" },
-    });
-    idp = await startOpenIdProvider(PROVIDER_PORT, people, {
-      clientId: "nexus-web",
-      clientSecret: "web-secret-value",
-      redirectUri: callback(),
-    });
+    ({ h, idp } = await startSignInHarness(PROVIDER_PORT, people));
     tenant = await h.tenant(Plan.ENTERPRISE);
     const owner = h.client(tenant.ownerKey);
     await owner.identity.setIdentityProvider({
       issuer: idp.issuer,
       audience: NEXUS_AUDIENCE,
       clientId: "nexus-web",
-      clientSecret: "web-secret-value",
+      clientSecret: WEB_CLIENT_SECRET,
       scopes: ["openid", "email", "profile"],
       allowedRedirectHosts: ["console.example.com", new URL(h.url).host],
       groupRoles: { "Nexus Admins": Role.ADMIN, Engineering: Role.EDITOR, "entra-object-id-eng": Role.EDITOR },

@@ -1,7 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import Provider from "oidc-provider";
+import { type AuthHarness, startAuthHarness } from "./auth-harness.js";
 
 /**
  * A REAL OpenID provider for tests: the certified `oidc-provider` package (an OpenID Certified
@@ -232,4 +234,28 @@ export async function browserSignIn(loginUrl: string, callbackPrefix: string, st
     body: await res.text(),
     callbackUrl: url,
   };
+}
+
+/** The secret of the web client `startSignInHarness` registers. */
+export const WEB_CLIENT_SECRET = "web-secret-value";
+
+/**
+ * An auth-only harness (a keyring to seal client secrets, answers cached for 10 minutes so that
+ * only events can end them) and a provider on `port` whose web client `nexus-web` redirects to
+ * the harness's OpenID callback: what sign-in tests start with.
+ */
+export async function startSignInHarness(
+  port: number,
+  people: readonly TestPerson[],
+): Promise<{ h: AuthHarness; idp: TestOpenIdProvider }> {
+  const h = await startAuthHarness({
+    services: ["auth"],
+    env: { NEXUS_MASTER_KEYS: `1:${randomBytes(32).toString("base64")}`, NEXUS_AUTH_CACHE_TTL_MS: "600000" },
+  });
+  const idp = await startOpenIdProvider(port, people, {
+    clientId: "nexus-web",
+    clientSecret: WEB_CLIENT_SECRET,
+    redirectUri: `${h.url}/auth/oidc/callback`,
+  });
+  return { h, idp };
 }
