@@ -103,6 +103,9 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     SetPlatformOperator: "unary",
     SetIdentityProvider: "unary",
     GetIdentityProvider: "unary",
+    RotateScimToken: "unary",
+    GetScimToken: "unary",
+    RevokeScimToken: "unary",
   },
   "nexus.agent.v1.AgentService": {
     Run: "server_streaming",

@@ -313,6 +313,22 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     outcome: "success",
     metadata: details({ user_id: p.userId, reason: p.reason }),
   }),
+  "nexus.events.v1.ScimTokenRotated": ({ p, actor }) => ({
+    eventType: "identity.scim_token.rotated",
+    actor,
+    action: `${IDENTITY}/RotateScimToken`,
+    resource: { type: "scim_token", id: str(p.tenantId) },
+    outcome: "success",
+    after: details({ token_id: p.tokenId, previous_token_id: p.previousTokenId }),
+  }),
+  "nexus.events.v1.ScimTokenRevoked": ({ p, actor }) => ({
+    eventType: "identity.scim_token.revoked",
+    actor,
+    action: `${IDENTITY}/RevokeScimToken`,
+    resource: { type: "scim_token", id: str(p.tenantId) },
+    outcome: "success",
+    before: details({ token_id: p.tokenId }),
+  }),
   "nexus.events.v1.DocumentAccessDenied": ({ p }) => ({
     eventType: "documents.access.denied",
     actor: { keyId: str(p.keyId) },

@@ -52,6 +52,7 @@ const adminOrPlatform: Permission = { class: "admin", platform: true };
 const writeOrPlatform: Permission = { class: "write", platform: true };
 const auditAccess: Permission = { class: "admin", platform: true, feature: "feature.audit_access" };
 const ssoAdmin: Permission = { class: "admin", platform: true, feature: "feature.identity.sso" };
+const scimAdmin: Permission = { class: "admin", platform: true, feature: "feature.identity.scim" };
 
 /**
  * Procedure (`/<package>.<Service>/<Method>`) → rule. Tenant content (documents, corpora,
@@ -93,6 +94,10 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // Single sign-on is sold as feature.identity.sso: the provider configuration needs it.
   "/nexus.identity.v1.IdentityService/SetIdentityProvider": ssoAdmin,
   "/nexus.identity.v1.IdentityService/GetIdentityProvider": ssoAdmin,
+  // SCIM provisioning is sold as feature.identity.scim: its token needs it.
+  "/nexus.identity.v1.IdentityService/RotateScimToken": scimAdmin,
+  "/nexus.identity.v1.IdentityService/GetScimToken": scimAdmin,
+  "/nexus.identity.v1.IdentityService/RevokeScimToken": scimAdmin,
 
   // ---- nexus.metering.v1.MeteringService ----
   // Reservations are made on behalf of a run: the agent forwards the caller's key.
