@@ -337,12 +337,12 @@ function compilePolicy(json: PolicyJson, p: PolicyPrincipal, param: (v: unknown)
     throw new Residual();
   };
 
-  const labelIsString = (key: string) => `jsonb_typeof(c.metadata -> ${param(key)}) = 'string'`;
+  const labelIsString = (key: string) => `jsonb_typeof(c.metadata -> ${param(key)}::text) = 'string'`;
   const equal = (a: Term, b: Term): Compiled => {
     if ("lit" in a && "lit" in b) return { c: a.lit === b.lit };
     if ("lit" in a || "entity" in a) return equal(b, a);
     if ("label" in a && "lit" in b && typeof b.lit === "string") {
-      const k = param(a.label);
+      const k = `${param(a.label)}::text`;
       return {
         sql: `(CASE WHEN jsonb_typeof(c.metadata -> ${k}) = 'string' THEN c.metadata -> ${k} = to_jsonb(${param(b.lit)}::text) END)`,
       };

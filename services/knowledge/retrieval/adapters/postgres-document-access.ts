@@ -143,7 +143,7 @@ export interface AccessSql {
   residual: StoredPolicy[];
 }
 
-/** The SQL of `filter`; `param` adds a parameter. */
+/** The SQL of `filter`; `param` adds a parameter (staged: see {@link stagedParams}). */
 export function accessSql(filter: AccessFilter, param: (v: unknown) => string): AccessSql {
   const { reader, context } = filter;
   const compiled = compilePolicies(context.policies, principalOf(reader), filter.actions, param);
@@ -152,7 +152,8 @@ export function accessSql(filter: AccessFilter, param: (v: unknown) => string): 
   const rules = ["WHEN c.document_id IN (SELECT document_id FROM hidden) THEN 'acl'"];
   for (const f of compiled.forbids) {
     conditions.push(`NOT ${f.sql}`);
-    rules.push(`WHEN ${f.sql} THEN ${param(`policy:${f.policyId}`)}`);
+    // A literal, not a parameter: statements that do not read `rule` must not carry unused parameters.
+    rules.push(`WHEN ${f.sql} THEN '${`policy:${f.policyId}`.replaceAll("'", "''")}'`);
   }
   let permitted = "true";
   if (context.defaultDeny) {
@@ -174,18 +175,39 @@ export function accessSql(filter: AccessFilter, param: (v: unknown) => string): 
 }
 
 /**
+ * Parameters for pieces of SQL a statement may or may not use (the access filter's CTEs, rule,
+ * `permitted`): `param` stages a value behind a placeholder; `bind` turns the placeholders the
+ * final statement holds into real parameters, so it never carries a parameter it does not read
+ * (PostgreSQL cannot type those).
+ */
+export function stagedParams(param: (v: unknown) => string): { param: (v: unknown) => string; bind: (sql: string) => string } {
+  const staged: unknown[] = [];
+  const bound = new Map<number, string>();
+  return {
+    param: (v) => `@@nexus_s${staged.push(v) - 1}@@`,
+    bind: (sql) =>
+      sql.replace(/@@nexus_s(\d+)@@/g, (_m, i: string) => {
+        const n = Number(i);
+        if (!bound.has(n)) bound.set(n, param(staged[n]));
+        return bound.get(n)!;
+      }),
+  };
+}
+
+/**
  * The SQL condition (on alias `c`, tenant in `$1`) that a row's document is readable by the
  * filter's reader (with the CTEs inlined as subqueries, for statements without a WITH).
  */
 export function readableSql(filter: AccessFilter, param: (v: unknown) => string): string {
-  const a = accessSql(filter, param);
+  const staged = stagedParams(param);
+  const a = accessSql(filter, staged.param);
   let condition = a.condition;
   for (const cte of a.ctes) {
     const name = cte.slice(0, cte.indexOf(" "));
     const body = cte.slice(cte.indexOf("(") + 1, -1);
     condition = condition.replaceAll(`SELECT document_id FROM ${name}`, body);
   }
-  return condition;
+  return staged.bind(condition);
 }
 
 /** The documents of tenant `$1` a grant of a restricted document, or the owner grant, admits `reader` to. */

@@ -5,7 +5,7 @@ import { TEXT_SEARCH_CONFIG } from "../migrations.js";
 import { decideAccess, type StoredPolicy } from "../policy-engine.js";
 import type { ChunkHit, SearchIndex, SearchQuery } from "../ports.js";
 import { vectorLiteral } from "./postgres-chunk-index.js";
-import { accessSql, labelsOf, principalOf } from "./postgres-document-access.js";
+import { accessSql, labelsOf, principalOf, stagedParams } from "./postgres-document-access.js";
 
 /** Reciprocal rank fusion constant: score = Σ 1 / (k + rank). 60 is the value of the RRF paper. */
 export const RRF_K = 60;
@@ -64,7 +64,8 @@ export function buildSearchStatement(q: SearchQuery): SearchStatement {
   // the access lists hide are computed once (a materialized CTE), not once per chunk; compiled
   // policies are predicates on the chunk's labels (metadata), corpus and document.
   const ctes: string[] = [];
-  const access = q.access ? accessSql(q.access, param) : undefined;
+  const staged = stagedParams(param);
+  const access = q.access ? accessSql(q.access, staged.param) : undefined;
   if (access) {
     ctes.push(...access.ctes);
     filters += ` AND ${access.condition}`;
@@ -146,7 +147,7 @@ SELECT c.document_id, c.version, c.ordinal, c.char_start, c.char_end, c.text, c.
 FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.document_id = f.document_id AND c.ordinal = f.ordinal
 ORDER BY f.fused_score DESC, c.document_id, c.ordinal
 LIMIT ${topK}`;
-  return { sql, params, ...(residual ? { residual: access.residual } : {}) };
+  return { sql: staged.bind(sql), params, ...(residual ? { residual: access.residual } : {}) };
 }
 
 /** Candidates fetched when residual policies decide after the statement: 3 × top_k, at most 150. */
@@ -258,21 +259,22 @@ export async function withheldByRule(db: Database, q: SearchQuery): Promise<Map<
   if (!q.access) return out;
   const params: unknown[] = [q.tenantId, q.corpusId];
   const param = (v: unknown): string => `$${params.push(v)}`;
-  const access = accessSql(q.access, param);
+  const staged = stagedParams(param);
+  const access = accessSql(q.access, staged.param);
   let filters = "";
   if (q.documentIds && q.documentIds.length > 0) filters += ` AND c.document_id = ANY(${param([...q.documentIds])}::text[])`;
   if (q.metadataEquals && Object.keys(q.metadataEquals).length > 0)
     filters += ` AND c.metadata @> ${param(JSON.stringify(q.metadataEquals))}::jsonb`;
   const text = param(q.text);
   const { rows } = await db.query<{ rule: string; n: number }>(
-    `WITH ${access.ctes.join(",\n")}
+    staged.bind(`WITH ${access.ctes.join(",\n")}
      SELECT rule, count(*)::int AS n FROM (
        SELECT DISTINCT ON (c.document_id) c.document_id, ${access.rule} AS rule
        FROM retrieval.chunks c
        WHERE c.tenant_id = $1 AND c.corpus_id = $2${filters}
          AND c.tsv @@ replace(plainto_tsquery('${TEXT_SEARCH_CONFIG}', ${text})::text, ' & ', ' | ')::tsquery
        ORDER BY c.document_id LIMIT 5000) d
-     WHERE rule IS NOT NULL GROUP BY rule`,
+     WHERE rule IS NOT NULL GROUP BY rule`),
     params,
   );
   for (const r of rows) out.set(r.rule, r.n);
