@@ -216,13 +216,8 @@ function grantedDocumentsSql(reader: Reader, param: (v: unknown) => string): str
   const groups = param([...reader.groups]);
   const roles = param([...reader.roles]);
   return `SELECT a.document_id FROM retrieval.document_access a
-      WHERE a.tenant_id = $1 AND ((a.owner_user_id <> '' AND a.owner_user_id = ${user}) OR (a.restricted AND EXISTS (
-          SELECT 1 FROM retrieval.document_grants g
-          WHERE g.tenant_id = $1 AND g.document_id = a.document_id AND (g.expires_at IS NULL OR g.expires_at > now())
-            AND (g.grantee_kind = 'tenant'
-              OR (g.grantee_kind = 'user' AND g.grantee = ${user} AND ${user} <> '')
-              OR (g.grantee_kind = 'group' AND g.grantee = ANY(${groups}::text[]))
-              OR (g.grantee_kind = 'role' AND g.grantee = ANY(${roles}::text[]))))))`;
+      WHERE a.tenant_id = $1 AND ((a.owner_user_id <> '' AND a.owner_user_id = ${user})
+        OR (a.restricted AND ${grantAdmitsSql(user, groups, roles)}))`;
 }
 
 /** Whether some of the filter's policies are residual (decided per document after the SQL). */
@@ -251,7 +246,12 @@ export function hiddenDocumentsSql(reader: Reader, param: (v: unknown) => string
   return `SELECT a.document_id FROM retrieval.document_access a
       WHERE a.tenant_id = $1 AND a.restricted${bypass}
         AND (a.owner_user_id = '' OR a.owner_user_id <> ${user})
-        AND NOT EXISTS (
+        AND NOT ${grantAdmitsSql(user, groups, roles)}`;
+}
+
+/** An unexpired grant of document `a` admits the reader (user, groups and roles as parameters). */
+function grantAdmitsSql(user: string, groups: string, roles: string): string {
+  return `EXISTS (
           SELECT 1 FROM retrieval.document_grants g
           WHERE g.tenant_id = $1 AND g.document_id = a.document_id AND (g.expires_at IS NULL OR g.expires_at > now())
             AND (g.grantee_kind = 'tenant'
