@@ -140,7 +140,7 @@ describeWithPostgres("Cedar policies in Search, Run and the document calls", () 
     // Editors may not manage policies; a label a saved policy reads cannot be dropped.
     expect(await failure(() => as.alice!.retrieval.listPolicies({}))).toMatchObject({ reason: "RBAC_FORBIDDEN" });
     const { schema } = await owner.retrieval.listPolicies({});
-    expect(schema).toContain("sensitivity?: String");
+    expect(schema).toContain('"sensitivity"?: String');
   });
 
   it("simulate answers allow or deny with the deciding policies before a policy is enabled", async () => {

@@ -48,7 +48,7 @@ export interface PolicyResource {
 
 /** The tenant's Cedar schema: principals with role and groups, documents with labels, corpus and owner. */
 export function cedarSchema(rules: readonly LabelRule[]): string {
-  const labels = rules.map((r) => `${r.key}?: String`).join(", ");
+  const labels = rules.map((r) => `${JSON.stringify(r.key)}?: String`).join(", ");
   return `entity Group;
 entity User in [Group] { role: String, userId: String };
 entity ApiKey in [Group] { role: String, userId: String };
@@ -56,6 +56,12 @@ entity Corpus;
 entity Document in [Corpus] { labels: { ${labels} }, corpus: String, owner: String };
 action Read, Search, Run appliesTo { principal: [User, ApiKey], resource: [Document] };
 `;
+}
+
+/** The messages of a schema that does not parse (empty: valid). */
+export function schemaErrors(rules: readonly LabelRule[]): string[] {
+  const answer = cedar.checkParseSchema(cedarSchema(rules));
+  return answer.type === "failure" ? answer.errors.map(message) : [];
 }
 
 /** The messages of a policy that does not parse or validate (empty: valid). Exactly one static policy. */
