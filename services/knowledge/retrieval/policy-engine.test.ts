@@ -47,6 +47,11 @@ const POLICIES = [
     `forbid(principal, action == Action::"Run", resource) when { resource.corpus == "drafts" || (resource.labels has region && resource.labels.region == "us-east") } unless { !(principal.role != "owner") };`,
   ),
   policy("bob", `permit(principal == User::"bob", action, resource == Document::"d3");`),
+  policy("no-region-drafts", `permit(principal, action, resource) when { !(resource.labels has region) && resource.corpus == "drafts" };`),
+  policy(
+    "region-or",
+    `forbid(principal, action == Action::"Read", resource) when { (resource.labels has region && resource.labels.region == "eu") || principal.role == "viewer" } unless { resource.labels has sensitivity && !(resource.labels.sensitivity != "internal") };`,
+  ),
 ];
 const RESIDUAL = [
   policy("like", `forbid(principal, action, resource) when { resource.labels has region && resource.labels.region like "us-*" };`),

@@ -169,7 +169,7 @@ export function decideAccess(input: {
 // ---- Compiling policies into SQL ----
 
 /** A compiled expression: a constant (null = a Cedar error: the policy does not apply) or SQL. */
-type Compiled = { c: boolean | null } | { sql: string };
+type Compiled = { c: boolean | null } | { sql: string; nullable?: true };
 
 class Residual extends Error {}
 
@@ -204,17 +204,30 @@ const sqlOf = (x: Compiled): string => ("sql" in x ? x.sql : x.c === null ? "NUL
 function and(a: Compiled, b: () => Compiled): Compiled {
   if ("c" in a) return a.c === true ? b() : a;
   const B = b();
-  return { sql: `(CASE WHEN (${a.sql}) IS NULL THEN NULL WHEN NOT (${a.sql}) THEN false ELSE ${sqlOf(B)} END)` };
+  // A never NULL (no label read that may be missing): plain AND is Cedar's short-circuit.
+  if (!a.nullable)
+    return "c" in B && B.c === null
+      ? { sql: `(CASE WHEN ${a.sql} THEN NULL::boolean ELSE false END)`, nullable: true }
+      : { sql: `(${a.sql} AND ${sqlOf(B)})`, ...nullableOf(B) };
+  return { sql: `(CASE WHEN (${a.sql}) IS NULL THEN NULL WHEN NOT (${a.sql}) THEN false ELSE ${sqlOf(B)} END)`, nullable: true };
 }
 
 function or(a: Compiled, b: () => Compiled): Compiled {
   if ("c" in a) return a.c === false ? b() : a;
   const B = b();
-  return { sql: `(CASE WHEN (${a.sql}) IS NULL THEN NULL WHEN (${a.sql}) THEN true ELSE ${sqlOf(B)} END)` };
+  if (!a.nullable)
+    return "c" in B && B.c === null
+      ? { sql: `(CASE WHEN ${a.sql} THEN true ELSE NULL::boolean END)`, nullable: true }
+      : { sql: `(${a.sql} OR ${sqlOf(B)})`, ...nullableOf(B) };
+  return { sql: `(CASE WHEN (${a.sql}) IS NULL THEN NULL WHEN (${a.sql}) THEN true ELSE ${sqlOf(B)} END)`, nullable: true };
 }
 
 function not(a: Compiled): Compiled {
-  return "c" in a ? { c: a.c === null ? null : !a.c } : { sql: `(NOT (${a.sql}))` };
+  return "c" in a ? { c: a.c === null ? null : !a.c } : { sql: `(NOT (${a.sql}))`, ...nullableOf(a) };
+}
+
+function nullableOf(x: Compiled): { nullable?: true } {
+  return "c" in x ? (x.c === null ? { nullable: true } : {}) : x.nullable ? { nullable: true } : {};
 }
 
 type Term =
@@ -265,7 +278,10 @@ export function compilePolicies(
         if (!placeholders.has(n)) placeholders.set(n, param(staged[n]));
         return placeholders.get(n)!;
       });
-    const entry = { policyId: policy.policyId, sql: "c" in compiled ? "true" : `coalesce(${bind(compiled.sql)}, false)` };
+    const entry = {
+      policyId: policy.policyId,
+      sql: "c" in compiled ? "true" : compiled.nullable ? `coalesce(${bind(compiled.sql)}, false)` : bind(compiled.sql),
+    };
     (json.effect === "forbid" ? out.forbids : out.permits).push(entry);
   }
   return out;
@@ -343,7 +359,7 @@ function compilePolicy(json: PolicyJson, p: PolicyPrincipal, param: (v: unknown)
     throw new Residual();
   };
 
-  const labelIsString = (key: string) => `jsonb_typeof(c.metadata -> ${param(key)}::text) = 'string'`;
+  const labelIsString = (key: string) => `coalesce(jsonb_typeof(c.metadata -> ${param(key)}::text) = 'string', false)`;
   const equal = (a: Term, b: Term): Compiled => {
     if ("lit" in a && "lit" in b) return { c: a.lit === b.lit };
     if ("lit" in a || "entity" in a) return equal(b, a);
@@ -351,6 +367,7 @@ function compilePolicy(json: PolicyJson, p: PolicyPrincipal, param: (v: unknown)
       const k = `${param(a.label)}::text`;
       return {
         sql: `(CASE WHEN jsonb_typeof(c.metadata -> ${k}) = 'string' THEN c.metadata -> ${k} = to_jsonb(${param(b.lit)}::text) END)`,
+        nullable: true,
       };
     }
     if ("column" in a && "lit" in b && typeof b.lit === "string") {
