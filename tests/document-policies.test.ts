@@ -243,6 +243,15 @@ describeWithPostgres("Cedar policies in Search, Run and the document calls", () 
       expect.arrayContaining(["acl: 1", "policy:eu-sales-only: 1", "policy:no-secret: 1", "policy:us-owners-only: 1"]),
     );
     expect(record.withheldDocuments).toBe(4);
+    // ListDocuments: one record too, over the whole listing.
+    const seen = (await h.events("DocumentsWithheld")).length;
+    await listed(as.viewerKey!);
+    const listing = await eventually("one withheld record for the listing", async () => {
+      const all = await h.events("DocumentsWithheld");
+      return all.length > seen && (all[all.length - 1]!.payload as { withheldDocuments: number; rules: string[]; procedure: string });
+    });
+    expect(listing.procedure).toContain("IngestionService/ListDocuments");
+    expect(listing.rules.sort()).toEqual(["acl: 1", "policy:eu-sales-only: 1", "policy:no-secret: 1", "policy:us-owners-only: 1"]);
   });
 
   it("a disabled policy or a revoked grant is in force for the very next query", async () => {

@@ -38,6 +38,7 @@ import type { DeadLetterStore } from "../../kernel/events/ports.js";
 import { assertNoLegalHold } from "../../kernel/governance/index.js";
 import { counterPosition, pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import {
+  type AccessFilter,
   accessFilterOf,
   decideDocument,
   dropDocumentAccess,
@@ -45,6 +46,7 @@ import {
   readerOf,
   recordAccessDenied,
   recordOwner,
+  withheldDocumentsByRule,
 } from "../retrieval/adapters/postgres-document-access.js";
 import { readLabelRules, recordWithheld } from "../retrieval/adapters/postgres-policies.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
@@ -299,8 +301,8 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
       access,
     });
     // Policies the SQL cannot express are decided per listed document (a page may come short).
+    const residualWithheld = new Map<string, number>();
     if (hasResidual(access)) {
-      const withheld = new Map<string, number>();
       const kept = [];
       for (const p of page) {
         const d = await decideDocument(this.ports.db, { tenantId: principal.tenantId, documentId: p.document.documentId }, access.reader, [
@@ -308,28 +310,46 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
         ]);
         if (d.allowed) kept.push(p);
         else {
-          const rule = d.policyIds.length > 0 ? d.policyIds.map((id) => `policy:${id}`).join(",") : d.rule;
-          withheld.set(rule, (withheld.get(rule) ?? 0) + 1);
+          const rule = d.policyIds.length > 0 ? d.policyIds.map((id) => `policy:${id}`).join(",") : "default deny";
+          residualWithheld.set(rule, (residualWithheld.get(rule) ?? 0) + 1);
         }
       }
       page = kept;
-      await recordWithheld(
-        this.ports.db,
-        principal.tenantId,
-        {
-          keyId: principal.keyId,
-          userId: principal.userId ?? "",
-          procedure: "/nexus.ingestion.v1.IngestionService/ListDocuments",
-          corpusId: req.corpusId,
-        },
-        withheld,
-      );
     }
+    this.auditWithheld(principal, { ...(req.corpusId ? { corpusId: req.corpusId } : {}), statuses }, access, residualWithheld);
     const shown = page.slice(0, limit);
     return create(ListDocumentsResponseSchema, {
       documents: shown.map((p) => this.message(p.document)),
       nextPageToken: page.length > limit ? documentPageTokens.encode(shown[shown.length - 1]!.seq, filters) : "",
     });
+  }
+
+  /** One audit record per ListDocuments call for the documents access withheld, by rule (after the answer). */
+  private auditWithheld(
+    principal: TenantPrincipal,
+    listing: { corpusId?: string; statuses: readonly string[] },
+    access: AccessFilter,
+    residual: ReadonlyMap<string, number>,
+  ): void {
+    const { context } = access;
+    if (!context.anyRestricted && !context.defaultDeny && context.policies.length === 0) return;
+    const { db, logger } = this.ports;
+    void withheldDocumentsByRule(db, principal.tenantId, listing, access)
+      .then((byRule) => {
+        for (const [rule, n] of residual) byRule.set(rule, (byRule.get(rule) ?? 0) + n);
+        return recordWithheld(
+          db,
+          principal.tenantId,
+          {
+            keyId: principal.keyId,
+            userId: principal.userId ?? "",
+            procedure: "/nexus.ingestion.v1.IngestionService/ListDocuments",
+            corpusId: listing.corpusId ?? "",
+          },
+          byRule,
+        );
+      })
+      .catch((err: unknown) => logger.warn({ err }, "could not record the documents a listing withheld"));
   }
 
   async *watchDocument(req: WatchDocumentRequest, ctx: HandlerContext): AsyncIterable<WatchDocumentResponse> {

@@ -389,6 +389,33 @@ export async function saveAccessSettings(
   return { adminsBypass: rows[0]!.admins_bypass, defaultDeny: rows[0]!.default_deny };
 }
 
+/**
+ * The documents of a listing (tenant, optional corpus and statuses; at most 5,000) that `filter`
+ * withholds, counted by deciding rule — what one audit record per ListDocuments call reports
+ * (residual policies are counted by the caller, which decides them).
+ */
+export async function withheldDocumentsByRule(
+  q: Queryable,
+  tenantId: string,
+  listing: { corpusId?: string; statuses?: readonly string[] },
+  filter: AccessFilter,
+): Promise<Map<string, number>> {
+  const params: unknown[] = [tenantId];
+  const param = (v: unknown): string => `$${params.push(v)}`;
+  const staged = stagedParams(param);
+  const a = accessSql(filter, staged.param);
+  let where = "c.tenant_id = $1";
+  if (listing.corpusId) where += ` AND c.corpus_id = ${param(listing.corpusId)}`;
+  if (listing.statuses && listing.statuses.length > 0) where += ` AND c.status = ANY(${param([...listing.statuses])}::text[])`;
+  const { rows } = await q.query<{ rule: string; n: number }>(
+    staged.bind(`WITH ${a.ctes.join(",\n")}
+     SELECT rule, count(*)::int AS n FROM (SELECT ${a.rule} AS rule FROM ingestion.documents c WHERE ${where} LIMIT 5000) d
+     WHERE rule IS NOT NULL GROUP BY rule`),
+    params,
+  );
+  return new Map(rows.map((r) => [r.rule, r.n]));
+}
+
 /** Drops a deleted document's access list (its grants cascade), in the deleting transaction. */
 export async function dropDocumentAccess(q: Queryable, key: DocumentKey): Promise<void> {
   await q.query("DELETE FROM retrieval.document_access WHERE tenant_id = $1 AND document_id = $2", [key.tenantId, key.documentId]);
