@@ -481,7 +481,8 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
       this.ports.db,
       { tenantId: principal.tenantId, documentId },
       reader,
-      [(req.action || "Read") as PolicyAction],
+      // Run is decided as Run's retrieval is: for Search and Run both.
+      req.action === "Run" ? ["Search", "Run"] : [(req.action || "Read") as PolicyAction],
       {
         extra: extra.filter((x) => !x.enabled),
         ...(described

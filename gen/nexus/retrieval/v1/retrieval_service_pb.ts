@@ -460,7 +460,7 @@ export type SimulatePolicyRequest = Message<"nexus.retrieval.v1.SimulatePolicyRe
   principal?: SimulatedPrincipal | undefined;
 
   /**
-   * The action: Read, Search or Run.
+   * The action: Read, Search or Run (decided as Run's retrieval is: for Search and Run both).
    *
    * @generated from field: string action = 2;
    */
