@@ -64,7 +64,10 @@ const DOCS: PolicyResource[] = [
   { documentId: "d3", labels: { region: "us-east" }, corpusId: "archive", ownerUserId: "bob" },
   { documentId: "d4", labels: {}, corpusId: "drafts", ownerUserId: "" },
   { documentId: "d5", labels: { sensitivity: "internal", region: "eu" }, corpusId: "drafts", ownerUserId: "alice" },
+  // Metadata that is not a string is no label (Cedar sees only `region` here).
+  { documentId: "d6", labels: { region: "eu" }, corpusId: "kb", ownerUserId: "" },
 ];
+const METADATA: Record<string, object> = { d6: { sensitivity: 3, region: "eu" } };
 
 const PRINCIPALS: PolicyPrincipal[] = [
   { userId: "alice", keyId: "user:alice", role: "editor", groups: ["legal"] },
@@ -80,7 +83,11 @@ describe("Cedar policies", () => {
     await db.exec(`CREATE SCHEMA retrieval; CREATE TABLE retrieval.document_access (tenant_id text, document_id text, owner_user_id text);
       CREATE TABLE docs (document_id text, corpus_id text, metadata jsonb);`);
     for (const d of DOCS) {
-      await db.query("INSERT INTO docs VALUES ($1, $2, $3::jsonb)", [d.documentId, d.corpusId, JSON.stringify(d.labels)]);
+      await db.query("INSERT INTO docs VALUES ($1, $2, $3::jsonb)", [
+        d.documentId,
+        d.corpusId,
+        JSON.stringify(METADATA[d.documentId] ?? d.labels),
+      ]);
       if (d.ownerUserId) await db.query("INSERT INTO retrieval.document_access VALUES ('t', $1, $2)", [d.documentId, d.ownerUserId]);
     }
   });

@@ -360,11 +360,13 @@ function compilePolicy(json: PolicyJson, p: PolicyPrincipal, param: (v: unknown)
   };
 
   const labelIsString = (key: string) => `coalesce(jsonb_typeof(c.metadata -> ${param(key)}::text) = 'string', false)`;
-  const equal = (a: Term, b: Term): Compiled => {
+  const equal = (a: Term, b: Term, known: ReadonlySet<string>): Compiled => {
     if ("lit" in a && "lit" in b) return { c: a.lit === b.lit };
-    if ("lit" in a || "entity" in a) return equal(b, a);
+    if ("lit" in a || "entity" in a) return equal(b, a, known);
     if ("label" in a && "lit" in b && typeof b.lit === "string") {
       const k = `${param(a.label)}::text`;
+      // Behind `resource.labels has <key> &&` the label is a string: a plain comparison is exact.
+      if (known.has(a.label)) return { sql: `c.metadata -> ${k} = to_jsonb(${param(b.lit)}::text)` };
       return {
         sql: `(CASE WHEN jsonb_typeof(c.metadata -> ${k}) = 'string' THEN c.metadata -> ${k} = to_jsonb(${param(b.lit)}::text) END)`,
         nullable: true,
@@ -382,21 +384,37 @@ function compilePolicy(json: PolicyJson, p: PolicyPrincipal, param: (v: unknown)
     throw new Residual();
   };
 
-  const expr = (e: Expr): Compiled => {
+  /** The labels `e` being true proves present (strings): `resource.labels has k`, and `&&` of those. */
+  const asserted = (e: Expr): string[] => {
+    const x = e as Record<string, unknown>;
+    if ("&&" in x) {
+      const { left, right } = x["&&"] as { left: Expr; right: Expr };
+      return [...asserted(left), ...asserted(right)];
+    }
+    if ("has" in x) {
+      const { left, attr } = x.has as { left: Record<string, unknown>; attr: unknown };
+      const inner = left["."] as { left: Record<string, unknown>; attr: string } | undefined;
+      if (typeof attr === "string" && inner?.attr === "labels" && inner.left.Var === "resource") return [attr];
+    }
+    return [];
+  };
+
+  const expr = (e: Expr, known: ReadonlySet<string> = new Set()): Compiled => {
     const x = e as Record<string, unknown>;
     if ("Value" in x && typeof x.Value === "boolean") return { c: x.Value };
     if ("&&" in x) {
       const { left, right } = x["&&"] as { left: Expr; right: Expr };
-      return and(expr(left), () => expr(right));
+      // The right side runs only when the left is true: the labels it asserts are strings there.
+      return and(expr(left, known), () => expr(right, new Set([...known, ...asserted(left)])));
     }
     if ("||" in x) {
       const { left, right } = x["||"] as { left: Expr; right: Expr };
-      return or(expr(left), () => expr(right));
+      return or(expr(left, known), () => expr(right, known));
     }
-    if ("!" in x) return not(expr((x["!"] as { arg: Expr }).arg));
+    if ("!" in x) return not(expr((x["!"] as { arg: Expr }).arg, known));
     if ("==" in x || "!=" in x) {
       const { left, right } = (x["=="] ?? x["!="]) as { left: Expr; right: Expr };
-      const r = equal(term(left), term(right));
+      const r = equal(term(left), term(right), known);
       return "==" in x ? r : not(r);
     }
     if ("has" in x) {
