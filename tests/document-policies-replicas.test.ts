@@ -14,16 +14,9 @@ import { SearchMode } from "../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient, type NexusClient } from "../services/client/create-nexus-client.js";
 import { eventually } from "./support/eventually.js";
-import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
+import { bootstrapKeyEnv, deleteSuiteStreams, suiteServeEnv } from "./support/nats-streams.js";
 import { type NexusProcess, startNexus } from "./support/nexus-process.js";
-import {
-  createTestDatabase,
-  describeWithPostgresAndNats,
-  TEST_LEXICAL_ONLY,
-  TEST_NATS_URL,
-  type TestDatabase,
-  uniqueToken,
-} from "./support/services.js";
+import { createTestDatabase, describeWithPostgresAndNats, type TestDatabase, uniqueToken } from "./support/services.js";
 
 const BOUND_MS = 1_000;
 
@@ -56,19 +49,10 @@ describeWithPostgresAndNats("document policies across replicas (separate process
 
   beforeAll(async () => {
     db = await createTestDatabase("nexus_policy_replicas");
-    const env = {
-      DATABASE_URL: db.url,
-      NATS_URL: TEST_NATS_URL,
-      NEXUS_SUBJECT_PREFIX: uniqueToken("polrep"),
-      NEXUS_NATS_STREAM: suiteStreams(token).stream,
-      NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
-      NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY,
-      OTEL_SDK_DISABLED: "true",
-      LOG_LEVEL: "warn",
-    };
+    const env = suiteServeEnv(db.url, token, "polrep");
     a = await startNexus({
       args: ["serve", "--service", "auth,ingestion,retrieval", "--port", "0", "--host", "127.0.0.1"],
-      env: { ...env, NEXUS_BOOTSTRAP_KEY_ID: platform.keyId, NEXUS_BOOTSTRAP_KEY_SHA256: Buffer.from(platform.digest).toString("hex") },
+      env: { ...env, ...bootstrapKeyEnv(platform) },
     });
     b = await startNexus({
       args: ["serve", "--service", "retrieval", "--port", "0", "--host", "127.0.0.1"],
