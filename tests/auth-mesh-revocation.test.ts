@@ -17,17 +17,10 @@ import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient, type NexusClient } from "../services/client/create-nexus-client.js";
 import { errorReason } from "../services/kernel/errors.js";
-import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
+import { bootstrapKeyEnv, deleteSuiteStreams, suiteServeEnv } from "./support/nats-streams.js";
 import { type NexusProcess, startNexus } from "./support/nexus-process.js";
 import { browserSignIn, NEXUS_AUDIENCE, startOpenIdProvider } from "./support/oidc-provider.js";
-import {
-  createTestDatabase,
-  describeWithPostgresAndNats,
-  TEST_LEXICAL_ONLY,
-  TEST_NATS_URL,
-  type TestDatabase,
-  uniqueToken,
-} from "./support/services.js";
+import { createTestDatabase, describeWithPostgresAndNats, type TestDatabase, uniqueToken } from "./support/services.js";
 
 const BOUND_MS = 1_000;
 /** The OpenID provider of the SCIM case (this helper's port range 19500-19599). */
@@ -44,21 +37,14 @@ describeWithPostgresAndNats("revocation across the mesh (separate processes, NAT
   beforeAll(async () => {
     db = await createTestDatabase("nexus_mesh");
     const env = {
-      DATABASE_URL: db.url,
-      NATS_URL: TEST_NATS_URL,
-      NEXUS_SUBJECT_PREFIX: uniqueToken("mesh"),
-      NEXUS_NATS_STREAM: suiteStreams(token).stream,
-      NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
-      NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY,
+      ...suiteServeEnv(db.url, token, "mesh"),
       NEXUS_AUTH_CACHE_TTL_MS: "600000",
-      OTEL_SDK_DISABLED: "true",
-      LOG_LEVEL: "warn",
       // Sealing of the identity provider's client secret (the SCIM case signs a person in).
       NEXUS_MASTER_KEYS: `1:${randomBytes(32).toString("base64")}`,
     };
     auth = await startNexus({
       args: ["serve", "--service", "auth", "--port", "0", "--host", "127.0.0.1"],
-      env: { ...env, NEXUS_BOOTSTRAP_KEY_ID: platform.keyId, NEXUS_BOOTSTRAP_KEY_SHA256: Buffer.from(platform.digest).toString("hex") },
+      env: { ...env, ...bootstrapKeyEnv(platform) },
     });
     retrieval = await startNexus({
       args: ["serve", "--service", "retrieval", "--port", "0", "--host", "127.0.0.1"],

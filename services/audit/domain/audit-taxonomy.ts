@@ -338,6 +338,47 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     metadata: details({ rule: p.rule, user_id: p.userId, procedure: p.procedure }),
   }),
 
+  "nexus.events.v1.DocumentsWithheld": ({ p }) => ({
+    eventType: "documents.access.withheld",
+    actor: { keyId: str(p.keyId) },
+    action: procedureAction(p),
+    resource: { type: "corpus", id: str(p.corpusId) },
+    outcome: "failure",
+    metadata: details({ withheld_documents: p.withheldDocuments ?? 0, rules: p.rules, user_id: p.userId, procedure: p.procedure }),
+  }),
+  "nexus.events.v1.DocumentAccessChanged": ({ p, actor }) => ({
+    eventType: "documents.access.changed",
+    actor,
+    action: `${RETRIEVAL}/SetDocumentAccess`,
+    resource: { type: "document", id: str(p.documentId) },
+    outcome: "success",
+    after: details({ restricted: p.restricted ?? false, grants: p.grants, owner_user_id: p.ownerUserId }),
+  }),
+  "nexus.events.v1.PolicySaved": ({ p, actor }) => ({
+    eventType: "policies.saved",
+    actor,
+    action: `${RETRIEVAL}/SavePolicy`,
+    resource: { type: "policy", id: str(p.policyId) },
+    outcome: "success",
+    after: details({ version: p.version, text: p.text, enabled: p.enabled ?? false, description: p.description }),
+  }),
+  "nexus.events.v1.PolicyEnabledChanged": ({ p, actor }) => ({
+    eventType: p.enabled === true ? "policies.enabled" : "policies.disabled",
+    actor,
+    action: `${RETRIEVAL}/SetPolicyEnabled`,
+    resource: { type: "policy", id: str(p.policyId) },
+    outcome: "success",
+    after: details({ version: p.version, enabled: p.enabled ?? false }),
+  }),
+  "nexus.events.v1.LabelRulesChanged": ({ p, actor }) => ({
+    eventType: "labels.rules.changed",
+    actor,
+    action: `${RETRIEVAL}/SetLabelRules`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    after: details({ rules: p.rules }),
+  }),
+
   // ---- ingestion
   "nexus.events.v1.DocumentQueued": ({ p, actor }) => {
     const reindex = str(p.reason) === "QUEUE_REASON_REINDEX";

@@ -133,6 +133,12 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.retrieval.v1.RetrievalService/GetDocumentAccess": admin,
   // Whether admins bypass document access is the owners' call (checked in the handler).
   "/nexus.retrieval.v1.RetrievalService/SetDocumentAccessSettings": admin,
+  // Cedar policies and label rules, and simulating them: tenant admins (docs/identity.md, "Policies").
+  "/nexus.retrieval.v1.RetrievalService/SavePolicy": admin,
+  "/nexus.retrieval.v1.RetrievalService/SetPolicyEnabled": admin,
+  "/nexus.retrieval.v1.RetrievalService/ListPolicies": admin,
+  "/nexus.retrieval.v1.RetrievalService/SetLabelRules": admin,
+  "/nexus.retrieval.v1.RetrievalService/SimulatePolicy": admin,
 
   // ---- nexus.integration.v1.IntegrationService ----
   // Tenant admins manage sender apps, destinations (credentials) and MQTT sources; editors
