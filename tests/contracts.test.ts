@@ -94,6 +94,15 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     GetDocumentAccess: "unary",
     SetDocumentAccessSettings: "unary",
   },
+  "nexus.governance.v1.GovernanceService": {
+    PlaceLegalHold: "unary",
+    ListLegalHolds: "unary",
+    ReleaseLegalHold: "unary",
+    SetRetentionPolicy: "unary",
+    ClearRetentionPolicy: "unary",
+    ListRetentionPolicies: "unary",
+    ListRetentionReports: "unary",
+  },
   "nexus.identity.v1.IdentityService": {
     AddMember: "unary",
     GetMember: "unary",

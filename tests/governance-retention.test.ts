@@ -2,6 +2,8 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
+import { HoldScope, RetentionAction, RetentionCategory } from "../gen/nexus/governance/v1/governance_service_pb.js";
 import type { NexusClient } from "../services/client/index.js";
 import { createPgDatabase } from "../services/kernel/db/pg-database.js";
 import type { Database } from "../services/kernel/db/ports.js";
@@ -223,6 +225,88 @@ describeWithPostgres("retention and legal holds (nexus dev on PostgreSQL)", () =
     expect(usage).toMatchObject({ code: 2 });
     expect((usage as { stderr: string }).stderr).toContain("--subject");
   }, 60_000);
+
+  it("admins place, list and release holds and set policies by RPC; a key hold covers the key's sessions; each change is audited", async () => {
+    const t = await mesh.newTenant("pro", "admin");
+    const admin = mesh.client(t.key);
+    await ingestCorpus(admin, "handbook", [
+      { id: "hb-keys", text: "Rotate an API key with RotateApiKey; the old key keeps working for a grace period." },
+    ]);
+    const me = await admin.auth.whoAmI({});
+    const keyId = me.principal?.keyId ?? "";
+    expect(keyId).not.toBe("");
+    const old = await newSession(admin);
+    await age(old, 40);
+    // A hold on the key that started the session: DeleteSession is refused naming the hold.
+    const { hold } = await admin.governance.placeLegalHold({ scope: HoldScope.KEY, subjectId: keyId, reason: "case 77" });
+    expect(hold).toMatchObject({ tenantId: t.tenantId, scope: HoldScope.KEY, subjectId: keyId, placedBy: keyId });
+    const refused = await admin.agent.deleteSession({ sessionId: old }).catch((e: unknown) => e);
+    expect(errorReason(refused)).toBe("LEGAL_HOLD_ACTIVE");
+    expect(String((refused as Error).message)).toContain(hold!.holdId);
+    // Retention keeps the key's expired session and its messages, and the report names the hold.
+    const { policy } = await admin.governance.setRetentionPolicy({
+      category: RetentionCategory.SESSIONS,
+      maxAgeDays: 30,
+      action: RetentionAction.DELETE,
+    });
+    expect(policy).toMatchObject({ tenantId: t.tenantId, maxAgeDays: 30, action: RetentionAction.DELETE });
+    const report = await eventually("a report naming the key hold", async () =>
+      (await admin.governance.listRetentionReports({})).reports.find((r) => r.target === "agent.sessions"),
+    );
+    expect(report).toMatchObject({ expired: 1, removed: 0, held: 1, heldBy: [hold!.holdId] });
+    expect((await admin.agent.getSession({ sessionId: old })).session?.id).toBe(old);
+    expect((await admin.governance.listLegalHolds({})).holds.map((h) => h.holdId)).toEqual([hold!.holdId]);
+    expect((await admin.governance.listRetentionPolicies({})).policies).toHaveLength(1);
+    // Released: the next run removes the session.
+    const released = await admin.governance.releaseLegalHold({ holdId: hold!.holdId });
+    expect(released.hold?.releasedBy).toBe(keyId);
+    expect((await admin.governance.listLegalHolds({})).holds).toEqual([]);
+    expect((await admin.governance.listLegalHolds({ includeReleased: true })).holds).toHaveLength(1);
+    await eventually("the released session to expire", async () => (await tenantOf(old)) === "");
+    // Clear errors: a second release, a subject missing, a category nothing applies yet, another tenant's id.
+    expect(await admin.governance.releaseLegalHold({ holdId: hold!.holdId }).catch((e: unknown) => e)).toMatchObject({
+      code: Code.NotFound,
+    });
+    expect(await admin.governance.placeLegalHold({ scope: HoldScope.USER }).catch((e: unknown) => e)).toMatchObject({
+      code: Code.InvalidArgument,
+    });
+    const audit = await admin.governance.setRetentionPolicy({ category: RetentionCategory.AUDIT, maxAgeDays: 30 }).catch((e: unknown) => e);
+    expect(audit).toMatchObject({ code: Code.FailedPrecondition });
+    expect(await admin.governance.listLegalHolds({ tenantId: otherTenant }).catch((e: unknown) => e)).toMatchObject({
+      code: Code.PermissionDenied,
+    });
+    await admin.governance.clearRetentionPolicy({ category: RetentionCategory.SESSIONS });
+    // An editor may not govern.
+    const editor = await mesh.client(mesh.platformKey).auth.createApiKey({ tenantId: t.tenantId, name: "editor", role: Role.EDITOR });
+    expect(
+      await mesh
+        .client(editor.plaintextKey)
+        .governance.placeLegalHold({ scope: HoldScope.TENANT })
+        .catch((e: unknown) => e),
+    ).toMatchObject({ code: Code.PermissionDenied });
+    // Every change is in the tenant's audit trail, by the admin's key, and the chain verifies.
+    const types = await eventually("the governance audit entries", async () => {
+      const { events } = await admin.audit.listAuditEvents({
+        filter: {
+          eventTypes: [
+            "governance.legal_hold.placed",
+            "governance.legal_hold.released",
+            "governance.retention_policy.set",
+            "governance.retention_policy.cleared",
+          ],
+        },
+      });
+      return events.length === 4 ? events : undefined;
+    });
+    expect(types.map((e) => e.eventType).sort()).toEqual([
+      "governance.legal_hold.placed",
+      "governance.legal_hold.released",
+      "governance.retention_policy.cleared",
+      "governance.retention_policy.set",
+    ]);
+    expect(types.every((e) => e.actor?.keyId === keyId)).toBe(true);
+    expect((await admin.audit.verifyAuditChain({})).ok).toBe(true);
+  }, 90_000);
 
   it("the hold check is one call: names the hold, ignores released holds and other tenants", async () => {
     await expect(assertNoLegalHold(db, "tenant-x", [{ scope: "document", id: "d1" }], "delete document d1")).resolves.toBeUndefined();

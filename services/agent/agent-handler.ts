@@ -17,13 +17,21 @@ import { tenantPrincipal } from "../kernel/authz/tenant-scope.js";
 import { REQUEST_ID_HEADER, requestMetaKey } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import { foregroundWork } from "../kernel/events/foreground.js";
-import { assertNoLegalHold } from "../kernel/governance/index.js";
+import { assertNoLegalHold, type HoldSubject } from "../kernel/governance/index.js";
 import { newRequestId } from "../kernel/interceptors/request-id.js";
 import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
 import type { Bulkhead } from "./run/bulkhead.js";
 import type { RunCancellation } from "./run/run-cancellation.js";
 import { type RunDependencies, RunExecution } from "./run/run-execution.js";
 import { messageMessage, sessionMessage } from "./session-messages.js";
+
+/** What a legal hold may name to cover a session: the session, the key and the user that started it. */
+function sessionHoldSubjects(sessionId: string, owner: { keyId: string; userId: string } | undefined): HoldSubject[] {
+  const subjects: HoldSubject[] = [{ scope: "session", id: sessionId }];
+  if (owner?.keyId) subjects.push({ scope: "key", id: owner.keyId });
+  if (owner?.userId) subjects.push({ scope: "user", id: owner.userId });
+  return subjects;
+}
 
 /** Sessions and runs are tenant content: what a platform key is told. */
 const PLATFORM_KEY_REFUSAL = "platform keys cannot run agents or read sessions; use a key of the tenant";
@@ -156,8 +164,10 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
   async deleteSession(request: DeleteSessionRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
     const deleted = await this.deps.db.transaction(async (tx) => {
-      // A legal hold on the tenant or the session supersedes the request (LEGAL_HOLD_ACTIVE).
-      await assertNoLegalHold(tx, principal.tenantId, [{ scope: "session", id: request.sessionId }], `delete session ${request.sessionId}`);
+      // A legal hold on the tenant, the session, or the key or user that started it supersedes
+      // the request (LEGAL_HOLD_ACTIVE).
+      const owner = await this.deps.sessions.owner(tx, principal.tenantId, request.sessionId);
+      await assertNoLegalHold(tx, principal.tenantId, sessionHoldSubjects(request.sessionId, owner), `delete session ${request.sessionId}`);
       return this.deps.sessions.delete(tx, principal.tenantId, request.sessionId);
     });
     if (!deleted) throw domainError("NOT_FOUND", `session ${request.sessionId} not found`, { session_id: request.sessionId });

@@ -70,6 +70,9 @@ export const AGENT_SEALED_FIELDS: readonly SealedField[] = [
  * go with them, ON DELETE CASCADE). Anonymizing a session blanks its title and deletes nothing
  * else (the messages are the content; an anonymize policy empties their texts and citations).
  */
+const SESSION_OWNER = (column: string) =>
+  `(SELECT s.${column} FROM agent.sessions s WHERE s.tenant_id = agent.messages.tenant_id AND s.session_id = agent.messages.session_id)`;
+
 export const AGENT_RETENTION_TARGETS: readonly RetentionTarget[] = [
   {
     category: "sessions",
@@ -77,6 +80,11 @@ export const AGENT_RETENTION_TARGETS: readonly RetentionTarget[] = [
     idColumn: "session_id",
     timeColumn: "updated_at",
     holdScope: "session",
+    // A hold on the key or the user that started the session covers it too.
+    moreHolds: [
+      { scope: "key", subject: "created_by_key" },
+      { scope: "user", subject: "created_by_user" },
+    ],
     anonymize: { title: "''" },
   },
   {
@@ -86,6 +94,10 @@ export const AGENT_RETENTION_TARGETS: readonly RetentionTarget[] = [
     timeColumn: "created_at",
     holdScope: "session",
     holdColumn: "session_id",
+    moreHolds: [
+      { scope: "key", subject: SESSION_OWNER("created_by_key") },
+      { scope: "user", subject: SESSION_OWNER("created_by_user") },
+    ],
     anonymize: { text: "''", citations: "'[]'::jsonb" },
   },
 ];

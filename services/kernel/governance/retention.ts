@@ -38,6 +38,12 @@ export interface RetentionTarget {
   /** The column holding the id a hold of `holdScope` names (default `idColumn`), e.g. a message's `session_id`. */
   holdColumn?: string;
   /**
+   * More holds that cover a row: a hold of `scope` on the id the SQL expression `subject`
+   * yields for the row (a column, or a subquery of the service's own tables, e.g. the key that
+   * started a message's session). Declared by the service's code, never from input.
+   */
+  moreHolds?: ReadonlyArray<{ scope: Exclude<HoldScope, "tenant">; subject: string }>;
+  /**
    * How the `anonymize` action rewrites an expired row (column → SQL expression). Without it
    * the target only supports `delete` and an `anonymize` policy is reported as not applied.
    */
@@ -227,6 +233,7 @@ async function applyPolicy(
     return report;
   }
   const heldBy = new Set<string>();
+  const subjects = [{ scope: t.holdScope, subject: t.holdColumn ?? t.idColumn }, ...(t.moreHolds ?? [])];
   // The ids already anonymized (or kept because held) are skipped by the cursor.
   let after = "";
   for (;;) {
@@ -234,28 +241,33 @@ async function applyPolicy(
       await tx.query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [holdLockKey(tenantId)]);
       const { rows: holds } = await tx.query<{ hold_id: string; scope: string; subject_id: string }>(
         `SELECT hold_id, scope, subject_id FROM platform.legal_holds
-         WHERE tenant_id = $1 AND released_at IS NULL AND scope IN ('tenant', $2)`,
-        [tenantId, t.holdScope],
+         WHERE tenant_id = $1 AND released_at IS NULL AND scope = ANY($2::text[])`,
+        [tenantId, ["tenant", ...subjects.map((s) => s.scope)]],
       );
       const tenantHold = holds.find((h) => h.scope === "tenant");
-      const heldIds = holds.filter((h) => h.scope === t.holdScope).map((h) => h.subject_id);
       if (tenantHold) {
         heldBy.add(tenantHold.hold_id);
         report.held = report.expired - report.removed;
         report.skippedReason = `legal hold ${tenantHold.hold_id} covers tenant ${tenantId}`;
         return true;
       }
-      const { rows } = await tx.query<{ id: string; subject: string }>(
-        `SELECT ${t.idColumn} AS id, ${t.holdColumn ?? t.idColumn} AS subject FROM ${t.table}
+      const { rows } = await tx.query<{ id: string; subjects: string[] }>(
+        `SELECT ${t.idColumn} AS id, ARRAY[${subjects.map((s) => `(${s.subject})::text`).join(", ")}] AS subjects FROM ${t.table}
          WHERE tenant_id = $1 AND ${t.timeColumn} < $2 AND ${t.idColumn} > $3${pending}
          ORDER BY ${t.idColumn} LIMIT $4 FOR UPDATE`,
         [tenantId, cutoff, after, batch],
       );
       if (rows.length === 0) return true;
       after = rows.at(-1)?.id ?? after;
-      const held = new Set(heldIds);
-      const ids = rows.filter((r) => !held.has(r.subject)).map((r) => r.id);
-      for (const h of holds) if (rows.some((r) => r.subject === h.subject_id)) heldBy.add(h.hold_id);
+      // The holds covering a row: one whose scope and subject match one of the row's subjects.
+      const holdsOf = (r: { subjects: string[] }) =>
+        holds.filter((h) => h.scope !== "tenant" && subjects.some((s, i) => s.scope === h.scope && r.subjects[i] === h.subject_id));
+      const ids: string[] = [];
+      for (const r of rows) {
+        const covering = holdsOf(r);
+        if (covering.length === 0) ids.push(r.id);
+        for (const h of covering) heldBy.add(h.hold_id);
+      }
       report.held += rows.length - ids.length;
       if (ids.length > 0) {
         const r = anonymized
