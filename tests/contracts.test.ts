@@ -19,10 +19,12 @@ import { file_nexus_events_v1_agent_events } from "../gen/nexus/events/v1/agent_
 import { file_nexus_events_v1_auth_events } from "../gen/nexus/events/v1/auth_events_pb.js";
 import { EventEnvelopeSchema, file_nexus_events_v1_envelope } from "../gen/nexus/events/v1/envelope_pb.js";
 import { file_nexus_events_v1_eventstore_events } from "../gen/nexus/events/v1/eventstore_events_pb.js";
+import { file_nexus_events_v1_governance_events } from "../gen/nexus/events/v1/governance_events_pb.js";
 import { file_nexus_events_v1_ingestion_events } from "../gen/nexus/events/v1/ingestion_events_pb.js";
 import { file_nexus_events_v1_metering_events } from "../gen/nexus/events/v1/metering_events_pb.js";
 import { file_nexus_events_v1_retrieval_events } from "../gen/nexus/events/v1/retrieval_events_pb.js";
 import { file_nexus_eventstore_v1_event_store_service } from "../gen/nexus/eventstore/v1/event_store_service_pb.js";
+import { file_nexus_governance_v1_governance_service } from "../gen/nexus/governance/v1/governance_service_pb.js";
 import { file_nexus_identity_v1_identity_service } from "../gen/nexus/identity/v1/identity_service_pb.js";
 import {
   file_nexus_ingestion_v1_ingestion_service,
@@ -141,6 +143,7 @@ const SERVICE_FILES = [
   file_nexus_audit_v1_audit_service,
   file_nexus_eventstore_v1_event_store_service,
   file_nexus_identity_v1_identity_service,
+  file_nexus_governance_v1_governance_service,
 ];
 
 const EVENT_FILES = [
@@ -151,6 +154,7 @@ const EVENT_FILES = [
   file_nexus_events_v1_agent_events,
   file_nexus_events_v1_metering_events,
   file_nexus_events_v1_eventstore_events,
+  file_nexus_events_v1_governance_events,
 ];
 
 const services: DescService[] = SERVICE_FILES.flatMap((f) => f.services);
