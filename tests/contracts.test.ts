@@ -104,6 +104,13 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     ClearRetentionPolicy: "unary",
     ListRetentionPolicies: "unary",
     ListRetentionReports: "unary",
+    CreateDataSubjectRequest: "unary",
+    ApproveDataSubjectRequest: "unary",
+    GetDataSubjectRequest: "unary",
+    ListDataSubjectRequests: "unary",
+    DownloadDataSubjectArchive: "unary",
+    GetGovernanceSettings: "unary",
+    SetGovernanceSettings: "unary",
   },
   "nexus.identity.v1.IdentityService": {
     AddMember: "unary",

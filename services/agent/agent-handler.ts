@@ -17,21 +17,14 @@ import { tenantPrincipal } from "../kernel/authz/tenant-scope.js";
 import { REQUEST_ID_HEADER, requestMetaKey } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import { foregroundWork } from "../kernel/events/foreground.js";
-import { assertNoLegalHold, type HoldSubject } from "../kernel/governance/index.js";
+import { assertNoLegalHold } from "../kernel/governance/index.js";
 import { newRequestId } from "../kernel/interceptors/request-id.js";
 import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
 import type { Bulkhead } from "./run/bulkhead.js";
 import type { RunCancellation } from "./run/run-cancellation.js";
 import { type RunDependencies, RunExecution } from "./run/run-execution.js";
 import { messageMessage, sessionMessage } from "./session-messages.js";
-
-/** What a legal hold may name to cover a session: the session, the key and the user that started it. */
-function sessionHoldSubjects(sessionId: string, owner: { keyId: string; userId: string } | undefined): HoldSubject[] {
-  const subjects: HoldSubject[] = [{ scope: "session", id: sessionId }];
-  if (owner?.keyId) subjects.push({ scope: "key", id: owner.keyId });
-  if (owner?.userId) subjects.push({ scope: "user", id: owner.userId });
-  return subjects;
-}
+import { sessionHoldSubjects } from "./subject-data.js";
 
 /** Sessions and runs are tenant content: what a platform key is told. */
 const PLATFORM_KEY_REFUSAL = "platform keys cannot run agents or read sessions; use a key of the tenant";

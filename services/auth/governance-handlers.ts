@@ -1,14 +1,26 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  DataSubjectRequestApprovedSchema,
+  DataSubjectRequestCreatedSchema,
+  GovernanceSettingsChangedSchema,
   LegalHoldPlacedSchema,
   LegalHoldReleasedSchema,
   RetentionPolicyChangedSchema,
 } from "../../gen/nexus/events/v1/governance_events_pb.js";
 import {
+  type ApproveDataSubjectRequestRequest,
   type ClearRetentionPolicyRequest,
+  type CreateDataSubjectRequestRequest,
+  DataSubjectRequestKind,
+  DataSubjectRequestStatus,
+  DataSubjectScope,
+  type DownloadDataSubjectArchiveRequest,
+  type GetDataSubjectRequestRequest,
+  type GetGovernanceSettingsRequest,
   type GovernanceService,
   HoldScope,
+  type ListDataSubjectRequestsRequest,
   type ListLegalHoldsRequest,
   type ListRetentionPoliciesRequest,
   type ListRetentionReportsRequest,
@@ -16,6 +28,7 @@ import {
   type ReleaseLegalHoldRequest,
   RetentionAction,
   RetentionCategory,
+  type SetGovernanceSettingsRequest,
   type SetRetentionPolicyRequest,
 } from "../../gen/nexus/governance/v1/governance_service_pb.js";
 import { principalOf, tenantScope } from "../kernel/authz/tenant-scope.js";
@@ -24,7 +37,12 @@ import type { Database } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";
 import {
+  approveSubjectRequest,
   clearRetentionPolicy,
+  createSubjectRequest,
+  getGovernanceSettings,
+  getSubjectArchive,
+  getSubjectRequest,
   type HoldScope as KernelHoldScope,
   type RetentionAction as KernelRetentionAction,
   type RetentionCategory as KernelRetentionCategory,
@@ -32,12 +50,19 @@ import {
   listLegalHolds,
   listRetentionPolicies,
   listRetentionReports,
+  listSubjectRequests,
   placeLegalHold,
   type RetentionPolicy,
   type RetentionReport,
   releaseLegalHold,
+  type SubjectRequest,
+  type SubjectRequestKind,
+  type SubjectRequestStatus,
+  type SubjectScope,
+  setGovernanceSettings,
   setRetentionPolicy,
 } from "../kernel/governance/index.js";
+import type { Keyring } from "../kernel/keyring/index.js";
 
 /**
  * nexus.governance.v1.GovernanceService (docs/governance.md): legal holds and retention
@@ -104,15 +129,136 @@ const reportToMessage = (r: RetentionReport & { ranAt: Date }) => ({
   ranAt: timestampFromDate(r.ranAt),
 });
 
+const KINDS: Readonly<Record<SubjectRequestKind, DataSubjectRequestKind>> = {
+  export: DataSubjectRequestKind.EXPORT,
+  erase: DataSubjectRequestKind.ERASE,
+};
+const SUBJECT_SCOPES: Readonly<Record<SubjectScope, DataSubjectScope>> = {
+  user: DataSubjectScope.USER,
+  session: DataSubjectScope.SESSION,
+  key: DataSubjectScope.KEY,
+};
+const STATUSES: Readonly<Record<SubjectRequestStatus, DataSubjectRequestStatus>> = {
+  awaiting_approval: DataSubjectRequestStatus.AWAITING_APPROVAL,
+  running: DataSubjectRequestStatus.RUNNING,
+  done: DataSubjectRequestStatus.DONE,
+  failed: DataSubjectRequestStatus.FAILED,
+};
+
+const subjectRequestToMessage = (r: SubjectRequest) => ({
+  requestId: r.requestId,
+  tenantId: r.tenantId,
+  kind: KINDS[r.kind],
+  scope: SUBJECT_SCOPES[r.subject.scope],
+  subjectId: r.subject.id,
+  status: STATUSES[r.status],
+  requestedBy: r.requestedBy,
+  approvedBy: r.approvedBy,
+  approvalRequired: r.approvalRequired,
+  error: r.error,
+  parts: Object.entries(r.summary).map(([part, s]) => ({
+    part,
+    items: s.items,
+    removed: s.removed ?? 0,
+    kept: s.kept ?? 0,
+    note: s.note ?? "",
+  })),
+  createdAt: timestampFromDate(r.createdAt),
+  ...(r.finishedAt ? { finishedAt: timestampFromDate(r.finishedAt) } : {}),
+});
+
 /** The stream of a tenant's governance facts (holds and policies). */
 const streamOf = (tenantId: string) => `governance-${tenantId}`;
 
 export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceService> {
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    private readonly keyring: Keyring,
+  ) {}
 
   private scope(ctx: HandlerContext, tenantId: string) {
     const principal = principalOf(ctx);
-    return { tenantId: tenantScope(principal, tenantId), actor: principal.keyId };
+    return {
+      tenantId: tenantScope(principal, tenantId),
+      actor: principal.keyId,
+      by: { keyId: principal.keyId, userId: principal.kind === "tenant" ? principal.userId : undefined },
+    };
+  }
+
+  async createDataSubjectRequest(req: CreateDataSubjectRequestRequest, ctx: HandlerContext) {
+    const { tenantId, actor, by } = this.scope(ctx, req.tenantId);
+    const kind = fromProto(KINDS, req.kind, "kind");
+    const scope = fromProto(SUBJECT_SCOPES, req.scope, "scope");
+    const request = await this.db.transaction(async (tx) => {
+      const r = await createSubjectRequest(tx, { tenantId, kind, subject: { scope, id: req.subjectId }, by });
+      await recordFacts(
+        tx,
+        streamOf(tenantId),
+        [
+          eventOf(DataSubjectRequestCreatedSchema, {
+            tenantId,
+            requestId: r.requestId,
+            kind,
+            scope,
+            subjectId: req.subjectId,
+            approvalRequired: r.approvalRequired,
+          }),
+        ],
+        { metadata: { actor, tenantId } },
+      );
+      return r;
+    });
+    return { request: subjectRequestToMessage(request) };
+  }
+
+  async approveDataSubjectRequest(req: ApproveDataSubjectRequestRequest, ctx: HandlerContext) {
+    const { tenantId, actor, by } = this.scope(ctx, req.tenantId);
+    const request = await this.db.transaction(async (tx) => {
+      const r = await approveSubjectRequest(tx, tenantId, req.requestId, by);
+      await recordFacts(
+        tx,
+        streamOf(tenantId),
+        [eventOf(DataSubjectRequestApprovedSchema, { tenantId, requestId: r.requestId, requestedBy: r.requestedBy })],
+        { metadata: { actor, tenantId } },
+      );
+      return r;
+    });
+    return { request: subjectRequestToMessage(request) };
+  }
+
+  async getDataSubjectRequest(req: GetDataSubjectRequestRequest, ctx: HandlerContext) {
+    const { tenantId } = this.scope(ctx, req.tenantId);
+    return { request: subjectRequestToMessage(await getSubjectRequest(this.db, tenantId, req.requestId)) };
+  }
+
+  async listDataSubjectRequests(req: ListDataSubjectRequestsRequest, ctx: HandlerContext) {
+    const { tenantId } = this.scope(ctx, req.tenantId);
+    return { requests: (await listSubjectRequests(this.db, tenantId, req.limit || 50)).map(subjectRequestToMessage) };
+  }
+
+  async downloadDataSubjectArchive(req: DownloadDataSubjectArchiveRequest, ctx: HandlerContext) {
+    const { tenantId } = this.scope(ctx, req.tenantId);
+    return { archive: await getSubjectArchive(this.db, this.keyring, tenantId, req.requestId) };
+  }
+
+  async getGovernanceSettings(req: GetGovernanceSettingsRequest, ctx: HandlerContext) {
+    const { tenantId } = this.scope(ctx, req.tenantId);
+    return { settings: await getGovernanceSettings(this.db, tenantId) };
+  }
+
+  async setGovernanceSettings(req: SetGovernanceSettingsRequest, ctx: HandlerContext) {
+    const { tenantId, actor } = this.scope(ctx, req.tenantId);
+    const settings = await this.db.transaction(async (tx) => {
+      const s = await setGovernanceSettings(tx, { tenantId, eraseRequiresApproval: req.eraseRequiresApproval });
+      await recordFacts(
+        tx,
+        streamOf(tenantId),
+        [eventOf(GovernanceSettingsChangedSchema, { tenantId, eraseRequiresApproval: s.eraseRequiresApproval })],
+        { metadata: { actor, tenantId } },
+      );
+      return s;
+    });
+    return { settings };
   }
 
   async placeLegalHold(req: PlaceLegalHoldRequest, ctx: HandlerContext) {

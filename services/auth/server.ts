@@ -55,7 +55,7 @@ export const authService = defineService({
       handlers: [
         authRoutes(new AuthServiceHandlers(app, history)),
         identityRoutes(new IdentityServiceHandlers(identity)),
-        governanceRoutes(new GovernanceServiceHandlers(ctx.db)),
+        governanceRoutes(new GovernanceServiceHandlers(ctx.db, ctx.keyring)),
       ],
       // The web console's sign-in and sign-out (docs/console.md), and OpenID sign-in (docs/identity.md).
       httpRoutes: [

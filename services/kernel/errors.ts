@@ -45,6 +45,8 @@ export const REASONS = {
   REINDEX_REQUIRED: Code.FailedPrecondition,
   // governance (services/kernel/governance): a legal hold covers what the request would destroy
   LEGAL_HOLD_ACTIVE: Code.FailedPrecondition,
+  // an erase request needs a second admin: the requester cannot approve it
+  SELF_APPROVAL_FORBIDDEN: Code.PermissionDenied,
   CONCURRENCY_CONFLICT: Code.Aborted,
   IDEMPOTENCY_KEY_CONFLICT: Code.AlreadyExists,
   IDEMPOTENCY_IN_PROGRESS: Code.Aborted,

@@ -269,6 +269,31 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     after: p.maxAgeDays ? details({ max_age_days: p.maxAgeDays, action: p.action }) : undefined,
   }),
 
+  "nexus.events.v1.DataSubjectRequestCreated": ({ p, actor }) => ({
+    eventType: "governance.subject_request.created",
+    actor,
+    action: `${GOVERNANCE}/CreateDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+    after: details({ kind: p.kind, scope: p.scope, subject_id: p.subjectId, approval_required: p.approvalRequired === true }),
+  }),
+  "nexus.events.v1.DataSubjectRequestApproved": ({ p, actor }) => ({
+    eventType: "governance.subject_request.approved",
+    actor,
+    action: `${GOVERNANCE}/ApproveDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+    metadata: details({ requested_by: p.requestedBy }),
+  }),
+  "nexus.events.v1.GovernanceSettingsChanged": ({ p, actor }) => ({
+    eventType: "governance.settings.changed",
+    actor,
+    action: `${GOVERNANCE}/SetGovernanceSettings`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    after: { erase_requires_approval: p.eraseRequiresApproval === true },
+  }),
+
   // ---- people and sign-in (identity, served by auth)
   "nexus.events.v1.UserCreated": ({ p, actor }) => ({
     eventType: "identity.user.created",

@@ -200,7 +200,39 @@ export const retentionReportsCommand: Command = {
   },
 };
 
+/** `nexus governance dsar verify`: checks a data-subject export archive's digest and keyring signature. */
+export const dsarVerifyCommand: Command = {
+  path: ["governance", "dsar", "verify"],
+  summary: "Verify a data-subject export archive (DownloadDataSubjectArchive): its SHA-256 and the keyring's signature",
+  usage: `nexus governance dsar verify --file ARCHIVE.json [--data-dir .nexus]   (DATABASE_URL, master keys as the services have them)`,
+  async run(args) {
+    const { readFile } = await import("node:fs/promises");
+    const { verifySubjectArchive } = await import("../../kernel/governance/index.js");
+    const { withKeyring } = await import("./keyring.js");
+    const { values } = parseArgs({ args, options: { file: { type: "string" }, "data-dir": { type: "string" } }, strict: true });
+    if (!values.file) throw new UsageError("--file ARCHIVE.json is required");
+    let archive: Parameters<typeof verifySubjectArchive>[1];
+    try {
+      archive = JSON.parse(await readFile(values.file, "utf8")) as typeof archive;
+    } catch (err) {
+      console.error(`NOT VERIFIED: ${values.file} is not JSON (${(err as Error).message})`);
+      return 1;
+    }
+    const why = await withKeyring(values["data-dir"], (_db, keyring) => verifySubjectArchive(keyring, archive));
+    if (why) {
+      console.error(`NOT VERIFIED: ${why}`);
+      return 1;
+    }
+    const parts = Object.entries(archive.content.parts).map(([p, items]) => `${p} ${items.length}`);
+    console.log(
+      `verified: export ${archive.requestId} of ${archive.content.subject.scope} ${archive.content.subject.id} (tenant ${archive.tenantId}): ${parts.join(", ")}`,
+    );
+    return 0;
+  },
+};
+
 export const governanceCommands: readonly Command[] = [
+  dsarVerifyCommand,
   holdPlaceCommand,
   holdReleaseCommand,
   holdsCommand,

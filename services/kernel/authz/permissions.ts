@@ -68,6 +68,15 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.governance.v1.GovernanceService/ClearRetentionPolicy": adminOrPlatform,
   "/nexus.governance.v1.GovernanceService/ListRetentionPolicies": adminOrPlatform,
   "/nexus.governance.v1.GovernanceService/ListRetentionReports": adminOrPlatform,
+  // Data-subject requests hold and destroy personal data: tenant admins only (platform
+  // operators do not read customers' data).
+  "/nexus.governance.v1.GovernanceService/CreateDataSubjectRequest": admin,
+  "/nexus.governance.v1.GovernanceService/ApproveDataSubjectRequest": admin,
+  "/nexus.governance.v1.GovernanceService/GetDataSubjectRequest": admin,
+  "/nexus.governance.v1.GovernanceService/ListDataSubjectRequests": admin,
+  "/nexus.governance.v1.GovernanceService/DownloadDataSubjectArchive": admin,
+  "/nexus.governance.v1.GovernanceService/GetGovernanceSettings": adminOrPlatform,
+  "/nexus.governance.v1.GovernanceService/SetGovernanceSettings": admin,
   // ---- nexus.auth.v1.AuthService ----
   "/nexus.auth.v1.AuthService/CreateTenant": platformOnly,
   "/nexus.auth.v1.AuthService/GetTenant": readOrPlatform,

@@ -4,6 +4,7 @@
  * that each service applies to its own tables (`retentionTask`).
  */
 
+export { acquireLease, releaseLease } from "./leases.js";
 export {
   activeLegalHolds,
   assertNoLegalHold,
@@ -33,3 +34,29 @@ export {
   runRetention,
   setRetentionPolicy,
 } from "./retention.js";
+export {
+  approveSubjectRequest,
+  createSubjectRequest,
+  type GovernanceSettings,
+  getGovernanceSettings,
+  getSubjectArchive,
+  getSubjectRequest,
+  listSubjectRequests,
+  type PartResult,
+  type Requester,
+  runSubjectRequests,
+  SUBJECT_ARCHIVE_FORMAT,
+  SUBJECT_PARTS,
+  SUBJECT_SCOPES,
+  type Subject,
+  type SubjectArchive,
+  type SubjectDataContributor,
+  type SubjectPart,
+  type SubjectRequest,
+  type SubjectRequestKind,
+  type SubjectRequestStatus,
+  type SubjectScope,
+  setGovernanceSettings,
+  subjectRequestTask,
+  verifySubjectArchive,
+} from "./subject-requests.js";

@@ -385,6 +385,23 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     return create(DeleteDocumentResponseSchema, {});
   }
 
+  /**
+   * Deletes a document for an erase request (docs/governance.md#data-subject-requests): the
+   * same command as DeleteDocument (retrieval drops the chunks, the event is recorded), with
+   * the legal hold check in its transaction. LEGAL_HOLD_ACTIVE when a hold covers it.
+   */
+  async eraseDocument(tenantId: string, documentId: string, actor: string): Promise<void> {
+    const { db, aggregate, documents, chunkIndex } = this.ports;
+    const key: DocumentKey = { tenantId, documentId };
+    await db.transaction(async (tx) => {
+      await assertNoLegalHold(tx, tenantId, [{ scope: "document", id: documentId }], `erase document ${documentId}`);
+      const peek = await documents.get(tx, key);
+      if (!peek) return;
+      await chunkIndex.lookupCorpus(tx, tenantId, peek.corpusId);
+      await executeInTransaction(tx, aggregate, key, { type: "DeleteDocument" }, { metadata: { tenantId, actor } });
+    });
+  }
+
   async listDeadLetters(req: ListDeadLettersRequest, ctx: HandlerContext) {
     platformPrincipal(ctx);
     const filters = `dlq|${req.consumer}`;

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/governance_events.proto.
  */
 export const file_nexus_events_v1_governance_events: GenFile = /*@__PURE__*/
-  fileDesc("CiduZXh1cy9ldmVudHMvdjEvZ292ZXJuYW5jZV9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSJoCg9MZWdhbEhvbGRQbGFjZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkiWgoRTGVnYWxIb2xkUmVsZWFzZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCSJjChZSZXRlbnRpb25Qb2xpY3lDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIUCgxtYXhfYWdlX2RheXMYAyABKA0SDgoGYWN0aW9uGAQgASgJYgZwcm90bzM");
+  fileDesc("CiduZXh1cy9ldmVudHMvdjEvZ292ZXJuYW5jZV9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSJoCg9MZWdhbEhvbGRQbGFjZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkiWgoRTGVnYWxIb2xkUmVsZWFzZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCSJjChZSZXRlbnRpb25Qb2xpY3lDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIUCgxtYXhfYWdlX2RheXMYAyABKA0SDgoGYWN0aW9uGAQgASgJIo4BChlEYXRhU3ViamVjdFJlcXVlc3RDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc2NvcGUYBCABKAkSEgoKc3ViamVjdF9pZBgFIAEoCRIZChFhcHByb3ZhbF9yZXF1aXJlZBgGIAEoCCJZChpEYXRhU3ViamVjdFJlcXVlc3RBcHByb3ZlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYAyABKAkiTwoZR292ZXJuYW5jZVNldHRpbmdzQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSHwoXZXJhc2VfcmVxdWlyZXNfYXBwcm92YWwYAiABKAhiBnByb3RvMw");
 
 /**
  * A legal hold was placed. Subject nexus.governance.legal_hold_placed.
@@ -145,4 +145,124 @@ export type RetentionPolicyChanged = Message<"nexus.events.v1.RetentionPolicyCha
  */
 export const RetentionPolicyChangedSchema: GenMessage<RetentionPolicyChanged> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_governance_events, 2);
+
+/**
+ * A data-subject request was opened. Subject nexus.governance.data_subject_request_created.
+ *
+ * @generated from message nexus.events.v1.DataSubjectRequestCreated
+ */
+export type DataSubjectRequestCreated = Message<"nexus.events.v1.DataSubjectRequestCreated"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The request's id.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * export or erase.
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * user, session or key.
+   *
+   * @generated from field: string scope = 4;
+   */
+  scope: string;
+
+  /**
+   * The user, session or key id.
+   *
+   * @generated from field: string subject_id = 5;
+   */
+  subjectId: string;
+
+  /**
+   * Whether it waits for a second admin's approval.
+   *
+   * @generated from field: bool approval_required = 6;
+   */
+  approvalRequired: boolean;
+};
+
+/**
+ * Describes the message nexus.events.v1.DataSubjectRequestCreated.
+ * Use `create(DataSubjectRequestCreatedSchema)` to create a new message.
+ */
+export const DataSubjectRequestCreatedSchema: GenMessage<DataSubjectRequestCreated> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_governance_events, 3);
+
+/**
+ * An erase request was approved by a second admin. Subject
+ * nexus.governance.data_subject_request_approved.
+ *
+ * @generated from message nexus.events.v1.DataSubjectRequestApproved
+ */
+export type DataSubjectRequestApproved = Message<"nexus.events.v1.DataSubjectRequestApproved"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The request's id.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * The key that asked.
+   *
+   * @generated from field: string requested_by = 3;
+   */
+  requestedBy: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.DataSubjectRequestApproved.
+ * Use `create(DataSubjectRequestApprovedSchema)` to create a new message.
+ */
+export const DataSubjectRequestApprovedSchema: GenMessage<DataSubjectRequestApproved> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_governance_events, 4);
+
+/**
+ * The tenant's governance settings changed. Subject nexus.governance.governance_settings_changed.
+ *
+ * @generated from message nexus.events.v1.GovernanceSettingsChanged
+ */
+export type GovernanceSettingsChanged = Message<"nexus.events.v1.GovernanceSettingsChanged"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Erase requests need a second admin's approval.
+   *
+   * @generated from field: bool erase_requires_approval = 2;
+   */
+  eraseRequiresApproval: boolean;
+};
+
+/**
+ * Describes the message nexus.events.v1.GovernanceSettingsChanged.
+ * Use `create(GovernanceSettingsChangedSchema)` to create a new message.
+ */
+export const GovernanceSettingsChangedSchema: GenMessage<GovernanceSettingsChanged> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_governance_events, 5);
 

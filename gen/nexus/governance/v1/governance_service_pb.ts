@@ -13,7 +13,540 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/governance/v1/governance_service.proto.
  */
 export const file_nexus_governance_v1_governance_service: GenFile = /*@__PURE__*/
-  fileDesc("CixuZXh1cy9nb3Zlcm5hbmNlL3YxL2dvdmVybmFuY2Vfc2VydmljZS5wcm90bxITbmV4dXMuZ292ZXJuYW5jZS52MSKKAgoJTGVnYWxIb2xkEg8KB2hvbGRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEi0KBXNjb3BlGAMgASgOMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5Ib2xkU2NvcGUSEgoKc3ViamVjdF9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSEQoJcGxhY2VkX2J5GAYgASgJEi0KCXBsYWNlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVsZWFzZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3JlbGVhc2VkX2J5GAkgASgJIqoBCg9SZXRlbnRpb25Qb2xpY3kSEQoJdGVuYW50X2lkGAEgASgJEjgKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeRIUCgxtYXhfYWdlX2RheXMYAyABKA0SNAoGYWN0aW9uGAQgASgOMiQubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25BY3Rpb24i1QIKD1JldGVudGlvblJlcG9ydBIRCgl0ZW5hbnRfaWQYASABKAkSOAoIY2F0ZWdvcnkYAiABKA4yJi5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvbkNhdGVnb3J5Eg4KBnRhcmdldBgDIAEoCRI0CgZhY3Rpb24YBCABKA4yJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvbkFjdGlvbhIqCgZjdXRvZmYYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2V4cGlyZWQYBiABKA0SDwoHcmVtb3ZlZBgHIAEoDRIMCgRoZWxkGAggASgNEg8KB2hlbGRfYnkYCSADKAkSFgoOc2tpcHBlZF9yZWFzb24YCiABKAkSKgoGcmFuX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLPAQoVUGxhY2VMZWdhbEhvbGRSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEjkKBXNjb3BlGAIgASgOMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5Ib2xkU2NvcGVCCrpIB4IBBBABIAASHAoKc3ViamVjdF9pZBgDIAEoCUIIukgFcgMYgAISGAoGcmVhc29uGAQgASgJQgi6SAVyAxjoByJGChZQbGFjZUxlZ2FsSG9sZFJlc3BvbnNlEiwKBGhvbGQYASABKAsyHi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxlZ2FsSG9sZCJ2ChVMaXN0TGVnYWxIb2xkc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGAoQaW5jbHVkZV9yZWxlYXNlZBgCIAEoCCJHChZMaXN0TGVnYWxIb2xkc1Jlc3BvbnNlEi0KBWhvbGRzGAEgAygLMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5MZWdhbEhvbGQiewoXUmVsZWFzZUxlZ2FsSG9sZFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGwoHaG9sZF9pZBgCIAEoCUIKukgHcgUQARiAASJIChhSZWxlYXNlTGVnYWxIb2xkUmVzcG9uc2USLAoEaG9sZBgBIAEoCzIeLm5leHVzLmdvdmVybmFuY2UudjEuTGVnYWxIb2xkIokCChlTZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEkQKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeUIKukgHggEEEAEgABIhCgxtYXhfYWdlX2RheXMYAyABKA1CC7pICCoGGJSdAigBEj4KBmFjdGlvbhgEIAEoDjIkLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uQWN0aW9uQgi6SAWCAQIQASJSChpTZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRI0CgZwb2xpY3kYASABKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvblBvbGljeSKoAQobQ2xlYXJSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEkQKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeUIKukgHggEEEAEgACIeChxDbGVhclJldGVudGlvblBvbGljeVJlc3BvbnNlImMKHExpc3RSZXRlbnRpb25Qb2xpY2llc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiVwodTGlzdFJldGVudGlvblBvbGljaWVzUmVzcG9uc2USNgoIcG9saWNpZXMYASADKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvblBvbGljeSJ7ChtMaXN0UmV0ZW50aW9uUmVwb3J0c1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSFwoFbGltaXQYAiABKA1CCLpIBSoDGPQDIlUKHExpc3RSZXRlbnRpb25SZXBvcnRzUmVzcG9uc2USNQoHcmVwb3J0cxgBIAMoCzIkLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uUmVwb3J0KpgBCglIb2xkU2NvcGUSGgoWSE9MRF9TQ09QRV9VTlNQRUNJRklFRBAAEhUKEUhPTERfU0NPUEVfVEVOQU5UEAESFwoTSE9MRF9TQ09QRV9ET0NVTUVOVBACEhYKEkhPTERfU0NPUEVfU0VTU0lPThADEhMKD0hPTERfU0NPUEVfVVNFUhAEEhIKDkhPTERfU0NPUEVfS0VZEAUqtgEKEVJldGVudGlvbkNhdGVnb3J5EiIKHlJFVEVOVElPTl9DQVRFR09SWV9VTlNQRUNJRklFRBAAEh8KG1JFVEVOVElPTl9DQVRFR09SWV9TRVNTSU9OUxABEiAKHFJFVEVOVElPTl9DQVRFR09SWV9ET0NVTUVOVFMQAhIcChhSRVRFTlRJT05fQ0FURUdPUllfQVVESVQQAxIcChhSRVRFTlRJT05fQ0FURUdPUllfVVNBR0UQBCpwCg9SZXRlbnRpb25BY3Rpb24SIAocUkVURU5USU9OX0FDVElPTl9VTlNQRUNJRklFRBAAEhsKF1JFVEVOVElPTl9BQ1RJT05fREVMRVRFEAESHgoaUkVURU5USU9OX0FDVElPTl9BTk9OWU1JWkUQAjLLBgoRR292ZXJuYW5jZVNlcnZpY2USaQoOUGxhY2VMZWdhbEhvbGQSKi5uZXh1cy5nb3Zlcm5hbmNlLnYxLlBsYWNlTGVnYWxIb2xkUmVxdWVzdBorLm5leHVzLmdvdmVybmFuY2UudjEuUGxhY2VMZWdhbEhvbGRSZXNwb25zZRJpCg5MaXN0TGVnYWxIb2xkcxIqLm5leHVzLmdvdmVybmFuY2UudjEuTGlzdExlZ2FsSG9sZHNSZXF1ZXN0GisubmV4dXMuZ292ZXJuYW5jZS52MS5MaXN0TGVnYWxIb2xkc1Jlc3BvbnNlEm8KEFJlbGVhc2VMZWdhbEhvbGQSLC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJlbGVhc2VMZWdhbEhvbGRSZXF1ZXN0Gi0ubmV4dXMuZ292ZXJuYW5jZS52MS5SZWxlYXNlTGVnYWxIb2xkUmVzcG9uc2USdQoSU2V0UmV0ZW50aW9uUG9saWN5Ei4ubmV4dXMuZ292ZXJuYW5jZS52MS5TZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0Gi8ubmV4dXMuZ292ZXJuYW5jZS52MS5TZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJ7ChRDbGVhclJldGVudGlvblBvbGljeRIwLm5leHVzLmdvdmVybmFuY2UudjEuQ2xlYXJSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0GjEubmV4dXMuZ292ZXJuYW5jZS52MS5DbGVhclJldGVudGlvblBvbGljeVJlc3BvbnNlEn4KFUxpc3RSZXRlbnRpb25Qb2xpY2llcxIxLm5leHVzLmdvdmVybmFuY2UudjEuTGlzdFJldGVudGlvblBvbGljaWVzUmVxdWVzdBoyLm5leHVzLmdvdmVybmFuY2UudjEuTGlzdFJldGVudGlvblBvbGljaWVzUmVzcG9uc2USewoUTGlzdFJldGVudGlvblJlcG9ydHMSMC5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RSZXRlbnRpb25SZXBvcnRzUmVxdWVzdBoxLm5leHVzLmdvdmVybmFuY2UudjEuTGlzdFJldGVudGlvblJlcG9ydHNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CixuZXh1cy9nb3Zlcm5hbmNlL3YxL2dvdmVybmFuY2Vfc2VydmljZS5wcm90bxITbmV4dXMuZ292ZXJuYW5jZS52MSJbCg9EYXRhU3ViamVjdFBhcnQSDAoEcGFydBgBIAEoCRINCgVpdGVtcxgCIAEoDRIPCgdyZW1vdmVkGAMgASgNEgwKBGtlcHQYBCABKA0SDAoEbm90ZRgFIAEoCSLqAwoSRGF0YVN1YmplY3RSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEjkKBGtpbmQYAyABKA4yKy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdEtpbmQSNAoFc2NvcGUYBCABKA4yJS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0U2NvcGUSEgoKc3ViamVjdF9pZBgFIAEoCRI9CgZzdGF0dXMYBiABKA4yLS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdFN0YXR1cxIUCgxyZXF1ZXN0ZWRfYnkYByABKAkSEwoLYXBwcm92ZWRfYnkYCCABKAkSGQoRYXBwcm92YWxfcmVxdWlyZWQYCSABKAgSDQoFZXJyb3IYCiABKAkSMwoFcGFydHMYCyADKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UGFydBIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijwIKH0NyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSRQoEa2luZBgCIAEoDjIrLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0S2luZEIKukgHggEEEAEgABJACgVzY29wZRgDIAEoDjIlLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RTY29wZUIKukgHggEEEAEgABIeCgpzdWJqZWN0X2lkGAQgASgJQgq6SAdyBRABGIACIlwKIENyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdFJlc3BvbnNlEjgKB3JlcXVlc3QYASABKAsyJy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdCKHAQogQXBwcm92ZURhdGFTdWJqZWN0UmVxdWVzdFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHgoKcmVxdWVzdF9pZBgCIAEoCUIKukgHcgUQARiAASJdCiFBcHByb3ZlRGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2USOAoHcmVxdWVzdBgBIAEoCzInLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0IoMBChxHZXREYXRhU3ViamVjdFJlcXVlc3RSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh4KCnJlcXVlc3RfaWQYAiABKAlCCrpIB3IFEAEYgAEiWQodR2V0RGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2USOAoHcmVxdWVzdBgBIAEoCzInLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0In4KHkxpc3REYXRhU3ViamVjdFJlcXVlc3RzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIXCgVsaW1pdBgCIAEoDUIIukgFKgMY9AMiXAofTGlzdERhdGFTdWJqZWN0UmVxdWVzdHNSZXNwb25zZRI5CghyZXF1ZXN0cxgBIAMoCzInLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0IogBCiFEb3dubG9hZERhdGFTdWJqZWN0QXJjaGl2ZVJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHgoKcmVxdWVzdF9pZBgCIAEoCUIKukgHcgUQARiAASI1CiJEb3dubG9hZERhdGFTdWJqZWN0QXJjaGl2ZVJlc3BvbnNlEg8KB2FyY2hpdmUYASABKAwiSAoSR292ZXJuYW5jZVNldHRpbmdzEhEKCXRlbmFudF9pZBgBIAEoCRIfChdlcmFzZV9yZXF1aXJlc19hcHByb3ZhbBgCIAEoCCJjChxHZXRHb3Zlcm5hbmNlU2V0dGluZ3NSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIloKHUdldEdvdmVybmFuY2VTZXR0aW5nc1Jlc3BvbnNlEjkKCHNldHRpbmdzGAEgASgLMicubmV4dXMuZ292ZXJuYW5jZS52MS5Hb3Zlcm5hbmNlU2V0dGluZ3MihAEKHFNldEdvdmVybmFuY2VTZXR0aW5nc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHwoXZXJhc2VfcmVxdWlyZXNfYXBwcm92YWwYAiABKAgiWgodU2V0R292ZXJuYW5jZVNldHRpbmdzUmVzcG9uc2USOQoIc2V0dGluZ3MYASABKAsyJy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkdvdmVybmFuY2VTZXR0aW5ncyKKAgoJTGVnYWxIb2xkEg8KB2hvbGRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEi0KBXNjb3BlGAMgASgOMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5Ib2xkU2NvcGUSEgoKc3ViamVjdF9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSEQoJcGxhY2VkX2J5GAYgASgJEi0KCXBsYWNlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVsZWFzZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3JlbGVhc2VkX2J5GAkgASgJIqoBCg9SZXRlbnRpb25Qb2xpY3kSEQoJdGVuYW50X2lkGAEgASgJEjgKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeRIUCgxtYXhfYWdlX2RheXMYAyABKA0SNAoGYWN0aW9uGAQgASgOMiQubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25BY3Rpb24i1QIKD1JldGVudGlvblJlcG9ydBIRCgl0ZW5hbnRfaWQYASABKAkSOAoIY2F0ZWdvcnkYAiABKA4yJi5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvbkNhdGVnb3J5Eg4KBnRhcmdldBgDIAEoCRI0CgZhY3Rpb24YBCABKA4yJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvbkFjdGlvbhIqCgZjdXRvZmYYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2V4cGlyZWQYBiABKA0SDwoHcmVtb3ZlZBgHIAEoDRIMCgRoZWxkGAggASgNEg8KB2hlbGRfYnkYCSADKAkSFgoOc2tpcHBlZF9yZWFzb24YCiABKAkSKgoGcmFuX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLPAQoVUGxhY2VMZWdhbEhvbGRSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEjkKBXNjb3BlGAIgASgOMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5Ib2xkU2NvcGVCCrpIB4IBBBABIAASHAoKc3ViamVjdF9pZBgDIAEoCUIIukgFcgMYgAISGAoGcmVhc29uGAQgASgJQgi6SAVyAxjoByJGChZQbGFjZUxlZ2FsSG9sZFJlc3BvbnNlEiwKBGhvbGQYASABKAsyHi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxlZ2FsSG9sZCJ2ChVMaXN0TGVnYWxIb2xkc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGAoQaW5jbHVkZV9yZWxlYXNlZBgCIAEoCCJHChZMaXN0TGVnYWxIb2xkc1Jlc3BvbnNlEi0KBWhvbGRzGAEgAygLMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5MZWdhbEhvbGQiewoXUmVsZWFzZUxlZ2FsSG9sZFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGwoHaG9sZF9pZBgCIAEoCUIKukgHcgUQARiAASJIChhSZWxlYXNlTGVnYWxIb2xkUmVzcG9uc2USLAoEaG9sZBgBIAEoCzIeLm5leHVzLmdvdmVybmFuY2UudjEuTGVnYWxIb2xkIokCChlTZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEkQKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeUIKukgHggEEEAEgABIhCgxtYXhfYWdlX2RheXMYAyABKA1CC7pICCoGGJSdAigBEj4KBmFjdGlvbhgEIAEoDjIkLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uQWN0aW9uQgi6SAWCAQIQASJSChpTZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRI0CgZwb2xpY3kYASABKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvblBvbGljeSKoAQobQ2xlYXJSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEkQKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeUIKukgHggEEEAEgACIeChxDbGVhclJldGVudGlvblBvbGljeVJlc3BvbnNlImMKHExpc3RSZXRlbnRpb25Qb2xpY2llc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiVwodTGlzdFJldGVudGlvblBvbGljaWVzUmVzcG9uc2USNgoIcG9saWNpZXMYASADKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvblBvbGljeSJ7ChtMaXN0UmV0ZW50aW9uUmVwb3J0c1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSFwoFbGltaXQYAiABKA1CCLpIBSoDGPQDIlUKHExpc3RSZXRlbnRpb25SZXBvcnRzUmVzcG9uc2USNQoHcmVwb3J0cxgBIAMoCzIkLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uUmVwb3J0Ko4BChZEYXRhU3ViamVjdFJlcXVlc3RLaW5kEikKJURBVEFfU1VCSkVDVF9SRVFVRVNUX0tJTkRfVU5TUEVDSUZJRUQQABIkCiBEQVRBX1NVQkpFQ1RfUkVRVUVTVF9LSU5EX0VYUE9SVBABEiMKH0RBVEFfU1VCSkVDVF9SRVFVRVNUX0tJTkRfRVJBU0UQAiqPAQoQRGF0YVN1YmplY3RTY29wZRIiCh5EQVRBX1NVQkpFQ1RfU0NPUEVfVU5TUEVDSUZJRUQQABIbChdEQVRBX1NVQkpFQ1RfU0NPUEVfVVNFUhABEh4KGkRBVEFfU1VCSkVDVF9TQ09QRV9TRVNTSU9OEAISGgoWREFUQV9TVUJKRUNUX1NDT1BFX0tFWRADKvEBChhEYXRhU3ViamVjdFJlcXVlc3RTdGF0dXMSKwonREFUQV9TVUJKRUNUX1JFUVVFU1RfU1RBVFVTX1VOU1BFQ0lGSUVEEAASMQotREFUQV9TVUJKRUNUX1JFUVVFU1RfU1RBVFVTX0FXQUlUSU5HX0FQUFJPVkFMEAESJwojREFUQV9TVUJKRUNUX1JFUVVFU1RfU1RBVFVTX1JVTk5JTkcQAhIkCiBEQVRBX1NVQkpFQ1RfUkVRVUVTVF9TVEFUVVNfRE9ORRADEiYKIkRBVEFfU1VCSkVDVF9SRVFVRVNUX1NUQVRVU19GQUlMRUQQBCqYAQoJSG9sZFNjb3BlEhoKFkhPTERfU0NPUEVfVU5TUEVDSUZJRUQQABIVChFIT0xEX1NDT1BFX1RFTkFOVBABEhcKE0hPTERfU0NPUEVfRE9DVU1FTlQQAhIWChJIT0xEX1NDT1BFX1NFU1NJT04QAxITCg9IT0xEX1NDT1BFX1VTRVIQBBISCg5IT0xEX1NDT1BFX0tFWRAFKrYBChFSZXRlbnRpb25DYXRlZ29yeRIiCh5SRVRFTlRJT05fQ0FURUdPUllfVU5TUEVDSUZJRUQQABIfChtSRVRFTlRJT05fQ0FURUdPUllfU0VTU0lPTlMQARIgChxSRVRFTlRJT05fQ0FURUdPUllfRE9DVU1FTlRTEAISHAoYUkVURU5USU9OX0NBVEVHT1JZX0FVRElUEAMSHAoYUkVURU5USU9OX0NBVEVHT1JZX1VTQUdFEAQqcAoPUmV0ZW50aW9uQWN0aW9uEiAKHFJFVEVOVElPTl9BQ1RJT05fVU5TUEVDSUZJRUQQABIbChdSRVRFTlRJT05fQUNUSU9OX0RFTEVURRABEh4KGlJFVEVOVElPTl9BQ1RJT05fQU5PTllNSVpFEAIy+Q0KEUdvdmVybmFuY2VTZXJ2aWNlEmkKDlBsYWNlTGVnYWxIb2xkEioubmV4dXMuZ292ZXJuYW5jZS52MS5QbGFjZUxlZ2FsSG9sZFJlcXVlc3QaKy5uZXh1cy5nb3Zlcm5hbmNlLnYxLlBsYWNlTGVnYWxIb2xkUmVzcG9uc2USaQoOTGlzdExlZ2FsSG9sZHMSKi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RMZWdhbEhvbGRzUmVxdWVzdBorLm5leHVzLmdvdmVybmFuY2UudjEuTGlzdExlZ2FsSG9sZHNSZXNwb25zZRJvChBSZWxlYXNlTGVnYWxIb2xkEiwubmV4dXMuZ292ZXJuYW5jZS52MS5SZWxlYXNlTGVnYWxIb2xkUmVxdWVzdBotLm5leHVzLmdvdmVybmFuY2UudjEuUmVsZWFzZUxlZ2FsSG9sZFJlc3BvbnNlEnUKElNldFJldGVudGlvblBvbGljeRIuLm5leHVzLmdvdmVybmFuY2UudjEuU2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBovLm5leHVzLmdvdmVybmFuY2UudjEuU2V0UmV0ZW50aW9uUG9saWN5UmVzcG9uc2USewoUQ2xlYXJSZXRlbnRpb25Qb2xpY3kSMC5uZXh1cy5nb3Zlcm5hbmNlLnYxLkNsZWFyUmV0ZW50aW9uUG9saWN5UmVxdWVzdBoxLm5leHVzLmdvdmVybmFuY2UudjEuQ2xlYXJSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJ+ChVMaXN0UmV0ZW50aW9uUG9saWNpZXMSMS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RSZXRlbnRpb25Qb2xpY2llc1JlcXVlc3QaMi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RSZXRlbnRpb25Qb2xpY2llc1Jlc3BvbnNlEnsKFExpc3RSZXRlbnRpb25SZXBvcnRzEjAubmV4dXMuZ292ZXJuYW5jZS52MS5MaXN0UmV0ZW50aW9uUmVwb3J0c1JlcXVlc3QaMS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RSZXRlbnRpb25SZXBvcnRzUmVzcG9uc2UShwEKGENyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdBI0Lm5leHVzLmdvdmVybmFuY2UudjEuQ3JlYXRlRGF0YVN1YmplY3RSZXF1ZXN0UmVxdWVzdBo1Lm5leHVzLmdvdmVybmFuY2UudjEuQ3JlYXRlRGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2USigEKGUFwcHJvdmVEYXRhU3ViamVjdFJlcXVlc3QSNS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkFwcHJvdmVEYXRhU3ViamVjdFJlcXVlc3RSZXF1ZXN0GjYubmV4dXMuZ292ZXJuYW5jZS52MS5BcHByb3ZlRGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2USfgoVR2V0RGF0YVN1YmplY3RSZXF1ZXN0EjEubmV4dXMuZ292ZXJuYW5jZS52MS5HZXREYXRhU3ViamVjdFJlcXVlc3RSZXF1ZXN0GjIubmV4dXMuZ292ZXJuYW5jZS52MS5HZXREYXRhU3ViamVjdFJlcXVlc3RSZXNwb25zZRKEAQoXTGlzdERhdGFTdWJqZWN0UmVxdWVzdHMSMy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3REYXRhU3ViamVjdFJlcXVlc3RzUmVxdWVzdBo0Lm5leHVzLmdvdmVybmFuY2UudjEuTGlzdERhdGFTdWJqZWN0UmVxdWVzdHNSZXNwb25zZRKNAQoaRG93bmxvYWREYXRhU3ViamVjdEFyY2hpdmUSNi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRvd25sb2FkRGF0YVN1YmplY3RBcmNoaXZlUmVxdWVzdBo3Lm5leHVzLmdvdmVybmFuY2UudjEuRG93bmxvYWREYXRhU3ViamVjdEFyY2hpdmVSZXNwb25zZRJ+ChVHZXRHb3Zlcm5hbmNlU2V0dGluZ3MSMS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkdldEdvdmVybmFuY2VTZXR0aW5nc1JlcXVlc3QaMi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkdldEdvdmVybmFuY2VTZXR0aW5nc1Jlc3BvbnNlEn4KFVNldEdvdmVybmFuY2VTZXR0aW5ncxIxLm5leHVzLmdvdmVybmFuY2UudjEuU2V0R292ZXJuYW5jZVNldHRpbmdzUmVxdWVzdBoyLm5leHVzLmdvdmVybmFuY2UudjEuU2V0R292ZXJuYW5jZVNldHRpbmdzUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+
+/**
+ * What one part (one service's data) of a request found or did.
+ *
+ * @generated from message nexus.governance.v1.DataSubjectPart
+ */
+export type DataSubjectPart = Message<"nexus.governance.v1.DataSubjectPart"> & {
+  /**
+   * The part: sessions, documents, audit or usage.
+   *
+   * @generated from field: string part = 1;
+   */
+  part: string;
+
+  /**
+   * Items exported, or (erase) items found.
+   *
+   * @generated from field: uint32 items = 2;
+   */
+  items: number;
+
+  /**
+   * Erase: items removed.
+   *
+   * @generated from field: uint32 removed = 3;
+   */
+  removed: number;
+
+  /**
+   * Erase: items kept, and why (`note`).
+   *
+   * @generated from field: uint32 kept = 4;
+   */
+  kept: number;
+
+  /**
+   * Why items were kept (a legal hold, an append-only record); empty otherwise.
+   *
+   * @generated from field: string note = 5;
+   */
+  note: string;
+};
+
+/**
+ * Describes the message nexus.governance.v1.DataSubjectPart.
+ * Use `create(DataSubjectPartSchema)` to create a new message.
+ */
+export const DataSubjectPartSchema: GenMessage<DataSubjectPart> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 0);
+
+/**
+ * A data-subject request (a job).
+ *
+ * @generated from message nexus.governance.v1.DataSubjectRequest
+ */
+export type DataSubjectRequest = Message<"nexus.governance.v1.DataSubjectRequest"> & {
+  /**
+   * The request's id.
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * Export or erase.
+   *
+   * @generated from field: nexus.governance.v1.DataSubjectRequestKind kind = 3;
+   */
+  kind: DataSubjectRequestKind;
+
+  /**
+   * Who it is about.
+   *
+   * @generated from field: nexus.governance.v1.DataSubjectScope scope = 4;
+   */
+  scope: DataSubjectScope;
+
+  /**
+   * The user, session or key id.
+   *
+   * @generated from field: string subject_id = 5;
+   */
+  subjectId: string;
+
+  /**
+   * Where it is.
+   *
+   * @generated from field: nexus.governance.v1.DataSubjectRequestStatus status = 6;
+   */
+  status: DataSubjectRequestStatus;
+
+  /**
+   * The key that asked.
+   *
+   * @generated from field: string requested_by = 7;
+   */
+  requestedBy: string;
+
+  /**
+   * The key that approved (erase requests needing approval).
+   *
+   * @generated from field: string approved_by = 8;
+   */
+  approvedBy: string;
+
+  /**
+   * Whether a second admin's approval was required.
+   *
+   * @generated from field: bool approval_required = 9;
+   */
+  approvalRequired: boolean;
+
+  /**
+   * The last error of a part (retried), or why the request failed.
+   *
+   * @generated from field: string error = 10;
+   */
+  error: string;
+
+  /**
+   * Per part, once done.
+   *
+   * @generated from field: repeated nexus.governance.v1.DataSubjectPart parts = 11;
+   */
+  parts: DataSubjectPart[];
+
+  /**
+   * When it was asked.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 12;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * When it finished.
+   *
+   * @generated from field: google.protobuf.Timestamp finished_at = 13;
+   */
+  finishedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message nexus.governance.v1.DataSubjectRequest.
+ * Use `create(DataSubjectRequestSchema)` to create a new message.
+ */
+export const DataSubjectRequestSchema: GenMessage<DataSubjectRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 1);
+
+/**
+ * Input of CreateDataSubjectRequest.
+ *
+ * @generated from message nexus.governance.v1.CreateDataSubjectRequestRequest
+ */
+export type CreateDataSubjectRequestRequest = Message<"nexus.governance.v1.CreateDataSubjectRequestRequest"> & {
+  /**
+   * The tenant. Tenant principals: empty or their own tenant; platform principals: required.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Export or erase.
+   *
+   * @generated from field: nexus.governance.v1.DataSubjectRequestKind kind = 2;
+   */
+  kind: DataSubjectRequestKind;
+
+  /**
+   * Who it is about.
+   *
+   * @generated from field: nexus.governance.v1.DataSubjectScope scope = 3;
+   */
+  scope: DataSubjectScope;
+
+  /**
+   * The user, session or key id.
+   *
+   * @generated from field: string subject_id = 4;
+   */
+  subjectId: string;
+};
+
+/**
+ * Describes the message nexus.governance.v1.CreateDataSubjectRequestRequest.
+ * Use `create(CreateDataSubjectRequestRequestSchema)` to create a new message.
+ */
+export const CreateDataSubjectRequestRequestSchema: GenMessage<CreateDataSubjectRequestRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 2);
+
+/**
+ * Output of CreateDataSubjectRequest.
+ *
+ * @generated from message nexus.governance.v1.CreateDataSubjectRequestResponse
+ */
+export type CreateDataSubjectRequestResponse = Message<"nexus.governance.v1.CreateDataSubjectRequestResponse"> & {
+  /**
+   * The request opened.
+   *
+   * @generated from field: nexus.governance.v1.DataSubjectRequest request = 1;
+   */
+  request?: DataSubjectRequest | undefined;
+};
+
+/**
+ * Describes the message nexus.governance.v1.CreateDataSubjectRequestResponse.
+ * Use `create(CreateDataSubjectRequestResponseSchema)` to create a new message.
+ */
+export const CreateDataSubjectRequestResponseSchema: GenMessage<CreateDataSubjectRequestResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 3);
+
+/**
+ * Input of ApproveDataSubjectRequest.
+ *
+ * @generated from message nexus.governance.v1.ApproveDataSubjectRequestRequest
+ */
+export type ApproveDataSubjectRequestRequest = Message<"nexus.governance.v1.ApproveDataSubjectRequestRequest"> & {
+  /**
+   * The tenant. Tenant principals: empty or their own tenant; platform principals: required.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The request to approve.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message nexus.governance.v1.ApproveDataSubjectRequestRequest.
+ * Use `create(ApproveDataSubjectRequestRequestSchema)` to create a new message.
+ */
+export const ApproveDataSubjectRequestRequestSchema: GenMessage<ApproveDataSubjectRequestRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 4);
+
+/**
+ * Output of ApproveDataSubjectRequest.
+ *
+ * @generated from message nexus.governance.v1.ApproveDataSubjectRequestResponse
+ */
+export type ApproveDataSubjectRequestResponse = Message<"nexus.governance.v1.ApproveDataSubjectRequestResponse"> & {
+  /**
+   * The request, now running.
+   *
+   * @generated from field: nexus.governance.v1.DataSubjectRequest request = 1;
+   */
+  request?: DataSubjectRequest | undefined;
+};
+
+/**
+ * Describes the message nexus.governance.v1.ApproveDataSubjectRequestResponse.
+ * Use `create(ApproveDataSubjectRequestResponseSchema)` to create a new message.
+ */
+export const ApproveDataSubjectRequestResponseSchema: GenMessage<ApproveDataSubjectRequestResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 5);
+
+/**
+ * Input of GetDataSubjectRequest.
+ *
+ * @generated from message nexus.governance.v1.GetDataSubjectRequestRequest
+ */
+export type GetDataSubjectRequestRequest = Message<"nexus.governance.v1.GetDataSubjectRequestRequest"> & {
+  /**
+   * The tenant. Tenant principals: empty or their own tenant; platform principals: required.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The request.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message nexus.governance.v1.GetDataSubjectRequestRequest.
+ * Use `create(GetDataSubjectRequestRequestSchema)` to create a new message.
+ */
+export const GetDataSubjectRequestRequestSchema: GenMessage<GetDataSubjectRequestRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 6);
+
+/**
+ * Output of GetDataSubjectRequest.
+ *
+ * @generated from message nexus.governance.v1.GetDataSubjectRequestResponse
+ */
+export type GetDataSubjectRequestResponse = Message<"nexus.governance.v1.GetDataSubjectRequestResponse"> & {
+  /**
+   * The request.
+   *
+   * @generated from field: nexus.governance.v1.DataSubjectRequest request = 1;
+   */
+  request?: DataSubjectRequest | undefined;
+};
+
+/**
+ * Describes the message nexus.governance.v1.GetDataSubjectRequestResponse.
+ * Use `create(GetDataSubjectRequestResponseSchema)` to create a new message.
+ */
+export const GetDataSubjectRequestResponseSchema: GenMessage<GetDataSubjectRequestResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 7);
+
+/**
+ * Input of ListDataSubjectRequests.
+ *
+ * @generated from message nexus.governance.v1.ListDataSubjectRequestsRequest
+ */
+export type ListDataSubjectRequestsRequest = Message<"nexus.governance.v1.ListDataSubjectRequestsRequest"> & {
+  /**
+   * The tenant. Tenant principals: empty or their own tenant; platform principals: required.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * How many (default 50, at most 500).
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message nexus.governance.v1.ListDataSubjectRequestsRequest.
+ * Use `create(ListDataSubjectRequestsRequestSchema)` to create a new message.
+ */
+export const ListDataSubjectRequestsRequestSchema: GenMessage<ListDataSubjectRequestsRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 8);
+
+/**
+ * Output of ListDataSubjectRequests.
+ *
+ * @generated from message nexus.governance.v1.ListDataSubjectRequestsResponse
+ */
+export type ListDataSubjectRequestsResponse = Message<"nexus.governance.v1.ListDataSubjectRequestsResponse"> & {
+  /**
+   * The requests, newest first.
+   *
+   * @generated from field: repeated nexus.governance.v1.DataSubjectRequest requests = 1;
+   */
+  requests: DataSubjectRequest[];
+};
+
+/**
+ * Describes the message nexus.governance.v1.ListDataSubjectRequestsResponse.
+ * Use `create(ListDataSubjectRequestsResponseSchema)` to create a new message.
+ */
+export const ListDataSubjectRequestsResponseSchema: GenMessage<ListDataSubjectRequestsResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 9);
+
+/**
+ * Input of DownloadDataSubjectArchive.
+ *
+ * @generated from message nexus.governance.v1.DownloadDataSubjectArchiveRequest
+ */
+export type DownloadDataSubjectArchiveRequest = Message<"nexus.governance.v1.DownloadDataSubjectArchiveRequest"> & {
+  /**
+   * The tenant. Tenant principals: empty or their own tenant; platform principals: required.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The export request.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message nexus.governance.v1.DownloadDataSubjectArchiveRequest.
+ * Use `create(DownloadDataSubjectArchiveRequestSchema)` to create a new message.
+ */
+export const DownloadDataSubjectArchiveRequestSchema: GenMessage<DownloadDataSubjectArchiveRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 10);
+
+/**
+ * Output of DownloadDataSubjectArchive.
+ *
+ * @generated from message nexus.governance.v1.DownloadDataSubjectArchiveResponse
+ */
+export type DownloadDataSubjectArchiveResponse = Message<"nexus.governance.v1.DownloadDataSubjectArchiveResponse"> & {
+  /**
+   * The signed archive (JSON: format, tenant, request, SHA-256 of the content, the keyring's
+   * signature, and the content: every part's items).
+   *
+   * @generated from field: bytes archive = 1;
+   */
+  archive: Uint8Array;
+};
+
+/**
+ * Describes the message nexus.governance.v1.DownloadDataSubjectArchiveResponse.
+ * Use `create(DownloadDataSubjectArchiveResponseSchema)` to create a new message.
+ */
+export const DownloadDataSubjectArchiveResponseSchema: GenMessage<DownloadDataSubjectArchiveResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 11);
+
+/**
+ * The tenant's governance settings.
+ *
+ * @generated from message nexus.governance.v1.GovernanceSettings
+ */
+export type GovernanceSettings = Message<"nexus.governance.v1.GovernanceSettings"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * An erase request waits for a second admin's approval.
+   *
+   * @generated from field: bool erase_requires_approval = 2;
+   */
+  eraseRequiresApproval: boolean;
+};
+
+/**
+ * Describes the message nexus.governance.v1.GovernanceSettings.
+ * Use `create(GovernanceSettingsSchema)` to create a new message.
+ */
+export const GovernanceSettingsSchema: GenMessage<GovernanceSettings> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 12);
+
+/**
+ * Input of GetGovernanceSettings.
+ *
+ * @generated from message nexus.governance.v1.GetGovernanceSettingsRequest
+ */
+export type GetGovernanceSettingsRequest = Message<"nexus.governance.v1.GetGovernanceSettingsRequest"> & {
+  /**
+   * The tenant. Tenant principals: empty or their own tenant; platform principals: required.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message nexus.governance.v1.GetGovernanceSettingsRequest.
+ * Use `create(GetGovernanceSettingsRequestSchema)` to create a new message.
+ */
+export const GetGovernanceSettingsRequestSchema: GenMessage<GetGovernanceSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 13);
+
+/**
+ * Output of GetGovernanceSettings.
+ *
+ * @generated from message nexus.governance.v1.GetGovernanceSettingsResponse
+ */
+export type GetGovernanceSettingsResponse = Message<"nexus.governance.v1.GetGovernanceSettingsResponse"> & {
+  /**
+   * The settings.
+   *
+   * @generated from field: nexus.governance.v1.GovernanceSettings settings = 1;
+   */
+  settings?: GovernanceSettings | undefined;
+};
+
+/**
+ * Describes the message nexus.governance.v1.GetGovernanceSettingsResponse.
+ * Use `create(GetGovernanceSettingsResponseSchema)` to create a new message.
+ */
+export const GetGovernanceSettingsResponseSchema: GenMessage<GetGovernanceSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 14);
+
+/**
+ * Input of SetGovernanceSettings.
+ *
+ * @generated from message nexus.governance.v1.SetGovernanceSettingsRequest
+ */
+export type SetGovernanceSettingsRequest = Message<"nexus.governance.v1.SetGovernanceSettingsRequest"> & {
+  /**
+   * The tenant. Tenant principals: empty or their own tenant; platform principals: required.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * An erase request waits for a second admin's approval.
+   *
+   * @generated from field: bool erase_requires_approval = 2;
+   */
+  eraseRequiresApproval: boolean;
+};
+
+/**
+ * Describes the message nexus.governance.v1.SetGovernanceSettingsRequest.
+ * Use `create(SetGovernanceSettingsRequestSchema)` to create a new message.
+ */
+export const SetGovernanceSettingsRequestSchema: GenMessage<SetGovernanceSettingsRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 15);
+
+/**
+ * Output of SetGovernanceSettings.
+ *
+ * @generated from message nexus.governance.v1.SetGovernanceSettingsResponse
+ */
+export type SetGovernanceSettingsResponse = Message<"nexus.governance.v1.SetGovernanceSettingsResponse"> & {
+  /**
+   * The settings now in force.
+   *
+   * @generated from field: nexus.governance.v1.GovernanceSettings settings = 1;
+   */
+  settings?: GovernanceSettings | undefined;
+};
+
+/**
+ * Describes the message nexus.governance.v1.SetGovernanceSettingsResponse.
+ * Use `create(SetGovernanceSettingsResponseSchema)` to create a new message.
+ */
+export const SetGovernanceSettingsResponseSchema: GenMessage<SetGovernanceSettingsResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 16);
 
 /**
  * A legal hold.
@@ -90,7 +623,7 @@ export type LegalHold = Message<"nexus.governance.v1.LegalHold"> & {
  * Use `create(LegalHoldSchema)` to create a new message.
  */
 export const LegalHoldSchema: GenMessage<LegalHold> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 0);
+  messageDesc(file_nexus_governance_v1_governance_service, 17);
 
 /**
  * A tenant's retention policy for one category.
@@ -132,7 +665,7 @@ export type RetentionPolicy = Message<"nexus.governance.v1.RetentionPolicy"> & {
  * Use `create(RetentionPolicySchema)` to create a new message.
  */
 export const RetentionPolicySchema: GenMessage<RetentionPolicy> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 1);
+  messageDesc(file_nexus_governance_v1_governance_service, 18);
 
 /**
  * What one retention run did to one table of the tenant.
@@ -223,7 +756,7 @@ export type RetentionReport = Message<"nexus.governance.v1.RetentionReport"> & {
  * Use `create(RetentionReportSchema)` to create a new message.
  */
 export const RetentionReportSchema: GenMessage<RetentionReport> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 2);
+  messageDesc(file_nexus_governance_v1_governance_service, 19);
 
 /**
  * Input of PlaceLegalHold.
@@ -265,7 +798,7 @@ export type PlaceLegalHoldRequest = Message<"nexus.governance.v1.PlaceLegalHoldR
  * Use `create(PlaceLegalHoldRequestSchema)` to create a new message.
  */
 export const PlaceLegalHoldRequestSchema: GenMessage<PlaceLegalHoldRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 3);
+  messageDesc(file_nexus_governance_v1_governance_service, 20);
 
 /**
  * Output of PlaceLegalHold.
@@ -286,7 +819,7 @@ export type PlaceLegalHoldResponse = Message<"nexus.governance.v1.PlaceLegalHold
  * Use `create(PlaceLegalHoldResponseSchema)` to create a new message.
  */
 export const PlaceLegalHoldResponseSchema: GenMessage<PlaceLegalHoldResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 4);
+  messageDesc(file_nexus_governance_v1_governance_service, 21);
 
 /**
  * Input of ListLegalHolds.
@@ -314,7 +847,7 @@ export type ListLegalHoldsRequest = Message<"nexus.governance.v1.ListLegalHoldsR
  * Use `create(ListLegalHoldsRequestSchema)` to create a new message.
  */
 export const ListLegalHoldsRequestSchema: GenMessage<ListLegalHoldsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 5);
+  messageDesc(file_nexus_governance_v1_governance_service, 22);
 
 /**
  * Output of ListLegalHolds.
@@ -335,7 +868,7 @@ export type ListLegalHoldsResponse = Message<"nexus.governance.v1.ListLegalHolds
  * Use `create(ListLegalHoldsResponseSchema)` to create a new message.
  */
 export const ListLegalHoldsResponseSchema: GenMessage<ListLegalHoldsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 6);
+  messageDesc(file_nexus_governance_v1_governance_service, 23);
 
 /**
  * Input of ReleaseLegalHold.
@@ -363,7 +896,7 @@ export type ReleaseLegalHoldRequest = Message<"nexus.governance.v1.ReleaseLegalH
  * Use `create(ReleaseLegalHoldRequestSchema)` to create a new message.
  */
 export const ReleaseLegalHoldRequestSchema: GenMessage<ReleaseLegalHoldRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 7);
+  messageDesc(file_nexus_governance_v1_governance_service, 24);
 
 /**
  * Output of ReleaseLegalHold.
@@ -384,7 +917,7 @@ export type ReleaseLegalHoldResponse = Message<"nexus.governance.v1.ReleaseLegal
  * Use `create(ReleaseLegalHoldResponseSchema)` to create a new message.
  */
 export const ReleaseLegalHoldResponseSchema: GenMessage<ReleaseLegalHoldResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 8);
+  messageDesc(file_nexus_governance_v1_governance_service, 25);
 
 /**
  * Input of SetRetentionPolicy.
@@ -426,7 +959,7 @@ export type SetRetentionPolicyRequest = Message<"nexus.governance.v1.SetRetentio
  * Use `create(SetRetentionPolicyRequestSchema)` to create a new message.
  */
 export const SetRetentionPolicyRequestSchema: GenMessage<SetRetentionPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 9);
+  messageDesc(file_nexus_governance_v1_governance_service, 26);
 
 /**
  * Output of SetRetentionPolicy.
@@ -447,7 +980,7 @@ export type SetRetentionPolicyResponse = Message<"nexus.governance.v1.SetRetenti
  * Use `create(SetRetentionPolicyResponseSchema)` to create a new message.
  */
 export const SetRetentionPolicyResponseSchema: GenMessage<SetRetentionPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 10);
+  messageDesc(file_nexus_governance_v1_governance_service, 27);
 
 /**
  * Input of ClearRetentionPolicy.
@@ -475,7 +1008,7 @@ export type ClearRetentionPolicyRequest = Message<"nexus.governance.v1.ClearRete
  * Use `create(ClearRetentionPolicyRequestSchema)` to create a new message.
  */
 export const ClearRetentionPolicyRequestSchema: GenMessage<ClearRetentionPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 11);
+  messageDesc(file_nexus_governance_v1_governance_service, 28);
 
 /**
  * Output of ClearRetentionPolicy.
@@ -490,7 +1023,7 @@ export type ClearRetentionPolicyResponse = Message<"nexus.governance.v1.ClearRet
  * Use `create(ClearRetentionPolicyResponseSchema)` to create a new message.
  */
 export const ClearRetentionPolicyResponseSchema: GenMessage<ClearRetentionPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 12);
+  messageDesc(file_nexus_governance_v1_governance_service, 29);
 
 /**
  * Input of ListRetentionPolicies.
@@ -511,7 +1044,7 @@ export type ListRetentionPoliciesRequest = Message<"nexus.governance.v1.ListRete
  * Use `create(ListRetentionPoliciesRequestSchema)` to create a new message.
  */
 export const ListRetentionPoliciesRequestSchema: GenMessage<ListRetentionPoliciesRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 13);
+  messageDesc(file_nexus_governance_v1_governance_service, 30);
 
 /**
  * Output of ListRetentionPolicies.
@@ -532,7 +1065,7 @@ export type ListRetentionPoliciesResponse = Message<"nexus.governance.v1.ListRet
  * Use `create(ListRetentionPoliciesResponseSchema)` to create a new message.
  */
 export const ListRetentionPoliciesResponseSchema: GenMessage<ListRetentionPoliciesResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 14);
+  messageDesc(file_nexus_governance_v1_governance_service, 31);
 
 /**
  * Input of ListRetentionReports.
@@ -560,7 +1093,7 @@ export type ListRetentionReportsRequest = Message<"nexus.governance.v1.ListReten
  * Use `create(ListRetentionReportsRequestSchema)` to create a new message.
  */
 export const ListRetentionReportsRequestSchema: GenMessage<ListRetentionReportsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 15);
+  messageDesc(file_nexus_governance_v1_governance_service, 32);
 
 /**
  * Output of ListRetentionReports.
@@ -581,7 +1114,130 @@ export type ListRetentionReportsResponse = Message<"nexus.governance.v1.ListRete
  * Use `create(ListRetentionReportsResponseSchema)` to create a new message.
  */
 export const ListRetentionReportsResponseSchema: GenMessage<ListRetentionReportsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 16);
+  messageDesc(file_nexus_governance_v1_governance_service, 33);
+
+/**
+ * What a data-subject request does.
+ *
+ * @generated from enum nexus.governance.v1.DataSubjectRequestKind
+ */
+export enum DataSubjectRequestKind {
+  /**
+   * Not set (invalid in requests).
+   *
+   * @generated from enum value: DATA_SUBJECT_REQUEST_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Export everything held about the subject as a signed archive.
+   *
+   * @generated from enum value: DATA_SUBJECT_REQUEST_KIND_EXPORT = 1;
+   */
+  EXPORT = 1,
+
+  /**
+   * Erase everything held about the subject (what must be kept is counted and explained).
+   *
+   * @generated from enum value: DATA_SUBJECT_REQUEST_KIND_ERASE = 2;
+   */
+  ERASE = 2,
+}
+
+/**
+ * Describes the enum nexus.governance.v1.DataSubjectRequestKind.
+ */
+export const DataSubjectRequestKindSchema: GenEnum<DataSubjectRequestKind> = /*@__PURE__*/
+  enumDesc(file_nexus_governance_v1_governance_service, 0);
+
+/**
+ * Who a data-subject request is about.
+ *
+ * @generated from enum nexus.governance.v1.DataSubjectScope
+ */
+export enum DataSubjectScope {
+  /**
+   * Not set (invalid in requests).
+   *
+   * @generated from enum value: DATA_SUBJECT_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A user (a person of the tenant).
+   *
+   * @generated from enum value: DATA_SUBJECT_SCOPE_USER = 1;
+   */
+  USER = 1,
+
+  /**
+   * One agent session.
+   *
+   * @generated from enum value: DATA_SUBJECT_SCOPE_SESSION = 2;
+   */
+  SESSION = 2,
+
+  /**
+   * One API key.
+   *
+   * @generated from enum value: DATA_SUBJECT_SCOPE_KEY = 3;
+   */
+  KEY = 3,
+}
+
+/**
+ * Describes the enum nexus.governance.v1.DataSubjectScope.
+ */
+export const DataSubjectScopeSchema: GenEnum<DataSubjectScope> = /*@__PURE__*/
+  enumDesc(file_nexus_governance_v1_governance_service, 1);
+
+/**
+ * Where a data-subject request is.
+ *
+ * @generated from enum nexus.governance.v1.DataSubjectRequestStatus
+ */
+export enum DataSubjectRequestStatus {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: DATA_SUBJECT_REQUEST_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * An erase waiting for a second admin's approval.
+   *
+   * @generated from enum value: DATA_SUBJECT_REQUEST_STATUS_AWAITING_APPROVAL = 1;
+   */
+  AWAITING_APPROVAL = 1,
+
+  /**
+   * The services are doing their parts.
+   *
+   * @generated from enum value: DATA_SUBJECT_REQUEST_STATUS_RUNNING = 2;
+   */
+  RUNNING = 2,
+
+  /**
+   * Every part is done (an export's archive can be downloaded).
+   *
+   * @generated from enum value: DATA_SUBJECT_REQUEST_STATUS_DONE = 3;
+   */
+  DONE = 3,
+
+  /**
+   * The request failed (see `error`).
+   *
+   * @generated from enum value: DATA_SUBJECT_REQUEST_STATUS_FAILED = 4;
+   */
+  FAILED = 4,
+}
+
+/**
+ * Describes the enum nexus.governance.v1.DataSubjectRequestStatus.
+ */
+export const DataSubjectRequestStatusSchema: GenEnum<DataSubjectRequestStatus> = /*@__PURE__*/
+  enumDesc(file_nexus_governance_v1_governance_service, 2);
 
 /**
  * What a legal hold covers.
@@ -636,7 +1292,7 @@ export enum HoldScope {
  * Describes the enum nexus.governance.v1.HoldScope.
  */
 export const HoldScopeSchema: GenEnum<HoldScope> = /*@__PURE__*/
-  enumDesc(file_nexus_governance_v1_governance_service, 0);
+  enumDesc(file_nexus_governance_v1_governance_service, 3);
 
 /**
  * A category of data a retention policy governs.
@@ -684,7 +1340,7 @@ export enum RetentionCategory {
  * Describes the enum nexus.governance.v1.RetentionCategory.
  */
 export const RetentionCategorySchema: GenEnum<RetentionCategory> = /*@__PURE__*/
-  enumDesc(file_nexus_governance_v1_governance_service, 1);
+  enumDesc(file_nexus_governance_v1_governance_service, 4);
 
 /**
  * What retention does to expired data.
@@ -718,7 +1374,7 @@ export enum RetentionAction {
  * Describes the enum nexus.governance.v1.RetentionAction.
  */
 export const RetentionActionSchema: GenEnum<RetentionAction> = /*@__PURE__*/
-  enumDesc(file_nexus_governance_v1_governance_service, 2);
+  enumDesc(file_nexus_governance_v1_governance_service, 5);
 
 /**
  * Data governance of a tenant (docs/governance.md): legal holds, which supersede retention and
@@ -807,6 +1463,82 @@ export const GovernanceService: GenService<{
     methodKind: "unary";
     input: typeof ListRetentionReportsRequestSchema;
     output: typeof ListRetentionReportsResponseSchema;
+  },
+  /**
+   * Opens a data-subject request: export everything held about a user, a session or an API
+   * key as a signed archive, or erase it. A job: poll GetDataSubjectRequest for its status. An
+   * erase is refused at once with FAILED_PRECONDITION reason LEGAL_HOLD_ACTIVE while a hold
+   * covers the subject, and waits for a second admin's approval when the tenant's settings
+   * require it.
+   *
+   * @generated from rpc nexus.governance.v1.GovernanceService.CreateDataSubjectRequest
+   */
+  createDataSubjectRequest: {
+    methodKind: "unary";
+    input: typeof CreateDataSubjectRequestRequestSchema;
+    output: typeof CreateDataSubjectRequestResponseSchema;
+  },
+  /**
+   * Approves an erase request awaiting approval. The requester cannot approve their own
+   * request (PERMISSION_DENIED reason SELF_APPROVAL_FORBIDDEN), not even with another key.
+   *
+   * @generated from rpc nexus.governance.v1.GovernanceService.ApproveDataSubjectRequest
+   */
+  approveDataSubjectRequest: {
+    methodKind: "unary";
+    input: typeof ApproveDataSubjectRequestRequestSchema;
+    output: typeof ApproveDataSubjectRequestResponseSchema;
+  },
+  /**
+   * Reads a data-subject request: status, and per part what was exported, removed or kept.
+   *
+   * @generated from rpc nexus.governance.v1.GovernanceService.GetDataSubjectRequest
+   */
+  getDataSubjectRequest: {
+    methodKind: "unary";
+    input: typeof GetDataSubjectRequestRequestSchema;
+    output: typeof GetDataSubjectRequestResponseSchema;
+  },
+  /**
+   * Lists the tenant's data-subject requests, newest first.
+   *
+   * @generated from rpc nexus.governance.v1.GovernanceService.ListDataSubjectRequests
+   */
+  listDataSubjectRequests: {
+    methodKind: "unary";
+    input: typeof ListDataSubjectRequestsRequestSchema;
+    output: typeof ListDataSubjectRequestsResponseSchema;
+  },
+  /**
+   * Downloads a finished export: the signed archive (JSON; `nexus governance dsar verify`
+   * checks it). FAILED_PRECONDITION while the export is not done, or for an erase.
+   *
+   * @generated from rpc nexus.governance.v1.GovernanceService.DownloadDataSubjectArchive
+   */
+  downloadDataSubjectArchive: {
+    methodKind: "unary";
+    input: typeof DownloadDataSubjectArchiveRequestSchema;
+    output: typeof DownloadDataSubjectArchiveResponseSchema;
+  },
+  /**
+   * Reads the tenant's governance settings.
+   *
+   * @generated from rpc nexus.governance.v1.GovernanceService.GetGovernanceSettings
+   */
+  getGovernanceSettings: {
+    methodKind: "unary";
+    input: typeof GetGovernanceSettingsRequestSchema;
+    output: typeof GetGovernanceSettingsResponseSchema;
+  },
+  /**
+   * Changes the tenant's governance settings.
+   *
+   * @generated from rpc nexus.governance.v1.GovernanceService.SetGovernanceSettings
+   */
+  setGovernanceSettings: {
+    methodKind: "unary";
+    input: typeof SetGovernanceSettingsRequestSchema;
+    output: typeof SetGovernanceSettingsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nexus_governance_v1_governance_service, 0);
