@@ -1,5 +1,5 @@
 import type { Database, Queryable } from "../kernel/db/ports.js";
-import { errorReason } from "../kernel/errors.js";
+import { errorMetadata, errorReason } from "../kernel/errors.js";
 import { assertNoLegalHold, type HoldSubject, type Subject, type SubjectDataContributor } from "../kernel/governance/index.js";
 import type { SessionRepository } from "./ports.js";
 
@@ -67,7 +67,7 @@ export function agentSubjectContributor(sessions: SessionRepository): SubjectDat
         } catch (err) {
           if (errorReason(err) !== "LEGAL_HOLD_ACTIVE") throw err;
           kept++;
-          holds.add((err as Error).message.match(/legal hold \(([^)]+)\)/)?.[1] ?? "?");
+          holds.add(errorMetadata(err).hold_id ?? "");
         }
       }
       return { removed, kept, ...(kept > 0 ? { note: `${kept} session(s) kept under legal hold ${[...holds].join(", ")}` } : {}) };

@@ -9,6 +9,7 @@ import pg from "pg";
 import { pino } from "pino";
 import { createPostgresAuditStore } from "../audit/adapters/postgres.js";
 import { AuditApplication } from "../audit/audit-application.js";
+import { checkpointVerifier } from "../audit/audit-retention.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import { createFieldCipher, createKeyring, type MasterKeys } from "../kernel/keyring/index.js";
 import { buildSearchStatement } from "../knowledge/retrieval/adapters/postgres-search-index.js";
@@ -386,6 +387,8 @@ export async function restoreDrill(o: {
           store: createPostgresAuditStore(db),
           clock: () => new Date(),
           logger: pino({ level: "silent" }),
+          // Chains shortened by retention verify from their signed checkpoint.
+          checkpointSigned: checkpointVerifier(createKeyring({ db, masterKeys: o.masterKeys })),
         });
         const { rows } = await db.query<{ tenant_id: string }>("SELECT DISTINCT tenant_id FROM audit.entries ORDER BY 1");
         for (const r of rows) {

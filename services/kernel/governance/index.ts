@@ -21,6 +21,7 @@ export {
 export { governanceMigrations } from "./migrations.js";
 export {
   APPLIED_RETENTION_CATEGORIES,
+  type CustomRetention,
   clearRetentionPolicy,
   listRetentionPolicies,
   listRetentionReports,

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Database, Queryable } from "../db/ports.js";
 import { domainError } from "../errors.js";
 import type { PeriodicTask } from "../service/define-service.js";
+import { acquireLease, releaseLease } from "./leases.js";
 import { type HoldScope, holdLockKey } from "./legal-holds.js";
 
 /** What a retention policy can name (the table's CHECK). */
@@ -11,7 +12,7 @@ export type RetentionCategory = (typeof RETENTION_CATEGORIES)[number];
  * The categories some service applies today. A policy for another one is refused
  * (FAILED_PRECONDITION) rather than stored and silently never applied.
  */
-export const APPLIED_RETENTION_CATEGORIES: readonly RetentionCategory[] = ["sessions"];
+export const APPLIED_RETENTION_CATEGORIES: readonly RetentionCategory[] = ["sessions", "documents", "audit", "usage"];
 export type RetentionAction = "delete" | "anonymize";
 
 export interface RetentionPolicy {
@@ -51,6 +52,24 @@ export interface RetentionTarget {
   /** Rows per statement (default 500). */
   batchSize?: number;
 }
+
+/**
+ * Retention a service applies its own way (not a plain DELETE/UPDATE of expired rows): ingestion
+ * deletes documents through its delete command, the audit trail removes entries behind a
+ * signed checkpoint. `apply` returns the run's report for the tenant (expired 0: nothing to report).
+ */
+export interface CustomRetention {
+  category: RetentionCategory;
+  /** The name the report gives, e.g. `ingestion.documents`. */
+  target: string;
+  apply(db: Database, tenantId: string, action: RetentionAction, cutoff: Date): Promise<RetentionReport>;
+}
+
+const isCustom = (t: RetentionTarget | CustomRetention): t is CustomRetention => "apply" in t;
+const targetName = (t: RetentionTarget | CustomRetention) => (isCustom(t) ? t.target : t.table);
+
+/** How long one replica may hold a tenant's retention of one table before another may take over. */
+const RETENTION_LEASE_MS = 30 * 60_000;
 
 /** What one run did for one tenant and target: the report row. */
 export interface RetentionReport {
@@ -142,10 +161,10 @@ export async function listRetentionReports(q: Queryable, tenantId?: string, limi
  */
 export async function runRetention(
   db: Database,
-  targets: readonly RetentionTarget[],
+  targets: readonly (RetentionTarget | CustomRetention)[],
   now: () => Date = () => new Date(),
 ): Promise<RetentionReport[]> {
-  targets.forEach(checkTarget);
+  for (const t of targets) if (!isCustom(t)) checkTarget(t);
   const reports: RetentionReport[] = [];
   const categories = [...new Set(targets.map((t) => t.category))];
   if (categories.length === 0) return reports;
@@ -161,7 +180,18 @@ export async function runRetention(
   for (const policy of policies) {
     const cutoff = new Date(now().getTime() - policy.max_age_days * 86_400_000);
     for (const target of targets.filter((t) => t.category === policy.category)) {
-      const report = await applyPolicy(db, target, policy.tenant_id, policy.action, cutoff);
+      // One replica at a time applies a tenant's policy to a table (the per-tenant lock): the
+      // others skip it this round.
+      const lease = `retention:${policy.tenant_id}:${targetName(target)}`;
+      if (!(await acquireLease(db, lease, RETENTION_LEASE_MS))) continue;
+      let report: RetentionReport;
+      try {
+        report = isCustom(target)
+          ? await target.apply(db, policy.tenant_id, policy.action, cutoff)
+          : await applyPolicy(db, target, policy.tenant_id, policy.action, cutoff);
+      } finally {
+        await releaseLease(db, lease);
+      }
       if (report.expired === 0) continue;
       // A run that removed nothing and found what the last report found (rows kept under the
       // same holds) adds no report: a long hold does not write one every interval.
@@ -292,14 +322,14 @@ async function applyPolicy(
 /** The periodic task a service adds to its parts to apply retention to its own tables. */
 export function retentionTask(o: {
   db: Database;
-  targets: readonly RetentionTarget[];
+  targets: readonly (RetentionTarget | CustomRetention)[];
   intervalMs: number;
   logger: Logger;
   now?: () => Date;
 }): PeriodicTask {
-  o.targets.forEach(checkTarget);
+  for (const t of o.targets) if (!isCustom(t)) checkTarget(t);
   return {
-    name: `retention(${o.targets.map((t) => t.table).join(",")})`,
+    name: `retention(${o.targets.map(targetName).join(",")})`,
     intervalMs: o.intervalMs,
     async run() {
       const reports = await runRetention(o.db, o.targets, o.now);
