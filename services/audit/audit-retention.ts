@@ -1,7 +1,6 @@
 import { advisoryKey } from "../kernel/db/advisory-key.js";
 import type { Queryable } from "../kernel/db/ports.js";
-import type { CustomRetention, RetentionReport } from "../kernel/governance/index.js";
-import { holdLockKey } from "../kernel/governance/index.js";
+import { type ActiveHold, type CustomRetention, keptByTenantHold, newRetentionReport, retentionHolds } from "../kernel/governance/index.js";
 import type { Keyring } from "../kernel/keyring/index.js";
 import { type AuditCheckpoint, checkpointStatement } from "./ports.js";
 
@@ -39,21 +38,9 @@ export function auditRetention(keyring: Keyring): CustomRetention {
     target: "audit.entries",
     apply: (db, tenantId, action, cutoff) =>
       db.transaction(async (tx) => {
-        const report: RetentionReport = {
-          tenantId,
-          category: "audit",
-          target: "audit.entries",
-          action,
-          cutoff,
-          expired: 0,
-          removed: 0,
-          held: 0,
-          heldBy: [],
-          skippedReason: "",
-        };
-        // The chain's lock orders the run against appends; the hold lock against new holds.
+        const report = newRetentionReport(tenantId, "audit", "audit.entries", action, cutoff);
+        // The chain's lock orders the run against appends; the hold lock (retentionHolds) against new holds.
         await tx.query("SELECT pg_advisory_xact_lock($1)", [advisoryKey(`nexus.audit.chain.${tenantId}`)]);
-        await tx.query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [holdLockKey(tenantId)]);
         const expired = await tx.query<{ n: number }>(
           "SELECT count(*)::int AS n FROM audit.entries WHERE tenant_id = $1 AND occurred_at < $2",
           [tenantId, cutoff],
@@ -65,18 +52,8 @@ export function auditRetention(keyring: Keyring): CustomRetention {
             "audit entries are evidence: they are removed behind a signed checkpoint, never rewritten; set the audit policy to delete";
           return report;
         }
-        const { rows: holds } = await tx.query<{ hold_id: string; scope: string; subject_id: string }>(
-          "SELECT hold_id, scope, subject_id FROM platform.legal_holds WHERE tenant_id = $1 AND released_at IS NULL ORDER BY placed_at",
-          [tenantId],
-        );
-        const tenantHold = holds.find((h) => h.scope === "tenant");
-        if (tenantHold) {
-          report.held = report.expired;
-          report.heldBy = [tenantHold.hold_id];
-          report.skippedReason = `legal hold ${tenantHold.hold_id} covers tenant ${tenantId}`;
-          return report;
-        }
-        const of = (scope: string) => holds.filter((h) => h.scope === scope).map((h) => h.subject_id);
+        const { holds, tenantHold, of } = await retentionHolds(tx, tenantId);
+        if (tenantHold) return keptByTenantHold(report, tenantHold.hold_id);
         const bounds = await tx.query<{ head: string | null; kept: string | null; held_seq: string | null; last_cp: string | null }>(
           `SELECT (SELECT max(sequence) FROM audit.entries WHERE tenant_id = $1) AS head,
                   (SELECT min(sequence) FROM audit.entries WHERE tenant_id = $1 AND occurred_at >= $2) AS kept,
@@ -140,12 +117,7 @@ const NAMES_HELD = `actor_key_id = ANY($3::text[]) OR (resource_type = 'api_key'
   OR actor_key_id = ANY(SELECT 'user:' || u FROM unnest($4::text[]) u) OR (resource_type = 'user' AND resource_id = ANY($4::text[]))
   OR (resource_type = 'session' AND resource_id = ANY($5::text[])) OR (resource_type = 'document' AND resource_id = ANY($6::text[]))`;
 
-async function holdsNaming(
-  q: Queryable,
-  tenantId: string,
-  sequence: number,
-  holds: { hold_id: string; scope: string; subject_id: string }[],
-): Promise<string[]> {
+async function holdsNaming(q: Queryable, tenantId: string, sequence: number, holds: ActiveHold[]): Promise<string[]> {
   const { rows } = await q.query<{ actor_key_id: string; resource_type: string; resource_id: string }>(
     "SELECT actor_key_id, resource_type, resource_id FROM audit.entries WHERE tenant_id = $1 AND sequence = $2",
     [tenantId, sequence],

@@ -1,5 +1,4 @@
-import type { CustomRetention, RetentionReport } from "../kernel/governance/index.js";
-import { holdLockKey } from "../kernel/governance/index.js";
+import { type CustomRetention, keptByTenantHold, newRetentionReport, retentionHolds } from "../kernel/governance/index.js";
 
 /** First instant of the UTC month of `d`. */
 const monthStart = (d: Date) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1));
@@ -17,18 +16,7 @@ export function usageRetention(now: () => Date = () => new Date()): CustomRetent
     target: "metering.usage_records",
     async apply(db, tenantId, action, policyCutoff) {
       const cutoff = new Date(Math.min(policyCutoff.getTime(), monthStart(now()).getTime()));
-      const report: RetentionReport = {
-        tenantId,
-        category: "usage",
-        target: "metering.usage_records",
-        action,
-        cutoff,
-        expired: 0,
-        removed: 0,
-        held: 0,
-        heldBy: [],
-        skippedReason: "",
-      };
+      const report = newRetentionReport(tenantId, "usage", "metering.usage_records", action, cutoff);
       const count = await db.query<{ n: number }>(
         "SELECT count(*)::int AS n FROM metering.usage_records WHERE tenant_id = $1 AND recorded_at < $2",
         [tenantId, cutoff],
@@ -40,21 +28,12 @@ export function usageRetention(now: () => Date = () => new Date()): CustomRetent
         return report;
       }
       await db.transaction(async (tx) => {
-        // The shared side of the tenant's hold lock: a hold placed meanwhile waits, or is seen.
-        await tx.query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [holdLockKey(tenantId)]);
-        const { rows: holds } = await tx.query<{ hold_id: string; scope: string; subject_id: string }>(
-          `SELECT hold_id, scope, subject_id FROM platform.legal_holds
-           WHERE tenant_id = $1 AND released_at IS NULL AND scope IN ('tenant', 'key', 'user', 'session')`,
-          [tenantId],
-        );
-        const tenantHold = holds.find((h) => h.scope === "tenant");
+        const { holds: all, tenantHold, of } = await retentionHolds(tx, tenantId);
         if (tenantHold) {
-          report.held = report.expired;
-          report.heldBy = [tenantHold.hold_id];
-          report.skippedReason = `legal hold ${tenantHold.hold_id} covers tenant ${tenantId}`;
+          keptByTenantHold(report, tenantHold.hold_id);
           return;
         }
-        const of = (scope: string) => holds.filter((h) => h.scope === scope).map((h) => h.subject_id);
+        const holds = all.filter((h) => h.scope === "key" || h.scope === "user" || h.scope === "session");
         // The runs the holds cover, by request id (with the hold that covers each).
         const { rows: heldRuns } =
           holds.length === 0

@@ -20,17 +20,21 @@ export {
 } from "./legal-holds.js";
 export { governanceMigrations } from "./migrations.js";
 export {
+  type ActiveHold,
   APPLIED_RETENTION_CATEGORIES,
   type CustomRetention,
   clearRetentionPolicy,
+  keptByTenantHold,
   listRetentionPolicies,
   listRetentionReports,
+  newRetentionReport,
   RETENTION_CATEGORIES,
   type RetentionAction,
   type RetentionCategory,
   type RetentionPolicy,
   type RetentionReport,
   type RetentionTarget,
+  retentionHolds,
   retentionTask,
   runRetention,
   setRetentionPolicy,

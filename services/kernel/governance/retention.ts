@@ -65,6 +65,53 @@ export interface CustomRetention {
   apply(db: Database, tenantId: string, action: RetentionAction, cutoff: Date): Promise<RetentionReport>;
 }
 
+/** A report with nothing counted yet, for a custom retention to fill in. */
+export function newRetentionReport(
+  tenantId: string,
+  category: RetentionCategory,
+  target: string,
+  action: RetentionAction,
+  cutoff: Date,
+): RetentionReport {
+  return { tenantId, category, target, action, cutoff, expired: 0, removed: 0, held: 0, heldBy: [], skippedReason: "" };
+}
+
+/** An active hold as a custom retention reads it. */
+export interface ActiveHold {
+  hold_id: string;
+  scope: HoldScope;
+  subject_id: string;
+}
+
+/**
+ * For a custom retention, inside its deleting transaction: the shared side of the tenant's hold
+ * lock (a hold placed meanwhile waits, or is seen), then the tenant's active holds, the tenant
+ * hold if any, and the subject ids held per scope.
+ */
+export async function retentionHolds(
+  tx: Queryable,
+  tenantId: string,
+): Promise<{ holds: ActiveHold[]; tenantHold: ActiveHold | undefined; of(scope: HoldScope): string[] }> {
+  await tx.query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [holdLockKey(tenantId)]);
+  const { rows: holds } = await tx.query<ActiveHold>(
+    "SELECT hold_id, scope, subject_id FROM platform.legal_holds WHERE tenant_id = $1 AND released_at IS NULL ORDER BY placed_at, hold_id",
+    [tenantId],
+  );
+  return {
+    holds,
+    tenantHold: holds.find((h) => h.scope === "tenant"),
+    of: (scope) => holds.filter((h) => h.scope === scope).map((h) => h.subject_id),
+  };
+}
+
+/** Marks a report as kept whole by a tenant hold. */
+export function keptByTenantHold(report: RetentionReport, holdId: string): RetentionReport {
+  report.held = report.expired - report.removed;
+  report.heldBy = [holdId];
+  report.skippedReason = `legal hold ${holdId} covers tenant ${report.tenantId}`;
+  return report;
+}
+
 const isCustom = (t: RetentionTarget | CustomRetention): t is CustomRetention => "apply" in t;
 const targetName = (t: RetentionTarget | CustomRetention) => (isCustom(t) ? t.target : t.table);
 
@@ -232,18 +279,7 @@ async function applyPolicy(
   action: RetentionAction,
   cutoff: Date,
 ): Promise<RetentionReport> {
-  const report: RetentionReport = {
-    tenantId,
-    category: t.category,
-    target: t.table,
-    action,
-    cutoff,
-    expired: 0,
-    removed: 0,
-    held: 0,
-    heldBy: [],
-    skippedReason: "",
-  };
+  const report = newRetentionReport(tenantId, t.category, t.table, action, cutoff);
   const batch = t.batchSize ?? 500;
   const anonymized = action === "anonymize" ? t.anonymize : undefined;
   // Rows anonymized by an earlier run are not expired again (no repeated work, no repeated reports).

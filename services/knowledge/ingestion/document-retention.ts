@@ -1,5 +1,5 @@
 import { errorMetadata, errorReason } from "../../kernel/errors.js";
-import type { CustomRetention, RetentionReport } from "../../kernel/governance/index.js";
+import { type CustomRetention, newRetentionReport } from "../../kernel/governance/index.js";
 import type { IngestionHandler } from "./ingestion-handler.js";
 
 /**
@@ -15,18 +15,7 @@ export function documentRetention(handler: IngestionHandler): CustomRetention {
     category: "documents",
     target: "ingestion.documents",
     async apply(db, tenantId, action, cutoff) {
-      const report: RetentionReport = {
-        tenantId,
-        category: "documents",
-        target: "ingestion.documents",
-        action,
-        cutoff,
-        expired: 0,
-        removed: 0,
-        held: 0,
-        heldBy: [],
-        skippedReason: "",
-      };
+      const report = newRetentionReport(tenantId, "documents", "ingestion.documents", action, cutoff);
       const { rows } = await db.query<{ document_id: string }>(
         "SELECT document_id FROM ingestion.documents WHERE tenant_id = $1 AND created_at < $2 ORDER BY seq",
         [tenantId, cutoff],
