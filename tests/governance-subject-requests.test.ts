@@ -216,11 +216,15 @@ describeWithPostgres("data-subject requests (nexus dev on PostgreSQL)", () => {
     // The requests, their approval and the setting are audited, and the chain still verifies.
     const { events } = await eventually("the subject request audit entries", async () => {
       const r = await adminA.audit.listAuditEvents({
-        filter: { eventTypes: ["governance.subject_request.created", "governance.subject_request.approved"] },
+        filter: {
+          eventTypes: ["governance.subject_request.created", "governance.subject_request.approved", "governance.subject_request.completed"],
+        },
       });
-      return r.events.length >= 3 ? r : undefined;
+      return r.events.length >= 5 ? r : undefined;
     });
     expect(events.some((e) => e.eventType === "governance.subject_request.approved")).toBe(true);
+    const completed = events.find((e) => e.eventType === "governance.subject_request.completed" && e.resource?.id === request!.requestId);
+    expect(completed?.after).toMatchObject({ kind: "erase", items: 3 });
     expect((await adminA.audit.verifyAuditChain({})).ok).toBe(true);
     expect((await adminA.governance.listDataSubjectRequests({})).requests.map((r) => r.requestId)).toContain(request!.requestId);
   }, 120_000);

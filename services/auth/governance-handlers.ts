@@ -43,6 +43,7 @@ import {
   getGovernanceSettings,
   getSubjectArchive,
   getSubjectRequest,
+  governanceStreamId,
   type HoldScope as KernelHoldScope,
   type RetentionAction as KernelRetentionAction,
   type RetentionCategory as KernelRetentionCategory,
@@ -167,9 +168,6 @@ const subjectRequestToMessage = (r: SubjectRequest) => ({
   ...(r.finishedAt ? { finishedAt: timestampFromDate(r.finishedAt) } : {}),
 });
 
-/** The stream of a tenant's governance facts (holds and policies). */
-const streamOf = (tenantId: string) => `governance-${tenantId}`;
-
 export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceService> {
   constructor(
     private readonly db: Database,
@@ -193,7 +191,7 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
       const r = await createSubjectRequest(tx, { tenantId, kind, subject: { scope, id: req.subjectId }, by });
       await recordFacts(
         tx,
-        streamOf(tenantId),
+        governanceStreamId(tenantId),
         [
           eventOf(DataSubjectRequestCreatedSchema, {
             tenantId,
@@ -217,7 +215,7 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
       const r = await approveSubjectRequest(tx, tenantId, req.requestId, by);
       await recordFacts(
         tx,
-        streamOf(tenantId),
+        governanceStreamId(tenantId),
         [eventOf(DataSubjectRequestApprovedSchema, { tenantId, requestId: r.requestId, requestedBy: r.requestedBy })],
         { metadata: { actor, tenantId } },
       );
@@ -252,7 +250,7 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
       const s = await setGovernanceSettings(tx, { tenantId, eraseRequiresApproval: req.eraseRequiresApproval });
       await recordFacts(
         tx,
-        streamOf(tenantId),
+        governanceStreamId(tenantId),
         [eventOf(GovernanceSettingsChangedSchema, { tenantId, eraseRequiresApproval: s.eraseRequiresApproval })],
         { metadata: { actor, tenantId } },
       );
@@ -270,7 +268,7 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
       const h = await placeLegalHold(tx, { tenantId, scope, subjectId: req.subjectId, reason: req.reason, placedBy: actor });
       await recordFacts(
         tx,
-        streamOf(tenantId),
+        governanceStreamId(tenantId),
         [eventOf(LegalHoldPlacedSchema, { tenantId, holdId: h.holdId, scope: h.scope, subjectId: h.subjectId, reason: h.reason })],
         { metadata: { actor, tenantId } },
       );
@@ -290,7 +288,7 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
       const h = await releaseLegalHold(tx, tenantId, req.holdId, actor);
       await recordFacts(
         tx,
-        streamOf(tenantId),
+        governanceStreamId(tenantId),
         [eventOf(LegalHoldReleasedSchema, { tenantId, holdId: h.holdId, scope: h.scope, subjectId: h.subjectId })],
         { metadata: { actor, tenantId } },
       );
@@ -307,7 +305,7 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
       const p = await setRetentionPolicy(tx, { tenantId, category, maxAgeDays: req.maxAgeDays, action });
       await recordFacts(
         tx,
-        streamOf(tenantId),
+        governanceStreamId(tenantId),
         [eventOf(RetentionPolicyChangedSchema, { tenantId, category, maxAgeDays: p.maxAgeDays, action: p.action })],
         { metadata: { actor, tenantId } },
       );
@@ -324,7 +322,7 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
         throw domainError("NOT_FOUND", `tenant ${tenantId} has no retention policy for ${category}`, { category });
       await recordFacts(
         tx,
-        streamOf(tenantId),
+        governanceStreamId(tenantId),
         [eventOf(RetentionPolicyChangedSchema, { tenantId, category, maxAgeDays: 0, action: "" })],
         { metadata: { actor, tenantId } },
       );

@@ -285,6 +285,14 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     outcome: "success",
     metadata: details({ requested_by: p.requestedBy }),
   }),
+  "nexus.events.v1.DataSubjectRequestCompleted": ({ p, actor }) => ({
+    eventType: "governance.subject_request.completed",
+    actor,
+    action: `${GOVERNANCE}/CreateDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+    after: details({ kind: p.kind, scope: p.scope, subject_id: p.subjectId, items: p.items ?? 0, kept: p.kept ?? 0 }),
+  }),
   "nexus.events.v1.GovernanceSettingsChanged": ({ p, actor }) => ({
     eventType: "governance.settings.changed",
     actor,

@@ -54,6 +54,7 @@ const KNOWN_EVENTS: Record<string, readonly string[]> = {
     "RetentionPolicyChanged",
     "DataSubjectRequestCreated",
     "DataSubjectRequestApproved",
+    "DataSubjectRequestCompleted",
     "GovernanceSettingsChanged",
   ],
   integration: ["SenderAppChanged", "DestinationChanged", "WorkflowChanged", "MqttSourceChanged", "DeliveryRequested"],

@@ -46,6 +46,7 @@ export {
   getGovernanceSettings,
   getSubjectArchive,
   getSubjectRequest,
+  governanceStreamId,
   listSubjectRequests,
   type PartResult,
   type Requester,

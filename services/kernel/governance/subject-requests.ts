@@ -1,7 +1,10 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { DataSubjectRequestCompletedSchema } from "../../../gen/nexus/events/v1/governance_events_pb.js";
+import { recordFacts } from "../commands/index.js";
 import type { Database, Queryable, Tx } from "../db/ports.js";
 import { domainError } from "../errors.js";
+import { eventOf } from "../events/protobuf-event.js";
 import type { Keyring } from "../keyring/index.js";
 import type { PeriodicTask } from "../service/define-service.js";
 import { acquireLease, releaseLease } from "./leases.js";
@@ -15,6 +18,9 @@ import { assertNoLegalHold } from "./legal-holds.js";
  * ({@link subjectRequestTask}); the task that stores the last expected part assembles the
  * archive (export) or the summary (erase) and closes the job.
  */
+
+/** The event stream of a tenant's governance facts (holds, policies, settings, data-subject requests). */
+export const governanceStreamId = (tenantId: string) => `governance-${tenantId}`;
 
 export const SUBJECT_SCOPES = ["user", "session", "key"] as const;
 export type SubjectScope = (typeof SUBJECT_SCOPES)[number];
@@ -377,6 +383,24 @@ async function runPart(db: Database, keyring: Keyring, contributor: SubjectDataC
       `UPDATE platform.subject_requests SET status = 'done', summary = $2::jsonb, archive = $3, error = '', finished_at = now(), updated_at = now()
          WHERE request_id = $1`,
       [req.requestId, JSON.stringify(summary), archive],
+    );
+    // The completion is in the tenant's audit trail (governance.subject_request.completed).
+    const total = (f: (s: SubjectRequest["summary"][string]) => number) => Object.values(summary).reduce((n, s) => n + f(s), 0);
+    await recordFacts(
+      tx,
+      governanceStreamId(req.tenantId),
+      [
+        eventOf(DataSubjectRequestCompletedSchema, {
+          tenantId: req.tenantId,
+          requestId: req.requestId,
+          kind: req.kind,
+          scope: req.subject.scope,
+          subjectId: req.subject.id,
+          items: req.kind === "export" ? total((s) => s.items) : total((s) => s.removed ?? 0),
+          kept: total((s) => s.kept ?? 0),
+        }),
+      ],
+      { metadata: { tenantId: req.tenantId, actor: "system" } },
     );
   });
   return done;

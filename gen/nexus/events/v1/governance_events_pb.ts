@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/governance_events.proto.
  */
 export const file_nexus_events_v1_governance_events: GenFile = /*@__PURE__*/
-  fileDesc("CiduZXh1cy9ldmVudHMvdjEvZ292ZXJuYW5jZV9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSJoCg9MZWdhbEhvbGRQbGFjZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkiWgoRTGVnYWxIb2xkUmVsZWFzZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCSJjChZSZXRlbnRpb25Qb2xpY3lDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIUCgxtYXhfYWdlX2RheXMYAyABKA0SDgoGYWN0aW9uGAQgASgJIo4BChlEYXRhU3ViamVjdFJlcXVlc3RDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc2NvcGUYBCABKAkSEgoKc3ViamVjdF9pZBgFIAEoCRIZChFhcHByb3ZhbF9yZXF1aXJlZBgGIAEoCCJZChpEYXRhU3ViamVjdFJlcXVlc3RBcHByb3ZlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYAyABKAkiTwoZR292ZXJuYW5jZVNldHRpbmdzQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSHwoXZXJhc2VfcmVxdWlyZXNfYXBwcm92YWwYAiABKAhiBnByb3RvMw");
+  fileDesc("CiduZXh1cy9ldmVudHMvdjEvZ292ZXJuYW5jZV9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSJoCg9MZWdhbEhvbGRQbGFjZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkiWgoRTGVnYWxIb2xkUmVsZWFzZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCSJjChZSZXRlbnRpb25Qb2xpY3lDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIUCgxtYXhfYWdlX2RheXMYAyABKA0SDgoGYWN0aW9uGAQgASgJIo4BChlEYXRhU3ViamVjdFJlcXVlc3RDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc2NvcGUYBCABKAkSEgoKc3ViamVjdF9pZBgFIAEoCRIZChFhcHByb3ZhbF9yZXF1aXJlZBgGIAEoCCJZChpEYXRhU3ViamVjdFJlcXVlc3RBcHByb3ZlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYAyABKAkikgEKG0RhdGFTdWJqZWN0UmVxdWVzdENvbXBsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIMCgRraW5kGAMgASgJEg0KBXNjb3BlGAQgASgJEhIKCnN1YmplY3RfaWQYBSABKAkSDQoFaXRlbXMYBiABKA0SDAoEa2VwdBgHIAEoDSJPChlHb3Zlcm5hbmNlU2V0dGluZ3NDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIfChdlcmFzZV9yZXF1aXJlc19hcHByb3ZhbBgCIAEoCGIGcHJvdG8z");
 
 /**
  * A legal hold was placed. Subject nexus.governance.legal_hold_placed.
@@ -239,6 +239,70 @@ export const DataSubjectRequestApprovedSchema: GenMessage<DataSubjectRequestAppr
   messageDesc(file_nexus_events_v1_governance_events, 4);
 
 /**
+ * A data-subject request finished: every service did its part. Subject
+ * nexus.governance.data_subject_request_completed.
+ *
+ * @generated from message nexus.events.v1.DataSubjectRequestCompleted
+ */
+export type DataSubjectRequestCompleted = Message<"nexus.events.v1.DataSubjectRequestCompleted"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The request's id.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * export or erase.
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * user, session or key.
+   *
+   * @generated from field: string scope = 4;
+   */
+  scope: string;
+
+  /**
+   * The user, session or key id.
+   *
+   * @generated from field: string subject_id = 5;
+   */
+  subjectId: string;
+
+  /**
+   * Items exported (export) or removed (erase), over every part.
+   *
+   * @generated from field: uint32 items = 6;
+   */
+  items: number;
+
+  /**
+   * Erase: items kept (under a legal hold, or records that are kept), over every part.
+   *
+   * @generated from field: uint32 kept = 7;
+   */
+  kept: number;
+};
+
+/**
+ * Describes the message nexus.events.v1.DataSubjectRequestCompleted.
+ * Use `create(DataSubjectRequestCompletedSchema)` to create a new message.
+ */
+export const DataSubjectRequestCompletedSchema: GenMessage<DataSubjectRequestCompleted> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_governance_events, 5);
+
+/**
  * The tenant's governance settings changed. Subject nexus.governance.governance_settings_changed.
  *
  * @generated from message nexus.events.v1.GovernanceSettingsChanged
@@ -264,5 +328,5 @@ export type GovernanceSettingsChanged = Message<"nexus.events.v1.GovernanceSetti
  * Use `create(GovernanceSettingsChangedSchema)` to create a new message.
  */
 export const GovernanceSettingsChangedSchema: GenMessage<GovernanceSettingsChanged> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_governance_events, 5);
+  messageDesc(file_nexus_events_v1_governance_events, 6);
 
