@@ -214,6 +214,14 @@ describeWithPostgres("retention and legal holds (nexus dev on PostgreSQL)", () =
     expect((await cli("holds", "--tenant", tenantId)).stdout).toContain(placed.holdId);
     await cli("hold", "release", "--tenant", tenantId, "--hold", placed.holdId, "--by", "counsel");
     await owner.agent.deleteSession({ sessionId });
+    // The CLI's changes are in the audit trail too, under the operator's name.
+    await eventually("the CLI's release in the audit trail", async () => {
+      const { rows } = await db.query<{ actor_key_id: string }>(
+        "SELECT actor_key_id FROM audit.entries WHERE tenant_id = $1 AND event_type = 'governance.legal_hold.released' AND resource_id = $2",
+        [tenantId, placed.holdId],
+      );
+      return rows[0]?.actor_key_id === "cli:counsel";
+    });
 
     await cli("retention", "set", "--tenant", tenantId, "--category", "sessions", "--max-age-days", "400");
     const policies = JSON.parse((await cli("retention", "list", "--tenant", tenantId, "--json")).stdout) as unknown[];

@@ -1,13 +1,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import {
-  DataSubjectRequestApprovedSchema,
-  DataSubjectRequestCreatedSchema,
-  GovernanceSettingsChangedSchema,
-  LegalHoldPlacedSchema,
-  LegalHoldReleasedSchema,
-  RetentionPolicyChangedSchema,
-} from "../../gen/nexus/events/v1/governance_events_pb.js";
+import { DataSubjectRequestApprovedSchema, DataSubjectRequestCreatedSchema } from "../../gen/nexus/events/v1/governance_events_pb.js";
 import {
   type ApproveDataSubjectRequestRequest,
   type ClearRetentionPolicyRequest,
@@ -38,7 +31,7 @@ import { domainError } from "../kernel/errors.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";
 import {
   approveSubjectRequest,
-  clearRetentionPolicy,
+  clearRetentionPolicyRecorded,
   createSubjectRequest,
   getGovernanceSettings,
   getSubjectArchive,
@@ -52,16 +45,16 @@ import {
   listRetentionPolicies,
   listRetentionReports,
   listSubjectRequests,
-  placeLegalHold,
+  placeLegalHoldRecorded,
   type RetentionPolicy,
   type RetentionReport,
-  releaseLegalHold,
+  releaseLegalHoldRecorded,
   type SubjectRequest,
   type SubjectRequestKind,
   type SubjectRequestStatus,
   type SubjectScope,
-  setGovernanceSettings,
-  setRetentionPolicy,
+  setGovernanceSettingsRecorded,
+  setRetentionPolicyRecorded,
 } from "../kernel/governance/index.js";
 import type { Keyring } from "../kernel/keyring/index.js";
 
@@ -246,17 +239,9 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
 
   async setGovernanceSettings(req: SetGovernanceSettingsRequest, ctx: HandlerContext) {
     const { tenantId, actor } = this.scope(ctx, req.tenantId);
-    const settings = await this.db.transaction(async (tx) => {
-      const s = await setGovernanceSettings(tx, { tenantId, eraseRequiresApproval: req.eraseRequiresApproval });
-      await recordFacts(
-        tx,
-        governanceStreamId(tenantId),
-        [eventOf(GovernanceSettingsChangedSchema, { tenantId, eraseRequiresApproval: s.eraseRequiresApproval })],
-        { metadata: { actor, tenantId } },
-      );
-      return s;
-    });
-    return { settings };
+    return {
+      settings: await setGovernanceSettingsRecorded(this.db, actor, { tenantId, eraseRequiresApproval: req.eraseRequiresApproval }),
+    };
   }
 
   async placeLegalHold(req: PlaceLegalHoldRequest, ctx: HandlerContext) {
@@ -264,16 +249,7 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
     const scope = fromProto(SCOPES, req.scope, "scope");
     if (scope === "tenant" && req.subjectId.trim() !== "")
       throw domainError("INVALID_ARGUMENT", "a tenant hold covers the whole tenant: leave subject_id empty", { field: "subject_id" });
-    const hold = await this.db.transaction(async (tx) => {
-      const h = await placeLegalHold(tx, { tenantId, scope, subjectId: req.subjectId, reason: req.reason, placedBy: actor });
-      await recordFacts(
-        tx,
-        governanceStreamId(tenantId),
-        [eventOf(LegalHoldPlacedSchema, { tenantId, holdId: h.holdId, scope: h.scope, subjectId: h.subjectId, reason: h.reason })],
-        { metadata: { actor, tenantId } },
-      );
-      return h;
-    });
+    const hold = await placeLegalHoldRecorded(this.db, actor, { tenantId, scope, subjectId: req.subjectId, reason: req.reason });
     return { hold: holdToMessage(hold) };
   }
 
@@ -284,49 +260,20 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
 
   async releaseLegalHold(req: ReleaseLegalHoldRequest, ctx: HandlerContext) {
     const { tenantId, actor } = this.scope(ctx, req.tenantId);
-    const hold = await this.db.transaction(async (tx) => {
-      const h = await releaseLegalHold(tx, tenantId, req.holdId, actor);
-      await recordFacts(
-        tx,
-        governanceStreamId(tenantId),
-        [eventOf(LegalHoldReleasedSchema, { tenantId, holdId: h.holdId, scope: h.scope, subjectId: h.subjectId })],
-        { metadata: { actor, tenantId } },
-      );
-      return h;
-    });
-    return { hold: holdToMessage(hold) };
+    return { hold: holdToMessage(await releaseLegalHoldRecorded(this.db, actor, tenantId, req.holdId)) };
   }
 
   async setRetentionPolicy(req: SetRetentionPolicyRequest, ctx: HandlerContext) {
     const { tenantId, actor } = this.scope(ctx, req.tenantId);
     const category = fromProto(CATEGORIES, req.category, "category");
     const action = req.action === RetentionAction.UNSPECIFIED ? "delete" : fromProto(ACTIONS, req.action, "action");
-    const policy = await this.db.transaction(async (tx) => {
-      const p = await setRetentionPolicy(tx, { tenantId, category, maxAgeDays: req.maxAgeDays, action });
-      await recordFacts(
-        tx,
-        governanceStreamId(tenantId),
-        [eventOf(RetentionPolicyChangedSchema, { tenantId, category, maxAgeDays: p.maxAgeDays, action: p.action })],
-        { metadata: { actor, tenantId } },
-      );
-      return p;
-    });
+    const policy = await setRetentionPolicyRecorded(this.db, actor, { tenantId, category, maxAgeDays: req.maxAgeDays, action });
     return { policy: policyToMessage(policy) };
   }
 
   async clearRetentionPolicy(req: ClearRetentionPolicyRequest, ctx: HandlerContext) {
     const { tenantId, actor } = this.scope(ctx, req.tenantId);
-    const category = fromProto(CATEGORIES, req.category, "category");
-    await this.db.transaction(async (tx) => {
-      if (!(await clearRetentionPolicy(tx, tenantId, category)))
-        throw domainError("NOT_FOUND", `tenant ${tenantId} has no retention policy for ${category}`, { category });
-      await recordFacts(
-        tx,
-        governanceStreamId(tenantId),
-        [eventOf(RetentionPolicyChangedSchema, { tenantId, category, maxAgeDays: 0, action: "" })],
-        { metadata: { actor, tenantId } },
-      );
-    });
+    await clearRetentionPolicyRecorded(this.db, actor, tenantId, fromProto(CATEGORIES, req.category, "category"));
     return {};
   }
 

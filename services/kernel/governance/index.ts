@@ -20,6 +20,13 @@ export {
 } from "./legal-holds.js";
 export { governanceMigrations } from "./migrations.js";
 export {
+  clearRetentionPolicyRecorded,
+  placeLegalHoldRecorded,
+  releaseLegalHoldRecorded,
+  setGovernanceSettingsRecorded,
+  setRetentionPolicyRecorded,
+} from "./recorded.js";
+export {
   type ActiveHold,
   APPLIED_RETENTION_CATEGORIES,
   type CustomRetention,
