@@ -87,6 +87,13 @@ function sign(masterKeys: MasterKeys, m: Omit<BackupManifest, "signature">): str
   return createHmac("sha256", key).update(canonical(m)).digest("hex");
 }
 
+/** Whether a given hex signature equals the expected one (constant time). */
+function sameHex(expectedHex: string, givenHex: string): boolean {
+  const expected = Buffer.from(expectedHex, "hex");
+  const given = Buffer.from(givenHex, "hex");
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -232,9 +239,7 @@ export async function verifyBackup(manifestPath: string, masterKeys: MasterKeys)
   if (manifest?.format !== BACKUP_FORMAT || typeof manifest.signature !== "string" || !manifest.encryption)
     throw new BackupRefused("BACKUP_MANIFEST_INVALID", `${manifestPath} is not a ${BACKUP_FORMAT} manifest`);
   const { signature, ...unsigned } = manifest;
-  const expected = Buffer.from(sign(masterKeys, unsigned), "hex");
-  const given = Buffer.from(signature, "hex");
-  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+  if (!sameHex(sign(masterKeys, unsigned), signature))
     throw new BackupRefused(
       "BACKUP_MANIFEST_INVALID",
       "the manifest's signature does not verify: it was altered, or it was made with another master key; refusing to restore",
@@ -494,9 +499,7 @@ export async function readShredList(file: string, masterKeys: MasterKeys): Promi
   if (list?.format !== SHRED_LIST_FORMAT || !Array.isArray(list.tenants) || typeof list.signature !== "string")
     throw new BackupRefused("SHRED_LIST_INVALID", `${file} is not a ${SHRED_LIST_FORMAT} file`);
   const { signature, ...unsigned } = list;
-  const expected = Buffer.from(signShredList(masterKeys, unsigned), "hex");
-  const given = Buffer.from(signature, "hex");
-  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+  if (!sameHex(signShredList(masterKeys, unsigned), signature))
     throw new BackupRefused(
       "SHRED_LIST_INVALID",
       `the shred list ${file} does not verify (altered, or made with another master key); refusing to restore without it — pass --shred-list with a valid one`,
