@@ -5,6 +5,7 @@ import { AgentService } from "../../gen/nexus/agent/v1/agent_service_pb.js";
 import { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { EventStoreService } from "../../gen/nexus/eventstore/v1/event_store_service_pb.js";
+import { GovernanceService } from "../../gen/nexus/governance/v1/governance_service_pb.js";
 import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { IntegrationService } from "../../gen/nexus/integration/v1/integration_service_pb.js";
@@ -55,6 +56,8 @@ export interface NexusClient {
   integration: Client<typeof IntegrationService>;
   /** People (users, memberships) and the tenant's OpenID Connect provider. */
   identity: Client<typeof IdentityService>;
+  /** Data governance: legal holds, retention policies and their reports. */
+  governance: Client<typeof GovernanceService>;
   /** The underlying transport, for calling health or other services. */
   transport: Transport;
 }
@@ -98,6 +101,7 @@ export function createNexusClient(options: NexusClientOptions = {}): NexusClient
     modules: createClient(ModulesService, transport),
     integration: createClient(IntegrationService, transport),
     identity: createClient(IdentityService, transport),
+    governance: createClient(GovernanceService, transport),
     transport,
   };
 }

@@ -626,6 +626,13 @@ const VARIABLES = {
       "How often each service applies the tenants' retention policies to its own tables (docs/governance.md#retention-and-legal-holds).",
     parse: integer(1_000, 86_400_000),
   }),
+  subjectRequestIntervalMs: variable({
+    name: "NEXUS_SUBJECT_REQUEST_INTERVAL_MS",
+    default: "5000",
+    description:
+      "How often each service looks for data-subject requests (export, erase) needing its part (docs/governance.md#data-subject-requests).",
+    parse: integer(500, 3_600_000),
+  }),
   apiKeyRotationGraceSeconds: variable({
     name: "NEXUS_API_KEY_ROTATION_GRACE_SECONDS",
     default: "86400",

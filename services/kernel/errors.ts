@@ -47,6 +47,8 @@ export const REASONS = {
   LEGAL_HOLD_ACTIVE: Code.FailedPrecondition,
   // an integration object declared by a Kubernetes resource: change the resource, not the object
   MANAGED_BY_KUBERNETES: Code.FailedPrecondition,
+  // an erase request needs a second admin: the requester cannot approve it
+  SELF_APPROVAL_FORBIDDEN: Code.PermissionDenied,
   CONCURRENCY_CONFLICT: Code.Aborted,
   IDEMPOTENCY_KEY_CONFLICT: Code.AlreadyExists,
   IDEMPOTENCY_IN_PROGRESS: Code.Aborted,

@@ -89,6 +89,7 @@ const integrationAction = (change: string, noun: string) => {
   return `${INTEGRATION}/${verb.startsWith("Rotate") ? verb : `${verb}${noun}`}`;
 };
 const IDENTITY = "nexus.identity.v1.IdentityService";
+const GOVERNANCE = "nexus.governance.v1.GovernanceService";
 
 interface Context {
   p: Payload;
@@ -240,6 +241,65 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
       required_role: p.requiredRole === undefined ? undefined : enumName(p.requiredRole, "ROLE_"),
       feature_key: p.featureKey,
     }),
+  }),
+
+  // ---- data governance (served by auth): legal holds and retention policies
+  "nexus.events.v1.LegalHoldPlaced": ({ p, actor }) => ({
+    eventType: "governance.legal_hold.placed",
+    actor,
+    action: `${GOVERNANCE}/PlaceLegalHold`,
+    resource: { type: "legal_hold", id: str(p.holdId) },
+    outcome: "success",
+    after: details({ scope: p.scope, subject_id: p.subjectId, reason: p.reason }),
+  }),
+  "nexus.events.v1.LegalHoldReleased": ({ p, actor }) => ({
+    eventType: "governance.legal_hold.released",
+    actor,
+    action: `${GOVERNANCE}/ReleaseLegalHold`,
+    resource: { type: "legal_hold", id: str(p.holdId) },
+    outcome: "success",
+    before: details({ scope: p.scope, subject_id: p.subjectId }),
+  }),
+  "nexus.events.v1.RetentionPolicyChanged": ({ p, actor }) => ({
+    eventType: p.maxAgeDays ? "governance.retention_policy.set" : "governance.retention_policy.cleared",
+    actor,
+    action: `${GOVERNANCE}/${p.maxAgeDays ? "Set" : "Clear"}RetentionPolicy`,
+    resource: { type: "retention_policy", id: str(p.category) },
+    outcome: "success",
+    after: p.maxAgeDays ? details({ max_age_days: p.maxAgeDays, action: p.action }) : undefined,
+  }),
+
+  "nexus.events.v1.DataSubjectRequestCreated": ({ p, actor }) => ({
+    eventType: "governance.subject_request.created",
+    actor,
+    action: `${GOVERNANCE}/CreateDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+    after: details({ kind: p.kind, scope: p.scope, subject_id: p.subjectId, approval_required: p.approvalRequired === true }),
+  }),
+  "nexus.events.v1.DataSubjectRequestApproved": ({ p, actor }) => ({
+    eventType: "governance.subject_request.approved",
+    actor,
+    action: `${GOVERNANCE}/ApproveDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+    metadata: details({ requested_by: p.requestedBy }),
+  }),
+  "nexus.events.v1.DataSubjectRequestCompleted": ({ p, actor }) => ({
+    eventType: "governance.subject_request.completed",
+    actor,
+    action: `${GOVERNANCE}/CreateDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+    after: details({ kind: p.kind, scope: p.scope, subject_id: p.subjectId, items: p.items ?? 0, kept: p.kept ?? 0 }),
+  }),
+  "nexus.events.v1.GovernanceSettingsChanged": ({ p, actor }) => ({
+    eventType: "governance.settings.changed",
+    actor,
+    action: `${GOVERNANCE}/SetGovernanceSettings`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    after: { erase_requires_approval: p.eraseRequiresApproval === true },
   }),
 
   // ---- people and sign-in (identity, served by auth)

@@ -60,6 +60,25 @@ const scimAdmin: Permission = { class: "admin", platform: true, feature: "featur
  * installation, they do not read customers' data.
  */
 export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
+  // ---- nexus.governance.v1.GovernanceService (served by auth) ----
+  // Tenant admins govern their own data (holds, retention); platform operators may too, for
+  // a named tenant (a hold ordered by counsel outside the tenant).
+  "/nexus.governance.v1.GovernanceService/PlaceLegalHold": adminOrPlatform,
+  "/nexus.governance.v1.GovernanceService/ListLegalHolds": adminOrPlatform,
+  "/nexus.governance.v1.GovernanceService/ReleaseLegalHold": adminOrPlatform,
+  "/nexus.governance.v1.GovernanceService/SetRetentionPolicy": adminOrPlatform,
+  "/nexus.governance.v1.GovernanceService/ClearRetentionPolicy": adminOrPlatform,
+  "/nexus.governance.v1.GovernanceService/ListRetentionPolicies": adminOrPlatform,
+  "/nexus.governance.v1.GovernanceService/ListRetentionReports": adminOrPlatform,
+  // Data-subject requests hold and destroy personal data: tenant admins only (platform
+  // operators do not read customers' data).
+  "/nexus.governance.v1.GovernanceService/CreateDataSubjectRequest": admin,
+  "/nexus.governance.v1.GovernanceService/ApproveDataSubjectRequest": admin,
+  "/nexus.governance.v1.GovernanceService/GetDataSubjectRequest": admin,
+  "/nexus.governance.v1.GovernanceService/ListDataSubjectRequests": admin,
+  "/nexus.governance.v1.GovernanceService/DownloadDataSubjectArchive": admin,
+  "/nexus.governance.v1.GovernanceService/GetGovernanceSettings": adminOrPlatform,
+  "/nexus.governance.v1.GovernanceService/SetGovernanceSettings": admin,
   // ---- nexus.auth.v1.AuthService ----
   "/nexus.auth.v1.AuthService/CreateTenant": platformOnly,
   "/nexus.auth.v1.AuthService/GetTenant": readOrPlatform,

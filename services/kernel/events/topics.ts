@@ -48,6 +48,15 @@ const KNOWN_EVENTS: Record<string, readonly string[]> = {
   retrieval: ["CorpusCreated", "CorpusUpdated", "CorpusDeleted"],
   agent: ["RunStarted", "RunCompleted", "RunFailed", "RunCancelled"],
   // WorkflowMessageAccepted has no fixed topic: each goes to its workflow's `integration.wf.<id>`.
+  governance: [
+    "LegalHoldPlaced",
+    "LegalHoldReleased",
+    "RetentionPolicyChanged",
+    "DataSubjectRequestCreated",
+    "DataSubjectRequestApproved",
+    "DataSubjectRequestCompleted",
+    "GovernanceSettingsChanged",
+  ],
   integration: ["SenderAppChanged", "DestinationChanged", "WorkflowChanged", "MqttSourceChanged", "DeliveryRequested"],
 };
 
