@@ -13,6 +13,7 @@ import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
 import { authMigrations } from "./migrations.js";
 import { authRoutes, identityRoutes } from "./routes.js";
 import { signInRoutes } from "./sign-in-routes.js";
+import { authTenantData } from "./tenant-data.js";
 import { TenantHistory } from "./tenant-history.js";
 
 /** How often the auth service closes ended rotation graces (ApiKeyRevoked "rotated"). */
@@ -34,6 +35,7 @@ export const authService = defineService({
   name: "auth",
   apis: [AuthService, IdentityService],
   migrations: [authMigrations],
+  dataDeleters: [authTenantData],
   build(ctx) {
     const settings = authSettingsFromConfig(ctx.config);
     const { app, identity, signIn } = createAuthParts({ db: ctx.db, logger: ctx.logger, clock: ctx.clock, settings, keyring: ctx.keyring });
