@@ -9,7 +9,7 @@ const STATUS_NAMES = ["unspecified", "running", "compensating", "completed", "co
 const STEP_STATES = ["unspecified", "running", "failed", "completed", "compensated"] as const;
 
 /** Read through the API (NEXUS_API_KEY, NEXUS_URL or --url) rather than the database. */
-const useApi = (values: { api?: boolean | undefined; url?: string | undefined }) => values.api === true || values.url !== undefined;
+const viaApi = (values: { api?: boolean | undefined; url?: string | undefined }) => values.api === true || values.url !== undefined;
 
 /** `nexus sagas list`: the newest sagas with their status. */
 export const sagasListCommand: Command = {
@@ -32,7 +32,7 @@ export const sagasListCommand: Command = {
     });
     const limit = values.limit === undefined ? 50 : Number(values.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError("--limit must be an integer from 1 to 1000");
-    if (useApi(values)) {
+    if (viaApi(values)) {
       if (limit > 100) throw new UsageError("--limit must be at most 100 with --api");
       const { ListSagasResponseSchema } = await import("../../../gen/nexus/eventstore/v1/event_store_service_pb.js");
       const res = await clientFrom(values).events.listSagas({ tenantId: values.tenant ?? "", name: values.name ?? "", pageSize: limit });
@@ -90,7 +90,7 @@ export const sagasStatusCommand: Command = {
     });
     const id = positionals[0];
     if (positionals.length !== 1 || id === undefined) throw new UsageError("give one saga id (see `nexus sagas list`)");
-    if (useApi(values)) {
+    if (viaApi(values)) {
       const { GetSagaResponseSchema } = await import("../../../gen/nexus/eventstore/v1/event_store_service_pb.js");
       const res = await clientFrom(values).events.getSaga({ sagaId: id });
       const s = res.saga;
