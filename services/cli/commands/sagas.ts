@@ -15,9 +15,7 @@ const viaApi = (values: { api?: boolean | undefined; url?: string | undefined })
 export const sagasListCommand: Command = {
   path: ["sagas", "list"],
   summary: "List sagas (multi-step processes such as tenant offboarding), newest first, with their status",
-  usage:
-    "nexus sagas list [--limit N] [--json]   (the database: DATABASE_URL)\n" +
-    "       nexus sagas list --api [--url URL] [--tenant ID] [--name NAME] [--limit N≤100] [--json]   (ListSagas with NEXUS_API_KEY)",
+  usage: "nexus sagas list [--limit N] [--api [--url URL] [--tenant ID] [--name NAME]] [--json]   (--api: ListSagas with NEXUS_API_KEY)",
   async run(args) {
     const { values } = parseArgs({
       args,
