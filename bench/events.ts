@@ -63,6 +63,10 @@ export interface ProjectionLatency {
   projection: Percentiles;
   /** How long the writer's append transaction took (BEGIN … COMMIT). */
   append: Percentiles;
+  /** NATS bus: writer's COMMIT → the message seen on the subject (the relay's share). */
+  relayed?: Percentiles;
+  /** Other writers appending to their own streams throughout (0: the writer is alone). */
+  writers: number;
 }
 
 /** What {@link benchEvents} measured. */
@@ -84,6 +88,8 @@ export interface EventsBenchResult {
 const TOPIC = "bench.pinged";
 const TYPE = "nexus.bench.v1.Pinged";
 const CHANNEL = "nexus_bench_projection";
+/** Other writers in the "concurrent writers" measurement. */
+const CONCURRENT_WRITERS = 4;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -121,8 +127,41 @@ async function notifications(db: Database, channel: string): Promise<{ next(id: 
   };
 }
 
+/** Optional parts of a {@link projectionLatency} measurement. */
+interface LatencyOptions {
+  /** Background writers appending facts to their own streams (another topic) all along. */
+  writers?: number;
+  /** When the message of an event id was first seen on the bus (NATS: a core subscription). */
+  seenOnBus?: (eventId: string) => Promise<number>;
+}
+
+/** Writers appending one fact per transaction to their own streams until stopped. */
+function backgroundWriters(db: Database, n: number): { stop(): Promise<void> } {
+  let running = true;
+  const loops = Array.from({ length: n }, async (_, k) => {
+    for (let i = 0; running; i++) {
+      await db.transaction((tx) =>
+        recordFacts(tx, `bench-noise-${k}-${i}`, [{ type: "nexus.bench.v1.Noise", topic: "bench.noise", payload: { i } }]),
+      );
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
 /** Measures commit → projection on `bus` (already started) over `db`. */
-async function projectionLatency(label: string, db: Database, bus: EventBus, samples: number, warmup: number): Promise<ProjectionLatency> {
+async function projectionLatency(
+  label: string,
+  db: Database,
+  bus: EventBus,
+  samples: number,
+  warmup: number,
+  options: LatencyOptions = {},
+): Promise<ProjectionLatency> {
   await db.exec(
     `CREATE SCHEMA IF NOT EXISTS bench_proj; CREATE TABLE IF NOT EXISTS bench_proj.pings (event_id uuid PRIMARY KEY, seen_at timestamptz NOT NULL DEFAULT now())`,
   );
@@ -137,9 +176,11 @@ async function projectionLatency(label: string, db: Database, bus: EventBus, sam
       await tx.query("SELECT pg_notify($1, $2)", [CHANNEL, event.eventId]);
     },
   });
+  const noise = backgroundWriters(db, options.writers ?? 0);
   try {
     const projection: number[] = [];
     const append: number[] = [];
+    const relayed: number[] = [];
     for (let i = 0; i < warmup + samples; i++) {
       // A random pause so samples do not fall into step with any poll timer.
       await sleep(2 + Math.random() * 8);
@@ -147,14 +188,23 @@ async function projectionLatency(label: string, db: Database, bus: EventBus, sam
       const t0 = performance.now();
       await db.transaction((tx) => recordFacts(tx, `bench-ping-${i}`, [{ type: TYPE, topic: TOPIC, payload: { i }, eventId }]));
       const committed = performance.now();
+      const onBus = options.seenOnBus?.(eventId);
       const seenAt = await heard.next(eventId);
       if (i >= warmup) {
         projection.push(seenAt - committed);
         append.push(committed - t0);
+        if (onBus) relayed.push((await onBus) - committed);
       }
     }
-    return { bus: label, projection: percentiles(projection), append: percentiles(append) };
+    return {
+      bus: label,
+      projection: percentiles(projection),
+      append: percentiles(append),
+      ...(relayed.length > 0 ? { relayed: percentiles(relayed) } : {}),
+      writers: options.writers ?? 0,
+    };
   } finally {
+    await noise.stop();
     await sub.stop();
     await heard.stop();
   }
@@ -273,7 +323,8 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
     const ms = (v: number) => `${v.toFixed(2)} ms`.padStart(9);
     log(`  ${p.bus}`);
     log(`    commit → projection     p50 ${ms(p.projection.p50)}   p95 ${ms(p.projection.p95)}   p99 ${ms(p.projection.p99)}`);
-    log(`    append transaction      p50 ${ms(p.append.p50)}   p95 ${ms(p.append.p95)}`);
+    log(`    append transaction      p50 ${ms(p.append.p50)}   p95 ${ms(p.append.p95)}   p99 ${ms(p.append.p99)}`);
+    if (p.relayed) log(`    commit → on JetStream   p50 ${ms(p.relayed.p50)}   p95 ${ms(p.relayed.p95)}   p99 ${ms(p.relayed.p99)}`);
   };
   log(`events: commit → projection, ${samples} samples per bus (production defaults)`);
 
@@ -301,6 +352,19 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
         const p = await projectionLatency("local bus on PostgreSQL", db, bus, samples, warmup);
         projections.push(p);
         report(p);
+        // The same with other writers appending all along: what serialising appends costs.
+        const busy = await projectionLatency(
+          `local bus on PostgreSQL, ${CONCURRENT_WRITERS} concurrent writers`,
+          db,
+          bus,
+          samples,
+          warmup,
+          {
+            writers: CONCURRENT_WRITERS,
+          },
+        );
+        projections.push(busy);
+        report(busy);
       } finally {
         await bus.close();
       }
@@ -332,7 +396,33 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
           });
           try {
             await bus.start();
-            const p = await projectionLatency("NATS bus on PostgreSQL (relay → JetStream → consumer)", db, bus, samples, warmup);
+            // When each message reaches the subject (a core subscription sees JetStream's publishes).
+            const arrivals = new Map<string, number>();
+            const waiters = new Map<string, (at: number) => void>();
+            const tap = nc!.subscribe(subjectOf(`b${token}`, TOPIC), {
+              callback: (_err, msg) => {
+                const id = msg.headers?.get("Nats-Msg-Id");
+                if (!id) return;
+                const at = performance.now();
+                const w = waiters.get(id);
+                if (w) {
+                  waiters.delete(id);
+                  w(at);
+                } else arrivals.set(id, at);
+              },
+            });
+            const seenOnBus = (id: string) =>
+              new Promise<number>((resolve) => {
+                const at = arrivals.get(id);
+                if (at !== undefined) {
+                  arrivals.delete(id);
+                  resolve(at);
+                } else waiters.set(id, resolve);
+              });
+            const p = await projectionLatency("NATS bus on PostgreSQL (relay → JetStream → consumer)", db, bus, samples, warmup, {
+              seenOnBus,
+            });
+            tap.unsubscribe();
             projections.push(p);
             report(p);
           } finally {
@@ -355,7 +445,24 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
 export async function benchEventsOutcome(log: (line: string) => void): Promise<BenchOutcome> {
   const result = await benchEvents({ log });
   const ratios: BenchRatio[] = [];
-  const local = result.projections.find((p) => p.bus.startsWith("local bus on PostgreSQL"));
+  const local = result.projections.find((p) => p.bus === "local bus on PostgreSQL");
+  const busy = result.projections.find((p) => p.bus.startsWith("local bus on PostgreSQL") && p.writers > 0);
+  if (local && busy) {
+    for (const q of ["p50", "p99"] as const) {
+      ratios.push({
+        bench: "events (commit → projection)",
+        name: `local bus ${q} with ${busy.writers} concurrent writers / alone`,
+        value: busy.projection[q] / local.projection[q],
+        unit: "×",
+      });
+      ratios.push({
+        bench: "events (append)",
+        name: `append transaction ${q} with ${busy.writers} concurrent writers / alone`,
+        value: busy.append[q] / local.append[q],
+        unit: "×",
+      });
+    }
+  }
   const nats = result.projections.find((p) => p.bus.startsWith("NATS bus"));
   if (local && nats) {
     for (const q of ["p50", "p95", "p99"] as const) {
