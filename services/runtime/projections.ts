@@ -38,9 +38,10 @@ export const UNREBUILDABLE_PROJECTIONS: readonly UnrebuildableProjection[] = [
     table: "metering.usage_records",
     fedBy: "consumer run-usage (agent.run_completed / run_failed / run_cancelled)",
     why:
-      "not yet: its rows carry a random id and the time the consumer recorded them (not derivable from the event), and the same " +
-      "transaction settles the run's quota reservation and windows, which are not in the log; a rebuild must first derive both " +
-      "from the event and recompute the windows from the rebuilt rows",
+      "not yet: a row's run units are priced with the metering settings in force when it was recorded (tier multiplier, " +
+      "tool-call overhead), which the run events do not carry, so a replay would re-price history; its id and recorded_at are not " +
+      "derived from the event; and the same transaction settles the run's reservation and quota windows, which a rebuild would " +
+      "have to recompute",
   },
 ];
 
