@@ -93,19 +93,19 @@ const CONCURRENT_WRITERS = 4;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A listener that resolves waiters by payload (event id). */
-async function notifications(db: Database, channel: string): Promise<{ next(id: string): Promise<number>; stop(): Promise<void> }> {
+/** When each id was first seen: `seen(id)` records it, `next(id)` waits for it (30 s at most). */
+function arrivals(): { seen(id: string): void; next(id: string): Promise<number> } {
   const waiting = new Map<string, (at: number) => void>();
   const early = new Map<string, number>();
-  const stop = await db.listen(channel, (payload) => {
-    const at = performance.now();
-    const resolve = waiting.get(payload);
-    if (resolve) {
-      waiting.delete(payload);
-      resolve(at);
-    } else early.set(payload, at);
-  });
   return {
+    seen(id) {
+      const at = performance.now();
+      const resolve = waiting.get(id);
+      if (resolve) {
+        waiting.delete(id);
+        resolve(at);
+      } else early.set(id, at);
+    },
     next(id) {
       const at = early.get(id);
       if (at !== undefined) {
@@ -123,8 +123,14 @@ async function notifications(db: Database, channel: string): Promise<{ next(id: 
         });
       });
     },
-    stop,
   };
+}
+
+/** A listener that resolves waiters by payload (event id). */
+async function notifications(db: Database, channel: string): Promise<{ next(id: string): Promise<number>; stop(): Promise<void> }> {
+  const heard = arrivals();
+  const stop = await db.listen(channel, (payload) => heard.seen(payload));
+  return { next: (id) => heard.next(id), stop };
 }
 
 /** Optional parts of a {@link projectionLatency} measurement. */
@@ -397,28 +403,14 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
           try {
             await bus.start();
             // When each message reaches the subject (a core subscription sees JetStream's publishes).
-            const arrivals = new Map<string, number>();
-            const waiters = new Map<string, (at: number) => void>();
+            const onSubject = arrivals();
             const tap = nc!.subscribe(subjectOf(`b${token}`, TOPIC), {
               callback: (_err, msg) => {
                 const id = msg.headers?.get("Nats-Msg-Id");
-                if (!id) return;
-                const at = performance.now();
-                const w = waiters.get(id);
-                if (w) {
-                  waiters.delete(id);
-                  w(at);
-                } else arrivals.set(id, at);
+                if (id) onSubject.seen(id);
               },
             });
-            const seenOnBus = (id: string) =>
-              new Promise<number>((resolve) => {
-                const at = arrivals.get(id);
-                if (at !== undefined) {
-                  arrivals.delete(id);
-                  resolve(at);
-                } else waiters.set(id, resolve);
-              });
+            const seenOnBus = (id: string) => onSubject.next(id);
             const p = await projectionLatency("NATS bus on PostgreSQL (relay → JetStream → consumer)", db, bus, samples, warmup, {
               seenOnBus,
             });
