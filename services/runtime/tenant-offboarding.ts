@@ -43,7 +43,7 @@ export interface OffboardingInput {
 }
 
 /** A service's deletion of one tenant's rows (idempotent: run again after a crash). */
-export type DeleteTenantData = (tenantId: string) => Promise<void>;
+export type TenantDataDeleter = (tenantId: string) => Promise<void>;
 
 /** What the offboarding saga calls besides auth and the keyring. */
 export interface OffboardingHooks {
@@ -52,8 +52,8 @@ export interface OffboardingHooks {
    * Error naming the hold to refuse. Default: the kernel's legal holds (`assertTenantNotHeld`).
    */
   checkLegalHold?: (tenantId: string) => Promise<void>;
-  /** The deleters run by `delete-data`, in order. Default: every service's ({@link serviceDataDeleters}). */
-  deleteData?: readonly DeleteTenantData[];
+  /** The deleters run by `delete-data`, in order. */
+  deleteData?: readonly TenantDataDeleter[];
 }
 
 /** The name of the step that checks legal holds (for the governance service to find). */
@@ -63,8 +63,11 @@ export const TENANT_OFFBOARDING = "tenant-offboarding";
 
 const suspensionReason = (sagaId: string, reason: string) => `offboarding (saga ${sagaId}): ${reason}`;
 
-/** Every service's data deleters (registry order), as the `delete-data` step runs them. */
-export function serviceDataDeleters(db: Database, services: readonly ServiceDefinition[] = SERVICES): DeleteTenantData[] {
+/**
+ * Every service's data deleters (registry order): what `delete-data` runs unless
+ * {@link OffboardingHooks.deleteData} replaces them (tests).
+ */
+export function serviceDataDeleters(db: Database, services: readonly ServiceDefinition[] = SERVICES): TenantDataDeleter[] {
   return services.flatMap((service) =>
     (service.dataDeleters ?? []).map((deleter) => async (tenantId: string) => {
       try {
@@ -84,8 +87,7 @@ export function tenantOffboardingSaga(
   options: { timeoutMs?: number; maxAttempts?: number; retryDelayMs?: number } = {},
 ): SagaDefinition<OffboardingInput> {
   const tenants = () => tenantAggregate(createPostgresAuthStore(db).tenants);
-  // Default: the kernel's legal holds (services/kernel/governance): any active hold of the
-  // tenant refuses offboarding (LEGAL_HOLD_ACTIVE).
+  // The legal-hold check again, right before deleting (see delete-data).
   const checkLegalHold =
     hooks.checkLegalHold ?? ((tenantId: string) => db.transaction((tx) => assertTenantNotHeld(tx, tenantId, "offboard the tenant")));
   const deleters = hooks.deleteData ?? serviceDataDeleters(db);
@@ -110,8 +112,12 @@ export function tenantOffboardingSaga(
       {
         name: LEGAL_HOLD_STEP,
         async run({ input }) {
-          // A hold refuses the offboarding; after the retries the saga undoes the suspension.
-          await checkLegalHold(input.tenantId);
+          // Default: the kernel's legal holds (services/kernel/governance): any active hold of
+          // the tenant refuses offboarding (LEGAL_HOLD_ACTIVE), and the saga undoes the suspension.
+          const check =
+            hooks.checkLegalHold ??
+            ((tenantId: string) => db.transaction((tx) => assertTenantNotHeld(tx, tenantId, "offboard the tenant")));
+          await check(input.tenantId);
         },
       },
       {
