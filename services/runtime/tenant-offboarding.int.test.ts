@@ -135,20 +135,21 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
     expect((await runSaga(db, def, "offboard-held", instant)).status).toBe("compensated");
     expect(await countTenantRows(db, seeded.tables, "held-rows")).toEqual(before);
 
-    // A hold that arrives between the check and the deletion (the check passes once, then holds).
+    // A hold that arrives after both checks of the saga (check-legal-hold and delete-data's
+    // own): each deleter's transaction checks again and refuses.
     await tenantWithSecret("late-hold");
     const late = await seedTenantRows(db, ["late-hold"]);
     const lateBefore = await countTenantRows(db, late.tables, "late-hold");
     let checks = 0;
-    const checkLegalHold = async () => {
+    const checkLegalHold = async (tenantId: string) => {
       checks += 1;
-      if (checks > 1) throw new Error("legal hold hold-late is active");
+      if (checks === 2) await db.transaction((tx) => placeLegalHold(tx, { tenantId, scope: "tenant", reason: "late" }));
     };
     const lateDef = tenantOffboardingSaga(db, keyring, { checkLegalHold }, { maxAttempts: 1 });
     await startSaga(db, lateDef, { sagaId: "offboard-late", input: { tenantId: "late-hold", reason: "r" } });
     const final = await runSaga(db, lateDef, "offboard-late", instant);
     expect(final.status).toBe("failed");
-    expect(final.reason).toContain("hold-late");
+    expect(final.reason).toContain("active legal hold");
     expect(await countTenantRows(db, late.tables, "late-hold")).toEqual(lateBefore);
   });
 

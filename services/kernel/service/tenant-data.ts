@@ -1,4 +1,5 @@
 import type { Database, Queryable } from "../db/ports.js";
+import { assertTenantNotHeld } from "../governance/legal-holds.js";
 
 /**
  * How a service deletes one tenant's rows when the tenant is offboarded (the `delete-data`
@@ -30,7 +31,9 @@ export interface TenantRows {
 
 /**
  * A deleter that deletes the tenant's rows of each table, in the order given (children before
- * the parents they reference), in one transaction.
+ * the parents they reference), in one transaction — which first checks the tenant's legal
+ * holds (`assertTenantNotHeld`, LEGAL_HOLD_ACTIVE): inside the deleting transaction, so a hold
+ * placed concurrently either waits for the deletion to commit or stops it (docs/governance.md).
  */
 export function tenantRowsDeleter(name: string, tables: readonly TenantRows[], keeps?: string): TenantDataDeleter {
   for (const t of tables) {
@@ -41,6 +44,7 @@ export function tenantRowsDeleter(name: string, tables: readonly TenantRows[], k
     ...(keeps ? { keeps } : {}),
     deleteTenantData: (db, tenantId) =>
       db.transaction(async (tx: Queryable) => {
+        await assertTenantNotHeld(tx, tenantId, `delete the tenant's ${name} data`);
         const deleted: Record<string, number> = {};
         for (const t of tables) {
           // A service whose role was never deployed has no tables here: nothing to delete.
