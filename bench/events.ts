@@ -82,7 +82,19 @@ export interface EventsBenchResult {
     rawPerSecond: number;
     ratio: number;
   };
+  /** Concurrent appends with the global append lock against a per-stream lock only. */
+  contention?: AppendContention;
   skipped: string[];
+}
+
+/** Append transactions of {@link CONCURRENT_WRITERS} writers, each to its own streams. */
+export interface AppendContention {
+  writers: number;
+  appendsPerWriter: number;
+  /** appendToStream as it is: the global lock, held through COMMIT. */
+  globalLock: { transaction: Percentiles; perSecond: number };
+  /** The same rows written under a per-stream lock only (what the alternatives would keep). */
+  streamLock: { transaction: Percentiles; perSecond: number };
 }
 
 const TOPIC = "bench.pinged";
@@ -214,6 +226,63 @@ async function projectionLatency(
     await sub.stop();
     await heard.stop();
   }
+}
+
+/**
+ * `writers` concurrent writers, each appending `perWriter` single-event transactions to its own
+ * streams: through `recordFacts` (the global append lock) or with the same INSERT under a
+ * per-stream advisory lock only. Same database, same rows, alternating order over two rounds.
+ */
+async function appendContention(db: Database, writers: number, perWriter: number): Promise<AppendContention> {
+  await migratePlatform(db);
+  const run = async (mode: "global" | "stream", round: number) => {
+    const durations: number[] = [];
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: writers }, async (_, w) => {
+        for (let i = 0; i < perWriter; i++) {
+          const stream = `bench-contention-${mode}-${round}-${w}-${i}`;
+          const t0 = performance.now();
+          if (mode === "global") {
+            await db.transaction((tx) => recordFacts(tx, stream, [{ type: "nexus.bench.v1.Noise", topic: "bench.noise", payload: { i } }]));
+          } else {
+            await db.transaction(async (tx) => {
+              await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [stream]);
+              const { rows } = await tx.query<{ v: number }>(
+                "SELECT coalesce(max(version), 0)::int AS v FROM platform.events WHERE stream_id = $1",
+                [stream],
+              );
+              await tx.query(
+                `INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
+                 VALUES ($1, $2, $3, 'nexus.bench.v1.Noise', 'bench.noise', $4::jsonb, '{}'::jsonb)`,
+                [randomUUID(), stream, (rows[0]?.v ?? 0) + 1, JSON.stringify({ i })],
+              );
+            });
+          }
+          durations.push(performance.now() - t0);
+        }
+      }),
+    );
+    return { durations, perSecond: (writers * perWriter) / ((performance.now() - started) / 1000) };
+  };
+  const best = { global: [] as number[], stream: [] as number[] };
+  const rates = { global: 0, stream: 0 };
+  for (const [round, order] of [
+    [0, ["global", "stream"]],
+    [1, ["stream", "global"]],
+  ] as const) {
+    for (const mode of order) {
+      const r = await run(mode, round);
+      best[mode].push(...r.durations);
+      rates[mode] = Math.max(rates[mode], r.perSecond);
+    }
+  }
+  return {
+    writers,
+    appendsPerWriter: perWriter,
+    globalLock: { transaction: percentiles(best.global), perSecond: rates.global },
+    streamLock: { transaction: percentiles(best.stream), perSecond: rates.stream },
+  };
 }
 
 async function withPgDatabase<T>(serverUrl: string, fn: (db: Database) => Promise<T>): Promise<T> {
@@ -350,6 +419,7 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
   }
 
   let pgReachable = true;
+  let contention: AppendContention | undefined;
   try {
     await withPgDatabase(serverUrl, async (db) => {
       const bus = await createLocalEventBus({ db });
@@ -375,6 +445,18 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
         await bus.close();
       }
     });
+    contention = await withPgDatabase(serverUrl, (db) => appendContention(db, CONCURRENT_WRITERS, 150));
+    const ms = (v: number) => `${v.toFixed(2)} ms`.padStart(9);
+    log("");
+    log(`appends: ${contention.writers} concurrent writers × ${contention.appendsPerWriter} single-event transactions (two rounds each)`);
+    for (const [label, c] of [
+      ["global append lock (as built)", contention.globalLock],
+      ["per-stream lock only", contention.streamLock],
+    ] as const) {
+      log(
+        `  ${label.padEnd(30)} p50 ${ms(c.transaction.p50)}   p95 ${ms(c.transaction.p95)}   p99 ${ms(c.transaction.p99)}   ${Math.round(c.perSecond)} appends/s`,
+      );
+    }
   } catch (err) {
     if (!/ECONNREFUSED|connect/i.test(String(err))) throw err;
     pgReachable = false;
@@ -430,7 +512,7 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
     }
   }
   for (const s of skipped) log(`  skipped: ${s}`);
-  return { projections, ...(relay ? { relay } : {}), skipped };
+  return { projections, ...(relay ? { relay } : {}), ...(contention ? { contention } : {}), skipped };
 }
 
 /** `npm run bench events`: the benchmark with its ratios. */
@@ -465,6 +547,23 @@ export async function benchEventsOutcome(log: (line: string) => void): Promise<B
         unit: "×",
       });
     }
+  }
+  if (result.contention) {
+    const c = result.contention;
+    for (const q of ["p50", "p99"] as const) {
+      ratios.push({
+        bench: "events (append)",
+        name: `${c.writers} concurrent writers: transaction ${q} with the global lock / per-stream lock only`,
+        value: c.globalLock.transaction[q] / c.streamLock.transaction[q],
+        unit: "×",
+      });
+    }
+    ratios.push({
+      bench: "events (append)",
+      name: `${c.writers} concurrent writers: appends/s with the global lock / per-stream lock only`,
+      value: c.globalLock.perSecond / c.streamLock.perSecond,
+      unit: "%",
+    });
   }
   if (result.relay) {
     ratios.push({
