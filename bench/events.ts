@@ -247,15 +247,14 @@ async function appendContention(db: Database, writers: number, perWriter: number
             await db.transaction((tx) => recordFacts(tx, stream, [{ type: "nexus.bench.v1.Noise", topic: "bench.noise", payload: { i } }]));
           } else {
             await db.transaction(async (tx) => {
+              // appendToStream's statements, with the stream's lock in place of the global one.
               await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [stream]);
-              const { rows } = await tx.query<{ v: number }>(
-                "SELECT coalesce(max(version), 0)::int AS v FROM platform.events WHERE stream_id = $1",
-                [stream],
-              );
               await tx.query(
-                `INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
-                 VALUES ($1, $2, $3, 'nexus.bench.v1.Noise', 'bench.noise', $4::jsonb, '{}'::jsonb)`,
-                [randomUUID(), stream, (rows[0]?.v ?? 0) + 1, JSON.stringify({ i })],
+                `WITH at AS (SELECT coalesce(max(version), 0)::int AS v FROM platform.events WHERE stream_id = $1)
+                 INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
+                 SELECT $2::uuid, $1, at.v + 1, 'nexus.bench.v1.Noise', 'bench.noise', $3::jsonb, '{}'::jsonb FROM at
+                 RETURNING position`,
+                [stream, randomUUID(), JSON.stringify({ i })],
               );
             });
           }
