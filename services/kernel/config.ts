@@ -363,6 +363,13 @@ const VARIABLES = {
     description: "Deliveries of an event before it goes to the DLQ.",
     parse: integer(1, 1000),
   }),
+  sagaLeaseMs: variable({
+    name: "NEXUS_SAGA_LEASE_MS",
+    default: "30000",
+    description:
+      "How long a saga runner's lease lasts without renewal (renewed every third of it); a process resumes an unfinished saga whose lease lapsed (its runner died) at start-up and then every this long.",
+    parse: integer(1000, 3_600_000),
+  }),
   maxRequestBytes: variable({
     name: "NEXUS_MAX_REQUEST_BYTES",
     default: "4194304",

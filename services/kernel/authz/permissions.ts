@@ -220,6 +220,10 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.eventstore.v1.EventStoreService/ListEventTypes": anyone,
   // Temporal queries read a tenant's history: its admins and owners (rate-limited, audited).
   "/nexus.eventstore.v1.EventStoreService/ReadStreamHistory": admin,
+  // Saga status: tenant admins and owners see their tenant's; platform operators every saga
+  // (tenant offboarding runs while the tenant's own keys are suspended).
+  "/nexus.eventstore.v1.EventStoreService/GetSaga": adminOrPlatform,
+  "/nexus.eventstore.v1.EventStoreService/ListSagas": adminOrPlatform,
   // ---- nexus.modules.v1.ModulesService ----
   // Editors submit and build; admins review, activate (and roll back) and hold credentials;
   // any member may read modules and call active tools (a Run forwards the caller's key).
