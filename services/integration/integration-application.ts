@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
-import { create, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import {
   DeliveryRequestedSchema,
@@ -21,7 +21,7 @@ import {
 import { recordFacts } from "../kernel/commands/index.js";
 import type { Database, Tx } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
-import { type DeliveredEvent, eventOf, type NewEvent, payloadOf } from "../kernel/events/index.js";
+import { type DeliveredEvent, type EventBus, eventOf, payloadOf } from "../kernel/events/index.js";
 import type { Keyring } from "../kernel/keyring/index.js";
 import { backoffDelayMs } from "../kernel/resilience/backoff.js";
 import { type DestinationDrivers, type DestinationRecord, evaluate, kindOf, splitSecret } from "./adapters/destination-drivers.js";
@@ -32,13 +32,9 @@ import { generateAppKey, newId } from "./domain/app-key.js";
 import { checkDefinition, DEFAULT_RETENTION_HOURS, type DestinationKind } from "./domain/definition.js";
 import { type AppField, validatePayload } from "./domain/field-schema.js";
 import { EnvelopeError, envelopeVersion, newMasterSecret, openPayload } from "./domain/payload-crypto.js";
-import { GroupCommit } from "./group-commit.js";
+import { type Accepted, type Feed, IngressQueue, messageEventId } from "./ingress-queue.js";
 
-/** The dedupe window of accepted messages (REL-05): 24 h. */
-export const DEDUPE_WINDOW_MS = 24 * 3_600_000;
-
-/** Topic of a workflow's messages: `integration.wf.<id>` (one subject and durable consumer per workflow). */
-export const workflowTopic = (workflowId: string) => `integration.wf.${workflowId}`;
+export { DEDUPE_WINDOW_MS, workflowTopic } from "./ingress-queue.js";
 /** Durable consumer name of a workflow. */
 export const workflowConsumer = (workflowId: string) => `integration-wf-${workflowId}`;
 /** Topic of fan-out deliveries. */
@@ -57,6 +53,8 @@ export interface Actor {
 /** Options of {@link IntegrationApplication}. */
 export interface IntegrationApplicationOptions {
   db: Database;
+  /** Publishes accepted messages straight to the bus (`ctx.bus.publish`). */
+  publish: EventBus["publish"];
   keyring: Keyring;
   drivers: DestinationDrivers;
   connectors: () => Promise<Connectors>;
@@ -68,6 +66,8 @@ export interface IntegrationApplicationOptions {
   onWorkflowsChanged?: () => void;
   /** Called after an MQTT source was created or deleted. */
   onMqttChanged?: () => void;
+  /** Called after a sender app changed (key rotated, deleted, …): cached keys are dropped. */
+  onAppChanged?: (appId: string) => void;
 }
 
 function invalid(field: string, message: string) {
@@ -90,12 +90,7 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** A message accepted (or recognised as a duplicate). */
-export interface Accepted {
-  messageId: string;
-  duplicate: boolean;
-  workflows: number;
-}
+export type { Accepted } from "./ingress-queue.js";
 
 /**
  * The integration service's application: management of apps, destinations, workflows and MQTT
@@ -103,11 +98,11 @@ export interface Accepted {
  * dedupe, queue durably) and the workflow runner (fan-out expansion, deliveries, sequential runs).
  */
 export class IntegrationApplication {
-  /** Accepted messages commit together (see {@link GroupCommit}). */
-  private readonly accepts: GroupCommit<Accepted>;
+  /** Accepted messages go to the bus together (see {@link IngressQueue}). */
+  private readonly accepts: IngressQueue;
 
   constructor(private readonly o: IntegrationApplicationOptions) {
-    this.accepts = new GroupCommit<Accepted>(o.db);
+    this.accepts = new IngressQueue({ db: o.db, publish: o.publish, clock: o.clock, logger: o.logger });
   }
 
   private meta(a: Actor) {
@@ -173,7 +168,7 @@ export class IntegrationApplication {
     fn: (row: AppRow) => Promise<{ row: AppRow; digest?: Buffer; result: R }>,
   ): Promise<R> {
     try {
-      return await this.o.db.transaction(async (tx) => {
+      const result = await this.o.db.transaction(async (tx) => {
         const row = await store.app(tx, a.tenantId, appId, true);
         if (!row) throw notFound("sender app", appId);
         const next = await fn(row);
@@ -181,6 +176,8 @@ export class IntegrationApplication {
         await this.appEvent(tx, a, next.row, change);
         return next.result;
       });
+      this.o.onAppChanged?.(appId);
+      return result;
     } catch (err) {
       if (isUniqueViolation(err)) throw domainError("ALREADY_EXISTS", "another sender app of this tenant has that name");
       throw err;
@@ -227,6 +224,7 @@ export class IntegrationApplication {
       if (!row) throw notFound("sender app", appId);
       await this.appEvent(tx, a, row, "deleted");
     });
+    this.o.onAppChanged?.(appId);
   }
 
   // ---- ingress ----
@@ -274,9 +272,7 @@ export class IntegrationApplication {
         { field: `payload.${first.field}` },
       );
     }
-    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, (tx) =>
-      store.workflowsFed(tx, app.tenantId, { appId: app.id }),
-    );
+    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, { appId: app.id });
   }
 
   /** Queues one message for one workflow (ExecuteWorkflow, `POST /execute/<id>`). */
@@ -287,11 +283,8 @@ export class IntegrationApplication {
     clientMessageId: string,
     actor: string,
   ): Promise<Accepted> {
-    return this.accept(tenantId, `execute:${workflowId}`, payload, clientMessageId, actor, async (tx) => {
-      const wf = await store.workflow(tx, tenantId, workflowId);
-      if (!wf) throw notFound("workflow", workflowId);
-      return [wf];
-    });
+    if (!(await store.workflow(this.o.db, tenantId, workflowId))) throw notFound("workflow", workflowId);
+    return this.accept(tenantId, `execute:${workflowId}`, payload, clientMessageId, actor, { workflowId });
   }
 
   /** Queues an MQTT message for the workflows its source feeds; `messageKey` dedupes redeliveries. */
@@ -300,48 +293,26 @@ export class IntegrationApplication {
       typeof payload === "object" && payload !== null && !Array.isArray(payload)
         ? (payload as Record<string, unknown>)
         : { value: payload };
-    return this.accept(source.tenantId, `mqtt:${source.id}`, { ...data, _topic: topic }, messageKey, `mqtt:${source.id}`, (tx) =>
-      store.workflowsFed(tx, source.tenantId, { mqttId: source.id }),
-    );
+    return this.accept(source.tenantId, `mqtt:${source.id}`, { ...data, _topic: topic }, messageKey, `mqtt:${source.id}`, {
+      mqttId: source.id,
+    });
   }
 
-  private async accept(
+  private accept(
     tenantId: string,
     source: string,
     data: Record<string, unknown>,
     clientMessageId: string,
     actor: string,
-    workflows: (tx: Tx) => Promise<WorkflowRow[]>,
+    feed: Feed,
   ): Promise<Accepted> {
     const dedupeKey = clientMessageId ? `cid:${clientMessageId}` : `sha1:${createHash("sha1").update(canonicalJson(data)).digest("hex")}`;
-    return this.accepts.submit(async (tx) => {
-      const wfs = await workflows(tx);
-      const claim = await store.claimMessage(tx, {
-        tenantId,
-        source,
-        dedupeKey,
-        messageId: randomUUID(),
-        now: this.o.clock(),
-        windowMs: DEDUPE_WINDOW_MS,
-      });
-      if (claim.duplicate) return { messageId: claim.messageId, duplicate: true, workflows: 0 };
-      const events: NewEvent[] = wfs.map((wf) =>
-        eventOf(
-          WorkflowMessageAcceptedSchema,
-          {
-            tenantId,
-            messageId: claim.messageId,
-            workflowId: wf.id,
-            workflowVersion: wf.currentVersion,
-            source,
-            payload: data as JsonObject,
-          },
-          { topic: workflowTopic(wf.id) },
-        ),
-      );
-      if (events.length > 0) await recordFacts(tx, `integration_message-${claim.messageId}`, events, { metadata: { tenantId, actor } });
-      return { messageId: claim.messageId, duplicate: false, workflows: wfs.length };
-    });
+    return this.accepts.submit({ tenantId, source, dedupeKey, data, actor, feed });
+  }
+
+  /** Waits for ingress's background bookkeeping (shutdown). */
+  settled(): Promise<void> {
+    return this.accepts.settled();
   }
 
   // ---- destinations ----
@@ -679,8 +650,14 @@ export class IntegrationApplication {
     const def = fromJson(WorkflowDefinitionSchema, found.definition, { ignoreUnknownFields: true });
     const base = { tenantId: m.tenantId, messageId: m.messageId, workflowId: wf.id, version: m.workflowVersion };
     if (def.kind === WorkflowKind.FAN_OUT) {
-      const events = def.targets.map((t, i) =>
-        eventOf(DeliveryRequestedSchema, {
+      // The pending entries first (a delivery that runs before this transaction commits waits
+      // for them, then advances them), then the deliveries straight to the bus: their ids are
+      // fixed per message and target, so the publish a redelivery of this message repeats is
+      // dropped by the bus or skipped by the delivery consumer.
+      for (const [i, t] of def.targets.entries())
+        await this.record(tx, { ...base, target: `t${i}`, destinationId: t.destinationId }, "pending", 0, 0);
+      const events = def.targets.map((t, i) => ({
+        ...eventOf(DeliveryRequestedSchema, {
           tenantId: m.tenantId,
           messageId: m.messageId,
           workflowId: wf.id,
@@ -689,10 +666,10 @@ export class IntegrationApplication {
           destinationId: t.destinationId,
           ...(m.payload !== undefined ? { payload: m.payload } : {}),
         }),
-      );
-      for (const [i, t] of def.targets.entries())
-        await this.record(tx, { ...base, target: `t${i}`, destinationId: t.destinationId }, "pending", 0, 0);
-      await recordFacts(tx, `integration_message-${m.messageId}`, events, { metadata: event.metadata });
+        eventId: messageEventId(m.messageId, `${wf.id}/t${i}`),
+        streamId: `integration_message-${m.messageId}`,
+      }));
+      await this.o.publish(events, { metadata: event.metadata, tx });
       return;
     }
     await this.runSequential(tx, def, base, (m.payload ?? {}) as JsonValue);

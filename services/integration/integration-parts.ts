@@ -3,6 +3,7 @@ import type { Subscription } from "../kernel/events/ports.js";
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createDestinationDrivers, type DestinationDrivers } from "./adapters/destination-drivers.js";
 import { store } from "./adapters/postgres.js";
+import { AppKeyCache } from "./app-key-cache.js";
 import { connectors } from "./connector-bridge.js";
 import { edgeRoutes } from "./edge-handler.js";
 import { ingressRoutes } from "./http-ingress.js";
@@ -48,8 +49,11 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     ingestion: () => ctx.peers.transport("ingestion"),
   });
   let reconcileSoon = () => {};
+  const apps = new AppKeyCache(ctx.db, ctx.logger);
+  apps.start(ctx.bus);
   const app = new IntegrationApplication({
     db: ctx.db,
+    publish: (events, o) => ctx.bus.publish(events, o),
     keyring: ctx.keyring,
     drivers,
     connectors,
@@ -58,6 +62,7 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     maxDeliveries,
     onWorkflowsChanged: () => reconcileSoon(),
     onMqttChanged: () => reconcileSoon(),
+    onAppChanged: (id) => apps.forget(id),
   });
   const mqtt = createMqttRunner({ db: ctx.db, app, connectors, logger: ctx.logger, processId: randomBytes(4).toString("hex") });
   const handler = new IntegrationHandler({
@@ -125,7 +130,7 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     handler,
     reconcile,
     handlers: [integrationRoutes(handler), edgeRoutes(ctx.db)],
-    httpRoutes: ingressRoutes({ db: ctx.db, app, logger: ctx.logger, maxBytes: config.maxRequestBytes }),
+    httpRoutes: ingressRoutes({ db: ctx.db, app, apps, logger: ctx.logger, maxBytes: config.maxRequestBytes }),
     consumers: [
       {
         name: DELIVERY_CONSUMER,
@@ -147,6 +152,8 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
       await Promise.allSettled([...subscriptions.values()].map(async (s) => (await s)?.stop()));
       subscriptions.clear();
       await mqtt.close();
+      await app.settled();
+      await apps.close();
       await drivers.close();
     },
   };

@@ -3,6 +3,7 @@
  * PostgreSQL, and the NATS bus (outbox relay → JetStream) on PostgreSQL. Services never know
  * which bus runs, so each one must behave the same from a handler's point of view.
  */
+import { randomUUID } from "node:crypto";
 import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { deleteSuiteStreams, suiteStreams } from "../../../tests/support/nats-streams.js";
@@ -177,6 +178,40 @@ for (const variant of variants) {
           deliveryCount: 1,
           metadata: { tenantId: "tenant-contract", actor: "contract-suite" },
         });
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it("publish puts events on the bus without the outbox; publishing the same ids again delivers nothing more", async () => {
+      const seen: DeliveredEvent[] = [];
+      const name = uniqueToken("direct");
+      const sub = await h.bus.subscribe({ name, subject: "direct.>", schema: "contract", handler: async (e) => void seen.push(e) });
+      try {
+        const ids = [randomUUID(), randomUUID()];
+        const events = ids.map((eventId, i) => ({
+          eventId,
+          streamId: "direct-s",
+          type: "test.v1.ContractEvent",
+          topic: "direct.sent",
+          payload: { i },
+        }));
+        await h.bus.publish(events, { metadata: { tenantId: "tenant-contract", actor: "contract-suite" } });
+        await h.bus.publish(events);
+        await vi.waitFor(() => expect(seen).toHaveLength(2), WAIT);
+        expect(seen.map((e) => e.eventId).sort()).toEqual([...ids].sort());
+        expect(seen.find((e) => e.eventId === ids[1])).toMatchObject({
+          payload: { i: 1 },
+          topic: "direct.sent",
+          streamId: "direct-s",
+          metadata: { tenantId: "tenant-contract", actor: "contract-suite" },
+        });
+        const marker = await append(h.db, "direct.marker", { n: 2 });
+        await vi.waitFor(() => expect(seen.map((e) => e.eventId)).toContain(marker.eventId), WAIT);
+        expect(seen).toHaveLength(3);
+        const stored = await h.db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events WHERE stream_id = 'direct-s'");
+        // NATS: straight to JetStream. The local bus's consumers read platform.events: its equivalent is a row there.
+        expect(stored.rows[0]?.n).toBe(h.bus.kind === "nats" ? 0 : 2);
       } finally {
         await sub.stop();
       }

@@ -33,6 +33,7 @@ export type {
   DeadLetter,
   DeadLetterStore,
   DeliveredEvent,
+  DirectEvent,
   EventBus,
   EventHandler,
   EventMetadata,

@@ -1,6 +1,7 @@
 import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
 import { BusMembers } from "./bus-members.js";
+import { appendDirect } from "./direct-publish.js";
 import { createLocalConsumer } from "./local-consumer.js";
 import { createLocalDeadLetters } from "./local-dead-letters.js";
 import { createLocalObserver } from "./local-observer.js";
@@ -79,6 +80,14 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
         consumer,
       );
       return members.addSubscription(subscription);
+    },
+    async publish(events, publishOptions) {
+      if (closed) throw new Error("event bus is closed");
+      if (events.length === 0) return;
+      await bus.start();
+      const tx = publishOptions?.tx;
+      if (tx) await appendDirect(tx, events, publishOptions.metadata);
+      else await db.transaction((t) => appendDirect(t, events, publishOptions?.metadata));
     },
     async observe(observeOptions) {
       if (closed) throw new Error("event bus is closed");

@@ -4,6 +4,7 @@ import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
 import { BusMembers } from "./bus-members.js";
 import { createNatsDeadLetters } from "./dead-letters.js";
+import { directEvents, publishToJetStream } from "./direct-publish.js";
 import { busConnected } from "./metrics.js";
 import { createNatsConsumer } from "./nats-consumer.js";
 import { createNatsObserver } from "./nats-observer.js";
@@ -58,6 +59,9 @@ export interface NatsEventBus extends EventBus {
   /** True while the connection to NATS is up (false from a disconnect until the reconnect). */
   connected(): boolean;
 }
+
+/** JetStream publish ack timeout of `publish`. */
+const PUBLISH_TIMEOUT_MS = 5_000;
 
 const isConnection = (n: NatsConnection | ConnectNatsOptions): n is NatsConnection => typeof (n as NatsConnection).publish === "function";
 
@@ -157,6 +161,25 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
         consumer,
       );
       return members.addSubscription(subscription);
+    },
+    async publish(events, publishOptions) {
+      if (closed) throw new Error("event bus is closed");
+      if (events.length === 0) return;
+      await bus.start();
+      const recorded = directEvents(events, publishOptions?.metadata);
+      try {
+        await publishToJetStream(js, prefix, recorded, PUBLISH_TIMEOUT_MS);
+      } catch (err) {
+        // The stream may have vanished (a NATS server restarted with empty storage): recreate
+        // it and try once more; anything else is the caller's to retry.
+        if (
+          !(await ensureStreams()
+            .then((s) => s.createdNow)
+            .catch(() => false))
+        )
+          throw err;
+        await publishToJetStream(js, prefix, recorded, PUBLISH_TIMEOUT_MS);
+      }
     },
     async observe(observeOptions) {
       if (closed) throw new Error("event bus is closed");

@@ -44,6 +44,13 @@ export interface NewEvent {
   occurredAt?: Date;
 }
 
+/** An event published straight to the bus (`EventBus.publish`): it needs its id and stream up front. */
+export interface DirectEvent extends NewEvent {
+  /** A UUID; derive it from what makes the event unique, so publishing it again is a no-op. */
+  eventId: string;
+  streamId: string;
+}
+
 /** An event as stored in `platform.events`. */
 export interface RecordedEvent {
   /** Global position (bigserial): total order of commits. */
@@ -228,7 +235,7 @@ export interface Observation {
  * The event bus a service sees. Two implementations with one contract: `createNatsEventBus`
  * (outbox relay → NATS JetStream) and `createLocalEventBus` (embedded: consumers read
  * `platform.events` directly). Events enter the bus only through `appendToStream` in the
- * writer's transaction.
+ * writer's transaction, or `publish` for messages that need no outbox.
  */
 export interface EventBus {
   readonly kind: "nats" | "local";
@@ -238,6 +245,20 @@ export interface EventBus {
   start(): Promise<void>;
   /** Starts a durable consumer. */
   subscribe(options: ConsumerOptions): Promise<Subscription>;
+  /**
+   * Publishes events straight to the bus, outside any transaction: no outbox row, no
+   * event-store lock — for high-volume messages whose durability is the bus's own (integration
+   * ingress). Resolves once the bus durably holds every event; rejects (the caller publishes
+   * the same events again) when it could not. Publishing an event id again is a no-op: NATS
+   * drops it inside the stream's duplicate window (`Nats-Msg-Id` = event id) and consumers
+   * skip an event id they handled; the local bus appends the events to `platform.events` in
+   * one transaction (`options.tx` when given: a consumer's handler publishing from its own
+   * transaction; NATS publishes at once, before that transaction commits — so publish events
+   * whose ids make a repeat harmless), leaving out ids already there. Such events are not in
+   * the outbox, so a NATS server that loses its storage loses them (the relay cannot publish
+   * them again).
+   */
+  publish(events: readonly DirectEvent[], options?: { metadata?: EventMetadata; tx?: Tx }): Promise<void>;
   /**
    * Starts a non-durable, per-process observer: unlike durable consumers (whose replicas
    * share the work), EVERY process that observes sees EVERY matching event appended from now
