@@ -21,7 +21,7 @@ import {
 import { recordFacts } from "../kernel/commands/index.js";
 import type { Database, Tx } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
-import { type DeliveredEvent, type EventBus, eventOf, payloadOf } from "../kernel/events/index.js";
+import { type DeliveredEvent, type EventBus, eventOf, PermanentFailure, payloadOf } from "../kernel/events/index.js";
 import type { Keyring } from "../kernel/keyring/index.js";
 import { backoffDelayMs } from "../kernel/resilience/backoff.js";
 import { type DestinationDrivers, type DestinationRecord, evaluate, kindOf, splitSecret } from "./adapters/destination-drivers.js";
@@ -60,7 +60,7 @@ export interface IntegrationApplicationOptions {
   connectors: () => Promise<Connectors>;
   clock: () => Date;
   logger: Logger;
-  /** Fan-out deliveries before dead-lettering (max retries + 1). */
+  /** Fan-out deliveries before dead-lettering (max retries + 1), for a destination without its own max retries. */
   maxDeliveries: number;
   /** Called after a workflow was created or deleted (subscribes its consumer at once). */
   onWorkflowsChanged?: () => void;
@@ -675,10 +675,16 @@ export class IntegrationApplication {
     await this.runSequential(tx, def, base, (m.payload ?? {}) as JsonValue);
   }
 
-  /** One fan-out delivery. Retryable failures throw (the bus retries with backoff, then dead-letters). */
-  async handleDelivery(event: DeliveredEvent, tx: Tx): Promise<void> {
-    const d = payloadOf(DeliveryRequestedSchema, event);
-    const key = {
+  /** The key of a delivery's execution entry. */
+  private deliveryKey(d: {
+    tenantId: string;
+    messageId: string;
+    workflowId: string;
+    workflowVersion: number;
+    targetIndex: number;
+    destinationId: string;
+  }) {
+    return {
       tenantId: d.tenantId,
       messageId: d.messageId,
       workflowId: d.workflowId,
@@ -686,16 +692,30 @@ export class IntegrationApplication {
       target: `t${d.targetIndex}`,
       destinationId: d.destinationId,
     };
+  }
+
+  /**
+   * One fan-out delivery. A failure retrying may fix throws (the bus retries with backoff and
+   * jitter) until the destination's max retries are used up; then, or at once for a failure
+   * retrying cannot fix (a refusal, a constraint violation, a mapping that does not fit), it
+   * throws {@link PermanentFailure}: the bus parks the delivery in the dead-letter queue, and
+   * {@link deliveryDeadLettered} logs it.
+   */
+  async handleDelivery(event: DeliveredEvent, tx: Tx): Promise<void> {
+    const d = payloadOf(DeliveryRequestedSchema, event);
+    const key = this.deliveryKey(d);
     const found = await store.version(tx, d.workflowId, d.workflowVersion);
     const target = found
       ? fromJson(WorkflowDefinitionSchema, found.definition, { ignoreUnknownFields: true }).targets[d.targetIndex]
       : undefined;
     if (!target) return; // workflow deleted
     const destRow = await store.destination(tx, d.tenantId, d.destinationId);
-    if (!destRow) {
-      await this.record(tx, key, "failed", event.deliveryCount, 0, `destination ${d.destinationId} no longer exists`);
-      return;
-    }
+    if (!destRow) throw new PermanentFailure(`destination ${d.destinationId} no longer exists`);
+    const ownRetries = (destRow.config as { maxRetries?: number } | null)?.maxRetries;
+    const maxDeliveries = ownRetries === undefined ? this.o.maxDeliveries : ownRetries + 1;
+    // Deliveries that ended without an outcome (the process died each time) count too.
+    if (event.deliveryCount > maxDeliveries)
+      throw new PermanentFailure(`delivered ${event.deliveryCount - 1} times without success (at most ${maxDeliveries})`);
     const input = d.payload ?? null;
     const bindings = { messageId: d.messageId, workflowId: d.workflowId };
     if (target.condition && !(await evaluate(target.condition, input, bindings).catch(() => false))) {
@@ -710,17 +730,20 @@ export class IntegrationApplication {
     } catch (err) {
       const latency = Math.round(performance.now() - started);
       const ce = err instanceof ConnectorError ? err : undefined;
-      if (ce && !ce.retryable) {
-        await this.record(tx, key, "failed", event.deliveryCount, latency, `${ce.reason}: ${ce.message}`);
-        return;
-      }
-      const last = event.deliveryCount >= this.o.maxDeliveries;
       const message = ce ? `${ce.reason}: ${ce.message}` : (err as Error).message;
+      if (ce && !ce.retryable) throw new PermanentFailure(message);
+      if (event.deliveryCount >= maxDeliveries) throw new PermanentFailure(`${message} (after ${event.deliveryCount} attempts)`);
       // Outside the consumer's transaction (it rolls back when we throw), best effort: the
       // embedded database has one connection and refuses this, the bus still retries.
-      await this.record(this.o.db, key, last ? "dead_lettered" : "retrying", event.deliveryCount, latency, message).catch(() => undefined);
+      await this.record(this.o.db, key, "retrying", event.deliveryCount, latency, message).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** A delivery the bus parked in the dead-letter queue: its execution entry says so, with the error. */
+  async deliveryDeadLettered(event: DeliveredEvent, error: string): Promise<void> {
+    const d = payloadOf(DeliveryRequestedSchema, event);
+    await this.record(this.o.db, this.deliveryKey(d), "dead_lettered", event.deliveryCount, 0, error);
   }
 
   private async runSequential(
@@ -797,6 +820,7 @@ export class IntegrationApplication {
           const ce = err instanceof ConnectorError ? err : undefined;
           if (!ce && !(err instanceof Error && err.name === "TimeoutError")) throw err; // not the step's fault: the bus retries the message
           outcome = { ok: false, error: `${ce?.reason ?? "TIMEOUT"}: ${(err as Error).message}` };
+          if (ce && !ce.retryable) break; // a refusal, a constraint violation, a mapping that does not fit: retrying cannot fix it
           if (attempt < tries)
             await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, { initialMs: 200, maxMs: 5_000, jitter: true })));
         }

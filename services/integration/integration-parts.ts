@@ -13,6 +13,9 @@ import { INTEGRATION_SCHEMA } from "./migrations.js";
 import { createMqttRunner, type MqttRunner } from "./mqtt-sources.js";
 import { integrationRoutes } from "./routes.js";
 
+/** The most retries a destination may set (`DestinationConfig.max_retries`). */
+const MAX_DESTINATION_RETRIES = 100;
+
 /** Integration's parts, with the application inside (tests call it directly). */
 export interface IntegrationParts extends ServiceParts {
   app: IntegrationApplication;
@@ -137,9 +140,12 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
         subject: DELIVERY_TOPIC,
         concurrency: config.integrationConcurrency,
         ackWaitMs: config.integrationAckWaitMs,
-        maxDeliver: ctx.consumerDefaults?.maxDeliver ?? maxDeliveries,
+        // Each destination has its own max retries (the handler dead-letters at once when they
+        // are used up): the consumer's own limit only catches deliveries that never end.
+        maxDeliver: ctx.consumerDefaults?.maxDeliver ?? MAX_DESTINATION_RETRIES + 2,
         backoff: ctx.consumerDefaults?.backoff ?? backoff,
         handler: (event, tx) => app.handleDelivery(event, tx),
+        onDeadLettered: (event, error) => app.deliveryDeadLettered(event, error),
       },
     ],
     tasks: [

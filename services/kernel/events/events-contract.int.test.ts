@@ -22,7 +22,7 @@ import { createLocalEventBus } from "./local-bus.js";
 import { consumerDeliveries } from "./metrics.js";
 import { createNatsEventBus, type NatsEventBus } from "./nats-bus.js";
 import { eventHeaders } from "./nats-message.js";
-import type { DeliveredEvent, EventBus, RecordedEvent } from "./ports.js";
+import { type DeliveredEvent, type EventBus, PermanentFailure, type RecordedEvent } from "./ports.js";
 import { subjectOf } from "./topics.js";
 
 /** One bus implementation under test. */
@@ -263,6 +263,33 @@ for (const variant of variants) {
         await vi.waitFor(async () => expect(await deliveriesOf(name, "handled")).toBe(1), WAIT);
         const { rows } = await h.db.query<{ note: string }>("SELECT note FROM contract.handled WHERE event_id = $1", [event.eventId]);
         expect(rows).toEqual([{ note: "attempt 2" }]);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it("parks a message at once when its handler throws PermanentFailure, and tells onDeadLettered", async () => {
+      const name = uniqueToken("perm");
+      const deliveries: number[] = [];
+      const told: [string, string][] = [];
+      const sub = await h.bus.subscribe({
+        name,
+        subject: "perm.>",
+        schema: "contract",
+        backoff: FAST_BACKOFF,
+        handler: async (e) => {
+          deliveries.push(e.deliveryCount);
+          throw new PermanentFailure("HTTP 400: the invoice is malformed");
+        },
+        onDeadLettered: async (e, error) => void told.push([e.eventId, error]),
+      });
+      try {
+        const event = await append(h.db, "perm.happened", { invoice: "inv-2" });
+        await vi.waitFor(() => expect(told).toHaveLength(1), WAIT);
+        expect(told[0]).toEqual([event.eventId, "HTTP 400: the invoice is malformed"]);
+        expect(deliveries).toEqual([1]);
+        const [letter] = await h.bus.deadLetters.list({ consumer: name });
+        expect(letter).toMatchObject({ eventId: event.eventId, deliveryCount: 1, error: "HTTP 400: the invoice is malformed" });
       } finally {
         await sub.stop();
       }

@@ -84,9 +84,19 @@ export interface DeliveredEvent {
 }
 
 /**
+ * Thrown by a handler for a failure that retrying cannot fix (a refusal, a constraint
+ * violation, input that does not fit): the message goes to the dead-letter queue at once,
+ * with this error's message, instead of after `maxDeliver` attempts. Its transaction rolls
+ * back like any failure's.
+ */
+export class PermanentFailure extends Error {
+  override readonly name = "PermanentFailure";
+}
+
+/**
  * Handles one event inside the consumer's database transaction. Write the handler's state
  * with `tx`: the state change and the processed-event record commit (or roll back) together.
- * Throwing means "failed, retry later".
+ * Throwing means "failed, retry later" ({@link PermanentFailure}: "failed for good, dead-letter it now").
  */
 export type EventHandler = (event: DeliveredEvent, tx: Tx) => Promise<void>;
 
@@ -121,6 +131,12 @@ export interface ConsumerOptions {
   concurrency?: number;
   /** Failed deliveries before the message goes to the dead-letter queue. Default 5. */
   maxDeliver?: number;
+  /**
+   * Called after a message was parked in the dead-letter queue (after `maxDeliver` failures, a
+   * {@link PermanentFailure}, or deliveries without an outcome), outside any transaction: the
+   * place to record the outcome the rolled-back handler could not. Errors are logged.
+   */
+  onDeadLettered?: (event: DeliveredEvent, error: string) => Promise<void>;
   backoff?: BackoffOptions;
   /** NATS only: ack wait; the framework sends "working" while a handler runs. Default 30 000 ms. */
   ackWaitMs?: number;
