@@ -5,8 +5,15 @@
  * fails is answered 503 and accepted once when the sender sends it again.
  */
 import { create } from "@bufbuild/protobuf";
+import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CreateDestinationRequestSchema, CreateWorkflowRequestSchema } from "../../gen/nexus/integration/v1/integration_service_pb.js";
+import {
+  CreateDestinationRequestSchema,
+  CreateWorkflowRequestSchema,
+  DeleteWorkflowRequestSchema,
+  DisableWorkflowRequestSchema,
+  EnableWorkflowRequestSchema,
+} from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import { FieldType, WorkflowDefinitionSchema, WorkflowKind } from "../../gen/nexus/integration/v1/resources_pb.js";
 import { ThrowawayNats } from "../../tests/support/chaos.js";
 import { eventually } from "../../tests/support/eventually.js";
@@ -22,6 +29,7 @@ import { createTestDatabase, describeWithPostgresAndNats, type TestDatabase, uni
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import { createNatsEventBus, type NatsEventBus } from "../kernel/events/nats-bus.js";
+import { DEFAULT_EVENTS_STREAM } from "../kernel/events/nats-streams.js";
 
 const NATS_PORT = 19201;
 const RECEIVER_PORT = 19202;
@@ -166,5 +174,68 @@ describeWithPostgresAndNats("integration ingress straight to JetStream (PostgreS
       await new Promise((r) => setTimeout(r, 1_500));
       expect(keys().get(key)).toBe(1);
     }, 180_000);
+  });
+
+  describe("pausing and deleting workflows", () => {
+    it("a paused workflow's messages wait on its subject and are delivered once when it is enabled again; deleting it removes its durable consumer and stored messages", async () => {
+      const app = await h().createSenderApp({ tenantId: "", name: "pausable", fields: [], encryptionRequired: false } as never, ctx);
+      const { destinations } = await h().listDestinations({ tenantId: "" } as never, ctx);
+      const { workflow } = await h().createWorkflow(
+        create(CreateWorkflowRequestSchema, {
+          name: "pausable-out",
+          definition: create(WorkflowDefinitionSchema, {
+            kind: WorkflowKind.FAN_OUT,
+            source: { appId: app.app!.appId },
+            targets: [{ destinationId: destinations[0]!.destinationId, path: "/paused" }],
+          }),
+        }),
+        ctx,
+      );
+      const id = workflow!.workflowId;
+      const durable = `integration-wf-${id}`;
+      await integ.parts.reconcile();
+      expect(bus.status().map((s) => s.name)).toContain(durable);
+      const paused = await h().disableWorkflow(create(DisableWorkflowRequestSchema, { workflowId: id }), ctx);
+      expect(paused.workflow?.enabled).toBe(false);
+      await integ.parts.reconcile();
+      expect(bus.status().map((s) => s.name)).not.toContain(durable);
+      expect(await bus.consumerNames()).toContain(durable);
+
+      const send = (n: number) =>
+        fetch(`${integ.httpUrl}/ingress`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-api-key": app.appKey },
+          body: JSON.stringify({ n }),
+        });
+      for (const n of [1, 2, 3, 4, 5]) expect((await send(n)).status).toBe(202);
+      const atPaused = () => receiver.received.filter((r) => r.path === "/paused");
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(atPaused()).toHaveLength(0);
+
+      const resumed = await h().enableWorkflow(create(EnableWorkflowRequestSchema, { workflowId: id }), ctx);
+      expect(resumed.workflow?.enabled).toBe(true);
+      await eventually("the waiting messages delivered", () => atPaused().length === 5, 30_000);
+      expect(new Set(atPaused().map((r) => (r.body as { n: number }).n))).toEqual(new Set([1, 2, 3, 4, 5]));
+
+      // Pause again so messages are stored undelivered, then delete: consumer and messages go.
+      await h().disableWorkflow(create(DisableWorkflowRequestSchema, { workflowId: id }), ctx);
+      await integ.parts.reconcile();
+      for (const n of [6, 7]) expect((await send(n)).status).toBe(202);
+      const jsm = await jetstreamManager(bus.nats);
+      const subject = `${bus.subjectPrefix}.integration.wf.${id}`;
+      const stored = async () =>
+        (await jsm.streams.info(DEFAULT_EVENTS_STREAM, { subjects_filter: subject })).state.subjects?.[subject] ?? 0;
+      expect(await stored()).toBeGreaterThan(0);
+      await h().deleteWorkflow(create(DeleteWorkflowRequestSchema, { workflowId: id }), ctx);
+      await integ.parts.reconcile();
+      expect(await bus.consumerNames()).not.toContain(durable);
+      expect(await stored()).toBe(0);
+
+      // A durable consumer whose workflow no longer exists (left by a replica that ran it) goes too.
+      await jsm.consumers.add(DEFAULT_EVENTS_STREAM, { durable_name: "integration-wf-gone", ack_policy: AckPolicy.Explicit });
+      await integ.parts.reconcile();
+      expect(await bus.consumerNames()).not.toContain("integration-wf-gone");
+      expect(atPaused()).toHaveLength(5);
+    }, 90_000);
   });
 });

@@ -450,6 +450,8 @@ export class IntegrationApplication {
       name,
       currentVersion: 1,
       ...this.rowFields(def),
+      enabled: true,
+      pausedBy: "",
       createdAt: this.o.clock(),
     };
     try {
@@ -528,6 +530,25 @@ export class IntegrationApplication {
     const row = await this.getWorkflow(a.tenantId, id);
     if (version >= row.currentVersion) throw invalid("version", `roll back to an earlier version than the current ${row.currentVersion}`);
     return this.newVersion(a, id, "rolled_back", async () => (await this.definition(row, version)).definition);
+  }
+
+  /**
+   * Pauses (`enabled` false) or resumes a workflow. A paused workflow's messages are still
+   * accepted and wait on its subject (its durable consumer stays); every replica stops or
+   * starts handling them at its next reconcile (at once in this process).
+   */
+  async setWorkflowEnabled(a: Actor, id: string, enabled: boolean): Promise<WorkflowRow> {
+    const row = await this.o.db.transaction(async (tx) => {
+      const found = await store.workflow(tx, a.tenantId, id, true);
+      if (!found) throw notFound("workflow", id);
+      if (found.enabled === enabled) return found;
+      const next = { ...found, enabled, pausedBy: "" };
+      await store.setWorkflowEnabled(tx, a.tenantId, id, enabled);
+      await this.workflowEvent(tx, a, next, enabled ? "enabled" : "disabled");
+      return next;
+    });
+    this.o.onWorkflowsChanged?.();
+    return row;
   }
 
   async deleteWorkflow(a: Actor, id: string): Promise<void> {

@@ -211,6 +211,17 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
       })),
     };
   }
+  async disableWorkflow(req: { tenantId: string; workflowId: string }, ctx: HandlerContext) {
+    return this.setEnabled(req, ctx, false);
+  }
+  async enableWorkflow(req: { tenantId: string; workflowId: string }, ctx: HandlerContext) {
+    return this.setEnabled(req, ctx, true);
+  }
+  private async setEnabled(req: { tenantId: string; workflowId: string }, ctx: HandlerContext, enabled: boolean) {
+    const row = await this.d.app.setWorkflowEnabled(actorOf(ctx, req.tenantId), req.workflowId, enabled);
+    const v = await this.d.app.definition(row, 0);
+    return { workflow: workflowToProto(row, v.version, v.definition, this.subject(row.id)) };
+  }
   async deleteWorkflow(req: { tenantId: string; workflowId: string }, ctx: HandlerContext) {
     await this.d.app.deleteWorkflow(actorOf(ctx, req.tenantId), req.workflowId);
     return {};

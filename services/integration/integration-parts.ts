@@ -80,16 +80,36 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
 
   const subscriptions = new Map<string, Promise<Subscription | undefined>>();
   let stopped = false;
+  const WORKFLOW_CONSUMER = workflowConsumer("");
+  /** Removes a deleted workflow's durable consumer and the messages still stored on its subject. */
+  const forgetWorkflow = (id: string) =>
+    ctx.bus
+      .deleteConsumer(workflowConsumer(id), { purgeTopic: workflowTopic(id) })
+      .catch((err: unknown) => ctx.logger.warn({ err, workflow: id }, "could not delete a deleted workflow's consumer; retrying"));
+  /**
+   * Runs a consumer for every enabled workflow; stops the ones of paused workflows (their
+   * durable consumer stays, so their messages wait on the bus) and of deleted ones, whose
+   * durable consumer and stored messages it deletes — also those of workflows deleted while
+   * this process did not run them (the durable names are listed before the workflows are
+   * read: a consumer that exists then belongs to a workflow committed before).
+   */
   async function reconcileWorkflows(): Promise<void> {
     if (stopped) return;
-    const ids = new Set(await store.allWorkflowIds(ctx.db));
+    const durable = (await ctx.bus.consumerNames().catch(() => [] as string[])).filter((n) => n.startsWith(WORKFLOW_CONSUMER));
+    const rows = await store.workflowStates(ctx.db);
+    const existing = new Set(rows.map((r) => r.id));
+    const enabled = new Set(rows.filter((r) => r.enabled).map((r) => r.id));
     for (const [id, sub] of subscriptions) {
-      if (!ids.has(id)) {
-        subscriptions.delete(id);
-        await (await sub)?.stop();
-      }
+      if (enabled.has(id)) continue;
+      subscriptions.delete(id);
+      await (await sub)?.stop();
+      if (!existing.has(id)) await forgetWorkflow(id);
     }
-    for (const id of ids) {
+    for (const name of durable) {
+      const id = name.slice(WORKFLOW_CONSUMER.length);
+      if (!existing.has(id)) await forgetWorkflow(id);
+    }
+    for (const id of enabled) {
       if (subscriptions.has(id)) continue;
       const sub = ctx.bus
         .subscribe({

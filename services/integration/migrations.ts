@@ -126,11 +126,13 @@ CREATE INDEX executions_tick_idx ON integration.executions (tick);
       // Ingress publishes accepted messages straight to the bus: a claim is written first
       // (published = false) and marked once the bus holds the message, so a retry of a message
       // whose publish failed publishes it again instead of answering "duplicate" for nothing.
-      // Workflows can be paused (enabled = false: their messages wait on the bus).
+      // Workflows can be paused (enabled = false: their messages wait on the bus); paused_by
+      // names a tenant offboarding saga that paused them (its compensation resumes only those).
       id: "0002_direct_ingress",
       sql: `
 ALTER TABLE integration.messages ADD COLUMN published boolean NOT NULL DEFAULT true;
 ALTER TABLE integration.workflows ADD COLUMN enabled boolean NOT NULL DEFAULT true;
+ALTER TABLE integration.workflows ADD COLUMN paused_by text;
 `,
     },
   ],

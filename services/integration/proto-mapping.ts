@@ -76,6 +76,7 @@ export function workflowToProto(w: WorkflowRow, version: number, definition: Wor
     definition,
     subject,
     createTime: timestampFromDate(w.createdAt),
+    enabled: w.enabled,
   });
 }
 

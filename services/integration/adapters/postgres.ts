@@ -39,6 +39,10 @@ export interface WorkflowRow {
   sourceAppId: string | null;
   sourceMqttId: string | null;
   retentionHours: number;
+  /** False while paused. */
+  enabled: boolean;
+  /** Who paused it: "" for a user, `saga:<id>` for a tenant's offboarding (which resumes only its own). */
+  pausedBy: string;
   createdAt: Date;
 }
 
@@ -107,6 +111,8 @@ const workflow = (r: Row): WorkflowRow => ({
   sourceAppId: (r.source_app_id as string | null) ?? null,
   sourceMqttId: (r.source_mqtt_id as string | null) ?? null,
   retentionHours: r.retention_hours as number,
+  enabled: (r.enabled as boolean | undefined) ?? true,
+  pausedBy: (r.paused_by as string | null) ?? "",
   createdAt: r.created_at as Date,
 });
 const mqtt = (r: Row): MqttRow => ({
@@ -251,8 +257,9 @@ export const store = {
   async workflows(q: Queryable, tenantId: string): Promise<WorkflowRow[]> {
     return (await q.query("SELECT * FROM integration.workflows WHERE tenant_id = $1 ORDER BY name", [tenantId])).rows.map(workflow);
   },
-  async allWorkflowIds(q: Queryable): Promise<string[]> {
-    return (await q.query<{ id: string }>("SELECT id FROM integration.workflows")).rows.map((r) => r.id);
+  /** Every workflow of the installation with whether it runs (reconcile). */
+  async workflowStates(q: Queryable): Promise<{ id: string; enabled: boolean }[]> {
+    return (await q.query<{ id: string; enabled: boolean }>("SELECT id, enabled FROM integration.workflows")).rows;
   },
   async workflowsFed(q: Queryable, tenantId: string, by: { appId?: string; mqttId?: string }): Promise<WorkflowRow[]> {
     const r = by.appId
@@ -285,6 +292,15 @@ export const store = {
       createdAt: row.created_at as Date,
       createdBy: row.created_by as string,
     }));
+  },
+  /** Pauses (enabled = false) or resumes a workflow; `pausedBy` says who paused it. */
+  async setWorkflowEnabled(q: Queryable, tenantId: string, id: string, enabled: boolean, pausedBy = ""): Promise<void> {
+    await q.query("UPDATE integration.workflows SET enabled = $3, paused_by = $4 WHERE tenant_id = $1 AND id = $2", [
+      tenantId,
+      id,
+      enabled,
+      enabled ? null : pausedBy,
+    ]);
   },
   async deleteWorkflow(q: Queryable, tenantId: string, id: string): Promise<WorkflowRow | undefined> {
     const r = await q.query("DELETE FROM integration.workflows WHERE tenant_id = $1 AND id = $2 RETURNING *", [tenantId, id]);

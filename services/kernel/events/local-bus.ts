@@ -109,6 +109,18 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
       return members.addObservation(observation);
     },
     deadLetters,
+    async consumerNames() {
+      await bus.start();
+      const { rows } = await db.query<{ consumer: string }>("SELECT consumer FROM platform.local_bus_checkpoints ORDER BY consumer");
+      return rows.map((r) => r.consumer);
+    },
+    async deleteConsumer(name) {
+      await bus.start();
+      await db.transaction(async (tx) => {
+        await tx.query("DELETE FROM platform.local_bus_retries WHERE consumer = $1", [name]);
+        await tx.query("DELETE FROM platform.local_bus_checkpoints WHERE consumer = $1", [name]);
+      });
+    },
     status: () => members.status(),
     async close() {
       if (closed) return;

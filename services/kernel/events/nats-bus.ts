@@ -16,12 +16,14 @@ import {
   DEFAULT_EVENTS_STREAM,
   type EnsuredStream,
   ensureStream,
+  JS_ERRORS,
+  jsErrorCode,
 } from "./nats-streams.js";
 import { migratePlatform } from "./platform-migrations.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
 import { ensureProcessedEvents } from "./processed-events.js";
 import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from "./relay.js";
-import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX } from "./topics.js";
+import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX, subjectOf } from "./topics.js";
 
 /** Options of {@link createNatsEventBus}. */
 export interface NatsEventBusOptions {
@@ -187,6 +189,28 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
       return members.addObservation(observation);
     },
     deadLetters,
+    async consumerNames() {
+      const names: string[] = [];
+      try {
+        for await (const c of jsm.consumers.list(stream)) names.push(c.name);
+      } catch (err) {
+        if (jsErrorCode(err) !== JS_ERRORS.STREAM_NOT_FOUND) throw err;
+      }
+      return names;
+    },
+    async deleteConsumer(name, deleteOptions) {
+      try {
+        await jsm.consumers.delete(stream, name);
+      } catch (err) {
+        const code = jsErrorCode(err);
+        if (code !== JS_ERRORS.CONSUMER_NOT_FOUND && code !== JS_ERRORS.STREAM_NOT_FOUND) throw err;
+      }
+      if (deleteOptions?.purgeTopic) {
+        await jsm.streams.purge(stream, { filter: subjectOf(prefix, deleteOptions.purgeTopic) }).catch((err: unknown) => {
+          if (jsErrorCode(err) !== JS_ERRORS.STREAM_NOT_FOUND) throw err;
+        });
+      }
+    },
     status: () => members.status(),
     async close() {
       if (closed) return;

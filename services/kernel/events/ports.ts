@@ -285,6 +285,15 @@ export interface EventBus {
    */
   observe(options: ObserveOptions): Promise<Observation>;
   readonly deadLetters: DeadLetterStore;
+  /** Names of the durable consumers the bus keeps a position for (NATS: on the events stream; local: checkpoints). */
+  consumerNames(): Promise<string[]>;
+  /**
+   * Deletes a durable consumer for good — its position and pending redeliveries — once no
+   * process runs it any more (a process still subscribed recreates it). `purgeTopic` also drops
+   * the stream's stored messages on that topic (NATS; the local bus's event table is
+   * append-only). Deleting one that does not exist is fine.
+   */
+  deleteConsumer(name: string, options?: { purgeTopic?: string }): Promise<void>;
   /** Every subscription's status. */
   status(): ConsumerStatus[];
   /** Drains every subscription, stops the relay and releases connections the bus opened. */

@@ -113,8 +113,8 @@ export const DestinationChangedSchema: GenMessage<DestinationChanged> = /*@__PUR
   messageDesc(file_nexus_events_v1_integration_events, 1);
 
 /**
- * A workflow version was saved (created, updated, rolled back) or the workflow deleted.
- * Subject nexus.integration.workflow_changed.
+ * A workflow version was saved (created, updated, rolled back), the workflow paused or
+ * resumed, or deleted. Subject nexus.integration.workflow_changed.
  *
  * @generated from message nexus.events.v1.WorkflowChanged
  */
@@ -134,7 +134,7 @@ export type WorkflowChanged = Message<"nexus.events.v1.WorkflowChanged"> & {
   workflowId: string;
 
   /**
-   * created, updated, rolled_back or deleted.
+   * created, updated, rolled_back, disabled, enabled or deleted.
    *
    * @generated from field: string change = 3;
    */
