@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import {
   DeliveryRequestedSchema,
   DestinationChangedSchema,
+  MqttPayloadRejectedSchema,
   MqttSourceChangedSchema,
   SenderAppChangedSchema,
   WorkflowChangedSchema,
@@ -296,6 +297,40 @@ export class IntegrationApplication {
     return this.accept(source.tenantId, `mqtt:${source.id}`, { ...data, _topic: topic }, messageKey, `mqtt:${source.id}`, {
       mqttId: source.id,
     });
+  }
+
+  /**
+   * An MQTT message whose payload did not parse in its source's format: it enters no workflow.
+   * It is published as `MqttPayloadRejected` (id fixed by the message id, so a redelivery is
+   * one entry), which the rejected-payload consumer parks in the dead-letter queue at once with
+   * the parse error.
+   */
+  async rejectMqtt(source: MqttRow, m: { topic: string; messageId: string; reason: string; base64: string }): Promise<void> {
+    await this.o.publish([
+      {
+        ...eventOf(
+          MqttPayloadRejectedSchema,
+          {
+            tenantId: source.tenantId,
+            sourceId: source.id,
+            messageId: m.messageId,
+            topic: m.topic,
+            format: source.format,
+            reason: m.reason,
+            payloadBase64: m.base64,
+          },
+          { metadata: { tenantId: source.tenantId, actor: `mqtt:${source.id}` } },
+        ),
+        eventId: messageEventId(`mqtt:${source.id}`, m.messageId),
+        streamId: `integration_mqtt-${source.id}`,
+      },
+    ]);
+  }
+
+  /** The rejected-payload consumer: parks the message in the dead-letter queue with its parse error. */
+  async handleRejectedPayload(event: DeliveredEvent): Promise<void> {
+    const r = payloadOf(MqttPayloadRejectedSchema, event);
+    throw new PermanentFailure(`MQTT source ${r.sourceId}, topic ${r.topic}: ${r.reason}`);
   }
 
   private accept(

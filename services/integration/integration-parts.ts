@@ -1,4 +1,5 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import type { Subscription } from "../kernel/events/ports.js";
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createDestinationDrivers, type DestinationDrivers } from "./adapters/destination-drivers.js";
@@ -8,10 +9,18 @@ import { connectors } from "./connector-bridge.js";
 import { edgeRoutes } from "./edge-handler.js";
 import { ingressRoutes } from "./http-ingress.js";
 import { DEDUPE_WINDOW_MS, DELIVERY_TOPIC, IntegrationApplication, workflowConsumer, workflowTopic } from "./integration-application.js";
-import { DELIVERY_CONSUMER, IntegrationHandler } from "./integration-handler.js";
+import { DELIVERY_CONSUMER, IntegrationHandler, REJECTED_PAYLOAD_CONSUMER } from "./integration-handler.js";
 import { INTEGRATION_SCHEMA } from "./migrations.js";
 import { createMqttRunner, type MqttRunner } from "./mqtt-sources.js";
 import { integrationRoutes } from "./routes.js";
+
+/**
+ * A short, stable token of this replica for its MQTT client ids (`nexus-<source>-<token>`): the
+ * same after a restart (kill -9 included), so the broker hands the restarted replica the session
+ * and the QoS 1 messages queued for it while it was away. Hashed: client ids stay short and do
+ * not show host names.
+ */
+const replicaToken = (replicaId: string) => createHash("sha256").update(replicaId).digest("hex").slice(0, 12);
 
 /** The most retries a destination may set (`DestinationConfig.max_retries`). */
 const MAX_DESTINATION_RETRIES = 100;
@@ -67,7 +76,17 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     onMqttChanged: () => reconcileSoon(),
     onAppChanged: (id) => apps.forget(id),
   });
-  const mqtt = createMqttRunner({ db: ctx.db, app, connectors, logger: ctx.logger, processId: randomBytes(4).toString("hex") });
+  const mqtt = createMqttRunner({
+    db: ctx.db,
+    app,
+    connectors,
+    logger: ctx.logger,
+    processId: replicaToken(
+      config.integrationReplicaId ??
+        // An ephemeral port (0) names no replica: such a process gets a session of its own.
+        (config.port === 0 ? randomBytes(8).toString("hex") : `${hostname()}-${config.port}`),
+    ),
+  });
   const handler = new IntegrationHandler({
     app,
     db: ctx.db,
@@ -166,6 +185,12 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
         backoff: ctx.consumerDefaults?.backoff ?? backoff,
         handler: (event, tx) => app.handleDelivery(event, tx),
         onDeadLettered: (event, error) => app.deliveryDeadLettered(event, error),
+      },
+      {
+        // Parks MQTT payloads that did not parse (the handler always refuses them for good).
+        name: REJECTED_PAYLOAD_CONSUMER,
+        subject: "integration.mqtt_payload_rejected",
+        handler: (event) => app.handleRejectedPayload(event),
       },
     ],
     tasks: [

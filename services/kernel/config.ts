@@ -461,6 +461,14 @@ const VARIABLES = {
       "How long an integration delivery may go unacknowledged (its process silent, e.g. killed) before another replica takes it over; running deliveries keep extending it.",
     parse: integer(1_000, 3_600_000),
   }),
+  integrationReplicaId: variable<string | undefined>({
+    name: "NEXUS_INTEGRATION_REPLICA_ID",
+    default: undefined,
+    unsetMeaning: "(unset: the host name and NEXUS_PORT, which a restarted process or pod keeps)",
+    description:
+      "This replica's name in its MQTT client ids (one persistent session per source and replica): the same after a restart, so a process killed with -9 resumes its session and the QoS 1 messages queued for it instead of leaving them to an orphaned session. Unique per replica.",
+    parse: nonEmptyName,
+  }),
   integrationConcurrency: variable({
     name: "NEXUS_INTEGRATION_CONCURRENCY",
     default: "8",
