@@ -7,7 +7,6 @@ import {
   MqttPayloadRejectedSchema,
   MqttSourceChangedSchema,
   SenderAppChangedSchema,
-  WorkflowChangedSchema,
   WorkflowMessageAcceptedSchema,
 } from "../../gen/nexus/events/v1/integration_events_pb.js";
 import {
@@ -19,7 +18,7 @@ import {
   WorkflowDefinitionSchema,
   WorkflowKind,
 } from "../../gen/nexus/integration/v1/resources_pb.js";
-import { recordFacts } from "../kernel/commands/index.js";
+import { executeCommand, recordFacts } from "../kernel/commands/index.js";
 import type { Database, Tx } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
 import { type DeliveredEvent, type EventBus, eventOf, PermanentFailure, payloadOf } from "../kernel/events/index.js";
@@ -27,6 +26,7 @@ import type { Keyring } from "../kernel/keyring/index.js";
 import { backoffDelayMs } from "../kernel/resilience/backoff.js";
 import { type DestinationDrivers, type DestinationRecord, evaluate, kindOf, splitSecret } from "./adapters/destination-drivers.js";
 import { type AppRow, type DestinationRow, isUniqueViolation, type MqttRow, store, type WorkflowRow } from "./adapters/postgres.js";
+import { workflowAggregate } from "./adapters/workflow-aggregate.js";
 import type { Connectors } from "./connector-bridge.js";
 import { ConnectorError } from "./connectors/ports.js";
 import { generateAppKey, newId } from "./domain/app-key.js";
@@ -468,39 +468,33 @@ export class IntegrationApplication {
     };
   }
 
-  private workflowEvent(tx: Tx, a: Actor, row: WorkflowRow, change: string) {
-    return recordFacts(
-      tx,
-      `integration_workflow-${row.id}`,
-      [eventOf(WorkflowChangedSchema, { tenantId: row.tenantId, workflowId: row.id, change, name: row.name, version: row.currentVersion })],
-      this.meta(a),
-    );
-  }
-
   async createWorkflow(a: Actor, name: string, def: WorkflowDefinition): Promise<WorkflowRow> {
     await this.checked(a.tenantId, def);
-    const row: WorkflowRow = {
-      id: newId(),
-      tenantId: a.tenantId,
-      name,
-      currentVersion: 1,
-      ...this.rowFields(def),
-      enabled: true,
-      pausedBy: "",
-      createdAt: this.o.clock(),
-    };
+    const key = { tenantId: a.tenantId, workflowId: newId() };
+    let row: WorkflowRow | undefined;
     try {
-      await this.o.db.transaction(async (tx) => {
-        await store.insertWorkflow(tx, row);
-        await store.insertVersion(tx, row.id, 1, toJson(WorkflowDefinitionSchema, def), a.actor);
-        await this.workflowEvent(tx, a, row, "created");
-      });
+      row = (
+        await executeCommand(
+          this.o.db,
+          workflowAggregate,
+          key,
+          {
+            type: "Create",
+            name,
+            fields: this.rowFields(def),
+            definition: toJson(WorkflowDefinitionSchema, def),
+            by: a.actor,
+            at: this.o.clock(),
+          },
+          this.meta(a),
+        )
+      ).state;
     } catch (err) {
       if (isUniqueViolation(err)) throw taken("workflow", name);
       throw err;
     }
     this.o.onWorkflowsChanged?.();
-    return row;
+    return row as WorkflowRow;
   }
 
   async getWorkflow(tenantId: string, id: string): Promise<WorkflowRow> {
@@ -532,29 +526,27 @@ export class IntegrationApplication {
   private async newVersion(
     a: Actor,
     id: string,
-    change: string,
+    change: "updated" | "rolled_back",
     def: () => Promise<WorkflowDefinition>,
     expected = 0,
   ): Promise<WorkflowRow> {
     const d = await def();
     await this.checked(a.tenantId, d);
-    return this.o.db.transaction(async (tx) => {
-      const row = await store.workflow(tx, a.tenantId, id, true);
-      if (!row) throw notFound("workflow", id);
-      if (expected && row.currentVersion !== expected)
-        throw domainError(
-          "CONCURRENCY_CONFLICT",
-          `workflow ${id} is at version ${row.currentVersion}, not ${expected}: reload and edit again`,
-          {
-            current_version: row.currentVersion,
-          },
-        );
-      const next: WorkflowRow = { ...row, ...this.rowFields(d), currentVersion: row.currentVersion + 1 };
-      await store.insertVersion(tx, id, next.currentVersion, toJson(WorkflowDefinitionSchema, d), a.actor);
-      await store.updateWorkflow(tx, next);
-      await this.workflowEvent(tx, a, next, change);
-      return next;
-    });
+    const { state } = await executeCommand(
+      this.o.db,
+      workflowAggregate,
+      { tenantId: a.tenantId, workflowId: id },
+      {
+        type: "SaveVersion",
+        change,
+        fields: this.rowFields(d),
+        definition: toJson(WorkflowDefinitionSchema, d),
+        by: a.actor,
+        expectedVersion: expected,
+      },
+      this.meta(a),
+    );
+    return state as WorkflowRow;
   }
 
   updateWorkflow(a: Actor, id: string, def: WorkflowDefinition, expectedVersion: number) {
@@ -573,25 +565,19 @@ export class IntegrationApplication {
    * starts handling them at its next reconcile (at once in this process).
    */
   async setWorkflowEnabled(a: Actor, id: string, enabled: boolean): Promise<WorkflowRow> {
-    const row = await this.o.db.transaction(async (tx) => {
-      const found = await store.workflow(tx, a.tenantId, id, true);
-      if (!found) throw notFound("workflow", id);
-      if (found.enabled === enabled) return found;
-      const next = { ...found, enabled, pausedBy: "" };
-      await store.setWorkflowEnabled(tx, a.tenantId, id, enabled);
-      await this.workflowEvent(tx, a, next, enabled ? "enabled" : "disabled");
-      return next;
-    });
+    const { state } = await executeCommand(
+      this.o.db,
+      workflowAggregate,
+      { tenantId: a.tenantId, workflowId: id },
+      enabled ? { type: "Resume" } : { type: "Pause", by: "" },
+      this.meta(a),
+    );
     this.o.onWorkflowsChanged?.();
-    return row;
+    return state as WorkflowRow;
   }
 
   async deleteWorkflow(a: Actor, id: string): Promise<void> {
-    await this.o.db.transaction(async (tx) => {
-      const row = await store.deleteWorkflow(tx, a.tenantId, id);
-      if (!row) throw notFound("workflow", id);
-      await this.workflowEvent(tx, a, row, "deleted");
-    });
+    await executeCommand(this.o.db, workflowAggregate, { tenantId: a.tenantId, workflowId: id }, { type: "Delete" }, this.meta(a));
     this.o.onWorkflowsChanged?.();
   }
 

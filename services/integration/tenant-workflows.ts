@@ -1,57 +1,44 @@
-import { WorkflowChangedSchema } from "../../gen/nexus/events/v1/integration_events_pb.js";
-import { recordFacts } from "../kernel/commands/index.js";
-import type { Database, Tx } from "../kernel/db/ports.js";
-import { eventOf } from "../kernel/events/index.js";
-import { store, type WorkflowRow } from "./adapters/postgres.js";
+import { executeInTransaction } from "../kernel/commands/index.js";
+import type { Database } from "../kernel/db/ports.js";
+import { workflowAggregate } from "./adapters/workflow-aggregate.js";
 
-async function integrationInstalled(tx: Tx): Promise<boolean> {
-  const { rows } = await tx.query<{ t: string | null }>("SELECT to_regclass('integration.workflows')::text AS t");
-  return Boolean(rows[0]?.t);
-}
-
-async function change(db: Database, tenantId: string, by: string, enabled: boolean): Promise<string[]> {
+async function change(db: Database, tenantId: string, by: string, pause: boolean): Promise<string[]> {
   return db.transaction(async (tx) => {
-    if (!(await integrationInstalled(tx))) return [];
-    const { rows } = enabled
-      ? await tx.query("SELECT * FROM integration.workflows WHERE tenant_id = $1 AND NOT enabled AND paused_by = $2 FOR UPDATE", [
-          tenantId,
-          by,
-        ])
-      : await tx.query("SELECT * FROM integration.workflows WHERE tenant_id = $1 AND enabled FOR UPDATE", [tenantId]);
-    const ids: string[] = [];
-    for (const r of rows as { id: string; name: string; current_version: number }[]) {
-      await store.setWorkflowEnabled(tx, tenantId, r.id, enabled, by);
-      await recordFacts(
+    const { rows: installed } = await tx.query<{ t: string | null }>("SELECT to_regclass('integration.workflows')::text AS t");
+    if (!installed[0]?.t) return [];
+    const { rows } = await tx.query<{ id: string }>(
+      pause
+        ? "SELECT id FROM integration.workflows WHERE tenant_id = $1 AND enabled ORDER BY id"
+        : "SELECT id FROM integration.workflows WHERE tenant_id = $1 AND NOT enabled AND paused_by = $2 ORDER BY id",
+      pause ? [tenantId] : [tenantId, by],
+    );
+    const changed: string[] = [];
+    for (const { id } of rows) {
+      const r = await executeInTransaction(
         tx,
-        `integration_workflow-${r.id}`,
-        [
-          eventOf(WorkflowChangedSchema, {
-            tenantId,
-            workflowId: r.id,
-            change: enabled ? "enabled" : "disabled",
-            name: r.name,
-            version: r.current_version,
-          }),
-        ],
+        workflowAggregate,
+        { tenantId, workflowId: id },
+        pause ? { type: "Pause", by } : { type: "Resume", onlyPausedBy: by },
         { metadata: { tenantId, actor: by } },
       );
-      ids.push(r.id);
+      if (r.events.length > 0) changed.push(id);
     }
-    return ids;
+    return changed;
   });
 }
 
 /**
- * Pauses every running workflow of a tenant on behalf of `by` (`saga:<id>` of its offboarding):
- * their messages wait on the bus, none is delivered; every integration replica stops their
- * consumers at its next reconcile (within 2 s). Each pause is a `WorkflowChanged` "disabled"
- * event (audited). Idempotent; nothing when integration's schema does not exist. The ids paused.
+ * Pauses every running workflow of a tenant on behalf of `by` (`saga:<id>` of its offboarding),
+ * each through the workflow aggregate (a `WorkflowChanged` "disabled" event, audited): their
+ * messages wait on the bus, none is delivered; every integration replica stops their consumers
+ * at its next reconcile (within 2 s). Idempotent; nothing when integration's schema does not
+ * exist. The ids paused.
  */
-export function pauseTenantWorkflows(db: Database, tenantId: string, by: string): Promise<WorkflowRow["id"][]> {
-  return change(db, tenantId, by, false);
+export function pauseTenantWorkflows(db: Database, tenantId: string, by: string): Promise<string[]> {
+  return change(db, tenantId, by, true);
 }
 
 /** Resumes the workflows of a tenant that `by` paused (and no others). The ids resumed. */
-export function resumeTenantWorkflows(db: Database, tenantId: string, by: string): Promise<WorkflowRow["id"][]> {
-  return change(db, tenantId, by, true);
+export function resumeTenantWorkflows(db: Database, tenantId: string, by: string): Promise<string[]> {
+  return change(db, tenantId, by, false);
 }

@@ -232,9 +232,20 @@ export const store = {
   },
   async updateWorkflow(q: Queryable, w: WorkflowRow): Promise<void> {
     await q.query(
-      `UPDATE integration.workflows SET current_version = $3, kind = $4, source_app_id = $5, source_mqtt_id = $6, retention_hours = $7
+      `UPDATE integration.workflows SET current_version = $3, kind = $4, source_app_id = $5, source_mqtt_id = $6, retention_hours = $7,
+         enabled = $8, paused_by = $9
        WHERE tenant_id = $1 AND id = $2`,
-      [w.tenantId, w.id, w.currentVersion, w.kind, w.sourceAppId, w.sourceMqttId, w.retentionHours],
+      [
+        w.tenantId,
+        w.id,
+        w.currentVersion,
+        w.kind,
+        w.sourceAppId,
+        w.sourceMqttId,
+        w.retentionHours,
+        w.enabled,
+        w.enabled ? null : w.pausedBy,
+      ],
     );
   },
   async insertVersion(q: Queryable, workflowId: string, version: number, definition: JsonValue, createdBy: string): Promise<void> {
@@ -292,15 +303,6 @@ export const store = {
       createdAt: row.created_at as Date,
       createdBy: row.created_by as string,
     }));
-  },
-  /** Pauses (enabled = false) or resumes a workflow; `pausedBy` says who paused it. */
-  async setWorkflowEnabled(q: Queryable, tenantId: string, id: string, enabled: boolean, pausedBy = ""): Promise<void> {
-    await q.query("UPDATE integration.workflows SET enabled = $3, paused_by = $4 WHERE tenant_id = $1 AND id = $2", [
-      tenantId,
-      id,
-      enabled,
-      enabled ? null : pausedBy,
-    ]);
   },
   async deleteWorkflow(q: Queryable, tenantId: string, id: string): Promise<WorkflowRow | undefined> {
     const r = await q.query("DELETE FROM integration.workflows WHERE tenant_id = $1 AND id = $2 RETURNING *", [tenantId, id]);
