@@ -1,11 +1,10 @@
 import { createHash, randomUUID } from "node:crypto";
-import type { JsonObject } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import { WorkflowMessageAcceptedSchema } from "../../gen/nexus/events/v1/integration_events_pb.js";
 import { currentRequestMeta } from "../kernel/context.js";
 import type { Database } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
-import { type DirectEvent, type EventBus, type EventMetadata, eventOf } from "../kernel/events/index.js";
+import type { DirectEvent, EventBus, EventMetadata } from "../kernel/events/index.js";
 import { store, type WorkflowRow } from "./adapters/postgres.js";
 
 /** The dedupe window of accepted messages (REL-05): 24 h. */
@@ -155,20 +154,21 @@ export class IngressQueue {
         const { item, metadata } = group.job;
         const wfs = workflows.filter((wf) => wf.tenantId === item.tenantId && feeds(wf, item.feed));
         fed.set(group, wfs.length);
+        // The message's canonical protobuf JSON, written directly (no round trip of the
+        // payload through google.protobuf.Struct for every message).
         for (const wf of wfs)
           events.push({
-            ...eventOf(
-              WorkflowMessageAcceptedSchema,
-              {
-                tenantId: item.tenantId,
-                messageId: claim.messageId,
-                workflowId: wf.id,
-                workflowVersion: wf.currentVersion,
-                source: item.source,
-                payload: item.data as JsonObject,
-              },
-              { topic: workflowTopic(wf.id), metadata },
-            ),
+            type: WorkflowMessageAcceptedSchema.typeName,
+            topic: workflowTopic(wf.id),
+            payload: {
+              tenantId: item.tenantId,
+              messageId: claim.messageId,
+              workflowId: wf.id,
+              workflowVersion: wf.currentVersion,
+              source: item.source,
+              payload: item.data,
+            },
+            metadata,
             eventId: messageEventId(claim.messageId, wf.id),
             streamId: `integration_message-${claim.messageId}`,
           });
