@@ -82,25 +82,22 @@ describeWithPostgresAndNats("integration: kill -9 of a worker mid-batch", () => 
     await deleteSuiteStreams(token, [`${token}_EVENTS`, `${token}_DLQ`]);
   });
 
+  /** The sink database as a PostgreSQL destination's configuration. */
+  function sinkSql() {
+    const sinkUrl = new URL(sink.url);
+    return {
+      engine: SqlEngine.POSTGRES,
+      host: sinkUrl.hostname,
+      port: Number(sinkUrl.port || 5432),
+      database: sink.name,
+      user: sinkUrl.username || "postgres",
+      poolMax: 4,
+    };
+  }
+
   it("every message reaches the table exactly once and the receiver at least once with no key missing", async () => {
     const client = mesh.client().integration;
-    const sinkUrl = new URL(sink.url);
-    const { destination: table } = await client.createDestination({
-      name: "sink",
-      config: {
-        kind: {
-          case: "sql",
-          value: {
-            engine: SqlEngine.POSTGRES,
-            host: sinkUrl.hostname,
-            port: Number(sinkUrl.port || 5432),
-            database: sink.name,
-            user: sinkUrl.username || "postgres",
-            poolMax: 4,
-          },
-        },
-      },
-    });
+    const { destination: table } = await client.createDestination({ name: "sink", config: { kind: { case: "sql", value: sinkSql() } } });
     const { destination: rest } = await client.createDestination({
       name: "slow",
       config: { kind: { case: "rest", value: { url: receiverUrl, timeoutMs: 5_000 } } },
@@ -214,22 +211,7 @@ describeWithPostgresAndNats("integration: kill -9 of a worker mid-batch", () => 
     const client = mesh.client().integration;
     await sinkDb.query("CREATE TABLE mqtt_rows (n integer PRIMARY KEY)");
     const root = `nexus-test/${token}`;
-    const sinkUrl = new URL(sink.url);
-    const { destination } = await client.createDestination({
-      name: "mqtt-sink",
-      config: {
-        kind: {
-          case: "sql",
-          value: {
-            engine: SqlEngine.POSTGRES,
-            host: sinkUrl.hostname,
-            port: Number(sinkUrl.port || 5432),
-            database: sink.name,
-            user: sinkUrl.username || "postgres",
-          },
-        },
-      },
-    });
+    const { destination } = await client.createDestination({ name: "mqtt-sink", config: { kind: { case: "sql", value: sinkSql() } } });
     const { source } = await client.createMqttSource({
       name: "devices",
       url: BROKER,
