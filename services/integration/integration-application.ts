@@ -651,6 +651,24 @@ export class IntegrationApplication {
 
   // ---- the runner ----
 
+  /** Parsed definitions by workflow and version (a saved version never changes). */
+  private readonly definitions = new Map<string, WorkflowDefinition>();
+
+  /**
+   * A stored version's definition, parsed once per process: the runner still reads the
+   * version row (a deleted workflow has none), but not the proto JSON again for every message.
+   */
+  private parsed(workflowId: string, version: number, json: JsonValue): WorkflowDefinition {
+    const key = `${workflowId}:${version}`;
+    let def = this.definitions.get(key);
+    if (!def) {
+      def = fromJson(WorkflowDefinitionSchema, json, { ignoreUnknownFields: true });
+      if (this.definitions.size >= 1_000) this.definitions.delete(this.definitions.keys().next().value as string);
+      this.definitions.set(key, def);
+    }
+    return def;
+  }
+
   private async record(
     q: Tx | Database,
     e: { tenantId: string; messageId: string; workflowId: string; version: number; target: string; destinationId?: string; step?: string },
@@ -689,7 +707,7 @@ export class IntegrationApplication {
     if (!wf) return; // deleted: its queued messages are dropped
     const found = await store.version(tx, wf.id, m.workflowVersion);
     if (!found) return;
-    const def = fromJson(WorkflowDefinitionSchema, found.definition, { ignoreUnknownFields: true });
+    const def = this.parsed(wf.id, m.workflowVersion, found.definition);
     const base = { tenantId: m.tenantId, messageId: m.messageId, workflowId: wf.id, version: m.workflowVersion };
     if (def.kind === WorkflowKind.FAN_OUT) {
       // The pending entries first (a delivery that runs before this transaction commits waits
@@ -747,9 +765,7 @@ export class IntegrationApplication {
     const d = payloadOf(DeliveryRequestedSchema, event);
     const key = this.deliveryKey(d);
     const found = await store.version(tx, d.workflowId, d.workflowVersion);
-    const target = found
-      ? fromJson(WorkflowDefinitionSchema, found.definition, { ignoreUnknownFields: true }).targets[d.targetIndex]
-      : undefined;
+    const target = found ? this.parsed(d.workflowId, d.workflowVersion, found.definition).targets[d.targetIndex] : undefined;
     if (!target) return; // workflow deleted
     const destRow = await store.destination(tx, d.tenantId, d.destinationId);
     if (!destRow) throw new PermanentFailure(`destination ${d.destinationId} no longer exists`);
