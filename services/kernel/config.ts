@@ -439,7 +439,8 @@ const VARIABLES = {
   integrationMaxRetries: variable({
     name: "NEXUS_INTEGRATION_MAX_RETRIES",
     default: "10",
-    description: "Retries of a failing integration delivery (exponential backoff with jitter) before it goes to the dead-letter queue.",
+    description:
+      "Retries of an integration delivery that fails retryably (exponential backoff with jitter) before it goes to the dead-letter queue, for destinations without their own max_retries; a failure retrying cannot fix goes there at once.",
     parse: integer(0, 100),
   }),
   integrationRetryInitialMs: variable({
