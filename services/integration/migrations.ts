@@ -13,7 +13,8 @@ export const INTEGRATION_SCHEMA = "integration";
  * - `workflows` / `workflow_versions`: every saved definition is kept (proto JSON); messages
  *   carry the version they were accepted with.
  * - `mqtt_sources`: brokers, topics and the sealed password.
- * - `messages`: the 24 h dedupe window per source (same payload hash or client message id).
+ * - `messages`: the 24 h dedupe window per source (same payload hash or client message id),
+ *   `published` once the message is on the bus.
  * - `executions`: the execution log, one row per message and target (fan-out) or step
  *   (sequential); `tick` orders changes for the live tail.
  */
@@ -121,6 +122,19 @@ CREATE INDEX executions_tick_idx ON integration.executions (tick);
 `,
     },
     processedEventsMigration(INTEGRATION_SCHEMA),
+    {
+      // Ingress publishes accepted messages straight to the bus: a claim is written first
+      // (published = false) and marked once the bus holds the message, so a retry of a message
+      // whose publish failed publishes it again instead of answering "duplicate" for nothing.
+      // Workflows can be paused (enabled = false: their messages wait on the bus); paused_by
+      // names a tenant offboarding saga that paused them (its compensation resumes only those).
+      id: "0002_direct_ingress",
+      sql: `
+ALTER TABLE integration.messages ADD COLUMN published boolean NOT NULL DEFAULT true;
+ALTER TABLE integration.workflows ADD COLUMN enabled boolean NOT NULL DEFAULT true;
+ALTER TABLE integration.workflows ADD COLUMN paused_by text;
+`,
+    },
     {
       // Objects declared by a Kubernetes resource (Workflow, Destination, SenderApp of the Nexus
       // operator): the resource's name, "" when not managed. Edits through the API are refused.

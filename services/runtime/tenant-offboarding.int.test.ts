@@ -60,7 +60,7 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
     await startSaga(db, def, { sagaId: "offboard-off-1", input: { tenantId: "off-1", reason: "contract ended" }, tenantId: "off-1" });
     const final = await runSaga(db, def, "offboard-off-1", instant);
     expect(final.status).toBe("completed");
-    expect(final.completed).toEqual(["suspend-keys", LEGAL_HOLD_STEP, "shred-keys", "delete-data"]);
+    expect(final.completed).toEqual(["suspend-keys", "stop-workflows", LEGAL_HOLD_STEP, "shred-keys", "delete-data"]);
     expect(final.irreversible).toBe(true);
     expect((await status("off-1"))?.status).toBe("suspended");
     await expect(keyring.openText({ tenantId: "off-1", purpose: "documents" }, sealed)).rejects.toSatisfy(
@@ -203,5 +203,43 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
     const noReason = await run(["tenants", "offboard", "off-cli"]);
     expect(noReason.code).not.toBe(0);
     expect(noReason.out).toContain("--reason");
+  });
+
+  async function workflowOf(tenantId: string, id: string, enabled = true) {
+    await db.query(
+      `INSERT INTO integration.workflows (id, tenant_id, name, current_version, kind, enabled) VALUES ($1, $2, $1, 1, 'fan_out', $3)`,
+      [id, tenantId, enabled],
+    );
+  }
+  const enabledOf = async (tenantId: string) =>
+    Object.fromEntries(
+      (
+        await db.query<{ id: string; enabled: boolean }>("SELECT id, enabled FROM integration.workflows WHERE tenant_id = $1", [tenantId])
+      ).rows.map((r) => [r.id, r.enabled]),
+    );
+
+  it("Given a tenant with integration workflows, When it is offboarded, Then they are paused first and deleted with its data; when the offboarding is compensated, Then only the ones it paused run again", async () => {
+    await tenantWithSecret("off-5");
+    await workflowOf("off-5", "wf-a");
+    await workflowOf("off-5", "wf-paused-by-user", false);
+    await workflowOf("someone-else", "wf-other");
+    const done = tenantOffboardingSaga(db, keyring);
+    await startSaga(db, done, { sagaId: "offboard-off-5", input: { tenantId: "off-5", reason: "r" } });
+    expect((await runSaga(db, done, "offboard-off-5", instant)).status).toBe("completed");
+    // Paused by stop-workflows (the Disabled event below), then deleted by integration's data deleter.
+    expect(await enabledOf("off-5")).toEqual({});
+    expect(await enabledOf("someone-else")).toEqual({ "wf-other": true });
+    const events = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM platform.events WHERE stream_id = 'integration_workflow-wf-a' AND payload->>'change' = 'disabled'",
+    );
+    expect(events.rows[0]?.n).toBe(1);
+
+    await tenantWithSecret("off-6");
+    await workflowOf("off-6", "wf-b");
+    await workflowOf("off-6", "wf-b-paused", false);
+    const held = tenantOffboardingSaga(db, keyring, { checkLegalHold: () => Promise.reject(new Error("hold")) }, { maxAttempts: 1 });
+    await startSaga(db, held, { sagaId: "offboard-off-6", input: { tenantId: "off-6", reason: "r" } });
+    expect((await runSaga(db, held, "offboard-off-6", instant)).status).toBe("compensated");
+    expect(await enabledOf("off-6")).toEqual({ "wf-b": true, "wf-b-paused": false });
   });
 });

@@ -1,5 +1,6 @@
 import { createPostgresAuthStore } from "../auth/adapters/postgres.js";
 import { tenantAggregate } from "../auth/auth-aggregates.js";
+import { pauseTenantWorkflows, resumeTenantWorkflows } from "../integration/tenant-workflows.js";
 import { executeCommand, rehydrate } from "../kernel/commands/index.js";
 import type { NexusConfig } from "../kernel/config.js";
 import type { Database } from "../kernel/db/ports.js";
@@ -18,21 +19,23 @@ import { SERVICES } from "./service-registry.js";
  *   1. `suspend-keys`       the tenant is suspended: every one of its API keys is refused
  *                           (TENANT_SUSPENDED). Undo: resume — only when the suspension is this
  *                           saga's own (a tenant suspended before offboarding stays suspended).
- *   2. `check-legal-hold`   the hook {@link OffboardingHooks.checkLegalHold}: throws when the
+ *   2. `stop-workflows`     every running integration workflow of the tenant is paused (its
+ *                           messages wait on the bus; replicas stop their consumers within 2 s).
+ *                           Undo: resume the workflows this saga paused (not ones paused before).
+ *   3. `check-legal-hold`   the hook {@link OffboardingHooks.checkLegalHold}: throws when the
  *                           tenant's data is under a legal hold, which (after the retries)
  *                           compensates the saga. Legal holds are not implemented here; the
  *                           default hook finds none.
- *   3. `shred-keys`         `keyring.shred(tenant)`: every data key of the tenant is destroyed,
+ *   4. `shred-keys`         `keyring.shred(tenant)`: every data key of the tenant is destroyed,
  *                           so its sealed data never opens again. POINT OF NO RETURN.
- *   4. `delete-data`        checks legal holds again (one placed since step 2 stops the saga,
+ *   5. `delete-data`        checks legal holds again (one placed since step 3 stops the saga,
  *                           `failed`), then runs every service's data deleter
  *                           (`defineService({ dataDeleters })`, {@link serviceDataDeleters}):
  *                           each deletes the tenant's rows from its own schema; what a service
  *                           keeps on purpose is in docs/event-sourcing.md, "Tenant offboarding".
  *
- * Integration workflows are not stopped by a step: services/integration offers no way to stop or
- * disable a workflow today (its workflows have no enabled state); the suspension refuses the
- * tenant's API keys, not the integration's sender-app keys.
+ * The suspension refuses the tenant's API keys, not its integration sender-app keys: messages
+ * sent to a paused workflow are still accepted and wait (until the data is deleted).
  */
 
 /** The input of an offboarding saga. */
@@ -107,6 +110,15 @@ export function tenantOffboardingSaga(
           const state = await rehydrate(db, tenants(), input.tenantId);
           if (state.state?.status !== "suspended" || state.state.suspensionReason !== suspensionReason(sagaId, input.reason)) return;
           await executeCommand(db, tenants(), input.tenantId, { type: "ResumeTenant", now: new Date() });
+        },
+      },
+      {
+        name: "stop-workflows",
+        async run({ sagaId, input }) {
+          await pauseTenantWorkflows(db, input.tenantId, `saga:${sagaId}`);
+        },
+        async compensate({ sagaId, input }) {
+          await resumeTenantWorkflows(db, input.tenantId, `saga:${sagaId}`);
         },
       },
       {

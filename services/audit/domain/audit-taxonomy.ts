@@ -81,6 +81,8 @@ const INTEGRATION_VERBS: Record<string, string> = {
   updated: "Update",
   deleted: "Delete",
   rolled_back: "Rollback",
+  disabled: "Disable",
+  enabled: "Enable",
   key_rotated: "RotateAppKey",
   secret_rotated: "RotateMasterSecret",
 };

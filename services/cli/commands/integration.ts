@@ -60,6 +60,8 @@ const SPECS: readonly Spec[] = [
   },
   { path: ["workflows", "versions"], method: "listWorkflowVersions", summary: "List a workflow's versions", id: "workflowId" },
   { path: ["workflows", "delete"], method: "deleteWorkflow", summary: "Delete a workflow", id: "workflowId" },
+  { path: ["workflows", "disable"], method: "disableWorkflow", summary: "Pause a workflow (its messages wait)", id: "workflowId" },
+  { path: ["workflows", "enable"], method: "enableWorkflow", summary: "Resume a paused workflow", id: "workflowId" },
   { path: ["workflows", "execute"], method: "executeWorkflow", summary: "Queue one message for a workflow", id: "workflowId" },
   { path: ["mqtt", "create"], method: "createMqttSource", summary: "Create an MQTT source" },
   { path: ["mqtt", "get"], method: "getMqttSource", summary: "Show an MQTT source and its status", id: "sourceId" },

@@ -188,6 +188,8 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.integration.v1.IntegrationService/RollbackWorkflow": write,
   "/nexus.integration.v1.IntegrationService/ListWorkflowVersions": read,
   "/nexus.integration.v1.IntegrationService/DeleteWorkflow": writeOrPlatform,
+  "/nexus.integration.v1.IntegrationService/DisableWorkflow": write,
+  "/nexus.integration.v1.IntegrationService/EnableWorkflow": write,
   "/nexus.integration.v1.IntegrationService/CreateMqttSource": admin,
   "/nexus.integration.v1.IntegrationService/GetMqttSource": read,
   "/nexus.integration.v1.IntegrationService/ListMqttSources": read,

@@ -57,7 +57,14 @@ const KNOWN_EVENTS: Record<string, readonly string[]> = {
     "DataSubjectRequestCompleted",
     "GovernanceSettingsChanged",
   ],
-  integration: ["SenderAppChanged", "DestinationChanged", "WorkflowChanged", "MqttSourceChanged", "DeliveryRequested"],
+  integration: [
+    "SenderAppChanged",
+    "DestinationChanged",
+    "WorkflowChanged",
+    "MqttSourceChanged",
+    "DeliveryRequested",
+    "MqttPayloadRejected",
+  ],
 };
 
 const registry = new Map<string, string>();
