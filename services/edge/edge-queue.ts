@@ -96,56 +96,67 @@ export class EdgeQueue {
     return { duplicate: false };
   }
 
-  /** The oldest `limit` messages of each app with anything queued, in queue order. */
-  heads(limit: number): Map<string, QueuedMessage[]> {
+  /** The apps with anything queued. */
+  queuedApps(): string[] {
+    return (this.db.prepare("SELECT DISTINCT app_id FROM messages").all() as Array<{ app_id: string }>).map((r) => String(r.app_id));
+  }
+
+  /**
+   * The oldest messages of one app, in queue order: at most `limit`, and no more than
+   * `maxBytes` of payload (but always the first one).
+   */
+  head(appId: string, limit: number, maxBytes: number): QueuedMessage[] {
     const rows = this.db
-      .prepare(
-        `SELECT seq, app_id, client_message_id, payload, bytes, enqueued_at FROM (
-           SELECT *, row_number() OVER (PARTITION BY app_id ORDER BY seq) AS rn FROM messages
-         ) WHERE rn <= ? ORDER BY seq`,
-      )
-      .all(limit) as Array<Record<string, unknown>>;
-    const out = new Map<string, QueuedMessage[]>();
+      .prepare("SELECT seq, app_id, client_message_id, payload, bytes, enqueued_at FROM messages WHERE app_id = ? ORDER BY seq LIMIT ?")
+      .all(appId, limit) as Array<Record<string, unknown>>;
+    const out: QueuedMessage[] = [];
+    let bytes = 0;
     for (const r of rows) {
-      const m: QueuedMessage = {
+      bytes += Number(r.bytes);
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push({
         seq: Number(r.seq),
         appId: String(r.app_id),
         clientMessageId: String(r.client_message_id),
         payload: String(r.payload),
         bytes: Number(r.bytes),
         enqueuedAt: Number(r.enqueued_at),
-      };
-      const list = out.get(m.appId) ?? [];
-      list.push(m);
-      out.set(m.appId, list);
+      });
     }
     return out;
   }
 
-  /** Removes a message the hub accepted. */
-  remove(m: QueuedMessage): void {
-    const r = this.db.prepare("DELETE FROM messages WHERE seq = ?").run(m.seq);
-    if (Number(r.changes) > 0) {
-      this.count--;
-      this.totalBytes -= m.bytes;
-    }
-  }
-
-  /** Moves a message the hub refused for good (bad payload, unknown app) aside, kept for inspection. */
-  reject(m: QueuedMessage, code: string, reason: string, message: string): void {
+  /**
+   * Settles a forwarded batch in one transaction: removes the messages the hub accepted, and
+   * moves those it refused for good to the `rejected` table (kept for inspection).
+   */
+  settle(accepted: readonly QueuedMessage[], rejected: ReadonlyArray<{ m: QueuedMessage; code: string; reason: string; message: string }>): void {
+    const del = this.db.prepare("DELETE FROM messages WHERE seq = ?");
+    const keep = this.db.prepare("INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    let count = 0;
+    let bytes = 0;
     this.db.exec("BEGIN");
     try {
-      this.db
-        .prepare("INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(m.seq, m.appId, m.clientMessageId, m.payload, code, reason, message, Date.now());
-      this.db.prepare("DELETE FROM messages WHERE seq = ?").run(m.seq);
+      for (const m of accepted) {
+        if (Number(del.run(m.seq).changes) > 0) {
+          count++;
+          bytes += m.bytes;
+        }
+      }
+      for (const { m, code, reason, message } of rejected) {
+        keep.run(m.seq, m.appId, m.clientMessageId, m.payload, code, reason, message, Date.now());
+        if (Number(del.run(m.seq).changes) > 0) {
+          count++;
+          bytes += m.bytes;
+        }
+      }
       this.db.exec("COMMIT");
     } catch (err) {
       this.db.exec("ROLLBACK");
       throw err;
     }
-    this.count--;
-    this.totalBytes -= m.bytes;
+    this.count -= count;
+    this.totalBytes -= bytes;
   }
 
   /** Queue depth, bytes, the oldest message's enqueue time, messages refused by the hub. */

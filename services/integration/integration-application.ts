@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { create, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import {
   DeliveryRequestedSchema,
@@ -238,6 +239,46 @@ export class IntegrationApplication {
    * means durable.
    */
   async ingest(app: AppRow, payload: unknown, clientMessageId: string, actor: string): Promise<Accepted> {
+    const data = await this.payloadOf(app, payload);
+    return this.acceptFromApp(app, data, clientMessageId, actor);
+  }
+
+  /**
+   * Accepts a batch of one app's messages in the order given (an edge agent's forwarded queue,
+   * docs/edge.md): every payload is opened and checked first, then all are submitted to the
+   * same group commit back to back, so they are stored — and their workflow events appended —
+   * in this order. A message refused for good (bad payload) settles as its error and does not
+   * stop the others; anything else (the database away) rejects the whole batch.
+   */
+  async ingestOrdered(
+    app: AppRow,
+    items: ReadonlyArray<{ payload: unknown; clientMessageId: string }>,
+    actor: string,
+  ): Promise<Array<Accepted | ConnectError>> {
+    const prepared: Array<Record<string, unknown> | ConnectError> = [];
+    for (const it of items) {
+      try {
+        prepared.push(await this.payloadOf(app, it.payload));
+      } catch (err) {
+        if (!(err instanceof ConnectError)) throw err;
+        prepared.push(err);
+      }
+    }
+    // No await between submissions: the group commit runs them in this order.
+    const pending = prepared.map((p, i) =>
+      p instanceof ConnectError ? Promise.resolve(p) : this.acceptFromApp(app, p, items[i]?.clientMessageId ?? "", actor),
+    );
+    return Promise.all(pending);
+  }
+
+  private acceptFromApp(app: AppRow, data: Record<string, unknown>, clientMessageId: string, actor: string): Promise<Accepted> {
+    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, (tx) =>
+      store.workflowsFed(tx, app.tenantId, { appId: app.id }),
+    );
+  }
+
+  /** The payload a sender app's message carries: opened when the app requires encryption, checked against its field schema. */
+  private async payloadOf(app: AppRow, payload: unknown): Promise<Record<string, unknown>> {
     let data: Record<string, unknown>;
     if (app.encryptionRequired) {
       try {
@@ -274,10 +315,9 @@ export class IntegrationApplication {
         { field: `payload.${first.field}` },
       );
     }
-    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, (tx) =>
-      store.workflowsFed(tx, app.tenantId, { appId: app.id }),
-    );
+    return data;
   }
+
 
   /** Queues one message for one workflow (ExecuteWorkflow, `POST /execute/<id>`). */
   async execute(

@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import type { Subscription } from "../kernel/events/ports.js";
-import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
+import { handle, type ServiceContext, type ServiceParts } from "../kernel/service/index.js";
 import { createDestinationDrivers, type DestinationDrivers } from "./adapters/destination-drivers.js";
 import { store } from "./adapters/postgres.js";
 import { connectors } from "./connector-bridge.js";
-import { edgeRoutes } from "./edge-handler.js";
+import { EdgeService } from "../../gen/nexus/integration/v1/edge_service_pb.js";
+import { EdgeHandler } from "./edge-handler.js";
 import { ingressRoutes } from "./http-ingress.js";
 import { DEDUPE_WINDOW_MS, DELIVERY_TOPIC, IntegrationApplication, workflowConsumer, workflowTopic } from "./integration-application.js";
 import { DELIVERY_CONSUMER, IntegrationHandler } from "./integration-handler.js";
@@ -124,7 +125,7 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     mqtt,
     handler,
     reconcile,
-    handlers: [integrationRoutes(handler), edgeRoutes(ctx.db)],
+    handlers: [integrationRoutes(handler), handle(EdgeService, new EdgeHandler({ db: ctx.db, app, clock: ctx.clock }) as never)],
     httpRoutes: ingressRoutes({ db: ctx.db, app, logger: ctx.logger, maxBytes: config.maxRequestBytes }),
     consumers: [
       {

@@ -16,6 +16,7 @@ export const INTEGRATION_SCHEMA = "integration";
  * - `messages`: the 24 h dedupe window per source (same payload hash or client message id).
  * - `executions`: the execution log, one row per message and target (fan-out) or step
  *   (sequential); `tick` orders changes for the live tail.
+ * - `edge_agents` (0003): registered edge agents, their token digest and assigned apps.
  */
 export const integrationMigrations: SchemaMigrations = {
   schema: INTEGRATION_SCHEMA,
@@ -121,5 +122,27 @@ CREATE INDEX executions_tick_idx ON integration.executions (tick);
 `,
     },
     processedEventsMigration(INTEGRATION_SCHEMA),
+    {
+      // Edge agents (docs/edge.md): the SHA-256 digest of the token (never the token), the
+      // sender apps assigned, and what the agent last reported (`status`, `last_seen_at`).
+      // A name is unique among the tenant's active (not revoked) agents.
+      id: "0003_edge_agents",
+      sql: `
+CREATE TABLE integration.edge_agents (
+  id text PRIMARY KEY,
+  tenant_id text NOT NULL,
+  name text NOT NULL,
+  token_digest bytea NOT NULL UNIQUE,
+  token_prefix text NOT NULL,
+  app_ids text[] NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz,
+  last_seen_at timestamptz,
+  status jsonb
+);
+CREATE UNIQUE INDEX edge_agents_name_idx ON integration.edge_agents (tenant_id, name) WHERE revoked_at IS NULL;
+CREATE INDEX edge_agents_tenant_idx ON integration.edge_agents (tenant_id, name);
+`,
+    },
   ],
 };
