@@ -166,7 +166,7 @@ describe("nexus edge", () => {
     expect(metrics).toMatch(/nexus_edge_apps 2/);
     expect(metrics).toMatch(/nexus_edge_hub_rejected_total 0/);
     expect(metrics).toMatch(/nexus_edge_token_refused 0/);
-    const lastSync = Number(/nexus_edge_last_sync_timestamp_seconds (\S+)/.exec(metrics)?.[1]);
+    const lastSync = Number(/^nexus_edge_last_sync_timestamp_seconds (\S+)$/m.exec(metrics)?.[1]);
     expect(Math.abs(lastSync - Date.now() / 1000)).toBeLessThan(60);
 
     // grpc.health.v1 on the agent's port, with the state of GET /health.

@@ -36,7 +36,7 @@ export interface EdgeAgentOptions {
 /** A running agent. */
 export interface EdgeAgent {
   url: string;
-  /** Runs the forwarder now (tests, shutdown). */
+  /** Runs the forwarder now, skipping retry delays, until every lane is idle (tests, benchmarks). */
   drain(): Promise<void>;
   close(): Promise<void>;
 }
@@ -516,6 +516,11 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
   return {
     url: `http://${o.host}:${addr.port}`,
     async drain() {
+      // Now: lanes waiting out a retry delay go at once.
+      for (const l of lanes.values()) {
+        if (l.timer) clearTimeout(l.timer);
+        l.timer = undefined;
+      }
       kick();
       for (;;) {
         const running = [...lanes.values()].flatMap((l) => (l.running ? [l.running] : []));

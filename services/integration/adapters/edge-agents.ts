@@ -90,7 +90,7 @@ export const edgeStore = {
     }
     // A forward: at most one write a second per agent.
     await q.query(
-      "UPDATE integration.edge_agents SET last_seen_at = $2 WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < $2 - interval '1 second')",
+      "UPDATE integration.edge_agents SET last_seen_at = $2::timestamptz WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < $2::timestamptz - interval '1 second')",
       [id, at],
     );
   },
