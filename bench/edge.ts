@@ -35,10 +35,17 @@ function startHub(dataDir: string): Promise<{ child: ChildProcess; out: () => st
     process.execPath,
     [path.resolve("dist/services/cli/main.js"), "dev", "--port", String(HUB_PORT), "--host", "127.0.0.1", "--data-dir", dataDir],
     {
-      env: { ...process.env, LOG_LEVEL: "warn" },
+      // Rate limits off: the one-Ingest-at-a-time baseline measures round trips, not the
+      // mutation bucket (2/s per API key by default — what held the agent's earlier drain at
+      // ≈2 messages/s when it forwarded with an API key).
+      env: { ...process.env, LOG_LEVEL: "warn", NEXUS_RATE_LIMIT_ENABLED: "false" },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
+  // A bench that fails half-way does not leave its hub behind.
+  const orphan = () => child.kill("SIGKILL");
+  process.once("exit", orphan);
+  child.once("exit", () => process.off("exit", orphan));
   let out = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the hub did not start:\n${out}`)), 90_000);
