@@ -10,13 +10,13 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { EdgeService } from "../gen/nexus/integration/v1/edge_service_pb.js";
 import { WorkflowKind } from "../gen/nexus/integration/v1/resources_pb.js";
 import { createNexusClient } from "../services/client/index.js";
 import { createSender } from "../services/client/sender.js";
-import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { eventually } from "./support/eventually.js";
 import { type Receiver, startReceiver } from "./support/integration-harness.js";
 import { devOwnerKey, type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
@@ -203,7 +203,9 @@ describe("nexus edge", () => {
     expect(cfg.apps.map((x) => x.appId)).toEqual([a.appId]);
     expect(cfg.edgeId).toBe(reg?.edgeId);
     // Forwarding for another app is refused with a reason naming the fix.
-    const other = await hubSide.forwardMessages({ appId: b.appId, messages: [{ clientMessageId: "x-1", payload: { n: 1 } }] }).catch((e) => e);
+    const other = await hubSide
+      .forwardMessages({ appId: b.appId, messages: [{ clientMessageId: "x-1", payload: { n: 1 } }] })
+      .catch((e) => e);
     expect(ConnectError.from(other).code).toBe(Code.PermissionDenied);
     expect(ConnectError.from(other).findDetails(ErrorInfoSchema)[0]?.reason).toBe("EDGE_APP_NOT_ASSIGNED");
     expect(ConnectError.from(other).rawMessage).toContain("not assigned");

@@ -436,7 +436,10 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
           queue.settle([], [{ m: only, code: Code[e.code], reason, message: e.rawMessage }]);
           rejectedByHub.inc();
           failedCount++;
-          o.logger.warn({ appId, clientMessageId: only.clientMessageId, reason, message: e.rawMessage }, "edge: the hub refused a queued message");
+          o.logger.warn(
+            { appId, clientMessageId: only.clientMessageId, reason, message: e.rawMessage },
+            "edge: the hub refused a queued message",
+          );
           continue;
         }
         if (reason === "NOT_FOUND" && batch.length > 1) {
@@ -447,7 +450,10 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
         // Unreachable, the token refused, the app not assigned (an admin may assign it again):
         // everything stays queued and the lane retries after its delay.
         if (!UNREACHABLE.has(e.code))
-          o.logger.warn({ appId, code: Code[e.code], reason, message: e.rawMessage }, "edge: the hub refused a batch; kept queued, retrying");
+          o.logger.warn(
+            { appId, code: Code[e.code], reason, message: e.rawMessage },
+            "edge: the hub refused a batch; kept queued, retrying",
+          );
         return false;
       }
     }

@@ -130,7 +130,10 @@ export class EdgeQueue {
    * Settles a forwarded batch in one transaction: removes the messages the hub accepted, and
    * moves those it refused for good to the `rejected` table (kept for inspection).
    */
-  settle(accepted: readonly QueuedMessage[], rejected: ReadonlyArray<{ m: QueuedMessage; code: string; reason: string; message: string }>): void {
+  settle(
+    accepted: readonly QueuedMessage[],
+    rejected: ReadonlyArray<{ m: QueuedMessage; code: string; reason: string; message: string }>,
+  ): void {
     const del = this.db.prepare("DELETE FROM messages WHERE seq = ?");
     const keep = this.db.prepare("INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     let count = 0;

@@ -14,8 +14,8 @@ import { recordFacts } from "../kernel/commands/index.js";
 import type { Database, Tx } from "../kernel/db/ports.js";
 import { domainError, errorReason } from "../kernel/errors.js";
 import { eventOf } from "../kernel/events/index.js";
-import { isUniqueViolation, store } from "./adapters/postgres.js";
 import { type EdgeRow, type EdgeStatusRow, edgeStore } from "./adapters/edge-agents.js";
+import { isUniqueViolation, store } from "./adapters/postgres.js";
 import { appKeyDigest, EDGE_TOKEN_PREFIX, generateEdgeToken, newId } from "./domain/app-key.js";
 import type { IntegrationApplication } from "./integration-application.js";
 
@@ -245,9 +245,7 @@ export class EdgeHandler implements ServiceImpl<typeof EdgeService> {
         next = before.appIds.filter((id) => !req.appIds.includes(id));
       }
       const changed =
-        change === "apps_assigned"
-          ? next.filter((id) => !before.appIds.includes(id))
-          : before.appIds.filter((id) => !next.includes(id));
+        change === "apps_assigned" ? next.filter((id) => !before.appIds.includes(id)) : before.appIds.filter((id) => !next.includes(id));
       if (changed.length === 0) return before;
       const row = await edgeStore.setApps(tx, a.tenantId, req.edgeId, next);
       await this.event(tx, a, row, change, changed);

@@ -318,7 +318,6 @@ export class IntegrationApplication {
     return data;
   }
 
-
   /** Queues one message for one workflow (ExecuteWorkflow, `POST /execute/<id>`). */
   async execute(
     tenantId: string,

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
+import { EdgeService } from "../../gen/nexus/integration/v1/edge_service_pb.js";
 import type { Subscription } from "../kernel/events/ports.js";
 import { handle, type ServiceContext, type ServiceParts } from "../kernel/service/index.js";
 import { createDestinationDrivers, type DestinationDrivers } from "./adapters/destination-drivers.js";
 import { store } from "./adapters/postgres.js";
 import { connectors } from "./connector-bridge.js";
-import { EdgeService } from "../../gen/nexus/integration/v1/edge_service_pb.js";
 import { EdgeHandler } from "./edge-handler.js";
 import { ingressRoutes } from "./http-ingress.js";
 import { DEDUPE_WINDOW_MS, DELIVERY_TOPIC, IntegrationApplication, workflowConsumer, workflowTopic } from "./integration-application.js";

@@ -85,7 +85,11 @@ export const edgeStore = {
   /** Records a call of the agent: when, and (from a sync) what it reported. */
   async seen(q: Queryable, id: string, at: Date, status?: EdgeStatusRow): Promise<void> {
     if (status) {
-      await q.query("UPDATE integration.edge_agents SET last_seen_at = $2, status = $3::jsonb WHERE id = $1", [id, at, JSON.stringify(status)]);
+      await q.query("UPDATE integration.edge_agents SET last_seen_at = $2, status = $3::jsonb WHERE id = $1", [
+        id,
+        at,
+        JSON.stringify(status),
+      ]);
       return;
     }
     // A forward: at most one write a second per agent.
