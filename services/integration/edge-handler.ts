@@ -1,6 +1,7 @@
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
 import { EdgeAgentChangedSchema } from "../../gen/nexus/events/v1/integration_events_pb.js";
 import {
   type EdgeAgent,
@@ -26,6 +27,7 @@ export interface EdgeHandlerDeps {
   db: Database;
   app: IntegrationApplication;
   clock: () => Date;
+  logger: Logger;
 }
 
 function edgeToProto(e: EdgeRow): EdgeAgent {
@@ -136,7 +138,11 @@ export class EdgeHandler implements ServiceImpl<typeof EdgeService> {
     const edge = await this.edgeOf(ctx);
     const now = this.d.clock();
     const apps = await edgeStore.assignedApps(this.d.db, edge.tenantId, edge.appIds);
-    await edgeStore.seen(this.d.db, edge.id, now, req.status ? statusRow(req.status) : undefined);
+    // The report is best effort: GetEdgeConfig reads, so it is served during a failover's
+    // write freeze too, when this write may be refused.
+    await edgeStore
+      .seen(this.d.db, edge.id, now, req.status ? statusRow(req.status) : undefined)
+      .catch((err: unknown) => this.d.logger.warn({ err, edgeId: edge.id }, "edge agent status not recorded"));
     return { apps, syncedAt: timestampFromDate(now), edgeId: edge.id, tenantId: edge.tenantId };
   }
 

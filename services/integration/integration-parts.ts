@@ -125,7 +125,10 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     mqtt,
     handler,
     reconcile,
-    handlers: [integrationRoutes(handler), handle(EdgeService, new EdgeHandler({ db: ctx.db, app, clock: ctx.clock }) as never)],
+    handlers: [
+      integrationRoutes(handler),
+      handle(EdgeService, new EdgeHandler({ db: ctx.db, app, clock: ctx.clock, logger: ctx.logger }) as never),
+    ],
     httpRoutes: ingressRoutes({ db: ctx.db, app, logger: ctx.logger, maxBytes: config.maxRequestBytes }),
     consumers: [
       {
