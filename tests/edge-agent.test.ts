@@ -7,6 +7,7 @@
  * queue depth in the list), app keys checked locally, RPC ingress with the TypeScript sender,
  * /health, grpc.health.v1 and /metrics, and RESOURCE_EXHAUSTED when the queue is full.
  */
+import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +15,7 @@ import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { EdgeService } from "../gen/nexus/integration/v1/edge_service_pb.js";
-import { WorkflowKind } from "../gen/nexus/integration/v1/resources_pb.js";
+import { FieldType, WorkflowKind } from "../gen/nexus/integration/v1/resources_pb.js";
 import { createNexusClient } from "../services/client/index.js";
 import { createSender } from "../services/client/sender.js";
 import { eventually } from "./support/eventually.js";
@@ -213,6 +214,32 @@ describe("nexus edge", () => {
     expect(await failure(asEdge(ownerKey).getEdgeConfig({}))).toBe("Unauthenticated EDGE_TOKEN_INVALID");
     expect(await failure(asEdge(`${token.slice(0, -4)}AAAA`).getEdgeConfig({}))).toBe("Unauthenticated EDGE_TOKEN_INVALID");
 
+    // A batch is answered message by message: a payload the app's schema refuses is an error in
+    // its place, the others are accepted in order; resending the batch is answered as duplicates.
+    const { app: strict } = await client.integration.createSenderApp({
+      name: "strict",
+      fields: [{ name: "n", type: FieldType.INTEGER, required: true }],
+    });
+    const { edgeToken: strictToken } = await client.edges.registerEdge({ name: "strict", appIds: [strict?.appId ?? ""] });
+    const batch = {
+      appId: strict?.appId ?? "",
+      messages: [
+        { clientMessageId: "s-1", payload: { n: 1 } as JsonObject },
+        { clientMessageId: "s-2", payload: { m: 2 } as JsonObject },
+        { clientMessageId: "s-3", payload: { n: 3 } as JsonObject },
+      ],
+    };
+    const first = await asEdge(strictToken).forwardMessages(batch);
+    expect(first.results.map((r) => [r.clientMessageId, r.duplicate, r.error?.reason ?? ""])).toEqual([
+      ["s-1", false, ""],
+      ["s-2", false, "INVALID_ARGUMENT"],
+      ["s-3", false, ""],
+    ]);
+    expect(first.results[1]?.error?.message).toContain("payload.n");
+    const resent = await asEdge(strictToken).forwardMessages(batch);
+    expect(resent.results.map((r) => r.duplicate)).toEqual([true, false, true]);
+    expect(resent.results[0]?.messageId).toBe(first.results[0]?.messageId);
+
     // A running agent with this token serves only app a.
     scoped = await startEdge(SCOPED_EDGE_PORT, scopedData.dir, [], token);
     await eventually("scoped edge synced", async () => (await health(SCOPED_EDGE_PORT)).apps === 1, 20_000);
@@ -231,7 +258,7 @@ describe("nexus edge", () => {
     const { plaintextKey: viewerKey } = await client.auth.createApiKey({ name: "edge-viewer", role: Role.VIEWER });
     const viewer = createNexusClient({ baseUrl: HUB, apiKey: viewerKey });
     const listed = await viewer.edges.listEdges({});
-    expect(listed.edges.map((e) => e.name).sort()).toEqual(["main", "scoped"]);
+    expect(listed.edges.map((e) => e.name).sort()).toEqual(["main", "scoped", "strict"]);
     expect(await failure(viewer.edges.registerEdge({ name: "v" }))).toBe("PermissionDenied RBAC_FORBIDDEN");
     expect(await failure(viewer.edges.revokeEdge({ edgeId: reg?.edgeId ?? "" }))).toBe("PermissionDenied RBAC_FORBIDDEN");
 
@@ -250,8 +277,8 @@ describe("nexus edge", () => {
     expect((await scopedHealth.check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.NOT_SERVING);
     expect((await post(SCOPED_EDGE_PORT, a.appKey, { n: 2 })).status).toBe(503);
     expect(await (await fetch(`http://127.0.0.1:${SCOPED_EDGE_PORT}/metrics`)).text()).toMatch(/nexus_edge_token_refused 1/);
-    expect((await client.edges.listEdges({})).edges.map((e) => e.name)).toEqual(["main"]);
-    expect((await client.edges.listEdges({ includeRevoked: true })).edges.map((e) => e.name)).toEqual(["main", "scoped"]);
+    expect((await client.edges.listEdges({})).edges.map((e) => e.name)).toEqual(["main", "strict"]);
+    expect((await client.edges.listEdges({ includeRevoked: true })).edges.map((e) => e.name)).toEqual(["main", "scoped", "strict"]);
 
     // Every management change is in the audit log.
     await eventually(

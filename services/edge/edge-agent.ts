@@ -399,12 +399,14 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
           messages: batch.map((m) => ({ clientMessageId: m.clientMessageId, payload: JSON.parse(m.payload) as JsonObject })),
         });
         hubReachable = true;
+        if (r.results.length !== batch.length)
+          throw new ConnectError(`the hub answered ${r.results.length} results for ${batch.length} messages`, Code.Internal);
         const accepted: QueuedMessage[] = [];
         const rejected: Array<{ m: QueuedMessage; code: string; reason: string; message: string }> = [];
         batch.forEach((m, i) => {
           const res = r.results[i];
           if (res?.error) rejected.push({ m, code: res.error.code, reason: res.error.reason, message: res.error.message });
-          else if (res) accepted.push(m);
+          else accepted.push(m);
         });
         queue.settle(accepted, rejected);
         forwarded.inc(accepted.length);
