@@ -106,13 +106,6 @@ export async function benchEdge(
     });
   const hubIngressPerSecond = await rate(messages, concurrency, (i) => post(hubUrl, i, "hub"));
   log(`edge: hub POST /ingress ${hubIngressPerSecond.toFixed(0)}/s`);
-  // Baseline of the drain: one Ingest at a time (a lane forwarding message by message).
-  const sequential = Math.min(100, messages);
-  const sequentialIngestPerSecond = await rate(sequential, 1, async (i) => {
-    await client.integration.ingest({ appId: app?.appId ?? "", payload: { i, pad: "x".repeat(200) }, clientMessageId: `seq-${i}` });
-  });
-  log(`edge: hub Ingest one at a time ${sequentialIngestPerSecond.toFixed(1)}/s (${sequential} messages)`);
-
   const edge = await startEdgeAgent({
     hubUrl,
     token: edgeToken,
@@ -143,6 +136,14 @@ export async function benchEdge(
   }
   const drainPerSecond = (messages - left) / ((performance.now() - t0) / 1000);
   log(`edge: queue drain ${drainPerSecond.toFixed(1)} messages/s (${messages - left} of ${messages})`);
+  // Baseline of the drain, right after it on the same hub: one Ingest at a time (a lane
+  // forwarding message by message, as the agent did before batching).
+  const sequential = Math.min(300, messages);
+  const sequentialIngestPerSecond = await rate(sequential, 1, async (i) => {
+    await client.integration.ingest({ appId: app?.appId ?? "", payload: { i, pad: "x".repeat(200) }, clientMessageId: `seq-${i}` });
+  });
+  log(`edge: hub Ingest one at a time ${sequentialIngestPerSecond.toFixed(1)}/s (${sequential} messages)`);
+
   await edge.close();
   await stop(hub.child);
   rmSync(hubDir, { recursive: true, force: true });

@@ -234,7 +234,7 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
     return app;
   }
 
-  function admit(app: LocalApp, payload: unknown, clientMessageId: string): { messageId: string; duplicate: boolean } {
+  async function admit(app: LocalApp, payload: unknown, clientMessageId: string): Promise<{ messageId: string; duplicate: boolean }> {
     if (typeof payload !== "object" || payload === null || Array.isArray(payload))
       throw domainError("INVALID_ARGUMENT", "payload: must be a JSON object", { field: "payload" });
     if (app.encryptionRequired && (payload as Record<string, unknown>).enc === undefined)
@@ -245,7 +245,7 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
       throw domainError("INVALID_ARGUMENT", "client_message_id: at most 200 characters", { field: "client_message_id" });
     const id = clientMessageId || `edge-${randomUUID()}`;
     try {
-      const r = queue.enqueue(app.appId, id, JSON.stringify(payload));
+      const r = await queue.enqueueSoon(app.appId, id, JSON.stringify(payload));
       if (!r.duplicate) accepted.inc();
       kick(app.appId);
       return { messageId: id, duplicate: r.duplicate };
@@ -255,9 +255,9 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
     }
   }
 
-  function refusedWith<T>(fn: () => T): T {
+  async function refusedWith<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return fn();
+      return await fn();
     } catch (err) {
       refused.inc({ reason: errorReason(err) ?? "UNKNOWN" });
       throw err;
@@ -268,9 +268,9 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
     routes(router) {
       router.rpc(IntegrationService.method.ingest, async (req, ctx: HandlerContext) => {
         const auth = ctx.requestHeader.get("x-api-key") ?? ctx.requestHeader.get("authorization")?.replace(/^Bearer\s+/i, "") ?? "";
-        return refusedWith(() => {
+        return refusedWith(async () => {
           const app = authenticate(auth, req.appId);
-          const r = admit(app, req.payload as JsonObject | undefined, req.clientMessageId);
+          const r = await admit(app, req.payload as JsonObject | undefined, req.clientMessageId);
           return { messageId: r.messageId, duplicate: r.duplicate, workflows: 0 };
         });
       });
@@ -353,7 +353,7 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
             } catch {
               throw domainError("INVALID_ARGUMENT", "the body is not JSON");
             }
-            const r = refusedWith(() => admit(authenticate(header("x-api-key"), undefined), payload, header("x-message-id")));
+            const r = await refusedWith(() => admit(authenticate(header("x-api-key"), undefined), payload, header("x-message-id")));
             json(202, { message_id: r.messageId, duplicate: r.duplicate, queued: true });
           } catch (err) {
             const e = ConnectError.from(err);

@@ -43,4 +43,23 @@ describe("EdgeQueue (node:sqlite)", () => {
     expect(again.head("a", 10, 1_000_000).map((m) => m.clientMessageId)).toEqual(["a-3"]);
     again.close();
   });
+
+  it("group-commits concurrent enqueues: each answered after its commit, repeats are duplicates, past the bound refused", async () => {
+    const { queue } = open(60);
+    const outcomes = await Promise.allSettled([
+      queue.enqueueSoon("a", "m-1", JSON.stringify({ n: 1, pad: "xxxxxxxxxx" })),
+      queue.enqueueSoon("a", "m-1", JSON.stringify({ n: 1, pad: "xxxxxxxxxx" })),
+      queue.enqueueSoon("a", "m-2", JSON.stringify({ n: 2, pad: "xxxxxxxxxx" })),
+      queue.enqueueSoon("a", "m-3", JSON.stringify({ n: 3, pad: "xxxxxxxxxx" })),
+    ]);
+    expect(outcomes.map((o) => (o.status === "fulfilled" ? o.value.duplicate : (o.reason as Error).name))).toEqual([
+      false,
+      true,
+      false,
+      "QueueFullError",
+    ]);
+    expect(queue.head("a", 10, 1_000).map((m) => m.clientMessageId)).toEqual(["m-1", "m-2"]);
+    expect(queue.stats().depth).toBe(2);
+    queue.close();
+  });
 });

@@ -36,6 +36,13 @@ export class EdgeQueue {
   private readonly db: DatabaseSync;
   private totalBytes = 0;
   private count = 0;
+  private pending: Array<{
+    appId: string;
+    clientMessageId: string;
+    payload: string;
+    resolve: (r: { duplicate: boolean }) => void;
+    reject: (err: unknown) => void;
+  }> = [];
 
   constructor(
     dataDir: string,
@@ -80,20 +87,80 @@ export class EdgeQueue {
    * has this client message id queued.
    */
   enqueue(appId: string, clientMessageId: string, payload: string, now = Date.now()): { duplicate: boolean } {
-    const bytes = Buffer.byteLength(payload, "utf8");
-    if (this.totalBytes + bytes > this.maxBytes)
-      throw new QueueFullError(
-        `the edge queue is full (${this.count} messages, ${this.totalBytes} of ${this.maxBytes} bytes) while the hub is unreachable; retry later`,
-      );
-    const r = this.db
-      .prepare(
-        "INSERT INTO messages (app_id, client_message_id, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, client_message_id) DO NOTHING",
-      )
-      .run(appId, clientMessageId, payload, bytes, now);
-    if (Number(r.changes) === 0) return { duplicate: true };
-    this.count++;
-    this.totalBytes += bytes;
-    return { duplicate: false };
+    const [outcome] = this.insertAll([{ appId, clientMessageId, payload }], now);
+    if (outcome instanceof Error) throw outcome;
+    return outcome ?? { duplicate: true };
+  }
+
+  /**
+   * {@link enqueue} in a group commit: the messages submitted while the event loop runs are
+   * written together in the next turn, in one transaction (one fsync), and each promise settles
+   * once that transaction committed — so an answer still means on disk.
+   */
+  enqueueSoon(appId: string, clientMessageId: string, payload: string): Promise<{ duplicate: boolean }> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ appId, clientMessageId, payload, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending.splice(0);
+    if (batch.length === 0) return;
+    let outcomes: Array<{ duplicate: boolean } | QueueFullError>;
+    try {
+      outcomes = this.insertAll(batch, Date.now());
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => {
+      const o = outcomes[i];
+      if (o instanceof Error) p.reject(o);
+      else p.resolve(o ?? { duplicate: true });
+    });
+  }
+
+  /** Inserts messages in one transaction, in order; a message past the bound is a QueueFullError in its place. */
+  private insertAll(
+    items: ReadonlyArray<{ appId: string; clientMessageId: string; payload: string }>,
+    now: number,
+  ): Array<{ duplicate: boolean } | QueueFullError> {
+    const insert = this.db.prepare(
+      "INSERT INTO messages (app_id, client_message_id, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, client_message_id) DO NOTHING",
+    );
+    const outcomes: Array<{ duplicate: boolean } | QueueFullError> = [];
+    let count = this.count;
+    let total = this.totalBytes;
+    this.db.exec("BEGIN");
+    try {
+      for (const it of items) {
+        const bytes = Buffer.byteLength(it.payload, "utf8");
+        if (total + bytes > this.maxBytes) {
+          outcomes.push(
+            new QueueFullError(
+              `the edge queue is full (${count} messages, ${total} of ${this.maxBytes} bytes) while the hub is unreachable; retry later`,
+            ),
+          );
+          continue;
+        }
+        const r = insert.run(it.appId, it.clientMessageId, it.payload, bytes, now);
+        if (Number(r.changes) === 0) {
+          outcomes.push({ duplicate: true });
+          continue;
+        }
+        count++;
+        total += bytes;
+        outcomes.push({ duplicate: false });
+      }
+      this.db.exec("COMMIT");
+    } catch (err) {
+      this.db.exec("ROLLBACK");
+      throw err;
+    }
+    this.count = count;
+    this.totalBytes = total;
+    return outcomes;
   }
 
   /** The apps with anything queued. */
@@ -186,6 +253,7 @@ export class EdgeQueue {
   }
 
   close(): void {
+    this.flush();
     this.db.close();
   }
 }

@@ -106,9 +106,12 @@ export interface Accepted {
 export class IntegrationApplication {
   /** Accepted messages commit together (see {@link GroupCommit}). */
   private readonly accepts: GroupCommit<Accepted>;
+  /** Edge agents' ordered batches (ingestOrdered), one piece per batch. */
+  private readonly batchAccepts: GroupCommit<Accepted[]>;
 
   constructor(private readonly o: IntegrationApplicationOptions) {
     this.accepts = new GroupCommit<Accepted>(o.db);
+    this.batchAccepts = new GroupCommit<Accepted[]>(o.db, 20);
   }
 
   private meta(a: Actor) {
@@ -240,15 +243,17 @@ export class IntegrationApplication {
    */
   async ingest(app: AppRow, payload: unknown, clientMessageId: string, actor: string): Promise<Accepted> {
     const data = await this.payloadOf(app, payload);
-    return this.acceptFromApp(app, data, clientMessageId, actor);
+    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, (tx) =>
+      store.workflowsFed(tx, app.tenantId, { appId: app.id }),
+    );
   }
 
   /**
    * Accepts a batch of one app's messages in the order given (an edge agent's forwarded queue,
-   * docs/edge.md): every payload is opened and checked first, then all are submitted to the
-   * same group commit back to back, so they are stored — and their workflow events appended —
-   * in this order. A message refused for good (bad payload) settles as its error and does not
-   * stop the others; anything else (the database away) rejects the whole batch.
+   * docs/edge.md): every payload is opened and checked first, then the valid ones are claimed
+   * and their workflow events appended in this order, in one transaction. A message refused
+   * for good (bad payload) settles as its error and does not stop the others; anything else
+   * (the database away) rejects the whole batch, of which nothing is then stored.
    */
   async ingestOrdered(
     app: AppRow,
@@ -264,17 +269,23 @@ export class IntegrationApplication {
         prepared.push(err);
       }
     }
-    // No await between submissions: the group commit runs them in this order.
-    const pending = prepared.map((p, i) =>
-      p instanceof ConnectError ? Promise.resolve(p) : this.acceptFromApp(app, p, items[i]?.clientMessageId ?? "", actor),
+    // One piece of the group commit for the whole batch: its messages are claimed and their
+    // events appended in this order, in one transaction (no savepoint or workflow lookup each).
+    const valid = prepared.flatMap((p, i) =>
+      p instanceof ConnectError ? [] : [{ data: p, clientMessageId: items[i]?.clientMessageId ?? "" }],
     );
-    return Promise.all(pending);
-  }
-
-  private acceptFromApp(app: AppRow, data: Record<string, unknown>, clientMessageId: string, actor: string): Promise<Accepted> {
-    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, (tx) =>
-      store.workflowsFed(tx, app.tenantId, { appId: app.id }),
-    );
+    const accepted =
+      valid.length === 0
+        ? []
+        : await this.batchAccepts.submit(async (tx) => {
+            const wfs = await store.workflowsFed(tx, app.tenantId, { appId: app.id });
+            const out: Accepted[] = [];
+            for (const v of valid)
+              out.push(await this.claimAndRecord(tx, app.tenantId, `app:${app.id}`, v.data, v.clientMessageId, actor, wfs));
+            return out;
+          });
+    let next = 0;
+    return prepared.map((p) => (p instanceof ConnectError ? p : (accepted[next++] as Accepted)));
   }
 
   /** The payload a sender app's message carries: opened when the app requires encryption, checked against its field schema. */
@@ -352,35 +363,45 @@ export class IntegrationApplication {
     actor: string,
     workflows: (tx: Tx) => Promise<WorkflowRow[]>,
   ): Promise<Accepted> {
+    return this.accepts.submit(async (tx) => this.claimAndRecord(tx, tenantId, source, data, clientMessageId, actor, await workflows(tx)));
+  }
+
+  /** Claims a message's dedupe key and appends its workflow events (in the caller's transaction). */
+  private async claimAndRecord(
+    tx: Tx,
+    tenantId: string,
+    source: string,
+    data: Record<string, unknown>,
+    clientMessageId: string,
+    actor: string,
+    wfs: WorkflowRow[],
+  ): Promise<Accepted> {
     const dedupeKey = clientMessageId ? `cid:${clientMessageId}` : `sha1:${createHash("sha1").update(canonicalJson(data)).digest("hex")}`;
-    return this.accepts.submit(async (tx) => {
-      const wfs = await workflows(tx);
-      const claim = await store.claimMessage(tx, {
-        tenantId,
-        source,
-        dedupeKey,
-        messageId: randomUUID(),
-        now: this.o.clock(),
-        windowMs: DEDUPE_WINDOW_MS,
-      });
-      if (claim.duplicate) return { messageId: claim.messageId, duplicate: true, workflows: 0 };
-      const events: NewEvent[] = wfs.map((wf) =>
-        eventOf(
-          WorkflowMessageAcceptedSchema,
-          {
-            tenantId,
-            messageId: claim.messageId,
-            workflowId: wf.id,
-            workflowVersion: wf.currentVersion,
-            source,
-            payload: data as JsonObject,
-          },
-          { topic: workflowTopic(wf.id) },
-        ),
-      );
-      if (events.length > 0) await recordFacts(tx, `integration_message-${claim.messageId}`, events, { metadata: { tenantId, actor } });
-      return { messageId: claim.messageId, duplicate: false, workflows: wfs.length };
+    const claim = await store.claimMessage(tx, {
+      tenantId,
+      source,
+      dedupeKey,
+      messageId: randomUUID(),
+      now: this.o.clock(),
+      windowMs: DEDUPE_WINDOW_MS,
     });
+    if (claim.duplicate) return { messageId: claim.messageId, duplicate: true, workflows: 0 };
+    const events: NewEvent[] = wfs.map((wf) =>
+      eventOf(
+        WorkflowMessageAcceptedSchema,
+        {
+          tenantId,
+          messageId: claim.messageId,
+          workflowId: wf.id,
+          workflowVersion: wf.currentVersion,
+          source,
+          payload: data as JsonObject,
+        },
+        { topic: workflowTopic(wf.id) },
+      ),
+    );
+    if (events.length > 0) await recordFacts(tx, `integration_message-${claim.messageId}`, events, { metadata: { tenantId, actor } });
+    return { messageId: claim.messageId, duplicate: false, workflows: wfs.length };
   }
 
   // ---- destinations ----
