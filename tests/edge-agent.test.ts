@@ -300,6 +300,26 @@ describe("nexus edge", () => {
     );
     await scoped.stop();
     scoped = undefined;
+
+    // A suspended tenant's edge tokens stop working (like its API keys), and work again once it is resumed.
+    const platformKey = /platform operator key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/.exec(hub?.output() ?? "")?.[1] ?? "";
+    const platform = createNexusClient({ baseUrl: HUB, apiKey: platformKey });
+    const tenantId = cfg.tenantId;
+    await platform.auth.suspendTenant({ tenantId, reason: "edge test" });
+    try {
+      await eventually(
+        "the suspended tenant's edge token is refused",
+        async () => (await failure(asEdge(strictToken).getEdgeConfig({}))) === "PermissionDenied TENANT_SUSPENDED",
+        30_000,
+      );
+    } finally {
+      await platform.auth.resumeTenant({ tenantId });
+    }
+    await eventually(
+      "the resumed tenant's edge token works",
+      async () => (await failure(asEdge(strictToken).getEdgeConfig({}))) === "ok",
+      30_000,
+    );
   }, 120_000);
 
   it("hub stopped, 1,000 messages, edge killed -9 and restarted, hub back: all arrive exactly once, in order per app", async () => {

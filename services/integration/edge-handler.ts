@@ -2,6 +2,7 @@ import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { TenantResumedSchema, TenantSuspendedSchema } from "../../gen/nexus/events/v1/auth_events_pb.js";
 import { EdgeAgentChangedSchema } from "../../gen/nexus/events/v1/integration_events_pb.js";
 import {
   type EdgeAgent,
@@ -14,7 +15,7 @@ import { principalOf, tenantScope } from "../kernel/authz/tenant-scope.js";
 import { recordFacts } from "../kernel/commands/index.js";
 import type { Database, Tx } from "../kernel/db/ports.js";
 import { domainError, errorReason } from "../kernel/errors.js";
-import { eventOf } from "../kernel/events/index.js";
+import { type EventHandler, eventOf, payloadOf } from "../kernel/events/index.js";
 import { type EdgeRow, type EdgeStatusRow, edgeStore } from "./adapters/edge-agents.js";
 import { isUniqueViolation, store } from "./adapters/postgres.js";
 import { appKeyDigest, EDGE_TOKEN_PREFIX, generateEdgeToken, newId } from "./domain/app-key.js";
@@ -87,6 +88,10 @@ export class EdgeHandler implements ServiceImpl<typeof EdgeService> {
       );
     const edge = await edgeStore.byDigest(this.d.db, appKeyDigest(token));
     if (!edge) throw domainError("EDGE_TOKEN_INVALID", "the edge token is not valid (unknown or mistyped)");
+    if (edge.tenantSuspended)
+      throw domainError("TENANT_SUSPENDED", "the edge agent's tenant is suspended: its edge tokens stop working until it is resumed", {
+        edge_id: edge.id,
+      });
     if (edge.revokedAt)
       throw domainError(
         "EDGE_TOKEN_REVOKED",
@@ -258,4 +263,20 @@ export class EdgeHandler implements ServiceImpl<typeof EdgeService> {
       return row;
     });
   }
+}
+
+/** Durable consumer of auth's events that keeps `integration.suspended_tenants` (edge tokens of a suspended tenant are refused). */
+export const TENANT_STATUS_CONSUMER = "integration-tenant-status";
+/** Its subject: every auth event (it acts on TenantSuspended and TenantResumed). */
+export const TENANT_STATUS_SUBJECT = "auth.>";
+
+/** The handler of {@link TENANT_STATUS_CONSUMER}. */
+export function tenantStatusHandler(clock: () => Date): EventHandler {
+  return async (event, tx) => {
+    const suspended =
+      event.type === TenantSuspendedSchema.typeName ? true : event.type === TenantResumedSchema.typeName ? false : undefined;
+    if (suspended === undefined) return;
+    const tenantId = (suspended ? payloadOf(TenantSuspendedSchema, event) : payloadOf(TenantResumedSchema, event)).tenantId;
+    if (tenantId) await edgeStore.setSuspended(tx, tenantId, suspended, clock());
+  };
 }

@@ -5,7 +5,7 @@ import { handle, type ServiceContext, type ServiceParts } from "../kernel/servic
 import { createDestinationDrivers, type DestinationDrivers } from "./adapters/destination-drivers.js";
 import { store } from "./adapters/postgres.js";
 import { connectors } from "./connector-bridge.js";
-import { EdgeHandler } from "./edge-handler.js";
+import { EdgeHandler, TENANT_STATUS_CONSUMER, TENANT_STATUS_SUBJECT, tenantStatusHandler } from "./edge-handler.js";
 import { ingressRoutes } from "./http-ingress.js";
 import { DEDUPE_WINDOW_MS, DELIVERY_TOPIC, IntegrationApplication, workflowConsumer, workflowTopic } from "./integration-application.js";
 import { DELIVERY_CONSUMER, IntegrationHandler } from "./integration-handler.js";
@@ -131,6 +131,7 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     ],
     httpRoutes: ingressRoutes({ db: ctx.db, app, logger: ctx.logger, maxBytes: config.maxRequestBytes }),
     consumers: [
+      { name: TENANT_STATUS_CONSUMER, subject: TENANT_STATUS_SUBJECT, handler: tenantStatusHandler(ctx.clock) },
       {
         name: DELIVERY_CONSUMER,
         subject: DELIVERY_TOPIC,

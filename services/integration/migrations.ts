@@ -16,7 +16,8 @@ export const INTEGRATION_SCHEMA = "integration";
  * - `messages`: the 24 h dedupe window per source (same payload hash or client message id).
  * - `executions`: the execution log, one row per message and target (fan-out) or step
  *   (sequential); `tick` orders changes for the live tail.
- * - `edge_agents` (0003): registered edge agents, their token digest and assigned apps.
+ * - `edge_agents` (0003): registered edge agents, their token digest and assigned apps;
+ *   `suspended_tenants`: tenants auth suspended (their edge tokens are refused).
  */
 export const integrationMigrations: SchemaMigrations = {
   schema: INTEGRATION_SCHEMA,
@@ -142,6 +143,11 @@ CREATE TABLE integration.edge_agents (
 );
 CREATE UNIQUE INDEX edge_agents_name_idx ON integration.edge_agents (tenant_id, name) WHERE revoked_at IS NULL;
 CREATE INDEX edge_agents_tenant_idx ON integration.edge_agents (tenant_id, name);
+-- Tenants suspended (auth's TenantSuspended, cleared by TenantResumed): their edge tokens are refused.
+CREATE TABLE integration.suspended_tenants (
+  tenant_id text PRIMARY KEY,
+  suspended_at timestamptz NOT NULL
+);
 `,
     },
   ],

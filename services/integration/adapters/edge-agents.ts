@@ -57,9 +57,24 @@ export const edgeStore = {
     ]);
     return r.rows[0] ? edge(r.rows[0]) : undefined;
   },
-  async byDigest(q: Queryable, digest: Buffer): Promise<EdgeRow | undefined> {
-    const r = await q.query(`SELECT ${COLUMNS} FROM integration.edge_agents WHERE token_digest = $1`, [digest]);
-    return r.rows[0] ? edge(r.rows[0]) : undefined;
+  /** The agent a token belongs to, and whether its tenant is suspended. */
+  async byDigest(q: Queryable, digest: Buffer): Promise<(EdgeRow & { tenantSuspended: boolean }) | undefined> {
+    const r = await q.query(
+      `SELECT ${COLUMNS}, EXISTS (SELECT 1 FROM integration.suspended_tenants s WHERE s.tenant_id = e.tenant_id) AS tenant_suspended
+       FROM integration.edge_agents e WHERE token_digest = $1`,
+      [digest],
+    );
+    const row = r.rows[0];
+    return row ? { ...edge(row), tenantSuspended: row.tenant_suspended === true } : undefined;
+  },
+  /** Records auth's TenantSuspended / TenantResumed (the integration-tenant-status consumer). */
+  async setSuspended(q: Queryable, tenantId: string, suspended: boolean, at: Date): Promise<void> {
+    if (suspended)
+      await q.query(
+        "INSERT INTO integration.suspended_tenants (tenant_id, suspended_at) VALUES ($1, $2) ON CONFLICT (tenant_id) DO NOTHING",
+        [tenantId, at],
+      );
+    else await q.query("DELETE FROM integration.suspended_tenants WHERE tenant_id = $1", [tenantId]);
   },
   async list(q: Queryable, tenantId: string, includeRevoked: boolean): Promise<EdgeRow[]> {
     const r = await q.query(
