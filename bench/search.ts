@@ -175,7 +175,7 @@ async function bulkLoad(rag: BenchRag, total: number): Promise<{ documents: numb
       batch.ends.push(c.charEnd);
       batch.texts.push(c.text);
       batch.filenames.push(`doc-${d}.txt`);
-      batch.metadata.push(`{"shard":${d % 10}}`);
+      batch.metadata.push(`{"shard":${d % 10},"sensitivity":"${d % 5 === 0 ? "secret" : "internal"}"}`);
       if (vectors) batch.vectors.push(vectorLiteral(hashEmbedding(c.text, DIMS)));
       if (batch.docs.length === LOAD_BATCH) {
         const full = batch;
@@ -220,8 +220,10 @@ export interface AccessLatency {
 
 /**
  * Search p95 with document access filtering vs without, in the same run: 1,000 grants (users,
- * groups and roles) over every other document (restricted), the reader in some of the groups;
- * the same hybrid statement with and without the reader's access condition, interleaved.
+ * groups and roles) over every other document (restricted), the reader in some of the groups,
+ * and two enabled Cedar policies compiled into SQL (a forbid on the `sensitivity` label, which a
+ * fifth of the documents carry as "secret", and a forbid on a corpus); the same hybrid statement
+ * with and without the reader's access condition, interleaved.
  */
 async function measureAccess(rag: BenchRag, documents: number, samples: number, warmup: number): Promise<AccessLatency> {
   const { db } = rag;
@@ -244,7 +246,13 @@ async function measureAccess(rag: BenchRag, documents: number, samples: number, 
     }
   });
   await db.exec("ANALYZE retrieval.document_access; ANALYZE retrieval.document_grants");
-  const reader = { userId: "u-9", groups: ["g-1", "g-4"], roles: ["viewer"] };
+  const reader = { userId: "u-9", keyId: "user:u-9", role: "viewer" as const, groups: ["g-1", "g-4"], roles: ["viewer"] };
+  // Two enabled Cedar policies the compiler turns into SQL (a label forbid and a corpus forbid).
+  const policies = [
+    `forbid(principal, action, resource) when { resource.labels has sensitivity && resource.labels.sensitivity == "secret" } unless { principal in Group::"legal" || principal.role == "owner" };`,
+    `forbid(principal, action in [Action::"Search", Action::"Run"], resource in Corpus::"archive");`,
+  ].map((text, i) => ({ policyId: `p-${i}`, version: 1, text, description: "", enabled: true, updatedAt: new Date() }));
+  const access = { reader, actions: ["Search" as const], context: { policies, defaultDeny: false } };
   const statement = (q: string, filtered: boolean) =>
     buildSearchStatement({
       tenantId: TENANT,
@@ -255,7 +263,7 @@ async function measureAccess(rag: BenchRag, documents: number, samples: number, 
       vector: hashEmbedding(q, DIMS),
       model: MODEL,
       dimensions: DIMS,
-      ...(filtered ? { reader } : {}),
+      ...(filtered ? { access } : {}),
     });
   const run = (s: SearchStatement) =>
     db.transaction(async (tx) => {
@@ -415,7 +423,7 @@ export async function benchSearch(options: SearchBenchOptions = {}): Promise<Sea
           vector: hashEmbedding(q, DIMS),
           model: MODEL,
           dimensions: DIMS,
-          reader: readerOf(benchPrincipal()),
+          access: { reader: readerOf(benchPrincipal()), actions: ["Search"], context: { policies: [], defaultDeny: false } },
         });
       const runRaw = async (statement: SearchStatement) =>
         db.transaction(async (tx) => {

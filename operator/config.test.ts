@@ -20,6 +20,7 @@ describe("operator configuration", () => {
       freezeSettleSeconds: 60,
     });
     expect(c.failover.healthUrls).toEqual(["http://nexus-auth:8080", "http://nexus-metering:8080"]);
+    expect(c.integrationUrl).toBe("http://nexus-integration:8080");
   });
 
   it("refuses bad values with the variable, the value and what is expected", () => {

@@ -12,6 +12,7 @@ import { hostname } from "node:os";
  * | NEXUS_OPERATOR_WATCH_NAMESPACE | (all namespaces) | Watch Tenants/Quotas/Failovers in one namespace only. |
  * | NEXUS_AUTH_URL | http://nexus-auth:8080 | Auth service base URL. |
  * | NEXUS_METERING_URL | http://nexus-metering:8080 | Metering service base URL. |
+ * | NEXUS_INTEGRATION_URL | http://nexus-integration:8080 | Integration service base URL (Workflow, Destination, SenderApp). |
  * | NEXUS_OPERATOR_PLATFORM_KEY | (required) | Platform API key the operator acts with; secret. |
  * | NEXUS_OPERATOR_PORT | 8081 | Port of /healthz, /readyz, /metrics; `--port` wins. |
  * | NEXUS_OPERATOR_IDENTITY | POD_NAME, else the host name | Leader Lease holder identity. |
@@ -36,6 +37,7 @@ export interface OperatorConfig {
   watchNamespace: string | undefined;
   authUrl: string;
   meteringUrl: string;
+  integrationUrl: string;
   platformKey: string;
   port: number;
   identity: string;
@@ -107,6 +109,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: { kubeconf
   }
   const authUrl = url(env, "NEXUS_AUTH_URL", "http://nexus-auth:8080");
   const meteringUrl = url(env, "NEXUS_METERING_URL", "http://nexus-metering:8080");
+  const integrationUrl = url(env, "NEXUS_INTEGRATION_URL", "http://nexus-integration:8080");
   const healthRaw = get(env, "NEXUS_FAILOVER_HEALTH_URLS");
   const healthUrls = healthRaw
     ? healthRaw.split(",").map((s, i) => url({ [`NEXUS_FAILOVER_HEALTH_URLS[${i}]`]: s }, `NEXUS_FAILOVER_HEALTH_URLS[${i}]`, s))
@@ -117,6 +120,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: { kubeconf
     watchNamespace: get(env, "NEXUS_OPERATOR_WATCH_NAMESPACE"),
     authUrl,
     meteringUrl,
+    integrationUrl,
     platformKey,
     port: overrides.port ?? int(env, "NEXUS_OPERATOR_PORT", 8081, 0, 65535),
     identity: get(env, "NEXUS_OPERATOR_IDENTITY") ?? get(env, "POD_NAME") ?? hostname(),

@@ -2,14 +2,19 @@ import type { Logger } from "pino";
 import { backoffDelayMs } from "../services/kernel/resilience/backoff.js";
 import type { OperatorConfig } from "./config.js";
 import { Controller } from "./controller/controller.js";
-import { FAILOVER, QUOTA, TENANT } from "./crds/group.js";
+import { DESTINATION, FAILOVER, QUOTA, SENDER_APP, TENANT, WORKFLOW } from "./crds/group.js";
 import { nexusCrds } from "./crds/index.js";
-import type { Failover, Quota, Tenant } from "./crds/types.js";
+import type { Destination, Failover, Quota, SenderApp, Tenant, Workflow } from "./crds/types.js";
 import { exportFailoverPhases } from "./failover/failover-metrics.js";
 import { createFailoverReconciler } from "./failover/failover-reconcile.js";
 import { readRegion } from "./failover/regions.js";
 import { RUNTIME_KEYS, readRuntimeFlags, writeRuntimeFlags } from "./failover/runtime-flags.js";
 import { type HealthServer, startHealthServer } from "./health-server.js";
+import { type CredentialWatch, watchCredentialSecrets } from "./integration/credential-watch.js";
+import { destinationKind, destinationSecretNames } from "./integration/destination-apply.js";
+import { createIntegrationReconciler } from "./integration/integration-reconcile.js";
+import { senderAppKind } from "./integration/sender-app-apply.js";
+import { workflowKind, workflowReferences } from "./integration/workflow-apply.js";
 import { describeKubeError } from "./kube/api-errors.js";
 import { applyCrds } from "./kube/crd-installer.js";
 import { createEventRecorder } from "./kube/event-recorder.js";
@@ -34,15 +39,24 @@ export interface RunningOperator {
 
 /**
  * Starts the operator: applies the CRDs (unless disabled), serves health and metrics, and —
- * while it holds the leader Lease — runs one controller per kind (Tenant, Quota, Failover).
+ * while it holds the leader Lease — runs one controller per kind (Tenant, Quota, Failover,
+ * SenderApp, Destination, Workflow).
  */
 export async function runOperator(config: OperatorConfig, logger: Logger): Promise<RunningOperator> {
   const kube = createKubeClients(loadKubeConfig(config.kubeconfig));
-  const nexus = createNexusApi({ authUrl: config.authUrl, meteringUrl: config.meteringUrl, platformKey: config.platformKey });
+  const nexus = createNexusApi({
+    authUrl: config.authUrl,
+    meteringUrl: config.meteringUrl,
+    integrationUrl: config.integrationUrl,
+    platformKey: config.platformKey,
+  });
   const recorder = createEventRecorder({ core: kube.core, logger, instance: config.identity });
   const tenants = new ResourceClient<Tenant>(kube.custom, TENANT);
   const quotas = new ResourceClient<Quota>(kube.custom, QUOTA);
   const failovers = new ResourceClient<Failover>(kube.custom, FAILOVER);
+  const senderApps = new ResourceClient<SenderApp>(kube.custom, SENDER_APP);
+  const destinations = new ResourceClient<Destination>(kube.custom, DESTINATION);
+  const workflows = new ResourceClient<Workflow>(kube.custom, WORKFLOW);
   const resyncMs = config.resyncSeconds * 1000;
   const watchNamespace = config.watchNamespace;
   const common = { kubeConfig: kube.config, logger, ...(watchNamespace ? { namespace: watchNamespace } : {}) };
@@ -52,8 +66,10 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
     logger.info({ crds: applied }, "CRDs applied server-side");
   }
 
-  let controllers: Controller<Tenant | Quota | Failover>[] = [];
+  type AnyResource = Tenant | Quota | Failover | SenderApp | Destination | Workflow;
+  let controllers: Controller<AnyResource>[] = [];
   let secretWatch: SecretWatch | undefined;
+  let credentialWatch: CredentialWatch | undefined;
   let unexportFailovers: (() => void) | undefined;
   let stopping = false;
 
@@ -106,10 +122,13 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
         tenantsInScope: () => tenantController.cached(),
       }),
       onEvent: (t) => {
-        // A Quota waits for its Tenant's id: look at it again whenever the Tenant changes.
-        quotaController.enqueueMatching(
-          (q) => q.metadata.namespace === t.metadata?.namespace && q.spec.tenantRef.name === t.metadata?.name,
-        );
+        // A Quota (and each integration object) waits for its Tenant's id: look at it again whenever the Tenant changes.
+        const ofTenant = (o: Quota | SenderApp | Destination | Workflow) =>
+          o.metadata.namespace === t.metadata?.namespace && o.spec?.tenantRef?.name === t.metadata?.name;
+        quotaController.enqueueMatching(ofTenant);
+        senderAppController.enqueueMatching(ofTenant);
+        destinationController.enqueueMatching(ofTenant);
+        workflowController.enqueueMatching(ofTenant);
         // A Tenant deleted frees its slug for another Tenant waiting as SlugConflict.
         const slug = (t as Tenant).spec?.slug;
         tenantController.enqueueMatching(
@@ -131,7 +150,46 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
         logger,
       }),
     });
-    controllers = [tenantController, quotaController, failoverController] as Controller<Tenant | Quota | Failover>[];
+    // Workflow, Destination and SenderApp: one reconcile (integration-reconcile.ts), one kind each.
+    const integrationDeps = { tenants, recorder, logger, resyncMs };
+    const workflowController: Controller<Workflow> = new Controller<Workflow>({
+      ...common,
+      resources: workflows,
+      reconciler: createIntegrationReconciler(
+        { ...integrationDeps, resources: workflows },
+        workflowKind({ nexus, destinations, senderApps }),
+      ),
+    });
+    /** A Destination or SenderApp that changed (got its id, went away): the Workflows naming it look again. */
+    const referencing = (kind: "destinations" | "senderApp") => (o: { metadata?: { namespace?: string; name?: string } }) =>
+      workflowController.enqueueMatching((w) => {
+        if (w.metadata.namespace !== o.metadata?.namespace) return false;
+        const refs = workflowReferences(w);
+        return kind === "senderApp" ? refs.senderApp === o.metadata?.name : refs.destinations.includes(o.metadata?.name ?? "");
+      });
+    const senderAppController: Controller<SenderApp> = new Controller<SenderApp>({
+      ...common,
+      resources: senderApps,
+      reconciler: createIntegrationReconciler(
+        { ...integrationDeps, resources: senderApps },
+        senderAppKind({ nexus, core: kube.core, recorder }),
+      ),
+      onEvent: referencing("senderApp"),
+    });
+    const destinationController: Controller<Destination> = new Controller<Destination>({
+      ...common,
+      resources: destinations,
+      reconciler: createIntegrationReconciler({ ...integrationDeps, resources: destinations }, destinationKind({ nexus, core: kube.core })),
+      onEvent: referencing("destinations"),
+    });
+    controllers = [
+      tenantController,
+      quotaController,
+      failoverController,
+      senderAppController,
+      destinationController,
+      workflowController,
+    ] as Controller<AnyResource>[];
     unexportFailovers = exportFailoverPhases(() => failoverController.cached());
     await Promise.all(controllers.map((c) => c.start()));
     // A key Secret deleted or edited queues its Tenant at once (the reconcile rewrites it).
@@ -141,6 +199,21 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
       logger,
       ...(watchNamespace ? { namespace: watchNamespace } : {}),
       enqueueTenant: (key) => tenantController.enqueue(key),
+    });
+    // A credential Secret rotated, or a SenderApp's key Secret deleted: re-apply what names it.
+    credentialWatch = await watchCredentialSecrets({
+      kubeConfig: kube.config,
+      core: kube.core,
+      logger,
+      ...(watchNamespace ? { namespace: watchNamespace } : {}),
+      onSecret: (ns, name) => {
+        destinationController.enqueueMatching((d) => d.metadata.namespace === ns && destinationSecretNames(d.spec).includes(name));
+        senderAppController.enqueueMatching((a) => a.metadata.namespace === ns && a.spec?.keySecretName === name);
+      },
+      onResync: () => {
+        destinationController.enqueueMatching(() => true);
+        senderAppController.enqueueMatching(() => true);
+      },
     });
     logger.info({ watchNamespace: watchNamespace ?? "(all)" }, "controllers started");
   };
@@ -152,6 +225,9 @@ export async function runOperator(config: OperatorConfig, logger: Logger): Promi
     const watch = secretWatch;
     secretWatch = undefined;
     await watch?.stop();
+    const credentials = credentialWatch;
+    credentialWatch = undefined;
+    await credentials?.stop();
     await Promise.all(running.map((c) => c.stop()));
   };
 

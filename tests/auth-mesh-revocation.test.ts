@@ -8,6 +8,7 @@
  * The 1 s bound is the issue's requirement, so it is asserted; the test polls until the
  * refusal shows up and measures from the moment the change was acknowledged.
  */
+import { randomBytes } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
@@ -16,18 +17,14 @@ import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
 import { generateApiKey } from "../services/auth/domain/api-key-secret.js";
 import { createNexusClient, type NexusClient } from "../services/client/create-nexus-client.js";
 import { errorReason } from "../services/kernel/errors.js";
-import { deleteSuiteStreams, suiteStreams } from "./support/nats-streams.js";
+import { bootstrapKeyEnv, deleteSuiteStreams, suiteServeEnv } from "./support/nats-streams.js";
 import { type NexusProcess, startNexus } from "./support/nexus-process.js";
-import {
-  createTestDatabase,
-  describeWithPostgresAndNats,
-  TEST_LEXICAL_ONLY,
-  TEST_NATS_URL,
-  type TestDatabase,
-  uniqueToken,
-} from "./support/services.js";
+import { browserSignIn, NEXUS_AUDIENCE, startOpenIdProvider } from "./support/oidc-provider.js";
+import { createTestDatabase, describeWithPostgresAndNats, type TestDatabase, uniqueToken } from "./support/services.js";
 
 const BOUND_MS = 1_000;
+/** The OpenID provider of the SCIM case (this helper's port range 19500-19599). */
+const PROVIDER_PORT = 19521;
 
 describeWithPostgresAndNats("revocation across the mesh (separate processes, NATS)", () => {
   let db: TestDatabase;
@@ -40,19 +37,14 @@ describeWithPostgresAndNats("revocation across the mesh (separate processes, NAT
   beforeAll(async () => {
     db = await createTestDatabase("nexus_mesh");
     const env = {
-      DATABASE_URL: db.url,
-      NATS_URL: TEST_NATS_URL,
-      NEXUS_SUBJECT_PREFIX: uniqueToken("mesh"),
-      NEXUS_NATS_STREAM: suiteStreams(token).stream,
-      NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
-      NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY,
+      ...suiteServeEnv(db.url, token, "mesh"),
       NEXUS_AUTH_CACHE_TTL_MS: "600000",
-      OTEL_SDK_DISABLED: "true",
-      LOG_LEVEL: "warn",
+      // Sealing of the identity provider's client secret (the SCIM case signs a person in).
+      NEXUS_MASTER_KEYS: `1:${randomBytes(32).toString("base64")}`,
     };
     auth = await startNexus({
       args: ["serve", "--service", "auth", "--port", "0", "--host", "127.0.0.1"],
-      env: { ...env, NEXUS_BOOTSTRAP_KEY_ID: platform.keyId, NEXUS_BOOTSTRAP_KEY_SHA256: Buffer.from(platform.digest).toString("hex") },
+      env: { ...env, ...bootstrapKeyEnv(platform) },
     });
     retrieval = await startNexus({
       args: ["serve", "--service", "retrieval", "--port", "0", "--host", "127.0.0.1"],
@@ -177,5 +169,64 @@ describeWithPostgresAndNats("revocation across the mesh (separate processes, NAT
     const acknowledged = performance.now();
     await vi.waitFor(async () => expect(await deleteCorpus()).toBe("PermissionDenied RBAC_FORBIDDEN"), { timeout: 10_000, interval: 10 });
     expect(performance.now() - acknowledged).toBeLessThan(BOUND_MS);
+  });
+
+  it("a person deactivated by the tenant's directory (SCIM) loses their key and session in another process within 1 second", async () => {
+    // A REAL OpenID provider (the certified oidc-provider package) signs the person in.
+    const idp = await startOpenIdProvider(PROVIDER_PORT, [{ clientId: "lin", email: "lin@example.com", groups: [] }], {
+      clientId: "nexus-web",
+      clientSecret: "web-secret-value",
+      redirectUri: `${auth.url}/auth/oidc/callback`,
+    });
+    try {
+      const { tenant } = await ops.auth.createTenant({ slug: uniqueToken("scim"), displayName: "SCIM", plan: Plan.ENTERPRISE });
+      const owner = createNexusClient({
+        baseUrl: auth.url,
+        apiKey: (await ops.auth.createApiKey({ tenantId: tenant!.id, name: "owner", role: Role.OWNER })).plaintextKey,
+      });
+      await owner.identity.setIdentityProvider({
+        issuer: idp.issuer,
+        audience: NEXUS_AUDIENCE,
+        clientId: "nexus-web",
+        clientSecret: "web-secret-value",
+        scopes: ["openid", "email"],
+        allowedRedirectHosts: ["console.example.com", new URL(auth.url).host],
+        enabled: true,
+      });
+      const scimToken = (await owner.identity.rotateScimToken({})).token;
+      const scim = (method: string, path: string, body: unknown) =>
+        fetch(`${auth.url}/scim/v2${path}`, {
+          method,
+          headers: { authorization: `Bearer ${scimToken}`, "content-type": "application/scim+json" },
+          body: JSON.stringify(body),
+        });
+      const created = (await (await scim("POST", "/Users", { userName: "lin@example.com", active: true })).json()) as { id: string };
+      const key = await owner.auth.createApiKey({ name: "lin laptop", role: Role.VIEWER, ownerUserId: created.id });
+      idp.signInAs("lin");
+      const signedIn = await browserSignIn(
+        `${auth.url}/auth/oidc/login?tenant=${tenant!.slug}&redirect_uri=${encodeURIComponent("http://console.example.com/")}`,
+        `${auth.url}/auth/oidc/callback`,
+      );
+      expect(signedIn.status, signedIn.body).toBe(303);
+      const session = signedIn.session!;
+      await warm(key.plaintextKey);
+      await warm(session);
+      const elapsed = await timeUntilRefused(
+        key.plaintextKey,
+        async () => {
+          const res = await scim("PATCH", `/Users/${created.id}`, {
+            schemas: ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            Operations: [{ op: "replace", value: { active: false } }],
+          });
+          expect(res.status).toBe(200);
+        },
+        "Unauthenticated AUTH_REVOKED_KEY",
+      );
+      expect(elapsed).toBeLessThan(BOUND_MS);
+      expect(await atRetrieval(session)).toBe("Unauthenticated AUTH_REVOKED_KEY");
+      refusedCalls += 1;
+    } finally {
+      await idp.close();
+    }
   });
 });

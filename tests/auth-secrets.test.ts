@@ -27,6 +27,8 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
   const platform = generateApiKey();
   /** Every plaintext key the run handles. */
   const plaintexts: string[] = [platform.plaintext];
+  /** The SCIM tokens the run issues (`nxscim_<token id>_<secret>`). */
+  const scimTokens: string[] = [];
   let output = "";
 
   beforeAll(async () => {
@@ -67,6 +69,16 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
     await outcome(() => createNexusClient({ baseUrl: auth.url, apiKey: viewer.plaintextKey }).auth.whoAmI({}));
     await asOwner.auth.revokeApiKey({ keyId: rotated.apiKey!.id, reason: "done" });
     await outcome(() => createNexusClient({ baseUrl: auth.url, apiKey: rotated.plaintextKey, protocol: "grpc" }).auth.whoAmI({}));
+    // SCIM: the tenant's directory token, issued twice (rotation), used, tampered with.
+    await ops.auth.setPlan({ tenantId: tenant!.id, plan: Plan.ENTERPRISE });
+    for (let i = 0; i < 2; i++) {
+      const { token: scimToken } = await asOwner.identity.rotateScimToken({});
+      scimTokens.push(scimToken);
+      await fetch(`${auth.url}/scim/v2/Users?filter=${encodeURIComponent('userName eq "x@example.com"')}`, {
+        headers: { authorization: `Bearer ${scimToken}` },
+      });
+      await fetch(`${auth.url}/scim/v2/Users`, { headers: { authorization: `Bearer ${scimToken.slice(0, -3)}xyz` } });
+    }
     // A curl-style call with the header in JSON Connect.
     await fetch(`${auth.url}/nexus.auth.v1.AuthService/WhoAmI`, {
       method: "POST",
@@ -91,7 +103,11 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
       expect(text.includes(p), `${where} contains a plaintext key`).toBe(false);
       expect(text.includes(secretOf(p)), `${where} contains a key's secret`).toBe(false);
     }
-    expect(/Bearer\s+nxs_[A-Za-z0-9]/i.test(text), `${where} contains an Authorization header value`).toBe(false);
+    for (const t of scimTokens) {
+      expect(text.includes(t), `${where} contains a SCIM token`).toBe(false);
+      expect(text.includes(t.slice(t.lastIndexOf("_") + 1)), `${where} contains a SCIM token's secret`).toBe(false);
+    }
+    expect(/Bearer\s+nx(s|scim)_[A-Za-z0-9]/i.test(text), `${where} contains an Authorization header value`).toBe(false);
   }
 
   it("the process logged the run (trace level), and no line holds a key, secret or Authorization value", () => {
@@ -125,6 +141,12 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
         const id = p.slice(4, p.indexOf("_", 4));
         expect(digests.find((d) => d.id === id)?.digest).toBe(createHash("sha256").update(p).digest("hex"));
       }
+      // The tenant's SCIM token: the current one's digest only.
+      const { rows: scim } = await client.query<{ token_id: string; digest: string }>(
+        "SELECT token_id, encode(secret_sha256, 'hex') AS digest FROM auth.scim_tokens",
+      );
+      const current = scimTokens[scimTokens.length - 1]!;
+      expect(scim).toEqual([{ token_id: current.split("_")[1], digest: createHash("sha256").update(current).digest("hex") }]);
     } finally {
       await client.end();
     }

@@ -93,6 +93,11 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     SetDocumentAccess: "unary",
     GetDocumentAccess: "unary",
     SetDocumentAccessSettings: "unary",
+    SavePolicy: "unary",
+    SetPolicyEnabled: "unary",
+    ListPolicies: "unary",
+    SetLabelRules: "unary",
+    SimulatePolicy: "unary",
   },
   "nexus.identity.v1.IdentityService": {
     AddMember: "unary",
@@ -103,6 +108,9 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     SetPlatformOperator: "unary",
     SetIdentityProvider: "unary",
     GetIdentityProvider: "unary",
+    RotateScimToken: "unary",
+    GetScimToken: "unary",
+    RevokeScimToken: "unary",
   },
   "nexus.agent.v1.AgentService": {
     Run: "server_streaming",

@@ -58,4 +58,24 @@ describe("members CLI against nexus dev", { timeout: 240_000 }, () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--role must be");
   });
+
+  it("issues, shows and revokes the tenant's SCIM token (`nexus scim token …`), which the SCIM endpoint then accepts or refuses", async () => {
+    const platformKey = (dev.output().match(KEY) as [string, string])[0];
+    const pro = await nexus(["scim", "token", "rotate"], as(ownerKey));
+    expect(pro.code).toBe(1);
+    expect(pro.stderr).toContain("FEATURE_NOT_ENABLED");
+    expect((await nexus(["tenants", "set-plan", "demo", "enterprise"], as(platformKey))).code).toBe(0);
+    const rotated = await nexus(["scim", "token", "rotate"], as(ownerKey));
+    expect(rotated.code, rotated.stderr).toBe(0);
+    const token = rotated.stdout.trim();
+    expect(token).toMatch(/^nxscim_[0-9a-f]{24}_/);
+    const shown = await nexus(["scim", "token", "show"], as(ownerKey));
+    expect(shown.stdout).toContain(token.split("_")[1]);
+    expect(shown.stdout).not.toContain(token);
+    const users = await fetch(`${dev.url}/scim/v2/Users`, { headers: { authorization: `Bearer ${token}` } });
+    expect(users.status).toBe(200);
+    expect(await users.json()).toMatchObject({ totalResults: 0 });
+    expect((await nexus(["scim", "token", "revoke"], as(ownerKey))).stdout).toContain("revoked");
+    expect((await fetch(`${dev.url}/scim/v2/Users`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+  });
 });

@@ -11,8 +11,8 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { Plan } from "../gen/nexus/auth/v1/tenant_pb.js";
-import { type AuthHarness, failure, startAuthHarness } from "./support/auth-harness.js";
-import { browserSignIn, NEXUS_AUDIENCE, startOpenIdProvider, type TestOpenIdProvider } from "./support/oidc-provider.js";
+import { type AuthHarness, failure } from "./support/auth-harness.js";
+import { browserSignIn, NEXUS_AUDIENCE, startSignInHarness, type TestOpenIdProvider, WEB_CLIENT_SECRET } from "./support/oidc-provider.js";
 import { describeWithPostgres } from "./support/services.js";
 
 const PROVIDER_PORT = 15621;
@@ -37,15 +37,7 @@ describeWithPostgres("identity: OpenID Connect sign-in", () => {
   };
 
   beforeAll(async () => {
-    h = await startAuthHarness({
-      services: ["auth"],
-      env: { NEXUS_MASTER_KEYS: `1:${randomBytes(32).toString("base64")}`, NEXUS_AUTH_CACHE_TTL_MS: "600000" },
-    });
-    idp = await startOpenIdProvider(PROVIDER_PORT, people, {
-      clientId: "nexus-web",
-      clientSecret: "web-secret-value",
-      redirectUri: callback(),
-    });
+    ({ h, idp } = await startSignInHarness(PROVIDER_PORT, people));
     tenant = await h.tenant(Plan.PRO);
     const owner = h.client(tenant.ownerKey);
     await owner.identity.addMember({ email: "alice@example.com", role: Role.VIEWER });
@@ -54,7 +46,7 @@ describeWithPostgres("identity: OpenID Connect sign-in", () => {
       issuer: idp.issuer,
       audience: NEXUS_AUDIENCE,
       clientId: "nexus-web",
-      clientSecret: "web-secret-value",
+      clientSecret: WEB_CLIENT_SECRET,
       scopes: ["openid", "email", "profile", "groups"],
       allowedRedirectHosts: ["console.example.com", new URL(h.url).host],
       groupRoles: { engineering: Role.EDITOR, sales: Role.VIEWER },

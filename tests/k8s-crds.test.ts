@@ -32,6 +32,9 @@ describe("CRDs", () => {
     expect(columns("Tenant")).toEqual(expect.arrayContaining(["READY", "PLAN", "USAGE", "AGE"]));
     expect(columns("Quota")).toEqual(expect.arrayContaining(["USED", "LIMIT"]));
     expect(columns("Failover")).toEqual(expect.arrayContaining(["PHASE", "TARGET", "AGE"]));
+    expect(columns("Workflow")).toEqual(expect.arrayContaining(["READY", "TENANT", "KIND", "VERSION", "AGE"]));
+    expect(columns("Destination")).toEqual(expect.arrayContaining(["READY", "TENANT", "TYPE"]));
+    expect(columns("SenderApp")).toEqual(expect.arrayContaining(["READY", "TENANT", "KEY SECRET"]));
   });
 
   it("carry CEL rules (immutable slug and target, soft-cap range, daily ≤ monthly, unique secret names)", () => {
@@ -53,11 +56,14 @@ describe("CRDs", () => {
 });
 
 describe("samples (k8s/samples)", () => {
-  it.each(["tenant.yaml", "quota.yaml", "failover.yaml", "regions.yaml"])("%s is valid", async (file) => {
-    const { objects, problems } = await validateYaml(sample(file));
-    expect(objects.length).toBe(1);
-    expect(problems).toEqual([]);
-  });
+  it.each(["tenant.yaml", "quota.yaml", "failover.yaml", "regions.yaml", "sender-app.yaml", "destination.yaml", "workflow.yaml"])(
+    "%s is valid",
+    async (file) => {
+      const { objects, problems } = await validateYaml(sample(file));
+      expect(objects.length).toBe(1);
+      expect(problems).toEqual([]);
+    },
+  );
 
   it("the regions sample parses as the operator reads it", () => {
     const cm = parse(sample("regions.yaml")) as Obj;

@@ -145,7 +145,7 @@ describeWithCrdApiServer("operator start-up", () => {
       );
     }
     const applies = kube.requests.filter((r) => r.method === "PATCH" && r.path.includes("/customresourcedefinitions/"));
-    expect(applies).toHaveLength(3);
+    expect(applies).toHaveLength(nexusCrds().length);
     for (const r of applies) {
       expect(r.contentType).toBe("application/apply-patch+yaml");
       expect(r.path).toContain("fieldManager=nexus-operator");

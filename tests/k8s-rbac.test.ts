@@ -80,9 +80,10 @@ function permissionsCalled(): Set<string> {
   expect(unknown, "API calls this test cannot map yet: add their kind to KIND").toEqual([]);
   // Custom resources go through ResourceClient, one per kind the operator runs.
   const kinds = [...all.matchAll(/new ResourceClient<\w+>\(kube\.custom, (\w+)\)/g)].map((m) => m[1]);
-  expect(kinds.sort()).toEqual(["FAILOVER", "QUOTA", "TENANT"]);
+  expect(kinds.sort()).toEqual(["DESTINATION", "FAILOVER", "QUOTA", "SENDER_APP", "TENANT", "WORKFLOW"]);
+  const plurals = ["destinations", "failovers", "quotas", "senderapps", "tenants", "workflows"];
   const client = readFileSync("operator/kube/resource-client.ts", "utf8");
-  for (const plural of ["failovers", "quotas", "tenants"]) {
+  for (const plural of plurals) {
     if (/getNamespacedCustomObject\(/.test(client)) add(`nexus.dev/${plural}`, "get");
     if (/list(Namespaced|Cluster)CustomObject\(/.test(client)) add(`nexus.dev/${plural}`, "list");
     if (/patchNamespacedCustomObject\(/.test(client)) add(`nexus.dev/${plural}`, "patch");
@@ -90,9 +91,12 @@ function permissionsCalled(): Set<string> {
   }
   // Informers list and watch: the controllers (every ResourceClient kind) and the Secret watch.
   if (/makeInformer/.test(readFileSync("operator/controller/controller.ts", "utf8"))) {
-    for (const plural of ["failovers", "quotas", "tenants"]) add(`nexus.dev/${plural}`, "watch");
+    for (const plural of plurals) add(`nexus.dev/${plural}`, "watch");
   }
   if (/makeInformer/.test(readFileSync("operator/tenant/secret-watch.ts", "utf8"))) add("/secrets", "watch");
+  // The integration kinds' credential Secret watch (client-node's Watch on the Secrets path).
+  const credentialWatch = readFileSync("operator/integration/credential-watch.ts", "utf8");
+  if (/new Watch\(/.test(credentialWatch) && /\/secrets/.test(credentialWatch)) add("/secrets", "watch");
   // An ownerReference with blockOwnerDeletion needs update on the owner's finalizers subresource
   // (OwnerReferencesPermissionEnforcement admission): the key Secrets' Tenant.
   if (/blockOwnerDeletion: true/.test(readFileSync("operator/tenant/tenant-keys.ts", "utf8")))

@@ -57,6 +57,44 @@ export function setConditions(existing: readonly Condition[] | undefined, update
   return out;
 }
 
+/** Ready=False and Reconciling=True with the reason, Degraded=False: waiting for something else, nothing failed. */
+export function waitingConditions(
+  existing: readonly Condition[] | undefined,
+  reason: string,
+  message: string,
+  generation: number,
+  now: Date,
+): Condition[] {
+  return setConditions(
+    existing,
+    [
+      readyCondition(false, reason, message, generation),
+      reconcilingCondition(true, reason, message, generation),
+      degradedCondition(false, "Healthy", "waiting, not failing", generation),
+    ],
+    now,
+  );
+}
+
+/** Ready=False and Degraded=True with the failure, Reconciling=True (retrying with backoff). */
+export function failedConditions(
+  existing: readonly Condition[] | undefined,
+  reason: string,
+  message: string,
+  generation: number,
+  now: Date,
+): Condition[] {
+  return setConditions(
+    existing,
+    [
+      readyCondition(false, reason, message, generation),
+      reconcilingCondition(true, "Retrying", "retrying with backoff", generation),
+      degradedCondition(true, reason, message, generation),
+    ],
+    now,
+  );
+}
+
 /** One change of a condition's status between two lists (for Events). */
 export interface ConditionTransition {
   type: string;

@@ -7,6 +7,8 @@ export const TENANT_FINALIZER = "nexus.dev/tenant-cleanup";
 export const QUOTA_FINALIZER = "nexus.dev/quota-reset";
 /** Failover finalizer: deleting a running Failover unfreezes writes and releases the failover Lease. */
 export const FAILOVER_FINALIZER = "nexus.dev/failover-cleanup";
+/** Workflow, Destination and SenderApp finalizer: deleting the resource deletes the object in the integration service. */
+export const INTEGRATION_FINALIZER = "nexus.dev/integration-cleanup";
 
 /** Whether the object carries the finalizer. */
 export function hasFinalizer(obj: NexusResource<unknown, CommonStatus>, finalizer: string): boolean {

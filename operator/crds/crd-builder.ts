@@ -18,6 +18,8 @@ export type JsonSchema = {
   exclusiveMinimum?: boolean;
   minItems?: number;
   maxItems?: number;
+  maxProperties?: number;
+  additionalProperties?: JsonSchema;
   nullable?: boolean;
   "x-kubernetes-validations"?: { rule: string; message: string; reason?: string; fieldPath?: string }[];
   "x-kubernetes-list-type"?: "atomic" | "set" | "map";

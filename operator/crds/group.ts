@@ -19,3 +19,9 @@ export const TENANT: ResourceNames = { kind: "Tenant", plural: "tenants", singul
 export const QUOTA: ResourceNames = { kind: "Quota", plural: "quotas", singular: "quota", shortNames: ["nqt"] };
 /** Failover: one run of the regional failover state machine. */
 export const FAILOVER: ResourceNames = { kind: "Failover", plural: "failovers", singular: "failover", shortNames: ["nfo"] };
+/** Workflow: an integration workflow (fan-out or sequential) of one Tenant. */
+export const WORKFLOW: ResourceNames = { kind: "Workflow", plural: "workflows", singular: "workflow", shortNames: ["nwf"] };
+/** Destination: where integration workflows deliver (REST, SQL, NATS, corpus), credentials from Secrets. */
+export const DESTINATION: ResourceNames = { kind: "Destination", plural: "destinations", singular: "destination", shortNames: ["ndst"] };
+/** SenderApp: an application that sends messages to integration ingress; its app key goes into a Secret. */
+export const SENDER_APP: ResourceNames = { kind: "SenderApp", plural: "senderapps", singular: "senderapp", shortNames: ["nsa"] };

@@ -1,6 +1,9 @@
+import type { REST_AUTHS, SQL_ENGINES } from "./destination-crd.js";
 import type { FAILOVER_MODES, FAILOVER_PHASES } from "./failover-crd.js";
 import type { HARD_CAP_MODES } from "./quota-crd.js";
+import type { FIELD_TYPES } from "./sender-app-crd.js";
 import type { KEY_ROLES, TENANT_PLANS } from "./tenant-crd.js";
+import type { NULL_STRATEGIES, ON_ERROR, SQL_OPERATIONS, STEP_TYPES, WORKFLOW_KINDS } from "./workflow-crd.js";
 
 /** `metav1.Condition`. */
 export interface Condition {
@@ -150,3 +153,131 @@ export interface FailoverStatus extends CommonStatus {
 
 /** A Failover object. */
 export type Failover = NexusResource<FailoverSpec, FailoverStatus>;
+
+/** A reference to an object of the same namespace. */
+export interface LocalRef {
+  name: string;
+}
+
+/** A key of a Secret in the object's namespace (`key` is defaulted by the schema). */
+export interface SecretKeyRef {
+  name: string;
+  key?: string;
+}
+
+/** Status fields the integration kinds share. */
+export interface IntegrationStatus extends CommonStatus {
+  tenantId?: string;
+  lastAppliedAt?: string;
+}
+
+/** SenderApp.spec */
+export interface SenderAppSpec {
+  tenantRef: LocalRef;
+  fields?: { name: string; type?: (typeof FIELD_TYPES)[number]; required?: boolean }[];
+  encryptionRequired?: boolean;
+  keySecretName: string;
+}
+
+/** SenderApp.status */
+export interface SenderAppStatus extends IntegrationStatus {
+  appId?: string;
+  keyPrefix?: string;
+}
+
+/** A SenderApp object. */
+export type SenderApp = NexusResource<SenderAppSpec, SenderAppStatus>;
+
+/** Destination.spec (exactly one of rest, sql, nats, corpus). */
+export interface DestinationSpec {
+  tenantRef: LocalRef;
+  rest?: {
+    url: string;
+    method?: string;
+    auth?: (typeof REST_AUTHS)[number];
+    username?: string;
+    apiKeyHeader?: string;
+    headers?: Record<string, string>;
+    timeoutMs?: number;
+    retryStatusCodes?: number[];
+    secretRef?: SecretKeyRef;
+  };
+  sql?: {
+    engine: (typeof SQL_ENGINES)[number];
+    host: string;
+    port: number;
+    database: string;
+    user: string;
+    passwordSecretRef: SecretKeyRef;
+    ssl?: boolean;
+    poolMax?: number;
+  };
+  nats?: { subject: string };
+  corpus?: { corpusId: string; apiKeySecretRef: SecretKeyRef };
+}
+
+/** Destination.status */
+export interface DestinationStatus extends IntegrationStatus {
+  destinationId?: string;
+  type?: string;
+  secretVersion?: string;
+}
+
+/** A Destination object. */
+export type Destination = NexusResource<DestinationSpec, DestinationStatus>;
+
+/** One workflow target. */
+export interface WorkflowTargetSpec {
+  destinationRef: LocalRef;
+  transform?: string;
+  condition?: string;
+  path?: string;
+  title?: string;
+  sql?: {
+    operation: (typeof SQL_OPERATIONS)[number];
+    table: string;
+    keyColumns?: string[];
+    partial?: boolean;
+    mappings?: {
+      source: string;
+      column: string;
+      type?: (typeof FIELD_TYPES)[number];
+      default?: string;
+      nullStrategy?: (typeof NULL_STRATEGIES)[number];
+    }[];
+  };
+}
+
+/** One step of a sequential workflow. */
+export interface WorkflowStepSpec {
+  name: string;
+  type: (typeof STEP_TYPES)[number];
+  target?: WorkflowTargetSpec;
+  expression?: string;
+  thenStep?: string;
+  elseStep?: string;
+  nextStep?: string;
+  delayMs?: number;
+  onError?: (typeof ON_ERROR)[number];
+  maxRetries?: number;
+}
+
+/** Workflow.spec */
+export interface WorkflowSpec {
+  tenantRef: LocalRef;
+  kind?: (typeof WORKFLOW_KINDS)[number];
+  source: { senderAppRef: LocalRef };
+  targets?: WorkflowTargetSpec[];
+  steps?: WorkflowStepSpec[];
+  retentionHours?: number;
+}
+
+/** Workflow.status */
+export interface WorkflowStatus extends IntegrationStatus {
+  workflowId?: string;
+  version?: number;
+  subject?: string;
+}
+
+/** A Workflow object. */
+export type Workflow = NexusResource<WorkflowSpec, WorkflowStatus>;

@@ -1,5 +1,6 @@
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
+import type { IntegrationService } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import type { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { createNexusClient } from "../../services/client/index.js";
 import { errorReason } from "../../services/kernel/errors.js";
@@ -10,6 +11,8 @@ export interface NexusEndpoints {
   authUrl: string;
   /** Base URL of the metering service. */
   meteringUrl: string;
+  /** Base URL of the integration service (Workflow, Destination, SenderApp). Default: authUrl (one-process installs). */
+  integrationUrl?: string;
   /** Platform API key (`nxs_…`) the operator acts with. */
   platformKey: string;
   /** Per-call timeout. Default 10000 ms. */
@@ -22,6 +25,8 @@ export interface NexusApi {
   auth: Client<typeof AuthService>;
   /** MeteringService as the platform principal. */
   metering: Client<typeof MeteringService>;
+  /** IntegrationService as the platform principal (it names the tenant in each call). */
+  integration: Client<typeof IntegrationService>;
   /** AuthService as another key (to check that a tenant's key authenticates). */
   authAs(apiKey: string): Client<typeof AuthService>;
 }
@@ -31,9 +36,15 @@ export function createNexusApi(endpoints: NexusEndpoints): NexusApi {
   const timeoutMs = endpoints.timeoutMs ?? 10_000;
   const platformAuth = createNexusClient({ baseUrl: endpoints.authUrl, apiKey: endpoints.platformKey, timeoutMs });
   const platformMetering = createNexusClient({ baseUrl: endpoints.meteringUrl, apiKey: endpoints.platformKey, timeoutMs });
+  const platformIntegration = createNexusClient({
+    baseUrl: endpoints.integrationUrl ?? endpoints.authUrl,
+    apiKey: endpoints.platformKey,
+    timeoutMs,
+  });
   return {
     auth: platformAuth.auth,
     metering: platformMetering.metering,
+    integration: platformIntegration.integration,
     authAs: (apiKey) => createNexusClient({ baseUrl: endpoints.authUrl, apiKey, timeoutMs }).auth,
   };
 }

@@ -1,10 +1,12 @@
 import { Period, type QuotaWindow } from "../../gen/nexus/metering/v1/quota_pb.js";
 import {
   degradedCondition,
+  failedConditions,
   readyCondition,
   reconcilingCondition,
   setConditions,
   softCapReachedCondition,
+  waitingConditions,
 } from "../controller/conditions.js";
 import type { QuotaStatus, QuotaWindowStatus } from "../crds/types.js";
 
@@ -114,29 +116,13 @@ export function quotaStatus(previous: QuotaStatus | undefined, outcome: QuotaOut
       return {
         ...base,
         phase: "Pending",
-        conditions: setConditions(
-          previous?.conditions,
-          [
-            readyCondition(false, outcome.reason, outcome.message, generation),
-            reconcilingCondition(true, outcome.reason, outcome.message, generation),
-            degradedCondition(false, "Healthy", "waiting, not failing", generation),
-          ],
-          now,
-        ),
+        conditions: waitingConditions(previous?.conditions, outcome.reason, outcome.message, generation, now),
       };
     case "failed":
       return {
         ...base,
         phase: "Degraded",
-        conditions: setConditions(
-          previous?.conditions,
-          [
-            readyCondition(false, outcome.reason, outcome.message, generation),
-            reconcilingCondition(true, "Retrying", "retrying with backoff", generation),
-            degradedCondition(true, outcome.reason, outcome.message, generation),
-          ],
-          now,
-        ),
+        conditions: failedConditions(previous?.conditions, outcome.reason, outcome.message, generation, now),
       };
     default: {
       const _exhaustive: never = outcome;

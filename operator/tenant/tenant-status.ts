@@ -1,4 +1,4 @@
-import { degradedCondition, readyCondition, reconcilingCondition, setConditions } from "../controller/conditions.js";
+import { degradedCondition, failedConditions, readyCondition, reconcilingCondition, setConditions } from "../controller/conditions.js";
 import type { Condition, TenantApiKeyStatus, TenantStatus } from "../crds/types.js";
 
 /** What one reconcile of a Tenant found. */
@@ -64,15 +64,7 @@ export function tenantStatus(previous: TenantStatus | undefined, outcome: Tenant
       );
       return { ...base, phase: "Pending", tenantId: outcome.tenantId, apiKeys: outcome.keys, usage: outcome.usage, conditions };
     case "failed":
-      conditions = setConditions(
-        previous?.conditions,
-        [
-          readyCondition(false, outcome.reason, outcome.message, generation),
-          reconcilingCondition(true, "Retrying", "retrying with backoff", generation),
-          degradedCondition(true, outcome.reason, outcome.message, generation),
-        ],
-        now,
-      );
+      conditions = failedConditions(previous?.conditions, outcome.reason, outcome.message, generation, now);
       return { ...base, phase: "Degraded", conditions };
     default: {
       const _exhaustive: never = outcome;

@@ -16,6 +16,15 @@ export interface AuthSettings {
   sessionTtlMs: number;
   /** Longest time between the redirect to the provider and its callback (NEXUS_SSO_STATE_TTL_SECONDS). */
   signInStateTtlMs: number;
+  /** The installation's issuer whose tokens authenticate platform operators (NEXUS_PLATFORM_OIDC_*); none when unset. */
+  platformIssuer?: PlatformIssuer;
+}
+
+/** The installation-level OpenID issuer of platform operators' access tokens. */
+export interface PlatformIssuer {
+  issuer: string;
+  audience: string;
+  userClaim: string;
 }
 
 /** Defaults: 24 h rotation grace, 90 days inactivity, 100 active keys per tenant, touch once a minute. */
@@ -39,8 +48,20 @@ export function authSettingsFromConfig(config: {
   oidcHttpTimeoutMs?: number;
   ssoSessionTtlSeconds?: number;
   ssoStateTtlSeconds?: number;
+  platformOidcIssuer?: string | undefined;
+  platformOidcAudience?: string;
+  platformOidcUserClaim?: string;
 }): AuthSettings {
   return {
+    ...(config.platformOidcIssuer
+      ? {
+          platformIssuer: {
+            issuer: config.platformOidcIssuer,
+            audience: config.platformOidcAudience ?? "nexus-platform",
+            userClaim: config.platformOidcUserClaim ?? "email",
+          },
+        }
+      : {}),
     rotationGraceMs: config.apiKeyRotationGraceSeconds * 1000,
     inactivityMs: config.apiKeyInactiveDays * 24 * 3600 * 1000,
     maxActiveKeysPerTenant: config.maxActiveApiKeys,

@@ -6,6 +6,7 @@ import { createPostgresAuthStore } from "./adapters/postgres.js";
 import { AuthApplication } from "./auth-application.js";
 import type { AuthSettings } from "./auth-settings.js";
 import { IdentityApplication } from "./identity-application.js";
+import { ScimApplication } from "./scim-application.js";
 import { SignIn } from "./sign-in.js";
 import { TokenAuthenticator } from "./token-authentication.js";
 
@@ -24,6 +25,7 @@ export interface AuthParts {
   app: AuthApplication;
   identity: IdentityApplication;
   signIn: SignIn;
+  scim: ScimApplication;
 }
 
 /**
@@ -39,6 +41,7 @@ export function createAuthParts(options: CreateAuthApplicationOptions): AuthPart
     clock: options.clock,
     jwksCooldownMs: options.settings.jwksCooldownMs,
     httpTimeoutMs: options.settings.oidcHttpTimeoutMs,
+    ...(options.settings.platformIssuer ? { platform: options.settings.platformIssuer } : {}),
   });
   const identity = new IdentityApplication({
     store,
@@ -58,16 +61,18 @@ export function createAuthParts(options: CreateAuthApplicationOptions): AuthPart
       httpTimeoutMs: options.settings.oidcHttpTimeoutMs,
     },
   });
+  const recorder = createEventStoreAccessRecorder({ db: options.db, logger: options.logger });
   const app = new AuthApplication({
     store,
     settings: options.settings,
-    recorder: createEventStoreAccessRecorder({ db: options.db, logger: options.logger }),
+    recorder,
     clock: options.clock,
     logger: options.logger,
     tokens,
     sessions: signIn,
   });
-  return { app, identity, signIn };
+  const scim = new ScimApplication({ store, db: options.db, clock: options.clock, logger: options.logger, recorder });
+  return { app, identity, signIn, scim };
 }
 
 /** {@link createAuthParts} when only the auth use cases are needed. */

@@ -221,9 +221,11 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     const principal = principalOf(ctx);
     // A person signed in (access token or session) holds no API key: the principal is the answer.
     if (
-      principal.kind === "tenant" &&
-      principal.userId &&
-      (principal.keyId === userIdKey(principal.userId) || principal.keyId.startsWith(sessionKey("")))
+      (principal.kind === "tenant" &&
+        principal.userId &&
+        (principal.keyId === userIdKey(principal.userId) || principal.keyId.startsWith(sessionKey("")))) ||
+      // A platform operator with the installation issuer's token (NEXUS_PLATFORM_OIDC_ISSUER).
+      (principal.kind === "platform" && principal.keyId.startsWith(userIdKey("")))
     ) {
       return { principal: principalToProto(principal) };
     }

@@ -21,6 +21,7 @@ import type { AuthSettings } from "./auth-settings.js";
 import type { IdentityProviderConfig } from "./domain/identity-provider.js";
 import { mayGrantRole } from "./domain/key-policy.js";
 import { type Membership, membershipIn, normalizeEmail, type User } from "./domain/user.js";
+import { type Discovery, DiscoveryFailed, discoverIssuer } from "./oidc-discovery.js";
 import type { AuthStore } from "./ports.js";
 
 /** Keyring purpose of identity provider client secrets. */
@@ -53,13 +54,6 @@ export interface IdentityProviderInput {
   defaultRole: TenantRole | undefined;
   groupRoles: Readonly<Record<string, TenantRole>>;
   enabled: boolean;
-}
-
-/** What the discovery document of an issuer tells us. */
-export interface Discovery {
-  jwksUri: string;
-  authorizationEndpoint: string;
-  tokenEndpoint: string;
 }
 
 /** Options of {@link IdentityApplication}. */
@@ -322,30 +316,12 @@ export class IdentityApplication {
   }
 
   private async discover(issuer: string): Promise<Discovery> {
-    const url = `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`;
-    let doc: Record<string, unknown>;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(this.options.settings.oidcHttpTimeoutMs), redirect: "error" });
-      if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      doc = (await res.json()) as Record<string, unknown>;
+      return await discoverIssuer(issuer, this.options.settings.oidcHttpTimeoutMs);
     } catch (err) {
-      throw domainError(
-        "IDP_DISCOVERY_FAILED",
-        `the issuer's discovery document (${url}) could not be read: ${(err as Error).message}`,
-        { issuer },
-        { cause: err },
-      );
+      if (err instanceof DiscoveryFailed) throw domainError("IDP_DISCOVERY_FAILED", err.message, { issuer }, { cause: err });
+      throw err;
     }
-    if (doc.issuer !== issuer) {
-      throw domainError("IDP_DISCOVERY_FAILED", `the discovery document names issuer "${String(doc.issuer)}", not "${issuer}"`, { issuer });
-    }
-    const jwksUri = typeof doc.jwks_uri === "string" ? doc.jwks_uri : "";
-    if (!jwksUri) throw domainError("IDP_DISCOVERY_FAILED", "the discovery document has no jwks_uri", { issuer });
-    return {
-      jwksUri,
-      authorizationEndpoint: typeof doc.authorization_endpoint === "string" ? doc.authorization_endpoint : "",
-      tokenEndpoint: typeof doc.token_endpoint === "string" ? doc.token_endpoint : "",
-    };
   }
 
   /** The user aggregate for a change to a member of `tenantId`: only owners (and platform) touch owners. */

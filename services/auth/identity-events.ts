@@ -5,6 +5,8 @@ import {
   MembershipRevokedSchema,
   MembershipRoleChangedSchema,
   PlatformOperatorChangedSchema,
+  ScimTokenRevokedSchema,
+  ScimTokenRotatedSchema,
   SessionEndedSchema,
   SessionStartedSchema,
   UserCreatedSchema,
@@ -14,6 +16,7 @@ import "../kernel/authz/auth-event-topics.js";
 import type { NewEvent } from "../kernel/events/ports.js";
 import { eventOf } from "../kernel/events/protobuf-event.js";
 import type { IdentityProviderEvent } from "./domain/identity-provider.js";
+import type { ScimTokenEvent } from "./domain/scim-token.js";
 import type { SessionEvent } from "./domain/session.js";
 import type { UserEvent } from "./domain/user.js";
 
@@ -84,6 +87,21 @@ export function sessionEventToNew(e: SessionEvent): NewEvent {
       );
     case "SessionEnded":
       return eventOf(SessionEndedSchema, { tenantId: e.tenantId, sessionId: e.sessionId, userId: e.userId, reason: e.reason }, meta);
+    default: {
+      const _exhaustive: never = e;
+      return _exhaustive;
+    }
+  }
+}
+
+/** The event store form of a SCIM token event (never the token or its digest). */
+export function scimTokenEventToNew(e: ScimTokenEvent): NewEvent {
+  const meta = { metadata: { tenantId: e.tenantId } };
+  switch (e.type) {
+    case "ScimTokenRotated":
+      return eventOf(ScimTokenRotatedSchema, { tenantId: e.tenantId, tokenId: e.tokenId, previousTokenId: e.previousTokenId }, meta);
+    case "ScimTokenRevoked":
+      return eventOf(ScimTokenRevokedSchema, { tenantId: e.tenantId, tokenId: e.tokenId }, meta);
     default: {
       const _exhaustive: never = e;
       return _exhaustive;

@@ -5,9 +5,12 @@ import type {
   AddMemberRequest,
   GetIdentityProviderRequest,
   GetMemberRequest,
+  GetScimTokenRequest,
   IdentityService,
   ListMembersRequest,
   RemoveMemberRequest,
+  RevokeScimTokenRequest,
+  RotateScimTokenRequest,
   SetIdentityProviderRequest,
   SetMemberRoleRequest,
   SetPlatformOperatorRequest,
@@ -18,7 +21,9 @@ import { principalOf } from "../kernel/authz/tenant-scope.js";
 import type { TenantRole } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import type { IdentityProviderConfig } from "./domain/identity-provider.js";
+import type { ScimTokenState } from "./domain/scim-token.js";
 import type { IdentityApplication, Member } from "./identity-application.js";
+import type { ScimApplication } from "./scim-application.js";
 
 function requiredRole(role: Role, field = "role"): TenantRole {
   const r = roleFromProto(role);
@@ -67,7 +72,10 @@ function providerToMessage(p: IdentityProviderConfig) {
  * scoping happens in the application through the principal.
  */
 export class IdentityServiceHandlers implements ServiceImpl<typeof IdentityService> {
-  constructor(private readonly app: IdentityApplication) {}
+  constructor(
+    private readonly app: IdentityApplication,
+    private readonly scim: ScimApplication,
+  ) {}
 
   async addMember(req: AddMemberRequest, ctx: HandlerContext) {
     const { member, userCreated } = await this.app.addMember(principalOf(ctx), {
@@ -126,4 +134,22 @@ export class IdentityServiceHandlers implements ServiceImpl<typeof IdentityServi
   async getIdentityProvider(req: GetIdentityProviderRequest, ctx: HandlerContext) {
     return { identityProvider: providerToMessage(await this.app.getIdentityProvider(principalOf(ctx), req.tenantId)) };
   }
+
+  async rotateScimToken(req: RotateScimTokenRequest, ctx: HandlerContext) {
+    const { token, state } = await this.scim.rotateToken(principalOf(ctx), req.tenantId);
+    return { token, scimToken: scimTokenToMessage(state) };
+  }
+
+  async getScimToken(req: GetScimTokenRequest, ctx: HandlerContext) {
+    const state = await this.scim.getToken(principalOf(ctx), req.tenantId);
+    return state === undefined ? {} : { scimToken: scimTokenToMessage(state) };
+  }
+
+  async revokeScimToken(req: RevokeScimTokenRequest, ctx: HandlerContext) {
+    return { revoked: await this.scim.revokeToken(principalOf(ctx), req.tenantId) };
+  }
+}
+
+function scimTokenToMessage(s: ScimTokenState) {
+  return { tenantId: s.tenantId, tokenId: s.tokenId ?? "", createdAt: timestampFromDate(s.createdAt) };
 }

@@ -167,6 +167,59 @@ CREATE TABLE auth.sign_in_attempts (
 CREATE INDEX sign_in_attempts_expiry_idx ON auth.sign_in_attempts (expires_at);
 `,
   },
+  {
+    id: "0005_scim_provisioning",
+    sql: `
+-- The tenant's SCIM bearer token (one per tenant; only its SHA-256 is kept). token_id is NULL
+-- after a revocation.
+CREATE TABLE auth.scim_tokens (
+  tenant_id text PRIMARY KEY REFERENCES auth.tenants (id),
+  token_id text UNIQUE,
+  secret_sha256 bytea CHECK (secret_sha256 IS NULL OR length(secret_sha256) = 32),
+  created_at timestamptz NOT NULL,
+  version integer NOT NULL CHECK (version >= 1)
+);
+
+-- Provisioning data of the people a tenant's directory manages (the user and membership rows
+-- stay the truth for access): the SCIM attributes as the directory sent them.
+CREATE TABLE auth.scim_users (
+  tenant_id text NOT NULL REFERENCES auth.tenants (id),
+  user_id text NOT NULL REFERENCES auth.users (id),
+  user_name text NOT NULL,
+  external_id text,
+  active boolean NOT NULL,
+  attributes jsonb NOT NULL,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  PRIMARY KEY (tenant_id, user_id)
+);
+CREATE UNIQUE INDEX scim_users_user_name_key ON auth.scim_users (tenant_id, lower(user_name));
+CREATE INDEX scim_users_external_id_idx ON auth.scim_users (tenant_id, external_id);
+
+CREATE TABLE auth.scim_groups (
+  tenant_id text NOT NULL REFERENCES auth.tenants (id),
+  id text NOT NULL,
+  display_name text NOT NULL,
+  external_id text,
+  created_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  PRIMARY KEY (tenant_id, id)
+);
+CREATE UNIQUE INDEX scim_groups_display_name_key ON auth.scim_groups (tenant_id, lower(display_name));
+
+CREATE TABLE auth.scim_group_members (
+  tenant_id text NOT NULL,
+  group_id text NOT NULL,
+  user_id text NOT NULL,
+  PRIMARY KEY (tenant_id, group_id, user_id),
+  FOREIGN KEY (tenant_id, group_id) REFERENCES auth.scim_groups (tenant_id, id) ON DELETE CASCADE,
+  FOREIGN KEY (tenant_id, user_id) REFERENCES auth.scim_users (tenant_id, user_id) ON DELETE CASCADE
+);
+CREATE INDEX scim_group_members_user_idx ON auth.scim_group_members (tenant_id, user_id);
+`,
+  },
 ];
 
 /** The auth schema and its migrations (applied whenever the service runs). */

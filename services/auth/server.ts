@@ -12,6 +12,7 @@ import { IdentityServiceHandlers } from "./identity-handlers.js";
 import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
 import { authMigrations } from "./migrations.js";
 import { authRoutes, identityRoutes } from "./routes.js";
+import { scimRoutes } from "./scim-routes.js";
 import { signInRoutes } from "./sign-in-routes.js";
 import { TenantHistory } from "./tenant-history.js";
 
@@ -36,7 +37,13 @@ export const authService = defineService({
   migrations: [authMigrations],
   build(ctx) {
     const settings = authSettingsFromConfig(ctx.config);
-    const { app, identity, signIn } = createAuthParts({ db: ctx.db, logger: ctx.logger, clock: ctx.clock, settings, keyring: ctx.keyring });
+    const { app, identity, signIn, scim } = createAuthParts({
+      db: ctx.db,
+      logger: ctx.logger,
+      clock: ctx.clock,
+      settings,
+      keyring: ctx.keyring,
+    });
     const refreshExpiry = () => refreshKeyExpiryMetric(ctx.db, ctx.clock(), ctx.logger);
     // A first reading at start, so the gauge exists before the first interval passes.
     void refreshExpiry().catch((err: unknown) => ctx.logger.debug({ err }, "first key expiry count failed; the task retries"));
@@ -49,11 +56,13 @@ export const authService = defineService({
       logger: ctx.logger,
     });
     return {
-      handlers: [authRoutes(new AuthServiceHandlers(app, history)), identityRoutes(new IdentityServiceHandlers(identity))],
+      handlers: [authRoutes(new AuthServiceHandlers(app, history)), identityRoutes(new IdentityServiceHandlers(identity, scim))],
       // The web console's sign-in and sign-out (docs/console.md), and OpenID sign-in (docs/identity.md).
       httpRoutes: [
         ...consoleSessionRoutes({ app, ttlMs: ctx.config.consoleSessionTtlSeconds * 1000, logger: ctx.logger }),
         ...signInRoutes(signIn, ctx.logger),
+        // SCIM 2.0 provisioning of the tenant whose SCIM token is presented (docs/identity.md).
+        ...scimRoutes(scim, ctx.logger),
       ],
       shutdown: async () => buckets.close(),
       tasks: [

@@ -2,11 +2,13 @@ import { createRemoteJWKSet, decodeJwt, errors, type JWTPayload, jwtVerify } fro
 import type { TokenFailureReason } from "../kernel/authz/access-recorder.js";
 import { userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { effectiveEntitlements, principalEntitlements } from "../kernel/authz/plans.js";
-import type { TenantPrincipal } from "../kernel/context.js";
+import type { PlatformPrincipal, TenantPrincipal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
+import type { PlatformIssuer } from "./auth-settings.js";
 import type { IdentityProviderConfig } from "./domain/identity-provider.js";
 import type { Tenant } from "./domain/tenant.js";
 import { membershipIn, normalizeEmail } from "./domain/user.js";
+import { discoverIssuer } from "./oidc-discovery.js";
 import type { AuthStore } from "./ports.js";
 
 /** Signature algorithms accepted on access tokens: asymmetric only (a shared secret would let any client mint tokens). */
@@ -16,7 +18,7 @@ const MAX_GROUPS = 100;
 
 /** What {@link TokenAuthenticator.authenticate} answers. */
 export type TokenOutcome =
-  | { kind: "authenticated"; principal: TenantPrincipal; validUntil: Date | undefined }
+  | { kind: "authenticated"; principal: TenantPrincipal | PlatformPrincipal; validUntil: Date | undefined }
   | { kind: "refused"; reason: TokenFailureReason | "TENANT_SUSPENDED"; message: string; tenantId?: string; keyId?: string };
 
 /** Options of {@link TokenAuthenticator}. */
@@ -27,7 +29,12 @@ export interface TokenAuthenticatorOptions {
   jwksCooldownMs: number;
   /** Deadline of each fetch of signing keys. */
   httpTimeoutMs: number;
+  /** The installation's issuer of platform operators' tokens (NEXUS_PLATFORM_OIDC_ISSUER), if any. */
+  platform?: PlatformIssuer;
 }
+
+/** Tolerance on exp/nbf of platform tokens. */
+const PLATFORM_CLOCK_SKEW_SECONDS = 60;
 
 /**
  * Bearer access tokens (JWTs) of the tenants' OpenID Connect issuers → principals, checked
@@ -57,12 +64,15 @@ export class TokenAuthenticator {
       return refused("AUTH_TOKEN_INVALID", "the access token is not a readable JWT");
     }
     const issuer = typeof claims.iss === "string" ? claims.iss : "";
+    const platform = this.options.platform;
+    const audience = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
+    if (platform !== undefined && issuer === platform.issuer && audience.includes(platform.audience))
+      return this.verifyPlatform(token, platform);
     const candidates = issuer ? await this.options.store.identityProvidersByIssuer(issuer) : [];
     if (candidates.length === 0) {
       return refused("AUTH_TOKEN_ISSUER", "no tenant accepts access tokens of this issuer (configure it with SetIdentityProvider)");
     }
-    const audiences = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
-    const matching = candidates.filter((c) => audiences.includes(c.provider.audience));
+    const matching = candidates.filter((c) => audience.includes(c.provider.audience));
     if (matching.length === 0) {
       const first = candidates[0];
       return refused(
@@ -123,6 +133,61 @@ export class TokenAuthenticator {
       },
       validUntil: typeof payload.exp === "number" ? new Date((payload.exp + provider.clockSkewSeconds) * 1000) : undefined,
     };
+  }
+
+  /**
+   * A token of the installation's own issuer: verified against that issuer's keys (its
+   * discovery document read once), its user claim must name a platform operator; the principal
+   * is a platform principal (`key_id` `user:<id>`). A withdrawn operator flag ends cached answers
+   * at once (PlatformOperatorChanged).
+   */
+  private async verifyPlatform(token: string, platform: PlatformIssuer): Promise<TokenOutcome> {
+    let payload: JWTPayload;
+    try {
+      const jwksUri = await this.platformJwksUri(platform.issuer);
+      ({ payload } = await jwtVerify(token, this.jwks.keySet(jwksUri), {
+        issuer: platform.issuer,
+        audience: platform.audience,
+        clockTolerance: PLATFORM_CLOCK_SKEW_SECONDS,
+        currentDate: this.options.clock(),
+        algorithms: ALGORITHMS,
+        requiredClaims: ["exp"],
+      }));
+    } catch (err) {
+      return this.refusalOf(err, "");
+    }
+    const claimed = payload[platform.userClaim];
+    const user = typeof claimed === "string" && claimed ? await this.options.store.getUserByEmail(normalizeEmail(claimed)) : undefined;
+    if (user === undefined || !user.platformOperator) {
+      return refused("AUTH_UNKNOWN_USER", `the platform token's ${platform.userClaim} claim names no platform operator`);
+    }
+    return {
+      kind: "authenticated",
+      principal: { kind: "platform", keyId: userIdKey(user.id), name: user.email },
+      validUntil: typeof payload.exp === "number" ? new Date((payload.exp + PLATFORM_CLOCK_SKEW_SECONDS) * 1000) : undefined,
+    };
+  }
+
+  private platformJwks: Promise<string> | undefined;
+
+  /** The platform issuer's `jwks_uri`, from its discovery document (read once; a failure is retried on the next token). */
+  private platformJwksUri(issuer: string): Promise<string> {
+    this.platformJwks ??= discoverIssuer(issuer, this.options.httpTimeoutMs).then(
+      (discovery) => discovery.jwksUri,
+      (err: unknown) => {
+        throw domainError(
+          "DEPENDENCY_UNAVAILABLE",
+          `the platform issuer's discovery document could not be used; retry shortly (${(err as Error).message})`,
+          { dependency: "identity_provider" },
+          { cause: err },
+        );
+      },
+    );
+    const pending = this.platformJwks;
+    pending.catch(() => {
+      if (this.platformJwks === pending) this.platformJwks = undefined;
+    });
+    return pending;
   }
 
   private refusalOf(err: unknown, tenantId: string): TokenOutcome {

@@ -32,6 +32,7 @@ import { ConnectorError } from "./connectors/ports.js";
 import { generateAppKey, newId } from "./domain/app-key.js";
 import { checkDefinition, DEFAULT_RETENTION_HOURS, type DestinationKind } from "./domain/definition.js";
 import { type AppField, validatePayload } from "./domain/field-schema.js";
+import { markerForChange, markerForCreate } from "./domain/kubernetes-managed.js";
 import { EnvelopeError, envelopeVersion, newMasterSecret, openPayload } from "./domain/payload-crypto.js";
 import { GroupCommit } from "./group-commit.js";
 
@@ -53,6 +54,10 @@ export interface Actor {
   tenantId: string;
   /** Key id (or "system", "app:<id>"). */
   actor: string;
+  /** The caller is a platform principal (may set the Kubernetes marker). */
+  platform?: boolean;
+  /** The Kubernetes resource the request speaks for (the operator's reconcile); see domain/kubernetes-managed.ts. */
+  kubernetesResource?: string;
 }
 
 /** Options of {@link IntegrationApplication}. */
@@ -137,6 +142,7 @@ export class IntegrationApplication {
       keyVersion: secret ? 1 : 0,
       retiredBefore: 0,
       masterSecrets,
+      kubernetesResource: markerForCreate(a),
       createdAt: this.o.clock(),
     };
     try {
@@ -180,7 +186,8 @@ export class IntegrationApplication {
       return await this.o.db.transaction(async (tx) => {
         const row = await store.app(tx, a.tenantId, appId, true);
         if (!row) throw notFound("sender app", appId);
-        const next = await fn(row);
+        const kubernetesResource = markerForChange("sender app", row, a);
+        const next = await fn({ ...row, kubernetesResource });
         await store.updateApp(tx, next.row, next.digest);
         await this.appEvent(tx, a, next.row, change);
         return next.result;
@@ -227,6 +234,9 @@ export class IntegrationApplication {
 
   async deleteApp(a: Actor, appId: string): Promise<void> {
     await this.o.db.transaction(async (tx) => {
+      const found = await store.app(tx, a.tenantId, appId, true);
+      if (!found) throw notFound("sender app", appId);
+      markerForChange("sender app", found, a);
       const row = await store.deleteApp(tx, a.tenantId, appId);
       if (!row) throw notFound("sender app", appId);
       await this.appEvent(tx, a, row, "deleted");
@@ -406,7 +416,8 @@ export class IntegrationApplication {
 
   // ---- destinations ----
 
-  async createDestination(a: Actor, name: string, config: DestinationConfig): Promise<DestinationRow> {
+  /** Checks a destination configuration and seals its secret. */
+  private async prepareDestination(a: Actor, config: DestinationConfig) {
     const kind = kindOf(config);
     const { config: clear, secret } = splitSecret(config);
     if (config.kind.case === "sql") {
@@ -422,6 +433,11 @@ export class IntegrationApplication {
       if (problems.length > 0) throw invalid("config.sql", problems.join("; "));
     }
     const sealed = secret ? await this.o.keyring.sealText({ tenantId: a.tenantId, purpose: PURPOSE.destination }, secret) : null;
+    return { kind, clear, sealed };
+  }
+
+  async createDestination(a: Actor, name: string, config: DestinationConfig): Promise<DestinationRow> {
+    const { kind, clear, sealed } = await this.prepareDestination(a, config);
     const row: DestinationRow = {
       id: newId(),
       tenantId: a.tenantId,
@@ -429,6 +445,7 @@ export class IntegrationApplication {
       kind,
       config: clear,
       sealedSecret: sealed,
+      kubernetesResource: markerForCreate(a),
       createdAt: this.o.clock(),
     };
     try {
@@ -458,8 +475,47 @@ export class IntegrationApplication {
     return store.destinations(this.o.db, tenantId);
   }
 
+  /**
+   * Replaces a destination's name and configuration (secret included) in place, so the
+   * workflows naming it keep working; its connection pool is reopened with the new settings.
+   */
+  async updateDestination(a: Actor, id: string, name: string, config: DestinationConfig): Promise<DestinationRow> {
+    const { kind, clear, sealed } = await this.prepareDestination(a, config);
+    let next: DestinationRow | undefined;
+    try {
+      next = await this.o.db.transaction(async (tx) => {
+        const row = await store.destination(tx, a.tenantId, id, true);
+        if (!row) throw notFound("destination", id);
+        const kubernetesResource = markerForChange("destination", row, a);
+        if (row.kind !== kind)
+          throw domainError(
+            "FAILED_PRECONDITION",
+            `destination ${id} is a ${row.kind} destination: its kind cannot change to ${kind}; create another destination`,
+            { destination_id: id },
+          );
+        const updated: DestinationRow = { ...row, name, config: clear, sealedSecret: sealed, kubernetesResource };
+        await store.updateDestination(tx, updated);
+        await recordFacts(
+          tx,
+          `integration_destination-${id}`,
+          [eventOf(DestinationChangedSchema, { tenantId: a.tenantId, destinationId: id, change: "updated", name, kind })],
+          this.meta(a),
+        );
+        return updated;
+      });
+    } catch (err) {
+      if (isUniqueViolation(err)) throw taken("destination", name);
+      throw err;
+    }
+    await this.o.drivers.forget(id);
+    return next;
+  }
+
   async deleteDestination(a: Actor, id: string): Promise<void> {
     await this.o.db.transaction(async (tx) => {
+      const found = await store.destination(tx, a.tenantId, id, true);
+      if (!found) throw notFound("destination", id);
+      markerForChange("destination", found, a);
       const users = await store.workflowsUsing(tx, a.tenantId, id);
       if (users.length > 0)
         throw domainError("FAILED_PRECONDITION", `destination ${id} is used by workflow(s) ${users.join(", ")}: change them first`, {
@@ -539,6 +595,7 @@ export class IntegrationApplication {
       name,
       currentVersion: 1,
       ...this.rowFields(def),
+      kubernetesResource: markerForCreate(a),
       createdAt: this.o.clock(),
     };
     try {
@@ -593,6 +650,7 @@ export class IntegrationApplication {
     return this.o.db.transaction(async (tx) => {
       const row = await store.workflow(tx, a.tenantId, id, true);
       if (!row) throw notFound("workflow", id);
+      const kubernetesResource = markerForChange("workflow", row, a);
       if (expected && row.currentVersion !== expected)
         throw domainError(
           "CONCURRENCY_CONFLICT",
@@ -601,7 +659,7 @@ export class IntegrationApplication {
             current_version: row.currentVersion,
           },
         );
-      const next: WorkflowRow = { ...row, ...this.rowFields(d), currentVersion: row.currentVersion + 1 };
+      const next: WorkflowRow = { ...row, ...this.rowFields(d), currentVersion: row.currentVersion + 1, kubernetesResource };
       await store.insertVersion(tx, id, next.currentVersion, toJson(WorkflowDefinitionSchema, d), a.actor);
       await store.updateWorkflow(tx, next);
       await this.workflowEvent(tx, a, next, change);
@@ -621,6 +679,9 @@ export class IntegrationApplication {
 
   async deleteWorkflow(a: Actor, id: string): Promise<void> {
     await this.o.db.transaction(async (tx) => {
+      const found = await store.workflow(tx, a.tenantId, id, true);
+      if (!found) throw notFound("workflow", id);
+      markerForChange("workflow", found, a);
       const row = await store.deleteWorkflow(tx, a.tenantId, id);
       if (!row) throw notFound("workflow", id);
       await this.workflowEvent(tx, a, row, "deleted");

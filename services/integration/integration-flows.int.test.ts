@@ -5,7 +5,7 @@
  * definitions are refused at save time, dead letters replay.
  */
 import { create, toJson } from "@bufbuild/protobuf";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { connect } from "@nats-io/transport-node";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,6 +26,7 @@ import {
   RotateAppKeyRequestSchema,
   RotateMasterSecretRequestSchema,
   TestDestinationRequestSchema,
+  UpdateDestinationRequestSchema,
   UpdateWorkflowRequestSchema,
 } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import {
@@ -329,6 +330,63 @@ describeWithPostgresAndNats("integration flows (PostgreSQL + NATS + MariaDB + HT
       );
       expect(columns.find((c) => c.name === "message_id")).toMatchObject({ primaryKey: true, nullable: false });
     });
+  });
+
+  describe("UpdateDestination", () => {
+    it("replaces the configuration and secret in place: workflows keep the destination and use the new secret", async () => {
+      const id = await restDestination("updatable", c);
+      const { workflow } = await h().createWorkflow(
+        create(CreateWorkflowRequestSchema, {
+          name: "to-updatable",
+          definition: { kind: WorkflowKind.FAN_OUT, targets: [{ destinationId: id, path: "/upd" }] },
+        }),
+        ctx,
+      );
+      const send = (v: number) =>
+        h().executeWorkflow(create(ExecuteWorkflowRequestSchema, { workflowId: workflow!.workflowId, payload: { v } }), ctx);
+      await send(1);
+      await eventually("the first delivery", () => c.received.find((x) => x.path === "/upd"), 20_000);
+      const { destination } = await h().updateDestination(
+        create(UpdateDestinationRequestSchema, {
+          destinationId: id,
+          name: "updatable-renamed",
+          config: {
+            kind: { case: "rest", value: { url: c.url, method: "PUT", auth: RestAuth.BEARER, secret: "rotated", timeoutMs: 2_000 } },
+          },
+        }),
+        ctx,
+      );
+      expect(destination).toMatchObject({ destinationId: id, name: "updatable-renamed", hasSecret: true, managedByKubernetes: false });
+      await send(2);
+      const second = await eventually(
+        "the delivery after the update",
+        () => c.received.find((x) => x.path === "/upd" && x.method === "PUT"),
+        20_000,
+      );
+      expect(second.headers.authorization).toBe("Bearer rotated");
+      expect(second.body).toEqual({ v: 2 });
+      // The kind cannot change; a name in use is refused; both leave it as it was.
+      const toNats = h().updateDestination(
+        create(UpdateDestinationRequestSchema, {
+          destinationId: id,
+          name: "x",
+          config: { kind: { case: "nats", value: { subject: "a.b" } } },
+        }),
+        ctx,
+      );
+      await expect(toNats).rejects.toMatchObject({ code: Code.FailedPrecondition });
+      await restDestination("name-in-use", c);
+      const taken = h().updateDestination(
+        create(UpdateDestinationRequestSchema, {
+          destinationId: id,
+          name: "name-in-use",
+          config: { kind: { case: "rest", value: { url: c.url } } },
+        }),
+        ctx,
+      );
+      await expect(taken).rejects.toMatchObject({ code: Code.AlreadyExists });
+      expect((await h().getDestination({ tenantId: "", destinationId: id } as never, ctx)).destination?.name).toBe("updatable-renamed");
+    }, 60_000);
   });
 
   describe("sequential", () => {

@@ -48,9 +48,14 @@ export interface IntegrationHandlerDeps {
   tailIntervalMs?: number;
 }
 
-function actorOf(ctx: HandlerContext, requested: string): Actor {
+function actorOf(ctx: HandlerContext, requested: string, kubernetesResource = ""): Actor {
   const principal = principalOf(ctx);
-  return { tenantId: tenantScope(principal, requested), actor: principal.keyId };
+  return {
+    tenantId: tenantScope(principal, requested),
+    actor: principal.keyId,
+    platform: principal.kind === "platform",
+    kubernetesResource,
+  };
 }
 
 /** nexus.integration.v1.IntegrationService. */
@@ -61,8 +66,11 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     return `${this.d.subjectPrefix}.${workflowTopic(workflowId)}`;
   }
 
-  async createSenderApp(req: { tenantId: string; name: string; fields: FieldSpec[]; encryptionRequired: boolean }, ctx: HandlerContext) {
-    const a = actorOf(ctx, req.tenantId);
+  async createSenderApp(
+    req: { tenantId: string; name: string; fields: FieldSpec[]; encryptionRequired: boolean; kubernetesResource: string },
+    ctx: HandlerContext,
+  ) {
+    const a = actorOf(ctx, req.tenantId, req.kubernetesResource);
     const r = await this.d.app.createApp(a, {
       name: req.name,
       fields: fieldsFromProto(req.fields),
@@ -76,19 +84,28 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
   async listSenderApps(req: { tenantId: string }, ctx: HandlerContext) {
     return { apps: (await this.d.app.listApps(actorOf(ctx, req.tenantId).tenantId)).map(appToProto) };
   }
-  async updateSenderApp(req: { tenantId: string; appId: string; name: string; fields: FieldSpec[] }, ctx: HandlerContext) {
-    const r = await this.d.app.updateApp(actorOf(ctx, req.tenantId), req.appId, { name: req.name, fields: fieldsFromProto(req.fields) });
+  async updateSenderApp(
+    req: { tenantId: string; appId: string; name: string; fields: FieldSpec[]; kubernetesResource: string },
+    ctx: HandlerContext,
+  ) {
+    const r = await this.d.app.updateApp(actorOf(ctx, req.tenantId, req.kubernetesResource), req.appId, {
+      name: req.name,
+      fields: fieldsFromProto(req.fields),
+    });
     return { app: appToProto(r) };
   }
-  async deleteSenderApp(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
-    await this.d.app.deleteApp(actorOf(ctx, req.tenantId), req.appId);
+  async deleteSenderApp(req: { tenantId: string; appId: string; kubernetesResource: string }, ctx: HandlerContext) {
+    await this.d.app.deleteApp(actorOf(ctx, req.tenantId, req.kubernetesResource), req.appId);
     return {};
   }
-  async rotateAppKey(req: { tenantId: string; appId: string }, ctx: HandlerContext) {
-    return { appKey: await this.d.app.rotateAppKey(actorOf(ctx, req.tenantId), req.appId) };
+  async rotateAppKey(req: { tenantId: string; appId: string; kubernetesResource: string }, ctx: HandlerContext) {
+    return { appKey: await this.d.app.rotateAppKey(actorOf(ctx, req.tenantId, req.kubernetesResource), req.appId) };
   }
-  async rotateMasterSecret(req: { tenantId: string; appId: string; retireBefore: number }, ctx: HandlerContext) {
-    const r = await this.d.app.rotateMasterSecret(actorOf(ctx, req.tenantId), req.appId, req.retireBefore);
+  async rotateMasterSecret(
+    req: { tenantId: string; appId: string; retireBefore: number; kubernetesResource: string },
+    ctx: HandlerContext,
+  ) {
+    const r = await this.d.app.rotateMasterSecret(actorOf(ctx, req.tenantId, req.kubernetesResource), req.appId, req.retireBefore);
     return { keyVersion: r.version, masterSecret: r.secret };
   }
   async ingest(req: { tenantId: string; appId: string; payload?: JsonObject; clientMessageId: string }, ctx: HandlerContext) {
@@ -102,9 +119,21 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     return { messageId: r.messageId, duplicate: r.duplicate };
   }
 
-  async createDestination(req: { tenantId: string; name: string; config?: DestinationConfig }, ctx: HandlerContext) {
+  async createDestination(
+    req: { tenantId: string; name: string; config?: DestinationConfig | undefined; kubernetesResource: string },
+    ctx: HandlerContext,
+  ) {
     if (!req.config) throw domainError("INVALID_ARGUMENT", "config is required", { field: "config" });
-    return { destination: destinationToProto(await this.d.app.createDestination(actorOf(ctx, req.tenantId), req.name, req.config)) };
+    const a = actorOf(ctx, req.tenantId, req.kubernetesResource);
+    return { destination: destinationToProto(await this.d.app.createDestination(a, req.name, req.config)) };
+  }
+  async updateDestination(
+    req: { tenantId: string; destinationId: string; name: string; config?: DestinationConfig | undefined; kubernetesResource: string },
+    ctx: HandlerContext,
+  ) {
+    if (!req.config) throw domainError("INVALID_ARGUMENT", "config is required", { field: "config" });
+    const a = actorOf(ctx, req.tenantId, req.kubernetesResource);
+    return { destination: destinationToProto(await this.d.app.updateDestination(a, req.destinationId, req.name, req.config)) };
   }
   async getDestination(req: { tenantId: string; destinationId: string }, ctx: HandlerContext) {
     return { destination: destinationToProto(await this.d.app.getDestination(actorOf(ctx, req.tenantId).tenantId, req.destinationId)) };
@@ -112,8 +141,8 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
   async listDestinations(req: { tenantId: string }, ctx: HandlerContext) {
     return { destinations: (await this.d.app.listDestinations(actorOf(ctx, req.tenantId).tenantId)).map(destinationToProto) };
   }
-  async deleteDestination(req: { tenantId: string; destinationId: string }, ctx: HandlerContext) {
-    await this.d.app.deleteDestination(actorOf(ctx, req.tenantId), req.destinationId);
+  async deleteDestination(req: { tenantId: string; destinationId: string; kubernetesResource: string }, ctx: HandlerContext) {
+    await this.d.app.deleteDestination(actorOf(ctx, req.tenantId, req.kubernetesResource), req.destinationId);
     return {};
   }
   async testDestination(req: { tenantId: string; destinationId: string; config?: DestinationConfig }, ctx: HandlerContext) {
@@ -166,10 +195,13 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     return { columns: await this.browse(() => this.d.drivers.listColumns(dest, req.table)) };
   }
 
-  async createWorkflow(req: { tenantId: string; name: string; definition?: WorkflowDefinition | undefined }, ctx: HandlerContext) {
+  async createWorkflow(
+    req: { tenantId: string; name: string; definition?: WorkflowDefinition | undefined; kubernetesResource: string },
+    ctx: HandlerContext,
+  ) {
     const def = req.definition;
     if (!def) throw domainError("INVALID_ARGUMENT", "definition is required", { field: "definition" });
-    const row = await this.d.app.createWorkflow(actorOf(ctx, req.tenantId), req.name, def);
+    const row = await this.d.app.createWorkflow(actorOf(ctx, req.tenantId, req.kubernetesResource), req.name, def);
     return { workflow: workflowToProto(row, 1, def, this.subject(row.id)) };
   }
   async getWorkflow(req: { tenantId: string; workflowId: string; version: number }, ctx: HandlerContext) {
@@ -187,16 +219,23 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     return { workflows: out };
   }
   async updateWorkflow(
-    req: { tenantId: string; workflowId: string; definition?: WorkflowDefinition | undefined; expectedVersion: number },
+    req: {
+      tenantId: string;
+      workflowId: string;
+      definition?: WorkflowDefinition | undefined;
+      expectedVersion: number;
+      kubernetesResource: string;
+    },
     ctx: HandlerContext,
   ) {
     const def = req.definition;
     if (!def) throw domainError("INVALID_ARGUMENT", "definition is required", { field: "definition" });
-    const row = await this.d.app.updateWorkflow(actorOf(ctx, req.tenantId), req.workflowId, def, req.expectedVersion);
+    const a = actorOf(ctx, req.tenantId, req.kubernetesResource);
+    const row = await this.d.app.updateWorkflow(a, req.workflowId, def, req.expectedVersion);
     return { workflow: workflowToProto(row, row.currentVersion, def, this.subject(row.id)) };
   }
-  async rollbackWorkflow(req: { tenantId: string; workflowId: string; version: number }, ctx: HandlerContext) {
-    const row = await this.d.app.rollbackWorkflow(actorOf(ctx, req.tenantId), req.workflowId, req.version);
+  async rollbackWorkflow(req: { tenantId: string; workflowId: string; version: number; kubernetesResource: string }, ctx: HandlerContext) {
+    const row = await this.d.app.rollbackWorkflow(actorOf(ctx, req.tenantId, req.kubernetesResource), req.workflowId, req.version);
     const v = await this.d.app.definition(row, 0);
     return { workflow: workflowToProto(row, v.version, v.definition, this.subject(row.id)) };
   }
@@ -211,8 +250,8 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
       })),
     };
   }
-  async deleteWorkflow(req: { tenantId: string; workflowId: string }, ctx: HandlerContext) {
-    await this.d.app.deleteWorkflow(actorOf(ctx, req.tenantId), req.workflowId);
+  async deleteWorkflow(req: { tenantId: string; workflowId: string; kubernetesResource: string }, ctx: HandlerContext) {
+    await this.d.app.deleteWorkflow(actorOf(ctx, req.tenantId, req.kubernetesResource), req.workflowId);
     return {};
   }
 

@@ -150,5 +150,15 @@ CREATE TABLE integration.suspended_tenants (
 );
 `,
     },
+    {
+      // Objects declared by a Kubernetes resource (Workflow, Destination, SenderApp of the Nexus
+      // operator): the resource's name, "" when not managed. Edits through the API are refused.
+      id: "0004_integration_kubernetes_managed",
+      sql: `
+ALTER TABLE integration.sender_apps ADD COLUMN kubernetes_resource text NOT NULL DEFAULT '';
+ALTER TABLE integration.destinations ADD COLUMN kubernetes_resource text NOT NULL DEFAULT '';
+ALTER TABLE integration.workflows ADD COLUMN kubernetes_resource text NOT NULL DEFAULT '';
+`,
+    },
   ],
 };

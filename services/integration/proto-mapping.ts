@@ -50,6 +50,8 @@ export function appToProto(a: AppRow): SenderApp {
     keyVersion: a.keyVersion,
     keyPrefix: a.keyPrefix,
     createTime: timestampFromDate(a.createdAt),
+    kubernetesResource: a.kubernetesResource,
+    managedByKubernetes: a.kubernetesResource !== "",
   });
 }
 
@@ -62,6 +64,8 @@ export function destinationToProto(d: DestinationRow): Destination {
     config: fromJson(DestinationConfigSchema, d.config, { ignoreUnknownFields: true }),
     hasSecret: d.sealedSecret !== null,
     createTime: timestampFromDate(d.createdAt),
+    kubernetesResource: d.kubernetesResource,
+    managedByKubernetes: d.kubernetesResource !== "",
   });
 }
 
@@ -76,6 +80,8 @@ export function workflowToProto(w: WorkflowRow, version: number, definition: Wor
     definition,
     subject,
     createTime: timestampFromDate(w.createdAt),
+    kubernetesResource: w.kubernetesResource,
+    managedByKubernetes: w.kubernetesResource !== "",
   });
 }
 

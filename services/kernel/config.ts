@@ -500,6 +500,36 @@ const VARIABLES = {
     description: "Deadline of each call to an OpenID provider (discovery, signing keys); a slow provider fails closed with UNAVAILABLE.",
     parse: integer(100, 60_000),
   }),
+  platformOidcIssuer: variable<string | undefined>({
+    name: "NEXUS_PLATFORM_OIDC_ISSUER",
+    default: undefined,
+    unsetMeaning: "(unset: platform operators authenticate with platform API keys only)",
+    description:
+      "The installation's own OpenID issuer (https, or http on localhost): its access tokens authenticate platform operators (users flagged with SetPlatformOperator) as platform principals (docs/identity.md).",
+    parse: (raw) => {
+      const url = urlWith(["https:", "http:"], "an https:// issuer URL")(raw);
+      const { protocol, hostname } = new URL(url);
+      if (protocol === "http:" && hostname !== "localhost" && hostname !== "127.0.0.1" && hostname !== "[::1]") {
+        throw new InvalidValue("an https:// issuer URL (http only for localhost)");
+      }
+      return url;
+    },
+  }),
+  platformOidcAudience: variable({
+    name: "NEXUS_PLATFORM_OIDC_AUDIENCE",
+    default: "nexus-platform",
+    description: "The audience (`aud`) access tokens of NEXUS_PLATFORM_OIDC_ISSUER must carry to authenticate a platform operator.",
+    parse: (raw) => {
+      if (!/^\S{1,256}$/.test(raw)) throw new InvalidValue("an audience of at most 256 characters without spaces");
+      return raw;
+    },
+  }),
+  platformOidcUserClaim: variable({
+    name: "NEXUS_PLATFORM_OIDC_USER_CLAIM",
+    default: "email",
+    description: "The claim of a platform access token that names the operator's e-mail.",
+    parse: nonEmptyName,
+  }),
   ssoSessionTtlSeconds: variable({
     name: "NEXUS_SSO_SESSION_TTL_SECONDS",
     default: "28800",

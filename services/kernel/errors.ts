@@ -49,6 +49,8 @@ export const REASONS = {
   REINDEX_REQUIRED: Code.FailedPrecondition,
   // governance (services/kernel/governance): a legal hold covers what the request would destroy
   LEGAL_HOLD_ACTIVE: Code.FailedPrecondition,
+  // an integration object declared by a Kubernetes resource: change the resource, not the object
+  MANAGED_BY_KUBERNETES: Code.FailedPrecondition,
   CONCURRENCY_CONFLICT: Code.Aborted,
   IDEMPOTENCY_KEY_CONFLICT: Code.AlreadyExists,
   IDEMPOTENCY_IN_PROGRESS: Code.Aborted,

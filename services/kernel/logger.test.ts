@@ -65,6 +65,8 @@ describe("createLogger", () => {
 
   it("scrubs keys, bearer tokens, URL passwords and password= pairs from text", () => {
     expect(scrubText(`key ${KEY}.`)).toBe("key nxs_[REDACTED].");
+    expect(scrubText("scim nxscim_0123456789abcdef01234567_c2VjcmV0LXNlY3JldC1zZWNyZXQ")).toBe("scim nxscim_[REDACTED]");
+    expect(scrubText("session nxss_1b4e28ba-2fa1-11d2-883f-0016d3cca427_abcdef")).toBe("session nxss_[REDACTED]");
     expect(scrubText("Authorization: Bearer abcdefghijkl")).toBe("Authorization: Bearer [REDACTED]");
     expect(scrubText("nats://user:pw123@nats:4222")).toBe("nats://user:[REDACTED]@nats:4222");
     expect(scrubText("password=abc user=x")).toBe("password=[REDACTED] user=x");

@@ -59,11 +59,11 @@ function isSecretKey(key: string): boolean {
 
 /**
  * Secrets inside free text (messages, error texts, URLs): Nexus API keys
- * (`nxs_<key id>_<secret>`), bearer/basic credentials, passwords in URLs, and
+ * (`nxs_<key id>_<secret>`), sign-in session tokens (`nxss_…`), SCIM tokens (`nxscim_…`), bearer/basic credentials, passwords in URLs, and
  * `password=…`-style pairs (connection strings, driver errors).
  */
 const SECRET_TEXT: readonly [RegExp, string][] = [
-  [/\bnxs_[A-Za-z0-9_-]{4,}/g, `nxs_${REDACTED}`],
+  [/\b(nxs|nxss|nxscim)_[A-Za-z0-9_-]{4,}/g, `$1_${REDACTED}`],
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, `$1 ${REDACTED}`],
   [/\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*):[^\s@/]+@/gi, `$1:${REDACTED}@`],
   [/\b(password|passwd|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)(?!\[REDACTED\])[^\s&,;'"]+/gi, `$1$2${REDACTED}`],
@@ -73,7 +73,7 @@ const SECRET_TEXT: readonly [RegExp, string][] = [
  * A substring every pattern of SECRET_TEXT needs: text without any (ids, names, codes — most
  * of a log line) is returned as is after one scan instead of four.
  */
-const MAY_HOLD_SECRET = /nxs_|bearer|basic|:\/\/|passw|pwd|secret|token|api[_-]?key/i;
+const MAY_HOLD_SECRET = /nxs_|nxss_|nxscim_|bearer|basic|:\/\/|passw|pwd|secret|token|api[_-]?key/i;
 
 /** Replaces Nexus keys, bearer tokens and URL passwords inside a string. */
 export function scrubText(text: string): string {

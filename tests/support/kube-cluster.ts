@@ -23,12 +23,18 @@ const REAL_KINDS: Record<string, { prefix: string; namespaced: boolean }> = {
   tenants: { prefix: "/apis/nexus.dev/v1alpha1", namespaced: true },
   quotas: { prefix: "/apis/nexus.dev/v1alpha1", namespaced: true },
   failovers: { prefix: "/apis/nexus.dev/v1alpha1", namespaced: true },
+  senderapps: { prefix: "/apis/nexus.dev/v1alpha1", namespaced: true },
+  destinations: { prefix: "/apis/nexus.dev/v1alpha1", namespaced: true },
+  workflows: { prefix: "/apis/nexus.dev/v1alpha1", namespaced: true },
   customresourcedefinitions: { prefix: "/apis/apiextensions.k8s.io/v1", namespaced: false },
 };
 const PLURAL_OF: Record<string, string> = {
   Tenant: "tenants",
   Quota: "quotas",
   Failover: "failovers",
+  SenderApp: "senderapps",
+  Destination: "destinations",
+  Workflow: "workflows",
   CustomResourceDefinition: "customresourcedefinitions",
 };
 

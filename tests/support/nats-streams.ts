@@ -6,11 +6,34 @@
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { TEST_NATS_URL } from "./services.js";
+import { TEST_LEXICAL_ONLY, TEST_NATS_URL, uniqueToken } from "./services.js";
 
 /** The event and dead-letter stream names of the suite whose token is `token`. */
 export function suiteStreams(token: string): { stream: string; dlqStream: string } {
   return { stream: `EVENTS_${token}`, dlqStream: `DLQ_${token}` };
+}
+
+/**
+ * The environment of `nexus serve` processes of one suite on `databaseUrl`: the test NATS with
+ * the suite's own streams and subject prefix, lexical-only when the test PostgreSQL lacks
+ * pgvector, no telemetry, warnings only.
+ */
+export function suiteServeEnv(databaseUrl: string, token: string, subjectPrefix: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    NATS_URL: TEST_NATS_URL,
+    NEXUS_SUBJECT_PREFIX: uniqueToken(subjectPrefix),
+    NEXUS_NATS_STREAM: suiteStreams(token).stream,
+    NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
+    NEXUS_LEXICAL_ONLY: TEST_LEXICAL_ONLY,
+    OTEL_SDK_DISABLED: "true",
+    LOG_LEVEL: "warn",
+  };
+}
+
+/** The environment that bootstraps `key` as the platform key of a `nexus serve --service auth`. */
+export function bootstrapKeyEnv(key: { keyId: string; digest: Uint8Array }): Record<string, string> {
+  return { NEXUS_BOOTSTRAP_KEY_ID: key.keyId, NEXUS_BOOTSTRAP_KEY_SHA256: Buffer.from(key.digest).toString("hex") };
 }
 
 /**

@@ -1,7 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import Provider from "oidc-provider";
+import { type AuthHarness, startAuthHarness } from "./auth-harness.js";
 
 /**
  * A REAL OpenID provider for tests: the certified `oidc-provider` package (an OpenID Certified
@@ -47,6 +49,8 @@ export interface TestWebClient {
   clientId: string;
   clientSecret: string;
   redirectUri: string;
+  /** Further redirect URIs (a test acting as a client application itself). */
+  extraRedirectUris?: string[];
 }
 
 /**
@@ -79,8 +83,9 @@ export async function startOpenIdProvider(
               {
                 client_id: webClient.clientId,
                 client_secret: webClient.clientSecret,
-                grant_types: ["authorization_code"],
-                redirect_uris: [webClient.redirectUri],
+                // refresh_token: a client that asks for offline_access gets refresh tokens (tokens tests).
+                grant_types: ["authorization_code", "refresh_token"],
+                redirect_uris: [webClient.redirectUri, ...(webClient.extraRedirectUris ?? [])],
                 response_types: ["code" as const],
                 token_endpoint_auth_method: "client_secret_basic" as const,
               },
@@ -95,7 +100,7 @@ export async function startOpenIdProvider(
           : undefined;
       },
       claims: { openid: ["sub"], email: ["email"], profile: ["name"], groups: ["groups"] },
-      scopes: ["openid", "email", "profile", "groups"],
+      scopes: ["openid", "email", "profile", "groups", "offline_access"],
       conformIdTokenClaims: false,
       interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
       jwks: { keys },
@@ -116,8 +121,11 @@ export async function startOpenIdProvider(
           }),
         },
       },
-      extraTokenClaims: (_ctx: unknown, token: { clientId?: string }) => {
-        const person = token.clientId ? byClient.get(token.clientId) : undefined;
+      extraTokenClaims: (_ctx: unknown, token: { clientId?: string; accountId?: string }) => {
+        // A person's own token (authorization code, refresh) names them by account; a machine client by client id.
+        const person =
+          (token.accountId ? people.find((p) => p.clientId === token.accountId) : undefined) ??
+          (token.clientId ? byClient.get(token.clientId) : undefined);
         return person ? { email: person.email, groups: person.groups } : undefined;
       },
     });
@@ -130,6 +138,7 @@ export async function startOpenIdProvider(
         if (!current) throw new Error("signInAs was not called");
         const grant = new provider.Grant({ accountId: current.clientId, clientId: String(details.params.client_id) });
         grant.addOIDCScope(String(details.params.scope));
+        if (typeof details.params.resource === "string") grant.addResourceScope(details.params.resource, "api");
         const grantId = await grant.save();
         await provider.interactionFinished(
           req,
@@ -225,4 +234,28 @@ export async function browserSignIn(loginUrl: string, callbackPrefix: string, st
     body: await res.text(),
     callbackUrl: url,
   };
+}
+
+/** The secret of the web client `startSignInHarness` registers. */
+export const WEB_CLIENT_SECRET = "web-secret-value";
+
+/**
+ * An auth-only harness (a keyring to seal client secrets, answers cached for 10 minutes so that
+ * only events can end them) and a provider on `port` whose web client `nexus-web` redirects to
+ * the harness's OpenID callback: what sign-in tests start with.
+ */
+export async function startSignInHarness(
+  port: number,
+  people: readonly TestPerson[],
+): Promise<{ h: AuthHarness; idp: TestOpenIdProvider }> {
+  const h = await startAuthHarness({
+    services: ["auth"],
+    env: { NEXUS_MASTER_KEYS: `1:${randomBytes(32).toString("base64")}`, NEXUS_AUTH_CACHE_TTL_MS: "600000" },
+  });
+  const idp = await startOpenIdProvider(port, people, {
+    clientId: "nexus-web",
+    clientSecret: WEB_CLIENT_SECRET,
+    redirectUri: `${h.url}/auth/oidc/callback`,
+  });
+  return { h, idp };
 }

@@ -15,9 +15,13 @@ export function createGrpcRetriever(transport: () => Transport): Retriever {
     async search(input, call) {
       const client = createClient(RetrievalService, transport());
       const query = [...input.query].slice(0, MAX_QUERY_CHARS).join("");
+      // Document policies on the Run action apply to this search too (docs/identity.md, "Policies"):
+      // the header can only narrow what the caller sees.
+      const headers = new Headers(call.headers);
+      headers.set("nexus-action", "Run");
       const res = await client.search(
         { corpusId: input.corpusId, query, ...(input.topK !== undefined ? { topK: input.topK } : {}) },
-        { headers: call.headers, signal: call.signal, ...(call.timeoutMs !== undefined ? { timeoutMs: call.timeoutMs } : {}) },
+        { headers, signal: call.signal, ...(call.timeoutMs !== undefined ? { timeoutMs: call.timeoutMs } : {}) },
       );
       return {
         passages: res.hits.map((h) => ({

@@ -20,6 +20,7 @@ import { operatorCommand } from "./operator.js";
 import { projectionsCommands } from "./projections.js";
 import { quotaCommands } from "./quota.js";
 import { sagasCommands } from "./sagas.js";
+import { scimCommands } from "./scim.js";
 import { searchCommand } from "./search.js";
 import { serveCommand } from "./serve.js";
 import { sessionsCommands } from "./sessions.js";
@@ -41,6 +42,7 @@ export const commands: readonly Command[] = [
   ...tenantsCommands,
   ...keysCommands,
   ...membersCommands,
+  ...scimCommands,
   whoamiCommand,
   ...adminCommands,
   ...usageCommands,

@@ -36,6 +36,12 @@ const SPECS: readonly Spec[] = [
   { path: ["destinations", "create"], method: "createDestination", summary: "Create a destination (REST, SQL, NATS, corpus)" },
   { path: ["destinations", "get"], method: "getDestination", summary: "Show a destination", id: "destinationId" },
   { path: ["destinations", "list"], method: "listDestinations", summary: "List destinations" },
+  {
+    path: ["destinations", "update"],
+    method: "updateDestination",
+    summary: "Replace a destination's name and configuration",
+    id: "destinationId",
+  },
   { path: ["destinations", "delete"], method: "deleteDestination", summary: "Delete a destination", id: "destinationId" },
   { path: ["destinations", "test"], method: "testDestination", summary: "Test a destination's connection (latency)", id: "destinationId" },
   { path: ["destinations", "tables"], method: "listDestinationTables", summary: "Tables of a database destination", id: "destinationId" },

@@ -15,6 +15,8 @@ export interface AppRow {
   retiredBefore: number;
   /** Version → sealed master secret. */
   masterSecrets: Record<string, string>;
+  /** The Kubernetes resource that declares it ("" when not managed by Kubernetes). */
+  kubernetesResource: string;
   createdAt: Date;
 }
 
@@ -26,6 +28,8 @@ export interface DestinationRow {
   kind: DestinationKindName;
   config: JsonValue;
   sealedSecret: string | null;
+  /** The Kubernetes resource that declares it ("" when not managed by Kubernetes). */
+  kubernetesResource: string;
   createdAt: Date;
 }
 
@@ -39,6 +43,8 @@ export interface WorkflowRow {
   sourceAppId: string | null;
   sourceMqttId: string | null;
   retentionHours: number;
+  /** The Kubernetes resource that declares it ("" when not managed by Kubernetes). */
+  kubernetesResource: string;
   createdAt: Date;
 }
 
@@ -87,6 +93,7 @@ const app = (r: Row): AppRow => ({
   keyVersion: r.key_version as number,
   retiredBefore: r.retired_before as number,
   masterSecrets: r.master_secrets as Record<string, string>,
+  kubernetesResource: (r.kubernetes_resource as string | undefined) ?? "",
   createdAt: r.created_at as Date,
 });
 const destination = (r: Row): DestinationRow => ({
@@ -96,6 +103,7 @@ const destination = (r: Row): DestinationRow => ({
   kind: r.kind as DestinationKindName,
   config: r.config as JsonValue,
   sealedSecret: (r.sealed_secret as string | null) ?? null,
+  kubernetesResource: (r.kubernetes_resource as string | undefined) ?? "",
   createdAt: r.created_at as Date,
 });
 const workflow = (r: Row): WorkflowRow => ({
@@ -107,6 +115,7 @@ const workflow = (r: Row): WorkflowRow => ({
   sourceAppId: (r.source_app_id as string | null) ?? null,
   sourceMqttId: (r.source_mqtt_id as string | null) ?? null,
   retentionHours: r.retention_hours as number,
+  kubernetesResource: (r.kubernetes_resource as string | undefined) ?? "",
   createdAt: r.created_at as Date,
 });
 const mqtt = (r: Row): MqttRow => ({
@@ -148,8 +157,8 @@ export function isUniqueViolation(err: unknown): boolean {
 export const store = {
   async insertApp(q: Queryable, a: Omit<AppRow, "createdAt">, digest: Buffer): Promise<void> {
     await q.query(
-      `INSERT INTO integration.sender_apps (id, tenant_id, name, fields, encryption_required, key_digest, key_prefix, key_version, retired_before, master_secrets)
-       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb)`,
+      `INSERT INTO integration.sender_apps (id, tenant_id, name, fields, encryption_required, key_digest, key_prefix, key_version, retired_before, master_secrets, kubernetes_resource)
+       VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10::jsonb, $11)`,
       [
         a.id,
         a.tenantId,
@@ -161,6 +170,7 @@ export const store = {
         a.keyVersion,
         a.retiredBefore,
         JSON.stringify(a.masterSecrets),
+        a.kubernetesResource,
       ],
     );
   },
@@ -181,8 +191,18 @@ export const store = {
   async updateApp(q: Queryable, a: AppRow, digest?: Buffer): Promise<void> {
     await q.query(
       `UPDATE integration.sender_apps SET name = $3, fields = $4::jsonb, key_version = $5, retired_before = $6, master_secrets = $7::jsonb,
-         key_digest = COALESCE($8, key_digest) WHERE tenant_id = $1 AND id = $2`,
-      [a.tenantId, a.id, a.name, JSON.stringify(a.fields), a.keyVersion, a.retiredBefore, JSON.stringify(a.masterSecrets), digest ?? null],
+         key_digest = COALESCE($8, key_digest), kubernetes_resource = $9 WHERE tenant_id = $1 AND id = $2`,
+      [
+        a.tenantId,
+        a.id,
+        a.name,
+        JSON.stringify(a.fields),
+        a.keyVersion,
+        a.retiredBefore,
+        JSON.stringify(a.masterSecrets),
+        digest ?? null,
+        a.kubernetesResource,
+      ],
     );
   },
   async deleteApp(q: Queryable, tenantId: string, id: string): Promise<AppRow | undefined> {
@@ -192,12 +212,23 @@ export const store = {
 
   async insertDestination(q: Queryable, d: Omit<DestinationRow, "createdAt">): Promise<void> {
     await q.query(
-      "INSERT INTO integration.destinations (id, tenant_id, name, kind, config, sealed_secret) VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
-      [d.id, d.tenantId, d.name, d.kind, JSON.stringify(d.config), d.sealedSecret],
+      `INSERT INTO integration.destinations (id, tenant_id, name, kind, config, sealed_secret, kubernetes_resource)
+       VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7)`,
+      [d.id, d.tenantId, d.name, d.kind, JSON.stringify(d.config), d.sealedSecret, d.kubernetesResource],
     );
   },
-  async destination(q: Queryable, tenantId: string, id: string): Promise<DestinationRow | undefined> {
-    const r = await q.query("SELECT * FROM integration.destinations WHERE tenant_id = $1 AND id = $2", [tenantId, id]);
+  async updateDestination(q: Queryable, d: DestinationRow): Promise<void> {
+    await q.query(
+      `UPDATE integration.destinations SET name = $3, config = $4::jsonb, sealed_secret = $5, kubernetes_resource = $6
+       WHERE tenant_id = $1 AND id = $2`,
+      [d.tenantId, d.id, d.name, JSON.stringify(d.config), d.sealedSecret, d.kubernetesResource],
+    );
+  },
+  async destination(q: Queryable, tenantId: string, id: string, lock = false): Promise<DestinationRow | undefined> {
+    const r = await q.query(`SELECT * FROM integration.destinations WHERE tenant_id = $1 AND id = $2${lock ? " FOR UPDATE" : ""}`, [
+      tenantId,
+      id,
+    ]);
     return r.rows[0] ? destination(r.rows[0]) : undefined;
   },
   async destinations(q: Queryable, tenantId: string): Promise<DestinationRow[]> {
@@ -219,16 +250,16 @@ export const store = {
 
   async insertWorkflow(q: Queryable, w: Omit<WorkflowRow, "createdAt">): Promise<void> {
     await q.query(
-      `INSERT INTO integration.workflows (id, tenant_id, name, current_version, kind, source_app_id, source_mqtt_id, retention_hours)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [w.id, w.tenantId, w.name, w.currentVersion, w.kind, w.sourceAppId, w.sourceMqttId, w.retentionHours],
+      `INSERT INTO integration.workflows (id, tenant_id, name, current_version, kind, source_app_id, source_mqtt_id, retention_hours, kubernetes_resource)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [w.id, w.tenantId, w.name, w.currentVersion, w.kind, w.sourceAppId, w.sourceMqttId, w.retentionHours, w.kubernetesResource],
     );
   },
   async updateWorkflow(q: Queryable, w: WorkflowRow): Promise<void> {
     await q.query(
-      `UPDATE integration.workflows SET current_version = $3, kind = $4, source_app_id = $5, source_mqtt_id = $6, retention_hours = $7
-       WHERE tenant_id = $1 AND id = $2`,
-      [w.tenantId, w.id, w.currentVersion, w.kind, w.sourceAppId, w.sourceMqttId, w.retentionHours],
+      `UPDATE integration.workflows SET current_version = $3, kind = $4, source_app_id = $5, source_mqtt_id = $6, retention_hours = $7,
+         kubernetes_resource = $8 WHERE tenant_id = $1 AND id = $2`,
+      [w.tenantId, w.id, w.currentVersion, w.kind, w.sourceAppId, w.sourceMqttId, w.retentionHours, w.kubernetesResource],
     );
   },
   async insertVersion(q: Queryable, workflowId: string, version: number, definition: JsonValue, createdBy: string): Promise<void> {

@@ -1,9 +1,12 @@
 import { create } from "@bufbuild/protobuf";
+import { Code, type ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { SqlOperation, StepType, WorkflowDefinitionSchema, WorkflowKind } from "../../../gen/nexus/integration/v1/resources_pb.js";
+import { errorReason } from "../../kernel/errors.js";
 import { appIdOfKey, appKeyDigest, generateAppKey } from "./app-key.js";
 import { checkDefinition } from "./definition.js";
 import { validatePayload } from "./field-schema.js";
+import { markerForChange, markerForCreate } from "./kubernetes-managed.js";
 import { EnvelopeError, newMasterSecret, openPayload, sealPayload } from "./payload-crypto.js";
 
 describe("app keys", () => {
@@ -124,5 +127,35 @@ describe("workflow definitions checked at save time", () => {
     ],
   ])("%s", (_name, def, fields) => {
     expect(check(def as never)).toEqual(fields);
+  });
+});
+
+describe("objects managed by Kubernetes", () => {
+  const managed = { name: "orders", kubernetesResource: "Workflow default/orders" };
+  const reasonOf = (fn: () => unknown) => {
+    try {
+      fn();
+      return "allowed";
+    } catch (err) {
+      return `${Code[(err as ConnectError).code]} ${errorReason(err)}: ${(err as Error).message}`;
+    }
+  };
+  it("refuses an edit that does not come from the declaring resource, naming it", () => {
+    expect(reasonOf(() => markerForChange("workflow", managed, {}))).toMatch(
+      /^FailedPrecondition MANAGED_BY_KUBERNETES: .*workflow "orders" is managed by Kubernetes \(Workflow default\/orders\)/,
+    );
+    expect(reasonOf(() => markerForChange("workflow", managed, { platform: true, kubernetesResource: "Workflow other/x" }))).toMatch(
+      /MANAGED_BY_KUBERNETES/,
+    );
+    expect(markerForChange("workflow", managed, { platform: true, kubernetesResource: "Workflow default/orders" })).toBe(
+      "Workflow default/orders",
+    );
+  });
+  it("lets only a platform principal set the marker (adopting an unmanaged object too)", () => {
+    expect(reasonOf(() => markerForCreate({ kubernetesResource: "Workflow default/orders" }))).toMatch(/^PermissionDenied RBAC_FORBIDDEN/);
+    expect(markerForChange("workflow", { name: "x", kubernetesResource: "" }, { platform: true, kubernetesResource: "Workflow d/x" })).toBe(
+      "Workflow d/x",
+    );
+    expect(markerForChange("workflow", { name: "x", kubernetesResource: "" }, {})).toBe("");
   });
 });

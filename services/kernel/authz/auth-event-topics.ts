@@ -28,6 +28,8 @@ export const AUTH_EVENT_TOPICS = Object.freeze({
   "nexus.events.v1.IdentityProviderConfigured": "auth.identity_provider_configured",
   "nexus.events.v1.SessionStarted": "auth.session_started",
   "nexus.events.v1.SessionEnded": "auth.session_ended",
+  "nexus.events.v1.ScimTokenRotated": "auth.scim_token_rotated",
+  "nexus.events.v1.ScimTokenRevoked": "auth.scim_token_revoked",
 } as const);
 
 registerEventTopics(AUTH_EVENT_TOPICS);

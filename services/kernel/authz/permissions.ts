@@ -50,8 +50,10 @@ const write: Permission = { class: "write" };
 const admin: Permission = { class: "admin" };
 const readOrPlatform: Permission = { class: "read", platform: true };
 const adminOrPlatform: Permission = { class: "admin", platform: true };
+const writeOrPlatform: Permission = { class: "write", platform: true };
 const auditAccess: Permission = { class: "admin", platform: true, feature: "feature.audit_access" };
 const ssoAdmin: Permission = { class: "admin", platform: true, feature: "feature.identity.sso" };
+const scimAdmin: Permission = { class: "admin", platform: true, feature: "feature.identity.scim" };
 
 /**
  * Procedure (`/<package>.<Service>/<Method>`) → rule. Tenant content (documents, corpora,
@@ -93,6 +95,10 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // Single sign-on is sold as feature.identity.sso: the provider configuration needs it.
   "/nexus.identity.v1.IdentityService/SetIdentityProvider": ssoAdmin,
   "/nexus.identity.v1.IdentityService/GetIdentityProvider": ssoAdmin,
+  // SCIM provisioning is sold as feature.identity.scim: its token needs it.
+  "/nexus.identity.v1.IdentityService/RotateScimToken": scimAdmin,
+  "/nexus.identity.v1.IdentityService/GetScimToken": scimAdmin,
+  "/nexus.identity.v1.IdentityService/RevokeScimToken": scimAdmin,
 
   // ---- nexus.metering.v1.MeteringService ----
   // Reservations are made on behalf of a run: the agent forwards the caller's key.
@@ -128,33 +134,42 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.retrieval.v1.RetrievalService/GetDocumentAccess": admin,
   // Whether admins bypass document access is the owners' call (checked in the handler).
   "/nexus.retrieval.v1.RetrievalService/SetDocumentAccessSettings": admin,
+  // Cedar policies and label rules, and simulating them: tenant admins (docs/identity.md, "Policies").
+  "/nexus.retrieval.v1.RetrievalService/SavePolicy": admin,
+  "/nexus.retrieval.v1.RetrievalService/SetPolicyEnabled": admin,
+  "/nexus.retrieval.v1.RetrievalService/ListPolicies": admin,
+  "/nexus.retrieval.v1.RetrievalService/SetLabelRules": admin,
+  "/nexus.retrieval.v1.RetrievalService/SimulatePolicy": admin,
 
   // ---- nexus.integration.v1.IntegrationService ----
   // Tenant admins manage sender apps, destinations (credentials) and MQTT sources; editors
-  // edit workflows and send messages; viewers read workflows and the execution log.
-  "/nexus.integration.v1.IntegrationService/CreateSenderApp": admin,
-  "/nexus.integration.v1.IntegrationService/GetSenderApp": read,
-  "/nexus.integration.v1.IntegrationService/ListSenderApps": read,
-  "/nexus.integration.v1.IntegrationService/UpdateSenderApp": admin,
-  "/nexus.integration.v1.IntegrationService/DeleteSenderApp": admin,
-  "/nexus.integration.v1.IntegrationService/RotateAppKey": admin,
-  "/nexus.integration.v1.IntegrationService/RotateMasterSecret": admin,
+  // edit workflows and send messages; viewers read workflows and the execution log. Platform
+  // keys may manage apps, destinations and workflows for a named tenant: the Nexus operator
+  // reconciles the SenderApp, Destination and Workflow custom resources with one (docs/kubernetes.md).
+  "/nexus.integration.v1.IntegrationService/CreateSenderApp": adminOrPlatform,
+  "/nexus.integration.v1.IntegrationService/GetSenderApp": readOrPlatform,
+  "/nexus.integration.v1.IntegrationService/ListSenderApps": readOrPlatform,
+  "/nexus.integration.v1.IntegrationService/UpdateSenderApp": adminOrPlatform,
+  "/nexus.integration.v1.IntegrationService/DeleteSenderApp": adminOrPlatform,
+  "/nexus.integration.v1.IntegrationService/RotateAppKey": adminOrPlatform,
+  "/nexus.integration.v1.IntegrationService/RotateMasterSecret": adminOrPlatform,
   "/nexus.integration.v1.IntegrationService/Ingest": write,
   "/nexus.integration.v1.IntegrationService/ExecuteWorkflow": write,
-  "/nexus.integration.v1.IntegrationService/CreateDestination": admin,
-  "/nexus.integration.v1.IntegrationService/GetDestination": read,
-  "/nexus.integration.v1.IntegrationService/ListDestinations": read,
-  "/nexus.integration.v1.IntegrationService/DeleteDestination": admin,
+  "/nexus.integration.v1.IntegrationService/CreateDestination": adminOrPlatform,
+  "/nexus.integration.v1.IntegrationService/GetDestination": readOrPlatform,
+  "/nexus.integration.v1.IntegrationService/ListDestinations": readOrPlatform,
+  "/nexus.integration.v1.IntegrationService/UpdateDestination": adminOrPlatform,
+  "/nexus.integration.v1.IntegrationService/DeleteDestination": adminOrPlatform,
   "/nexus.integration.v1.IntegrationService/TestDestination": admin,
   "/nexus.integration.v1.IntegrationService/ListDestinationTables": admin,
   "/nexus.integration.v1.IntegrationService/ListDestinationColumns": admin,
-  "/nexus.integration.v1.IntegrationService/CreateWorkflow": write,
-  "/nexus.integration.v1.IntegrationService/GetWorkflow": read,
-  "/nexus.integration.v1.IntegrationService/ListWorkflows": read,
-  "/nexus.integration.v1.IntegrationService/UpdateWorkflow": write,
+  "/nexus.integration.v1.IntegrationService/CreateWorkflow": writeOrPlatform,
+  "/nexus.integration.v1.IntegrationService/GetWorkflow": readOrPlatform,
+  "/nexus.integration.v1.IntegrationService/ListWorkflows": readOrPlatform,
+  "/nexus.integration.v1.IntegrationService/UpdateWorkflow": writeOrPlatform,
   "/nexus.integration.v1.IntegrationService/RollbackWorkflow": write,
   "/nexus.integration.v1.IntegrationService/ListWorkflowVersions": read,
-  "/nexus.integration.v1.IntegrationService/DeleteWorkflow": write,
+  "/nexus.integration.v1.IntegrationService/DeleteWorkflow": writeOrPlatform,
   "/nexus.integration.v1.IntegrationService/CreateMqttSource": admin,
   "/nexus.integration.v1.IntegrationService/GetMqttSource": read,
   "/nexus.integration.v1.IntegrationService/ListMqttSources": read,

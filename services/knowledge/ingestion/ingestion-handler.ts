@@ -37,7 +37,18 @@ import { metadataToJson } from "../../kernel/events/event-metadata.js";
 import type { DeadLetterStore } from "../../kernel/events/ports.js";
 import { assertNoLegalHold } from "../../kernel/governance/index.js";
 import { counterPosition, pageTokens, sequencePosition } from "../../kernel/paging/index.js";
-import { mayRead, readerOf, recordAccessDenied, recordOwner } from "../retrieval/adapters/postgres-document-access.js";
+import {
+  type AccessFilter,
+  accessFilterOf,
+  decideDocument,
+  dropDocumentAccess,
+  hasResidual,
+  readerOf,
+  recordAccessDenied,
+  recordOwner,
+  withheldDocumentsByRule,
+} from "../retrieval/adapters/postgres-document-access.js";
+import { readLabelRules, recordWithheld } from "../retrieval/adapters/postgres-policies.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
 import { type ChunkingSettings, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "./chunking/chunker.js";
 import type { DocumentCommand, DocumentState, DocumentStatusName } from "./document.js";
@@ -120,6 +131,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     const key: DocumentKey = { tenantId: principal.tenantId, documentId: input.documentId || newDocumentId() };
     // Overwriting a document needs the right to read it (docs/identity.md, "Document access").
     if (input.documentId) await this.requireReadable(principal, input.documentId, "IngestText");
+    await checkLabels(db, key.tenantId, input.metadata);
     const attempt = () =>
       db.transaction(async (tx) => {
         // Lock order everywhere: corpus settings → content → document → chunks → corpus
@@ -263,11 +275,13 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
    */
   private async requireReadable(principal: TenantPrincipal, documentId: string, method: string): Promise<void> {
     const key = { tenantId: principal.tenantId, documentId };
-    if (await mayRead(this.ports.db, key, readerOf(principal))) return;
+    const decision = await decideDocument(this.ports.db, key, readerOf(principal), ["Read"]);
+    if (decision.allowed) return;
     await recordAccessDenied(this.ports.db, key, {
       keyId: principal.keyId,
       userId: principal.userId ?? "",
       procedure: `/nexus.ingestion.v1.IngestionService/${method}`,
+      rule: decision.policyIds.length > 0 ? decision.policyIds.map((id) => `policy:${id}`).join(",") : decision.rule,
     });
     throw domainError("NOT_FOUND", `document ${documentId} not found`, { document_id: documentId });
   }
@@ -278,18 +292,64 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     const filters = `documents|${req.corpusId}|${statuses.join(",")}`;
     const before = documentPageTokens.decode(req.pageToken, filters);
     const limit = req.pageSize || 50;
-    const page = await this.ports.documents.list(this.ports.db, principal.tenantId, {
+    const access = await accessFilterOf(this.ports.db, principal, ["Read"]);
+    let page = await this.ports.documents.list(this.ports.db, principal.tenantId, {
       ...(req.corpusId ? { corpusId: req.corpusId } : {}),
       ...(statuses.length > 0 ? { statuses } : {}),
       ...(before !== undefined ? { beforeSeq: before } : {}),
       limit: limit + 1,
-      reader: readerOf(principal),
+      access,
     });
+    // Policies the SQL cannot express are decided per listed document (a page may come short).
+    const residualWithheld = new Map<string, number>();
+    if (hasResidual(access)) {
+      const kept = [];
+      for (const p of page) {
+        const d = await decideDocument(this.ports.db, { tenantId: principal.tenantId, documentId: p.document.documentId }, access.reader, [
+          "Read",
+        ]);
+        if (d.allowed) kept.push(p);
+        else {
+          const rule = d.policyIds.length > 0 ? d.policyIds.map((id) => `policy:${id}`).join(",") : "default deny";
+          residualWithheld.set(rule, (residualWithheld.get(rule) ?? 0) + 1);
+        }
+      }
+      page = kept;
+    }
+    this.auditWithheld(principal, { ...(req.corpusId ? { corpusId: req.corpusId } : {}), statuses }, access, residualWithheld);
     const shown = page.slice(0, limit);
     return create(ListDocumentsResponseSchema, {
       documents: shown.map((p) => this.message(p.document)),
       nextPageToken: page.length > limit ? documentPageTokens.encode(shown[shown.length - 1]!.seq, filters) : "",
     });
+  }
+
+  /** One audit record per ListDocuments call for the documents access withheld, by rule (after the answer). */
+  private auditWithheld(
+    principal: TenantPrincipal,
+    listing: { corpusId?: string; statuses: readonly string[] },
+    access: AccessFilter,
+    residual: ReadonlyMap<string, number>,
+  ): void {
+    const { context } = access;
+    if (!context.anyRestricted && !context.defaultDeny && context.policies.length === 0) return;
+    const { db, logger } = this.ports;
+    void withheldDocumentsByRule(db, principal.tenantId, listing, access)
+      .then((byRule) => {
+        for (const [rule, n] of residual) byRule.set(rule, (byRule.get(rule) ?? 0) + n);
+        return recordWithheld(
+          db,
+          principal.tenantId,
+          {
+            keyId: principal.keyId,
+            userId: principal.userId ?? "",
+            procedure: "/nexus.ingestion.v1.IngestionService/ListDocuments",
+            corpusId: listing.corpusId ?? "",
+          },
+          byRule,
+        );
+      })
+      .catch((err: unknown) => logger.warn({ err }, "could not record the documents a listing withheld"));
   }
 
   async *watchDocument(req: WatchDocumentRequest, ctx: HandlerContext): AsyncIterable<WatchDocumentResponse> {
@@ -359,6 +419,8 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
       const result = await executeInTransaction(tx, aggregate, key, command, {
         metadata: { tenantId: key.tenantId, actor: principal.keyId },
       });
+      // A deleted document's access list goes with it (a new document under the id starts afresh).
+      if (command.type === "DeleteDocument") await dropDocumentAccess(tx, key);
       return result.state;
     });
   }
@@ -427,5 +489,24 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
       eventId: r.eventId,
       replayCount: r.replayCount,
     });
+  }
+}
+
+/**
+ * Labels (docs/identity.md, "Labels"): a metadata key the tenant's label rules name must hold a
+ * string among the rule's allowed values (any string when the rule lists none).
+ */
+async function checkLabels(db: Database, tenantId: string, metadata: JsonObject): Promise<void> {
+  const { rules } = await readLabelRules(db, tenantId);
+  for (const rule of rules) {
+    if (!(rule.key in metadata)) continue;
+    const value = metadata[rule.key];
+    if (typeof value !== "string" || (rule.allowedValues.length > 0 && !rule.allowedValues.includes(value))) {
+      throw domainError(
+        "INVALID_ARGUMENT",
+        `label ${rule.key} must be ${rule.allowedValues.length > 0 ? `one of ${rule.allowedValues.join(", ")}` : "a string"}`,
+        { field: `metadata.${rule.key}` },
+      );
+    }
   }
 }

@@ -1,5 +1,5 @@
 import type { Queryable, Tx } from "../../kernel/db/ports.js";
-import type { Reader } from "../retrieval/adapters/postgres-document-access.js";
+import type { AccessFilter } from "../retrieval/adapters/postgres-document-access.js";
 import type { DocumentState, DocumentStatusName } from "./document.js";
 
 /** A document's identity. */
@@ -15,8 +15,8 @@ export interface DocumentPage {
   /** Only documents older than this position (newest first). */
   beforeSeq?: bigint;
   limit: number;
-  /** Only documents this reader may read (document access, docs/identity.md). */
-  reader?: Reader;
+  /** Only documents this filter's reader may read (document access and policies, docs/identity.md). */
+  access?: AccessFilter;
 }
 
 /** Documents as stored (`ingestion.documents`). */

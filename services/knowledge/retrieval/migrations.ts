@@ -135,6 +135,36 @@ CREATE TABLE retrieval.document_access_settings (
     id: "0005_document_owner",
     sql: "ALTER TABLE retrieval.document_access ADD COLUMN owner_user_id text NOT NULL DEFAULT '';",
   },
+  {
+    // Cedar policies, label rules and default deny (docs/identity.md, "Policies"); access lists
+    // of documents deleted before this release are dropped (they outlived their documents).
+    id: "0006_document_policies",
+    sql: `
+CREATE TABLE retrieval.policies (
+  tenant_id text NOT NULL,
+  policy_id text NOT NULL,
+  version integer NOT NULL CHECK (version >= 1),
+  text text NOT NULL,
+  description text NOT NULL DEFAULT '',
+  enabled boolean NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  stream_version integer NOT NULL,
+  PRIMARY KEY (tenant_id, policy_id)
+);
+CREATE TABLE retrieval.label_rules (
+  tenant_id text PRIMARY KEY,
+  version integer NOT NULL CHECK (version >= 1),
+  rules jsonb NOT NULL
+);
+ALTER TABLE retrieval.document_access_settings ADD COLUMN default_deny boolean NOT NULL DEFAULT false;
+DO $$ BEGIN
+  IF to_regclass('ingestion.documents') IS NOT NULL THEN
+    EXECUTE 'DELETE FROM retrieval.document_access a WHERE NOT EXISTS (SELECT 1 FROM ingestion.documents d
+      WHERE d.tenant_id = a.tenant_id AND d.document_id = a.document_id)';
+  END IF;
+END $$;
+`,
+  },
 ];
 
 /**

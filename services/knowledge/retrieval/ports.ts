@@ -1,6 +1,6 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Database, Queryable, Tx } from "../../kernel/db/ports.js";
-import type { Reader } from "./adapters/postgres-document-access.js";
+import type { AccessFilter } from "./adapters/postgres-document-access.js";
 import type { CorpusState } from "./corpus.js";
 
 /** Corpora as stored (`retrieval.corpora`). */
@@ -93,8 +93,13 @@ export interface SearchQuery {
   dimensions?: number;
   documentIds?: readonly string[];
   metadataEquals?: JsonObject;
-  /** Who is reading: restricted documents they may not read are never ranked. */
-  reader?: Reader;
+  /**
+   * Who is reading, for which actions, under which policies: documents they may not read are
+   * never ranked (compiled policies in the SQL; residual ones decided per candidate).
+   */
+  access?: AccessFilter;
+  /** Filled with the documents residual policies withheld from the hits (document id → rule). */
+  withheld?: Map<string, string>;
 }
 
 /** One hit. */

@@ -16,7 +16,11 @@ import {
   GranteeKind,
   type ListCorporaRequest,
   ListCorporaResponseSchema,
+  type ListPoliciesRequest,
+  ListPoliciesResponseSchema,
   type RetrievalService,
+  type SavePolicyRequest,
+  SavePolicyResponseSchema,
   SearchHitSchema,
   SearchMode,
   type SearchRequest,
@@ -25,6 +29,12 @@ import {
   SetDocumentAccessResponseSchema,
   type SetDocumentAccessSettingsRequest,
   SetDocumentAccessSettingsResponseSchema,
+  type SetLabelRulesRequest,
+  SetLabelRulesResponseSchema,
+  type SetPolicyEnabledRequest,
+  SetPolicyEnabledResponseSchema,
+  type SimulatePolicyRequest,
+  SimulatePolicyResponseSchema,
   type UpdateCorpusRequest,
   UpdateCorpusResponseSchema,
 } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
@@ -32,18 +42,27 @@ import { authorizationRefusal } from "../../kernel/authz/refusal.js";
 import { requireFeature } from "../../kernel/authz/require-feature.js";
 import { tenantPrincipal } from "../../kernel/authz/tenant-scope.js";
 import { executeCommand } from "../../kernel/commands/index.js";
-import type { TenantPrincipal } from "../../kernel/context.js";
+import type { TenantPrincipal, TenantRole } from "../../kernel/context.js";
 import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import { assertNoLegalHold } from "../../kernel/governance/index.js";
 import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
-import { documentAccessAggregate, readDocumentAccess, readerOf, saveAccessSettings } from "./adapters/postgres-document-access.js";
+import {
+  accessFilterOf,
+  decideDocument,
+  documentAccessAggregate,
+  readDocumentAccess,
+  saveAccessSettings,
+} from "./adapters/postgres-document-access.js";
+import { listPolicies, policyAggregate, readLabelRules, recordWithheld, saveLabelRules } from "./adapters/postgres-policies.js";
+import { withheldByRule } from "./adapters/postgres-search-index.js";
 import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
 import { type CorpusAggregate, corpusAggregate } from "./corpus-aggregate.js";
-import type { DocumentAccess, DocumentGrant } from "./document-access.js";
+import { type DocumentAccess, type DocumentGrant, rolesAtOrBelow } from "./document-access.js";
 import { EmbeddingError, type EmbeddingModels } from "./embeddings/ports.js";
-import type { CorpusRepository, SearchIndex, SearchRanking } from "./ports.js";
+import { cedarSchema, type LabelRule, type PolicyAction, type StoredPolicy, schemaErrors, validatePolicy } from "./policy-engine.js";
+import type { CorpusRepository, SearchIndex, SearchQuery, SearchRanking } from "./ports.js";
 import {
   MAX_TOP_K,
   normalizeProviderConfig,
@@ -254,6 +273,9 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
   async search(req: SearchRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
     const { db, corpora, models, searchIndex, vectors, logger } = this.ports;
+    // The tenant's policies are read beside the corpus (one round trip less on a pool).
+    const accessRead = accessFilterOf(db, principal, this.searchActions(ctx));
+    accessRead.catch(() => undefined); // awaited below; a refusal before that must not leave it unhandled
     const corpus = await corpora.get(db, principal.tenantId, req.corpusId);
     if (!corpus) throw domainError("NOT_FOUND", `corpus ${req.corpusId} not found`, { corpus_id: req.corpusId });
     requireFeature(principal, PROVIDER_FEATURES[corpus.provider]);
@@ -292,7 +314,7 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
         ranking = "lexical";
       }
     }
-    const hits = await searchIndex.search(db, {
+    const query: SearchQuery = {
       tenantId: principal.tenantId,
       corpusId: corpus.corpusId,
       text: req.query,
@@ -301,8 +323,11 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
       ...(vector ? { vector, model: corpus.searchModel, dimensions: corpus.searchDimensions } : {}),
       ...(req.filter?.documentIds.length ? { documentIds: req.filter.documentIds } : {}),
       ...(req.filter?.metadataEquals ? { metadataEquals: req.filter.metadataEquals } : {}),
-      reader: readerOf(principal),
-    });
+      access: await accessRead,
+      withheld: new Map(),
+    };
+    const hits = await searchIndex.search(db, query);
+    this.auditWithheld(principal, query);
     const mode = ranking === "hybrid" ? SearchMode.HYBRID : ranking === "vector" ? SearchMode.VECTOR : SearchMode.LEXICAL;
     return create(SearchResponseSchema, {
       mode,
@@ -322,6 +347,161 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
           documentMetadata: h.metadata,
         }),
       ),
+    });
+  }
+
+  /**
+   * The actions a search performs: Search; and Run too when the agent searches for a Run (it says
+   * so in `nexus-action`). A Run search is denied by a forbid on either action and needs a permit
+   * covering both, so the header can only narrow what a caller sees.
+   */
+  private searchActions(ctx: HandlerContext): PolicyAction[] {
+    return ctx.requestHeader.get(RUN_ACTION_HEADER) === "Run" ? ["Search", "Run"] : ["Search"];
+  }
+
+  /** One audit record per call for the matching documents access withheld, by deciding rule (after the answer). */
+  private auditWithheld(principal: TenantPrincipal, query: SearchQuery): void {
+    const { db, logger } = this.ports;
+    const context = query.access?.context;
+    if (!context || (!context.anyRestricted && !context.defaultDeny && context.policies.length === 0)) return;
+    void withheldByRule(db, query)
+      .then((byRule) =>
+        recordWithheld(
+          db,
+          principal.tenantId,
+          {
+            keyId: principal.keyId,
+            userId: principal.userId ?? "",
+            procedure: "/nexus.retrieval.v1.RetrievalService/Search",
+            corpusId: query.corpusId,
+          },
+          byRule,
+        ),
+      )
+      .catch((err: unknown) => logger.warn({ err }, "could not record the documents a search withheld"));
+  }
+
+  async savePolicy(req: SavePolicyRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const { rules } = await readLabelRules(this.ports.db, principal.tenantId);
+    const errors = validatePolicy(req.policyId, req.text, rules);
+    if (errors.length > 0) {
+      throw domainError("INVALID_ARGUMENT", `the policy is not valid against the tenant's Cedar schema: ${errors.join("; ")}`, {
+        field: "text",
+        errors: errors.join("\n"),
+      });
+    }
+    const key = { tenantId: principal.tenantId, policyId: req.policyId };
+    const { state } = await executeCommand(
+      this.ports.db,
+      policyAggregate(),
+      key,
+      { type: "SavePolicy", text: req.text, description: req.description, enabled: req.enabled, at: this.ports.clock() },
+      { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
+    );
+    return create(SavePolicyResponseSchema, { policy: policyMessage(state!) });
+  }
+
+  async setPolicyEnabled(req: SetPolicyEnabledRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const { state } = await executeCommand(
+      this.ports.db,
+      policyAggregate(),
+      { tenantId: principal.tenantId, policyId: req.policyId },
+      { type: "SetPolicyEnabled", enabled: req.enabled, at: this.ports.clock() },
+      { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
+    );
+    return create(SetPolicyEnabledResponseSchema, { policy: policyMessage(state!) });
+  }
+
+  async listPolicies(_req: ListPoliciesRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const [policies, { rules }] = await Promise.all([
+      listPolicies(this.ports.db, principal.tenantId),
+      readLabelRules(this.ports.db, principal.tenantId),
+    ]);
+    return create(ListPoliciesResponseSchema, {
+      policies: policies.map(policyMessage),
+      labelRules: rules.map((r) => ({ key: r.key, allowedValues: [...r.allowedValues] })),
+      schema: cedarSchema(rules),
+    });
+  }
+
+  async setLabelRules(req: SetLabelRulesRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const rules: LabelRule[] = [];
+    for (const [i, r] of req.rules.entries()) {
+      if (rules.some((x) => x.key === r.key)) {
+        throw domainError("INVALID_ARGUMENT", `label ${r.key} is named twice`, { field: `rules[${i}].key` });
+      }
+      rules.push({ key: r.key, allowedValues: [...new Set(r.allowedValues)] });
+    }
+    const invalid = schemaErrors(rules);
+    if (invalid.length > 0)
+      throw domainError("INVALID_ARGUMENT", `these label rules give no valid Cedar schema: ${invalid.join("; ")}`, { field: "rules" });
+    // Enabled or saved policies must stay valid: a label they read cannot be dropped.
+    for (const policy of await listPolicies(this.ports.db, principal.tenantId)) {
+      const errors = validatePolicy(policy.policyId, policy.text, rules);
+      if (errors.length > 0) {
+        throw domainError(
+          "FAILED_PRECONDITION",
+          `policy ${policy.policyId} would no longer be valid with these label rules: ${errors.join("; ")}`,
+          { policy_id: policy.policyId },
+        );
+      }
+    }
+    await saveLabelRules(this.ports.db, principal.tenantId, rules, principal.keyId);
+    return create(SetLabelRulesResponseSchema, {
+      rules: rules.map((r) => ({ key: r.key, allowedValues: [...r.allowedValues] })),
+      schema: cedarSchema(rules),
+    });
+  }
+
+  async simulatePolicy(req: SimulatePolicyRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const p = req.principal!;
+    if (!ROLES.includes(p.role)) {
+      throw domainError("INVALID_ARGUMENT", "principal.role must be owner, admin, editor or viewer", { field: "principal.role" });
+    }
+    if (!p.userId && !p.keyId) {
+      throw domainError("INVALID_ARGUMENT", "a simulated principal needs a user_id or a key_id", { field: "principal" });
+    }
+    const role = p.role as TenantRole;
+    const reader = { userId: p.userId, keyId: p.keyId, role, groups: [...p.groups], roles: rolesAtOrBelow(role) };
+    const stored = await listPolicies(this.ports.db, principal.tenantId);
+    const extra = req.includePolicyIds.map((id, i) => {
+      const policy = stored.find((x) => x.policyId === id);
+      if (!policy) throw domainError("NOT_FOUND", `policy ${id} not found`, { field: `include_policy_ids[${i}]`, policy_id: id });
+      return policy;
+    });
+    const documentId = req.resource.case === "documentId" ? req.resource.value : "";
+    if (documentId) await this.requireDocument({ tenantId: principal.tenantId, documentId });
+    const described = req.resource.case === "document" ? req.resource.value : undefined;
+    const decision = await decideDocument(
+      this.ports.db,
+      { tenantId: principal.tenantId, documentId },
+      reader,
+      // Run is decided as Run's retrieval is: for Search and Run both.
+      req.action === "Run" ? ["Search", "Run"] : [(req.action || "Read") as PolicyAction],
+      {
+        extra: extra.filter((x) => !x.enabled),
+        ...(described
+          ? {
+              resource: {
+                documentId: "",
+                labels: { ...described.labels },
+                corpusId: described.corpusId,
+                ownerUserId: described.ownerUserId,
+              },
+            }
+          : {}),
+      },
+    );
+    return create(SimulatePolicyResponseSchema, {
+      allowed: decision.allowed,
+      rule: decision.rule,
+      decidingPolicyIds: decision.policyIds,
+      errors: decision.errors,
     });
   }
 
@@ -368,8 +548,8 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
         required_role: "owner",
       });
     }
-    await saveAccessSettings(this.ports.db, principal.tenantId, req.adminsBypass);
-    return create(SetDocumentAccessSettingsResponseSchema, { adminsBypass: req.adminsBypass });
+    const settings = await saveAccessSettings(this.ports.db, principal.tenantId, req.adminsBypass, req.defaultDeny);
+    return create(SetDocumentAccessSettingsResponseSchema, settings);
   }
 
   /** NOT_FOUND unless the tenant has the document (another tenant's is not found either). */
@@ -395,6 +575,20 @@ const KIND_TO_PROTO: Record<DocumentGrant["kind"], GranteeKind> = {
   role: GranteeKind.ROLE,
   tenant: GranteeKind.TENANT,
 };
+
+/** The header the agent sets on the searches of a Run (policies then decide the Run action too). */
+export const RUN_ACTION_HEADER = "nexus-action";
+
+function policyMessage(p: StoredPolicy) {
+  return {
+    policyId: p.policyId,
+    version: p.version,
+    text: p.text,
+    description: p.description,
+    enabled: p.enabled,
+    updatedAt: timestampFromDate(p.updatedAt),
+  };
+}
 
 function accessToMessage(a: DocumentAccess) {
   return {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/identity_events.proto.
  */
 export const file_nexus_events_v1_identity_events: GenFile = /*@__PURE__*/
-  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvaWRlbnRpdHlfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiQwoLVXNlckNyZWF0ZWQSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiWgoRTWVtYmVyc2hpcEdyYW50ZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSIQoEcm9sZRgDIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSKKAQoVTWVtYmVyc2hpcFJvbGVDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEioKDXByZXZpb3VzX3JvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSIQoEcm9sZRgEIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSI3ChFNZW1iZXJzaGlwUmV2b2tlZBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJFChdQbGF0Zm9ybU9wZXJhdG9yQ2hhbmdlZBIPCgd1c2VyX2lkGAEgASgJEhkKEXBsYXRmb3JtX29wZXJhdG9yGAIgASgIIpABChpJZGVudGl0eVByb3ZpZGVyQ29uZmlndXJlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhAKCGF1ZGllbmNlGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdlbmFibGVkGAUgASgIEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIIngKDlNlc3Npb25TdGFydGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoMU2Vzc2lvbkVuZGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJYgZwcm90bzM", [file_google_protobuf_timestamp, file_nexus_auth_v1_api_key]);
+  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvaWRlbnRpdHlfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiQwoLVXNlckNyZWF0ZWQSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiWgoRTWVtYmVyc2hpcEdyYW50ZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSIQoEcm9sZRgDIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSKKAQoVTWVtYmVyc2hpcFJvbGVDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEioKDXByZXZpb3VzX3JvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSIQoEcm9sZRgEIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSI3ChFNZW1iZXJzaGlwUmV2b2tlZBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJFChdQbGF0Zm9ybU9wZXJhdG9yQ2hhbmdlZBIPCgd1c2VyX2lkGAEgASgJEhkKEXBsYXRmb3JtX29wZXJhdG9yGAIgASgIIpABChpJZGVudGl0eVByb3ZpZGVyQ29uZmlndXJlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhAKCGF1ZGllbmNlGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdlbmFibGVkGAUgASgIEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIIngKDlNlc3Npb25TdGFydGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoMU2Vzc2lvbkVuZGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJIlIKEFNjaW1Ub2tlblJvdGF0ZWQSEQoJdGVuYW50X2lkGAEgASgJEhAKCHRva2VuX2lkGAIgASgJEhkKEXByZXZpb3VzX3Rva2VuX2lkGAMgASgJIjcKEFNjaW1Ub2tlblJldm9rZWQSEQoJdGVuYW50X2lkGAEgASgJEhAKCHRva2VuX2lkGAIgASgJYgZwcm90bzM", [file_google_protobuf_timestamp, file_nexus_auth_v1_api_key]);
 
 /**
  * A user was created. Subject nexus.auth.user_created.
@@ -327,4 +327,68 @@ export type SessionEnded = Message<"nexus.events.v1.SessionEnded"> & {
  */
 export const SessionEndedSchema: GenMessage<SessionEnded> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_identity_events, 7);
+
+/**
+ * The tenant's SCIM token was issued or replaced. Subject nexus.auth.scim_token_rotated.
+ * Never carries the token.
+ *
+ * @generated from message nexus.events.v1.ScimTokenRotated
+ */
+export type ScimTokenRotated = Message<"nexus.events.v1.ScimTokenRotated"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The new token's public id.
+   *
+   * @generated from field: string token_id = 2;
+   */
+  tokenId: string;
+
+  /**
+   * The replaced token's id, when there was one.
+   *
+   * @generated from field: string previous_token_id = 3;
+   */
+  previousTokenId: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.ScimTokenRotated.
+ * Use `create(ScimTokenRotatedSchema)` to create a new message.
+ */
+export const ScimTokenRotatedSchema: GenMessage<ScimTokenRotated> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_identity_events, 8);
+
+/**
+ * The tenant's SCIM token was revoked. Subject nexus.auth.scim_token_revoked.
+ *
+ * @generated from message nexus.events.v1.ScimTokenRevoked
+ */
+export type ScimTokenRevoked = Message<"nexus.events.v1.ScimTokenRevoked"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The revoked token's id.
+   *
+   * @generated from field: string token_id = 2;
+   */
+  tokenId: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.ScimTokenRevoked.
+ * Use `create(ScimTokenRevokedSchema)` to create a new message.
+ */
+export const ScimTokenRevokedSchema: GenMessage<ScimTokenRevoked> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_identity_events, 9);
 

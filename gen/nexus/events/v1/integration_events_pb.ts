@@ -64,7 +64,7 @@ export const SenderAppChangedSchema: GenMessage<SenderAppChanged> = /*@__PURE__*
   messageDesc(file_nexus_events_v1_integration_events, 0);
 
 /**
- * A destination was created or deleted. Subject nexus.integration.destination_changed.
+ * A destination was created, updated or deleted. Subject nexus.integration.destination_changed.
  *
  * @generated from message nexus.events.v1.DestinationChanged
  */
@@ -84,7 +84,7 @@ export type DestinationChanged = Message<"nexus.events.v1.DestinationChanged"> &
   destinationId: string;
 
   /**
-   * created or deleted.
+   * created, updated or deleted.
    *
    * @generated from field: string change = 3;
    */
@@ -183,7 +183,7 @@ export type MqttSourceChanged = Message<"nexus.events.v1.MqttSourceChanged"> & {
   sourceId: string;
 
   /**
-   * created or deleted.
+   * created, updated or deleted.
    *
    * @generated from field: string change = 3;
    */

@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/retrieval_events.proto.
  */
 export const file_nexus_events_v1_retrieval_events: GenFile = /*@__PURE__*/
-  fileDesc("CiZuZXh1cy9ldmVudHMvdjEvcmV0cmlldmFsX2V2ZW50cy5wcm90bxIPbmV4dXMuZXZlbnRzLnYxIpQBCg1Db3JwdXNDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCgljb3JwdXNfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhAKCHByb3ZpZGVyGAQgASgJEhcKD2VtYmVkZGluZ19tb2RlbBgFIAEoCRIcChRlbWJlZGRpbmdfZGltZW5zaW9ucxgGIAEoDSK4AQoNQ29ycHVzVXBkYXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhYKDmNoYW5nZWRfZmllbGRzGAMgAygJEicKBmJlZm9yZRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhgKEHJlaW5kZXhfcmVxdWlyZWQYBiABKAgiUAoNQ29ycHVzRGVsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhkKEWRvY3VtZW50c19kZWxldGVkGAMgASgEInoKFURvY3VtZW50QWNjZXNzQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSEwoLZG9jdW1lbnRfaWQYAiABKAkSEgoKcmVzdHJpY3RlZBgDIAEoCBIOCgZncmFudHMYBCADKAkSFQoNb3duZXJfdXNlcl9pZBgFIAEoCSKAAQoURG9jdW1lbnRBY2Nlc3NEZW5pZWQSEQoJdGVuYW50X2lkGAEgASgJEhMKC2RvY3VtZW50X2lkGAIgASgJEg4KBmtleV9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhEKCXByb2NlZHVyZRgFIAEoCRIMCgRydWxlGAYgASgJYgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("CiZuZXh1cy9ldmVudHMvdjEvcmV0cmlldmFsX2V2ZW50cy5wcm90bxIPbmV4dXMuZXZlbnRzLnYxIpQBCg1Db3JwdXNDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCgljb3JwdXNfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhAKCHByb3ZpZGVyGAQgASgJEhcKD2VtYmVkZGluZ19tb2RlbBgFIAEoCRIcChRlbWJlZGRpbmdfZGltZW5zaW9ucxgGIAEoDSK4AQoNQ29ycHVzVXBkYXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhYKDmNoYW5nZWRfZmllbGRzGAMgAygJEicKBmJlZm9yZRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhgKEHJlaW5kZXhfcmVxdWlyZWQYBiABKAgiUAoNQ29ycHVzRGVsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhkKEWRvY3VtZW50c19kZWxldGVkGAMgASgEInoKFURvY3VtZW50QWNjZXNzQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSEwoLZG9jdW1lbnRfaWQYAiABKAkSEgoKcmVzdHJpY3RlZBgDIAEoCBIOCgZncmFudHMYBCADKAkSFQoNb3duZXJfdXNlcl9pZBgFIAEoCSKAAQoURG9jdW1lbnRBY2Nlc3NEZW5pZWQSEQoJdGVuYW50X2lkGAEgASgJEhMKC2RvY3VtZW50X2lkGAIgASgJEg4KBmtleV9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhEKCXByb2NlZHVyZRgFIAEoCRIMCgRydWxlGAYgASgJIngKC1BvbGljeVNhdmVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCglwb2xpY3lfaWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoBRIMCgR0ZXh0GAQgASgJEg8KB2VuYWJsZWQYBSABKAgSEwoLZGVzY3JpcHRpb24YBiABKAkiXgoUUG9saWN5RW5hYmxlZENoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEhEKCXBvbGljeV9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgFEg8KB2VuYWJsZWQYBCABKAgiNQoRTGFiZWxSdWxlc0NoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEg0KBXJ1bGVzGAIgAygJIpgBChFEb2N1bWVudHNXaXRoaGVsZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEQoJcHJvY2VkdXJlGAQgASgJEhEKCWNvcnB1c19pZBgFIAEoCRIaChJ3aXRoaGVsZF9kb2N1bWVudHMYBiABKAUSDQoFcnVsZXMYByADKAliBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * A corpus was created. Subject nexus.retrieval.corpus_created; audit type corpora.created.
@@ -270,4 +270,199 @@ export type DocumentAccessDenied = Message<"nexus.events.v1.DocumentAccessDenied
  */
 export const DocumentAccessDeniedSchema: GenMessage<DocumentAccessDenied> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_retrieval_events, 4);
+
+/**
+ * A Cedar policy was saved (a new version). Subject nexus.retrieval.policy_saved; audit type
+ * policies.saved.
+ *
+ * @generated from message nexus.events.v1.PolicySaved
+ */
+export type PolicySaved = Message<"nexus.events.v1.PolicySaved"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The policy id.
+   *
+   * @generated from field: string policy_id = 2;
+   */
+  policyId: string;
+
+  /**
+   * Its new version.
+   *
+   * @generated from field: int32 version = 3;
+   */
+  version: number;
+
+  /**
+   * Its Cedar text.
+   *
+   * @generated from field: string text = 4;
+   */
+  text: string;
+
+  /**
+   * Whether it is enabled.
+   *
+   * @generated from field: bool enabled = 5;
+   */
+  enabled: boolean;
+
+  /**
+   * Its description.
+   *
+   * @generated from field: string description = 6;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.PolicySaved.
+ * Use `create(PolicySavedSchema)` to create a new message.
+ */
+export const PolicySavedSchema: GenMessage<PolicySaved> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_retrieval_events, 5);
+
+/**
+ * A policy was enabled or disabled. Subject nexus.retrieval.policy_enabled_changed; audit type
+ * policies.enabled / policies.disabled.
+ *
+ * @generated from message nexus.events.v1.PolicyEnabledChanged
+ */
+export type PolicyEnabledChanged = Message<"nexus.events.v1.PolicyEnabledChanged"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The policy id.
+   *
+   * @generated from field: string policy_id = 2;
+   */
+  policyId: string;
+
+  /**
+   * Its version.
+   *
+   * @generated from field: int32 version = 3;
+   */
+  version: number;
+
+  /**
+   * Whether it is now enabled.
+   *
+   * @generated from field: bool enabled = 4;
+   */
+  enabled: boolean;
+};
+
+/**
+ * Describes the message nexus.events.v1.PolicyEnabledChanged.
+ * Use `create(PolicyEnabledChangedSchema)` to create a new message.
+ */
+export const PolicyEnabledChangedSchema: GenMessage<PolicyEnabledChanged> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_retrieval_events, 6);
+
+/**
+ * The tenant's label rules were replaced. Subject nexus.retrieval.label_rules_changed; audit
+ * type labels.rules.changed.
+ *
+ * @generated from message nexus.events.v1.LabelRulesChanged
+ */
+export type LabelRulesChanged = Message<"nexus.events.v1.LabelRulesChanged"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The rules, as "<key>=<value>|<value>" ("<key>=" allows any value).
+   *
+   * @generated from field: repeated string rules = 2;
+   */
+  rules: string[];
+};
+
+/**
+ * Describes the message nexus.events.v1.LabelRulesChanged.
+ * Use `create(LabelRulesChangedSchema)` to create a new message.
+ */
+export const LabelRulesChangedSchema: GenMessage<LabelRulesChanged> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_retrieval_events, 7);
+
+/**
+ * Documents were withheld from one Search (and so Run) or ListDocuments call by document access:
+ * one record per call. Subject nexus.retrieval.documents_withheld; audit type
+ * documents.access.withheld.
+ *
+ * @generated from message nexus.events.v1.DocumentsWithheld
+ */
+export type DocumentsWithheld = Message<"nexus.events.v1.DocumentsWithheld"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The caller's principal key id.
+   *
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * The person, when the caller is one.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+
+  /**
+   * The procedure, e.g. "/nexus.retrieval.v1.RetrievalService/Search".
+   *
+   * @generated from field: string procedure = 4;
+   */
+  procedure: string;
+
+  /**
+   * The corpus searched (empty for ListDocuments without one).
+   *
+   * @generated from field: string corpus_id = 5;
+   */
+  corpusId: string;
+
+  /**
+   * How many matching documents were withheld.
+   *
+   * @generated from field: int32 withheld_documents = 6;
+   */
+  withheldDocuments: number;
+
+  /**
+   * The deciding rules with their counts, "<rule>: <n>" (e.g. "policy:no-secret: 3",
+   * "acl: 2", "default deny: 1").
+   *
+   * @generated from field: repeated string rules = 7;
+   */
+  rules: string[];
+};
+
+/**
+ * Describes the message nexus.events.v1.DocumentsWithheld.
+ * Use `create(DocumentsWithheldSchema)` to create a new message.
+ */
+export const DocumentsWithheldSchema: GenMessage<DocumentsWithheld> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_retrieval_events, 8);
 

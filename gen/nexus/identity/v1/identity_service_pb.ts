@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/identity/v1/identity_service.proto.
  */
 export const file_nexus_identity_v1_identity_service: GenFile = /*@__PURE__*/
-  fileDesc("CihuZXh1cy9pZGVudGl0eS92MS9pZGVudGl0eV9zZXJ2aWNlLnByb3RvEhFuZXh1cy5pZGVudGl0eS52MSK+AQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg0KBWVtYWlsGAMgASgJEhQKDGRpc3BsYXlfbmFtZRgEIAEoCRIhCgRyb2xlGAUgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlEhkKEXBsYXRmb3JtX29wZXJhdG9yGAYgASgIEi0KCWpvaW5lZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwQEKEEFkZE1lbWJlclJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGQoFZW1haWwYAiABKAlCCrpIB3IFGP4BYAESHgoMZGlzcGxheV9uYW1lGAMgASgJQgi6SAVyAxjIARItCgRyb2xlGAQgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlQgq6SAeCAQQQASAAIlQKEUFkZE1lbWJlclJlc3BvbnNlEikKBm1lbWJlchgBIAEoCzIZLm5leHVzLmlkZW50aXR5LnYxLk1lbWJlchIUCgx1c2VyX2NyZWF0ZWQYAiABKAgicgoQR2V0TWVtYmVyUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIZCgd1c2VyX2lkGAIgASgJQgi6SAVyA7ABASI+ChFHZXRNZW1iZXJSZXNwb25zZRIpCgZtZW1iZXIYASABKAsyGS5uZXh1cy5pZGVudGl0eS52MS5NZW1iZXIilAEKEkxpc3RNZW1iZXJzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIbCglwYWdlX3NpemUYAiABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIloKE0xpc3RNZW1iZXJzUmVzcG9uc2USKgoHbWVtYmVycxgBIAMoCzIZLm5leHVzLmlkZW50aXR5LnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkipQEKFFNldE1lbWJlclJvbGVSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhkKB3VzZXJfaWQYAiABKAlCCLpIBXIDsAEBEi0KBHJvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGVCCrpIB4IBBBABIAAiQgoVU2V0TWVtYmVyUm9sZVJlc3BvbnNlEikKBm1lbWJlchgBIAEoCzIZLm5leHVzLmlkZW50aXR5LnYxLk1lbWJlciJ1ChNSZW1vdmVNZW1iZXJSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhkKB3VzZXJfaWQYAiABKAlCCLpIBXIDsAEBIi8KFFJlbW92ZU1lbWJlclJlc3BvbnNlEhcKD3Jldm9rZWRfa2V5X2lkcxgBIAMoCSJSChpTZXRQbGF0Zm9ybU9wZXJhdG9yUmVxdWVzdBIZCgd1c2VyX2lkGAEgASgJQgi6SAVyA7ABARIZChFwbGF0Zm9ybV9vcGVyYXRvchgCIAEoCCJJChtTZXRQbGF0Zm9ybU9wZXJhdG9yUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIZChFwbGF0Zm9ybV9vcGVyYXRvchgCIAEoCCLIBAoQSWRlbnRpdHlQcm92aWRlchIRCgl0ZW5hbnRfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhAKCGF1ZGllbmNlGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIZChFjbGllbnRfc2VjcmV0X3NldBgFIAEoCBIOCgZzY29wZXMYBiADKAkSHgoWYWxsb3dlZF9yZWRpcmVjdF9ob3N0cxgHIAMoCRIaChJjbG9ja19za2V3X3NlY29uZHMYCCABKA0SEgoKdXNlcl9jbGFpbRgJIAEoCRIUCgxncm91cHNfY2xhaW0YCiABKAkSEwoLaml0X2VuYWJsZWQYCyABKAgSKQoMZGVmYXVsdF9yb2xlGAwgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlEkgKC2dyb3VwX3JvbGVzGA0gAygLMjMubmV4dXMuaWRlbnRpdHkudjEuSWRlbnRpdHlQcm92aWRlci5Hcm91cFJvbGVzRW50cnkSDwoHZW5hYmxlZBgOIAEoCBIQCghqd2tzX3VyaRgPIAEoCRIeChZhdXRob3JpemF0aW9uX2VuZHBvaW50GBAgASgJEhYKDnRva2VuX2VuZHBvaW50GBEgASgJEi4KCnVwZGF0ZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGkYKD0dyb3VwUm9sZXNFbnRyeRILCgNrZXkYASABKAkSIgoFdmFsdWUYAiABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGU6AjgBIo0GChpTZXRJZGVudGl0eVByb3ZpZGVyUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIbCgZpc3N1ZXIYAiABKAlCC7pICHIGGPQDiAEBEhwKCGF1ZGllbmNlGAMgASgJQgq6SAdyBRABGPQDEh0KCWNsaWVudF9pZBgEIAEoCUIKukgHcgUQARj0AxIfCg1jbGllbnRfc2VjcmV0GAUgASgJQgi6SAVyAxjQDxI9CgZzY29wZXMYBiADKAlCLbpIKpIBJxAUIiNyIRABGGQyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBJRChZhbGxvd2VkX3JlZGlyZWN0X2hvc3RzGAcgAygJQjG6SC6SASsQFCInciUQARj/ATIeXltBLVphLXowLTkuLV0rKDpbMC05XXsxLDV9KT8kEiQKEmNsb2NrX3NrZXdfc2Vjb25kcxgIIAEoDUIIukgFKgMY2AQSMAoKdXNlcl9jbGFpbRgJIAEoCUIcukgZchcYZDITXltBLVphLXowLTlfOi4vLV0qJBIyCgxncm91cHNfY2xhaW0YCiABKAlCHLpIGXIXGGQyE15bQS1aYS16MC05XzouLy1dKiQSEwoLaml0X2VuYWJsZWQYCyABKAgSMwoMZGVmYXVsdF9yb2xlGAwgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlQgi6SAWCAQIQARJuCgtncm91cF9yb2xlcxgNIAMoCzI9Lm5leHVzLmlkZW50aXR5LnYxLlNldElkZW50aXR5UHJvdmlkZXJSZXF1ZXN0Lkdyb3VwUm9sZXNFbnRyeUIaukgXmgEUEGQiB3IFEAEYyAEqB4IBBBABIAASDwoHZW5hYmxlZBgOIAEoCBpGCg9Hcm91cFJvbGVzRW50cnkSCwoDa2V5GAEgASgJEiIKBXZhbHVlGAIgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlOgI4ASJdChtTZXRJZGVudGl0eVByb3ZpZGVyUmVzcG9uc2USPgoRaWRlbnRpdHlfcHJvdmlkZXIYASABKAsyIy5uZXh1cy5pZGVudGl0eS52MS5JZGVudGl0eVByb3ZpZGVyImEKGkdldElkZW50aXR5UHJvdmlkZXJSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIl0KG0dldElkZW50aXR5UHJvdmlkZXJSZXNwb25zZRI+ChFpZGVudGl0eV9wcm92aWRlchgBIAEoCzIjLm5leHVzLmlkZW50aXR5LnYxLklkZW50aXR5UHJvdmlkZXIyxgYKD0lkZW50aXR5U2VydmljZRJWCglBZGRNZW1iZXISIy5uZXh1cy5pZGVudGl0eS52MS5BZGRNZW1iZXJSZXF1ZXN0GiQubmV4dXMuaWRlbnRpdHkudjEuQWRkTWVtYmVyUmVzcG9uc2USVgoJR2V0TWVtYmVyEiMubmV4dXMuaWRlbnRpdHkudjEuR2V0TWVtYmVyUmVxdWVzdBokLm5leHVzLmlkZW50aXR5LnYxLkdldE1lbWJlclJlc3BvbnNlElwKC0xpc3RNZW1iZXJzEiUubmV4dXMuaWRlbnRpdHkudjEuTGlzdE1lbWJlcnNSZXF1ZXN0GiYubmV4dXMuaWRlbnRpdHkudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJiCg1TZXRNZW1iZXJSb2xlEicubmV4dXMuaWRlbnRpdHkudjEuU2V0TWVtYmVyUm9sZVJlcXVlc3QaKC5uZXh1cy5pZGVudGl0eS52MS5TZXRNZW1iZXJSb2xlUmVzcG9uc2USXwoMUmVtb3ZlTWVtYmVyEiYubmV4dXMuaWRlbnRpdHkudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBonLm5leHVzLmlkZW50aXR5LnYxLlJlbW92ZU1lbWJlclJlc3BvbnNlEnQKE1NldFBsYXRmb3JtT3BlcmF0b3ISLS5uZXh1cy5pZGVudGl0eS52MS5TZXRQbGF0Zm9ybU9wZXJhdG9yUmVxdWVzdBouLm5leHVzLmlkZW50aXR5LnYxLlNldFBsYXRmb3JtT3BlcmF0b3JSZXNwb25zZRJ0ChNTZXRJZGVudGl0eVByb3ZpZGVyEi0ubmV4dXMuaWRlbnRpdHkudjEuU2V0SWRlbnRpdHlQcm92aWRlclJlcXVlc3QaLi5uZXh1cy5pZGVudGl0eS52MS5TZXRJZGVudGl0eVByb3ZpZGVyUmVzcG9uc2USdAoTR2V0SWRlbnRpdHlQcm92aWRlchItLm5leHVzLmlkZW50aXR5LnYxLkdldElkZW50aXR5UHJvdmlkZXJSZXF1ZXN0Gi4ubmV4dXMuaWRlbnRpdHkudjEuR2V0SWRlbnRpdHlQcm92aWRlclJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_nexus_auth_v1_api_key]);
+  fileDesc("CihuZXh1cy9pZGVudGl0eS92MS9pZGVudGl0eV9zZXJ2aWNlLnByb3RvEhFuZXh1cy5pZGVudGl0eS52MSK+AQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEg0KBWVtYWlsGAMgASgJEhQKDGRpc3BsYXlfbmFtZRgEIAEoCRIhCgRyb2xlGAUgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlEhkKEXBsYXRmb3JtX29wZXJhdG9yGAYgASgIEi0KCWpvaW5lZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiwQEKEEFkZE1lbWJlclJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGQoFZW1haWwYAiABKAlCCrpIB3IFGP4BYAESHgoMZGlzcGxheV9uYW1lGAMgASgJQgi6SAVyAxjIARItCgRyb2xlGAQgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlQgq6SAeCAQQQASAAIlQKEUFkZE1lbWJlclJlc3BvbnNlEikKBm1lbWJlchgBIAEoCzIZLm5leHVzLmlkZW50aXR5LnYxLk1lbWJlchIUCgx1c2VyX2NyZWF0ZWQYAiABKAgicgoQR2V0TWVtYmVyUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIZCgd1c2VyX2lkGAIgASgJQgi6SAVyA7ABASI+ChFHZXRNZW1iZXJSZXNwb25zZRIpCgZtZW1iZXIYASABKAsyGS5uZXh1cy5pZGVudGl0eS52MS5NZW1iZXIilAEKEkxpc3RNZW1iZXJzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIbCglwYWdlX3NpemUYAiABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIloKE0xpc3RNZW1iZXJzUmVzcG9uc2USKgoHbWVtYmVycxgBIAMoCzIZLm5leHVzLmlkZW50aXR5LnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkipQEKFFNldE1lbWJlclJvbGVSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhkKB3VzZXJfaWQYAiABKAlCCLpIBXIDsAEBEi0KBHJvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGVCCrpIB4IBBBABIAAiQgoVU2V0TWVtYmVyUm9sZVJlc3BvbnNlEikKBm1lbWJlchgBIAEoCzIZLm5leHVzLmlkZW50aXR5LnYxLk1lbWJlciJ1ChNSZW1vdmVNZW1iZXJSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhkKB3VzZXJfaWQYAiABKAlCCLpIBXIDsAEBIi8KFFJlbW92ZU1lbWJlclJlc3BvbnNlEhcKD3Jldm9rZWRfa2V5X2lkcxgBIAMoCSJSChpTZXRQbGF0Zm9ybU9wZXJhdG9yUmVxdWVzdBIZCgd1c2VyX2lkGAEgASgJQgi6SAVyA7ABARIZChFwbGF0Zm9ybV9vcGVyYXRvchgCIAEoCCJJChtTZXRQbGF0Zm9ybU9wZXJhdG9yUmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCRIZChFwbGF0Zm9ybV9vcGVyYXRvchgCIAEoCCLIBAoQSWRlbnRpdHlQcm92aWRlchIRCgl0ZW5hbnRfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhAKCGF1ZGllbmNlGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIZChFjbGllbnRfc2VjcmV0X3NldBgFIAEoCBIOCgZzY29wZXMYBiADKAkSHgoWYWxsb3dlZF9yZWRpcmVjdF9ob3N0cxgHIAMoCRIaChJjbG9ja19za2V3X3NlY29uZHMYCCABKA0SEgoKdXNlcl9jbGFpbRgJIAEoCRIUCgxncm91cHNfY2xhaW0YCiABKAkSEwoLaml0X2VuYWJsZWQYCyABKAgSKQoMZGVmYXVsdF9yb2xlGAwgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlEkgKC2dyb3VwX3JvbGVzGA0gAygLMjMubmV4dXMuaWRlbnRpdHkudjEuSWRlbnRpdHlQcm92aWRlci5Hcm91cFJvbGVzRW50cnkSDwoHZW5hYmxlZBgOIAEoCBIQCghqd2tzX3VyaRgPIAEoCRIeChZhdXRob3JpemF0aW9uX2VuZHBvaW50GBAgASgJEhYKDnRva2VuX2VuZHBvaW50GBEgASgJEi4KCnVwZGF0ZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGkYKD0dyb3VwUm9sZXNFbnRyeRILCgNrZXkYASABKAkSIgoFdmFsdWUYAiABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGU6AjgBIo0GChpTZXRJZGVudGl0eVByb3ZpZGVyUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIbCgZpc3N1ZXIYAiABKAlCC7pICHIGGPQDiAEBEhwKCGF1ZGllbmNlGAMgASgJQgq6SAdyBRABGPQDEh0KCWNsaWVudF9pZBgEIAEoCUIKukgHcgUQARj0AxIfCg1jbGllbnRfc2VjcmV0GAUgASgJQgi6SAVyAxjQDxI9CgZzY29wZXMYBiADKAlCLbpIKpIBJxAUIiNyIRABGGQyG15bXHgyMVx4MjMtXHg1Qlx4NUQtXHg3RV0rJBJRChZhbGxvd2VkX3JlZGlyZWN0X2hvc3RzGAcgAygJQjG6SC6SASsQFCInciUQARj/ATIeXltBLVphLXowLTkuLV0rKDpbMC05XXsxLDV9KT8kEiQKEmNsb2NrX3NrZXdfc2Vjb25kcxgIIAEoDUIIukgFKgMY2AQSMAoKdXNlcl9jbGFpbRgJIAEoCUIcukgZchcYZDITXltBLVphLXowLTlfOi4vLV0qJBIyCgxncm91cHNfY2xhaW0YCiABKAlCHLpIGXIXGGQyE15bQS1aYS16MC05XzouLy1dKiQSEwoLaml0X2VuYWJsZWQYCyABKAgSMwoMZGVmYXVsdF9yb2xlGAwgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlQgi6SAWCAQIQARJuCgtncm91cF9yb2xlcxgNIAMoCzI9Lm5leHVzLmlkZW50aXR5LnYxLlNldElkZW50aXR5UHJvdmlkZXJSZXF1ZXN0Lkdyb3VwUm9sZXNFbnRyeUIaukgXmgEUEGQiB3IFEAEYyAEqB4IBBBABIAASDwoHZW5hYmxlZBgOIAEoCBpGCg9Hcm91cFJvbGVzRW50cnkSCwoDa2V5GAEgASgJEiIKBXZhbHVlGAIgASgOMhMubmV4dXMuYXV0aC52MS5Sb2xlOgI4ASJdChtTZXRJZGVudGl0eVByb3ZpZGVyUmVzcG9uc2USPgoRaWRlbnRpdHlfcHJvdmlkZXIYASABKAsyIy5uZXh1cy5pZGVudGl0eS52MS5JZGVudGl0eVByb3ZpZGVyImEKGkdldElkZW50aXR5UHJvdmlkZXJSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIl0KG0dldElkZW50aXR5UHJvdmlkZXJSZXNwb25zZRI+ChFpZGVudGl0eV9wcm92aWRlchgBIAEoCzIjLm5leHVzLmlkZW50aXR5LnYxLklkZW50aXR5UHJvdmlkZXIiYAoJU2NpbVRva2VuEhEKCXRlbmFudF9pZBgBIAEoCRIQCgh0b2tlbl9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJdChZSb3RhdGVTY2ltVG9rZW5SZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIloKF1JvdGF0ZVNjaW1Ub2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEjAKCnNjaW1fdG9rZW4YAiABKAsyHC5uZXh1cy5pZGVudGl0eS52MS5TY2ltVG9rZW4iWgoTR2V0U2NpbVRva2VuUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCJIChRHZXRTY2ltVG9rZW5SZXNwb25zZRIwCgpzY2ltX3Rva2VuGAEgASgLMhwubmV4dXMuaWRlbnRpdHkudjEuU2NpbVRva2VuIl0KFlJldm9rZVNjaW1Ub2tlblJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiKgoXUmV2b2tlU2NpbVRva2VuUmVzcG9uc2USDwoHcmV2b2tlZBgBIAEoCDL7CAoPSWRlbnRpdHlTZXJ2aWNlElYKCUFkZE1lbWJlchIjLm5leHVzLmlkZW50aXR5LnYxLkFkZE1lbWJlclJlcXVlc3QaJC5uZXh1cy5pZGVudGl0eS52MS5BZGRNZW1iZXJSZXNwb25zZRJWCglHZXRNZW1iZXISIy5uZXh1cy5pZGVudGl0eS52MS5HZXRNZW1iZXJSZXF1ZXN0GiQubmV4dXMuaWRlbnRpdHkudjEuR2V0TWVtYmVyUmVzcG9uc2USXAoLTGlzdE1lbWJlcnMSJS5uZXh1cy5pZGVudGl0eS52MS5MaXN0TWVtYmVyc1JlcXVlc3QaJi5uZXh1cy5pZGVudGl0eS52MS5MaXN0TWVtYmVyc1Jlc3BvbnNlEmIKDVNldE1lbWJlclJvbGUSJy5uZXh1cy5pZGVudGl0eS52MS5TZXRNZW1iZXJSb2xlUmVxdWVzdBooLm5leHVzLmlkZW50aXR5LnYxLlNldE1lbWJlclJvbGVSZXNwb25zZRJfCgxSZW1vdmVNZW1iZXISJi5uZXh1cy5pZGVudGl0eS52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GicubmV4dXMuaWRlbnRpdHkudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USdAoTU2V0UGxhdGZvcm1PcGVyYXRvchItLm5leHVzLmlkZW50aXR5LnYxLlNldFBsYXRmb3JtT3BlcmF0b3JSZXF1ZXN0Gi4ubmV4dXMuaWRlbnRpdHkudjEuU2V0UGxhdGZvcm1PcGVyYXRvclJlc3BvbnNlEnQKE1NldElkZW50aXR5UHJvdmlkZXISLS5uZXh1cy5pZGVudGl0eS52MS5TZXRJZGVudGl0eVByb3ZpZGVyUmVxdWVzdBouLm5leHVzLmlkZW50aXR5LnYxLlNldElkZW50aXR5UHJvdmlkZXJSZXNwb25zZRJ0ChNHZXRJZGVudGl0eVByb3ZpZGVyEi0ubmV4dXMuaWRlbnRpdHkudjEuR2V0SWRlbnRpdHlQcm92aWRlclJlcXVlc3QaLi5uZXh1cy5pZGVudGl0eS52MS5HZXRJZGVudGl0eVByb3ZpZGVyUmVzcG9uc2USaAoPUm90YXRlU2NpbVRva2VuEikubmV4dXMuaWRlbnRpdHkudjEuUm90YXRlU2NpbVRva2VuUmVxdWVzdBoqLm5leHVzLmlkZW50aXR5LnYxLlJvdGF0ZVNjaW1Ub2tlblJlc3BvbnNlEl8KDEdldFNjaW1Ub2tlbhImLm5leHVzLmlkZW50aXR5LnYxLkdldFNjaW1Ub2tlblJlcXVlc3QaJy5uZXh1cy5pZGVudGl0eS52MS5HZXRTY2ltVG9rZW5SZXNwb25zZRJoCg9SZXZva2VTY2ltVG9rZW4SKS5uZXh1cy5pZGVudGl0eS52MS5SZXZva2VTY2ltVG9rZW5SZXF1ZXN0GioubmV4dXMuaWRlbnRpdHkudjEuUmV2b2tlU2NpbVRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp, file_nexus_auth_v1_api_key]);
 
 /**
  * A person in one tenant: the user and the membership's role.
@@ -741,6 +741,174 @@ export const GetIdentityProviderResponseSchema: GenMessage<GetIdentityProviderRe
   messageDesc(file_nexus_identity_v1_identity_service, 17);
 
 /**
+ * The tenant's SCIM token as it may be shown (never the token itself).
+ *
+ * @generated from message nexus.identity.v1.ScimToken
+ */
+export type ScimToken = Message<"nexus.identity.v1.ScimToken"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The token's public id (the part after `nxscim_`, before the secret).
+   *
+   * @generated from field: string token_id = 2;
+   */
+  tokenId: string;
+
+  /**
+   * When it was issued.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 3;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message nexus.identity.v1.ScimToken.
+ * Use `create(ScimTokenSchema)` to create a new message.
+ */
+export const ScimTokenSchema: GenMessage<ScimToken> = /*@__PURE__*/
+  messageDesc(file_nexus_identity_v1_identity_service, 18);
+
+/**
+ * Input of RotateScimToken.
+ *
+ * @generated from message nexus.identity.v1.RotateScimTokenRequest
+ */
+export type RotateScimTokenRequest = Message<"nexus.identity.v1.RotateScimTokenRequest"> & {
+  /**
+   * The tenant (see AddMemberRequest.tenant_id).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message nexus.identity.v1.RotateScimTokenRequest.
+ * Use `create(RotateScimTokenRequestSchema)` to create a new message.
+ */
+export const RotateScimTokenRequestSchema: GenMessage<RotateScimTokenRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_identity_v1_identity_service, 19);
+
+/**
+ * Output of RotateScimToken.
+ *
+ * @generated from message nexus.identity.v1.RotateScimTokenResponse
+ */
+export type RotateScimTokenResponse = Message<"nexus.identity.v1.RotateScimTokenResponse"> & {
+  /**
+   * The new token, shown this once: the SCIM client sends it as `Authorization: Bearer`.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * What is stored about it.
+   *
+   * @generated from field: nexus.identity.v1.ScimToken scim_token = 2;
+   */
+  scimToken?: ScimToken | undefined;
+};
+
+/**
+ * Describes the message nexus.identity.v1.RotateScimTokenResponse.
+ * Use `create(RotateScimTokenResponseSchema)` to create a new message.
+ */
+export const RotateScimTokenResponseSchema: GenMessage<RotateScimTokenResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_identity_v1_identity_service, 20);
+
+/**
+ * Input of GetScimToken.
+ *
+ * @generated from message nexus.identity.v1.GetScimTokenRequest
+ */
+export type GetScimTokenRequest = Message<"nexus.identity.v1.GetScimTokenRequest"> & {
+  /**
+   * The tenant (see AddMemberRequest.tenant_id).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message nexus.identity.v1.GetScimTokenRequest.
+ * Use `create(GetScimTokenRequestSchema)` to create a new message.
+ */
+export const GetScimTokenRequestSchema: GenMessage<GetScimTokenRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_identity_v1_identity_service, 21);
+
+/**
+ * Output of GetScimToken.
+ *
+ * @generated from message nexus.identity.v1.GetScimTokenResponse
+ */
+export type GetScimTokenResponse = Message<"nexus.identity.v1.GetScimTokenResponse"> & {
+  /**
+   * The current token; unset when the tenant has none.
+   *
+   * @generated from field: nexus.identity.v1.ScimToken scim_token = 1;
+   */
+  scimToken?: ScimToken | undefined;
+};
+
+/**
+ * Describes the message nexus.identity.v1.GetScimTokenResponse.
+ * Use `create(GetScimTokenResponseSchema)` to create a new message.
+ */
+export const GetScimTokenResponseSchema: GenMessage<GetScimTokenResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_identity_v1_identity_service, 22);
+
+/**
+ * Input of RevokeScimToken.
+ *
+ * @generated from message nexus.identity.v1.RevokeScimTokenRequest
+ */
+export type RevokeScimTokenRequest = Message<"nexus.identity.v1.RevokeScimTokenRequest"> & {
+  /**
+   * The tenant (see AddMemberRequest.tenant_id).
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message nexus.identity.v1.RevokeScimTokenRequest.
+ * Use `create(RevokeScimTokenRequestSchema)` to create a new message.
+ */
+export const RevokeScimTokenRequestSchema: GenMessage<RevokeScimTokenRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_identity_v1_identity_service, 23);
+
+/**
+ * Output of RevokeScimToken.
+ *
+ * @generated from message nexus.identity.v1.RevokeScimTokenResponse
+ */
+export type RevokeScimTokenResponse = Message<"nexus.identity.v1.RevokeScimTokenResponse"> & {
+  /**
+   * Whether a token was revoked (false when there was none).
+   *
+   * @generated from field: bool revoked = 1;
+   */
+  revoked: boolean;
+};
+
+/**
+ * Describes the message nexus.identity.v1.RevokeScimTokenResponse.
+ * Use `create(RevokeScimTokenResponseSchema)` to create a new message.
+ */
+export const RevokeScimTokenResponseSchema: GenMessage<RevokeScimTokenResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_identity_v1_identity_service, 24);
+
+/**
  * People and their identity providers: users, their memberships in tenants (one role per
  * tenant), platform operators, and each tenant's OpenID Connect issuer, whose access tokens
  * are accepted beside API keys (`Authorization: Bearer <JWT>`) on every protocol.
@@ -842,6 +1010,38 @@ export const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof GetIdentityProviderRequestSchema;
     output: typeof GetIdentityProviderResponseSchema;
+  },
+  /**
+   * Issues the tenant's SCIM bearer token (`nxscim_…`), replacing the previous one at once. The
+   * token is returned only here; only its SHA-256 is stored. Needs `feature.identity.scim`.
+   * Tenant owners (or platform principals) only: the token can deprovision owners.
+   *
+   * @generated from rpc nexus.identity.v1.IdentityService.RotateScimToken
+   */
+  rotateScimToken: {
+    methodKind: "unary";
+    input: typeof RotateScimTokenRequestSchema;
+    output: typeof RotateScimTokenResponseSchema;
+  },
+  /**
+   * Whether the tenant has a SCIM token, with its id and when it was issued (never the token).
+   *
+   * @generated from rpc nexus.identity.v1.IdentityService.GetScimToken
+   */
+  getScimToken: {
+    methodKind: "unary";
+    input: typeof GetScimTokenRequestSchema;
+    output: typeof GetScimTokenResponseSchema;
+  },
+  /**
+   * Revokes the tenant's SCIM token: provisioning stops until a new one is issued.
+   *
+   * @generated from rpc nexus.identity.v1.IdentityService.RevokeScimToken
+   */
+  revokeScimToken: {
+    methodKind: "unary";
+    input: typeof RevokeScimTokenRequestSchema;
+    output: typeof RevokeScimTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nexus_identity_v1_identity_service, 0);

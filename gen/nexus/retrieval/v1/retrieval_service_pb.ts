@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/retrieval/v1/retrieval_service.proto.
  */
 export const file_nexus_retrieval_v1_retrieval_service: GenFile = /*@__PURE__*/
-  fileDesc("CipuZXh1cy9yZXRyaWV2YWwvdjEvcmV0cmlldmFsX3NlcnZpY2UucHJvdG8SEm5leHVzLnJldHJpZXZhbC52MSI5CiBTZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVxdWVzdBIVCg1hZG1pbnNfYnlwYXNzGAEgASgIIjoKIVNldERvY3VtZW50QWNjZXNzU2V0dGluZ3NSZXNwb25zZRIVCg1hZG1pbnNfYnlwYXNzGAEgASgIIpUBCg1Eb2N1bWVudEdyYW50EjkKBGtpbmQYASABKA4yHy5uZXh1cy5yZXRyaWV2YWwudjEuR3JhbnRlZUtpbmRCCrpIB4IBBBABIAASGQoHZ3JhbnRlZRgCIAEoCUIIukgFcgMYyAESLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKDkRvY3VtZW50QWNjZXNzEhMKC2RvY3VtZW50X2lkGAEgASgJEhIKCnJlc3RyaWN0ZWQYAiABKAgSMQoGZ3JhbnRzGAMgAygLMiEubmV4dXMucmV0cmlldmFsLnYxLkRvY3VtZW50R3JhbnQSFQoNb3duZXJfdXNlcl9pZBgEIAEoCSKxAQoYU2V0RG9jdW1lbnRBY2Nlc3NSZXF1ZXN0EkQKC2RvY3VtZW50X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBISCgpyZXN0cmljdGVkGAIgASgIEjsKBmdyYW50cxgDIAMoCzIhLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEdyYW50Qgi6SAWSAQIQZCJPChlTZXREb2N1bWVudEFjY2Vzc1Jlc3BvbnNlEjIKBmFjY2VzcxgBIAEoCzIiLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEFjY2VzcyJgChhHZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QSRAoLZG9jdW1lbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIk8KGUdldERvY3VtZW50QWNjZXNzUmVzcG9uc2USMgoGYWNjZXNzGAEgASgLMiIubmV4dXMucmV0cmlldmFsLnYxLkRvY3VtZW50QWNjZXNzIp0CChNDcmVhdGVDb3JwdXNSZXF1ZXN0EkMKCWNvcnB1c19pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEiAKDGRpc3BsYXlfbmFtZRgCIAEoCUIKukgHcgUQARjIARIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMY0A8SMAoPcHJvdmlkZXJfY29uZmlnGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIhCg9lbWJlZGRpbmdfbW9kZWwYBSABKAlCCLpIBXIDGMgBEisKFGVtYmVkZGluZ19kaW1lbnNpb25zGAYgASgNQg26SArYAQEqBRiAICgIIkIKFENyZWF0ZUNvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMiVgoQR2V0Q29ycHVzUmVxdWVzdBJCCgljb3JwdXNfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIj8KEUdldENvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMiTwoSTGlzdENvcnBvcmFSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMYyAESHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgiWwoTTGlzdENvcnBvcmFSZXNwb25zZRIrCgdjb3Jwb3JhGAEgAygLMhoubmV4dXMucmV0cmlldmFsLnYxLkNvcnB1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wYKE1VwZGF0ZUNvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIeCgxkaXNwbGF5X25hbWUYAiABKAlCCLpIBXIDGMgBEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxjQDxIwCg9wcm92aWRlcl9jb25maWcYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKD2VtYmVkZGluZ19tb2RlbBgFIAEoCUIIukgFcgMYyAESJgoUZW1iZWRkaW5nX2RpbWVuc2lvbnMYBiABKA1CCLpIBSoDGIAgEvABCgt1cGRhdGVfbWFzaxgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCvgG6SLoBugFeChxjb3JwdXMudXBkYXRlX21hc2subm9uX2VtcHR5Eih1cGRhdGVfbWFzayBtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhRzaXplKHRoaXMucGF0aHMpID4gMMgBAeIBUxIMZGlzcGxheV9uYW1lEgtkZXNjcmlwdGlvbhIPcHJvdmlkZXJfY29uZmlnEg9lbWJlZGRpbmdfbW9kZWwSFGVtYmVkZGluZ19kaW1lbnNpb25zOuQCukjgAhqbAQocY29ycHVzLmRpc3BsYXlfbmFtZS5yZXF1aXJlZBIvZGlzcGxheV9uYW1lIGNhbm5vdCBiZSBlbXB0eSB3aGVuIGl0IGlzIHVwZGF0ZWQaSiEoJ2Rpc3BsYXlfbmFtZScgaW4gdGhpcy51cGRhdGVfbWFzay5wYXRocykgfHwgc2l6ZSh0aGlzLmRpc3BsYXlfbmFtZSkgPiAwGr8BCiFjb3JwdXMuZW1iZWRkaW5nX2RpbWVuc2lvbnMucmFuZ2USQmVtYmVkZGluZ19kaW1lbnNpb25zIG11c3QgYmUgYmV0d2VlbiA4IGFuZCA0MDk2IHdoZW4gaXQgaXMgdXBkYXRlZBpWISgnZW1iZWRkaW5nX2RpbWVuc2lvbnMnIGluIHRoaXMudXBkYXRlX21hc2sucGF0aHMpIHx8IHRoaXMuZW1iZWRkaW5nX2RpbWVuc2lvbnMgPj0gOHUiXAoUVXBkYXRlQ29ycHVzUmVzcG9uc2USKgoGY29ycHVzGAEgASgLMhoubmV4dXMucmV0cmlldmFsLnYxLkNvcnB1cxIYChByZWluZGV4X3JlcXVpcmVkGAIgASgIImgKE0RlbGV0ZUNvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBINCgVmb3JjZRgCIAEoCCIWChREZWxldGVDb3JwdXNSZXNwb25zZSKBAgoNU2VhcmNoUmVxdWVzdBJCCgljb3JwdXNfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhkKBXF1ZXJ5GAIgASgJQgq6SAdyBRABGKAfEh0KBXRvcF9rGAMgASgNQgm6SAYqBBgyKAFIAIgBARIwCgZmaWx0ZXIYBCABKAsyIC5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoRmlsdGVyEjYKBG1vZGUYBSABKA4yHi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoTW9kZUIIukgFggECEAFCCAoGX3RvcF9rIvsBCgxTZWFyY2hGaWx0ZXISTAoMZG9jdW1lbnRfaWRzGAEgAygJQja6SDOSATAQZCIscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSnAEKD21ldGFkYXRhX2VxdWFscxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCarpIZ7oBZAomc2VhcmNoLmZpbHRlci5tZXRhZGF0YV9lcXVhbHMubWF4X2tleXMSKG1ldGFkYXRhX2VxdWFscyBtYXkgaGF2ZSBhdCBtb3N0IDE2IGtleXMaEHNpemUodGhpcykgPD0gMTYisgIKCVNlYXJjaEhpdBIQCghjaHVua19pZBgBIAEoCRITCgtkb2N1bWVudF9pZBgCIAEoCRIVCg1jaHVua19vcmRpbmFsGAMgASgNEhIKCmNoYXJfc3RhcnQYBCABKA0SEAoIY2hhcl9lbmQYBSABKA0SDAoEdGV4dBgGIAEoCRIZCgx2ZWN0b3Jfc2NvcmUYByABKAFIAIgBARIaCg1sZXhpY2FsX3Njb3JlGAggASgBSAGIAQESEwoLZnVzZWRfc2NvcmUYCSABKAESEAoIZmlsZW5hbWUYCiABKAkSMgoRZG9jdW1lbnRfbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Qg8KDV92ZWN0b3Jfc2NvcmVCEAoOX2xleGljYWxfc2NvcmUihAEKDlNlYXJjaFJlc3BvbnNlEisKBGhpdHMYASADKAsyHS5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoSGl0EiwKBG1vZGUYAiABKA4yHi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoTW9kZRIXCg9lbWJlZGRpbmdfbW9kZWwYAyABKAkqigEKC0dyYW50ZWVLaW5kEhwKGEdSQU5URUVfS0lORF9VTlNQRUNJRklFRBAAEhUKEUdSQU5URUVfS0lORF9VU0VSEAESFgoSR1JBTlRFRV9LSU5EX0dST1VQEAISFQoRR1JBTlRFRV9LSU5EX1JPTEUQAxIXChNHUkFOVEVFX0tJTkRfVEVOQU5UEAQqcgoKU2VhcmNoTW9kZRIbChdTRUFSQ0hfTU9ERV9VTlNQRUNJRklFRBAAEhYKElNFQVJDSF9NT0RFX0hZQlJJRBABEhYKElNFQVJDSF9NT0RFX1ZFQ1RPUhACEhcKE1NFQVJDSF9NT0RFX0xFWElDQUwQAzK1BwoQUmV0cmlldmFsU2VydmljZRJhCgxDcmVhdGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuQ3JlYXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5DcmVhdGVDb3JwdXNSZXNwb25zZRJYCglHZXRDb3JwdXMSJC5uZXh1cy5yZXRyaWV2YWwudjEuR2V0Q29ycHVzUmVxdWVzdBolLm5leHVzLnJldHJpZXZhbC52MS5HZXRDb3JwdXNSZXNwb25zZRJeCgtMaXN0Q29ycG9yYRImLm5leHVzLnJldHJpZXZhbC52MS5MaXN0Q29ycG9yYVJlcXVlc3QaJy5uZXh1cy5yZXRyaWV2YWwudjEuTGlzdENvcnBvcmFSZXNwb25zZRJhCgxVcGRhdGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuVXBkYXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5VcGRhdGVDb3JwdXNSZXNwb25zZRJhCgxEZWxldGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuRGVsZXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5EZWxldGVDb3JwdXNSZXNwb25zZRJPCgZTZWFyY2gSIS5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoUmVxdWVzdBoiLm5leHVzLnJldHJpZXZhbC52MS5TZWFyY2hSZXNwb25zZRJwChFTZXREb2N1bWVudEFjY2VzcxIsLm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QaLS5uZXh1cy5yZXRyaWV2YWwudjEuU2V0RG9jdW1lbnRBY2Nlc3NSZXNwb25zZRJwChFHZXREb2N1bWVudEFjY2VzcxIsLm5leHVzLnJldHJpZXZhbC52MS5HZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QaLS5uZXh1cy5yZXRyaWV2YWwudjEuR2V0RG9jdW1lbnRBY2Nlc3NSZXNwb25zZRKIAQoZU2V0RG9jdW1lbnRBY2Nlc3NTZXR0aW5ncxI0Lm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVxdWVzdBo1Lm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_retrieval_v1_corpus]);
+  fileDesc("CipuZXh1cy9yZXRyaWV2YWwvdjEvcmV0cmlldmFsX3NlcnZpY2UucHJvdG8SEm5leHVzLnJldHJpZXZhbC52MSJlCiBTZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVxdWVzdBIVCg1hZG1pbnNfYnlwYXNzGAEgASgIEhkKDGRlZmF1bHRfZGVueRgCIAEoCEgAiAEBQg8KDV9kZWZhdWx0X2RlbnkiUAohU2V0RG9jdW1lbnRBY2Nlc3NTZXR0aW5nc1Jlc3BvbnNlEhUKDWFkbWluc19ieXBhc3MYASABKAgSFAoMZGVmYXVsdF9kZW55GAIgASgIIpABCgZQb2xpY3kSEQoJcG9saWN5X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSDAoEdGV4dBgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIPCgdlbmFibGVkGAUgASgIEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp4BChFTYXZlUG9saWN5UmVxdWVzdBI/Cglwb2xpY3lfaWQYASABKAlCLLpIKXInEAEYQDIhXltBLVphLXowLTldW0EtWmEtejAtOS5fLV17MCw2M30kEhgKBHRleHQYAiABKAlCCrpIB3IFEAEYkE4SHQoLZGVzY3JpcHRpb24YAyABKAlCCLpIBXIDGPQDEg8KB2VuYWJsZWQYBCABKAgiQAoSU2F2ZVBvbGljeVJlc3BvbnNlEioKBnBvbGljeRgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Qb2xpY3kiSAoXU2V0UG9saWN5RW5hYmxlZFJlcXVlc3QSHAoJcG9saWN5X2lkGAEgASgJQgm6SAZyBBABGEASDwoHZW5hYmxlZBgCIAEoCCJGChhTZXRQb2xpY3lFbmFibGVkUmVzcG9uc2USKgoGcG9saWN5GAEgASgLMhoubmV4dXMucmV0cmlldmFsLnYxLlBvbGljeSIVChNMaXN0UG9saWNpZXNSZXF1ZXN0IogBChRMaXN0UG9saWNpZXNSZXNwb25zZRIsCghwb2xpY2llcxgBIAMoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Qb2xpY3kSMgoLbGFiZWxfcnVsZXMYAiADKAsyHS5uZXh1cy5yZXRyaWV2YWwudjEuTGFiZWxSdWxlEg4KBnNjaGVtYRgDIAEoCSJkCglMYWJlbFJ1bGUSNQoDa2V5GAEgASgJQii6SCVyIxABGEAyHV5bQS1aYS16X11bQS1aYS16MC05X117MCw2M30kEiAKDmFsbG93ZWRfdmFsdWVzGAIgAygJQgi6SAWSAQIQZCJOChRTZXRMYWJlbFJ1bGVzUmVxdWVzdBI2CgVydWxlcxgBIAMoCzIdLm5leHVzLnJldHJpZXZhbC52MS5MYWJlbFJ1bGVCCLpIBZIBAhAyIlUKFVNldExhYmVsUnVsZXNSZXNwb25zZRIsCgVydWxlcxgBIAMoCzIdLm5leHVzLnJldHJpZXZhbC52MS5MYWJlbFJ1bGUSDgoGc2NoZW1hGAIgASgJIlMKElNpbXVsYXRlZFByaW5jaXBhbBIPCgd1c2VyX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIMCgRyb2xlGAMgASgJEg4KBmdyb3VwcxgEIAMoCSKvAQoRU2ltdWxhdGVkRG9jdW1lbnQSQQoGbGFiZWxzGAEgAygLMjEubmV4dXMucmV0cmlldmFsLnYxLlNpbXVsYXRlZERvY3VtZW50LkxhYmVsc0VudHJ5EhEKCWNvcnB1c19pZBgCIAEoCRIVCg1vd25lcl91c2VyX2lkGAMgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijwIKFVNpbXVsYXRlUG9saWN5UmVxdWVzdBJBCglwcmluY2lwYWwYASABKAsyJi5uZXh1cy5yZXRyaWV2YWwudjEuU2ltdWxhdGVkUHJpbmNpcGFsQga6SAPIAQESKAoGYWN0aW9uGAIgASgJQhi6SBVyE1IEUmVhZFIGU2VhcmNoUgNSdW4SFQoLZG9jdW1lbnRfaWQYAyABKAlIABI5Cghkb2N1bWVudBgEIAEoCzIlLm5leHVzLnJldHJpZXZhbC52MS5TaW11bGF0ZWREb2N1bWVudEgAEiQKEmluY2x1ZGVfcG9saWN5X2lkcxgFIAMoCUIIukgFkgECEGRCEQoIcmVzb3VyY2USBbpIAggBImQKFlNpbXVsYXRlUG9saWN5UmVzcG9uc2USDwoHYWxsb3dlZBgBIAEoCBIMCgRydWxlGAIgASgJEhsKE2RlY2lkaW5nX3BvbGljeV9pZHMYAyADKAkSDgoGZXJyb3JzGAQgAygJIpUBCg1Eb2N1bWVudEdyYW50EjkKBGtpbmQYASABKA4yHy5uZXh1cy5yZXRyaWV2YWwudjEuR3JhbnRlZUtpbmRCCrpIB4IBBBABIAASGQoHZ3JhbnRlZRgCIAEoCUIIukgFcgMYyAESLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKDkRvY3VtZW50QWNjZXNzEhMKC2RvY3VtZW50X2lkGAEgASgJEhIKCnJlc3RyaWN0ZWQYAiABKAgSMQoGZ3JhbnRzGAMgAygLMiEubmV4dXMucmV0cmlldmFsLnYxLkRvY3VtZW50R3JhbnQSFQoNb3duZXJfdXNlcl9pZBgEIAEoCSKxAQoYU2V0RG9jdW1lbnRBY2Nlc3NSZXF1ZXN0EkQKC2RvY3VtZW50X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBISCgpyZXN0cmljdGVkGAIgASgIEjsKBmdyYW50cxgDIAMoCzIhLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEdyYW50Qgi6SAWSAQIQZCJPChlTZXREb2N1bWVudEFjY2Vzc1Jlc3BvbnNlEjIKBmFjY2VzcxgBIAEoCzIiLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEFjY2VzcyJgChhHZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QSRAoLZG9jdW1lbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIk8KGUdldERvY3VtZW50QWNjZXNzUmVzcG9uc2USMgoGYWNjZXNzGAEgASgLMiIubmV4dXMucmV0cmlldmFsLnYxLkRvY3VtZW50QWNjZXNzIp0CChNDcmVhdGVDb3JwdXNSZXF1ZXN0EkMKCWNvcnB1c19pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEiAKDGRpc3BsYXlfbmFtZRgCIAEoCUIKukgHcgUQARjIARIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMY0A8SMAoPcHJvdmlkZXJfY29uZmlnGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIhCg9lbWJlZGRpbmdfbW9kZWwYBSABKAlCCLpIBXIDGMgBEisKFGVtYmVkZGluZ19kaW1lbnNpb25zGAYgASgNQg26SArYAQEqBRiAICgIIkIKFENyZWF0ZUNvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMiVgoQR2V0Q29ycHVzUmVxdWVzdBJCCgljb3JwdXNfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIj8KEUdldENvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMiTwoSTGlzdENvcnBvcmFSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMYyAESHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgiWwoTTGlzdENvcnBvcmFSZXNwb25zZRIrCgdjb3Jwb3JhGAEgAygLMhoubmV4dXMucmV0cmlldmFsLnYxLkNvcnB1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wYKE1VwZGF0ZUNvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIeCgxkaXNwbGF5X25hbWUYAiABKAlCCLpIBXIDGMgBEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxjQDxIwCg9wcm92aWRlcl9jb25maWcYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKD2VtYmVkZGluZ19tb2RlbBgFIAEoCUIIukgFcgMYyAESJgoUZW1iZWRkaW5nX2RpbWVuc2lvbnMYBiABKA1CCLpIBSoDGIAgEvABCgt1cGRhdGVfbWFzaxgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCvgG6SLoBugFeChxjb3JwdXMudXBkYXRlX21hc2subm9uX2VtcHR5Eih1cGRhdGVfbWFzayBtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhRzaXplKHRoaXMucGF0aHMpID4gMMgBAeIBUxIMZGlzcGxheV9uYW1lEgtkZXNjcmlwdGlvbhIPcHJvdmlkZXJfY29uZmlnEg9lbWJlZGRpbmdfbW9kZWwSFGVtYmVkZGluZ19kaW1lbnNpb25zOuQCukjgAhqbAQocY29ycHVzLmRpc3BsYXlfbmFtZS5yZXF1aXJlZBIvZGlzcGxheV9uYW1lIGNhbm5vdCBiZSBlbXB0eSB3aGVuIGl0IGlzIHVwZGF0ZWQaSiEoJ2Rpc3BsYXlfbmFtZScgaW4gdGhpcy51cGRhdGVfbWFzay5wYXRocykgfHwgc2l6ZSh0aGlzLmRpc3BsYXlfbmFtZSkgPiAwGr8BCiFjb3JwdXMuZW1iZWRkaW5nX2RpbWVuc2lvbnMucmFuZ2USQmVtYmVkZGluZ19kaW1lbnNpb25zIG11c3QgYmUgYmV0d2VlbiA4IGFuZCA0MDk2IHdoZW4gaXQgaXMgdXBkYXRlZBpWISgnZW1iZWRkaW5nX2RpbWVuc2lvbnMnIGluIHRoaXMudXBkYXRlX21hc2sucGF0aHMpIHx8IHRoaXMuZW1iZWRkaW5nX2RpbWVuc2lvbnMgPj0gOHUiXAoUVXBkYXRlQ29ycHVzUmVzcG9uc2USKgoGY29ycHVzGAEgASgLMhoubmV4dXMucmV0cmlldmFsLnYxLkNvcnB1cxIYChByZWluZGV4X3JlcXVpcmVkGAIgASgIImgKE0RlbGV0ZUNvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBINCgVmb3JjZRgCIAEoCCIWChREZWxldGVDb3JwdXNSZXNwb25zZSKBAgoNU2VhcmNoUmVxdWVzdBJCCgljb3JwdXNfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhkKBXF1ZXJ5GAIgASgJQgq6SAdyBRABGKAfEh0KBXRvcF9rGAMgASgNQgm6SAYqBBgyKAFIAIgBARIwCgZmaWx0ZXIYBCABKAsyIC5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoRmlsdGVyEjYKBG1vZGUYBSABKA4yHi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoTW9kZUIIukgFggECEAFCCAoGX3RvcF9rIvsBCgxTZWFyY2hGaWx0ZXISTAoMZG9jdW1lbnRfaWRzGAEgAygJQja6SDOSATAQZCIscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSnAEKD21ldGFkYXRhX2VxdWFscxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCarpIZ7oBZAomc2VhcmNoLmZpbHRlci5tZXRhZGF0YV9lcXVhbHMubWF4X2tleXMSKG1ldGFkYXRhX2VxdWFscyBtYXkgaGF2ZSBhdCBtb3N0IDE2IGtleXMaEHNpemUodGhpcykgPD0gMTYisgIKCVNlYXJjaEhpdBIQCghjaHVua19pZBgBIAEoCRITCgtkb2N1bWVudF9pZBgCIAEoCRIVCg1jaHVua19vcmRpbmFsGAMgASgNEhIKCmNoYXJfc3RhcnQYBCABKA0SEAoIY2hhcl9lbmQYBSABKA0SDAoEdGV4dBgGIAEoCRIZCgx2ZWN0b3Jfc2NvcmUYByABKAFIAIgBARIaCg1sZXhpY2FsX3Njb3JlGAggASgBSAGIAQESEwoLZnVzZWRfc2NvcmUYCSABKAESEAoIZmlsZW5hbWUYCiABKAkSMgoRZG9jdW1lbnRfbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Qg8KDV92ZWN0b3Jfc2NvcmVCEAoOX2xleGljYWxfc2NvcmUihAEKDlNlYXJjaFJlc3BvbnNlEisKBGhpdHMYASADKAsyHS5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoSGl0EiwKBG1vZGUYAiABKA4yHi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoTW9kZRIXCg9lbWJlZGRpbmdfbW9kZWwYAyABKAkqigEKC0dyYW50ZWVLaW5kEhwKGEdSQU5URUVfS0lORF9VTlNQRUNJRklFRBAAEhUKEUdSQU5URUVfS0lORF9VU0VSEAESFgoSR1JBTlRFRV9LSU5EX0dST1VQEAISFQoRR1JBTlRFRV9LSU5EX1JPTEUQAxIXChNHUkFOVEVFX0tJTkRfVEVOQU5UEAQqcgoKU2VhcmNoTW9kZRIbChdTRUFSQ0hfTU9ERV9VTlNQRUNJRklFRBAAEhYKElNFQVJDSF9NT0RFX0hZQlJJRBABEhYKElNFQVJDSF9NT0RFX1ZFQ1RPUhACEhcKE1NFQVJDSF9NT0RFX0xFWElDQUwQAzKzCwoQUmV0cmlldmFsU2VydmljZRJhCgxDcmVhdGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuQ3JlYXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5DcmVhdGVDb3JwdXNSZXNwb25zZRJYCglHZXRDb3JwdXMSJC5uZXh1cy5yZXRyaWV2YWwudjEuR2V0Q29ycHVzUmVxdWVzdBolLm5leHVzLnJldHJpZXZhbC52MS5HZXRDb3JwdXNSZXNwb25zZRJeCgtMaXN0Q29ycG9yYRImLm5leHVzLnJldHJpZXZhbC52MS5MaXN0Q29ycG9yYVJlcXVlc3QaJy5uZXh1cy5yZXRyaWV2YWwudjEuTGlzdENvcnBvcmFSZXNwb25zZRJhCgxVcGRhdGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuVXBkYXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5VcGRhdGVDb3JwdXNSZXNwb25zZRJhCgxEZWxldGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuRGVsZXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5EZWxldGVDb3JwdXNSZXNwb25zZRJPCgZTZWFyY2gSIS5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoUmVxdWVzdBoiLm5leHVzLnJldHJpZXZhbC52MS5TZWFyY2hSZXNwb25zZRJwChFTZXREb2N1bWVudEFjY2VzcxIsLm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QaLS5uZXh1cy5yZXRyaWV2YWwudjEuU2V0RG9jdW1lbnRBY2Nlc3NSZXNwb25zZRJwChFHZXREb2N1bWVudEFjY2VzcxIsLm5leHVzLnJldHJpZXZhbC52MS5HZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QaLS5uZXh1cy5yZXRyaWV2YWwudjEuR2V0RG9jdW1lbnRBY2Nlc3NSZXNwb25zZRKIAQoZU2V0RG9jdW1lbnRBY2Nlc3NTZXR0aW5ncxI0Lm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVxdWVzdBo1Lm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVzcG9uc2USWwoKU2F2ZVBvbGljeRIlLm5leHVzLnJldHJpZXZhbC52MS5TYXZlUG9saWN5UmVxdWVzdBomLm5leHVzLnJldHJpZXZhbC52MS5TYXZlUG9saWN5UmVzcG9uc2USbQoQU2V0UG9saWN5RW5hYmxlZBIrLm5leHVzLnJldHJpZXZhbC52MS5TZXRQb2xpY3lFbmFibGVkUmVxdWVzdBosLm5leHVzLnJldHJpZXZhbC52MS5TZXRQb2xpY3lFbmFibGVkUmVzcG9uc2USYQoMTGlzdFBvbGljaWVzEicubmV4dXMucmV0cmlldmFsLnYxLkxpc3RQb2xpY2llc1JlcXVlc3QaKC5uZXh1cy5yZXRyaWV2YWwudjEuTGlzdFBvbGljaWVzUmVzcG9uc2USZAoNU2V0TGFiZWxSdWxlcxIoLm5leHVzLnJldHJpZXZhbC52MS5TZXRMYWJlbFJ1bGVzUmVxdWVzdBopLm5leHVzLnJldHJpZXZhbC52MS5TZXRMYWJlbFJ1bGVzUmVzcG9uc2USZwoOU2ltdWxhdGVQb2xpY3kSKS5uZXh1cy5yZXRyaWV2YWwudjEuU2ltdWxhdGVQb2xpY3lSZXF1ZXN0GioubmV4dXMucmV0cmlldmFsLnYxLlNpbXVsYXRlUG9saWN5UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_retrieval_v1_corpus]);
 
 /**
  * Input of SetDocumentAccessSettings.
@@ -29,6 +29,14 @@ export type SetDocumentAccessSettingsRequest = Message<"nexus.retrieval.v1.SetDo
    * @generated from field: bool admins_bypass = 1;
    */
   adminsBypass: boolean;
+
+  /**
+   * Default deny: a document is read only when a grant (of a restricted document, or the owner
+   * grant) or an enabled permit policy allows it. Unset keeps the value in force (off unless set).
+   *
+   * @generated from field: optional bool default_deny = 2;
+   */
+  defaultDeny?: boolean | undefined;
 };
 
 /**
@@ -50,6 +58,13 @@ export type SetDocumentAccessSettingsResponse = Message<"nexus.retrieval.v1.SetD
    * @generated from field: bool admins_bypass = 1;
    */
   adminsBypass: boolean;
+
+  /**
+   * Whether default deny is on.
+   *
+   * @generated from field: bool default_deny = 2;
+   */
+  defaultDeny: boolean;
 };
 
 /**
@@ -58,6 +73,479 @@ export type SetDocumentAccessSettingsResponse = Message<"nexus.retrieval.v1.SetD
  */
 export const SetDocumentAccessSettingsResponseSchema: GenMessage<SetDocumentAccessSettingsResponse> = /*@__PURE__*/
   messageDesc(file_nexus_retrieval_v1_retrieval_service, 1);
+
+/**
+ * A Cedar policy of a tenant.
+ *
+ * @generated from message nexus.retrieval.v1.Policy
+ */
+export type Policy = Message<"nexus.retrieval.v1.Policy"> & {
+  /**
+   * Its id (the Cedar policy id deciding answers name).
+   *
+   * @generated from field: string policy_id = 1;
+   */
+  policyId: string;
+
+  /**
+   * Incremented by every save.
+   *
+   * @generated from field: int32 version = 2;
+   */
+  version: number;
+
+  /**
+   * The Cedar text: one policy.
+   *
+   * @generated from field: string text = 3;
+   */
+  text: string;
+
+  /**
+   * A note for people.
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+
+  /**
+   * Whether it is in force.
+   *
+   * @generated from field: bool enabled = 5;
+   */
+  enabled: boolean;
+
+  /**
+   * When it was last saved or enabled or disabled.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 6;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.Policy.
+ * Use `create(PolicySchema)` to create a new message.
+ */
+export const PolicySchema: GenMessage<Policy> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 2);
+
+/**
+ * Input of SavePolicy.
+ *
+ * @generated from message nexus.retrieval.v1.SavePolicyRequest
+ */
+export type SavePolicyRequest = Message<"nexus.retrieval.v1.SavePolicyRequest"> & {
+  /**
+   * The policy id. Required.
+   *
+   * @generated from field: string policy_id = 1;
+   */
+  policyId: string;
+
+  /**
+   * The Cedar text of exactly one policy (permit or forbid), at most 10,000 characters.
+   *
+   * @generated from field: string text = 2;
+   */
+  text: string;
+
+  /**
+   * A note for people.
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+
+  /**
+   * Enable it now (default: saved disabled).
+   *
+   * @generated from field: bool enabled = 4;
+   */
+  enabled: boolean;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SavePolicyRequest.
+ * Use `create(SavePolicyRequestSchema)` to create a new message.
+ */
+export const SavePolicyRequestSchema: GenMessage<SavePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 3);
+
+/**
+ * Output of SavePolicy.
+ *
+ * @generated from message nexus.retrieval.v1.SavePolicyResponse
+ */
+export type SavePolicyResponse = Message<"nexus.retrieval.v1.SavePolicyResponse"> & {
+  /**
+   * The policy as stored.
+   *
+   * @generated from field: nexus.retrieval.v1.Policy policy = 1;
+   */
+  policy?: Policy | undefined;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SavePolicyResponse.
+ * Use `create(SavePolicyResponseSchema)` to create a new message.
+ */
+export const SavePolicyResponseSchema: GenMessage<SavePolicyResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 4);
+
+/**
+ * Input of SetPolicyEnabled.
+ *
+ * @generated from message nexus.retrieval.v1.SetPolicyEnabledRequest
+ */
+export type SetPolicyEnabledRequest = Message<"nexus.retrieval.v1.SetPolicyEnabledRequest"> & {
+  /**
+   * The policy id. Required; unknown is NOT_FOUND.
+   *
+   * @generated from field: string policy_id = 1;
+   */
+  policyId: string;
+
+  /**
+   * Whether it is in force.
+   *
+   * @generated from field: bool enabled = 2;
+   */
+  enabled: boolean;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SetPolicyEnabledRequest.
+ * Use `create(SetPolicyEnabledRequestSchema)` to create a new message.
+ */
+export const SetPolicyEnabledRequestSchema: GenMessage<SetPolicyEnabledRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 5);
+
+/**
+ * Output of SetPolicyEnabled.
+ *
+ * @generated from message nexus.retrieval.v1.SetPolicyEnabledResponse
+ */
+export type SetPolicyEnabledResponse = Message<"nexus.retrieval.v1.SetPolicyEnabledResponse"> & {
+  /**
+   * The policy as stored.
+   *
+   * @generated from field: nexus.retrieval.v1.Policy policy = 1;
+   */
+  policy?: Policy | undefined;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SetPolicyEnabledResponse.
+ * Use `create(SetPolicyEnabledResponseSchema)` to create a new message.
+ */
+export const SetPolicyEnabledResponseSchema: GenMessage<SetPolicyEnabledResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 6);
+
+/**
+ * Input of ListPolicies.
+ *
+ * @generated from message nexus.retrieval.v1.ListPoliciesRequest
+ */
+export type ListPoliciesRequest = Message<"nexus.retrieval.v1.ListPoliciesRequest"> & {
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.ListPoliciesRequest.
+ * Use `create(ListPoliciesRequestSchema)` to create a new message.
+ */
+export const ListPoliciesRequestSchema: GenMessage<ListPoliciesRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 7);
+
+/**
+ * Output of ListPolicies.
+ *
+ * @generated from message nexus.retrieval.v1.ListPoliciesResponse
+ */
+export type ListPoliciesResponse = Message<"nexus.retrieval.v1.ListPoliciesResponse"> & {
+  /**
+   * The tenant's policies, by id.
+   *
+   * @generated from field: repeated nexus.retrieval.v1.Policy policies = 1;
+   */
+  policies: Policy[];
+
+  /**
+   * The tenant's label rules.
+   *
+   * @generated from field: repeated nexus.retrieval.v1.LabelRule label_rules = 2;
+   */
+  labelRules: LabelRule[];
+
+  /**
+   * The Cedar schema (Cedar syntax) policies are validated against.
+   *
+   * @generated from field: string schema = 3;
+   */
+  schema: string;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.ListPoliciesResponse.
+ * Use `create(ListPoliciesResponseSchema)` to create a new message.
+ */
+export const ListPoliciesResponseSchema: GenMessage<ListPoliciesResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 8);
+
+/**
+ * A document label policies may reference (`resource.labels.<key>`).
+ *
+ * @generated from message nexus.retrieval.v1.LabelRule
+ */
+export type LabelRule = Message<"nexus.retrieval.v1.LabelRule"> & {
+  /**
+   * The label key, e.g. "sensitivity" (a Cedar identifier).
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The values uploads may give it (document metadata `<key>`); empty allows any string.
+   *
+   * @generated from field: repeated string allowed_values = 2;
+   */
+  allowedValues: string[];
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.LabelRule.
+ * Use `create(LabelRuleSchema)` to create a new message.
+ */
+export const LabelRuleSchema: GenMessage<LabelRule> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 9);
+
+/**
+ * Input of SetLabelRules.
+ *
+ * @generated from message nexus.retrieval.v1.SetLabelRulesRequest
+ */
+export type SetLabelRulesRequest = Message<"nexus.retrieval.v1.SetLabelRulesRequest"> & {
+  /**
+   * The rules, replacing the previous ones (at most 50).
+   *
+   * @generated from field: repeated nexus.retrieval.v1.LabelRule rules = 1;
+   */
+  rules: LabelRule[];
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SetLabelRulesRequest.
+ * Use `create(SetLabelRulesRequestSchema)` to create a new message.
+ */
+export const SetLabelRulesRequestSchema: GenMessage<SetLabelRulesRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 10);
+
+/**
+ * Output of SetLabelRules.
+ *
+ * @generated from message nexus.retrieval.v1.SetLabelRulesResponse
+ */
+export type SetLabelRulesResponse = Message<"nexus.retrieval.v1.SetLabelRulesResponse"> & {
+  /**
+   * The rules now in force.
+   *
+   * @generated from field: repeated nexus.retrieval.v1.LabelRule rules = 1;
+   */
+  rules: LabelRule[];
+
+  /**
+   * The Cedar schema they give.
+   *
+   * @generated from field: string schema = 2;
+   */
+  schema: string;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SetLabelRulesResponse.
+ * Use `create(SetLabelRulesResponseSchema)` to create a new message.
+ */
+export const SetLabelRulesResponseSchema: GenMessage<SetLabelRulesResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 11);
+
+/**
+ * The principal of a simulation.
+ *
+ * @generated from message nexus.retrieval.v1.SimulatedPrincipal
+ */
+export type SimulatedPrincipal = Message<"nexus.retrieval.v1.SimulatedPrincipal"> & {
+  /**
+   * A person (User principal); empty for a machine key.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * The API key id of a machine principal (ApiKey principal) when user_id is empty.
+   *
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * The role in the tenant: owner, admin, editor or viewer.
+   *
+   * @generated from field: string role = 3;
+   */
+  role: string;
+
+  /**
+   * The identity provider groups.
+   *
+   * @generated from field: repeated string groups = 4;
+   */
+  groups: string[];
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SimulatedPrincipal.
+ * Use `create(SimulatedPrincipalSchema)` to create a new message.
+ */
+export const SimulatedPrincipalSchema: GenMessage<SimulatedPrincipal> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 12);
+
+/**
+ * A document described rather than named.
+ *
+ * @generated from message nexus.retrieval.v1.SimulatedDocument
+ */
+export type SimulatedDocument = Message<"nexus.retrieval.v1.SimulatedDocument"> & {
+  /**
+   * Its labels.
+   *
+   * @generated from field: map<string, string> labels = 1;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Its corpus.
+   *
+   * @generated from field: string corpus_id = 2;
+   */
+  corpusId: string;
+
+  /**
+   * Its uploader (owner grant); empty for none.
+   *
+   * @generated from field: string owner_user_id = 3;
+   */
+  ownerUserId: string;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SimulatedDocument.
+ * Use `create(SimulatedDocumentSchema)` to create a new message.
+ */
+export const SimulatedDocumentSchema: GenMessage<SimulatedDocument> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 13);
+
+/**
+ * Input of SimulatePolicy.
+ *
+ * @generated from message nexus.retrieval.v1.SimulatePolicyRequest
+ */
+export type SimulatePolicyRequest = Message<"nexus.retrieval.v1.SimulatePolicyRequest"> & {
+  /**
+   * Who asks.
+   *
+   * @generated from field: nexus.retrieval.v1.SimulatedPrincipal principal = 1;
+   */
+  principal?: SimulatedPrincipal | undefined;
+
+  /**
+   * The action: Read, Search or Run (decided as Run's retrieval is: for Search and Run both).
+   *
+   * @generated from field: string action = 2;
+   */
+  action: string;
+
+  /**
+   * The resource.
+   *
+   * @generated from oneof nexus.retrieval.v1.SimulatePolicyRequest.resource
+   */
+  resource: {
+    /**
+     * A document of the tenant (its labels, corpus, owner and access list are used).
+     *
+     * @generated from field: string document_id = 3;
+     */
+    value: string;
+    case: "documentId";
+  } | {
+    /**
+     * A described document (unrestricted, no access list).
+     *
+     * @generated from field: nexus.retrieval.v1.SimulatedDocument document = 4;
+     */
+    value: SimulatedDocument;
+    case: "document";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Disabled policies to include, as if enabled.
+   *
+   * @generated from field: repeated string include_policy_ids = 5;
+   */
+  includePolicyIds: string[];
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SimulatePolicyRequest.
+ * Use `create(SimulatePolicyRequestSchema)` to create a new message.
+ */
+export const SimulatePolicyRequestSchema: GenMessage<SimulatePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 14);
+
+/**
+ * Output of SimulatePolicy.
+ *
+ * @generated from message nexus.retrieval.v1.SimulatePolicyResponse
+ */
+export type SimulatePolicyResponse = Message<"nexus.retrieval.v1.SimulatePolicyResponse"> & {
+  /**
+   * The decision.
+   *
+   * @generated from field: bool allowed = 1;
+   */
+  allowed: boolean;
+
+  /**
+   * The rule that decided, e.g. "policy", "acl: restricted: no unexpired grant admits the
+   * caller", "default deny: no grant or permit policy allows", "default allow".
+   *
+   * @generated from field: string rule = 2;
+   */
+  rule: string;
+
+  /**
+   * The deciding policies: the forbid policies that denied, or the permit policies that allowed.
+   *
+   * @generated from field: repeated string deciding_policy_ids = 3;
+   */
+  decidingPolicyIds: string[];
+
+  /**
+   * Errors of policies while evaluating (policy id: message); an erroring policy does not apply.
+   *
+   * @generated from field: repeated string errors = 4;
+   */
+  errors: string[];
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.SimulatePolicyResponse.
+ * Use `create(SimulatePolicyResponseSchema)` to create a new message.
+ */
+export const SimulatePolicyResponseSchema: GenMessage<SimulatePolicyResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 15);
 
 /**
  * One grant of read access to a document.
@@ -92,7 +580,7 @@ export type DocumentGrant = Message<"nexus.retrieval.v1.DocumentGrant"> & {
  * Use `create(DocumentGrantSchema)` to create a new message.
  */
 export const DocumentGrantSchema: GenMessage<DocumentGrant> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 2);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 16);
 
 /**
  * A document's access list.
@@ -135,7 +623,7 @@ export type DocumentAccess = Message<"nexus.retrieval.v1.DocumentAccess"> & {
  * Use `create(DocumentAccessSchema)` to create a new message.
  */
 export const DocumentAccessSchema: GenMessage<DocumentAccess> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 3);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 17);
 
 /**
  * Input of SetDocumentAccess.
@@ -170,7 +658,7 @@ export type SetDocumentAccessRequest = Message<"nexus.retrieval.v1.SetDocumentAc
  * Use `create(SetDocumentAccessRequestSchema)` to create a new message.
  */
 export const SetDocumentAccessRequestSchema: GenMessage<SetDocumentAccessRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 4);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 18);
 
 /**
  * Output of SetDocumentAccess.
@@ -191,7 +679,7 @@ export type SetDocumentAccessResponse = Message<"nexus.retrieval.v1.SetDocumentA
  * Use `create(SetDocumentAccessResponseSchema)` to create a new message.
  */
 export const SetDocumentAccessResponseSchema: GenMessage<SetDocumentAccessResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 5);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 19);
 
 /**
  * Input of GetDocumentAccess.
@@ -212,7 +700,7 @@ export type GetDocumentAccessRequest = Message<"nexus.retrieval.v1.GetDocumentAc
  * Use `create(GetDocumentAccessRequestSchema)` to create a new message.
  */
 export const GetDocumentAccessRequestSchema: GenMessage<GetDocumentAccessRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 6);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 20);
 
 /**
  * Output of GetDocumentAccess.
@@ -233,7 +721,7 @@ export type GetDocumentAccessResponse = Message<"nexus.retrieval.v1.GetDocumentA
  * Use `create(GetDocumentAccessResponseSchema)` to create a new message.
  */
 export const GetDocumentAccessResponseSchema: GenMessage<GetDocumentAccessResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 7);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 21);
 
 /**
  * Input of CreateCorpus.
@@ -291,7 +779,7 @@ export type CreateCorpusRequest = Message<"nexus.retrieval.v1.CreateCorpusReques
  * Use `create(CreateCorpusRequestSchema)` to create a new message.
  */
 export const CreateCorpusRequestSchema: GenMessage<CreateCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 8);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 22);
 
 /**
  * Output of CreateCorpus.
@@ -312,7 +800,7 @@ export type CreateCorpusResponse = Message<"nexus.retrieval.v1.CreateCorpusRespo
  * Use `create(CreateCorpusResponseSchema)` to create a new message.
  */
 export const CreateCorpusResponseSchema: GenMessage<CreateCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 9);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 23);
 
 /**
  * Input of GetCorpus.
@@ -333,7 +821,7 @@ export type GetCorpusRequest = Message<"nexus.retrieval.v1.GetCorpusRequest"> & 
  * Use `create(GetCorpusRequestSchema)` to create a new message.
  */
 export const GetCorpusRequestSchema: GenMessage<GetCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 10);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 24);
 
 /**
  * Output of GetCorpus.
@@ -354,7 +842,7 @@ export type GetCorpusResponse = Message<"nexus.retrieval.v1.GetCorpusResponse"> 
  * Use `create(GetCorpusResponseSchema)` to create a new message.
  */
 export const GetCorpusResponseSchema: GenMessage<GetCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 11);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 25);
 
 /**
  * Input of ListCorpora.
@@ -382,7 +870,7 @@ export type ListCorporaRequest = Message<"nexus.retrieval.v1.ListCorporaRequest"
  * Use `create(ListCorporaRequestSchema)` to create a new message.
  */
 export const ListCorporaRequestSchema: GenMessage<ListCorporaRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 12);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 26);
 
 /**
  * Output of ListCorpora.
@@ -410,7 +898,7 @@ export type ListCorporaResponse = Message<"nexus.retrieval.v1.ListCorporaRespons
  * Use `create(ListCorporaResponseSchema)` to create a new message.
  */
 export const ListCorporaResponseSchema: GenMessage<ListCorporaResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 13);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 27);
 
 /**
  * Input of UpdateCorpus.
@@ -475,7 +963,7 @@ export type UpdateCorpusRequest = Message<"nexus.retrieval.v1.UpdateCorpusReques
  * Use `create(UpdateCorpusRequestSchema)` to create a new message.
  */
 export const UpdateCorpusRequestSchema: GenMessage<UpdateCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 14);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 28);
 
 /**
  * Output of UpdateCorpus.
@@ -504,7 +992,7 @@ export type UpdateCorpusResponse = Message<"nexus.retrieval.v1.UpdateCorpusRespo
  * Use `create(UpdateCorpusResponseSchema)` to create a new message.
  */
 export const UpdateCorpusResponseSchema: GenMessage<UpdateCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 15);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 29);
 
 /**
  * Input of DeleteCorpus.
@@ -533,7 +1021,7 @@ export type DeleteCorpusRequest = Message<"nexus.retrieval.v1.DeleteCorpusReques
  * Use `create(DeleteCorpusRequestSchema)` to create a new message.
  */
 export const DeleteCorpusRequestSchema: GenMessage<DeleteCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 16);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 30);
 
 /**
  * Output of DeleteCorpus. Empty: success means the corpus is gone.
@@ -548,7 +1036,7 @@ export type DeleteCorpusResponse = Message<"nexus.retrieval.v1.DeleteCorpusRespo
  * Use `create(DeleteCorpusResponseSchema)` to create a new message.
  */
 export const DeleteCorpusResponseSchema: GenMessage<DeleteCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 17);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 31);
 
 /**
  * Input of Search.
@@ -598,7 +1086,7 @@ export type SearchRequest = Message<"nexus.retrieval.v1.SearchRequest"> & {
  * Use `create(SearchRequestSchema)` to create a new message.
  */
 export const SearchRequestSchema: GenMessage<SearchRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 18);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 32);
 
 /**
  * Restrictions on the chunks a search considers. All given conditions must hold.
@@ -627,7 +1115,7 @@ export type SearchFilter = Message<"nexus.retrieval.v1.SearchFilter"> & {
  * Use `create(SearchFilterSchema)` to create a new message.
  */
 export const SearchFilterSchema: GenMessage<SearchFilter> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 19);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 33);
 
 /**
  * One matching chunk.
@@ -722,7 +1210,7 @@ export type SearchHit = Message<"nexus.retrieval.v1.SearchHit"> & {
  * Use `create(SearchHitSchema)` to create a new message.
  */
 export const SearchHitSchema: GenMessage<SearchHit> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 20);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 34);
 
 /**
  * Output of Search.
@@ -757,7 +1245,7 @@ export type SearchResponse = Message<"nexus.retrieval.v1.SearchResponse"> & {
  * Use `create(SearchResponseSchema)` to create a new message.
  */
 export const SearchResponseSchema: GenMessage<SearchResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 21);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 35);
 
 /**
  * Who a grant admits.
@@ -956,6 +1444,63 @@ export const RetrievalService: GenService<{
     methodKind: "unary";
     input: typeof SetDocumentAccessSettingsRequestSchema;
     output: typeof SetDocumentAccessSettingsResponseSchema;
+  },
+  /**
+   * Saves a Cedar policy of the tenant (docs/identity.md, "Policies"): one policy per id, a new
+   * version on each save. It is validated against the tenant's Cedar schema (labels from the
+   * label rules): a policy that does not parse or validate is INVALID_ARGUMENT with the
+   * validator's messages. Saved disabled unless `enabled`. Tenant admins only.
+   *
+   * @generated from rpc nexus.retrieval.v1.RetrievalService.SavePolicy
+   */
+  savePolicy: {
+    methodKind: "unary";
+    input: typeof SavePolicyRequestSchema;
+    output: typeof SavePolicyResponseSchema;
+  },
+  /**
+   * Enables or disables a policy; in force for the next query on every replica. Tenant admins only.
+   *
+   * @generated from rpc nexus.retrieval.v1.RetrievalService.SetPolicyEnabled
+   */
+  setPolicyEnabled: {
+    methodKind: "unary";
+    input: typeof SetPolicyEnabledRequestSchema;
+    output: typeof SetPolicyEnabledResponseSchema;
+  },
+  /**
+   * Lists the tenant's policies, its label rules and the Cedar schema policies are validated
+   * against. Tenant admins only.
+   *
+   * @generated from rpc nexus.retrieval.v1.RetrievalService.ListPolicies
+   */
+  listPolicies: {
+    methodKind: "unary";
+    input: typeof ListPoliciesRequestSchema;
+    output: typeof ListPoliciesResponseSchema;
+  },
+  /**
+   * Replaces the tenant's label rules: the document labels policies may reference, and the
+   * values uploads may give them. Tenant admins only.
+   *
+   * @generated from rpc nexus.retrieval.v1.RetrievalService.SetLabelRules
+   */
+  setLabelRules: {
+    methodKind: "unary";
+    input: typeof SetLabelRulesRequestSchema;
+    output: typeof SetLabelRulesResponseSchema;
+  },
+  /**
+   * Answers allow or deny, with the deciding rule and policy ids, for a principal, an action and
+   * a document, in the decision order of document access; `include_policy_ids` adds disabled
+   * policies, to try one before enabling it. Tenant admins only.
+   *
+   * @generated from rpc nexus.retrieval.v1.RetrievalService.SimulatePolicy
+   */
+  simulatePolicy: {
+    methodKind: "unary";
+    input: typeof SimulatePolicyRequestSchema;
+    output: typeof SimulatePolicyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nexus_retrieval_v1_retrieval_service, 0);

@@ -89,7 +89,7 @@ export function createPgDocumentRepository(): DocumentRepository {
         params.push([...page.statuses]);
         where += ` AND status = ANY($${params.length}::text[])`;
       }
-      if (page.reader) where += ` AND ${readableSql(page.reader, (v) => `$${params.push(v)}`)}`;
+      if (page.access) where += ` AND ${readableSql(page.access, (v) => `$${params.push(v)}`)}`;
       const { rows } = await q.query<DocumentRow>(
         `SELECT ${COLUMNS} FROM ingestion.documents c WHERE ${where} ORDER BY seq DESC LIMIT $3`,
         params,

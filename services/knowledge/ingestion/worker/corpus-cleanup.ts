@@ -5,6 +5,7 @@ import type { Database } from "../../../kernel/db/ports.js";
 import type { EventHandler } from "../../../kernel/events/ports.js";
 import { payloadOf } from "../../../kernel/events/protobuf-event.js";
 import type { ConsumerSpec } from "../../../kernel/service/index.js";
+import { dropDocumentAccess } from "../../retrieval/adapters/postgres-document-access.js";
 import "../../retrieval/corpus-events.js";
 import type { DocumentAggregate } from "../document-aggregate.js";
 import { INGESTION_SCHEMA } from "../migrations.js";
@@ -23,8 +24,8 @@ export interface CorpusCleanupDeps {
 
 /**
  * Handles `retrieval.corpus_deleted`: a forced DeleteCorpus removed the corpus and its chunks
- * in the retrieval schema; this purges its documents and their stored content (one
- * DocumentDeleted each), in the consumer's transaction. Idempotent: a second delivery finds
+ * in the retrieval schema; this purges its documents, their stored content (one
+ * DocumentDeleted each) and their access lists, in the consumer's transaction. Idempotent: a second delivery finds
  * nothing left.
  */
 export function createCorpusCleanupHandler(deps: CorpusCleanupDeps): EventHandler {
@@ -43,6 +44,8 @@ export function createCorpusCleanupHandler(deps: CorpusCleanupDeps): EventHandle
         },
       );
       purged += result.events.length > 0 ? 1 : 0;
+      // The document's access list goes with it (a later document under the id starts afresh).
+      await dropDocumentAccess(tx, { tenantId: d.tenantId, documentId: d.documentId });
     }
     if (purged > 0) deps.logger.info({ corpusId: deleted.corpusId, documents: purged }, "removed the documents of a deleted corpus");
   };

@@ -2,9 +2,10 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { Database } from "../../../kernel/db/ports.js";
 import type { FieldCipher } from "../../../kernel/keyring/index.js";
 import { TEXT_SEARCH_CONFIG } from "../migrations.js";
+import { decideAccess, type StoredPolicy } from "../policy-engine.js";
 import type { ChunkHit, SearchIndex, SearchQuery } from "../ports.js";
 import { vectorLiteral } from "./postgres-chunk-index.js";
-import { hiddenDocumentsSql } from "./postgres-document-access.js";
+import { accessSql, labelsOf, principalOf, stagedParams } from "./postgres-document-access.js";
 
 /** Reciprocal rank fusion constant: score = Σ 1 / (k + rank). 60 is the value of the RRF paper. */
 export const RRF_K = 60;
@@ -26,12 +27,16 @@ interface HitRow {
   vector_score: number | null;
   lexical_score: number | null;
   fused_score: number;
+  permitted?: boolean;
+  owner_user_id?: string;
 }
 
 /** A statement and its parameters. */
 export interface SearchStatement {
   sql: string;
   params: unknown[];
+  /** Policies to decide per candidate document (the statement over-fetched). */
+  residual?: StoredPolicy[];
 }
 
 /**
@@ -48,7 +53,6 @@ export function buildSearchStatement(q: SearchQuery): SearchStatement {
     params.push(v);
     return `$${params.length}`;
   };
-  const candidates = param(candidateCount(q.topK));
   let filters = "";
   if (q.documentIds && q.documentIds.length > 0) filters += ` AND c.document_id = ANY(${param([...q.documentIds])}::text[])`;
   if (q.metadataEquals && Object.keys(q.metadataEquals).length > 0) {
@@ -57,12 +61,17 @@ export function buildSearchStatement(q: SearchQuery): SearchStatement {
     filters += ` AND c.metadata @> ${m}::jsonb AND NOT EXISTS (SELECT 1 FROM jsonb_each(${m}::jsonb) f WHERE c.metadata -> f.key IS DISTINCT FROM f.value)`;
   }
   // Document access inside the ranking: top-k is the best k the reader may see. The documents
-  // the reader may not read are computed once (a materialized CTE), not once per chunk.
+  // the access lists hide are computed once (a materialized CTE), not once per chunk; compiled
+  // policies are predicates on the chunk's labels (metadata), corpus and document.
   const ctes: string[] = [];
-  if (q.reader) {
-    ctes.push(`hidden AS MATERIALIZED (${hiddenDocumentsSql(q.reader, param)})`);
-    filters += " AND c.document_id NOT IN (SELECT document_id FROM hidden)";
+  const staged = stagedParams(param);
+  const access = q.access ? accessSql(q.access, staged.param) : undefined;
+  if (access) {
+    ctes.push(...access.ctes);
+    filters += ` AND ${access.condition}`;
   }
+  const residual = access !== undefined && access.residual.length > 0;
+  const candidates = param(candidateCount(residual ? overFetch(q.topK) : q.topK));
   const useLexical = q.ranking !== "vector";
   const useVector = q.ranking !== "lexical";
   if (useLexical) {
@@ -125,14 +134,25 @@ export function buildSearchStatement(q: SearchQuery): SearchStatement {
     fused = `fused AS (SELECT document_id, ordinal, score AS vector_score, NULL::float8 AS lexical_score, score AS fused_score FROM vector_ranked)`;
   }
   ctes.push(fused);
-  const topK = param(q.topK);
+  // Residual policies are decided per candidate document after the statement: over-fetch
+  // (bounded) so that top-k stays full unless more than the over-fetch is withheld.
+  const topK = param(residual ? overFetch(q.topK) : q.topK);
+  const extra = residual
+    ? `, ${access.permitted} AS permitted,
+  coalesce((SELECT o.owner_user_id FROM retrieval.document_access o WHERE o.tenant_id = $1 AND o.document_id = c.document_id), '') AS owner_user_id`
+    : "";
   const sql = `WITH ${ctes.join(",\n")}
 SELECT c.document_id, c.version, c.ordinal, c.char_start, c.char_end, c.text, c.filename, c.metadata,
-  f.vector_score::float8 AS vector_score, f.lexical_score::float8 AS lexical_score, f.fused_score::float8 AS fused_score
+  f.vector_score::float8 AS vector_score, f.lexical_score::float8 AS lexical_score, f.fused_score::float8 AS fused_score${extra}
 FROM fused f JOIN retrieval.chunks c ON c.tenant_id = $1 AND c.corpus_id = $2 AND c.document_id = f.document_id AND c.ordinal = f.ordinal
 ORDER BY f.fused_score DESC, c.document_id, c.ordinal
 LIMIT ${topK}`;
-  return { sql, params };
+  return { sql: staged.bind(sql), params, ...(residual ? { residual: access.residual } : {}) };
+}
+
+/** Candidates fetched when residual policies decide after the statement: 3 × top_k, at most 150. */
+export function overFetch(topK: number): number {
+  return Math.min(150, topK * 3);
 }
 
 /** Options of {@link createPgSearchIndex}. */
@@ -164,6 +184,7 @@ export function createPgSearchIndex(options: PgSearchIndexOptions): SearchIndex 
         }
         return (await tx.query<HitRow>(statement.sql, statement.params)).rows;
       });
+      if (statement.residual && q.access) keepDecided(rows, statement.residual, q);
       // Only the hits are opened, after the ranking (which needs no plaintext: tsv and vectors).
       if (options.cipher && rows.length > 0) {
         const texts = await options.cipher.openTexts(
@@ -190,4 +211,73 @@ export function createPgSearchIndex(options: PgSearchIndexOptions): SearchIndex 
       });
     },
   };
+}
+
+/**
+ * Decides the over-fetched candidates with Cedar over the residual policies (compiled policies and
+ * access lists were applied by the statement; `permitted` says whether a grant or a compiled permit
+ * allows the row, for default deny), drops the withheld (recorded in `q.withheld`) and keeps top-k.
+ */
+function keepDecided(rows: HitRow[], residual: readonly StoredPolicy[], q: SearchQuery): void {
+  const access = q.access!;
+  const decided = new Map<string, string | undefined>();
+  const kept: HitRow[] = [];
+  for (const row of rows) {
+    if (!decided.has(row.document_id)) {
+      const d = decideAccess({
+        acl: { allowed: true, explicit: row.permitted === true, rule: "" },
+        policies: residual,
+        principal: principalOf(access.reader),
+        actions: access.actions,
+        resource: {
+          documentId: row.document_id,
+          labels: labelsOf(row.metadata),
+          corpusId: q.corpusId,
+          ownerUserId: row.owner_user_id ?? "",
+        },
+        defaultDeny: access.context.defaultDeny,
+      });
+      decided.set(
+        row.document_id,
+        d.allowed ? undefined : d.policyIds.length > 0 ? d.policyIds.map((id) => `policy:${id}`).join(",") : "default deny",
+      );
+    }
+    const rule = decided.get(row.document_id);
+    if (rule === undefined) kept.push(row);
+    else q.withheld?.set(row.document_id, rule);
+  }
+  rows.splice(0, rows.length, ...kept.slice(0, q.topK));
+}
+
+/**
+ * The documents matching a search's words (lexically, in its corpus and filters, at most 5,000)
+ * that its access filter withholds, counted by deciding rule: what one audit record per call
+ * reports. Runs after the answer, off its latency.
+ */
+export async function withheldByRule(db: Database, q: SearchQuery): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (!q.access) return out;
+  const params: unknown[] = [q.tenantId, q.corpusId];
+  const param = (v: unknown): string => `$${params.push(v)}`;
+  const staged = stagedParams(param);
+  const access = accessSql(q.access, staged.param);
+  let filters = "";
+  if (q.documentIds && q.documentIds.length > 0) filters += ` AND c.document_id = ANY(${param([...q.documentIds])}::text[])`;
+  if (q.metadataEquals && Object.keys(q.metadataEquals).length > 0)
+    filters += ` AND c.metadata @> ${param(JSON.stringify(q.metadataEquals))}::jsonb`;
+  const text = param(q.text);
+  const { rows } = await db.query<{ rule: string; n: number }>(
+    staged.bind(`WITH ${access.ctes.join(",\n")}
+     SELECT rule, count(*)::int AS n FROM (
+       SELECT DISTINCT ON (c.document_id) c.document_id, ${access.rule} AS rule
+       FROM retrieval.chunks c
+       WHERE c.tenant_id = $1 AND c.corpus_id = $2${filters}
+         AND c.tsv @@ replace(plainto_tsquery('${TEXT_SEARCH_CONFIG}', ${text})::text, ' & ', ' | ')::tsquery
+       ORDER BY c.document_id LIMIT 5000) d
+     WHERE rule IS NOT NULL GROUP BY rule`),
+    params,
+  );
+  for (const r of rows) out.set(r.rule, r.n);
+  for (const rule of q.withheld?.values() ?? []) out.set(rule, (out.get(rule) ?? 0) + 1);
+  return out;
 }
