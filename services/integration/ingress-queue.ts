@@ -37,6 +37,8 @@ export interface IngressItem {
 
 interface Job {
   item: IngressItem;
+  /** Set on the messages of one ordered group (submitOrdered): a batch never splits it. */
+  group?: symbol;
   metadata: EventMetadata;
   resolve(value: Accepted): void;
   reject(err: unknown): void;
@@ -89,6 +91,25 @@ export class IngressQueue {
 
   /** Accepts one message; resolves once it is on the bus (or known as a duplicate). */
   submit(item: IngressItem): Promise<Accepted> {
+    const accepted = this.enqueue(item);
+    this.pump();
+    return accepted;
+  }
+
+  /**
+   * Accepts messages in this order (an edge agent's forwarded batch): they go into one batch,
+   * whose publishes leave in array order, so the bus holds them in this order. Resolves with one
+   * answer per message, or rejects them all (nothing published, the sender retries).
+   */
+  submitOrdered(items: readonly IngressItem[]): Promise<Accepted[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    const group = Symbol("ordered");
+    const answers = items.map((item) => this.enqueue(item, group));
+    this.pump();
+    return Promise.all(answers);
+  }
+
+  private enqueue(item: IngressItem, group?: symbol): Promise<Accepted> {
     const request = currentRequestMeta();
     const metadata: EventMetadata = {
       tenantId: item.tenantId,
@@ -96,14 +117,16 @@ export class IngressQueue {
       ...(request ? { requestId: request.requestId, correlationId: request.correlationId } : {}),
     };
     return new Promise<Accepted>((resolve, reject) => {
-      this.queue.push({ item, metadata, resolve, reject });
-      this.pump();
+      this.queue.push({ item, metadata, resolve, reject, ...(group ? { group } : {}) });
     });
   }
 
   private pump(): void {
     while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
+      let n = Math.min(this.maxBatch, this.queue.length);
+      const group = this.queue[n - 1]?.group;
+      if (group) while (n < this.queue.length && this.queue[n]?.group === group) n++;
+      const batch = this.queue.splice(0, n);
       this.inFlight++;
       void this.run(batch)
         .catch((err: unknown) => {

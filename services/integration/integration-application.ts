@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import {
   DeliveryRequestedSchema,
@@ -103,6 +104,10 @@ export type { Accepted } from "./ingress-queue.js";
  * sources (each change with its audited event, in one transaction), ingress (validate, decrypt,
  * dedupe, queue durably) and the workflow runner (fan-out expansion, deliveries, sequential runs).
  */
+/** A message's dedupe key (REL-05): its client message id, else the SHA-1 of its canonical JSON. */
+const dedupeKeyOf = (data: Record<string, unknown>, clientMessageId: string) =>
+  clientMessageId ? `cid:${clientMessageId}` : `sha1:${createHash("sha1").update(canonicalJson(data)).digest("hex")}`;
+
 export class IntegrationApplication {
   /** Accepted messages go to the bus together (see {@link IngressQueue}). */
   private readonly accepts: IngressQueue;
@@ -247,6 +252,53 @@ export class IntegrationApplication {
    * means durable.
    */
   async ingest(app: AppRow, payload: unknown, clientMessageId: string, actor: string): Promise<Accepted> {
+    const data = await this.payloadOf(app, payload);
+    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, { appId: app.id });
+  }
+
+  /**
+   * Accepts a batch of one app's messages in the order given (an edge agent's forwarded queue,
+   * docs/edge.md): every payload is opened and checked first, then the valid ones are claimed
+   * and published to the bus in this order, in one ingress batch. A message refused for good
+   * (bad payload) settles as its error and does not stop the others; anything else (the
+   * database or the bus away) rejects the whole batch, which the edge then sends again (the
+   * dedupe keys make that safe).
+   */
+  async ingestOrdered(
+    app: AppRow,
+    items: ReadonlyArray<{ payload: unknown; clientMessageId: string }>,
+    actor: string,
+  ): Promise<Array<Accepted | ConnectError>> {
+    const prepared: Array<Record<string, unknown> | ConnectError> = [];
+    for (const it of items) {
+      try {
+        prepared.push(await this.payloadOf(app, it.payload));
+      } catch (err) {
+        if (!(err instanceof ConnectError)) throw err;
+        prepared.push(err);
+      }
+    }
+    // The valid ones go to the ingress queue as one ordered group: claimed together and
+    // published to the bus in this order, in one batch (never split across batches in flight).
+    const valid = prepared.flatMap((p, i) =>
+      p instanceof ConnectError ? [] : [{ data: p, clientMessageId: items[i]?.clientMessageId ?? "" }],
+    );
+    const accepted = await this.accepts.submitOrdered(
+      valid.map((v) => ({
+        tenantId: app.tenantId,
+        source: `app:${app.id}`,
+        dedupeKey: dedupeKeyOf(v.data, v.clientMessageId),
+        data: v.data,
+        actor,
+        feed: { appId: app.id },
+      })),
+    );
+    let next = 0;
+    return prepared.map((p) => (p instanceof ConnectError ? p : (accepted[next++] as Accepted)));
+  }
+
+  /** The payload a sender app's message carries: opened when the app requires encryption, checked against its field schema. */
+  private async payloadOf(app: AppRow, payload: unknown): Promise<Record<string, unknown>> {
     let data: Record<string, unknown>;
     if (app.encryptionRequired) {
       try {
@@ -283,7 +335,7 @@ export class IntegrationApplication {
         { field: `payload.${first.field}` },
       );
     }
-    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, { appId: app.id });
+    return data;
   }
 
   /** Queues one message for one workflow (ExecuteWorkflow, `POST /execute/<id>`). */
@@ -351,8 +403,7 @@ export class IntegrationApplication {
     actor: string,
     feed: Feed,
   ): Promise<Accepted> {
-    const dedupeKey = clientMessageId ? `cid:${clientMessageId}` : `sha1:${createHash("sha1").update(canonicalJson(data)).digest("hex")}`;
-    return this.accepts.submit({ tenantId, source, dedupeKey, data, actor, feed });
+    return this.accepts.submit({ tenantId, source, dedupeKey: dedupeKeyOf(data, clientMessageId), data, actor, feed });
   }
 
   /** Waits for ingress's background bookkeeping (shutdown). */

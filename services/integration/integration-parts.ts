@@ -1,12 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { EdgeService } from "../../gen/nexus/integration/v1/edge_service_pb.js";
 import type { Subscription } from "../kernel/events/ports.js";
-import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
+import { handle, type ServiceContext, type ServiceParts } from "../kernel/service/index.js";
 import { createDestinationDrivers, type DestinationDrivers } from "./adapters/destination-drivers.js";
 import { store } from "./adapters/postgres.js";
 import { AppKeyCache } from "./app-key-cache.js";
 import { connectors } from "./connector-bridge.js";
-import { edgeRoutes } from "./edge-handler.js";
+import { EdgeHandler, TENANT_STATUS_CONSUMER, TENANT_STATUS_SUBJECT, tenantStatusHandler } from "./edge-handler.js";
 import { ingressRoutes } from "./http-ingress.js";
 import { DEDUPE_WINDOW_MS, DELIVERY_TOPIC, IntegrationApplication, workflowConsumer, workflowTopic } from "./integration-application.js";
 import { DELIVERY_CONSUMER, IntegrationHandler, REJECTED_PAYLOAD_CONSUMER } from "./integration-handler.js";
@@ -171,9 +172,13 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     mqtt,
     handler,
     reconcile,
-    handlers: [integrationRoutes(handler), edgeRoutes(ctx.db)],
+    handlers: [
+      integrationRoutes(handler),
+      handle(EdgeService, new EdgeHandler({ db: ctx.db, app, clock: ctx.clock, logger: ctx.logger }) as never),
+    ],
     httpRoutes: ingressRoutes({ db: ctx.db, app, apps, logger: ctx.logger, maxBytes: config.maxRequestBytes }),
     consumers: [
+      { name: TENANT_STATUS_CONSUMER, subject: TENANT_STATUS_SUBJECT, handler: tenantStatusHandler(ctx.clock) },
       {
         name: DELIVERY_CONSUMER,
         subject: DELIVERY_TOPIC,

@@ -2,7 +2,8 @@ import { tenantRowsDeleter } from "../kernel/service/index.js";
 
 /**
  * Integration's part of tenant offboarding: its workflows (with every version), executions,
- * messages, destinations, MQTT sources and sender apps. Nothing is kept.
+ * messages, destinations, MQTT sources, sender apps and edge agents (and its
+ * suspension record: its edge tokens are gone with the agents). Nothing is kept.
  */
 export const integrationTenantData = tenantRowsDeleter("integration", [
   { table: "integration.executions" },
@@ -11,4 +12,6 @@ export const integrationTenantData = tenantRowsDeleter("integration", [
   { table: "integration.destinations" },
   { table: "integration.mqtt_sources" },
   { table: "integration.sender_apps" },
+  { table: "integration.edge_agents" },
+  { table: "integration.suspended_tenants" },
 ]);

@@ -9,8 +9,9 @@ import type { TenantRole } from "../context.js";
  * generated service descriptors in both directions. docs/security.md renders it for people.
  *
  * Permission classes:
- * - `public`: no API key needed (only AuthService.Authenticate: the gates of other
- *   processes call it with the key under test in the body);
+ * - `public`: no API key needed (AuthService.Authenticate: the gates of other processes call
+ *   it with the key under test in the body; EdgeService's agent calls, whose edge token the
+ *   integration service checks itself);
  * - `authenticated`: any valid key, platform or tenant (WhoAmI);
  * - `read` / `write` / `admin`: tenant members with at least viewer / editor / admin;
  *   `platform: true` also admits platform operators (who must then name the tenant);
@@ -199,8 +200,18 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.integration.v1.IntegrationService/ListDeadLetters": read,
   "/nexus.integration.v1.IntegrationService/ReplayDeadLetter": admin,
   // ---- nexus.integration.v1.EdgeService (edge agents, docs/edge.md) ----
-  // Editors and above: the same keys that may send with Ingest may run an edge agent.
-  "/nexus.integration.v1.EdgeService/GetEdgeConfig": write,
+  // The agents' own calls take no API key: the integration service checks the edge token
+  // (nxe_…, scoped to its tenant and assigned apps) on every call (UNAUTHENTICATED
+  // EDGE_TOKEN_INVALID / EDGE_TOKEN_REVOKED, PERMISSION_DENIED EDGE_APP_NOT_ASSIGNED).
+  "/nexus.integration.v1.EdgeService/GetEdgeConfig": publicRpc,
+  "/nexus.integration.v1.EdgeService/ForwardMessages": publicRpc,
+  // Tenant admins register, assign and revoke edge agents; viewers see them.
+  "/nexus.integration.v1.EdgeService/RegisterEdge": admin,
+  "/nexus.integration.v1.EdgeService/ListEdges": read,
+  "/nexus.integration.v1.EdgeService/GetEdge": read,
+  "/nexus.integration.v1.EdgeService/RevokeEdge": admin,
+  "/nexus.integration.v1.EdgeService/AssignEdgeApps": admin,
+  "/nexus.integration.v1.EdgeService/UnassignEdgeApps": admin,
 
   // ---- nexus.agent.v1.AgentService ----
   "/nexus.agent.v1.AgentService/Run": read,

@@ -64,6 +64,7 @@ const KNOWN_EVENTS: Record<string, readonly string[]> = {
     "MqttSourceChanged",
     "DeliveryRequested",
     "MqttPayloadRejected",
+    "EdgeAgentChanged",
   ],
 };
 
