@@ -371,12 +371,14 @@ export function createServer(options: ServerOptions): NexusServer {
       const request = req as Http2ServerRequest;
       request[Symbol.asyncIterator] = () => request.iterator({ destroyOnReturn: false });
       const stream = request.stream;
-      stream.once("wantTrailers", () =>
+      stream.once("wantTrailers", () => {
+        // The usual case, a request read to its end, is settled here without a setImmediate.
+        if (request.readableEnded) return;
         setImmediate(() => {
           const clientStillSending = !stream.destroyed && !request.readableEnded && stream.state.remoteClose === 0;
           if (clientStillSending) drainThenClose(request, readMaxBytes);
-        }),
-      );
+        });
+      });
     }
     try {
       if (cors(req, res)) return;
