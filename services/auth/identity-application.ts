@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
-import { userIdKey } from "../kernel/authz/cache-invalidation.js";
+import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { requirePlatformPrincipal, tenantScope } from "../kernel/authz/tenant-scope.js";
 import { executeInTransaction } from "../kernel/commands/index.js";
 import type { Principal, TenantRole } from "../kernel/context.js";
@@ -14,6 +14,8 @@ import {
   decided,
   type IdentityProviderAggregate,
   identityProviderAggregate,
+  type SessionAggregate,
+  sessionAggregate,
   type UserAggregate,
   userAggregate,
 } from "./auth-aggregates.js";
@@ -89,11 +91,13 @@ export class IdentityApplication {
   private readonly users: UserAggregate;
   private readonly apiKeys: ApiKeyAggregate;
   private readonly providers: IdentityProviderAggregate;
+  private readonly sessions: SessionAggregate;
 
   constructor(private readonly options: IdentityApplicationOptions) {
     this.users = userAggregate(options.store.users);
     this.apiKeys = apiKeyAggregate(options.store.apiKeys);
     this.providers = identityProviderAggregate(options.store.identityProviders);
+    this.sessions = sessionAggregate(options.store.sessions);
   }
 
   /** Makes `email` a member of the tenant with `role`, creating the user when needed. */
@@ -177,10 +181,18 @@ export class IdentityApplication {
           { metadata },
         );
       }
-      return keyIds;
+      // Their sign-in sessions end too (SessionEnded), as a SCIM deprovisioning ends them.
+      const sessionIds = await tx.liveSessionIds(userId, tenantId, now);
+      for (const sessionId of sessionIds) {
+        await executeInTransaction(tx.tx, this.sessions, sessionId, { type: "EndSession", reason: MEMBERSHIP_ENDED_REASON, now }, { metadata });
+      }
+      return { keyIds, sessionIds };
     });
-    invalidateInProcess({ keyIds: [...revoked, userIdKey(userId)], tenantIds: [tenantId] });
-    return revoked;
+    invalidateInProcess({
+      keyIds: [...revoked.keyIds, ...revoked.sessionIds.map(sessionKey), userIdKey(userId)],
+      tenantIds: [tenantId],
+    });
+    return revoked.keyIds;
   }
 
   /** JIT provisioning at sign-in: makes `email` a member with `role` (actor "sign-in"). */

@@ -81,6 +81,8 @@ export interface AuthTransaction {
   userIdByEmail(email: string): Promise<string | undefined>;
   /** Ids of the keys `userId` owns in `tenantId` that are not revoked yet. */
   ownedUnrevokedKeyIds(userId: string, tenantId: string): Promise<string[]>;
+  /** Ids of the sign-in sessions of `userId` in `tenantId` still live at `now`. */
+  liveSessionIds(userId: string, tenantId: string, now: Date): Promise<string[]>;
 }
 
 /** A member as ListMembers pages them: the user with the membership's role. */

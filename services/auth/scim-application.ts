@@ -393,7 +393,7 @@ export class ScimApplication {
       await executeInTransaction(tx.tx, this.apiKeys, keyId, { type: "RevokeApiKey", reason: DEPROVISIONED, now }, { metadata });
       effects.keyIds.push(keyId);
     }
-    for (const sessionId of await scimRows.liveSessionIds(tx.tx, tenantId, userId, now)) {
+    for (const sessionId of await tx.liveSessionIds(userId, tenantId, now)) {
       await executeInTransaction(tx.tx, this.sessions, sessionId, { type: "EndSession", reason: DEPROVISIONED, now }, { metadata });
       effects.sessionIds.push(sessionId);
     }

@@ -247,6 +247,13 @@ export function identityTransactionReads(tx: Queryable) {
       );
       return rows.map((r) => r.id);
     },
+    async liveSessionIds(userId: string, tenantId: string, now: Date) {
+      const { rows } = await tx.query<{ id: string }>(
+        "SELECT id FROM auth.sessions WHERE tenant_id = $1 AND user_id = $2 AND ended_at IS NULL AND expires_at > $3::timestamptz ORDER BY id",
+        [tenantId, userId, now],
+      );
+      return rows.map((r) => r.id);
+    },
   };
 }
 
