@@ -137,7 +137,7 @@ describeWithPostgres("identity: OpenID Connect sign-in", () => {
     await owner.identity.removeMember({ userId: member!.userId });
     const ended = (await h.events("SessionEnded")).slice(endedBefore);
     expect(ended.map((e) => (e.payload as { sessionId?: string }).sessionId).sort()).toEqual(
-      [first.session, second.session].map((s) => s.split("_")[1]).sort(),
+      [first.session, second.session].map((s) => s?.split("_")[1]).sort(),
     );
     // Ended, not merely orphaned: the refusal says the session is over.
     expect(await failure(() => dave.auth.whoAmI({}))).toMatchObject({ code: "Unauthenticated", reason: "AUTH_REVOKED_KEY" });

@@ -184,7 +184,13 @@ export class IdentityApplication {
       // Their sign-in sessions end too (SessionEnded), as a SCIM deprovisioning ends them.
       const sessionIds = await tx.liveSessionIds(userId, tenantId, now);
       for (const sessionId of sessionIds) {
-        await executeInTransaction(tx.tx, this.sessions, sessionId, { type: "EndSession", reason: MEMBERSHIP_ENDED_REASON, now }, { metadata });
+        await executeInTransaction(
+          tx.tx,
+          this.sessions,
+          sessionId,
+          { type: "EndSession", reason: MEMBERSHIP_ENDED_REASON, now },
+          { metadata },
+        );
       }
       return { keyIds, sessionIds };
     });

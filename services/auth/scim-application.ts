@@ -1,15 +1,17 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { DirectoryGroupsChangedSchema } from "../../gen/nexus/events/v1/identity_events_pb.js";
 import type { AccessFailureReason, AccessRecorder } from "../kernel/authz/access-recorder.js";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
 import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { effectiveEntitlements, principalEntitlements } from "../kernel/authz/plans.js";
 import { authorizationRefusal } from "../kernel/authz/refusal.js";
 import { tenantScope } from "../kernel/authz/tenant-scope.js";
-import { type Aggregate, executeInTransaction } from "../kernel/commands/index.js";
+import { type Aggregate, executeInTransaction, recordFacts } from "../kernel/commands/index.js";
 import type { Principal, TenantRole } from "../kernel/context.js";
 import type { Queryable } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
+import { eventOf } from "../kernel/events/protobuf-event.js";
 import {
   ScimConflict,
   type ScimGroupName,
@@ -81,6 +83,8 @@ interface Effects {
   keyIds: string[];
   sessionIds: string[];
   userIds: string[];
+  /** People whose directory groups changed (DirectoryGroupsChanged at commit). */
+  groupsChanged: string[];
 }
 
 type ScimTokenAggregate = Aggregate<ScimTokenState, ScimTokenEvent, ScimTokenCommand, string>;
@@ -253,6 +257,8 @@ export class ScimApplication {
         .insertUser(tx.tx, { ...record, createdAt: now, updatedAt: now })
         .catch((err) => conflict(err, `userName ${input.userName}`));
       effects.userIds.push(userId);
+      // A person adopted by the directory now carries its groups instead of a sign-in claim's.
+      effects.groupsChanged.push(userId);
       return userId;
     });
     return this.getUser(caller, userId, base);
@@ -521,6 +527,7 @@ export class ScimApplication {
    */
   private async syncRoles(tx: AuthTransaction, caller: ScimCaller, userIds: readonly string[], effects: Effects): Promise<void> {
     const tenantId = caller.tenant.id;
+    effects.groupsChanged.push(...userIds);
     const groups = await scimRows.groupsOf(tx.tx, tenantId, userIds);
     const provider = await this.options.store.getIdentityProvider(tenantId);
     for (const userId of userIds) {
@@ -556,9 +563,24 @@ export class ScimApplication {
 
   /** One transaction; this process's cached answers of everyone touched end right after commit. */
   private async write<R>(caller: ScimCaller, fn: (tx: AuthTransaction, effects: Effects) => Promise<R>): Promise<R> {
-    const effects: Effects = { keyIds: [], sessionIds: [], userIds: [] };
-    const result = await this.options.store.transaction((tx) => fn(tx, effects));
-    if (effects.userIds.length + effects.keyIds.length + effects.sessionIds.length > 0) {
+    const effects: Effects = { keyIds: [], sessionIds: [], userIds: [], groupsChanged: [] };
+    const result = await this.options.store.transaction(async (tx) => {
+      const out = await fn(tx, effects);
+      // Principals carry the directory's groups: every process drops the tenant's cached answers.
+      const userIds = [...new Set(effects.groupsChanged)].sort();
+      if (userIds.length > 0) {
+        await recordFacts(
+          tx.tx,
+          `directory_groups-${caller.tenant.id}`,
+          [eventOf(DirectoryGroupsChangedSchema, { tenantId: caller.tenant.id, userIds })],
+          {
+            metadata: this.metadata(caller),
+          },
+        );
+      }
+      return out;
+    });
+    if (effects.userIds.length + effects.keyIds.length + effects.sessionIds.length + effects.groupsChanged.length > 0) {
       invalidateInProcess({
         keyIds: [...effects.keyIds, ...effects.sessionIds.map(sessionKey), ...effects.userIds.map(userIdKey)],
         tenantIds: [caller.tenant.id],
