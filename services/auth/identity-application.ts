@@ -12,6 +12,7 @@ import {
   type ApiKeyAggregate,
   apiKeyAggregate,
   decided,
+  endMemberCredentials,
   type IdentityProviderAggregate,
   identityProviderAggregate,
   type SessionAggregate,
@@ -171,28 +172,15 @@ export class IdentityApplication {
       const now = this.options.clock();
       const metadata = { actor: actor.keyId, tenantId };
       await executeInTransaction(tx.tx, this.guarded(actor, tenantId), userId, { type: "RevokeMembership", tenantId, now }, { metadata });
-      const keyIds = await tx.ownedUnrevokedKeyIds(userId, tenantId);
-      for (const keyId of keyIds) {
-        await executeInTransaction(
-          tx.tx,
-          this.apiKeys,
-          keyId,
-          { type: "RevokeApiKey", reason: MEMBERSHIP_ENDED_REASON, now },
-          { metadata },
-        );
-      }
-      // Their sign-in sessions end too (SessionEnded), as a SCIM deprovisioning ends them.
-      const sessionIds = await tx.liveSessionIds(userId, tenantId, now);
-      for (const sessionId of sessionIds) {
-        await executeInTransaction(
-          tx.tx,
-          this.sessions,
-          sessionId,
-          { type: "EndSession", reason: MEMBERSHIP_ENDED_REASON, now },
-          { metadata },
-        );
-      }
-      return { keyIds, sessionIds };
+      // Owned keys are revoked and sign-in sessions end (SessionEnded), as SCIM deprovisioning does.
+      return endMemberCredentials(
+        tx,
+        { apiKeys: this.apiKeys, sessions: this.sessions },
+        { userId, tenantId },
+        MEMBERSHIP_ENDED_REASON,
+        now,
+        metadata,
+      );
     });
     invalidateInProcess({
       keyIds: [...revoked.keyIds, ...revoked.sessionIds.map(sessionKey), userIdKey(userId)],

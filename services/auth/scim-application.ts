@@ -20,7 +20,7 @@ import {
   scimRows,
   scimTokenRows,
 } from "./adapters/postgres-scim.js";
-import { apiKeyAggregate, decided, sessionAggregate, userAggregate } from "./auth-aggregates.js";
+import { apiKeyAggregate, decided, endMemberCredentials, sessionAggregate, userAggregate } from "./auth-aggregates.js";
 import { digestOf, verifyApiKey } from "./domain/api-key-secret.js";
 import type { IdentityProviderConfig } from "./domain/identity-provider.js";
 import {
@@ -395,14 +395,16 @@ export class ScimApplication {
     if (membershipIn(user.state, tenantId) !== undefined) {
       await executeInTransaction(tx.tx, this.users, userId, { type: "RevokeMembership", tenantId, now }, { metadata });
     }
-    for (const keyId of await tx.ownedUnrevokedKeyIds(userId, tenantId)) {
-      await executeInTransaction(tx.tx, this.apiKeys, keyId, { type: "RevokeApiKey", reason: DEPROVISIONED, now }, { metadata });
-      effects.keyIds.push(keyId);
-    }
-    for (const sessionId of await tx.liveSessionIds(userId, tenantId, now)) {
-      await executeInTransaction(tx.tx, this.sessions, sessionId, { type: "EndSession", reason: DEPROVISIONED, now }, { metadata });
-      effects.sessionIds.push(sessionId);
-    }
+    const ended = await endMemberCredentials(
+      tx,
+      { apiKeys: this.apiKeys, sessions: this.sessions },
+      { userId, tenantId },
+      DEPROVISIONED,
+      now,
+      metadata,
+    );
+    effects.keyIds.push(...ended.keyIds);
+    effects.sessionIds.push(...ended.sessionIds);
   }
 
   // ---- groups ----
