@@ -1,3 +1,4 @@
+import os from "node:os";
 import { create } from "@bufbuild/protobuf";
 import { pino } from "pino";
 import { IngestTextRequestSchema } from "../gen/nexus/ingestion/v1/ingestion_service_pb.js";
@@ -20,6 +21,8 @@ export interface EncryptionBenchResult {
   queries: number;
   plain: { chunksPerSecond: number; searchP50Ms: number; searchP95Ms: number };
   sealed: { chunksPerSecond: number; searchP50Ms: number; searchP95Ms: number };
+  /** The 1-minute load average at the start of each pass (plain, sealed, plain, sealed): the noise each ran under. */
+  loadAverages: number[];
 }
 
 const percentile = (xs: number[], p: number) => {
@@ -99,10 +102,13 @@ export async function benchEncryption(
       .join(" "),
   );
   const runs: Array<{ encrypted: boolean; r: Awaited<ReturnType<typeof once>> }> = [];
+  const loadAverages: number[] = [];
   for (const encrypted of [false, true, false, true]) {
+    const load = Math.round(os.loadavg()[0]! * 100) / 100;
+    loadAverages.push(load);
     const r = await once(options.backend, encrypted, documents, sentences, queries);
     log(
-      `  ${encrypted ? "sealed" : "plain "}: ${r.chunksPerSecond.toFixed(0)} chunks/s ingested, Search p50 ${r.searchP50Ms.toFixed(2)} ms p95 ${r.searchP95Ms.toFixed(2)} ms (${r.backend})`,
+      `  ${encrypted ? "sealed" : "plain "}: ${r.chunksPerSecond.toFixed(0)} chunks/s ingested, Search p50 ${r.searchP50Ms.toFixed(2)} ms p95 ${r.searchP95Ms.toFixed(2)} ms (${r.backend}; load average ${load} at start)`,
     );
     runs.push({ encrypted, r });
   }
@@ -114,12 +120,19 @@ export async function benchEncryption(
       searchP95Ms: Math.min(...of.map((r) => r.searchP95Ms)),
     };
   };
-  return { backend: runs[0]!.r.backend, chunks: runs[0]!.r.chunks, queries: queries.length - 10, plain: best(false), sealed: best(true) };
+  return {
+    backend: runs[0]!.r.backend,
+    chunks: runs[0]!.r.chunks,
+    queries: queries.length - 10,
+    plain: best(false),
+    sealed: best(true),
+    loadAverages,
+  };
 }
 
 export async function benchEncryptionOutcome(backend: BenchBackend | undefined, log: (line: string) => void): Promise<BenchOutcome> {
   const r = await benchEncryption({ ...(backend ? { backend } : {}), log });
-  const bench = `encryption at rest (${r.backend}, ${r.chunks} chunks)`;
+  const bench = `encryption at rest (${r.backend}, ${r.chunks} chunks, load ${Math.min(...r.loadAverages)}–${Math.max(...r.loadAverages)})`;
   const ingest = r.plain.chunksPerSecond / r.sealed.chunksPerSecond;
   const search = r.sealed.searchP95Ms / r.plain.searchP95Ms;
   return {

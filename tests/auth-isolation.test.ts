@@ -80,6 +80,7 @@ describeWithPostgres("tenant isolation, for every RPC of every service", () => {
       "nexus.audit.v1.AuditService",
       "nexus.auth.v1.AuthService",
       "nexus.eventstore.v1.EventStoreService",
+      "nexus.governance.v1.GovernanceService",
       "nexus.identity.v1.IdentityService",
       "nexus.ingestion.v1.IngestionService",
       "nexus.integration.v1.EdgeService",

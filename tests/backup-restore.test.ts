@@ -179,7 +179,7 @@ describeWithPostgres("nexus backup / restore / restore drill (PostgreSQL)", () =
     expect(files.length).toBeGreaterThan(0);
   }, 120_000);
 
-  it("makes a shredded tenant's data unreadable in a backup taken after the shred", async () => {
+  it("makes a shredded tenant's data unreadable in a backup taken after the shred, and in an older one restored later", async () => {
     const masterKeys = parseMasterKeys(process.env.NEXUS_MASTER_KEYS ?? "", "vitest.config.ts");
     const db = await createPgDatabase({ url: restored.url, poolSize: 2 });
     try {
@@ -187,13 +187,11 @@ describeWithPostgres("nexus backup / restore / restore drill (PostgreSQL)", () =
     } finally {
       await db.close();
     }
-    const out = tempDir("nexus-backups-after-shred-");
-    try {
-      const b = await nexus(["backup", "--out", out.dir, "--json"], { DATABASE_URL: restored.url });
-      expect(b.code, b.out).toBe(0);
+    // Tenant B's chunk does not open and tenant A's does, in a database restored from `manifestPath`.
+    const restoreAndRead = async (manifestPath: string, extra: string[] = []) => {
       const copy = await createTestDatabase("nexus_shred_copy");
       scratch.push(copy);
-      const r = await nexus(["restore", "--from", (JSON.parse(b.out) as { manifestPath: string }).manifestPath, "--target-url", copy.url]);
+      const r = await nexus(["restore", "--from", manifestPath, "--target-url", copy.url, ...extra]);
       expect(r.code, r.out).toBe(0);
       const copyDb = await createPgDatabase({ url: copy.url, poolSize: 2 });
       try {
@@ -206,8 +204,37 @@ describeWithPostgres("nexus backup / restore / restore drill (PostgreSQL)", () =
       } finally {
         await copyDb.close();
       }
+      return r.out;
+    };
+    // A backup after the shred, into the same directory as the one taken before it: it adds
+    // tenant B to the directory's signed shred list.
+    const b = await nexus(["backup", "--out", dir.dir, "--json"], { DATABASE_URL: restored.url });
+    expect(b.code, b.out).toBe(0);
+    await restoreAndRead((JSON.parse(b.out) as { manifestPath: string }).manifestPath);
+    const list = JSON.parse(readFileSync(path.join(dir.dir, "shred-list.json"), "utf8")) as { tenants: Array<{ tenantId: string }> };
+    expect(list.tenants.map((t) => t.tenantId)).toEqual([tenantB]);
+    // The OLDER backup, taken while tenant B was alive and still holding its keys: the restore
+    // re-applies the shred list, so B stays unreadable.
+    const out = await restoreAndRead(manifest);
+    expect(out).toContain(`keys destroyed again for ${tenantB}`);
+    // The older backup copied elsewhere without its list, given the list explicitly: same.
+    const elsewhere = tempDir("nexus-backups-copied-");
+    try {
+      const m = JSON.parse(readFileSync(manifest, "utf8")) as { file: string };
+      writeFileSync(path.join(elsewhere.dir, path.basename(manifest)), readFileSync(manifest));
+      writeFileSync(path.join(elsewhere.dir, m.file), readFileSync(path.join(dir.dir, m.file)));
+      await restoreAndRead(path.join(elsewhere.dir, path.basename(manifest)), ["--shred-list", path.join(dir.dir, "shred-list.json")]);
+      // A shred list with a tenant removed does not verify: the restore is refused, touching nothing.
+      const forged = path.join(elsewhere.dir, "shred-list.json");
+      writeFileSync(forged, JSON.stringify({ ...list, tenants: [] }));
+      const target = await createTestDatabase("nexus_forged_list");
+      scratch.push(target);
+      const r = await nexus(["restore", "--from", path.join(elsewhere.dir, path.basename(manifest)), "--target-url", target.url]);
+      expect(r.code).toBe(1);
+      expect(r.out).toContain("SHRED_LIST_INVALID");
+      expect(await tableCount(target.url)).toBe(0);
     } finally {
-      out.remove();
+      elsewhere.remove();
     }
-  }, 120_000);
+  }, 240_000);
 });

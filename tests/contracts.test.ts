@@ -19,10 +19,12 @@ import { file_nexus_events_v1_agent_events } from "../gen/nexus/events/v1/agent_
 import { file_nexus_events_v1_auth_events } from "../gen/nexus/events/v1/auth_events_pb.js";
 import { EventEnvelopeSchema, file_nexus_events_v1_envelope } from "../gen/nexus/events/v1/envelope_pb.js";
 import { file_nexus_events_v1_eventstore_events } from "../gen/nexus/events/v1/eventstore_events_pb.js";
+import { file_nexus_events_v1_governance_events } from "../gen/nexus/events/v1/governance_events_pb.js";
 import { file_nexus_events_v1_ingestion_events } from "../gen/nexus/events/v1/ingestion_events_pb.js";
 import { file_nexus_events_v1_metering_events } from "../gen/nexus/events/v1/metering_events_pb.js";
 import { file_nexus_events_v1_retrieval_events } from "../gen/nexus/events/v1/retrieval_events_pb.js";
 import { file_nexus_eventstore_v1_event_store_service } from "../gen/nexus/eventstore/v1/event_store_service_pb.js";
+import { file_nexus_governance_v1_governance_service } from "../gen/nexus/governance/v1/governance_service_pb.js";
 import { file_nexus_identity_v1_identity_service } from "../gen/nexus/identity/v1/identity_service_pb.js";
 import {
   file_nexus_ingestion_v1_ingestion_service,
@@ -100,6 +102,22 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     SetLabelRules: "unary",
     SimulatePolicy: "unary",
   },
+  "nexus.governance.v1.GovernanceService": {
+    PlaceLegalHold: "unary",
+    ListLegalHolds: "unary",
+    ReleaseLegalHold: "unary",
+    SetRetentionPolicy: "unary",
+    ClearRetentionPolicy: "unary",
+    ListRetentionPolicies: "unary",
+    ListRetentionReports: "unary",
+    CreateDataSubjectRequest: "unary",
+    ApproveDataSubjectRequest: "unary",
+    GetDataSubjectRequest: "unary",
+    ListDataSubjectRequests: "unary",
+    DownloadDataSubjectArchive: "unary",
+    GetGovernanceSettings: "unary",
+    SetGovernanceSettings: "unary",
+  },
   "nexus.identity.v1.IdentityService": {
     AddMember: "unary",
     GetMember: "unary",
@@ -129,6 +147,8 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     WatchEvents: "server_streaming",
     ListEventTypes: "unary",
     ReadStreamHistory: "unary",
+    GetSaga: "unary",
+    ListSagas: "unary",
   },
 };
 
@@ -141,6 +161,7 @@ const SERVICE_FILES = [
   file_nexus_audit_v1_audit_service,
   file_nexus_eventstore_v1_event_store_service,
   file_nexus_identity_v1_identity_service,
+  file_nexus_governance_v1_governance_service,
 ];
 
 const EVENT_FILES = [
@@ -151,6 +172,7 @@ const EVENT_FILES = [
   file_nexus_events_v1_agent_events,
   file_nexus_events_v1_metering_events,
   file_nexus_events_v1_eventstore_events,
+  file_nexus_events_v1_governance_events,
 ];
 
 const services: DescService[] = SERVICE_FILES.flatMap((f) => f.services);

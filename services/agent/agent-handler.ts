@@ -24,6 +24,7 @@ import type { Bulkhead } from "./run/bulkhead.js";
 import type { RunCancellation } from "./run/run-cancellation.js";
 import { type RunDependencies, RunExecution } from "./run/run-execution.js";
 import { messageMessage, sessionMessage } from "./session-messages.js";
+import { sessionHoldSubjects } from "./subject-data.js";
 
 /** Sessions and runs are tenant content: what a platform key is told. */
 const PLATFORM_KEY_REFUSAL = "platform keys cannot run agents or read sessions; use a key of the tenant";
@@ -156,8 +157,10 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
   async deleteSession(request: DeleteSessionRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
     const deleted = await this.deps.db.transaction(async (tx) => {
-      // A legal hold on the tenant or the session supersedes the request (LEGAL_HOLD_ACTIVE).
-      await assertNoLegalHold(tx, principal.tenantId, [{ scope: "session", id: request.sessionId }], `delete session ${request.sessionId}`);
+      // A legal hold on the tenant, the session, or the key or user that started it supersedes
+      // the request (LEGAL_HOLD_ACTIVE).
+      const owner = await this.deps.sessions.owner(tx, principal.tenantId, request.sessionId);
+      await assertNoLegalHold(tx, principal.tenantId, sessionHoldSubjects(request.sessionId, owner), `delete session ${request.sessionId}`);
       return this.deps.sessions.delete(tx, principal.tenantId, request.sessionId);
     });
     if (!deleted) throw domainError("NOT_FOUND", `session ${request.sessionId} not found`, { session_id: request.sessionId });

@@ -1,5 +1,5 @@
 import { ConfigError } from "../kernel/config.js";
-import { type RetentionTarget, retentionTask } from "../kernel/governance/index.js";
+import { type RetentionTarget, retentionTask, subjectRequestTask } from "../kernel/governance/index.js";
 import { createFieldCipher, reencryptTask, type SealedField } from "../kernel/keyring/index.js";
 import { CircuitBreaker } from "../kernel/resilience/index.js";
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
@@ -18,6 +18,7 @@ import { agentRoutes } from "./routes.js";
 import { ActiveRuns } from "./run/active-runs.js";
 import { Bulkhead } from "./run/bulkhead.js";
 import { RunCancellation } from "./run/run-cancellation.js";
+import { agentSubjectContributor } from "./subject-data.js";
 import { circuitStateValue, runMetrics } from "./telemetry/run-metrics.js";
 
 /** How long shutdown waits for runs that are still storing their outcome. */
@@ -70,6 +71,9 @@ export const AGENT_SEALED_FIELDS: readonly SealedField[] = [
  * go with them, ON DELETE CASCADE). Anonymizing a session blanks its title and deletes nothing
  * else (the messages are the content; an anonymize policy empties their texts and citations).
  */
+const SESSION_OWNER = (column: string) =>
+  `(SELECT s.${column} FROM agent.sessions s WHERE s.tenant_id = agent.messages.tenant_id AND s.session_id = agent.messages.session_id)`;
+
 export const AGENT_RETENTION_TARGETS: readonly RetentionTarget[] = [
   {
     category: "sessions",
@@ -77,6 +81,11 @@ export const AGENT_RETENTION_TARGETS: readonly RetentionTarget[] = [
     idColumn: "session_id",
     timeColumn: "updated_at",
     holdScope: "session",
+    // A hold on the key or the user that started the session covers it too.
+    moreHolds: [
+      { scope: "key", subject: "created_by_key" },
+      { scope: "user", subject: "created_by_user" },
+    ],
     anonymize: { title: "''" },
   },
   {
@@ -86,6 +95,10 @@ export const AGENT_RETENTION_TARGETS: readonly RetentionTarget[] = [
     timeColumn: "created_at",
     holdScope: "session",
     holdColumn: "session_id",
+    moreHolds: [
+      { scope: "key", subject: SESSION_OWNER("created_by_key") },
+      { scope: "user", subject: SESSION_OWNER("created_by_user") },
+    ],
     anonymize: { text: "''", citations: "'[]'::jsonb" },
   },
 ];
@@ -134,9 +147,10 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
   const observing = cancellation
     .start()
     .catch((err: unknown) => logger.error({ err }, "could not observe run cancel requests; CancelRun stays within each replica"));
+  const sessions = createPostgresSessionRepository(sessionsCipher);
   const handler = new AgentHandler({
     db: options.db,
-    sessions: createPostgresSessionRepository(sessionsCipher),
+    sessions,
     retriever: createGrpcRetriever(options.transports.retrieval),
     tools: createGrpcTools(options.transports.modules),
     quota: createGrpcQuotaGate(options.transports.metering),
@@ -172,6 +186,14 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
       reencryptTask({ db: ctx.db, keyring: ctx.keyring, fields: AGENT_SEALED_FIELDS, mode: ctx.config.encryptionAtRest, logger }),
       // The tenants' "sessions" retention policies (docs/governance.md#retention-and-legal-holds).
       retentionTask({ db: ctx.db, targets: AGENT_RETENTION_TARGETS, intervalMs: ctx.config.retentionIntervalMs, logger }),
+      // The "sessions" part of data-subject requests (docs/governance.md#data-subject-requests).
+      subjectRequestTask({
+        db: ctx.db,
+        keyring: ctx.keyring,
+        contributor: agentSubjectContributor(sessions),
+        intervalMs: ctx.config.subjectRequestIntervalMs,
+        logger,
+      }),
     ],
     async shutdown() {
       await observing;

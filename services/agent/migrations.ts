@@ -41,6 +41,18 @@ CREATE TABLE agent.messages (
 CREATE INDEX messages_by_session ON agent.messages (tenant_id, session_id, seq);
 `,
   },
+  {
+    // Who started each session (issue 17): the API key (or `user:<id>` for an access token) and
+    // the user, so a legal hold on a user or a key covers their sessions (DeleteSession,
+    // retention) and a data-subject request finds them. Empty for sessions from before.
+    id: "0002_gov_session_owner",
+    sql: `
+ALTER TABLE agent.sessions ADD COLUMN created_by_key text NOT NULL DEFAULT '';
+ALTER TABLE agent.sessions ADD COLUMN created_by_user text NOT NULL DEFAULT '';
+CREATE INDEX sessions_by_key ON agent.sessions (tenant_id, created_by_key) WHERE created_by_key <> '';
+CREATE INDEX sessions_by_user ON agent.sessions (tenant_id, created_by_user) WHERE created_by_user <> '';
+`,
+  },
 ];
 
 /** The agent schema and its migrations (applied whenever the service runs). */

@@ -18,6 +18,9 @@ export interface TurnRecord {
   corpusId: string;
   /** Title of a new session. */
   title: string;
+  /** Who started a new session: the API key id and the user (empty for a machine key). */
+  createdByKey?: string;
+  createdByUser?: string;
   at: Date;
   /** The user's message, and the assistant's when the run completed. */
   messages: readonly MessageRecord[];
@@ -30,6 +33,8 @@ export interface SessionRepository {
   recentMessages(q: Queryable, tenantId: string, sessionId: string, limit: number): Promise<MessageRecord[]>;
   /** A page of the tenant's sessions, most recently updated first, strictly after `after`. */
   list(q: Queryable, tenantId: string, page: { corpusId?: string; after?: SessionCursor; limit: number }): Promise<SessionRecord[]>;
+  /** Who started the session (key id, user id; empty when unknown), undefined when it does not exist. */
+  owner(q: Queryable, tenantId: string, sessionId: string): Promise<{ keyId: string; userId: string } | undefined>;
   /** Deletes a session and its messages; false when it did not exist. */
   delete(tx: Tx, tenantId: string, sessionId: string): Promise<boolean>;
   /**

@@ -11,7 +11,7 @@ import {
 } from "./domain/audit-entry.js";
 import { type AuditSourceEvent, taxonomyEntry } from "./domain/audit-taxonomy.js";
 import { redact } from "./domain/redaction.js";
-import type { AuditQuery, AuditStore, AuditUnitOfWork } from "./ports.js";
+import type { AuditCheckpoint, AuditQuery, AuditStore, AuditUnitOfWork } from "./ports.js";
 
 /** Options of {@link AuditApplication}. */
 export interface AuditApplicationOptions {
@@ -20,6 +20,11 @@ export interface AuditApplicationOptions {
   extraRedactKeys?: readonly string[];
   clock: () => Date;
   logger: Logger;
+  /**
+   * Checks a retention checkpoint's signature (the keyring opens it to its statement); without
+   * it checkpoints are trusted as stored.
+   */
+  checkpointSigned?: (c: AuditCheckpoint) => Promise<boolean>;
 }
 
 /** The outcome of a chain verification. */
@@ -43,8 +48,10 @@ export class AuditApplication {
   private readonly extraKeys: readonly string[];
   private readonly clock: () => Date;
   private readonly logger: Logger;
+  private readonly checkpointSigned: ((c: AuditCheckpoint) => Promise<boolean>) | undefined;
 
   constructor(options: AuditApplicationOptions) {
+    this.checkpointSigned = options.checkpointSigned;
     this.store = options.store;
     this.extraKeys = options.extraRedactKeys ?? [];
     this.clock = options.clock;
@@ -139,8 +146,22 @@ export class AuditApplication {
 
   /** Recomputes a chain from its first entry; reports the first broken link. */
   async verify(tenantId: string, signal?: AbortSignal): Promise<ChainVerification> {
-    const verifier = new ChainVerifier();
-    let after = 0;
+    // After retention, the kept chain continues from the newest checkpoint: its last removed
+    // sequence and hash, which the first kept entry's prev_hash must name.
+    const checkpoint = await this.store.latestCheckpoint(tenantId);
+    if (checkpoint && this.checkpointSigned && !(await this.checkpointSigned(checkpoint))) {
+      const broken: BrokenLink = {
+        sequence: checkpoint.sequence,
+        eventId: "",
+        expectedHash: "a checkpoint signed by the tenant's key",
+        actualHash: checkpoint.hash,
+        problem: "hash_mismatch",
+      };
+      this.logger.warn({ tenant_id: tenantId, broken_link: broken }, "audit retention checkpoint signature does not verify");
+      return { ok: false, entriesChecked: 0, firstBrokenLink: broken, headHash: checkpoint.hash, verifiedAt: this.clock() };
+    }
+    const verifier = new ChainVerifier(checkpoint);
+    let after = checkpoint?.sequence ?? 0;
     for (;;) {
       signal?.throwIfAborted();
       const rows = await this.store.chainPage(tenantId, after, PAGE);

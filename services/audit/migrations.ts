@@ -71,6 +71,43 @@ CREATE TABLE audit.actors (
 );
 `,
   },
+  {
+    // Retention of the audit trail (docs/governance.md#retention): entries older than the
+    // tenant's window are summarized into a checkpoint — the last removed entry's sequence and
+    // hash, counts per event type, signed by the keyring — and only then removed. The kept
+    // chain verifies from the checkpoint. The append-only trigger lets a DELETE through only
+    // inside a retention transaction (nexus.audit_retention = 'on') and only for entries at or
+    // below a checkpoint of the tenant; UPDATE and TRUNCATE stay refused.
+    id: "0002_gov_checkpoints",
+    sql: `
+CREATE TABLE audit.checkpoints (
+  tenant_id text NOT NULL,
+  sequence bigint NOT NULL CHECK (sequence >= 1),
+  hash text NOT NULL,
+  entries_removed integer NOT NULL,
+  first_occurred_at timestamptz NOT NULL,
+  last_occurred_at timestamptz NOT NULL,
+  event_types jsonb NOT NULL DEFAULT '{}'::jsonb,
+  signature text NOT NULL DEFAULT '',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, sequence)
+);
+
+CREATE OR REPLACE FUNCTION audit.refuse_entry_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    IF current_setting('nexus.audit_retention', true) = 'on'
+       AND OLD.sequence <= (SELECT max(c.sequence) FROM audit.checkpoints c WHERE c.tenant_id = OLD.tenant_id) THEN
+      RETURN OLD;
+    END IF;
+  END IF;
+  RAISE EXCEPTION 'audit.entries is append-only: % is not allowed', TG_OP
+    USING ERRCODE = 'restrict_violation',
+          HINT = 'Audit entries are evidence; only retention removes them, behind a signed checkpoint.';
+END
+$fn$;
+`,
+  },
 ];
 
 /** The audit schema and its migrations (applied whenever the service runs). */

@@ -41,6 +41,30 @@ export interface AuditUnitOfWork {
 }
 
 /** The audit trail's storage. */
+/**
+ * What retention left of the entries it removed (docs/governance.md#retention): the last
+ * removed entry's sequence and hash — where the kept chain continues — with a summary, signed
+ * by the keyring.
+ */
+export interface AuditCheckpoint {
+  tenantId: string;
+  sequence: number;
+  hash: string;
+  entriesRemoved: number;
+  firstOccurredAt: Date;
+  lastOccurredAt: Date;
+  /** Removed entries per event type. */
+  eventTypes: Record<string, number>;
+  /** The statement sealed under the tenant's `signatures` key ({@link checkpointStatement}); empty when unsigned. */
+  signature: string;
+  createdAt: Date;
+}
+
+/** What a checkpoint's signature seals. */
+export function checkpointStatement(c: Pick<AuditCheckpoint, "tenantId" | "sequence" | "hash" | "entriesRemoved">): string {
+  return `nexus.audit.checkpoint.v1\n${c.tenantId}\n${c.sequence}\n${c.hash}\n${c.entriesRemoved}`;
+}
+
 export interface AuditStore {
   within(tx: Tx): AuditUnitOfWork;
   /** Entries newest first with sequence < `beforeSequence` (all when undefined). */
@@ -49,4 +73,6 @@ export interface AuditStore {
   listOldestFirst(q: AuditQuery, afterSequence: number, limit: number): Promise<AuditEntry[]>;
   /** The whole chain, oldest first, in pages (for verification). */
   chainPage(tenantId: string, afterSequence: number, limit: number): Promise<AuditEntry[]>;
+  /** The newest retention checkpoint of the tenant's chain (entries up to it were removed). */
+  latestCheckpoint(tenantId: string): Promise<AuditCheckpoint | undefined>;
 }

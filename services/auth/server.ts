@@ -1,4 +1,5 @@
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
+import { GovernanceService } from "../../gen/nexus/governance/v1/governance_service_pb.js";
 import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
 import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
 import { defineService } from "../kernel/service/index.js";
@@ -7,13 +8,15 @@ import { tenantAggregate } from "./auth-aggregates.js";
 import { authSettingsFromConfig } from "./auth-settings.js";
 import { consoleSessionRoutes } from "./console-session-routes.js";
 import { createAuthParts } from "./create-auth-application.js";
+import { GovernanceServiceHandlers } from "./governance-handlers.js";
 import { AuthServiceHandlers } from "./handlers.js";
 import { IdentityServiceHandlers } from "./identity-handlers.js";
 import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
 import { authMigrations } from "./migrations.js";
-import { authRoutes, identityRoutes } from "./routes.js";
+import { authRoutes, governanceRoutes, identityRoutes } from "./routes.js";
 import { scimRoutes } from "./scim-routes.js";
 import { signInRoutes } from "./sign-in-routes.js";
+import { authTenantData } from "./tenant-data.js";
 import { TenantHistory } from "./tenant-history.js";
 
 /** How often the auth service closes ended rotation graces (ApiKeyRevoked "rotated"). */
@@ -26,15 +29,17 @@ const KEY_EXPIRY_INTERVAL_MS = 60_000;
 /**
  * The auth service (`nexus.auth.v1.AuthService`): tenants, plans, entitlements, API keys and
  * Authenticate (API keys and the tenants' OpenID access tokens); and people
- * (`nexus.identity.v1.IdentityService`: users, memberships, identity providers), plus a sweep that records the end of rotation graces and a count of the keys
+ * (`nexus.identity.v1.IdentityService`: users, memberships, identity providers); data governance
+ * (`nexus.governance.v1.GovernanceService`: legal holds, retention policies and reports), plus a sweep that records the end of rotation graces and a count of the keys
  * that expire within 7 days (`nexus_api_keys_expiring_soon`), and the web console's sign-in endpoint
  * (`/auth/session`) beside OpenID sign-in (`/auth/oidc/...`). `nexus dev` and
  * `nexus serve --service auth` mount the same definition.
  */
 export const authService = defineService({
   name: "auth",
-  apis: [AuthService, IdentityService],
+  apis: [AuthService, IdentityService, GovernanceService],
   migrations: [authMigrations],
+  dataDeleters: [authTenantData],
   build(ctx) {
     const settings = authSettingsFromConfig(ctx.config);
     const { app, identity, signIn, scim } = createAuthParts({
@@ -56,7 +61,11 @@ export const authService = defineService({
       logger: ctx.logger,
     });
     return {
-      handlers: [authRoutes(new AuthServiceHandlers(app, history)), identityRoutes(new IdentityServiceHandlers(identity, scim))],
+      handlers: [
+        authRoutes(new AuthServiceHandlers(app, history)),
+        identityRoutes(new IdentityServiceHandlers(identity, scim)),
+        governanceRoutes(new GovernanceServiceHandlers(ctx.db, ctx.keyring)),
+      ],
       // The web console's sign-in and sign-out (docs/console.md), and OpenID sign-in (docs/identity.md).
       httpRoutes: [
         ...consoleSessionRoutes({ app, ttlMs: ctx.config.consoleSessionTtlSeconds * 1000, logger: ctx.logger }),

@@ -5,8 +5,10 @@ import { AgentService } from "../../gen/nexus/agent/v1/agent_service_pb.js";
 import { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { EventStoreService } from "../../gen/nexus/eventstore/v1/event_store_service_pb.js";
+import { GovernanceService } from "../../gen/nexus/governance/v1/governance_service_pb.js";
 import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
+import { EdgeService } from "../../gen/nexus/integration/v1/edge_service_pb.js";
 import { IntegrationService } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { ModulesService } from "../../gen/nexus/modules/v1/modules_service_pb.js";
@@ -53,8 +55,12 @@ export interface NexusClient {
   events: Client<typeof EventStoreService>;
   modules: Client<typeof ModulesService>;
   integration: Client<typeof IntegrationService>;
+  /** Edge agents: register, assign apps, revoke (docs/edge.md). */
+  edges: Client<typeof EdgeService>;
   /** People (users, memberships) and the tenant's OpenID Connect provider. */
   identity: Client<typeof IdentityService>;
+  /** Data governance: legal holds, retention policies and their reports. */
+  governance: Client<typeof GovernanceService>;
   /** The underlying transport, for calling health or other services. */
   transport: Transport;
 }
@@ -97,7 +103,9 @@ export function createNexusClient(options: NexusClientOptions = {}): NexusClient
     events: createClient(EventStoreService, transport),
     modules: createClient(ModulesService, transport),
     integration: createClient(IntegrationService, transport),
+    edges: createClient(EdgeService, transport),
     identity: createClient(IdentityService, transport),
+    governance: createClient(GovernanceService, transport),
     transport,
   };
 }

@@ -24,6 +24,10 @@ export const REASONS = {
   AUTH_REVOKED_KEY: Code.Unauthenticated,
   AUTH_EXPIRED_KEY: Code.Unauthenticated,
   AUTH_INACTIVE_KEY: Code.Unauthenticated,
+  // edge agents' tokens (docs/edge.md): checked by the integration service, not the gate
+  EDGE_TOKEN_INVALID: Code.Unauthenticated,
+  EDGE_TOKEN_REVOKED: Code.Unauthenticated,
+  EDGE_APP_NOT_ASSIGNED: Code.PermissionDenied,
   CSRF_TOKEN_INVALID: Code.PermissionDenied,
   TENANT_SUSPENDED: Code.PermissionDenied,
   // bearer access tokens (JWTs) of a tenant's OpenID Connect issuer (docs/identity.md)
@@ -47,6 +51,8 @@ export const REASONS = {
   LEGAL_HOLD_ACTIVE: Code.FailedPrecondition,
   // an integration object declared by a Kubernetes resource: change the resource, not the object
   MANAGED_BY_KUBERNETES: Code.FailedPrecondition,
+  // an erase request needs a second admin: the requester cannot approve it
+  SELF_APPROVAL_FORBIDDEN: Code.PermissionDenied,
   CONCURRENCY_CONFLICT: Code.Aborted,
   IDEMPOTENCY_KEY_CONFLICT: Code.AlreadyExists,
   IDEMPOTENCY_IN_PROGRESS: Code.Aborted,

@@ -1,7 +1,11 @@
+import { retentionTask, subjectRequestTask } from "../kernel/governance/index.js";
 import { createFieldCipher, reencryptTask, type SealedField } from "../kernel/keyring/index.js";
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
+import { createPgContentStore } from "./ingestion/adapters/postgres-content-store.js";
+import { documentRetention } from "./ingestion/document-retention.js";
 import { createIngestionRuntime } from "./ingestion/ingestion-runtime.js";
 import { ingestionRoutes } from "./ingestion/routes.js";
+import { ingestionSubjectContributor } from "./ingestion/subject-data.js";
 import { startAccessCacheInvalidation } from "./retrieval/access-cache.js";
 import { createPgCorpusRepository } from "./retrieval/adapters/postgres-corpus-repository.js";
 import { accessCache } from "./retrieval/adapters/postgres-policies.js";
@@ -111,6 +115,21 @@ export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
         keyring: ctx.keyring,
         fields: KNOWLEDGE_SEALED_FIELDS,
         mode: config.encryptionAtRest,
+        logger: ctx.logger,
+      }),
+      // The tenants' "documents" retention policies (docs/governance.md#retention).
+      retentionTask({
+        db: ctx.db,
+        targets: [documentRetention(ingestion.handler)],
+        intervalMs: config.retentionIntervalMs,
+        logger: ctx.logger,
+      }),
+      // The "documents" part of data-subject requests (docs/governance.md#data-subject-requests).
+      subjectRequestTask({
+        db: ctx.db,
+        keyring: ctx.keyring,
+        contributor: ingestionSubjectContributor({ handler: ingestion.handler, contents: createPgContentStore(cipher) }),
+        intervalMs: config.subjectRequestIntervalMs,
         logger: ctx.logger,
       }),
     ],

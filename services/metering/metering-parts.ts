@@ -1,3 +1,4 @@
+import { retentionTask, subjectRequestTask } from "../kernel/governance/index.js";
 import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
 import { createAuthTenantDirectory } from "./adapters/auth-directory.js";
 import { createPostgresMeteringStore } from "./adapters/postgres.js";
@@ -15,6 +16,8 @@ import { MeteringHandler } from "./metering-handler.js";
 import { type MeteringSettings, meteringSettingsFromConfig } from "./metering-settings.js";
 import type { TenantDirectory } from "./ports.js";
 import { meteringRoutes } from "./routes.js";
+import { meteringSubjectContributor } from "./subject-data.js";
+import { usageRetention } from "./usage-retention.js";
 
 /** Options of {@link createMeteringParts} beyond the service context. */
 export interface MeteringPartsOptions {
@@ -62,6 +65,18 @@ export function createMeteringParts(ctx: ServiceContext, options: MeteringPartsO
           ]
         : []),
     ],
-    tasks: [{ name: "reservation expiry sweep", intervalMs: settings.expirySweepIntervalMs, run: () => app.sweepExpiredReservations() }],
+    tasks: [
+      { name: "reservation expiry sweep", intervalMs: settings.expirySweepIntervalMs, run: () => app.sweepExpiredReservations() },
+      // The tenants' "usage" retention policies (docs/governance.md#retention).
+      retentionTask({ db: ctx.db, targets: [usageRetention()], intervalMs: ctx.config.retentionIntervalMs, logger: ctx.logger }),
+      // The "usage" part of data-subject requests (docs/governance.md#data-subject-requests).
+      subjectRequestTask({
+        db: ctx.db,
+        keyring: ctx.keyring,
+        contributor: meteringSubjectContributor(),
+        intervalMs: ctx.config.subjectRequestIntervalMs,
+        logger: ctx.logger,
+      }),
+    ],
   };
 }

@@ -9,6 +9,7 @@ import pg from "pg";
 import { pino } from "pino";
 import { createPostgresAuditStore } from "../audit/adapters/postgres.js";
 import { AuditApplication } from "../audit/audit-application.js";
+import { checkpointVerifier } from "../audit/audit-retention.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import { createFieldCipher, createKeyring, type MasterKeys } from "../kernel/keyring/index.js";
 import { buildSearchStatement } from "../knowledge/retrieval/adapters/postgres-search-index.js";
@@ -51,7 +52,8 @@ export class BackupRefused extends Error {
       | "BACKUP_CORRUPT"
       | "BACKUP_KEY_MISSING"
       | "RESTORE_TARGET_NOT_EMPTY"
-      | "BACKUP_TOOL_FAILED",
+      | "BACKUP_TOOL_FAILED"
+      | "SHRED_LIST_INVALID",
     message: string,
   ) {
     super(message);
@@ -83,6 +85,13 @@ function canonical(manifest: Omit<BackupManifest, "signature">): string {
 function sign(masterKeys: MasterKeys, m: Omit<BackupManifest, "signature">): string {
   const key = derive(masterKeys, m.encryption.masterKeyVersion, Buffer.from(m.encryption.salt, "base64"), "nexus.backup.v1.sign");
   return createHmac("sha256", key).update(canonical(m)).digest("hex");
+}
+
+/** Whether a given hex signature equals the expected one (constant time). */
+function sameHex(expectedHex: string, givenHex: string): boolean {
+  const expected = Buffer.from(expectedHex, "hex");
+  const given = Buffer.from(givenHex, "hex");
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
@@ -147,12 +156,14 @@ export async function backup(o: BackupOptions): Promise<{ manifestPath: string; 
   await c.connect();
   let counts: Record<string, number>;
   let serverVersion: string;
+  let shreddedNow: ShreddedTenant[] = [];
   try {
     // One snapshot for the counts and the dump: they describe the same data.
     await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     const snapshot = (await c.query<{ s: string }>("SELECT pg_export_snapshot() AS s")).rows[0]!.s;
     serverVersion = (await c.query<{ v: string }>("SHOW server_version")).rows[0]!.v;
     counts = await rowCounts(c);
+    shreddedNow = await shreddedTenants(c);
     await run(pgDump, ["--format=custom", `--snapshot=${snapshot}`, "--no-owner", "--file", plainFile, "--dbname", o.databaseUrl]);
     await c.query("COMMIT");
   } finally {
@@ -197,6 +208,7 @@ export async function backup(o: BackupOptions): Promise<{ manifestPath: string; 
     const manifest: BackupManifest = { ...unsigned, signature: sign(o.masterKeys, unsigned) };
     const manifestPath = path.join(o.outDir, `${id}.manifest.json`);
     await writeFile(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
+    await updateShredList(o.outDir, o.masterKeys, shreddedNow);
     if (o.keep && o.keep > 0) await prune(o.outDir, o.keep);
     return { manifestPath, manifest };
   } finally {
@@ -227,9 +239,7 @@ export async function verifyBackup(manifestPath: string, masterKeys: MasterKeys)
   if (manifest?.format !== BACKUP_FORMAT || typeof manifest.signature !== "string" || !manifest.encryption)
     throw new BackupRefused("BACKUP_MANIFEST_INVALID", `${manifestPath} is not a ${BACKUP_FORMAT} manifest`);
   const { signature, ...unsigned } = manifest;
-  const expected = Buffer.from(sign(masterKeys, unsigned), "hex");
-  const given = Buffer.from(signature, "hex");
-  if (given.length !== expected.length || !timingSafeEqual(given, expected))
+  if (!sameHex(sign(masterKeys, unsigned), signature))
     throw new BackupRefused(
       "BACKUP_MANIFEST_INVALID",
       "the manifest's signature does not verify: it was altered, or it was made with another master key; refusing to restore",
@@ -251,11 +261,39 @@ export interface RestoreOptions {
   /** An empty database to restore into. */
   targetUrl: string;
   pgRestore?: string;
+  /**
+   * Shred lists to re-apply after the restore (default: the one beside the manifest, when
+   * there is one). Every tenant they name has its data keys destroyed in the restored database.
+   */
+  shredLists?: string[];
 }
 
-/** Verifies, decrypts and restores a backup into an empty database; checks the row counts. */
-export async function restore(o: RestoreOptions): Promise<{ manifest: BackupManifest; rowCounts: Record<string, number> }> {
+/**
+ * Verifies, decrypts and restores a backup into an empty database; checks the row counts; then
+ * re-applies the shred list, so a backup taken before a tenant was crypto-shredded does not
+ * bring that tenant's keys (and so its data) back.
+ */
+export async function restore(o: RestoreOptions): Promise<{
+  manifest: BackupManifest;
+  rowCounts: Record<string, number>;
+  /** Tenants whose keys the restore destroyed again (they were shredded after the backup was taken). */
+  reshredded: string[];
+  /** The shred lists applied (none: no list beside the backup). */
+  shredLists: string[];
+}> {
   const manifest = await verifyBackup(o.manifestPath, o.masterKeys);
+  // Read (and verify) the shred lists before touching the target: a tampered list refuses the restore.
+  const besides = path.join(path.dirname(o.manifestPath), SHRED_LIST_FILE);
+  const listPaths =
+    o.shredLists ??
+    ((await stat(besides).then(
+      () => true,
+      () => false,
+    ))
+      ? [besides]
+      : []);
+  const toShred = new Set<string>();
+  for (const p of listPaths) for (const t of (await readShredList(p, o.masterKeys)).tenants) toShred.add(t.tenantId);
   const c = new pg.Client({ connectionString: o.targetUrl });
   await c.connect();
   try {
@@ -295,7 +333,16 @@ export async function restore(o: RestoreOptions): Promise<{ manifest: BackupMani
         "BACKUP_CORRUPT",
         `restored row counts differ from the manifest for ${diff.map((t) => `${t} (${counts[t] ?? "missing"} ≠ ${manifest.rowCounts[t] ?? "missing"})`).join(", ")}`,
       );
-    return { manifest, rowCounts: counts };
+    let reshredded: string[] = [];
+    if (toShred.size > 0 && counts["platform.data_keys"] !== undefined) {
+      const { rows } = await check.query<{ tenant_id: string }>(
+        `UPDATE platform.data_keys SET wrapped = NULL, destroyed_at = now() WHERE tenant_id = ANY($1::text[]) AND wrapped IS NOT NULL
+         RETURNING tenant_id`,
+        [[...toShred]],
+      );
+      reshredded = [...new Set(rows.map((r) => r.tenant_id))].sort();
+    }
+    return { manifest, rowCounts: counts, reshredded, shredLists: listPaths };
   } finally {
     await check.end().catch(() => undefined);
   }
@@ -345,6 +392,8 @@ export async function restoreDrill(o: {
           store: createPostgresAuditStore(db),
           clock: () => new Date(),
           logger: pino({ level: "silent" }),
+          // Chains shortened by retention verify from their signed checkpoint.
+          checkpointSigned: checkpointVerifier(createKeyring({ db, masterKeys: o.masterKeys })),
         });
         const { rows } = await db.query<{ tenant_id: string }>("SELECT DISTINCT tenant_id FROM audit.entries ORDER BY 1");
         for (const r of rows) {
@@ -356,24 +405,28 @@ export async function restoreDrill(o: {
       if ((counts["retrieval.chunks"] ?? 0) > 0) {
         const { rows } = await db.query<{ tenant_id: string; corpus_id: string; word: string }>(
           `SELECT tenant_id, corpus_id, (SELECT word FROM ts_stat(format('SELECT tsv FROM retrieval.chunks WHERE tenant_id = %L AND document_id = %L AND ordinal = %s', tenant_id, document_id, ordinal)) ORDER BY length(word) DESC, word LIMIT 1) AS word
-           FROM retrieval.chunks ORDER BY tenant_id, document_id, ordinal LIMIT 1`,
+           FROM retrieval.chunks c
+           WHERE NOT EXISTS (SELECT 1 FROM platform.data_keys k WHERE k.tenant_id = c.tenant_id GROUP BY k.tenant_id HAVING bool_and(k.wrapped IS NULL))
+           ORDER BY tenant_id, document_id, ordinal LIMIT 1`,
         );
-        const probe = rows[0]!;
-        const statement = buildSearchStatement({
-          tenantId: probe.tenant_id,
-          corpusId: probe.corpus_id,
-          text: probe.word,
-          topK: 5,
-          ranking: "lexical",
-        });
-        const hits = (await db.query<{ text: string }>(statement.sql, statement.params)).rows;
-        const cipher = createFieldCipher(createKeyring({ db, masterKeys: o.masterKeys }), "documents", "auto");
-        let opened = false;
-        if (hits[0]) {
-          await cipher.openText(probe.tenant_id, hits[0].text);
-          opened = true;
+        const probe = rows[0];
+        if (probe) {
+          const statement = buildSearchStatement({
+            tenantId: probe.tenant_id,
+            corpusId: probe.corpus_id,
+            text: probe.word,
+            topK: 5,
+            ranking: "lexical",
+          });
+          const hits = (await db.query<{ text: string }>(statement.sql, statement.params)).rows;
+          const cipher = createFieldCipher(createKeyring({ db, masterKeys: o.masterKeys }), "documents", "auto");
+          let opened = false;
+          if (hits[0]) {
+            await cipher.openText(probe.tenant_id, hits[0].text);
+            opened = true;
+          }
+          search = { tenantId: probe.tenant_id, corpusId: probe.corpus_id, query: probe.word, hits: hits.length, opened };
         }
-        search = { tenantId: probe.tenant_id, corpusId: probe.corpus_id, query: probe.word, hits: hits.length, opened };
       }
       const ok = auditChains.every((a) => a.ok) && (search === undefined || (search.hits > 0 && search.opened));
       return {
@@ -392,6 +445,99 @@ export async function restoreDrill(o: {
   } finally {
     if (!o.keep) await scratch.drop();
   }
+}
+
+/**
+ * The shred list (docs/governance.md#crypto-shredding-and-older-backups): every tenant whose
+ * keys were crypto-shredded, kept beside the backups in `shred-list.json`, signed with a key
+ * derived from the master key. Each backup merges the tenants shredded in its snapshot into it
+ * (it never shrinks); each restore re-applies it, so a backup taken *before* a shred does not
+ * make the shredded tenant readable again.
+ */
+export const SHRED_LIST_FILE = "shred-list.json";
+const SHRED_LIST_FORMAT = "nexus-shred-list/1";
+
+export interface ShreddedTenant {
+  tenantId: string;
+  shreddedAt: string;
+}
+
+export interface ShredList {
+  format: typeof SHRED_LIST_FORMAT;
+  updatedAt: string;
+  tenants: ShreddedTenant[];
+  masterKeyVersion: number;
+  salt: string;
+  signature: string;
+}
+
+function signShredList(masterKeys: MasterKeys, l: Omit<ShredList, "signature">): string {
+  const key = derive(masterKeys, l.masterKeyVersion, Buffer.from(l.salt, "base64"), "nexus.shred-list.v1.sign");
+  return createHmac("sha256", key)
+    .update(JSON.stringify([l.format, l.updatedAt, l.tenants, l.masterKeyVersion, l.salt]))
+    .digest("hex");
+}
+
+/** Tenants whose every data key is destroyed (crypto-shredded), in the database `c` reads. */
+async function shreddedTenants(c: pg.Client): Promise<ShreddedTenant[]> {
+  const exists = await c.query("SELECT 1 FROM information_schema.tables WHERE table_schema = 'platform' AND table_name = 'data_keys'");
+  if (exists.rowCount === 0) return [];
+  const { rows } = await c.query<{ tenant_id: string; at: Date }>(
+    `SELECT tenant_id, max(destroyed_at) AS at FROM platform.data_keys GROUP BY tenant_id HAVING bool_and(wrapped IS NULL) ORDER BY tenant_id`,
+  );
+  return rows.map((r) => ({ tenantId: r.tenant_id, shreddedAt: r.at.toISOString() }));
+}
+
+/** Reads and verifies a shred list; SHRED_LIST_INVALID when it was altered or is not one. */
+export async function readShredList(file: string, masterKeys: MasterKeys): Promise<ShredList> {
+  let list: ShredList;
+  try {
+    list = JSON.parse(await readFile(file, "utf8")) as ShredList;
+  } catch (err) {
+    throw new BackupRefused("SHRED_LIST_INVALID", `${file} is not a shred list: ${(err as Error).message}`);
+  }
+  if (list?.format !== SHRED_LIST_FORMAT || !Array.isArray(list.tenants) || typeof list.signature !== "string")
+    throw new BackupRefused("SHRED_LIST_INVALID", `${file} is not a ${SHRED_LIST_FORMAT} file`);
+  const { signature, ...unsigned } = list;
+  if (!sameHex(signShredList(masterKeys, unsigned), signature))
+    throw new BackupRefused(
+      "SHRED_LIST_INVALID",
+      `the shred list ${file} does not verify (altered, or made with another master key); refusing to restore without it — pass --shred-list with a valid one`,
+    );
+  return list;
+}
+
+/** Merges `shredded` into the directory's shred list (created when missing; never shrinks). */
+export async function updateShredList(
+  dir: string,
+  masterKeys: MasterKeys,
+  shredded: readonly ShreddedTenant[],
+): Promise<ShredList | undefined> {
+  const file = path.join(dir, SHRED_LIST_FILE);
+  const existing = await stat(file).then(
+    () => readShredList(file, masterKeys),
+    () => undefined,
+  );
+  const byTenant = new Map((existing?.tenants ?? []).map((t) => [t.tenantId, t]));
+  let added = 0;
+  for (const t of shredded)
+    if (!byTenant.has(t.tenantId)) {
+      byTenant.set(t.tenantId, t);
+      added++;
+    }
+  if (existing && added === 0 && existing.masterKeyVersion === masterKeys.current) return existing;
+  if (!existing && byTenant.size === 0) return undefined;
+  const unsigned: Omit<ShredList, "signature"> = {
+    format: SHRED_LIST_FORMAT,
+    updatedAt: new Date().toISOString(),
+    tenants: [...byTenant.values()].sort((a, b) => a.tenantId.localeCompare(b.tenantId)),
+    masterKeyVersion: masterKeys.current,
+    salt: randomBytes(16).toString("base64"),
+  };
+  const list: ShredList = { ...unsigned, signature: signShredList(masterKeys, unsigned) };
+  await writeFile(`${file}.partial`, `${JSON.stringify(list, null, 2)}\n`);
+  await rename(`${file}.partial`, file);
+  return list;
 }
 
 /**

@@ -114,6 +114,14 @@ export function createPostgresSessionRepository(cipher?: FieldCipher): SessionRe
       return opened.map(session);
     },
 
+    async owner(q: Queryable, tenantId: string, sessionId: string) {
+      const { rows } = await q.query<{ key: string; user: string }>(
+        `SELECT created_by_key AS key, created_by_user AS "user" FROM agent.sessions WHERE tenant_id = $1 AND session_id = $2`,
+        [tenantId, sessionId],
+      );
+      return rows[0] ? { keyId: rows[0].key, userId: rows[0].user } : undefined;
+    },
+
     async delete(tx: Tx, tenantId: string, sessionId: string) {
       const { rowCount } = await tx.query("DELETE FROM agent.sessions WHERE tenant_id = $1 AND session_id = $2", [tenantId, sessionId]);
       return rowCount > 0;
@@ -124,9 +132,18 @@ export function createPostgresSessionRepository(cipher?: FieldCipher): SessionRe
       const seal = (text: string) => (cipher ? cipher.sealText(turn.tenantId, text, tx) : Promise.resolve(text));
       if (turn.newSession) {
         await tx.query(
-          `INSERT INTO agent.sessions (tenant_id, session_id, corpus_id, title, message_count, created_at, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $6)`,
-          [turn.tenantId, turn.sessionId, turn.corpusId, await seal(turn.title), n, turn.at],
+          `INSERT INTO agent.sessions (tenant_id, session_id, corpus_id, title, message_count, created_at, updated_at, created_by_key, created_by_user)
+           VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)`,
+          [
+            turn.tenantId,
+            turn.sessionId,
+            turn.corpusId,
+            await seal(turn.title),
+            n,
+            turn.at,
+            turn.createdByKey ?? "",
+            turn.createdByUser ?? "",
+          ],
         );
       } else {
         const { rowCount } = await tx.query(

@@ -144,6 +144,8 @@ export class RunRecorder {
               newSession: this.ctx.session.isNew,
               corpusId: input.request.corpusId,
               title: sessionTitle(input.request.message),
+              createdByKey: principal.keyId,
+              createdByUser: principal.userId ?? "",
               at: record.at,
               messages: record.messages,
             })

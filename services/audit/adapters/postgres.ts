@@ -168,6 +168,32 @@ export function createPostgresAuditStore(db: Database): AuditStore {
       params.push(limit);
       return list(db, `SELECT ${COLUMNS} FROM audit.entries WHERE ${cond} ORDER BY sequence ASC LIMIT $${params.length}`, params);
     },
+    async latestCheckpoint(tenantId) {
+      const { rows } = await db.query<{
+        sequence: string;
+        hash: string;
+        entries_removed: number;
+        first_occurred_at: Date;
+        last_occurred_at: Date;
+        event_types: Record<string, number>;
+        signature: string;
+        created_at: Date;
+      }>("SELECT * FROM audit.checkpoints WHERE tenant_id = $1 ORDER BY sequence DESC LIMIT 1", [tenantId]);
+      const r = rows[0];
+      return r
+        ? {
+            tenantId,
+            sequence: Number(r.sequence),
+            hash: r.hash,
+            entriesRemoved: r.entries_removed,
+            firstOccurredAt: r.first_occurred_at,
+            lastOccurredAt: r.last_occurred_at,
+            eventTypes: r.event_types,
+            signature: r.signature,
+            createdAt: r.created_at,
+          }
+        : undefined;
+    },
     chainPage(tenantId, after, limit) {
       return list(db, `SELECT ${COLUMNS} FROM audit.entries WHERE tenant_id = $1 AND sequence > $2 ORDER BY sequence ASC LIMIT $3`, [
         tenantId,

@@ -121,9 +121,19 @@ export interface BrokenLink {
  * stream through it). Returns the first broken link, then keeps returning it.
  */
 export class ChainVerifier {
-  private expectedSequence = 1;
-  private previousHash = GENESIS_HASH;
+  private expectedSequence: number;
+  private previousHash: string;
   private broken: BrokenLink | undefined;
+
+  /**
+   * `start`: where the kept chain begins after retention removed older entries — the
+   * checkpoint's last removed sequence and hash (docs/governance.md#retention); the genesis
+   * otherwise.
+   */
+  constructor(start?: { sequence: number; hash: string }) {
+    this.expectedSequence = (start?.sequence ?? 0) + 1;
+    this.previousHash = start?.hash ?? GENESIS_HASH;
+  }
   /** Entries checked so far. */
   checked = 0;
 

@@ -81,6 +81,8 @@ const INTEGRATION_VERBS: Record<string, string> = {
   updated: "Update",
   deleted: "Delete",
   rolled_back: "Rollback",
+  disabled: "Disable",
+  enabled: "Enable",
   key_rotated: "RotateAppKey",
   secret_rotated: "RotateMasterSecret",
 };
@@ -88,7 +90,15 @@ const integrationAction = (change: string, noun: string) => {
   const verb = INTEGRATION_VERBS[change] ?? change;
   return `${INTEGRATION}/${verb.startsWith("Rotate") ? verb : `${verb}${noun}`}`;
 };
+const EDGE_VERBS: Record<string, string> = {
+  registered: "RegisterEdge",
+  revoked: "RevokeEdge",
+  apps_assigned: "AssignEdgeApps",
+  apps_unassigned: "UnassignEdgeApps",
+};
+const edgeAction = (change: string) => `nexus.integration.v1.EdgeService/${EDGE_VERBS[change] ?? change}`;
 const IDENTITY = "nexus.identity.v1.IdentityService";
+const GOVERNANCE = "nexus.governance.v1.GovernanceService";
 
 interface Context {
   p: Payload;
@@ -240,6 +250,65 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
       required_role: p.requiredRole === undefined ? undefined : enumName(p.requiredRole, "ROLE_"),
       feature_key: p.featureKey,
     }),
+  }),
+
+  // ---- data governance (served by auth): legal holds and retention policies
+  "nexus.events.v1.LegalHoldPlaced": ({ p, actor }) => ({
+    eventType: "governance.legal_hold.placed",
+    actor,
+    action: `${GOVERNANCE}/PlaceLegalHold`,
+    resource: { type: "legal_hold", id: str(p.holdId) },
+    outcome: "success",
+    after: details({ scope: p.scope, subject_id: p.subjectId, reason: p.reason }),
+  }),
+  "nexus.events.v1.LegalHoldReleased": ({ p, actor }) => ({
+    eventType: "governance.legal_hold.released",
+    actor,
+    action: `${GOVERNANCE}/ReleaseLegalHold`,
+    resource: { type: "legal_hold", id: str(p.holdId) },
+    outcome: "success",
+    before: details({ scope: p.scope, subject_id: p.subjectId }),
+  }),
+  "nexus.events.v1.RetentionPolicyChanged": ({ p, actor }) => ({
+    eventType: p.maxAgeDays ? "governance.retention_policy.set" : "governance.retention_policy.cleared",
+    actor,
+    action: `${GOVERNANCE}/${p.maxAgeDays ? "Set" : "Clear"}RetentionPolicy`,
+    resource: { type: "retention_policy", id: str(p.category) },
+    outcome: "success",
+    after: p.maxAgeDays ? details({ max_age_days: p.maxAgeDays, action: p.action }) : undefined,
+  }),
+
+  "nexus.events.v1.DataSubjectRequestCreated": ({ p, actor }) => ({
+    eventType: "governance.subject_request.created",
+    actor,
+    action: `${GOVERNANCE}/CreateDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+    after: details({ kind: p.kind, scope: p.scope, subject_id: p.subjectId, approval_required: p.approvalRequired === true }),
+  }),
+  "nexus.events.v1.DataSubjectRequestApproved": ({ p, actor }) => ({
+    eventType: "governance.subject_request.approved",
+    actor,
+    action: `${GOVERNANCE}/ApproveDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+    metadata: details({ requested_by: p.requestedBy }),
+  }),
+  "nexus.events.v1.DataSubjectRequestCompleted": ({ p, actor }) => ({
+    eventType: "governance.subject_request.completed",
+    actor,
+    action: `${GOVERNANCE}/CreateDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+    after: details({ kind: p.kind, scope: p.scope, subject_id: p.subjectId, items: p.items ?? 0, kept: p.kept ?? 0 }),
+  }),
+  "nexus.events.v1.GovernanceSettingsChanged": ({ p, actor }) => ({
+    eventType: "governance.settings.changed",
+    actor,
+    action: `${GOVERNANCE}/SetGovernanceSettings`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    after: { erase_requires_approval: p.eraseRequiresApproval === true },
   }),
 
   // ---- people and sign-in (identity, served by auth)
@@ -520,6 +589,14 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     resource: { type: "mqtt_source", id: str(p.sourceId) },
     outcome: "success",
     after: details({ name: p.name }),
+  }),
+  "nexus.events.v1.EdgeAgentChanged": ({ p, actor }) => ({
+    eventType: `integration.edge_agent.${str(p.change)}`,
+    actor,
+    action: edgeAction(str(p.change)),
+    resource: { type: "edge_agent", id: str(p.edgeId) },
+    outcome: "success",
+    after: details({ name: p.name, app_ids: p.appIds, changed_app_ids: p.changedAppIds }),
   }),
 
   // ---- agent

@@ -75,26 +75,41 @@ export const backupCommand: Command = {
 export const restoreCommand: Command = {
   path: ["restore"],
   summary: "Restore a backup into an empty database after checking its signature, checksum and row counts",
-  usage: "nexus restore --from MANIFEST --target-url postgres://… [--pg-restore pg_restore]   (master keys as for backup)",
+  usage:
+    "nexus restore --from MANIFEST --target-url postgres://… [--shred-list FILE …] [--pg-restore pg_restore]   (master keys as for backup; default shred list: shred-list.json beside the manifest)",
   async run(args) {
     const { values } = parseArgs({
       args,
-      options: { from: { type: "string" }, "target-url": { type: "string" }, "pg-restore": { type: "string" } },
+      options: {
+        from: { type: "string" },
+        "target-url": { type: "string" },
+        "pg-restore": { type: "string" },
+        "shred-list": { type: "string", multiple: true },
+      },
       strict: true,
     });
     if (!values.from) throw new UsageError("--from MANIFEST is required");
     if (!values["target-url"]) throw new UsageError("--target-url is required (an empty database)");
     const { restore } = await import("../../runtime/backup.js");
     const { masterKeys } = await settings(false);
-    const { manifest, rowCounts } = await refusing(() =>
+    const { manifest, rowCounts, reshredded, shredLists } = await refusing(() =>
       restore({
         manifestPath: values.from!,
         masterKeys,
         targetUrl: values["target-url"]!,
         ...(values["pg-restore"] ? { pgRestore: values["pg-restore"] } : {}),
+        ...(values["shred-list"] ? { shredLists: values["shred-list"] } : {}),
       }),
     );
     console.log(`backup ${manifest.id} restored: ${Object.values(rowCounts).reduce((a, b) => a + b, 0)} rows, counts match the manifest`);
+    if (shredLists.length === 0)
+      console.log(
+        "warning: no shred list beside the backup (shred-list.json) and none given: tenants shredded after this backup was taken are readable again",
+      );
+    else
+      console.log(
+        `shred list re-applied (${shredLists.join(", ")}): ${reshredded.length === 0 ? "no tenant of this backup was shredded later" : `keys destroyed again for ${reshredded.join(", ")}`}`,
+      );
     return 0;
   },
 };

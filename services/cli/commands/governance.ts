@@ -10,10 +10,13 @@ async function withGovernance<T>(dataDir: string | undefined, fn: (db: Database)
   // Loaded on use: `nexus help` and client commands start without the whole mesh.
   const { governanceMigrations } = await import("../../kernel/governance/index.js");
   const { migrateSchemas } = await import("../../kernel/service/index.js");
+  const { migratePlatform } = await import("../../kernel/events/index.js");
   const { openDatabase } = await import("../../runtime/start-nexus.js");
   const config = loadConfig({ ...process.env, NEXUS_DATA_DIR: dataDir ?? process.env.NEXUS_DATA_DIR });
   const db = await openDatabase(config);
   try {
+    // The event store too: changes are recorded as events (the audit trail picks them up).
+    await migratePlatform(db);
     await migrateSchemas(db, [governanceMigrations]);
     return await fn(db);
   } finally {
@@ -23,6 +26,9 @@ async function withGovernance<T>(dataDir: string | undefined, fn: (db: Database)
 
 const common = { tenant: { type: "string" }, "data-dir": { type: "string" }, json: { type: "boolean" } } as const;
 const DB_NOTE = "(DATABASE_URL, else the embedded database of --data-dir)";
+
+/** The actor a CLI change is recorded under: the operator's `--by` name. */
+const cliActor = (by: string | undefined) => `cli:${by || process.env.USER || "operator"}`;
 
 function requireTenant(tenant: string | undefined): string {
   if (!tenant) throw new UsageError("--tenant is required");
@@ -35,7 +41,7 @@ export const holdPlaceCommand: Command = {
   summary: "Place a legal hold on a tenant, document, session, user or key: deletions and retention of it are refused (LEGAL_HOLD_ACTIVE)",
   usage: `nexus governance hold place --tenant TENANT --scope tenant|document|session|user|key [--subject ID] [--reason TEXT] [--by NAME] [--json]   ${DB_NOTE}`,
   async run(args) {
-    const { placeLegalHold, HOLD_SCOPES } = await import("../../kernel/governance/index.js");
+    const { placeLegalHoldRecorded, HOLD_SCOPES } = await import("../../kernel/governance/index.js");
     const { values } = parseArgs({
       args,
       options: { ...common, scope: { type: "string" }, subject: { type: "string" }, reason: { type: "string" }, by: { type: "string" } },
@@ -46,12 +52,11 @@ export const holdPlaceCommand: Command = {
     if (!scope || !HOLD_SCOPES.includes(scope)) throw new UsageError(`--scope must be one of ${HOLD_SCOPES.join(", ")}`);
     if (scope !== "tenant" && !values.subject) throw new UsageError(`--subject (the ${scope} id) is required for a ${scope} hold`);
     const hold = await withGovernance(values["data-dir"], (db) =>
-      placeLegalHold(db, {
+      placeLegalHoldRecorded(db, cliActor(values.by), {
         tenantId,
         scope,
         ...(values.subject ? { subjectId: values.subject } : {}),
         reason: values.reason ?? "",
-        placedBy: values.by ?? "",
       }),
     );
     if (values.json) console.log(JSON.stringify(hold, null, 2));
@@ -66,11 +71,11 @@ export const holdReleaseCommand: Command = {
   summary: "Release a legal hold (it stays listed with --all, for the record)",
   usage: `nexus governance hold release --tenant TENANT --hold HOLD_ID [--by NAME]   ${DB_NOTE}`,
   async run(args) {
-    const { releaseLegalHold } = await import("../../kernel/governance/index.js");
+    const { releaseLegalHoldRecorded } = await import("../../kernel/governance/index.js");
     const { values } = parseArgs({ args, options: { ...common, hold: { type: "string" }, by: { type: "string" } }, strict: true });
     const tenantId = requireTenant(values.tenant);
     if (!values.hold) throw new UsageError("--hold is required");
-    await withGovernance(values["data-dir"], (db) => releaseLegalHold(db, tenantId, values.hold!, values.by ?? ""));
+    await withGovernance(values["data-dir"], (db) => releaseLegalHoldRecorded(db, cliActor(values.by), tenantId, values.hold!));
     console.log(`legal hold ${values.hold} released`);
     return 0;
   },
@@ -109,12 +114,18 @@ export const holdsCommand: Command = {
 export const retentionSetCommand: Command = {
   path: ["governance", "retention", "set"],
   summary: "Set a tenant's retention policy for a category (applied by the owning service's periodic task)",
-  usage: `nexus governance retention set --tenant TENANT --category sessions --max-age-days N [--action delete|anonymize]   ${DB_NOTE}`,
+  usage: `nexus governance retention set --tenant TENANT --category sessions|documents|audit|usage --max-age-days N [--action delete|anonymize] [--by NAME]   ${DB_NOTE}`,
   async run(args) {
-    const { setRetentionPolicy, APPLIED_RETENTION_CATEGORIES } = await import("../../kernel/governance/index.js");
+    const { setRetentionPolicyRecorded, APPLIED_RETENTION_CATEGORIES } = await import("../../kernel/governance/index.js");
     const { values } = parseArgs({
       args,
-      options: { ...common, category: { type: "string" }, "max-age-days": { type: "string" }, action: { type: "string" } },
+      options: {
+        ...common,
+        category: { type: "string" },
+        "max-age-days": { type: "string" },
+        action: { type: "string" },
+        by: { type: "string" },
+      },
       strict: true,
     });
     const tenantId = requireTenant(values.tenant);
@@ -124,7 +135,9 @@ export const retentionSetCommand: Command = {
     if (!Number.isInteger(days) || days < 1) throw new UsageError("--max-age-days must be a whole number of days, at least 1");
     const action = values.action ?? "delete";
     if (action !== "delete" && action !== "anonymize") throw new UsageError("--action must be delete or anonymize");
-    await withGovernance(values["data-dir"], (db) => setRetentionPolicy(db, { tenantId, category, maxAgeDays: days, action }));
+    await withGovernance(values["data-dir"], (db) =>
+      setRetentionPolicyRecorded(db, cliActor(values.by), { tenantId, category, maxAgeDays: days, action }),
+    );
     console.log(`tenant ${tenantId}: ${category} older than ${days} day(s) will be ${action === "delete" ? "deleted" : "anonymized"}`);
     return 0;
   },
@@ -134,17 +147,15 @@ export const retentionSetCommand: Command = {
 export const retentionClearCommand: Command = {
   path: ["governance", "retention", "clear"],
   summary: "Remove a tenant's retention policy for a category (its data is then kept)",
-  usage: `nexus governance retention clear --tenant TENANT --category sessions   ${DB_NOTE}`,
+  usage: `nexus governance retention clear --tenant TENANT --category sessions|documents|audit|usage [--by NAME]   ${DB_NOTE}`,
   async run(args) {
-    const { clearRetentionPolicy } = await import("../../kernel/governance/index.js");
-    const { values } = parseArgs({ args, options: { ...common, category: { type: "string" } }, strict: true });
+    const { clearRetentionPolicyRecorded } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({ args, options: { ...common, category: { type: "string" }, by: { type: "string" } }, strict: true });
     const tenantId = requireTenant(values.tenant);
     if (!values.category) throw new UsageError("--category is required");
     const category = values.category as "sessions";
-    const removed = await withGovernance(values["data-dir"], (db) => clearRetentionPolicy(db, tenantId, category));
-    console.log(
-      removed ? `retention policy for ${category} of tenant ${tenantId} removed` : `tenant ${tenantId} had no ${category} policy`,
-    );
+    await withGovernance(values["data-dir"], (db) => clearRetentionPolicyRecorded(db, cliActor(values.by), tenantId, category));
+    console.log(`retention policy for ${category} of tenant ${tenantId} removed`);
     return 0;
   },
 };
@@ -200,7 +211,39 @@ export const retentionReportsCommand: Command = {
   },
 };
 
+/** `nexus governance dsar verify`: checks a data-subject export archive's digest and keyring signature. */
+export const dsarVerifyCommand: Command = {
+  path: ["governance", "dsar", "verify"],
+  summary: "Verify a data-subject export archive (DownloadDataSubjectArchive): its SHA-256 and the keyring's signature",
+  usage: `nexus governance dsar verify --file ARCHIVE.json [--data-dir .nexus]   (DATABASE_URL, master keys as the services have them)`,
+  async run(args) {
+    const { readFile } = await import("node:fs/promises");
+    const { verifySubjectArchive } = await import("../../kernel/governance/index.js");
+    const { withKeyring } = await import("./keyring.js");
+    const { values } = parseArgs({ args, options: { file: { type: "string" }, "data-dir": { type: "string" } }, strict: true });
+    if (!values.file) throw new UsageError("--file ARCHIVE.json is required");
+    let archive: Parameters<typeof verifySubjectArchive>[1];
+    try {
+      archive = JSON.parse(await readFile(values.file, "utf8")) as typeof archive;
+    } catch (err) {
+      console.error(`NOT VERIFIED: ${values.file} is not JSON (${(err as Error).message})`);
+      return 1;
+    }
+    const why = await withKeyring(values["data-dir"], (_db, keyring) => verifySubjectArchive(keyring, archive));
+    if (why) {
+      console.error(`NOT VERIFIED: ${why}`);
+      return 1;
+    }
+    const parts = Object.entries(archive.content.parts).map(([p, items]) => `${p} ${items.length}`);
+    console.log(
+      `verified: export ${archive.requestId} of ${archive.content.subject.scope} ${archive.content.subject.id} (tenant ${archive.tenantId}): ${parts.join(", ")}`,
+    );
+    return 0;
+  },
+};
+
 export const governanceCommands: readonly Command[] = [
+  dsarVerifyCommand,
   holdPlaceCommand,
   holdReleaseCommand,
   holdsCommand,

@@ -7,7 +7,7 @@ import { UsageError } from "../command.js";
 import { printTable } from "../output.js";
 
 /** The keyring of DATABASE_URL (else the embedded database) with this process's master keys. */
-async function withKeyring<T>(dataDir: string | undefined, fn: (db: Database, keyring: Keyring) => Promise<T>): Promise<T> {
+export async function withKeyring<T>(dataDir: string | undefined, fn: (db: Database, keyring: Keyring) => Promise<T>): Promise<T> {
   // Loaded on use: `nexus help` and client commands start without the whole mesh.
   const { createKeyring, keyringMigrations, resolveMasterKeys } = await import("../../kernel/keyring/index.js");
   const { migrateSchemas } = await import("../../kernel/service/index.js");

@@ -3,6 +3,7 @@ import { AgentService } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import { AuditService } from "../../../gen/nexus/audit/v1/audit_service_pb.js";
 import { AuthService } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
 import { EventStoreService } from "../../../gen/nexus/eventstore/v1/event_store_service_pb.js";
+import { GovernanceService } from "../../../gen/nexus/governance/v1/governance_service_pb.js";
 import { IdentityService } from "../../../gen/nexus/identity/v1/identity_service_pb.js";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { EdgeService } from "../../../gen/nexus/integration/v1/edge_service_pb.js";
@@ -27,4 +28,5 @@ export const NEXUS_SERVICES: readonly DescService[] = Object.freeze([
   IntegrationService,
   IdentityService,
   EdgeService,
+  GovernanceService,
 ]);

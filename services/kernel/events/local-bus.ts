@@ -1,6 +1,7 @@
 import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
 import { BusMembers } from "./bus-members.js";
+import { appendDirect } from "./direct-publish.js";
 import { createLocalConsumer } from "./local-consumer.js";
 import { createLocalDeadLetters } from "./local-dead-letters.js";
 import { createLocalObserver } from "./local-observer.js";
@@ -80,6 +81,14 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
       );
       return members.addSubscription(subscription);
     },
+    async publish(events, publishOptions) {
+      if (closed) throw new Error("event bus is closed");
+      if (events.length === 0) return;
+      await bus.start();
+      const tx = publishOptions?.tx;
+      if (tx) await appendDirect(tx, events, publishOptions.metadata);
+      else await db.transaction((t) => appendDirect(t, events, publishOptions?.metadata));
+    },
     async observe(observeOptions) {
       if (closed) throw new Error("event bus is closed");
       await bus.start();
@@ -100,6 +109,18 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
       return members.addObservation(observation);
     },
     deadLetters,
+    async consumerNames() {
+      await bus.start();
+      const { rows } = await db.query<{ consumer: string }>("SELECT consumer FROM platform.local_bus_checkpoints ORDER BY consumer");
+      return rows.map((r) => r.consumer);
+    },
+    async deleteConsumer(name) {
+      await bus.start();
+      await db.transaction(async (tx) => {
+        await tx.query("DELETE FROM platform.local_bus_retries WHERE consumer = $1", [name]);
+        await tx.query("DELETE FROM platform.local_bus_checkpoints WHERE consumer = $1", [name]);
+      });
+    },
     status: () => members.status(),
     async close() {
       if (closed) return;

@@ -7,7 +7,14 @@ import { lastPosition, readAll, readEventAt } from "./event-store.js";
 import { FOREGROUND_MAX_WAIT_MS, foregroundWork, yieldingDatabase } from "./foreground.js";
 import { createLocalDeadLetters, parkLocalDelivery } from "./local-dead-letters.js";
 import { consumerDeliveries, consumerLastHeartbeat, consumerPending, consumerRedeliveries } from "./metrics.js";
-import type { ConsumerOptions, ConsumerStatus, DeliveredEvent, RecordedEvent, Subscription } from "./ports.js";
+import {
+  type ConsumerOptions,
+  type ConsumerStatus,
+  type DeliveredEvent,
+  PermanentFailure,
+  type RecordedEvent,
+  type Subscription,
+} from "./ports.js";
 import { deliverOnce } from "./processed-events.js";
 import { assertConsumerName, subjectOf, topicPattern } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
@@ -122,7 +129,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
       consumerDeliveries.inc({ consumer: name, outcome });
     } catch (err) {
       const error = errorText(err);
-      if (deliveryCount >= maxDeliver) {
+      if (deliveryCount >= maxDeliver || err instanceof PermanentFailure) {
         await db.transaction(async (tx) => {
           await parkLocalDelivery(tx, {
             consumer: name,
@@ -138,6 +145,9 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
         consumerDeliveries.inc({ consumer: name, outcome: "dead_lettered" });
         logger.error({ eventId: e.eventId, deliveryCount, error }, "event dead-lettered");
         await refreshDlqDepth();
+        if (options.onDeadLettered) {
+          await options.onDeadLettered(event, error).catch((hookErr: unknown) => logger.warn({ err: hookErr }, "onDeadLettered failed"));
+        }
       } else {
         const delay = retryDelayMs(deliveryCount, options.backoff);
         await db.transaction(async (tx) => {

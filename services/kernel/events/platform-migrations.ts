@@ -142,6 +142,22 @@ CREATE TABLE platform.projection_rebuilds (
 CREATE INDEX events_tenant_position_idx ON platform.events ((metadata->>'tenant_id'), position);
 `,
   },
+  {
+    id: "0004_saga_leases",
+    sql: `
+-- One runner per saga across processes (services/kernel/sagas/saga-lease.ts): a runner claims
+-- the row, renews it while it drives the saga and deletes it when it stops; another process
+-- resumes the saga once lease_until passed (its runner died).
+CREATE TABLE platform.saga_leases (
+  saga_id text PRIMARY KEY CHECK (length(saga_id) BETWEEN 1 AND 200),
+  owner text NOT NULL,
+  lease_until timestamptz NOT NULL
+);
+
+-- Sagas newest first (ListSagas, resumption at start-up) without scanning the log.
+CREATE INDEX events_saga_starts_idx ON platform.events (position) WHERE type = 'nexus.sagas.v1.SagaStarted';
+`,
+  },
 ];
 
 /** Applies {@link PLATFORM_MIGRATIONS} (idempotent; safe with many replicas at once). */

@@ -48,7 +48,24 @@ const KNOWN_EVENTS: Record<string, readonly string[]> = {
   retrieval: ["CorpusCreated", "CorpusUpdated", "CorpusDeleted"],
   agent: ["RunStarted", "RunCompleted", "RunFailed", "RunCancelled"],
   // WorkflowMessageAccepted has no fixed topic: each goes to its workflow's `integration.wf.<id>`.
-  integration: ["SenderAppChanged", "DestinationChanged", "WorkflowChanged", "MqttSourceChanged", "DeliveryRequested"],
+  governance: [
+    "LegalHoldPlaced",
+    "LegalHoldReleased",
+    "RetentionPolicyChanged",
+    "DataSubjectRequestCreated",
+    "DataSubjectRequestApproved",
+    "DataSubjectRequestCompleted",
+    "GovernanceSettingsChanged",
+  ],
+  integration: [
+    "SenderAppChanged",
+    "DestinationChanged",
+    "WorkflowChanged",
+    "MqttSourceChanged",
+    "DeliveryRequested",
+    "MqttPayloadRejected",
+    "EdgeAgentChanged",
+  ],
 };
 
 const registry = new Map<string, string>();

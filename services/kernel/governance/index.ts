@@ -4,6 +4,7 @@
  * that each service applies to its own tables (`retentionTask`).
  */
 
+export { acquireLease, releaseLease } from "./leases.js";
 export {
   activeLegalHolds,
   assertNoLegalHold,
@@ -19,17 +20,56 @@ export {
 } from "./legal-holds.js";
 export { governanceMigrations } from "./migrations.js";
 export {
+  clearRetentionPolicyRecorded,
+  placeLegalHoldRecorded,
+  releaseLegalHoldRecorded,
+  setGovernanceSettingsRecorded,
+  setRetentionPolicyRecorded,
+} from "./recorded.js";
+export {
+  type ActiveHold,
   APPLIED_RETENTION_CATEGORIES,
+  type CustomRetention,
   clearRetentionPolicy,
+  keptByTenantHold,
   listRetentionPolicies,
   listRetentionReports,
+  newRetentionReport,
   RETENTION_CATEGORIES,
   type RetentionAction,
   type RetentionCategory,
   type RetentionPolicy,
   type RetentionReport,
   type RetentionTarget,
+  retentionHolds,
   retentionTask,
   runRetention,
   setRetentionPolicy,
 } from "./retention.js";
+export {
+  approveSubjectRequest,
+  createSubjectRequest,
+  type GovernanceSettings,
+  getGovernanceSettings,
+  getSubjectArchive,
+  getSubjectRequest,
+  governanceStreamId,
+  listSubjectRequests,
+  type PartResult,
+  type Requester,
+  runSubjectRequests,
+  SUBJECT_ARCHIVE_FORMAT,
+  SUBJECT_PARTS,
+  SUBJECT_SCOPES,
+  type Subject,
+  type SubjectArchive,
+  type SubjectDataContributor,
+  type SubjectPart,
+  type SubjectRequest,
+  type SubjectRequestKind,
+  type SubjectRequestStatus,
+  type SubjectScope,
+  setGovernanceSettings,
+  subjectRequestTask,
+  verifySubjectArchive,
+} from "./subject-requests.js";

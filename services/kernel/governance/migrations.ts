@@ -51,5 +51,58 @@ CREATE TABLE platform.retention_reports (
 CREATE INDEX retention_reports_tenant ON platform.retention_reports (tenant_id, ran_at DESC);
 `,
     },
+    {
+      // Data-subject requests (subject-requests.ts): the job, each service's part of it, the
+      // tenant's setting for erase approval, and the leases that keep replicas from doing the
+      // same governance work at once (leases.ts).
+      id: "0002_gov_subject_requests",
+      sql: `
+CREATE TABLE platform.governance_settings (
+  tenant_id text PRIMARY KEY,
+  erase_requires_approval boolean NOT NULL DEFAULT false,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE platform.subject_requests (
+  request_id text PRIMARY KEY,
+  tenant_id text NOT NULL,
+  kind text NOT NULL CHECK (kind IN ('export', 'erase')),
+  scope text NOT NULL CHECK (scope IN ('user', 'session', 'key')),
+  subject_id text NOT NULL CHECK (subject_id <> ''),
+  status text NOT NULL CHECK (status IN ('awaiting_approval', 'running', 'done', 'failed')),
+  requested_by text NOT NULL,
+  requested_by_user text NOT NULL DEFAULT '',
+  approval_required boolean NOT NULL DEFAULT false,
+  approved_by text NOT NULL DEFAULT '',
+  parts_expected text[] NOT NULL,
+  error text NOT NULL DEFAULT '',
+  summary jsonb NOT NULL DEFAULT '{}'::jsonb,
+  archive text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz
+);
+CREATE INDEX subject_requests_tenant ON platform.subject_requests (tenant_id, created_at DESC);
+CREATE INDEX subject_requests_running ON platform.subject_requests (created_at) WHERE status = 'running';
+
+CREATE TABLE platform.subject_request_parts (
+  request_id text NOT NULL REFERENCES platform.subject_requests (request_id) ON DELETE CASCADE,
+  part text NOT NULL,
+  items text NOT NULL DEFAULT '',
+  item_count integer NOT NULL DEFAULT 0,
+  removed integer NOT NULL DEFAULT 0,
+  kept integer NOT NULL DEFAULT 0,
+  note text NOT NULL DEFAULT '',
+  done_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (request_id, part)
+);
+
+CREATE TABLE platform.governance_leases (
+  name text PRIMARY KEY,
+  holder text NOT NULL,
+  until timestamptz NOT NULL
+);
+`,
+    },
   ],
 };

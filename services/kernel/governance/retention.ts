@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Database, Queryable } from "../db/ports.js";
 import { domainError } from "../errors.js";
 import type { PeriodicTask } from "../service/define-service.js";
+import { acquireLease, releaseLease } from "./leases.js";
 import { type HoldScope, holdLockKey } from "./legal-holds.js";
 
 /** What a retention policy can name (the table's CHECK). */
@@ -11,7 +12,7 @@ export type RetentionCategory = (typeof RETENTION_CATEGORIES)[number];
  * The categories some service applies today. A policy for another one is refused
  * (FAILED_PRECONDITION) rather than stored and silently never applied.
  */
-export const APPLIED_RETENTION_CATEGORIES: readonly RetentionCategory[] = ["sessions"];
+export const APPLIED_RETENTION_CATEGORIES: readonly RetentionCategory[] = ["sessions", "documents", "audit", "usage"];
 export type RetentionAction = "delete" | "anonymize";
 
 export interface RetentionPolicy {
@@ -38,6 +39,12 @@ export interface RetentionTarget {
   /** The column holding the id a hold of `holdScope` names (default `idColumn`), e.g. a message's `session_id`. */
   holdColumn?: string;
   /**
+   * More holds that cover a row: a hold of `scope` on the id the SQL expression `subject`
+   * yields for the row (a column, or a subquery of the service's own tables, e.g. the key that
+   * started a message's session). Declared by the service's code, never from input.
+   */
+  moreHolds?: ReadonlyArray<{ scope: Exclude<HoldScope, "tenant">; subject: string }>;
+  /**
    * How the `anonymize` action rewrites an expired row (column → SQL expression). Without it
    * the target only supports `delete` and an `anonymize` policy is reported as not applied.
    */
@@ -45,6 +52,71 @@ export interface RetentionTarget {
   /** Rows per statement (default 500). */
   batchSize?: number;
 }
+
+/**
+ * Retention a service applies its own way (not a plain DELETE/UPDATE of expired rows): ingestion
+ * deletes documents through its delete command, the audit trail removes entries behind a
+ * signed checkpoint. `apply` returns the run's report for the tenant (expired 0: nothing to report).
+ */
+export interface CustomRetention {
+  category: RetentionCategory;
+  /** The name the report gives, e.g. `ingestion.documents`. */
+  target: string;
+  apply(db: Database, tenantId: string, action: RetentionAction, cutoff: Date): Promise<RetentionReport>;
+}
+
+/** A report with nothing counted yet, for a custom retention to fill in. */
+export function newRetentionReport(
+  tenantId: string,
+  category: RetentionCategory,
+  target: string,
+  action: RetentionAction,
+  cutoff: Date,
+): RetentionReport {
+  return { tenantId, category, target, action, cutoff, expired: 0, removed: 0, held: 0, heldBy: [], skippedReason: "" };
+}
+
+/** An active hold as a custom retention reads it. */
+export interface ActiveHold {
+  hold_id: string;
+  scope: HoldScope;
+  subject_id: string;
+}
+
+/**
+ * For a custom retention, inside its deleting transaction: the shared side of the tenant's hold
+ * lock (a hold placed meanwhile waits, or is seen), then the tenant's active holds, the tenant
+ * hold if any, and the subject ids held per scope.
+ */
+export async function retentionHolds(
+  tx: Queryable,
+  tenantId: string,
+): Promise<{ holds: ActiveHold[]; tenantHold: ActiveHold | undefined; of(scope: HoldScope): string[] }> {
+  await tx.query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [holdLockKey(tenantId)]);
+  const { rows: holds } = await tx.query<ActiveHold>(
+    "SELECT hold_id, scope, subject_id FROM platform.legal_holds WHERE tenant_id = $1 AND released_at IS NULL ORDER BY placed_at, hold_id",
+    [tenantId],
+  );
+  return {
+    holds,
+    tenantHold: holds.find((h) => h.scope === "tenant"),
+    of: (scope) => holds.filter((h) => h.scope === scope).map((h) => h.subject_id),
+  };
+}
+
+/** Marks a report as kept whole by a tenant hold. */
+export function keptByTenantHold(report: RetentionReport, holdId: string): RetentionReport {
+  report.held = report.expired - report.removed;
+  report.heldBy = [holdId];
+  report.skippedReason = `legal hold ${holdId} covers tenant ${report.tenantId}`;
+  return report;
+}
+
+const isCustom = (t: RetentionTarget | CustomRetention): t is CustomRetention => "apply" in t;
+const targetName = (t: RetentionTarget | CustomRetention) => (isCustom(t) ? t.target : t.table);
+
+/** How long one replica may hold a tenant's retention of one table before another may take over. */
+const RETENTION_LEASE_MS = 30 * 60_000;
 
 /** What one run did for one tenant and target: the report row. */
 export interface RetentionReport {
@@ -136,10 +208,10 @@ export async function listRetentionReports(q: Queryable, tenantId?: string, limi
  */
 export async function runRetention(
   db: Database,
-  targets: readonly RetentionTarget[],
+  targets: readonly (RetentionTarget | CustomRetention)[],
   now: () => Date = () => new Date(),
 ): Promise<RetentionReport[]> {
-  targets.forEach(checkTarget);
+  for (const t of targets) if (!isCustom(t)) checkTarget(t);
   const reports: RetentionReport[] = [];
   const categories = [...new Set(targets.map((t) => t.category))];
   if (categories.length === 0) return reports;
@@ -155,7 +227,18 @@ export async function runRetention(
   for (const policy of policies) {
     const cutoff = new Date(now().getTime() - policy.max_age_days * 86_400_000);
     for (const target of targets.filter((t) => t.category === policy.category)) {
-      const report = await applyPolicy(db, target, policy.tenant_id, policy.action, cutoff);
+      // One replica at a time applies a tenant's policy to a table (the per-tenant lock): the
+      // others skip it this round.
+      const lease = `retention:${policy.tenant_id}:${targetName(target)}`;
+      if (!(await acquireLease(db, lease, RETENTION_LEASE_MS))) continue;
+      let report: RetentionReport;
+      try {
+        report = isCustom(target)
+          ? await target.apply(db, policy.tenant_id, policy.action, cutoff)
+          : await applyPolicy(db, target, policy.tenant_id, policy.action, cutoff);
+      } finally {
+        await releaseLease(db, lease);
+      }
       if (report.expired === 0) continue;
       // A run that removed nothing and found what the last report found (rows kept under the
       // same holds) adds no report: a long hold does not write one every interval.
@@ -196,18 +279,7 @@ async function applyPolicy(
   action: RetentionAction,
   cutoff: Date,
 ): Promise<RetentionReport> {
-  const report: RetentionReport = {
-    tenantId,
-    category: t.category,
-    target: t.table,
-    action,
-    cutoff,
-    expired: 0,
-    removed: 0,
-    held: 0,
-    heldBy: [],
-    skippedReason: "",
-  };
+  const report = newRetentionReport(tenantId, t.category, t.table, action, cutoff);
   const batch = t.batchSize ?? 500;
   const anonymized = action === "anonymize" ? t.anonymize : undefined;
   // Rows anonymized by an earlier run are not expired again (no repeated work, no repeated reports).
@@ -227,6 +299,7 @@ async function applyPolicy(
     return report;
   }
   const heldBy = new Set<string>();
+  const subjects = [{ scope: t.holdScope, subject: t.holdColumn ?? t.idColumn }, ...(t.moreHolds ?? [])];
   // The ids already anonymized (or kept because held) are skipped by the cursor.
   let after = "";
   for (;;) {
@@ -234,28 +307,33 @@ async function applyPolicy(
       await tx.query("SELECT pg_advisory_xact_lock_shared($1::bigint)", [holdLockKey(tenantId)]);
       const { rows: holds } = await tx.query<{ hold_id: string; scope: string; subject_id: string }>(
         `SELECT hold_id, scope, subject_id FROM platform.legal_holds
-         WHERE tenant_id = $1 AND released_at IS NULL AND scope IN ('tenant', $2)`,
-        [tenantId, t.holdScope],
+         WHERE tenant_id = $1 AND released_at IS NULL AND scope = ANY($2::text[])`,
+        [tenantId, ["tenant", ...subjects.map((s) => s.scope)]],
       );
       const tenantHold = holds.find((h) => h.scope === "tenant");
-      const heldIds = holds.filter((h) => h.scope === t.holdScope).map((h) => h.subject_id);
       if (tenantHold) {
         heldBy.add(tenantHold.hold_id);
         report.held = report.expired - report.removed;
         report.skippedReason = `legal hold ${tenantHold.hold_id} covers tenant ${tenantId}`;
         return true;
       }
-      const { rows } = await tx.query<{ id: string; subject: string }>(
-        `SELECT ${t.idColumn} AS id, ${t.holdColumn ?? t.idColumn} AS subject FROM ${t.table}
+      const { rows } = await tx.query<{ id: string; subjects: string[] }>(
+        `SELECT ${t.idColumn} AS id, ARRAY[${subjects.map((s) => `(${s.subject})::text`).join(", ")}] AS subjects FROM ${t.table}
          WHERE tenant_id = $1 AND ${t.timeColumn} < $2 AND ${t.idColumn} > $3${pending}
          ORDER BY ${t.idColumn} LIMIT $4 FOR UPDATE`,
         [tenantId, cutoff, after, batch],
       );
       if (rows.length === 0) return true;
       after = rows.at(-1)?.id ?? after;
-      const held = new Set(heldIds);
-      const ids = rows.filter((r) => !held.has(r.subject)).map((r) => r.id);
-      for (const h of holds) if (rows.some((r) => r.subject === h.subject_id)) heldBy.add(h.hold_id);
+      // The holds covering a row: one whose scope and subject match one of the row's subjects.
+      const holdsOf = (r: { subjects: string[] }) =>
+        holds.filter((h) => h.scope !== "tenant" && subjects.some((s, i) => s.scope === h.scope && r.subjects[i] === h.subject_id));
+      const ids: string[] = [];
+      for (const r of rows) {
+        const covering = holdsOf(r);
+        if (covering.length === 0) ids.push(r.id);
+        for (const h of covering) heldBy.add(h.hold_id);
+      }
       report.held += rows.length - ids.length;
       if (ids.length > 0) {
         const r = anonymized
@@ -280,14 +358,14 @@ async function applyPolicy(
 /** The periodic task a service adds to its parts to apply retention to its own tables. */
 export function retentionTask(o: {
   db: Database;
-  targets: readonly RetentionTarget[];
+  targets: readonly (RetentionTarget | CustomRetention)[];
   intervalMs: number;
   logger: Logger;
   now?: () => Date;
 }): PeriodicTask {
-  o.targets.forEach(checkTarget);
+  for (const t of o.targets) if (!isCustom(t)) checkTarget(t);
   return {
-    name: `retention(${o.targets.map((t) => t.table).join(",")})`,
+    name: `retention(${o.targets.map(targetName).join(",")})`,
     intervalMs: o.intervalMs,
     async run() {
       const reports = await runRetention(o.db, o.targets, o.now);

@@ -55,6 +55,7 @@ import type { DocumentCommand, DocumentState, DocumentStatusName } from "./docum
 import type { DocumentAggregate } from "./document-aggregate.js";
 import { documentMessage, statusName } from "./document-events.js";
 import type { DocumentFeed, FeedChange } from "./document-feed.js";
+import { documentHoldSubjects } from "./document-holds.js";
 import { DocumentError } from "./parsers/document-error.js";
 import { precheckContent } from "./parsers/extract-text.js";
 import { MEDIA_TYPES, resolveMediaType, type SupportedMediaType } from "./parsers/media-types.js";
@@ -450,15 +451,33 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
   async deleteDocument(req: DeleteDocumentRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
     await this.requireReadable(principal, req.documentId, "DeleteDocument");
-    // A legal hold on the tenant or the document supersedes the request (LEGAL_HOLD_ACTIVE).
+    // A legal hold on the tenant, the document, or the key or user that uploaded it
+    // supersedes the request (LEGAL_HOLD_ACTIVE).
     await assertNoLegalHold(
       this.ports.db,
       principal.tenantId,
-      [{ scope: "document", id: req.documentId }],
+      await documentHoldSubjects(this.ports.db, principal.tenantId, req.documentId),
       `delete document ${req.documentId}`,
     );
     await this.command(principal, req.documentId, { type: "DeleteDocument" });
     return create(DeleteDocumentResponseSchema, {});
+  }
+
+  /**
+   * Deletes a document for an erase request (docs/governance.md#data-subject-requests): the
+   * same command as DeleteDocument (retrieval drops the chunks, the event is recorded), with
+   * the legal hold check in its transaction. LEGAL_HOLD_ACTIVE when a hold covers it.
+   */
+  async eraseDocument(tenantId: string, documentId: string, actor: string, why = "erase"): Promise<void> {
+    const { db, aggregate, documents, chunkIndex } = this.ports;
+    const key: DocumentKey = { tenantId, documentId };
+    await db.transaction(async (tx) => {
+      await assertNoLegalHold(tx, tenantId, await documentHoldSubjects(tx, tenantId, documentId), `${why} document ${documentId}`);
+      const peek = await documents.get(tx, key);
+      if (!peek) return;
+      await chunkIndex.lookupCorpus(tx, tenantId, peek.corpusId);
+      await executeInTransaction(tx, aggregate, key, { type: "DeleteDocument" }, { metadata: { tenantId, actor } });
+    });
   }
 
   async listDeadLetters(req: ListDeadLettersRequest, ctx: HandlerContext) {

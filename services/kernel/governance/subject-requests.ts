@@ -1,0 +1,426 @@
+import { createHash, randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { DataSubjectRequestCompletedSchema } from "../../../gen/nexus/events/v1/governance_events_pb.js";
+import { recordFacts } from "../commands/index.js";
+import type { Database, Queryable, Tx } from "../db/ports.js";
+import { domainError } from "../errors.js";
+import { eventOf } from "../events/protobuf-event.js";
+import type { Keyring } from "../keyring/index.js";
+import type { PeriodicTask } from "../service/define-service.js";
+import { acquireLease, releaseLease } from "./leases.js";
+import { assertNoLegalHold } from "./legal-holds.js";
+
+/**
+ * Data-subject requests (docs/governance.md#data-subject-requests): export everything held
+ * about a user, a session or an API key as a signed archive, or erase it — each a job with a
+ * status in `platform.subject_requests`. No service reads another's tables (the import rule),
+ * so every service that holds subject data contributes its own **part** with a periodic task
+ * ({@link subjectRequestTask}); the task that stores the last expected part assembles the
+ * archive (export) or the summary (erase) and closes the job.
+ */
+
+/** The event stream of a tenant's governance facts (holds, policies, settings, data-subject requests). */
+export const governanceStreamId = (tenantId: string) => `governance-${tenantId}`;
+
+export const SUBJECT_SCOPES = ["user", "session", "key"] as const;
+export type SubjectScope = (typeof SUBJECT_SCOPES)[number];
+export type SubjectRequestKind = "export" | "erase";
+export type SubjectRequestStatus = "awaiting_approval" | "running" | "done" | "failed";
+
+/**
+ * The parts every request waits for, one per service holding subject data: agent sessions and
+ * messages, ingestion documents, audit entries, metering usage.
+ */
+export const SUBJECT_PARTS = ["sessions", "documents", "audit", "usage"] as const;
+export type SubjectPart = (typeof SUBJECT_PARTS)[number];
+
+export interface Subject {
+  scope: SubjectScope;
+  id: string;
+}
+
+export interface SubjectRequest {
+  requestId: string;
+  tenantId: string;
+  kind: SubjectRequestKind;
+  subject: Subject;
+  status: SubjectRequestStatus;
+  requestedBy: string;
+  approvedBy: string;
+  approvalRequired: boolean;
+  error: string;
+  /** Per part: items exported, or removed/kept for an erase, and why something was kept. */
+  summary: Record<string, { items: number; removed?: number; kept?: number; note?: string }>;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+/** What a service's part found or did for one request. */
+export interface PartResult {
+  /** Export: the subject's data in this part (JSON-serializable). */
+  items?: unknown[];
+  /** Erase: how many items were removed and how many kept (and why). */
+  removed?: number;
+  kept?: number;
+  note?: string;
+}
+
+/** A service's contribution: how to find (export) and erase the subject's data in its own tables. */
+export interface SubjectDataContributor {
+  part: SubjectPart;
+  export(q: Queryable, tenantId: string, subject: Subject): Promise<unknown[]>;
+  erase(db: Database, tenantId: string, subject: Subject): Promise<{ removed: number; kept: number; note?: string }>;
+}
+
+interface RequestRow {
+  request_id: string;
+  tenant_id: string;
+  kind: SubjectRequestKind;
+  scope: SubjectScope;
+  subject_id: string;
+  status: SubjectRequestStatus;
+  requested_by: string;
+  requested_by_user: string;
+  approved_by: string;
+  approval_required: boolean;
+  error: string;
+  summary: SubjectRequest["summary"];
+  created_at: Date;
+  finished_at: Date | null;
+}
+
+const toRequest = (r: RequestRow): SubjectRequest => ({
+  requestId: r.request_id,
+  tenantId: r.tenant_id,
+  kind: r.kind,
+  subject: { scope: r.scope, id: r.subject_id },
+  status: r.status,
+  requestedBy: r.requested_by,
+  approvedBy: r.approved_by,
+  approvalRequired: r.approval_required,
+  error: r.error,
+  summary: r.summary ?? {},
+  createdAt: r.created_at,
+  finishedAt: r.finished_at,
+});
+
+const REQUEST_COLUMNS = `request_id, tenant_id, kind, scope, subject_id, status, requested_by, requested_by_user, approved_by,
+  approval_required, error, summary, created_at, finished_at`;
+
+/** The tenant's data-governance settings. */
+export interface GovernanceSettings {
+  tenantId: string;
+  /** An erase request waits for a second admin's approval. */
+  eraseRequiresApproval: boolean;
+}
+
+export async function getGovernanceSettings(q: Queryable, tenantId: string): Promise<GovernanceSettings> {
+  const { rows } = await q.query<{ erase_requires_approval: boolean }>(
+    "SELECT erase_requires_approval FROM platform.governance_settings WHERE tenant_id = $1",
+    [tenantId],
+  );
+  return { tenantId, eraseRequiresApproval: rows[0]?.erase_requires_approval ?? false };
+}
+
+export async function setGovernanceSettings(q: Queryable, s: GovernanceSettings): Promise<GovernanceSettings> {
+  await q.query(
+    `INSERT INTO platform.governance_settings (tenant_id, erase_requires_approval) VALUES ($1, $2)
+     ON CONFLICT (tenant_id) DO UPDATE SET erase_requires_approval = EXCLUDED.erase_requires_approval, updated_at = now()`,
+    [s.tenantId, s.eraseRequiresApproval],
+  );
+  return s;
+}
+
+/** Who asks or approves: the API key id, and the person behind it when there is one. */
+export interface Requester {
+  keyId: string;
+  userId?: string | undefined;
+}
+
+/**
+ * Opens a request. An erase is refused at once (LEGAL_HOLD_ACTIVE) when a hold covers the
+ * subject or the tenant; it waits for approval when the tenant's settings require it.
+ */
+export async function createSubjectRequest(
+  tx: Tx,
+  r: { tenantId: string; kind: SubjectRequestKind; subject: Subject; by: Requester },
+): Promise<SubjectRequest> {
+  if (!SUBJECT_SCOPES.includes(r.subject.scope))
+    throw domainError("INVALID_ARGUMENT", `the subject must be a ${SUBJECT_SCOPES.join(", ")}`, { scope: String(r.subject.scope) });
+  if (!r.subject.id.trim()) throw domainError("INVALID_ARGUMENT", "the subject id is required", { field: "subject_id" });
+  let approvalRequired = false;
+  if (r.kind === "erase") {
+    await assertNoLegalHold(tx, r.tenantId, [r.subject], `erase the data of ${r.subject.scope} ${r.subject.id}`);
+    approvalRequired = (await getGovernanceSettings(tx, r.tenantId)).eraseRequiresApproval;
+  }
+  const { rows } = await tx.query<RequestRow>(
+    `INSERT INTO platform.subject_requests (request_id, tenant_id, kind, scope, subject_id, status, requested_by, requested_by_user,
+       approval_required, parts_expected)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${REQUEST_COLUMNS}`,
+    [
+      randomUUID(),
+      r.tenantId,
+      r.kind,
+      r.subject.scope,
+      r.subject.id,
+      approvalRequired ? "awaiting_approval" : "running",
+      r.by.keyId,
+      r.by.userId ?? "",
+      approvalRequired,
+      [...SUBJECT_PARTS],
+    ],
+  );
+  return toRequest(rows[0] as RequestRow);
+}
+
+/**
+ * Approves an erase waiting for approval. The requester cannot approve their own request
+ * (PERMISSION_DENIED SELF_APPROVAL_FORBIDDEN) — not with the same key, nor as the same person
+ * with another key; a hold placed since the request refuses it (LEGAL_HOLD_ACTIVE).
+ */
+export async function approveSubjectRequest(tx: Tx, tenantId: string, requestId: string, by: Requester): Promise<SubjectRequest> {
+  const { rows } = await tx.query<RequestRow>(
+    `SELECT ${REQUEST_COLUMNS} FROM platform.subject_requests WHERE tenant_id = $1 AND request_id = $2 FOR UPDATE`,
+    [tenantId, requestId],
+  );
+  const row = rows[0];
+  if (!row) throw domainError("NOT_FOUND", `no data-subject request ${requestId}`, { request_id: requestId });
+  if (row.status !== "awaiting_approval")
+    throw domainError("FAILED_PRECONDITION", `request ${requestId} is ${row.status}, not awaiting approval`, {
+      request_id: requestId,
+      status: row.status,
+    });
+  if (row.requested_by === by.keyId || (row.requested_by_user !== "" && row.requested_by_user === by.userId))
+    throw domainError(
+      "SELF_APPROVAL_FORBIDDEN",
+      `request ${requestId} must be approved by a second admin: the requester cannot approve their own erase request`,
+      { request_id: requestId, requested_by: row.requested_by },
+    );
+  await assertNoLegalHold(tx, tenantId, [{ scope: row.scope, id: row.subject_id }], `erase the data of ${row.scope} ${row.subject_id}`);
+  const updated = await tx.query<RequestRow>(
+    `UPDATE platform.subject_requests SET status = 'running', approved_by = $3, updated_at = now()
+     WHERE tenant_id = $1 AND request_id = $2 RETURNING ${REQUEST_COLUMNS}`,
+    [tenantId, requestId, by.keyId],
+  );
+  return toRequest(updated.rows[0] as RequestRow);
+}
+
+export async function getSubjectRequest(q: Queryable, tenantId: string, requestId: string): Promise<SubjectRequest> {
+  const { rows } = await q.query<RequestRow>(
+    `SELECT ${REQUEST_COLUMNS} FROM platform.subject_requests WHERE tenant_id = $1 AND request_id = $2`,
+    [tenantId, requestId],
+  );
+  if (!rows[0]) throw domainError("NOT_FOUND", `no data-subject request ${requestId}`, { request_id: requestId });
+  return toRequest(rows[0]);
+}
+
+export async function listSubjectRequests(q: Queryable, tenantId: string, limit = 50): Promise<SubjectRequest[]> {
+  const { rows } = await q.query<RequestRow>(
+    `SELECT ${REQUEST_COLUMNS} FROM platform.subject_requests WHERE tenant_id = $1 ORDER BY created_at DESC, request_id LIMIT $2`,
+    [tenantId, limit],
+  );
+  return rows.map(toRequest);
+}
+
+// ---- the signed archive ----
+
+export const SUBJECT_ARCHIVE_FORMAT = "nexus-subject-export/1";
+const SIGNATURE_PURPOSE = "signatures";
+
+/** The downloadable file: the content, its SHA-256 and the keyring's signature of that digest. */
+export interface SubjectArchive {
+  format: typeof SUBJECT_ARCHIVE_FORMAT;
+  tenantId: string;
+  requestId: string;
+  /** SHA-256 (hex) of `JSON.stringify(content)`. */
+  sha256: string;
+  /** The digest sealed (AES-256-GCM) under the tenant's `signatures` data key: only the keyring can make one that opens to it. */
+  signature: string;
+  content: {
+    subject: Subject;
+    exportedAt: string;
+    parts: Record<string, unknown[]>;
+  };
+}
+
+const digestOf = (content: SubjectArchive["content"]) => createHash("sha256").update(JSON.stringify(content)).digest("hex");
+
+/**
+ * Verifies an archive: the digest matches the content and the signature opens (with the
+ * tenant's key) to that digest. Returns why not, or "" when it verifies.
+ */
+export async function verifySubjectArchive(keyring: Keyring, archive: SubjectArchive): Promise<string> {
+  if (archive?.format !== SUBJECT_ARCHIVE_FORMAT || typeof archive.signature !== "string" || !archive.content)
+    return `not a ${SUBJECT_ARCHIVE_FORMAT} archive`;
+  const digest = digestOf(archive.content);
+  if (digest !== archive.sha256) return "the content does not match the archive's SHA-256: it was altered";
+  let signed: string;
+  try {
+    signed = await keyring.openText({ tenantId: archive.tenantId, purpose: SIGNATURE_PURPOSE }, archive.signature);
+  } catch (err) {
+    return `the signature does not open with the tenant's key: ${(err as Error).message}`;
+  }
+  return signed === `${archive.requestId}\n${digest}` ? "" : "the signature was made for another archive";
+}
+
+/** The export's archive (FAILED_PRECONDITION while not done, or for an erase). */
+export async function getSubjectArchive(q: Queryable, keyring: Keyring, tenantId: string, requestId: string): Promise<Buffer> {
+  const request = await getSubjectRequest(q, tenantId, requestId);
+  if (request.kind !== "export")
+    throw domainError("FAILED_PRECONDITION", `request ${requestId} is an erase: it has no archive`, { request_id: requestId });
+  if (request.status !== "done")
+    throw domainError("FAILED_PRECONDITION", `request ${requestId} is ${request.status}: its archive is not ready`, {
+      request_id: requestId,
+      status: request.status,
+    });
+  const { rows } = await q.query<{ archive: string }>(
+    "SELECT archive FROM platform.subject_requests WHERE tenant_id = $1 AND request_id = $2",
+    [tenantId, requestId],
+  );
+  // Stored sealed (the archive holds the subject's content in the clear once opened).
+  return Buffer.from(await keyring.openText({ tenantId, purpose: "exports" }, rows[0]?.archive ?? ""), "utf8");
+}
+
+// ---- the parts ----
+
+/**
+ * Does this service's part of every running request that lacks it: exports (the items,
+ * sealed, into `platform.subject_request_parts`) or erases, then — when it stored the last
+ * expected part — assembles the signed archive or the erase summary and closes the job. A
+ * part that fails leaves the job running (retried next time) and records the error.
+ */
+export async function runSubjectRequests(db: Database, keyring: Keyring, contributor: SubjectDataContributor): Promise<number> {
+  const { rows } = await db.query<RequestRow>(
+    `SELECT ${REQUEST_COLUMNS} FROM platform.subject_requests r
+     WHERE status = 'running' AND $1 = ANY(parts_expected)
+       AND NOT EXISTS (SELECT 1 FROM platform.subject_request_parts p WHERE p.request_id = r.request_id AND p.part = $1)
+     ORDER BY created_at LIMIT 20`,
+    [contributor.part],
+  );
+  let done = 0;
+  for (const row of rows) {
+    const req = toRequest(row);
+    // One replica at a time does a request's part (an erase must not run twice at once).
+    const lease = `subject:${req.requestId}:${contributor.part}`;
+    if (!(await acquireLease(db, lease, 600_000))) continue;
+    try {
+      done += await runPart(db, keyring, contributor, req);
+    } finally {
+      await releaseLease(db, lease);
+    }
+  }
+  return done;
+}
+
+async function runPart(db: Database, keyring: Keyring, contributor: SubjectDataContributor, req: SubjectRequest): Promise<number> {
+  let done = 0;
+  let result: PartResult;
+  try {
+    result =
+      req.kind === "export"
+        ? { items: await contributor.export(db, req.tenantId, req.subject) }
+        : await contributor.erase(db, req.tenantId, req.subject);
+  } catch (err) {
+    await db.query("UPDATE platform.subject_requests SET error = $2, updated_at = now() WHERE request_id = $1", [
+      req.requestId,
+      `${contributor.part}: ${(err as Error).message}`.slice(0, 2000),
+    ]);
+    return 0;
+  }
+  const items = result.items ?? [];
+  const sealed = req.kind === "export" ? await keyring.sealText({ tenantId: req.tenantId, purpose: "exports" }, JSON.stringify(items)) : "";
+  await db.transaction(async (tx) => {
+    // The request row lock orders the parts: exactly one of them sees all parts stored.
+    const locked = await tx.query<{ status: string; parts_expected: string[] }>(
+      "SELECT status, parts_expected FROM platform.subject_requests WHERE request_id = $1 FOR UPDATE",
+      [req.requestId],
+    );
+    if (locked.rows[0]?.status !== "running") return;
+    const inserted = await tx.query(
+      `INSERT INTO platform.subject_request_parts (request_id, part, items, item_count, removed, kept, note) VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT DO NOTHING`,
+      [req.requestId, contributor.part, sealed, items.length, result.removed ?? 0, result.kept ?? 0, result.note ?? ""],
+    );
+    if (inserted.rowCount === 0) return;
+    done++;
+    const { rows: parts } = await tx.query<{
+      part: string;
+      items: string;
+      item_count: number;
+      removed: number;
+      kept: number;
+      note: string;
+    }>("SELECT part, items, item_count, removed, kept, note FROM platform.subject_request_parts WHERE request_id = $1 ORDER BY part", [
+      req.requestId,
+    ]);
+    if (!(locked.rows[0].parts_expected ?? []).every((p) => parts.some((x) => x.part === p))) return;
+    const summary: SubjectRequest["summary"] = {};
+    for (const p of parts)
+      summary[p.part] =
+        req.kind === "export"
+          ? { items: p.item_count }
+          : { items: p.removed + p.kept, removed: p.removed, kept: p.kept, ...(p.note ? { note: p.note } : {}) };
+    let archive: string | null = null;
+    if (req.kind === "export") {
+      const k = keyring.using ? keyring.using(tx) : keyring;
+      const content: SubjectArchive["content"] = { subject: req.subject, exportedAt: new Date().toISOString(), parts: {} };
+      for (const p of parts) content.parts[p.part] = JSON.parse(await k.openText({ tenantId: req.tenantId, purpose: "exports" }, p.items));
+      const sha256 = digestOf(content);
+      const signature = await k.sealText({ tenantId: req.tenantId, purpose: SIGNATURE_PURPOSE }, `${req.requestId}\n${sha256}`);
+      const file: SubjectArchive = {
+        format: SUBJECT_ARCHIVE_FORMAT,
+        tenantId: req.tenantId,
+        requestId: req.requestId,
+        sha256,
+        signature,
+        content,
+      };
+      archive = await k.sealText({ tenantId: req.tenantId, purpose: "exports" }, JSON.stringify(file, null, 2));
+      // The parts were copied into the archive: drop their copies.
+      await tx.query("UPDATE platform.subject_request_parts SET items = '' WHERE request_id = $1", [req.requestId]);
+    }
+    await tx.query(
+      `UPDATE platform.subject_requests SET status = 'done', summary = $2::jsonb, archive = $3, error = '', finished_at = now(), updated_at = now()
+         WHERE request_id = $1`,
+      [req.requestId, JSON.stringify(summary), archive],
+    );
+    // The completion is in the tenant's audit trail (governance.subject_request.completed).
+    const total = (f: (s: SubjectRequest["summary"][string]) => number) => Object.values(summary).reduce((n, s) => n + f(s), 0);
+    await recordFacts(
+      tx,
+      governanceStreamId(req.tenantId),
+      [
+        eventOf(DataSubjectRequestCompletedSchema, {
+          tenantId: req.tenantId,
+          requestId: req.requestId,
+          kind: req.kind,
+          scope: req.subject.scope,
+          subjectId: req.subject.id,
+          items: req.kind === "export" ? total((s) => s.items) : total((s) => s.removed ?? 0),
+          kept: total((s) => s.kept ?? 0),
+        }),
+      ],
+      { metadata: { tenantId: req.tenantId, actor: "system" } },
+    );
+  });
+  return done;
+}
+
+/** The periodic task a service adds to its parts to contribute to data-subject requests. */
+export function subjectRequestTask(o: {
+  db: Database;
+  keyring: Keyring;
+  contributor: SubjectDataContributor;
+  intervalMs: number;
+  logger: Logger;
+}): PeriodicTask {
+  return {
+    name: `subject requests (${o.contributor.part})`,
+    intervalMs: o.intervalMs,
+    async run() {
+      const n = await runSubjectRequests(o.db, o.keyring, o.contributor);
+      if (n > 0) o.logger.info({ part: o.contributor.part, requests: n }, "data-subject request parts done");
+      return n;
+    },
+  };
+}

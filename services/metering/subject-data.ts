@@ -1,0 +1,47 @@
+import type { Queryable } from "../kernel/db/ports.js";
+import type { Subject, SubjectDataContributor } from "../kernel/governance/index.js";
+
+/**
+ * The usage records of the subject's runs: runs started (RunStarted appended) by the key, by
+ * the user's access token, or in the session.
+ */
+async function usageOf(q: Queryable, tenantId: string, subject: Subject) {
+  const match =
+    subject.scope === "session"
+      ? "e.payload->>'sessionId' = $2"
+      : subject.scope === "key"
+        ? "e.metadata->>'actor' = $2"
+        : "e.metadata->>'actor' = 'user:' || $2";
+  const { rows } = await q.query<Record<string, unknown>>(
+    `SELECT u.request_id AS "requestId", u.outcome, u.plan, u.run_units AS "runUnits", u.cpu_seconds AS "cpuSeconds",
+            u.gpu_seconds AS "gpuSeconds", u.tool_calls AS "toolCalls", u.input_tokens::text AS "inputTokens",
+            u.output_tokens::text AS "outputTokens", u.usage_date::text AS "usageDate", u.recorded_at AS "recordedAt"
+     FROM metering.usage_records u
+     WHERE u.tenant_id = $1 AND u.request_id IN (
+       SELECT e.payload->>'requestId' FROM platform.events e
+       WHERE e.type = 'nexus.events.v1.RunStarted' AND e.metadata->>'tenant_id' = $1 AND ${match})
+     ORDER BY u.recorded_at, u.request_id`,
+    [tenantId, subject.id],
+  );
+  return rows;
+}
+
+/**
+ * Metering's part of data-subject requests (docs/governance.md#data-subject-requests): the
+ * usage of the subject's runs. An erase keeps them — they are billing records (ids, counts,
+ * units; no content) the tenant's invoices are built from — and says so in the summary.
+ */
+export function meteringSubjectContributor(): SubjectDataContributor {
+  return {
+    part: "usage",
+    export: usageOf,
+    async erase(db, tenantId, subject) {
+      const kept = (await usageOf(db, tenantId, subject)).length;
+      return {
+        removed: 0,
+        kept,
+        ...(kept > 0 ? { note: "usage records are kept: billing records with ids and counts, no content" } : {}),
+      };
+    },
+  };
+}
