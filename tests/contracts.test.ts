@@ -97,6 +97,7 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     SetDocumentAccessSettings: "unary",
     SavePolicy: "unary",
     SetPolicyEnabled: "unary",
+    DeletePolicy: "unary",
     ListPolicies: "unary",
     SetLabelRules: "unary",
     SimulatePolicy: "unary",

@@ -398,6 +398,14 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     outcome: "success",
     before: details({ token_id: p.tokenId }),
   }),
+  "nexus.events.v1.DirectoryGroupsChanged": ({ p, actor }) => ({
+    eventType: "identity.directory.groups_changed",
+    actor,
+    action: "scim.groups",
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    after: details({ user_ids: p.userIds }),
+  }),
   "nexus.events.v1.DocumentAccessDenied": ({ p }) => ({
     eventType: "documents.access.denied",
     actor: { keyId: str(p.keyId) },
@@ -438,6 +446,22 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     resource: { type: "policy", id: str(p.policyId) },
     outcome: "success",
     after: details({ version: p.version, enabled: p.enabled ?? false }),
+  }),
+  "nexus.events.v1.PolicyDeleted": ({ p, actor }) => ({
+    eventType: "policies.deleted",
+    actor,
+    action: `${RETRIEVAL}/DeletePolicy`,
+    resource: { type: "policy", id: str(p.policyId) },
+    outcome: "success",
+    before: details({ version: p.version, text: p.text }),
+  }),
+  "nexus.events.v1.DocumentAccessSettingsChanged": ({ p, actor }) => ({
+    eventType: "documents.access.settings",
+    actor,
+    action: `${RETRIEVAL}/SetDocumentAccessSettings`,
+    resource: { type: "tenant", id: str(p.tenantId) },
+    outcome: "success",
+    after: details({ admins_bypass: p.adminsBypass ?? false, default_deny: p.defaultDeny ?? false }),
   }),
   "nexus.events.v1.LabelRulesChanged": ({ p, actor }) => ({
     eventType: "labels.rules.changed",

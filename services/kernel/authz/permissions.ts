@@ -156,6 +156,7 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // Cedar policies and label rules, and simulating them: tenant admins (docs/identity.md, "Policies").
   "/nexus.retrieval.v1.RetrievalService/SavePolicy": admin,
   "/nexus.retrieval.v1.RetrievalService/SetPolicyEnabled": admin,
+  "/nexus.retrieval.v1.RetrievalService/DeletePolicy": admin,
   "/nexus.retrieval.v1.RetrievalService/ListPolicies": admin,
   "/nexus.retrieval.v1.RetrievalService/SetLabelRules": admin,
   "/nexus.retrieval.v1.RetrievalService/SimulatePolicy": admin,
