@@ -1,17 +1,13 @@
 import type { Queryable } from "../kernel/db/ports.js";
-import type { Subject, SubjectDataContributor } from "../kernel/governance/index.js";
+import { type Subject, type SubjectDataContributor, subjectActors } from "../kernel/governance/index.js";
 
 /**
  * The usage records of the subject's runs: runs started (RunStarted appended) by the key, by
- * the user's access token, or in the session.
+ * a principal acting as the user (its token, sign-in sessions, owned keys), or in the session.
+ * Found through `events_type_tenant_actor_idx` (type, tenant, actor).
  */
 async function usageOf(q: Queryable, tenantId: string, subject: Subject) {
-  const match =
-    subject.scope === "session"
-      ? "e.payload->>'sessionId' = $2"
-      : subject.scope === "key"
-        ? "e.metadata->>'actor' = $2"
-        : "e.metadata->>'actor' = 'user:' || $2";
+  const match = subject.scope === "session" ? "e.payload->>'sessionId' = $2" : "e.metadata->>'actor' = ANY($2::text[])";
   const { rows } = await q.query<Record<string, unknown>>(
     `SELECT u.request_id AS "requestId", u.outcome, u.plan, u.run_units AS "runUnits", u.cpu_seconds AS "cpuSeconds",
             u.gpu_seconds AS "gpuSeconds", u.tool_calls AS "toolCalls", u.input_tokens::text AS "inputTokens",
@@ -21,7 +17,7 @@ async function usageOf(q: Queryable, tenantId: string, subject: Subject) {
        SELECT e.payload->>'requestId' FROM platform.events e
        WHERE e.type = 'nexus.events.v1.RunStarted' AND e.metadata->>'tenant_id' = $1 AND ${match})
      ORDER BY u.recorded_at, u.request_id`,
-    [tenantId, subject.id],
+    [tenantId, subject.scope === "session" ? subject.id : subjectActors(subject)],
   );
   return rows;
 }

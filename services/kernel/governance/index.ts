@@ -49,6 +49,7 @@ export {
 export {
   approveSubjectRequest,
   createSubjectRequest,
+  DEFAULT_PART_RETRY,
   type GovernanceSettings,
   getGovernanceSettings,
   getSubjectArchive,
@@ -56,7 +57,10 @@ export {
   governanceStreamId,
   listSubjectRequests,
   type PartResult,
+  type PartRetryPolicy,
+  partRetryDelayMs,
   type Requester,
+  retrySubjectRequest,
   runSubjectRequests,
   SUBJECT_ARCHIVE_FORMAT,
   SUBJECT_PARTS,
@@ -70,6 +74,7 @@ export {
   type SubjectRequestStatus,
   type SubjectScope,
   setGovernanceSettings,
+  subjectActors,
   subjectRequestTask,
   verifySubjectArchive,
 } from "./subject-requests.js";
