@@ -28,6 +28,7 @@ export {
 } from "./recorded.js";
 export {
   type ActiveHold,
+  ANONYMIZE_REFUSED,
   APPLIED_RETENTION_CATEGORIES,
   type CustomRetention,
   clearRetentionPolicy,

@@ -14,13 +14,16 @@ import {
   getSubjectArchive,
   getSubjectRequest,
   governanceMigrations,
+  listRetentionPolicies,
   listSubjectRequests,
   type PartRetryPolicy,
   retrySubjectRequest,
+  runRetention,
   runSubjectRequests,
   SUBJECT_PARTS,
   type SubjectArchive,
   type SubjectDataContributor,
+  setRetentionPolicy,
 } from "./index.js";
 
 /**
@@ -140,5 +143,45 @@ describeWithPostgres("data-subject request retries (real PostgreSQL)", () => {
     expect(errorReason(await db.transaction((tx) => retrySubjectRequest(tx, "t1", request.requestId)).catch((e: unknown) => e))).toBe(
       "NOT_FOUND",
     );
+  });
+
+  it("anonymize: applied to sessions, refused with INVALID_ARGUMENT for documents, audit and usage", async () => {
+    for (const category of ["documents", "audit", "usage"] as const) {
+      const err = await setRetentionPolicy(db, { tenantId: "t3", category, maxAgeDays: 30, action: "anonymize" }).catch((e: unknown) => e);
+      expect(errorReason(err), category).toBe("INVALID_ARGUMENT");
+      expect((err as Error).message).toMatch(new RegExp(`${category} cannot be anonymized: .*use delete$`));
+      // delete is accepted for each.
+      await setRetentionPolicy(db, { tenantId: "t3", category, maxAgeDays: 30, action: "delete" });
+    }
+    // Sessions: the expired rows are rewritten, kept, and not reported again.
+    await db.exec(`CREATE SCHEMA IF NOT EXISTS anon;
+      CREATE TABLE anon.sessions (tenant_id text NOT NULL, session_id text NOT NULL, updated_at timestamptz NOT NULL, title text NOT NULL,
+        PRIMARY KEY (tenant_id, session_id));
+      INSERT INTO anon.sessions VALUES ('t3', 'old', now() - interval '40 days', 'secret question'), ('t3', 'new', now(), 'recent question');`);
+    await setRetentionPolicy(db, { tenantId: "t3", category: "sessions", maxAgeDays: 30, action: "anonymize" });
+    expect((await listRetentionPolicies(db, "t3")).map((p) => `${p.category}:${p.action}`)).toEqual([
+      "audit:delete",
+      "documents:delete",
+      "sessions:anonymize",
+      "usage:delete",
+    ]);
+    const target = {
+      category: "sessions" as const,
+      table: "anon.sessions",
+      idColumn: "session_id",
+      timeColumn: "updated_at",
+      holdScope: "session" as const,
+      anonymize: { title: "''" },
+    };
+    const reports = await runRetention(db, [target]);
+    expect(reports).toEqual([expect.objectContaining({ tenantId: "t3", action: "anonymize", expired: 1, removed: 1, held: 0 })]);
+    const { rows } = await db.query<{ session_id: string; title: string }>(
+      "SELECT session_id, title FROM anon.sessions ORDER BY session_id",
+    );
+    expect(rows).toEqual([
+      { session_id: "new", title: "recent question" },
+      { session_id: "old", title: "" },
+    ]);
+    expect(await runRetention(db, [target])).toEqual([]);
   });
 });
