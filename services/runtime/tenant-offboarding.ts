@@ -7,6 +7,7 @@ import { domainError } from "../kernel/errors.js";
 import { assertTenantNotHeld } from "../kernel/governance/index.js";
 import { createKeyring, type Keyring, resolveMasterKeys } from "../kernel/keyring/index.js";
 import { runSaga, type SagaDefinition, type SagaState, sagaStatus, startSaga } from "../kernel/sagas/index.js";
+import { shredListRecorder } from "./backup.js";
 
 /**
  * Tenant offboarding as a saga (issue 18, R10): each step is recorded on the saga's stream and
@@ -128,7 +129,9 @@ export async function offboardTenant(
     embedded: db.dialect === "pglite",
     dataDir: config.dataDir,
   });
-  const def = tenantOffboardingSaga(db, createKeyring({ db, masterKeys }), hooks);
+  // With a backup directory configured, the shred is on the backups' shred list at once.
+  const onShredded = config.backupDir && masterKeys ? shredListRecorder(config.backupDir, masterKeys) : undefined;
+  const def = tenantOffboardingSaga(db, createKeyring({ db, masterKeys, ...(onShredded ? { onShredded } : {}) }), hooks);
   const sagaId = input.sagaId ?? `offboard-${input.tenantId}-${Date.now()}`;
   const existing = await sagaStatus(db, sagaId);
   if (!existing) {
