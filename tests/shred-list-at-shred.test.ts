@@ -66,7 +66,9 @@ describeWithPostgres("shred list written at shred time (real PostgreSQL)", () =>
     const copy = await createPgDatabase({ url: target.url, poolSize: 2 });
     try {
       const k = createKeyring({ db: copy, masterKeys });
-      const { rows } = await copy.query<{ tenant_id: string; sealed: string }>("SELECT tenant_id, sealed FROM t.secrets ORDER BY tenant_id");
+      const { rows } = await copy.query<{ tenant_id: string; sealed: string }>(
+        "SELECT tenant_id, sealed FROM t.secrets ORDER BY tenant_id",
+      );
       const err = await k.openText({ tenantId: "gone", purpose: "documents" }, rows[0]!.sealed).catch((e: unknown) => e);
       expect(errorReason(err)).toBe("DECRYPTION_FAILED");
       expect(await k.openText({ tenantId: "stays", purpose: "documents" }, rows[1]!.sealed)).toBe("the secret of stays");

@@ -200,18 +200,23 @@ export async function createSubjectRequest(
   return toRequest(rows[0] as RequestRow);
 }
 
+/** The request, locked for the rest of the transaction; NOT_FOUND when the tenant has none with that id. */
+async function lockRequest(tx: Tx, tenantId: string, requestId: string): Promise<RequestRow> {
+  const { rows } = await tx.query<RequestRow>(
+    `SELECT ${REQUEST_COLUMNS} FROM platform.subject_requests WHERE tenant_id = $1 AND request_id = $2 FOR UPDATE`,
+    [tenantId, requestId],
+  );
+  if (!rows[0]) throw domainError("NOT_FOUND", `no data-subject request ${requestId}`, { request_id: requestId });
+  return rows[0];
+}
+
 /**
  * Approves an erase waiting for approval. The requester cannot approve their own request
  * (PERMISSION_DENIED SELF_APPROVAL_FORBIDDEN) — not with the same key, nor as the same person
  * with another key; a hold placed since the request refuses it (LEGAL_HOLD_ACTIVE).
  */
 export async function approveSubjectRequest(tx: Tx, tenantId: string, requestId: string, by: Requester): Promise<SubjectRequest> {
-  const { rows } = await tx.query<RequestRow>(
-    `SELECT ${REQUEST_COLUMNS} FROM platform.subject_requests WHERE tenant_id = $1 AND request_id = $2 FOR UPDATE`,
-    [tenantId, requestId],
-  );
-  const row = rows[0];
-  if (!row) throw domainError("NOT_FOUND", `no data-subject request ${requestId}`, { request_id: requestId });
+  const row = await lockRequest(tx, tenantId, requestId);
   if (row.status !== "awaiting_approval")
     throw domainError("FAILED_PRECONDITION", `request ${requestId} is ${row.status}, not awaiting approval`, {
       request_id: requestId,
@@ -254,12 +259,7 @@ export async function listSubjectRequests(q: Queryable, tenantId: string, limit 
  * the parts already stored are kept. FAILED_PRECONDITION for a request that has not failed.
  */
 export async function retrySubjectRequest(tx: Tx, tenantId: string, requestId: string): Promise<SubjectRequest> {
-  const { rows } = await tx.query<RequestRow>(
-    `SELECT ${REQUEST_COLUMNS} FROM platform.subject_requests WHERE tenant_id = $1 AND request_id = $2 FOR UPDATE`,
-    [tenantId, requestId],
-  );
-  const row = rows[0];
-  if (!row) throw domainError("NOT_FOUND", `no data-subject request ${requestId}`, { request_id: requestId });
+  const row = await lockRequest(tx, tenantId, requestId);
   if (row.status !== "failed")
     throw domainError("FAILED_PRECONDITION", `request ${requestId} is ${row.status}: only a failed request can be retried`, {
       request_id: requestId,
@@ -388,6 +388,15 @@ export async function runSubjectRequests(
   return done;
 }
 
+/** What a stored part says in the request's summary. */
+const partSummary = (
+  kind: SubjectRequestKind,
+  p: { item_count: number; removed: number; kept: number; note: string },
+): SubjectRequest["summary"][string] =>
+  kind === "export"
+    ? { items: p.item_count }
+    : { items: p.removed + p.kept, removed: p.removed, kept: p.kept, ...(p.note ? { note: p.note } : {}) };
+
 /**
  * Counts a failed attempt of a part: the request shows the error and waits for the next try,
  * or — after the last allowed attempt — is FAILED with every stored part and the failed one.
@@ -425,11 +434,7 @@ async function partFailed(db: Database, req: SubjectRequest, part: string, err: 
       "SELECT part, item_count, removed, kept, note FROM platform.subject_request_parts WHERE request_id = $1 ORDER BY part",
       [req.requestId],
     );
-    for (const p of parts)
-      summary[p.part] =
-        req.kind === "export"
-          ? { items: p.item_count }
-          : { items: p.removed + p.kept, removed: p.removed, kept: p.kept, ...(p.note ? { note: p.note } : {}) };
+    for (const p of parts) summary[p.part] = partSummary(req.kind, p);
     const { rows: failed } = await tx.query<{ part: string; attempts: number; last_error: string }>(
       "SELECT part, attempts, last_error FROM platform.subject_request_attempts WHERE request_id = $1 AND attempts >= $2 ORDER BY part",
       [req.requestId, retry.maxAttempts],
@@ -491,11 +496,7 @@ async function runPart(
     ]);
     if (!(locked.rows[0].parts_expected ?? []).every((p) => parts.some((x) => x.part === p))) return;
     const summary: SubjectRequest["summary"] = {};
-    for (const p of parts)
-      summary[p.part] =
-        req.kind === "export"
-          ? { items: p.item_count }
-          : { items: p.removed + p.kept, removed: p.removed, kept: p.kept, ...(p.note ? { note: p.note } : {}) };
+    for (const p of parts) summary[p.part] = partSummary(req.kind, p);
     let archive: string | null = null;
     if (req.kind === "export") {
       const k = keyring.using ? keyring.using(tx) : keyring;
