@@ -11,6 +11,8 @@ import {
   DataSubjectRequestStatus,
   DataSubjectScope,
   HoldScope,
+  RetentionAction,
+  RetentionCategory,
 } from "../gen/nexus/governance/v1/governance_service_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import type { NexusClient } from "../services/client/index.js";
@@ -245,6 +247,13 @@ describeWithPostgres("data-subject requests (nexus dev on PostgreSQL)", () => {
     // Nothing of u2: not its user, key, sessions, document or words.
     for (const other of [people.u2.userId, people.u2.keyId, ...people.u2.sessions, ...people.u2.docs, people.u2.secret])
       expect(text).not.toContain(other);
+    // Only a FAILED request can be restarted; anonymize is refused where it means nothing.
+    await expect(admin.governance.retryDataSubjectRequest({ requestId: request!.requestId })).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+    });
+    await expect(
+      admin.governance.setRetentionPolicy({ category: RetentionCategory.DOCUMENTS, maxAgeDays: 30, action: RetentionAction.ANONYMIZE }),
+    ).rejects.toMatchObject({ code: Code.InvalidArgument });
   }, 180_000);
 
   it("erase needs a second admin when the tenant requires it, respects holds, and removes exactly the subject's data", async () => {
