@@ -50,7 +50,7 @@ import {
   type RetentionPolicy,
   type RetentionReport,
   releaseLegalHoldRecorded,
-  retrySubjectRequest,
+  retrySubjectRequestRecorded,
   type SubjectRequest,
   type SubjectRequestKind,
   type SubjectRequestStatus,
@@ -245,8 +245,8 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
   }
 
   async retryDataSubjectRequest(req: RetryDataSubjectRequestRequest, ctx: HandlerContext) {
-    const { tenantId } = this.scope(ctx, req.tenantId);
-    return { request: subjectRequestToMessage(await this.db.transaction((tx) => retrySubjectRequest(tx, tenantId, req.requestId))) };
+    const { tenantId, actor } = this.scope(ctx, req.tenantId);
+    return { request: subjectRequestToMessage(await retrySubjectRequestRecorded(this.db, actor, tenantId, req.requestId)) };
   }
 
   async getDataSubjectRequest(req: GetDataSubjectRequestRequest, ctx: HandlerContext) {

@@ -280,13 +280,15 @@ export const dsarListCommand: Command = {
 export const dsarRetryCommand: Command = {
   path: ["governance", "dsar", "retry"],
   summary: "Restart a FAILED data-subject request: its failed parts run again, the parts done are kept",
-  usage: `nexus governance dsar retry --tenant TENANT --request ID [--json]   ${DB_NOTE}`,
+  usage: `nexus governance dsar retry --tenant TENANT --request ID [--by NAME] [--json]   ${DB_NOTE}`,
   async run(args) {
-    const { retrySubjectRequest } = await import("../../kernel/governance/index.js");
-    const { values } = parseArgs({ args, options: { ...common, request: { type: "string" } }, strict: true });
+    const { retrySubjectRequestRecorded } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({ args, options: { ...common, request: { type: "string" }, by: { type: "string" } }, strict: true });
     const tenantId = requireTenant(values.tenant);
     if (!values.request) throw new UsageError("--request is required");
-    const r = await withGovernance(values["data-dir"], (db) => db.transaction((tx) => retrySubjectRequest(tx, tenantId, values.request!)));
+    const r = await withGovernance(values["data-dir"], (db) =>
+      retrySubjectRequestRecorded(db, cliActor(values.by), tenantId, values.request!),
+    );
     if (values.json) console.log(JSON.stringify(r, null, 2));
     else console.log(`data-subject request ${r.requestId} is running again`);
     return 0;

@@ -23,6 +23,7 @@ export {
   clearRetentionPolicyRecorded,
   placeLegalHoldRecorded,
   releaseLegalHoldRecorded,
+  retrySubjectRequestRecorded,
   setGovernanceSettingsRecorded,
   setRetentionPolicyRecorded,
 } from "./recorded.js";

@@ -128,6 +128,15 @@ describeWithPostgres("data-subject request retries (real PostgreSQL)", () => {
     broken = false;
     expect((await cli("retry", "--tenant", "t2", "--request", request.requestId)).stdout).toContain("is running again");
     const restarted = await getSubjectRequest(db, "t2", request.requestId);
+    // Both the failure and the retry are recorded for the tenant's audit trail.
+    const { rows: facts } = await db.query<{ type: string; actor: string; payload: Record<string, unknown> }>(
+      "SELECT type, metadata->>'actor' AS actor, payload FROM platform.events WHERE stream_id = 'governance-t2' ORDER BY version",
+    );
+    expect(facts.map((f) => [f.type, f.actor])).toEqual([
+      ["nexus.events.v1.DataSubjectRequestFailed", "system"],
+      ["nexus.events.v1.DataSubjectRequestRetried", `cli:${process.env.USER || "operator"}`],
+    ]);
+    expect(facts[0]!.payload).toMatchObject({ part: "documents", error: "the content store is unreachable", attempts: 3 });
     expect(restarted).toMatchObject({ status: "running", error: "", summary: {}, finishedAt: null });
     await runAll();
     r = await getSubjectRequest(db, "t2", request.requestId);

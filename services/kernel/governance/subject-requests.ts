@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { DataSubjectRequestCompletedSchema } from "../../../gen/nexus/events/v1/governance_events_pb.js";
+import { DataSubjectRequestCompletedSchema, DataSubjectRequestFailedSchema } from "../../../gen/nexus/events/v1/governance_events_pb.js";
 import { recordFacts } from "../commands/index.js";
 import type { Database, Queryable, Tx } from "../db/ports.js";
 import { domainError } from "../errors.js";
@@ -444,6 +444,22 @@ async function partFailed(db: Database, req: SubjectRequest, part: string, err: 
       `UPDATE platform.subject_requests SET status = 'failed', summary = $2::jsonb, error = $3, finished_at = now(), updated_at = now()
        WHERE request_id = $1`,
       [req.requestId, JSON.stringify(summary), `${part}: ${message} (failed ${attempts} times; RetryDataSubjectRequest restarts it)`],
+    );
+    // The failure is in the tenant's audit trail (governance.subject_request.failed).
+    await recordFacts(
+      tx,
+      governanceStreamId(req.tenantId),
+      [
+        eventOf(DataSubjectRequestFailedSchema, {
+          tenantId: req.tenantId,
+          requestId: req.requestId,
+          kind: req.kind,
+          part,
+          error: message,
+          attempts,
+        }),
+      ],
+      { metadata: { tenantId: req.tenantId, actor: "system" } },
     );
   });
 }
