@@ -12,8 +12,10 @@ import type { BenchOutcome } from "./results.js";
  * - ingress: `POST /ingress` requests/s to the edge with the hub stopped (every message goes to
  *   the on-disk queue), beside `POST /ingress` to the hub itself at the same concurrency — the
  *   baseline measured in the same run;
- * - drain: messages/s the edge forwards once the hub is back (queue → hub `Ingest`, one lane
- *   per app), against the same hub ingress rate.
+ * - drain: messages/s the edge forwards once the hub is back (queue → hub `ForwardMessages`,
+ *   batches of up to 200 per app lane, in order), against two baselines of the same run: the
+ *   hub's `POST /ingress` rate, and the same messages sent one `Ingest` call at a time (how the
+ *   agent forwarded before batching: one hub round trip, group-commit wait included, each).
  */
 export interface EdgeBenchResult {
   messages: number;
@@ -21,20 +23,29 @@ export interface EdgeBenchResult {
   hubIngressPerSecond: number;
   edgeIngressPerSecond: number;
   drainPerSecond: number;
+  /** One `Ingest` at a time to the hub (the agent's earlier forwarding), messages/s. */
+  sequentialIngestPerSecond: number;
 }
 
-const HUB_PORT = 15820;
-const EDGE_PORT = 15821;
+const HUB_PORT = 19330;
+const EDGE_PORT = 19331;
 
 function startHub(dataDir: string): Promise<{ child: ChildProcess; out: () => string }> {
   const child = spawn(
     process.execPath,
     [path.resolve("dist/services/cli/main.js"), "dev", "--port", String(HUB_PORT), "--host", "127.0.0.1", "--data-dir", dataDir],
     {
-      env: { ...process.env, LOG_LEVEL: "warn" },
+      // Rate limits off: the one-Ingest-at-a-time baseline measures round trips, not the
+      // mutation bucket (2/s per API key by default — what held the agent's earlier drain at
+      // ≈2 messages/s when it forwarded with an API key).
+      env: { ...process.env, LOG_LEVEL: "warn", NEXUS_RATE_LIMIT_ENABLED: "false" },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
+  // A bench that fails half-way does not leave its hub behind.
+  const orphan = () => child.kill("SIGKILL");
+  process.once("exit", orphan);
+  child.once("exit", () => process.off("exit", orphan));
   let out = "";
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the hub did not start:\n${out}`)), 90_000);
@@ -73,7 +84,7 @@ export async function benchEdge(
   options: { messages?: number; concurrency?: number; log?: (line: string) => void } = {},
 ): Promise<BenchOutcome> {
   const log = options.log ?? console.log;
-  const messages = options.messages ?? 500;
+  const messages = options.messages ?? 1000;
   const concurrency = options.concurrency ?? 16;
   const hubDir = mkdtempSync(path.join(tmpdir(), "nexus-bench-edge-hub-"));
   const edgeDir = mkdtempSync(path.join(tmpdir(), "nexus-bench-edge-q-"));
@@ -83,7 +94,8 @@ export async function benchEdge(
   const hubUrl = `http://127.0.0.1:${HUB_PORT}`;
   const client = createNexusClient({ baseUrl: hubUrl, apiKey: ownerKey });
   // An app that feeds no workflow: the hub's accept path (validate, dedupe claim, durable row) only.
-  const { appKey } = await client.integration.createSenderApp({ name: "bench" });
+  const { app, appKey } = await client.integration.createSenderApp({ name: "bench" });
+  const { edgeToken } = await client.edges.registerEdge({ name: "bench", appIds: [app?.appId ?? ""] });
   const post = (url: string, i: number, prefix: string) =>
     fetch(`${url}/ingress`, {
       method: "POST",
@@ -94,10 +106,9 @@ export async function benchEdge(
     });
   const hubIngressPerSecond = await rate(messages, concurrency, (i) => post(hubUrl, i, "hub"));
   log(`edge: hub POST /ingress ${hubIngressPerSecond.toFixed(0)}/s`);
-
   const edge = await startEdgeAgent({
     hubUrl,
-    token: ownerKey,
+    token: edgeToken,
     host: "127.0.0.1",
     port: EDGE_PORT,
     dataDir: edgeDir,
@@ -112,21 +123,39 @@ export async function benchEdge(
   log(`edge: edge POST /ingress (hub down, queued) ${edgeIngressPerSecond.toFixed(0)}/s`);
 
   hub = await startHub(hubDir);
-  // Drain: until the queue is empty, or 120 s (then the rate is what was drained in that time).
+  // Drain: from the hub being back (the agent's retry delay skipped) to an empty queue, or
+  // 120 s (then the rate is what was drained in that time).
   const t0 = performance.now();
+  const depth = async () => ((await (await fetch(`${edgeUrl}/health`)).json()) as { queue_depth: number }).queue_depth;
   let left = messages;
   while (performance.now() - t0 < 120_000) {
-    left = ((await (await fetch(`${edgeUrl}/health`)).json()) as { queue_depth: number }).queue_depth;
+    await Promise.race([edge.drain(), new Promise((r) => setTimeout(r, 120_000 - (performance.now() - t0)))]);
+    left = await depth();
     if (left === 0) break;
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 50));
   }
   const drainPerSecond = (messages - left) / ((performance.now() - t0) / 1000);
   log(`edge: queue drain ${drainPerSecond.toFixed(1)} messages/s (${messages - left} of ${messages})`);
+  // Baseline of the drain, right after it on the same hub: one Ingest at a time (a lane
+  // forwarding message by message, as the agent did before batching).
+  const sequential = Math.min(300, messages);
+  const sequentialIngestPerSecond = await rate(sequential, 1, async (i) => {
+    await client.integration.ingest({ appId: app?.appId ?? "", payload: { i, pad: "x".repeat(200) }, clientMessageId: `seq-${i}` });
+  });
+  log(`edge: hub Ingest one at a time ${sequentialIngestPerSecond.toFixed(1)}/s (${sequential} messages)`);
+
   await edge.close();
   await stop(hub.child);
   rmSync(hubDir, { recursive: true, force: true });
   rmSync(edgeDir, { recursive: true, force: true });
-  const result: EdgeBenchResult = { messages, concurrency, hubIngressPerSecond, edgeIngressPerSecond, drainPerSecond };
+  const result: EdgeBenchResult = {
+    messages,
+    concurrency,
+    hubIngressPerSecond,
+    edgeIngressPerSecond,
+    drainPerSecond,
+    sequentialIngestPerSecond,
+  };
   return {
     result,
     ratios: [
@@ -140,6 +169,12 @@ export async function benchEdge(
         bench: "edge (nexus dev hub)",
         name: "queue drain messages/s / hub POST /ingress req/s",
         value: drainPerSecond / hubIngressPerSecond,
+        unit: "×",
+      },
+      {
+        bench: "edge (nexus dev hub)",
+        name: "queue drain (batched) / one Ingest at a time, messages/s",
+        value: drainPerSecond / sequentialIngestPerSecond,
         unit: "×",
       },
     ],

@@ -63,6 +63,10 @@ export interface ProjectionLatency {
   projection: Percentiles;
   /** How long the writer's append transaction took (BEGIN … COMMIT). */
   append: Percentiles;
+  /** NATS bus: writer's COMMIT → the message seen on the subject (the relay's share). */
+  relayed?: Percentiles;
+  /** Other writers appending to their own streams throughout (0: the writer is alone). */
+  writers: number;
 }
 
 /** What {@link benchEvents} measured. */
@@ -78,28 +82,42 @@ export interface EventsBenchResult {
     rawPerSecond: number;
     ratio: number;
   };
+  /** Concurrent appends with the global append lock against a per-stream lock only. */
+  contention?: AppendContention;
   skipped: string[];
+}
+
+/** Append transactions of {@link CONCURRENT_WRITERS} writers, each to its own streams. */
+export interface AppendContention {
+  writers: number;
+  appendsPerWriter: number;
+  /** appendToStream as it is: the global lock, held through COMMIT. */
+  globalLock: { transaction: Percentiles; perSecond: number };
+  /** The same rows written under a per-stream lock only (what the alternatives would keep). */
+  streamLock: { transaction: Percentiles; perSecond: number };
 }
 
 const TOPIC = "bench.pinged";
 const TYPE = "nexus.bench.v1.Pinged";
 const CHANNEL = "nexus_bench_projection";
+/** Other writers in the "concurrent writers" measurement. */
+const CONCURRENT_WRITERS = 4;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A listener that resolves waiters by payload (event id). */
-async function notifications(db: Database, channel: string): Promise<{ next(id: string): Promise<number>; stop(): Promise<void> }> {
+/** When each id was first seen: `seen(id)` records it, `next(id)` waits for it (30 s at most). */
+function arrivals(): { seen(id: string): void; next(id: string): Promise<number> } {
   const waiting = new Map<string, (at: number) => void>();
   const early = new Map<string, number>();
-  const stop = await db.listen(channel, (payload) => {
-    const at = performance.now();
-    const resolve = waiting.get(payload);
-    if (resolve) {
-      waiting.delete(payload);
-      resolve(at);
-    } else early.set(payload, at);
-  });
   return {
+    seen(id) {
+      const at = performance.now();
+      const resolve = waiting.get(id);
+      if (resolve) {
+        waiting.delete(id);
+        resolve(at);
+      } else early.set(id, at);
+    },
     next(id) {
       const at = early.get(id);
       if (at !== undefined) {
@@ -117,12 +135,51 @@ async function notifications(db: Database, channel: string): Promise<{ next(id: 
         });
       });
     },
-    stop,
+  };
+}
+
+/** A listener that resolves waiters by payload (event id). */
+async function notifications(db: Database, channel: string): Promise<{ next(id: string): Promise<number>; stop(): Promise<void> }> {
+  const heard = arrivals();
+  const stop = await db.listen(channel, (payload) => heard.seen(payload));
+  return { next: (id) => heard.next(id), stop };
+}
+
+/** Optional parts of a {@link projectionLatency} measurement. */
+interface LatencyOptions {
+  /** Background writers appending facts to their own streams (another topic) all along. */
+  writers?: number;
+  /** When the message of an event id was first seen on the bus (NATS: a core subscription). */
+  seenOnBus?: (eventId: string) => Promise<number>;
+}
+
+/** Writers appending one fact per transaction to their own streams until stopped. */
+function backgroundWriters(db: Database, n: number): { stop(): Promise<void> } {
+  let running = true;
+  const loops = Array.from({ length: n }, async (_, k) => {
+    for (let i = 0; running; i++) {
+      await db.transaction((tx) =>
+        recordFacts(tx, `bench-noise-${k}-${i}`, [{ type: "nexus.bench.v1.Noise", topic: "bench.noise", payload: { i } }]),
+      );
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+    },
   };
 }
 
 /** Measures commit → projection on `bus` (already started) over `db`. */
-async function projectionLatency(label: string, db: Database, bus: EventBus, samples: number, warmup: number): Promise<ProjectionLatency> {
+async function projectionLatency(
+  label: string,
+  db: Database,
+  bus: EventBus,
+  samples: number,
+  warmup: number,
+  options: LatencyOptions = {},
+): Promise<ProjectionLatency> {
   await db.exec(
     `CREATE SCHEMA IF NOT EXISTS bench_proj; CREATE TABLE IF NOT EXISTS bench_proj.pings (event_id uuid PRIMARY KEY, seen_at timestamptz NOT NULL DEFAULT now())`,
   );
@@ -137,9 +194,11 @@ async function projectionLatency(label: string, db: Database, bus: EventBus, sam
       await tx.query("SELECT pg_notify($1, $2)", [CHANNEL, event.eventId]);
     },
   });
+  const noise = backgroundWriters(db, options.writers ?? 0);
   try {
     const projection: number[] = [];
     const append: number[] = [];
+    const relayed: number[] = [];
     for (let i = 0; i < warmup + samples; i++) {
       // A random pause so samples do not fall into step with any poll timer.
       await sleep(2 + Math.random() * 8);
@@ -147,17 +206,82 @@ async function projectionLatency(label: string, db: Database, bus: EventBus, sam
       const t0 = performance.now();
       await db.transaction((tx) => recordFacts(tx, `bench-ping-${i}`, [{ type: TYPE, topic: TOPIC, payload: { i }, eventId }]));
       const committed = performance.now();
+      const onBus = options.seenOnBus?.(eventId);
       const seenAt = await heard.next(eventId);
       if (i >= warmup) {
         projection.push(seenAt - committed);
         append.push(committed - t0);
+        if (onBus) relayed.push((await onBus) - committed);
       }
     }
-    return { bus: label, projection: percentiles(projection), append: percentiles(append) };
+    return {
+      bus: label,
+      projection: percentiles(projection),
+      append: percentiles(append),
+      ...(relayed.length > 0 ? { relayed: percentiles(relayed) } : {}),
+      writers: options.writers ?? 0,
+    };
   } finally {
+    await noise.stop();
     await sub.stop();
     await heard.stop();
   }
+}
+
+/**
+ * `writers` concurrent writers, each appending `perWriter` single-event transactions to its own
+ * streams: through `recordFacts` (the global append lock) or with the same INSERT under a
+ * per-stream advisory lock only. Same database, same rows, alternating order over two rounds.
+ */
+async function appendContention(db: Database, writers: number, perWriter: number): Promise<AppendContention> {
+  await migratePlatform(db);
+  const run = async (mode: "global" | "stream", round: number) => {
+    const durations: number[] = [];
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: writers }, async (_, w) => {
+        for (let i = 0; i < perWriter; i++) {
+          const stream = `bench-contention-${mode}-${round}-${w}-${i}`;
+          const t0 = performance.now();
+          if (mode === "global") {
+            await db.transaction((tx) => recordFacts(tx, stream, [{ type: "nexus.bench.v1.Noise", topic: "bench.noise", payload: { i } }]));
+          } else {
+            await db.transaction(async (tx) => {
+              // appendToStream's statements, with the stream's lock in place of the global one.
+              await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [stream]);
+              await tx.query(
+                `WITH at AS (SELECT coalesce(max(version), 0)::int AS v FROM platform.events WHERE stream_id = $1)
+                 INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
+                 SELECT $2::uuid, $1, at.v + 1, 'nexus.bench.v1.Noise', 'bench.noise', $3::jsonb, '{}'::jsonb FROM at
+                 RETURNING position`,
+                [stream, randomUUID(), JSON.stringify({ i })],
+              );
+            });
+          }
+          durations.push(performance.now() - t0);
+        }
+      }),
+    );
+    return { durations, perSecond: (writers * perWriter) / ((performance.now() - started) / 1000) };
+  };
+  const best = { global: [] as number[], stream: [] as number[] };
+  const rates = { global: 0, stream: 0 };
+  for (const [round, order] of [
+    [0, ["global", "stream"]],
+    [1, ["stream", "global"]],
+  ] as const) {
+    for (const mode of order) {
+      const r = await run(mode, round);
+      best[mode].push(...r.durations);
+      rates[mode] = Math.max(rates[mode], r.perSecond);
+    }
+  }
+  return {
+    writers,
+    appendsPerWriter: perWriter,
+    globalLock: { transaction: percentiles(best.global), perSecond: rates.global },
+    streamLock: { transaction: percentiles(best.stream), perSecond: rates.stream },
+  };
 }
 
 async function withPgDatabase<T>(serverUrl: string, fn: (db: Database) => Promise<T>): Promise<T> {
@@ -273,7 +397,8 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
     const ms = (v: number) => `${v.toFixed(2)} ms`.padStart(9);
     log(`  ${p.bus}`);
     log(`    commit → projection     p50 ${ms(p.projection.p50)}   p95 ${ms(p.projection.p95)}   p99 ${ms(p.projection.p99)}`);
-    log(`    append transaction      p50 ${ms(p.append.p50)}   p95 ${ms(p.append.p95)}`);
+    log(`    append transaction      p50 ${ms(p.append.p50)}   p95 ${ms(p.append.p95)}   p99 ${ms(p.append.p99)}`);
+    if (p.relayed) log(`    commit → on JetStream   p50 ${ms(p.relayed.p50)}   p95 ${ms(p.relayed.p95)}   p99 ${ms(p.relayed.p99)}`);
   };
   log(`events: commit → projection, ${samples} samples per bus (production defaults)`);
 
@@ -293,6 +418,7 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
   }
 
   let pgReachable = true;
+  let contention: AppendContention | undefined;
   try {
     await withPgDatabase(serverUrl, async (db) => {
       const bus = await createLocalEventBus({ db });
@@ -301,10 +427,35 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
         const p = await projectionLatency("local bus on PostgreSQL", db, bus, samples, warmup);
         projections.push(p);
         report(p);
+        // The same with other writers appending all along: what serialising appends costs.
+        const busy = await projectionLatency(
+          `local bus on PostgreSQL, ${CONCURRENT_WRITERS} concurrent writers`,
+          db,
+          bus,
+          samples,
+          warmup,
+          {
+            writers: CONCURRENT_WRITERS,
+          },
+        );
+        projections.push(busy);
+        report(busy);
       } finally {
         await bus.close();
       }
     });
+    contention = await withPgDatabase(serverUrl, (db) => appendContention(db, CONCURRENT_WRITERS, 150));
+    const ms = (v: number) => `${v.toFixed(2)} ms`.padStart(9);
+    log("");
+    log(`appends: ${contention.writers} concurrent writers × ${contention.appendsPerWriter} single-event transactions (two rounds each)`);
+    for (const [label, c] of [
+      ["global append lock (as built)", contention.globalLock],
+      ["per-stream lock only", contention.streamLock],
+    ] as const) {
+      log(
+        `  ${label.padEnd(30)} p50 ${ms(c.transaction.p50)}   p95 ${ms(c.transaction.p95)}   p99 ${ms(c.transaction.p99)}   ${Math.round(c.perSecond)} appends/s`,
+      );
+    }
   } catch (err) {
     if (!/ECONNREFUSED|connect/i.test(String(err))) throw err;
     pgReachable = false;
@@ -332,7 +483,19 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
           });
           try {
             await bus.start();
-            const p = await projectionLatency("NATS bus on PostgreSQL (relay → JetStream → consumer)", db, bus, samples, warmup);
+            // When each message reaches the subject (a core subscription sees JetStream's publishes).
+            const onSubject = arrivals();
+            const tap = nc!.subscribe(subjectOf(`b${token}`, TOPIC), {
+              callback: (_err, msg) => {
+                const id = msg.headers?.get("Nats-Msg-Id");
+                if (id) onSubject.seen(id);
+              },
+            });
+            const seenOnBus = (id: string) => onSubject.next(id);
+            const p = await projectionLatency("NATS bus on PostgreSQL (relay → JetStream → consumer)", db, bus, samples, warmup, {
+              seenOnBus,
+            });
+            tap.unsubscribe();
             projections.push(p);
             report(p);
           } finally {
@@ -348,14 +511,31 @@ export async function benchEvents(options: EventsBenchOptions = {}): Promise<Eve
     }
   }
   for (const s of skipped) log(`  skipped: ${s}`);
-  return { projections, ...(relay ? { relay } : {}), skipped };
+  return { projections, ...(relay ? { relay } : {}), ...(contention ? { contention } : {}), skipped };
 }
 
 /** `npm run bench events`: the benchmark with its ratios. */
 export async function benchEventsOutcome(log: (line: string) => void): Promise<BenchOutcome> {
   const result = await benchEvents({ log });
   const ratios: BenchRatio[] = [];
-  const local = result.projections.find((p) => p.bus.startsWith("local bus on PostgreSQL"));
+  const local = result.projections.find((p) => p.bus === "local bus on PostgreSQL");
+  const busy = result.projections.find((p) => p.bus.startsWith("local bus on PostgreSQL") && p.writers > 0);
+  if (local && busy) {
+    for (const q of ["p50", "p99"] as const) {
+      ratios.push({
+        bench: "events (commit → projection)",
+        name: `local bus ${q} with ${busy.writers} concurrent writers / alone`,
+        value: busy.projection[q] / local.projection[q],
+        unit: "×",
+      });
+      ratios.push({
+        bench: "events (append)",
+        name: `append transaction ${q} with ${busy.writers} concurrent writers / alone`,
+        value: busy.append[q] / local.append[q],
+        unit: "×",
+      });
+    }
+  }
   const nats = result.projections.find((p) => p.bus.startsWith("NATS bus"));
   if (local && nats) {
     for (const q of ["p50", "p95", "p99"] as const) {
@@ -366,6 +546,23 @@ export async function benchEventsOutcome(log: (line: string) => void): Promise<B
         unit: "×",
       });
     }
+  }
+  if (result.contention) {
+    const c = result.contention;
+    for (const q of ["p50", "p99"] as const) {
+      ratios.push({
+        bench: "events (append)",
+        name: `${c.writers} concurrent writers: transaction ${q} with the global lock / per-stream lock only`,
+        value: c.globalLock.transaction[q] / c.streamLock.transaction[q],
+        unit: "×",
+      });
+    }
+    ratios.push({
+      bench: "events (append)",
+      name: `${c.writers} concurrent writers: appends/s with the global lock / per-stream lock only`,
+      value: c.globalLock.perSecond / c.streamLock.perSecond,
+      unit: "%",
+    });
   }
   if (result.relay) {
     ratios.push({

@@ -19,8 +19,9 @@ import { type Child, CLI, freePort, startChild } from "./rpc.js";
  * - Ingress: `POST /ingress` to the integration process, `concurrency` requests in flight —
  *   requests/s and p50/p99 — beside a raw JetStream publish (`js.publish`, same concurrency, same
  *   payloads) measured in the same run: what accepting a message costs over putting bytes on
- *   the stream (our accept = validate + dedupe claim + outbox row in one PostgreSQL transaction;
- *   the relay then publishes it).
+ *   the stream (our accept = validate + the batch's dedupe claims in one statement, then the
+ *   JetStream publishes of the batch, pipelined). Then the same again with `spikeConcurrency`
+ *   requests in flight (a spike: batches grow, requests/s should too).
  * - Ingress → destination row: each message fans out to a PostgreSQL table (UPSERT on the
  *   message id); p50/p99 of the row's commit time minus the request's start.
  * - RSS of the integration process after the run (current and peak).
@@ -30,6 +31,9 @@ export interface IntegrationBenchResult {
   concurrency: number;
   rawPublish: { perSecond: number; latencyMs: Percentiles };
   ingress: { perSecond: number; latencyMs: Percentiles };
+  spikeConcurrency: number;
+  rawPublishSpike: { perSecond: number; latencyMs: Percentiles };
+  ingressSpike: { perSecond: number; latencyMs: Percentiles };
   ingressToRowMs: Percentiles;
   integrationProcess: { rssMiB: number; peakRssMiB: number };
 }
@@ -62,11 +66,12 @@ function rssOf(pid: number): { rssMiB: number; peakRssMiB: number } {
 
 /** Runs the benchmark; a string when it cannot (no NATS). */
 export async function benchIntegration(
-  options: { messages?: number; concurrency?: number; log?: (line: string) => void } = {},
+  options: { messages?: number; concurrency?: number; spikeConcurrency?: number; log?: (line: string) => void } = {},
 ): Promise<BenchOutcome | string> {
   const log = options.log ?? console.log;
   const messages = options.messages ?? 2_000;
   const concurrency = options.concurrency ?? 16;
+  const spikeConcurrency = options.spikeConcurrency ?? 128;
   const natsUrl = process.env.NEXUS_BENCH_NATS_URL || "nats://127.0.0.1:4222";
   const nc = await connect({ servers: natsUrl }).catch(() => undefined);
   if (!nc) return `no NATS at ${natsUrl}`;
@@ -167,7 +172,7 @@ export async function benchIntegration(
     );
 
     const ingressUrl = `${workerUrl}/ingress`;
-    const ingress = await run(messages, concurrency, async (i) => {
+    const post = async (i: number) => {
       const res = await fetch(ingressUrl, {
         method: "POST",
         headers: { "x-api-key": appKey, "content-type": "application/json" },
@@ -175,16 +180,27 @@ export async function benchIntegration(
       });
       if (res.status !== 202) throw new Error(`ingress answered ${res.status}: ${await res.text()}`);
       await res.arrayBuffer();
-    });
+    };
+    const ingress = await run(messages, concurrency, post);
     log(
       `POST /ingress: ${ingress.perSecond.toFixed(0)}/s, p50 ${percentiles(ingress.latencies).p50.toFixed(2)} ms, p99 ${percentiles(ingress.latencies).p99.toFixed(2)} ms`,
+    );
+    const rawSpike = await run(messages, spikeConcurrency, async (i) => {
+      await js.publish(`${token}_raw.bench`, JSON.stringify({ n: messages + i, sent_ms: Date.now(), pad: "x".repeat(64) }));
+    });
+    log(
+      `raw JetStream publish, ${spikeConcurrency} in flight: ${rawSpike.perSecond.toFixed(0)}/s, p50 ${percentiles(rawSpike.latencies).p50.toFixed(2)} ms, p99 ${percentiles(rawSpike.latencies).p99.toFixed(2)} ms`,
+    );
+    const spike = await run(messages, spikeConcurrency, (i) => post(messages + i));
+    log(
+      `POST /ingress, ${spikeConcurrency} in flight: ${spike.perSecond.toFixed(0)}/s, p50 ${percentiles(spike.latencies).p50.toFixed(2)} ms, p99 ${percentiles(spike.latencies).p99.toFixed(2)} ms`,
     );
 
     const deadline = Date.now() + 300_000;
     for (;;) {
       const n = (await sink.query<{ n: number }>("SELECT count(*)::int AS n FROM bench_rows")).rows[0]?.n ?? 0;
-      if (n >= messages) break;
-      if (Date.now() > deadline) throw new Error(`only ${n} of ${messages} rows arrived`);
+      if (n >= 2 * messages) break;
+      if (Date.now() > deadline) throw new Error(`only ${n} of ${2 * messages} rows arrived`);
       await new Promise((r) => setTimeout(r, 200));
     }
     const rows = await sink.query<{ ms: number }>("SELECT extract(epoch FROM written_at) * 1000 - sent_ms AS ms FROM bench_rows");
@@ -197,6 +213,9 @@ export async function benchIntegration(
       concurrency,
       rawPublish: { perSecond: raw.perSecond, latencyMs: percentiles(raw.latencies) },
       ingress: { perSecond: ingress.perSecond, latencyMs: percentiles(ingress.latencies) },
+      spikeConcurrency,
+      rawPublishSpike: { perSecond: rawSpike.perSecond, latencyMs: percentiles(rawSpike.latencies) },
+      ingressSpike: { perSecond: spike.perSecond, latencyMs: percentiles(spike.latencies) },
       ingressToRowMs: toRow,
       integrationProcess: rss,
     };
@@ -216,6 +235,12 @@ export async function benchIntegration(
           name: "POST /ingress p99 / raw JetStream publish p99",
           value: result.ingress.latencyMs.p99 / result.rawPublish.latencyMs.p99,
           unit: "×",
+        },
+        {
+          bench,
+          name: `POST /ingress RPS / raw JetStream publish RPS, ${spikeConcurrency} in flight`,
+          value: spike.perSecond / rawSpike.perSecond,
+          unit: "%",
         },
         { bench, name: "ingress → row p99 / ingress p99", value: toRow.p99 / result.ingress.latencyMs.p99, unit: "×" },
       ],

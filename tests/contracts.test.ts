@@ -147,6 +147,8 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     WatchEvents: "server_streaming",
     ListEventTypes: "unary",
     ReadStreamHistory: "unary",
+    GetSaga: "unary",
+    ListSagas: "unary",
   },
 };
 

@@ -10,9 +10,18 @@ import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { toJsonString } from "@bufbuild/protobuf";
+import mqtt from "mqtt";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { DestinationSchema, FieldType, SqlEngine, SqlOperation, WorkflowKind } from "../gen/nexus/integration/v1/resources_pb.js";
+import {
+  DestinationSchema,
+  FieldType,
+  PayloadFormat,
+  SqlEngine,
+  SqlOperation,
+  WorkflowKind,
+} from "../gen/nexus/integration/v1/resources_pb.js";
+import { createNexusClient } from "../services/client/create-nexus-client.js";
 import { type AgentMesh, startAgentMesh } from "./support/agent-mesh.js";
 import { eventually } from "./support/eventually.js";
 import { deleteSuiteStreams } from "./support/nats-streams.js";
@@ -20,6 +29,7 @@ import { type NexusProcess, startNexus } from "./support/nexus-process.js";
 import { createTestDatabase, describeWithPostgresAndNats, TEST_NATS_URL, type TestDatabase, uniqueToken } from "./support/services.js";
 
 const MESSAGES = 60;
+const BROKER = process.env.NEXUS_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883";
 
 describeWithPostgresAndNats("integration: kill -9 of a worker mid-batch", () => {
   let mesh: AgentMesh;
@@ -31,8 +41,9 @@ describeWithPostgresAndNats("integration: kill -9 of a worker mid-batch", () => 
   const keys: string[] = [];
   const token = uniqueToken("ik");
 
+  let shared: Record<string, string> = {};
   beforeAll(async () => {
-    const shared = {
+    shared = {
       NATS_URL: TEST_NATS_URL,
       NEXUS_SUBJECT_PREFIX: token,
       NEXUS_NATS_STREAM: `${token}_EVENTS`,
@@ -71,25 +82,22 @@ describeWithPostgresAndNats("integration: kill -9 of a worker mid-batch", () => 
     await deleteSuiteStreams(token, [`${token}_EVENTS`, `${token}_DLQ`]);
   });
 
+  /** The sink database as a PostgreSQL destination's configuration. */
+  function sinkSql() {
+    const sinkUrl = new URL(sink.url);
+    return {
+      engine: SqlEngine.POSTGRES,
+      host: sinkUrl.hostname,
+      port: Number(sinkUrl.port || 5432),
+      database: sink.name,
+      user: sinkUrl.username || "postgres",
+      poolMax: 4,
+    };
+  }
+
   it("every message reaches the table exactly once and the receiver at least once with no key missing", async () => {
     const client = mesh.client().integration;
-    const sinkUrl = new URL(sink.url);
-    const { destination: table } = await client.createDestination({
-      name: "sink",
-      config: {
-        kind: {
-          case: "sql",
-          value: {
-            engine: SqlEngine.POSTGRES,
-            host: sinkUrl.hostname,
-            port: Number(sinkUrl.port || 5432),
-            database: sink.name,
-            user: sinkUrl.username || "postgres",
-            poolMax: 4,
-          },
-        },
-      },
-    });
+    const { destination: table } = await client.createDestination({ name: "sink", config: { kind: { case: "sql", value: sinkSql() } } });
     const { destination: rest } = await client.createDestination({
       name: "slow",
       config: { kind: { case: "rest", value: { url: receiverUrl, timeoutMs: 5_000 } } },
@@ -198,4 +206,77 @@ describeWithPostgresAndNats("integration: kill -9 of a worker mid-batch", () => 
       60_000,
     );
   }, 120_000);
+
+  it("an MQTT replica killed with -9 and restarted resumes its session: no QoS 1 message is left to an orphaned session", async () => {
+    const client = mesh.client().integration;
+    await sinkDb.query("CREATE TABLE mqtt_rows (n integer PRIMARY KEY)");
+    const root = `nexus-test/${token}`;
+    const { destination } = await client.createDestination({ name: "mqtt-sink", config: { kind: { case: "sql", value: sinkSql() } } });
+    const { source } = await client.createMqttSource({
+      name: "devices",
+      url: BROKER,
+      topics: [`${root}/#`],
+      qos: 1,
+      format: PayloadFormat.JSON,
+    });
+    await client.createWorkflow({
+      name: "devices-to-table",
+      definition: {
+        kind: WorkflowKind.FAN_OUT,
+        source: { mqttSourceId: source!.sourceId },
+        // A plain INSERT on n: a message written twice would be a constraint violation (dead-lettered).
+        targets: [
+          {
+            destinationId: destination!.destinationId,
+            sql: { operation: SqlOperation.INSERT, table: "mqtt_rows", mappings: [{ source: "n", column: "n", type: FieldType.INTEGER }] },
+          },
+        ],
+      },
+    });
+    const replicaEnv = {
+      ...shared,
+      DATABASE_URL: mesh.databaseUrl,
+      NEXUS_AUTH_URL: mesh.url,
+      NEXUS_INGESTION_URL: mesh.url,
+      LOG_LEVEL: "error",
+      NEXUS_INTEGRATION_REPLICA_ID: `mqtt-replica-${token}`,
+    };
+    const start = () => startNexus({ args: ["serve", "--service", "integration", "--port", "0", "--host", "127.0.0.1"], env: replicaEnv });
+    const connectedAt = async (p: NexusProcess) =>
+      eventually(
+        "the replica's MQTT source connected",
+        async () =>
+          (await createNexusClient({ baseUrl: p.url, apiKey: mesh.ownerKey }).integration.getMqttSource({ sourceId: source!.sourceId }))
+            .source?.connected,
+        30_000,
+        200,
+      );
+    let replica = await start();
+    try {
+      await connectedAt(replica);
+      await eventually(
+        "the mesh's MQTT source connected",
+        async () => (await client.getMqttSource({ sourceId: source!.sourceId })).source?.connected,
+        30_000,
+        200,
+      );
+      replica.child.kill("SIGKILL");
+      await new Promise((r) => replica.child.once("exit", r));
+      // Published while the replica is dead: the broker shares them between the mesh's session and
+      // the dead replica's (persistent) one, which queues its share.
+      const publisher = await mqtt.connectAsync(BROKER, { clientId: `pub-${token}` });
+      for (let n = 0; n < 30; n++) await publisher.publishAsync(`${root}/d${n % 3}`, JSON.stringify({ n }), { qos: 1 });
+      await publisher.endAsync();
+      replica = await start();
+      await eventually(
+        "all 30 rows, the dead replica's share included",
+        async () => (await sinkDb.query<{ n: number }>("SELECT count(*)::int AS n FROM mqtt_rows")).rows[0]?.n === 30,
+        60_000,
+        200,
+      );
+      expect((await client.listDeadLetters({})).deadLetters).toEqual([]);
+    } finally {
+      await replica.stop("SIGKILL");
+    }
+  }, 180_000);
 });

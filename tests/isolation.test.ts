@@ -18,7 +18,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { NEXUS_SERVICES } from "../services/kernel/authz/all-services.js";
-import { procedureOf } from "../services/kernel/authz/permissions.js";
+import { PERMISSIONS, procedureOf } from "../services/kernel/authz/permissions.js";
 import { errorReason } from "../services/kernel/errors.js";
 import { type AgentMesh, ingestCorpus, startAgentMesh } from "./support/agent-mesh.js";
 import { describeWithPostgres } from "./support/services.js";
@@ -233,7 +233,10 @@ describeWithPostgres("isolation: tenant B's key on tenant A's resources, for eve
       // request this generic filler leaves incomplete (CheckQuota needs a tenant, UploadDocument
       // content): shape is checked before anything is looked up, so it reveals nothing. The
       // RPCs that must look A's resource up are held to NOT_FOUND below.
-      const allowed = o.code === "ok" || REFUSED.has(o.code) || o.code === Code.InvalidArgument;
+      // An RPC whose credential is not an API key (an edge agent's calls: the edge token) refuses
+      // B's key as UNAUTHENTICATED, before looking anything up.
+      const notItsCredential = PERMISSIONS[procedure]?.class === "public" && o.code === Code.Unauthenticated;
+      const allowed = o.code === "ok" || REFUSED.has(o.code) || o.code === Code.InvalidArgument || notItsCredential;
       if (
         o.code === Code.InvalidArgument &&
         namesA &&

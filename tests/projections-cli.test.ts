@@ -58,6 +58,16 @@ describeWithPostgres("nexus projections", () => {
     const list = await nexus(["projections", "list"], env);
     expect(list.code).toBe(0);
     expect(list.stdout).toContain("auth.tenants");
+    // Consumer-fed read models are listed with why they are not rebuilt.
+    const listed = await nexus(["projections", "list", "--json"], env);
+    expect(JSON.parse(listed.stdout)).toEqual([
+      expect.objectContaining({ name: "auth.tenants", rebuildable: true }),
+      expect.objectContaining({ name: "audit.entries", rebuildable: false, why: expect.stringContaining("hash") }),
+      expect.objectContaining({ name: "metering.usage_records", rebuildable: false }),
+    ]);
+    const chain = await nexus(["projections", "rebuild", "audit.entries"], env);
+    expect(chain.code).toBe(2);
+    expect(chain.stderr).toContain("not rebuilt from the event log");
 
     await db.query("UPDATE auth.tenants SET plan = 'enterprise' WHERE id = 'cli-b'");
     const rebuild = await nexus(["projections", "rebuild", "auth.tenants", "--json"], env);

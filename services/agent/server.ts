@@ -3,6 +3,7 @@ import { governanceMigrations } from "../kernel/governance/index.js";
 import { defineService } from "../kernel/service/index.js";
 import { createAgentParts } from "./agent-parts.js";
 import { agentMigrations } from "./migrations.js";
+import { agentTenantData } from "./tenant-data.js";
 
 /**
  * The agent service (`nexus.agent.v1.AgentService`): the streaming, grounded Run, sessions and
@@ -15,6 +16,7 @@ export const agentService = defineService({
   // The platform's legal-hold and retention tables (kernel governance), which DeleteSession and
   // the retention task read.
   migrations: [agentMigrations, governanceMigrations],
+  dataDeleters: [agentTenantData],
   peers: ["retrieval", "metering", "modules"],
   build: (ctx) => createAgentParts(ctx),
 });

@@ -2,6 +2,7 @@ import { AuditService } from "../../gen/nexus/audit/v1/audit_service_pb.js";
 import { defineService } from "../kernel/service/index.js";
 import { createAuditParts } from "./audit-parts.js";
 import { auditMigrations } from "./migrations.js";
+import { auditTenantData } from "./tenant-data.js";
 
 /**
  * The audit service (`nexus.audit.v1.AuditService`): the hash-chained, append-only audit trail
@@ -14,5 +15,6 @@ export const auditService = defineService({
   apis: [AuditService],
   roles: { metering: { apis: [AuditService] } },
   migrations: [auditMigrations],
+  dataDeleters: [auditTenantData],
   build: (ctx) => createAuditParts(ctx),
 });

@@ -16,6 +16,7 @@ import { authMigrations } from "./migrations.js";
 import { authRoutes, governanceRoutes, identityRoutes } from "./routes.js";
 import { scimRoutes } from "./scim-routes.js";
 import { signInRoutes } from "./sign-in-routes.js";
+import { authTenantData } from "./tenant-data.js";
 import { TenantHistory } from "./tenant-history.js";
 
 /** How often the auth service closes ended rotation graces (ApiKeyRevoked "rotated"). */
@@ -38,6 +39,7 @@ export const authService = defineService({
   name: "auth",
   apis: [AuthService, IdentityService, GovernanceService],
   migrations: [authMigrations],
+  dataDeleters: [authTenantData],
   build(ctx) {
     const settings = authSettingsFromConfig(ctx.config);
     const { app, identity, signIn, scim } = createAuthParts({

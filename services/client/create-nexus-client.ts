@@ -8,6 +8,7 @@ import { EventStoreService } from "../../gen/nexus/eventstore/v1/event_store_ser
 import { GovernanceService } from "../../gen/nexus/governance/v1/governance_service_pb.js";
 import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
+import { EdgeService } from "../../gen/nexus/integration/v1/edge_service_pb.js";
 import { IntegrationService } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb.js";
 import { ModulesService } from "../../gen/nexus/modules/v1/modules_service_pb.js";
@@ -54,6 +55,8 @@ export interface NexusClient {
   events: Client<typeof EventStoreService>;
   modules: Client<typeof ModulesService>;
   integration: Client<typeof IntegrationService>;
+  /** Edge agents: register, assign apps, revoke (docs/edge.md). */
+  edges: Client<typeof EdgeService>;
   /** People (users, memberships) and the tenant's OpenID Connect provider. */
   identity: Client<typeof IdentityService>;
   /** Data governance: legal holds, retention policies and their reports. */
@@ -100,6 +103,7 @@ export function createNexusClient(options: NexusClientOptions = {}): NexusClient
     events: createClient(EventStoreService, transport),
     modules: createClient(ModulesService, transport),
     integration: createClient(IntegrationService, transport),
+    edges: createClient(EdgeService, transport),
     identity: createClient(IdentityService, transport),
     governance: createClient(GovernanceService, transport),
     transport,

@@ -3,11 +3,12 @@ import http from "node:http";
 import http2 from "node:http2";
 import { type AddressInfo, createServer as createNetServer, type Socket } from "node:net";
 import type { JsonObject } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type HandlerContext } from "@connectrpc/connect";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import { Counter, Gauge, Registry } from "prom-client";
+import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { EdgeService } from "../../gen/nexus/integration/v1/edge_service_pb.js";
 import { IntegrationService } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import { domainError, errorReason } from "../kernel/errors.js";
@@ -18,7 +19,7 @@ import { EdgeQueue, type LocalApp, type QueuedMessage, QueueFullError } from "./
 export interface EdgeAgentOptions {
   /** The hub's URL (gRPC, HTTP/2 cleartext or TLS), e.g. http://nexus.internal:8080. */
   hubUrl: string;
-  /** A Nexus API key (editor or above) of the tenant whose apps this agent serves. */
+  /** The edge token (`nxe_…`) RegisterEdge returned: scoped to its tenant and assigned apps. */
   token: string;
   host: string;
   port: number;
@@ -35,21 +36,28 @@ export interface EdgeAgentOptions {
 /** A running agent. */
 export interface EdgeAgent {
   url: string;
-  /** Runs the forwarder now (tests, shutdown). */
+  /** Runs the forwarder now, skipping retry delays, until every lane is idle (tests, benchmarks). */
   drain(): Promise<void>;
   close(): Promise<void>;
 }
 
-const FORWARD_BATCH = 64;
+/** Messages per ForwardMessages call (the hub's group commit takes 200 at a time). */
+const FORWARD_BATCH = 200;
+/** Payload bytes per ForwardMessages call (the hub's default request limit is 4 MiB). */
+const FORWARD_MAX_BYTES = 1024 * 1024;
+/** Health service names the agent answers for ("" is the whole agent). */
+const HEALTH_SERVICES = ["", IntegrationService.typeName];
 const UNREACHABLE = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.Unknown, Code.Internal, Code.Canceled, Code.Aborted]);
 
 /**
  * `nexus edge`: accepts the hub's ingress (`POST /ingress` with `X-API-Key`, and
  * `IntegrationService.Ingest` over gRPC/Connect with the app key), checks app keys against the
  * digests synced from the hub (EdgeService.GetEdgeConfig, cached on disk), queues every accepted
- * message durably, and forwards the queue to the hub's Ingest — per app in order, one lane per
- * app, each message under its client message id so the hub accepts it once however often it is
- * sent. docs/edge.md.
+ * message durably, and forwards the queue to the hub in batches (EdgeService.ForwardMessages) —
+ * per app in order, one lane per app with its own retry delay, each message under its client
+ * message id so the hub accepts it once however often it is sent. The edge token (RegisterEdge)
+ * scopes it to its tenant and assigned apps. `GET /health`, grpc.health.v1 and `/metrics`
+ * report the same state. docs/edge.md.
  */
 export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
   const queue = new EdgeQueue(o.dataDir, o.maxQueueBytes);
@@ -63,12 +71,15 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
       },
     ],
   });
-  const hub = createClient(IntegrationService, transport);
   const edgeHub = createClient(EdgeService, transport);
 
   let apps = new Map<string, LocalApp>();
   let lastSync: number | undefined;
   let hubReachable = false;
+  /** Set while the hub refuses the edge token (revoked or unknown): the agent stops accepting. */
+  let tokenRefused: { reason: string; message: string } | undefined;
+  let forwardedCount = 0;
+  let failedCount = 0;
   const cached = queue.loadConfig();
   if (cached) {
     apps = new Map(cached.apps.map((a) => [a.appId, a]));
@@ -97,6 +108,20 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
     help: "Queued messages the hub refused for good (kept in the rejected table).",
     registers: [registry],
   });
+  const forwardErrors = new Counter({
+    name: "nexus_edge_forward_errors_total",
+    help: "ForwardMessages calls that failed (the batch stays queued and is retried), by reason.",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  new Gauge({
+    name: "nexus_edge_token_refused",
+    help: "1 while the hub refuses the edge token (revoked or unknown).",
+    registers: [registry],
+    collect() {
+      this.set(tokenRefused ? 1 : 0);
+    },
+  });
   new Gauge({
     name: "nexus_edge_queue_depth",
     help: "Messages waiting for the hub.",
@@ -118,8 +143,7 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
     help: "Age of the oldest queued message (0 when empty).",
     registers: [registry],
     collect() {
-      const t = queue.stats().oldestEnqueuedAt;
-      this.set(t === undefined ? 0 : (Date.now() - t) / 1000);
+      this.set(oldestAgeSeconds(queue.stats().oldestEnqueuedAt));
     },
   });
   new Gauge({
@@ -147,9 +171,28 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
     },
   });
 
+  function oldestAgeSeconds(oldest: number | undefined): number {
+    return oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
+  }
+
+  /** SERVING unless the hub refuses the token or no configuration was ever synced. */
+  function serving(): boolean {
+    return !closed && tokenRefused === undefined && !(apps.size === 0 && lastSync === undefined);
+  }
+
   async function sync(): Promise<void> {
+    const s = queue.stats();
     try {
-      const cfg = await edgeHub.getEdgeConfig({});
+      const cfg = await edgeHub.getEdgeConfig({
+        status: {
+          queueDepth: BigInt(s.depth),
+          queueBytes: BigInt(s.bytes),
+          oldestQueuedAgeSeconds: oldestAgeSeconds(s.oldestEnqueuedAt),
+          forwardedTotal: BigInt(forwardedCount),
+          failedTotal: BigInt(failedCount),
+          ...(lastSync !== undefined ? { lastSyncTime: timestampFromDate(new Date(lastSync)) } : {}),
+        },
+      });
       const list: LocalApp[] = cfg.apps.map((a) => ({
         appId: a.appId,
         keyDigest: Buffer.from(a.keyDigest).toString("hex"),
@@ -159,9 +202,16 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
       apps = new Map(list.map((a) => [a.appId, a]));
       queue.saveConfig(list, lastSync);
       hubReachable = true;
+      tokenRefused = undefined;
     } catch (err) {
       const e = ConnectError.from(err);
       if (UNREACHABLE.has(e.code)) hubReachable = false;
+      else hubReachable = true;
+      if (e.code === Code.Unauthenticated) {
+        if (!tokenRefused) o.logger.error({ reason: errorReason(e), message: e.rawMessage }, "edge: the hub refuses this agent's token");
+        tokenRefused = { reason: errorReason(e) ?? "UNAUTHENTICATED", message: e.rawMessage };
+        return;
+      }
       o.logger.warn({ code: Code[e.code], message: e.rawMessage }, "edge: configuration sync failed (keeping the last one)");
     }
   }
@@ -169,6 +219,11 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
   // ---- ingress ----
 
   function authenticate(key: string, appId: string | undefined): LocalApp {
+    if (tokenRefused)
+      throw domainError(
+        "DEPENDENCY_UNAVAILABLE",
+        `the hub refuses this edge agent's token (${tokenRefused.reason}: ${tokenRefused.message}); messages are not accepted until an administrator fixes it`,
+      );
     if (apps.size === 0 && lastSync === undefined)
       throw domainError("DEPENDENCY_UNAVAILABLE", "the edge agent has not synced its configuration from the hub yet; retry");
     const digest = createHash("sha256").update(key, "utf8").digest("hex");
@@ -179,7 +234,7 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
     return app;
   }
 
-  function admit(app: LocalApp, payload: unknown, clientMessageId: string): { messageId: string; duplicate: boolean } {
+  async function admit(app: LocalApp, payload: unknown, clientMessageId: string): Promise<{ messageId: string; duplicate: boolean }> {
     if (typeof payload !== "object" || payload === null || Array.isArray(payload))
       throw domainError("INVALID_ARGUMENT", "payload: must be a JSON object", { field: "payload" });
     if (app.encryptionRequired && (payload as Record<string, unknown>).enc === undefined)
@@ -190,9 +245,9 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
       throw domainError("INVALID_ARGUMENT", "client_message_id: at most 200 characters", { field: "client_message_id" });
     const id = clientMessageId || `edge-${randomUUID()}`;
     try {
-      const r = queue.enqueue(app.appId, id, JSON.stringify(payload));
+      const r = await queue.enqueueSoon(app.appId, id, JSON.stringify(payload));
       if (!r.duplicate) accepted.inc();
-      kick();
+      kick(app.appId);
       return { messageId: id, duplicate: r.duplicate };
     } catch (err) {
       if (err instanceof QueueFullError) throw domainError("EDGE_QUEUE_FULL", err.message, {}, { retryAfterMs: 5_000 });
@@ -200,9 +255,9 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
     }
   }
 
-  function refusedWith<T>(fn: () => T): T {
+  async function refusedWith<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return fn();
+      return await fn();
     } catch (err) {
       refused.inc({ reason: errorReason(err) ?? "UNKNOWN" });
       throw err;
@@ -213,11 +268,30 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
     routes(router) {
       router.rpc(IntegrationService.method.ingest, async (req, ctx: HandlerContext) => {
         const auth = ctx.requestHeader.get("x-api-key") ?? ctx.requestHeader.get("authorization")?.replace(/^Bearer\s+/i, "") ?? "";
-        return refusedWith(() => {
+        return refusedWith(async () => {
           const app = authenticate(auth, req.appId);
-          const r = admit(app, req.payload as JsonObject | undefined, req.clientMessageId);
+          const r = await admit(app, req.payload as JsonObject | undefined, req.clientMessageId);
           return { messageId: r.messageId, duplicate: r.duplicate, workflows: 0 };
         });
+      });
+      // grpc.health.v1 with the state of GET /health (SERVING unless the token is refused or
+      // nothing was ever synced), for "" and the ingress API.
+      const status = (service: string) => {
+        if (!HEALTH_SERVICES.includes(service)) throw new ConnectError(`unknown service ${JSON.stringify(service)}`, Code.NotFound);
+        return serving() ? ServingStatus.SERVING : ServingStatus.NOT_SERVING;
+      };
+      router.service(Health, {
+        check: (req) => ({ status: status(req.service) }),
+        list: () => ({ statuses: Object.fromEntries(HEALTH_SERVICES.map((n) => [n, { status: status(n) }])) }),
+        async *watch(req, ctx) {
+          let last: ServingStatus | undefined;
+          while (!ctx.signal.aborted) {
+            const now = HEALTH_SERVICES.includes(req.service) ? status(req.service) : ServingStatus.SERVICE_UNKNOWN;
+            if (now !== last) yield { status: now };
+            last = now;
+            await new Promise((r) => setTimeout(r, 1_000));
+          }
+        },
       });
     },
     fallback(req, res) {
@@ -230,15 +304,18 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
         };
         if (url.pathname === "/health" && req.method === "GET") {
           const s = queue.stats();
-          json(200, {
-            status: "SERVING",
+          const ok = serving();
+          json(ok ? 200 : 503, {
+            status: ok ? "SERVING" : "NOT_SERVING",
+            token_refused: tokenRefused?.reason ?? null,
             hub: o.hubUrl,
             hub_reachable: hubReachable,
             queue_depth: s.depth,
             queue_bytes: s.bytes,
             queue_max_bytes: o.maxQueueBytes,
-            oldest_queued_age_seconds: s.oldestEnqueuedAt === undefined ? 0 : (Date.now() - s.oldestEnqueuedAt) / 1000,
+            oldest_queued_age_seconds: oldestAgeSeconds(s.oldestEnqueuedAt),
             rejected_by_hub: s.rejected,
+            forwarded: forwardedCount,
             apps: apps.size,
             last_sync: lastSync === undefined ? null : new Date(lastSync).toISOString(),
           });
@@ -276,7 +353,7 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
             } catch {
               throw domainError("INVALID_ARGUMENT", "the body is not JSON");
             }
-            const r = refusedWith(() => admit(authenticate(header("x-api-key"), undefined), payload, header("x-message-id")));
+            const r = await refusedWith(() => admit(authenticate(header("x-api-key"), undefined), payload, header("x-message-id")));
             json(202, { message_id: r.messageId, duplicate: r.duplicate, queued: true });
           } catch (err) {
             const e = ConnectError.from(err);
@@ -299,72 +376,129 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
 
   // ---- forwarder ----
 
-  let draining: Promise<void> | undefined;
-  let again = false;
-  let backoff = 200;
-  let retryTimer: NodeJS.Timeout | undefined;
+  /** One lane per app: its batches go one at a time (order), with its own retry delay. */
+  interface Lane {
+    running?: Promise<void>;
+    again: boolean;
+    timer?: NodeJS.Timeout;
+    backoff: number;
+  }
+  const lanes = new Map<string, Lane>();
   let closed = false;
 
-  async function forwardLane(list: QueuedMessage[]): Promise<boolean> {
-    for (const m of list) {
+  /** Forwards an app's queue until it is empty (true) or the hub cannot take it now (false). */
+  async function forwardLane(appId: string): Promise<boolean> {
+    let limit = FORWARD_BATCH;
+    for (;;) {
+      if (closed) return true;
+      const batch = queue.head(appId, limit, FORWARD_MAX_BYTES);
+      if (batch.length === 0) return true;
       try {
-        await hub.ingest({ appId: m.appId, payload: JSON.parse(m.payload) as JsonObject, clientMessageId: m.clientMessageId });
-        queue.remove(m);
-        forwarded.inc();
+        const r = await edgeHub.forwardMessages({
+          appId,
+          messages: batch.map((m) => ({ clientMessageId: m.clientMessageId, payload: JSON.parse(m.payload) as JsonObject })),
+        });
         hubReachable = true;
+        if (r.results.length !== batch.length)
+          throw new ConnectError(`the hub answered ${r.results.length} results for ${batch.length} messages`, Code.Internal);
+        const accepted: QueuedMessage[] = [];
+        const rejected: Array<{ m: QueuedMessage; code: string; reason: string; message: string }> = [];
+        batch.forEach((m, i) => {
+          const res = r.results[i];
+          if (res?.error) rejected.push({ m, code: res.error.code, reason: res.error.reason, message: res.error.message });
+          else accepted.push(m);
+        });
+        queue.settle(accepted, rejected);
+        forwarded.inc(accepted.length);
+        forwardedCount += accepted.length;
+        if (rejected.length > 0) {
+          rejectedByHub.inc(rejected.length);
+          failedCount += rejected.length;
+          for (const x of rejected)
+            o.logger.warn(
+              { appId, clientMessageId: x.m.clientMessageId, code: x.code, reason: x.reason, message: x.message },
+              "edge: the hub refused a queued message (kept in the rejected table)",
+            );
+        }
       } catch (err) {
         const e = ConnectError.from(err);
-        if (UNREACHABLE.has(e.code) || e.code === Code.Unauthenticated || e.code === Code.ResourceExhausted) {
-          hubReachable = !UNREACHABLE.has(e.code);
-          return false;
+        const reason = errorReason(e) ?? Code[e.code];
+        forwardErrors.inc({ reason });
+        hubReachable = !UNREACHABLE.has(e.code);
+        // The whole call refused for its content (a message the hub cannot store, a batch over
+        // its size limit): go one message at a time, and set aside a single message so refused.
+        const perMessage = e.code === Code.InvalidArgument || reason === "REQUEST_TOO_LARGE";
+        if (perMessage && batch.length > 1) {
+          limit = 1;
+          continue;
         }
-        // Refused for good (bad payload, app deleted…): set aside, the lane goes on.
-        queue.reject(m, Code[e.code], errorReason(e) ?? "", e.rawMessage);
-        rejectedByHub.inc();
-        o.logger.warn(
-          { appId: m.appId, clientMessageId: m.clientMessageId, code: Code[e.code], message: e.rawMessage },
-          "edge: the hub refused a queued message",
-        );
+        const [only] = batch;
+        if ((perMessage || reason === "NOT_FOUND") && only && batch.length === 1) {
+          // NOT_FOUND: the app was deleted at the hub — nothing could ever take these.
+          queue.settle([], [{ m: only, code: Code[e.code], reason, message: e.rawMessage }]);
+          rejectedByHub.inc();
+          failedCount++;
+          o.logger.warn(
+            { appId, clientMessageId: only.clientMessageId, reason, message: e.rawMessage },
+            "edge: the hub refused a queued message",
+          );
+          continue;
+        }
+        if (reason === "NOT_FOUND" && batch.length > 1) {
+          limit = 1;
+          continue;
+        }
+        if (e.code === Code.Unauthenticated) tokenRefused = { reason, message: e.rawMessage };
+        // Unreachable, the token refused, the app not assigned (an admin may assign it again):
+        // everything stays queued and the lane retries after its delay.
+        if (!UNREACHABLE.has(e.code))
+          o.logger.warn(
+            { appId, code: Code[e.code], reason, message: e.rawMessage },
+            "edge: the hub refused a batch; kept queued, retrying",
+          );
+        return false;
       }
     }
-    return true;
   }
 
-  async function drainOnce(): Promise<void> {
-    for (;;) {
-      const heads = queue.heads(FORWARD_BATCH);
-      if (heads.size === 0 || closed) return;
-      const ok = await Promise.all([...heads.values()].map((l) => forwardLane(l)));
-      if (ok.includes(false)) throw new Error("hub unreachable");
-    }
-  }
-
-  function kick(): void {
+  function kickLane(appId: string): void {
     if (closed) return;
-    if (draining) {
-      again = true;
+    let lane = lanes.get(appId);
+    if (!lane) {
+      lane = { again: false, backoff: 200 };
+      lanes.set(appId, lane);
+    }
+    const l = lane;
+    if (l.running) {
+      l.again = true;
       return;
     }
-    if (retryTimer) return;
-    draining = drainOnce()
-      .then(() => {
-        backoff = 200;
+    if (l.timer) return;
+    l.running = forwardLane(appId)
+      .then((done) => {
+        if (done) {
+          l.backoff = 200;
+          return;
+        }
+        // Try again after a doubling delay (max 5 s).
+        l.timer = setTimeout(() => {
+          l.timer = undefined;
+          kickLane(appId);
+        }, l.backoff);
+        l.backoff = Math.min(l.backoff * 2, 5_000);
       })
-      .catch(() => {
-        // The hub is unreachable: try again after a doubling delay (max 5 s).
-        retryTimer = setTimeout(() => {
-          retryTimer = undefined;
-          kick();
-        }, backoff);
-        backoff = Math.min(backoff * 2, 5_000);
-      })
+      .catch((err: unknown) => o.logger.error({ err, appId }, "edge: forwarding failed"))
       .finally(() => {
-        draining = undefined;
-        if (again) {
-          again = false;
-          kick();
+        l.running = undefined;
+        if (l.again) {
+          l.again = false;
+          kickLane(appId);
         }
       });
+  }
+
+  function kick(appId?: string): void {
+    for (const id of appId === undefined ? queue.queuedApps() : [appId]) kickLane(id);
   }
 
   await sync();
@@ -390,17 +524,26 @@ export async function startEdgeAgent(o: EdgeAgentOptions): Promise<EdgeAgent> {
   return {
     url: `http://${o.host}:${addr.port}`,
     async drain() {
+      // Now: lanes waiting out a retry delay go at once.
+      for (const l of lanes.values()) {
+        if (l.timer) clearTimeout(l.timer);
+        l.timer = undefined;
+      }
       kick();
-      while (draining) await draining;
+      for (;;) {
+        const running = [...lanes.values()].flatMap((l) => (l.running ? [l.running] : []));
+        if (running.length === 0) return;
+        await Promise.all(running);
+      }
     },
     async close() {
       closed = true;
       clearInterval(syncTimer);
-      if (retryTimer) clearTimeout(retryTimer);
+      for (const l of lanes.values()) if (l.timer) clearTimeout(l.timer);
       const closing = new Promise<void>((r) => server.close(() => r()));
       for (const s of sockets) s.destroy();
       await closing;
-      if (draining) await draining.catch(() => undefined);
+      await Promise.all([...lanes.values()].map((l) => l.running));
       queue.close();
     },
   };

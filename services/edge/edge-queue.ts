@@ -36,6 +36,13 @@ export class EdgeQueue {
   private readonly db: DatabaseSync;
   private totalBytes = 0;
   private count = 0;
+  private pending: Array<{
+    appId: string;
+    clientMessageId: string;
+    payload: string;
+    resolve: (r: { duplicate: boolean }) => void;
+    reject: (err: unknown) => void;
+  }> = [];
 
   constructor(
     dataDir: string,
@@ -80,72 +87,146 @@ export class EdgeQueue {
    * has this client message id queued.
    */
   enqueue(appId: string, clientMessageId: string, payload: string, now = Date.now()): { duplicate: boolean } {
-    const bytes = Buffer.byteLength(payload, "utf8");
-    if (this.totalBytes + bytes > this.maxBytes)
-      throw new QueueFullError(
-        `the edge queue is full (${this.count} messages, ${this.totalBytes} of ${this.maxBytes} bytes) while the hub is unreachable; retry later`,
-      );
-    const r = this.db
-      .prepare(
-        "INSERT INTO messages (app_id, client_message_id, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, client_message_id) DO NOTHING",
-      )
-      .run(appId, clientMessageId, payload, bytes, now);
-    if (Number(r.changes) === 0) return { duplicate: true };
-    this.count++;
-    this.totalBytes += bytes;
-    return { duplicate: false };
+    const [outcome] = this.insertAll([{ appId, clientMessageId, payload }], now);
+    if (outcome instanceof Error) throw outcome;
+    return outcome ?? { duplicate: true };
   }
 
-  /** The oldest `limit` messages of each app with anything queued, in queue order. */
-  heads(limit: number): Map<string, QueuedMessage[]> {
+  /**
+   * {@link enqueue} in a group commit: the messages submitted while the event loop runs are
+   * written together in the next turn, in one transaction (one fsync), and each promise settles
+   * once that transaction committed — so an answer still means on disk.
+   */
+  enqueueSoon(appId: string, clientMessageId: string, payload: string): Promise<{ duplicate: boolean }> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ appId, clientMessageId, payload, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending.splice(0);
+    if (batch.length === 0) return;
+    let outcomes: Array<{ duplicate: boolean } | QueueFullError>;
+    try {
+      outcomes = this.insertAll(batch, Date.now());
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => {
+      const o = outcomes[i];
+      if (o instanceof Error) p.reject(o);
+      else p.resolve(o ?? { duplicate: true });
+    });
+  }
+
+  /** Inserts messages in one transaction, in order; a message past the bound is a QueueFullError in its place. */
+  private insertAll(
+    items: ReadonlyArray<{ appId: string; clientMessageId: string; payload: string }>,
+    now: number,
+  ): Array<{ duplicate: boolean } | QueueFullError> {
+    const insert = this.db.prepare(
+      "INSERT INTO messages (app_id, client_message_id, payload, bytes, enqueued_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, client_message_id) DO NOTHING",
+    );
+    const outcomes: Array<{ duplicate: boolean } | QueueFullError> = [];
+    let count = this.count;
+    let total = this.totalBytes;
+    this.db.exec("BEGIN");
+    try {
+      for (const it of items) {
+        const bytes = Buffer.byteLength(it.payload, "utf8");
+        if (total + bytes > this.maxBytes) {
+          outcomes.push(
+            new QueueFullError(
+              `the edge queue is full (${count} messages, ${total} of ${this.maxBytes} bytes) while the hub is unreachable; retry later`,
+            ),
+          );
+          continue;
+        }
+        const r = insert.run(it.appId, it.clientMessageId, it.payload, bytes, now);
+        if (Number(r.changes) === 0) {
+          outcomes.push({ duplicate: true });
+          continue;
+        }
+        count++;
+        total += bytes;
+        outcomes.push({ duplicate: false });
+      }
+      this.db.exec("COMMIT");
+    } catch (err) {
+      this.db.exec("ROLLBACK");
+      throw err;
+    }
+    this.count = count;
+    this.totalBytes = total;
+    return outcomes;
+  }
+
+  /** The apps with anything queued. */
+  queuedApps(): string[] {
+    return (this.db.prepare("SELECT DISTINCT app_id FROM messages").all() as Array<{ app_id: string }>).map((r) => String(r.app_id));
+  }
+
+  /**
+   * The oldest messages of one app, in queue order: at most `limit`, and no more than
+   * `maxBytes` of payload (but always the first one).
+   */
+  head(appId: string, limit: number, maxBytes: number): QueuedMessage[] {
     const rows = this.db
-      .prepare(
-        `SELECT seq, app_id, client_message_id, payload, bytes, enqueued_at FROM (
-           SELECT *, row_number() OVER (PARTITION BY app_id ORDER BY seq) AS rn FROM messages
-         ) WHERE rn <= ? ORDER BY seq`,
-      )
-      .all(limit) as Array<Record<string, unknown>>;
-    const out = new Map<string, QueuedMessage[]>();
+      .prepare("SELECT seq, app_id, client_message_id, payload, bytes, enqueued_at FROM messages WHERE app_id = ? ORDER BY seq LIMIT ?")
+      .all(appId, limit) as Array<Record<string, unknown>>;
+    const out: QueuedMessage[] = [];
+    let bytes = 0;
     for (const r of rows) {
-      const m: QueuedMessage = {
+      bytes += Number(r.bytes);
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push({
         seq: Number(r.seq),
         appId: String(r.app_id),
         clientMessageId: String(r.client_message_id),
         payload: String(r.payload),
         bytes: Number(r.bytes),
         enqueuedAt: Number(r.enqueued_at),
-      };
-      const list = out.get(m.appId) ?? [];
-      list.push(m);
-      out.set(m.appId, list);
+      });
     }
     return out;
   }
 
-  /** Removes a message the hub accepted. */
-  remove(m: QueuedMessage): void {
-    const r = this.db.prepare("DELETE FROM messages WHERE seq = ?").run(m.seq);
-    if (Number(r.changes) > 0) {
-      this.count--;
-      this.totalBytes -= m.bytes;
-    }
-  }
-
-  /** Moves a message the hub refused for good (bad payload, unknown app) aside, kept for inspection. */
-  reject(m: QueuedMessage, code: string, reason: string, message: string): void {
+  /**
+   * Settles a forwarded batch in one transaction: removes the messages the hub accepted, and
+   * moves those it refused for good to the `rejected` table (kept for inspection).
+   */
+  settle(
+    accepted: readonly QueuedMessage[],
+    rejected: ReadonlyArray<{ m: QueuedMessage; code: string; reason: string; message: string }>,
+  ): void {
+    const del = this.db.prepare("DELETE FROM messages WHERE seq = ?");
+    const keep = this.db.prepare("INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    let count = 0;
+    let bytes = 0;
     this.db.exec("BEGIN");
     try {
-      this.db
-        .prepare("INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(m.seq, m.appId, m.clientMessageId, m.payload, code, reason, message, Date.now());
-      this.db.prepare("DELETE FROM messages WHERE seq = ?").run(m.seq);
+      for (const m of accepted) {
+        if (Number(del.run(m.seq).changes) > 0) {
+          count++;
+          bytes += m.bytes;
+        }
+      }
+      for (const { m, code, reason, message } of rejected) {
+        keep.run(m.seq, m.appId, m.clientMessageId, m.payload, code, reason, message, Date.now());
+        if (Number(del.run(m.seq).changes) > 0) {
+          count++;
+          bytes += m.bytes;
+        }
+      }
       this.db.exec("COMMIT");
     } catch (err) {
       this.db.exec("ROLLBACK");
       throw err;
     }
-    this.count--;
-    this.totalBytes -= m.bytes;
+    this.count -= count;
+    this.totalBytes -= bytes;
   }
 
   /** Queue depth, bytes, the oldest message's enqueue time, messages refused by the hub. */
@@ -172,6 +253,7 @@ export class EdgeQueue {
   }
 
   close(): void {
+    this.flush();
     this.db.close();
   }
 }

@@ -3,7 +3,11 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   type EventStoreService,
+  type GetSagaRequest,
+  GetSagaResponseSchema,
   ListEventTypesResponseSchema,
+  type ListSagasRequest,
+  ListSagasResponseSchema,
   type ReadStreamHistoryRequest,
   ReadStreamHistoryResponseSchema,
   type WatchEventsRequest,
@@ -11,15 +15,20 @@ import {
   WatchEventsResponseSchema,
 } from "../../gen/nexus/eventstore/v1/event_store_service_pb.js";
 import { principalOf, requireTenantPrincipal, tenantScope } from "../kernel/authz/tenant-scope.js";
+import type { Queryable } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
 import type { RecordedEvent } from "../kernel/events/ports.js";
-import { counterPosition, pageTokens } from "../kernel/paging/index.js";
+import { counterPosition, pageTokens, sequencePosition } from "../kernel/paging/index.js";
+import { listSagas, sagaStatus } from "../kernel/sagas/index.js";
 import type { ChangeFeed } from "./change-feed.js";
 import { eventCatalogue, eventDescriptorSet } from "./event-types.js";
+import { sagaMessage, sagaSummaryMessage } from "./saga-messages.js";
 import type { StreamHistory } from "./stream-history.js";
 
 /** ReadStreamHistory continuation tokens: the last version returned, bound to the query. */
 const historyTokens = pageTokens(counterPosition);
+/** ListSagas page tokens: the store position of the last saga's start. */
+const sagaTokens = pageTokens(sequencePosition);
 
 /** A stored event as the API shows it (payload as JSON text; envelope.payload unset). */
 function storedEventMessage(e: RecordedEvent) {
@@ -51,7 +60,40 @@ export class EventStoreHandler implements ServiceImpl<typeof EventStoreService> 
   constructor(
     private readonly feed: ChangeFeed,
     private readonly history: StreamHistory,
+    private readonly db: Queryable,
   ) {}
+
+  async getSaga(req: GetSagaRequest, ctx: HandlerContext) {
+    // Tenant admins see their own tenant's sagas; platform operators every saga (offboarding
+    // runs while the tenant is suspended, so only they can follow it). Anything else is
+    // NOT_FOUND, not PERMISSION_DENIED: a saga id of another tenant is not disclosed.
+    const principal = principalOf(ctx);
+    const saga = await sagaStatus(this.db, req.sagaId);
+    if (!saga || (principal.kind === "tenant" && saga.tenantId !== principal.tenantId)) {
+      throw domainError("NOT_FOUND", `no saga ${req.sagaId}`, { saga_id: req.sagaId });
+    }
+    return create(GetSagaResponseSchema, { saga: sagaMessage(saga) });
+  }
+
+  async listSagas(req: ListSagasRequest, ctx: HandlerContext) {
+    const principal = principalOf(ctx);
+    const tenantId = principal.kind === "tenant" ? tenantScope(principal, req.tenantId) : req.tenantId || undefined;
+    const query = { tenantId: tenantId ?? "", name: req.name };
+    const before = sagaTokens.decode(req.pageToken, query);
+    const size = req.pageSize === 0 ? 50 : req.pageSize;
+    const rows = await listSagas(this.db, {
+      limit: size + 1,
+      ...(tenantId ? { tenantId } : {}),
+      ...(req.name ? { name: req.name } : {}),
+      ...(before !== undefined ? { beforePosition: before } : {}),
+    });
+    const page = rows.slice(0, size);
+    const last = page.at(-1);
+    return create(ListSagasResponseSchema, {
+      sagas: page.map(sagaSummaryMessage),
+      nextPageToken: rows.length > size && last ? sagaTokens.encode(last.position, query) : "",
+    });
+  }
 
   async *watchEvents(req: WatchEventsRequest, ctx: HandlerContext): AsyncGenerator<WatchEventsResponse> {
     // Tenant admins read their own tenant's feed; the permission table admits no platform key.

@@ -16,7 +16,7 @@ import {
   TailExecutionsRequestSchema,
   type TailExecutionsResponse,
 } from "../../gen/nexus/integration/v1/integration_service_pb.js";
-import { ExecutionStatus, WorkflowKind } from "../../gen/nexus/integration/v1/resources_pb.js";
+import { ExecutionStatus, FieldType, SqlEngine, SqlOperation, WorkflowKind } from "../../gen/nexus/integration/v1/resources_pb.js";
 import { eventually } from "../../tests/support/eventually.js";
 import {
   type Integration,
@@ -45,6 +45,7 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
   let bus: NatsEventBus;
   let integ: Integration;
   let r: Receiver;
+  let refusing: Receiver;
   const token = uniqueToken("dl").toUpperCase();
   const tenant = uniqueToken("tenant");
   const other = uniqueToken("other");
@@ -65,6 +66,7 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
     });
     integ = await openIntegration(db, bus, { NEXUS_INTEGRATION_MAX_RETRIES: "2" });
     r = await startReceiver(15411);
+    refusing = await startReceiver(19203);
   }, 60_000);
 
   afterAll(async () => {
@@ -73,6 +75,7 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
     await db?.close();
     await testDb?.drop();
     await r?.close();
+    await refusing?.close();
     await deleteSuiteStreams(token);
   });
 
@@ -154,4 +157,82 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
       await tail.catch(() => undefined);
     }
   }, 60_000);
+
+  it("dead-letters a failure retrying cannot fix at once, and retries a transient one as often as its destination says", async () => {
+    await db.exec("CREATE TABLE public.strict_rows (id text PRIMARY KEY, n integer NOT NULL CHECK (n > 0))");
+    const url = new URL(testDb.url);
+    const dest = async (name: string, config: unknown) =>
+      (await h().createDestination(create(CreateDestinationRequestSchema, { name, config: config as never }), ctx)).destination!
+        .destinationId;
+    const refused = await dest("refuses", { kind: { case: "rest", value: { url: refusing.url, timeoutMs: 1_000 } } });
+    // The installation allows 2 retries (3 deliveries); these destinations say otherwise.
+    const once = await dest("once", { maxRetries: 0, kind: { case: "rest", value: { url: r.url, timeoutMs: 1_000 } } });
+    const five = await dest("five", { maxRetries: 4, kind: { case: "rest", value: { url: r.url, timeoutMs: 1_000 } } });
+    const pg = {
+      kind: {
+        case: "sql",
+        value: {
+          engine: SqlEngine.POSTGRES,
+          host: url.hostname,
+          port: Number(url.port || 5432),
+          database: url.pathname.slice(1),
+          user: url.username || "postgres",
+        },
+      },
+    };
+    const table = await dest("strict", pg);
+    const typed = await dest("strict-typed", pg);
+    const sql = (source: string) => ({
+      operation: SqlOperation.INSERT,
+      table: "strict_rows",
+      mappings: [
+        { source: "id", column: "id", type: FieldType.STRING },
+        { source, column: "n", type: FieldType.NUMBER },
+      ],
+    });
+    const { workflow } = await h().createWorkflow(
+      create(CreateWorkflowRequestSchema, {
+        name: "permanent-vs-transient",
+        definition: {
+          kind: WorkflowKind.FAN_OUT,
+          targets: [
+            { destinationId: refused, path: "/bad" },
+            { destinationId: table, transform: '{"id": $messageId, "n": -1}', sql: sql("n") },
+            { destinationId: typed, transform: '{"id": $messageId & "-t", "n": "not a number"}', sql: sql("n") },
+            { destinationId: once, path: "/once" },
+            { destinationId: five, path: "/five" },
+          ],
+        },
+      }),
+      ctx,
+    );
+    refusing.status = 400;
+    r.status = 503;
+    const { messageId } = await h().executeWorkflow(
+      create(ExecuteWorkflowRequestSchema, { workflowId: workflow!.workflowId, payload: { n: 2 } }),
+      ctx,
+    );
+    const parked = await eventually(
+      "all five targets dead-lettered",
+      async () => {
+        const { deadLetters } = await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), ctx);
+        const mine = deadLetters.filter((d) => d.messageId === messageId);
+        return mine.length === 5 && mine;
+      },
+      60_000,
+    );
+    const log = await h().listExecutions(create(ListExecutionsRequestSchema, { messageId }), ctx);
+    const byDestination = new Map(log.executions.map((e) => [e.destinationId, e]));
+    // Permanent: the 400, the constraint violation, the value that is not a number — one attempt each.
+    expect(byDestination.get(refused)).toMatchObject({ status: ExecutionStatus.DEAD_LETTERED, attempts: 1 });
+    expect(byDestination.get(refused)?.error).toMatch(/400/);
+    expect(byDestination.get(table)).toMatchObject({ status: ExecutionStatus.DEAD_LETTERED, attempts: 1 });
+    expect(byDestination.get(table)?.error).toMatch(/constraint|check/i);
+    expect(byDestination.get(typed)).toMatchObject({ status: ExecutionStatus.DEAD_LETTERED, attempts: 1 });
+    // Transient: as many deliveries as each destination's max retries + 1.
+    expect(byDestination.get(once)).toMatchObject({ status: ExecutionStatus.DEAD_LETTERED, attempts: 1 });
+    expect(byDestination.get(five)).toMatchObject({ status: ExecutionStatus.DEAD_LETTERED, attempts: 5 });
+    expect(parked.map((d) => d.attempts).sort()).toEqual([1, 1, 1, 1, 5]);
+    expect(refusing.received).toHaveLength(0);
+  }, 90_000);
 });

@@ -5,6 +5,7 @@ import { errorReason } from "../kernel/errors.js";
 import { type NodeRequest, type NodeResponse, plain } from "../kernel/server/node-http.js";
 import type { HttpRoute } from "../kernel/server/service-module.js";
 import { store } from "./adapters/postgres.js";
+import type { AppKeyCache } from "./app-key-cache.js";
 import { appKeyDigest } from "./domain/app-key.js";
 import type { IntegrationApplication } from "./integration-application.js";
 
@@ -43,10 +44,16 @@ function header(req: NodeRequest, name: string): string {
  * (X-API-Key = the key of the app the workflow reads from). Answers `202 {"message_id", "duplicate"}`,
  * errors as `{"code", "reason", "message"}` with the matching HTTP status.
  */
-export function ingressRoutes(o: { db: Database; app: IntegrationApplication; logger: Logger; maxBytes: number }): HttpRoute[] {
+export function ingressRoutes(o: {
+  db: Database;
+  app: IntegrationApplication;
+  apps: AppKeyCache;
+  logger: Logger;
+  maxBytes: number;
+}): HttpRoute[] {
   async function authenticate(req: NodeRequest) {
     const key = header(req, "x-api-key");
-    const app = key ? await store.appByDigest(o.db, appKeyDigest(key)) : undefined;
+    const app = key ? await o.apps.app(appKeyDigest(key)) : undefined;
     if (!app) throw Object.assign(new Error("X-API-Key is missing or not a valid app key"), { status: 401, reason: "AUTH_UNAUTHORIZED" });
     return app;
   }

@@ -1,12 +1,13 @@
 import { createHash, randomUUID } from "node:crypto";
-import { create, fromJson, type JsonObject, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import {
   DeliveryRequestedSchema,
   DestinationChangedSchema,
+  MqttPayloadRejectedSchema,
   MqttSourceChangedSchema,
   SenderAppChangedSchema,
-  WorkflowChangedSchema,
   WorkflowMessageAcceptedSchema,
 } from "../../gen/nexus/events/v1/integration_events_pb.js";
 import {
@@ -18,14 +19,15 @@ import {
   WorkflowDefinitionSchema,
   WorkflowKind,
 } from "../../gen/nexus/integration/v1/resources_pb.js";
-import { recordFacts } from "../kernel/commands/index.js";
+import { executeCommand, recordFacts } from "../kernel/commands/index.js";
 import type { Database, Tx } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
-import { type DeliveredEvent, eventOf, type NewEvent, payloadOf } from "../kernel/events/index.js";
+import { type DeliveredEvent, type EventBus, eventOf, PermanentFailure, payloadOf } from "../kernel/events/index.js";
 import type { Keyring } from "../kernel/keyring/index.js";
 import { backoffDelayMs } from "../kernel/resilience/backoff.js";
 import { type DestinationDrivers, type DestinationRecord, evaluate, kindOf, splitSecret } from "./adapters/destination-drivers.js";
 import { type AppRow, type DestinationRow, isUniqueViolation, type MqttRow, store, type WorkflowRow } from "./adapters/postgres.js";
+import { workflowAggregate } from "./adapters/workflow-aggregate.js";
 import type { Connectors } from "./connector-bridge.js";
 import { ConnectorError } from "./connectors/ports.js";
 import { generateAppKey, newId } from "./domain/app-key.js";
@@ -33,13 +35,9 @@ import { checkDefinition, DEFAULT_RETENTION_HOURS, type DestinationKind } from "
 import { type AppField, validatePayload } from "./domain/field-schema.js";
 import { markerForChange, markerForCreate } from "./domain/kubernetes-managed.js";
 import { EnvelopeError, envelopeVersion, newMasterSecret, openPayload } from "./domain/payload-crypto.js";
-import { GroupCommit } from "./group-commit.js";
+import { type Accepted, type Feed, IngressQueue, messageEventId } from "./ingress-queue.js";
 
-/** The dedupe window of accepted messages (REL-05): 24 h. */
-export const DEDUPE_WINDOW_MS = 24 * 3_600_000;
-
-/** Topic of a workflow's messages: `integration.wf.<id>` (one subject and durable consumer per workflow). */
-export const workflowTopic = (workflowId: string) => `integration.wf.${workflowId}`;
+export { DEDUPE_WINDOW_MS, workflowTopic } from "./ingress-queue.js";
 /** Durable consumer name of a workflow. */
 export const workflowConsumer = (workflowId: string) => `integration-wf-${workflowId}`;
 /** Topic of fan-out deliveries. */
@@ -62,17 +60,21 @@ export interface Actor {
 /** Options of {@link IntegrationApplication}. */
 export interface IntegrationApplicationOptions {
   db: Database;
+  /** Publishes accepted messages straight to the bus (`ctx.bus.publish`). */
+  publish: EventBus["publish"];
   keyring: Keyring;
   drivers: DestinationDrivers;
   connectors: () => Promise<Connectors>;
   clock: () => Date;
   logger: Logger;
-  /** Fan-out deliveries before dead-lettering (max retries + 1). */
+  /** Fan-out deliveries before dead-lettering (max retries + 1), for a destination without its own max retries. */
   maxDeliveries: number;
   /** Called after a workflow was created or deleted (subscribes its consumer at once). */
   onWorkflowsChanged?: () => void;
   /** Called after an MQTT source was created or deleted. */
   onMqttChanged?: () => void;
+  /** Called after a sender app changed (key rotated, deleted, …): cached keys are dropped. */
+  onAppChanged?: (appId: string) => void;
 }
 
 function invalid(field: string, message: string) {
@@ -95,24 +97,23 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** A message accepted (or recognised as a duplicate). */
-export interface Accepted {
-  messageId: string;
-  duplicate: boolean;
-  workflows: number;
-}
+export type { Accepted } from "./ingress-queue.js";
 
 /**
  * The integration service's application: management of apps, destinations, workflows and MQTT
  * sources (each change with its audited event, in one transaction), ingress (validate, decrypt,
  * dedupe, queue durably) and the workflow runner (fan-out expansion, deliveries, sequential runs).
  */
+/** A message's dedupe key (REL-05): its client message id, else the SHA-1 of its canonical JSON. */
+const dedupeKeyOf = (data: Record<string, unknown>, clientMessageId: string) =>
+  clientMessageId ? `cid:${clientMessageId}` : `sha1:${createHash("sha1").update(canonicalJson(data)).digest("hex")}`;
+
 export class IntegrationApplication {
-  /** Accepted messages commit together (see {@link GroupCommit}). */
-  private readonly accepts: GroupCommit<Accepted>;
+  /** Accepted messages go to the bus together (see {@link IngressQueue}). */
+  private readonly accepts: IngressQueue;
 
   constructor(private readonly o: IntegrationApplicationOptions) {
-    this.accepts = new GroupCommit<Accepted>(o.db);
+    this.accepts = new IngressQueue({ db: o.db, publish: o.publish, clock: o.clock, logger: o.logger });
   }
 
   private meta(a: Actor) {
@@ -179,7 +180,7 @@ export class IntegrationApplication {
     fn: (row: AppRow) => Promise<{ row: AppRow; digest?: Buffer; result: R }>,
   ): Promise<R> {
     try {
-      return await this.o.db.transaction(async (tx) => {
+      const result = await this.o.db.transaction(async (tx) => {
         const row = await store.app(tx, a.tenantId, appId, true);
         if (!row) throw notFound("sender app", appId);
         const kubernetesResource = markerForChange("sender app", row, a);
@@ -188,6 +189,8 @@ export class IntegrationApplication {
         await this.appEvent(tx, a, next.row, change);
         return next.result;
       });
+      this.o.onAppChanged?.(appId);
+      return result;
     } catch (err) {
       if (isUniqueViolation(err)) throw domainError("ALREADY_EXISTS", "another sender app of this tenant has that name");
       throw err;
@@ -237,6 +240,7 @@ export class IntegrationApplication {
       if (!row) throw notFound("sender app", appId);
       await this.appEvent(tx, a, row, "deleted");
     });
+    this.o.onAppChanged?.(appId);
   }
 
   // ---- ingress ----
@@ -248,6 +252,53 @@ export class IntegrationApplication {
    * means durable.
    */
   async ingest(app: AppRow, payload: unknown, clientMessageId: string, actor: string): Promise<Accepted> {
+    const data = await this.payloadOf(app, payload);
+    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, { appId: app.id });
+  }
+
+  /**
+   * Accepts a batch of one app's messages in the order given (an edge agent's forwarded queue,
+   * docs/edge.md): every payload is opened and checked first, then the valid ones are claimed
+   * and published to the bus in this order, in one ingress batch. A message refused for good
+   * (bad payload) settles as its error and does not stop the others; anything else (the
+   * database or the bus away) rejects the whole batch, which the edge then sends again (the
+   * dedupe keys make that safe).
+   */
+  async ingestOrdered(
+    app: AppRow,
+    items: ReadonlyArray<{ payload: unknown; clientMessageId: string }>,
+    actor: string,
+  ): Promise<Array<Accepted | ConnectError>> {
+    const prepared: Array<Record<string, unknown> | ConnectError> = [];
+    for (const it of items) {
+      try {
+        prepared.push(await this.payloadOf(app, it.payload));
+      } catch (err) {
+        if (!(err instanceof ConnectError)) throw err;
+        prepared.push(err);
+      }
+    }
+    // The valid ones go to the ingress queue as one ordered group: claimed together and
+    // published to the bus in this order, in one batch (never split across batches in flight).
+    const valid = prepared.flatMap((p, i) =>
+      p instanceof ConnectError ? [] : [{ data: p, clientMessageId: items[i]?.clientMessageId ?? "" }],
+    );
+    const accepted = await this.accepts.submitOrdered(
+      valid.map((v) => ({
+        tenantId: app.tenantId,
+        source: `app:${app.id}`,
+        dedupeKey: dedupeKeyOf(v.data, v.clientMessageId),
+        data: v.data,
+        actor,
+        feed: { appId: app.id },
+      })),
+    );
+    let next = 0;
+    return prepared.map((p) => (p instanceof ConnectError ? p : (accepted[next++] as Accepted)));
+  }
+
+  /** The payload a sender app's message carries: opened when the app requires encryption, checked against its field schema. */
+  private async payloadOf(app: AppRow, payload: unknown): Promise<Record<string, unknown>> {
     let data: Record<string, unknown>;
     if (app.encryptionRequired) {
       try {
@@ -284,9 +335,7 @@ export class IntegrationApplication {
         { field: `payload.${first.field}` },
       );
     }
-    return this.accept(app.tenantId, `app:${app.id}`, data, clientMessageId, actor, (tx) =>
-      store.workflowsFed(tx, app.tenantId, { appId: app.id }),
-    );
+    return data;
   }
 
   /** Queues one message for one workflow (ExecuteWorkflow, `POST /execute/<id>`). */
@@ -297,11 +346,8 @@ export class IntegrationApplication {
     clientMessageId: string,
     actor: string,
   ): Promise<Accepted> {
-    return this.accept(tenantId, `execute:${workflowId}`, payload, clientMessageId, actor, async (tx) => {
-      const wf = await store.workflow(tx, tenantId, workflowId);
-      if (!wf) throw notFound("workflow", workflowId);
-      return [wf];
-    });
+    if (!(await store.workflow(this.o.db, tenantId, workflowId))) throw notFound("workflow", workflowId);
+    return this.accept(tenantId, `execute:${workflowId}`, payload, clientMessageId, actor, { workflowId });
   }
 
   /** Queues an MQTT message for the workflows its source feeds; `messageKey` dedupes redeliveries. */
@@ -310,48 +356,59 @@ export class IntegrationApplication {
       typeof payload === "object" && payload !== null && !Array.isArray(payload)
         ? (payload as Record<string, unknown>)
         : { value: payload };
-    return this.accept(source.tenantId, `mqtt:${source.id}`, { ...data, _topic: topic }, messageKey, `mqtt:${source.id}`, (tx) =>
-      store.workflowsFed(tx, source.tenantId, { mqttId: source.id }),
-    );
+    return this.accept(source.tenantId, `mqtt:${source.id}`, { ...data, _topic: topic }, messageKey, `mqtt:${source.id}`, {
+      mqttId: source.id,
+    });
   }
 
-  private async accept(
+  /**
+   * An MQTT message whose payload did not parse in its source's format: it enters no workflow.
+   * It is published as `MqttPayloadRejected` (id fixed by the message id, so a redelivery is
+   * one entry), which the rejected-payload consumer parks in the dead-letter queue at once with
+   * the parse error.
+   */
+  async rejectMqtt(source: MqttRow, m: { topic: string; messageId: string; reason: string; base64: string }): Promise<void> {
+    await this.o.publish([
+      {
+        ...eventOf(
+          MqttPayloadRejectedSchema,
+          {
+            tenantId: source.tenantId,
+            sourceId: source.id,
+            messageId: m.messageId,
+            topic: m.topic,
+            format: source.format,
+            reason: m.reason,
+            payloadBase64: m.base64,
+          },
+          { metadata: { tenantId: source.tenantId, actor: `mqtt:${source.id}` } },
+        ),
+        eventId: messageEventId(`mqtt:${source.id}`, m.messageId),
+        streamId: `integration_mqtt-${source.id}`,
+      },
+    ]);
+  }
+
+  /** The rejected-payload consumer: parks the message in the dead-letter queue with its parse error. */
+  async handleRejectedPayload(event: DeliveredEvent): Promise<void> {
+    const r = payloadOf(MqttPayloadRejectedSchema, event);
+    throw new PermanentFailure(`MQTT source ${r.sourceId}, topic ${r.topic}: ${r.reason}`);
+  }
+
+  private accept(
     tenantId: string,
     source: string,
     data: Record<string, unknown>,
     clientMessageId: string,
     actor: string,
-    workflows: (tx: Tx) => Promise<WorkflowRow[]>,
+    feed: Feed,
   ): Promise<Accepted> {
-    const dedupeKey = clientMessageId ? `cid:${clientMessageId}` : `sha1:${createHash("sha1").update(canonicalJson(data)).digest("hex")}`;
-    return this.accepts.submit(async (tx) => {
-      const wfs = await workflows(tx);
-      const claim = await store.claimMessage(tx, {
-        tenantId,
-        source,
-        dedupeKey,
-        messageId: randomUUID(),
-        now: this.o.clock(),
-        windowMs: DEDUPE_WINDOW_MS,
-      });
-      if (claim.duplicate) return { messageId: claim.messageId, duplicate: true, workflows: 0 };
-      const events: NewEvent[] = wfs.map((wf) =>
-        eventOf(
-          WorkflowMessageAcceptedSchema,
-          {
-            tenantId,
-            messageId: claim.messageId,
-            workflowId: wf.id,
-            workflowVersion: wf.currentVersion,
-            source,
-            payload: data as JsonObject,
-          },
-          { topic: workflowTopic(wf.id) },
-        ),
-      );
-      if (events.length > 0) await recordFacts(tx, `integration_message-${claim.messageId}`, events, { metadata: { tenantId, actor } });
-      return { messageId: claim.messageId, duplicate: false, workflows: wfs.length };
-    });
+    return this.accepts.submit({ tenantId, source, dedupeKey: dedupeKeyOf(data, clientMessageId), data, actor, feed });
+  }
+
+  /** Waits for ingress's background bookkeeping (shutdown). */
+  settled(): Promise<void> {
+    return this.accepts.settled();
   }
 
   // ---- destinations ----
@@ -518,38 +575,34 @@ export class IntegrationApplication {
     };
   }
 
-  private workflowEvent(tx: Tx, a: Actor, row: WorkflowRow, change: string) {
-    return recordFacts(
-      tx,
-      `integration_workflow-${row.id}`,
-      [eventOf(WorkflowChangedSchema, { tenantId: row.tenantId, workflowId: row.id, change, name: row.name, version: row.currentVersion })],
-      this.meta(a),
-    );
-  }
-
   async createWorkflow(a: Actor, name: string, def: WorkflowDefinition): Promise<WorkflowRow> {
     await this.checked(a.tenantId, def);
-    const row: WorkflowRow = {
-      id: newId(),
-      tenantId: a.tenantId,
-      name,
-      currentVersion: 1,
-      ...this.rowFields(def),
-      kubernetesResource: markerForCreate(a),
-      createdAt: this.o.clock(),
-    };
+    const key = { tenantId: a.tenantId, workflowId: newId() };
+    let row: WorkflowRow | undefined;
     try {
-      await this.o.db.transaction(async (tx) => {
-        await store.insertWorkflow(tx, row);
-        await store.insertVersion(tx, row.id, 1, toJson(WorkflowDefinitionSchema, def), a.actor);
-        await this.workflowEvent(tx, a, row, "created");
-      });
+      row = (
+        await executeCommand(
+          this.o.db,
+          workflowAggregate,
+          key,
+          {
+            type: "Create",
+            name,
+            fields: this.rowFields(def),
+            definition: toJson(WorkflowDefinitionSchema, def),
+            by: a.actor,
+            at: this.o.clock(),
+            marker: a,
+          },
+          this.meta(a),
+        )
+      ).state;
     } catch (err) {
       if (isUniqueViolation(err)) throw taken("workflow", name);
       throw err;
     }
     this.o.onWorkflowsChanged?.();
-    return row;
+    return row as WorkflowRow;
   }
 
   async getWorkflow(tenantId: string, id: string): Promise<WorkflowRow> {
@@ -581,30 +634,28 @@ export class IntegrationApplication {
   private async newVersion(
     a: Actor,
     id: string,
-    change: string,
+    change: "updated" | "rolled_back",
     def: () => Promise<WorkflowDefinition>,
     expected = 0,
   ): Promise<WorkflowRow> {
     const d = await def();
     await this.checked(a.tenantId, d);
-    return this.o.db.transaction(async (tx) => {
-      const row = await store.workflow(tx, a.tenantId, id, true);
-      if (!row) throw notFound("workflow", id);
-      const kubernetesResource = markerForChange("workflow", row, a);
-      if (expected && row.currentVersion !== expected)
-        throw domainError(
-          "CONCURRENCY_CONFLICT",
-          `workflow ${id} is at version ${row.currentVersion}, not ${expected}: reload and edit again`,
-          {
-            current_version: row.currentVersion,
-          },
-        );
-      const next: WorkflowRow = { ...row, ...this.rowFields(d), currentVersion: row.currentVersion + 1, kubernetesResource };
-      await store.insertVersion(tx, id, next.currentVersion, toJson(WorkflowDefinitionSchema, d), a.actor);
-      await store.updateWorkflow(tx, next);
-      await this.workflowEvent(tx, a, next, change);
-      return next;
-    });
+    const { state } = await executeCommand(
+      this.o.db,
+      workflowAggregate,
+      { tenantId: a.tenantId, workflowId: id },
+      {
+        type: "SaveVersion",
+        marker: a,
+        change,
+        fields: this.rowFields(d),
+        definition: toJson(WorkflowDefinitionSchema, d),
+        by: a.actor,
+        expectedVersion: expected,
+      },
+      this.meta(a),
+    );
+    return state as WorkflowRow;
   }
 
   updateWorkflow(a: Actor, id: string, def: WorkflowDefinition, expectedVersion: number) {
@@ -617,15 +668,31 @@ export class IntegrationApplication {
     return this.newVersion(a, id, "rolled_back", async () => (await this.definition(row, version)).definition);
   }
 
+  /**
+   * Pauses (`enabled` false) or resumes a workflow. A paused workflow's messages are still
+   * accepted and wait on its subject (its durable consumer stays); every replica stops or
+   * starts handling them at its next reconcile (at once in this process).
+   */
+  async setWorkflowEnabled(a: Actor, id: string, enabled: boolean): Promise<WorkflowRow> {
+    const { state } = await executeCommand(
+      this.o.db,
+      workflowAggregate,
+      { tenantId: a.tenantId, workflowId: id },
+      enabled ? { type: "Resume" } : { type: "Pause", by: "" },
+      this.meta(a),
+    );
+    this.o.onWorkflowsChanged?.();
+    return state as WorkflowRow;
+  }
+
   async deleteWorkflow(a: Actor, id: string): Promise<void> {
-    await this.o.db.transaction(async (tx) => {
-      const found = await store.workflow(tx, a.tenantId, id, true);
-      if (!found) throw notFound("workflow", id);
-      markerForChange("workflow", found, a);
-      const row = await store.deleteWorkflow(tx, a.tenantId, id);
-      if (!row) throw notFound("workflow", id);
-      await this.workflowEvent(tx, a, row, "deleted");
-    });
+    await executeCommand(
+      this.o.db,
+      workflowAggregate,
+      { tenantId: a.tenantId, workflowId: id },
+      { type: "Delete", marker: a },
+      this.meta(a),
+    );
     this.o.onWorkflowsChanged?.();
   }
 
@@ -699,6 +766,24 @@ export class IntegrationApplication {
 
   // ---- the runner ----
 
+  /** Parsed definitions by workflow and version (a saved version never changes). */
+  private readonly definitions = new Map<string, WorkflowDefinition>();
+
+  /**
+   * A stored version's definition, parsed once per process: the runner still reads the
+   * version row (a deleted workflow has none), but not the proto JSON again for every message.
+   */
+  private parsed(workflowId: string, version: number, json: JsonValue): WorkflowDefinition {
+    const key = `${workflowId}:${version}`;
+    let def = this.definitions.get(key);
+    if (!def) {
+      def = fromJson(WorkflowDefinitionSchema, json, { ignoreUnknownFields: true });
+      if (this.definitions.size >= 1_000) this.definitions.delete(this.definitions.keys().next().value as string);
+      this.definitions.set(key, def);
+    }
+    return def;
+  }
+
   private async record(
     q: Tx | Database,
     e: { tenantId: string; messageId: string; workflowId: string; version: number; target: string; destinationId?: string; step?: string },
@@ -737,11 +822,17 @@ export class IntegrationApplication {
     if (!wf) return; // deleted: its queued messages are dropped
     const found = await store.version(tx, wf.id, m.workflowVersion);
     if (!found) return;
-    const def = fromJson(WorkflowDefinitionSchema, found.definition, { ignoreUnknownFields: true });
+    const def = this.parsed(wf.id, m.workflowVersion, found.definition);
     const base = { tenantId: m.tenantId, messageId: m.messageId, workflowId: wf.id, version: m.workflowVersion };
     if (def.kind === WorkflowKind.FAN_OUT) {
-      const events = def.targets.map((t, i) =>
-        eventOf(DeliveryRequestedSchema, {
+      // The pending entries first (a delivery that runs before this transaction commits waits
+      // for them, then advances them), then the deliveries straight to the bus: their ids are
+      // fixed per message and target, so the publish a redelivery of this message repeats is
+      // dropped by the bus or skipped by the delivery consumer.
+      for (const [i, t] of def.targets.entries())
+        await this.record(tx, { ...base, target: `t${i}`, destinationId: t.destinationId }, "pending", 0, 0);
+      const events = def.targets.map((t, i) => ({
+        ...eventOf(DeliveryRequestedSchema, {
           tenantId: m.tenantId,
           messageId: m.messageId,
           workflowId: wf.id,
@@ -750,19 +841,25 @@ export class IntegrationApplication {
           destinationId: t.destinationId,
           ...(m.payload !== undefined ? { payload: m.payload } : {}),
         }),
-      );
-      for (const [i, t] of def.targets.entries())
-        await this.record(tx, { ...base, target: `t${i}`, destinationId: t.destinationId }, "pending", 0, 0);
-      await recordFacts(tx, `integration_message-${m.messageId}`, events, { metadata: event.metadata });
+        eventId: messageEventId(m.messageId, `${wf.id}/t${i}`),
+        streamId: `integration_message-${m.messageId}`,
+      }));
+      await this.o.publish(events, { metadata: event.metadata, tx });
       return;
     }
     await this.runSequential(tx, def, base, (m.payload ?? {}) as JsonValue);
   }
 
-  /** One fan-out delivery. Retryable failures throw (the bus retries with backoff, then dead-letters). */
-  async handleDelivery(event: DeliveredEvent, tx: Tx): Promise<void> {
-    const d = payloadOf(DeliveryRequestedSchema, event);
-    const key = {
+  /** The key of a delivery's execution entry. */
+  private deliveryKey(d: {
+    tenantId: string;
+    messageId: string;
+    workflowId: string;
+    workflowVersion: number;
+    targetIndex: number;
+    destinationId: string;
+  }) {
+    return {
       tenantId: d.tenantId,
       messageId: d.messageId,
       workflowId: d.workflowId,
@@ -770,16 +867,28 @@ export class IntegrationApplication {
       target: `t${d.targetIndex}`,
       destinationId: d.destinationId,
     };
+  }
+
+  /**
+   * One fan-out delivery. A failure retrying may fix throws (the bus retries with backoff and
+   * jitter) until the destination's max retries are used up; then, or at once for a failure
+   * retrying cannot fix (a refusal, a constraint violation, a mapping that does not fit), it
+   * throws {@link PermanentFailure}: the bus parks the delivery in the dead-letter queue, and
+   * {@link deliveryDeadLettered} logs it.
+   */
+  async handleDelivery(event: DeliveredEvent, tx: Tx): Promise<void> {
+    const d = payloadOf(DeliveryRequestedSchema, event);
+    const key = this.deliveryKey(d);
     const found = await store.version(tx, d.workflowId, d.workflowVersion);
-    const target = found
-      ? fromJson(WorkflowDefinitionSchema, found.definition, { ignoreUnknownFields: true }).targets[d.targetIndex]
-      : undefined;
+    const target = found ? this.parsed(d.workflowId, d.workflowVersion, found.definition).targets[d.targetIndex] : undefined;
     if (!target) return; // workflow deleted
     const destRow = await store.destination(tx, d.tenantId, d.destinationId);
-    if (!destRow) {
-      await this.record(tx, key, "failed", event.deliveryCount, 0, `destination ${d.destinationId} no longer exists`);
-      return;
-    }
+    if (!destRow) throw new PermanentFailure(`destination ${d.destinationId} no longer exists`);
+    const ownRetries = (destRow.config as { maxRetries?: number } | null)?.maxRetries;
+    const maxDeliveries = ownRetries === undefined ? this.o.maxDeliveries : ownRetries + 1;
+    // Deliveries that ended without an outcome (the process died each time) count too.
+    if (event.deliveryCount > maxDeliveries)
+      throw new PermanentFailure(`delivered ${event.deliveryCount - 1} times without success (at most ${maxDeliveries})`);
     const input = d.payload ?? null;
     const bindings = { messageId: d.messageId, workflowId: d.workflowId };
     if (target.condition && !(await evaluate(target.condition, input, bindings).catch(() => false))) {
@@ -794,17 +903,20 @@ export class IntegrationApplication {
     } catch (err) {
       const latency = Math.round(performance.now() - started);
       const ce = err instanceof ConnectorError ? err : undefined;
-      if (ce && !ce.retryable) {
-        await this.record(tx, key, "failed", event.deliveryCount, latency, `${ce.reason}: ${ce.message}`);
-        return;
-      }
-      const last = event.deliveryCount >= this.o.maxDeliveries;
       const message = ce ? `${ce.reason}: ${ce.message}` : (err as Error).message;
+      if (ce && !ce.retryable) throw new PermanentFailure(message);
+      if (event.deliveryCount >= maxDeliveries) throw new PermanentFailure(`${message} (after ${event.deliveryCount} attempts)`);
       // Outside the consumer's transaction (it rolls back when we throw), best effort: the
       // embedded database has one connection and refuses this, the bus still retries.
-      await this.record(this.o.db, key, last ? "dead_lettered" : "retrying", event.deliveryCount, latency, message).catch(() => undefined);
+      await this.record(this.o.db, key, "retrying", event.deliveryCount, latency, message).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** A delivery the bus parked in the dead-letter queue: its execution entry says so, with the error. */
+  async deliveryDeadLettered(event: DeliveredEvent, error: string): Promise<void> {
+    const d = payloadOf(DeliveryRequestedSchema, event);
+    await this.record(this.o.db, this.deliveryKey(d), "dead_lettered", event.deliveryCount, 0, error);
   }
 
   private async runSequential(
@@ -881,6 +993,7 @@ export class IntegrationApplication {
           const ce = err instanceof ConnectorError ? err : undefined;
           if (!ce && !(err instanceof Error && err.name === "TimeoutError")) throw err; // not the step's fault: the bus retries the message
           outcome = { ok: false, error: `${ce?.reason ?? "TIMEOUT"}: ${(err as Error).message}` };
+          if (ce && !ce.retryable) break; // a refusal, a constraint violation, a mapping that does not fit: retrying cannot fix it
           if (attempt < tries)
             await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, { initialMs: 200, maxMs: 5_000, jitter: true })));
         }

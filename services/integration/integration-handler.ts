@@ -33,6 +33,8 @@ import {
 
 /** Durable consumer name of fan-out deliveries (its dead letters are this service's). */
 export const DELIVERY_CONSUMER = "integration-deliveries";
+/** The consumer that parks MQTT payloads which did not parse. */
+export const REJECTED_PAYLOAD_CONSUMER = "integration-rejected-payloads";
 
 const executionPages = pageTokens(keysetPosition("at", "id"));
 
@@ -250,6 +252,17 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
       })),
     };
   }
+  async disableWorkflow(req: { tenantId: string; workflowId: string }, ctx: HandlerContext) {
+    return this.setEnabled(req, ctx, false);
+  }
+  async enableWorkflow(req: { tenantId: string; workflowId: string }, ctx: HandlerContext) {
+    return this.setEnabled(req, ctx, true);
+  }
+  private async setEnabled(req: { tenantId: string; workflowId: string }, ctx: HandlerContext, enabled: boolean) {
+    const row = await this.d.app.setWorkflowEnabled(actorOf(ctx, req.tenantId), req.workflowId, enabled);
+    const v = await this.d.app.definition(row, 0);
+    return { workflow: workflowToProto(row, v.version, v.definition, this.subject(row.id)) };
+  }
   async deleteWorkflow(req: { tenantId: string; workflowId: string; kubernetesResource: string }, ctx: HandlerContext) {
     await this.d.app.deleteWorkflow(actorOf(ctx, req.tenantId, req.kubernetesResource), req.workflowId);
     return {};
@@ -355,13 +368,20 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
     }
   }
 
+  /** Integration's parked messages of one tenant: fan-out deliveries and rejected MQTT payloads, oldest first. */
+  private async deadLettersOf(tenantId: string) {
+    const [deliveries, rejected] = await Promise.all([
+      this.d.deadLetters.list({ consumer: DELIVERY_CONSUMER, limit: 10_000 }),
+      this.d.deadLetters.list({ consumer: REJECTED_PAYLOAD_CONSUMER, limit: 10_000 }),
+    ]);
+    return [...deliveries, ...rejected].filter((d) => d.metadata.tenantId === tenantId).sort((a, b) => a.seq - b.seq);
+  }
   async listDeadLetters(req: { tenantId: string; pageSize: number }, ctx: HandlerContext) {
     const tenantId = actorOf(ctx, req.tenantId).tenantId;
-    const all = await this.d.deadLetters.list({ consumer: DELIVERY_CONSUMER, limit: 10_000 });
-    const mine = all.filter((d) => d.metadata.tenantId === tenantId).slice(0, req.pageSize || 100);
+    const mine = (await this.deadLettersOf(tenantId)).slice(0, req.pageSize || 100);
     return {
       deadLetters: mine.map((d) => {
-        const p = d.payload as { messageId?: string; workflowId?: string; destinationId?: string };
+        const p = d.payload as { messageId?: string; workflowId?: string; destinationId?: string; sourceId?: string };
         return {
           sequence: BigInt(d.seq),
           messageId: p.messageId ?? "",
@@ -370,14 +390,14 @@ export class IntegrationHandler implements ServiceImpl<typeof IntegrationService
           attempts: d.deliveryCount,
           error: d.error,
           deadLetteredAt: timestampFromDate(d.deadLetteredAt),
+          mqttSourceId: d.consumer === REJECTED_PAYLOAD_CONSUMER ? (p.sourceId ?? "") : "",
         };
       }),
     };
   }
   async replayDeadLetter(req: { tenantId: string; sequence: bigint }, ctx: HandlerContext) {
     const tenantId = actorOf(ctx, req.tenantId).tenantId;
-    const all = await this.d.deadLetters.list({ consumer: DELIVERY_CONSUMER, limit: 10_000 });
-    const found = all.find((d) => BigInt(d.seq) === req.sequence && d.metadata.tenantId === tenantId);
+    const found = (await this.deadLettersOf(tenantId)).find((d) => BigInt(d.seq) === req.sequence);
     if (!found) throw domainError("NOT_FOUND", `no dead letter ${req.sequence} of this tenant`, { sequence: String(req.sequence) });
     await this.d.deadLetters.replay(found.seq);
     const p = found.payload as { messageId?: string; destinationId?: string };

@@ -1,16 +1,30 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { EdgeService } from "../../gen/nexus/integration/v1/edge_service_pb.js";
 import type { Subscription } from "../kernel/events/ports.js";
-import type { ServiceContext, ServiceParts } from "../kernel/service/index.js";
+import { handle, type ServiceContext, type ServiceParts } from "../kernel/service/index.js";
 import { createDestinationDrivers, type DestinationDrivers } from "./adapters/destination-drivers.js";
 import { store } from "./adapters/postgres.js";
+import { AppKeyCache } from "./app-key-cache.js";
 import { connectors } from "./connector-bridge.js";
-import { edgeRoutes } from "./edge-handler.js";
+import { EdgeHandler, TENANT_STATUS_CONSUMER, TENANT_STATUS_SUBJECT, tenantStatusHandler } from "./edge-handler.js";
 import { ingressRoutes } from "./http-ingress.js";
 import { DEDUPE_WINDOW_MS, DELIVERY_TOPIC, IntegrationApplication, workflowConsumer, workflowTopic } from "./integration-application.js";
-import { DELIVERY_CONSUMER, IntegrationHandler } from "./integration-handler.js";
+import { DELIVERY_CONSUMER, IntegrationHandler, REJECTED_PAYLOAD_CONSUMER } from "./integration-handler.js";
 import { INTEGRATION_SCHEMA } from "./migrations.js";
 import { createMqttRunner, type MqttRunner } from "./mqtt-sources.js";
 import { integrationRoutes } from "./routes.js";
+
+/**
+ * A short, stable token of this replica for its MQTT client ids (`nexus-<source>-<token>`): the
+ * same after a restart (kill -9 included), so the broker hands the restarted replica the session
+ * and the QoS 1 messages queued for it while it was away. Hashed: client ids stay short and do
+ * not show host names.
+ */
+const replicaToken = (replicaId: string) => createHash("sha256").update(replicaId).digest("hex").slice(0, 12);
+
+/** The most retries a destination may set (`DestinationConfig.max_retries`). */
+const MAX_DESTINATION_RETRIES = 100;
 
 /** Integration's parts, with the application inside (tests call it directly). */
 export interface IntegrationParts extends ServiceParts {
@@ -48,8 +62,11 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     ingestion: () => ctx.peers.transport("ingestion"),
   });
   let reconcileSoon = () => {};
+  const apps = new AppKeyCache(ctx.db, ctx.logger);
+  apps.start(ctx.bus);
   const app = new IntegrationApplication({
     db: ctx.db,
+    publish: (events, o) => ctx.bus.publish(events, o),
     keyring: ctx.keyring,
     drivers,
     connectors,
@@ -58,8 +75,19 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     maxDeliveries,
     onWorkflowsChanged: () => reconcileSoon(),
     onMqttChanged: () => reconcileSoon(),
+    onAppChanged: (id) => apps.forget(id),
   });
-  const mqtt = createMqttRunner({ db: ctx.db, app, connectors, logger: ctx.logger, processId: randomBytes(4).toString("hex") });
+  const mqtt = createMqttRunner({
+    db: ctx.db,
+    app,
+    connectors,
+    logger: ctx.logger,
+    processId: replicaToken(
+      config.integrationReplicaId ??
+        // An ephemeral port (0) names no replica: such a process gets a session of its own.
+        (config.port === 0 ? randomBytes(8).toString("hex") : `${hostname()}-${config.port}`),
+    ),
+  });
   const handler = new IntegrationHandler({
     app,
     db: ctx.db,
@@ -72,16 +100,36 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
 
   const subscriptions = new Map<string, Promise<Subscription | undefined>>();
   let stopped = false;
+  const WORKFLOW_CONSUMER = workflowConsumer("");
+  /** Removes a deleted workflow's durable consumer and the messages still stored on its subject. */
+  const forgetWorkflow = (id: string) =>
+    ctx.bus
+      .deleteConsumer(workflowConsumer(id), { purgeTopic: workflowTopic(id) })
+      .catch((err: unknown) => ctx.logger.warn({ err, workflow: id }, "could not delete a deleted workflow's consumer; retrying"));
+  /**
+   * Runs a consumer for every enabled workflow; stops the ones of paused workflows (their
+   * durable consumer stays, so their messages wait on the bus) and of deleted ones, whose
+   * durable consumer and stored messages it deletes — also those of workflows deleted while
+   * this process did not run them (the durable names are listed before the workflows are
+   * read: a consumer that exists then belongs to a workflow committed before).
+   */
   async function reconcileWorkflows(): Promise<void> {
     if (stopped) return;
-    const ids = new Set(await store.allWorkflowIds(ctx.db));
+    const durable = (await ctx.bus.consumerNames().catch(() => [] as string[])).filter((n) => n.startsWith(WORKFLOW_CONSUMER));
+    const rows = await store.workflowStates(ctx.db);
+    const existing = new Set(rows.map((r) => r.id));
+    const enabled = new Set(rows.filter((r) => r.enabled).map((r) => r.id));
     for (const [id, sub] of subscriptions) {
-      if (!ids.has(id)) {
-        subscriptions.delete(id);
-        await (await sub)?.stop();
-      }
+      if (enabled.has(id)) continue;
+      subscriptions.delete(id);
+      await (await sub)?.stop();
+      if (!existing.has(id)) await forgetWorkflow(id);
     }
-    for (const id of ids) {
+    for (const name of durable) {
+      const id = name.slice(WORKFLOW_CONSUMER.length);
+      if (!existing.has(id)) await forgetWorkflow(id);
+    }
+    for (const id of enabled) {
       if (subscriptions.has(id)) continue;
       const sub = ctx.bus
         .subscribe({
@@ -124,17 +172,30 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
     mqtt,
     handler,
     reconcile,
-    handlers: [integrationRoutes(handler), edgeRoutes(ctx.db)],
-    httpRoutes: ingressRoutes({ db: ctx.db, app, logger: ctx.logger, maxBytes: config.maxRequestBytes }),
+    handlers: [
+      integrationRoutes(handler),
+      handle(EdgeService, new EdgeHandler({ db: ctx.db, app, clock: ctx.clock, logger: ctx.logger }) as never),
+    ],
+    httpRoutes: ingressRoutes({ db: ctx.db, app, apps, logger: ctx.logger, maxBytes: config.maxRequestBytes }),
     consumers: [
+      { name: TENANT_STATUS_CONSUMER, subject: TENANT_STATUS_SUBJECT, handler: tenantStatusHandler(ctx.clock) },
       {
         name: DELIVERY_CONSUMER,
         subject: DELIVERY_TOPIC,
         concurrency: config.integrationConcurrency,
         ackWaitMs: config.integrationAckWaitMs,
-        maxDeliver: ctx.consumerDefaults?.maxDeliver ?? maxDeliveries,
+        // Each destination has its own max retries (the handler dead-letters at once when they
+        // are used up): the consumer's own limit only catches deliveries that never end.
+        maxDeliver: ctx.consumerDefaults?.maxDeliver ?? MAX_DESTINATION_RETRIES + 2,
         backoff: ctx.consumerDefaults?.backoff ?? backoff,
         handler: (event, tx) => app.handleDelivery(event, tx),
+        onDeadLettered: (event, error) => app.deliveryDeadLettered(event, error),
+      },
+      {
+        // Parks MQTT payloads that did not parse (the handler always refuses them for good).
+        name: REJECTED_PAYLOAD_CONSUMER,
+        subject: "integration.mqtt_payload_rejected",
+        handler: (event) => app.handleRejectedPayload(event),
       },
     ],
     tasks: [
@@ -147,6 +208,8 @@ export function createIntegrationParts(ctx: ServiceContext, options: Integration
       await Promise.allSettled([...subscriptions.values()].map(async (s) => (await s)?.stop()));
       subscriptions.clear();
       await mqtt.close();
+      await app.settled();
+      await apps.close();
       await drivers.close();
     },
   };

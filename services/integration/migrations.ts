@@ -13,9 +13,12 @@ export const INTEGRATION_SCHEMA = "integration";
  * - `workflows` / `workflow_versions`: every saved definition is kept (proto JSON); messages
  *   carry the version they were accepted with.
  * - `mqtt_sources`: brokers, topics and the sealed password.
- * - `messages`: the 24 h dedupe window per source (same payload hash or client message id).
+ * - `messages`: the 24 h dedupe window per source (same payload hash or client message id),
+ *   `published` once the message is on the bus.
  * - `executions`: the execution log, one row per message and target (fan-out) or step
  *   (sequential); `tick` orders changes for the live tail.
+ * - `edge_agents` (0003): registered edge agents, their token digest and assigned apps;
+ *   `suspended_tenants`: tenants auth suspended (their edge tokens are refused).
  */
 export const integrationMigrations: SchemaMigrations = {
   schema: INTEGRATION_SCHEMA,
@@ -121,6 +124,46 @@ CREATE INDEX executions_tick_idx ON integration.executions (tick);
 `,
     },
     processedEventsMigration(INTEGRATION_SCHEMA),
+    {
+      // Ingress publishes accepted messages straight to the bus: a claim is written first
+      // (published = false) and marked once the bus holds the message, so a retry of a message
+      // whose publish failed publishes it again instead of answering "duplicate" for nothing.
+      // Workflows can be paused (enabled = false: their messages wait on the bus); paused_by
+      // names a tenant offboarding saga that paused them (its compensation resumes only those).
+      id: "0002_direct_ingress",
+      sql: `
+ALTER TABLE integration.messages ADD COLUMN published boolean NOT NULL DEFAULT true;
+ALTER TABLE integration.workflows ADD COLUMN enabled boolean NOT NULL DEFAULT true;
+ALTER TABLE integration.workflows ADD COLUMN paused_by text;
+`,
+    },
+    {
+      // Edge agents (docs/edge.md): the SHA-256 digest of the token (never the token), the
+      // sender apps assigned, and what the agent last reported (`status`, `last_seen_at`).
+      // A name is unique among the tenant's active (not revoked) agents.
+      id: "0003_edge_agents",
+      sql: `
+CREATE TABLE integration.edge_agents (
+  id text PRIMARY KEY,
+  tenant_id text NOT NULL,
+  name text NOT NULL,
+  token_digest bytea NOT NULL UNIQUE,
+  token_prefix text NOT NULL,
+  app_ids text[] NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz,
+  last_seen_at timestamptz,
+  status jsonb
+);
+CREATE UNIQUE INDEX edge_agents_name_idx ON integration.edge_agents (tenant_id, name) WHERE revoked_at IS NULL;
+CREATE INDEX edge_agents_tenant_idx ON integration.edge_agents (tenant_id, name);
+-- Tenants suspended (auth's TenantSuspended, cleared by TenantResumed): their edge tokens are refused.
+CREATE TABLE integration.suspended_tenants (
+  tenant_id text PRIMARY KEY,
+  suspended_at timestamptz NOT NULL
+);
+`,
+    },
     {
       // Objects declared by a Kubernetes resource (Workflow, Destination, SenderApp of the Nexus
       // operator): the resource's name, "" when not managed. Edits through the API are refused.

@@ -11,6 +11,7 @@ import {
   CreateMqttSourceRequestSchema,
   CreateWorkflowRequestSchema,
   GetMqttSourceRequestSchema,
+  ListDeadLettersRequestSchema,
 } from "../../gen/nexus/integration/v1/integration_service_pb.js";
 import { PayloadFormat, WorkflowKind } from "../../gen/nexus/integration/v1/resources_pb.js";
 import { eventually } from "../../tests/support/eventually.js";
@@ -141,5 +142,63 @@ const brokerUp = await reachable(BROKER, 1883);
     // Both replicas took part (the broker shares the subscription between them).
     const taken = [one.parts.mqtt.status(source!.sourceId)?.received ?? 0, two.parts.mqtt.status(source!.sourceId)?.received ?? 0];
     expect(taken[0]! + taken[1]!).toBe(20);
+  }, 60_000);
+
+  it("a payload that does not parse in its source's format goes to the dead-letter queue with the parse error, never into a workflow", async () => {
+    const h = one.parts.handler;
+    const source = async (name: string, topic: string, format: PayloadFormat) =>
+      (
+        await h.createMqttSource(
+          create(CreateMqttSourceRequestSchema, { name, url: BROKER, topics: [`${topicRoot}/${topic}/#`], qos: 1, format }),
+          ctx,
+        )
+      ).source!.sourceId;
+    const json = await source("json-in", "json", PayloadFormat.JSON);
+    const csv = await source("csv-in", "csv", PayloadFormat.CSV);
+    const { destination } = await h.createDestination(
+      create(CreateDestinationRequestSchema, { name: "rx-parsed", config: { kind: { case: "rest", value: { url: r.url } } } }),
+      ctx,
+    );
+    for (const [name, id] of [
+      ["from-json", json],
+      ["from-csv", csv],
+    ] as const)
+      await h.createWorkflow(
+        create(CreateWorkflowRequestSchema, {
+          name,
+          definition: {
+            kind: WorkflowKind.FAN_OUT,
+            source: { mqttSourceId: id },
+            targets: [{ destinationId: destination!.destinationId, path: `/${name}` }],
+          },
+        }),
+        ctx,
+      );
+    await Promise.all([one.parts.reconcile(), two.parts.reconcile()]);
+    await eventually("sources subscribed", () =>
+      [json, csv].every((id) => one.parts.mqtt.status(id)?.connected && two.parts.mqtt.status(id)?.connected),
+    );
+    const publisher = await mqtt.connectAsync(BROKER, { clientId: `pub2-${token}` });
+    await publisher.publishAsync(`${topicRoot}/json/d1`, "{not json", { qos: 1 });
+    await publisher.publishAsync(`${topicRoot}/json/d1`, JSON.stringify({ ok: 1 }), { qos: 1 });
+    await publisher.publishAsync(`${topicRoot}/csv/d1`, "device,celsius\n", { qos: 1 });
+    await publisher.publishAsync(`${topicRoot}/csv/d1`, "device,celsius\nd1,21.5\n", { qos: 1 });
+    await publisher.endAsync();
+
+    const parked = await eventually("both malformed payloads parked", async () => {
+      const { deadLetters } = await h.listDeadLetters(create(ListDeadLettersRequestSchema, {}), ctx);
+      return deadLetters.length >= 2 && deadLetters;
+    });
+    expect(parked).toHaveLength(2);
+    const bySource = new Map(parked.map((d) => [d.mqttSourceId, d]));
+    expect(bySource.get(json)?.error).toMatch(/not valid JSON/);
+    expect(bySource.get(csv)?.error).toMatch(/no data rows/);
+    expect(bySource.get(json)).toMatchObject({ attempts: 1, workflowId: "", destinationId: "" });
+    // Only the well-formed ones reached the workflows.
+    await eventually("the valid messages delivered", () => r.received.filter((x) => x.path.startsWith("/from-")).length === 2);
+    await new Promise((res) => setTimeout(res, 1_000));
+    const delivered = r.received.filter((x) => x.path.startsWith("/from-"));
+    expect(delivered.map((x) => x.path).sort()).toEqual(["/from-csv", "/from-json"]);
+    expect(delivered.find((x) => x.path === "/from-json")?.body).toMatchObject({ ok: 1 });
   }, 60_000);
 });

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Database } from "../kernel/db/ports.js";
 import { type MqttRow, store } from "./adapters/postgres.js";
 import type { Connectors } from "./connector-bridge.js";
+import { isMalformedPayload } from "./connectors/mqtt/payload.js";
 import type { MqttSource } from "./connectors/ports.js";
 import type { IntegrationApplication } from "./integration-application.js";
 
@@ -28,6 +29,7 @@ export function createMqttRunner(o: {
   app: IntegrationApplication;
   connectors: () => Promise<Connectors>;
   logger: Logger;
+  /** This replica's stable token (the same across restarts): client id `nexus-<source>-<token>`. */
   processId: string;
 }): MqttRunner {
   const running = new Map<string, { row: MqttRow; source: MqttSource }>();
@@ -62,7 +64,17 @@ export function createMqttRunner(o: {
               format: row.format,
             },
             // Acknowledged once queued; a redelivered message (lost PUBACK) is deduplicated by topic + payload hash.
+            // A payload that does not parse never enters a workflow: it goes to the dead-letter queue.
             async (m) => {
+              if (isMalformedPayload(m.payload)) {
+                await o.app.rejectMqtt(row, {
+                  topic: m.topic,
+                  messageId: c.mqttMessageId(m),
+                  reason: m.payload.reason,
+                  base64: m.payload.base64,
+                });
+                return;
+              }
               await o.app.acceptMqtt(row, m.payload, m.topic, c.mqttMessageId(m));
             },
             { logger: o.logger.child({ mqttSource: row.id }) },
@@ -81,8 +93,10 @@ export function createMqttRunner(o: {
     },
     async close() {
       closed = true;
-      // This process's sessions end with it (their client ids are per process), so the broker
-      // gives the shared subscriptions' messages to the replicas still running.
+      // A graceful stop ends this replica's sessions, so the broker gives the shared
+      // subscriptions' messages to the replicas still running. A process that dies instead
+      // leaves its session; the restarted replica (same client id) resumes it with what was
+      // queued for it meanwhile.
       await Promise.allSettled([...running.values()].map((r) => r.source.close({ forgetSession: true })));
       running.clear();
     },

@@ -82,6 +82,7 @@ export function workflowToProto(w: WorkflowRow, version: number, definition: Wor
     createTime: timestampFromDate(w.createdAt),
     kubernetesResource: w.kubernetesResource,
     managedByKubernetes: w.kubernetesResource !== "",
+    enabled: w.enabled,
   });
 }
 

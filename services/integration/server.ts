@@ -3,6 +3,7 @@ import { IntegrationService } from "../../gen/nexus/integration/v1/integration_s
 import { defineService } from "../kernel/service/index.js";
 import { createIntegrationParts } from "./integration-parts.js";
 import { integrationMigrations } from "./migrations.js";
+import { integrationTenantData } from "./tenant-data.js";
 
 /**
  * The integration service (`nexus.integration.v1.IntegrationService`): sender apps and MQTT
@@ -14,6 +15,7 @@ export const integrationService = defineService({
   name: "integration",
   apis: [IntegrationService, EdgeService],
   migrations: [integrationMigrations],
+  dataDeleters: [integrationTenantData],
   peers: ["ingestion"],
   build: (ctx) => createIntegrationParts(ctx),
 });

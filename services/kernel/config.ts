@@ -363,6 +363,13 @@ const VARIABLES = {
     description: "Deliveries of an event before it goes to the DLQ.",
     parse: integer(1, 1000),
   }),
+  sagaLeaseMs: variable({
+    name: "NEXUS_SAGA_LEASE_MS",
+    default: "30000",
+    description:
+      "How long a saga runner's lease lasts without renewal (renewed every third of it); a process resumes an unfinished saga whose lease lapsed (its runner died) at start-up and then every this long.",
+    parse: integer(1000, 3_600_000),
+  }),
   maxRequestBytes: variable({
     name: "NEXUS_MAX_REQUEST_BYTES",
     default: "4194304",
@@ -439,7 +446,8 @@ const VARIABLES = {
   integrationMaxRetries: variable({
     name: "NEXUS_INTEGRATION_MAX_RETRIES",
     default: "10",
-    description: "Retries of a failing integration delivery (exponential backoff with jitter) before it goes to the dead-letter queue.",
+    description:
+      "Retries of an integration delivery that fails retryably (exponential backoff with jitter) before it goes to the dead-letter queue, for destinations without their own max_retries; a failure retrying cannot fix goes there at once.",
     parse: integer(0, 100),
   }),
   integrationRetryInitialMs: variable({
@@ -460,6 +468,14 @@ const VARIABLES = {
     description:
       "How long an integration delivery may go unacknowledged (its process silent, e.g. killed) before another replica takes it over; running deliveries keep extending it.",
     parse: integer(1_000, 3_600_000),
+  }),
+  integrationReplicaId: variable<string | undefined>({
+    name: "NEXUS_INTEGRATION_REPLICA_ID",
+    default: undefined,
+    unsetMeaning: "(unset: the host name and NEXUS_PORT, which a restarted process or pod keeps)",
+    description:
+      "This replica's name in its MQTT client ids (one persistent session per source and replica): the same after a restart, so a process killed with -9 resumes its session and the QoS 1 messages queued for it instead of leaving them to an orphaned session. Unique per replica.",
+    parse: nonEmptyName,
   }),
   integrationConcurrency: variable({
     name: "NEXUS_INTEGRATION_CONCURRENCY",

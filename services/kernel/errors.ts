@@ -24,6 +24,10 @@ export const REASONS = {
   AUTH_REVOKED_KEY: Code.Unauthenticated,
   AUTH_EXPIRED_KEY: Code.Unauthenticated,
   AUTH_INACTIVE_KEY: Code.Unauthenticated,
+  // edge agents' tokens (docs/edge.md): checked by the integration service, not the gate
+  EDGE_TOKEN_INVALID: Code.Unauthenticated,
+  EDGE_TOKEN_REVOKED: Code.Unauthenticated,
+  EDGE_APP_NOT_ASSIGNED: Code.PermissionDenied,
   CSRF_TOKEN_INVALID: Code.PermissionDenied,
   TENANT_SUSPENDED: Code.PermissionDenied,
   // bearer access tokens (JWTs) of a tenant's OpenID Connect issuer (docs/identity.md)

@@ -5,6 +5,7 @@ import { defineService } from "../kernel/service/index.js";
 import { ingestionMigrations } from "./ingestion/migrations.js";
 import { createKnowledgeParts } from "./knowledge-parts.js";
 import { retrievalMigrations } from "./retrieval/migrations.js";
+import { knowledgeTenantData } from "./tenant-data.js";
 
 /**
  * The knowledge service: documents in (`nexus.ingestion.v1.IngestionService`, with the
@@ -23,5 +24,6 @@ export const knowledgeService = defineService({
     retrieval: { apis: [RetrievalService] },
   },
   migrations: [retrievalMigrations, ingestionMigrations, governanceMigrations],
+  dataDeleters: [knowledgeTenantData],
   build: (ctx) => createKnowledgeParts(ctx),
 });

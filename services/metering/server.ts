@@ -2,6 +2,7 @@ import { MeteringService } from "../../gen/nexus/metering/v1/metering_service_pb
 import { defineService } from "../kernel/service/index.js";
 import { createMeteringParts } from "./metering-parts.js";
 import { meteringMigrations } from "./migrations.js";
+import { meteringTenantData } from "./tenant-data.js";
 
 /**
  * The metering service (`nexus.metering.v1.MeteringService`): usage records from run events,
@@ -12,6 +13,7 @@ export const meteringService = defineService({
   name: "metering",
   apis: [MeteringService],
   migrations: [meteringMigrations],
+  dataDeleters: [meteringTenantData],
   peers: ["auth"],
   build: (ctx) => createMeteringParts(ctx),
 });

@@ -2,6 +2,7 @@ import { ModulesService } from "../../gen/nexus/modules/v1/modules_service_pb.js
 import { defineService } from "../kernel/service/index.js";
 import { modulesMigrations } from "./migrations.js";
 import { createModulesParts } from "./modules-parts.js";
+import { modulesTenantData } from "./tenant-data.js";
 
 /**
  * The modules service (`nexus.modules.v1.ModulesService`): agent tools as modules — a
@@ -12,5 +13,6 @@ export const modulesService = defineService({
   name: "modules",
   apis: [ModulesService],
   migrations: [modulesMigrations],
+  dataDeleters: [modulesTenantData],
   build: (ctx) => createModulesParts(ctx),
 });

@@ -8,3 +8,44 @@ export const PROJECTIONS: readonly Projection[] = [tenantsProjection];
 export function projectionNamed(name: string): Projection | undefined {
   return PROJECTIONS.find((p) => p.name === name);
 }
+
+/**
+ * Read models fed by durable consumers that `nexus projections rebuild` does NOT rebuild, and
+ * why (docs/event-sourcing.md, "Projection rebuilds"): listed so an operator sees them and the
+ * reason instead of wondering whether they were forgotten.
+ */
+export interface UnrebuildableProjection {
+  name: string;
+  table: string;
+  /** The consumer that writes it. */
+  fedBy: string;
+  /** Why it is not rebuilt from the log. */
+  why: string;
+}
+
+export const UNREBUILDABLE_PROJECTIONS: readonly UnrebuildableProjection[] = [
+  {
+    name: "audit.entries",
+    table: "audit.entries",
+    fedBy: "consumer audit-trail (every event)",
+    why:
+      "by design: each entry's hash covers the previous entry's hash and the time it was recorded, so a rebuilt trail would be a " +
+      "new chain whose hashes no longer match the ones already exported (ExportAuditEvents) or verified; the trail is evidence, " +
+      "kept as written (VerifyAuditChain checks it instead)",
+  },
+  {
+    name: "metering.usage_records",
+    table: "metering.usage_records",
+    fedBy: "consumer run-usage (agent.run_completed / run_failed / run_cancelled)",
+    why:
+      "not yet: a row's run units are priced with the metering settings in force when it was recorded (tier multiplier, " +
+      "tool-call overhead), which the run events do not carry, so a replay would re-price history; its id and recorded_at are not " +
+      "derived from the event; and the same transaction settles the run's reservation and quota windows, which a rebuild would " +
+      "have to recompute",
+  },
+];
+
+/** The not-rebuildable projection named `name`, or undefined. */
+export function unrebuildableNamed(name: string): UnrebuildableProjection | undefined {
+  return UNREBUILDABLE_PROJECTIONS.find((p) => p.name === name);
+}

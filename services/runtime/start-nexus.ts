@@ -18,6 +18,7 @@ import { limitsMigrations } from "../kernel/limits/migrations.js";
 import { createRateLimitInterceptor } from "../kernel/limits/rate-limit-interceptor.js";
 import { createLogger } from "../kernel/logger.js";
 import { startProjectionMonitor } from "../kernel/projections/index.js";
+import type { SagaDefinition } from "../kernel/sagas/index.js";
 import {
   type BoundAddress,
   consoleDirectory,
@@ -34,7 +35,9 @@ import { createBus } from "./create-bus.js";
 import { createPeers } from "./peers.js";
 import { initPgliteDataDir } from "./pglite-init.js";
 import { PROJECTIONS } from "./projections.js";
+import { startSagaResumer } from "./saga-resumer.js";
 import { servicesFor } from "./service-registry.js";
+import { type OffboardingInput, tenantOffboardingSaga } from "./tenant-offboarding.js";
 
 /** Options of {@link startNexus}. */
 export interface StartNexusOptions {
@@ -254,6 +257,19 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         "event-bus": eventBusReadiness(bus),
       },
     });
+    // Sagas interrupted by a crash resume without an operator (docs/event-sourcing.md, "Sagas"):
+    // where auth runs, since tenant offboarding acts on its tenants; one runner per saga across
+    // replicas (a lease).
+    if (roles.has("auth")) {
+      const offboarding: SagaDefinition<OffboardingInput> = tenantOffboardingSaga(db, keyring);
+      const resumer = startSagaResumer({
+        db,
+        defs: [offboarding],
+        logger: logger.child({ component: "sagas" }),
+        leaseMs: config.sagaLeaseMs,
+      });
+      cleanups.push(["saga resumer", () => resumer.close()]);
+    }
     // Modules drain first (server.close), then the bus, the database and telemetry.
     for (const [name, fn] of [...cleanups].reverse()) server.onShutdown(name, fn);
     cleanups.length = 0;

@@ -1,13 +1,17 @@
 import { createPostgresAuthStore } from "../auth/adapters/postgres.js";
 import { tenantAggregate } from "../auth/auth-aggregates.js";
+import { pauseTenantWorkflows, resumeTenantWorkflows } from "../integration/tenant-workflows.js";
 import { executeCommand, rehydrate } from "../kernel/commands/index.js";
 import type { NexusConfig } from "../kernel/config.js";
 import type { Database } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
+import { leaseOwnerId } from "../kernel/events/checkpoint-lease.js";
 import { assertTenantNotHeld } from "../kernel/governance/index.js";
 import { createKeyring, type Keyring, resolveMasterKeys } from "../kernel/keyring/index.js";
 import { runSaga, type SagaDefinition, type SagaState, sagaStatus, startSaga } from "../kernel/sagas/index.js";
+import type { ServiceDefinition } from "../kernel/service/index.js";
 import { shredListRecorder } from "./backup.js";
+import { SERVICES } from "./service-registry.js";
 
 /**
  * Tenant offboarding as a saga (issue 18, R10): each step is recorded on the saga's stream and
@@ -16,19 +20,23 @@ import { shredListRecorder } from "./backup.js";
  *   1. `suspend-keys`       the tenant is suspended: every one of its API keys is refused
  *                           (TENANT_SUSPENDED). Undo: resume — only when the suspension is this
  *                           saga's own (a tenant suspended before offboarding stays suspended).
- *   2. `check-legal-hold`   the hook {@link OffboardingHooks.checkLegalHold}: throws when the
+ *   2. `stop-workflows`     every running integration workflow of the tenant is paused (its
+ *                           messages wait on the bus; replicas stop their consumers within 2 s).
+ *                           Undo: resume the workflows this saga paused (not ones paused before).
+ *   3. `check-legal-hold`   the hook {@link OffboardingHooks.checkLegalHold}: throws when the
  *                           tenant's data is under a legal hold, which (after the retries)
  *                           compensates the saga. Legal holds are not implemented here; the
  *                           default hook finds none.
- *   3. `shred-keys`         `keyring.shred(tenant)`: every data key of the tenant is destroyed,
+ *   4. `shred-keys`         `keyring.shred(tenant)`: every data key of the tenant is destroyed,
  *                           so its sealed data never opens again. POINT OF NO RETURN.
- *   4. `delete-data`        runs the given {@link OffboardingHooks.deleteData} deleters, one per
- *                           service that holds tenant rows. None is registered by the services
- *                           yet (see docs/event-sourcing.md, "Tenant offboarding").
+ *   5. `delete-data`        checks legal holds again (one placed since step 3 stops the saga,
+ *                           `failed`), then runs every service's data deleter
+ *                           (`defineService({ dataDeleters })`, {@link serviceDataDeleters}):
+ *                           each deletes the tenant's rows from its own schema; what a service
+ *                           keeps on purpose is in docs/event-sourcing.md, "Tenant offboarding".
  *
- * Integration workflows are not stopped by a step: services/integration offers no way to stop or
- * disable a workflow today (its workflows have no enabled state); the suspension refuses the
- * tenant's API keys, not the integration's sender-app keys.
+ * The suspension refuses the tenant's API keys, not its integration sender-app keys: messages
+ * sent to a paused workflow are still accepted and wait (until the data is deleted).
  */
 
 /** The input of an offboarding saga. */
@@ -59,6 +67,22 @@ export const TENANT_OFFBOARDING = "tenant-offboarding";
 
 const suspensionReason = (sagaId: string, reason: string) => `offboarding (saga ${sagaId}): ${reason}`;
 
+/**
+ * Every service's data deleters (registry order): what `delete-data` runs unless
+ * {@link OffboardingHooks.deleteData} replaces them (tests).
+ */
+export function serviceDataDeleters(db: Database, services: readonly ServiceDefinition[] = SERVICES): TenantDataDeleter[] {
+  return services.flatMap((service) =>
+    (service.dataDeleters ?? []).map((deleter) => async (tenantId: string) => {
+      try {
+        await deleter.deleteTenantData(db, tenantId);
+      } catch (err) {
+        throw new Error(`${deleter.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      }
+    }),
+  );
+}
+
 /** The offboarding saga over this database and keyring. */
 export function tenantOffboardingSaga(
   db: Database,
@@ -67,6 +91,10 @@ export function tenantOffboardingSaga(
   options: { timeoutMs?: number; maxAttempts?: number; retryDelayMs?: number } = {},
 ): SagaDefinition<OffboardingInput> {
   const tenants = () => tenantAggregate(createPostgresAuthStore(db).tenants);
+  // The legal-hold check again, right before deleting (see delete-data).
+  const checkLegalHold =
+    hooks.checkLegalHold ?? ((tenantId: string) => db.transaction((tx) => assertTenantNotHeld(tx, tenantId, "offboard the tenant")));
+  const deleters = hooks.deleteData ?? serviceDataDeleters(db);
   return {
     name: TENANT_OFFBOARDING,
     timeoutMs: options.timeoutMs ?? 10 * 60_000,
@@ -83,6 +111,15 @@ export function tenantOffboardingSaga(
           const state = await rehydrate(db, tenants(), input.tenantId);
           if (state.state?.status !== "suspended" || state.state.suspensionReason !== suspensionReason(sagaId, input.reason)) return;
           await executeCommand(db, tenants(), input.tenantId, { type: "ResumeTenant", now: new Date() });
+        },
+      },
+      {
+        name: "stop-workflows",
+        async run({ sagaId, input }) {
+          await pauseTenantWorkflows(db, input.tenantId, `saga:${sagaId}`);
+        },
+        async compensate({ sagaId, input }) {
+          await resumeTenantWorkflows(db, input.tenantId, `saga:${sagaId}`);
         },
       },
       {
@@ -106,7 +143,10 @@ export function tenantOffboardingSaga(
       {
         name: "delete-data",
         async run({ input }) {
-          for (const deleter of hooks.deleteData ?? []) await deleter(input.tenantId);
+          // A hold placed after check-legal-hold still keeps the rows: past the shred the saga
+          // cannot be undone, so it ends `failed` for an operator (and the hold's owner) to decide.
+          await checkLegalHold(input.tenantId);
+          for (const deleter of deleters) await deleter(input.tenantId);
         },
       },
     ],
@@ -132,6 +172,8 @@ export async function offboardTenant(
   // With a backup directory configured, the shred is on the backups' shred list at once.
   const onShredded = config.backupDir && masterKeys ? shredListRecorder(config.backupDir, masterKeys) : undefined;
   const def = tenantOffboardingSaga(db, createKeyring({ db, masterKeys, ...(onShredded ? { onShredded } : {}) }), hooks);
+  // The lease makes a server that would resume the same saga (after a crash) wait for this run.
+  const lease = { owner: leaseOwnerId(), ttlMs: config.sagaLeaseMs, waitForLease: true };
   const sagaId = input.sagaId ?? `offboard-${input.tenantId}-${Date.now()}`;
   const existing = await sagaStatus(db, sagaId);
   if (!existing) {
@@ -139,5 +181,5 @@ export async function offboardTenant(
     if (!current.state) throw domainError("NOT_FOUND", `no tenant ${input.tenantId}`, { tenant_id: input.tenantId });
     await startSaga(db, def, { sagaId, input: { tenantId: input.tenantId, reason: input.reason }, tenantId: input.tenantId });
   }
-  return runSaga(db, def, sagaId);
+  return runSaga(db, def, sagaId, { lease });
 }

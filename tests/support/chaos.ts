@@ -62,8 +62,9 @@ export class ThrowawayNats {
     readonly storeDir: string,
   ) {}
 
-  static async start(): Promise<ThrowawayNats> {
-    const nats = new ThrowawayNats(await freePort(), mkdtempSync(path.join(tmpdir(), "nexus-chaos-nats-")));
+  /** `port`: one of the suite's range (default: any free port). */
+  static async start(port?: number): Promise<ThrowawayNats> {
+    const nats = new ThrowawayNats(port ?? (await freePort()), mkdtempSync(path.join(tmpdir(), "nexus-chaos-nats-")));
     await nats.start();
     return nats;
   }

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { HandlerContext } from "@connectrpc/connect";
@@ -63,7 +64,13 @@ export async function openIntegration(db: Database, bus: EventBus, env: Record<s
   await bus.start();
   await migrateSchemas(db, [keyringMigrations]);
   await migrateService(integrationService, db);
-  const config = loadConfig({ NEXUS_INTEGRATION_RETRY_INITIAL_MS: "100", NEXUS_INTEGRATION_RETRY_MAX_MS: "400", ...env });
+  // Each instance is its own replica (its own MQTT sessions) unless the test names one.
+  const config = loadConfig({
+    NEXUS_INTEGRATION_RETRY_INITIAL_MS: "100",
+    NEXUS_INTEGRATION_RETRY_MAX_MS: "400",
+    NEXUS_INTEGRATION_REPLICA_ID: `test-${randomBytes(6).toString("hex")}`,
+    ...env,
+  });
   const ctx: ServiceContext = {
     config,
     logger: testLogger(),

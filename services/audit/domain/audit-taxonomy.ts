@@ -81,6 +81,8 @@ const INTEGRATION_VERBS: Record<string, string> = {
   updated: "Update",
   deleted: "Delete",
   rolled_back: "Rollback",
+  disabled: "Disable",
+  enabled: "Enable",
   key_rotated: "RotateAppKey",
   secret_rotated: "RotateMasterSecret",
 };
@@ -88,6 +90,13 @@ const integrationAction = (change: string, noun: string) => {
   const verb = INTEGRATION_VERBS[change] ?? change;
   return `${INTEGRATION}/${verb.startsWith("Rotate") ? verb : `${verb}${noun}`}`;
 };
+const EDGE_VERBS: Record<string, string> = {
+  registered: "RegisterEdge",
+  revoked: "RevokeEdge",
+  apps_assigned: "AssignEdgeApps",
+  apps_unassigned: "UnassignEdgeApps",
+};
+const edgeAction = (change: string) => `nexus.integration.v1.EdgeService/${EDGE_VERBS[change] ?? change}`;
 const IDENTITY = "nexus.identity.v1.IdentityService";
 const GOVERNANCE = "nexus.governance.v1.GovernanceService";
 
@@ -571,6 +580,14 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     resource: { type: "mqtt_source", id: str(p.sourceId) },
     outcome: "success",
     after: details({ name: p.name }),
+  }),
+  "nexus.events.v1.EdgeAgentChanged": ({ p, actor }) => ({
+    eventType: `integration.edge_agent.${str(p.change)}`,
+    actor,
+    action: edgeAction(str(p.change)),
+    resource: { type: "edge_agent", id: str(p.edgeId) },
+    outcome: "success",
+    after: details({ name: p.name, app_ids: p.appIds, changed_app_ids: p.changedAppIds }),
   }),
 
   // ---- agent

@@ -12,7 +12,7 @@ export const edgeCommand: Command = {
   path: ["edge"],
   summary: "Run an edge agent: local ingress with app-key checks, a durable on-disk queue, forwarding to the hub",
   usage:
-    "nexus edge --hub URL --token KEY [--host 127.0.0.1] [--port 8090] [--data-dir .nexus/edge] [--max-queue-bytes N] [--sync-interval-ms N]   (or NEXUS_EDGE_* variables, see docs/edge.md)",
+    "nexus edge --hub URL --token EDGE_TOKEN [--host 127.0.0.1] [--port 8090] [--data-dir .nexus/edge] [--max-queue-bytes N] [--sync-interval-ms N]   (or NEXUS_EDGE_* variables, see docs/edge.md)",
   async run(args) {
     const env = process.env;
     const { values } = parseArgs({
@@ -30,7 +30,14 @@ export const edgeCommand: Command = {
     });
     if (!values.hub) throw new UsageError("--hub (or NEXUS_EDGE_HUB_URL) is required: the hub's URL, e.g. http://nexus.internal:8080");
     if (!/^https?:\/\//.test(values.hub)) throw new UsageError(`--hub must be an http:// or https:// URL, got "${values.hub}"`);
-    if (!values.token) throw new UsageError("--token (or NEXUS_EDGE_TOKEN) is required: a Nexus API key (editor or above) of the tenant");
+    if (!values.token)
+      throw new UsageError(
+        "--token (or NEXUS_EDGE_TOKEN) is required: the edge token (nxe_…) of `nexus integration edges register` (EdgeService.RegisterEdge)",
+      );
+    if (!values.token.startsWith("nxe_"))
+      throw new UsageError(
+        "--token must be an edge token (nxe_…) from `nexus integration edges register`, not an API key: it is scoped to its tenant and assigned apps",
+      );
     const { pino } = await import("pino");
     const { startEdgeAgent } = await import("../../edge/edge-agent.js");
     const logger = pino({ level: env.LOG_LEVEL ?? "info" });

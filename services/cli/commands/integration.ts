@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { type DescMethod, fromJson, type JsonObject, type JsonValue, toJsonString } from "@bufbuild/protobuf";
 import type { Client } from "@connectrpc/connect";
+import { EdgeService } from "../../../gen/nexus/integration/v1/edge_service_pb.js";
 import { IntegrationService } from "../../../gen/nexus/integration/v1/integration_service_pb.js";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
@@ -19,6 +20,8 @@ interface Spec {
   summary: string;
   /** Request field the positional argument fills. */
   id?: string;
+  /** An EdgeService RPC (default: IntegrationService). */
+  edge?: true;
 }
 
 const SPECS: readonly Spec[] = [
@@ -60,6 +63,8 @@ const SPECS: readonly Spec[] = [
   },
   { path: ["workflows", "versions"], method: "listWorkflowVersions", summary: "List a workflow's versions", id: "workflowId" },
   { path: ["workflows", "delete"], method: "deleteWorkflow", summary: "Delete a workflow", id: "workflowId" },
+  { path: ["workflows", "disable"], method: "disableWorkflow", summary: "Pause a workflow (its messages wait)", id: "workflowId" },
+  { path: ["workflows", "enable"], method: "enableWorkflow", summary: "Resume a paused workflow", id: "workflowId" },
   { path: ["workflows", "execute"], method: "executeWorkflow", summary: "Queue one message for a workflow", id: "workflowId" },
   { path: ["mqtt", "create"], method: "createMqttSource", summary: "Create an MQTT source" },
   { path: ["mqtt", "get"], method: "getMqttSource", summary: "Show an MQTT source and its status", id: "sourceId" },
@@ -69,6 +74,29 @@ const SPECS: readonly Spec[] = [
   { path: ["executions", "tail"], method: "tailExecutions", summary: "Follow the execution log" },
   { path: ["dead-letters", "list"], method: "listDeadLetters", summary: "Deliveries that exhausted their retries" },
   { path: ["dead-letters", "replay"], method: "replayDeadLetter", summary: "Send a dead letter again", id: "sequence" },
+  {
+    path: ["edges", "register"],
+    method: "registerEdge",
+    summary: 'Register an edge agent (--body \'{"name": "plant-1", "appIds": ["…"]}\'; prints its token once)',
+    edge: true,
+  },
+  { path: ["edges", "list"], method: "listEdges", summary: "List edge agents: apps, last seen, queue depth, last sync", edge: true },
+  { path: ["edges", "get"], method: "getEdge", summary: "Show an edge agent", id: "edgeId", edge: true },
+  { path: ["edges", "revoke"], method: "revokeEdge", summary: "Revoke an edge agent's token", id: "edgeId", edge: true },
+  {
+    path: ["edges", "assign"],
+    method: "assignEdgeApps",
+    summary: 'Let an edge agent send for sender apps (--body \'{"appIds": ["…"]}\')',
+    id: "edgeId",
+    edge: true,
+  },
+  {
+    path: ["edges", "unassign"],
+    method: "unassignEdgeApps",
+    summary: 'Stop an edge agent sending for sender apps (--body \'{"appIds": ["…"]}\')',
+    id: "edgeId",
+    edge: true,
+  },
 ];
 
 function body(text: string | undefined): JsonObject {
@@ -85,7 +113,8 @@ function body(text: string | undefined): JsonObject {
 }
 
 function commandOf(spec: Spec): Command {
-  const method = IntegrationService.method[spec.method as keyof typeof IntegrationService.method] as DescMethod;
+  const service = spec.edge ? EdgeService : IntegrationService;
+  const method = (service.method as Record<string, DescMethod>)[spec.method] as DescMethod;
   return {
     path: ["integration", ...spec.path],
     summary: spec.summary,
@@ -107,7 +136,8 @@ function commandOf(spec: Spec): Command {
       } catch (err) {
         throw new UsageError(`--body does not fit ${method.input.typeName}: ${(err as Error).message}`);
       }
-      const client = clientFrom(values).integration as unknown as Record<string, (r: unknown) => unknown>;
+      const nexus = clientFrom(values);
+      const client = (spec.edge ? nexus.edges : nexus.integration) as unknown as Record<string, (r: unknown) => unknown>;
       const call = client[spec.method] as (r: unknown) => unknown;
       if (method.methodKind === "server_streaming") {
         for await (const item of call(request) as AsyncIterable<never>) console.log(toJsonString(method.output, item));

@@ -20,7 +20,9 @@ export async function withDatabase<T>(fn: (db: Database) => Promise<T>): Promise
 }
 
 async function named(name: string | undefined) {
-  const { PROJECTIONS, projectionNamed } = await import("../../runtime/projections.js");
+  const { PROJECTIONS, projectionNamed, unrebuildableNamed } = await import("../../runtime/projections.js");
+  const fixed = name === undefined ? undefined : unrebuildableNamed(name);
+  if (fixed) throw new UsageError(`${fixed.name} is not rebuilt from the event log: ${fixed.why}`);
   const p = name === undefined ? undefined : projectionNamed(name);
   if (!p) throw new UsageError(`give a projection name: ${PROJECTIONS.map((x) => x.name).join(", ")} (see \`nexus projections list\`)`);
   return p;
@@ -35,16 +37,28 @@ export const projectionsListCommand: Command = {
   usage: "nexus projections list [--json]",
   async run(args) {
     const { values } = parseArgs({ args, options: { json: { type: "boolean" } }, strict: true });
-    const { PROJECTIONS } = await import("../../runtime/projections.js");
+    const { PROJECTIONS, UNREBUILDABLE_PROJECTIONS } = await import("../../runtime/projections.js");
     if (values.json) {
       console.log(
-        json(PROJECTIONS.map((p) => ({ name: p.name, table: p.table, streams: `${p.streamPrefix}*`, description: p.description }))),
+        json([
+          ...PROJECTIONS.map((p) => ({
+            name: p.name,
+            table: p.table,
+            streams: `${p.streamPrefix}*`,
+            description: p.description,
+            rebuildable: true,
+          })),
+          ...UNREBUILDABLE_PROJECTIONS.map((p) => ({ name: p.name, table: p.table, fedBy: p.fedBy, rebuildable: false, why: p.why })),
+        ]),
       );
       return 0;
     }
     printTable(
-      ["NAME", "TABLE", "STREAMS", "DESCRIPTION"],
-      PROJECTIONS.map((p) => [p.name, p.table, `${p.streamPrefix}*`, p.description]),
+      ["NAME", "TABLE", "FED BY", "REBUILD", "DESCRIPTION"],
+      [
+        ...PROJECTIONS.map((p) => [p.name, p.table, `streams ${p.streamPrefix}*`, "yes", p.description]),
+        ...UNREBUILDABLE_PROJECTIONS.map((p) => [p.name, p.table, p.fedBy, "no", p.why]),
+      ],
     );
     return 0;
   },

@@ -2,17 +2,56 @@ import { parseArgs } from "node:util";
 import type { Command } from "../command.js";
 import { UsageError } from "../command.js";
 import { printTable } from "../output.js";
+import { CLIENT_OPTIONS, clientFrom, printJson, when } from "./client-options.js";
 import { json, withDatabase } from "./projections.js";
+
+const STATUS_NAMES = ["unspecified", "running", "compensating", "completed", "compensated", "failed"] as const;
+const STEP_STATES = ["unspecified", "running", "failed", "completed", "compensated"] as const;
+
+/** Read through the API (NEXUS_API_KEY, NEXUS_URL or --url) rather than the database. */
+const viaApi = (values: { api?: boolean | undefined; url?: string | undefined }) => values.api === true || values.url !== undefined;
 
 /** `nexus sagas list`: the newest sagas with their status. */
 export const sagasListCommand: Command = {
   path: ["sagas", "list"],
   summary: "List sagas (multi-step processes such as tenant offboarding), newest first, with their status",
-  usage: "nexus sagas list [--limit N] [--json]",
+  usage: "nexus sagas list [--limit N] [--api [--url URL] [--tenant ID] [--name NAME]] [--json]   (--api: ListSagas with NEXUS_API_KEY)",
   async run(args) {
-    const { values } = parseArgs({ args, options: { json: { type: "boolean" }, limit: { type: "string" } }, strict: true });
+    const { values } = parseArgs({
+      args,
+      options: {
+        ...CLIENT_OPTIONS,
+        api: { type: "boolean" },
+        limit: { type: "string" },
+        tenant: { type: "string" },
+        name: { type: "string" },
+      },
+      strict: true,
+    });
     const limit = values.limit === undefined ? 50 : Number(values.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError("--limit must be an integer from 1 to 1000");
+    if (viaApi(values)) {
+      if (limit > 100) throw new UsageError("--limit must be at most 100 with --api");
+      const { ListSagasResponseSchema } = await import("../../../gen/nexus/eventstore/v1/event_store_service_pb.js");
+      const res = await clientFrom(values).events.listSagas({ tenantId: values.tenant ?? "", name: values.name ?? "", pageSize: limit });
+      if (values.json) {
+        printJson(ListSagasResponseSchema, res);
+        return 0;
+      }
+      printTable(
+        ["SAGA", "NAME", "STATUS", "TENANT", "STARTED", "UPDATED", "EVENTS"],
+        res.sagas.map((s) => [
+          s.sagaId,
+          s.name,
+          STATUS_NAMES[s.status] ?? "",
+          s.tenantId,
+          when(s.startedAt),
+          when(s.updatedAt),
+          String(s.version),
+        ]),
+      );
+      return 0;
+    }
     const { listSagas } = await import("../../kernel/sagas/index.js");
     const sagas = await withDatabase((db) => listSagas(db, limit));
     if (values.json) {
@@ -39,11 +78,60 @@ export const sagasListCommand: Command = {
 export const sagasStatusCommand: Command = {
   path: ["sagas", "status"],
   summary: "Show a saga's status: steps completed and compensated, attempts, the step in flight, why it compensates or failed",
-  usage: "nexus sagas status <saga-id> [--json]",
+  usage: "nexus sagas status <saga-id> [--api [--url URL]] [--json]",
   async run(args) {
-    const { values, positionals } = parseArgs({ args, options: { json: { type: "boolean" } }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...CLIENT_OPTIONS, api: { type: "boolean" } },
+      allowPositionals: true,
+      strict: true,
+    });
     const id = positionals[0];
     if (positionals.length !== 1 || id === undefined) throw new UsageError("give one saga id (see `nexus sagas list`)");
+    if (viaApi(values)) {
+      const { GetSagaResponseSchema } = await import("../../../gen/nexus/eventstore/v1/event_store_service_pb.js");
+      const res = await clientFrom(values).events.getSaga({ sagaId: id });
+      const s = res.saga;
+      if (values.json || !s) {
+        printJson(GetSagaResponseSchema, res);
+        return s && STATUS_NAMES[s.status] === "failed" ? 1 : 0;
+      }
+      printTable(
+        ["FIELD", "VALUE"],
+        [
+          ["saga", s.sagaId],
+          ["name", s.name],
+          ["status", STATUS_NAMES[s.status] ?? ""],
+          ["tenant", s.tenantId],
+          ["started", when(s.startedAt)],
+          ["deadline", when(s.deadline)],
+          ["in flight", s.inFlight],
+          ["point of no return passed", s.pointOfNoReturnPassed ? "yes" : "no"],
+          ["reason", s.reason],
+          ["last error", s.lastError],
+          ["events", String(s.version)],
+        ],
+      );
+      console.log("");
+      printTable(
+        ["STEP", "STATE", "ATTEMPTS", "COMPENSATIONS", "POINT OF NO RETURN"],
+        s.steps.map((st) => [
+          st.name,
+          STEP_STATES[st.state] ?? "",
+          String(st.attempts),
+          String(st.compensationAttempts),
+          st.pointOfNoReturn ? "yes" : "",
+        ]),
+      );
+      if (s.errors.length > 0) {
+        console.log("");
+        printTable(
+          ["WHEN", "STEP", "ATTEMPT", "ERROR"],
+          s.errors.map((e) => [when(e.occurredAt), e.compensation ? `compensate:${e.step}` : e.step, String(e.attempt), e.error]),
+        );
+      }
+      return STATUS_NAMES[s.status] === "failed" ? 1 : 0;
+    }
     const { sagaStatus } = await import("../../kernel/sagas/index.js");
     const s = await withDatabase((db) => sagaStatus(db, id));
     if (!s) {
@@ -106,8 +194,7 @@ export const tenantsOffboardCommand: Command = {
       console.log(
         `saga ${s.sagaId}: ${s.status}; steps completed: ${s.completed.join(", ") || "none"}` +
           (s.compensated.length ? `; compensated: ${s.compensated.join(", ")}` : "") +
-          (s.reason ? `; reason: ${s.reason}` : "") +
-          "\nnote: no service deletes its rows yet (delete-data has no deleters); the tenant's sealed data no longer opens once its keys are shredded",
+          (s.reason ? `; reason: ${s.reason}` : ""),
       );
     return s.status === "completed" ? 0 : 1;
   },

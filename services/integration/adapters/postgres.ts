@@ -45,6 +45,10 @@ export interface WorkflowRow {
   retentionHours: number;
   /** The Kubernetes resource that declares it ("" when not managed by Kubernetes). */
   kubernetesResource: string;
+  /** False while paused. */
+  enabled: boolean;
+  /** Who paused it: "" for a user, `saga:<id>` for a tenant's offboarding (which resumes only its own). */
+  pausedBy: string;
   createdAt: Date;
 }
 
@@ -116,6 +120,8 @@ const workflow = (r: Row): WorkflowRow => ({
   sourceMqttId: (r.source_mqtt_id as string | null) ?? null,
   retentionHours: r.retention_hours as number,
   kubernetesResource: (r.kubernetes_resource as string | undefined) ?? "",
+  enabled: (r.enabled as boolean | undefined) ?? true,
+  pausedBy: (r.paused_by as string | null) ?? "",
   createdAt: r.created_at as Date,
 });
 const mqtt = (r: Row): MqttRow => ({
@@ -258,8 +264,20 @@ export const store = {
   async updateWorkflow(q: Queryable, w: WorkflowRow): Promise<void> {
     await q.query(
       `UPDATE integration.workflows SET current_version = $3, kind = $4, source_app_id = $5, source_mqtt_id = $6, retention_hours = $7,
-         kubernetes_resource = $8 WHERE tenant_id = $1 AND id = $2`,
-      [w.tenantId, w.id, w.currentVersion, w.kind, w.sourceAppId, w.sourceMqttId, w.retentionHours, w.kubernetesResource],
+         kubernetes_resource = $8, enabled = $9, paused_by = $10
+       WHERE tenant_id = $1 AND id = $2`,
+      [
+        w.tenantId,
+        w.id,
+        w.currentVersion,
+        w.kind,
+        w.sourceAppId,
+        w.sourceMqttId,
+        w.retentionHours,
+        w.kubernetesResource,
+        w.enabled,
+        w.enabled ? null : w.pausedBy,
+      ],
     );
   },
   async insertVersion(q: Queryable, workflowId: string, version: number, definition: JsonValue, createdBy: string): Promise<void> {
@@ -282,8 +300,9 @@ export const store = {
   async workflows(q: Queryable, tenantId: string): Promise<WorkflowRow[]> {
     return (await q.query("SELECT * FROM integration.workflows WHERE tenant_id = $1 ORDER BY name", [tenantId])).rows.map(workflow);
   },
-  async allWorkflowIds(q: Queryable): Promise<string[]> {
-    return (await q.query<{ id: string }>("SELECT id FROM integration.workflows")).rows.map((r) => r.id);
+  /** Every workflow of the installation with whether it runs (reconcile). */
+  async workflowStates(q: Queryable): Promise<{ id: string; enabled: boolean }[]> {
+    return (await q.query<{ id: string; enabled: boolean }>("SELECT id, enabled FROM integration.workflows")).rows;
   },
   async workflowsFed(q: Queryable, tenantId: string, by: { appId?: string; mqttId?: string }): Promise<WorkflowRow[]> {
     const r = by.appId
@@ -348,34 +367,94 @@ export const store = {
    * Claims a dedupe key for 24 h: the new message id when the key is free (or its claim
    * expired), else the id of the message that holds it.
    */
-  async claimMessage(
+  /**
+   * Claims the dedupe keys of a batch of messages in one statement: a key not claimed within
+   * the window gets the item's message id (not yet published); otherwise the existing claim's
+   * message id comes back with `duplicate` and whether its message reached the bus.
+   */
+  async claimMessages(
     q: Queryable,
-    m: { tenantId: string; source: string; dedupeKey: string; messageId: string; now: Date; windowMs: number },
-  ): Promise<{ messageId: string; duplicate: boolean }> {
-    const cutoff = new Date(m.now.getTime() - m.windowMs);
-    const r = await q.query<{ message_id: string }>(
-      `INSERT INTO integration.messages (tenant_id, source, dedupe_key, message_id, accepted_at) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (tenant_id, source, dedupe_key) DO UPDATE SET message_id = EXCLUDED.message_id, accepted_at = EXCLUDED.accepted_at
-       WHERE integration.messages.accepted_at < $6
-       RETURNING message_id`,
-      [m.tenantId, m.source, m.dedupeKey, m.messageId, m.now, cutoff],
+    items: readonly { tenantId: string; source: string; dedupeKey: string; messageId: string }[],
+    now: Date,
+    windowMs: number,
+  ): Promise<{ messageId: string; duplicate: boolean; published: boolean }[]> {
+    const cutoff = new Date(now.getTime() - windowMs);
+    const cols = [items.map((i) => i.tenantId), items.map((i) => i.source), items.map((i) => i.dedupeKey), items.map((i) => i.messageId)];
+    const r = await q.query<{
+      tenant_id: string;
+      source: string;
+      dedupe_key: string;
+      message_id: string;
+      published: boolean;
+      fresh: boolean;
+    }>(
+      `WITH input AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[]) AS t(tenant_id, source, dedupe_key, message_id)),
+       claimed AS (
+         INSERT INTO integration.messages (tenant_id, source, dedupe_key, message_id, accepted_at, published)
+         SELECT tenant_id, source, dedupe_key, message_id, $5, false FROM input
+         ON CONFLICT (tenant_id, source, dedupe_key) DO UPDATE SET message_id = EXCLUDED.message_id, accepted_at = EXCLUDED.accepted_at, published = false
+         WHERE integration.messages.accepted_at < $6
+         RETURNING tenant_id, source, dedupe_key, message_id, published)
+       SELECT tenant_id, source, dedupe_key, message_id::text, published, true AS fresh FROM claimed
+       UNION ALL
+       SELECT m.tenant_id, m.source, m.dedupe_key, m.message_id::text, m.published, false FROM integration.messages m
+       JOIN input i USING (tenant_id, source, dedupe_key)`,
+      [...cols, now, cutoff],
     );
-    if (r.rows[0]) return { messageId: m.messageId, duplicate: false };
-    const existing = await q.query<{ message_id: string }>(
-      "SELECT message_id FROM integration.messages WHERE tenant_id = $1 AND source = $2 AND dedupe_key = $3",
-      [m.tenantId, m.source, m.dedupeKey],
+    // The second SELECT sees the table as it was before the INSERT (one snapshot): a key
+    // claimed now appears there only if an expired claim was replaced; "fresh" wins.
+    const keyOf = (i: { tenantId: string; source: string; dedupeKey: string }) => `${i.tenantId}\u0000${i.source}\u0000${i.dedupeKey}`;
+    const byKey = new Map<string, { messageId: string; duplicate: boolean; published: boolean }>();
+    for (const row of r.rows) {
+      const key = keyOf({ tenantId: row.tenant_id, source: row.source, dedupeKey: row.dedupe_key });
+      if (row.fresh) byKey.set(key, { messageId: row.message_id, duplicate: false, published: false });
+      else if (!byKey.has(key)) byKey.set(key, { messageId: row.message_id, duplicate: true, published: row.published });
+    }
+    // A key claimed by a concurrent batch that committed while ours waited is in neither part
+    // (the statement's snapshot predates that commit): a fresh statement sees its claim.
+    const missing = items.filter((i) => !byKey.has(keyOf(i)));
+    if (missing.length > 0) {
+      const again = await q.query<{ tenant_id: string; source: string; dedupe_key: string; message_id: string; published: boolean }>(
+        `SELECT m.tenant_id, m.source, m.dedupe_key, m.message_id::text, m.published FROM integration.messages m
+         JOIN unnest($1::text[], $2::text[], $3::text[]) AS t(tenant_id, source, dedupe_key) USING (tenant_id, source, dedupe_key)`,
+        [missing.map((i) => i.tenantId), missing.map((i) => i.source), missing.map((i) => i.dedupeKey)],
+      );
+      for (const row of again.rows)
+        byKey.set(`${row.tenant_id}\u0000${row.source}\u0000${row.dedupe_key}`, {
+          messageId: row.message_id,
+          duplicate: true,
+          published: row.published,
+        });
+    }
+    return items.map((i) => {
+      const found = byKey.get(keyOf(i));
+      if (!found) throw new Error(`dedupe claim of ${i.dedupeKey} vanished`);
+      return found;
+    });
+  },
+  /** Notes that these messages are on the bus (a duplicate of them is answered without publishing). */
+  async markPublished(q: Queryable, messageIds: readonly string[]): Promise<void> {
+    if (messageIds.length === 0) return;
+    await q.query("UPDATE integration.messages SET published = true WHERE message_id = ANY($1::uuid[]) AND NOT published", [messageIds]);
+  },
+  /** The workflows fed by any of these apps or MQTT sources, or with any of these ids. */
+  async workflowsFeeding(q: Queryable, by: { appIds: string[]; mqttIds: string[]; workflowIds: string[] }): Promise<WorkflowRow[]> {
+    const r = await q.query(
+      "SELECT * FROM integration.workflows WHERE source_app_id = ANY($1::text[]) OR source_mqtt_id = ANY($2::text[]) OR id = ANY($3::text[])",
+      [by.appIds, by.mqttIds, by.workflowIds],
     );
-    return { messageId: existing.rows[0]?.message_id ?? m.messageId, duplicate: true };
+    return r.rows.map(workflow);
   },
 
-  /** Writes (or advances) an execution entry. */
+  /** Writes (or advances) an execution entry; "pending" never replaces an outcome (a repeated fan-out). */
   async recordExecution(q: Queryable, e: Omit<ExecutionRow, "updatedAt" | "tick" | "id"> & { id: string; at: Date }): Promise<void> {
     await q.query(
       `INSERT INTO integration.executions (id, tenant_id, message_id, workflow_id, workflow_version, target, destination_id, step, status, attempts, latency_ms, error, detail, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14)
        ON CONFLICT (message_id, workflow_id, target) DO UPDATE SET status = EXCLUDED.status, attempts = GREATEST(integration.executions.attempts, EXCLUDED.attempts),
          latency_ms = EXCLUDED.latency_ms, error = EXCLUDED.error, detail = EXCLUDED.detail, updated_at = EXCLUDED.updated_at,
-         tick = nextval('integration.execution_ticks')`,
+         tick = nextval('integration.execution_ticks')
+       WHERE EXCLUDED.status <> 'pending' OR integration.executions.status = 'pending'`,
       [
         e.id,
         e.tenantId,

@@ -35,3 +35,15 @@ export function appKeyDigest(plaintext: string): Buffer {
 export function appIdOfKey(plaintext: string): string | undefined {
   return PLAINTEXT.exec(plaintext)?.[1];
 }
+
+/**
+ * Edge agent tokens (docs/edge.md): `nxe_<edge id>_<secret>` (256 random bits), stored as the
+ * SHA-256 digest of the whole token like app keys; the plaintext is returned once by RegisterEdge.
+ */
+export const EDGE_TOKEN_PREFIX = "nxe_";
+
+/** Generates the token of edge agent `edgeId`. */
+export function generateEdgeToken(edgeId: string): GeneratedAppKey {
+  const plaintext = `${EDGE_TOKEN_PREFIX}${edgeId}_${randomBytes(32).toString("base64url")}`;
+  return { plaintext, digest: appKeyDigest(plaintext), displayPrefix: `${EDGE_TOKEN_PREFIX}${edgeId}_` };
+}

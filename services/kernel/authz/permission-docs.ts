@@ -7,7 +7,7 @@ export function describePermission(p: Permission | undefined): string {
   const feature = p.feature ? `, tenant needs \`${p.feature}\`` : "";
   switch (p.class) {
     case "public":
-      return "anyone (no key; the key under test is in the body)";
+      return "no API key (the handler checks the credential: the key under test in the body, or an edge token)";
     case "authenticated":
       return "any valid key";
     case "platform":

@@ -54,7 +54,12 @@ describe("the permission table", () => {
       Object.entries(PERMISSIONS)
         .filter(([, p]) => p.class === "public")
         .map(([k]) => k),
-    ).toEqual(["/nexus.auth.v1.AuthService/Authenticate"]);
+    ).toEqual([
+      "/nexus.auth.v1.AuthService/Authenticate",
+      // An edge agent's own calls: the integration service checks the edge token (docs/edge.md).
+      "/nexus.integration.v1.EdgeService/GetEdgeConfig",
+      "/nexus.integration.v1.EdgeService/ForwardMessages",
+    ]);
   });
 
   it("decides each role × each permission class", () => {

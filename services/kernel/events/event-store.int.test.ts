@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from "../../../tests/support/services.js";
 import { createPgDatabase } from "../db/pg-database.js";
 import type { Database, Tx } from "../db/ports.js";
-import { errorReason } from "../errors.js";
+import { errorMetadata, errorReason } from "../errors.js";
 import { appendToStream, readAll, readStream } from "./event-store.js";
 import { migratePlatform } from "./platform-migrations.js";
 
@@ -81,6 +81,28 @@ describeWithPostgres("event store on PostgreSQL", () => {
       .catch((e: unknown) => e);
     expect(errorReason(err)).toBe("CONCURRENCY_CONFLICT");
     expect((await readStream(db, "race-3")).map((e) => (e.payload as { text: string }).text)).toEqual(["other"]);
+  });
+
+  it("gives the events of one append consecutive versions and positions in the same order", async () => {
+    const appended = await db.transaction((tx) =>
+      appendToStream(
+        tx,
+        "multi-1",
+        "no_stream",
+        [1, 2, 3, 4, 5].map((n) => note(`n${n}`)),
+      ),
+    );
+    const stored = await readStream(db, "multi-1");
+    expect(stored.map((e) => (e.payload as { text: string }).text)).toEqual(["n1", "n2", "n3", "n4", "n5"]);
+    expect(stored.map((e) => e.version)).toEqual([1, 2, 3, 4, 5]);
+    const positions = stored.map((e) => e.position);
+    expect(positions.every((p, i) => i === 0 || p > positions[i - 1]!)).toBe(true);
+    expect(appended.map((e) => e.position)).toEqual(positions);
+    // A wrong expected version inserts nothing and says where the stream is.
+    const err = await db.transaction((tx) => appendToStream(tx, "multi-1", 3, [note("late")])).catch((e: unknown) => e);
+    expect(errorReason(err)).toBe("CONCURRENCY_CONFLICT");
+    expect(errorMetadata(err as Error)).toMatchObject({ expected_version: "3", actual_version: "5" });
+    expect(await readStream(db, "multi-1")).toHaveLength(5);
   });
 
   it("hands out global positions in commit order, so a reader never finds a late lower position", async () => {

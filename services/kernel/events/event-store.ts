@@ -133,21 +133,28 @@ export async function appendToStream(
   });
 
   await tx.query("SELECT pg_advisory_xact_lock($1)", [APPEND_LOCK]);
-  const current = await streamVersion(tx, streamId);
+  // The version check and the insert are one statement (its snapshot is taken after the lock
+  // above, so it sees every committed append): one round trip less while the global lock is
+  // held. No row inserted means the stream is not at the expected version.
   const expected = expectedVersion === "no_stream" ? 0 : expectedVersion;
-  if (expected !== "any" && expected !== current) throw conflict(streamId, expectedVersion, current);
-
-  const params: unknown[] = [];
+  const params: unknown[] = [streamId, expected === "any" ? null : expected];
   const values = prepared.map((e, i) => {
-    params.push(e.eventId, streamId, current + i + 1, e.type, e.topic, e.payload, e.metadata, e.occurredAt);
-    const n = i * 8;
-    return `($${n + 1}::uuid, $${n + 2}, $${n + 3}::int, $${n + 4}, $${n + 5}, $${n + 6}::jsonb, $${n + 7}::jsonb, coalesce($${n + 8}::timestamptz, now()))`;
+    params.push(e.eventId, e.type, e.topic, e.payload, e.metadata, e.occurredAt);
+    const n = 2 + i * 6;
+    return `($${n + 1}::uuid, ${i + 1}, $${n + 2}, $${n + 3}, $${n + 4}::jsonb, $${n + 5}::jsonb, $${n + 6}::timestamptz)`;
   });
   let rows: EventRow[];
   try {
     ({ rows } = await tx.query<EventRow>(
-      `INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata, occurred_at)
-       VALUES ${values.join(", ")}
+      `WITH current AS (
+         SELECT coalesce(max(version), 0)::int AS v FROM platform.events WHERE stream_id = $1
+       ), at AS (
+         SELECT v FROM current WHERE $2::int IS NULL OR v = $2::int
+       )
+       INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata, occurred_at)
+       SELECT x.event_id, $1, at.v + x.ord, x.type, x.topic, x.payload, x.metadata, coalesce(x.occurred_at, now())
+         FROM at, (VALUES ${values.join(", ")}) AS x(event_id, ord, type, topic, payload, metadata, occurred_at)
+        ORDER BY x.ord
        RETURNING ${COLUMNS}`,
       params,
     ));
@@ -161,6 +168,7 @@ export async function appendToStream(
     }
     throw err;
   }
+  if (rows.length === 0) throw conflict(streamId, expectedVersion, await streamVersion(tx, streamId));
   for (const e of prepared) eventsAppended.inc({ domain: domainOf(e.topic) });
   return rows.map(toRecorded).sort((a, b) => a.version - b.version);
 }

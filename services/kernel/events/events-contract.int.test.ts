@@ -3,6 +3,7 @@
  * PostgreSQL, and the NATS bus (outbox relay → JetStream) on PostgreSQL. Services never know
  * which bus runs, so each one must behave the same from a handler's point of view.
  */
+import { randomUUID } from "node:crypto";
 import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { deleteSuiteStreams, suiteStreams } from "../../../tests/support/nats-streams.js";
@@ -21,7 +22,7 @@ import { createLocalEventBus } from "./local-bus.js";
 import { consumerDeliveries } from "./metrics.js";
 import { createNatsEventBus, type NatsEventBus } from "./nats-bus.js";
 import { eventHeaders } from "./nats-message.js";
-import type { DeliveredEvent, EventBus, RecordedEvent } from "./ports.js";
+import { type DeliveredEvent, type EventBus, PermanentFailure, type RecordedEvent } from "./ports.js";
 import { subjectOf } from "./topics.js";
 
 /** One bus implementation under test. */
@@ -182,6 +183,40 @@ for (const variant of variants) {
       }
     });
 
+    it("publish puts events on the bus without the outbox; publishing the same ids again delivers nothing more", async () => {
+      const seen: DeliveredEvent[] = [];
+      const name = uniqueToken("direct");
+      const sub = await h.bus.subscribe({ name, subject: "direct.>", schema: "contract", handler: async (e) => void seen.push(e) });
+      try {
+        const ids = [randomUUID(), randomUUID()];
+        const events = ids.map((eventId, i) => ({
+          eventId,
+          streamId: "direct-s",
+          type: "test.v1.ContractEvent",
+          topic: "direct.sent",
+          payload: { i },
+        }));
+        await h.bus.publish(events, { metadata: { tenantId: "tenant-contract", actor: "contract-suite" } });
+        await h.bus.publish(events);
+        await vi.waitFor(() => expect(seen).toHaveLength(2), WAIT);
+        expect(seen.map((e) => e.eventId).sort()).toEqual([...ids].sort());
+        expect(seen.find((e) => e.eventId === ids[1])).toMatchObject({
+          payload: { i: 1 },
+          topic: "direct.sent",
+          streamId: "direct-s",
+          metadata: { tenantId: "tenant-contract", actor: "contract-suite" },
+        });
+        const marker = await append(h.db, "direct.marker", { n: 2 });
+        await vi.waitFor(() => expect(seen.map((e) => e.eventId)).toContain(marker.eventId), WAIT);
+        expect(seen).toHaveLength(3);
+        const stored = await h.db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events WHERE stream_id = 'direct-s'");
+        // NATS: straight to JetStream. The local bus's consumers read platform.events: its equivalent is a row there.
+        expect(stored.rows[0]?.n).toBe(h.bus.kind === "nats" ? 0 : 2);
+      } finally {
+        await sub.stop();
+      }
+    });
+
     it("acknowledges a duplicate delivery without running the handler again", async () => {
       const counts = new Map<string, number>();
       const name = uniqueToken("dup");
@@ -228,6 +263,33 @@ for (const variant of variants) {
         await vi.waitFor(async () => expect(await deliveriesOf(name, "handled")).toBe(1), WAIT);
         const { rows } = await h.db.query<{ note: string }>("SELECT note FROM contract.handled WHERE event_id = $1", [event.eventId]);
         expect(rows).toEqual([{ note: "attempt 2" }]);
+      } finally {
+        await sub.stop();
+      }
+    });
+
+    it("parks a message at once when its handler throws PermanentFailure, and tells onDeadLettered", async () => {
+      const name = uniqueToken("perm");
+      const deliveries: number[] = [];
+      const told: [string, string][] = [];
+      const sub = await h.bus.subscribe({
+        name,
+        subject: "perm.>",
+        schema: "contract",
+        backoff: FAST_BACKOFF,
+        handler: async (e) => {
+          deliveries.push(e.deliveryCount);
+          throw new PermanentFailure("HTTP 400: the invoice is malformed");
+        },
+        onDeadLettered: async (e, error) => void told.push([e.eventId, error]),
+      });
+      try {
+        const event = await append(h.db, "perm.happened", { invoice: "inv-2" });
+        await vi.waitFor(() => expect(told).toHaveLength(1), WAIT);
+        expect(told[0]).toEqual([event.eventId, "HTTP 400: the invoice is malformed"]);
+        expect(deliveries).toEqual([1]);
+        const [letter] = await h.bus.deadLetters.list({ consumer: name });
+        expect(letter).toMatchObject({ eventId: event.eventId, deliveryCount: 1, error: "HTTP 400: the invoice is malformed" });
       } finally {
         await sub.stop();
       }

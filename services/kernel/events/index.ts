@@ -33,6 +33,7 @@ export type {
   DeadLetter,
   DeadLetterStore,
   DeliveredEvent,
+  DirectEvent,
   EventBus,
   EventHandler,
   EventMetadata,
@@ -45,6 +46,7 @@ export type {
   ReplayResult,
   Subscription,
 } from "./ports.js";
+export { PermanentFailure } from "./ports.js";
 export { processedEventsMigration } from "./processed-events.js";
 export { type EventOfOptions, eventOf, payloadOf } from "./protobuf-event.js";
 export { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions, type RelayStatus } from "./relay.js";

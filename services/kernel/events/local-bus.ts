@@ -1,6 +1,7 @@
 import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
 import { BusMembers } from "./bus-members.js";
+import { appendDirect } from "./direct-publish.js";
 import { createLocalConsumer } from "./local-consumer.js";
 import { createLocalDeadLetters } from "./local-dead-letters.js";
 import { createLocalObserver } from "./local-observer.js";
@@ -17,6 +18,14 @@ export interface LocalEventBusOptions {
   subjectPrefix?: string;
   /** Longest sleep between polls; NOTIFY on append wakes consumers sooner. Default 1 000 ms. */
   pollIntervalMs?: number;
+  /**
+   * Longest sleep between polls while LISTEN works: every append (and every dead-letter
+   * replay) sends a NOTIFY that wakes consumers and observers at once, and a consumer's own
+   * scheduled retries wake it when due, so a poll then is only a safety net. Idle polls cost
+   * an idle `nexus dev` CPU all the time (each is a few statements on PGlite, on the event
+   * loop). A consumer's is also capped at a third of its lease. Default: `pollIntervalMs`.
+   */
+  idlePollIntervalMs?: number;
   /** Events read per round. Default 100. */
   batchSize?: number;
   /** Per-consumer leadership lease among processes. Default 30 000 ms. */
@@ -43,6 +52,10 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
   let started: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let closed = false;
+  const pollIntervalMs = options.pollIntervalMs ?? 1_000;
+  const idlePollIntervalMs = Math.max(pollIntervalMs, options.idlePollIntervalMs ?? pollIntervalMs);
+  /** The longest sleep between polls right now: long while NOTIFY wakes the bus's members. */
+  const currentPollMs = (): number => (unlisten !== undefined && !closed ? idlePollIntervalMs : pollIntervalMs);
 
   const bus: EventBus = {
     kind: "local",
@@ -68,7 +81,8 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
           db,
           subjectPrefix: prefix,
           logger,
-          pollIntervalMs: options.pollIntervalMs ?? 1_000,
+          pollIntervalMs,
+          currentPollMs,
           batchSize: options.batchSize ?? 100,
           leaseMs: options.leaseMs ?? 30_000,
           register(wake) {
@@ -80,6 +94,14 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
       );
       return members.addSubscription(subscription);
     },
+    async publish(events, publishOptions) {
+      if (closed) throw new Error("event bus is closed");
+      if (events.length === 0) return;
+      await bus.start();
+      const tx = publishOptions?.tx;
+      if (tx) await appendDirect(tx, events, publishOptions.metadata);
+      else await db.transaction((t) => appendDirect(t, events, publishOptions?.metadata));
+    },
     async observe(observeOptions) {
       if (closed) throw new Error("event bus is closed");
       await bus.start();
@@ -88,7 +110,8 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
           db,
           subjectPrefix: prefix,
           logger,
-          pollIntervalMs: options.pollIntervalMs ?? 1_000,
+          pollIntervalMs,
+          currentPollMs,
           batchSize: options.batchSize ?? 100,
           register(wake) {
             wakers.add(wake);
@@ -100,6 +123,18 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
       return members.addObservation(observation);
     },
     deadLetters,
+    async consumerNames() {
+      await bus.start();
+      const { rows } = await db.query<{ consumer: string }>("SELECT consumer FROM platform.local_bus_checkpoints ORDER BY consumer");
+      return rows.map((r) => r.consumer);
+    },
+    async deleteConsumer(name) {
+      await bus.start();
+      await db.transaction(async (tx) => {
+        await tx.query("DELETE FROM platform.local_bus_retries WHERE consumer = $1", [name]);
+        await tx.query("DELETE FROM platform.local_bus_checkpoints WHERE consumer = $1", [name]);
+      });
+    },
     status: () => members.status(),
     async close() {
       if (closed) return;

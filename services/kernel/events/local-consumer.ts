@@ -7,7 +7,14 @@ import { lastPosition, readAll, readEventAt } from "./event-store.js";
 import { FOREGROUND_MAX_WAIT_MS, foregroundWork, yieldingDatabase } from "./foreground.js";
 import { createLocalDeadLetters, parkLocalDelivery } from "./local-dead-letters.js";
 import { consumerDeliveries, consumerLastHeartbeat, consumerPending, consumerRedeliveries } from "./metrics.js";
-import type { ConsumerOptions, ConsumerStatus, DeliveredEvent, RecordedEvent, Subscription } from "./ports.js";
+import {
+  type ConsumerOptions,
+  type ConsumerStatus,
+  type DeliveredEvent,
+  PermanentFailure,
+  type RecordedEvent,
+  type Subscription,
+} from "./ports.js";
 import { deliverOnce } from "./processed-events.js";
 import { assertConsumerName, subjectOf, topicPattern } from "./topics.js";
 import { WakeSignal } from "./wake-signal.js";
@@ -20,6 +27,8 @@ export interface LocalConsumerContext {
   logger: Logger;
   /** Longest sleep between rounds (NOTIFY and replays wake it sooner). */
   pollIntervalMs: number;
+  /** The longest sleep between rounds right now (longer while NOTIFY works); default `pollIntervalMs`. */
+  currentPollMs?: () => number;
   batchSize: number;
   leaseMs: number;
   /** Called with the consumer's wake function; returns an unregister function. */
@@ -122,7 +131,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
       consumerDeliveries.inc({ consumer: name, outcome });
     } catch (err) {
       const error = errorText(err);
-      if (deliveryCount >= maxDeliver) {
+      if (deliveryCount >= maxDeliver || err instanceof PermanentFailure) {
         await db.transaction(async (tx) => {
           await parkLocalDelivery(tx, {
             consumer: name,
@@ -138,6 +147,9 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
         consumerDeliveries.inc({ consumer: name, outcome: "dead_lettered" });
         logger.error({ eventId: e.eventId, deliveryCount, error }, "event dead-lettered");
         await refreshDlqDepth();
+        if (options.onDeadLettered) {
+          await options.onDeadLettered(event, error).catch((hookErr: unknown) => logger.warn({ err: hookErr }, "onDeadLettered failed"));
+        }
       } else {
         const delay = retryDelayMs(deliveryCount, options.backoff);
         await db.transaction(async (tx) => {
@@ -252,7 +264,8 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
         const more = await round();
         failures = 0;
         if (more) continue;
-        const wait = leader ? Math.min(ctx.pollIntervalMs, nextRetryMs) : Math.max(ctx.pollIntervalMs, lease.ttlMs / 3);
+        const poll = Math.min(ctx.currentPollMs?.() ?? ctx.pollIntervalMs, Math.max(ctx.pollIntervalMs, lease.ttlMs / 3));
+        const wait = leader ? Math.min(poll, nextRetryMs) : Math.max(poll, lease.ttlMs / 3);
         await signal.wait(Math.max(5, wait));
       } catch (err) {
         dropLease();
@@ -270,7 +283,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
   return {
     name,
     status(): ConsumerStatus {
-      const limit = Math.max(ctx.pollIntervalMs, lease.ttlMs / 3) * 3 + 5_000;
+      const limit = Math.max(ctx.currentPollMs?.() ?? ctx.pollIntervalMs, ctx.pollIntervalMs, lease.ttlMs / 3) * 3 + 5_000;
       const fresh = lastHeartbeatAt !== undefined && Date.now() - lastHeartbeatAt.getTime() < limit;
       // A long handler is not a stall: the loop is busy, not dead.
       return { name, healthy: running && (fresh || inFlight > 0), lastHeartbeatAt, pending, inFlight };

@@ -4,6 +4,7 @@ import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
 import { BusMembers } from "./bus-members.js";
 import { createNatsDeadLetters } from "./dead-letters.js";
+import { directEvents, publishToJetStream } from "./direct-publish.js";
 import { busConnected } from "./metrics.js";
 import { createNatsConsumer } from "./nats-consumer.js";
 import { createNatsObserver } from "./nats-observer.js";
@@ -15,12 +16,14 @@ import {
   DEFAULT_EVENTS_STREAM,
   type EnsuredStream,
   ensureStream,
+  JS_ERRORS,
+  jsErrorCode,
 } from "./nats-streams.js";
 import { migratePlatform } from "./platform-migrations.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
 import { ensureProcessedEvents } from "./processed-events.js";
 import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from "./relay.js";
-import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX } from "./topics.js";
+import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX, subjectOf } from "./topics.js";
 
 /** Options of {@link createNatsEventBus}. */
 export interface NatsEventBusOptions {
@@ -58,6 +61,9 @@ export interface NatsEventBus extends EventBus {
   /** True while the connection to NATS is up (false from a disconnect until the reconnect). */
   connected(): boolean;
 }
+
+/** JetStream publish ack timeout of `publish`. */
+const PUBLISH_TIMEOUT_MS = 5_000;
 
 const isConnection = (n: NatsConnection | ConnectNatsOptions): n is NatsConnection => typeof (n as NatsConnection).publish === "function";
 
@@ -158,12 +164,53 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
       );
       return members.addSubscription(subscription);
     },
+    async publish(events, publishOptions) {
+      if (closed) throw new Error("event bus is closed");
+      if (events.length === 0) return;
+      await bus.start();
+      const recorded = directEvents(events, publishOptions?.metadata);
+      try {
+        await publishToJetStream(js, prefix, recorded, PUBLISH_TIMEOUT_MS);
+      } catch (err) {
+        // The stream may have vanished (a NATS server restarted with empty storage): recreate
+        // it and try once more; anything else is the caller's to retry.
+        if (
+          !(await ensureStreams()
+            .then((s) => s.createdNow)
+            .catch(() => false))
+        )
+          throw err;
+        await publishToJetStream(js, prefix, recorded, PUBLISH_TIMEOUT_MS);
+      }
+    },
     async observe(observeOptions) {
       if (closed) throw new Error("event bus is closed");
       const observation = await createNatsObserver({ nats: nc, subjectPrefix: prefix, logger }, observeOptions);
       return members.addObservation(observation);
     },
     deadLetters,
+    async consumerNames() {
+      const names: string[] = [];
+      try {
+        for await (const c of jsm.consumers.list(stream)) names.push(c.name);
+      } catch (err) {
+        if (jsErrorCode(err) !== JS_ERRORS.STREAM_NOT_FOUND) throw err;
+      }
+      return names;
+    },
+    async deleteConsumer(name, deleteOptions) {
+      try {
+        await jsm.consumers.delete(stream, name);
+      } catch (err) {
+        const code = jsErrorCode(err);
+        if (code !== JS_ERRORS.CONSUMER_NOT_FOUND && code !== JS_ERRORS.STREAM_NOT_FOUND) throw err;
+      }
+      if (deleteOptions?.purgeTopic) {
+        await jsm.streams.purge(stream, { filter: subjectOf(prefix, deleteOptions.purgeTopic) }).catch((err: unknown) => {
+          if (jsErrorCode(err) !== JS_ERRORS.STREAM_NOT_FOUND) throw err;
+        });
+      }
+    },
     status: () => members.status(),
     async close() {
       if (closed) return;

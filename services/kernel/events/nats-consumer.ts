@@ -16,7 +16,7 @@ import type { NatsDeadLetters } from "./dead-letters.js";
 import { consumerDeliveries, consumerHealthy, consumerLastHeartbeat, consumerPending, consumerRedeliveries } from "./metrics.js";
 import { decodeEventMessage, UndecodableMessageError } from "./nats-message.js";
 import { JS_ERRORS, jsErrorCode } from "./nats-streams.js";
-import type { ConsumerOptions, ConsumerStatus, DeliveredEvent, Subscription } from "./ports.js";
+import { type ConsumerOptions, type ConsumerStatus, type DeliveredEvent, PermanentFailure, type Subscription } from "./ports.js";
 import { deliverOnce } from "./processed-events.js";
 import { Semaphore } from "./semaphore.js";
 import { assertConsumerName, subjectOf, topicPattern } from "./topics.js";
@@ -129,13 +129,16 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
     }
   }
 
-  async function park(m: JsMsg, deliveryCount: number, error: string): Promise<void> {
+  async function park(m: JsMsg, deliveryCount: number, error: string, event?: DeliveredEvent): Promise<void> {
     try {
       await ctx.deadLetters.park({ msg: m, consumer: name, deliveryCount, error });
       m.term(`dead-lettered after ${deliveryCount} deliveries`);
       lastErrors.delete(m.seq);
       consumerDeliveries.inc({ consumer: name, outcome: "dead_lettered" });
       logger.error({ seq: m.seq, subject: m.subject, deliveryCount, error }, "message dead-lettered");
+      if (event && options.onDeadLettered) {
+        await options.onDeadLettered(event, error).catch((err: unknown) => logger.warn({ err, seq: m.seq }, "onDeadLettered failed"));
+      }
     } catch (err) {
       // Could not park (NATS trouble): keep the message and try again later.
       remember(m.seq, error);
@@ -168,6 +171,7 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
         m,
         deliveryCount,
         lastErrors.get(m.seq) ?? `delivered ${deliveryCount} times without an outcome (the handler crashed or exceeded the ack wait)`,
+        event,
       );
       return;
     }
@@ -179,8 +183,8 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
       consumerDeliveries.inc({ consumer: name, outcome });
     } catch (err) {
       const error = errorText(err);
-      if (deliveryCount >= maxDeliver) {
-        await park(m, deliveryCount, error);
+      if (deliveryCount >= maxDeliver || err instanceof PermanentFailure) {
+        await park(m, deliveryCount, error, event);
       } else {
         const delay = retryDelayMs(deliveryCount, options.backoff);
         remember(m.seq, error);

@@ -62,14 +62,17 @@ const setter: TextMapSetter<MsgHdrs> = {
   set: (carrier, key, value) => carrier.set(key, headerValue(value, 4096)),
 };
 
-/** Headers of a recorded event's NATS message, with its origin's trace context. */
+/**
+ * Headers of a recorded event's NATS message, with its origin's trace context. An event
+ * published straight to the bus (direct-publish.ts) has no outbox position (0): no position header.
+ */
 export function eventHeaders(event: RecordedEvent): MsgHdrs {
   const h = createHeaders();
   h.set(EVENT_HEADERS.EVENT_ID, event.eventId);
   h.set(EVENT_HEADERS.EVENT_TYPE, event.type);
   h.set(EVENT_HEADERS.STREAM_ID, headerValue(event.streamId, 512));
   h.set(EVENT_HEADERS.STREAM_VERSION, String(event.version));
-  h.set(EVENT_HEADERS.POSITION, event.position.toString());
+  if (event.position > 0n) h.set(EVENT_HEADERS.POSITION, event.position.toString());
   h.set(EVENT_HEADERS.OCCURRED_AT, event.occurredAt.toISOString());
   h.set(EVENT_HEADERS.CONTENT_TYPE, "application/json");
   for (const [k, name] of Object.entries(METADATA_HEADERS) as [keyof EventMetadata, string][]) {

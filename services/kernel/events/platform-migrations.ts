@@ -143,11 +143,27 @@ CREATE INDEX events_tenant_position_idx ON platform.events ((metadata->>'tenant_
 `,
   },
   {
+    id: "0004_saga_leases",
+    sql: `
+-- One runner per saga across processes (services/kernel/sagas/saga-lease.ts): a runner claims
+-- the row, renews it while it drives the saga and deletes it when it stops; another process
+-- resumes the saga once lease_until passed (its runner died).
+CREATE TABLE platform.saga_leases (
+  saga_id text PRIMARY KEY CHECK (length(saga_id) BETWEEN 1 AND 200),
+  owner text NOT NULL,
+  lease_until timestamptz NOT NULL
+);
+
+-- Sagas newest first (ListSagas, resumption at start-up) without scanning the log.
+CREATE INDEX events_saga_starts_idx ON platform.events (position) WHERE type = 'nexus.sagas.v1.SagaStarted';
+`,
+  },
+  {
     // Governance lookups by event type, tenant and actor (docs/governance.md#scale-of-the-event-store-lookups):
     // the documents a key or user uploaded (DocumentQueued) and the runs they started
     // (RunStarted), for data-subject requests, legal holds and retention. Without it each was a
     // scan of the tenant's whole event history.
-    id: "0004_events_type_actor_index_govf",
+    id: "0005_events_type_actor_index_govf",
     sql: `
 CREATE INDEX events_type_tenant_actor_idx ON platform.events (type, (metadata->>'tenant_id'), (metadata->>'actor'));
 `,

@@ -44,6 +44,13 @@ export interface NewEvent {
   occurredAt?: Date;
 }
 
+/** An event published straight to the bus (`EventBus.publish`): it needs its id and stream up front. */
+export interface DirectEvent extends NewEvent {
+  /** A UUID; derive it from what makes the event unique, so publishing it again is a no-op. */
+  eventId: string;
+  streamId: string;
+}
+
 /** An event as stored in `platform.events`. */
 export interface RecordedEvent {
   /** Global position (bigserial): total order of commits. */
@@ -77,9 +84,19 @@ export interface DeliveredEvent {
 }
 
 /**
+ * Thrown by a handler for a failure that retrying cannot fix (a refusal, a constraint
+ * violation, input that does not fit): the message goes to the dead-letter queue at once,
+ * with this error's message, instead of after `maxDeliver` attempts. Its transaction rolls
+ * back like any failure's.
+ */
+export class PermanentFailure extends Error {
+  override readonly name = "PermanentFailure";
+}
+
+/**
  * Handles one event inside the consumer's database transaction. Write the handler's state
  * with `tx`: the state change and the processed-event record commit (or roll back) together.
- * Throwing means "failed, retry later".
+ * Throwing means "failed, retry later" ({@link PermanentFailure}: "failed for good, dead-letter it now").
  */
 export type EventHandler = (event: DeliveredEvent, tx: Tx) => Promise<void>;
 
@@ -114,6 +131,12 @@ export interface ConsumerOptions {
   concurrency?: number;
   /** Failed deliveries before the message goes to the dead-letter queue. Default 5. */
   maxDeliver?: number;
+  /**
+   * Called after a message was parked in the dead-letter queue (after `maxDeliver` failures, a
+   * {@link PermanentFailure}, or deliveries without an outcome), outside any transaction: the
+   * place to record the outcome the rolled-back handler could not. Errors are logged.
+   */
+  onDeadLettered?: (event: DeliveredEvent, error: string) => Promise<void>;
   backoff?: BackoffOptions;
   /** NATS only: ack wait; the framework sends "working" while a handler runs. Default 30 000 ms. */
   ackWaitMs?: number;
@@ -228,7 +251,7 @@ export interface Observation {
  * The event bus a service sees. Two implementations with one contract: `createNatsEventBus`
  * (outbox relay → NATS JetStream) and `createLocalEventBus` (embedded: consumers read
  * `platform.events` directly). Events enter the bus only through `appendToStream` in the
- * writer's transaction.
+ * writer's transaction, or `publish` for messages that need no outbox.
  */
 export interface EventBus {
   readonly kind: "nats" | "local";
@@ -239,6 +262,20 @@ export interface EventBus {
   /** Starts a durable consumer. */
   subscribe(options: ConsumerOptions): Promise<Subscription>;
   /**
+   * Publishes events straight to the bus, outside any transaction: no outbox row, no
+   * event-store lock — for high-volume messages whose durability is the bus's own (integration
+   * ingress). Resolves once the bus durably holds every event; rejects (the caller publishes
+   * the same events again) when it could not. Publishing an event id again is a no-op: NATS
+   * drops it inside the stream's duplicate window (`Nats-Msg-Id` = event id) and consumers
+   * skip an event id they handled; the local bus appends the events to `platform.events` in
+   * one transaction (`options.tx` when given: a consumer's handler publishing from its own
+   * transaction; NATS publishes at once, before that transaction commits — so publish events
+   * whose ids make a repeat harmless), leaving out ids already there. Such events are not in
+   * the outbox, so a NATS server that loses its storage loses them (the relay cannot publish
+   * them again).
+   */
+  publish(events: readonly DirectEvent[], options?: { metadata?: EventMetadata; tx?: Tx }): Promise<void>;
+  /**
    * Starts a non-durable, per-process observer: unlike durable consumers (whose replicas
    * share the work), EVERY process that observes sees EVERY matching event appended from now
    * on — the fan-out caches need to learn about invalidations (e.g. API key revocations).
@@ -248,6 +285,15 @@ export interface EventBus {
    */
   observe(options: ObserveOptions): Promise<Observation>;
   readonly deadLetters: DeadLetterStore;
+  /** Names of the durable consumers the bus keeps a position for (NATS: on the events stream; local: checkpoints). */
+  consumerNames(): Promise<string[]>;
+  /**
+   * Deletes a durable consumer for good — its position and pending redeliveries — once no
+   * process runs it any more (a process still subscribed recreates it). `purgeTopic` also drops
+   * the stream's stored messages on that topic (NATS; the local bus's event table is
+   * append-only). Deleting one that does not exist is fine.
+   */
+  deleteConsumer(name: string, options?: { purgeTopic?: string }): Promise<void>;
   /** Every subscription's status. */
   status(): ConsumerStatus[];
   /** Drains every subscription, stops the relay and releases connections the bus opened. */

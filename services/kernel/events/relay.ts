@@ -146,6 +146,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let loop: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let round: Promise<number> | undefined;
+  // When this replica last claimed (renewed) the lease; 0 = claim at the next round.
+  let leaseRenewedAt = 0;
 
   /** Tracks the connection so rounds are not attempted (and buffered) while NATS is away. */
   async function watchConnection(): Promise<void> {
@@ -188,6 +190,23 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     return failed && failed.status === "rejected" ? { published, duplicates, error: failed.reason } : { published, duplicates };
   }
 
+  /**
+   * The checkpoint when this replica leads, claiming the lease only when a third of its TTL
+   * passed since the last claim (like the local bus's consumers): a round woken by an append
+   * then starts with the read, not with a checkpoint write and its commit, which would sit on
+   * every event's commit → publish path. Safe: the lease outlives three renewal periods, a
+   * replica that lost it finds out at its next checkpoint advance, and a publish repeated by
+   * two replicas is deduplicated by Nats-Msg-Id.
+   */
+  async function leadingCheckpoint(): Promise<bigint | undefined> {
+    if (state.leader && leaseRenewedAt > 0 && Date.now() - leaseRenewedAt < lease.ttlMs / 3) return state.checkpoint;
+    const checkpoint = await claimCheckpoint(db, lease);
+    state.leader = checkpoint !== undefined;
+    leaseRenewedAt = checkpoint === undefined ? 0 : Date.now();
+    if (checkpoint !== undefined) state.checkpoint = checkpoint;
+    return checkpoint;
+  }
+
   async function countPending(after: bigint): Promise<number> {
     const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events WHERE position > $1", [after]);
     return rows[0]?.n ?? 0;
@@ -195,10 +214,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   async function oneRound(): Promise<number> {
     if (!state.connected) throw new Error("NATS is disconnected");
-    const checkpoint = await claimCheckpoint(db, lease);
-    state.leader = checkpoint !== undefined;
+    const checkpoint = await leadingCheckpoint();
     if (checkpoint === undefined) return 0;
-    state.checkpoint = checkpoint;
     const from = checkStream ? await verifyStream(checkpoint) : checkpoint;
     const events = await readAll(db, from, batchSize);
     if (events.length === 0) {
@@ -212,6 +229,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (!(await advanceCheckpoint(db, lease, last.position))) {
         logger.warn("relay lease lost mid-round; another replica continues");
         state.leader = false;
+        leaseRenewedAt = 0;
       }
       state.checkpoint = last.position;
       for (const e of published) {
@@ -280,6 +298,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         if (n === batchSize) continue;
         await signal.wait(state.leader ? pollIntervalMs : Math.max(pollIntervalMs, lease.ttlMs / 3));
       } catch (err) {
+        // Re-read the stored checkpoint (and re-claim) at the next round.
+        leaseRenewedAt = 0;
         state.failures += 1;
         state.lastError = (err as Error).message;
         relayFailures.set(state.failures);

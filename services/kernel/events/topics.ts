@@ -59,7 +59,15 @@ const KNOWN_EVENTS: Record<string, readonly string[]> = {
     "DataSubjectRequestRetried",
     "GovernanceSettingsChanged",
   ],
-  integration: ["SenderAppChanged", "DestinationChanged", "WorkflowChanged", "MqttSourceChanged", "DeliveryRequested"],
+  integration: [
+    "SenderAppChanged",
+    "DestinationChanged",
+    "WorkflowChanged",
+    "MqttSourceChanged",
+    "DeliveryRequested",
+    "MqttPayloadRejected",
+    "EdgeAgentChanged",
+  ],
 };
 
 const registry = new Map<string, string>();

@@ -1,12 +1,15 @@
 /** The kernel's saga runtime (R10): multi-step processes recorded on their own event stream. */
 export {
   foldSaga,
+  type ListSagasOptions,
   listSagas,
+  MAX_SAGA_ERRORS,
   type RunSagaOptions,
   resumeSagas,
   runSaga,
   SAGA_EVENTS,
   SAGA_STREAM_PREFIX,
+  type SagaAttemptError,
   type SagaDefinition,
   type SagaState,
   type SagaStatus,
@@ -19,3 +22,4 @@ export {
   startSaga,
   unfinishedSagas,
 } from "./saga.js";
+export { claimSagaLease, releaseSagaLease, type SagaLease, type SagaLeaseHolder, sagaLeaseHolder } from "./saga-lease.js";

@@ -9,6 +9,7 @@ import { readStream } from "../events/event-store.js";
 import { migratePlatform } from "../events/platform-migrations.js";
 import { listSagas, runSaga, SAGA_EVENTS, type SagaDefinition, sagaStatus, sagaStreamId, startSaga, unfinishedSagas } from "./saga.js";
 import { FIXTURE_STEPS, fixtureSaga, prepareFixture } from "./saga-fixture.js";
+import { claimSagaLease, sagaLeaseHolder } from "./saga-lease.js";
 
 /** The compiled fixture (vitest's global setup runs tsc first). */
 const FIXTURE = path.resolve("dist/services/kernel/sagas/saga-fixture.js");
@@ -182,6 +183,27 @@ describeWithPostgres("saga runtime on the event store (PostgreSQL)", () => {
     expect(final.status).toBe("completed");
     const done = (await readStream(db, sagaStreamId("race-1"))).filter((e) => e.type === SAGA_EVENTS.stepCompleted);
     expect(done.map((e) => (e.payload as { step: string }).step)).toEqual([...FIXTURE_STEPS]);
+  });
+
+  it("Given runners with leases, Then one drives the saga at a time; a lapsed lease (a dead runner) is taken over, a released one at once", async () => {
+    const def = fixtureSaga(db, undefined);
+    await startSaga(db, def, { sagaId: "lease-1", input: { order: "l" } });
+    // A runner that died holding the lease: another runner does not touch the saga until it lapses.
+    expect(await claimSagaLease(db, "lease-1", { owner: "dead-runner", ttlMs: 1_500 })).toBe(true);
+    const skipped = await runSaga(db, def, "lease-1", { ...instant, lease: { owner: "live-runner", ttlMs: 5_000 } });
+    expect(skipped).toMatchObject({ status: "running", version: 1 });
+    expect(await sagaLeaseHolder(db, "lease-1")).toMatchObject({ owner: "dead-runner" });
+    const waited = await runSaga(db, def, "lease-1", { lease: { owner: "live-runner", ttlMs: 5_000, waitForLease: true } });
+    expect(waited.status).toBe("completed");
+    expect(await sagaLeaseHolder(db, "lease-1")).toBeUndefined();
+
+    // Two live runners at once: exactly one runs the steps (each effect once, each step recorded once).
+    const ran: string[] = [];
+    const counted = fixtureSaga(db, undefined, async (what) => void ran.push(what));
+    await startSaga(db, counted, { sagaId: "lease-2", input: { order: "m" } });
+    await Promise.all(["r1", "r2"].map((owner) => runSaga(db, counted, "lease-2", { ...instant, lease: { owner, ttlMs: 5_000 } })));
+    expect(ran).toEqual(FIXTURE_STEPS.map((step) => `step ${step}`));
+    expect((await sagaStatus(db, "lease-2"))?.status).toBe("completed");
   });
 
   it("Given finished and interrupted sagas, When an operator runs `nexus sagas list` and `nexus sagas status`, Then they see each saga's status and steps", async () => {

@@ -3,6 +3,7 @@ import { domainError, isReason } from "../errors.js";
 import { appendToStream, readStream } from "../events/event-store.js";
 import type { EventMetadata, RecordedEvent } from "../events/ports.js";
 import { counter } from "../metrics.js";
+import { claimSagaLease, releaseSagaLease, type SagaLease } from "./saga-lease.js";
 
 /**
  * A small saga runtime on the event store (R10). A saga is a list of steps, each with an
@@ -84,8 +85,24 @@ export interface SagaState {
   /** Why the saga compensates or failed. */
   reason?: string;
   lastError?: string;
+  /** Every failed attempt (steps and compensations), oldest first; the newest {@link MAX_SAGA_ERRORS}. */
+  errors: SagaAttemptError[];
+  /** Steps that were recorded as the point of no return when they completed. */
+  pointOfNoReturnSteps: string[];
   updatedAt: Date;
 }
+
+/** A failed attempt of a step or of its compensation. */
+export interface SagaAttemptError {
+  step: string;
+  attempt: number;
+  compensation: boolean;
+  error: string;
+  at: Date;
+}
+
+/** How many failed attempts {@link SagaState.errors} keeps (the newest). */
+export const MAX_SAGA_ERRORS = 100;
 
 export const SAGA_STREAM_PREFIX = "saga-";
 const SAGA_ID = /^[A-Za-z0-9_.:-]{1,200}$/;
@@ -159,6 +176,8 @@ export function foldSaga(events: readonly RecordedEvent[]): SagaState | undefine
         attempts: {},
         compensated: [],
         irreversible: false,
+        errors: [],
+        pointOfNoReturnSteps: [],
         updatedAt: e.occurredAt,
       };
       if (typeof p.tenantId === "string" && p.tenantId) s.tenantId = p.tenantId;
@@ -175,14 +194,22 @@ export function foldSaga(events: readonly RecordedEvent[]): SagaState | undefine
         break;
       case SAGA_EVENTS.stepCompleted:
         s.completed.push(step);
-        if (p.pointOfNoReturn === true) s.irreversible = true;
+        if (p.pointOfNoReturn === true) {
+          s.irreversible = true;
+          s.pointOfNoReturnSteps.push(step);
+        }
         s.inFlight = undefined;
         break;
       case SAGA_EVENTS.stepFailed:
-      case SAGA_EVENTS.compensationFailed:
+      case SAGA_EVENTS.compensationFailed: {
+        const compensation = e.type === SAGA_EVENTS.compensationFailed;
         s.lastError = String(p.error ?? "");
+        const attempt = typeof p.attempt === "number" ? p.attempt : (s.attempts[compensation ? `compensate:${step}` : step] ?? 0);
+        s.errors.push({ step, attempt, compensation, error: s.lastError, at: e.occurredAt });
+        if (s.errors.length > MAX_SAGA_ERRORS) s.errors.shift();
         s.inFlight = undefined;
         break;
+      }
       case SAGA_EVENTS.compensationStarted:
         s.status = "compensating";
         s.reason = String(p.reason ?? "");
@@ -270,6 +297,16 @@ export interface RunSagaOptions {
   now?: () => Date;
   /** Waits between attempts (tests make it instant). */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Drive the saga only while holding its lease (platform.saga_leases): one runner at a time
+   * across processes. When another live runner holds it, `runSaga` returns the saga's current
+   * state at once without touching it (or, with `waitForLease`, waits for the lease to lapse
+   * or the saga to end). Without a lease, concurrent runners still never record a step twice
+   * (the stream version decides), but both may run it.
+   */
+  lease?: SagaLease & { waitForLease?: boolean };
+  /** Stop (between transitions) once aborted: a process shutting down hands the saga to the next runner. */
+  signal?: AbortSignal;
 }
 
 function metadataOf(tenantId: string | undefined): { metadata: EventMetadata } {
@@ -291,6 +328,49 @@ class Superseded extends Error {}
  * saga at the same time, returns the state as this runner last saw it.
  */
 export async function runSaga<I>(db: Database, def: SagaDefinition<I>, sagaId: string, options: RunSagaOptions = {}): Promise<SagaState> {
+  const lease = options.lease;
+  if (!lease) return driveSaga(db, def, sagaId, options, () => false);
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (;;) {
+    const current = await sagaStatus(db, sagaId);
+    if (!current) throw domainError("NOT_FOUND", `no saga ${sagaId}`, { saga_id: sagaId });
+    if (TERMINAL.has(current.status)) return current;
+    if (await claimSagaLease(db, sagaId, lease)) break;
+    if (!lease.waitForLease || options.signal?.aborted) return current;
+    await sleep(Math.min(1_000, lease.ttlMs));
+  }
+  // Renewed every third of its TTL while the saga runs; once a renewal fails (another runner
+  // took over after a stall), this runner stops at its next transition.
+  let lost = false;
+  let renewing: Promise<void> = Promise.resolve();
+  const timer = setInterval(
+    () => {
+      renewing = claimSagaLease(db, sagaId, lease).then(
+        (held) => {
+          if (!held) lost = true;
+        },
+        () => undefined, // a failed renewal is retried at the next tick; the lease lasts 3 ticks
+      );
+    },
+    Math.max(100, Math.floor(lease.ttlMs / 3)),
+  );
+  timer.unref();
+  try {
+    return await driveSaga(db, def, sagaId, options, () => lost);
+  } finally {
+    clearInterval(timer);
+    await renewing;
+    if (!lost) await releaseSagaLease(db, sagaId, lease.owner).catch(() => undefined);
+  }
+}
+
+async function driveSaga<I>(
+  db: Database,
+  def: SagaDefinition<I>,
+  sagaId: string,
+  options: RunSagaOptions,
+  leaseLost: () => boolean,
+): Promise<SagaState> {
   const now = options.now ?? (() => new Date());
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const maxAttempts = def.maxAttempts ?? 3;
@@ -303,9 +383,10 @@ export async function runSaga<I>(db: Database, def: SagaDefinition<I>, sagaId: s
     if (s.name !== def.name) {
       throw domainError("FAILED_PRECONDITION", `saga ${sagaId} is a ${s.name} saga, not ${def.name}`, { saga_id: sagaId });
     }
-    if (TERMINAL.has(s.status)) return s;
+    if (TERMINAL.has(s.status) || options.signal?.aborted) return s;
     const meta = metadataOf(s.tenantId);
     const append = async (type: string, payload: Record<string, unknown>): Promise<void> => {
+      if (leaseLost()) throw new Superseded();
       try {
         await db.transaction((tx) => appendToStream(tx, stream, s.version, [event(type, { sagaId, ...payload }, now())], meta));
       } catch (err) {
@@ -422,7 +503,7 @@ export async function unfinishedSagas(db: Queryable): Promise<{ sagaId: string; 
   const { rows } = await db.query<{ stream_id: string; name: string }>(
     `SELECT s.stream_id, s.payload->>'name' AS name
        FROM platform.events s
-      WHERE s.stream_id LIKE 'saga-%' AND s.version = 1 AND s.type = $1
+      WHERE s.type = $1 AND s.stream_id LIKE 'saga-%' AND s.version = 1
         AND NOT EXISTS (SELECT 1 FROM platform.events e WHERE e.stream_id = s.stream_id AND e.type = ANY($2::text[]))
       ORDER BY s.position`,
     [SAGA_EVENTS.started, [SAGA_EVENTS.completed, SAGA_EVENTS.compensated, SAGA_EVENTS.failed]],
@@ -440,12 +521,28 @@ export interface SagaSummary {
   updatedAt: Date;
   /** Events on its stream. */
   version: number;
+  /** Store position of its start (the list's order, newest first; a page cursor). */
+  position: bigint;
 }
 
-/** The newest sagas first (at most `limit`), with their status from their last event. */
-export async function listSagas(db: Queryable, limit = 100): Promise<SagaSummary[]> {
+/** Filters and paging of {@link listSagas}. */
+export interface ListSagasOptions {
+  /** At most this many (1 to 1000; default 100). */
+  limit?: number;
+  /** Only this tenant's sagas. */
+  tenantId?: string;
+  /** Only sagas of this definition. */
+  name?: string;
+  /** Only sagas started before this position (the previous page's last `position`). */
+  beforePosition?: bigint;
+}
+
+/** The newest sagas first, with their status from their last event. */
+export async function listSagas(db: Queryable, options: number | ListSagasOptions = {}): Promise<SagaSummary[]> {
+  const o: ListSagasOptions = typeof options === "number" ? { limit: options } : options;
   const { rows } = await db.query<{
     stream_id: string;
+    position: bigint;
     name: string;
     tenant_id: string;
     started_at: Date;
@@ -453,14 +550,17 @@ export async function listSagas(db: Queryable, limit = 100): Promise<SagaSummary
     version: number;
     last_type: string;
   }>(
-    `SELECT s.stream_id, s.payload->>'name' AS name, s.payload->>'tenantId' AS tenant_id, s.occurred_at AS started_at,
+    `SELECT s.stream_id, s.position, s.payload->>'name' AS name, s.payload->>'tenantId' AS tenant_id, s.occurred_at AS started_at,
             l.occurred_at AS updated_at, l.version, l.type AS last_type
        FROM platform.events s
        JOIN LATERAL (SELECT version, type, occurred_at FROM platform.events e WHERE e.stream_id = s.stream_id ORDER BY version DESC LIMIT 1) l ON true
-      WHERE s.stream_id LIKE 'saga-%' AND s.version = 1 AND s.type = $1
+      WHERE s.type = $1 AND s.stream_id LIKE 'saga-%' AND s.version = 1
+        AND ($3::text IS NULL OR s.payload->>'tenantId' = $3)
+        AND ($4::text IS NULL OR s.payload->>'name' = $4)
+        AND ($5::bigint IS NULL OR s.position < $5)
       ORDER BY s.position DESC
       LIMIT $2`,
-    [SAGA_EVENTS.started, Math.max(1, Math.min(limit, 1000))],
+    [SAGA_EVENTS.started, Math.max(1, Math.min(o.limit ?? 100, 1000)), o.tenantId ?? null, o.name ?? null, o.beforePosition ?? null],
   );
   const statusOf = (type: string): SagaStatus => {
     if (type === SAGA_EVENTS.completed) return "completed";
@@ -476,12 +576,14 @@ export async function listSagas(db: Queryable, limit = 100): Promise<SagaSummary
     startedAt: r.started_at,
     updatedAt: r.updated_at,
     version: r.version,
+    position: BigInt(r.position),
   }));
 }
 
 /**
  * Resumes every unfinished saga whose definition is given (at start-up, after a crash), one
- * after another. Sagas of other names are left alone. Returns their final states.
+ * after another. Sagas of other names are left alone. With `options.lease`, a saga another
+ * live runner holds is skipped (returned as it is). Returns their states.
  */
 export async function resumeSagas(
   db: Database,

@@ -7,6 +7,7 @@ import type { Database } from "../db/ports.js";
 import type { BackoffOptions, ConsumerOptions, EventBus } from "../events/ports.js";
 import type { Keyring } from "../keyring/keyring.js";
 import type { HttpRoute, ReadinessCheck } from "../server/service-module.js";
+import type { TenantDataDeleter } from "./tenant-data.js";
 
 /**
  * How a service reaches the other services: real gRPC calls, to this very process when it
@@ -120,6 +121,12 @@ export interface ServiceSpec {
   migrations: readonly SchemaMigrations[];
   /** The services it calls over gRPC (their NEXUS_<SVC>_URL must be set when not hosted here). */
   peers?: readonly ServiceName[];
+  /**
+   * How it deletes an offboarded tenant's rows from its schemas (the offboarding saga's
+   * `delete-data` step runs every service's, in registry order). Idempotent. A service that
+   * holds tenant rows declares one; what it keeps on purpose goes in the deleter's `keeps`.
+   */
+  dataDeleters?: readonly TenantDataDeleter[];
   /** Assembles the service in a process; must not listen or block (background work starts here). */
   build(ctx: ServiceContext): ServiceParts;
 }

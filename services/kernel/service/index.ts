@@ -15,3 +15,4 @@ export {
   type ServiceSpec,
 } from "./define-service.js";
 export { hostedRoles, type MountedService, migrateSchemas, migrateService, mountService } from "./mount-service.js";
+export { type TenantDataDeleter, type TenantRows, tenantRowsDeleter } from "./tenant-data.js";

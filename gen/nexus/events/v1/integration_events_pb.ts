@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/integration_events.proto.
  */
 export const file_nexus_events_v1_integration_events: GenFile = /*@__PURE__*/
-  fileDesc("CihuZXh1cy9ldmVudHMvdjEvaW50ZWdyYXRpb25fZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiaAoQU2VuZGVyQXBwQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGYXBwX2lkGAIgASgJEg4KBmNoYW5nZRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2tleV92ZXJzaW9uGAUgASgNImsKEkRlc3RpbmF0aW9uQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSFgoOZGVzdGluYXRpb25faWQYAiABKAkSDgoGY2hhbmdlGAMgASgJEgwKBG5hbWUYBCABKAkSDAoEa2luZBgFIAEoCSJoCg9Xb3JrZmxvd0NoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEg4KBmNoYW5nZRgDIAEoCRIMCgRuYW1lGAQgASgJEg8KB3ZlcnNpb24YBSABKA0iVwoRTXF0dFNvdXJjZUNoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEhEKCXNvdXJjZV9pZBgCIAEoCRIOCgZjaGFuZ2UYAyABKAkSDAoEbmFtZRgEIAEoCSKpAQoXV29ya2Zsb3dNZXNzYWdlQWNjZXB0ZWQSEQoJdGVuYW50X2lkGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkSEwoLd29ya2Zsb3dfaWQYAyABKAkSGAoQd29ya2Zsb3dfdmVyc2lvbhgEIAEoDRIOCgZzb3VyY2UYBSABKAkSKAoHcGF5bG9hZBgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiwQEKEURlbGl2ZXJ5UmVxdWVzdGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgJEhMKC3dvcmtmbG93X2lkGAMgASgJEhgKEHdvcmtmbG93X3ZlcnNpb24YBCABKA0SFAoMdGFyZ2V0X2luZGV4GAUgASgNEhYKDmRlc3RpbmF0aW9uX2lkGAYgASgJEigKB3BheWxvYWQYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0YgZwcm90bzM", [file_google_protobuf_struct]);
+  fileDesc("CihuZXh1cy9ldmVudHMvdjEvaW50ZWdyYXRpb25fZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiaAoQU2VuZGVyQXBwQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGYXBwX2lkGAIgASgJEg4KBmNoYW5nZRgDIAEoCRIMCgRuYW1lGAQgASgJEhMKC2tleV92ZXJzaW9uGAUgASgNImsKEkRlc3RpbmF0aW9uQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSFgoOZGVzdGluYXRpb25faWQYAiABKAkSDgoGY2hhbmdlGAMgASgJEgwKBG5hbWUYBCABKAkSDAoEa2luZBgFIAEoCSJoCg9Xb3JrZmxvd0NoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEg4KBmNoYW5nZRgDIAEoCRIMCgRuYW1lGAQgASgJEg8KB3ZlcnNpb24YBSABKA0iVwoRTXF0dFNvdXJjZUNoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEhEKCXNvdXJjZV9pZBgCIAEoCRIOCgZjaGFuZ2UYAyABKAkSDAoEbmFtZRgEIAEoCSKpAQoXV29ya2Zsb3dNZXNzYWdlQWNjZXB0ZWQSEQoJdGVuYW50X2lkGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkSEwoLd29ya2Zsb3dfaWQYAyABKAkSGAoQd29ya2Zsb3dfdmVyc2lvbhgEIAEoDRIOCgZzb3VyY2UYBSABKAkSKAoHcGF5bG9hZBgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiwQEKEURlbGl2ZXJ5UmVxdWVzdGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgJEhMKC3dvcmtmbG93X2lkGAMgASgJEhgKEHdvcmtmbG93X3ZlcnNpb24YBCABKA0SFAoMdGFyZ2V0X2luZGV4GAUgASgNEhYKDmRlc3RpbmF0aW9uX2lkGAYgASgJEigKB3BheWxvYWQYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IpYBChNNcXR0UGF5bG9hZFJlamVjdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCglzb3VyY2VfaWQYAiABKAkSEgoKbWVzc2FnZV9pZBgDIAEoCRINCgV0b3BpYxgEIAEoCRIOCgZmb3JtYXQYBSABKAkSDgoGcmVhc29uGAYgASgJEhYKDnBheWxvYWRfYmFzZTY0GAcgASgJIn4KEEVkZ2VBZ2VudENoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2VkZ2VfaWQYAiABKAkSDgoGY2hhbmdlGAMgASgJEgwKBG5hbWUYBCABKAkSDwoHYXBwX2lkcxgFIAMoCRIXCg9jaGFuZ2VkX2FwcF9pZHMYBiADKAliBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * A sender app was created, changed, deleted, or had its key or master secret rotated.
@@ -113,8 +113,8 @@ export const DestinationChangedSchema: GenMessage<DestinationChanged> = /*@__PUR
   messageDesc(file_nexus_events_v1_integration_events, 1);
 
 /**
- * A workflow version was saved (created, updated, rolled back) or the workflow deleted.
- * Subject nexus.integration.workflow_changed.
+ * A workflow version was saved (created, updated, rolled back), the workflow paused or
+ * resumed, or deleted. Subject nexus.integration.workflow_changed.
  *
  * @generated from message nexus.events.v1.WorkflowChanged
  */
@@ -134,7 +134,7 @@ export type WorkflowChanged = Message<"nexus.events.v1.WorkflowChanged"> & {
   workflowId: string;
 
   /**
-   * created, updated, rolled_back or deleted.
+   * created, updated, rolled_back, disabled, enabled or deleted.
    *
    * @generated from field: string change = 3;
    */
@@ -324,4 +324,126 @@ export type DeliveryRequested = Message<"nexus.events.v1.DeliveryRequested"> & {
  */
 export const DeliveryRequestedSchema: GenMessage<DeliveryRequested> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_integration_events, 5);
+
+/**
+ * An MQTT message whose payload did not parse in its source's format (bad JSON, bad CSV, not
+ * UTF-8): it never enters a workflow, it is parked in the dead-letter queue with the reason.
+ * Subject nexus.integration.mqtt_payload_rejected.
+ *
+ * @generated from message nexus.events.v1.MqttPayloadRejected
+ */
+export type MqttPayloadRejected = Message<"nexus.events.v1.MqttPayloadRejected"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The MQTT source.
+   *
+   * @generated from field: string source_id = 2;
+   */
+  sourceId: string;
+
+  /**
+   * The message id (topic + payload hash; the same message redelivered has the same id).
+   *
+   * @generated from field: string message_id = 3;
+   */
+  messageId: string;
+
+  /**
+   * The topic it came on.
+   *
+   * @generated from field: string topic = 4;
+   */
+  topic: string;
+
+  /**
+   * json or csv.
+   *
+   * @generated from field: string format = 5;
+   */
+  format: string;
+
+  /**
+   * Why it did not parse.
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+
+  /**
+   * The payload's bytes, base64.
+   *
+   * @generated from field: string payload_base64 = 7;
+   */
+  payloadBase64: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.MqttPayloadRejected.
+ * Use `create(MqttPayloadRejectedSchema)` to create a new message.
+ */
+export const MqttPayloadRejectedSchema: GenMessage<MqttPayloadRejected> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_integration_events, 6);
+
+/**
+ * An edge agent was registered or revoked, or had sender apps assigned or unassigned.
+ * Subject nexus.integration.edge_agent_changed; audit type integration.edge_agent.<change>.
+ *
+ * @generated from message nexus.events.v1.EdgeAgentChanged
+ */
+export type EdgeAgentChanged = Message<"nexus.events.v1.EdgeAgentChanged"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The edge agent.
+   *
+   * @generated from field: string edge_id = 2;
+   */
+  edgeId: string;
+
+  /**
+   * registered, revoked, apps_assigned or apps_unassigned.
+   *
+   * @generated from field: string change = 3;
+   */
+  change: string;
+
+  /**
+   * Its name.
+   *
+   * @generated from field: string name = 4;
+   */
+  name: string;
+
+  /**
+   * The sender apps assigned to it after the change.
+   *
+   * @generated from field: repeated string app_ids = 5;
+   */
+  appIds: string[];
+
+  /**
+   * The sender apps this change added or removed.
+   *
+   * @generated from field: repeated string changed_app_ids = 6;
+   */
+  changedAppIds: string[];
+};
+
+/**
+ * Describes the message nexus.events.v1.EdgeAgentChanged.
+ * Use `create(EdgeAgentChangedSchema)` to create a new message.
+ */
+export const EdgeAgentChangedSchema: GenMessage<EdgeAgentChanged> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_integration_events, 7);
 

@@ -2,8 +2,8 @@
 // @generated from file nexus/eventstore/v1/event_store_service.proto (package nexus.eventstore.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/eventstore/v1/event_store_service.proto.
  */
 export const file_nexus_eventstore_v1_event_store_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci1uZXh1cy9ldmVudHN0b3JlL3YxL2V2ZW50X3N0b3JlX3NlcnZpY2UucHJvdG8SE25leHVzLmV2ZW50c3RvcmUudjEi+wEKEldhdGNoRXZlbnRzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIlCgpzdHJlYW1faWRzGAIgAygJQhG6SA6SAQsQFCIHcgUQARiABBJJCgtldmVudF90eXBlcxgDIAMoCUI0ukgxkgEuEBQiKnIoEAEYgAQyIV5bQS1aYS16MC05X10rKFwuW0EtWmEtejAtOV9dKykrJBIbCg5hZnRlcl9wb3NpdGlvbhgEIAEoBEgAiAEBQhEKD19hZnRlcl9wb3NpdGlvbiK4AQoTV2F0Y2hFdmVudHNSZXNwb25zZRIxCgVldmVudBgBIAEoCzIgLm5leHVzLmV2ZW50c3RvcmUudjEuU3RvcmVkRXZlbnRIABIyCgljYXVnaHRfdXAYAiABKAsyHS5uZXh1cy5ldmVudHN0b3JlLnYxLlByb2dyZXNzSAASMgoJaGVhcnRiZWF0GAMgASgLMh0ubmV4dXMuZXZlbnRzdG9yZS52MS5Qcm9ncmVzc0gAQgYKBGtpbmQibQoLU3RvcmVkRXZlbnQSMAoIZW52ZWxvcGUYASABKAsyHi5uZXh1cy5ldmVudHMudjEuRXZlbnRFbnZlbG9wZRIUCgxwYXlsb2FkX2pzb24YAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0iHAoIUHJvZ3Jlc3MSEAoIcG9zaXRpb24YASABKAQiFwoVTGlzdEV2ZW50VHlwZXNSZXF1ZXN0ImoKFkxpc3RFdmVudFR5cGVzUmVzcG9uc2USMwoLZXZlbnRfdHlwZXMYASADKAsyHi5uZXh1cy5ldmVudHN0b3JlLnYxLkV2ZW50VHlwZRIbChNmaWxlX2Rlc2NyaXB0b3Jfc2V0GAIgASgMIncKCUV2ZW50VHlwZRIRCgl0eXBlX25hbWUYASABKAkSDQoFdG9waWMYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0SHAoUdXBjYXN0X2Zyb21fdmVyc2lvbnMYBCADKA0SEgoKcHJvdG9fZmlsZRgFIAEoCSKcAwoYUmVhZFN0cmVhbUhpc3RvcnlSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh0KCXN0cmVhbV9pZBgCIAEoCUIKukgHcgUQARiABBI2CgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEjQKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEhwKCnBhZ2VfdG9rZW4YBSABKAlCCLpIBXIDGIAIOo8BukiLARqIAQoSaGlzdG9yeS50aW1lX3JhbmdlEiFlbmRfdGltZSBtdXN0IGJlIGFmdGVyIHN0YXJ0X3RpbWUaTyFoYXModGhpcy5zdGFydF90aW1lKSB8fCAhaGFzKHRoaXMuZW5kX3RpbWUpIHx8IHRoaXMuZW5kX3RpbWUgPiB0aGlzLnN0YXJ0X3RpbWUijwEKGVJlYWRTdHJlYW1IaXN0b3J5UmVzcG9uc2USMAoGZXZlbnRzGAEgAygLMiAubmV4dXMuZXZlbnRzdG9yZS52MS5TdG9yZWRFdmVudBIPCgdwYXJ0aWFsGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIWCg5ldmVudHNfc2Nhbm5lZBgEIAEoBDLWAgoRRXZlbnRTdG9yZVNlcnZpY2USYgoLV2F0Y2hFdmVudHMSJy5uZXh1cy5ldmVudHN0b3JlLnYxLldhdGNoRXZlbnRzUmVxdWVzdBooLm5leHVzLmV2ZW50c3RvcmUudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABEmkKDkxpc3RFdmVudFR5cGVzEioubmV4dXMuZXZlbnRzdG9yZS52MS5MaXN0RXZlbnRUeXBlc1JlcXVlc3QaKy5uZXh1cy5ldmVudHN0b3JlLnYxLkxpc3RFdmVudFR5cGVzUmVzcG9uc2UScgoRUmVhZFN0cmVhbUhpc3RvcnkSLS5uZXh1cy5ldmVudHN0b3JlLnYxLlJlYWRTdHJlYW1IaXN0b3J5UmVxdWVzdBouLm5leHVzLmV2ZW50c3RvcmUudjEuUmVhZFN0cmVhbUhpc3RvcnlSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_nexus_events_v1_envelope]);
+  fileDesc("Ci1uZXh1cy9ldmVudHN0b3JlL3YxL2V2ZW50X3N0b3JlX3NlcnZpY2UucHJvdG8SE25leHVzLmV2ZW50c3RvcmUudjEi+wEKEldhdGNoRXZlbnRzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIlCgpzdHJlYW1faWRzGAIgAygJQhG6SA6SAQsQFCIHcgUQARiABBJJCgtldmVudF90eXBlcxgDIAMoCUI0ukgxkgEuEBQiKnIoEAEYgAQyIV5bQS1aYS16MC05X10rKFwuW0EtWmEtejAtOV9dKykrJBIbCg5hZnRlcl9wb3NpdGlvbhgEIAEoBEgAiAEBQhEKD19hZnRlcl9wb3NpdGlvbiK4AQoTV2F0Y2hFdmVudHNSZXNwb25zZRIxCgVldmVudBgBIAEoCzIgLm5leHVzLmV2ZW50c3RvcmUudjEuU3RvcmVkRXZlbnRIABIyCgljYXVnaHRfdXAYAiABKAsyHS5uZXh1cy5ldmVudHN0b3JlLnYxLlByb2dyZXNzSAASMgoJaGVhcnRiZWF0GAMgASgLMh0ubmV4dXMuZXZlbnRzdG9yZS52MS5Qcm9ncmVzc0gAQgYKBGtpbmQibQoLU3RvcmVkRXZlbnQSMAoIZW52ZWxvcGUYASABKAsyHi5uZXh1cy5ldmVudHMudjEuRXZlbnRFbnZlbG9wZRIUCgxwYXlsb2FkX2pzb24YAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0iHAoIUHJvZ3Jlc3MSEAoIcG9zaXRpb24YASABKAQiFwoVTGlzdEV2ZW50VHlwZXNSZXF1ZXN0ImoKFkxpc3RFdmVudFR5cGVzUmVzcG9uc2USMwoLZXZlbnRfdHlwZXMYASADKAsyHi5uZXh1cy5ldmVudHN0b3JlLnYxLkV2ZW50VHlwZRIbChNmaWxlX2Rlc2NyaXB0b3Jfc2V0GAIgASgMIncKCUV2ZW50VHlwZRIRCgl0eXBlX25hbWUYASABKAkSDQoFdG9waWMYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0SHAoUdXBjYXN0X2Zyb21fdmVyc2lvbnMYBCADKA0SEgoKcHJvdG9fZmlsZRgFIAEoCSKcAwoYUmVhZFN0cmVhbUhpc3RvcnlSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh0KCXN0cmVhbV9pZBgCIAEoCUIKukgHcgUQARiABBI2CgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEjQKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEhwKCnBhZ2VfdG9rZW4YBSABKAlCCLpIBXIDGIAIOo8BukiLARqIAQoSaGlzdG9yeS50aW1lX3JhbmdlEiFlbmRfdGltZSBtdXN0IGJlIGFmdGVyIHN0YXJ0X3RpbWUaTyFoYXModGhpcy5zdGFydF90aW1lKSB8fCAhaGFzKHRoaXMuZW5kX3RpbWUpIHx8IHRoaXMuZW5kX3RpbWUgPiB0aGlzLnN0YXJ0X3RpbWUijwEKGVJlYWRTdHJlYW1IaXN0b3J5UmVzcG9uc2USMAoGZXZlbnRzGAEgAygLMiAubmV4dXMuZXZlbnRzdG9yZS52MS5TdG9yZWRFdmVudBIPCgdwYXJ0aWFsGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIWCg5ldmVudHNfc2Nhbm5lZBgEIAEoBCJBCg5HZXRTYWdhUmVxdWVzdBIvCgdzYWdhX2lkGAEgASgJQh66SBtyGRABGMgBMhJeW0EtWmEtejAtOV8uOi1dKyQiOgoPR2V0U2FnYVJlc3BvbnNlEicKBHNhZ2EYASABKAsyGS5uZXh1cy5ldmVudHN0b3JlLnYxLlNhZ2EiwgEKEExpc3RTYWdhc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSLwoEbmFtZRgCIAEoCUIhukge2AEBchkYZDIVXlthLXowLTldW2EtejAtOV8tXSokEhoKCXBhZ2Vfc2l6ZRgDIAEoDUIHukgEKgIYZBIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiACCJWChFMaXN0U2FnYXNSZXNwb25zZRIoCgVzYWdhcxgBIAMoCzIZLm5leHVzLmV2ZW50c3RvcmUudjEuU2FnYRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiwAMKBFNhZ2ESDwoHc2FnYV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KBnN0YXR1cxgDIAEoDjIfLm5leHVzLmV2ZW50c3RvcmUudjEuU2FnYVN0YXR1cxIRCgl0ZW5hbnRfaWQYBCABKAkSLgoKc3RhcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCCABKAQSEQoJaW5fZmxpZ2h0GAkgASgJEiEKGXBvaW50X29mX25vX3JldHVybl9wYXNzZWQYCiABKAgSDgoGcmVhc29uGAsgASgJEhIKCmxhc3RfZXJyb3IYDCABKAkSLAoFc3RlcHMYDSADKAsyHS5uZXh1cy5ldmVudHN0b3JlLnYxLlNhZ2FTdGVwEi4KBmVycm9ycxgOIAMoCzIeLm5leHVzLmV2ZW50c3RvcmUudjEuU2FnYUVycm9yIooCCghTYWdhU3RlcBIMCgRuYW1lGAEgASgJEjIKBXN0YXRlGAIgASgOMiMubmV4dXMuZXZlbnRzdG9yZS52MS5TYWdhU3RlcC5TdGF0ZRIQCghhdHRlbXB0cxgDIAEoDRIdChVjb21wZW5zYXRpb25fYXR0ZW1wdHMYBCABKA0SGgoScG9pbnRfb2Zfbm9fcmV0dXJuGAUgASgIIm8KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEQoNU1RBVEVfUlVOTklORxABEhAKDFNUQVRFX0ZBSUxFRBACEhMKD1NUQVRFX0NPTVBMRVRFRBADEhUKEVNUQVRFX0NPTVBFTlNBVEVEEAQigAEKCVNhZ2FFcnJvchIMCgRzdGVwGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SFAoMY29tcGVuc2F0aW9uGAMgASgIEg0KBWVycm9yGAQgASgJEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqwAQoKU2FnYVN0YXR1cxIbChdTQUdBX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1NBR0FfU1RBVFVTX1JVTk5JTkcQARIcChhTQUdBX1NUQVRVU19DT01QRU5TQVRJTkcQAhIZChVTQUdBX1NUQVRVU19DT01QTEVURUQQAxIbChdTQUdBX1NUQVRVU19DT01QRU5TQVRFRBAEEhYKElNBR0FfU1RBVFVTX0ZBSUxFRBAFMogEChFFdmVudFN0b3JlU2VydmljZRJiCgtXYXRjaEV2ZW50cxInLm5leHVzLmV2ZW50c3RvcmUudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GigubmV4dXMuZXZlbnRzdG9yZS52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlMAESaQoOTGlzdEV2ZW50VHlwZXMSKi5uZXh1cy5ldmVudHN0b3JlLnYxLkxpc3RFdmVudFR5cGVzUmVxdWVzdBorLm5leHVzLmV2ZW50c3RvcmUudjEuTGlzdEV2ZW50VHlwZXNSZXNwb25zZRJyChFSZWFkU3RyZWFtSGlzdG9yeRItLm5leHVzLmV2ZW50c3RvcmUudjEuUmVhZFN0cmVhbUhpc3RvcnlSZXF1ZXN0Gi4ubmV4dXMuZXZlbnRzdG9yZS52MS5SZWFkU3RyZWFtSGlzdG9yeVJlc3BvbnNlElQKB0dldFNhZ2ESIy5uZXh1cy5ldmVudHN0b3JlLnYxLkdldFNhZ2FSZXF1ZXN0GiQubmV4dXMuZXZlbnRzdG9yZS52MS5HZXRTYWdhUmVzcG9uc2USWgoJTGlzdFNhZ2FzEiUubmV4dXMuZXZlbnRzdG9yZS52MS5MaXN0U2FnYXNSZXF1ZXN0GiYubmV4dXMuZXZlbnRzdG9yZS52MS5MaXN0U2FnYXNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_nexus_events_v1_envelope]);
 
 /**
  * Input of WatchEvents.
@@ -351,6 +351,434 @@ export const ReadStreamHistoryResponseSchema: GenMessage<ReadStreamHistoryRespon
   messageDesc(file_nexus_eventstore_v1_event_store_service, 8);
 
 /**
+ * Input of GetSaga.
+ *
+ * @generated from message nexus.eventstore.v1.GetSagaRequest
+ */
+export type GetSagaRequest = Message<"nexus.eventstore.v1.GetSagaRequest"> & {
+  /**
+   * The saga's id, e.g. "offboard-acme-1765000000000".
+   *
+   * @generated from field: string saga_id = 1;
+   */
+  sagaId: string;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.GetSagaRequest.
+ * Use `create(GetSagaRequestSchema)` to create a new message.
+ */
+export const GetSagaRequestSchema: GenMessage<GetSagaRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 9);
+
+/**
+ * Output of GetSaga.
+ *
+ * @generated from message nexus.eventstore.v1.GetSagaResponse
+ */
+export type GetSagaResponse = Message<"nexus.eventstore.v1.GetSagaResponse"> & {
+  /**
+   * The saga.
+   *
+   * @generated from field: nexus.eventstore.v1.Saga saga = 1;
+   */
+  saga?: Saga | undefined;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.GetSagaResponse.
+ * Use `create(GetSagaResponseSchema)` to create a new message.
+ */
+export const GetSagaResponseSchema: GenMessage<GetSagaResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 10);
+
+/**
+ * Input of ListSagas.
+ *
+ * @generated from message nexus.eventstore.v1.ListSagasRequest
+ */
+export type ListSagasRequest = Message<"nexus.eventstore.v1.ListSagasRequest"> & {
+  /**
+   * Only this tenant's sagas. Tenant keys: empty or their own tenant. Platform keys: empty
+   * lists every saga.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Only sagas of this definition, e.g. "tenant-offboarding"; empty means every one.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * At most this many sagas (1 to 100; 0 means 50).
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.ListSagasRequest.
+ * Use `create(ListSagasRequestSchema)` to create a new message.
+ */
+export const ListSagasRequestSchema: GenMessage<ListSagasRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 11);
+
+/**
+ * Output of ListSagas.
+ *
+ * @generated from message nexus.eventstore.v1.ListSagasResponse
+ */
+export type ListSagasResponse = Message<"nexus.eventstore.v1.ListSagasResponse"> & {
+  /**
+   * The sagas, newest first (steps and errors are left empty: see GetSaga).
+   *
+   * @generated from field: repeated nexus.eventstore.v1.Saga sagas = 1;
+   */
+  sagas: Saga[];
+
+  /**
+   * Token for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.ListSagasResponse.
+ * Use `create(ListSagasResponseSchema)` to create a new message.
+ */
+export const ListSagasResponseSchema: GenMessage<ListSagasResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 12);
+
+/**
+ * A saga's state, folded from its stream `saga-<id>`.
+ *
+ * @generated from message nexus.eventstore.v1.Saga
+ */
+export type Saga = Message<"nexus.eventstore.v1.Saga"> & {
+  /**
+   * Its id.
+   *
+   * @generated from field: string saga_id = 1;
+   */
+  sagaId: string;
+
+  /**
+   * Its definition, e.g. "tenant-offboarding".
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Where it is.
+   *
+   * @generated from field: nexus.eventstore.v1.SagaStatus status = 3;
+   */
+  status: SagaStatus;
+
+  /**
+   * The tenant it acts on; empty for an installation-wide saga.
+   *
+   * @generated from field: string tenant_id = 4;
+   */
+  tenantId: string;
+
+  /**
+   * When it started.
+   *
+   * @generated from field: google.protobuf.Timestamp started_at = 5;
+   */
+  startedAt?: Timestamp | undefined;
+
+  /**
+   * When its last event was recorded.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 6;
+   */
+  updatedAt?: Timestamp | undefined;
+
+  /**
+   * Past it, a saga that can still be undone compensates.
+   *
+   * @generated from field: google.protobuf.Timestamp deadline = 7;
+   */
+  deadline?: Timestamp | undefined;
+
+  /**
+   * Events on its stream.
+   *
+   * @generated from field: uint64 version = 8;
+   */
+  version: bigint;
+
+  /**
+   * The step (or `compensate:<step>`) running now, if any.
+   *
+   * @generated from field: string in_flight = 9;
+   */
+  inFlight: string;
+
+  /**
+   * A step marked as the point of no return completed: it can no longer be undone.
+   *
+   * @generated from field: bool point_of_no_return_passed = 10;
+   */
+  pointOfNoReturnPassed: boolean;
+
+  /**
+   * Why it compensates or failed.
+   *
+   * @generated from field: string reason = 11;
+   */
+  reason: string;
+
+  /**
+   * The last failed attempt's error.
+   *
+   * @generated from field: string last_error = 12;
+   */
+  lastError: string;
+
+  /**
+   * Its steps in the order they started (GetSaga only).
+   *
+   * @generated from field: repeated nexus.eventstore.v1.SagaStep steps = 13;
+   */
+  steps: SagaStep[];
+
+  /**
+   * Every failed attempt, of steps and compensations, oldest first (GetSaga only; at most 100,
+   * the newest).
+   *
+   * @generated from field: repeated nexus.eventstore.v1.SagaError errors = 14;
+   */
+  errors: SagaError[];
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.Saga.
+ * Use `create(SagaSchema)` to create a new message.
+ */
+export const SagaSchema: GenMessage<Saga> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 13);
+
+/**
+ * One step of a saga.
+ *
+ * @generated from message nexus.eventstore.v1.SagaStep
+ */
+export type SagaStep = Message<"nexus.eventstore.v1.SagaStep"> & {
+  /**
+   * The step's name, e.g. "suspend-keys".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Where it is.
+   *
+   * @generated from field: nexus.eventstore.v1.SagaStep.State state = 2;
+   */
+  state: SagaStep_State;
+
+  /**
+   * Attempts of the step.
+   *
+   * @generated from field: uint32 attempts = 3;
+   */
+  attempts: number;
+
+  /**
+   * Attempts of its compensation.
+   *
+   * @generated from field: uint32 compensation_attempts = 4;
+   */
+  compensationAttempts: number;
+
+  /**
+   * It was the point of no return (recorded when it completed).
+   *
+   * @generated from field: bool point_of_no_return = 5;
+   */
+  pointOfNoReturn: boolean;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.SagaStep.
+ * Use `create(SagaStepSchema)` to create a new message.
+ */
+export const SagaStepSchema: GenMessage<SagaStep> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 14);
+
+/**
+ * Where a step is.
+ *
+ * @generated from enum nexus.eventstore.v1.SagaStep.State
+ */
+export enum SagaStep_State {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Running now.
+   *
+   * @generated from enum value: STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Failed its last attempt (it may be retried).
+   *
+   * @generated from enum value: STATE_FAILED = 2;
+   */
+  FAILED = 2,
+
+  /**
+   * Done.
+   *
+   * @generated from enum value: STATE_COMPLETED = 3;
+   */
+  COMPLETED = 3,
+
+  /**
+   * Undone (or skipped, when it has no compensation).
+   *
+   * @generated from enum value: STATE_COMPENSATED = 4;
+   */
+  COMPENSATED = 4,
+}
+
+/**
+ * Describes the enum nexus.eventstore.v1.SagaStep.State.
+ */
+export const SagaStep_StateSchema: GenEnum<SagaStep_State> = /*@__PURE__*/
+  enumDesc(file_nexus_eventstore_v1_event_store_service, 14, 0);
+
+/**
+ * A failed attempt.
+ *
+ * @generated from message nexus.eventstore.v1.SagaError
+ */
+export type SagaError = Message<"nexus.eventstore.v1.SagaError"> & {
+  /**
+   * The step.
+   *
+   * @generated from field: string step = 1;
+   */
+  step: string;
+
+  /**
+   * The attempt's number (1, 2, …).
+   *
+   * @generated from field: uint32 attempt = 2;
+   */
+  attempt: number;
+
+  /**
+   * True when its compensation failed, false when the step itself did.
+   *
+   * @generated from field: bool compensation = 3;
+   */
+  compensation: boolean;
+
+  /**
+   * The error message.
+   *
+   * @generated from field: string error = 4;
+   */
+  error: string;
+
+  /**
+   * When it was recorded.
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_at = 5;
+   */
+  occurredAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.SagaError.
+ * Use `create(SagaErrorSchema)` to create a new message.
+ */
+export const SagaErrorSchema: GenMessage<SagaError> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 15);
+
+/**
+ * Where a saga is.
+ *
+ * @generated from enum nexus.eventstore.v1.SagaStatus
+ */
+export enum SagaStatus {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: SAGA_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Running its steps.
+   *
+   * @generated from enum value: SAGA_STATUS_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Undoing its started steps, newest first.
+   *
+   * @generated from enum value: SAGA_STATUS_COMPENSATING = 2;
+   */
+  COMPENSATING = 2,
+
+  /**
+   * Every step completed.
+   *
+   * @generated from enum value: SAGA_STATUS_COMPLETED = 3;
+   */
+  COMPLETED = 3,
+
+  /**
+   * Every started step was undone.
+   *
+   * @generated from enum value: SAGA_STATUS_COMPENSATED = 4;
+   */
+  COMPENSATED = 4,
+
+  /**
+   * Stopped for an operator: a step failed after the point of no return, or a compensation
+   * kept failing.
+   *
+   * @generated from enum value: SAGA_STATUS_FAILED = 5;
+   */
+  FAILED = 5,
+}
+
+/**
+ * Describes the enum nexus.eventstore.v1.SagaStatus.
+ */
+export const SagaStatusSchema: GenEnum<SagaStatus> = /*@__PURE__*/
+  enumDesc(file_nexus_eventstore_v1_event_store_service, 0);
+
+/**
  * The event store, read-only: a tenant's live change feed and the catalogue of event types.
  * Events are immutable facts in one total order (their `position`); every read hands them out
  * upgraded to their type's current shape (registered upcasters).
@@ -400,6 +828,30 @@ export const EventStoreService: GenService<{
     methodKind: "unary";
     input: typeof ReadStreamHistoryRequestSchema;
     output: typeof ReadStreamHistoryResponseSchema;
+  },
+  /**
+   * One saga (a multi-step process such as tenant offboarding) as its stream records it: its
+   * status, each step with its attempts and compensation, and the errors of failed attempts.
+   * Tenant admins and owners see their own tenant's sagas (another tenant's, or one without a
+   * tenant, is NOT_FOUND); platform operators see every saga, offboarding included.
+   *
+   * @generated from rpc nexus.eventstore.v1.EventStoreService.GetSaga
+   */
+  getSaga: {
+    methodKind: "unary";
+    input: typeof GetSagaRequestSchema;
+    output: typeof GetSagaResponseSchema;
+  },
+  /**
+   * Sagas, newest first. Tenant admins and owners: their own tenant's; platform operators:
+   * every saga, or one tenant's with `tenant_id`.
+   *
+   * @generated from rpc nexus.eventstore.v1.EventStoreService.ListSagas
+   */
+  listSagas: {
+    methodKind: "unary";
+    input: typeof ListSagasRequestSchema;
+    output: typeof ListSagasResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nexus_eventstore_v1_event_store_service, 0);

@@ -6,14 +6,14 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file nexus/integration/v1/edge_service.proto.
  */
 export const file_nexus_integration_v1_edge_service: GenFile = /*@__PURE__*/
-  fileDesc("CiduZXh1cy9pbnRlZ3JhdGlvbi92MS9lZGdlX3NlcnZpY2UucHJvdG8SFG5leHVzLmludGVncmF0aW9uLnYxIjMKFEdldEVkZ2VDb25maWdSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgMYgAEicwoVR2V0RWRnZUNvbmZpZ1Jlc3BvbnNlEisKBGFwcHMYASADKAsyHS5uZXh1cy5pbnRlZ3JhdGlvbi52MS5FZGdlQXBwEi0KCXN5bmNlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSgoHRWRnZUFwcBIOCgZhcHBfaWQYASABKAkSEgoKa2V5X2RpZ2VzdBgCIAEoDBIbChNlbmNyeXB0aW9uX3JlcXVpcmVkGAMgASgIMncKC0VkZ2VTZXJ2aWNlEmgKDUdldEVkZ2VDb25maWcSKi5uZXh1cy5pbnRlZ3JhdGlvbi52MS5HZXRFZGdlQ29uZmlnUmVxdWVzdBorLm5leHVzLmludGVncmF0aW9uLnYxLkdldEVkZ2VDb25maWdSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CiduZXh1cy9pbnRlZ3JhdGlvbi92MS9lZGdlX3NlcnZpY2UucHJvdG8SFG5leHVzLmludGVncmF0aW9uLnYxIlkKFEdldEVkZ2VDb25maWdSZXF1ZXN0EjAKBnN0YXR1cxgCIAEoCzIgLm5leHVzLmludGVncmF0aW9uLnYxLkVkZ2VTdGF0dXNKBAgBEAJSCXRlbmFudF9pZCKXAQoVR2V0RWRnZUNvbmZpZ1Jlc3BvbnNlEisKBGFwcHMYASADKAsyHS5uZXh1cy5pbnRlZ3JhdGlvbi52MS5FZGdlQXBwEi0KCXN5bmNlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZWRnZV9pZBgDIAEoCRIRCgl0ZW5hbnRfaWQYBCABKAkiSgoHRWRnZUFwcBIOCgZhcHBfaWQYASABKAkSEgoKa2V5X2RpZ2VzdBgCIAEoDBIbChNlbmNyeXB0aW9uX3JlcXVpcmVkGAMgASgIIo4CCgpFZGdlU3RhdHVzEiMKC3F1ZXVlX2RlcHRoGAEgASgEQg66SAsyCRj/////////DxIzChlvbGRlc3RfcXVldWVkX2FnZV9zZWNvbmRzGAIgASgBQhC6SA0SC0ABKQAAAAAAAAAAEjIKDmxhc3Rfc3luY190aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBInCg9mb3J3YXJkZWRfdG90YWwYBCABKARCDrpICzIJGP////////8PEiQKDGZhaWxlZF90b3RhbBgFIAEoBEIOukgLMgkY/////////w8SIwoLcXVldWVfYnl0ZXMYBiABKARCDrpICzIJGP////////8PInoKFkZvcndhcmRNZXNzYWdlc1JlcXVlc3QSGQoGYXBwX2lkGAEgASgJQgm6SAZyBBABGEASRQoIbWVzc2FnZXMYAiADKAsyJi5uZXh1cy5pbnRlZ3JhdGlvbi52MS5Gb3J3YXJkZWRNZXNzYWdlQgu6SAiSAQUIARD0AyJrChBGb3J3YXJkZWRNZXNzYWdlEiUKEWNsaWVudF9tZXNzYWdlX2lkGAEgASgJQgq6SAdyBRABGMgBEjAKB3BheWxvYWQYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Qga6SAPIAQEiTwoXRm9yd2FyZE1lc3NhZ2VzUmVzcG9uc2USNAoHcmVzdWx0cxgBIAMoCzIjLm5leHVzLmludGVncmF0aW9uLnYxLkZvcndhcmRSZXN1bHQilwEKDUZvcndhcmRSZXN1bHQSGQoRY2xpZW50X21lc3NhZ2VfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIRCglkdXBsaWNhdGUYAyABKAgSEQoJd29ya2Zsb3dzGAQgASgNEjEKBWVycm9yGAUgASgLMiIubmV4dXMuaW50ZWdyYXRpb24udjEuRm9yd2FyZEVycm9yIj0KDEZvcndhcmRFcnJvchIMCgRjb2RlGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIPCgdtZXNzYWdlGAMgASgJIqwCCglFZGdlQWdlbnQSDwoHZWRnZV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIPCgdhcHBfaWRzGAQgAygJEhQKDHRva2VuX3ByZWZpeBgFIAEoCRIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3Rfc2Vlbl90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgZzdGF0dXMYCSABKAsyIC5uZXh1cy5pbnRlZ3JhdGlvbi52MS5FZGdlU3RhdHVzInAKE1JlZ2lzdGVyRWRnZVJlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyAxiAARIXCgRuYW1lGAIgASgJQgm6SAZyBBABGGQSIwoHYXBwX2lkcxgDIAMoCUISukgPkgEMEGQYASIGcgQQARhAIlkKFFJlZ2lzdGVyRWRnZVJlc3BvbnNlEi0KBGVkZ2UYASABKAsyHy5uZXh1cy5pbnRlZ3JhdGlvbi52MS5FZGdlQWdlbnQSEgoKZWRnZV90b2tlbhgCIAEoCSJIChBMaXN0RWRnZXNSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgMYgAESFwoPaW5jbHVkZV9yZXZva2VkGAIgASgIIkMKEUxpc3RFZGdlc1Jlc3BvbnNlEi4KBWVkZ2VzGAEgAygLMh8ubmV4dXMuaW50ZWdyYXRpb24udjEuRWRnZUFnZW50IkkKDkdldEVkZ2VSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgMYgAESGgoHZWRnZV9pZBgCIAEoCUIJukgGcgQQARhAIkAKD0dldEVkZ2VSZXNwb25zZRItCgRlZGdlGAEgASgLMh8ubmV4dXMuaW50ZWdyYXRpb24udjEuRWRnZUFnZW50IkwKEVJldm9rZUVkZ2VSZXF1ZXN0EhsKCXRlbmFudF9pZBgBIAEoCUIIukgFcgMYgAESGgoHZWRnZV9pZBgCIAEoCUIJukgGcgQQARhAIkMKElJldm9rZUVkZ2VSZXNwb25zZRItCgRlZGdlGAEgASgLMh8ubmV4dXMuaW50ZWdyYXRpb24udjEuRWRnZUFnZW50IncKFUFzc2lnbkVkZ2VBcHBzUmVxdWVzdBIbCgl0ZW5hbnRfaWQYASABKAlCCLpIBXIDGIABEhoKB2VkZ2VfaWQYAiABKAlCCbpIBnIEEAEYQBIlCgdhcHBfaWRzGAMgAygJQhS6SBGSAQ4IARBkGAEiBnIEEAEYQCJHChZBc3NpZ25FZGdlQXBwc1Jlc3BvbnNlEi0KBGVkZ2UYASABKAsyHy5uZXh1cy5pbnRlZ3JhdGlvbi52MS5FZGdlQWdlbnQieQoXVW5hc3NpZ25FZGdlQXBwc1JlcXVlc3QSGwoJdGVuYW50X2lkGAEgASgJQgi6SAVyAxiAARIaCgdlZGdlX2lkGAIgASgJQgm6SAZyBBABGEASJQoHYXBwX2lkcxgDIAMoCUIUukgRkgEOCAEQZBgBIgZyBBABGEAiSQoYVW5hc3NpZ25FZGdlQXBwc1Jlc3BvbnNlEi0KBGVkZ2UYASABKAsyHy5uZXh1cy5pbnRlZ3JhdGlvbi52MS5FZGdlQWdlbnQyxQYKC0VkZ2VTZXJ2aWNlEmgKDUdldEVkZ2VDb25maWcSKi5uZXh1cy5pbnRlZ3JhdGlvbi52MS5HZXRFZGdlQ29uZmlnUmVxdWVzdBorLm5leHVzLmludGVncmF0aW9uLnYxLkdldEVkZ2VDb25maWdSZXNwb25zZRJuCg9Gb3J3YXJkTWVzc2FnZXMSLC5uZXh1cy5pbnRlZ3JhdGlvbi52MS5Gb3J3YXJkTWVzc2FnZXNSZXF1ZXN0Gi0ubmV4dXMuaW50ZWdyYXRpb24udjEuRm9yd2FyZE1lc3NhZ2VzUmVzcG9uc2USZQoMUmVnaXN0ZXJFZGdlEikubmV4dXMuaW50ZWdyYXRpb24udjEuUmVnaXN0ZXJFZGdlUmVxdWVzdBoqLm5leHVzLmludGVncmF0aW9uLnYxLlJlZ2lzdGVyRWRnZVJlc3BvbnNlElwKCUxpc3RFZGdlcxImLm5leHVzLmludGVncmF0aW9uLnYxLkxpc3RFZGdlc1JlcXVlc3QaJy5uZXh1cy5pbnRlZ3JhdGlvbi52MS5MaXN0RWRnZXNSZXNwb25zZRJWCgdHZXRFZGdlEiQubmV4dXMuaW50ZWdyYXRpb24udjEuR2V0RWRnZVJlcXVlc3QaJS5uZXh1cy5pbnRlZ3JhdGlvbi52MS5HZXRFZGdlUmVzcG9uc2USXwoKUmV2b2tlRWRnZRInLm5leHVzLmludGVncmF0aW9uLnYxLlJldm9rZUVkZ2VSZXF1ZXN0GigubmV4dXMuaW50ZWdyYXRpb24udjEuUmV2b2tlRWRnZVJlc3BvbnNlEmsKDkFzc2lnbkVkZ2VBcHBzEisubmV4dXMuaW50ZWdyYXRpb24udjEuQXNzaWduRWRnZUFwcHNSZXF1ZXN0GiwubmV4dXMuaW50ZWdyYXRpb24udjEuQXNzaWduRWRnZUFwcHNSZXNwb25zZRJxChBVbmFzc2lnbkVkZ2VBcHBzEi0ubmV4dXMuaW50ZWdyYXRpb24udjEuVW5hc3NpZ25FZGdlQXBwc1JlcXVlc3QaLi5uZXh1cy5pbnRlZ3JhdGlvbi52MS5VbmFzc2lnbkVkZ2VBcHBzUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Input of GetEdgeConfig.
@@ -22,11 +22,11 @@ export const file_nexus_integration_v1_edge_service: GenFile = /*@__PURE__*/
  */
 export type GetEdgeConfigRequest = Message<"nexus.integration.v1.GetEdgeConfigRequest"> & {
   /**
-   * The tenant; empty for the caller's own.
+   * What the agent reports about itself (shown by ListEdges).
    *
-   * @generated from field: string tenant_id = 1;
+   * @generated from field: nexus.integration.v1.EdgeStatus status = 2;
    */
-  tenantId: string;
+  status?: EdgeStatus | undefined;
 };
 
 /**
@@ -43,7 +43,7 @@ export const GetEdgeConfigRequestSchema: GenMessage<GetEdgeConfigRequest> = /*@_
  */
 export type GetEdgeConfigResponse = Message<"nexus.integration.v1.GetEdgeConfigResponse"> & {
   /**
-   * The tenant's sender apps.
+   * The sender apps assigned to this edge agent.
    *
    * @generated from field: repeated nexus.integration.v1.EdgeApp apps = 1;
    */
@@ -55,6 +55,20 @@ export type GetEdgeConfigResponse = Message<"nexus.integration.v1.GetEdgeConfigR
    * @generated from field: google.protobuf.Timestamp synced_at = 2;
    */
   syncedAt?: Timestamp | undefined;
+
+  /**
+   * The edge agent the token belongs to.
+   *
+   * @generated from field: string edge_id = 3;
+   */
+  edgeId: string;
+
+  /**
+   * Its tenant.
+   *
+   * @generated from field: string tenant_id = 4;
+   */
+  tenantId: string;
 };
 
 /**
@@ -100,16 +114,641 @@ export const EdgeAppSchema: GenMessage<EdgeApp> = /*@__PURE__*/
   messageDesc(file_nexus_integration_v1_edge_service, 2);
 
 /**
- * What `nexus edge` (the agent beside customer applications, docs/edge.md) needs from the hub.
- * The agent accepts the same ingress as the hub, checks app keys itself against the digests
- * synced here, and forwards messages with `IntegrationService.Ingest`.
+ * What an edge agent reports about itself.
+ *
+ * @generated from message nexus.integration.v1.EdgeStatus
+ */
+export type EdgeStatus = Message<"nexus.integration.v1.EdgeStatus"> & {
+  /**
+   * Messages waiting in its queue.
+   *
+   * @generated from field: uint64 queue_depth = 1;
+   */
+  queueDepth: bigint;
+
+  /**
+   * Age of the oldest queued message in seconds (0 when empty).
+   *
+   * @generated from field: double oldest_queued_age_seconds = 2;
+   */
+  oldestQueuedAgeSeconds: number;
+
+  /**
+   * When the agent last synced its configuration (before this call).
+   *
+   * @generated from field: google.protobuf.Timestamp last_sync_time = 3;
+   */
+  lastSyncTime?: Timestamp | undefined;
+
+  /**
+   * Messages the hub accepted from it since it started.
+   *
+   * @generated from field: uint64 forwarded_total = 4;
+   */
+  forwardedTotal: bigint;
+
+  /**
+   * Queued messages the hub refused for good since it started (kept aside by the agent).
+   *
+   * @generated from field: uint64 failed_total = 5;
+   */
+  failedTotal: bigint;
+
+  /**
+   * Payload bytes waiting in its queue.
+   *
+   * @generated from field: uint64 queue_bytes = 6;
+   */
+  queueBytes: bigint;
+};
+
+/**
+ * Describes the message nexus.integration.v1.EdgeStatus.
+ * Use `create(EdgeStatusSchema)` to create a new message.
+ */
+export const EdgeStatusSchema: GenMessage<EdgeStatus> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 3);
+
+/**
+ * Input of ForwardMessages.
+ *
+ * @generated from message nexus.integration.v1.ForwardMessagesRequest
+ */
+export type ForwardMessagesRequest = Message<"nexus.integration.v1.ForwardMessagesRequest"> & {
+  /**
+   * The sender app the messages come from (assigned to this edge).
+   *
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * The messages, in the order the app sent them.
+   *
+   * @generated from field: repeated nexus.integration.v1.ForwardedMessage messages = 2;
+   */
+  messages: ForwardedMessage[];
+};
+
+/**
+ * Describes the message nexus.integration.v1.ForwardMessagesRequest.
+ * Use `create(ForwardMessagesRequestSchema)` to create a new message.
+ */
+export const ForwardMessagesRequestSchema: GenMessage<ForwardMessagesRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 4);
+
+/**
+ * One queued message.
+ *
+ * @generated from message nexus.integration.v1.ForwardedMessage
+ */
+export type ForwardedMessage = Message<"nexus.integration.v1.ForwardedMessage"> & {
+  /**
+   * The sender's id for the message (the edge makes one when the sender gave none); a repeat
+   * within 24 h is accepted once.
+   *
+   * @generated from field: string client_message_id = 1;
+   */
+  clientMessageId: string;
+
+  /**
+   * The payload: a JSON object, or an encryption envelope when the app requires encryption.
+   *
+   * @generated from field: google.protobuf.Struct payload = 2;
+   */
+  payload?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message nexus.integration.v1.ForwardedMessage.
+ * Use `create(ForwardedMessageSchema)` to create a new message.
+ */
+export const ForwardedMessageSchema: GenMessage<ForwardedMessage> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 5);
+
+/**
+ * Output of ForwardMessages.
+ *
+ * @generated from message nexus.integration.v1.ForwardMessagesResponse
+ */
+export type ForwardMessagesResponse = Message<"nexus.integration.v1.ForwardMessagesResponse"> & {
+  /**
+   * One result per message, in the request's order.
+   *
+   * @generated from field: repeated nexus.integration.v1.ForwardResult results = 1;
+   */
+  results: ForwardResult[];
+};
+
+/**
+ * Describes the message nexus.integration.v1.ForwardMessagesResponse.
+ * Use `create(ForwardMessagesResponseSchema)` to create a new message.
+ */
+export const ForwardMessagesResponseSchema: GenMessage<ForwardMessagesResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 6);
+
+/**
+ * What became of one forwarded message.
+ *
+ * @generated from message nexus.integration.v1.ForwardResult
+ */
+export type ForwardResult = Message<"nexus.integration.v1.ForwardResult"> & {
+  /**
+   * The message's client message id.
+   *
+   * @generated from field: string client_message_id = 1;
+   */
+  clientMessageId: string;
+
+  /**
+   * The hub's message id (also for a duplicate: the first one's).
+   *
+   * @generated from field: string message_id = 2;
+   */
+  messageId: string;
+
+  /**
+   * The hub had accepted it before (a resend).
+   *
+   * @generated from field: bool duplicate = 3;
+   */
+  duplicate: boolean;
+
+  /**
+   * Workflows it was queued for.
+   *
+   * @generated from field: uint32 workflows = 4;
+   */
+  workflows: number;
+
+  /**
+   * Set when the hub refused this message for good (e.g. the app's field schema rejects it);
+   * the other messages of the batch are not affected.
+   *
+   * @generated from field: nexus.integration.v1.ForwardError error = 5;
+   */
+  error?: ForwardError | undefined;
+};
+
+/**
+ * Describes the message nexus.integration.v1.ForwardResult.
+ * Use `create(ForwardResultSchema)` to create a new message.
+ */
+export const ForwardResultSchema: GenMessage<ForwardResult> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 7);
+
+/**
+ * Why the hub refused one forwarded message.
+ *
+ * @generated from message nexus.integration.v1.ForwardError
+ */
+export type ForwardError = Message<"nexus.integration.v1.ForwardError"> & {
+  /**
+   * The gRPC code's name (e.g. `InvalidArgument`).
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * The ErrorInfo reason (e.g. `INVALID_ARGUMENT`).
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * The explanation.
+   *
+   * @generated from field: string message = 3;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message nexus.integration.v1.ForwardError.
+ * Use `create(ForwardErrorSchema)` to create a new message.
+ */
+export const ForwardErrorSchema: GenMessage<ForwardError> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 8);
+
+/**
+ * A registered edge agent.
+ *
+ * @generated from message nexus.integration.v1.EdgeAgent
+ */
+export type EdgeAgent = Message<"nexus.integration.v1.EdgeAgent"> & {
+  /**
+   * Identifier.
+   *
+   * @generated from field: string edge_id = 1;
+   */
+  edgeId: string;
+
+  /**
+   * Owning tenant.
+   *
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * Display name (unique in the tenant).
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The sender apps it may send for.
+   *
+   * @generated from field: repeated string app_ids = 4;
+   */
+  appIds: string[];
+
+  /**
+   * The non-secret start of its token, for recognising it.
+   *
+   * @generated from field: string token_prefix = 5;
+   */
+  tokenPrefix: string;
+
+  /**
+   * Registration time.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 6;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When its token was revoked (unset while active).
+   *
+   * @generated from field: google.protobuf.Timestamp revoke_time = 7;
+   */
+  revokeTime?: Timestamp | undefined;
+
+  /**
+   * When it last called the hub (sync or forward).
+   *
+   * @generated from field: google.protobuf.Timestamp last_seen_time = 8;
+   */
+  lastSeenTime?: Timestamp | undefined;
+
+  /**
+   * What it reported at its last sync.
+   *
+   * @generated from field: nexus.integration.v1.EdgeStatus status = 9;
+   */
+  status?: EdgeStatus | undefined;
+};
+
+/**
+ * Describes the message nexus.integration.v1.EdgeAgent.
+ * Use `create(EdgeAgentSchema)` to create a new message.
+ */
+export const EdgeAgentSchema: GenMessage<EdgeAgent> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 9);
+
+/**
+ * Input of RegisterEdge.
+ *
+ * @generated from message nexus.integration.v1.RegisterEdgeRequest
+ */
+export type RegisterEdgeRequest = Message<"nexus.integration.v1.RegisterEdgeRequest"> & {
+  /**
+   * The tenant; empty for the caller's own.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Display name, unique in the tenant.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The sender apps it may send for (may be empty: assign later).
+   *
+   * @generated from field: repeated string app_ids = 3;
+   */
+  appIds: string[];
+};
+
+/**
+ * Describes the message nexus.integration.v1.RegisterEdgeRequest.
+ * Use `create(RegisterEdgeRequestSchema)` to create a new message.
+ */
+export const RegisterEdgeRequestSchema: GenMessage<RegisterEdgeRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 10);
+
+/**
+ * Output of RegisterEdge.
+ *
+ * @generated from message nexus.integration.v1.RegisterEdgeResponse
+ */
+export type RegisterEdgeResponse = Message<"nexus.integration.v1.RegisterEdgeResponse"> & {
+  /**
+   * The edge agent.
+   *
+   * @generated from field: nexus.integration.v1.EdgeAgent edge = 1;
+   */
+  edge?: EdgeAgent | undefined;
+
+  /**
+   * Its token (`nxe_<edge id>_<secret>`), shown once: pass it to `nexus edge --token`.
+   *
+   * @generated from field: string edge_token = 2;
+   */
+  edgeToken: string;
+};
+
+/**
+ * Describes the message nexus.integration.v1.RegisterEdgeResponse.
+ * Use `create(RegisterEdgeResponseSchema)` to create a new message.
+ */
+export const RegisterEdgeResponseSchema: GenMessage<RegisterEdgeResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 11);
+
+/**
+ * Input of ListEdges.
+ *
+ * @generated from message nexus.integration.v1.ListEdgesRequest
+ */
+export type ListEdgesRequest = Message<"nexus.integration.v1.ListEdgesRequest"> & {
+  /**
+   * The tenant; empty for the caller's own.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Include revoked edge agents.
+   *
+   * @generated from field: bool include_revoked = 2;
+   */
+  includeRevoked: boolean;
+};
+
+/**
+ * Describes the message nexus.integration.v1.ListEdgesRequest.
+ * Use `create(ListEdgesRequestSchema)` to create a new message.
+ */
+export const ListEdgesRequestSchema: GenMessage<ListEdgesRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 12);
+
+/**
+ * Output of ListEdges.
+ *
+ * @generated from message nexus.integration.v1.ListEdgesResponse
+ */
+export type ListEdgesResponse = Message<"nexus.integration.v1.ListEdgesResponse"> & {
+  /**
+   * The edge agents, by name.
+   *
+   * @generated from field: repeated nexus.integration.v1.EdgeAgent edges = 1;
+   */
+  edges: EdgeAgent[];
+};
+
+/**
+ * Describes the message nexus.integration.v1.ListEdgesResponse.
+ * Use `create(ListEdgesResponseSchema)` to create a new message.
+ */
+export const ListEdgesResponseSchema: GenMessage<ListEdgesResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 13);
+
+/**
+ * Input of GetEdge.
+ *
+ * @generated from message nexus.integration.v1.GetEdgeRequest
+ */
+export type GetEdgeRequest = Message<"nexus.integration.v1.GetEdgeRequest"> & {
+  /**
+   * The tenant; empty for the caller's own.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The edge agent.
+   *
+   * @generated from field: string edge_id = 2;
+   */
+  edgeId: string;
+};
+
+/**
+ * Describes the message nexus.integration.v1.GetEdgeRequest.
+ * Use `create(GetEdgeRequestSchema)` to create a new message.
+ */
+export const GetEdgeRequestSchema: GenMessage<GetEdgeRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 14);
+
+/**
+ * Output of GetEdge.
+ *
+ * @generated from message nexus.integration.v1.GetEdgeResponse
+ */
+export type GetEdgeResponse = Message<"nexus.integration.v1.GetEdgeResponse"> & {
+  /**
+   * The edge agent.
+   *
+   * @generated from field: nexus.integration.v1.EdgeAgent edge = 1;
+   */
+  edge?: EdgeAgent | undefined;
+};
+
+/**
+ * Describes the message nexus.integration.v1.GetEdgeResponse.
+ * Use `create(GetEdgeResponseSchema)` to create a new message.
+ */
+export const GetEdgeResponseSchema: GenMessage<GetEdgeResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 15);
+
+/**
+ * Input of RevokeEdge.
+ *
+ * @generated from message nexus.integration.v1.RevokeEdgeRequest
+ */
+export type RevokeEdgeRequest = Message<"nexus.integration.v1.RevokeEdgeRequest"> & {
+  /**
+   * The tenant; empty for the caller's own.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The edge agent.
+   *
+   * @generated from field: string edge_id = 2;
+   */
+  edgeId: string;
+};
+
+/**
+ * Describes the message nexus.integration.v1.RevokeEdgeRequest.
+ * Use `create(RevokeEdgeRequestSchema)` to create a new message.
+ */
+export const RevokeEdgeRequestSchema: GenMessage<RevokeEdgeRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 16);
+
+/**
+ * Output of RevokeEdge.
+ *
+ * @generated from message nexus.integration.v1.RevokeEdgeResponse
+ */
+export type RevokeEdgeResponse = Message<"nexus.integration.v1.RevokeEdgeResponse"> & {
+  /**
+   * The edge agent, revoked.
+   *
+   * @generated from field: nexus.integration.v1.EdgeAgent edge = 1;
+   */
+  edge?: EdgeAgent | undefined;
+};
+
+/**
+ * Describes the message nexus.integration.v1.RevokeEdgeResponse.
+ * Use `create(RevokeEdgeResponseSchema)` to create a new message.
+ */
+export const RevokeEdgeResponseSchema: GenMessage<RevokeEdgeResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 17);
+
+/**
+ * Input of AssignEdgeApps.
+ *
+ * @generated from message nexus.integration.v1.AssignEdgeAppsRequest
+ */
+export type AssignEdgeAppsRequest = Message<"nexus.integration.v1.AssignEdgeAppsRequest"> & {
+  /**
+   * The tenant; empty for the caller's own.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The edge agent.
+   *
+   * @generated from field: string edge_id = 2;
+   */
+  edgeId: string;
+
+  /**
+   * Sender apps of the tenant to add.
+   *
+   * @generated from field: repeated string app_ids = 3;
+   */
+  appIds: string[];
+};
+
+/**
+ * Describes the message nexus.integration.v1.AssignEdgeAppsRequest.
+ * Use `create(AssignEdgeAppsRequestSchema)` to create a new message.
+ */
+export const AssignEdgeAppsRequestSchema: GenMessage<AssignEdgeAppsRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 18);
+
+/**
+ * Output of AssignEdgeApps.
+ *
+ * @generated from message nexus.integration.v1.AssignEdgeAppsResponse
+ */
+export type AssignEdgeAppsResponse = Message<"nexus.integration.v1.AssignEdgeAppsResponse"> & {
+  /**
+   * The edge agent after the change.
+   *
+   * @generated from field: nexus.integration.v1.EdgeAgent edge = 1;
+   */
+  edge?: EdgeAgent | undefined;
+};
+
+/**
+ * Describes the message nexus.integration.v1.AssignEdgeAppsResponse.
+ * Use `create(AssignEdgeAppsResponseSchema)` to create a new message.
+ */
+export const AssignEdgeAppsResponseSchema: GenMessage<AssignEdgeAppsResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 19);
+
+/**
+ * Input of UnassignEdgeApps.
+ *
+ * @generated from message nexus.integration.v1.UnassignEdgeAppsRequest
+ */
+export type UnassignEdgeAppsRequest = Message<"nexus.integration.v1.UnassignEdgeAppsRequest"> & {
+  /**
+   * The tenant; empty for the caller's own.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The edge agent.
+   *
+   * @generated from field: string edge_id = 2;
+   */
+  edgeId: string;
+
+  /**
+   * Sender apps to remove.
+   *
+   * @generated from field: repeated string app_ids = 3;
+   */
+  appIds: string[];
+};
+
+/**
+ * Describes the message nexus.integration.v1.UnassignEdgeAppsRequest.
+ * Use `create(UnassignEdgeAppsRequestSchema)` to create a new message.
+ */
+export const UnassignEdgeAppsRequestSchema: GenMessage<UnassignEdgeAppsRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 20);
+
+/**
+ * Output of UnassignEdgeApps.
+ *
+ * @generated from message nexus.integration.v1.UnassignEdgeAppsResponse
+ */
+export type UnassignEdgeAppsResponse = Message<"nexus.integration.v1.UnassignEdgeAppsResponse"> & {
+  /**
+   * The edge agent after the change.
+   *
+   * @generated from field: nexus.integration.v1.EdgeAgent edge = 1;
+   */
+  edge?: EdgeAgent | undefined;
+};
+
+/**
+ * Describes the message nexus.integration.v1.UnassignEdgeAppsResponse.
+ * Use `create(UnassignEdgeAppsResponseSchema)` to create a new message.
+ */
+export const UnassignEdgeAppsResponseSchema: GenMessage<UnassignEdgeAppsResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_integration_v1_edge_service, 21);
+
+/**
+ * Edge agents (`nexus edge`, docs/edge.md): registered and managed from the hub by tenant
+ * admins, and the calls an agent makes with its edge token. The agent accepts the same ingress
+ * as the hub, checks app keys itself against the digests synced with GetEdgeConfig, and
+ * forwards its queue with ForwardMessages.
+ *
+ * GetEdgeConfig and ForwardMessages take no API key: they authenticate the edge token
+ * (`Authorization: Bearer nxe_…`, returned once by RegisterEdge), which is scoped to its tenant
+ * and to the sender apps assigned to the edge. A revoked token is refused at once
+ * (UNAUTHENTICATED EDGE_TOKEN_REVOKED).
  *
  * @generated from service nexus.integration.v1.EdgeService
  */
 export const EdgeService: GenService<{
   /**
-   * The configuration an edge agent validates app keys with: the tenant's sender apps, each
-   * with the SHA-256 digest of its current app key (never the key itself).
+   * The configuration an edge agent validates app keys with: the sender apps assigned to it,
+   * each with the SHA-256 digest of its current app key (never the key itself). The agent
+   * reports its status with it (last seen, queue depth, last sync). Edge token only.
    *
    * @generated from rpc nexus.integration.v1.EdgeService.GetEdgeConfig
    */
@@ -117,6 +756,78 @@ export const EdgeService: GenService<{
     methodKind: "unary";
     input: typeof GetEdgeConfigRequestSchema;
     output: typeof GetEdgeConfigResponseSchema;
+  },
+  /**
+   * Forwards a batch of one app's queued messages, accepted in the order given, each at most
+   * once per client message id (a resend is answered `duplicate`). An app not assigned to the
+   * edge is PERMISSION_DENIED (EDGE_APP_NOT_ASSIGNED). Edge token only.
+   *
+   * @generated from rpc nexus.integration.v1.EdgeService.ForwardMessages
+   */
+  forwardMessages: {
+    methodKind: "unary";
+    input: typeof ForwardMessagesRequestSchema;
+    output: typeof ForwardMessagesResponseSchema;
+  },
+  /**
+   * Registers an edge agent with the sender apps it may send for; returns its token once.
+   *
+   * @generated from rpc nexus.integration.v1.EdgeService.RegisterEdge
+   */
+  registerEdge: {
+    methodKind: "unary";
+    input: typeof RegisterEdgeRequestSchema;
+    output: typeof RegisterEdgeResponseSchema;
+  },
+  /**
+   * The tenant's edge agents, with what each last reported.
+   *
+   * @generated from rpc nexus.integration.v1.EdgeService.ListEdges
+   */
+  listEdges: {
+    methodKind: "unary";
+    input: typeof ListEdgesRequestSchema;
+    output: typeof ListEdgesResponseSchema;
+  },
+  /**
+   * One edge agent.
+   *
+   * @generated from rpc nexus.integration.v1.EdgeService.GetEdge
+   */
+  getEdge: {
+    methodKind: "unary";
+    input: typeof GetEdgeRequestSchema;
+    output: typeof GetEdgeResponseSchema;
+  },
+  /**
+   * Revokes an edge agent's token: its next call is refused (UNAUTHENTICATED).
+   *
+   * @generated from rpc nexus.integration.v1.EdgeService.RevokeEdge
+   */
+  revokeEdge: {
+    methodKind: "unary";
+    input: typeof RevokeEdgeRequestSchema;
+    output: typeof RevokeEdgeResponseSchema;
+  },
+  /**
+   * Lets an edge agent send for more sender apps (it picks them up at its next sync).
+   *
+   * @generated from rpc nexus.integration.v1.EdgeService.AssignEdgeApps
+   */
+  assignEdgeApps: {
+    methodKind: "unary";
+    input: typeof AssignEdgeAppsRequestSchema;
+    output: typeof AssignEdgeAppsResponseSchema;
+  },
+  /**
+   * Stops an edge agent sending for sender apps.
+   *
+   * @generated from rpc nexus.integration.v1.EdgeService.UnassignEdgeApps
+   */
+  unassignEdgeApps: {
+    methodKind: "unary";
+    input: typeof UnassignEdgeAppsRequestSchema;
+    output: typeof UnassignEdgeAppsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nexus_integration_v1_edge_service, 0);
