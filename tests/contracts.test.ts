@@ -112,6 +112,7 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     ListRetentionReports: "unary",
     CreateDataSubjectRequest: "unary",
     ApproveDataSubjectRequest: "unary",
+    RetryDataSubjectRequest: "unary",
     GetDataSubjectRequest: "unary",
     ListDataSubjectRequests: "unary",
     DownloadDataSubjectArchive: "unary",

@@ -302,6 +302,21 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     outcome: "success",
     after: details({ kind: p.kind, scope: p.scope, subject_id: p.subjectId, items: p.items ?? 0, kept: p.kept ?? 0 }),
   }),
+  "nexus.events.v1.DataSubjectRequestFailed": ({ p, actor }) => ({
+    eventType: "governance.subject_request.failed",
+    actor,
+    action: `${GOVERNANCE}/CreateDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "failure",
+    after: details({ kind: p.kind, part: p.part, error: p.error, attempts: p.attempts ?? 0 }),
+  }),
+  "nexus.events.v1.DataSubjectRequestRetried": ({ p, actor }) => ({
+    eventType: "governance.subject_request.retried",
+    actor,
+    action: `${GOVERNANCE}/RetryDataSubjectRequest`,
+    resource: { type: "subject_request", id: str(p.requestId) },
+    outcome: "success",
+  }),
   "nexus.events.v1.GovernanceSettingsChanged": ({ p, actor }) => ({
     eventType: "governance.settings.changed",
     actor,

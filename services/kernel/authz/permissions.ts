@@ -75,6 +75,7 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // operators do not read customers' data).
   "/nexus.governance.v1.GovernanceService/CreateDataSubjectRequest": admin,
   "/nexus.governance.v1.GovernanceService/ApproveDataSubjectRequest": admin,
+  "/nexus.governance.v1.GovernanceService/RetryDataSubjectRequest": admin,
   "/nexus.governance.v1.GovernanceService/GetDataSubjectRequest": admin,
   "/nexus.governance.v1.GovernanceService/ListDataSubjectRequests": admin,
   "/nexus.governance.v1.GovernanceService/DownloadDataSubjectArchive": admin,
