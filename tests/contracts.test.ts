@@ -110,6 +110,7 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
   "nexus.agent.v1.AgentService": {
     Run: "server_streaming",
     CancelRun: "unary",
+    WatchRun: "server_streaming",
     GetSession: "unary",
     ListSessions: "unary",
     DeleteSession: "unary",
@@ -174,10 +175,13 @@ describe("contracts: the v1 surface", () => {
   });
 
   it("names every request and response after its rpc (buf STANDARD)", () => {
+    // WatchRun streams the very events of Run (a client applies both alike; buf:lint:ignore in the proto).
+    const sharedResponses: Record<string, string> = { "nexus.agent.v1.AgentService/WatchRun": "RunResponse" };
     for (const service of services) {
       for (const method of service.methods) {
         expect(method.input.name, service.typeName).toBe(`${method.name}Request`);
-        expect(method.output.name, service.typeName).toBe(`${method.name}Response`);
+        const shared = sharedResponses[`${service.typeName}/${method.name}`];
+        expect(method.output.name, service.typeName).toBe(shared ?? `${method.name}Response`);
       }
     }
   });

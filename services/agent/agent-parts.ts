@@ -18,6 +18,7 @@ import { agentRoutes } from "./routes.js";
 import { ActiveRuns } from "./run/active-runs.js";
 import { Bulkhead } from "./run/bulkhead.js";
 import { RunCancellation } from "./run/run-cancellation.js";
+import { RunJournal } from "./run/run-journal.js";
 import { circuitStateValue, runMetrics } from "./telemetry/run-metrics.js";
 
 /** How long shutdown waits for runs that are still storing their outcome. */
@@ -129,6 +130,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
   const retrievalBreaker = breaker("retrieval");
   const modelBreakers = new Map<string, CircuitBreaker>();
   const activeRuns = new ActiveRuns();
+  const journal = new RunJournal(settings.runRetainMs ?? 300_000);
   const running = new Set<Promise<void>>();
   const cancellation = new RunCancellation({ db: options.db, activeRuns, clock: options.clock, logger, bus: options.bus });
   const observing = cancellation
@@ -154,6 +156,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
       },
     },
     activeRuns,
+    journal,
     metrics,
     settings,
     clock: options.clock,
@@ -174,6 +177,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
       retentionTask({ db: ctx.db, targets: AGENT_RETENTION_TARGETS, intervalMs: ctx.config.retentionIntervalMs, logger }),
     ],
     async shutdown() {
+      journal.clear();
       await observing;
       await cancellation.stop();
       if (running.size === 0) return;

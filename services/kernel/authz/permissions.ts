@@ -178,6 +178,7 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // ---- nexus.agent.v1.AgentService ----
   "/nexus.agent.v1.AgentService/Run": read,
   "/nexus.agent.v1.AgentService/CancelRun": read,
+  "/nexus.agent.v1.AgentService/WatchRun": read,
   "/nexus.agent.v1.AgentService/GetSession": read,
   "/nexus.agent.v1.AgentService/ListSessions": read,
   "/nexus.agent.v1.AgentService/DeleteSession": write,
