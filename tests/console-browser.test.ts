@@ -4,6 +4,7 @@ import AxeBuilder from "@axe-core/playwright";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { chromiumPath } from "../scripts/chromium-path.js";
+import { startCuttingProxy } from "./support/cutting-proxy.js";
 import { eventually } from "./support/eventually.js";
 import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
 import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
@@ -306,6 +307,48 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       // The model call upstream is aborted too: nothing keeps generating for a cancelled run.
       await expect.poll(() => standin.requests.at(-1)?.clientAborted, { timeout: WAIT }).toBe(true);
       await page.getByRole("button", { name: "Ask", exact: true }).waitFor();
+    },
+    STEP,
+  );
+
+  it(
+    "reattaches by itself when the answer's connection drops: every token shown exactly once",
+    async () => {
+      // The same origin host through a proxy that cuts the Run stream mid-answer (the session
+      // cookie is per host, so the person stays signed in).
+      const proxy = await startCuttingProxy(nexus.url);
+      try {
+        await page.goto(`${proxy.url}/console/`);
+        await open("Ask");
+        await page.getByLabel("Corpus", { exact: true }).selectOption("console-e2e");
+        await page.getByLabel("Model provider").selectOption("openai");
+        await page.getByRole("button", { name: "New session" }).click();
+        const words = Array.from({ length: 24 }, (_, i) => `w${i}`);
+        standin.enqueue({ kind: "answer", text: words.join(" "), chunkDelayMs: 120 });
+        // The Run stream breaks after 4 tokens, the first reattachment after 5 more.
+        proxy.cutNext("/nexus.agent.v1.AgentService/Run", "tokenDelta", 4);
+        proxy.cutNext("/nexus.agent.v1.AgentService/WatchRun", "tokenDelta", 5);
+        await recordAnswer();
+        await page.getByLabel("Question").fill("Count for me");
+        await page.getByRole("button", { name: "Ask", exact: true }).click();
+        await expect
+          .poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT })
+          .toBe(words.join(" "));
+        await page.getByRole("button", { name: "Ask", exact: true }).waitFor();
+        expect(proxy.cuts).toBe(2);
+        expect(proxy.paths.filter((p) => p.endsWith("/WatchRun")).length).toBeGreaterThanOrEqual(2);
+        const seen = await page.evaluate(() => (globalThis as any).seen as string[]);
+        // Every state the person saw is a prefix of the answer: no token lost, none repeated.
+        const answer = words.join(" ");
+        const partial = seen.filter((t) => t !== "" && t !== "…");
+        for (const t of partial) expect(answer.startsWith(t.trimEnd()), t).toBe(true);
+        expect(partial.length).toBeGreaterThanOrEqual(3);
+        expect(await page.getByRole("alert").count()).toBe(0);
+        await axe("ask (after a reattach)");
+      } finally {
+        await page.goto(`${nexus.url}/console/`);
+        await proxy.close();
+      }
     },
     STEP,
   );

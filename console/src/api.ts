@@ -91,6 +91,8 @@ const ADVICE: Readonly<Record<string, { title: string; action: string }>> = {
   WRITE_FROZEN: { title: "Changes are paused", action: "An operator froze writes (maintenance); try again later." },
   DEPENDENCY_UNAVAILABLE: { title: "A service is unavailable", action: "Try again in a moment." },
   SERVICE_BUSY: { title: "Nexus is busy", action: "Try again in a moment." },
+  RUN_ON_OTHER_REPLICA: { title: "Reconnecting to the answer", action: "Try again in a moment." },
+  RUN_ENDED: { title: "The answer is finished", action: "Open the session to read it." },
   UNSUPPORTED_MEDIA_TYPE: {
     title: "File type not supported",
     action: "Upload text, Markdown, JSON or HTML here; use `nexus ingest` for PDF and DOCX.",
@@ -118,6 +120,12 @@ export function describe(err: unknown): { title: string; detail: string; action:
   const reason = ce.findDetails(ErrorInfoSchema)[0]?.reason ?? "";
   const advice = ADVICE[reason] ?? BY_CODE[ce.code] ?? { title: "The request failed", action: "Try again." };
   return { ...advice, detail: ce.rawMessage, reason };
+}
+
+/** True when WatchRun says the run is over and its events are gone (read the session instead). */
+export function runEnded(err: unknown): boolean {
+  const reason = ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
+  return reason === "RUN_ENDED" || reason === "NOT_FOUND";
 }
 
 /** True when the error means the session is gone (sign in again). */
