@@ -8,6 +8,7 @@ import { startCuttingProxy } from "./support/cutting-proxy.js";
 import { eventually } from "./support/eventually.js";
 import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
 import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
+import { makeDocx, makePdf } from "./support/rag/documents.js";
 
 /**
  * The web console in a real browser (Debian's chromium through playwright-core) against a real
@@ -221,8 +222,34 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
         },
       ];
       await page.locator("#files").setInputFiles(files);
-      await expect.poll(() => page.locator('[data-testid="upload"][data-stage="done"]').count(), { timeout: WAIT }).toBe(3);
-      for (const f of files) await page.getByRole("cell", { name: f.name, exact: true }).waitFor();
+      // A real PDF and DOCX dropped onto the drop zone (a DataTransfer with the files' bytes):
+      // binary files go up with the unary UploadFile.
+      const binary = [
+        {
+          name: "warranty.pdf",
+          type: "application/pdf",
+          base64: Buffer.from(makePdf(["The warranty covers two years of repairs."])).toString("base64"),
+        },
+        {
+          name: "returns.docx",
+          type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+          base64: Buffer.from(makeDocx(["Returned parcels are inspected within a week."])).toString("base64"),
+        },
+      ];
+      const dataTransfer = await page.evaluateHandle((list) => {
+        const g = globalThis as any;
+        const dt = new g.DataTransfer();
+        for (const f of list) {
+          const bytes = Uint8Array.from(g.atob(f.base64), (c: string) => c.charCodeAt(0));
+          dt.items.add(new g.File([bytes], f.name, { type: f.type }));
+        }
+        return dt;
+      }, binary);
+      await page.getByTestId("dropzone").dispatchEvent("dragover", { dataTransfer });
+      await page.getByTestId("dropzone").dispatchEvent("drop", { dataTransfer });
+      await expect.poll(() => page.locator('[data-testid="upload"][data-stage="done"]').count(), { timeout: WAIT }).toBe(5);
+      expect(await page.locator('[data-testid="upload"][data-stage="failed"]').count()).toBe(0);
+      for (const f of [...files, ...binary]) await page.getByRole("cell", { name: f.name, exact: true }).waitFor();
       await axe("corpora");
 
       await page.getByLabel("Search the corpus").fill("refund within 30 days");
@@ -256,9 +283,15 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       expect(seen[seen.length - 1]).toBe(answer);
 
       await sources.getByRole("link").first().click();
-      const passage = page.getByTestId("cited-passage");
-      await passage.waitFor();
+      // The citation opens its full document (GetDocumentText) with the passage highlighted.
+      const documentText = page.getByTestId("document-text");
+      await documentText.waitFor();
+      const passage = documentText.getByTestId("cited-passage");
       expect(await passage.textContent()).toMatch(/refund/i);
+      const whole = (await documentText.textContent()) ?? "";
+      const cited = (await passage.textContent()) ?? "";
+      expect(whole).toContain(cited);
+      expect(whole).toMatch(/Refunds[\s\S]*30 days of purchase/);
       await axe("ask");
       await shot("ask");
       await page.getByRole("button", { name: "Close" }).click();

@@ -75,6 +75,7 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
   "nexus.ingestion.v1.IngestionService": {
     IngestText: "unary",
     UploadDocument: "client_streaming",
+    UploadFile: "unary",
     GetDocument: "unary",
     ListDocuments: "unary",
     WatchDocument: "server_streaming",
@@ -90,6 +91,7 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     UpdateCorpus: "unary",
     DeleteCorpus: "unary",
     Search: "unary",
+    GetDocumentText: "unary",
     SetDocumentAccess: "unary",
     GetDocumentAccess: "unary",
     SetDocumentAccessSettings: "unary",

@@ -93,9 +93,10 @@ const ADVICE: Readonly<Record<string, { title: string; action: string }>> = {
   SERVICE_BUSY: { title: "Nexus is busy", action: "Try again in a moment." },
   RUN_ON_OTHER_REPLICA: { title: "Reconnecting to the answer", action: "Try again in a moment." },
   RUN_ENDED: { title: "The answer is finished", action: "Open the session to read it." },
+  REQUEST_TOO_LARGE: { title: "File too large for the browser", action: "Upload it with `nexus ingest`, which streams it." },
   UNSUPPORTED_MEDIA_TYPE: {
     title: "File type not supported",
-    action: "Upload text, Markdown, JSON or HTML here; use `nexus ingest` for PDF and DOCX.",
+    action: "Upload PDF, DOCX, text, Markdown, HTML or JSON.",
   },
   INVALID_ARGUMENT: { title: "Check your input", action: "Correct the highlighted value and try again." },
   VALIDATION_FAILED: { title: "Check your input", action: "Correct the value and try again." },

@@ -1,11 +1,12 @@
 import { useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState } from "react";
+import { useRef, useState } from "react";
 import { AgentService } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import { type Citation, MessageRole } from "../../../gen/nexus/agent/v1/session_pb.js";
 import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
 import { resumableRun } from "../../../services/client/resumable-run.js";
 import { agent, runEnded } from "../api.js";
+import { CitedDocument } from "../DocumentView.js";
 import { Empty, ErrorBox, Loading, Section, when } from "../ui.js";
 
 interface Turn {
@@ -13,29 +14,6 @@ interface Turn {
   role: "user" | "assistant";
   text: string;
   citations: Citation[];
-}
-
-/** The cited passage, highlighted inside the text it was quoted from. */
-function Passage({ citation, onClose }: { citation: Citation; onClose: () => void }) {
-  const close = useRef<HTMLButtonElement>(null);
-  // Keyboard users land on the passage's Close button (and return with it).
-  useEffect(() => close.current?.focus(), []);
-  return (
-    <div className="dialog" role="dialog" aria-modal="false" aria-labelledby="passage-title">
-      <h3 id="passage-title">
-        {citation.filename || citation.documentId} · passage {citation.chunkOrdinal + 1}
-      </h3>
-      <p className="muted">
-        Characters {citation.charStart}–{citation.charEnd} · score {citation.score.toFixed(3)}
-      </p>
-      <blockquote>
-        <mark data-testid="cited-passage">{citation.quote}</mark>
-      </blockquote>
-      <button type="button" onClick={onClose} ref={close}>
-        Close
-      </button>
-    </div>
-  );
 }
 
 export default function Ask() {
@@ -221,7 +199,7 @@ export default function Ask() {
             Connection lost — reconnecting to the run…
           </p>
         ) : null}
-        {open ? <Passage citation={open} onClose={() => setOpen(undefined)} /> : null}
+        {open ? <CitedDocument citation={open} onClose={() => setOpen(undefined)} /> : null}
         {error ? <ErrorBox error={error} /> : null}
         <form
           className="row"
