@@ -3,10 +3,13 @@ import { mkdirSync } from "node:fs";
 import AxeBuilder from "@axe-core/playwright";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { chromiumPath } from "../scripts/chromium-path.js";
+import { createNexusClient } from "../services/client/index.js";
 import { startCuttingProxy } from "./support/cutting-proxy.js";
 import { eventually } from "./support/eventually.js";
 import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
+import { NEXUS_AUDIENCE, startOpenIdProvider } from "./support/oidc-provider.js";
 import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
 import { makeDocx, makePdf } from "./support/rag/documents.js";
 
@@ -27,6 +30,8 @@ const SHOTS = process.env.NEXUS_CONSOLE_SCREENSHOTS === "1" ? "docs/console" : u
 const WAIT = 60_000;
 /** Each step waits for what the person would see; on a loaded 2-core machine that can take a while. */
 const STEP = 180_000;
+/** The OpenID provider of the single sign-on test (this suite's port range). */
+const SSO_PROVIDER_PORT = 19931;
 
 describe.skipIf(executablePath === undefined && !required)("web console in a real browser", () => {
   let nexus: NexusProcess;
@@ -485,6 +490,85 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       });
       expect(res.status).toBe(403); // no CSRF token: refused before the session is even looked up
       expect(before.startsWith("nxcs_")).toBe(true);
+    },
+    STEP,
+  );
+
+  it(
+    "signs in with the tenant's OpenID provider: the session works on every screen with CSRF, and signs out",
+    async () => {
+      // The certified `oidc-provider` package as the organisation's provider, its login page
+      // completing for the scripted person (tests/support/oidc-provider.ts).
+      const idp = await startOpenIdProvider(SSO_PROVIDER_PORT, [{ clientId: "dana", email: "dana@example.com", groups: [] }], {
+        clientId: "nexus-console",
+        clientSecret: "console-web-secret",
+        redirectUri: `${nexus.url}/auth/oidc/callback`,
+      });
+      const sso = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+      sso.setDefaultTimeout(WAIT);
+      try {
+        const owner = createNexusClient({ baseUrl: nexus.url, apiKey: ownerKey });
+        await owner.identity.addMember({ email: "dana@example.com", role: Role.EDITOR });
+        await owner.identity.setIdentityProvider({
+          issuer: idp.issuer,
+          audience: NEXUS_AUDIENCE,
+          clientId: "nexus-console",
+          clientSecret: "console-web-secret",
+          scopes: ["openid", "email", "profile"],
+          allowedRedirectHosts: [new URL(nexus.url).host],
+          enabled: true,
+        });
+        idp.signInAs("dana");
+        const p = await sso.newPage();
+        await p.goto(`${nexus.url}/console/?tenant=demo`);
+        const button = p.getByRole("link", { name: `Sign in with ${new URL(idp.issuer).host}` });
+        await button.click();
+        await p.getByRole("navigation", { name: "Screens" }).waitFor();
+        const cookies = await sso.cookies();
+        const session = cookies.find((c) => c.name === "nexus_session");
+        expect(session?.value.startsWith("nxss_")).toBe(true);
+        expect(session?.httpOnly).toBe(true);
+        expect(cookies.find((c) => c.name === "nexus_csrf")?.value).toBeTruthy();
+        expect(await p.evaluate(() => JSON.stringify({ ...(globalThis as any).localStorage, ...(globalThis as any).sessionStorage }))).toBe(
+          "{}",
+        );
+        // Every screen works with the session (CSRF header from the readable cookie): the corpora and a search.
+        await p.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Corpora & documents" }).click();
+        await p.getByRole("button", { name: "Console e2e" }).click();
+        await p.getByLabel("Search the corpus").fill("refund within 30 days");
+        await p.getByRole("button", { name: "Search", exact: true }).click();
+        await p.getByTestId("hits").waitFor();
+        // The same cookie without the CSRF header is refused.
+        const noCsrf = await p.evaluate(async () => {
+          const res = await fetch("/nexus.auth.v1.AuthService/WhoAmI", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: "{}",
+          });
+          return { status: res.status, body: (await res.json()) as { code?: string } };
+        });
+        expect(noCsrf.status).toBe(403);
+        // Sign-out ends the session on the server.
+        await p.getByRole("button", { name: "Sign out" }).click();
+        await p.getByLabel("API key").waitFor();
+        const after = await fetch(`${nexus.url}/nexus.auth.v1.AuthService/WhoAmI`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${session?.value}` },
+          body: "{}",
+        });
+        expect(after.status).toBe(401);
+        // A tenant without single sign-on offers only the key.
+        await p.getByLabel("Organisation (tenant id)").fill("no-such-tenant");
+        await p.getByText("No single sign-on for this organisation").waitFor();
+        await p.getByLabel("Organisation (tenant id)").fill("demo");
+        await p.getByRole("link", { name: /^Sign in with / }).waitFor();
+        const axeResult = await new AxeBuilder({ page: p }).analyze();
+        expect(axeResult.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
+        if (SHOTS) await p.screenshot({ path: `${SHOTS}/sign-in.png`, fullPage: true });
+      } finally {
+        await sso.close();
+        await idp.close();
+      }
     },
     STEP,
   );

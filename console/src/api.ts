@@ -55,7 +55,17 @@ export async function signIn(apiKey: string): Promise<void> {
   }
 }
 
-/** Ends the session on the server and clears its cookies. */
+/** The OpenID provider a tenant signs its people in with (its host), or undefined. */
+export async function singleSignOnOf(tenantSlug: string): Promise<string | undefined> {
+  const res = await fetch(`/auth/oidc/provider?tenant=${encodeURIComponent(tenantSlug)}`, { credentials: "same-origin" }).catch(
+    () => undefined,
+  );
+  if (!res?.ok) return undefined;
+  const body = (await res.json().catch(() => ({}))) as { name?: string };
+  return body.name;
+}
+
+/** Ends the session on the server and clears its cookies (an API-key or a single sign-on session alike). */
 export async function signOut(): Promise<void> {
   await fetch("/auth/session", { method: "DELETE", credentials: "same-origin", headers: { [CSRF_HEADER]: csrfToken() } });
 }
