@@ -3,10 +3,15 @@ import { mkdirSync } from "node:fs";
 import AxeBuilder from "@axe-core/playwright";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
 import { chromiumPath } from "../scripts/chromium-path.js";
+import { createNexusClient } from "../services/client/index.js";
+import { startCuttingProxy } from "./support/cutting-proxy.js";
 import { eventually } from "./support/eventually.js";
 import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
+import { NEXUS_AUDIENCE, startOpenIdProvider } from "./support/oidc-provider.js";
 import { type OpenAiStandin, startOpenAiStandin } from "./support/openai-standin.js";
+import { makeDocx, makePdf } from "./support/rag/documents.js";
 
 /**
  * The web console in a real browser (Debian's chromium through playwright-core) against a real
@@ -25,6 +30,8 @@ const SHOTS = process.env.NEXUS_CONSOLE_SCREENSHOTS === "1" ? "docs/console" : u
 const WAIT = 60_000;
 /** Each step waits for what the person would see; on a loaded 2-core machine that can take a while. */
 const STEP = 180_000;
+/** The OpenID provider of the single sign-on test (this suite's port range). */
+const SSO_PROVIDER_PORT = 19931;
 
 describe.skipIf(executablePath === undefined && !required)("web console in a real browser", () => {
   let nexus: NexusProcess;
@@ -220,8 +227,34 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
         },
       ];
       await page.locator("#files").setInputFiles(files);
-      await expect.poll(() => page.locator('[data-testid="upload"][data-stage="done"]').count(), { timeout: WAIT }).toBe(3);
-      for (const f of files) await page.getByRole("cell", { name: f.name, exact: true }).waitFor();
+      // A real PDF and DOCX dropped onto the drop zone (a DataTransfer with the files' bytes):
+      // binary files go up with the unary UploadFile.
+      const binary = [
+        {
+          name: "warranty.pdf",
+          type: "application/pdf",
+          base64: Buffer.from(makePdf(["The warranty covers two years of repairs."])).toString("base64"),
+        },
+        {
+          name: "returns.docx",
+          type: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+          base64: Buffer.from(makeDocx(["Returned parcels are inspected within a week."])).toString("base64"),
+        },
+      ];
+      const dataTransfer = await page.evaluateHandle((list) => {
+        const g = globalThis as any;
+        const dt = new g.DataTransfer();
+        for (const f of list) {
+          const bytes = Uint8Array.from(g.atob(f.base64), (c: string) => c.charCodeAt(0));
+          dt.items.add(new g.File([bytes], f.name, { type: f.type }));
+        }
+        return dt;
+      }, binary);
+      await page.getByTestId("dropzone").dispatchEvent("dragover", { dataTransfer });
+      await page.getByTestId("dropzone").dispatchEvent("drop", { dataTransfer });
+      await expect.poll(() => page.locator('[data-testid="upload"][data-stage="done"]').count(), { timeout: WAIT }).toBe(5);
+      expect(await page.locator('[data-testid="upload"][data-stage="failed"]').count()).toBe(0);
+      for (const f of [...files, ...binary]) await page.getByRole("cell", { name: f.name, exact: true }).waitFor();
       await axe("corpora");
 
       await page.getByLabel("Search the corpus").fill("refund within 30 days");
@@ -255,9 +288,15 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       expect(seen[seen.length - 1]).toBe(answer);
 
       await sources.getByRole("link").first().click();
-      const passage = page.getByTestId("cited-passage");
-      await passage.waitFor();
+      // The citation opens its full document (GetDocumentText) with the passage highlighted.
+      const documentText = page.getByTestId("document-text");
+      await documentText.waitFor();
+      const passage = documentText.getByTestId("cited-passage");
       expect(await passage.textContent()).toMatch(/refund/i);
+      const whole = (await documentText.textContent()) ?? "";
+      const cited = (await passage.textContent()) ?? "";
+      expect(whole).toContain(cited);
+      expect(whole).toMatch(/Refunds[\s\S]*30 days of purchase/);
       await axe("ask");
       await shot("ask");
       await page.getByRole("button", { name: "Close" }).click();
@@ -306,6 +345,48 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       // The model call upstream is aborted too: nothing keeps generating for a cancelled run.
       await expect.poll(() => standin.requests.at(-1)?.clientAborted, { timeout: WAIT }).toBe(true);
       await page.getByRole("button", { name: "Ask", exact: true }).waitFor();
+    },
+    STEP,
+  );
+
+  it(
+    "reattaches by itself when the answer's connection drops: every token shown exactly once",
+    async () => {
+      // The same origin host through a proxy that cuts the Run stream mid-answer (the session
+      // cookie is per host, so the person stays signed in).
+      const proxy = await startCuttingProxy(nexus.url);
+      try {
+        await page.goto(`${proxy.url}/console/`);
+        await open("Ask");
+        await page.getByLabel("Corpus", { exact: true }).selectOption("console-e2e");
+        await page.getByLabel("Model provider").selectOption("openai");
+        await page.getByRole("button", { name: "New session" }).click();
+        const words = Array.from({ length: 24 }, (_, i) => `w${i}`);
+        standin.enqueue({ kind: "answer", text: words.join(" "), chunkDelayMs: 120 });
+        // The Run stream breaks after 4 tokens, the first reattachment after 5 more.
+        proxy.cutNext("/nexus.agent.v1.AgentService/Run", "tokenDelta", 4);
+        proxy.cutNext("/nexus.agent.v1.AgentService/WatchRun", "tokenDelta", 5);
+        await recordAnswer();
+        await page.getByLabel("Question").fill("Count for me");
+        await page.getByRole("button", { name: "Ask", exact: true }).click();
+        await expect
+          .poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT })
+          .toBe(words.join(" "));
+        await page.getByRole("button", { name: "Ask", exact: true }).waitFor();
+        expect(proxy.cuts).toBe(2);
+        expect(proxy.paths.filter((p) => p.endsWith("/WatchRun")).length).toBeGreaterThanOrEqual(2);
+        const seen = await page.evaluate(() => (globalThis as any).seen as string[]);
+        // Every state the person saw is a prefix of the answer: no token lost, none repeated.
+        const answer = words.join(" ");
+        const partial = seen.filter((t) => t !== "" && t !== "…");
+        for (const t of partial) expect(answer.startsWith(t.trimEnd()), t).toBe(true);
+        expect(partial.length).toBeGreaterThanOrEqual(3);
+        expect(await page.getByRole("alert").count()).toBe(0);
+        await axe("ask (after a reattach)");
+      } finally {
+        await page.goto(`${nexus.url}/console/`);
+        await proxy.close();
+      }
     },
     STEP,
   );
@@ -409,6 +490,85 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       });
       expect(res.status).toBe(403); // no CSRF token: refused before the session is even looked up
       expect(before.startsWith("nxcs_")).toBe(true);
+    },
+    STEP,
+  );
+
+  it(
+    "signs in with the tenant's OpenID provider: the session works on every screen with CSRF, and signs out",
+    async () => {
+      // The certified `oidc-provider` package as the organisation's provider, its login page
+      // completing for the scripted person (tests/support/oidc-provider.ts).
+      const idp = await startOpenIdProvider(SSO_PROVIDER_PORT, [{ clientId: "dana", email: "dana@example.com", groups: [] }], {
+        clientId: "nexus-console",
+        clientSecret: "console-web-secret",
+        redirectUri: `${nexus.url}/auth/oidc/callback`,
+      });
+      const sso = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+      sso.setDefaultTimeout(WAIT);
+      try {
+        const owner = createNexusClient({ baseUrl: nexus.url, apiKey: ownerKey });
+        await owner.identity.addMember({ email: "dana@example.com", role: Role.EDITOR });
+        await owner.identity.setIdentityProvider({
+          issuer: idp.issuer,
+          audience: NEXUS_AUDIENCE,
+          clientId: "nexus-console",
+          clientSecret: "console-web-secret",
+          scopes: ["openid", "email", "profile"],
+          allowedRedirectHosts: [new URL(nexus.url).host],
+          enabled: true,
+        });
+        idp.signInAs("dana");
+        const p = await sso.newPage();
+        await p.goto(`${nexus.url}/console/?tenant=demo`);
+        const button = p.getByRole("link", { name: `Sign in with ${new URL(idp.issuer).host}` });
+        await button.click();
+        await p.getByRole("navigation", { name: "Screens" }).waitFor();
+        const cookies = await sso.cookies();
+        const session = cookies.find((c) => c.name === "nexus_session");
+        expect(session?.value.startsWith("nxss_")).toBe(true);
+        expect(session?.httpOnly).toBe(true);
+        expect(cookies.find((c) => c.name === "nexus_csrf")?.value).toBeTruthy();
+        expect(await p.evaluate(() => JSON.stringify({ ...(globalThis as any).localStorage, ...(globalThis as any).sessionStorage }))).toBe(
+          "{}",
+        );
+        // Every screen works with the session (CSRF header from the readable cookie): the corpora and a search.
+        await p.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Corpora & documents" }).click();
+        await p.getByRole("button", { name: "Console e2e" }).click();
+        await p.getByLabel("Search the corpus").fill("refund within 30 days");
+        await p.getByRole("button", { name: "Search", exact: true }).click();
+        await p.getByTestId("hits").waitFor();
+        // The same cookie without the CSRF header is refused.
+        const noCsrf = await p.evaluate(async () => {
+          const res = await fetch("/nexus.auth.v1.AuthService/WhoAmI", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: "{}",
+          });
+          return { status: res.status, body: (await res.json()) as { code?: string } };
+        });
+        expect(noCsrf.status).toBe(403);
+        // Sign-out ends the session on the server.
+        await p.getByRole("button", { name: "Sign out" }).click();
+        await p.getByLabel("API key").waitFor();
+        const after = await fetch(`${nexus.url}/nexus.auth.v1.AuthService/WhoAmI`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${session?.value}` },
+          body: "{}",
+        });
+        expect(after.status).toBe(401);
+        // A tenant without single sign-on offers only the key.
+        await p.getByLabel("Organisation (tenant id)").fill("no-such-tenant");
+        await p.getByText("No single sign-on for this organisation").waitFor();
+        await p.getByLabel("Organisation (tenant id)").fill("demo");
+        await p.getByRole("link", { name: /^Sign in with / }).waitFor();
+        const axeResult = await new AxeBuilder({ page: p }).analyze();
+        expect(axeResult.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
+        if (SHOTS) await p.screenshot({ path: `${SHOTS}/sign-in.png`, fullPage: true });
+      } finally {
+        await sso.close();
+        await idp.close();
+      }
     },
     STEP,
   );

@@ -147,6 +147,24 @@ describeWithPostgres("document access in Search and Run", () => {
     );
   });
 
+  it("GetDocumentText gives the full text with chunk spans (sealed at rest) under the same rule", async () => {
+    const doc = await as.bob!.retrieval.getDocumentText({ documentId: "bob-review" });
+    expect(doc.text).toBe(DOCS.find((d) => d.id === "bob-review")!.text);
+    expect(doc.corpusId).toBe("kb");
+    expect(doc.chunks.length).toBeGreaterThan(0);
+    for (const c of doc.chunks) expect(c.charEnd).toBeGreaterThan(c.charStart);
+    expect(await failure(() => as.alice!.retrieval.getDocumentText({ documentId: "bob-review" }))).toMatchObject({ code: "NotFound" });
+    expect(await failure(() => as.alice!.retrieval.getDocumentText({ documentId: "no-such-doc" }))).toMatchObject({ code: "NotFound" });
+    const denied = (await h.events("DocumentAccessDenied")).map((e) => e.payload as { documentId: string; procedure: string });
+    expect(denied).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ documentId: "bob-review", procedure: expect.stringContaining("GetDocumentText") }),
+      ]),
+    );
+    const other = h.client((await h.tenant(Plan.PRO)).ownerKey);
+    expect(await failure(() => other.retrieval.getDocumentText({ documentId: "handbook" }))).toMatchObject({ code: "NotFound" });
+  });
+
   it("the uploader keeps reading what they uploaded; changing or deleting needs the right to read", async () => {
     await as.alice!.ingestion.ingestText({ corpusId: "kb", documentId: "alice-notes", text: "The quarterly report notes of Alice." });
     await owner.retrieval.setDocumentAccess({

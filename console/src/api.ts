@@ -55,7 +55,17 @@ export async function signIn(apiKey: string): Promise<void> {
   }
 }
 
-/** Ends the session on the server and clears its cookies. */
+/** The OpenID provider a tenant signs its people in with (its host), or undefined. */
+export async function singleSignOnOf(tenantSlug: string): Promise<string | undefined> {
+  const res = await fetch(`/auth/oidc/provider?tenant=${encodeURIComponent(tenantSlug)}`, { credentials: "same-origin" }).catch(
+    () => undefined,
+  );
+  if (!res?.ok) return undefined;
+  const body = (await res.json().catch(() => ({}))) as { name?: string };
+  return body.name;
+}
+
+/** Ends the session on the server and clears its cookies (an API-key or a single sign-on session alike). */
 export async function signOut(): Promise<void> {
   await fetch("/auth/session", { method: "DELETE", credentials: "same-origin", headers: { [CSRF_HEADER]: csrfToken() } });
 }
@@ -91,9 +101,12 @@ const ADVICE: Readonly<Record<string, { title: string; action: string }>> = {
   WRITE_FROZEN: { title: "Changes are paused", action: "An operator froze writes (maintenance); try again later." },
   DEPENDENCY_UNAVAILABLE: { title: "A service is unavailable", action: "Try again in a moment." },
   SERVICE_BUSY: { title: "Nexus is busy", action: "Try again in a moment." },
+  RUN_ON_OTHER_REPLICA: { title: "Reconnecting to the answer", action: "Try again in a moment." },
+  RUN_ENDED: { title: "The answer is finished", action: "Open the session to read it." },
+  REQUEST_TOO_LARGE: { title: "File too large for the browser", action: "Upload it with `nexus ingest`, which streams it." },
   UNSUPPORTED_MEDIA_TYPE: {
     title: "File type not supported",
-    action: "Upload text, Markdown, JSON or HTML here; use `nexus ingest` for PDF and DOCX.",
+    action: "Upload PDF, DOCX, text, Markdown, HTML or JSON.",
   },
   INVALID_ARGUMENT: { title: "Check your input", action: "Correct the highlighted value and try again." },
   VALIDATION_FAILED: { title: "Check your input", action: "Correct the value and try again." },
@@ -118,6 +131,12 @@ export function describe(err: unknown): { title: string; detail: string; action:
   const reason = ce.findDetails(ErrorInfoSchema)[0]?.reason ?? "";
   const advice = ADVICE[reason] ?? BY_CODE[ce.code] ?? { title: "The request failed", action: "Try again." };
   return { ...advice, detail: ce.rawMessage, reason };
+}
+
+/** True when WatchRun says the run is over and its events are gone (read the session instead). */
+export function runEnded(err: unknown): boolean {
+  const reason = ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
+  return reason === "RUN_ENDED" || reason === "NOT_FOUND";
 }
 
 /** True when the error means the session is gone (sign in again). */

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { ConnectError, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   type AgentService,
   type CancelRunRequest,
@@ -12,16 +12,21 @@ import {
   ListSessionsResponseSchema,
   type RunRequest,
   type RunResponse,
+  type WatchRunRequest,
 } from "../../gen/nexus/agent/v1/agent_service_pb.js";
+import { RunStartedSchema } from "../../gen/nexus/events/v1/agent_events_pb.js";
 import { tenantPrincipal } from "../kernel/authz/tenant-scope.js";
 import { REQUEST_ID_HEADER, requestMetaKey } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
+import { readStream } from "../kernel/events/event-store.js";
 import { foregroundWork } from "../kernel/events/foreground.js";
+import { payloadOf } from "../kernel/events/protobuf-event.js";
 import { assertNoLegalHold } from "../kernel/governance/index.js";
 import { newRequestId } from "../kernel/interceptors/request-id.js";
 import { keysetPosition, pageTokens } from "../kernel/paging/index.js";
 import type { Bulkhead } from "./run/bulkhead.js";
-import type { RunCancellation } from "./run/run-cancellation.js";
+import { ENDED, type RunCancellation } from "./run/run-cancellation.js";
+import { runStreamId } from "./run/run-events.js";
 import { type RunDependencies, RunExecution } from "./run/run-execution.js";
 import { messageMessage, sessionMessage } from "./session-messages.js";
 import { sessionHoldSubjects } from "./subject-data.js";
@@ -113,6 +118,54 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
       run?.firstTokenSent();
       if (!started) release();
     }
+  }
+
+  /**
+   * Reattaches to a run: its events after `after_seq`, then live ones until `done`. The run
+   * must be the caller's tenant's (a run of another tenant is not found, like an unknown id).
+   * A watcher holds a resumable run alive (its grace period stops while one is attached).
+   */
+  async *watchRun(request: WatchRunRequest, ctx: HandlerContext): AsyncGenerator<RunResponse> {
+    const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
+    const run = this.deps.journal?.get(principal.tenantId, request.requestId);
+    if (run === undefined) throw await this.notHere(principal.tenantId, request.requestId);
+    if (request.afterSeq > run.events.lastSeq) {
+      throw domainError("INVALID_ARGUMENT", `after_seq ${request.afterSeq} is past the run's last event (${run.events.lastSeq})`, {
+        request_id: request.requestId,
+      });
+    }
+    const leave = run.attachWatcher();
+    ctx.signal.addEventListener("abort", leave, { once: true });
+    try {
+      yield* run.events.follow(request.afterSeq, ctx.signal);
+      // Left early (deadline, hang-up): the call ends with that reason, not as a finished stream.
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+    } finally {
+      ctx.signal.removeEventListener("abort", leave);
+      leave();
+    }
+  }
+
+  /** Why WatchRun cannot follow a run this replica does not hold, from the run's stored events. */
+  private async notHere(tenantId: string, runId: string): Promise<ConnectError> {
+    const events = await readStream(this.deps.db, runStreamId(tenantId, runId));
+    const started = events.find((e) => e.type === RunStartedSchema.typeName);
+    if (events.length === 0 || started === undefined) {
+      return domainError("NOT_FOUND", `run ${runId} not found (or its events are no longer held)`, { request_id: runId });
+    }
+    const sessionId = payloadOf(RunStartedSchema, started).sessionId;
+    if (events.some((e) => ENDED.has(e.type))) {
+      return domainError("RUN_ENDED", `run ${runId} has ended; its answer is in session ${sessionId} (GetSession)`, {
+        request_id: runId,
+        session_id: sessionId,
+      });
+    }
+    return domainError(
+      "RUN_ON_OTHER_REPLICA",
+      `run ${runId} is served by another agent replica; retry (the ingress routes a retry to another replica)`,
+      { request_id: runId, session_id: sessionId },
+      { retryAfterMs: 500 },
+    );
   }
 
   async cancelRun(request: CancelRunRequest, ctx: HandlerContext) {

@@ -18,6 +18,7 @@ import { agentRoutes } from "./routes.js";
 import { ActiveRuns } from "./run/active-runs.js";
 import { Bulkhead } from "./run/bulkhead.js";
 import { RunCancellation } from "./run/run-cancellation.js";
+import { RunJournal } from "./run/run-journal.js";
 import { agentSubjectContributor } from "./subject-data.js";
 import { circuitStateValue, runMetrics } from "./telemetry/run-metrics.js";
 
@@ -142,6 +143,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
   const retrievalBreaker = breaker("retrieval");
   const modelBreakers = new Map<string, CircuitBreaker>();
   const activeRuns = new ActiveRuns();
+  const journal = new RunJournal(settings.runRetainMs ?? 300_000);
   const running = new Set<Promise<void>>();
   const cancellation = new RunCancellation({ db: options.db, activeRuns, clock: options.clock, logger, bus: options.bus });
   const observing = cancellation
@@ -168,6 +170,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
       },
     },
     activeRuns,
+    journal,
     metrics,
     settings,
     clock: options.clock,
@@ -196,6 +199,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
       }),
     ],
     async shutdown() {
+      journal.clear();
       await observing;
       await cancellation.stop();
       if (running.size === 0) return;

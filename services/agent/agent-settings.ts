@@ -24,6 +24,8 @@ export const PEER_CALL_TIMEOUT_MS = 5_000;
 export function agentSettingsFromConfig(config: NexusConfig): AgentSettings {
   return {
     heartbeatMs: config.agentHeartbeatMs,
+    resumeGraceMs: config.agentResumeGraceMs,
+    runRetainMs: config.agentRunRetainMs,
     history: { turns: config.agentHistoryTurns, chars: config.agentHistoryChars },
     retrievalTimeoutMs: config.agentRetrievalTimeoutMs,
     toolTimeoutMs: config.agentToolTimeoutMs,

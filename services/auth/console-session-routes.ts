@@ -1,6 +1,14 @@
 import type { Logger } from "pino";
 import { peerAddressOf, presentedKeyOf } from "../kernel/authz/authentication-gate.js";
-import { CSRF_COOKIE, CSRF_HEADER, cookieOf, csrfMatches, csrfTokenOf, SESSION_COOKIE } from "../kernel/authz/console-session.js";
+import {
+  CSRF_COOKIE,
+  CSRF_HEADER,
+  cookieOf,
+  csrfMatches,
+  csrfTokenOf,
+  isSignInSessionToken,
+  SESSION_COOKIE,
+} from "../kernel/authz/console-session.js";
 import type { HttpRoute, NodeRequest, NodeResponse } from "../kernel/server/index.js";
 import { plain } from "../kernel/server/index.js";
 import type { AuthApplication } from "./auth-application.js";
@@ -17,6 +25,8 @@ export interface ConsoleSessionRoutesOptions {
   app: AuthApplication;
   /** How long a session lasts (NEXUS_CONSOLE_SESSION_TTL_SECONDS). */
   ttlMs: number;
+  /** Ends an OpenID sign-in session (`nxss_…`), which the console signs out of the same way. */
+  endSignInSession?: (token: string) => Promise<unknown>;
   logger: Logger;
 }
 
@@ -132,7 +142,8 @@ export function consoleSessionRoutes(options: ConsoleSessionRoutesOptions): Http
       if (!csrfMatches(token, headers.get(CSRF_HEADER))) {
         return refuse(res, 403, "permission_denied", "CSRF_TOKEN_INVALID", `sign-out needs the session's CSRF token in ${CSRF_HEADER}`);
       }
-      await app.signOutConsole(token);
+      if (isSignInSessionToken(token)) await options.endSignInSession?.(token);
+      else await app.signOutConsole(token);
     }
     sendJson(res, 200, { signedOut: true }, cookies(req, "", 0));
   };

@@ -68,7 +68,12 @@ export const authService = defineService({
       ],
       // The web console's sign-in and sign-out (docs/console.md), and OpenID sign-in (docs/identity.md).
       httpRoutes: [
-        ...consoleSessionRoutes({ app, ttlMs: ctx.config.consoleSessionTtlSeconds * 1000, logger: ctx.logger }),
+        ...consoleSessionRoutes({
+          app,
+          ttlMs: ctx.config.consoleSessionTtlSeconds * 1000,
+          logger: ctx.logger,
+          endSignInSession: (token) => signIn.signOut(token),
+        }),
         ...signInRoutes(signIn, ctx.logger),
         // SCIM 2.0 provisioning of the tenant whose SCIM token is presented (docs/identity.md).
         ...scimRoutes(scim, ctx.logger),

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
+import { CSRF_COOKIE, csrfTokenOf } from "../kernel/authz/console-session.js";
 import { errorReason } from "../kernel/errors.js";
 import type { NodeRequest, NodeResponse } from "../kernel/server/node-http.js";
 import { plain } from "../kernel/server/node-http.js";
@@ -34,6 +35,11 @@ function sessionTokenOf(req: NodeRequest): string | undefined {
   return undefined;
 }
 
+/** Sets several cookies at once. */
+function cookieHeader(res: NodeResponse, cookies: string[]): void {
+  (res as unknown as { setHeader(name: string, value: string[]): void }).setHeader("set-cookie", cookies);
+}
+
 function refuse(res: NodeResponse, err: unknown, logger: Logger): void {
   const ce = ConnectError.from(err);
   if (ce.code === Code.Internal || ce.code === Code.Unknown) logger.error({ err }, "sign-in failed");
@@ -50,12 +56,28 @@ function refuse(res: NodeResponse, err: unknown, logger: Logger): void {
  * - `GET /auth/oidc/callback?code&state` (the provider's redirect) → sets the `nexus_session`
  *   cookie (HttpOnly, SameSite=Lax, Secure on https) and 303 to `redirect_uri`; the session token
  *   also authenticates RPCs as `Authorization: Bearer nxss_…`;
- * - `POST /auth/oidc/logout` with the session (cookie or Bearer) → ends it, clears the cookie.
+ * - `POST /auth/oidc/logout` with the session (cookie or Bearer) → ends it, clears the cookie;
+ * - `GET /auth/oidc/provider?tenant=<slug>` → `{"name": "<provider host>"}` or 404 (the console's
+ *   "Sign in with …").
  *
  * Refusals are JSON `{code, reason, message}` with the HTTP status of the code.
  */
 export function signInRoutes(signIn: SignIn, logger: Logger): HttpRoute[] {
   return [
+    {
+      // What the console shows on its sign-in page: `{"name": "<provider host>"}`, or 404.
+      path: "/auth/oidc/provider",
+      methods: ["GET"],
+      async handle(req, res) {
+        try {
+          const provider = await signIn.providerFor(requestUrl(req).searchParams.get("tenant") ?? "");
+          plain(res).writeHead(provider ? 200 : 404, { "content-type": "application/json", "cache-control": "no-store" });
+          plain(res).end(JSON.stringify(provider ?? { reason: "NOT_FOUND", message: "this tenant offers no single sign-on" }));
+        } catch (err) {
+          refuse(res, err, logger);
+        }
+      },
+    },
     {
       path: "/auth/oidc/login",
       methods: ["GET"],
@@ -87,7 +109,12 @@ export function signInRoutes(signIn: SignIn, logger: Logger): HttpRoute[] {
           });
           const maxAge = Math.max(0, Math.floor((done.expiresAt.getTime() - Date.now()) / 1000));
           const secure = url.protocol === "https:" ? "; Secure" : "";
-          plain(res).setHeader("set-cookie", `${SESSION_COOKIE}=${done.token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`);
+          // The web console uses the session like its own (docs/console.md): the readable CSRF
+          // cookie the page echoes in x-nexus-csrf on every cookie-authenticated call.
+          cookieHeader(res, [
+            `${SESSION_COOKIE}=${done.token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${maxAge}${secure}`,
+            `${CSRF_COOKIE}=${csrfTokenOf(done.token)}; Path=/; SameSite=Lax; Max-Age=${maxAge}${secure}`,
+          ]);
           plain(res).writeHead(303, { location: done.returnTo, "cache-control": "no-store" });
           plain(res).end();
         } catch (err) {
@@ -102,7 +129,10 @@ export function signInRoutes(signIn: SignIn, logger: Logger): HttpRoute[] {
         try {
           const token = sessionTokenOf(req);
           const { ended } = token ? await signIn.signOut(token) : { ended: false };
-          plain(res).setHeader("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
+          cookieHeader(res, [
+            `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`,
+            `${CSRF_COOKIE}=; Path=/; SameSite=Lax; Max-Age=0`,
+          ]);
           plain(res).writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
           plain(res).end(JSON.stringify({ ended }));
         } catch (err) {

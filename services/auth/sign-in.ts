@@ -74,6 +74,25 @@ export class SignIn {
     this.sessions = sessionAggregate(options.store.sessions);
   }
 
+  /**
+   * The sign-in a tenant offers its people (the console's "Sign in with …" button): the
+   * provider's host, or undefined when the tenant is unknown, has no enabled provider, or its
+   * plan has no single sign-on — all answered alike, so the answer says nothing more.
+   */
+  async providerFor(tenantSlug: string): Promise<{ name: string } | undefined> {
+    const tenant = await this.options.store.getTenantBySlug(tenantSlug);
+    if (tenant === undefined) return undefined;
+    const features = principalEntitlements(effectiveEntitlements(tenant.plan, tenant.overrides)).features;
+    if (features["feature.identity.sso"] !== true) return undefined;
+    const provider = await this.options.store.getIdentityProvider(tenant.id);
+    if (provider === undefined || !provider.enabled || !provider.authorizationEndpoint) return undefined;
+    try {
+      return { name: new URL(provider.issuer).host };
+    } catch {
+      return { name: provider.issuer };
+    }
+  }
+
   /** The provider URL to send the browser to. */
   async start(input: { tenantSlug: string; returnTo: string; origin: string }): Promise<string> {
     const tenant = await this.options.store.getTenantBySlug(input.tenantSlug);

@@ -793,6 +793,19 @@ const VARIABLES = {
     description: "Interval of heartbeat events on a Run stream while nothing else is sent.",
     parse: integer(50, 3_600_000),
   }),
+  agentResumeGraceMs: variable({
+    name: "NEXUS_AGENT_RESUME_GRACE_MS",
+    default: "30000",
+    description:
+      "How long a resumable run (RunRequest.resumable) keeps running after its call dropped with no WatchRun attached; then it is cancelled.",
+    parse: integer(0, 3_600_000),
+  }),
+  agentRunRetainMs: variable({
+    name: "NEXUS_AGENT_RUN_RETAIN_MS",
+    default: "300000",
+    description: "How long a replica keeps an ended run's events in memory for WatchRun; later the answer is read from the session.",
+    parse: integer(0, 86_400_000),
+  }),
   agentHistoryTurns: variable({
     name: "NEXUS_AGENT_HISTORY_TURNS",
     default: "10",

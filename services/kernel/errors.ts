@@ -47,6 +47,8 @@ export const REASONS = {
   KEY_LIMIT_REACHED: Code.FailedPrecondition,
   DOCUMENT_BUSY: Code.FailedPrecondition,
   REINDEX_REQUIRED: Code.FailedPrecondition,
+  // WatchRun (agent): the run ended and its events are no longer held; its answer is in the session
+  RUN_ENDED: Code.FailedPrecondition,
   // governance (services/kernel/governance): a legal hold covers what the request would destroy
   LEGAL_HOLD_ACTIVE: Code.FailedPrecondition,
   // an integration object declared by a Kubernetes resource: change the resource, not the object
@@ -69,6 +71,8 @@ export const REASONS = {
   RATE_LIMIT_UNAVAILABLE: Code.Unavailable,
   SERVICE_BUSY: Code.Unavailable,
   SERVICE_DRAINING: Code.Unavailable,
+  // WatchRun reached an agent replica that does not serve the run (retry: the ingress routes by run)
+  RUN_ON_OTHER_REPLICA: Code.Unavailable,
   WRITE_FROZEN: Code.Unavailable,
   DEPENDENCY_UNAVAILABLE: Code.Unavailable,
   DEADLINE_EXCEEDED: Code.DeadlineExceeded,

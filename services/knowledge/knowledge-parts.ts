@@ -58,6 +58,7 @@ export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
     searchIndex: createPgSearchIndex({ vectors, efSearch: config.searchEfSearch, cipher }),
     models,
     vectors,
+    cipher,
     clock: ctx.clock,
     logger: ctx.logger,
   });

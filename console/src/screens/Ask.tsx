@@ -1,10 +1,12 @@
 import { useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState } from "react";
+import { useRef, useState } from "react";
 import { AgentService } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import { type Citation, MessageRole } from "../../../gen/nexus/agent/v1/session_pb.js";
 import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { agent } from "../api.js";
+import { resumableRun } from "../../../services/client/resumable-run.js";
+import { agent, runEnded } from "../api.js";
+import { CitedDocument } from "../DocumentView.js";
 import { Empty, ErrorBox, Loading, Section, when } from "../ui.js";
 
 interface Turn {
@@ -12,29 +14,6 @@ interface Turn {
   role: "user" | "assistant";
   text: string;
   citations: Citation[];
-}
-
-/** The cited passage, highlighted inside the text it was quoted from. */
-function Passage({ citation, onClose }: { citation: Citation; onClose: () => void }) {
-  const close = useRef<HTMLButtonElement>(null);
-  // Keyboard users land on the passage's Close button (and return with it).
-  useEffect(() => close.current?.focus(), []);
-  return (
-    <div className="dialog" role="dialog" aria-modal="false" aria-labelledby="passage-title">
-      <h3 id="passage-title">
-        {citation.filename || citation.documentId} · passage {citation.chunkOrdinal + 1}
-      </h3>
-      <p className="muted">
-        Characters {citation.charStart}–{citation.charEnd} · score {citation.score.toFixed(3)}
-      </p>
-      <blockquote>
-        <mark data-testid="cited-passage">{citation.quote}</mark>
-      </blockquote>
-      <button type="button" onClick={onClose} ref={close}>
-        Close
-      </button>
-    </div>
-  );
 }
 
 export default function Ask() {
@@ -48,6 +27,7 @@ export default function Ask() {
   const [turns, setTurns] = useState<Turn[]>([]);
   const [question, setQuestion] = useState("");
   const [running, setRunning] = useState(false);
+  const [reconnecting, setReconnecting] = useState(false);
   const [error, setError] = useState<unknown>();
   const [open, setOpen] = useState<Citation>();
   const abort = useRef<AbortController | undefined>(undefined);
@@ -84,20 +64,22 @@ export default function Ask() {
     ]);
     const controller = new AbortController();
     abort.current = controller;
-    // Events are applied once each, in `seq` order: a repeated or older event is ignored.
-    let lastSeq = 0n;
     const update = (f: (t: Turn) => Turn) => setTurns((all) => [...all.slice(0, -1), f(all[all.length - 1]!)]);
+    let runSession = sessionId;
     try {
-      for await (const ev of agent.run(
+      // A dropped connection reattaches by itself (WatchRun after the last seq): every event
+      // is applied once, in `seq` order (services/client/resumable-run.ts).
+      for await (const ev of resumableRun(
+        agent,
         { sessionId, corpusId: corpus, message, ...(provider ? { options: { provider } } : {}) },
-        { signal: controller.signal },
+        { signal: controller.signal, onReattach: () => setReconnecting(true) },
       )) {
-        if (ev.seq !== 0n && ev.seq <= lastSeq) continue;
-        lastSeq = ev.seq;
+        setReconnecting(false);
         switch (ev.event.case) {
           case "accepted":
             requestId.current = ev.event.value.requestId;
-            setSessionId(ev.event.value.sessionId);
+            runSession = ev.event.value.sessionId;
+            setSessionId(runSession);
             break;
           case "tokenDelta": {
             const text = ev.event.value.text;
@@ -117,9 +99,12 @@ export default function Ask() {
         }
       }
     } catch (err) {
-      if (!controller.signal.aborted) setError(err);
+      // The run ended while the page was away and its events are gone: the answer is in the session.
+      if (!controller.signal.aborted && runSession !== "" && runEnded(err)) await resume(runSession);
+      else if (!controller.signal.aborted) setError(err);
     } finally {
       setRunning(false);
+      setReconnecting(false);
       abort.current = undefined;
       void queryClient.invalidateQueries();
     }
@@ -209,7 +194,12 @@ export default function Ask() {
             </div>
           ))}
         </div>
-        {open ? <Passage citation={open} onClose={() => setOpen(undefined)} /> : null}
+        {reconnecting ? (
+          <p role="status" className="muted" data-testid="reconnecting">
+            Connection lost — reconnecting to the run…
+          </p>
+        ) : null}
+        {open ? <CitedDocument citation={open} onClose={() => setOpen(undefined)} /> : null}
         {error ? <ErrorBox error={error} /> : null}
         <form
           className="row"

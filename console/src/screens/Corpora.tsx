@@ -18,14 +18,9 @@ const STATUS: Record<DocumentStatus, string> = {
   [DocumentStatus.FAILED]: "failed",
 };
 
-const MEDIA: Record<string, string> = {
-  md: "text/markdown",
-  markdown: "text/markdown",
-  txt: "text/plain",
-  html: "text/html",
-  htm: "text/html",
-  json: "application/json",
-};
+/** What the upload accepts; the server tells the media type from the name and the bytes. */
+const ACCEPT =
+  ".txt,.md,.markdown,.html,.htm,.json,.pdf,.docx,text/*,application/json,application/pdf,application/vnd.openxmlformats-officedocument.wordprocessingml.document";
 
 /** One file's way in: read, sent, then its document's progress as WatchDocument reports it. */
 interface Upload {
@@ -53,14 +48,11 @@ function Uploads({ corpusId, onChange }: { corpusId: string; onChange: () => voi
     files.forEach(async (file, k) => {
       const i = base + k;
       try {
-        const ext = file.name.split(".").pop()?.toLowerCase() ?? "";
-        const text = await file.text();
-        const res = await ingestion.ingestText({
-          corpusId,
-          text,
-          filename: file.name,
-          mediaType: MEDIA[ext] ?? "text/plain",
-          overwrite: true,
+        // One unary UploadFile per file (binary PDF and DOCX too): the same pipeline as UploadDocument.
+        const content = new Uint8Array(await file.arrayBuffer());
+        const res = await ingestion.uploadFile({
+          header: { corpusId, filename: file.name, overwrite: true, sizeBytes: BigInt(content.byteLength) },
+          content,
         });
         const doc = res.document!;
         set(i, { stage: "watching", doc });
@@ -104,7 +96,7 @@ function Uploads({ corpusId, onChange }: { corpusId: string; onChange: () => voi
           start([...e.dataTransfer.files]);
         }}
       >
-        <p>Drop text, Markdown, HTML or JSON files here, or</p>
+        <p>Drop PDF, DOCX, text, Markdown, HTML or JSON files here, or</p>
         <label className="button" htmlFor="files">
           choose files
         </label>
@@ -113,13 +105,13 @@ function Uploads({ corpusId, onChange }: { corpusId: string; onChange: () => voi
           className="sr-only-focusable"
           type="file"
           multiple
-          accept=".txt,.md,.markdown,.html,.htm,.json,text/*,application/json"
+          accept={ACCEPT}
           onChange={(e) => {
             start([...(e.target.files ?? [])]);
             e.target.value = "";
           }}
         />
-        <p className="muted">PDF and DOCX: `nexus ingest` (the browser cannot stream binary uploads over this API yet).</p>
+        <p className="muted">Files larger than the request limit (4 MiB unless configured): `nexus ingest`.</p>
       </section>
       {uploads.length > 0 ? (
         <ul className="plain uploads" aria-label="Uploads">
@@ -209,7 +201,7 @@ export default function Corpora({ principal }: { principal: Principal }) {
   const current = corpora.data?.corpora.find((c) => c.id === corpusId);
   const [editName, setEditName] = useState<string>();
   const [editDescription, setEditDescription] = useState<string>();
-  const mayWrite = can(principal, "/nexus.ingestion.v1.IngestionService/IngestText");
+  const mayWrite = can(principal, "/nexus.ingestion.v1.IngestionService/UploadFile");
   const refresh = () => void queryClient.invalidateQueries();
   const act = async (f: () => Promise<unknown>) => {
     setError(undefined);

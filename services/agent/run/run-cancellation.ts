@@ -18,7 +18,8 @@ import { runStreamId } from "./run-events.js";
 /** Subject (relative to the prefix) of cancel requests for runs on other replicas. */
 export const CANCEL_REQUESTED_SUBJECT = "agent.run_cancel_requested";
 
-const ENDED: ReadonlySet<string> = new Set([RunCompletedSchema.typeName, RunFailedSchema.typeName, RunCancelledSchema.typeName]);
+/** Types of the events that end a run's stream. */
+export const ENDED: ReadonlySet<string> = new Set([RunCompletedSchema.typeName, RunFailedSchema.typeName, RunCancelledSchema.typeName]);
 
 /** Options of {@link RunCancellation}. */
 export interface RunCancellationOptions {

@@ -13,12 +13,17 @@ import type { ActiveRuns } from "./active-runs.js";
 import type { CpuMeter } from "./cpu-meter.js";
 import type { RunControl } from "./run-control.js";
 import type { RunEventChannel } from "./run-event-channel.js";
+import type { RunJournal } from "./run-journal.js";
 import type { RunTelemetry } from "./run-telemetry.js";
 
 /** Run settings from the configuration. */
 export interface RunSettings {
   /** NEXUS_AGENT_HEARTBEAT_MS. */
   heartbeatMs: number;
+  /** NEXUS_AGENT_RESUME_GRACE_MS (default 30 000): a resumable run's life after its call dropped. */
+  resumeGraceMs?: number;
+  /** NEXUS_AGENT_RUN_RETAIN_MS (default 300 000): an ended run's events kept for WatchRun. */
+  runRetainMs?: number;
   /** NEXUS_AGENT_HISTORY_TURNS and NEXUS_AGENT_HISTORY_CHARS. */
   history: HistoryBounds;
   /** NEXUS_AGENT_RETRIEVAL_TIMEOUT_MS. */
@@ -49,6 +54,8 @@ export interface RunDependencies {
   providers: ProviderRegistry;
   breakers: DependencyBreakers;
   activeRuns: ActiveRuns;
+  /** The runs WatchRun can reattach to (absent: none). */
+  journal?: RunJournal;
   metrics: RunMetrics;
   settings: RunSettings;
   clock: () => Date;

@@ -25,6 +25,12 @@ export class RunControl {
   private readonly controller = new AbortController();
   private cancelledByCancelRun = false;
   private readonly onCallAbort: () => void;
+  /** Set once a resumable run was accepted: how long a dropped call leaves it running. */
+  private graceMs: number | undefined;
+  private watchers = 0;
+  private callGone = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private goneReason: unknown;
 
   constructor(private readonly call: RunCall) {
     this.onCallAbort = () => {
@@ -32,10 +38,16 @@ export class RunControl {
       // A client whose deadline passed hangs up a moment before our own deadline timer fires:
       // count a hang-up that close to the deadline as the deadline.
       const left = call.timeoutMs();
-      const reason: unknown =
-        left !== undefined && left <= DEADLINE_SLACK_MS
-          ? new ConnectError("the operation timed out", Code.DeadlineExceeded)
-          : call.signal.reason;
+      const deadline = left !== undefined && left <= DEADLINE_SLACK_MS;
+      const reason: unknown = deadline ? new ConnectError("the operation timed out", Code.DeadlineExceeded) : call.signal.reason;
+      const shutdown = reason instanceof ConnectError && (reason.code === Code.Unavailable || reason.code === Code.DeadlineExceeded);
+      if (this.graceMs !== undefined && !deadline && !shutdown) {
+        // A resumable run outlives its dropped call for the grace period (WatchRun reattaches).
+        this.callGone = true;
+        this.goneReason = reason;
+        this.armGrace();
+        return;
+      }
       this.controller.abort(reason);
     };
     if (call.signal.aborted) this.onCallAbort();
@@ -59,9 +71,44 @@ export class RunControl {
     this.controller.abort(domainError("CANCELLED", "the run was cancelled with CancelRun"));
   }
 
+  /**
+   * Makes the accepted run survive its call: a hang-up (not a deadline or shutdown) no longer
+   * aborts it; it is cancelled only when no watcher (WatchRun) is attached for `graceMs`.
+   */
+  resumable(graceMs: number): void {
+    this.graceMs = graceMs;
+  }
+
+  /** A WatchRun reader attached; call the returned function when it leaves. */
+  attachWatcher(): () => void {
+    this.watchers += 1;
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.watchers -= 1;
+      this.armGrace();
+    };
+  }
+
+  /** Starts the grace period when the run has no reader left. */
+  private armGrace(): void {
+    if (this.graceMs === undefined || !this.callGone || this.watchers > 0 || this.controller.signal.aborted) return;
+    clearTimeout(this.graceTimer);
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = undefined;
+      if (this.watchers === 0 && !this.controller.signal.aborted) this.controller.abort(this.goneReason);
+    }, this.graceMs);
+    this.graceTimer.unref();
+  }
+
   /** Stops following the call's signal (the run has ended). */
   detach(): void {
     this.call.signal.removeEventListener("abort", this.onCallAbort);
+    clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
   }
 
   /** The caller's credentials (API key, or console session), forwarded on calls made for this run. */

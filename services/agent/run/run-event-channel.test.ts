@@ -40,4 +40,30 @@ describe("run event channel", () => {
     expect(beats[0]?.event.case === "heartbeat" && beats[0].event.value.sentAt?.seconds).toBe(1767225600n);
     expect(events.at(-1)?.event.case).toBe("done");
   });
+
+  it("keeps its log: readers start after any seq, the same events reach every reader, a reader's signal ends it", async () => {
+    const channel = new RunEventChannel();
+    const first = collect(channel);
+    channel.push({ case: "tokenDelta", value: create(TokenDeltaSchema, { text: "a" }) });
+    channel.push({ case: "tokenDelta", value: create(TokenDeltaSchema, { text: "b" }) });
+    const late: RunResponse[] = [];
+    const following = (async () => {
+      for await (const r of channel.follow(1n)) late.push(r);
+    })();
+    const left = new AbortController();
+    const leaving: RunResponse[] = [];
+    const leaver = (async () => {
+      for await (const r of channel.follow(0n, left.signal)) leaving.push(r);
+    })();
+    await new Promise((r) => setTimeout(r, 5));
+    left.abort();
+    await leaver;
+    channel.push({ case: "done", value: create(RunDoneSchema, { status: RunStatus.COMPLETED }) });
+    channel.close();
+    await following;
+    expect((await first).map((e) => e.seq)).toEqual([1n, 2n, 3n]);
+    expect(late.map((e) => e.seq)).toEqual([2n, 3n]);
+    expect(leaving.map((e) => e.seq)).toEqual([1n, 2n]);
+    expect((await collect(channel)).map((e) => e.seq)).toEqual([1n, 2n, 3n]);
+  });
 });

@@ -14,17 +14,19 @@ export interface RunEventChannelOptions {
 }
 
 /**
- * The ordered event stream of one run. The run's steps push events as they happen; the RPC
- * handler iterates the channel. The channel gives every event its `seq` (1, 2, 3, … with no
- * gap, heartbeats included) at the moment it is pushed, so the order on the wire is the
- * order of `seq`. While started, a heartbeat is pushed whenever nothing else was pushed for
- * `heartbeatMs`. After `close()` pushes are ignored and iteration ends once the buffer is
- * drained. One consumer.
+ * The ordered event log of one run. The run's steps push events as they happen; readers
+ * follow the log. The channel gives every event its `seq` (1, 2, 3, … with no gap,
+ * heartbeats included) at the moment it is pushed, so the order on the wire is the order of
+ * `seq`. While started, a heartbeat is pushed whenever nothing else was pushed for
+ * `heartbeatMs`. After `close()` pushes are ignored and every reader ends once it has read
+ * the whole log. Events are kept (in memory, no I/O) for the run's lifetime and as long as
+ * the run stays retained, so a reader can start after any seq (WatchRun): the Run call
+ * and any number of watchers read the same log.
  */
 export class RunEventChannel implements AsyncIterable<RunResponse> {
   private seq = 0n;
-  private readonly buffer: RunResponse[] = [];
-  private wake: (() => void) | undefined;
+  private readonly log: RunResponse[] = [];
+  private waiters: (() => void)[] = [];
   private closed = false;
   private heartbeats = false;
   private timer: NodeJS.Timeout | undefined;
@@ -51,9 +53,8 @@ export class RunEventChannel implements AsyncIterable<RunResponse> {
     if (this.closed) return undefined;
     this.seq += 1n;
     const response = create(RunResponseSchema, { seq: this.seq, event });
-    this.buffer.push(response);
-    this.wake?.();
-    this.wake = undefined;
+    this.log.push(response);
+    this.wakeAll();
     this.arm();
     return response;
   }
@@ -70,8 +71,14 @@ export class RunEventChannel implements AsyncIterable<RunResponse> {
     this.heartbeats = false;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.wake?.();
-    this.wake = undefined;
+    this.wakeAll();
+  }
+
+  private wakeAll(): void {
+    if (this.waiters.length === 0) return;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
   }
 
   private arm(): void {
@@ -85,16 +92,29 @@ export class RunEventChannel implements AsyncIterable<RunResponse> {
     this.timer.unref();
   }
 
-  async *[Symbol.asyncIterator](): AsyncGenerator<RunResponse> {
+  /** Every event from the first. */
+  [Symbol.asyncIterator](): AsyncGenerator<RunResponse> {
+    return this.follow(0n);
+  }
+
+  /**
+   * The events after `afterSeq` (those already pushed, then live ones) until the log is closed
+   * and read, or `signal` aborts (the reader left).
+   */
+  async *follow(afterSeq: bigint, signal?: AbortSignal): AsyncGenerator<RunResponse> {
+    // Event n sits at index n - 1.
+    let next = afterSeq < 0n ? 0 : Number(afterSeq);
     for (;;) {
-      const next = this.buffer.shift();
-      if (next !== undefined) {
-        yield next;
+      const event = this.log[next];
+      if (event !== undefined) {
+        next += 1;
+        yield event;
         continue;
       }
-      if (this.closed) return;
+      if (this.closed || signal?.aborted) return;
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
+        this.waiters.push(resolve);
+        signal?.addEventListener("abort", () => resolve(), { once: true });
       });
     }
   }

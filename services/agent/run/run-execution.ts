@@ -13,12 +13,16 @@ import { type RunContext, type RunDependencies, type RunInput, RunTally } from "
 import { RunControl } from "./run-control.js";
 import { grpcCodeName, publicError, runErrorEvent } from "./run-errors.js";
 import { RunEventChannel } from "./run-event-channel.js";
+import type { WatchableRun } from "./run-journal.js";
 import { type Generation, RunRecorder } from "./run-recorder.js";
 import { advance, INITIAL_RUN_STATE, type RunState, type RunStep, type StepResult } from "./run-state.js";
 import { generate, persistCompleted, retrieve } from "./run-steps.js";
 import { RunTelemetry } from "./run-telemetry.js";
 
 export type { RunDependencies, RunInput } from "./run-context.js";
+
+/** NEXUS_AGENT_RESUME_GRACE_MS's default. */
+const DEFAULT_RESUME_GRACE_MS = 30_000;
 
 /** Longest wait of the persist step for the first token to be written (a client not reading). */
 const FIRST_TOKEN_WRITE_WAIT_MS = 100;
@@ -58,6 +62,7 @@ export class RunExecution {
   private accepted: Accepted | undefined;
   private quota: QuotaChecked | undefined;
   private unregister: (() => void) | undefined;
+  private watchable: WatchableRun | undefined;
   private markFirstTokenSent: () => void = () => {};
   /** Resolves once the handler wrote the first token (or the stream ended). */
   private readonly firstTokenOut = new Promise<void>((resolve) => (this.markFirstTokenSent = resolve));
@@ -134,6 +139,16 @@ export class RunExecution {
       }),
     });
     ctx.events.startHeartbeats();
+    // A resumable run outlives a dropped call for the grace period (WatchRun reattaches).
+    if (ctx.input.request.resumable) ctx.control.resumable(this.deps.settings.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS);
+    this.watchable = {
+      tenantId: ctx.input.principal.tenantId,
+      runId: ctx.input.runId,
+      sessionId: ctx.session.sessionId,
+      events: this.events,
+      attachWatcher: () => ctx.control.attachWatcher(),
+    };
+    this.deps.journal?.add(this.watchable);
     this.deps.metrics.inFlight.inc();
     void context
       .with(ctx.telemetry.context, () => this.drive(ctx))
@@ -244,6 +259,7 @@ export class RunExecution {
     if (failure && outcome !== "completed") ctx.events.push({ case: "error", value: runErrorEvent(failure) });
     ctx.events.push({ case: "done", value: create(RunDoneSchema, { status, duration: durationFromMs(Math.round(totalMs)) }) });
     ctx.events.close();
+    if (this.watchable) this.deps.journal?.ended(this.watchable);
     const provider = ctx.selection.provider.name;
     const label = statusLabel(this.state);
     this.deps.metrics.runs.inc({ provider, status: label });

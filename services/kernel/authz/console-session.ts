@@ -16,6 +16,8 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 export const SESSION_PREFIX = "nxcs_";
 
 const TOKEN = /^nxcs_[A-Za-z0-9_-]{43}$/;
+/** An OpenID sign-in session token (services/auth/sign-in.ts), which the console uses alike. */
+const SIGN_IN_TOKEN = /^nxss_[0-9a-f-]{36}_[A-Za-z0-9_-]{43}$/;
 
 /** A new random session token. */
 export function newSessionToken(): string {
@@ -63,12 +65,18 @@ export function cookieOf(header: string | null | undefined, name: string): strin
   return undefined;
 }
 
+/** True when `presented` has the shape of an OpenID sign-in session token (`nxss_…`). */
+export function isSignInSessionToken(presented: string): boolean {
+  return SIGN_IN_TOKEN.test(presented);
+}
+
 /**
  * The console session a request presents: the session cookie's token when it has the shape of
- * one. `csrf` says whether the request carries the session's CSRF token.
+ * one — an API-key console session (`nxcs_`) or an OpenID sign-in session (`nxss_`), the same
+ * cookie for both. `csrf` says whether the request carries the session's CSRF token.
  */
 export function presentedSessionOf(header: Headers): { token: string; csrf: boolean } | undefined {
   const token = cookieOf(header.get("cookie"), SESSION_COOKIE);
-  if (token === undefined || !isSessionToken(token)) return undefined;
+  if (token === undefined || !(isSessionToken(token) || isSignInSessionToken(token))) return undefined;
   return { token, csrf: csrfMatches(token, header.get(CSRF_HEADER)) };
 }

@@ -134,6 +134,7 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // ---- nexus.ingestion.v1.IngestionService ----
   "/nexus.ingestion.v1.IngestionService/IngestText": write,
   "/nexus.ingestion.v1.IngestionService/UploadDocument": write,
+  "/nexus.ingestion.v1.IngestionService/UploadFile": write,
   "/nexus.ingestion.v1.IngestionService/GetDocument": read,
   "/nexus.ingestion.v1.IngestionService/ListDocuments": read,
   "/nexus.ingestion.v1.IngestionService/WatchDocument": read,
@@ -149,6 +150,7 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   "/nexus.retrieval.v1.RetrievalService/UpdateCorpus": admin,
   "/nexus.retrieval.v1.RetrievalService/DeleteCorpus": admin,
   "/nexus.retrieval.v1.RetrievalService/Search": read,
+  "/nexus.retrieval.v1.RetrievalService/GetDocumentText": read,
   // Who may read a document: tenant admins (docs/identity.md, "Document access").
   "/nexus.retrieval.v1.RetrievalService/SetDocumentAccess": admin,
   "/nexus.retrieval.v1.RetrievalService/GetDocumentAccess": admin,
@@ -218,6 +220,7 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // ---- nexus.agent.v1.AgentService ----
   "/nexus.agent.v1.AgentService/Run": read,
   "/nexus.agent.v1.AgentService/CancelRun": read,
+  "/nexus.agent.v1.AgentService/WatchRun": read,
   "/nexus.agent.v1.AgentService/GetSession": read,
   "/nexus.agent.v1.AgentService/ListSessions": read,
   "/nexus.agent.v1.AgentService/DeleteSession": write,

@@ -23,6 +23,9 @@ import {
   ReplayDeadLetterResponseSchema,
   type UploadDocumentRequest,
   UploadDocumentResponseSchema,
+  type UploadFileRequest,
+  UploadFileResponseSchema,
+  type UploadHeader,
   type WatchDocumentRequest,
   type WatchDocumentResponse,
   WatchDocumentResponseSchema,
@@ -230,7 +233,27 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     }
     if (!header) throw domainError("INVALID_ARGUMENT", "the upload sent no header", { field: "header" });
     if (size === 0) throw domainError("INVALID_ARGUMENT", "the upload sent no content", { field: "chunk" });
-    const bytes = Buffer.concat(parts, size);
+    const { document, unchanged } = await this.ingestUpload(principal, header, Buffer.concat(parts, size));
+    return create(UploadDocumentResponseSchema, { document: this.message(document), unchanged });
+  }
+
+  /** UploadDocument in one message, for browsers (Connect has no client streams there). */
+  async uploadFile(req: UploadFileRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    if (!req.header) throw domainError("INVALID_ARGUMENT", "the upload has no header", { field: "header" });
+    const { maxUploadBytes } = this.ports;
+    if (req.content.byteLength > maxUploadBytes) {
+      throw domainError("REQUEST_TOO_LARGE", `the file is larger than this installation's upload limit of ${maxUploadBytes} bytes`, {
+        limit_bytes: maxUploadBytes,
+      });
+    }
+    const { document, unchanged } = await this.ingestUpload(principal, req.header, Buffer.from(req.content));
+    return create(UploadFileResponseSchema, { document: this.message(document), unchanged });
+  }
+
+  /** The checks and ingestion shared by UploadDocument and UploadFile. */
+  private async ingestUpload(principal: TenantPrincipal, header: UploadHeader, bytes: Buffer) {
+    const size = bytes.byteLength;
     if (header.sizeBytes !== undefined && header.sizeBytes !== BigInt(size)) {
       throw domainError("INVALID_ARGUMENT", `the header announced ${header.sizeBytes} bytes but ${size} arrived`, { field: "size_bytes" });
     }
@@ -244,7 +267,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     } catch (err) {
       throw documentErrorToDomain(err);
     }
-    const { document, unchanged } = await this.ingest(principal, {
+    return this.ingest(principal, {
       corpusId: header.corpusId,
       documentId: header.documentId,
       filename: header.filename,
@@ -254,7 +277,6 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
       overwrite: header.overwrite,
       chunking: header.chunking,
     });
-    return create(UploadDocumentResponseSchema, { document: this.message(document), unchanged });
   }
 
   private async load(principal: TenantPrincipal, documentId: string): Promise<DocumentState> {

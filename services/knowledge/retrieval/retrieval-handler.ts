@@ -5,6 +5,7 @@ import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { type Corpus, CorpusSchema } from "../../../gen/nexus/retrieval/v1/corpus_pb.js";
 import {
+  ChunkSpanSchema,
   type CreateCorpusRequest,
   CreateCorpusResponseSchema,
   type DeleteCorpusRequest,
@@ -15,6 +16,8 @@ import {
   GetCorpusResponseSchema,
   type GetDocumentAccessRequest,
   GetDocumentAccessResponseSchema,
+  type GetDocumentTextRequest,
+  GetDocumentTextResponseSchema,
   GranteeKind,
   type ListCorporaRequest,
   ListCorporaResponseSchema,
@@ -49,12 +52,15 @@ import { PG_ERRORS, pgErrorCode } from "../../kernel/db/pg-error.js";
 import type { Database } from "../../kernel/db/ports.js";
 import { domainError } from "../../kernel/errors.js";
 import { assertNoLegalHold } from "../../kernel/governance/index.js";
+import type { FieldCipher } from "../../kernel/keyring/index.js";
 import { pageTokens, sequencePosition } from "../../kernel/paging/index.js";
 import {
   accessFilterOf,
   decideDocument,
   documentAccessAggregate,
   readDocumentAccess,
+  readerOf,
+  recordAccessDenied,
   saveAccessSettings,
 } from "./adapters/postgres-document-access.js";
 import {
@@ -70,6 +76,7 @@ import { withheldByRule } from "./adapters/postgres-search-index.js";
 import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
 import { type CorpusAggregate, corpusAggregate } from "./corpus-aggregate.js";
 import { type DocumentAccess, type DocumentGrant, rolesAtOrBelow } from "./document-access.js";
+import { joinChunks } from "./document-text.js";
 import { EmbeddingError, type EmbeddingModels } from "./embeddings/ports.js";
 import { cedarSchema, type LabelRule, type PolicyAction, type StoredPolicy, schemaErrors, validatePolicy } from "./policy-engine.js";
 import type { CorpusRepository, SearchIndex, SearchQuery, SearchRanking } from "./ports.js";
@@ -92,6 +99,8 @@ export interface RetrievalPorts {
   models: EmbeddingModels;
   /** Vector search is available (pgvector present, lexical-only mode off). */
   vectors: boolean;
+  /** Opens sealed chunk texts (GetDocumentText); absent: texts are stored in the clear. */
+  cipher?: FieldCipher;
   clock: () => Date;
   logger: Logger;
 }
@@ -524,6 +533,48 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
       rule: decision.rule,
       decidingPolicyIds: decision.policyIds,
       errors: decision.errors,
+    });
+  }
+
+  async getDocumentText(req: GetDocumentTextRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const key = { tenantId: principal.tenantId, documentId: req.documentId };
+    const { db, cipher } = this.ports;
+    const known = await db.query<{ corpus_id: string; filename: string }>(
+      "SELECT corpus_id, filename FROM ingestion.documents WHERE tenant_id = $1 AND document_id = $2",
+      [key.tenantId, key.documentId],
+    );
+    const document = known.rows[0];
+    if (document === undefined) throw domainError("NOT_FOUND", `document ${req.documentId} not found`, { document_id: req.documentId });
+    // Document access (docs/identity.md): a restricted document the caller may not read is NOT_FOUND, and recorded.
+    const decision = await decideDocument(db, key, readerOf(principal), ["Read"]);
+    if (!decision.allowed) {
+      await recordAccessDenied(db, key, {
+        keyId: principal.keyId,
+        userId: principal.userId ?? "",
+        procedure: "/nexus.retrieval.v1.RetrievalService/GetDocumentText",
+        rule: decision.policyIds.length > 0 ? decision.policyIds.map((id) => `policy:${id}`).join(",") : decision.rule,
+      });
+      throw domainError("NOT_FOUND", `document ${req.documentId} not found`, { document_id: req.documentId });
+    }
+    const { rows } = await db.query<{ ordinal: number; char_start: number; char_end: number; text: string }>(
+      "SELECT ordinal, char_start, char_end, text FROM retrieval.chunks WHERE tenant_id = $1 AND document_id = $2 ORDER BY ordinal",
+      [key.tenantId, key.documentId],
+    );
+    const texts =
+      cipher && rows.length > 0
+        ? await cipher.openTexts(
+            key.tenantId,
+            rows.map((r) => r.text),
+          )
+        : rows.map((r) => r.text);
+    const chunks = rows.map((r, i) => ({ ordinal: r.ordinal, charStart: r.char_start, charEnd: r.char_end, text: texts[i]! }));
+    return create(GetDocumentTextResponseSchema, {
+      documentId: req.documentId,
+      corpusId: document.corpus_id,
+      filename: document.filename,
+      text: joinChunks(chunks),
+      chunks: chunks.map((c) => create(ChunkSpanSchema, { ordinal: c.ordinal, charStart: c.charStart, charEnd: c.charEnd })),
     });
   }
 

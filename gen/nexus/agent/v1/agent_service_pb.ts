@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/agent/v1/agent_service.proto.
  */
 export const file_nexus_agent_v1_agent_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJuZXh1cy9hZ2VudC92MS9hZ2VudF9zZXJ2aWNlLnByb3RvEg5uZXh1cy5hZ2VudC52MSKZAwoKUnVuUmVxdWVzdBJECgpzZXNzaW9uX2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSQgoJY29ycHVzX2lkGAIgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIbCgdtZXNzYWdlGAMgASgJQgq6SAdyBRABGIB9Eh0KBXRvcF9rGAQgASgNQgm6SAYqBBgyKAFIAIgBARIrCgdvcHRpb25zGAUgASgLMhoubmV4dXMuYWdlbnQudjEuUnVuT3B0aW9ucxI8Cgp0b29sX2NhbGxzGAYgAygLMh4ubmV4dXMuYWdlbnQudjEuVG9vbEludm9jYXRpb25CCLpIBZIBAhAIElAKBXRvb2xzGAcgAygJQkG6SD6SATsQECI3cjUyM15bYS16XVthLXowLTlfLV17MCw2Mn1cLltBLVphLXpdW0EtWmEtejAtOV9dezAsNjN9JEIICgZfdG9wX2siowEKDlRvb2xJbnZvY2F0aW9uEjIKBm1vZHVsZRgBIAEoCUIiukgfch0QARg/MhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JBI1CgR0b29sGAIgASgJQie6SCRyIhABGEAyHF5bQS1aYS16XVtBLVphLXowLTlfXXswLDYzfSQSJgoFaW5wdXQYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0ItIBCgpSdW5PcHRpb25zEjMKCHByb3ZpZGVyGAEgASgJQiG6SB7YAQFyGRhAMhVeW2EtejAtOV1bYS16MC05Xy1dKiQSFwoFbW9kZWwYAiABKAlCCLpIBXIDGMgBEjEKC3RlbXBlcmF0dXJlGAMgASgBQhe6SBQSEhkAAAAAAAAAQCkAAAAAAAAAAEgAiAEBEiQKCm1heF90b2tlbnMYBCABKA1CC7pICCoGGICAAigBSAGIAQFCDgoMX3RlbXBlcmF0dXJlQg0KC19tYXhfdG9rZW5zItcDCgtSdW5SZXNwb25zZRILCgNzZXEYASABKAQSLwoIYWNjZXB0ZWQYAiABKAsyGy5uZXh1cy5hZ2VudC52MS5SdW5BY2NlcHRlZEgAEjEKCXJldHJpZXZhbBgDIAEoCzIcLm5leHVzLmFnZW50LnYxLlJ1blJldHJpZXZhbEgAEjEKC3Rva2VuX2RlbHRhGAQgASgLMhoubmV4dXMuYWdlbnQudjEuVG9rZW5EZWx0YUgAEjUKDW1lc3NhZ2VfZmluYWwYBSABKAsyHC5uZXh1cy5hZ2VudC52MS5NZXNzYWdlRmluYWxIABIuCgloZWFydGJlYXQYBiABKAsyGS5uZXh1cy5hZ2VudC52MS5IZWFydGJlYXRIABIpCgVlcnJvchgHIAEoCzIYLm5leHVzLmFnZW50LnYxLlJ1bkVycm9ySAASJwoEZG9uZRgIIAEoCzIXLm5leHVzLmFnZW50LnYxLlJ1bkRvbmVIABItCgl0b29sX2NhbGwYCSABKAsyGC5uZXh1cy5hZ2VudC52MS5Ub29sQ2FsbEgAEjEKC3Rvb2xfcmVzdWx0GAogASgLMhoubmV4dXMuYWdlbnQudjEuVG9vbFJlc3VsdEgAQgcKBWV2ZW50InQKCFRvb2xDYWxsEg8KB2NhbGxfaWQYASABKAkSDgoGbW9kdWxlGAIgASgJEgwKBHRvb2wYAyABKAkSJgoFaW5wdXQYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhEKCWNob3Nlbl9ieRgFIAEoCSLiAQoKVG9vbFJlc3VsdBIPCgdjYWxsX2lkGAEgASgJEg4KBm1vZHVsZRgCIAEoCRIMCgR0b29sGAMgASgJEhYKDm1vZHVsZV92ZXJzaW9uGAQgASgJEicKBm91dHB1dBgFIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJwoFZXJyb3IYBiABKAsyGC5uZXh1cy5hZ2VudC52MS5SdW5FcnJvchIrCghkdXJhdGlvbhgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIOCgZjYWNoZWQYCCABKAgiaQoLUnVuQWNjZXB0ZWQSEgoKcmVxdWVzdF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEhEKCWNvcnB1c19pZBgDIAEoCRIQCghwcm92aWRlchgEIAEoCRINCgVtb2RlbBgFIAEoCSI8CgxSdW5SZXRyaWV2YWwSLAoEaGl0cxgBIAMoCzIeLm5leHVzLmFnZW50LnYxLlJldHJpZXZlZENodW5rInEKDlJldHJpZXZlZENodW5rEhMKC2RvY3VtZW50X2lkGAEgASgJEhUKDWNodW5rX29yZGluYWwYAiABKA0SEgoKY2hhcl9zdGFydBgDIAEoDRIQCghjaGFyX2VuZBgEIAEoDRINCgVzY29yZRgFIAEoASIaCgpUb2tlbkRlbHRhEgwKBHRleHQYASABKAkioQEKDE1lc3NhZ2VGaW5hbBISCgptZXNzYWdlX2lkGAEgASgJEgwKBHRleHQYAiABKAkSKwoJY2l0YXRpb25zGAMgAygLMhgubmV4dXMuYWdlbnQudjEuQ2l0YXRpb24SFAoMaW5wdXRfdG9rZW5zGAQgASgEEhUKDW91dHB1dF90b2tlbnMYBSABKAQSFQoNZmluaXNoX3JlYXNvbhgGIAEoCSI4CglIZWFydGJlYXQSKwoHc2VudF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi1AEKCFJ1bkVycm9yEgwKBGNvZGUYASABKAkSDgoGcmVhc29uGAIgASgJEg8KB21lc3NhZ2UYAyABKAkSOAoIbWV0YWRhdGEYBCADKAsyJi5uZXh1cy5hZ2VudC52MS5SdW5FcnJvci5NZXRhZGF0YUVudHJ5Ei4KC3JldHJ5X2FmdGVyGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJhCgdSdW5Eb25lEikKBnN0YXR1cxgBIAEoDjIZLm5leHVzLmFnZW50LnYxLlJ1blN0YXR1cxIrCghkdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIyChBDYW5jZWxSdW5SZXF1ZXN0Eh4KCnJlcXVlc3RfaWQYASABKAlCCrpIB3IFEAEYgAEiJgoRQ2FuY2VsUnVuUmVzcG9uc2USEQoJY2FuY2VsbGVkGAEgASgIInkKEUdldFNlc3Npb25SZXF1ZXN0EkMKCnNlc3Npb25faWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh8KDW1lc3NhZ2VfbGltaXQYAiABKA1CCLpIBSoDGPQDImkKEkdldFNlc3Npb25SZXNwb25zZRIoCgdzZXNzaW9uGAEgASgLMhcubmV4dXMuYWdlbnQudjEuU2Vzc2lvbhIpCghtZXNzYWdlcxgCIAMoCzIXLm5leHVzLmFnZW50LnYxLk1lc3NhZ2UilQEKE0xpc3RTZXNzaW9uc1JlcXVlc3QSQwoJY29ycHVzX2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGwoJcGFnZV9zaXplGAIgASgNQgi6SAUqAxjIARIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJaChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIpCghzZXNzaW9ucxgBIAMoCzIXLm5leHVzLmFnZW50LnYxLlNlc3Npb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlsKFERlbGV0ZVNlc3Npb25SZXF1ZXN0EkMKCnNlc3Npb25faWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIhcKFURlbGV0ZVNlc3Npb25SZXNwb25zZSpyCglSdW5TdGF0dXMSGgoWUlVOX1NUQVRVU19VTlNQRUNJRklFRBAAEhgKFFJVTl9TVEFUVVNfQ09NUExFVEVEEAESFQoRUlVOX1NUQVRVU19GQUlMRUQQAhIYChRSVU5fU1RBVFVTX0NBTkNFTExFRBADMrADCgxBZ2VudFNlcnZpY2USQAoDUnVuEhoubmV4dXMuYWdlbnQudjEuUnVuUmVxdWVzdBobLm5leHVzLmFnZW50LnYxLlJ1blJlc3BvbnNlMAESUAoJQ2FuY2VsUnVuEiAubmV4dXMuYWdlbnQudjEuQ2FuY2VsUnVuUmVxdWVzdBohLm5leHVzLmFnZW50LnYxLkNhbmNlbFJ1blJlc3BvbnNlElMKCkdldFNlc3Npb24SIS5uZXh1cy5hZ2VudC52MS5HZXRTZXNzaW9uUmVxdWVzdBoiLm5leHVzLmFnZW50LnYxLkdldFNlc3Npb25SZXNwb25zZRJZCgxMaXN0U2Vzc2lvbnMSIy5uZXh1cy5hZ2VudC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiQubmV4dXMuYWdlbnQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USXAoNRGVsZXRlU2Vzc2lvbhIkLm5leHVzLmFnZW50LnYxLkRlbGV0ZVNlc3Npb25SZXF1ZXN0GiUubmV4dXMuYWdlbnQudjEuRGVsZXRlU2Vzc2lvblJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_agent_v1_session]);
+  fileDesc("CiJuZXh1cy9hZ2VudC92MS9hZ2VudF9zZXJ2aWNlLnByb3RvEg5uZXh1cy5hZ2VudC52MSKsAwoKUnVuUmVxdWVzdBJECgpzZXNzaW9uX2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSQgoJY29ycHVzX2lkGAIgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIbCgdtZXNzYWdlGAMgASgJQgq6SAdyBRABGIB9Eh0KBXRvcF9rGAQgASgNQgm6SAYqBBgyKAFIAIgBARIrCgdvcHRpb25zGAUgASgLMhoubmV4dXMuYWdlbnQudjEuUnVuT3B0aW9ucxI8Cgp0b29sX2NhbGxzGAYgAygLMh4ubmV4dXMuYWdlbnQudjEuVG9vbEludm9jYXRpb25CCLpIBZIBAhAIElAKBXRvb2xzGAcgAygJQkG6SD6SATsQECI3cjUyM15bYS16XVthLXowLTlfLV17MCw2Mn1cLltBLVphLXpdW0EtWmEtejAtOV9dezAsNjN9JBIRCglyZXN1bWFibGUYCCABKAhCCAoGX3RvcF9rIkQKD1dhdGNoUnVuUmVxdWVzdBIeCgpyZXF1ZXN0X2lkGAEgASgJQgq6SAdyBRABGIABEhEKCWFmdGVyX3NlcRgCIAEoBCKjAQoOVG9vbEludm9jYXRpb24SMgoGbW9kdWxlGAEgASgJQiK6SB9yHRABGD8yF15bYS16XVthLXowLTlfLV17MCw2Mn0kEjUKBHRvb2wYAiABKAlCJ7pIJHIiEAEYQDIcXltBLVphLXpdW0EtWmEtejAtOV9dezAsNjN9JBImCgVpbnB1dBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3Qi0gEKClJ1bk9wdGlvbnMSMwoIcHJvdmlkZXIYASABKAlCIbpIHtgBAXIZGEAyFV5bYS16MC05XVthLXowLTlfLV0qJBIXCgVtb2RlbBgCIAEoCUIIukgFcgMYyAESMQoLdGVtcGVyYXR1cmUYAyABKAFCF7pIFBISGQAAAAAAAABAKQAAAAAAAAAASACIAQESJAoKbWF4X3Rva2VucxgEIAEoDUILukgIKgYYgIACKAFIAYgBAUIOCgxfdGVtcGVyYXR1cmVCDQoLX21heF90b2tlbnMi1wMKC1J1blJlc3BvbnNlEgsKA3NlcRgBIAEoBBIvCghhY2NlcHRlZBgCIAEoCzIbLm5leHVzLmFnZW50LnYxLlJ1bkFjY2VwdGVkSAASMQoJcmV0cmlldmFsGAMgASgLMhwubmV4dXMuYWdlbnQudjEuUnVuUmV0cmlldmFsSAASMQoLdG9rZW5fZGVsdGEYBCABKAsyGi5uZXh1cy5hZ2VudC52MS5Ub2tlbkRlbHRhSAASNQoNbWVzc2FnZV9maW5hbBgFIAEoCzIcLm5leHVzLmFnZW50LnYxLk1lc3NhZ2VGaW5hbEgAEi4KCWhlYXJ0YmVhdBgGIAEoCzIZLm5leHVzLmFnZW50LnYxLkhlYXJ0YmVhdEgAEikKBWVycm9yGAcgASgLMhgubmV4dXMuYWdlbnQudjEuUnVuRXJyb3JIABInCgRkb25lGAggASgLMhcubmV4dXMuYWdlbnQudjEuUnVuRG9uZUgAEi0KCXRvb2xfY2FsbBgJIAEoCzIYLm5leHVzLmFnZW50LnYxLlRvb2xDYWxsSAASMQoLdG9vbF9yZXN1bHQYCiABKAsyGi5uZXh1cy5hZ2VudC52MS5Ub29sUmVzdWx0SABCBwoFZXZlbnQidAoIVG9vbENhbGwSDwoHY2FsbF9pZBgBIAEoCRIOCgZtb2R1bGUYAiABKAkSDAoEdG9vbBgDIAEoCRImCgVpbnB1dBgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEQoJY2hvc2VuX2J5GAUgASgJIuIBCgpUb29sUmVzdWx0Eg8KB2NhbGxfaWQYASABKAkSDgoGbW9kdWxlGAIgASgJEgwKBHRvb2wYAyABKAkSFgoObW9kdWxlX3ZlcnNpb24YBCABKAkSJwoGb3V0cHV0GAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBInCgVlcnJvchgGIAEoCzIYLm5leHVzLmFnZW50LnYxLlJ1bkVycm9yEisKCGR1cmF0aW9uGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg4KBmNhY2hlZBgIIAEoCCJpCgtSdW5BY2NlcHRlZBISCgpyZXF1ZXN0X2lkGAEgASgJEhIKCnNlc3Npb25faWQYAiABKAkSEQoJY29ycHVzX2lkGAMgASgJEhAKCHByb3ZpZGVyGAQgASgJEg0KBW1vZGVsGAUgASgJIjwKDFJ1blJldHJpZXZhbBIsCgRoaXRzGAEgAygLMh4ubmV4dXMuYWdlbnQudjEuUmV0cmlldmVkQ2h1bmsicQoOUmV0cmlldmVkQ2h1bmsSEwoLZG9jdW1lbnRfaWQYASABKAkSFQoNY2h1bmtfb3JkaW5hbBgCIAEoDRISCgpjaGFyX3N0YXJ0GAMgASgNEhAKCGNoYXJfZW5kGAQgASgNEg0KBXNjb3JlGAUgASgBIhoKClRva2VuRGVsdGESDAoEdGV4dBgBIAEoCSKhAQoMTWVzc2FnZUZpbmFsEhIKCm1lc3NhZ2VfaWQYASABKAkSDAoEdGV4dBgCIAEoCRIrCgljaXRhdGlvbnMYAyADKAsyGC5uZXh1cy5hZ2VudC52MS5DaXRhdGlvbhIUCgxpbnB1dF90b2tlbnMYBCABKAQSFQoNb3V0cHV0X3Rva2VucxgFIAEoBBIVCg1maW5pc2hfcmVhc29uGAYgASgJIjgKCUhlYXJ0YmVhdBIrCgdzZW50X2F0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLUAQoIUnVuRXJyb3ISDAoEY29kZRgBIAEoCRIOCgZyZWFzb24YAiABKAkSDwoHbWVzc2FnZRgDIAEoCRI4CghtZXRhZGF0YRgEIAMoCzImLm5leHVzLmFnZW50LnYxLlJ1bkVycm9yLk1ldGFkYXRhRW50cnkSLgoLcmV0cnlfYWZ0ZXIYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24aLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImEKB1J1bkRvbmUSKQoGc3RhdHVzGAEgASgOMhkubmV4dXMuYWdlbnQudjEuUnVuU3RhdHVzEisKCGR1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIjIKEENhbmNlbFJ1blJlcXVlc3QSHgoKcmVxdWVzdF9pZBgBIAEoCUIKukgHcgUQARiAASImChFDYW5jZWxSdW5SZXNwb25zZRIRCgljYW5jZWxsZWQYASABKAgieQoRR2V0U2Vzc2lvblJlcXVlc3QSQwoKc2Vzc2lvbl9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHwoNbWVzc2FnZV9saW1pdBgCIAEoDUIIukgFKgMY9AMiaQoSR2V0U2Vzc2lvblJlc3BvbnNlEigKB3Nlc3Npb24YASABKAsyFy5uZXh1cy5hZ2VudC52MS5TZXNzaW9uEikKCG1lc3NhZ2VzGAIgAygLMhcubmV4dXMuYWdlbnQudjEuTWVzc2FnZSKVAQoTTGlzdFNlc3Npb25zUmVxdWVzdBJDCgljb3JwdXNfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIbCglwYWdlX3NpemUYAiABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIIloKFExpc3RTZXNzaW9uc1Jlc3BvbnNlEikKCHNlc3Npb25zGAEgAygLMhcubmV4dXMuYWdlbnQudjEuU2Vzc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWwoURGVsZXRlU2Vzc2lvblJlcXVlc3QSQwoKc2Vzc2lvbl9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiFwoVRGVsZXRlU2Vzc2lvblJlc3BvbnNlKnIKCVJ1blN0YXR1cxIaChZSVU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASGAoUUlVOX1NUQVRVU19DT01QTEVURUQQARIVChFSVU5fU1RBVFVTX0ZBSUxFRBACEhgKFFJVTl9TVEFUVVNfQ0FOQ0VMTEVEEAMy/AMKDEFnZW50U2VydmljZRJACgNSdW4SGi5uZXh1cy5hZ2VudC52MS5SdW5SZXF1ZXN0GhsubmV4dXMuYWdlbnQudjEuUnVuUmVzcG9uc2UwARJKCghXYXRjaFJ1bhIfLm5leHVzLmFnZW50LnYxLldhdGNoUnVuUmVxdWVzdBobLm5leHVzLmFnZW50LnYxLlJ1blJlc3BvbnNlMAESUAoJQ2FuY2VsUnVuEiAubmV4dXMuYWdlbnQudjEuQ2FuY2VsUnVuUmVxdWVzdBohLm5leHVzLmFnZW50LnYxLkNhbmNlbFJ1blJlc3BvbnNlElMKCkdldFNlc3Npb24SIS5uZXh1cy5hZ2VudC52MS5HZXRTZXNzaW9uUmVxdWVzdBoiLm5leHVzLmFnZW50LnYxLkdldFNlc3Npb25SZXNwb25zZRJZCgxMaXN0U2Vzc2lvbnMSIy5uZXh1cy5hZ2VudC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiQubmV4dXMuYWdlbnQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USXAoNRGVsZXRlU2Vzc2lvbhIkLm5leHVzLmFnZW50LnYxLkRlbGV0ZVNlc3Npb25SZXF1ZXN0GiUubmV4dXMuYWdlbnQudjEuRGVsZXRlU2Vzc2lvblJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_agent_v1_session]);
 
 /**
  * Input of Run.
@@ -76,6 +76,16 @@ export type RunRequest = Message<"nexus.agent.v1.RunRequest"> & {
    * @generated from field: repeated string tools = 7;
    */
   tools: string[];
+
+  /**
+   * When true, a client whose call drops (network, page reload) does not cancel the run: it
+   * keeps running for NEXUS_AGENT_RESUME_GRACE_MS, and WatchRun reattaches to it without
+   * losing or repeating events; with no watcher by then it is cancelled. CancelRun still
+   * cancels it at once. False: hanging up cancels the run at once.
+   *
+   * @generated from field: bool resumable = 8;
+   */
+  resumable: boolean;
 };
 
 /**
@@ -84,6 +94,34 @@ export type RunRequest = Message<"nexus.agent.v1.RunRequest"> & {
  */
 export const RunRequestSchema: GenMessage<RunRequest> = /*@__PURE__*/
   messageDesc(file_nexus_agent_v1_agent_service, 0);
+
+/**
+ * Input of WatchRun.
+ *
+ * @generated from message nexus.agent.v1.WatchRunRequest
+ */
+export type WatchRunRequest = Message<"nexus.agent.v1.WatchRunRequest"> & {
+  /**
+   * The run's request id (from RunAccepted).
+   *
+   * @generated from field: string request_id = 1;
+   */
+  requestId: string;
+
+  /**
+   * The last seq the client has; events after it are sent. 0 replays the run from `accepted`.
+   *
+   * @generated from field: uint64 after_seq = 2;
+   */
+  afterSeq: bigint;
+};
+
+/**
+ * Describes the message nexus.agent.v1.WatchRunRequest.
+ * Use `create(WatchRunRequestSchema)` to create a new message.
+ */
+export const WatchRunRequestSchema: GenMessage<WatchRunRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_agent_v1_agent_service, 1);
 
 /**
  * One tool call a run makes (modules service, CallTool).
@@ -118,7 +156,7 @@ export type ToolInvocation = Message<"nexus.agent.v1.ToolInvocation"> & {
  * Use `create(ToolInvocationSchema)` to create a new message.
  */
 export const ToolInvocationSchema: GenMessage<ToolInvocation> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 1);
+  messageDesc(file_nexus_agent_v1_agent_service, 2);
 
 /**
  * Model settings of a run, within the tenant's plan entitlements.
@@ -162,7 +200,7 @@ export type RunOptions = Message<"nexus.agent.v1.RunOptions"> & {
  * Use `create(RunOptionsSchema)` to create a new message.
  */
 export const RunOptionsSchema: GenMessage<RunOptions> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 2);
+  messageDesc(file_nexus_agent_v1_agent_service, 3);
 
 /**
  * One event of a Run stream.
@@ -263,7 +301,7 @@ export type RunResponse = Message<"nexus.agent.v1.RunResponse"> & {
  * Use `create(RunResponseSchema)` to create a new message.
  */
 export const RunResponseSchema: GenMessage<RunResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 3);
+  messageDesc(file_nexus_agent_v1_agent_service, 4);
 
 /**
  * A tool call of a run.
@@ -312,7 +350,7 @@ export type ToolCall = Message<"nexus.agent.v1.ToolCall"> & {
  * Use `create(ToolCallSchema)` to create a new message.
  */
 export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 4);
+  messageDesc(file_nexus_agent_v1_agent_service, 5);
 
 /**
  * What a tool call came to.
@@ -382,7 +420,7 @@ export type ToolResult = Message<"nexus.agent.v1.ToolResult"> & {
  * Use `create(ToolResultSchema)` to create a new message.
  */
 export const ToolResultSchema: GenMessage<ToolResult> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 5);
+  messageDesc(file_nexus_agent_v1_agent_service, 6);
 
 /**
  * The run was admitted.
@@ -433,7 +471,7 @@ export type RunAccepted = Message<"nexus.agent.v1.RunAccepted"> & {
  * Use `create(RunAcceptedSchema)` to create a new message.
  */
 export const RunAcceptedSchema: GenMessage<RunAccepted> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 6);
+  messageDesc(file_nexus_agent_v1_agent_service, 7);
 
 /**
  * What retrieval found for the question.
@@ -454,7 +492,7 @@ export type RunRetrieval = Message<"nexus.agent.v1.RunRetrieval"> & {
  * Use `create(RunRetrievalSchema)` to create a new message.
  */
 export const RunRetrievalSchema: GenMessage<RunRetrieval> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 7);
+  messageDesc(file_nexus_agent_v1_agent_service, 8);
 
 /**
  * A retrieved passage (ids and scores; the text stays on the server).
@@ -503,7 +541,7 @@ export type RetrievedChunk = Message<"nexus.agent.v1.RetrievedChunk"> & {
  * Use `create(RetrievedChunkSchema)` to create a new message.
  */
 export const RetrievedChunkSchema: GenMessage<RetrievedChunk> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 8);
+  messageDesc(file_nexus_agent_v1_agent_service, 9);
 
 /**
  * A piece of answer text.
@@ -524,7 +562,7 @@ export type TokenDelta = Message<"nexus.agent.v1.TokenDelta"> & {
  * Use `create(TokenDeltaSchema)` to create a new message.
  */
 export const TokenDeltaSchema: GenMessage<TokenDelta> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 9);
+  messageDesc(file_nexus_agent_v1_agent_service, 10);
 
 /**
  * The complete answer.
@@ -580,7 +618,7 @@ export type MessageFinal = Message<"nexus.agent.v1.MessageFinal"> & {
  * Use `create(MessageFinalSchema)` to create a new message.
  */
 export const MessageFinalSchema: GenMessage<MessageFinal> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 10);
+  messageDesc(file_nexus_agent_v1_agent_service, 11);
 
 /**
  * Keep-alive.
@@ -601,7 +639,7 @@ export type Heartbeat = Message<"nexus.agent.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 11);
+  messageDesc(file_nexus_agent_v1_agent_service, 12);
 
 /**
  * Why an accepted run failed; the same fields as an RPC error would carry.
@@ -651,7 +689,7 @@ export type RunError = Message<"nexus.agent.v1.RunError"> & {
  * Use `create(RunErrorSchema)` to create a new message.
  */
 export const RunErrorSchema: GenMessage<RunError> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 12);
+  messageDesc(file_nexus_agent_v1_agent_service, 13);
 
 /**
  * The stream's last event.
@@ -679,7 +717,7 @@ export type RunDone = Message<"nexus.agent.v1.RunDone"> & {
  * Use `create(RunDoneSchema)` to create a new message.
  */
 export const RunDoneSchema: GenMessage<RunDone> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 13);
+  messageDesc(file_nexus_agent_v1_agent_service, 14);
 
 /**
  * Input of CancelRun.
@@ -700,7 +738,7 @@ export type CancelRunRequest = Message<"nexus.agent.v1.CancelRunRequest"> & {
  * Use `create(CancelRunRequestSchema)` to create a new message.
  */
 export const CancelRunRequestSchema: GenMessage<CancelRunRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 14);
+  messageDesc(file_nexus_agent_v1_agent_service, 15);
 
 /**
  * Output of CancelRun.
@@ -722,7 +760,7 @@ export type CancelRunResponse = Message<"nexus.agent.v1.CancelRunResponse"> & {
  * Use `create(CancelRunResponseSchema)` to create a new message.
  */
 export const CancelRunResponseSchema: GenMessage<CancelRunResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 15);
+  messageDesc(file_nexus_agent_v1_agent_service, 16);
 
 /**
  * Input of GetSession.
@@ -750,7 +788,7 @@ export type GetSessionRequest = Message<"nexus.agent.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 16);
+  messageDesc(file_nexus_agent_v1_agent_service, 17);
 
 /**
  * Output of GetSession.
@@ -778,7 +816,7 @@ export type GetSessionResponse = Message<"nexus.agent.v1.GetSessionResponse"> & 
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 17);
+  messageDesc(file_nexus_agent_v1_agent_service, 18);
 
 /**
  * Input of ListSessions.
@@ -813,7 +851,7 @@ export type ListSessionsRequest = Message<"nexus.agent.v1.ListSessionsRequest"> 
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 18);
+  messageDesc(file_nexus_agent_v1_agent_service, 19);
 
 /**
  * Output of ListSessions.
@@ -841,7 +879,7 @@ export type ListSessionsResponse = Message<"nexus.agent.v1.ListSessionsResponse"
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 19);
+  messageDesc(file_nexus_agent_v1_agent_service, 20);
 
 /**
  * Input of DeleteSession.
@@ -862,7 +900,7 @@ export type DeleteSessionRequest = Message<"nexus.agent.v1.DeleteSessionRequest"
  * Use `create(DeleteSessionRequestSchema)` to create a new message.
  */
 export const DeleteSessionRequestSchema: GenMessage<DeleteSessionRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 20);
+  messageDesc(file_nexus_agent_v1_agent_service, 21);
 
 /**
  * Output of DeleteSession. Empty: success means the session and its messages are gone.
@@ -877,7 +915,7 @@ export type DeleteSessionResponse = Message<"nexus.agent.v1.DeleteSessionRespons
  * Use `create(DeleteSessionResponseSchema)` to create a new message.
  */
 export const DeleteSessionResponseSchema: GenMessage<DeleteSessionResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_agent_v1_agent_service, 21);
+  messageDesc(file_nexus_agent_v1_agent_service, 22);
 
 /**
  * How an accepted run ended.
@@ -936,14 +974,35 @@ export const AgentService: GenService<{
    * failure after acceptance ends the stream with `error` and then `done` (status FAILED);
    * failures before acceptance (validation, authentication, quota: RESOURCE_EXHAUSTED reason
    * QUOTA_EXCEEDED, overload: UNAVAILABLE reason SERVICE_BUSY) are ordinary RPC errors.
-   * Cancelling the call, or CancelRun from elsewhere, aborts the model call at once. Works
-   * the same over gRPC and over Connect JSON on HTTP/1.1.
+   * Cancelling the call, or CancelRun from elsewhere, aborts the model call at once (unless
+   * the run is `resumable`: then a dropped call leaves it running for a grace period, see
+   * WatchRun). Works the same over gRPC and over Connect JSON on HTTP/1.1.
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
    *
    * @generated from rpc nexus.agent.v1.AgentService.Run
    */
   run: {
     methodKind: "server_streaming";
     input: typeof RunRequestSchema;
+    output: typeof RunResponseSchema;
+  },
+  /**
+   * Reattaches to a run of the caller's tenant by its request id: replays the run's events
+   * after `after_seq` (same seq, none lost, none repeated) and then follows it live until
+   * `done`. Works while the run is in progress on the replica that serves it and for
+   * NEXUS_AGENT_RUN_RETAIN_MS after it ended; later (or for an unknown id) NOT_FOUND reason
+   * RUN_NOT_FOUND, when the answer is in the session (GetSession). A run served by another
+   * replica answers UNAVAILABLE reason RUN_ON_OTHER_REPLICA (with RetryInfo) while it is in
+   * progress and FAILED_PRECONDITION reason RUN_ENDED once it ended (read the session).
+   * It streams the very events of the Run stream (RunResponse), so a client applies both alike.
+   * buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+   * buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+   *
+   * @generated from rpc nexus.agent.v1.AgentService.WatchRun
+   */
+  watchRun: {
+    methodKind: "server_streaming";
+    input: typeof WatchRunRequestSchema;
     output: typeof RunResponseSchema;
   },
   /**

@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/ingestion/v1/ingestion_service.proto.
  */
 export const file_nexus_ingestion_v1_ingestion_service: GenFile = /*@__PURE__*/
-  fileDesc("CipuZXh1cy9pbmdlc3Rpb24vdjEvaW5nZXN0aW9uX3NlcnZpY2UucHJvdG8SEm5leHVzLmluZ2VzdGlvbi52MSKhAwoRSW5nZXN0VGV4dFJlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIaCgR0ZXh0GAIgASgJQgy6SAlyBxABKICAgAQSRQoLZG9jdW1lbnRfaWQYAyABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIaCghmaWxlbmFtZRgEIAEoCUIIukgFcgMY/wESVAoKbWVkaWFfdHlwZRgFIAEoCUJAukg92AEBcjhSCnRleHQvcGxhaW5SDXRleHQvbWFya2Rvd25SCXRleHQvaHRtbFIQYXBwbGljYXRpb24vanNvbhIpCghtZXRhZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEQoJb3ZlcndyaXRlGAcgASgIEjUKCGNodW5raW5nGAggASgLMiMubmV4dXMuaW5nZXN0aW9uLnYxLkNodW5raW5nT3B0aW9ucyJXChJJbmdlc3RUZXh0UmVzcG9uc2USLgoIZG9jdW1lbnQYASABKAsyHC5uZXh1cy5pbmdlc3Rpb24udjEuRG9jdW1lbnQSEQoJdW5jaGFuZ2VkGAIgASgIInkKFVVwbG9hZERvY3VtZW50UmVxdWVzdBIyCgZoZWFkZXIYASABKAsyIC5uZXh1cy5pbmdlc3Rpb24udjEuVXBsb2FkSGVhZGVySAASHQoFY2h1bmsYAiABKAxCDLpICXoHEAEYgICAAkgAQg0KBHBhcnQSBbpIAggBIpwDCgxVcGxvYWRIZWFkZXISQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBJFCgtkb2N1bWVudF9pZBgCIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhwKCGZpbGVuYW1lGAMgASgJQgq6SAdyBRABGP8BEhwKCm1lZGlhX3R5cGUYBCABKAlCCLpIBXIDGP8BEikKCG1ldGFkYXRhGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIRCglvdmVyd3JpdGUYBiABKAgSNQoIY2h1bmtpbmcYByABKAsyIy5uZXh1cy5pbmdlc3Rpb24udjEuQ2h1bmtpbmdPcHRpb25zEhcKCnNpemVfYnl0ZXMYCCABKARIAIgBARIoCgZzaGEyNTYYCSABKAlCGLpIFdgBAXIQMg5eWzAtOWEtZl17NjR9JEINCgtfc2l6ZV9ieXRlcyJbChZVcGxvYWREb2N1bWVudFJlc3BvbnNlEi4KCGRvY3VtZW50GAEgASgLMhwubmV4dXMuaW5nZXN0aW9uLnYxLkRvY3VtZW50EhEKCXVuY2hhbmdlZBgCIAEoCCJaChJHZXREb2N1bWVudFJlcXVlc3QSRAoLZG9jdW1lbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIkUKE0dldERvY3VtZW50UmVzcG9uc2USLgoIZG9jdW1lbnQYASABKAsyHC5uZXh1cy5pbmdlc3Rpb24udjEuRG9jdW1lbnQi3wEKFExpc3REb2N1bWVudHNSZXF1ZXN0EkMKCWNvcnB1c19pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEkcKCHN0YXR1c2VzGAIgAygOMiIubmV4dXMuaW5nZXN0aW9uLnYxLkRvY3VtZW50U3RhdHVzQhG6SA6SAQsQBCIHggEEEAEgABIbCglwYWdlX3NpemUYAyABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YBCABKAlCCLpIBXIDGIAIImEKFUxpc3REb2N1bWVudHNSZXNwb25zZRIvCglkb2N1bWVudHMYASADKAsyHC5uZXh1cy5pbmdlc3Rpb24udjEuRG9jdW1lbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlwKFFdhdGNoRG9jdW1lbnRSZXF1ZXN0EkQKC2RvY3VtZW50X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCJHChVXYXRjaERvY3VtZW50UmVzcG9uc2USLgoIZG9jdW1lbnQYASABKAsyHC5uZXh1cy5pbmdlc3Rpb24udjEuRG9jdW1lbnQinQMKFlJlaW5kZXhEb2N1bWVudFJlcXVlc3QSRAoLZG9jdW1lbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEiQKCmNodW5rX3NpemUYAiABKA1CC7pICCoGGKCcAShkSACIAQESJAoNY2h1bmtfb3ZlcmxhcBgDIAEoDUIIukgFKgMYkE5IAYgBATrPAbpIywEayAEKF3JlaW5kZXgub3ZlcmxhcF9sdF9zaXplEkNjaHVua19vdmVybGFwIG11c3QgYmUgbGVzcyB0aGFuIGNodW5rX3NpemUgKGRlZmF1bHRzOiAxNTAgYW5kIDEyMDApGmgoaGFzKHRoaXMuY2h1bmtfb3ZlcmxhcCkgPyB0aGlzLmNodW5rX292ZXJsYXAgOiAxNTB1KSA8IChoYXModGhpcy5jaHVua19zaXplKSA/IHRoaXMuY2h1bmtfc2l6ZSA6IDEyMDB1KUINCgtfY2h1bmtfc2l6ZUIQCg5fY2h1bmtfb3ZlcmxhcCJJChdSZWluZGV4RG9jdW1lbnRSZXNwb25zZRIuCghkb2N1bWVudBgBIAEoCzIcLm5leHVzLmluZ2VzdGlvbi52MS5Eb2N1bWVudCJdChVEZWxldGVEb2N1bWVudFJlcXVlc3QSRAoLZG9jdW1lbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIhgKFkRlbGV0ZURvY3VtZW50UmVzcG9uc2UibwoWTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBIaCghjb25zdW1lchgBIAEoCUIIukgFcgMYgAESGwoJcGFnZV9zaXplGAIgASgNQgi6SAUqAxj0AxIcCgpwYWdlX3Rva2VuGAMgASgJQgi6SAVyAxiACCJoChdMaXN0RGVhZExldHRlcnNSZXNwb25zZRI0CgxkZWFkX2xldHRlcnMYASADKAsyHi5uZXh1cy5pbmdlc3Rpb24udjEuRGVhZExldHRlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNAoXUmVwbGF5RGVhZExldHRlclJlcXVlc3QSGQoIc2VxdWVuY2UYASABKARCB7pIBDICKAEiZQoYUmVwbGF5RGVhZExldHRlclJlc3BvbnNlEhAKCGNvbnN1bWVyGAEgASgJEg8KB3N1YmplY3QYAiABKAkSEAoIZXZlbnRfaWQYAyABKAkSFAoMcmVwbGF5X2NvdW50GAQgASgNMrgHChBJbmdlc3Rpb25TZXJ2aWNlElsKCkluZ2VzdFRleHQSJS5uZXh1cy5pbmdlc3Rpb24udjEuSW5nZXN0VGV4dFJlcXVlc3QaJi5uZXh1cy5pbmdlc3Rpb24udjEuSW5nZXN0VGV4dFJlc3BvbnNlEmkKDlVwbG9hZERvY3VtZW50EikubmV4dXMuaW5nZXN0aW9uLnYxLlVwbG9hZERvY3VtZW50UmVxdWVzdBoqLm5leHVzLmluZ2VzdGlvbi52MS5VcGxvYWREb2N1bWVudFJlc3BvbnNlKAESXgoLR2V0RG9jdW1lbnQSJi5uZXh1cy5pbmdlc3Rpb24udjEuR2V0RG9jdW1lbnRSZXF1ZXN0GicubmV4dXMuaW5nZXN0aW9uLnYxLkdldERvY3VtZW50UmVzcG9uc2USZAoNTGlzdERvY3VtZW50cxIoLm5leHVzLmluZ2VzdGlvbi52MS5MaXN0RG9jdW1lbnRzUmVxdWVzdBopLm5leHVzLmluZ2VzdGlvbi52MS5MaXN0RG9jdW1lbnRzUmVzcG9uc2USZgoNV2F0Y2hEb2N1bWVudBIoLm5leHVzLmluZ2VzdGlvbi52MS5XYXRjaERvY3VtZW50UmVxdWVzdBopLm5leHVzLmluZ2VzdGlvbi52MS5XYXRjaERvY3VtZW50UmVzcG9uc2UwARJqCg9SZWluZGV4RG9jdW1lbnQSKi5uZXh1cy5pbmdlc3Rpb24udjEuUmVpbmRleERvY3VtZW50UmVxdWVzdBorLm5leHVzLmluZ2VzdGlvbi52MS5SZWluZGV4RG9jdW1lbnRSZXNwb25zZRJnCg5EZWxldGVEb2N1bWVudBIpLm5leHVzLmluZ2VzdGlvbi52MS5EZWxldGVEb2N1bWVudFJlcXVlc3QaKi5uZXh1cy5pbmdlc3Rpb24udjEuRGVsZXRlRG9jdW1lbnRSZXNwb25zZRJqCg9MaXN0RGVhZExldHRlcnMSKi5uZXh1cy5pbmdlc3Rpb24udjEuTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBorLm5leHVzLmluZ2VzdGlvbi52MS5MaXN0RGVhZExldHRlcnNSZXNwb25zZRJtChBSZXBsYXlEZWFkTGV0dGVyEisubmV4dXMuaW5nZXN0aW9uLnYxLlJlcGxheURlYWRMZXR0ZXJSZXF1ZXN0GiwubmV4dXMuaW5nZXN0aW9uLnYxLlJlcGxheURlYWRMZXR0ZXJSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_struct, file_nexus_ingestion_v1_dead_letter, file_nexus_ingestion_v1_document]);
+  fileDesc("CipuZXh1cy9pbmdlc3Rpb24vdjEvaW5nZXN0aW9uX3NlcnZpY2UucHJvdG8SEm5leHVzLmluZ2VzdGlvbi52MSKhAwoRSW5nZXN0VGV4dFJlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIaCgR0ZXh0GAIgASgJQgy6SAlyBxABKICAgAQSRQoLZG9jdW1lbnRfaWQYAyABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIaCghmaWxlbmFtZRgEIAEoCUIIukgFcgMY/wESVAoKbWVkaWFfdHlwZRgFIAEoCUJAukg92AEBcjhSCnRleHQvcGxhaW5SDXRleHQvbWFya2Rvd25SCXRleHQvaHRtbFIQYXBwbGljYXRpb24vanNvbhIpCghtZXRhZGF0YRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEQoJb3ZlcndyaXRlGAcgASgIEjUKCGNodW5raW5nGAggASgLMiMubmV4dXMuaW5nZXN0aW9uLnYxLkNodW5raW5nT3B0aW9ucyJXChJJbmdlc3RUZXh0UmVzcG9uc2USLgoIZG9jdW1lbnQYASABKAsyHC5uZXh1cy5pbmdlc3Rpb24udjEuRG9jdW1lbnQSEQoJdW5jaGFuZ2VkGAIgASgIInkKFVVwbG9hZERvY3VtZW50UmVxdWVzdBIyCgZoZWFkZXIYASABKAsyIC5uZXh1cy5pbmdlc3Rpb24udjEuVXBsb2FkSGVhZGVySAASHQoFY2h1bmsYAiABKAxCDLpICXoHEAEYgICAAkgAQg0KBHBhcnQSBbpIAggBIpwDCgxVcGxvYWRIZWFkZXISQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBJFCgtkb2N1bWVudF9pZBgCIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhwKCGZpbGVuYW1lGAMgASgJQgq6SAdyBRABGP8BEhwKCm1lZGlhX3R5cGUYBCABKAlCCLpIBXIDGP8BEikKCG1ldGFkYXRhGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIRCglvdmVyd3JpdGUYBiABKAgSNQoIY2h1bmtpbmcYByABKAsyIy5uZXh1cy5pbmdlc3Rpb24udjEuQ2h1bmtpbmdPcHRpb25zEhcKCnNpemVfYnl0ZXMYCCABKARIAIgBARIoCgZzaGEyNTYYCSABKAlCGLpIFdgBAXIQMg5eWzAtOWEtZl17NjR9JEINCgtfc2l6ZV9ieXRlcyJnChFVcGxvYWRGaWxlUmVxdWVzdBI4CgZoZWFkZXIYASABKAsyIC5uZXh1cy5pbmdlc3Rpb24udjEuVXBsb2FkSGVhZGVyQga6SAPIAQESGAoHY29udGVudBgCIAEoDEIHukgEegIQASJXChJVcGxvYWRGaWxlUmVzcG9uc2USLgoIZG9jdW1lbnQYASABKAsyHC5uZXh1cy5pbmdlc3Rpb24udjEuRG9jdW1lbnQSEQoJdW5jaGFuZ2VkGAIgASgIIlsKFlVwbG9hZERvY3VtZW50UmVzcG9uc2USLgoIZG9jdW1lbnQYASABKAsyHC5uZXh1cy5pbmdlc3Rpb24udjEuRG9jdW1lbnQSEQoJdW5jaGFuZ2VkGAIgASgIIloKEkdldERvY3VtZW50UmVxdWVzdBJECgtkb2N1bWVudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiRQoTR2V0RG9jdW1lbnRSZXNwb25zZRIuCghkb2N1bWVudBgBIAEoCzIcLm5leHVzLmluZ2VzdGlvbi52MS5Eb2N1bWVudCLfAQoUTGlzdERvY3VtZW50c1JlcXVlc3QSQwoJY29ycHVzX2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSRwoIc3RhdHVzZXMYAiADKA4yIi5uZXh1cy5pbmdlc3Rpb24udjEuRG9jdW1lbnRTdGF0dXNCEbpIDpIBCxAEIgeCAQQQASAAEhsKCXBhZ2Vfc2l6ZRgDIAEoDUIIukgFKgMYyAESHAoKcGFnZV90b2tlbhgEIAEoCUIIukgFcgMYgAgiYQoVTGlzdERvY3VtZW50c1Jlc3BvbnNlEi8KCWRvY3VtZW50cxgBIAMoCzIcLm5leHVzLmluZ2VzdGlvbi52MS5Eb2N1bWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiXAoUV2F0Y2hEb2N1bWVudFJlcXVlc3QSRAoLZG9jdW1lbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIkcKFVdhdGNoRG9jdW1lbnRSZXNwb25zZRIuCghkb2N1bWVudBgBIAEoCzIcLm5leHVzLmluZ2VzdGlvbi52MS5Eb2N1bWVudCKdAwoWUmVpbmRleERvY3VtZW50UmVxdWVzdBJECgtkb2N1bWVudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSJAoKY2h1bmtfc2l6ZRgCIAEoDUILukgIKgYYoJwBKGRIAIgBARIkCg1jaHVua19vdmVybGFwGAMgASgNQgi6SAUqAxiQTkgBiAEBOs8BukjLARrIAQoXcmVpbmRleC5vdmVybGFwX2x0X3NpemUSQ2NodW5rX292ZXJsYXAgbXVzdCBiZSBsZXNzIHRoYW4gY2h1bmtfc2l6ZSAoZGVmYXVsdHM6IDE1MCBhbmQgMTIwMCkaaChoYXModGhpcy5jaHVua19vdmVybGFwKSA/IHRoaXMuY2h1bmtfb3ZlcmxhcCA6IDE1MHUpIDwgKGhhcyh0aGlzLmNodW5rX3NpemUpID8gdGhpcy5jaHVua19zaXplIDogMTIwMHUpQg0KC19jaHVua19zaXplQhAKDl9jaHVua19vdmVybGFwIkkKF1JlaW5kZXhEb2N1bWVudFJlc3BvbnNlEi4KCGRvY3VtZW50GAEgASgLMhwubmV4dXMuaW5nZXN0aW9uLnYxLkRvY3VtZW50Il0KFURlbGV0ZURvY3VtZW50UmVxdWVzdBJECgtkb2N1bWVudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiGAoWRGVsZXRlRG9jdW1lbnRSZXNwb25zZSJvChZMaXN0RGVhZExldHRlcnNSZXF1ZXN0EhoKCGNvbnN1bWVyGAEgASgJQgi6SAVyAxiAARIbCglwYWdlX3NpemUYAiABKA1CCLpIBSoDGPQDEhwKCnBhZ2VfdG9rZW4YAyABKAlCCLpIBXIDGIAIImgKF0xpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEjQKDGRlYWRfbGV0dGVycxgBIAMoCzIeLm5leHVzLmluZ2VzdGlvbi52MS5EZWFkTGV0dGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI0ChdSZXBsYXlEZWFkTGV0dGVyUmVxdWVzdBIZCghzZXF1ZW5jZRgBIAEoBEIHukgEMgIoASJlChhSZXBsYXlEZWFkTGV0dGVyUmVzcG9uc2USEAoIY29uc3VtZXIYASABKAkSDwoHc3ViamVjdBgCIAEoCRIQCghldmVudF9pZBgDIAEoCRIUCgxyZXBsYXlfY291bnQYBCABKA0ylQgKEEluZ2VzdGlvblNlcnZpY2USWwoKSW5nZXN0VGV4dBIlLm5leHVzLmluZ2VzdGlvbi52MS5Jbmdlc3RUZXh0UmVxdWVzdBomLm5leHVzLmluZ2VzdGlvbi52MS5Jbmdlc3RUZXh0UmVzcG9uc2USaQoOVXBsb2FkRG9jdW1lbnQSKS5uZXh1cy5pbmdlc3Rpb24udjEuVXBsb2FkRG9jdW1lbnRSZXF1ZXN0GioubmV4dXMuaW5nZXN0aW9uLnYxLlVwbG9hZERvY3VtZW50UmVzcG9uc2UoARJbCgpVcGxvYWRGaWxlEiUubmV4dXMuaW5nZXN0aW9uLnYxLlVwbG9hZEZpbGVSZXF1ZXN0GiYubmV4dXMuaW5nZXN0aW9uLnYxLlVwbG9hZEZpbGVSZXNwb25zZRJeCgtHZXREb2N1bWVudBImLm5leHVzLmluZ2VzdGlvbi52MS5HZXREb2N1bWVudFJlcXVlc3QaJy5uZXh1cy5pbmdlc3Rpb24udjEuR2V0RG9jdW1lbnRSZXNwb25zZRJkCg1MaXN0RG9jdW1lbnRzEigubmV4dXMuaW5nZXN0aW9uLnYxLkxpc3REb2N1bWVudHNSZXF1ZXN0GikubmV4dXMuaW5nZXN0aW9uLnYxLkxpc3REb2N1bWVudHNSZXNwb25zZRJmCg1XYXRjaERvY3VtZW50EigubmV4dXMuaW5nZXN0aW9uLnYxLldhdGNoRG9jdW1lbnRSZXF1ZXN0GikubmV4dXMuaW5nZXN0aW9uLnYxLldhdGNoRG9jdW1lbnRSZXNwb25zZTABEmoKD1JlaW5kZXhEb2N1bWVudBIqLm5leHVzLmluZ2VzdGlvbi52MS5SZWluZGV4RG9jdW1lbnRSZXF1ZXN0GisubmV4dXMuaW5nZXN0aW9uLnYxLlJlaW5kZXhEb2N1bWVudFJlc3BvbnNlEmcKDkRlbGV0ZURvY3VtZW50EikubmV4dXMuaW5nZXN0aW9uLnYxLkRlbGV0ZURvY3VtZW50UmVxdWVzdBoqLm5leHVzLmluZ2VzdGlvbi52MS5EZWxldGVEb2N1bWVudFJlc3BvbnNlEmoKD0xpc3REZWFkTGV0dGVycxIqLm5leHVzLmluZ2VzdGlvbi52MS5MaXN0RGVhZExldHRlcnNSZXF1ZXN0GisubmV4dXMuaW5nZXN0aW9uLnYxLkxpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEm0KEFJlcGxheURlYWRMZXR0ZXISKy5uZXh1cy5pbmdlc3Rpb24udjEuUmVwbGF5RGVhZExldHRlclJlcXVlc3QaLC5uZXh1cy5pbmdlc3Rpb24udjEuUmVwbGF5RGVhZExldHRlclJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_struct, file_nexus_ingestion_v1_dead_letter, file_nexus_ingestion_v1_document]);
 
 /**
  * Input of IngestText.
@@ -239,6 +239,62 @@ export const UploadHeaderSchema: GenMessage<UploadHeader> = /*@__PURE__*/
   messageDesc(file_nexus_ingestion_v1_ingestion_service, 3);
 
 /**
+ * Input of UploadFile.
+ *
+ * @generated from message nexus.ingestion.v1.UploadFileRequest
+ */
+export type UploadFileRequest = Message<"nexus.ingestion.v1.UploadFileRequest"> & {
+  /**
+   * What is being uploaded. Required.
+   *
+   * @generated from field: nexus.ingestion.v1.UploadHeader header = 1;
+   */
+  header?: UploadHeader | undefined;
+
+  /**
+   * The file's bytes, at least 1.
+   *
+   * @generated from field: bytes content = 2;
+   */
+  content: Uint8Array;
+};
+
+/**
+ * Describes the message nexus.ingestion.v1.UploadFileRequest.
+ * Use `create(UploadFileRequestSchema)` to create a new message.
+ */
+export const UploadFileRequestSchema: GenMessage<UploadFileRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 4);
+
+/**
+ * Output of UploadFile.
+ *
+ * @generated from message nexus.ingestion.v1.UploadFileResponse
+ */
+export type UploadFileResponse = Message<"nexus.ingestion.v1.UploadFileResponse"> & {
+  /**
+   * The document, usually QUEUED.
+   *
+   * @generated from field: nexus.ingestion.v1.Document document = 1;
+   */
+  document?: Document | undefined;
+
+  /**
+   * True when a document with this id and identical content already existed.
+   *
+   * @generated from field: bool unchanged = 2;
+   */
+  unchanged: boolean;
+};
+
+/**
+ * Describes the message nexus.ingestion.v1.UploadFileResponse.
+ * Use `create(UploadFileResponseSchema)` to create a new message.
+ */
+export const UploadFileResponseSchema: GenMessage<UploadFileResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 5);
+
+/**
  * Output of UploadDocument.
  *
  * @generated from message nexus.ingestion.v1.UploadDocumentResponse
@@ -264,7 +320,7 @@ export type UploadDocumentResponse = Message<"nexus.ingestion.v1.UploadDocumentR
  * Use `create(UploadDocumentResponseSchema)` to create a new message.
  */
 export const UploadDocumentResponseSchema: GenMessage<UploadDocumentResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 4);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 6);
 
 /**
  * Input of GetDocument.
@@ -285,7 +341,7 @@ export type GetDocumentRequest = Message<"nexus.ingestion.v1.GetDocumentRequest"
  * Use `create(GetDocumentRequestSchema)` to create a new message.
  */
 export const GetDocumentRequestSchema: GenMessage<GetDocumentRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 5);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 7);
 
 /**
  * Output of GetDocument.
@@ -306,7 +362,7 @@ export type GetDocumentResponse = Message<"nexus.ingestion.v1.GetDocumentRespons
  * Use `create(GetDocumentResponseSchema)` to create a new message.
  */
 export const GetDocumentResponseSchema: GenMessage<GetDocumentResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 6);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 8);
 
 /**
  * Input of ListDocuments.
@@ -350,7 +406,7 @@ export type ListDocumentsRequest = Message<"nexus.ingestion.v1.ListDocumentsRequ
  * Use `create(ListDocumentsRequestSchema)` to create a new message.
  */
 export const ListDocumentsRequestSchema: GenMessage<ListDocumentsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 7);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 9);
 
 /**
  * Output of ListDocuments.
@@ -378,7 +434,7 @@ export type ListDocumentsResponse = Message<"nexus.ingestion.v1.ListDocumentsRes
  * Use `create(ListDocumentsResponseSchema)` to create a new message.
  */
 export const ListDocumentsResponseSchema: GenMessage<ListDocumentsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 8);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 10);
 
 /**
  * Input of WatchDocument.
@@ -399,7 +455,7 @@ export type WatchDocumentRequest = Message<"nexus.ingestion.v1.WatchDocumentRequ
  * Use `create(WatchDocumentRequestSchema)` to create a new message.
  */
 export const WatchDocumentRequestSchema: GenMessage<WatchDocumentRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 9);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 11);
 
 /**
  * One update of the WatchDocument stream.
@@ -420,7 +476,7 @@ export type WatchDocumentResponse = Message<"nexus.ingestion.v1.WatchDocumentRes
  * Use `create(WatchDocumentResponseSchema)` to create a new message.
  */
 export const WatchDocumentResponseSchema: GenMessage<WatchDocumentResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 10);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 12);
 
 /**
  * Input of ReindexDocument.
@@ -455,7 +511,7 @@ export type ReindexDocumentRequest = Message<"nexus.ingestion.v1.ReindexDocument
  * Use `create(ReindexDocumentRequestSchema)` to create a new message.
  */
 export const ReindexDocumentRequestSchema: GenMessage<ReindexDocumentRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 11);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 13);
 
 /**
  * Output of ReindexDocument.
@@ -476,7 +532,7 @@ export type ReindexDocumentResponse = Message<"nexus.ingestion.v1.ReindexDocumen
  * Use `create(ReindexDocumentResponseSchema)` to create a new message.
  */
 export const ReindexDocumentResponseSchema: GenMessage<ReindexDocumentResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 12);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 14);
 
 /**
  * Input of DeleteDocument.
@@ -497,7 +553,7 @@ export type DeleteDocumentRequest = Message<"nexus.ingestion.v1.DeleteDocumentRe
  * Use `create(DeleteDocumentRequestSchema)` to create a new message.
  */
 export const DeleteDocumentRequestSchema: GenMessage<DeleteDocumentRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 13);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 15);
 
 /**
  * Output of DeleteDocument. Empty: success means the document and its chunks are gone.
@@ -512,7 +568,7 @@ export type DeleteDocumentResponse = Message<"nexus.ingestion.v1.DeleteDocumentR
  * Use `create(DeleteDocumentResponseSchema)` to create a new message.
  */
 export const DeleteDocumentResponseSchema: GenMessage<DeleteDocumentResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 14);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 16);
 
 /**
  * Input of ListDeadLetters.
@@ -547,7 +603,7 @@ export type ListDeadLettersRequest = Message<"nexus.ingestion.v1.ListDeadLetters
  * Use `create(ListDeadLettersRequestSchema)` to create a new message.
  */
 export const ListDeadLettersRequestSchema: GenMessage<ListDeadLettersRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 15);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 17);
 
 /**
  * Output of ListDeadLetters.
@@ -575,7 +631,7 @@ export type ListDeadLettersResponse = Message<"nexus.ingestion.v1.ListDeadLetter
  * Use `create(ListDeadLettersResponseSchema)` to create a new message.
  */
 export const ListDeadLettersResponseSchema: GenMessage<ListDeadLettersResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 16);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 18);
 
 /**
  * Input of ReplayDeadLetter.
@@ -596,7 +652,7 @@ export type ReplayDeadLetterRequest = Message<"nexus.ingestion.v1.ReplayDeadLett
  * Use `create(ReplayDeadLetterRequestSchema)` to create a new message.
  */
 export const ReplayDeadLetterRequestSchema: GenMessage<ReplayDeadLetterRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 17);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 19);
 
 /**
  * Output of ReplayDeadLetter.
@@ -639,7 +695,7 @@ export type ReplayDeadLetterResponse = Message<"nexus.ingestion.v1.ReplayDeadLet
  * Use `create(ReplayDeadLetterResponseSchema)` to create a new message.
  */
 export const ReplayDeadLetterResponseSchema: GenMessage<ReplayDeadLetterResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_ingestion_v1_ingestion_service, 18);
+  messageDesc(file_nexus_ingestion_v1_ingestion_service, 20);
 
 /**
  * Documents and their lifecycle: content in, chunks and embeddings out.
@@ -677,6 +733,19 @@ export const IngestionService: GenService<{
     methodKind: "client_streaming";
     input: typeof UploadDocumentRequestSchema;
     output: typeof UploadDocumentResponseSchema;
+  },
+  /**
+   * Uploads a whole file in one message (for clients that cannot send a client stream, such
+   * as browsers over Connect): the same header, checks, idempotency and ingestion as
+   * UploadDocument. The request is bounded by NEXUS_MAX_REQUEST_BYTES (default 4 MiB) as well
+   * as the upload limit: larger files need UploadDocument.
+   *
+   * @generated from rpc nexus.ingestion.v1.IngestionService.UploadFile
+   */
+  uploadFile: {
+    methodKind: "unary";
+    input: typeof UploadFileRequestSchema;
+    output: typeof UploadFileResponseSchema;
   },
   /**
    * Reads a document's metadata and state.
