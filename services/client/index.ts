@@ -5,7 +5,7 @@ export { createNexusClient, DEFAULT_NEXUS_URL } from "./create-nexus-client.js";
 export type { ResumableRunOptions } from "./resumable-run.js";
 export { resumableRun } from "./resumable-run.js";
 export type { RetryPolicy } from "./retry.js";
-export { isRetryable, retryDelayOf, retryInterceptor, withIdempotencyKey, withRetry } from "./retry.js";
+export { errorReason, isRetryable, retryDelayOf, retryInterceptor, withIdempotencyKey, withRetry } from "./retry.js";
 export type { PayloadEnvelope, Sender, SenderOptions, SendResult } from "./sender.js";
 export { createSender, sealPayloadWeb } from "./sender.js";
 export type { WebTransportOptions } from "./web.js";

@@ -30,6 +30,14 @@ function reasonOf(err: ConnectError): string | undefined {
   return err.findDetails(ErrorInfoSchema)[0]?.reason;
 }
 
+/**
+ * Why Nexus refused a call: the `ErrorInfo.reason` it attached (e.g. `INVALID_ARGUMENT`,
+ * `RATE_LIMITED`; docs/architecture.md), or undefined for errors without one (network, CORS).
+ */
+export function errorReason(err: unknown): string | undefined {
+  return err instanceof ConnectError ? reasonOf(err) : undefined;
+}
+
 /** RetryInfo's delay in milliseconds, if the error carries one. */
 export function retryDelayOf(err: unknown): number | undefined {
   if (!(err instanceof ConnectError)) return undefined;

@@ -6,7 +6,8 @@ import { type RetryPolicy, withRetry } from "./retry.js";
  * The sender SDK: sends messages of one sender app to the integration service (the hub, or an
  * edge agent), optionally sealed with AES-256-GCM (ING-05). Browser-safe: it uses WebCrypto
  * and any Connect transport — `createNexusClient(...).transport` in Node, or
- * {@link createWebTransport} (connect-web, `fetch`) in a browser.
+ * {@link createWebTransport} (connect-web, `fetch`) in a browser, imported from
+ * `services/client/browser.ts` (no Node modules).
  *
  * ```ts
  * const sender = createSender({ transport: createNexusClient({ baseUrl, apiKey }).transport, appId, masterSecret });
@@ -74,6 +75,28 @@ function fromBase64(text: string): Uint8Array {
 }
 
 /**
+ * A random (version 4) UUID. `crypto.randomUUID` exists only in secure contexts (https, or
+ * http on localhost); `crypto.getRandomValues` exists everywhere, so a page on plain http still
+ * gets client message ids.
+ */
+function randomUuid(): string {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = ((b[6] ?? 0) & 0x0f) | 0x40;
+  b[8] = ((b[8] ?? 0) & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+/** WebCrypto's `subtle`, or a clear error where the browser withholds it (an insecure context). */
+function subtleCrypto(): typeof crypto.subtle {
+  const subtle = globalThis.crypto?.subtle;
+  if (subtle === undefined)
+    throw new TypeError("payload encryption needs WebCrypto (crypto.subtle): serve the page over https (or from localhost)");
+  return subtle;
+}
+
+/**
  * Seals a JSON object for app `appId` with WebCrypto AES-256-GCM: random 12-byte IV, the app
  * id as additional data, the 16-byte tag apart — what the hub opens.
  */
@@ -85,10 +108,11 @@ export async function sealPayloadWeb(
 ): Promise<PayloadEnvelope> {
   const raw = fromBase64(masterSecret);
   if (raw.length !== 32) throw new TypeError("masterSecret must be base64 of 32 bytes");
-  const key = await crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt"]);
+  const subtle = subtleCrypto();
+  const key = await subtle.importKey("raw", raw, { name: "AES-GCM" }, false, ["encrypt"]);
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const sealed = new Uint8Array(
-    await crypto.subtle.encrypt(
+    await subtle.encrypt(
       { name: "AES-GCM", iv, additionalData: new TextEncoder().encode(appId), tagLength: 128 },
       key,
       new TextEncoder().encode(JSON.stringify(payload)),
@@ -109,7 +133,7 @@ export function createSender(options: SenderOptions): Sender {
   const client: Client<typeof IntegrationService> = createClient(IntegrationService, options.transport);
   const policy: RetryPolicy = { maxAttempts: 5, ...options.retry };
   async function send(payload: Record<string, unknown>, messageId?: string): Promise<SendResult> {
-    const clientMessageId = messageId ?? crypto.randomUUID();
+    const clientMessageId = messageId ?? randomUuid();
     const body = options.masterSecret
       ? ((await sealPayloadWeb(options.appId, options.masterSecret, options.keyVersion ?? 1, payload)) as unknown as Record<string, never>)
       : (payload as Record<string, never>);
