@@ -27,7 +27,7 @@ const SCREENS = [
   { id: "usage", label: "Usage & quotas", needs: "/nexus.metering.v1.MeteringService/GetUsageHistory" },
   { id: "audit", label: "Audit log", needs: "/nexus.audit.v1.AuditService/ListAuditEvents" },
   { id: "dead-letters", label: "Dead letters", needs: "/nexus.ingestion.v1.IngestionService/ListDeadLetters" },
-  { id: "integration", label: "Integration", needs: "/nexus.integration.v1.IntegrationService/ListWorkflows" },
+  { id: "integration", label: "Integration", needs: "/nexus.integration.v1.IntegrationService/ListExecutions" },
 ] as const;
 type ScreenId = (typeof SCREENS)[number]["id"];
 

@@ -1,6 +1,7 @@
 import { create, type JsonValue } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import { useQuery } from "@connectrpc/connect-query";
+import { useState } from "react";
 import { IntegrationService } from "../../../../gen/nexus/integration/v1/integration_service_pb.js";
 import {
   type FieldMapping,
@@ -72,6 +73,7 @@ export function FieldMapper({
   onChange,
   readOnly,
   idPrefix,
+  canBrowse,
 }: {
   destinationId: string;
   sourceFields: string[];
@@ -79,13 +81,28 @@ export function FieldMapper({
   onChange: (w: SqlWrite) => void;
   readOnly: boolean;
   idPrefix: string;
+  /** Whether the principal may browse the database's schema (admins); others type table and columns. */
+  canBrowse: boolean;
 }) {
-  const tables = useQuery(IntegrationService.method.listDestinationTables, { destinationId }, { enabled: destinationId !== "" });
-  const columns = useQuery(
+  const tables = useQuery(
+    IntegrationService.method.listDestinationTables,
+    { destinationId },
+    { enabled: canBrowse && destinationId !== "" },
+  );
+  const browsed = useQuery(
     IntegrationService.method.listDestinationColumns,
     { destinationId, table: value.table },
-    { enabled: destinationId !== "" && value.table !== "" },
+    { enabled: canBrowse && destinationId !== "" && value.table !== "" },
   );
+  const [typed, setTyped] = useState("");
+  // Without schema browsing the rows are the mapped columns plus the ones typed in.
+  const columns = canBrowse
+    ? browsed
+    : {
+        isPending: false,
+        error: null,
+        data: { columns: value.mappings.map((m) => ({ name: m.column, type: "", nullable: true, primaryKey: false })) },
+      };
   const byColumn = new Map(value.mappings.map((m) => [m.column, m]));
   const setMapping = (column: string, dbType: string, patch: Partial<FieldMapping>) => {
     const old = byColumn.get(column) ?? create(FieldMappingSchema, { column, source: "", type: typeForColumn(dbType) });
@@ -113,27 +130,52 @@ export function FieldMapper({
           ))}
         </select>
         <label htmlFor={`${idPrefix}-table`}>Table</label>
-        {tables.isPending && destinationId ? <Loading what="tables" /> : null}
-        <select
-          id={`${idPrefix}-table`}
-          value={value.table}
-          onChange={(e) => onChange({ ...value, table: e.target.value, mappings: [], keyColumns: [] })}
-        >
-          <option value="">— choose —</option>
-          {tables.data?.tables.map((t) => {
-            const name = t.schema && t.schema !== "public" ? `${t.schema}.${t.name}` : t.name;
-            return (
-              <option key={`${t.schema}.${t.name}`} value={name}>
-                {name}
-              </option>
-            );
-          })}
-        </select>
+        {canBrowse && tables.isPending && destinationId ? <Loading what="tables" /> : null}
+        {canBrowse ? null : (
+          <input id={`${idPrefix}-table`} value={value.table} onChange={(e) => onChange({ ...value, table: e.target.value })} />
+        )}
+        {canBrowse ? (
+          <select
+            id={`${idPrefix}-table`}
+            value={value.table}
+            onChange={(e) => onChange({ ...value, table: e.target.value, mappings: [], keyColumns: [] })}
+          >
+            <option value="">— choose —</option>
+            {tables.data?.tables.map((t) => {
+              const name = t.schema && t.schema !== "public" ? `${t.schema}.${t.name}` : t.name;
+              return (
+                <option key={`${t.schema}.${t.name}`} value={name}>
+                  {name}
+                </option>
+              );
+            })}
+          </select>
+        ) : null}
         <label>
           <input type="checkbox" checked={value.partial} onChange={(e) => onChange({ ...value, partial: e.target.checked })} /> partial
           (only fields present)
         </label>
       </div>
+      {canBrowse ? null : (
+        <div className="row">
+          <span className="muted">Your role cannot browse the database schema (admins can): type the columns.</span>
+          <label htmlFor={`${idPrefix}-add-col`}>Column</label>
+          <input id={`${idPrefix}-add-col`} value={typed} onChange={(e) => setTyped(e.target.value)} />
+          <button
+            type="button"
+            disabled={typed.trim() === "" || value.mappings.some((m) => m.column === typed.trim())}
+            onClick={() => {
+              onChange({
+                ...value,
+                mappings: [...value.mappings, create(FieldMappingSchema, { column: typed.trim(), source: typed.trim() })],
+              });
+              setTyped("");
+            }}
+          >
+            Map column
+          </button>
+        </div>
+      )}
       {tables.error ? <ErrorBox error={tables.error} /> : null}
       {columns.error ? <ErrorBox error={columns.error} /> : null}
       <datalist id={listId}>

@@ -185,7 +185,8 @@ function WorkflowEditor({
   const apps = useQuery(IntegrationService.method.listSenderApps, {});
   const [name, setName] = useState(workflow?.name ?? "");
   const [model, setModel] = useState<Model>(() => modelOf(workflow?.definition));
-  const [positions, setPositions] = useState<Record<string, { x: number; y: number }>>({});
+  /** What React Flow measured and where nodes were dragged, by node id (the nodes themselves are derived from the model). */
+  const [layout, setLayout] = useState<Record<string, Pick<WfNode, "position" | "measured">>>({});
   const [selected, setSelected] = useState<string>("source");
   const [saved, setSaved] = useState("");
   const { error, setError, act, busy } = useAct();
@@ -205,7 +206,7 @@ function WorkflowEditor({
     const list: WfNode[] = [];
     const fanOut = model.kind === WorkflowKind.FAN_OUT;
     const count = fanOut ? model.targets.length : 1;
-    const pos = (key: string, x: number, y: number) => positions[key] ?? { x, y };
+    const pos = (key: string, x: number, y: number) => layout[key]?.position ?? { x, y };
     list.push({
       id: "source",
       type: "wf",
@@ -275,7 +276,7 @@ function WorkflowEditor({
         });
       });
     }
-    return list;
+    return list.map((n) => ({ ...n, measured: layout[n.id]?.measured }));
   })();
 
   const edges: Edge[] = useMemo(
@@ -293,7 +294,7 @@ function WorkflowEditor({
 
   const onNodesChange = (changes: NodeChange<WfNode>[]) => {
     const next = applyNodeChanges(changes, nodes);
-    setPositions(Object.fromEntries(next.map((n) => [n.id, n.position])));
+    setLayout(Object.fromEntries(next.map((n) => [n.id, { position: n.position, measured: n.measured }])));
     const chosen = changes.find((c) => c.type === "select" && c.selected);
     if (chosen && chosen.type === "select") setSelected(chosen.id);
   };
@@ -405,6 +406,8 @@ function WorkflowEditor({
       <div className="wf-editor">
         <div className="wf-canvas" data-testid="workflow-canvas">
           <ReactFlow
+            // A node added or removed: mount again, so the view fits every node.
+            key={nodes.length}
             nodes={nodes}
             edges={edges}
             nodeTypes={NODE_TYPES}
@@ -413,7 +416,7 @@ function WorkflowEditor({
             nodesConnectable={!readOnly && model.kind === WorkflowKind.SEQUENTIAL}
             deleteKeyCode={null}
             fitView
-            fitViewOptions={{ padding: 0.2 }}
+            fitViewOptions={{ padding: 0.2, maxZoom: 1 }}
             minZoom={0.3}
           >
             <Background />
@@ -600,6 +603,7 @@ function WorkflowEditor({
           value={targetOf.sql ?? create(SqlWriteSchema, {})}
           onChange={(sql) => setTargetOf({ sql })}
           readOnly={readOnly}
+          canBrowse={can(principal, `${IN}/ListDestinationColumns`)}
         />
       ) : null}
       {readOnly ? null : (
