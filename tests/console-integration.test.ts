@@ -208,11 +208,9 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
       await page.locator("#new-d-port").fill("5432");
       await page.locator("#new-d-db").fill(database);
       await page.locator("#new-d-dbuser").fill("postgres");
-      await page.locator("#new-d-secret").fill("write-only");
       await page.getByRole("button", { name: "Create destination" }).click();
       const dest = page.getByTestId("destination-orders-db");
       await dest.waitFor();
-      expect(await dest.textContent()).toContain("secret stored");
       await dest.getByRole("button", { name: "Test connection of orders-db" }).click();
       await expect.poll(() => dest.getByTestId("test-result").textContent(), { timeout: WAIT }).toMatch(/Connected in \d+ ms \(.*\d/);
       await dest.getByRole("button", { name: "Browse schema of orders-db" }).click();
@@ -221,10 +219,21 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
       await columns.waitFor();
       expect(await columns.getByRole("row").count()).toBe(5);
       expect(await columns.textContent()).toContain("numeric");
-      // Secrets are write-only: the edit form starts with the field empty.
-      await dest.getByRole("button", { name: "Edit orders-db" }).click();
-      expect(await dest.locator("input[type=password]").inputValue()).toBe("");
-      await dest.getByRole("button", { name: "Cancel" }).click();
+      // Secrets are write-only: stored, never shown; the edit form starts with the field empty.
+      await page.locator("#new-d-name").fill("vault-api");
+      await page.locator("#new-d-url").fill(`http://127.0.0.1:${RECEIVER_PORT}/vault`);
+      await page.locator("#new-d-auth").selectOption({ label: "bearer token" });
+      await page.locator("#new-d-secret").fill("s3cret-token");
+      await page.getByRole("button", { name: "Create destination" }).click();
+      const vault = page.getByTestId("destination-vault-api");
+      await vault.waitFor();
+      expect(await vault.textContent()).toContain("secret stored");
+      // The form empties after the save; the page never shows the secret again.
+      await expect.poll(() => page.locator("#new-d-name").inputValue(), { timeout: WAIT }).toBe("");
+      expect(await page.content()).not.toContain("s3cret-token");
+      await vault.getByRole("button", { name: "Edit vault-api" }).click();
+      expect(await vault.locator("input[type=password]").inputValue()).toBe("");
+      await vault.getByRole("button", { name: "Cancel" }).click();
       await axe("integration: destinations");
       await shot("integration-destinations");
     },
