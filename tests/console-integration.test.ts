@@ -85,7 +85,11 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
 
   beforeAll(async () => {
     if (executablePath === undefined) throw new Error("chromium is required here (CI): apt-get install -y chromium");
-    const built = spawnSync(process.execPath, ["scripts/build-console.ts"], { encoding: "utf8" });
+    // NODE_ENV=production: vitest sets "test", with which Vite would bundle React's development build.
+    const built = spawnSync(process.execPath, ["scripts/build-console.ts"], {
+      encoding: "utf8",
+      env: { ...process.env, NODE_ENV: "production" },
+    });
     if (built.status !== 0) throw new Error(`building the console failed:\n${built.stdout}${built.stderr}`);
     if (SHOTS) mkdirSync(SHOTS, { recursive: true });
     const admin = new pg.Client({ connectionString: PG_ADMIN });
