@@ -180,7 +180,9 @@ function DestinationForm({
           const config = configOf(f);
           if (destinationId) await integration.updateDestination({ destinationId, name: f.name, config });
           else await integration.createDestination({ name: f.name, config });
-        }).then((ok) => ok && onDone());
+          // The form empties (or closes) before the list shows the new state.
+          onDone();
+        });
       }}
     >
       <div className="row">
