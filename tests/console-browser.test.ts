@@ -581,7 +581,8 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       await page.getByTestId("who").waitFor();
       expect(await page.getByTestId("who").textContent()).toContain("demo · viewer");
       const nav = page.getByRole("navigation", { name: "Screens" });
-      expect(await nav.getByRole("link").allTextContents()).toEqual(["Overview", "Ask", "Corpora & documents"]);
+      // Integration too: a viewer reads it (tests/console-integration.test.ts checks it is read-only).
+      expect(await nav.getByRole("link").allTextContents()).toEqual(["Overview", "Ask", "Corpora & documents", "Integration"]);
       await open("Corpora & documents");
       await page.getByRole("heading", { name: "Documents" }).waitFor();
       expect(await page.getByRole("button", { name: "Create corpus" }).count()).toBe(0);

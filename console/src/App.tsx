@@ -15,6 +15,7 @@ const Usage = lazy(() => import("./screens/Usage.js"));
 const Audit = lazy(() => import("./screens/Audit.js"));
 const DeadLetters = lazy(() => import("./screens/DeadLetters.js"));
 const Tenants = lazy(() => import("./screens/Tenants.js"));
+const Integration = lazy(() => import("./screens/Integration.js"));
 
 /** Screens, the procedure that decides whether the principal sees each, in menu order. */
 const SCREENS = [
@@ -26,6 +27,7 @@ const SCREENS = [
   { id: "usage", label: "Usage & quotas", needs: "/nexus.metering.v1.MeteringService/GetUsageHistory" },
   { id: "audit", label: "Audit log", needs: "/nexus.audit.v1.AuditService/ListAuditEvents" },
   { id: "dead-letters", label: "Dead letters", needs: "/nexus.ingestion.v1.IngestionService/ListDeadLetters" },
+  { id: "integration", label: "Integration", needs: "/nexus.integration.v1.IntegrationService/ListExecutions" },
 ] as const;
 type ScreenId = (typeof SCREENS)[number]["id"];
 
@@ -115,6 +117,7 @@ export function App() {
           {current === "audit" ? <Audit principal={principal} /> : null}
           {current === "dead-letters" ? <DeadLetters /> : null}
           {current === "tenants" ? <Tenants /> : null}
+          {current === "integration" ? <Integration principal={principal} /> : null}
         </Suspense>
       </main>
     </div>

@@ -110,6 +110,11 @@ const ADVICE: Readonly<Record<string, { title: string; action: string }>> = {
   },
   INVALID_ARGUMENT: { title: "Check your input", action: "Correct the highlighted value and try again." },
   VALIDATION_FAILED: { title: "Check your input", action: "Correct the value and try again." },
+  MANAGED_BY_KUBERNETES: {
+    title: "Managed by Kubernetes",
+    action: "Change the Kubernetes resource that declares it (kubectl or your GitOps repository) instead.",
+  },
+  CONCURRENCY_CONFLICT: { title: "Someone saved a newer version", action: "Reload the workflow, reapply your change and save again." },
 };
 
 const BY_CODE: Partial<Record<Code, { title: string; action: string }>> = {

@@ -1,4 +1,4 @@
-import type { ReactNode } from "react";
+import { type ReactNode, useState } from "react";
 import { describe, isSignedOut } from "./api.js";
 
 /** A failure as the person needs it: what happened, the server's explanation, what to do. */
@@ -50,4 +50,29 @@ export function Section({ title, children, actions }: { title: string; children:
 export function when(ts: { seconds: bigint; nanos: number } | undefined): string {
   if (!ts) return "—";
   return new Date(Number(ts.seconds) * 1000 + ts.nanos / 1e6).toLocaleString();
+}
+
+/** A new secret (key, app key, master secret): shown once, with a copy button; gone when dismissed. */
+export function Secret({ secret, onDone, label = "key" }: { secret: string; onDone: () => void; label?: string }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <div className="secret" role="status">
+      <p>
+        <strong>Copy this {label} now — it is shown only once.</strong>
+      </p>
+      <code data-testid="new-secret">{secret}</code>{" "}
+      <button
+        type="button"
+        onClick={async () => {
+          await navigator.clipboard?.writeText(secret).catch(() => undefined);
+          setCopied(true);
+        }}
+      >
+        {copied ? "Copied" : "Copy"}
+      </button>{" "}
+      <button type="button" onClick={onDone}>
+        Done
+      </button>
+    </div>
+  );
 }

@@ -5,7 +5,7 @@ import { ApiKeyStatus, Role } from "../../../gen/nexus/auth/v1/api_key_pb.js";
 import { AuthService } from "../../../gen/nexus/auth/v1/auth_service_pb.js";
 import type { Principal } from "../../../services/kernel/context.js";
 import { auth } from "../api.js";
-import { Empty, ErrorBox, Loading, Section, when } from "../ui.js";
+import { Empty, ErrorBox, Loading, Secret, Section, when } from "../ui.js";
 
 const STATUS: Record<ApiKeyStatus, string> = {
   [ApiKeyStatus.UNSPECIFIED]: "unknown",
@@ -22,31 +22,6 @@ const ROLE_NAMES: Record<Role, string> = {
   [Role.EDITOR]: "editor",
   [Role.VIEWER]: "viewer",
 };
-
-/** A new key's secret: shown once, with a copy button; gone when dismissed. */
-function Secret({ secret, onDone }: { secret: string; onDone: () => void }) {
-  const [copied, setCopied] = useState(false);
-  return (
-    <div className="secret" role="status">
-      <p>
-        <strong>Copy this key now — it is shown only once.</strong>
-      </p>
-      <code data-testid="new-secret">{secret}</code>{" "}
-      <button
-        type="button"
-        onClick={async () => {
-          await navigator.clipboard?.writeText(secret).catch(() => undefined);
-          setCopied(true);
-        }}
-      >
-        {copied ? "Copied" : "Copy"}
-      </button>{" "}
-      <button type="button" onClick={onDone}>
-        Done
-      </button>
-    </div>
-  );
-}
 
 export default function Keys({ principal }: { principal: Principal }) {
   const queryClient = useQueryClient();

@@ -328,7 +328,8 @@ export function createDestinationDrivers(options: DestinationDriversOptions): De
             );
             try {
               const r = await bounded(d.test());
-              return { ok: true, latencyMs: r.latencyMs, serverVersion: r.serverVersion, error: "" };
+              // latency_ms is a uint32: the connector measures tenths of a millisecond.
+              return { ok: true, latencyMs: Math.round(r.latencyMs), serverVersion: r.serverVersion, error: "" };
             } finally {
               await d.close();
             }

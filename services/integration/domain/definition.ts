@@ -1,3 +1,5 @@
+import { toJson } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import jsonata from "jsonata";
 import {
   type FieldMapping as FieldMappingMsg,
@@ -64,7 +66,8 @@ export function mappingOf(m: FieldMappingMsg): FieldMapping {
     source: m.source,
     column: m.column,
     ...(type ? { type } : {}),
-    ...(m.default !== undefined ? { default: m.default } : {}),
+    // The proto default is a google.protobuf.Value message; the connectors take its JSON value.
+    ...(m.default !== undefined ? { default: toJson(ValueSchema, m.default) } : {}),
     nullStrategy,
   };
 }

@@ -1,10 +1,18 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { SqlOperation, StepType, WorkflowDefinitionSchema, WorkflowKind } from "../../../gen/nexus/integration/v1/resources_pb.js";
+import {
+  FieldMappingSchema,
+  FieldType,
+  NullStrategy,
+  SqlOperation,
+  StepType,
+  WorkflowDefinitionSchema,
+  WorkflowKind,
+} from "../../../gen/nexus/integration/v1/resources_pb.js";
 import { errorReason } from "../../kernel/errors.js";
 import { appIdOfKey, appKeyDigest, generateAppKey } from "./app-key.js";
-import { checkDefinition } from "./definition.js";
+import { checkDefinition, mappingOf } from "./definition.js";
 import { validatePayload } from "./field-schema.js";
 import { markerForChange, markerForCreate } from "./kubernetes-managed.js";
 import { EnvelopeError, newMasterSecret, openPayload, sealPayload } from "./payload-crypto.js";
@@ -127,6 +135,19 @@ describe("workflow definitions checked at save time", () => {
     ],
   ])("%s", (_name, def, fields) => {
     expect(check(def as never)).toEqual(fields);
+  });
+});
+
+describe("field mappings from the API", () => {
+  it("a mapping's default (a google.protobuf.Value) reaches the connectors as its JSON value", () => {
+    const m = create(FieldMappingSchema, {
+      source: "customer",
+      column: "customer",
+      type: FieldType.STRING,
+      default: { kind: { case: "stringValue", value: "unknown" } },
+      nullStrategy: NullStrategy.DEFAULT,
+    });
+    expect(mappingOf(m)).toEqual({ source: "customer", column: "customer", type: "string", default: "unknown", nullStrategy: "default" });
   });
 });
 
