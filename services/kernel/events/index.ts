@@ -29,6 +29,7 @@ export { type ConnectNatsOptions, connectNats, DEFAULT_DLQ_STREAM, DEFAULT_EVENT
 export { EVENTS_CHANNEL, migratePlatform, PLATFORM_MIGRATIONS, PLATFORM_SCHEMA } from "./platform-migrations.js";
 export type {
   ConsumerOptions,
+  ConsumerLag,
   ConsumerStatus,
   DeadLetter,
   DeadLetterStore,

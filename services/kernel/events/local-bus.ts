@@ -8,7 +8,8 @@ import { createLocalObserver } from "./local-observer.js";
 import { EVENTS_CHANNEL, migratePlatform } from "./platform-migrations.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
 import { ensureProcessedEvents } from "./processed-events.js";
-import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX } from "./topics.js";
+import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX, topicPattern } from "./topics.js";
+import { measureLocalConsumerLag } from "./consumer-lag.js";
 
 /** Options of {@link createLocalEventBus}. */
 export interface LocalEventBusOptions {
@@ -58,6 +59,10 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
         await deadLetters.depth();
       })();
       return started;
+    },
+    async consumerLag(consumer, subject) {
+      await bus.start();
+      return measureLocalConsumerLag(db, consumer, topicPattern(subject));
     },
     async subscribe(consumer: ConsumerOptions) {
       if (closed) throw new Error("event bus is closed");

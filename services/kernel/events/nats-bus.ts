@@ -21,6 +21,7 @@ import {
 } from "./nats-streams.js";
 import { migratePlatform } from "./platform-migrations.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
+import { measureNatsConsumerLag } from "./consumer-lag.js";
 import { ensureProcessedEvents } from "./processed-events.js";
 import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from "./relay.js";
 import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX, subjectOf } from "./topics.js";
@@ -141,6 +142,10 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
         started = undefined;
       });
       return started;
+    },
+    async consumerLag(consumer) {
+      await bus.start();
+      return measureNatsConsumerLag(nc, jsm, stream, consumer);
     },
     async subscribe(consumer: ConsumerOptions) {
       if (closed) throw new Error("event bus is closed");
