@@ -237,7 +237,8 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     // Projection health (docs/event-sourcing.md): measured every second where their service runs.
     const monitored = PROJECTIONS.filter((p) => roles.has(p.table.split(".")[0] as ServiceName));
     // Consumer-fed read models: their consumer's lag in seconds, where their service runs.
-    const consumerFed = UNREBUILDABLE_PROJECTIONS.filter((p) => roles.has(p.table.split(".")[0] as ServiceName)).map((p) => ({
+    const hosted = new Set(servicesFor(services).map((s) => s.name as string));
+    const consumerFed = UNREBUILDABLE_PROJECTIONS.filter((p) => hosted.has(p.table.split(".")[0]!)).map((p) => ({
       projection: p.name,
       table: p.table,
       consumer: p.consumer,
