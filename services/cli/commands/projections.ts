@@ -107,7 +107,10 @@ export const projectionsStatusCommand: Command = {
  * measured on the bus (NATS_URL's, else the embedded one) — events not handled yet and the
  * age in seconds of the oldest.
  */
-async function consumerFedStatus(fed: { name: string; table: string; consumer: string; subject: string }, asJson: boolean): Promise<number> {
+async function consumerFedStatus(
+  fed: { name: string; table: string; consumer: string; subject: string },
+  asJson: boolean,
+): Promise<number> {
   const { createBus } = await import("../../runtime/create-bus.js");
   const { createLogger } = await import("../../kernel/logger.js");
   const { lagSecondsOf } = await import("../../kernel/events/consumer-lag.js");

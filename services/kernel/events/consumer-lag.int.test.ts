@@ -27,7 +27,9 @@ import type { EventBus } from "./ports.js";
 const WAIT = { timeout: 30_000, interval: 100 };
 
 async function append(db: Database, n: number): Promise<void> {
-  await db.transaction((tx) => appendToStream(tx, uniqueToken("s"), "any", [{ type: "test.v1.Lagged", topic: "lagtest.happened", payload: { n } }]));
+  await db.transaction((tx) =>
+    appendToStream(tx, uniqueToken("s"), "any", [{ type: "test.v1.Lagged", topic: "lagtest.happened", payload: { n } }]),
+  );
 }
 
 async function gaugeValue(consumer: string): Promise<number | undefined> {

@@ -14,7 +14,6 @@ import type { ConsumerLag } from "./ports.js";
  * consumer is held back even if nothing refreshes it.
  */
 
-
 /** Seconds since `oldest` (0 when undefined), rounded to the millisecond. */
 export function lagSecondsOf(oldest: Date | undefined, now = Date.now()): number {
   return oldest === undefined ? 0 : Math.max(0, Math.round(now - oldest.getTime()) / 1000);

@@ -3,11 +3,12 @@ import type { Database, Queryable } from "../db/ports.js";
 import { backoffDelayMs } from "../resilience/backoff.js";
 import { retryDelayMs } from "./backoff.js";
 import { advanceCheckpoint, type CheckpointLease, claimCheckpoint, leaseOwnerId, releaseCheckpoint } from "./checkpoint-lease.js";
+import { lagSecondsOf, oldest, registerConsumerLag } from "./consumer-lag.js";
 import { lastPosition, readAll, readEventAt } from "./event-store.js";
 import { FOREGROUND_MAX_WAIT_MS, foregroundWork, yieldingDatabase } from "./foreground.js";
 import { createLocalDeadLetters, parkLocalDelivery } from "./local-dead-letters.js";
-import { lagSecondsOf, oldest, registerConsumerLag } from "./consumer-lag.js";
 import { consumerDeliveries, consumerLastHeartbeat, consumerPending, consumerRedeliveries } from "./metrics.js";
+import type { OffboardedTenants } from "./offboarded-tenants.js";
 import {
   type ConsumerOptions,
   type ConsumerStatus,
@@ -22,6 +23,8 @@ import { WakeSignal } from "./wake-signal.js";
 
 /** What a local consumer needs from its bus. */
 export interface LocalConsumerContext {
+  /** Offboarded tenants whose events are skipped (unless the consumer opts out). */
+  offboarded?: OffboardedTenants;
   /** Database holding `platform.events` and the local bus tables. */
   db: Database;
   subjectPrefix: string;
@@ -132,6 +135,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
         consumer: name,
         event,
         handler: options.handler,
+        ...(ctx.offboarded && options.deliverOffboardedTenants !== true ? { offboarded: ctx.offboarded } : {}),
         ...(sameDb ? { alsoInTransaction: (tx: Queryable) => bookkeeping(tx, e.position, d) } : {}),
       });
       if (!sameDb) await bookkeeping(db, e.position, d);

@@ -3,6 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
 import { BusMembers } from "./bus-members.js";
+import { measureNatsConsumerLag } from "./consumer-lag.js";
 import { createNatsDeadLetters } from "./dead-letters.js";
 import { directEvents, publishToJetStream } from "./direct-publish.js";
 import { busConnected } from "./metrics.js";
@@ -19,9 +20,9 @@ import {
   JS_ERRORS,
   jsErrorCode,
 } from "./nats-streams.js";
+import { createOffboardedTenants } from "./offboarded-tenants.js";
 import { migratePlatform } from "./platform-migrations.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
-import { measureNatsConsumerLag } from "./consumer-lag.js";
 import { ensureProcessedEvents } from "./processed-events.js";
 import { createOutboxRelay, type OutboxRelay, type OutboxRelayOptions } from "./relay.js";
 import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX, subjectOf } from "./topics.js";
@@ -122,6 +123,8 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
     }
   })().catch(() => undefined);
   const members = new BusMembers();
+  // Consumers skip an offboarded tenant's events (offboarded-tenants.ts).
+  const offboarded = createOffboardedTenants(db, logger);
   let started: Promise<void> | undefined;
   let closed = false;
 
@@ -152,6 +155,7 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
       members.assertNew(consumer.name);
       await bus.start();
       await ensureProcessedEvents(consumer.db ?? db, consumer.schema ?? "platform");
+      if (consumer.deliverOffboardedTenants !== true) await offboarded.watch(bus);
       const subscription = await createNatsConsumer(
         {
           nats: nc,
@@ -162,6 +166,7 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
           deadLetters,
           db,
           logger,
+          offboarded,
           ensureStreams,
           ...(options.consumerHeartbeatMs ? { heartbeatMs: options.consumerHeartbeatMs } : {}),
         },

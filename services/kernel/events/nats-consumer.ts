@@ -17,6 +17,7 @@ import type { NatsDeadLetters } from "./dead-letters.js";
 import { consumerDeliveries, consumerHealthy, consumerLastHeartbeat, consumerPending, consumerRedeliveries } from "./metrics.js";
 import { decodeEventMessage, UndecodableMessageError } from "./nats-message.js";
 import { JS_ERRORS, jsErrorCode } from "./nats-streams.js";
+import type { OffboardedTenants } from "./offboarded-tenants.js";
 import { type ConsumerOptions, type ConsumerStatus, type DeliveredEvent, PermanentFailure, type Subscription } from "./ports.js";
 import { deliverOnce } from "./processed-events.js";
 import { Semaphore } from "./semaphore.js";
@@ -25,6 +26,8 @@ import { WakeSignal } from "./wake-signal.js";
 
 /** What a NATS consumer needs from its bus. */
 export interface NatsConsumerContext {
+  /** Offboarded tenants whose events are skipped (unless the consumer opts out). */
+  offboarded?: OffboardedTenants;
   nats: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
@@ -180,7 +183,14 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
     }
     const keepAlive = setInterval(() => m.working(), Math.max(1_000, Math.floor(ackWaitMs / 3)));
     try {
-      const outcome = await deliverOnce({ db, schema, consumer: name, event, handler: options.handler });
+      const outcome = await deliverOnce({
+        db,
+        schema,
+        consumer: name,
+        event,
+        handler: options.handler,
+        ...(ctx.offboarded && options.deliverOffboardedTenants !== true ? { offboarded: ctx.offboarded } : {}),
+      });
       m.ack();
       lastErrors.delete(m.seq);
       consumerDeliveries.inc({ consumer: name, outcome });

@@ -147,6 +147,12 @@ export interface ConsumerOptions {
    * what it already handled.
    */
   deliverFrom?: "all" | "new";
+  /**
+   * Deliver the events of an offboarded tenant too (default false: they are acknowledged
+   * without running the handler, see offboarded-tenants.ts). The audit trail sets it: it keeps
+   * the record of the offboarding itself.
+   */
+  deliverOffboardedTenants?: boolean;
 }
 
 /** Liveness and lag of one consumer (readiness probes and metrics). */

@@ -1,6 +1,7 @@
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { type Migration, migrate } from "../db/migrate.js";
 import type { Database, Tx } from "../db/ports.js";
+import type { OffboardedTenants } from "./offboarded-tenants.js";
 import type { DeliveredEvent, EventHandler } from "./ports.js";
 
 /**
@@ -37,7 +38,7 @@ export async function ensureProcessedEvents(db: Database, schema: string): Promi
 }
 
 /** What happened to one delivery. */
-export type DeliveryOutcome = "handled" | "duplicate";
+export type DeliveryOutcome = "handled" | "duplicate" | "skipped";
 
 /** Inputs of {@link deliverOnce}. */
 export interface DeliverOnceOptions {
@@ -48,6 +49,8 @@ export interface DeliverOnceOptions {
   handler: EventHandler;
   /** More statements for the same transaction (e.g. the local bus's checkpoint). */
   alsoInTransaction?: (tx: Tx) => Promise<void>;
+  /** When given, an event of an offboarded tenant is not handed to the handler ("skipped"). */
+  offboarded?: OffboardedTenants;
 }
 
 const tracer = trace.getTracer("nexus.events");
@@ -81,6 +84,13 @@ export async function deliverOnce(options: DeliverOnceOptions): Promise<Delivery
     parent,
     async (span) => {
       try {
+        const tenantId = event.metadata.tenantId;
+        if (options.offboarded && tenantId && (await options.offboarded.isOffboarded(tenantId))) {
+          if (options.alsoInTransaction) await db.transaction((tx) => options.alsoInTransaction!(tx));
+          options.offboarded.noteSkipped(tenantId, consumer);
+          span.setAttribute("nexus.delivery.outcome", "skipped");
+          return "skipped";
+        }
         const outcome = await db.transaction(async (tx): Promise<DeliveryOutcome> => {
           const { rowCount } = await tx.query(
             `INSERT INTO "${schema}".processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
