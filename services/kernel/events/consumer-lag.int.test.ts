@@ -6,7 +6,7 @@
  * has caught up.
  */
 import { register } from "prom-client";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { deleteSuiteStreams } from "../../../tests/support/nats-streams.js";
 import {
   createTestDatabase,
