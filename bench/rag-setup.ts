@@ -20,7 +20,9 @@ import {
 import { migrateSchemas } from "../services/kernel/service/index.js";
 import { createIngestionRuntime, type IngestionRuntime } from "../services/knowledge/ingestion/ingestion-runtime.js";
 import { ingestionMigrations } from "../services/knowledge/ingestion/migrations.js";
+import { startAccessCacheInvalidation } from "../services/knowledge/retrieval/access-cache.js";
 import { createPgCorpusRepository } from "../services/knowledge/retrieval/adapters/postgres-corpus-repository.js";
+import { accessCache } from "../services/knowledge/retrieval/adapters/postgres-policies.js";
 import { createPgSearchIndex } from "../services/knowledge/retrieval/adapters/postgres-search-index.js";
 import { createEmbeddingModels } from "../services/knowledge/retrieval/embeddings/embedding-models.js";
 import { retrievalMigrations } from "../services/knowledge/retrieval/migrations.js";
@@ -118,6 +120,8 @@ export async function openBenchRag(options: { workers?: boolean; backend?: Bench
     ...(cipher ? { cipher } : {}),
   });
   await ingestion.start();
+  // The tenants' policies and settings cached per process, as the knowledge service wires it.
+  const accessFeed = await startAccessCacheInvalidation({ bus, cache: accessCache, logger });
   const values = createContextValues().set(principalKey, benchPrincipal());
   const ctx = createHandlerContext({
     service: RetrievalService,
@@ -138,6 +142,7 @@ export async function openBenchRag(options: { workers?: boolean; backend?: Bench
     ...(cipher ? { cipher } : {}),
     async close() {
       await ingestion.stop();
+      await accessFeed.stop();
       await bus.close();
       await db.close();
       await fresh?.drop();

@@ -302,6 +302,29 @@ describeWithPostgres("Cedar policies in Search, Run and the document calls", () 
     expect(await visible(as.viewerKey!)).toEqual(["eng-design", "handbook"]);
   });
 
+  it("a policy can be deleted (admins only, audited), in force for the next query", async () => {
+    await owner.retrieval.savePolicy({
+      policyId: "no-handbook",
+      text: `forbid(principal, action, resource == Document::"handbook");`,
+      enabled: true,
+    });
+    expect(await visible(as.viewerKey!)).not.toContain("handbook");
+    expect(await failure(() => as.alice!.retrieval.deletePolicy({ policyId: "no-handbook" }))).toMatchObject({
+      code: "PermissionDenied",
+      reason: "RBAC_FORBIDDEN",
+    });
+    const { policy } = await owner.retrieval.deletePolicy({ policyId: "no-handbook" });
+    expect(policy).toMatchObject({ policyId: "no-handbook", enabled: true });
+    expect(await visible(as.viewerKey!)).toContain("handbook");
+    expect((await owner.retrieval.listPolicies({})).policies.map((p) => p.policyId)).not.toContain("no-handbook");
+    expect(await failure(() => owner.retrieval.deletePolicy({ policyId: "no-handbook" }))).toMatchObject({ code: "NotFound" });
+    expect(await failure(() => owner.retrieval.setPolicyEnabled({ policyId: "no-handbook", enabled: true }))).toMatchObject({
+      code: "NotFound",
+    });
+    const deleted = (await h.events("PolicyDeleted")).map((e) => e.payload as { policyId: string; text: string });
+    expect(deleted).toEqual([expect.objectContaining({ policyId: "no-handbook", text: expect.stringContaining("handbook") })]);
+  });
+
   it("a deleted document's access list goes with it", async () => {
     await owner.retrieval.setDocumentAccess({
       documentId: "bob-review",

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -10,6 +11,8 @@ import {
   DataSubjectRequestStatus,
   DataSubjectScope,
   HoldScope,
+  RetentionAction,
+  RetentionCategory,
 } from "../gen/nexus/governance/v1/governance_service_pb.js";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import type { NexusClient } from "../services/client/index.js";
@@ -160,6 +163,98 @@ describeWithPostgres("data-subject requests (nexus dev on PostgreSQL)", () => {
       code: Code.NotFound,
     });
   }, 120_000);
+
+  it("a user's export covers its owned key and its sign-in session, and nothing of another user of the tenant", async () => {
+    // A tenant of its own: two members, each with an API key they own; the first also signed in.
+    const t = await mesh.newTenant("pro", "admin");
+    const admin = mesh.client(t.key);
+    const people: Record<
+      "u1" | "u2",
+      { userId: string; keyId: string; key: NexusClient; secret: string; docs: string[]; sessions: string[] }
+    > = {} as never;
+    await admin.retrieval.createCorpus({ corpusId: "people", displayName: "people" });
+    const upload = async (client: NexusClient, documentId: string, secret: string) => {
+      await client.ingestion.ingestText({
+        corpusId: "people",
+        documentId,
+        text: `Notes of ${documentId}: the ${secret} procedure.`,
+        filename: `${documentId}.txt`,
+        mediaType: "text/plain",
+      });
+      await eventually(`${documentId} to be ingested`, async () => {
+        const { document } = await client.ingestion.getDocument({ documentId });
+        return document?.status === DocumentStatus.SUCCEEDED;
+      });
+    };
+    for (const [name, secret] of [
+      ["u1", "heron-cobalt"],
+      ["u2", "plover-saffron"],
+    ] as const) {
+      const member = (await admin.identity.addMember({ email: `${name}@example.com`, role: Role.EDITOR })).member!;
+      const issued = await admin.auth.createApiKey({ name: `${name}'s key`, role: Role.EDITOR, ownerUserId: member.userId });
+      const key = mesh.client(issued.plaintextKey);
+      await upload(key, `${name}-key-doc`, secret);
+      people[name] = {
+        userId: member.userId,
+        keyId: issued.apiKey!.id,
+        key,
+        secret,
+        docs: [`${name}-key-doc`],
+        sessions: [await newSession(key, "people", `What is the ${secret} procedure?`)],
+      };
+    }
+    // u1 signs in (the session a completed OpenID sign-in stores) and works with the session token.
+    const signInId = randomUUID();
+    const token = `nxss_${signInId}_${randomBytes(32).toString("base64url")}`;
+    await mesh.db.query(
+      `INSERT INTO auth.sessions (id, tenant_id, user_id, groups, secret_sha256, created_at, expires_at, version)
+       VALUES ($1, $2, $3, '{}', $4, now(), now() + interval '1 hour', 1)`,
+      [signInId, t.tenantId, people.u1.userId, createHash("sha256").update(token).digest()],
+    );
+    const signedIn = mesh.client(token);
+    await upload(signedIn, "u1-session-doc", "heron-cobalt");
+    people.u1.docs.push("u1-session-doc");
+    people.u1.sessions.push(await newSession(signedIn, "people", "Summarise the heron-cobalt notes."));
+    await eventually("usage records of the three runs", async () => {
+      const { rows } = await mesh.db.query<{ n: number }>("SELECT count(*)::int AS n FROM metering.usage_records WHERE tenant_id = $1", [
+        t.tenantId,
+      ]);
+      return rows[0]!.n >= 3;
+    });
+
+    const { request } = await admin.governance.createDataSubjectRequest({
+      kind: DataSubjectRequestKind.EXPORT,
+      scope: DataSubjectScope.USER,
+      subjectId: people.u1.userId,
+    });
+    await finished(admin, request!.requestId);
+    const text = Buffer.from((await admin.governance.downloadDataSubjectArchive({ requestId: request!.requestId })).archive).toString(
+      "utf8",
+    );
+    const parts = (JSON.parse(text) as SubjectArchive).content.parts as Record<string, Array<Record<string, unknown>>>;
+    // Both ways u1 worked: the owned key and the sign-in session.
+    expect(parts.sessions!.map((x) => x.sessionId).sort()).toEqual([...people.u1.sessions].sort());
+    expect(parts.documents!.map((d) => d.documentId).sort()).toEqual([...people.u1.docs].sort());
+    const u1Actors = [people.u1.keyId, `session:${signInId}`, `user:${people.u1.userId}`];
+    const runs = parts.audit!.filter((e) => e.event_type === "run.invoked");
+    expect(runs.map((e) => e.actor_key_id).sort()).toEqual([people.u1.keyId, `session:${signInId}`].sort());
+    expect(
+      parts.audit!.every(
+        (e) => u1Actors.includes(String(e.actor_key_id)) || [people.u1.userId, people.u1.keyId].includes(String(e.resource_id)),
+      ),
+    ).toBe(true);
+    expect(parts.usage!.length).toBe(2);
+    // Nothing of u2: not its user, key, sessions, document or words.
+    for (const other of [people.u2.userId, people.u2.keyId, ...people.u2.sessions, ...people.u2.docs, people.u2.secret])
+      expect(text).not.toContain(other);
+    // Only a FAILED request can be restarted; anonymize is refused where it means nothing.
+    await expect(admin.governance.retryDataSubjectRequest({ requestId: request!.requestId })).rejects.toMatchObject({
+      code: Code.FailedPrecondition,
+    });
+    await expect(
+      admin.governance.setRetentionPolicy({ category: RetentionCategory.DOCUMENTS, maxAgeDays: 30, action: RetentionAction.ANONYMIZE }),
+    ).rejects.toMatchObject({ code: Code.InvalidArgument });
+  }, 180_000);
 
   it("erase needs a second admin when the tenant requires it, respects holds, and removes exactly the subject's data", async () => {
     const k1 = subjects.k1;

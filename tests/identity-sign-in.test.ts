@@ -22,6 +22,7 @@ const people = [
   { clientId: "alice", email: "alice@example.com", groups: ["engineering"] },
   { clientId: "bob", email: "bob@example.com", groups: ["sales"] },
   { clientId: "carol", email: "carol@example.com", groups: [] as string[] },
+  { clientId: "dave", email: "dave@example.com", groups: ["sales"] },
 ];
 
 describeWithPostgres("identity: OpenID Connect sign-in", () => {
@@ -123,6 +124,24 @@ describeWithPostgres("identity: OpenID Connect sign-in", () => {
     expect(out.headers.getSetCookie()[0]).toContain("Max-Age=0");
     expect(await failure(() => bob.auth.whoAmI({}))).toMatchObject({ code: "Unauthenticated", reason: "AUTH_REVOKED_KEY" });
     expect((await h.events("SessionEnded")).length).toBe(1);
+  });
+
+  it("RemoveMember ends the member's sessions by event, as a SCIM deprovisioning does", async () => {
+    const owner = h.client(tenant.ownerKey);
+    const { member } = await owner.identity.addMember({ email: "dave@example.com", role: Role.VIEWER });
+    const first = await signIn("dave");
+    const second = await signIn("dave");
+    const dave = h.client(first.session);
+    expect((await dave.auth.whoAmI({})).principal?.name).toBe("dave@example.com");
+    const endedBefore = (await h.events("SessionEnded")).length;
+    await owner.identity.removeMember({ userId: member!.userId });
+    const ended = (await h.events("SessionEnded")).slice(endedBefore);
+    expect(ended.map((e) => (e.payload as { sessionId?: string }).sessionId).sort()).toEqual(
+      [first.session, second.session].map((s) => s?.split("_")[1]).sort(),
+    );
+    // Ended, not merely orphaned: the refusal says the session is over.
+    expect(await failure(() => dave.auth.whoAmI({}))).toMatchObject({ code: "Unauthenticated", reason: "AUTH_REVOKED_KEY" });
+    expect(await failure(() => h.client(second.session).auth.whoAmI({}))).toMatchObject({ reason: "AUTH_REVOKED_KEY" });
   });
 
   it("expires sessions after their TTL (8 h by default)", async () => {

@@ -1,6 +1,12 @@
 import type { Database, Queryable } from "../kernel/db/ports.js";
 import { errorMetadata, errorReason } from "../kernel/errors.js";
-import { assertNoLegalHold, type HoldSubject, type Subject, type SubjectDataContributor } from "../kernel/governance/index.js";
+import {
+  assertNoLegalHold,
+  type HoldSubject,
+  type Subject,
+  type SubjectDataContributor,
+  subjectActors,
+} from "../kernel/governance/index.js";
 import type { SessionRepository } from "./ports.js";
 
 /** What a legal hold may name to cover a session: the session, the key and the user that started it. */
@@ -11,12 +17,20 @@ export function sessionHoldSubjects(sessionId: string, owner: { keyId: string; u
   return subjects;
 }
 
-/** The subject's sessions: the session itself, or those a key or a user started. */
+/**
+ * The subject's sessions: the session itself, those a key started, or those a user started —
+ * as the user, or with a key or sign-in session acting as the user ({@link subjectActors}).
+ */
 async function sessionsOf(q: Queryable, tenantId: string, subject: Subject): Promise<string[]> {
-  const column = subject.scope === "session" ? "session_id" : subject.scope === "key" ? "created_by_key" : "created_by_user";
+  const match =
+    subject.scope === "session"
+      ? "session_id = $2"
+      : subject.scope === "key"
+        ? "created_by_key = $2"
+        : "(created_by_user = $2 OR created_by_key = ANY($3::text[]))";
   const { rows } = await q.query<{ session_id: string }>(
-    `SELECT session_id FROM agent.sessions WHERE tenant_id = $1 AND ${column} = $2 ORDER BY created_at, session_id`,
-    [tenantId, subject.id],
+    `SELECT session_id FROM agent.sessions WHERE tenant_id = $1 AND ${match} ORDER BY created_at, session_id`,
+    subject.scope === "user" ? [tenantId, subject.id, subjectActors(subject)] : [tenantId, subject.id],
   );
   return rows.map((r) => r.session_id);
 }

@@ -1,13 +1,16 @@
 import type { Queryable } from "../kernel/db/ports.js";
-import type { Subject, SubjectDataContributor } from "../kernel/governance/index.js";
+import { type Subject, type SubjectDataContributor, subjectActors } from "../kernel/governance/index.js";
 
-/** The audit entries naming the subject: acting as it (a key, a user's token) or about it (the user, the key, the session). */
+/**
+ * The audit entries naming the subject: acting as it (a key; for a user its token, sign-in
+ * sessions and owned keys) or about it (the user, its keys, the key, the session).
+ */
 function naming(subject: Subject): string {
   switch (subject.scope) {
     case "key":
       return "(actor_key_id = $2 OR (resource_type = 'api_key' AND resource_id = $2))";
     case "user":
-      return "(actor_key_id = 'user:' || $2 OR (resource_type = 'user' AND resource_id = $2))";
+      return "(actor_key_id = ANY($3::text[]) OR (resource_type = 'user' AND resource_id = $2) OR (resource_type = 'api_key' AND resource_id = ANY($3::text[])))";
     case "session":
       return "(resource_type = 'session' AND resource_id = $2)";
   }
@@ -18,7 +21,7 @@ async function entries(q: Queryable, tenantId: string, subject: Subject) {
     `SELECT id::text AS id, sequence::text AS sequence, occurred_at, event_type, actor_kind, actor_key_id, actor_name, actor_role, action,
             resource_type, resource_id, outcome, request_id, before, after, metadata
      FROM audit.entries WHERE tenant_id = $1 AND ${naming(subject)} ORDER BY sequence`,
-    [tenantId, subject.id],
+    subject.scope === "user" ? [tenantId, subject.id, subjectActors(subject)] : [tenantId, subject.id],
   );
   return rows;
 }

@@ -1,5 +1,5 @@
 import { authorizationRefusal } from "../kernel/authz/refusal.js";
-import type { Aggregate } from "../kernel/commands/index.js";
+import { type Aggregate, executeInTransaction } from "../kernel/commands/index.js";
 import type { Principal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
 import { apiKeyEventToNew, tenantEventToNew } from "./auth-events.js";
@@ -17,7 +17,7 @@ import { decideSession, evolveSession, type Session, type SessionCommand, type S
 import { decideTenant, evolveTenant, type Tenant, type TenantCommand, type TenantEvent } from "./domain/tenant.js";
 import { decideUser, evolveUser, type User, type UserCommand, type UserEvent } from "./domain/user.js";
 import { identityProviderEventToNew, sessionEventToNew, userEventToNew } from "./identity-events.js";
-import type { StateRepository } from "./ports.js";
+import type { AuthTransaction, StateRepository } from "./ports.js";
 import { tenantEventSourcing } from "./tenant-event-sourcing.js";
 
 /**
@@ -150,4 +150,28 @@ export function sessionAggregate(rows: StateRepository<Session>): SessionAggrega
     save: (tx, _sessionId, session, expectedVersion, version) => rows.save(tx, session, expectedVersion, version),
     toEvent: (event) => sessionEventToNew(event),
   };
+}
+
+/**
+ * Ends what a person holds in a tenant whose membership ends (RemoveMember, SCIM
+ * deprovisioning): revokes every unrevoked key they own there and ends their live sign-in
+ * sessions, in the caller's transaction. Answers the ids, for the caller's cache invalidation.
+ */
+export async function endMemberCredentials(
+  tx: AuthTransaction,
+  aggregates: { apiKeys: ApiKeyAggregate; sessions: SessionAggregate },
+  person: { userId: string; tenantId: string },
+  reason: string,
+  now: Date,
+  metadata: { actor: string; tenantId: string },
+): Promise<{ keyIds: string[]; sessionIds: string[] }> {
+  const keyIds = await tx.ownedUnrevokedKeyIds(person.userId, person.tenantId);
+  for (const keyId of keyIds) {
+    await executeInTransaction(tx.tx, aggregates.apiKeys, keyId, { type: "RevokeApiKey", reason, now }, { metadata });
+  }
+  const sessionIds = await tx.liveSessionIds(person.userId, person.tenantId, now);
+  for (const sessionId of sessionIds) {
+    await executeInTransaction(tx.tx, aggregates.sessions, sessionId, { type: "EndSession", reason, now }, { metadata });
+  }
+  return { keyIds, sessionIds };
 }

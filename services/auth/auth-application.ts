@@ -483,6 +483,25 @@ export class AuthApplication {
    * with the procedure the caller wanted. Records a use at most once a minute per key.
    */
   async authenticate(presented: string, context: PresentationContext): Promise<AuthenticatorResult> {
+    return this.withDirectoryGroups(await this.authenticatePresented(presented, context));
+  }
+
+  /**
+   * A person's groups (document ACL GROUP grants, Cedar `principal in Group`): for a person the
+   * tenant's directory provisions (SCIM), the directory's groups — display names and external
+   * ids — replace the token's or session's groups claim; the directory is live (a removal
+   * arrives by SCIM and ends cached answers mesh-wide through DirectoryGroupsChanged), while a
+   * claim is a snapshot of the last sign-in. Anyone else (JIT, AddMember, keys they own) keeps
+   * the groups claim (none for a key).
+   */
+  private async withDirectoryGroups(result: AuthenticatorResult): Promise<AuthenticatorResult> {
+    if (result.kind !== "authenticated" || result.principal.kind !== "tenant" || !result.principal.userId) return result;
+    const directory = await this.store.directoryGroupsOf(result.principal.tenantId, result.principal.userId);
+    if (directory === undefined) return result;
+    return { ...result, principal: { ...result.principal, groups: directory } };
+  }
+
+  private async authenticatePresented(presented: string, context: PresentationContext): Promise<AuthenticatorResult> {
     if (isAccessToken(presented)) return this.authenticateToken(presented, context);
     if (presented.startsWith(SESSION_PREFIX)) return this.authenticateSession(presented, context);
     const now = this.clock();

@@ -21,6 +21,7 @@ import {
   type ReleaseLegalHoldRequest,
   RetentionAction,
   RetentionCategory,
+  type RetryDataSubjectRequestRequest,
   type SetGovernanceSettingsRequest,
   type SetRetentionPolicyRequest,
 } from "../../gen/nexus/governance/v1/governance_service_pb.js";
@@ -49,6 +50,7 @@ import {
   type RetentionPolicy,
   type RetentionReport,
   releaseLegalHoldRecorded,
+  retrySubjectRequestRecorded,
   type SubjectRequest,
   type SubjectRequestKind,
   type SubjectRequestStatus,
@@ -156,6 +158,8 @@ const subjectRequestToMessage = (r: SubjectRequest) => ({
     removed: s.removed ?? 0,
     kept: s.kept ?? 0,
     note: s.note ?? "",
+    error: s.error ?? "",
+    attempts: s.attempts ?? 0,
   })),
   createdAt: timestampFromDate(r.createdAt),
   ...(r.finishedAt ? { finishedAt: timestampFromDate(r.finishedAt) } : {}),
@@ -176,12 +180,35 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
     };
   }
 
+  /**
+   * Who acts as a user (docs/governance.md#data-subject-requests): its access token, its
+   * sign-in sessions and the API keys it owns in the tenant — revoked and ended ones too, their
+   * data stays. Auth owns these tables; the other services' parts match the ids in the event
+   * metadata and the audit trail.
+   */
+  private async userActors(tenantId: string, userId: string): Promise<string[]> {
+    const { rows } = await this.db.query<{ actor: string }>(
+      `SELECT id AS actor FROM auth.api_keys WHERE tenant_id = $1 AND owner_user_id = $2
+       UNION SELECT 'session:' || id FROM auth.sessions WHERE tenant_id = $1 AND user_id = $2
+       UNION SELECT 'user:' || $2::text`,
+      [tenantId, userId],
+    );
+    return rows.map((r) => r.actor).sort();
+  }
+
   async createDataSubjectRequest(req: CreateDataSubjectRequestRequest, ctx: HandlerContext) {
     const { tenantId, actor, by } = this.scope(ctx, req.tenantId);
     const kind = fromProto(KINDS, req.kind, "kind");
     const scope = fromProto(SUBJECT_SCOPES, req.scope, "scope");
+    const actors = scope === "user" && req.subjectId.trim() ? await this.userActors(tenantId, req.subjectId) : undefined;
     const request = await this.db.transaction(async (tx) => {
-      const r = await createSubjectRequest(tx, { tenantId, kind, subject: { scope, id: req.subjectId }, by });
+      const r = await createSubjectRequest(tx, {
+        tenantId,
+        kind,
+        subject: { scope, id: req.subjectId, ...(actors ? { actors } : {}) },
+        by,
+        keyring: this.keyring,
+      });
       await recordFacts(
         tx,
         governanceStreamId(tenantId),
@@ -215,6 +242,11 @@ export class GovernanceServiceHandlers implements ServiceImpl<typeof GovernanceS
       return r;
     });
     return { request: subjectRequestToMessage(request) };
+  }
+
+  async retryDataSubjectRequest(req: RetryDataSubjectRequestRequest, ctx: HandlerContext) {
+    const { tenantId, actor } = this.scope(ctx, req.tenantId);
+    return { request: subjectRequestToMessage(await retrySubjectRequestRecorded(this.db, actor, tenantId, req.requestId)) };
   }
 
   async getDataSubjectRequest(req: GetDataSubjectRequestRequest, ctx: HandlerContext) {

@@ -60,6 +60,19 @@ function principalMessageOf(principal: Principal): ReturnType<typeof principalTo
   return message;
 }
 
+/** The API key messages of cached (frozen) key records, by the status they were made with (it moves with time). */
+const keyMessages = new WeakMap<object, { status: KeyStatus; message: ReturnType<typeof apiKeyToMessage> }>();
+
+/** {@link apiKeyToMessage}, made once per cached key record and status instead of per call. */
+function keyMessageOf(key: Parameters<typeof apiKeyToMessage>[0], status: KeyStatus): ReturnType<typeof apiKeyToMessage> {
+  if (!Object.isFrozen(key)) return apiKeyToMessage(key, status);
+  const memo = keyMessages.get(key);
+  if (memo !== undefined && memo.status === status) return memo.message;
+  const message = apiKeyToMessage(key, status);
+  keyMessages.set(key, { status, message });
+  return message;
+}
+
 /** The optimistic-concurrency option of a tenant change request (unset: none). */
 function expected(req: { expectedVersion?: bigint }): TenantChangeOptions {
   return req.expectedVersion === undefined ? {} : { expectedVersion: Number(req.expectedVersion) };
@@ -230,6 +243,6 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
       return { principal: principalToProto(principal) };
     }
     const key = await this.app.ownKey(principal, ctx.values.get(credentialKey));
-    return { principal: principalMessageOf(principal), apiKey: apiKeyToMessage(key, this.app.statusOf(key)) };
+    return { principal: principalMessageOf(principal), apiKey: keyMessageOf(key, this.app.statusOf(key)) };
   }
 }

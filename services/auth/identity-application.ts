@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
-import { userIdKey } from "../kernel/authz/cache-invalidation.js";
+import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { requirePlatformPrincipal, tenantScope } from "../kernel/authz/tenant-scope.js";
 import { executeInTransaction } from "../kernel/commands/index.js";
 import type { Principal, TenantRole } from "../kernel/context.js";
@@ -12,8 +12,11 @@ import {
   type ApiKeyAggregate,
   apiKeyAggregate,
   decided,
+  endMemberCredentials,
   type IdentityProviderAggregate,
   identityProviderAggregate,
+  type SessionAggregate,
+  sessionAggregate,
   type UserAggregate,
   userAggregate,
 } from "./auth-aggregates.js";
@@ -89,11 +92,13 @@ export class IdentityApplication {
   private readonly users: UserAggregate;
   private readonly apiKeys: ApiKeyAggregate;
   private readonly providers: IdentityProviderAggregate;
+  private readonly sessions: SessionAggregate;
 
   constructor(private readonly options: IdentityApplicationOptions) {
     this.users = userAggregate(options.store.users);
     this.apiKeys = apiKeyAggregate(options.store.apiKeys);
     this.providers = identityProviderAggregate(options.store.identityProviders);
+    this.sessions = sessionAggregate(options.store.sessions);
   }
 
   /** Makes `email` a member of the tenant with `role`, creating the user when needed. */
@@ -167,20 +172,21 @@ export class IdentityApplication {
       const now = this.options.clock();
       const metadata = { actor: actor.keyId, tenantId };
       await executeInTransaction(tx.tx, this.guarded(actor, tenantId), userId, { type: "RevokeMembership", tenantId, now }, { metadata });
-      const keyIds = await tx.ownedUnrevokedKeyIds(userId, tenantId);
-      for (const keyId of keyIds) {
-        await executeInTransaction(
-          tx.tx,
-          this.apiKeys,
-          keyId,
-          { type: "RevokeApiKey", reason: MEMBERSHIP_ENDED_REASON, now },
-          { metadata },
-        );
-      }
-      return keyIds;
+      // Owned keys are revoked and sign-in sessions end (SessionEnded), as SCIM deprovisioning does.
+      return endMemberCredentials(
+        tx,
+        { apiKeys: this.apiKeys, sessions: this.sessions },
+        { userId, tenantId },
+        MEMBERSHIP_ENDED_REASON,
+        now,
+        metadata,
+      );
     });
-    invalidateInProcess({ keyIds: [...revoked, userIdKey(userId)], tenantIds: [tenantId] });
-    return revoked;
+    invalidateInProcess({
+      keyIds: [...revoked.keyIds, ...revoked.sessionIds.map(sessionKey), userIdKey(userId)],
+      tenantIds: [tenantId],
+    });
+    return revoked.keyIds;
   }
 
   /** JIT provisioning at sign-in: makes `email` a member with `role` (actor "sign-in"). */

@@ -81,6 +81,8 @@ export interface AuthTransaction {
   userIdByEmail(email: string): Promise<string | undefined>;
   /** Ids of the keys `userId` owns in `tenantId` that are not revoked yet. */
   ownedUnrevokedKeyIds(userId: string, tenantId: string): Promise<string[]>;
+  /** Ids of the sign-in sessions of `userId` in `tenantId` still live at `now`. */
+  liveSessionIds(userId: string, tenantId: string, now: Date): Promise<string[]>;
 }
 
 /** A member as ListMembers pages them: the user with the membership's role. */
@@ -132,6 +134,11 @@ export interface AuthStore {
   readonly identityProviders: StateRepository<IdentityProviderConfig>;
   getUser(userId: string): Promise<User | undefined>;
   getUserByEmail(email: string): Promise<User | undefined>;
+  /**
+   * The groups the tenant's directory (SCIM) puts `userId` in — each group's display name and,
+   * when set, its external id — or undefined when the directory does not provision the user.
+   */
+  directoryGroupsOf(tenantId: string, userId: string): Promise<string[] | undefined>;
   listMembers(query: MemberQuery): Promise<User[]>;
   getIdentityProvider(tenantId: string): Promise<IdentityProviderConfig | undefined>;
   /** Enabled providers whose issuer is exactly `issuer`, with their tenants. */

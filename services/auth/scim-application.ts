@@ -1,15 +1,17 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { DirectoryGroupsChangedSchema } from "../../gen/nexus/events/v1/identity_events_pb.js";
 import type { AccessFailureReason, AccessRecorder } from "../kernel/authz/access-recorder.js";
 import { invalidateInProcess } from "../kernel/authz/authentication-cache.js";
 import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { effectiveEntitlements, principalEntitlements } from "../kernel/authz/plans.js";
 import { authorizationRefusal } from "../kernel/authz/refusal.js";
 import { tenantScope } from "../kernel/authz/tenant-scope.js";
-import { type Aggregate, executeInTransaction } from "../kernel/commands/index.js";
+import { type Aggregate, executeInTransaction, recordFacts } from "../kernel/commands/index.js";
 import type { Principal, TenantRole } from "../kernel/context.js";
 import type { Queryable } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
+import { eventOf } from "../kernel/events/protobuf-event.js";
 import {
   ScimConflict,
   type ScimGroupName,
@@ -18,7 +20,7 @@ import {
   scimRows,
   scimTokenRows,
 } from "./adapters/postgres-scim.js";
-import { apiKeyAggregate, decided, sessionAggregate, userAggregate } from "./auth-aggregates.js";
+import { apiKeyAggregate, decided, endMemberCredentials, sessionAggregate, userAggregate } from "./auth-aggregates.js";
 import { digestOf, verifyApiKey } from "./domain/api-key-secret.js";
 import type { IdentityProviderConfig } from "./domain/identity-provider.js";
 import {
@@ -81,6 +83,8 @@ interface Effects {
   keyIds: string[];
   sessionIds: string[];
   userIds: string[];
+  /** People whose directory groups changed (DirectoryGroupsChanged at commit). */
+  groupsChanged: string[];
 }
 
 type ScimTokenAggregate = Aggregate<ScimTokenState, ScimTokenEvent, ScimTokenCommand, string>;
@@ -253,6 +257,8 @@ export class ScimApplication {
         .insertUser(tx.tx, { ...record, createdAt: now, updatedAt: now })
         .catch((err) => conflict(err, `userName ${input.userName}`));
       effects.userIds.push(userId);
+      // A person adopted by the directory now carries its groups instead of a sign-in claim's.
+      effects.groupsChanged.push(userId);
       return userId;
     });
     return this.getUser(caller, userId, base);
@@ -389,14 +395,16 @@ export class ScimApplication {
     if (membershipIn(user.state, tenantId) !== undefined) {
       await executeInTransaction(tx.tx, this.users, userId, { type: "RevokeMembership", tenantId, now }, { metadata });
     }
-    for (const keyId of await tx.ownedUnrevokedKeyIds(userId, tenantId)) {
-      await executeInTransaction(tx.tx, this.apiKeys, keyId, { type: "RevokeApiKey", reason: DEPROVISIONED, now }, { metadata });
-      effects.keyIds.push(keyId);
-    }
-    for (const sessionId of await scimRows.liveSessionIds(tx.tx, tenantId, userId, now)) {
-      await executeInTransaction(tx.tx, this.sessions, sessionId, { type: "EndSession", reason: DEPROVISIONED, now }, { metadata });
-      effects.sessionIds.push(sessionId);
-    }
+    const ended = await endMemberCredentials(
+      tx,
+      { apiKeys: this.apiKeys, sessions: this.sessions },
+      { userId, tenantId },
+      DEPROVISIONED,
+      now,
+      metadata,
+    );
+    effects.keyIds.push(...ended.keyIds);
+    effects.sessionIds.push(...ended.sessionIds);
   }
 
   // ---- groups ----
@@ -521,6 +529,7 @@ export class ScimApplication {
    */
   private async syncRoles(tx: AuthTransaction, caller: ScimCaller, userIds: readonly string[], effects: Effects): Promise<void> {
     const tenantId = caller.tenant.id;
+    effects.groupsChanged.push(...userIds);
     const groups = await scimRows.groupsOf(tx.tx, tenantId, userIds);
     const provider = await this.options.store.getIdentityProvider(tenantId);
     for (const userId of userIds) {
@@ -556,9 +565,24 @@ export class ScimApplication {
 
   /** One transaction; this process's cached answers of everyone touched end right after commit. */
   private async write<R>(caller: ScimCaller, fn: (tx: AuthTransaction, effects: Effects) => Promise<R>): Promise<R> {
-    const effects: Effects = { keyIds: [], sessionIds: [], userIds: [] };
-    const result = await this.options.store.transaction((tx) => fn(tx, effects));
-    if (effects.userIds.length + effects.keyIds.length + effects.sessionIds.length > 0) {
+    const effects: Effects = { keyIds: [], sessionIds: [], userIds: [], groupsChanged: [] };
+    const result = await this.options.store.transaction(async (tx) => {
+      const out = await fn(tx, effects);
+      // Principals carry the directory's groups: every process drops the tenant's cached answers.
+      const userIds = [...new Set(effects.groupsChanged)].sort();
+      if (userIds.length > 0) {
+        await recordFacts(
+          tx.tx,
+          `directory_groups-${caller.tenant.id}`,
+          [eventOf(DirectoryGroupsChangedSchema, { tenantId: caller.tenant.id, userIds })],
+          {
+            metadata: this.metadata(caller),
+          },
+        );
+      }
+      return out;
+    });
+    if (effects.userIds.length + effects.keyIds.length + effects.sessionIds.length + effects.groupsChanged.length > 0) {
       invalidateInProcess({
         keyIds: [...effects.keyIds, ...effects.sessionIds.map(sessionKey), ...effects.userIds.map(userIdKey)],
         tenantIds: [caller.tenant.id],

@@ -628,6 +628,14 @@ const VARIABLES = {
       "File with the keyring's master keys in the NEXUS_MASTER_KEYS format, one per line (the chart mounts a Kubernetes Secret here); read at start when NEXUS_MASTER_KEYS is unset.",
     parse: path,
   }),
+  backupDir: variable<string | undefined>({
+    name: "NEXUS_BACKUP_DIR",
+    default: undefined,
+    unsetMeaning: "(unset: a crypto-shred reaches the shred list with the next `nexus backup`)",
+    description:
+      "The directory `nexus backup --out` writes to (the chart's backup volume). When set, a crypto-shred (tenant offboarding) writes the tenant into its signed shred-list.json at once (docs/governance.md#crypto-shredding).",
+    parse: path,
+  }),
   encryptionAtRest: variable({
     name: "NEXUS_ENCRYPTION_AT_REST",
     default: "auto",

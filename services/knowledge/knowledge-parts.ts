@@ -6,7 +6,9 @@ import { documentRetention } from "./ingestion/document-retention.js";
 import { createIngestionRuntime } from "./ingestion/ingestion-runtime.js";
 import { ingestionRoutes } from "./ingestion/routes.js";
 import { ingestionSubjectContributor } from "./ingestion/subject-data.js";
+import { startAccessCacheInvalidation } from "./retrieval/access-cache.js";
 import { createPgCorpusRepository } from "./retrieval/adapters/postgres-corpus-repository.js";
+import { accessCache } from "./retrieval/adapters/postgres-policies.js";
 import { createPgSearchIndex } from "./retrieval/adapters/postgres-search-index.js";
 import { embeddingModelsFromConfig } from "./retrieval/embeddings/from-config.js";
 import { RetrievalHandler } from "./retrieval/retrieval-handler.js";
@@ -62,7 +64,29 @@ export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
   if (ctx.roles.has("retrieval")) {
     ctx.logger.info({ search: vectors ? "hybrid (pgvector + full-text)" : "lexical only (full-text)" }, "retrieval ready");
   }
-  if (!ctx.roles.has("ingestion")) return { handlers: [retrievalRoutes(retrieval)] };
+  // Tenants' policies, label rules and access settings are cached per process, dropped by the
+  // retrieval events every process observes (retrieval/access-cache.ts).
+  const accessFeed = startAccessCacheInvalidation({
+    bus: ctx.bus,
+    cache: accessCache,
+    logger: ctx.logger.child({ component: "access-cache" }),
+  });
+  accessFeed.catch((err: unknown) =>
+    ctx.logger.warn({ err }, "retrieval event feed could not start: tenants' policies are read for every query"),
+  );
+  const stopAccessFeed = async () => {
+    await (await accessFeed.catch(() => undefined))?.stop();
+  };
+  if (!ctx.roles.has("ingestion")) {
+    return {
+      handlers: [retrievalRoutes(retrieval)],
+      async readiness() {
+        await accessFeed.catch(() => undefined);
+        return { ready: true };
+      },
+      shutdown: stopAccessFeed,
+    };
+  }
   const ingestion = createIngestionRuntime({
     db: ctx.db,
     bus: ctx.bus,
@@ -111,8 +135,12 @@ export function createKnowledgeParts(ctx: ServiceContext): ServiceParts {
     ],
     async readiness() {
       await feed;
+      await accessFeed.catch(() => undefined);
       return { ready: true };
     },
-    shutdown: () => ingestion.feed.stop(),
+    async shutdown() {
+      await ingestion.feed.stop();
+      await stopAccessFeed();
+    },
   };
 }

@@ -541,6 +541,18 @@ export async function updateShredList(
 }
 
 /**
+ * The keyring's `onShredded` hook when a backup directory is configured (NEXUS_BACKUP_DIR):
+ * a shredded tenant goes into that directory's shred list at the moment of the shred, so a
+ * restore of any earlier backup destroys its keys again even before the next backup runs.
+ */
+export function shredListRecorder(dir: string, masterKeys: MasterKeys): (tenantId: string) => Promise<void> {
+  return async (tenantId) => {
+    await mkdir(dir, { recursive: true });
+    await updateShredList(dir, masterKeys, [{ tenantId, shreddedAt: new Date().toISOString() }]);
+  };
+}
+
+/**
  * A new empty database on the PostgreSQL server `serverUrl` names (`<prefix>_<random>`), and a
  * way to drop it: the restore drill's target, and the benchmarks' fresh databases.
  */

@@ -4,6 +4,9 @@ import type { Database } from "../kernel/db/ports.js";
 import { createLocalEventBus, createNatsEventBus } from "../kernel/events/index.js";
 import type { EventBus } from "../kernel/events/ports.js";
 
+/** The local bus's longest sleep between polls while LISTEN works (see LocalEventBusOptions.idlePollIntervalMs). */
+export const LOCAL_BUS_IDLE_POLL_MS = 10_000;
+
 /** Options of {@link createBus}. */
 export interface CreateBusOptions {
   config: NexusConfig;
@@ -24,7 +27,9 @@ export interface CreateBusOptions {
 export async function createBus(options: CreateBusOptions): Promise<EventBus> {
   const { config, db, logger } = options;
   const common = { db, subjectPrefix: config.subjectPrefix, logger: logger.child({ component: "event-bus" }) };
-  if (!config.natsUrl) return createLocalEventBus(common);
+  // Idle consumers and observers poll every 10 s while NOTIFY wakes them (it does on every
+  // append): an idle `nexus dev` then spends no CPU polling its event table every second.
+  if (!config.natsUrl) return createLocalEventBus({ ...common, idlePollIntervalMs: LOCAL_BUS_IDLE_POLL_MS });
   return createNatsEventBus({
     ...common,
     nats: { servers: [...config.natsUrl], name: `nexus-${config.services.join("-")}` },

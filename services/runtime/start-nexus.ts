@@ -30,6 +30,7 @@ import {
 } from "../kernel/server/index.js";
 import { migrateSchemas, migrateService, mountService } from "../kernel/service/index.js";
 import { startTelemetry, type Telemetry } from "../kernel/telemetry.js";
+import { shredListRecorder } from "./backup.js";
 import { createBus } from "./create-bus.js";
 import { createPeers } from "./peers.js";
 import { initPgliteDataDir } from "./pglite-init.js";
@@ -227,7 +228,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     if (masterKeys) logger.info({ source: masterKeys.source, version: masterKeys.current }, "keyring master key loaded");
     else
       logger.warn("no master key (NEXUS_MASTER_KEYS, NEXUS_MASTER_KEY_FILE): encrypting data at rest refuses with KEYRING_NOT_CONFIGURED");
-    const keyring = createKeyring({ db, masterKeys, logger });
+    // With a backup directory configured, a crypto-shred is on the backups' shred list at once.
+    const onShredded = config.backupDir && masterKeys ? shredListRecorder(config.backupDir, masterKeys) : undefined;
+    const keyring = createKeyring({ db, masterKeys, logger, ...(onShredded ? { onShredded } : {}) });
     const roles = new Set(services);
     const modules = servicesFor(services).map((service) =>
       mountService(service, { config, db, bus, clock, peers, roles, keyring, logger: logger.child({ service: service.name }) }),

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { NEXUS_BIN } from "../../tests/support/nexus-process.js";
+import { NEXUS_BIN, tempDir } from "../../tests/support/nexus-process.js";
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from "../../tests/support/services.js";
 import { countTenantRows, KEPT_TABLES, seedTenantRows } from "../../tests/support/tenant-rows.js";
 import { createPostgresAuthStore } from "../auth/adapters/postgres.js";
@@ -15,6 +15,7 @@ import { governanceMigrations, placeLegalHold } from "../kernel/governance/index
 import { createKeyring, type Keyring, keyringMigrations, newMasterKeyLine, parseMasterKeys } from "../kernel/keyring/index.js";
 import { runSaga, startSaga } from "../kernel/sagas/index.js";
 import { migrateSchemas, migrateService } from "../kernel/service/index.js";
+import { readShredList, SHRED_LIST_FILE } from "./backup.js";
 import { SERVICES } from "./service-registry.js";
 import { LEGAL_HOLD_STEP, serviceDataDeleters, tenantOffboardingSaga } from "./tenant-offboarding.js";
 
@@ -179,10 +180,19 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
 
   it("Given an operator, When they run `nexus tenants offboard`, Then the saga completes and the tenant's data is shredded; an unknown tenant is refused", async () => {
     const sealed = await tenantWithSecret("off-cli");
+    // With the backup directory configured, the shred is on its shred list at once.
+    const backups = tempDir("nexus-offboard-backups-");
     const run = (args: string[]) =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
         const child = spawn(process.execPath, [NEXUS_BIN, ...args], {
-          env: { ...process.env, LOG_LEVEL: "warn", NATS_URL: undefined, DATABASE_URL: testDb.url, NEXUS_MASTER_KEYS: MASTER },
+          env: {
+            ...process.env,
+            LOG_LEVEL: "warn",
+            NATS_URL: undefined,
+            DATABASE_URL: testDb.url,
+            NEXUS_MASTER_KEYS: MASTER,
+            NEXUS_BACKUP_DIR: backups.dir,
+          },
           stdio: ["ignore", "pipe", "pipe"],
         });
         let out = "";
@@ -197,6 +207,9 @@ describeWithPostgres("tenant offboarding saga (PostgreSQL: auth + keyring)", () 
     await expect(keyring.openText({ tenantId: "off-cli", purpose: "documents" }, sealed)).rejects.toSatisfy(
       (e) => errorReason(e) === "DECRYPTION_FAILED",
     );
+    const list = await readShredList(`${backups.dir}/${SHRED_LIST_FILE}`, parseMasterKeys(MASTER, "test"));
+    expect(list.tenants.map((t) => t.tenantId)).toEqual(["off-cli"]);
+    backups.remove();
     const missing = await run(["tenants", "offboard", "no-such-tenant", "--reason", "x"]);
     expect(missing.code).not.toBe(0);
     expect(missing.out).toContain("no tenant no-such-tenant");

@@ -11,6 +11,7 @@ import { assertTenantNotHeld } from "../kernel/governance/index.js";
 import { createKeyring, type Keyring, resolveMasterKeys } from "../kernel/keyring/index.js";
 import { runSaga, type SagaDefinition, type SagaState, sagaStatus, startSaga } from "../kernel/sagas/index.js";
 import type { ServiceDefinition } from "../kernel/service/index.js";
+import { shredListRecorder } from "./backup.js";
 import { SERVICES } from "./service-registry.js";
 
 /**
@@ -169,7 +170,9 @@ export async function offboardTenant(
     embedded: db.dialect === "pglite",
     dataDir: config.dataDir,
   });
-  const def = tenantOffboardingSaga(db, createKeyring({ db, masterKeys }), hooks);
+  // With a backup directory configured, the shred is on the backups' shred list at once.
+  const onShredded = config.backupDir && masterKeys ? shredListRecorder(config.backupDir, masterKeys) : undefined;
+  const def = tenantOffboardingSaga(db, createKeyring({ db, masterKeys, ...(onShredded ? { onShredded } : {}) }), hooks);
   // The lease makes a server that would resume the same saga (after a crash) wait for this run.
   const lease = { owner: leaseOwnerId(), ttlMs: config.sagaLeaseMs, waitForLease: true };
   const sagaId = input.sagaId ?? `offboard-${input.tenantId}-${Date.now()}`;

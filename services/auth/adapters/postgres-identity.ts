@@ -196,6 +196,18 @@ export function identityQueries(db: Database, tenantOf: (id: string) => Promise<
       const { rows } = await db.query<UserRow>(`${USER_SELECT} WHERE u.email = $1`, [email]);
       return rows[0] ? toUser(rows[0]) : undefined;
     },
+    async directoryGroupsOf(tenantId: string, userId: string) {
+      const { rows } = await db.query<{ names: string[] | null }>(
+        `SELECT (SELECT array_agg(n ORDER BY n) FROM auth.scim_group_members m
+                   JOIN auth.scim_groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+                   CROSS JOIN LATERAL unnest(array_remove(ARRAY[g.display_name, g.external_id], NULL)) n
+                  WHERE m.tenant_id = u.tenant_id AND m.user_id = u.user_id) AS names
+         FROM auth.scim_users u WHERE u.tenant_id = $1 AND u.user_id = $2`,
+        [tenantId, userId],
+      );
+      const row = rows[0];
+      return row ? [...new Set(row.names ?? [])] : undefined;
+    },
     async listMembers(q: MemberQuery) {
       const params: unknown[] = [q.tenantId];
       let after = "";
@@ -244,6 +256,13 @@ export function identityTransactionReads(tx: Queryable) {
       const { rows } = await tx.query<{ id: string }>(
         "SELECT id FROM auth.api_keys WHERE owner_user_id = $1 AND tenant_id = $2 AND revoked_at IS NULL ORDER BY id",
         [userId, tenantId],
+      );
+      return rows.map((r) => r.id);
+    },
+    async liveSessionIds(userId: string, tenantId: string, now: Date) {
+      const { rows } = await tx.query<{ id: string }>(
+        "SELECT id FROM auth.sessions WHERE tenant_id = $1 AND user_id = $2 AND ended_at IS NULL AND expires_at > $3::timestamptz ORDER BY id",
+        [tenantId, userId, now],
       );
       return rows.map((r) => r.id);
     },

@@ -295,12 +295,4 @@ export const scimRows = {
       );
     }
   },
-  /** Sessions of the user in the tenant that still authenticate at `now`. */
-  async liveSessionIds(q: Queryable, tenantId: string, userId: string, now: Date): Promise<string[]> {
-    const { rows } = await q.query<{ id: string }>(
-      "SELECT id FROM auth.sessions WHERE tenant_id = $1 AND user_id = $2 AND ended_at IS NULL AND expires_at > $3::timestamptz",
-      [tenantId, userId, now],
-    );
-    return rows.map((r) => r.id);
-  },
 };

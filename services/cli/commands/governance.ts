@@ -242,7 +242,62 @@ export const dsarVerifyCommand: Command = {
   },
 };
 
+/** One line per part of a request: what it exported/removed/kept, or why it failed. */
+function printSubjectRequest(r: import("../../kernel/governance/index.js").SubjectRequest): void {
+  console.log(
+    `${r.requestId}  ${r.kind} of ${r.subject.scope} ${r.subject.id}  ${r.status.toUpperCase()}${r.error ? `  error: ${r.error}` : ""}`,
+  );
+  for (const [part, s] of Object.entries(r.summary))
+    console.log(
+      `  ${part}: ${
+        s.error
+          ? `FAILED after ${s.attempts ?? 0} attempt(s): ${s.error}`
+          : `${s.items} item(s)${s.removed !== undefined ? `, removed ${s.removed}, kept ${s.kept ?? 0}` : ""}${s.note ? ` (${s.note})` : ""}`
+      }`,
+    );
+}
+
+/** `nexus governance dsar list`: the tenant's data-subject requests, their status and the error of each failed part. */
+export const dsarListCommand: Command = {
+  path: ["governance", "dsar", "list"],
+  summary: "List a tenant's data-subject requests: status, and per part what was done or why it failed",
+  usage: `nexus governance dsar list --tenant TENANT [--request ID] [--json]   ${DB_NOTE}`,
+  async run(args) {
+    const { getSubjectRequest, listSubjectRequests } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({ args, options: { ...common, request: { type: "string" } }, strict: true });
+    const tenantId = requireTenant(values.tenant);
+    const requests = await withGovernance(values["data-dir"], async (db) =>
+      values.request ? [await getSubjectRequest(db, tenantId, values.request)] : listSubjectRequests(db, tenantId),
+    );
+    if (values.json) console.log(JSON.stringify(requests, null, 2));
+    else if (requests.length === 0) console.log(`no data-subject requests in tenant ${tenantId}`);
+    else for (const r of requests) printSubjectRequest(r);
+    return 0;
+  },
+};
+
+/** `nexus governance dsar retry`: restarts a failed data-subject request. */
+export const dsarRetryCommand: Command = {
+  path: ["governance", "dsar", "retry"],
+  summary: "Restart a FAILED data-subject request: its failed parts run again, the parts done are kept",
+  usage: `nexus governance dsar retry --tenant TENANT --request ID [--by NAME] [--json]   ${DB_NOTE}`,
+  async run(args) {
+    const { retrySubjectRequestRecorded } = await import("../../kernel/governance/index.js");
+    const { values } = parseArgs({ args, options: { ...common, request: { type: "string" }, by: { type: "string" } }, strict: true });
+    const tenantId = requireTenant(values.tenant);
+    if (!values.request) throw new UsageError("--request is required");
+    const r = await withGovernance(values["data-dir"], (db) =>
+      retrySubjectRequestRecorded(db, cliActor(values.by), tenantId, values.request!),
+    );
+    if (values.json) console.log(JSON.stringify(r, null, 2));
+    else console.log(`data-subject request ${r.requestId} is running again`);
+    return 0;
+  },
+};
+
 export const governanceCommands: readonly Command[] = [
+  dsarListCommand,
+  dsarRetryCommand,
   dsarVerifyCommand,
   holdPlaceCommand,
   holdReleaseCommand,

@@ -30,6 +30,7 @@ export const AUTH_EVENT_TOPICS = Object.freeze({
   "nexus.events.v1.SessionEnded": "auth.session_ended",
   "nexus.events.v1.ScimTokenRotated": "auth.scim_token_rotated",
   "nexus.events.v1.ScimTokenRevoked": "auth.scim_token_revoked",
+  "nexus.events.v1.DirectoryGroupsChanged": "auth.directory_groups_changed",
 } as const);
 
 registerEventTopics(AUTH_EVENT_TOPICS);

@@ -41,6 +41,9 @@ export function invalidationOf(event: Pick<ObservedEvent, "type" | "payload">): 
       const sessionId = (event.payload as { sessionId?: unknown } | undefined)?.sessionId;
       return typeof sessionId === "string" && sessionId ? { keyIds: [sessionKey(sessionId)] } : { all: true };
     }
+    // A person's directory groups are carried by the principals of their tokens, sessions and
+    // owned keys: the tenant's answers end.
+    case "nexus.events.v1.DirectoryGroupsChanged":
     case "nexus.events.v1.IdentityProviderConfigured":
       return tenantId ? { tenantIds: [tenantId] } : { all: true };
     case "nexus.events.v1.TenantSuspended":

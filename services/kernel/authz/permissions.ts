@@ -75,6 +75,7 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // operators do not read customers' data).
   "/nexus.governance.v1.GovernanceService/CreateDataSubjectRequest": admin,
   "/nexus.governance.v1.GovernanceService/ApproveDataSubjectRequest": admin,
+  "/nexus.governance.v1.GovernanceService/RetryDataSubjectRequest": admin,
   "/nexus.governance.v1.GovernanceService/GetDataSubjectRequest": admin,
   "/nexus.governance.v1.GovernanceService/ListDataSubjectRequests": admin,
   "/nexus.governance.v1.GovernanceService/DownloadDataSubjectArchive": admin,
@@ -156,6 +157,7 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // Cedar policies and label rules, and simulating them: tenant admins (docs/identity.md, "Policies").
   "/nexus.retrieval.v1.RetrievalService/SavePolicy": admin,
   "/nexus.retrieval.v1.RetrievalService/SetPolicyEnabled": admin,
+  "/nexus.retrieval.v1.RetrievalService/DeletePolicy": admin,
   "/nexus.retrieval.v1.RetrievalService/ListPolicies": admin,
   "/nexus.retrieval.v1.RetrievalService/SetLabelRules": admin,
   "/nexus.retrieval.v1.RetrievalService/SimulatePolicy": admin,

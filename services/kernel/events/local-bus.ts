@@ -20,6 +20,14 @@ export interface LocalEventBusOptions {
   subjectPrefix?: string;
   /** Longest sleep between polls; NOTIFY on append wakes consumers sooner. Default 1 000 ms. */
   pollIntervalMs?: number;
+  /**
+   * Longest sleep between polls while LISTEN works: every append (and every dead-letter
+   * replay) sends a NOTIFY that wakes consumers and observers at once, and a consumer's own
+   * scheduled retries wake it when due, so a poll then is only a safety net. Idle polls cost
+   * an idle `nexus dev` CPU all the time (each is a few statements on PGlite, on the event
+   * loop). A consumer's is also capped at a third of its lease. Default: `pollIntervalMs`.
+   */
+  idlePollIntervalMs?: number;
   /** Events read per round. Default 100. */
   batchSize?: number;
   /** Per-consumer leadership lease among processes. Default 30 000 ms. */
@@ -48,6 +56,10 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
   let started: Promise<void> | undefined;
   let unlisten: (() => Promise<void>) | undefined;
   let closed = false;
+  const pollIntervalMs = options.pollIntervalMs ?? 1_000;
+  const idlePollIntervalMs = Math.max(pollIntervalMs, options.idlePollIntervalMs ?? pollIntervalMs);
+  /** The longest sleep between polls right now: long while NOTIFY wakes the bus's members. */
+  const currentPollMs = (): number => (unlisten !== undefined && !closed ? idlePollIntervalMs : pollIntervalMs);
 
   const bus: EventBus = {
     kind: "local",
@@ -79,7 +91,8 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
           subjectPrefix: prefix,
           logger,
           offboarded,
-          pollIntervalMs: options.pollIntervalMs ?? 1_000,
+          pollIntervalMs,
+          currentPollMs,
           batchSize: options.batchSize ?? 100,
           leaseMs: options.leaseMs ?? 30_000,
           register(wake) {
@@ -107,7 +120,8 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
           db,
           subjectPrefix: prefix,
           logger,
-          pollIntervalMs: options.pollIntervalMs ?? 1_000,
+          pollIntervalMs,
+          currentPollMs,
           batchSize: options.batchSize ?? 100,
           register(wake) {
             wakers.add(wake);

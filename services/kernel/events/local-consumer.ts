@@ -31,6 +31,8 @@ export interface LocalConsumerContext {
   logger: Logger;
   /** Longest sleep between rounds (NOTIFY and replays wake it sooner). */
   pollIntervalMs: number;
+  /** The longest sleep between rounds right now (longer while NOTIFY works); default `pollIntervalMs`. */
+  currentPollMs?: () => number;
   batchSize: number;
   leaseMs: number;
   /** Called with the consumer's wake function; returns an unregister function. */
@@ -287,7 +289,8 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
         const more = await round();
         failures = 0;
         if (more) continue;
-        const wait = leader ? Math.min(ctx.pollIntervalMs, nextRetryMs) : Math.max(ctx.pollIntervalMs, lease.ttlMs / 3);
+        const poll = Math.min(ctx.currentPollMs?.() ?? ctx.pollIntervalMs, Math.max(ctx.pollIntervalMs, lease.ttlMs / 3));
+        const wait = leader ? Math.min(poll, nextRetryMs) : Math.max(poll, lease.ttlMs / 3);
         await signal.wait(Math.max(5, wait));
       } catch (err) {
         dropLease();
@@ -307,7 +310,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
   return {
     name,
     status(): ConsumerStatus {
-      const limit = Math.max(ctx.pollIntervalMs, lease.ttlMs / 3) * 3 + 5_000;
+      const limit = Math.max(ctx.currentPollMs?.() ?? ctx.pollIntervalMs, ctx.pollIntervalMs, lease.ttlMs / 3) * 3 + 5_000;
       const fresh = lastHeartbeatAt !== undefined && Date.now() - lastHeartbeatAt.getTime() < limit;
       // A long handler is not a stall: the loop is busy, not dead.
       const lag = lagSeconds();

@@ -14,6 +14,8 @@ export interface LocalObserverContext {
   logger: Logger;
   /** Longest sleep between polls; NOTIFY on append wakes the observer sooner. */
   pollIntervalMs: number;
+  /** The longest sleep between polls right now (longer while NOTIFY works); default `pollIntervalMs`. */
+  currentPollMs?: () => number;
   batchSize: number;
   /** Called with the observer's wake function; returns an unregister function. */
   register(wake: () => void): () => void;
@@ -77,7 +79,7 @@ export async function createLocalObserver(ctx: LocalObserverContext, options: Ob
         const more = await round();
         failures = 0;
         setLive(true);
-        if (!more) await signal.wait(ctx.pollIntervalMs);
+        if (!more) await signal.wait(ctx.currentPollMs?.() ?? ctx.pollIntervalMs);
       } catch (err) {
         failures += 1;
         setLive(false);

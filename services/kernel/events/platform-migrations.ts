@@ -158,6 +158,16 @@ CREATE TABLE platform.saga_leases (
 CREATE INDEX events_saga_starts_idx ON platform.events (position) WHERE type = 'nexus.sagas.v1.SagaStarted';
 `,
   },
+  {
+    // Governance lookups by event type, tenant and actor (docs/governance.md#scale-of-the-event-store-lookups):
+    // the documents a key or user uploaded (DocumentQueued) and the runs they started
+    // (RunStarted), for data-subject requests, legal holds and retention. Without it each was a
+    // scan of the tenant's whole event history.
+    id: "0005_events_type_actor_index_govf",
+    sql: `
+CREATE INDEX events_type_tenant_actor_idx ON platform.events (type, (metadata->>'tenant_id'), (metadata->>'actor'));
+`,
+  },
 ];
 
 /** Applies {@link PLATFORM_MIGRATIONS} (idempotent; safe with many replicas at once). */

@@ -55,6 +55,8 @@ const KNOWN_EVENTS: Record<string, readonly string[]> = {
     "DataSubjectRequestCreated",
     "DataSubjectRequestApproved",
     "DataSubjectRequestCompleted",
+    "DataSubjectRequestFailed",
+    "DataSubjectRequestRetried",
     "GovernanceSettingsChanged",
   ],
   integration: [

@@ -23,11 +23,13 @@ export {
   clearRetentionPolicyRecorded,
   placeLegalHoldRecorded,
   releaseLegalHoldRecorded,
+  retrySubjectRequestRecorded,
   setGovernanceSettingsRecorded,
   setRetentionPolicyRecorded,
 } from "./recorded.js";
 export {
   type ActiveHold,
+  ANONYMIZE_REFUSED,
   APPLIED_RETENTION_CATEGORIES,
   type CustomRetention,
   clearRetentionPolicy,
@@ -49,6 +51,7 @@ export {
 export {
   approveSubjectRequest,
   createSubjectRequest,
+  DEFAULT_PART_RETRY,
   type GovernanceSettings,
   getGovernanceSettings,
   getSubjectArchive,
@@ -56,7 +59,10 @@ export {
   governanceStreamId,
   listSubjectRequests,
   type PartResult,
+  type PartRetryPolicy,
+  partRetryDelayMs,
   type Requester,
+  retrySubjectRequest,
   runSubjectRequests,
   SUBJECT_ARCHIVE_FORMAT,
   SUBJECT_PARTS,
@@ -70,6 +76,7 @@ export {
   type SubjectRequestStatus,
   type SubjectScope,
   setGovernanceSettings,
+  subjectActors,
   subjectRequestTask,
   verifySubjectArchive,
 } from "./subject-requests.js";

@@ -104,5 +104,24 @@ CREATE TABLE platform.governance_leases (
 );
 `,
     },
+    {
+      // Bounded retries of data-subject request parts (subject-requests.ts): each failure of a
+      // part counts an attempt and waits with backoff; the last allowed failure fails the
+      // request. \`subject_actors\`: for a user subject, every principal id that acts as the user
+      // (its access token, its sign-in sessions, the API keys it owns), resolved by auth when
+      // the request is made.
+      id: "0003_govf_subject_request_retries",
+      sql: `
+ALTER TABLE platform.subject_requests ADD COLUMN subject_actors text[] NOT NULL DEFAULT '{}';
+CREATE TABLE platform.subject_request_attempts (
+  request_id text NOT NULL REFERENCES platform.subject_requests (request_id) ON DELETE CASCADE,
+  part text NOT NULL,
+  attempts integer NOT NULL DEFAULT 0,
+  last_error text NOT NULL DEFAULT '',
+  next_attempt_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (request_id, part)
+);
+`,
+    },
   ],
 };

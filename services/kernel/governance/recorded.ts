@@ -1,4 +1,5 @@
 import {
+  DataSubjectRequestRetriedSchema,
   GovernanceSettingsChangedSchema,
   LegalHoldPlacedSchema,
   LegalHoldReleasedSchema,
@@ -11,7 +12,13 @@ import type { NewEvent } from "../events/ports.js";
 import { eventOf } from "../events/protobuf-event.js";
 import { type HoldScope, type LegalHold, placeLegalHold, releaseLegalHold } from "./legal-holds.js";
 import { clearRetentionPolicy, type RetentionCategory, type RetentionPolicy, setRetentionPolicy } from "./retention.js";
-import { type GovernanceSettings, governanceStreamId, setGovernanceSettings } from "./subject-requests.js";
+import {
+  type GovernanceSettings,
+  governanceStreamId,
+  retrySubjectRequest,
+  type SubjectRequest,
+  setGovernanceSettings,
+} from "./subject-requests.js";
 
 /**
  * Governance changes with their event, in one transaction: each lands in the tenant's audit
@@ -71,6 +78,15 @@ export function clearRetentionPolicyRecorded(db: Database, actor: string, tenant
     if (!(await clearRetentionPolicy(tx, tenantId, category)))
       throw domainError("NOT_FOUND", `tenant ${tenantId} has no retention policy for ${category}`, { category });
     await record(tx, tenantId, actor, eventOf(RetentionPolicyChangedSchema, { tenantId, category, maxAgeDays: 0, action: "" }));
+  });
+}
+
+/** Restarts a failed data-subject request (governance.subject_request.retried in the audit trail). */
+export function retrySubjectRequestRecorded(db: Database, actor: string, tenantId: string, requestId: string): Promise<SubjectRequest> {
+  return db.transaction(async (tx) => {
+    const r = await retrySubjectRequest(tx, tenantId, requestId);
+    await record(tx, tenantId, actor, eventOf(DataSubjectRequestRetriedSchema, { tenantId, requestId }));
+    return r;
   });
 }
 

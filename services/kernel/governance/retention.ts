@@ -15,6 +15,17 @@ export type RetentionCategory = (typeof RETENTION_CATEGORIES)[number];
 export const APPLIED_RETENTION_CATEGORIES: readonly RetentionCategory[] = ["sessions", "documents", "audit", "usage"];
 export type RetentionAction = "delete" | "anonymize";
 
+/**
+ * Why `anonymize` is not meaningful for a category (refused with INVALID_ARGUMENT when a
+ * policy asks for it), or undefined where it is applied: sessions (titles, message texts and
+ * citations emptied; ids, roles, times stay).
+ */
+export const ANONYMIZE_REFUSED: Readonly<Partial<Record<RetentionCategory, string>>> = {
+  documents: "a document's content is the data: there is nothing left to keep once it is anonymized; use delete",
+  audit: "audit entries are evidence (hash-chained, append-only): they are removed behind a signed checkpoint, never rewritten; use delete",
+  usage: "usage records hold ids and counts, no content: there is nothing to anonymize; use delete",
+};
+
 export interface RetentionPolicy {
   tenantId: string;
   category: RetentionCategory;
@@ -163,6 +174,10 @@ export async function setRetentionPolicy(q: Queryable, p: RetentionPolicy): Prom
   }
   if (p.action !== "delete" && p.action !== "anonymize") {
     throw domainError("INVALID_ARGUMENT", "retention action must be delete or anonymize", { action: String(p.action) });
+  }
+  const refused = p.action === "anonymize" ? ANONYMIZE_REFUSED[p.category] : undefined;
+  if (refused) {
+    throw domainError("INVALID_ARGUMENT", `${p.category} cannot be anonymized: ${refused}`, { category: p.category, action: p.action });
   }
   await q.query(
     `INSERT INTO platform.retention_policies (tenant_id, category, max_age_days, action) VALUES ($1, $2, $3, $4)

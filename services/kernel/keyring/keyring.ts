@@ -69,6 +69,14 @@ export interface KeyringOptions {
   /** How long an unwrapped data key and a scope's current version are cached. Default 5 s. */
   cacheMs?: number;
   clock?: () => number;
+  /**
+   * Called after a shred committed (also when the tenant was already shredded: a retried
+   * shred repeats it). The runtime records the tenant in the backups' shred list here
+   * (docs/governance.md#crypto-shredding), so a shred after the newest backup is listed at
+   * once, not only by the next backup. A failure is the shred's failure (the keys stay
+   * destroyed; retrying the shred retries this).
+   */
+  onShredded?: (tenantId: string) => Promise<void>;
 }
 
 function scopeAad(scope: KeyScope, version: number, aad: Uint8Array | undefined): Buffer {
@@ -312,6 +320,7 @@ function buildKeyring(
       // Nothing of this tenant may stay usable from the cache.
       for (const id of [...keys.keys()]) if (id.startsWith(`${tenantId}\n`)) keys.delete(id);
       for (const id of [...currents.keys()]) if (id.startsWith(`${tenantId}\n`)) currents.delete(id);
+      await options.onShredded?.(tenantId);
       return rowCount;
     },
     forget() {

@@ -38,19 +38,24 @@ export function takeAll(
   nowMs: number,
   cost = 1,
 ): { result: TakeResult; next: BucketState[] } {
-  const tokens = states.map((s, i) => tokensAt(s, limits[i]!, nowMs));
+  // Plain loops: this runs on every rate-limited call.
+  const tokens: number[] = [];
   let refusedBy = -1;
   let retryAfterMs = 0;
-  tokens.forEach((t, i) => {
-    if (t >= cost) return;
+  for (let i = 0; i < states.length; i++) {
+    const t = tokensAt(states[i], limits[i]!, nowMs);
+    tokens.push(t);
+    if (t >= cost) continue;
     const wait = Math.ceil(((cost - t) / limits[i]!.ratePerSecond) * 1000);
     if (wait > retryAfterMs) {
       retryAfterMs = wait;
       refusedBy = i;
     }
-  });
-  if (refusedBy >= 0) {
-    return { result: { allowed: false, refusedBy, retryAfterMs }, next: tokens.map((t) => ({ tokens: t, atMs: nowMs })) };
   }
-  return { result: { allowed: true }, next: tokens.map((t) => ({ tokens: t - cost, atMs: nowMs })) };
+  const taken = refusedBy >= 0 ? 0 : cost;
+  const next: BucketState[] = [];
+  for (const t of tokens) next.push({ tokens: t - taken, atMs: nowMs });
+  return { result: refusedBy >= 0 ? { allowed: false, refusedBy, retryAfterMs } : ALLOWED, next };
 }
+
+const ALLOWED: TakeResult = Object.freeze({ allowed: true });

@@ -122,24 +122,63 @@ export class ServingState {
   }
 
   /**
-   * Every check at once, under ONE timer for the whole evaluation (Health/Check evaluates on
-   * every call: a timer per check per call was a measurable share of its cost). A check still
-   * running when the timer fires counts as timed out; the others keep their outcome.
+   * Every check at once, with one deadline for the whole evaluation (Health/Check evaluates on
+   * every call: a timer per check per call was a measurable share of its cost, and so was a
+   * timer per evaluation — see {@link ServingState.#deadline}). A check still running at the
+   * deadline counts as timed out; the others keep their outcome.
    */
   async #runAll(): Promise<CheckOutcome[]> {
     const checks = this.#checks;
     const outcomes: (CheckOutcome | undefined)[] = new Array<CheckOutcome | undefined>(checks.length);
-    const all = Promise.all(checks.map((c, i) => this.#runOne(c).then((o) => void (outcomes[i] = o))));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.checkTimeoutMs);
-    });
-    try {
-      await Promise.race([all, timeout]);
-    } finally {
-      clearTimeout(timer);
+    if (checks.length > 0) {
+      await new Promise<void>((resolve) => {
+        let left = checks.length;
+        const cancel = this.#deadline(resolve);
+        checks.forEach((c, i) => {
+          void this.#runOne(c).then((o) => {
+            outcomes[i] = o;
+            if (--left === 0) {
+              cancel();
+              resolve();
+            }
+          });
+        });
+      });
     }
     return checks.map((c, i) => outcomes[i] ?? { name: c.name, ready: false, reason: `check timed out after ${this.checkTimeoutMs} ms` });
+  }
+
+  /** Evaluations still running, by when they time out. */
+  readonly #pending = new Set<{ at: number; expire: () => void }>();
+  #timer: NodeJS.Timeout | undefined;
+
+  /**
+   * Calls `expire` `checkTimeoutMs` from now unless the returned cancel function runs first.
+   * All evaluations share one timer, armed for the earliest deadline and left running (unref'd:
+   * it never holds the process open) when an evaluation finishes in time, so evaluations one
+   * after the other create a timer once per `checkTimeoutMs`, not one each.
+   */
+  #deadline(expire: () => void): () => void {
+    const entry = { at: performance.now() + this.checkTimeoutMs, expire };
+    this.#pending.add(entry);
+    if (this.#timer === undefined) this.#arm(this.checkTimeoutMs);
+    return () => this.#pending.delete(entry);
+  }
+
+  #arm(ms: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const now = performance.now();
+      let next = Number.POSITIVE_INFINITY;
+      for (const entry of this.#pending) {
+        if (entry.at <= now) {
+          this.#pending.delete(entry);
+          entry.expire();
+        } else next = Math.min(next, entry.at);
+      }
+      if (next !== Number.POSITIVE_INFINITY) this.#arm(Math.max(1, next - now));
+    }, ms);
+    this.#timer.unref();
   }
 
   async #runOne(c: RegisteredCheck): Promise<CheckOutcome> {

@@ -48,7 +48,7 @@ import {
   recordOwner,
   withheldDocumentsByRule,
 } from "../retrieval/adapters/postgres-document-access.js";
-import { readLabelRules, recordWithheld } from "../retrieval/adapters/postgres-policies.js";
+import { accessCache, readLabelRules, recordWithheld } from "../retrieval/adapters/postgres-policies.js";
 import type { ChunkIndex } from "../retrieval/ports.js";
 import { type ChunkingSettings, DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_SIZE } from "./chunking/chunker.js";
 import type { DocumentCommand, DocumentState, DocumentStatusName } from "./document.js";
@@ -360,8 +360,17 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
     if ((await documents.get(db, key)) !== undefined) await this.requireReadable(principal, req.documentId, "WatchDocument");
     let wake: (() => void) | undefined;
     let stored = true;
+    // Access is decided again when the tenant's grants, policies, label rules or settings change
+    // (the access cache's events, from any replica) — and on every poll while that feed is down:
+    // a watch the caller may no longer read ends as GetDocument would answer (NOT_FOUND, recorded).
+    let recheck = false;
     const unsubscribe = feed.subscribe(key, (change: FeedChange) => {
       if (change === "stored") stored = true;
+      wake?.();
+    });
+    const stopAccessWatch = accessCache.onChange((tenantId) => {
+      if (tenantId !== undefined && tenantId !== key.tenantId) return;
+      recheck = true;
       wake?.();
     });
     const abort = () => wake?.();
@@ -377,6 +386,10 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
           stored = false;
           state = await documents.get(db, key);
           if (!state) throw domainError("NOT_FOUND", `document ${req.documentId} not found`, { document_id: req.documentId });
+        }
+        if (recheck || !accessCache.live) {
+          recheck = false;
+          await this.requireReadable(principal, req.documentId, "WatchDocument");
         }
         const message = documentMessage(state, feed.progressOf(key));
         const fingerprint = [
@@ -406,6 +419,7 @@ export class IngestionHandler implements ServiceImpl<typeof IngestionService> {
       }
     } finally {
       unsubscribe();
+      stopAccessWatch();
       ctx.signal.removeEventListener("abort", abort);
     }
   }

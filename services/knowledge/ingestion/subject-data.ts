@@ -1,29 +1,33 @@
 import type { Queryable } from "../../kernel/db/ports.js";
 import { errorReason } from "../../kernel/errors.js";
-import type { Subject, SubjectDataContributor } from "../../kernel/governance/index.js";
+import { type Subject, type SubjectDataContributor, subjectActors } from "../../kernel/governance/index.js";
 import type { IngestionHandler } from "./ingestion-handler.js";
 import type { ContentStore } from "./ports.js";
 
 /**
  * The documents a subject uploaded: those whose first DocumentQueued event (the upload) was
- * appended by the subject's key — or, for a user, by the user's access token or owned by the
- * user under document access control. A session uploads nothing.
+ * appended by the subject's key — or, for a user, by any principal acting as the user (its
+ * access token, sign-in sessions, owned keys: {@link subjectActors}) or owned by the user under
+ * document access control. A session uploads nothing.
+ *
+ * The uploads are found through `events_type_tenant_actor_idx` (type, tenant, actor), the
+ * first-upload check through the (stream, version) key: no scan of the tenant's events
+ * (`EXPLAIN` in services/kernel/governance/subject-requests.int.test.ts).
  */
+export const UPLOADS_BY_ACTORS_SQL = `SELECT e.payload->>'documentId' AS document_id FROM platform.events e
+       WHERE e.type = 'nexus.events.v1.DocumentQueued' AND e.metadata->>'tenant_id' = $1 AND e.metadata->>'actor' = ANY($2::text[])
+         AND NOT EXISTS (SELECT 1 FROM platform.events f
+                         WHERE f.stream_id = e.stream_id AND f.version < e.version AND f.type = 'nexus.events.v1.DocumentQueued')`;
+
 async function documentsOf(q: Queryable, tenantId: string, subject: Subject): Promise<string[]> {
   if (subject.scope === "session") return [];
-  const actor = subject.scope === "key" ? "$2" : "'user:' || $2";
   const { rows } = await q.query<{ document_id: string }>(
-    `WITH uploads AS (
-       SELECT DISTINCT ON (e.payload->>'documentId') e.payload->>'documentId' AS document_id, e.metadata->>'actor' AS actor
-       FROM platform.events e
-       WHERE e.type = 'nexus.events.v1.DocumentQueued' AND e.metadata->>'tenant_id' = $1
-       ORDER BY e.payload->>'documentId', e.position)
-     SELECT d.document_id FROM ingestion.documents d
+    `SELECT d.document_id FROM ingestion.documents d
      WHERE d.tenant_id = $1 AND (
-       d.document_id IN (SELECT document_id FROM uploads WHERE actor = ${actor})
-       ${subject.scope === "user" ? "OR d.document_id IN (SELECT document_id FROM retrieval.document_access WHERE tenant_id = $1 AND owner_user_id = $2)" : ""})
+       d.document_id IN (${UPLOADS_BY_ACTORS_SQL})
+       ${subject.scope === "user" ? "OR d.document_id IN (SELECT document_id FROM retrieval.document_access WHERE tenant_id = $1 AND owner_user_id = $3)" : ""})
      ORDER BY d.seq`,
-    [tenantId, subject.id],
+    subject.scope === "user" ? [tenantId, subjectActors(subject), subject.id] : [tenantId, subjectActors(subject)],
   );
   return rows.map((r) => r.document_id);
 }

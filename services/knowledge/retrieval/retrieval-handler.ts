@@ -9,6 +9,8 @@ import {
   CreateCorpusResponseSchema,
   type DeleteCorpusRequest,
   DeleteCorpusResponseSchema,
+  type DeletePolicyRequest,
+  DeletePolicyResponseSchema,
   type GetCorpusRequest,
   GetCorpusResponseSchema,
   type GetDocumentAccessRequest,
@@ -55,7 +57,15 @@ import {
   readDocumentAccess,
   saveAccessSettings,
 } from "./adapters/postgres-document-access.js";
-import { listPolicies, policyAggregate, readLabelRules, recordWithheld, saveLabelRules } from "./adapters/postgres-policies.js";
+import {
+  accessCache,
+  listPolicies,
+  type PolicyCommand,
+  policyAggregate,
+  readLabelRules,
+  recordWithheld,
+  saveLabelRules,
+} from "./adapters/postgres-policies.js";
 import { withheldByRule } from "./adapters/postgres-search-index.js";
 import type { CorpusCommand, CorpusEvent, CorpusState, UpdateCorpus } from "./corpus.js";
 import { type CorpusAggregate, corpusAggregate } from "./corpus-aggregate.js";
@@ -391,27 +401,39 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
         errors: errors.join("\n"),
       });
     }
-    const key = { tenantId: principal.tenantId, policyId: req.policyId };
-    const { state } = await executeCommand(
-      this.ports.db,
-      policyAggregate(),
-      key,
-      { type: "SavePolicy", text: req.text, description: req.description, enabled: req.enabled, at: this.ports.clock() },
-      { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
-    );
+    const state = await this.policyCommand(principal, req.policyId, {
+      type: "SavePolicy",
+      text: req.text,
+      description: req.description,
+      enabled: req.enabled,
+      at: this.ports.clock(),
+    });
     return create(SavePolicyResponseSchema, { policy: policyMessage(state!) });
   }
 
   async setPolicyEnabled(req: SetPolicyEnabledRequest, ctx: HandlerContext) {
     const principal = tenantPrincipal(ctx);
-    const { state } = await executeCommand(
-      this.ports.db,
-      policyAggregate(),
-      { tenantId: principal.tenantId, policyId: req.policyId },
-      { type: "SetPolicyEnabled", enabled: req.enabled, at: this.ports.clock() },
-      { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
-    );
+    const state = await this.policyCommand(principal, req.policyId, {
+      type: "SetPolicyEnabled",
+      enabled: req.enabled,
+      at: this.ports.clock(),
+    });
     return create(SetPolicyEnabledResponseSchema, { policy: policyMessage(state!) });
+  }
+
+  async deletePolicy(req: DeletePolicyRequest, ctx: HandlerContext) {
+    const principal = tenantPrincipal(ctx);
+    const state = await this.policyCommand(principal, req.policyId, { type: "DeletePolicy", at: this.ports.clock() });
+    return create(DeletePolicyResponseSchema, { policy: policyMessage(state!) });
+  }
+
+  /** Runs a policy command; this process's access cache drops the tenant's entries after commit (the event drops the others'). */
+  private async policyCommand(principal: TenantPrincipal, policyId: string, command: PolicyCommand) {
+    const { state } = await executeCommand(this.ports.db, policyAggregate(), { tenantId: principal.tenantId, policyId }, command, {
+      metadata: { tenantId: principal.tenantId, actor: principal.keyId },
+    });
+    accessCache.invalidate(principal.tenantId);
+    return state;
   }
 
   async listPolicies(_req: ListPoliciesRequest, ctx: HandlerContext) {
@@ -526,6 +548,7 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
       { type: "SetDocumentAccess", restricted: req.restricted, grants },
       { metadata: { tenantId: principal.tenantId, actor: principal.keyId } },
     );
+    accessCache.invalidate(principal.tenantId);
     return create(SetDocumentAccessResponseSchema, {
       access: accessToMessage(state ?? { ...key, restricted: false, grants: [], ownerUserId: "" }),
     });
@@ -548,7 +571,7 @@ export class RetrievalHandler implements ServiceImpl<typeof RetrievalService> {
         required_role: "owner",
       });
     }
-    const settings = await saveAccessSettings(this.ports.db, principal.tenantId, req.adminsBypass, req.defaultDeny);
+    const settings = await saveAccessSettings(this.ports.db, principal.tenantId, req.adminsBypass, req.defaultDeny, principal.keyId);
     return create(SetDocumentAccessSettingsResponseSchema, settings);
   }
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/governance_events.proto.
  */
 export const file_nexus_events_v1_governance_events: GenFile = /*@__PURE__*/
-  fileDesc("CiduZXh1cy9ldmVudHMvdjEvZ292ZXJuYW5jZV9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSJoCg9MZWdhbEhvbGRQbGFjZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkiWgoRTGVnYWxIb2xkUmVsZWFzZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCSJjChZSZXRlbnRpb25Qb2xpY3lDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIUCgxtYXhfYWdlX2RheXMYAyABKA0SDgoGYWN0aW9uGAQgASgJIo4BChlEYXRhU3ViamVjdFJlcXVlc3RDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc2NvcGUYBCABKAkSEgoKc3ViamVjdF9pZBgFIAEoCRIZChFhcHByb3ZhbF9yZXF1aXJlZBgGIAEoCCJZChpEYXRhU3ViamVjdFJlcXVlc3RBcHByb3ZlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYAyABKAkikgEKG0RhdGFTdWJqZWN0UmVxdWVzdENvbXBsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIMCgRraW5kGAMgASgJEg0KBXNjb3BlGAQgASgJEhIKCnN1YmplY3RfaWQYBSABKAkSDQoFaXRlbXMYBiABKA0SDAoEa2VwdBgHIAEoDSJPChlHb3Zlcm5hbmNlU2V0dGluZ3NDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIfChdlcmFzZV9yZXF1aXJlc19hcHByb3ZhbBgCIAEoCGIGcHJvdG8z");
+  fileDesc("CiduZXh1cy9ldmVudHMvdjEvZ292ZXJuYW5jZV9ldmVudHMucHJvdG8SD25leHVzLmV2ZW50cy52MSJoCg9MZWdhbEhvbGRQbGFjZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkiWgoRTGVnYWxIb2xkUmVsZWFzZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB2hvbGRfaWQYAiABKAkSDQoFc2NvcGUYAyABKAkSEgoKc3ViamVjdF9pZBgEIAEoCSJjChZSZXRlbnRpb25Qb2xpY3lDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIQCghjYXRlZ29yeRgCIAEoCRIUCgxtYXhfYWdlX2RheXMYAyABKA0SDgoGYWN0aW9uGAQgASgJIo4BChlEYXRhU3ViamVjdFJlcXVlc3RDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpyZXF1ZXN0X2lkGAIgASgJEgwKBGtpbmQYAyABKAkSDQoFc2NvcGUYBCABKAkSEgoKc3ViamVjdF9pZBgFIAEoCRIZChFhcHByb3ZhbF9yZXF1aXJlZBgGIAEoCCJZChpEYXRhU3ViamVjdFJlcXVlc3RBcHByb3ZlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIUCgxyZXF1ZXN0ZWRfYnkYAyABKAkikgEKG0RhdGFTdWJqZWN0UmVxdWVzdENvbXBsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEgoKcmVxdWVzdF9pZBgCIAEoCRIMCgRraW5kGAMgASgJEg0KBXNjb3BlGAQgASgJEhIKCnN1YmplY3RfaWQYBSABKAkSDQoFaXRlbXMYBiABKA0SDAoEa2VwdBgHIAEoDSJ+ChhEYXRhU3ViamVjdFJlcXVlc3RGYWlsZWQSEQoJdGVuYW50X2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkSDAoEa2luZBgDIAEoCRIMCgRwYXJ0GAQgASgJEg0KBWVycm9yGAUgASgJEhAKCGF0dGVtcHRzGAYgASgNIkIKGURhdGFTdWJqZWN0UmVxdWVzdFJldHJpZWQSEQoJdGVuYW50X2lkGAEgASgJEhIKCnJlcXVlc3RfaWQYAiABKAkiTwoZR292ZXJuYW5jZVNldHRpbmdzQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSHwoXZXJhc2VfcmVxdWlyZXNfYXBwcm92YWwYAiABKAhiBnByb3RvMw");
 
 /**
  * A legal hold was placed. Subject nexus.governance.legal_hold_placed.
@@ -303,6 +303,92 @@ export const DataSubjectRequestCompletedSchema: GenMessage<DataSubjectRequestCom
   messageDesc(file_nexus_events_v1_governance_events, 5);
 
 /**
+ * A data-subject request failed: a part kept failing after its retries. Subject
+ * nexus.governance.data_subject_request_failed.
+ *
+ * @generated from message nexus.events.v1.DataSubjectRequestFailed
+ */
+export type DataSubjectRequestFailed = Message<"nexus.events.v1.DataSubjectRequestFailed"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The request's id.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+
+  /**
+   * export or erase.
+   *
+   * @generated from field: string kind = 3;
+   */
+  kind: string;
+
+  /**
+   * The part that failed: sessions, documents, audit or usage.
+   *
+   * @generated from field: string part = 4;
+   */
+  part: string;
+
+  /**
+   * Its last error.
+   *
+   * @generated from field: string error = 5;
+   */
+  error: string;
+
+  /**
+   * How many times it was tried.
+   *
+   * @generated from field: uint32 attempts = 6;
+   */
+  attempts: number;
+};
+
+/**
+ * Describes the message nexus.events.v1.DataSubjectRequestFailed.
+ * Use `create(DataSubjectRequestFailedSchema)` to create a new message.
+ */
+export const DataSubjectRequestFailedSchema: GenMessage<DataSubjectRequestFailed> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_governance_events, 6);
+
+/**
+ * A failed data-subject request was restarted (RetryDataSubjectRequest). Subject
+ * nexus.governance.data_subject_request_retried.
+ *
+ * @generated from message nexus.events.v1.DataSubjectRequestRetried
+ */
+export type DataSubjectRequestRetried = Message<"nexus.events.v1.DataSubjectRequestRetried"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The request's id.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.DataSubjectRequestRetried.
+ * Use `create(DataSubjectRequestRetriedSchema)` to create a new message.
+ */
+export const DataSubjectRequestRetriedSchema: GenMessage<DataSubjectRequestRetried> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_governance_events, 7);
+
+/**
  * The tenant's governance settings changed. Subject nexus.governance.governance_settings_changed.
  *
  * @generated from message nexus.events.v1.GovernanceSettingsChanged
@@ -328,5 +414,5 @@ export type GovernanceSettingsChanged = Message<"nexus.events.v1.GovernanceSetti
  * Use `create(GovernanceSettingsChangedSchema)` to create a new message.
  */
 export const GovernanceSettingsChangedSchema: GenMessage<GovernanceSettingsChanged> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_governance_events, 6);
+  messageDesc(file_nexus_events_v1_governance_events, 8);
 

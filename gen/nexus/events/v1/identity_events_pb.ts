@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/identity_events.proto.
  */
 export const file_nexus_events_v1_identity_events: GenFile = /*@__PURE__*/
-  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvaWRlbnRpdHlfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiQwoLVXNlckNyZWF0ZWQSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiWgoRTWVtYmVyc2hpcEdyYW50ZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSIQoEcm9sZRgDIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSKKAQoVTWVtYmVyc2hpcFJvbGVDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEioKDXByZXZpb3VzX3JvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSIQoEcm9sZRgEIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSI3ChFNZW1iZXJzaGlwUmV2b2tlZBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJFChdQbGF0Zm9ybU9wZXJhdG9yQ2hhbmdlZBIPCgd1c2VyX2lkGAEgASgJEhkKEXBsYXRmb3JtX29wZXJhdG9yGAIgASgIIpABChpJZGVudGl0eVByb3ZpZGVyQ29uZmlndXJlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhAKCGF1ZGllbmNlGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdlbmFibGVkGAUgASgIEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIIngKDlNlc3Npb25TdGFydGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoMU2Vzc2lvbkVuZGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJIlIKEFNjaW1Ub2tlblJvdGF0ZWQSEQoJdGVuYW50X2lkGAEgASgJEhAKCHRva2VuX2lkGAIgASgJEhkKEXByZXZpb3VzX3Rva2VuX2lkGAMgASgJIjcKEFNjaW1Ub2tlblJldm9rZWQSEQoJdGVuYW50X2lkGAEgASgJEhAKCHRva2VuX2lkGAIgASgJYgZwcm90bzM", [file_google_protobuf_timestamp, file_nexus_auth_v1_api_key]);
+  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvaWRlbnRpdHlfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiQwoLVXNlckNyZWF0ZWQSDwoHdXNlcl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIUCgxkaXNwbGF5X25hbWUYAyABKAkiWgoRTWVtYmVyc2hpcEdyYW50ZWQSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSIQoEcm9sZRgDIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSKKAQoVTWVtYmVyc2hpcFJvbGVDaGFuZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEioKDXByZXZpb3VzX3JvbGUYAyABKA4yEy5uZXh1cy5hdXRoLnYxLlJvbGUSIQoEcm9sZRgEIAEoDjITLm5leHVzLmF1dGgudjEuUm9sZSI3ChFNZW1iZXJzaGlwUmV2b2tlZBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJFChdQbGF0Zm9ybU9wZXJhdG9yQ2hhbmdlZBIPCgd1c2VyX2lkGAEgASgJEhkKEXBsYXRmb3JtX29wZXJhdG9yGAIgASgIIpABChpJZGVudGl0eVByb3ZpZGVyQ29uZmlndXJlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGaXNzdWVyGAIgASgJEhAKCGF1ZGllbmNlGAMgASgJEhEKCWNsaWVudF9pZBgEIAEoCRIPCgdlbmFibGVkGAUgASgIEhkKEWNsaWVudF9zZWNyZXRfc2V0GAYgASgIIngKDlNlc3Npb25TdGFydGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLgoKZXhwaXJlc19hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVgoMU2Vzc2lvbkVuZGVkEhEKCXRlbmFudF9pZBgBIAEoCRISCgpzZXNzaW9uX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSDgoGcmVhc29uGAQgASgJIlIKEFNjaW1Ub2tlblJvdGF0ZWQSEQoJdGVuYW50X2lkGAEgASgJEhAKCHRva2VuX2lkGAIgASgJEhkKEXByZXZpb3VzX3Rva2VuX2lkGAMgASgJIjcKEFNjaW1Ub2tlblJldm9rZWQSEQoJdGVuYW50X2lkGAEgASgJEhAKCHRva2VuX2lkGAIgASgJIj0KFkRpcmVjdG9yeUdyb3Vwc0NoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEhAKCHVzZXJfaWRzGAIgAygJYgZwcm90bzM", [file_google_protobuf_timestamp, file_nexus_auth_v1_api_key]);
 
 /**
  * A user was created. Subject nexus.auth.user_created.
@@ -391,4 +391,35 @@ export type ScimTokenRevoked = Message<"nexus.events.v1.ScimTokenRevoked"> & {
  */
 export const ScimTokenRevokedSchema: GenMessage<ScimTokenRevoked> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_identity_events, 9);
+
+/**
+ * The directory (SCIM) changed the groups of these people in the tenant: a member added to or
+ * removed from a group, a group renamed or deleted, a provisioned user deleted. Their principals
+ * carry their directory groups (document ACL GROUP grants, Cedar `principal in Group`), so
+ * cached answers of the tenant end. Subject nexus.auth.directory_groups_changed.
+ *
+ * @generated from message nexus.events.v1.DirectoryGroupsChanged
+ */
+export type DirectoryGroupsChanged = Message<"nexus.events.v1.DirectoryGroupsChanged"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The people whose groups changed.
+   *
+   * @generated from field: repeated string user_ids = 2;
+   */
+  userIds: string[];
+};
+
+/**
+ * Describes the message nexus.events.v1.DirectoryGroupsChanged.
+ * Use `create(DirectoryGroupsChangedSchema)` to create a new message.
+ */
+export const DirectoryGroupsChangedSchema: GenMessage<DirectoryGroupsChanged> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_identity_events, 10);
 

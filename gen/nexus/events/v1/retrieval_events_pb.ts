@@ -11,7 +11,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/retrieval_events.proto.
  */
 export const file_nexus_events_v1_retrieval_events: GenFile = /*@__PURE__*/
-  fileDesc("CiZuZXh1cy9ldmVudHMvdjEvcmV0cmlldmFsX2V2ZW50cy5wcm90bxIPbmV4dXMuZXZlbnRzLnYxIpQBCg1Db3JwdXNDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCgljb3JwdXNfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhAKCHByb3ZpZGVyGAQgASgJEhcKD2VtYmVkZGluZ19tb2RlbBgFIAEoCRIcChRlbWJlZGRpbmdfZGltZW5zaW9ucxgGIAEoDSK4AQoNQ29ycHVzVXBkYXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhYKDmNoYW5nZWRfZmllbGRzGAMgAygJEicKBmJlZm9yZRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhgKEHJlaW5kZXhfcmVxdWlyZWQYBiABKAgiUAoNQ29ycHVzRGVsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhkKEWRvY3VtZW50c19kZWxldGVkGAMgASgEInoKFURvY3VtZW50QWNjZXNzQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSEwoLZG9jdW1lbnRfaWQYAiABKAkSEgoKcmVzdHJpY3RlZBgDIAEoCBIOCgZncmFudHMYBCADKAkSFQoNb3duZXJfdXNlcl9pZBgFIAEoCSKAAQoURG9jdW1lbnRBY2Nlc3NEZW5pZWQSEQoJdGVuYW50X2lkGAEgASgJEhMKC2RvY3VtZW50X2lkGAIgASgJEg4KBmtleV9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhEKCXByb2NlZHVyZRgFIAEoCRIMCgRydWxlGAYgASgJIngKC1BvbGljeVNhdmVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCglwb2xpY3lfaWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoBRIMCgR0ZXh0GAQgASgJEg8KB2VuYWJsZWQYBSABKAgSEwoLZGVzY3JpcHRpb24YBiABKAkiXgoUUG9saWN5RW5hYmxlZENoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEhEKCXBvbGljeV9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgFEg8KB2VuYWJsZWQYBCABKAgiNQoRTGFiZWxSdWxlc0NoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEg0KBXJ1bGVzGAIgAygJIpgBChFEb2N1bWVudHNXaXRoaGVsZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEQoJcHJvY2VkdXJlGAQgASgJEhEKCWNvcnB1c19pZBgFIAEoCRIaChJ3aXRoaGVsZF9kb2N1bWVudHMYBiABKAUSDQoFcnVsZXMYByADKAliBnByb3RvMw", [file_google_protobuf_struct]);
+  fileDesc("CiZuZXh1cy9ldmVudHMvdjEvcmV0cmlldmFsX2V2ZW50cy5wcm90bxIPbmV4dXMuZXZlbnRzLnYxIpQBCg1Db3JwdXNDcmVhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCgljb3JwdXNfaWQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEhAKCHByb3ZpZGVyGAQgASgJEhcKD2VtYmVkZGluZ19tb2RlbBgFIAEoCRIcChRlbWJlZGRpbmdfZGltZW5zaW9ucxgGIAEoDSK4AQoNQ29ycHVzVXBkYXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhYKDmNoYW5nZWRfZmllbGRzGAMgAygJEicKBmJlZm9yZRgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYBSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EhgKEHJlaW5kZXhfcmVxdWlyZWQYBiABKAgiUAoNQ29ycHVzRGVsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJY29ycHVzX2lkGAIgASgJEhkKEWRvY3VtZW50c19kZWxldGVkGAMgASgEInoKFURvY3VtZW50QWNjZXNzQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSEwoLZG9jdW1lbnRfaWQYAiABKAkSEgoKcmVzdHJpY3RlZBgDIAEoCBIOCgZncmFudHMYBCADKAkSFQoNb3duZXJfdXNlcl9pZBgFIAEoCSKAAQoURG9jdW1lbnRBY2Nlc3NEZW5pZWQSEQoJdGVuYW50X2lkGAEgASgJEhMKC2RvY3VtZW50X2lkGAIgASgJEg4KBmtleV9pZBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhEKCXByb2NlZHVyZRgFIAEoCRIMCgRydWxlGAYgASgJIngKC1BvbGljeVNhdmVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCglwb2xpY3lfaWQYAiABKAkSDwoHdmVyc2lvbhgDIAEoBRIMCgR0ZXh0GAQgASgJEg8KB2VuYWJsZWQYBSABKAgSEwoLZGVzY3JpcHRpb24YBiABKAkiXgoUUG9saWN5RW5hYmxlZENoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEhEKCXBvbGljeV9pZBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgFEg8KB2VuYWJsZWQYBCABKAgiVAoNUG9saWN5RGVsZXRlZBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJcG9saWN5X2lkGAIgASgJEg8KB3ZlcnNpb24YAyABKAUSDAoEdGV4dBgEIAEoCSJfCh1Eb2N1bWVudEFjY2Vzc1NldHRpbmdzQ2hhbmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSFQoNYWRtaW5zX2J5cGFzcxgCIAEoCBIUCgxkZWZhdWx0X2RlbnkYAyABKAgiNQoRTGFiZWxSdWxlc0NoYW5nZWQSEQoJdGVuYW50X2lkGAEgASgJEg0KBXJ1bGVzGAIgAygJIpgBChFEb2N1bWVudHNXaXRoaGVsZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSEQoJcHJvY2VkdXJlGAQgASgJEhEKCWNvcnB1c19pZBgFIAEoCRIaChJ3aXRoaGVsZF9kb2N1bWVudHMYBiABKAUSDQoFcnVsZXMYByADKAliBnByb3RvMw", [file_google_protobuf_struct]);
 
 /**
  * A corpus was created. Subject nexus.retrieval.corpus_created; audit type corpora.created.
@@ -372,6 +372,84 @@ export const PolicyEnabledChangedSchema: GenMessage<PolicyEnabledChanged> = /*@_
   messageDesc(file_nexus_events_v1_retrieval_events, 6);
 
 /**
+ * A policy was deleted. Subject nexus.retrieval.policy_deleted; audit type policies.deleted.
+ *
+ * @generated from message nexus.events.v1.PolicyDeleted
+ */
+export type PolicyDeleted = Message<"nexus.events.v1.PolicyDeleted"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The policy id.
+   *
+   * @generated from field: string policy_id = 2;
+   */
+  policyId: string;
+
+  /**
+   * Its last version.
+   *
+   * @generated from field: int32 version = 3;
+   */
+  version: number;
+
+  /**
+   * Its Cedar text when deleted.
+   *
+   * @generated from field: string text = 4;
+   */
+  text: string;
+};
+
+/**
+ * Describes the message nexus.events.v1.PolicyDeleted.
+ * Use `create(PolicyDeletedSchema)` to create a new message.
+ */
+export const PolicyDeletedSchema: GenMessage<PolicyDeleted> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_retrieval_events, 7);
+
+/**
+ * The tenant's document access settings were set. Subject
+ * nexus.retrieval.document_access_settings_changed; audit type documents.access.settings.
+ *
+ * @generated from message nexus.events.v1.DocumentAccessSettingsChanged
+ */
+export type DocumentAccessSettingsChanged = Message<"nexus.events.v1.DocumentAccessSettingsChanged"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Whether admins and owners read restricted documents without a grant.
+   *
+   * @generated from field: bool admins_bypass = 2;
+   */
+  adminsBypass: boolean;
+
+  /**
+   * Whether a document no grant or permit policy allows is denied.
+   *
+   * @generated from field: bool default_deny = 3;
+   */
+  defaultDeny: boolean;
+};
+
+/**
+ * Describes the message nexus.events.v1.DocumentAccessSettingsChanged.
+ * Use `create(DocumentAccessSettingsChangedSchema)` to create a new message.
+ */
+export const DocumentAccessSettingsChangedSchema: GenMessage<DocumentAccessSettingsChanged> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_retrieval_events, 8);
+
+/**
  * The tenant's label rules were replaced. Subject nexus.retrieval.label_rules_changed; audit
  * type labels.rules.changed.
  *
@@ -398,7 +476,7 @@ export type LabelRulesChanged = Message<"nexus.events.v1.LabelRulesChanged"> & {
  * Use `create(LabelRulesChangedSchema)` to create a new message.
  */
 export const LabelRulesChangedSchema: GenMessage<LabelRulesChanged> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_retrieval_events, 7);
+  messageDesc(file_nexus_events_v1_retrieval_events, 9);
 
 /**
  * Documents were withheld from one Search (and so Run) or ListDocuments call by document access:
@@ -464,5 +542,5 @@ export type DocumentsWithheld = Message<"nexus.events.v1.DocumentsWithheld"> & {
  * Use `create(DocumentsWithheldSchema)` to create a new message.
  */
 export const DocumentsWithheldSchema: GenMessage<DocumentsWithheld> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_retrieval_events, 8);
+  messageDesc(file_nexus_events_v1_retrieval_events, 10);
 

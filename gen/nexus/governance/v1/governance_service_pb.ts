@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/governance/v1/governance_service.proto.
  */
 export const file_nexus_governance_v1_governance_service: GenFile = /*@__PURE__*/
-  fileDesc("CixuZXh1cy9nb3Zlcm5hbmNlL3YxL2dvdmVybmFuY2Vfc2VydmljZS5wcm90bxITbmV4dXMuZ292ZXJuYW5jZS52MSJbCg9EYXRhU3ViamVjdFBhcnQSDAoEcGFydBgBIAEoCRINCgVpdGVtcxgCIAEoDRIPCgdyZW1vdmVkGAMgASgNEgwKBGtlcHQYBCABKA0SDAoEbm90ZRgFIAEoCSLqAwoSRGF0YVN1YmplY3RSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEjkKBGtpbmQYAyABKA4yKy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdEtpbmQSNAoFc2NvcGUYBCABKA4yJS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0U2NvcGUSEgoKc3ViamVjdF9pZBgFIAEoCRI9CgZzdGF0dXMYBiABKA4yLS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdFN0YXR1cxIUCgxyZXF1ZXN0ZWRfYnkYByABKAkSEwoLYXBwcm92ZWRfYnkYCCABKAkSGQoRYXBwcm92YWxfcmVxdWlyZWQYCSABKAgSDQoFZXJyb3IYCiABKAkSMwoFcGFydHMYCyADKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UGFydBIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijwIKH0NyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSRQoEa2luZBgCIAEoDjIrLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0S2luZEIKukgHggEEEAEgABJACgVzY29wZRgDIAEoDjIlLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RTY29wZUIKukgHggEEEAEgABIeCgpzdWJqZWN0X2lkGAQgASgJQgq6SAdyBRABGIACIlwKIENyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdFJlc3BvbnNlEjgKB3JlcXVlc3QYASABKAsyJy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdCKHAQogQXBwcm92ZURhdGFTdWJqZWN0UmVxdWVzdFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHgoKcmVxdWVzdF9pZBgCIAEoCUIKukgHcgUQARiAASJdCiFBcHByb3ZlRGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2USOAoHcmVxdWVzdBgBIAEoCzInLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0IoMBChxHZXREYXRhU3ViamVjdFJlcXVlc3RSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh4KCnJlcXVlc3RfaWQYAiABKAlCCrpIB3IFEAEYgAEiWQodR2V0RGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2USOAoHcmVxdWVzdBgBIAEoCzInLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0In4KHkxpc3REYXRhU3ViamVjdFJlcXVlc3RzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIXCgVsaW1pdBgCIAEoDUIIukgFKgMY9AMiXAofTGlzdERhdGFTdWJqZWN0UmVxdWVzdHNSZXNwb25zZRI5CghyZXF1ZXN0cxgBIAMoCzInLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0IogBCiFEb3dubG9hZERhdGFTdWJqZWN0QXJjaGl2ZVJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHgoKcmVxdWVzdF9pZBgCIAEoCUIKukgHcgUQARiAASI1CiJEb3dubG9hZERhdGFTdWJqZWN0QXJjaGl2ZVJlc3BvbnNlEg8KB2FyY2hpdmUYASABKAwiSAoSR292ZXJuYW5jZVNldHRpbmdzEhEKCXRlbmFudF9pZBgBIAEoCRIfChdlcmFzZV9yZXF1aXJlc19hcHByb3ZhbBgCIAEoCCJjChxHZXRHb3Zlcm5hbmNlU2V0dGluZ3NSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIloKHUdldEdvdmVybmFuY2VTZXR0aW5nc1Jlc3BvbnNlEjkKCHNldHRpbmdzGAEgASgLMicubmV4dXMuZ292ZXJuYW5jZS52MS5Hb3Zlcm5hbmNlU2V0dGluZ3MihAEKHFNldEdvdmVybmFuY2VTZXR0aW5nc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHwoXZXJhc2VfcmVxdWlyZXNfYXBwcm92YWwYAiABKAgiWgodU2V0R292ZXJuYW5jZVNldHRpbmdzUmVzcG9uc2USOQoIc2V0dGluZ3MYASABKAsyJy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkdvdmVybmFuY2VTZXR0aW5ncyKKAgoJTGVnYWxIb2xkEg8KB2hvbGRfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEi0KBXNjb3BlGAMgASgOMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5Ib2xkU2NvcGUSEgoKc3ViamVjdF9pZBgEIAEoCRIOCgZyZWFzb24YBSABKAkSEQoJcGxhY2VkX2J5GAYgASgJEi0KCXBsYWNlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmVsZWFzZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC3JlbGVhc2VkX2J5GAkgASgJIqoBCg9SZXRlbnRpb25Qb2xpY3kSEQoJdGVuYW50X2lkGAEgASgJEjgKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeRIUCgxtYXhfYWdlX2RheXMYAyABKA0SNAoGYWN0aW9uGAQgASgOMiQubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25BY3Rpb24i1QIKD1JldGVudGlvblJlcG9ydBIRCgl0ZW5hbnRfaWQYASABKAkSOAoIY2F0ZWdvcnkYAiABKA4yJi5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvbkNhdGVnb3J5Eg4KBnRhcmdldBgDIAEoCRI0CgZhY3Rpb24YBCABKA4yJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvbkFjdGlvbhIqCgZjdXRvZmYYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2V4cGlyZWQYBiABKA0SDwoHcmVtb3ZlZBgHIAEoDRIMCgRoZWxkGAggASgNEg8KB2hlbGRfYnkYCSADKAkSFgoOc2tpcHBlZF9yZWFzb24YCiABKAkSKgoGcmFuX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLPAQoVUGxhY2VMZWdhbEhvbGRSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEjkKBXNjb3BlGAIgASgOMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5Ib2xkU2NvcGVCCrpIB4IBBBABIAASHAoKc3ViamVjdF9pZBgDIAEoCUIIukgFcgMYgAISGAoGcmVhc29uGAQgASgJQgi6SAVyAxjoByJGChZQbGFjZUxlZ2FsSG9sZFJlc3BvbnNlEiwKBGhvbGQYASABKAsyHi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxlZ2FsSG9sZCJ2ChVMaXN0TGVnYWxIb2xkc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGAoQaW5jbHVkZV9yZWxlYXNlZBgCIAEoCCJHChZMaXN0TGVnYWxIb2xkc1Jlc3BvbnNlEi0KBWhvbGRzGAEgAygLMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5MZWdhbEhvbGQiewoXUmVsZWFzZUxlZ2FsSG9sZFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGwoHaG9sZF9pZBgCIAEoCUIKukgHcgUQARiAASJIChhSZWxlYXNlTGVnYWxIb2xkUmVzcG9uc2USLAoEaG9sZBgBIAEoCzIeLm5leHVzLmdvdmVybmFuY2UudjEuTGVnYWxIb2xkIokCChlTZXRSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEkQKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeUIKukgHggEEEAEgABIhCgxtYXhfYWdlX2RheXMYAyABKA1CC7pICCoGGJSdAigBEj4KBmFjdGlvbhgEIAEoDjIkLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uQWN0aW9uQgi6SAWCAQIQASJSChpTZXRSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRI0CgZwb2xpY3kYASABKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvblBvbGljeSKoAQobQ2xlYXJSZXRlbnRpb25Qb2xpY3lSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEkQKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeUIKukgHggEEEAEgACIeChxDbGVhclJldGVudGlvblBvbGljeVJlc3BvbnNlImMKHExpc3RSZXRlbnRpb25Qb2xpY2llc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQiVwodTGlzdFJldGVudGlvblBvbGljaWVzUmVzcG9uc2USNgoIcG9saWNpZXMYASADKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvblBvbGljeSJ7ChtMaXN0UmV0ZW50aW9uUmVwb3J0c1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSFwoFbGltaXQYAiABKA1CCLpIBSoDGPQDIlUKHExpc3RSZXRlbnRpb25SZXBvcnRzUmVzcG9uc2USNQoHcmVwb3J0cxgBIAMoCzIkLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uUmVwb3J0Ko4BChZEYXRhU3ViamVjdFJlcXVlc3RLaW5kEikKJURBVEFfU1VCSkVDVF9SRVFVRVNUX0tJTkRfVU5TUEVDSUZJRUQQABIkCiBEQVRBX1NVQkpFQ1RfUkVRVUVTVF9LSU5EX0VYUE9SVBABEiMKH0RBVEFfU1VCSkVDVF9SRVFVRVNUX0tJTkRfRVJBU0UQAiqPAQoQRGF0YVN1YmplY3RTY29wZRIiCh5EQVRBX1NVQkpFQ1RfU0NPUEVfVU5TUEVDSUZJRUQQABIbChdEQVRBX1NVQkpFQ1RfU0NPUEVfVVNFUhABEh4KGkRBVEFfU1VCSkVDVF9TQ09QRV9TRVNTSU9OEAISGgoWREFUQV9TVUJKRUNUX1NDT1BFX0tFWRADKvEBChhEYXRhU3ViamVjdFJlcXVlc3RTdGF0dXMSKwonREFUQV9TVUJKRUNUX1JFUVVFU1RfU1RBVFVTX1VOU1BFQ0lGSUVEEAASMQotREFUQV9TVUJKRUNUX1JFUVVFU1RfU1RBVFVTX0FXQUlUSU5HX0FQUFJPVkFMEAESJwojREFUQV9TVUJKRUNUX1JFUVVFU1RfU1RBVFVTX1JVTk5JTkcQAhIkCiBEQVRBX1NVQkpFQ1RfUkVRVUVTVF9TVEFUVVNfRE9ORRADEiYKIkRBVEFfU1VCSkVDVF9SRVFVRVNUX1NUQVRVU19GQUlMRUQQBCqYAQoJSG9sZFNjb3BlEhoKFkhPTERfU0NPUEVfVU5TUEVDSUZJRUQQABIVChFIT0xEX1NDT1BFX1RFTkFOVBABEhcKE0hPTERfU0NPUEVfRE9DVU1FTlQQAhIWChJIT0xEX1NDT1BFX1NFU1NJT04QAxITCg9IT0xEX1NDT1BFX1VTRVIQBBISCg5IT0xEX1NDT1BFX0tFWRAFKrYBChFSZXRlbnRpb25DYXRlZ29yeRIiCh5SRVRFTlRJT05fQ0FURUdPUllfVU5TUEVDSUZJRUQQABIfChtSRVRFTlRJT05fQ0FURUdPUllfU0VTU0lPTlMQARIgChxSRVRFTlRJT05fQ0FURUdPUllfRE9DVU1FTlRTEAISHAoYUkVURU5USU9OX0NBVEVHT1JZX0FVRElUEAMSHAoYUkVURU5USU9OX0NBVEVHT1JZX1VTQUdFEAQqcAoPUmV0ZW50aW9uQWN0aW9uEiAKHFJFVEVOVElPTl9BQ1RJT05fVU5TUEVDSUZJRUQQABIbChdSRVRFTlRJT05fQUNUSU9OX0RFTEVURRABEh4KGlJFVEVOVElPTl9BQ1RJT05fQU5PTllNSVpFEAIy+Q0KEUdvdmVybmFuY2VTZXJ2aWNlEmkKDlBsYWNlTGVnYWxIb2xkEioubmV4dXMuZ292ZXJuYW5jZS52MS5QbGFjZUxlZ2FsSG9sZFJlcXVlc3QaKy5uZXh1cy5nb3Zlcm5hbmNlLnYxLlBsYWNlTGVnYWxIb2xkUmVzcG9uc2USaQoOTGlzdExlZ2FsSG9sZHMSKi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RMZWdhbEhvbGRzUmVxdWVzdBorLm5leHVzLmdvdmVybmFuY2UudjEuTGlzdExlZ2FsSG9sZHNSZXNwb25zZRJvChBSZWxlYXNlTGVnYWxIb2xkEiwubmV4dXMuZ292ZXJuYW5jZS52MS5SZWxlYXNlTGVnYWxIb2xkUmVxdWVzdBotLm5leHVzLmdvdmVybmFuY2UudjEuUmVsZWFzZUxlZ2FsSG9sZFJlc3BvbnNlEnUKElNldFJldGVudGlvblBvbGljeRIuLm5leHVzLmdvdmVybmFuY2UudjEuU2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBovLm5leHVzLmdvdmVybmFuY2UudjEuU2V0UmV0ZW50aW9uUG9saWN5UmVzcG9uc2USewoUQ2xlYXJSZXRlbnRpb25Qb2xpY3kSMC5uZXh1cy5nb3Zlcm5hbmNlLnYxLkNsZWFyUmV0ZW50aW9uUG9saWN5UmVxdWVzdBoxLm5leHVzLmdvdmVybmFuY2UudjEuQ2xlYXJSZXRlbnRpb25Qb2xpY3lSZXNwb25zZRJ+ChVMaXN0UmV0ZW50aW9uUG9saWNpZXMSMS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RSZXRlbnRpb25Qb2xpY2llc1JlcXVlc3QaMi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RSZXRlbnRpb25Qb2xpY2llc1Jlc3BvbnNlEnsKFExpc3RSZXRlbnRpb25SZXBvcnRzEjAubmV4dXMuZ292ZXJuYW5jZS52MS5MaXN0UmV0ZW50aW9uUmVwb3J0c1JlcXVlc3QaMS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RSZXRlbnRpb25SZXBvcnRzUmVzcG9uc2UShwEKGENyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdBI0Lm5leHVzLmdvdmVybmFuY2UudjEuQ3JlYXRlRGF0YVN1YmplY3RSZXF1ZXN0UmVxdWVzdBo1Lm5leHVzLmdvdmVybmFuY2UudjEuQ3JlYXRlRGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2USigEKGUFwcHJvdmVEYXRhU3ViamVjdFJlcXVlc3QSNS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkFwcHJvdmVEYXRhU3ViamVjdFJlcXVlc3RSZXF1ZXN0GjYubmV4dXMuZ292ZXJuYW5jZS52MS5BcHByb3ZlRGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2USfgoVR2V0RGF0YVN1YmplY3RSZXF1ZXN0EjEubmV4dXMuZ292ZXJuYW5jZS52MS5HZXREYXRhU3ViamVjdFJlcXVlc3RSZXF1ZXN0GjIubmV4dXMuZ292ZXJuYW5jZS52MS5HZXREYXRhU3ViamVjdFJlcXVlc3RSZXNwb25zZRKEAQoXTGlzdERhdGFTdWJqZWN0UmVxdWVzdHMSMy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3REYXRhU3ViamVjdFJlcXVlc3RzUmVxdWVzdBo0Lm5leHVzLmdvdmVybmFuY2UudjEuTGlzdERhdGFTdWJqZWN0UmVxdWVzdHNSZXNwb25zZRKNAQoaRG93bmxvYWREYXRhU3ViamVjdEFyY2hpdmUSNi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRvd25sb2FkRGF0YVN1YmplY3RBcmNoaXZlUmVxdWVzdBo3Lm5leHVzLmdvdmVybmFuY2UudjEuRG93bmxvYWREYXRhU3ViamVjdEFyY2hpdmVSZXNwb25zZRJ+ChVHZXRHb3Zlcm5hbmNlU2V0dGluZ3MSMS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkdldEdvdmVybmFuY2VTZXR0aW5nc1JlcXVlc3QaMi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkdldEdvdmVybmFuY2VTZXR0aW5nc1Jlc3BvbnNlEn4KFVNldEdvdmVybmFuY2VTZXR0aW5ncxIxLm5leHVzLmdvdmVybmFuY2UudjEuU2V0R292ZXJuYW5jZVNldHRpbmdzUmVxdWVzdBoyLm5leHVzLmdvdmVybmFuY2UudjEuU2V0R292ZXJuYW5jZVNldHRpbmdzUmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_timestamp]);
+  fileDesc("CixuZXh1cy9nb3Zlcm5hbmNlL3YxL2dvdmVybmFuY2Vfc2VydmljZS5wcm90bxITbmV4dXMuZ292ZXJuYW5jZS52MSJ8Cg9EYXRhU3ViamVjdFBhcnQSDAoEcGFydBgBIAEoCRINCgVpdGVtcxgCIAEoDRIPCgdyZW1vdmVkGAMgASgNEgwKBGtlcHQYBCABKA0SDAoEbm90ZRgFIAEoCRINCgVlcnJvchgGIAEoCRIQCghhdHRlbXB0cxgHIAEoDSLqAwoSRGF0YVN1YmplY3RSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEjkKBGtpbmQYAyABKA4yKy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdEtpbmQSNAoFc2NvcGUYBCABKA4yJS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0U2NvcGUSEgoKc3ViamVjdF9pZBgFIAEoCRI9CgZzdGF0dXMYBiABKA4yLS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdFN0YXR1cxIUCgxyZXF1ZXN0ZWRfYnkYByABKAkSEwoLYXBwcm92ZWRfYnkYCCABKAkSGQoRYXBwcm92YWxfcmVxdWlyZWQYCSABKAgSDQoFZXJyb3IYCiABKAkSMwoFcGFydHMYCyADKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UGFydBIuCgpjcmVhdGVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmaW5pc2hlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijwIKH0NyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSRQoEa2luZBgCIAEoDjIrLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0S2luZEIKukgHggEEEAEgABJACgVzY29wZRgDIAEoDjIlLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RTY29wZUIKukgHggEEEAEgABIeCgpzdWJqZWN0X2lkGAQgASgJQgq6SAdyBRABGIACIlwKIENyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdFJlc3BvbnNlEjgKB3JlcXVlc3QYASABKAsyJy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdCKHAQogQXBwcm92ZURhdGFTdWJqZWN0UmVxdWVzdFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHgoKcmVxdWVzdF9pZBgCIAEoCUIKukgHcgUQARiAASJdCiFBcHByb3ZlRGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2USOAoHcmVxdWVzdBgBIAEoCzInLm5leHVzLmdvdmVybmFuY2UudjEuRGF0YVN1YmplY3RSZXF1ZXN0IoUBCh5SZXRyeURhdGFTdWJqZWN0UmVxdWVzdFJlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHgoKcmVxdWVzdF9pZBgCIAEoCUIKukgHcgUQARiAASJbCh9SZXRyeURhdGFTdWJqZWN0UmVxdWVzdFJlc3BvbnNlEjgKB3JlcXVlc3QYASABKAsyJy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdCKDAQocR2V0RGF0YVN1YmplY3RSZXF1ZXN0UmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIeCgpyZXF1ZXN0X2lkGAIgASgJQgq6SAdyBRABGIABIlkKHUdldERhdGFTdWJqZWN0UmVxdWVzdFJlc3BvbnNlEjgKB3JlcXVlc3QYASABKAsyJy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdCJ+Ch5MaXN0RGF0YVN1YmplY3RSZXF1ZXN0c1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSFwoFbGltaXQYAiABKA1CCLpIBSoDGPQDIlwKH0xpc3REYXRhU3ViamVjdFJlcXVlc3RzUmVzcG9uc2USOQoIcmVxdWVzdHMYASADKAsyJy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRhdGFTdWJqZWN0UmVxdWVzdCKIAQohRG93bmxvYWREYXRhU3ViamVjdEFyY2hpdmVSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh4KCnJlcXVlc3RfaWQYAiABKAlCCrpIB3IFEAEYgAEiNQoiRG93bmxvYWREYXRhU3ViamVjdEFyY2hpdmVSZXNwb25zZRIPCgdhcmNoaXZlGAEgASgMIkgKEkdvdmVybmFuY2VTZXR0aW5ncxIRCgl0ZW5hbnRfaWQYASABKAkSHwoXZXJhc2VfcmVxdWlyZXNfYXBwcm92YWwYAiABKAgiYwocR2V0R292ZXJuYW5jZVNldHRpbmdzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCJaCh1HZXRHb3Zlcm5hbmNlU2V0dGluZ3NSZXNwb25zZRI5CghzZXR0aW5ncxgBIAEoCzInLm5leHVzLmdvdmVybmFuY2UudjEuR292ZXJuYW5jZVNldHRpbmdzIoQBChxTZXRHb3Zlcm5hbmNlU2V0dGluZ3NSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh8KF2VyYXNlX3JlcXVpcmVzX2FwcHJvdmFsGAIgASgIIloKHVNldEdvdmVybmFuY2VTZXR0aW5nc1Jlc3BvbnNlEjkKCHNldHRpbmdzGAEgASgLMicubmV4dXMuZ292ZXJuYW5jZS52MS5Hb3Zlcm5hbmNlU2V0dGluZ3MiigIKCUxlZ2FsSG9sZBIPCgdob2xkX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRItCgVzY29wZRgDIAEoDjIeLm5leHVzLmdvdmVybmFuY2UudjEuSG9sZFNjb3BlEhIKCnN1YmplY3RfaWQYBCABKAkSDgoGcmVhc29uGAUgASgJEhEKCXBsYWNlZF9ieRgGIAEoCRItCglwbGFjZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3JlbGVhc2VkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtyZWxlYXNlZF9ieRgJIAEoCSKqAQoPUmV0ZW50aW9uUG9saWN5EhEKCXRlbmFudF9pZBgBIAEoCRI4CghjYXRlZ29yeRgCIAEoDjImLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uQ2F0ZWdvcnkSFAoMbWF4X2FnZV9kYXlzGAMgASgNEjQKBmFjdGlvbhgEIAEoDjIkLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uQWN0aW9uItUCCg9SZXRlbnRpb25SZXBvcnQSEQoJdGVuYW50X2lkGAEgASgJEjgKCGNhdGVnb3J5GAIgASgOMiYubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25DYXRlZ29yeRIOCgZ0YXJnZXQYAyABKAkSNAoGYWN0aW9uGAQgASgOMiQubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25BY3Rpb24SKgoGY3V0b2ZmGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdleHBpcmVkGAYgASgNEg8KB3JlbW92ZWQYByABKA0SDAoEaGVsZBgIIAEoDRIPCgdoZWxkX2J5GAkgAygJEhYKDnNraXBwZWRfcmVhc29uGAogASgJEioKBnJhbl9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAizwEKFVBsYWNlTGVnYWxIb2xkUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBI5CgVzY29wZRgCIAEoDjIeLm5leHVzLmdvdmVybmFuY2UudjEuSG9sZFNjb3BlQgq6SAeCAQQQASAAEhwKCnN1YmplY3RfaWQYAyABKAlCCLpIBXIDGIACEhgKBnJlYXNvbhgEIAEoCUIIukgFcgMY6AciRgoWUGxhY2VMZWdhbEhvbGRSZXNwb25zZRIsCgRob2xkGAEgASgLMh4ubmV4dXMuZ292ZXJuYW5jZS52MS5MZWdhbEhvbGQidgoVTGlzdExlZ2FsSG9sZHNSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhgKEGluY2x1ZGVfcmVsZWFzZWQYAiABKAgiRwoWTGlzdExlZ2FsSG9sZHNSZXNwb25zZRItCgVob2xkcxgBIAMoCzIeLm5leHVzLmdvdmVybmFuY2UudjEuTGVnYWxIb2xkInsKF1JlbGVhc2VMZWdhbEhvbGRSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhsKB2hvbGRfaWQYAiABKAlCCrpIB3IFEAEYgAEiSAoYUmVsZWFzZUxlZ2FsSG9sZFJlc3BvbnNlEiwKBGhvbGQYASABKAsyHi5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxlZ2FsSG9sZCKJAgoZU2V0UmV0ZW50aW9uUG9saWN5UmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBJECghjYXRlZ29yeRgCIAEoDjImLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uQ2F0ZWdvcnlCCrpIB4IBBBABIAASIQoMbWF4X2FnZV9kYXlzGAMgASgNQgu6SAgqBhiUnQIoARI+CgZhY3Rpb24YBCABKA4yJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvbkFjdGlvbkIIukgFggECEAEiUgoaU2V0UmV0ZW50aW9uUG9saWN5UmVzcG9uc2USNAoGcG9saWN5GAEgASgLMiQubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25Qb2xpY3kiqAEKG0NsZWFyUmV0ZW50aW9uUG9saWN5UmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBJECghjYXRlZ29yeRgCIAEoDjImLm5leHVzLmdvdmVybmFuY2UudjEuUmV0ZW50aW9uQ2F0ZWdvcnlCCrpIB4IBBBABIAAiHgocQ2xlYXJSZXRlbnRpb25Qb2xpY3lSZXNwb25zZSJjChxMaXN0UmV0ZW50aW9uUG9saWNpZXNSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIlcKHUxpc3RSZXRlbnRpb25Qb2xpY2llc1Jlc3BvbnNlEjYKCHBvbGljaWVzGAEgAygLMiQubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRlbnRpb25Qb2xpY3kiewobTGlzdFJldGVudGlvblJlcG9ydHNSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhcKBWxpbWl0GAIgASgNQgi6SAUqAxj0AyJVChxMaXN0UmV0ZW50aW9uUmVwb3J0c1Jlc3BvbnNlEjUKB3JlcG9ydHMYASADKAsyJC5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJldGVudGlvblJlcG9ydCqOAQoWRGF0YVN1YmplY3RSZXF1ZXN0S2luZBIpCiVEQVRBX1NVQkpFQ1RfUkVRVUVTVF9LSU5EX1VOU1BFQ0lGSUVEEAASJAogREFUQV9TVUJKRUNUX1JFUVVFU1RfS0lORF9FWFBPUlQQARIjCh9EQVRBX1NVQkpFQ1RfUkVRVUVTVF9LSU5EX0VSQVNFEAIqjwEKEERhdGFTdWJqZWN0U2NvcGUSIgoeREFUQV9TVUJKRUNUX1NDT1BFX1VOU1BFQ0lGSUVEEAASGwoXREFUQV9TVUJKRUNUX1NDT1BFX1VTRVIQARIeChpEQVRBX1NVQkpFQ1RfU0NPUEVfU0VTU0lPThACEhoKFkRBVEFfU1VCSkVDVF9TQ09QRV9LRVkQAyrxAQoYRGF0YVN1YmplY3RSZXF1ZXN0U3RhdHVzEisKJ0RBVEFfU1VCSkVDVF9SRVFVRVNUX1NUQVRVU19VTlNQRUNJRklFRBAAEjEKLURBVEFfU1VCSkVDVF9SRVFVRVNUX1NUQVRVU19BV0FJVElOR19BUFBST1ZBTBABEicKI0RBVEFfU1VCSkVDVF9SRVFVRVNUX1NUQVRVU19SVU5OSU5HEAISJAogREFUQV9TVUJKRUNUX1JFUVVFU1RfU1RBVFVTX0RPTkUQAxImCiJEQVRBX1NVQkpFQ1RfUkVRVUVTVF9TVEFUVVNfRkFJTEVEEAQqmAEKCUhvbGRTY29wZRIaChZIT0xEX1NDT1BFX1VOU1BFQ0lGSUVEEAASFQoRSE9MRF9TQ09QRV9URU5BTlQQARIXChNIT0xEX1NDT1BFX0RPQ1VNRU5UEAISFgoSSE9MRF9TQ09QRV9TRVNTSU9OEAMSEwoPSE9MRF9TQ09QRV9VU0VSEAQSEgoOSE9MRF9TQ09QRV9LRVkQBSq2AQoRUmV0ZW50aW9uQ2F0ZWdvcnkSIgoeUkVURU5USU9OX0NBVEVHT1JZX1VOU1BFQ0lGSUVEEAASHwobUkVURU5USU9OX0NBVEVHT1JZX1NFU1NJT05TEAESIAocUkVURU5USU9OX0NBVEVHT1JZX0RPQ1VNRU5UUxACEhwKGFJFVEVOVElPTl9DQVRFR09SWV9BVURJVBADEhwKGFJFVEVOVElPTl9DQVRFR09SWV9VU0FHRRAEKnAKD1JldGVudGlvbkFjdGlvbhIgChxSRVRFTlRJT05fQUNUSU9OX1VOU1BFQ0lGSUVEEAASGwoXUkVURU5USU9OX0FDVElPTl9ERUxFVEUQARIeChpSRVRFTlRJT05fQUNUSU9OX0FOT05ZTUlaRRACMoAPChFHb3Zlcm5hbmNlU2VydmljZRJpCg5QbGFjZUxlZ2FsSG9sZBIqLm5leHVzLmdvdmVybmFuY2UudjEuUGxhY2VMZWdhbEhvbGRSZXF1ZXN0GisubmV4dXMuZ292ZXJuYW5jZS52MS5QbGFjZUxlZ2FsSG9sZFJlc3BvbnNlEmkKDkxpc3RMZWdhbEhvbGRzEioubmV4dXMuZ292ZXJuYW5jZS52MS5MaXN0TGVnYWxIb2xkc1JlcXVlc3QaKy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3RMZWdhbEhvbGRzUmVzcG9uc2USbwoQUmVsZWFzZUxlZ2FsSG9sZBIsLm5leHVzLmdvdmVybmFuY2UudjEuUmVsZWFzZUxlZ2FsSG9sZFJlcXVlc3QaLS5uZXh1cy5nb3Zlcm5hbmNlLnYxLlJlbGVhc2VMZWdhbEhvbGRSZXNwb25zZRJ1ChJTZXRSZXRlbnRpb25Qb2xpY3kSLi5uZXh1cy5nb3Zlcm5hbmNlLnYxLlNldFJldGVudGlvblBvbGljeVJlcXVlc3QaLy5uZXh1cy5nb3Zlcm5hbmNlLnYxLlNldFJldGVudGlvblBvbGljeVJlc3BvbnNlEnsKFENsZWFyUmV0ZW50aW9uUG9saWN5EjAubmV4dXMuZ292ZXJuYW5jZS52MS5DbGVhclJldGVudGlvblBvbGljeVJlcXVlc3QaMS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkNsZWFyUmV0ZW50aW9uUG9saWN5UmVzcG9uc2USfgoVTGlzdFJldGVudGlvblBvbGljaWVzEjEubmV4dXMuZ292ZXJuYW5jZS52MS5MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXF1ZXN0GjIubmV4dXMuZ292ZXJuYW5jZS52MS5MaXN0UmV0ZW50aW9uUG9saWNpZXNSZXNwb25zZRJ7ChRMaXN0UmV0ZW50aW9uUmVwb3J0cxIwLm5leHVzLmdvdmVybmFuY2UudjEuTGlzdFJldGVudGlvblJlcG9ydHNSZXF1ZXN0GjEubmV4dXMuZ292ZXJuYW5jZS52MS5MaXN0UmV0ZW50aW9uUmVwb3J0c1Jlc3BvbnNlEocBChhDcmVhdGVEYXRhU3ViamVjdFJlcXVlc3QSNC5uZXh1cy5nb3Zlcm5hbmNlLnYxLkNyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdFJlcXVlc3QaNS5uZXh1cy5nb3Zlcm5hbmNlLnYxLkNyZWF0ZURhdGFTdWJqZWN0UmVxdWVzdFJlc3BvbnNlEooBChlBcHByb3ZlRGF0YVN1YmplY3RSZXF1ZXN0EjUubmV4dXMuZ292ZXJuYW5jZS52MS5BcHByb3ZlRGF0YVN1YmplY3RSZXF1ZXN0UmVxdWVzdBo2Lm5leHVzLmdvdmVybmFuY2UudjEuQXBwcm92ZURhdGFTdWJqZWN0UmVxdWVzdFJlc3BvbnNlEoQBChdSZXRyeURhdGFTdWJqZWN0UmVxdWVzdBIzLm5leHVzLmdvdmVybmFuY2UudjEuUmV0cnlEYXRhU3ViamVjdFJlcXVlc3RSZXF1ZXN0GjQubmV4dXMuZ292ZXJuYW5jZS52MS5SZXRyeURhdGFTdWJqZWN0UmVxdWVzdFJlc3BvbnNlEn4KFUdldERhdGFTdWJqZWN0UmVxdWVzdBIxLm5leHVzLmdvdmVybmFuY2UudjEuR2V0RGF0YVN1YmplY3RSZXF1ZXN0UmVxdWVzdBoyLm5leHVzLmdvdmVybmFuY2UudjEuR2V0RGF0YVN1YmplY3RSZXF1ZXN0UmVzcG9uc2UShAEKF0xpc3REYXRhU3ViamVjdFJlcXVlc3RzEjMubmV4dXMuZ292ZXJuYW5jZS52MS5MaXN0RGF0YVN1YmplY3RSZXF1ZXN0c1JlcXVlc3QaNC5uZXh1cy5nb3Zlcm5hbmNlLnYxLkxpc3REYXRhU3ViamVjdFJlcXVlc3RzUmVzcG9uc2USjQEKGkRvd25sb2FkRGF0YVN1YmplY3RBcmNoaXZlEjYubmV4dXMuZ292ZXJuYW5jZS52MS5Eb3dubG9hZERhdGFTdWJqZWN0QXJjaGl2ZVJlcXVlc3QaNy5uZXh1cy5nb3Zlcm5hbmNlLnYxLkRvd25sb2FkRGF0YVN1YmplY3RBcmNoaXZlUmVzcG9uc2USfgoVR2V0R292ZXJuYW5jZVNldHRpbmdzEjEubmV4dXMuZ292ZXJuYW5jZS52MS5HZXRHb3Zlcm5hbmNlU2V0dGluZ3NSZXF1ZXN0GjIubmV4dXMuZ292ZXJuYW5jZS52MS5HZXRHb3Zlcm5hbmNlU2V0dGluZ3NSZXNwb25zZRJ+ChVTZXRHb3Zlcm5hbmNlU2V0dGluZ3MSMS5uZXh1cy5nb3Zlcm5hbmNlLnYxLlNldEdvdmVybmFuY2VTZXR0aW5nc1JlcXVlc3QaMi5uZXh1cy5nb3Zlcm5hbmNlLnYxLlNldEdvdmVybmFuY2VTZXR0aW5nc1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp]);
 
 /**
  * What one part (one service's data) of a request found or did.
@@ -55,6 +55,20 @@ export type DataSubjectPart = Message<"nexus.governance.v1.DataSubjectPart"> & {
    * @generated from field: string note = 5;
    */
   note: string;
+
+  /**
+   * A failed request: this part's last error (empty for parts that succeeded).
+   *
+   * @generated from field: string error = 6;
+   */
+  error: string;
+
+  /**
+   * A failed request: how many times this part was tried.
+   *
+   * @generated from field: uint32 attempts = 7;
+   */
+  attempts: number;
 };
 
 /**
@@ -134,7 +148,7 @@ export type DataSubjectRequest = Message<"nexus.governance.v1.DataSubjectRequest
   approvalRequired: boolean;
 
   /**
-   * The last error of a part (retried), or why the request failed.
+   * The last error of a part (retried with backoff, attempt n of m), or why the request failed.
    *
    * @generated from field: string error = 10;
    */
@@ -282,6 +296,55 @@ export const ApproveDataSubjectRequestResponseSchema: GenMessage<ApproveDataSubj
   messageDesc(file_nexus_governance_v1_governance_service, 5);
 
 /**
+ * Input of RetryDataSubjectRequest.
+ *
+ * @generated from message nexus.governance.v1.RetryDataSubjectRequestRequest
+ */
+export type RetryDataSubjectRequestRequest = Message<"nexus.governance.v1.RetryDataSubjectRequestRequest"> & {
+  /**
+   * The tenant. Tenant principals: empty or their own tenant; platform principals: required.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The failed request.
+   *
+   * @generated from field: string request_id = 2;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message nexus.governance.v1.RetryDataSubjectRequestRequest.
+ * Use `create(RetryDataSubjectRequestRequestSchema)` to create a new message.
+ */
+export const RetryDataSubjectRequestRequestSchema: GenMessage<RetryDataSubjectRequestRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 6);
+
+/**
+ * Output of RetryDataSubjectRequest.
+ *
+ * @generated from message nexus.governance.v1.RetryDataSubjectRequestResponse
+ */
+export type RetryDataSubjectRequestResponse = Message<"nexus.governance.v1.RetryDataSubjectRequestResponse"> & {
+  /**
+   * The request, running again.
+   *
+   * @generated from field: nexus.governance.v1.DataSubjectRequest request = 1;
+   */
+  request?: DataSubjectRequest | undefined;
+};
+
+/**
+ * Describes the message nexus.governance.v1.RetryDataSubjectRequestResponse.
+ * Use `create(RetryDataSubjectRequestResponseSchema)` to create a new message.
+ */
+export const RetryDataSubjectRequestResponseSchema: GenMessage<RetryDataSubjectRequestResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_governance_v1_governance_service, 7);
+
+/**
  * Input of GetDataSubjectRequest.
  *
  * @generated from message nexus.governance.v1.GetDataSubjectRequestRequest
@@ -307,7 +370,7 @@ export type GetDataSubjectRequestRequest = Message<"nexus.governance.v1.GetDataS
  * Use `create(GetDataSubjectRequestRequestSchema)` to create a new message.
  */
 export const GetDataSubjectRequestRequestSchema: GenMessage<GetDataSubjectRequestRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 6);
+  messageDesc(file_nexus_governance_v1_governance_service, 8);
 
 /**
  * Output of GetDataSubjectRequest.
@@ -328,7 +391,7 @@ export type GetDataSubjectRequestResponse = Message<"nexus.governance.v1.GetData
  * Use `create(GetDataSubjectRequestResponseSchema)` to create a new message.
  */
 export const GetDataSubjectRequestResponseSchema: GenMessage<GetDataSubjectRequestResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 7);
+  messageDesc(file_nexus_governance_v1_governance_service, 9);
 
 /**
  * Input of ListDataSubjectRequests.
@@ -356,7 +419,7 @@ export type ListDataSubjectRequestsRequest = Message<"nexus.governance.v1.ListDa
  * Use `create(ListDataSubjectRequestsRequestSchema)` to create a new message.
  */
 export const ListDataSubjectRequestsRequestSchema: GenMessage<ListDataSubjectRequestsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 8);
+  messageDesc(file_nexus_governance_v1_governance_service, 10);
 
 /**
  * Output of ListDataSubjectRequests.
@@ -377,7 +440,7 @@ export type ListDataSubjectRequestsResponse = Message<"nexus.governance.v1.ListD
  * Use `create(ListDataSubjectRequestsResponseSchema)` to create a new message.
  */
 export const ListDataSubjectRequestsResponseSchema: GenMessage<ListDataSubjectRequestsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 9);
+  messageDesc(file_nexus_governance_v1_governance_service, 11);
 
 /**
  * Input of DownloadDataSubjectArchive.
@@ -405,7 +468,7 @@ export type DownloadDataSubjectArchiveRequest = Message<"nexus.governance.v1.Dow
  * Use `create(DownloadDataSubjectArchiveRequestSchema)` to create a new message.
  */
 export const DownloadDataSubjectArchiveRequestSchema: GenMessage<DownloadDataSubjectArchiveRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 10);
+  messageDesc(file_nexus_governance_v1_governance_service, 12);
 
 /**
  * Output of DownloadDataSubjectArchive.
@@ -427,7 +490,7 @@ export type DownloadDataSubjectArchiveResponse = Message<"nexus.governance.v1.Do
  * Use `create(DownloadDataSubjectArchiveResponseSchema)` to create a new message.
  */
 export const DownloadDataSubjectArchiveResponseSchema: GenMessage<DownloadDataSubjectArchiveResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 11);
+  messageDesc(file_nexus_governance_v1_governance_service, 13);
 
 /**
  * The tenant's governance settings.
@@ -455,7 +518,7 @@ export type GovernanceSettings = Message<"nexus.governance.v1.GovernanceSettings
  * Use `create(GovernanceSettingsSchema)` to create a new message.
  */
 export const GovernanceSettingsSchema: GenMessage<GovernanceSettings> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 12);
+  messageDesc(file_nexus_governance_v1_governance_service, 14);
 
 /**
  * Input of GetGovernanceSettings.
@@ -476,7 +539,7 @@ export type GetGovernanceSettingsRequest = Message<"nexus.governance.v1.GetGover
  * Use `create(GetGovernanceSettingsRequestSchema)` to create a new message.
  */
 export const GetGovernanceSettingsRequestSchema: GenMessage<GetGovernanceSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 13);
+  messageDesc(file_nexus_governance_v1_governance_service, 15);
 
 /**
  * Output of GetGovernanceSettings.
@@ -497,7 +560,7 @@ export type GetGovernanceSettingsResponse = Message<"nexus.governance.v1.GetGove
  * Use `create(GetGovernanceSettingsResponseSchema)` to create a new message.
  */
 export const GetGovernanceSettingsResponseSchema: GenMessage<GetGovernanceSettingsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 14);
+  messageDesc(file_nexus_governance_v1_governance_service, 16);
 
 /**
  * Input of SetGovernanceSettings.
@@ -525,7 +588,7 @@ export type SetGovernanceSettingsRequest = Message<"nexus.governance.v1.SetGover
  * Use `create(SetGovernanceSettingsRequestSchema)` to create a new message.
  */
 export const SetGovernanceSettingsRequestSchema: GenMessage<SetGovernanceSettingsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 15);
+  messageDesc(file_nexus_governance_v1_governance_service, 17);
 
 /**
  * Output of SetGovernanceSettings.
@@ -546,7 +609,7 @@ export type SetGovernanceSettingsResponse = Message<"nexus.governance.v1.SetGove
  * Use `create(SetGovernanceSettingsResponseSchema)` to create a new message.
  */
 export const SetGovernanceSettingsResponseSchema: GenMessage<SetGovernanceSettingsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 16);
+  messageDesc(file_nexus_governance_v1_governance_service, 18);
 
 /**
  * A legal hold.
@@ -623,7 +686,7 @@ export type LegalHold = Message<"nexus.governance.v1.LegalHold"> & {
  * Use `create(LegalHoldSchema)` to create a new message.
  */
 export const LegalHoldSchema: GenMessage<LegalHold> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 17);
+  messageDesc(file_nexus_governance_v1_governance_service, 19);
 
 /**
  * A tenant's retention policy for one category.
@@ -665,7 +728,7 @@ export type RetentionPolicy = Message<"nexus.governance.v1.RetentionPolicy"> & {
  * Use `create(RetentionPolicySchema)` to create a new message.
  */
 export const RetentionPolicySchema: GenMessage<RetentionPolicy> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 18);
+  messageDesc(file_nexus_governance_v1_governance_service, 20);
 
 /**
  * What one retention run did to one table of the tenant.
@@ -756,7 +819,7 @@ export type RetentionReport = Message<"nexus.governance.v1.RetentionReport"> & {
  * Use `create(RetentionReportSchema)` to create a new message.
  */
 export const RetentionReportSchema: GenMessage<RetentionReport> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 19);
+  messageDesc(file_nexus_governance_v1_governance_service, 21);
 
 /**
  * Input of PlaceLegalHold.
@@ -798,7 +861,7 @@ export type PlaceLegalHoldRequest = Message<"nexus.governance.v1.PlaceLegalHoldR
  * Use `create(PlaceLegalHoldRequestSchema)` to create a new message.
  */
 export const PlaceLegalHoldRequestSchema: GenMessage<PlaceLegalHoldRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 20);
+  messageDesc(file_nexus_governance_v1_governance_service, 22);
 
 /**
  * Output of PlaceLegalHold.
@@ -819,7 +882,7 @@ export type PlaceLegalHoldResponse = Message<"nexus.governance.v1.PlaceLegalHold
  * Use `create(PlaceLegalHoldResponseSchema)` to create a new message.
  */
 export const PlaceLegalHoldResponseSchema: GenMessage<PlaceLegalHoldResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 21);
+  messageDesc(file_nexus_governance_v1_governance_service, 23);
 
 /**
  * Input of ListLegalHolds.
@@ -847,7 +910,7 @@ export type ListLegalHoldsRequest = Message<"nexus.governance.v1.ListLegalHoldsR
  * Use `create(ListLegalHoldsRequestSchema)` to create a new message.
  */
 export const ListLegalHoldsRequestSchema: GenMessage<ListLegalHoldsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 22);
+  messageDesc(file_nexus_governance_v1_governance_service, 24);
 
 /**
  * Output of ListLegalHolds.
@@ -868,7 +931,7 @@ export type ListLegalHoldsResponse = Message<"nexus.governance.v1.ListLegalHolds
  * Use `create(ListLegalHoldsResponseSchema)` to create a new message.
  */
 export const ListLegalHoldsResponseSchema: GenMessage<ListLegalHoldsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 23);
+  messageDesc(file_nexus_governance_v1_governance_service, 25);
 
 /**
  * Input of ReleaseLegalHold.
@@ -896,7 +959,7 @@ export type ReleaseLegalHoldRequest = Message<"nexus.governance.v1.ReleaseLegalH
  * Use `create(ReleaseLegalHoldRequestSchema)` to create a new message.
  */
 export const ReleaseLegalHoldRequestSchema: GenMessage<ReleaseLegalHoldRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 24);
+  messageDesc(file_nexus_governance_v1_governance_service, 26);
 
 /**
  * Output of ReleaseLegalHold.
@@ -917,7 +980,7 @@ export type ReleaseLegalHoldResponse = Message<"nexus.governance.v1.ReleaseLegal
  * Use `create(ReleaseLegalHoldResponseSchema)` to create a new message.
  */
 export const ReleaseLegalHoldResponseSchema: GenMessage<ReleaseLegalHoldResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 25);
+  messageDesc(file_nexus_governance_v1_governance_service, 27);
 
 /**
  * Input of SetRetentionPolicy.
@@ -959,7 +1022,7 @@ export type SetRetentionPolicyRequest = Message<"nexus.governance.v1.SetRetentio
  * Use `create(SetRetentionPolicyRequestSchema)` to create a new message.
  */
 export const SetRetentionPolicyRequestSchema: GenMessage<SetRetentionPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 26);
+  messageDesc(file_nexus_governance_v1_governance_service, 28);
 
 /**
  * Output of SetRetentionPolicy.
@@ -980,7 +1043,7 @@ export type SetRetentionPolicyResponse = Message<"nexus.governance.v1.SetRetenti
  * Use `create(SetRetentionPolicyResponseSchema)` to create a new message.
  */
 export const SetRetentionPolicyResponseSchema: GenMessage<SetRetentionPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 27);
+  messageDesc(file_nexus_governance_v1_governance_service, 29);
 
 /**
  * Input of ClearRetentionPolicy.
@@ -1008,7 +1071,7 @@ export type ClearRetentionPolicyRequest = Message<"nexus.governance.v1.ClearRete
  * Use `create(ClearRetentionPolicyRequestSchema)` to create a new message.
  */
 export const ClearRetentionPolicyRequestSchema: GenMessage<ClearRetentionPolicyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 28);
+  messageDesc(file_nexus_governance_v1_governance_service, 30);
 
 /**
  * Output of ClearRetentionPolicy.
@@ -1023,7 +1086,7 @@ export type ClearRetentionPolicyResponse = Message<"nexus.governance.v1.ClearRet
  * Use `create(ClearRetentionPolicyResponseSchema)` to create a new message.
  */
 export const ClearRetentionPolicyResponseSchema: GenMessage<ClearRetentionPolicyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 29);
+  messageDesc(file_nexus_governance_v1_governance_service, 31);
 
 /**
  * Input of ListRetentionPolicies.
@@ -1044,7 +1107,7 @@ export type ListRetentionPoliciesRequest = Message<"nexus.governance.v1.ListRete
  * Use `create(ListRetentionPoliciesRequestSchema)` to create a new message.
  */
 export const ListRetentionPoliciesRequestSchema: GenMessage<ListRetentionPoliciesRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 30);
+  messageDesc(file_nexus_governance_v1_governance_service, 32);
 
 /**
  * Output of ListRetentionPolicies.
@@ -1065,7 +1128,7 @@ export type ListRetentionPoliciesResponse = Message<"nexus.governance.v1.ListRet
  * Use `create(ListRetentionPoliciesResponseSchema)` to create a new message.
  */
 export const ListRetentionPoliciesResponseSchema: GenMessage<ListRetentionPoliciesResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 31);
+  messageDesc(file_nexus_governance_v1_governance_service, 33);
 
 /**
  * Input of ListRetentionReports.
@@ -1093,7 +1156,7 @@ export type ListRetentionReportsRequest = Message<"nexus.governance.v1.ListReten
  * Use `create(ListRetentionReportsRequestSchema)` to create a new message.
  */
 export const ListRetentionReportsRequestSchema: GenMessage<ListRetentionReportsRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 32);
+  messageDesc(file_nexus_governance_v1_governance_service, 34);
 
 /**
  * Output of ListRetentionReports.
@@ -1114,7 +1177,7 @@ export type ListRetentionReportsResponse = Message<"nexus.governance.v1.ListRete
  * Use `create(ListRetentionReportsResponseSchema)` to create a new message.
  */
 export const ListRetentionReportsResponseSchema: GenMessage<ListRetentionReportsResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_governance_v1_governance_service, 33);
+  messageDesc(file_nexus_governance_v1_governance_service, 35);
 
 /**
  * What a data-subject request does.
@@ -1488,6 +1551,18 @@ export const GovernanceService: GenService<{
     methodKind: "unary";
     input: typeof ApproveDataSubjectRequestRequestSchema;
     output: typeof ApproveDataSubjectRequestResponseSchema;
+  },
+  /**
+   * Restarts a FAILED request: the parts that failed run again (their attempts counted
+   * afresh), the parts already done are kept. FAILED_PRECONDITION for a request that has not
+   * failed; an erase is refused with LEGAL_HOLD_ACTIVE while a hold covers the subject.
+   *
+   * @generated from rpc nexus.governance.v1.GovernanceService.RetryDataSubjectRequest
+   */
+  retryDataSubjectRequest: {
+    methodKind: "unary";
+    input: typeof RetryDataSubjectRequestRequestSchema;
+    output: typeof RetryDataSubjectRequestResponseSchema;
   },
   /**
    * Reads a data-subject request: status, and per part what was exported, removed or kept.

@@ -15,7 +15,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file nexus/retrieval/v1/retrieval_service.proto.
  */
 export const file_nexus_retrieval_v1_retrieval_service: GenFile = /*@__PURE__*/
-  fileDesc("CipuZXh1cy9yZXRyaWV2YWwvdjEvcmV0cmlldmFsX3NlcnZpY2UucHJvdG8SEm5leHVzLnJldHJpZXZhbC52MSJlCiBTZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVxdWVzdBIVCg1hZG1pbnNfYnlwYXNzGAEgASgIEhkKDGRlZmF1bHRfZGVueRgCIAEoCEgAiAEBQg8KDV9kZWZhdWx0X2RlbnkiUAohU2V0RG9jdW1lbnRBY2Nlc3NTZXR0aW5nc1Jlc3BvbnNlEhUKDWFkbWluc19ieXBhc3MYASABKAgSFAoMZGVmYXVsdF9kZW55GAIgASgIIpABCgZQb2xpY3kSEQoJcG9saWN5X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSDAoEdGV4dBgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIPCgdlbmFibGVkGAUgASgIEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp4BChFTYXZlUG9saWN5UmVxdWVzdBI/Cglwb2xpY3lfaWQYASABKAlCLLpIKXInEAEYQDIhXltBLVphLXowLTldW0EtWmEtejAtOS5fLV17MCw2M30kEhgKBHRleHQYAiABKAlCCrpIB3IFEAEYkE4SHQoLZGVzY3JpcHRpb24YAyABKAlCCLpIBXIDGPQDEg8KB2VuYWJsZWQYBCABKAgiQAoSU2F2ZVBvbGljeVJlc3BvbnNlEioKBnBvbGljeRgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Qb2xpY3kiSAoXU2V0UG9saWN5RW5hYmxlZFJlcXVlc3QSHAoJcG9saWN5X2lkGAEgASgJQgm6SAZyBBABGEASDwoHZW5hYmxlZBgCIAEoCCJGChhTZXRQb2xpY3lFbmFibGVkUmVzcG9uc2USKgoGcG9saWN5GAEgASgLMhoubmV4dXMucmV0cmlldmFsLnYxLlBvbGljeSIVChNMaXN0UG9saWNpZXNSZXF1ZXN0IogBChRMaXN0UG9saWNpZXNSZXNwb25zZRIsCghwb2xpY2llcxgBIAMoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Qb2xpY3kSMgoLbGFiZWxfcnVsZXMYAiADKAsyHS5uZXh1cy5yZXRyaWV2YWwudjEuTGFiZWxSdWxlEg4KBnNjaGVtYRgDIAEoCSJkCglMYWJlbFJ1bGUSNQoDa2V5GAEgASgJQii6SCVyIxABGEAyHV5bQS1aYS16X11bQS1aYS16MC05X117MCw2M30kEiAKDmFsbG93ZWRfdmFsdWVzGAIgAygJQgi6SAWSAQIQZCJOChRTZXRMYWJlbFJ1bGVzUmVxdWVzdBI2CgVydWxlcxgBIAMoCzIdLm5leHVzLnJldHJpZXZhbC52MS5MYWJlbFJ1bGVCCLpIBZIBAhAyIlUKFVNldExhYmVsUnVsZXNSZXNwb25zZRIsCgVydWxlcxgBIAMoCzIdLm5leHVzLnJldHJpZXZhbC52MS5MYWJlbFJ1bGUSDgoGc2NoZW1hGAIgASgJIlMKElNpbXVsYXRlZFByaW5jaXBhbBIPCgd1c2VyX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIMCgRyb2xlGAMgASgJEg4KBmdyb3VwcxgEIAMoCSKvAQoRU2ltdWxhdGVkRG9jdW1lbnQSQQoGbGFiZWxzGAEgAygLMjEubmV4dXMucmV0cmlldmFsLnYxLlNpbXVsYXRlZERvY3VtZW50LkxhYmVsc0VudHJ5EhEKCWNvcnB1c19pZBgCIAEoCRIVCg1vd25lcl91c2VyX2lkGAMgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijwIKFVNpbXVsYXRlUG9saWN5UmVxdWVzdBJBCglwcmluY2lwYWwYASABKAsyJi5uZXh1cy5yZXRyaWV2YWwudjEuU2ltdWxhdGVkUHJpbmNpcGFsQga6SAPIAQESKAoGYWN0aW9uGAIgASgJQhi6SBVyE1IEUmVhZFIGU2VhcmNoUgNSdW4SFQoLZG9jdW1lbnRfaWQYAyABKAlIABI5Cghkb2N1bWVudBgEIAEoCzIlLm5leHVzLnJldHJpZXZhbC52MS5TaW11bGF0ZWREb2N1bWVudEgAEiQKEmluY2x1ZGVfcG9saWN5X2lkcxgFIAMoCUIIukgFkgECEGRCEQoIcmVzb3VyY2USBbpIAggBImQKFlNpbXVsYXRlUG9saWN5UmVzcG9uc2USDwoHYWxsb3dlZBgBIAEoCBIMCgRydWxlGAIgASgJEhsKE2RlY2lkaW5nX3BvbGljeV9pZHMYAyADKAkSDgoGZXJyb3JzGAQgAygJIpUBCg1Eb2N1bWVudEdyYW50EjkKBGtpbmQYASABKA4yHy5uZXh1cy5yZXRyaWV2YWwudjEuR3JhbnRlZUtpbmRCCrpIB4IBBBABIAASGQoHZ3JhbnRlZRgCIAEoCUIIukgFcgMYyAESLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAigwEKDkRvY3VtZW50QWNjZXNzEhMKC2RvY3VtZW50X2lkGAEgASgJEhIKCnJlc3RyaWN0ZWQYAiABKAgSMQoGZ3JhbnRzGAMgAygLMiEubmV4dXMucmV0cmlldmFsLnYxLkRvY3VtZW50R3JhbnQSFQoNb3duZXJfdXNlcl9pZBgEIAEoCSKxAQoYU2V0RG9jdW1lbnRBY2Nlc3NSZXF1ZXN0EkQKC2RvY3VtZW50X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBISCgpyZXN0cmljdGVkGAIgASgIEjsKBmdyYW50cxgDIAMoCzIhLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEdyYW50Qgi6SAWSAQIQZCJPChlTZXREb2N1bWVudEFjY2Vzc1Jlc3BvbnNlEjIKBmFjY2VzcxgBIAEoCzIiLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEFjY2VzcyJgChhHZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QSRAoLZG9jdW1lbnRfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIk8KGUdldERvY3VtZW50QWNjZXNzUmVzcG9uc2USMgoGYWNjZXNzGAEgASgLMiIubmV4dXMucmV0cmlldmFsLnYxLkRvY3VtZW50QWNjZXNzIp0CChNDcmVhdGVDb3JwdXNSZXF1ZXN0EkMKCWNvcnB1c19pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEiAKDGRpc3BsYXlfbmFtZRgCIAEoCUIKukgHcgUQARjIARIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMY0A8SMAoPcHJvdmlkZXJfY29uZmlnGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIhCg9lbWJlZGRpbmdfbW9kZWwYBSABKAlCCLpIBXIDGMgBEisKFGVtYmVkZGluZ19kaW1lbnNpb25zGAYgASgNQg26SArYAQEqBRiAICgIIkIKFENyZWF0ZUNvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMiVgoQR2V0Q29ycHVzUmVxdWVzdBJCCgljb3JwdXNfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kIj8KEUdldENvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMiTwoSTGlzdENvcnBvcmFSZXF1ZXN0EhsKCXBhZ2Vfc2l6ZRgBIAEoDUIIukgFKgMYyAESHAoKcGFnZV90b2tlbhgCIAEoCUIIukgFcgMYgAgiWwoTTGlzdENvcnBvcmFSZXNwb25zZRIrCgdjb3Jwb3JhGAEgAygLMhoubmV4dXMucmV0cmlldmFsLnYxLkNvcnB1cxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki7wYKE1VwZGF0ZUNvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIeCgxkaXNwbGF5X25hbWUYAiABKAlCCLpIBXIDGMgBEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxjQDxIwCg9wcm92aWRlcl9jb25maWcYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiEKD2VtYmVkZGluZ19tb2RlbBgFIAEoCUIIukgFcgMYyAESJgoUZW1iZWRkaW5nX2RpbWVuc2lvbnMYBiABKA1CCLpIBSoDGIAgEvABCgt1cGRhdGVfbWFzaxgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCvgG6SLoBugFeChxjb3JwdXMudXBkYXRlX21hc2subm9uX2VtcHR5Eih1cGRhdGVfbWFzayBtdXN0IG5hbWUgYXQgbGVhc3Qgb25lIGZpZWxkGhRzaXplKHRoaXMucGF0aHMpID4gMMgBAeIBUxIMZGlzcGxheV9uYW1lEgtkZXNjcmlwdGlvbhIPcHJvdmlkZXJfY29uZmlnEg9lbWJlZGRpbmdfbW9kZWwSFGVtYmVkZGluZ19kaW1lbnNpb25zOuQCukjgAhqbAQocY29ycHVzLmRpc3BsYXlfbmFtZS5yZXF1aXJlZBIvZGlzcGxheV9uYW1lIGNhbm5vdCBiZSBlbXB0eSB3aGVuIGl0IGlzIHVwZGF0ZWQaSiEoJ2Rpc3BsYXlfbmFtZScgaW4gdGhpcy51cGRhdGVfbWFzay5wYXRocykgfHwgc2l6ZSh0aGlzLmRpc3BsYXlfbmFtZSkgPiAwGr8BCiFjb3JwdXMuZW1iZWRkaW5nX2RpbWVuc2lvbnMucmFuZ2USQmVtYmVkZGluZ19kaW1lbnNpb25zIG11c3QgYmUgYmV0d2VlbiA4IGFuZCA0MDk2IHdoZW4gaXQgaXMgdXBkYXRlZBpWISgnZW1iZWRkaW5nX2RpbWVuc2lvbnMnIGluIHRoaXMudXBkYXRlX21hc2sucGF0aHMpIHx8IHRoaXMuZW1iZWRkaW5nX2RpbWVuc2lvbnMgPj0gOHUiXAoUVXBkYXRlQ29ycHVzUmVzcG9uc2USKgoGY29ycHVzGAEgASgLMhoubmV4dXMucmV0cmlldmFsLnYxLkNvcnB1cxIYChByZWluZGV4X3JlcXVpcmVkGAIgASgIImgKE0RlbGV0ZUNvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBINCgVmb3JjZRgCIAEoCCIWChREZWxldGVDb3JwdXNSZXNwb25zZSKBAgoNU2VhcmNoUmVxdWVzdBJCCgljb3JwdXNfaWQYASABKAlCL7pILHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEhkKBXF1ZXJ5GAIgASgJQgq6SAdyBRABGKAfEh0KBXRvcF9rGAMgASgNQgm6SAYqBBgyKAFIAIgBARIwCgZmaWx0ZXIYBCABKAsyIC5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoRmlsdGVyEjYKBG1vZGUYBSABKA4yHi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoTW9kZUIIukgFggECEAFCCAoGX3RvcF9rIvsBCgxTZWFyY2hGaWx0ZXISTAoMZG9jdW1lbnRfaWRzGAEgAygJQja6SDOSATAQZCIscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSnAEKD21ldGFkYXRhX2VxdWFscxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3RCarpIZ7oBZAomc2VhcmNoLmZpbHRlci5tZXRhZGF0YV9lcXVhbHMubWF4X2tleXMSKG1ldGFkYXRhX2VxdWFscyBtYXkgaGF2ZSBhdCBtb3N0IDE2IGtleXMaEHNpemUodGhpcykgPD0gMTYisgIKCVNlYXJjaEhpdBIQCghjaHVua19pZBgBIAEoCRITCgtkb2N1bWVudF9pZBgCIAEoCRIVCg1jaHVua19vcmRpbmFsGAMgASgNEhIKCmNoYXJfc3RhcnQYBCABKA0SEAoIY2hhcl9lbmQYBSABKA0SDAoEdGV4dBgGIAEoCRIZCgx2ZWN0b3Jfc2NvcmUYByABKAFIAIgBARIaCg1sZXhpY2FsX3Njb3JlGAggASgBSAGIAQESEwoLZnVzZWRfc2NvcmUYCSABKAESEAoIZmlsZW5hbWUYCiABKAkSMgoRZG9jdW1lbnRfbWV0YWRhdGEYCyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Qg8KDV92ZWN0b3Jfc2NvcmVCEAoOX2xleGljYWxfc2NvcmUihAEKDlNlYXJjaFJlc3BvbnNlEisKBGhpdHMYASADKAsyHS5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoSGl0EiwKBG1vZGUYAiABKA4yHi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoTW9kZRIXCg9lbWJlZGRpbmdfbW9kZWwYAyABKAkqigEKC0dyYW50ZWVLaW5kEhwKGEdSQU5URUVfS0lORF9VTlNQRUNJRklFRBAAEhUKEUdSQU5URUVfS0lORF9VU0VSEAESFgoSR1JBTlRFRV9LSU5EX0dST1VQEAISFQoRR1JBTlRFRV9LSU5EX1JPTEUQAxIXChNHUkFOVEVFX0tJTkRfVEVOQU5UEAQqcgoKU2VhcmNoTW9kZRIbChdTRUFSQ0hfTU9ERV9VTlNQRUNJRklFRBAAEhYKElNFQVJDSF9NT0RFX0hZQlJJRBABEhYKElNFQVJDSF9NT0RFX1ZFQ1RPUhACEhcKE1NFQVJDSF9NT0RFX0xFWElDQUwQAzKzCwoQUmV0cmlldmFsU2VydmljZRJhCgxDcmVhdGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuQ3JlYXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5DcmVhdGVDb3JwdXNSZXNwb25zZRJYCglHZXRDb3JwdXMSJC5uZXh1cy5yZXRyaWV2YWwudjEuR2V0Q29ycHVzUmVxdWVzdBolLm5leHVzLnJldHJpZXZhbC52MS5HZXRDb3JwdXNSZXNwb25zZRJeCgtMaXN0Q29ycG9yYRImLm5leHVzLnJldHJpZXZhbC52MS5MaXN0Q29ycG9yYVJlcXVlc3QaJy5uZXh1cy5yZXRyaWV2YWwudjEuTGlzdENvcnBvcmFSZXNwb25zZRJhCgxVcGRhdGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuVXBkYXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5VcGRhdGVDb3JwdXNSZXNwb25zZRJhCgxEZWxldGVDb3JwdXMSJy5uZXh1cy5yZXRyaWV2YWwudjEuRGVsZXRlQ29ycHVzUmVxdWVzdBooLm5leHVzLnJldHJpZXZhbC52MS5EZWxldGVDb3JwdXNSZXNwb25zZRJPCgZTZWFyY2gSIS5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoUmVxdWVzdBoiLm5leHVzLnJldHJpZXZhbC52MS5TZWFyY2hSZXNwb25zZRJwChFTZXREb2N1bWVudEFjY2VzcxIsLm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QaLS5uZXh1cy5yZXRyaWV2YWwudjEuU2V0RG9jdW1lbnRBY2Nlc3NSZXNwb25zZRJwChFHZXREb2N1bWVudEFjY2VzcxIsLm5leHVzLnJldHJpZXZhbC52MS5HZXREb2N1bWVudEFjY2Vzc1JlcXVlc3QaLS5uZXh1cy5yZXRyaWV2YWwudjEuR2V0RG9jdW1lbnRBY2Nlc3NSZXNwb25zZRKIAQoZU2V0RG9jdW1lbnRBY2Nlc3NTZXR0aW5ncxI0Lm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVxdWVzdBo1Lm5leHVzLnJldHJpZXZhbC52MS5TZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVzcG9uc2USWwoKU2F2ZVBvbGljeRIlLm5leHVzLnJldHJpZXZhbC52MS5TYXZlUG9saWN5UmVxdWVzdBomLm5leHVzLnJldHJpZXZhbC52MS5TYXZlUG9saWN5UmVzcG9uc2USbQoQU2V0UG9saWN5RW5hYmxlZBIrLm5leHVzLnJldHJpZXZhbC52MS5TZXRQb2xpY3lFbmFibGVkUmVxdWVzdBosLm5leHVzLnJldHJpZXZhbC52MS5TZXRQb2xpY3lFbmFibGVkUmVzcG9uc2USYQoMTGlzdFBvbGljaWVzEicubmV4dXMucmV0cmlldmFsLnYxLkxpc3RQb2xpY2llc1JlcXVlc3QaKC5uZXh1cy5yZXRyaWV2YWwudjEuTGlzdFBvbGljaWVzUmVzcG9uc2USZAoNU2V0TGFiZWxSdWxlcxIoLm5leHVzLnJldHJpZXZhbC52MS5TZXRMYWJlbFJ1bGVzUmVxdWVzdBopLm5leHVzLnJldHJpZXZhbC52MS5TZXRMYWJlbFJ1bGVzUmVzcG9uc2USZwoOU2ltdWxhdGVQb2xpY3kSKS5uZXh1cy5yZXRyaWV2YWwudjEuU2ltdWxhdGVQb2xpY3lSZXF1ZXN0GioubmV4dXMucmV0cmlldmFsLnYxLlNpbXVsYXRlUG9saWN5UmVzcG9uc2ViBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_retrieval_v1_corpus]);
+  fileDesc("CipuZXh1cy9yZXRyaWV2YWwvdjEvcmV0cmlldmFsX3NlcnZpY2UucHJvdG8SEm5leHVzLnJldHJpZXZhbC52MSJlCiBTZXREb2N1bWVudEFjY2Vzc1NldHRpbmdzUmVxdWVzdBIVCg1hZG1pbnNfYnlwYXNzGAEgASgIEhkKDGRlZmF1bHRfZGVueRgCIAEoCEgAiAEBQg8KDV9kZWZhdWx0X2RlbnkiUAohU2V0RG9jdW1lbnRBY2Nlc3NTZXR0aW5nc1Jlc3BvbnNlEhUKDWFkbWluc19ieXBhc3MYASABKAgSFAoMZGVmYXVsdF9kZW55GAIgASgIIpABCgZQb2xpY3kSEQoJcG9saWN5X2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAUSDAoEdGV4dBgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIPCgdlbmFibGVkGAUgASgIEi4KCnVwZGF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp4BChFTYXZlUG9saWN5UmVxdWVzdBI/Cglwb2xpY3lfaWQYASABKAlCLLpIKXInEAEYQDIhXltBLVphLXowLTldW0EtWmEtejAtOS5fLV17MCw2M30kEhgKBHRleHQYAiABKAlCCrpIB3IFEAEYkE4SHQoLZGVzY3JpcHRpb24YAyABKAlCCLpIBXIDGPQDEg8KB2VuYWJsZWQYBCABKAgiQAoSU2F2ZVBvbGljeVJlc3BvbnNlEioKBnBvbGljeRgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Qb2xpY3kiSAoXU2V0UG9saWN5RW5hYmxlZFJlcXVlc3QSHAoJcG9saWN5X2lkGAEgASgJQgm6SAZyBBABGEASDwoHZW5hYmxlZBgCIAEoCCJGChhTZXRQb2xpY3lFbmFibGVkUmVzcG9uc2USKgoGcG9saWN5GAEgASgLMhoubmV4dXMucmV0cmlldmFsLnYxLlBvbGljeSIzChNEZWxldGVQb2xpY3lSZXF1ZXN0EhwKCXBvbGljeV9pZBgBIAEoCUIJukgGcgQQARhAIkIKFERlbGV0ZVBvbGljeVJlc3BvbnNlEioKBnBvbGljeRgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Qb2xpY3kiFQoTTGlzdFBvbGljaWVzUmVxdWVzdCKIAQoUTGlzdFBvbGljaWVzUmVzcG9uc2USLAoIcG9saWNpZXMYASADKAsyGi5uZXh1cy5yZXRyaWV2YWwudjEuUG9saWN5EjIKC2xhYmVsX3J1bGVzGAIgAygLMh0ubmV4dXMucmV0cmlldmFsLnYxLkxhYmVsUnVsZRIOCgZzY2hlbWEYAyABKAkiZAoJTGFiZWxSdWxlEjUKA2tleRgBIAEoCUIoukglciMQARhAMh1eW0EtWmEtel9dW0EtWmEtejAtOV9dezAsNjN9JBIgCg5hbGxvd2VkX3ZhbHVlcxgCIAMoCUIIukgFkgECEGQiTgoUU2V0TGFiZWxSdWxlc1JlcXVlc3QSNgoFcnVsZXMYASADKAsyHS5uZXh1cy5yZXRyaWV2YWwudjEuTGFiZWxSdWxlQgi6SAWSAQIQMiJVChVTZXRMYWJlbFJ1bGVzUmVzcG9uc2USLAoFcnVsZXMYASADKAsyHS5uZXh1cy5yZXRyaWV2YWwudjEuTGFiZWxSdWxlEg4KBnNjaGVtYRgCIAEoCSJTChJTaW11bGF0ZWRQcmluY2lwYWwSDwoHdXNlcl9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkSDAoEcm9sZRgDIAEoCRIOCgZncm91cHMYBCADKAkirwEKEVNpbXVsYXRlZERvY3VtZW50EkEKBmxhYmVscxgBIAMoCzIxLm5leHVzLnJldHJpZXZhbC52MS5TaW11bGF0ZWREb2N1bWVudC5MYWJlbHNFbnRyeRIRCgljb3JwdXNfaWQYAiABKAkSFQoNb3duZXJfdXNlcl9pZBgDIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIo8CChVTaW11bGF0ZVBvbGljeVJlcXVlc3QSQQoJcHJpbmNpcGFsGAEgASgLMiYubmV4dXMucmV0cmlldmFsLnYxLlNpbXVsYXRlZFByaW5jaXBhbEIGukgDyAEBEigKBmFjdGlvbhgCIAEoCUIYukgVchNSBFJlYWRSBlNlYXJjaFIDUnVuEhUKC2RvY3VtZW50X2lkGAMgASgJSAASOQoIZG9jdW1lbnQYBCABKAsyJS5uZXh1cy5yZXRyaWV2YWwudjEuU2ltdWxhdGVkRG9jdW1lbnRIABIkChJpbmNsdWRlX3BvbGljeV9pZHMYBSADKAlCCLpIBZIBAhBkQhEKCHJlc291cmNlEgW6SAIIASJkChZTaW11bGF0ZVBvbGljeVJlc3BvbnNlEg8KB2FsbG93ZWQYASABKAgSDAoEcnVsZRgCIAEoCRIbChNkZWNpZGluZ19wb2xpY3lfaWRzGAMgAygJEg4KBmVycm9ycxgEIAMoCSKVAQoNRG9jdW1lbnRHcmFudBI5CgRraW5kGAEgASgOMh8ubmV4dXMucmV0cmlldmFsLnYxLkdyYW50ZWVLaW5kQgq6SAeCAQQQASAAEhkKB2dyYW50ZWUYAiABKAlCCLpIBXIDGMgBEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoMBCg5Eb2N1bWVudEFjY2VzcxITCgtkb2N1bWVudF9pZBgBIAEoCRISCgpyZXN0cmljdGVkGAIgASgIEjEKBmdyYW50cxgDIAMoCzIhLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEdyYW50EhUKDW93bmVyX3VzZXJfaWQYBCABKAkisQEKGFNldERvY3VtZW50QWNjZXNzUmVxdWVzdBJECgtkb2N1bWVudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSEgoKcmVzdHJpY3RlZBgCIAEoCBI7CgZncmFudHMYAyADKAsyIS5uZXh1cy5yZXRyaWV2YWwudjEuRG9jdW1lbnRHcmFudEIIukgFkgECEGQiTwoZU2V0RG9jdW1lbnRBY2Nlc3NSZXNwb25zZRIyCgZhY2Nlc3MYASABKAsyIi5uZXh1cy5yZXRyaWV2YWwudjEuRG9jdW1lbnRBY2Nlc3MiYAoYR2V0RG9jdW1lbnRBY2Nlc3NSZXF1ZXN0EkQKC2RvY3VtZW50X2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCJPChlHZXREb2N1bWVudEFjY2Vzc1Jlc3BvbnNlEjIKBmFjY2VzcxgBIAEoCzIiLm5leHVzLnJldHJpZXZhbC52MS5Eb2N1bWVudEFjY2VzcyKdAgoTQ3JlYXRlQ29ycHVzUmVxdWVzdBJDCgljb3JwdXNfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIgCgxkaXNwbGF5X25hbWUYAiABKAlCCrpIB3IFEAEYyAESHQoLZGVzY3JpcHRpb24YAyABKAlCCLpIBXIDGNAPEjAKD3Byb3ZpZGVyX2NvbmZpZxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSIQoPZW1iZWRkaW5nX21vZGVsGAUgASgJQgi6SAVyAxjIARIrChRlbWJlZGRpbmdfZGltZW5zaW9ucxgGIAEoDUINukgK2AEBKgUYgCAoCCJCChRDcmVhdGVDb3JwdXNSZXNwb25zZRIqCgZjb3JwdXMYASABKAsyGi5uZXh1cy5yZXRyaWV2YWwudjEuQ29ycHVzIlYKEEdldENvcnB1c1JlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JCI/ChFHZXRDb3JwdXNSZXNwb25zZRIqCgZjb3JwdXMYASABKAsyGi5uZXh1cy5yZXRyaWV2YWwudjEuQ29ycHVzIk8KEkxpc3RDb3Jwb3JhUmVxdWVzdBIbCglwYWdlX3NpemUYASABKA1CCLpIBSoDGMgBEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAIIlsKE0xpc3RDb3Jwb3JhUmVzcG9uc2USKwoHY29ycG9yYRgBIAMoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIu8GChNVcGRhdGVDb3JwdXNSZXF1ZXN0EkIKCWNvcnB1c19pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSHgoMZGlzcGxheV9uYW1lGAIgASgJQgi6SAVyAxjIARIdCgtkZXNjcmlwdGlvbhgDIAEoCUIIukgFcgMY0A8SMAoPcHJvdmlkZXJfY29uZmlnGAQgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIhCg9lbWJlZGRpbmdfbW9kZWwYBSABKAlCCLpIBXIDGMgBEiYKFGVtYmVkZGluZ19kaW1lbnNpb25zGAYgASgNQgi6SAUqAxiAIBLwAQoLdXBkYXRlX21hc2sYByABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQr4Buki6AboBXgocY29ycHVzLnVwZGF0ZV9tYXNrLm5vbl9lbXB0eRIodXBkYXRlX21hc2sgbXVzdCBuYW1lIGF0IGxlYXN0IG9uZSBmaWVsZBoUc2l6ZSh0aGlzLnBhdGhzKSA+IDDIAQHiAVMSDGRpc3BsYXlfbmFtZRILZGVzY3JpcHRpb24SD3Byb3ZpZGVyX2NvbmZpZxIPZW1iZWRkaW5nX21vZGVsEhRlbWJlZGRpbmdfZGltZW5zaW9uczrkArpI4AIamwEKHGNvcnB1cy5kaXNwbGF5X25hbWUucmVxdWlyZWQSL2Rpc3BsYXlfbmFtZSBjYW5ub3QgYmUgZW1wdHkgd2hlbiBpdCBpcyB1cGRhdGVkGkohKCdkaXNwbGF5X25hbWUnIGluIHRoaXMudXBkYXRlX21hc2sucGF0aHMpIHx8IHNpemUodGhpcy5kaXNwbGF5X25hbWUpID4gMBq/AQohY29ycHVzLmVtYmVkZGluZ19kaW1lbnNpb25zLnJhbmdlEkJlbWJlZGRpbmdfZGltZW5zaW9ucyBtdXN0IGJlIGJldHdlZW4gOCBhbmQgNDA5NiB3aGVuIGl0IGlzIHVwZGF0ZWQaViEoJ2VtYmVkZGluZ19kaW1lbnNpb25zJyBpbiB0aGlzLnVwZGF0ZV9tYXNrLnBhdGhzKSB8fCB0aGlzLmVtYmVkZGluZ19kaW1lbnNpb25zID49IDh1IlwKFFVwZGF0ZUNvcnB1c1Jlc3BvbnNlEioKBmNvcnB1cxgBIAEoCzIaLm5leHVzLnJldHJpZXZhbC52MS5Db3JwdXMSGAoQcmVpbmRleF9yZXF1aXJlZBgCIAEoCCJoChNEZWxldGVDb3JwdXNSZXF1ZXN0EkIKCWNvcnB1c19pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSDQoFZm9yY2UYAiABKAgiFgoURGVsZXRlQ29ycHVzUmVzcG9uc2UigQIKDVNlYXJjaFJlcXVlc3QSQgoJY29ycHVzX2lkGAEgASgJQi+6SCxyKhABGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIZCgVxdWVyeRgCIAEoCUIKukgHcgUQARigHxIdCgV0b3BfaxgDIAEoDUIJukgGKgQYMigBSACIAQESMAoGZmlsdGVyGAQgASgLMiAubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaEZpbHRlchI2CgRtb2RlGAUgASgOMh4ubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaE1vZGVCCLpIBYIBAhABQggKBl90b3BfayL7AQoMU2VhcmNoRmlsdGVyEkwKDGRvY3VtZW50X2lkcxgBIAMoCUI2ukgzkgEwEGQiLHIqEAEYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEpwBCg9tZXRhZGF0YV9lcXVhbHMYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Qmq6SGe6AWQKJnNlYXJjaC5maWx0ZXIubWV0YWRhdGFfZXF1YWxzLm1heF9rZXlzEihtZXRhZGF0YV9lcXVhbHMgbWF5IGhhdmUgYXQgbW9zdCAxNiBrZXlzGhBzaXplKHRoaXMpIDw9IDE2IrICCglTZWFyY2hIaXQSEAoIY2h1bmtfaWQYASABKAkSEwoLZG9jdW1lbnRfaWQYAiABKAkSFQoNY2h1bmtfb3JkaW5hbBgDIAEoDRISCgpjaGFyX3N0YXJ0GAQgASgNEhAKCGNoYXJfZW5kGAUgASgNEgwKBHRleHQYBiABKAkSGQoMdmVjdG9yX3Njb3JlGAcgASgBSACIAQESGgoNbGV4aWNhbF9zY29yZRgIIAEoAUgBiAEBEhMKC2Z1c2VkX3Njb3JlGAkgASgBEhAKCGZpbGVuYW1lGAogASgJEjIKEWRvY3VtZW50X21ldGFkYXRhGAsgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdEIPCg1fdmVjdG9yX3Njb3JlQhAKDl9sZXhpY2FsX3Njb3JlIoQBCg5TZWFyY2hSZXNwb25zZRIrCgRoaXRzGAEgAygLMh0ubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaEhpdBIsCgRtb2RlGAIgASgOMh4ubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaE1vZGUSFwoPZW1iZWRkaW5nX21vZGVsGAMgASgJKooBCgtHcmFudGVlS2luZBIcChhHUkFOVEVFX0tJTkRfVU5TUEVDSUZJRUQQABIVChFHUkFOVEVFX0tJTkRfVVNFUhABEhYKEkdSQU5URUVfS0lORF9HUk9VUBACEhUKEUdSQU5URUVfS0lORF9ST0xFEAMSFwoTR1JBTlRFRV9LSU5EX1RFTkFOVBAEKnIKClNlYXJjaE1vZGUSGwoXU0VBUkNIX01PREVfVU5TUEVDSUZJRUQQABIWChJTRUFSQ0hfTU9ERV9IWUJSSUQQARIWChJTRUFSQ0hfTU9ERV9WRUNUT1IQAhIXChNTRUFSQ0hfTU9ERV9MRVhJQ0FMEAMylgwKEFJldHJpZXZhbFNlcnZpY2USYQoMQ3JlYXRlQ29ycHVzEicubmV4dXMucmV0cmlldmFsLnYxLkNyZWF0ZUNvcnB1c1JlcXVlc3QaKC5uZXh1cy5yZXRyaWV2YWwudjEuQ3JlYXRlQ29ycHVzUmVzcG9uc2USWAoJR2V0Q29ycHVzEiQubmV4dXMucmV0cmlldmFsLnYxLkdldENvcnB1c1JlcXVlc3QaJS5uZXh1cy5yZXRyaWV2YWwudjEuR2V0Q29ycHVzUmVzcG9uc2USXgoLTGlzdENvcnBvcmESJi5uZXh1cy5yZXRyaWV2YWwudjEuTGlzdENvcnBvcmFSZXF1ZXN0GicubmV4dXMucmV0cmlldmFsLnYxLkxpc3RDb3Jwb3JhUmVzcG9uc2USYQoMVXBkYXRlQ29ycHVzEicubmV4dXMucmV0cmlldmFsLnYxLlVwZGF0ZUNvcnB1c1JlcXVlc3QaKC5uZXh1cy5yZXRyaWV2YWwudjEuVXBkYXRlQ29ycHVzUmVzcG9uc2USYQoMRGVsZXRlQ29ycHVzEicubmV4dXMucmV0cmlldmFsLnYxLkRlbGV0ZUNvcnB1c1JlcXVlc3QaKC5uZXh1cy5yZXRyaWV2YWwudjEuRGVsZXRlQ29ycHVzUmVzcG9uc2USTwoGU2VhcmNoEiEubmV4dXMucmV0cmlldmFsLnYxLlNlYXJjaFJlcXVlc3QaIi5uZXh1cy5yZXRyaWV2YWwudjEuU2VhcmNoUmVzcG9uc2UScAoRU2V0RG9jdW1lbnRBY2Nlc3MSLC5uZXh1cy5yZXRyaWV2YWwudjEuU2V0RG9jdW1lbnRBY2Nlc3NSZXF1ZXN0Gi0ubmV4dXMucmV0cmlldmFsLnYxLlNldERvY3VtZW50QWNjZXNzUmVzcG9uc2UScAoRR2V0RG9jdW1lbnRBY2Nlc3MSLC5uZXh1cy5yZXRyaWV2YWwudjEuR2V0RG9jdW1lbnRBY2Nlc3NSZXF1ZXN0Gi0ubmV4dXMucmV0cmlldmFsLnYxLkdldERvY3VtZW50QWNjZXNzUmVzcG9uc2USiAEKGVNldERvY3VtZW50QWNjZXNzU2V0dGluZ3MSNC5uZXh1cy5yZXRyaWV2YWwudjEuU2V0RG9jdW1lbnRBY2Nlc3NTZXR0aW5nc1JlcXVlc3QaNS5uZXh1cy5yZXRyaWV2YWwudjEuU2V0RG9jdW1lbnRBY2Nlc3NTZXR0aW5nc1Jlc3BvbnNlElsKClNhdmVQb2xpY3kSJS5uZXh1cy5yZXRyaWV2YWwudjEuU2F2ZVBvbGljeVJlcXVlc3QaJi5uZXh1cy5yZXRyaWV2YWwudjEuU2F2ZVBvbGljeVJlc3BvbnNlEm0KEFNldFBvbGljeUVuYWJsZWQSKy5uZXh1cy5yZXRyaWV2YWwudjEuU2V0UG9saWN5RW5hYmxlZFJlcXVlc3QaLC5uZXh1cy5yZXRyaWV2YWwudjEuU2V0UG9saWN5RW5hYmxlZFJlc3BvbnNlEmEKDERlbGV0ZVBvbGljeRInLm5leHVzLnJldHJpZXZhbC52MS5EZWxldGVQb2xpY3lSZXF1ZXN0GigubmV4dXMucmV0cmlldmFsLnYxLkRlbGV0ZVBvbGljeVJlc3BvbnNlEmEKDExpc3RQb2xpY2llcxInLm5leHVzLnJldHJpZXZhbC52MS5MaXN0UG9saWNpZXNSZXF1ZXN0GigubmV4dXMucmV0cmlldmFsLnYxLkxpc3RQb2xpY2llc1Jlc3BvbnNlEmQKDVNldExhYmVsUnVsZXMSKC5uZXh1cy5yZXRyaWV2YWwudjEuU2V0TGFiZWxSdWxlc1JlcXVlc3QaKS5uZXh1cy5yZXRyaWV2YWwudjEuU2V0TGFiZWxSdWxlc1Jlc3BvbnNlEmcKDlNpbXVsYXRlUG9saWN5EikubmV4dXMucmV0cmlldmFsLnYxLlNpbXVsYXRlUG9saWN5UmVxdWVzdBoqLm5leHVzLnJldHJpZXZhbC52MS5TaW11bGF0ZVBvbGljeVJlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_struct, file_google_protobuf_timestamp, file_nexus_retrieval_v1_corpus]);
 
 /**
  * Input of SetDocumentAccessSettings.
@@ -243,6 +243,48 @@ export const SetPolicyEnabledResponseSchema: GenMessage<SetPolicyEnabledResponse
   messageDesc(file_nexus_retrieval_v1_retrieval_service, 6);
 
 /**
+ * Input of DeletePolicy.
+ *
+ * @generated from message nexus.retrieval.v1.DeletePolicyRequest
+ */
+export type DeletePolicyRequest = Message<"nexus.retrieval.v1.DeletePolicyRequest"> & {
+  /**
+   * The policy id. Required; unknown is NOT_FOUND.
+   *
+   * @generated from field: string policy_id = 1;
+   */
+  policyId: string;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.DeletePolicyRequest.
+ * Use `create(DeletePolicyRequestSchema)` to create a new message.
+ */
+export const DeletePolicyRequestSchema: GenMessage<DeletePolicyRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 7);
+
+/**
+ * Output of DeletePolicy.
+ *
+ * @generated from message nexus.retrieval.v1.DeletePolicyResponse
+ */
+export type DeletePolicyResponse = Message<"nexus.retrieval.v1.DeletePolicyResponse"> & {
+  /**
+   * The policy as it was when deleted.
+   *
+   * @generated from field: nexus.retrieval.v1.Policy policy = 1;
+   */
+  policy?: Policy | undefined;
+};
+
+/**
+ * Describes the message nexus.retrieval.v1.DeletePolicyResponse.
+ * Use `create(DeletePolicyResponseSchema)` to create a new message.
+ */
+export const DeletePolicyResponseSchema: GenMessage<DeletePolicyResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 8);
+
+/**
  * Input of ListPolicies.
  *
  * @generated from message nexus.retrieval.v1.ListPoliciesRequest
@@ -255,7 +297,7 @@ export type ListPoliciesRequest = Message<"nexus.retrieval.v1.ListPoliciesReques
  * Use `create(ListPoliciesRequestSchema)` to create a new message.
  */
 export const ListPoliciesRequestSchema: GenMessage<ListPoliciesRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 7);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 9);
 
 /**
  * Output of ListPolicies.
@@ -290,7 +332,7 @@ export type ListPoliciesResponse = Message<"nexus.retrieval.v1.ListPoliciesRespo
  * Use `create(ListPoliciesResponseSchema)` to create a new message.
  */
 export const ListPoliciesResponseSchema: GenMessage<ListPoliciesResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 8);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 10);
 
 /**
  * A document label policies may reference (`resource.labels.<key>`).
@@ -318,7 +360,7 @@ export type LabelRule = Message<"nexus.retrieval.v1.LabelRule"> & {
  * Use `create(LabelRuleSchema)` to create a new message.
  */
 export const LabelRuleSchema: GenMessage<LabelRule> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 9);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 11);
 
 /**
  * Input of SetLabelRules.
@@ -339,7 +381,7 @@ export type SetLabelRulesRequest = Message<"nexus.retrieval.v1.SetLabelRulesRequ
  * Use `create(SetLabelRulesRequestSchema)` to create a new message.
  */
 export const SetLabelRulesRequestSchema: GenMessage<SetLabelRulesRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 10);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 12);
 
 /**
  * Output of SetLabelRules.
@@ -367,7 +409,7 @@ export type SetLabelRulesResponse = Message<"nexus.retrieval.v1.SetLabelRulesRes
  * Use `create(SetLabelRulesResponseSchema)` to create a new message.
  */
 export const SetLabelRulesResponseSchema: GenMessage<SetLabelRulesResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 11);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 13);
 
 /**
  * The principal of a simulation.
@@ -409,7 +451,7 @@ export type SimulatedPrincipal = Message<"nexus.retrieval.v1.SimulatedPrincipal"
  * Use `create(SimulatedPrincipalSchema)` to create a new message.
  */
 export const SimulatedPrincipalSchema: GenMessage<SimulatedPrincipal> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 12);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 14);
 
 /**
  * A document described rather than named.
@@ -444,7 +486,7 @@ export type SimulatedDocument = Message<"nexus.retrieval.v1.SimulatedDocument"> 
  * Use `create(SimulatedDocumentSchema)` to create a new message.
  */
 export const SimulatedDocumentSchema: GenMessage<SimulatedDocument> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 13);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 15);
 
 /**
  * Input of SimulatePolicy.
@@ -502,7 +544,7 @@ export type SimulatePolicyRequest = Message<"nexus.retrieval.v1.SimulatePolicyRe
  * Use `create(SimulatePolicyRequestSchema)` to create a new message.
  */
 export const SimulatePolicyRequestSchema: GenMessage<SimulatePolicyRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 14);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 16);
 
 /**
  * Output of SimulatePolicy.
@@ -545,7 +587,7 @@ export type SimulatePolicyResponse = Message<"nexus.retrieval.v1.SimulatePolicyR
  * Use `create(SimulatePolicyResponseSchema)` to create a new message.
  */
 export const SimulatePolicyResponseSchema: GenMessage<SimulatePolicyResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 15);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 17);
 
 /**
  * One grant of read access to a document.
@@ -580,7 +622,7 @@ export type DocumentGrant = Message<"nexus.retrieval.v1.DocumentGrant"> & {
  * Use `create(DocumentGrantSchema)` to create a new message.
  */
 export const DocumentGrantSchema: GenMessage<DocumentGrant> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 16);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 18);
 
 /**
  * A document's access list.
@@ -623,7 +665,7 @@ export type DocumentAccess = Message<"nexus.retrieval.v1.DocumentAccess"> & {
  * Use `create(DocumentAccessSchema)` to create a new message.
  */
 export const DocumentAccessSchema: GenMessage<DocumentAccess> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 17);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 19);
 
 /**
  * Input of SetDocumentAccess.
@@ -658,7 +700,7 @@ export type SetDocumentAccessRequest = Message<"nexus.retrieval.v1.SetDocumentAc
  * Use `create(SetDocumentAccessRequestSchema)` to create a new message.
  */
 export const SetDocumentAccessRequestSchema: GenMessage<SetDocumentAccessRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 18);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 20);
 
 /**
  * Output of SetDocumentAccess.
@@ -679,7 +721,7 @@ export type SetDocumentAccessResponse = Message<"nexus.retrieval.v1.SetDocumentA
  * Use `create(SetDocumentAccessResponseSchema)` to create a new message.
  */
 export const SetDocumentAccessResponseSchema: GenMessage<SetDocumentAccessResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 19);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 21);
 
 /**
  * Input of GetDocumentAccess.
@@ -700,7 +742,7 @@ export type GetDocumentAccessRequest = Message<"nexus.retrieval.v1.GetDocumentAc
  * Use `create(GetDocumentAccessRequestSchema)` to create a new message.
  */
 export const GetDocumentAccessRequestSchema: GenMessage<GetDocumentAccessRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 20);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 22);
 
 /**
  * Output of GetDocumentAccess.
@@ -721,7 +763,7 @@ export type GetDocumentAccessResponse = Message<"nexus.retrieval.v1.GetDocumentA
  * Use `create(GetDocumentAccessResponseSchema)` to create a new message.
  */
 export const GetDocumentAccessResponseSchema: GenMessage<GetDocumentAccessResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 21);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 23);
 
 /**
  * Input of CreateCorpus.
@@ -779,7 +821,7 @@ export type CreateCorpusRequest = Message<"nexus.retrieval.v1.CreateCorpusReques
  * Use `create(CreateCorpusRequestSchema)` to create a new message.
  */
 export const CreateCorpusRequestSchema: GenMessage<CreateCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 22);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 24);
 
 /**
  * Output of CreateCorpus.
@@ -800,7 +842,7 @@ export type CreateCorpusResponse = Message<"nexus.retrieval.v1.CreateCorpusRespo
  * Use `create(CreateCorpusResponseSchema)` to create a new message.
  */
 export const CreateCorpusResponseSchema: GenMessage<CreateCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 23);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 25);
 
 /**
  * Input of GetCorpus.
@@ -821,7 +863,7 @@ export type GetCorpusRequest = Message<"nexus.retrieval.v1.GetCorpusRequest"> & 
  * Use `create(GetCorpusRequestSchema)` to create a new message.
  */
 export const GetCorpusRequestSchema: GenMessage<GetCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 24);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 26);
 
 /**
  * Output of GetCorpus.
@@ -842,7 +884,7 @@ export type GetCorpusResponse = Message<"nexus.retrieval.v1.GetCorpusResponse"> 
  * Use `create(GetCorpusResponseSchema)` to create a new message.
  */
 export const GetCorpusResponseSchema: GenMessage<GetCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 25);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 27);
 
 /**
  * Input of ListCorpora.
@@ -870,7 +912,7 @@ export type ListCorporaRequest = Message<"nexus.retrieval.v1.ListCorporaRequest"
  * Use `create(ListCorporaRequestSchema)` to create a new message.
  */
 export const ListCorporaRequestSchema: GenMessage<ListCorporaRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 26);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 28);
 
 /**
  * Output of ListCorpora.
@@ -898,7 +940,7 @@ export type ListCorporaResponse = Message<"nexus.retrieval.v1.ListCorporaRespons
  * Use `create(ListCorporaResponseSchema)` to create a new message.
  */
 export const ListCorporaResponseSchema: GenMessage<ListCorporaResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 27);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 29);
 
 /**
  * Input of UpdateCorpus.
@@ -963,7 +1005,7 @@ export type UpdateCorpusRequest = Message<"nexus.retrieval.v1.UpdateCorpusReques
  * Use `create(UpdateCorpusRequestSchema)` to create a new message.
  */
 export const UpdateCorpusRequestSchema: GenMessage<UpdateCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 28);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 30);
 
 /**
  * Output of UpdateCorpus.
@@ -992,7 +1034,7 @@ export type UpdateCorpusResponse = Message<"nexus.retrieval.v1.UpdateCorpusRespo
  * Use `create(UpdateCorpusResponseSchema)` to create a new message.
  */
 export const UpdateCorpusResponseSchema: GenMessage<UpdateCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 29);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 31);
 
 /**
  * Input of DeleteCorpus.
@@ -1021,7 +1063,7 @@ export type DeleteCorpusRequest = Message<"nexus.retrieval.v1.DeleteCorpusReques
  * Use `create(DeleteCorpusRequestSchema)` to create a new message.
  */
 export const DeleteCorpusRequestSchema: GenMessage<DeleteCorpusRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 30);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 32);
 
 /**
  * Output of DeleteCorpus. Empty: success means the corpus is gone.
@@ -1036,7 +1078,7 @@ export type DeleteCorpusResponse = Message<"nexus.retrieval.v1.DeleteCorpusRespo
  * Use `create(DeleteCorpusResponseSchema)` to create a new message.
  */
 export const DeleteCorpusResponseSchema: GenMessage<DeleteCorpusResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 31);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 33);
 
 /**
  * Input of Search.
@@ -1086,7 +1128,7 @@ export type SearchRequest = Message<"nexus.retrieval.v1.SearchRequest"> & {
  * Use `create(SearchRequestSchema)` to create a new message.
  */
 export const SearchRequestSchema: GenMessage<SearchRequest> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 32);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 34);
 
 /**
  * Restrictions on the chunks a search considers. All given conditions must hold.
@@ -1115,7 +1157,7 @@ export type SearchFilter = Message<"nexus.retrieval.v1.SearchFilter"> & {
  * Use `create(SearchFilterSchema)` to create a new message.
  */
 export const SearchFilterSchema: GenMessage<SearchFilter> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 33);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 35);
 
 /**
  * One matching chunk.
@@ -1210,7 +1252,7 @@ export type SearchHit = Message<"nexus.retrieval.v1.SearchHit"> & {
  * Use `create(SearchHitSchema)` to create a new message.
  */
 export const SearchHitSchema: GenMessage<SearchHit> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 34);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 36);
 
 /**
  * Output of Search.
@@ -1245,7 +1287,7 @@ export type SearchResponse = Message<"nexus.retrieval.v1.SearchResponse"> & {
  * Use `create(SearchResponseSchema)` to create a new message.
  */
 export const SearchResponseSchema: GenMessage<SearchResponse> = /*@__PURE__*/
-  messageDesc(file_nexus_retrieval_v1_retrieval_service, 35);
+  messageDesc(file_nexus_retrieval_v1_retrieval_service, 37);
 
 /**
  * Who a grant admits.
@@ -1467,6 +1509,17 @@ export const RetrievalService: GenService<{
     methodKind: "unary";
     input: typeof SetPolicyEnabledRequestSchema;
     output: typeof SetPolicyEnabledResponseSchema;
+  },
+  /**
+   * Deletes a policy (all its versions); in force for the next query on every replica. Unknown
+   * id is NOT_FOUND. Tenant admins only.
+   *
+   * @generated from rpc nexus.retrieval.v1.RetrievalService.DeletePolicy
+   */
+  deletePolicy: {
+    methodKind: "unary";
+    input: typeof DeletePolicyRequestSchema;
+    output: typeof DeletePolicyResponseSchema;
   },
   /**
    * Lists the tenant's policies, its label rules and the Cedar schema policies are validated

@@ -1,4 +1,8 @@
-import { DocumentAccessChangedSchema, DocumentAccessDeniedSchema } from "../../../../gen/nexus/events/v1/retrieval_events_pb.js";
+import {
+  DocumentAccessChangedSchema,
+  DocumentAccessDeniedSchema,
+  DocumentAccessSettingsChangedSchema,
+} from "../../../../gen/nexus/events/v1/retrieval_events_pb.js";
 import { type Aggregate, executeCommand, recordFacts } from "../../../kernel/commands/index.js";
 import type { TenantPrincipal, TenantRole } from "../../../kernel/context.js";
 import type { Database, Queryable } from "../../../kernel/db/ports.js";
@@ -23,7 +27,7 @@ import {
   type PolicyResource,
   type StoredPolicy,
 } from "../policy-engine.js";
-import { type AccessContext, loadAccessContext } from "./postgres-policies.js";
+import { type AccessContext, accessCache, loadAccessContext } from "./postgres-policies.js";
 
 registerEventTopics({
   [DocumentAccessChangedSchema.typeName]: "retrieval.document_access_changed",
@@ -377,16 +381,31 @@ export async function saveAccessSettings(
   db: Database,
   tenantId: string,
   adminsBypass: boolean,
-  defaultDeny?: boolean,
+  defaultDeny: boolean | undefined,
+  actor: string,
 ): Promise<{ adminsBypass: boolean; defaultDeny: boolean }> {
-  const { rows } = await db.query<{ admins_bypass: boolean; default_deny: boolean }>(
-    `INSERT INTO retrieval.document_access_settings (tenant_id, admins_bypass, default_deny) VALUES ($1, $2, coalesce($3::boolean, false))
-     ON CONFLICT (tenant_id) DO UPDATE SET admins_bypass = EXCLUDED.admins_bypass,
-       default_deny = coalesce($3::boolean, retrieval.document_access_settings.default_deny)
-     RETURNING admins_bypass, default_deny`,
-    [tenantId, adminsBypass, defaultDeny ?? null],
-  );
-  return { adminsBypass: rows[0]!.admins_bypass, defaultDeny: rows[0]!.default_deny };
+  const saved = await db.transaction(async (tx) => {
+    const { rows } = await tx.query<{ admins_bypass: boolean; default_deny: boolean }>(
+      `INSERT INTO retrieval.document_access_settings (tenant_id, admins_bypass, default_deny) VALUES ($1, $2, coalesce($3::boolean, false))
+       ON CONFLICT (tenant_id) DO UPDATE SET admins_bypass = EXCLUDED.admins_bypass,
+         default_deny = coalesce($3::boolean, retrieval.document_access_settings.default_deny)
+       RETURNING admins_bypass, default_deny`,
+      [tenantId, adminsBypass, defaultDeny ?? null],
+    );
+    const settings = { adminsBypass: rows[0]!.admins_bypass, defaultDeny: rows[0]!.default_deny };
+    // The event tells every process's access cache (and open watches) that the settings changed.
+    await recordFacts(
+      tx,
+      `document_access_settings-${tenantId}`,
+      [eventOf(DocumentAccessSettingsChangedSchema, { tenantId, ...settings })],
+      {
+        metadata: { tenantId, actor },
+      },
+    );
+    return settings;
+  });
+  accessCache.invalidate(tenantId);
+  return saved;
 }
 
 /**

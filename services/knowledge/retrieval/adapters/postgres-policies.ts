@@ -1,19 +1,25 @@
 import {
+  DocumentAccessSettingsChangedSchema,
   DocumentsWithheldSchema,
   LabelRulesChangedSchema,
+  PolicyDeletedSchema,
   PolicyEnabledChangedSchema,
   PolicySavedSchema,
 } from "../../../../gen/nexus/events/v1/retrieval_events_pb.js";
 import { type Aggregate, recordFacts } from "../../../kernel/commands/index.js";
 import type { Database, Queryable } from "../../../kernel/db/ports.js";
 import { domainError } from "../../../kernel/errors.js";
+import { streamVersion } from "../../../kernel/events/event-store.js";
 import { eventOf } from "../../../kernel/events/protobuf-event.js";
 import { registerEventTopics } from "../../../kernel/events/topics.js";
+import { TenantAccessCache } from "../access-cache.js";
 import type { LabelRule, StoredPolicy } from "../policy-engine.js";
 
 registerEventTopics({
   [PolicySavedSchema.typeName]: "retrieval.policy_saved",
   [PolicyEnabledChangedSchema.typeName]: "retrieval.policy_enabled_changed",
+  [PolicyDeletedSchema.typeName]: "retrieval.policy_deleted",
+  [DocumentAccessSettingsChangedSchema.typeName]: "retrieval.document_access_settings_changed",
   [LabelRulesChangedSchema.typeName]: "retrieval.label_rules_changed",
   [DocumentsWithheldSchema.typeName]: "retrieval.documents_withheld",
 });
@@ -27,13 +33,17 @@ export interface PolicyKey {
 /** Policy commands (validation happens before: the handler knows the label rules). */
 export type PolicyCommand =
   | { type: "SavePolicy"; text: string; description: string; enabled: boolean; at: Date }
-  | { type: "SetPolicyEnabled"; enabled: boolean; at: Date };
+  | { type: "SetPolicyEnabled"; enabled: boolean; at: Date }
+  | { type: "DeletePolicy"; at: Date };
 
 /** Policy events: the whole new state. */
 export interface PolicyEvent {
-  type: "PolicySaved" | "PolicyEnabledChanged";
+  type: "PolicySaved" | "PolicyEnabledChanged" | "PolicyDeleted";
   policy: StoredPolicy;
 }
+
+/** The aggregate's state: a deleted policy is its last version, marked (its row is then deleted). */
+type PolicyState = StoredPolicy & { deleted?: true };
 
 interface PolicyRow {
   policy_id: string;
@@ -72,12 +82,17 @@ export function decidePolicy(command: PolicyCommand, state: StoredPolicy | undef
     ];
   }
   if (!state) throw domainError("NOT_FOUND", `policy ${key.policyId} not found`, { policy_id: key.policyId });
+  if (command.type === "DeletePolicy") return [{ type: "PolicyDeleted", policy: state }];
   if (state.enabled === command.enabled) return [];
   return [{ type: "PolicyEnabledChanged", policy: { ...state, enabled: command.enabled, updatedAt: command.at } }];
 }
 
-/** The policy aggregate (stream `policy-<tenant>-<policy>`), state in `retrieval.policies`. */
-export function policyAggregate(): Aggregate<StoredPolicy, PolicyEvent, PolicyCommand, PolicyKey> {
+/**
+ * The policy aggregate (stream `policy-<tenant>-<policy>`), state in `retrieval.policies`. A
+ * deleted policy's row is deleted; its stream stays (the audit trail), so a policy saved again
+ * under the id continues the stream at version 1 of the text.
+ */
+export function policyAggregate(): Aggregate<PolicyState, PolicyEvent, PolicyCommand, PolicyKey> {
   return {
     streamId: (k) => `policy-${k.tenantId}-${k.policyId}`,
     async load(tx, key) {
@@ -87,11 +102,17 @@ export function policyAggregate(): Aggregate<StoredPolicy, PolicyEvent, PolicyCo
         [key.tenantId, key.policyId],
       );
       const row = rows[0];
-      return row ? { state: toPolicy(row), version: row.stream_version } : { state: undefined, version: 0 };
+      return row
+        ? { state: toPolicy(row), version: row.stream_version }
+        : { state: undefined, version: await streamVersion(tx, `policy-${key.tenantId}-${key.policyId}`) };
     },
     decide: decidePolicy,
-    evolve: (_s, e) => e.policy,
+    evolve: (_s, e) => (e.type === "PolicyDeleted" ? { ...e.policy, deleted: true } : e.policy),
     async save(tx, key, state, _expected, streamVersion) {
+      if (state.deleted) {
+        await tx.query("DELETE FROM retrieval.policies WHERE tenant_id = $1 AND policy_id = $2", [key.tenantId, key.policyId]);
+        return;
+      }
       await tx.query(
         `INSERT INTO retrieval.policies (tenant_id, policy_id, version, text, description, enabled, updated_at, stream_version)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -102,24 +123,30 @@ export function policyAggregate(): Aggregate<StoredPolicy, PolicyEvent, PolicyCo
       );
     },
     toEvent: (event, _state, key) =>
-      event.type === "PolicySaved"
+      event.type === "PolicyDeleted"
         ? eventOf(
-            PolicySavedSchema,
-            {
-              tenantId: key.tenantId,
-              policyId: key.policyId,
-              version: event.policy.version,
-              text: event.policy.text,
-              enabled: event.policy.enabled,
-              description: event.policy.description,
-            },
+            PolicyDeletedSchema,
+            { tenantId: key.tenantId, policyId: key.policyId, version: event.policy.version, text: event.policy.text },
             { metadata: { tenantId: key.tenantId } },
           )
-        : eventOf(
-            PolicyEnabledChangedSchema,
-            { tenantId: key.tenantId, policyId: key.policyId, version: event.policy.version, enabled: event.policy.enabled },
-            { metadata: { tenantId: key.tenantId } },
-          ),
+        : event.type === "PolicySaved"
+          ? eventOf(
+              PolicySavedSchema,
+              {
+                tenantId: key.tenantId,
+                policyId: key.policyId,
+                version: event.policy.version,
+                text: event.policy.text,
+                enabled: event.policy.enabled,
+                description: event.policy.description,
+              },
+              { metadata: { tenantId: key.tenantId } },
+            )
+          : eventOf(
+              PolicyEnabledChangedSchema,
+              { tenantId: key.tenantId, policyId: key.policyId, version: event.policy.version, enabled: event.policy.enabled },
+              { metadata: { tenantId: key.tenantId } },
+            ),
   };
 }
 
@@ -132,7 +159,7 @@ export async function listPolicies(q: Queryable, tenantId: string): Promise<Stor
   return rows.map(toPolicy);
 }
 
-/** Everything a decision of document access reads besides the access lists: one query, no cache. */
+/** Everything a decision of document access reads besides the access lists (cached per process). */
 export interface AccessContext {
   policies: StoredPolicy[];
   defaultDeny: boolean;
@@ -141,10 +168,18 @@ export interface AccessContext {
 }
 
 /**
- * The tenant's enabled policies and default. Read for every query (no cache): a policy enabled,
- * disabled or changed is in force for the next query on every replica.
+ * This process's cache of the tenants' access contexts and label rules, dropped by the
+ * retrieval events (see access-cache.ts; started by the knowledge service): a policy enabled,
+ * disabled, deleted or changed is in force at every replica within the event's delivery.
  */
-export async function loadAccessContext(q: Queryable, tenantId: string): Promise<AccessContext> {
+export const accessCache = new TenantAccessCache<AccessContext>();
+
+/** The tenant's enabled policies, default deny and whether any document is restricted. */
+export function loadAccessContext(q: Queryable, tenantId: string): Promise<AccessContext> {
+  return accessCache.context(tenantId, () => readAccessContext(q, tenantId));
+}
+
+async function readAccessContext(q: Queryable, tenantId: string): Promise<AccessContext> {
   const { rows } = await q.query<PolicyRow & { default_deny: boolean | null; any_restricted: boolean }>(
     `SELECT p.policy_id, p.version, p.text, p.description, p.enabled, p.updated_at,
        (SELECT s.default_deny FROM retrieval.document_access_settings s WHERE s.tenant_id = $1) AS default_deny,
@@ -160,13 +195,15 @@ export async function loadAccessContext(q: Queryable, tenantId: string): Promise
   };
 }
 
-/** The tenant's label rules. */
-export async function readLabelRules(q: Queryable, tenantId: string): Promise<{ rules: LabelRule[]; version: number }> {
-  const { rows } = await q.query<{ rules: LabelRule[]; version: number }>(
-    "SELECT rules, version FROM retrieval.label_rules WHERE tenant_id = $1",
-    [tenantId],
-  );
-  return { rules: rows[0]?.rules ?? [], version: rows[0]?.version ?? 0 };
+/** The tenant's label rules (cached per process like the access context). */
+export function readLabelRules(q: Queryable, tenantId: string): Promise<{ rules: LabelRule[]; version: number }> {
+  return accessCache.rules(tenantId, async () => {
+    const { rows } = await q.query<{ rules: LabelRule[]; version: number }>(
+      "SELECT rules, version FROM retrieval.label_rules WHERE tenant_id = $1",
+      [tenantId],
+    );
+    return { rules: rows[0]?.rules ?? [], version: rows[0]?.version ?? 0 };
+  });
 }
 
 /** Replaces the tenant's label rules (LabelRulesChanged in the same transaction). */
@@ -184,6 +221,7 @@ export async function saveLabelRules(db: Database, tenantId: string, rules: read
       { metadata: { tenantId, actor } },
     );
   });
+  accessCache.invalidate(tenantId);
 }
 
 /** Records one call's withheld documents, with the deciding rules and their counts. */
