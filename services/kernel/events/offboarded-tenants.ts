@@ -9,7 +9,7 @@ import type { EventBus, ObservedEvent } from "./ports.js";
  * without running the handler — otherwise a consumer still catching up (metering's plan copy,
  * an ingestion worker mid-document) would write the tenant's rows again after delete-data.
  *
- * The status is read from the saga's own events (`platform.events`, by the tenant index) and
+ * The status is read from the saga's own events (`platform.events`, by the saga starts) and
  * cached per process: "offboarded" for good (it cannot be undone), "not offboarded" until a
  * `TenantSuspended` or a saga step past the point of no return of that tenant is observed on
  * the bus (every offboarding starts with both), or at most `ttlMs` (default 30 s) should the
@@ -36,16 +36,20 @@ export interface OffboardedTenants {
   close(): Promise<void>;
 }
 
-/** True when the tenant's offboarding saga completed a point-of-no-return step. */
+/**
+ * True when the tenant's offboarding saga completed a point-of-no-return step. Looks through
+ * the saga starts (a small partial index, `events_saga_starts_idx`: the type is a literal so
+ * the planner can use it), then each candidate saga's own stream — never the tenant's events.
+ */
 export async function tenantOffboarded(q: Queryable, tenantId: string): Promise<boolean> {
   const { rows } = await q.query<{ offboarded: boolean }>(
     `SELECT EXISTS (
-       SELECT 1 FROM platform.events c
-        WHERE c.metadata->>'tenant_id' = $1 AND c.type = $2 AND c.payload->>'pointOfNoReturn' = 'true'
-          AND EXISTS (SELECT 1 FROM platform.events s
-                       WHERE s.stream_id = c.stream_id AND s.version = 1 AND s.payload->>'name' = $3)
+       SELECT 1 FROM platform.events s
+        WHERE s.type = 'nexus.sagas.v1.SagaStarted' AND s.payload->>'name' = $2 AND s.payload->>'tenantId' = $1
+          AND EXISTS (SELECT 1 FROM platform.events c
+                       WHERE c.stream_id = s.stream_id AND c.type = $3 AND c.payload->>'pointOfNoReturn' = 'true')
      ) AS offboarded`,
-    [tenantId, STEP_COMPLETED, TENANT_OFFBOARDING_SAGA],
+    [tenantId, TENANT_OFFBOARDING_SAGA, STEP_COMPLETED],
   );
   return rows[0]?.offboarded === true;
 }
