@@ -2,7 +2,8 @@
  * Consumers skip an offboarded tenant's events (offboarded-tenants.ts), on real PostgreSQL and
  * NATS: once the tenant's offboarding saga passed its point of no return, a real durable
  * consumer acknowledges the tenant's events without running its handler (other tenants'
- * events still run), even right after it had cached the tenant as not offboarded; a consumer
+ * events still run), even right after it had cached the tenant as not offboarded; a handler
+ * that outlives the point of no return (over a second) has its writes rolled back; a consumer
  * that opts out (the audit trail) still gets them.
  */
 import { register } from "prom-client";
@@ -24,6 +25,7 @@ import { createLocalEventBus } from "./local-bus.js";
 import { createNatsEventBus } from "./nats-bus.js";
 import { TENANT_OFFBOARDING_SAGA } from "./offboarded-tenants.js";
 import type { EventBus } from "./ports.js";
+import { OFFBOARDED_RECHECK_AFTER_MS } from "./processed-events.js";
 
 const WAIT = { timeout: 30_000, interval: 100 };
 
@@ -58,8 +60,9 @@ async function scenario(db: Database, bus: EventBus): Promise<void> {
   const trailName = uniqueToken("trail");
   const seen: string[] = [];
   const trail: string[] = [];
+  await db.query("CREATE TABLE IF NOT EXISTS offb_writes (tenant_id text NOT NULL)");
   const label = (e: { metadata: { tenantId?: string }; payload: unknown }) =>
-    `${e.metadata.tenantId === gone ? "gone" : "kept"}:${(e.payload as { n: number }).n}`;
+    `${e.metadata.tenantId === gone ? "gone" : e.metadata.tenantId === kept ? "kept" : "late"}:${(e.payload as { n: number }).n}`;
   const worker = await bus.subscribe({ name, subject: "offbtest.>", handler: async (e) => void seen.push(label(e)) });
   const audit = await bus.subscribe({
     name: trailName,
@@ -85,8 +88,41 @@ async function scenario(db: Database, bus: EventBus): Promise<void> {
     expect(seen.sort()).toEqual(["gone:1", "kept:1", "kept:2", "kept:3"]);
     // Nothing left behind: the skipped event was acknowledged.
     await vi.waitFor(() => expect(worker.status().pending).toBe(0), WAIT);
+    // Offboarded while its handler runs (a document mid-ingestion, over a second): the
+    // handler's writes are rolled back and the event counted as skipped.
+    const late = uniqueToken("late");
+    let entered = false;
+    let releaseLate!: () => void;
+    const lateGate = new Promise<void>((resolve) => {
+      releaseLate = resolve;
+    });
+    const slow = await bus.subscribe({
+      name: uniqueToken("slow"),
+      subject: "offbtest.>",
+      deliverFrom: "new",
+      handler: async (e, tx) => {
+        if (e.metadata.tenantId !== late) return;
+        await tx.query("INSERT INTO offb_writes (tenant_id) VALUES ($1)", [late]);
+        entered = true;
+        await lateGate;
+      },
+    });
+    try {
+      await append(db, late, 1);
+      await vi.waitFor(() => expect(entered).toBe(true), WAIT);
+      const since = Date.now();
+      await offboard(db, late);
+      await new Promise((r) => setTimeout(r, Math.max(0, OFFBOARDED_RECHECK_AFTER_MS + 100 - (Date.now() - since))));
+      releaseLate();
+      await vi.waitFor(async () => expect(await skipped(slow.name)).toBe(1), WAIT);
+      const { rows } = await db.query("SELECT 1 FROM offb_writes WHERE tenant_id = $1", [late]);
+      expect(rows).toEqual([]);
+    } finally {
+      releaseLate();
+      await slow.stop();
+    }
     // The consumer that opts out still gets every event.
-    await vi.waitFor(() => expect(trail.sort()).toEqual(["gone:1", "gone:2", "kept:1", "kept:2", "kept:3"]), WAIT);
+    await vi.waitFor(() => expect(trail.sort()).toEqual(["gone:1", "gone:2", "kept:1", "kept:2", "kept:3", "late:1"]), WAIT);
     expect(await skipped(trailName)).toBe(0);
   } finally {
     await worker.stop();

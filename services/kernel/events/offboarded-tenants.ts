@@ -15,8 +15,10 @@ import type { EventBus, ObservedEvent } from "./ports.js";
  * the bus (every offboarding starts with both), or at most `ttlMs` (default 30 s) should the
  * feed miss one. A skip is logged once per tenant and counted as the outcome "skipped".
  *
- * Residual window: an event whose handler had already passed the check when the point of no
- * return was reached may still commit; delete-data (which runs after it) removes what it wrote.
+ * A handler that ran for a second or more (a document mid-ingestion) checks again, uncached,
+ * before it commits, and its writes are rolled back if the tenant was offboarded meanwhile.
+ * Residual window: a shorter handler that passed the check just before the point of no return
+ * (or before this process observed it) may still commit, after delete-data if that was quicker.
  */
 
 /** The saga whose point of no return marks a tenant offboarded (services/runtime/tenant-offboarding.ts). */
@@ -26,7 +28,8 @@ const STEP_COMPLETED = "nexus.sagas.v1.SagaStepCompleted";
 
 /** Whether a tenant has been offboarded, cached. */
 export interface OffboardedTenants {
-  isOffboarded(tenantId: string): Promise<boolean>;
+  /** `fresh`: read the log now, whatever is cached. */
+  isOffboarded(tenantId: string, options?: { fresh?: boolean }): Promise<boolean>;
   /** Drops what is cached about a tenant (the next check reads the log). */
   invalidate(tenantId: string): void;
   /** Logs once per tenant that its events are skipped. */
@@ -72,9 +75,9 @@ export function createOffboardedTenants(db: Queryable, logger: Logger, options: 
   };
 
   return {
-    async isOffboarded(tenantId) {
+    async isOffboarded(tenantId, options) {
       const hit = cache.get(tenantId);
-      if (hit && (hit.offboarded || Date.now() - hit.at < ttlMs)) return hit.offboarded;
+      if (hit && (hit.offboarded || (options?.fresh !== true && Date.now() - hit.at < ttlMs))) return hit.offboarded;
       const offboarded = await tenantOffboarded(db, tenantId);
       cache.set(tenantId, { offboarded, at: Date.now() });
       if (cache.size > 10_000) cache.delete(cache.keys().next().value!);

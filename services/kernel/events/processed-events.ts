@@ -55,6 +55,12 @@ export interface DeliverOnceOptions {
 
 const tracer = trace.getTracer("nexus.events");
 
+/** A handler that ran at least this long checks again (uncached) that its tenant was not offboarded meanwhile. */
+export const OFFBOARDED_RECHECK_AFTER_MS = 1_000;
+
+/** Rolls back the writes of a handler whose tenant was offboarded while it ran. */
+class OffboardedMeanwhile extends Error {}
+
 /**
  * Runs a handler at most once per (consumer, event id): in one transaction, record the event
  * as processed and run the handler; a record that already exists means a duplicate delivery
@@ -85,25 +91,46 @@ export async function deliverOnce(options: DeliverOnceOptions): Promise<Delivery
     async (span) => {
       try {
         const tenantId = event.metadata.tenantId;
-        if (options.offboarded && tenantId && (await options.offboarded.isOffboarded(tenantId))) {
+        const skip = async (): Promise<DeliveryOutcome> => {
           if (options.alsoInTransaction) await db.transaction((tx) => options.alsoInTransaction!(tx));
-          options.offboarded.noteSkipped(tenantId, consumer);
-          span.setAttribute("nexus.delivery.outcome", "skipped");
+          if (tenantId) options.offboarded?.noteSkipped(tenantId, consumer);
           return "skipped";
+        };
+        if (options.offboarded && tenantId && (await options.offboarded.isOffboarded(tenantId))) {
+          span.setAttribute("nexus.delivery.outcome", "skipped");
+          return await skip();
         }
-        const outcome = await db.transaction(async (tx): Promise<DeliveryOutcome> => {
-          const { rowCount } = await tx.query(
-            `INSERT INTO "${schema}".processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-            [consumer, event.eventId],
-          );
-          if (rowCount === 0) {
+        const outcome = await db
+          .transaction(async (tx): Promise<DeliveryOutcome> => {
+            const { rowCount } = await tx.query(
+              `INSERT INTO "${schema}".processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+              [consumer, event.eventId],
+            );
+            if (rowCount === 0) {
+              await options.alsoInTransaction?.(tx);
+              return "duplicate";
+            }
+            const started = Date.now();
+            await handler(event, tx);
+            // A long handler (a document mid-ingestion) may have outlived its tenant's point of
+            // no return: look again, uncached, and roll its writes back if so.
+            if (
+              options.offboarded &&
+              tenantId &&
+              Date.now() - started >= OFFBOARDED_RECHECK_AFTER_MS &&
+              // (Not on PGlite: its one connection serialises transactions, so no saga step
+              // commits while this one is open — and asking outside the tx would wait for it.)
+              db.dialect !== "pglite" &&
+              (await options.offboarded.isOffboarded(tenantId, { fresh: true }))
+            )
+              throw new OffboardedMeanwhile();
             await options.alsoInTransaction?.(tx);
-            return "duplicate";
-          }
-          await handler(event, tx);
-          await options.alsoInTransaction?.(tx);
-          return "handled";
-        });
+            return "handled";
+          })
+          .catch((err: unknown) => {
+            if (err instanceof OffboardedMeanwhile) return skip();
+            throw err;
+          });
         span.setAttribute("nexus.delivery.outcome", outcome);
         return outcome;
       } catch (err) {
