@@ -1,6 +1,7 @@
 /**
- * Projection health on a running `nexus serve --service auth` (PostgreSQL + NATS): the
- * per-projection status on GET /projections/health and the lag metrics, refreshed every second.
+ * Projection health on a running `nexus serve --service auth,metering` (PostgreSQL + NATS): the
+ * per-projection status on GET /projections/health and the lag metrics, refreshed every second;
+ * the consumer-fed audit trail's lag in seconds (its consumer's) next to them.
  */
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -17,7 +18,7 @@ describeWithPostgresAndNats("projection health on the running server", () => {
   beforeAll(async () => {
     db = await createTestDatabase("nexus_projhealth");
     nexus = await startNexus({
-      args: ["serve", "--service", "auth", "--port", "0", "--host", "127.0.0.1"],
+      args: ["serve", "--service", "auth,metering", "--port", "0", "--host", "127.0.0.1"],
       env: {
         DATABASE_URL: db.url,
         NATS_URL: TEST_NATS_URL,
@@ -42,7 +43,10 @@ describeWithPostgresAndNats("projection health on the running server", () => {
     return {
       status: res.status,
       ms,
-      body: (await res.json()) as { projections: { projection: string; state: string; behind: number; lagSeconds?: number }[] },
+      body: (await res.json()) as {
+        projections: { projection: string; state: string; behind: number; lagSeconds?: number }[];
+        consumers: { projection: string; consumer: string; lagSeconds?: number }[];
+      },
     };
   };
   const metric = async (name: string) => {
@@ -84,5 +88,15 @@ describeWithPostgresAndNats("projection health on the running server", () => {
     expect(seen.lagSeconds).toBeGreaterThanOrEqual(5);
     expect(await metric("nexus_projection_rows_behind")).toBe(1);
     expect(await metric("nexus_projection_lag_seconds")).toBeGreaterThanOrEqual(5);
+  });
+
+  it("Given the audit trail's consumer caught up, Then its lag in seconds is 0 on /projections/health and nexus_consumer_lag_seconds", async () => {
+    const h = await eventually("the audit consumer's lag measured", async () => {
+      const r = await health();
+      return r.body.consumers.find((c) => c.projection === "audit.entries" && c.lagSeconds !== undefined);
+    });
+    expect(h).toEqual({ projection: "audit.entries", table: "audit.entries", consumer: "audit-trail", lagSeconds: 0 });
+    const text = await (await fetch(`${nexus.url}/metrics`)).text();
+    expect(text).toContain('nexus_consumer_lag_seconds{consumer="audit-trail"} 0');
   });
 });

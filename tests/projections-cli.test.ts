@@ -80,6 +80,18 @@ describeWithPostgres("nexus projections", () => {
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ state: "ok", rows: 2, behind: 0, lagSeconds: 0 });
 
+    // A consumer-fed read model: its consumer's lag, measured on the bus (here the embedded one).
+    const notStarted = await nexus(["projections", "status", "audit.entries", "--json"], env);
+    expect(notStarted.code, notStarted.stderr).toBe(0);
+    expect(JSON.parse(notStarted.stdout)).toMatchObject({ projection: "audit.entries", consumer: "audit-trail", state: "not started" });
+    // Its consumer at the start of the log, the tenants' events not handled: lag in seconds > 0.
+    await db.query("INSERT INTO platform.local_bus_checkpoints (consumer, position) VALUES ('audit-trail', 0)");
+    const behind = await nexus(["projections", "status", "audit.entries", "--json"], env);
+    expect(behind.code, behind.stderr).toBe(0);
+    const lag = JSON.parse(behind.stdout) as { unhandled: number; lagSeconds: number };
+    expect(lag.unhandled).toBeGreaterThanOrEqual(2);
+    expect(lag.lagSeconds).toBeGreaterThan(0);
+
     const unknown = await nexus(["projections", "rebuild", "nope"], env);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("auth.tenants");

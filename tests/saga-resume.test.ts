@@ -120,7 +120,7 @@ describeWithPostgresAndNats("a saga interrupted by a crash resumes in a fresh pr
       },
       90_000,
     );
-    expect(final.completed).toEqual(["suspend-keys", "check-legal-hold", "shred-keys", "delete-data"]);
+    expect(final.completed).toEqual(["suspend-keys", "stop-workflows", "check-legal-hold", "shred-keys", "delete-data"]);
     expect(final.errors.map((e) => [e.step, e.error])).toEqual([["delete-data", "interrupted (the runner stopped during the step)"]]);
     expect(await sagaLeaseHolder(db, SAGA)).toBeUndefined();
     const left = Object.entries(await countTenantRows(db, seeded.tables, TENANT)).filter(([, n]) => n > 0);
@@ -146,6 +146,7 @@ describeWithPostgresAndNats("a saga interrupted by a crash resumes in a fresh pr
     });
     expect(saga?.steps.map((s) => [s.name, s.state, s.attempts, s.pointOfNoReturn])).toEqual([
       ["suspend-keys", SagaStep_State.COMPLETED, 1, false],
+      ["stop-workflows", SagaStep_State.COMPLETED, 1, false],
       ["check-legal-hold", SagaStep_State.COMPLETED, 1, false],
       ["shred-keys", SagaStep_State.COMPLETED, 1, true],
       ["delete-data", SagaStep_State.COMPLETED, 2, false],

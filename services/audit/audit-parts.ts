@@ -29,7 +29,10 @@ export function createAuditParts(ctx: ServiceContext): AuditParts {
     app,
     handler,
     handlers: [auditRoutes(handler)],
-    consumers: [{ name: AUDIT_TRAIL_CONSUMER, subject: AUDIT_TRAIL_SUBJECT, handler: auditTrailHandler(app, store) }],
+    // The trail keeps the record of an offboarding too: it also takes an offboarded tenant's events.
+    consumers: [
+      { name: AUDIT_TRAIL_CONSUMER, subject: AUDIT_TRAIL_SUBJECT, handler: auditTrailHandler(app, store), deliverOffboardedTenants: true },
+    ],
     // The "audit" part of data-subject requests (docs/governance.md#data-subject-requests).
     tasks: [
       // The tenants' "audit" retention policies: entries removed behind a signed checkpoint.

@@ -1,5 +1,7 @@
+import { AUDIT_TRAIL_CONSUMER, AUDIT_TRAIL_SUBJECT } from "../audit/audit-consumer.js";
 import { tenantsProjection } from "../auth/tenant-projection.js";
 import type { Projection } from "../kernel/projections/index.js";
+import { RUN_USAGE_CONSUMER, RUN_USAGE_SUBJECT } from "../metering/metering-consumers.js";
 
 /** Every projection `nexus projections` can list, inspect and rebuild, by name. */
 export const PROJECTIONS: readonly Projection[] = [tenantsProjection];
@@ -17,8 +19,11 @@ export function projectionNamed(name: string): Projection | undefined {
 export interface UnrebuildableProjection {
   name: string;
   table: string;
-  /** The consumer that writes it. */
+  /** The consumer that writes it (described). */
   fedBy: string;
+  /** That durable consumer's name and subject filter (its lag in seconds is the read model's). */
+  consumer: string;
+  subject: string;
   /** Why it is not rebuilt from the log. */
   why: string;
 }
@@ -28,6 +33,8 @@ export const UNREBUILDABLE_PROJECTIONS: readonly UnrebuildableProjection[] = [
     name: "audit.entries",
     table: "audit.entries",
     fedBy: "consumer audit-trail (every event)",
+    consumer: AUDIT_TRAIL_CONSUMER,
+    subject: AUDIT_TRAIL_SUBJECT,
     why:
       "by design: each entry's hash covers the previous entry's hash and the time it was recorded, so a rebuilt trail would be a " +
       "new chain whose hashes no longer match the ones already exported (ExportAuditEvents) or verified; the trail is evidence, " +
@@ -36,7 +43,9 @@ export const UNREBUILDABLE_PROJECTIONS: readonly UnrebuildableProjection[] = [
   {
     name: "metering.usage_records",
     table: "metering.usage_records",
-    fedBy: "consumer run-usage (agent.run_completed / run_failed / run_cancelled)",
+    fedBy: "consumer metering-run-usage (agent.run_completed / run_failed / run_cancelled)",
+    consumer: RUN_USAGE_CONSUMER,
+    subject: RUN_USAGE_SUBJECT,
     why:
       "not yet: a row's run units are priced with the metering settings in force when it was recorded (tier multiplier, " +
       "tool-call overhead), which the run events do not carry, so a replay would re-price history; its id and recorded_at are not " +

@@ -34,7 +34,7 @@ import { shredListRecorder } from "./backup.js";
 import { createBus } from "./create-bus.js";
 import { createPeers } from "./peers.js";
 import { initPgliteDataDir } from "./pglite-init.js";
-import { PROJECTIONS } from "./projections.js";
+import { PROJECTIONS, UNREBUILDABLE_PROJECTIONS } from "./projections.js";
 import { startSagaResumer } from "./saga-resumer.js";
 import { servicesFor } from "./service-registry.js";
 import { type OffboardingInput, tenantOffboardingSaga } from "./tenant-offboarding.js";
@@ -239,7 +239,15 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     const consoleFiles = consoleRoute(consoleDirectory(config.consoleDir));
     // Projection health (docs/event-sourcing.md): measured every second where their service runs.
     const monitored = PROJECTIONS.filter((p) => roles.has(p.table.split(".")[0] as ServiceName));
-    const projectionMonitor = monitored.length > 0 ? startProjectionMonitor(db, monitored) : undefined;
+    // Consumer-fed read models: their consumer's lag in seconds, where their service runs.
+    const hosted = new Set(servicesFor(services).map((s) => s.name as string));
+    const consumerFed = UNREBUILDABLE_PROJECTIONS.filter((p) => hosted.has(p.table.split(".")[0]!)).map((p) => ({
+      projection: p.name,
+      table: p.table,
+      consumer: p.consumer,
+    }));
+    const projectionMonitor =
+      monitored.length + consumerFed.length > 0 ? startProjectionMonitor(db, monitored, { consumerFed }) : undefined;
     if (projectionMonitor) cleanups.push(["projection monitor", async () => projectionMonitor.close()]);
     const httpRoutes = [...(consoleFiles ? [consoleFiles] : []), ...(projectionMonitor ? [projectionMonitor.route] : [])];
     const server = createServer({

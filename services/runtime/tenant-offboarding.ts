@@ -6,6 +6,7 @@ import type { NexusConfig } from "../kernel/config.js";
 import type { Database } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
 import { leaseOwnerId } from "../kernel/events/checkpoint-lease.js";
+import { TENANT_OFFBOARDING_SAGA } from "../kernel/events/offboarded-tenants.js";
 import { assertTenantNotHeld } from "../kernel/governance/index.js";
 import { createKeyring, type Keyring, resolveMasterKeys } from "../kernel/keyring/index.js";
 import { runSaga, type SagaDefinition, type SagaState, sagaStatus, startSaga } from "../kernel/sagas/index.js";
@@ -63,7 +64,7 @@ export interface OffboardingHooks {
 /** The name of the step that checks legal holds (for the governance service to find). */
 export const LEGAL_HOLD_STEP = "check-legal-hold";
 
-export const TENANT_OFFBOARDING = "tenant-offboarding";
+export const TENANT_OFFBOARDING = TENANT_OFFBOARDING_SAGA;
 
 const suspensionReason = (sagaId: string, reason: string) => `offboarding (saga ${sagaId}): ${reason}`;
 

@@ -72,6 +72,9 @@ export const projectionsStatusCommand: Command = {
   async run(args) {
     const { values, positionals } = parseArgs({ args, options: { json: { type: "boolean" } }, allowPositionals: true, strict: true });
     if (positionals.length !== 1) throw new UsageError("give one projection name");
+    const { unrebuildableNamed } = await import("../../runtime/projections.js");
+    const fed = unrebuildableNamed(positionals[0]!);
+    if (fed) return consumerFedStatus(fed, values.json === true);
     const p = await named(positionals[0]);
     const { projectionStatus } = await import("../../kernel/projections/index.js");
     const s = await withDatabase((db) => projectionStatus(db, p));
@@ -98,6 +101,56 @@ export const projectionsStatusCommand: Command = {
     return s.state === "failed" ? 1 : 0;
   },
 };
+
+/**
+ * `nexus projections status` of a read model fed by a durable consumer: its consumer's lag
+ * measured on the bus (NATS_URL's, else the embedded one) — events not handled yet and the
+ * age in seconds of the oldest.
+ */
+async function consumerFedStatus(
+  fed: { name: string; table: string; consumer: string; subject: string },
+  asJson: boolean,
+): Promise<number> {
+  const { createBus } = await import("../../runtime/create-bus.js");
+  const { createLogger } = await import("../../kernel/logger.js");
+  const { lagSecondsOf } = await import("../../kernel/events/consumer-lag.js");
+  const config = loadConfig();
+  const logger = createLogger({ level: "warn", pretty: config.logPretty, name: "nexus-projections" });
+  const lag = await withDatabase(async (db) => {
+    const bus = await createBus({ config, db, logger, relay: false });
+    try {
+      return await bus.consumerLag(fed.consumer, fed.subject);
+    } finally {
+      await bus.close();
+    }
+  });
+  const status = {
+    projection: fed.name,
+    table: fed.table,
+    consumer: fed.consumer,
+    state: lag === undefined ? "not started" : "consumer-fed",
+    unhandled: lag?.unhandled,
+    lagSeconds: lag === undefined ? undefined : lagSecondsOf(lag.oldestUnhandledAt),
+    oldestUnhandledAt: lag?.oldestUnhandledAt,
+  };
+  if (asJson) {
+    console.log(json(status));
+    return 0;
+  }
+  printTable(
+    ["PROJECTION", "CONSUMER", "STATE", "UNHANDLED", "LAG (S)"],
+    [
+      [
+        status.projection,
+        status.consumer,
+        status.state,
+        status.unhandled === undefined ? "-" : String(status.unhandled),
+        status.lagSeconds === undefined ? "-" : status.lagSeconds.toFixed(3),
+      ],
+    ],
+  );
+  return 0;
+}
 
 /** `nexus projections rebuild <name>`: rebuilds into a shadow table and swaps it in. */
 export const projectionsRebuildCommand: Command = {

@@ -28,6 +28,7 @@ export { createNatsEventBus, type NatsEventBus, type NatsEventBusOptions } from 
 export { type ConnectNatsOptions, connectNats, DEFAULT_DLQ_STREAM, DEFAULT_EVENTS_STREAM } from "./nats-streams.js";
 export { EVENTS_CHANNEL, migratePlatform, PLATFORM_MIGRATIONS, PLATFORM_SCHEMA } from "./platform-migrations.js";
 export type {
+  ConsumerLag,
   ConsumerOptions,
   ConsumerStatus,
   DeadLetter,

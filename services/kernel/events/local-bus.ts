@@ -1,14 +1,16 @@
 import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
 import { BusMembers } from "./bus-members.js";
+import { measureLocalConsumerLag } from "./consumer-lag.js";
 import { appendDirect } from "./direct-publish.js";
 import { createLocalConsumer } from "./local-consumer.js";
 import { createLocalDeadLetters } from "./local-dead-letters.js";
 import { createLocalObserver } from "./local-observer.js";
+import { createOffboardedTenants } from "./offboarded-tenants.js";
 import { EVENTS_CHANNEL, migratePlatform } from "./platform-migrations.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
 import { ensureProcessedEvents } from "./processed-events.js";
-import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX } from "./topics.js";
+import { assertSubjectPrefix, DEFAULT_SUBJECT_PREFIX, topicPattern } from "./topics.js";
 
 /** Options of {@link createLocalEventBus}. */
 export interface LocalEventBusOptions {
@@ -44,6 +46,8 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
   assertSubjectPrefix(prefix);
   const logger = options.logger ?? pino({ level: "silent" });
   const members = new BusMembers();
+  // Consumers skip an offboarded tenant's events (offboarded-tenants.ts).
+  const offboarded = createOffboardedTenants(db, logger);
   const wakers = new Set<() => void>();
   const wakeAll = (): void => {
     for (const wake of wakers) wake();
@@ -71,16 +75,22 @@ export async function createLocalEventBus(options: LocalEventBusOptions): Promis
       })();
       return started;
     },
+    async consumerLag(consumer, subject) {
+      await bus.start();
+      return measureLocalConsumerLag(db, consumer, topicPattern(subject));
+    },
     async subscribe(consumer: ConsumerOptions) {
       if (closed) throw new Error("event bus is closed");
       members.assertNew(consumer.name);
       await bus.start();
       await ensureProcessedEvents(consumer.db ?? db, consumer.schema ?? "platform");
+      if (consumer.deliverOffboardedTenants !== true) await offboarded.watch(bus);
       const subscription = await createLocalConsumer(
         {
           db,
           subjectPrefix: prefix,
           logger,
+          offboarded,
           pollIntervalMs,
           currentPollMs,
           batchSize: options.batchSize ?? 100,

@@ -3,10 +3,12 @@ import type { Database, Queryable } from "../db/ports.js";
 import { backoffDelayMs } from "../resilience/backoff.js";
 import { retryDelayMs } from "./backoff.js";
 import { advanceCheckpoint, type CheckpointLease, claimCheckpoint, leaseOwnerId, releaseCheckpoint } from "./checkpoint-lease.js";
+import { lagSecondsOf, oldest, registerConsumerLag } from "./consumer-lag.js";
 import { lastPosition, readAll, readEventAt } from "./event-store.js";
 import { FOREGROUND_MAX_WAIT_MS, foregroundWork, yieldingDatabase } from "./foreground.js";
 import { createLocalDeadLetters, parkLocalDelivery } from "./local-dead-letters.js";
 import { consumerDeliveries, consumerLastHeartbeat, consumerPending, consumerRedeliveries } from "./metrics.js";
+import type { OffboardedTenants } from "./offboarded-tenants.js";
 import {
   type ConsumerOptions,
   type ConsumerStatus,
@@ -21,6 +23,8 @@ import { WakeSignal } from "./wake-signal.js";
 
 /** What a local consumer needs from its bus. */
 export interface LocalConsumerContext {
+  /** Offboarded tenants whose events are skipped (unless the consumer opts out). */
+  offboarded?: OffboardedTenants;
   /** Database holding `platform.events` and the local bus tables. */
   db: Database;
   subjectPrefix: string;
@@ -88,6 +92,12 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
   let leaseLost = false;
   /** When the next scheduled retry is due, as of the end of the last round (ms from then). */
   let nextRetryMs = Infinity;
+  /** Commit time of the oldest event not handled yet, as of the last round (or the delivery in progress). */
+  let oldestUnhandledAt: Date | undefined;
+  /** Commit time of the oldest event waiting for a retry, as of the last round. */
+  let oldestRetryAt: Date | undefined;
+  /** Lag is known while this replica leads and has measured it once. */
+  let lagKnown = false;
 
   const touch = (): void => {
     lastHeartbeatAt = new Date();
@@ -116,6 +126,8 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
 
   async function deliver(e: RecordedEvent, deliveryCount: number, d: DeliveryContext): Promise<void> {
     const event = toDelivered(e, deliveryCount);
+    // A first delivery: this event (or an older retry) is the oldest unhandled while it runs.
+    if (d.advanceTo !== undefined) oldestUnhandledAt = oldest(oldestUnhandledAt ?? oldestRetryAt, e.occurredAt);
     if (deliveryCount > 1) consumerRedeliveries.inc({ consumer: name });
     inFlight = 1;
     try {
@@ -125,6 +137,7 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
         consumer: name,
         event,
         handler: options.handler,
+        ...(ctx.offboarded && options.deliverOffboardedTenants !== true ? { offboarded: ctx.offboarded } : {}),
         ...(sameDb ? { alsoInTransaction: (tx: Queryable) => bookkeeping(tx, e.position, d) } : {}),
       });
       if (!sameDb) await bookkeeping(db, e.position, d);
@@ -197,7 +210,10 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
   async function round(): Promise<boolean> {
     const checkpoint = await leadingCheckpoint();
     touch();
-    if (checkpoint === undefined) return false;
+    if (checkpoint === undefined) {
+      lagKnown = false; // another replica leads: its lag is its own to report
+      return false;
+    }
 
     const { rows: due } = await db.query<{ position: bigint; deliveries: number; replay_count: number }>(
       `SELECT position, deliveries, replay_count FROM platform.local_bus_retries
@@ -237,20 +253,29 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
     // are pending: skip scanning the event table, which on PGlite stalls the event loop once
     // per append for every consumer.
     const caughtUp = events.length < ctx.batchSize;
+    // Lag in seconds: the commit time of the oldest event not handled yet (the next matching
+    // event after the checkpoint, or the oldest scheduled retry).
     const { rows } = caughtUp
-      ? await db.query<{ n: number; ms: number | null }>(
-          `SELECT count(*)::int AS n, (extract(epoch FROM (min(next_attempt_at) - now())) * 1000)::float8 AS ms
-           FROM platform.local_bus_retries WHERE consumer = $1`,
+      ? await db.query<{ n: number; ms: number | null; next_at: Date | null; retry_at: Date | null }>(
+          `SELECT count(*)::int AS n, (extract(epoch FROM (min(r.next_attempt_at) - now())) * 1000)::float8 AS ms,
+                  NULL::timestamptz AS next_at, min(e.occurred_at) AS retry_at
+           FROM platform.local_bus_retries r LEFT JOIN platform.events e ON e.position = r.position WHERE r.consumer = $1`,
           [name],
         )
-      : await db.query<{ n: number; ms: number | null }>(
+      : await db.query<{ n: number; ms: number | null; next_at: Date | null; retry_at: Date | null }>(
           `SELECT (SELECT count(*) FROM platform.events WHERE position > $2 AND topic ~ $3)::int
-                + (SELECT count(*) FROM platform.local_bus_retries WHERE consumer = $1)::int AS n, 0::float8 AS ms`,
+                + (SELECT count(*) FROM platform.local_bus_retries WHERE consumer = $1)::int AS n, 0::float8 AS ms,
+                  (SELECT occurred_at FROM platform.events WHERE position > $2 AND topic ~ $3 ORDER BY position LIMIT 1) AS next_at,
+                  (SELECT min(e.occurred_at) FROM platform.local_bus_retries r JOIN platform.events e ON e.position = r.position
+                   WHERE r.consumer = $1) AS retry_at`,
           [name, seen ?? checkpoint, pattern],
         );
     pending = rows[0]?.n ?? 0;
     const ms = rows[0]?.ms;
     nextRetryMs = ms === null || ms === undefined ? Infinity : Math.max(0, ms);
+    oldestRetryAt = rows[0]?.retry_at ?? undefined;
+    oldestUnhandledAt = oldest(rows[0]?.next_at, oldestRetryAt);
+    lagKnown = true;
     consumerPending.set({ consumer: name }, pending);
     return events.length === ctx.batchSize || due.length === ctx.batchSize;
   }
@@ -277,6 +302,8 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
   }
 
   const unregister = ctx.register(() => signal.wake());
+  const lagSeconds = (): number | undefined => (running && lagKnown ? lagSecondsOf(oldestUnhandledAt) : undefined);
+  const unregisterLag = registerConsumerLag(name, lagSeconds);
   touch();
   const loop = run();
 
@@ -286,12 +313,21 @@ export async function createLocalConsumer(ctx: LocalConsumerContext, options: Co
       const limit = Math.max(ctx.currentPollMs?.() ?? ctx.pollIntervalMs, ctx.pollIntervalMs, lease.ttlMs / 3) * 3 + 5_000;
       const fresh = lastHeartbeatAt !== undefined && Date.now() - lastHeartbeatAt.getTime() < limit;
       // A long handler is not a stall: the loop is busy, not dead.
-      return { name, healthy: running && (fresh || inFlight > 0), lastHeartbeatAt, pending, inFlight };
+      const lag = lagSeconds();
+      return {
+        name,
+        healthy: running && (fresh || inFlight > 0),
+        lastHeartbeatAt,
+        pending,
+        inFlight,
+        ...(lag === undefined ? {} : { lagSeconds: lag }),
+      };
     },
     async stop() {
       if (!running) return;
       running = false;
       unregister();
+      unregisterLag();
       signal.wake();
       await loop;
       if (leader) await releaseCheckpoint(db, lease).catch(() => undefined);

@@ -23,10 +23,10 @@ export const eventsPublished = counter("nexus_events_published_total", "Events p
 /** Events appended but not yet published by the relay. */
 export const outboxPending = gauge("nexus_outbox_pending", "Events in the outbox not yet published to NATS.", []);
 
-/** Deliveries by outcome: handled, duplicate, failed, dead_lettered. */
+/** Deliveries by outcome: handled, duplicate, skipped (an offboarded tenant's event), failed, dead_lettered. */
 export const consumerDeliveries = counter(
   "nexus_consumer_deliveries_total",
-  "Event deliveries to consumers, by outcome (handled, duplicate, failed, dead_lettered).",
+  "Event deliveries to consumers, by outcome (handled, duplicate, skipped, failed, dead_lettered).",
   ["consumer", "outcome"],
 );
 

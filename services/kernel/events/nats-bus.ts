@@ -3,6 +3,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { type Logger, pino } from "pino";
 import type { Database } from "../db/ports.js";
 import { BusMembers } from "./bus-members.js";
+import { measureNatsConsumerLag } from "./consumer-lag.js";
 import { createNatsDeadLetters } from "./dead-letters.js";
 import { directEvents, publishToJetStream } from "./direct-publish.js";
 import { busConnected } from "./metrics.js";
@@ -19,6 +20,7 @@ import {
   JS_ERRORS,
   jsErrorCode,
 } from "./nats-streams.js";
+import { createOffboardedTenants } from "./offboarded-tenants.js";
 import { migratePlatform } from "./platform-migrations.js";
 import type { ConsumerOptions, EventBus } from "./ports.js";
 import { ensureProcessedEvents } from "./processed-events.js";
@@ -121,6 +123,8 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
     }
   })().catch(() => undefined);
   const members = new BusMembers();
+  // Consumers skip an offboarded tenant's events (offboarded-tenants.ts).
+  const offboarded = createOffboardedTenants(db, logger);
   let started: Promise<void> | undefined;
   let closed = false;
 
@@ -142,11 +146,16 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
       });
       return started;
     },
+    async consumerLag(consumer) {
+      await bus.start();
+      return measureNatsConsumerLag(nc, jsm, stream, consumer);
+    },
     async subscribe(consumer: ConsumerOptions) {
       if (closed) throw new Error("event bus is closed");
       members.assertNew(consumer.name);
       await bus.start();
       await ensureProcessedEvents(consumer.db ?? db, consumer.schema ?? "platform");
+      if (consumer.deliverOffboardedTenants !== true) await offboarded.watch(bus);
       const subscription = await createNatsConsumer(
         {
           nats: nc,
@@ -157,6 +166,7 @@ export async function createNatsEventBus(options: NatsEventBusOptions): Promise<
           deadLetters,
           db,
           logger,
+          offboarded,
           ensureStreams,
           ...(options.consumerHeartbeatMs ? { heartbeatMs: options.consumerHeartbeatMs } : {}),
         },

@@ -12,10 +12,12 @@ import type { Logger } from "pino";
 import type { Database } from "../db/ports.js";
 import { backoffDelayMs } from "../resilience/backoff.js";
 import { retryDelayMs } from "./backoff.js";
+import { lagSecondsOf, measureNatsConsumerLag, type NatsLagCache, registerConsumerLag } from "./consumer-lag.js";
 import type { NatsDeadLetters } from "./dead-letters.js";
 import { consumerDeliveries, consumerHealthy, consumerLastHeartbeat, consumerPending, consumerRedeliveries } from "./metrics.js";
 import { decodeEventMessage, UndecodableMessageError } from "./nats-message.js";
 import { JS_ERRORS, jsErrorCode } from "./nats-streams.js";
+import type { OffboardedTenants } from "./offboarded-tenants.js";
 import { type ConsumerOptions, type ConsumerStatus, type DeliveredEvent, PermanentFailure, type Subscription } from "./ports.js";
 import { deliverOnce } from "./processed-events.js";
 import { Semaphore } from "./semaphore.js";
@@ -24,6 +26,8 @@ import { WakeSignal } from "./wake-signal.js";
 
 /** What a NATS consumer needs from its bus. */
 export interface NatsConsumerContext {
+  /** Offboarded tenants whose events are skipped (unless the consumer opts out). */
+  offboarded?: OffboardedTenants;
   nats: NatsConnection;
   js: JetStreamClient;
   jsm: JetStreamManager;
@@ -34,6 +38,8 @@ export interface NatsConsumerContext {
   /** Database for handlers that do not bring their own. */
   db: Database;
   logger: Logger;
+  /** How often the lag in seconds is measured (consumer info + one message lookup). Default 1 000 ms. */
+  lagIntervalMs?: number;
   /** Server idle heartbeat while a pull waits. Default 5 000 ms; unhealthy after 3 missed. */
   heartbeatMs?: number;
   /** Recreates the bus's streams when missing (a NATS server restarted with empty storage). */
@@ -177,7 +183,14 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
     }
     const keepAlive = setInterval(() => m.working(), Math.max(1_000, Math.floor(ackWaitMs / 3)));
     try {
-      const outcome = await deliverOnce({ db, schema, consumer: name, event, handler: options.handler });
+      const outcome = await deliverOnce({
+        db,
+        schema,
+        consumer: name,
+        event,
+        handler: options.handler,
+        ...(ctx.offboarded && options.deliverOffboardedTenants !== true ? { offboarded: ctx.offboarded } : {}),
+      });
       m.ack();
       lastErrors.delete(m.seq);
       consumerDeliveries.inc({ consumer: name, outcome });
@@ -307,6 +320,30 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
     // A long handler is not a stall: the loop is busy, not dead.
     return running && connected && messages !== undefined && (fresh || slots.inUse > 0);
   };
+  // Lag in seconds, every second (R4.5): the stored time of the first message after the ack
+  // floor while any is unhandled (consumer-lag.ts); the gauge ages it when read.
+  let oldestUnhandledAt: Date | undefined;
+  let lagKnown = false;
+  let measuringLag = false;
+  const lagCache: NatsLagCache = {};
+  const lagTimer = setInterval(() => {
+    if (!running || !connected || measuringLag) return;
+    measuringLag = true;
+    measureNatsConsumerLag(ctx.nats, ctx.jsm, ctx.stream, name, lagCache)
+      .then((lag) => {
+        if (!lag) return;
+        oldestUnhandledAt = lag.oldestUnhandledAt;
+        lagKnown = true;
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        measuringLag = false;
+      });
+  }, ctx.lagIntervalMs ?? 1_000);
+  lagTimer.unref();
+  const lagSeconds = (): number | undefined => (running && lagKnown ? lagSecondsOf(oldestUnhandledAt) : undefined);
+  const unregisterLag = registerConsumerLag(name, lagSeconds);
+
   const housekeeping = setInterval(() => {
     if (!running) return;
     consumerHealthy.set({ consumer: name }, isHealthy() ? 1 : 0);
@@ -336,18 +373,22 @@ export async function createNatsConsumer(ctx: NatsConsumerContext, options: Cons
     status(): ConsumerStatus {
       const healthy = isHealthy();
       consumerHealthy.set({ consumer: name }, healthy ? 1 : 0);
+      const lag = lagSeconds();
       return {
         name,
         healthy,
         lastHeartbeatAt,
         pending,
         inFlight: slots.inUse,
+        ...(lag === undefined ? {} : { lagSeconds: lag }),
       };
     },
     async stop() {
       if (!running) return;
       running = false;
       clearInterval(housekeeping);
+      clearInterval(lagTimer);
+      unregisterLag();
       signal.wake();
       await messages?.close().catch(() => undefined);
       await pumping;

@@ -147,6 +147,12 @@ export interface ConsumerOptions {
    * what it already handled.
    */
   deliverFrom?: "all" | "new";
+  /**
+   * Deliver the events of an offboarded tenant too (default false: they are acknowledged
+   * without running the handler, see offboarded-tenants.ts). The audit trail sets it: it keeps
+   * the record of the offboarding itself.
+   */
+  deliverOffboardedTenants?: boolean;
 }
 
 /** Liveness and lag of one consumer (readiness probes and metrics). */
@@ -159,6 +165,11 @@ export interface ConsumerStatus {
   pending: number;
   /** Handlers running right now. */
   inFlight: number;
+  /**
+   * Age in seconds of the oldest event this consumer has not handled (0: caught up); absent
+   * until measured, and on a local-bus replica that does not hold the consumer's lease.
+   */
+  lagSeconds?: number;
 }
 
 /** A running consumer. */
@@ -253,6 +264,14 @@ export interface Observation {
  * `platform.events` directly). Events enter the bus only through `appendToStream` in the
  * writer's transaction, or `publish` for messages that need no outbox.
  */
+/** A durable consumer's lag as measured on the bus (consumer-lag.ts). */
+export interface ConsumerLag {
+  /** Events matching the consumer not handled yet (pending, in flight, waiting for a retry). */
+  unhandled: number;
+  /** Commit time of the oldest of them (undefined when there is none). */
+  oldestUnhandledAt: Date | undefined;
+}
+
 export interface EventBus {
   readonly kind: "nats" | "local";
   /** First subject token, default "nexus". */
@@ -261,6 +280,12 @@ export interface EventBus {
   start(): Promise<void>;
   /** Starts a durable consumer. */
   subscribe(options: ConsumerOptions): Promise<Subscription>;
+  /**
+   * Measures a durable consumer's lag from the bus itself (any process, e.g. the CLI): events
+   * matching `subject` it has not handled and the commit time of the oldest of them.
+   * Undefined when the consumer does not exist on this bus (never started).
+   */
+  consumerLag(consumer: string, subject: string): Promise<ConsumerLag | undefined>;
   /**
    * Publishes events straight to the bus, outside any transaction: no outbox row, no
    * event-store lock — for high-volume messages whose durability is the bus's own (integration

@@ -1,6 +1,7 @@
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { type Migration, migrate } from "../db/migrate.js";
 import type { Database, Tx } from "../db/ports.js";
+import type { OffboardedTenants } from "./offboarded-tenants.js";
 import type { DeliveredEvent, EventHandler } from "./ports.js";
 
 /**
@@ -37,7 +38,7 @@ export async function ensureProcessedEvents(db: Database, schema: string): Promi
 }
 
 /** What happened to one delivery. */
-export type DeliveryOutcome = "handled" | "duplicate";
+export type DeliveryOutcome = "handled" | "duplicate" | "skipped";
 
 /** Inputs of {@link deliverOnce}. */
 export interface DeliverOnceOptions {
@@ -48,9 +49,17 @@ export interface DeliverOnceOptions {
   handler: EventHandler;
   /** More statements for the same transaction (e.g. the local bus's checkpoint). */
   alsoInTransaction?: (tx: Tx) => Promise<void>;
+  /** When given, an event of an offboarded tenant is not handed to the handler ("skipped"). */
+  offboarded?: OffboardedTenants;
 }
 
 const tracer = trace.getTracer("nexus.events");
+
+/** A handler that ran at least this long checks again (uncached) that its tenant was not offboarded meanwhile. */
+export const OFFBOARDED_RECHECK_AFTER_MS = 1_000;
+
+/** Rolls back the writes of a handler whose tenant was offboarded while it ran. */
+class OffboardedMeanwhile extends Error {}
 
 /**
  * Runs a handler at most once per (consumer, event id): in one transaction, record the event
@@ -81,19 +90,47 @@ export async function deliverOnce(options: DeliverOnceOptions): Promise<Delivery
     parent,
     async (span) => {
       try {
-        const outcome = await db.transaction(async (tx): Promise<DeliveryOutcome> => {
-          const { rowCount } = await tx.query(
-            `INSERT INTO "${schema}".processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-            [consumer, event.eventId],
-          );
-          if (rowCount === 0) {
+        const tenantId = event.metadata.tenantId;
+        const skip = async (): Promise<DeliveryOutcome> => {
+          if (options.alsoInTransaction) await db.transaction((tx) => options.alsoInTransaction!(tx));
+          if (tenantId) options.offboarded?.noteSkipped(tenantId, consumer);
+          return "skipped";
+        };
+        if (options.offboarded && tenantId && (await options.offboarded.isOffboarded(tenantId))) {
+          span.setAttribute("nexus.delivery.outcome", "skipped");
+          return await skip();
+        }
+        const outcome = await db
+          .transaction(async (tx): Promise<DeliveryOutcome> => {
+            const { rowCount } = await tx.query(
+              `INSERT INTO "${schema}".processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+              [consumer, event.eventId],
+            );
+            if (rowCount === 0) {
+              await options.alsoInTransaction?.(tx);
+              return "duplicate";
+            }
+            const started = Date.now();
+            await handler(event, tx);
+            // A long handler (a document mid-ingestion) may have outlived its tenant's point of
+            // no return: look again, uncached, and roll its writes back if so.
+            if (
+              options.offboarded &&
+              tenantId &&
+              Date.now() - started >= OFFBOARDED_RECHECK_AFTER_MS &&
+              // (Not on PGlite: its one connection serialises transactions, so no saga step
+              // commits while this one is open — and asking outside the tx would wait for it.)
+              db.dialect !== "pglite" &&
+              (await options.offboarded.isOffboarded(tenantId, { fresh: true }))
+            )
+              throw new OffboardedMeanwhile();
             await options.alsoInTransaction?.(tx);
-            return "duplicate";
-          }
-          await handler(event, tx);
-          await options.alsoInTransaction?.(tx);
-          return "handled";
-        });
+            return "handled";
+          })
+          .catch((err: unknown) => {
+            if (err instanceof OffboardedMeanwhile) return skip();
+            throw err;
+          });
         span.setAttribute("nexus.delivery.outcome", outcome);
         return outcome;
       } catch (err) {

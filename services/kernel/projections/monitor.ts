@@ -1,4 +1,5 @@
 import type { Database } from "../db/ports.js";
+import { consumerLagSeconds } from "../events/consumer-lag.js";
 import { gauge } from "../metrics.js";
 import { plain } from "../server/node-http.js";
 import type { HttpRoute } from "../server/service-module.js";
@@ -22,6 +23,19 @@ const healthy = gauge("nexus_projection_healthy", "1 when the projection is ok a
 
 export const PROJECTION_HEALTH_PATH = "/projections/health";
 
+/** A read model written by a durable consumer: its lag is that consumer's (consumer-lag.ts). */
+export interface ConsumerFedReadModel {
+  projection: string;
+  table: string;
+  consumer: string;
+}
+
+/** A consumer-fed read model's lag as reported on /projections/health. */
+export interface ConsumerFedStatus extends ConsumerFedReadModel {
+  /** Age in seconds of the oldest event its consumer has not handled; absent until measured. */
+  lagSeconds?: number;
+}
+
 /** A running monitor. */
 export interface ProjectionMonitor {
   /** The last measurement per projection (empty until the first one). */
@@ -36,7 +50,11 @@ export interface ProjectionMonitor {
 export function startProjectionMonitor(
   db: Database,
   projections: readonly Projection[],
-  options: { intervalMs?: number } = {},
+  options: {
+    intervalMs?: number;
+    /** Consumer-fed read models whose consumer runs in this process: their lag is listed under `consumers`. */
+    consumerFed?: readonly ConsumerFedReadModel[];
+  } = {},
 ): ProjectionMonitor {
   const last: Record<string, ProjectionStatus & { measuredAt: Date }> = {};
   let busy = false;
@@ -72,7 +90,11 @@ export function startProjectionMonitor(
       handle(_req, res) {
         const statuses = projections.map((p) => last[p.name] ?? { projection: p.name, state: "unknown" as const });
         const ok = statuses.every((s) => s.state === "ok" && "lagSeconds" in s && s.lagSeconds !== undefined);
-        const body = JSON.stringify({ projections: statuses }, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+        const consumers: ConsumerFedStatus[] = (options.consumerFed ?? []).map((c) => {
+          const lag = consumerLagSeconds(c.consumer);
+          return lag === undefined ? { ...c } : { ...c, lagSeconds: lag };
+        });
+        const body = JSON.stringify({ projections: statuses, consumers }, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
         plain(res).writeHead(ok ? 200 : 503, { "content-type": "application/json" });
         plain(res).end(body);
       },
