@@ -25,8 +25,8 @@ import { type Child, CLI, chartServiceSettings, freePort, startChild } from "./r
  * - Ingress → destination row: each message fans out to a PostgreSQL table (UPSERT on the
  *   message id); p50/p99 of the row's commit time minus the request's start.
  * - RSS of the integration process after the run (current and peak), started with the Node
- *   flags the Helm chart gives the integration container (NODE_OPTIONS=--max-old-space-size from
- *   charts/nexus/values.yaml), and sampled every 500 ms during the load from its /metrics (RSS,
+ *   flags the Helm chart gives the integration container (NODE_OPTIONS=--max-old-space-size and
+ *   --max-semi-space-size from charts/nexus/values.yaml), and sampled every 500 ms during the load from its /metrics (RSS,
  *   V8 heap used/total, external memory): the peak of each, to tell where memory goes.
  */
 export interface IntegrationBenchResult {
@@ -156,7 +156,7 @@ export async function benchIntegration(
     // The integration process runs with the Node flags the chart gives its container.
     const chart = chartServiceSettings("integration");
     log(
-      `integration process: NODE_OPTIONS="${chart.nodeOptions}" (charts/nexus values: maxOldSpaceSizeMi ${chart.maxOldSpaceSizeMi}, memory limit ${chart.memoryLimit ?? "none"})`,
+      `integration process: NODE_OPTIONS="${chart.nodeOptions}" (charts/nexus values: maxOldSpaceSizeMi ${chart.maxOldSpaceSizeMi}, maxSemiSpaceSizeMi ${chart.maxSemiSpaceSizeMi}, memory limit ${chart.memoryLimit ?? "none"})`,
     );
     worker = await startChild(
       [CLI, "serve", "--service", "integration", "--port", String(workerPort), "--host", "127.0.0.1"],

@@ -345,10 +345,18 @@ async function hasPgvector(url: string): Promise<boolean> {
 export interface ChartServiceSettings {
   /** `maxOldSpaceSizeMi` (serviceDefaults, then the service's override); 0 = Node's default. */
   maxOldSpaceSizeMi: number;
+  /** `maxSemiSpaceSizeMi` (likewise); 0 = Node's default. */
+  maxSemiSpaceSizeMi: number;
   /** `resources.limits.memory` as written in the values (e.g. "320Mi"), if any. */
   memoryLimit?: string;
   /** NODE_OPTIONS as the chart's Deployment sets it (the caller's own NODE_OPTIONS kept in front). */
   nodeOptions: string;
+}
+
+interface ChartServiceValues {
+  maxOldSpaceSizeMi?: number;
+  maxSemiSpaceSizeMi?: number;
+  resources?: { limits?: { memory?: string } };
 }
 
 /**
@@ -362,17 +370,23 @@ export function chartServiceSettings(service: string): ChartServiceSettings {
   while (!existsSync(path.join(dir, "charts/nexus/values.yaml")) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   const file = path.join(dir, "charts/nexus/values.yaml");
   const values = parseYaml(readFileSync(file, "utf8")) as {
-    serviceDefaults?: { maxOldSpaceSizeMi?: number; resources?: { limits?: { memory?: string } } };
-    services?: Record<string, { maxOldSpaceSizeMi?: number; resources?: { limits?: { memory?: string } } } | null>;
+    serviceDefaults?: ChartServiceValues;
+    services?: Record<string, ChartServiceValues | null>;
   };
   const override = values.services?.[service] ?? {};
   const maxOldSpaceSizeMi = Number(override.maxOldSpaceSizeMi ?? values.serviceDefaults?.maxOldSpaceSizeMi ?? 0);
+  const maxSemiSpaceSizeMi = Number(override.maxSemiSpaceSizeMi ?? values.serviceDefaults?.maxSemiSpaceSizeMi ?? 0);
   const memoryLimit = override.resources?.limits?.memory ?? values.serviceDefaults?.resources?.limits?.memory;
-  const flag = maxOldSpaceSizeMi > 0 ? `--max-old-space-size=${maxOldSpaceSizeMi}` : "";
+  // As templates/services.yaml writes NODE_OPTIONS.
+  const flags = [
+    ...(maxOldSpaceSizeMi > 0 ? [`--max-old-space-size=${maxOldSpaceSizeMi}`] : []),
+    ...(maxSemiSpaceSizeMi > 0 ? [`--max-semi-space-size=${maxSemiSpaceSizeMi}`] : []),
+  ];
   return {
     maxOldSpaceSizeMi,
+    maxSemiSpaceSizeMi,
     ...(memoryLimit ? { memoryLimit: String(memoryLimit) } : {}),
-    nodeOptions: `${process.env.NODE_OPTIONS ?? ""} ${flag}`.trim(),
+    nodeOptions: [process.env.NODE_OPTIONS ?? "", ...flags].join(" ").trim(),
   };
 }
 
