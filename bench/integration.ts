@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
@@ -9,7 +9,7 @@ import { FieldType, SqlEngine, SqlOperation, WorkflowKind } from "../gen/nexus/i
 import { createNexusClient } from "../services/client/create-nexus-client.js";
 import { benchServerUrl, createBenchDatabase, type Percentiles, percentiles } from "./rag-setup.js";
 import type { BenchOutcome } from "./results.js";
-import { type Child, CLI, freePort, startChild } from "./rpc.js";
+import { type Child, CLI, chartServiceSettings, freePort, startChild } from "./rpc.js";
 
 /**
  * Integration benchmark (issue 13), on this machine's PostgreSQL and NATS: `nexus dev` (every
@@ -24,7 +24,10 @@ import { type Child, CLI, freePort, startChild } from "./rpc.js";
  *   requests in flight (a spike: batches grow, requests/s should too).
  * - Ingress → destination row: each message fans out to a PostgreSQL table (UPSERT on the
  *   message id); p50/p99 of the row's commit time minus the request's start.
- * - RSS of the integration process after the run (current and peak).
+ * - RSS of the integration process after the run (current and peak), started with the Node
+ *   flags the Helm chart gives the integration container (NODE_OPTIONS=--max-old-space-size and
+ *   --max-semi-space-size from charts/nexus/values.yaml), and sampled every 500 ms during the load from its /metrics (RSS,
+ *   V8 heap used/total, external memory): the peak of each, to tell where memory goes.
  */
 export interface IntegrationBenchResult {
   messages: number;
@@ -35,7 +38,51 @@ export interface IntegrationBenchResult {
   rawPublishSpike: { perSecond: number; latencyMs: Percentiles };
   ingressSpike: { perSecond: number; latencyMs: Percentiles };
   ingressToRowMs: Percentiles;
-  integrationProcess: { rssMiB: number; peakRssMiB: number };
+  integrationProcess: {
+    rssMiB: number;
+    peakRssMiB: number;
+    /** NODE_OPTIONS the process ran with (the chart's). */
+    nodeOptions: string;
+    /** Peaks over the samples taken during the load, MiB. */
+    sampledPeakMiB: { rss: number; heapUsed: number; heapTotal: number; external: number };
+    samples: number;
+    /** Load average (1 min) when the run ended. */
+    loadAverage: number;
+  };
+}
+
+/** Samples a process's memory from its /metrics (prom-client's default process metrics). */
+function memorySampler(metricsUrl: string, pid: number) {
+  const peak = { rss: 0, heapUsed: 0, heapTotal: 0, external: 0 };
+  let samples = 0;
+  let stopped = false;
+  const metric = (text: string, name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, "m").exec(text)?.[1] ?? 0) / 1048576;
+  const loop = (async () => {
+    while (!stopped) {
+      const text = await fetch(metricsUrl)
+        .then((r) => r.text())
+        .catch(() => "");
+      if (text) {
+        samples++;
+        peak.rss = Math.max(peak.rss, rssOf(pid).rssMiB);
+        peak.heapUsed = Math.max(peak.heapUsed, metric(text, "nodejs_heap_size_used_bytes"));
+        peak.heapTotal = Math.max(peak.heapTotal, metric(text, "nodejs_heap_size_total_bytes"));
+        peak.external = Math.max(peak.external, metric(text, "nodejs_external_memory_bytes"));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      const round = (v: number) => Math.round(v * 10) / 10;
+      return {
+        samples,
+        peak: { rss: round(peak.rss), heapUsed: round(peak.heapUsed), heapTotal: round(peak.heapTotal), external: round(peak.external) },
+      };
+    },
+  };
 }
 
 async function run(
@@ -89,6 +136,7 @@ export async function benchIntegration(
   };
   let dev: Child | undefined;
   let worker: Child | undefined;
+  let sampler: ReturnType<typeof memorySampler> | undefined;
   const work = mkdtempSync(path.join(tmpdir(), "nexus-bench-integration-"));
   const devPort = await freePort();
   const workerPort = await freePort();
@@ -105,9 +153,14 @@ export async function benchIntegration(
     );
     const ownerKey = /owner key[^\n]*\n\s*(nxs_\S+)/.exec(dev.output())?.[1];
     if (!ownerKey) throw new Error(`nexus dev printed no owner key:\n${dev.output()}`);
+    // The integration process runs with the Node flags the chart gives its container.
+    const chart = chartServiceSettings("integration");
+    log(
+      `integration process: NODE_OPTIONS="${chart.nodeOptions}" (charts/nexus values: maxOldSpaceSizeMi ${chart.maxOldSpaceSizeMi}, maxSemiSpaceSizeMi ${chart.maxSemiSpaceSizeMi}, memory limit ${chart.memoryLimit ?? "none"})`,
+    );
     worker = await startChild(
       [CLI, "serve", "--service", "integration", "--port", String(workerPort), "--host", "127.0.0.1"],
-      { ...shared, NEXUS_AUTH_URL: devUrl, NEXUS_INGESTION_URL: devUrl },
+      { ...shared, NEXUS_AUTH_URL: devUrl, NEXUS_INGESTION_URL: devUrl, NODE_OPTIONS: chart.nodeOptions },
       /listening on/,
       path.join(work, "worker.log"),
     );
@@ -171,6 +224,7 @@ export async function benchIntegration(
       `raw JetStream publish: ${raw.perSecond.toFixed(0)}/s, p50 ${percentiles(raw.latencies).p50.toFixed(2)} ms, p99 ${percentiles(raw.latencies).p99.toFixed(2)} ms`,
     );
 
+    sampler = memorySampler(`${workerUrl}/metrics`, worker.process.pid as number);
     const ingressUrl = `${workerUrl}/ingress`;
     const post = async (i: number) => {
       const res = await fetch(ingressUrl, {
@@ -206,8 +260,12 @@ export async function benchIntegration(
     const rows = await sink.query<{ ms: number }>("SELECT extract(epoch FROM written_at) * 1000 - sent_ms AS ms FROM bench_rows");
     const toRow = percentiles(rows.rows.map((r) => Number(r.ms)));
     log(`ingress → destination row: p50 ${toRow.p50.toFixed(1)} ms, p99 ${toRow.p99.toFixed(1)} ms`);
+    const sampled = await sampler.stop();
     const rss = rssOf(worker.process.pid as number);
-    log(`integration process RSS: ${rss.rssMiB} MiB (peak ${rss.peakRssMiB} MiB)`);
+    const loadAverage = Math.round((loadavg()[0] ?? 0) * 10) / 10;
+    log(
+      `integration process RSS: ${rss.rssMiB} MiB (peak ${rss.peakRssMiB} MiB; target < 256), load average ${loadAverage}; during the load (${sampled.samples} samples) peak RSS ${sampled.peak.rss} MiB, V8 heap used ${sampled.peak.heapUsed} / total ${sampled.peak.heapTotal} MiB, external ${sampled.peak.external} MiB`,
+    );
     const result: IntegrationBenchResult = {
       messages,
       concurrency,
@@ -217,7 +275,13 @@ export async function benchIntegration(
       rawPublishSpike: { perSecond: rawSpike.perSecond, latencyMs: percentiles(rawSpike.latencies) },
       ingressSpike: { perSecond: spike.perSecond, latencyMs: percentiles(spike.latencies) },
       ingressToRowMs: toRow,
-      integrationProcess: rss,
+      integrationProcess: {
+        ...rss,
+        nodeOptions: chart.nodeOptions,
+        sampledPeakMiB: sampled.peak,
+        samples: sampled.samples,
+        loadAverage,
+      },
     };
     const bench = "integration (PostgreSQL + NATS)";
     return {
@@ -246,6 +310,7 @@ export async function benchIntegration(
       ],
     };
   } finally {
+    await sampler?.stop();
     await worker?.stop();
     await dev?.stop();
     await sink.end().catch(() => undefined);

@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { parse as parseYaml } from "yaml";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { createNexusClient } from "../services/client/index.js";
 import { SERVICE_NAMES } from "../services/kernel/config.js";
@@ -340,8 +341,54 @@ async function hasPgvector(url: string): Promise<boolean> {
   }
 }
 
-/** charts/nexus values.yaml `serviceDefaults.maxOldSpaceSizeMi`: the heap limit `nexus serve` runs with in the memory benchmark. */
-const SERVE_MAX_OLD_SPACE_MI = 160;
+/** What the Helm chart gives one service's container: its heap limit and memory limit. */
+export interface ChartServiceSettings {
+  /** `maxOldSpaceSizeMi` (serviceDefaults, then the service's override); 0 = Node's default. */
+  maxOldSpaceSizeMi: number;
+  /** `maxSemiSpaceSizeMi` (likewise); 0 = Node's default. */
+  maxSemiSpaceSizeMi: number;
+  /** `resources.limits.memory` as written in the values (e.g. "320Mi"), if any. */
+  memoryLimit?: string;
+  /** NODE_OPTIONS as the chart's Deployment sets it (the caller's own NODE_OPTIONS kept in front). */
+  nodeOptions: string;
+}
+
+interface ChartServiceValues {
+  maxOldSpaceSizeMi?: number;
+  maxSemiSpaceSizeMi?: number;
+  resources?: { limits?: { memory?: string } };
+}
+
+/**
+ * Reads charts/nexus/values.yaml the way templates/services.yaml merges it (serviceDefaults,
+ * overwritten by `services.<name>`), so a benchmark runs `nexus serve` with the settings a
+ * deployment gets and cannot drift from them.
+ */
+export function chartServiceSettings(service: string): ChartServiceSettings {
+  // From bench/ (tsx) or dist/bench/ (npm run bench): the first ancestor holding the chart.
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, "charts/nexus/values.yaml")) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  const file = path.join(dir, "charts/nexus/values.yaml");
+  const values = parseYaml(readFileSync(file, "utf8")) as {
+    serviceDefaults?: ChartServiceValues;
+    services?: Record<string, ChartServiceValues | null>;
+  };
+  const override = values.services?.[service] ?? {};
+  const maxOldSpaceSizeMi = Number(override.maxOldSpaceSizeMi ?? values.serviceDefaults?.maxOldSpaceSizeMi ?? 0);
+  const maxSemiSpaceSizeMi = Number(override.maxSemiSpaceSizeMi ?? values.serviceDefaults?.maxSemiSpaceSizeMi ?? 0);
+  const memoryLimit = override.resources?.limits?.memory ?? values.serviceDefaults?.resources?.limits?.memory;
+  // As templates/services.yaml writes NODE_OPTIONS.
+  const flags = [
+    ...(maxOldSpaceSizeMi > 0 ? [`--max-old-space-size=${maxOldSpaceSizeMi}`] : []),
+    ...(maxSemiSpaceSizeMi > 0 ? [`--max-semi-space-size=${maxSemiSpaceSizeMi}`] : []),
+  ];
+  return {
+    maxOldSpaceSizeMi,
+    maxSemiSpaceSizeMi,
+    ...(memoryLimit ? { memoryLimit: String(memoryLimit) } : {}),
+    nodeOptions: [process.env.NODE_OPTIONS ?? "", ...flags].join(" ").trim(),
+  };
+}
 
 /** What {@link benchMemory} measured, in MiB. */
 export interface MemoryBenchResult {
@@ -418,8 +465,6 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
         NEXUS_SUBJECT_PREFIX: `benchmem${process.pid}`,
         NEXUS_DLQ_STREAM: `BENCH_MEM_DLQ_${process.pid}`,
         NEXUS_LOG_PRETTY: "false",
-        // The heap limit the chart gives every service container (serviceDefaults.maxOldSpaceSizeMi).
-        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --max-old-space-size=${SERVE_MAX_OLD_SPACE_MI}`.trim(),
       };
       // Every role in its own process, as the chart runs them, each told where the others are;
       // started in order (auth first: the others authenticate through it).
@@ -432,7 +477,8 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
       for (const role of SERVICE_NAMES) {
         const child = await startChild(
           [CLI, "serve", "--service", role, "--port", String(ports[role]), "--host", "127.0.0.1"],
-          { ...env, ...urls, NEXUS_SERVICE_NAME: `nexus-${role}` },
+          // The heap limit the chart gives this service's container (maxOldSpaceSizeMi).
+          { ...env, ...urls, NEXUS_SERVICE_NAME: `nexus-${role}`, NODE_OPTIONS: chartServiceSettings(role).nodeOptions },
           /listening on/,
           path.join(work, `serve-${role}.log`),
         );

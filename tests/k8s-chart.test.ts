@@ -54,6 +54,24 @@ describe("helm chart", () => {
     expect(lintedWithoutCrds.stdout + lintedWithoutCrds.stderr).toContain("funcMap fail");
   });
 
+  it("sizes each service's V8 heap through NODE_OPTIONS (old space and semi-space), per service and off with 0", async () => {
+    const nodeOptions = (objs: Obj[], svc: string) =>
+      of(objs, "Deployment")
+        .find((d) => d.metadata.labels?.["app.kubernetes.io/component"] === svc)
+        ?.spec.template.spec.containers[0].env.find((e: { name: string }) => e.name === "NODE_OPTIONS")?.value;
+    const defaults = await render(MINIMAL);
+    expect(nodeOptions(defaults, "integration")).toBe("--max-old-space-size=160 --max-semi-space-size=8");
+    const tuned = await render([
+      ...MINIMAL,
+      "--set",
+      "services.integration.maxSemiSpaceSizeMi=0",
+      "--set",
+      "services.auth.maxOldSpaceSizeMi=0",
+    ]);
+    expect(nodeOptions(tuned, "integration")).toBe("--max-old-space-size=160");
+    expect(nodeOptions(tuned, "auth")).toBe("--max-semi-space-size=8");
+  });
+
   it("refuses to render without a database, saying what to set", () => {
     const r = helm(["template", "nx", CHART]);
     expect(r.ok).toBe(false);

@@ -11,10 +11,10 @@ import type { IntegrationApplication } from "./integration-application.js";
 
 const HTTP_STATUS: Record<number, number> = { 3: 400, 5: 404, 6: 409, 7: 403, 8: 429, 9: 412, 14: 503, 16: 401 };
 
-function send(res: NodeResponse, status: number, body: unknown): void {
+function send(res: NodeResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
   const r = plain(res);
-  r.writeHead(status, { "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) });
+  r.writeHead(status, { ...headers, "content-type": "application/json", "content-length": String(Buffer.byteLength(text)) });
   r.end(text);
 }
 
@@ -72,7 +72,14 @@ export function ingressRoutes(o: {
         return;
       }
       if (err instanceof ConnectError) {
-        send(res, HTTP_STATUS[err.code] ?? 500, { code: err.code, reason: errorReason(err) ?? "", message: err.rawMessage });
+        // A full ingress queue (or the bus down) says when to come back, as Retry-After.
+        const retryAfter = err.metadata.get("retry-after");
+        send(
+          res,
+          HTTP_STATUS[err.code] ?? 500,
+          { code: err.code, reason: errorReason(err) ?? "", message: err.rawMessage },
+          retryAfter ? { "retry-after": retryAfter } : {},
+        );
         return;
       }
       o.logger.error({ err }, "ingress failed");

@@ -64,7 +64,17 @@ export interface IngressQueueOptions {
   maxBatch?: number;
   /** Batches in flight at once (claiming, publishing). Default 4. */
   maxInFlight?: number;
+  /**
+   * Messages waiting for a batch at most (beyond the ones in flight). Default 4 × maxBatch ×
+   * maxInFlight (4096). A message that would exceed it is refused at once with
+   * RESOURCE_EXHAUSTED INGRESS_QUEUE_FULL and RetryInfo, so a spike faster than the bus and the
+   * database can take pushes back on the senders instead of growing the process's memory.
+   */
+  maxQueued?: number;
 }
+
+/** How long a sender refused by a full ingress queue should wait: about one batch's round trip. */
+export const QUEUE_FULL_RETRY_MS = 1_000;
 
 /**
  * Ingress without the event store: messages that arrive together are accepted together. A
@@ -83,14 +93,34 @@ export class IngressQueue {
   private marking: Promise<void> | undefined;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
+  private readonly maxQueued: number;
 
   constructor(private readonly o: IngressQueueOptions) {
     this.maxBatch = o.maxBatch ?? 256;
     this.maxInFlight = o.maxInFlight ?? 4;
+    this.maxQueued = o.maxQueued ?? 4 * this.maxBatch * this.maxInFlight;
+  }
+
+  /** Messages waiting for a batch (not yet in flight). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** The refusal when `n` more messages would not fit (an ordered group larger than the bound fits an empty queue). */
+  private full(n: number) {
+    if (this.queue.length === 0 || this.queue.length + n <= this.maxQueued) return undefined;
+    return domainError(
+      "INGRESS_QUEUE_FULL",
+      `ingress is at capacity (${this.queue.length} messages waiting); send again after the retry delay: a message is accepted once`,
+      { queued: this.queue.length, limit: this.maxQueued },
+      { retryAfterMs: QUEUE_FULL_RETRY_MS, headers: { "retry-after": String(Math.ceil(QUEUE_FULL_RETRY_MS / 1000)) } },
+    );
   }
 
   /** Accepts one message; resolves once it is on the bus (or known as a duplicate). */
   submit(item: IngressItem): Promise<Accepted> {
+    const refusal = this.full(1);
+    if (refusal) return Promise.reject(refusal);
     const accepted = this.enqueue(item);
     this.pump();
     return accepted;
@@ -103,6 +133,8 @@ export class IngressQueue {
    */
   submitOrdered(items: readonly IngressItem[]): Promise<Accepted[]> {
     if (items.length === 0) return Promise.resolve([]);
+    const refusal = this.full(items.length);
+    if (refusal) return Promise.reject(refusal);
     const group = Symbol("ordered");
     const answers = items.map((item) => this.enqueue(item, group));
     this.pump();

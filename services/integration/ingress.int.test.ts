@@ -5,8 +5,11 @@
  * fails is answered 503 and accepted once when the sender sends it again.
  */
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { AckPolicy, jetstreamManager } from "@nats-io/jetstream";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   CreateDestinationRequestSchema,
   CreateWorkflowRequestSchema,
@@ -28,8 +31,10 @@ import {
 import { createTestDatabase, describeWithPostgresAndNats, type TestDatabase, uniqueToken } from "../../tests/support/services.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import type { Database } from "../kernel/db/ports.js";
+import { errorReason } from "../kernel/errors.js";
 import { createNatsEventBus, type NatsEventBus } from "../kernel/events/nats-bus.js";
 import { DEFAULT_EVENTS_STREAM } from "../kernel/events/nats-streams.js";
+import { IngressQueue } from "./ingress-queue.js";
 
 const NATS_PORT = 19201;
 const RECEIVER_PORT = 19202;
@@ -42,6 +47,7 @@ describeWithPostgresAndNats("integration ingress straight to JetStream (PostgreS
   let integ: Integration;
   let receiver: Receiver;
   let appKey = "";
+  let appId = "";
   const tenant = uniqueToken("tenant");
   const ctx = integrationContext(integrationPrincipal(tenant));
   const h = () => integ.parts.handler;
@@ -69,6 +75,7 @@ describeWithPostgresAndNats("integration ingress straight to JetStream (PostgreS
       ctx,
     );
     appKey = created.appKey;
+    appId = created.app!.appId;
     const { destination } = await h().createDestination(
       create(CreateDestinationRequestSchema, {
         name: "receiver",
@@ -143,6 +150,61 @@ describeWithPostgresAndNats("integration ingress straight to JetStream (PostgreS
         "every claim marked published",
         async () =>
           (await db.query<{ n: number }>("SELECT count(*)::int AS n FROM integration.messages WHERE NOT published")).rows[0]?.n === 0,
+      );
+    }, 120_000);
+  });
+
+  describe("a full queue", () => {
+    it("refuses what does not fit with RESOURCE_EXHAUSTED INGRESS_QUEUE_FULL and RetryInfo instead of growing; the retry is accepted once", async () => {
+      // The bus slower than the senders: publishes wait until released.
+      let release: () => void = () => undefined;
+      const slow = new Promise<void>((r) => (release = r));
+      const queue = new IngressQueue({
+        db,
+        publish: async (events) => {
+          await slow;
+          await bus.publish(events);
+        },
+        clock: () => new Date(),
+        logger: pino({ level: "silent" }),
+        maxBatch: 2,
+        maxInFlight: 1,
+        maxQueued: 3,
+      });
+      const item = (n: number) => ({
+        tenantId: tenant,
+        source: `app:${appId}`,
+        dedupeKey: `cid:full-${n}`,
+        data: { kwh: n },
+        actor: `app:${appId}`,
+        feed: { appId },
+      });
+      // The first goes into flight at once (a batch of one), three wait: the fifth does not fit.
+      const admitted = [0, 1, 2, 3].map((n) => queue.submit(item(n)));
+      expect(queue.queued).toBe(3);
+      const refused = await queue.submit(item(4)).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(refused).toBeInstanceOf(ConnectError);
+      const e = refused as ConnectError;
+      expect(e.code).toBe(Code.ResourceExhausted);
+      expect(errorReason(e)).toBe("INGRESS_QUEUE_FULL");
+      expect(e.findDetails(RetryInfoSchema)[0]?.retryDelay?.seconds).toBe(1n);
+      expect(e.metadata.get("retry-after")).toBe("1");
+      expect(queue.queued).toBe(3);
+      release();
+      const answers = await Promise.all(admitted);
+      expect(answers.every((a) => !a.duplicate && a.workflows === 1)).toBe(true);
+      // The sender's retry after the delay is accepted, once.
+      const retried = await queue.submit(item(4));
+      expect(retried.duplicate).toBe(false);
+      expect((await queue.submit(item(4))).messageId).toBe(retried.messageId);
+      await queue.settled();
+      await eventually(
+        "the five messages delivered",
+        () => answers.concat(retried).every((a) => keys().get(`${a.messageId}-0`) === 1),
+        60_000,
       );
     }, 120_000);
   });

@@ -67,6 +67,7 @@ export const REASONS = {
   // limits and availability
   QUOTA_EXCEEDED: Code.ResourceExhausted,
   EDGE_QUEUE_FULL: Code.ResourceExhausted,
+  INGRESS_QUEUE_FULL: Code.ResourceExhausted,
   RATE_LIMITED: Code.ResourceExhausted,
   RATE_LIMIT_UNAVAILABLE: Code.Unavailable,
   SERVICE_BUSY: Code.Unavailable,
