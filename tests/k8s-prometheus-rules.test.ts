@@ -146,6 +146,37 @@ describe("PrometheusRule in the chart", () => {
     expect(shipped.map((x) => x.expr)).toEqual(alerts.map((x) => x.expr));
   });
 
+  it("judges consumer lag against metrics.prometheusRule.consumerLagThresholdSeconds (default 300 s)", () => {
+    const lagAlert = (extra: string[]) => {
+      const r = helm([
+        "--api-versions",
+        "monitoring.coreos.com/v1/PrometheusRule",
+        "--set",
+        "metrics.prometheusRule.enabled=true",
+        ...extra,
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      const rule = parseAllDocuments(r.stdout)
+        .map((d) => d.toJS() as Obj)
+        .find((o) => o?.kind === "PrometheusRule");
+      return (rule!.spec.groups as Obj[]).flatMap((g) => g.rules as Obj[]).find((x) => x.alert === "NexusConsumerLagHigh")!;
+    };
+    expect(lagAlert([]).expr.trim()).toBe("max by (namespace, consumer) (nexus_consumer_lag_seconds) > 300");
+    const slower = lagAlert(["--set", "metrics.prometheusRule.consumerLagThresholdSeconds=900"]);
+    expect(slower.expr.trim()).toBe("max by (namespace, consumer) (nexus_consumer_lag_seconds) > 900");
+    expect(slower.annotations.description).toContain("waiting for more than 900 s,");
+    const refused = helm([
+      "--api-versions",
+      "monitoring.coreos.com/v1/PrometheusRule",
+      "--set",
+      "metrics.prometheusRule.enabled=true",
+      "--set",
+      "metrics.prometheusRule.consumerLagThresholdSeconds=0",
+    ]);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain("consumerLagThresholdSeconds");
+  });
+
   it("refuses to render on a cluster without the PrometheusRule CRD, saying what to do", () => {
     const r = helm(["--set", "metrics.prometheusRule.enabled=true"]);
     expect(r.status).not.toBe(0);
