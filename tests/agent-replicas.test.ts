@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import net from "node:net";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type RunResponse, RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { createNexusClient, type NexusClient } from "../services/client/index.js";
@@ -83,9 +84,21 @@ function doneOf(events: readonly RunResponse[]) {
   return e?.case === "done" ? e.value : undefined;
 }
 
+function tokens(events: readonly RunResponse[]): string {
+  return events.flatMap((e) => (e.event.case === "tokenDelta" ? [e.event.value.text] : [])).join("");
+}
+
+async function drain(stream: AsyncIterable<RunResponse>): Promise<RunResponse[]> {
+  const out: RunResponse[] = [];
+  for await (const r of stream) out.push(r);
+  return out;
+}
+
 describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and the retrieval breaker", () => {
   let a: AgentMesh;
   let b: NexusProcess;
+  let c: NexusProcess;
+  let viaC: NexusClient;
   let standin: OpenAiStandin;
   let proxy: Awaited<ReturnType<typeof startCuttableProxy>>;
   let viaA: NexusClient;
@@ -119,6 +132,19 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
         LOG_LEVEL: "warn",
       },
     });
+    // Replica C: a second `nexus serve --service agent` (retrieval reached directly).
+    c = await startNexus({
+      args: ["serve", "--service", "agent", "--port", "0", "--host", "127.0.0.1"],
+      env: {
+        ...shared,
+        DATABASE_URL: a.databaseUrl,
+        NEXUS_AUTH_URL: a.url,
+        NEXUS_METERING_URL: a.url,
+        NEXUS_RETRIEVAL_URL: a.url,
+        LOG_LEVEL: "warn",
+      },
+    });
+    viaC = createNexusClient({ baseUrl: c.url.replace("localhost", "127.0.0.1"), apiKey: a.ownerKey });
     viaA = a.client();
     viaB = createNexusClient({ baseUrl: b.url.replace("localhost", "127.0.0.1"), apiKey: a.ownerKey });
     await ingestCorpus(viaA, "handbook", [{ id: "keys", text: KEYS }]);
@@ -127,6 +153,7 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
   }, 180_000);
   afterAll(async () => {
     await b?.stop();
+    await c?.stop();
     await a?.close();
     await proxy?.close();
     await standin?.close();
@@ -136,6 +163,42 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
   it("replica B answers runs, authenticating through auth on replica A", async () => {
     const events = await collect(viaB, { corpusId: "handbook", message: "How do I rotate an API key?" });
     expect(doneOf(events)?.status).toBe(RunStatus.COMPLETED);
+  });
+
+  it("WatchRun on replica B follows a run that replica C serves: every event after the seq once, in order, to the end", async () => {
+    const words = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ");
+    standin.enqueue({ kind: "answer", text: words, chunkDelayMs: 60 });
+    // The Run call on C is cut (the client hangs up) after a few tokens; the resumable run goes on.
+    const seen: RunResponse[] = [];
+    for await (const r of viaC.agent.run({
+      corpusId: "handbook",
+      message: "Tell me about keys",
+      options: { provider: "openai" },
+      resumable: true,
+    })) {
+      seen.push(r);
+      if (seen.filter((e) => e.event.case === "tokenDelta").length >= 3) break;
+    }
+    const accepted = seen[0]?.event;
+    if (accepted?.case !== "accepted") throw new Error("no accepted event");
+    const { requestId } = accepted.value;
+    await eventually("RunStarted to be stored", async () => (await runEvents(a.db, tenantId, requestId)).length > 0);
+    // From a seq before the cut: some events replayed, the rest live, through replica B.
+    const afterSeq = seen.at(-2)!.seq;
+    const tail = await drain(viaB.agent.watchRun({ requestId, afterSeq }));
+    expect(tail.map((e) => e.seq)).toEqual(tail.map((_, i) => afterSeq + 1n + BigInt(i)));
+    expect(tail.slice(0, seen.length - Number(afterSeq))).toEqual(seen.slice(Number(afterSeq)));
+    expect(doneOf(tail)?.status).toBe(RunStatus.COMPLETED);
+    const final = tail.find((e) => e.event.case === "messageFinal")?.event;
+    expect(final?.case === "messageFinal" ? final.value.text : undefined).toBe(tokens(seen.slice(0, Number(afterSeq))) + tokens(tail));
+    // Ended but still held by C: replayed whole through B; from the end nothing.
+    const whole = await drain(viaB.agent.watchRun({ requestId, afterSeq: 0n }));
+    expect(whole.slice(Number(afterSeq))).toEqual(tail);
+    expect(await drain(viaB.agent.watchRun({ requestId, afterSeq: whole.at(-1)!.seq }))).toEqual([]);
+    // Another tenant's caller is told NOT_FOUND by B.
+    const other = createNexusClient({ baseUrl: b.url.replace("localhost", "127.0.0.1"), apiKey: (await a.newTenant("pro")).key });
+    await expect(drain(other.agent.watchRun({ requestId, afterSeq: 0n }))).rejects.toMatchObject({ code: Code.NotFound });
+    await expect(drain(viaB.agent.watchRun({ requestId, afterSeq: 10_000n }))).rejects.toMatchObject({ code: Code.InvalidArgument });
   });
 
   it("CancelRun sent to replica A cancels a run that replica B serves", async () => {
