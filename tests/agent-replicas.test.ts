@@ -14,7 +14,8 @@ import { describeWithPostgresAndNats, TEST_NATS_URL, uniqueToken } from "./suppo
 // Two agent replicas, as on Kubernetes: `nexus dev` (every service, replica A) and a second
 // process `nexus serve --service agent` (replica B) on the same PostgreSQL and NATS. B reaches
 // retrieval through a TCP proxy this test can cut, to exercise B's retrieval circuit breaker;
-// its model is a LOCAL STAND-IN for a cloud LLM (tests/support/openai-standin.ts).
+// its model is a LOCAL STAND-IN for a cloud LLM (tests/support/openai-standin.ts). Replica C, a
+// third process `nexus serve --service agent`, serves the runs that B follows with WatchRun.
 
 const KEYS = "To rotate an API key, run nexus keys rotate with the key id. The old key keeps working for the grace period.";
 const BREAKER_RESET_MS = 1000;
@@ -94,7 +95,7 @@ async function drain(stream: AsyncIterable<RunResponse>): Promise<RunResponse[]>
   return out;
 }
 
-describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and the retrieval breaker", () => {
+describeWithPostgresAndNats("agent replicas: WatchRun and CancelRun across replicas, and the retrieval breaker", () => {
   let a: AgentMesh;
   let b: NexusProcess;
   let c: NexusProcess;
@@ -118,32 +119,20 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
     };
     a = await startAgentMesh(shared);
     proxy = await startCuttableProxy({ host: "127.0.0.1", port: Number(new URL(a.url).port) });
-    b = await startNexus({
-      args: ["serve", "--service", "agent", "--port", "0", "--host", "127.0.0.1"],
-      env: {
-        ...shared,
-        DATABASE_URL: a.databaseUrl,
-        NEXUS_AUTH_URL: a.url,
-        NEXUS_METERING_URL: a.url,
-        NEXUS_RETRIEVAL_URL: proxy.url,
-        NEXUS_AGENT_BREAKER_FAILURES: "2",
-        NEXUS_AGENT_BREAKER_RESET_MS: String(BREAKER_RESET_MS),
-        NEXUS_AGENT_RETRIEVAL_TIMEOUT_MS: "3000",
-        LOG_LEVEL: "warn",
-      },
+    // An agent-only process on the same database and NATS, using auth and metering of replica A.
+    const agentReplica = (env: Record<string, string>) =>
+      startNexus({
+        args: ["serve", "--service", "agent", "--port", "0", "--host", "127.0.0.1"],
+        env: { ...shared, DATABASE_URL: a.databaseUrl, NEXUS_AUTH_URL: a.url, NEXUS_METERING_URL: a.url, LOG_LEVEL: "warn", ...env },
+      });
+    b = await agentReplica({
+      NEXUS_RETRIEVAL_URL: proxy.url,
+      NEXUS_AGENT_BREAKER_FAILURES: "2",
+      NEXUS_AGENT_BREAKER_RESET_MS: String(BREAKER_RESET_MS),
+      NEXUS_AGENT_RETRIEVAL_TIMEOUT_MS: "3000",
     });
     // Replica C: a second `nexus serve --service agent` (retrieval reached directly).
-    c = await startNexus({
-      args: ["serve", "--service", "agent", "--port", "0", "--host", "127.0.0.1"],
-      env: {
-        ...shared,
-        DATABASE_URL: a.databaseUrl,
-        NEXUS_AUTH_URL: a.url,
-        NEXUS_METERING_URL: a.url,
-        NEXUS_RETRIEVAL_URL: a.url,
-        LOG_LEVEL: "warn",
-      },
-    });
+    c = await agentReplica({ NEXUS_RETRIEVAL_URL: a.url });
     viaC = createNexusClient({ baseUrl: c.url.replace("localhost", "127.0.0.1"), apiKey: a.ownerKey });
     viaA = a.client();
     viaB = createNexusClient({ baseUrl: b.url.replace("localhost", "127.0.0.1"), apiKey: a.ownerKey });
@@ -165,24 +154,28 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
     expect(doneOf(events)?.status).toBe(RunStatus.COMPLETED);
   });
 
-  it("WatchRun on replica B follows a run that replica C serves: every event after the seq once, in order, to the end", async () => {
-    const words = Array.from({ length: 40 }, (_, i) => `word${i}`).join(" ");
-    standin.enqueue({ kind: "answer", text: words, chunkDelayMs: 60 });
-    // The Run call on C is cut (the client hangs up) after a few tokens; the resumable run goes on.
+  /** Starts a slow resumable run on replica C and hangs up once `cut` says so; the run goes on. */
+  async function startAndCut(message: string, cut: (seen: RunResponse[]) => boolean) {
+    standin.enqueue({ kind: "answer", text: Array.from({ length: 40 }, (_, i) => `word${i}`).join(" "), chunkDelayMs: 60 });
     const seen: RunResponse[] = [];
-    for await (const r of viaC.agent.run({
-      corpusId: "handbook",
-      message: "Tell me about keys",
-      options: { provider: "openai" },
-      resumable: true,
-    })) {
+    for await (const r of viaC.agent.run({ corpusId: "handbook", message, options: { provider: "openai" }, resumable: true })) {
       seen.push(r);
-      if (seen.filter((e) => e.event.case === "tokenDelta").length >= 3) break;
+      if (cut(seen)) break;
     }
     const accepted = seen[0]?.event;
     if (accepted?.case !== "accepted") throw new Error("no accepted event");
     const { requestId } = accepted.value;
+    // Replica B finds the run by its stored RunStarted (written with the first token at the latest).
     await eventually("RunStarted to be stored", async () => (await runEvents(a.db, tenantId, requestId)).length > 0);
+    return { seen, requestId };
+  }
+
+  it("WatchRun on replica B follows a run that replica C serves: every event after the seq once, in order, to the end", async () => {
+    // The Run call on C is cut (the client hangs up) after a few tokens; the resumable run goes on.
+    const { seen, requestId } = await startAndCut(
+      "Tell me about keys",
+      (all) => all.filter((e) => e.event.case === "tokenDelta").length >= 3,
+    );
     // From a seq before the cut: some events replayed, the rest live, through replica B.
     const afterSeq = seen.at(-2)!.seq;
     const tail = await drain(viaB.agent.watchRun({ requestId, afterSeq }));
@@ -199,6 +192,21 @@ describeWithPostgresAndNats("two agent replicas: CancelRun across replicas and t
     const other = createNexusClient({ baseUrl: b.url.replace("localhost", "127.0.0.1"), apiKey: (await a.newTenant("pro")).key });
     await expect(drain(other.agent.watchRun({ requestId, afterSeq: 0n }))).rejects.toMatchObject({ code: Code.NotFound });
     await expect(drain(viaB.agent.watchRun({ requestId, afterSeq: 10_000n }))).rejects.toMatchObject({ code: Code.InvalidArgument });
+  });
+
+  it("a WatchRun on replica B that is itself cut is picked up again after its last seq, through B", async () => {
+    const { seen: first, requestId } = await startAndCut("Keys again", (all) => all.length >= 3);
+    const watched: RunResponse[] = [];
+    for await (const r of viaB.agent.watchRun({ requestId, afterSeq: first.at(-1)!.seq })) {
+      watched.push(r);
+      if (watched.length >= 4) break;
+    }
+    const rest = await drain(viaB.agent.watchRun({ requestId, afterSeq: watched.at(-1)!.seq }));
+    const all = [...first, ...watched, ...rest];
+    expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => BigInt(i + 1)));
+    expect(doneOf(all)?.status).toBe(RunStatus.COMPLETED);
+    const final = all.find((e) => e.event.case === "messageFinal")?.event;
+    expect(final?.case === "messageFinal" ? final.value.text : undefined).toBe(tokens(all));
   });
 
   it("CancelRun sent to replica A cancels a run that replica B serves", async () => {

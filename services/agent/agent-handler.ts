@@ -166,7 +166,6 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
     if (asked === undefined) throw refusal;
     const { answer, events } = asked;
     if (answer.tenantId !== tenantId || (!answer.ok && answer.reason === "NOT_FOUND")) {
-      await events?.return(undefined);
       throw domainError("NOT_FOUND", `run ${request.requestId} not found (or its events are no longer held)`, {
         request_id: request.requestId,
       });

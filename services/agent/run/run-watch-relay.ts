@@ -80,13 +80,14 @@ export class RunWatchRelay {
     const run = this.journal.find(runId);
     if (run === undefined || !msg.reply) return;
     let ask: WatchAsk;
+    let afterSeq: bigint;
     try {
       ask = JSON.parse(decoder.decode(msg.data)) as WatchAsk;
+      afterSeq = BigInt(ask.afterSeq);
     } catch {
       return;
     }
     const base = { tenantId: run.tenantId, sessionId: run.sessionId, lastSeq: String(run.events.lastSeq) };
-    const afterSeq = BigInt(ask.afterSeq);
     const refusal = ask.tenantId !== run.tenantId ? "NOT_FOUND" : afterSeq > run.events.lastSeq ? "AFTER_SEQ_PAST_END" : undefined;
     if (refusal) {
       msg.respond(encoder.encode(JSON.stringify({ ok: false, ...base, reason: refusal } satisfies WatchAnswer)));
@@ -160,6 +161,12 @@ export class RunWatchRelay {
     if (!answer.ok) {
       incoming.unsubscribe();
       return { answer };
+    }
+    if (answer.tenantId !== tenantId) {
+      // Checked here too: a run of another tenant is not found, and the owner is told to stop.
+      incoming.unsubscribe();
+      this.nc.publish(`${inbox}.ctl`, encoder.encode("stop"));
+      return { answer: { ...answer, ok: false, reason: "NOT_FOUND" } };
     }
     return { answer, events: this.follow(incoming, inbox, afterSeq, signal, idleMs) };
   }
