@@ -3,7 +3,7 @@ import net from "node:net";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type RunResponse, RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
-import { createNexusClient, type NexusClient } from "../services/client/index.js";
+import { createNexusClient, errorReason, type NexusClient } from "../services/client/index.js";
 import { type AgentMesh, ingestCorpus, runEvents, startAgentMesh } from "./support/agent-mesh.js";
 import { eventually } from "./support/eventually.js";
 import { deleteSuiteStreams } from "./support/nats-streams.js";
@@ -107,6 +107,8 @@ describeWithPostgresAndNats("agent replicas: WatchRun and CancelRun across repli
   let tenantId: string;
 
   const token = uniqueToken("agent");
+  /** Heartbeats every second on B and C: a silent owner is noticed after three. */
+  const HEARTBEAT_MS = 1000;
 
   beforeAll(async () => {
     standin = await startOpenAiStandin();
@@ -123,7 +125,15 @@ describeWithPostgresAndNats("agent replicas: WatchRun and CancelRun across repli
     const agentReplica = (env: Record<string, string>) =>
       startNexus({
         args: ["serve", "--service", "agent", "--port", "0", "--host", "127.0.0.1"],
-        env: { ...shared, DATABASE_URL: a.databaseUrl, NEXUS_AUTH_URL: a.url, NEXUS_METERING_URL: a.url, LOG_LEVEL: "warn", ...env },
+        env: {
+          ...shared,
+          DATABASE_URL: a.databaseUrl,
+          NEXUS_AUTH_URL: a.url,
+          NEXUS_METERING_URL: a.url,
+          NEXUS_AGENT_HEARTBEAT_MS: String(HEARTBEAT_MS),
+          LOG_LEVEL: "warn",
+          ...env,
+        },
       });
     b = await agentReplica({
       NEXUS_RETRIEVAL_URL: proxy.url,
@@ -271,5 +281,23 @@ describeWithPostgresAndNats("agent replicas: WatchRun and CancelRun across repli
     );
     const after = await (await fetch(`${b.url.replace("localhost", "127.0.0.1")}/metrics`)).text();
     expect(after).toMatch(/nexus_agent_circuit_state\{dependency="retrieval"\} 0/);
+  });
+
+  // Last: replica C is killed.
+  it("when the owner replica dies, a WatchRun through B ends with RUN_ON_OTHER_REPLICA, and so does a new one", async () => {
+    const { seen, requestId } = await startAndCut("Keys, one last time", (all) => all.length >= 3);
+    const watched: RunResponse[] = [];
+    const watching = (async () => {
+      for await (const r of viaB.agent.watchRun({ requestId, afterSeq: seen.at(-1)!.seq })) watched.push(r);
+    })();
+    await eventually("B to relay events from C", () => watched.length >= 2);
+    await c.stop("SIGKILL");
+    const lost = await watching.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(errorReason(lost)).toBe("RUN_ON_OTHER_REPLICA");
+    expect(watched.map((e) => e.seq)).toEqual(watched.map((_, i) => seen.at(-1)!.seq + 1n + BigInt(i)));
+    await expect(drain(viaB.agent.watchRun({ requestId, afterSeq: 0n }))).rejects.toMatchObject({ code: Code.Unavailable });
   });
 });
