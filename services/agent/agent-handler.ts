@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ConnectError, HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, type ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   type AgentService,
   type CancelRunRequest,
@@ -28,6 +28,7 @@ import type { Bulkhead } from "./run/bulkhead.js";
 import { ENDED, type RunCancellation } from "./run/run-cancellation.js";
 import { runStreamId } from "./run/run-events.js";
 import { type RunDependencies, RunExecution } from "./run/run-execution.js";
+import type { RunWatchRelay } from "./run/run-watch-relay.js";
 import { messageMessage, sessionMessage } from "./session-messages.js";
 import { sessionHoldSubjects } from "./subject-data.js";
 
@@ -46,6 +47,8 @@ export interface AgentHandlerDependencies extends RunDependencies {
   bulkhead: Bulkhead;
   /** CancelRun across replicas. */
   cancellation: RunCancellation;
+  /** WatchRun of runs held by other replicas (NATS bus only). */
+  watchRelay?: RunWatchRelay;
   /** Told about every run that started, so shutdown can wait for it to finish storing. */
   track?: (finished: Promise<void>) => void;
 }
@@ -128,7 +131,10 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
   async *watchRun(request: WatchRunRequest, ctx: HandlerContext): AsyncGenerator<RunResponse> {
     const principal = tenantPrincipal(ctx, PLATFORM_KEY_REFUSAL);
     const run = this.deps.journal?.get(principal.tenantId, request.requestId);
-    if (run === undefined) throw await this.notHere(principal.tenantId, request.requestId);
+    if (run === undefined) {
+      yield* this.watchElsewhere(principal.tenantId, request, ctx);
+      return;
+    }
     if (request.afterSeq > run.events.lastSeq) {
       throw domainError("INVALID_ARGUMENT", `after_seq ${request.afterSeq} is past the run's last event (${run.events.lastSeq})`, {
         request_id: request.requestId,
@@ -144,6 +150,43 @@ export class AgentHandler implements ServiceImpl<typeof AgentService> {
       ctx.signal.removeEventListener("abort", leave);
       leave();
     }
+  }
+
+  /**
+   * WatchRun of a run this replica does not hold: the run's stored events say whether it
+   * exists for this tenant (its stream id is tenant-scoped), then the replica holding it
+   * streams its events over core NATS (RunWatchRelay); the owner's tenant is checked again
+   * here. No owner answering: RUN_ENDED or RUN_ON_OTHER_REPLICA as before.
+   */
+  private async *watchElsewhere(tenantId: string, request: WatchRunRequest, ctx: HandlerContext): AsyncGenerator<RunResponse> {
+    const refusal = await this.notHere(tenantId, request.requestId);
+    const relay = this.deps.watchRelay;
+    if (relay === undefined || refusal.code === Code.NotFound) throw refusal;
+    const asked = await relay.ask(tenantId, request.requestId, request.afterSeq, ctx.signal, 3 * this.deps.settings.heartbeatMs);
+    if (asked === undefined) throw refusal;
+    const { answer, events } = asked;
+    if (answer.tenantId !== tenantId || (!answer.ok && answer.reason === "NOT_FOUND")) {
+      throw domainError("NOT_FOUND", `run ${request.requestId} not found (or its events are no longer held)`, {
+        request_id: request.requestId,
+      });
+    }
+    if (!answer.ok || events === undefined) {
+      throw domainError("INVALID_ARGUMENT", `after_seq ${request.afterSeq} is past the run's last event (${answer.lastSeq})`, {
+        request_id: request.requestId,
+      });
+    }
+    try {
+      yield* events;
+    } catch (err) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      throw domainError(
+        "RUN_ON_OTHER_REPLICA",
+        `run ${request.requestId}: ${(err as Error).message}; reattach after the last seq received`,
+        { request_id: request.requestId, session_id: answer.sessionId },
+        { retryAfterMs: 500 },
+      );
+    }
+    if (ctx.signal.aborted) throw ctx.signal.reason;
   }
 
   /** Why WatchRun cannot follow a run this replica does not hold, from the run's stored events. */

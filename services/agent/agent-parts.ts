@@ -1,4 +1,5 @@
 import { ConfigError } from "../kernel/config.js";
+import type { NatsEventBus } from "../kernel/events/index.js";
 import { type RetentionTarget, retentionTask, subjectRequestTask } from "../kernel/governance/index.js";
 import { createFieldCipher, reencryptTask, type SealedField } from "../kernel/keyring/index.js";
 import { CircuitBreaker } from "../kernel/resilience/index.js";
@@ -19,6 +20,7 @@ import { ActiveRuns } from "./run/active-runs.js";
 import { Bulkhead } from "./run/bulkhead.js";
 import { RunCancellation } from "./run/run-cancellation.js";
 import { RunJournal } from "./run/run-journal.js";
+import { RunWatchRelay } from "./run/run-watch-relay.js";
 import { agentSubjectContributor } from "./subject-data.js";
 import { circuitStateValue, runMetrics } from "./telemetry/run-metrics.js";
 
@@ -149,6 +151,10 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
   const observing = cancellation
     .start()
     .catch((err: unknown) => logger.error({ err }, "could not observe run cancel requests; CancelRun stays within each replica"));
+  // WatchRun on any replica: the owner of a run streams it over core NATS (none with the local bus).
+  const bus = options.bus;
+  const watchRelay = bus?.kind === "nats" ? new RunWatchRelay((bus as NatsEventBus).nats, bus.subjectPrefix, journal, logger) : undefined;
+  watchRelay?.start();
   const sessions = createPostgresSessionRepository(sessionsCipher);
   const handler = new AgentHandler({
     db: options.db,
@@ -177,6 +183,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
     logger,
     bulkhead: new Bulkhead(settings.maxConcurrentRuns),
     cancellation,
+    ...(watchRelay ? { watchRelay } : {}),
     track(finished) {
       running.add(finished);
       void finished.finally(() => running.delete(finished));
@@ -199,6 +206,7 @@ export function createAgentParts(ctx: ServiceContext): ServiceParts {
       }),
     ],
     async shutdown() {
+      await watchRelay?.stop();
       journal.clear();
       await observing;
       await cancellation.stop();

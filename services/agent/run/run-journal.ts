@@ -53,6 +53,12 @@ export class RunJournal {
     return this.runs.get(RunJournal.key(tenantId, runId));
   }
 
+  /** A run by id whatever its tenant (the caller checks the tenant). */
+  find(runId: string): WatchableRun | undefined {
+    for (const run of this.runs.values()) if (run.runId === runId) return run;
+    return undefined;
+  }
+
   /** Forgets every run (shutdown). */
   clear(): void {
     for (const timer of this.timers) clearTimeout(timer);
