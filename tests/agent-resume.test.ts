@@ -2,7 +2,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type RunResponse, RunStatus } from "../gen/nexus/agent/v1/agent_service_pb.js";
 import { MessageRole } from "../gen/nexus/agent/v1/session_pb.js";
-import { createNexusClient, type NexusClient, resumableRun } from "../services/client/index.js";
+import { createNexusClient, type NexusClient, resumableRun, watchRunResumable } from "../services/client/index.js";
 import { errorMetadata, errorReason } from "../services/kernel/errors.js";
 import { type AgentMesh, ingestCorpus, runEvents, startAgentMesh } from "./support/agent-mesh.js";
 import { eventually } from "./support/eventually.js";
@@ -115,6 +115,43 @@ describeWithPostgres("resuming a dropped Run stream (WatchRun)", () => {
     expect(finalText(events)).toBe(ANSWER);
     // The model's stream was never cut: the run went on while its client was away.
     expect(standin.requests.at(-1)?.clientAborted).toBe(false);
+  });
+
+  it("watchRunResumable (a page reloaded mid-answer) replays the run from seq 0 through a refusal and a drop", async () => {
+    standin.enqueue({ kind: "answer", text: ANSWER, chunkDelayMs: 40 });
+    // The first page: reads a few events, then goes away (its request aborted).
+    const gone = new AbortController();
+    let requestId = "";
+    let seen = 0;
+    await expect(
+      (async () => {
+        for await (const e of owner.agent.run({ ...ask("Keys again"), resumable: true }, { signal: gone.signal })) {
+          if (e.event.case === "accepted") requestId = e.event.value.requestId;
+          if (++seen === 4) gone.abort();
+        }
+      })(),
+    ).rejects.toThrow();
+    expect(requestId).not.toBe("");
+    // The reloaded page: its first WatchRun is refused as by a replica that does not hold the
+    // run (UNAVAILABLE), its second is cut after 4 events.
+    let refused = 0;
+    const otherReplicaOnce: Interceptor = (next) => async (req) => {
+      if (req.method.name === "WatchRun" && refused++ === 0) throw new ConnectError("on another replica", Code.Unavailable);
+      return next(req);
+    };
+    const client = createNexusClient({
+      baseUrl: mesh.url,
+      apiKey: mesh.ownerKey,
+      interceptors: [otherReplicaOnce, cutter({ WatchRun: { streams: 1, after: 4 } })],
+    });
+    const reattached: bigint[] = [];
+    const events = await drain(watchRunResumable(client.agent, requestId, 0n, { onReattach: (seq) => reattached.push(seq) }));
+    expect(reattached).toEqual([0n, 4n]);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => BigInt(i + 1)));
+    expect(events[0]?.event.case).toBe("accepted");
+    expect(events.at(-1)?.event.case).toBe("done");
+    expect(text(events)).toBe(ANSWER);
+    expect(finalText(events)).toBe(ANSWER);
   });
 
   it("WatchRun replays from any seq, also after the run ended, and is scoped to the tenant", async () => {

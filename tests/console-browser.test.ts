@@ -57,20 +57,20 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
     if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
   };
   /** Records, in the page, every text the last answer shows while it arrives (`globalThis.seen`). */
-  const recordAnswer = () =>
-    page.evaluate(() => {
-      // Runs in the page (DOM globals; the test's own types are Node's).
-      const g = globalThis as any;
-      const seen: string[] = [];
-      g.seen = seen;
-      g.answerObserver?.disconnect();
-      g.answerObserver = new g.MutationObserver(() => {
-        const t = g.document.querySelectorAll('[data-testid="turn-assistant"] p');
-        const last = t[t.length - 1]?.textContent ?? "";
-        if (seen[seen.length - 1] !== last) seen.push(last);
-      });
-      g.answerObserver.observe(g.document.body, { subtree: true, childList: true, characterData: true });
+  const answerRecorder = () => {
+    // Runs in the page (DOM globals; the test's own types are Node's).
+    const g = globalThis as any;
+    const seen: string[] = [];
+    g.seen = seen;
+    g.answerObserver?.disconnect();
+    g.answerObserver = new g.MutationObserver(() => {
+      const t = g.document.querySelectorAll('[data-testid="turn-assistant"] p');
+      const last = t[t.length - 1]?.textContent ?? "";
+      if (seen[seen.length - 1] !== last) seen.push(last);
     });
+    g.answerObserver.observe(g.document, { subtree: true, childList: true, characterData: true });
+  };
+  const recordAnswer = () => page.evaluate(answerRecorder);
   const open = async (label: string) => {
     await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: label }).click();
     await page.getByRole("heading", { level: 1, name: label }).waitFor({ timeout: WAIT });
@@ -385,6 +385,67 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
         await axe("ask (after a reattach)");
       } finally {
         await page.goto(`${nexus.url}/console/`);
+        await proxy.close();
+      }
+    },
+    STEP,
+  );
+
+  it(
+    "a reload during an answer reattaches to it: every token exactly once, citations that open",
+    async () => {
+      // Through the proxy so the test sees the reattachment (WatchRun) the reloaded page makes.
+      const proxy = await startCuttingProxy(nexus.url);
+      const reloaded = await context.newPage();
+      const p = page;
+      page = reloaded;
+      try {
+        // Records every text the last answer shows, from the very first render of each load
+        // (an init script runs again on the reloaded page before the console's own script).
+        await page.addInitScript(answerRecorder);
+        await page.goto(`${proxy.url}/console/`);
+        await open("Ask");
+        await page.getByLabel("Corpus", { exact: true }).selectOption("console-e2e");
+        await page.getByLabel("Model provider").selectOption("openai");
+        await page.getByRole("button", { name: "New session" }).click();
+        const words = Array.from({ length: 30 }, (_, i) => `r${i}`);
+        const answer = `${words.join(" ")} [1]`;
+        standin.enqueue({ kind: "answer", text: answer, chunkDelayMs: 150 });
+        await page.getByLabel("Question").fill("How long do customers have for a refund?");
+        await page.getByRole("button", { name: "Ask", exact: true }).click();
+        await expect.poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT }).toContain("r4 ");
+        // The tab keeps the run's ids and last seq — never a key or a token.
+        const kept = await page.evaluate(() => JSON.stringify({ ...(globalThis as any).sessionStorage }));
+        expect(kept).toContain("requestId");
+        expect(kept).not.toMatch(/nxs_|nxcs_|nxss_/);
+
+        await page.reload();
+        await page.getByRole("heading", { level: 1, name: "Ask" }).waitFor();
+        await expect.poll(() => page.getByTestId("turn-assistant").last().locator("p").textContent(), { timeout: WAIT }).toBe(answer);
+        await page.getByRole("button", { name: "Ask", exact: true }).waitFor();
+        expect(proxy.paths.some((x) => x.endsWith("/WatchRun"))).toBe(true);
+        // The question is shown once, and every state of the answer after the reload was a
+        // prefix of the answer: no token lost, none repeated.
+        expect(await page.getByTestId("turn-user").count()).toBe(1);
+        expect(await page.getByTestId("turn-user").last().textContent()).toContain("How long do customers have for a refund?");
+        const seen = await page.evaluate(() => (globalThis as any).seen as string[]);
+        const partial = seen.filter((t) => t !== "" && t !== "…");
+        expect(partial.length).toBeGreaterThanOrEqual(2);
+        for (const t of partial) expect(answer.startsWith(t.trimEnd()), t).toBe(true);
+        expect(await page.getByRole("alert").count()).toBe(0);
+        // The run is over: nothing is kept any more.
+        expect(await page.evaluate(() => JSON.stringify({ ...(globalThis as any).sessionStorage }))).toBe("{}");
+
+        const sources = page.getByRole("list", { name: "Sources" });
+        await sources.getByRole("link").first().click();
+        const passage = page.getByTestId("document-text").getByTestId("cited-passage");
+        await passage.waitFor();
+        expect(await passage.textContent()).not.toBe("");
+        await axe("ask (after a reload)");
+        await page.getByRole("button", { name: "Close" }).click();
+      } finally {
+        page = p;
+        await reloaded.close();
         await proxy.close();
       }
     },

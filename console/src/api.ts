@@ -138,9 +138,14 @@ export function describe(err: unknown): { title: string; detail: string; action:
   return { ...advice, detail: ce.rawMessage, reason };
 }
 
+/** The ErrorInfo.reason of a failed call ("" when none). */
+export function errorReason(err: unknown): string {
+  return ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason ?? "";
+}
+
 /** True when WatchRun says the run is over and its events are gone (read the session instead). */
 export function runEnded(err: unknown): boolean {
-  const reason = ConnectError.from(err).findDetails(ErrorInfoSchema)[0]?.reason;
+  const reason = errorReason(err);
   return reason === "RUN_ENDED" || reason === "NOT_FOUND";
 }
 

@@ -3,7 +3,7 @@
 export type { NexusClient, NexusClientOptions } from "./create-nexus-client.js";
 export { createNexusClient, DEFAULT_NEXUS_URL } from "./create-nexus-client.js";
 export type { ResumableRunOptions } from "./resumable-run.js";
-export { resumableRun } from "./resumable-run.js";
+export { resumableRun, watchRunResumable } from "./resumable-run.js";
 export type { RetryPolicy } from "./retry.js";
 export { errorReason, isRetryable, retryDelayOf, retryInterceptor, withIdempotencyKey, withRetry } from "./retry.js";
 export type { PayloadEnvelope, Sender, SenderOptions, SendResult } from "./sender.js";

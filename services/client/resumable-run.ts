@@ -56,17 +56,48 @@ function wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
  * answer with GetSession) are thrown. Works with any transport (connect-web in browsers,
  * connect-node, gRPC).
  */
-export async function* resumableRun(
+export function resumableRun(
   agent: Client<typeof AgentService>,
   request: MessageInitShape<typeof RunRequestSchema>,
   options: ResumableRunOptions = {},
 ): AsyncGenerator<RunResponse> {
-  const { signal, maxAttempts = 8, backoffMs = 200, onReattach, callOptions = {} } = options;
-  const call: CallOptions = { ...callOptions, ...(signal ? { signal } : {}) };
-  let runId = "";
-  let lastSeq = 0n;
+  const call = callOf(options);
+  return follow(agent, agent.run({ ...request, resumable: true }, call), "", 0n, options);
+}
+
+/**
+ * Reattaches to a run known by its request id (e.g. kept across a page reload) with
+ * `WatchRun(request_id, after_seq)` and yields its events after `afterSeq` once each, in `seq`
+ * order, until `done` — reattaching again when the stream breaks, and retrying UNAVAILABLE
+ * refusals (RUN_ON_OTHER_REPLICA: the ingress may route the next try to the run's replica)
+ * with the same bounded backoff. Final refusals (RUN_ENDED, NOT_FOUND, permission) are thrown.
+ */
+export function watchRunResumable(
+  agent: Client<typeof AgentService>,
+  requestId: string,
+  afterSeq: bigint,
+  options: ResumableRunOptions = {},
+): AsyncGenerator<RunResponse> {
+  return follow(agent, agent.watchRun({ requestId, afterSeq }, callOf(options)), requestId, afterSeq, options);
+}
+
+function callOf(options: ResumableRunOptions): CallOptions {
+  return { ...(options.callOptions ?? {}), ...(options.signal ? { signal: options.signal } : {}) };
+}
+
+async function* follow(
+  agent: Client<typeof AgentService>,
+  first: AsyncIterable<RunResponse>,
+  knownRunId: string,
+  afterSeq: bigint,
+  options: ResumableRunOptions,
+): AsyncGenerator<RunResponse> {
+  const { signal, maxAttempts = 8, backoffMs = 200, onReattach } = options;
+  const call = callOf(options);
+  let runId = knownRunId;
+  let lastSeq = afterSeq;
   let attempts = 0;
-  let stream: AsyncIterable<RunResponse> = agent.run({ ...request, resumable: true }, call);
+  let stream = first;
   for (;;) {
     try {
       for await (const response of stream) {

@@ -1,11 +1,12 @@
 import { useQuery } from "@connectrpc/connect-query";
 import { useQueryClient } from "@tanstack/react-query";
-import { useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
+import type { RunResponse } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
 import { AgentService } from "../../../gen/nexus/agent/v1/agent_service_pb.js";
-import { type Citation, MessageRole } from "../../../gen/nexus/agent/v1/session_pb.js";
+import { type Citation, type Message, MessageRole } from "../../../gen/nexus/agent/v1/session_pb.js";
 import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
-import { resumableRun } from "../../../services/client/resumable-run.js";
-import { agent, runEnded } from "../api.js";
+import { resumableRun, watchRunResumable } from "../../../services/client/resumable-run.js";
+import { agent, errorReason, runEnded } from "../api.js";
 import { CitedDocument } from "../DocumentView.js";
 import { Empty, ErrorBox, Loading, Section, when } from "../ui.js";
 
@@ -15,6 +16,56 @@ interface Turn {
   text: string;
   citations: Citation[];
 }
+
+/**
+ * The answer in progress, kept in the tab's sessionStorage so that a reload (or the tab
+ * reopened) reattaches to it: ids and the last seq only — never a key or a token. Removed
+ * when the run ends or is cancelled.
+ */
+interface InFlight {
+  requestId: string;
+  sessionId: string;
+  corpusId: string;
+  question: string;
+  lastSeq: string;
+}
+
+const IN_FLIGHT = "nexus.ask.inFlight";
+
+function readInFlight(): InFlight | undefined {
+  try {
+    const raw = sessionStorage.getItem(IN_FLIGHT);
+    const v = raw ? (JSON.parse(raw) as Partial<InFlight>) : undefined;
+    return v && typeof v.requestId === "string" && v.requestId !== "" && typeof v.sessionId === "string"
+      ? {
+          requestId: v.requestId,
+          sessionId: v.sessionId,
+          corpusId: v.corpusId ?? "",
+          question: v.question ?? "",
+          lastSeq: v.lastSeq ?? "0",
+        }
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeInFlight(v: InFlight | undefined): void {
+  try {
+    if (v) sessionStorage.setItem(IN_FLIGHT, JSON.stringify(v));
+    else sessionStorage.removeItem(IN_FLIGHT);
+  } catch {
+    // Storage refused (private mode, quota): a reload then simply does not reattach.
+  }
+}
+
+const toTurns = (messages: Message[]): Turn[] =>
+  messages.map((m, i) => ({
+    id: i,
+    role: m.role === MessageRole.USER ? "user" : "assistant",
+    text: m.text,
+    citations: m.citations,
+  }));
 
 export default function Ask() {
   const queryClient = useQueryClient();
@@ -38,48 +89,34 @@ export default function Ask() {
     setError(undefined);
     try {
       const res = await agent.getSession({ sessionId: id });
-      setTurns(
-        res.messages.map((m, i) => ({
-          id: i,
-          role: m.role === MessageRole.USER ? "user" : "assistant",
-          text: m.text,
-          citations: m.citations,
-        })),
-      );
+      setTurns(toTurns(res.messages));
     } catch (err) {
       setError(err);
     }
   };
 
-  const ask = async () => {
-    const message = question.trim();
-    if (message === "" || corpus === "") return;
-    setQuestion("");
-    setError(undefined);
-    setRunning(true);
-    setTurns((t) => [
-      ...t,
-      { id: t.length, role: "user", text: message, citations: [] },
-      { id: t.length + 1, role: "assistant", text: "", citations: [] },
-    ]);
-    const controller = new AbortController();
+  /** Set when the page is being left (reload, close): the run then stays kept for the next load. */
+  const leaving = useRef(false);
+  const inFlight = useRef<InFlight | undefined>(undefined);
+  const keep = (v: InFlight | undefined) => {
+    inFlight.current = v;
+    writeInFlight(v);
+  };
+
+  /** Renders a run's events as they come; the answer is the last turn. */
+  const follow = async (events: AsyncIterable<RunResponse>, controller: AbortController, started: InFlight) => {
     abort.current = controller;
     const update = (f: (t: Turn) => Turn) => setTurns((all) => [...all.slice(0, -1), f(all[all.length - 1]!)]);
-    let runSession = sessionId;
+    let runSession = started.sessionId;
     try {
-      // A dropped connection reattaches by itself (WatchRun after the last seq): every event
-      // is applied once, in `seq` order (services/client/resumable-run.ts).
-      for await (const ev of resumableRun(
-        agent,
-        { sessionId, corpusId: corpus, message, ...(provider ? { options: { provider } } : {}) },
-        { signal: controller.signal, onReattach: () => setReconnecting(true) },
-      )) {
+      for await (const ev of events) {
         setReconnecting(false);
         switch (ev.event.case) {
           case "accepted":
             requestId.current = ev.event.value.requestId;
             runSession = ev.event.value.sessionId;
             setSessionId(runSession);
+            keep({ ...started, requestId: requestId.current, sessionId: runSession, lastSeq: ev.seq.toString() });
             break;
           case "tokenDelta": {
             const text = ev.event.value.text;
@@ -97,20 +134,122 @@ export default function Ask() {
           default:
             break;
         }
+        if (inFlight.current && ev.event.case !== "accepted") keep({ ...inFlight.current, lastSeq: ev.seq.toString() });
       }
+      keep(undefined);
     } catch (err) {
+      if (leaving.current) return; // the next load reattaches
+      keep(undefined);
       // The run ended while the page was away and its events are gone: the answer is in the session.
       if (!controller.signal.aborted && runSession !== "" && runEnded(err)) await resume(runSession);
+      else if (!controller.signal.aborted && errorReason(err) === "RUN_ON_OTHER_REPLICA")
+        setError(
+          new Error(
+            "The answer is being written on another server that this page could not reach. It will be in the session once it is finished: open the session from the list in a moment.",
+          ),
+        );
       else if (!controller.signal.aborted) setError(err);
     } finally {
-      setRunning(false);
-      setReconnecting(false);
-      abort.current = undefined;
-      void queryClient.invalidateQueries();
+      if (!leaving.current) {
+        setRunning(false);
+        setReconnecting(false);
+        abort.current = undefined;
+        void queryClient.invalidateQueries();
+      }
     }
   };
 
+  const ask = async () => {
+    const message = question.trim();
+    if (message === "" || corpus === "") return;
+    setQuestion("");
+    setError(undefined);
+    setRunning(true);
+    setTurns((t) => [
+      ...t,
+      { id: t.length, role: "user", text: message, citations: [] },
+      { id: t.length + 1, role: "assistant", text: "", citations: [] },
+    ]);
+    const controller = new AbortController();
+    requestId.current = "";
+    // A dropped connection reattaches by itself (WatchRun after the last seq): every event
+    // is applied once, in `seq` order (services/client/resumable-run.ts).
+    const events = resumableRun(
+      agent,
+      { sessionId, corpusId: corpus, message, ...(provider ? { options: { provider } } : {}) },
+      { signal: controller.signal, onReattach: () => setReconnecting(true) },
+    );
+    await follow(events, controller, { requestId: "", sessionId, corpusId: corpus, question: message, lastSeq: "0" });
+  };
+
+  /**
+   * After a reload during an answer: the session's stored turns, then the run replayed from
+   * its first event (WatchRun after seq 0) — the partial answer is stored nowhere else, and a
+   * replay from the start renders every token exactly once. A run already stored in the
+   * session (it finished meanwhile) is shown from there.
+   */
+  const reattach = async (kept: InFlight) => {
+    setCorpusId(kept.corpusId);
+    setSessionId(kept.sessionId);
+    setRunning(true);
+    setReconnecting(true);
+    requestId.current = kept.requestId;
+    inFlight.current = kept;
+    let prior: Message[] = [];
+    if (kept.sessionId !== "") {
+      try {
+        prior = (await agent.getSession({ sessionId: kept.sessionId })).messages;
+      } catch {
+        prior = []; // a new session is stored with its first turn
+      }
+    }
+    if (prior.some((m) => m.requestId === kept.requestId)) {
+      keep(undefined);
+      setTurns(toTurns(prior));
+      setRunning(false);
+      setReconnecting(false);
+      return;
+    }
+    const before = toTurns(prior);
+    setTurns([
+      ...before,
+      { id: before.length, role: "user", text: kept.question, citations: [] },
+      { id: before.length + 1, role: "assistant", text: "", citations: [] },
+    ]);
+    const controller = new AbortController();
+    const events = watchRunResumable(agent, kept.requestId, 0n, {
+      signal: controller.signal,
+      onReattach: () => setReconnecting(true),
+    });
+    await follow(events, controller, kept);
+  };
+
+  useEffect(() => {
+    const onLeave = () => {
+      leaving.current = true;
+    };
+    const onBack = () => {
+      leaving.current = false;
+    };
+    window.addEventListener("pagehide", onLeave);
+    window.addEventListener("pageshow", onBack);
+    return () => {
+      window.removeEventListener("pagehide", onLeave);
+      window.removeEventListener("pageshow", onBack);
+    };
+  }, []);
+
+  // Once per page load: an answer that was in progress when the page was left is reattached.
+  const reattachOnLoad = useRef<((kept: InFlight) => Promise<void>) | undefined>(reattach);
+  useEffect(() => {
+    const run = reattachOnLoad.current;
+    reattachOnLoad.current = undefined; // StrictMode runs effects twice: reattach once
+    const kept = readInFlight();
+    if (run && kept) void run(kept);
+  }, []);
+
   const cancel = async () => {
+    keep(undefined);
     abort.current?.abort();
     if (requestId.current) await agent.cancelRun({ requestId: requestId.current }).catch(() => undefined);
     setTurns((all) => {
