@@ -83,6 +83,14 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
     return ((await res.json()) as { message_id: string }).message_id;
   };
 
+  /** An edge agent's configuration sync with its token (what `nexus edge` calls). */
+  const edgeSync = (token: string) =>
+    fetch(`${nexus.url}/nexus.integration.v1.EdgeService/GetEdgeConfig`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: "{}",
+    });
+
   beforeAll(async () => {
     if (executablePath === undefined) throw new Error("chromium is required here (CI): apt-get install -y chromium");
     // NODE_ENV=production: vitest sets "test", with which Vite would bundle React's development build.
@@ -368,12 +376,7 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
       expect(await row.getByTestId("edge-state").textContent()).toBe("active");
       expect(await row.textContent()).toContain("none (it accepts nothing)");
       // The token works (the agent's sync), and the page shows it only once.
-      const sync = await fetch(`${nexus.url}/nexus.integration.v1.EdgeService/GetEdgeConfig`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: "{}",
-      });
-      expect(sync.status).toBe(200);
+      expect((await edgeSync(token)).status).toBe(200);
       await axe("integration: edge agents (token shown)");
       await page.getByRole("button", { name: "Done" }).click();
       expect(await page.getByTestId("new-secret").count()).toBe(0);
@@ -386,12 +389,7 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
       await row.getByRole("button", { name: "Revoke plant-1" }).click();
       await expect.poll(() => row.getByTestId("edge-state").textContent(), { timeout: WAIT }).toMatch(/^revoked/);
       expect(await row.getByRole("button").count()).toBe(0);
-      const after = await fetch(`${nexus.url}/nexus.integration.v1.EdgeService/GetEdgeConfig`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: "{}",
-      });
-      expect(after.status).toBe(401);
+      expect((await edgeSync(token)).status).toBe(401);
     },
     STEP,
   );
