@@ -2,18 +2,22 @@
  * Integration in the embedded mode `nexus dev` uses without DATABASE_URL / NATS_URL: PGlite and
  * the local bus. A fan-out workflow and a sequential one deliver to a local HTTP receiver; a
  * receiver that is down for a while catches up. Destinations with a stored secret deliver too
- * (the secret is opened through the delivery's own transaction: PGlite has one connection).
+ * (the secret is opened through the delivery's own transaction: PGlite has one connection), from
+ * an app sending encrypted payloads; an MQTT source with a stored password subscribes (Mosquitto
+ * :1883, skipped when it is not running).
  */
 import { create } from "@bufbuild/protobuf";
+import mqtt from "mqtt";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import {
   CreateDestinationRequestSchema,
+  CreateMqttSourceRequestSchema,
   CreateSenderAppRequestSchema,
   CreateWorkflowRequestSchema,
   ExecuteWorkflowRequestSchema,
   ListExecutionsRequestSchema,
 } from "../../gen/nexus/integration/v1/integration_service_pb.js";
-import { ExecutionStatus, RestAuth, StepType, WorkflowKind } from "../../gen/nexus/integration/v1/resources_pb.js";
+import { ExecutionStatus, PayloadFormat, RestAuth, StepType, WorkflowKind } from "../../gen/nexus/integration/v1/resources_pb.js";
 import { eventually } from "../../tests/support/eventually.js";
 import {
   type Integration,
@@ -23,11 +27,15 @@ import {
   type Receiver,
   startReceiver,
 } from "../../tests/support/integration-harness.js";
+import { reachable, uniqueToken } from "../../tests/support/services.js";
 import { createPgliteDatabase } from "../kernel/db/pglite-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import { createLocalEventBus } from "../kernel/events/local-bus.js";
 import type { EventBus } from "../kernel/events/ports.js";
 import { sealPayload } from "./domain/payload-crypto.js";
+
+const BROKER = process.env.NEXUS_TEST_MQTT_URL ?? "mqtt://127.0.0.1:1883";
+const brokerUp = await reachable(BROKER, 1883);
 
 let db: Database;
 let bus: EventBus;
@@ -155,3 +163,47 @@ it("delivers to destinations with a bearer token and an API key on PGlite, from 
   expect(keyed.headers["x-rx-key"]).toBe("key-embedded-2");
   expect(keyed.body).toEqual({ k: 1 });
 }, 90_000);
+
+it.skipIf(!brokerUp)(
+  "an MQTT source with a stored password subscribes on PGlite and feeds its workflow",
+  async () => {
+    const h = integ.parts.handler;
+    const topic = `nexus-test/${uniqueToken("emb")}/t`;
+    const { source } = await h.createMqttSource(
+      create(CreateMqttSourceRequestSchema, {
+        name: "embedded-mqtt",
+        url: BROKER,
+        username: "embedded",
+        password: "pw-embedded-3",
+        topics: [topic],
+        qos: 1,
+        format: PayloadFormat.JSON,
+      }),
+      ctx,
+    );
+    const { destination } = await h.createDestination(
+      create(CreateDestinationRequestSchema, { name: "rx-mqtt", config: { kind: { case: "rest", value: { url: r.url } } } }),
+      ctx,
+    );
+    await h.createWorkflow(
+      create(CreateWorkflowRequestSchema, {
+        name: "from-mqtt",
+        definition: {
+          kind: WorkflowKind.FAN_OUT,
+          source: { mqttSourceId: source!.sourceId },
+          targets: [{ destinationId: destination!.destinationId, path: "/mqtt" }],
+        },
+      }),
+      ctx,
+    );
+    integ.keyring.forget();
+    await integ.parts.reconcile();
+    await eventually("subscribed", () => integ.parts.mqtt.status(source!.sourceId)?.connected, 20_000);
+    const publisher = await mqtt.connectAsync(BROKER, { clientId: `pub-${uniqueToken("emb")}` });
+    await publisher.publishAsync(topic, JSON.stringify({ c: 7 }), { qos: 1 });
+    await publisher.endAsync();
+    const got = await eventually("MQTT message delivered", () => r.received.find((x) => x.path === "/mqtt"), 30_000);
+    expect(got.body).toMatchObject({ c: 7 });
+  },
+  90_000,
+);
