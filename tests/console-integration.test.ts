@@ -83,6 +83,14 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
     return ((await res.json()) as { message_id: string }).message_id;
   };
 
+  /** An edge agent's configuration sync with its token (what `nexus edge` calls). */
+  const edgeSync = (token: string) =>
+    fetch(`${nexus.url}/nexus.integration.v1.EdgeService/GetEdgeConfig`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: "{}",
+    });
+
   beforeAll(async () => {
     if (executablePath === undefined) throw new Error("chromium is required here (CI): apt-get install -y chromium");
     // NODE_ENV=production: vitest sets "test", with which Vite would bundle React's development build.
@@ -355,14 +363,33 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
   );
 
   it(
-    "edge agents: the configuration agents sync (app key digests)",
+    "edge agents: register one (token shown once), assign an app, revoke it",
     async () => {
       await section("Edge agents");
-      const table = page.getByRole("table", { name: "Sender apps an edge agent accepts" });
-      await table.waitFor();
-      expect(await table.textContent()).toContain("plain JSON");
+      await page.getByText("No edge agents registered.").waitFor();
+      await page.getByLabel("Name").fill("plant-1");
+      await page.getByRole("button", { name: "Register edge agent" }).click();
+      const token = (await page.getByTestId("new-secret").textContent()) ?? "";
+      expect(token).toMatch(/^nxe_/);
+      const row = page.getByTestId("edge-plant-1");
+      await row.waitFor();
+      expect(await row.getByTestId("edge-state").textContent()).toBe("active");
+      expect(await row.textContent()).toContain("none (it accepts nothing)");
+      // The token works (the agent's sync), and the page shows it only once.
+      expect((await edgeSync(token)).status).toBe(200);
+      await axe("integration: edge agents (token shown)");
+      await page.getByRole("button", { name: "Done" }).click();
+      expect(await page.getByTestId("new-secret").count()).toBe(0);
+      await row.getByLabel("Assign app to plant-1").selectOption({ label: "orders-app" });
+      await row.getByRole("button", { name: "Assign to plant-1" }).click();
+      await row.getByRole("button", { name: "Unassign orders-app from plant-1" }).waitFor();
+      await expect.poll(() => row.getByTestId("edge-status").textContent(), { timeout: WAIT }).toMatch(/Last seen (?!never)/);
       await axe("integration: edge agents");
       await shot("integration-edge");
+      await row.getByRole("button", { name: "Revoke plant-1" }).click();
+      await expect.poll(() => row.getByTestId("edge-state").textContent(), { timeout: WAIT }).toMatch(/^revoked/);
+      expect(await row.getByRole("button").count()).toBe(0);
+      expect((await edgeSync(token)).status).toBe(401);
     },
     STEP,
   );
@@ -413,10 +440,11 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
       await page.getByTestId("node-receiver").waitFor();
       expect(await page.getByRole("button", { name: /Save new version|Add destination|Roll back/ }).count()).toBe(0);
       expect(await page.getByTestId("node-receiver").locator("textarea").getAttribute("readonly")).not.toBeNull();
-      // Edge agents need an editor key (GetEdgeConfig): not offered to a viewer.
-      expect(await page.getByRole("navigation", { name: "Integration sections" }).getByRole("link", { name: "Edge agents" }).count()).toBe(
-        0,
-      );
+      // Edge agents: listed for a viewer, without register, assign or revoke controls.
+      await section("Edge agents");
+      await page.getByTestId("edge-plant-1").waitFor();
+      expect(await page.getByRole("heading", { name: "Register an edge agent" }).count()).toBe(0);
+      expect(await page.getByRole("button", { name: /Register|Assign|Unassign|Revoke/ }).count()).toBe(0);
       await axe("integration: viewer");
     },
     STEP,

@@ -20,7 +20,7 @@ import {
   WorkflowKind,
 } from "../../gen/nexus/integration/v1/resources_pb.js";
 import { executeCommand, recordFacts } from "../kernel/commands/index.js";
-import type { Database, Tx } from "../kernel/db/ports.js";
+import type { Database, Queryable, Tx } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
 import { type DeliveredEvent, type EventBus, eventOf, PermanentFailure, payloadOf } from "../kernel/events/index.js";
 import type { Keyring } from "../kernel/keyring/index.js";
@@ -530,10 +530,15 @@ export class IntegrationApplication {
     await this.o.drivers.forget(id);
   }
 
-  /** A destination with its secret opened (for delivering and testing). */
-  async openDestination(row: DestinationRow): Promise<DestinationRecord> {
+  /**
+   * A destination with its secret opened (for delivering and testing). Inside a transaction,
+   * pass it as `q`: the keyring then reads its data key through that transaction instead of
+   * waiting for a second connection (PGlite has one; a delivery's transaction holds it).
+   */
+  async openDestination(row: DestinationRow, q?: Queryable): Promise<DestinationRecord> {
+    const keyring = (q && this.o.keyring.using?.(q)) || this.o.keyring;
     const secret = row.sealedSecret
-      ? await this.o.keyring.openText({ tenantId: row.tenantId, purpose: PURPOSE.destination }, row.sealedSecret)
+      ? await keyring.openText({ tenantId: row.tenantId, purpose: PURPOSE.destination }, row.sealedSecret)
       : "";
     return { id: row.id, tenantId: row.tenantId, name: row.name, kind: row.kind, config: row.config, secret };
   }
@@ -897,7 +902,7 @@ export class IntegrationApplication {
     }
     const started = performance.now();
     try {
-      const dest = await this.openDestination(destRow);
+      const dest = await this.openDestination(destRow, tx);
       const r = await this.o.drivers.deliver(dest, target, input, { idempotencyKey: `${d.messageId}-${d.targetIndex}`, bindings });
       await this.record(tx, key, "succeeded", event.deliveryCount, Math.round(performance.now() - started), "", r.detail);
     } catch (err) {
@@ -952,7 +957,7 @@ export class IntegrationApplication {
               const target = step.target;
               const row = target ? await store.destination(tx, base.tenantId, target.destinationId) : undefined;
               if (!target || !row) throw new ConnectorError("INVALID_DESTINATION_CONFIG", "the step's destination no longer exists");
-              const r = await this.o.drivers.deliver(await this.openDestination(row), target, data, {
+              const r = await this.o.drivers.deliver(await this.openDestination(row, tx), target, data, {
                 idempotencyKey: `${base.messageId}-${step.name}`,
                 bindings,
               });

@@ -10,7 +10,7 @@ import { loadConfig } from "../../services/kernel/config.js";
 import { principalKey, type TenantPrincipal } from "../../services/kernel/context.js";
 import type { Database } from "../../services/kernel/db/ports.js";
 import type { EventBus } from "../../services/kernel/events/ports.js";
-import { createKeyring, keyringMigrations, newMasterKeyLine, parseMasterKeys } from "../../services/kernel/keyring/index.js";
+import { createKeyring, type Keyring, keyringMigrations, newMasterKeyLine, parseMasterKeys } from "../../services/kernel/keyring/index.js";
 import type { HttpRoute } from "../../services/kernel/server/service-module.js";
 import {
   type MountedService,
@@ -54,6 +54,8 @@ export function integrationContext(principal: TenantPrincipal): HandlerContext {
 export interface Integration {
   module: MountedService;
   parts: IntegrationParts;
+  /** The keyring the service seals its secrets with (tests call `forget()` to drop its cache). */
+  keyring: Keyring;
   /** Base URL of a plain HTTP server serving the service's httpRoutes (`/ingress`, `/execute/<id>`). */
   httpUrl: string;
   close(): Promise<void>;
@@ -71,13 +73,14 @@ export async function openIntegration(db: Database, bus: EventBus, env: Record<s
     NEXUS_INTEGRATION_REPLICA_ID: `test-${randomBytes(6).toString("hex")}`,
     ...env,
   });
+  const keyring = createKeyring({ db, masterKeys: parseMasterKeys(newMasterKeyLine(1), "test key") });
   const ctx: ServiceContext = {
     config,
     logger: testLogger(),
     db,
     bus,
     clock: () => new Date(),
-    keyring: createKeyring({ db, masterKeys: parseMasterKeys(newMasterKeyLine(1), "test key") }),
+    keyring,
     peers: createPeers(config, [], () => undefined),
     roles: new Set(["integration"]),
   };
@@ -98,6 +101,7 @@ export async function openIntegration(db: Database, bus: EventBus, env: Record<s
   return {
     module,
     parts,
+    keyring,
     httpUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     async close() {
       await new Promise((r) => server.close(r));

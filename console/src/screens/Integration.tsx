@@ -15,7 +15,7 @@ const TABS = [
   { id: "destinations", label: "Destinations", needs: `${IN}/ListDestinations` },
   { id: "workflows", label: "Workflows", needs: `${IN}/ListWorkflows` },
   { id: "executions", label: "Execution log", needs: `${IN}/ListExecutions` },
-  { id: "edge", label: "Edge agents", needs: "/nexus.integration.v1.EdgeService/GetEdgeConfig" },
+  { id: "edge", label: "Edge agents", needs: "/nexus.integration.v1.EdgeService/ListEdges" },
 ] as const;
 type TabId = (typeof TABS)[number]["id"];
 
@@ -64,7 +64,7 @@ export default function Integration({ principal }: { principal: Principal }) {
       {current === "destinations" ? <Destinations principal={principal} /> : null}
       {current === "workflows" ? <Workflows principal={principal} /> : null}
       {current === "executions" ? <Executions principal={principal} /> : null}
-      {current === "edge" ? <EdgeAgents /> : null}
+      {current === "edge" ? <EdgeAgents principal={principal} /> : null}
     </div>
   );
 }
