@@ -176,10 +176,11 @@ export function createLogger(options: LoggerOptions): Logger {
   );
   // A child's bindings pass neither formatter: scrub them on the way in. pino makes a child
   // with Object.create(parent), so every descendant inherits this `child`.
-  const child = logger.child;
-  logger.child = function (this: Logger, bindings, childOptions) {
-    return child.call(this, scrub(bindings) as typeof bindings, childOptions);
-  } as typeof logger.child;
+  type ChildFn = (this: Logger, bindings: Record<string, unknown>, options?: unknown) => Logger;
+  const child = logger.child as unknown as ChildFn;
+  logger.child = function (this: Logger, bindings: Record<string, unknown>, childOptions?: unknown) {
+    return child.call(this, scrub(bindings) as Record<string, unknown>, childOptions);
+  } as unknown as typeof logger.child;
   return logger;
 }
 
