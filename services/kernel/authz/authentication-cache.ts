@@ -11,9 +11,15 @@ export interface AuthenticationCacheOptions {
   clock?: () => Date;
 }
 
+/** What a lookup returns: made once per stored answer, shared by every hit (read-only). */
+interface Answer {
+  readonly principal: Principal;
+  readonly credential: object | undefined;
+}
+
 interface Entry {
+  answer: Answer;
   principal: Principal;
-  credential: object | undefined;
   keyId: string;
   tenantId: string | undefined;
   /** Epoch ms after which the entry is dead: min(now + ttl, valid_until). */
@@ -102,7 +108,7 @@ export class AuthenticationCache {
   }
 
   /** The cached principal and credential (see `set`) for a presented key, if fresh. */
-  lookup(presented: string): { readonly principal: Principal; readonly credential: object | undefined } | undefined {
+  lookup(presented: string): Answer | undefined {
     if (!this.enabled || this.ttlMs === 0) return undefined;
     const id = AuthenticationCache.keyOf(presented);
     const entry = this.entries.get(id);
@@ -117,8 +123,8 @@ export class AuthenticationCache {
       this.entries.set(id, entry);
       this.last = id;
     }
-    // The entry itself (no object per call); callers only read it.
-    return entry;
+    // Made when stored: no object per hit.
+    return entry.answer;
   }
 
   /**
@@ -136,8 +142,8 @@ export class AuthenticationCache {
     this.entries.delete(id);
     this.last = id;
     this.entries.set(id, {
+      answer: Object.freeze({ principal, credential }),
       principal,
-      credential,
       keyId: principal.keyId,
       tenantId: principal.kind === "tenant" ? principal.tenantId : undefined,
       deadline,
