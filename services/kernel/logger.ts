@@ -96,10 +96,14 @@ export function scrubText(text: string): string {
  * Deep copy of `value` with secret keys redacted and secret-looking text scrubbed. Errors are
  * serialized first (type, message, stack, cause) so their texts are scrubbed too.
  */
-export function scrub(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+export function scrub(value: unknown, depth = 0, seen?: WeakSet<object>): unknown {
   if (typeof value === "string") return scrubText(value);
   if (value === null || typeof value !== "object") return value;
-  if (depth > 12 || seen.has(value)) return "[...]";
+  if (depth > 12 || seen?.has(value)) return "[...]";
+  // A log line's object is usually flat (ids, names, codes, numbers): copied in one pass,
+  // without the cycle set and entry arrays the general walk below needs.
+  if (seen === undefined && isFlatRecord(value)) return scrubFlat(value);
+  seen ??= new WeakSet<object>();
   seen.add(value);
   if (value instanceof Error) return scrub(stdSerializers.err(value), depth + 1, seen);
   if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1, seen));
@@ -114,6 +118,27 @@ export function scrub(value: unknown, depth = 0, seen = new WeakSet<object>()): 
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     out[k] = isSecretKey(k) ? REDACTED : scrub(v, depth + 1, seen);
+  }
+  return out;
+}
+
+/** A plain object (Object or null prototype, no toJSON) whose values are all primitives. */
+function isFlatRecord(value: object): value is Record<string, unknown> {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const k in value) {
+    const v = (value as Record<string, unknown>)[k];
+    if ((v !== null && typeof v === "object") || typeof v === "function") return false;
+  }
+  return true;
+}
+
+/** {@link scrub} of a flat record: secret keys redacted, secret-looking strings scrubbed. */
+function scrubFlat(value: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in value) {
+    const v = value[k];
+    out[k] = isSecretKey(k) ? REDACTED : typeof v === "string" ? scrubText(v) : v;
   }
   return out;
 }

@@ -11,9 +11,15 @@ export interface AuthenticationCacheOptions {
   clock?: () => Date;
 }
 
+/** What a lookup returns: made once per stored answer, shared by every hit (read-only). */
+interface Answer {
+  readonly principal: Principal;
+  readonly credential: object | undefined;
+}
+
 interface Entry {
+  answer: Answer;
   principal: Principal;
-  credential: object | undefined;
   keyId: string;
   tenantId: string | undefined;
   /** Epoch ms after which the entry is dead: min(now + ttl, valid_until). */
@@ -57,13 +63,18 @@ export class AuthenticationCache {
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly clock: () => Date;
+  /** Epoch ms now: `Date.now` unless a clock is injected (no Date object per lookup). */
+  private readonly now: () => number;
   private invalidations = 0;
+  /** Id of the entry most recently moved to the end of `entries` (see `lookup`). */
+  private last: string | undefined;
   private enabled = true;
 
   constructor(options: AuthenticationCacheOptions = {}) {
     this.ttlMs = Math.max(0, options.ttlMs ?? 30_000);
     this.maxEntries = Math.max(1, options.maxEntries ?? 10_000);
     this.clock = options.clock ?? (() => new Date());
+    this.now = options.clock ? () => this.clock().getTime() : Date.now;
     liveCaches.add(this);
   }
 
@@ -97,19 +108,23 @@ export class AuthenticationCache {
   }
 
   /** The cached principal and credential (see `set`) for a presented key, if fresh. */
-  lookup(presented: string): { principal: Principal; credential: object | undefined } | undefined {
+  lookup(presented: string): Answer | undefined {
     if (!this.enabled || this.ttlMs === 0) return undefined;
     const id = AuthenticationCache.keyOf(presented);
     const entry = this.entries.get(id);
     if (entry === undefined) return undefined;
-    if (entry.deadline <= this.clock().getTime()) {
+    if (entry.deadline <= this.now()) {
       this.entries.delete(id);
       return undefined;
     }
-    // Most recently used last: Map keeps insertion order.
-    this.entries.delete(id);
-    this.entries.set(id, entry);
-    return { principal: entry.principal, credential: entry.credential };
+    // Most recently used last: Map keeps insertion order (already last: nothing to move).
+    if (this.last !== id) {
+      this.entries.delete(id);
+      this.entries.set(id, entry);
+      this.last = id;
+    }
+    // Made when stored: no object per hit.
+    return entry.answer;
   }
 
   /**
@@ -120,14 +135,15 @@ export class AuthenticationCache {
    */
   set(presented: string, principal: Principal, validUntil: Date | undefined, startedAtEpoch: number, credential?: object): void {
     if (!this.enabled || this.ttlMs === 0 || startedAtEpoch !== this.invalidations) return;
-    const now = this.clock().getTime();
+    const now = this.now();
     const deadline = Math.min(now + this.ttlMs, validUntil?.getTime() ?? Number.POSITIVE_INFINITY);
     if (deadline <= now) return;
     const id = AuthenticationCache.keyOf(presented);
     this.entries.delete(id);
+    this.last = id;
     this.entries.set(id, {
+      answer: Object.freeze({ principal, credential }),
       principal,
-      credential,
       keyId: principal.keyId,
       tenantId: principal.kind === "tenant" ? principal.tenantId : undefined,
       deadline,

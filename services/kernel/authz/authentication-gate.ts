@@ -7,7 +7,7 @@ import type { Authenticator } from "./authenticator.js";
 import { credentialKey } from "./authenticator.js";
 import { CSRF_HEADER, presentedSessionOf } from "./console-session.js";
 import { authCacheLookups, authRefusals } from "./metrics.js";
-import { permissionOf, procedureOf } from "./permissions.js";
+import { permissionOf, procedureOf, ruleOfMethod } from "./permissions.js";
 
 /** Options of {@link createAuthenticationGate}. */
 export interface AuthenticationGateOptions {
@@ -122,7 +122,7 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
 export function createCachedAuthentication(cache: AuthenticationCache): (ctx: HandlerContext) => boolean {
   const hit = authCacheLookups.labels({ outcome: "hit" });
   return (ctx) => {
-    if (permissionOf(procedureOf(ctx.service.typeName, ctx.method.name))?.class === "public") return true;
+    if (ruleOfMethod(ctx.method).permission?.class === "public") return true;
     const presented = presentedKeyOf(ctx.requestHeader);
     if (presented === undefined) return false;
     const cached = cache.lookup(presented);

@@ -1,12 +1,12 @@
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
-import { principalKey, type TenantRole } from "../context.js";
+import { type Principal, principalKey, type TenantRole } from "../context.js";
 import { domainError, errorMetadata, errorReason } from "../errors.js";
 import { PUBLIC_SERVICES } from "../server/server.js";
 import type { AccessRecorder } from "./access-recorder.js";
 import { type AuthorizationDecision, authorize, type ForbiddenReason } from "./authorize.js";
 import { authRefusals } from "./metrics.js";
-import { type Permission, permissionOf, procedureOf } from "./permissions.js";
+import { type Permission, ruleOfMethod } from "./permissions.js";
 import { takeUnrecordedRefusal } from "./refusal.js";
 import { requestTenantId } from "./request-tenant.js";
 
@@ -31,17 +31,49 @@ export function createAuthorizationInterceptor(options: AuthorizationInterceptor
   return (next) => (req) => {
     // Health and reflection: infrastructure the server exempts from the gate as well.
     if (PUBLIC_SERVICES.includes(req.service.typeName)) return next(req);
-    const procedure = procedureOf(req.service.typeName, req.method.name);
-    const permission = permissionOf(procedure);
+    const { procedure, permission } = ruleOfMethod(req.method);
     if (permission?.class === "public") return next(req);
-    return authorized(next, req, procedure, permission);
+    if (req.stream) return authorized(next, req, procedure, permission);
+    // A unary request: decided here, synchronously; an allowed call goes on with one
+    // continuation (a handler's refusal recorded, a streamed answer guarded) and no async frame.
+    const principal = req.contextValues.get(principalKey);
+    const first = authorize({ permission, principal, requestTenantId: requestTenantId(req.method.input as DescMessage, req.message) });
+    if (first.kind === "denied") return authorized(next, req, procedure, permission);
+    let pending: ReturnType<typeof next>;
+    try {
+      pending = next(req);
+    } catch (err) {
+      return recordHandlerRefusal(principal, procedure, err);
+    }
+    return pending.then(
+      (res) => (res.stream ? authorized(next, req, procedure, permission, res) : res),
+      (err: unknown) => recordHandlerRefusal(principal, procedure, err),
+    );
   };
+
+  async function recordHandlerRefusal(principal: Principal | undefined, procedure: string, err: unknown): Promise<never> {
+    if (principal !== undefined && takeUnrecordedRefusal(err)) {
+      const reason = (errorReason(err) ?? "RBAC_FORBIDDEN") as ForbiddenReason;
+      const meta = errorMetadata(err);
+      authRefusals.inc({ reason });
+      await recorder.rbacForbidden({
+        principal,
+        procedure,
+        reason,
+        requiredRole: ROLES.has(meta.required_role ?? "") ? (meta.required_role as TenantRole) : undefined,
+        featureKey: meta.feature_key,
+      });
+    }
+    throw err;
+  }
 
   async function authorized(
     next: Parameters<Interceptor>[0],
     req: Parameters<ReturnType<Interceptor>>[0],
     procedure: string,
     permission: Permission | undefined,
+    /** A unary call's streamed answer, already obtained: only its stream is to be guarded. */
+    answered?: Awaited<ReturnType<Parameters<Interceptor>[0]>>,
   ): ReturnType<ReturnType<Interceptor>> {
     const principal = req.contextValues.get(principalKey);
 
@@ -65,24 +97,10 @@ export function createAuthorizationInterceptor(options: AuthorizationInterceptor
     const check = (message: unknown): AuthorizationDecision =>
       authorize({ permission, principal, requestTenantId: requestTenantId(req.method.input as DescMessage, message) });
 
-    const first = check(req.stream ? undefined : req.message);
-    if (first.kind === "denied") return refuse(first);
-
-    const recordHandlerRefusal = async (err: unknown): Promise<never> => {
-      if (principal !== undefined && takeUnrecordedRefusal(err)) {
-        const reason = (errorReason(err) ?? "RBAC_FORBIDDEN") as ForbiddenReason;
-        const meta = errorMetadata(err);
-        authRefusals.inc({ reason });
-        await recorder.rbacForbidden({
-          principal,
-          procedure,
-          reason,
-          requiredRole: ROLES.has(meta.required_role ?? "") ? (meta.required_role as TenantRole) : undefined,
-          featureKey: meta.feature_key,
-        });
-      }
-      throw err;
-    };
+    if (answered === undefined) {
+      const first = check(req.stream ? undefined : req.message);
+      if (first.kind === "denied") return refuse(first);
+    }
 
     let call = req;
     if (req.stream) {
@@ -98,10 +116,13 @@ export function createAuthorizationInterceptor(options: AuthorizationInterceptor
       call = { ...req, message: checked() };
     }
     let res: Awaited<ReturnType<typeof next>>;
-    try {
-      res = await next(call);
-    } catch (err) {
-      return recordHandlerRefusal(err);
+    if (answered !== undefined) res = answered;
+    else {
+      try {
+        res = await next(call);
+      } catch (err) {
+        return recordHandlerRefusal(principal, procedure, err);
+      }
     }
     if (!res.stream) return res;
     const output = res.message;
@@ -109,7 +130,7 @@ export function createAuthorizationInterceptor(options: AuthorizationInterceptor
       try {
         yield* output;
       } catch (err) {
-        await recordHandlerRefusal(err);
+        await recordHandlerRefusal(principal, procedure, err);
       }
     };
     return { ...res, message: guarded() };

@@ -271,6 +271,29 @@ export function procedureOf(serviceTypeName: string, methodName: string): string
   return `/${serviceTypeName}/${methodName}`;
 }
 
+/** A method's procedure name and rule, worked out once per method descriptor (see {@link ruleOfMethod}). */
+export interface MethodRule {
+  procedure: string;
+  permission: Permission | undefined;
+}
+
+const methodRules = new WeakMap<object, MethodRule>();
+
+/**
+ * {@link procedureOf} and {@link permissionOf} of a method, cached per method descriptor (the
+ * table is a constant, and connect hands every call the same descriptor object): no string
+ * building or table lookup per call.
+ */
+export function ruleOfMethod(method: { readonly name: string; readonly parent: { readonly typeName: string } }): MethodRule {
+  let rule = methodRules.get(method);
+  if (rule === undefined) {
+    const procedure = procedureOf(method.parent.typeName, method.name);
+    rule = { procedure, permission: permissionOf(procedure) };
+    methodRules.set(method, rule);
+  }
+  return rule;
+}
+
 /** The rule of a procedure, or undefined when the table does not list it (deny). */
 export function permissionOf(procedure: string): Permission | undefined {
   return Object.hasOwn(PERMISSIONS, procedure) ? PERMISSIONS[procedure] : undefined;

@@ -14,7 +14,7 @@ export function hasTenantIdField(desc: DescMessage): boolean {
  * no such field; "" when it is unset.
  */
 export function requestTenantId(desc: DescMessage, message: unknown): string | undefined {
-  const field = desc.fields.find((f) => f.name === TENANT_ID_FIELD && f.fieldKind === "scalar");
+  const field = tenantFieldOf(desc);
   if (field === undefined || typeof message !== "object" || message === null) return undefined;
   const record = message as Record<string, unknown>;
   if (field.oneof !== undefined) {
@@ -23,4 +23,16 @@ export function requestTenantId(desc: DescMessage, message: unknown): string | u
   }
   const value = record[field.localName];
   return typeof value === "string" ? value : "";
+}
+
+/** Each message type's `tenant_id` field (null: none), looked up once per type, not per call. */
+const tenantFields = new WeakMap<DescMessage, DescMessage["fields"][number] | null>();
+
+function tenantFieldOf(desc: DescMessage): DescMessage["fields"][number] | undefined {
+  let field = tenantFields.get(desc);
+  if (field === undefined) {
+    field = desc.fields.find((f) => f.name === TENANT_ID_FIELD && f.fieldKind === "scalar") ?? null;
+    tenantFields.set(desc, field);
+  }
+  return field ?? undefined;
 }

@@ -85,22 +85,44 @@ export function requestLogger(logger: Logger, fields: Record<string, unknown>): 
  * never log, and a pino child serializes and redacts its bindings when it is created.
  */
 export function lazyChildLogger(logger: Logger, bindings: Record<string, unknown>): Logger {
-  let child: Logger | undefined;
-  const real = (): Logger => (child ??= logger.child(bindings));
-  return new Proxy({} as Logger, {
-    get(_target, prop) {
-      const target = real();
-      const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-    set(_target, prop, value) {
-      return Reflect.set(real(), prop, value);
-    },
-    has(_target, prop) {
-      return Reflect.has(real(), prop);
-    },
-  });
+  // One small target per call and one shared handler: no closures or handler object per call
+  // (this runs on every RPC). The target's fields are symbols, so the proxy shows no keys.
+  const target: LazyTarget = { [PARENT]: logger, [BINDINGS]: bindings, [CHILD]: undefined };
+  return new Proxy(target, LAZY_LOGGER) as unknown as Logger;
 }
+
+const PARENT = Symbol("parent");
+const BINDINGS = Symbol("bindings");
+const CHILD = Symbol("child");
+
+interface LazyTarget {
+  [PARENT]: Logger;
+  [BINDINGS]: Record<string, unknown>;
+  [CHILD]: Logger | undefined;
+}
+
+function realLogger(t: LazyTarget): Logger {
+  let child = t[CHILD];
+  if (child === undefined) {
+    child = t[PARENT].child(t[BINDINGS]);
+    t[CHILD] = child;
+  }
+  return child;
+}
+
+const LAZY_LOGGER: ProxyHandler<LazyTarget> = {
+  get(t, prop) {
+    const target = realLogger(t);
+    const value: unknown = Reflect.get(target, prop, target);
+    return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+  },
+  set(t, prop, value) {
+    return Reflect.set(realLogger(t), prop, value);
+  },
+  has(t, prop) {
+    return Reflect.has(realLogger(t), prop);
+  },
+};
 
 /**
  * Server interceptor: a pino child logger per request (available to handlers under

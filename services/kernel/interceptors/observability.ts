@@ -89,32 +89,53 @@ export function observabilityInterceptor(logger: Logger): Interceptor {
     const g = inFlightOf(service);
     g.inc();
 
-    const settle = (error: unknown): void => {
-      g.dec();
-      recordRpc(service, method, error, (performance.now() - startedAt) / 1000);
-      logRpc(logger, { service, method, protocol, startedAt, error }, bindings);
-      if (span !== undefined) endSpan(span, error, isServerFault);
-    };
-    const fix = (err: unknown): ConnectError => normalizeError(err, req.signal, meta.requestId);
-    const run =
-      active === undefined
-        ? <R>(fn: () => R): R => requestScope.run(meta, fn)
-        : <R>(fn: () => R): R => requestScope.run(meta, () => context.with(active, fn));
-
+    const call: SettleState = { g, service, method, protocol, startedAt, bindings, span, logger };
+    // The handler in the request scope (and the span's context): no closure per call.
     let res: Awaited<ReturnType<typeof next>>;
     try {
-      res = await run(() => next(req));
+      res = await (active === undefined ? requestScope.run(meta, next, req) : requestScope.run(meta, inContext, active, next, req));
     } catch (err) {
-      const error = fix(err);
-      settle(error);
+      const error = normalizeError(err, req.signal, meta.requestId);
+      settleCall(call, error);
       if (!error.metadata.has(REQUEST_ID_HEADER)) error.metadata.set(REQUEST_ID_HEADER, meta.requestId);
       throw error;
     }
     if (!res.header.has(REQUEST_ID_HEADER)) res.header.set(REQUEST_ID_HEADER, meta.requestId);
     if (!res.stream) {
-      settle(undefined);
+      settleCall(call, undefined);
       return res;
     }
+    const fix = (err: unknown): ConnectError => normalizeError(err, req.signal, meta.requestId);
+    const run =
+      active === undefined
+        ? <R>(fn: () => R): R => requestScope.run(meta, fn)
+        : <R>(fn: () => R): R => requestScope.run(meta, () => context.with(active, fn));
+    const settle = (error: unknown): void => settleCall(call, error);
     return { ...res, message: bindIterable(watchStream(normalizeStream(res.message, fix), req.signal, settle), run) };
   };
+}
+
+/** What the end of a call reports to (see {@link settleCall}). */
+interface SettleState {
+  g: { dec(): void };
+  service: string;
+  method: string;
+  protocol: string;
+  startedAt: number;
+  bindings: Record<string, unknown>;
+  span: Span | undefined;
+  logger: Logger;
+}
+
+/** The end of a call: in-flight gauge, RPC metrics, the one log line, the span. */
+function settleCall(c: SettleState, error: unknown): void {
+  c.g.dec();
+  recordRpc(c.service, c.method, error, (performance.now() - c.startedAt) / 1000);
+  logRpc(c.logger, { service: c.service, method: c.method, protocol: c.protocol, startedAt: c.startedAt, error }, c.bindings);
+  if (c.span !== undefined) endSpan(c.span, error, isServerFault);
+}
+
+/** `next(req)` with `active` as the OpenTelemetry context. */
+function inContext<A, R>(active: Context, next: (arg: A) => R, arg: A): R {
+  return context.with(active, next, undefined, arg);
 }

@@ -21,6 +21,16 @@ function response(status: Status): HealthCheckResponse {
   return create(HealthCheckResponseSchema, { status });
 }
 
+/** Check's answers, one per status, made once (nothing downstream changes an answer message). */
+const CHECK_ANSWERS = new Map<Status, HealthCheckResponse>(
+  [Status.SERVING, Status.NOT_SERVING, Status.SERVICE_UNKNOWN].map((s) => [s, response(s)]),
+);
+
+function checkAnswer(snapshot: ServingSnapshot, service: string): HealthCheckResponse {
+  const status = statusOf(snapshot, service);
+  return CHECK_ANSWERS.get(status) ?? response(status);
+}
+
 /**
  * Registers the standard grpc.health.v1.Health service over the server's {@link ServingState}:
  * per-service status (SERVING once the server listens; NOT_SERVING while draining or while a
@@ -31,11 +41,16 @@ function response(status: Status): HealthCheckResponse {
 export function registerHealthService(router: ConnectRouter, state: ServingState, options: HealthServiceOptions = {}): void {
   const interval = options.watchIntervalMs ?? 5000;
   router.service(Health, {
-    async check(req: HealthCheckRequest) {
+    // Answered from the last evaluation while it is recent (ServingState.recent: at most
+    // 250 ms old, dropped at once on a lifecycle change): probes and load balancers poll this,
+    // and evaluating every check per call was a measurable share of its cost.
+    check(req: HealthCheckRequest) {
       if (!state.knows(req.service)) {
         throw new ConnectError(`unknown service "${req.service}"`, Code.NotFound);
       }
-      return response(statusOf(await state.evaluate(), req.service));
+      const recent = state.recent();
+      if (recent !== undefined) return checkAnswer(recent, req.service);
+      return state.evaluate().then((snapshot) => checkAnswer(snapshot, req.service));
     },
     async list() {
       const snapshot = await state.evaluate();

@@ -650,7 +650,9 @@ describe("kernel server: health follows readiness and shutdown", () => {
     const client = new grpc.Client(`127.0.0.1:${addr.port}`, grpc.credentials.createInsecure());
     try {
       moduleReady = false;
-      expect(await check(client, RetrievalService.typeName)).toBe(Status.NOT_SERVING);
+      // Check answers from an evaluation at most 250 ms old (ServingState.recent): a check's
+      // change shows within that bound.
+      await until(async () => (await check(client, RetrievalService.typeName)) === Status.NOT_SERVING, "NOT_SERVING", 2000);
       expect(await check(client, IngestionService.typeName)).toBe(Status.SERVING);
       expect(await check(client, "")).toBe(Status.NOT_SERVING);
       const ready = await fetch(`${addr.url}/readyz`);
@@ -660,7 +662,7 @@ describe("kernel server: health follows readiness and shutdown", () => {
         failing: [{ name: RetrievalService.typeName, reason: "consumer stalled for 90 s" }],
       });
       moduleReady = true;
-      expect(await check(client, RetrievalService.typeName)).toBe(Status.SERVING);
+      await until(async () => (await check(client, RetrievalService.typeName)) === Status.SERVING, "SERVING again", 2000);
       expect((await fetch(`${addr.url}/readyz`)).status).toBe(200);
     } finally {
       client.close();

@@ -36,9 +36,20 @@ export class ServingState {
   readonly #checks: RegisteredCheck[] = [];
   readonly #listeners = new Set<() => void>();
   #evaluation: Promise<ServingSnapshot> | undefined;
+  /** The last finished evaluation and when it started (performance.now()); see {@link recent}. */
+  #last: { snapshot: ServingSnapshot; at: number } | undefined;
+  /** Moves on every change (lifecycle, checks): an evaluation begun before it is not reused. */
+  #generation = 0;
 
-  /** @param checkTimeoutMs how long one check may take before it counts as failed. */
-  constructor(readonly checkTimeoutMs = 2000) {}
+  /**
+   * @param checkTimeoutMs how long one check may take before it counts as failed.
+   * @param reuseMs how long a finished evaluation may answer Health/Check (see {@link recent});
+   *   0 evaluates on every call.
+   */
+  constructor(
+    readonly checkTimeoutMs = 2000,
+    readonly reuseMs = 250,
+  ) {}
 
   get lifecycle(): Lifecycle {
     return this.#lifecycle;
@@ -78,10 +89,34 @@ export class ServingState {
 
   /** Runs every check (concurrent callers share one run) and returns the snapshot. */
   evaluate(): Promise<ServingSnapshot> {
-    this.#evaluation ??= this.#run().finally(() => {
-      this.#evaluation = undefined;
-    });
+    if (this.#evaluation === undefined) {
+      const generation = this.#generation;
+      const at = performance.now();
+      this.#evaluation = this.#run().then(
+        (snapshot) => {
+          this.#evaluation = undefined;
+          if (generation === this.#generation) this.#last = { snapshot, at };
+          return snapshot;
+        },
+        (err: unknown) => {
+          this.#evaluation = undefined;
+          throw err;
+        },
+      );
+    }
     return this.#evaluation;
+  }
+
+  /**
+   * The last evaluation's snapshot if it began less than `reuseMs` ago and nothing changed
+   * since (a lifecycle move or a new check drops it at once); otherwise undefined — call
+   * {@link evaluate}. Health/Check answers from it, so a readiness check that starts or stops
+   * failing shows there at most `reuseMs` (default 250 ms) late, while draining shows at once.
+   */
+  recent(): ServingSnapshot | undefined {
+    const last = this.#last;
+    if (last === undefined || performance.now() - last.at >= this.reuseMs) return undefined;
+    return last.snapshot;
   }
 
   /** Resolves at the next state change, after `timeoutMs`, or when `signal` aborts. */
@@ -100,6 +135,8 @@ export class ServingState {
   }
 
   #notify(): void {
+    this.#generation += 1;
+    this.#last = undefined;
     for (const l of [...this.#listeners]) l();
   }
 
