@@ -4,9 +4,10 @@ import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 
 /**
- * The process logger writes stdout in batches (services/kernel/logger.ts): these check, on a
- * real process, that batching loses nothing when the process ends (normally, by
- * process.exit or an uncaught exception) and that a lone line does not wait for more lines.
+ * The process logger's stdout (services/kernel/logger.ts; a batched asynchronous writer once
+ * reordered lines under load): these check, on a real process, that no line is lost or
+ * reordered when the process ends (normally, by process.exit or an uncaught exception) and
+ * that a lone line does not wait for more lines.
  */
 const LOGGER = pathToFileURL(path.resolve("dist/services/kernel/logger.js")).href;
 

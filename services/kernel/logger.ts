@@ -143,11 +143,6 @@ function scrubFlat(value: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** Bytes of log lines gathered before one write to stdout (see {@link createLogger}). */
-export const LOG_BATCH_BYTES = 4096;
-/** Longest time a log line waits in the buffer before it is written. */
-export const LOG_FLUSH_MS = 250;
-
 /** Options of {@link createLogger}. */
 export interface LoggerOptions {
   /** pino level; default "info". */
@@ -168,18 +163,15 @@ export interface LoggerOptions {
  * pattern inside messages (Nexus keys `nxs_...`, bearer tokens, URL passwords). Child loggers
  * inherit all of it.
  *
- * Lines go to stdout in batches (pino's SonicBoom, `sync: false`): written by one `write(2)`
- * once {@link LOG_BATCH_BYTES} have gathered or {@link LOG_FLUSH_MS} have passed, instead of
- * one blocking `write(2)` per line (~3 % of an authenticated call's CPU). The buffer is also
- * flushed synchronously when the process exits — after a graceful shutdown, an uncaught
- * exception or `process.exit()`. Lost on a crash: what was buffered when the process died
- * without running its exit handlers (SIGKILL, the kernel's OOM killer, a V8 fatal error) —
- * at most the last 250 ms or 4 KiB of lines (docs/operations.md).
+ * Lines go to stdout with one synchronous `write(2)` each (pino's default destination). A
+ * batched, asynchronous destination (SonicBoom `sync: false`, 4 KiB / 250 ms) saved ~3 % of an
+ * authenticated call's CPU, but under a slow reader its retries after EAGAIN wrote lines out of
+ * order (tests/log-flush.test.ts caught it) and a crash lost the buffer: logs stay synchronous.
  */
 export function createLogger(options: LoggerOptions): Logger {
   const destination = options.pretty
     ? prettyStream(options.destination ?? process.stdout)
-    : (options.destination ?? pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS }));
+    : (options.destination ?? pino.destination({ dest: 1, sync: true }));
   const logger = pino(
     {
       name: options.name,
