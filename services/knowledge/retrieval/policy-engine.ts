@@ -1,4 +1,17 @@
-import * as cedar from "@cedar-policy/cedar-wasm/nodejs";
+import { createRequire } from "node:module";
+import type * as Cedar from "@cedar-policy/cedar-wasm/nodejs";
+
+const requireCjs = createRequire(import.meta.url);
+let loaded: typeof Cedar | undefined;
+/**
+ * Cedar's WASM module (CommonJS, instantiated when required: ~14 MiB resident), loaded on first
+ * use, so a process whose tenants never save or evaluate a policy does not carry it.
+ */
+const cedar = (): typeof Cedar => {
+  loaded ??= requireCjs("@cedar-policy/cedar-wasm/nodejs") as typeof Cedar;
+  return loaded;
+};
+
 import type { TenantRole } from "../../kernel/context.js";
 
 /**
@@ -60,17 +73,17 @@ action Read, Search, Run appliesTo { principal: [User, ApiKey], resource: [Docum
 
 /** The messages of a schema that does not parse (empty: valid). */
 export function schemaErrors(rules: readonly LabelRule[]): string[] {
-  const answer = cedar.checkParseSchema(cedarSchema(rules));
+  const answer = cedar().checkParseSchema(cedarSchema(rules));
   return answer.type === "failure" ? answer.errors.map(message) : [];
 }
 
 /** The messages of a policy that does not parse or validate (empty: valid). Exactly one static policy. */
 export function validatePolicy(policyId: string, text: string, rules: readonly LabelRule[]): string[] {
-  const parts = cedar.policySetTextToParts(text);
+  const parts = cedar().policySetTextToParts(text);
   if (parts.type === "failure") return parts.errors.map(message);
   if (parts.policy_templates.length > 0) return ["templates are not supported: write a static policy"];
   if (parts.policies.length !== 1) return [`the text must hold exactly one policy, it holds ${parts.policies.length}`];
-  const answer = cedar.validate({ schema: cedarSchema(rules), policies: { staticPolicies: { [policyId]: text } } });
+  const answer = cedar().validate({ schema: cedarSchema(rules), policies: { staticPolicies: { [policyId]: text } } });
   if (answer.type === "failure") return answer.errors.map(message);
   return answer.validationErrors.map((e) => message(e.error));
 }
@@ -98,7 +111,7 @@ export function evaluate(policies: readonly StoredPolicy[], p: PolicyPrincipal, 
   if (policies.length === 0) return { allowed: false, reasons: [], errors: [] };
   const principal = principalUid(p);
   const resource = { type: "Document", id: r.documentId || "simulated" };
-  const answer = cedar.isAuthorized({
+  const answer = cedar().isAuthorized({
     principal,
     action: { type: "Action", id: action },
     resource,
@@ -173,7 +186,7 @@ type Compiled = { c: boolean | null } | { sql: string; nullable?: true };
 
 class Residual extends Error {}
 
-type PolicyJson = Extract<ReturnType<typeof cedar.policyToJson>, { type: "success" }>["json"];
+type PolicyJson = Extract<ReturnType<typeof Cedar.policyToJson>, { type: "success" }>["json"];
 type Expr = PolicyJson["conditions"][number]["body"];
 
 const parsed = new Map<string, PolicyJson | undefined>();
@@ -181,7 +194,7 @@ const parsed = new Map<string, PolicyJson | undefined>();
 function policyJson(text: string): PolicyJson | undefined {
   if (!parsed.has(text)) {
     if (parsed.size > 10_000) parsed.clear();
-    const a = cedar.policyToJson(text);
+    const a = cedar().policyToJson(text);
     parsed.set(text, a.type === "success" ? a.json : undefined);
   }
   return parsed.get(text);
