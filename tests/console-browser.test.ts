@@ -1,11 +1,8 @@
-import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import AxeBuilder from "@axe-core/playwright";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
-import { chromiumPath } from "../scripts/chromium-path.js";
 import { createNexusClient } from "../services/client/index.js";
+import { buildConsole, launchChromium, screenshot, seriousAxeViolations, skipWithoutChromium } from "./support/console-browser.js";
 import { startCuttingProxy } from "./support/cutting-proxy.js";
 import { eventually } from "./support/eventually.js";
 import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
@@ -21,19 +18,14 @@ import { makeDocx, makePdf } from "./support/rag/documents.js";
  * violations) and keyboard navigation. NEXUS_CONSOLE_SCREENSHOTS=1 also writes the screenshots
  * of docs/console/.
  */
-const executablePath = chromiumPath();
-const required = process.env.CI !== undefined || process.env.NEXUS_REQUIRE_SERVICES === "1";
-if (executablePath === undefined && !required) {
-  console.warn("[console-browser] chromium is not installed (apt-get install -y chromium): the browser tests are skipped");
-}
-const SHOTS = process.env.NEXUS_CONSOLE_SCREENSHOTS === "1" ? "docs/console" : undefined;
+const skipped = skipWithoutChromium("console-browser");
 const WAIT = 60_000;
 /** Each step waits for what the person would see; on a loaded 2-core machine that can take a while. */
 const STEP = 180_000;
 /** The OpenID provider of the single sign-on test (this suite's port range). */
 const SSO_PROVIDER_PORT = 19931;
 
-describe.skipIf(executablePath === undefined && !required)("web console in a real browser", () => {
+describe.skipIf(skipped)("web console in a real browser", () => {
   let nexus: NexusProcess;
   /** A LOCAL STAND-IN for a cloud LLM (tests/support/openai-standin.ts): streams slowly on demand. */
   let standin: OpenAiStandin;
@@ -46,16 +38,9 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
   let viewerKey: string;
 
   const axe = async (screen: string) => {
-    const result = await new AxeBuilder({ page }).analyze();
-    const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-    expect(
-      bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`),
-      `axe on ${screen}`,
-    ).toEqual([]);
+    expect(await seriousAxeViolations(page), `axe on ${screen}`).toEqual([]);
   };
-  const shot = async (name: string) => {
-    if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
-  };
+  const shot = (name: string) => screenshot(page, name);
   /** Records, in the page, every text the last answer shows while it arrives (`globalThis.seen`). */
   const answerRecorder = () => {
     // Runs in the page (DOM globals; the test's own types are Node's).
@@ -77,10 +62,7 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
   };
 
   beforeAll(async () => {
-    if (executablePath === undefined) throw new Error("chromium is required here (CI): apt-get install -y chromium");
-    const built = spawnSync(process.execPath, ["scripts/build-console.ts"], { encoding: "utf8" });
-    if (built.status !== 0) throw new Error(`building the console failed:\n${built.stdout}${built.stderr}`);
-    if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+    buildConsole();
     data = tempDir("nexus-console-");
     standin = await startOpenAiStandin();
     nexus = await startNexus({
@@ -94,7 +76,7 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
       WAIT,
     );
     platformKey = /platform operator key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/.exec(nexus.output())?.[1] ?? "";
-    browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     context.setDefaultTimeout(WAIT);
     page = await context.newPage();
@@ -623,9 +605,8 @@ describe.skipIf(executablePath === undefined && !required)("web console in a rea
         await p.getByText("No single sign-on for this organisation").waitFor();
         await p.getByLabel("Organisation (tenant id)").fill("demo");
         await p.getByRole("link", { name: /^Sign in with / }).waitFor();
-        const axeResult = await new AxeBuilder({ page: p }).analyze();
-        expect(axeResult.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id)).toEqual([]);
-        if (SHOTS) await p.screenshot({ path: `${SHOTS}/sign-in.png`, fullPage: true });
+        expect(await seriousAxeViolations(p), "axe on sign-in").toEqual([]);
+        await screenshot(p, "sign-in");
       } finally {
         await sso.close();
         await idp.close();

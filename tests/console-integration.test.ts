@@ -1,14 +1,12 @@
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import AxeBuilder from "@axe-core/playwright";
 import pg from "pg";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Role } from "../gen/nexus/auth/v1/api_key_pb.js";
-import { chromiumPath } from "../scripts/chromium-path.js";
 import { createNexusClient } from "../services/client/index.js";
+import { buildConsole, launchChromium, screenshot, seriousAxeViolations, skipWithoutChromium } from "./support/console-browser.js";
 import { eventually } from "./support/eventually.js";
 import { type Receiver, startReceiver } from "./support/integration-harness.js";
 import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.js";
@@ -23,12 +21,7 @@ import { type NexusProcess, startNexus, tempDir } from "./support/nexus-process.
  * log; objects managed by Kubernetes are read-only; a viewer sees no create or edit controls;
  * axe-core on every screen; keyboard use. NEXUS_CONSOLE_SCREENSHOTS=1 writes docs/console/integration-*.png.
  */
-const executablePath = chromiumPath();
-const required = process.env.CI !== undefined || process.env.NEXUS_REQUIRE_SERVICES === "1";
-if (executablePath === undefined && !required) {
-  console.warn("[console-integration] chromium is not installed (apt-get install -y chromium): the browser tests are skipped");
-}
-const SHOTS = process.env.NEXUS_CONSOLE_SCREENSHOTS === "1" ? "docs/console" : undefined;
+const skipped = skipWithoutChromium("console-integration");
 const WAIT = 60_000;
 const STEP = 180_000;
 /** The HTTP receiver's port (this suite's own range). */
@@ -37,7 +30,7 @@ const RECEIVER_PORT = 19951;
 const DEAD_PORT = 19952;
 const PG_ADMIN = process.env.NEXUS_TEST_PG_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
-describe.skipIf(executablePath === undefined && !required)("console integration screens in a real browser", () => {
+describe.skipIf(skipped)("console integration screens in a real browser", () => {
   let nexus: NexusProcess;
   let data: { dir: string; remove: () => void };
   let rx: Receiver;
@@ -51,16 +44,9 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
   const db = () => new pg.Client({ connectionString: PG_ADMIN.replace(/\/postgres$/, `/${database}`) });
 
   const axe = async (screen: string) => {
-    const result = await new AxeBuilder({ page }).analyze();
-    const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-    expect(
-      bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`),
-      `axe on ${screen}`,
-    ).toEqual([]);
+    expect(await seriousAxeViolations(page), `axe on ${screen}`).toEqual([]);
   };
-  const shot = async (name: string) => {
-    if (SHOTS) await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
-  };
+  const shot = (name: string) => screenshot(page, name);
   const section = async (label: string) => {
     await page.getByRole("navigation", { name: "Integration sections" }).getByRole("link", { name: label }).click();
     await expect
@@ -92,14 +78,7 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
     });
 
   beforeAll(async () => {
-    if (executablePath === undefined) throw new Error("chromium is required here (CI): apt-get install -y chromium");
-    // NODE_ENV=production: vitest sets "test", with which Vite would bundle React's development build.
-    const built = spawnSync(process.execPath, ["scripts/build-console.ts"], {
-      encoding: "utf8",
-      env: { ...process.env, NODE_ENV: "production" },
-    });
-    if (built.status !== 0) throw new Error(`building the console failed:\n${built.stdout}${built.stderr}`);
-    if (SHOTS) mkdirSync(SHOTS, { recursive: true });
+    buildConsole({ production: true });
     const admin = new pg.Client({ connectionString: PG_ADMIN });
     await admin.connect();
     await admin.query(`CREATE DATABASE ${database}`);
@@ -117,7 +96,7 @@ describe.skipIf(executablePath === undefined && !required)("console integration 
       WAIT,
     );
     platformKey = /platform operator key \([0-9a-f]+\):\s+(nxs_[0-9a-f]{24}_[A-Za-z0-9_-]{43})/.exec(nexus.output())?.[1] ?? "";
-    browser = await chromium.launch({ executablePath, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     context.setDefaultTimeout(WAIT);
     page = await context.newPage();
