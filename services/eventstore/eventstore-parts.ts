@@ -18,7 +18,7 @@ export function createEventStoreParts(ctx: ServiceContext): EventStoreParts {
   // Temporal query limits are shared by replicas on PostgreSQL (platform.rate_buckets).
   const temporalBuckets = ctx.db.dialect === "postgres" ? createPostgresBucketStore(ctx.db) : createMemoryBucketStore();
   const history = new StreamHistory({ db: ctx.db, buckets: temporalBuckets, logger: ctx.logger, clock: () => ctx.clock().getTime() });
-  const handler = new EventStoreHandler(feed, history, ctx.db);
+  const handler = new EventStoreHandler(feed, history, ctx.db, ctx.offboarding);
   return {
     feed,
     handler,

@@ -37,7 +37,7 @@ import { initPgliteDataDir } from "./pglite-init.js";
 import { PROJECTIONS, UNREBUILDABLE_PROJECTIONS } from "./projections.js";
 import { startSagaResumer } from "./saga-resumer.js";
 import { servicesFor } from "./service-registry.js";
-import { type OffboardingInput, tenantOffboardingSaga } from "./tenant-offboarding.js";
+import { type OffboardingInput, tenantOffboardingSaga, tenantOffboardingStarter } from "./tenant-offboarding.js";
 
 /** Options of {@link startNexus}. */
 export interface StartNexusOptions {
@@ -232,8 +232,28 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     const onShredded = config.backupDir && masterKeys ? shredListRecorder(config.backupDir, masterKeys) : undefined;
     const keyring = createKeyring({ db, masterKeys, logger, ...(onShredded ? { onShredded } : {}) });
     const roles = new Set(services);
+    // StartTenantOffboarding (EventStoreService) starts the saga here and drives it in the
+    // background; the resumer below takes over a saga whose runner died.
+    const offboardingSaga: SagaDefinition<OffboardingInput> = tenantOffboardingSaga(db, keyring);
+    const offboarding = tenantOffboardingStarter({
+      db,
+      def: offboardingSaga,
+      leaseMs: config.sagaLeaseMs,
+      logger: logger.child({ component: "sagas" }),
+    });
+    cleanups.push(["offboarding runs", () => offboarding.close()]);
     const modules = servicesFor(services).map((service) =>
-      mountService(service, { config, db, bus, clock, peers, roles, keyring, logger: logger.child({ service: service.name }) }),
+      mountService(service, {
+        config,
+        db,
+        bus,
+        clock,
+        peers,
+        roles,
+        keyring,
+        offboarding,
+        logger: logger.child({ service: service.name }),
+      }),
     );
     // Every process serves the web console (docs/console.md) when it is built.
     const consoleFiles = consoleRoute(consoleDirectory(config.consoleDir));
@@ -269,10 +289,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     // where auth runs, since tenant offboarding acts on its tenants; one runner per saga across
     // replicas (a lease).
     if (roles.has("auth")) {
-      const offboarding: SagaDefinition<OffboardingInput> = tenantOffboardingSaga(db, keyring);
       const resumer = startSagaResumer({
         db,
-        defs: [offboarding],
+        defs: [offboardingSaga],
         logger: logger.child({ component: "sagas" }),
         leaseMs: config.sagaLeaseMs,
       });
