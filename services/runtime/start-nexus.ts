@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { startMeshSecurity } from "../auth/mesh-security.js";
 import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
+import { configureSnapshotThresholds } from "../kernel/commands/index.js";
 import { ConfigError, type NexusConfig, type ServiceName } from "../kernel/config.js";
 import { createFollowingDatabase, type FollowingDatabase } from "../kernel/db/following-database.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
@@ -188,6 +189,12 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     }
   };
   try {
+    // Snapshot thresholds of event-sourced aggregates whose policy sets none (tenants).
+    configureSnapshotThresholds({
+      everyEvents: config.snapshotEveryEvents,
+      everyBytes: config.snapshotEveryBytes,
+      maxAgeMs: config.snapshotMaxAgeMs,
+    });
     const db = await openDatabase(config, logger);
     cleanups.push(["database", () => db.close()]);
     const bus = await createBus({ config, db, logger });

@@ -857,8 +857,9 @@ export const EventStoreService: GenService<{
    * Streams the tenant's events in commit order: first those after `after_position` (when
    * set), then each new one as it commits, for as long as the call lasts. A `caught_up`
    * message marks the end of the backlog; a `heartbeat` follows every second the feed is
-   * idle. Delivery is throttled to 100 events per second per API key (a faster producer is
-   * not dropped: the feed falls behind and catches up). To resume after a disconnect, call
+   * idle. Delivery is throttled to 100 events per second per API key by default
+   * (NEXUS_WATCH_EVENTS_PER_SECOND; a faster producer is not dropped: the feed falls behind
+   * and catches up). To resume after a disconnect, call
    * again with the position of the last event (or heartbeat) received. Tenant admins and
    * owners only.
    *
