@@ -75,12 +75,15 @@ describeWithPostgres("the tenant aggregate is event-sourced (PostgreSQL)", () =>
     await testDb?.drop();
   });
 
+  /** The tenant aggregate with snapshots every `n` events. */
+  const snapshottingEvery = (n: number) => ({
+    ...tenantAggregate(store.tenants),
+    eventSourcing: { ...tenantEventSourcing, snapshots: { ...tenantEventSourcing.snapshots!, everyEvents: n } },
+  });
+
   it("Given random command sequences, Then replaying the stream equals the state table, and the state at version N equals the state after N events", async () => {
     // Snapshots every 3 events, so the runs mix snapshot + tail with full replays.
-    const tenants = {
-      ...tenantAggregate(store.tenants),
-      eventSourcing: { ...tenantEventSourcing, snapshots: { ...tenantEventSourcing.snapshots!, everyEvents: 3 } },
-    };
+    const tenants = snapshottingEvery(3);
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(commandArb, fc.integer({ min: 1, max: 5_000 })), { maxLength: 14 }), async (steps) => {
         const id = `prop-${++seq}`;
@@ -121,10 +124,7 @@ describeWithPostgres("the tenant aggregate is event-sourced (PostgreSQL)", () =>
   });
 
   it("Given a snapshot at version 6 of an 8-event stream, When the tenant is read as of each event's instant or version, Then the state equals the state after that many events; the snapshot is used at or after it and never for an earlier point", async () => {
-    const tenants = {
-      ...tenantAggregate(store.tenants),
-      eventSourcing: { ...tenantEventSourcing, snapshots: { ...tenantEventSourcing.snapshots!, everyEvents: 3 } },
-    };
+    const tenants = snapshottingEvery(3);
     const id = "asof-snap";
     // Within the last day, so the 24 h age threshold takes no snapshot of its own.
     const t0 = Date.now() - 3_600_000;
@@ -168,10 +168,7 @@ describeWithPostgres("the tenant aggregate is event-sourced (PostgreSQL)", () =>
   });
 
   it("Given a snapshot whose events include one stamped after the instant asked (clocks out of order), When read as of that instant, Then the snapshot is not used and the replay stops where it always did", async () => {
-    const tenants = {
-      ...tenantAggregate(store.tenants),
-      eventSourcing: { ...tenantEventSourcing, snapshots: { ...tenantEventSourcing.snapshots!, everyEvents: 3 } },
-    };
+    const tenants = snapshottingEvery(3);
     const id = "asof-skew";
     const t0 = Date.now() - 3_600_000;
     await executeCommand(db, tenants, id, {
