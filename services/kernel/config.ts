@@ -370,6 +370,32 @@ const VARIABLES = {
       "How long a saga runner's lease lasts without renewal (renewed every third of it); a process resumes an unfinished saga whose lease lapsed (its runner died) at start-up and then every this long.",
     parse: integer(1000, 3_600_000),
   }),
+  watchEventsPerSecond: variable({
+    name: "NEXUS_WATCH_EVENTS_PER_SECOND",
+    default: "100",
+    description:
+      "EventStoreService.WatchEvents throttle: events delivered per second per API key, per process (a token bucket with a burst of the same size). It slows a feed down, never drops an event.",
+    parse: integer(1, 100_000),
+  }),
+  snapshotEveryEvents: variable({
+    name: "NEXUS_SNAPSHOT_EVERY_EVENTS",
+    default: "100",
+    description:
+      "Event-sourced aggregates (tenants) take a snapshot once this many events were appended since the last one (unless the aggregate's own policy sets it).",
+    parse: integer(1, 1_000_000),
+  }),
+  snapshotEveryBytes: variable({
+    name: "NEXUS_SNAPSHOT_EVERY_BYTES",
+    default: "262144",
+    description: "… or once the event payloads appended since the last snapshot reach this many bytes.",
+    parse: integer(1024, 1_073_741_824),
+  }),
+  snapshotMaxAgeMs: variable({
+    name: "NEXUS_SNAPSHOT_MAX_AGE_MS",
+    default: "86400000",
+    description: "… or when the last snapshot (or the stream's first event) is older than this and events were appended since.",
+    parse: integer(1000, 31_536_000_000),
+  }),
   maxRequestBytes: variable({
     name: "NEXUS_MAX_REQUEST_BYTES",
     default: "4194304",

@@ -19,6 +19,8 @@ export const REASONS = {
   UNSUPPORTED_MEDIA_TYPE: Code.InvalidArgument,
   DOCUMENT_UNREADABLE: Code.InvalidArgument,
   INVALID_CURSOR: Code.InvalidArgument,
+  // a destructive request whose confirmation field does not repeat what it destroys
+  CONFIRMATION_MISMATCH: Code.InvalidArgument,
   // authentication and authorization
   AUTH_UNAUTHORIZED: Code.Unauthenticated,
   AUTH_REVOKED_KEY: Code.Unauthenticated,
