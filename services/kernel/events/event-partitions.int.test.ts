@@ -140,6 +140,16 @@ function partitionedStoreSuite(open: () => Promise<{ db: Database; drop: () => P
       "events_tenant_position_idx",
       "events_type_tenant_actor_idx",
     ]);
+    const { rows: partIndexes } = await db.query<{ indexname: string }>(
+      "SELECT indexname FROM pg_indexes WHERE schemaname = 'platform' AND tablename = 'events_p07' ORDER BY 1",
+    );
+    expect(partIndexes.map((i) => i.indexname)).toEqual([
+      "events_p07_position_idx",
+      "events_p07_saga_starts_idx",
+      "events_p07_stream_id_version_key",
+      "events_p07_tenant_position_idx",
+      "events_p07_type_tenant_actor_idx",
+    ]);
     // The ids moved to event_ids; the old table is kept, unchanged.
     const { rows: ids } = await db.query<{ event_id: string; position: string }>(
       "SELECT event_id::text, position::text FROM platform.event_ids ORDER BY event_ids.position",
