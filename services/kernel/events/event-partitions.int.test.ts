@@ -27,17 +27,8 @@ const BEFORE_0006 = PLATFORM_MIGRATIONS.slice(
 const WAIT = { timeout: 15_000, interval: 50 };
 const CONSUMER = "partition_resumer";
 
-interface StoredRow {
-  position: string;
-  event_id: string;
-  stream_id: string;
-  version: number;
-  type: string;
-  topic: string;
-  payload: unknown;
-  metadata: unknown;
-  occurred_at: string;
-}
+/** A row of platform.events as text and JSON, compared whole before and after the migration. */
+type StoredRow = Record<string, unknown> & { position: string; event_id: string };
 
 const ROWS_SQL = `SELECT position::text, event_id::text, stream_id, version, type, topic, payload, metadata, occurred_at::text
                     FROM platform.events ORDER BY events.position`;
@@ -130,26 +121,34 @@ function partitionedStoreSuite(open: () => Promise<{ db: Database; drop: () => P
     );
     expect(kind[0]?.relkind).toBe("p");
     // Every index of the old table exists on the parent.
-    const { rows: indexes } = await db.query<{ indexname: string }>(
-      "SELECT indexname FROM pg_indexes WHERE schemaname = 'platform' AND tablename = 'events' ORDER BY 1",
-    );
-    expect(indexes.map((i) => i.indexname)).toEqual([
+    const indexesOf = async (table: string) =>
+      (
+        await db.query<{ indexname: string }>(
+          "SELECT indexname FROM pg_indexes WHERE schemaname = 'platform' AND tablename = $1 ORDER BY 1",
+          [table],
+        )
+      ).rows.map((i) => i.indexname);
+    expect(await indexesOf("events")).toEqual([
       "events_position_idx",
       "events_saga_starts_idx",
       "events_stream_version_key",
       "events_tenant_position_idx",
       "events_type_tenant_actor_idx",
     ]);
-    const { rows: partIndexes } = await db.query<{ indexname: string }>(
-      "SELECT indexname FROM pg_indexes WHERE schemaname = 'platform' AND tablename = 'events_p07' ORDER BY 1",
-    );
-    expect(partIndexes.map((i) => i.indexname)).toEqual([
+    expect(await indexesOf("events_p07")).toEqual([
       "events_p07_position_idx",
       "events_p07_saga_starts_idx",
       "events_p07_stream_id_version_key",
       "events_p07_tenant_position_idx",
       "events_p07_type_tenant_actor_idx",
     ]);
+    // The columns' checks came along (LIKE … INCLUDING CONSTRAINTS).
+    await expect(
+      db.query(
+        "INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload) VALUES ($1, 'order-0', 99, 't', 'no-dot', '{}'::jsonb)",
+        [randomUUID()],
+      ),
+    ).rejects.toThrow(/check constraint/);
     // The ids moved to event_ids; the old table is kept, unchanged.
     const { rows: ids } = await db.query<{ event_id: string; position: string }>(
       "SELECT event_id::text, position::text FROM platform.event_ids ORDER BY event_ids.position",

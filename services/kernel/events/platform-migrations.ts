@@ -243,16 +243,9 @@ ALTER INDEX platform.events_type_tenant_actor_idx RENAME TO events_unpartitioned
 ALTER TABLE platform.local_bus_retries DROP CONSTRAINT local_bus_retries_position_fkey;
 ALTER TABLE platform.local_dead_letters DROP CONSTRAINT local_dead_letters_position_fkey;
 
+-- The same columns, defaults (position: nextval of platform.events_position_seq) and checks.
 CREATE TABLE platform.events (
-  position bigint NOT NULL DEFAULT nextval('platform.events_position_seq'),
-  event_id uuid NOT NULL,
-  stream_id text NOT NULL CHECK (length(stream_id) BETWEEN 1 AND 512),
-  version integer NOT NULL CHECK (version >= 1),
-  type text NOT NULL CHECK (length(type) BETWEEN 1 AND 512),
-  topic text NOT NULL CHECK (topic ~ '^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)+$'),
-  payload jsonb NOT NULL,
-  metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
-  occurred_at timestamptz NOT NULL DEFAULT now(),
+  LIKE platform.events_unpartitioned INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
   CONSTRAINT events_stream_version_key UNIQUE (stream_id, version)
 ) PARTITION BY HASH (stream_id);
 ${parts.map((p, i) => `CREATE TABLE platform.${p} PARTITION OF platform.events FOR VALUES WITH (MODULUS ${EVENT_PARTITIONS}, REMAINDER ${i});`).join("\n")}
