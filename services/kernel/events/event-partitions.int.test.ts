@@ -9,7 +9,14 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createTestDatabase, describeWithPostgres } from "../../../tests/support/services.js";
+import { deleteSuiteStreams, suiteStreams } from "../../../tests/support/nats-streams.js";
+import {
+  createTestDatabase,
+  describeWithPostgres,
+  describeWithPostgresAndNats,
+  TEST_NATS_URL,
+  uniqueToken,
+} from "../../../tests/support/services.js";
 import { migrate } from "../db/migrate.js";
 import { createPgDatabase } from "../db/pg-database.js";
 import { pgErrorConstraint } from "../db/pg-error.js";
@@ -18,6 +25,7 @@ import type { Database } from "../db/ports.js";
 import { errorReason } from "../errors.js";
 import { appendToStream, readAll, readEvent, readStream } from "./event-store.js";
 import { createLocalEventBus } from "./local-bus.js";
+import { createNatsEventBus } from "./nats-bus.js";
 import { EVENTS_CHANNEL, migratePlatform, PLATFORM_MIGRATIONS, PLATFORM_SCHEMA } from "./platform-migrations.js";
 
 const BEFORE_0006 = PLATFORM_MIGRATIONS.slice(
@@ -291,4 +299,54 @@ describeWithPostgres("0006_events_partitioned on PostgreSQL", () => {
 
 describe("0006_events_partitioned on PGlite", () => {
   partitionedStoreSuite(async () => ({ db: await createPgliteDatabase(), drop: async () => undefined }), false);
+});
+
+describeWithPostgresAndNats("0006_events_partitioned: the outbox relay resumes from its checkpoint (PostgreSQL, NATS)", () => {
+  const token = uniqueToken("part").toUpperCase();
+  let db: Database;
+  let drop: () => Promise<void>;
+
+  beforeAll(async () => {
+    const testDb = await createTestDatabase("nexus_event_partitions_relay");
+    db = await createPgDatabase({ url: testDb.url, poolSize: 4 });
+    drop = () => testDb.drop();
+  });
+  afterAll(async () => {
+    await db?.close();
+    await drop?.();
+    await deleteSuiteStreams(token);
+  });
+
+  it("publishes exactly the events after the relay's pre-migration checkpoint, then new ones", async () => {
+    const { rows: before } = await populateBefore0006(db);
+    // The relay had published the first 25 events (into a stream since lost: this suite's is new).
+    const checkpoint = before[24]!.position;
+    await db.query("INSERT INTO platform.outbox_checkpoint (relay, position) VALUES ('default', $1)", [checkpoint]);
+    // The bus migrates at start (0006 here), then relays.
+    const bus = await createNatsEventBus({
+      db,
+      nats: { servers: TEST_NATS_URL, name: "event-partitions" },
+      subjectPrefix: uniqueToken("p"),
+      ...suiteStreams(token),
+      relay: { pollIntervalMs: 50 },
+      consumerHeartbeatMs: 1_000,
+    });
+    const handled: string[] = [];
+    try {
+      await bus.start();
+      const { rows: kind } = await db.query<{ relkind: string }>(
+        "SELECT relkind::text FROM pg_class WHERE oid = 'platform.events'::regclass",
+      );
+      expect(kind[0]?.relkind).toBe("p");
+      await bus.subscribe({ name: "relayed", subject: "parttest.>", handler: async (e) => void handled.push(e.eventId) });
+      const expected = before.slice(25).map((r) => r.event_id);
+      await vi.waitFor(() => expect(handled).toEqual(expected), WAIT);
+      const [fresh] = await db.transaction((tx) =>
+        appendToStream(tx, "order-2", 3, [{ type: "test.v1.Happened", topic: "parttest.happened", payload: { fresh: true } }]),
+      );
+      await vi.waitFor(() => expect(handled).toEqual([...expected, fresh!.eventId]), WAIT);
+    } finally {
+      await bus.close();
+    }
+  });
 });
