@@ -328,8 +328,6 @@ describeWithPostgresAndNats("0006_events_partitioned: the outbox relay resumes f
       nats: { servers: TEST_NATS_URL, name: "event-partitions" },
       subjectPrefix: uniqueToken("p"),
       ...suiteStreams(token),
-      relay: { pollIntervalMs: 50 },
-      consumerHeartbeatMs: 1_000,
     });
     const handled: string[] = [];
     try {
