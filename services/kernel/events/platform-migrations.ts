@@ -35,6 +35,7 @@ const PARTITIONED_INDEXES: readonly (readonly [string, string])[] = [
  * - `events`: the append-only event store. `position` is the global order (positions are
  *   handed out in commit order, see event-store.ts); (stream_id, version) is unique, which is
  *   what optimistic concurrency rests on. UPDATE, DELETE and TRUNCATE are refused by triggers.
+ *   Since 0006 hash-partitioned by stream_id, with event ids unique through `event_ids`.
  * - `outbox_checkpoint`: per relay, the last position published to NATS, plus a lease so only
  *   one replica publishes at a time.
  * - `local_bus_checkpoints`, `local_bus_retries`, `local_dead_letters`: the embedded bus's
