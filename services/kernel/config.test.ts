@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { CONFIG_VARIABLES, ConfigError, configVariablesMarkdown, loadConfig, SERVICE_NAMES } from "./config.js";
+import { CONFIG_VARIABLES, ConfigError, configVariablesMarkdown, loadConfig, loadConfigValue, SERVICE_NAMES } from "./config.js";
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -121,6 +121,24 @@ describe("loadConfig", () => {
     expect(err.message).not.toContain("s3cr3t-pw");
     expect(err.message).not.toContain("natspass");
     expect(err.message).toContain('NEXUS_LOG_PRETTY="maybe"');
+  });
+});
+
+describe("loadConfigValue", () => {
+  it("reads one variable with its default, validated like loadConfig, ignoring the others", () => {
+    expect(loadConfigValue("eventsPartitionMaxCopyRows", {})).toBe(2_000_000);
+    expect(loadConfigValue("eventsPartitionMaxCopyRows", { NEXUS_EVENTS_PARTITION_MAX_COPY_ROWS: "50000000", NEXUS_PORT: "nope" })).toBe(
+      50_000_000,
+    );
+    const err = (() => {
+      try {
+        return loadConfigValue("eventsPartitionMaxCopyRows", { NEXUS_EVENTS_PARTITION_MAX_COPY_ROWS: "2M" });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toContain('NEXUS_EVENTS_PARTITION_MAX_COPY_ROWS="2M" is invalid: expected an integer');
   });
 });
 

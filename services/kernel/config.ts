@@ -516,6 +516,13 @@ const VARIABLES = {
       "File whose content `true` refuses every mutating RPC with UNAVAILABLE WRITE_FROZEN (a failover's freeze; the chart mounts the operator's flag here). Missing file = not frozen.",
     parse: path,
   }),
+  eventsPartitionMaxCopyRows: variable({
+    name: "NEXUS_EVENTS_PARTITION_MAX_COPY_ROWS",
+    default: "2000000",
+    description:
+      "Most events the platform migration 0006_events_partitioned copies into the hash-partitioned event table at start-up (appends wait during the copy); a larger store refuses to migrate until an operator schedules it with the write freeze and a higher value.",
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
+  }),
   serviceName: variable({
     name: "NEXUS_SERVICE_NAME",
     default: "nexus",
@@ -1085,6 +1092,38 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
+ * Reads and validates one variable of the configuration from `env` (default `process.env`), for
+ * code that runs without a loaded {@link NexusConfig} (the platform migrations, started from
+ * every bus and CLI command). Throws a {@link ConfigError} when its value is bad.
+ */
+export function loadConfigValue<K extends keyof NexusConfig>(
+  key: K,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): NexusConfig[K] {
+  const problems: ConfigProblem[] = [];
+  const value = parseVariable(VARIABLES[key] as VariableSpec<unknown>, env, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return value as NexusConfig[K];
+}
+
+/** One variable's value (its default when unset), or `undefined` with a problem recorded. */
+function parseVariable(spec: VariableSpec<unknown>, env: Readonly<Record<string, string | undefined>>, problems: ConfigProblem[]): unknown {
+  const given = env[spec.name]?.trim();
+  const raw = given === undefined || given === "" ? spec.default : given;
+  if (raw === undefined) return undefined;
+  try {
+    return spec.parse(raw);
+  } catch (err) {
+    if (!(err instanceof InvalidValue)) throw err;
+    const shown = spec.secret ? "(value hidden)" : JSON.stringify(raw);
+    const fallback = spec.default !== undefined ? `default ${spec.default}` : `unset means ${spec.unsetMeaning ?? "not set"}`;
+    const problem = { variable: spec.name, message: `${spec.name}=${shown} is invalid: expected ${err.expected} (${fallback})` };
+    problems.push(problem);
+    return undefined;
+  }
+}
+
+/**
  * Reads and validates the configuration from `env` (default `process.env`). Empty values count
  * as unset. Throws a {@link ConfigError} listing every bad variable.
  */
@@ -1092,23 +1131,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   const out: Record<string, unknown> = {};
   const problems: ConfigProblem[] = [];
   for (const [key, spec] of Object.entries(VARIABLES) as [string, VariableSpec<unknown>][]) {
-    const given = env[spec.name]?.trim();
-    const raw = given === undefined || given === "" ? spec.default : given;
-    if (raw === undefined) {
-      out[key] = undefined;
-      continue;
-    }
-    try {
-      out[key] = spec.parse(raw);
-    } catch (err) {
-      if (!(err instanceof InvalidValue)) throw err;
-      const shown = spec.secret ? "(value hidden)" : JSON.stringify(raw);
-      const fallback = spec.default !== undefined ? `default ${spec.default}` : `unset means ${spec.unsetMeaning ?? "not set"}`;
-      problems.push({
-        variable: spec.name,
-        message: `${spec.name}=${shown} is invalid: expected ${err.expected} (${fallback})`,
-      });
-    }
+    out[key] = parseVariable(spec, env, problems);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(out) as NexusConfig;
