@@ -58,7 +58,7 @@ const LAYOUTS: Layout[] = [
     name: "hash16",
     ddl: `CREATE SEQUENCE ev_position_seq; CREATE TABLE ev_hash16 (${SHAPE}) PARTITION BY HASH (stream_id);
       ${Array.from({ length: 16 }, (_, i) => `CREATE TABLE ev_hash16_${i} PARTITION OF ev_hash16 FOR VALUES WITH (MODULUS 16, REMAINDER ${i});`).join("\n")}
-      CREATE TABLE ev_hash16_ids (event_id uuid NOT NULL, position bigint NOT NULL);`,
+      CREATE TABLE ev_hash16_ids (event_id uuid NOT NULL, stream_id text NOT NULL, position bigint NOT NULL);`,
     indexes: `ALTER TABLE ev_hash16 ADD UNIQUE (stream_id, version);
       CREATE INDEX ON ev_hash16 (position);
       ${secondaryIndexes("ev_hash16")}
@@ -109,16 +109,24 @@ function appendSql(layout: Layout): string {
   const head = `WITH current AS (SELECT coalesce(max(version), 0)::int AS v FROM ${table} WHERE stream_id = $1),
        at AS (SELECT v FROM current WHERE v = $2::int)`;
   return layout.eventIds
-    ? `${head}, appended AS (${insert}), ids AS (INSERT INTO ${table}_ids (event_id, position) SELECT event_id, position FROM appended)
+    ? `${head}, appended AS (${insert}), ids AS (INSERT INTO ${table}_ids (event_id, stream_id, position) SELECT event_id, stream_id, position FROM appended)
        SELECT position FROM appended`
     : `${head} ${insert}`;
 }
 
-function readEventSql(layout: Layout): string {
+/** One event by id as readEvent reads it: partitioned, its stream and position from the ids table, then the row in its one partition. */
+async function readEventById(client: pg.Client, layout: Layout, eventId: string): Promise<number> {
   const table = `ev_${layout.name}`;
-  return layout.eventIds
-    ? `SELECT e.* FROM ${table}_ids i JOIN ${table} e ON e.position = i.position AND e.event_id = i.event_id WHERE i.event_id = $1`
-    : `SELECT * FROM ${table} WHERE event_id = $1`;
+  if (!layout.eventIds) return (await client.query(`SELECT * FROM ${table} WHERE event_id = $1`, [eventId])).rowCount ?? 0;
+  const { rows } = await client.query<{ stream_id: string; position: string }>(
+    `SELECT stream_id, position FROM ${table}_ids WHERE event_id = $1`,
+    [eventId],
+  );
+  if (rows[0] === undefined) return 0;
+  return (
+    (await client.query(`SELECT * FROM ${table} WHERE stream_id = $1 AND position = $2`, [rows[0].stream_id, rows[0].position])).rowCount ??
+    0
+  );
 }
 
 export async function benchPartitioning(options: { log: (line: string) => void; events?: number }): Promise<PartitioningResult> {
@@ -147,7 +155,8 @@ export async function benchPartitioning(options: { log: (line: string) => void; 
           [from, Math.min(events, from + batch) - 1],
         );
       }
-      if (layout.eventIds) await client.query(`INSERT INTO ${table}_ids (event_id, position) SELECT event_id, position FROM ${table}`);
+      if (layout.eventIds)
+        await client.query(`INSERT INTO ${table}_ids (event_id, stream_id, position) SELECT event_id, stream_id, position FROM ${table}`);
       await client.query(layout.indexes);
       await client.query(`ANALYZE ${table}`);
       if (layout.eventIds) await client.query(`ANALYZE ${table}_ids`);
@@ -184,8 +193,7 @@ export async function benchPartitioning(options: { log: (line: string) => void; 
       );
       const ids = idRows.map((r) => r.event_id);
       const readEvent = await timed(SAMPLES, async (i) => {
-        const { rowCount } = await client.query(readEventSql(layout), [ids[i % ids.length]]);
-        if (rowCount !== 1) throw new Error("event not found by id");
+        if ((await readEventById(client, layout, ids[i % ids.length]!)) !== 1) throw new Error("event not found by id");
       });
       const readPage = await timed(SAMPLES, (i) =>
         client.query(`SELECT * FROM ${table} WHERE position > $1 ORDER BY position LIMIT 500`, [(i * 2_000_003) % events]),

@@ -36,7 +36,7 @@ const WAIT = { timeout: 15_000, interval: 50 };
 const CONSUMER = "partition_resumer";
 
 /** A row of platform.events as text and JSON, compared whole before and after the migration. */
-type StoredRow = Record<string, unknown> & { position: string; event_id: string };
+type StoredRow = Record<string, unknown> & { position: string; event_id: string; stream_id: string };
 
 const ROWS_SQL = `SELECT position::text, event_id::text, stream_id, version, type, topic, payload, metadata, occurred_at::text
                     FROM platform.events ORDER BY events.position`;
@@ -158,10 +158,10 @@ function partitionedStoreSuite(open: () => Promise<{ db: Database; drop: () => P
       ),
     ).rejects.toThrow(/check constraint/);
     // The ids moved to event_ids; the old table is kept, unchanged.
-    const { rows: ids } = await db.query<{ event_id: string; position: string }>(
-      "SELECT event_id::text, position::text FROM platform.event_ids ORDER BY event_ids.position",
+    const { rows: ids } = await db.query<{ event_id: string; stream_id: string; position: string }>(
+      "SELECT event_id::text, stream_id, position::text FROM platform.event_ids ORDER BY event_ids.position",
     );
-    expect(ids).toEqual(before.map((r) => ({ event_id: r.event_id, position: r.position })));
+    expect(ids).toEqual(before.map((r) => ({ event_id: r.event_id, stream_id: r.stream_id, position: r.position })));
     const { rows: old } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM platform.events_unpartitioned");
     expect(old[0]?.n).toBe(36);
     // Bus state survives without its foreign keys.
@@ -255,9 +255,9 @@ function partitionedStoreSuite(open: () => Promise<{ db: Database; drop: () => P
     expect(errorReason(err)).toBe("CONCURRENCY_CONFLICT");
   });
 
-  it("refuses UPDATE, DELETE and TRUNCATE on the parent and on a partition", async () => {
-    for (const table of ["platform.events", "platform.events_p03"]) {
-      for (const sql of [`UPDATE ${table} SET type = 'x'`, `DELETE FROM ${table}`, `TRUNCATE ${table}`]) {
+  it("refuses UPDATE, DELETE and TRUNCATE on the parent, on a partition and on event_ids", async () => {
+    for (const table of ["platform.events", "platform.events_p03", "platform.event_ids"]) {
+      for (const sql of [`UPDATE ${table} SET position = position + 1`, `DELETE FROM ${table}`, `TRUNCATE ${table}`]) {
         await expect(db.query(sql), sql).rejects.toThrow(/append-only/);
       }
     }

@@ -53,9 +53,6 @@ interface EventRow {
 }
 
 const COLUMNS = "position, event_id, stream_id, version, type, topic, payload, metadata, occurred_at";
-const COLUMNS_OF_E = COLUMNS.split(", ")
-  .map((c) => `e.${c}`)
-  .join(", ");
 
 /** A stored row as the event it is, upgraded to its type's current shape (upcasters.ts). */
 function toRecorded(row: EventRow): RecordedEvent {
@@ -165,7 +162,7 @@ export async function appendToStream(
           ORDER BY x.ord
          RETURNING ${COLUMNS}
        ), ids AS (
-         INSERT INTO platform.event_ids (event_id, position) SELECT event_id, position FROM appended
+         INSERT INTO platform.event_ids (event_id, stream_id, position) SELECT event_id, stream_id, position FROM appended
        )
        SELECT ${COLUMNS} FROM appended`,
       params,
@@ -227,13 +224,19 @@ export async function readAll(db: Queryable, afterPosition: bigint = 0n, limit =
 /** One event by id, or undefined. */
 export async function readEvent(db: Queryable, eventId: string): Promise<RecordedEvent | undefined> {
   if (!UUID.test(eventId)) return undefined;
-  // event_ids holds the position (events has no index on event_id: one random-UUID index per
-  // append is enough); the position index then finds the row in its partition.
-  const { rows } = await db.query<EventRow>(
-    `SELECT ${COLUMNS_OF_E} FROM platform.event_ids i JOIN platform.events e ON e.position = i.position AND e.event_id = i.event_id
-      WHERE i.event_id = $1`,
+  // event_ids holds the stream and position (events has no index on event_id: one random-UUID
+  // index per append is enough). Two statements, so the second names the stream and is planned
+  // for its one partition (a join would plan all 16: ~0.5 ms against ~0.1).
+  const { rows: ids } = await db.query<{ stream_id: string; position: bigint }>(
+    "SELECT stream_id, position FROM platform.event_ids WHERE event_id = $1",
     [eventId],
   );
+  const id = ids[0];
+  if (id === undefined) return undefined;
+  const { rows } = await db.query<EventRow>(`SELECT ${COLUMNS} FROM platform.events WHERE stream_id = $1 AND position = $2`, [
+    id.stream_id,
+    id.position,
+  ]);
   return rows[0] ? toRecorded(rows[0]) : undefined;
 }
 

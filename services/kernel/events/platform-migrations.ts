@@ -258,11 +258,13 @@ INSERT INTO platform.events (position, event_id, stream_id, version, type, topic
 SELECT position, event_id, stream_id, version, type, topic, payload, metadata, occurred_at
   FROM platform.events_unpartitioned ORDER BY position;
 
+-- stream_id lets readEvent name the event's partition (one partition planned and read, not 16).
 CREATE TABLE platform.event_ids (
   event_id uuid NOT NULL,
+  stream_id text NOT NULL,
   position bigint NOT NULL
 );
-INSERT INTO platform.event_ids (event_id, position) SELECT event_id, position FROM platform.events_unpartitioned;
+INSERT INTO platform.event_ids (event_id, stream_id, position) SELECT event_id, stream_id, position FROM platform.events_unpartitioned;
 ALTER TABLE platform.event_ids ADD CONSTRAINT event_ids_pkey PRIMARY KEY (event_id);
 
 -- Each index first on every partition under a readable name (events_p07_tenant_position_idx,
@@ -277,7 +279,7 @@ SELECT setval('platform.events_position_seq', greatest(m.position, s.last_value)
   FROM (SELECT max(position) AS position FROM platform.events) AS m, platform.events_position_seq AS s
  WHERE m.position IS NOT NULL;
 
-${["events", ...parts]
+${["events", "event_ids", ...parts]
   .map(
     (t) => `CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON platform.${t}
   FOR EACH STATEMENT EXECUTE FUNCTION platform.refuse_event_change();
