@@ -198,12 +198,17 @@ function tierMultipliers(raw: string): Readonly<Record<"free" | "pro" | "enterpr
   return out;
 }
 
-/** A comma list of host or host:port entries (or `*`), lower-cased. */
-function hostList(raw: string): readonly string[] {
-  const out = raw
+/** The non-empty entries of a comma list, trimmed and lower-cased. */
+function lowerCaseEntries(raw: string): string[] {
+  return raw
     .split(",")
     .map((x) => x.trim().toLowerCase())
     .filter((x) => x.length > 0);
+}
+
+/** A comma list of host or host:port entries (or `*`), lower-cased. */
+function hostList(raw: string): readonly string[] {
+  const out = lowerCaseEntries(raw);
   for (const h of out) {
     if (h !== "*" && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/.test(h)) {
       throw new InvalidValue("a comma list of host or host:port entries (e.g. 127.0.0.1:8080,localhost), or *");
@@ -214,10 +219,7 @@ function hostList(raw: string): readonly string[] {
 
 /** A comma list of IP addresses or CIDRs (IPv4 or IPv6), e.g. `10.0.0.0/8,::1`. */
 function addressList(raw: string): readonly string[] {
-  const out = raw
-    .split(",")
-    .map((x) => x.trim().toLowerCase())
-    .filter((x) => x.length > 0);
+  const out = lowerCaseEntries(raw);
   for (const entry of out) {
     const [address = "", bits, extra] = entry.split("/");
     const family = isIP(address);
