@@ -166,6 +166,22 @@ describeWithPostgres("refused-authentication limiter (per client address and cla
     expect((await call(address)).status).toBe(429);
   });
 
+  it("AuthService.Authenticate called directly (public) is limited the same way", async () => {
+    const call = () =>
+      fetch(`${h.url}/nexus.auth.v1.AuthService/Authenticate`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-forwarded-for": "192.0.2.99" },
+        body: JSON.stringify({ apiKey: `nxs_${"2".repeat(24)}_${WRONG_SECRET}` }),
+      });
+    const lookupsBefore = (await denied()).AUTH_UNAUTHORIZED ?? 0;
+    for (let i = 0; i < BURST; i++) expect((await call()).status).toBe(401);
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await call()).status);
+    expect(statuses).toEqual(new Array(10).fill(429));
+    // Only the burst was looked up and recorded.
+    expect(((await denied()).AUTH_UNAUTHORIZED ?? 0) - lookupsBefore).toBe(BURST);
+  });
+
   it("calls without a key and console session cookies count against the address too", async () => {
     const address = "192.0.2.88";
     const noKey = () =>

@@ -87,7 +87,7 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
     const peerAddress = peerAddressOf(ctx.requestHeader);
     const clientAddress = limiter ? options.clientAddress?.(ctx) : undefined;
     let presented = presentedKeyOf(ctx.requestHeader);
-    const claimedKeyId = limiter && presented !== undefined ? CLAIMED_KEY_ID.exec(presented)?.[1] : undefined;
+    const claimedKeyId = limiter ? claimedKeyIdOf(presented) : undefined;
     if (presented === undefined && !ctx.requestHeader.has("authorization")) {
       // A console session (docs/console.md): the cookie, and the session's CSRF token in a
       // header, which another site can neither read nor forge.
@@ -101,20 +101,7 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
       }
       presented = session?.token;
     }
-    if (limiter) {
-      const throttled = limiter.admit(clientAddress, claimedKeyId, presented);
-      if (throttled) {
-        if (throttled.startsPeriod) {
-          await recorder.accessDenied({
-            reason: "AUTH_RATE_LIMITED",
-            procedure,
-            ...(claimedKeyId ? { keyId: claimedKeyId } : {}),
-            ...((clientAddress ?? peerAddress) ? { peerAddress: clientAddress ?? peerAddress } : {}),
-          });
-        }
-        throw throttledRefusal(throttled);
-      }
-    }
+    if (limiter) await admitAttempt(limiter, recorder, { clientAddress, keyId: claimedKeyId, presented, procedure, peerAddress });
     if (presented === undefined) {
       limiter?.refused(clientAddress, undefined);
       authRefusals.inc({ reason: "AUTH_UNAUTHORIZED" });
@@ -165,6 +152,43 @@ export function createCachedAuthentication(cache: AuthenticationCache): (ctx: Ha
     if (cached.credential) ctx.values.set(credentialKey, cached.credential);
     return true;
   };
+}
+
+/** The key id a presented credential claims: `<key id>` of `nxs_<key id>_<secret>`; none for sessions, tokens or nothing. */
+export function claimedKeyIdOf(presented: string | undefined): string | undefined {
+  return presented === undefined ? undefined : CLAIMED_KEY_ID.exec(presented)?.[1];
+}
+
+/** An authentication attempt about to be looked up, as the refused-authentication limiter sees it. */
+export interface AuthAttempt {
+  /** The client's address (see createClientAddressResolver). */
+  clientAddress: string | undefined;
+  keyId: string | undefined;
+  presented: string | undefined;
+  /** What the audit record names. */
+  procedure: string;
+  peerAddress: string | undefined;
+}
+
+/**
+ * Lets an attempt go on to its lookup, or throws RESOURCE_EXHAUSTED AUTH_RATE_LIMITED when one
+ * of its buckets is dry — recording one AccessDenied (reason AUTH_RATE_LIMITED) at the start of
+ * the bucket's throttled period, none for the calls after it. Used by the gate and by
+ * AuthService.Authenticate for direct callers.
+ */
+export async function admitAttempt(limiter: AuthAttemptLimiter, recorder: AccessRecorder, attempt: AuthAttempt): Promise<void> {
+  const throttled = limiter.admit(attempt.clientAddress, attempt.keyId, attempt.presented);
+  if (throttled === undefined) return;
+  if (throttled.startsPeriod) {
+    const address = attempt.clientAddress ?? attempt.peerAddress;
+    await recorder.accessDenied({
+      reason: "AUTH_RATE_LIMITED",
+      procedure: attempt.procedure,
+      ...(attempt.keyId ? { keyId: attempt.keyId } : {}),
+      ...(address ? { peerAddress: address } : {}),
+    });
+  }
+  throw throttledRefusal(throttled);
 }
 
 /**
