@@ -182,6 +182,20 @@ describeWithPostgres("refused-authentication limiter (per client address and cla
     expect(((await denied()).AUTH_UNAUTHORIZED ?? 0) - lookupsBefore).toBe(BURST);
   });
 
+  it("the console's sign-in form is limited the same way (429 with retry-after)", async () => {
+    const signIn = () =>
+      fetch(`${h.url}/auth/session`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-forwarded-for": "192.0.2.111" },
+        body: JSON.stringify({ apiKey: `nxs_${"3".repeat(24)}_${WRONG_SECRET}` }),
+      });
+    for (let i = 0; i < BURST; i++) expect((await signIn()).status).toBe(401);
+    const res = await signIn();
+    expect(res.status).toBe(429);
+    expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(await res.json()).toMatchObject({ code: "resource_exhausted", reason: "AUTH_RATE_LIMITED" });
+  });
+
   it("calls without a key and console session cookies count against the address too", async () => {
     const address = "192.0.2.88";
     const noKey = () =>

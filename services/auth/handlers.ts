@@ -17,6 +17,7 @@ import type { AuthAttemptLimiter } from "../kernel/authz/auth-attempt-limiter.js
 import { admitAttempt, claimedKeyIdOf, peerAddressOf } from "../kernel/authz/authentication-gate.js";
 import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey } from "../kernel/authz/authenticator.js";
 import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
+import { type ClientAddressResolver, clientAddressOfCall } from "../kernel/authz/client-address.js";
 import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import type { Principal } from "../kernel/context.js";
@@ -229,10 +230,12 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     // A gate of another process (mesh token) limited its caller already; anyone else calling
     // this public RPC directly passes the same refused-authentication limiter as at a gate.
     const attempts = this.attempts && !fromMesh(ctx.requestHeader, await this.attempts.meshToken()) ? this.attempts : undefined;
-    const clientAddress = attempts?.clientAddress(ctx);
+    const clientAddress = attempts ? clientAddressOfCall(attempts.clientAddress, ctx) : undefined;
     const keyId = claimedKeyIdOf(presented);
-    if (attempts)
-      await admitAttempt(attempts.limiter, attempts.recorder, { clientAddress, keyId, presented, procedure, peerAddress: peer });
+    const throttled =
+      attempts &&
+      (await admitAttempt(attempts.limiter, attempts.recorder, { clientAddress, keyId, presented, procedure, peerAddress: peer }));
+    if (throttled) throw throttled;
     const result = await this.app.authenticate(presented, { procedure, signal: ctx.signal, ...(peer ? { peerAddress: peer } : {}) });
     if (result.kind === "refused") {
       attempts?.limiter.refused(clientAddress, keyId);
@@ -267,7 +270,7 @@ export interface AuthenticateAttempts {
   limiter: AuthAttemptLimiter;
   recorder: AccessRecorder;
   /** The caller's address (createClientAddressResolver with NEXUS_TRUSTED_PROXIES). */
-  clientAddress: (ctx: HandlerContext) => string | undefined;
+  clientAddress: ClientAddressResolver;
   /** The installation's mesh token: calls carrying it come from other processes' gates and are not limited again. */
   meshToken: () => Promise<string>;
 }

@@ -99,6 +99,7 @@ export const authService = defineService({
           ttlMs: ctx.config.consoleSessionTtlSeconds * 1000,
           logger: ctx.logger,
           endSignInSession: (token) => signIn.signOut(token),
+          attempts,
         }),
         ...signInRoutes(signIn, ctx.logger),
         // SCIM 2.0 provisioning of the tenant whose SCIM token is presented (docs/identity.md).

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { AuthAttemptLimiter } from "./auth-attempt-limiter.js";
-import { addressBucketOf, createClientAddressResolver, socketAddressKey } from "./client-address.js";
+import { addressBucketOf, clientAddressOfCall, createClientAddressResolver, socketAddressKey } from "./client-address.js";
 
 function clock(start = 1_000_000): { now: () => number; advance(ms: number): void } {
   let t = start;
@@ -100,13 +100,15 @@ describe("createClientAddressResolver", () => {
   };
 
   it("ignores X-Forwarded-For unless the peer is a trusted proxy", () => {
-    const resolve = createClientAddressResolver();
+    const resolver = createClientAddressResolver();
+    const resolve = (c: HandlerContext) => clientAddressOfCall(resolver, c);
     expect(resolve(ctx("::ffff:10.1.2.3", "203.0.113.9"))).toBe("10.1.2.3");
     expect(resolve(ctx(undefined))).toBeUndefined();
   });
 
   it("takes the last hop that is not a trusted proxy", () => {
-    const resolve = createClientAddressResolver(["10.0.0.0/8", "::1"]);
+    const resolver = createClientAddressResolver(["10.0.0.0/8", "::1"]);
+    const resolve = (c: HandlerContext) => clientAddressOfCall(resolver, c);
     expect(resolve(ctx("10.0.0.5", "198.51.100.1, 203.0.113.9, 10.0.0.7"))).toBe("203.0.113.9");
     expect(resolve(ctx("::1", "203.0.113.9"))).toBe("203.0.113.9");
     // Not from a trusted proxy: the header is the client's invention.

@@ -1,4 +1,4 @@
-import type { HandlerContext } from "@connectrpc/connect";
+import type { ConnectError, HandlerContext } from "@connectrpc/connect";
 import { principalKey } from "../context.js";
 import { domainError } from "../errors.js";
 import type { AccessRecorder } from "./access-recorder.js";
@@ -6,6 +6,7 @@ import type { AuthAttemptLimiter, Throttled } from "./auth-attempt-limiter.js";
 import type { AuthenticationCache } from "./authentication-cache.js";
 import type { Authenticator } from "./authenticator.js";
 import { credentialKey } from "./authenticator.js";
+import { type ClientAddressResolver, clientAddressOfCall } from "./client-address.js";
 import { CSRF_HEADER, presentedSessionOf } from "./console-session.js";
 import { authCacheLookups, authRefusals, authThrottled } from "./metrics.js";
 import { permissionOf, procedureOf, ruleOfMethod } from "./permissions.js";
@@ -21,7 +22,7 @@ export interface AuthenticationGateOptions {
    */
   limiter?: AuthAttemptLimiter;
   /** The client's address for the limiter (see createClientAddressResolver). Default: none (key ids only). */
-  clientAddress?: (ctx: HandlerContext) => string | undefined;
+  clientAddress?: ClientAddressResolver;
 }
 
 /** Longest header value we look at; Nexus keys are far shorter (the API caps them at 256). */
@@ -85,7 +86,7 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
     const procedure = procedureOf(ctx.service.typeName, ctx.method.name);
     if (permissionOf(procedure)?.class === "public") return;
     const peerAddress = peerAddressOf(ctx.requestHeader);
-    const clientAddress = limiter ? options.clientAddress?.(ctx) : undefined;
+    const clientAddress = limiter && options.clientAddress ? clientAddressOfCall(options.clientAddress, ctx) : undefined;
     let presented = presentedKeyOf(ctx.requestHeader);
     const claimedKeyId = limiter ? claimedKeyIdOf(presented) : undefined;
     if (presented === undefined && !ctx.requestHeader.has("authorization")) {
@@ -101,7 +102,9 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
       }
       presented = session?.token;
     }
-    if (limiter) await admitAttempt(limiter, recorder, { clientAddress, keyId: claimedKeyId, presented, procedure, peerAddress });
+    const throttled =
+      limiter && (await admitAttempt(limiter, recorder, { clientAddress, keyId: claimedKeyId, presented, procedure, peerAddress }));
+    if (throttled) throw throttled;
     if (presented === undefined) {
       limiter?.refused(clientAddress, undefined);
       authRefusals.inc({ reason: "AUTH_UNAUTHORIZED" });
@@ -171,14 +174,18 @@ export interface AuthAttempt {
 }
 
 /**
- * Lets an attempt go on to its lookup, or throws RESOURCE_EXHAUSTED AUTH_RATE_LIMITED when one
- * of its buckets is dry — recording one AccessDenied (reason AUTH_RATE_LIMITED) at the start of
- * the bucket's throttled period, none for the calls after it. Used by the gate and by
- * AuthService.Authenticate for direct callers.
+ * Whether an attempt may go on to its lookup: undefined, or the RESOURCE_EXHAUSTED
+ * AUTH_RATE_LIMITED refusal to answer (one of its buckets is dry) — recording one AccessDenied
+ * (reason AUTH_RATE_LIMITED) at the start of the bucket's throttled period, none for the calls
+ * after it. Used by the gate, AuthService.Authenticate (direct callers) and the console sign-in.
  */
-export async function admitAttempt(limiter: AuthAttemptLimiter, recorder: AccessRecorder, attempt: AuthAttempt): Promise<void> {
+export async function admitAttempt(
+  limiter: AuthAttemptLimiter,
+  recorder: AccessRecorder,
+  attempt: AuthAttempt,
+): Promise<ConnectError | undefined> {
   const throttled = limiter.admit(attempt.clientAddress, attempt.keyId, attempt.presented);
-  if (throttled === undefined) return;
+  if (throttled === undefined) return undefined;
   if (throttled.startsPeriod) {
     const address = attempt.clientAddress ?? attempt.peerAddress;
     await recorder.accessDenied({
@@ -188,7 +195,7 @@ export async function admitAttempt(limiter: AuthAttemptLimiter, recorder: Access
       ...(address ? { peerAddress: address } : {}),
     });
   }
-  throw throttledRefusal(throttled);
+  return throttledRefusal(throttled);
 }
 
 /**
@@ -197,7 +204,7 @@ export async function admitAttempt(limiter: AuthAttemptLimiter, recorder: Access
  * RetryInfo, and the `retry-after` (seconds), `x-ratelimit-scope` and
  * `x-ratelimit-retry-after-ms` headers (HTTP 429 for Connect JSON).
  */
-function throttledRefusal(throttled: Throttled): Error {
+function throttledRefusal(throttled: Throttled): ConnectError {
   const { scope, retryAfterMs } = throttled;
   authThrottled.inc({ scope });
   authRefusals.inc({ reason: "AUTH_RATE_LIMITED" });

@@ -9,6 +9,14 @@ import { createContextKey } from "@connectrpc/connect";
  */
 export const socketAddressKey = createContextKey<string | undefined>(undefined, { description: "nexus connection peer address" });
 
+/** The client address of a request from its connection's peer address and its headers. */
+export type ClientAddressResolver = (peer: string | undefined, headers: Headers) => string | undefined;
+
+/** The client address of an RPC (the peer address the kernel server put in its context). */
+export function clientAddressOfCall(resolve: ClientAddressResolver, ctx: HandlerContext): string | undefined {
+  return resolve(ctx.values.get(socketAddressKey), ctx.requestHeader);
+}
+
 /** Longest X-Forwarded-For header looked at (a longer one is ignored, not parsed). */
 const MAX_FORWARDED_LENGTH = 2048;
 
@@ -20,14 +28,13 @@ const MAX_FORWARDED_LENGTH = 2048;
  * the first untrusted one are the client's to invent). Without trusted proxies X-Forwarded-For
  * is ignored. IPv4-mapped IPv6 addresses read as IPv4.
  */
-export function createClientAddressResolver(trustedProxies: readonly string[] = []): (ctx: HandlerContext) => string | undefined {
+export function createClientAddressResolver(trustedProxies: readonly string[] = []): ClientAddressResolver {
   const trusted = trustedProxies.length > 0 ? blockListOf(trustedProxies) : undefined;
-  return (ctx) => {
-    const peer = ctx.values.get(socketAddressKey);
+  return (peer, headers) => {
     if (peer === undefined) return undefined;
     const address = unmapped(peer);
     if (trusted === undefined || !isTrusted(trusted, address)) return address;
-    const forwarded = ctx.requestHeader.get("x-forwarded-for");
+    const forwarded = headers.get("x-forwarded-for");
     if (forwarded === null || forwarded.length > MAX_FORWARDED_LENGTH) return address;
     const hops = forwarded.split(",");
     for (let i = hops.length - 1; i >= 0; i--) {
