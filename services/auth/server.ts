@@ -2,7 +2,7 @@ import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { GovernanceService } from "../../gen/nexus/governance/v1/governance_service_pb.js";
 import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
 import { createEventStoreAccessRecorder } from "../kernel/authz/access-recorder.js";
-import { AuthAttemptLimiter } from "../kernel/authz/auth-attempt-limiter.js";
+import { createLoggedAuthAttemptLimiter } from "../kernel/authz/auth-attempt-limiter.js";
 import { createClientAddressResolver } from "../kernel/authz/client-address.js";
 import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
 import { loadMeshToken } from "../kernel/limits/mesh-token.js";
@@ -64,11 +64,15 @@ export const authService = defineService({
       buckets,
       logger: ctx.logger,
     });
-    const limiter = new AuthAttemptLimiter({
-      burst: ctx.config.authAttemptBurst,
-      ratePerSecond: ctx.config.authAttemptRatePerSecond,
-      maxEntries: ctx.config.authAttemptMaxEntries,
-    });
+    // Direct callers of the public Authenticate and the console's sign-in form (docs/security.md).
+    const limiter = createLoggedAuthAttemptLimiter(
+      {
+        burst: ctx.config.authAttemptBurst,
+        ratePerSecond: ctx.config.authAttemptRatePerSecond,
+        maxEntries: ctx.config.authAttemptMaxEntries,
+      },
+      ctx.logger,
+    );
     let meshToken: Promise<string> | undefined;
     const attempts: AuthenticateAttempts = {
       limiter,

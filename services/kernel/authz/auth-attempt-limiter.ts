@@ -1,4 +1,5 @@
 import { hash } from "node:crypto";
+import type { Logger } from "pino";
 import { addressBucketOf } from "./client-address.js";
 
 /** Which bucket throttled an attempt: the client's address or the key id it claimed. */
@@ -173,6 +174,23 @@ export class AuthAttemptLimiter {
   private ended(scope: AttemptScope, subject: string, bucket: Bucket): void {
     if (bucket.throttled > 0) this.options.onThrottleEnd?.({ scope, subject, throttled: bucket.throttled });
   }
+}
+
+/**
+ * An {@link AuthAttemptLimiter} that logs each throttled period: a warning when a bucket runs
+ * dry, an info line with the number of calls it refused when it is full again (or dropped).
+ */
+export function createLoggedAuthAttemptLimiter(
+  options: Omit<AuthAttemptLimiterOptions, "onThrottleStart" | "onThrottleEnd">,
+  logger: Logger,
+): AuthAttemptLimiter {
+  return new AuthAttemptLimiter({
+    ...options,
+    onThrottleStart: ({ scope, subject }) =>
+      logger.warn({ scope, subject }, "refused authentication attempts throttled: further attempts are refused without a key lookup"),
+    onThrottleEnd: ({ scope, subject, throttled }) =>
+      logger.info({ scope, subject, throttled }, "refused authentication attempts no longer throttled"),
+  });
 }
 
 function credentialId(presented: string): string {

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { Database } from "../db/ports.js";
 import type { EventBus } from "../events/ports.js";
 import { type AccessRecorder, createEventStoreAccessRecorder } from "./access-recorder.js";
-import { AuthAttemptLimiter } from "./auth-attempt-limiter.js";
+import { type AuthAttemptLimiter, createLoggedAuthAttemptLimiter } from "./auth-attempt-limiter.js";
 import { AuthenticationCache } from "./authentication-cache.js";
 import { createAuthenticationGate, createCachedAuthentication } from "./authentication-gate.js";
 import type { Authenticator } from "./authenticator.js";
@@ -63,13 +63,7 @@ export async function startMeshAuthz(options: MeshAuthzOptions): Promise<MeshAut
     ...(options.clock ? { clock: options.clock } : {}),
   });
   const log = options.logger.child({ component: "authz" });
-  const attempts = new AuthAttemptLimiter({
-    ...options.authAttempts,
-    onThrottleStart: ({ scope, subject }) =>
-      log.warn({ scope, subject }, "refused authentication attempts throttled: further attempts are refused without a key lookup"),
-    onThrottleEnd: ({ scope, subject, throttled }) =>
-      log.info({ scope, subject, throttled }, "refused authentication attempts no longer throttled"),
-  });
+  const attempts = createLoggedAuthAttemptLimiter(options.authAttempts ?? {}, log);
   const feed = await startCacheInvalidation({ bus: options.bus, cache, logger: log });
   return {
     authenticate: createAuthenticationGate({
