@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { benchAgent } from "./agent.js";
+import { benchAuthAttempts } from "./auth-attempts.js";
 import { benchBackupOutcome } from "./backup.js";
 import { benchConsole, CONSOLE_BUDGETS } from "./console.js";
 import { benchEdge } from "./edge.js";
@@ -128,6 +129,23 @@ const BENCHES: ReadonlyArray<[name: string, run: (log: Log) => Promise<BenchOutc
     },
   ],
   ["memory", async (log) => ({ result: await benchMemory({ log }), ratios: [] })],
+  [
+    "auth-attempts",
+    async (log) => {
+      const r = await benchAuthAttempts({ log });
+      return {
+        result: r,
+        ratios: [
+          {
+            bench: "auth-attempts (nexus dev, PGlite)",
+            name: "CPU per refused call, limiter on / limiter off",
+            value: r.cpuRatio,
+            unit: "%" as const,
+          },
+        ],
+      };
+    },
+  ],
   ["rehydration", (log) => benchRehydrationOutcome(log)],
   ["partitioning", (log) => (postgres ? benchPartitioningOutcome(log) : Promise.resolve(skippedNoPostgres))],
   [

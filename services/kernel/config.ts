@@ -10,6 +10,7 @@
  * so this comment does not repeat it.
  */
 
+import { isIP } from "node:net";
 import { MasterKeyFormatError, type MasterKeys, parseMasterKeys } from "./keyring/master-keys.js";
 import { DEFAULT_RATE_LIMITS_SPEC, parseRateLimits } from "./limits/rate-limits.js";
 
@@ -197,15 +198,35 @@ function tierMultipliers(raw: string): Readonly<Record<"free" | "pro" | "enterpr
   return out;
 }
 
-/** A comma list of host or host:port entries (or `*`), lower-cased. */
-function hostList(raw: string): readonly string[] {
-  const out = raw
+/** The non-empty entries of a comma list, trimmed and lower-cased. */
+function lowerCaseEntries(raw: string): string[] {
+  return raw
     .split(",")
     .map((x) => x.trim().toLowerCase())
     .filter((x) => x.length > 0);
+}
+
+/** A comma list of host or host:port entries (or `*`), lower-cased. */
+function hostList(raw: string): readonly string[] {
+  const out = lowerCaseEntries(raw);
   for (const h of out) {
     if (h !== "*" && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/.test(h)) {
       throw new InvalidValue("a comma list of host or host:port entries (e.g. 127.0.0.1:8080,localhost), or *");
+    }
+  }
+  return out;
+}
+
+/** A comma list of IP addresses or CIDRs (IPv4 or IPv6), e.g. `10.0.0.0/8,::1`. */
+function addressList(raw: string): readonly string[] {
+  const out = lowerCaseEntries(raw);
+  for (const entry of out) {
+    const [address = "", bits, extra] = entry.split("/");
+    const family = isIP(address);
+    const max = family === 4 ? 32 : 128;
+    const bitsOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max);
+    if (family === 0 || !bitsOk || extra !== undefined) {
+      throw new InvalidValue("a comma list of IP addresses or CIDRs (e.g. 10.0.0.0/8,192.168.1.7,::1)");
     }
   }
   return out;
@@ -597,6 +618,35 @@ const VARIABLES = {
     default: "10000",
     description: "Most authentication answers cached per process (least recently used dropped first).",
     parse: integer(1, 10_000_000),
+  }),
+  authAttemptBurst: variable({
+    name: "NEXUS_AUTH_ATTEMPT_BURST",
+    default: "20",
+    description:
+      "Refused authentication attempts a client address, and a claimed API key id, may make in a burst before further attempts are refused at once with RESOURCE_EXHAUSTED AUTH_RATE_LIMITED (no key lookup, no audit row per call); successful ones cost nothing. Per process; 0 turns the limiter off.",
+    parse: integer(0, 1_000_000),
+  }),
+  authAttemptRatePerSecond: variable({
+    name: "NEXUS_AUTH_ATTEMPT_RATE_PER_SECOND",
+    default: "1",
+    description:
+      "Refused authentication attempts per second a client address and a claimed key id regain (the buckets' refill); 0 turns the limiter off.",
+    parse: decimal(0, 1_000_000),
+  }),
+  authAttemptMaxEntries: variable({
+    name: "NEXUS_AUTH_ATTEMPT_MAX_ENTRIES",
+    default: "10000",
+    description:
+      "Most client addresses, and most key ids, whose refused-attempt buckets a process keeps (least recently used dropped first), so a spray of random key ids or addresses cannot grow memory.",
+    parse: integer(1, 10_000_000),
+  }),
+  trustedProxies: variable({
+    name: "NEXUS_TRUSTED_PROXIES",
+    default: undefined,
+    unsetMeaning: "(unset: none)",
+    description:
+      "Comma list of proxy addresses or CIDRs (e.g. 10.0.0.0/8,::1) whose X-Forwarded-For is believed: for a connection from one of them, the client address (refused-authentication limiter) is the last X-Forwarded-For hop that is not itself a trusted proxy. Unset: the connection's peer address, and X-Forwarded-For is ignored.",
+    parse: addressList,
   }),
   rateLimitEnabled: variable({
     name: "NEXUS_RATE_LIMIT_ENABLED",

@@ -71,6 +71,8 @@ export const REASONS = {
   EDGE_QUEUE_FULL: Code.ResourceExhausted,
   INGRESS_QUEUE_FULL: Code.ResourceExhausted,
   RATE_LIMITED: Code.ResourceExhausted,
+  // refused authentication attempts from one address or against one key id (docs/security.md)
+  AUTH_RATE_LIMITED: Code.ResourceExhausted,
   RATE_LIMIT_UNAVAILABLE: Code.Unavailable,
   SERVICE_BUSY: Code.Unavailable,
   SERVICE_DRAINING: Code.Unavailable,
