@@ -153,6 +153,7 @@ const SURFACE: Record<string, Record<string, "unary" | "server_streaming" | "cli
     ReadStreamHistory: "unary",
     GetSaga: "unary",
     ListSagas: "unary",
+    StartTenantOffboarding: "unary",
   },
 };
 
