@@ -228,7 +228,7 @@ export function devKeys(output: string): { platform: string; owner: string } {
 }
 
 /** Node flags `nexus dev` runs with: what the `nexus` launcher and `npm start` pass (NEXUS_BENCH_DEV_NODE_ARGS overrides). */
-const DEV_NODE_ARGS = (process.env.NEXUS_BENCH_DEV_NODE_ARGS ?? "--liftoff-only").split(" ").filter(Boolean);
+const DEV_NODE_ARGS = (process.env.NEXUS_BENCH_DEV_NODE_ARGS ?? "--liftoff-only --max-semi-space-size=32").split(" ").filter(Boolean);
 
 export async function startDev(
   dataDir: string,
@@ -392,7 +392,7 @@ export function chartServiceSettings(service: string): ChartServiceSettings {
 
 /** What {@link benchMemory} measured, in MiB. */
 export interface MemoryBenchResult {
-  /** With the launcher's node flags (--liftoff-only), and without them. */
+  /** With the launcher's node flags (--liftoff-only --max-semi-space-size=32), and without them. */
   dev: { afterFirstStart: number; afterIngest: number; withoutFlags?: { afterFirstStart: number; afterIngest: number } };
   serve: Record<string, number>;
 }

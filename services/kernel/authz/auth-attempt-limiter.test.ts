@@ -94,7 +94,7 @@ describe("AuthAttemptLimiter", () => {
 describe("createClientAddressResolver", () => {
   const ctx = (peer: string | undefined, forwarded?: string): HandlerContext => {
     const values = createContextValues();
-    values.set(socketAddressKey, peer);
+    values.set(socketAddressKey, { socket: { remoteAddress: peer } });
     const requestHeader = new Headers(forwarded ? { "x-forwarded-for": forwarded } : {});
     return { values, requestHeader } as unknown as HandlerContext;
   };

@@ -2,19 +2,25 @@ import { BlockList, isIP } from "node:net";
 import type { HandlerContext } from "@connectrpc/connect";
 import { createContextKey } from "@connectrpc/connect";
 
+/** What {@link socketAddressKey} holds: the call's Node request, whose socket knows the peer. */
+export interface PeerSource {
+  readonly socket: { readonly remoteAddress?: string | undefined };
+}
+
 /**
- * Connect context value: the address of the connection's peer (`socket.remoteAddress`), set by
- * the kernel server for every call. Undefined when the server does not know it (an embedded
- * handler without a socket).
+ * Connect context value: the call's Node request, set by the kernel server for every call, from
+ * which the connection's peer address (`socket.remoteAddress`) is read only when a decision
+ * needs it (a refused authentication) — not on every call (on HTTP/2 `req.socket` builds a proxy
+ * object). Undefined when the server does not know it (an embedded handler without a socket).
  */
-export const socketAddressKey = createContextKey<string | undefined>(undefined, { description: "nexus connection peer address" });
+export const socketAddressKey = createContextKey<PeerSource | undefined>(undefined, { description: "nexus connection peer" });
 
 /** The client address of a request from its connection's peer address and its headers. */
 export type ClientAddressResolver = (peer: string | undefined, headers: Headers) => string | undefined;
 
 /** The client address of an RPC (the peer address the kernel server put in its context). */
 export function clientAddressOfCall(resolve: ClientAddressResolver, ctx: HandlerContext): string | undefined {
-  return resolve(ctx.values.get(socketAddressKey), ctx.requestHeader);
+  return resolve(ctx.values.get(socketAddressKey)?.socket.remoteAddress, ctx.requestHeader);
 }
 
 /** Longest X-Forwarded-For header looked at (a longer one is ignored, not parsed). */

@@ -321,8 +321,9 @@ export function createServer(options: ServerOptions): NexusServer {
         requestMetaKey,
         requestMetaFromValues(nodeHeaderValue(req.headers[REQUEST_ID_HEADER]), nodeHeaderValue(req.headers[CORRELATION_ID_HEADER])),
       );
-      // The connection's peer, for decisions a header must not decide (the refused-authentication limiter).
-      values.set(socketAddressKey, req.socket.remoteAddress);
+      // The connection's peer, for decisions a header must not decide (the refused-authentication
+      // limiter), read from the request only when one is made.
+      values.set(socketAddressKey, req);
       return values;
     },
   });
