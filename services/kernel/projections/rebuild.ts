@@ -22,6 +22,8 @@ export interface RebuildResult {
   deleted: number;
   /** Streams re-projected in the swap transaction (written while the rebuild ran). */
   caughtUp: number;
+  /** Rows derived from the projection (e.g. quota windows) that the swap recomputed and changed. */
+  derivedChanged: number;
   durationMs: number;
   eventsPerSecond: number;
 }
@@ -91,6 +93,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
   }
   try {
     await db.exec(`DROP TABLE IF EXISTS ${shadow}; CREATE UNLOGGED TABLE ${shadow} (LIKE ${table} INCLUDING DEFAULTS INCLUDING INDEXES)`);
+    await p.beforeRebuild?.(db);
     const p1 = await lastPosition(db);
     const initial = await streamsUpTo(db, p, 0n, p1);
     const batch = options.batchStreams ?? 500;
@@ -102,6 +105,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
       const p2 = await lastPosition(tx);
       const late = await streamsUpTo(tx, p, p1, p2);
       if (late.streams.length > 0) await p.project(tx, shadow, late.streams);
+      const derived = (await p.onSwap?.(tx, shadow)) ?? 0;
       const set = cols.filter((c) => c !== key).map((c) => `${c} = EXCLUDED.${c}`);
       const differs = cols
         .filter((c) => c !== key)
@@ -115,8 +119,9 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
       );
       await tx.exec(`DROP TABLE ${shadow}`);
       const inserted = rows.filter((r) => r.inserted).length;
-      return { late, inserted, updated: rows.length - inserted, deleted: deleted.rowCount ?? 0 };
+      return { late, inserted, updated: rows.length - inserted, deleted: deleted.rowCount ?? 0, derived };
     });
+    await p.afterRebuild?.(db);
     const events = initial.events + swap.late.events;
     const durationMs = performance.now() - started;
     const changed = swap.inserted + swap.updated + swap.deleted;
@@ -134,6 +139,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
       updated: swap.updated,
       deleted: swap.deleted,
       caughtUp: swap.late.streams.length,
+      derivedChanged: swap.derived,
       durationMs,
       eventsPerSecond: events / Math.max(durationMs / 1000, 1e-6),
     };
@@ -145,6 +151,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
       ])
       .catch(() => undefined);
     await db.exec(`DROP TABLE IF EXISTS ${shadow}`).catch(() => undefined);
+    await p.afterRebuild?.(db).catch(() => undefined);
     throw err;
   }
 }
@@ -157,7 +164,6 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
 export async function projectionStatus(db: Database, p: Projection, budgetMs = 100): Promise<ProjectionStatus> {
   const table = assertIdent(p.table);
   const key = assertIdent(p.key);
-  const version = assertIdent(p.versionColumn);
   const { rows: last } = await db.query<{
     state: string;
     started_at: Date;
@@ -174,6 +180,8 @@ export async function projectionStatus(db: Database, p: Projection, budgetMs = 1
   try {
     const measured = await db.transaction(async (tx) => {
       await tx.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(budgetMs))}`);
+      if (p.measureLag) return p.measureLag(tx).then((m) => ({ behind: m.behind, lag: m.lagSeconds }));
+      const version = assertIdent(p.versionColumn ?? "version");
       const { rows } = await tx.query<{ behind: number; lag: number | null }>(
         `WITH heads AS (
            SELECT stream_id, max(version) AS version FROM platform.events WHERE starts_with(stream_id, $1) GROUP BY stream_id
