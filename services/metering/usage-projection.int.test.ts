@@ -9,12 +9,13 @@ import { randomUUID } from "node:crypto";
 import { pino } from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { createTestDatabase, describeWithPostgres, type TestDatabase } from "../../tests/support/services.js";
+import { recordFacts } from "../kernel/commands/index.js";
 import { migrate } from "../kernel/db/migrate.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
 import type { Database } from "../kernel/db/ports.js";
 import { readStream } from "../kernel/events/event-store.js";
 import { migratePlatform } from "../kernel/events/platform-migrations.js";
-import { governanceMigrations } from "../kernel/governance/index.js";
+import { governanceMigrations, placeLegalHold } from "../kernel/governance/index.js";
 import { projectionStatus, rebuildProjection } from "../kernel/projections/index.js";
 import { migrateSchemas, migrateService } from "../kernel/service/index.js";
 import { createPostgresMeteringStore } from "./adapters/postgres.js";
@@ -213,7 +214,23 @@ describeWithPostgres("rebuilding metering.usage_records from the event log (Post
   });
 
   it("leaves rows deleted by the retention policy or by tenant offboarding deleted", async () => {
-    // Retention: October's rows of ur-a go (the cutoff is before November).
+    // Retention: October's rows of ur-a go (the cutoff is before November) but one run's row,
+    // which a key hold covers (through its RunStarted event), stays.
+    const { rows: october } = await db.query<{ request_id: string }>(
+      "SELECT request_id FROM metering.usage_records WHERE tenant_id = 'ur-a' AND recorded_at < '2026-11-01' ORDER BY request_id LIMIT 1",
+    );
+    const heldRun = october[0]!.request_id;
+    await db.transaction(async (tx) => {
+      await recordFacts(
+        tx,
+        `run-${heldRun}`,
+        [{ type: "nexus.events.v1.RunStarted", topic: "agent.run_started", payload: { requestId: heldRun } }],
+        {
+          metadata: { tenantId: "ur-a", actor: "key-held" },
+        },
+      );
+      await placeLegalHold(tx, { tenantId: "ur-a", scope: "key", subjectId: "key-held", reason: "audit" });
+    });
     const report = await usageRetention(() => new Date("2026-11-20T00:00:00Z")).apply(
       db,
       "ur-a",
@@ -221,11 +238,15 @@ describeWithPostgres("rebuilding metering.usage_records from the event log (Post
       new Date("2026-11-01T00:00:00Z"),
     );
     expect(report.removed).toBeGreaterThan(0);
+    expect(report.held).toBe(1);
     // Offboarding: every row of ur-c.
     await meteringTenantData.deleteTenantData(db, "ur-c");
     const before = await table();
     const windowsBefore = await windows();
     expect(Object.values(before).some((row) => row.includes('"ur-c"'))).toBe(false);
+    expect(Object.values(before).filter((row) => row.includes('"ur-a"') && row.includes('"2026-10-'))).toEqual([
+      expect.stringContaining(heldRun),
+    ]);
 
     const r = await rebuildProjection(db, usageRecordsProjection);
     expect({ inserted: r.inserted, updated: r.updated, deleted: r.deleted }).toEqual({ inserted: 0, updated: 0, deleted: 0 });

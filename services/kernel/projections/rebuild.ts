@@ -49,6 +49,18 @@ function assertIdent(name: string): string {
   return name;
 }
 
+/** FAILED_PRECONDITION when the projection's table is not there (its service never ran on this database). */
+async function assertTableExists(db: Queryable, p: Projection): Promise<void> {
+  const { rows } = await db.query<{ ok: boolean }>("SELECT to_regclass($1) IS NOT NULL AS ok", [p.table]);
+  if (rows[0]?.ok !== true) {
+    throw domainError(
+      "FAILED_PRECONDITION",
+      `${p.table} does not exist in this database: its service has not run here (start it once to create its schema)`,
+      { projection: p.name },
+    );
+  }
+}
+
 async function streamsUpTo(db: Queryable, p: Projection, after: bigint, upTo: bigint): Promise<{ streams: string[]; events: number }> {
   const { rows } = await db.query<{ stream_id: string; n: number }>(
     `SELECT stream_id, count(*)::int AS n FROM platform.events
@@ -79,6 +91,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
   const key = assertIdent(p.key);
   const cols = p.columns.map(assertIdent);
   const started = performance.now();
+  await assertTableExists(db, p);
   const { rows: claimed } = await db.query(
     `INSERT INTO platform.projection_rebuilds (projection, state, started_at) VALUES ($1, 'rebuilding', now())
      ON CONFLICT (projection) DO UPDATE SET state = 'rebuilding', started_at = now(), finished_at = NULL, events = 0, changed = 0, error = NULL
@@ -164,6 +177,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
 export async function projectionStatus(db: Database, p: Projection, budgetMs = 100): Promise<ProjectionStatus> {
   const table = assertIdent(p.table);
   const key = assertIdent(p.key);
+  await assertTableExists(db, p);
   const { rows: last } = await db.query<{
     state: string;
     started_at: Date;
