@@ -242,6 +242,8 @@ describe("contracts: the v1 surface", () => {
       "RunCompleted",
       "RunFailed",
       "UsageRecorded",
+      "UsageRecordBackfilled",
+      "UsageRecordsPurged",
       "QuotaSoftCapReached",
       "QuotaHardCapBlocked",
       "QuotaOverage",
