@@ -137,13 +137,15 @@ SELECT md5('usage-record-backfill:' || u.source_event_id)::uuid, 'usage-' || u.t
        coalesce((SELECT max(e.version) FROM platform.events e WHERE e.stream_id = 'usage-' || u.tenant_id), 0)
          + row_number() OVER (PARTITION BY u.tenant_id ORDER BY u.recorded_at, u.id),
        'nexus.events.v1.UsageRecordBackfilled', 'metering.usage_record_backfilled',
-       jsonb_strip_nulls(jsonb_build_object(
-         'tenantId', u.tenant_id, 'recordId', u.id::text, 'requestId', u.request_id, 'sourceEventId', u.source_event_id,
-         'reservationId', u.reservation_id::text, 'plan', 'PLAN_' || upper(u.plan), 'outcome', 'RUN_OUTCOME_' || upper(u.outcome),
-         'runUnits', u.run_units, 'cpuSeconds', u.cpu_seconds, 'gpuSeconds', u.gpu_seconds, 'toolCalls', u.tool_calls,
-         'inputTokens', u.input_tokens::text, 'outputTokens', u.output_tokens::text, 'tierMultiplier', u.tier_multiplier,
-         'toolCallOverhead', u.tool_call_overhead, 'usageDate', u.usage_date::text,
-         'recordedAt', to_char(u.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))),
+       jsonb_build_object(
+         'tenantId', u.tenant_id, 'recordId', u.id::text,
+         'recordedAt', to_char(u.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+         'usage', jsonb_strip_nulls(jsonb_build_object(
+           'tenantId', u.tenant_id, 'requestId', u.request_id, 'sourceEventId', u.source_event_id,
+           'reservationId', u.reservation_id::text, 'plan', 'PLAN_' || upper(u.plan), 'outcome', 'RUN_OUTCOME_' || upper(u.outcome),
+           'runUnits', u.run_units, 'cpuSeconds', u.cpu_seconds, 'gpuSeconds', u.gpu_seconds, 'toolCalls', u.tool_calls,
+           'inputTokens', u.input_tokens::text, 'outputTokens', u.output_tokens::text, 'tierMultiplier', u.tier_multiplier,
+           'toolCallOverhead', u.tool_call_overhead, 'usageDate', u.usage_date::text))),
        jsonb_build_object('tenant_id', u.tenant_id, 'actor', 'system')
 FROM metering.usage_records u;
 `,

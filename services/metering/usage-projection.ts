@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   UsageRecordBackfilledSchema,
+  type UsageRecorded,
   UsageRecordedSchema,
   UsageRecordsPurgedSchema,
 } from "../../gen/nexus/events/v1/metering_events_pb.js";
@@ -76,6 +77,29 @@ export interface FoldedUsage {
   purgedWindows: Array<{ period: "day" | "month"; periodStart: string }>;
 }
 
+/** The row a UsageRecorded (as recorded, or restated by UsageRecordBackfilled) stands for. */
+function rowOf(tenantId: string, p: UsageRecorded, id: string, recordedAt: string): FoldedRow {
+  return {
+    id,
+    tenant_id: tenantId,
+    request_id: p.requestId,
+    source_event_id: p.sourceEventId,
+    reservation_id: p.reservationId || null,
+    plan: planFromProto(p.plan) ?? "free",
+    outcome: outcomeFromProto(p.outcome),
+    run_units: p.runUnits,
+    cpu_seconds: p.cpuSeconds,
+    gpu_seconds: p.gpuSeconds,
+    tool_calls: p.toolCalls,
+    input_tokens: p.inputTokens.toString(),
+    output_tokens: p.outputTokens.toString(),
+    tier_multiplier: p.tierMultiplier,
+    tool_call_overhead: p.toolCallOverhead,
+    usage_date: p.usageDate,
+    recorded_at: recordedAt,
+  };
+}
+
 function raw(event: RecordedEvent): Record<string, unknown> {
   return event.payload !== null && typeof event.payload === "object" ? (event.payload as Record<string, unknown>) : {};
 }
@@ -99,51 +123,16 @@ export function foldUsageStream(tenantId: string, events: readonly RecordedEvent
     switch (event.type) {
       case UsageRecordedSchema.typeName: {
         const p = payloadOf(UsageRecordedSchema, event);
-        if (!p.sourceEventId) break;
-        rows.set(p.sourceEventId, {
-          id: usageRecordId(p.sourceEventId),
-          tenant_id: tenantId,
-          request_id: p.requestId,
-          source_event_id: p.sourceEventId,
-          reservation_id: p.reservationId || null,
-          plan: planFromProto(p.plan) ?? "free",
-          outcome: outcomeFromProto(p.outcome),
-          run_units: p.runUnits,
-          cpu_seconds: p.cpuSeconds,
-          gpu_seconds: p.gpuSeconds,
-          tool_calls: p.toolCalls,
-          input_tokens: p.inputTokens.toString(),
-          output_tokens: p.outputTokens.toString(),
-          tier_multiplier: p.tierMultiplier,
-          tool_call_overhead: p.toolCallOverhead,
-          usage_date: p.usageDate,
-          recorded_at: event.occurredAt.toISOString(),
-        });
+        if (p.sourceEventId) rows.set(p.sourceEventId, rowOf(tenantId, p, usageRecordId(p.sourceEventId), event.occurredAt.toISOString()));
         break;
       }
       case UsageRecordBackfilledSchema.typeName: {
         const p = payloadOf(UsageRecordBackfilledSchema, event);
-        if (!p.sourceEventId) break;
-        rows.set(p.sourceEventId, {
-          id: p.recordId,
-          tenant_id: tenantId,
-          request_id: p.requestId,
-          source_event_id: p.sourceEventId,
-          reservation_id: p.reservationId || null,
-          plan: planFromProto(p.plan) ?? "free",
-          outcome: outcomeFromProto(p.outcome),
-          run_units: p.runUnits,
-          cpu_seconds: p.cpuSeconds,
-          gpu_seconds: p.gpuSeconds,
-          tool_calls: p.toolCalls,
-          input_tokens: p.inputTokens.toString(),
-          output_tokens: p.outputTokens.toString(),
-          tier_multiplier: p.tierMultiplier,
-          tool_call_overhead: p.toolCallOverhead,
-          usage_date: p.usageDate,
-          // The stored text keeps the row's microseconds (a Date would cut them to ms).
-          recorded_at: typeof raw(event).recordedAt === "string" ? (raw(event).recordedAt as string) : "",
-        });
+        // The stored text keeps the row's microseconds (a Date would cut them to ms).
+        const recordedAt = raw(event).recordedAt;
+        if (p.usage?.sourceEventId && typeof recordedAt === "string") {
+          rows.set(p.usage.sourceEventId, rowOf(tenantId, p.usage, p.recordId, recordedAt));
+        }
         break;
       }
       case UsageRecordsPurgedSchema.typeName: {
@@ -224,7 +213,8 @@ export const usageRecordsProjection: Projection = {
       `SELECT count(*)::int AS behind, extract(epoch FROM now() - min(e.occurred_at))::float8 AS lag
        FROM platform.events e
        WHERE starts_with(e.stream_id, $1) AND e.type = ANY($2::text[])
-         AND NOT EXISTS (SELECT 1 FROM ${TABLE} u WHERE u.source_event_id = e.payload->>'sourceEventId')
+         AND NOT EXISTS (SELECT 1 FROM ${TABLE} u
+                          WHERE u.source_event_id = coalesce(e.payload->>'sourceEventId', e.payload->'usage'->>'sourceEventId'))
          AND NOT EXISTS (SELECT 1 FROM platform.events p
                           WHERE p.stream_id = e.stream_id AND p.version > e.version AND p.type = $3)`,
       [PREFIX, [UsageRecordedSchema.typeName, UsageRecordBackfilledSchema.typeName], UsageRecordsPurgedSchema.typeName],

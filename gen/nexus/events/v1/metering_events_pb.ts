@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/metering_events.proto.
  */
 export const file_nexus_events_v1_metering_events: GenFile = /*@__PURE__*/
-  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvbWV0ZXJpbmdfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiuAMKDVVzYWdlUmVjb3JkZWQSEQoJdGVuYW50X2lkGAEgASgJEiEKBHBsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW4SEgoKcmVxdWVzdF9pZBgDIAEoCRIsCgdvdXRjb21lGAQgASgOMhsubmV4dXMuZXZlbnRzLnYxLlJ1bk91dGNvbWUSEQoJcnVuX3VuaXRzGAUgASgBEhMKC2NwdV9zZWNvbmRzGAYgASgBEhMKC2dwdV9zZWNvbmRzGAcgASgBEhIKCnRvb2xfY2FsbHMYCCABKA0SFwoPdGllcl9tdWx0aXBsaWVyGAkgASgBEhoKEnRvb2xfY2FsbF9vdmVyaGVhZBgKIAEoARIUCgxpbnB1dF90b2tlbnMYCyABKAQSFQoNb3V0cHV0X3Rva2VucxgMIAEoBBISCgp1c2FnZV9kYXRlGA0gASgJEhcKD3NvdXJjZV9ldmVudF9pZBgOIAEoCRI3Cg90b29sX2NhbGxfdXNhZ2UYDyADKAsyHi5uZXh1cy5ldmVudHMudjEuVG9vbENhbGxVc2FnZRIWCg5yZXNlcnZhdGlvbl9pZBgQIAEoCSLLAwoVVXNhZ2VSZWNvcmRCYWNrZmlsbGVkEhEKCXRlbmFudF9pZBgBIAEoCRIRCglyZWNvcmRfaWQYAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIXCg9zb3VyY2VfZXZlbnRfaWQYBCABKAkSFgoOcmVzZXJ2YXRpb25faWQYBSABKAkSIQoEcGxhbhgGIAEoDjITLm5leHVzLmF1dGgudjEuUGxhbhIsCgdvdXRjb21lGAcgASgOMhsubmV4dXMuZXZlbnRzLnYxLlJ1bk91dGNvbWUSEQoJcnVuX3VuaXRzGAggASgBEhMKC2NwdV9zZWNvbmRzGAkgASgBEhMKC2dwdV9zZWNvbmRzGAogASgBEhIKCnRvb2xfY2FsbHMYCyABKA0SFAoMaW5wdXRfdG9rZW5zGAwgASgEEhUKDW91dHB1dF90b2tlbnMYDSABKAQSFwoPdGllcl9tdWx0aXBsaWVyGA4gASgBEhoKEnRvb2xfY2FsbF9vdmVyaGVhZBgPIAEoARISCgp1c2FnZV9kYXRlGBAgASgJEi8KC3JlY29yZGVkX2F0GBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLGAQoSVXNhZ2VSZWNvcmRzUHVyZ2VkEhEKCXRlbmFudF9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkSMwoPcmVjb3JkZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYChBrZXB0X3JlcXVlc3RfaWRzGAQgAygJEhgKEHNvdXJjZV9ldmVudF9pZHMYBSADKAkSEwoLYWxsX3JlY29yZHMYBiABKAgSDwoHcmVtb3ZlZBgHIAEoBCLqAQoTUXVvdGFTb2Z0Q2FwUmVhY2hlZBIRCgl0ZW5hbnRfaWQYASABKAkSKQoGcGVyaW9kGAIgASgOMhkubmV4dXMubWV0ZXJpbmcudjEuUGVyaW9kEjAKDHBlcmlvZF9zdGFydBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoGbWV0cmljGAQgASgOMh4ubmV4dXMubWV0ZXJpbmcudjEuUXVvdGFNZXRyaWMSDQoFbGltaXQYBSABKAESDAoEdXNlZBgGIAEoARIWCg5zb2Z0X2NhcF9yYXRpbxgHIAEoASLmAQoTUXVvdGFIYXJkQ2FwQmxvY2tlZBIRCgl0ZW5hbnRfaWQYASABKAkSKQoGcGVyaW9kGAIgASgOMhkubmV4dXMubWV0ZXJpbmcudjEuUGVyaW9kEjAKDHBlcmlvZF9zdGFydBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoGbWV0cmljGAQgASgOMh4ubmV4dXMubWV0ZXJpbmcudjEuUXVvdGFNZXRyaWMSDQoFbGltaXQYBSABKAESDAoEdXNlZBgGIAEoARISCgpyZXF1ZXN0X2lkGAcgASgJIt8BCgxRdW90YU92ZXJhZ2USEQoJdGVuYW50X2lkGAEgASgJEikKBnBlcmlvZBgCIAEoDjIZLm5leHVzLm1ldGVyaW5nLnYxLlBlcmlvZBIwCgxwZXJpb2Rfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBm1ldHJpYxgEIAEoDjIeLm5leHVzLm1ldGVyaW5nLnYxLlF1b3RhTWV0cmljEg0KBWxpbWl0GAUgASgBEgwKBHVzZWQYBiABKAESEgoKcmVxdWVzdF9pZBgHIAEoCSJ8CgxRdW90YVVwZGF0ZWQSEQoJdGVuYW50X2lkGAEgASgJEjAKDnByZXZpb3VzX3F1b3RhGAIgASgLMhgubmV4dXMubWV0ZXJpbmcudjEuUXVvdGESJwoFcXVvdGEYAyABKAsyGC5uZXh1cy5tZXRlcmluZy52MS5RdW90YSp3CgpSdW5PdXRjb21lEhsKF1JVTl9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGQoVUlVOX09VVENPTUVfQ09NUExFVEVEEAESFgoSUlVOX09VVENPTUVfRkFJTEVEEAISGQoVUlVOX09VVENPTUVfQ0FOQ0VMTEVEEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_nexus_auth_v1_tenant, file_nexus_events_v1_agent_events, file_nexus_metering_v1_quota]);
+  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvbWV0ZXJpbmdfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiuAMKDVVzYWdlUmVjb3JkZWQSEQoJdGVuYW50X2lkGAEgASgJEiEKBHBsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW4SEgoKcmVxdWVzdF9pZBgDIAEoCRIsCgdvdXRjb21lGAQgASgOMhsubmV4dXMuZXZlbnRzLnYxLlJ1bk91dGNvbWUSEQoJcnVuX3VuaXRzGAUgASgBEhMKC2NwdV9zZWNvbmRzGAYgASgBEhMKC2dwdV9zZWNvbmRzGAcgASgBEhIKCnRvb2xfY2FsbHMYCCABKA0SFwoPdGllcl9tdWx0aXBsaWVyGAkgASgBEhoKEnRvb2xfY2FsbF9vdmVyaGVhZBgKIAEoARIUCgxpbnB1dF90b2tlbnMYCyABKAQSFQoNb3V0cHV0X3Rva2VucxgMIAEoBBISCgp1c2FnZV9kYXRlGA0gASgJEhcKD3NvdXJjZV9ldmVudF9pZBgOIAEoCRI3Cg90b29sX2NhbGxfdXNhZ2UYDyADKAsyHi5uZXh1cy5ldmVudHMudjEuVG9vbENhbGxVc2FnZRIWCg5yZXNlcnZhdGlvbl9pZBgQIAEoCSKdAQoVVXNhZ2VSZWNvcmRCYWNrZmlsbGVkEhEKCXRlbmFudF9pZBgBIAEoCRItCgV1c2FnZRgCIAEoCzIeLm5leHVzLmV2ZW50cy52MS5Vc2FnZVJlY29yZGVkEhEKCXJlY29yZF9pZBgDIAEoCRIvCgtyZWNvcmRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAixgEKElVzYWdlUmVjb3Jkc1B1cmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEjMKD3JlY29yZGVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQa2VwdF9yZXF1ZXN0X2lkcxgEIAMoCRIYChBzb3VyY2VfZXZlbnRfaWRzGAUgAygJEhMKC2FsbF9yZWNvcmRzGAYgASgIEg8KB3JlbW92ZWQYByABKAQi6gEKE1F1b3RhU29mdENhcFJlYWNoZWQSEQoJdGVuYW50X2lkGAEgASgJEikKBnBlcmlvZBgCIAEoDjIZLm5leHVzLm1ldGVyaW5nLnYxLlBlcmlvZBIwCgxwZXJpb2Rfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBm1ldHJpYxgEIAEoDjIeLm5leHVzLm1ldGVyaW5nLnYxLlF1b3RhTWV0cmljEg0KBWxpbWl0GAUgASgBEgwKBHVzZWQYBiABKAESFgoOc29mdF9jYXBfcmF0aW8YByABKAEi5gEKE1F1b3RhSGFyZENhcEJsb2NrZWQSEQoJdGVuYW50X2lkGAEgASgJEikKBnBlcmlvZBgCIAEoDjIZLm5leHVzLm1ldGVyaW5nLnYxLlBlcmlvZBIwCgxwZXJpb2Rfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBm1ldHJpYxgEIAEoDjIeLm5leHVzLm1ldGVyaW5nLnYxLlF1b3RhTWV0cmljEg0KBWxpbWl0GAUgASgBEgwKBHVzZWQYBiABKAESEgoKcmVxdWVzdF9pZBgHIAEoCSLfAQoMUXVvdGFPdmVyYWdlEhEKCXRlbmFudF9pZBgBIAEoCRIpCgZwZXJpb2QYAiABKA4yGS5uZXh1cy5tZXRlcmluZy52MS5QZXJpb2QSMAoMcGVyaW9kX3N0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgZtZXRyaWMYBCABKA4yHi5uZXh1cy5tZXRlcmluZy52MS5RdW90YU1ldHJpYxINCgVsaW1pdBgFIAEoARIMCgR1c2VkGAYgASgBEhIKCnJlcXVlc3RfaWQYByABKAkifAoMUXVvdGFVcGRhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIwCg5wcmV2aW91c19xdW90YRgCIAEoCzIYLm5leHVzLm1ldGVyaW5nLnYxLlF1b3RhEicKBXF1b3RhGAMgASgLMhgubmV4dXMubWV0ZXJpbmcudjEuUXVvdGEqdwoKUnVuT3V0Y29tZRIbChdSVU5fT1VUQ09NRV9VTlNQRUNJRklFRBAAEhkKFVJVTl9PVVRDT01FX0NPTVBMRVRFRBABEhYKElJVTl9PVVRDT01FX0ZBSUxFRBACEhkKFVJVTl9PVVRDT01FX0NBTkNFTExFRBADYgZwcm90bzM", [file_google_protobuf_timestamp, file_nexus_auth_v1_tenant, file_nexus_events_v1_agent_events, file_nexus_metering_v1_quota]);
 
 /**
  * A run's usage was recorded (exactly once per run). Subject nexus.metering.usage_recorded;
@@ -170,114 +170,23 @@ export type UsageRecordBackfilled = Message<"nexus.events.v1.UsageRecordBackfill
   tenantId: string;
 
   /**
-   * The row's id.
+   * The row's columns as UsageRecorded carries them (reservation_id included).
    *
-   * @generated from field: string record_id = 2;
+   * @generated from field: nexus.events.v1.UsageRecorded usage = 2;
+   */
+  usage?: UsageRecorded | undefined;
+
+  /**
+   * The row's id (random before the change, so not derived from the source event id).
+   *
+   * @generated from field: string record_id = 3;
    */
   recordId: string;
 
   /**
-   * The run's request id.
+   * When the row was recorded (its recorded_at, to the microsecond).
    *
-   * @generated from field: string request_id = 3;
-   */
-  requestId: string;
-
-  /**
-   * The id of the run event it was recorded from.
-   *
-   * @generated from field: string source_event_id = 4;
-   */
-  sourceEventId: string;
-
-  /**
-   * The quota reservation the run settled (empty when none).
-   *
-   * @generated from field: string reservation_id = 5;
-   */
-  reservationId: string;
-
-  /**
-   * The plan tier the run was metered at.
-   *
-   * @generated from field: nexus.auth.v1.Plan plan = 6;
-   */
-  plan: Plan;
-
-  /**
-   * How the run ended.
-   *
-   * @generated from field: nexus.events.v1.RunOutcome outcome = 7;
-   */
-  outcome: RunOutcome;
-
-  /**
-   * Run units charged.
-   *
-   * @generated from field: double run_units = 8;
-   */
-  runUnits: number;
-
-  /**
-   * CPU seconds of the run.
-   *
-   * @generated from field: double cpu_seconds = 9;
-   */
-  cpuSeconds: number;
-
-  /**
-   * GPU seconds of the run.
-   *
-   * @generated from field: double gpu_seconds = 10;
-   */
-  gpuSeconds: number;
-
-  /**
-   * Tool calls of the run.
-   *
-   * @generated from field: uint32 tool_calls = 11;
-   */
-  toolCalls: number;
-
-  /**
-   * Model input tokens.
-   *
-   * @generated from field: uint64 input_tokens = 12;
-   */
-  inputTokens: bigint;
-
-  /**
-   * Model output tokens.
-   *
-   * @generated from field: uint64 output_tokens = 13;
-   */
-  outputTokens: bigint;
-
-  /**
-   * The tier multiplier applied.
-   *
-   * @generated from field: double tier_multiplier = 14;
-   */
-  tierMultiplier: number;
-
-  /**
-   * The per-tool-call overhead applied, in run units.
-   *
-   * @generated from field: double tool_call_overhead = 15;
-   */
-  toolCallOverhead: number;
-
-  /**
-   * The UTC day the usage counts for (YYYY-MM-DD).
-   *
-   * @generated from field: string usage_date = 16;
-   */
-  usageDate: string;
-
-  /**
-   * When the row was recorded.
-   *
-   * @generated from field: google.protobuf.Timestamp recorded_at = 17;
+   * @generated from field: google.protobuf.Timestamp recorded_at = 4;
    */
   recordedAt?: Timestamp | undefined;
 };
