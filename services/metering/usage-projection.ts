@@ -18,6 +18,8 @@ const PREFIX = usageStreamId("");
 const TABLE = "metering.usage_records";
 /** Windows (tenant, period, start) that lost rows to a purge: a rebuild leaves their counters as they are. */
 const PURGED_WINDOWS = "metering.usage_records__rebuild_windows";
+/** How many of the log's newest events the status looks through for usage rows missing. */
+export const LAG_WINDOW = 10_000;
 
 /**
  * The id of the usage record of a run event: a UUID derived from the event id (MD5 of
@@ -208,16 +210,19 @@ export const usageRecordsProjection: Projection = {
   },
   onSwap: (tx, shadow) => recomputeUsedWindows(tx, shadow),
   async measureLag(tx) {
-    // A usage event whose row is missing, unless a purge came after it in its stream.
+    // A usage event whose row is missing, unless a purge came after it in its stream — among
+    // the log's newest LAG_WINDOW events, so the every-second measurement stays within its
+    // 100 ms however long the log (a rebuild compares everything).
     const { rows } = await tx.query<{ behind: number; lag: number | null }>(
       `SELECT count(*)::int AS behind, extract(epoch FROM now() - min(e.occurred_at))::float8 AS lag
        FROM platform.events e
-       WHERE starts_with(e.stream_id, $1) AND e.type = ANY($2::text[])
+       WHERE e.position > (SELECT coalesce(max(position), 0) FROM platform.events) - $4
+         AND starts_with(e.stream_id, $1) AND e.type = ANY($2::text[])
          AND NOT EXISTS (SELECT 1 FROM ${TABLE} u
                           WHERE u.source_event_id = coalesce(e.payload->>'sourceEventId', e.payload->'usage'->>'sourceEventId'))
          AND NOT EXISTS (SELECT 1 FROM platform.events p
                           WHERE p.stream_id = e.stream_id AND p.version > e.version AND p.type = $3)`,
-      [PREFIX, [UsageRecordedSchema.typeName, UsageRecordBackfilledSchema.typeName], UsageRecordsPurgedSchema.typeName],
+      [PREFIX, [UsageRecordedSchema.typeName, UsageRecordBackfilledSchema.typeName], UsageRecordsPurgedSchema.typeName, LAG_WINDOW],
     );
     return { behind: rows[0]?.behind ?? 0, lagSeconds: rows[0]?.lag ?? null };
   },
