@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { peerAddressOf, presentedKeyOf } from "../kernel/authz/authentication-gate.js";
+import { admitAttempt, claimedKeyIdOf, peerAddressOf, presentedKeyOf } from "../kernel/authz/authentication-gate.js";
 import {
   CSRF_COOKIE,
   CSRF_HEADER,
@@ -12,6 +12,7 @@ import {
 import type { HttpRoute, NodeRequest, NodeResponse } from "../kernel/server/index.js";
 import { plain } from "../kernel/server/index.js";
 import type { AuthApplication } from "./auth-application.js";
+import type { AuthenticateAttempts } from "./handlers.js";
 
 /** Path of the console's sign-in (POST) and sign-out (DELETE) endpoint. */
 export const CONSOLE_SESSION_PATH = "/auth/session";
@@ -28,6 +29,8 @@ export interface ConsoleSessionRoutesOptions {
   /** Ends an OpenID sign-in session (`nxss_…`), which the console signs out of the same way. */
   endSignInSession?: (token: string) => Promise<unknown>;
   logger: Logger;
+  /** The refused-authentication limiter of sign-in attempts. Default: none. */
+  attempts?: AuthenticateAttempts;
 }
 
 function headersOf(req: NodeRequest): Headers {
@@ -100,7 +103,7 @@ function sameOrigin(headers: Headers): boolean {
  * account of its choosing (login CSRF).
  */
 export function consoleSessionRoutes(options: ConsoleSessionRoutesOptions): HttpRoute[] {
-  const { app, ttlMs, logger } = options;
+  const { app, ttlMs, logger, attempts } = options;
   const signIn = async (req: NodeRequest, res: NodeResponse) => {
     const headers = headersOf(req);
     if (!sameOrigin(headers))
@@ -122,7 +125,26 @@ export function consoleSessionRoutes(options: ConsoleSessionRoutesOptions): Http
     if (!apiKey) return refuse(res, 400, "invalid_argument", "INVALID_ARGUMENT", "enter an API key (it starts with nxs_)");
     if (apiKey.length > 256) return refuse(res, 401, "unauthenticated", "AUTH_UNAUTHORIZED", "that is not a Nexus API key");
     const peer = peerAddressOf(headers);
+    // The refused-authentication limiter, as at the gate (docs/security.md).
+    const clientAddress = attempts?.clientAddress(req.socket?.remoteAddress, headers);
+    const keyId = claimedKeyIdOf(apiKey);
+    const throttled =
+      attempts &&
+      (await admitAttempt(attempts.limiter, attempts.recorder, {
+        clientAddress,
+        keyId,
+        presented: apiKey,
+        procedure: SIGN_IN_PROCEDURE,
+        peerAddress: peer,
+      }));
+    if (throttled) {
+      const r = res as unknown as { setHeader(name: string, value: string): void };
+      for (const [name, value] of throttled.metadata) r.setHeader(name, value);
+      return refuse(res, 429, "resource_exhausted", "AUTH_RATE_LIMITED", throttled.rawMessage);
+    }
     const result = await app.signInConsole(apiKey, ttlMs, { procedure: SIGN_IN_PROCEDURE, ...(peer ? { peerAddress: peer } : {}) });
+    if (result.kind === "refused") attempts?.limiter.refused(clientAddress, keyId);
+    else attempts?.limiter.succeeded(apiKey);
     if (result.kind === "refused") {
       const status = result.reason === "TENANT_SUSPENDED" ? 403 : 401;
       return refuse(res, status, status === 403 ? "permission_denied" : "unauthenticated", result.reason, result.message);

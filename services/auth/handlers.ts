@@ -12,13 +12,17 @@ import {
   type UpdateTenantRequest,
 } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { TenantStatus } from "../../gen/nexus/auth/v1/tenant_pb.js";
-import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
+import type { AccessRecorder } from "../kernel/authz/access-recorder.js";
+import type { AuthAttemptLimiter } from "../kernel/authz/auth-attempt-limiter.js";
+import { admitAttempt, claimedKeyIdOf, peerAddressOf } from "../kernel/authz/authentication-gate.js";
 import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey } from "../kernel/authz/authenticator.js";
 import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
+import { type ClientAddressResolver, clientAddressOfCall } from "../kernel/authz/client-address.js";
 import { planFromProto, principalToProto, roleFromProto } from "../kernel/authz/principal-proto.js";
 import { principalOf } from "../kernel/authz/tenant-scope.js";
 import type { Principal } from "../kernel/context.js";
 import { domainError } from "../kernel/errors.js";
+import { fromMesh } from "../kernel/limits/mesh-token.js";
 import type { AuthApplication, TenantChangeOptions } from "./auth-application.js";
 import type { KeyStatus } from "./domain/api-key.js";
 import { apiKeyToMessage, overridesFromMessage, statusFromProto, tenantToMessage } from "./proto-mapping.js";
@@ -82,6 +86,7 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
   constructor(
     private readonly app: AuthApplication,
     private readonly history: TenantHistory,
+    private readonly attempts?: AuthenticateAttempts,
   ) {}
 
   async createTenant(req: { slug: string; displayName: string; plan: number }, ctx: HandlerContext) {
@@ -222,8 +227,21 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     const peer = ctx.requestHeader.get(AUTH_PEER_HEADER)?.slice(0, 100) || peerAddressOf(ctx.requestHeader);
     const presented = req.apiKey || req.accessToken;
     if (!presented) throw domainError("AUTH_UNAUTHORIZED", "send an api_key or an access_token");
+    // A gate of another process (mesh token) limited its caller already; anyone else calling
+    // this public RPC directly passes the same refused-authentication limiter as at a gate.
+    const attempts = this.attempts && !fromMesh(ctx.requestHeader, await this.attempts.meshToken()) ? this.attempts : undefined;
+    const clientAddress = attempts ? clientAddressOfCall(attempts.clientAddress, ctx) : undefined;
+    const keyId = claimedKeyIdOf(presented);
+    const throttled =
+      attempts &&
+      (await admitAttempt(attempts.limiter, attempts.recorder, { clientAddress, keyId, presented, procedure, peerAddress: peer }));
+    if (throttled) throw throttled;
     const result = await this.app.authenticate(presented, { procedure, signal: ctx.signal, ...(peer ? { peerAddress: peer } : {}) });
-    if (result.kind === "refused") throw domainError(result.reason, result.message);
+    if (result.kind === "refused") {
+      attempts?.limiter.refused(clientAddress, keyId);
+      throw domainError(result.reason, result.message);
+    }
+    attempts?.limiter.succeeded(presented);
     return create(AuthenticateResponseSchema, {
       principal: principalToProto(result.principal),
       ...(result.validUntil ? { validUntil: timestampFromDate(result.validUntil) } : {}),
@@ -245,4 +263,14 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     const key = await this.app.ownKey(principal, ctx.values.get(credentialKey));
     return { principal: principalMessageOf(principal), apiKey: keyMessageOf(key, this.app.statusOf(key)) };
   }
+}
+
+/** The refused-authentication limiter of AuthService.Authenticate for direct callers (docs/security.md). */
+export interface AuthenticateAttempts {
+  limiter: AuthAttemptLimiter;
+  recorder: AccessRecorder;
+  /** The caller's address (createClientAddressResolver with NEXUS_TRUSTED_PROXIES). */
+  clientAddress: ClientAddressResolver;
+  /** The installation's mesh token: calls carrying it come from other processes' gates and are not limited again. */
+  meshToken: () => Promise<string>;
 }

@@ -53,5 +53,11 @@ export async function startMeshSecurity(options: MeshSecurityOptions): Promise<M
     clock: options.clock,
     cacheTtlMs: config.authCacheTtlMs,
     cacheMaxEntries: config.authCacheMaxEntries,
+    authAttempts: {
+      burst: config.authAttemptBurst,
+      ratePerSecond: config.authAttemptRatePerSecond,
+      maxEntries: config.authAttemptMaxEntries,
+    },
+    ...(config.trustedProxies ? { trustedProxies: config.trustedProxies } : {}),
   });
 }

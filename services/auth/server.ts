@@ -1,7 +1,11 @@
 import { AuthService } from "../../gen/nexus/auth/v1/auth_service_pb.js";
 import { GovernanceService } from "../../gen/nexus/governance/v1/governance_service_pb.js";
 import { IdentityService } from "../../gen/nexus/identity/v1/identity_service_pb.js";
+import { createEventStoreAccessRecorder } from "../kernel/authz/access-recorder.js";
+import { createLoggedAuthAttemptLimiter } from "../kernel/authz/auth-attempt-limiter.js";
+import { createClientAddressResolver } from "../kernel/authz/client-address.js";
 import { createMemoryBucketStore, createPostgresBucketStore } from "../kernel/limits/bucket-store.js";
+import { loadMeshToken } from "../kernel/limits/mesh-token.js";
 import { defineService } from "../kernel/service/index.js";
 import { createPostgresAuthStore } from "./adapters/postgres.js";
 import { tenantAggregate } from "./auth-aggregates.js";
@@ -9,7 +13,7 @@ import { authSettingsFromConfig } from "./auth-settings.js";
 import { consoleSessionRoutes } from "./console-session-routes.js";
 import { createAuthParts } from "./create-auth-application.js";
 import { GovernanceServiceHandlers } from "./governance-handlers.js";
-import { AuthServiceHandlers } from "./handlers.js";
+import { type AuthenticateAttempts, AuthServiceHandlers } from "./handlers.js";
 import { IdentityServiceHandlers } from "./identity-handlers.js";
 import { refreshKeyExpiryMetric } from "./key-expiry-metric.js";
 import { authMigrations } from "./migrations.js";
@@ -60,9 +64,35 @@ export const authService = defineService({
       buckets,
       logger: ctx.logger,
     });
+    // Direct callers of the public Authenticate and the console's sign-in form (docs/security.md).
+    const limiter = createLoggedAuthAttemptLimiter(
+      {
+        burst: ctx.config.authAttemptBurst,
+        ratePerSecond: ctx.config.authAttemptRatePerSecond,
+        maxEntries: ctx.config.authAttemptMaxEntries,
+      },
+      ctx.logger,
+    );
+    let meshToken: Promise<string> | undefined;
+    const attempts: AuthenticateAttempts = {
+      limiter,
+      recorder: createEventStoreAccessRecorder({ db: ctx.db, logger: ctx.logger }),
+      clientAddress: createClientAddressResolver(ctx.config.trustedProxies),
+      meshToken: () => {
+        if (meshToken === undefined) {
+          const loading = loadMeshToken(ctx.db);
+          // A failed read is retried on the next call.
+          loading.catch(() => {
+            if (meshToken === loading) meshToken = undefined;
+          });
+          meshToken = loading;
+        }
+        return meshToken;
+      },
+    };
     return {
       handlers: [
-        authRoutes(new AuthServiceHandlers(app, history)),
+        authRoutes(new AuthServiceHandlers(app, history, attempts)),
         identityRoutes(new IdentityServiceHandlers(identity, scim)),
         governanceRoutes(new GovernanceServiceHandlers(ctx.db, ctx.keyring)),
       ],
@@ -73,6 +103,7 @@ export const authService = defineService({
           ttlMs: ctx.config.consoleSessionTtlSeconds * 1000,
           logger: ctx.logger,
           endSignInSession: (token) => signIn.signOut(token),
+          attempts,
         }),
         ...signInRoutes(signIn, ctx.logger),
         // SCIM 2.0 provisioning of the tenant whose SCIM token is presented (docs/identity.md).

@@ -75,12 +75,15 @@ describeWithPostgres("the tenant aggregate is event-sourced (PostgreSQL)", () =>
     await testDb?.drop();
   });
 
+  /** The tenant aggregate with snapshots every `n` events. */
+  const snapshottingEvery = (n: number) => ({
+    ...tenantAggregate(store.tenants),
+    eventSourcing: { ...tenantEventSourcing, snapshots: { ...tenantEventSourcing.snapshots!, everyEvents: n } },
+  });
+
   it("Given random command sequences, Then replaying the stream equals the state table, and the state at version N equals the state after N events", async () => {
     // Snapshots every 3 events, so the runs mix snapshot + tail with full replays.
-    const tenants = {
-      ...tenantAggregate(store.tenants),
-      eventSourcing: { ...tenantEventSourcing, snapshots: { ...tenantEventSourcing.snapshots!, everyEvents: 3 } },
-    };
+    const tenants = snapshottingEvery(3);
     await fc.assert(
       fc.asyncProperty(fc.array(fc.tuple(commandArb, fc.integer({ min: 1, max: 5_000 })), { maxLength: 14 }), async (steps) => {
         const id = `prop-${++seq}`;
@@ -118,6 +121,74 @@ describeWithPostgres("the tenant aggregate is event-sourced (PostgreSQL)", () =>
       }),
       { numRuns: 25 },
     );
+  });
+
+  it("Given a snapshot at version 6 of an 8-event stream, When the tenant is read as of each event's instant or version, Then the state equals the state after that many events; the snapshot is used at or after it and never for an earlier point", async () => {
+    const tenants = snapshottingEvery(3);
+    const id = "asof-snap";
+    // Within the last day, so the 24 h age threshold takes no snapshot of its own.
+    const t0 = Date.now() - 3_600_000;
+    const at = (n: number) => new Date(t0 + (n - 1) * 60_000);
+    const after = new Map<number, Tenant | undefined>();
+    const created = await executeCommand(db, tenants, id, {
+      type: "CreateTenant",
+      tenantId: id,
+      slug: id,
+      displayName: "v1",
+      plan: "free",
+      now: at(1),
+    });
+    after.set(created.version, created.state);
+    for (let n = 2; n <= 8; n++) {
+      const r = await executeCommand(db, tenants, id, { type: "SetDisplayName", displayName: `v${n}`, now: at(n) });
+      after.set(r.version, r.state);
+    }
+    // Snapshots at 3, then 6 (one row per stream: the newest).
+    expect((await loadSnapshot(db, tenantStreamId(id)))?.version).toBe(6);
+    for (let n = 1; n <= 8; n++) {
+      const expected = after.get(n);
+      const byTime = await rehydrate(db, tenants, id, { asOf: new Date(at(n).getTime() + 30_000) });
+      const byVersion = await rehydrate(db, tenants, id, { toVersion: n });
+      const fullReplay = await rehydrate(db, tenants, id, { asOf: new Date(at(n).getTime() + 30_000), useSnapshots: false });
+      for (const r of [byTime, byVersion, fullReplay]) {
+        expect(r.state, `as of ${n}`).toEqual(expected);
+        expect(r.version, `as of ${n}`).toBe(n);
+      }
+      expect(fullReplay).toMatchObject({ snapshotVersion: 0, replayed: n });
+      // The snapshot (version 6) is used at or after it, never for an earlier point.
+      const used = n >= 6 ? { snapshotVersion: 6, replayed: n - 6 } : { snapshotVersion: 0, replayed: n };
+      expect(byTime, `as of ${n}`).toMatchObject(used);
+      expect(byVersion, `version ${n}`).toMatchObject(used);
+    }
+    // Exactly at the snapshot's instant it is used; a millisecond before, the stream is replayed.
+    expect(await rehydrate(db, tenants, id, { asOf: at(6) })).toMatchObject({ version: 6, snapshotVersion: 6, replayed: 0 });
+    expect(await rehydrate(db, tenants, id, { asOf: new Date(at(6).getTime() - 1) })).toMatchObject({ version: 5, snapshotVersion: 0 });
+    // Before the tenant existed: nothing.
+    expect((await rehydrate(db, tenants, id, { asOf: new Date(t0 - 1) })).state).toBeUndefined();
+  });
+
+  it("Given a snapshot whose events include one stamped after the instant asked (clocks out of order), When read as of that instant, Then the snapshot is not used and the replay stops where it always did", async () => {
+    const tenants = snapshottingEvery(3);
+    const id = "asof-skew";
+    const t0 = Date.now() - 3_600_000;
+    await executeCommand(db, tenants, id, {
+      type: "CreateTenant",
+      tenantId: id,
+      slug: id,
+      displayName: "a",
+      plan: "free",
+      now: new Date(t0),
+    });
+    // The second event's clock ran ahead of the third's.
+    await executeCommand(db, tenants, id, { type: "SetDisplayName", displayName: "b", now: new Date(t0 + 10 * 60_000) });
+    await executeCommand(db, tenants, id, { type: "SetDisplayName", displayName: "c", now: new Date(t0 + 60_000) });
+    expect((await loadSnapshot(db, tenantStreamId(id)))?.version).toBe(3);
+    const asOf = new Date(t0 + 2 * 60_000);
+    const withSnapshots = await rehydrate(db, tenants, id, { asOf });
+    const withoutSnapshots = await rehydrate(db, tenants, id, { asOf, useSnapshots: false });
+    expect(withSnapshots).toMatchObject({ version: 1, snapshotVersion: 0 });
+    expect(withSnapshots.state).toEqual(withoutSnapshots.state);
+    expect(withSnapshots.state?.displayName).toBe("a");
   });
 
   it("Given a long stream, When it is rehydrated, Then the snapshot is used and only the tail replayed", async () => {

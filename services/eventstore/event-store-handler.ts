@@ -10,6 +10,8 @@ import {
   ListSagasResponseSchema,
   type ReadStreamHistoryRequest,
   ReadStreamHistoryResponseSchema,
+  type StartTenantOffboardingRequest,
+  StartTenantOffboardingResponseSchema,
   type WatchEventsRequest,
   type WatchEventsResponse,
   WatchEventsResponseSchema,
@@ -19,7 +21,7 @@ import type { Queryable } from "../kernel/db/ports.js";
 import { domainError } from "../kernel/errors.js";
 import type { RecordedEvent } from "../kernel/events/ports.js";
 import { counterPosition, pageTokens, sequencePosition } from "../kernel/paging/index.js";
-import { listSagas, sagaStatus } from "../kernel/sagas/index.js";
+import { listSagas, sagaStatus, type TenantOffboardingStarter } from "../kernel/sagas/index.js";
 import type { ChangeFeed } from "./change-feed.js";
 import { eventCatalogue, eventDescriptorSet } from "./event-types.js";
 import { sagaMessage, sagaSummaryMessage } from "./saga-messages.js";
@@ -61,7 +63,24 @@ export class EventStoreHandler implements ServiceImpl<typeof EventStoreService> 
     private readonly feed: ChangeFeed,
     private readonly history: StreamHistory,
     private readonly db: Queryable,
+    private readonly offboarding?: TenantOffboardingStarter,
   ) {}
+
+  async startTenantOffboarding(req: StartTenantOffboardingRequest, ctx: HandlerContext) {
+    // The permission table admits platform operators only; the confirmation guards against a
+    // wrong id pasted into a call that destroys a tenant.
+    const principal = principalOf(ctx);
+    if (req.confirmation !== req.tenantId) {
+      throw domainError(
+        "CONFIRMATION_MISMATCH",
+        `confirmation must repeat the tenant id ${JSON.stringify(req.tenantId)}: offboarding destroys the tenant's data`,
+        { field: "confirmation", tenant_id: req.tenantId },
+      );
+    }
+    if (!this.offboarding) throw domainError("FAILED_PRECONDITION", "this process cannot start sagas (no saga runtime configured)");
+    const { saga, started } = await this.offboarding.start({ tenantId: req.tenantId, reason: req.reason, actor: principal.keyId });
+    return create(StartTenantOffboardingResponseSchema, { saga: sagaMessage(saga), started });
+  }
 
   async getSaga(req: GetSagaRequest, ctx: HandlerContext) {
     // Tenant admins see their own tenant's sagas; platform operators every saga (offboarding

@@ -11,14 +11,14 @@ export interface EventStoreParts extends ServiceParts {
   handler: EventStoreHandler;
 }
 
-/** Assembles the event store API: the change feed (per-process throttle buckets), temporal history reads and the handler. */
+/** Assembles the event store API: the change feed (per-process throttle buckets, NEXUS_WATCH_EVENTS_PER_SECOND), temporal history reads and the handler. */
 export function createEventStoreParts(ctx: ServiceContext): EventStoreParts {
   const buckets = createMemoryBucketStore();
-  const feed = new ChangeFeed({ db: ctx.db, bus: ctx.bus, buckets });
+  const feed = new ChangeFeed({ db: ctx.db, bus: ctx.bus, buckets, ratePerSecond: ctx.config.watchEventsPerSecond });
   // Temporal query limits are shared by replicas on PostgreSQL (platform.rate_buckets).
   const temporalBuckets = ctx.db.dialect === "postgres" ? createPostgresBucketStore(ctx.db) : createMemoryBucketStore();
   const history = new StreamHistory({ db: ctx.db, buckets: temporalBuckets, logger: ctx.logger, clock: () => ctx.clock().getTime() });
-  const handler = new EventStoreHandler(feed, history, ctx.db);
+  const handler = new EventStoreHandler(feed, history, ctx.db, ctx.offboarding);
   return {
     feed,
     handler,

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { CONFIG_VARIABLES, ConfigError, configVariablesMarkdown, loadConfig, SERVICE_NAMES } from "./config.js";
+import { CONFIG_VARIABLES, ConfigError, configVariablesMarkdown, loadConfig, loadConfigValue, SERVICE_NAMES } from "./config.js";
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -110,6 +110,22 @@ describe("loadConfig", () => {
     expect(configError({ NEXUS_NATS_STREAM: "events.all" }).message).toContain("NEXUS_NATS_STREAM");
   });
 
+  it("reads the refused-authentication limiter and the trusted proxies (0 turns the limiter off)", () => {
+    expect(loadConfig({})).toMatchObject({ authAttemptBurst: 20, authAttemptRatePerSecond: 1, authAttemptMaxEntries: 10000 });
+    expect(loadConfig({}).trustedProxies).toBeUndefined();
+    const config = loadConfig({
+      NEXUS_AUTH_ATTEMPT_BURST: "0",
+      NEXUS_AUTH_ATTEMPT_RATE_PER_SECOND: "0.5",
+      NEXUS_TRUSTED_PROXIES: " 10.0.0.0/8, 192.168.1.7 ,FD00::/8,::1",
+    });
+    expect(config).toMatchObject({ authAttemptBurst: 0, authAttemptRatePerSecond: 0.5 });
+    expect(config.trustedProxies).toEqual(["10.0.0.0/8", "192.168.1.7", "fd00::/8", "::1"]);
+    for (const bad of ["proxy.internal", "10.0.0.0/33", "10.0.0.1/8/1", "::1/129"]) {
+      expect(configError({ NEXUS_TRUSTED_PROXIES: bad }).message).toContain("a comma list of IP addresses or CIDRs");
+    }
+    expect(configError({ NEXUS_AUTH_ATTEMPT_BURST: "-1" }).message).toContain("NEXUS_AUTH_ATTEMPT_BURST");
+  });
+
   it("reports every bad variable at once and never echoes a secret", () => {
     const err = configError({
       DATABASE_URL: "mysql://nexus:s3cr3t-pw@db/nexus",
@@ -121,6 +137,24 @@ describe("loadConfig", () => {
     expect(err.message).not.toContain("s3cr3t-pw");
     expect(err.message).not.toContain("natspass");
     expect(err.message).toContain('NEXUS_LOG_PRETTY="maybe"');
+  });
+});
+
+describe("loadConfigValue", () => {
+  it("reads one variable with its default, validated like loadConfig, ignoring the others", () => {
+    expect(loadConfigValue("eventsPartitionMaxCopyRows", {})).toBe(2_000_000);
+    expect(loadConfigValue("eventsPartitionMaxCopyRows", { NEXUS_EVENTS_PARTITION_MAX_COPY_ROWS: "50000000", NEXUS_PORT: "nope" })).toBe(
+      50_000_000,
+    );
+    const err = (() => {
+      try {
+        return loadConfigValue("eventsPartitionMaxCopyRows", { NEXUS_EVENTS_PARTITION_MAX_COPY_ROWS: "2M" });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toContain('NEXUS_EVENTS_PARTITION_MAX_COPY_ROWS="2M" is invalid: expected an integer');
   });
 });
 

@@ -10,6 +10,7 @@
  * so this comment does not repeat it.
  */
 
+import { isIP } from "node:net";
 import { MasterKeyFormatError, type MasterKeys, parseMasterKeys } from "./keyring/master-keys.js";
 import { DEFAULT_RATE_LIMITS_SPEC, parseRateLimits } from "./limits/rate-limits.js";
 
@@ -197,15 +198,35 @@ function tierMultipliers(raw: string): Readonly<Record<"free" | "pro" | "enterpr
   return out;
 }
 
-/** A comma list of host or host:port entries (or `*`), lower-cased. */
-function hostList(raw: string): readonly string[] {
-  const out = raw
+/** The non-empty entries of a comma list, trimmed and lower-cased. */
+function lowerCaseEntries(raw: string): string[] {
+  return raw
     .split(",")
     .map((x) => x.trim().toLowerCase())
     .filter((x) => x.length > 0);
+}
+
+/** A comma list of host or host:port entries (or `*`), lower-cased. */
+function hostList(raw: string): readonly string[] {
+  const out = lowerCaseEntries(raw);
   for (const h of out) {
     if (h !== "*" && !/^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?$/.test(h)) {
       throw new InvalidValue("a comma list of host or host:port entries (e.g. 127.0.0.1:8080,localhost), or *");
+    }
+  }
+  return out;
+}
+
+/** A comma list of IP addresses or CIDRs (IPv4 or IPv6), e.g. `10.0.0.0/8,::1`. */
+function addressList(raw: string): readonly string[] {
+  const out = lowerCaseEntries(raw);
+  for (const entry of out) {
+    const [address = "", bits, extra] = entry.split("/");
+    const family = isIP(address);
+    const max = family === 4 ? 32 : 128;
+    const bitsOk = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max);
+    if (family === 0 || !bitsOk || extra !== undefined) {
+      throw new InvalidValue("a comma list of IP addresses or CIDRs (e.g. 10.0.0.0/8,192.168.1.7,::1)");
     }
   }
   return out;
@@ -370,6 +391,32 @@ const VARIABLES = {
       "How long a saga runner's lease lasts without renewal (renewed every third of it); a process resumes an unfinished saga whose lease lapsed (its runner died) at start-up and then every this long.",
     parse: integer(1000, 3_600_000),
   }),
+  watchEventsPerSecond: variable({
+    name: "NEXUS_WATCH_EVENTS_PER_SECOND",
+    default: "100",
+    description:
+      "EventStoreService.WatchEvents throttle: events delivered per second per API key, per process (a token bucket with a burst of the same size). It slows a feed down, never drops an event.",
+    parse: integer(1, 100_000),
+  }),
+  snapshotEveryEvents: variable({
+    name: "NEXUS_SNAPSHOT_EVERY_EVENTS",
+    default: "100",
+    description:
+      "Event-sourced aggregates (tenants) take a snapshot once this many events were appended since the last one (unless the aggregate's own policy sets it).",
+    parse: integer(1, 1_000_000),
+  }),
+  snapshotEveryBytes: variable({
+    name: "NEXUS_SNAPSHOT_EVERY_BYTES",
+    default: "262144",
+    description: "… or once the event payloads appended since the last snapshot reach this many bytes.",
+    parse: integer(1024, 1_073_741_824),
+  }),
+  snapshotMaxAgeMs: variable({
+    name: "NEXUS_SNAPSHOT_MAX_AGE_MS",
+    default: "86400000",
+    description: "… or when the last snapshot (or the stream's first event) is older than this and events were appended since.",
+    parse: integer(1000, 31_536_000_000),
+  }),
   maxRequestBytes: variable({
     name: "NEXUS_MAX_REQUEST_BYTES",
     default: "4194304",
@@ -490,6 +537,13 @@ const VARIABLES = {
       "File whose content `true` refuses every mutating RPC with UNAVAILABLE WRITE_FROZEN (a failover's freeze; the chart mounts the operator's flag here). Missing file = not frozen.",
     parse: path,
   }),
+  eventsPartitionMaxCopyRows: variable({
+    name: "NEXUS_EVENTS_PARTITION_MAX_COPY_ROWS",
+    default: "2000000",
+    description:
+      "Most events the platform migration 0006_events_partitioned copies into the hash-partitioned event table at start-up (appends wait during the copy); a larger store refuses to migrate until an operator schedules it with the write freeze and a higher value.",
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
+  }),
   serviceName: variable({
     name: "NEXUS_SERVICE_NAME",
     default: "nexus",
@@ -564,6 +618,35 @@ const VARIABLES = {
     default: "10000",
     description: "Most authentication answers cached per process (least recently used dropped first).",
     parse: integer(1, 10_000_000),
+  }),
+  authAttemptBurst: variable({
+    name: "NEXUS_AUTH_ATTEMPT_BURST",
+    default: "20",
+    description:
+      "Refused authentication attempts a client address, and a claimed API key id, may make in a burst before further attempts are refused at once with RESOURCE_EXHAUSTED AUTH_RATE_LIMITED (no key lookup, no audit row per call); successful ones cost nothing. Per process; 0 turns the limiter off.",
+    parse: integer(0, 1_000_000),
+  }),
+  authAttemptRatePerSecond: variable({
+    name: "NEXUS_AUTH_ATTEMPT_RATE_PER_SECOND",
+    default: "1",
+    description:
+      "Refused authentication attempts per second a client address and a claimed key id regain (the buckets' refill); 0 turns the limiter off.",
+    parse: decimal(0, 1_000_000),
+  }),
+  authAttemptMaxEntries: variable({
+    name: "NEXUS_AUTH_ATTEMPT_MAX_ENTRIES",
+    default: "10000",
+    description:
+      "Most client addresses, and most key ids, whose refused-attempt buckets a process keeps (least recently used dropped first), so a spray of random key ids or addresses cannot grow memory.",
+    parse: integer(1, 10_000_000),
+  }),
+  trustedProxies: variable({
+    name: "NEXUS_TRUSTED_PROXIES",
+    default: undefined,
+    unsetMeaning: "(unset: none)",
+    description:
+      "Comma list of proxy addresses or CIDRs (e.g. 10.0.0.0/8,::1) whose X-Forwarded-For is believed: for a connection from one of them, the client address (refused-authentication limiter) is the last X-Forwarded-For hop that is not itself a trusted proxy. Unset: the connection's peer address, and X-Forwarded-For is ignored.",
+    parse: addressList,
   }),
   rateLimitEnabled: variable({
     name: "NEXUS_RATE_LIMIT_ENABLED",
@@ -1059,6 +1142,38 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
+ * Reads and validates one variable of the configuration from `env` (default `process.env`), for
+ * code that runs without a loaded {@link NexusConfig} (the platform migrations, started from
+ * every bus and CLI command). Throws a {@link ConfigError} when its value is bad.
+ */
+export function loadConfigValue<K extends keyof NexusConfig>(
+  key: K,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): NexusConfig[K] {
+  const problems: ConfigProblem[] = [];
+  const value = parseVariable(VARIABLES[key] as VariableSpec<unknown>, env, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return value as NexusConfig[K];
+}
+
+/** One variable's value (its default when unset), or `undefined` with a problem recorded. */
+function parseVariable(spec: VariableSpec<unknown>, env: Readonly<Record<string, string | undefined>>, problems: ConfigProblem[]): unknown {
+  const given = env[spec.name]?.trim();
+  const raw = given === undefined || given === "" ? spec.default : given;
+  if (raw === undefined) return undefined;
+  try {
+    return spec.parse(raw);
+  } catch (err) {
+    if (!(err instanceof InvalidValue)) throw err;
+    const shown = spec.secret ? "(value hidden)" : JSON.stringify(raw);
+    const fallback = spec.default !== undefined ? `default ${spec.default}` : `unset means ${spec.unsetMeaning ?? "not set"}`;
+    const problem = { variable: spec.name, message: `${spec.name}=${shown} is invalid: expected ${err.expected} (${fallback})` };
+    problems.push(problem);
+    return undefined;
+  }
+}
+
+/**
  * Reads and validates the configuration from `env` (default `process.env`). Empty values count
  * as unset. Throws a {@link ConfigError} listing every bad variable.
  */
@@ -1066,23 +1181,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   const out: Record<string, unknown> = {};
   const problems: ConfigProblem[] = [];
   for (const [key, spec] of Object.entries(VARIABLES) as [string, VariableSpec<unknown>][]) {
-    const given = env[spec.name]?.trim();
-    const raw = given === undefined || given === "" ? spec.default : given;
-    if (raw === undefined) {
-      out[key] = undefined;
-      continue;
-    }
-    try {
-      out[key] = spec.parse(raw);
-    } catch (err) {
-      if (!(err instanceof InvalidValue)) throw err;
-      const shown = spec.secret ? "(value hidden)" : JSON.stringify(raw);
-      const fallback = spec.default !== undefined ? `default ${spec.default}` : `unset means ${spec.unsetMeaning ?? "not set"}`;
-      problems.push({
-        variable: spec.name,
-        message: `${spec.name}=${shown} is invalid: expected ${err.expected} (${fallback})`,
-      });
-    }
+    out[key] = parseVariable(spec, env, problems);
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze(out) as NexusConfig;

@@ -19,6 +19,8 @@ export const REASONS = {
   UNSUPPORTED_MEDIA_TYPE: Code.InvalidArgument,
   DOCUMENT_UNREADABLE: Code.InvalidArgument,
   INVALID_CURSOR: Code.InvalidArgument,
+  // a destructive request whose confirmation field does not repeat what it destroys
+  CONFIRMATION_MISMATCH: Code.InvalidArgument,
   // authentication and authorization
   AUTH_UNAUTHORIZED: Code.Unauthenticated,
   AUTH_REVOKED_KEY: Code.Unauthenticated,
@@ -69,6 +71,8 @@ export const REASONS = {
   EDGE_QUEUE_FULL: Code.ResourceExhausted,
   INGRESS_QUEUE_FULL: Code.ResourceExhausted,
   RATE_LIMITED: Code.ResourceExhausted,
+  // refused authentication attempts from one address or against one key id (docs/security.md)
+  AUTH_RATE_LIMITED: Code.ResourceExhausted,
   RATE_LIMIT_UNAVAILABLE: Code.Unavailable,
   SERVICE_BUSY: Code.Unavailable,
   SERVICE_DRAINING: Code.Unavailable,

@@ -114,11 +114,13 @@ CREATE TABLE metering.soft_cap_notices (
     // row's id and recorded_at) are restated as UsageRecordBackfilled events; UsageRecorded
     // events whose row is gone (deleted by retention or offboarding before deletions were
     // recorded) get one UsageRecordsPurged per stream first, so a rebuild does not bring them
-    // back. Appended under the event store's append lock at the next versions of each stream.
+    // back. Appended as appendToStream does (under the event store's append lock, at the next
+    // versions of each stream, each id also in platform.event_ids).
     id: "0002_usage_rebuild",
     sql: `
 SELECT pg_advisory_xact_lock(${APPEND_LOCK_KEY});
 
+WITH appended AS (
 INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
 SELECT md5('usage-purge-backfill:' || g.stream_id)::uuid, g.stream_id,
        coalesce((SELECT max(e.version) FROM platform.events e WHERE e.stream_id = g.stream_id), 0) + 1,
@@ -130,8 +132,11 @@ FROM (SELECT e.stream_id, jsonb_agg(e.payload->>'sourceEventId' ORDER BY e.versi
         FROM platform.events e
        WHERE starts_with(e.stream_id, 'usage-') AND e.type = 'nexus.events.v1.UsageRecorded'
          AND NOT EXISTS (SELECT 1 FROM metering.usage_records u WHERE u.source_event_id = e.payload->>'sourceEventId')
-       GROUP BY e.stream_id) g;
+       GROUP BY e.stream_id) g
+RETURNING event_id, stream_id, position)
+INSERT INTO platform.event_ids (event_id, stream_id, position) SELECT event_id, stream_id, position FROM appended;
 
+WITH appended AS (
 INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
 SELECT md5('usage-record-backfill:' || u.source_event_id)::uuid, 'usage-' || u.tenant_id,
        coalesce((SELECT max(e.version) FROM platform.events e WHERE e.stream_id = 'usage-' || u.tenant_id), 0)
@@ -147,7 +152,9 @@ SELECT md5('usage-record-backfill:' || u.source_event_id)::uuid, 'usage-' || u.t
            'inputTokens', u.input_tokens::text, 'outputTokens', u.output_tokens::text, 'tierMultiplier', u.tier_multiplier,
            'toolCallOverhead', u.tool_call_overhead, 'usageDate', u.usage_date::text))),
        jsonb_build_object('tenant_id', u.tenant_id, 'actor', 'system')
-FROM metering.usage_records u;
+FROM metering.usage_records u
+RETURNING event_id, stream_id, position)
+INSERT INTO platform.event_ids (event_id, stream_id, position) SELECT event_id, stream_id, position FROM appended;
 `,
   },
 ];

@@ -138,6 +138,15 @@ function rebuildSuite(open: () => Promise<Opened>): void {
     expect(Object.keys(before)).toHaveLength(8);
 
     await migrateService(meteringService, db); // applies 0002_usage_rebuild
+    // Its events are appended like any other: each id in platform.event_ids too.
+    const { rows: unindexed } = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM platform.events e WHERE NOT EXISTS (SELECT 1 FROM platform.event_ids i WHERE i.event_id = e.event_id)",
+    );
+    expect(unindexed[0]?.n).toBe(0);
+    const { rows: restated } = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM platform.events WHERE type = 'nexus.events.v1.UsageRecordBackfilled'",
+    );
+    expect(restated[0]?.n).toBe(8);
     const r = await rebuildProjection(db, usageRecordsProjection);
     expect({ inserted: r.inserted, updated: r.updated, deleted: r.deleted }).toEqual({ inserted: 0, updated: 0, deleted: 0 });
     expect(await table()).toEqual(before);

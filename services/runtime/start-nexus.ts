@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { startMeshSecurity } from "../auth/mesh-security.js";
 import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
+import { configureSnapshotThresholds } from "../kernel/commands/index.js";
 import { ConfigError, type NexusConfig, type ServiceName } from "../kernel/config.js";
 import { createFollowingDatabase, type FollowingDatabase } from "../kernel/db/following-database.js";
 import { createPgDatabase } from "../kernel/db/pg-database.js";
@@ -37,7 +38,7 @@ import { initPgliteDataDir } from "./pglite-init.js";
 import { CONSUMER_FED_PROJECTIONS, PROJECTIONS, UNREBUILDABLE_PROJECTIONS } from "./projections.js";
 import { startSagaResumer } from "./saga-resumer.js";
 import { servicesFor } from "./service-registry.js";
-import { type OffboardingInput, tenantOffboardingSaga } from "./tenant-offboarding.js";
+import { type OffboardingInput, tenantOffboardingSaga, tenantOffboardingStarter } from "./tenant-offboarding.js";
 
 /** Options of {@link startNexus}. */
 export interface StartNexusOptions {
@@ -188,6 +189,12 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     }
   };
   try {
+    // Snapshot thresholds of event-sourced aggregates whose policy sets none (tenants).
+    configureSnapshotThresholds({
+      everyEvents: config.snapshotEveryEvents,
+      everyBytes: config.snapshotEveryBytes,
+      maxAgeMs: config.snapshotMaxAgeMs,
+    });
     const db = await openDatabase(config, logger);
     cleanups.push(["database", () => db.close()]);
     const bus = await createBus({ config, db, logger });
@@ -232,8 +239,28 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     const onShredded = config.backupDir && masterKeys ? shredListRecorder(config.backupDir, masterKeys) : undefined;
     const keyring = createKeyring({ db, masterKeys, logger, ...(onShredded ? { onShredded } : {}) });
     const roles = new Set(services);
+    // StartTenantOffboarding (EventStoreService) starts the saga here and drives it in the
+    // background; the resumer below takes over a saga whose runner died.
+    const offboardingSaga: SagaDefinition<OffboardingInput> = tenantOffboardingSaga(db, keyring);
+    const offboarding = tenantOffboardingStarter({
+      db,
+      def: offboardingSaga,
+      leaseMs: config.sagaLeaseMs,
+      logger: logger.child({ component: "sagas" }),
+    });
+    cleanups.push(["offboarding runs", () => offboarding.close()]);
     const modules = servicesFor(services).map((service) =>
-      mountService(service, { config, db, bus, clock, peers, roles, keyring, logger: logger.child({ service: service.name }) }),
+      mountService(service, {
+        config,
+        db,
+        bus,
+        clock,
+        peers,
+        roles,
+        keyring,
+        offboarding,
+        logger: logger.child({ service: service.name }),
+      }),
     );
     // Every process serves the web console (docs/console.md) when it is built.
     const consoleFiles = consoleRoute(consoleDirectory(config.consoleDir));
@@ -268,10 +295,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     // where auth runs, since tenant offboarding acts on its tenants; one runner per saga across
     // replicas (a lease).
     if (roles.has("auth")) {
-      const offboarding: SagaDefinition<OffboardingInput> = tenantOffboardingSaga(db, keyring);
       const resumer = startSagaResumer({
         db,
-        defs: [offboarding],
+        defs: [offboardingSaga],
         logger: logger.child({ component: "sagas" }),
         leaseMs: config.sagaLeaseMs,
       });

@@ -1,15 +1,26 @@
+import type { Logger } from "pino";
 import { createPostgresAuthStore } from "../auth/adapters/postgres.js";
 import { tenantAggregate } from "../auth/auth-aggregates.js";
 import { pauseTenantWorkflows, resumeTenantWorkflows } from "../integration/tenant-workflows.js";
 import { executeCommand, rehydrate } from "../kernel/commands/index.js";
 import type { NexusConfig } from "../kernel/config.js";
 import type { Database } from "../kernel/db/ports.js";
-import { domainError } from "../kernel/errors.js";
+import { domainError, errorReason } from "../kernel/errors.js";
 import { leaseOwnerId } from "../kernel/events/checkpoint-lease.js";
 import { TENANT_OFFBOARDING_SAGA } from "../kernel/events/offboarded-tenants.js";
 import { assertTenantNotHeld } from "../kernel/governance/index.js";
 import { createKeyring, type Keyring, resolveMasterKeys } from "../kernel/keyring/index.js";
-import { runSaga, type SagaDefinition, type SagaState, sagaStatus, startSaga } from "../kernel/sagas/index.js";
+import {
+  listSagas,
+  runSaga,
+  type SagaDefinition,
+  type SagaState,
+  type StartTenantOffboarding,
+  sagaStatus,
+  startSaga,
+  type TenantOffboardingStart,
+  type TenantOffboardingStarter,
+} from "../kernel/sagas/index.js";
 import type { ServiceDefinition } from "../kernel/service/index.js";
 import { shredListRecorder } from "./backup.js";
 import { SERVICES } from "./service-registry.js";
@@ -183,4 +194,79 @@ export async function offboardTenant(
     await startSaga(db, def, { sagaId, input: { tenantId: input.tenantId, reason: input.reason }, tenantId: input.tenantId });
   }
   return runSaga(db, def, sagaId, { lease });
+}
+
+/** A {@link TenantOffboardingStarter} with the background runs it started. */
+export interface RunningOffboardingStarter extends TenantOffboardingStarter {
+  /** Resolves when every background run started so far has stopped (tests). */
+  idle(): Promise<void>;
+  /** Stops the background runs at their next transition (releasing their leases) and waits. */
+  close(): Promise<void>;
+}
+
+/**
+ * The runtime's {@link TenantOffboardingStarter} (StartTenantOffboarding): checks the tenant
+ * and its legal holds, returns an offboarding of the tenant that is running, completed or
+ * failed (only a compensated one lets a new one start), else starts saga
+ * `offboard-<tenant>-<n>` (n = the tenant's offboardings so far + 1, so two concurrent calls
+ * compute the same id and the second gets the first's saga) and drives it in the background
+ * under a lease. If this process stops or dies, the resumer of a process hosting auth takes the
+ * saga over once the lease is free.
+ */
+export function tenantOffboardingStarter(options: {
+  db: Database;
+  def: SagaDefinition<OffboardingInput>;
+  leaseMs: number;
+  logger: Logger;
+}): RunningOffboardingStarter {
+  const { db, def, logger } = options;
+  const lease = { owner: leaseOwnerId(), ttlMs: options.leaseMs };
+  const stop = new AbortController();
+  const runs = new Set<Promise<unknown>>();
+  const existing = async (tenantId: string): Promise<{ count: number; current?: SagaState }> => {
+    const sagas = await listSagas(db, { tenantId, name: TENANT_OFFBOARDING, limit: 1000 });
+    const open = sagas.find((s) => s.status !== "compensated");
+    const current = open ? await sagaStatus(db, open.sagaId) : undefined;
+    return { count: sagas.length, ...(current ? { current } : {}) };
+  };
+  const drive = (sagaId: string) => {
+    const run = runSaga(db, def, sagaId, { lease, signal: stop.signal })
+      .then((s) => logger.info({ sagaId, status: s.status }, "tenant offboarding saga stopped"))
+      .catch((err: unknown) => logger.warn({ err, sagaId }, "tenant offboarding saga stopped on an error; the resumer retries it"))
+      .finally(() => runs.delete(run));
+    runs.add(run);
+  };
+  return {
+    async start(request: StartTenantOffboarding): Promise<TenantOffboardingStart> {
+      const { tenantId } = request;
+      const tenant = await rehydrate(db, tenantAggregate(createPostgresAuthStore(db).tenants), tenantId);
+      if (!tenant.state) throw domainError("NOT_FOUND", `no tenant ${tenantId}`, { tenant_id: tenantId });
+      const before = await existing(tenantId);
+      if (before.current) return { saga: before.current, started: false };
+      await db.transaction((tx) => assertTenantNotHeld(tx, tenantId, "offboard the tenant"));
+      const sagaId = `offboard-${tenantId}-${before.count + 1}`;
+      try {
+        const saga = await startSaga(db, def, {
+          sagaId,
+          input: { tenantId, reason: request.reason },
+          tenantId,
+          ...(request.actor ? { origin: { actor: request.actor } } : {}),
+        });
+        drive(sagaId);
+        return { saga, started: true };
+      } catch (err) {
+        // Another call started the same offboarding a moment ago: that one is the answer.
+        const raced = errorReason(err) === "ALREADY_EXISTS" ? await sagaStatus(db, sagaId) : undefined;
+        if (raced) return { saga: raced, started: false };
+        throw err;
+      }
+    },
+    async idle() {
+      while (runs.size > 0) await Promise.all([...runs]);
+    },
+    async close() {
+      stop.abort();
+      await Promise.all([...runs]);
+    },
+  };
 }

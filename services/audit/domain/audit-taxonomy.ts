@@ -122,6 +122,16 @@ const quotaDetails = (p: Payload) =>
     request_id: p.requestId,
   });
 
+/** A saga's end as an audit entry. */
+const sagaEnd = (eventType: string, p: Payload, actor: ActorHint, outcome: AuditOutcome) => ({
+  eventType,
+  actor,
+  action: "saga.end",
+  resource: { type: "saga", id: str(p.sagaId) },
+  outcome,
+  metadata: details({ reason: p.reason }),
+});
+
 /** Event type (protobuf full name) → how it is audited. */
 const TAXONOMY: Readonly<Record<string, Mapper>> = {
   // ---- auth
@@ -687,6 +697,21 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
       partial: p.partial ?? false,
     }),
   }),
+  // ---- sagas (services/kernel/sagas): their start (who started an offboarding, and why) and end
+  "nexus.sagas.v1.SagaStarted": ({ p, actor }) => ({
+    eventType: "saga.started",
+    actor,
+    action:
+      str(p.name) === "tenant-offboarding" && actor.keyId
+        ? "nexus.eventstore.v1.EventStoreService/StartTenantOffboarding"
+        : `saga.${str(p.name) || "unknown"}`,
+    resource: { type: "saga", id: str(p.sagaId) },
+    outcome: "success",
+    metadata: details({ name: p.name, input: obj(p.input), deadline: p.deadline }),
+  }),
+  "nexus.sagas.v1.SagaCompleted": ({ p, actor }) => sagaEnd("saga.completed", p, actor, "success"),
+  "nexus.sagas.v1.SagaCompensated": ({ p, actor }) => sagaEnd("saga.compensated", p, actor, "failure"),
+  "nexus.sagas.v1.SagaFailed": ({ p, actor }) => sagaEnd("saga.failed", p, actor, "failure"),
   "nexus.events.v1.UsageRecorded": ({ p, actor }) => ({
     eventType: "billing.usage_recorded",
     actor,

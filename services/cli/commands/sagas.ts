@@ -170,21 +170,42 @@ export const sagasStatusCommand: Command = {
   },
 };
 
-/** `nexus tenants offboard <tenant-id>`: runs (or resumes) the tenant offboarding saga. */
+/** `nexus tenants offboard <tenant-id>`: runs (or resumes) the tenant offboarding saga, or starts it through the API. */
 export const tenantsOffboardCommand: Command = {
   path: ["tenants", "offboard"],
   summary: "Offboard a tenant as a saga: suspend its keys, check legal holds, shred its keys (irreversible), delete its data",
-  usage: "nexus tenants offboard <tenant-id> --reason <text> [--saga-id <id> (resume)] [--json]",
+  usage:
+    "nexus tenants offboard <tenant-id> --reason <text> [--saga-id <id> (resume)] [--api --confirm <tenant-id> [--url URL]] [--json]   (--api: StartTenantOffboarding with NEXUS_API_KEY; returns at once, follow with `nexus sagas status --api`)",
   async run(args) {
     const { values, positionals } = parseArgs({
       args,
-      options: { json: { type: "boolean" }, reason: { type: "string" }, "saga-id": { type: "string" } },
+      options: {
+        ...CLIENT_OPTIONS,
+        api: { type: "boolean" },
+        reason: { type: "string" },
+        confirm: { type: "string" },
+        "saga-id": { type: "string" },
+      },
       allowPositionals: true,
       strict: true,
     });
     const tenantId = positionals[0];
     if (positionals.length !== 1 || tenantId === undefined) throw new UsageError("give one tenant id");
     if (!values.reason) throw new UsageError("give --reason (recorded in the suspension and the saga)");
+    if (viaApi(values)) {
+      if (values["saga-id"]) throw new UsageError("--saga-id resumes from the database: leave out --api/--url");
+      if (!values.confirm) throw new UsageError(`give --confirm ${tenantId}: offboarding destroys the tenant's data`);
+      const { StartTenantOffboardingResponseSchema } = await import("../../../gen/nexus/eventstore/v1/event_store_service_pb.js");
+      const res = await clientFrom(values).events.startTenantOffboarding({ tenantId, reason: values.reason, confirmation: values.confirm });
+      if (values.json) printJson(StartTenantOffboardingResponseSchema, res);
+      else
+        console.log(
+          `saga ${res.saga?.sagaId ?? ""}: ${STATUS_NAMES[res.saga?.status ?? 0] ?? ""}` +
+            (res.started ? " (started)" : " (an offboarding of this tenant already exists)") +
+            `; follow it with \`nexus sagas status ${res.saga?.sagaId ?? ""} --api\``,
+        );
+      return 0;
+    }
     const { loadConfig } = await import("../../kernel/config.js");
     const { offboardTenant } = await import("../../runtime/tenant-offboarding.js");
     const input = { tenantId, reason: values.reason, ...(values["saga-id"] ? { sagaId: values["saga-id"] } : {}) };

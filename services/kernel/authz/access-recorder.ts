@@ -27,7 +27,11 @@ export type TokenFailureReason =
 
 /** One call refused at authentication (→ auth.access.failure in the audit trail). */
 export interface AccessDeniedRecord {
-  reason: AccessFailureReason;
+  /**
+   * Why. AUTH_RATE_LIMITED is not one call but the start of a throttled period of the
+   * refused-authentication limiter: the calls it refuses after that are counted, not recorded.
+   */
+  reason: AccessFailureReason | "AUTH_RATE_LIMITED";
   /** e.g. "/nexus.retrieval.v1.RetrievalService/Search". */
   procedure: string;
   /** The key id the caller presented (claimed), when the key parses — even with a wrong secret. Never the secret. */

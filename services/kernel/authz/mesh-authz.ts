@@ -3,11 +3,13 @@ import type { Logger } from "pino";
 import type { Database } from "../db/ports.js";
 import type { EventBus } from "../events/ports.js";
 import { type AccessRecorder, createEventStoreAccessRecorder } from "./access-recorder.js";
+import { type AuthAttemptLimiter, createLoggedAuthAttemptLimiter } from "./auth-attempt-limiter.js";
 import { AuthenticationCache } from "./authentication-cache.js";
 import { createAuthenticationGate, createCachedAuthentication } from "./authentication-gate.js";
 import type { Authenticator } from "./authenticator.js";
 import { createAuthorizationInterceptor } from "./authorization-interceptor.js";
 import { startCacheInvalidation } from "./cache-invalidation.js";
+import { createClientAddressResolver } from "./client-address.js";
 
 /** Options of {@link startMeshAuthz}. */
 export interface MeshAuthzOptions {
@@ -26,6 +28,10 @@ export interface MeshAuthzOptions {
   cacheMaxEntries?: number;
   /** Default: events in `db`. */
   recorder?: AccessRecorder;
+  /** NEXUS_AUTH_ATTEMPT_BURST, _RATE_PER_SECOND, _MAX_ENTRIES (refused-authentication limiter). Default 20, 1, 10 000. */
+  authAttempts?: { burst?: number; ratePerSecond?: number; maxEntries?: number };
+  /** NEXUS_TRUSTED_PROXIES: proxies whose X-Forwarded-For names the client. Default none. */
+  trustedProxies?: readonly string[];
 }
 
 /** The security of one process, ready to hand to `createServer`. */
@@ -38,6 +44,8 @@ export interface MeshAuthz {
   interceptors: Interceptor[];
   cache: AuthenticationCache;
   recorder: AccessRecorder;
+  /** The refused-authentication limiter of the gate. */
+  attempts: AuthAttemptLimiter;
   /** Stops the invalidation feed and detaches the cache. */
   close(): Promise<void>;
 }
@@ -54,16 +62,26 @@ export async function startMeshAuthz(options: MeshAuthzOptions): Promise<MeshAut
     ...(options.cacheMaxEntries !== undefined ? { maxEntries: options.cacheMaxEntries } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
   });
-  const feed = await startCacheInvalidation({ bus: options.bus, cache, logger: options.logger.child({ component: "authz" }) });
+  const log = options.logger.child({ component: "authz" });
+  const attempts = createLoggedAuthAttemptLimiter(options.authAttempts ?? {}, log);
+  const feed = await startCacheInvalidation({ bus: options.bus, cache, logger: log });
   return {
-    authenticate: createAuthenticationGate({ authenticator: options.authenticator, cache, recorder }),
+    authenticate: createAuthenticationGate({
+      authenticator: options.authenticator,
+      cache,
+      recorder,
+      limiter: attempts,
+      clientAddress: createClientAddressResolver(options.trustedProxies),
+    }),
     authenticateFromCache: createCachedAuthentication(cache),
     interceptors: [createAuthorizationInterceptor({ recorder })],
     cache,
     recorder,
+    attempts,
     async close() {
       await feed.stop();
       cache.close();
+      attempts.clear();
     },
   };
 }

@@ -17,3 +17,14 @@ export const authRefusals = counter<"reason">(
   "Calls refused at authentication or by the permission table, by ErrorInfo reason.",
   ["reason"],
 );
+
+/**
+ * `nexus_auth_throttled_total{scope}`: calls refused AUTH_RATE_LIMITED by the refused-
+ * authentication limiter without a key lookup, by the bucket that was dry (client_address or
+ * key_id). Steady growth is someone guessing keys (or a client with a wrong one in a loop).
+ */
+export const authThrottled = counter<"scope">(
+  "nexus_auth_throttled_total",
+  "Calls refused with RESOURCE_EXHAUSTED AUTH_RATE_LIMITED before any key lookup, by the dry bucket (client_address or key_id).",
+  ["scope"],
+);

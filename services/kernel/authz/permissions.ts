@@ -242,6 +242,8 @@ export const PERMISSIONS: Readonly<Record<string, Permission>> = Object.freeze({
   // (tenant offboarding runs while the tenant's own keys are suspended).
   "/nexus.eventstore.v1.EventStoreService/GetSaga": adminOrPlatform,
   "/nexus.eventstore.v1.EventStoreService/ListSagas": adminOrPlatform,
+  // Offboarding deletes the tenant: platform operators only, not even the tenant's owner.
+  "/nexus.eventstore.v1.EventStoreService/StartTenantOffboarding": platformOnly,
   // ---- nexus.modules.v1.ModulesService ----
   // Editors submit and build; admins review, activate (and roll back) and hold credentials;
   // any member may read modules and call active tools (a Run forwards the caller's key).

@@ -17,12 +17,15 @@ export {
   snapshotIfDue,
 } from "./rehydrate.js";
 export {
+  configureSnapshotThresholds,
   deleteSnapshot,
   loadSnapshot,
   SNAPSHOT_DEFAULTS,
   type SnapshotPolicy,
+  type SnapshotThresholds,
   type SnapshotTrigger,
   type StoredSnapshot,
   saveSnapshot,
   snapshotDue,
+  snapshotThresholds,
 } from "./snapshots.js";

@@ -76,7 +76,8 @@ function aggregateLabel<S, E, K>(aggregate: Rehydratable<S, E, K>, streamId: str
 
 /**
  * Rebuilds an aggregate from its stream: the latest usable snapshot (unless `useSnapshots` is
- * false, or it lies beyond `toVersion`), then the events after it, page by page, through
+ * false, or it lies beyond `toVersion`, or — with `asOf` — one of its events happened after
+ * that instant), then the events after it, page by page, through
  * `evolve`. A snapshot written by a newer schema, or one `fromSnapshot` refuses, is discarded
  * (counted) and the whole stream replayed. Works in or out of a transaction.
  */
@@ -96,8 +97,12 @@ export async function rehydrate<S, E, K>(
   let snapshotVersion = 0;
   let since: Date | undefined;
   const policy = es.snapshots;
-  if (policy && options.useSnapshots !== false && options.asOf === undefined) {
-    const snap = await loadSnapshot(db, streamId, options.toVersion);
+  if (policy && options.useSnapshots !== false) {
+    const found = await loadSnapshot(db, streamId, options.toVersion);
+    // As of an instant: only a snapshot whose events all happened by then (the replay below
+    // stops at the first event after it, so the state it would reach includes the snapshot's).
+    const snap =
+      found && options.asOf !== undefined && (await happenedAfter(db, streamId, found.version, options.asOf)) ? undefined : found;
     if (snap) {
       let restored: S | undefined;
       let reason: string | undefined;
@@ -151,6 +156,15 @@ export async function rehydrate<S, E, K>(
   );
   rehydrationEvents.observe({ aggregate: label }, replayed);
   return { state, version, snapshotVersion, replayed, bytesSinceSnapshot: bytes, since, lastOccurredAt };
+}
+
+/** Whether any of the stream's first `version` events happened after `instant` (an index range scan, no payloads). */
+async function happenedAfter(db: Queryable, streamId: string, version: number, instant: Date): Promise<boolean> {
+  const { rows } = await db.query<{ later: boolean }>(
+    "SELECT EXISTS (SELECT 1 FROM platform.events WHERE stream_id = $1 AND version <= $2 AND occurred_at > $3) AS later",
+    [streamId, version, instant],
+  );
+  return rows[0]?.later === true;
 }
 
 /**

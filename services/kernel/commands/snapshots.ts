@@ -25,16 +25,35 @@ export interface SnapshotPolicy<S> {
    * the stream.
    */
   fromSnapshot(data: unknown, schemaVersion: number): S | undefined;
-  /** Take a snapshot once this many events were appended since the last one. Default 100. */
+  /** Take a snapshot once this many events were appended since the last one. Default 100 (NEXUS_SNAPSHOT_EVERY_EVENTS). */
   everyEvents?: number;
-  /** … or once the payloads appended since the last one reach this many bytes. Default 256 KiB. */
+  /** … or once the payloads appended since the last one reach this many bytes. Default 256 KiB (NEXUS_SNAPSHOT_EVERY_BYTES). */
   everyBytes?: number;
-  /** … or when the last one (or, without one, the stream's first event) is older than this and events were appended since. Default 24 h. */
+  /** … or when the last one (or, without one, the stream's first event) is older than this and events were appended since. Default 24 h (NEXUS_SNAPSHOT_MAX_AGE_MS). */
   maxAgeMs?: number;
 }
 
-/** Defaults of {@link SnapshotPolicy}'s thresholds. */
+/** Built-in defaults of {@link SnapshotPolicy}'s thresholds (NEXUS_SNAPSHOT_* change them per process). */
 export const SNAPSHOT_DEFAULTS = Object.freeze({ everyEvents: 100, everyBytes: 256 * 1024, maxAgeMs: 24 * 3600_000 });
+
+/** The thresholds a policy that sets none uses. */
+export type SnapshotThresholds = { everyEvents: number; everyBytes: number; maxAgeMs: number };
+
+let configured: SnapshotThresholds = { ...SNAPSHOT_DEFAULTS };
+
+/**
+ * Sets this process's default snapshot thresholds (the runtime calls it with
+ * NEXUS_SNAPSHOT_EVERY_EVENTS, NEXUS_SNAPSHOT_EVERY_BYTES and NEXUS_SNAPSHOT_MAX_AGE_MS); a
+ * policy's own fields still win. Without arguments, back to {@link SNAPSHOT_DEFAULTS} (tests).
+ */
+export function configureSnapshotThresholds(thresholds: Partial<SnapshotThresholds> = SNAPSHOT_DEFAULTS): void {
+  configured = { ...SNAPSHOT_DEFAULTS, ...thresholds };
+}
+
+/** The default thresholds in effect in this process. */
+export function snapshotThresholds(): Readonly<SnapshotThresholds> {
+  return configured;
+}
 
 /** A stored snapshot. */
 export interface StoredSnapshot {
@@ -151,9 +170,9 @@ export function snapshotDue(
   progress: { eventsSince: number; bytesSince: number; since: Date | undefined; now: Date },
 ): SnapshotTrigger | undefined {
   if (progress.eventsSince <= 0) return undefined;
-  if (progress.eventsSince >= (policy.everyEvents ?? SNAPSHOT_DEFAULTS.everyEvents)) return "count";
-  if (progress.bytesSince >= (policy.everyBytes ?? SNAPSHOT_DEFAULTS.everyBytes)) return "size";
+  if (progress.eventsSince >= (policy.everyEvents ?? configured.everyEvents)) return "count";
+  if (progress.bytesSince >= (policy.everyBytes ?? configured.everyBytes)) return "size";
   const age = progress.since === undefined ? 0 : progress.now.getTime() - progress.since.getTime();
-  if (age >= (policy.maxAgeMs ?? SNAPSHOT_DEFAULTS.maxAgeMs)) return "age";
+  if (age >= (policy.maxAgeMs ?? configured.maxAgeMs)) return "age";
   return undefined;
 }

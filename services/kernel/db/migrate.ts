@@ -24,6 +24,12 @@ export interface MigrateOptions {
   migrations: readonly Migration[];
   /** Receives one line per applied migration. */
   logger?: Logger;
+  /**
+   * Settings (`set_config(name, value, true)`) of the migration transaction, read by a
+   * migration's SQL with `current_setting(name, true)`: options such as a size limit, without
+   * changing the SQL (whose checksum is recorded). Names must be qualified (`nexus.some_option`).
+   */
+  settings?: Readonly<Record<string, string>>;
 }
 
 /** What one {@link migrate} run did. */
@@ -77,6 +83,9 @@ export async function migrate(db: Database, options: MigrateOptions): Promise<Mi
   return db.transaction(async (tx) => {
     // Lock before CREATE SCHEMA IF NOT EXISTS: concurrent IF NOT EXISTS can still collide.
     await tx.query("SELECT pg_advisory_xact_lock($1)", [advisoryKey(`nexus.migrate.${schema}`)]);
+    for (const [name, value] of Object.entries(options.settings ?? {})) {
+      await tx.query("SELECT set_config($1, $2, true)", [name, value]);
+    }
     await tx.exec(
       `CREATE SCHEMA IF NOT EXISTS "${schema}";
        CREATE TABLE IF NOT EXISTS "${schema}".schema_migrations (

@@ -65,7 +65,7 @@ export async function publishToJetStream(
  * duplicate window.
  */
 export async function appendDirect(tx: Tx, events: readonly DirectEvent[], metadata: EventMetadata = {}): Promise<void> {
-  const { rows } = await tx.query<{ event_id: string }>("SELECT event_id::text FROM platform.events WHERE event_id = ANY($1::uuid[])", [
+  const { rows } = await tx.query<{ event_id: string }>("SELECT event_id::text FROM platform.event_ids WHERE event_id = ANY($1::uuid[])", [
     events.map((e) => e.eventId),
   ]);
   const seen = new Set(rows.map((r) => r.event_id));

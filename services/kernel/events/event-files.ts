@@ -6,6 +6,7 @@ import { file_nexus_events_v1_eventstore_events } from "../../../gen/nexus/event
 import { file_nexus_events_v1_ingestion_events } from "../../../gen/nexus/events/v1/ingestion_events_pb.js";
 import { file_nexus_events_v1_metering_events } from "../../../gen/nexus/events/v1/metering_events_pb.js";
 import { file_nexus_events_v1_retrieval_events } from "../../../gen/nexus/events/v1/retrieval_events_pb.js";
+import { file_nexus_sagas_v1_saga_events } from "../../../gen/nexus/sagas/v1/saga_events_pb.js";
 
 /**
  * The files declaring Nexus's event payloads (one per domain): what ListEventTypes catalogues
@@ -19,6 +20,8 @@ export const EVENT_PAYLOAD_FILES: readonly DescFile[] = [
   file_nexus_events_v1_retrieval_events,
   file_nexus_events_v1_agent_events,
   file_nexus_events_v1_eventstore_events,
+  // Sagas' streams (package nexus.sagas.v1: the type names their events were stored under).
+  file_nexus_sagas_v1_saga_events,
 ];
 
 /** {@link EVENT_PAYLOAD_FILES} and the envelope. */

@@ -23,3 +23,4 @@ export {
   unfinishedSagas,
 } from "./saga.js";
 export { claimSagaLease, releaseSagaLease, type SagaLease, type SagaLeaseHolder, sagaLeaseHolder } from "./saga-lease.js";
+export type { StartTenantOffboarding, TenantOffboardingStart, TenantOffboardingStarter } from "./tenant-offboarding-port.js";

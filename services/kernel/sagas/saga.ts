@@ -2,6 +2,7 @@ import type { Database, Queryable } from "../db/ports.js";
 import { domainError, isReason } from "../errors.js";
 import { appendToStream, readStream } from "../events/event-store.js";
 import type { EventMetadata, RecordedEvent } from "../events/ports.js";
+import { registerEventTopics } from "../events/topics.js";
 import { counter } from "../metrics.js";
 import { claimSagaLease, releaseSagaLease, type SagaLease } from "./saga-lease.js";
 
@@ -108,7 +109,11 @@ export const SAGA_STREAM_PREFIX = "saga-";
 const SAGA_ID = /^[A-Za-z0-9_.:-]{1,200}$/;
 const TERMINAL: ReadonlySet<SagaStatus> = new Set(["completed", "compensated", "failed"]);
 
-/** Event types of a saga's stream (JSON payloads, topic `saga.<event>`). */
+/**
+ * Event types of a saga's stream (topic `saga.<event>`). Their payloads are the canonical
+ * protobuf JSON of the messages of proto/nexus/sagas/v1/saga_events.proto (ListEventTypes and
+ * reflection serve the descriptors); the runtime writes and folds the same JSON it always did.
+ */
 export const SAGA_EVENTS = {
   started: "nexus.sagas.v1.SagaStarted",
   stepStarted: "nexus.sagas.v1.SagaStepStarted",
@@ -136,6 +141,8 @@ const TOPICS: Record<string, string> = {
   [SAGA_EVENTS.compensated]: "saga.compensated",
   [SAGA_EVENTS.failed]: "saga.failed",
 };
+
+registerEventTopics(TOPICS);
 
 const COMPENSATING_TYPES: ReadonlySet<string> = new Set([
   SAGA_EVENTS.compensationStarted,
@@ -251,6 +258,8 @@ export interface StartSagaOptions<I> {
   /** Recorded as the events' tenant (the tenant's change feed and audit see them). */
   tenantId?: string;
   now?: Date;
+  /** Who started it and in which request (recorded on SagaStarted: the audit trail's actor). */
+  origin?: Pick<EventMetadata, "actor" | "requestId" | "correlationId">;
 }
 
 /**
@@ -271,13 +280,9 @@ export async function startSaga<I>(db: Database, def: SagaDefinition<I>, options
   };
   try {
     await db.transaction((tx) =>
-      appendToStream(
-        tx,
-        sagaStreamId(options.sagaId),
-        "no_stream",
-        [event(SAGA_EVENTS.started, payload, now)],
-        metadataOf(options.tenantId),
-      ),
+      appendToStream(tx, sagaStreamId(options.sagaId), "no_stream", [event(SAGA_EVENTS.started, payload, now)], {
+        metadata: { ...metadataOf(options.tenantId).metadata, ...options.origin },
+      }),
     );
   } catch (err) {
     if (isReason(err, "CONCURRENCY_CONFLICT")) {

@@ -15,6 +15,7 @@ import { collectDefaultMetrics, register } from "prom-client";
 import { Health } from "../../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1alpha } from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { socketAddressKey } from "../authz/client-address.js";
 import type { NexusConfig } from "../config.js";
 import type { RequestMeta } from "../context.js";
 import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope, responseMetadataKey } from "../context.js";
@@ -320,6 +321,8 @@ export function createServer(options: ServerOptions): NexusServer {
         requestMetaKey,
         requestMetaFromValues(nodeHeaderValue(req.headers[REQUEST_ID_HEADER]), nodeHeaderValue(req.headers[CORRELATION_ID_HEADER])),
       );
+      // The connection's peer, for decisions a header must not decide (the refused-authentication limiter).
+      values.set(socketAddressKey, req.socket.remoteAddress);
       return values;
     },
   });

@@ -6,6 +6,7 @@ import type { Migration } from "../db/migrate.js";
 import type { Database } from "../db/ports.js";
 import type { BackoffOptions, ConsumerOptions, EventBus } from "../events/ports.js";
 import type { Keyring } from "../keyring/keyring.js";
+import type { TenantOffboardingStarter } from "../sagas/tenant-offboarding-port.js";
 import type { HttpRoute, ReadinessCheck } from "../server/service-module.js";
 import type { TenantDataDeleter } from "./tenant-data.js";
 
@@ -51,6 +52,8 @@ export interface ServiceContext {
   consumerDefaults?: ConsumerDefaults;
   /** Envelope encryption of data at rest (secrets, contents): seal before storing, open after reading. */
   keyring: Keyring;
+  /** Starts tenant offboarding sagas (the runtime's; absent where none was given, e.g. unit tests). */
+  offboarding?: TenantOffboardingStarter;
 }
 
 /** One API of a service with its implementation; build it with {@link handle}. */

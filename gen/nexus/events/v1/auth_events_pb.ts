@@ -455,7 +455,9 @@ export const ApiKeyReactivatedSchema: GenMessage<ApiKeyReactivated> = /*@__PURE_
   messageDesc(file_nexus_events_v1_auth_events, 10);
 
 /**
- * A call was refused at authentication, exactly once per refused call. Subject
+ * A call was refused at authentication, exactly once per refused call — except
+ * calls the refused-authentication limiter throttles: one AccessDenied with reason
+ * AUTH_RATE_LIMITED marks the start of each throttled period. Subject
  * nexus.auth.access_denied; audit type auth.access.failure.
  *
  * @generated from message nexus.events.v1.AccessDenied
@@ -477,7 +479,8 @@ export type AccessDenied = Message<"nexus.events.v1.AccessDenied"> & {
 
   /**
    * The refusal reason: AUTH_UNAUTHORIZED, AUTH_REVOKED_KEY, AUTH_EXPIRED_KEY,
-   * AUTH_INACTIVE_KEY or TENANT_SUSPENDED.
+   * AUTH_INACTIVE_KEY, TENANT_SUSPENDED, an access token's AUTH_TOKEN_* or
+   * AUTH_UNKNOWN_USER, or AUTH_RATE_LIMITED (a throttled period starts).
    *
    * @generated from field: string reason = 3;
    */

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/eventstore/v1/event_store_service.proto.
  */
 export const file_nexus_eventstore_v1_event_store_service: GenFile = /*@__PURE__*/
-  fileDesc("Ci1uZXh1cy9ldmVudHN0b3JlL3YxL2V2ZW50X3N0b3JlX3NlcnZpY2UucHJvdG8SE25leHVzLmV2ZW50c3RvcmUudjEi+wEKEldhdGNoRXZlbnRzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIlCgpzdHJlYW1faWRzGAIgAygJQhG6SA6SAQsQFCIHcgUQARiABBJJCgtldmVudF90eXBlcxgDIAMoCUI0ukgxkgEuEBQiKnIoEAEYgAQyIV5bQS1aYS16MC05X10rKFwuW0EtWmEtejAtOV9dKykrJBIbCg5hZnRlcl9wb3NpdGlvbhgEIAEoBEgAiAEBQhEKD19hZnRlcl9wb3NpdGlvbiK4AQoTV2F0Y2hFdmVudHNSZXNwb25zZRIxCgVldmVudBgBIAEoCzIgLm5leHVzLmV2ZW50c3RvcmUudjEuU3RvcmVkRXZlbnRIABIyCgljYXVnaHRfdXAYAiABKAsyHS5uZXh1cy5ldmVudHN0b3JlLnYxLlByb2dyZXNzSAASMgoJaGVhcnRiZWF0GAMgASgLMh0ubmV4dXMuZXZlbnRzdG9yZS52MS5Qcm9ncmVzc0gAQgYKBGtpbmQibQoLU3RvcmVkRXZlbnQSMAoIZW52ZWxvcGUYASABKAsyHi5uZXh1cy5ldmVudHMudjEuRXZlbnRFbnZlbG9wZRIUCgxwYXlsb2FkX2pzb24YAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0iHAoIUHJvZ3Jlc3MSEAoIcG9zaXRpb24YASABKAQiFwoVTGlzdEV2ZW50VHlwZXNSZXF1ZXN0ImoKFkxpc3RFdmVudFR5cGVzUmVzcG9uc2USMwoLZXZlbnRfdHlwZXMYASADKAsyHi5uZXh1cy5ldmVudHN0b3JlLnYxLkV2ZW50VHlwZRIbChNmaWxlX2Rlc2NyaXB0b3Jfc2V0GAIgASgMIncKCUV2ZW50VHlwZRIRCgl0eXBlX25hbWUYASABKAkSDQoFdG9waWMYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0SHAoUdXBjYXN0X2Zyb21fdmVyc2lvbnMYBCADKA0SEgoKcHJvdG9fZmlsZRgFIAEoCSKcAwoYUmVhZFN0cmVhbUhpc3RvcnlSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh0KCXN0cmVhbV9pZBgCIAEoCUIKukgHcgUQARiABBI2CgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEjQKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEhwKCnBhZ2VfdG9rZW4YBSABKAlCCLpIBXIDGIAIOo8BukiLARqIAQoSaGlzdG9yeS50aW1lX3JhbmdlEiFlbmRfdGltZSBtdXN0IGJlIGFmdGVyIHN0YXJ0X3RpbWUaTyFoYXModGhpcy5zdGFydF90aW1lKSB8fCAhaGFzKHRoaXMuZW5kX3RpbWUpIHx8IHRoaXMuZW5kX3RpbWUgPiB0aGlzLnN0YXJ0X3RpbWUijwEKGVJlYWRTdHJlYW1IaXN0b3J5UmVzcG9uc2USMAoGZXZlbnRzGAEgAygLMiAubmV4dXMuZXZlbnRzdG9yZS52MS5TdG9yZWRFdmVudBIPCgdwYXJ0aWFsGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIWCg5ldmVudHNfc2Nhbm5lZBgEIAEoBCJBCg5HZXRTYWdhUmVxdWVzdBIvCgdzYWdhX2lkGAEgASgJQh66SBtyGRABGMgBMhJeW0EtWmEtejAtOV8uOi1dKyQiOgoPR2V0U2FnYVJlc3BvbnNlEicKBHNhZ2EYASABKAsyGS5uZXh1cy5ldmVudHN0b3JlLnYxLlNhZ2EiwgEKEExpc3RTYWdhc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSLwoEbmFtZRgCIAEoCUIhukge2AEBchkYZDIVXlthLXowLTldW2EtejAtOV8tXSokEhoKCXBhZ2Vfc2l6ZRgDIAEoDUIHukgEKgIYZBIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiACCJWChFMaXN0U2FnYXNSZXNwb25zZRIoCgVzYWdhcxgBIAMoCzIZLm5leHVzLmV2ZW50c3RvcmUudjEuU2FnYRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiwAMKBFNhZ2ESDwoHc2FnYV9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KBnN0YXR1cxgDIAEoDjIfLm5leHVzLmV2ZW50c3RvcmUudjEuU2FnYVN0YXR1cxIRCgl0ZW5hbnRfaWQYBCABKAkSLgoKc3RhcnRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3ZlcnNpb24YCCABKAQSEQoJaW5fZmxpZ2h0GAkgASgJEiEKGXBvaW50X29mX25vX3JldHVybl9wYXNzZWQYCiABKAgSDgoGcmVhc29uGAsgASgJEhIKCmxhc3RfZXJyb3IYDCABKAkSLAoFc3RlcHMYDSADKAsyHS5uZXh1cy5ldmVudHN0b3JlLnYxLlNhZ2FTdGVwEi4KBmVycm9ycxgOIAMoCzIeLm5leHVzLmV2ZW50c3RvcmUudjEuU2FnYUVycm9yIooCCghTYWdhU3RlcBIMCgRuYW1lGAEgASgJEjIKBXN0YXRlGAIgASgOMiMubmV4dXMuZXZlbnRzdG9yZS52MS5TYWdhU3RlcC5TdGF0ZRIQCghhdHRlbXB0cxgDIAEoDRIdChVjb21wZW5zYXRpb25fYXR0ZW1wdHMYBCABKA0SGgoScG9pbnRfb2Zfbm9fcmV0dXJuGAUgASgIIm8KBVN0YXRlEhUKEVNUQVRFX1VOU1BFQ0lGSUVEEAASEQoNU1RBVEVfUlVOTklORxABEhAKDFNUQVRFX0ZBSUxFRBACEhMKD1NUQVRFX0NPTVBMRVRFRBADEhUKEVNUQVRFX0NPTVBFTlNBVEVEEAQigAEKCVNhZ2FFcnJvchIMCgRzdGVwGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SFAoMY29tcGVuc2F0aW9uGAMgASgIEg0KBWVycm9yGAQgASgJEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCqwAQoKU2FnYVN0YXR1cxIbChdTQUdBX1NUQVRVU19VTlNQRUNJRklFRBAAEhcKE1NBR0FfU1RBVFVTX1JVTk5JTkcQARIcChhTQUdBX1NUQVRVU19DT01QRU5TQVRJTkcQAhIZChVTQUdBX1NUQVRVU19DT01QTEVURUQQAxIbChdTQUdBX1NUQVRVU19DT01QRU5TQVRFRBAEEhYKElNBR0FfU1RBVFVTX0ZBSUxFRBAFMogEChFFdmVudFN0b3JlU2VydmljZRJiCgtXYXRjaEV2ZW50cxInLm5leHVzLmV2ZW50c3RvcmUudjEuV2F0Y2hFdmVudHNSZXF1ZXN0GigubmV4dXMuZXZlbnRzdG9yZS52MS5XYXRjaEV2ZW50c1Jlc3BvbnNlMAESaQoOTGlzdEV2ZW50VHlwZXMSKi5uZXh1cy5ldmVudHN0b3JlLnYxLkxpc3RFdmVudFR5cGVzUmVxdWVzdBorLm5leHVzLmV2ZW50c3RvcmUudjEuTGlzdEV2ZW50VHlwZXNSZXNwb25zZRJyChFSZWFkU3RyZWFtSGlzdG9yeRItLm5leHVzLmV2ZW50c3RvcmUudjEuUmVhZFN0cmVhbUhpc3RvcnlSZXF1ZXN0Gi4ubmV4dXMuZXZlbnRzdG9yZS52MS5SZWFkU3RyZWFtSGlzdG9yeVJlc3BvbnNlElQKB0dldFNhZ2ESIy5uZXh1cy5ldmVudHN0b3JlLnYxLkdldFNhZ2FSZXF1ZXN0GiQubmV4dXMuZXZlbnRzdG9yZS52MS5HZXRTYWdhUmVzcG9uc2USWgoJTGlzdFNhZ2FzEiUubmV4dXMuZXZlbnRzdG9yZS52MS5MaXN0U2FnYXNSZXF1ZXN0GiYubmV4dXMuZXZlbnRzdG9yZS52MS5MaXN0U2FnYXNSZXNwb25zZWIGcHJvdG8z", [file_buf_validate_validate, file_google_protobuf_timestamp, file_nexus_events_v1_envelope]);
+  fileDesc("Ci1uZXh1cy9ldmVudHN0b3JlL3YxL2V2ZW50X3N0b3JlX3NlcnZpY2UucHJvdG8SE25leHVzLmV2ZW50c3RvcmUudjEi+wEKEldhdGNoRXZlbnRzUmVxdWVzdBJDCgl0ZW5hbnRfaWQYASABKAlCMLpILdgBAXIoGIABMiNeW0EtWmEtejAtOV1bQS1aYS16MC05Ll86LV17MCwxMjd9JBIlCgpzdHJlYW1faWRzGAIgAygJQhG6SA6SAQsQFCIHcgUQARiABBJJCgtldmVudF90eXBlcxgDIAMoCUI0ukgxkgEuEBQiKnIoEAEYgAQyIV5bQS1aYS16MC05X10rKFwuW0EtWmEtejAtOV9dKykrJBIbCg5hZnRlcl9wb3NpdGlvbhgEIAEoBEgAiAEBQhEKD19hZnRlcl9wb3NpdGlvbiK4AQoTV2F0Y2hFdmVudHNSZXNwb25zZRIxCgVldmVudBgBIAEoCzIgLm5leHVzLmV2ZW50c3RvcmUudjEuU3RvcmVkRXZlbnRIABIyCgljYXVnaHRfdXAYAiABKAsyHS5uZXh1cy5ldmVudHN0b3JlLnYxLlByb2dyZXNzSAASMgoJaGVhcnRiZWF0GAMgASgLMh0ubmV4dXMuZXZlbnRzdG9yZS52MS5Qcm9ncmVzc0gAQgYKBGtpbmQibQoLU3RvcmVkRXZlbnQSMAoIZW52ZWxvcGUYASABKAsyHi5uZXh1cy5ldmVudHMudjEuRXZlbnRFbnZlbG9wZRIUCgxwYXlsb2FkX2pzb24YAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0iHAoIUHJvZ3Jlc3MSEAoIcG9zaXRpb24YASABKAQiFwoVTGlzdEV2ZW50VHlwZXNSZXF1ZXN0ImoKFkxpc3RFdmVudFR5cGVzUmVzcG9uc2USMwoLZXZlbnRfdHlwZXMYASADKAsyHi5uZXh1cy5ldmVudHN0b3JlLnYxLkV2ZW50VHlwZRIbChNmaWxlX2Rlc2NyaXB0b3Jfc2V0GAIgASgMIncKCUV2ZW50VHlwZRIRCgl0eXBlX25hbWUYASABKAkSDQoFdG9waWMYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0SHAoUdXBjYXN0X2Zyb21fdmVyc2lvbnMYBCADKA0SEgoKcHJvdG9fZmlsZRgFIAEoCSKcAwoYUmVhZFN0cmVhbUhpc3RvcnlSZXF1ZXN0EkMKCXRlbmFudF9pZBgBIAEoCUIwukgt2AEBcigYgAEyI15bQS1aYS16MC05XVtBLVphLXowLTkuXzotXXswLDEyN30kEh0KCXN0cmVhbV9pZBgCIAEoCUIKukgHcgUQARiABBI2CgpzdGFydF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEjQKCGVuZF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGukgDyAEBEhwKCnBhZ2VfdG9rZW4YBSABKAlCCLpIBXIDGIAIOo8BukiLARqIAQoSaGlzdG9yeS50aW1lX3JhbmdlEiFlbmRfdGltZSBtdXN0IGJlIGFmdGVyIHN0YXJ0X3RpbWUaTyFoYXModGhpcy5zdGFydF90aW1lKSB8fCAhaGFzKHRoaXMuZW5kX3RpbWUpIHx8IHRoaXMuZW5kX3RpbWUgPiB0aGlzLnN0YXJ0X3RpbWUijwEKGVJlYWRTdHJlYW1IaXN0b3J5UmVzcG9uc2USMAoGZXZlbnRzGAEgAygLMiAubmV4dXMuZXZlbnRzdG9yZS52MS5TdG9yZWRFdmVudBIPCgdwYXJ0aWFsGAIgASgIEhcKD25leHRfcGFnZV90b2tlbhgDIAEoCRIWCg5ldmVudHNfc2Nhbm5lZBgEIAEoBCJBCg5HZXRTYWdhUmVxdWVzdBIvCgdzYWdhX2lkGAEgASgJQh66SBtyGRABGMgBMhJeW0EtWmEtejAtOV8uOi1dKyQiOgoPR2V0U2FnYVJlc3BvbnNlEicKBHNhZ2EYASABKAsyGS5uZXh1cy5ldmVudHN0b3JlLnYxLlNhZ2EiwgEKEExpc3RTYWdhc1JlcXVlc3QSQwoJdGVuYW50X2lkGAEgASgJQjC6SC3YAQFyKBiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSLwoEbmFtZRgCIAEoCUIhukge2AEBchkYZDIVXlthLXowLTldW2EtejAtOV8tXSokEhoKCXBhZ2Vfc2l6ZRgDIAEoDUIHukgEKgIYZBIcCgpwYWdlX3Rva2VuGAQgASgJQgi6SAVyAxiACCJWChFMaXN0U2FnYXNSZXNwb25zZRIoCgVzYWdhcxgBIAMoCzIZLm5leHVzLmV2ZW50c3RvcmUudjEuU2FnYRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkinwEKHVN0YXJ0VGVuYW50T2ZmYm9hcmRpbmdSZXF1ZXN0EkIKCXRlbmFudF9pZBgBIAEoCUIvukgscioQARiAATIjXltBLVphLXowLTldW0EtWmEtejAtOS5fOi1dezAsMTI3fSQSGgoGcmVhc29uGAIgASgJQgq6SAdyBRABGPQDEh4KDGNvbmZpcm1hdGlvbhgDIAEoCUIIukgFcgMYgAEiWgoeU3RhcnRUZW5hbnRPZmZib2FyZGluZ1Jlc3BvbnNlEicKBHNhZ2EYASABKAsyGS5uZXh1cy5ldmVudHN0b3JlLnYxLlNhZ2ESDwoHc3RhcnRlZBgCIAEoCCLAAwoEU2FnYRIPCgdzYWdhX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoGc3RhdHVzGAMgASgOMh8ubmV4dXMuZXZlbnRzdG9yZS52MS5TYWdhU3RhdHVzEhEKCXRlbmFudF9pZBgEIAEoCRIuCgpzdGFydGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHdmVyc2lvbhgIIAEoBBIRCglpbl9mbGlnaHQYCSABKAkSIQoZcG9pbnRfb2Zfbm9fcmV0dXJuX3Bhc3NlZBgKIAEoCBIOCgZyZWFzb24YCyABKAkSEgoKbGFzdF9lcnJvchgMIAEoCRIsCgVzdGVwcxgNIAMoCzIdLm5leHVzLmV2ZW50c3RvcmUudjEuU2FnYVN0ZXASLgoGZXJyb3JzGA4gAygLMh4ubmV4dXMuZXZlbnRzdG9yZS52MS5TYWdhRXJyb3IiigIKCFNhZ2FTdGVwEgwKBG5hbWUYASABKAkSMgoFc3RhdGUYAiABKA4yIy5uZXh1cy5ldmVudHN0b3JlLnYxLlNhZ2FTdGVwLlN0YXRlEhAKCGF0dGVtcHRzGAMgASgNEh0KFWNvbXBlbnNhdGlvbl9hdHRlbXB0cxgEIAEoDRIaChJwb2ludF9vZl9ub19yZXR1cm4YBSABKAgibwoFU3RhdGUSFQoRU1RBVEVfVU5TUEVDSUZJRUQQABIRCg1TVEFURV9SVU5OSU5HEAESEAoMU1RBVEVfRkFJTEVEEAISEwoPU1RBVEVfQ09NUExFVEVEEAMSFQoRU1RBVEVfQ09NUEVOU0FURUQQBCKAAQoJU2FnYUVycm9yEgwKBHN0ZXAYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRIUCgxjb21wZW5zYXRpb24YAyABKAgSDQoFZXJyb3IYBCABKAkSLwoLb2NjdXJyZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKrABCgpTYWdhU3RhdHVzEhsKF1NBR0FfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTU0FHQV9TVEFUVVNfUlVOTklORxABEhwKGFNBR0FfU1RBVFVTX0NPTVBFTlNBVElORxACEhkKFVNBR0FfU1RBVFVTX0NPTVBMRVRFRBADEhsKF1NBR0FfU1RBVFVTX0NPTVBFTlNBVEVEEAQSFgoSU0FHQV9TVEFUVVNfRkFJTEVEEAUyjAUKEUV2ZW50U3RvcmVTZXJ2aWNlEmIKC1dhdGNoRXZlbnRzEicubmV4dXMuZXZlbnRzdG9yZS52MS5XYXRjaEV2ZW50c1JlcXVlc3QaKC5uZXh1cy5ldmVudHN0b3JlLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwARJpCg5MaXN0RXZlbnRUeXBlcxIqLm5leHVzLmV2ZW50c3RvcmUudjEuTGlzdEV2ZW50VHlwZXNSZXF1ZXN0GisubmV4dXMuZXZlbnRzdG9yZS52MS5MaXN0RXZlbnRUeXBlc1Jlc3BvbnNlEnIKEVJlYWRTdHJlYW1IaXN0b3J5Ei0ubmV4dXMuZXZlbnRzdG9yZS52MS5SZWFkU3RyZWFtSGlzdG9yeVJlcXVlc3QaLi5uZXh1cy5ldmVudHN0b3JlLnYxLlJlYWRTdHJlYW1IaXN0b3J5UmVzcG9uc2USVAoHR2V0U2FnYRIjLm5leHVzLmV2ZW50c3RvcmUudjEuR2V0U2FnYVJlcXVlc3QaJC5uZXh1cy5ldmVudHN0b3JlLnYxLkdldFNhZ2FSZXNwb25zZRJaCglMaXN0U2FnYXMSJS5uZXh1cy5ldmVudHN0b3JlLnYxLkxpc3RTYWdhc1JlcXVlc3QaJi5uZXh1cy5ldmVudHN0b3JlLnYxLkxpc3RTYWdhc1Jlc3BvbnNlEoEBChZTdGFydFRlbmFudE9mZmJvYXJkaW5nEjIubmV4dXMuZXZlbnRzdG9yZS52MS5TdGFydFRlbmFudE9mZmJvYXJkaW5nUmVxdWVzdBozLm5leHVzLmV2ZW50c3RvcmUudjEuU3RhcnRUZW5hbnRPZmZib2FyZGluZ1Jlc3BvbnNlYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_timestamp, file_nexus_events_v1_envelope]);
 
 /**
  * Input of WatchEvents.
@@ -464,6 +464,73 @@ export const ListSagasResponseSchema: GenMessage<ListSagasResponse> = /*@__PURE_
   messageDesc(file_nexus_eventstore_v1_event_store_service, 12);
 
 /**
+ * Input of StartTenantOffboarding.
+ *
+ * @generated from message nexus.eventstore.v1.StartTenantOffboardingRequest
+ */
+export type StartTenantOffboardingRequest = Message<"nexus.eventstore.v1.StartTenantOffboardingRequest"> & {
+  /**
+   * The tenant to offboard.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Why (recorded in the tenant's suspension, the saga and the audit trail), 1 to 500
+   * characters.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * The tenant id again, typed by the operator: offboarding destroys the tenant's data.
+   * Another value is INVALID_ARGUMENT CONFIRMATION_MISMATCH.
+   *
+   * @generated from field: string confirmation = 3;
+   */
+  confirmation: string;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.StartTenantOffboardingRequest.
+ * Use `create(StartTenantOffboardingRequestSchema)` to create a new message.
+ */
+export const StartTenantOffboardingRequestSchema: GenMessage<StartTenantOffboardingRequest> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 13);
+
+/**
+ * Output of StartTenantOffboarding.
+ *
+ * @generated from message nexus.eventstore.v1.StartTenantOffboardingResponse
+ */
+export type StartTenantOffboardingResponse = Message<"nexus.eventstore.v1.StartTenantOffboardingResponse"> & {
+  /**
+   * The offboarding saga (steps and errors included, as GetSaga returns it); it runs on in
+   * the background: follow it with GetSaga.
+   *
+   * @generated from field: nexus.eventstore.v1.Saga saga = 1;
+   */
+  saga?: Saga | undefined;
+
+  /**
+   * True when this call started the saga; false when it returned an offboarding of the
+   * tenant that was already running, completed or failed.
+   *
+   * @generated from field: bool started = 2;
+   */
+  started: boolean;
+};
+
+/**
+ * Describes the message nexus.eventstore.v1.StartTenantOffboardingResponse.
+ * Use `create(StartTenantOffboardingResponseSchema)` to create a new message.
+ */
+export const StartTenantOffboardingResponseSchema: GenMessage<StartTenantOffboardingResponse> = /*@__PURE__*/
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 14);
+
+/**
  * A saga's state, folded from its stream `saga-<id>`.
  *
  * @generated from message nexus.eventstore.v1.Saga
@@ -574,7 +641,7 @@ export type Saga = Message<"nexus.eventstore.v1.Saga"> & {
  * Use `create(SagaSchema)` to create a new message.
  */
 export const SagaSchema: GenMessage<Saga> = /*@__PURE__*/
-  messageDesc(file_nexus_eventstore_v1_event_store_service, 13);
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 15);
 
 /**
  * One step of a saga.
@@ -623,7 +690,7 @@ export type SagaStep = Message<"nexus.eventstore.v1.SagaStep"> & {
  * Use `create(SagaStepSchema)` to create a new message.
  */
 export const SagaStepSchema: GenMessage<SagaStep> = /*@__PURE__*/
-  messageDesc(file_nexus_eventstore_v1_event_store_service, 14);
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 16);
 
 /**
  * Where a step is.
@@ -671,7 +738,7 @@ export enum SagaStep_State {
  * Describes the enum nexus.eventstore.v1.SagaStep.State.
  */
 export const SagaStep_StateSchema: GenEnum<SagaStep_State> = /*@__PURE__*/
-  enumDesc(file_nexus_eventstore_v1_event_store_service, 14, 0);
+  enumDesc(file_nexus_eventstore_v1_event_store_service, 16, 0);
 
 /**
  * A failed attempt.
@@ -720,7 +787,7 @@ export type SagaError = Message<"nexus.eventstore.v1.SagaError"> & {
  * Use `create(SagaErrorSchema)` to create a new message.
  */
 export const SagaErrorSchema: GenMessage<SagaError> = /*@__PURE__*/
-  messageDesc(file_nexus_eventstore_v1_event_store_service, 15);
+  messageDesc(file_nexus_eventstore_v1_event_store_service, 17);
 
 /**
  * Where a saga is.
@@ -790,8 +857,9 @@ export const EventStoreService: GenService<{
    * Streams the tenant's events in commit order: first those after `after_position` (when
    * set), then each new one as it commits, for as long as the call lasts. A `caught_up`
    * message marks the end of the backlog; a `heartbeat` follows every second the feed is
-   * idle. Delivery is throttled to 100 events per second per API key (a faster producer is
-   * not dropped: the feed falls behind and catches up). To resume after a disconnect, call
+   * idle. Delivery is throttled to 100 events per second per API key by default
+   * (NEXUS_WATCH_EVENTS_PER_SECOND; a faster producer is not dropped: the feed falls behind
+   * and catches up). To resume after a disconnect, call
    * again with the position of the last event (or heartbeat) received. Tenant admins and
    * owners only.
    *
@@ -852,6 +920,24 @@ export const EventStoreService: GenService<{
     methodKind: "unary";
     input: typeof ListSagasRequestSchema;
     output: typeof ListSagasResponseSchema;
+  },
+  /**
+   * Starts offboarding a tenant — the tenant-offboarding saga: suspend its keys, stop its
+   * workflows, check legal holds, shred its data keys (the point of no return), delete its
+   * data — and returns at once with the saga; follow it with GetSaga. Platform operators
+   * only. Destructive: `confirmation` must repeat the tenant id (INVALID_ARGUMENT
+   * CONFIRMATION_MISMATCH otherwise). Idempotent per tenant: while an offboarding of the
+   * tenant runs, or once one completed or failed, the call returns that saga (`started`
+   * false) instead of starting another; after a compensated one (a legal hold stopped it) a
+   * new one starts. An unknown tenant is NOT_FOUND; a tenant under a legal hold is
+   * FAILED_PRECONDITION LEGAL_HOLD_ACTIVE. Recorded in the tenant's audit trail.
+   *
+   * @generated from rpc nexus.eventstore.v1.EventStoreService.StartTenantOffboarding
+   */
+  startTenantOffboarding: {
+    methodKind: "unary";
+    input: typeof StartTenantOffboardingRequestSchema;
+    output: typeof StartTenantOffboardingResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_nexus_eventstore_v1_event_store_service, 0);
