@@ -107,5 +107,6 @@ describeWithPostgres("nexus projections", () => {
     const unknown = await nexus(["projections", "rebuild", "nope"], env);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("auth.tenants");
-  });
+    // Eleven CLI processes, each starting Node and opening the database: over 30 s on a loaded machine.
+  }, 90_000);
 });
