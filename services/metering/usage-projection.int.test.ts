@@ -25,7 +25,7 @@ import { DEFAULT_METERING_SETTINGS } from "./metering-settings.js";
 import { METERING_MIGRATIONS, METERING_SCHEMA } from "./migrations.js";
 import { meteringService } from "./server.js";
 import { meteringTenantData } from "./tenant-data.js";
-import { foldUsageStream, USAGE_RECORD_COLUMNS, usageRecordsProjection } from "./usage-projection.js";
+import { foldUsageStream, USAGE_RECORD_COLUMNS, usageRecordId, usageRecordsProjection } from "./usage-projection.js";
 import { usageRetention } from "./usage-retention.js";
 
 interface Opened {
@@ -165,6 +165,12 @@ function rebuildSuite(open: () => Promise<Opened>): void {
     const windowsBefore = await windows();
     const summary = await app.usageSummary("ur-b", "month", clock, plan);
     expect(await replayed()).toEqual(before);
+    // The derived id is SQL's md5('usage-record:' || source_event_id)::uuid.
+    const { rows: same } = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM metering.usage_records WHERE id = md5('usage-record:' || source_event_id)::uuid AND recorded_at >= '2026-10-12'",
+    );
+    expect(same[0]?.n).toBe(Object.keys(before).length - 8);
+    expect(usageRecordId("x")).toBe((await db.query<{ u: string }>("SELECT md5('usage-record:x')::uuid::text AS u")).rows[0]?.u);
 
     const { rows: picked } = await db.query<{ id: string }>(
       "SELECT id::text AS id FROM metering.usage_records WHERE tenant_id = 'ur-b' AND recorded_at >= '2026-10-12' ORDER BY id LIMIT 2",
