@@ -243,6 +243,8 @@ describe("contracts: the v1 surface", () => {
       "RunCompleted",
       "RunFailed",
       "UsageRecorded",
+      "UsageRecordBackfilled",
+      "UsageRecordsPurged",
       "QuotaSoftCapReached",
       "QuotaHardCapBlocked",
       "QuotaOverage",

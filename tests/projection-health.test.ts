@@ -60,7 +60,10 @@ describeWithPostgresAndNats("projection health on the running server", () => {
       const r = await health();
       return r.status === 200 && r;
     });
-    expect(h.body.projections).toEqual([expect.objectContaining({ projection: "auth.tenants", state: "ok", behind: 0, lagSeconds: 0 })]);
+    expect(h.body.projections).toEqual([
+      expect.objectContaining({ projection: "auth.tenants", state: "ok", behind: 0, lagSeconds: 0 }),
+      expect.objectContaining({ projection: "metering.usage_records", state: "ok", behind: 0, lagSeconds: 0 }),
+    ]);
     expect(await metric("nexus_projection_lag_seconds")).toBe(0);
     expect(await metric("nexus_projection_healthy")).toBe(1);
   });

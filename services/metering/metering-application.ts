@@ -35,6 +35,7 @@ import { meteringMetrics } from "./metering-metrics.js";
 import type { MeteringSettings } from "./metering-settings.js";
 import type { MeteringStore, QuotaUnitOfWork, RunOutcome, TenantPlanRecord, UsageTotals } from "./ports.js";
 import { metricToProto, outcomeToProto, periodToProto, planToProto } from "./proto-mapping.js";
+import { usageRecordId } from "./usage-projection.js";
 
 export { quotaStreamId, usageStreamId } from "./metering-aggregates.js";
 
@@ -354,8 +355,10 @@ export class MeteringApplication {
     const units = charged ? charge.runUnits : 0;
     const dayStart = usable?.dayStart ?? periodStart("day", run.endedAt);
     const monthStart = usable?.monthStart ?? periodStart("month", run.endedAt);
+    // The row's id comes from the run event and its recorded_at is UsageRecorded's occurred_at,
+    // so a rebuild from the log (usage-projection.ts) gives the row back exactly.
     const inserted = await uow.insertUsageRecord({
-      id: randomUUID(),
+      id: usageRecordId(run.eventId),
       tenantId,
       requestId: run.requestId,
       sourceEventId: run.eventId,
@@ -422,8 +425,9 @@ export class MeteringApplication {
           usageDate: isoDate(dayStart),
           sourceEventId: run.eventId,
           toolCallUsage: (run.toolCallUsage ?? []).map((c) => ({ ...c })),
+          reservationId: usable?.id ?? "",
         }),
-      ],
+      ].map((e) => ({ ...e, occurredAt: now })),
       { metadata: { tenantId, actor: SYSTEM_ACTOR } },
     );
     await recordFacts(uow.tx, quotaStreamId(tenantId), events, { metadata: { tenantId, actor: SYSTEM_ACTOR } });

@@ -1,5 +1,9 @@
+import { advisoryKey } from "../kernel/db/advisory-key.js";
 import type { Migration } from "../kernel/db/migrate.js";
 import type { SchemaMigrations } from "../kernel/service/index.js";
+
+/** The event store's append lock (event-store.ts): the backfill appends like any writer. */
+const APPEND_LOCK_KEY = advisoryKey("nexus.events.append");
 
 /** The metering service's schema. */
 export const METERING_SCHEMA = "metering";
@@ -102,6 +106,55 @@ CREATE TABLE metering.soft_cap_notices (
   reached_at timestamptz NOT NULL,
   PRIMARY KEY (tenant_id, period, period_start, metric)
 );
+`,
+  },
+  {
+    // Makes metering.usage_records rebuildable from the log (docs/event-sourcing.md, "Projection
+    // rebuilds"). Rows recorded before UsageRecorded carried every column (reservation id, the
+    // row's id and recorded_at) are restated as UsageRecordBackfilled events; UsageRecorded
+    // events whose row is gone (deleted by retention or offboarding before deletions were
+    // recorded) get one UsageRecordsPurged per stream first, so a rebuild does not bring them
+    // back. Appended as appendToStream does (under the event store's append lock, at the next
+    // versions of each stream, each id also in platform.event_ids).
+    id: "0002_usage_rebuild",
+    sql: `
+SELECT pg_advisory_xact_lock(${APPEND_LOCK_KEY});
+
+WITH appended AS (
+INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
+SELECT md5('usage-purge-backfill:' || g.stream_id)::uuid, g.stream_id,
+       coalesce((SELECT max(e.version) FROM platform.events e WHERE e.stream_id = g.stream_id), 0) + 1,
+       'nexus.events.v1.UsageRecordsPurged', 'metering.usage_records_purged',
+       jsonb_build_object('tenantId', substr(g.stream_id, 7), 'reason', 'backfill',
+                          'sourceEventIds', g.ids, 'removed', g.n::text),
+       jsonb_build_object('tenant_id', substr(g.stream_id, 7), 'actor', 'system')
+FROM (SELECT e.stream_id, jsonb_agg(e.payload->>'sourceEventId' ORDER BY e.version) AS ids, count(*) AS n
+        FROM platform.events e
+       WHERE starts_with(e.stream_id, 'usage-') AND e.type = 'nexus.events.v1.UsageRecorded'
+         AND NOT EXISTS (SELECT 1 FROM metering.usage_records u WHERE u.source_event_id = e.payload->>'sourceEventId')
+       GROUP BY e.stream_id) g
+RETURNING event_id, stream_id, position)
+INSERT INTO platform.event_ids (event_id, stream_id, position) SELECT event_id, stream_id, position FROM appended;
+
+WITH appended AS (
+INSERT INTO platform.events (event_id, stream_id, version, type, topic, payload, metadata)
+SELECT md5('usage-record-backfill:' || u.source_event_id)::uuid, 'usage-' || u.tenant_id,
+       coalesce((SELECT max(e.version) FROM platform.events e WHERE e.stream_id = 'usage-' || u.tenant_id), 0)
+         + row_number() OVER (PARTITION BY u.tenant_id ORDER BY u.recorded_at, u.id),
+       'nexus.events.v1.UsageRecordBackfilled', 'metering.usage_record_backfilled',
+       jsonb_build_object(
+         'tenantId', u.tenant_id, 'recordId', u.id::text,
+         'recordedAt', to_char(u.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+         'usage', jsonb_strip_nulls(jsonb_build_object(
+           'tenantId', u.tenant_id, 'requestId', u.request_id, 'sourceEventId', u.source_event_id,
+           'reservationId', u.reservation_id::text, 'plan', 'PLAN_' || upper(u.plan), 'outcome', 'RUN_OUTCOME_' || upper(u.outcome),
+           'runUnits', u.run_units, 'cpuSeconds', u.cpu_seconds, 'gpuSeconds', u.gpu_seconds, 'toolCalls', u.tool_calls,
+           'inputTokens', u.input_tokens::text, 'outputTokens', u.output_tokens::text, 'tierMultiplier', u.tier_multiplier,
+           'toolCallOverhead', u.tool_call_overhead, 'usageDate', u.usage_date::text))),
+       jsonb_build_object('tenant_id', u.tenant_id, 'actor', 'system')
+FROM metering.usage_records u
+RETURNING event_id, stream_id, position)
+INSERT INTO platform.event_ids (event_id, stream_id, position) SELECT event_id, stream_id, position FROM appended;
 `,
   },
 ];

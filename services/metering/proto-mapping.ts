@@ -78,6 +78,11 @@ export function outcomeToProto(o: Outcome): RunOutcome {
   return o === "completed" ? RunOutcome.COMPLETED : o === "failed" ? RunOutcome.FAILED : RunOutcome.CANCELLED;
 }
 
+/** Outcome of a proto RunOutcome (UNSPECIFIED reads as completed, the charged case). */
+export function outcomeFromProto(o: RunOutcome): Outcome {
+  return o === RunOutcome.FAILED ? "failed" : o === RunOutcome.CANCELLED ? "cancelled" : "completed";
+}
+
 /** The Quota message init of a tenant's effective settings. */
 export function quotaInit(tenantId: string, q: EffectiveQuota): MessageInitShape<typeof QuotaSchema> {
   const limits: MessageInitShape<typeof QuotaSchema>["limits"] = {};

@@ -1,4 +1,9 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { UsageRecordsPurgedSchema } from "../../gen/nexus/events/v1/metering_events_pb.js";
+import { recordFacts } from "../kernel/commands/index.js";
+import { eventOf } from "../kernel/events/protobuf-event.js";
 import { type CustomRetention, keptByTenantHold, newRetentionReport, retentionHolds } from "../kernel/governance/index.js";
+import { usageStreamId } from "./metering-aggregates.js";
 
 /** First instant of the UTC month of `d`. */
 const monthStart = (d: Date) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1));
@@ -8,7 +13,9 @@ const monthStart = (d: Date) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMo
  * cutoff are deleted — never those of the current UTC month, which the month's usage and
  * invoices are still built from. A tenant hold keeps them all; a key, user or session hold
  * keeps the records of the runs it covers (found through the runs' RunStarted events).
- * Usage records hold ids and counts, no content: `anonymize` leaves them as they are.
+ * Usage records hold ids and counts, no content: `anonymize` leaves them as they are. A
+ * deletion appends UsageRecordsPurged (cutoff and held runs) to the tenant's usage stream in
+ * the same transaction, so a rebuild of the table from the log does not bring them back.
  */
 export function usageRetention(now: () => Date = () => new Date()): CustomRetention {
   return {
@@ -60,6 +67,24 @@ export function usageRetention(now: () => Date = () => new Date()): CustomRetent
           [tenantId, cutoff, held],
         );
         report.removed = deleted.rowCount;
+        if (deleted.rowCount > 0) {
+          // The deletion is a fact on the tenant's usage stream, so a rebuild of
+          // metering.usage_records (usage-projection.ts) leaves these rows deleted.
+          await recordFacts(
+            tx,
+            usageStreamId(tenantId),
+            [
+              eventOf(UsageRecordsPurgedSchema, {
+                tenantId,
+                reason: "retention",
+                recordedBefore: timestampFromDate(cutoff),
+                keptRequestIds: held,
+                removed: BigInt(deleted.rowCount),
+              }),
+            ],
+            { metadata: { tenantId, actor: "system" } },
+          );
+        }
         report.held = report.expired - report.removed;
         report.heldBy = [...heldBy].sort();
         if (report.held > 0) report.skippedReason = `${report.held} kept under legal hold`;

@@ -1,10 +1,19 @@
 import { AUDIT_TRAIL_CONSUMER, AUDIT_TRAIL_SUBJECT } from "../audit/audit-consumer.js";
 import { tenantsProjection } from "../auth/tenant-projection.js";
 import type { Projection } from "../kernel/projections/index.js";
-import { RUN_USAGE_CONSUMER, RUN_USAGE_SUBJECT } from "../metering/metering-consumers.js";
+import { RUN_USAGE_CONSUMER } from "../metering/metering-consumers.js";
+import { usageRecordsProjection } from "../metering/usage-projection.js";
 
 /** Every projection `nexus projections` can list, inspect and rebuild, by name. */
-export const PROJECTIONS: readonly Projection[] = [tenantsProjection];
+export const PROJECTIONS: readonly Projection[] = [tenantsProjection, usageRecordsProjection];
+
+/**
+ * Rebuildable projections that a durable consumer keeps current (rather than the command's own
+ * transaction): /projections/health also lists that consumer's lag in seconds.
+ */
+export const CONSUMER_FED_PROJECTIONS: readonly { projection: string; table: string; consumer: string }[] = [
+  { projection: usageRecordsProjection.name, table: usageRecordsProjection.table, consumer: RUN_USAGE_CONSUMER },
+];
 
 /** The projection named `name`, or undefined. */
 export function projectionNamed(name: string): Projection | undefined {
@@ -39,18 +48,6 @@ export const UNREBUILDABLE_PROJECTIONS: readonly UnrebuildableProjection[] = [
       "by design: each entry's hash covers the previous entry's hash and the time it was recorded, so a rebuilt trail would be a " +
       "new chain whose hashes no longer match the ones already exported (ExportAuditEvents) or verified; the trail is evidence, " +
       "kept as written (VerifyAuditChain checks it instead)",
-  },
-  {
-    name: "metering.usage_records",
-    table: "metering.usage_records",
-    fedBy: "consumer metering-run-usage (agent.run_completed / run_failed / run_cancelled)",
-    consumer: RUN_USAGE_CONSUMER,
-    subject: RUN_USAGE_SUBJECT,
-    why:
-      "not yet: a row's run units are priced with the metering settings in force when it was recorded (tier multiplier, " +
-      "tool-call overhead), which the run events do not carry, so a replay would re-price history; its id and recorded_at are not " +
-      "derived from the event; and the same transaction settles the run's reservation and quota windows, which a rebuild would " +
-      "have to recompute",
   },
 ];
 

@@ -35,7 +35,7 @@ import { shredListRecorder } from "./backup.js";
 import { createBus } from "./create-bus.js";
 import { createPeers } from "./peers.js";
 import { initPgliteDataDir } from "./pglite-init.js";
-import { PROJECTIONS, UNREBUILDABLE_PROJECTIONS } from "./projections.js";
+import { CONSUMER_FED_PROJECTIONS, PROJECTIONS, UNREBUILDABLE_PROJECTIONS } from "./projections.js";
 import { startSagaResumer } from "./saga-resumer.js";
 import { servicesFor } from "./service-registry.js";
 import { type OffboardingInput, tenantOffboardingSaga, tenantOffboardingStarter } from "./tenant-offboarding.js";
@@ -268,11 +268,10 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     const monitored = PROJECTIONS.filter((p) => roles.has(p.table.split(".")[0] as ServiceName));
     // Consumer-fed read models: their consumer's lag in seconds, where their service runs.
     const hosted = new Set(servicesFor(services).map((s) => s.name as string));
-    const consumerFed = UNREBUILDABLE_PROJECTIONS.filter((p) => hosted.has(p.table.split(".")[0]!)).map((p) => ({
-      projection: p.name,
-      table: p.table,
-      consumer: p.consumer,
-    }));
+    const consumerFed = [
+      ...UNREBUILDABLE_PROJECTIONS.map((p) => ({ projection: p.name, table: p.table, consumer: p.consumer })),
+      ...CONSUMER_FED_PROJECTIONS,
+    ].filter((p) => hosted.has(p.table.split(".")[0]!));
     const projectionMonitor =
       monitored.length + consumerFed.length > 0 ? startProjectionMonitor(db, monitored, { consumerFed }) : undefined;
     if (projectionMonitor) cleanups.push(["projection monitor", async () => projectionMonitor.close()]);

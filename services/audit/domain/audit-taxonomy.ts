@@ -730,6 +730,20 @@ const TAXONOMY: Readonly<Record<string, Mapper>> = {
     }),
   }),
 
+  "nexus.events.v1.UsageRecordsPurged": ({ p, actor }) => ({
+    eventType: "billing.usage_records_purged",
+    actor,
+    action: "metering.usage_purge",
+    resource: { type: "usage_records", id: str(p.tenantId) },
+    outcome: "success",
+    metadata: details({
+      reason: p.reason,
+      recorded_before: p.recordedBefore,
+      all_records: p.allRecords ?? false,
+      removed: p.removed ?? "0",
+    }),
+  }),
+
   // ---- modules: every step of a version's approval, activations (rollbacks), credentials (names only)
   "nexus.events.v1.ModuleVersionSubmitted": ({ p, actor }) => ({
     eventType: "modules.version.submitted",

@@ -22,6 +22,8 @@ export interface RebuildResult {
   deleted: number;
   /** Streams re-projected in the swap transaction (written while the rebuild ran). */
   caughtUp: number;
+  /** Rows derived from the projection (e.g. quota windows) that the swap recomputed and changed. */
+  derivedChanged: number;
   durationMs: number;
   eventsPerSecond: number;
 }
@@ -45,6 +47,18 @@ const IDENT = /^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$/;
 function assertIdent(name: string): string {
   if (!IDENT.test(name)) throw new Error(`not a plain SQL identifier: ${name}`);
   return name;
+}
+
+/** FAILED_PRECONDITION when the projection's table is not there (its service never ran on this database). */
+async function assertTableExists(db: Queryable, p: Projection): Promise<void> {
+  const { rows } = await db.query<{ ok: boolean }>("SELECT to_regclass($1) IS NOT NULL AS ok", [p.table]);
+  if (rows[0]?.ok !== true) {
+    throw domainError(
+      "FAILED_PRECONDITION",
+      `${p.table} does not exist in this database: its service has not run here (start it once to create its schema)`,
+      { projection: p.name },
+    );
+  }
 }
 
 async function streamsUpTo(db: Queryable, p: Projection, after: bigint, upTo: bigint): Promise<{ streams: string[]; events: number }> {
@@ -77,6 +91,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
   const key = assertIdent(p.key);
   const cols = p.columns.map(assertIdent);
   const started = performance.now();
+  await assertTableExists(db, p);
   const { rows: claimed } = await db.query(
     `INSERT INTO platform.projection_rebuilds (projection, state, started_at) VALUES ($1, 'rebuilding', now())
      ON CONFLICT (projection) DO UPDATE SET state = 'rebuilding', started_at = now(), finished_at = NULL, events = 0, changed = 0, error = NULL
@@ -91,6 +106,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
   }
   try {
     await db.exec(`DROP TABLE IF EXISTS ${shadow}; CREATE UNLOGGED TABLE ${shadow} (LIKE ${table} INCLUDING DEFAULTS INCLUDING INDEXES)`);
+    await p.beforeRebuild?.(db);
     const p1 = await lastPosition(db);
     const initial = await streamsUpTo(db, p, 0n, p1);
     const batch = options.batchStreams ?? 500;
@@ -102,6 +118,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
       const p2 = await lastPosition(tx);
       const late = await streamsUpTo(tx, p, p1, p2);
       if (late.streams.length > 0) await p.project(tx, shadow, late.streams);
+      const derived = (await p.onSwap?.(tx, shadow)) ?? 0;
       const set = cols.filter((c) => c !== key).map((c) => `${c} = EXCLUDED.${c}`);
       const differs = cols
         .filter((c) => c !== key)
@@ -115,8 +132,9 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
       );
       await tx.exec(`DROP TABLE ${shadow}`);
       const inserted = rows.filter((r) => r.inserted).length;
-      return { late, inserted, updated: rows.length - inserted, deleted: deleted.rowCount ?? 0 };
+      return { late, inserted, updated: rows.length - inserted, deleted: deleted.rowCount ?? 0, derived };
     });
+    await p.afterRebuild?.(db);
     const events = initial.events + swap.late.events;
     const durationMs = performance.now() - started;
     const changed = swap.inserted + swap.updated + swap.deleted;
@@ -134,6 +152,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
       updated: swap.updated,
       deleted: swap.deleted,
       caughtUp: swap.late.streams.length,
+      derivedChanged: swap.derived,
       durationMs,
       eventsPerSecond: events / Math.max(durationMs / 1000, 1e-6),
     };
@@ -145,6 +164,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
       ])
       .catch(() => undefined);
     await db.exec(`DROP TABLE IF EXISTS ${shadow}`).catch(() => undefined);
+    await p.afterRebuild?.(db).catch(() => undefined);
     throw err;
   }
 }
@@ -157,7 +177,7 @@ export async function rebuildProjection(db: Database, p: Projection, options: { 
 export async function projectionStatus(db: Database, p: Projection, budgetMs = 100): Promise<ProjectionStatus> {
   const table = assertIdent(p.table);
   const key = assertIdent(p.key);
-  const version = assertIdent(p.versionColumn);
+  await assertTableExists(db, p);
   const { rows: last } = await db.query<{
     state: string;
     started_at: Date;
@@ -174,6 +194,8 @@ export async function projectionStatus(db: Database, p: Projection, budgetMs = 1
   try {
     const measured = await db.transaction(async (tx) => {
       await tx.query(`SET LOCAL statement_timeout = ${Math.max(1, Math.floor(budgetMs))}`);
+      if (p.measureLag) return p.measureLag(tx).then((m) => ({ behind: m.behind, lag: m.lagSeconds }));
+      const version = assertIdent(p.versionColumn ?? "version");
       const { rows } = await tx.query<{ behind: number; lag: number | null }>(
         `WITH heads AS (
            SELECT stream_id, max(version) AS version FROM platform.events WHERE starts_with(stream_id, $1) GROUP BY stream_id

@@ -1,4 +1,4 @@
-import type { Database, Queryable } from "../db/ports.js";
+import type { Database, Tx } from "../db/ports.js";
 import { assertTenantNotHeld } from "../governance/legal-holds.js";
 
 /**
@@ -34,8 +34,15 @@ export interface TenantRows {
  * the parents they reference), in one transaction — which first checks the tenant's legal
  * holds (`assertTenantNotHeld`, LEGAL_HOLD_ACTIVE): inside the deleting transaction, so a hold
  * placed concurrently either waits for the deletion to commit or stops it (docs/governance.md).
+ * `deleted`, when given, runs last in that transaction with the rows deleted per table (e.g. to
+ * record the deletion on the event log, so a projection rebuild does not bring the rows back).
  */
-export function tenantRowsDeleter(name: string, tables: readonly TenantRows[], keeps?: string): TenantDataDeleter {
+export function tenantRowsDeleter(
+  name: string,
+  tables: readonly TenantRows[],
+  keeps?: string,
+  deleted?: (tx: Tx, tenantId: string, rows: Record<string, number>) => Promise<void>,
+): TenantDataDeleter {
   for (const t of tables) {
     if (!/^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$/.test(t.table)) throw new Error(`deleter ${name}: ${t.table} is not schema.table`);
   }
@@ -43,17 +50,18 @@ export function tenantRowsDeleter(name: string, tables: readonly TenantRows[], k
     name,
     ...(keeps ? { keeps } : {}),
     deleteTenantData: (db, tenantId) =>
-      db.transaction(async (tx: Queryable) => {
+      db.transaction(async (tx: Tx) => {
         await assertTenantNotHeld(tx, tenantId, `delete the tenant's ${name} data`);
-        const deleted: Record<string, number> = {};
+        const counts: Record<string, number> = {};
         for (const t of tables) {
           // A service whose role was never deployed has no tables here: nothing to delete.
           const { rows } = await tx.query<{ exists: boolean }>("SELECT to_regclass($1) IS NOT NULL AS exists", [t.table]);
           if (rows[0]?.exists !== true) continue;
           const { rowCount } = await tx.query(`DELETE FROM ${t.table} WHERE ${t.where ?? "tenant_id = $1"}`, [tenantId]);
-          deleted[t.table] = (deleted[t.table] ?? 0) + rowCount;
+          counts[t.table] = (counts[t.table] ?? 0) + rowCount;
         }
-        return deleted;
+        await deleted?.(tx, tenantId, counts);
+        return counts;
       }),
   };
 }

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file nexus/events/v1/metering_events.proto.
  */
 export const file_nexus_events_v1_metering_events: GenFile = /*@__PURE__*/
-  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvbWV0ZXJpbmdfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEioAMKDVVzYWdlUmVjb3JkZWQSEQoJdGVuYW50X2lkGAEgASgJEiEKBHBsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW4SEgoKcmVxdWVzdF9pZBgDIAEoCRIsCgdvdXRjb21lGAQgASgOMhsubmV4dXMuZXZlbnRzLnYxLlJ1bk91dGNvbWUSEQoJcnVuX3VuaXRzGAUgASgBEhMKC2NwdV9zZWNvbmRzGAYgASgBEhMKC2dwdV9zZWNvbmRzGAcgASgBEhIKCnRvb2xfY2FsbHMYCCABKA0SFwoPdGllcl9tdWx0aXBsaWVyGAkgASgBEhoKEnRvb2xfY2FsbF9vdmVyaGVhZBgKIAEoARIUCgxpbnB1dF90b2tlbnMYCyABKAQSFQoNb3V0cHV0X3Rva2VucxgMIAEoBBISCgp1c2FnZV9kYXRlGA0gASgJEhcKD3NvdXJjZV9ldmVudF9pZBgOIAEoCRI3Cg90b29sX2NhbGxfdXNhZ2UYDyADKAsyHi5uZXh1cy5ldmVudHMudjEuVG9vbENhbGxVc2FnZSLqAQoTUXVvdGFTb2Z0Q2FwUmVhY2hlZBIRCgl0ZW5hbnRfaWQYASABKAkSKQoGcGVyaW9kGAIgASgOMhkubmV4dXMubWV0ZXJpbmcudjEuUGVyaW9kEjAKDHBlcmlvZF9zdGFydBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoGbWV0cmljGAQgASgOMh4ubmV4dXMubWV0ZXJpbmcudjEuUXVvdGFNZXRyaWMSDQoFbGltaXQYBSABKAESDAoEdXNlZBgGIAEoARIWCg5zb2Z0X2NhcF9yYXRpbxgHIAEoASLmAQoTUXVvdGFIYXJkQ2FwQmxvY2tlZBIRCgl0ZW5hbnRfaWQYASABKAkSKQoGcGVyaW9kGAIgASgOMhkubmV4dXMubWV0ZXJpbmcudjEuUGVyaW9kEjAKDHBlcmlvZF9zdGFydBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoGbWV0cmljGAQgASgOMh4ubmV4dXMubWV0ZXJpbmcudjEuUXVvdGFNZXRyaWMSDQoFbGltaXQYBSABKAESDAoEdXNlZBgGIAEoARISCgpyZXF1ZXN0X2lkGAcgASgJIt8BCgxRdW90YU92ZXJhZ2USEQoJdGVuYW50X2lkGAEgASgJEikKBnBlcmlvZBgCIAEoDjIZLm5leHVzLm1ldGVyaW5nLnYxLlBlcmlvZBIwCgxwZXJpb2Rfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBm1ldHJpYxgEIAEoDjIeLm5leHVzLm1ldGVyaW5nLnYxLlF1b3RhTWV0cmljEg0KBWxpbWl0GAUgASgBEgwKBHVzZWQYBiABKAESEgoKcmVxdWVzdF9pZBgHIAEoCSJ8CgxRdW90YVVwZGF0ZWQSEQoJdGVuYW50X2lkGAEgASgJEjAKDnByZXZpb3VzX3F1b3RhGAIgASgLMhgubmV4dXMubWV0ZXJpbmcudjEuUXVvdGESJwoFcXVvdGEYAyABKAsyGC5uZXh1cy5tZXRlcmluZy52MS5RdW90YSp3CgpSdW5PdXRjb21lEhsKF1JVTl9PVVRDT01FX1VOU1BFQ0lGSUVEEAASGQoVUlVOX09VVENPTUVfQ09NUExFVEVEEAESFgoSUlVOX09VVENPTUVfRkFJTEVEEAISGQoVUlVOX09VVENPTUVfQ0FOQ0VMTEVEEANiBnByb3RvMw", [file_google_protobuf_timestamp, file_nexus_auth_v1_tenant, file_nexus_events_v1_agent_events, file_nexus_metering_v1_quota]);
+  fileDesc("CiVuZXh1cy9ldmVudHMvdjEvbWV0ZXJpbmdfZXZlbnRzLnByb3RvEg9uZXh1cy5ldmVudHMudjEiuAMKDVVzYWdlUmVjb3JkZWQSEQoJdGVuYW50X2lkGAEgASgJEiEKBHBsYW4YAiABKA4yEy5uZXh1cy5hdXRoLnYxLlBsYW4SEgoKcmVxdWVzdF9pZBgDIAEoCRIsCgdvdXRjb21lGAQgASgOMhsubmV4dXMuZXZlbnRzLnYxLlJ1bk91dGNvbWUSEQoJcnVuX3VuaXRzGAUgASgBEhMKC2NwdV9zZWNvbmRzGAYgASgBEhMKC2dwdV9zZWNvbmRzGAcgASgBEhIKCnRvb2xfY2FsbHMYCCABKA0SFwoPdGllcl9tdWx0aXBsaWVyGAkgASgBEhoKEnRvb2xfY2FsbF9vdmVyaGVhZBgKIAEoARIUCgxpbnB1dF90b2tlbnMYCyABKAQSFQoNb3V0cHV0X3Rva2VucxgMIAEoBBISCgp1c2FnZV9kYXRlGA0gASgJEhcKD3NvdXJjZV9ldmVudF9pZBgOIAEoCRI3Cg90b29sX2NhbGxfdXNhZ2UYDyADKAsyHi5uZXh1cy5ldmVudHMudjEuVG9vbENhbGxVc2FnZRIWCg5yZXNlcnZhdGlvbl9pZBgQIAEoCSKdAQoVVXNhZ2VSZWNvcmRCYWNrZmlsbGVkEhEKCXRlbmFudF9pZBgBIAEoCRItCgV1c2FnZRgCIAEoCzIeLm5leHVzLmV2ZW50cy52MS5Vc2FnZVJlY29yZGVkEhEKCXJlY29yZF9pZBgDIAEoCRIvCgtyZWNvcmRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAixgEKElVzYWdlUmVjb3Jkc1B1cmdlZBIRCgl0ZW5hbnRfaWQYASABKAkSDgoGcmVhc29uGAIgASgJEjMKD3JlY29yZGVkX2JlZm9yZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQa2VwdF9yZXF1ZXN0X2lkcxgEIAMoCRIYChBzb3VyY2VfZXZlbnRfaWRzGAUgAygJEhMKC2FsbF9yZWNvcmRzGAYgASgIEg8KB3JlbW92ZWQYByABKAQi6gEKE1F1b3RhU29mdENhcFJlYWNoZWQSEQoJdGVuYW50X2lkGAEgASgJEikKBnBlcmlvZBgCIAEoDjIZLm5leHVzLm1ldGVyaW5nLnYxLlBlcmlvZBIwCgxwZXJpb2Rfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBm1ldHJpYxgEIAEoDjIeLm5leHVzLm1ldGVyaW5nLnYxLlF1b3RhTWV0cmljEg0KBWxpbWl0GAUgASgBEgwKBHVzZWQYBiABKAESFgoOc29mdF9jYXBfcmF0aW8YByABKAEi5gEKE1F1b3RhSGFyZENhcEJsb2NrZWQSEQoJdGVuYW50X2lkGAEgASgJEikKBnBlcmlvZBgCIAEoDjIZLm5leHVzLm1ldGVyaW5nLnYxLlBlcmlvZBIwCgxwZXJpb2Rfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KBm1ldHJpYxgEIAEoDjIeLm5leHVzLm1ldGVyaW5nLnYxLlF1b3RhTWV0cmljEg0KBWxpbWl0GAUgASgBEgwKBHVzZWQYBiABKAESEgoKcmVxdWVzdF9pZBgHIAEoCSLfAQoMUXVvdGFPdmVyYWdlEhEKCXRlbmFudF9pZBgBIAEoCRIpCgZwZXJpb2QYAiABKA4yGS5uZXh1cy5tZXRlcmluZy52MS5QZXJpb2QSMAoMcGVyaW9kX3N0YXJ0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgZtZXRyaWMYBCABKA4yHi5uZXh1cy5tZXRlcmluZy52MS5RdW90YU1ldHJpYxINCgVsaW1pdBgFIAEoARIMCgR1c2VkGAYgASgBEhIKCnJlcXVlc3RfaWQYByABKAkifAoMUXVvdGFVcGRhdGVkEhEKCXRlbmFudF9pZBgBIAEoCRIwCg5wcmV2aW91c19xdW90YRgCIAEoCzIYLm5leHVzLm1ldGVyaW5nLnYxLlF1b3RhEicKBXF1b3RhGAMgASgLMhgubmV4dXMubWV0ZXJpbmcudjEuUXVvdGEqdwoKUnVuT3V0Y29tZRIbChdSVU5fT1VUQ09NRV9VTlNQRUNJRklFRBAAEhkKFVJVTl9PVVRDT01FX0NPTVBMRVRFRBABEhYKElJVTl9PVVRDT01FX0ZBSUxFRBACEhkKFVJVTl9PVVRDT01FX0NBTkNFTExFRBADYgZwcm90bzM", [file_google_protobuf_timestamp, file_nexus_auth_v1_tenant, file_nexus_events_v1_agent_events, file_nexus_metering_v1_quota]);
 
 /**
  * A run's usage was recorded (exactly once per run). Subject nexus.metering.usage_recorded;
@@ -133,6 +133,16 @@ export type UsageRecorded = Message<"nexus.events.v1.UsageRecorded"> & {
    * @generated from field: repeated nexus.events.v1.ToolCallUsage tool_call_usage = 15;
    */
   toolCallUsage: ToolCallUsage[];
+
+  /**
+   * The quota reservation the run settled (empty when the run had none). With this event's
+   * occurred_at (the row's recorded_at) and the usage record id derived from source_event_id,
+   * the event carries every column of its metering.usage_records row, so
+   * `nexus projections rebuild metering.usage_records` reproduces the row exactly.
+   *
+   * @generated from field: string reservation_id = 16;
+   */
+  reservationId: string;
 };
 
 /**
@@ -141,6 +151,119 @@ export type UsageRecorded = Message<"nexus.events.v1.UsageRecorded"> & {
  */
 export const UsageRecordedSchema: GenMessage<UsageRecorded> = /*@__PURE__*/
   messageDesc(file_nexus_events_v1_metering_events, 0);
+
+/**
+ * A usage record that existed before UsageRecorded carried every column of its row, copied
+ * from the row by the metering migration 0002_usage_rebuild so a rebuild of
+ * metering.usage_records reproduces it exactly. It restates a record; it is not a new run
+ * (the revenue ledger and billing ignore it). Subject nexus.metering.usage_record_backfilled;
+ * not audited (the run was audited when it was recorded).
+ *
+ * @generated from message nexus.events.v1.UsageRecordBackfilled
+ */
+export type UsageRecordBackfilled = Message<"nexus.events.v1.UsageRecordBackfilled"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The row's columns as UsageRecorded carries them (reservation_id included).
+   *
+   * @generated from field: nexus.events.v1.UsageRecorded usage = 2;
+   */
+  usage?: UsageRecorded | undefined;
+
+  /**
+   * The row's id (random before the change, so not derived from the source event id).
+   *
+   * @generated from field: string record_id = 3;
+   */
+  recordId: string;
+
+  /**
+   * When the row was recorded (its recorded_at, to the microsecond).
+   *
+   * @generated from field: google.protobuf.Timestamp recorded_at = 4;
+   */
+  recordedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message nexus.events.v1.UsageRecordBackfilled.
+ * Use `create(UsageRecordBackfilledSchema)` to create a new message.
+ */
+export const UsageRecordBackfilledSchema: GenMessage<UsageRecordBackfilled> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_metering_events, 1);
+
+/**
+ * Usage records of a tenant were deleted on purpose — by the usage retention policy, by tenant
+ * offboarding, or (migration 0002_usage_rebuild) before this event existed — so a rebuild of
+ * metering.usage_records leaves them deleted. Applied in stream order to the rows recorded
+ * before it. Subject nexus.metering.usage_records_purged; audit type billing.usage_records_purged.
+ *
+ * @generated from message nexus.events.v1.UsageRecordsPurged
+ */
+export type UsageRecordsPurged = Message<"nexus.events.v1.UsageRecordsPurged"> & {
+  /**
+   * The tenant.
+   *
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * Why: "retention", "offboarding" or "backfill".
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * Rows recorded before this instant were deleted, except kept_request_ids (unset: none by
+   * time).
+   *
+   * @generated from field: google.protobuf.Timestamp recorded_before = 3;
+   */
+  recordedBefore?: Timestamp | undefined;
+
+  /**
+   * Request ids kept despite recorded_before (legal holds).
+   *
+   * @generated from field: repeated string kept_request_ids = 4;
+   */
+  keptRequestIds: string[];
+
+  /**
+   * Rows deleted, by the id of the run event they were recorded from.
+   *
+   * @generated from field: repeated string source_event_ids = 5;
+   */
+  sourceEventIds: string[];
+
+  /**
+   * Every row of the tenant was deleted (offboarding).
+   *
+   * @generated from field: bool all_records = 6;
+   */
+  allRecords: boolean;
+
+  /**
+   * How many rows were deleted.
+   *
+   * @generated from field: uint64 removed = 7;
+   */
+  removed: bigint;
+};
+
+/**
+ * Describes the message nexus.events.v1.UsageRecordsPurged.
+ * Use `create(UsageRecordsPurgedSchema)` to create a new message.
+ */
+export const UsageRecordsPurgedSchema: GenMessage<UsageRecordsPurged> = /*@__PURE__*/
+  messageDesc(file_nexus_events_v1_metering_events, 2);
 
 /**
  * Usage reached the soft cap of a limit; fires once per tenant, period and metric. Subject
@@ -204,7 +327,7 @@ export type QuotaSoftCapReached = Message<"nexus.events.v1.QuotaSoftCapReached">
  * Use `create(QuotaSoftCapReachedSchema)` to create a new message.
  */
 export const QuotaSoftCapReachedSchema: GenMessage<QuotaSoftCapReached> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_metering_events, 1);
+  messageDesc(file_nexus_events_v1_metering_events, 3);
 
 /**
  * A run was refused at a hard limit (enforce mode). Subject
@@ -268,7 +391,7 @@ export type QuotaHardCapBlocked = Message<"nexus.events.v1.QuotaHardCapBlocked">
  * Use `create(QuotaHardCapBlockedSchema)` to create a new message.
  */
 export const QuotaHardCapBlockedSchema: GenMessage<QuotaHardCapBlocked> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_metering_events, 2);
+  messageDesc(file_nexus_events_v1_metering_events, 4);
 
 /**
  * A run went over a hard limit and was let through (observe mode). Subject
@@ -332,7 +455,7 @@ export type QuotaOverage = Message<"nexus.events.v1.QuotaOverage"> & {
  * Use `create(QuotaOverageSchema)` to create a new message.
  */
 export const QuotaOverageSchema: GenMessage<QuotaOverage> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_metering_events, 3);
+  messageDesc(file_nexus_events_v1_metering_events, 5);
 
 /**
  * A tenant's quota settings were replaced with SetQuota. Subject
@@ -368,7 +491,7 @@ export type QuotaUpdated = Message<"nexus.events.v1.QuotaUpdated"> & {
  * Use `create(QuotaUpdatedSchema)` to create a new message.
  */
 export const QuotaUpdatedSchema: GenMessage<QuotaUpdated> = /*@__PURE__*/
-  messageDesc(file_nexus_events_v1_metering_events, 4);
+  messageDesc(file_nexus_events_v1_metering_events, 6);
 
 /**
  * Outcome of a metered run.
