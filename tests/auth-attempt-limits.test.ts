@@ -243,6 +243,11 @@ describeWithPostgres("refused-authentication limiter without trusted proxies", (
       const err = await refusalOf(() => call(3));
       expect(errorReason(err)).toBe("AUTH_RATE_LIMITED");
       expect(errorMetadata(err).scope).toBe("client_address");
+      // The audit names the connection's address too, not the one the client wrote.
+      const audited = (await other.events("AccessDenied")).map((e) => (e.payload as { peerAddress?: string }).peerAddress);
+      expect(audited.length).toBeGreaterThanOrEqual(2);
+      expect(audited.filter((a) => a?.startsWith("192.0.2."))).toEqual([]);
+      expect(audited).toContain("127.0.0.1");
     } finally {
       await other.close();
     }

@@ -6,6 +6,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
 import { validateYaml } from "../scripts/validate-manifests.js";
+import { loadConfigValue } from "../services/kernel/config.js";
 import { parseMasterKeys } from "../services/kernel/keyring/index.js";
 
 type Obj = Record<string, any>;
@@ -112,6 +113,20 @@ describe("helm chart", () => {
     expect(of(objs, "NetworkPolicy")).toHaveLength(1);
     const test = of(objs, "Pod").find((p) => p.metadata.annotations?.["helm.sh/hook"] === "test");
     expect(test?.spec.containers[0].args[0]).toContain("WhoAmI");
+  });
+
+  it("passes trustedProxies to every service as NEXUS_TRUSTED_PROXIES, a value the services accept; empty leaves it unset", async () => {
+    const settings = (objs: Obj[]) =>
+      of(objs, "ConfigMap").find((c) => c.metadata.name === "nx-nexus-config")!.data as Record<string, string>;
+    const byDefault = settings(await render(MINIMAL)).NEXUS_TRUSTED_PROXIES;
+    expect(byDefault).toBe("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7");
+    // What a service does with it at start-up (config validation would stop the pod otherwise).
+    expect(loadConfigValue("trustedProxies", { NEXUS_TRUSTED_PROXIES: byDefault })).toHaveLength(5);
+    expect(settings(await render([...MINIMAL, "--set", "trustedProxies=10.42.0.0/16"])).NEXUS_TRUSTED_PROXIES).toBe("10.42.0.0/16");
+    expect(settings(await render([...MINIMAL, "--set", "trustedProxies="]))).not.toHaveProperty("NEXUS_TRUSTED_PROXIES");
+    const refused = helm(["template", "nx", CHART, ...MINIMAL, "--set", "trustedProxies=everyone"]);
+    expect(refused.ok).toBe(false);
+    expect(refused.stderr).toMatch(/trustedProxies/);
   });
 
   it("keeps secrets out of ConfigMaps", async () => {

@@ -124,9 +124,10 @@ export function consoleSessionRoutes(options: ConsoleSessionRoutesOptions): Http
     }
     if (!apiKey) return refuse(res, 400, "invalid_argument", "INVALID_ARGUMENT", "enter an API key (it starts with nxs_)");
     if (apiKey.length > 256) return refuse(res, 401, "unauthenticated", "AUTH_UNAUTHORIZED", "that is not a Nexus API key");
-    const peer = peerAddressOf(headers);
-    // The refused-authentication limiter, as at the gate (docs/security.md).
+    // The refused-authentication limiter, as at the gate (docs/security.md); the same address is
+    // the one audited (X-Forwarded-For only from a trusted proxy).
     const clientAddress = attempts?.clientAddress(req.socket?.remoteAddress, headers);
+    const peer = attempts ? clientAddress : peerAddressOf(headers);
     const keyId = claimedKeyIdOf(apiKey);
     const throttled =
       attempts &&

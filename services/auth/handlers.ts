@@ -224,13 +224,20 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
   async authenticate(req: { apiKey: string; accessToken: string }, ctx: HandlerContext) {
     const asked = ctx.requestHeader.get(AUTH_PROCEDURE_HEADER);
     const procedure = asked && PROCEDURE.test(asked) ? asked : AUTHENTICATE_PROCEDURE;
-    const peer = ctx.requestHeader.get(AUTH_PEER_HEADER)?.slice(0, 100) || peerAddressOf(ctx.requestHeader);
     const presented = req.apiKey || req.accessToken;
     if (!presented) throw domainError("AUTH_UNAUTHORIZED", "send an api_key or an access_token");
-    // A gate of another process (mesh token) limited its caller already; anyone else calling
-    // this public RPC directly passes the same refused-authentication limiter as at a gate.
-    const attempts = this.attempts && !fromMesh(ctx.requestHeader, await this.attempts.meshToken()) ? this.attempts : undefined;
+    // A gate of another process (mesh token) limited its caller already and names the client's
+    // address in x-nexus-auth-peer; anyone else calling this public RPC directly passes the same
+    // refused-authentication limiter as at a gate, and its address is resolved here (a header
+    // it sent names nothing: X-Forwarded-For counts only from a trusted proxy).
+    const fromGate = this.attempts !== undefined && fromMesh(ctx.requestHeader, await this.attempts.meshToken());
+    const attempts = this.attempts && !fromGate ? this.attempts : undefined;
     const clientAddress = attempts ? clientAddressOfCall(attempts.clientAddress, ctx) : undefined;
+    const peer = fromGate
+      ? ctx.requestHeader.get(AUTH_PEER_HEADER)?.slice(0, 100) || undefined
+      : attempts
+        ? clientAddress
+        : peerAddressOf(ctx.requestHeader);
     const keyId = claimedKeyIdOf(presented);
     const throttled =
       attempts &&

@@ -85,8 +85,11 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
     if (fromCache(ctx)) return;
     const procedure = procedureOf(ctx.service.typeName, ctx.method.name);
     if (permissionOf(procedure)?.class === "public") return;
-    const peerAddress = peerAddressOf(ctx.requestHeader);
-    const clientAddress = limiter && options.clientAddress ? clientAddressOfCall(options.clientAddress, ctx) : undefined;
+    // The client's address: the connection's peer, or X-Forwarded-For only from a trusted proxy
+    // (NEXUS_TRUSTED_PROXIES) — for the limiter and for the audit of a refusal alike. Without a
+    // resolver (an embedded gate) the audit falls back to the forwarding headers as sent.
+    const clientAddress = options.clientAddress ? clientAddressOfCall(options.clientAddress, ctx) : undefined;
+    const peerAddress = options.clientAddress ? clientAddress : peerAddressOf(ctx.requestHeader);
     let presented = presentedKeyOf(ctx.requestHeader);
     const claimedKeyId = limiter ? claimedKeyIdOf(presented) : undefined;
     if (presented === undefined && !ctx.requestHeader.has("authorization")) {
