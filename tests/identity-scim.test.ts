@@ -131,10 +131,18 @@ describeWithPostgres("identity: SCIM 2.0 provisioning (Okta and Entra ID sequenc
       expect(none).toMatchObject({ status: 401, body: { schemas: [ERROR_SCHEMA], status: "401" } });
       // A token with a wrong secret is refused and recorded against its tenant, like a refused RPC.
       const forged = `${token.slice(0, -4)}AAAA` === token ? `${token.slice(0, -4)}BBBB` : `${token.slice(0, -4)}AAAA`;
-      expect((await scim("GET", "/Users", undefined, {}, forged)).status).toBe(401);
-      const denied = (await h.events("AccessDenied")).map((e) => e.payload as { procedure?: string; keyId?: string; tenantId?: string });
+      // The address the client wrote is not what is audited (no trusted proxy: the connection's).
+      expect((await scim("GET", "/Users", undefined, { "x-forwarded-for": "203.0.113.9" }, forged)).status).toBe(401);
+      const denied = (await h.events("AccessDenied")).map(
+        (e) => e.payload as { procedure?: string; keyId?: string; tenantId?: string; peerAddress?: string },
+      );
       expect(denied).toContainEqual(
-        expect.objectContaining({ procedure: "/scim/v2", keyId: `scim:${token.split("_")[1]}`, tenantId: tenant.tenant.id }),
+        expect.objectContaining({
+          procedure: "/scim/v2",
+          keyId: `scim:${token.split("_")[1]}`,
+          tenantId: tenant.tenant.id,
+          peerAddress: "127.0.0.1",
+        }),
       );
       const spc = await scim("GET", "/ServiceProviderConfig", undefined, {}, "");
       expect(spc.status).toBe(200);

@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
+import type { ClientAddressResolver } from "../kernel/authz/client-address.js";
 import type { NodeRequest, NodeResponse } from "../kernel/server/node-http.js";
 import { plain } from "../kernel/server/node-http.js";
 import type { HttpRoute } from "../kernel/server/service-module.js";
@@ -67,7 +68,7 @@ function refuse(res: NodeResponse, err: unknown, logger: Logger): void {
  * POST, PUT, PATCH, DELETE, ETags with If-Match), and the unauthenticated discovery documents
  * `ServiceProviderConfig`, `ResourceTypes`, `Schemas`. Errors are SCIM error bodies.
  */
-export function scimRoutes(scim: ScimApplication, logger: Logger): HttpRoute[] {
+export function scimRoutes(scim: ScimApplication, logger: Logger, clientAddress?: ClientAddressResolver): HttpRoute[] {
   return [
     {
       path: SCIM_PATH,
@@ -108,7 +109,10 @@ export function scimRoutes(scim: ScimApplication, logger: Logger): HttpRoute[] {
           }
           if (collection !== "Users" && collection !== "Groups") throw new ScimError(404, `no SCIM endpoint at ${url.pathname}`);
 
-          const caller = await scim.authenticate(header(req, "authorization"), peerAddressOf(headersOf(req)));
+          // The audited address of a refused token: X-Forwarded-For only from a trusted proxy.
+          const headers = headersOf(req);
+          const peer = clientAddress ? clientAddress(req.socket?.remoteAddress, headers) : peerAddressOf(headers);
+          const caller = await scim.authenticate(header(req, "authorization"), peer);
           const ifMatch = header(req, "if-match");
           const users = collection === "Users";
           const withEtag = (resource: Record<string, unknown>, status = 200, extraHeaders: Record<string, string> = {}) => {

@@ -107,7 +107,7 @@ export const authService = defineService({
         }),
         ...signInRoutes(signIn, ctx.logger),
         // SCIM 2.0 provisioning of the tenant whose SCIM token is presented (docs/identity.md).
-        ...scimRoutes(scim, ctx.logger),
+        ...scimRoutes(scim, ctx.logger, attempts.clientAddress),
       ],
       shutdown: async () => buckets.close(),
       tasks: [
