@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { admitAttempt, claimedKeyIdOf, peerAddressOf, presentedKeyOf } from "../kernel/authz/authentication-gate.js";
+import { admitAttempt, claimedKeyIdOf, presentedKeyOf } from "../kernel/authz/authentication-gate.js";
 import {
   CSRF_COOKIE,
   CSRF_HEADER,
@@ -29,8 +29,8 @@ export interface ConsoleSessionRoutesOptions {
   /** Ends an OpenID sign-in session (`nxss_…`), which the console signs out of the same way. */
   endSignInSession?: (token: string) => Promise<unknown>;
   logger: Logger;
-  /** The refused-authentication limiter of sign-in attempts. Default: none. */
-  attempts?: AuthenticateAttempts;
+  /** The refused-authentication limiter of sign-in attempts, and the client address it and the audit use. */
+  attempts: AuthenticateAttempts;
 }
 
 function headersOf(req: NodeRequest): Headers {
@@ -126,26 +126,25 @@ export function consoleSessionRoutes(options: ConsoleSessionRoutesOptions): Http
     if (apiKey.length > 256) return refuse(res, 401, "unauthenticated", "AUTH_UNAUTHORIZED", "that is not a Nexus API key");
     // The refused-authentication limiter, as at the gate (docs/security.md); the same address is
     // the one audited (X-Forwarded-For only from a trusted proxy).
-    const clientAddress = attempts?.clientAddress(req.socket?.remoteAddress, headers);
-    const peer = attempts ? clientAddress : peerAddressOf(headers);
+    const clientAddress = attempts.clientAddress(req.socket?.remoteAddress, headers);
     const keyId = claimedKeyIdOf(apiKey);
-    const throttled =
-      attempts &&
-      (await admitAttempt(attempts.limiter, attempts.recorder, {
-        clientAddress,
-        keyId,
-        presented: apiKey,
-        procedure: SIGN_IN_PROCEDURE,
-        peerAddress: peer,
-      }));
+    const throttled = await admitAttempt(attempts.limiter, attempts.recorder, {
+      clientAddress,
+      keyId,
+      presented: apiKey,
+      procedure: SIGN_IN_PROCEDURE,
+    });
     if (throttled) {
       const r = res as unknown as { setHeader(name: string, value: string): void };
       for (const [name, value] of throttled.metadata) r.setHeader(name, value);
       return refuse(res, 429, "resource_exhausted", "AUTH_RATE_LIMITED", throttled.rawMessage);
     }
-    const result = await app.signInConsole(apiKey, ttlMs, { procedure: SIGN_IN_PROCEDURE, ...(peer ? { peerAddress: peer } : {}) });
-    if (result.kind === "refused") attempts?.limiter.refused(clientAddress, keyId);
-    else attempts?.limiter.succeeded(apiKey);
+    const result = await app.signInConsole(apiKey, ttlMs, {
+      procedure: SIGN_IN_PROCEDURE,
+      ...(clientAddress ? { peerAddress: clientAddress } : {}),
+    });
+    if (result.kind === "refused") attempts.limiter.refused(clientAddress, keyId);
+    else attempts.limiter.succeeded(apiKey);
     if (result.kind === "refused") {
       const status = result.reason === "TENANT_SUSPENDED" ? 403 : 401;
       return refuse(res, status, status === 403 ? "permission_denied" : "unauthenticated", result.reason, result.message);

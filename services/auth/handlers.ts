@@ -14,7 +14,7 @@ import {
 import { TenantStatus } from "../../gen/nexus/auth/v1/tenant_pb.js";
 import type { AccessRecorder } from "../kernel/authz/access-recorder.js";
 import type { AuthAttemptLimiter } from "../kernel/authz/auth-attempt-limiter.js";
-import { admitAttempt, claimedKeyIdOf, peerAddressOf } from "../kernel/authz/authentication-gate.js";
+import { admitAttempt, claimedKeyIdOf } from "../kernel/authz/authentication-gate.js";
 import { AUTH_PEER_HEADER, AUTH_PROCEDURE_HEADER, credentialKey } from "../kernel/authz/authenticator.js";
 import { sessionKey, userIdKey } from "../kernel/authz/cache-invalidation.js";
 import { type ClientAddressResolver, clientAddressOfCall } from "../kernel/authz/client-address.js";
@@ -86,7 +86,7 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
   constructor(
     private readonly app: AuthApplication,
     private readonly history: TenantHistory,
-    private readonly attempts?: AuthenticateAttempts,
+    private readonly attempts: AuthenticateAttempts,
   ) {}
 
   async createTenant(req: { slug: string; displayName: string; plan: number }, ctx: HandlerContext) {
@@ -230,18 +230,12 @@ export class AuthServiceHandlers implements ServiceImpl<typeof AuthService> {
     // address in x-nexus-auth-peer; anyone else calling this public RPC directly passes the same
     // refused-authentication limiter as at a gate, and its address is resolved here (a header
     // it sent names nothing: X-Forwarded-For counts only from a trusted proxy).
-    const fromGate = this.attempts !== undefined && fromMesh(ctx.requestHeader, await this.attempts.meshToken());
-    const attempts = this.attempts && !fromGate ? this.attempts : undefined;
+    const fromGate = fromMesh(ctx.requestHeader, await this.attempts.meshToken());
+    const attempts = fromGate ? undefined : this.attempts;
     const clientAddress = attempts ? clientAddressOfCall(attempts.clientAddress, ctx) : undefined;
-    const peer = fromGate
-      ? ctx.requestHeader.get(AUTH_PEER_HEADER)?.slice(0, 100) || undefined
-      : attempts
-        ? clientAddress
-        : peerAddressOf(ctx.requestHeader);
+    const peer = fromGate ? ctx.requestHeader.get(AUTH_PEER_HEADER)?.slice(0, 100) || undefined : clientAddress;
     const keyId = claimedKeyIdOf(presented);
-    const throttled =
-      attempts &&
-      (await admitAttempt(attempts.limiter, attempts.recorder, { clientAddress, keyId, presented, procedure, peerAddress: peer }));
+    const throttled = attempts && (await admitAttempt(attempts.limiter, attempts.recorder, { clientAddress, keyId, presented, procedure }));
     if (throttled) throw throttled;
     const result = await this.app.authenticate(presented, { procedure, signal: ctx.signal, ...(peer ? { peerAddress: peer } : {}) });
     if (result.kind === "refused") {

@@ -1,7 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
-import { peerAddressOf } from "../kernel/authz/authentication-gate.js";
 import type { ClientAddressResolver } from "../kernel/authz/client-address.js";
 import type { NodeRequest, NodeResponse } from "../kernel/server/node-http.js";
 import { plain } from "../kernel/server/node-http.js";
@@ -68,7 +67,7 @@ function refuse(res: NodeResponse, err: unknown, logger: Logger): void {
  * POST, PUT, PATCH, DELETE, ETags with If-Match), and the unauthenticated discovery documents
  * `ServiceProviderConfig`, `ResourceTypes`, `Schemas`. Errors are SCIM error bodies.
  */
-export function scimRoutes(scim: ScimApplication, logger: Logger, clientAddress?: ClientAddressResolver): HttpRoute[] {
+export function scimRoutes(scim: ScimApplication, logger: Logger, clientAddress: ClientAddressResolver): HttpRoute[] {
   return [
     {
       path: SCIM_PATH,
@@ -110,8 +109,7 @@ export function scimRoutes(scim: ScimApplication, logger: Logger, clientAddress?
           if (collection !== "Users" && collection !== "Groups") throw new ScimError(404, `no SCIM endpoint at ${url.pathname}`);
 
           // The audited address of a refused token: X-Forwarded-For only from a trusted proxy.
-          const headers = headersOf(req);
-          const peer = clientAddress ? clientAddress(req.socket?.remoteAddress, headers) : peerAddressOf(headers);
+          const peer = clientAddress(req.socket?.remoteAddress, headersOf(req));
           const caller = await scim.authenticate(header(req, "authorization"), peer);
           const ifMatch = header(req, "if-match");
           const users = collection === "Users";

@@ -21,8 +21,8 @@ export interface AuthenticationGateOptions {
    * lookup (NEXUS_AUTH_ATTEMPT_*). Default: none.
    */
   limiter?: AuthAttemptLimiter;
-  /** The client's address for the limiter (see createClientAddressResolver). Default: none (key ids only). */
-  clientAddress?: ClientAddressResolver;
+  /** The client's address, for the limiter and the audit of a refusal (see createClientAddressResolver). */
+  clientAddress: ClientAddressResolver;
 }
 
 /** Longest header value we look at; Nexus keys are far shorter (the API caps them at 256). */
@@ -56,13 +56,6 @@ export function presentedKeyOf(header: Headers): string | undefined {
   return isAccessToken(key) ? key : undefined;
 }
 
-/** The caller's address as a proxy reports it (first x-forwarded-for hop, or x-real-ip). */
-export function peerAddressOf(header: Headers): string | undefined {
-  const forwarded = header.get("x-forwarded-for")?.split(",")[0]?.trim();
-  const address = forwarded || header.get("x-real-ip")?.trim();
-  return address ? address.slice(0, 100) : undefined;
-}
-
 /**
  * The authentication gate (the kernel server's `authenticate` slot, run in connect's
  * requestGate before the body is read): resolves `Authorization: Bearer nxs_…` to a principal
@@ -86,10 +79,8 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
     const procedure = procedureOf(ctx.service.typeName, ctx.method.name);
     if (permissionOf(procedure)?.class === "public") return;
     // The client's address: the connection's peer, or X-Forwarded-For only from a trusted proxy
-    // (NEXUS_TRUSTED_PROXIES) — for the limiter and for the audit of a refusal alike. Without a
-    // resolver (an embedded gate) the audit falls back to the forwarding headers as sent.
-    const clientAddress = options.clientAddress ? clientAddressOfCall(options.clientAddress, ctx) : undefined;
-    const peerAddress = options.clientAddress ? clientAddress : peerAddressOf(ctx.requestHeader);
+    // (NEXUS_TRUSTED_PROXIES) — for the limiter and for the audit of a refusal alike.
+    const clientAddress = clientAddressOfCall(options.clientAddress, ctx);
     let presented = presentedKeyOf(ctx.requestHeader);
     const claimedKeyId = limiter ? claimedKeyIdOf(presented) : undefined;
     if (presented === undefined && !ctx.requestHeader.has("authorization")) {
@@ -105,13 +96,12 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
       }
       presented = session?.token;
     }
-    const throttled =
-      limiter && (await admitAttempt(limiter, recorder, { clientAddress, keyId: claimedKeyId, presented, procedure, peerAddress }));
+    const throttled = limiter && (await admitAttempt(limiter, recorder, { clientAddress, keyId: claimedKeyId, presented, procedure }));
     if (throttled) throw throttled;
     if (presented === undefined) {
       limiter?.refused(clientAddress, undefined);
       authRefusals.inc({ reason: "AUTH_UNAUTHORIZED" });
-      await recorder.accessDenied({ reason: "AUTH_UNAUTHORIZED", procedure, ...(peerAddress ? { peerAddress } : {}) });
+      await recorder.accessDenied({ reason: "AUTH_UNAUTHORIZED", procedure, ...(clientAddress ? { peerAddress: clientAddress } : {}) });
       const message = ctx.requestHeader.has("authorization")
         ? "the Authorization header holds neither a Nexus API key nor an access token (expected: Bearer nxs_<key id>_<secret>, or Bearer <JWT>)"
         : "this call needs an API key: send Authorization: Bearer nxs_<key id>_<secret>";
@@ -122,7 +112,7 @@ export function createAuthenticationGate(options: AuthenticationGateOptions): (c
     const result = await authenticator.authenticate(presented, {
       procedure,
       signal: ctx.signal,
-      ...(peerAddress ? { peerAddress } : {}),
+      ...(clientAddress ? { peerAddress: clientAddress } : {}),
     });
     if (result.kind === "refused") {
       limiter?.refused(clientAddress, claimedKeyId);
@@ -167,13 +157,12 @@ export function claimedKeyIdOf(presented: string | undefined): string | undefine
 
 /** An authentication attempt about to be looked up, as the refused-authentication limiter sees it. */
 export interface AuthAttempt {
-  /** The client's address (see createClientAddressResolver). */
+  /** The client's address (see createClientAddressResolver); the audit record names it. */
   clientAddress: string | undefined;
   keyId: string | undefined;
   presented: string | undefined;
   /** What the audit record names. */
   procedure: string;
-  peerAddress: string | undefined;
 }
 
 /**
@@ -190,12 +179,11 @@ export async function admitAttempt(
   const throttled = limiter.admit(attempt.clientAddress, attempt.keyId, attempt.presented);
   if (throttled === undefined) return undefined;
   if (throttled.startsPeriod) {
-    const address = attempt.clientAddress ?? attempt.peerAddress;
     await recorder.accessDenied({
       reason: "AUTH_RATE_LIMITED",
       procedure: attempt.procedure,
       ...(attempt.keyId ? { keyId: attempt.keyId } : {}),
-      ...(address ? { peerAddress: address } : {}),
+      ...(attempt.clientAddress ? { peerAddress: attempt.clientAddress } : {}),
     });
   }
   return throttledRefusal(throttled);

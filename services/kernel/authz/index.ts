@@ -25,7 +25,6 @@ export {
   type AuthenticationGateOptions,
   createAuthenticationGate,
   isAccessToken,
-  peerAddressOf,
   presentedKeyOf,
 } from "./authentication-gate.js";
 export {
