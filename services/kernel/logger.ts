@@ -163,15 +163,15 @@ export interface LoggerOptions {
  * pattern inside messages (Nexus keys `nxs_...`, bearer tokens, URL passwords). Child loggers
  * inherit all of it.
  *
- * Lines go to stdout with one synchronous `write(2)` each (pino's default destination). A
- * batched, asynchronous destination (SonicBoom `sync: false`, 4 KiB / 250 ms) saved ~3 % of an
- * authenticated call's CPU, but under a slow reader its retries after EAGAIN wrote lines out of
- * order (tests/log-flush.test.ts caught it) and a crash lost the buffer: logs stay synchronous.
+ * Lines go to stdout through {@link turnBatchedStdout}: the lines of one event-loop turn are
+ * written together, synchronously and in order, at the end of that turn (and at exit). One
+ * `write(2)` per line was a visible share of an authenticated call (docs/performance.md). An
+ * asynchronous destination (SonicBoom `sync: false`, 4 KiB / 250 ms) was tried before and
+ * dropped: under a slow reader its retries after EAGAIN wrote lines out of order
+ * (tests/log-flush.test.ts caught it) and a crash lost the buffer.
  */
 export function createLogger(options: LoggerOptions): Logger {
-  const destination = options.pretty
-    ? prettyStream(options.destination ?? process.stdout)
-    : (options.destination ?? pino.destination({ dest: 1, sync: true }));
+  const destination = options.pretty ? prettyStream(options.destination ?? process.stdout) : (options.destination ?? turnBatchedStdout());
   const logger = pino(
     {
       name: options.name,
@@ -199,6 +199,48 @@ export function createLogger(options: LoggerOptions): Logger {
     return child.call(this, scrub(bindings) as Record<string, unknown>, childOptions);
   } as unknown as typeof logger.child;
   return logger;
+}
+
+/** Pending lines above this many characters are written at once, not at the end of the turn. */
+const TURN_BATCH_MAX_CHARS = 64 * 1024;
+
+/**
+ * stdout for the process logger: lines logged in one event-loop turn are kept and written
+ * with one synchronous write (pino's SonicBoom in sync mode, which retries EAGAIN in order) by
+ * a `setImmediate` at the end of the turn, or at once past {@link TURN_BATCH_MAX_CHARS}, and
+ * on `exit` (a normal end, `process.exit()`, an uncaught exception), so no line is lost or
+ * reordered among the logger's own lines. A process killed with SIGKILL loses at most the
+ * current turn's lines. Writes to stdout by other code (console.log) may land before lines
+ * logged earlier in the same turn.
+ */
+export function turnBatchedStdout(): DestinationStream {
+  const out = pino.destination({ dest: 1, sync: true });
+  let pending = "";
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (pending === "") return;
+    const text = pending;
+    pending = "";
+    out.write(text);
+  };
+  process.on("exit", flush);
+  const destination = {
+    /** What `logger.flush()` calls: writes the pending lines now. */
+    flush(cb?: (err?: Error) => void) {
+      flush();
+      cb?.();
+    },
+    write(line: string) {
+      pending += line;
+      if (pending.length > TURN_BATCH_MAX_CHARS) flush();
+      else if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+  };
+  return destination;
 }
 
 const LEVEL_NAMES: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO", 40: "WARN", 50: "ERROR", 60: "FATAL" };

@@ -8,7 +8,6 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { ConnectRouter, HandlerContext, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, register } from "prom-client";
@@ -32,6 +31,7 @@ import { createCors } from "./cors.js";
 import { addDecodeErrorInfo } from "./decode-errors.js";
 import { registerHealthService } from "./health-service.js";
 import { createHttpEndpoints, createServiceRoutes } from "./http-endpoints.js";
+import { createNodeAdapter } from "./node-adapter.js";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
 import { plain } from "./node-http.js";
 import { createOpenApiEndpoint } from "./openapi-endpoint.js";
@@ -303,8 +303,9 @@ export function createServer(options: ServerOptions): NexusServer {
   };
 
   const readMaxBytes = options.readMaxBytes ?? DEFAULT_READ_MAX_BYTES;
-  const rpcHandler = connectNodeAdapter({
+  const rpcHandler = createNodeAdapter({
     routes,
+    logger,
     interceptors: serverInterceptors({
       logger,
       ...(options.interceptors ? { extra: options.interceptors } : {}),

@@ -1,0 +1,139 @@
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
+import type { HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../../gen/grpc/health/v1/health_pb.js";
+import { createLogger } from "../logger.js";
+import { createNodeAdapter } from "./node-adapter.js";
+
+// The server's Node bridge (node-adapter.ts) on real HTTP/1.1 and HTTP/2 servers with a
+// small grpc.health.v1 implementation: what a handler sees of the end of its call, clients
+// that go away mid-stream, routing and the request's URL.
+
+class LogCapture extends Writable {
+  readonly lines: Record<string, unknown>[] = [];
+  override _write(chunk: Buffer, _enc: string, done: () => void): void {
+    for (const line of chunk.toString().split("\n")) if (line) this.lines.push(JSON.parse(line) as Record<string, unknown>);
+    done();
+  }
+}
+
+const logs = new LogCapture();
+/** The context of each call, by the service name the client asked about. */
+const seen = new Map<string, HandlerContext>();
+/** Resolves when a Watch stream's handler is told its call ended. */
+const watchEnded = new Map<string, Promise<unknown>>();
+
+const handler = createNodeAdapter({
+  logger: createLogger({ name: "node-adapter-test", level: "info", destination: logs }),
+  routes: (router) =>
+    router.service(Health, {
+      check(req, ctx) {
+        seen.set(req.service, ctx);
+        return { status: Status.SERVING };
+      },
+      list: () => ({}),
+      async *watch(req, ctx) {
+        seen.set(req.service, ctx);
+        watchEnded.set(
+          req.service,
+          new Promise((resolve) => ctx.signal.addEventListener("abort", () => resolve(ctx.signal.reason), { once: true })),
+        );
+        while (!ctx.signal.aborted) {
+          yield { status: Status.SERVING };
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      },
+    }),
+});
+
+let h1: http.Server;
+let h2: http2.Http2Server;
+let h1Url: string;
+let h2Url: string;
+
+beforeAll(async () => {
+  h1 = http.createServer(handler);
+  h2 = http2.createServer(handler);
+  await new Promise<void>((r) => h1.listen(0, "127.0.0.1", r));
+  await new Promise<void>((r) => h2.listen(0, "127.0.0.1", r));
+  h1Url = `http://127.0.0.1:${(h1.address() as AddressInfo).port}`;
+  h2Url = `http://127.0.0.1:${(h2.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  h1.closeAllConnections();
+  await new Promise((r) => h1.close(r));
+  await new Promise((r) => h2.close(r));
+});
+
+describe("the Node bridge of the server", () => {
+  it("serves unary calls over HTTP/1.1 (Connect JSON) and HTTP/2 (gRPC); a call that ended has an AbortError as its signal's reason", async () => {
+    const overH1 = createClient(Health, createConnectTransport({ baseUrl: h1Url, httpVersion: "1.1" }));
+    const overH2 = createClient(Health, createGrpcTransport({ baseUrl: h2Url }));
+    expect((await overH1.check({ service: "h1" })).status).toBe(Status.SERVING);
+    expect((await overH2.check({ service: "h2" })).status).toBe(Status.SERVING);
+    for (const name of ["h1", "h2"]) {
+      const ctx = seen.get(name)!;
+      await expect.poll(() => ctx.signal.aborted).toBe(true);
+      expect(ctx.signal.reason).toBeInstanceOf(DOMException);
+      expect((ctx.signal.reason as DOMException).name).toBe("AbortError");
+    }
+    // The URL a handler sees is the request's: scheme, authority, path.
+    expect(seen.get("h1")!.url).toBe(`${h1Url}/grpc.health.v1.Health/Check`);
+  });
+
+  it("routes by path with a query string, and answers 404 for a path no RPC has", async () => {
+    const ok = await fetch(`${h1Url}/grpc.health.v1.Health/Check?trace=1`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ service: "query" }),
+    });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ status: "SERVING" });
+    const missing = await fetch(`${h1Url}/grpc.health.v1.Health/Nope`, { method: "POST", body: "{}" });
+    expect(missing.status).toBe(404);
+  });
+
+  it("tells a streaming handler when an HTTP/2 client cancels (CANCELED), and keeps serving", async () => {
+    const client = createClient(Health, createGrpcTransport({ baseUrl: h2Url }));
+    const abort = new AbortController();
+    let received = 0;
+    await expect(
+      (async () => {
+        for await (const _ of client.watch({ service: "h2-cancel" }, { signal: abort.signal })) {
+          if (++received === 3) abort.abort();
+        }
+      })(),
+    ).rejects.toMatchObject({ code: Code.Canceled });
+    const reason = await watchEnded.get("h2-cancel");
+    expect(reason).toBeInstanceOf(ConnectError);
+    expect((reason as ConnectError).code).toBe(Code.Canceled);
+    expect((await client.check({ service: "after-h2-cancel" })).status).toBe(Status.SERVING);
+  });
+
+  it("ends a streaming handler whose HTTP/1.1 client went away mid-stream, logs nothing, and keeps serving", async () => {
+    const req = http.request(`${h1Url}/grpc.health.v1.Health/Watch`, {
+      method: "POST",
+      headers: { "content-type": "application/connect+json" },
+    });
+    const body = JSON.stringify({ service: "h1-gone" });
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt32BE(body.length, 1);
+    frame.write(body, 5);
+    req.end(frame);
+    const res = await new Promise<http.IncomingMessage>((resolve) => req.once("response", resolve));
+    await new Promise((resolve) => res.once("data", resolve));
+    req.destroy();
+    const reason = await watchEnded.get("h1-gone");
+    expect(reason).toBeDefined();
+    const client = createClient(Health, createConnectTransport({ baseUrl: h1Url, httpVersion: "1.1" }));
+    expect((await client.check({ service: "after-h1-gone" })).status).toBe(Status.SERVING);
+    // A client that went away is not a server failure.
+    expect(logs.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  });
+});

@@ -1,0 +1,255 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import http2 from "node:http2";
+import type { ConnectRouter, ConnectRouterOptions, ContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import type { Logger } from "pino";
+import type { NodeRequest, NodeResponse } from "./node-http.js";
+import { plain } from "./node-http.js";
+
+/**
+ * The server's bridge between Node's HTTP servers and connect's universal handlers: what
+ * connect-node's `connectNodeAdapter` does (same routing, same request and response
+ * semantics), with less work per call. Measured on the hot path (docs/performance.md), the
+ * stock bridge spent a good part of a unary call on bookkeeping no caller sees:
+ *
+ * - the end of every call aborted the request's AbortController without a reason, which
+ *   builds a DOMException and captures a stack trace each time; here a call that ended
+ *   normally aborts with one shared AbortError (same name, same message), and a call that
+ *   ended by a client's reset or a socket error aborts with that error, as before;
+ * - the request URL was parsed and re-serialised (`new URL(...)`); here it is put together
+ *   from the same parts (connect parses it again only for Connect GET requests);
+ * - the body was wrapped in a second (down-levelled) async generator around the request's
+ *   own async iterator; here the request is the body, so stopping early still destroys an
+ *   HTTP/1.1 request and leaves an HTTP/2 stream to the server's drain (server.ts);
+ * - every chunk written made a promise and two listeners, and the end of the response a
+ *   third listener and a promise that never settled on HTTP/1.1; here a write waits only
+ *   when Node asks it to (`write()` returned false).
+ *
+ * Handler failures that are not an aborted call go to the logger (connect-node wrote them
+ * with console.error).
+ */
+export interface NodeAdapterOptions extends ConnectRouterOptions {
+  routes: (router: ConnectRouter) => void;
+  /** The context values of a new call (request meta, the socket's address). */
+  contextValues?: (req: NodeRequest) => ContextValues;
+  logger: Logger;
+}
+
+/** The reason a call's request signal carries when the call simply ended: one shared AbortError. */
+const REQUEST_ENDED = new DOMException("This operation was aborted", "AbortError");
+
+/** HTTP/2 reset codes a client's cancellation or a broken stream arrives with, as connect-node maps them. */
+const H2 = http2.constants;
+const RESET_CODES = new Map<number, Code>([
+  [H2.NGHTTP2_PROTOCOL_ERROR, Code.Internal],
+  [H2.NGHTTP2_INTERNAL_ERROR, Code.Internal],
+  [H2.NGHTTP2_FLOW_CONTROL_ERROR, Code.Internal],
+  [H2.NGHTTP2_SETTINGS_TIMEOUT, Code.Internal],
+  [H2.NGHTTP2_FRAME_SIZE_ERROR, Code.Internal],
+  [H2.NGHTTP2_COMPRESSION_ERROR, Code.Internal],
+  [H2.NGHTTP2_CONNECT_ERROR, Code.Internal],
+  [H2.NGHTTP2_REFUSED_STREAM, Code.Unavailable],
+  [H2.NGHTTP2_CANCEL, Code.Canceled],
+  [H2.NGHTTP2_ENHANCE_YOUR_CALM, Code.ResourceExhausted],
+  [H2.NGHTTP2_INADEQUATE_SECURITY, Code.PermissionDenied],
+  [H2.NGHTTP2_HTTP_1_1_REQUIRED, Code.PermissionDenied],
+]);
+const RESET_NAMES = new Map<number, string>(
+  Object.entries(H2)
+    .filter(([name, value]) => name.startsWith("NGHTTP2_") && typeof value === "number" && RESET_CODES.has(value))
+    .map(([name, value]) => [value as number, name.slice("NGHTTP2_".length)]),
+);
+
+/** The error an HTTP/2 stream closed with (undefined for NO_ERROR and STREAM_CLOSED, as in connect-node). */
+function resetError(rstCode: number): ConnectError | undefined {
+  const code = RESET_CODES.get(rstCode);
+  if (code === undefined) return undefined;
+  return new ConnectError(`http/2 stream closed with error code ${RESET_NAMES.get(rstCode)} (0x${rstCode.toString(16)})`, code);
+}
+
+/** Node stream/socket errors as connect-node classifies them: a client that went away is ABORTED. */
+export function errorFromNodeReason(reason: unknown): ConnectError {
+  let code = Code.Internal;
+  const codes = new Set<string>();
+  for (let r: unknown = reason, depth = 0; r instanceof Error && depth < 8; r = (r as { cause?: unknown }).cause, depth++) {
+    const c = (r as { code?: unknown }).code;
+    if (typeof c === "string") codes.add(c);
+  }
+  if (
+    codes.has("ERR_STREAM_WRITE_AFTER_END") ||
+    codes.has("ERR_STREAM_DESTROYED") ||
+    codes.has("ERR_HTTP2_INVALID_STREAM") ||
+    codes.has("ECONNRESET")
+  ) {
+    code = Code.Aborted;
+  } else if (codes.has("ETIMEDOUT") || codes.has("ENOTFOUND") || codes.has("EAI_AGAIN") || codes.has("ECONNREFUSED")) {
+    code = Code.Unavailable;
+  }
+  const error = ConnectError.from(reason, code);
+  if (error !== reason) error.cause = reason;
+  return error;
+}
+
+/** Node's request headers as fetch Headers (HTTP/2 pseudo-headers left out), as connect-node converts them. */
+function webHeaders(nodeHeaders: IncomingHttpHeaders): Headers {
+  const header = new Headers();
+  for (const k in nodeHeaders) {
+    if (k.charCodeAt(0) === 58 /* ":" */) continue;
+    const v = nodeHeaders[k];
+    if (v === undefined) continue;
+    if (typeof v === "string") header.append(k, v);
+    else if (typeof v === "number") header.append(k, String(v));
+    else for (const e of v) header.append(k, e);
+  }
+  return header;
+}
+
+/** fetch Headers as Node's outgoing headers (repeated names as arrays), as connect-node converts them. */
+function nodeHeaders(header: Headers | undefined): OutgoingHttpHeaders | undefined {
+  if (header === undefined) return undefined;
+  const o: OutgoingHttpHeaders = Object.create(null) as OutgoingHttpHeaders;
+  header.forEach((value, key) => {
+    const existing = o[key];
+    if (existing === undefined) o[key] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else o[key] = [String(existing), value];
+  });
+  return o;
+}
+
+type AnyResponse = NodeResponse & {
+  write(chunk: Uint8Array): boolean;
+  writeHead(status: number, headers?: OutgoingHttpHeaders): unknown;
+  addTrailers(headers: OutgoingHttpHeaders): void;
+  end(): unknown;
+  once(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+  readonly errored?: Error | null;
+  readonly destroyed: boolean;
+};
+
+/** Waits for 'drain' after a write Node asked to wait on; an error or a close first rejects. */
+function drained(res: AnyResponse): Promise<void> {
+  // Closed already (the client went away): no 'drain' or 'close' is coming.
+  if (res.destroyed || (res as { closed?: boolean }).closed === true) {
+    return Promise.reject(Object.assign(new Error("the response stream closed while writing"), { code: "ERR_STREAM_DESTROYED" }));
+  }
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      res.off("drain", onDrain);
+      res.off("error", onError);
+      res.off("close", onClose);
+    };
+    const onDrain = () => {
+      done();
+      resolve();
+    };
+    const onError = (err: unknown) => {
+      done();
+      reject(err);
+    };
+    const onClose = () => {
+      done();
+      reject(Object.assign(new Error("the response stream closed while writing"), { code: "ERR_STREAM_DESTROYED" }));
+    };
+    res.once("drain", onDrain);
+    res.once("error", onError);
+    res.once("close", onClose);
+  });
+}
+
+/** Writes a universal response to Node's response: headers after the first chunk (so handlers can still set them), then the body and trailers. */
+async function writeResponse(uRes: UniversalServerResponse, nodeRes: NodeResponse): Promise<void> {
+  const res = nodeRes as AnyResponse;
+  const it = uRes.body?.[Symbol.asyncIterator]();
+  let isWriteError = false;
+  try {
+    if (it !== undefined) {
+      let chunk = await it.next();
+      isWriteError = true;
+      res.writeHead(uRes.status, nodeHeaders(uRes.header));
+      isWriteError = false;
+      for (; chunk.done !== true; chunk = await it.next()) {
+        isWriteError = true;
+        if (res.errored) throw res.errored;
+        if (res.destroyed) throw Object.assign(new Error("the response stream was destroyed"), { code: "ERR_STREAM_DESTROYED" });
+        if (!res.write(chunk.value)) await drained(res);
+        isWriteError = false;
+      }
+    }
+    if (!res.headersSent) res.writeHead(uRes.status, nodeHeaders(uRes.header));
+    if (uRes.trailer) res.addTrailers(nodeHeaders(uRes.trailer)!);
+    res.end();
+  } catch (e) {
+    // A failed write is reported to the handler (its stream sees the error).
+    if (isWriteError) it?.throw?.(e).catch(() => {});
+    throw errorFromNodeReason(e);
+  } finally {
+    it?.return?.().catch(() => {});
+  }
+}
+
+/** The universal request of a Node request: see {@link NodeAdapterOptions} for what differs from connect-node. */
+function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues | undefined): UniversalServerRequest {
+  const encrypted = "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted === true;
+  const authority = "authority" in req ? req.authority : req.headers.host;
+  if (authority === undefined) {
+    throw new ConnectError("unable to determine request authority from Node.js server request", Code.Internal);
+  }
+  const controller = new AbortController();
+  if ("stream" in req) {
+    req.once("close", () => controller.abort(resetError(req.stream.rstCode) ?? REQUEST_ENDED));
+  } else {
+    // HTTP/1.1 has no error codes, but a socket error (ECONNRESET) ends the request early.
+    const onError = (e: unknown) => {
+      req.off("error", onError);
+      res.off("close", onClose);
+      controller.abort(errorFromNodeReason(e));
+    };
+    const onClose = () => {
+      req.off("error", onError);
+      res.off("close", onClose);
+      // The response's close (the request's comes as soon as its body is read); it can come before "error".
+      controller.abort(req.errored ? errorFromNodeReason(req.errored) : REQUEST_ENDED);
+    };
+    req.once("error", onError);
+    res.once("close", onClose);
+  }
+  return {
+    httpVersion: req.httpVersion,
+    method: req.method ?? "",
+    url: `${encrypted ? "https" : "http"}://${authority}${req.url ?? ""}`,
+    header: webHeaders(req.headers),
+    body: req as AsyncIterable<Uint8Array>,
+    signal: controller.signal,
+    contextValues,
+  } as UniversalServerRequest;
+}
+
+/** A Node request listener (HTTP/1.1 and HTTP/2) serving a connect router; see {@link NodeAdapterOptions}. */
+export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeRequest, res: NodeResponse) => void {
+  const router = createConnectRouter({ ...options, acceptCompression: options.acceptCompression ?? [compressionGzip, compressionBrotli] });
+  options.routes(router);
+  const paths = new Map<string, UniversalHandler>();
+  for (const handler of router.handlers) paths.set(handler.requestPath, handler);
+  const logger = options.logger;
+  return (req, res) => {
+    const url = req.url ?? "";
+    const q = url.indexOf("?");
+    const handler = paths.get(q < 0 ? url : url.slice(0, q));
+    if (handler === undefined) {
+      plain(res).writeHead(404);
+      plain(res).end();
+      return;
+    }
+    const uReq = universalRequest(req, res, options.contextValues?.(req));
+    handler(uReq)
+      .then((uRes) => writeResponse(uRes, res))
+      .catch((reason: unknown) => {
+        if (ConnectError.from(reason).code === Code.Aborted) return;
+        logger.error({ err: reason, service: handler.service.typeName, method: handler.method.name }, "writing an RPC's response failed");
+      });
+  };
+}
