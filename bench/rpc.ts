@@ -30,9 +30,9 @@ import { createBenchDatabase, syntheticText } from "./rag-setup.js";
  * refuse, so its cost is measured.
  */
 export interface RpcBenchOptions {
-  /** Seconds per measurement. Default 5 (NEXUS_BENCH_RPC_SECONDS). */
+  /** Seconds per measurement. Default 3 (NEXUS_BENCH_RPC_SECONDS). */
   seconds?: number;
-  /** Rounds (each measures every target once). Default 3 (NEXUS_BENCH_RPC_ROUNDS). */
+  /** Rounds (each measures every target once, bare connect-node first). Default 7 (NEXUS_BENCH_RPC_ROUNDS). */
   rounds?: number;
   /** Concurrent connections (HTTP/1.1) or streams (HTTP/2). Default 32. */
   concurrency?: number;
@@ -47,12 +47,18 @@ export interface RpcBenchRow {
   rps: number;
   /** Calls per second of each round. */
   rounds: number[];
-  /** rps / bare connect-node's rps (same protocol, same run). */
+  /**
+   * rps / bare connect-node's rps (same protocol): the median over the rounds of each round's
+   * ratio (bare measured seconds before in the same round), so a machine whose speed drifts
+   * between rounds moves both sides of a ratio together.
+   */
   ratio: number;
   /** Median CPU time the server process spent per call, in microseconds. */
   cpuUsPerCall: number;
-  /** bare connect-node's CPU per call / this one's: the throughput ratio on a machine where the server gets a whole core. */
+  /** bare connect-node's CPU per call / this one's (median of the rounds' ratios, like `ratio`): the throughput ratio on a machine where the server gets a whole core. */
   cpuRatio: number;
+  /** Each round's CPU ratio. */
+  roundCpuRatios: number[];
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -247,8 +253,8 @@ export async function startDev(
 
 /** `npm run bench rpc`: the table of RPS and ratios against bare connect-node. */
 export async function benchRpc(options: RpcBenchOptions = {}): Promise<RpcBenchRow[]> {
-  const seconds = options.seconds ?? Number(process.env.NEXUS_BENCH_RPC_SECONDS ?? 5);
-  const rounds = options.rounds ?? Number(process.env.NEXUS_BENCH_RPC_ROUNDS ?? 3);
+  const seconds = options.seconds ?? Number(process.env.NEXUS_BENCH_RPC_SECONDS ?? 3);
+  const rounds = options.rounds ?? Number(process.env.NEXUS_BENCH_RPC_ROUNDS ?? 7);
   const concurrency = options.concurrency ?? 32;
   const log = options.log ?? console.log;
   const work = mkdtempSync(path.join(tmpdir(), "nexus-bench-rpc-"));
@@ -296,26 +302,29 @@ export async function benchRpc(options: RpcBenchOptions = {}): Promise<RpcBenchR
     const rows: RpcBenchRow[] = [];
     for (const p of protocols) {
       const baseSamples = samples.get(`${p.protocol}\u0000${targets[0]!.target}`)!;
-      const base = median(baseSamples.map((x) => x.rps));
-      const baseCpu = median(baseSamples.map((x) => x.cpuUsPerCall));
-      log(`${p.protocol}, ${concurrency} concurrent, median of ${rounds} × ${seconds} s:`);
+      log(`${p.protocol}, ${concurrency} concurrent, ${rounds} rounds × ${seconds} s (median; ratios: median of each round's ratio):`);
       for (const t of targets) {
         const all = samples.get(`${p.protocol}\u0000${t.target}`)!;
         const rps = median(all.map((x) => x.rps));
         const cpuUsPerCall = median(all.map((x) => x.cpuUsPerCall));
+        const roundRatios = all.map((x, i) => x.rps / baseSamples[i]!.rps);
+        const roundCpuRatios = all.map((x, i) => baseSamples[i]!.cpuUsPerCall / x.cpuUsPerCall);
+        const ratio = median(roundRatios);
+        const cpuRatio = median(roundCpuRatios);
         rows.push({
           protocol: p.protocol,
           target: t.target,
           rps,
           rounds: all.map((x) => x.rps),
-          ratio: rps / base,
+          ratio,
           cpuUsPerCall,
-          cpuRatio: baseCpu / cpuUsPerCall,
+          cpuRatio,
+          roundCpuRatios,
         });
         log(
-          `  ${t.target.padEnd(34)} ${rps.toFixed(0).padStart(6)} RPS ${((100 * rps) / base).toFixed(0).padStart(4)}% of bare` +
-            ` | server CPU ${cpuUsPerCall.toFixed(0).padStart(5)} µs/call ${((100 * baseCpu) / cpuUsPerCall).toFixed(0).padStart(4)}% of bare` +
-            `  (rounds: ${all.map((x) => x.rps.toFixed(0)).join(", ")} RPS)`,
+          `  ${t.target.padEnd(34)} ${rps.toFixed(0).padStart(6)} RPS ${(100 * ratio).toFixed(0).padStart(4)}% of bare` +
+            ` | server CPU ${cpuUsPerCall.toFixed(0).padStart(5)} µs/call ${(100 * cpuRatio).toFixed(0).padStart(4)}% of bare` +
+            `  (CPU ratio by round: ${roundCpuRatios.map((r) => `${(100 * r).toFixed(0)}%`).join(", ")})`,
         );
       }
     }

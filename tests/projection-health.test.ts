@@ -1,6 +1,7 @@
 /**
  * Projection health on a running `nexus serve --service auth,metering` (PostgreSQL + NATS): the
- * per-projection status on GET /projections/health and the lag metrics, refreshed every second;
+ * per-projection status on GET /projections/health and the lag metrics, refreshed every
+ * NEXUS_PROJECTION_MONITOR_INTERVAL_MS (1 s here);
  * the consumer-fed audit trail's lag in seconds (its consumer's) next to them.
  */
 import pg from "pg";
@@ -27,6 +28,8 @@ describeWithPostgresAndNats("projection health on the running server", () => {
         NEXUS_DLQ_STREAM: suiteStreams(token).dlqStream,
         OTEL_SDK_DISABLED: "true",
         LOG_LEVEL: "warn",
+        // Measured every second here (default 5 s), so the suite sees changes quickly.
+        NEXUS_PROJECTION_MONITOR_INTERVAL_MS: "1000",
       },
     });
   });

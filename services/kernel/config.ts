@@ -398,6 +398,13 @@ const VARIABLES = {
       "EventStoreService.WatchEvents throttle: events delivered per second per API key, per process (a token bucket with a burst of the same size). It slows a feed down, never drops an event.",
     parse: integer(1, 100_000),
   }),
+  projectionMonitorIntervalMs: variable({
+    name: "NEXUS_PROJECTION_MONITOR_INTERVAL_MS",
+    default: "5000",
+    description:
+      "How often each process measures the health of the projections its services own (rows, rows behind, lag in seconds: the nexus_projection_* metrics and GET /projections/health). Each round queries every projection's table.",
+    parse: integer(250, 3_600_000),
+  }),
   snapshotEveryEvents: variable({
     name: "NEXUS_SNAPSHOT_EVERY_EVENTS",
     default: "100",

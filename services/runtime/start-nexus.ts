@@ -264,7 +264,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
     );
     // Every process serves the web console (docs/console.md) when it is built.
     const consoleFiles = consoleRoute(consoleDirectory(config.consoleDir));
-    // Projection health (docs/event-sourcing.md): measured every second where their service runs.
+    // Projection health (docs/event-sourcing.md): measured every NEXUS_PROJECTION_MONITOR_INTERVAL_MS where their service runs.
     const monitored = PROJECTIONS.filter((p) => roles.has(p.table.split(".")[0] as ServiceName));
     // Consumer-fed read models: their consumer's lag in seconds, where their service runs.
     const hosted = new Set(servicesFor(services).map((s) => s.name as string));
@@ -273,7 +273,9 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
       ...CONSUMER_FED_PROJECTIONS,
     ].filter((p) => hosted.has(p.table.split(".")[0]!));
     const projectionMonitor =
-      monitored.length + consumerFed.length > 0 ? startProjectionMonitor(db, monitored, { consumerFed }) : undefined;
+      monitored.length + consumerFed.length > 0
+        ? startProjectionMonitor(db, monitored, { consumerFed, intervalMs: config.projectionMonitorIntervalMs })
+        : undefined;
     if (projectionMonitor) cleanups.push(["projection monitor", async () => projectionMonitor.close()]);
     const httpRoutes = [...(consoleFiles ? [consoleFiles] : []), ...(projectionMonitor ? [projectionMonitor.route] : [])];
     const server = createServer({

@@ -7,7 +7,8 @@ import type { Projection } from "./projection.js";
 import { type ProjectionStatus, projectionStatus } from "./rebuild.js";
 
 /**
- * Projection health on the running server (R5.4, R4.5, R11): every `intervalMs` (default 1 s)
+ * Projection health on the running server (R5.4, R4.5, R11): every `intervalMs` (default 1 s;
+ * the server passes NEXUS_PROJECTION_MONITOR_INTERVAL_MS, default 5 s)
  * each projection's status is measured (lag query budget 100 ms) and exposed as metrics and as
  * JSON on `GET /projections/health`, answered from the last measurement (so within 100 ms
  * whatever the database does).
