@@ -95,54 +95,19 @@ function fixGrpcStatus(h: Headers): void {
 
 function rewriteGrpc(res: UniversalResponse): UniversalResponse {
   if (res.header) fixGrpcStatus(res.header);
-  const trailer = res.trailer;
-  if (!trailer || !res.body) {
-    if (trailer) fixGrpcStatus(trailer);
-    return res;
-  }
-  // The trailer is filled in while the body is produced; the adapter writes it after the
-  // last chunk, so fixing it when the body ends is in time.
-  return { ...res, body: onEnd(res.body, () => fixGrpcStatus(trailer)) };
+  // The trailer is filled in while the body is produced: the server's Node bridge fixes it
+  // with {@link fixGrpcTrailer} right before writing it (no wrapper around every gRPC body).
+  return res;
 }
 
 /**
- * `source`, calling `end` once when it is exhausted, fails or is closed early — what an async
- * generator with `try { yield* source } finally { end() }` does, as a plain iterator: a
- * generator per call was a measurable share of a gRPC unary call.
+ * What a gRPC response's trailer gets before it is written (the server's Node bridge calls it,
+ * node-adapter.ts `beforeTrailers`): INVALID_ARGUMENT and undecodable requests with
+ * BadRequest/ErrorInfo details, RESOURCE_EXHAUSTED of a too large request with
+ * REQUEST_TOO_LARGE, and `grpc-message` percent-encoded and capped.
  */
-function onEnd<T>(source: AsyncIterable<T>, end: () => void): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator](): AsyncIterator<T> {
-      const it = source[Symbol.asyncIterator]();
-      let ended = false;
-      const finish = () => {
-        if (ended) return;
-        ended = true;
-        end();
-      };
-      return {
-        next: () =>
-          it.next().then(
-            (r) => {
-              if (r.done === true) finish();
-              return r;
-            },
-            (err: unknown) => {
-              finish();
-              throw err;
-            },
-          ),
-        return: (value?: unknown) => {
-          const closed = it.return ? it.return(value) : Promise.resolve({ done: true as const, value: value as T });
-          return closed.finally(finish);
-        },
-        throw: (error?: unknown) => {
-          const thrown = it.throw ? it.throw(error) : Promise.reject(error);
-          return thrown.finally(finish);
-        },
-      };
-    },
-  };
+export function fixGrpcTrailer(trailer: Headers): void {
+  fixGrpcStatus(trailer);
 }
 
 function rewriteGrpcWeb(res: UniversalResponse): UniversalResponse {
@@ -174,12 +139,21 @@ function rewriteGrpcWeb(res: UniversalResponse): UniversalResponse {
   };
 }
 
-async function rewriteConnectUnary(res: UniversalResponse): Promise<UniversalResponse> {
+function rewriteConnectUnary(res: UniversalResponse): UniversalResponse | Promise<UniversalResponse> {
+  // Not an async function: every answer that is not an error passes without a frame of its own.
   const header = res.header;
   if ((res.status !== 400 && res.status !== 500) || !res.body || !header) return res;
   if (!header.get("content-type")?.startsWith("application/json") || header.get("content-encoding")) return res;
+  return rewriteConnectError(res, header, res.body);
+}
+
+async function rewriteConnectError(
+  res: UniversalResponse,
+  header: Headers,
+  resBody: AsyncIterable<Uint8Array>,
+): Promise<UniversalResponse> {
   const chunks: Uint8Array[] = [];
-  for await (const chunk of res.body) chunks.push(chunk);
+  for await (const chunk of resBody) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);
   const again = (body: Uint8Array, status = res.status): UniversalResponse => ({
     ...res,

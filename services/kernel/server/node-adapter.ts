@@ -34,6 +34,8 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
   /** The context values of a new call (request meta, the socket's address). */
   contextValues?: (req: NodeRequest) => ContextValues;
+  /** Called with a response's HTTP trailers (gRPC) right before they are written. */
+  beforeTrailers?: (trailer: Headers) => void;
   logger: Logger;
 }
 
@@ -161,7 +163,11 @@ function drained(res: AnyResponse): Promise<void> {
 }
 
 /** Writes a universal response to Node's response: headers after the first chunk (so handlers can still set them), then the body and trailers. */
-async function writeResponse(uRes: UniversalServerResponse, nodeRes: NodeResponse): Promise<void> {
+async function writeResponse(
+  uRes: UniversalServerResponse,
+  nodeRes: NodeResponse,
+  beforeTrailers: ((trailer: Headers) => void) | undefined,
+): Promise<void> {
   const res = nodeRes as AnyResponse;
   const it = uRes.body?.[Symbol.asyncIterator]();
   let isWriteError = false;
@@ -180,7 +186,10 @@ async function writeResponse(uRes: UniversalServerResponse, nodeRes: NodeRespons
       }
     }
     if (!res.headersSent) res.writeHead(uRes.status, nodeHeaders(uRes.header));
-    if (uRes.trailer) res.addTrailers(nodeHeaders(uRes.trailer)!);
+    if (uRes.trailer) {
+      beforeTrailers?.(uRes.trailer);
+      res.addTrailers(nodeHeaders(uRes.trailer)!);
+    }
     res.end();
   } catch (e) {
     // A failed write is reported to the handler (its stream sees the error).
@@ -235,6 +244,7 @@ export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeReques
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) paths.set(handler.requestPath, handler);
   const logger = options.logger;
+  const beforeTrailers = options.beforeTrailers;
   return (req, res) => {
     const url = req.url ?? "";
     const q = url.indexOf("?");
@@ -246,7 +256,7 @@ export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeReques
     }
     const uReq = universalRequest(req, res, options.contextValues?.(req));
     handler(uReq)
-      .then((uRes) => writeResponse(uRes, res))
+      .then((uRes) => writeResponse(uRes, res, beforeTrailers))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
         logger.error({ err: reason, service: handler.service.typeName, method: handler.method.name }, "writing an RPC's response failed");
