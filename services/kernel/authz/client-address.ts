@@ -4,7 +4,8 @@ import { createContextKey } from "@connectrpc/connect";
 
 /** What {@link socketAddressKey} holds: the call's Node request, whose socket knows the peer. */
 export interface PeerSource {
-  readonly socket: { readonly remoteAddress?: string | undefined };
+  /** Null once the request's body was abandoned (Node detaches a server request from its socket then). */
+  readonly socket: { readonly remoteAddress?: string | undefined } | null;
 }
 
 /**
@@ -20,7 +21,7 @@ export type ClientAddressResolver = (peer: string | undefined, headers: Headers)
 
 /** The client address of an RPC (the peer address the kernel server put in its context). */
 export function clientAddressOfCall(resolve: ClientAddressResolver, ctx: HandlerContext): string | undefined {
-  return resolve(ctx.values.get(socketAddressKey)?.socket.remoteAddress, ctx.requestHeader);
+  return resolve(ctx.values.get(socketAddressKey)?.socket?.remoteAddress, ctx.requestHeader);
 }
 
 /** Longest X-Forwarded-For header looked at (a longer one is ignored, not parsed). */

@@ -87,6 +87,17 @@ describe("the Node bridge of the server", () => {
     expect(seen.get("h1")!.url).toBe(`${h1Url}/grpc.health.v1.Health/Check`);
   });
 
+  it("reads a body that arrives in many chunks whole, over HTTP/1.1 and HTTP/2", async () => {
+    const name = `big-${"x".repeat(600_000)}`;
+    const overH1 = createClient(Health, createConnectTransport({ baseUrl: h1Url, httpVersion: "1.1" }));
+    const overH2 = createClient(Health, createGrpcTransport({ baseUrl: h2Url }));
+    expect((await overH1.check({ service: name })).status).toBe(Status.SERVING);
+    expect(seen.get(name)).toBeDefined();
+    seen.delete(name);
+    expect((await overH2.check({ service: name })).status).toBe(Status.SERVING);
+    expect(seen.get(name)).toBeDefined();
+  });
+
   it("routes by path with a query string, and answers 404 for a path no RPC has", async () => {
     const ok = await fetch(`${h1Url}/grpc.health.v1.Health/Check?trace=1`, {
       method: "POST",

@@ -20,9 +20,10 @@ import { plain } from "./node-http.js";
  *   ended by a client's reset or a socket error aborts with that error, as before;
  * - the request URL was parsed and re-serialised (`new URL(...)`); here it is put together
  *   from the same parts (connect parses it again only for Connect GET requests);
- * - the body was wrapped in a second (down-levelled) async generator around the request's
- *   own async iterator; here the request is the body, so stopping early still destroys an
- *   HTTP/1.1 request and leaves an HTTP/2 stream to the server's drain (server.ts);
+ * - the body was a (down-levelled) async generator around the request's own async iterator,
+ *   itself a generator with an end-of-stream watcher; here it is read from the stream directly
+ *   ({@link requestBody}: stopping early still destroys an HTTP/1.1 request and leaves an
+ *   HTTP/2 stream to the server's drain, server.ts);
  * - every chunk written made a promise and two listeners, and the end of the response a
  *   third listener and a promise that never settled on HTTP/1.1; here a write waits only
  *   when Node asks it to (`write()` returned false).
@@ -200,6 +201,92 @@ async function writeResponse(
   }
 }
 
+/** What Node's stream iterator rejects with when a stream closes before its end. */
+function prematureClose(): Error {
+  return Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
+}
+
+/**
+ * A request's body as connect reads it: the chunks Node has buffered, then each 'readable',
+ * until 'end' — what the stream's own async iterator yields, without its generator and its
+ * end-of-stream watcher per call. Stopping early (a body over the size limit) destroys an
+ * HTTP/1.1 request as that iterator does (not its connection); an HTTP/2 stream is left open
+ * for the server to drain (server.ts), so the client reads the answer already sent instead of
+ * a reset.
+ */
+function requestBody(req: NodeRequest, destroyOnReturn: boolean): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+      let done = false;
+      const end = (): IteratorResult<Uint8Array> => {
+        done = true;
+        return { done: true, value: undefined };
+      };
+      const next = (): Promise<IteratorResult<Uint8Array>> => {
+        if (done) return Promise.resolve({ done: true, value: undefined });
+        const chunk = req.read() as Buffer | null;
+        if (chunk !== null) return Promise.resolve({ done: false, value: chunk });
+        if (req.readableEnded) return Promise.resolve(end());
+        if (req.errored) {
+          done = true;
+          return Promise.reject(req.errored);
+        }
+        if (req.destroyed) {
+          done = true;
+          return Promise.reject(prematureClose());
+        }
+        return new Promise((resolve, reject) => {
+          const cleanup = () => {
+            req.off("readable", onReadable);
+            req.off("end", onEnd);
+            req.off("error", onError);
+            req.off("close", onClose);
+          };
+          const onReadable = () => {
+            cleanup();
+            next().then(resolve, reject);
+          };
+          const onEnd = () => {
+            cleanup();
+            resolve(end());
+          };
+          const onError = (err: unknown) => {
+            cleanup();
+            done = true;
+            reject(err);
+          };
+          const onClose = () => {
+            cleanup();
+            if (req.readableEnded) return resolve(end());
+            done = true;
+            reject(req.errored ?? prematureClose());
+          };
+          req.on("readable", onReadable);
+          req.on("end", onEnd);
+          req.on("error", onError);
+          req.on("close", onClose);
+        });
+      };
+      return {
+        next,
+        return: (value?: unknown) => {
+          if (!done) {
+            done = true;
+            // As Node's own stream iterator ends a server request (destroy.js `destroyer`): the
+            // request is destroyed without its socket, so the answer still goes out on the
+            // connection and the rest of the body is read and dropped.
+            if (destroyOnReturn && !req.destroyed) {
+              (req as { socket: unknown }).socket = null;
+              req.destroy();
+            }
+          }
+          return Promise.resolve({ done: true, value: value as undefined });
+        },
+      };
+    },
+  };
+}
+
 /** The universal request of a Node request: see {@link NodeAdapterOptions} for what differs from connect-node. */
 function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues | undefined): UniversalServerRequest {
   const encrypted = "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted === true;
@@ -231,7 +318,7 @@ function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: Co
     method: req.method ?? "",
     url: `${encrypted ? "https" : "http"}://${authority}${req.url ?? ""}`,
     header: webHeaders(req.headers),
-    body: req as AsyncIterable<Uint8Array>,
+    body: requestBody(req, !("stream" in req)),
     signal: controller.signal,
     contextValues,
   } as UniversalServerRequest;

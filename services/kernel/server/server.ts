@@ -367,15 +367,14 @@ export function createServer(options: ServerOptions): NexusServer {
       res.once("close", settleOne);
       // When the answer is complete but the client is still sending (a refused or oversized
       // request connect stopped reading), read and discard the rest so the client finishes its
-      // send and reads the trailers already on the wire. connect-node stops reading with the
-      // body iterator's return(), which by default destroys the request: RST_STREAM CANCEL,
-      // racing the trailers (gRPC clients then report CANCELLED), and the data the stream
-      // held is never consumed, so the connection's flow-control window shrinks until later
-      // calls on the connection hang. So its iterator leaves the stream open, and the rest is
-      // drained (bounded in bytes and time; past that, RST_STREAM NO_ERROR, as the gRPC spec
-      // allows after the trailers).
+      // send and reads the trailers already on the wire. connect stops reading with the body
+      // iterator's return(); destroying the request there would send RST_STREAM CANCEL, racing
+      // the trailers (gRPC clients then report CANCELLED), and the data the stream held would
+      // never be consumed, so the connection's flow-control window would shrink until later
+      // calls on the connection hang. So the body (node-adapter.ts) leaves an HTTP/2 stream
+      // open, and the rest is drained (bounded in bytes and time; past that, RST_STREAM
+      // NO_ERROR, as the gRPC spec allows after the trailers).
       const request = req as Http2ServerRequest;
-      request[Symbol.asyncIterator] = () => request.iterator({ destroyOnReturn: false });
       const stream = request.stream;
       stream.once("wantTrailers", () => {
         // The usual case, a request read to its end, is settled here without a setImmediate.
