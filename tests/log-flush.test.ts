@@ -60,6 +60,14 @@ describe("process logger: batched stdout", () => {
     }
   });
 
+  it("keeps the order of lines from two loggers of one process logged in the same turn", async () => {
+    const r = await run(
+      "const other = createLogger({ name: 'flush-test-2', level: 'info' });\nfor (let i = 0; i < 200; i++) (i % 2 === 0 ? logger : other).info({ i }, 'line');",
+    );
+    expect(r.code).toBe(0);
+    expect(lines(r.stdout).map((l) => (JSON.parse(l) as { i: number }).i)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+  });
+
   it("writes a lone line while the process keeps running (it does not wait for a full batch)", async () => {
     const r = await run("logger.info('just one');\nsetInterval(() => {}, 1000);", /just one/);
     expect(r.stdout).toContain('"msg":"just one"');

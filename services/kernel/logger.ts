@@ -204,16 +204,21 @@ export function createLogger(options: LoggerOptions): Logger {
 /** Pending lines above this many characters are written at once, not at the end of the turn. */
 const TURN_BATCH_MAX_CHARS = 64 * 1024;
 
+/** The process's one batched stdout (every logger without a destination shares it). */
+let stdoutBatch: DestinationStream | undefined;
+
 /**
- * stdout for the process logger: lines logged in one event-loop turn are kept and written
+ * stdout for the process loggers: lines logged in one event-loop turn are kept and written
  * with one synchronous write (pino's SonicBoom in sync mode, which retries EAGAIN in order) by
  * a `setImmediate` at the end of the turn, or at once past {@link TURN_BATCH_MAX_CHARS}, and
  * on `exit` (a normal end, `process.exit()`, an uncaught exception), so no line is lost or
- * reordered among the logger's own lines. A process killed with SIGKILL loses at most the
- * current turn's lines. Writes to stdout by other code (console.log) may land before lines
- * logged earlier in the same turn.
+ * reordered. One buffer for the whole process: lines of several loggers keep their order, and
+ * one `exit` listener serves them all. A process killed with SIGKILL loses at most the current
+ * turn's lines. Writes to stdout by other code (console.log) may land before lines logged
+ * earlier in the same turn.
  */
 export function turnBatchedStdout(): DestinationStream {
+  if (stdoutBatch !== undefined) return stdoutBatch;
   const out = pino.destination({ dest: 1, sync: true });
   let pending = "";
   let scheduled = false;
@@ -240,6 +245,7 @@ export function turnBatchedStdout(): DestinationStream {
       }
     },
   };
+  stdoutBatch = destination;
   return destination;
 }
 
