@@ -10,7 +10,7 @@ import {
   SESSION_COOKIE,
 } from "../kernel/authz/console-session.js";
 import type { HttpRoute, NodeRequest, NodeResponse } from "../kernel/server/index.js";
-import { plain } from "../kernel/server/index.js";
+import { plain, webHeadersOf } from "../kernel/server/index.js";
 import type { AuthApplication } from "./auth-application.js";
 import type { AuthenticateAttempts } from "./handlers.js";
 
@@ -31,15 +31,6 @@ export interface ConsoleSessionRoutesOptions {
   logger: Logger;
   /** The refused-authentication limiter of sign-in attempts, and the client address it and the audit use. */
   attempts: AuthenticateAttempts;
-}
-
-function headersOf(req: NodeRequest): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (name.startsWith(":") || value === undefined) continue;
-    headers.set(name, Array.isArray(value) ? value.join(", ") : value);
-  }
-  return headers;
 }
 
 function sendJson(res: NodeResponse, status: number, body: unknown, cookies: string[] = []): void {
@@ -67,7 +58,7 @@ async function readBody(req: NodeRequest): Promise<string | undefined> {
 
 /** Cookies are Secure when the browser reached Nexus over TLS (directly or through a proxy that says so). */
 function overTls(req: NodeRequest): boolean {
-  const proto = headersOf(req).get("x-forwarded-proto")?.split(",")[0]?.trim();
+  const proto = webHeadersOf(req.headers).get("x-forwarded-proto")?.split(",")[0]?.trim();
   return proto === "https" || (req.socket as { encrypted?: boolean }).encrypted === true;
 }
 
@@ -105,7 +96,7 @@ function sameOrigin(headers: Headers): boolean {
 export function consoleSessionRoutes(options: ConsoleSessionRoutesOptions): HttpRoute[] {
   const { app, ttlMs, logger, attempts } = options;
   const signIn = async (req: NodeRequest, res: NodeResponse) => {
-    const headers = headersOf(req);
+    const headers = webHeadersOf(req.headers);
     if (!sameOrigin(headers))
       return refuse(res, 403, "permission_denied", "CSRF_TOKEN_INVALID", "sign-in is only accepted from the console's own origin");
     if (!(headers.get("content-type") ?? "").toLowerCase().startsWith("application/json")) {
@@ -158,7 +149,7 @@ export function consoleSessionRoutes(options: ConsoleSessionRoutesOptions): Http
     );
   };
   const signOut = async (req: NodeRequest, res: NodeResponse) => {
-    const headers = headersOf(req);
+    const headers = webHeadersOf(req.headers);
     const token = cookieOf(headers.get("cookie"), SESSION_COOKIE);
     if (token !== undefined && token !== "") {
       if (!csrfMatches(token, headers.get(CSRF_HEADER))) {

@@ -3,7 +3,7 @@ import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import type { ClientAddressResolver } from "../kernel/authz/client-address.js";
 import type { NodeRequest, NodeResponse } from "../kernel/server/node-http.js";
-import { plain } from "../kernel/server/node-http.js";
+import { plain, webHeadersOf } from "../kernel/server/node-http.js";
 import type { HttpRoute } from "../kernel/server/service-module.js";
 import { ScimError } from "./domain/scim.js";
 import { SCIM_MAX_RESULTS, type ScimApplication } from "./scim-application.js";
@@ -18,14 +18,6 @@ const CONTENT_TYPE = "application/scim+json; charset=utf-8";
 function send(res: NodeResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   plain(res).writeHead(status, { "content-type": CONTENT_TYPE, "cache-control": "no-store", ...headers });
   plain(res).end(body === undefined ? undefined : JSON.stringify(body));
-}
-
-function headersOf(req: NodeRequest): Headers {
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (!name.startsWith(":") && value !== undefined) headers.set(name, Array.isArray(value) ? value.join(", ") : value);
-  }
-  return headers;
 }
 
 function header(req: NodeRequest, name: string): string | undefined {
@@ -109,7 +101,7 @@ export function scimRoutes(scim: ScimApplication, logger: Logger, clientAddress:
           if (collection !== "Users" && collection !== "Groups") throw new ScimError(404, `no SCIM endpoint at ${url.pathname}`);
 
           // The audited address of a refused token: X-Forwarded-For only from a trusted proxy.
-          const peer = clientAddress(req.socket?.remoteAddress, headersOf(req));
+          const peer = clientAddress(req.socket?.remoteAddress, webHeadersOf(req.headers));
           const caller = await scim.authenticate(header(req, "authorization"), peer);
           const ifMatch = header(req, "if-match");
           const users = collection === "Users";

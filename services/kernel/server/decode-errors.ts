@@ -72,8 +72,10 @@ const MAX_GRPC_MESSAGE = 1024;
  * Fixes the status in gRPC trailers (or trailers-only headers) in place: "parse binary" →
  * INVALID_ARGUMENT; a protocol error connect-es raised without details (an incomplete
  * envelope, a message over the size limit) gets its ErrorInfo; grpc-message encoded to the spec.
+ * The server's Node bridge calls it on a gRPC response's trailers right before writing them
+ * (node-adapter.ts `beforeTrailers`).
  */
-function fixGrpcStatus(h: Headers): void {
+export function fixGrpcStatus(h: Headers): void {
   const status = h.get("grpc-status");
   if (status === null) return;
   const raw = h.get("grpc-message");
@@ -96,18 +98,8 @@ function fixGrpcStatus(h: Headers): void {
 function rewriteGrpc(res: UniversalResponse): UniversalResponse {
   if (res.header) fixGrpcStatus(res.header);
   // The trailer is filled in while the body is produced: the server's Node bridge fixes it
-  // with {@link fixGrpcTrailer} right before writing it (no wrapper around every gRPC body).
+  // with {@link fixGrpcStatus} right before writing it (no wrapper around every gRPC body).
   return res;
-}
-
-/**
- * What a gRPC response's trailer gets before it is written (the server's Node bridge calls it,
- * node-adapter.ts `beforeTrailers`): INVALID_ARGUMENT and undecodable requests with
- * BadRequest/ErrorInfo details, RESOURCE_EXHAUSTED of a too large request with
- * REQUEST_TOO_LARGE, and `grpc-message` percent-encoded and capped.
- */
-export function fixGrpcTrailer(trailer: Headers): void {
-  fixGrpcStatus(trailer);
 }
 
 function rewriteGrpcWeb(res: UniversalResponse): UniversalResponse {

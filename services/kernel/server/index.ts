@@ -6,7 +6,7 @@
 
 export { CONSOLE_PATH, consoleDirectory, consoleRoute } from "./console-files.js";
 export type { CorsOptions } from "./cors.js";
-export { type NodeRequest, type NodeResponse, plain } from "./node-http.js";
+export { type NodeRequest, type NodeResponse, plain, webHeadersOf } from "./node-http.js";
 export type { BoundAddress, ListenOptions, NexusServer, ServerOptions } from "./server.js";
 export { createServer, PUBLIC_SERVICES, serverOptionsFromConfig } from "./server.js";
 export type { HttpRoute, ReadinessCheck, ReadinessResult, ServiceModule } from "./service-module.js";

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import type { OutgoingHttpHeaders } from "node:http";
 import http2 from "node:http2";
 import type { ConnectRouter, ConnectRouterOptions, ContextValues } from "@connectrpc/connect";
 import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
@@ -6,7 +6,7 @@ import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse 
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
-import { plain } from "./node-http.js";
+import { plain, webHeadersOf } from "./node-http.js";
 
 /**
  * The server's bridge between Node's HTTP servers and connect's universal handlers: what
@@ -95,20 +95,6 @@ export function errorFromNodeReason(reason: unknown): ConnectError {
   return error;
 }
 
-/** Node's request headers as fetch Headers (HTTP/2 pseudo-headers left out), as connect-node converts them. */
-function webHeaders(nodeHeaders: IncomingHttpHeaders): Headers {
-  const header = new Headers();
-  for (const k in nodeHeaders) {
-    if (k.charCodeAt(0) === 58 /* ":" */) continue;
-    const v = nodeHeaders[k];
-    if (v === undefined) continue;
-    if (typeof v === "string") header.append(k, v);
-    else if (typeof v === "number") header.append(k, String(v));
-    else for (const e of v) header.append(k, e);
-  }
-  return header;
-}
-
 /** fetch Headers as Node's outgoing headers (repeated names as arrays), as connect-node converts them. */
 function nodeHeaders(header: Headers | undefined): OutgoingHttpHeaders | undefined {
   if (header === undefined) return undefined;
@@ -133,11 +119,16 @@ type AnyResponse = NodeResponse & {
   readonly destroyed: boolean;
 };
 
+/** What a write to a response the client already closed fails with (classified ABORTED). */
+function streamDestroyed(): Error {
+  return Object.assign(new Error("the response stream closed while writing"), { code: "ERR_STREAM_DESTROYED" });
+}
+
 /** Waits for 'drain' after a write Node asked to wait on; an error or a close first rejects. */
 function drained(res: AnyResponse): Promise<void> {
   // Closed already (the client went away): no 'drain' or 'close' is coming.
   if (res.destroyed || (res as { closed?: boolean }).closed === true) {
-    return Promise.reject(Object.assign(new Error("the response stream closed while writing"), { code: "ERR_STREAM_DESTROYED" }));
+    return Promise.reject(streamDestroyed());
   }
   return new Promise((resolve, reject) => {
     const done = () => {
@@ -155,7 +146,7 @@ function drained(res: AnyResponse): Promise<void> {
     };
     const onClose = () => {
       done();
-      reject(Object.assign(new Error("the response stream closed while writing"), { code: "ERR_STREAM_DESTROYED" }));
+      reject(streamDestroyed());
     };
     res.once("drain", onDrain);
     res.once("error", onError);
@@ -181,7 +172,7 @@ async function writeResponse(
       for (; chunk.done !== true; chunk = await it.next()) {
         isWriteError = true;
         if (res.errored) throw res.errored;
-        if (res.destroyed) throw Object.assign(new Error("the response stream was destroyed"), { code: "ERR_STREAM_DESTROYED" });
+        if (res.destroyed) throw streamDestroyed();
         if (!res.write(chunk.value)) await drained(res);
         isWriteError = false;
       }
@@ -295,7 +286,8 @@ function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: Co
     throw new ConnectError("unable to determine request authority from Node.js server request", Code.Internal);
   }
   const controller = new AbortController();
-  if ("stream" in req) {
+  const h2 = "stream" in req;
+  if (h2) {
     req.once("close", () => controller.abort(resetError(req.stream.rstCode) ?? REQUEST_ENDED));
   } else {
     // HTTP/1.1 has no error codes, but a socket error (ECONNRESET) ends the request early.
@@ -317,8 +309,8 @@ function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: Co
     httpVersion: req.httpVersion,
     method: req.method ?? "",
     url: `${encrypted ? "https" : "http"}://${authority}${req.url ?? ""}`,
-    header: webHeaders(req.headers),
-    body: requestBody(req, !("stream" in req)),
+    header: webHeadersOf(req.headers),
+    body: requestBody(req, !h2),
     signal: controller.signal,
     contextValues,
   } as UniversalServerRequest;

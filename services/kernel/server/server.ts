@@ -28,7 +28,7 @@ import { serverInterceptors } from "../interceptors/server-chain.js";
 import { headerGetter } from "../interceptors/tracing.js";
 import type { CorsOptions } from "./cors.js";
 import { createCors } from "./cors.js";
-import { addDecodeErrorInfo, fixGrpcTrailer } from "./decode-errors.js";
+import { addDecodeErrorInfo, fixGrpcStatus } from "./decode-errors.js";
 import { registerHealthService } from "./health-service.js";
 import { createHttpEndpoints, createServiceRoutes } from "./http-endpoints.js";
 import { createNodeAdapter } from "./node-adapter.js";
@@ -306,7 +306,7 @@ export function createServer(options: ServerOptions): NexusServer {
   const rpcHandler = createNodeAdapter({
     routes,
     logger,
-    beforeTrailers: fixGrpcTrailer,
+    beforeTrailers: fixGrpcStatus,
     interceptors: serverInterceptors({
       logger,
       ...(options.interceptors ? { extra: options.interceptors } : {}),
