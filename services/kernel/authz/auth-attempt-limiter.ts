@@ -1,5 +1,6 @@
 import { hash } from "node:crypto";
 import type { Logger } from "pino";
+import { type BucketLimit, tokensAt } from "../limits/token-bucket.js";
 import { addressBucketOf } from "./client-address.js";
 
 /** Which bucket throttled an attempt: the client's address or the key id it claimed. */
@@ -57,8 +58,8 @@ interface Bucket {
  * it. Dropping a bucket only forgets its debt (a full bucket and no bucket are the same).
  */
 export class AuthAttemptLimiter {
-  private readonly burst: number;
-  private readonly ratePerSecond: number;
+  /** Refused attempts per bucket: its burst and its refill per second. */
+  private readonly limit: BucketLimit;
   private readonly maxEntries: number;
   private readonly now: () => number;
   private readonly options: AuthAttemptLimiterOptions;
@@ -67,8 +68,7 @@ export class AuthAttemptLimiter {
   private readonly goodCredentials = new Map<string, true>();
 
   constructor(options: AuthAttemptLimiterOptions = {}) {
-    this.burst = Math.max(0, options.burst ?? 20);
-    this.ratePerSecond = Math.max(0, options.ratePerSecond ?? 1);
+    this.limit = { burst: Math.max(0, options.burst ?? 20), ratePerSecond: Math.max(0, options.ratePerSecond ?? 1) };
     this.maxEntries = Math.max(1, options.maxEntries ?? 10_000);
     this.now = options.now ?? Date.now;
     this.options = options;
@@ -76,7 +76,7 @@ export class AuthAttemptLimiter {
 
   /** False when configured off (burst or rate 0): the gate then skips it entirely. */
   get enabled(): boolean {
-    return this.burst > 0 && this.ratePerSecond > 0;
+    return this.limit.burst > 0 && this.limit.ratePerSecond > 0;
   }
 
   /** Buckets held, by scope (tests and the memory bound). */
@@ -103,7 +103,7 @@ export class AuthAttemptLimiter {
     const startsPeriod = dry.throttled === 0;
     if (startsPeriod) this.options.onThrottleStart?.({ scope, subject });
     dry.throttled += 1;
-    return { scope, retryAfterMs: Math.max(1, Math.ceil(((1 - dry.tokens) / this.ratePerSecond) * 1000)), startsPeriod };
+    return { scope, retryAfterMs: Math.max(1, Math.ceil(((1 - dry.tokens) / this.limit.ratePerSecond) * 1000)), startsPeriod };
   }
 
   /** An attempt was refused after its lookup: one token from the address's and the key id's buckets. */
@@ -138,7 +138,7 @@ export class AuthAttemptLimiter {
     const bucket = map.get(subject);
     if (bucket === undefined) return undefined;
     this.refill(bucket, nowMs);
-    if (bucket.tokens >= this.burst) {
+    if (bucket.tokens >= this.limit.burst) {
       map.delete(subject);
       this.ended(scope, subject, bucket);
       return undefined;
@@ -150,7 +150,7 @@ export class AuthAttemptLimiter {
     const map = this.byScope[scope];
     let bucket = map.get(subject);
     if (bucket === undefined) {
-      bucket = { tokens: this.burst, atMs: nowMs, throttled: 0 };
+      bucket = { tokens: this.limit.burst, atMs: nowMs, throttled: 0 };
     } else {
       this.refill(bucket, nowMs);
       map.delete(subject);
@@ -165,9 +165,9 @@ export class AuthAttemptLimiter {
     }
   }
 
+  /** The rate limiter's refill (token-bucket.ts), kept in place: the bucket's tokens at `nowMs`. */
   private refill(bucket: Bucket, nowMs: number): void {
-    const elapsed = Math.max(0, nowMs - bucket.atMs) / 1000;
-    bucket.tokens = Math.min(this.burst, bucket.tokens + elapsed * this.ratePerSecond);
+    bucket.tokens = tokensAt(bucket, this.limit, nowMs);
     bucket.atMs = nowMs;
   }
 
