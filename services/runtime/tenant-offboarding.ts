@@ -165,6 +165,12 @@ export function tenantOffboardingSaga(
   };
 }
 
+/** NOT_FOUND unless the tenant exists (its event-sourced aggregate has a state). */
+async function assertTenantExists(db: Database, tenantId: string): Promise<void> {
+  const tenant = await rehydrate(db, tenantAggregate(createPostgresAuthStore(db).tenants), tenantId);
+  if (!tenant.state) throw domainError("NOT_FOUND", `no tenant ${tenantId}`, { tenant_id: tenantId });
+}
+
 /**
  * Starts (or, with the id of an unfinished one, resumes) the offboarding of a tenant and drives
  * it to its end, with the configured master keys (what `nexus tenants offboard` runs).
@@ -189,8 +195,7 @@ export async function offboardTenant(
   const sagaId = input.sagaId ?? `offboard-${input.tenantId}-${Date.now()}`;
   const existing = await sagaStatus(db, sagaId);
   if (!existing) {
-    const current = await rehydrate(db, tenantAggregate(createPostgresAuthStore(db).tenants), input.tenantId);
-    if (!current.state) throw domainError("NOT_FOUND", `no tenant ${input.tenantId}`, { tenant_id: input.tenantId });
+    await assertTenantExists(db, input.tenantId);
     await startSaga(db, def, { sagaId, input: { tenantId: input.tenantId, reason: input.reason }, tenantId: input.tenantId });
   }
   return runSaga(db, def, sagaId, { lease });
@@ -239,8 +244,7 @@ export function tenantOffboardingStarter(options: {
   return {
     async start(request: StartTenantOffboarding): Promise<TenantOffboardingStart> {
       const { tenantId } = request;
-      const tenant = await rehydrate(db, tenantAggregate(createPostgresAuthStore(db).tenants), tenantId);
-      if (!tenant.state) throw domainError("NOT_FOUND", `no tenant ${tenantId}`, { tenant_id: tenantId });
+      await assertTenantExists(db, tenantId);
       const before = await existing(tenantId);
       if (before.current) return { saga: before.current, started: false };
       await db.transaction((tx) => assertTenantNotHeld(tx, tenantId, "offboard the tenant"));
