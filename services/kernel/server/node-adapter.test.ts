@@ -4,11 +4,11 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import type { HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../../gen/grpc/health/v1/health_pb.js";
 import { createLogger } from "../logger.js";
-import { createNodeAdapter } from "./node-adapter.js";
+import { createNodeAdapter, JSON_UTF8 } from "./node-adapter.js";
 
 // The server's Node bridge (node-adapter.ts) on real HTTP/1.1 and HTTP/2 servers with a
 // small grpc.health.v1 implementation: what a handler sees of the end of its call, clients
@@ -33,10 +33,11 @@ const handler = createNodeAdapter({
   routes: (router) =>
     router.service(Health, {
       check(req, ctx) {
+        if (req.service === "missing") throw new ConnectError("no such service", Code.NotFound);
         seen.set(req.service, ctx);
         return { status: Status.SERVING };
       },
-      list: () => ({}),
+      list: () => ({ statuses: { "dienst-ü-✓": { status: Status.SERVING } } }),
       async *watch(req, ctx) {
         seen.set(req.service, ctx);
         watchEnded.set(
@@ -87,6 +88,22 @@ describe("the Node bridge of the server", () => {
     expect(seen.get("h1")!.url).toBe(`${h1Url}/grpc.health.v1.Health/Check`);
   });
 
+  it("answers a unary call whole on every protocol: gRPC-Web's message and trailer frames, and errors", async () => {
+    const transports = [
+      createConnectTransport({ baseUrl: h1Url, httpVersion: "1.1" }),
+      createGrpcWebTransport({ baseUrl: h1Url, httpVersion: "1.1" }),
+      createGrpcTransport({ baseUrl: h2Url }),
+    ];
+    for (const transport of transports) {
+      const client = createClient(Health, transport);
+      expect((await client.check({ service: "whole" })).status).toBe(Status.SERVING);
+      const refused = await client.check({ service: "missing" }).catch((e: unknown) => ConnectError.from(e));
+      expect(refused).toBeInstanceOf(ConnectError);
+      expect((refused as ConnectError).code).toBe(Code.NotFound);
+      expect((refused as ConnectError).rawMessage).toBe("no such service");
+    }
+  });
+
   it("reads a body that arrives in many chunks whole, over HTTP/1.1 and HTTP/2", async () => {
     const name = `big-${"x".repeat(600_000)}`;
     const overH1 = createClient(Health, createConnectTransport({ baseUrl: h1Url, httpVersion: "1.1" }));
@@ -96,6 +113,27 @@ describe("the Node bridge of the server", () => {
     seen.delete(name);
     expect((await overH2.check({ service: name })).status).toBe(Status.SERVING);
     expect(seen.get(name)).toBeDefined();
+  });
+
+  it("writes JSON answers in UTF-8 with JSON_UTF8, which connect takes from jsonOptions.textEncoder", async () => {
+    // The encoder is an option connect's serialization reads but its router type does not
+    // declare: if an upgrade stopped reading it, answers would still be right, only slower.
+    const encode = vi.spyOn(JSON_UTF8, "encode");
+    try {
+      const res = await fetch(`${h1Url}/grpc.health.v1.Health/List`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      expect(Number(res.headers.get("content-length"))).toBe(bytes.byteLength);
+      expect(JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes))).toEqual({
+        statuses: { "dienst-ü-✓": { status: "SERVING" } },
+      });
+      expect(encode).toHaveBeenCalledTimes(1);
+    } finally {
+      encode.mockRestore();
+    }
   });
 
   it("routes by path with a query string, and answers 404 for a path no RPC has", async () => {

@@ -26,7 +26,9 @@ import { plain, webHeadersOf } from "./node-http.js";
  *   HTTP/2 stream to the server's drain, server.ts);
  * - every chunk written made a promise and two listeners, and the end of the response a
  *   third listener and a promise that never settled on HTTP/1.1; here a write waits only
- *   when Node asks it to (`write()` returned false).
+ *   when Node asks it to (`write()` returned false);
+ * - JSON answers were encoded to UTF-8 with a TextEncoder, which allocates a new ArrayBuffer
+ *   for each; here {@link JSON_UTF8} copies a small answer into Node's shared buffer pool.
  *
  * Handler failures that are not an aborted call go to the logger (connect-node wrote them
  * with console.error).
@@ -39,6 +41,15 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
   beforeTrailers?: (trailer: Headers) => void;
   logger: Logger;
 }
+
+/**
+ * The UTF-8 encoder of Connect JSON answers: `Buffer.from` copies a string under 4 KiB into
+ * Node's shared 8 KiB pool, where TextEncoder (connect's default) allocates an ArrayBuffer per
+ * answer (0.1 against 1 µs for a 1.4 KiB answer measured alone, docs/performance.md). connect
+ * reads it from `jsonOptions.textEncoder`, an option its serialization honours but its router
+ * type does not declare (node-adapter.test.ts checks that it is still used).
+ */
+export const JSON_UTF8 = { encode: (text = ""): Uint8Array<ArrayBuffer> => Buffer.from(text, "utf8") };
 
 /** The reason a call's request signal carries when the call simply ended: one shared AbortError. */
 const REQUEST_ENDED = new DOMException("This operation was aborted", "AbortError");
@@ -112,7 +123,7 @@ type AnyResponse = NodeResponse & {
   write(chunk: Uint8Array): boolean;
   writeHead(status: number, headers?: OutgoingHttpHeaders): unknown;
   addTrailers(headers: OutgoingHttpHeaders): void;
-  end(): unknown;
+  end(chunk?: Uint8Array): unknown;
   once(event: string, listener: (...args: unknown[]) => void): unknown;
   off(event: string, listener: (...args: unknown[]) => void): unknown;
   readonly errored?: Error | null;
@@ -154,16 +165,43 @@ function drained(res: AnyResponse): Promise<void> {
   });
 }
 
-/** Writes a universal response to Node's response: headers after the first chunk (so handlers can still set them), then the body and trailers. */
+/**
+ * Writes a universal response to Node's response: headers after the first chunk (so handlers
+ * can still set them), then the body and trailers. `single`: the RPC answers with one message
+ * (unary, client streaming), so the body is read whole and sent with `end()`.
+ */
 async function writeResponse(
   uRes: UniversalServerResponse,
   nodeRes: NodeResponse,
   beforeTrailers: ((trailer: Headers) => void) | undefined,
+  single: boolean,
 ): Promise<void> {
   const res = nodeRes as AnyResponse;
   const it = uRes.body?.[Symbol.asyncIterator]();
   let isWriteError = false;
+  // A body read to its end needs no return() (for connect's generators, another promise and
+  // queue round per call).
+  let finished = false;
   try {
+    if (it !== undefined && single) {
+      // One answer message: nothing is gained by sending part of it early. Read the body to its
+      // end, then send headers and body with one `end()` (a `write()` before it corks the socket
+      // and uncorks it in a nextTick, per call). gRPC-Web adds its trailer frame as a chunk.
+      const chunks: Uint8Array[] = [];
+      for (let chunk = await it.next(); chunk.done !== true; chunk = await it.next()) chunks.push(chunk.value);
+      finished = true;
+      isWriteError = true;
+      if (res.errored) throw res.errored;
+      if (res.destroyed) throw streamDestroyed();
+      res.writeHead(uRes.status, nodeHeaders(uRes.header));
+      for (let i = 0; i < chunks.length - 1; i++) res.write(chunks[i]!);
+      if (uRes.trailer) {
+        beforeTrailers?.(uRes.trailer);
+        res.addTrailers(nodeHeaders(uRes.trailer)!);
+      }
+      res.end(chunks[chunks.length - 1]);
+      return;
+    }
     if (it !== undefined) {
       let chunk = await it.next();
       isWriteError = true;
@@ -176,6 +214,7 @@ async function writeResponse(
         if (!res.write(chunk.value)) await drained(res);
         isWriteError = false;
       }
+      finished = true;
     }
     if (!res.headersSent) res.writeHead(uRes.status, nodeHeaders(uRes.header));
     if (uRes.trailer) {
@@ -188,7 +227,7 @@ async function writeResponse(
     if (isWriteError) it?.throw?.(e).catch(() => {});
     throw errorFromNodeReason(e);
   } finally {
-    it?.return?.().catch(() => {});
+    if (!finished) it?.return?.().catch(() => {});
   }
 }
 
@@ -318,10 +357,15 @@ function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: Co
 
 /** A Node request listener (HTTP/1.1 and HTTP/2) serving a connect router; see {@link NodeAdapterOptions}. */
 export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeRequest, res: NodeResponse) => void {
-  const router = createConnectRouter({ ...options, acceptCompression: options.acceptCompression ?? [compressionGzip, compressionBrotli] });
+  const router = createConnectRouter({
+    ...options,
+    jsonOptions: { ...options.jsonOptions, textEncoder: JSON_UTF8 } as ConnectRouterOptions["jsonOptions"],
+    acceptCompression: options.acceptCompression ?? [compressionGzip, compressionBrotli],
+  });
   options.routes(router);
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) paths.set(handler.requestPath, handler);
+  const single = new Set(router.handlers.filter((h) => h.method.methodKind === "unary" || h.method.methodKind === "client_streaming"));
   const logger = options.logger;
   const beforeTrailers = options.beforeTrailers;
   return (req, res) => {
@@ -335,7 +379,7 @@ export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeReques
     }
     const uReq = universalRequest(req, res, options.contextValues?.(req));
     handler(uReq)
-      .then((uRes) => writeResponse(uRes, res, beforeTrailers))
+      .then((uRes) => writeResponse(uRes, res, beforeTrailers, single.has(handler)))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
         logger.error({ err: reason, service: handler.service.typeName, method: handler.method.name }, "writing an RPC's response failed");
