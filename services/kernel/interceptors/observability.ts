@@ -53,6 +53,8 @@ export function observabilityInterceptor(logger: Logger): Interceptor {
     return tracer;
   };
 
+  const methodLoggers = new WeakMap<object, Logger>();
+
   return (next) => async (req) => {
     const startedAt = performance.now();
     const meta = ensureRequestMeta(req.contextValues, req.header);
@@ -79,17 +81,24 @@ export function observabilityInterceptor(logger: Logger): Interceptor {
     const active: Context | undefined = span ? trace.setSpan(parent, span) : undefined;
 
     // ---- logging ----
-    const bindings: Record<string, unknown> = { request_id: meta.requestId, correlation_id: meta.correlationId, service, method };
+    // service and method are bound once per method (pino serializes a child's bindings when
+    // it is made); the line and the handler's logger add the request's ids.
+    let methodLogger = methodLoggers.get(req.method);
+    if (methodLogger === undefined) {
+      methodLogger = logger.child({ service, method });
+      methodLoggers.set(req.method, methodLogger);
+    }
+    const bindings: Record<string, unknown> = { request_id: meta.requestId, correlation_id: meta.correlationId };
     // The trace id of the line: the server span's, or (untraced) whatever span is active here.
     const lineSpan = (span ?? trace.getActiveSpan())?.spanContext();
     if (lineSpan && trace.isSpanContextValid(lineSpan)) bindings.trace_id = lineSpan.traceId;
-    req.contextValues.set(requestLoggerKey, lazyChildLogger(logger, bindings));
+    req.contextValues.set(requestLoggerKey, lazyChildLogger(methodLogger, bindings));
 
     // ---- metrics ----
     const g = inFlightOf(service);
     g.inc();
 
-    const call: SettleState = { g, service, method, protocol, startedAt, bindings, span, logger };
+    const call: SettleState = { g, service, method, protocol, startedAt, bindings, span, logger: methodLogger };
     // The handler in the request scope (and the span's context): no closure per call.
     let res: Awaited<ReturnType<typeof next>>;
     try {
