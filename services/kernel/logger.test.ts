@@ -1,6 +1,6 @@
 import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { createLogger, REDACTED, scrubText } from "./logger.js";
+import { createLogger, REDACTED, scrubText, writeFlatLine } from "./logger.js";
 
 function capture(pretty = false) {
   let out = "";
@@ -71,5 +71,48 @@ describe("createLogger", () => {
     expect(scrubText("nats://user:pw123@nats:4222")).toBe("nats://user:[REDACTED]@nats:4222");
     expect(scrubText("password=abc user=x")).toBe("password=[REDACTED] user=x");
     expect(scrubText("nothing to see")).toBe("nothing to see");
+  });
+});
+
+describe("writeFlatLine", () => {
+  const withoutTime = (text: string) => text.replace(/"time":\d+/g, '"time":0');
+
+  it("writes the line pino writes for the same flat fields, redacted the same way", () => {
+    const fields = {
+      request_id: "6b0f9e3c-2a8e-4d0e-9d2c-2f1f0f5b8c11",
+      quoted: 'a "quoted" \\ back\\slash',
+      control: "line\nbreak\ttab\u0001",
+      unicode: "grüße ✓ 日本 😀",
+      loneSurrogate: "half \ud800 a pair",
+      long: `${"x".repeat(120)} \ud800 "q"`,
+      api_key: "kept-out",
+      note: `issued ${KEY}`,
+      count: 3,
+      ratio: 0.125,
+      nan: Number.NaN,
+      flag: false,
+      missing: undefined,
+    };
+    const viaPino = capture();
+    viaPino.logger.child({ service: "nexus.auth.v1.AuthService", method: "WhoAmI" }).info(fields, `key ${KEY} ok`);
+    const flat = capture();
+    const child = flat.logger.child({ service: "nexus.auth.v1.AuthService", method: "WhoAmI" });
+    expect(writeFlatLine(child, "info", fields, `key ${KEY} ok`)).toBe(true);
+    expect(withoutTime(flat.output())).toBe(withoutTime(viaPino.output()));
+    expect(flat.output()).not.toContain(KEY);
+    expect(flat.output()).not.toContain("kept-out");
+    expect(JSON.parse(flat.output())).toMatchObject({ level: 30, name: "nexus-test", service: "nexus.auth.v1.AuthService", nan: null });
+  });
+
+  it("writes nothing and returns false for a field that is not flat, so the caller logs through pino", () => {
+    const { logger, output } = capture();
+    expect(writeFlatLine(logger, "info", { request_id: "r-1", nested: { a: 1 } }, "msg")).toBe(false);
+    expect(output()).toBe("");
+  });
+
+  it("follows the logger's level prefix at debug and its pretty destination", () => {
+    const pretty = capture(true);
+    expect(writeFlatLine(pretty.logger, "debug", { request_id: "r-2" }, "probe ok")).toBe(true);
+    expect(pretty.output()).toMatch(/DEBUG\s+probe ok.*request_id=r-2/);
   });
 });

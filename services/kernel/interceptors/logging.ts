@@ -4,6 +4,7 @@ import { trace } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { requestMetaKey } from "../context.js";
 import { errorReason } from "../errors.js";
+import { writeFlatLine } from "../logger.js";
 import { codeName, isServerFault, rpcName, rpcProtocol, settleRpc } from "./rpc-call.js";
 
 /**
@@ -58,13 +59,16 @@ export function logRpc(log: Logger, fields: RpcLogFields, bindings?: Record<stri
     code,
     duration_ms: Math.round((performance.now() - fields.startedAt) * 1000) / 1000,
   };
+  const msg = `${fields.service}/${fields.method} ${code}`;
   if (ce !== undefined) {
     line.error = ce.rawMessage;
     const reason = errorReason(ce);
     if (reason) line.reason = reason;
     if (level === "error") line.err = ce.cause ?? ce;
   }
-  log[level](line, `${fields.service}/${fields.method} ${code}`);
+  // Most lines are flat (ids, names, code, duration): written without pino's general serializer.
+  if (level !== "error" && writeFlatLine(log, level, line, msg)) return;
+  log[level](line, msg);
 }
 
 /** The bindings of one request's lines: its ids, service and method, and trace id if tracing. */
