@@ -175,6 +175,7 @@ async function writeResponse(
   nodeRes: NodeResponse,
   beforeTrailers: ((trailer: Headers) => void) | undefined,
   single: boolean,
+  call: CallState,
 ): Promise<void> {
   const res = nodeRes as AnyResponse;
   const it = uRes.body?.[Symbol.asyncIterator]();
@@ -182,6 +183,10 @@ async function writeResponse(
   // A body read to its end needs no return() (for connect's generators, another promise and
   // queue round per call).
   let finished = false;
+  const answered = () => {
+    finished = true;
+    call.answered = true;
+  };
   try {
     if (it !== undefined && single) {
       // One answer message: nothing is gained by sending part of it early. Read the body to its
@@ -189,7 +194,7 @@ async function writeResponse(
       // and uncorks it in a nextTick, per call). gRPC-Web adds its trailer frame as a chunk.
       const chunks: Uint8Array[] = [];
       for (let chunk = await it.next(); chunk.done !== true; chunk = await it.next()) chunks.push(chunk.value);
-      finished = true;
+      answered();
       isWriteError = true;
       if (res.errored) throw res.errored;
       if (res.destroyed) throw streamDestroyed();
@@ -214,7 +219,7 @@ async function writeResponse(
         if (!res.write(chunk.value)) await drained(res);
         isWriteError = false;
       }
-      finished = true;
+      answered();
     }
     if (!res.headersSent) res.writeHead(uRes.status, nodeHeaders(uRes.header));
     if (uRes.trailer) {
@@ -229,6 +234,17 @@ async function writeResponse(
   } finally {
     if (!finished) it?.return?.().catch(() => {});
   }
+}
+
+/**
+ * Where a call is, for the end of its request. connect aborts the handler's signal itself once
+ * the response body is read to its end, and unlinks it from the request's signal. Aborting the
+ * request's signal when the stream closes after that reaches no one (another Event built and
+ * dispatched per call), so it is aborted only while the call is still running: a client that
+ * goes away or a broken stream.
+ */
+interface CallState {
+  answered: boolean;
 }
 
 /** What Node's stream iterator rejects with when a stream closes before its end. */
@@ -318,7 +334,12 @@ function requestBody(req: NodeRequest, destroyOnReturn: boolean): AsyncIterable<
 }
 
 /** The universal request of a Node request: see {@link NodeAdapterOptions} for what differs from connect-node. */
-function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: ContextValues | undefined): UniversalServerRequest {
+function universalRequest(
+  req: NodeRequest,
+  res: NodeResponse,
+  contextValues: ContextValues | undefined,
+  call: CallState,
+): UniversalServerRequest {
   const encrypted = "encrypted" in req.socket && (req.socket as { encrypted?: boolean }).encrypted === true;
   const authority = "authority" in req ? req.authority : req.headers.host;
   if (authority === undefined) {
@@ -327,7 +348,9 @@ function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: Co
   const controller = new AbortController();
   const h2 = "stream" in req;
   if (h2) {
-    req.once("close", () => controller.abort(resetError(req.stream.rstCode) ?? REQUEST_ENDED));
+    req.once("close", () => {
+      if (!call.answered) controller.abort(resetError(req.stream.rstCode) ?? REQUEST_ENDED);
+    });
   } else {
     // HTTP/1.1 has no error codes, but a socket error (ECONNRESET) ends the request early.
     const onError = (e: unknown) => {
@@ -339,7 +362,7 @@ function universalRequest(req: NodeRequest, res: NodeResponse, contextValues: Co
       req.off("error", onError);
       res.off("close", onClose);
       // The response's close (the request's comes as soon as its body is read); it can come before "error".
-      controller.abort(req.errored ? errorFromNodeReason(req.errored) : REQUEST_ENDED);
+      if (!call.answered) controller.abort(req.errored ? errorFromNodeReason(req.errored) : REQUEST_ENDED);
     };
     req.once("error", onError);
     res.once("close", onClose);
@@ -377,9 +400,10 @@ export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeReques
       plain(res).end();
       return;
     }
-    const uReq = universalRequest(req, res, options.contextValues?.(req));
+    const call: CallState = { answered: false };
+    const uReq = universalRequest(req, res, options.contextValues?.(req), call);
     handler(uReq)
-      .then((uRes) => writeResponse(uRes, res, beforeTrailers, single.has(handler)))
+      .then((uRes) => writeResponse(uRes, res, beforeTrailers, single.has(handler), call))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
         logger.error({ err: reason, service: handler.service.typeName, method: handler.method.name }, "writing an RPC's response failed");
