@@ -113,44 +113,49 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
         tailed.push(item as TailExecutionsResponse);
     })();
 
-    r.status = 503;
-    const { messageId } = await h().executeWorkflow(
-      create(ExecuteWorkflowRequestSchema, { workflowId: workflow!.workflowId, payload: { n: 1 } }),
-      ctx,
-    );
-    const parked = await eventually("dead-lettered", async () => {
-      const { deadLetters } = await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), ctx);
-      return deadLetters.find((d) => d.messageId === messageId);
-    });
-    expect(parked).toMatchObject({ workflowId: workflow!.workflowId, destinationId: destination!.destinationId, attempts: 3 });
-    expect(parked.error).toMatch(/HTTP 503/);
-    const log = await h().listExecutions(create(ListExecutionsRequestSchema, { messageId }), ctx);
-    expect(log.executions[0]).toMatchObject({ status: ExecutionStatus.DEAD_LETTERED, attempts: 3 });
-    // Another tenant sees nothing and cannot replay it.
-    expect((await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), otherCtx)).deadLetters).toEqual([]);
-    await expect(h().replayDeadLetter(create(ReplayDeadLetterRequestSchema, { sequence: parked.sequence }), otherCtx)).rejects.toThrow(
-      /no dead letter/,
-    );
-
-    // The tail polls (every 500 ms) and sends an entry's state as it is then: a state that lasts
-    // less than a poll may be coalesced into the next (docs/integration.md). The parked state lasts
-    // until the replay, so the tail must show it before the replay ends it.
-    const tailStatuses = () => new Set(tailed.filter((t) => t.execution?.messageId === messageId).map((t) => t.execution?.status));
-    await eventually("tail saw the dead-lettered state", () => tailStatuses().has(ExecutionStatus.DEAD_LETTERED));
-
-    r.status = 200;
-    const replayed = await h().replayDeadLetter(create(ReplayDeadLetterRequestSchema, { sequence: parked.sequence }), ctx);
-    expect(replayed).toMatchObject({ messageId, destinationId: destination!.destinationId });
-    await eventually("delivered after replay", () => r.received.length === 1);
-    await eventually("log says succeeded", async () => {
-      const after = await h().listExecutions(create(ListExecutionsRequestSchema, { messageId }), ctx);
-      return after.executions[0]?.status === ExecutionStatus.SUCCEEDED;
-    });
-    expect(
-      (await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), ctx)).deadLetters.find((d) => d.messageId === messageId),
-    ).toBeUndefined();
-
+    // Whatever fails below, the tail stops before the suite closes the database.
     try {
+      r.status = 503;
+      const { messageId } = await h().executeWorkflow(
+        create(ExecuteWorkflowRequestSchema, { workflowId: workflow!.workflowId, payload: { n: 1 } }),
+        ctx,
+      );
+      const parked = await eventually("dead-lettered", async () => {
+        const { deadLetters } = await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), ctx);
+        return deadLetters.find((d) => d.messageId === messageId);
+      });
+      expect(parked).toMatchObject({ workflowId: workflow!.workflowId, destinationId: destination!.destinationId, attempts: 3 });
+      expect(parked.error).toMatch(/HTTP 503/);
+      // The execution entry is written by the consumer's onDeadLettered hook, which runs right
+      // after the message is parked (kernel/events/ports.ts): a moment after the dead letter shows.
+      const entry = await eventually("the execution entry says dead-lettered", async () => {
+        const log = await h().listExecutions(create(ListExecutionsRequestSchema, { messageId }), ctx);
+        return log.executions[0]?.status === ExecutionStatus.DEAD_LETTERED ? log.executions[0] : undefined;
+      });
+      expect(entry).toMatchObject({ status: ExecutionStatus.DEAD_LETTERED, attempts: 3 });
+      // Another tenant sees nothing and cannot replay it.
+      expect((await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), otherCtx)).deadLetters).toEqual([]);
+      await expect(h().replayDeadLetter(create(ReplayDeadLetterRequestSchema, { sequence: parked.sequence }), otherCtx)).rejects.toThrow(
+        /no dead letter/,
+      );
+
+      // The tail polls (every 500 ms) and sends an entry's state as it is then: a state that lasts
+      // less than a poll may be coalesced into the next (docs/integration.md). The parked state lasts
+      // until the replay, so the tail must show it before the replay ends it.
+      const tailStatuses = () => new Set(tailed.filter((t) => t.execution?.messageId === messageId).map((t) => t.execution?.status));
+      await eventually("tail saw the dead-lettered state", () => tailStatuses().has(ExecutionStatus.DEAD_LETTERED));
+
+      r.status = 200;
+      const replayed = await h().replayDeadLetter(create(ReplayDeadLetterRequestSchema, { sequence: parked.sequence }), ctx);
+      expect(replayed).toMatchObject({ messageId, destinationId: destination!.destinationId });
+      await eventually("delivered after replay", () => r.received.length === 1);
+      await eventually("log says succeeded", async () => {
+        const after = await h().listExecutions(create(ListExecutionsRequestSchema, { messageId }), ctx);
+        return after.executions[0]?.status === ExecutionStatus.SUCCEEDED;
+      });
+      expect(
+        (await h().listDeadLetters(create(ListDeadLettersRequestSchema, {}), ctx)).deadLetters.find((d) => d.messageId === messageId),
+      ).toBeUndefined();
       await eventually("tail saw the succeeded state", () => tailStatuses().has(ExecutionStatus.SUCCEEDED));
     } finally {
       abort.abort();
