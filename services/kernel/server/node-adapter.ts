@@ -135,34 +135,38 @@ function streamDestroyed(): Error {
   return Object.assign(new Error("the response stream closed while writing"), { code: "ERR_STREAM_DESTROYED" });
 }
 
+/** What {@link onFirst} listens on: a Node request or response. */
+interface Emitter {
+  on(event: string, listener: (arg: unknown) => void): unknown;
+  off(event: string, listener: (arg: unknown) => void): unknown;
+}
+
+/**
+ * Listens for whichever of `events` `emitter` emits first: all the listeners are removed, then
+ * `settle` runs with that event and its argument.
+ */
+function onFirst(emitter: Emitter, events: readonly string[], settle: (event: string, arg: unknown) => void): void {
+  const listeners = events.map((event) => (arg: unknown) => {
+    for (let i = 0; i < events.length; i++) emitter.off(events[i]!, listeners[i]!);
+    settle(event, arg);
+  });
+  for (let i = 0; i < events.length; i++) emitter.on(events[i]!, listeners[i]!);
+}
+
+const DRAIN_EVENTS = ["drain", "error", "close"] as const;
+
 /** Waits for 'drain' after a write Node asked to wait on; an error or a close first rejects. */
 function drained(res: AnyResponse): Promise<void> {
   // Closed already (the client went away): no 'drain' or 'close' is coming.
   if (res.destroyed || (res as { closed?: boolean }).closed === true) {
     return Promise.reject(streamDestroyed());
   }
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      res.off("drain", onDrain);
-      res.off("error", onError);
-      res.off("close", onClose);
-    };
-    const onDrain = () => {
-      done();
-      resolve();
-    };
-    const onError = (err: unknown) => {
-      done();
-      reject(err);
-    };
-    const onClose = () => {
-      done();
-      reject(streamDestroyed());
-    };
-    res.once("drain", onDrain);
-    res.once("error", onError);
-    res.once("close", onClose);
-  });
+  return new Promise((resolve, reject) =>
+    onFirst(res, DRAIN_EVENTS, (event, arg) => {
+      if (event === "drain") resolve();
+      else reject(event === "error" ? arg : streamDestroyed());
+    }),
+  );
 }
 
 /**
@@ -180,13 +184,8 @@ async function writeResponse(
   const res = nodeRes as AnyResponse;
   const it = uRes.body?.[Symbol.asyncIterator]();
   let isWriteError = false;
-  // A body read to its end needs no return() (for connect's generators, another promise and
-  // queue round per call).
-  let finished = false;
-  const answered = () => {
-    finished = true;
-    call.answered = true;
-  };
+  /** The chunk `end()` sends: the last of a one-message answer. */
+  let last: Uint8Array | undefined;
   try {
     if (it !== undefined && single) {
       // One answer message: nothing is gained by sending part of it early. Read the body to its
@@ -194,20 +193,14 @@ async function writeResponse(
       // and uncorks it in a nextTick, per call). gRPC-Web adds its trailer frame as a chunk.
       const chunks: Uint8Array[] = [];
       for (let chunk = await it.next(); chunk.done !== true; chunk = await it.next()) chunks.push(chunk.value);
-      answered();
+      call.answered = true;
       isWriteError = true;
       if (res.errored) throw res.errored;
       if (res.destroyed) throw streamDestroyed();
+      last = chunks.pop();
       res.writeHead(uRes.status, nodeHeaders(uRes.header));
-      for (let i = 0; i < chunks.length - 1; i++) res.write(chunks[i]!);
-      if (uRes.trailer) {
-        beforeTrailers?.(uRes.trailer);
-        res.addTrailers(nodeHeaders(uRes.trailer)!);
-      }
-      res.end(chunks[chunks.length - 1]);
-      return;
-    }
-    if (it !== undefined) {
+      for (const chunk of chunks) res.write(chunk);
+    } else if (it !== undefined) {
       let chunk = await it.next();
       isWriteError = true;
       res.writeHead(uRes.status, nodeHeaders(uRes.header));
@@ -219,20 +212,22 @@ async function writeResponse(
         if (!res.write(chunk.value)) await drained(res);
         isWriteError = false;
       }
-      answered();
+      call.answered = true;
     }
     if (!res.headersSent) res.writeHead(uRes.status, nodeHeaders(uRes.header));
     if (uRes.trailer) {
       beforeTrailers?.(uRes.trailer);
       res.addTrailers(nodeHeaders(uRes.trailer)!);
     }
-    res.end();
+    res.end(last);
   } catch (e) {
     // A failed write is reported to the handler (its stream sees the error).
     if (isWriteError) it?.throw?.(e).catch(() => {});
     throw errorFromNodeReason(e);
   } finally {
-    if (!finished) it?.return?.().catch(() => {});
+    // A body read to its end needs no return() (for connect's generators, another promise and
+    // queue round per call).
+    if (!call.answered) it?.return?.().catch(() => {});
   }
 }
 
@@ -246,6 +241,8 @@ async function writeResponse(
 interface CallState {
   answered: boolean;
 }
+
+const BODY_EVENTS = ["readable", "end", "error", "close"] as const;
 
 /** What Node's stream iterator rejects with when a stream closes before its end. */
 function prematureClose(): Error {
@@ -281,37 +278,16 @@ function requestBody(req: NodeRequest, destroyOnReturn: boolean): AsyncIterable<
           done = true;
           return Promise.reject(prematureClose());
         }
-        return new Promise((resolve, reject) => {
-          const cleanup = () => {
-            req.off("readable", onReadable);
-            req.off("end", onEnd);
-            req.off("error", onError);
-            req.off("close", onClose);
-          };
-          const onReadable = () => {
-            cleanup();
-            next().then(resolve, reject);
-          };
-          const onEnd = () => {
-            cleanup();
-            resolve(end());
-          };
-          const onError = (err: unknown) => {
-            cleanup();
-            done = true;
-            reject(err);
-          };
-          const onClose = () => {
-            cleanup();
-            if (req.readableEnded) return resolve(end());
-            done = true;
-            reject(req.errored ?? prematureClose());
-          };
-          req.on("readable", onReadable);
-          req.on("end", onEnd);
-          req.on("error", onError);
-          req.on("close", onClose);
-        });
+        return new Promise((resolve, reject) =>
+          onFirst(req, BODY_EVENTS, (event, arg) => {
+            if (event === "readable") next().then(resolve, reject);
+            else if (event === "end" || (event === "close" && req.readableEnded)) resolve(end());
+            else {
+              done = true;
+              reject(event === "error" ? arg : (req.errored ?? prematureClose()));
+            }
+          }),
+        );
       };
       return {
         next,
@@ -378,6 +354,12 @@ function universalRequest(
   } as UniversalServerRequest;
 }
 
+/** Whether an RPC answers with one message (unary, client streaming). */
+function answersOnce(handler: UniversalHandler): boolean {
+  const kind = handler.method.methodKind;
+  return kind === "unary" || kind === "client_streaming";
+}
+
 /** A Node request listener (HTTP/1.1 and HTTP/2) serving a connect router; see {@link NodeAdapterOptions}. */
 export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeRequest, res: NodeResponse) => void {
   const router = createConnectRouter({
@@ -388,7 +370,6 @@ export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeReques
   options.routes(router);
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) paths.set(handler.requestPath, handler);
-  const single = new Set(router.handlers.filter((h) => h.method.methodKind === "unary" || h.method.methodKind === "client_streaming"));
   const logger = options.logger;
   const beforeTrailers = options.beforeTrailers;
   return (req, res) => {
@@ -403,7 +384,7 @@ export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeReques
     const call: CallState = { answered: false };
     const uReq = universalRequest(req, res, options.contextValues?.(req), call);
     handler(uReq)
-      .then((uRes) => writeResponse(uRes, res, beforeTrailers, single.has(handler), call))
+      .then((uRes) => writeResponse(uRes, res, beforeTrailers, answersOnce(handler), call))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
         logger.error({ err: reason, service: handler.service.typeName, method: handler.method.name }, "writing an RPC's response failed");
