@@ -133,13 +133,15 @@ function isFlatRecord(value: object): value is Record<string, unknown> {
   return true;
 }
 
+/** A primitive value of a log line under `key`, redacted: a secret key's value, or secret-looking text. */
+function scrubPrimitive(key: string, value: unknown): unknown {
+  return isSecretKey(key) ? REDACTED : typeof value === "string" ? scrubText(value) : value;
+}
+
 /** {@link scrub} of a flat record: secret keys redacted, secret-looking strings scrubbed. */
 function scrubFlat(value: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k in value) {
-    const v = value[k];
-    out[k] = isSecretKey(k) ? REDACTED : typeof v === "string" ? scrubText(v) : v;
-  }
+  for (const k in value) out[k] = scrubPrimitive(k, value[k]);
   return out;
 }
 
@@ -176,11 +178,10 @@ export function writeFlatLine(log: Logger, level: "debug" | "info", fields: Reco
   if (stream === undefined || stream[needsMetadataGsym] === true || l[mixinSym] !== undefined) return false;
   let props = "";
   for (const k in fields) {
-    const v = fields[k];
-    if (v === undefined) continue;
+    if (fields[k] === undefined) continue;
+    const v = scrubPrimitive(k, fields[k]);
     let value: string;
-    if (isSecretKey(k)) value = `"${REDACTED}"`;
-    else if (typeof v === "string") value = quote(scrubText(v));
+    if (typeof v === "string") value = quote(v);
     else if (typeof v === "number") value = Number.isFinite(v) ? String(v) : "null";
     else if (typeof v === "boolean") value = String(v);
     else return false;
@@ -189,7 +190,7 @@ export function writeFlatLine(log: Logger, level: "debug" | "info", fields: Reco
   const num = log.levels.values[level]!;
   const prefix = (l[lsCacheSym] as Record<number, string>)[num];
   const time = (l[timeSym] as () => string)();
-  const messageKey = JSON.stringify(l[messageKeySym] as string);
+  const messageKey = quote(l[messageKeySym] as string);
   stream.write(`${prefix}${time}${l[chindingsSym] as string}${props},${messageKey}:${quote(scrubText(msg))}${l[endSym] as string}`);
   return true;
 }
