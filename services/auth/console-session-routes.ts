@@ -57,13 +57,13 @@ async function readBody(req: NodeRequest): Promise<string | undefined> {
 }
 
 /** Cookies are Secure when the browser reached Nexus over TLS (directly or through a proxy that says so). */
-function overTls(req: NodeRequest): boolean {
-  const proto = webHeadersOf(req.headers).get("x-forwarded-proto")?.split(",")[0]?.trim();
+function overTls(req: NodeRequest, headers: Headers): boolean {
+  const proto = headers.get("x-forwarded-proto")?.split(",")[0]?.trim();
   return proto === "https" || (req.socket as { encrypted?: boolean }).encrypted === true;
 }
 
-function cookies(req: NodeRequest, token: string, maxAgeSeconds: number): string[] {
-  const secure = overTls(req) ? "; Secure" : "";
+function cookies(req: NodeRequest, headers: Headers, token: string, maxAgeSeconds: number): string[] {
+  const secure = overTls(req, headers) ? "; Secure" : "";
   const value = (name: string, v: string, httpOnly: boolean) =>
     `${name}=${v}; Path=/; Max-Age=${maxAgeSeconds}; SameSite=Strict${httpOnly ? "; HttpOnly" : ""}${secure}`;
   return [value(SESSION_COOKIE, token, true), value(CSRF_COOKIE, token === "" ? "" : csrfTokenOf(token), false)];
@@ -145,7 +145,7 @@ export function consoleSessionRoutes(options: ConsoleSessionRoutesOptions): Http
       res,
       200,
       { expiresAt: result.expiresAt.toISOString(), keyId: result.principal.keyId, kind: result.principal.kind },
-      cookies(req, result.token, Math.floor(ttlMs / 1000)),
+      cookies(req, headers, result.token, Math.floor(ttlMs / 1000)),
     );
   };
   const signOut = async (req: NodeRequest, res: NodeResponse) => {
@@ -158,7 +158,7 @@ export function consoleSessionRoutes(options: ConsoleSessionRoutesOptions): Http
       if (isSignInSessionToken(token)) await options.endSignInSession?.(token);
       else await app.signOutConsole(token);
     }
-    sendJson(res, 200, { signedOut: true }, cookies(req, "", 0));
+    sendJson(res, 200, { signedOut: true }, cookies(req, headers, "", 0));
   };
   return [
     {
