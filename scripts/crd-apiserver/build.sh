@@ -26,5 +26,5 @@ mkdir -p "$GOPATH/src/nexus.dev/crd-apiserver" && cp "$HERE/main.go" "$GOPATH/sr
 go version
 nice -n 10 go build -p 2 -trimpath -ldflags='-s -w' -o "$OUT/bin/crd-apiserver" nexus.dev/crd-apiserver
 cp "$OUT/root/usr/bin/etcd" "$OUT/bin/etcd"
-"$OUT/bin/etcd" --version | head -1
+"$OUT/bin/etcd" --version | sed -n 1p  # sed reads to the end: with pipefail, head exiting first can kill the script with SIGPIPE
 echo "built $OUT/bin/crd-apiserver ($(grep -c . "$OUT/packages.txt") Debian packages)"
