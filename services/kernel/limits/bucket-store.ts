@@ -1,5 +1,5 @@
 import type { Database } from "../db/ports.js";
-import { type BucketLimit, type BucketState, type TakeResult, takeAll } from "./token-bucket.js";
+import { ALLOWED, type BucketLimit, type BucketState, refillWaitMs, type TakeResult, tokensAt } from "./token-bucket.js";
 
 /** One bucket a call draws from: its name (scope, owner and route class) and its limit. */
 export interface BucketRequest {
@@ -17,27 +17,58 @@ export interface BucketStore {
   close(): void;
 }
 
-/** Buckets in this process's memory: `nexus dev` (one process) and tests. */
+/** A bucket in memory: its state (updated in place) and the limit it was last taken with. */
+interface MemoryBucket extends BucketState {
+  limit: BucketLimit;
+}
+
+/**
+ * Buckets in this process's memory: `nexus dev` (one process) and tests. A take updates the
+ * buckets in place (no arrays or state objects per call). Past `maxBuckets`, buckets that have
+ * refilled to their burst are dropped first (a full bucket is the same as none), then the
+ * oldest, down to nine tenths of the maximum.
+ */
 export function createMemoryBucketStore(options: { now?: () => number; maxBuckets?: number } = {}): BucketStore {
   const now = options.now ?? Date.now;
   const max = options.maxBuckets ?? 100_000;
-  const buckets = new Map<string, BucketState>();
+  const buckets = new Map<string, MemoryBucket>();
+  const evict = (t: number) => {
+    for (const [name, b] of buckets) if (tokensAt(b, b.limit, t) >= b.limit.burst) buckets.delete(name);
+    const keep = Math.floor(max * 0.9);
+    for (const name of buckets.keys()) {
+      if (buckets.size <= keep) break;
+      buckets.delete(name);
+    }
+  };
   const takeNow = (requests: readonly BucketRequest[]): TakeResult => {
     const t = now();
-    const states: (BucketState | undefined)[] = [];
-    const limits: BucketLimit[] = [];
-    for (const r of requests) {
-      states.push(buckets.get(r.name));
-      limits.push(r.limit);
-    }
-    const { result, next } = takeAll(states, limits, t);
+    let refusedBy = -1;
+    let retryAfterMs = 0;
     for (let i = 0; i < requests.length; i++) {
-      const name = requests[i]!.name;
-      buckets.delete(name); // re-insert: the Map's order is then least recently used first
-      buckets.set(name, next[i]!);
+      const r = requests[i]!;
+      const tokens = tokensAt(buckets.get(r.name), r.limit, t);
+      if (tokens >= 1) continue;
+      const wait = refillWaitMs(tokens, r.limit);
+      if (wait > retryAfterMs) {
+        retryAfterMs = wait;
+        refusedBy = i;
+      }
     }
-    while (buckets.size > max) buckets.delete(buckets.keys().next().value as string);
-    return result;
+    // All or nothing: a refused call takes from no bucket.
+    if (refusedBy >= 0) return { allowed: false, refusedBy, retryAfterMs };
+    for (let i = 0; i < requests.length; i++) {
+      const r = requests[i]!;
+      const b = buckets.get(r.name);
+      const tokens = tokensAt(b, r.limit, t) - 1;
+      if (b === undefined) buckets.set(r.name, { tokens, atMs: t, limit: r.limit });
+      else {
+        b.tokens = tokens;
+        b.atMs = t;
+        b.limit = r.limit;
+      }
+    }
+    if (buckets.size > max) evict(t);
+    return ALLOWED;
   };
   return {
     kind: "memory",

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createMemoryBucketStore } from "./bucket-store.js";
 import { DEFAULT_RATE_LIMITS, formatRateLimits, parseRateLimits } from "./rate-limits.js";
 import { routeClassOf } from "./route-class.js";
-import { takeAll, tokensAt } from "./token-bucket.js";
+import { tokensAt } from "./token-bucket.js";
 
 const limit = { ratePerSecond: 2, burst: 4 };
 
@@ -14,16 +14,46 @@ describe("token buckets", () => {
   });
 
   it("take from every bucket or from none, and say how long the refusing bucket needs", () => {
-    const states = [
-      { tokens: 3, atMs: 0 },
-      { tokens: 0.5, atMs: 0 },
-    ];
-    const refused = takeAll(states, [limit, limit], 0);
-    expect(refused.result).toEqual({ allowed: false, refusedBy: 1, retryAfterMs: 250 });
-    expect(refused.next.map((s) => s.tokens)).toEqual([3, 0.5]); // nothing taken
-    const allowed = takeAll(states, [limit, limit], 250);
-    expect(allowed.result).toEqual({ allowed: true });
-    expect(allowed.next.map((s) => s.tokens)).toEqual([2.5, 0]);
+    let now = 0;
+    const store = createMemoryBucketStore({ now: () => now });
+    const key = { name: "k", limit };
+    const tenant = { name: "t", limit };
+    // The tenant's bucket down to 0.5 tokens (4 taken at t=0, 0.5 refilled by t=250, 1 taken at t=250 … ).
+    for (let i = 0; i < 4; i++) expect(store.takeNow!([tenant]).allowed).toBe(true);
+    now = 250;
+    expect(store.takeNow!([tenant]).allowed).toBe(false);
+    now = 500;
+    expect(store.takeNow!([tenant]).allowed).toBe(true); // tenant: 1 − 1 = 0 tokens at t=500
+    now = 750; // tenant: 0.5 tokens; key: full (4)
+    expect(store.takeNow!([key, tenant])).toEqual({ allowed: false, refusedBy: 1, retryAfterMs: 250 });
+    // Refused: nothing was taken from the key's bucket either.
+    for (let i = 0; i < 4; i++) expect(store.takeNow!([key]).allowed).toBe(true);
+    expect(store.takeNow!([key]).allowed).toBe(false);
+    now = 1_000; // tenant: 1 token; key: 0.5
+    expect(store.takeNow!([tenant, key])).toEqual({ allowed: false, refusedBy: 1, retryAfterMs: 250 });
+    now = 1_250; // tenant 1.5, key 1: both pass, and both are taken from
+    expect(store.takeNow!([key, tenant]).allowed).toBe(true);
+    expect(store.takeNow!([key])).toEqual({ allowed: false, refusedBy: 0, retryAfterMs: 500 });
+    expect(store.takeNow!([tenant])).toEqual({ allowed: false, refusedBy: 0, retryAfterMs: 250 });
+  });
+
+  it("in memory, past the maximum: refilled buckets go first, then the oldest, not the busy ones", () => {
+    let now = 0;
+    const store = createMemoryBucketStore({ now: () => now, maxBuckets: 10 });
+    const busy = { name: "busy", limit };
+    for (let i = 0; i < 4; i++) expect(store.takeNow!([busy]).allowed).toBe(true);
+    for (let i = 0; i < 9; i++) store.takeNow!([{ name: `idle-${i}`, limit }]);
+    now = 500; // the idle buckets are full again (one token in 0.5 s); busy holds 1
+    store.takeNow!([{ name: "new", limit }]); // 11 buckets: the full ones are dropped
+    // busy was kept with what it held: one call passes, the next waits.
+    expect(store.takeNow!([busy]).allowed).toBe(true);
+    expect(store.takeNow!([busy])).toEqual({ allowed: false, refusedBy: 0, retryAfterMs: 500 });
+
+    // None full: the oldest go, down to nine tenths of the maximum (here 2 of 3).
+    const small = createMemoryBucketStore({ now: () => 0, maxBuckets: 3 });
+    for (const name of ["a", "b", "c", "d"]) for (let i = 0; i < 4; i++) small.takeNow!([{ name, limit }]);
+    expect(small.takeNow!([{ name: "d", limit }]).allowed).toBe(false); // kept
+    expect(small.takeNow!([{ name: "a", limit }]).allowed).toBe(true); // dropped: a fresh burst
   });
 
   it("in memory: a burst passes, the next call waits the refill time", async () => {

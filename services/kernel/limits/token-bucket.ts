@@ -28,34 +28,9 @@ export function tokensAt(state: BucketState | undefined, limit: BucketLimit, now
   return Math.min(limit.burst, state.tokens + elapsed * limit.ratePerSecond);
 }
 
-/**
- * Takes `cost` from every bucket at once, or from none: a call passes only when all its
- * buckets (its key's and its tenant's) hold the cost. Pure; the stores apply it atomically.
- */
-export function takeAll(
-  states: readonly (BucketState | undefined)[],
-  limits: readonly BucketLimit[],
-  nowMs: number,
-  cost = 1,
-): { result: TakeResult; next: BucketState[] } {
-  // Plain loops: this runs on every rate-limited call.
-  const tokens: number[] = [];
-  let refusedBy = -1;
-  let retryAfterMs = 0;
-  for (let i = 0; i < states.length; i++) {
-    const t = tokensAt(states[i], limits[i]!, nowMs);
-    tokens.push(t);
-    if (t >= cost) continue;
-    const wait = Math.ceil(((cost - t) / limits[i]!.ratePerSecond) * 1000);
-    if (wait > retryAfterMs) {
-      retryAfterMs = wait;
-      refusedBy = i;
-    }
-  }
-  const taken = refusedBy >= 0 ? 0 : cost;
-  const next: BucketState[] = [];
-  for (const t of tokens) next.push({ tokens: t - taken, atMs: nowMs });
-  return { result: refusedBy >= 0 ? { allowed: false, refusedBy, retryAfterMs } : ALLOWED, next };
+/** How long a bucket holding `tokens` needs to refill to `cost`, in whole milliseconds. */
+export function refillWaitMs(tokens: number, limit: BucketLimit, cost = 1): number {
+  return Math.ceil(((cost - tokens) / limit.ratePerSecond) * 1000);
 }
 
-const ALLOWED: TakeResult = Object.freeze({ allowed: true });
+export const ALLOWED: TakeResult = Object.freeze({ allowed: true });
