@@ -1,6 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import type { HandlerContext } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -113,6 +113,38 @@ describe("the Node bridge of the server", () => {
     seen.delete(name);
     expect((await overH2.check({ service: name })).status).toBe(Status.SERVING);
     expect(seen.get(name)).toBeDefined();
+  });
+
+  it("reads an HTTP/1.1 body sent in parts with pauses between them whole, by content-length or chunked", async () => {
+    const port = (h1.address() as AddressInfo).port;
+    /** Sends a Check for `service` by hand: the headers, then the body in three parts 30 ms apart. */
+    const send = async (service: string, chunked: boolean): Promise<string> => {
+      const body = Buffer.from(JSON.stringify({ service }));
+      const parts = [body.subarray(0, 5), body.subarray(5, 12), body.subarray(12)];
+      const socket = net.connect(port, "127.0.0.1");
+      let answer = "";
+      socket.on("data", (d: Buffer) => (answer += d.toString()));
+      const closed = new Promise((r) => socket.once("close", r));
+      await new Promise((r) => socket.once("connect", r));
+      const framing = chunked ? "transfer-encoding: chunked" : `content-length: ${body.byteLength}`;
+      socket.write(
+        `POST /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n${framing}\r\nconnection: close\r\n\r\n`,
+      );
+      for (const part of parts) {
+        await new Promise((r) => setTimeout(r, 30));
+        socket.write(chunked ? Buffer.concat([Buffer.from(`${part.byteLength.toString(16)}\r\n`), part, Buffer.from("\r\n")]) : part);
+      }
+      if (chunked) socket.write("0\r\n\r\n");
+      await closed;
+      return answer;
+    };
+    for (const chunked of [false, true]) {
+      const service = `parts-${chunked ? "chunked" : "length"}-ü`;
+      const answer = await send(service, chunked);
+      expect(answer).toMatch(/^HTTP\/1\.1 200/);
+      expect(answer).toContain('"status":"SERVING"');
+      expect(seen.get(service)).toBeDefined();
+    }
   });
 
   it("writes JSON answers in UTF-8 with JSON_UTF8, which connect takes from jsonOptions.textEncoder", async () => {
