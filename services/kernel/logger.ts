@@ -84,9 +84,23 @@ const SECRET_TEXT: readonly [RegExp, string][] = [
  */
 const MAY_HOLD_SECRET = /nxs_|nxss_|nxscim_|bearer|basic|:\/\/|passw|pwd|secret|token|api[_-]?key/i;
 
+/**
+ * Whether every character of `text` is printable ASCII other than `_`, `:` and `=`: then no
+ * pattern of SECRET_TEXT can match (a key needs `_`, a bearer token whitespace, a URL password
+ * `:`, a `password=…` pair `=` or `:`). Ids, codes and names — most strings of a log line — are
+ * passed after this loop, without a regular expression (run per string of every access line).
+ */
+function plainText(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 0x20 || c > 0x7e || c === 0x5f /* _ */ || c === 0x3a /* : */ || c === 0x3d /* = */) return false;
+  }
+  return true;
+}
+
 /** Replaces Nexus keys, bearer tokens and URL passwords inside a string. */
 export function scrubText(text: string): string {
-  if (!MAY_HOLD_SECRET.test(text)) return text;
+  if (plainText(text) || !MAY_HOLD_SECRET.test(text)) return text;
   let out = text;
   for (const [pattern, replacement] of SECRET_TEXT) out = out.replace(pattern, replacement);
   return out;
@@ -147,8 +161,18 @@ function scrubFlat(value: Record<string, unknown>): Record<string, unknown> {
 
 const { lsCacheSym, chindingsSym, timeSym, endSym, streamSym, mixinSym, messageKeySym, needsMetadataGsym } = pino.symbols;
 
-/** Characters a JSON string cannot hold as they are: quote, backslash, control characters. */
-const NEEDS_ESCAPE = /["\\\p{Cc}]/u;
+/**
+ * Whether a JSON string cannot hold `text` as it is: a quote, a backslash or a control character
+ * (Unicode's Cc: U+0000–U+001F, U+007F–U+009F). A loop, not a regular expression: it runs for
+ * most strings of every access line.
+ */
+function needsEscape(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0x7f && c <= 0x9f)) return true;
+  }
+  return false;
+}
 
 /**
  * A string as JSON, as pino writes it: JSON.stringify for long strings and strings with
@@ -156,7 +180,34 @@ const NEEDS_ESCAPE = /["\\\p{Cc}]/u;
  * JSON.stringify call per string is dear).
  */
 function quote(text: string): string {
-  return text.length > 100 || NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`;
+  return text.length > 100 || needsEscape(text) ? JSON.stringify(text) : `"${text}"`;
+}
+
+/**
+ * Texts a flat line writes again and again, as they go into the line: a key as `,"key":` (a
+ * line has the same few keys every time) and a message scrubbed and quoted (the access line's
+ * message is one per method and code). Bounded, like {@link secretKeyMemo}: past the bound,
+ * new texts are worked out each time.
+ */
+const keyPrefixMemo = new Map<string, string>();
+const messageMemo = new Map<string, string>();
+
+function keyPrefix(key: string): string {
+  let text = keyPrefixMemo.get(key);
+  if (text === undefined) {
+    text = `,${quote(key)}:`;
+    if (keyPrefixMemo.size < 10_000) keyPrefixMemo.set(key, text);
+  }
+  return text;
+}
+
+function quotedMessage(msg: string): string {
+  let text = messageMemo.get(msg);
+  if (text === undefined) {
+    text = quote(scrubText(msg));
+    if (messageMemo.size < 10_000) messageMemo.set(msg, text);
+  }
+  return text;
 }
 
 /**
@@ -185,13 +236,13 @@ export function writeFlatLine(log: Logger, level: "debug" | "info", fields: Reco
     else if (typeof v === "number") value = Number.isFinite(v) ? String(v) : "null";
     else if (typeof v === "boolean") value = String(v);
     else return false;
-    props += `,${quote(k)}:${value}`;
+    props += keyPrefix(k) + value;
   }
   const num = log.levels.values[level]!;
   const prefix = (l[lsCacheSym] as Record<number, string>)[num];
   const time = (l[timeSym] as () => string)();
-  const messageKey = quote(l[messageKeySym] as string);
-  stream.write(`${prefix}${time}${l[chindingsSym] as string}${props},${messageKey}:${quote(scrubText(msg))}${l[endSym] as string}`);
+  const messageKey = keyPrefix(l[messageKeySym] as string);
+  stream.write(`${prefix}${time}${l[chindingsSym] as string}${props}${messageKey}${quotedMessage(msg)}${l[endSym] as string}`);
   return true;
 }
 
