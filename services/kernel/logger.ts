@@ -53,18 +53,25 @@ export const REDACT_PATHS: readonly string[] = Object.freeze([
 
 const SECRET_KEY_SET = new Set(SECRET_KEYS);
 
-/** Answers for keys already seen: a line has the same few keys every time. */
-const secretKeyMemo = new Map<string, boolean>();
-
-function isSecretKey(key: string): boolean {
-  let secret = secretKeyMemo.get(key);
-  if (secret === undefined) {
-    secret = SECRET_KEY_SET.has(key.toLowerCase().replace(/[-_]/g, ""));
-    // Bounded: keys are names from code, but a logged object could carry arbitrary ones.
-    if (secretKeyMemo.size < 10_000) secretKeyMemo.set(key, secret);
-  }
-  return secret;
+/**
+ * `compute` with its answers kept for strings already seen (keys and messages of log lines: the
+ * same few every time). Bounded: they are names from code, but a logged object could carry
+ * arbitrary ones; past 10,000, new strings are worked out each time.
+ */
+function memoized<V>(compute: (text: string) => V): (text: string) => V {
+  const memo = new Map<string, V>();
+  return (text) => {
+    let value = memo.get(text);
+    if (value === undefined) {
+      value = compute(text);
+      if (memo.size < 10_000) memo.set(text, value);
+    }
+    return value;
+  };
 }
+
+/** Whether a key names a secret (its value is redacted), however it is cased or separated. */
+const isSecretKey = memoized((key) => SECRET_KEY_SET.has(key.toLowerCase().replace(/[-_]/g, "")));
 
 /**
  * Secrets inside free text (messages, error texts, URLs): Nexus API keys
@@ -183,32 +190,11 @@ function quote(text: string): string {
   return text.length > 100 || needsEscape(text) ? JSON.stringify(text) : `"${text}"`;
 }
 
-/**
- * Texts a flat line writes again and again, as they go into the line: a key as `,"key":` (a
- * line has the same few keys every time) and a message scrubbed and quoted (the access line's
- * message is one per method and code). Bounded, like {@link secretKeyMemo}: past the bound,
- * new texts are worked out each time.
- */
-const keyPrefixMemo = new Map<string, string>();
-const messageMemo = new Map<string, string>();
+/** A key of a flat line as it goes into the line: `,"key":`. */
+const keyPrefix = memoized((key) => `,${quote(key)}:`);
 
-function keyPrefix(key: string): string {
-  let text = keyPrefixMemo.get(key);
-  if (text === undefined) {
-    text = `,${quote(key)}:`;
-    if (keyPrefixMemo.size < 10_000) keyPrefixMemo.set(key, text);
-  }
-  return text;
-}
-
-function quotedMessage(msg: string): string {
-  let text = messageMemo.get(msg);
-  if (text === undefined) {
-    text = quote(scrubText(msg));
-    if (messageMemo.size < 10_000) messageMemo.set(msg, text);
-  }
-  return text;
-}
+/** A flat line's message scrubbed and quoted (the access line's is one per method and code). */
+const quotedMessage = memoized((msg) => quote(scrubText(msg)));
 
 /**
  * Writes `log[level](fields, msg)` for a line whose fields are all strings, finite numbers or
