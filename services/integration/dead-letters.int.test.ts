@@ -226,7 +226,13 @@ describeWithPostgresAndNats("integration dead letters and live tail (PostgreSQL 
       },
       60_000,
     );
-    const log = await h().listExecutions(create(ListExecutionsRequestSchema, { messageId }), ctx);
+    // The execution entries follow the dead letters (the consumer's onDeadLettered hook runs
+    // just after parking, kernel/events/ports.ts), as in the test above: wait for all five.
+    const log = await eventually("all five execution entries say dead-lettered", async () => {
+      const l = await h().listExecutions(create(ListExecutionsRequestSchema, { messageId }), ctx);
+      const dead = l.executions.filter((e) => e.status === ExecutionStatus.DEAD_LETTERED);
+      return new Set(dead.map((e) => e.destinationId)).size === 5 && l;
+    });
     const byDestination = new Map(log.executions.map((e) => [e.destinationId, e]));
     // Permanent: the 400, the constraint violation, the value that is not a number — one attempt each.
     expect(byDestination.get(refused)).toMatchObject({ status: ExecutionStatus.DEAD_LETTERED, attempts: 1 });
