@@ -920,9 +920,9 @@ describeWithCrdApiServer("control loop behaviour", () => {
     const isList = (r: { method: string; path: string }) =>
       r.method === "GET" && /\/quotas(\?|$)/.test(r.path) && !r.path.includes("watch=");
     const listsBefore = kube.requests.filter(isList).length;
-    // etcd forgets the history first, then the watches break: resuming them gets 410 Expired.
-    await kube.compact();
-    kube.closeWatches();
+    // The watches break and etcd forgets the history before any watch is opened again:
+    // resuming them gets 410 Expired.
+    await kube.expireWatches();
     await kube.apply({
       apiVersion: "nexus.dev/v1alpha1",
       kind: "Quota",

@@ -248,6 +248,7 @@ export class KubeRouter {
   readonly routed: RoutedRequest[] = [];
   private failures: { match: WriteMatch; code: number; left: number }[] = [];
   private readonly watches = new Set<http.ServerResponse>();
+  private watchHold: Promise<void> | undefined;
   private server!: http.Server;
   url = "";
 
@@ -284,6 +285,21 @@ export class KubeRouter {
   closeWatches(): void {
     for (const res of this.watches) res.destroy();
     this.watches.clear();
+  }
+
+  /**
+   * Test hook: new watch requests wait (are not forwarded) until the returned function is
+   * called, so a test can end the open watches and change the server before any client
+   * watches again.
+   */
+  holdWatches(): () => void {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    this.watchHold = held;
+    return () => {
+      if (this.watchHold === held) this.watchHold = undefined;
+      release();
+    };
   }
 
   async close(): Promise<void> {
@@ -440,6 +456,7 @@ export class KubeRouter {
       return;
     }
     if (/[?&]watch=(true|1)/.test(p)) {
+      if (this.watchHold) await this.watchHold;
       this.watches.add(res);
       res.on("close", () => this.watches.delete(res));
     }

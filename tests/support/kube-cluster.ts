@@ -6,8 +6,9 @@
  * get, list, apply (create, or a JSON merge patch of what is given), delete.
  *
  * Test hooks: {@link KubeCluster.failNextWrites} and {@link KubeCluster.closeWatches} act in
- * the router (for either server), {@link KubeCluster.compact} compacts the real etcd (start
- * with `compactable: true`, so watches are served by etcd and see it).
+ * the router (for either server); {@link KubeCluster.expireWatches} ends the watches and
+ * compacts the real etcd (start with `compactable: true`, so watches are served by etcd and
+ * see it), so resumed watches get 410 Expired.
  */
 import { randomBytes } from "node:crypto";
 import path from "node:path";
@@ -40,7 +41,7 @@ const PLURAL_OF: Record<string, string> = {
 
 /** Options of {@link KubeCluster.start}. */
 export interface KubeClusterOptions {
-  /** Serve watches from etcd (no watch cache), so {@link KubeCluster.compact} yields 410 Expired. */
+  /** Serve watches from etcd (no watch cache), so {@link KubeCluster.expireWatches} yields 410 Expired. */
   compactable?: boolean;
 }
 
@@ -152,9 +153,20 @@ export class KubeCluster {
     this.router.closeWatches();
   }
 
-  /** Compacts the real etcd, so watches resumed from older resourceVersions get 410 Expired. */
-  compact(): Promise<void> {
-    return this.real.compact();
+  /**
+   * Ends every open watch and compacts etcd before any client can watch again, so every
+   * resumed watch gets 410 Expired: no event reaches a watcher between the compaction and the
+   * break (which would move its resourceVersion past the compacted revision), and no watch
+   * re-opened in between survives.
+   */
+  async expireWatches(): Promise<void> {
+    const release = this.router.holdWatches();
+    try {
+      this.router.closeWatches();
+      await this.real.compact();
+    } finally {
+      release();
+    }
   }
 
   async close(): Promise<void> {
