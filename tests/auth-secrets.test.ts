@@ -95,17 +95,22 @@ describeWithPostgresAndNats("no plaintext secret in logs, events or tables", () 
     await db?.drop();
   });
 
-  /** The secret half of a key (after `nxs_<id>_`). */
-  const secretOf = (plaintext: string) => plaintext.slice(plaintext.indexOf("_", 4) + 1);
+  /**
+   * The secret half of a key or SCIM token (after `nxs_<id>_` or `nxscim_<id>_`; ids hold no
+   * `_`, secrets may: the secret is everything after the second `_`).
+   */
+  const secretOf = (plaintext: string) => plaintext.slice(plaintext.indexOf("_", plaintext.indexOf("_") + 1) + 1);
 
   function expectClean(text: string, where: string): void {
+    // A short "secret" would match by chance: each is the whole random half.
+    for (const x of [...plaintexts, ...scimTokens]) expect(secretOf(x).length).toBeGreaterThanOrEqual(32);
     for (const p of plaintexts) {
       expect(text.includes(p), `${where} contains a plaintext key`).toBe(false);
       expect(text.includes(secretOf(p)), `${where} contains a key's secret`).toBe(false);
     }
     for (const t of scimTokens) {
       expect(text.includes(t), `${where} contains a SCIM token`).toBe(false);
-      expect(text.includes(t.slice(t.lastIndexOf("_") + 1)), `${where} contains a SCIM token's secret`).toBe(false);
+      expect(text.includes(secretOf(t)), `${where} contains a SCIM token's secret`).toBe(false);
     }
     expect(/Bearer\s+nx(s|scim)_[A-Za-z0-9]/i.test(text), `${where} contains an Authorization header value`).toBe(false);
   }
