@@ -512,7 +512,11 @@ describeHere("Workflow, Destination and SenderApp resources", () => {
         return w && w.currentVersion > current.currentVersion + 1 ? w : undefined;
       });
       expect(back.definition?.targets[0]?.path).toBe("/orders");
-      expect((await kube.get("workflows", NS, "orders"))?.status.version).toBe(back.currentVersion);
+      // The status is written after the save: it catches up with the version the save made.
+      await eventually(
+        "the resource's status to name the saved version",
+        async () => (await kube.get("workflows", NS, "orders"))?.status.version === back.currentVersion,
+      );
     }, 30_000);
 
     it("Kubernetes wins: a resource named like an object made in the console takes it over and puts its spec in place", async () => {
