@@ -1,3 +1,4 @@
+import type { UniversalClientFn } from "@connectrpc/connect/protocol";
 import type { Logger } from "pino";
 import { startMeshSecurity } from "../auth/mesh-security.js";
 import type { MeshAuthz } from "../kernel/authz/mesh-authz.js";
@@ -204,7 +205,12 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
 
     let bound: BoundAddress | undefined;
     const meshToken = await loadMeshToken(db);
-    const peers = createPeers(config, services, () => bound && loopbackUrl(bound), { meshToken });
+    // Set once the server is built: peer calls to the services hosted here go in-process.
+    let inProcessClient: UniversalClientFn | undefined;
+    const peers = createPeers(config, services, () => bound && loopbackUrl(bound), {
+      meshToken,
+      inProcess: () => inProcessClient,
+    });
     // Every RPC of every service passes the authentication gate and the permission table.
     const authz = await startMeshSecurity({ config, db, bus, clock, logger, peers, hostsAuth: services.includes("auth") });
     cleanups.push(["authz", () => authz.close()]);
@@ -293,6 +299,7 @@ export async function startNexus(options: StartNexusOptions): Promise<RunningNex
         "event-bus": eventBusReadiness(bus),
       },
     });
+    inProcessClient = server.inProcessClient;
     // Sagas interrupted by a crash resume without an operator (docs/event-sourcing.md, "Sagas"):
     // where auth runs, since tenant offboarding acts on its tenants; one runner per saga across
     // replicas (a lease).

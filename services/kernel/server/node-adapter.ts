@@ -360,8 +360,15 @@ function answersOnce(handler: UniversalHandler): boolean {
   return kind === "unary" || kind === "client_streaming";
 }
 
+/** A Node request listener serving a connect router, and the router's handlers by request path. */
+export interface NodeAdapter {
+  (req: NodeRequest, res: NodeResponse): void;
+  /** The same handlers the listener routes to (the in-process client calls them directly). */
+  readonly handlers: ReadonlyMap<string, UniversalHandler>;
+}
+
 /** A Node request listener (HTTP/1.1 and HTTP/2) serving a connect router; see {@link NodeAdapterOptions}. */
-export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeRequest, res: NodeResponse) => void {
+export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
   const router = createConnectRouter({
     ...options,
     jsonOptions: { ...options.jsonOptions, textEncoder: JSON_UTF8 } as ConnectRouterOptions["jsonOptions"],
@@ -372,7 +379,7 @@ export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeReques
   for (const handler of router.handlers) paths.set(handler.requestPath, handler);
   const logger = options.logger;
   const beforeTrailers = options.beforeTrailers;
-  return (req, res) => {
+  const listener = (req: NodeRequest, res: NodeResponse): void => {
     const url = req.url ?? "";
     const q = url.indexOf("?");
     const handler = paths.get(q < 0 ? url : url.slice(0, q));
@@ -390,4 +397,5 @@ export function createNodeAdapter(options: NodeAdapterOptions): (req: NodeReques
         logger.error({ err: reason, service: handler.service.typeName, method: handler.method.name }, "writing an RPC's response failed");
       });
   };
+  return Object.assign(listener, { handlers: paths as ReadonlyMap<string, UniversalHandler> });
 }

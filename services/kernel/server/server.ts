@@ -8,13 +8,14 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { ConnectRouter, HandlerContext, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
+import type { UniversalClientFn } from "@connectrpc/connect/protocol";
 import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import { collectDefaultMetrics, register } from "prom-client";
 import { Health } from "../../../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection as ReflectionV1 } from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ReflectionV1alpha } from "../../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { socketAddressKey } from "../authz/client-address.js";
+import { type PeerSource, socketAddressKey } from "../authz/client-address.js";
 import type { NexusConfig } from "../config.js";
 import type { RequestMeta } from "../context.js";
 import { CORRELATION_ID_HEADER, REQUEST_ID_HEADER, requestMetaKey, requestScope, responseMetadataKey } from "../context.js";
@@ -31,6 +32,7 @@ import { createCors } from "./cors.js";
 import { addDecodeErrorInfo, fixGrpcStatus } from "./decode-errors.js";
 import { registerHealthService } from "./health-service.js";
 import { createHttpEndpoints, createServiceRoutes } from "./http-endpoints.js";
+import { createInProcessClient } from "./in-process-client.js";
 import { createNodeAdapter } from "./node-adapter.js";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
 import { plain } from "./node-http.js";
@@ -131,6 +133,13 @@ export interface NexusServer {
   onShutdown(name: string, hook: () => Promise<void> | void): void;
   /** The HTTP handler (RPCs, CORS, /metrics, /healthz, /readyz, /openapi.json) for embedding in another server. */
   readonly requestHandler: (req: NodeRequest, res: NodeResponse) => void;
+  /**
+   * An HTTP client for connect's transports that calls this server's RPCs in this process
+   * (in-process-client.ts): the peer calls between services it hosts. Calls are admitted only
+   * while the server serves (else UNAVAILABLE, as a draining server's closed connections are)
+   * and count in flight for graceful shutdown.
+   */
+  readonly inProcessClient: UniversalClientFn;
 }
 
 const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
@@ -158,6 +167,12 @@ function drainThenClose(request: Http2ServerRequest, maxBytes: number): void {
   stream.once("close", () => clearTimeout(timer));
   request.resume();
 }
+
+/**
+ * The peer of an in-process call: this process, as its calls over the loopback were seen (the
+ * refused-authentication limiter counts a peer call's refusals against it, as before).
+ */
+const IN_PROCESS_PEER: PeerSource = Object.freeze({ socket: Object.freeze({ remoteAddress: "127.0.0.1" }) });
 
 /** The context connect hands the request gate: it is also the controller that ends the call (connect's `HandlerContextController`, not exported). */
 type CallContext = HandlerContext & { abort(reason?: unknown): void };
@@ -350,6 +365,29 @@ export function createServer(options: ServerOptions): NexusServer {
   };
   const idle = () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve)));
 
+  // Calls from this process (peer calls between the services it hosts) as if they came in over
+  // the loopback: the same context values, admitted only while serving, counted in flight.
+  const inProcessClient = createInProcessClient({
+    handlers: rpcHandler.handlers,
+    contextValues: (header) => {
+      const values = createContextValues();
+      values.set(
+        requestMetaKey,
+        requestMetaFromValues(header.get(REQUEST_ID_HEADER) ?? undefined, header.get(CORRELATION_ID_HEADER) ?? undefined),
+      );
+      values.set(socketAddressKey, IN_PROCESS_PEER);
+      return values;
+    },
+    admit: () => {
+      if (state.lifecycle !== "serving") {
+        throw new ConnectError(`the server is ${state.lifecycle === "idle" ? "not serving yet" : "shutting down"}`, Code.Unavailable);
+      }
+      inFlight++;
+      return settleOne;
+    },
+    beforeTrailers: fixGrpcStatus,
+  });
+
   const requestHandler: NexusServer["requestHandler"] = (req, res) => {
     inFlight++;
     const h1 = req.httpVersionMajor === 1 ? (res as ServerResponse) : undefined;
@@ -443,6 +481,7 @@ export function createServer(options: ServerOptions): NexusServer {
       return state.services;
     },
     requestHandler,
+    inProcessClient,
     address: () => bound,
     addReadinessCheck: (name, check, services) => state.addCheck(name, check, services),
     onShutdown(name, hook) {
