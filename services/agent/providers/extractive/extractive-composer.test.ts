@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Passage } from "../ports.js";
 import { composeExtractiveAnswer, DONT_KNOW_ANSWER } from "./extractive-composer.js";
 import { splitSentences } from "./sentences.js";
-import { contentTerms } from "./terms.js";
+import { CONTENT_TERM_PATTERNS, contentTerms } from "./terms.js";
 
 const KEYS = [
   "# Rotating API keys",
@@ -48,6 +48,33 @@ describe("content terms", () => {
       "key",
       "rotat",
       "rotat",
+    ]);
+  });
+
+  it("splits ASCII text exactly as the Unicode patterns do, and keeps non-ASCII words whole", () => {
+    // Random ASCII text heavy in what the patterns look at: case changes, digits, apostrophes,
+    // underscores and punctuation (a fixed seed: the same cases every run).
+    let seed = 42;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed;
+    };
+    const alphabet = "abcXYZ019'_- .,;:!?\t\nRotateApiKEYsHTTPServer";
+    const texts = [KEYS, QUOTAS, "HTTPServer getHTTPResponse2XX don't API'S isn'tIt x'y '' a1B2c3"];
+    for (let i = 0; i < 2000; i++) {
+      let text = "";
+      for (let n = next() % 60; n > 0; n--) text += alphabet[next() % alphabet.length];
+      texts.push(text);
+    }
+    for (const text of texts) expect(contentTerms(text), JSON.stringify(text)).toEqual(contentTerms(text, CONTENT_TERM_PATTERNS.unicode));
+    expect(contentTerms("Größe der Schlüssel: ÄnderungÜber naïveCafé")).toEqual([
+      "größ",
+      "der",
+      "schlüssel",
+      "änderung",
+      "über",
+      "naïv",
+      "café",
     ]);
   });
 });

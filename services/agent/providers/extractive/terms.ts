@@ -26,17 +26,40 @@ export function stem(word: string): string {
   return w;
 }
 
+/** A character past U+007F (any UTF-16 code unit from U+0080 on, surrogates included). */
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/**
+ * The word patterns of {@link contentTerms}: with Unicode property classes, and their exact
+ * equivalents for ASCII text (in ASCII, \p{Ll} is a-z, \p{Lu} A-Z, \p{N} 0-9), which match
+ * three to four times faster: the extractive provider splits every retrieved sentence before
+ * Run's first token.
+ */
+const UNICODE_WORDS = {
+  lowerThenUpper: /([\p{Ll}\p{N}])(\p{Lu})/gu,
+  upperThenWord: /(\p{Lu})(\p{Lu}\p{Ll})/gu,
+  word: /[\p{L}\p{N}]+(?:'[\p{L}]+)?/gu,
+};
+const ASCII_WORDS: typeof UNICODE_WORDS = {
+  lowerThenUpper: /([a-z0-9])([A-Z])/g,
+  upperThenWord: /([A-Z])([A-Z][a-z])/g,
+  word: /[a-z0-9]+(?:'[a-z]+)?/g,
+};
+
 /**
  * The content terms of a text, stemmed, in order (duplicates kept): camelCase and snake_case
  * identifiers are split (RotateApiKey → rotat, api, key), stop words dropped.
  */
-export function contentTerms(text: string): string[] {
-  const spaced = text.replace(/([\p{Ll}\p{N}])(\p{Lu})/gu, "$1 $2").replace(/(\p{Lu})(\p{Lu}\p{Ll})/gu, "$1 $2");
+export function contentTerms(text: string, words = NON_ASCII.test(text) ? UNICODE_WORDS : ASCII_WORDS): string[] {
+  const spaced = text.replace(words.lowerThenUpper, "$1 $2").replace(words.upperThenWord, "$1 $2");
   const out: string[] = [];
-  for (const match of spaced.toLowerCase().matchAll(/[\p{L}\p{N}]+(?:'[\p{L}]+)?/gu)) {
+  for (const match of spaced.toLowerCase().matchAll(words.word)) {
     const word = match[0];
     if (STOP_WORDS.has(word)) continue;
     out.push(stem(word));
   }
   return out;
 }
+
+/** The patterns {@link contentTerms} uses for any text (tests compare the two sets on ASCII text). */
+export const CONTENT_TERM_PATTERNS = { unicode: UNICODE_WORDS, ascii: ASCII_WORDS } as const;
