@@ -18,7 +18,7 @@ import type { TenantDataDeleter } from "./tenant-data.js";
 export interface Peers {
   /** Base URL of a peer service. Throws a ConfigError naming NEXUS_<SVC>_URL when unknown. */
   url(service: ServiceName): string;
-  /** A gRPC transport to a peer service (created once, reused). */
+  /** A gRPC transport to a peer service (created once, reused; in-process when this process hosts it, services/runtime/peers.ts). */
   transport(service: ServiceName): Transport;
 }
 
