@@ -44,7 +44,9 @@ function raceSignal<T>(signal: AbortSignal, promise: Promise<T>): Promise<T> {
  *
  * Unlike connect's `createUniversalHandlerClient`, the trailers are handed over as they are
  * when the body ends, not copied when the headers come: a gRPC error raised after the first
- * message of a stream arrives in the trailers.
+ * message of a stream arrives in the trailers. (With connect's client and the gRPC protocol,
+ * such a stream ended as if it had succeeded, tried with connect 2.2.0; its
+ * `createRouterTransport` speaks the Connect protocol, whose stream errors are in the body.)
  */
 export function createInProcessClient(options: InProcessClientOptions): UniversalClientFn {
   const { handlers, contextValues, admit, beforeTrailers } = options;
