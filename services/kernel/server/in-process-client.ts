@@ -1,6 +1,7 @@
 import type { ContextValues } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { UniversalClientFn, UniversalClientResponse, UniversalHandler } from "@connectrpc/connect/protocol";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
 
 /** Options of {@link createInProcessClient}. */
 export interface InProcessClientOptions {
@@ -16,10 +17,6 @@ export interface InProcessClientOptions {
   /** Called with a response's trailers once its body has ended (gRPC), as the Node listener does before writing them. */
   beforeTrailers?: (trailer: Headers) => void;
 }
-
-const EMPTY: AsyncIterable<Uint8Array> = {
-  [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: undefined }) }),
-};
 
 /** A promise that rejects with the signal's reason once it aborts (the call's client went away). */
 function raceSignal<T>(signal: AbortSignal, promise: Promise<T>): Promise<T> {
@@ -71,7 +68,7 @@ export function createInProcessClient(options: InProcessClientOptions): Universa
           method: req.method,
           url: req.url,
           header: req.header,
-          body: req.body ?? EMPTY,
+          body: req.body ?? createAsyncIterable([]),
           signal,
           contextValues: contextValues(req.header),
         }),
@@ -83,7 +80,7 @@ export function createInProcessClient(options: InProcessClientOptions): Universa
     // Not an answer a gRPC client reads the body of (the transport throws on the status).
     if (res.status !== 200) done();
     const trailer = res.trailer ?? new Headers();
-    const source = res.body ?? EMPTY;
+    const source = res.body ?? createAsyncIterable<Uint8Array>([]);
     const body: AsyncIterable<Uint8Array> = {
       [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
         const it = source[Symbol.asyncIterator]();

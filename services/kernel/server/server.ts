@@ -6,7 +6,7 @@ import type { AddressInfo, Socket } from "node:net";
 import net from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { Validator } from "@bufbuild/protovalidate";
-import type { ConnectRouter, HandlerContext, Interceptor } from "@connectrpc/connect";
+import type { ConnectRouter, ContextValues, HandlerContext, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import type { UniversalClientFn } from "@connectrpc/connect/protocol";
 import { context, propagation, ROOT_CONTEXT } from "@opentelemetry/api";
@@ -174,6 +174,17 @@ function drainThenClose(request: Http2ServerRequest, maxBytes: number): void {
  */
 const IN_PROCESS_PEER: PeerSource = Object.freeze({ socket: Object.freeze({ remoteAddress: "127.0.0.1" }) });
 
+/**
+ * The context values every call starts with, over the network or in-process: its request meta
+ * (from the request's `x-request-id` and `x-correlation-id`) and its connection's peer.
+ */
+function callContextValues(requestId: string | undefined, correlationId: string | undefined, peer: PeerSource): ContextValues {
+  const values = createContextValues();
+  values.set(requestMetaKey, requestMetaFromValues(requestId, correlationId));
+  values.set(socketAddressKey, peer);
+  return values;
+}
+
 /** The context connect hands the request gate: it is also the controller that ends the call (connect's `HandlerContextController`, not exported). */
 type CallContext = HandlerContext & { abort(reason?: unknown): void };
 
@@ -332,17 +343,10 @@ export function createServer(options: ServerOptions): NexusServer {
     // key), as the protobuf JSON mapping and Google's APIs do, not something to drop silently.
     jsonOptions: { ignoreUnknownFields: false },
     requestGate,
-    contextValues: (req) => {
-      const values = createContextValues();
-      values.set(
-        requestMetaKey,
-        requestMetaFromValues(nodeHeaderValue(req.headers[REQUEST_ID_HEADER]), nodeHeaderValue(req.headers[CORRELATION_ID_HEADER])),
-      );
-      // The connection's peer, for decisions a header must not decide (the refused-authentication
-      // limiter), read from the request only when one is made.
-      values.set(socketAddressKey, req);
-      return values;
-    },
+    // The connection's peer, for decisions a header must not decide (the refused-authentication
+    // limiter), read from the request only when one is made.
+    contextValues: (req) =>
+      callContextValues(nodeHeaderValue(req.headers[REQUEST_ID_HEADER]), nodeHeaderValue(req.headers[CORRELATION_ID_HEADER]), req),
   });
 
   const cors = createCors(options.cors);
@@ -369,15 +373,8 @@ export function createServer(options: ServerOptions): NexusServer {
   // the loopback: the same context values, admitted only while serving, counted in flight.
   const inProcessClient = createInProcessClient({
     handlers: rpcHandler.handlers,
-    contextValues: (header) => {
-      const values = createContextValues();
-      values.set(
-        requestMetaKey,
-        requestMetaFromValues(header.get(REQUEST_ID_HEADER) ?? undefined, header.get(CORRELATION_ID_HEADER) ?? undefined),
-      );
-      values.set(socketAddressKey, IN_PROCESS_PEER);
-      return values;
-    },
+    contextValues: (header) =>
+      callContextValues(header.get(REQUEST_ID_HEADER) ?? undefined, header.get(CORRELATION_ID_HEADER) ?? undefined, IN_PROCESS_PEER),
     admit: () => {
       if (state.lifecycle !== "serving") {
         throw new ConnectError(`the server is ${state.lifecycle === "idle" ? "not serving yet" : "shutting down"}`, Code.Unavailable);
