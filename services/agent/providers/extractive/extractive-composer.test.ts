@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Passage } from "../ports.js";
 import { composeExtractiveAnswer, DONT_KNOW_ANSWER } from "./extractive-composer.js";
 import { splitSentences } from "./sentences.js";
-import { CONTENT_TERM_PATTERNS, contentTerms } from "./terms.js";
+import { contentTerms, UNICODE_WORDS } from "./terms.js";
 
 const KEYS = [
   "# Rotating API keys",
@@ -66,7 +66,7 @@ describe("content terms", () => {
       for (let n = next() % 60; n > 0; n--) text += alphabet[next() % alphabet.length];
       texts.push(text);
     }
-    for (const text of texts) expect(contentTerms(text), JSON.stringify(text)).toEqual(contentTerms(text, CONTENT_TERM_PATTERNS.unicode));
+    for (const text of texts) expect(contentTerms(text), JSON.stringify(text)).toEqual(contentTerms(text, UNICODE_WORDS));
     expect(contentTerms("Größe der Schlüssel: ÄnderungÜber naïveCafé")).toEqual([
       "größ",
       "der",
