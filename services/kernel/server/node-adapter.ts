@@ -5,6 +5,8 @@ import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
+import type { GrpcUnaryHandler } from "./grpc-unary.js";
+import { recordGrpcUnary } from "./grpc-unary.js";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
 import { plain, webHeadersOf } from "./node-http.js";
 
@@ -28,7 +30,10 @@ import { plain, webHeadersOf } from "./node-http.js";
  *   third listener and a promise that never settled on HTTP/1.1; here a write waits only
  *   when Node asks it to (`write()` returned false);
  * - JSON answers were encoded to UTF-8 with a TextEncoder, which allocates a new ArrayBuffer
- *   for each; here {@link JSON_UTF8} copies a small answer into Node's shared buffer pool.
+ *   for each; here {@link JSON_UTF8} copies a small answer into Node's shared buffer pool;
+ * - a unary gRPC call over HTTP/2 went through connect's streaming pipeline (eight async
+ *   generators); here a plain one is served by {@link GrpcUnaryHandler} (grpc-unary.ts), with
+ *   connect's handler for everything else.
  *
  * Handler failures that are not an aborted call go to the logger (connect-node wrote them
  * with console.error).
@@ -39,6 +44,11 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
   contextValues?: (req: NodeRequest) => ContextValues;
   /** Called with a response's HTTP trailers (gRPC) right before they are written. */
   beforeTrailers?: (trailer: Headers) => void;
+  /**
+   * Unary gRPC calls over HTTP/2 without connect's streaming pipeline ({@link GrpcUnaryHandler}).
+   * Default true; false serves every call with connect's handlers (tests compare the two).
+   */
+  grpcUnaryFastPath?: boolean;
   logger: Logger;
 }
 
@@ -369,12 +379,14 @@ export interface NodeAdapter {
 
 /** A Node request listener (HTTP/1.1 and HTTP/2) serving a connect router; see {@link NodeAdapterOptions}. */
 export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
-  const router = createConnectRouter({
+  const routerOptions: ConnectRouterOptions = {
     ...options,
     jsonOptions: { ...options.jsonOptions, textEncoder: JSON_UTF8 } as ConnectRouterOptions["jsonOptions"],
     acceptCompression: options.acceptCompression ?? [compressionGzip, compressionBrotli],
-  });
-  options.routes(router);
+  };
+  const router = createConnectRouter(routerOptions);
+  const grpcUnary = new Map<string, GrpcUnaryHandler>();
+  options.routes(options.grpcUnaryFastPath === false ? router : recordGrpcUnary(router, routerOptions, grpcUnary));
   const paths = new Map<string, UniversalHandler>();
   for (const handler of router.handlers) paths.set(handler.requestPath, handler);
   const logger = options.logger;
@@ -382,7 +394,8 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
   const listener = (req: NodeRequest, res: NodeResponse): void => {
     const url = req.url ?? "";
     const q = url.indexOf("?");
-    const handler = paths.get(q < 0 ? url : url.slice(0, q));
+    const path = q < 0 ? url : url.slice(0, q);
+    const handler = paths.get(path);
     if (handler === undefined) {
       plain(res).writeHead(404);
       plain(res).end();
@@ -390,7 +403,8 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
     }
     const call: CallState = { answered: false };
     const uReq = universalRequest(req, res, options.contextValues?.(req), call);
-    handler(uReq)
+    const fast = "stream" in req ? grpcUnary.get(path) : undefined;
+    (fast === undefined ? handler(uReq) : fast(uReq, handler))
       .then((uRes) => writeResponse(uRes, res, beforeTrailers, answersOnce(handler), call))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
