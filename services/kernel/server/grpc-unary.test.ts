@@ -52,6 +52,9 @@ async function check(service: string, ctx: HandlerContext, server: string) {
       ctx.responseHeader.set("x-answer-header", "h");
       ctx.responseTrailer.set("x-answer-trailer", "t");
       return { status: Status.SERVING };
+    case "deadline-passed?":
+      // Whether the call's deadline passed before the handler ran (while its body arrived).
+      return { status: ctx.signal.aborted ? Status.NOT_SERVING : Status.SERVING };
     case "slow":
       await sleep(2_000, ctx.signal);
       return { status: Status.SERVING };
@@ -248,6 +251,11 @@ const cases: Record<string, { path?: string; headers?: Record<string, string>; c
     headers: { "grpc-timeout": "soon" },
     chunks: [frame(checkOf("x"))],
     grpcStatus: String(Code.InvalidArgument),
+  },
+  "a deadline that passes while the body arrives (counted from before the read, as connect does)": {
+    headers: { "grpc-timeout": "15m" },
+    chunks: [...frame(checkOf("deadline-passed?"))].map((b) => Buffer.from([b])),
+    grpcStatus: "0",
   },
   "a deadline the handler misses": {
     headers: { "grpc-timeout": "50m" },

@@ -98,6 +98,8 @@ function createGrpcUnaryHandler(spec: UnarySpec, opt: HandlerOptions): GrpcUnary
     // Read the body whole if it is one small uncompressed envelope. As soon as its header says
     // otherwise (or more bytes come than it promised), the rest goes to connect, which then sees
     // the body from its first byte.
+    // connect starts the deadline before it reads the body: so does this, by counting the read.
+    const readFrom = timeout.timeoutMs === undefined ? 0 : Date.now();
     const it = body[Symbol.asyncIterator]();
     const chunks: Uint8Array[] = [];
     let total = 0;
@@ -128,7 +130,7 @@ function createGrpcUnaryHandler(spec: UnarySpec, opt: HandlerOptions): GrpcUnary
       service,
       requestMethod: req.method,
       protocolName: "grpc",
-      timeoutMs: timeout.timeoutMs,
+      timeoutMs: timeout.timeoutMs === undefined ? undefined : timeout.timeoutMs - (Date.now() - readFrom),
       shutdownSignal: opt.shutdownSignal,
       requestSignal: req.signal,
       requestHeader: req.header,
