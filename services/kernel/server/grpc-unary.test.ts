@@ -338,6 +338,32 @@ describe("unary gRPC calls without connect's streaming pipeline", () => {
     expect((await client.check({ service: "after" })).status).toBe(Status.SERVING);
   });
 
+  it("serves the last registration of a method, also when it has options of its own (then through connect's handler)", async () => {
+    const impl = (status: Status) => ({ check: () => ({ status }), list: () => ({}), watch: async function* () {} });
+    const servers: http2.Http2Server[] = [];
+    try {
+      for (const [second, options] of [
+        [Status.NOT_SERVING, undefined],
+        [Status.SERVICE_UNKNOWN, { readMaxBytes: 4096 }],
+      ] as const) {
+        const server = http2.createServer(
+          createNodeAdapter({
+            logger: createLogger({ name: "grpc-unary-test", level: "silent", destination: new Sink() }),
+            routes: (router) => router.service(Health, impl(Status.SERVING)).service(Health, impl(second), options),
+          }),
+        );
+        servers.push(server);
+        await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+        const answer = await send(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, CHECK, PROTO, [frame(checkOf("which"))]);
+        expect(answer.trailers["grpc-status"]).toBe("0");
+        // The answer's status field (field 1, varint) is the second implementation's.
+        expect(answer.body.slice(10)).toBe(`08${second.toString(16).padStart(2, "0")}`);
+      }
+    } finally {
+      for (const server of servers) await new Promise((r) => server.close(r));
+    }
+  });
+
   it("reads a plain call's body before the request gate, where connect's handler refuses without it (the one difference)", async () => {
     // A refused call whose body has not ended: connect's handler answers at once; the fast path
     // answers once the body (one envelope, at most readMaxBytes) is in.

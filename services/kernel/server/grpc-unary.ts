@@ -1,4 +1,4 @@
-import type { DescMessage, DescMethod, DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ConnectRouterOptions, MethodImplSpec } from "@connectrpc/connect";
 import { Code, ConnectError, createHandlerContext, createMethodImplSpec, createServiceImplSpec } from "@connectrpc/connect";
 import type { UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
@@ -183,25 +183,24 @@ export function recordGrpcUnary(
   into: Map<string, GrpcUnaryHandler>,
 ): ConnectRouter {
   const opt = validateUniversalHandlerOptions(routerOptions);
-  const add = (spec: MethodImplSpec) => {
-    if (spec.kind === "unary") into.set(createMethodUrl("/", spec.method), createGrpcUnaryHandler(spec, opt));
+  // A method registered again replaces the earlier one, as in the router; one registered with
+  // options of its own is left to connect's handler.
+  const record = (method: DescMethod, spec: MethodImplSpec | undefined) => {
+    const path = createMethodUrl("/", method);
+    if (spec?.kind === "unary") into.set(path, createGrpcUnaryHandler(spec, opt));
+    else into.delete(path);
   };
   const recording: ConnectRouter = {
     handlers: router.handlers,
     service(desc: DescService, impl: never, options?: never) {
       router.service(desc, impl, options);
-      if (options === undefined) for (const spec of Object.values(createServiceImplSpec(desc, impl).methods)) add(spec as MethodImplSpec);
+      const specs = options === undefined ? createServiceImplSpec(desc, impl).methods : {};
+      for (const method of desc.methods) record(method, specs[method.localName] as MethodImplSpec | undefined);
       return recording;
     },
     rpc(method: DescMethod, impl: never, options?: never) {
       router.rpc(method as never, impl, options);
-      if (options === undefined)
-        add(
-          createMethodImplSpec(
-            method as DescMethod & { methodKind: "unary"; input: DescMessage; output: DescMessage },
-            impl,
-          ) as MethodImplSpec,
-        );
+      record(method, options === undefined ? (createMethodImplSpec(method as DescMethodUnary, impl) as MethodImplSpec) : undefined);
       return recording;
     },
   } as ConnectRouter;
