@@ -243,7 +243,8 @@ const cases: Record<string, { path?: string; headers?: Record<string, string>; c
     chunks: parts(frame(checkOf("y".repeat(140_000))), 4),
     grpcStatus: String(Code.ResourceExhausted),
   },
-  "a message over 64 KiB within readMaxBytes (connect's handler reads it after the gate)": {
+  "a 15 KB message, in parts": { chunks: parts(frame(checkOf("v".repeat(15_000))), 3), grpcStatus: "0" },
+  "a message over 16 KiB within readMaxBytes (connect's handler reads it after the gate)": {
     chunks: parts(frame(checkOf("w".repeat(100_000))), 3),
     grpcStatus: "0",
   },

@@ -60,10 +60,12 @@ export type GrpcUnaryHandler = (
 type HandlerOptions = ReturnType<typeof validateUniversalHandlerOptions>;
 
 /**
- * Largest message the fast path reads before the request gate (64 KiB; unary requests are
- * almost always far smaller). A larger one goes to connect's handler, which asks the gate first.
+ * Largest message the fast path reads before the request gate: 16 KiB, one HTTP/2 DATA frame
+ * at the default frame size. Unary requests are almost always smaller; a larger one goes to
+ * connect's handler, which asks the gate first. It bounds what a caller without credentials
+ * can make the server hold per stream before it is refused.
  */
-export const FAST_MAX_MESSAGE = 64 * 1024;
+export const FAST_MAX_MESSAGE = 16 * 1024;
 
 /** The body as it was, for connect's handler: `chunks` already read, then the rest of `it`. */
 function replay(chunks: readonly Uint8Array[], it: AsyncIterator<Uint8Array>): AsyncIterable<Uint8Array> {
