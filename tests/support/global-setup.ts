@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { makeCliExecutable } from "../../scripts/cli-executable.js";
 
 /**
  * Builds dist/ once before the suites run: end-to-end tests start `nexus` as separate
@@ -11,4 +12,6 @@ export default function setup(): void {
   if (r.status !== 0) {
     console.warn(`[nexus tests] tsc reported type errors (dist/ was still emitted):\n${(r.stdout + r.stderr).slice(0, 4000)}`);
   }
+  // As `npm run build` does: the bin runs directly, as npx and a global install run it.
+  makeCliExecutable();
 }
