@@ -29,16 +29,17 @@ import {
  *
  * connect-es serves every gRPC call, unary ones too, as a stream: the request body goes
  * through four async generators (split, decompress, parse envelopes, then "exactly one
- * message") and the answer through four more (serialize, compress, join, catch). For a unary
- * call that is about 10 generator objects, their promises and queue rounds, and about 40 KB
- * of short-lived allocations per call (measured, docs/performance.md): most of what a unary
- * gRPC call cost over a Connect one.
+ * message") and the answer through four more (serialize, compress, join, catch). Their objects,
+ * promises and queue rounds were about half of what a gRPC WhoAmI allocated (98 KB per call,
+ * 50 KB without them; docs/performance.md), and most of what a unary gRPC call cost over a
+ * Connect one.
  *
  * This handler does what connect's gRPC handler does for a unary call, in the same order and
  * with the same exported functions (content type, timeout, handler context, compression
  * negotiation, the request gate, the method's serialization with its size limits, the
  * interceptors and the implementation through `invokeUnaryImplementation`, trailer status),
- * on a body read whole. It takes only the plain case: HTTP/2, POST, a gRPC content type
+ * on a body read whole. It takes only the plain case (the Node bridge, node-adapter.ts, hands
+ * it HTTP/2 requests only): POST, a gRPC content type
  * (`application/grpc`, `+proto`, `+json`), no request compression, a valid or absent
  * `grpc-timeout`, and a body that is exactly one uncompressed envelope of at most
  * {@link FAST_MAX_MESSAGE} bytes (and within `readMaxBytes`). Anything else — and a body that
