@@ -1,11 +1,12 @@
 import { Writable } from "node:stream";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { IngestionService } from "../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { RetrievalService } from "../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { callFailure as failure } from "../../tests/support/call-failure.js";
 import { currentRequestMeta } from "./context.js";
 import { clientInterceptor } from "./interceptors/client.js";
 import { createLogger } from "./logger.js";
@@ -22,16 +23,6 @@ async function until<T>(probe: () => T | undefined, what: string): Promise<T> {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/** The error a call failed with (a call that succeeds fails the test). */
-async function failure(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("telemetry: spans across a client → server → server call", () => {

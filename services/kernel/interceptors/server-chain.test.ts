@@ -1,9 +1,10 @@
 import { Writable } from "node:stream";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import { RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { callFailure as failure } from "../../../tests/support/call-failure.js";
 import { currentRequestMeta } from "../context.js";
 import { domainError, errorReason } from "../errors.js";
 import { createLogger } from "../logger.js";
@@ -29,15 +30,6 @@ function chain(impl: Partial<ServiceImpl<typeof RetrievalService>>) {
     router: { interceptors: serverInterceptors({ logger }) },
   });
   return { client: createClient(RetrievalService, transport), lines };
-}
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("kernel interceptor chain", () => {

@@ -13,6 +13,7 @@ import {
   HealthListRequestSchema,
   HealthCheckResponse_ServingStatus as Status,
 } from "../../../gen/grpc/health/v1/health_pb.js";
+import { callFailure } from "../../../tests/support/call-failure.js";
 import { createLogger } from "../logger.js";
 import { fixGrpcStatus } from "./decode-errors.js";
 import { createNodeAdapter } from "./node-adapter.js";
@@ -159,14 +160,6 @@ async function send(url: string, path: string, headers: Record<string, string>, 
   }
 }
 
-/** The error a call fails with (fails the test if it succeeds). */
-const refusal = (call: Promise<unknown>): Promise<ConnectError> =>
-  call.then(
-    () => {
-      throw new Error("expected the call to fail");
-    },
-    (e: unknown) => ConnectError.from(e),
-  );
 const frame = (payload: Uint8Array, flags = 0, declared = payload.byteLength): Buffer => {
   const b = Buffer.alloc(5 + payload.byteLength);
   b[0] = flags;
@@ -183,6 +176,7 @@ const checkOf = (service: string) => toBinary(HealthCheckRequestSchema, create(H
 const CHECK = "/grpc.health.v1.Health/Check";
 const LIST = "/grpc.health.v1.Health/List";
 const PROTO = { "content-type": "application/grpc" };
+const LIST_REQUEST = frame(toBinary(HealthListRequestSchema, create(HealthListRequestSchema)));
 
 /** Each case: path, headers, body chunks, and the grpc-status the answer must carry. */
 const cases: Record<string, { path?: string; headers?: Record<string, string>; chunks: Buffer[]; grpcStatus: string }> = {
@@ -266,13 +260,13 @@ const cases: Record<string, { path?: string; headers?: Record<string, string>; c
   "a large answer to a client that accepts gzip": {
     path: LIST,
     headers: { "grpc-accept-encoding": "gzip" },
-    chunks: [frame(toBinary(HealthListRequestSchema, create(HealthListRequestSchema)))],
+    chunks: [LIST_REQUEST],
     grpcStatus: "0",
   },
   "a client that accepts only an unknown encoding": {
     path: LIST,
     headers: { "grpc-accept-encoding": "snappy" },
-    chunks: [frame(toBinary(HealthListRequestSchema, create(HealthListRequestSchema)))],
+    chunks: [LIST_REQUEST],
     grpcStatus: "0",
   },
   // gRPC-Web's status travels in its trailer frame, in the body.
@@ -299,9 +293,7 @@ describe("unary gRPC calls without connect's streaming pipeline", () => {
   }
 
   it("compresses a large answer for a client that accepts gzip, and the answer decodes", async () => {
-    const a = await send(fastUrl, LIST, { ...PROTO, "grpc-accept-encoding": "gzip" }, [
-      frame(toBinary(HealthListRequestSchema, create(HealthListRequestSchema))),
-    ]);
+    const a = await send(fastUrl, LIST, { ...PROTO, "grpc-accept-encoding": "gzip" }, [LIST_REQUEST]);
     expect(a.headers["grpc-encoding"]).toBe("gzip");
     const body = Buffer.from(a.body, "hex");
     expect(body[0]).toBe(1);
@@ -313,12 +305,12 @@ describe("unary gRPC calls without connect's streaming pipeline", () => {
     expect((await client.check({ service: "signal-ok" })).status).toBe(Status.SERVING);
     await expect.poll(() => ended.get("fast:signal-ok")).toBeInstanceOf(DOMException);
     expect((ended.get("fast:signal-ok") as DOMException).name).toBe("AbortError");
-    const late = await refusal(client.check({ service: "slow" }, { timeoutMs: 30 }));
+    const late = await callFailure(client.check({ service: "slow" }, { timeoutMs: 30 }));
     expect(late.code).toBe(Code.DeadlineExceeded);
     await expect.poll(() => ConnectError.from(ended.get("fast:slow")).code).toBe(Code.DeadlineExceeded);
     // A call that failed: the signal's reason is the error, on both paths.
     for (const url of [fastUrl, connectUrl]) {
-      const refused = await refusal(createClient(Health, createGrpcTransport({ baseUrl: url })).check({ service: "missing" }));
+      const refused = await callFailure(createClient(Health, createGrpcTransport({ baseUrl: url })).check({ service: "missing" }));
       expect(refused.code).toBe(Code.NotFound);
     }
     for (const server of ["fast", "connect"]) {
@@ -331,7 +323,7 @@ describe("unary gRPC calls without connect's streaming pipeline", () => {
     const client = createClient(Health, createGrpcTransport({ baseUrl: fastUrl }));
     ended.delete("fast:slow");
     const controller = new AbortController();
-    const call = refusal(client.check({ service: "slow" }, { signal: controller.signal }));
+    const call = callFailure(client.check({ service: "slow" }, { signal: controller.signal }));
     await new Promise((r) => setTimeout(r, 100));
     controller.abort();
     expect((await call).code).toBe(Code.Canceled);

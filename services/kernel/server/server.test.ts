@@ -24,6 +24,7 @@ import {
 import * as reflection from "../../../gen/grpc/reflection/v1/reflection_pb.js";
 import { IngestionService } from "../../../gen/nexus/ingestion/v1/ingestion_service_pb.js";
 import { GetCorpusRequestSchema, RetrievalService } from "../../../gen/nexus/retrieval/v1/retrieval_service_pb.js";
+import { callFailure as failure } from "../../../tests/support/call-failure.js";
 import { currentRequestMeta, principalKey } from "../context.js";
 import { errorReason } from "../errors.js";
 import { createLogger } from "../logger.js";
@@ -104,16 +105,6 @@ function grpcReflect(client: grpc.Client, requests: reflection.ServerReflectionR
     for (const r of requests) call.write(r);
     call.end();
   });
-}
-
-/** The error a call failed with (a call that succeeds fails the test). */
-async function failure(call: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("kernel server: one port, every protocol", () => {
