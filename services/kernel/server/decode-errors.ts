@@ -1,11 +1,12 @@
-import type { ConnectRouter } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { domainError } from "../errors.js";
 import { decodeError, PARSE_BINARY } from "../interceptors/error-normalizing.js";
+
+type UniversalResponse = UniversalServerResponse;
 
 /**
  * Gives the errors Connect raises before any interceptor runs an ErrorInfo and the right
@@ -22,25 +23,12 @@ import { decodeError, PARSE_BINARY } from "../interceptors/error-normalizing.js"
  *   `%3A`; the gRPC spec encodes only bytes outside 0x20–0x7E and `%`, and clients that decode
  *   with `decodeURI` (grpc-js) show `%3A` to the user. Every grpc-message (gRPC trailers and
  *   trailers-only headers, gRPC-Web trailer frames) is re-encoded to the spec.
+ *
+ * The server's Node bridge applies it to every answer, of connect's handlers and of its unary
+ * fast paths (node-adapter.ts `rewriteAnswer`). Answers that need none pass unchanged, without
+ * a promise of their own.
  */
-export function addDecodeErrorInfo(router: ConnectRouter): void {
-  for (let i = 0; i < router.handlers.length; i++) {
-    const handler = router.handlers[i]!;
-    // A promise continuation, not an async wrapper: one frame less on every call.
-    const wrapped = (req: Parameters<UniversalHandler>[0]): ReturnType<UniversalHandler> => {
-      try {
-        return handler(req).then(rewrite);
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    };
-    router.handlers[i] = Object.assign(wrapped, handler);
-  }
-}
-
-type UniversalResponse = Awaited<ReturnType<UniversalHandler>>;
-
-function rewrite(res: UniversalResponse): UniversalResponse | Promise<UniversalResponse> {
+export function rewriteDecodeErrors(res: UniversalResponse): UniversalResponse | Promise<UniversalResponse> {
   const contentType = res.header?.get("content-type") ?? "";
   if (contentType.startsWith("application/grpc-web")) return rewriteGrpcWeb(res);
   if (contentType.startsWith("application/grpc")) return rewriteGrpc(res);

@@ -1,9 +1,7 @@
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { create, toBinary, toJsonString } from "@bufbuild/protobuf";
-import type { HandlerContext, Interceptor } from "@connectrpc/connect";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,85 +12,15 @@ import {
   HealthCheckResponse_ServingStatus as Status,
 } from "../../../gen/grpc/health/v1/health_pb.js";
 import { callFailure } from "../../../tests/support/call-failure.js";
-import { createLogger } from "../logger.js";
-import { fixGrpcStatus } from "./decode-errors.js";
+import { ended, parityAdapter, silentLogger } from "../../../tests/support/unary-parity.js";
 import { createNodeAdapter } from "./node-adapter.js";
 
 // The unary gRPC path without connect's streaming pipeline (grpc-unary.ts) against connect's own
 // gRPC handler: two HTTP/2 servers, the same service, request gate, interceptor, limits and
-// trailer fix (as server.ts configures them), one with the fast path and one without. Every
+// trailer fix (as server.ts configures them; tests/support/unary-parity.ts), one with the fast
+// path and one without. Every
 // request below, plain or malformed, is sent byte for byte to both, and the answers (status,
 // headers, body bytes, trailers) must be the same.
-
-class Sink extends Writable {
-  override _write(_chunk: Buffer, _enc: string, done: () => void): void {
-    done();
-  }
-}
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    });
-  });
-
-/** What a handler saw of its call's end, by request name and server. */
-const ended = new Map<string, unknown>();
-
-async function check(service: string, ctx: HandlerContext, server: string) {
-  ctx.signal.addEventListener("abort", () => ended.set(`${server}:${service}`, ctx.signal.reason));
-  switch (service) {
-    case "missing":
-      throw new ConnectError("no such service: é/%", Code.NotFound, { "x-error-meta": "m" });
-    case "boom":
-      throw new Error("a bug, not for the client");
-    case "headers":
-      ctx.responseHeader.set("x-answer-header", "h");
-      ctx.responseTrailer.set("x-answer-trailer", "t");
-      return { status: Status.SERVING };
-    case "deadline-passed?":
-      // Whether the call's deadline passed before the handler ran (while its body arrived).
-      return { status: ctx.signal.aborted ? Status.NOT_SERVING : Status.SERVING };
-    case "slow":
-      await sleep(2_000, ctx.signal);
-      return { status: Status.SERVING };
-    default:
-      return { status: service === "down" ? Status.NOT_SERVING : Status.SERVING };
-  }
-}
-
-/** An interceptor of the kind the server has: sees every call, refuses some. */
-const interceptor: Interceptor = (next) => async (req) => {
-  if (req.header.get("x-interceptor-refuses") !== null) throw new ConnectError("refused by an interceptor", Code.PermissionDenied);
-  const res = await next(req);
-  res.header.set("x-intercepted", "yes");
-  return res;
-};
-
-function adapter(fast: boolean, server: string) {
-  return createNodeAdapter({
-    logger: createLogger({ name: "grpc-unary-test", level: "silent", destination: new Sink() }),
-    grpcUnaryFastPath: fast,
-    readMaxBytes: 128 * 1024,
-    beforeTrailers: fixGrpcStatus,
-    interceptors: [interceptor],
-    requestGate: (ctx) => {
-      if (ctx.requestHeader.get("x-gate-refuses") !== null) throw new ConnectError("no credentials", Code.Unauthenticated);
-    },
-    routes: (router) =>
-      router.service(Health, {
-        check: (req, ctx) => check(req.service, ctx, server),
-        list: () => ({
-          statuses: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`service-number-${i}`, { status: Status.SERVING }])),
-        }),
-        // eslint-disable-next-line require-yield
-        watch: async function* () {},
-      }),
-  });
-}
 
 let fastServer: http2.Http2Server;
 const sessions = new Set<http2.ServerHttp2Session>();
@@ -101,8 +29,8 @@ let fastUrl: string;
 let connectUrl: string;
 
 beforeAll(async () => {
-  fastServer = http2.createServer(adapter(true, "fast"));
-  connectServer = http2.createServer(adapter(false, "connect"));
+  fastServer = http2.createServer(parityAdapter(true, "fast"));
+  connectServer = http2.createServer(parityAdapter(false, "connect"));
   for (const s of [fastServer, connectServer]) {
     s.on("session", (session) => sessions.add(session));
     await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
@@ -341,7 +269,7 @@ describe("unary gRPC calls without connect's streaming pipeline", () => {
       ] as const) {
         const server = http2.createServer(
           createNodeAdapter({
-            logger: createLogger({ name: "grpc-unary-test", level: "silent", destination: new Sink() }),
+            logger: silentLogger(),
             routes: (router) => router.service(Health, impl(Status.SERVING)).service(Health, impl(second), options),
           }),
         );

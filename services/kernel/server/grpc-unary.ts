@@ -1,16 +1,11 @@
-import type { DescMethod, DescMethodUnary, DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, ConnectRouterOptions, MethodImplSpec } from "@connectrpc/connect";
-import { Code, ConnectError, createHandlerContext, createMethodImplSpec, createServiceImplSpec } from "@connectrpc/connect";
-import type { UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
 import {
   compressionNegotiate,
   createAsyncIterable,
   createMethodSerializationLookup,
-  createMethodUrl,
   encodeEnvelope,
   envelopeCompress,
   invokeUnaryImplementation,
-  validateUniversalHandlerOptions,
 } from "@connectrpc/connect/protocol";
 import {
   grpcStatusOk,
@@ -23,6 +18,8 @@ import {
   parseTimeout,
   setTrailerStatus,
 } from "@connectrpc/connect/protocol-grpc";
+import type { HandlerOptions, UnaryFastPath, UnarySpec } from "./fast-path.js";
+import { ReadyAnswer } from "./fast-path.js";
 
 /**
  * A unary gRPC call served without connect's streaming pipeline, with connect's own parts.
@@ -53,12 +50,7 @@ import {
  * is read (at most {@link FAST_MAX_MESSAGE} bytes, so a caller without credentials cannot make
  * the server hold more than that per stream), never parsed.
  */
-export type GrpcUnaryHandler = (
-  req: UniversalServerRequest,
-  fallback: (req: UniversalServerRequest) => Promise<UniversalServerResponse>,
-) => Promise<UniversalServerResponse>;
-
-type HandlerOptions = ReturnType<typeof validateUniversalHandlerOptions>;
+export type GrpcUnaryHandler = UnaryFastPath;
 
 /**
  * Largest message the fast path reads before the request gate: 16 KiB, one HTTP/2 DATA frame
@@ -85,9 +77,7 @@ function envelopeHead(chunks: readonly Uint8Array[], total: number): { flags: nu
   return { flags: head[0]!, length: ((head[1]! << 24) >>> 0) + (head[2]! << 16) + (head[3]! << 8) + head[4]! };
 }
 
-type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
-
-function createGrpcUnaryHandler(spec: UnarySpec, opt: HandlerOptions): GrpcUnaryHandler {
+export function createGrpcUnaryHandler(spec: UnarySpec, opt: HandlerOptions): GrpcUnaryHandler {
   const serialization = createMethodSerializationLookup(spec.method, opt.binaryOptions, opt.jsonOptions, opt);
   const service = spec.method.parent;
   return async function grpcUnary(req, fallback) {
@@ -169,43 +159,7 @@ function createGrpcUnaryHandler(spec: UnarySpec, opt: HandlerOptions): GrpcUnary
       status: 200,
       header: context.responseHeader,
       trailer: context.responseTrailer,
-      body: createAsyncIterable(answer === undefined ? [] : [answer]),
+      body: new ReadyAnswer(answer === undefined ? [] : [answer]),
     };
   };
-}
-
-/**
- * Registers services on `router` as usual and builds, for every unary method of a service
- * registered without options of its own, a {@link GrpcUnaryHandler} keyed by its request path.
- * `routerOptions` are the router's own (the same interceptors, request gate, limits and
- * compression).
- */
-export function recordGrpcUnary(
-  router: ConnectRouter,
-  routerOptions: ConnectRouterOptions,
-  into: Map<string, GrpcUnaryHandler>,
-): ConnectRouter {
-  const opt = validateUniversalHandlerOptions(routerOptions);
-  // A method registered again replaces the earlier one, as in the router; one registered with
-  // options of its own is left to connect's handler.
-  const record = (method: DescMethod, spec: MethodImplSpec | undefined) => {
-    const path = createMethodUrl("/", method);
-    if (spec?.kind === "unary") into.set(path, createGrpcUnaryHandler(spec, opt));
-    else into.delete(path);
-  };
-  const recording: ConnectRouter = {
-    handlers: router.handlers,
-    service(desc: DescService, impl: never, options?: never) {
-      router.service(desc, impl, options);
-      const specs = options === undefined ? createServiceImplSpec(desc, impl).methods : {};
-      for (const method of desc.methods) record(method, specs[method.localName] as MethodImplSpec | undefined);
-      return recording;
-    },
-    rpc(method: DescMethod, impl: never, options?: never) {
-      router.rpc(method as never, impl, options);
-      record(method, options === undefined ? (createMethodImplSpec(method as DescMethodUnary, impl) as MethodImplSpec) : undefined);
-      return recording;
-    },
-  } as ConnectRouter;
-  return recording;
 }

@@ -5,10 +5,11 @@ import { Code, ConnectError, createConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Logger } from "pino";
-import type { GrpcUnaryHandler } from "./grpc-unary.js";
-import { recordGrpcUnary } from "./grpc-unary.js";
+import { ReadyAnswer } from "./fast-path.js";
 import type { NodeRequest, NodeResponse } from "./node-http.js";
 import { plain, webHeadersOf } from "./node-http.js";
+import type { UnaryPaths } from "./unary-paths.js";
+import { recordUnaryPaths } from "./unary-paths.js";
 
 /**
  * The server's bridge between Node's HTTP servers and connect's universal handlers: what
@@ -32,8 +33,12 @@ import { plain, webHeadersOf } from "./node-http.js";
  * - JSON answers were encoded to UTF-8 with a TextEncoder, which allocates a new ArrayBuffer
  *   for each; here {@link JSON_UTF8} copies a small answer into Node's shared buffer pool;
  * - a unary gRPC call over HTTP/2 went through connect's streaming pipeline (eight async
- *   generators); here a plain one is served by {@link GrpcUnaryHandler} (grpc-unary.ts), with
- *   connect's handler for everything else.
+ *   generators); here a plain one is served by grpc-unary.ts, with connect's handler for
+ *   everything else;
+ * - a unary Connect call parsed its URL, read its body through an async iteration, copied its
+ *   answer's headers and came back as an async generator of one chunk; here a POST is served
+ *   by connect-unary.ts (GET and anything unusual by connect's handler), and the answers of
+ *   both paths ({@link ReadyAnswer}) are written without iterating.
  *
  * Handler failures that are not an aborted call go to the logger (connect-node wrote them
  * with console.error).
@@ -42,13 +47,20 @@ export interface NodeAdapterOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
   /** The context values of a new call (request meta, the socket's address). */
   contextValues?: (req: NodeRequest) => ContextValues;
+  /**
+   * Applied to every RPC's answer before it is written, of connect's handlers and of the unary
+   * fast paths alike (the server's rewrite of decoding errors, decode-errors.ts). The handlers
+   * in {@link NodeAdapter.handlers} have it too.
+   */
+  rewriteAnswer?: (res: UniversalServerResponse) => UniversalServerResponse | Promise<UniversalServerResponse>;
   /** Called with a response's HTTP trailers (gRPC) right before they are written. */
   beforeTrailers?: (trailer: Headers) => void;
   /**
-   * Unary gRPC calls over HTTP/2 without connect's streaming pipeline ({@link GrpcUnaryHandler}).
-   * Default true; false serves every call with connect's handlers (tests compare the two).
+   * Unary calls without connect's per-call machinery: gRPC over HTTP/2 (grpc-unary.ts) and
+   * Connect POST requests (connect-unary.ts). Default true; false serves every call with
+   * connect's handlers (tests compare the two).
    */
-  grpcUnaryFastPath?: boolean;
+  unaryFastPath?: boolean;
   logger: Logger;
 }
 
@@ -192,12 +204,22 @@ async function writeResponse(
   call: CallState,
 ): Promise<void> {
   const res = nodeRes as AnyResponse;
-  const it = uRes.body?.[Symbol.asyncIterator]();
+  const it = uRes.body instanceof ReadyAnswer ? undefined : uRes.body?.[Symbol.asyncIterator]();
   let isWriteError = false;
   /** The chunk `end()` sends: the last of a one-message answer. */
   let last: Uint8Array | undefined;
   try {
-    if (it !== undefined && single) {
+    if (uRes.body instanceof ReadyAnswer) {
+      // A fast path's answer (grpc-unary.ts, connect-unary.ts): its chunks are all there.
+      call.answered = true;
+      isWriteError = true;
+      if (res.errored) throw res.errored;
+      if (res.destroyed) throw streamDestroyed();
+      const chunks = uRes.body.chunks;
+      last = chunks[chunks.length - 1];
+      res.writeHead(uRes.status, nodeHeaders(uRes.header));
+      for (let i = 0; i < chunks.length - 1; i++) res.write(chunks[i]!);
+    } else if (it !== undefined && single) {
       // One answer message: nothing is gained by sending part of it early. Read the body to its
       // end, then send headers and body with one `end()` (a `write()` before it corks the socket
       // and uncorks it in a nextTick, per call). gRPC-Web adds its trailer frame as a chunk.
@@ -370,6 +392,39 @@ function answersOnce(handler: UniversalHandler): boolean {
   return kind === "unary" || kind === "client_streaming";
 }
 
+/** A handler whose answers go through `rewrite`. */
+function withRewrite(handler: UniversalHandler, rewrite: NonNullable<NodeAdapterOptions["rewriteAnswer"]>): UniversalHandler {
+  // A promise continuation, not an async wrapper: one frame less on every call.
+  const wrapped = (req: UniversalServerRequest): Promise<UniversalServerResponse> => {
+    try {
+      return handler(req).then(rewrite);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+  return Object.assign(wrapped, handler);
+}
+
+function rewritten(
+  answer: Promise<UniversalServerResponse>,
+  rewrite: NodeAdapterOptions["rewriteAnswer"],
+): Promise<UniversalServerResponse> {
+  return rewrite === undefined ? answer : answer.then(rewrite);
+}
+
+/**
+ * The fast path of a unary call by its content type: gRPC's over HTTP/2 (never gRPC-Web, never
+ * over HTTP/1.1), Connect's for the rest (it hands what is not a Connect unary POST to connect's
+ * handler before reading anything).
+ */
+function fastPath(paths: UnaryPaths | undefined, req: NodeRequest): UnaryPaths["connect"] | undefined {
+  if (paths === undefined) return undefined;
+  const type = req.headers["content-type"];
+  if (type === undefined) return undefined;
+  if (type.startsWith("application/grpc")) return "stream" in req ? paths.grpc : undefined;
+  return paths.connect;
+}
+
 /** A Node request listener serving a connect router, and the router's handlers by request path. */
 export interface NodeAdapter {
   (req: NodeRequest, res: NodeResponse): void;
@@ -385,10 +440,16 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
     acceptCompression: options.acceptCompression ?? [compressionGzip, compressionBrotli],
   };
   const router = createConnectRouter(routerOptions);
-  const grpcUnary = new Map<string, GrpcUnaryHandler>();
-  options.routes(options.grpcUnaryFastPath === false ? router : recordGrpcUnary(router, routerOptions, grpcUnary));
+  const unary = new Map<string, UnaryPaths>();
+  options.routes(options.unaryFastPath === false ? router : recordUnaryPaths(router, routerOptions, unary));
+  const rewrite = options.rewriteAnswer;
+  /** connect's handlers by request path (what a fast path falls back to), and the same with the rewrite. */
+  const connectHandlers = new Map<string, UniversalHandler>();
   const paths = new Map<string, UniversalHandler>();
-  for (const handler of router.handlers) paths.set(handler.requestPath, handler);
+  for (const handler of router.handlers) {
+    connectHandlers.set(handler.requestPath, handler);
+    paths.set(handler.requestPath, rewrite === undefined ? handler : withRewrite(handler, rewrite));
+  }
   const logger = options.logger;
   const beforeTrailers = options.beforeTrailers;
   const listener = (req: NodeRequest, res: NodeResponse): void => {
@@ -403,8 +464,8 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeAdapter {
     }
     const call: CallState = { answered: false };
     const uReq = universalRequest(req, res, options.contextValues?.(req), call);
-    const fast = "stream" in req ? grpcUnary.get(path) : undefined;
-    (fast === undefined ? handler(uReq) : fast(uReq, handler))
+    const fast = fastPath(unary.get(path), req);
+    (fast === undefined ? handler(uReq) : rewritten(fast(uReq, connectHandlers.get(path)!), rewrite))
       .then((uRes) => writeResponse(uRes, res, beforeTrailers, answersOnce(handler), call))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;

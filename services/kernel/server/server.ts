@@ -29,7 +29,7 @@ import { serverInterceptors } from "../interceptors/server-chain.js";
 import { headerGetter } from "../interceptors/tracing.js";
 import type { CorsOptions } from "./cors.js";
 import { createCors } from "./cors.js";
-import { addDecodeErrorInfo, fixGrpcStatus } from "./decode-errors.js";
+import { fixGrpcStatus, rewriteDecodeErrors } from "./decode-errors.js";
 import { registerHealthService } from "./health-service.js";
 import { createHttpEndpoints, createServiceRoutes } from "./http-endpoints.js";
 import { createInProcessClient } from "./in-process-client.js";
@@ -275,7 +275,6 @@ export function createServer(options: ServerOptions): NexusServer {
     registerHealthService(router, state, options.healthWatchIntervalMs ? { watchIntervalMs: options.healthWatchIntervalMs } : {});
     // The event payload files too: no API imports them, and consumers decode events with them.
     registerReflectionServices(router, createReflectionIndex([...descs, Health, ReflectionV1, ReflectionV1alpha], EVENT_FILES));
-    addDecodeErrorInfo(router);
   };
   for (const [name, check] of Object.entries(options.readinessChecks ?? {})) state.addCheck(name, check);
 
@@ -333,6 +332,7 @@ export function createServer(options: ServerOptions): NexusServer {
     routes,
     logger,
     beforeTrailers: fixGrpcStatus,
+    rewriteAnswer: rewriteDecodeErrors,
     interceptors: serverInterceptors({
       logger,
       ...(options.interceptors ? { extra: options.interceptors } : {}),
