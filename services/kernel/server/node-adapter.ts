@@ -405,6 +405,7 @@ function withRewrite(handler: UniversalHandler, rewrite: NonNullable<NodeAdapter
   return Object.assign(wrapped, handler);
 }
 
+/** A fast path's answer through `rewrite` (a fallback's answer comes from connect's own handler, not the wrapped one, so it is rewritten once). */
 function rewritten(
   answer: Promise<UniversalServerResponse>,
   rewrite: NodeAdapterOptions["rewriteAnswer"],
