@@ -10,6 +10,7 @@ import { parse as parseYaml } from "yaml";
 import { DocumentStatus } from "../gen/nexus/ingestion/v1/document_pb.js";
 import { createNexusClient } from "../services/client/index.js";
 import { SERVICE_NAMES } from "../services/kernel/config.js";
+import { deleteStreams } from "../services/kernel/events/nats-streams.js";
 import { createBenchDatabase, syntheticText } from "./rag-setup.js";
 
 /**
@@ -461,6 +462,12 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
 
     const serve: Record<string, number> = {};
     const database = await createBenchDatabase(process.env.NEXUS_BENCH_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres");
+    const nats = {
+      NATS_URL: process.env.NEXUS_BENCH_NATS_URL ?? "nats://127.0.0.1:4222",
+      NEXUS_NATS_STREAM: `BENCH_MEM_${process.pid}`,
+      NEXUS_SUBJECT_PREFIX: `benchmem${process.pid}`,
+      NEXUS_DLQ_STREAM: `BENCH_MEM_DLQ_${process.pid}`,
+    };
     try {
       // Without pgvector on the server the services refuse to start unless told to search
       // lexically (what the chart's users would set): measure that way, and say so.
@@ -469,10 +476,7 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
       const env = {
         ...(vectors ? {} : { NEXUS_LEXICAL_ONLY: "true" }),
         DATABASE_URL: database.url,
-        NATS_URL: process.env.NEXUS_BENCH_NATS_URL ?? "nats://127.0.0.1:4222",
-        NEXUS_NATS_STREAM: `BENCH_MEM_${process.pid}`,
-        NEXUS_SUBJECT_PREFIX: `benchmem${process.pid}`,
-        NEXUS_DLQ_STREAM: `BENCH_MEM_DLQ_${process.pid}`,
+        ...nats,
         NEXUS_LOG_PRETTY: "false",
       };
       // Every role in its own process, as the chart runs them, each told where the others are;
@@ -502,6 +506,8 @@ export async function benchMemory(options: { documents?: number; log?: (line: st
       children.length = 0;
     } finally {
       await database.drop();
+      // The services created the run's streams on the shared server: remove them.
+      await deleteStreams(nats.NATS_URL, [nats.NEXUS_NATS_STREAM, nats.NEXUS_DLQ_STREAM]);
     }
     log(
       `nexus serve peak RSS after start and 2 s of Health/Check at 32 in flight (target < 256 each): ${Object.entries(serve)

@@ -4,8 +4,7 @@
  * shared NATS server never see each other's events; this module names those streams and deletes
  * them when the suite ends.
  */
-import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
+import { deleteStreams } from "../../services/kernel/events/nats-streams.js";
 import { TEST_LEXICAL_ONLY, TEST_NATS_URL, uniqueToken } from "./services.js";
 
 /** The event and dead-letter stream names of the suite whose token is `token`. */
@@ -43,12 +42,5 @@ export function bootstrapKeyEnv(key: { keyId: string; digest: Uint8Array }): Rec
  * that matters. Uses its own connection, since the suite's bus has usually drained its own.
  */
 export async function deleteSuiteStreams(token: string, names: readonly string[] = Object.values(suiteStreams(token))): Promise<void> {
-  const nc = await connect({ servers: TEST_NATS_URL }).catch(() => undefined);
-  if (!nc) return;
-  try {
-    const jsm = await jetstreamManager(nc);
-    for (const name of names) await jsm.streams.delete(name).catch(() => undefined);
-  } finally {
-    await nc.close();
-  }
+  await deleteStreams(TEST_NATS_URL, names);
 }

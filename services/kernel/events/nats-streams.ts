@@ -1,4 +1,11 @@
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
 import { type NatsConnection, nanos } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 
@@ -118,5 +125,21 @@ export async function ensureStream(jsm: JetStreamManager, options: EnsureStreamO
     const raced = await check();
     if (!raced) throw err;
     return raced;
+  }
+}
+
+/**
+ * Deletes streams from the NATS server at `url`, on a connection of its own: the clean-up of
+ * streams a test suite or a benchmark created on a shared server. A stream already gone, or a
+ * server that is not reachable, is not an error (there is nothing to clean then).
+ */
+export async function deleteStreams(url: string, names: readonly string[]): Promise<void> {
+  const nc = await connect({ servers: url, name: "nexus-stream-cleanup" }).catch(() => undefined);
+  if (!nc) return;
+  try {
+    const jsm = await jetstreamManager(nc);
+    for (const name of names) await jsm.streams.delete(name).catch(() => undefined);
+  } finally {
+    await nc.close();
   }
 }
