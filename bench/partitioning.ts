@@ -105,7 +105,7 @@ function appendSql(layout: Layout): string {
   const table = `ev_${layout.name}`;
   const insert = `INSERT INTO ${table} (event_id, stream_id, version, type, topic, payload, metadata)
          SELECT $3::uuid, $1, at.v + 1, 'nexus.bench.v1.Happened', 'bench.happened', '{"n":0}'::jsonb, $4::jsonb FROM at
-         RETURNING position, event_id`;
+         RETURNING position, event_id, stream_id`;
   const head = `WITH current AS (SELECT coalesce(max(version), 0)::int AS v FROM ${table} WHERE stream_id = $1),
        at AS (SELECT v FROM current WHERE v = $2::int)`;
   return layout.eventIds
