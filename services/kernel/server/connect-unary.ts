@@ -65,21 +65,20 @@ async function readBody(body: AsyncIterable<Uint8Array>, readMaxBytes: number, l
   const it = body[Symbol.asyncIterator]();
   const chunks: Uint8Array[] = [];
   let total = 0;
-  let ended = false;
-  try {
-    for (let r = await it.next(); r.done !== true; r = await it.next()) {
-      total += r.value.byteLength;
-      if (hint >= 0 && total > hint) {
-        throw new ConnectError(`protocol error: promised ${hint} bytes, received ${total}`, Code.InvalidArgument);
-      }
-      if (hint < 0 && total > readMaxBytes) {
-        throw new ConnectError(`message size is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted);
-      }
-      chunks.push(r.value);
+  // A body that fails is not returned (as a `for await` whose `next` throws); one this stops reading is.
+  const stop = async (error: ConnectError): Promise<never> => {
+    await it.return?.();
+    throw error;
+  };
+  for (let r = await it.next(); r.done !== true; r = await it.next()) {
+    total += r.value.byteLength;
+    if (hint >= 0 && total > hint) {
+      await stop(new ConnectError(`protocol error: promised ${hint} bytes, received ${total}`, Code.InvalidArgument));
     }
-    ended = true;
-  } finally {
-    if (!ended) await it.return?.();
+    if (hint < 0 && total > readMaxBytes) {
+      await stop(new ConnectError(`message size is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted));
+    }
+    chunks.push(r.value);
   }
   if (hint >= 0 && total < hint) {
     throw new ConnectError(`protocol error: promised ${hint} bytes, received ${total}`, Code.InvalidArgument);
