@@ -5,6 +5,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { domainError } from "../errors.js";
 import { decodeError, PARSE_BINARY } from "../interceptors/error-normalizing.js";
+import { ReadyAnswer } from "./fast-path.js";
 
 type UniversalResponse = UniversalServerResponse;
 
@@ -138,9 +139,7 @@ async function rewriteConnectError(
   const again = (body: Uint8Array, status = res.status): UniversalResponse => ({
     ...res,
     status,
-    body: (async function* () {
-      yield body;
-    })(),
+    body: new ReadyAnswer([body]),
   });
   let parsed: { code?: unknown; message?: unknown; details?: unknown };
   try {

@@ -18,8 +18,9 @@ export type HandlerOptions = ReturnType<typeof validateUniversalHandlerOptions>;
 export type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 
 /**
- * The body of an answer a unary fast path built whole: its chunks, which the Node bridge
- * (node-adapter.ts) writes without iterating. It is still an async iterable, so anything else
+ * The body of an answer built whole (by a unary fast path, or the server's rewrite of an error
+ * answer, decode-errors.ts): its chunks, which the Node bridge (node-adapter.ts) writes without
+ * iterating. It is still an async iterable, so anything else
  * reading a universal response reads it as usual.
  */
 export class ReadyAnswer implements AsyncIterable<Uint8Array> {

@@ -191,6 +191,13 @@ function drained(res: AnyResponse): Promise<void> {
   );
 }
 
+/** Every chunk of a body, read to its end. */
+async function readToEnd(it: AsyncIterator<Uint8Array>): Promise<Uint8Array[]> {
+  const chunks: Uint8Array[] = [];
+  for (let chunk = await it.next(); chunk.done !== true; chunk = await it.next()) chunks.push(chunk.value);
+  return chunks;
+}
+
 /**
  * Writes a universal response to Node's response: headers after the first chunk (so handlers
  * can still set them), then the body and trailers. `single`: the RPC answers with one message
@@ -204,34 +211,25 @@ async function writeResponse(
   call: CallState,
 ): Promise<void> {
   const res = nodeRes as AnyResponse;
-  const it = uRes.body instanceof ReadyAnswer ? undefined : uRes.body?.[Symbol.asyncIterator]();
+  // An answer built whole (a fast path's, a rewritten error) has its chunks already: no iterator.
+  const ready = uRes.body instanceof ReadyAnswer ? uRes.body.chunks : undefined;
+  const it = ready === undefined ? uRes.body?.[Symbol.asyncIterator]() : undefined;
   let isWriteError = false;
   /** The chunk `end()` sends: the last of a one-message answer. */
   let last: Uint8Array | undefined;
   try {
-    if (uRes.body instanceof ReadyAnswer) {
-      // A fast path's answer (grpc-unary.ts, connect-unary.ts): its chunks are all there.
-      call.answered = true;
-      isWriteError = true;
-      if (res.errored) throw res.errored;
-      if (res.destroyed) throw streamDestroyed();
-      const chunks = uRes.body.chunks;
-      last = chunks[chunks.length - 1];
-      res.writeHead(uRes.status, nodeHeaders(uRes.header));
-      for (let i = 0; i < chunks.length - 1; i++) res.write(chunks[i]!);
-    } else if (it !== undefined && single) {
+    if (ready !== undefined || (it !== undefined && single)) {
       // One answer message: nothing is gained by sending part of it early. Read the body to its
       // end, then send headers and body with one `end()` (a `write()` before it corks the socket
       // and uncorks it in a nextTick, per call). gRPC-Web adds its trailer frame as a chunk.
-      const chunks: Uint8Array[] = [];
-      for (let chunk = await it.next(); chunk.done !== true; chunk = await it.next()) chunks.push(chunk.value);
+      const chunks = ready ?? (await readToEnd(it!));
       call.answered = true;
       isWriteError = true;
       if (res.errored) throw res.errored;
       if (res.destroyed) throw streamDestroyed();
-      last = chunks.pop();
+      last = chunks[chunks.length - 1];
       res.writeHead(uRes.status, nodeHeaders(uRes.header));
-      for (const chunk of chunks) res.write(chunk);
+      for (let i = 0; i < chunks.length - 1; i++) res.write(chunks[i]!);
     } else if (it !== undefined) {
       let chunk = await it.next();
       isWriteError = true;
