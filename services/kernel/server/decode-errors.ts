@@ -7,8 +7,6 @@ import { domainError } from "../errors.js";
 import { decodeError, PARSE_BINARY } from "../interceptors/error-normalizing.js";
 import { ReadyAnswer } from "./fast-path.js";
 
-type UniversalResponse = UniversalServerResponse;
-
 /**
  * Gives the errors Connect raises before any interceptor runs an ErrorInfo and the right
  * code, like every other error of the API, and writes grpc-message as the gRPC spec says.
@@ -29,7 +27,7 @@ type UniversalResponse = UniversalServerResponse;
  * fast paths (node-adapter.ts `rewriteAnswer`). Answers that need none pass unchanged, without
  * a promise of their own.
  */
-export function rewriteDecodeErrors(res: UniversalResponse): UniversalResponse | Promise<UniversalResponse> {
+export function rewriteDecodeErrors(res: UniversalServerResponse): UniversalServerResponse | Promise<UniversalServerResponse> {
   const contentType = res.header?.get("content-type") ?? "";
   if (contentType.startsWith("application/grpc-web")) return rewriteGrpcWeb(res);
   if (contentType.startsWith("application/grpc")) return rewriteGrpc(res);
@@ -84,14 +82,14 @@ export function fixGrpcStatus(h: Headers): void {
   }
 }
 
-function rewriteGrpc(res: UniversalResponse): UniversalResponse {
+function rewriteGrpc(res: UniversalServerResponse): UniversalServerResponse {
   if (res.header) fixGrpcStatus(res.header);
   // The trailer is filled in while the body is produced: the server's Node bridge fixes it
   // with {@link fixGrpcStatus} right before writing it (no wrapper around every gRPC body).
   return res;
 }
 
-function rewriteGrpcWeb(res: UniversalResponse): UniversalResponse {
+function rewriteGrpcWeb(res: UniversalServerResponse): UniversalServerResponse {
   if (res.header) fixGrpcStatus(res.header);
   const body = res.body;
   if (!body) return res;
@@ -120,7 +118,7 @@ function rewriteGrpcWeb(res: UniversalResponse): UniversalResponse {
   };
 }
 
-function rewriteConnectUnary(res: UniversalResponse): UniversalResponse | Promise<UniversalResponse> {
+function rewriteConnectUnary(res: UniversalServerResponse): UniversalServerResponse | Promise<UniversalServerResponse> {
   // Not an async function: every answer that is not an error passes without a frame of its own.
   const header = res.header;
   if ((res.status !== 400 && res.status !== 500) || !res.body || !header) return res;
@@ -129,14 +127,14 @@ function rewriteConnectUnary(res: UniversalResponse): UniversalResponse | Promis
 }
 
 async function rewriteConnectError(
-  res: UniversalResponse,
+  res: UniversalServerResponse,
   header: Headers,
   resBody: AsyncIterable<Uint8Array>,
-): Promise<UniversalResponse> {
+): Promise<UniversalServerResponse> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of resBody) chunks.push(chunk);
   const bytes = Buffer.concat(chunks);
-  const again = (body: Uint8Array, status = res.status): UniversalResponse => ({
+  const again = (body: Uint8Array, status = res.status): UniversalServerResponse => ({
     ...res,
     status,
     body: new ReadyAnswer([body]),
